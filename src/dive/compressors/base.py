@@ -1,0 +1,118 @@
+"""The compressor contract and the registry of methods by name.
+
+Every method, the benchmark and every export speak only through this contract
+(scikit-learn style):
+
+- `__init__` stores hyper-parameters and nothing else;
+- `fit(corpus, train=None)` learns from corpus embeddings (unsupervised signal) and, for
+  supervised methods, labelled queries; it returns `self` and sets `runtime_`;
+- `transform(X)` maps (n, D) float32 to L2-normalised (n, d) float32 through `runtime_`,
+  so results do not depend on batch size and every export computes the same thing.
+
+A new method is one module with a `Compressor` subclass plus one line in `REGISTRY`
+(`dive.compressors.registry`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dive.arrays import as_embeddings
+from dive.compressors.runtime import Runtime
+from dive.errors import DataError, NotFittedError
+
+
+@dataclass(frozen=True)
+class LabelledQueries:
+    """Query embeddings with their judged-relevant documents as corpus row indices."""
+
+    embeddings: np.ndarray  # (m, D) float32, L2-normalised
+    relevant: tuple[dict[int, int], ...]  # per query: corpus row -> grade (> 0 only)
+    ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.embeddings.shape[0] != len(self.relevant):
+            raise DataError(
+                f"labelled queries: {self.embeddings.shape[0]} embeddings but "
+                f"{len(self.relevant)} relevance lists"
+            )
+
+    def __len__(self) -> int:
+        return len(self.relevant)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Labels a supervised fit may use: a training set and an optional validation set."""
+
+    train: LabelledQueries
+    validation: LabelledQueries | None = None
+
+
+@dataclass
+class FitInfo:
+    """What a fit reports beside its model: diagnostics that go into the results record."""
+
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+class Compressor(ABC):
+    """Maps D-dim embeddings to `dim`-dim L2-normalised ones.
+
+    Subclasses set `method` (the registry name) and `supervised`, implement `_fit`, and may
+    override `config` to expose extra hyper-parameters.
+    """
+
+    method: ClassVar[str]
+    supervised: ClassVar[bool] = False
+
+    def __init__(self, dim: int | None = None, seed: int = 0) -> None:
+        self.dim = dim
+        self.seed = seed
+
+    def config(self) -> dict[str, Any]:
+        """Hyper-parameters as JSON-ready values (recorded with results and saved models)."""
+        return {"dim": self.dim, "seed": self.seed}
+
+    def fit(self, corpus: np.ndarray, train: TrainingData | None = None) -> Compressor:
+        """Learn the compression from corpus embeddings (and labels if supervised)."""
+        corpus = as_embeddings(corpus, name="corpus embeddings")
+        if corpus.shape[0] == 0:
+            raise DataError("corpus embeddings: empty (0 rows)")
+        if self.dim is not None and not 0 < self.dim <= corpus.shape[1]:
+            raise DataError(
+                f"{self.method}: dim must be in 1..{corpus.shape[1]} (the input dimension), "
+                f"got {self.dim}"
+            )
+        if train is not None:
+            as_embeddings(train.train.embeddings, name="training queries", dim=corpus.shape[1])
+        self.fit_info_ = FitInfo()
+        self.runtime_ = self._fit(corpus, train)
+        return self
+
+    @abstractmethod
+    def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
+        """Return the fitted runtime; may add to `self.fit_info_.diagnostics`."""
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Compress (n, D) embeddings to L2-normalised (n, d) float32."""
+        return self.fitted_runtime()(x)
+
+    def fitted_runtime(self) -> Runtime:
+        runtime: Runtime | None = getattr(self, "runtime_", None)
+        if runtime is None:
+            raise NotFittedError(f"{self.method}: call fit() before transform()")
+        return runtime
+
+    @property
+    def n_params(self) -> int:
+        """Parameters used at inference time (the runtime's arrays)."""
+        return self.fitted_runtime().n_params
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"

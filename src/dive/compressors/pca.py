@@ -1,0 +1,52 @@
+"""`pca` and `pca-uncentered`: project on the corpus's top principal axes.
+
+The covariance is accumulated in fixed-size chunks (float64), so memory does not grow with the
+corpus; for D up to a few thousand the eigendecomposition of the D x D matrix is exact and
+cheap, so no randomised or incremental SVD is needed. `pca-uncentered` applies the same axes
+without subtracting the mean: measured stronger on SciFact and NFCorpus (SPEC 4.5).
+Axis signs are fixed (largest-magnitude loading positive) so fits are deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.runtime import Runtime
+
+
+def principal_axes(x: np.ndarray, dim: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Return (mean (D,), axes (dim, D)) of `x`, axes sorted by decreasing variance."""
+    n, d_in = x.shape
+    total = np.zeros(d_in, dtype=np.float64)
+    gram = np.zeros((d_in, d_in), dtype=np.float64)
+    for start in range(0, n, chunk):
+        block = x[start : start + chunk].astype(np.float64)
+        total += block.sum(axis=0)
+        gram += block.T @ block
+    mean = total / n
+    cov = gram / n - np.outer(mean, mean)
+    eigvals, eigvecs = np.linalg.eigh(cov)
+    axes = eigvecs[:, np.argsort(eigvals)[::-1][:dim]].T
+    signs = np.sign(axes[np.arange(dim), np.abs(axes).argmax(axis=1)])
+    axes *= signs[:, None]
+    return mean.astype(np.float32), np.ascontiguousarray(axes, dtype=np.float32)
+
+
+class PCA(Compressor):
+    """Centred PCA fitted on the corpus embeddings."""
+
+    method = "pca"
+    centered = True
+
+    def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
+        mean, axes = principal_axes(corpus, self.dim or corpus.shape[1])
+        center = mean if self.centered else None
+        return Runtime(input_dim=corpus.shape[1], center=center, projection=axes)
+
+
+class PCAUncentered(PCA):
+    """The same principal axes, applied without subtracting the corpus mean."""
+
+    method = "pca-uncentered"
+    centered = False
