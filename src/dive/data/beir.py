@@ -1,0 +1,257 @@
+"""Load a retrieval dataset stored in the BEIR layout into plain Python lists.
+
+Layout (each file may also be gzipped, e.g. `corpus.jsonl.gz`)::
+
+    <folder>/corpus.jsonl        one JSON object a line: `_id`, `title` (optional), `text`
+    <folder>/queries.jsonl       one JSON object a line: `_id`, `text`
+    <folder>/qrels/{train,dev,test}.tsv   `query-id<TAB>corpus-id<TAB>score`, header optional
+
+Document text is `(title + " " + text).strip()`, the BEIR convention. Every judgement row is
+kept, grade 0 included (trec_eval counts them as judged non-relevant). Any inconsistency is a
+`DataError` naming the file and line: this module fails loudly rather than silently dropping
+rows, so a benchmark never runs on a quietly truncated dataset.
+
+Left out: embedding, label budgets and query splits (`dive.data.splits`), finding or
+downloading a dataset by name (`dive.data.download`), qrels files other than train/dev/test
+(BEIR publishes no others), and TREC-format (4-column) qrels.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from dive.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+Qrels: TypeAlias = dict[str, dict[str, int]]
+"""Relevance judgements of one split: query id -> corpus id -> integer grade."""
+
+SPLITS: tuple[str, ...] = ("train", "dev", "test")
+_QRELS_HEADER = ("query-id", "corpus-id", "score")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A BEIR-layout dataset held in memory, rows in file order.
+
+    `qrels` holds only the splits present on disk. The big lists are left out of `repr` so a
+    dataset in a log line or traceback stays one line.
+    """
+
+    name: str
+    path: Path
+    corpus_ids: list[str] = field(repr=False)
+    corpus_texts: list[str] = field(repr=False)  # title + " " + text, stripped
+    query_ids: list[str] = field(repr=False)
+    query_texts: list[str] = field(repr=False)
+    qrels: dict[str, Qrels] = field(repr=False)  # split name -> qrels
+
+    def __post_init__(self) -> None:
+        if len(self.corpus_ids) != len(self.corpus_texts):
+            raise ValueError("corpus_ids and corpus_texts differ in length")
+        if len(self.query_ids) != len(self.query_texts):
+            raise ValueError("query_ids and query_texts differ in length")
+
+    def split(self, name: str) -> Qrels:
+        """The qrels of split `name`, or a `DataError` listing the splits this dataset has."""
+        try:
+            return self.qrels[name]
+        except KeyError:
+            available = ", ".join(self.qrels) or "none"
+            raise DataError(
+                f"{self.path}: dataset {self.name!r} has no {name!r} qrels split "
+                f"(available: {available})"
+            ) from None
+
+
+def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
+    """Read the BEIR-layout folder `path`; `name` defaults to the folder's name.
+
+    Raises `DataError` (one line, naming file and line) for a missing file, malformed JSON, a
+    missing `_id`/`text`, duplicate ids, an empty corpus or query file, a malformed qrels row
+    and a qrels row naming a query or document that is not in the dataset.
+    """
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such dataset folder")
+    corpus_path = _find_file(folder, "corpus.jsonl", required=True)
+    queries_path = _find_file(folder, "queries.jsonl", required=True)
+    assert corpus_path is not None and queries_path is not None  # required=True raised otherwise
+
+    corpus_ids, corpus_texts, corpus_lines = _read_jsonl(corpus_path, with_title=True)
+    if not corpus_ids:
+        raise DataError(f"{corpus_path}: the corpus is empty")
+    query_ids, query_texts, query_lines = _read_jsonl(queries_path, with_title=False)
+    if not query_ids:
+        raise DataError(f"{queries_path}: no queries")
+
+    qrels: dict[str, Qrels] = {}
+    qrels_dir = folder / "qrels"
+    for split in SPLITS:
+        split_path = _find_file(qrels_dir, f"{split}.tsv", required=False)
+        if split_path is not None:
+            qrels[split] = _read_qrels(
+                split_path,
+                queries=query_lines,
+                corpus=corpus_lines,
+                names=(queries_path.name, corpus_path.name),
+            )
+    if not qrels:
+        raise DataError(
+            f"{qrels_dir}: no qrels found (expected one of "
+            + ", ".join(f"{s}.tsv" for s in SPLITS)
+            + ")"
+        )
+    dataset = Dataset(
+        name=name if name is not None else folder.name,
+        path=folder,
+        corpus_ids=corpus_ids,
+        corpus_texts=corpus_texts,
+        query_ids=query_ids,
+        query_texts=query_texts,
+        qrels=qrels,
+    )
+    logger.info(
+        "loaded %s: %d docs, %d queries, qrels %s",
+        dataset.name,
+        len(corpus_ids),
+        len(query_ids),
+        ", ".join(f"{s}={sum(len(d) for d in q.values())}" for s, q in qrels.items()),
+    )
+    return dataset
+
+
+def _find_file(folder: Path, filename: str, *, required: bool) -> Path | None:
+    """`folder/filename`, else its `.gz` twin; the plain file wins when both exist."""
+    plain = folder / filename
+    gz = folder / f"{filename}.gz"
+    if plain.is_file():
+        if gz.is_file():
+            logger.warning("%s and %s both exist; reading %s", plain, gz.name, plain.name)
+        return plain
+    if gz.is_file():
+        return gz
+    if required:
+        raise DataError(f"{plain}: missing (nor is there {gz.name})")
+    return None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, decoded line) of a plain or gzipped UTF-8 text file.
+
+    Reads bytes and decodes each line itself so that a bad byte is reported at its exact
+    line, and splits on b"\\n" only, so CRLF leaves a trailing "\\r" for callers to strip.
+    """
+    lineno = 0
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
+            for lineno, raw in enumerate(handle, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(
+                        f"{path} line {lineno}: not valid UTF-8 (byte {exc.start})"
+                    ) from None
+                if lineno == 1 and line.startswith("\ufeff"):
+                    line = line[1:]  # a byte-order mark some editors add
+                yield lineno, line
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot read after line {lineno}: {exc}") from None
+
+
+def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], dict[str, int]]:
+    """Ids, texts and id -> line number of a corpus (`with_title`) or queries file."""
+    ids: list[str] = []
+    texts: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue  # blank lines, e.g. a trailing one, carry no record
+        try:
+            obj: Any = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path} line {lineno}: malformed JSON ({exc.msg} at column {exc.colno})"
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}"
+            )
+        record_id = _field_id(obj, path, lineno)
+        text = obj.get("text")
+        if not isinstance(text, str):
+            problem = "missing 'text' field" if text is None else "'text' is not a string"
+            raise DataError(f"{path} line {lineno}: {problem}")
+        first = seen.setdefault(record_id, lineno)
+        if first != lineno:
+            raise DataError(
+                f"{path} line {lineno}: duplicate id {record_id!r} (first on line {first})"
+            )
+        if with_title:
+            title = obj.get("title") or ""
+            if not isinstance(title, str):
+                raise DataError(f"{path} line {lineno}: 'title' is not a string")
+            text = f"{title} {text}".strip()
+        ids.append(record_id)
+        texts.append(text)
+    return ids, texts, seen
+
+
+def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:
+    # Integer ids are accepted and made strings: qrels are text, so an int id would never match.
+    value = obj.get("_id")
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    problem = "missing '_id' field" if value is None else f"bad '_id' {value!r}"
+    raise DataError(f"{path} line {lineno}: {problem}")
+
+
+def _read_qrels(
+    path: Path, *, queries: dict[str, int], corpus: dict[str, int], names: tuple[str, str]
+) -> Qrels:
+    """One qrels split; `queries`/`corpus` are the known ids, `names` their file names."""
+    qrels: Qrels = {}
+    header_possible = True
+    for lineno, line in _lines(path):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        cols = [c.strip() for c in stripped.split("\t")]
+        if header_possible:
+            header_possible = False
+            if tuple(c.lower() for c in cols) == _QRELS_HEADER:
+                continue
+        if len(cols) != 3:
+            raise DataError(
+                f"{path} line {lineno}: expected 3 tab-separated columns "
+                f"(query-id, corpus-id, score), found {len(cols)}"
+            )
+        query_id, doc_id, score = cols
+        try:
+            grade = int(score)
+        except ValueError:
+            raise DataError(f"{path} line {lineno}: score {score!r} is not an integer") from None
+        if query_id not in queries:
+            raise DataError(f"{path} line {lineno}: query id {query_id!r} is not in {names[0]}")
+        if doc_id not in corpus:
+            raise DataError(f"{path} line {lineno}: corpus id {doc_id!r} is not in {names[1]}")
+        judged = qrels.setdefault(query_id, {})
+        previous = judged.setdefault(doc_id, grade)
+        if previous != grade:
+            raise DataError(
+                f"{path} line {lineno}: ({query_id!r}, {doc_id!r}) judged again with grade "
+                f"{grade}, earlier {previous}"
+            )
+    if not qrels:
+        raise DataError(f"{path}: no judgement rows")
+    return qrels

@@ -1,0 +1,229 @@
+"""Find a dataset by name or path, and download official BEIR zips into a local cache.
+
+A name (not an existing folder) is looked up as `<root>/<name>` in, in order: the `data_dir`
+argument, each folder of `$DIVE_DATA` (os.pathsep-separated), then `default_cache_dir()`. If
+none has it, the BEIR zip is downloaded into the cache. A download streams to a temporary
+file inside the cache, unzips into a temporary folder there and is renamed into place only
+once its layout checks out, so an interrupted or failed download leaves nothing a later
+lookup could mistake for a dataset.
+
+Left out: checksums of the zips (BEIR publishes none we could pin), proxies and retries beyond
+what urllib does, and cleaning up temporary folders left by a killed process (they are hidden,
+`.<name>.download-*`, and never found by a lookup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dive.data.beir import Dataset, load_beir
+from dive.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+
+# One path segment that is safe in a URL and a file name: no "..", no leading dot.
+_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+# A name is one segment ("scifact") or two ("cqadupstack/android": a sub-dataset of a zip).
+_NAME = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})?")
+_CHUNK = 1 << 20
+_TIMEOUT_S = 60.0
+
+
+def default_cache_dir() -> Path:
+    """Where downloaded datasets live: `$DIVE_CACHE/datasets`, else `<user cache>/dive/datasets`.
+
+    The user cache is `$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on macOS and
+    `%LOCALAPPDATA%` on Windows.
+    """
+    env = os.environ.get("DIVE_CACHE")
+    if env:
+        return Path(env).expanduser() / "datasets"
+    return _user_cache_dir() / "dive" / "datasets"
+
+
+def _user_cache_dir() -> Path:
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        return Path(local) if local else Path.home() / "AppData" / "Local"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+
+
+def resolve_dataset(
+    name_or_path: str, *, data_dir: str | Path | None = None, download: bool = True
+) -> Path:
+    """The folder of a dataset given as an existing folder or a BEIR name.
+
+    Looks in `data_dir`, then `$DIVE_DATA`, then the cache, and downloads into the cache when
+    `download` is true; otherwise raises a `DataError` listing every place it looked.
+    """
+    raw = os.fspath(name_or_path)
+    as_path = Path(raw).expanduser()
+    if as_path.is_dir():
+        return as_path
+    if not _NAME.fullmatch(raw):
+        # Not a bare name, so it was meant as a path; don't search or download for it.
+        raise DataError(f"{raw}: no such dataset folder")
+
+    roots: list[tuple[str, Path]] = []
+    if data_dir is not None:
+        roots.append(("data_dir", Path(data_dir).expanduser()))
+    for entry in os.environ.get("DIVE_DATA", "").split(os.pathsep):
+        if entry:
+            roots.append(("$DIVE_DATA", Path(entry).expanduser()))
+    cache = default_cache_dir()
+    roots.append(("cache", cache))
+    for source, root in roots:
+        candidate = root / raw
+        if candidate.is_dir():
+            logger.info("dataset %s: using %s (from %s)", raw, candidate, source)
+            return candidate
+
+    looked = "; ".join(f"{root / raw} ({source})" for source, root in roots)
+    if not download:
+        raise DataError(f"dataset {raw!r} not found and download is off; looked in: {looked}")
+    top, _, sub = raw.partition("/")
+    try:
+        folder = download_beir(top, cache)
+    except DataError as exc:
+        raise DataError(f"dataset {raw!r} not found (looked in: {looked}) and {exc}") from None
+    if sub:
+        folder = folder / sub
+        if not folder.is_dir():
+            raise DataError(f"{folder}: the {top!r} download has no sub-dataset {sub!r}")
+    return folder
+
+
+def load_dataset(
+    name_or_path: str, *, data_dir: str | Path | None = None, download: bool = True
+) -> Dataset:
+    """`resolve_dataset` then `load_beir`; a dataset found by name is named by it."""
+    folder = resolve_dataset(name_or_path, data_dir=data_dir, download=download)
+    is_name = not Path(name_or_path).expanduser().is_dir() and bool(_NAME.fullmatch(name_or_path))
+    return load_beir(folder, name=name_or_path if is_name else None)
+
+
+def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path:
+    """Download BEIR dataset `name` (a zip) into `dest_root/name` and return that folder.
+
+    `url` defaults to the official `BEIR_URL`; any URL urllib opens works (tests use
+    `file://`). An existing `dest_root/name` is returned untouched. The folder appears
+    atomically and only after its layout is checked; on any failure nothing is left behind.
+    """
+    if not re.fullmatch(_SEGMENT, name):
+        raise DataError(f"{name!r} is not a dataset name (letters, digits, '_', '-', '.')")
+    dest_root = Path(dest_root).expanduser()
+    target = dest_root / name
+    if target.is_dir():
+        logger.info("dataset %s already at %s", name, target)
+        return target
+    url = url or BEIR_URL.format(name=name)
+    dest_root.mkdir(parents=True, exist_ok=True)
+    # Temporary work inside dest_root so the final rename stays on one filesystem (atomic).
+    with tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=dest_root) as tmp:
+        archive = Path(tmp) / f"{name}.zip"
+        _fetch(url, archive, desc=name)
+        extracted = Path(tmp) / "extracted"
+        _unzip(archive, extracted, url=url)
+        found = _dataset_root(extracted, name)
+        if found is None:
+            raise DataError(
+                f"{url}: the archive holds no BEIR dataset (corpus.jsonl, queries.jsonl, "
+                "qrels/*.tsv) at its top level or one folder down"
+            )
+        try:
+            os.replace(found, target)
+        except OSError:
+            if not target.is_dir():  # not just another process finishing first
+                raise
+            logger.info("dataset %s appeared at %s while downloading; keeping it", name, target)
+    logger.info("downloaded %s to %s", url, target)
+    return target
+
+
+def _fetch(url: str, dest: Path, *, desc: str) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "dive-compress"})
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with (
+                open(dest, "wb") as out,
+                tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=desc,
+                    disable=None,  # no bar when stderr is not a terminal
+                    leave=False,
+                ) as bar,
+            ):
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise DataError(f"{url}: download failed: {exc.reason}") from None
+    except (OSError, ValueError) as exc:  # timeouts, resets, disk full; ValueError: bad URL
+        raise DataError(f"{url}: download failed: {exc}") from None
+
+
+def _unzip(archive: Path, dest: Path, *, url: str) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            # extractall checks each member's CRC as it goes, and drops absolute paths and ".."
+            # parts, so a corrupt member raises and no member can escape `dest`.
+            zf.extractall(dest)
+    # NotImplementedError: a compression method zipfile lacks (e.g. deflate64).
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError) as exc:
+        raise DataError(f"{url}: not a readable zip archive: {exc}") from None
+
+
+def _dataset_root(extracted: Path, name: str) -> Path | None:
+    """The folder in an unzipped archive that holds the dataset (BEIR zips nest `<name>/`)."""
+    candidates = [extracted / name, extracted]
+    with contextlib.suppress(OSError):
+        candidates += sorted(
+            p for p in extracted.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
+        )
+    # A flat dataset anywhere wins over a folder of sub-datasets (cqadupstack), so a zip whose
+    # single folder is not called `name` still unpacks to `name/corpus.jsonl`.
+    for depth in (0, 1):
+        for folder in candidates:
+            if folder.is_dir() and _looks_like_beir(folder, depth=depth):
+                return folder
+    return None
+
+
+def _looks_like_beir(folder: Path, *, depth: int) -> bool:
+    """Has corpus, queries and a qrels split; or, like cqadupstack, sub-folders that do."""
+
+    def has(rel: str) -> bool:
+        return (folder / rel).is_file() or (folder / f"{rel}.gz").is_file()
+
+    if has("corpus.jsonl") and has("queries.jsonl"):
+        return any(has(f"qrels/{split}.tsv") for split in ("train", "dev", "test"))
+    if depth > 0:
+        return any(
+            _looks_like_beir(sub, depth=depth - 1) for sub in folder.iterdir() if sub.is_dir()
+        )
+    return False

@@ -1,0 +1,93 @@
+"""Label budgets and query splits (SPEC section 3).
+
+For a dataset with a `train` split, a seed fixes one permutation of its labelled queries and a
+budget of n takes its first n, so smaller budgets are subsets of larger ones; evaluation uses
+every `test` query. Without a train split, the seed splits the test queries 50/50 into a
+training pool and an evaluation half, the same for every method. Either way 20% of the
+labelled queries (at least 4) are held out for validation, none when there are fewer than 8.
+Nothing here ever puts an evaluation query in the training or validation sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dive.data.beir import Dataset, Qrels
+from dive.errors import DiveError
+
+VALIDATION_FRACTION = 0.2
+MIN_VALIDATION = 4
+MIN_LABELS_FOR_VALIDATION = 8
+
+
+@dataclass(frozen=True)
+class QuerySplit:
+    """Which queries a run may train on, validate on, and is scored on."""
+
+    train_ids: tuple[str, ...]
+    validation_ids: tuple[str, ...]
+    eval_ids: tuple[str, ...]
+    label_qrels: Qrels  # judgments of the train and validation queries
+    eval_qrels: Qrels  # judgments of the evaluation queries
+    source: str  # "train" or "test-half": where the labelled queries came from
+
+
+def parse_budget(text: str | int | None) -> int | None:
+    """`"all"`/None -> None (every labelled query); otherwise a positive int."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == "all"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise DiveError(f"label budget must be a positive integer or 'all', got {text!r}") from None
+    if value <= 0:
+        raise DiveError(f"label budget must be a positive integer or 'all', got {value}")
+    return value
+
+
+def budget_label(budget: int | None) -> str:
+    return "all" if budget is None else str(budget)
+
+
+def _labelled(qrels: Qrels, known: set[str]) -> list[str]:
+    """Query ids with at least one relevant (grade > 0) judgment, sorted for determinism."""
+    return sorted(q for q, docs in qrels.items() if q in known and any(g > 0 for g in docs.values()))
+
+
+def n_validation(n_labels: int) -> int:
+    if n_labels < MIN_LABELS_FOR_VALIDATION:
+        return 0
+    return max(MIN_VALIDATION, round(VALIDATION_FRACTION * n_labels))
+
+
+def make_split(dataset: Dataset, budget: int | None, seed: int) -> QuerySplit:
+    """The seeded split for one (dataset, budget, seed)."""
+    known = set(dataset.query_ids)
+    test = dataset.split("test")
+    rng = np.random.default_rng(seed)
+    if "train" in dataset.qrels:
+        source, train_qrels = "train", dataset.qrels["train"]
+        labelled = _labelled(train_qrels, known)
+        pool = [labelled[i] for i in rng.permutation(len(labelled))]
+        eval_ids = sorted(q for q in test if q in known)
+    else:
+        source, train_qrels = "test-half", test
+        labelled = _labelled(test, known)
+        shuffled = [labelled[i] for i in rng.permutation(len(labelled))]
+        half = len(shuffled) // 2
+        pool, eval_ids = shuffled[:half], sorted(shuffled[half:])
+    if not pool:
+        raise DiveError(f"{dataset.name}: no labelled training queries in its {source} split")
+    chosen = pool if budget is None else pool[:budget]
+    n_val = n_validation(len(chosen))
+    train_ids, validation_ids = chosen[: len(chosen) - n_val], chosen[len(chosen) - n_val :]
+    return QuerySplit(
+        train_ids=tuple(train_ids),
+        validation_ids=tuple(validation_ids),
+        eval_ids=tuple(eval_ids),
+        label_qrels={q: train_qrels[q] for q in chosen},
+        eval_qrels={q: test[q] for q in eval_ids},
+        source=source,
+    )

@@ -1,0 +1,108 @@
+"""The contract on the classical compressors: shapes, normalisation, determinism, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dive.compressors import make_compressor, parse_spec
+from dive.compressors.pca import principal_axes
+from dive.errors import DataError, DiveError, NotFittedError
+
+CLASSICAL = ["frozen", "truncate", "pca", "pca-uncentered", "random"]
+
+
+@pytest.fixture()
+def corpus() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 24)) * np.linspace(3, 0.1, 24)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("method", CLASSICAL)
+def test_transform_outputs_unit_rows_of_requested_dim(method: str, corpus: np.ndarray) -> None:
+    out = make_compressor(method, 6, seed=1).fit(corpus).transform(corpus)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert out.shape == (300, 24 if method == "frozen" else 6)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", CLASSICAL)
+def test_transform_does_not_depend_on_batch_size(method: str, corpus: np.ndarray) -> None:
+    c = make_compressor(method, 6, seed=1).fit(corpus)
+    whole = c.transform(corpus)
+    parts = np.vstack([c.transform(corpus[i : i + 7]) for i in range(0, len(corpus), 7)])
+    np.testing.assert_allclose(whole, parts, atol=1e-6)
+
+
+def test_truncate_is_the_renormalised_prefix(corpus: np.ndarray) -> None:
+    out = make_compressor("truncate", 5).fit(corpus).transform(corpus)
+    prefix = corpus[:, :5] / np.linalg.norm(corpus[:, :5], axis=1, keepdims=True)
+    np.testing.assert_allclose(out, prefix, atol=1e-6)
+
+
+def test_pca_matches_numpy_svd_up_to_sign(corpus: np.ndarray) -> None:
+    mean, axes = principal_axes(corpus, 4)
+    centred = corpus.astype(np.float64) - corpus.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(mean, corpus.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(np.abs(axes), np.abs(vt[:4]), atol=1e-4)
+
+
+def test_pca_uncentered_skips_the_mean_only(corpus: np.ndarray) -> None:
+    shifted = corpus + np.float32(0.5)
+    centred = make_compressor("pca", 4).fit(shifted).fitted_runtime()
+    plain = make_compressor("pca-uncentered", 4).fit(shifted).fitted_runtime()
+    np.testing.assert_array_equal(centred.projection, plain.projection)
+    assert centred.center is not None and plain.center is None
+
+
+def test_random_projection_depends_on_seed_only(corpus: np.ndarray) -> None:
+    a = make_compressor("random", 6, seed=3).fit(corpus).transform(corpus)
+    b = make_compressor("random", 6, seed=3).fit(corpus).transform(corpus)
+    c = make_compressor("random", 6, seed=4).fit(corpus).transform(corpus)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_transform_before_fit_raises() -> None:
+    with pytest.raises(NotFittedError, match="call fit"):
+        make_compressor("pca", 4).transform(np.zeros((2, 8), np.float32))
+
+
+def test_wrong_input_dimension_names_the_problem(corpus: np.ndarray) -> None:
+    c = make_compressor("pca", 4).fit(corpus)
+    with pytest.raises(DataError, match="expected dimension 24, got 23"):
+        c.transform(corpus[:, :23])
+
+
+def test_nan_row_is_reported_by_index(corpus: np.ndarray) -> None:
+    bad = corpus.copy()
+    bad[17, 3] = np.nan
+    with pytest.raises(DataError, match="row 17 contains NaN"):
+        make_compressor("pca", 4).fit(bad)
+
+
+def test_empty_corpus_and_too_large_dim_are_rejected(corpus: np.ndarray) -> None:
+    with pytest.raises(DataError, match="empty"):
+        make_compressor("pca", 4).fit(corpus[:0])
+    with pytest.raises(DataError, match="dim must be in 1..24"):
+        make_compressor("pca", 25).fit(corpus)
+
+
+def test_string_dtype_is_rejected() -> None:
+    with pytest.raises(DataError, match="numeric"):
+        make_compressor("pca", 2).fit(np.array([["a", "b"]]))
+
+
+def test_specs_parse_options_and_reject_unknown_names() -> None:
+    assert parse_spec("pca") == ("pca", {})
+    assert parse_spec("pca:heads=1:lr=0.001:centered=true:head-init=random") == (
+        "pca", {"heads": 1, "lr": 0.001, "centered": True, "head_init": "random"}
+    )
+    with pytest.raises(DiveError, match="unknown method 'nope'; valid: .*pca"):
+        parse_spec("nope")
+    with pytest.raises(DiveError, match="not key=value"):
+        parse_spec("pca:oops")
+    with pytest.raises(DiveError, match="method 'pca:foo=1'"):
+        make_compressor("pca:foo=1", 4)

@@ -1,0 +1,104 @@
+"""Shared fixtures: a tiny synthetic BEIR dataset with a matching embeddings folder.
+
+The embeddings have planted structure (each query sits near its relevant documents in a
+low-dimensional subspace) so compressors and the protocol produce meaningful, non-constant
+scores in milliseconds. Also locates the real shared data, skipping with a reason without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir(kind: str) -> Path | None:
+    """../shared/data/<kind> (or $DIVE_DATA / $DIVE_EMBEDDINGS), if it holds scifact."""
+    env, probe = {
+        "beir": ("DIVE_DATA", "scifact"),
+        "embeddings": ("DIVE_EMBEDDINGS", "all-MiniLM-L6-v2/scifact"),
+    }[kind]
+    for candidate in (os.environ.get(env), REPO.parent / "shared" / "data" / kind):
+        if candidate and Path(candidate, probe).is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_beir() -> Path:
+    path = shared_dir("beir")
+    if path is None:
+        pytest.skip("real BEIR copies not found (../shared/data/beir or $DIVE_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_embeddings() -> Path:
+    path = shared_dir("embeddings")
+    if path is None:
+        pytest.skip("shared embeddings not found (../shared/data/embeddings or $DIVE_EMBEDDINGS)")
+    return path
+
+
+def write_tiny_beir(
+    root: Path, *, n_docs: int = 120, n_queries: int = 60, dim: int = 32, seed: int = 0,
+    with_train: bool = True,
+) -> tuple[Path, Path]:
+    """Write `root/tiny` (BEIR layout) and `root/emb` (embeddings folder); return both."""
+    rng = np.random.default_rng(seed)
+    data, emb = root / "tiny", root / "emb"
+    (data / "qrels").mkdir(parents=True)
+    emb.mkdir()
+    topics = rng.standard_normal((12, dim))
+    doc_topic = rng.integers(0, len(topics), n_docs)
+    docs = topics[doc_topic] + 0.9 * rng.standard_normal((n_docs, dim))
+    query_docs = rng.integers(0, n_docs, n_queries)
+    queries = docs[query_docs] + 0.9 * rng.standard_normal((n_queries, dim))
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    doc_ids = [f"d{i}" for i in range(n_docs)]
+    query_ids = [f"q{i}" for i in range(n_queries)]
+    with (data / "corpus.jsonl").open("w") as f:
+        for i, d in enumerate(doc_ids):
+            f.write(json.dumps({"_id": d, "title": f"title {i}", "text": f"text {i}"}) + "\n")
+    with (data / "queries.jsonl").open("w") as f:
+        for i, q in enumerate(query_ids):
+            f.write(json.dumps({"_id": q, "text": f"query {i}"}) + "\n")
+    n_train = n_queries * 2 // 3 if with_train else 0
+    splits = {"test": range(n_train, n_queries)}
+    if with_train:
+        splits["train"] = range(n_train)
+    for split, rows in splits.items():
+        with (data / "qrels" / f"{split}.tsv").open("w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for i in rows:
+                f.write(f"q{i}\td{query_docs[i]}\t1\n")
+                same = np.flatnonzero(doc_topic == doc_topic[query_docs[i]])[:2]
+                for j in same:
+                    if j != query_docs[i]:
+                        f.write(f"q{i}\td{j}\t{int(rng.integers(1, 3))}\n")
+    np.save(emb / "corpus.npy", docs.astype(np.float32))
+    np.save(emb / "queries.npy", queries.astype(np.float32))
+    (emb / "corpus_ids.txt").write_text("\n".join(doc_ids) + "\n")
+    (emb / "query_ids.txt").write_text("\n".join(query_ids) + "\n")
+    meta = {"model": "synthetic", "dim": dim, "normalized": True, "dtype": "float32",
+            "doc_text": "title + ' ' + text", "n_corpus": n_docs, "n_queries": n_queries}
+    (emb / "meta.json").write_text(json.dumps(meta))
+    return data, emb
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny BEIR folder and its embeddings folder (32-d)."""
+    return write_tiny_beir(tmp_path)
+
+
+@pytest.fixture()
+def make_tiny(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """`write_tiny_beir` with options, into a fresh tmp_path."""
+    return lambda **options: write_tiny_beir(tmp_path, **options)

@@ -1,0 +1,220 @@
+"""Loading BEIR-layout folders: the happy path, CRLF, gzip, and every malformed input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dive.data import Dataset, load_beir
+from dive.errors import DataError
+
+MakeBeir = Callable[..., Path]  # the `make_beir` fixture of tests/data/conftest.py
+
+
+def test_loads_ids_texts_and_qrels_in_file_order(tiny_beir: Path) -> None:
+    ds = load_beir(tiny_beir)
+    assert ds.name == "ds"
+    assert ds.path == tiny_beir
+    assert ds.corpus_ids == ["d1", "d2", "d3", "d4"]
+    # title + " " + text, stripped: an empty or missing title leaves no leading space.
+    assert ds.corpus_texts == [
+        "Cats Cats purr.",
+        "Dogs bark.",
+        "No title here.",
+        "Birds Birds sing.",
+    ]
+    assert ds.query_ids == ["q1", "q2", "q3"]
+    assert ds.query_texts == ["what purrs", "what barks", "unjudged query"]
+    assert ds.qrels == {
+        "train": {"q1": {"d1": 1}, "q2": {"d2": 2, "d4": 0}},  # grade 0 is kept
+        "test": {"q1": {"d3": 1}, "q2": {"d2": 1}},
+    }
+    assert set(ds.qrels) == {"train", "test"}  # only splits present on disk
+
+
+def test_name_argument_overrides_folder_name(tiny_beir: Path) -> None:
+    assert load_beir(str(tiny_beir), name="other").name == "other"
+
+
+def test_repr_is_short(tiny_beir: Path) -> None:
+    text = repr(load_beir(tiny_beir))
+    assert "Cats purr" not in text and "ds" in text
+
+
+def test_split_returns_qrels_or_names_available_splits(tiny_beir: Path) -> None:
+    ds = load_beir(tiny_beir)
+    assert ds.split("test") == {"q1": {"d3": 1}, "q2": {"d2": 1}}
+    with pytest.raises(DataError, match=r"ds.*no 'dev' qrels split \(available: train, test\)"):
+        ds.split("dev")
+
+
+def test_dataset_rejects_mismatched_lengths(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="corpus_ids and corpus_texts"):
+        Dataset("x", tmp_path, ["a"], [], [], [], {})
+
+
+def test_crlf_everywhere_is_tolerated(make_beir: MakeBeir) -> None:
+    crlf = make_beir(newline="\r\n")
+    corpus = crlf / "corpus.jsonl"
+    corpus.write_bytes(corpus.read_bytes().replace(b"\n", b"\r\n"))
+    assert b"\r\n" in (crlf / "qrels" / "test.tsv").read_bytes()
+    lf = load_beir(make_beir("lf"))
+    ds = load_beir(crlf)
+    assert (ds.corpus_ids, ds.corpus_texts, ds.qrels) == (lf.corpus_ids, lf.corpus_texts, lf.qrels)
+
+
+def test_gzipped_files_load_like_plain_ones(make_beir: MakeBeir) -> None:
+    gz = make_beir("gz", gz=True)
+    assert (gz / "corpus.jsonl.gz").is_file() and not (gz / "corpus.jsonl").exists()
+    assert (gz / "qrels" / "train.tsv.gz").is_file()
+    plain, zipped = load_beir(make_beir("plain")), load_beir(gz)
+    assert zipped.corpus_texts == plain.corpus_texts
+    assert zipped.query_ids == plain.query_ids
+    assert zipped.qrels == plain.qrels
+
+
+def test_header_is_optional_and_blank_lines_ignored(make_beir: MakeBeir) -> None:
+    folder = make_beir(qrels={"test": "q1\td1\t1\n\nq2\td2\t0\n"})
+    assert load_beir(folder).split("test") == {"q1": {"d1": 1}, "q2": {"d2": 0}}
+
+
+def test_integer_ids_become_strings(make_beir: MakeBeir) -> None:
+    corpus = '{"_id": 7, "text": "seven"}\n'
+    queries = '{"_id": 1, "text": "q"}\n'
+    folder = make_beir(corpus=corpus, queries=queries, qrels={"test": "1\t7\t1\n"})
+    ds = load_beir(folder)
+    assert ds.corpus_ids == ["7"] and ds.query_ids == ["1"]
+    assert ds.qrels == {"test": {"1": {"7": 1}}}
+
+
+def test_corrupt_gzip_is_a_data_error(make_beir: MakeBeir) -> None:
+    folder = make_beir(gz=True)
+    (folder / "queries.jsonl.gz").write_bytes(b"\x1f\x8b\x08garbage")
+    with pytest.raises(DataError, match=r"queries\.jsonl\.gz: cannot read"):
+        load_beir(folder)
+
+
+def _corpus_with(bad_line: str) -> str:
+    return json.dumps({"_id": "d1", "text": "ok"}) + "\n" + bad_line + "\n"
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ('{"_id": "x", "text": ', r"corpus\.jsonl line 2: malformed JSON"),
+        ('["_id", "text"]', r"corpus\.jsonl line 2: expected a JSON object, got list"),
+        ('{"text": "no id"}', r"corpus\.jsonl line 2: missing '_id' field"),
+        ('{"_id": "", "text": "empty id"}', r"corpus\.jsonl line 2: bad '_id' ''"),
+        ('{"_id": "d9"}', r"corpus\.jsonl line 2: missing 'text' field"),
+        ('{"_id": "d9", "text": 5}', r"corpus\.jsonl line 2: 'text' is not a string"),
+        ('{"_id": "d9", "title": 5, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
+        (
+            '{"_id": "d1", "text": "again"}',
+            r"corpus\.jsonl line 2: duplicate id 'd1' \(first on line 1\)",
+        ),
+    ],
+)
+def test_bad_corpus_line_names_file_and_line(
+    make_beir: MakeBeir, bad_line: str, message: str
+) -> None:
+    folder = make_beir(corpus=_corpus_with(bad_line), qrels={"test": "q1\td1\t1\n"})
+    with pytest.raises(DataError, match=message):
+        load_beir(folder)
+
+
+def test_bad_queries_line_names_file_and_line(make_beir: MakeBeir) -> None:
+    queries = '{"_id": "q1", "text": "a"}\n\n{"_id": "q1", "text": "b"}\n'
+    with pytest.raises(
+        DataError, match=r"queries\.jsonl line 3: duplicate id 'q1' \(first on line 1\)"
+    ):
+        load_beir(make_beir(queries=queries))
+    with pytest.raises(DataError, match=r"queries\.jsonl line 1: missing 'text' field"):
+        load_beir(make_beir("b", queries='{"_id": "q1", "title": "t"}\n'))
+
+
+def test_invalid_utf8_names_the_line(make_beir: MakeBeir) -> None:
+    folder = make_beir()
+    path = folder / "corpus.jsonl"
+    path.write_bytes(path.read_bytes() + b'{"_id": "d9", "text": "\xff"}\n')
+    with pytest.raises(DataError, match=r"corpus\.jsonl line 5: not valid UTF-8"):
+        load_beir(folder)
+
+
+def test_empty_corpus_and_empty_queries_are_errors(make_beir: MakeBeir) -> None:
+    with pytest.raises(DataError, match=r"corpus\.jsonl: the corpus is empty"):
+        load_beir(make_beir("a", corpus="\n"))
+    with pytest.raises(DataError, match=r"queries\.jsonl: no queries"):
+        load_beir(make_beir("b", queries=""))
+
+
+@pytest.mark.parametrize("missing", ["corpus.jsonl", "queries.jsonl"])
+def test_missing_corpus_or_queries_file(tiny_beir: Path, missing: str) -> None:
+    (tiny_beir / missing).unlink()
+    with pytest.raises(DataError, match=rf"{missing}: missing \(nor is there {missing}\.gz\)"):
+        load_beir(tiny_beir)
+
+
+def test_no_qrels_at_all(make_beir: MakeBeir) -> None:
+    with pytest.raises(DataError, match=r"qrels: no qrels found \(expected one of train\.tsv"):
+        load_beir(make_beir(qrels={}))
+    with pytest.raises(DataError, match=r"qrels: no qrels found"):
+        load_beir(make_beir("b", qrels={"extra": "q1\td1\t1\n"}))  # only known splits count
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nowhere: no such dataset folder"):
+        load_beir(tmp_path / "nowhere")
+
+
+HEADER = "query-id\tcorpus-id\tscore\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("q1\td1\n", r"test\.tsv line 2: expected 3 tab-separated columns .* found 2"),
+        ("q1\td1\t1\t0\n", r"test\.tsv line 2: expected 3 .* found 4"),
+        ("q1 d1 1\n", r"test\.tsv line 2: expected 3 .* found 1"),
+        ("q1\td1\t1\nq2\td2\t1.5\n", r"test\.tsv line 3: score '1\.5' is not an integer"),
+        ("q1\td1\thigh\n", r"test\.tsv line 2: score 'high' is not an integer"),
+        (
+            "q1\td1\t1\nq9\td1\t1\nq8\td1\t1\n",
+            r"test\.tsv line 3: query id 'q9' is not in queries\.jsonl",
+        ),
+        ("q1\td1\t1\nq2\td9\t1\n", r"test\.tsv line 3: corpus id 'd9' is not in corpus\.jsonl"),
+        ("q1\td1\t1\nq1\td1\t2\n", r"test\.tsv line 3: \('q1', 'd1'\) judged again with grade 2"),
+        ("", r"test\.tsv: no judgement rows"),
+    ],
+)
+def test_bad_qrels_row_names_file_and_line(make_beir: MakeBeir, rows: str, message: str) -> None:
+    folder = make_beir(qrels={"train": "q1\td1\t1\n", "test": HEADER + rows})
+    with pytest.raises(DataError, match=message):
+        load_beir(folder)
+
+
+def test_repeated_identical_qrels_row_is_accepted(make_beir: MakeBeir) -> None:
+    folder = make_beir(qrels={"test": HEADER + "q1\td1\t1\nq1\td1\t1\n"})
+    assert load_beir(folder).split("test") == {"q1": {"d1": 1}}
+
+
+def test_bad_row_in_gzipped_crlf_qrels_reports_its_line(make_beir: MakeBeir) -> None:
+    folder = make_beir(qrels={})
+    (folder / "qrels").mkdir()
+    with gzip.open(folder / "qrels" / "dev.tsv.gz", "wb") as fh:
+        fh.write(b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\nq1\tnope\t1\r\n")
+    with pytest.raises(DataError, match=r"dev\.tsv\.gz line 3: corpus id 'nope'"):
+        load_beir(folder)
+
+
+def test_plain_file_wins_over_gz_twin(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = make_beir()
+    with gzip.open(folder / "queries.jsonl.gz", "wt") as fh:
+        fh.write('{"_id": "gzq", "text": "stale"}\n')
+    assert load_beir(folder).query_ids == ["q1", "q2", "q3"]
+    assert "both exist" in caplog.text

@@ -1,0 +1,138 @@
+"""Finding a dataset by path or name: data_dir, then $DIVE_DATA, then the cache, then download."""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import dive.data.download as download
+from dive.data import default_cache_dir, load_dataset, resolve_dataset
+from dive.errors import DataError
+
+MakeBeir = Callable[..., Path]  # the `make_beir` fixture of tests/data/conftest.py
+
+
+@pytest.fixture
+def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Empty roots for data_dir ("arg"), $DIVE_DATA ("env") and the cache; downloads fail."""
+    paths = {"arg": tmp_path / "arg", "env": tmp_path / "env", "cache": tmp_path / "c" / "datasets"}
+    for p in paths.values():
+        p.mkdir(parents=True)
+    monkeypatch.setenv("DIVE_DATA", str(paths["env"]))
+    monkeypatch.setenv("DIVE_CACHE", str(tmp_path / "c"))
+    # Nothing here may reach the network: a download attempt fails loudly on a dead URL.
+    monkeypatch.setattr(download, "BEIR_URL", (tmp_path / "no-server").as_uri() + "/{name}.zip")
+    return paths
+
+
+def _put(make_beir: MakeBeir, root: Path) -> Path:
+    """A tiny dataset at `root/toy`."""
+    return make_beir(f"src-{root.parent.name}-{root.name}").rename(root / "toy")
+
+
+def test_cache_dir_honours_dive_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIVE_CACHE", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c" / "datasets"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG cache layout is Linux's")
+def test_cache_dir_defaults_to_xdg_then_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DIVE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "dive" / "datasets"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "dive" / "datasets"
+
+
+def test_existing_path_is_used_directly(roots: dict[str, Path], tiny_beir: Path) -> None:
+    assert resolve_dataset(str(tiny_beir), data_dir=roots["arg"]) == tiny_beir
+
+
+def test_missing_path_is_not_searched_or_downloaded(roots: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nowhere/toy: no such dataset folder"):
+        resolve_dataset(str(tmp_path / "nowhere" / "toy"))
+
+
+def test_data_dir_beats_dive_data_beats_cache(roots: dict[str, Path], make_beir: MakeBeir) -> None:
+    in_cache = _put(make_beir, roots["cache"])
+    assert in_cache == default_cache_dir() / "toy"
+    assert resolve_dataset("toy") == in_cache
+    in_env = _put(make_beir, roots["env"])
+    assert resolve_dataset("toy") == in_env
+    assert resolve_dataset("toy", data_dir=roots["arg"]) == in_env  # data_dir lacks it: next
+    in_arg = _put(make_beir, roots["arg"])
+    assert resolve_dataset("toy", data_dir=roots["arg"]) == in_arg
+    assert resolve_dataset("toy", data_dir=str(roots["arg"])) == in_arg
+
+
+def test_dive_data_may_list_several_folders(
+    roots: dict[str, Path], make_beir: MakeBeir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second = tmp_path / "second"
+    second.mkdir()
+    found = _put(make_beir, second)
+    monkeypatch.setenv("DIVE_DATA", f"{roots['env']}{os.pathsep}{second}")
+    assert resolve_dataset("toy") == found
+
+
+def test_not_found_without_download_lists_where_it_looked(roots: dict[str, Path]) -> None:
+    with pytest.raises(DataError) as info:
+        resolve_dataset("toy", data_dir=roots["arg"], download=False)
+    message = str(info.value)
+    assert "'toy' not found and download is off" in message
+    assert "\n" not in message
+    for source, root in [("data_dir", roots["arg"]), ("$DIVE_DATA", roots["env"])]:
+        assert f"{root / 'toy'} ({source})" in message
+    assert f"{roots['cache'] / 'toy'} (cache)" in message
+
+
+def test_not_found_downloads_into_the_cache(
+    roots: dict[str, Path], make_beir: MakeBeir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    folder = make_beir("toy")
+    with zipfile.ZipFile(served / "toy.zip", "w") as zf:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                zf.write(path, f"toy/{path.relative_to(folder)}")
+    monkeypatch.setattr(download, "BEIR_URL", served.as_uri() + "/{name}.zip")
+    got = resolve_dataset("toy", data_dir=roots["arg"])
+    assert got == roots["cache"] / "toy"
+    assert (got / "corpus.jsonl").is_file()
+    assert resolve_dataset("toy", download=False) == got  # found in the cache next time
+
+
+def test_download_failure_surfaces_as_data_error(roots: dict[str, Path]) -> None:
+    with pytest.raises(DataError, match=r"toy\.zip: download failed"):
+        resolve_dataset("toy")
+    assert list(roots["cache"].iterdir()) == []
+
+
+def test_sub_dataset_name_resolves_inside_a_root(
+    roots: dict[str, Path], make_beir: MakeBeir
+) -> None:
+    (roots["env"] / "bundle").mkdir()
+    sub = make_beir("src").rename(roots["env"] / "bundle" / "part")
+    assert resolve_dataset("bundle/part") == sub
+    ds = load_dataset("bundle/part")
+    assert ds.name == "bundle/part" and ds.path == sub
+
+
+def test_load_dataset_names_by_name_or_folder(roots: dict[str, Path], make_beir: MakeBeir) -> None:
+    folder = _put(make_beir, roots["env"])
+    by_name = load_dataset("toy")
+    assert by_name.name == "toy" and by_name.path == folder
+    assert by_name.corpus_ids == ["d1", "d2", "d3", "d4"]
+    by_path = load_dataset(str(folder))
+    assert by_path.name == "toy" and by_path.qrels == by_name.qrels
+    with pytest.raises(DataError, match="not found and download is off"):
+        load_dataset("other", download=False)

@@ -1,0 +1,62 @@
+"""Label budgets and query splits: nested budgets, validation sizes, no test leakage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dive.data import load_beir
+from dive.data.splits import make_split, n_validation, parse_budget
+from dive.errors import DiveError
+
+
+def test_budgets_are_nested_and_never_touch_test_queries(tiny: tuple[Path, Path]) -> None:
+    dataset = load_beir(tiny[0])
+    small, large = make_split(dataset, 8, seed=0), make_split(dataset, 20, seed=0)
+    assert set(small.train_ids + small.validation_ids) < set(large.train_ids + large.validation_ids)
+    labelled = set(large.train_ids + large.validation_ids)
+    assert labelled <= set(dataset.split("train"))
+    assert not labelled & set(large.eval_ids)
+    assert set(large.eval_ids) == set(dataset.split("test"))
+
+
+def test_validation_is_a_fifth_with_floor_and_none_below_eight() -> None:
+    assert n_validation(7) == 0
+    assert n_validation(8) == 4
+    assert n_validation(64) == 13
+    assert n_validation(809) == 162
+
+
+def test_all_budget_takes_every_labelled_train_query(tiny: tuple[Path, Path]) -> None:
+    dataset = load_beir(tiny[0])
+    split = make_split(dataset, None, seed=1)
+    assert len(split.train_ids) + len(split.validation_ids) == len(dataset.split("train"))
+    assert len(split.validation_ids) == n_validation(len(dataset.split("train")))
+
+
+def test_seed_changes_the_sample_but_is_reproducible(tiny: tuple[Path, Path]) -> None:
+    dataset = load_beir(tiny[0])
+    assert make_split(dataset, 10, 0) == make_split(dataset, 10, 0)
+    assert make_split(dataset, 10, 0).train_ids != make_split(dataset, 10, 1).train_ids
+
+
+def test_without_train_split_test_queries_are_halved(make_tiny: Any) -> None:
+    data, _ = make_tiny(with_train=False)
+    dataset = load_beir(data)
+    split = make_split(dataset, None, seed=0)
+    labelled = set(split.train_ids + split.validation_ids)
+    assert split.source == "test-half"
+    assert not labelled & set(split.eval_ids)
+    assert len(labelled) == len(dataset.split("test")) // 2
+    assert set(split.eval_qrels) == set(split.eval_ids)
+
+
+def test_parse_budget() -> None:
+    assert parse_budget("all") is None
+    assert parse_budget("64") == 64
+    with pytest.raises(DiveError, match="positive integer or 'all'"):
+        parse_budget("0")
+    with pytest.raises(DiveError, match="positive integer or 'all'"):
+        parse_budget("many")
