@@ -23,4 +23,6 @@ class Truncate(Compressor):
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         dim = self.dim or corpus.shape[1]
-        return Runtime(input_dim=corpus.shape[1], projection=prefix_projection(dim, corpus.shape[1]))
+        return Runtime(
+            input_dim=corpus.shape[1], projection=prefix_projection(dim, corpus.shape[1])
+        )

@@ -53,7 +53,9 @@ def budget_label(budget: int | None) -> str:
 
 def _labelled(qrels: Qrels, known: set[str]) -> list[str]:
     """Query ids with at least one relevant (grade > 0) judgment, sorted for determinism."""
-    return sorted(q for q, docs in qrels.items() if q in known and any(g > 0 for g in docs.values()))
+    return sorted(
+        q for q, docs in qrels.items() if q in known and any(g > 0 for g in docs.values())
+    )
 
 
 def n_validation(n_labels: int) -> int:

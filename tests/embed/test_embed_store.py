@@ -1,0 +1,321 @@
+"""The embeddings folder: round trip, atomic replacement, and every validation error on load."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.embed import Embeddings, load_embeddings, save_embeddings
+from dive.errors import DataError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _emb(n_docs: int = 6, n_queries: int = 3, dim: int = 8, seed: int = 0) -> Embeddings:
+    rng = np.random.default_rng(seed)
+    return Embeddings(
+        corpus=_unit(rng, n_docs, dim),
+        corpus_ids=[f"d{i}" for i in range(n_docs)],
+        queries=_unit(rng, n_queries, dim),
+        query_ids=[f"q{i}" for i in range(n_queries)],
+        meta={"model": "toy-model", "doc_text": "title + ' ' + text"},
+    )
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    out = tmp_path / "toy"
+    save_embeddings(out, _emb())
+    return out
+
+
+# --- round trip ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_round_trip_keeps_vectors_ids_and_meta(tmp_path: Path, mmap: bool) -> None:
+    emb = _emb()
+    save_embeddings(tmp_path / "e", emb)
+    back = load_embeddings(tmp_path / "e", mmap=mmap)
+    np.testing.assert_array_equal(back.corpus, emb.corpus)
+    np.testing.assert_array_equal(back.queries, emb.queries)
+    assert back.corpus.dtype == np.float32 and back.corpus.flags.c_contiguous
+    assert back.corpus_ids == emb.corpus_ids and back.query_ids == emb.query_ids
+    assert back.dim == 8
+    assert back.meta["model"] == "toy-model"
+    assert back.meta["n_corpus"] == 6 and back.meta["n_queries"] == 3
+    assert back.meta["dim"] == 8 and back.meta["normalized"] is True
+    assert back.meta["dtype"] == "float32"
+    assert back.meta["source"] == str(tmp_path / "e")
+    assert sorted(os.listdir(tmp_path)) == ["e"]  # no temporary folder left behind
+
+
+def test_saved_files_have_the_documented_layout(folder: Path) -> None:
+    assert sorted(os.listdir(folder)) == [
+        "corpus.npy",
+        "corpus_ids.txt",
+        "meta.json",
+        "queries.npy",
+        "query_ids.txt",
+    ]
+    assert (folder / "corpus_ids.txt").read_text() == "".join(f"d{i}\n" for i in range(6))
+    meta = json.loads((folder / "meta.json").read_text())
+    assert "source" not in meta
+    assert set(meta) >= {"model", "dim", "normalized", "dtype", "doc_text", "n_corpus", "n_queries"}
+    assert np.load(folder / "queries.npy").shape == (3, 8)
+
+
+def test_save_replaces_an_existing_folder_whole(tmp_path: Path) -> None:
+    target = tmp_path / "e"
+    save_embeddings(target, _emb(n_docs=6, seed=0))
+    (target / "stray.txt").write_text("from the old folder")
+    save_embeddings(target, _emb(n_docs=4, seed=1))
+    back = load_embeddings(target)
+    assert back.corpus.shape == (4, 8)
+    np.testing.assert_array_equal(back.corpus, _emb(n_docs=4, seed=1).corpus)
+    assert not (target / "stray.txt").exists()
+    assert sorted(os.listdir(tmp_path)) == ["e"]
+
+
+def test_failed_save_leaves_the_old_folder_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "e"
+    save_embeddings(target, _emb(seed=0))
+    bad = _emb(seed=1)
+    bad.corpus[2, 0] = np.nan
+    with pytest.raises(DataError, match=r"corpus: row 2 contains NaN"):
+        save_embeddings(target, bad)
+    np.testing.assert_array_equal(load_embeddings(target).corpus, _emb(seed=0).corpus)
+    assert sorted(os.listdir(tmp_path)) == ["e"]
+
+
+def test_save_refuses_unnormalised_vectors_marked_normalized(tmp_path: Path) -> None:
+    emb = _emb()
+    emb.queries[1] *= 3.0
+    with pytest.raises(DataError, match=r"queries: row 1 has norm 3"):
+        save_embeddings(tmp_path / "e", emb)
+    assert not (tmp_path / "e").exists()
+
+
+def test_save_accepts_unnormalised_vectors_marked_so(tmp_path: Path) -> None:
+    emb = _emb()
+    emb.queries[1] *= 3.0
+    emb.meta["normalized"] = False
+    save_embeddings(tmp_path / "e", emb)
+    assert load_embeddings(tmp_path / "e").queries[1] == pytest.approx(emb.queries[1])
+
+
+@pytest.mark.parametrize(
+    ("ids", "pattern"),
+    [(["d0", "d1", "d0"], r"row 2: duplicate id 'd0'"), (["d0", "a\nb", "d2"], r"row 1: id")],
+)
+def test_save_refuses_ids_that_would_not_read_back(
+    tmp_path: Path, ids: list[str], pattern: str
+) -> None:
+    rng = np.random.default_rng(0)
+    emb = Embeddings(_unit(rng, 3, 4), ids, _unit(rng, 1, 4), ["q"], {})
+    with pytest.raises(DataError, match=pattern):
+        save_embeddings(tmp_path / "e", emb)
+
+
+# --- the dataclass ------------------------------------------------------------------------
+
+
+def test_query_rows_follow_the_requested_order() -> None:
+    emb = _emb()
+    rows = emb.query_rows(["q2", "q0"])
+    np.testing.assert_array_equal(rows, emb.queries[[2, 0]])
+    assert rows.dtype == np.float32 and rows.flags.c_contiguous
+    assert emb.query_rows([]).shape == (0, 8)
+
+
+def test_query_rows_name_the_missing_id(folder: Path) -> None:
+    emb = load_embeddings(folder)
+    with pytest.raises(DataError, match=r"toy: query id 'q9' has no embedding"):
+        emb.query_rows(["q0", "q9"])
+
+
+def test_constructor_converts_to_float32_c_contiguous() -> None:
+    rng = np.random.default_rng(0)
+    corpus = np.asfortranarray(_unit(rng, 5, 4).astype(np.float64))
+    emb = Embeddings(corpus, list("abcde"), _unit(rng, 2, 4), ["x", "y"], {})
+    assert emb.corpus.dtype == np.float32 and emb.corpus.flags.c_contiguous
+
+
+@pytest.mark.parametrize(
+    ("corpus", "corpus_ids", "queries", "pattern"),
+    [
+        (np.zeros((3, 4), np.float32), ["a", "b"], np.zeros((1, 4), np.float32), "3 rows but 2"),
+        (np.zeros((2, 4), np.float32), ["a", "b"], np.zeros((1, 5), np.float32), "dimension 4"),
+        (np.zeros(4, np.float32), ["a"], np.zeros((1, 4), np.float32), "2-d"),
+        (np.zeros((2, 4), np.int64), ["a", "b"], np.zeros((1, 4), np.float32), "float array"),
+    ],
+)
+def test_constructor_rejects_inconsistent_structure(
+    corpus: np.ndarray, corpus_ids: list[str], queries: np.ndarray, pattern: str
+) -> None:
+    with pytest.raises(DataError, match=pattern):
+        Embeddings(corpus, corpus_ids, queries, ["q"], {})
+
+
+# --- validation on load -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["corpus.npy", "corpus_ids.txt", "queries.npy", "query_ids.txt", "meta.json"]
+)
+def test_load_names_a_missing_file(folder: Path, name: str) -> None:
+    (folder / name).unlink()
+    with pytest.raises(DataError, match=rf"{name}: missing"):
+        load_embeddings(folder)
+
+
+def test_load_of_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nowhere: embeddings folder does not exist"):
+        load_embeddings(tmp_path / "nowhere")
+
+
+def test_load_rejects_more_rows_than_ids(folder: Path) -> None:
+    (folder / "corpus_ids.txt").write_text("d0\nd1\nd2\n")
+    with pytest.raises(DataError, match=r"corpus.npy: 6 rows but corpus_ids.txt has 3 ids"):
+        load_embeddings(folder)
+
+
+def test_load_rejects_duplicate_ids(folder: Path) -> None:
+    (folder / "query_ids.txt").write_text("q0\nq1\nq0\n")
+    with pytest.raises(DataError, match=r"query_ids.txt: line 3: duplicate id 'q0'"):
+        load_embeddings(folder)
+
+
+def test_load_rejects_an_empty_id_line(folder: Path) -> None:
+    (folder / "query_ids.txt").write_text("q0\n\nq2\n")
+    with pytest.raises(DataError, match=r"query_ids.txt: line 2: empty id"):
+        load_embeddings(folder)
+
+
+def test_load_tolerates_crlf_id_files(folder: Path) -> None:
+    (folder / "query_ids.txt").write_bytes(b"q0\r\nq1\r\nq2\r\n")
+    assert load_embeddings(folder).query_ids == ["q0", "q1", "q2"]
+
+
+def test_load_rejects_a_matrix_that_is_not_2d(folder: Path) -> None:
+    np.save(folder / "queries.npy", np.ones((3, 2, 4), np.float32))
+    with pytest.raises(DataError, match=r"queries.npy: expected a 2-d .* shape \(3, 2, 4\)"):
+        load_embeddings(folder)
+
+
+def test_load_rejects_integer_embeddings(folder: Path) -> None:
+    np.save(folder / "corpus.npy", np.ones((6, 8), np.int32))
+    with pytest.raises(DataError, match=r"corpus.npy: expected float embeddings, got dtype int32"):
+        load_embeddings(folder)
+
+
+def test_load_converts_float64_to_float32(folder: Path) -> None:
+    corpus = np.load(folder / "corpus.npy")
+    np.save(folder / "corpus.npy", corpus.astype(np.float64))
+    back = load_embeddings(folder)
+    assert back.corpus.dtype == np.float32
+    np.testing.assert_allclose(back.corpus, corpus)
+
+
+def test_load_rejects_corpus_and_query_dimensions_that_differ(folder: Path) -> None:
+    np.save(folder / "queries.npy", _unit(np.random.default_rng(0), 3, 5))
+    with pytest.raises(DataError, match=r"queries.npy: dimension 5 differs from corpus.npy's 8"):
+        load_embeddings(folder)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "pattern"),
+    [
+        ("dim", 384, r"meta.json: dim is 384 but corpus.npy has 8"),
+        ("n_corpus", 7, r"meta.json: n_corpus is 7 but corpus.npy has 6 rows"),
+        ("n_queries", 1, r"meta.json: n_queries is 1 but queries.npy has 3 rows"),
+    ],
+)
+def test_load_rejects_meta_that_disagrees(folder: Path, key: str, value: int, pattern: str) -> None:
+    meta = json.loads((folder / "meta.json").read_text())
+    meta[key] = value
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=pattern):
+        load_embeddings(folder)
+
+
+def test_load_rejects_invalid_meta_json(folder: Path) -> None:
+    (folder / "meta.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"meta.json: not valid JSON"):
+        load_embeddings(folder)
+
+
+@pytest.mark.parametrize(("name", "row", "value"), [("corpus", 4, np.nan), ("queries", 1, np.inf)])
+def test_load_names_a_non_finite_row(folder: Path, name: str, row: int, value: float) -> None:
+    arr = np.load(folder / f"{name}.npy")
+    arr[row, 3] = value
+    np.save(folder / f"{name}.npy", arr)
+    with pytest.raises(DataError, match=rf"{name}.npy: row {row} contains NaN or inf"):
+        load_embeddings(folder)
+
+
+def test_load_names_a_row_that_is_not_unit_norm(folder: Path) -> None:
+    arr = np.load(folder / "corpus.npy")
+    arr[5] *= 0.5
+    np.save(folder / "corpus.npy", arr)
+    with pytest.raises(DataError, match=r"corpus.npy: row 5 has norm 0.5"):
+        load_embeddings(folder)
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_load_rejects_a_truncated_npy(folder: Path, mmap: bool) -> None:
+    data = (folder / "corpus.npy").read_bytes()
+    (folder / "corpus.npy").write_bytes(data[: len(data) - 40])
+    with pytest.raises(DataError, match=r"corpus.npy: not a readable .npy array"):
+        load_embeddings(folder, mmap=mmap)
+
+
+def test_load_rejects_a_file_that_is_not_npy(folder: Path) -> None:
+    (folder / "queries.npy").write_bytes(b"this is not an npy file at all")
+    with pytest.raises(DataError, match=r"queries.npy: not a readable .npy array"):
+        load_embeddings(folder)
+
+
+def test_load_rejects_pickled_object_arrays(folder: Path) -> None:
+    np.save(folder / "queries.npy", np.array([[1, "x"]], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"queries.npy: not a readable .npy array"):
+        load_embeddings(folder)
+
+
+# --- the shared copies --------------------------------------------------------------------
+
+
+def _shared_embeddings_root() -> Path | None:
+    candidates = [os.environ.get("DIVE_EMBEDDINGS"), REPO.parent / "shared/data/embeddings"]
+    candidates.append("/work/shared/data/embeddings")
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "all-MiniLM-L6-v2").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("dataset", "n_docs", "n_queries"), [("scifact", 5183, 1109), ("nfcorpus", 3633, 3237)]
+)
+def test_shared_embeddings_load_and_validate(dataset: str, n_docs: int, n_queries: int) -> None:
+    root = _shared_embeddings_root()
+    if root is None:
+        pytest.skip("shared embeddings not found (set DIVE_EMBEDDINGS or place ../shared/data)")
+    folder = root / "all-MiniLM-L6-v2" / dataset
+    if not folder.is_dir():
+        pytest.skip(f"{folder} absent")
+    emb = load_embeddings(folder, mmap=True)
+    assert emb.corpus.shape == (n_docs, 384) and emb.queries.shape == (n_queries, 384)
+    assert emb.meta["model"] == "all-MiniLM-L6-v2"
+    assert len(set(emb.corpus_ids)) == n_docs
+    assert emb.query_rows(emb.query_ids[:2]).shape == (2, 384)

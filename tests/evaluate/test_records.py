@@ -1,0 +1,72 @@
+"""The results file: atomic appends, resume by key, clear errors on bad lines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dive.errors import DataError
+from dive.evaluate.records import ResultsFile, read_records, record_key
+
+
+def record(method: str = "pca", seed: int = 0) -> dict[str, Any]:
+    return {
+        "dataset": "tiny",
+        "model": "m",
+        "method": method,
+        "dim": 8,
+        "ratio": 4,
+        "budget": "16",
+        "seed": seed,
+        "ndcg@10": 0.5,
+        "recall@100": 0.9,
+        "mrr@10": 0.4,
+        "fit_seconds": 0.1,
+        "n_params": 10,
+        "config": {},
+    }
+
+
+def test_append_persists_and_reload_knows_the_keys(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    ResultsFile(path).append([record(seed=0)])
+    ResultsFile(path).append([record(seed=1)])
+    reloaded = ResultsFile(path)
+    assert len(reloaded.records) == 2
+    assert record_key(record(seed=1)) in reloaded
+    assert record_key(record(seed=2)) not in reloaded
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "r.jsonl"
+    results = ResultsFile(path)
+    results.append([record(seed=0)])
+    before = path.read_bytes()
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        results.append([record(seed=1)])
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
+
+
+def test_malformed_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    ResultsFile(path).append([record()])
+    with path.open("a") as f:
+        f.write("{not json\n")
+    with pytest.raises(DataError, match=r"r\.jsonl:2: not valid JSON"):
+        read_records(path)
+
+
+def test_record_missing_fields_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"dataset": "x"}\n')
+    with pytest.raises(DataError, match=r"r\.jsonl:1: record lacks model"):
+        read_records(path)

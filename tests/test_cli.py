@@ -1,0 +1,77 @@
+"""The `dive` command line: tables on stdout, one-line errors, --debug tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dive.cli import build_parser, main
+from dive.errors import DiveError
+
+
+def evaluate_args(tiny: tuple[Path, Path], results: Path, *extra: str) -> list[str]:
+    return [
+        "evaluate",
+        "--dataset",
+        str(tiny[0]),
+        "--embeddings",
+        str(tiny[1]),
+        "--methods",
+        "frozen,pca",
+        "--ratios",
+        "2,4",
+        "--budgets",
+        "all",
+        "--seeds",
+        "0",
+        "--results",
+        str(results),
+        *extra,
+    ]
+
+
+def test_evaluate_prints_table_with_frozen_first_and_writes_jsonl(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "out" / "r.jsonl"
+    assert main(evaluate_args(tiny, results, "--plot", str(tmp_path / "p.png"))) == 0
+    out = capsys.readouterr().out
+    table = out.splitlines()
+    assert table[0] == "tiny | ndcg@10 | labels: all"
+    assert table[1].split()[:4] == ["method", "d=32", "d=16", "d=8"]
+    assert table[2].startswith("frozen") and table[3].startswith("pca")
+    assert "±" in table[3]
+    lines = results.read_text().splitlines()
+    assert len(lines) == 3
+    assert {json.loads(line)["method"] for line in lines} == {"frozen", "pca"}
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_input_is_one_line_on_stderr(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (tiny[0] / "corpus.jsonl").open("a") as f:
+        f.write("{broken\n")
+    assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dive: error:") and "corpus.jsonl" in err and "121" in err
+    assert "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_debug_shows_the_exception(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    with (tiny[0] / "corpus.jsonl").open("a") as f:
+        f.write("{broken\n")
+    with pytest.raises(DiveError, match=r"corpus\.jsonl line 121"):
+        main(["--debug", *evaluate_args(tiny, tmp_path / "r.jsonl")])
+
+
+def test_every_verb_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    verbs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for verb in verbs:
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        assert "default" in capsys.readouterr().out, verb
