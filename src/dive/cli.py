@@ -117,6 +117,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from dive.report.plots import plot_ndcg_vs_dim
 
         print(f"plot: {plot_ndcg_vs_dim(records, args.plot)}")
+    if args.report:
+        from dive.report.build import write_report
+
+        # The budget plot needs one ratio: 4x when it was run, else the middle one.
+        ratio = 4 if 4 in args.ratios else sorted(args.ratios)[len(args.ratios) // 2]
+        files = write_report(records, args.report, ratio=ratio)
+        print(f"report: {files.markdown}")
     return 0
 
 
@@ -129,6 +136,169 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(text_tables(records))
     plot = plot_ndcg_vs_dim(records, out / "ndcg_vs_dim.png")
     print(f"\nresults: {out / 'results.jsonl'}\nplot: {plot}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dive.report.build import write_report
+    from dive.report.merge import read_results
+
+    records = read_results(args.results)
+    files = write_report(records, args.out, keep=args.keep, ratio=args.ratio)
+    print(f"{len(records)} runs from {len(args.results)} file(s)")
+    for path in files.all():
+        print(f"wrote {path}")
+    return 0
+
+
+def _fit_summary_extras(diagnostics: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-scalar diagnostics of a fit, and its validation scores picked out of them."""
+    scalars = {k: v for k, v in diagnostics.items()
+               if v is None or isinstance(v, (str, bool, int, float))}
+    validation = {k: v for k, v in scalars.items()
+                  if "val" in k.lower() and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    extras: dict[str, Any] = {}
+    if validation:
+        extras["validation"] = validation
+    if scalars:
+        extras["diagnostics"] = scalars
+    return extras
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import time
+
+    from dive.compressors.registry import make_compressor
+    from dive.data import load_dataset
+    from dive.data.splits import budget_label, make_split, parse_budget
+    from dive.embed import get_embeddings
+    from dive.evaluate.protocol import training_data
+    from dive.export.folder import save
+
+    compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
+    budget = parse_budget(args.budget)
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir)
+    emb = get_embeddings(dataset, args.model, embeddings_dir=args.embeddings)
+    summary: dict[str, Any] = {"dataset": dataset.name, "model": args.model, "seed": args.seed,
+                               "n_corpus": int(emb.corpus.shape[0])}
+    train = None
+    if compressor.supervised:
+        split = make_split(dataset, budget, args.seed)
+        train = training_data(split, emb)
+        summary.update(budget=budget_label(budget), n_train=len(split.train_ids),
+                       n_validation=len(split.validation_ids), label_source=split.source)
+    else:
+        summary.update(budget=None, n_train=0)  # unsupervised: no labels were used
+    start = time.perf_counter()
+    compressor.fit(emb.corpus, train)
+    summary["fit_seconds"] = round(time.perf_counter() - start, 4)
+    summary.update(_fit_summary_extras(compressor.fit_info_.diagnostics))
+    out = save(compressor, args.out, summary=summary)
+    runtime = compressor.fitted_runtime()
+    print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims, "
+          f"{runtime.n_params} parameters, fitted in {summary['fit_seconds']:.2f}s")
+    for name, score in summary.get("validation", {}).items():
+        print(f"{name}: {score:.4f}")
+    print(f"saved: {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "onnx":
+        from dive.export.onnx import export_onnx
+
+        if args.model is not None:
+            raise DiveError("--model applies to --format sentence-transformers only")
+        path = export_onnx(args.model_dir, args.out)
+    else:
+        from dive.export.sentence_transformers import export_sentence_transformers
+
+        path = export_sentence_transformers(args.model_dir, args.out, base_model=args.model)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from dive.embed import load_embeddings
+    from dive.export.faiss_index import build_index, save_index
+    from dive.export.folder import load
+
+    compressor = load(args.model_dir)
+    emb = load_embeddings(args.embeddings, mmap=True)
+    trained_on = compressor.summary.get("model")
+    if trained_on and emb.meta.get("model") and emb.meta["model"] != trained_on:
+        logging.getLogger(__name__).warning(
+            "%s: embeddings made with %s, compressor fitted on %s embeddings",
+            args.embeddings, emb.meta["model"], trained_on)
+    vectors = compressor.transform(emb.corpus)
+    index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids)
+    path = save_index(index, args.out)
+    print(f"indexed {len(index)} documents ({index.dim}-d, {'hnsw' if args.hnsw else 'flat'})")
+    print(f"wrote {path}")
+    return 0
+
+
+def _read_queries_npy(path: str) -> Any:
+    import numpy as np
+
+    from dive.errors import DataError
+
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    return arr.reshape(1, -1) if arr.ndim == 1 else arr
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from dive.errors import DataError
+    from dive.export.faiss_index import load_index, search_index
+    from dive.export.folder import load
+
+    compressor = load(args.model_dir)
+    index = load_index(args.index)
+    if index.dim != compressor.output_dim:
+        raise DataError(f"{args.index}: index holds {index.dim}-d vectors, but {args.model_dir} "
+                        f"outputs {compressor.output_dim}-d")
+    if args.queries_npy is not None:
+        queries = _read_queries_npy(args.queries_npy)
+        labels = [f"query {i}" for i in range(len(queries))]
+    else:
+        from dive.embed import DEFAULT_MODEL, encode_texts, load_model
+
+        model_name = args.model or compressor.summary.get("model") or DEFAULT_MODEL
+        queries = encode_texts(load_model(model_name), args.query, progress=False)
+        labels = list(args.query)
+    rows, scores = search_index(index, compressor.transform(queries), args.k)
+    for label, hit_rows, hit_scores in zip(labels, rows.tolist(), scores.tolist(), strict=True):
+        print(f"# {label}")
+        for rank, (row, score) in enumerate(zip(hit_rows, hit_scores, strict=True), start=1):
+            if row >= 0:
+                print(f"{rank}\t{index.ids[row]}\t{score:.6f}")
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    id_column = args.id_column or None
+    if args.engine == "ray":
+        from dive.integrations.ray import compress_parquet
+
+        rows = compress_parquet(args.model_dir, args.input, args.output, column=args.column,
+                                id_column=id_column, output_column=args.output_column,
+                                batch_size=args.batch_size, dtype=args.dtype,
+                                overwrite=args.overwrite)
+        print(f"compressed {rows} vectors on Ray: {args.output}")
+        return 0
+    from dive.scale import compress_store
+
+    result = compress_store(args.model_dir, args.input, args.output, batch_size=args.batch_size,
+                            dtype=args.dtype, column=args.column, id_column=id_column,
+                            output_column=args.output_column, overwrite=args.overwrite,
+                            progress=not args.no_progress)
+    resumed = f", resumed after {result.resumed_rows}" if result.resumed_rows else ""
+    print(f"compressed {result.rows} vectors {result.input_dim} -> {result.output_dim} "
+          f"({result.dtype}{resumed}) in {result.seconds:.1f} s "
+          f"({result.rows_per_second:,.0f} vectors/s): {result.output}")
     return 0
 
 
@@ -159,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSONL results file (appended; runs already there are skipped)",
     )
     p.add_argument("--plot", default=None, help="also write an nDCG@10-vs-dimension PNG here")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="also write the report (as `dive report` does) into this folder")
     _add_grid_options(p, methods=DEFAULT_METHODS, budgets="16,64,256,all", seeds="0,1,2")
     p.set_defaults(handler=cmd_evaluate)
 
@@ -169,6 +341,95 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="folder for results.jsonl and the plot")
     _add_grid_options(p, methods=DEMO_METHODS, budgets="64", seeds="0")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser(
+        "report", help="Markdown tables, CSV and plots from results files", formatter_class=fmt
+    )
+    p.add_argument("results", nargs="+", metavar="RESULTS.jsonl",
+                   help="results files, merged in order (a run repeated later wins)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for report.md, summary.csv and the PNG plots")
+    p.add_argument("--keep", type=float, default=0.99,
+                   help="report the smallest d keeping this share of frozen nDCG@10")
+    p.add_argument("--ratio", type=int, default=4,
+                   help="compression ratio of the nDCG@10-vs-label-budget plot")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("fit", help="fit one compressor on a dataset and save it as a folder",
+                       formatter_class=fmt)
+    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
+    p.add_argument("--method", required=True, help="method spec (name or name:key=value:...)")
+    p.add_argument("--dim", type=int, required=True, help="output dimension d")
+    p.add_argument("--budget", default="64",
+                   help="training queries for supervised methods (a number or 'all')")
+    p.add_argument("--seed", type=int, default=0, help="random seed (also picks the labels)")
+    p.add_argument("--model", default="all-MiniLM-L6-v2",
+                   help="sentence-transformers model name or path (embeddings folder name)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)")
+    p.add_argument("--embeddings", default=None,
+                   help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")
+    p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
+    p.set_defaults(handler=cmd_fit)
+
+    p = sub.add_parser("export", help="export a saved compressor to ONNX or sentence-transformers",
+                       formatter_class=fmt)
+    p.add_argument("model_dir", metavar="DIR", help="saved compressor folder (from `dive fit`)")
+    p.add_argument("--format", required=True, choices=["onnx", "sentence-transformers"],
+                   help="output format")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="ONNX file, or folder for the sentence-transformers module/model")
+    p.add_argument("--model", default=None,
+                   help="sentence-transformers only: bundle this base model with the module "
+                        "into one loadable model folder (default: the module folder alone)")
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("index", help="build a FAISS index of an embeddings folder's compressed "
+                       "corpus", formatter_class=fmt)
+    p.add_argument("model_dir", metavar="DIR", help="saved compressor folder")
+    p.add_argument("--embeddings", required=True, metavar="EMB_DIR",
+                   help="embeddings folder whose corpus is compressed and indexed")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="index file (the ids go to FILE.ids.txt)")
+    p.add_argument("--hnsw", action="store_true", help="approximate HNSW index instead of exact")
+    p.set_defaults(handler=cmd_index)
+
+    p = sub.add_parser("search", help="search an index with queries compressed by a saved "
+                       "compressor", formatter_class=fmt)
+    p.add_argument("index", metavar="INDEX_FILE", help="index file from `dive index`")
+    p.add_argument("model_dir", metavar="DIR", help="saved compressor folder used for the index")
+    queries = p.add_mutually_exclusive_group(required=True)
+    queries.add_argument("--query", action="append", metavar="TEXT",
+                         help="query text, embedded with --model (repeatable)")
+    queries.add_argument("--queries-npy", default=None, metavar="FILE",
+                         help=".npy of query embeddings (n, D), already L2-normalised")
+    p.add_argument("--model", default=None,
+                   help="model embedding --query (default: the one the compressor was fitted on)")
+    p.add_argument("-k", type=int, default=10, help="hits per query")
+    p.set_defaults(handler=cmd_search)
+    p = sub.add_parser("compress", help="compress an embedding store (.npy, Parquet, shards) "
+                       "in bounded memory, resumably", formatter_class=fmt)
+    p.add_argument("model_dir", metavar="DIR", help="saved compressor folder")
+    p.add_argument("--input", required=True, metavar="X",
+                   help=".npy file, Parquet file, or folder of .npy or Parquet shards")
+    p.add_argument("--output", required=True, metavar="Y",
+                   help="output file or folder, same layout as the input (Ray: a Parquet folder)")
+    p.add_argument("--batch-size", type=int, default=65536,
+                   help="vectors per chunk (memory use and the resume step)")
+    p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
+                   help="element type of the compressed vectors")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: streaming, resumable; ray: Ray Data over Parquet "
+                        "(joins $RAY_ADDRESS or starts a local cluster)")
+    p.add_argument("--column", default="vector", help="Parquet: the vector column")
+    p.add_argument("--id-column", default="id",
+                   help="Parquet: id column carried to the output ('' for none)")
+    p.add_argument("--output-column", default=None,
+                   help="Parquet: name of the compressed vector column (None: --column's)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (only once the new one is complete)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_compress)
     return parser
 
 

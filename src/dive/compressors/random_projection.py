@@ -17,5 +17,5 @@ class RandomProjection(Compressor):
         d_in = corpus.shape[1]
         dim = self.dim or d_in
         rng = np.random.default_rng(self.seed)
-        projection = rng.standard_normal((dim, d_in)).astype(np.float32) / np.sqrt(dim)
+        projection = (rng.standard_normal((dim, d_in)) / np.sqrt(dim)).astype(np.float32)
         return Runtime(input_dim=d_in, projection=projection)

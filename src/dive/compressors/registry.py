@@ -7,18 +7,53 @@ is the method's label in results, so ablations are ordinary rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
+from importlib import import_module
 from typing import Any
 
 from dive.compressors.base import Compressor
-from dive.compressors.frozen import Frozen
-from dive.compressors.pca import PCA, PCAUncentered
-from dive.compressors.random_projection import RandomProjection
-from dive.compressors.truncate import Truncate
 from dive.errors import DiveError
 
-REGISTRY: dict[str, type[Compressor]] = {
-    cls.method: cls for cls in (Frozen, Truncate, PCA, PCAUncentered, RandomProjection)
-}
+
+class _LazyRegistry(MutableMapping[str, type[Compressor]]):
+    """Name -> compressor class, importing each method's module on first use.
+
+    Learned methods import torch; loading a saved model or listing names must not.
+    """
+
+    def __init__(self, entries: dict[str, str]) -> None:
+        self._entries: dict[str, str | type[Compressor]] = dict(entries)
+
+    def __getitem__(self, name: str) -> type[Compressor]:
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, attr = entry.partition(":")
+            entry = self._entries[name] = getattr(import_module(module), attr)
+        return entry
+
+    def __setitem__(self, name: str, cls: type[Compressor]) -> None:
+        self._entries[name] = cls
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# One line per method: registry name -> "module:Class".
+REGISTRY = _LazyRegistry(
+    {
+        "frozen": "dive.compressors.frozen:Frozen",
+        "truncate": "dive.compressors.truncate:Truncate",
+        "pca": "dive.compressors.pca:PCA",
+        "pca-uncentered": "dive.compressors.pca:PCAUncentered",
+        "random": "dive.compressors.random_projection:RandomProjection",
+    }
+)
 
 
 def _parse_value(text: str) -> Any:

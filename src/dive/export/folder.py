@@ -1,0 +1,438 @@
+"""The saved-model folder: `config.json` + `model.safetensors`, loaded back with numpy only.
+
+A fitted compressor is saved as its `Runtime` (see `dive.compressors.runtime`): the arrays go
+into `model.safetensors` under fixed names (`adapter.w1`, `adapter.b1`, `adapter.w2`,
+`adapter.b2`, `center`, `projection`), float32, and `config.json` records the format version,
+the dive version, the method and its hyper-parameters, the dimensions, the activation, which
+arrays exist, a SHA-256 of the weights file and an optional training summary (dataset, budget,
+seed, validation score). Never pickle.
+
+`load` returns a `LoadedCompressor`, which transforms exactly as the fitted compressor did
+(bit-identical: same float32 arrays, same numpy code). Loading imports numpy, safetensors and
+the runtime only, never torch, so a served model needs neither torch nor the training code.
+Everything in a folder is checked before use; a bad folder raises `DataError` naming the file
+and the problem. Saving writes into a temporary folder beside the target and renames it into
+place, so a failed save leaves any existing folder as it was.
+
+Left out: other formats (`dive.export.onnx`, `dive.export.sentence_transformers`) and
+refitting a loaded model (a loaded compressor is inference-only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy
+from safetensors import SafetensorError
+
+from dive import __version__
+from dive.compressors.base import Compressor
+from dive.compressors.runtime import ACTIVATIONS, Activation, Adapter, Runtime
+from dive.errors import DataError, DiveError
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "dive-compressor"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+ADAPTER_ARRAYS = ("adapter.w1", "adapter.b1", "adapter.w2", "adapter.b2")
+ARRAY_NAMES = (*ADAPTER_ARRAYS, "center", "projection")
+# The method name recorded when a bare Runtime (not a fitted compressor) is saved.
+RUNTIME_METHOD = "runtime"
+
+
+class LoadedCompressor:
+    """A compressor read back from a folder: inference only, behaves like a fitted `Compressor`.
+
+    `config()` returns the method's hyper-parameters (as `Compressor.config()` does);
+    `metadata` is the whole `config.json`; `summary` the training summary saved with it.
+    """
+
+    supervised = False  # nothing left to learn: a loaded compressor is never fitted again
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        method: str = RUNTIME_METHOD,
+        method_config: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        source: Path | None = None,
+    ) -> None:
+        self.runtime_ = runtime
+        self.method = method
+        self.method_config = dict(method_config or {})
+        self.summary = dict(summary or {})
+        self.metadata = dict(metadata or {})
+        self.source = source
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.method_config)
+
+    @property
+    def input_dim(self) -> int:
+        return self.runtime_.input_dim
+
+    @property
+    def output_dim(self) -> int:
+        return self.runtime_.output_dim
+
+    @property
+    def dim(self) -> int:
+        return self.runtime_.output_dim
+
+    @property
+    def n_params(self) -> int:
+        return self.runtime_.n_params
+
+    def fitted_runtime(self) -> Runtime:
+        return self.runtime_
+
+    def fit(self, corpus: np.ndarray, train: object = None) -> LoadedCompressor:
+        raise DiveError(
+            f"{self._where()}: a loaded compressor is inference-only; fit a new "
+            f"{self.method!r} compressor instead"
+        )
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Compress (n, D) embeddings to L2-normalised (n, d) float32."""
+        arr = np.asarray(x)
+        if arr.ndim == 2 and arr.shape[1] != self.input_dim:
+            raise DataError(
+                f"{self._where()}: input has dimension {arr.shape[1]}, but this compressor "
+                f"expects {self.input_dim} (embeddings from another model?)"
+            )
+        return self.runtime_(arr)
+
+    def _where(self) -> str:
+        return str(self.source) if self.source is not None else f"{self.method} compressor"
+
+    def __repr__(self) -> str:
+        where = f", source={str(self.source)!r}" if self.source is not None else ""
+        return (
+            f"LoadedCompressor(method={self.method!r}, input_dim={self.input_dim}, "
+            f"output_dim={self.output_dim}{where})"
+        )
+
+
+SaveSource = Compressor | LoadedCompressor | Runtime
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+
+def save(
+    compressor: SaveSource,
+    directory: str | os.PathLike[str],
+    *,
+    summary: dict[str, Any] | None = None,
+) -> Path:
+    """Write `compressor` (fitted, loaded, or a bare `Runtime`) as a model folder; return it.
+
+    `summary` is a JSON-ready dict describing the fit (dataset, budget, seed, validation
+    score...); a `LoadedCompressor` keeps its own summary unless one is given. An existing
+    model folder at `directory` is replaced atomically; any other existing, non-empty folder
+    is left alone and raises `DiveError`.
+    """
+    runtime, method, method_config, default_summary = _describe(compressor)
+    arrays = runtime_arrays(runtime)
+    activation = runtime.adapter.activation if runtime.adapter is not None else None
+    # Refuse to write what `load` would reject (a hand-built Runtime can be inconsistent).
+    build_runtime(arrays, runtime.input_dim, runtime.output_dim, activation, where="runtime")
+    weights = safetensors.numpy.save(
+        arrays, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)}
+    )
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dive_version": __version__,
+        "method": method,
+        "method_config": method_config,
+        "input_dim": runtime.input_dim,
+        "output_dim": runtime.output_dim,
+        "activation": activation,
+        "arrays": list(arrays),
+        "n_params": runtime.n_params,
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "training": summary if summary is not None else default_summary,
+    }
+    text = _to_json(config, what=f"{method} config/summary")
+    target = Path(directory)
+    _write_folder(target, {CONFIG_FILE: text.encode("utf-8"), WEIGHTS_FILE: weights})
+    logger.info("saved %s compressor (%d -> %d) to %s", method, runtime.input_dim,
+                runtime.output_dim, target)
+    return target
+
+
+def as_loaded(obj: SaveSource | str | os.PathLike[str]) -> LoadedCompressor:
+    """`obj` as a `LoadedCompressor`: a model folder is loaded, a compressor or runtime wrapped."""
+    if isinstance(obj, LoadedCompressor):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        return load(obj)
+    runtime, method, method_config, summary = _describe(obj)
+    return LoadedCompressor(runtime, method=method, method_config=method_config, summary=summary)
+
+
+def _describe(obj: SaveSource) -> tuple[Runtime, str, dict[str, Any], dict[str, Any]]:
+    if isinstance(obj, Runtime):
+        return obj, RUNTIME_METHOD, {}, {}
+    if isinstance(obj, LoadedCompressor):
+        return obj.runtime_, obj.method, obj.config(), obj.summary
+    if isinstance(obj, Compressor):
+        return obj.fitted_runtime(), obj.method, obj.config(), {}
+    raise TypeError(f"save() needs a Compressor, LoadedCompressor or Runtime, got {type(obj)!r}")
+
+
+def runtime_arrays(runtime: Runtime) -> dict[str, np.ndarray]:
+    """The runtime's arrays under their saved names, float32 C-contiguous."""
+    raw: dict[str, np.ndarray | None] = {"center": runtime.center, "projection": runtime.projection}
+    if runtime.adapter is not None:
+        a = runtime.adapter
+        raw.update({"adapter.w1": a.w1, "adapter.b1": a.b1, "adapter.w2": a.w2, "adapter.b2": a.b2})
+    arrays: dict[str, np.ndarray] = {}
+    for name in ARRAY_NAMES:
+        value = raw.get(name)
+        if value is None:
+            continue
+        arr = np.asarray(value)
+        if arr.dtype != np.float32:
+            # The runtime computes in float32 anyway; say so, as results may move in the last bit.
+            logger.warning("%s: %s array stored as float32", name, arr.dtype)
+        arrays[name] = np.ascontiguousarray(arr, dtype=np.float32)
+    return arrays
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _to_json(config: dict[str, Any], *, what: str) -> str:
+    try:
+        return json.dumps(config, indent=2, default=_jsonable, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise DiveError(f"{what}: cannot be written as JSON ({exc})") from None
+
+
+def _is_model_folder(folder: Path) -> bool:
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+def _write_folder(target: Path, files: dict[str, bytes]) -> None:
+    if target.exists() and not target.is_dir():
+        raise DiveError(f"{target}: exists and is not a folder; refusing to replace it")
+    if target.is_dir() and any(target.iterdir()) and not _is_model_folder(target):
+        raise DiveError(
+            f"{target}: exists and is not a saved dive compressor folder; refusing to replace it"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        for name, data in files.items():
+            with open(tmp / name, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a model folder should read like any other
+        swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def swap_into_place(tmp: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    # rename() cannot replace a non-empty folder: move the old one aside, the new one in, and
+    # put the old one back if the second rename fails.
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load(directory: str | os.PathLike[str]) -> LoadedCompressor:
+    """Read and check a model folder written by `save`; numpy and safetensors only."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such model folder")
+    config_path, weights_path = root / CONFIG_FILE, root / WEIGHTS_FILE
+    if not config_path.is_file():
+        raise DataError(f"{config_path}: missing (not a saved dive compressor folder)")
+    config = read_config(config_path)
+    if not weights_path.is_file():
+        raise DataError(f"{weights_path}: missing (the folder has config.json but no weights)")
+    arrays = _read_weights(weights_path, config)
+    runtime = build_runtime(arrays, config["input_dim"], config["output_dim"],
+                            config["activation"], where=str(weights_path))
+    return LoadedCompressor(
+        runtime,
+        method=config["method"],
+        method_config=config["method_config"],
+        summary=config["training"],
+        metadata=config,
+        source=root,
+    )
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Parse and check `config.json`; fills optional fields with their defaults."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    version = config.get("format_version")
+    if not isinstance(version, int) or not _positive_int(version):
+        raise DataError(f"{path}: format_version is {version!r}, expected a positive integer")
+    if version > FORMAT_VERSION:
+        raise DataError(
+            f"{path}: format_version {version} is newer than this dive {__version__} reads "
+            f"(up to {FORMAT_VERSION}); upgrade dive"
+        )
+    if config.get("format", FORMAT) != FORMAT:
+        raise DataError(f"{path}: format is {config.get('format')!r}, expected {FORMAT!r}")
+    method = config.get("method")
+    if not isinstance(method, str) or not method:
+        raise DataError(f"{path}: method is {method!r}, expected a method name")
+    for key in ("input_dim", "output_dim"):
+        if not _positive_int(config.get(key)):
+            raise DataError(f"{path}: {key} is {config.get(key)!r}, expected a positive integer")
+    activation = config.get("activation")
+    if activation is not None and activation not in ACTIVATIONS:
+        raise DataError(
+            f"{path}: activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (or null)"
+        )
+    arrays = config.get("arrays")
+    if not isinstance(arrays, list) or not all(isinstance(a, str) for a in arrays):
+        raise DataError(f"{path}: arrays is {arrays!r}, expected a list of array names")
+    unknown = [a for a in arrays if a not in ARRAY_NAMES]
+    if unknown or len(set(arrays)) != len(arrays):
+        raise DataError(
+            f"{path}: arrays {arrays!r} has unknown or repeated names "
+            f"(valid: {', '.join(ARRAY_NAMES)})"
+        )
+    for key in ("method_config", "training"):
+        value = config.setdefault(key, {})
+        if value is None:
+            config[key] = {}
+        elif not isinstance(value, dict):
+            raise DataError(f"{path}: {key} is {type(value).__name__}, expected an object")
+    return config
+
+
+def _read_weights(path: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:
+    data = path.read_bytes()
+    try:
+        loaded = safetensors.numpy.load(data)
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+    # A well-formed file can still hold flipped bits or another model's weights.
+    expected = config.get("weights_sha256")
+    if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
+        raise DataError(
+            f"{path}: contents do not match the checksum in config.json (corrupt or replaced)"
+        )
+    listed = list(config["arrays"])
+    missing = [name for name in listed if name not in loaded]
+    if missing:
+        raise DataError(f"{path}: tensor {missing[0]!r} listed in config.json is missing")
+    extra = sorted(set(loaded) - set(listed))
+    if extra:
+        raise DataError(f"{path}: unexpected tensor {extra[0]!r} (not listed in config.json)")
+    arrays: dict[str, np.ndarray] = {}
+    for name in listed:
+        arr = loaded[name]
+        if arr.dtype != np.float32:
+            raise DataError(f"{path}: tensor {name!r} has dtype {arr.dtype}, expected float32")
+        if not np.isfinite(arr).all():
+            raise DataError(f"{path}: tensor {name!r} contains NaN or inf")
+        arrays[name] = np.array(arr, dtype=np.float32, order="C", copy=True)
+    return arrays
+
+
+def build_runtime(
+    arrays: dict[str, np.ndarray],
+    input_dim: int,
+    output_dim: int,
+    activation: Activation | None,
+    *,
+    where: str,
+) -> Runtime:
+    """Check the arrays' shapes against the dimensions and assemble the `Runtime`."""
+
+    def shape_error(name: str, expected: str) -> DataError:
+        return DataError(
+            f"{where}: tensor {name!r} has shape {tuple(arrays[name].shape)}, expected {expected}"
+        )
+
+    d_in = input_dim
+    present = [name for name in ADAPTER_ARRAYS if name in arrays]
+    adapter = None
+    if present:
+        if len(present) != len(ADAPTER_ARRAYS):
+            absent = [name for name in ADAPTER_ARRAYS if name not in arrays]
+            raise DataError(f"{where}: adapter is incomplete: {absent[0]!r} is missing")
+        if activation is None:
+            raise DataError(f"{where}: the adapter needs an activation (relu or gelu); none given")
+        w1, b1, w2, b2 = (arrays[name] for name in ADAPTER_ARRAYS)
+        if w1.ndim != 2 or w1.shape[1] != d_in or w1.shape[0] == 0:
+            raise shape_error("adapter.w1", f"(r, {d_in})")
+        rank = w1.shape[0]
+        if b1.shape != (rank,):
+            raise shape_error("adapter.b1", f"({rank},) to match adapter.w1")
+        if w2.shape != (d_in, rank):
+            raise shape_error("adapter.w2", f"({d_in}, {rank}) to match adapter.w1")
+        if b2.shape != (d_in,):
+            raise shape_error("adapter.b2", f"({d_in},)")
+        adapter = Adapter(w1, b1, w2, b2, activation=activation)
+    center = arrays.get("center")
+    if center is not None and center.shape != (d_in,):
+        raise shape_error("center", f"({d_in},) (input_dim)")
+    projection = arrays.get("projection")
+    if projection is None:
+        if output_dim != d_in:
+            raise DataError(
+                f"{where}: output_dim {output_dim} != input_dim {d_in} but there is no projection"
+            )
+    elif projection.ndim != 2 or projection.shape[1] != d_in:
+        raise shape_error("projection", f"(output_dim, {d_in}): columns must equal input_dim")
+    elif projection.shape[0] != output_dim:
+        raise shape_error("projection", f"({output_dim}, {d_in}): rows must equal output_dim")
+    return Runtime(input_dim=d_in, adapter=adapter, center=center, projection=projection)

@@ -1,0 +1,128 @@
+"""Export a fitted compressor as an ONNX graph, built node by node from its `Runtime`.
+
+The graph computes exactly the runtime's steps (see `dive.compressors.runtime`): the optional
+residual adapter (MatMul/Add, then Relu or the tanh-GELU formula written out in elementary ops
+so any runtime computes the same thing as numpy), the optional centre (Sub) and projection
+(MatMul), then L2 normalisation (ReduceL2, Max with 1e-12, Div). Input `embeddings` is
+float32 (batch, D) with a dynamic batch axis; output `compressed` is float32 (batch, d).
+No torch involved: the `onnx` package's helper API builds the graph.
+
+Left out: quantised or float16 graphs, and folding the tokenizer/encoder into the same graph
+(export the sentence-transformers model with its own tools and chain the two).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dive import __version__
+from dive._io import atomic_write_bytes
+from dive.compressors.runtime import Runtime
+from dive.errors import DiveError
+from dive.export.folder import RUNTIME_METHOD, as_loaded
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAME = "embeddings"
+OUTPUT_NAME = "compressed"
+OPSET = 17  # ReduceL2 still takes `axes` as an attribute; supported by every current runtime
+IR_VERSION = 8  # the IR version that goes with opset 17, so older onnxruntime builds load it
+NORM_EPS = 1e-12  # as dive.arrays.l2_normalize
+
+
+def _import_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise DiveError("ONNX export needs the onnx package; install dive-compress[onnx]") from None
+    return onnx
+
+
+def build_onnx_model(runtime: Runtime, *, method: str = RUNTIME_METHOD) -> Any:
+    """The `onnx.ModelProto` computing `runtime` (checked with onnx.checker)."""
+    onnx = _import_onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits: list[Any] = []
+    nodes: list[Any] = []
+
+    def const(name: str, value: np.ndarray | np.floating[Any] | float) -> str:
+        arr = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
+        inits.append(numpy_helper.from_array(arr, name=name))
+        return name
+
+    def op(kind: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(kind, inputs, [output], name=output, **attrs))
+        return output
+
+    h = INPUT_NAME
+    if runtime.adapter is not None:
+        a = runtime.adapter
+        pre = op("Add", [op("MatMul", [h, const("adapter.w1T", a.w1.T)], "adapter.x_w1"),
+                         const("adapter.b1", a.b1)], "adapter.pre")
+        if a.activation == "relu":
+            act = op("Relu", [pre], "adapter.act")
+        else:
+            # 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))), in numpy's order of ops.
+            cube = op("Mul", [op("Mul", [pre, pre], "gelu.x2"), pre], "gelu.x3")
+            inner = op("Add", [pre, op("Mul", [const("gelu.k", 0.044715), cube], "gelu.kx3")],
+                       "gelu.inner")
+            scaled = op("Mul", [const("gelu.c", np.float32(np.sqrt(2.0 / np.pi))), inner],
+                        "gelu.scaled")
+            one_plus = op("Add", [const("gelu.one", 1.0), op("Tanh", [scaled], "gelu.tanh")],
+                          "gelu.one_plus")
+            half_x = op("Mul", [const("gelu.half", 0.5), pre], "gelu.half_x")
+            act = op("Mul", [half_x, one_plus], "adapter.act")
+        up = op("MatMul", [act, const("adapter.w2T", a.w2.T)], "adapter.up")
+        h = op("Add", [op("Add", [h, up], "adapter.x_up"), const("adapter.b2", a.b2)], "adapter.h")
+    if runtime.center is not None:
+        h = op("Sub", [h, const("center", runtime.center)], "centered")
+    if runtime.projection is not None:
+        h = op("MatMul", [h, const("projection.T", runtime.projection.T)], "projected")
+    norm = op("ReduceL2", [h], "norm", axes=[1], keepdims=1)
+    norm = op("Max", [norm, const("norm.eps", NORM_EPS)], "norm.clamped")
+    op("Div", [h, norm], OUTPUT_NAME)
+
+    graph = helper.make_graph(
+        nodes,
+        f"dive_{method}",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
+                                       ["batch", runtime.input_dim])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT,
+                                       ["batch", runtime.output_dim])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="dive",
+        producer_version=__version__,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+    )
+    model.ir_version = IR_VERSION
+    helper.set_model_props(model, {
+        "dive_version": __version__,
+        "method": method,
+        "input_dim": str(runtime.input_dim),
+        "output_dim": str(runtime.output_dim),
+    })
+    onnx.checker.check_model(model)
+    return model
+
+
+def export_onnx(source: Any, file: str | os.PathLike[str]) -> Path:
+    """Write `source` (a model folder, fitted/loaded compressor or `Runtime`) as an ONNX file.
+
+    The file is written atomically; returns its path.
+    """
+    compressor = as_loaded(source)
+    runtime = compressor.fitted_runtime()
+    model = build_onnx_model(runtime, method=compressor.method)
+    target = Path(file)
+    atomic_write_bytes(target, model.SerializeToString())
+    logger.info("wrote ONNX graph (%d -> %d) to %s", runtime.input_dim, runtime.output_dim, target)
+    return target

@@ -1,0 +1,98 @@
+"""Export a fitted compressor for sentence-transformers.
+
+Two shapes of output:
+- a module folder (default): `config.json` + `model.safetensors` that
+  `dive.export.st_module.DiveCompression` loads; add it to any model with
+  `model.append(DiveCompression.load(path))`, or list it in a model's `modules.json` with
+  `"type": "dive.export.st_module.DiveCompression"`;
+- with `base_model`, a complete SentenceTransformer folder: the base model with the
+  compression module appended, so `SentenceTransformer(path).encode(texts)` returns
+  compressed vectors directly.
+
+Both are written into a temporary folder beside the target and renamed into place. Loading
+either needs dive importable (the module's class path); nothing else is copied into the folder.
+sentence-transformers 6 imports a module class from outside its own namespace only with
+`trust_remote_code=True`; `load_sentence_transformer` passes it (the class is dive's own code,
+not code stored in the folder).
+Left out: pushing to the Hugging Face hub, model cards beyond what sentence-transformers writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dive.errors import DiveError
+from dive.export.folder import SaveSource, as_loaded, save, swap_into_place
+
+logger = logging.getLogger(__name__)
+
+
+def export_sentence_transformers(
+    source: SaveSource | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    base_model: str | None = None,
+) -> Path:
+    """Write `source` (a model folder, compressor or runtime) for sentence-transformers.
+
+    Without `base_model`: the `DiveCompression` module folder. With it (a model name or path,
+    resolved by `dive.embed.load_model`): the base model plus the module, as one
+    SentenceTransformer folder. Returns `out_dir`.
+    """
+    compressor = as_loaded(source)
+    target = Path(out_dir)
+    if base_model is None:
+        return save(compressor, target)
+    from dive.embed import load_model
+    from dive.export.st_module import DiveCompression
+
+    model = load_model(base_model)
+    dim = _embedding_dim(model)
+    if dim is not None and dim != compressor.input_dim:
+        raise DiveError(
+            f"model {base_model!r} makes {dim}-d embeddings, but the compressor expects "
+            f"{compressor.input_dim}-d"
+        )
+    model.append(DiveCompression(compressor))
+    _save_model_atomically(model, target)
+    logger.info("wrote %s + dive compression (%d -> %d) to %s", base_model,
+                compressor.input_dim, compressor.output_dim, target)
+    return target
+
+
+def load_sentence_transformer(path: str | os.PathLike[str], device: str = "cpu") -> Any:
+    """Load a SentenceTransformer folder written with `base_model` (trusting dive's module)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(os.fspath(path), device=device, trust_remote_code=True)
+
+
+def _embedding_dim(model: Any) -> int | None:
+    getter = getattr(model, "get_embedding_dimension", None) or getattr(
+        model, "get_sentence_embedding_dimension", None
+    )
+    return None if getter is None else getter()
+
+
+def _save_model_atomically(model: Any, target: Path) -> None:
+    if target.exists() and (not target.is_dir() or (
+        any(target.iterdir()) and not (target / "modules.json").is_file()
+    )):
+        raise DiveError(
+            f"{target}: exists and is not a sentence-transformers model folder; "
+            "refusing to replace it"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        model.save(str(tmp))
+        os.chmod(tmp, 0o755)
+        swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,128 @@
+"""`DiveCompression`: a sentence-transformers module that applies a fitted compressor.
+
+Appended after a model's pooling (and Normalize) modules, it maps
+`features["sentence_embedding"]` through the compressor's runtime in torch, so
+`SentenceTransformer.encode` returns compressed, L2-normalised vectors. The math mirrors
+`dive.compressors.runtime` step by step (GELU with the tanh approximation), so outputs match
+the numpy runtime to float32 rounding.
+
+The module folder is a dive model folder (`config.json` + `model.safetensors`, see
+`dive.export.folder`), written and read through the same code, so a saved
+SentenceTransformer carries the method, its config and the training summary, and its
+`modules.json` names this class (`dive.export.st_module.DiveCompression`). The class is a plain
+`torch.nn.Module` with a one-argument `load(path)`, the module protocol every
+sentence-transformers release from 3 to 6 accepts.
+
+Left out: training through the module (buffers, not parameters: fit with dive, then export).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dive.compressors.runtime import Adapter, Runtime
+from dive.export.folder import LoadedCompressor, SaveSource, as_loaded, load, save
+
+_BUFFERS = ("adapter_w1", "adapter_b1", "adapter_w2", "adapter_b2", "center", "projection")
+
+
+def _tensor(arr: np.ndarray | None) -> torch.Tensor | None:
+    return None if arr is None else torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))
+
+
+class DiveCompression(torch.nn.Module):
+    """Compress `features["sentence_embedding"]` with a fitted dive compressor."""
+
+    feature = "sentence_embedding"  # the features key read and overwritten
+
+    def __init__(self, source: SaveSource | str | os.PathLike[str]) -> None:
+        """`source`: a model folder, a fitted or loaded compressor, or a `Runtime`."""
+        super().__init__()
+        compressor = as_loaded(source)
+        runtime = compressor.fitted_runtime()
+        self.method = compressor.method
+        self.method_config = compressor.config()
+        self.summary = dict(compressor.summary)
+        self.input_dim = runtime.input_dim
+        self.output_dim = runtime.output_dim
+        adapter = runtime.adapter
+        self.activation = adapter.activation if adapter is not None else None
+        arrays = {
+            "adapter_w1": adapter.w1 if adapter else None,
+            "adapter_b1": adapter.b1 if adapter else None,
+            "adapter_w2": adapter.w2 if adapter else None,
+            "adapter_b2": adapter.b2 if adapter else None,
+            "center": runtime.center,
+            "projection": runtime.projection,
+        }
+        for name in _BUFFERS:
+            self.register_buffer(name, _tensor(arrays[name]))
+
+    def forward(self, features: dict[str, Any]) -> dict[str, Any]:
+        x = features[self.feature]
+        features[self.feature] = self.compress(x)
+        return features
+
+    def _buffer(self, name: str) -> torch.Tensor | None:
+        value: torch.Tensor | None = getattr(self, name)
+        return value
+
+    def compress(self, x: torch.Tensor) -> torch.Tensor:
+        """The runtime's computation on a (batch, D) tensor; returns (batch, d), unit rows."""
+        if x.shape[-1] != self.input_dim:
+            raise ValueError(
+                f"DiveCompression: embeddings have dimension {x.shape[-1]}, "
+                f"the compressor expects {self.input_dim}"
+            )
+        w1, b1, w2, b2 = (self._buffer(n) for n in _BUFFERS[:4])
+        center, projection = self._buffer("center"), self._buffer("projection")
+        dtype = next((b.dtype for b in (w1, center, projection) if b is not None), x.dtype)
+        h = x.to(dtype)
+        if w1 is not None and b1 is not None and w2 is not None and b2 is not None:
+            pre = h @ w1.T + b1
+            act = torch.relu(pre) if self.activation == "relu" else F.gelu(pre, approximate="tanh")
+            h = h + act @ w2.T + b2
+        if center is not None:
+            h = h - center
+        if projection is not None:
+            h = h @ projection.T
+        return F.normalize(h, p=2, dim=-1, eps=1e-12)
+
+    def to_compressor(self) -> LoadedCompressor:
+        """The current buffers as a numpy `LoadedCompressor` (what `save` writes)."""
+
+        def arr(name: str) -> np.ndarray | None:
+            t = self._buffer(name)
+            return None if t is None else t.detach().to("cpu", torch.float32).numpy().copy()
+
+        w1, b1, w2, b2 = (arr(n) for n in _BUFFERS[:4])
+        adapter = None
+        if w1 is not None and b1 is not None and w2 is not None and b2 is not None:
+            adapter = Adapter(w1, b1, w2, b2, activation=self.activation or "gelu")
+        runtime = Runtime(self.input_dim, adapter, arr("center"), arr("projection"))
+        return LoadedCompressor(runtime, method=self.method, method_config=self.method_config,
+                                summary=self.summary)
+
+    def get_embedding_dimension(self) -> int:
+        return self.output_dim
+
+    def get_sentence_embedding_dimension(self) -> int:
+        # The name sentence-transformers < 6 looks for.
+        return self.output_dim
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True,
+             **kwargs: Any) -> None:
+        """Write the module folder (a dive model folder); always safetensors."""
+        save(self.to_compressor(), output_path)
+
+    @staticmethod
+    def load(input_path: str) -> DiveCompression:
+        return DiveCompression(load(input_path))
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}, {self.input_dim} -> {self.output_dim}"

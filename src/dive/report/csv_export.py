@@ -1,0 +1,71 @@
+"""`summary.csv`: one row per (dataset, model, method, dim, budget), aggregated over seeds.
+
+Columns: the keys, the ratio, the number of seeds, mean and population std of each metric,
+mean fit seconds and the parameter count (the largest seen, should seeds differ). Rows follow
+the report's order (dataset, budget, method, dimension descending). Per-seed values stay in
+the JSONL results; this file is for spreadsheets and plotting elsewhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dive._io import atomic_write_text
+from dive.evaluate.records import METRICS
+from dive.report.summary import budget_order, method_order
+
+KEY_COLUMNS = ("dataset", "model", "budget", "method", "dim", "ratio")
+COLUMNS = (
+    *KEY_COLUMNS,
+    "n_seeds",
+    *(f"{m}_{stat}" for m in METRICS for stat in ("mean", "std")),
+    "fit_seconds_mean",
+    "n_params",
+)
+
+
+def summary_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The CSV rows as dicts keyed by `COLUMNS`."""
+    groups: dict[tuple[str, str, str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        key = (
+            str(r["dataset"]), str(r["model"]), str(r["budget"]), str(r["method"]), int(r["dim"])
+        )
+        groups[key].append(r)
+    order = {m: i for i, m in enumerate(method_order(k[3] for k in groups))}
+    rows = []
+    for key in sorted(groups, key=lambda k: (k[0], k[1], budget_order(k[2]), order[k[3]], -k[4])):
+        group = groups[key]
+        row: dict[str, Any] = dict(zip(KEY_COLUMNS, key, strict=False))
+        row["ratio"] = int(group[-1].get("ratio", 1))
+        row["n_seeds"] = len({str(r["seed"]) for r in group})
+        for metric in METRICS:
+            values = np.array([float(r[metric]) for r in group])
+            row[f"{metric}_mean"] = round(float(values.mean()), 6)
+            row[f"{metric}_std"] = round(float(values.std()), 6)
+        row["fit_seconds_mean"] = round(float(np.mean([float(r["fit_seconds"]) for r in group])), 4)
+        row["n_params"] = max(int(r["n_params"]) for r in group)
+        rows.append(row)
+    return rows
+
+
+def summary_csv(records: Iterable[Mapping[str, Any]]) -> str:
+    """The CSV text (header plus `summary_rows`)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(summary_rows(records))
+    return buffer.getvalue()
+
+
+def write_summary_csv(records: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write `summary_csv` to `path` atomically and return the path."""
+    atomic_write_text(path, summary_csv(records))
+    return Path(path)

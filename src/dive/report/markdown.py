@@ -1,0 +1,207 @@
+"""The Markdown report: methods x dimensions tables and the keep-X% table, as text.
+
+Per dataset and label budget, one table per metric (nDCG@10, then Recall@100): a row per
+method with the frozen full-dimension row on top, a column per dimension (largest first),
+cells "mean ± std" over seeds, the difference to the frozen row of the same table in
+parentheses and the best mean of each column in bold. Cells that were not run read "-"; cells
+that cannot exist are blank (the frozen row outside its full-dimension column, other methods
+inside it). A cell with fewer seeds than the table's most says so. Rendering only: grouping
+lives in `summary`, the keep computation in `keep`, and files are written by
+`dive.report.build`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from dive.report.keep import KeepResult, smallest_dims_keeping
+from dive.report.summary import (
+    Cell,
+    budget_order,
+    budget_title,
+    dim_ratios,
+    frozen_method,
+    is_frozen,
+    method_order,
+    metric_title,
+    summarize,
+)
+
+TABLE_METRICS = ("ndcg@10", "recall@100")
+MISSING = "-"
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """`+0.012` / `−0.033` (a true minus sign, which lines up with the plus in tables)."""
+    text = f"{value:+.{digits}f}"
+    return text.replace("-", "\u2212")
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _dim_header(dim: int, ratio: int | None) -> str:
+    if ratio is None:
+        return f"d={dim}"
+    return f"d={dim} (full)" if ratio == 1 else f"d={dim} ({ratio}×)"
+
+
+def metric_table(
+    group: Sequence[Cell], ratios: Mapping[tuple[str, int], int] | None = None
+) -> str:
+    """One Markdown table from the cells of a single (dataset, budget) and metric."""
+    if not group:
+        return ""
+    ratios = ratios or {}
+    dataset = group[0].dataset
+    dims = sorted({c.dim for c in group}, reverse=True)
+    lookup = {(c.method, c.dim): c for c in group}
+    reference = frozen_method(c.method for c in group)
+    frozen_mean = None
+    if reference is not None:
+        frozen_mean = max((c for c in group if c.method == reference), key=lambda c: c.dim).mean
+    most_seeds = max(c.n_seeds for c in group)
+    # Ties at the printed precision are all bold: the reader cannot tell them apart either.
+    # A column with a single entry (the frozen one, usually) has nothing to compare.
+    best = {
+        d: max(round(c.mean, 4) for c in group if c.dim == d)
+        for d in dims
+        if sum(c.dim == d for c in group) > 1
+    }
+    # Columns only frozen runs fill (the full dimension): other rows are blank there by
+    # design, not missing.
+    frozen_only = {d for d in dims if all(is_frozen(c.method) for c in group if c.dim == d)}
+
+    header = ["method", *(_dim_header(d, ratios.get((dataset, d))) for d in dims)]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":---", *(["---:"] * len(dims))]) + "|",
+    ]
+    for method in method_order(c.method for c in group):
+        row = [_escape(method)]
+        for d in dims:
+            cell = lookup.get((method, d))
+            if cell is None:
+                row.append("" if is_frozen(method) or d in frozen_only else MISSING)
+                continue
+            text = f"{cell.mean:.4f} ± {cell.std:.4f}"
+            if d in best and round(cell.mean, 4) == best[d]:
+                text = f"**{text}**"
+            if frozen_mean is not None and method != reference:
+                text += f" ({signed(cell.mean - frozen_mean)})"
+            if cell.n_seeds < most_seeds:
+                text += f" [n={cell.n_seeds}]"
+            row.append(text)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def keep_table(
+    results: Sequence[KeepResult], ratios: Mapping[tuple[str, int], int] | None = None
+) -> str:
+    """Methods x budgets: the smallest d keeping the target, for one dataset's results."""
+    if not results:
+        return ""
+    ratios = ratios or {}
+    budgets = sorted({r.budget for r in results}, key=budget_order)
+    lookup = {(r.method, r.budget): r for r in results}
+    lines = [
+        "| method | " + " | ".join(budget_title(b) for b in budgets) + " |",
+        "|" + "|".join([":---", *(["---:"] * len(budgets))]) + "|",
+    ]
+    for method in method_order(r.method for r in results):
+        row = [_escape(method)]
+        for budget in budgets:
+            r = lookup.get((method, budget))
+            if r is None:
+                row.append(MISSING)
+            elif r.dim is None or r.score is None:
+                row.append(f"not reached at d ≤ {max(r.dims_tried)}")
+            else:
+                ratio = ratios.get((r.dataset, r.dim))
+                shown = f"d={r.dim}" if ratio is None else f"d={r.dim} ({ratio}×)"
+                row.append(f"{shown}: {r.score:.4f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def percent(keep: float) -> str:
+    """0.99 -> '99%', 0.995 -> '99.5%'."""
+    return f"{keep * 100:g}%"
+
+
+def render_report(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    keep: float = 0.99,
+    images: Iterable[tuple[str, str]] = (),
+    title: str = "Results",
+    preamble: str = "",
+) -> str:
+    """The whole report as Markdown. `images` are (caption, relative link) pairs."""
+    ratios = dim_ratios(records)
+    by_metric = {metric: summarize(records, metric) for metric in TABLE_METRICS}
+    keep_results = smallest_dims_keeping(records, keep)
+    datasets = sorted({str(r["dataset"]) for r in records})
+    models = sorted({str(r["model"]) for r in records})
+    seeds = sorted({int(r["seed"]) for r in records})
+
+    parts = [f"# {title}"]
+    if preamble:
+        parts.append(preamble.strip())
+    parts.append(
+        f"{len(records)} runs; datasets: {', '.join(datasets)}; "
+        f"model{'s' if len(models) > 1 else ''}: {', '.join(models)}; "
+        f"seeds: {', '.join(map(str, seeds))}.\n\n"
+        "Each cell is the mean ± standard deviation over seeds (population std, so 0 for one "
+        "seed), evaluated on queries no method trained on. In parentheses: the difference to "
+        "the frozen full-dimension row of the same table. **Bold**: the best mean of each "
+        f"column. `{MISSING}`: not run. `[n=k]`: only k seeds, fewer than the rest of the table."
+    )
+    images = list(images)
+    if images:
+        parts.append("## Plots")
+        parts.extend(f"![{caption}]({link})" for caption, link in images)
+
+    for dataset in datasets:
+        parts.append(f"## {dataset}")
+        budgets = sorted(
+            {c.budget for c in by_metric["ndcg@10"] if c.dataset == dataset}, key=budget_order
+        )
+        for budget in budgets:
+            parts.append(f"### {dataset}, {budget_title(budget)}")
+            for metric, cells in by_metric.items():
+                group = [c for c in cells if c.dataset == dataset and c.budget == budget]
+                parts.append(f"{metric_title(metric)}:\n\n{metric_table(group, ratios)}")
+        in_dataset = [r for r in keep_results if r.dataset == dataset]
+        parts.append(f"### {dataset}: smallest dimension keeping {percent(keep)} of frozen nDCG@10")
+        if in_dataset:
+            per_budget = {r.budget: r.frozen for r in in_dataset}
+            if len({round(v, 4) for v in per_budget.values()}) == 1:
+                frozen = f"{next(iter(per_budget.values())):.4f}"
+            else:
+                frozen = ", ".join(
+                    f"{v:.4f} with {budget_title(b)}"
+                    for b, v in sorted(per_budget.items(), key=lambda kv: budget_order(kv[0]))
+                )
+            parts.append(
+                f"The smallest evaluated d whose mean nDCG@10 is at least {percent(keep)} of "
+                f"frozen (frozen: {frozen}), and that mean.\n\n{keep_table(in_dataset, ratios)}"
+            )
+        else:
+            parts.append("No frozen run on this dataset, so no reference to keep.")
+    return "\n\n".join(parts) + "\n"
+
+
+def keep_lines(records: Sequence[Mapping[str, Any]], keep: float = 0.99) -> list[str]:
+    """One plain line per (dataset, budget, method), for terminals."""
+    lines = []
+    for r in smallest_dims_keeping(records, keep):
+        found = "not reached" if r.dim is None else f"d={r.dim} (nDCG@10 {r.score:.4f})"
+        lines.append(
+            f"{r.dataset} | labels: {r.budget} | {r.method}: {found} "
+            f"[keep {percent(keep)} of {r.frozen:.4f}]"
+        )
+    return lines

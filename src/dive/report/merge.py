@@ -1,0 +1,51 @@
+"""Read one or more results files into one list of records for a report.
+
+Files are read in the order given; a run that appears more than once (same dataset, model,
+method, dim, budget and seed) keeps its last occurrence, so a later file or a later line
+overrides an earlier one. When the records mix several embedding models, the model name is
+folded into the dataset label so that no table averages across models. Left out: filtering
+(pass only the files you want) and any validation beyond `read_records`'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dive.errors import DataError
+from dive.evaluate.records import read_records, record_key
+
+
+def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Records with duplicate run keys removed, the last occurrence winning.
+
+    A run keeps the position of its first occurrence, so the order stays stable when a rerun
+    overrides it.
+    """
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in records:
+        merged[record_key(record)] = dict(record)
+    return list(merged.values())
+
+
+def label_models(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of `records`; with several models, `dataset` becomes `dataset (model)`."""
+    models = {str(r["model"]) for r in records}
+    if len(models) <= 1:
+        return [dict(r) for r in records]
+    return [{**r, "dataset": f"{r['dataset']} ({r['model']})"} for r in records]
+
+
+def read_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Every record of `paths`, merged (last wins); DataError if a file is missing or all empty."""
+    if not paths:
+        raise DataError("no results files given")
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: no such results file")
+        records.extend(read_records(path))
+    if not records:
+        raise DataError(f"{', '.join(map(str, paths))}: no records to report")
+    return merge_records(records)

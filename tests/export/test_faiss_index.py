@@ -1,0 +1,121 @@
+"""FAISS indexes: the flat index ranks exactly as `top_k`; ids survive save/load; bad files fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dive.errors import DataError, DiveError
+from dive.evaluate.search import top_k
+
+faiss = pytest.importorskip("faiss")
+
+from dive.export.faiss_index import (  # noqa: E402
+    build_index,
+    ids_path,
+    load_index,
+    save_index,
+    search_index,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    faiss.omp_set_num_threads(1)
+
+
+def test_flat_index_ranks_exactly_like_top_k(make_inputs: Any) -> None:
+    corpus, queries = make_inputs(700, 24, seed=1), make_inputs(60, 24, seed=2)
+    rows, scores = search_index(build_index(corpus), queries, k=20)
+    want_rows, want_scores = top_k(queries, corpus, k=20)
+    assert rows.dtype == np.int64 and scores.dtype == np.float32
+    assert np.array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5, rtol=0)
+
+
+def test_k_larger_than_the_index_returns_every_row(make_inputs: Any) -> None:
+    corpus = make_inputs(5, 8)
+    rows, _ = search_index(build_index(corpus), make_inputs(3, 8, seed=4), k=10)
+    assert rows.shape == (3, 5)
+    assert all(sorted(r) == list(range(5)) for r in rows.tolist())
+
+
+def test_hnsw_recall_against_exact(make_inputs: Any) -> None:
+    corpus, queries = make_inputs(1000, 16, seed=1), make_inputs(50, 16, seed=2)
+    rows, _ = search_index(build_index(corpus, "hnsw"), queries, k=10)
+    exact, _ = top_k(queries, corpus, k=10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows.tolist(), exact.tolist(),
+                                                                  strict=True)])
+    assert recall >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_save_and_load_keep_ids_and_results(kind: str, tmp_path: Path, make_inputs: Any) -> None:
+    corpus, queries = make_inputs(300, 16, seed=1), make_inputs(10, 16, seed=2)
+    ids = [f"doc-{i}" for i in range(300)]
+    index = build_index(corpus, kind, ids=ids)
+    path = save_index(index, tmp_path / "sub" / "corpus.faiss")
+    assert ids_path(path).name == "corpus.faiss.ids.txt"
+    again = load_index(path)
+    assert again.ids == ids and len(again) == 300 and again.dim == 16
+    before, after = search_index(index, queries, 5), search_index(again, queries, 5)
+    assert np.array_equal(before[0], after[0])
+    assert np.array_equal(before[1], after[1])
+
+
+def test_ids_default_to_row_numbers(make_inputs: Any) -> None:
+    assert build_index(make_inputs(4, 8)).ids == ["0", "1", "2", "3"]
+
+
+@pytest.fixture()
+def saved_index(tmp_path: Path, make_inputs: Any) -> Path:
+    return save_index(build_index(make_inputs(20, 8), ids=[f"d{i}" for i in range(20)]),
+                      tmp_path / "i.faiss")
+
+
+def test_missing_ids_file(saved_index: Path) -> None:
+    ids_path(saved_index).unlink()
+    with pytest.raises(DataError, match=r"i\.faiss\.ids\.txt: missing"):
+        load_index(saved_index)
+
+
+def test_ids_count_mismatch(saved_index: Path) -> None:
+    ids_path(saved_index).write_text("a\nb\n")
+    with pytest.raises(DataError, match=r"ids\.txt: 2 ids for 20 vectors"):
+        load_index(saved_index)
+
+
+def test_duplicate_id_in_the_sidecar(saved_index: Path) -> None:
+    ids_path(saved_index).write_text("".join(f"d{min(i, 5)}\n" for i in range(20)))
+    with pytest.raises(DataError, match=r"ids\.txt: row 6 repeats id 'd5'"):
+        load_index(saved_index)
+
+
+def test_corrupt_index_file(saved_index: Path) -> None:
+    saved_index.write_bytes(saved_index.read_bytes()[:40])
+    with pytest.raises(DataError, match=r"i\.faiss: not a readable FAISS index"):
+        load_index(saved_index)
+
+
+def test_missing_index_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such index file"):
+        load_index(tmp_path / "nope.faiss")
+
+
+def test_bad_build_inputs(make_inputs: Any) -> None:
+    with pytest.raises(DiveError, match="'ivf' is not one of flat, hnsw"):
+        build_index(make_inputs(4, 8), "ivf")  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="ids: 3 ids for 4 vectors"):
+        build_index(make_inputs(4, 8), ids=["a", "b", "c"])
+    with pytest.raises(DataError, match="row 1 repeats id 'a'"):
+        build_index(make_inputs(2, 8), ids=["a", "a"])
+    with pytest.raises(DataError, match="empty"):
+        build_index(np.zeros((0, 8), np.float32))
+
+
+def test_query_dimension_must_match(make_inputs: Any) -> None:
+    with pytest.raises(DataError, match="expected dimension 8, got 9"):
+        search_index(build_index(make_inputs(4, 8)), make_inputs(2, 9), 3)

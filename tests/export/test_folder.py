@@ -1,0 +1,418 @@
+"""The saved-model folder: round trips, numpy-only loading, atomic saves, and every check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import safetensors.numpy
+
+import dive
+from dive.compressors.base import LabelledQueries, TrainingData
+from dive.compressors.registry import REGISTRY
+from dive.compressors.runtime import Runtime
+from dive.errors import DataError, DiveError, NotFittedError
+from dive.export.folder import FORMAT_VERSION, LoadedCompressor, load, save
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def synthetic_problem(n_docs: int = 96, n_queries: int = 24, dim: int = 16, seed: int = 0
+                      ) -> tuple[np.ndarray, TrainingData]:
+    """Unit corpus vectors and labelled queries that sit near their relevant document."""
+    rng = np.random.default_rng(seed)
+    corpus = rng.standard_normal((n_docs, dim)).astype(np.float32)
+    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
+    rel = rng.integers(0, n_docs, n_queries)
+    queries = corpus[rel] + 0.3 * rng.standard_normal((n_queries, dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    relevant = tuple({int(r): 1} for r in rel)
+    n_train = n_queries * 3 // 4
+    train = LabelledQueries(queries[:n_train], relevant[:n_train])
+    validation = LabelledQueries(queries[n_train:], relevant[n_train:])
+    return corpus, TrainingData(train, validation)
+
+
+@pytest.mark.parametrize("method", sorted(REGISTRY))
+def test_every_registered_method_round_trips_bit_identically(method: str, tmp_path: Path) -> None:
+    corpus, train = synthetic_problem()
+    compressor = REGISTRY[method](dim=8, seed=0)
+    compressor.fit(corpus, train if compressor.supervised else None)
+    summary = {"dataset": "synthetic", "budget": "18", "seed": 0, "validation": {"ndcg@10": 0.5}}
+    save(compressor, tmp_path / "m", summary=summary)
+    loaded = load(tmp_path / "m")
+    runtime = compressor.fitted_runtime()
+    for name in ("center", "projection"):
+        arr = getattr(runtime, name)
+        assert arr is None or arr.dtype == np.float32, (
+            f"{method}: runtime {name} is {arr.dtype}; the folder stores float32, so the "
+            "round trip cannot be bit-identical (the fit should produce float32)"
+        )
+    x = np.random.default_rng(3).standard_normal((50, 16)).astype(np.float32)
+    expected = compressor.transform(x)
+    got = loaded.transform(x)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got, expected)  # bit-identical, not merely close
+    assert loaded.method == method
+    assert loaded.config() == json.loads(json.dumps(compressor.config()))
+    assert loaded.n_params == compressor.n_params
+    assert (loaded.input_dim, loaded.output_dim) == (16, compressor.fitted_runtime().output_dim)
+    assert loaded.summary == summary
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_adapter_runtime_round_trips(activation: str, tmp_path: Path, make_runtime: Any,
+                                     make_inputs: Any) -> None:
+    runtime = make_runtime(activation=activation)
+    save(runtime, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    x = make_inputs(20, 32)
+    assert np.array_equal(loaded.transform(x), runtime(x))
+    assert loaded.method == "runtime"
+    assert loaded.runtime_.adapter is not None
+    assert loaded.runtime_.adapter.activation == activation
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["format_version"] == FORMAT_VERSION
+    assert config["dive_version"] == dive.__version__
+    assert config["activation"] == activation
+    assert config["arrays"] == ["adapter.w1", "adapter.b1", "adapter.w2", "adapter.b2",
+                                "center", "projection"]
+
+
+def test_identity_runtime_has_no_arrays_and_round_trips(tmp_path: Path, make_inputs: Any) -> None:
+    save(Runtime(input_dim=12), tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    x = make_inputs(5, 12)
+    assert loaded.output_dim == 12 and loaded.n_params == 0
+    assert np.array_equal(loaded.transform(x), Runtime(12)(x))
+
+
+def test_loaded_compressor_resaves_with_its_summary(tmp_path: Path, make_runtime: Any) -> None:
+    save(make_runtime(), tmp_path / "a", summary={"dataset": "x", "seed": 3})
+    again = save(load(tmp_path / "a"), tmp_path / "b")
+    assert load(again).summary == {"dataset": "x", "seed": 3}
+    with pytest.raises(DiveError, match="inference-only"):
+        load(again).fit(np.zeros((2, 32), np.float32))
+
+
+def test_top_level_load_and_save(tmp_path: Path, make_runtime: Any, make_inputs: Any) -> None:
+    assert "load" in dive.__all__ and "save" in dive.__all__
+    runtime = make_runtime()
+    dive.save(runtime, tmp_path / "m")
+    loaded = dive.load(tmp_path / "m")
+    assert isinstance(loaded, LoadedCompressor)
+    assert np.array_equal(loaded.transform(make_inputs(3, 32)), runtime(make_inputs(3, 32)))
+
+
+NUMPY_ONLY = """
+import sys
+sys.modules["torch"] = None  # any `import torch` now raises ImportError
+import numpy as np
+from dive.export.folder import load
+model = load(sys.argv[1])
+np.save(sys.argv[3], model.transform(np.load(sys.argv[2])))
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in
+               ("torch", "sentence_transformers", "transformers", "onnx", "faiss")
+               and sys.modules[m] is not None)
+assert not heavy, heavy
+"""
+
+
+def test_load_and_transform_work_without_torch(tmp_path: Path, make_runtime: Any,
+                                               make_inputs: Any) -> None:
+    runtime = make_runtime(input_dim=48, output_dim=12, rank=24, activation="gelu")
+    save(runtime, tmp_path / "m")
+    x = make_inputs(30, 48)
+    np.save(tmp_path / "x.npy", x)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-c", NUMPY_ONLY, str(tmp_path / "m"), str(tmp_path / "x.npy"),
+         str(tmp_path / "y.npy")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(tmp_path / "y.npy")
+    np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
+
+
+# --- saving is atomic and careful -------------------------------------------------------------
+
+
+def test_save_replaces_an_existing_model_folder(tmp_path: Path, make_runtime: Any,
+                                               make_inputs: Any) -> None:
+    save(make_runtime(seed=1), tmp_path / "m")
+    new = make_runtime(seed=2)
+    save(new, tmp_path / "m")
+    assert np.array_equal(load(tmp_path / "m").transform(make_inputs(4, 32)),
+                          new(make_inputs(4, 32)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temp folders left
+
+
+def test_save_refuses_to_replace_another_folder(tmp_path: Path, make_runtime: Any) -> None:
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("precious")
+    with pytest.raises(DiveError, match="not a saved dive compressor folder"):
+        save(make_runtime(), other)
+    assert (other / "keep.txt").read_text() == "precious"
+    assert sorted(p.name for p in other.iterdir()) == ["keep.txt"]
+
+
+def test_failed_save_keeps_the_old_folder(tmp_path: Path, make_runtime: Any,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    save(make_runtime(seed=1), tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    real_replace = os.replace
+    calls = []
+
+    def flaky_replace(src: Any, dst: Any) -> None:
+        calls.append((src, dst))
+        if len(calls) == 2:  # old folder moved aside; moving the new one in fails
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save(make_runtime(seed=2), tmp_path / "m")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_unserialisable_summary_fails_before_touching_the_folder(tmp_path: Path,
+                                                                 make_runtime: Any) -> None:
+    save(make_runtime(seed=1), tmp_path / "m")
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+    with pytest.raises(DiveError, match="JSON"):
+        save(make_runtime(seed=2), tmp_path / "m", summary={"bad": object()})
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
+
+
+def test_saving_an_unfitted_compressor_fails(tmp_path: Path) -> None:
+    with pytest.raises(NotFittedError):
+        save(REGISTRY["pca"](dim=4), tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_numpy_scalars_in_the_summary_are_written(tmp_path: Path, make_runtime: Any) -> None:
+    save(make_runtime(), tmp_path / "m", summary={"score": np.float32(0.25), "n": np.int64(3)})
+    assert load(tmp_path / "m").summary == {"score": 0.25, "n": 3}
+
+
+# --- every way a folder can be bad ----------------------------------------------------------
+
+
+def rewrite(folder: Path, weights: dict[str, np.ndarray] | None = None, **config: Any) -> None:
+    """Replace the folder's weights and/or config fields, keeping the checksum consistent."""
+    cfg = json.loads((folder / "config.json").read_text())
+    if weights is not None:
+        data = safetensors.numpy.save(weights)
+        (folder / "model.safetensors").write_bytes(data)
+        cfg["weights_sha256"] = hashlib.sha256(data).hexdigest()
+        cfg["arrays"] = list(weights)
+    cfg.update(config)
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+def current_arrays(folder: Path) -> dict[str, np.ndarray]:
+    return dict(safetensors.numpy.load_file(folder / "model.safetensors"))
+
+
+@pytest.fixture()
+def saved(tmp_path: Path, make_runtime: Any) -> Path:
+    return save(make_runtime(input_dim=32, output_dim=8, rank=16), tmp_path / "m")
+
+
+def test_missing_config_json(saved: Path) -> None:
+    (saved / "config.json").unlink()
+    with pytest.raises(DataError, match=r"config\.json: missing"):
+        load(saved)
+
+
+def test_missing_weights(saved: Path) -> None:
+    (saved / "model.safetensors").unlink()
+    with pytest.raises(DataError, match=r"model\.safetensors: missing"):
+        load(saved)
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such model folder"):
+        load(tmp_path / "nope")
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    (FORMAT_VERSION + 1, "newer than this dive"),
+    (0, "expected a positive integer"),
+    ("1", "expected a positive integer"),
+    (None, "expected a positive integer"),
+])
+def test_unknown_or_newer_format_version(saved: Path, version: Any, message: str) -> None:
+    rewrite(saved, format_version=version)
+    with pytest.raises(DataError, match=rf"config\.json: .*{message}"):
+        load(saved)
+
+
+def test_config_that_is_not_json(saved: Path) -> None:
+    (saved / "config.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"config\.json: not valid JSON"):
+        load(saved)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("input_dim", 0, "input_dim is 0"),
+    ("output_dim", "8", "output_dim is '8'"),
+    ("activation", "tanh", "activation 'tanh'"),
+    ("method", "", "method is ''"),
+    ("arrays", ["center", "weights"], r"arrays \[.*\] has unknown or repeated"),
+    ("training", [1], "training is list"),
+])
+def test_bad_config_fields(saved: Path, field: str, value: Any, message: str) -> None:
+    rewrite(saved, **{field: value})
+    with pytest.raises(DataError, match=rf"config\.json: {message}"):
+        load(saved)
+
+
+def test_projection_columns_must_equal_input_dim(saved: Path) -> None:
+    arrays = current_arrays(saved)
+    arrays["projection"] = np.zeros((8, 31), np.float32)
+    rewrite(saved, arrays)
+    with pytest.raises(DataError, match=r"model\.safetensors: tensor 'projection' has shape "
+                                         r"\(8, 31\), expected \(output_dim, 32\)"):
+        load(saved)
+
+
+def test_projection_rows_must_equal_output_dim(saved: Path) -> None:
+    rewrite(saved, output_dim=9)
+    with pytest.raises(DataError, match="rows must equal output_dim"):
+        load(saved)
+
+
+def test_no_projection_needs_equal_dims(saved: Path) -> None:
+    arrays = current_arrays(saved)
+    del arrays["projection"]
+    rewrite(saved, arrays)
+    with pytest.raises(DataError, match="no projection"):
+        load(saved)
+
+
+@pytest.mark.parametrize(("name", "shape", "message"), [
+    ("adapter.w2", (32, 15), r"'adapter\.w2' has shape \(32, 15\), expected \(32, 16\)"),
+    ("adapter.b1", (17,), r"'adapter\.b1' has shape \(17,\), expected \(16,\)"),
+    ("adapter.w1", (16, 30), r"'adapter\.w1' has shape \(16, 30\), expected \(r, 32\)"),
+    ("adapter.b2", (31,), r"'adapter\.b2' has shape \(31,\)"),
+    ("center", (8,), r"'center' has shape \(8,\), expected \(32,\)"),
+])
+def test_inconsistent_adapter_or_center_shapes(saved: Path, name: str, shape: tuple[int, ...],
+                                               message: str) -> None:
+    arrays = current_arrays(saved)
+    arrays[name] = np.zeros(shape, np.float32)
+    rewrite(saved, arrays)
+    with pytest.raises(DataError, match=message):
+        load(saved)
+
+
+def test_incomplete_adapter(saved: Path) -> None:
+    arrays = current_arrays(saved)
+    del arrays["adapter.b2"]
+    rewrite(saved, arrays)
+    with pytest.raises(DataError, match=r"adapter is incomplete: 'adapter\.b2' is missing"):
+        load(saved)
+
+
+def test_adapter_without_activation(saved: Path) -> None:
+    rewrite(saved, activation=None)
+    with pytest.raises(DataError, match="needs an activation"):
+        load(saved)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16, np.int32])
+def test_wrong_dtype(saved: Path, dtype: Any) -> None:
+    arrays = current_arrays(saved)
+    arrays["projection"] = arrays["projection"].astype(dtype)
+    rewrite(saved, arrays)
+    with pytest.raises(DataError, match=rf"tensor 'projection' has dtype {np.dtype(dtype)}, "
+                                         "expected float32"):
+        load(saved)
+
+
+def test_non_finite_weights(saved: Path) -> None:
+    arrays = current_arrays(saved)
+    arrays["center"][3] = np.nan
+    rewrite(saved, arrays)
+    with pytest.raises(DataError, match="'center' contains NaN or inf"):
+        load(saved)
+
+
+def test_tensor_listed_but_missing_and_unlisted_tensor(saved: Path) -> None:
+    arrays = current_arrays(saved)
+    rewrite(saved, arrays)  # control: a consistent rewrite loads
+    load(saved)
+    rewrite(saved, arrays, arrays=[n for n in arrays if n != "center"])
+    with pytest.raises(DataError, match="unexpected tensor 'center'"):
+        load(saved)
+    del arrays["center"]
+    rewrite(saved, arrays, arrays=[*arrays, "center"])
+    with pytest.raises(DataError, match=r"tensor 'center' listed in config\.json is missing"):
+        load(saved)
+
+
+@pytest.mark.parametrize("cut", [-7, 12, 4])
+def test_truncated_weights(saved: Path, cut: int) -> None:
+    path = saved / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(DataError, match=r"model\.safetensors: not a readable safetensors file"):
+        load(saved)
+
+
+def test_garbage_weights(saved: Path) -> None:
+    (saved / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(DataError, match=r"model\.safetensors: not a readable safetensors file"):
+        load(saved)
+
+
+def test_flipped_bits_in_the_weights_fail_the_checksum(saved: Path) -> None:
+    path = saved / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10  # inside the last tensor's data: the file still parses
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="do not match the checksum"):
+        load(saved)
+
+
+def test_transform_rejects_the_wrong_dimension(saved: Path, make_inputs: Any) -> None:
+    model = load(saved)
+    with pytest.raises(DataError, match=rf"{saved.name}: input has dimension 31, but this "
+                                         "compressor expects 32"):
+        model.transform(make_inputs(4, 31))
+
+
+def test_save_rejects_an_inconsistent_runtime(tmp_path: Path) -> None:
+    bad = Runtime(input_dim=8, projection=np.zeros((4, 6), np.float32))
+    with pytest.raises(DataError, match="columns must equal input_dim"):
+        save(bad, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+class _NotACompressor:
+    pass
+
+
+def test_save_rejects_other_objects(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="Compressor, LoadedCompressor or Runtime"):
+        save(_NotACompressor(), tmp_path / "m")  # type: ignore[arg-type]
+
+
+def test_saved_compressor_is_a_compressor_lookalike(saved: Path) -> None:
+    model = load(saved)
+    for name in ("method", "runtime_", "transform", "n_params", "input_dim", "output_dim",
+                 "fitted_runtime", "config"):
+        assert hasattr(model, name), name
+    assert "LoadedCompressor(method='runtime'" in repr(model)

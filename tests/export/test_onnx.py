@@ -1,0 +1,75 @@
+"""ONNX export: onnxruntime reproduces the numpy runtime to 1e-5, for every runtime shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dive.compressors.pca import PCA
+from dive.compressors.runtime import Runtime
+from dive.export.folder import save
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from dive.export.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx  # noqa: E402
+
+
+def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    out: np.ndarray = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    return out
+
+
+@pytest.mark.parametrize(("rank", "activation", "center", "output_dim"), [
+    (16, "gelu", True, 8),
+    (16, "relu", True, 8),
+    (32, "gelu", False, None),  # adapter only, full dimension
+    (None, "gelu", True, 12),  # centre + projection (PCA-like)
+    (None, "gelu", False, None),  # identity: normalisation only
+])
+def test_onnx_matches_numpy(rank: int | None, activation: str, center: bool,
+                            output_dim: int | None, tmp_path: Path, make_runtime: Any,
+                            make_inputs: Any) -> None:
+    runtime = make_runtime(input_dim=32, output_dim=output_dim, rank=rank,
+                           activation=activation, center=center)
+    path = export_onnx(runtime, tmp_path / "m.onnx")
+    for n in (1, 37):  # the batch axis is dynamic
+        x = make_inputs(n, 32, seed=n)
+        got = run_onnx(path, x)
+        assert got.shape == (n, runtime.output_dim) and got.dtype == np.float32
+        np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
+
+
+def test_onnx_from_a_saved_folder_of_a_fitted_pca(tmp_path: Path, make_inputs: Any) -> None:
+    corpus = make_inputs(200, 24, seed=5)
+    pca = PCA(dim=6).fit(corpus)
+    save(pca, tmp_path / "pca")
+    path = export_onnx(tmp_path / "pca", tmp_path / "out" / "pca.onnx")
+    x = make_inputs(50, 24, seed=6)
+    np.testing.assert_allclose(run_onnx(path, x), pca.transform(x), atol=1e-5, rtol=0)
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["method"] == "pca" and props["output_dim"] == "6"
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch.dim_param == "batch"
+
+
+def test_onnx_handles_zero_rows_like_numpy(tmp_path: Path) -> None:
+    # A zero vector stays zero (norm clamped at 1e-12) instead of becoming NaN.
+    runtime = Runtime(input_dim=4, projection=np.eye(2, 4, dtype=np.float32))
+    path = export_onnx(runtime, tmp_path / "m.onnx")
+    x = np.array([[0, 0, 1, 1], [3, 4, 0, 0]], dtype=np.float32)
+    got = run_onnx(path, x)
+    np.testing.assert_allclose(got, [[0, 0], [0.6, 0.8]], atol=1e-6)
+
+
+def test_onnx_rejects_a_bad_source(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        export_onnx(42, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

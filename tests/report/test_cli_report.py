@@ -1,0 +1,57 @@
+"""`dive report` end to end, and `dive evaluate --report`."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from dive.cli import main
+
+
+def test_report_merges_files_and_writes_everything(
+    make_grid, make_record, jsonl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = make_grid(datasets=("scifact",), budgets=("16", "64"), seeds=(0,))
+    first = jsonl(tmp_path / "a.jsonl", grid)
+    # A rerun of one cell in a second file: its value must win.
+    second = jsonl(tmp_path / "b.jsonl", [make_record(method="pca", dim=96, budget="16",
+                                                      ndcg=0.7777)])
+    out = tmp_path / "report"
+    assert main(["report", str(first), str(second), "--out", str(out), "--keep", "0.95"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(grid)} runs from 2 file(s)" in printed
+    names = {p.name for p in out.iterdir()}
+    assert names == {"report.md", "summary.csv", "ndcg_vs_dim.png", "ndcg_vs_budget.png"}
+    text = (out / "report.md").read_text()
+    assert "**0.7777 ± 0.0000**" in text
+    assert "smallest dimension keeping 95% of frozen nDCG@10" in text
+    assert "![nDCG@10 vs dimension](ndcg_vs_dim.png)" in text
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert len(rows) == 2 * 21
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_missing_file_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"dive: error: {tmp_path / 'none.jsonl'}: no such results file"
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_with_report_writes_the_folder(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rep"
+    argv = ["evaluate", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+            "--methods", "frozen,pca", "--ratios", "2,4", "--budgets", "all", "--seeds", "0",
+            "--results", str(tmp_path / "r.jsonl"), "--report", str(out)]
+    assert main(argv) == 0
+    assert f"report: {out / 'report.md'}" in capsys.readouterr().out
+    text = (out / "report.md").read_text()
+    assert "## tiny" in text and "| d=32 (full) | d=16 (2×) | d=8 (4×) |" in text
+    assert (out / "ndcg_vs_budget.png").exists()

@@ -1,0 +1,121 @@
+"""The Markdown tables: frozen on top, best per column in bold, diffs to frozen, gaps as '-'."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dive.report.markdown import metric_table, render_report, signed
+from dive.report.summary import dim_ratios, summarize
+
+
+def rows_of(table: str) -> dict[str, list[str]]:
+    """Method -> its cells, from a Markdown table (header and rule skipped)."""
+    out = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        out[cells[0]] = cells[1:]
+    return out
+
+
+def table_for(records: list[dict[str, Any]], metric: str = "ndcg@10") -> str:
+    return metric_table(summarize(records, metric), dim_ratios(records))
+
+
+def test_frozen_row_is_on_top_even_when_it_comes_last(make_record) -> None:
+    records = [
+        make_record(method="dive", dim=96, ndcg=0.60),
+        make_record(method="pca", dim=96, ndcg=0.55),
+        make_record(method="frozen", dim=384, ndcg=0.64),
+    ]
+    lines = table_for(records).splitlines()
+    assert lines[0] == "| method | d=384 (full) | d=96 (4×) |"
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["frozen", "pca", "dive"]
+
+
+def test_best_mean_per_column_is_bold_and_only_it(make_record) -> None:
+    records = [make_record(method="frozen", dim=384, ndcg=0.64)]
+    for method, at_192, at_96 in [("truncate", 0.63, 0.50), ("pca", 0.61, 0.58)]:
+        records.append(make_record(method=method, dim=192, ndcg=at_192))
+        records.append(make_record(method=method, dim=96, ndcg=at_96))
+    rows = rows_of(table_for(records))
+    assert rows["truncate"][1].startswith("**0.6300 ± 0.0000**")
+    assert not rows["pca"][1].startswith("**")
+    assert rows["pca"][2].startswith("**0.5800 ± 0.0000**")
+    assert not rows["truncate"][2].startswith("**")
+    # Alone in its column, frozen has nothing to beat.
+    assert rows["frozen"][0] == "0.6400 ± 0.0000"
+
+
+def test_cells_show_difference_to_frozen_with_a_true_minus(make_record) -> None:
+    records = [
+        make_record(method="frozen", dim=384, ndcg=0.6450),
+        make_record(method="pca", dim=96, ndcg=0.6123),
+        make_record(method="dive", dim=96, ndcg=0.6500),
+    ]
+    rows = rows_of(table_for(records))
+    assert rows["pca"][1] == "0.6123 ± 0.0000 (\u22120.033)"
+    assert rows["dive"][1] == "**0.6500 ± 0.0000** (+0.005)"
+    assert signed(-0.0327) == "\u22120.033"
+
+
+def test_missing_cell_is_a_dash_and_full_column_blank(make_record) -> None:
+    records = [
+        make_record(method="frozen", dim=384, ndcg=0.64),
+        make_record(method="pca", dim=192, ndcg=0.62),
+        make_record(method="pca", dim=96, ndcg=0.60),
+        make_record(method="dive", dim=192, ndcg=0.63),  # dive never ran at 96
+    ]
+    rows = rows_of(table_for(records))
+    assert rows["dive"][2] == "-"
+    assert rows["dive"][0] == "" and rows["frozen"][1:] == ["", ""]
+
+
+def test_single_seed_shows_std_zero_and_seed_mean_over_several(make_record) -> None:
+    one = rows_of(table_for([make_record(method="pca", dim=96, ndcg=0.61)]))
+    assert one["pca"] == ["0.6100 ± 0.0000"]
+    three = [make_record(method="pca", dim=96, seed=s, ndcg=v)
+             for s, v in enumerate([0.60, 0.61, 0.62])]
+    # Population std of (0.60, 0.61, 0.62) is 0.00816...
+    assert rows_of(table_for(three))["pca"] == ["0.6100 ± 0.0082"]
+
+
+def test_cell_with_fewer_seeds_says_so(make_record) -> None:
+    records = [make_record(method="pca", dim=96, seed=s, ndcg=0.6) for s in range(3)]
+    records += [make_record(method="dive", dim=96, seed=0, ndcg=0.5)]
+    assert rows_of(table_for(records))["dive"] == ["0.5000 ± 0.0000 [n=1]"]
+
+
+def test_recall_table_uses_recall_and_its_own_frozen(make_record) -> None:
+    records = [
+        make_record(method="frozen", dim=384, ndcg=0.64, recall=0.90),
+        make_record(method="pca", dim=96, ndcg=0.60, recall=0.85),
+    ]
+    rows = rows_of(table_for(records, "recall@100"))
+    assert rows["pca"][1] == "0.8500 ± 0.0000 (\u22120.050)"
+
+
+def test_report_has_one_section_per_dataset_and_budget_with_both_metrics(make_grid) -> None:
+    records = make_grid(budgets=("16", "all"))
+    text = render_report(records, keep=0.99, images=[("dims", "img/a.png")])
+    for heading in ("## nfcorpus", "## scifact", "### scifact, 16 labelled queries",
+                    "### scifact, all labelled queries",
+                    "### nfcorpus: smallest dimension keeping 99% of frozen nDCG@10"):
+        assert heading + "\n" in text
+    assert "### scifact, 64 labelled queries" not in text
+    section = text.split("### scifact, 16 labelled queries")[1].split("###")[0]
+    assert section.index("nDCG@10:") < section.index("Recall@100:")
+    assert "![dims](img/a.png)" in text
+    assert "seeds: 0, 1, 2" in text
+
+
+def test_report_without_frozen_has_no_diffs_and_says_so(make_record) -> None:
+    text = render_report([make_record(method="pca", dim=96, ndcg=0.6)])
+    assert "(\u2212" not in text and "(+" not in text
+    assert "No frozen run on this dataset" in text
+
+
+def test_budgets_sort_numerically_with_all_last(make_record) -> None:
+    records = [make_record(method="pca", budget=b) for b in ("all", "256", "16", "64")]
+    text = render_report(records)
+    found = [text.index(f"### scifact, {b} labelled queries") for b in ("16", "64", "256", "all")]
+    assert found == sorted(found)

@@ -1,0 +1,48 @@
+"""Reading several results files: last record of a run wins; models kept apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dive.errors import DataError
+from dive.report.merge import label_models, merge_records, read_results
+
+
+def test_later_file_overrides_same_run_and_keeps_others(make_record, jsonl, tmp_path: Path) -> None:
+    first = jsonl(tmp_path / "a.jsonl", [make_record(method="pca", ndcg=0.1),
+                                         make_record(method="truncate", ndcg=0.2)])
+    second = jsonl(tmp_path / "b.jsonl", [make_record(method="pca", ndcg=0.3),
+                                          make_record(method="pca", seed=1, ndcg=0.4)])
+    records = read_results([first, second])
+    assert [(r["method"], r["seed"], r["ndcg@10"]) for r in records] == [
+        ("pca", 0, 0.3), ("truncate", 0, 0.2), ("pca", 1, 0.4)]
+
+
+def test_duplicate_within_one_list_last_wins(make_record) -> None:
+    merged = merge_records([make_record(ndcg=0.1), make_record(ndcg=0.2)])
+    assert [r["ndcg@10"] for r in merged] == [0.2]
+
+
+def test_missing_or_empty_files_are_errors(jsonl, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nope\.jsonl: no such results file"):
+        read_results([tmp_path / "nope.jsonl"])
+    with pytest.raises(DataError, match="no records"):
+        read_results([jsonl(tmp_path / "empty.jsonl", [])])
+
+
+def test_bad_line_names_file_and_line(make_record, jsonl, tmp_path: Path) -> None:
+    path = jsonl(tmp_path / "r.jsonl", [make_record()])
+    with path.open("a") as f:
+        f.write("{oops\n")
+    with pytest.raises(DataError, match=r"r\.jsonl:2: not valid JSON"):
+        read_results([path])
+
+
+def test_several_models_become_separate_datasets(make_record) -> None:
+    one = [make_record(), make_record(method="truncate")]
+    assert [r["dataset"] for r in label_models(one)] == ["scifact", "scifact"]
+    two = [make_record(), make_record(model="other-model")]
+    assert [r["dataset"] for r in label_models(two)] == [
+        "scifact (all-MiniLM-L6-v2)", "scifact (other-model)"]
