@@ -46,7 +46,12 @@ def shared_embeddings() -> Path:
 
 
 def write_tiny_beir(
-    root: Path, *, n_docs: int = 120, n_queries: int = 60, dim: int = 32, seed: int = 0,
+    root: Path,
+    *,
+    n_docs: int = 120,
+    n_queries: int = 60,
+    dim: int = 32,
+    seed: int = 0,
     with_train: bool = True,
 ) -> tuple[Path, Path]:
     """Write `root/tiny` (BEIR layout) and `root/emb` (embeddings folder); return both."""
@@ -86,8 +91,15 @@ def write_tiny_beir(
     np.save(emb / "queries.npy", queries.astype(np.float32))
     (emb / "corpus_ids.txt").write_text("\n".join(doc_ids) + "\n")
     (emb / "query_ids.txt").write_text("\n".join(query_ids) + "\n")
-    meta = {"model": "synthetic", "dim": dim, "normalized": True, "dtype": "float32",
-            "doc_text": "title + ' ' + text", "n_corpus": n_docs, "n_queries": n_queries}
+    meta = {
+        "model": "synthetic",
+        "dim": dim,
+        "normalized": True,
+        "dtype": "float32",
+        "doc_text": "title + ' ' + text",
+        "n_corpus": n_docs,
+        "n_queries": n_queries,
+    }
     (emb / "meta.json").write_text(json.dumps(meta))
     return data, emb
 
