@@ -56,6 +56,7 @@ def test_cells_show_difference_to_frozen_with_a_true_minus(make_record) -> None:
     assert rows["pca"][1] == "0.6123 ± 0.0000 (\u22120.033)"
     assert rows["dive"][1] == "**0.6500 ± 0.0000** (+0.005)"
     assert signed(-0.0327) == "\u22120.033"
+    assert signed(-0.0001) == "+0.000"
 
 
 def test_missing_cell_is_a_dash_and_full_column_blank(make_record) -> None:

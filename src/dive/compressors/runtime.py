@@ -83,8 +83,9 @@ class Runtime:
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         h = x if self.adapter is None else self.adapter(x)
-        if self.center is not None:
-            h = h - self.center
-        if self.projection is not None:
-            h = h @ self.projection.T
-        return l2_normalize(h)
+        if self.projection is None:
+            return l2_normalize(h if self.center is None else h - self.center)
+        z = h @ self.projection.T
+        if self.center is not None:  # P (h - mu) = P h - P mu: one pass over d columns, not D
+            z -= self.projection @ self.center
+        return l2_normalize(z)

@@ -34,7 +34,8 @@ MISSING = "-"
 
 def signed(value: float, digits: int = 3) -> str:
     """`+0.012` / `−0.033` (a true minus sign, which lines up with the plus in tables)."""
-    text = f"{value:+.{digits}f}"
+    # Adding 0.0 turns a rounded -0.0 into +0.0, so a tiny loss does not print as "−0.000".
+    text = f"{round(value, digits) + 0.0:+.{digits}f}"
     return text.replace("-", "\u2212")
 
 

@@ -1,0 +1,190 @@
+"""Quality benchmark: the full evaluation grid, resumable, and the results page built from it.
+
+    python benchmarks/quality.py                 # run what is missing, then regenerate docs
+    python benchmarks/quality.py --report-only   # regenerate docs/results.md from the results
+    python benchmarks/quality.py --methods frozen,pca --datasets scifact --seeds 0 \\
+        --budgets 16 --results /tmp/q.jsonl --docs /tmp/docs   # a quick subset elsewhere
+
+Runs every (dataset, method, ratio, budget, seed) of the grid (SPEC section 3) through
+`dive.evaluate.protocol.run_grid`, appending each finished run to the results file at once,
+so an interrupted run resumes where it stopped. Default methods: frozen, truncate, pca,
+pca-uncentered, random, plus whichever of dive, matryoshka-adaptor-unsup, matryoshka-adaptor,
+search-adaptor and smec are registered. Then rewrites `docs/results.md` and its plots under
+`docs/img/` from every record in the results file (`dive.report.write_report`); that page is
+generated, never edited by hand. Data and embeddings come from `$DIVE_DATA` /
+`$DIVE_EMBEDDINGS`, else `<repo>/../shared/data/{beir,embeddings}` when present, else the
+cache (download and encoding). Left out: parallel runs and anything but one machine's CPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+# BLAS reads these at import: set before numpy loads (setdefault keeps a caller's choice).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "2")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSICAL = ("frozen", "truncate", "pca", "pca-uncentered", "random")
+LEARNED = ("dive", "matryoshka-adaptor-unsup", "matryoshka-adaptor", "search-adaptor", "smec")
+DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "quality.jsonl"
+DEFAULT_DOCS = REPO / "docs"
+
+
+def _list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in _list(text)]
+    except ValueError:
+        message = f"expected comma-separated integers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def default_methods() -> list[str]:
+    from dive.compressors.registry import REGISTRY
+
+    return [*CLASSICAL, *(m for m in LEARNED if m in REGISTRY)]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--datasets", type=_list, default=["scifact", "nfcorpus"],
+                   help="dataset names or BEIR folders")
+    p.add_argument("--methods", type=_list, default=None,
+                   help="method specs (default: the classical ones plus every registered "
+                        f"one of {', '.join(LEARNED)})")
+    p.add_argument("--ratios", type=_ints, default=[2, 4, 8, 16], help="ratios D/d")
+    p.add_argument("--budgets", type=_list, default=["16", "64", "256", "all"],
+                   help="label budgets (numbers of training queries, or 'all')")
+    p.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="random seeds")
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding model name")
+    p.add_argument("--data-dir", default=None, help="folder holding the BEIR datasets by name")
+    p.add_argument("--results", default=str(DEFAULT_RESULTS),
+                   help="JSONL results file (appended; runs already there are skipped)")
+    p.add_argument("--docs", default=str(DEFAULT_DOCS),
+                   help="folder for results.md (plots go to its img/)")
+    p.add_argument("--report-only", action="store_true",
+                   help="only regenerate the docs from the existing results file")
+    p.add_argument("--keep", type=float, default=0.99,
+                   help="report the smallest d keeping this share of frozen nDCG@10")
+    p.add_argument("--ratio", type=int, default=4, help="ratio of the nDCG@10-vs-budget plot")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    return p.parse_args(argv)
+
+
+def use_shared_data() -> None:
+    """Point $DIVE_DATA / $DIVE_EMBEDDINGS at the shared offline copies when unset."""
+    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
+        shared = REPO.parent / "shared" / "data" / sub
+        if not os.environ.get(env) and shared.is_dir():
+            os.environ[env] = str(shared)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the missing part of the grid; return the number of runs it added."""
+    from tqdm import tqdm
+
+    from dive.data.splits import parse_budget
+    from dive.evaluate.protocol import GridSpec, run_grid
+    from dive.evaluate.records import ResultsFile
+
+    spec = GridSpec(
+        datasets=args.datasets,
+        methods=args.methods or default_methods(),
+        ratios=args.ratios,
+        budgets=[parse_budget(b) for b in args.budgets],
+        seeds=args.seeds,
+        model=args.model,
+        data_dir=args.data_dir,
+    )
+    print(f"methods: {', '.join(spec.methods)}", file=sys.stderr)
+    results = ResultsFile(args.results)
+    before = len(results.records)
+    bar = tqdm(desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int, record: dict[str, Any] | None) -> None:
+        bar.total, bar.n = total, done
+        if record is not None:
+            bar.set_postfix_str(f"{record['dataset']} {record['method']} d={record['dim']} "
+                                f"n={record['budget']} ndcg@10={record['ndcg@10']:.4f}")
+        bar.refresh()
+
+    try:
+        run_grid(spec, results, progress)
+    finally:
+        bar.close()
+    return len(results.records) - before
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the repository when inside it (for the page's header)."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def report(args: argparse.Namespace) -> list[Path]:
+    """Regenerate the results page and its plots from every record of the results file."""
+    from dive.errors import DataError
+    from dive.report.build import write_report
+    from dive.report.merge import read_results
+
+    results = Path(args.results)
+    if not results.is_file():
+        raise DataError(f"{results}: no results yet; run without --report-only first")
+    records = read_results([results])
+    docs = Path(args.docs)
+    extra = "" if results.resolve() == DEFAULT_RESULTS else f" --results {_shown(results)}"
+    preamble = (
+        "<!-- Generated by benchmarks/quality.py; do not edit by hand. -->\n\n"
+        f"> Generated by `python benchmarks/quality.py{extra} --report-only` from "
+        f"`{_shown(results)}`. Rerun `python benchmarks/quality.py` to add missing runs and "
+        "regenerate; never edit this page by hand."
+    )
+    files = write_report(records, docs, keep=args.keep, ratio=args.ratio,
+                         markdown_name="results.md", csv_name=None, image_dir=docs / "img",
+                         title="Benchmark results", preamble=preamble)
+    return files.all()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    use_shared_data()
+    from dive.errors import DiveError
+
+    try:
+        if not args.report_only:
+            added = run(args)
+            print(f"{added} new runs in {args.results}")
+        for path in report(args):
+            print(f"wrote {path}")
+    except DiveError as exc:
+        print(f"quality.py: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("quality.py: interrupted; finished runs are saved and a rerun resumes",
+              file=sys.stderr)
+        return 130
+    finally:
+        print(f"elapsed: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

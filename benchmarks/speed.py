@@ -1,0 +1,319 @@
+"""Speed benchmark: fit time, compression throughput and exact-search speed, on CPU.
+
+    python benchmarks/speed.py [--ratios 2,4,8,16] [--rows 200000] [--repeats 3] [--out FILE]
+
+Three tables, all measured in one run on this machine (2 BLAS/torch threads, the project's
+reference CPU budget):
+
+1. fit seconds of every registered method (`dive.compressors.registry.REGISTRY`) at each
+   ratio on the SciFact corpus embeddings; supervised methods get 64 labelled train queries
+   from the benchmark protocol's split (seed 0). Best of `--repeats` fits, fewer for slow
+   methods (see `FIT_REPEAT_BUDGET_S`).
+2. compression throughput: each fitted compressor's `transform` on `--rows` random unit
+   vectors, next to plain numpy float32 matmuls of the same weight shapes on the same input
+   (X @ W.T with W (d, D); adapters add their two matrices), best of `--repeats`, and their
+   ratio (SPEC target: >= 0.5).
+3. exact search (`dive.evaluate.search.top_k`, top-100) of all SciFact queries over the corpus
+   at D and at each d (PCA-compressed), queries/s and the speed-up over D, beside the rate of
+   the score matrix alone (what the top-k selection adds is the difference).
+
+Timings that are compared interleave (each round times every candidate once), so load from
+other processes slows them alike; the header prints the load average.
+
+Embeddings come from `--embeddings`, else `$DIVE_EMBEDDINGS/<model>/scifact`, else
+`<repo>/../shared/data/embeddings/<model>/scifact`; the BEIR copy (for the label split) from
+`--data`, `$DIVE_DATA/scifact` or `<repo>/../shared/data/beir/scifact`. Nothing is encoded
+or downloaded. Left out: GPU timings, memory profiling (see the scale benchmark) and ONNX.
+"""
+
+from __future__ import annotations
+
+import os
+
+# BLAS reads these once, at import: set them before numpy loads. setdefault keeps a caller's
+# explicit choice.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "2")
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = "scifact"
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ratios", type=_int_list, default=[2, 4, 8, 16], help="ratios D/d")
+    p.add_argument("--rows", type=int, default=200_000,
+                   help="random unit vectors compressed in the throughput test")
+    p.add_argument("--repeats", type=int, default=3, help="best of this many timings")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated registry names (default: every registered method)")
+    p.add_argument("--labels", type=int, default=64,
+                   help="labelled train queries for supervised fits")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="embeddings subfolder (model name)")
+    p.add_argument("--embeddings", default=None, help="SciFact embeddings folder")
+    p.add_argument("--data", default=None, help="SciFact BEIR folder")
+    p.add_argument("--out", default=None, help="also write the Markdown tables here")
+    return p.parse_args(argv)
+
+
+def _find(explicit: str | None, env: str, shared: str, *parts: str) -> Path:
+    """`explicit`, else `$env/<parts>`, else `<repo>/../shared/data/<shared>/<parts>`."""
+    candidates = [Path(explicit)] if explicit else []
+    if os.environ.get(env):
+        candidates.append(Path(os.environ[env], *parts))
+    candidates.append(REPO.parent.joinpath("shared", "data", shared, *parts))
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    sys.exit(f"speed.py: no {'/'.join(parts)} folder; looked in {looked}")
+
+
+def best_of(fns: Sequence[Callable[[], Any]], repeats: int) -> list[float]:
+    """Fastest wall-clock seconds of each function over `repeats` rounds.
+
+    Each round times every function once, in turn, so a burst of load from other processes
+    slows all of them alike instead of one, and their ratios stay fair.
+    """
+    best = [float("inf")] * len(fns)
+    for _ in range(max(repeats, 1)):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+def weight_shapes(runtime: Any) -> list[tuple[int, int]]:
+    """The (out, in) shapes of the matrices a runtime multiplies by, in order."""
+    shapes = []
+    if runtime.adapter is not None:
+        shapes += [runtime.adapter.w1.shape, runtime.adapter.w2.shape]
+    if runtime.projection is not None:
+        shapes.append(runtime.projection.shape)
+    return [(int(a), int(b)) for a, b in shapes]
+
+
+def gemm_chain(
+    x: np.ndarray, shapes: Sequence[tuple[int, int]], seed: int = 0
+) -> Callable[[], Any]:
+    """Plain float32 matmuls with the given weight shapes, the first and last on `x`'s rows.
+
+    An adapter's two matrices chain (x -> r -> D); the projection applies to a (n, D) input.
+    """
+    rng = np.random.default_rng(seed)
+    weights = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+
+    def run() -> Any:
+        h = x
+        out = None
+        for w in weights:
+            src = h if w.shape[1] == h.shape[1] else x
+            out = src @ w.T
+            h = out
+        return out
+
+    return run
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    align = ["---:" if i else ":---" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def rate(n: float) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e3 else f"{n:.0f}"
+
+
+# Fits are repeated (best of `--repeats`) only while they are cheap: a slow learned method
+# is timed once rather than tripling the benchmark's run time.
+FIT_REPEAT_BUDGET_S = 5.0
+
+
+def fit_all(
+    methods: Sequence[str], dims: Sequence[int], emb: Any, train: Any, repeats: int
+) -> tuple[dict[tuple[str, int], Any], list[list[str]]]:
+    """Fit every method at every d (full-dimension methods once); fitted models and table rows.
+
+    Each fit's time is the best of up to `repeats` fits, stopping once they have taken
+    `FIT_REPEAT_BUDGET_S` in total."""
+    from dive.compressors.registry import REGISTRY, make_compressor
+    from dive.evaluate.protocol import FULL_DIM_METHODS
+
+    full = emb.dim
+    fitted: dict[tuple[str, int], Any] = {}
+    rows = []
+    for method in methods:
+        full_only = method in FULL_DIM_METHODS
+        cells = []
+        for d in dims:
+            if full_only and (method, full) in fitted:
+                cells.append("")
+                continue
+            dim = full if full_only else d
+            times: list[float] = []
+            while len(times) < max(repeats, 1) and sum(times) < FIT_REPEAT_BUDGET_S:
+                compressor = make_compressor(method, dim, seed=0)
+                start = time.perf_counter()
+                compressor.fit(emb.corpus, train if compressor.supervised else None)
+                times.append(time.perf_counter() - start)
+            seconds = min(times)
+            fitted[(method, dim)] = compressor
+            cells.append(f"{seconds:.3f}" + (f" (d={full})" if full_only else ""))
+        label = method + (" (supervised)" if REGISTRY[method].supervised else "")
+        rows.append([label, *cells])
+        print(f"fitted {method}", file=sys.stderr)
+    return fitted, rows
+
+
+def throughput(
+    fitted: dict[tuple[str, int], Any], n_rows: int, full: int, repeats: int
+) -> tuple[list[list[str]], list[float]]:
+    """Transform vs same-shape GEMM rates on random unit vectors: table rows and the ratios."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n_rows, full), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    rows, ratios = [], []
+    for (method, dim), compressor in fitted.items():
+        shapes = weight_shapes(compressor.fitted_runtime())
+
+        def transform(c: Any = compressor) -> Any:
+            return c.transform(x)
+
+        fns = [transform, gemm_chain(x, shapes)] if shapes else [transform]
+        seconds = best_of(fns, repeats)
+        transform_rate = n_rows / seconds[0]
+        gemm_text = ratio_text = "-"
+        if shapes:
+            gemm_rate = n_rows / seconds[1]
+            ratios.append(transform_rate / gemm_rate)
+            gemm_text, ratio_text = rate(gemm_rate), f"{ratios[-1]:.2f}"
+        weights = " + ".join(f"{a}x{b}" for a, b in shapes) or "-"
+        rows.append([method, str(dim), weights, rate(transform_rate), gemm_text, ratio_text])
+        print(f"throughput {method} d={dim}", file=sys.stderr)
+    return rows, ratios
+
+
+def search_speed(
+    fitted: dict[tuple[str, int], Any], queries: np.ndarray, corpus: np.ndarray,
+    dims: Sequence[int], repeats: int,
+) -> list[list[str]]:
+    """Exact top-100 queries/s at D and at each d (PCA output when fitted, else any method),
+    and the rate of the score matrix alone (Q @ C.T), which shows what top-k selection costs."""
+    from dive.evaluate.search import top_k
+
+    full = corpus.shape[1]
+    pairs = []
+    for d in [full, *dims]:
+        q, c = queries, corpus
+        if d != full:
+            at_d = [model for (_, dim), model in fitted.items() if dim == d]
+            compressor = fitted.get(("pca", d), at_d[0])
+            q, c = compressor.transform(queries), compressor.transform(corpus)
+        pairs.append((q, c))
+    fns: list[Callable[[], Any]] = []
+    for q, c in pairs:
+        fns.append(functools.partial(top_k, q, c, 100))
+        fns.append(functools.partial(np.matmul, q, c.T))
+    seconds = best_of(fns, repeats)
+    n = len(queries)
+    search_s, score_s = seconds[0::2], seconds[1::2]
+    rows = []
+    for d, t_search, t_score in zip([full, *dims], search_s, score_s, strict=True):
+        rows.append([
+            str(d), f"{full // d}×",
+            f"{n / t_search:,.0f}", f"{search_s[0] / t_search:.2f}×",
+            f"{n / t_score:,.0f}", f"{score_s[0] / t_score:.2f}×",
+        ])
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    from dive.compressors.registry import REGISTRY
+    from dive.data.beir import load_beir
+    from dive.data.splits import make_split
+    from dive.embed import get_embeddings
+    from dive.evaluate.protocol import training_data
+    from dive.report.summary import method_order
+
+    emb_dir = _find(args.embeddings, "DIVE_EMBEDDINGS", "embeddings", args.model, DATASET)
+    data_dir = _find(args.data, "DIVE_DATA", "beir", DATASET)
+    dataset = load_beir(data_dir, name=DATASET)
+    emb = get_embeddings(dataset, args.model, embeddings_dir=emb_dir, progress=False)
+    full = emb.dim
+    dims = [full // r for r in args.ratios]
+    methods = method_order(args.methods.split(",") if args.methods else REGISTRY)
+    train = training_data(make_split(dataset, args.labels, 0), emb)
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+
+    # Untimed: the first LAPACK/BLAS calls of a process pay one-off set-up costs.
+    np.linalg.eigh(emb.corpus[:512].T @ emb.corpus[:512])
+    fitted, fit_rows = fit_all(methods, dims, emb, train, args.repeats)
+    thr_rows, ratios = throughput(fitted, args.rows, full, args.repeats)
+    queries = emb.queries
+    search_rows = search_speed(fitted, queries, emb.corpus, dims, args.repeats)
+
+    n_val = len(train.validation) if train.validation else 0
+    parts = [
+        "# dive speed benchmark",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"OMP/BLAS threads {os.environ.get('OMP_NUM_THREADS')}; "
+        f"best of {args.repeats}; total {time.perf_counter() - started:.0f} s; 1-minute load "
+        f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other processes "
+        "on the same cores slow every figure).",
+        f"## Fit seconds\n\n{DATASET} corpus {emb.corpus.shape[0]} x {full} "
+        f"({args.model}); supervised methods: {args.labels} labelled queries "
+        f"({len(train.train)} train + {n_val} validation), seed 0; best of up to "
+        f"{args.repeats} fits (fewer once they pass {FIT_REPEAT_BUDGET_S:g} s).\n\n"
+        + table(["method", *(f"d={d} ({full // d}×)" for d in dims)], fit_rows),
+        f"## Compression throughput\n\n{args.rows} random unit vectors x {full}, float32. "
+        "`transform` is the fitted compressor's numpy runtime (input checks, batching, "
+        "adapter, centring, projection, L2 normalisation); GEMM is plain numpy `X @ W.T` "
+        "with the runtime's weight shapes on the same input.\n\n"
+        + table(["method", "d", "weights", "transform vectors/s", "GEMM vectors/s",
+                 "transform / GEMM"], thr_rows),
+        f"## Exact search\n\n`top_k`, k=100: all {len(queries)} {DATASET} queries over "
+        f"{emb.corpus.shape[0]} documents.\n\n"
+        + table(["d", "ratio", "top_k queries/s", "speed-up vs D", "scores only (Q @ C.T) "
+                 "queries/s", "speed-up vs D"], search_rows),
+    ]
+    if ratios:
+        parts.append(f"Lowest transform / GEMM ratio: {min(ratios):.2f} (target >= 0.5).")
+    text = "\n\n".join(parts) + "\n"
+    print(text)
+    if args.out:
+        from dive._io import atomic_write_text
+
+        atomic_write_text(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
