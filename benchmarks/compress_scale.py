@@ -1,0 +1,118 @@
+"""Compress stores of growing size and show that peak memory stays flat (a script, not a test).
+
+    python benchmarks/compress_scale.py                          # 0.25 .. 4 GB, 384 -> 96
+    python benchmarks/compress_scale.py --sizes-gb 0.25,1 --workdir /big/disk
+
+For each size, writes a store of random L2-normalised float32 vectors to a temporary folder
+chunk by chunk (never the whole array in memory), runs `python -m dive.cli compress` on it in
+a child process measured with GNU `/usr/bin/time -v` (Debian: `apt-get install -y time`;
+without it the child's `getrusage(RUSAGE_CHILDREN).ru_maxrss` is used), prints the store size,
+vectors per second and the child's peak resident set size, then deletes the store and its
+output before the next size. The model is PCA (`--dim` -> `--out-dim`) fitted on a sample and
+saved as a model folder, as a user would pass it.
+
+Left out: cold-cache reads (the freshly written store is mostly in the page cache; dropping
+caches needs root and disturbs the machine), Parquet stores and the Ray engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dive.compressors.pca import PCA
+from dive.export import save
+from dive.scale.formats import create_npy
+
+GNU_TIME = Path("/usr/bin/time")
+CHUNK = 65536
+
+
+def write_store(path: Path, n: int, dim: int, seed: int) -> None:
+    """An (n, dim) float32 .npy of unit vectors, written CHUNK rows at a time."""
+    rng = np.random.default_rng(seed)
+    offset = create_npy(path, n, dim, np.dtype(np.float32))
+    with path.open("r+b") as f:
+        f.seek(offset)
+        for start in range(0, n, CHUNK):
+            x = rng.standard_normal((min(CHUNK, n - start), dim), dtype=np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            f.write(x.data)
+
+
+def measure(cmd: list[str]) -> tuple[float, int]:
+    """Run `cmd`; return (wall seconds, peak RSS in KiB) of that process alone."""
+    if GNU_TIME.exists():
+        started = time.perf_counter()
+        done = subprocess.run([str(GNU_TIME), "-v", *cmd], capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(f"compress failed:\n{done.stderr}")
+        match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+        assert match, done.stderr
+        return seconds, int(match.group(1))
+    # A fresh middle process, so RUSAGE_CHILDREN covers this one command only.
+    probe = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "rc = subprocess.run(sys.argv[1:], stderr=subprocess.DEVNULL).returncode; "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True)
+    seconds, rss, rc = out.stdout.split()
+    if rc != "0":
+        sys.exit("compress failed")
+    return float(seconds), int(rss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes-gb", default="0.25,0.5,1,2,4", help="store sizes in GB (1e9)")
+    parser.add_argument("--dim", type=int, default=384, help="input dimension")
+    parser.add_argument("--out-dim", type=int, default=96, help="output dimension")
+    parser.add_argument("--batch-size", type=int, default=65536, help="dive compress chunk")
+    parser.add_argument("--workdir", default=None, help="folder for the temporary stores")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="dive-scale-", dir=args.workdir))
+    try:
+        rng = np.random.default_rng(0)
+        sample = rng.standard_normal((20_000, args.dim), dtype=np.float32)
+        model = work / "model"
+        save(PCA(dim=args.out_dim).fit(sample), model)
+        tool = "/usr/bin/time -v" if GNU_TIME.exists() else "getrusage(RUSAGE_CHILDREN)"
+        print(f"# {args.dim} -> {args.out_dim} float32, batch {args.batch_size}; RSS by {tool}")
+        print(f"# {os.cpu_count()} CPUs visible; store freshly written (page cache warm)")
+        print(
+            f"{'store GB':>9} {'vectors':>11} {'seconds':>8} {'vectors/s':>11} {'peak RSS MB':>12}"
+        )
+        for size in (float(s) for s in args.sizes_gb.split(",")):
+            n = int(size * 1e9) // (4 * args.dim)
+            store, out = work / "store.npy", work / "out.npy"
+            write_store(store, n, args.dim, seed=int(size * 1000))
+            cmd = [
+                sys.executable, "-m", "dive.cli", "compress", str(model),
+                "--input", str(store), "--output", str(out),
+                "--batch-size", str(args.batch_size), "--no-progress",
+            ]  # fmt: skip
+            seconds, rss_kib = measure(cmd)
+            assert np.load(out, mmap_mode="r").shape == (n, args.out_dim)
+            gb = store.stat().st_size / 1e9
+            print(f"{gb:9.2f} {n:11,d} {seconds:8.1f} {n / seconds:11,.0f} {rss_kib / 1024:12.0f}")
+            sys.stdout.flush()
+            store.unlink()
+            out.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Ray Data engine: compress a Dataset's vector column on many workers and machines.
+
+`compress_dataset` adds a `map_batches` stage running `CompressBatch`, a callable class that
+loads the compressor once per worker (a model folder path is read there with numpy and
+safetensors only; an in-memory model is shipped to each worker) and compresses Arrow batches
+with the same numpy `Runtime` as `dive.scale.compress_store`, so both engines compute the same
+vectors for the same batches. Vectors may be `fixed_size_list`, `list` or Ray tensor columns;
+the output column is `fixed_size_list<float32|float16, d>`.
+
+`compress_parquet` is `dive compress --engine ray`: read Parquet (a file or a folder, local or
+on a filesystem every node sees), compress, write a folder of Parquet files, renamed into
+place at the end.
+
+Left out: resuming an interrupted job (Ray retries failed tasks, but a killed driver starts
+over; use the local engine for resumable single-machine runs), preserving row order (Ray Data
+does not by default; carry an id column), and cluster setup (`ray.init()` joins the cluster
+in `RAY_ADDRESS`, else starts a local one). Needs the optional extra `ray`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dive.compressors.runtime import Runtime
+from dive.errors import DataError, DiveError
+from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
+from dive.scale.stream import OUTPUT_DTYPES, OutputDtype, replace_path, resolve_runtime
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dive.scale.stream import ModelLike
+
+logger = logging.getLogger(__name__)
+
+
+def import_ray() -> Any:
+    """ray (with Ray Data), or a `DiveError` saying which extra to install."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise DiveError(
+            "the Ray engine needs ray[data]: pip install 'dive-compress[ray]'"
+        ) from None
+    return ray
+
+
+class CompressBatch:
+    """Ray Data callable class: one compressor per worker, applied to each Arrow batch."""
+
+    def __init__(
+        self,
+        model: str | Runtime,
+        column: str,
+        output_column: str,
+        dtype: str = "float32",
+        id_column: str | None = None,
+    ) -> None:
+        # Runs once per worker: a folder is read here, not on every batch.
+        self.runtime = resolve_runtime(model)
+        self.column, self.output_column, self.id_column = column, output_column, id_column
+        self.dtype = np.dtype(dtype)
+
+    def _row(self, batch: pa.Table, row: int) -> str:
+        if self.id_column is not None and self.id_column in batch.column_names:
+            return f"the row with id {batch.column(self.id_column)[row].as_py()!r}"
+        return "a row"
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        where = f"column {self.column!r}"
+        try:
+            x = vectors_from_arrow(batch.column(self.column), self.runtime.input_dim, where, 0)
+        except BadRow as exc:
+            raise DataError(f"{where}: {self._row(batch, exc.row)}: {exc.problem}") from None
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise DataError(f"{where}: {self._row(batch, row)} contains NaN or inf")
+        vectors = vector_array(self.runtime(x).astype(self.dtype, copy=False))
+        names = batch.column_names
+        if self.output_column in names:
+            return batch.set_column(names.index(self.output_column), self.output_column, vectors)
+        return batch.append_column(self.output_column, vectors)
+
+
+def _check_schema(ds: Any, column: str, runtime: Runtime) -> None:
+    """Check the vector column against the model when the schema is known without running."""
+    pa = import_pyarrow()
+    try:
+        schema = ds.schema(fetch_if_missing=False)
+    except TypeError:  # older Ray: no fetch_if_missing
+        schema = None
+    if schema is None:
+        return
+    names = list(schema.names)
+    if column not in names:
+        raise DataError(f"dataset: no vector column {column!r} (columns: {', '.join(names)})")
+    vtype = schema.types[names.index(column)]
+    fixed = isinstance(vtype, pa.DataType) and pa.types.is_fixed_size_list(vtype)
+    if fixed and vtype.list_size != runtime.input_dim:
+        raise DataError(
+            f"dataset column {column!r}: vectors have dimension {vtype.list_size}, but the "
+            f"model expects {runtime.input_dim} (embeddings from another model?)"
+        )
+
+
+def compress_dataset(
+    ds: Any,
+    model: ModelLike,
+    *,
+    column: str = "vector",
+    output_column: str | None = None,
+    id_column: str | None = None,
+    batch_size: int = 4096,
+    dtype: OutputDtype = "float32",
+    num_workers: int | None = None,
+) -> Any:
+    """A lazy Ray Dataset with `column` compressed into `output_column` (default: replaced).
+
+    `model` is a model folder path (read on each worker: it must be reachable there, e.g. on
+    shared storage), a loaded or fitted compressor or a `Runtime` (shipped to the workers).
+    `id_column` only names rows in error messages. `num_workers` caps the actor pool (default:
+    autoscale to the cluster).
+    """
+    ray = import_ray()
+    if dtype not in OUTPUT_DTYPES:
+        raise DiveError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
+    runtime = resolve_runtime(model)  # checks the folder once, on the driver
+    _check_schema(ds, column, runtime)
+    shipped: str | Runtime = (
+        str(Path(model).resolve()) if isinstance(model, (str, os.PathLike)) else runtime
+    )
+    return ds.map_batches(
+        CompressBatch,
+        fn_constructor_kwargs={
+            "model": shipped,
+            "column": column,
+            "output_column": output_column or column,
+            "dtype": dtype,
+            "id_column": id_column,
+        },
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=num_workers),
+    )
+
+
+def _data_error_in(exc: BaseException) -> DataError | None:
+    """The `DataError` a worker raised, dug out of Ray's wrappers (or their text)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        cause = getattr(current, "cause", None)  # RayTaskError(DataError) keeps the original
+        if isinstance(cause, DataError) and not isinstance(cause, ray_error_types()):
+            return DataError(str(cause))
+        if isinstance(current, DataError) and not isinstance(current, ray_error_types()):
+            return current
+        stack += [current.__cause__, current.__context__, cause]
+    # Ray Data may wrap a worker's error in its own (UserCodeException), keeping only the
+    # worker's traceback text, whose last line is the message.
+    found = re.findall(r"dive\.errors\.DataError: ([^\n]+)", str(exc))
+    return DataError(found[-1]) if found else None
+
+
+def ray_error_types() -> tuple[type[BaseException], ...]:
+    import ray.exceptions
+
+    return (ray.exceptions.RayError,)
+
+
+def compress_parquet(
+    model: ModelLike,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    column: str = "vector",
+    id_column: str | None = "id",
+    output_column: str | None = None,
+    batch_size: int = 4096,
+    dtype: OutputDtype = "float32",
+    overwrite: bool = False,
+    num_workers: int | None = None,
+) -> int:
+    """Compress a Parquet store on Ray into a folder of Parquet files; return the row count.
+
+    The output holds `id_column` (if not None) and the compressed vectors in `output_column`
+    (default `column`), is written to a hidden folder beside `output` and renamed into place
+    when complete; an existing output is replaced only with `overwrite`.
+    """
+    ray = import_ray()
+    pq = import_pyarrow().parquet
+    src, dst = Path(input), Path(output)
+    if not src.exists():
+        raise DataError(f"{src}: no such file or folder")
+    if src.is_file() and src.suffix.lower() not in (".parquet", ".pq"):
+        raise DataError(f"{src}: the Ray engine reads Parquet; use the local engine for .npy")
+    if (dst.exists() or dst.is_symlink()) and not overwrite:
+        raise DiveError(f"{dst}: already exists; pass overwrite=True (--overwrite) to replace it")
+    out_column = output_column or column
+    id_column = id_column or None
+    columns = [column] if id_column is None else [id_column, column]
+    if not ray.is_initialized():
+        ray.init()
+    tmp = dst.parent / f".{dst.name}.ray-partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    context = ray.data.DataContext.get_current()
+    # Ask Ray Data to re-raise a worker's own exception (a DataError naming the row) rather
+    # than its generic wrapper; restored afterwards, as the context is the caller's too.
+    original = getattr(context, "raise_original_map_exception", None)
+    if original is not None:
+        context.raise_original_map_exception = True
+    try:
+        ds = ray.data.read_parquet(str(src)).select_columns(columns)
+        out = compress_dataset(
+            ds,
+            model,
+            column=column,
+            output_column=out_column,
+            id_column=id_column,
+            batch_size=batch_size,
+            dtype=dtype,
+            num_workers=num_workers,
+        )
+        keep = [out_column] if id_column is None else [id_column, out_column]
+        out.select_columns(keep).write_parquet(str(tmp))
+    except DiveError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        found = _data_error_in(exc)
+        if found is not None:
+            raise DataError(f"{src}: {found}") from None
+        raise
+    finally:
+        if original is not None:
+            context.raise_original_map_exception = original
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
+    replace_path(tmp, dst)
+    logger.info("%s: %d vectors compressed on Ray", dst, rows)
+    return rows

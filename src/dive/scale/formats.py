@@ -1,0 +1,303 @@
+"""Readers and writers for embedding stores, one bounded chunk at a time.
+
+Two on-disk kinds, each read and written by rows so memory never depends on the store's size:
+
+- `.npy` (2-d, numeric dtype, C or Fortran order). Rows are read with positional file reads
+  into a fresh buffer rather than through `np.load(mmap_mode="r")`: pages of a memory map stay
+  mapped into the process and count towards its resident set, so a 4 GB store read through a
+  map peaks at ~4 GB RSS even though the kernel could drop them. Output is a standard `.npy`
+  header (as `np.save` writes it) followed by rows written at their offsets, so a resumed
+  writer fills in exactly the bytes an uninterrupted one would.
+- Parquet with a vector column (`fixed_size_list` or `list` of numbers) and an optional id
+  column, read with `ParquetFile.iter_batches` from the row group holding the first wanted
+  row and re-cut into chunks of exactly `batch_size` rows, so chunk boundaries (and thus part
+  files and row groups) do not depend on how the input's row groups fall. pyarrow is imported
+  only when a Parquet store is touched (optional extra `parquet`).
+
+Left out: other formats (HDF5, Arrow IPC, LanceDB), object stores (paths are local or mounted
+filesystems), and Parquet columns nested deeper than one list level.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+import numpy as np
+
+from dive.errors import DataError, DiveError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Kind = Literal["npy", "parquet"]
+SUFFIXES: dict[str, Kind] = {".npy": "npy", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def import_pyarrow() -> Any:
+    """pyarrow, or a `DiveError` saying which extra to install."""
+    try:
+        import pyarrow
+        import pyarrow.compute
+        import pyarrow.parquet
+    except ImportError:
+        raise DiveError(
+            "Parquet stores need pyarrow: pip install 'dive-compress[parquet]'"
+        ) from None
+    return pyarrow
+
+
+# --- .npy --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a `.npy` header says: shape, element dtype, layout and where the data starts."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fortran_order: bool
+    offset: int
+
+
+def read_npy_header(path: Path) -> NpyHeader:
+    """Parse and check the header of a `.npy` file holding a 2-d numeric array."""
+    fmt = np.lib.format
+    try:
+        with path.open("rb") as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise DataError(f"{path}: unsupported .npy format version {version}")
+            offset = f.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+    if dtype.kind not in "fiu" or dtype.fields is not None:
+        raise DataError(f"{path}: expected a numeric array, got dtype {dtype}")
+    if len(shape) != 2:
+        raise DataError(f"{path}: expected a 2-d (n, dim) array, got shape {shape}")
+    expected = offset + shape[0] * shape[1] * dtype.itemsize
+    size = path.stat().st_size
+    if size < expected:
+        raise DataError(
+            f"{path}: truncated: header says shape {shape} ({expected} bytes) but the file "
+            f"has {size} bytes"
+        )
+    return NpyHeader(tuple(shape), dtype, bool(fortran), offset)
+
+
+def _read_exact(f: BinaryIO, buf: np.ndarray, where: Path) -> None:
+    view = buf.reshape(-1).view(np.uint8)
+    got = f.readinto(view)  # type: ignore[attr-defined]
+    if got != view.size:
+        raise DataError(f"{where}: unexpected end of file")
+
+
+def read_npy_rows(f: BinaryIO, header: NpyHeader, start: int, stop: int, where: Path) -> np.ndarray:
+    """Rows [start, stop) of the array in `f` as a new (stop - start, dim) array."""
+    n, dim = header.shape
+    rows, item = stop - start, header.dtype.itemsize
+    if not header.fortran_order:
+        out = np.empty((rows, dim), dtype=header.dtype)
+        f.seek(header.offset + start * dim * item)
+        _read_exact(f, out, where)
+        return out
+    # Fortran order stores columns one after another: one contiguous read per column.
+    cols = np.empty((dim, rows), dtype=header.dtype)
+    for j in range(dim):
+        f.seek(header.offset + (j * n + start) * item)
+        _read_exact(f, cols[j], where)
+    return cols.T
+
+
+def create_npy(path: Path, n_rows: int, dim: int, dtype: np.dtype[Any]) -> int:
+    """Write the header of an (n_rows, dim) C-order array and size the file; return the offset.
+
+    The header is the one `np.save` writes, so the finished file equals `np.save(path, y)`.
+    """
+    header = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": (n_rows, dim),
+    }
+    with path.open("wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        offset = f.tell()
+        f.truncate(offset + n_rows * dim * dtype.itemsize)
+    return offset
+
+
+def write_npy_rows(f: BinaryIO, offset: int, start: int, rows: np.ndarray) -> None:
+    """Write C-contiguous `rows` at row `start` of an array created by `create_npy`."""
+    f.seek(offset + start * rows.shape[1] * rows.dtype.itemsize)
+    f.write(np.ascontiguousarray(rows).data)
+
+
+class BadRow(DataError):
+    """A row of a column is unusable: `row` counts from the column's first row."""
+
+    def __init__(self, message: str, row: int, problem: str) -> None:
+        super().__init__(message)
+        self.row, self.problem = row, problem
+
+
+# --- Parquet -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParquetLayout:
+    """The columns of a Parquet store that matter here, checked against each other."""
+
+    n_rows: int
+    dim: int | None  # None: a variable-size list column in an empty file
+    id_type: pa.DataType | None
+    row_group_starts: tuple[int, ...]  # first row of each row group, plus n_rows at the end
+
+
+def _is_list(t: pa.DataType) -> bool:
+    pa = import_pyarrow()
+    return bool(pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t))
+
+
+def inspect_parquet(path: Path, column: str, id_column: str | None) -> ParquetLayout:
+    """Check `path` has a numeric list column `column` (and `id_column`); return its layout."""
+    pa = import_pyarrow()
+    try:
+        pf = pa.parquet.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    schema = pf.schema_arrow
+    names = schema.names
+    if column not in names:
+        raise DataError(f"{path}: no vector column {column!r} (columns: {', '.join(names)})")
+    if id_column is not None and id_column not in names:
+        raise DataError(
+            f"{path}: no id column {id_column!r} (columns: {', '.join(names)}); "
+            "pass id_column=None (--id-column '') to carry no ids"
+        )
+    vtype = schema.field(column).type
+    if not _is_list(vtype) or not (
+        pa.types.is_floating(vtype.value_type) or pa.types.is_integer(vtype.value_type)
+    ):
+        raise DataError(
+            f"{path}: column {column!r} must be a list of numbers (fixed_size_list<float>), "
+            f"got {vtype}"
+        )
+    meta = pf.metadata
+    starts = [0]
+    for g in range(meta.num_row_groups):
+        starts.append(starts[-1] + meta.row_group(g).num_rows)
+    dim: int | None = None
+    if pa.types.is_fixed_size_list(vtype):
+        dim = int(vtype.list_size)
+    elif meta.num_rows:
+        # A variable-size list declares no length: take the first row's; every chunk is then
+        # checked against it.
+        first = next(pf.iter_batches(batch_size=1, columns=[column])).column(0)
+        dim = len(first[0]) if first[0].is_valid else None
+    id_type = schema.field(id_column).type if id_column is not None else None
+    return ParquetLayout(meta.num_rows, dim, id_type, tuple(starts))
+
+
+def iter_parquet_chunks(
+    path: Path,
+    layout: ParquetLayout,
+    columns: list[str],
+    start: int,
+    batch_size: int,
+) -> Iterator[tuple[int, pa.Table]]:
+    """Yield (first row, table) chunks of exactly `batch_size` rows (the last may be shorter),
+    starting at row `start`, which must be a multiple of `batch_size`."""
+    pa = import_pyarrow()
+    if start >= layout.n_rows:
+        return
+    starts = layout.row_group_starts
+    group = int(np.searchsorted(starts, start, side="right")) - 1
+    pf = pa.parquet.ParquetFile(path)
+    batches = pf.iter_batches(
+        batch_size=batch_size,
+        row_groups=list(range(group, len(starts) - 1)),
+        columns=columns,
+    )
+    skip, pending, pending_rows, row = start - starts[group], [], 0, start
+    for batch in batches:
+        if skip:
+            cut = min(skip, batch.num_rows)
+            batch, skip = batch.slice(cut), skip - cut
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while pending_rows >= batch_size:
+            table = pa.Table.from_batches(pending)
+            yield row, table.slice(0, batch_size)
+            rest = table.slice(batch_size)
+            pending, pending_rows, row = rest.to_batches(), rest.num_rows, row + batch_size
+    if pending_rows:
+        yield row, pa.Table.from_batches(pending)
+
+
+def vectors_from_arrow(
+    column: pa.Array | pa.ChunkedArray, dim: int, where: str, first_row: int
+) -> np.ndarray:
+    """A (n, dim) float32 array from a list column, or `BadRow` naming the bad row.
+
+    `first_row` is the index of the column's first row in the file, used in messages.
+    """
+    pa = import_pyarrow()
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(arr.type, pa.ExtensionType):
+        # Ray Data's tensor columns (ArrowTensorType) convert straight to an (n, dim) array.
+        x = np.asarray(arr.to_numpy(zero_copy_only=False))
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise DataError(f"{where}: vectors have shape {x.shape[1:]}, expected ({dim},)")
+        return np.ascontiguousarray(x, dtype=np.float32)
+    n = len(arr)
+
+    def bad(row: int, problem: str) -> BadRow:
+        return BadRow(f"{where}: row {first_row + row}: {problem}", row, problem)
+
+    if arr.null_count:
+        raise bad(
+            int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0]),
+            "the vector is null",
+        )
+    if not pa.types.is_fixed_size_list(arr.type):
+        lengths = pa.compute.list_value_length(arr).to_numpy(zero_copy_only=False)
+        wrong = np.flatnonzero(lengths != dim)
+        if wrong.size:
+            row = int(wrong[0])
+            raise bad(row, f"the vector has dimension {lengths[row]}, expected {dim}")
+    elif arr.type.list_size != dim:
+        raise DataError(f"{where}: vectors have dimension {arr.type.list_size}, expected {dim}")
+    values = arr.flatten()
+    if values.null_count:
+        row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]) // dim
+        raise bad(row, "the vector has a null element")
+    flat = values.to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat.reshape(n, dim), dtype=np.float32)
+
+
+def vector_array(y: np.ndarray) -> pa.FixedSizeListArray:
+    """(n, d) numpy rows as a `fixed_size_list<float, d>` Arrow array (float32 or float16)."""
+    pa = import_pyarrow()
+    flat = pa.array(np.ascontiguousarray(y).reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, y.shape[1])
+
+
+def vector_type(dtype: np.dtype[Any], dim: int) -> pa.DataType:
+    pa = import_pyarrow()
+    value = pa.float16() if dtype == np.float16 else pa.float32()
+    return pa.list_(value, dim)
+
+
+def file_fingerprint(path: Path) -> dict[str, Any]:
+    """Size and modification time: what tells a resumed run its input is still the same."""
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}

@@ -1,0 +1,583 @@
+"""Compress an embedding store larger than memory, resumably: `compress_store`.
+
+Input is a `.npy` file, a Parquet file, or a folder of `.npy` or Parquet shards (processed in
+name order; the output is a folder of shards with the same names). Rows go through the
+fitted compressor's numpy `Runtime` `batch_size` at a time, so peak memory depends on the
+batch size and the model, never on the store.
+
+Nothing is written at the output path until the end. Work goes into a hidden folder beside it,
+`.<output name>.partial/`, holding the output being built (`data/`), Parquet part files
+(`parts/`, one per chunk, merged into one file per shard when the shard is done) and
+`state.json`, rewritten atomically after every chunk with the rows done and the job's identity:
+each input file's size, modification time, shape and type, a SHA-256 of the model's arrays and
+the settings that change the bytes written (batch size, dtype, columns). A rerun with the same
+identity resumes after the last finished chunk and produces a byte-identical result; any
+difference starts over. The finished output is renamed into place, replacing an existing one
+only when `overwrite=True`.
+
+Bad input (wrong dimension, NaN/inf, null vectors) raises `DataError` naming the file and the
+row, global across shards and chunks; the dimension is checked before any work starts. The
+partial folder is removed on such an error, since the input must change before a rerun.
+
+Left out: concurrent runs writing the same output (nothing locks the partial folder), a
+multi-process local engine (use `dive.integrations.ray` to spread work over cores or
+machines), and carrying Parquet columns other than the id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+
+import numpy as np
+
+from dive._io import atomic_open, atomic_write_text
+from dive.compressors.runtime import Runtime
+from dive.errors import DataError, DiveError
+from dive.scale.formats import (
+    SUFFIXES,
+    BadRow,
+    Kind,
+    NpyHeader,
+    ParquetLayout,
+    create_npy,
+    file_fingerprint,
+    import_pyarrow,
+    inspect_parquet,
+    iter_parquet_chunks,
+    read_npy_header,
+    read_npy_rows,
+    vector_array,
+    vector_type,
+    vectors_from_arrow,
+    write_npy_rows,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dive.compressors.base import Compressor
+    from dive.export.folder import LoadedCompressor
+
+    ModelLike = Runtime | LoadedCompressor | Compressor | str | os.PathLike[str]
+
+logger = logging.getLogger(__name__)
+
+OutputDtype = Literal["float32", "float16"]
+OUTPUT_DTYPES: tuple[str, ...] = get_args(OutputDtype)
+STATE_FORMAT = "dive-compress-state"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    """What a finished `compress_store` did."""
+
+    output: Path
+    rows: int  # vectors in the output
+    input_dim: int
+    output_dim: int
+    dtype: str
+    resumed_rows: int  # rows a previous, interrupted run had already done
+    seconds: float  # this run only
+
+    @property
+    def rows_per_second(self) -> float:
+        return (self.rows - self.resumed_rows) / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One input file and the name of the output file it becomes."""
+
+    path: Path
+    name: str
+    kind: Kind
+    n_rows: int
+    dim: int | None
+    npy: NpyHeader | None = None
+    parquet: ParquetLayout | None = None
+
+    def identity(self) -> dict[str, Any]:
+        described = (
+            f"{self.npy.dtype.str}{' fortran' if self.npy.fortran_order else ''}"
+            if self.npy is not None
+            else str(self.parquet.id_type if self.parquet else None)
+        )
+        return {
+            "name": self.path.name,
+            "rows": self.n_rows,
+            "dim": self.dim,
+            "type": described,
+            **file_fingerprint(self.path),
+        }
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+def resolve_runtime(model: ModelLike) -> Runtime:
+    """The numpy `Runtime` of a model folder path, a loaded or fitted compressor, or a runtime."""
+    if isinstance(model, Runtime):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        from dive.export.folder import load
+
+        return load(model).runtime_
+    fitted = getattr(model, "fitted_runtime", None)
+    if callable(fitted):
+        runtime = fitted()
+        if isinstance(runtime, Runtime):
+            return runtime
+    raise TypeError(
+        f"expected a Runtime, a (loaded) compressor or a model folder path, got {type(model)!r}"
+    )
+
+
+def runtime_digest(runtime: Runtime) -> str:
+    """SHA-256 of everything the runtime computes with: a changed model means a restart."""
+    digest = hashlib.sha256()
+    adapter = runtime.adapter
+    head = {
+        "input_dim": runtime.input_dim,
+        "output_dim": runtime.output_dim,
+        "activation": adapter.activation if adapter is not None else None,
+    }
+    digest.update(json.dumps(head, sort_keys=True).encode())
+    arrays = {
+        "adapter.w1": adapter.w1 if adapter else None,
+        "adapter.b1": adapter.b1 if adapter else None,
+        "adapter.w2": adapter.w2 if adapter else None,
+        "adapter.b2": adapter.b2 if adapter else None,
+        "center": runtime.center,
+        "projection": runtime.projection,
+    }
+    for name, value in arrays.items():
+        if value is None:
+            continue
+        arr = np.ascontiguousarray(value)
+        digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+# --- the input ---------------------------------------------------------------------------------
+
+
+def _inspect(path: Path, name: str, column: str, id_column: str | None) -> Shard:
+    kind = SUFFIXES[path.suffix.lower()]
+    if kind == "npy":
+        header = read_npy_header(path)
+        return Shard(path, name, kind, header.shape[0], header.shape[1], npy=header)
+    layout = inspect_parquet(path, column, id_column)
+    return Shard(path, name, kind, layout.n_rows, layout.dim, parquet=layout)
+
+
+def discover(
+    src: Path, output_name: str, column: str, id_column: str | None
+) -> tuple[list[Shard], bool]:
+    """The input's shards in processing order, and whether the input is a single file."""
+    if src.is_dir():
+        files = sorted(
+            p
+            for p in src.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
+        )
+        if not files:
+            raise DataError(f"{src}: no .npy or .parquet shards in this folder")
+        kinds = {SUFFIXES[p.suffix.lower()] for p in files}
+        if len(kinds) > 1:
+            raise DataError(f"{src}: mixes .npy and Parquet shards; keep one kind per folder")
+        return [_inspect(p, p.name, column, id_column) for p in files], False
+    if not src.is_file():
+        raise DataError(f"{src}: no such file or folder")
+    if src.suffix.lower() not in SUFFIXES:
+        raise DataError(
+            f"{src}: unknown store format {src.suffix!r}; expected .npy, .parquet or a folder "
+            "of shards"
+        )
+    return [_inspect(src, output_name, column, id_column)], True
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+class _Partial:
+    """The hidden work folder beside the output: data being built, Parquet parts, state."""
+
+    def __init__(self, output: Path) -> None:
+        self.root = output.parent / f".{output.name}.partial"
+        self.data = self.root / "data"
+        self.parts = self.root / "parts"
+        self.state_path = self.root / "state.json"
+
+    def start(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The saved state if it belongs to `job`; otherwise a fresh folder and state."""
+        if self.root.exists():
+            old = self._read_state()
+            if old is not None and old.get("job") == job and self.data.is_dir():
+                logger.info("%s: resuming after row %d", self.root, old["rows_done"])
+                return old
+            logger.warning(
+                "%s: left by a run with another input, model or settings; starting over",
+                self.root,
+            )
+            shutil.rmtree(self.root)
+        self.data.mkdir(parents=True)
+        state = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "job": job,
+            "rows_done": 0,
+            "shards_finished": 0,
+        }
+        self.save(state)
+        return state
+
+    def _read_state(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        ok = (
+            isinstance(state, dict)
+            and state.get("format") == STATE_FORMAT
+            and state.get("version") == STATE_VERSION
+            and isinstance(state.get("rows_done"), int)
+            and isinstance(state.get("shards_finished"), int)
+        )
+        return state if ok else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        atomic_write_text(self.state_path, json.dumps(state, sort_keys=True) + "\n")
+
+    def damaged(self, what: str) -> DataError:
+        return DataError(
+            f"{self.root}: partial output damaged ({what}); it has been removed, rerun to "
+            "start over"
+        )
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    """Move `src` to `dst`, replacing a file or folder there; the old one goes last."""
+    if not dst.exists() and not dst.is_symlink():
+        os.replace(src, dst)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+    os.rmdir(aside)
+    os.replace(dst, aside)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.replace(aside, dst)
+        raise
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink()
+
+
+# --- the work ----------------------------------------------------------------------------------
+
+
+class _Job:
+    """One compress_store run: shards, model, settings, state."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        src: Path,
+        shards: list[Shard],
+        single: bool,
+        partial: _Partial,
+        state: dict[str, Any],
+        *,
+        batch_size: int,
+        dtype: np.dtype[Any],
+        column: str,
+        id_column: str | None,
+        output_column: str,
+    ) -> None:
+        self.runtime, self.src, self.shards, self.single = runtime, src, shards, single
+        self.partial, self.state = partial, state
+        self.batch_size, self.dtype = batch_size, dtype
+        self.column, self.id_column, self.output_column = column, id_column, output_column
+
+    def row_error(self, shard: Shard, offset: int, local_row: int, problem: str) -> DataError:
+        """`problem` follows the row reference as is (starts with a space or a colon)."""
+        if self.single:
+            return DataError(f"{shard.path}: row {local_row}{problem}")
+        return DataError(
+            f"{shard.path}: row {local_row} (row {offset + local_row} of {self.src}){problem}"
+        )
+
+    def compress(
+        self, shard: Shard, offset: int, start: int, x: np.ndarray, ids: pa.Array | None = None
+    ) -> np.ndarray:
+        """Check `x` (rows `start`... of `shard`) is finite and compress it."""
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
+            raise self.row_error(shard, offset, start + row, f"{ident} contains NaN or inf")
+        return self.runtime(x).astype(self.dtype, copy=False)
+
+    def chunk_done(self, rows_done: int) -> None:
+        self.state["rows_done"] = rows_done
+        self.partial.save(self.state)
+
+    def run(self, bar: Any) -> None:
+        offset = 0
+        for k, shard in enumerate(self.shards):
+            if k >= self.state["shards_finished"]:
+                start = self.state["rows_done"] - offset
+                if shard.kind == "npy":
+                    self.run_npy(shard, offset, start, bar)
+                else:
+                    self.run_parquet(shard, offset, start, bar)
+                self.state["shards_finished"] = k + 1
+                self.partial.save(self.state)
+                shutil.rmtree(self.partial.parts / shard.name, ignore_errors=True)
+            offset += shard.n_rows
+
+    def run_npy(self, shard: Shard, offset: int, start: int, bar: Any) -> None:
+        assert shard.npy is not None
+        target = self.partial.data / shard.name
+        d = self.runtime.output_dim
+        if start == 0:
+            out_offset = create_npy(target, shard.n_rows, d, self.dtype)
+        else:
+            try:
+                header = read_npy_header(target)
+            except (DataError, OSError) as exc:
+                raise self.partial.damaged(str(exc)) from None
+            if header.shape != (shard.n_rows, d) or header.dtype != self.dtype:
+                raise self.partial.damaged(f"{target.name} has shape {header.shape}")
+            out_offset = header.offset
+        with target.open("r+b") as fout:
+            for lo, x in prefetch(self.npy_chunks(shard, start)):
+                hi = lo + x.shape[0]
+                y = self.compress(shard, offset, lo, x)
+                write_npy_rows(fout, out_offset, lo, y)
+                # The rows must be on disk before the state says they are done.
+                fout.flush()
+                os.fsync(fout.fileno())
+                self.chunk_done(offset + hi)
+                bar.update(hi - lo)
+
+    def npy_chunks(self, shard: Shard, start: int) -> Iterator[tuple[int, np.ndarray]]:
+        assert shard.npy is not None
+        with shard.path.open("rb") as fin:
+            for lo in range(start, shard.n_rows, self.batch_size):
+                hi = min(lo + self.batch_size, shard.n_rows)
+                x = read_npy_rows(fin, shard.npy, lo, hi, shard.path)
+                yield lo, x.astype(np.float32, copy=False)
+
+    def out_schema(self, shard: Shard) -> pa.Schema:
+        pa = import_pyarrow()
+        fields = []
+        if self.id_column is not None:
+            assert shard.parquet is not None and shard.parquet.id_type is not None
+            fields.append(pa.field(self.id_column, shard.parquet.id_type))
+        fields.append(
+            pa.field(self.output_column, vector_type(self.dtype, self.runtime.output_dim))
+        )
+        return pa.schema(fields)
+
+    def run_parquet(self, shard: Shard, offset: int, start: int, bar: Any) -> None:
+        pa = import_pyarrow()
+        assert shard.parquet is not None
+        schema = self.out_schema(shard)
+        parts = self.partial.parts / shard.name
+        parts.mkdir(parents=True, exist_ok=True)
+        columns = [self.column] if self.id_column is None else [self.id_column, self.column]
+        dim = self.runtime.input_dim
+        chunks = iter_parquet_chunks(shard.path, shard.parquet, columns, start, self.batch_size)
+        for lo, table in prefetch(chunks):
+            try:
+                x = vectors_from_arrow(table.column(self.column), dim, str(shard.path), lo)
+            except BadRow as exc:
+                raise self.row_error(shard, offset, lo + exc.row, f": {exc.problem}") from None
+            ids = None
+            if self.id_column is not None:
+                ids = table.column(self.id_column).combine_chunks()
+            y = self.compress(shard, offset, lo, x, ids)
+            arrays = ([] if ids is None else [ids]) + [vector_array(y)]
+            out = pa.Table.from_arrays(arrays, schema=schema)
+            with atomic_open(parts / _part_name(lo), "wb") as handle:
+                pa.parquet.write_table(out, handle)
+            self.chunk_done(offset + lo + table.num_rows)
+            bar.update(table.num_rows)
+        self.merge_parts(shard, schema, parts)
+
+    def merge_parts(self, shard: Shard, schema: pa.Schema, parts: Path) -> None:
+        """Concatenate the shard's part files into one Parquet file, one row group a part."""
+        pa = import_pyarrow()
+        # Built beside `data/`, not in it: a kill mid-merge must leave no stray file there.
+        merged = self.partial.root / "merged.parquet"
+        with (
+            atomic_open(merged, "wb") as handle,
+            pa.parquet.ParquetWriter(handle, schema) as writer,
+        ):
+            for lo in range(0, shard.n_rows, self.batch_size):
+                part = parts / _part_name(lo)
+                try:
+                    table = pa.parquet.read_table(part, schema=schema).combine_chunks()
+                except (OSError, pa.ArrowException) as exc:
+                    raise self.partial.damaged(f"{part.name}: {exc}") from None
+                writer.write_table(table, row_group_size=self.batch_size)
+        os.replace(merged, self.partial.data / shard.name)
+
+
+_T = TypeVar("_T")
+
+
+def prefetch(items: Iterator[_T]) -> Iterator[_T]:
+    """Yield from `items`, producing the next one in a thread while the caller works on this.
+
+    Reading (file I/O, Parquet decoding) releases the GIL, so it overlaps the matrix product;
+    at most one item waits, so memory grows by one chunk.
+    """
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dive-read") as pool:
+        pending = pool.submit(next, items, done)
+        while True:
+            item = pending.result()
+            if item is done:
+                return
+            pending = pool.submit(next, items, done)
+            yield item  # type: ignore[misc]
+
+
+def _part_name(first_row: int) -> str:
+    return f"part-{first_row:012d}.parquet"
+
+
+@contextlib.contextmanager
+def _progress(total: int, initial: int, desc: str, enabled: bool) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="vec",
+        unit_scale=True,
+        disable=not enabled,
+        dynamic_ncols=True,
+    )
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def compress_store(
+    model: ModelLike,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    batch_size: int = 65536,
+    dtype: OutputDtype = "float32",
+    column: str = "vector",
+    id_column: str | None = "id",
+    output_column: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> CompressResult:
+    """Compress every vector of the store at `input` into `output`, in bounded memory.
+
+    `model` is a model folder path, a `LoadedCompressor`, a fitted `Compressor` or a bare
+    `Runtime`. `input` is a `.npy` file, a Parquet file or a folder of shards of one kind; the
+    output has the same layout (Parquet: the id column `id_column`, if not None, then the
+    compressed vectors as `fixed_size_list<dtype>` in `output_column`, default `column`).
+    `column` and `id_column` apply to Parquet only. An interrupted run resumes when rerun with
+    the same arguments; `overwrite` allows replacing an existing output, at the end.
+    """
+    started = time.perf_counter()
+    runtime = resolve_runtime(model)
+    if dtype not in OUTPUT_DTYPES:
+        raise DiveError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
+    src, dst = Path(input), Path(output)
+    out_column = output_column or column
+    if id_column == "":
+        id_column = None
+    if id_column is not None and id_column == out_column:
+        raise DiveError(f"the id column and the output vector column are both {id_column!r}")
+    shards, single = discover(src, dst.name, column, id_column)
+    for shard in shards:
+        if shard.dim is not None and shard.dim != runtime.input_dim:
+            raise DataError(
+                f"{shard.path}: vectors have dimension {shard.dim}, but the model expects "
+                f"{runtime.input_dim} (embeddings from another model?)"
+            )
+    src_abs, dst_abs = src.resolve(), dst.resolve()
+    if dst_abs == src_abs or src_abs in dst_abs.parents or dst_abs in src_abs.parents:
+        raise DiveError(f"{dst}: the output must not be, contain or lie inside the input {src}")
+    if (dst.exists() or dst.is_symlink()) and not overwrite:
+        raise DiveError(f"{dst}: already exists; pass overwrite=True (--overwrite) to replace it")
+
+    job = {
+        "input": str(src_abs),
+        "shards": [s.identity() for s in shards],
+        "model": {
+            "sha256": runtime_digest(runtime),
+            "input_dim": runtime.input_dim,
+            "output_dim": runtime.output_dim,
+        },
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "column": column,
+        "id_column": id_column,
+        "output_column": out_column,
+    }
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = _Partial(dst)
+    state = partial.start(job)
+    resumed = int(state["rows_done"])
+    total = sum(s.n_rows for s in shards)
+    work = _Job(
+        runtime,
+        src,
+        shards,
+        single,
+        partial,
+        state,
+        batch_size=batch_size,
+        dtype=np.dtype(dtype),
+        column=column,
+        id_column=id_column,
+        output_column=out_column,
+    )
+    try:
+        with _progress(total, resumed, f"compress {src.name}", progress) as bar:
+            work.run(bar)
+    except DataError:
+        # The input (or the work folder) must change before a rerun can succeed; a resume
+        # would only repeat the error, so leave nothing behind.
+        shutil.rmtree(partial.root, ignore_errors=True)
+        raise
+
+    # Drop the state first: a crash from here on leaves a folder the next run discards.
+    partial.state_path.unlink()
+    replace_path(partial.data / dst.name if single else partial.data, dst)
+    shutil.rmtree(partial.root, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
+    return CompressResult(
+        dst, total, runtime.input_dim, runtime.output_dim, dtype, resumed, seconds
+    )

@@ -1,0 +1,78 @@
+"""`dive compress`: options and defaults in --help, a run, one-line errors, --overwrite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.cli import main
+
+
+def test_help_documents_every_option_with_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["compress", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option, default in [
+        ("--batch-size", "65536"),
+        ("--dtype", "float32"),
+        ("--engine", "local"),
+        ("--column", "vector"),
+        ("--id-column", "id"),
+        ("--overwrite", "False"),
+    ]:
+        assert option in text
+        assert f"(default: {default})" in text.split(option, 2)[-1].split(" --", 1)[0], option
+    assert "{float32,float16}" in text and "{local,ray}" in text
+
+
+def test_compress_npy_and_float16(
+    tmp_path: Path, model_dir: Path, runtime, stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = stores.vectors(300)
+    np.save(tmp_path / "x.npy", x)
+    argv = ["compress", str(model_dir), "--input", str(tmp_path / "x.npy"), "--no-progress"]
+    assert main([*argv, "--output", str(tmp_path / "y.npy"), "--batch-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "compressed 300 vectors 32 -> 8 (float32)" in out
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), runtime(x, batch_size=64))
+
+    assert main([*argv, "--output", str(tmp_path / "h.npy"), "--dtype", "float16"]) == 0
+    assert np.load(tmp_path / "h.npy").dtype == np.float16
+
+
+def test_errors_are_one_line_and_output_kept(
+    tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", stores.vectors(20))
+    (tmp_path / "y.npy").write_bytes(b"keep me")
+    argv = ["compress", str(model_dir), "--input", str(tmp_path / "x.npy"), "--no-progress"]
+    assert main([*argv, "--output", str(tmp_path / "y.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dive: error: ") and err.count("\n") == 1
+    assert "y.npy: already exists" in err and "--overwrite" in err
+    assert (tmp_path / "y.npy").read_bytes() == b"keep me"
+
+    np.save(tmp_path / "w.npy", stores.vectors(20, dim=7))
+    wrong = ["compress", str(model_dir), "--input", str(tmp_path / "w.npy")]
+    assert main([*wrong, "--output", str(tmp_path / "z.npy")]) == 2
+    assert "w.npy: vectors have dimension 7, but the model expects 32" in capsys.readouterr().err
+
+    assert main([*argv, "--output", str(tmp_path / "y.npy"), "--overwrite"]) == 0
+    assert np.load(tmp_path / "y.npy").shape == (20, 8)
+
+
+def test_compress_parquet_with_ids(
+    tmp_path: Path, model_dir: Path, runtime, stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = stores.vectors(120)
+    stores.write_parquet(tmp_path / "x.parquet", x, ids=[f"k{i}" for i in range(120)])
+    argv = [
+        "compress", str(model_dir), "--input", str(tmp_path / "x.parquet"),
+        "--output", str(tmp_path / "y.parquet"), "--id-column", "id", "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    ids, y, _ = stores.read_parquet(tmp_path / "y.parquet")
+    assert ids == [f"k{i}" for i in range(120)]
+    np.testing.assert_array_equal(y, runtime(x))

@@ -1,0 +1,116 @@
+"""The Ray Data engine on a local 2-CPU cluster computes what the local streaming path does.
+
+Ray cuts batches where its blocks fall, and BLAS may round a row differently by an ulp
+depending on its batch, so vectors are compared to 1e-6 (ids and order-free sets exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dive.errors import DataError, DiveError
+from dive.scale import compress_store
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _by_id(table: Any, column: str = "vector") -> tuple[list[str], np.ndarray]:
+    table = table.sort_by("id")
+    col = table.column(column).combine_chunks()
+    y = col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+    return table.column("id").to_pylist(), y
+
+
+@pytest.fixture()
+def store(tmp_path: Path, model_dir: Path, stores) -> tuple[Path, list[str], np.ndarray]:
+    """A 3-file Parquet folder and the local engine's output for it, sorted by id."""
+    import pyarrow.parquet as pq
+
+    x = stores.vectors(900)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        ids = [f"doc{j:04d}" for j in range(300 * i, 300 * (i + 1))]
+        stores.write_parquet(src / f"s{i}.parquet", x[300 * i : 300 * (i + 1)], ids=ids)
+    compress_store(model_dir, src, tmp_path / "local", batch_size=128, progress=False)
+    ids, y = _by_id(pq.read_table(tmp_path / "local"))
+    return src, ids, y
+
+
+def test_compress_dataset_matches_local_path(ray_cluster: Any, model_dir: Path, store) -> None:
+    from dive.integrations.ray import compress_dataset
+
+    src, ids, expected = store
+    ds = ray_cluster.data.read_parquet(str(src))
+    out = compress_dataset(ds, model_dir, column="vector", output_column="small", batch_size=128)
+    import pyarrow as pa
+
+    got = pa.concat_tables(ray_cluster.get(out.to_arrow_refs()))
+    assert got.column_names == ["id", "vector", "small"]
+    small = got.schema.field("small").type
+    assert pa.types.is_fixed_size_list(small) and small.list_size == 8
+    assert small.value_type == pa.float32()
+    got_ids, y = _by_id(got, "small")
+    assert got_ids == ids
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-6)
+
+
+def test_cli_engine_ray_and_float16(
+    ray_cluster: Any, tmp_path: Path, model_dir: Path, store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    from dive.cli import main
+
+    src, ids, expected = store
+    out = tmp_path / "ray-out"
+    argv = ["compress", str(model_dir), "--input", str(src), "--output", str(out)]
+    assert main([*argv, "--engine", "ray", "--batch-size", "128", "--dtype", "float16"]) == 0
+    assert "compressed 900 vectors on Ray" in capsys.readouterr().out
+    table = pq.read_table(out)
+    assert table.column_names == ["id", "vector"]
+    got_ids, y = _by_id(table)
+    assert got_ids == ids
+    np.testing.assert_array_equal(y.dtype, np.float16)
+    np.testing.assert_allclose(y.astype(np.float32), expected, rtol=0, atol=1e-3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "local", "ray-out"]
+
+    # An existing output is kept without --overwrite.
+    assert main([*argv, "--engine", "ray"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_ray_nan_row_named_by_id_and_in_memory_model(
+    ray_cluster: Any, tmp_path: Path, runtime, stores
+) -> None:
+    from dive.integrations.ray import compress_dataset, compress_parquet
+
+    x = stores.vectors(200)
+    x[137, 2] = np.nan
+    stores.write_parquet(tmp_path / "x.parquet", x)
+    with pytest.raises(DataError, match=r"the row with id 'doc137' contains NaN or inf"):
+        compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y", batch_size=64)
+    assert not (tmp_path / "y").exists() and not (tmp_path / ".y.ray-partial").exists()
+
+    ds = ray_cluster.data.read_parquet(str(tmp_path / "x.parquet"))
+    with pytest.raises(DataError, match=r"vectors have dimension 32, but the model expects 4"):
+        other = type(runtime)(input_dim=4)
+        compress_dataset(ds, other)
+    with pytest.raises(DiveError, match="dtype must be one of"):
+        compress_dataset(ds, runtime, dtype="int8")  # type: ignore[arg-type]

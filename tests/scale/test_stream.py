@@ -1,0 +1,316 @@
+"""`compress_store`: every input kind, dtypes, ids, bad input, no clobbering, in-process resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dive.compressors.runtime import Runtime
+from dive.errors import DataError, DiveError
+from dive.scale import compress_store
+from dive.scale import stream as stream_module
+
+
+def _expected(runtime: Runtime, x: np.ndarray, batch_size: int) -> np.ndarray:
+    # The store is compressed chunk by chunk; BLAS may round a chunk's rows differently from
+    # the whole array's by an ulp, so the exact reference uses the same chunks.
+    return runtime(x, batch_size=batch_size)
+
+
+def _check(runtime: Runtime, y: np.ndarray, x: np.ndarray, batch_size: int) -> None:
+    np.testing.assert_array_equal(y, _expected(runtime, x, batch_size))
+    np.testing.assert_allclose(y, runtime(x), rtol=0, atol=1e-6)  # the whole array at once
+
+
+def test_npy_file_round_trip_equals_runtime(tmp_path: Path, model_dir, runtime, stores) -> None:
+    x = stores.vectors(1000)
+    np.save(tmp_path / "x.npy", x)
+    result = compress_store(
+        model_dir, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=128, progress=False
+    )
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.float32 and y.shape == (1000, stores.out_dim)
+    _check(runtime, y, x, 128)
+    assert (result.rows, result.input_dim, result.output_dim) == (1000, 32, 8)
+    # Same bytes as np.save of the same array, header included.
+    np.save(tmp_path / "ref.npy", _expected(runtime, x, 128))
+    assert (tmp_path / "y.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.npy", "x.npy", "y.npy"]
+
+
+def test_npy_fortran_order_and_float64_input(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(300)
+    np.save(tmp_path / "x.npy", np.asfortranarray(x.astype(np.float64)))
+    compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=64, progress=False)
+    _check(runtime, np.load(tmp_path / "y.npy"), x, 64)
+
+
+def test_float16_output(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(200)
+    np.save(tmp_path / "x.npy", x)
+    result = compress_store(
+        runtime, tmp_path / "x.npy", tmp_path / "y.npy", dtype="float16", progress=False
+    )
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.float16 and result.dtype == "float16"
+    np.testing.assert_array_equal(y, runtime(x).astype(np.float16))
+
+
+def test_npy_shards_folder_keeps_names_and_order(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(700)
+    src = tmp_path / "shards"
+    src.mkdir()
+    bounds = {"part-0.npy": (0, 300), "part-1.npy": (300, 301), "part-2.npy": (301, 700)}
+    for name, (lo, hi) in bounds.items():
+        np.save(src / name, x[lo:hi])
+    (src / "README.txt").write_text("not a shard")
+    result = compress_store(runtime, src, tmp_path / "out", batch_size=128, progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(bounds)
+    for name, (lo, hi) in bounds.items():
+        _check(runtime, np.load(tmp_path / "out" / name), x[lo:hi], 128)
+    assert result.rows == 700
+
+
+def test_parquet_round_trip_carries_ids(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(1000)
+    ids = [f"doc-{i * 7}" for i in range(1000)]
+    # Row groups (300) that do not line up with chunks (128): chunks are re-cut exactly.
+    stores.write_parquet(tmp_path / "x.parquet", x, ids=ids, row_group_size=300)
+    compress_store(
+        runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=128, progress=False
+    )
+    out_ids, y, schema = stores.read_parquet(tmp_path / "y.parquet")
+    assert out_ids == ids
+    _check(runtime, y, x, 128)
+    assert str(schema.field("vector").type) == "fixed_size_list<element: float>[8]"
+    import pyarrow.parquet as pq
+
+    groups = pq.ParquetFile(tmp_path / "y.parquet").metadata
+    assert [groups.row_group(g).num_rows for g in range(groups.num_row_groups)] == [128] * 7 + [104]
+
+
+def test_parquet_list_column_float16_output_column(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(250)
+    stores.write_parquet(tmp_path / "x.parquet", x, fixed=False, column="emb")
+    compress_store(
+        runtime,
+        tmp_path / "x.parquet",
+        tmp_path / "y.parquet",
+        column="emb",
+        output_column="small",
+        dtype="float16",
+        batch_size=100,
+        progress=False,
+    )
+    ids, y, schema = stores.read_parquet(tmp_path / "y.parquet", column="small")
+    assert schema.names == ["id", "small"]
+    assert str(schema.field("small").type) == "fixed_size_list<element: halffloat>[8]"
+    np.testing.assert_array_equal(y, runtime(x, batch_size=100).astype(np.float16))
+    assert ids[:2] == ["doc0", "doc1"]
+
+
+def test_parquet_shards_and_no_id_column(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(400)
+    src = tmp_path / "shards"
+    src.mkdir()
+    stores.write_parquet(src / "b.parquet", x[150:])
+    stores.write_parquet(src / "a.parquet", x[:150])
+    compress_store(runtime, src, tmp_path / "out", id_column=None, batch_size=64, progress=False)
+    import pyarrow.parquet as pq
+
+    for name, part in (("a.parquet", x[:150]), ("b.parquet", x[150:])):
+        table = pq.read_table(tmp_path / "out" / name)
+        assert table.column_names == ["vector"]
+        y = np.stack(table.column("vector").to_numpy(zero_copy_only=False))
+        _check(runtime, y, part, 64)
+
+
+def test_nan_row_named_with_global_index_across_shards(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(700)
+    x[523, 5] = np.inf
+    src = tmp_path / "shards"
+    src.mkdir()
+    np.save(src / "s0.npy", x[:300])
+    np.save(src / "s1.npy", x[300:])
+    with pytest.raises(DataError, match=r"s1\.npy: row 223 \(row 523 of .*shards\) contains NaN"):
+        compress_store(runtime, src, tmp_path / "out", batch_size=64, progress=False)
+    # Nothing at the output, and no work folder left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]
+
+
+def test_nan_row_in_parquet_names_row_and_id(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(300)
+    x[211, 0] = np.nan
+    stores.write_parquet(tmp_path / "x.parquet", x, row_group_size=50)
+    with pytest.raises(DataError, match=r"x\.parquet: row 211 \(id 'doc211'\) contains NaN"):
+        compress_store(
+            runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=64, progress=False
+        )
+    assert not (tmp_path / "y.parquet").exists()
+
+
+def test_wrong_dimension_stops_before_any_work(tmp_path: Path, runtime, stores) -> None:
+    np.save(tmp_path / "x.npy", stores.vectors(10, dim=48))
+    with pytest.raises(DataError, match=r"x\.npy: vectors have dimension 48, .* expects 32"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(10, dim=16))
+    with pytest.raises(DataError, match=r"x\.parquet: vectors have dimension 16"):
+        compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "x.parquet"]
+
+
+def test_parquet_ragged_list_row_is_named(tmp_path: Path, runtime, stores) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [[0.1] * 32, [0.2] * 32, [0.3] * 31]
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "vector": rows}), tmp_path / "x.parquet")
+    with pytest.raises(DataError, match=r"row 2: the vector has dimension 31, expected 32"):
+        compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", progress=False)
+
+
+def test_bad_inputs_and_settings(tmp_path: Path, runtime, stores) -> None:
+    np.save(tmp_path / "one_d.npy", np.zeros(32, dtype=np.float32))
+    with pytest.raises(DataError, match=r"one_d\.npy: expected a 2-d"):
+        compress_store(runtime, tmp_path / "one_d.npy", tmp_path / "y.npy", progress=False)
+    with pytest.raises(DataError, match=r"missing\.npy: no such file"):
+        compress_store(runtime, tmp_path / "missing.npy", tmp_path / "y.npy", progress=False)
+    (tmp_path / "x.txt").write_text("1 2 3")
+    with pytest.raises(DataError, match=r"x\.txt: unknown store format"):
+        compress_store(runtime, tmp_path / "x.txt", tmp_path / "y.npy", progress=False)
+    np.save(tmp_path / "x.npy", stores.vectors(5))
+    with pytest.raises(DiveError, match="dtype must be one of float32, float16"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", dtype="int8")  # type: ignore[arg-type]
+    with pytest.raises(DiveError, match="batch_size must be a positive integer"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=0)
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(5))
+    with pytest.raises(DataError, match=r"no id column 'key' \(columns: id, vector\)"):
+        compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.pq", id_column="key")
+
+
+def test_existing_output_is_not_clobbered(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(100)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "y.npy").write_bytes(b"precious")
+    with pytest.raises(DiveError, match=r"y\.npy: already exists; pass overwrite=True"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    assert (tmp_path / "y.npy").read_bytes() == b"precious"
+    with pytest.raises(DiveError, match="must not be, contain or lie inside the input"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "x.npy", overwrite=True)
+
+    # With overwrite, a failing run still leaves the old output alone...
+    bad = x.copy()
+    bad[99] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(DataError, match="row 99"):
+        compress_store(
+            runtime, tmp_path / "bad.npy", tmp_path / "y.npy", overwrite=True, progress=False
+        )
+    assert (tmp_path / "y.npy").read_bytes() == b"precious"
+    # ... and a successful one replaces it only at the end.
+    compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", overwrite=True, progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), runtime(x))
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, chunks: int) -> None:
+    """Make the next run stop (like a kill) after `chunks` chunks were recorded as done."""
+    original = stream_module._Job.chunk_done
+    calls = {"n": 0}
+
+    def chunk_done(self: Any, rows_done: int) -> None:
+        original(self, rows_done)
+        calls["n"] += 1
+        if calls["n"] == chunks:
+            raise _Interrupt
+
+    monkeypatch.setattr(stream_module._Job, "chunk_done", chunk_done)
+
+
+@pytest.mark.parametrize("kind", ["npy", "parquet", "npy-shards", "parquet-shards"])
+def test_interrupted_run_resumes_to_identical_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime, stores, kind: str
+) -> None:
+    x = stores.vectors(1000)
+    suffix = ".npy" if kind.startswith("npy") else ".parquet"
+    if kind.endswith("shards"):
+        src = tmp_path / "in"
+        src.mkdir()
+        for i, (lo, hi) in enumerate([(0, 420), (420, 1000)]):
+            if suffix == ".npy":
+                np.save(src / f"s{i}.npy", x[lo:hi])
+            else:
+                stores.write_parquet(src / f"s{i}.parquet", x[lo:hi], row_group_size=70)
+        out, ref = tmp_path / "out", tmp_path / "ref"
+    else:
+        src = tmp_path / f"x{suffix}"
+        if suffix == ".npy":
+            np.save(src, x)
+        else:
+            stores.write_parquet(src, x, row_group_size=70)
+        out, ref = tmp_path / f"y{suffix}", tmp_path / f"ref{suffix}"
+    compress_store(runtime, src, ref, batch_size=100, progress=False)
+
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 6)  # inside the second shard for the shard folders
+        with pytest.raises(_Interrupt):
+            compress_store(runtime, src, out, batch_size=100, progress=False)
+    assert not out.exists()
+    assert (tmp_path / f".{out.name}.partial" / "state.json").is_file()
+
+    result = compress_store(runtime, src, out, batch_size=100, progress=False)
+    # Six chunks: 100 rows each, but the first shard (420 rows) ends with a 20-row chunk.
+    assert result.resumed_rows == (520 if kind.endswith("shards") else 600)
+    if out.is_dir():
+        names = sorted(p.name for p in out.iterdir())
+        assert names == sorted(p.name for p in ref.iterdir()) == [f"s0{suffix}", f"s1{suffix}"]
+        pairs = [(out / name, ref / name) for name in names]
+    else:
+        pairs = [(out, ref)]
+    for got, want in pairs:
+        assert got.read_bytes() == want.read_bytes(), got.name
+    assert not (tmp_path / f".{out.name}.partial").exists()
+
+
+def test_resume_with_changed_input_or_model_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime, stores
+) -> None:
+    np.save(tmp_path / "x.npy", stores.vectors(1000))
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 3)
+        with pytest.raises(_Interrupt):
+            compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100)
+    # A different store under the same name: its identity (shape, size, mtime) differs.
+    x2 = stores.vectors(900, seed=9)
+    np.save(tmp_path / "x.npy", x2)
+    result = compress_store(
+        runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100, progress=False
+    )
+    assert result.resumed_rows == 0
+    _check(runtime, np.load(tmp_path / "y.npy"), x2, 100)
+
+    # A different model (or batch size) restarts too.
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 3)
+        with pytest.raises(_Interrupt):
+            compress_store(runtime, tmp_path / "x.npy", tmp_path / "z.npy", batch_size=100)
+    other = Runtime(input_dim=32, projection=np.eye(32, dtype=np.float32)[:4])
+    result = compress_store(other, tmp_path / "x.npy", tmp_path / "z.npy", batch_size=100)
+    assert result.resumed_rows == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), other(x2, batch_size=100))
+
+
+def test_empty_store(tmp_path: Path, runtime, stores) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((0, 32), dtype=np.float32))
+    result = compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    assert result.rows == 0 and np.load(tmp_path / "y.npy").shape == (0, 8)
+    stores.write_parquet(tmp_path / "x.parquet", np.zeros((0, 32), dtype=np.float32))
+    compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", progress=False)
+    ids, y, _ = stores.read_parquet(tmp_path / "y.parquet")
+    assert ids == [] and y.shape == (0, 8)
