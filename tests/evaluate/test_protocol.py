@@ -75,3 +75,23 @@ def test_unknown_method_fails_before_any_work(tiny: tuple[Path, Path]) -> None:
 def test_ratio_must_divide_the_dimension(tiny: tuple[Path, Path]) -> None:
     with pytest.raises(DiveError, match="ratio 3 does not divide"):
         run_grid(spec(tiny, ratios=[3]), ResultsFile(tiny[0].parent / "r.jsonl"))
+
+
+def test_unsupervised_methods_are_fitted_once_across_budgets(
+    tiny: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dive.evaluate import protocol
+
+    calls: list[tuple[str, int | None]] = []
+    real = protocol.run_one
+
+    def counting(task: protocol.RunTask, *args: object) -> dict[str, object]:
+        calls.append((task.method, task.budget))
+        return real(task, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(protocol, "run_one", counting)
+    records = run_grid(spec(tiny, seeds=[0]), ResultsFile(tiny[0].parent / "r.jsonl"))
+    assert len(records) == 2 * (1 + 2 * 2)
+    assert {budget for _, budget in calls} == {8}  # the 'all' budget reused every fit
+    by_budget = {(r["method"], r["dim"], r["budget"]): r["ndcg@10"] for r in records}
+    assert by_budget[("pca", 8, "8")] == by_budget[("pca", 8, "all")]

@@ -157,6 +157,7 @@ def run_grid(
         emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
         tasks = plan(spec, dataset.name, emb.dim)
         splits: dict[tuple[int | None, int], QuerySplit] = {}
+        unsupervised: dict[tuple[Any, ...], dict[str, Any]] = {}
         for index, task in enumerate(tasks, start=1):
             wanted.append(task.key)
             record = None
@@ -164,7 +165,16 @@ def run_grid(
                 split_key = (task.budget, task.seed)
                 if split_key not in splits:
                     splits[split_key] = make_split(dataset, task.budget, task.seed)
-                record = run_one(task, dataset, emb, splits[split_key], spec.model, spec.top_k)
+                split = splits[split_key]
+                # A method that uses no labels gives the same result for every budget that
+                # shares its evaluation queries: fit it once and record it for each budget.
+                reuse_key = (task.method, task.dim, task.seed, split.eval_ids)
+                if reuse_key in unsupervised:
+                    record = {**unsupervised[reuse_key], "budget": budget_label(task.budget)}
+                else:
+                    record = run_one(task, dataset, emb, split, spec.model, spec.top_k)
+                    if not make_compressor(task.method, task.dim).supervised:
+                        unsupervised[reuse_key] = record
                 results.append([record])
                 logger.info(
                     "%s %s d=%d budget=%s seed=%d ndcg@10=%.4f",
