@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 from dive.compressors.base import Compressor, LabelledQueries, TrainingData
+from dive.compressors.dive import Dive, DiveConfig
 from dive.compressors.frozen import Frozen
+from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptor, MatryoshkaAdaptorUnsup
 from dive.compressors.pca import PCA, PCAUncentered
 from dive.compressors.random_projection import RandomProjection
 from dive.compressors.registry import REGISTRY, make_compressor, parse_spec
 from dive.compressors.runtime import Adapter, Runtime
+from dive.compressors.search_adaptor import SearchAdaptor
+from dive.compressors.smec import SMEC
 from dive.compressors.truncate import Truncate
 
 __all__ = [
     "PCA",
     "REGISTRY",
+    "SMEC",
     "Adapter",
     "Compressor",
+    "Dive",
+    "DiveConfig",
     "Frozen",
     "LabelledQueries",
+    "MatryoshkaAdaptor",
+    "MatryoshkaAdaptorUnsup",
     "PCAUncentered",
     "RandomProjection",
     "Runtime",
+    "SearchAdaptor",
     "TrainingData",
     "Truncate",
     "make_compressor",

@@ -52,6 +52,11 @@ REGISTRY = _LazyRegistry(
         "pca": "dive.compressors.pca:PCA",
         "pca-uncentered": "dive.compressors.pca:PCAUncentered",
         "random": "dive.compressors.random_projection:RandomProjection",
+        "dive": "dive.compressors.dive:Dive",
+        "matryoshka-adaptor-unsup": "dive.compressors.matryoshka_adaptor:MatryoshkaAdaptorUnsup",
+        "matryoshka-adaptor": "dive.compressors.matryoshka_adaptor:MatryoshkaAdaptor",
+        "search-adaptor": "dive.compressors.search_adaptor:SearchAdaptor",
+        "smec": "dive.compressors.smec:SMEC",
     }
 )
 

@@ -1,0 +1,257 @@
+"""Torch building blocks of the published baselines (Matryoshka-Adaptor, Search-Adaptor, SMEC).
+
+Imported only from the baselines' fit paths, so `import dive.compressors` and loading a saved
+model never import torch. Holds the residual adapter, SMEC's Gumbel top-k selection, the
+optional change of basis and its fold into the runtime, and `Supervision`, the glue between
+the labelled queries and `dive.training` (mining, candidates, validation gate) that the three
+baselines share. Left out: the losses (`dive.losses`) and each method's loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dive.compressors.base import TrainingData
+from dive.compressors.pca import principal_axes
+from dive.compressors.runtime import Activation, Adapter, Runtime
+from dive.training.batches import RelevanceIndex
+from dive.training.candidates import ranking_candidates
+from dive.training.gate import ValidationGate, validation_ndcg
+from dive.training.mining import NegativePools, mine_pools
+
+Encoder = Callable[[torch.Tensor], torch.Tensor]
+
+
+class ResidualAdapter(nn.Module):
+    """h = x + W2 act(W1 x + b1) + b2, last layer zero-initialised (starts as the identity)."""
+
+    def __init__(self, dim: int, hidden: int, activation: Activation = "relu") -> None:
+        super().__init__()
+        self.activation = activation
+        self.inner = nn.Linear(dim, hidden)
+        self.outer = nn.Linear(hidden, dim)
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x), the residual the adapter adds."""
+        hidden = self.inner(x)
+        hidden = F.relu(hidden) if self.activation == "relu" else F.gelu(hidden, approximate="tanh")
+        out: torch.Tensor = self.outer(hidden)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.delta(x)
+
+    def to_runtime(self) -> Adapter:
+        def arr(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+        return Adapter(
+            w1=arr(self.inner.weight),
+            b1=arr(self.inner.bias),
+            w2=arr(self.outer.weight),
+            b2=arr(self.outer.bias),
+            activation=self.activation,
+        )
+
+
+class GumbelTopK(nn.Module):
+    """SMEC's adaptive dimension selection (ADS): keep `keep` of `width` dims by learned scores.
+
+    Training: `draw` perturbs the scores with Gumbel noise and keeps the top `keep` (a hard
+    0/1 choice in the forward pass), letting gradients reach the scores through
+    softmax(perturbed / tau) (straight-through); one draw is shared by every input of a step so
+    queries, documents and memory items see the same dims. Inference (`draw(None)`): exactly
+    the `keep` top-scored dims, no noise. Kept dims stay in increasing index order.
+    """
+
+    def __init__(self, width: int, keep: int, init_scores: torch.Tensor, tau: float = 1.0) -> None:
+        super().__init__()
+        if not 0 < keep <= width:
+            raise ValueError(f"keep must be in 1..{width}, got {keep}")
+        if init_scores.shape != (width,):
+            raise ValueError(f"init_scores must be ({width},), got {tuple(init_scores.shape)}")
+        if not tau > 0:
+            raise ValueError(f"tau must be > 0, got {tau}")
+        self.width = width
+        self.keep = keep
+        self.tau = tau
+        self.scores = nn.Parameter(init_scores.detach().clone().to(torch.float32))
+
+    def selected(self) -> torch.Tensor:
+        """Indices kept at inference (sorted)."""
+        return torch.sort(torch.topk(self.scores.detach(), self.keep).indices).values
+
+    def draw(self, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(kept indices, straight-through gate or None); `generator=None` is inference."""
+        if generator is None:
+            return self.selected(), None
+        uniform = torch.rand(self.scores.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+        perturbed = (self.scores - torch.log(-torch.log(uniform))) / self.tau
+        index = torch.sort(torch.topk(perturbed.detach(), self.keep).indices).values
+        soft = torch.softmax(perturbed, dim=0)[index]
+        return index, 1.0 + soft - soft.detach()  # value 1, gradient of the soft choice
+
+    @staticmethod
+    def gather(x: torch.Tensor, choice: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+        index, gate = choice
+        kept = x[..., index]
+        return kept if gate is None else kept * gate
+
+
+def rotation(corpus: np.ndarray, basis: str) -> np.ndarray | None:
+    """The D x D orthogonal change of basis the prefix is taken in (None: the raw prefix)."""
+    if basis == "identity":
+        return None
+    _, axes = principal_axes(corpus, corpus.shape[1])
+    return axes
+
+
+def fold(adapter: Adapter, rot: np.ndarray | None, projection: np.ndarray) -> Runtime:
+    """The runtime of `projection @ (u + f(u))` with u = R x (u = x when `rot` is None).
+
+    With R orthogonal, R x + f(R x) = R (x + R^T f(R x)): the adapter's first layer absorbs R,
+    its last layer R^T, and the projection becomes `projection @ R`. `projection` (d, D) acts
+    on the adapted embedding in the training basis (identity rows for a prefix).
+    """
+    input_dim = projection.shape[1]
+    if rot is None:
+        return Runtime(input_dim, adapter=adapter, projection=np.ascontiguousarray(projection))
+    folded = Adapter(
+        w1=np.ascontiguousarray(adapter.w1 @ rot, dtype=np.float32),
+        b1=adapter.b1,
+        w2=np.ascontiguousarray(rot.T @ adapter.w2, dtype=np.float32),
+        b2=np.ascontiguousarray(rot.T @ adapter.b2, dtype=np.float32),
+        activation=adapter.activation,
+    )
+    return Runtime(
+        input_dim, adapter=folded, projection=np.ascontiguousarray(projection @ rot, np.float32)
+    )
+
+
+def compress(encode: Encoder, x: torch.Tensor, chunk: int = 8192) -> np.ndarray:
+    """`encode` applied to `x` in chunks without gradients, as float32 numpy."""
+    with torch.no_grad():
+        parts = [encode(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)]
+    return np.ascontiguousarray(torch.cat(parts).numpy(), dtype=np.float32)
+
+
+def scatter_candidates(
+    values: torch.Tensor, inverse: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """(B, N, k) from values of the distinct candidate rows; zeros where `mask` is False."""
+    out = values.new_zeros((*mask.shape, values.shape[-1]))
+    out[mask] = values[inverse]
+    return out
+
+
+def map_candidates(
+    fn: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """(B, N, k): `fn(corpus rows)` for each real candidate, zeros for padding.
+
+    Each distinct row goes through `fn` once, however many queries share it and however much
+    padding the batch holds: the adapter's cost follows the real candidates only.
+    """
+    unique, inverse = torch.unique(rows[mask], return_inverse=True)
+    return scatter_candidates(fn(unique), inverse, mask)
+
+
+def make_gate(every: int, patience_steps: int) -> ValidationGate:
+    """The shared gate, with the papers' patience in steps turned into checks."""
+    return ValidationGate(every=every, patience=max(1, math.ceil(patience_steps / every)))
+
+
+def snapshot(module: torch.nn.Module) -> Callable[[], Any]:
+    return lambda: copy.deepcopy(module.state_dict())
+
+
+class Supervision:
+    """Labelled queries as the baselines train on them: candidates, mining and validation.
+
+    `rotate` maps numpy embeddings to the training basis (tensors). Hard negatives come from
+    the current model (`refresh`) via `dive.training.mining`, candidates via
+    `dive.training.candidates`; `score` is validation nDCG@10 (0 without validation queries).
+    """
+
+    def __init__(
+        self,
+        train: TrainingData | None,
+        rotate: Callable[[np.ndarray], torch.Tensor],
+        n_corpus: int,
+        *,
+        band: int = 50,
+        max_positives: int = 8,
+        negatives_per_positive: int = 10,
+        hard_fraction: float = 0.5,
+    ) -> None:
+        self.labels = train.train if train is not None and len(train.train) else None
+        val = train.validation if train is not None else None
+        self.validation = val if self.labels is not None and val is not None and len(val) else None
+        self.queries = rotate(self.labels.embeddings) if self.labels is not None else None
+        self.val_queries = rotate(self.validation.embeddings) if self.validation else None
+        self.relevance = (
+            RelevanceIndex.from_relevant(self.labels.relevant) if self.labels is not None else None
+        )
+        self.n_corpus = n_corpus
+        self.band = band
+        self.max_positives = max_positives
+        self.negatives_per_positive = negatives_per_positive
+        self.hard_fraction = hard_fraction
+        self.pools: NegativePools | None = None
+
+    @property
+    def n_queries(self) -> int:
+        return 0 if self.labels is None else len(self.labels)
+
+    def refresh(self, encode: Encoder, corpus: torch.Tensor) -> None:
+        """Re-mine hard negatives from the current model's ranking."""
+        if self.labels is None or self.queries is None:
+            return
+        self.pools = mine_pools(
+            compress(encode, self.queries),
+            compress(encode, corpus),
+            self.labels.relevant,
+            band=self.band,
+            index=self.relevance,
+        )
+
+    def batch(
+        self, size: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(query embeddings (B, D), candidate rows (B, N), grades (B, N), mask (B, N))."""
+        if self.queries is None or self.relevance is None or self.pools is None:
+            raise RuntimeError("no labelled queries, or refresh() was not called")
+        qi = rng.choice(self.n_queries, min(size, self.n_queries), replace=False)
+        cand = ranking_candidates(
+            qi,
+            self.relevance,
+            self.pools,
+            self.n_corpus,
+            rng,
+            max_positives=self.max_positives,
+            negatives_per_positive=self.negatives_per_positive,
+            hard_fraction=self.hard_fraction,
+        )
+        return (
+            self.queries[torch.from_numpy(qi)],
+            torch.from_numpy(cand.rows),
+            torch.from_numpy(cand.grades),
+            torch.from_numpy(cand.mask),
+        )
+
+    def score(self, encode: Encoder, corpus: torch.Tensor) -> float:
+        if self.validation is None or self.val_queries is None:
+            return 0.0
+        return validation_ndcg(
+            compress(encode, self.val_queries), compress(encode, corpus), self.validation.relevant
+        )

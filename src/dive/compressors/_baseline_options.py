@@ -1,0 +1,29 @@
+"""Option checks shared by the baselines' constructors (torch-free).
+
+Options arrive from spec strings (`smec:stage_steps=100`) as int/float/bool/str; a bad value
+raises `DiveError` naming the method, the option and the rule, before any work starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from dive.errors import DiveError
+
+Basis = Literal["identity", "pca"]
+BASES: tuple[Basis, ...] = ("identity", "pca")
+
+
+def check_basis(method: str, basis: str) -> None:
+    if basis not in BASES:
+        raise DiveError(f"{method}: basis must be one of {', '.join(BASES)}, got {basis!r}")
+
+
+def check_options(method: str, rules: Sequence[tuple[str, object, bool, str]]) -> None:
+    """Each rule is (name, value, ok, description of the valid values)."""
+    for name, value, ok, rule in rules:
+        if isinstance(value, bool) and rule != "true or false":
+            ok = False
+        if not ok:
+            raise DiveError(f"{method}: {name} must be {rule}, got {value!r}")

@@ -1,0 +1,154 @@
+"""Torch side of Matryoshka-Adaptor's fit (imported only when fitting)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dive.compressors._baseline_modules import (
+    ResidualAdapter,
+    Supervision,
+    fold,
+    make_gate,
+    map_candidates,
+    rotation,
+    snapshot,
+)
+from dive.compressors.base import TrainingData
+from dive.compressors.runtime import Runtime
+from dive.compressors.truncate import prefix_projection
+from dive.evaluate.search import top_k
+from dive.losses.pairwise_similarity import (
+    pairwise_similarity_loss,
+    prefix_cosine,
+    topk_similarity_loss,
+)
+from dive.losses.ranking import graded_ranking_loss
+from dive.losses.reconstruction import reconstruction_loss
+from dive.training.optim import AdamW
+from dive.training.seeding import seeded
+
+if TYPE_CHECKING:
+    from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptorUnsup
+
+
+def fit_matryoshka(
+    model: MatryoshkaAdaptorUnsup, corpus: np.ndarray, train: TrainingData | None
+) -> tuple[Runtime, dict[str, Any]]:
+    with seeded(model.seed, threads=model.threads) as rng:
+        return _fit(model, corpus, train, rng)
+
+
+def _fit(
+    model: MatryoshkaAdaptorUnsup,
+    corpus: np.ndarray,
+    train: TrainingData | None,
+    rng: np.random.Generator,
+) -> tuple[Runtime, dict[str, Any]]:
+    n, width = corpus.shape
+    dim = model.dim or width
+    dims = sorted({dim, width})
+    rot = rotation(corpus, model.basis)
+
+    def rotate(v: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(v if rot is None else np.ascontiguousarray(v @ rot.T))
+
+    x = rotate(corpus)
+    # L_topk's neighbours: k nearest in the original space, within a pool of corpus rows so
+    # the exact search stays affordable on large corpora.
+    pool = np.arange(n) if n <= model.max_pool else np.sort(rng.choice(n, model.max_pool, False))
+    k = max(1, min(model.neighbours, len(pool) - 1))
+    x_pool = x.numpy()[pool]
+    nn_idx, _ = top_k(x_pool, x_pool, k, exclude=np.arange(len(pool)))
+    pool_rows = torch.from_numpy(pool)
+    neighbour_rows = torch.from_numpy(pool[nn_idx])  # (pool, k) corpus rows
+    batch = min(model.batch_size, len(pool))
+
+    adapter = ResidualAdapter(width, model.hidden or width, "relu")
+    sup = Supervision(
+        train,
+        rotate,
+        n,
+        negatives_per_positive=model.negatives_per_positive,
+        hard_fraction=model.hard_fraction,
+    )
+
+    def unsup_loss(anchor_pos: torch.Tensor) -> torch.Tensor:
+        anchors, neigh = x[pool_rows[anchor_pos]], x[neighbour_rows[anchor_pos]]
+        flat = torch.cat([anchors, neigh.reshape(-1, width)])
+        adapted = adapter(flat)
+        a_hat, n_hat = adapted[: len(anchors)], adapted[len(anchors) :].reshape(neigh.shape)
+        return (
+            model.weight_pair * pairwise_similarity_loss(a_hat, anchors, dims)
+            + model.weight_topk * topk_similarity_loss(a_hat, n_hat, anchors, neigh, dims)
+            + model.weight_rec * reconstruction_loss(adapted, flat)
+        )
+
+    def rank_loss() -> torch.Tensor:
+        q, rows, grades, mask = sup.batch(model.batch_size, rng)
+        q_hat = adapter(q)
+        c_hat = map_candidates(lambda r: adapter(x[r]), rows, mask)
+        return sum(  # type: ignore[return-value]
+            graded_ranking_loss(prefix_cosine(q_hat[:, None, :], c_hat, m), grades, mask)
+            for m in dims
+        )
+
+    def encode(v: torch.Tensor) -> torch.Tensor:
+        return F.normalize(adapter(v)[:, :dim], dim=-1)
+
+    # Stage 1 (unsupervised) is gated on its own objective over held-out anchors, as the paper
+    # early-stops on its training losses; stage 2 on validation nDCG@10 (or none: see below).
+    held_out = torch.from_numpy(rng.choice(len(pool), min(512, len(pool)), replace=False))
+
+    def score(supervised: bool) -> float:
+        if supervised:
+            return sup.score(encode, x)
+        with torch.no_grad():
+            return -float(unsup_loss(held_out))
+
+    diagnostics: dict[str, Any] = {"dims": dims}
+    stages = [("unsupervised", model.steps, False)]
+    if sup.labels is not None and model.supervised_steps > 0:
+        stages.append(("supervised", model.supervised_steps, True))
+    for name, steps, supervised in stages:
+        optimiser = AdamW(adapter.parameters(), lr=model.lr, weight_decay=0.0)
+        gate = make_gate(model.eval_every, model.patience)
+        gate.offer(0, score(supervised), snapshot(adapter))
+        if supervised:
+            sup.refresh(encode, x)
+        first: float | None = None
+        last: float | None = None
+        step = 0
+        for step in range(1, steps + 1):
+            anchor_pos = torch.from_numpy(rng.choice(len(pool), batch, replace=False))
+            loss = unsup_loss(anchor_pos)
+            if supervised:
+                loss = loss + model.weight_rank * rank_loss()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            last = loss.item()
+            first = last if first is None else first
+            if gate.due(step) or step == steps:
+                gate.offer(step, score(supervised), snapshot(adapter))
+                if gate.should_stop and (not supervised or sup.validation is not None):
+                    break
+                if supervised:
+                    sup.refresh(encode, x)
+        # Stage 2 without validation queries has no score to gate on: keep the last state.
+        gated = not supervised or sup.validation is not None
+        assert gate.best is not None
+        if gated:
+            adapter.load_state_dict(gate.best.state)
+        diagnostics[name] = {
+            "best_step": gate.best.step if gated else step,
+            "best_score": gate.best.score,
+            "steps_run": step,
+            "first_loss": first,
+            "last_loss": last,
+            "history": [(s, round(v, 4)) for s, v in gate.history],
+        }
+    return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics

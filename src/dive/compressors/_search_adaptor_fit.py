@@ -1,0 +1,120 @@
+"""Torch side of Search-Adaptor's fit (imported only when fitting)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dive.compressors._baseline_modules import (
+    ResidualAdapter,
+    Supervision,
+    fold,
+    make_gate,
+    rotation,
+    scatter_candidates,
+    snapshot,
+)
+from dive.compressors.base import TrainingData
+from dive.compressors.runtime import Runtime
+from dive.compressors.truncate import prefix_projection
+from dive.losses.query_prediction import query_prediction_loss
+from dive.losses.ranking import graded_ranking_loss
+from dive.losses.reconstruction import reconstruction_loss
+from dive.training.optim import AdamW
+from dive.training.seeding import seeded
+
+if TYPE_CHECKING:
+    from dive.compressors.search_adaptor import SearchAdaptor
+
+
+def fit_search_adaptor(
+    model: SearchAdaptor, corpus: np.ndarray, train: TrainingData | None
+) -> tuple[Runtime, dict[str, Any]]:
+    with seeded(model.seed, threads=model.threads) as rng:
+        return _fit(model, corpus, train, rng)
+
+
+def _fit(
+    model: SearchAdaptor,
+    corpus: np.ndarray,
+    train: TrainingData | None,
+    rng: np.random.Generator,
+) -> tuple[Runtime, dict[str, Any]]:
+    n, width = corpus.shape
+    dim = model.dim or width
+    rot = rotation(corpus, model.basis)
+
+    def rotate(v: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(v if rot is None else np.ascontiguousarray(v @ rot.T))
+
+    x = rotate(corpus)
+    adapter = ResidualAdapter(width, model.hidden or width, "relu")
+    # The query predictor lives only here: the runtime below is built from `adapter` alone.
+    predictor = ResidualAdapter(dim, dim, "relu")
+    sup = Supervision(
+        train,
+        rotate,
+        n,
+        negatives_per_positive=model.negatives_per_positive,
+        hard_fraction=model.hard_fraction,
+    )
+    diagnostics: dict[str, Any] = {}
+    if sup.labels is None:
+        diagnostics["note"] = "no labelled queries: returned the untrained start"
+        return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics
+
+    def encode(v: torch.Tensor) -> torch.Tensor:
+        return F.normalize(adapter(v)[:, :dim], dim=-1)
+
+    def objective() -> tuple[torch.Tensor, dict[str, float]]:
+        q, rows, grades, mask = sup.batch(model.batch_size, rng)
+        q_hat = adapter(q)
+        z_q = F.normalize(q_hat[:, :dim], dim=-1)
+        unique, inverse = torch.unique(rows[mask], return_inverse=True)
+        c = x[unique]  # each distinct candidate once
+        c_hat = adapter(c)
+        z_c = scatter_candidates(F.normalize(c_hat[:, :dim], dim=-1), inverse, mask)
+        rank = graded_ranking_loss(torch.einsum("qd,qnd->qn", z_q, z_c), grades, mask)
+        rec = reconstruction_loss(q_hat, q) + reconstruction_loss(c_hat, c)
+        pred = query_prediction_loss(predictor(z_c), z_q, grades, mask)
+        total = rank + model.weight_rec * rec + model.weight_pred * pred
+        return total, {"rank": rank.item(), "rec": rec.item(), "pred": pred.item()}
+
+    optimiser = AdamW(
+        [*adapter.parameters(), *predictor.parameters()], lr=model.lr, weight_decay=0.0
+    )
+    gate = make_gate(model.eval_every, model.patience)
+    gate.offer(0, sup.score(encode, x), snapshot(adapter))
+    sup.refresh(encode, x)
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    step = 0
+    for step in range(1, model.steps + 1):
+        loss, parts = objective()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        first = first or parts
+        last = parts
+        if gate.due(step) or step == model.steps:
+            if sup.validation is not None:
+                gate.offer(step, sup.score(encode, x), snapshot(adapter))
+                if gate.should_stop:
+                    break
+            sup.refresh(encode, x)
+    if sup.validation is not None:
+        assert gate.best is not None
+        adapter.load_state_dict(gate.best.state)
+    best = gate.best
+    diagnostics.update(
+        best_step=best.step if best is not None and sup.validation is not None else step,
+        best_score=best.score if best is not None else None,
+        steps_run=step,
+        first_losses=first,
+        last_losses=last,
+        history=[(s, round(v, 4)) for s, v in gate.history],
+    )
+    return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics

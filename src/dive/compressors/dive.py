@@ -1,0 +1,235 @@
+"""`dive`: DIVE, Dimensionality reduction with Implicit View Ensembles (SPEC 4.1).
+
+    h = e + g(e)                         residual adapter, g = Linear -> GELU(tanh) -> Linear,
+                                         last layer zero-initialised (identity at the start)
+    u_k = P_k (h - mu),  k = 1..H        H projection heads ("implicit views"), centre mu
+    z = normalize(mean_k u_k)            the output; the heads fold into one d x D matrix
+
+trained with w_tri * hinge triplet + lambda * head-wise NT-Xent + w_sim * similarity anchor
+(`dive.losses`), AdamW, a few hundred steps, behind a validation gate whose checkpoint 0 is
+the PCA start. At inference it is the numpy runtime's gelu adapter, a centre (if any) and the
+folded projection: one small MLP and one GEMM.
+
+How a fit uses its labels (all our choices, tuned on validation and dev queries only):
+- no labels (`train=None`): NT-Xent + anchor only, `steps` steps, last state kept;
+- labels, no validation set (fewer than 8 labels): the configured weights, `steps` steps,
+  last state kept;
+- a validation set smaller than `select_min_queries`: the configured weights, gated (the
+  best validation checkpoint wins, checkpoint 0 = the uncentred PCA start);
+- otherwise: the start (mu = 0 or the corpus mean) is picked on validation, then the grid
+  arms (triplet weight x learning rate) race: each trains `race_steps` steps, the leader
+  trains on to `steps`, and the best checkpoint of any arm wins.
+The triplet term is scaled by b / query_batch when fewer than a batch of labelled queries
+exist, so each query pulls as hard as in a full batch rather than harder.
+
+What the paper's abstract fixes and what is ours is listed in SPEC 4.1 and docs/methods.md;
+every choice is a `DiveConfig` field, so each ablation is a spec string such as
+`dive:heads=1:ntxent_weight=0`. This module is torch-free (the fit lives in
+`dive.compressors._dive_fit`), so loading and serving a fitted model never imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.runtime import Runtime
+from dive.errors import DiveError
+
+logger = logging.getLogger(__name__)
+
+HeadInit = Literal["pca-noise", "pca-bootstrap", "random"]
+TripletLoss = Literal["hinge", "softplus"]
+Start = Literal["select", "uncentered", "centered"]
+
+
+@dataclass(frozen=True)
+class DiveConfig:
+    """DIVE's hyper-parameters (defaults: SPEC 4.1, then tuned on validation/dev queries)."""
+
+    # model
+    heads: int = 4  # H projection heads averaged into z
+    hidden: int | None = None  # adapter width r; None means r = D
+    head_init: HeadInit = "pca-noise"  # PCA axes + zero-mean noise | PCA of bootstraps | random
+    init_noise: float = 0.02  # std of the per-head noise of "pca-noise"
+    start: Start = "select"  # mu = 0 ("uncentered"), the corpus mean, or pick on validation
+    # losses
+    triplet_weight: float = 1.0  # w_tri (times b / query_batch when b < query_batch queries)
+    ntxent_weight: float = 0.1  # lambda
+    anchor_weight: float = 1.0  # weight of the similarity anchor
+    loss: TripletLoss = "hinge"  # "softplus" is the non-self-limiting ablation
+    margin: float = 0.1  # triplet margin m on cosines
+    temperature: float = 0.5  # NT-Xent tau
+    anchor_neighbours: int = 16  # in-batch frozen neighbours in the anchor's second term
+    # optimisation
+    lr: float = 1e-4  # AdamW learning rate
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    steps: int = 200  # updates per training run
+    corpus_batch: int = 128  # corpus items per step (anchor and NT-Xent)
+    ntxent_items: int = 64  # of those, items whose H views enter NT-Xent (its cost is (H*B)^2)
+    query_batch: int = 32  # labelled queries per step (one positive each)
+    hard_negatives: int = 4  # per query, from the current ranking
+    random_negatives: int = 4  # per query, uniform over the corpus
+    negative_skip: int = 0  # non-relevant top ranks never used as negatives
+    negative_band: int = 30  # hard negatives come from this many ranks below the skipped
+    # validation gate and selection
+    eval_every: int = 25  # steps between validation checks
+    mine_every: int = 50  # steps between hard-negative refreshes (at a check, from its ranking)
+    patience: int = 4  # checks without improvement before a run stops
+    select: bool = True  # pick the start and the grid arm on validation
+    select_min_queries: int = 20  # validation queries needed to select (else the defaults)
+    race_steps: int = 100  # when selecting, every arm trains this long; the leader goes on
+    grid: str = "0x1,1x1,1x10"  # arms "triplet multiplier x lr multiplier", comma-separated
+    threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("heads", self.heads >= 1, ">= 1"),
+            ("hidden", self.hidden is None or self.hidden >= 1, ">= 1 (or None for D)"),
+            ("init_noise", self.init_noise >= 0, ">= 0"),
+            ("triplet_weight", self.triplet_weight >= 0, ">= 0"),
+            ("ntxent_weight", self.ntxent_weight >= 0, ">= 0"),
+            ("anchor_weight", self.anchor_weight >= 0, ">= 0"),
+            ("margin", self.margin >= 0, ">= 0"),
+            ("temperature", self.temperature > 0, "> 0"),
+            ("anchor_neighbours", self.anchor_neighbours >= 0, ">= 0"),
+            ("lr", self.lr > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("steps", self.steps >= 0, ">= 0"),
+            ("corpus_batch", self.corpus_batch >= 2, ">= 2"),
+            ("ntxent_items", self.ntxent_items >= 2, ">= 2"),
+            ("query_batch", self.query_batch >= 1, ">= 1"),
+            ("hard_negatives", self.hard_negatives >= 0, ">= 0"),
+            ("random_negatives", self.random_negatives >= 0, ">= 0"),
+            ("negative_skip", self.negative_skip >= 0, ">= 0"),
+            ("negative_band", self.negative_band >= 1, ">= 1"),
+            ("eval_every", self.eval_every >= 1, ">= 1"),
+            ("mine_every", self.mine_every >= 1, ">= 1"),
+            ("patience", self.patience >= 1, ">= 1"),
+            ("select_min_queries", self.select_min_queries >= 1, ">= 1"),
+            ("race_steps", self.race_steps >= 0, ">= 0"),
+            ("threads", self.threads is None or self.threads >= 1, ">= 1 (or None)"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise DiveError(f"dive: {name} must be {rule}, got {getattr(self, name)!r}")
+        if self.hard_negatives + self.random_negatives < 1:
+            raise DiveError("dive: hard_negatives + random_negatives must be >= 1")
+        for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start)):
+            valid = get_args(kind)
+            if getattr(self, name) not in valid:
+                raise DiveError(
+                    f"dive: {name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}"
+                )
+        self.arms()  # validates the grid string
+
+    def arms(self) -> list[tuple[float, float]]:
+        """The selection grid as (triplet weight, lr) pairs, duplicates removed, in order."""
+        out: list[tuple[float, float]] = []
+        for part in self.grid.split(","):
+            tri, sep, lr = part.strip().lower().partition("x")
+            try:
+                pair = (float(tri) * self.triplet_weight, float(lr) * self.lr)
+            except ValueError:
+                pair = (-1.0, -1.0)
+            if not sep or pair[0] < 0 or pair[1] <= 0:
+                raise DiveError(
+                    f"dive: grid entry {part!r} is not 'TRIPLETxLR' multipliers "
+                    f"(e.g. grid=0x1,1x1,1x10)"
+                )
+            if pair not in out:
+                out.append(pair)
+        return out
+
+
+CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DiveConfig))
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Options from a spec string arrive as int/float/bool/str: bring them to the field type."""
+    default = getattr(DiveConfig, name)
+    if name in ("hidden", "threads"):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "auto")):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DiveError(f"dive: {name} must be an integer or none, got {value!r}")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise DiveError(f"dive: {name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise DiveError(f"dive: {name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DiveError(f"dive: {name} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, str) and not isinstance(value, str):
+        # e.g. grid=1x1 parses as a string already; a bare number would not be a valid grid
+        return str(value)
+    return value
+
+
+def make_config(**options: Any) -> DiveConfig:
+    """A `DiveConfig` from keyword options, with errors that list the valid names."""
+    unknown = sorted(set(options) - set(CONFIG_FIELDS))
+    if unknown:
+        raise DiveError(
+            f"dive: unknown option(s) {', '.join(unknown)}; valid: {', '.join(CONFIG_FIELDS)}"
+        )
+    return DiveConfig(**{name: _coerce(name, value) for name, value in options.items()})
+
+
+class Dive(Compressor):
+    """DIVE: residual adapter + H averaged projection heads, trained behind a validation gate.
+
+    `Dive(dim, seed, **options)` takes any `DiveConfig` field as a keyword option (the
+    registry passes `dive:heads=1:ntxent_weight=0` this way), or a whole `config=`.
+    """
+
+    method = "dive"
+    supervised = True
+
+    def __init__(
+        self,
+        dim: int | None = None,
+        seed: int = 0,
+        *,
+        config: DiveConfig | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(dim=dim, seed=seed)
+        base = config if config is not None else DiveConfig()
+        if options:
+            merged = {**dataclasses.asdict(base), **options}
+            self.dive_config = make_config(**merged)
+        else:
+            self.dive_config = base
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), **dataclasses.asdict(self.dive_config)}
+
+    def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
+        from dive.compressors._dive_fit import fit_dive
+
+        start = time.perf_counter()
+        runtime, diagnostics = fit_dive(
+            corpus, train, dim=self.dim or corpus.shape[1], seed=self.seed, config=self.dive_config
+        )
+        diagnostics["fit_seconds"] = round(time.perf_counter() - start, 4)
+        self.fit_info_.diagnostics.update(diagnostics)
+        logger.info(
+            "dive: d=%d selected %s in %.1fs",
+            runtime.output_dim,
+            diagnostics.get("selected"),
+            diagnostics["fit_seconds"],
+        )
+        return runtime

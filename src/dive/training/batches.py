@@ -1,0 +1,85 @@
+"""Sampling training examples from labelled queries: rows, positives, query batches.
+
+Labels arrive as one `{corpus row: grade}` dict per query (`LabelledQueries.relevant`).
+`RelevanceIndex` flattens them once into arrays so that drawing a positive for each query of
+a batch, or testing "is row r judged relevant for query q", is vectorised numpy instead of
+Python loops in the training step. Shared by every supervised method.
+
+Left out: negatives (`dive.training.mining`) and anything torch (callers index their tensors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["RelevanceIndex", "sample_rows"]
+
+
+@dataclass(frozen=True)
+class RelevanceIndex:
+    """Judged-relevant (grade > 0) corpus rows of m queries, flattened CSR-style."""
+
+    offsets: np.ndarray  # (m + 1,) int64: query i owns rows[offsets[i]:offsets[i + 1]]
+    rows: np.ndarray  # (nnz,) int64 corpus rows, sorted within each query
+    grades: np.ndarray  # (nnz,) float64 grades (> 0)
+
+    @classmethod
+    def from_relevant(cls, relevant: Sequence[Mapping[int, int]]) -> RelevanceIndex:
+        counts = np.zeros(len(relevant) + 1, dtype=np.int64)
+        rows: list[int] = []
+        grades: list[float] = []
+        for i, rel in enumerate(relevant):
+            judged = sorted((int(r), float(g)) for r, g in rel.items() if g > 0)
+            counts[i + 1] = len(judged)
+            rows.extend(r for r, _ in judged)
+            grades.extend(g for _, g in judged)
+        return cls(
+            offsets=np.cumsum(counts),
+            rows=np.asarray(rows, dtype=np.int64),
+            grades=np.asarray(grades, dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Relevant rows per query, (m,)."""
+        return np.diff(self.offsets)
+
+    def sample_positives(self, queries: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One relevant row per entry of `queries` (indices into this index), uniformly.
+
+        Every query in `queries` must have at least one relevant row.
+        """
+        counts = self.counts[queries]
+        if (counts == 0).any():
+            bad = int(queries[np.flatnonzero(counts == 0)[0]])
+            raise ValueError(f"query {bad} has no relevant row to sample a positive from")
+        pick = (rng.random(len(queries)) * counts).astype(np.int64)
+        return self.rows[self.offsets[queries] + np.minimum(pick, counts - 1)]
+
+    def is_relevant(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Boolean array, rows.shape: is rows[i, ...] judged relevant for queries[i]?"""
+        rows = np.asarray(rows, dtype=np.int64)
+        flat = rows.reshape(len(queries), -1)
+        out = np.zeros(flat.shape, dtype=bool)
+        for j, q in enumerate(np.asarray(queries, dtype=np.int64)):
+            judged = self.rows[self.offsets[q] : self.offsets[q + 1]]
+            if judged.size:
+                pos = np.searchsorted(judged, flat[j])
+                pos = np.minimum(pos, judged.size - 1)
+                out[j] = judged[pos] == flat[j]
+        return out.reshape(rows.shape)
+
+
+def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`size` row indices in [0, n), without replacement when size <= n (int64)."""
+    if n < 1:
+        raise ValueError(f"cannot sample from {n} rows")
+    if size <= n:
+        return rng.choice(n, size=size, replace=False).astype(np.int64)
+    return rng.integers(0, n, size=size, dtype=np.int64)

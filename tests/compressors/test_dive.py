@@ -1,0 +1,325 @@
+"""DIVE: the model's algebra, options, determinism and that training helps on planted data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dive.arrays import l2_normalize
+from dive.compressors import REGISTRY, Dive, DiveConfig, LabelledQueries, TrainingData
+from dive.compressors._dive_fit import DiveNet, initial_heads
+from dive.compressors.pca import PCA, PCAUncentered, principal_axes
+from dive.compressors.registry import make_compressor
+from dive.errors import DataError, DiveError
+from dive.training import validation_ndcg
+
+# Small and quick: every fit below runs in well under a second.
+FAST: dict[str, Any] = {
+    "steps": 60,
+    "eval_every": 10,
+    "corpus_batch": 64,
+    "ntxent_items": 32,
+    "query_batch": 16,
+    "lr": 3e-3,
+    "patience": 100,
+    "negative_band": 10,
+    "threads": 1,
+}
+
+
+def planted(seed: int = 0, n_docs: int = 300, n_topics: int = 15) -> dict[str, Any]:
+    """Docs and queries whose relevance lives in low-variance dimensions.
+
+    Dims 0..7 are high-variance nuisance noise, dims 8..23 hold topic centroids with less
+    variance, so PCA to 4 dims keeps mostly noise and labels have something to teach.
+    """
+    rng = np.random.default_rng(seed)
+    topics = rng.normal(size=(n_topics, 16)) * 0.6
+
+    def draw(topic: np.ndarray) -> np.ndarray:
+        nuisance = rng.normal(size=(len(topic), 8))
+        signal = topics[topic] + 0.2 * rng.normal(size=(len(topic), 16))
+        return l2_normalize(np.concatenate([nuisance, signal], axis=1).astype(np.float32))
+
+    doc_topic = rng.integers(0, n_topics, n_docs)
+    corpus = draw(doc_topic)
+
+    def queries(n: int) -> LabelledQueries:
+        topic = rng.integers(0, n_topics, n)
+        relevant = tuple({int(r): 1 for r in np.flatnonzero(doc_topic == t)} for t in topic)
+        return LabelledQueries(draw(topic), relevant)
+
+    return {"corpus": corpus, "train": queries(80), "validation": queries(24), "test": queries(60)}
+
+
+@pytest.fixture(scope="module")
+def problem() -> dict[str, Any]:
+    return planted()
+
+
+def score(model: Dive | PCA, queries: LabelledQueries, corpus: np.ndarray) -> float:
+    return validation_ndcg(
+        model.transform(queries.embeddings), model.transform(corpus), queries.relevant
+    )
+
+
+# --- the model -------------------------------------------------------------------------
+
+
+def test_adapter_is_the_identity_at_initialisation() -> None:
+    rng = np.random.default_rng(0)
+    heads = rng.normal(size=(3, 4, 10)).astype(np.float32)
+    net = DiveNet(heads, np.zeros(10, np.float32), hidden=10)
+    x = torch.from_numpy(l2_normalize(rng.normal(size=(6, 10)).astype(np.float32)))
+    torch.testing.assert_close(net.adapter(x), x)
+    expected = F.normalize(x @ torch.from_numpy(heads.mean(axis=0)).T, dim=-1)
+    torch.testing.assert_close(net(x), expected)
+
+
+def test_folded_runtime_equals_the_unfolded_torch_forward() -> None:
+    rng = np.random.default_rng(1)
+    heads = rng.normal(size=(4, 5, 12)).astype(np.float32)
+    center = rng.normal(size=12).astype(np.float32) * 0.1
+    net = DiveNet(heads, center, hidden=7)
+    with torch.no_grad():  # a non-trivial adapter, as after training
+        net.adapter.outer.weight.normal_(0.0, 0.3)
+        net.adapter.outer.bias.normal_(0.0, 0.1)
+    x = l2_normalize(rng.normal(size=(20, 12)).astype(np.float32))
+    with torch.no_grad():
+        h = net.adapter(torch.from_numpy(x)) - torch.from_numpy(center)
+        views = [h @ torch.from_numpy(heads[k]).T for k in range(4)]  # head by head
+        unfolded = F.normalize(torch.stack(views).mean(dim=0), dim=-1).numpy()
+    runtime = net.to_runtime()
+    assert runtime.projection is not None and runtime.projection.shape == (5, 12)
+    np.testing.assert_allclose(runtime(x), unfolded, atol=1e-5)
+
+
+def test_training_forward_through_folded_heads_matches_the_views_and_their_gradient() -> None:
+    rng = np.random.default_rng(2)
+    heads = rng.normal(size=(3, 4, 9)).astype(np.float32)
+    x = torch.from_numpy(rng.normal(size=(5, 9)).astype(np.float32))
+    grads = []
+    for use_views in (True, False):
+        net = DiveNet(heads, np.zeros(9, np.float32), hidden=6)
+        z = F.normalize(net.views(x).mean(dim=1), dim=-1) if use_views else net(x)
+        (z * torch.arange(4.0)).sum().backward()
+        grads.append((z.detach(), net.heads.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+def test_pca_noise_heads_average_exactly_to_the_pca_axes(problem: dict[str, Any]) -> None:
+    _, axes = principal_axes(problem["corpus"], 4)
+    heads = initial_heads(problem["corpus"], axes, DiveConfig(heads=4), np.random.default_rng(0))
+    assert heads.shape == (4, 4, 24)
+    assert not np.allclose(heads[0], heads[1])  # the views differ ...
+    np.testing.assert_allclose(heads.mean(axis=0), axes, atol=1e-6)  # ... their mean is PCA
+
+
+@pytest.mark.parametrize("init", ["pca-bootstrap", "random"])
+def test_other_head_inits_have_the_right_shape(problem: dict[str, Any], init: str) -> None:
+    _, axes = principal_axes(problem["corpus"], 4)
+    heads = initial_heads(
+        problem["corpus"],
+        axes,
+        DiveConfig(heads=2, head_init=init),  # type: ignore[arg-type]
+        np.random.default_rng(0),
+    )
+    assert heads.shape == (2, 4, 24)
+    assert not np.allclose(heads.mean(axis=0), axes, atol=1e-3)
+
+
+# --- fitting ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("start", "baseline"), [("uncentered", PCAUncentered), ("centered", PCA)])
+def test_zero_steps_returns_the_pca_start(
+    problem: dict[str, Any], start: str, baseline: type
+) -> None:
+    model = Dive(4, seed=0, steps=0, start=start).fit(problem["corpus"])
+    reference = baseline(4).fit(problem["corpus"])
+    x = problem["test"].embeddings
+    np.testing.assert_allclose(model.transform(x), reference.transform(x), atol=1e-5)
+
+
+def test_training_beats_its_own_start_on_validation_and_test(problem: dict[str, Any]) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    model = Dive(4, seed=0, **FAST).fit(problem["corpus"], data)
+    diag = model.fit_info_.diagnostics
+    start = diag["start_validation_ndcg@10"][diag["start"]]
+    assert diag["selected"]["step"] > 0
+    assert diag["selected"]["validation_ndcg@10"] > start + 0.05
+    pca = PCAUncentered(4).fit(problem["corpus"])
+    test_dive, test_pca = (score(m, problem["test"], problem["corpus"]) for m in (model, pca))
+    assert test_dive > test_pca + 0.05
+
+
+def test_same_seed_same_model_other_seed_other_model(problem: dict[str, Any]) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 20}
+    a, b, c = (
+        Dive(4, seed=s, **options).fit(problem["corpus"], data).fitted_runtime() for s in (0, 0, 1)
+    )
+    assert a.adapter is not None and b.adapter is not None and c.adapter is not None
+    for name in ("w1", "b1", "w2", "b2"):
+        assert np.array_equal(getattr(a.adapter, name), getattr(b.adapter, name))
+    assert np.array_equal(a.projection, b.projection)  # type: ignore[arg-type]
+    assert not np.array_equal(a.projection, c.projection)  # type: ignore[arg-type]
+
+
+def test_output_is_normalised_and_independent_of_batch_size(problem: dict[str, Any]) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    model = Dive(4, seed=0, **{**FAST, "steps": 10}).fit(problem["corpus"], data)
+    out = model.transform(problem["corpus"])
+    assert out.shape == (300, 4) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    runtime = model.fitted_runtime()
+    np.testing.assert_allclose(runtime(problem["corpus"], batch_size=7), out, atol=1e-6)
+
+
+def test_without_labels_trains_unsupervised(problem: dict[str, Any]) -> None:
+    model = Dive(4, seed=0, **{**FAST, "steps": 10}).fit(problem["corpus"])
+    diag = model.fit_info_.diagnostics
+    assert diag["mode"] == "unsupervised"
+    assert diag["selected"]["triplet_weight"] == 0.0 and diag["selected"]["step"] == 10
+    assert diag["drift"] > 0
+    assert "triplet" not in diag["arms"][0]["log"][-1]
+
+
+def test_few_labels_train_a_fixed_number_of_steps(problem: dict[str, Any]) -> None:
+    few = LabelledQueries(problem["train"].embeddings[:6], problem["train"].relevant[:6])
+    model = Dive(4, seed=0, **{**FAST, "steps": 15}).fit(problem["corpus"], TrainingData(few))
+    diag = model.fit_info_.diagnostics
+    assert diag["mode"] == "fixed-steps"
+    assert diag["selected"]["step"] == 15 and diag["selected"]["validation_ndcg@10"] is None
+    assert len(diag["active_triplets"]) == 2  # logged at steps 10 and 15
+
+
+def test_selection_runs_every_grid_arm_and_records_the_winner(problem: dict[str, Any]) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    model = Dive(4, seed=0, **{**FAST, "steps": 20}, select_min_queries=10).fit(
+        problem["corpus"], data
+    )
+    diag = model.fit_info_.diagnostics
+    assert diag["mode"] == "select"
+    assert set(diag["start_validation_ndcg@10"]) == {"uncentered", "centered"}
+    assert [(a["triplet_weight"], a["lr"]) for a in diag["arms"]] == [
+        (0.0, 3e-3),
+        (1.0, 3e-3),
+        (1.0, 3e-2),
+    ]
+    best = max(a["best_validation_ndcg@10"] for a in diag["arms"])
+    assert diag["selected"]["validation_ndcg@10"] == best
+    json.dumps(diag)  # the results record stores it
+
+
+def test_no_arm_keeps_a_checkpoint_worse_than_the_start(problem: dict[str, Any]) -> None:
+    # validation labels that disagree with the training labels: training hurts on validation,
+    # and the gate must fall back to checkpoint 0 rather than keep a worse state
+    shuffled = LabelledQueries(
+        problem["validation"].embeddings, problem["validation"].relevant[::-1]
+    )
+    data = TrainingData(problem["train"], shuffled)
+    model = Dive(4, seed=0, **FAST).fit(problem["corpus"], data)
+    diag = model.fit_info_.diagnostics
+    for arm in diag["arms"]:
+        assert arm["best_validation_ndcg@10"] >= diag["start_validation_ndcg@10"][diag["start"]]
+
+
+# --- options ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "absent"),
+    [
+        ("heads=1", "ntxent"),
+        ("ntxent_weight=0", "ntxent"),
+        ("triplet_weight=0", "triplet"),
+        ("anchor_weight=0", "anchor"),
+    ],
+)
+def test_ablation_switches_remove_their_loss(
+    problem: dict[str, Any], option: str, absent: str
+) -> None:
+    options = {**FAST, "steps": 10, "select": "false"}
+    spec = "dive:" + ":".join(f"{k}={v}" for k, v in options.items()) + ":" + option
+    model = make_compressor(spec, 4, seed=0)
+    model.fit(problem["corpus"], TrainingData(problem["train"], problem["validation"]))
+    log = model.fit_info_.diagnostics["arms"][0]["log"][-1]
+    assert absent not in log
+    assert {"anchor", "ntxent", "triplet"} - {absent} <= set(log)
+
+
+def test_options_change_the_fit(problem: dict[str, Any]) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    outputs = [
+        Dive(4, seed=0, **{**FAST, "steps": 20, **opt})
+        .fit(problem["corpus"], data)
+        .transform(problem["corpus"])
+        for opt in ({}, {"loss": "softplus"}, {"heads": 1}, {"head_init": "random"})
+    ]
+    for other in outputs[1:]:
+        assert not np.allclose(outputs[0], other, atol=1e-4)
+
+
+def test_spec_options_are_typed_and_recorded() -> None:
+    model = make_compressor("dive:heads=1:ntxent_weight=0:lr=0.001:hidden=none:grid=0x1", 96)
+    assert isinstance(model, Dive)
+    cfg = model.dive_config
+    assert (cfg.heads, cfg.ntxent_weight, cfg.lr, cfg.hidden) == (1, 0.0, 1e-3, None)
+    assert isinstance(cfg.ntxent_weight, float)
+    assert cfg.arms() == [(0.0, 1e-3)]
+    config = model.config()
+    assert config["heads"] == 1 and config["dim"] == 96
+    json.dumps(config)
+    assert "dive" in REGISTRY
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"heads_count": 2}, "unknown option.*heads_count.*valid: heads, hidden"),
+        ({"heads": 0}, "heads must be >= 1"),
+        ({"heads": 1.5}, "heads must be an integer"),
+        ({"loss": "hinge2"}, "loss must be one of hinge, softplus"),
+        ({"head_init": "pca"}, "head_init must be one of pca-noise, pca-bootstrap, random"),
+        ({"start": "mean"}, "start must be one of select, uncentered, centered"),
+        ({"lr": 0}, "lr must be > 0"),
+        ({"lr": "fast"}, "lr must be a number"),
+        ({"select": 1}, "select must be true or false"),
+        ({"grid": "1:1"}, "grid entry"),
+        ({"hard_negatives": 0, "random_negatives": 0}, "hard_negatives \\+ random_negatives"),
+    ],
+)
+def test_bad_options_raise(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(DiveError, match=match):
+        Dive(96, **options)
+
+
+def test_bad_spec_option_raises_through_the_registry() -> None:
+    with pytest.raises(DiveError, match="unknown option"):
+        make_compressor("dive:nope=1", 96)
+
+
+def test_relevant_rows_outside_the_corpus_raise(problem: dict[str, Any]) -> None:
+    bad = LabelledQueries(problem["train"].embeddings[:2], ({0: 1}, {300: 1}))
+    with pytest.raises(DataError, match="training query 1: relevant corpus row 300 is outside"):
+        Dive(4, **FAST).fit(problem["corpus"], TrainingData(bad))
+
+
+def test_a_one_row_corpus_still_fits(problem: dict[str, Any]) -> None:
+    one = problem["corpus"][:1]
+    model = Dive(1, **{**FAST, "steps": 3}).fit(one)
+    assert model.transform(problem["corpus"]).shape == (300, 1)
+
+
+def test_config_round_trips_through_json() -> None:
+    model = Dive(48, seed=3, heads=2, loss="softplus", grid="1x1,1x3", hidden=64)
+    rebuilt = Dive(**json.loads(json.dumps(model.config())))
+    assert rebuilt.config() == model.config()
+    assert rebuilt.dive_config == model.dive_config

@@ -1,0 +1,157 @@
+"""Matryoshka-Adaptor: identity start, prefix output, its losses, determinism, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dive.compressors import LabelledQueries, TrainingData, make_compressor
+from dive.compressors._baseline_modules import ResidualAdapter
+from dive.errors import DiveError
+from dive.losses import (
+    graded_ranking_loss,
+    pairwise_similarity_loss,
+    reconstruction_loss,
+    topk_similarity_loss,
+)
+
+FAST = ":steps=40:supervised_steps=30:eval_every=10:batch_size=64:hidden=16"
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture()
+def corpus() -> np.ndarray:
+    """Anisotropic 16-d data in a random basis, so the raw prefix is a poor projection."""
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((16, 16)))
+    return _unit((rng.standard_normal((200, 16)) * np.linspace(3, 0.2, 16)) @ basis)
+
+
+@pytest.fixture()
+def labels(corpus: np.ndarray) -> TrainingData:
+    rng = np.random.default_rng(1)
+    docs = rng.choice(len(corpus), 24, replace=False)
+    queries = _unit(corpus[docs] + 0.3 * rng.standard_normal((24, 16)))
+    relevant = tuple({int(d): 1} for d in docs)
+    return TrainingData(LabelledQueries(queries, relevant))
+
+
+def _objective(runtime_adapter: object, corpus: np.ndarray, dims: list[int]) -> float:
+    """Matryoshka-Adaptor's unsupervised loss on the whole corpus (neighbours: k = 5)."""
+    x = torch.from_numpy(corpus)
+    adapted = torch.from_numpy(runtime_adapter(corpus))  # type: ignore[operator]
+    sims = x @ x.T
+    sims.fill_diagonal_(-2)
+    nn = sims.topk(5, dim=1).indices
+    return float(
+        pairwise_similarity_loss(adapted, x, dims)
+        + topk_similarity_loss(adapted, adapted[nn], x, x[nn], dims)
+        + reconstruction_loss(adapted, x)
+    )
+
+
+def test_pair_and_topk_losses_are_zero_at_the_identity_adapter_with_only_d(
+    corpus: np.ndarray,
+) -> None:
+    torch.manual_seed(0)
+    adapter = ResidualAdapter(16, 16, "relu")  # zero-initialised last layer
+    x = torch.from_numpy(corpus)
+    with torch.no_grad():
+        adapted = adapter(x)
+        neighbours = x[torch.arange(1, 11).reshape(10, 1).repeat(1, 3)]
+        assert float(pairwise_similarity_loss(adapted, x, [16])) == pytest.approx(0, abs=1e-6)
+        topk = topk_similarity_loss(adapted[:10], adapter(neighbours), x[:10], neighbours, [16])
+        assert float(topk) == pytest.approx(0, abs=1e-6)
+        assert float(pairwise_similarity_loss(adapted, x, [4])) > 0.05
+
+
+def test_output_is_the_renormalised_prefix_of_the_adapted_embedding(corpus: np.ndarray) -> None:
+    model = make_compressor("matryoshka-adaptor-unsup" + FAST, 4).fit(corpus)
+    runtime = model.fitted_runtime()
+    assert runtime.adapter is not None and runtime.adapter.activation == "relu"
+    np.testing.assert_array_equal(runtime.projection, np.eye(4, 16, dtype=np.float32))
+    adapted = runtime.adapter(corpus)
+    assert not np.allclose(adapted, corpus, atol=1e-4)  # training moved the adapter
+    np.testing.assert_allclose(model.transform(corpus), _unit(adapted[:, :4]), atol=1e-5)
+
+
+def test_pca_basis_folds_into_the_runtime(corpus: np.ndarray) -> None:
+    model = make_compressor("matryoshka-adaptor-unsup:basis=pca:steps=0", 4).fit(corpus)
+    pca = make_compressor("pca-uncentered", 4).fit(corpus)
+    np.testing.assert_allclose(model.transform(corpus), pca.transform(corpus), atol=1e-5)
+
+
+def test_unsupervised_fit_lowers_its_objective(corpus: np.ndarray) -> None:
+    model = make_compressor("matryoshka-adaptor-unsup" + FAST + ":steps=200:lr=0.003", 4)
+    model.fit(corpus)
+    runtime = model.fitted_runtime()
+    before = _objective(lambda v: v, corpus, [4, 16])
+    after = _objective(runtime.adapter, corpus, [4, 16])
+    assert after < 0.95 * before
+
+
+def test_supervised_fit_lowers_the_ranking_loss(corpus: np.ndarray, labels: TrainingData) -> None:
+    model = make_compressor("matryoshka-adaptor" + FAST + ":steps=0:supervised_steps=60", 4)
+    model.fit(corpus, labels)
+    assert "supervised" in model.fit_info_.diagnostics
+
+    def rank(z_q: np.ndarray, z_c: np.ndarray) -> float:
+        scores = torch.from_numpy(z_q @ z_c.T)
+        grades = torch.zeros_like(scores)
+        for i, rel in enumerate(labels.train.relevant):
+            for row, grade in rel.items():
+                grades[i, row] = grade
+        return float(graded_ranking_loss(scores, grades))
+
+    q = labels.train.embeddings
+    start = rank(_unit(q[:, :4]), _unit(corpus[:, :4]))
+    assert rank(model.transform(q), model.transform(corpus)) < start
+
+
+def test_deterministic_for_a_seed(corpus: np.ndarray) -> None:
+    a = make_compressor("matryoshka-adaptor-unsup" + FAST, 4, seed=3).fit(corpus)
+    b = make_compressor("matryoshka-adaptor-unsup" + FAST, 4, seed=3).fit(corpus)
+    c = make_compressor("matryoshka-adaptor-unsup" + FAST, 4, seed=4).fit(corpus)
+    np.testing.assert_array_equal(a.transform(corpus), b.transform(corpus))
+    assert not np.array_equal(a.transform(corpus), c.transform(corpus))
+
+
+def test_transform_is_batch_independent_and_n_params_counts_the_runtime(
+    corpus: np.ndarray,
+) -> None:
+    model = make_compressor("matryoshka-adaptor-unsup" + FAST, 4).fit(corpus)
+    whole = model.transform(corpus)
+    parts = np.vstack([model.transform(corpus[i : i + 7]) for i in range(0, 200, 7)])
+    np.testing.assert_allclose(whole, parts, atol=1e-6)
+    assert model.n_params == (16 * 16 + 16) * 2 + 4 * 16
+    assert F.normalize(torch.from_numpy(whole), dim=-1).shape == (200, 4)
+
+
+def test_rejects_an_unknown_basis() -> None:
+    with pytest.raises(DiveError, match="basis must be one of identity, pca"):
+        make_compressor("matryoshka-adaptor:basis=svd", 4)
+
+
+def test_fold_moves_the_rotation_into_the_runtime() -> None:
+    """The runtime on raw x equals projection @ (u + f(u)) with u = R x, renormalised."""
+    from dive.compressors._baseline_modules import fold
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    adapter = ResidualAdapter(8, 6, "relu")
+    torch.nn.init.normal_(adapter.outer.weight, std=0.3)
+    torch.nn.init.normal_(adapter.outer.bias, std=0.1)
+    rot, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    rot = rot.astype(np.float32)
+    projection = rng.standard_normal((3, 8)).astype(np.float32)
+    x = _unit(rng.standard_normal((5, 8)))
+    with torch.no_grad():
+        u = torch.from_numpy(x @ rot.T)
+        expected = F.normalize(adapter(u) @ torch.from_numpy(projection).T, dim=-1).numpy()
+    runtime = fold(adapter.to_runtime(), rot, projection)
+    np.testing.assert_allclose(runtime(x), expected, atol=1e-5)

@@ -1,0 +1,110 @@
+"""Search-Adaptor as a compressor: identity start, predictor unused at inference, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dive.compressors import LabelledQueries, TrainingData, make_compressor
+from dive.compressors._baseline_modules import ResidualAdapter
+from dive.losses import graded_ranking_loss, query_prediction_loss, reconstruction_loss
+
+FAST = ":steps=60:eval_every=10:hidden=16:batch_size=32"
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture()
+def corpus() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((16, 16)))
+    return _unit((rng.standard_normal((200, 16)) * np.linspace(3, 0.2, 16)) @ basis)
+
+
+@pytest.fixture()
+def labels(corpus: np.ndarray) -> TrainingData:
+    rng = np.random.default_rng(1)
+    docs = rng.choice(len(corpus), 30, replace=False)
+    queries = _unit(corpus[docs] + 0.3 * rng.standard_normal((30, 16)))
+    relevant = tuple({int(d): 2, int((d + 1) % len(corpus)): 1} for d in docs)
+    return TrainingData(LabelledQueries(queries, relevant))
+
+
+def _rank_loss(model: object, corpus: np.ndarray, labels: TrainingData) -> float:
+    z_q = model.transform(labels.train.embeddings)  # type: ignore[attr-defined]
+    z_c = model.transform(corpus)  # type: ignore[attr-defined]
+    scores = torch.from_numpy(z_q @ z_c.T)
+    grades = torch.zeros_like(scores)
+    for i, rel in enumerate(labels.train.relevant):
+        for row, grade in rel.items():
+            grades[i, row] = grade
+    return float(graded_ranking_loss(scores, grades))
+
+
+def test_recovery_and_prediction_terms_start_at_their_identity_values(
+    corpus: np.ndarray,
+) -> None:
+    torch.manual_seed(0)
+    adapter, predictor = ResidualAdapter(16, 16), ResidualAdapter(4, 4)
+    x = torch.from_numpy(corpus)
+    with torch.no_grad():
+        assert float(reconstruction_loss(adapter(x), x)) == 0.0
+        z = x[:3, :4]
+        grades = torch.ones(1, 3)
+        # an identity predictor: the prediction error is the distance to the query itself
+        same = query_prediction_loss(predictor(z)[None], z[0][None], grades)
+        assert float(same) == pytest.approx(
+            float(query_prediction_loss(z[None], z[0][None], grades))
+        )
+
+
+def test_untrained_search_adaptor_is_truncation(corpus: np.ndarray) -> None:
+    model = make_compressor("search-adaptor:steps=0", 4).fit(corpus, None)
+    truncated = make_compressor("truncate", 4).fit(corpus)
+    np.testing.assert_allclose(model.transform(corpus), truncated.transform(corpus), atol=1e-6)
+
+
+def test_query_predictor_is_not_part_of_the_runtime(
+    corpus: np.ndarray, labels: TrainingData
+) -> None:
+    model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, labels)
+    runtime = model.fitted_runtime()
+    assert runtime.adapter is not None
+    assert runtime.adapter.w1.shape == (16, 16) and runtime.adapter.w2.shape == (16, 16)
+    np.testing.assert_array_equal(runtime.projection, np.eye(4, 16, dtype=np.float32))
+    # adapter (2 * (16*16 + 16)) + projection (4*16): no room for the predictor's 2*(4*4+4)
+    assert model.n_params == 2 * (16 * 16 + 16) + 4 * 16
+    adapted = runtime.adapter(corpus)
+    np.testing.assert_allclose(model.transform(corpus), _unit(adapted[:, :4]), atol=1e-5)
+
+
+def test_fit_lowers_the_ranking_loss(corpus: np.ndarray, labels: TrainingData) -> None:
+    start = make_compressor("search-adaptor:steps=0", 4).fit(corpus, labels)
+    model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, labels)
+    assert model.fit_info_.diagnostics["steps_run"] == 60  # no validation: trains to the end
+    assert _rank_loss(model, corpus, labels) < 0.95 * _rank_loss(start, corpus, labels)
+
+
+def test_validation_gate_never_ends_below_the_start(
+    corpus: np.ndarray, labels: TrainingData
+) -> None:
+    train = labels.train
+    split = TrainingData(
+        LabelledQueries(train.embeddings[:20], train.relevant[:20]),
+        LabelledQueries(train.embeddings[20:], train.relevant[20:]),
+    )
+    model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, split)
+    history = model.fit_info_.diagnostics["history"]
+    assert history[0][0] == 0
+    assert model.fit_info_.diagnostics["best_score"] >= history[0][1]
+
+
+def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> None:
+    a = make_compressor("search-adaptor" + FAST, 4, seed=5).fit(corpus, labels)
+    b = make_compressor("search-adaptor" + FAST, 4, seed=5).fit(corpus, labels)
+    c = make_compressor("search-adaptor" + FAST, 4, seed=6).fit(corpus, labels)
+    np.testing.assert_array_equal(a.transform(corpus), b.transform(corpus))
+    assert not np.array_equal(a.transform(corpus), c.transform(corpus))

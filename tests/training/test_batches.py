@@ -1,0 +1,54 @@
+"""RelevanceIndex: flattened labels, positive sampling and relevance lookups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dive.training import RelevanceIndex, sample_rows
+
+RELEVANT = [{5: 1, 2: 2}, {7: 1}, {}, {0: 1, 9: 1, 3: 2}]
+
+
+def test_from_relevant_flattens_sorted_rows_per_query() -> None:
+    index = RelevanceIndex.from_relevant(RELEVANT)
+    assert len(index) == 4
+    assert index.counts.tolist() == [2, 1, 0, 3]
+    assert index.rows.tolist() == [2, 5, 7, 0, 3, 9]
+    assert index.grades.tolist() == [2.0, 1.0, 1.0, 1.0, 2.0, 1.0]
+
+
+def test_non_positive_grades_are_not_relevant() -> None:
+    index = RelevanceIndex.from_relevant([{1: 0, 2: 1, 3: -1}])
+    assert index.rows.tolist() == [2]
+
+
+def test_sampled_positives_are_always_relevant_and_cover_every_row() -> None:
+    index = RelevanceIndex.from_relevant(RELEVANT)
+    rng = np.random.default_rng(0)
+    queries = np.array([0, 1, 3] * 200)
+    rows = index.sample_positives(queries, rng)
+    assert index.is_relevant(queries, rows).all()
+    assert set(rows[queries == 3].tolist()) == {0, 3, 9}
+
+
+def test_sampling_a_positive_for_a_query_without_one_raises() -> None:
+    index = RelevanceIndex.from_relevant(RELEVANT)
+    with pytest.raises(ValueError, match="query 2 has no relevant row"):
+        index.sample_positives(np.array([0, 2]), np.random.default_rng(0))
+
+
+def test_is_relevant_keeps_the_shape_and_answers_per_query() -> None:
+    index = RelevanceIndex.from_relevant(RELEVANT)
+    rows = np.array([[5, 7, 2], [7, 5, 0], [5, 7, 0], [9, 1, 3]])
+    expected = [[True, False, True], [True, False, False], [False] * 3, [True, False, True]]
+    assert index.is_relevant(np.arange(4), rows).tolist() == expected
+
+
+def test_sample_rows_is_without_replacement_when_possible() -> None:
+    rng = np.random.default_rng(0)
+    rows = sample_rows(10, 10, rng)
+    assert sorted(rows.tolist()) == list(range(10))
+    assert sample_rows(3, 8, rng).shape == (8,)
+    with pytest.raises(ValueError, match="cannot sample from 0 rows"):
+        sample_rows(0, 1, rng)

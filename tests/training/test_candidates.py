@@ -1,0 +1,48 @@
+"""Graded candidate lists: positives with grades, never a judged positive among negatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dive.training.batches import RelevanceIndex
+from dive.training.candidates import ranking_candidates
+from dive.training.mining import pools_from_rankings
+
+RELEVANT = ({3: 2, 7: 1}, {5: 1}, {i: 1 for i in range(10, 22)})  # 2, 1 and 12 positives
+
+
+def _setup() -> tuple[RelevanceIndex, object]:
+    index = RelevanceIndex.from_relevant(RELEVANT)
+    ranked = np.tile(np.arange(40), (3, 1))
+    return index, pools_from_rankings(ranked, RELEVANT, band=10, index=index)
+
+
+def test_lists_hold_positives_then_ten_negatives_each() -> None:
+    index, pools = _setup()
+    cand = ranking_candidates(
+        np.array([0, 1, 2]), index, pools, 60, np.random.default_rng(0), max_positives=8
+    )
+    assert cand.rows.shape == cand.grades.shape == cand.mask.shape == (3, 8 + 80)
+    assert cand.rows[0, :2].tolist() == [3, 7] and cand.grades[0, :2].tolist() == [2.0, 1.0]
+    assert cand.mask.sum(axis=1).tolist() == [2 + 20, 1 + 10, 8 + 80]  # capped at 8 positives
+    assert (cand.grades[2, :8] == 1).all() and set(cand.rows[2, :8]) <= set(range(10, 22))
+    for q, rel in enumerate(RELEVANT):
+        negatives = cand.rows[q][cand.mask[q] & (cand.grades[q] == 0)]
+        assert not set(negatives.tolist()) & set(rel)
+
+
+def test_half_of_the_negatives_come_from_the_hard_pool() -> None:
+    index, pools = _setup()
+    cand = ranking_candidates(np.array([1]), index, pools, 1000, np.random.default_rng(0))
+    negatives = cand.rows[0, 1:11]
+    pool = set(pools.candidates[1][pools.candidates[1] >= 0].tolist())  # type: ignore[attr-defined]
+    assert sum(int(r) in pool for r in negatives[:5]) == 5
+
+
+def test_rejects_bad_options() -> None:
+    index, pools = _setup()
+    with pytest.raises(ValueError, match="hard_fraction"):
+        ranking_candidates(
+            np.array([0]), index, pools, 60, np.random.default_rng(0), hard_fraction=2.0
+        )

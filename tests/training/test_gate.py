@@ -1,0 +1,83 @@
+"""The validation gate keeps the best checkpoint (0 included) and stops on patience."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dive.training import ValidationGate, validation_ndcg
+
+
+def test_checkpoint_zero_survives_when_training_only_hurts() -> None:
+    gate = ValidationGate(every=10)
+    gate.offer(0, 0.5, lambda: "start")
+    for step, score in [(10, 0.4), (20, 0.45), (30, 0.3)]:
+        gate.offer(step, score, lambda s=step: f"state{s}")
+    assert gate.best is not None
+    assert (gate.best.step, gate.best.state) == (0, "start")
+    assert [s for s, _ in gate.history] == [0, 10, 20, 30]
+
+
+def test_best_later_checkpoint_wins_and_state_is_copied_only_then() -> None:
+    calls: list[int] = []
+    gate = ValidationGate(every=5)
+
+    def state(step: int) -> str:
+        calls.append(step)
+        return f"state{step}"
+
+    for step, score in [(0, 0.2), (5, 0.3), (10, 0.25), (15, 0.35), (20, 0.1)]:
+        gate.offer(step, score, lambda s=step: state(s))
+    assert gate.best is not None and gate.best.state == "state15"
+    assert calls == [0, 5, 15]
+
+
+@pytest.mark.parametrize(("prefer_later", "winner"), [(False, 0), (True, 10)])
+def test_ties_follow_prefer_later(prefer_later: bool, winner: int) -> None:
+    gate = ValidationGate(prefer_later=prefer_later)
+    gate.offer(0, 0.5, lambda: 0)
+    gate.offer(10, 0.5, lambda: 10)
+    assert gate.best is not None and gate.best.step == winner
+
+
+def test_patience_counts_checks_without_improvement() -> None:
+    gate = ValidationGate(every=1, patience=2)
+    gate.offer(0, 0.5, lambda: None)
+    gate.offer(1, 0.4, lambda: None)
+    assert not gate.should_stop
+    gate.offer(2, 0.45, lambda: None)
+    assert gate.should_stop
+    gate.offer(3, 0.6, lambda: None)
+    assert not gate.should_stop
+
+
+def test_min_delta_demands_a_real_improvement() -> None:
+    gate = ValidationGate(min_delta=0.05)
+    gate.offer(0, 0.5, lambda: 0)
+    gate.offer(1, 0.54, lambda: 1)
+    assert gate.best is not None and gate.best.step == 0
+
+
+def test_due_every_n_steps() -> None:
+    gate = ValidationGate(every=25)
+    assert [s for s in range(1, 101) if gate.due(s)] == [25, 50, 75, 100]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"every": 0}, "every must be"),
+        ({"patience": 0}, "patience must be"),
+        ({"min_delta": -1.0}, "min_delta must be"),
+    ],
+)
+def test_bad_settings_raise(kwargs: dict[str, float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ValidationGate(**kwargs)  # type: ignore[arg-type]
+
+
+def test_validation_ndcg_is_one_for_a_perfect_ranking_and_lower_otherwise() -> None:
+    corpus = np.eye(4, dtype=np.float32)
+    queries = np.eye(4, dtype=np.float32)[:2]
+    assert validation_ndcg(queries, corpus, [{0: 1}, {1: 1}]) == pytest.approx(1.0)
+    assert validation_ndcg(queries, corpus, [{1: 1}, {0: 1}]) < 0.7

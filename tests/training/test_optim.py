@@ -1,0 +1,48 @@
+"""The minimal AdamW follows torch.optim.AdamW step for step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dive.training.optim import AdamW
+
+
+@pytest.mark.parametrize(("lr", "weight_decay"), [(1e-2, 0.0), (1e-3, 0.1)])
+def test_matches_torch_adamw(lr: float, weight_decay: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(shape, generator=g)) for shape in ((4, 3), (3,))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    opt_a = AdamW(ours, lr=lr, weight_decay=weight_decay)
+    opt_b = torch.optim.AdamW(theirs, lr=lr, weight_decay=weight_decay)
+    for _ in range(15):
+        grads = [torch.randn(p.shape, generator=g) for p in ours]
+        for p, q, grad in zip(ours, theirs, grads, strict=True):
+            p.grad, q.grad = grad.clone(), grad.clone()
+        opt_a.step()
+        opt_b.step()
+    for p, q in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_zero_grad_and_missing_grads() -> None:
+    p = torch.nn.Parameter(torch.ones(2))
+    opt = AdamW([p], lr=0.1, weight_decay=0.0)
+    opt.step()  # no grad yet: nothing moves
+    assert torch.equal(p.detach(), torch.ones(2))
+    p.grad = torch.ones(2)
+    opt.zero_grad()
+    assert p.grad is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"betas": (1.0, 0.9)}, "betas"),
+        ({"weight_decay": -1.0}, "weight_decay >= 0"),
+    ],
+)
+def test_bad_settings_raise(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        AdamW([torch.nn.Parameter(torch.ones(1))], **kwargs)  # type: ignore[arg-type]
