@@ -159,6 +159,40 @@ def report(args: argparse.Namespace) -> list[Path]:
     return files.all()
 
 
+HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
+HEADLINE_BUDGET = "64"
+
+
+def update_readme(args: argparse.Namespace, readme: Path = REPO / "README.md") -> Path | None:
+    """Rewrite the README's headline block (between its markers) from the results file.
+
+    The block holds the 64-label nDCG@10 table of each dataset, so the README's numbers come
+    from the same records as docs/results.md and are never typed by hand.
+    """
+    from dive.report.markdown import metric_table
+    from dive.report.merge import read_results
+    from dive.report.summary import summarize
+
+    text = readme.read_text(encoding="utf-8")
+    if HEADLINE_START not in text or HEADLINE_END not in text:
+        return None
+    cells = summarize(read_results([Path(args.results)]), "ndcg@10")
+    blocks = []
+    for dataset in sorted({c.dataset for c in cells}):
+        group = [c for c in cells if c.dataset == dataset and c.budget == HEADLINE_BUDGET]
+        if group:
+            blocks.append(f"**{dataset}**, nDCG@10 with {HEADLINE_BUDGET} labelled queries "
+                          f"(mean ± std over seeds; in parentheses: difference to frozen):\n\n"
+                          + metric_table(group))
+    head, rest = text.split(HEADLINE_START, 1)
+    tail = rest.split(HEADLINE_END, 1)[1]
+    body = "\n\n".join(blocks)
+    from dive._io import atomic_write_text
+
+    atomic_write_text(readme, f"{head}{HEADLINE_START}\n{body}\n{HEADLINE_END}{tail}")
+    return readme
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -174,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{added} new runs in {args.results}")
         for path in report(args):
             print(f"wrote {path}")
+        if Path(args.docs).resolve() == DEFAULT_DOCS.resolve() and update_readme(args):
+            print("wrote README.md headline")
     except DiveError as exc:
         print(f"quality.py: error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dive.compressors import LabelledQueries, TrainingData, make_compressor
-from dive.compressors._baseline_modules import ResidualAdapter
+from dive.training.adapter import ResidualAdapter
 from dive.errors import DiveError
 from dive.losses import (
     graded_ranking_loss,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dive.compressors import LabelledQueries, TrainingData, make_compressor
-from dive.compressors._baseline_modules import ResidualAdapter
+from dive.training.adapter import ResidualAdapter
 from dive.losses import graded_ranking_loss, query_prediction_loss, reconstruction_loss
 
 FAST = ":steps=60:eval_every=10:hidden=16:batch_size=32"

@@ -1,7 +1,7 @@
 """Torch building blocks of the published baselines (Matryoshka-Adaptor, Search-Adaptor, SMEC).
 
 Imported only from the baselines' fit paths, so `import dive.compressors` and loading a saved
-model never import torch. Holds the residual adapter, SMEC's Gumbel top-k selection, the
+model never import torch. Holds SMEC's Gumbel top-k selection, the
 optional change of basis and its fold into the runtime, and `Supervision`, the glue between
 the labelled queries and `dive.training` (mining, candidates, validation gate) that the three
 baselines share. Left out: the losses (`dive.losses`) and each method's loop.
@@ -16,52 +16,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dive.compressors.base import TrainingData
 from dive.compressors.pca import principal_axes
-from dive.compressors.runtime import Activation, Adapter, Runtime
+from dive.compressors.runtime import Adapter, Runtime
 from dive.training.batches import RelevanceIndex
 from dive.training.candidates import ranking_candidates
 from dive.training.gate import ValidationGate, validation_ndcg
 from dive.training.mining import NegativePools, mine_pools
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
-
-
-class ResidualAdapter(nn.Module):
-    """h = x + W2 act(W1 x + b1) + b2, last layer zero-initialised (starts as the identity)."""
-
-    def __init__(self, dim: int, hidden: int, activation: Activation = "relu") -> None:
-        super().__init__()
-        self.activation = activation
-        self.inner = nn.Linear(dim, hidden)
-        self.outer = nn.Linear(hidden, dim)
-        nn.init.zeros_(self.outer.weight)
-        nn.init.zeros_(self.outer.bias)
-
-    def delta(self, x: torch.Tensor) -> torch.Tensor:
-        """f(x), the residual the adapter adds."""
-        hidden = self.inner(x)
-        hidden = F.relu(hidden) if self.activation == "relu" else F.gelu(hidden, approximate="tanh")
-        out: torch.Tensor = self.outer(hidden)
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.delta(x)
-
-    def to_runtime(self) -> Adapter:
-        def arr(t: torch.Tensor) -> np.ndarray:
-            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
-
-        return Adapter(
-            w1=arr(self.inner.weight),
-            b1=arr(self.inner.bias),
-            w2=arr(self.outer.weight),
-            b2=arr(self.outer.bias),
-            activation=self.activation,
-        )
 
 
 class GumbelTopK(nn.Module):

@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dive.compressors._baseline_modules import ResidualAdapter
 from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.dive import DiveConfig
 from dive.compressors.pca import principal_axes
@@ -34,6 +33,7 @@ from dive.errors import DataError
 from dive.losses.headwise_ntxent import headwise_ntxent_loss
 from dive.losses.hinge_triplet import hinge_triplet_loss, triplet_margins
 from dive.losses.similarity_anchor import similarity_anchor_loss
+from dive.training.adapter import ResidualAdapter
 from dive.training.batches import RelevanceIndex, sample_rows
 from dive.training.gate import ValidationGate, validation_ndcg
 from dive.training.mining import NegativePools, mine_pools

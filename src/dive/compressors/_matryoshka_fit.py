@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from dive.compressors._baseline_modules import (
-    ResidualAdapter,
     Supervision,
     fold,
     make_gate,
@@ -28,6 +27,7 @@ from dive.losses.pairwise_similarity import (
 )
 from dive.losses.ranking import graded_ranking_loss
 from dive.losses.reconstruction import reconstruction_loss
+from dive.training.adapter import ResidualAdapter
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
 

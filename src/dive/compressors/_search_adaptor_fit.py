@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from dive.compressors._baseline_modules import (
-    ResidualAdapter,
     Supervision,
     fold,
     make_gate,
@@ -23,6 +22,7 @@ from dive.compressors.truncate import prefix_projection
 from dive.losses.query_prediction import query_prediction_loss
 from dive.losses.ranking import graded_ranking_loss
 from dive.losses.reconstruction import reconstruction_loss
+from dive.training.adapter import ResidualAdapter
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
 

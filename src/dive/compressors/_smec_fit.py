@@ -12,7 +12,6 @@ from torch import nn
 
 from dive.compressors._baseline_modules import (
     GumbelTopK,
-    ResidualAdapter,
     Supervision,
     fold,
     make_gate,
@@ -29,6 +28,7 @@ from dive.losses.cross_batch_memory import (
     select_memory_neighbours,
 )
 from dive.losses.ranking import graded_ranking_loss
+from dive.training.adapter import ResidualAdapter
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
 
