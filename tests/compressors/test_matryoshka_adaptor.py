@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from dive.compressors import LabelledQueries, TrainingData, make_compressor
-from dive.training.adapter import ResidualAdapter
 from dive.errors import DiveError
 from dive.losses import (
     graded_ranking_loss,
@@ -16,6 +15,7 @@ from dive.losses import (
     reconstruction_loss,
     topk_similarity_loss,
 )
+from dive.training.adapter import ResidualAdapter
 
 FAST = ":steps=40:supervised_steps=30:eval_every=10:batch_size=64:hidden=16"
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dive.compressors import LabelledQueries, TrainingData, make_compressor
-from dive.training.adapter import ResidualAdapter
 from dive.losses import graded_ranking_loss, query_prediction_loss, reconstruction_loss
+from dive.training.adapter import ResidualAdapter
 
 FAST = ":steps=60:eval_every=10:hidden=16:batch_size=32"
 
