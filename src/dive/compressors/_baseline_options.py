@@ -27,3 +27,28 @@ def check_options(method: str, rules: Sequence[tuple[str, object, bool, str]]) -
             ok = False
         if not ok:
             raise DiveError(f"{method}: {name} must be {rule}, got {value!r}")
+
+
+def shared_rules(
+    *,
+    hidden: int | None,
+    lr: float,
+    batch_size: int,
+    min_batch: int,
+    patience: int,
+    eval_every: int,
+    negatives_per_positive: int,
+    hard_fraction: float,
+    threads: int,
+) -> list[tuple[str, object, bool, str]]:
+    """The rules for the options every baseline has (adapter, optimiser, gate, mining)."""
+    return [
+        ("hidden", hidden, hidden is None or hidden >= 1, ">= 1 (or None for D)"),
+        ("lr", lr, lr > 0, "> 0"),
+        ("batch_size", batch_size, batch_size >= min_batch, f">= {min_batch}"),
+        ("patience", patience, patience >= 1, ">= 1"),
+        ("eval_every", eval_every, eval_every >= 1, ">= 1"),
+        ("negatives_per_positive", negatives_per_positive, negatives_per_positive >= 1, ">= 1"),
+        ("hard_fraction", hard_fraction, 0 <= hard_fraction <= 1, "in [0, 1]"),
+        ("threads", threads, threads >= 1, ">= 1"),
+    ]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dive.compressors._baseline_options import check_basis, check_options
+from dive.compressors._baseline_options import check_basis, check_options, shared_rules
 from dive.compressors.base import Compressor, TrainingData
 from dive.compressors.runtime import Runtime
 
@@ -74,23 +74,21 @@ class MatryoshkaAdaptorUnsup(Compressor):
         check_options(
             self.method,
             [
-                ("hidden", hidden, hidden is None or hidden >= 1, ">= 1 (or None for D)"),
-                ("lr", lr, lr > 0, "> 0"),
-                ("batch_size", batch_size, batch_size >= 2, ">= 2"),
+                *shared_rules(
+                    hidden=hidden,
+                    lr=lr,
+                    batch_size=batch_size,
+                    min_batch=2,
+                    patience=patience,
+                    eval_every=eval_every,
+                    negatives_per_positive=negatives_per_positive,
+                    hard_fraction=hard_fraction,
+                    threads=threads,
+                ),
                 ("steps", steps, steps >= 0, ">= 0"),
                 ("supervised_steps", supervised_steps, supervised_steps >= 0, ">= 0"),
-                ("patience", patience, patience >= 1, ">= 1"),
-                ("eval_every", eval_every, eval_every >= 1, ">= 1"),
                 ("neighbours", neighbours, neighbours >= 1, ">= 1"),
-                (
-                    "negatives_per_positive",
-                    negatives_per_positive,
-                    negatives_per_positive >= 1,
-                    ">= 1",
-                ),
                 ("max_pool", max_pool, max_pool >= 2, ">= 2"),
-                ("hard_fraction", hard_fraction, 0 <= hard_fraction <= 1, "in [0, 1]"),
-                ("threads", threads, threads >= 1, ">= 1"),
             ]
             + [
                 (n, w, w >= 0, ">= 0")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dive.compressors._baseline_options import check_basis, check_options
+from dive.compressors._baseline_options import check_basis, check_options, shared_rules
 from dive.compressors.base import Compressor, TrainingData
 from dive.compressors.runtime import Runtime
 
@@ -83,26 +83,24 @@ class SMEC(Compressor):
         check_options(
             self.method,
             [
-                ("hidden", hidden, hidden is None or hidden >= 1, ">= 1 (or None for D)"),
-                ("lr", lr, lr > 0, "> 0"),
-                ("batch_size", batch_size, batch_size >= 2, ">= 2"),
+                *shared_rules(
+                    hidden=hidden,
+                    lr=lr,
+                    batch_size=batch_size,
+                    min_batch=2,
+                    patience=patience,
+                    eval_every=eval_every,
+                    negatives_per_positive=negatives_per_positive,
+                    hard_fraction=hard_fraction,
+                    threads=threads,
+                ),
                 ("stage_steps", stage_steps, stage_steps >= 0, ">= 0"),
-                ("patience", patience, patience >= 1, ">= 1"),
-                ("eval_every", eval_every, eval_every >= 1, ">= 1"),
                 ("memory_size", memory_size, memory_size >= 2, ">= 2"),
                 ("memory_neighbours", memory_neighbours, memory_neighbours >= 1, ">= 1"),
                 ("weight_xbm", weight_xbm, weight_xbm >= 0, ">= 0"),
                 ("weight_rank", weight_rank, weight_rank >= 0, ">= 0"),
                 ("tau", tau, tau > 0, "> 0"),
                 ("stage_linear", stage_linear, isinstance(stage_linear, bool), "true or false"),
-                (
-                    "negatives_per_positive",
-                    negatives_per_positive,
-                    negatives_per_positive >= 1,
-                    ">= 1",
-                ),
-                ("hard_fraction", hard_fraction, 0 <= hard_fraction <= 1, "in [0, 1]"),
-                ("threads", threads, threads >= 1, ">= 1"),
             ],
         )
         self.hidden = hidden
