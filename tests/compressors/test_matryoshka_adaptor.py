@@ -25,14 +25,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture()
-def corpus() -> np.ndarray:
-    """Anisotropic 16-d data in a random basis, so the raw prefix is a poor projection."""
-    rng = np.random.default_rng(0)
-    basis, _ = np.linalg.qr(rng.standard_normal((16, 16)))
-    return _unit((rng.standard_normal((200, 16)) * np.linspace(3, 0.2, 16)) @ basis)
-
-
-@pytest.fixture()
 def labels(corpus: np.ndarray) -> TrainingData:
     rng = np.random.default_rng(1)
     docs = rng.choice(len(corpus), 24, replace=False)

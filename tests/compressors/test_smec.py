@@ -21,13 +21,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture()
-def corpus() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    basis, _ = np.linalg.qr(rng.standard_normal((16, 16)))
-    return _unit((rng.standard_normal((200, 16)) * np.linspace(3, 0.2, 16)) @ basis)
-
-
-@pytest.fixture()
 def labels(corpus: np.ndarray) -> TrainingData:
     rng = np.random.default_rng(1)
     docs = rng.choice(len(corpus), 30, replace=False)
