@@ -4,7 +4,7 @@ Imported only from the baselines' fit paths, so `import dive.compressors` and lo
 model never import torch. Holds SMEC's Gumbel top-k selection, the
 optional change of basis and its fold into the runtime, and `Supervision`, the glue between
 the labelled queries and `dive.training` (mining, candidates, validation gate) that the three
-baselines share. Left out: the losses (`dive.losses`) and each method's loop.
+baselines share. Left out: the losses (`dive.losses`) and the loop (`dive.training.loop`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dive.compressors.runtime import Adapter, Runtime
 from dive.training.batches import RelevanceIndex
 from dive.training.candidates import ranking_candidates
 from dive.training.gate import ValidationGate, validation_ndcg
+from dive.training.loop import Check
 from dive.training.mining import NegativePools, mine_pools
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -220,3 +221,13 @@ class Supervision:
         return validation_ndcg(
             compress(encode, self.val_queries), compress(encode, corpus), self.validation.relevant
         )
+
+    def check(self, encode: Encoder, corpus: torch.Tensor) -> Check:
+        """The training loop's check: validation nDCG@10, or None (nothing to gate on)."""
+        if self.validation is None:
+            return lambda _step, _window: None
+        return lambda _step, _window: self.score(encode, corpus)
+
+    def refresher(self, encode: Encoder, corpus: torch.Tensor) -> Callable[[int], None]:
+        """The training loop's after-check hook: re-mine hard negatives."""
+        return lambda _step: self.refresh(encode, corpus)

@@ -35,7 +35,8 @@ from dive.losses.hinge_triplet import hinge_triplet_loss, triplet_margins
 from dive.losses.similarity_anchor import similarity_anchor_loss
 from dive.training.adapter import ResidualAdapter
 from dive.training.batches import RelevanceIndex, sample_rows
-from dive.training.gate import ValidationGate, validation_ndcg
+from dive.training.gate import Checkpoint, ValidationGate, validation_ndcg
+from dive.training.loop import TrainingLoop
 from dive.training.mining import NegativePools, mine_pools
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
@@ -216,28 +217,32 @@ class _Arm:
         cfg = fit.config
         self.fit, self.net, self.rng = fit, net, rng
         self.triplet_weight, self.lr = triplet_weight, lr
-        self.gate = ValidationGate(every=cfg.eval_every, patience=cfg.patience, prefer_later=True)
+        gate = ValidationGate(every=cfg.eval_every, patience=cfg.patience, prefer_later=True)
         if start_score is not None:
-            self.gate.offer(0, start_score, lambda: _state(net))
+            gate.offer(0, start_score, lambda: _state(net))
         self.log: list[dict[str, float]] = []
-        self.step = 0
-        self.stopped = False
         self.batch = min(cfg.corpus_batch, fit.corpus.shape[0])
         self.use_triplets = triplet_weight > 0 and fit.train is not None
         # both corpus-batch losses compare items with each other: they need two of them
         self.use_anchor = cfg.anchor_weight > 0 and self.batch >= 2
         self.use_ntxent = cfg.ntxent_weight > 0 and net.n_heads > 1 and self.batch >= 2
         self.pools = fit.pools(net, start_corpus_z) if self.use_triplets else None
-        self.optimizer = AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-        self._sums: dict[str, float] = {}
-        self._window = 0
+        self.loop = TrainingLoop(
+            loss=self._loss,
+            optimiser=AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay),
+            gate=gate,
+            check=self._check,
+            state=lambda: _state(net),
+            extra_check=self._mines,
+        )
 
-    def _add(self, name: str, value: float) -> None:
-        self._sums[name] = self._sums.get(name, 0.0) + value
+    def _mines(self, step: int) -> bool:
+        return self.use_triplets and step % self.fit.config.mine_every == 0
 
-    def _loss(self) -> torch.Tensor:
-        """One step's loss on a fresh sample (its parts go to the running log sums)."""
+    def _loss(self) -> tuple[torch.Tensor, dict[str, float]]:
+        """One step's loss on a fresh sample, and its parts for the log."""
         fit, cfg, rng, batch = self.fit, self.fit.config, self.rng, self.batch
+        logged: dict[str, float] = {}
         n_corpus = fit.corpus.shape[0]
         parts = [fit.corpus[sample_rows(n_corpus, batch, rng)]]
         if self.use_triplets:
@@ -260,12 +265,12 @@ class _Arm:
         if self.use_anchor:
             anchor = similarity_anchor_loss(z[:batch], parts[0], cfg.anchor_neighbours)
             loss = loss + cfg.anchor_weight * anchor
-            self._add("anchor", float(anchor.detach()))
+            logged["anchor"] = float(anchor.detach())
         if self.use_ntxent:
             views = self.net.head_views(shifted[: min(cfg.ntxent_items, batch)])
             ntx = headwise_ntxent_loss(views, cfg.temperature)
             loss = loss + cfg.ntxent_weight * ntx
-            self._add("ntxent", float(ntx.detach()))
+            logged["ntxent"] = float(ntx.detach())
         if self.use_triplets:
             b = len(queries)
             zq, zp = z[batch : batch + b], z[batch + b : batch + 2 * b]
@@ -277,48 +282,43 @@ class _Arm:
             loss = loss + self.triplet_weight * (b / cfg.query_batch) * tri
             with torch.no_grad():
                 active = (triplet_margins(zq, zp, zn, cfg.margin) > 0).float().mean()
-            self._add("triplet", float(tri.detach()))
-            self._add("active_triplets", float(active))
-        return loss
+            logged["triplet"] = float(tri.detach())
+            logged["active_triplets"] = float(active)
+        return loss, logged
 
     def advance(self, until: int) -> None:
         """Train up to step `until`, or until the gate's patience runs out."""
-        cfg, fit, net = self.fit.config, self.fit, self.net
-        while self.step < until and not self.stopped:
-            self.step += 1
-            loss = self._loss()
-            self.optimizer.zero_grad()
-            if loss.requires_grad:
-                loss.backward()
-                self.optimizer.step()
-            self._window += 1
-            last = self.step == until
-            mine = self.use_triplets and self.step % cfg.mine_every == 0
-            if not (self.gate.due(self.step) or last or mine):
-                continue
-            entry = {"step": float(self.step)}
-            entry.update({k: v / self._window for k, v in self._sums.items()})
-            self._sums, self._window = {}, 0
-            if fit.validation is not None or mine:
-                corpus_z = net.encode(fit.corpus)
-                if fit.validation is not None:
-                    entry["validation_ndcg@10"] = fit.score(net, corpus_z)
-                    self.gate.offer(self.step, entry["validation_ndcg@10"], lambda: _state(net))
-                if mine:
-                    self.pools = fit.pools(net, corpus_z)
-            self.log.append(entry)
-            self.stopped = self.gate.should_stop
+        self.loop.run(until)
+
+    def _check(self, step: int, window: dict[str, float]) -> float | None:
+        """Log the window; score on validation and re-mine negatives from one corpus encoding."""
+        fit, net = self.fit, self.net
+        entry = {"step": float(step), **window}
+        score = None
+        mine = self._mines(step)
+        if fit.validation is not None or mine:
+            corpus_z = net.encode(fit.corpus)
+            if fit.validation is not None:
+                score = entry["validation_ndcg@10"] = fit.score(net, corpus_z)
+            if mine:
+                self.pools = fit.pools(net, corpus_z)
+        self.log.append(entry)
+        return score
+
+    @property
+    def best(self) -> Checkpoint | None:
+        return self.loop.gate.best
 
     @property
     def best_score(self) -> float:
-        return self.gate.best.score if self.gate.best is not None else float("-inf")
+        return self.best.score if self.best is not None else float("-inf")
 
     def report(self) -> dict[str, Any]:
-        best = self.gate.best
+        best = self.best
         return {
             "triplet_weight": self.triplet_weight,
             "lr": self.lr,
-            "steps_run": self.step,
+            "steps_run": self.loop.step,
             "best_step": best.step if best else None,
             "best_validation_ndcg@10": round(best.score, 6) if best else None,
             "log": [{k: round(v, 6) for k, v in e.items()} for e in self.log],
@@ -409,12 +409,12 @@ def _fit(
 
     if fit.validation is not None:
         winner = max(range(len(arms)), key=lambda i: (arms[i].best_score, -i))
-        best = arms[winner].gate.best
+        best = arms[winner].best
         assert best is not None
         state, step, score = best.state, best.step, round(best.score, 6)
     else:
         winner = 0
-        state, step, score = _state(arms[0].net), arms[0].step, None
+        state, step, score = _state(arms[0].net), arms[0].loop.step, None
 
     net = fit.new_net(heads, centers[start])
     net.load_state_dict(state)

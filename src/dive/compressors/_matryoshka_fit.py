@@ -28,6 +28,7 @@ from dive.losses.pairwise_similarity import (
 from dive.losses.ranking import graded_ranking_loss
 from dive.losses.reconstruction import reconstruction_loss
 from dive.training.adapter import ResidualAdapter
+from dive.training.loop import Loss, TrainingLoop
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
 
@@ -103,52 +104,49 @@ def _fit(
     # early-stops on its training losses; stage 2 on validation nDCG@10 (or none: see below).
     held_out = torch.from_numpy(rng.choice(len(pool), min(512, len(pool)), replace=False))
 
-    def score(supervised: bool) -> float:
-        if supervised:
-            return sup.score(encode, x)
+    def held_out_score() -> float:
         with torch.no_grad():
             return -float(unsup_loss(held_out))
+
+    def step_loss(supervised: bool) -> Loss:
+        def loss() -> tuple[torch.Tensor, dict[str, float]]:
+            anchor_pos = torch.from_numpy(rng.choice(len(pool), batch, replace=False))
+            total = unsup_loss(anchor_pos)
+            if supervised:
+                total = total + model.weight_rank * rank_loss()
+            return total, {"loss": float(total.detach())}
+
+        return loss
 
     diagnostics: dict[str, Any] = {"dims": dims}
     stages = [("unsupervised", model.steps, False)]
     if sup.labels is not None and model.supervised_steps > 0:
         stages.append(("supervised", model.supervised_steps, True))
     for name, steps, supervised in stages:
-        optimiser = AdamW(adapter.parameters(), lr=model.lr, weight_decay=0.0)
+        # Stage 2 without validation queries has no score to gate on: it keeps the last state.
+        gated = not supervised or sup.validation is not None
         gate = make_gate(model.eval_every, model.patience)
-        gate.offer(0, score(supervised), snapshot(adapter))
+        gate.offer(0, sup.score(encode, x) if supervised else held_out_score(), snapshot(adapter))
         if supervised:
             sup.refresh(encode, x)
-        first: float | None = None
-        last: float | None = None
-        step = 0
-        for step in range(1, steps + 1):
-            anchor_pos = torch.from_numpy(rng.choice(len(pool), batch, replace=False))
-            loss = unsup_loss(anchor_pos)
-            if supervised:
-                loss = loss + model.weight_rank * rank_loss()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            last = loss.item()
-            first = last if first is None else first
-            if gate.due(step) or step == steps:
-                gate.offer(step, score(supervised), snapshot(adapter))
-                if gate.should_stop and (not supervised or sup.validation is not None):
-                    break
-                if supervised:
-                    sup.refresh(encode, x)
-        # Stage 2 without validation queries has no score to gate on: keep the last state.
-        gated = not supervised or sup.validation is not None
+        loop = TrainingLoop(
+            loss=step_loss(supervised),
+            optimiser=AdamW(adapter.parameters(), lr=model.lr, weight_decay=0.0),
+            gate=gate,
+            check=sup.check(encode, x) if supervised else lambda _s, _w: held_out_score(),
+            state=snapshot(adapter),
+            after_check=sup.refresher(encode, x) if supervised else None,
+        )
+        loop.run(steps)
         assert gate.best is not None
         if gated:
             adapter.load_state_dict(gate.best.state)
         diagnostics[name] = {
-            "best_step": gate.best.step if gated else step,
+            "best_step": gate.best.step if gated else loop.step,
             "best_score": gate.best.score,
-            "steps_run": step,
-            "first_loss": first,
-            "last_loss": last,
+            "steps_run": loop.step,
+            "first_loss": loop.first.get("loss"),
+            "last_loss": loop.last.get("loss"),
             "history": [(s, round(v, 4)) for s, v in gate.history],
         }
     return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics

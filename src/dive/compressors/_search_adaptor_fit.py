@@ -23,6 +23,7 @@ from dive.losses.query_prediction import query_prediction_loss
 from dive.losses.ranking import graded_ranking_loss
 from dive.losses.reconstruction import reconstruction_loss
 from dive.training.adapter import ResidualAdapter
+from dive.training.loop import TrainingLoop
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
 
@@ -83,38 +84,31 @@ def _fit(
         total = rank + model.weight_rec * rec + model.weight_pred * pred
         return total, {"rank": rank.item(), "rec": rec.item(), "pred": pred.item()}
 
-    optimiser = AdamW(
-        [*adapter.parameters(), *predictor.parameters()], lr=model.lr, weight_decay=0.0
-    )
     gate = make_gate(model.eval_every, model.patience)
     gate.offer(0, sup.score(encode, x), snapshot(adapter))
     sup.refresh(encode, x)
-    first: dict[str, float] = {}
-    last: dict[str, float] = {}
-    step = 0
-    for step in range(1, model.steps + 1):
-        loss, parts = objective()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        first = first or parts
-        last = parts
-        if gate.due(step) or step == model.steps:
-            if sup.validation is not None:
-                gate.offer(step, sup.score(encode, x), snapshot(adapter))
-                if gate.should_stop:
-                    break
-            sup.refresh(encode, x)
-    if sup.validation is not None:
+    loop = TrainingLoop(
+        loss=objective,
+        optimiser=AdamW(
+            [*adapter.parameters(), *predictor.parameters()], lr=model.lr, weight_decay=0.0
+        ),
+        gate=gate,
+        check=sup.check(encode, x),
+        state=snapshot(adapter),
+        after_check=sup.refresher(encode, x),
+    )
+    loop.run(model.steps)
+    gated = sup.validation is not None
+    if gated:
         assert gate.best is not None
         adapter.load_state_dict(gate.best.state)
     best = gate.best
     diagnostics.update(
-        best_step=best.step if best is not None and sup.validation is not None else step,
+        best_step=best.step if best is not None and gated else loop.step,
         best_score=best.score if best is not None else None,
-        steps_run=step,
-        first_losses=first,
-        last_losses=last,
+        steps_run=loop.step,
+        first_losses=loop.first,
+        last_losses=loop.last,
         history=[(s, round(v, 4)) for s, v in gate.history],
     )
     return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics

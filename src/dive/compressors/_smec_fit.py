@@ -29,6 +29,7 @@ from dive.losses.cross_batch_memory import (
 )
 from dive.losses.ranking import graded_ranking_loss
 from dive.training.adapter import ResidualAdapter
+from dive.training.loop import TrainingLoop
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
 
@@ -155,13 +156,41 @@ def _fit(
 
     memory = CrossBatchMemory(model.memory_size, width)
     batch = min(model.batch_size, n)
+
+    def step_loss(adapted: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """S-XBM similarity loss on a corpus batch (+ the ranking loss when labelled)."""
+        choices = net.draw(generator)
+        rows = torch.from_numpy(rng.choice(n, batch, replace=False))
+        teacher = x[rows]
+        student = corpus_student(rows, choices, adapted)
+        loss = student.new_zeros(())
+        if len(memory) > 1:
+            picked = select_memory_neighbours(teacher, rows, memory, model.memory_neighbours)
+            gathered = memory.embeddings[picked.reshape(-1)]
+            gathered_student = corpus_student(memory.rows[picked.reshape(-1)], choices, adapted)
+            local = torch.arange(picked.numel()).reshape(picked.shape)
+            loss = loss + model.weight_xbm * memory_similarity_loss(
+                student, gathered_student, teacher, gathered, local
+            )
+        memory.enqueue(teacher, rows)
+        if sup.labels is not None:
+            q, cand_rows, grades, mask = sup.batch(model.batch_size, rng)
+            z_q = F.normalize(net(q, choices), dim=-1)
+            z_c = map_candidates(
+                functools.partial(unit_corpus_student, choices=choices, adapted=adapted),
+                cand_rows,
+                mask,
+            )
+            scores = torch.einsum("qd,qnd->qn", z_q, z_c)
+            loss = loss + model.weight_rank * graded_ranking_loss(scores, grades, mask)
+        return loss, {"loss": float(loss.detach())}
+
     stages: list[dict[str, Any]] = []
     for stage, keep in enumerate(stage_dims(width, dim)):
         net.add_stage(keep, x, model.tau)
         params = net.stage_parameters(stage)
         for p in params:
             p.requires_grad_(True)
-        optimiser = AdamW(params, lr=model.lr, weight_decay=0.0)
         gate = make_gate(model.eval_every, model.patience)
         gate.offer(0, sup.score(encode, x), snapshot(net))
         sup.refresh(encode, x)
@@ -170,43 +199,15 @@ def _fit(
         if stage > 0:
             with torch.no_grad():
                 adapted = net.adapter(x)
-
-        step = 0
-        for step in range(1, model.stage_steps + 1):
-            choices = net.draw(generator)
-            rows = torch.from_numpy(rng.choice(n, batch, replace=False))
-            teacher = x[rows]
-            student = corpus_student(rows, choices, adapted)
-            loss = student.new_zeros(())
-            if len(memory) > 1:
-                picked = select_memory_neighbours(teacher, rows, memory, model.memory_neighbours)
-                gathered = memory.embeddings[picked.reshape(-1)]
-                gathered_student = corpus_student(memory.rows[picked.reshape(-1)], choices, adapted)
-                local = torch.arange(picked.numel()).reshape(picked.shape)
-                loss = loss + model.weight_xbm * memory_similarity_loss(
-                    student, gathered_student, teacher, gathered, local
-                )
-            memory.enqueue(teacher, rows)
-            if sup.labels is not None:
-                q, cand_rows, grades, mask = sup.batch(model.batch_size, rng)
-                z_q = F.normalize(net(q, choices), dim=-1)
-                z_c = map_candidates(
-                    functools.partial(unit_corpus_student, choices=choices, adapted=adapted),
-                    cand_rows,
-                    mask,
-                )
-                scores = torch.einsum("qd,qnd->qn", z_q, z_c)
-                loss = loss + model.weight_rank * graded_ranking_loss(scores, grades, mask)
-            if loss.requires_grad:
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-            if gate.due(step) or step == model.stage_steps:
-                if sup.validation is not None:
-                    gate.offer(step, sup.score(encode, x), snapshot(net))
-                    if gate.should_stop:
-                        break
-                sup.refresh(encode, x)
+        loop = TrainingLoop(
+            loss=functools.partial(step_loss, adapted=adapted),
+            optimiser=AdamW(params, lr=model.lr, weight_decay=0.0),
+            gate=gate,
+            check=sup.check(encode, x),
+            state=snapshot(net),
+            after_check=sup.refresher(encode, x),
+        )
+        loop.run(model.stage_steps)
         if sup.validation is not None:
             assert gate.best is not None
             net.load_state_dict(gate.best.state)
@@ -215,9 +216,9 @@ def _fit(
         stages.append(
             {
                 "dim": keep,
-                "best_step": gate.best.step if gate.best and sup.validation else step,
+                "best_step": gate.best.step if gate.best and sup.validation else loop.step,
                 "best_score": gate.best.score if gate.best else None,
-                "steps_run": step,
+                "steps_run": loop.step,
                 "history": [(s, round(v, 4)) for s, v in gate.history],
             }
         )
