@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dive.compressors._baseline import BaselineConfig
 from dive.compressors.base import TrainingData
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Adapter, Runtime
@@ -74,12 +75,17 @@ class GumbelTopK(nn.Module):
         return kept if gate is None else kept * gate
 
 
-def rotation(corpus: np.ndarray, basis: str) -> np.ndarray | None:
-    """The D x D orthogonal change of basis the prefix is taken in (None: the raw prefix)."""
-    if basis == "identity":
-        return None
-    _, axes = principal_axes(corpus, corpus.shape[1])
-    return axes
+def change_of_basis(
+    corpus: np.ndarray, basis: str
+) -> tuple[np.ndarray | None, Callable[[np.ndarray], torch.Tensor]]:
+    """(R, rotate): the D x D orthogonal basis the prefix is taken in (None: the raw prefix)
+    and the map from numpy embeddings to tensors in that basis."""
+    rot = None if basis == "identity" else principal_axes(corpus, corpus.shape[1])[1]
+
+    def rotate(v: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(v if rot is None else np.ascontiguousarray(v @ rot.T))
+
+    return rot, rotate
 
 
 def fold(adapter: Adapter, rot: np.ndarray | None, projection: np.ndarray) -> Runtime:
@@ -154,11 +160,10 @@ class Supervision:
         train: TrainingData | None,
         rotate: Callable[[np.ndarray], torch.Tensor],
         n_corpus: int,
+        config: BaselineConfig,
         *,
         band: int = 50,
         max_positives: int = 8,
-        negatives_per_positive: int = 10,
-        hard_fraction: float = 0.5,
     ) -> None:
         self.labels = train.train if train is not None and len(train.train) else None
         val = train.validation if train is not None else None
@@ -171,8 +176,8 @@ class Supervision:
         self.n_corpus = n_corpus
         self.band = band
         self.max_positives = max_positives
-        self.negatives_per_positive = negatives_per_positive
-        self.hard_fraction = hard_fraction
+        self.negatives_per_positive = config.negatives_per_positive
+        self.hard_fraction = config.hard_fraction
         self.pools: NegativePools | None = None
 
     @property

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 from dive.compressors._baseline_modules import (
     Supervision,
+    change_of_basis,
     fold,
     make_gate,
     map_candidates,
-    rotation,
     snapshot,
 )
 from dive.compressors.base import TrainingData
@@ -30,52 +30,36 @@ from dive.losses.reconstruction import reconstruction_loss
 from dive.training.adapter import ResidualAdapter
 from dive.training.loop import Loss, TrainingLoop
 from dive.training.optim import AdamW
-from dive.training.seeding import seeded
 
 if TYPE_CHECKING:
     from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptorUnsup
 
 
+
 def fit_matryoshka(
-    model: MatryoshkaAdaptorUnsup, corpus: np.ndarray, train: TrainingData | None
-) -> tuple[Runtime, dict[str, Any]]:
-    with seeded(model.seed, threads=model.threads) as rng:
-        return _fit(model, corpus, train, rng)
-
-
-def _fit(
     model: MatryoshkaAdaptorUnsup,
     corpus: np.ndarray,
     train: TrainingData | None,
     rng: np.random.Generator,
 ) -> tuple[Runtime, dict[str, Any]]:
+    cfg = model.options
     n, width = corpus.shape
     dim = model.dim or width
     dims = sorted({dim, width})
-    rot = rotation(corpus, model.basis)
-
-    def rotate(v: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(v if rot is None else np.ascontiguousarray(v @ rot.T))
-
+    rot, rotate = change_of_basis(corpus, cfg.basis)
     x = rotate(corpus)
     # L_topk's neighbours: k nearest in the original space, within a pool of corpus rows so
     # the exact search stays affordable on large corpora.
-    pool = np.arange(n) if n <= model.max_pool else np.sort(rng.choice(n, model.max_pool, False))
-    k = max(1, min(model.neighbours, len(pool) - 1))
+    pool = np.arange(n) if n <= cfg.max_pool else np.sort(rng.choice(n, cfg.max_pool, False))
+    k = max(1, min(cfg.neighbours, len(pool) - 1))
     x_pool = x.numpy()[pool]
     nn_idx, _ = top_k(x_pool, x_pool, k, exclude=np.arange(len(pool)))
     pool_rows = torch.from_numpy(pool)
     neighbour_rows = torch.from_numpy(pool[nn_idx])  # (pool, k) corpus rows
-    batch = min(model.batch_size, len(pool))
+    batch = min(cfg.batch_size, len(pool))
 
-    adapter = ResidualAdapter(width, model.hidden or width, "relu")
-    sup = Supervision(
-        train,
-        rotate,
-        n,
-        negatives_per_positive=model.negatives_per_positive,
-        hard_fraction=model.hard_fraction,
-    )
+    adapter = ResidualAdapter(width, cfg.hidden or width, "relu")
+    sup = Supervision(train, rotate, n, cfg)
 
     def unsup_loss(anchor_pos: torch.Tensor) -> torch.Tensor:
         anchors, neigh = x[pool_rows[anchor_pos]], x[neighbour_rows[anchor_pos]]
@@ -83,13 +67,13 @@ def _fit(
         adapted = adapter(flat)
         a_hat, n_hat = adapted[: len(anchors)], adapted[len(anchors) :].reshape(neigh.shape)
         return (
-            model.weight_pair * pairwise_similarity_loss(a_hat, anchors, dims)
-            + model.weight_topk * topk_similarity_loss(a_hat, n_hat, anchors, neigh, dims)
-            + model.weight_rec * reconstruction_loss(adapted, flat)
+            cfg.weight_pair * pairwise_similarity_loss(a_hat, anchors, dims)
+            + cfg.weight_topk * topk_similarity_loss(a_hat, n_hat, anchors, neigh, dims)
+            + cfg.weight_rec * reconstruction_loss(adapted, flat)
         )
 
     def rank_loss() -> torch.Tensor:
-        q, rows, grades, mask = sup.batch(model.batch_size, rng)
+        q, rows, grades, mask = sup.batch(cfg.batch_size, rng)
         q_hat = adapter(q)
         c_hat = map_candidates(lambda r: adapter(x[r]), rows, mask)
         return sum(  # type: ignore[return-value]
@@ -113,25 +97,25 @@ def _fit(
             anchor_pos = torch.from_numpy(rng.choice(len(pool), batch, replace=False))
             total = unsup_loss(anchor_pos)
             if supervised:
-                total = total + model.weight_rank * rank_loss()
+                total = total + cfg.weight_rank * rank_loss()
             return total, {"loss": float(total.detach())}
 
         return loss
 
     diagnostics: dict[str, Any] = {"dims": dims}
-    stages = [("unsupervised", model.steps, False)]
-    if sup.labels is not None and model.supervised_steps > 0:
-        stages.append(("supervised", model.supervised_steps, True))
+    stages = [("unsupervised", cfg.steps, False)]
+    if sup.labels is not None and cfg.supervised_steps > 0:
+        stages.append(("supervised", cfg.supervised_steps, True))
     for name, steps, supervised in stages:
         # Stage 2 without validation queries has no score to gate on: it keeps the last state.
         gated = not supervised or sup.validation is not None
-        gate = make_gate(model.eval_every, model.patience)
+        gate = make_gate(cfg.eval_every, cfg.patience)
         gate.offer(0, sup.score(encode, x) if supervised else held_out_score(), snapshot(adapter))
         if supervised:
             sup.refresh(encode, x)
         loop = TrainingLoop(
             loss=step_loss(supervised),
-            optimiser=AdamW(adapter.parameters(), lr=model.lr, weight_decay=0.0),
+            optimiser=AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0),
             gate=gate,
             check=sup.check(encode, x) if supervised else lambda _s, _w: held_out_score(),
             state=snapshot(adapter),

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from dive.compressors._baseline_modules import (
     Supervision,
+    change_of_basis,
     fold,
     make_gate,
-    rotation,
     scatter_candidates,
     snapshot,
 )
@@ -25,43 +25,27 @@ from dive.losses.reconstruction import reconstruction_loss
 from dive.training.adapter import ResidualAdapter
 from dive.training.loop import TrainingLoop
 from dive.training.optim import AdamW
-from dive.training.seeding import seeded
 
 if TYPE_CHECKING:
     from dive.compressors.search_adaptor import SearchAdaptor
 
 
+
 def fit_search_adaptor(
-    model: SearchAdaptor, corpus: np.ndarray, train: TrainingData | None
-) -> tuple[Runtime, dict[str, Any]]:
-    with seeded(model.seed, threads=model.threads) as rng:
-        return _fit(model, corpus, train, rng)
-
-
-def _fit(
     model: SearchAdaptor,
     corpus: np.ndarray,
     train: TrainingData | None,
     rng: np.random.Generator,
 ) -> tuple[Runtime, dict[str, Any]]:
+    cfg = model.options
     n, width = corpus.shape
     dim = model.dim or width
-    rot = rotation(corpus, model.basis)
-
-    def rotate(v: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(v if rot is None else np.ascontiguousarray(v @ rot.T))
-
+    rot, rotate = change_of_basis(corpus, cfg.basis)
     x = rotate(corpus)
-    adapter = ResidualAdapter(width, model.hidden or width, "relu")
+    adapter = ResidualAdapter(width, cfg.hidden or width, "relu")
     # The query predictor lives only here: the runtime below is built from `adapter` alone.
     predictor = ResidualAdapter(dim, dim, "relu")
-    sup = Supervision(
-        train,
-        rotate,
-        n,
-        negatives_per_positive=model.negatives_per_positive,
-        hard_fraction=model.hard_fraction,
-    )
+    sup = Supervision(train, rotate, n, cfg)
     diagnostics: dict[str, Any] = {}
     if sup.labels is None:
         diagnostics["note"] = "no labelled queries: returned the untrained start"
@@ -71,7 +55,7 @@ def _fit(
         return F.normalize(adapter(v)[:, :dim], dim=-1)
 
     def objective() -> tuple[torch.Tensor, dict[str, float]]:
-        q, rows, grades, mask = sup.batch(model.batch_size, rng)
+        q, rows, grades, mask = sup.batch(cfg.batch_size, rng)
         q_hat = adapter(q)
         z_q = F.normalize(q_hat[:, :dim], dim=-1)
         unique, inverse = torch.unique(rows[mask], return_inverse=True)
@@ -81,23 +65,23 @@ def _fit(
         rank = graded_ranking_loss(torch.einsum("qd,qnd->qn", z_q, z_c), grades, mask)
         rec = reconstruction_loss(q_hat, q) + reconstruction_loss(c_hat, c)
         pred = query_prediction_loss(predictor(z_c), z_q, grades, mask)
-        total = rank + model.weight_rec * rec + model.weight_pred * pred
+        total = rank + cfg.weight_rec * rec + cfg.weight_pred * pred
         return total, {"rank": rank.item(), "rec": rec.item(), "pred": pred.item()}
 
-    gate = make_gate(model.eval_every, model.patience)
+    gate = make_gate(cfg.eval_every, cfg.patience)
     gate.offer(0, sup.score(encode, x), snapshot(adapter))
     sup.refresh(encode, x)
     loop = TrainingLoop(
         loss=objective,
         optimiser=AdamW(
-            [*adapter.parameters(), *predictor.parameters()], lr=model.lr, weight_decay=0.0
+            [*adapter.parameters(), *predictor.parameters()], lr=cfg.lr, weight_decay=0.0
         ),
         gate=gate,
         check=sup.check(encode, x),
         state=snapshot(adapter),
         after_check=sup.refresher(encode, x),
     )
-    loop.run(model.steps)
+    loop.run(cfg.steps)
     gated = sup.validation is not None
     if gated:
         assert gate.best is not None

@@ -13,10 +13,10 @@ from torch import nn
 from dive.compressors._baseline_modules import (
     GumbelTopK,
     Supervision,
+    change_of_basis,
     fold,
     make_gate,
     map_candidates,
-    rotation,
     snapshot,
 )
 from dive.compressors.base import TrainingData
@@ -31,7 +31,6 @@ from dive.losses.ranking import graded_ranking_loss
 from dive.training.adapter import ResidualAdapter
 from dive.training.loop import TrainingLoop
 from dive.training.optim import AdamW
-from dive.training.seeding import seeded
 
 if TYPE_CHECKING:
     from dive.compressors.smec import SMEC
@@ -107,36 +106,21 @@ class SMECNet(nn.Module):
         return params
 
 
+
 def fit_smec(
-    model: SMEC, corpus: np.ndarray, train: TrainingData | None
-) -> tuple[Runtime, dict[str, Any]]:
-    with seeded(model.seed, threads=model.threads) as rng:
-        return _fit(model, corpus, train, rng)
-
-
-def _fit(
     model: SMEC, corpus: np.ndarray, train: TrainingData | None, rng: np.random.Generator
 ) -> tuple[Runtime, dict[str, Any]]:
+    cfg = model.options
     n, width = corpus.shape
     dim = model.dim or width
-    rot = rotation(corpus, model.basis)
-
-    def rotate(v: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(v if rot is None else np.ascontiguousarray(v @ rot.T))
-
+    rot, rotate = change_of_basis(corpus, cfg.basis)
     x = rotate(corpus)
-    net = SMECNet(width, model.hidden or width, model.stage_linear)
+    net = SMECNet(width, cfg.hidden or width, cfg.stage_linear)
     for p in net.parameters():
         p.requires_grad_(False)
     generator = torch.Generator().manual_seed(model.seed)
 
-    sup = Supervision(
-        train,
-        rotate,
-        n,
-        negatives_per_positive=model.negatives_per_positive,
-        hard_fraction=model.hard_fraction,
-    )
+    sup = Supervision(train, rotate, n, cfg)
 
     def encode(v: torch.Tensor) -> torch.Tensor:
         return F.normalize(net(v, net.draw(None)), dim=-1)
@@ -154,8 +138,8 @@ def _fit(
     ) -> torch.Tensor:
         return F.normalize(corpus_student(rows, choices, adapted), dim=-1)
 
-    memory = CrossBatchMemory(model.memory_size, width)
-    batch = min(model.batch_size, n)
+    memory = CrossBatchMemory(cfg.memory_size, width)
+    batch = min(cfg.batch_size, n)
 
     def step_loss(adapted: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         """S-XBM similarity loss on a corpus batch (+ the ranking loss when labelled)."""
@@ -165,16 +149,16 @@ def _fit(
         student = corpus_student(rows, choices, adapted)
         loss = student.new_zeros(())
         if len(memory) > 1:
-            picked = select_memory_neighbours(teacher, rows, memory, model.memory_neighbours)
+            picked = select_memory_neighbours(teacher, rows, memory, cfg.memory_neighbours)
             gathered = memory.embeddings[picked.reshape(-1)]
             gathered_student = corpus_student(memory.rows[picked.reshape(-1)], choices, adapted)
             local = torch.arange(picked.numel()).reshape(picked.shape)
-            loss = loss + model.weight_xbm * memory_similarity_loss(
+            loss = loss + cfg.weight_xbm * memory_similarity_loss(
                 student, gathered_student, teacher, gathered, local
             )
         memory.enqueue(teacher, rows)
         if sup.labels is not None:
-            q, cand_rows, grades, mask = sup.batch(model.batch_size, rng)
+            q, cand_rows, grades, mask = sup.batch(cfg.batch_size, rng)
             z_q = F.normalize(net(q, choices), dim=-1)
             z_c = map_candidates(
                 functools.partial(unit_corpus_student, choices=choices, adapted=adapted),
@@ -182,16 +166,16 @@ def _fit(
                 mask,
             )
             scores = torch.einsum("qd,qnd->qn", z_q, z_c)
-            loss = loss + model.weight_rank * graded_ranking_loss(scores, grades, mask)
+            loss = loss + cfg.weight_rank * graded_ranking_loss(scores, grades, mask)
         return loss, {"loss": float(loss.detach())}
 
     stages: list[dict[str, Any]] = []
     for stage, keep in enumerate(stage_dims(width, dim)):
-        net.add_stage(keep, x, model.tau)
+        net.add_stage(keep, x, cfg.tau)
         params = net.stage_parameters(stage)
         for p in params:
             p.requires_grad_(True)
-        gate = make_gate(model.eval_every, model.patience)
+        gate = make_gate(cfg.eval_every, cfg.patience)
         gate.offer(0, sup.score(encode, x), snapshot(net))
         sup.refresh(encode, x)
         # From stage 2 on the adapter is frozen: adapt the corpus once instead of every step.
@@ -201,13 +185,13 @@ def _fit(
                 adapted = net.adapter(x)
         loop = TrainingLoop(
             loss=functools.partial(step_loss, adapted=adapted),
-            optimiser=AdamW(params, lr=model.lr, weight_decay=0.0),
+            optimiser=AdamW(params, lr=cfg.lr, weight_decay=0.0),
             gate=gate,
             check=sup.check(encode, x),
             state=snapshot(net),
             after_check=sup.refresher(encode, x),
         )
-        loop.run(model.stage_steps)
+        loop.run(cfg.stage_steps)
         if sup.validation is not None:
             assert gate.best is not None
             net.load_state_dict(gate.best.state)

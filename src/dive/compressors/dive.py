@@ -39,6 +39,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.options import build, check
 from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
 
@@ -116,17 +117,12 @@ class DiveConfig:
             ("race_steps", self.race_steps >= 0, ">= 0"),
             ("threads", self.threads is None or self.threads >= 1, ">= 1 (or None)"),
         ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise DiveError(f"dive: {name} must be {rule}, got {getattr(self, name)!r}")
-        if self.hard_negatives + self.random_negatives < 1:
-            raise DiveError("dive: hard_negatives + random_negatives must be >= 1")
         for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start)):
             valid = get_args(kind)
-            if getattr(self, name) not in valid:
-                raise DiveError(
-                    f"dive: {name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}"
-                )
+            checks.append((name, getattr(self, name) in valid, f"one of {', '.join(valid)}"))
+        check(self, checks)
+        if self.hard_negatives + self.random_negatives < 1:
+            raise DiveError("hard_negatives + random_negatives must be >= 1")
         self.arms()  # validates the grid string
 
     def arms(self) -> list[tuple[float, float]]:
@@ -140,52 +136,11 @@ class DiveConfig:
                 pair = (-1.0, -1.0)
             if not sep or pair[0] < 0 or pair[1] <= 0:
                 raise DiveError(
-                    f"dive: grid entry {part!r} is not 'TRIPLETxLR' multipliers "
-                    f"(e.g. grid=0x1,1x1,1x10)"
+                    f"grid entry {part!r} is not 'TRIPLETxLR' multipliers (e.g. grid=0x1,1x1,1x10)"
                 )
             if pair not in out:
                 out.append(pair)
         return out
-
-
-CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DiveConfig))
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """Options from a spec string arrive as int/float/bool/str: bring them to the field type."""
-    default = getattr(DiveConfig, name)
-    if name in ("hidden", "threads"):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "auto")):
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise DiveError(f"dive: {name} must be an integer or none, got {value!r}")
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise DiveError(f"dive: {name} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise DiveError(f"dive: {name} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise DiveError(f"dive: {name} must be an integer, got {value!r}")
-        return value
-    if isinstance(default, str) and not isinstance(value, str):
-        # e.g. grid=1x1 parses as a string already; a bare number would not be a valid grid
-        return str(value)
-    return value
-
-
-def make_config(**options: Any) -> DiveConfig:
-    """A `DiveConfig` from keyword options, with errors that list the valid names."""
-    unknown = sorted(set(options) - set(CONFIG_FIELDS))
-    if unknown:
-        raise DiveError(
-            f"dive: unknown option(s) {', '.join(unknown)}; valid: {', '.join(CONFIG_FIELDS)}"
-        )
-    return DiveConfig(**{name: _coerce(name, value) for name, value in options.items()})
 
 
 class Dive(Compressor):
@@ -207,12 +162,7 @@ class Dive(Compressor):
         **options: Any,
     ) -> None:
         super().__init__(dim=dim, seed=seed)
-        base = config if config is not None else DiveConfig()
-        if options:
-            merged = {**dataclasses.asdict(base), **options}
-            self.dive_config = make_config(**merged)
-        else:
-            self.dive_config = base
+        self.dive_config = build(DiveConfig, self.method, options, base=config)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), **dataclasses.asdict(self.dive_config)}

@@ -13,20 +13,45 @@ compressor in this package does; M still includes D so the full embedding stays 
 
 from __future__ import annotations
 
-import logging
-import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import numpy as np
-
-from dive.compressors._baseline_options import check_basis, check_options, shared_rules
-from dive.compressors.base import Compressor, TrainingData
-from dive.compressors.runtime import Runtime
-
-logger = logging.getLogger(__name__)
+from dive.compressors._baseline import Baseline, BaselineConfig
+from dive.compressors.options import Rule
 
 
-class MatryoshkaAdaptorUnsup(Compressor):
+@dataclass(frozen=True)
+class MatryoshkaConfig(BaselineConfig):
+    """Matryoshka-Adaptor's options (both variants; the unsupervised one ignores the last)."""
+
+    steps: int = 600  # stage 1 (unsupervised) steps
+    supervised_steps: int = 300  # stage 2 steps (supervised variant only)
+    patience: int = 200
+    eval_every: int = 50
+    neighbours: int = 10  # k of L_topk, in the original space
+    max_pool: int = 16384  # corpus rows searched for those neighbours
+    weight_pair: float = 1.0
+    weight_topk: float = 1.0
+    weight_rec: float = 1.0
+    weight_rank: float = 1.0
+
+    min_batch: ClassVar[int] = 2
+
+    def rules(self) -> list[Rule]:
+        return [
+            *super().rules(),
+            ("steps", self.steps >= 0, ">= 0"),
+            ("supervised_steps", self.supervised_steps >= 0, ">= 0"),
+            ("neighbours", self.neighbours >= 1, ">= 1"),
+            ("max_pool", self.max_pool >= 2, ">= 2"),
+            *(
+                (name, getattr(self, name) >= 0, ">= 0")
+                for name in ("weight_pair", "weight_topk", "weight_rec", "weight_rank")
+            ),
+        ]
+
+
+class MatryoshkaAdaptorUnsup(Baseline):
     """Unsupervised Matryoshka-Adaptor: pairwise, top-k and reconstruction losses on the corpus.
 
     Choices the paper leaves open (SPEC 4.2; reasons in docs/methods.md):
@@ -45,108 +70,15 @@ class MatryoshkaAdaptorUnsup(Compressor):
     """
 
     method = "matryoshka-adaptor-unsup"
-
-    def __init__(
-        self,
-        dim: int | None = None,
-        seed: int = 0,
-        *,
-        hidden: int | None = None,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        steps: int = 600,
-        supervised_steps: int = 300,
-        patience: int = 200,
-        eval_every: int = 50,
-        neighbours: int = 10,
-        basis: str = "identity",
-        weight_pair: float = 1.0,
-        weight_topk: float = 1.0,
-        weight_rec: float = 1.0,
-        weight_rank: float = 1.0,
-        negatives_per_positive: int = 10,
-        hard_fraction: float = 0.5,
-        max_pool: int = 16384,
-        threads: int = 1,
-    ) -> None:
-        super().__init__(dim=dim, seed=seed)
-        check_basis(self.method, basis)
-        check_options(
-            self.method,
-            [
-                *shared_rules(
-                    hidden=hidden,
-                    lr=lr,
-                    batch_size=batch_size,
-                    min_batch=2,
-                    patience=patience,
-                    eval_every=eval_every,
-                    negatives_per_positive=negatives_per_positive,
-                    hard_fraction=hard_fraction,
-                    threads=threads,
-                ),
-                ("steps", steps, steps >= 0, ">= 0"),
-                ("supervised_steps", supervised_steps, supervised_steps >= 0, ">= 0"),
-                ("neighbours", neighbours, neighbours >= 1, ">= 1"),
-                ("max_pool", max_pool, max_pool >= 2, ">= 2"),
-            ]
-            + [
-                (n, w, w >= 0, ">= 0")
-                for n, w in (
-                    ("weight_pair", weight_pair),
-                    ("weight_topk", weight_topk),
-                    ("weight_rec", weight_rec),
-                    ("weight_rank", weight_rank),
-                )
-            ],
-        )
-        self.hidden = hidden
-        self.lr = lr
-        self.batch_size = batch_size
-        self.steps = steps
-        self.supervised_steps = supervised_steps
-        self.patience = patience
-        self.eval_every = eval_every
-        self.neighbours = neighbours
-        self.basis = basis
-        self.weight_pair = weight_pair
-        self.weight_topk = weight_topk
-        self.weight_rec = weight_rec
-        self.weight_rank = weight_rank
-        self.negatives_per_positive = negatives_per_positive
-        self.hard_fraction = hard_fraction
-        self.max_pool = max_pool
-        self.threads = threads
+    config_class = MatryoshkaConfig
+    fit_path = "dive.compressors._matryoshka_fit:fit_matryoshka"
+    options: MatryoshkaConfig
 
     def config(self) -> dict[str, Any]:
-        return {
-            **super().config(),
-            "hidden": self.hidden,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "steps": self.steps,
-            "supervised_steps": self.supervised_steps if self.supervised else 0,
-            "patience": self.patience,
-            "eval_every": self.eval_every,
-            "neighbours": self.neighbours,
-            "basis": self.basis,
-            "weight_pair": self.weight_pair,
-            "weight_topk": self.weight_topk,
-            "weight_rec": self.weight_rec,
-            "weight_rank": self.weight_rank if self.supervised else 0.0,
-            "negatives_per_positive": self.negatives_per_positive,
-            "hard_fraction": self.hard_fraction,
-            "max_pool": self.max_pool,
-        }
-
-    def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
-        from dive.compressors._matryoshka_fit import fit_matryoshka
-
-        start = time.perf_counter()
-        runtime, diagnostics = fit_matryoshka(self, corpus, train if self.supervised else None)
-        diagnostics["train_seconds"] = round(time.perf_counter() - start, 3)
-        self.fit_info_.diagnostics.update(diagnostics)
-        return runtime
+        values = super().config()
+        if not self.supervised:  # the unsupervised variant never runs stage 2
+            values.update(supervised_steps=0, weight_rank=0.0)
+        return values
 
 
 class MatryoshkaAdaptor(MatryoshkaAdaptorUnsup):

@@ -15,17 +15,30 @@ that prefix (SPEC 4.3, our choice). Left out: the paper's other variants (e.g. n
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from dataclasses import dataclass
 
-import numpy as np
-
-from dive.compressors._baseline_options import check_basis, check_options, shared_rules
-from dive.compressors.base import Compressor, TrainingData
-from dive.compressors.runtime import Runtime
+from dive.compressors._baseline import Baseline, BaselineConfig
+from dive.compressors.options import Rule
 
 
-class SearchAdaptor(Compressor):
+@dataclass(frozen=True)
+class SearchAdaptorConfig(BaselineConfig):
+    """Search-Adaptor's options (SPEC 4.3: L_rank + 0.1 L_rec + 0.01 L_pred, patience 125)."""
+
+    steps: int = 1000
+    weight_rec: float = 0.1
+    weight_pred: float = 0.01
+
+    def rules(self) -> list[Rule]:
+        return [
+            *super().rules(),
+            ("steps", self.steps >= 0, ">= 0"),
+            ("weight_rec", self.weight_rec >= 0, ">= 0"),
+            ("weight_pred", self.weight_pred >= 0, ">= 0"),
+        ]
+
+
+class SearchAdaptor(Baseline):
     """Search-Adaptor on the prefix e^[:d].
 
     Choices the paper leaves open (reasons in docs/methods.md): hidden width r = D; the query
@@ -41,80 +54,6 @@ class SearchAdaptor(Compressor):
 
     method = "search-adaptor"
     supervised = True
-
-    def __init__(
-        self,
-        dim: int | None = None,
-        seed: int = 0,
-        *,
-        hidden: int | None = None,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        steps: int = 1000,
-        patience: int = 125,
-        eval_every: int = 25,
-        weight_rec: float = 0.1,
-        weight_pred: float = 0.01,
-        negatives_per_positive: int = 10,
-        hard_fraction: float = 0.5,
-        basis: str = "identity",
-        threads: int = 1,
-    ) -> None:
-        super().__init__(dim=dim, seed=seed)
-        check_basis(self.method, basis)
-        check_options(
-            self.method,
-            [
-                *shared_rules(
-                    hidden=hidden,
-                    lr=lr,
-                    batch_size=batch_size,
-                    min_batch=1,
-                    patience=patience,
-                    eval_every=eval_every,
-                    negatives_per_positive=negatives_per_positive,
-                    hard_fraction=hard_fraction,
-                    threads=threads,
-                ),
-                ("steps", steps, steps >= 0, ">= 0"),
-                ("weight_rec", weight_rec, weight_rec >= 0, ">= 0"),
-                ("weight_pred", weight_pred, weight_pred >= 0, ">= 0"),
-            ],
-        )
-        self.hidden = hidden
-        self.lr = lr
-        self.batch_size = batch_size
-        self.steps = steps
-        self.patience = patience
-        self.eval_every = eval_every
-        self.weight_rec = weight_rec
-        self.weight_pred = weight_pred
-        self.negatives_per_positive = negatives_per_positive
-        self.hard_fraction = hard_fraction
-        self.basis = basis
-        self.threads = threads
-
-    def config(self) -> dict[str, Any]:
-        return {
-            **super().config(),
-            "hidden": self.hidden,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "steps": self.steps,
-            "patience": self.patience,
-            "eval_every": self.eval_every,
-            "weight_rec": self.weight_rec,
-            "weight_pred": self.weight_pred,
-            "negatives_per_positive": self.negatives_per_positive,
-            "hard_fraction": self.hard_fraction,
-            "basis": self.basis,
-        }
-
-    def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
-        from dive.compressors._search_adaptor_fit import fit_search_adaptor
-
-        start = time.perf_counter()
-        runtime, diagnostics = fit_search_adaptor(self, corpus, train)
-        diagnostics["train_seconds"] = round(time.perf_counter() - start, 3)
-        self.fit_info_.diagnostics.update(diagnostics)
-        return runtime
+    config_class = SearchAdaptorConfig
+    fit_path = "dive.compressors._search_adaptor_fit:fit_search_adaptor"
+    options: SearchAdaptorConfig

@@ -16,14 +16,11 @@ embeddings here are frozen, as for every method in this package).
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-import numpy as np
-
-from dive.compressors._baseline_options import check_basis, check_options, shared_rules
-from dive.compressors.base import Compressor, TrainingData
-from dive.compressors.runtime import Runtime
+from dive.compressors._baseline import Baseline, BaselineConfig
+from dive.compressors.options import Rule
 
 
 def stage_dims(input_dim: int, dim: int) -> list[int]:
@@ -38,7 +35,34 @@ def stage_dims(input_dim: int, dim: int) -> list[int]:
     return dims
 
 
-class SMEC(Compressor):
+@dataclass(frozen=True)
+class SMECConfig(BaselineConfig):
+    """SMEC's options (SPEC 4.4)."""
+
+    stage_steps: int = 300  # steps per halving stage
+    patience: int = 100
+    memory_size: int = 2048  # S-XBM FIFO size (items)
+    memory_neighbours: int = 10  # S-XBM top-k per item
+    weight_xbm: float = 1.0
+    weight_rank: float = 1.0
+    tau: float = 1.0  # Gumbel-softmax temperature of ADS
+    stage_linear: bool = True  # a linear reduction layer per later stage (False: selection only)
+
+    min_batch: ClassVar[int] = 2
+
+    def rules(self) -> list[Rule]:
+        return [
+            *super().rules(),
+            ("stage_steps", self.stage_steps >= 0, ">= 0"),
+            ("memory_size", self.memory_size >= 2, ">= 2"),
+            ("memory_neighbours", self.memory_neighbours >= 1, ">= 1"),
+            ("weight_xbm", self.weight_xbm >= 0, ">= 0"),
+            ("weight_rank", self.weight_rank >= 0, ">= 0"),
+            ("tau", self.tau > 0, "> 0"),
+        ]
+
+
+class SMEC(Baseline):
     """SMEC: sequential halving stages, ADS dimension selection, S-XBM memory loss.
 
     Choices the paper leaves open (reasons in docs/methods.md): a residual ReLU adapter (r = D)
@@ -55,96 +79,6 @@ class SMEC(Compressor):
 
     method = "smec"
     supervised = True
-
-    def __init__(
-        self,
-        dim: int | None = None,
-        seed: int = 0,
-        *,
-        hidden: int | None = None,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        stage_steps: int = 300,
-        patience: int = 100,
-        eval_every: int = 25,
-        memory_size: int = 2048,
-        memory_neighbours: int = 10,
-        weight_xbm: float = 1.0,
-        weight_rank: float = 1.0,
-        tau: float = 1.0,
-        stage_linear: bool = True,
-        negatives_per_positive: int = 10,
-        hard_fraction: float = 0.5,
-        basis: str = "identity",
-        threads: int = 1,
-    ) -> None:
-        super().__init__(dim=dim, seed=seed)
-        check_basis(self.method, basis)
-        check_options(
-            self.method,
-            [
-                *shared_rules(
-                    hidden=hidden,
-                    lr=lr,
-                    batch_size=batch_size,
-                    min_batch=2,
-                    patience=patience,
-                    eval_every=eval_every,
-                    negatives_per_positive=negatives_per_positive,
-                    hard_fraction=hard_fraction,
-                    threads=threads,
-                ),
-                ("stage_steps", stage_steps, stage_steps >= 0, ">= 0"),
-                ("memory_size", memory_size, memory_size >= 2, ">= 2"),
-                ("memory_neighbours", memory_neighbours, memory_neighbours >= 1, ">= 1"),
-                ("weight_xbm", weight_xbm, weight_xbm >= 0, ">= 0"),
-                ("weight_rank", weight_rank, weight_rank >= 0, ">= 0"),
-                ("tau", tau, tau > 0, "> 0"),
-                ("stage_linear", stage_linear, isinstance(stage_linear, bool), "true or false"),
-            ],
-        )
-        self.hidden = hidden
-        self.lr = lr
-        self.batch_size = batch_size
-        self.stage_steps = stage_steps
-        self.patience = patience
-        self.eval_every = eval_every
-        self.memory_size = memory_size
-        self.memory_neighbours = memory_neighbours
-        self.weight_xbm = weight_xbm
-        self.weight_rank = weight_rank
-        self.tau = tau
-        self.stage_linear = stage_linear
-        self.negatives_per_positive = negatives_per_positive
-        self.hard_fraction = hard_fraction
-        self.basis = basis
-        self.threads = threads
-
-    def config(self) -> dict[str, Any]:
-        return {
-            **super().config(),
-            "hidden": self.hidden,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "stage_steps": self.stage_steps,
-            "patience": self.patience,
-            "eval_every": self.eval_every,
-            "memory_size": self.memory_size,
-            "memory_neighbours": self.memory_neighbours,
-            "weight_xbm": self.weight_xbm,
-            "weight_rank": self.weight_rank,
-            "tau": self.tau,
-            "stage_linear": self.stage_linear,
-            "negatives_per_positive": self.negatives_per_positive,
-            "hard_fraction": self.hard_fraction,
-            "basis": self.basis,
-        }
-
-    def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
-        from dive.compressors._smec_fit import fit_smec
-
-        start = time.perf_counter()
-        runtime, diagnostics = fit_smec(self, corpus, train)
-        diagnostics["train_seconds"] = round(time.perf_counter() - start, 3)
-        self.fit_info_.diagnostics.update(diagnostics)
-        return runtime
+    config_class = SMECConfig
+    fit_path = "dive.compressors._smec_fit:fit_smec"
+    options: SMECConfig

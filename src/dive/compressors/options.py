@@ -1,0 +1,68 @@
+"""Method options as frozen dataclasses, built from keyword options or spec strings.
+
+Options from a spec string (`smec:stage_steps=100`) arrive as int/float/bool/str. `build`
+brings each to its field's type (a float field takes an int, an `int | None` field takes
+"none"), rejects unknown names with the list of valid ones, and lets the dataclass's own
+`__post_init__` checks run; every error is one `DiveError` that starts with the method's
+name, e.g. `smec: stage_steps must be >= 0, got -1`. Torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from dive.errors import DiveError
+
+__all__ = ["Rule", "build", "check"]
+
+T = TypeVar("T")
+Rule = tuple[str, bool, str]  # (option name, whether its value is valid, the valid values)
+
+
+def check(config: object, rules: Iterable[Rule]) -> None:
+    """Raise `DiveError("<name> must be <rule>, got <value>")` for the first failed rule."""
+    for name, ok, rule in rules:
+        if not ok:
+            raise DiveError(f"{name} must be {rule}, got {getattr(config, name)!r}")
+
+
+def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
+    name, default = field.name, field.default
+    if "None" in str(field.type) and (
+        value is None or (isinstance(value, str) and value.lower() in ("none", "auto"))
+    ):
+        return None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise DiveError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise DiveError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, int) or "int" in str(field.type):
+        if isinstance(value, bool) or not isinstance(value, int):
+            kind = "an integer or none" if "None" in str(field.type) else "an integer"
+            raise DiveError(f"{name} must be {kind}, got {value!r}")
+        return value
+    if isinstance(default, str) and not isinstance(value, str):
+        return str(value)  # e.g. a bare number where a string is expected: the checks judge
+    return value
+
+
+def build(cls: type[T], method: str, options: Mapping[str, Any], base: T | None = None) -> T:
+    """`cls` from `base` (default: `cls()`) with `options` replaced, or a `DiveError`."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise DiveError(
+            f"{method}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(fields)}"
+        )
+    try:
+        values = {name: _coerce(fields[name], value) for name, value in options.items()}
+        start = base if base is not None else cls()
+        return dataclasses.replace(start, **values)  # type: ignore[type-var]
+    except DiveError as exc:
+        raise DiveError(f"{method}: {exc}") from None

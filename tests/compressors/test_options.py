@@ -1,0 +1,87 @@
+"""Baseline options: frozen configs built from keywords or spec strings, one clear error each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dive.compressors._baseline import BaselineConfig
+from dive.compressors.matryoshka_adaptor import MatryoshkaConfig
+from dive.compressors.options import build
+from dive.compressors.registry import REGISTRY, make_compressor
+from dive.compressors.search_adaptor import SearchAdaptorConfig
+from dive.compressors.smec import SMEC, SMECConfig
+from dive.errors import DiveError
+
+BASELINES = ["matryoshka-adaptor-unsup", "matryoshka-adaptor", "search-adaptor", "smec"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("matryoshka-adaptor-unsup:steps=-1", r"^matryoshka-adaptor-unsup: steps must be >= 0"),
+        ("matryoshka-adaptor:batch_size=1", r"^matryoshka-adaptor: batch_size must be >= 2"),
+        ("matryoshka-adaptor:weight_topk=-0.5", "weight_topk must be >= 0, got -0.5"),
+        ("search-adaptor:hard_fraction=2", r"hard_fraction must be in \[0, 1\], got 2.0"),
+        ("search-adaptor:lr=fast", "lr must be a number, got 'fast'"),
+        ("smec:tau=0", "tau must be > 0"),
+        ("smec:stage_linear=1", "stage_linear must be true or false"),
+        ("smec:memory_size=true", "memory_size must be an integer"),
+        ("smec:basis=svd", "basis must be one of identity, pca, got 'svd'"),
+        ("smec:hidden=wide", "hidden must be an integer or none"),
+    ],
+)
+def test_bad_values_name_the_method_the_option_and_the_rule(spec: str, match: str) -> None:
+    with pytest.raises(DiveError, match=match):
+        make_compressor(spec, 4)
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_unknown_options_list_the_valid_ones(method: str) -> None:
+    with pytest.raises(DiveError, match=rf"^{method}: unknown option\(s\) nope; valid: hidden, lr"):
+        make_compressor(f"{method}:nope=1", 4)
+
+
+def test_spec_values_are_brought_to_the_field_types() -> None:
+    model = make_compressor("smec:lr=1:hidden=none:stage_steps=7:stage_linear=false", 4)
+    assert isinstance(model, SMEC)
+    assert model.options.lr == 1.0 and isinstance(model.options.lr, float)
+    assert model.options.hidden is None and model.options.stage_steps == 7
+    assert model.options.stage_linear is False
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_config_round_trips_through_json(method: str) -> None:
+    model = REGISTRY[method](dim=8, seed=2, hidden=32, lr=0.002, basis="pca")
+    rebuilt = REGISTRY[method](**json.loads(json.dumps(model.config())))
+    assert rebuilt.config() == model.config()
+    assert "threads" not in model.config()
+
+
+def test_a_whole_config_can_be_passed_and_options_override_it() -> None:
+    base = SMECConfig(stage_steps=5, tau=0.5)
+    model = SMEC(4, config=base, tau=2.0)
+    assert model.options == SMECConfig(stage_steps=5, tau=2.0)
+
+
+def test_unsupervised_matryoshka_records_no_stage_two() -> None:
+    config = make_compressor("matryoshka-adaptor-unsup:supervised_steps=50", 4).config()
+    assert config["supervised_steps"] == 0 and config["weight_rank"] == 0.0
+    assert make_compressor("matryoshka-adaptor", 4).config()["supervised_steps"] == 300
+
+
+@pytest.mark.parametrize(
+    ("cls", "defaults"),
+    [
+        (MatryoshkaConfig, {"steps": 600, "supervised_steps": 300, "patience": 200}),
+        (SearchAdaptorConfig, {"steps": 1000, "patience": 125, "weight_rec": 0.1}),
+        (SMECConfig, {"stage_steps": 300, "patience": 100, "memory_size": 2048}),
+    ],
+)
+def test_each_method_keeps_its_documented_defaults(
+    cls: type[BaselineConfig], defaults: dict[str, Any]
+) -> None:
+    config = build(cls, "m", {})
+    assert {name: getattr(config, name) for name in defaults} == defaults
