@@ -64,8 +64,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="best of this many timings")
     p.add_argument("--methods", default=None,
                    help="comma-separated registry names (default: every registered method)")
-    p.add_argument("--labels", type=int, default=64,
-                   help="labelled train queries for supervised fits")
+    p.add_argument("--labels", default="64",
+                   help="labelled train queries for supervised fits (a number or 'all')")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--model", default=DEFAULT_MODEL, help="embeddings subfolder (model name)")
     p.add_argument("--embeddings", default=None, help="SciFact embeddings folder")
@@ -157,7 +157,7 @@ def fit_all(
 
     Each fit's time is the best of up to `repeats` fits, stopping once they have taken
     `FIT_REPEAT_BUDGET_S` in total."""
-    from dive.compressors.registry import REGISTRY, make_compressor
+    from dive.compressors.registry import make_compressor
     from dive.evaluate.protocol import FULL_DIM_METHODS
 
     full = emb.dim
@@ -180,7 +180,7 @@ def fit_all(
             seconds = min(times)
             fitted[(method, dim)] = compressor
             cells.append(f"{seconds:.3f}" + (f" (d={full})" if full_only else ""))
-        label = method + (" (supervised)" if REGISTRY[method].supervised else "")
+        label = method + (" (supervised)" if compressor.supervised else "")
         rows.append([label, *cells])
         print(f"fitted {method}", file=sys.stderr)
     return fitted, rows
@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from dive.compressors.registry import REGISTRY
     from dive.data.beir import load_beir
-    from dive.data.splits import make_split
+    from dive.data.splits import make_split, parse_budget
     from dive.embed import get_embeddings
     from dive.evaluate.protocol import training_data
     from dive.report.summary import method_order
@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     full = emb.dim
     dims = [full // r for r in args.ratios]
     methods = method_order(args.methods.split(",") if args.methods else REGISTRY)
-    train = training_data(make_split(dataset, args.labels, 0), emb)
+    train = training_data(make_split(dataset, parse_budget(args.labels), 0), emb)
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dive.report.markdown import metric_table, render_report, signed
-from dive.report.summary import dim_ratios, summarize
+from dive.report.markdown import cost_table, metric_table, render_report, signed
+from dive.report.summary import dim_ratios, summarize, summarize_cost
 
 
 def rows_of(table: str) -> dict[str, list[str]]:
@@ -120,3 +120,27 @@ def test_budgets_sort_numerically_with_all_last(make_record) -> None:
     text = render_report(records)
     found = [text.index(f"### scifact, {b} labelled queries") for b in ("16", "64", "256", "all")]
     assert found == sorted(found)
+
+
+def test_cost_table_shows_mean_and_max_fit_seconds_and_the_parameter_range(make_record) -> None:
+    records = [
+        make_record(method="dive", dim=192, budget="16", fit_seconds=2.0, n_params=220_000),
+        make_record(method="dive", dim=96, budget="16", fit_seconds=4.0, n_params=184_000),
+        make_record(method="dive", dim=96, budget="all", fit_seconds=9.0, n_params=184_000),
+        make_record(method="pca", dim=96, budget="16", fit_seconds=0.05, n_params=36_864),
+    ]
+    table = cost_table(summarize_cost(records))
+    assert table.splitlines()[0] == (
+        "| method | 16 labelled queries | all labelled queries | parameters |"
+    )
+    rows = rows_of(table)
+    assert rows["dive"] == ["3.0 (4.0)", "9.0 (9.0)", "184k–220k"]
+    assert rows["pca"] == ["0.1 (0.1)", "-", "37k"]
+    assert list(rows) == ["pca", "dive"]
+
+
+def test_report_has_a_cost_section_per_dataset(make_record) -> None:
+    records = [make_record(dataset=ds, method="pca") for ds in ("scifact", "nfcorpus")]
+    text = render_report(records)
+    assert "### scifact: fit seconds and parameters" in text
+    assert "### nfcorpus: fit seconds and parameters" in text

@@ -18,6 +18,7 @@ from typing import Any
 from dive.report.keep import KeepResult, smallest_dims_keeping
 from dive.report.summary import (
     Cell,
+    CostCell,
     budget_order,
     budget_title,
     dim_ratios,
@@ -26,6 +27,7 @@ from dive.report.summary import (
     method_order,
     metric_title,
     summarize,
+    summarize_cost,
 )
 
 TABLE_METRICS = ("ndcg@10", "recall@100")
@@ -128,6 +130,32 @@ def keep_table(
     return "\n".join(lines)
 
 
+def _thousands(n: int) -> str:
+    return f"{n / 1000:.0f}k" if n >= 10_000 else str(n)
+
+
+def cost_table(cells: Sequence[CostCell]) -> str:
+    """Methods x budgets: mean fit seconds (max), then the parameter count over dims."""
+    if not cells:
+        return ""
+    budgets = sorted({c.budget for c in cells}, key=budget_order)
+    lookup = {(c.method, c.budget): c for c in cells}
+    lines = [
+        "| method | " + " | ".join(budget_title(b) for b in budgets) + " | parameters |",
+        "|" + "|".join([":---", *(["---:"] * (len(budgets) + 1))]) + "|",
+    ]
+    for method in method_order(c.method for c in cells):
+        row = [_escape(method)]
+        for budget in budgets:
+            c = lookup.get((method, budget))
+            row.append(MISSING if c is None else f"{c.mean_seconds:.1f} ({c.max_seconds:.1f})")
+        mine = [c for c in cells if c.method == method]
+        low, high = min(c.min_params for c in mine), max(c.max_params for c in mine)
+        row.append(_thousands(low) if low == high else f"{_thousands(low)}–{_thousands(high)}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def percent(keep: float) -> str:
     """0.99 -> '99%', 0.995 -> '99.5%'."""
     return f"{keep * 100:g}%"
@@ -145,6 +173,7 @@ def render_report(
     ratios = dim_ratios(records)
     by_metric = {metric: summarize(records, metric) for metric in TABLE_METRICS}
     keep_results = smallest_dims_keeping(records, keep)
+    cost = summarize_cost(records)
     datasets = sorted({str(r["dataset"]) for r in records})
     models = sorted({str(r["model"]) for r in records})
     seeds = sorted({int(r["seed"]) for r in records})
@@ -193,6 +222,14 @@ def render_report(
             )
         else:
             parts.append("No frozen run on this dataset, so no reference to keep.")
+        parts.append(
+            f"### {dataset}: fit seconds and parameters\n\n"
+            "Mean fit seconds over dimensions and seeds (the slowest fit in parentheses), as "
+            "each run recorded them: the grid shares its cores with other runs, so these are "
+            "upper bounds (`benchmarks/speed.py` times fits alone). Parameters: those of the "
+            "fitted runtime, over the dimensions run.\n\n"
+            + cost_table([c for c in cost if c.dataset == dataset])
+        )
     return "\n\n".join(parts) + "\n"
 
 

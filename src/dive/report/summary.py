@@ -57,6 +57,41 @@ def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> 
     ]
 
 
+@dataclass(frozen=True)
+class CostCell:
+    """One method's fits on one (dataset, budget): seconds over dims and seeds, parameters."""
+
+    dataset: str
+    budget: str
+    method: str
+    mean_seconds: float
+    max_seconds: float
+    n_fits: int
+    min_params: int
+    max_params: int
+
+
+def summarize_cost(records: Iterable[Mapping[str, Any]]) -> list[CostCell]:
+    """Fit seconds (mean, max) and parameter counts per (dataset, budget, method)."""
+    groups: dict[tuple[str, str, str], list[tuple[float, int]]] = defaultdict(list)
+    for r in records:
+        key = (str(r["dataset"]), str(r["budget"]), str(r["method"]))
+        groups[key].append((float(r["fit_seconds"]), int(r.get("n_params", 0))))
+    return [
+        CostCell(
+            ds,
+            budget,
+            method,
+            float(np.mean([s for s, _ in v])),
+            max(s for s, _ in v),
+            len(v),
+            min(p for _, p in v),
+            max(p for _, p in v),
+        )
+        for (ds, budget, method), v in sorted(groups.items())
+    ]
+
+
 def budget_order(budget: str) -> tuple[int, int, str]:
     """Sort key: numeric budgets ascending, then 'all', then anything else by name."""
     if budget == "all":
