@@ -218,6 +218,36 @@ def test_selection_runs_every_grid_arm_and_records_the_winner(problem: dict[str,
     json.dumps(diag)  # the results record stores it
 
 
+def test_grid_entries_may_name_their_triplet_loss() -> None:
+    cfg = DiveConfig(lr=1e-4, triplet_weight=2.0, grid="0x1,1x10,1x10@softplus,1x10@hinge")
+    assert cfg.arms() == [
+        (0.0, 1e-4, "hinge"),
+        (2.0, 1e-3, "hinge"),
+        (2.0, 1e-3, "softplus"),
+    ]
+    assert DiveConfig(loss="softplus", grid="1x1,1x1@hinge").arms() == [
+        (1.0, 1e-4, "softplus"),
+        (1.0, 1e-4, "hinge"),
+    ]
+
+
+def test_a_softplus_arm_trains_with_softplus(problem: dict[str, Any]) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 20, "select_min_queries": 10, "start": "uncentered"}
+    fits = {
+        grid: Dive(4, seed=0, grid=grid, **options).fit(problem["corpus"], data)
+        for grid in ("1x1@hinge", "1x1@softplus")
+    }
+    hinge, soft = (fits[g].fit_info_.diagnostics["arms"][0] for g in ("1x1@hinge", "1x1@softplus"))
+    assert (hinge["loss"], soft["loss"]) == ("hinge", "softplus")
+    # softplus never reaches zero: its logged triplet loss stays above the hinge's
+    assert soft["log"][-1]["triplet"] > hinge["log"][-1]["triplet"]
+    assert not np.array_equal(
+        fits["1x1@hinge"].transform(problem["corpus"]),
+        fits["1x1@softplus"].transform(problem["corpus"]),
+    )
+
+
 def test_no_arm_keeps_a_checkpoint_worse_than_the_start(problem: dict[str, Any]) -> None:
     # validation labels that disagree with the training labels: training hurts on validation,
     # and the gate must fall back to checkpoint 0 rather than keep a worse state
@@ -273,7 +303,7 @@ def test_spec_options_are_typed_and_recorded() -> None:
     cfg = model.dive_config
     assert (cfg.heads, cfg.ntxent_weight, cfg.lr, cfg.hidden) == (1, 0.0, 1e-3, None)
     assert isinstance(cfg.ntxent_weight, float)
-    assert cfg.arms() == [(0.0, 1e-3)]
+    assert cfg.arms() == [(0.0, 1e-3, "hinge")]
     config = model.config()
     assert config["heads"] == 1 and config["dim"] == 96
     json.dumps(config)
@@ -293,6 +323,7 @@ def test_spec_options_are_typed_and_recorded() -> None:
         ({"lr": "fast"}, "lr must be a number"),
         ({"select": 1}, "select must be true or false"),
         ({"grid": "1:1"}, "grid entry"),
+        ({"grid": "1x1@l2"}, "grid entry '1x1@l2'.*'@hinge' or '@softplus'"),
         ({"hard_negatives": 0, "random_negatives": 0}, "hard_negatives \\+ random_negatives"),
     ],
 )

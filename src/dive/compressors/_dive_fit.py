@@ -197,7 +197,7 @@ class _Fit:
 
 
 class _Arm:
-    """One training run (a triplet weight and a learning rate) that can be resumed.
+    """One training run (a triplet weight, a learning rate, a triplet loss) that can be resumed.
 
     `advance(until)` trains up to step `until`. With validation, a gate keeps the best
     checkpoint, checkpoint 0 being the start. Hard-negative pools are refreshed from the
@@ -210,13 +210,14 @@ class _Arm:
         net: DiveNet,
         triplet_weight: float,
         lr: float,
+        loss: str,
         start_score: float | None,
         start_corpus_z: np.ndarray,
         rng: np.random.Generator,
     ) -> None:
         cfg = fit.config
         self.fit, self.net, self.rng = fit, net, rng
-        self.triplet_weight, self.lr = triplet_weight, lr
+        self.triplet_weight, self.lr, self.loss = triplet_weight, lr, loss
         gate = ValidationGate(every=cfg.eval_every, patience=cfg.patience, prefer_later=True)
         if start_score is not None:
             gate.offer(0, start_score, lambda: _state(net))
@@ -275,7 +276,7 @@ class _Arm:
             b = len(queries)
             zq, zp = z[batch : batch + b], z[batch + b : batch + 2 * b]
             zn = z[batch + 2 * b :].reshape(b, negatives.shape[1], -1)
-            tri = hinge_triplet_loss(zq, zp, zn, cfg.margin, soft=cfg.loss == "softplus")
+            tri = hinge_triplet_loss(zq, zp, zn, cfg.margin, soft=self.loss == "softplus")
             # With fewer labelled queries than a batch, every step sees all of them and a
             # mean would give each a bigger share than in a full batch; scaling by
             # b / query_batch keeps one query's pull per step the same at any budget.
@@ -318,6 +319,7 @@ class _Arm:
         return {
             "triplet_weight": self.triplet_weight,
             "lr": self.lr,
+            "loss": self.loss,
             "steps_run": self.loop.step,
             "best_step": best.step if best else None,
             "best_validation_ndcg@10": round(best.score, 6) if best else None,
@@ -381,22 +383,23 @@ def _fit(
         diag["start_validation_ndcg@10"] = {k: round(v, 6) for k, v in start_scores.items()}
 
     if fit.train is None:
-        grid = [(0.0, config.lr)]
+        grid = [(0.0, config.lr, config.loss)]
     elif selecting:
         grid = config.arms()
     else:
-        grid = [(config.triplet_weight, config.lr)]
+        grid = [(config.triplet_weight, config.lr, config.loss)]
     arms = [
         _Arm(
             fit,
             fit.new_net(heads, centers[start]),
             tri,
             lr,
+            loss,
             start_scores.get(start),
             start_z[start],
             np.random.default_rng([seed, i]),
         )
-        for i, (tri, lr) in enumerate(grid)
+        for i, (tri, lr, loss) in enumerate(grid)
     ]
     if len(arms) > 1:
         for arm in arms:
@@ -423,6 +426,7 @@ def _fit(
         "arm": winner,
         "triplet_weight": arms[winner].triplet_weight,
         "lr": arms[winner].lr,
+        "loss": arms[winner].loss,
         "step": step,
         "validation_ndcg@10": score,
     }

@@ -17,8 +17,11 @@ How a fit uses its labels (all our choices, tuned on validation and dev queries 
 - a validation set smaller than `select_min_queries`: the configured weights, gated (the
   best validation checkpoint wins, checkpoint 0 = the uncentred PCA start);
 - otherwise: the start (mu = 0 or the corpus mean) is picked on validation, then the grid
-  arms (triplet weight x learning rate) race: each trains `race_steps` steps, the leader
-  trains on to `steps`, and the best checkpoint of any arm wins.
+  arms (triplet weight x learning rate, optionally the triplet loss) race: each trains
+  `race_steps` steps, the leader trains on to `steps`, and the best checkpoint of any arm
+  wins. The default grid adds one softplus arm to the hinge ones: with hundreds of labels
+  the self-limiting hinge stops learning too early (docs/methods.md), and validation picks
+  the softplus arm only when it scores higher.
 The triplet term is scaled by b / query_batch when fewer than a batch of labelled queries
 exist, so each query pulls as hard as in a full batch rather than harder.
 
@@ -34,7 +37,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
@@ -86,7 +89,7 @@ class DiveConfig:
     select: bool = True  # pick the start and the grid arm on validation
     select_min_queries: int = 20  # validation queries needed to select (else the defaults)
     race_steps: int = 100  # when selecting, every arm trains this long; the leader goes on
-    grid: str = "0x1,1x1,1x10"  # arms "triplet multiplier x lr multiplier", comma-separated
+    grid: str = "0x1,1x1,1x10,1x10@softplus"  # arms "TRIPLETxLR[@loss]", comma-separated
     threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
 
     def __post_init__(self) -> None:
@@ -125,21 +128,29 @@ class DiveConfig:
             raise DiveError("hard_negatives + random_negatives must be >= 1")
         self.arms()  # validates the grid string
 
-    def arms(self) -> list[tuple[float, float]]:
-        """The selection grid as (triplet weight, lr) pairs, duplicates removed, in order."""
-        out: list[tuple[float, float]] = []
+    def arms(self) -> list[tuple[float, float, TripletLoss]]:
+        """The selection grid as (triplet weight, lr, triplet loss), duplicates removed, in order.
+
+        An entry is "TRIPLETxLR" multipliers of `triplet_weight` and `lr`, with the configured
+        `loss`, or "TRIPLETxLR@softplus" / "@hinge" for an arm with that triplet loss.
+        """
+        out: list[tuple[float, float, TripletLoss]] = []
         for part in self.grid.split(","):
-            tri, sep, lr = part.strip().lower().partition("x")
+            factors, _, loss = part.strip().lower().partition("@")
+            tri, sep, lr = factors.partition("x")
             try:
                 pair = (float(tri) * self.triplet_weight, float(lr) * self.lr)
             except ValueError:
                 pair = (-1.0, -1.0)
-            if not sep or pair[0] < 0 or pair[1] <= 0:
+            loss = loss or self.loss
+            if not sep or pair[0] < 0 or pair[1] <= 0 or loss not in get_args(TripletLoss):
                 raise DiveError(
-                    f"grid entry {part!r} is not 'TRIPLETxLR' multipliers (e.g. grid=0x1,1x1,1x10)"
+                    f"grid entry {part!r} is not 'TRIPLETxLR' multipliers, optionally "
+                    f"'@hinge' or '@softplus' (e.g. grid=0x1,1x1,1x10,1x10@softplus)"
                 )
-            if pair not in out:
-                out.append(pair)
+            arm = (*pair, cast(TripletLoss, loss))
+            if arm not in out:
+                out.append(arm)
         return out
 
 
