@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptorUnsup
 
 
-
 def fit_matryoshka(
     model: MatryoshkaAdaptorUnsup,
     corpus: np.ndarray,

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from dive.compressors.search_adaptor import SearchAdaptor
 
 
-
 def fit_search_adaptor(
     model: SearchAdaptor,
     corpus: np.ndarray,

@@ -106,7 +106,6 @@ class SMECNet(nn.Module):
         return params
 
 
-
 def fit_smec(
     model: SMEC, corpus: np.ndarray, train: TrainingData | None, rng: np.random.Generator
 ) -> tuple[Runtime, dict[str, Any]]:
