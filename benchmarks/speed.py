@@ -1,6 +1,7 @@
 """Speed benchmark: fit time, compression throughput and exact-search speed, on CPU.
 
     python benchmarks/speed.py [--ratios 2,4,8,16] [--rows 200000] [--repeats 3] [--out FILE]
+    python benchmarks/speed.py --fits-only --labels all --methods smec,matryoshka-adaptor
 
 Three tables, all measured in one run on this machine (2 BLAS/torch threads, the project's
 reference CPU budget):
@@ -70,6 +71,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=DEFAULT_MODEL, help="embeddings subfolder (model name)")
     p.add_argument("--embeddings", default=None, help="SciFact embeddings folder")
     p.add_argument("--data", default=None, help="SciFact BEIR folder")
+    p.add_argument("--fits-only", action="store_true",
+                   help="time the fits only (skip the throughput and search tables)")
     p.add_argument("--out", default=None, help="also write the Markdown tables here")
     return p.parse_args(argv)
 
@@ -275,9 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Untimed: the first LAPACK/BLAS calls of a process pay one-off set-up costs.
     np.linalg.eigh(emb.corpus[:512].T @ emb.corpus[:512])
     fitted, fit_rows = fit_all(methods, dims, emb, train, args.repeats)
-    thr_rows, ratios = throughput(fitted, args.rows, full, args.repeats)
-    queries = emb.queries
-    search_rows = search_speed(fitted, queries, emb.corpus, dims, args.repeats)
+    if not args.fits_only:
+        thr_rows, ratios = throughput(fitted, args.rows, full, args.repeats)
+        search_rows = search_speed(fitted, emb.queries, emb.corpus, dims, args.repeats)
 
     n_val = len(train.validation) if train.validation else 0
     parts = [
@@ -293,19 +296,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({len(train.train)} train + {n_val} validation), seed 0; best of up to "
         f"{args.repeats} fits (fewer once they pass {FIT_REPEAT_BUDGET_S:g} s).\n\n"
         + table(["method", *(f"d={d} ({full // d}×)" for d in dims)], fit_rows),
-        f"## Compression throughput\n\n{args.rows} random unit vectors x {full}, float32. "
-        "`transform` is the fitted compressor's numpy runtime (input checks, batching, "
-        "adapter, centring, projection, L2 normalisation); GEMM is plain numpy `X @ W.T` "
-        "with the runtime's weight shapes on the same input.\n\n"
-        + table(["method", "d", "weights", "transform vectors/s", "GEMM vectors/s",
-                 "transform / GEMM"], thr_rows),
-        f"## Exact search\n\n`top_k`, k=100: all {len(queries)} {DATASET} queries over "
-        f"{emb.corpus.shape[0]} documents.\n\n"
-        + table(["d", "ratio", "top_k queries/s", "speed-up vs D", "scores only (Q @ C.T) "
-                 "queries/s", "speed-up vs D"], search_rows),
     ]
-    if ratios:
-        parts.append(f"Lowest transform / GEMM ratio: {min(ratios):.2f} (target >= 0.5).")
+    if not args.fits_only:
+        parts += [
+            f"## Compression throughput\n\n{args.rows} random unit vectors x {full}, "
+            "float32. `transform` is the fitted compressor's numpy runtime (input checks, "
+            "batching, adapter, centring, projection, L2 normalisation); GEMM is plain numpy "
+            "`X @ W.T` with the runtime's weight shapes on the same input.\n\n"
+            + table(["method", "d", "weights", "transform vectors/s", "GEMM vectors/s",
+                     "transform / GEMM"], thr_rows),
+            f"## Exact search\n\n`top_k`, k=100: all {len(emb.queries)} {DATASET} queries "
+            f"over {emb.corpus.shape[0]} documents.\n\n"
+            + table(["d", "ratio", "top_k queries/s", "speed-up vs D", "scores only "
+                     "(Q @ C.T) queries/s", "speed-up vs D"], search_rows),
+        ]
+        if ratios:
+            parts.append(f"Lowest transform / GEMM ratio: {min(ratios):.2f} (target >= 0.5).")
     text = "\n\n".join(parts) + "\n"
     print(text)
     if args.out:
