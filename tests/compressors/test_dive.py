@@ -208,10 +208,11 @@ def test_selection_runs_every_grid_arm_and_records_the_winner(problem: dict[str,
     diag = model.fit_info_.diagnostics
     assert diag["mode"] == "select"
     assert set(diag["start_validation_ndcg@10"]) == {"uncentered", "centered"}
-    assert [(a["triplet_weight"], a["lr"]) for a in diag["arms"]] == [
-        (0.0, 3e-3),
-        (1.0, 3e-3),
-        (1.0, 3e-2),
+    assert [(a["triplet_weight"], a["lr"], a["loss"]) for a in diag["arms"]] == [
+        (0.0, 3e-3, "hinge"),
+        (1.0, 3e-3, "hinge"),
+        (1.0, 3e-2, "hinge"),
+        (1.0, 3e-2, "softplus"),
     ]
     best = max(a["best_validation_ndcg@10"] for a in diag["arms"])
     assert diag["selected"]["validation_ndcg@10"] == best
