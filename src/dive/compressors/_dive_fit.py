@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dive.compressors.base import LabelledQueries, TrainingData
-from dive.compressors.dive import DiveConfig
+from dive.compressors.dive import DiveConfig, TripletLoss
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError
@@ -210,7 +210,7 @@ class _Arm:
         net: DiveNet,
         triplet_weight: float,
         lr: float,
-        loss: str,
+        loss: TripletLoss,
         start_score: float | None,
         start_corpus_z: np.ndarray,
         rng: np.random.Generator,
