@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
+
+from dive.arrays import l2_normalize
+from dive.compressors import LabelledQueries, TrainingData
 
 
 @pytest.fixture()
@@ -13,3 +18,20 @@ def corpus() -> np.ndarray:
     basis, _ = np.linalg.qr(rng.standard_normal((16, 16)))
     x = (rng.standard_normal((200, 16)) * np.linspace(3, 0.2, 16)) @ basis
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture()
+def make_labels(corpus: np.ndarray) -> Callable[..., TrainingData]:
+    """`make_labels(n, graded=False)`: n queries near n corpus rows, each relevant to its row
+    (graded: grade 2, and the next row grade 1)."""
+
+    def make(n: int, graded: bool = False) -> TrainingData:
+        rng = np.random.default_rng(1)
+        docs = rng.choice(len(corpus), n, replace=False)
+        queries = l2_normalize(corpus[docs] + 0.3 * rng.standard_normal((n, corpus.shape[1])))
+        relevant = tuple(
+            {int(d): 2, int((d + 1) % len(corpus)): 1} if graded else {int(d): 1} for d in docs
+        )
+        return TrainingData(LabelledQueries(queries, relevant))
+
+    return make

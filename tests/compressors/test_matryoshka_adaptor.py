@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from dive.compressors import LabelledQueries, TrainingData, make_compressor
+from dive.arrays import l2_normalize
+from dive.compressors import TrainingData, make_compressor
 from dive.errors import DiveError
 from dive.losses import (
     graded_ranking_loss,
@@ -20,17 +23,9 @@ from dive.training.adapter import ResidualAdapter
 FAST = ":steps=40:supervised_steps=30:eval_every=10:batch_size=64:hidden=16"
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
 @pytest.fixture()
-def labels(corpus: np.ndarray) -> TrainingData:
-    rng = np.random.default_rng(1)
-    docs = rng.choice(len(corpus), 24, replace=False)
-    queries = _unit(corpus[docs] + 0.3 * rng.standard_normal((24, 16)))
-    relevant = tuple({int(d): 1} for d in docs)
-    return TrainingData(LabelledQueries(queries, relevant))
+def labels(make_labels: Callable[..., TrainingData]) -> TrainingData:
+    return make_labels(24)
 
 
 def _objective(runtime_adapter: object, corpus: np.ndarray, dims: list[int]) -> float:
@@ -69,7 +64,7 @@ def test_output_is_the_renormalised_prefix_of_the_adapted_embedding(corpus: np.n
     np.testing.assert_array_equal(runtime.projection, np.eye(4, 16, dtype=np.float32))
     adapted = runtime.adapter(corpus)
     assert not np.allclose(adapted, corpus, atol=1e-4)  # training moved the adapter
-    np.testing.assert_allclose(model.transform(corpus), _unit(adapted[:, :4]), atol=1e-5)
+    np.testing.assert_allclose(model.transform(corpus), l2_normalize(adapted[:, :4]), atol=1e-5)
 
 
 def test_pca_basis_folds_into_the_runtime(corpus: np.ndarray) -> None:
@@ -101,7 +96,7 @@ def test_supervised_fit_lowers_the_ranking_loss(corpus: np.ndarray, labels: Trai
         return float(graded_ranking_loss(scores, grades))
 
     q = labels.train.embeddings
-    start = rank(_unit(q[:, :4]), _unit(corpus[:, :4]))
+    start = rank(l2_normalize(q[:, :4]), l2_normalize(corpus[:, :4]))
     assert rank(model.transform(q), model.transform(corpus)) < start
 
 
@@ -141,7 +136,7 @@ def test_fold_moves_the_rotation_into_the_runtime() -> None:
     rot, _ = np.linalg.qr(rng.standard_normal((8, 8)))
     rot = rot.astype(np.float32)
     projection = rng.standard_normal((3, 8)).astype(np.float32)
-    x = _unit(rng.standard_normal((5, 8)))
+    x = l2_normalize(rng.standard_normal((5, 8)))
     with torch.no_grad():
         u = torch.from_numpy(x @ rot.T)
         expected = F.normalize(adapter(u) @ torch.from_numpy(projection).T, dim=-1).numpy()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 
+from dive.arrays import l2_normalize
 from dive.compressors import LabelledQueries, TrainingData, make_compressor
 from dive.losses import graded_ranking_loss, query_prediction_loss, reconstruction_loss
 from dive.training.adapter import ResidualAdapter
@@ -13,17 +16,9 @@ from dive.training.adapter import ResidualAdapter
 FAST = ":steps=60:eval_every=10:hidden=16:batch_size=32"
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
 @pytest.fixture()
-def labels(corpus: np.ndarray) -> TrainingData:
-    rng = np.random.default_rng(1)
-    docs = rng.choice(len(corpus), 30, replace=False)
-    queries = _unit(corpus[docs] + 0.3 * rng.standard_normal((30, 16)))
-    relevant = tuple({int(d): 2, int((d + 1) % len(corpus)): 1} for d in docs)
-    return TrainingData(LabelledQueries(queries, relevant))
+def labels(make_labels: Callable[..., TrainingData]) -> TrainingData:
+    return make_labels(30, graded=True)
 
 
 def _rank_loss(model: object, corpus: np.ndarray, labels: TrainingData) -> float:
@@ -71,7 +66,7 @@ def test_query_predictor_is_not_part_of_the_runtime(
     # adapter (2 * (16*16 + 16)) + projection (4*16): no room for the predictor's 2*(4*4+4)
     assert model.n_params == 2 * (16 * 16 + 16) + 4 * 16
     adapted = runtime.adapter(corpus)
-    np.testing.assert_allclose(model.transform(corpus), _unit(adapted[:, :4]), atol=1e-5)
+    np.testing.assert_allclose(model.transform(corpus), l2_normalize(adapted[:, :4]), atol=1e-5)
 
 
 def test_fit_lowers_the_ranking_loss(corpus: np.ndarray, labels: TrainingData) -> None:

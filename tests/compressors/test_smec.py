@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dive.compressors import LabelledQueries, TrainingData, make_compressor
+from dive.compressors import TrainingData, make_compressor
 from dive.compressors._baseline_modules import GumbelTopK
 from dive.compressors.smec import stage_dims
 from dive.losses import CrossBatchMemory, graded_ranking_loss
@@ -16,16 +17,9 @@ from dive.losses import CrossBatchMemory, graded_ranking_loss
 FAST = ":stage_steps=40:eval_every=10:hidden=16:batch_size=32:memory_size=96"
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
 @pytest.fixture()
-def labels(corpus: np.ndarray) -> TrainingData:
-    rng = np.random.default_rng(1)
-    docs = rng.choice(len(corpus), 30, replace=False)
-    queries = _unit(corpus[docs] + 0.3 * rng.standard_normal((30, 16)))
-    return TrainingData(LabelledQueries(queries, tuple({int(d): 1} for d in docs)))
+def labels(make_labels: Callable[..., TrainingData]) -> TrainingData:
+    return make_labels(30)
 
 
 def test_each_stage_halves_the_dimension() -> None:
