@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 
 from dive.arrays import l2_normalize
 from dive.compressors import LabelledQueries, TrainingData
+from dive.losses import graded_ranking_loss
 
 
 @pytest.fixture()
@@ -35,3 +37,22 @@ def make_labels(corpus: np.ndarray) -> Callable[..., TrainingData]:
         return TrainingData(LabelledQueries(queries, relevant))
 
     return make
+
+
+RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]
+
+
+@pytest.fixture()
+def rank_loss() -> RankLoss:
+    """`rank_loss(z_q, z_c, labels)`: the graded ranking loss of the training queries' scores
+    against every corpus row (grades from the labels, 0 elsewhere)."""
+
+    def score(z_q: np.ndarray, z_c: np.ndarray, labels: TrainingData) -> float:
+        scores = torch.from_numpy(z_q @ z_c.T)
+        grades = torch.zeros_like(scores)
+        for i, rel in enumerate(labels.train.relevant):
+            for row, grade in rel.items():
+                grades[i, row] = grade
+        return float(graded_ranking_loss(scores, grades))
+
+    return score

@@ -13,13 +13,13 @@ from dive.arrays import l2_normalize
 from dive.compressors import TrainingData, make_compressor
 from dive.errors import DiveError
 from dive.losses import (
-    graded_ranking_loss,
     pairwise_similarity_loss,
     reconstruction_loss,
     topk_similarity_loss,
 )
 from dive.training.adapter import ResidualAdapter
 
+RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 FAST = ":steps=40:supervised_steps=30:eval_every=10:batch_size=64:hidden=16"
 
 
@@ -82,22 +82,16 @@ def test_unsupervised_fit_lowers_its_objective(corpus: np.ndarray) -> None:
     assert after < 0.95 * before
 
 
-def test_supervised_fit_lowers_the_ranking_loss(corpus: np.ndarray, labels: TrainingData) -> None:
+def test_supervised_fit_lowers_the_ranking_loss(
+    corpus: np.ndarray, labels: TrainingData, rank_loss: RankLoss
+) -> None:
     model = make_compressor("matryoshka-adaptor" + FAST + ":steps=0:supervised_steps=60", 4)
     model.fit(corpus, labels)
     assert "supervised" in model.fit_info_.diagnostics
 
-    def rank(z_q: np.ndarray, z_c: np.ndarray) -> float:
-        scores = torch.from_numpy(z_q @ z_c.T)
-        grades = torch.zeros_like(scores)
-        for i, rel in enumerate(labels.train.relevant):
-            for row, grade in rel.items():
-                grades[i, row] = grade
-        return float(graded_ranking_loss(scores, grades))
-
     q = labels.train.embeddings
-    start = rank(l2_normalize(q[:, :4]), l2_normalize(corpus[:, :4]))
-    assert rank(model.transform(q), model.transform(corpus)) < start
+    start = rank_loss(l2_normalize(q[:, :4]), l2_normalize(corpus[:, :4]), labels)
+    assert rank_loss(model.transform(q), model.transform(corpus), labels) < start
 
 
 def test_deterministic_for_a_seed(corpus: np.ndarray) -> None:

@@ -9,27 +9,17 @@ import pytest
 import torch
 
 from dive.arrays import l2_normalize
-from dive.compressors import LabelledQueries, TrainingData, make_compressor
-from dive.losses import graded_ranking_loss, query_prediction_loss, reconstruction_loss
+from dive.compressors import Compressor, LabelledQueries, TrainingData, make_compressor
+from dive.losses import query_prediction_loss, reconstruction_loss
 from dive.training.adapter import ResidualAdapter
 
+RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 FAST = ":steps=60:eval_every=10:hidden=16:batch_size=32"
 
 
 @pytest.fixture()
 def labels(make_labels: Callable[..., TrainingData]) -> TrainingData:
     return make_labels(30, graded=True)
-
-
-def _rank_loss(model: object, corpus: np.ndarray, labels: TrainingData) -> float:
-    z_q = model.transform(labels.train.embeddings)  # type: ignore[attr-defined]
-    z_c = model.transform(corpus)  # type: ignore[attr-defined]
-    scores = torch.from_numpy(z_q @ z_c.T)
-    grades = torch.zeros_like(scores)
-    for i, rel in enumerate(labels.train.relevant):
-        for row, grade in rel.items():
-            grades[i, row] = grade
-    return float(graded_ranking_loss(scores, grades))
 
 
 def test_recovery_and_prediction_terms_start_at_their_identity_values(
@@ -69,11 +59,16 @@ def test_query_predictor_is_not_part_of_the_runtime(
     np.testing.assert_allclose(model.transform(corpus), l2_normalize(adapted[:, :4]), atol=1e-5)
 
 
-def test_fit_lowers_the_ranking_loss(corpus: np.ndarray, labels: TrainingData) -> None:
+def test_fit_lowers_the_ranking_loss(
+    corpus: np.ndarray, labels: TrainingData, rank_loss: RankLoss
+) -> None:
+    def rank(model: Compressor) -> float:
+        return rank_loss(model.transform(labels.train.embeddings), model.transform(corpus), labels)
+
     start = make_compressor("search-adaptor:steps=0", 4).fit(corpus, labels)
     model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, labels)
     assert model.fit_info_.diagnostics["steps_run"] == 60  # no validation: trains to the end
-    assert _rank_loss(model, corpus, labels) < 0.95 * _rank_loss(start, corpus, labels)
+    assert rank(model) < 0.95 * rank(start)
 
 
 def test_validation_gate_never_ends_below_the_start(

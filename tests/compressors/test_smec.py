@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from dive.compressors import TrainingData, make_compressor
+from dive.compressors import Compressor, TrainingData, make_compressor
 from dive.compressors._baseline_modules import GumbelTopK
 from dive.compressors.smec import stage_dims
-from dive.losses import CrossBatchMemory, graded_ranking_loss
+from dive.losses import CrossBatchMemory
 
+RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 FAST = ":stage_steps=40:eval_every=10:hidden=16:batch_size=32:memory_size=96"
 
 
@@ -76,16 +77,11 @@ def test_sxbm_memory_is_fifo_with_its_configured_size() -> None:
     assert memory.rows.tolist() == list(range(64, 160))
 
 
-def test_fit_lowers_the_ranking_loss(corpus: np.ndarray, labels: TrainingData) -> None:
-    def rank(model: object) -> float:
-        z_q = model.transform(labels.train.embeddings)  # type: ignore[attr-defined]
-        z_c = model.transform(corpus)  # type: ignore[attr-defined]
-        scores = torch.from_numpy(z_q @ z_c.T)
-        grades = torch.zeros_like(scores)
-        for i, rel in enumerate(labels.train.relevant):
-            for row, grade in rel.items():
-                grades[i, row] = grade
-        return float(graded_ranking_loss(scores, grades))
+def test_fit_lowers_the_ranking_loss(
+    corpus: np.ndarray, labels: TrainingData, rank_loss: RankLoss
+) -> None:
+    def rank(model: Compressor) -> float:
+        return rank_loss(model.transform(labels.train.embeddings), model.transform(corpus), labels)
 
     start = make_compressor("smec" + FAST + ":stage_steps=0", 4).fit(corpus, labels)
     model = make_compressor("smec" + FAST + ":stage_steps=80:lr=0.003", 4).fit(corpus, labels)
