@@ -1,12 +1,14 @@
-"""Atomic file writes: write to a temporary name beside the target, then rename.
+"""Atomic writes: write to a temporary name beside the target, then rename.
 
 A crash or interruption leaves either the old file or the new one, never half of either.
+`replace_path` does the final rename for folders too (which rename() cannot replace).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,3 +44,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace `path` with `data` atomically."""
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    """Move `src` to `dst`, replacing a file or folder there; the old one goes last."""
+    if not dst.exists() and not dst.is_symlink():
+        os.replace(src, dst)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+    os.rmdir(aside)
+    os.replace(dst, aside)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.replace(aside, dst)
+        raise
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink()

@@ -16,7 +16,6 @@ sees half a folder. This module does not encode text (see `encode.py`) and never
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from dive._io import replace_path
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -316,19 +316,6 @@ def _write_file(path: Path, write: Any) -> None:
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    if not target.is_dir():
+    if target.exists() and not target.is_dir():
         raise DataError(f"{target}: exists and is not a folder; refusing to replace it")
-    # rename() cannot replace a non-empty folder, so move the old one aside first.
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.rmdir(old)
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    replace_path(tmp, target)

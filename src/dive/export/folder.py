@@ -20,7 +20,6 @@ refitting a loaded model (a loaded compressor is inference-only).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -35,6 +34,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
+from dive._io import replace_path
 from dive.compressors.base import Compressor
 from dive.compressors.runtime import ACTIVATIONS, Activation, Adapter, Runtime
 from dive.errors import DataError, DiveError
@@ -255,28 +255,11 @@ def _write_folder(target: Path, files: dict[str, bytes]) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a model folder should read like any other
-        swap_into_place(tmp, target)
+        replace_path(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-
-def swap_into_place(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    # rename() cannot replace a non-empty folder: move the old one aside, the new one in, and
-    # put the old one back if the second rename fails.
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.rmdir(old)
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # --- loading -----------------------------------------------------------------------------------

@@ -26,8 +26,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dive._io import replace_path
 from dive.errors import DiveError
-from dive.export.folder import SaveSource, as_loaded, save, swap_into_place
+from dive.export.folder import SaveSource, as_loaded, save
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _save_model_atomically(model: Any, target: Path) -> None:
     try:
         model.save(str(tmp))
         os.chmod(tmp, 0o755)
-        swap_into_place(tmp, target)
+        replace_path(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

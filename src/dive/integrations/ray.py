@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dive._io import replace_path
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
-from dive.scale.stream import OUTPUT_DTYPES, OutputDtype, replace_path, resolve_runtime
+from dive.scale.stream import OUTPUT_DTYPES, OutputDtype, resolve_runtime
 
 if TYPE_CHECKING:
     import pyarrow as pa

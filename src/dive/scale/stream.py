@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text
+from dive._io import atomic_open, atomic_write_text, replace_path
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
@@ -267,26 +266,6 @@ class _Partial:
             f"{self.root}: partial output damaged ({what}); it has been removed, rerun to "
             "start over"
         )
-
-
-def replace_path(src: Path, dst: Path) -> None:
-    """Move `src` to `dst`, replacing a file or folder there; the old one goes last."""
-    if not dst.exists() and not dst.is_symlink():
-        os.replace(src, dst)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
-    os.rmdir(aside)
-    os.replace(dst, aside)
-    try:
-        os.replace(src, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.replace(aside, dst)
-        raise
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        aside.unlink()
 
 
 # --- the work ----------------------------------------------------------------------------------
