@@ -11,10 +11,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dive import __version__
 from dive.errors import DiveError
+
+if TYPE_CHECKING:
+    from dive.compressors.base import FitInfo
 
 DEFAULT_METHODS = "frozen,truncate,pca,pca-uncentered,random"
 DEMO_METHODS = "frozen,truncate,pca,pca-uncentered,random,dive"
@@ -151,15 +154,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_summary_extras(diagnostics: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-scalar diagnostics of a fit, and its validation scores picked out of them."""
-    scalars = {k: v for k, v in diagnostics.items()
+def _fit_summary_extras(info: FitInfo) -> dict[str, Any]:
+    """The JSON-scalar diagnostics of a fit, and the held-out score it chose its model on."""
+    scalars = {k: v for k, v in info.diagnostics.items()
                if v is None or isinstance(v, (str, bool, int, float))}
-    validation = {k: v for k, v in scalars.items()
-                  if "val" in k.lower() and isinstance(v, (int, float)) and not isinstance(v, bool)}
     extras: dict[str, Any] = {}
-    if validation:
-        extras["validation"] = validation
+    if info.held_out is not None:
+        extras["validation"] = info.held_out.as_record()
     if scalars:
         extras["diagnostics"] = scalars
     return extras
@@ -192,13 +193,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     compressor.fit(emb.corpus, train)
     summary["fit_seconds"] = round(time.perf_counter() - start, 4)
-    summary.update(_fit_summary_extras(compressor.fit_info_.diagnostics))
+    summary.update(_fit_summary_extras(compressor.fit_info_))
     out = save(compressor, args.out, summary=summary)
     runtime = compressor.fitted_runtime()
     print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims, "
           f"{runtime.n_params} parameters, fitted in {summary['fit_seconds']:.2f}s")
-    for name, score in summary.get("validation", {}).items():
-        print(f"{name}: {score:.4f}")
+    held_out = compressor.fit_info_.held_out
+    if held_out is not None:
+        print(f"held-out nDCG@10 on {held_out.n_queries} labelled queries: {held_out.kept:.4f} "
+              f"(start {held_out.start:.4f})")
     print(f"saved: {out}")
     return 0
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dive.cli import main
-from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.base import Compressor, HeldOutScore, TrainingData
 from dive.compressors.registry import REGISTRY
 from dive.compressors.runtime import Runtime
 from dive.embed import Embeddings, load_embeddings, save_embeddings
@@ -47,8 +47,9 @@ class RecordingSupervised(Compressor):
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         assert train is not None and train.validation is not None
         type(self).seen.append(train)
-        self.fit_info_.diagnostics.update({"validation_ndcg@10": 0.625, "best_step": 25,
+        self.fit_info_.diagnostics.update({"n_validation": 4, "best_step": 25,
                                            "curve": [0.1, 0.2]})
+        self.fit_info_.held_out = HeldOutScore(kept=0.625, start=0.5, n_queries=4)
         return Runtime(corpus.shape[1], projection=np.eye(self.dim or 1, corpus.shape[1],
                                                           dtype=np.float32))
 
@@ -59,14 +60,16 @@ def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], t
     monkeypatch.setitem(REGISTRY, RecordingSupervised.method, RecordingSupervised)
     RecordingSupervised.seen.clear()
     assert fit(tiny, tmp_path / "m", "test-supervised", "--budget", "16") == 0
-    assert "validation_ndcg@10: 0.6250" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "held-out nDCG@10 on 4 labelled queries: 0.6250 (start 0.5000)" in out
+    assert "n_validation" not in out  # a query count is not printed as a score
     summary = load(tmp_path / "m").summary
     train = RecordingSupervised.seen[0]
     assert len(train.train) + len(train.validation or ()) == 16
     assert summary["budget"] == "16"
     assert summary["n_train"] == len(train.train) and summary["n_validation"] == 4
-    assert summary["validation"] == {"validation_ndcg@10": 0.625}
-    assert summary["diagnostics"] == {"validation_ndcg@10": 0.625, "best_step": 25}
+    assert summary["validation"] == {"ndcg@10": 0.625, "start_ndcg@10": 0.5, "n_queries": 4}
+    assert summary["diagnostics"] == {"n_validation": 4, "best_step": 25}
 
 
 def test_fit_with_a_bad_method_is_one_line(tiny: tuple[Path, Path], tmp_path: Path,
