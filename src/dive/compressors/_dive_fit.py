@@ -43,7 +43,7 @@ from dive.training.adapter import ResidualAdapter
 from dive.training.batches import RelevanceIndex, sample_rows
 from dive.training.gate import ValidationGate, validation_scores
 from dive.training.loop import TrainingLoop
-from dive.training.mining import NegativePools, mine_pools
+from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
 from dive.training.selection import Choice, Curve, Folds, best_of, choose, out_of_fold
@@ -270,21 +270,29 @@ class _Run:
         fit, cfg, rng, batch = self.fit, self.fit.config, self.rng, self.batch
         logged: dict[str, float] = {}
         n_corpus = fit.corpus.shape[0]
-        parts = [fit.corpus[sample_rows(n_corpus, batch, rng)]]
+        batch_rows = sample_rows(n_corpus, batch, rng)
+        parts = [fit.corpus[batch_rows]]
         if self.use_triplets:
             assert self.train is not None and self.pools is not None
             train = self.train
             queries = sample_rows(len(train), min(cfg.query_batch, len(train)), rng)
             positives = train.index.sample_positives(queries, rng)
-            negatives = self.pools.sample(
-                queries, train.index, n_corpus, cfg.hard_negatives, cfg.random_negatives, rng
+            # hard negatives (short pools filled at random) are encoded with the queries;
+            # the random ones come from the corpus batch, already encoded
+            hard = (
+                self.pools.sample(queries, train.index, n_corpus, cfg.hard_negatives, 0, rng)
+                if cfg.hard_negatives
+                else np.zeros((len(queries), 0), dtype=np.int64)
+            )
+            in_batch = in_batch_negatives(
+                queries, batch_rows, train.index, cfg.random_negatives, rng
             )
             parts += [
                 train.embeddings[queries],
                 fit.corpus[positives],
-                fit.corpus[torch.from_numpy(negatives.reshape(-1))],
+                fit.corpus[torch.from_numpy(hard.reshape(-1))],
             ]
-        # One pass over [corpus batch | queries | positives | negatives]. Only NT-Xent needs
+        # One pass over [corpus batch | queries | positives | hard negatives]. Only NT-Xent needs
         # the separate views (of its first items); z comes from the folded heads.
         shifted = self.net.shifted(torch.cat(parts))
         z = F.normalize(shifted @ self.net.folded().T, dim=-1)
@@ -301,7 +309,10 @@ class _Run:
         if self.use_triplets:
             b = len(queries)
             zq, zp = z[batch : batch + b], z[batch + b : batch + 2 * b]
-            zn = z[batch + 2 * b :].reshape(b, negatives.shape[1], -1)
+            zn = torch.cat(
+                [z[batch + 2 * b :].reshape(b, hard.shape[1], -1), z[torch.from_numpy(in_batch)]],
+                dim=1,
+            )
             margin = self.arm.margin
             tri = hinge_triplet_loss(zq, zp, zn, margin, soft=self.arm.loss == "softplus")
             # With fewer labelled queries than a batch, every step sees all of them and a
