@@ -88,8 +88,10 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         embeddings_dir=args.embeddings,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
+    skipped = [0]
 
     def progress(done: int, total: int, record: dict[str, Any] | None) -> None:
+        skipped[0] += record is None
         if not bars:
             bars.append(tqdm(total=total, desc="runs", unit="run", file=sys.stderr))
         bar = bars[0]
@@ -101,10 +103,14 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         bar.refresh()
 
     try:
-        return run_grid(spec, ResultsFile(results), progress)
+        records = run_grid(spec, ResultsFile(results), progress)
     finally:
         for bar in bars:
             bar.close()
+    if skipped[0]:
+        print(f"skipped {skipped[0]} run(s) already in {results} for the same data",
+              file=sys.stderr)
+    return records
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
