@@ -4,6 +4,7 @@ A crash or interruption leaves either the old file or the new one, never half of
 A new file gets the mode the umask says (as `open` would give it); a replaced file keeps its
 mode. `replace_path` does the final rename for folders too (which rename() cannot replace).
 `locked` serialises read-modify-write cycles across processes (a results file's appends).
+`check_output` is the one rule of every writer that may replace an earlier output.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from dive.errors import DiveError
 
 
 @contextlib.contextmanager
@@ -105,3 +108,23 @@ def replace_path(src: Path, dst: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         aside.unlink()
+
+
+def check_output(
+    path: Path, *, overwrite: bool, ours: Callable[[Path], bool], what: str, folder: bool = False
+) -> None:
+    """Raise `DiveError` unless writing at `path` replaces nothing or is allowed to.
+
+    Nothing there (or, when a `folder` is written, an empty folder): fine. Something `ours`
+    recognises as `what` (written by dive): replaced only with `overwrite`. Anything else is
+    never replaced, whatever `overwrite` says.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    if folder and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
+    if not ours(path):
+        raise DiveError(f"{path}: exists and is not {what}; refusing to replace it "
+                        "(--overwrite replaces only what dive wrote)")
+    if not overwrite:
+        raise DiveError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it")

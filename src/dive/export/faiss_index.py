@@ -61,6 +61,11 @@ def ids_path(file: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + IDS_SUFFIX)
 
 
+def is_index_file(path: Path) -> bool:
+    """Whether `path` is an index file `save_index` wrote (a file with its ids sidecar)."""
+    return path.is_file() and ids_path(path).is_file()
+
+
 def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
     out = [str(i) for i in ids]
     if len(out) != n:
