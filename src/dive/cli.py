@@ -269,6 +269,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from dive.embed import load_embeddings
     from dive.export.faiss_index import IDS_SUFFIX, build_index, is_index_file, save_index
     from dive.export.folder import load
+    from dive.scale.stream import runtime_digest
 
     check_output(Path(args.out), overwrite=args.overwrite, ours=is_index_file,
                  what=f"a dive index (a file with its {IDS_SUFFIX})")
@@ -280,7 +281,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             "%s: embeddings made with %s, compressor fitted on %s embeddings",
             args.embeddings, emb.meta["model"], trained_on)
     vectors = compressor.transform(emb.corpus)
-    index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids)
+    index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
+                        model_sha256=runtime_digest(compressor.runtime_))
     path = save_index(index, args.out)
     print(f"indexed {len(index)} documents ({index.dim}-d, {'hnsw' if args.hnsw else 'flat'})")
     print(f"wrote {path}")
@@ -301,14 +303,16 @@ def _read_queries_npy(path: str) -> Any:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from dive.errors import DataError
-    from dive.export.faiss_index import load_index, search_index
+    from dive.export.faiss_index import check_index_model, load_index, search_index
     from dive.export.folder import load
+    from dive.scale.stream import runtime_digest
 
     compressor = load(args.model_dir)
     index = load_index(args.index)
     if index.dim != compressor.output_dim:
         raise DataError(f"{args.index}: index holds {index.dim}-d vectors, but {args.model_dir} "
                         f"outputs {compressor.output_dim}-d")
+    check_index_model(index, args.index, runtime_digest(compressor.runtime_), args.model_dir)
     if args.queries_npy is not None:
         queries = _read_queries_npy(args.queries_npy)
         labels = [f"query {i}" for i in range(len(queries))]
