@@ -202,4 +202,5 @@ def run_grid(
             if progress is not None:
                 progress(index, len(tasks), record)
     keys = set(wanted)
+    results.refresh()  # include what other processes sharing the file recorded meanwhile
     return [r for r in results.records if (record_key(r), r.get(FINGERPRINT_FIELD)) in keys]

@@ -77,7 +77,8 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 class ResultsFile:
     """An appendable, resumable JSONL results file, safe to share between processes.
 
-    `records` and the lookups re-read the file when another process has replaced it.
+    The lookups (`in`, `fingerprints`) and `refresh` re-read the file when another process
+    has replaced it; `records` holds what was last read or written here.
     """
 
     def __init__(self, path: str | Path) -> None:
