@@ -174,3 +174,29 @@ def test_search_with_query_text_end_to_end(tmp_path: Path, monkeypatch: pytest.M
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"# {docs[2]}" and out[1].split("\t")[:2] == ["1", "doc2"]
     assert out[4] == f"# {docs[5]}" and out[5].split("\t")[:2] == ["1", "doc5"]
+
+
+def test_search_refuses_an_index_built_by_another_compressor_of_the_same_dim(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "pca", "pca") == 0
+    assert fit(tiny, tmp_path / "random", "random") == 0
+    index = tmp_path / "idx.faiss"
+    assert main(["index", str(tmp_path / "pca"), "--embeddings", str(tiny[1]),
+                 "--out", str(index)]) == 0
+    np.save(tmp_path / "q.npy", np.load(tiny[1] / "queries.npy")[:1])
+    search = ["search", str(index), "--queries-npy", str(tmp_path / "q.npy")]
+    capsys.readouterr()
+    assert main([*search, str(tmp_path / "random")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "idx.faiss: built by another compressor" in err
+    assert str(tmp_path / "random") in err
+    assert main([*search, str(tmp_path / "pca")]) == 0
+    # An index from before the identity was recorded still searches, with a warning.
+    meta = tmp_path / "idx.faiss.meta.json"
+    assert meta.is_file()
+    meta.unlink()
+    assert main([*search, str(tmp_path / "random")]) == 0
+    assert "does not record which compressor built it" in caplog.text
