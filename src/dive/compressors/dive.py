@@ -100,7 +100,7 @@ class DiveConfig:
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 20  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
-    grid: str = "0x1,1x10,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
+    grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
 
     def __post_init__(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from dive.compressors.dive import Dive, DiveConfig
 
-PLUS_GRID = "0x1,1x10,1x10x3,1x10@softplus"
+PLUS_GRID = "0x1,1x10x3,1x10@softplus"
 
 
 class DivePlus(Dive):
