@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Any, ClassVar, Literal, cast, get_args
 
 import numpy as np
 
@@ -185,6 +185,7 @@ class Dive(Compressor):
 
     method = "dive"
     supervised = True
+    defaults: ClassVar[DiveConfig | None] = None  # what options apply to (None: DiveConfig())
 
     def __init__(
         self,
@@ -195,7 +196,7 @@ class Dive(Compressor):
         **options: Any,
     ) -> None:
         super().__init__(dim=dim, seed=seed)
-        self.dive_config = build(DiveConfig, self.method, options, base=config)
+        self.dive_config = build(DiveConfig, self.method, options, base=config or self.defaults)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), **dataclasses.asdict(self.dive_config)}
