@@ -141,6 +141,20 @@ def test_nan_row_named_with_global_index_across_shards(tmp_path: Path, runtime, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]
 
 
+def test_zero_row_named_and_scaled_rows_normalised(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(300)
+    np.save(tmp_path / "scaled.npy", x * np.float32(1e30))
+    compress_store(runtime, tmp_path / "scaled.npy", tmp_path / "y.npy", progress=False)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), runtime(x), atol=1e-6, rtol=0)
+    x[211] = 0
+    stores.write_parquet(tmp_path / "x.parquet", x, row_group_size=50)
+    with pytest.raises(DataError, match=r"x\.parquet: row 211 \(id 'doc211'\) has norm 0"):
+        compress_store(
+            runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=64, progress=False
+        )
+    assert not (tmp_path / "y.parquet").exists()
+
+
 def test_nan_row_in_parquet_names_row_and_id(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(300)
     x[211, 0] = np.nan

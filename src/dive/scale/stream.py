@@ -15,7 +15,8 @@ identity resumes after the last finished chunk and produces a byte-identical res
 difference starts over. The finished output is renamed into place, replacing an existing one
 only when `overwrite=True`.
 
-Bad input (wrong dimension, NaN/inf, null vectors) raises `DataError` naming the file and the
+Input vectors not of unit norm are normalised (see `dive.compressors.runtime`). Bad input
+(wrong dimension, NaN/inf, null vectors, all-zero rows) raises `DataError` naming the file and the
 row, global across shards and chunks; the dimension is checked before any work starts. The
 partial folder is removed on such an error, since the input must change before a rerun.
 
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 import numpy as np
 
 from dive._io import atomic_open, atomic_write_text, replace_path
+from dive.arrays import BadRowError
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
@@ -311,7 +313,12 @@ class _Job:
             row = int(np.flatnonzero(~finite)[0])
             ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
             raise self.row_error(shard, offset, start + row, f"{ident} contains NaN or inf")
-        return self.runtime(x).astype(self.dtype, copy=False)
+        try:
+            y = self.runtime(x)
+        except BadRowError as exc:  # a zero row: name the file and the row in the store
+            ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
+            raise self.row_error(shard, offset, start + exc.row, f"{ident} {exc.problem}") from None
+        return y.astype(self.dtype, copy=False)
 
     def chunk_done(self, rows_done: int) -> None:
         self.state["rows_done"] = rows_done
