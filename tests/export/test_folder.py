@@ -19,7 +19,7 @@ from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.registry import REGISTRY
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError
-from dive.export.folder import FORMAT_VERSION, LoadedCompressor, load, save
+from dive.export.folder import FORMAT_VERSION, LoadedCompressor, config_digest, load, save
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -219,6 +219,8 @@ def rewrite(folder: Path, weights: dict[str, np.ndarray] | None = None, **config
         cfg["weights_sha256"] = hashlib.sha256(data).hexdigest()
         cfg["arrays"] = list(weights)
     cfg.update(config)
+    if "config_sha256" not in config:
+        cfg["config_sha256"] = config_digest(cfg)
     (folder / "config.json").write_text(json.dumps(cfg))
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive._io import atomic_write_bytes, atomic_write_text
+from dive._io import atomic_open
 from dive.arrays import as_embeddings
 from dive.errors import DataError, DiveError
 
@@ -113,9 +113,13 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str]) -> Path:
     faiss = _import_faiss()
     target = Path(file)
     ids = _check_ids(index.ids, len(index), "ids")
-    # Ids first: a crash between the two writes then leaves a count mismatch load_index reports.
-    atomic_write_text(ids_path(target), "".join(f"{i}\n" for i in ids))
-    atomic_write_bytes(target, faiss.serialize_index(index.index).tobytes())
+    data = faiss.serialize_index(index.index).tobytes()
+    # Both are written to temporary files before either is renamed, so a bad path (a folder
+    # at FILE) leaves nothing behind. The ids are renamed first (the inner block exits first):
+    # a crash between the two renames leaves a count mismatch load_index reports.
+    with atomic_open(target, "wb") as index_file, atomic_open(ids_path(target)) as ids_file:
+        index_file.write(data)
+        ids_file.write("".join(f"{i}\n" for i in ids))
     return target
 
 

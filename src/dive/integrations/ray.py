@@ -209,6 +209,8 @@ def compress_parquet(
         raise DataError(f"{src}: no such file or folder")
     if src.is_file() and src.suffix.lower() not in (".parquet", ".pq"):
         raise DataError(f"{src}: the Ray engine reads Parquet; use the local engine for .npy")
+    if dst.suffix.lower() == ".npy":
+        raise DiveError(f"{dst}: the Ray engine writes a folder of Parquet files, not .npy")
     if (dst.exists() or dst.is_symlink()) and not overwrite:
         raise DiveError(f"{dst}: already exists; pass overwrite=True (--overwrite) to replace it")
     out_column = output_column or column

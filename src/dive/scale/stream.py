@@ -12,7 +12,8 @@ Nothing is written at the output path until the end. Work goes into a hidden fol
 each input file's size, modification time, shape and type, a SHA-256 of the model's arrays and
 the settings that change the bytes written (batch size, dtype, columns). A rerun with the same
 identity resumes after the last finished chunk and produces a byte-identical result; any
-difference starts over. The finished output is renamed into place, replacing an existing one
+difference starts over. The output's suffix must match its format (`.npy`, `.parquet`/`.pq`,
+none for a folder). The finished output is renamed into place, replacing an existing one
 only when `overwrite=True`.
 
 Input vectors not of unit norm are normalised (see `dive.compressors.runtime`). Bad input
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, replace_path
+from dive._io import atomic_open, atomic_write_text, naming_os_errors, replace_path
 from dive.arrays import BadRowError
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -209,6 +210,17 @@ def discover(
             "of shards"
         )
     return [_inspect(src, output_name, column, id_column)], True
+
+
+def _check_output_suffix(dst: Path, kind: Kind | None) -> None:
+    """The output is written in the input's format (`kind`; None: a folder of shards)."""
+    named = SUFFIXES.get(dst.suffix.lower())
+    if kind is None and named is not None:
+        raise DiveError(f"{dst}: a folder of shards compresses into a folder; drop the "
+                        f"{dst.suffix!r} suffix")
+    if kind is not None and named != kind:
+        suffix = ".npy" if kind == "npy" else ".parquet"
+        raise DiveError(f"{dst}: the output is a {kind} file like the input; name it *{suffix}")
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -505,6 +517,7 @@ def compress_store(
     if id_column is not None and id_column == out_column:
         raise DiveError(f"the id column and the output vector column are both {id_column!r}")
     shards, single = discover(src, dst.name, column, id_column)
+    _check_output_suffix(dst, shards[0].kind if single else None)
     for shard in shards:
         if shard.dim is not None and shard.dim != runtime.input_dim:
             raise DataError(
@@ -550,7 +563,8 @@ def compress_store(
         output_column=out_column,
     )
     try:
-        with _progress(total, resumed, f"compress {src.name}", progress) as bar:
+        with naming_os_errors(dst), _progress(total, resumed, f"compress {src.name}",
+                                              progress) as bar:
             work.run(bar)
     except DataError:
         # The input (or the work folder) must change before a rerun can succeed; a resume
