@@ -4,8 +4,9 @@ The graph computes exactly the runtime's steps (see `dive.compressors.runtime`):
 whose norm is off 1 by more than 1e-3 divided by their norm (others divided by exactly 1, so
 unit rows pass unchanged), the optional residual adapter (MatMul/Add, then Relu or the
 tanh-GELU formula written out in elementary ops so any runtime computes the same thing as
-numpy), the optional centre (Sub) and projection (MatMul), then L2 normalisation (ReduceL2, Max with 1e-12, Div). Input `embeddings` is
-float32 (batch, D) with a dynamic batch axis; output `compressed` is float32 (batch, d).
+numpy), the optional centre (Sub) and projection (MatMul), then L2 normalisation (ReduceL2,
+Max with 1e-12, Div). Input `embeddings` is float32 (batch, D) with a dynamic batch axis;
+output `compressed` is float32 (batch, d).
 No torch involved: the `onnx` package's helper API builds the graph.
 
 Left out: quantised or float16 graphs, and folding the tokenizer/encoder into the same graph
