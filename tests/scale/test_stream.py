@@ -205,6 +205,25 @@ def test_bad_inputs_and_settings(tmp_path: Path, runtime, stores) -> None:
         compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.pq", id_column="key")
 
 
+def test_output_suffix_must_match_the_output_format(tmp_path: Path, runtime, stores) -> None:
+    np.save(tmp_path / "x.npy", stores.vectors(5))
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(5))
+    (tmp_path / "shards").mkdir()
+    np.save(tmp_path / "shards" / "s0.npy", stores.vectors(5))
+    for src, out, message in (
+        ("x.parquet", "o.npy", r"o\.npy: the output is a parquet file like the input; name it "
+                               r"\*\.parquet"),
+        ("x.npy", "o.parquet", r"o\.parquet: the output is a npy file like the input; name it "
+                               r"\*\.npy"),
+        ("x.npy", "o", r"name it \*\.npy"),
+        ("shards", "o.npy", r"o\.npy: a folder of shards compresses into a folder"),
+    ):
+        with pytest.raises(DiveError, match=message):
+            compress_store(runtime, tmp_path / src, tmp_path / out, progress=False)
+        assert not (tmp_path / out).exists()
+    assert not list(tmp_path.glob(".*"))  # no partial folder either
+
+
 def test_existing_output_is_not_clobbered(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(100)
     np.save(tmp_path / "x.npy", x)
