@@ -277,3 +277,18 @@ def test_bad_input_is_one_line_and_changes_nothing(
     new = [name for name in after if name not in before
            and not any(fnmatch.fnmatch(name, pattern) for pattern in case.leaves)]
     assert not new, new
+
+
+@pytest.mark.parametrize("name", ["k 0", "index --out a folder", "queries wrong dim"])
+def test_the_real_command_prints_one_line_too(name: str, ws: Path) -> None:
+    # Out of process: logging handlers and argparse's own printing are the real ones.
+    import subprocess
+    import sys
+
+    pytest.importorskip("faiss")
+    case = next(c for c in CASES if c.name == name)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "dive.cli", *case.argv.format(ws=ws).split()],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and case.error in done.stderr, done.stderr
