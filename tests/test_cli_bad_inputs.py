@@ -55,9 +55,10 @@ def read_only(folder: str) -> Setup:
         real_open, real_mkdir, real_builtin_open = os.open, os.mkdir, builtins.open
 
         def check(path: object) -> None:
-            if isinstance(path, (str, bytes, os.PathLike)):
-                if os.path.abspath(os.fsdecode(path)).startswith(root):
-                    raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+            if isinstance(path, (str, bytes, os.PathLike)) and os.path.abspath(
+                os.fsdecode(path)
+            ).startswith(root):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
 
         def os_open(path: object, flags: int, *args: object, **kwargs: object) -> int:
             if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
