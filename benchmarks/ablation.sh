@@ -19,4 +19,4 @@ methods=(
 )
 list=$(printf '%s,' "${methods[@]}")
 .venv/bin/dive evaluate --dataset scifact --methods "${list%,}" --ratios 8 --budgets 64 \
-  --seeds 0,1,2 --results benchmarks/results/ablation.jsonl --report docs/ablation
+  --seeds 0,1,2 --results benchmarks/results/ablation.jsonl --report docs/ablation --overwrite

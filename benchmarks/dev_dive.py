@@ -1,181 +1,99 @@
 """Dev loop for DIVE: fit it beside both PCAs and print nDCG@10 (a script, not a test).
 
-Loads the shared all-MiniLM-L6-v2 embeddings and BEIR qrels directly (no embedding model),
-takes a label budget the way the protocol does (`dive.data.splits`: a seeded permutation of
-the labelled queries, the first n, 20% of them, at least 4, held out for validation, none
-below 8 labels), fits, and scores the evaluation queries.
+Uses the package's own pieces: `dive.data.load_dataset`, the embeddings store, the protocol's
+split (`dive.data.splits.make_split`) and one run (`dive.evaluate.protocol.run_one`), so the
+record of how a default was tuned cannot drift from the code it tuned. Two modes keep tuning
+honest:
+- `--eval dev` (for choosing defaults): `make_split(..., dev=True)` splits the labelled pool
+  itself 50/50; labels come from one half and the other half is scored. The protocol's
+  evaluation queries (test split, or the evaluation half) are never read.
+- `--eval test` (for reporting only): the protocol's split.
 
-Two evaluation modes keep tuning honest:
-- `--eval dev` (for choosing defaults): SciFact has no dev split, so a fixed, seeded 300 of
-  its train queries become the evaluation set and labels come from the other 509; NFCorpus
-  uses its dev split for evaluation and its train split for labels.
-- `--eval test` (for reporting only): labels from the train split, scores on test queries.
+    python benchmarks/dev_dive.py --eval dev --datasets scifact nfcorpus cranfield \\
+        --ratios 4 --budgets all --seeds 0 1 2 --spec dive --spec dive:min_gain_z=0
 
-    python benchmarks/dev_dive.py --eval dev --datasets scifact nfcorpus --dims 96 \
-        --budgets 16 64 --seeds 0 1 2 --spec dive --spec dive:triplet_weight=0
+Prints one line per (dataset, d, budget, spec): the mean over seeds, its difference to the
+better PCA (the same split), fit seconds and the per-seed scores; then one summary line per
+spec (cells within 0.002 of the better PCA, mean gain, worst cell).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from dive.compressors.base import LabelledQueries, TrainingData
-from dive.compressors.registry import make_compressor
-from dive.data.splits import n_validation
-from dive.evaluate.metrics import ndcg_from_rankings
-from dive.evaluate.search import top_k
+from dive.data import load_dataset
+from dive.data.splits import make_split, parse_budget
+from dive.embed import get_embeddings
+from dive.evaluate.protocol import RunTask, run_one
 
-HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "data"
-DEV_HOLDOUT = 300  # SciFact train queries set aside as the dev evaluation set
-DEV_SEED = 12345
-
-
-def _dirs() -> tuple[Path, Path]:
-    beir = Path(os.environ.get("DIVE_DATA", SHARED / "beir"))
-    emb = Path(os.environ.get("DIVE_EMBEDDINGS", SHARED / "embeddings")) / "all-MiniLM-L6-v2"
-    return beir, emb
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """query -> doc -> grade (> 0 only); the files are CRLF TSV with a header."""
-    out: dict[str, dict[str, int]] = {}
-    with path.open(newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t")
-        next(rows)
-        for row in rows:
-            if len(row) >= 3 and int(row[2].strip()) > 0:
-                out.setdefault(row[0].strip(), {})[row[1].strip()] = int(row[2].strip())
-    return out
-
-
-class Data:
-    """One dataset's embeddings, a label pool and an evaluation set for one mode."""
-
-    def __init__(self, name: str, mode: str) -> None:
-        beir, emb = _dirs()
-        folder = emb / name
-        self.name = name
-        self.corpus = np.load(folder / "corpus.npy")
-        self.corpus_ids = (folder / "corpus_ids.txt").read_text().split()
-        queries = np.load(folder / "queries.npy")
-        query_ids = (folder / "query_ids.txt").read_text().split()
-        self.query_row = {q: i for i, q in enumerate(query_ids)}
-        self.queries = queries
-        self.doc_row = {d: i for i, d in enumerate(self.corpus_ids)}
-        train = read_qrels(beir / name / "qrels" / "train.tsv")
-        labelled = sorted(q for q in train if q in self.query_row)
-        if mode == "test":
-            self.pool, self.pool_qrels = labelled, train
-            test = read_qrels(beir / name / "qrels" / "test.tsv")
-            self.eval_ids = sorted(q for q in test if q in self.query_row)
-            self.eval_qrels = test
-        elif (beir / name / "qrels" / "dev.tsv").exists():
-            self.pool, self.pool_qrels = labelled, train
-            dev = read_qrels(beir / name / "qrels" / "dev.tsv")
-            self.eval_ids = sorted(q for q in dev if q in self.query_row)
-            self.eval_qrels = dev
-        else:
-            order = np.random.default_rng(DEV_SEED).permutation(len(labelled))
-            held = {labelled[i] for i in order[:DEV_HOLDOUT]}
-            self.pool = [q for q in labelled if q not in held]
-            self.pool_qrels = train
-            self.eval_ids = sorted(held)
-            self.eval_qrels = train
-
-    def labelled(self, ids: list[str], qrels: dict[str, dict[str, int]]) -> LabelledQueries:
-        rows = [self.query_row[q] for q in ids]
-        relevant = tuple(
-            {self.doc_row[d]: g for d, g in qrels[q].items() if d in self.doc_row} for q in ids
-        )
-        return LabelledQueries(self.queries[rows], relevant, tuple(ids))
-
-    def split(self, budget: int | None, seed: int) -> TrainingData:
-        """The protocol's split (dive.data.splits.make_split) applied to this label pool."""
-        order = np.random.default_rng(seed).permutation(len(self.pool))
-        chosen = [self.pool[i] for i in order]
-        chosen = chosen if budget is None else chosen[:budget]
-        n_val = n_validation(len(chosen))
-        train_ids, val_ids = chosen[: len(chosen) - n_val], chosen[len(chosen) - n_val :]
-        validation = self.labelled(val_ids, self.pool_qrels) if val_ids else None
-        return TrainingData(self.labelled(train_ids, self.pool_qrels), validation)
-
-    def score(self, compressor: object) -> float:
-        """nDCG@10 of the evaluation queries; a query never retrieves its own id."""
-        evaluation = self.labelled(self.eval_ids, self.eval_qrels)
-        transform = compressor.transform  # type: ignore[attr-defined]
-        exclude = np.array([self.doc_row.get(q, -1) for q in self.eval_ids], dtype=np.int64)
-        ranked, _ = top_k(
-            transform(evaluation.embeddings), transform(self.corpus), 10, exclude=exclude
-        )
-        return ndcg_from_rankings(ranked, evaluation.relevant, k=10)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval", choices=["dev", "test"], default="dev")
     parser.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
-    parser.add_argument("--dims", nargs="+", type=int, default=[192, 96, 48, 24])
-    parser.add_argument("--budgets", nargs="+", default=["16", "64", "256", "all"])
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--ratios", nargs="+", type=int, default=[2, 4, 8])
+    parser.add_argument("--budgets", nargs="+", default=["all"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--spec", action="append", help="DIVE spec(s); default: dive")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="print each fit's selection")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
+    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
+        os.environ.setdefault(env, str(SHARED / sub))
     specs = args.spec or ["dive"]
+    gains: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for name in args.datasets:
-        data = Data(name, args.eval)
-        print(
-            f"== {name} ({args.eval}): {len(data.pool)} label pool, "
-            f"{len(data.eval_ids)} eval queries",
-            flush=True,
-        )
-        frozen = make_compressor("frozen", None).fit(data.corpus)
-        print(f"frozen {data.score(frozen):.4f}", flush=True)
-        for dim in args.dims:
-            base = {}
-            for method in ("pca", "pca-uncentered"):
-                base[method] = data.score(make_compressor(method, dim).fit(data.corpus))
-            print(
-                f"d={dim}  pca {base['pca']:.4f}  pca-uncentered {base['pca-uncentered']:.4f}",
-                flush=True,
-            )
-            floor = max(base.values())
-            for budget_text in args.budgets:
-                budget = None if budget_text == "all" else int(budget_text)
+        dataset = load_dataset(name)
+        emb = get_embeddings(dataset, args.model)
+        for budget_text in args.budgets:
+            budget = parse_budget(budget_text)
+            splits = {s: make_split(dataset, budget, s, dev=args.eval == "dev") for s in args.seeds}
+            first = splits[args.seeds[0]]
+            print(f"== {name} {args.model} ({args.eval}, budget {budget_text}): "
+                  f"{len(first.train_ids) + len(first.validation_ids)} labels, "
+                  f"{len(first.eval_ids)} scored queries", flush=True)
+            for ratio in args.ratios:
+                dim = emb.dim // ratio
+
+                def score(spec: str, seed: int, *, task_args: tuple = (dim, ratio, budget),
+                          run_args: tuple = (dataset, emb, splits)) -> dict:
+                    data, embeddings, by_seed = run_args
+                    task = RunTask(spec, *task_args, seed)
+                    return run_one(task, data, embeddings, by_seed[seed], args.model, 100)
+
+                floor = np.mean([max(score(m, s)["ndcg@10"] for m in ("pca", "pca-uncentered"))
+                                 for s in args.seeds])
+                print(f"  d={dim}: best PCA {floor:.4f}", flush=True)
                 for spec in specs:
-                    scores, seconds = [], []
-                    for seed in args.seeds:
-                        train = data.split(budget, seed)
-                        model = make_compressor(spec, dim, seed)
-                        start = time.perf_counter()
-                        model.fit(data.corpus, train)
-                        seconds.append(time.perf_counter() - start)
-                        scores.append(data.score(model))
-                        if args.verbose:
-                            diag = model.fit_info_.diagnostics
-                            print(
-                                f"    seed {seed}: {scores[-1]:.4f} start={diag.get('start')} "
-                                f"selected={diag.get('selected')} drift={diag.get('drift')}",
-                                flush=True,
-                            )
-                    mean = float(np.mean(scores))
-                    print(
-                        f"  budget {budget_text:>4} {spec:<40} {mean:.4f} "
-                        f"(sd {np.std(scores):.4f}; vs best PCA {mean - floor:+.4f}) "
-                        f"fit {np.mean(seconds):.1f}s  [{' '.join(f'{s:.4f}' for s in scores)}]",
-                        flush=True,
-                    )
+                    records = [score(spec, s) for s in args.seeds]
+                    values = [r["ndcg@10"] for r in records]
+                    mean = float(np.mean(values))
+                    gains[spec].append((mean - floor, f"{name} d={dim} n={budget_text}"))
+                    seconds = np.mean([r["fit_seconds"] for r in records])
+                    print(f"    {spec:<36} {mean:.4f} ({mean - floor:+.4f}) fit {seconds:.1f}s "
+                          f"[{' '.join(f'{v:.4f}' for v in values)}]", flush=True)
+                    if args.verbose:
+                        for r in records:
+                            d = r["diagnostics"]
+                            print(f"      seed {r['seed']}: start={d.get('start')} "
+                                  f"selected={d.get('selected')} choice={d.get('choice')}")
+    for spec, cells in gains.items():
+        values = np.array([g for g, _ in cells])
+        worst = min(cells)
+        print(f"{spec}: {int((values >= -0.002).sum())}/{len(values)} cells >= best PCA - 0.002, "
+              f"mean gain {values.mean():+.4f}, worst {worst[0]:+.4f} ({worst[1]})")
 
 
 if __name__ == "__main__":

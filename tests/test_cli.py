@@ -75,3 +75,13 @@ def test_every_verb_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> N
         with pytest.raises(SystemExit):
             main([verb, "--help"])
         assert "default" in capsys.readouterr().out, verb
+
+
+def test_rerun_says_how_many_runs_it_skipped(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "r.jsonl"
+    assert main(evaluate_args(tiny, results)) == 0
+    assert "skipped" not in capsys.readouterr().err
+    assert main(evaluate_args(tiny, results)) == 0
+    assert f"skipped 3 run(s) already in {results} for the same data" in capsys.readouterr().err

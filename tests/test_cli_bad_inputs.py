@@ -161,12 +161,12 @@ CASES = [
     Case("compress read-only", COMPRESS + " {ws}/x.npy --output {ws}/ro/y.npy",
          "permission denied", read_only("ro")),
     Case("index --out a folder", "index {ws}/model --embeddings {ws}/emb --out {ws}/emb",
-         "emb: is a folder, expected a file path"),
+         "emb: exists and is not a dive index"),
     Case("onnx --out a folder", "export {ws}/model --format onnx --out {ws}/emb",
-         "emb: is a folder, expected a file path"),
+         "emb: exists and is not an ONNX file"),
     Case("fit parent is a file", FIT + " --out {ws}/afile/m", "afile: a file is in the way"),
     Case("evaluate parent is a file", EVALUATE + " --results {ws}/afile/r.jsonl",
-         "afile: a file is in the way"),
+         "afile/r.jsonl: a file is in the way"),
     Case("index parent is a file", "index {ws}/model --embeddings {ws}/emb "
          "--out {ws}/afile/i.faiss", "afile: a file is in the way"),
     Case("report parent is a file", "report {ws}/results.jsonl --out {ws}/afile/rep",
@@ -235,12 +235,11 @@ def ws(tmp_path: Path, make_tiny: Callable[..., tuple[Path, Path]]) -> Path:
     except ImportError:
         pass
     try:
-        from dive.export.faiss_index import build_index, save_index
-
-        save_index(build_index(PCA(dim=8).fit(corpus).transform(corpus), "flat"),
-                   tmp_path / "index.faiss")
+        import faiss  # noqa: F401
     except ImportError:
-        pass
+        return tmp_path
+    assert main(["index", str(tmp_path / "model"), "--embeddings", str(emb),
+                 "--out", str(tmp_path / "index.faiss")]) == 0
     return tmp_path
 
 

@@ -1,7 +1,10 @@
 """Atomic writes: write to a temporary name beside the target, then rename.
 
 A crash or interruption leaves either the old file or the new one, never half of either.
-`replace_path` does the final rename for folders too (which rename() cannot replace).
+A new file gets the mode the umask says (as `open` would give it); a replaced file keeps its
+mode. `replace_path` does the final rename for folders too (which rename() cannot replace).
+`locked` serialises read-modify-write cycles across processes (a results file's appends).
+`check_output` is the one rule of every writer that may replace an earlier output.
 `describe_os_error` turns a file-system error (disk full, permission denied, a file where a
 folder should be) into one line naming the path the user gave, not a temporary name.
 """
@@ -10,13 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from dive.errors import DiveError
 
 
 @contextlib.contextmanager
@@ -28,6 +35,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, _mode_for(target))  # mkstemp makes every file 0600
         encoding = None if "b" in mode else "utf-8"
         with naming_os_errors(target), os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
@@ -49,6 +57,40 @@ def naming_os_errors(path: str | os.PathLike[str]) -> Iterator[None]:
         if exc.filename is not None or exc.errno is None:
             raise
         raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
+def _mode_for(target: Path) -> int:
+    """The existing file's permission bits, else those `open` would give a new file."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    # Read, not set-and-restore: os.umask() changes it for every thread in between.
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock for `path` across processes (blocking until it is free).
+
+    The lock is taken on the folder holding `path` (flock on the directory), not on `path`
+    itself, which atomic writes replace, and not on a sidecar file, which would be left behind.
+    """
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -102,3 +144,21 @@ def describe_os_error(exc: OSError) -> str:
         reason = (exc.strerror or str(exc)).rstrip(".")
         reason = reason[:1].lower() + reason[1:]
     return f"{where}: {reason}"
+def check_output(
+    path: Path, *, overwrite: bool, ours: Callable[[Path], bool], what: str, folder: bool = False
+) -> None:
+    """Raise `DiveError` unless writing at `path` replaces nothing or is allowed to.
+
+    Nothing there (or, when a `folder` is written, an empty folder): fine. Something `ours`
+    recognises as `what` (written by dive): replaced only with `overwrite`. Anything else is
+    never replaced, whatever `overwrite` says.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    if folder and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
+    if not ours(path):
+        raise DiveError(f"{path}: exists and is not {what}; refusing to replace it "
+                        "(--overwrite replaces only what dive wrote)")
+    if not overwrite:
+        raise DiveError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it")

@@ -1,7 +1,10 @@
 """The `dive` command line: one small function per verb; the only module that prints.
 
 Errors the user can fix (`DiveError`, file-system `OSError`s, bad arguments) print as one
-line on stderr with exit status 2; `--debug` shows the traceback instead.
+line on stderr with exit status 2; `--debug` shows the traceback instead. Every verb that
+writes refuses to replace an existing output unless given `--overwrite`, which replaces only
+what dive wrote there (checked before any work); `demo` instead resumes the run in its
+folder, and `--overwrite` starts it over.
 """
 
 from __future__ import annotations
@@ -11,16 +14,21 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dive import __version__
-from dive._io import describe_os_error
+from dive._io import check_output, describe_os_error
 from dive.errors import DiveError
+
+if TYPE_CHECKING:
+    from dive.compressors.base import FitInfo
 
 DEFAULT_METHODS = "frozen,truncate,pca,pca-uncentered,random"
 DEMO_METHODS = "frozen,truncate,pca,pca-uncentered,random,dive"
 
 Handler = Callable[[argparse.Namespace], int]
+
+OVERWRITE_HELP = "replace an existing output, if dive wrote it (never anything else)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,6 +106,21 @@ def _add_grid_options(
     )
 
 
+def _add_overwrite(p: argparse.ArgumentParser, help: str = OVERWRITE_HELP) -> None:
+    p.add_argument("--overwrite", action="store_true", help=help)
+
+
+def _check_files(paths: Sequence[str | Path], overwrite: bool) -> None:
+    for path in paths:
+        check_output(Path(path), overwrite=overwrite, ours=Path.is_file, what="a file")
+
+
+def _check_report(out: str, overwrite: bool) -> None:
+    from dive.report.build import report_paths
+
+    _check_files(report_paths(out), overwrite)
+
+
 def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
@@ -116,8 +139,10 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         embeddings_dir=args.embeddings,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
+    skipped = [0]
 
     def progress(done: int, total: int, record: dict[str, Any] | None) -> None:
+        skipped[0] += record is None
         if not bars:
             bars.append(tqdm(total=total, desc="runs", unit="run", file=sys.stderr))
         bar = bars[0]
@@ -129,15 +154,23 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         bar.refresh()
 
     try:
-        return run_grid(spec, ResultsFile(results), progress)
+        records = run_grid(spec, ResultsFile(results), progress)
     finally:
         for bar in bars:
             bar.close()
+    if skipped[0]:
+        print(f"skipped {skipped[0]} run(s) already in {results} for the same data",
+              file=sys.stderr)
+    return records
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from dive.report.table import text_tables
 
+    if args.plot:
+        _check_files([args.plot], args.overwrite)
+    if args.report:
+        _check_report(args.report, args.overwrite)
     records = _run_grid(args, args.dataset, Path(args.results))
     print(text_tables(records))
     print(f"\nresults: {args.results}")
@@ -160,10 +193,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dive.report.table import text_tables
 
     out = Path(args.out)
-    records = _run_grid(args, [args.dataset], out / "results.jsonl")
+    results = out / "results.jsonl"
+    _check_files([results], overwrite=True)  # a folder there is never replaced
+    if args.overwrite:
+        # Start over, replacing the old results only once the new run is complete.
+        fresh = out / ".results.jsonl.new"
+        fresh.unlink(missing_ok=True)
+        records = _run_grid(args, [args.dataset], fresh)
+        fresh.replace(results)
+    else:
+        records = _run_grid(args, [args.dataset], results)
     print(text_tables(records))
     plot = plot_ndcg_vs_dim(records, out / "ndcg_vs_dim.png")
-    print(f"\nresults: {out / 'results.jsonl'}\nplot: {plot}")
+    print(f"\nresults: {results}\nplot: {plot}")
     return 0
 
 
@@ -171,6 +213,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dive.report.build import write_report
     from dive.report.merge import read_results
 
+    _check_report(args.out, args.overwrite)
     records = read_results(args.results)
     files = write_report(records, args.out, keep=args.keep, ratio=args.ratio)
     print(f"{len(records)} runs from {len(args.results)} file(s)")
@@ -179,15 +222,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_summary_extras(diagnostics: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-scalar diagnostics of a fit, and its validation scores picked out of them."""
-    scalars = {k: v for k, v in diagnostics.items()
+def _fit_summary_extras(info: FitInfo) -> dict[str, Any]:
+    """The JSON-scalar diagnostics of a fit, and the held-out score it chose its model on."""
+    scalars = {k: v for k, v in info.diagnostics.items()
                if v is None or isinstance(v, (str, bool, int, float))}
-    validation = {k: v for k, v in scalars.items()
-                  if "val" in k.lower() and isinstance(v, (int, float)) and not isinstance(v, bool)}
     extras: dict[str, Any] = {}
-    if validation:
-        extras["validation"] = validation
+    if info.held_out is not None:
+        extras["validation"] = info.held_out.as_record()
     if scalars:
         extras["diagnostics"] = scalars
     return extras
@@ -201,9 +242,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from dive.data.splits import budget_label, make_split, parse_budget
     from dive.embed import get_embeddings
     from dive.evaluate.protocol import training_data
-    from dive.export.folder import save
+    from dive.export.folder import check_model_output, save
 
     compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
+    check_model_output(Path(args.out), overwrite=args.overwrite)
     budget = parse_budget(args.budget)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     emb = get_embeddings(dataset, args.model, embeddings_dir=args.embeddings)
@@ -221,13 +263,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     compressor.fit(emb.corpus, train)
     summary["fit_seconds"] = round(time.perf_counter() - start, 4)
-    summary.update(_fit_summary_extras(compressor.fit_info_.diagnostics))
+    summary.update(_fit_summary_extras(compressor.fit_info_))
     out = save(compressor, args.out, summary=summary)
     runtime = compressor.fitted_runtime()
     print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims, "
           f"{runtime.n_params} parameters, fitted in {summary['fit_seconds']:.2f}s")
-    for name, score in summary.get("validation", {}).items():
-        print(f"{name}: {score:.4f}")
+    held_out = compressor.fit_info_.held_out
+    if held_out is not None:
+        print(f"held-out nDCG@10 on {held_out.n_queries} labelled queries: {held_out.kept:.4f} "
+              f"(start {held_out.start:.4f})")
     print(f"saved: {out}")
     return 0
 
@@ -241,14 +285,20 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx":
-        from dive.export.onnx import export_onnx
+        from dive.export.onnx import export_onnx, is_onnx_export
 
         if args.model is not None:
             raise DiveError("--model applies to --format sentence-transformers only")
+        check_output(Path(args.out), overwrite=args.overwrite, ours=is_onnx_export,
+                     what="an ONNX file dive exported")
         path = export_onnx(_load_model(args), args.out)
     else:
-        from dive.export.sentence_transformers import export_sentence_transformers
+        from dive.export.sentence_transformers import (
+            check_st_output,
+            export_sentence_transformers,
+        )
 
+        check_st_output(Path(args.out), overwrite=args.overwrite, bundled=args.model is not None)
         path = export_sentence_transformers(_load_model(args), args.out, base_model=args.model)
     print(f"wrote {path}")
     return 0
@@ -256,8 +306,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from dive.embed import load_embeddings
-    from dive.export.faiss_index import build_index, save_index
+    from dive.export.faiss_index import IDS_SUFFIX, build_index, is_index_file, save_index
+    from dive.scale.stream import runtime_digest
 
+    check_output(Path(args.out), overwrite=args.overwrite, ours=is_index_file,
+                 what=f"a dive index (a file with its {IDS_SUFFIX})")
     compressor = _load_model(args)
     emb = load_embeddings(args.embeddings, mmap=True)
     trained_on = compressor.summary.get("model")
@@ -266,7 +319,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             "%s: embeddings made with %s, compressor fitted on %s embeddings",
             args.embeddings, emb.meta["model"], trained_on)
     vectors = compressor.transform(emb.corpus)
-    index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids)
+    index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
+                        model_sha256=runtime_digest(compressor.runtime_))
     path = save_index(index, args.out)
     print(f"indexed {len(index)} documents ({index.dim}-d, {'hnsw' if args.hnsw else 'flat'})")
     print(f"wrote {path}")
@@ -289,13 +343,15 @@ def _read_queries_npy(path: str, dim: int) -> Any:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from dive.errors import DataError
-    from dive.export.faiss_index import load_index, search_index
+    from dive.export.faiss_index import check_index_model, load_index, search_index
+    from dive.scale.stream import runtime_digest
 
     compressor = _load_model(args)
     index = load_index(args.index)
     if index.dim != compressor.output_dim:
         raise DataError(f"{args.index}: index holds {index.dim}-d vectors, but {args.model_dir} "
                         f"outputs {compressor.output_dim}-d")
+    check_index_model(index, args.index, runtime_digest(compressor.runtime_), args.model_dir)
     if args.queries_npy is not None:
         queries = _read_queries_npy(args.queries_npy, compressor.input_dim)
         labels = [f"query {i}" for i in range(len(queries))]
@@ -372,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, help="also write an nDCG@10-vs-dimension PNG here")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="also write the report (as `dive report` does) into this folder")
+    _add_overwrite(p, "replace an existing --plot / --report, if dive wrote it (--results is "
+                      "always appended)")
     _add_grid_options(p, methods=DEFAULT_METHODS, budgets="16,64,256,all", seeds="0,1,2")
     p.set_defaults(handler=cmd_evaluate)
 
@@ -379,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="every method on one dataset: table + plot", formatter_class=fmt
     )
     p.add_argument("--dataset", default="scifact", help="dataset name or BEIR folder")
-    p.add_argument("--out", default="runs/demo", help="folder for results.jsonl and the plot")
+    p.add_argument("--out", default="runs/demo", help="folder for results.jsonl and the plot "
+                   "(a rerun resumes the run there and redraws the plot)")
+    _add_overwrite(p, "start over: replace the folder's results.jsonl once the new run is done")
     _add_grid_options(p, methods=DEMO_METHODS, budgets="64", seeds="0")
     p.set_defaults(handler=cmd_demo)
 
@@ -394,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report the smallest d keeping this share of frozen nDCG@10")
     p.add_argument("--ratio", type=_int_at_least(1), default=4,
                    help="compression ratio of the nDCG@10-vs-label-budget plot")
+    _add_overwrite(p)
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("fit", help="fit one compressor on a dataset and save it as a folder",
@@ -412,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", default=None,
                    help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")
     p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
+    _add_overwrite(p)
     p.set_defaults(handler=cmd_fit)
 
     p = sub.add_parser("export", help="export a saved compressor to ONNX or sentence-transformers",
@@ -425,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None,
                    help="sentence-transformers only: bundle this base model with the module "
                         "into one loadable model folder (default: the module folder alone)")
+    _add_overwrite(p)
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("index", help="build a FAISS index of an embeddings folder's compressed "
@@ -436,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE",
                    help="index file (the ids go to FILE.ids.txt)")
     p.add_argument("--hnsw", action="store_true", help="approximate HNSW index instead of exact")
+    _add_overwrite(p)
     p.set_defaults(handler=cmd_index)
 
     p = sub.add_parser("search", help="search an index with queries compressed by a saved "
@@ -472,8 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Parquet: id column carried to the output ('' for none)")
     p.add_argument("--output-column", default=None,
                    help="Parquet: name of the compressed vector column (None: --column's)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output (only once the new one is complete)")
+    _add_overwrite(p, OVERWRITE_HELP + "; only once the new one is complete")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_compress)
     return parser

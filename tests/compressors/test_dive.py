@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -13,9 +14,12 @@ import torch.nn.functional as F
 from dive.arrays import l2_normalize
 from dive.compressors import REGISTRY, Dive, DiveConfig, LabelledQueries, TrainingData
 from dive.compressors._dive_fit import DiveNet, initial_heads
+from dive.compressors.dive import Arm
+from dive.compressors.dive_plus import DivePlus
 from dive.compressors.pca import PCA, PCAUncentered, principal_axes
 from dive.compressors.registry import make_compressor
 from dive.errors import DataError, DiveError
+from dive.evaluate.search import top_k
 from dive.training import validation_ndcg
 
 # Small and quick: every fit below runs in well under a second.
@@ -26,7 +30,6 @@ FAST: dict[str, Any] = {
     "ntxent_items": 32,
     "query_batch": 16,
     "lr": 3e-3,
-    "patience": 100,
     "negative_band": 10,
     "threads": 1,
 }
@@ -147,21 +150,36 @@ def test_zero_steps_returns_the_pca_start(
     np.testing.assert_allclose(model.transform(x), reference.transform(x), atol=1e-5)
 
 
-def test_training_beats_its_own_start_on_validation_and_test(problem: dict[str, Any]) -> None:
+def test_training_beats_its_own_start_on_held_out_and_test(problem: dict[str, Any]) -> None:
     data = TrainingData(problem["train"], problem["validation"])
     model = Dive(4, seed=0, **FAST).fit(problem["corpus"], data)
     diag = model.fit_info_.diagnostics
-    start = diag["start_validation_ndcg@10"][diag["start"]]
-    assert diag["selected"]["step"] > 0
-    assert diag["selected"]["validation_ndcg@10"] > start + 0.05
+    choice = diag["choice"]
+    assert diag["selection"] == "holdout" and choice["n_queries"] == 24
+    assert choice["candidate"] is not None and choice["step"] > 0
+    assert choice["score"] > choice["base_score"] + 0.05
     pca = PCAUncentered(4).fit(problem["corpus"])
     test_dive, test_pca = (score(m, problem["test"], problem["corpus"]) for m in (model, pca))
     assert test_dive > test_pca + 0.05
 
 
+def test_cross_fitting_chooses_on_every_labelled_query(problem: dict[str, Any]) -> None:
+    # 30 labels: a 6-query validation set is too small to trust alone
+    few = LabelledQueries(problem["train"].embeddings[:24], problem["train"].relevant[:24])
+    val = LabelledQueries(problem["validation"].embeddings[:6], problem["validation"].relevant[:6])
+    model = Dive(4, seed=0, **FAST).fit(problem["corpus"], TrainingData(few, val))
+    diag = model.fit_info_.diagnostics
+    assert diag["selection"] == "cross-fit" and diag["folds"] == 3
+    assert diag["n_labelled"] == 30 and diag["choice"]["n_queries"] == 30
+    assert diag["choice"]["candidate"] is not None  # the planted signal is real
+    pca = PCAUncentered(4).fit(problem["corpus"])
+    test_dive, test_pca = (score(m, problem["test"], problem["corpus"]) for m in (model, pca))
+    assert test_dive > test_pca + 0.03
+
+
 def test_same_seed_same_model_other_seed_other_model(problem: dict[str, Any]) -> None:
     data = TrainingData(problem["train"], problem["validation"])
-    options = {**FAST, "steps": 20}
+    options = {**FAST, "steps": 20, "min_gain_z": 0.0}
     a, b, c = (
         Dive(4, seed=s, **options).fit(problem["corpus"], data).fitted_runtime() for s in (0, 0, 1)
     )
@@ -185,81 +203,118 @@ def test_output_is_normalised_and_independent_of_batch_size(problem: dict[str, A
 def test_without_labels_trains_unsupervised(problem: dict[str, Any]) -> None:
     model = Dive(4, seed=0, **{**FAST, "steps": 10}).fit(problem["corpus"])
     diag = model.fit_info_.diagnostics
-    assert diag["mode"] == "unsupervised"
-    assert diag["selected"]["triplet_weight"] == 0.0 and diag["selected"]["step"] == 10
+    assert diag["selection"] == "unsupervised"
+    assert diag["selected"]["arm"]["triplet_weight"] == 0.0 and diag["selected"]["step"] == 10
     assert diag["drift"] > 0
-    assert "triplet" not in diag["arms"][0]["log"][-1]
+    assert "triplet" not in diag["log"][-1]
 
 
-def test_few_labels_train_a_fixed_number_of_steps(problem: dict[str, Any]) -> None:
-    few = LabelledQueries(problem["train"].embeddings[:6], problem["train"].relevant[:6])
-    model = Dive(4, seed=0, **{**FAST, "steps": 15}).fit(problem["corpus"], TrainingData(few))
+def test_a_single_label_trains_a_fixed_number_of_steps(problem: dict[str, Any]) -> None:
+    one = LabelledQueries(problem["train"].embeddings[:1], problem["train"].relevant[:1])
+    model = Dive(4, seed=0, **{**FAST, "steps": 15}).fit(problem["corpus"], TrainingData(one))
     diag = model.fit_info_.diagnostics
-    assert diag["mode"] == "fixed-steps"
+    assert diag["selection"] == "none" and diag["n_labelled"] == 1
     assert diag["selected"]["step"] == 15 and diag["selected"]["validation_ndcg@10"] is None
     assert len(diag["active_triplets"]) == 2  # logged at steps 10 and 15
 
 
-def test_selection_runs_every_grid_arm_and_records_the_winner(problem: dict[str, Any]) -> None:
+def test_the_paper_row_only_ever_trains_with_the_hinge(problem: dict[str, Any]) -> None:
     data = TrainingData(problem["train"], problem["validation"])
-    model = Dive(4, seed=0, **{**FAST, "steps": 20}, select_min_queries=10).fit(
-        problem["corpus"], data
-    )
+    model = Dive(4, seed=0, **{**FAST, "steps": 20}, min_gain_z=0.0).fit(problem["corpus"], data)
     diag = model.fit_info_.diagnostics
-    assert diag["mode"] == "select"
-    assert set(diag["start_validation_ndcg@10"]) == {"uncentered", "centered"}
-    assert [(a["triplet_weight"], a["lr"], a["loss"]) for a in diag["arms"]] == [
-        (0.0, 3e-3, "hinge"),
-        (1.0, 3e-3, "hinge"),
-        (1.0, 3e-2, "hinge"),
-        (1.0, 3e-2, "softplus"),
-    ]
-    best = max(a["best_validation_ndcg@10"] for a in diag["arms"])
-    assert diag["selected"]["validation_ndcg@10"] == best
+    assert [c["arm"]["loss"] for c in diag["curves"]] == ["hinge"] * 3
+    assert diag["selected"]["arm"]["loss"] == "hinge"
+    assert {arm.loss for arm in DiveConfig().arms()} == {"hinge"}
     json.dumps(diag)  # the results record stores it
 
 
-def test_grid_entries_may_name_their_triplet_loss() -> None:
-    cfg = DiveConfig(lr=1e-4, triplet_weight=2.0, grid="0x1,1x10,1x10@softplus,1x10@hinge")
+def test_dive_plus_adds_a_softplus_arm_and_keeps_every_other_default() -> None:
+    plus = make_compressor("dive-plus", 96)
+    assert isinstance(plus, DivePlus) and plus.method == "dive-plus"
+    assert [a.loss for a in plus.dive_config.arms()] == ["hinge"] * 3 + ["softplus"]
+    default = dataclasses.asdict(DiveConfig())
+    assert {k: v for k, v in dataclasses.asdict(plus.dive_config).items() if k != "grid"} == {
+        k: v for k, v in default.items() if k != "grid"
+    }
+    assert make_compressor("dive-plus:heads=2", 96).dive_config.heads == 2
+
+
+def test_grid_entries_may_name_their_triplet_loss_and_margin() -> None:
+    cfg = DiveConfig(lr=1e-4, triplet_weight=2.0, grid="0x1,1x10,1x10@softplus,1x10@hinge,1x1x3")
     assert cfg.arms() == [
-        (0.0, 1e-4, "hinge"),
-        (2.0, 1e-3, "hinge"),
-        (2.0, 1e-3, "softplus"),
+        Arm(0.0, 1e-4, "hinge", 0.1),
+        Arm(2.0, 1e-3, "hinge", 0.1),
+        Arm(2.0, 1e-3, "softplus", 0.1),
+        Arm(2.0, 1e-4, "hinge", pytest.approx(0.3)),  # type: ignore[arg-type]
     ]
     assert DiveConfig(loss="softplus", grid="1x1,1x1@hinge").arms() == [
-        (1.0, 1e-4, "softplus"),
-        (1.0, 1e-4, "hinge"),
+        Arm(1.0, 1e-4, "softplus", 0.1),
+        Arm(1.0, 1e-4, "hinge", 0.1),
     ]
 
 
-def test_a_softplus_arm_trains_with_softplus(problem: dict[str, Any]) -> None:
+def test_the_configured_loss_is_the_one_trained_without_selection(
+    problem: dict[str, Any],
+) -> None:
     data = TrainingData(problem["train"], problem["validation"])
-    options = {**FAST, "steps": 20, "select_min_queries": 10, "start": "uncentered"}
+    options = {**FAST, "steps": 20, "select": False, "start": "uncentered"}
     fits = {
-        grid: Dive(4, seed=0, grid=grid, **options).fit(problem["corpus"], data)
-        for grid in ("1x1@hinge", "1x1@softplus")
+        loss: Dive(4, seed=0, loss=loss, **options).fit(problem["corpus"], data)
+        for loss in ("hinge", "softplus")
     }
-    hinge, soft = (fits[g].fit_info_.diagnostics["arms"][0] for g in ("1x1@hinge", "1x1@softplus"))
-    assert (hinge["loss"], soft["loss"]) == ("hinge", "softplus")
+    hinge, soft = (fits[k].fit_info_.diagnostics for k in ("hinge", "softplus"))
+    assert (hinge["selected"]["arm"]["loss"], soft["selected"]["arm"]["loss"]) == (
+        "hinge",
+        "softplus",
+    )
     # softplus never reaches zero: its logged triplet loss stays above the hinge's
     assert soft["log"][-1]["triplet"] > hinge["log"][-1]["triplet"]
     assert not np.array_equal(
-        fits["1x1@hinge"].transform(problem["corpus"]),
-        fits["1x1@softplus"].transform(problem["corpus"]),
+        fits["hinge"].transform(problem["corpus"]), fits["softplus"].transform(problem["corpus"])
     )
 
 
-def test_no_arm_keeps_a_checkpoint_worse_than_the_start(problem: dict[str, Any]) -> None:
-    # validation labels that disagree with the training labels: training hurts on validation,
-    # and the gate must fall back to checkpoint 0 rather than keep a worse state
-    shuffled = LabelledQueries(
-        problem["validation"].embeddings, problem["validation"].relevant[::-1]
-    )
-    data = TrainingData(problem["train"], shuffled)
-    model = Dive(4, seed=0, **FAST).fit(problem["corpus"], data)
+def test_held_out_labels_the_start_already_ranks_perfectly_keep_the_start_exactly(
+    problem: dict[str, Any],
+) -> None:
+    # validation queries whose relevant documents are the start's own top 3: nothing can
+    # beat the start on them, so whatever training does, the fit must return the start
+    reference = PCAUncentered(4).fit(problem["corpus"])
+    val = problem["validation"].embeddings
+    perfect = labels_ranked_perfectly_by(reference, val, problem["corpus"])
+    data = TrainingData(problem["train"], perfect)
+    model = Dive(4, seed=0, start="uncentered", **FAST).fit(problem["corpus"], data)
+    choice = model.fit_info_.diagnostics["choice"]
+    assert choice["base_score"] == pytest.approx(1.0)
+    assert choice["candidate"] is None and choice["score"] == choice["base_score"]
+    x = problem["test"].embeddings
+    np.testing.assert_allclose(model.transform(x), reference.transform(x), atol=1e-5)
+
+
+def labels_ranked_perfectly_by(
+    model: PCA, queries: np.ndarray, corpus: np.ndarray, k: int = 3
+) -> LabelledQueries:
+    """Labels whose relevant documents are `model`'s own top k for each query."""
+    top, _ = top_k(model.transform(queries), model.transform(corpus), k)
+    return LabelledQueries(queries, tuple({int(r): 1 for r in row} for row in top))
+
+
+@pytest.mark.parametrize(
+    ("better", "worse"), [("centered", "uncentered"), ("uncentered", "centered")]
+)
+def test_labels_choose_the_better_of_the_two_pca_starts(
+    problem: dict[str, Any], better: str, worse: str
+) -> None:
+    corpus, queries = problem["corpus"], problem["train"].embeddings[:40]
+    models = {"centered": PCA(2).fit(corpus), "uncentered": PCAUncentered(2).fit(corpus)}
+    labels = labels_ranked_perfectly_by(models[better], queries, corpus)
+    planted = {name: score(m, labels, corpus) for name, m in models.items()}
+    assert planted[better] == pytest.approx(1.0) and planted[worse] < 0.9  # the planted gap
+    model = Dive(2, seed=0, **{**FAST, "steps": 0}).fit(corpus, TrainingData(labels))
     diag = model.fit_info_.diagnostics
-    for arm in diag["arms"]:
-        assert arm["best_validation_ndcg@10"] >= diag["start_validation_ndcg@10"][diag["start"]]
+    assert diag["start"] == better
+    assert diag["start_ndcg@10"][worse] == pytest.approx(planted[worse], abs=1e-6)
+    np.testing.assert_allclose(model.transform(corpus), models[better].transform(corpus), atol=1e-5)
 
 
 # --- options ---------------------------------------------------------------------------
@@ -281,7 +336,7 @@ def test_ablation_switches_remove_their_loss(
     spec = "dive:" + ":".join(f"{k}={v}" for k, v in options.items()) + ":" + option
     model = make_compressor(spec, 4, seed=0)
     model.fit(problem["corpus"], TrainingData(problem["train"], problem["validation"]))
-    log = model.fit_info_.diagnostics["arms"][0]["log"][-1]
+    log = model.fit_info_.diagnostics["log"][-1]
     assert absent not in log
     assert {"anchor", "ntxent", "triplet"} - {absent} <= set(log)
 
@@ -304,7 +359,7 @@ def test_spec_options_are_typed_and_recorded() -> None:
     cfg = model.dive_config
     assert (cfg.heads, cfg.ntxent_weight, cfg.lr, cfg.hidden) == (1, 0.0, 1e-3, None)
     assert isinstance(cfg.ntxent_weight, float)
-    assert cfg.arms() == [(0.0, 1e-3, "hinge")]
+    assert cfg.arms() == [Arm(0.0, 1e-3, "hinge", 0.1)]
     config = model.config()
     assert config["heads"] == 1 and config["dim"] == 96
     json.dumps(config)

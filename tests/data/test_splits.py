@@ -71,3 +71,20 @@ def test_parse_budget() -> None:
         parse_budget("0")
     with pytest.raises(DiveError, match="positive integer or 'all'"):
         parse_budget("many")
+
+
+@pytest.mark.parametrize("with_train", [True, False])
+def test_dev_split_tunes_inside_the_labelled_pool_and_never_reads_evaluation_queries(
+    make_tiny: Any, with_train: bool
+) -> None:
+    data, _ = make_tiny(with_train=with_train)
+    dataset = load_beir(data)
+    protocol, dev = make_split(dataset, None, seed=0), make_split(dataset, None, seed=0, dev=True)
+    pool = set(protocol.train_ids + protocol.validation_ids)
+    labelled = set(dev.train_ids + dev.validation_ids)
+    assert labelled | set(dev.eval_ids) == pool  # the pool, split in two ...
+    assert not labelled & set(dev.eval_ids)
+    assert not pool & set(protocol.eval_ids)  # ... never the protocol's evaluation queries
+    assert len(dev.eval_ids) - len(labelled) in (0, 1)
+    assert dev.source == f"{protocol.source}-dev"
+    assert all(dev.eval_qrels[q] == protocol.label_qrels[q] for q in dev.eval_ids)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dive.errors import DiveError
+from dive.evaluate.fingerprint import backfill_fingerprints
 from dive.evaluate.protocol import GridSpec, run_grid
-from dive.evaluate.records import REQUIRED_FIELDS, ResultsFile
+from dive.evaluate.records import FINGERPRINT_FIELD, REQUIRED_FIELDS, ResultsFile, write_records
 
 
 def spec(tiny: tuple[Path, Path], **overrides: object) -> GridSpec:
@@ -118,3 +122,53 @@ def test_unsupervised_methods_are_fitted_once_across_budgets(
     assert {budget for _, budget in calls} == {8}  # the 'all' budget reused every fit
     by_budget = {(r["method"], r["dim"], r["budget"]): r["ndcg@10"] for r in records}
     assert by_budget[("pca", 8, "8")] == by_budget[("pca", 8, "all")]
+
+
+def fresh_runs(tiny: tuple[Path, Path], path: Path, **overrides: object) -> list[object]:
+    """Run the grid into `path`; return the records of the runs not skipped."""
+    done: list[object] = []
+    run_grid(spec(tiny, seeds=[0], **overrides), ResultsFile(path),
+             progress=lambda _done, _total, rec: done.append(rec))
+    return [r for r in done if r is not None]
+
+
+def test_other_embeddings_rerun_instead_of_reusing_old_records(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "r.jsonl"
+    fresh_runs(tiny, path)
+    other_emb = tmp_path / "other_emb"  # same ids, other vectors
+    shutil.copytree(tiny[1], other_emb)
+    np.save(other_emb / "corpus.npy", np.roll(np.load(tiny[1] / "corpus.npy"), 1, axis=0))
+    rerun = fresh_runs(tiny, path, embeddings_dir=str(other_emb))
+    assert len(rerun) == 2 * (1 + 2 * 2)  # nothing reused
+    alone = fresh_runs(tiny, tmp_path / "alone.jsonl", embeddings_dir=str(other_emb))
+    assert [r["ndcg@10"] for r in rerun] == [r["ndcg@10"] for r in alone]  # type: ignore[index]
+    assert "computed from other data" in caplog.text
+
+
+def test_changed_dataset_with_the_same_name_reruns(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    fresh_runs(tiny, path)
+    qrels = tiny[0] / "qrels" / "test.tsv"
+    lines = qrels.read_text().splitlines()
+    qrels.write_text("\n".join(lines[: len(lines) // 2]) + "\n")  # half the judgements
+    assert len(fresh_runs(tiny, path)) == 2 * (1 + 2 * 2)
+    assert fresh_runs(tiny, path) == []  # and the new records are then reused
+
+
+def test_backfill_lets_a_rerun_skip_records_written_without_a_fingerprint(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path = tmp_path / "r.jsonl"
+    fresh_runs(tiny, path)
+    old = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in old:
+        del record[FINGERPRINT_FIELD]
+    write_records(path, old)
+    assert backfill_fingerprints(path, data_dir=str(tiny[0].parent),
+                                 embeddings_dir=str(tiny[1])) == len(old)
+    backfilled = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if k != FINGERPRINT_FIELD} for r in backfilled] == old
+    assert fresh_runs(tiny, path) == []
+    assert backfill_fingerprints(path, data_dir=str(tiny[0].parent)) == 0  # nothing left to do

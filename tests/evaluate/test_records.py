@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,29 @@ def test_unreadable_results_are_one_error_naming_file_and_line(
         path.write_text(path.read_text() + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=message):
         read_records(path)
+def _append_many(path: Path, method: str, n: int, start: multiprocessing.synchronize.Event) -> None:
+    results = ResultsFile(path)  # read once, before the other process writes anything
+    start.wait()
+    for seed in range(n):
+        results.append([record(method=method, seed=seed)])
+
+
+def test_two_processes_appending_to_one_file_keep_every_record(tmp_path: Path) -> None:
+    path, n = tmp_path / "r.jsonl", 25
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    workers = [
+        context.Process(target=_append_many, args=(path, method, n, start))
+        for method in ("pca", "random")
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    lines = path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line valid JSON
+    assert sorted((r["method"], r["seed"]) for r in records) == sorted(
+        (method, seed) for method in ("pca", "random") for seed in range(n)
+    )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dive.cli import main
-from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.base import Compressor, HeldOutScore, TrainingData
 from dive.compressors.registry import REGISTRY
 from dive.compressors.runtime import Runtime
 from dive.embed import Embeddings, load_embeddings, save_embeddings
@@ -47,8 +47,9 @@ class RecordingSupervised(Compressor):
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         assert train is not None and train.validation is not None
         type(self).seen.append(train)
-        self.fit_info_.diagnostics.update({"validation_ndcg@10": 0.625, "best_step": 25,
+        self.fit_info_.diagnostics.update({"n_validation": 4, "best_step": 25,
                                            "curve": [0.1, 0.2]})
+        self.fit_info_.held_out = HeldOutScore(kept=0.625, start=0.5, n_queries=4)
         return Runtime(corpus.shape[1], projection=np.eye(self.dim or 1, corpus.shape[1],
                                                           dtype=np.float32))
 
@@ -59,14 +60,16 @@ def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], t
     monkeypatch.setitem(REGISTRY, RecordingSupervised.method, RecordingSupervised)
     RecordingSupervised.seen.clear()
     assert fit(tiny, tmp_path / "m", "test-supervised", "--budget", "16") == 0
-    assert "validation_ndcg@10: 0.6250" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "held-out nDCG@10 on 4 labelled queries: 0.6250 (start 0.5000)" in out
+    assert "n_validation" not in out  # a query count is not printed as a score
     summary = load(tmp_path / "m").summary
     train = RecordingSupervised.seen[0]
     assert len(train.train) + len(train.validation or ()) == 16
     assert summary["budget"] == "16" and summary["n_labels"] == 16
     assert summary["n_train"] == len(train.train) and summary["n_validation"] == 4
-    assert summary["validation"] == {"validation_ndcg@10": 0.625}
-    assert summary["diagnostics"] == {"validation_ndcg@10": 0.625, "best_step": 25}
+    assert summary["validation"] == {"ndcg@10": 0.625, "start_ndcg@10": 0.5, "n_queries": 4}
+    assert summary["diagnostics"] == {"n_validation": 4, "best_step": 25}
 
 
 def test_fit_records_the_labels_used_when_the_budget_exceeds_the_pool(
@@ -201,3 +204,29 @@ def test_search_with_query_text_end_to_end(tmp_path: Path, monkeypatch: pytest.M
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"# {docs[2]}" and out[1].split("\t")[:2] == ["1", "doc2"]
     assert out[4] == f"# {docs[5]}" and out[5].split("\t")[:2] == ["1", "doc5"]
+
+
+def test_search_refuses_an_index_built_by_another_compressor_of_the_same_dim(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "pca", "pca") == 0
+    assert fit(tiny, tmp_path / "random", "random") == 0
+    index = tmp_path / "idx.faiss"
+    assert main(["index", str(tmp_path / "pca"), "--embeddings", str(tiny[1]),
+                 "--out", str(index)]) == 0
+    np.save(tmp_path / "q.npy", np.load(tiny[1] / "queries.npy")[:1])
+    search = ["search", str(index), "--queries-npy", str(tmp_path / "q.npy")]
+    capsys.readouterr()
+    assert main([*search, str(tmp_path / "random")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "idx.faiss: built by another compressor" in err
+    assert str(tmp_path / "random") in err
+    assert main([*search, str(tmp_path / "pca")]) == 0
+    # An index from before the identity was recorded still searches, with a warning.
+    meta = tmp_path / "idx.faiss.meta.json"
+    assert meta.is_file()
+    meta.unlink()
+    assert main([*search, str(tmp_path / "random")]) == 0
+    assert "does not record which compressor built it" in caplog.text

@@ -15,6 +15,7 @@ faiss = pytest.importorskip("faiss")
 
 from dive.export.faiss_index import (  # noqa: E402
     build_index,
+    check_index_model,
     ids_path,
     load_index,
     save_index,
@@ -119,3 +120,20 @@ def test_bad_build_inputs(make_inputs: Any) -> None:
 def test_query_dimension_must_match(make_inputs: Any) -> None:
     with pytest.raises(DataError, match="expected dimension 8, got 9"):
         search_index(build_index(make_inputs(4, 8)), make_inputs(2, 9), 3)
+
+
+def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
+    tmp_path: Path, make_inputs: Any
+) -> None:
+    x = make_inputs(20, 8)
+    path = tmp_path / "i.faiss"
+    save_index(build_index(x, model_sha256="ab" * 32), path)
+    assert load_index(path).model_sha256 == "ab" * 32
+    check_index_model(load_index(path), path, "ab" * 32, "m")
+    with pytest.raises(DataError, match=r"i\.faiss: built by another compressor than m2"):
+        check_index_model(load_index(path), path, "cd" * 32, "m2")
+    save_index(build_index(x), path)  # no identity: the old one must not survive
+    assert load_index(path).model_sha256 is None
+    (tmp_path / "i.faiss.meta.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"i\.faiss\.meta\.json: not a readable JSON"):
+        load_index(path)

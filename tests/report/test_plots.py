@@ -5,7 +5,12 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from dive.report.plots import plot_ndcg_vs_budget, plot_ndcg_vs_dim
+from dive.report.plots import (
+    ndcg_vs_budget_figure,
+    ndcg_vs_dim_figure,
+    plot_ndcg_vs_budget,
+    plot_ndcg_vs_dim,
+)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -38,3 +43,83 @@ def test_partial_single_seed_grid_plots(make_record, tmp_path: Path) -> None:
     records = [make_record(method="pca", dim=96, ndcg=0.6),
                make_record(method="dive", dim=192, budget="all", ndcg=0.62)]
     assert png_size(plot_ndcg_vs_dim(records, tmp_path / "p.png"))[0] > 300
+
+
+LONG_SPECS = (
+    "truncate", "random", "pca-uncentered", "matryoshka-adaptor-unsup",
+    "matryoshka-adaptor:lr=0.0003:epochs=40", "search-adaptor:rank_weight=0.5",
+    "smec:basis=pca:stages=3", "dive", "dive:heads=1:ntxent_weight=0",
+    "dive:anchor_weight=0.25:hinge_margin=0.1",
+)
+
+
+def long_spec_records(make_record, datasets: tuple[str, ...], budgets: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """Frozen plus the ten long method specs at four dims on every (dataset, budget)."""
+    out = []
+    for dataset in datasets:
+        for budget in budgets:
+            out.append(make_record(dataset=dataset, method="frozen", dim=384, budget=budget,
+                                   ndcg=0.65))
+            for k, method in enumerate(LONG_SPECS):
+                for dim in (24, 48, 96, 192):
+                    out.append(make_record(dataset=dataset, method=method, dim=dim,
+                                           budget=budget, ndcg=0.3 + 0.001 * dim + 0.01 * k))
+    return out
+
+
+def assert_legend_inside_and_complete(fig) -> None:  # type: ignore[no-untyped-def]
+    """The legend lies inside the figure, clear of every panel, and names every method."""
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert box.x0 >= fig.bbox.x0 and box.x1 <= fig.bbox.x1
+    assert box.y0 >= fig.bbox.y0 and box.y1 <= fig.bbox.y1
+    for ax in fig.axes:
+        if ax.get_visible():
+            panel = ax.get_tightbbox(renderer)  # ticks, labels and title included
+            assert panel.y0 > box.y1 or not panel.overlaps(box)
+            assert fig.bbox.x0 <= panel.x0 and panel.x1 <= fig.bbox.x1
+            assert fig.bbox.y0 <= panel.y0 and panel.y1 <= fig.bbox.y1
+    labels = [t.get_text() for t in legend.get_texts()]
+    for method in LONG_SPECS:
+        assert method in labels
+    assert any(label.startswith("frozen") for label in labels)
+
+
+def test_legend_of_long_specs_fits_one_panel(make_record) -> None:
+    fig = ndcg_vs_dim_figure(long_spec_records(make_record, ("scifact",), ("64",)))
+    assert len(fig.axes) == 1
+    assert_legend_inside_and_complete(fig)
+
+
+def test_legend_of_long_specs_fits_many_panels(make_record) -> None:
+    records = long_spec_records(make_record, ("nfcorpus", "scifact"), ("16", "64", "all"))
+    assert_legend_inside_and_complete(ndcg_vs_dim_figure(records))
+    budget_figure = ndcg_vs_budget_figure(records, ratio=4)
+    assert budget_figure is not None
+    assert_legend_inside_and_complete(budget_figure)
+
+
+def test_one_panel_budget_plot_legend_fits(make_record) -> None:
+    fig = ndcg_vs_budget_figure(long_spec_records(make_record, ("scifact",), ("16", "all")))
+    assert fig is not None and len(fig.axes) == 1
+    assert_legend_inside_and_complete(fig)
+
+
+def test_dive_is_drawn_thicker_and_on_top(make_record) -> None:
+    fig = ndcg_vs_dim_figure(long_spec_records(make_record, ("scifact",), ("64",)))
+    # errorbar() labels its container; the container's first line is the data line.
+    lines = {bars.get_label(): bars.lines[0] for bars in fig.axes[0].containers}
+    dive = [line for label, line in lines.items() if label.startswith("dive")]
+    others = [line for label, line in lines.items()
+              if label in LONG_SPECS and not label.startswith("dive")]
+    assert len(dive) == 3 and others
+    assert min(d.get_linewidth() for d in dive) > max(o.get_linewidth() for o in others)
+    assert min(d.get_zorder() for d in dive) > max(o.get_zorder() for o in others)
+
+
+def test_one_panel_title_names_dataset_budget_and_the_dashed_line(make_record) -> None:
+    fig = ndcg_vs_dim_figure(long_spec_records(make_record, ("scifact",), ("64",)))
+    title = fig.axes[0].get_title()
+    assert "scifact" in title and "64 labelled" in title
+    assert "dashed line: uncompressed" in title and "d=384" in title

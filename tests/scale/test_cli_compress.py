@@ -76,3 +76,31 @@ def test_compress_parquet_with_ids(
     ids, y, _ = stores.read_parquet(tmp_path / "y.parquet")
     assert ids == [f"k{i}" for i in range(120)]
     np.testing.assert_array_equal(y, runtime(x))
+
+
+def test_overwrite_replaces_a_compress_output_but_never_another_folder(
+    tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shards = tmp_path / "x"
+    shards.mkdir()
+    for name in ("a.npy", "b.npy"):
+        np.save(shards / name, stores.vectors(30))
+    argv = ["compress", str(model_dir), "--input", str(shards), "--no-progress", "--overwrite"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    np.save(mine / "a.npy", stores.vectors(3))
+    assert main([*argv, "--output", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mine: exists and is not" in err and "refusing" in err
+    assert sorted(p.name for p in mine.iterdir()) == ["a.npy", "notes.txt"]
+
+    assert main([*argv, "--output", str(tmp_path / "y")]) == 0
+    assert main([*argv, "--output", str(tmp_path / "y")]) == 0  # its own output: replaced
+    assert sorted(p.name for p in (tmp_path / "y").glob("*.npy")) == ["a.npy", "b.npy"]
+    # A single-file input never replaces a folder, not even one compress wrote.
+    np.save(tmp_path / "one.npy", stores.vectors(5))
+    single = ["compress", str(model_dir), "--input", str(tmp_path / "one.npy"), "--overwrite"]
+    assert main([*single, "--output", str(tmp_path / "y")]) == 2
+    assert "refusing" in capsys.readouterr().err
+    assert (tmp_path / "y" / "a.npy").is_file()

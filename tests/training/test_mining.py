@@ -77,3 +77,18 @@ def test_bad_counts_raise() -> None:
     index = RelevanceIndex.from_relevant([{0: 1}])
     with pytest.raises(ValueError, match="hard \\+ random > 0"):
         NegativePools.empty(1).sample(np.array([0]), index, 4, 0, 0, np.random.default_rng(0))
+
+
+def test_in_batch_negatives_point_into_the_batch_and_never_at_a_positive() -> None:
+    from dive.training.mining import in_batch_negatives
+
+    relevant = [{0: 1, 1: 1, 2: 1}, {3: 1}]
+    index = RelevanceIndex.from_relevant(relevant)
+    batch_rows = np.array([0, 1, 2, 3, 7, 9])  # most of the batch is relevant to query 0
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        pos = in_batch_negatives(np.array([0, 1]), batch_rows, index, 5, rng)
+        assert pos.shape == (2, 5) and pos.min() >= 0 and pos.max() < len(batch_rows)
+        assert not set(batch_rows[pos[0]].tolist()) & {0, 1, 2}
+        assert 3 not in batch_rows[pos[1]].tolist()
+    assert in_batch_negatives(np.array([0]), batch_rows, index, 0, rng).shape == (1, 0)

@@ -1,15 +1,21 @@
 """Torch side of DIVE's fit (imported only when fitting; see `dive.compressors.dive`).
 
-One fit is: pick the start (PCA axes with mu = 0 or the corpus mean), then train from it,
-behind a validation gate whose checkpoint 0 is the start. When the validation set is large
-enough to select, every arm of the grid (triplet weight, learning rate) trains `race_steps`
-steps, the arm with the best validation score so far trains on to `steps`, and the best
-checkpoint seen by any arm wins (a race: the losing arms' remaining steps are never paid
-for). Everything a step needs is precomputed (corpus tensor, flattened labels, negative
-pools) so a step is one fused forward pass over [corpus | queries | positives | negatives].
+One fit is one idea: a model (`DiveNet`), a loss (`_Run._loss`) and a number of steps, with
+the choices made by `dive.training.selection` on every labelled query:
+1. the start: PCA axes with mu = 0 or the corpus mean, whichever ranks the labelled queries
+   better (neither start saw them, so all of them score it honestly);
+2. the arm and its length: every arm of the grid trains from the start once per fold, on the
+   other folds (cross-fitting over the pooled training and validation queries, or the
+   validation set alone as a holdout when it holds `holdout_min` queries or more), and its
+   checkpoints are scored on the queries it did not see; the best (arm, step) is kept only if
+   its paired per-query gain over the start is at least `min_gain_z` standard errors;
+3. the refit: the kept arm trains on every labelled query for the kept number of steps; or,
+   without real evidence of a gain, the fit returns the start itself.
+Everything a step needs is precomputed (corpus tensor, labels, negative pools) so a step is
+one fused forward pass over [corpus | queries | positives | negatives].
 
-Left out: GPUs and mixed precision (CPU fits of a few seconds), learned centres (mu is fixed
-at its start value), and re-selection of the start after training.
+Left out: GPUs and mixed precision (CPU fits of seconds), learned centres (mu is fixed at its
+start value), early stopping inside a run (every fold must check at the same steps).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dive.compressors.base import LabelledQueries, TrainingData
-from dive.compressors.dive import DiveConfig, TripletLoss
+from dive.compressors.dive import Arm, DiveConfig
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError
@@ -35,11 +41,12 @@ from dive.losses.hinge_triplet import hinge_triplet_loss, triplet_margins
 from dive.losses.similarity_anchor import similarity_anchor_loss
 from dive.training.adapter import ResidualAdapter
 from dive.training.batches import RelevanceIndex, sample_rows
-from dive.training.gate import Checkpoint, ValidationGate, validation_ndcg
+from dive.training.gate import ValidationGate, validation_scores
 from dive.training.loop import TrainingLoop
-from dive.training.mining import NegativePools, mine_pools
+from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
+from dive.training.selection import Choice, Curve, Folds, best_of, choose, out_of_fold
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +63,9 @@ class DiveNet(nn.Module):
         n_heads, dim, d_in = heads.shape
         self.n_heads, self.dim, self.d_in = n_heads, dim, d_in
         self.adapter = ResidualAdapter(d_in, hidden, activation="gelu")
-        # all heads in one (H*d, D) matrix: one GEMM computes every view
-        self.heads = nn.Parameter(torch.from_numpy(np.ascontiguousarray(heads, np.float32)))
+        # all heads in one (H*d, D) matrix: one GEMM computes every view. A copy: training
+        # must never write into the caller's array (every run starts from the same heads).
+        self.heads = nn.Parameter(torch.from_numpy(np.array(heads, dtype=np.float32, order="C")))
         self.register_buffer("center", torch.from_numpy(np.ascontiguousarray(center, np.float32)))
 
     def shifted(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,90 +156,107 @@ class Labels:
     def __len__(self) -> int:
         return len(self.relevant)
 
+    def subset(self, rows: np.ndarray) -> Labels:
+        """The labelled queries at `rows`, in that order."""
+        relevant = [self.relevant[int(r)] for r in rows]
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return Labels(self.embeddings[index], relevant, RelevanceIndex.from_relevant(relevant))
+
+
+def pooled_labels(train: TrainingData | None, n_corpus: int) -> tuple[Labels | None, np.ndarray]:
+    """Training and validation queries as one labelled set, and the rows from validation.
+
+    DIVE chooses on every labelled query (`dive.training.selection`), so the protocol's
+    split between the two only matters when the validation part is used as a holdout.
+    """
+    if train is None:
+        return None, np.zeros(0, dtype=np.int64)
+    parts = [Labels.build(train.train, n_corpus, "training")]
+    parts.append(Labels.build(train.validation, n_corpus, "validation"))
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None, np.zeros(0, dtype=np.int64)
+    n_train = len(parts[0]) if parts[0] is not None else 0
+    n_val = len(parts[1]) if parts[1] is not None else 0
+    relevant = [rel for p in present for rel in p.relevant]
+    labels = Labels(
+        torch.cat([p.embeddings for p in present]),
+        relevant,
+        RelevanceIndex.from_relevant(relevant),
+    )
+    return labels, np.arange(n_train, n_train + n_val, dtype=np.int64)
+
 
 def _state(net: DiveNet) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
 class _Fit:
-    """The data and settings shared by every arm of one fit."""
+    """The data, start and settings shared by every training run of one fit."""
 
-    def __init__(
-        self,
-        corpus: np.ndarray,
-        train: TrainingData | None,
-        seed: int,
-        config: DiveConfig,
-    ) -> None:
+    def __init__(self, corpus: np.ndarray, seed: int, config: DiveConfig) -> None:
         self.corpus = torch.from_numpy(corpus)
         self.seed, self.config = seed, config
-        n = corpus.shape[0]
-        self.train = Labels.build(train.train if train is not None else None, n, "training")
-        self.validation = Labels.build(
-            train.validation if train is not None else None, n, "validation"
-        )
         self.hidden = config.hidden or corpus.shape[1]
 
-    def score(self, net: DiveNet, corpus_z: np.ndarray) -> float:
-        assert self.validation is not None
-        return validation_ndcg(
-            net.encode(self.validation.embeddings), corpus_z, self.validation.relevant
-        )
-
-    def pools(self, net: DiveNet, corpus_z: np.ndarray) -> NegativePools:
-        assert self.train is not None
-        if self.config.hard_negatives == 0:
-            return NegativePools.empty(len(self.train))
-        return mine_pools(
-            net.encode(self.train.embeddings),
-            corpus_z,
-            self.train.relevant,
-            skip_top=self.config.negative_skip,
-            band=self.config.negative_band,
-            index=self.train.index,
-        )
-
     def new_net(self, heads: np.ndarray, center: np.ndarray) -> DiveNet:
-        torch.manual_seed(self.seed)  # the same adapter initialisation for every arm
+        torch.manual_seed(self.seed)  # the same adapter initialisation for every run
         return DiveNet(heads, center, self.hidden)
 
+    def scores(self, net: DiveNet, corpus_z: np.ndarray, queries: Labels) -> np.ndarray:
+        """nDCG@10 of each of `queries` under `net` (corpus already encoded)."""
+        return validation_scores(net.encode(queries.embeddings), corpus_z, queries.relevant)
 
-class _Arm:
-    """One training run (a triplet weight, a learning rate, a triplet loss) that can be resumed.
+    def pools(self, net: DiveNet, corpus_z: np.ndarray, train: Labels) -> NegativePools:
+        if self.config.hard_negatives == 0:
+            return NegativePools.empty(len(train))
+        return mine_pools(
+            net.encode(train.embeddings),
+            corpus_z,
+            train.relevant,
+            skip_top=self.config.negative_skip,
+            band=self.config.negative_band,
+            index=train.index,
+        )
 
-    `advance(until)` trains up to step `until`. With validation, a gate keeps the best
-    checkpoint, checkpoint 0 being the start. Hard-negative pools are refreshed from the
-    model's own ranking every `mine_every` steps.
+
+class _Run:
+    """One training run of one arm from the start, on `train` labels (or none).
+
+    A check every `eval_every` steps (and at the last) scores each `held_out` query, which
+    gives the run's `Curve` for selection; hard-negative pools are refreshed from the model's
+    own ranking every `mine_every` steps. The run never stops early: every fold of a
+    cross-fit checks at the same steps.
     """
 
     def __init__(
         self,
         fit: _Fit,
         net: DiveNet,
-        triplet_weight: float,
-        lr: float,
-        loss: TripletLoss,
-        start_score: float | None,
-        start_corpus_z: np.ndarray,
+        arm: Arm,
+        train: Labels | None,
+        held_out: Labels | None,
         rng: np.random.Generator,
     ) -> None:
         cfg = fit.config
-        self.fit, self.net, self.rng = fit, net, rng
-        self.triplet_weight, self.lr, self.loss = triplet_weight, lr, loss
-        gate = ValidationGate(every=cfg.eval_every, patience=cfg.patience, prefer_later=True)
-        if start_score is not None:
-            gate.offer(0, start_score, lambda: _state(net))
+        self.fit, self.net, self.arm, self.rng = fit, net, arm, rng
+        self.train, self.held_out = train, held_out
         self.log: list[dict[str, float]] = []
+        self.steps: list[int] = []
+        self.scores: list[np.ndarray] = []
         self.batch = min(cfg.corpus_batch, fit.corpus.shape[0])
-        self.use_triplets = triplet_weight > 0 and fit.train is not None
+        self.use_triplets = arm.triplet_weight > 0 and train is not None
         # both corpus-batch losses compare items with each other: they need two of them
         self.use_anchor = cfg.anchor_weight > 0 and self.batch >= 2
         self.use_ntxent = cfg.ntxent_weight > 0 and net.n_heads > 1 and self.batch >= 2
-        self.pools = fit.pools(net, start_corpus_z) if self.use_triplets else None
+        self.pools: NegativePools | None = None
+        if self.use_triplets:
+            assert train is not None
+            self.pools = fit.pools(net, net.encode(fit.corpus), train)
         self.loop = TrainingLoop(
             loss=self._loss,
-            optimiser=AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay),
-            gate=gate,
+            optimiser=AdamW(net.parameters(), lr=arm.lr, weight_decay=cfg.weight_decay),
+            gate=ValidationGate(every=cfg.eval_every),
             check=self._check,
             state=lambda: _state(net),
             extra_check=self._mines,
@@ -245,20 +270,29 @@ class _Arm:
         fit, cfg, rng, batch = self.fit, self.fit.config, self.rng, self.batch
         logged: dict[str, float] = {}
         n_corpus = fit.corpus.shape[0]
-        parts = [fit.corpus[sample_rows(n_corpus, batch, rng)]]
+        batch_rows = sample_rows(n_corpus, batch, rng)
+        parts = [fit.corpus[batch_rows]]
         if self.use_triplets:
-            assert fit.train is not None and self.pools is not None
-            queries = sample_rows(len(fit.train), min(cfg.query_batch, len(fit.train)), rng)
-            positives = fit.train.index.sample_positives(queries, rng)
-            negatives = self.pools.sample(
-                queries, fit.train.index, n_corpus, cfg.hard_negatives, cfg.random_negatives, rng
+            assert self.train is not None and self.pools is not None
+            train = self.train
+            queries = sample_rows(len(train), min(cfg.query_batch, len(train)), rng)
+            positives = train.index.sample_positives(queries, rng)
+            # hard negatives (short pools filled at random) are encoded with the queries;
+            # the random ones come from the corpus batch, already encoded
+            hard = (
+                self.pools.sample(queries, train.index, n_corpus, cfg.hard_negatives, 0, rng)
+                if cfg.hard_negatives
+                else np.zeros((len(queries), 0), dtype=np.int64)
+            )
+            in_batch = in_batch_negatives(
+                queries, batch_rows, train.index, cfg.random_negatives, rng
             )
             parts += [
-                fit.train.embeddings[queries],
+                train.embeddings[queries],
                 fit.corpus[positives],
-                fit.corpus[torch.from_numpy(negatives.reshape(-1))],
+                fit.corpus[torch.from_numpy(hard.reshape(-1))],
             ]
-        # One pass over [corpus batch | queries | positives | negatives]. Only NT-Xent needs
+        # One pass over [corpus batch | queries | positives | hard negatives]. Only NT-Xent needs
         # the separate views (of its first items); z comes from the folded heads.
         shifted = self.net.shifted(torch.cat(parts))
         z = F.normalize(shifted @ self.net.folded().T, dim=-1)
@@ -275,56 +309,45 @@ class _Arm:
         if self.use_triplets:
             b = len(queries)
             zq, zp = z[batch : batch + b], z[batch + b : batch + 2 * b]
-            zn = z[batch + 2 * b :].reshape(b, negatives.shape[1], -1)
-            tri = hinge_triplet_loss(zq, zp, zn, cfg.margin, soft=self.loss == "softplus")
+            zn = torch.cat(
+                [z[batch + 2 * b :].reshape(b, hard.shape[1], -1), z[torch.from_numpy(in_batch)]],
+                dim=1,
+            )
+            margin = self.arm.margin
+            tri = hinge_triplet_loss(zq, zp, zn, margin, soft=self.arm.loss == "softplus")
             # With fewer labelled queries than a batch, every step sees all of them and a
             # mean would give each a bigger share than in a full batch; scaling by
             # b / query_batch keeps one query's pull per step the same at any budget.
-            loss = loss + self.triplet_weight * (b / cfg.query_batch) * tri
+            loss = loss + self.arm.triplet_weight * (b / cfg.query_batch) * tri
             with torch.no_grad():
-                active = (triplet_margins(zq, zp, zn, cfg.margin) > 0).float().mean()
+                active = (triplet_margins(zq, zp, zn, margin) > 0).float().mean()
             logged["triplet"] = float(tri.detach())
             logged["active_triplets"] = float(active)
         return loss, logged
 
-    def advance(self, until: int) -> None:
-        """Train up to step `until`, or until the gate's patience runs out."""
-        self.loop.run(until)
-
     def _check(self, step: int, window: dict[str, float]) -> float | None:
-        """Log the window; score on validation and re-mine negatives from one corpus encoding."""
+        """Log the window; score the held-out queries and re-mine from one corpus encoding."""
         fit, net = self.fit, self.net
         entry = {"step": float(step), **window}
-        score = None
         mine = self._mines(step)
-        if fit.validation is not None or mine:
+        if self.held_out is not None or mine:
             corpus_z = net.encode(fit.corpus)
-            if fit.validation is not None:
-                score = entry["validation_ndcg@10"] = fit.score(net, corpus_z)
+            if self.held_out is not None:
+                self.steps.append(step)
+                self.scores.append(fit.scores(net, corpus_z, self.held_out))
+                entry["held_out_ndcg@10"] = float(self.scores[-1].mean())
             if mine:
-                self.pools = fit.pools(net, corpus_z)
+                assert self.train is not None
+                self.pools = fit.pools(net, corpus_z, self.train)
         self.log.append(entry)
-        return score
+        return None  # selection happens across runs (dive.training.selection), not here
 
-    @property
-    def best(self) -> Checkpoint | None:
-        return self.loop.gate.best
+    def train_to(self, steps: int) -> _Run:
+        self.loop.run(steps)
+        return self
 
-    @property
-    def best_score(self) -> float:
-        return self.best.score if self.best is not None else float("-inf")
-
-    def report(self) -> dict[str, Any]:
-        best = self.best
-        return {
-            "triplet_weight": self.triplet_weight,
-            "lr": self.lr,
-            "loss": self.loss,
-            "steps_run": self.loop.step,
-            "best_step": best.step if best else None,
-            "best_validation_ndcg@10": round(best.score, 6) if best else None,
-            "log": [{k: round(v, 6) for k, v in e.items()} for e in self.log],
-        }
+    def curve(self) -> Curve:
+        return Curve(tuple(self.steps), np.stack(self.scores) if self.scores else np.empty((0, 0)))
 
 
 def fit_dive(
@@ -335,12 +358,11 @@ def fit_dive(
         return _fit(corpus, train, dim, seed, config, rng)
 
 
-def _mode(fit: _Fit, selecting: bool) -> str:
-    if fit.train is None:
-        return "unsupervised"
-    if selecting:
-        return "select"
-    return "gate" if fit.validation is not None else "fixed-steps"
+def _folds(n: int, validation_rows: np.ndarray, seed: int, config: DiveConfig) -> Folds:
+    """A validation set of `holdout_min`+ queries is trusted alone; else cross-fit on all."""
+    if validation_rows.size >= config.holdout_min and validation_rows.size < n:
+        return Folds.holdout(n, validation_rows)
+    return Folds.cross_fit(n, config.folds, seed)
 
 
 def _fit(
@@ -352,89 +374,110 @@ def _fit(
     rng: np.random.Generator,
 ) -> tuple[Runtime, dict[str, Any]]:
     t0 = time.perf_counter()
-    fit = _Fit(corpus, train, seed, config)
+    fit = _Fit(corpus, seed, config)
+    labels, validation_rows = pooled_labels(train, corpus.shape[0])
+    n = len(labels) if labels is not None else 0
     mean, axes = principal_axes(corpus, dim)
     heads = initial_heads(corpus, axes, config, rng)
     centers = {"uncentered": np.zeros_like(mean), "centered": mean}
-    n_val = len(fit.validation) if fit.validation is not None else 0
-    selecting = config.select and n_val >= config.select_min_queries
-    diag: dict[str, Any] = {
-        "n_train": len(fit.train) if fit.train is not None else 0,
-        "n_validation": n_val,
-        "mode": _mode(fit, selecting),
-    }
+    diag: dict[str, Any] = {"n_labelled": n}
 
-    # The start, checkpoint 0 of every arm. Ties go to the first candidate, "uncentered",
-    # the start measured stronger on these embeddings (SPEC 4.5).
-    if config.start != "select":
-        candidates = [config.start]
-    else:
-        candidates = ["uncentered", "centered"] if selecting else ["uncentered"]
-    start_scores: dict[str, float] = {}
+    # The start: PCA axes with mu = 0 or the corpus mean. Neither uses labels, so every
+    # labelled query scores both honestly; ties go to "uncentered" (SPEC 4.5).
+    names = ["uncentered", "centered"] if config.start == "select" else [config.start]
     start_z: dict[str, np.ndarray] = {}
-    for name in candidates:
-        net = fit.new_net(heads, centers[name])
-        start_z[name] = net.encode(fit.corpus)
-        if fit.validation is not None:
-            start_scores[name] = fit.score(net, start_z[name])
-    start = max(candidates, key=lambda c: start_scores.get(c, 0.0))
+    start_scores: dict[str, np.ndarray] = {}
+    for name in names:
+        candidate = fit.new_net(heads, centers[name])
+        start_z[name] = candidate.encode(fit.corpus)
+        if labels is not None:
+            start_scores[name] = fit.scores(candidate, start_z[name], labels)
+    start = best_of(start_scores) if start_scores else names[0]
     diag["start"] = start
     if start_scores:
-        diag["start_validation_ndcg@10"] = {k: round(v, 6) for k, v in start_scores.items()}
+        diag["start_ndcg@10"] = {k: round(float(v.mean()), 6) for k, v in start_scores.items()}
 
-    if fit.train is None:
-        grid = [(0.0, config.lr, config.loss)]
-    elif selecting:
-        grid = config.arms()
-    else:
-        grid = [(config.triplet_weight, config.lr, config.loss)]
-    arms = [
-        _Arm(
-            fit,
-            fit.new_net(heads, centers[start]),
-            tri,
-            lr,
-            loss,
-            start_scores.get(start),
-            start_z[start],
-            np.random.default_rng([seed, i]),
-        )
-        for i, (tri, lr, loss) in enumerate(grid)
-    ]
-    if len(arms) > 1:
-        for arm in arms:
-            arm.advance(min(config.race_steps, config.steps))
-        # the leader trains on; ties go to the earlier arm
-        leader = max(range(len(arms)), key=lambda i: (arms[i].best_score, -i))
-        arms[leader].advance(config.steps)
-    else:
-        arms[0].advance(config.steps)
+    def start_net() -> DiveNet:
+        return fit.new_net(heads, centers[start])
 
-    if fit.validation is not None:
-        winner = max(range(len(arms)), key=lambda i: (arms[i].best_score, -i))
-        best = arms[winner].best
-        assert best is not None
-        state, step, score = best.state, best.step, round(best.score, 6)
+    if labels is None or n < 2 or not config.select or config.steps == 0:
+        # Nothing to choose on (or told not to): the configured weights train `steps` steps
+        # (without labels, only the label-free losses).
+        arms = [config.arm() if labels is not None else Arm(0.0, config.lr, config.loss, 0.0)]
+        diag["selection"] = "unsupervised" if labels is None else "none"
+        choice: Choice | None = None
+        final = _Run(fit, start_net(), arms[0], labels, None, np.random.default_rng([seed, 0]))
+        net = final.train_to(config.steps).net
+        chosen = 0
     else:
-        winner = 0
-        state, step, score = _state(arms[0].net), arms[0].loop.step, None
+        arms = config.arms()
+        folds = _folds(n, validation_rows, seed, config)
+        assert labels is not None
+        pool = labels
 
-    net = fit.new_net(heads, centers[start])
-    net.load_state_dict(state)
+        label_free: dict[int, Curve] = {}  # arms without a triplet term, over every query
+
+        def run(candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
+            arm = arms[candidate]
+            if arm.triplet_weight == 0:
+                # Such an arm never reads a label: one run scored on every labelled query is
+                # as honest as one run per fold, at a fraction of the cost.
+                if candidate not in label_free:
+                    once = _Run(
+                        fit, start_net(), arm, None, pool, np.random.default_rng([seed, candidate])
+                    )
+                    label_free[candidate] = once.train_to(config.steps).curve()
+                whole = label_free[candidate]
+                return Curve(whole.steps, whole.scores[:, held_rows])
+            fold_rng = np.random.default_rng([seed, candidate, int(held_rows[0])])
+            one = _Run(
+                fit, start_net(), arm, pool.subset(train_rows), pool.subset(held_rows), fold_rng
+            )
+            return one.train_to(config.steps).curve()
+
+        curves = out_of_fold(folds, len(arms), run)
+        choice = choose(start_scores[start][folds.scored], curves, config.min_gain_z)
+        diag["selection"] = folds.scheme
+        diag["folds"] = len(folds.held_out)
+        diag["choice"] = choice.as_record()
+        diag["curves"] = [
+            {
+                "arm": arm.as_record(),
+                "steps": list(c.steps),
+                "ndcg@10": [round(float(v), 6) for v in c.scores.mean(axis=1)],
+            }
+            for arm, c in zip(arms, curves, strict=True)
+        ]
+        chosen = choice.candidate if choice.candidate is not None else -1
+        if choice.candidate is None:
+            final = None
+            net = start_net()
+        else:
+            # refit the chosen arm on every labelled query for the chosen number of steps
+            final = _Run(
+                fit,
+                start_net(),
+                arms[choice.candidate],
+                labels,
+                None,
+                np.random.default_rng([seed, choice.candidate, n]),
+            )
+            net = final.train_to(choice.step).net
+
     final_z = net.encode(fit.corpus)
     diag["selected"] = {
-        "arm": winner,
-        "triplet_weight": arms[winner].triplet_weight,
-        "lr": arms[winner].lr,
-        "loss": arms[winner].loss,
-        "step": step,
-        "validation_ndcg@10": score,
+        "start": start,
+        "arm": arms[chosen].as_record() if chosen >= 0 else None,
+        "step": (choice.step if choice is not None else config.steps),
+        "n_queries": choice.n_queries if choice is not None else 0,
+        "validation_ndcg@10": round(choice.score, 6) if choice is not None else None,
     }
     # mean distance between the start's and the fitted model's outputs over the corpus
     diag["drift"] = round(float(np.linalg.norm(final_z - start_z[start], axis=1).mean()), 6)
-    diag["arms"] = [arm.report() for arm in arms]
-    diag["active_triplets"] = [
-        round(e["active_triplets"], 4) for e in arms[winner].log if "active_triplets" in e
-    ]
+    if final is not None:
+        diag["log"] = [{k: round(v, 6) for k, v in e.items()} for e in final.log]
+        diag["active_triplets"] = [
+            round(e["active_triplets"], 4) for e in final.log if "active_triplets" in e
+        ]
     diag["train_seconds"] = round(time.perf_counter() - t0, 4)
     return net.to_runtime(), diag

@@ -57,11 +57,28 @@ class TrainingData:
     validation: LabelledQueries | None = None
 
 
+@dataclass(frozen=True)
+class HeldOutScore:
+    """The held-out nDCG@10 a learned fit chose its model on (what `dive fit` prints)."""
+
+    kept: float  # of the model the fit returned (the start itself when it kept the start)
+    start: float  # of the untrained start, on the same queries
+    n_queries: int  # labelled queries it was measured on (none of them trained that model)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "ndcg@10": round(self.kept, 6),
+            "start_ndcg@10": round(self.start, 6),
+            "n_queries": self.n_queries,
+        }
+
+
 @dataclass
 class FitInfo:
     """What a fit reports beside its model: diagnostics that go into the results record."""
 
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    held_out: HeldOutScore | None = None  # set by fits that choose on held-out queries
 
 
 class Compressor(ABC):

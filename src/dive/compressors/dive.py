@@ -10,18 +10,16 @@ trained with w_tri * hinge triplet + lambda * head-wise NT-Xent + w_sim * simila
 the PCA start. At inference it is the numpy runtime's gelu adapter, a centre (if any) and the
 folded projection: one small MLP and one GEMM.
 
-How a fit uses its labels (all our choices, tuned on validation and dev queries only):
+How a fit uses its labels (all our choices, tuned on dev queries only; docs/methods.md):
 - no labels (`train=None`): NT-Xent + anchor only, `steps` steps, last state kept;
-- labels, no validation set (fewer than 8 labels): the configured weights, `steps` steps,
-  last state kept;
-- a validation set smaller than `select_min_queries`: the configured weights, gated (the
-  best validation checkpoint wins, checkpoint 0 = the uncentred PCA start);
-- otherwise: the start (mu = 0 or the corpus mean) is picked on validation, then the grid
-  arms (triplet weight x learning rate, optionally the triplet loss) race: each trains
-  `race_steps` steps, the leader trains on to `steps`, and the best checkpoint of any arm
-  wins. The default grid adds one softplus arm to the hinge ones: with hundreds of labels
-  the self-limiting hinge stops learning too early (docs/methods.md), and validation picks
-  the softplus arm only when it scores higher.
+- labels: the training and validation queries are pooled, and `dive.training.selection`
+  picks on all of them the start (uncentred or centred PCA), then the grid arm (triplet
+  weight x learning rate x margin) and its number of steps by cross-fitting; the fit leaves
+  the start only when the paired per-query gain is at least `min_gain_z` standard errors,
+  and then refits the kept arm on every labelled query. `select=False` trains the configured
+  weights for `steps` steps instead.
+Every arm of the registered `dive` uses the paper's self-limiting hinge; `dive-plus`
+(`dive.compressors.dive_plus`) is our extension whose grid may also pick a softplus arm.
 The triplet term is scaled by b / query_batch when fewer than a batch of labelled queries
 exist, so each query pulls as hard as in a full batch rather than harder.
 
@@ -41,7 +39,7 @@ from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
-from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.base import Compressor, HeldOutScore, TrainingData
 from dive.compressors.options import build, check
 from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
@@ -54,6 +52,19 @@ Start = Literal["select", "uncentered", "centered"]
 
 
 @dataclass(frozen=True)
+class Arm:
+    """One training setting the selection may choose: the triplet term's weight and loss."""
+
+    triplet_weight: float
+    lr: float
+    loss: TripletLoss
+    margin: float
+
+    def as_record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class DiveConfig:
     """DIVE's hyper-parameters (defaults: SPEC 4.1, then tuned on validation/dev queries)."""
 
@@ -62,7 +73,7 @@ class DiveConfig:
     hidden: int | None = None  # adapter width r; None means r = D
     head_init: HeadInit = "pca-noise"  # PCA axes + zero-mean noise | PCA of bootstraps | random
     init_noise: float = 0.02  # std of the per-head noise of "pca-noise"
-    start: Start = "select"  # mu = 0 ("uncentered"), the corpus mean, or pick on validation
+    start: Start = "select"  # mu = 0 ("uncentered"), the corpus mean, or pick on the labels
     # losses
     triplet_weight: float = 1.0  # w_tri (times b / query_batch when b < query_batch queries)
     ntxent_weight: float = 0.1  # lambda
@@ -74,7 +85,7 @@ class DiveConfig:
     # optimisation
     lr: float = 1e-4  # AdamW learning rate
     weight_decay: float = 0.01  # AdamW decoupled weight decay
-    steps: int = 200  # updates per training run
+    steps: int = 100  # updates per training run (the selection may keep fewer)
     corpus_batch: int = 128  # corpus items per step (anchor and NT-Xent)
     ntxent_items: int = 64  # of those, items whose H views enter NT-Xent (its cost is (H*B)^2)
     query_batch: int = 32  # labelled queries per step (one positive each)
@@ -82,14 +93,14 @@ class DiveConfig:
     random_negatives: int = 4  # per query, uniform over the corpus
     negative_skip: int = 0  # non-relevant top ranks never used as negatives
     negative_band: int = 30  # hard negatives come from this many ranks below the skipped
-    # validation gate and selection
-    eval_every: int = 25  # steps between validation checks
+    # selection (dive.training.selection)
+    eval_every: int = 25  # steps between held-out checks (each a candidate length)
     mine_every: int = 50  # steps between hard-negative refreshes (at a check, from its ranking)
-    patience: int = 4  # checks without improvement before a run stops
-    select: bool = True  # pick the start and the grid arm on validation
-    select_min_queries: int = 20  # validation queries needed to select (else the defaults)
-    race_steps: int = 100  # when selecting, every arm trains this long; the leader goes on
-    grid: str = "0x1,1x1,1x10,1x10@softplus"  # arms "TRIPLETxLR[@loss]", comma-separated
+    select: bool = True  # choose the start, the arm and its length on the labelled queries
+    folds: int = 3  # cross-fitting folds over the labelled queries
+    holdout_min: int = 20  # a validation set this large is used alone, as one holdout fold
+    min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
+    grid: str = "0x1,1x10,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
 
     def __post_init__(self) -> None:
@@ -115,9 +126,9 @@ class DiveConfig:
             ("negative_band", self.negative_band >= 1, ">= 1"),
             ("eval_every", self.eval_every >= 1, ">= 1"),
             ("mine_every", self.mine_every >= 1, ">= 1"),
-            ("patience", self.patience >= 1, ">= 1"),
-            ("select_min_queries", self.select_min_queries >= 1, ">= 1"),
-            ("race_steps", self.race_steps >= 0, ">= 0"),
+            ("folds", self.folds >= 2, ">= 2"),
+            ("holdout_min", self.holdout_min >= 1, ">= 1"),
+            ("min_gain_z", self.min_gain_z >= 0, ">= 0"),
             ("threads", self.threads is None or self.threads >= 1, ">= 1 (or None)"),
         ]
         for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start)):
@@ -128,34 +139,45 @@ class DiveConfig:
             raise DiveError("hard_negatives + random_negatives must be >= 1")
         self.arms()  # validates the grid string
 
-    def arms(self) -> list[tuple[float, float, TripletLoss]]:
-        """The selection grid as (triplet weight, lr, triplet loss), duplicates removed, in order.
+    def arm(self) -> Arm:
+        """The configured weights as one arm (what a fit without selection trains)."""
+        return Arm(self.triplet_weight, self.lr, self.loss, self.margin)
 
-        An entry is "TRIPLETxLR" multipliers of `triplet_weight` and `lr`, with the configured
-        `loss`, or "TRIPLETxLR@softplus" / "@hinge" for an arm with that triplet loss.
+    def arms(self) -> list[Arm]:
+        """The selection grid, duplicates removed, in order.
+
+        An entry "TRIPLETxLR" or "TRIPLETxLRxMARGIN" gives multipliers of `triplet_weight`,
+        `lr` and `margin`, with the configured `loss`; a suffix "@softplus" or "@hinge" sets
+        that arm's triplet loss.
         """
-        out: list[tuple[float, float, TripletLoss]] = []
+        out: list[Arm] = []
         for part in self.grid.split(","):
             factors, _, loss = part.strip().lower().partition("@")
-            tri, sep, lr = factors.partition("x")
             try:
-                pair = (float(tri) * self.triplet_weight, float(lr) * self.lr)
+                values = [float(v) for v in factors.split("x")]
             except ValueError:
-                pair = (-1.0, -1.0)
+                values = []
             loss = loss or self.loss
-            if not sep or pair[0] < 0 or pair[1] <= 0 or loss not in get_args(TripletLoss):
+            if (
+                len(values) not in (2, 3)
+                or min(values) < 0
+                or values[1] == 0
+                or loss not in get_args(TripletLoss)
+            ):
                 raise DiveError(
-                    f"grid entry {part!r} is not 'TRIPLETxLR' multipliers, optionally "
-                    f"'@hinge' or '@softplus' (e.g. grid=0x1,1x1,1x10,1x10@softplus)"
+                    f"grid entry {part!r} is not 'TRIPLETxLR[xMARGIN]' multipliers, optionally "
+                    f"'@hinge' or '@softplus' (e.g. grid=0x1,1x1,1x10,1x10x3@softplus)"
                 )
-            arm = (*pair, cast(TripletLoss, loss))
+            margin = self.margin * (values[2] if len(values) == 3 else 1.0)
+            weight, lr = values[0] * self.triplet_weight, values[1] * self.lr
+            arm = Arm(weight, lr, cast(TripletLoss, loss), margin)
             if arm not in out:
                 out.append(arm)
         return out
 
 
 class Dive(Compressor):
-    """DIVE: residual adapter + H averaged projection heads, trained behind a validation gate.
+    """DIVE: residual adapter + H averaged projection heads; start, arm and length chosen on labels.
 
     `Dive(dim, seed, **options)` takes any `DiveConfig` field as a keyword option (the
     registry passes `dive:heads=1:ntxent_weight=0` this way), or a whole `config=`.
@@ -187,8 +209,14 @@ class Dive(Compressor):
         )
         diagnostics["fit_seconds"] = round(time.perf_counter() - start, 4)
         self.fit_info_.diagnostics.update(diagnostics)
+        choice = diagnostics.get("choice")
+        if choice is not None:
+            self.fit_info_.held_out = HeldOutScore(
+                choice["score"], choice["base_score"], choice["n_queries"]
+            )
         logger.info(
-            "dive: d=%d selected %s in %.1fs",
+            "%s: d=%d selected %s in %.1fs",
+            self.method,
             runtime.output_dim,
             diagnostics.get("selected"),
             diagnostics["fit_seconds"],

@@ -53,6 +53,7 @@ REGISTRY = _LazyRegistry(
         "pca-uncentered": "dive.compressors.pca:PCAUncentered",
         "random": "dive.compressors.random_projection:RandomProjection",
         "dive": "dive.compressors.dive:Dive",
+        "dive-plus": "dive.compressors.dive_plus:DivePlus",
         "matryoshka-adaptor-unsup": "dive.compressors.matryoshka_adaptor:MatryoshkaAdaptorUnsup",
         "matryoshka-adaptor": "dive.compressors.matryoshka_adaptor:MatryoshkaAdaptor",
         "search-adaptor": "dive.compressors.search_adaptor:SearchAdaptor",

@@ -8,6 +8,10 @@ labelled queries (at least 4) are held out for validation, none when there are f
 A budget larger than the labelled pool uses the whole pool, with a warning; `n_labels` says
 how many were used.
 Nothing here ever puts an evaluation query in the training or validation sets.
+
+`dev=True` is for tuning defaults without touching evaluation queries: the labelled pool
+itself is split 50/50 by the seed, its first half giving the labels and its second half
+the queries scored; the protocol's evaluation queries are never used.
 """
 
 from __future__ import annotations
@@ -74,8 +78,10 @@ def n_validation(n_labels: int) -> int:
     return max(MIN_VALIDATION, round(VALIDATION_FRACTION * n_labels))
 
 
-def make_split(dataset: Dataset, budget: int | None, seed: int) -> QuerySplit:
-    """The seeded split for one (dataset, budget, seed)."""
+def make_split(
+    dataset: Dataset, budget: int | None, seed: int, *, dev: bool = False
+) -> QuerySplit:
+    """The seeded split for one (dataset, budget, seed); `dev`: see the module docstring."""
     known = set(dataset.query_ids)
     test = dataset.split("test")
     rng = np.random.default_rng(seed)
@@ -90,6 +96,11 @@ def make_split(dataset: Dataset, budget: int | None, seed: int) -> QuerySplit:
         shuffled = [labelled[i] for i in rng.permutation(len(labelled))]
         half = len(shuffled) // 2
         pool, eval_ids = shuffled[:half], sorted(shuffled[half:])
+    eval_qrels = test
+    if dev:
+        half = len(pool) // 2
+        pool, eval_ids = pool[:half], sorted(pool[half:])
+        source, eval_qrels = f"{source}-dev", train_qrels
     if not pool:
         raise DiveError(f"{dataset.name}: no labelled training queries in its {source} split")
     if budget is not None and budget > len(pool):
@@ -103,6 +114,6 @@ def make_split(dataset: Dataset, budget: int | None, seed: int) -> QuerySplit:
         validation_ids=tuple(validation_ids),
         eval_ids=tuple(eval_ids),
         label_qrels={q: train_qrels[q] for q in chosen},
-        eval_qrels={q: test[q] for q in eval_ids},
+        eval_qrels={q: eval_qrels[q] for q in eval_ids},
         source=source,
     )

@@ -157,7 +157,14 @@ def evaluate_run(run: Run, qrels: Qrels) -> dict[str, float]:
 def ndcg_from_rankings(
     ranked: np.ndarray, relevant: Sequence[Mapping[int, int]], k: int = 10
 ) -> float:
-    """Mean nDCG@k (linear gain, as `ndcg_at_k`) of row-index rankings.
+    """Mean nDCG@k (linear gain, as `ndcg_at_k`) of row-index rankings (`ndcg_per_query`)."""
+    return float(ndcg_per_query(ranked, relevant, k).mean())
+
+
+def ndcg_per_query(
+    ranked: np.ndarray, relevant: Sequence[Mapping[int, int]], k: int = 10
+) -> np.ndarray:
+    """nDCG@k (linear gain, as `ndcg_at_k`) of each query of row-index rankings, float64 (m,).
 
     `ranked[i]` holds distinct corpus row indices of query i in rank order (e.g. from `top_k`;
     only the first k columns are read) and `relevant[i]` maps corpus row -> grade. Every query
@@ -190,7 +197,7 @@ def ndcg_from_rankings(
                 rows_list.append(int(row))
                 grade_list.append(float(grade))
     if not qi_list:
-        return 0.0
+        return np.zeros(m)
     qi = np.asarray(qi_list, dtype=np.int64)
     rows = np.asarray(rows_list, dtype=np.int64)
     grades = np.asarray(grade_list, dtype=np.float64)
@@ -212,5 +219,5 @@ def ndcg_from_rankings(
     rank = np.arange(qi_s.size) - np.searchsorted(qi_s, qi_s)
     keep = rank < k
     idcg = np.bincount(qi_s[keep], weights=grades_s[keep] * _discounts(k)[rank[keep]], minlength=m)
-    ndcg = np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
-    return float(ndcg.mean())
+    ndcg: np.ndarray = np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+    return ndcg

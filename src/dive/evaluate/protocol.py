@@ -2,9 +2,12 @@
 
 For each dataset the embeddings are loaded once; each (budget, seed) gives one query split
 (`dive.data.splits`), shared by every method, so rows in a table differ only by method. Each
-finished run becomes one record in the results file right away, and records already there
-are skipped, so an interrupted grid resumes where it stopped. Unsupervised methods get the
-same split and are recorded per budget too: the tables then need no special cases.
+finished run becomes one record in the results file right away, with the fingerprint of the
+data it was computed from (`dive.evaluate.fingerprint`); a run whose key and fingerprint are
+already there is skipped (logged), so an interrupted grid resumes where it stopped, while a
+record of other data (a changed dataset folder, other embeddings) is run again, with a
+warning. Unsupervised methods get the same split and are recorded per budget too: the tables
+then need no special cases.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.errors import DataError, DiveError
+from dive.evaluate.fingerprint import data_fingerprint
 from dive.evaluate.metrics import evaluate_run
-from dive.evaluate.records import ResultsFile, record_key
+from dive.evaluate.records import FINGERPRINT_FIELD, ResultsFile, record_key
 from dive.evaluate.search import search
 
 logger = logging.getLogger(__name__)
@@ -156,8 +160,9 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Run every task not already in `results`, appending each record as it finishes.
 
-    Returns the records of the grid (old and new). `progress(done, total, record)` is called
-    after each task (record None when it was skipped as already done).
+    Returns the records of the grid (old and new) computed from the data at hand.
+    `progress(done, total, record)` is called after each task (record None when it was
+    skipped as already done).
     """
     if spec.embeddings_dir and len(spec.datasets) != 1:
         raise DataError("--embeddings names one folder: use it with a single --dataset")
@@ -167,13 +172,21 @@ def run_grid(
     for name in spec.datasets:
         dataset = load_dataset(name, data_dir=spec.data_dir)
         emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
+        fingerprint = data_fingerprint(dataset, emb)
         tasks = plan(spec, dataset.name, emb.dim)
+        stale = sum(bool(results.fingerprints(t.key) - {fingerprint}) for t in tasks)
+        if stale:
+            logger.warning(
+                "%s: %d of these runs have records computed from other data (another version "
+                "of %s or other embeddings); running them again", results.path, stale, name)
         splits: dict[tuple[int | None, int], QuerySplit] = {}
         unsupervised: dict[tuple[Any, ...], dict[str, Any]] = {}
         for index, task in enumerate(tasks, start=1):
-            wanted.append(task.key)
+            wanted.append((task.key, fingerprint))
             record = None
-            if task.key not in results:
+            if fingerprint in results.fingerprints(task.key):
+                logger.info("skipped %s: already in %s", " ".join(task.key), results.path)
+            else:
                 split_key = (task.budget, task.seed)
                 if split_key not in splits:
                     splits[split_key] = make_split(dataset, task.budget, task.seed)
@@ -185,6 +198,7 @@ def run_grid(
                     record = {**unsupervised[reuse_key], "budget": budget_label(task.budget)}
                 else:
                     record = run_one(task, dataset, emb, split, spec.model, spec.top_k)
+                    record[FINGERPRINT_FIELD] = fingerprint
                     if not make_compressor(task.method, task.dim).supervised:
                         unsupervised[reuse_key] = record
                 results.append([record])
@@ -200,4 +214,5 @@ def run_grid(
             if progress is not None:
                 progress(index, len(tasks), record)
     keys = set(wanted)
-    return [r for r in results.records if record_key(r) in keys]
+    results.refresh()  # include what other processes sharing the file recorded meanwhile
+    return [r for r in results.records if (record_key(r), r.get(FINGERPRINT_FIELD)) in keys]

@@ -1,27 +1,37 @@
 """The results file: one JSON object per line, one line per run.
 
-A run is identified by (dataset, model, method, dim, budget, seed). Appending rewrites the
-file to a temporary name and renames it over the old one, so an interrupted benchmark never
-leaves a half-written line and never loses finished records; a rerun skips keys already
-present. Files stay small (one line per fit), so the rewrite costs nothing that matters.
+A run is identified by (dataset, model, method, dim, budget, seed) and records the
+`data_fingerprint` of the data it was computed from (`dive.evaluate.fingerprint`); a rerun
+skips a run only when a record has both its key and the fingerprint of the data at hand.
+Appending rewrites the file to a temporary name and renames it over the old one, so an
+interrupted benchmark never leaves a half-written line and never loses finished records. The
+append holds an exclusive lock (`dive._io.locked`) and reads the file back first, so several
+processes can share one results file: every record is kept, and a run another process has
+recorded meanwhile is not written twice. Files stay small (one line per fit), so the rewrite
+costs nothing that matters.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dive._io import atomic_write_text
+from dive._io import atomic_write_text, locked
 from dive.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 KEY_FIELDS = ("dataset", "model", "method", "dim", "budget", "seed")
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 REQUIRED_FIELDS = (*KEY_FIELDS, "ratio", *METRICS, "fit_seconds", "n_params", "config")
 INT_FIELDS = ("dim", "ratio", "seed", "n_params")
 NUMBER_FIELDS = (*METRICS, "fit_seconds")
+
+FINGERPRINT_FIELD = "data_fingerprint"
 
 RecordKey = tuple[Any, ...]
 
@@ -67,25 +77,76 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
     return record
 
 
+def write_records(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
+    """Replace the results file at `path` with `records`, atomically (one sorted-key line each)."""
+    lines = (json.dumps(r, sort_keys=True, allow_nan=False) for r in records)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class ResultsFile:
-    """An appendable, resumable JSONL results file."""
+    """An appendable, resumable JSONL results file, safe to share between processes.
+
+    The lookups (`in`, `fingerprints`) and `refresh` re-read the file when another process
+    has replaced it; `records` holds what was last read or written here.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.records: list[dict[str, Any]] = []
+        self._fingerprints: dict[RecordKey, set[str | None]] = {}
+        self._seen: tuple[int, int, int] | None = None
+        self._read()
+
+    def _read(self) -> None:
+        self._seen = _stamp(self.path)
         self.records = read_records(self.path)
-        self._keys = {record_key(r) for r in self.records}
+        self._fingerprints = {}
+        for r in self.records:
+            self._fingerprints.setdefault(record_key(r), set()).add(r.get(FINGERPRINT_FIELD))
+
+    def refresh(self) -> None:
+        """Re-read the file if it changed since it was last read or written here."""
+        if _stamp(self.path) != self._seen:
+            self._read()
 
     def __contains__(self, key: RecordKey) -> bool:
-        return key in self._keys
+        """Whether some record has this key, whatever data it was computed from."""
+        self.refresh()
+        return key in self._fingerprints
+
+    def fingerprints(self, key: RecordKey) -> set[str | None]:
+        """The data fingerprints recorded for this key (None: a record without one)."""
+        self.refresh()
+        return set(self._fingerprints.get(key, ()))
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Add records and rewrite the file atomically."""
+        """Add records and rewrite the file atomically, under the file's lock.
+
+        A record whose key and fingerprint are already in the file (another process finished
+        the same run meanwhile) is not written again.
+        """
         new = [dict(r) for r in records]
         for record in new:
             missing = [field for field in REQUIRED_FIELDS if field not in record]
             if missing:
                 raise ValueError(f"record lacks {', '.join(missing)}")
-        self.records.extend(new)
-        self._keys.update(record_key(r) for r in new)
-        lines = (json.dumps(r, sort_keys=True, allow_nan=False) for r in self.records)
-        atomic_write_text(self.path, "".join(line + "\n" for line in lines))
+        with locked(self.path):
+            self._read()
+            for record in new:
+                done = self._fingerprints.setdefault(record_key(record), set())
+                if record.get(FINGERPRINT_FIELD) in done:
+                    logger.info("%s: %s already recorded by another run; not added again",
+                                self.path, record_key(record))
+                    continue
+                done.add(record.get(FINGERPRINT_FIELD))
+                self.records.append(record)
+            write_records(self.path, self.records)
+            self._seen = _stamp(self.path)

@@ -3,7 +3,12 @@
 `build_index` puts compressed (unit-norm) vectors in an inner-product index: `flat` (exact,
 ranks as `dive.evaluate.search.top_k` does) or `hnsw` (approximate, graph-based). FAISS knows
 rows only, so `SearchIndex` keeps the ids beside it and `save_index` writes them to a sidecar
-text file, `<file>.ids.txt`, one id per line; `load_index` checks that the two agree.
+text file, `<file>.ids.txt`, one id per line; `load_index` checks that the two agree. An index
+built from a compressor's output also records that compressor's identity (the SHA-256 of its
+runtime's arrays and activation, `dive.scale.stream.runtime_digest`) in `<file>.meta.json`, and
+`check_index_model` refuses to search it with another compressor: vectors of the same dimension
+from another model would return unrelated hits. An index saved without it (older dive) is
+searched with a warning, as nothing can be checked.
 `search_index` returns (rows, scores) like `top_k`; `SearchIndex.ids` maps rows to ids.
 
 Left out: IVF/PQ indexes and GPU FAISS (build them from the compressed vectors directly), and
@@ -12,6 +17,7 @@ adding to or deleting from a saved index.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -21,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive._io import atomic_open
+from dive._io import atomic_open, atomic_write_text
 from dive.arrays import as_embeddings
 from dive.errors import DataError, DiveError
 
@@ -30,6 +36,8 @@ logger = logging.getLogger(__name__)
 IndexKind = Literal["flat", "hnsw"]
 INDEX_KINDS: tuple[IndexKind, ...] = ("flat", "hnsw")
 IDS_SUFFIX = ".ids.txt"
+META_SUFFIX = ".meta.json"
+META_FORMAT = "dive-index"
 
 
 def _import_faiss() -> Any:
@@ -46,6 +54,7 @@ class SearchIndex:
 
     index: Any  # faiss.Index (inner product)
     ids: list[str]
+    model_sha256: str | None = None  # identity of the compressor whose vectors it holds
 
     @property
     def dim(self) -> int:
@@ -59,6 +68,17 @@ def ids_path(file: str | os.PathLike[str]) -> Path:
     """The sidecar ids file of an index file."""
     path = Path(file)
     return path.with_name(path.name + IDS_SUFFIX)
+
+
+def meta_path(file: str | os.PathLike[str]) -> Path:
+    """The sidecar file recording which compressor built the index."""
+    path = Path(file)
+    return path.with_name(path.name + META_SUFFIX)
+
+
+def is_index_file(path: Path) -> bool:
+    """Whether `path` is an index file `save_index` wrote (a file with its ids sidecar)."""
+    return path.is_file() and ids_path(path).is_file()
 
 
 def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
@@ -80,11 +100,14 @@ def build_index(
     kind: IndexKind = "flat",
     *,
     ids: Sequence[str] | None = None,
+    model_sha256: str | None = None,
     hnsw_m: int = 32,
     ef_construction: int = 200,
     ef_search: int = 128,
 ) -> SearchIndex:
     """An inner-product index over `compressed` (n, d); ids default to the row numbers.
+
+    `model_sha256` identifies the compressor that produced `compressed` (see the module doc).
 
     `hnsw_m`, `ef_construction` and `ef_search` tune the HNSW graph (ignored for `flat`);
     `ef_search` is saved with the index.
@@ -105,21 +128,28 @@ def build_index(
         index.hnsw.efSearch = ef_search
     index.add(x)
     logger.info("built %s index: %d vectors of dimension %d", kind, x.shape[0], d)
-    return SearchIndex(index, row_ids)
+    return SearchIndex(index, row_ids, model_sha256)
 
 
 def save_index(index: SearchIndex, file: str | os.PathLike[str]) -> Path:
-    """Write the index to `file` and its ids to `<file>.ids.txt`, each atomically."""
+    """Write the index to `file`, its ids to `<file>.ids.txt` and the identity of its
+    compressor (if known) to `<file>.meta.json`, each atomically."""
     faiss = _import_faiss()
     target = Path(file)
     ids = _check_ids(index.ids, len(index), "ids")
     data = faiss.serialize_index(index.index).tobytes()
-    # Both are written to temporary files before either is renamed, so a bad path (a folder
-    # at FILE) leaves nothing behind. The ids are renamed first (the inner block exits first):
-    # a crash between the two renames leaves a count mismatch load_index reports.
+    # Every file goes to a temporary name before any is renamed, so a bad path (a folder at
+    # FILE) leaves nothing behind. Sidecars are renamed first (inner blocks exit first): a crash
+    # before the index is renamed leaves a count (or compressor) mismatch that load_index or
+    # check_index_model reports.
     with atomic_open(target, "wb") as index_file, atomic_open(ids_path(target)) as ids_file:
-        index_file.write(data)
         ids_file.write("".join(f"{i}\n" for i in ids))
+        if index.model_sha256 is None:
+            meta_path(target).unlink(missing_ok=True)  # an old identity would no longer be true
+        else:
+            meta = {"format": META_FORMAT, "model_sha256": index.model_sha256}
+            atomic_write_text(meta_path(target), json.dumps(meta, sort_keys=True) + "\n")
+        index_file.write(data)
     return target
 
 
@@ -145,7 +175,35 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     if lines and lines[-1] == "":
         lines.pop()
     ids = _check_ids([line.rstrip("\r") for line in lines], int(index.ntotal), str(sidecar))
-    return SearchIndex(index, ids)
+    return SearchIndex(index, ids, _read_model_sha256(meta_path(path)))
+
+
+def _read_model_sha256(meta: Path) -> str | None:
+    if not meta.exists():
+        return None
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{meta}: not a readable JSON file ({exc})") from None
+    digest = data.get("model_sha256") if isinstance(data, dict) else None
+    if not isinstance(digest, str) or data.get("format") != META_FORMAT:
+        raise DataError(f"{meta}: not a dive index identity (expected format {META_FORMAT!r} "
+                        "and a model_sha256)")
+    return digest
+
+
+def check_index_model(index: SearchIndex, file: str | os.PathLike[str], model_sha256: str,
+                      model: str) -> None:
+    """Refuse to search `index` with vectors of a compressor other than the one it holds."""
+    if index.model_sha256 is None:
+        logger.warning("%s: does not record which compressor built it (made by an older dive); "
+                       "cannot check that %s did; rebuild it with `dive index` to check",
+                       file, model)
+    elif index.model_sha256 != model_sha256:
+        raise DataError(f"{file}: built by another compressor than {model} (the index holds "
+                        f"vectors of model {index.model_sha256[:12]}, this one is "
+                        f"{model_sha256[:12]}); search with the compressor that built it, or "
+                        "rebuild the index")
 
 
 def search_index(

@@ -36,7 +36,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
-from dive._io import replace_path
+from dive._io import check_output, replace_path
 from dive.compressors.base import Compressor
 from dive.compressors.runtime import ACTIVATIONS, Activation, Adapter, Runtime
 from dive.errors import DataError, DiveError
@@ -237,7 +237,8 @@ def _to_json(config: dict[str, Any], *, what: str) -> str:
         raise DiveError(f"{what}: cannot be written as JSON ({exc})") from None
 
 
-def _is_model_folder(folder: Path) -> bool:
+def is_model_folder(folder: Path) -> bool:
+    """Whether `folder` is a model folder `save` wrote (its config.json says so)."""
     try:
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -245,13 +246,14 @@ def _is_model_folder(folder: Path) -> bool:
     return isinstance(config, dict) and config.get("format") == FORMAT
 
 
+def check_model_output(target: Path, *, overwrite: bool) -> None:
+    """Refuse to write a model folder over anything but one (and over one without overwrite)."""
+    check_output(target, overwrite=overwrite, ours=is_model_folder,
+                 what="a saved dive compressor folder", folder=True)
+
+
 def _write_folder(target: Path, files: dict[str, bytes]) -> None:
-    if target.exists() and not target.is_dir():
-        raise DiveError(f"{target}: exists and is not a folder; refusing to replace it")
-    if target.is_dir() and any(target.iterdir()) and not _is_model_folder(target):
-        raise DiveError(
-            f"{target}: exists and is not a saved dive compressor folder; refusing to replace it"
-        )
+    check_model_output(target, overwrite=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

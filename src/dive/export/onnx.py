@@ -124,6 +124,17 @@ def build_onnx_model(runtime: Runtime, *, method: str = RUNTIME_METHOD) -> Any:
     return model
 
 
+def is_onnx_export(path: Path) -> bool:
+    """Whether `path` is an ONNX file `export_onnx` wrote (its producer is dive)."""
+    if not path.is_file():
+        return False
+    try:
+        return bool(_import_onnx().load(str(path), load_external_data=False).producer_name
+                    == "dive")
+    except Exception:  # any unreadable file is simply not ours
+        return False
+
+
 def export_onnx(source: Any, file: str | os.PathLike[str]) -> Path:
     """Write `source` (a model folder, fitted/loaded compressor or `Runtime`) as an ONNX file.
 

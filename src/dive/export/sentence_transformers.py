@@ -19,6 +19,7 @@ Left out: pushing to the Hugging Face hub, model cards beyond what sentence-tran
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -26,11 +27,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dive._io import replace_path
+from dive._io import check_output, replace_path
 from dive.errors import DiveError
-from dive.export.folder import SaveSource, as_loaded, save
+from dive.export.folder import SaveSource, as_loaded, check_model_output, save
 
 logger = logging.getLogger(__name__)
+
+MODULE_TYPE = "dive.export.st_module.DiveCompression"  # as sentence-transformers records it
 
 
 def export_sentence_transformers(
@@ -66,6 +69,27 @@ def export_sentence_transformers(
     return target
 
 
+def check_st_output(target: Path, *, overwrite: bool, bundled: bool) -> None:
+    """Refuse to replace anything but the same kind of export (and that without overwrite).
+
+    `bundled`: the export is a whole model (`base_model` given), else the module folder.
+    """
+    if not bundled:
+        check_model_output(target, overwrite=overwrite)
+    else:
+        check_output(target, overwrite=overwrite, ours=is_dive_st_model,
+                     what="a sentence-transformers model with dive compression", folder=True)
+
+
+def is_dive_st_model(folder: Path) -> bool:
+    """Whether `folder` is a SentenceTransformer folder ending in dive's compression module."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        return any(m.get("type") == MODULE_TYPE for m in modules)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+
+
 def load_sentence_transformer(path: str | os.PathLike[str], device: str = "cpu") -> Any:
     """Load a SentenceTransformer folder written with `base_model` (trusting dive's module)."""
     from sentence_transformers import SentenceTransformer
@@ -81,13 +105,7 @@ def _embedding_dim(model: Any) -> int | None:
 
 
 def _save_model_atomically(model: Any, target: Path) -> None:
-    if target.exists() and (not target.is_dir() or (
-        any(target.iterdir()) and not (target / "modules.json").is_file()
-    )):
-        raise DiveError(
-            f"{target}: exists and is not a sentence-transformers model folder; "
-            "refusing to replace it"
-        )
+    check_st_output(target, overwrite=True, bundled=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

@@ -32,7 +32,13 @@ from dive._io import replace_path
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
-from dive.scale.stream import OUTPUT_DTYPES, OutputDtype, resolve_runtime
+from dive.scale.stream import (
+    OUTPUT_DTYPES,
+    OutputDtype,
+    check_compress_output,
+    resolve_runtime,
+    write_output_marker,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -200,7 +206,8 @@ def compress_parquet(
 
     The output holds `id_column` (if not None) and the compressed vectors in `output_column`
     (default `column`), is written to a hidden folder beside `output` and renamed into place
-    when complete; an existing output is replaced only with `overwrite`.
+    when complete with the marker of a compress output; an existing output is replaced only
+    with `overwrite`, and only if it is such a marked folder.
     """
     ray = import_ray()
     pq = import_pyarrow().parquet
@@ -211,8 +218,8 @@ def compress_parquet(
         raise DataError(f"{src}: the Ray engine reads Parquet; use the local engine for .npy")
     if dst.suffix.lower() == ".npy":
         raise DiveError(f"{dst}: the Ray engine writes a folder of Parquet files, not .npy")
-    if (dst.exists() or dst.is_symlink()) and not overwrite:
-        raise DiveError(f"{dst}: already exists; pass overwrite=True (--overwrite) to replace it")
+    check_compress_output(dst, overwrite=overwrite, single=False)
+    runtime = resolve_runtime(model)
     out_column = output_column or column
     id_column = id_column or None
     columns = [column] if id_column is None else [id_column, column]
@@ -231,7 +238,7 @@ def compress_parquet(
         ds = ray.data.read_parquet(str(src)).select_columns(columns)
         out = compress_dataset(
             ds,
-            model,
+            runtime,
             column=column,
             output_column=out_column,
             id_column=id_column,
@@ -254,6 +261,7 @@ def compress_parquet(
         if original is not None:
             context.raise_original_map_exception = original
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
+    write_output_marker(tmp, runtime)
     replace_path(tmp, dst)
     logger.info("%s: %d vectors compressed on Ray", dst, rows)
     return rows

@@ -40,6 +40,20 @@ class ReportFiles:
         return [self.markdown, *([self.csv] if self.csv else []), *self.plots]
 
 
+def report_paths(
+    out_dir: str | Path,
+    *,
+    markdown_name: str = "report.md",
+    csv_name: str | None = "summary.csv",
+    image_dir: str | Path | None = None,
+) -> list[Path]:
+    """Every file `write_report` may write with these arguments (to check before writing)."""
+    out_dir = Path(out_dir)
+    images = Path(image_dir) if image_dir is not None else out_dir
+    return [out_dir / markdown_name, *([out_dir / csv_name] if csv_name else []),
+            images / DIM_PLOT, images / BUDGET_PLOT]
+
+
 def write_report(
     records: Iterable[Mapping[str, Any]],
     out_dir: str | Path,

@@ -3,8 +3,11 @@
 `plot_ndcg_vs_dim`: a grid of panels, a row per dataset and a column per label budget; one
 line per method with error bars (std over seeds), the frozen full-dimension score as a dashed
 horizontal line. `plot_ndcg_vs_budget`: one panel per dataset, the metric against the label
-budget at one compression ratio. A method keeps its colour in every panel and plot, and the
-legend is shared below the panels. Left out: interactive output and any styling knobs.
+budget at one compression ratio. `ndcg_vs_dim_figure` / `ndcg_vs_budget_figure` return the
+laid-out figure instead of writing it. A method keeps its colour in every panel and plot, DIVE
+(every `dive...` spec) is drawn thicker and on top, and the shared legend below the panels
+wraps into as many rows as the figure's width allows, the figure growing to hold it. Left
+out: interactive output and any styling knobs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from dive.report.summary import (
 )
 
 FROZEN_STYLE: dict[str, Any] = {"color": "black", "linestyle": "--", "linewidth": 1.2}
+_LINE_STYLE: dict[str, Any] = {"marker": "o", "markersize": 4, "capsize": 3, "linewidth": 1.4}
+# DIVE stands out: thicker, larger markers, above every other line (errorbar's default zorder
+# is 2).
+_DIVE_STYLE: dict[str, Any] = {"markersize": 5.5, "linewidth": 2.6, "zorder": 3}
+_DPI = 110
+_LEGEND_COLUMNS = 6  # at most, so a wide figure's legend stays a compact block
+_LEGEND_PAD = 0.15  # inches between the legend and the figure's edges
 # Log2 units: spreads the error bars of methods at the same dimension so they stay readable.
 _DODGE = 0.035
 
@@ -46,31 +56,62 @@ def _colours(methods: Sequence[str]) -> dict[str, Any]:
     return {m: palette[i % len(palette)] for i, m in enumerate(drawn)}
 
 
-def _save(fig: Any, out: str | Path) -> Path:
-    plt = _pyplot()
+def _is_dive(method: str) -> bool:
+    return method.startswith("dive")
+
+
+def _line_style(method: str, colour: Any) -> dict[str, Any]:
+    return {**_LINE_STYLE, **(_DIVE_STYLE if _is_dive(method) else {}), "color": colour}
+
+
+def _frozen_label(method: str, dim: int) -> str:
+    return f"{method}, uncompressed (d={dim})"
+
+
+def _finish(fig: Any) -> None:
+    """Add the shared legend below the panels and lay the figure out.
+
+    The legend takes the fewest rows (at most `_LEGEND_COLUMNS` columns) whose width fits the
+    figure, and the figure grows by the legend's height, so the panels keep their size and every
+    entry lies inside the saved image. A single column wider than the figure (a long spec on
+    one panel) widens the figure.
+    """
     handles: dict[str, Any] = {}
     for ax in fig.axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-    ncol = min(max(len(handles), 1), 6)
-    rows = -(-len(handles) // ncol) if handles else 0
-    # Room at the bottom for the shared legend (inches to figure fraction).
-    bottom = min(0.35, (0.1 + 0.25 * rows) / fig.get_figheight()) if handles else 0.0
-    if handles:
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol,
-                   fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    if not handles:
+        fig.tight_layout()
+        return
+    renderer = fig.canvas.get_renderer()
+    room = fig.bbox.width - 2 * _LEGEND_PAD * fig.dpi
+    # Fewest rows first, then the fewest columns giving that many rows: full, even columns.
+    n = len(handles)
+    for ncol in sorted(range(1, min(n, _LEGEND_COLUMNS) + 1), key=lambda c: (-(-n // c), c)):
+        legend = fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol,
+                            fontsize=9, frameon=False)
+        box = legend.get_window_extent(renderer)
+        if box.width <= room or ncol == 1:
+            break
+        legend.remove()
+    if box.width > room:
+        fig.set_figwidth(box.width / fig.dpi + 2 * _LEGEND_PAD)
+    legend_height = box.height / fig.dpi + _LEGEND_PAD
+    fig.set_figheight(fig.get_figheight() + legend_height)
+    fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
+
+
+def _save(fig: Any, out: str | Path) -> Path:
+    plt = _pyplot()
     out = Path(out)
     with atomic_open(out, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
+        fig.savefig(handle, format="png", dpi=_DPI)
     plt.close(fig)
     return out
 
 
-def plot_ndcg_vs_dim(
-    records: Iterable[Mapping[str, Any]], out: str | Path, metric: str = "ndcg@10"
-) -> Path:
-    """Write the metric-vs-dimension grid to `out` (atomically) and return its path."""
+def ndcg_vs_dim_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> Any:
+    """The metric-vs-dimension grid as a laid-out matplotlib figure (see the module doc)."""
     plt = _pyplot()
     records = list(records)
     cells = summarize(records, metric)
@@ -81,7 +122,7 @@ def plot_ndcg_vs_dim(
     colours = _colours(methods)
     nrows, ncols = max(len(datasets), 1), max(len(budgets), 1)
     # One y scale per dataset row, so budgets compare at a glance.
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows + 0.5),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), dpi=_DPI,
                              squeeze=False, sharey="row")
     for i, dataset in enumerate(datasets):
         for j, budget in enumerate(budgets):
@@ -91,10 +132,24 @@ def plot_ndcg_vs_dim(
                 ax.set_visible(False)
                 continue
             _draw_dim_panel(ax, group, methods, colours, ratios)
-            ax.set_title(f"{dataset}, {budget_title(budget)}", fontsize=10)
+            title = f"{dataset}, {budget_title(budget)}"
+            frozen = [c for c in group if is_frozen(c.method)]
+            if nrows * ncols == 1 and frozen:
+                # A lone panel (the demo) is read without the report's text around it.
+                title += f"\ndashed line: uncompressed score ({frozen[0].method}, " \
+                         f"d={max(c.dim for c in frozen)})"
+            ax.set_title(title, fontsize=10)
             ax.set_ylabel(metric_title(metric))
             ax.tick_params(labelleft=True)
-    return _save(fig, out)
+    _finish(fig)
+    return fig
+
+
+def plot_ndcg_vs_dim(
+    records: Iterable[Mapping[str, Any]], out: str | Path, metric: str = "ndcg@10"
+) -> Path:
+    """Write the metric-vs-dimension grid to `out` (atomically) and return its path."""
+    return _save(ndcg_vs_dim_figure(records, metric), out)
 
 
 def _draw_dim_panel(
@@ -108,14 +163,14 @@ def _draw_dim_panel(
             continue
         if is_frozen(method):
             full = points[-1]
-            ax.axhline(full.mean, label=f"{method} (d={full.dim})", **FROZEN_STYLE)
+            ax.axhline(full.mean, label=_frozen_label(method, full.dim), **FROZEN_STYLE)
             if full.std > 0:
                 ax.axhspan(full.mean - full.std, full.mean + full.std, color="black", alpha=0.08)
             continue
         offset = 2 ** ((drawn.index(method) - (len(drawn) - 1) / 2) * _DODGE)
         ax.errorbar([c.dim * offset for c in points], [c.mean for c in points],
-                    yerr=[c.std for c in points], marker="o", markersize=4, capsize=3,
-                    linewidth=1.4, color=colours[method], label=method)
+                    yerr=[c.std for c in points], label=method,
+                    **_line_style(method, colours[method]))
     ax.set_xscale("log", base=2)
     dims = sorted({c.dim for c in group if not is_frozen(c.method)})
     if dims:
@@ -130,12 +185,11 @@ def _draw_dim_panel(
     ax.grid(alpha=0.3)
 
 
-def plot_ndcg_vs_budget(
-    records: Iterable[Mapping[str, Any]], out: str | Path, ratio: int = 4,
-    metric: str = "ndcg@10",
-) -> Path | None:
-    """Write metric vs label budget at compression `ratio`; None (nothing written) if no run
-    has that ratio."""
+def ndcg_vs_budget_figure(
+    records: Iterable[Mapping[str, Any]], ratio: int = 4, metric: str = "ndcg@10"
+) -> Any | None:
+    """The metric-vs-budget panels at compression `ratio` as a laid-out matplotlib figure;
+    None if no run has that ratio."""
     plt = _pyplot()
     records = list(records)
     at_ratio = [
@@ -148,7 +202,7 @@ def plot_ndcg_vs_budget(
     datasets = sorted({c.dataset for c in summarize(at_ratio, metric)})
     methods = method_order(c.method for c in cells)
     colours = _colours(methods)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2),
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.8), dpi=_DPI,
                              squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         group = [c for c in cells if c.dataset == dataset]
@@ -162,13 +216,13 @@ def plot_ndcg_vs_budget(
                 continue
             xs = [position[c.budget] for c in points]
             if is_frozen(method):
-                ax.plot(xs, [c.mean for c in points], label=f"{method} (d={points[0].dim})",
-                        **FROZEN_STYLE)
+                ax.plot(xs, [c.mean for c in points],
+                        label=_frozen_label(method, points[0].dim), **FROZEN_STYLE)
                 continue
             shift = (drawn.index(method) - (len(drawn) - 1) / 2) * 0.04
             ax.errorbar([x + shift for x in xs], [c.mean for c in points],
-                        yerr=[c.std for c in points], marker="o", markersize=4, capsize=3,
-                        linewidth=1.4, color=colours[method], label=method)
+                        yerr=[c.std for c in points], label=method,
+                        **_line_style(method, colours[method]))
         dims = sorted({c.dim for c in group if not is_frozen(c.method)})
         ax.set_xticks(range(len(budgets)), budgets)
         ax.set_xlim(-0.3, len(budgets) - 0.7)
@@ -177,4 +231,15 @@ def plot_ndcg_vs_budget(
         dim_text = f"d={dims[0]}, " if len(dims) == 1 else ""
         ax.set_title(f"{dataset}, {dim_text}{ratio}× compression", fontsize=10)
         ax.grid(alpha=0.3)
-    return _save(fig, out)
+    _finish(fig)
+    return fig
+
+
+def plot_ndcg_vs_budget(
+    records: Iterable[Mapping[str, Any]], out: str | Path, ratio: int = 4,
+    metric: str = "ndcg@10",
+) -> Path | None:
+    """Write metric vs label budget at compression `ratio`; None (nothing written) if no run
+    has that ratio."""
+    fig = ndcg_vs_budget_figure(records, ratio, metric)
+    return None if fig is None else _save(fig, out)

@@ -14,7 +14,9 @@ the settings that change the bytes written (batch size, dtype, columns). A rerun
 identity resumes after the last finished chunk and produces a byte-identical result; any
 difference starts over. The output's suffix must match its format (`.npy`, `.parquet`/`.pq`,
 none for a folder). The finished output is renamed into place, replacing an existing one
-only when `overwrite=True`.
+only when `overwrite=True`, and only if it is an earlier output: a file for a single-file
+input, or a folder holding the hidden marker `.dive-compress.json` that every folder output
+gets; never any other folder.
 
 Input vectors not of unit norm are normalised (see `dive.compressors.runtime`). Bad input
 (wrong dimension, NaN/inf, null vectors, all-zero rows) raises `DataError` naming the file and the
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, naming_os_errors, replace_path
+from dive._io import atomic_open, atomic_write_text, check_output, naming_os_errors, replace_path
 from dive.arrays import BadRowError
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -80,6 +82,7 @@ OutputDtype = Literal["float32", "float16"]
 OUTPUT_DTYPES: tuple[str, ...] = get_args(OutputDtype)
 STATE_FORMAT = "dive-compress-state"
 STATE_VERSION = 1
+OUTPUT_MARKER = ".dive-compress.json"  # hidden: shard discovery and Parquet readers skip it
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,24 @@ def runtime_digest(runtime: Runtime) -> str:
         digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()
+
+
+def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
+    """Refuse to replace anything but an earlier output of the same layout."""
+    def ours(path: Path) -> bool:
+        if single:
+            return path.is_file()
+        return path.is_dir() and (path / OUTPUT_MARKER).is_file()
+
+    check_output(dst, overwrite=overwrite, ours=ours,
+                 what="a compress output (a file)" if single else
+                 f"a compress output folder (one holding {OUTPUT_MARKER})")
+
+
+def write_output_marker(folder: Path, runtime: Runtime) -> None:
+    """Mark `folder` as a compress output, so `overwrite` may replace it later."""
+    marker = {"format": "dive-compress-output", "model_sha256": runtime_digest(runtime)}
+    atomic_write_text(folder / OUTPUT_MARKER, json.dumps(marker, sort_keys=True) + "\n")
 
 
 # --- the input ---------------------------------------------------------------------------------
@@ -527,8 +548,7 @@ def compress_store(
     src_abs, dst_abs = src.resolve(), dst.resolve()
     if dst_abs == src_abs or src_abs in dst_abs.parents or dst_abs in src_abs.parents:
         raise DiveError(f"{dst}: the output must not be, contain or lie inside the input {src}")
-    if (dst.exists() or dst.is_symlink()) and not overwrite:
-        raise DiveError(f"{dst}: already exists; pass overwrite=True (--overwrite) to replace it")
+    check_compress_output(dst, overwrite=overwrite, single=single)
 
     job = {
         "input": str(src_abs),
@@ -574,6 +594,8 @@ def compress_store(
 
     # Drop the state first: a crash from here on leaves a folder the next run discards.
     partial.state_path.unlink()
+    if not single:
+        write_output_marker(partial.data, runtime)
     replace_path(partial.data / dst.name if single else partial.data, dst)
     shutil.rmtree(partial.root, ignore_errors=True)
     seconds = time.perf_counter() - started

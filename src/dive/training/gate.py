@@ -21,18 +21,25 @@ from typing import Any
 
 import numpy as np
 
-from dive.evaluate.metrics import ndcg_from_rankings
+from dive.evaluate.metrics import ndcg_per_query
 from dive.evaluate.search import top_k
 
-__all__ = ["Checkpoint", "ValidationGate", "validation_ndcg"]
+__all__ = ["Checkpoint", "ValidationGate", "validation_ndcg", "validation_scores"]
 
 
 def validation_ndcg(
     queries: np.ndarray, corpus: np.ndarray, relevant: Sequence[Mapping[int, int]], k: int = 10
 ) -> float:
     """Mean nDCG@k of `queries` against `corpus`, both already in the compared space."""
+    return float(validation_scores(queries, corpus, relevant, k).mean())
+
+
+def validation_scores(
+    queries: np.ndarray, corpus: np.ndarray, relevant: Sequence[Mapping[int, int]], k: int = 10
+) -> np.ndarray:
+    """nDCG@k of each query against `corpus` (float64, one per query), for paired choices."""
     ranked, _ = top_k(queries, corpus, k)
-    return ndcg_from_rankings(ranked, relevant, k=k)
+    return ndcg_per_query(ranked, relevant, k=k)
 
 
 @dataclass

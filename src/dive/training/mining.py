@@ -23,7 +23,7 @@ import numpy as np
 from dive.evaluate.search import top_k
 from dive.training.batches import RelevanceIndex
 
-__all__ = ["NegativePools", "mine_pools", "pools_from_rankings"]
+__all__ = ["NegativePools", "in_batch_negatives", "mine_pools", "pools_from_rankings"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,27 @@ def mine_pools(
     depth = min(corpus.shape[0], skip_top + band + min(most_judged, max_extra))
     ranked, _ = top_k(queries, corpus, depth)
     return pools_from_rankings(ranked, relevant, skip_top=skip_top, band=band, index=index)
+
+
+def in_batch_negatives(
+    queries: np.ndarray,
+    batch_rows: np.ndarray,
+    relevance: RelevanceIndex,
+    count: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(len(queries), count) positions into `batch_rows` to use as random negatives.
+
+    The step's corpus batch is already a uniform sample of the corpus and already encoded,
+    so drawing random negatives from it costs no extra forward rows. Positions whose row is
+    judged relevant for the query are redrawn among the batch's other rows; only a query for
+    which the whole batch is relevant keeps them (there is nothing else to draw).
+    """
+    positions = rng.integers(0, len(batch_rows), (len(queries), count))
+    clash = relevance.is_relevant(queries, batch_rows[positions])
+    for i in np.flatnonzero(clash.any(axis=1)):
+        judged = relevance.is_relevant(queries[i : i + 1], batch_rows[None, :])[0]
+        allowed = np.flatnonzero(~judged)
+        if allowed.size:
+            positions[i, clash[i]] = rng.choice(allowed, int(clash[i].sum()))
+    return positions

@@ -1,0 +1,180 @@
+"""Choosing what a learned fit keeps, on every labelled query and only on real evidence.
+
+With tens of labelled queries a 20% validation set holds 4-13 of them, and a checkpoint picked
+on so few is mostly picked on noise. This component makes the choice on all labelled queries
+and leaves the safe default (the start) only when a paired, per-query comparison says that
+the gain is real. Any learned method can use it: it knows nothing about models.
+
+- `Folds` says which labelled queries each training run holds out: k folds dealt by a seed
+  (cross-fitting: every query is held out exactly once), or one holdout fold (a validation
+  set large enough to trust on its own).
+- A method trains each candidate setting once per fold, on the other folds, and scores its
+  checkpoints query by query on the fold it did not see; `out_of_fold` assembles these runs
+  into one `Curve` per candidate: a held-out score for every (checkpoint step, query).
+- `choose(base, curves, z)` takes the (candidate, step) with the best mean held-out score and
+  keeps it only when its mean paired gain over `base` (the start, scored on the same queries)
+  is positive and at least `z` standard errors; otherwise the choice is the base. The method
+  then refits the chosen candidate on all labelled queries for the chosen number of steps.
+- `best_of(alternatives)` picks among label-free alternatives (e.g. two starts): nothing was
+  trained on the queries that score them, so their plain mean is an honest estimate.
+
+Left out: nested cross-fitting (the choice's own optimism over many candidates is bounded by
+`z`, not removed) and multiple-testing corrections beyond it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Choice", "Curve", "Folds", "best_of", "choose", "out_of_fold", "paired_gain"]
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Disjoint held-out sets of row indices into n labelled queries."""
+
+    n: int
+    held_out: tuple[np.ndarray, ...]
+    scheme: str  # "cross-fit" or "holdout"
+
+    @classmethod
+    def cross_fit(cls, n: int, k: int, seed: int) -> Folds:
+        """k folds (at most n) of a seeded permutation, sizes differing by at most one."""
+        if n < 2 or k < 2:
+            raise ValueError(f"cross-fitting needs n >= 2 and k >= 2, got n={n}, k={k}")
+        order = np.random.default_rng(seed).permutation(n)
+        parts = np.array_split(order, min(k, n))
+        return cls(n, tuple(np.sort(p) for p in parts), "cross-fit")
+
+    @classmethod
+    def holdout(cls, n: int, rows: Sequence[int] | np.ndarray) -> Folds:
+        """One fold: `rows` are held out, every other row trains."""
+        held = np.unique(np.asarray(rows, dtype=np.int64))
+        if held.size == 0 or held.size >= n or held.min() < 0 or held.max() >= n:
+            raise ValueError(f"holdout rows must be a proper, non-empty subset of 0..{n - 1}")
+        return cls(n, (held,), "holdout")
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Every held-out row, sorted: the queries a choice is made on."""
+        return np.sort(np.concatenate(self.held_out))
+
+    def training(self, fold: int) -> np.ndarray:
+        """The rows that train while `fold` is held out."""
+        return np.setdiff1d(np.arange(self.n), self.held_out[fold])
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Held-out scores of one candidate: `scores[i, j]` at `steps[i]` for scored query j."""
+
+    steps: tuple[int, ...]
+    scores: np.ndarray  # (len(steps), n_scored) float64
+
+    def __post_init__(self) -> None:
+        if self.scores.shape[0] != len(self.steps):
+            raise ValueError(f"{len(self.steps)} steps but {self.scores.shape[0]} score rows")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `choose` kept, and the evidence it kept it on."""
+
+    candidate: int | None  # index of the chosen curve; None keeps the base
+    step: int  # 0 when the base is kept
+    score: float  # mean held-out score of what was kept
+    base_score: float  # mean score of the base on the same queries
+    best: tuple[int, int]  # (candidate, step) with the best mean, kept or not
+    gain: float  # its mean paired gain over the base
+    stderr: float  # the standard error of that gain
+    z: float  # the threshold it had to pass, in standard errors
+    n_queries: int  # how many queries the choice was made on
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-ready fields for a results record or a saved config."""
+        return {
+            "candidate": self.candidate,
+            "step": self.step,
+            "score": round(self.score, 6),
+            "base_score": round(self.base_score, 6),
+            "best": list(self.best),
+            "gain": round(self.gain, 6),
+            "stderr": round(self.stderr, 6) if np.isfinite(self.stderr) else None,
+            "z": self.z,
+            "n_queries": self.n_queries,
+        }
+
+
+def paired_gain(scores: np.ndarray, base: np.ndarray) -> tuple[float, float]:
+    """Mean of `scores - base` over queries and its standard error (inf for one query)."""
+    diff = np.asarray(scores, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    if diff.ndim != 1 or diff.size == 0:
+        raise ValueError(f"expected two equal, non-empty 1-d score arrays, got {diff.shape}")
+    stderr = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
+    return float(diff.mean()), stderr
+
+
+def choose(base: np.ndarray, curves: Sequence[Curve], z: float) -> Choice:
+    """The best (candidate, step) if its paired gain over `base` is real, else the base.
+
+    Ties in mean score go to the earlier candidate, then the earlier step (nearer the start).
+    The gain is real when it is positive and at least `z` standard errors.
+    """
+    base = np.asarray(base, dtype=np.float64)
+    base_score = float(base.mean())
+    best: tuple[int, int] | None = None
+    best_mean = -np.inf
+    for c, curve in enumerate(curves):
+        if curve.scores.shape[1] != base.size:
+            raise ValueError(f"curve {c} scores {curve.scores.shape[1]} queries, base {base.size}")
+        means = curve.scores.mean(axis=1)
+        for i, mean in enumerate(means):
+            if mean > best_mean:
+                best, best_mean = (c, i), float(mean)
+    if best is None:
+        return Choice(None, 0, base_score, base_score, (-1, 0), 0.0, 0.0, z, base.size)
+    c, i = best
+    gain, stderr = paired_gain(curves[c].scores[i], base)
+    step = curves[c].steps[i]
+    if gain > 0 and gain >= z * stderr:
+        return Choice(c, step, best_mean, base_score, (c, step), gain, stderr, z, base.size)
+    return Choice(None, 0, base_score, base_score, (c, step), gain, stderr, z, base.size)
+
+
+TrainRun = Callable[[int, np.ndarray, np.ndarray], Curve]
+"""`run(candidate, train_rows, held_out_rows)`: train on the first, score on the second."""
+
+
+def out_of_fold(folds: Folds, n_candidates: int, run: TrainRun) -> list[Curve]:
+    """One curve per candidate, each query scored by the run that did not train on it.
+
+    The columns are `folds.scored`, in order; every fold's run must check at the same steps.
+    """
+    columns = {int(row): j for j, row in enumerate(folds.scored)}
+    curves = []
+    for candidate in range(n_candidates):
+        steps: tuple[int, ...] | None = None
+        scores = np.empty((0, 0))
+        for fold, held in enumerate(folds.held_out):
+            curve = run(candidate, folds.training(fold), held)
+            if steps is None:
+                steps = curve.steps
+                scores = np.full((len(steps), len(columns)), np.nan)
+            elif curve.steps != steps:
+                raise ValueError(f"fold {fold} checked at {curve.steps}, fold 0 at {steps}")
+            scores[:, [columns[int(r)] for r in held]] = curve.scores
+        curves.append(Curve(steps or (), scores))
+    return curves
+
+
+def best_of(alternatives: Mapping[str, np.ndarray]) -> str:
+    """The alternative with the best mean score; ties go to the first one given."""
+    if not alternatives:
+        raise ValueError("no alternatives to choose from")
+    names = list(alternatives)
+    means = [float(np.mean(alternatives[name])) for name in names]
+    return names[int(np.argmax(means))]

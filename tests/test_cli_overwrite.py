@@ -1,0 +1,125 @@
+"""`--overwrite` means the same in every verb that writes: without it an existing output is
+kept (one-line error); with it only what dive wrote there is replaced, never anything else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dive.cli import main
+
+Tiny = tuple[Path, Path]
+
+
+def fit_argv(tiny: Tiny, out: Path) -> list[str]:
+    return ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
+            "--dim", "8", "--out", str(out)]
+
+
+def evaluate_argv(tiny: Tiny, results: Path, *extra: str) -> list[str]:
+    return ["evaluate", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+            "--methods", "frozen,pca", "--ratios", "4", "--budgets", "all", "--seeds", "0",
+            "--results", str(results), *extra]
+
+
+def model(tiny: Tiny, tmp: Path) -> Path:
+    assert main(fit_argv(tiny, tmp / "m")) == 0
+    return tmp / "m"
+
+
+def results(tiny: Tiny, tmp: Path) -> Path:
+    assert main(evaluate_argv(tiny, tmp / "r.jsonl")) == 0
+    return tmp / "r.jsonl"
+
+
+# name -> (the command writing at tmp/"out", the optional module it needs)
+VERBS: dict[str, tuple[Callable[[Tiny, Path], list[str]], str | None]] = {
+    "fit": (lambda tiny, tmp: fit_argv(tiny, tmp / "out"), None),
+    "export-onnx": (lambda tiny, tmp: ["export", str(model(tiny, tmp)), "--format", "onnx",
+                                       "--out", str(tmp / "out")], "onnx"),
+    "export-st": (lambda tiny, tmp: ["export", str(model(tiny, tmp)), "--format",
+                                     "sentence-transformers", "--out", str(tmp / "out")], None),
+    "index": (lambda tiny, tmp: ["index", str(model(tiny, tmp)), "--embeddings", str(tiny[1]),
+                                 "--out", str(tmp / "out")], "faiss"),
+    "report": (lambda tiny, tmp: ["report", str(results(tiny, tmp)), "--out", str(tmp / "out")],
+               None),
+    "evaluate-report": (lambda tiny, tmp: evaluate_argv(tiny, tmp / "e.jsonl", "--report",
+                                                        str(tmp / "out")), None),
+    "evaluate-plot": (lambda tiny, tmp: evaluate_argv(tiny, tmp / "e.jsonl", "--plot",
+                                                      str(tmp / "out")), None),
+}
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    """Every file at or under `path` (and beside it, for sidecars), by name."""
+    return {str(p.relative_to(path.parent)): p.read_bytes()
+            for p in sorted(path.parent.rglob("*")) if p.is_file()}
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("dive: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_an_existing_output_is_replaced_only_with_overwrite(
+    verb: str, tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, needs = VERBS[verb]
+    if needs:
+        pytest.importorskip(needs)
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = make(tiny, work)
+    assert main(argv) == 0
+    before = snapshot(work / "out")
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = one_error_line(capsys)
+    assert f"{work / 'out'}" in err and "already exists" in err and "--overwrite" in err
+    assert snapshot(work / "out") == before
+    assert main([*argv, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("verb", ["fit", "export-st", "index", "export-onnx"])
+def test_overwrite_never_replaces_what_dive_did_not_write(
+    verb: str, tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, needs = VERBS[verb]
+    if needs:
+        pytest.importorskip(needs)
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = make(tiny, work)
+    if verb in ("fit", "export-st"):
+        (work / "out").mkdir()
+        (work / "out" / "notes.txt").write_text("mine")
+    else:
+        (work / "out").write_text("mine")
+    before = snapshot(work / "out")
+    capsys.readouterr()
+    assert main([*argv, "--overwrite"]) == 2
+    assert "refusing to replace it" in one_error_line(capsys)
+    assert snapshot(work / "out") == before
+
+
+def test_demo_twice_resumes_and_overwrite_starts_over(
+    tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
+            "frozen,pca", "--ratios", "4", "--out", str(out)]
+    assert main(argv) == 0
+    first = (out / "results.jsonl").read_text()
+    assert main(argv) == 0  # `make demo` twice: the second run reuses the first's records
+    assert (out / "results.jsonl").read_text() == first
+    assert "skipped 2 run(s)" in capsys.readouterr().err
+    (out / "results.jsonl").write_text(first.replace('"ndcg@10": ', '"ndcg@10": 0.0, "x": '))
+    assert main([*argv, "--overwrite"]) == 0
+    rerun = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rerun) == 2 and all("x" not in r for r in rerun)
+    assert "skipped" not in capsys.readouterr().err

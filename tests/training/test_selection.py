@@ -1,0 +1,115 @@
+"""Selection: folds, paired gains, and a choice that never falls below its base."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dive.training.selection import Curve, Folds, best_of, choose, out_of_fold, paired_gain
+
+
+def test_cross_fit_folds_hold_every_query_out_exactly_once() -> None:
+    folds = Folds.cross_fit(10, 3, seed=0)
+    held = np.concatenate(folds.held_out)
+    assert sorted(held.tolist()) == list(range(10))
+    assert sorted(len(h) for h in folds.held_out) == [3, 3, 4]
+    for i, rows in enumerate(folds.held_out):
+        assert set(folds.training(i).tolist()) == set(range(10)) - set(rows.tolist())
+    assert [h.tolist() for h in Folds.cross_fit(10, 3, seed=0).held_out] == [
+        h.tolist() for h in folds.held_out
+    ]
+    assert len(Folds.cross_fit(2, 5, seed=0).held_out) == 2  # never more folds than queries
+
+
+def test_holdout_is_one_fold_and_rejects_improper_sets() -> None:
+    folds = Folds.holdout(5, [3, 4])
+    assert folds.scheme == "holdout" and folds.scored.tolist() == [3, 4]
+    assert folds.training(0).tolist() == [0, 1, 2]
+    for rows in ([], [0, 1, 2, 3, 4], [5]):
+        with pytest.raises(ValueError, match="proper, non-empty subset"):
+            Folds.holdout(5, rows)
+
+
+def test_paired_gain_is_the_mean_difference_and_its_standard_error() -> None:
+    gain, stderr = paired_gain(np.array([0.5, 0.7, 0.9]), np.array([0.4, 0.5, 0.9]))
+    assert gain == pytest.approx(0.1)
+    assert stderr == pytest.approx(np.std([0.1, 0.2, 0.0], ddof=1) / np.sqrt(3))
+    assert paired_gain(np.array([1.0]), np.array([0.0]))[1] == np.inf
+
+
+def test_choice_never_scores_below_its_base_on_the_queries_it_chose_with() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(2, 30))
+        base = rng.uniform(size=n)
+        curves = [
+            Curve((10, 20), np.clip(base + rng.normal(0, 0.2, (2, n)) + rng.normal(0, 0.05), 0, 1))
+            for _ in range(3)
+        ]
+        z = float(rng.choice([0.0, 1.0, 2.0]))
+        choice = choose(base, curves, z)
+        assert choice.score >= choice.base_score, trial
+        if choice.candidate is not None:
+            curve = curves[choice.candidate]
+            kept = curve.scores[curve.steps.index(choice.step)]
+            assert kept.mean() == pytest.approx(choice.score)
+            assert choice.gain >= z * choice.stderr
+
+
+def test_a_consistent_gain_is_kept_and_a_noisy_one_is_not() -> None:
+    base = np.linspace(0.2, 0.8, 20)
+    consistent = Curve((50,), (base + 0.03)[None])  # every query gains
+    noisy = Curve((50,), (base + np.tile([0.5, -0.45], 10))[None])  # mean +0.025, huge spread
+    kept = choose(base, [consistent], z=1.0)
+    assert (kept.candidate, kept.step, kept.n_queries) == (0, 50, 20)
+    assert kept.gain == pytest.approx(0.03)
+    dropped = choose(base, [noisy], z=1.0)
+    assert dropped.candidate is None and dropped.step == 0
+    assert dropped.best == (0, 50) and dropped.gain == pytest.approx(0.025)
+    assert choose(base, [noisy], z=0.0).candidate == 0  # z = 0: any positive mean gain
+
+
+def test_ties_go_to_the_earlier_candidate_and_step() -> None:
+    base = np.zeros(4)
+    same = np.full((2, 4), 0.5)
+    choice = choose(base, [Curve((1, 2), same), Curve((1, 2), same)], z=0.0)
+    assert (choice.candidate, choice.step) == (0, 1)
+
+
+def test_out_of_fold_scores_each_query_with_the_run_that_did_not_train_on_it() -> None:
+    folds = Folds.cross_fit(7, 3, seed=1)
+    seen: list[tuple[int, set[int], set[int]]] = []
+
+    def run(candidate: int, train: np.ndarray, held: np.ndarray) -> Curve:
+        seen.append((candidate, set(train.tolist()), set(held.tolist())))
+        assert not set(train.tolist()) & set(held.tolist())
+        # score = query row + 100 * candidate + step / 1000: checks where each value lands
+        scores = np.array([[r + 100 * candidate + s / 1000 for r in held] for s in (5, 10)])
+        return Curve((5, 10), scores)
+
+    curves = out_of_fold(folds, 2, run)
+    assert len(seen) == 6
+    for c, curve in enumerate(curves):
+        assert curve.steps == (5, 10)
+        expected = folds.scored + 100 * c
+        np.testing.assert_allclose(curve.scores[0], expected + 0.005)
+        np.testing.assert_allclose(curve.scores[1], expected + 0.010)
+
+
+def test_out_of_fold_refuses_folds_checked_at_different_steps() -> None:
+    folds = Folds.cross_fit(4, 2, seed=0)
+    steps = iter([(5,), (6,)])
+
+    def run(candidate: int, train: np.ndarray, held: np.ndarray) -> Curve:
+        return Curve(next(steps), np.zeros((1, len(held))))
+
+    with pytest.raises(ValueError, match="checked at"):
+        out_of_fold(folds, 1, run)
+
+
+def test_best_of_picks_the_higher_mean_and_breaks_ties_by_order() -> None:
+    worse, better = np.array([0.2, 0.4]), np.array([0.5, 0.3])
+    assert best_of({"uncentered": worse, "centered": better}) == "centered"
+    assert best_of({"uncentered": better, "centered": better}) == "uncentered"
+    with pytest.raises(ValueError, match="no alternatives"):
+        best_of({})
