@@ -538,7 +538,6 @@ def compress_store(
     if id_column is not None and id_column == out_column:
         raise DiveError(f"the id column and the output vector column are both {id_column!r}")
     shards, single = discover(src, dst.name, column, id_column)
-    _check_output_suffix(dst, shards[0].kind if single else None)
     for shard in shards:
         if shard.dim is not None and shard.dim != runtime.input_dim:
             raise DataError(
@@ -549,6 +548,7 @@ def compress_store(
     if dst_abs == src_abs or src_abs in dst_abs.parents or dst_abs in src_abs.parents:
         raise DiveError(f"{dst}: the output must not be, contain or lie inside the input {src}")
     check_compress_output(dst, overwrite=overwrite, single=single)
+    _check_output_suffix(dst, shards[0].kind if single else None)
 
     job = {
         "input": str(src_abs),
