@@ -57,6 +57,8 @@ def naming_os_errors(path: str | os.PathLike[str]) -> Iterator[None]:
         if exc.filename is not None or exc.errno is None:
             raise
         raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
+
+
 def _mode_for(target: Path) -> int:
     """The existing file's permission bits, else those `open` would give a new file."""
     try:
@@ -144,6 +146,8 @@ def describe_os_error(exc: OSError) -> str:
         reason = (exc.strerror or str(exc)).rstrip(".")
         reason = reason[:1].lower() + reason[1:]
     return f"{where}: {reason}"
+
+
 def check_output(
     path: Path, *, overwrite: bool, ours: Callable[[Path], bool], what: str, folder: bool = False
 ) -> None:
