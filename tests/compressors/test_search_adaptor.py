@@ -11,6 +11,7 @@ import torch
 from dive.arrays import l2_normalize
 from dive.compressors import Compressor, LabelledQueries, TrainingData, make_compressor
 from dive.losses import query_prediction_loss, reconstruction_loss
+from dive.training import validation_ndcg
 from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
@@ -71,18 +72,22 @@ def test_fit_lowers_the_ranking_loss(
     assert rank(model) < 0.95 * rank(start)
 
 
-def test_validation_gate_never_ends_below_the_start(
+def test_the_returned_model_scores_its_reported_validation_score(
     corpus: np.ndarray, labels: TrainingData
 ) -> None:
     train = labels.train
-    split = TrainingData(
-        LabelledQueries(train.embeddings[:20], train.relevant[:20]),
-        LabelledQueries(train.embeddings[20:], train.relevant[20:]),
-    )
+    val = LabelledQueries(train.embeddings[20:], train.relevant[20:])
+    split = TrainingData(LabelledQueries(train.embeddings[:20], train.relevant[:20]), val)
     model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, split)
-    history = model.fit_info_.diagnostics["history"]
-    assert history[0][0] == 0
-    assert model.fit_info_.diagnostics["best_score"] >= history[0][1]
+    held_out = model.fit_info_.held_out
+    assert held_out is not None and held_out.n_queries == len(val) == 10
+    assert model.fit_info_.diagnostics["selected_on_queries"] == 10
+    # the gate restored the checkpoint it reports, not the last one
+    encode = model.transform
+    measured = validation_ndcg(encode(val.embeddings), encode(corpus), val.relevant)
+    assert measured == pytest.approx(held_out.kept, abs=1e-6)
+    assert held_out.kept >= held_out.start
+    assert model.fit_info_.diagnostics["history"][0] == (0, round(held_out.start, 4))
 
 
 def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> None:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.base import Compressor, HeldOutScore, TrainingData
 from dive.compressors.options import Rule, build, check
 from dive.compressors.runtime import Runtime
 
@@ -96,5 +96,24 @@ class Baseline(Compressor):
         with seeded(self.seed, threads=self.options.threads) as rng:
             runtime, diagnostics = fit(self, corpus, train if self.supervised else None, rng)
         diagnostics["train_seconds"] = round(time.perf_counter() - start, 3)
+        validation = train.validation if train is not None and self.supervised else None
+        if validation is not None:
+            self.fit_info_.held_out = gated_score(diagnostics, len(validation))
+            diagnostics["selected_on_queries"] = len(validation)
         self.fit_info_.diagnostics.update(diagnostics)
         return runtime
+
+
+def gated_score(diagnostics: dict[str, Any], n_queries: int) -> HeldOutScore | None:
+    """The validation gate's choice in the last gated run (or stage) a baseline recorded.
+
+    Each baseline records `best_score` and its `history` of (step, score) per gated run: at
+    the top level (Search-Adaptor), per stage (SMEC) or for the supervised stage
+    (Matryoshka-Adaptor). `start` is that run's first check, the checkpoint it started from.
+    """
+    runs = [diagnostics, diagnostics.get("supervised"), *diagnostics.get("stages", [])]
+    gated = [r for r in runs if isinstance(r, dict) and r.get("history") and "best_score" in r]
+    if not gated or gated[-1]["best_score"] is None:
+        return None
+    last = gated[-1]
+    return HeldOutScore(float(last["best_score"]), float(last["history"][0][1]), n_queries)

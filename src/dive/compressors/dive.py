@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Any, ClassVar, Literal, cast, get_args
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class DiveConfig:
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 20  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
-    grid: str = "0x1,1x10,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
+    grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
 
     def __post_init__(self) -> None:
@@ -185,6 +185,7 @@ class Dive(Compressor):
 
     method = "dive"
     supervised = True
+    defaults: ClassVar[DiveConfig | None] = None  # what options apply to (None: DiveConfig())
 
     def __init__(
         self,
@@ -195,7 +196,7 @@ class Dive(Compressor):
         **options: Any,
     ) -> None:
         super().__init__(dim=dim, seed=seed)
-        self.dive_config = build(DiveConfig, self.method, options, base=config)
+        self.dive_config = build(DiveConfig, self.method, options, base=config or self.defaults)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), **dataclasses.asdict(self.dive_config)}

@@ -10,24 +10,13 @@ Everything else, including every option, is `dive`'s (`dive.compressors.dive`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from dive.compressors.dive import Dive, DiveConfig
 
-PLUS_GRID = "0x1,1x10,1x10x3,1x10@softplus"
+PLUS_GRID = "0x1,1x10x3,1x10@softplus"
 
 
 class DivePlus(Dive):
     """`Dive` whose default selection grid adds a softplus arm (`PLUS_GRID`)."""
 
     method = "dive-plus"
-
-    def __init__(
-        self,
-        dim: int | None = None,
-        seed: int = 0,
-        *,
-        config: DiveConfig | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(dim, seed, config=config or DiveConfig(grid=PLUS_GRID), **options)
+    defaults = DiveConfig(grid=PLUS_GRID)

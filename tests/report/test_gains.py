@@ -1,0 +1,146 @@
+"""Each method against the better of the two PCAs: gains per cell and the per-method summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from dive.report.gains import (
+    gains_over_training_free,
+    render_gains,
+    summarize_gains,
+    summary_text,
+    target_gains,
+)
+
+TARGET = {"datasets": ("cacm", "cisi"), "ratio": 4, "budget": "all"}
+
+
+def rows(make_record, method: str, scores: list[float], **where) -> list[dict]:
+    """One record per seed (0, 1, ...) with these nDCG@10 scores."""
+    return [make_record(method=method, seed=s, ndcg=v, **where) for s, v in enumerate(scores)]
+
+
+def pcas(make_record, pca: list[float], uncentered: list[float], **where) -> list[dict]:
+    return rows(make_record, "pca", pca, **where) + rows(make_record, "pca-uncentered",
+                                                          uncentered, **where)
+
+
+def by_method(cells) -> dict:
+    return {s.method: s for s in summarize_gains(cells)}
+
+
+def test_reference_is_the_better_pca_by_seed_mean(make_record) -> None:
+    # pca wins seed 0, pca-uncentered wins on the mean: the reference is the mean, not per seed.
+    records = pcas(make_record, [0.50, 0.40], [0.45, 0.47], dataset="cacm", budget="all")
+    records += rows(make_record, "dive", [0.47, 0.47], dataset="cacm", budget="all")
+    cell = next(c for c in gains_over_training_free(records) if c.method == "dive")
+    assert cell.reference_method == "pca-uncentered"
+    assert cell.reference == pytest.approx(0.46)
+    assert cell.gain == pytest.approx(0.01)
+    assert cell.n_seeds == 2
+
+
+def test_won_tied_and_lost_cells_with_the_worst_loss_named(make_record) -> None:
+    records = []
+    for dataset, gain in (("cacm", 0.02), ("cisi", -0.0015), ("npl", -0.03)):
+        records += pcas(make_record, [0.40], [0.41], dataset=dataset, budget="all")
+        records += rows(make_record, "dive", [0.41 + gain], dataset=dataset, budget="all")
+    summary = by_method(gains_over_training_free(records))["dive"]
+    # The -0.0015 cell is a tie within 0.002; the -0.03 one is a loss.
+    assert (summary.n_won_or_tied, summary.n_cells) == (2, 3)
+    assert summary.mean_gain == pytest.approx((0.02 - 0.0015 - 0.03) / 3)
+    assert summary.worst is not None and summary.worst.dataset == "npl"
+    assert summary.worst.gain == pytest.approx(-0.03)
+    assert summary.n_unmatched == 0
+
+
+def test_tolerance_decides_a_tie(make_record) -> None:
+    records = pcas(make_record, [0.40], [0.40]) + rows(make_record, "dive", [0.397])
+    cells = gains_over_training_free(records)
+    strict = {s.method: s for s in summarize_gains(cells, tolerance=0.002)}["dive"]
+    loose = {s.method: s for s in summarize_gains(cells, tolerance=0.005)}["dive"]
+    assert (strict.n_won_or_tied, loose.n_won_or_tied) == (0, 1)
+
+
+def test_cell_without_a_pca_row_is_counted_apart(make_record) -> None:
+    # At d=96 both PCAs ran; at d=48 pca-uncentered is missing: that cell is not compared.
+    records = pcas(make_record, [0.40], [0.42], dim=96)
+    records += rows(make_record, "pca", [0.30], dim=48)
+    records += rows(make_record, "dive", [0.43], dim=96) + rows(make_record, "dive", [0.20],
+                                                                dim=48)
+    cells = gains_over_training_free(records)
+    unmatched = [c for c in cells if c.method == "dive" and c.dim == 48]
+    assert len(unmatched) == 1 and unmatched[0].reference is None and unmatched[0].gain is None
+    summary = by_method(cells)["dive"]
+    assert (summary.n_cells, summary.n_unmatched) == (1, 1)
+    assert summary.mean_gain == pytest.approx(0.01)
+
+
+def test_reference_uses_only_the_seeds_the_method_ran(make_record) -> None:
+    # The method ran seed 0 only: its reference is the seed-0 PCA, not the 3-seed mean.
+    records = pcas(make_record, [0.30, 0.50, 0.50], [0.20, 0.20, 0.20])
+    records += rows(make_record, "smec", [0.31])
+    cell = next(c for c in gains_over_training_free(records) if c.method == "smec")
+    assert cell.reference == pytest.approx(0.30) and cell.gain == pytest.approx(0.01)
+
+
+def test_reference_missing_a_seed_the_method_ran_is_not_compared(make_record) -> None:
+    records = pcas(make_record, [0.30], [0.20]) + rows(make_record, "dive", [0.31, 0.32])
+    cell = next(c for c in gains_over_training_free(records) if c.method == "dive")
+    assert cell.reference is None
+
+
+def test_frozen_is_left_out_and_pcas_are_compared_with_their_best(make_record) -> None:
+    records = pcas(make_record, [0.40], [0.43])
+    records += [make_record(method="frozen", dim=384, ndcg=0.5)]
+    summaries = by_method(gains_over_training_free(records))
+    assert "frozen" not in summaries
+    assert summaries["pca"].mean_gain == pytest.approx(-0.03)
+    assert summaries["pca-uncentered"].mean_gain == pytest.approx(0.0)
+
+
+def test_models_and_budgets_are_separate_cells(make_record) -> None:
+    records = pcas(make_record, [0.40], [0.40], budget="16")
+    records += pcas(make_record, [0.30], [0.30], budget="16", model="mpnet")
+    records += rows(make_record, "dive", [0.41], budget="16")
+    records += rows(make_record, "dive", [0.29], budget="16", model="mpnet")
+    records += rows(make_record, "dive", [0.50], budget="all")  # no PCA at budget all
+    dive = [c for c in gains_over_training_free(records) if c.method == "dive"]
+    gains = {(c.model, c.budget): c.gain for c in dive}
+    assert gains[("all-MiniLM-L6-v2", "16")] == pytest.approx(0.01)
+    assert gains[("mpnet", "16")] == pytest.approx(-0.01)
+    assert gains[("all-MiniLM-L6-v2", "all")] is None
+
+
+def test_target_averages_the_named_datasets_at_one_ratio_and_budget(make_record) -> None:
+    records = []
+    for dataset, gain in (("cacm", 0.02), ("cisi", 0.04), ("scifact", 0.5)):
+        records += pcas(make_record, [0.40], [0.40], dataset=dataset, budget="all")
+        records += rows(make_record, "smec", [0.40 + gain], dataset=dataset, budget="all")
+    # Other ratio and budget: left out of the target.
+    records += pcas(make_record, [0.40], [0.40], dataset="cacm", budget="all", dim=48)
+    records += rows(make_record, "smec", [0.0], dataset="cacm", budget="all", dim=48)
+    records += pcas(make_record, [0.40], [0.40], dataset="cacm", budget="16")
+    records += rows(make_record, "smec", [0.0], dataset="cacm", budget="16")
+    records += rows(make_record, "dive", [0.45], dataset="cacm", budget="all")
+    found = {t.method: t for t in target_gains(gains_over_training_free(records), **TARGET)}
+    assert found["smec"].mean_gain == pytest.approx(0.03)
+    assert found["smec"].datasets == ("cacm", "cisi") and found["smec"].missing == ()
+    # dive ran on cacm only: its mean is over that one collection, and cisi is named missing.
+    assert found["dive"].mean_gain == pytest.approx(0.05)
+    assert found["dive"].datasets == ("cacm",) and found["dive"].missing == ("cisi",)
+
+
+def test_text_and_markdown_show_the_summary_and_target(make_record) -> None:
+    records = pcas(make_record, [0.40], [0.41], dataset="cisi", budget="all")
+    records += rows(make_record, "dive", [0.38], dataset="cisi", budget="all")
+    cells = gains_over_training_free(records)
+    text = summary_text(cells, target_name="classic", **TARGET)
+    assert "0/1" in text and "−0.0300" in text and "cisi, all, d=96 (4×)" in text
+    assert "classic at 4×, budget all: mean gain of dive over best training-free −0.0300 " \
+           "(1/2 collections; missing cacm)" in text
+    page = render_gains(cells, title="Dev", preamble="made by a test", target_name="classic",
+                        **TARGET)
+    assert page.startswith("# Dev\n\nmade by a test")
+    assert "| cisi | all | 96 (4×) | 0.4100 (pca-uncentered) | −0.0100 | +0.0000 | −0.0300 |" \
+        in page
