@@ -5,13 +5,17 @@ A new file gets the mode the umask says (as `open` would give it); a replaced fi
 mode. `replace_path` does the final rename for folders too (which rename() cannot replace).
 `locked` serialises read-modify-write cycles across processes (a results file's appends).
 `check_output` is the one rule of every writer that may replace an earlier output.
+`describe_os_error` turns a file-system error (disk full, permission denied, a file where a
+folder should be) into one line naming the path the user gave, not a temporary name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -26,12 +30,14 @@ from dive.errors import DiveError
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside `path`; on clean exit fsync it and rename it over `path`."""
     target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file path", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, _mode_for(target))  # mkstemp makes every file 0600
         encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
+        with naming_os_errors(target), os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -40,6 +46,17 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def naming_os_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Give an `OSError` that names no file (a failed write: disk full...) the name `path`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
 
 
 def _mode_for(target: Path) -> int:
@@ -108,6 +125,27 @@ def replace_path(src: Path, dst: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         aside.unlink()
+
+
+# mkstemp/mkdtemp names made above: ".<target name>.<random>.tmp" (or ".old" when set aside).
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[^.]+\.(?:tmp|old)")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system error, naming the user's path rather than a temporary one."""
+    path = exc.filename2 if exc.filename2 is not None else exc.filename
+    if path is None:
+        return str(exc.strerror or exc)
+    where = Path(os.fsdecode(path))
+    match = _TEMP_NAME.fullmatch(where.name)
+    if match:
+        where = where.with_name(match["name"])
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        reason = "a file is in the way of a folder needed here"
+    else:
+        reason = (exc.strerror or str(exc)).rstrip(".")
+        reason = reason[:1].lower() + reason[1:]
+    return f"{where}: {reason}"
 
 
 def check_output(

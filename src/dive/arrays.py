@@ -1,7 +1,10 @@
 """Checks and conversions for embedding matrices at the public boundary.
 
 Public functions take and return float32, C-contiguous (n, d) arrays; they convert and check
-once, here, so the rest of the code can trust its inputs.
+once, here, so the rest of the code can trust its inputs. Inputs documented as L2-normalised
+go through `as_unit_rows`, which rescales only rows whose norm is off by more than
+`UNIT_NORM_TOLERANCE` (so unit rows pass through bit for bit) and rejects rows that cannot be
+normalised.
 """
 
 from __future__ import annotations
@@ -9,6 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from dive.errors import DataError
+
+# float32 norms of unit vectors sit within ~1e-6 of 1; 1e-3 only catches real mistakes.
+UNIT_NORM_TOLERANCE = 1e-3
+
+
+class BadRowError(DataError):
+    """A row that breaks a check; `row` and `problem` let a caller re-word the location."""
+
+    def __init__(self, name: str, row: int, problem: str) -> None:
+        super().__init__(f"{name}: row {row} {problem}")
+        self.row, self.problem = row, problem
 
 
 def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None) -> np.ndarray:
@@ -27,9 +41,35 @@ def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise DataError(f"{name}: row {row} contains NaN or inf")
+        raise BadRowError(name, int(np.flatnonzero(~finite)[0]), "contains NaN or inf")
     return arr
+
+
+def as_unit_rows(x: object, *, name: str = "embeddings", dim: int | None = None) -> np.ndarray:
+    """`as_embeddings`, then rows of norm off 1 by more than `UNIT_NORM_TOLERANCE` rescaled.
+
+    Rows already of unit norm are returned unchanged (no copy when none needs rescaling).
+    Raises `BadRowError` for a zero row or one whose rescaled values are not finite.
+    """
+    arr = as_embeddings(x, name=name, dim=dim)
+    squared = np.einsum("ij,ij->i", arr, arr)  # float32; overflow and underflow get re-checked
+    low, high = (1 - UNIT_NORM_TOLERANCE) ** 2, (1 + UNIT_NORM_TOLERANCE) ** 2
+    off = np.flatnonzero(~((squared >= low) & (squared <= high)))
+    if off.size == 0:
+        return arr
+    rows = arr[off].astype(np.float64)  # float64: no overflow for rows scaled by 1e30
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = (rows / norms).astype(np.float32)
+    bad = (norms[:, 0] == 0) | ~np.isfinite(scaled).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise BadRowError(name, int(off[first]), f"has norm {norms[first, 0]:.6g} and cannot be "
+                          "L2-normalised")
+    # Never write into the caller's array.
+    out = arr.copy() if isinstance(x, np.ndarray) and np.may_share_memory(arr, x) else arr
+    out[off] = scaled
+    return out
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -1,9 +1,10 @@
 """The `dive` command line: one small function per verb; the only module that prints.
 
-Errors the user can fix (`DiveError`) print as one line on stderr with exit status 2;
-`--debug` shows the traceback instead. Every verb that writes refuses to replace an existing
-output unless given `--overwrite`, which replaces only what dive wrote there (checked before
-any work); `demo` instead resumes the run in its folder, and `--overwrite` starts it over.
+Errors the user can fix (`DiveError`, file-system `OSError`s, bad arguments) print as one
+line on stderr with exit status 2; `--debug` shows the traceback instead. Every verb that
+writes refuses to replace an existing output unless given `--overwrite`, which replaces only
+what dive wrote there (checked before any work); `demo` instead resumes the run in its
+folder, and `--overwrite` starts it over.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dive import __version__
-from dive._io import check_output
+from dive._io import check_output, describe_os_error
 from dive.errors import DiveError
 
 if TYPE_CHECKING:
@@ -30,17 +31,43 @@ Handler = Callable[[argparse.Namespace], int]
 OVERWRITE_HELP = "replace an existing output, if dive wrote it (never anything else)"
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other `dive` error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _int_list(minimum: int) -> Callable[[str], list[int]]:
+    one = _int_at_least(minimum)
+
+    def parse(text: str) -> list[int]:
+        values = [one(v) for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        return values
+
+    return parse
 
 
 def _str_list(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return values
 
 
 def _add_grid_options(
@@ -52,14 +79,15 @@ def _add_grid_options(
         default=_str_list(methods),
         help="comma-separated method specs (name or name:key=value:...)",
     )
-    p.add_argument("--ratios", type=_int_list, default=[2, 4, 8, 16], help="compression ratios D/d")
+    p.add_argument("--ratios", type=_int_list(1), default=[2, 4, 8, 16],
+                   help="compression ratios D/d")
     p.add_argument(
         "--budgets",
         type=_str_list,
         default=_str_list(budgets),
         help="label budgets: numbers of training queries, or 'all'",
     )
-    p.add_argument("--seeds", type=_int_list, default=_int_list(seeds), help="random seeds")
+    p.add_argument("--seeds", type=_int_list(0), default=_int_list(0)(seeds), help="random seeds")
     p.add_argument(
         "--model",
         default="all-MiniLM-L6-v2",
@@ -227,7 +255,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if compressor.supervised:
         split = make_split(dataset, budget, args.seed)
         train = training_data(split, emb)
-        summary.update(budget=budget_label(budget), n_train=len(split.train_ids),
+        summary.update(budget=budget_label(budget), n_labels=split.n_labels,
+                       n_train=len(split.train_ids),
                        n_validation=len(split.validation_ids), label_source=split.source)
     else:
         summary.update(budget=None, n_train=0)  # unsupervised: no labels were used
@@ -247,6 +276,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(args: argparse.Namespace) -> Any:
+    """The saved compressor at `args.model_dir`, its checksums checked unless --no-verify."""
+    from dive.export.folder import load
+
+    return load(args.model_dir, verify=not args.no_verify)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx":
         from dive.export.onnx import export_onnx, is_onnx_export
@@ -255,7 +291,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise DiveError("--model applies to --format sentence-transformers only")
         check_output(Path(args.out), overwrite=args.overwrite, ours=is_onnx_export,
                      what="an ONNX file dive exported")
-        path = export_onnx(args.model_dir, args.out)
+        path = export_onnx(_load_model(args), args.out)
     else:
         from dive.export.sentence_transformers import (
             check_st_output,
@@ -263,7 +299,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
 
         check_st_output(Path(args.out), overwrite=args.overwrite, bundled=args.model is not None)
-        path = export_sentence_transformers(args.model_dir, args.out, base_model=args.model)
+        path = export_sentence_transformers(_load_model(args), args.out, base_model=args.model)
     print(f"wrote {path}")
     return 0
 
@@ -271,12 +307,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from dive.embed import load_embeddings
     from dive.export.faiss_index import IDS_SUFFIX, build_index, is_index_file, save_index
-    from dive.export.folder import load
     from dive.scale.stream import runtime_digest
 
     check_output(Path(args.out), overwrite=args.overwrite, ours=is_index_file,
                  what=f"a dive index (a file with its {IDS_SUFFIX})")
-    compressor = load(args.model_dir)
+    compressor = _load_model(args)
     emb = load_embeddings(args.embeddings, mmap=True)
     trained_on = compressor.summary.get("model")
     if trained_on and emb.meta.get("model") and emb.meta["model"] != trained_on:
@@ -292,32 +327,33 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_queries_npy(path: str) -> Any:
+def _read_queries_npy(path: str, dim: int) -> Any:
+    """The query vectors of a .npy file, checked (shape, dimension, NaN, norms) naming the file."""
     import numpy as np
 
+    from dive.arrays import as_unit_rows
     from dive.errors import DataError
 
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from None
-    return arr.reshape(1, -1) if arr.ndim == 1 else arr
+    return as_unit_rows(arr.reshape(1, -1) if arr.ndim == 1 else arr, name=path, dim=dim)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     from dive.errors import DataError
     from dive.export.faiss_index import check_index_model, load_index, search_index
-    from dive.export.folder import load
     from dive.scale.stream import runtime_digest
 
-    compressor = load(args.model_dir)
+    compressor = _load_model(args)
     index = load_index(args.index)
     if index.dim != compressor.output_dim:
         raise DataError(f"{args.index}: index holds {index.dim}-d vectors, but {args.model_dir} "
                         f"outputs {compressor.output_dim}-d")
     check_index_model(index, args.index, runtime_digest(compressor.runtime_), args.model_dir)
     if args.queries_npy is not None:
-        queries = _read_queries_npy(args.queries_npy)
+        queries = _read_queries_npy(args.queries_npy, compressor.input_dim)
         labels = [f"query {i}" for i in range(len(queries))]
     else:
         from dive.embed import DEFAULT_MODEL, encode_texts, load_model
@@ -339,7 +375,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from dive.integrations.ray import compress_parquet
 
-        rows = compress_parquet(args.model_dir, args.input, args.output, column=args.column,
+        rows = compress_parquet(_load_model(args), args.input, args.output, column=args.column,
                                 id_column=id_column, output_column=args.output_column,
                                 batch_size=args.batch_size, dtype=args.dtype,
                                 overwrite=args.overwrite)
@@ -347,7 +383,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         return 0
     from dive.scale import compress_store
 
-    result = compress_store(args.model_dir, args.input, args.output, batch_size=args.batch_size,
+    result = compress_store(_load_model(args), args.input, args.output, batch_size=args.batch_size,
                             dtype=args.dtype, column=args.column, id_column=id_column,
                             output_column=args.output_column, overwrite=args.overwrite,
                             progress=not args.no_progress)
@@ -358,8 +394,13 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_no_verify(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-verify", action="store_true",
+                   help="load the model folder without checking its checksums")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dive",
         description="Compress embeddings for vector search with few labels.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -411,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for report.md, summary.csv and the PNG plots")
     p.add_argument("--keep", type=float, default=0.99,
                    help="report the smallest d keeping this share of frozen nDCG@10")
-    p.add_argument("--ratio", type=int, default=4,
+    p.add_argument("--ratio", type=_int_at_least(1), default=4,
                    help="compression ratio of the nDCG@10-vs-label-budget plot")
     _add_overwrite(p)
     p.set_defaults(handler=cmd_report)
@@ -420,10 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
     p.add_argument("--method", required=True, help="method spec (name or name:key=value:...)")
-    p.add_argument("--dim", type=int, required=True, help="output dimension d")
+    p.add_argument("--dim", type=_int_at_least(1), required=True, help="output dimension d")
     p.add_argument("--budget", default="64",
                    help="training queries for supervised methods (a number or 'all')")
-    p.add_argument("--seed", type=int, default=0, help="random seed (also picks the labels)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="random seed (also picks the labels)")
     p.add_argument("--model", default="all-MiniLM-L6-v2",
                    help="sentence-transformers model name or path (embeddings folder name)")
     p.add_argument("--data-dir", default=None,
@@ -437,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a saved compressor to ONNX or sentence-transformers",
                        formatter_class=fmt)
     p.add_argument("model_dir", metavar="DIR", help="saved compressor folder (from `dive fit`)")
+    _add_no_verify(p)
     p.add_argument("--format", required=True, choices=["onnx", "sentence-transformers"],
                    help="output format")
     p.add_argument("--out", required=True, metavar="PATH",
@@ -450,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build a FAISS index of an embeddings folder's compressed "
                        "corpus", formatter_class=fmt)
     p.add_argument("model_dir", metavar="DIR", help="saved compressor folder")
+    _add_no_verify(p)
     p.add_argument("--embeddings", required=True, metavar="EMB_DIR",
                    help="embeddings folder whose corpus is compressed and indexed")
     p.add_argument("--out", required=True, metavar="FILE",
@@ -462,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "compressor", formatter_class=fmt)
     p.add_argument("index", metavar="INDEX_FILE", help="index file from `dive index`")
     p.add_argument("model_dir", metavar="DIR", help="saved compressor folder used for the index")
+    _add_no_verify(p)
     queries = p.add_mutually_exclusive_group(required=True)
     queries.add_argument("--query", action="append", metavar="TEXT",
                          help="query text, embedded with --model (repeatable)")
@@ -469,16 +514,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help=".npy of query embeddings (n, D), already L2-normalised")
     p.add_argument("--model", default=None,
                    help="model embedding --query (default: the one the compressor was fitted on)")
-    p.add_argument("-k", type=int, default=10, help="hits per query")
+    p.add_argument("-k", type=_int_at_least(1), default=10, help="hits per query")
     p.set_defaults(handler=cmd_search)
     p = sub.add_parser("compress", help="compress an embedding store (.npy, Parquet, shards) "
                        "in bounded memory, resumably", formatter_class=fmt)
     p.add_argument("model_dir", metavar="DIR", help="saved compressor folder")
+    _add_no_verify(p)
     p.add_argument("--input", required=True, metavar="X",
                    help=".npy file, Parquet file, or folder of .npy or Parquet shards")
     p.add_argument("--output", required=True, metavar="Y",
                    help="output file or folder, same layout as the input (Ray: a Parquet folder)")
-    p.add_argument("--batch-size", type=int, default=65536,
+    p.add_argument("--batch-size", type=_int_at_least(1), default=65536,
                    help="vectors per chunk (memory use and the resume step)")
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
                    help="element type of the compressed vectors")
@@ -506,10 +552,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except DiveError as exc:
+    except (DiveError, OSError) as exc:
         if args.debug:
             raise
-        print(f"dive: error: {exc}", file=sys.stderr)
+        # File-system trouble (disk full, no permission, a file where a folder should be) is
+        # the user's to fix too: one line naming the path.
+        message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"dive: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dive: interrupted; finished runs are saved and a rerun resumes", file=sys.stderr)

@@ -70,6 +70,20 @@ def test_transform_before_fit_raises() -> None:
         make_compressor("pca", 4).transform(np.zeros((2, 8), np.float32))
 
 
+@pytest.mark.parametrize("method", ["pca", "dive"])
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("dim", "96", "dim must be an integer, got '96'"),
+    ("seed", -1, "seed must be >= 0, got -1"),
+])
+def test_bad_dim_or_seed_is_a_clear_error(
+    corpus: np.ndarray, method: str, option: str, value: object, message: str
+) -> None:
+    compressor = make_compressor(method, 4)
+    setattr(compressor, option, value)
+    with pytest.raises(DiveError, match=f"{method}: {message}"):
+        compressor.fit(corpus)
+
+
 def test_wrong_input_dimension_names_the_problem(corpus: np.ndarray) -> None:
     c = make_compressor("pca", 4).fit(corpus)
     with pytest.raises(DataError, match="expected dimension 24, got 23"):

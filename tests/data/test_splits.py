@@ -36,6 +36,17 @@ def test_all_budget_takes_every_labelled_train_query(tiny: tuple[Path, Path]) ->
     assert len(split.validation_ids) == n_validation(len(dataset.split("train")))
 
 
+def test_a_budget_above_the_pool_is_capped_with_a_warning_and_counted(
+    tiny: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    dataset = load_beir(tiny[0])
+    pool = len(dataset.split("train"))
+    split = make_split(dataset, 10 * pool, seed=0)
+    assert split.n_labels == pool == len(split.train_ids) + len(split.validation_ids)
+    assert f"label budget {10 * pool} exceeds the {pool} labelled queries" in caplog.text
+    assert make_split(dataset, 8, seed=0).n_labels == 8
+
+
 def test_seed_changes_the_sample_but_is_reproducible(tiny: tuple[Path, Path]) -> None:
     dataset = load_beir(tiny[0])
     assert make_split(dataset, 10, 0) == make_split(dataset, 10, 0)

@@ -81,6 +81,29 @@ def test_ratio_must_divide_the_dimension(tiny: tuple[Path, Path]) -> None:
         run_grid(spec(tiny, ratios=[3]), ResultsFile(tiny[0].parent / "r.jsonl"))
 
 
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"ratios": [2, -2]}, "ratios must be integers >= 1, got -2"),
+    ({"ratios": [0]}, "ratios must be integers >= 1, got 0"),
+    ({"seeds": [0, -1]}, "seeds must be integers >= 0, got -1"),
+    ({"methods": []}, "no methods given"),
+])
+def test_bad_grid_values_fail_before_any_run(
+    tiny: tuple[Path, Path], overrides: dict[str, object], message: str
+) -> None:
+    path = tiny[0].parent / "r.jsonl"
+    with pytest.raises(DiveError, match=message):
+        run_grid(spec(tiny, **overrides), ResultsFile(path))
+    assert not path.exists()
+
+
+def test_records_count_the_labels_really_used(tiny: tuple[Path, Path]) -> None:
+    records = run_grid(spec(tiny, methods=["frozen", "dive"], ratios=[4], budgets=[10_000],
+                            seeds=[0]), ResultsFile(tiny[0].parent / "r.jsonl"))
+    n_labels = {r["method"]: r["n_labels"] for r in records}
+    assert n_labels == {"frozen": 0, "dive": 40}  # 2/3 of the 60 tiny queries have train labels
+    assert {r["budget"] for r in records} == {"10000"}
+
+
 def test_unsupervised_methods_are_fitted_once_across_budgets(
     tiny: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

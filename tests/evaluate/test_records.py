@@ -74,6 +74,26 @@ def test_record_missing_fields_is_named(tmp_path: Path) -> None:
         read_records(path)
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", r"r\.jsonl:1: not UTF-8 text"),
+    (None, r"r\.jsonl: is a folder"),
+    ("ndcg@10", r"r\.jsonl:2: ndcg@10 is 'high', expected a finite number"),
+    ("dim", r"r\.jsonl:2: dim is None, expected an integer"),
+])
+def test_unreadable_results_are_one_error_naming_file_and_line(
+    tmp_path: Path, content: Any, message: str
+) -> None:
+    path = tmp_path / "r.jsonl"
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        ResultsFile(path).append([record(seed=0)])
+        bad = {**record(seed=1), content: "high" if content == "ndcg@10" else None}
+        path.write_text(path.read_text() + json.dumps(bad) + "\n")
+    with pytest.raises(DataError, match=message):
+        read_records(path)
 def _append_many(path: Path, method: str, n: int, start: multiprocessing.synchronize.Event) -> None:
     results = ResultsFile(path)  # read once, before the other process writes anything
     start.wait()

@@ -66,10 +66,34 @@ def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], t
     summary = load(tmp_path / "m").summary
     train = RecordingSupervised.seen[0]
     assert len(train.train) + len(train.validation or ()) == 16
-    assert summary["budget"] == "16"
+    assert summary["budget"] == "16" and summary["n_labels"] == 16
     assert summary["n_train"] == len(train.train) and summary["n_validation"] == 4
     assert summary["validation"] == {"ndcg@10": 0.625, "start_ndcg@10": 0.5, "n_queries": 4}
     assert summary["diagnostics"] == {"n_validation": 4, "best_step": 25}
+
+
+def test_fit_records_the_labels_used_when_the_budget_exceeds_the_pool(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY, RecordingSupervised.method, RecordingSupervised)
+    assert fit(tiny, tmp_path / "m", "test-supervised", "--budget", "1000") == 0
+    summary = load(tmp_path / "m").summary
+    assert summary["budget"] == "1000" and summary["n_labels"] == 40  # the whole train pool
+    assert summary["n_train"] + summary["n_validation"] == 40
+
+
+def test_no_verify_loads_a_model_without_checksums(tiny: tuple[Path, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnx")
+    assert fit(tiny, tmp_path / "m", "pca") == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["weights_sha256"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    out = str(tmp_path / "m.onnx")
+    assert main(["export", str(tmp_path / "m"), "--format", "onnx", "--out", out]) == 2
+    assert "--no-verify" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "m"), "--format", "onnx", "--out", out,
+                 "--no-verify"]) == 0
 
 
 def test_fit_with_a_bad_method_is_one_line(tiny: tuple[Path, Path], tmp_path: Path,
@@ -103,6 +127,12 @@ def test_export_index_and_search_from_npy(tiny: tuple[Path, Path], tmp_path: Pat
         assert line.startswith(want)
     first_score = float(out[1].split("\t")[2])
     assert abs(first_score - scores[0, 0]) < 1e-5
+    # Queries scaled by 50 are normalised: the same hits.
+    np.save(tmp_path / "q50.npy", 50 * emb.queries[:3])
+    assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
+                 "--queries-npy", str(tmp_path / "q50.npy"), "-k", "5"]) == 0
+    scaled = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:2] for line in scaled] == [line.split("\t")[:2] for line in out]
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "sentence-transformers"])

@@ -19,7 +19,7 @@ from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.registry import REGISTRY
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError
-from dive.export.folder import FORMAT_VERSION, LoadedCompressor, load, save
+from dive.export.folder import FORMAT_VERSION, LoadedCompressor, config_digest, load, save
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -197,7 +197,7 @@ def test_unserialisable_summary_fails_before_touching_the_folder(tmp_path: Path,
 
 
 def test_saving_an_unfitted_compressor_fails(tmp_path: Path) -> None:
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="pca: not fitted yet; call fit"):
         save(REGISTRY["pca"](dim=4), tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
@@ -219,6 +219,8 @@ def rewrite(folder: Path, weights: dict[str, np.ndarray] | None = None, **config
         cfg["weights_sha256"] = hashlib.sha256(data).hexdigest()
         cfg["arrays"] = list(weights)
     cfg.update(config)
+    if "config_sha256" not in config:
+        cfg["config_sha256"] = config_digest(cfg)
     (folder / "config.json").write_text(json.dumps(cfg))
 
 
@@ -384,6 +386,39 @@ def test_flipped_bits_in_the_weights_fail_the_checksum(saved: Path) -> None:
     data[-3] ^= 0x10  # inside the last tensor's data: the file still parses
     path.write_bytes(bytes(data))
     with pytest.raises(DataError, match="do not match the checksum"):
+        load(saved)
+
+
+def edit_config(folder: Path, **fields: Any) -> None:
+    """Change config.json fields by hand, as a user would: no checksum is recomputed."""
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(fields)
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if v != "DEL"}))
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"activation": "relu"}, r"config\.json: .*activation.* do not match config_sha256"),
+    ({"weights_sha256": "DEL"}, r"config\.json: no weights_sha256"),
+    ({"config_sha256": "DEL"}, r"config\.json: no config_sha256"),
+])
+def test_edited_or_missing_checksums_fail_unless_verify_is_off(
+    saved: Path, make_inputs: Any, fields: dict[str, Any], message: str
+) -> None:
+    x = make_inputs(5, 32)
+    want = load(saved).transform(x)
+    edit_config(saved, **fields)
+    with pytest.raises(DataError, match=message + r".*verify=False \(CLI: --no-verify\)"):
+        load(saved)
+    got = load(saved, verify=False).transform(x)
+    assert np.array_equal(got, want) == ("activation" not in fields)
+
+
+def test_a_format_1_folder_loads_on_its_weights_checksum(saved: Path) -> None:
+    # What the previous release wrote: no config_sha256, format_version 1.
+    edit_config(saved, config_sha256="DEL", format_version=1)
+    assert load(saved).output_dim == 8
+    edit_config(saved, weights_sha256="DEL")
+    with pytest.raises(DataError, match="no weights_sha256"):
         load(saved)
 
 

@@ -69,6 +69,16 @@ def test_onnx_handles_zero_rows_like_numpy(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, [[0, 0], [0.6, 0.8]], atol=1e-6)
 
 
+def test_onnx_normalises_inputs_like_numpy(tmp_path: Path, make_runtime: Any,
+                                           make_inputs: Any) -> None:
+    runtime = make_runtime(input_dim=32, output_dim=8, rank=16)
+    path = export_onnx(runtime, tmp_path / "m.onnx")
+    x = make_inputs(20, 32, seed=3)
+    for scale in (0.2, 50.0):
+        np.testing.assert_allclose(run_onnx(path, x * np.float32(scale)), runtime(x),
+                                   atol=1e-5, rtol=0)
+
+
 def test_onnx_rejects_a_bad_source(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         export_onnx(42, tmp_path / "m.onnx")

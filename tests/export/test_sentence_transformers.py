@@ -61,6 +61,15 @@ def test_appended_module_encodes_like_numpy(activation: str, make_runtime: Any,
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
+def test_module_normalises_inputs_like_numpy(make_runtime: Any,
+                                             base_embeddings: np.ndarray) -> None:
+    runtime = make_runtime(input_dim=384, output_dim=48, rank=64)
+    module = DiveCompression(runtime)
+    for scale in (0.2, 50.0):
+        got = module.compress(torch.from_numpy(base_embeddings * np.float32(scale))).numpy()
+        np.testing.assert_allclose(got, runtime(base_embeddings), atol=1e-5, rtol=0)
+
+
 def test_combined_model_saves_and_loads_back(tmp_path: Path, make_runtime: Any,
                                              base_embeddings: np.ndarray) -> None:
     runtime = make_runtime(input_dim=384, output_dim=32, rank=32)

@@ -142,6 +142,20 @@ def test_nan_row_named_with_global_index_across_shards(tmp_path: Path, runtime, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]
 
 
+def test_zero_row_named_and_scaled_rows_normalised(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(300)
+    np.save(tmp_path / "scaled.npy", x * np.float32(1e30))
+    compress_store(runtime, tmp_path / "scaled.npy", tmp_path / "y.npy", progress=False)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), runtime(x), atol=1e-6, rtol=0)
+    x[211] = 0
+    stores.write_parquet(tmp_path / "x.parquet", x, row_group_size=50)
+    with pytest.raises(DataError, match=r"x\.parquet: row 211 \(id 'doc211'\) has norm 0"):
+        compress_store(
+            runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=64, progress=False
+        )
+    assert not (tmp_path / "y.parquet").exists()
+
+
 def test_nan_row_in_parquet_names_row_and_id(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(300)
     x[211, 0] = np.nan
@@ -190,6 +204,25 @@ def test_bad_inputs_and_settings(tmp_path: Path, runtime, stores) -> None:
     stores.write_parquet(tmp_path / "x.parquet", stores.vectors(5))
     with pytest.raises(DataError, match=r"no id column 'key' \(columns: id, vector\)"):
         compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.pq", id_column="key")
+
+
+def test_output_suffix_must_match_the_output_format(tmp_path: Path, runtime, stores) -> None:
+    np.save(tmp_path / "x.npy", stores.vectors(5))
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(5))
+    (tmp_path / "shards").mkdir()
+    np.save(tmp_path / "shards" / "s0.npy", stores.vectors(5))
+    for src, out, message in (
+        ("x.parquet", "o.npy", r"o\.npy: the output is a parquet file like the input; name it "
+                               r"\*\.parquet"),
+        ("x.npy", "o.parquet", r"o\.parquet: the output is a npy file like the input; name it "
+                               r"\*\.npy"),
+        ("x.npy", "o", r"name it \*\.npy"),
+        ("shards", "o.npy", r"o\.npy: a folder of shards compresses into a folder"),
+    ):
+        with pytest.raises(DiveError, match=message):
+            compress_store(runtime, tmp_path / src, tmp_path / out, progress=False)
+        assert not (tmp_path / out).exists()
+    assert not list(tmp_path.glob(".*"))  # no partial folder either
 
 
 def test_existing_output_is_not_clobbered(tmp_path: Path, runtime, stores) -> None:

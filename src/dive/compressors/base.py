@@ -9,6 +9,10 @@ Every method, the benchmark and every export speak only through this contract
 - `transform(X)` maps (n, D) float32 to L2-normalised (n, d) float32 through `runtime_`,
   so results do not depend on batch size and every export computes the same thing.
 
+Inputs (corpus, queries, `X`) are L2-normalised embeddings: rows whose norm is off 1 by more
+than 1e-3 are normalised on entry, and a row that cannot be (all zeros) raises `DataError`
+with its row number.
+
 A new method is one module with a `Compressor` subclass plus one line in `REGISTRY`
 (`dive.compressors.registry`).
 """
@@ -16,14 +20,14 @@ A new method is one module with a `Compressor` subclass plus one line in `REGIST
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from dive.arrays import as_embeddings
+from dive.arrays import as_unit_rows
 from dive.compressors.runtime import Runtime
-from dive.errors import DataError, NotFittedError
+from dive.errors import DataError, DiveError, NotFittedError
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,12 @@ class Compressor(ABC):
 
     def fit(self, corpus: np.ndarray, train: TrainingData | None = None) -> Compressor:
         """Learn the compression from corpus embeddings (and labels if supervised)."""
-        corpus = as_embeddings(corpus, name="corpus embeddings")
+        for name, value in (("dim", self.dim), ("seed", self.seed)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise DiveError(f"{self.method}: {name} must be an integer, got {value!r}")
+        if self.seed is not None and self.seed < 0:
+            raise DiveError(f"{self.method}: seed must be >= 0, got {self.seed}")
+        corpus = as_unit_rows(corpus, name="corpus embeddings")
         if corpus.shape[0] == 0:
             raise DataError("corpus embeddings: empty (0 rows)")
         if self.dim is not None and not 0 < self.dim <= corpus.shape[1]:
@@ -106,7 +115,7 @@ class Compressor(ABC):
                 f"got {self.dim}"
             )
         if train is not None:
-            as_embeddings(train.train.embeddings, name="training queries", dim=corpus.shape[1])
+            train = _unit_training_data(train, corpus.shape[1])
         self.fit_info_ = FitInfo()
         self.runtime_ = self._fit(corpus, train)
         return self
@@ -122,7 +131,7 @@ class Compressor(ABC):
     def fitted_runtime(self) -> Runtime:
         runtime: Runtime | None = getattr(self, "runtime_", None)
         if runtime is None:
-            raise NotFittedError(f"{self.method}: call fit() before transform()")
+            raise NotFittedError(f"{self.method}: not fitted yet; call fit() first")
         return runtime
 
     @property
@@ -133,3 +142,15 @@ class Compressor(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _unit_training_data(train: TrainingData, dim: int) -> TrainingData:
+    """`train` with its query embeddings checked and L2-normalised (see `as_unit_rows`)."""
+
+    def unit(queries: LabelledQueries, name: str) -> LabelledQueries:
+        embeddings = as_unit_rows(queries.embeddings, name=name, dim=dim)
+        return replace(queries, embeddings=embeddings)
+
+    validation = train.validation
+    return TrainingData(unit(train.train, "training queries"),
+                        None if validation is None else unit(validation, "validation queries"))

@@ -6,6 +6,11 @@ A fitted compressor reduces to at most three steps, each optional:
     z = P (h - mu)                      (a centre and a d x D projection)
     out = z / |z|                       (always)
 
+Inputs are meant to be L2-normalised embeddings; rows whose norm is off 1 by more than 1e-3
+are normalised first (unit rows pass unchanged, bit for bit), and a row that cannot be
+normalised (all zeros) is rejected with its row number, so a scaled input gives the same
+output as the unit one.
+
 Truncation is a projection made of identity rows, PCA a centre plus principal axes, DIVE an
 adapter plus its folded heads. Every export (safetensors folder, ONNX, sentence-transformers,
 Ray) serialises this one description, so they all compute the same thing. GELU uses the tanh
@@ -19,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from dive.arrays import as_embeddings, l2_normalize
+from dive.arrays import as_unit_rows, l2_normalize
 
 Activation = Literal["relu", "gelu"]
 ACTIVATIONS: tuple[Activation, ...] = ("relu", "gelu")
@@ -74,8 +79,11 @@ class Runtime:
         return total
 
     def __call__(self, x: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
-        """Compress `x` (n, D) to L2-normalised (n, d) float32, `batch_size` rows at a time."""
-        x = as_embeddings(x, name="input", dim=self.input_dim)
+        """Compress `x` (n, D) to L2-normalised (n, d) float32, `batch_size` rows at a time.
+
+        Rows of `x` not of unit norm are normalised first; a zero row raises `DataError`.
+        """
+        x = as_unit_rows(x, name="input", dim=self.input_dim)
         out = np.empty((x.shape[0], self.output_dim), dtype=np.float32)
         for start in range(0, x.shape[0], batch_size):
             out[start : start + batch_size] = self._apply(x[start : start + batch_size])

@@ -74,6 +74,8 @@ def resolve_dataset(
     Looks in `data_dir`, then `$DIVE_DATA`, then the cache, and downloads into the cache when
     `download` is true; otherwise raises a `DataError` listing every place it looked.
     """
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DataError(f"{data_dir}: the data folder (--data-dir) is not a folder")
     raw = os.fspath(name_or_path)
     as_path = Path(raw).expanduser()
     if as_path.is_dir():

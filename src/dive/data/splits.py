@@ -5,6 +5,8 @@ budget of n takes its first n, so smaller budgets are subsets of larger ones; ev
 every `test` query. Without a train split, the seed splits the test queries 50/50 into a
 training pool and an evaluation half, the same for every method. Either way 20% of the
 labelled queries (at least 4) are held out for validation, none when there are fewer than 8.
+A budget larger than the labelled pool uses the whole pool, with a warning; `n_labels` says
+how many were used.
 Nothing here ever puts an evaluation query in the training or validation sets.
 
 `dev=True` is for tuning defaults without touching evaluation queries: the labelled pool
@@ -14,12 +16,15 @@ the queries scored; the protocol's evaluation queries are never used.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from dive.data.beir import Dataset, Qrels
 from dive.errors import DiveError
+
+logger = logging.getLogger(__name__)
 
 VALIDATION_FRACTION = 0.2
 MIN_VALIDATION = 4
@@ -36,6 +41,11 @@ class QuerySplit:
     label_qrels: Qrels  # judgments of the train and validation queries
     eval_qrels: Qrels  # judgments of the evaluation queries
     source: str  # "train" or "test-half": where the labelled queries came from
+
+    @property
+    def n_labels(self) -> int:
+        """Labelled queries actually used (train + validation): a budget above the pool caps."""
+        return len(self.train_ids) + len(self.validation_ids)
 
 
 def parse_budget(text: str | int | None) -> int | None:
@@ -93,6 +103,9 @@ def make_split(
         source, eval_qrels = f"{source}-dev", train_qrels
     if not pool:
         raise DiveError(f"{dataset.name}: no labelled training queries in its {source} split")
+    if budget is not None and budget > len(pool):
+        logger.warning("%s: label budget %d exceeds the %d labelled queries of its %s split; "
+                       "using all %d", dataset.name, budget, len(pool), source, len(pool))
     chosen = pool if budget is None else pool[:budget]
     n_val = n_validation(len(chosen))
     train_ids, validation_ids = chosen[: len(chosen) - n_val], chosen[len(chosen) - n_val :]

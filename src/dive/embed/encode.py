@@ -194,7 +194,8 @@ def get_embeddings(
     `$DIVE_CACHE/embeddings`, else `~/.cache/dive/embeddings`.
 
     Raises `DataError` naming the folder and the first missing id when a dataset corpus or
-    query id has no embedding. Rows are returned as stored, not reordered.
+    query id has no embedding. Corpus rows whose ids are not in the dataset are dropped, with
+    a warning saying how many; rows are otherwise returned as stored, not reordered.
     """
     subdir = Path(model_dirname(model_name)) / dataset.name
     emb: Embeddings | None = None
@@ -240,13 +241,27 @@ def get_embeddings(
                 )
     logger.info("embeddings for %s from %s", dataset.name, folder)
     _check_covers(folder, emb, dataset)
-    return emb
+    return _only_dataset_corpus(folder, emb, dataset)
 
 
 def _warn_on_model_mismatch(folder: Path, emb: Embeddings, model_name: str) -> None:
     stored = emb.meta.get("model")
     if stored is not None and model_dirname(str(stored)) != model_dirname(model_name):
         logger.warning("%s: embeddings were made with %s, not %s", folder, stored, model_name)
+
+
+def _only_dataset_corpus(folder: Path, emb: Embeddings, dataset: Dataset) -> Embeddings:
+    """`emb` without corpus rows whose ids are not in `dataset`: they must not be searched."""
+    wanted = set(map(str, dataset.corpus_ids))
+    keep = np.fromiter((ident in wanted for ident in emb.corpus_ids), bool, len(emb.corpus_ids))
+    kept = int(keep.sum())
+    if kept == len(keep):
+        return emb
+    logger.warning("%s: dropped %d corpus rows whose ids are not in dataset %s (kept %d)",
+                   folder, len(keep) - kept, dataset.name, kept)
+    ids = [ident for ident, k in zip(emb.corpus_ids, keep, strict=True) if k]
+    return Embeddings(emb.corpus[keep], ids, emb.queries, emb.query_ids,
+                      {**emb.meta, "n_corpus": kept})
 
 
 def _check_covers(folder: Path, emb: Embeddings, dataset: Dataset) -> None:

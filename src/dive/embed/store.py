@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from dive._io import replace_path
+from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,6 @@ QUERY_IDS_FILE = "query_ids.txt"
 META_FILE = "meta.json"
 FILES = (CORPUS_FILE, CORPUS_IDS_FILE, QUERIES_FILE, QUERY_IDS_FILE, META_FILE)
 
-# float32 norms of unit vectors sit within ~1e-6 of 1; 1e-3 only catches real mistakes
-# (unnormalised vectors saved under a meta.json that claims otherwise).
-_NORM_TOLERANCE = 1e-3
 # Rows checked per chunk, so validating a memory-mapped file does not copy it whole.
 _CHUNK_ROWS = 65536
 
@@ -282,7 +280,7 @@ def _check_rows(path: Path, arr: np.ndarray, normalized: bool) -> None:
             raise DataError(f"{path}: row {row} contains NaN or inf")
         if normalized:
             norms = np.linalg.norm(block.astype(np.float64), axis=1)
-            bad = np.abs(norms - 1.0) > _NORM_TOLERANCE
+            bad = np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE
             if bad.any():
                 row = start + int(np.flatnonzero(bad)[0])
                 raise DataError(

@@ -24,7 +24,7 @@ from dive.compressors.registry import make_compressor
 from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 from dive.evaluate.fingerprint import data_fingerprint
 from dive.evaluate.metrics import evaluate_run
 from dive.evaluate.records import FINGERPRINT_FIELD, ResultsFile, record_key
@@ -48,6 +48,17 @@ class GridSpec:
     data_dir: str | None = None
     embeddings_dir: str | None = None  # one embeddings folder; only with a single dataset
     top_k: int = 100
+
+    def __post_init__(self) -> None:
+        # Checked before any run, so a bad value cannot stop a grid after it recorded some.
+        for name in ("datasets", "methods", "ratios", "budgets", "seeds"):
+            if not list(getattr(self, name)):
+                raise DiveError(f"grid: no {name} given")
+        for name, minimum in (("ratios", 1), ("seeds", 0), ("top_k", 1)):
+            value = getattr(self, name)
+            for v in value if isinstance(value, Sequence) else [value]:
+                if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+                    raise DiveError(f"grid: {name} must be integers >= {minimum}, got {v!r}")
 
 
 @dataclass
@@ -113,6 +124,7 @@ def run_one(
         "config": compressor.config(),
         "n_train": len(split.train_ids) if compressor.supervised else 0,
         "n_validation": len(split.validation_ids) if compressor.supervised else 0,
+        "n_labels": split.n_labels if compressor.supervised else 0,
         "n_eval": len(split.eval_ids),
         "label_source": split.source,
         "diagnostics": compressor.fit_info_.diagnostics,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 KEY_FIELDS = ("dataset", "model", "method", "dim", "budget", "seed")
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 REQUIRED_FIELDS = (*KEY_FIELDS, "ratio", *METRICS, "fit_seconds", "n_params", "config")
+INT_FIELDS = ("dim", "ratio", "seed", "n_params")
+NUMBER_FIELDS = (*METRICS, "fit_seconds")
 
 FINGERPRINT_FIELD = "data_fingerprint"
 
@@ -42,22 +45,36 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return []
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a JSONL results file")
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{line_no}: expected a JSON object")
-            missing = [field for field in REQUIRED_FIELDS if field not in record]
-            if missing:
-                raise DataError(f"{path}:{line_no}: record lacks {', '.join(missing)}")
-            records.append(record)
+    for line_no, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}:{line_no}: not UTF-8 text (not a results file?)") from None
+        if line.strip():
+            records.append(_parse_record(line, f"{path}:{line_no}"))
     return records
+
+
+def _parse_record(line: str, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object")
+    missing = [field for field in REQUIRED_FIELDS if field not in record]
+    if missing:
+        raise DataError(f"{where}: record lacks {', '.join(missing)}")
+    for field in (*INT_FIELDS, *NUMBER_FIELDS):
+        value = record[field]
+        ok = isinstance(value, int if field in INT_FIELDS else (int, float))
+        if not ok or isinstance(value, bool) or not math.isfinite(value):
+            kind = "an integer" if field in INT_FIELDS else "a finite number"
+            raise DataError(f"{where}: {field} is {value!r}, expected {kind}")
+    return record
 
 
 def write_records(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:

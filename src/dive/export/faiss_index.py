@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive._io import atomic_write_bytes, atomic_write_text
+from dive._io import atomic_open, atomic_write_text
 from dive.arrays import as_embeddings
 from dive.errors import DataError, DiveError
 
@@ -137,15 +137,19 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str]) -> Path:
     faiss = _import_faiss()
     target = Path(file)
     ids = _check_ids(index.ids, len(index), "ids")
-    # Sidecars first: a crash before the index is written then leaves a count mismatch (or a
-    # compressor mismatch) that load_index or check_index_model reports.
-    atomic_write_text(ids_path(target), "".join(f"{i}\n" for i in ids))
-    if index.model_sha256 is None:
-        meta_path(target).unlink(missing_ok=True)  # an old identity would no longer be true
-    else:
-        meta = {"format": META_FORMAT, "model_sha256": index.model_sha256}
-        atomic_write_text(meta_path(target), json.dumps(meta, sort_keys=True) + "\n")
-    atomic_write_bytes(target, faiss.serialize_index(index.index).tobytes())
+    data = faiss.serialize_index(index.index).tobytes()
+    # Every file goes to a temporary name before any is renamed, so a bad path (a folder at
+    # FILE) leaves nothing behind. Sidecars are renamed first (inner blocks exit first): a crash
+    # before the index is renamed leaves a count (or compressor) mismatch that load_index or
+    # check_index_model reports.
+    with atomic_open(target, "wb") as index_file, atomic_open(ids_path(target)) as ids_file:
+        ids_file.write("".join(f"{i}\n" for i in ids))
+        if index.model_sha256 is None:
+            meta_path(target).unlink(missing_ok=True)  # an old identity would no longer be true
+        else:
+            meta = {"format": META_FORMAT, "model_sha256": index.model_sha256}
+            atomic_write_text(meta_path(target), json.dumps(meta, sort_keys=True) + "\n")
+        index_file.write(data)
     return target
 
 

@@ -11,8 +11,10 @@ seed, validation score). Never pickle.
 (bit-identical: same float32 arrays, same numpy code). Loading imports numpy, safetensors and
 the runtime only, never torch, so a served model needs neither torch nor the training code.
 Everything in a folder is checked before use; a bad folder raises `DataError` naming the file
-and the problem. Saving writes into a temporary folder beside the target and renames it into
-place, so a failed save leaves any existing folder as it was.
+and the problem. A checksum that does not match, or is missing (format 2 needs both; folders
+of format 1 predate `config_sha256`), is an error unless the caller opts out with
+`load(path, verify=False)` (CLI: `--no-verify`). Saving writes into a temporary folder beside
+the target and renames it into place, so a failed save leaves any existing folder as it was.
 
 Left out: other formats (`dive.export.onnx`, `dive.export.sentence_transformers`) and
 refitting a loaded model (a loaded compressor is inference-only).
@@ -42,13 +44,16 @@ from dive.errors import DataError, DiveError
 logger = logging.getLogger(__name__)
 
 FORMAT = "dive-compressor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added config_sha256
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 ADAPTER_ARRAYS = ("adapter.w1", "adapter.b1", "adapter.w2", "adapter.b2")
 ARRAY_NAMES = (*ADAPTER_ARRAYS, "center", "projection")
 # The method name recorded when a bare Runtime (not a fitted compressor) is saved.
 RUNTIME_METHOD = "runtime"
+# The config.json fields that change what a loaded model computes, covered by config_sha256.
+COMPUTATION_FIELDS = ("format", "format_version", "input_dim", "output_dim", "activation",
+                      "arrays", "weights_sha256")
 
 
 class LoadedCompressor:
@@ -167,6 +172,7 @@ def save(
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "training": summary if summary is not None else default_summary,
     }
+    config["config_sha256"] = config_digest(config)
     text = _to_json(config, what=f"{method} config/summary")
     target = Path(directory)
     _write_folder(target, {CONFIG_FILE: text.encode("utf-8"), WEIGHTS_FILE: weights})
@@ -267,8 +273,18 @@ def _write_folder(target: Path, files: dict[str, bytes]) -> None:
 # --- loading -----------------------------------------------------------------------------------
 
 
-def load(directory: str | os.PathLike[str]) -> LoadedCompressor:
-    """Read and check a model folder written by `save`; numpy and safetensors only."""
+def config_digest(config: dict[str, Any]) -> str:
+    """SHA-256 of the config fields that change the computation (`COMPUTATION_FIELDS`)."""
+    fields = {key: config.get(key) for key in COMPUTATION_FIELDS}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCompressor:
+    """Read and check a model folder written by `save`; numpy and safetensors only.
+
+    `verify=False` skips the checksums (config and weights), for a folder edited on purpose
+    or written without them; every other check still runs.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise DataError(f"{root}: no such model folder")
@@ -276,9 +292,11 @@ def load(directory: str | os.PathLike[str]) -> LoadedCompressor:
     if not config_path.is_file():
         raise DataError(f"{config_path}: missing (not a saved dive compressor folder)")
     config = read_config(config_path)
+    if verify:
+        _verify_config(config_path, config)
     if not weights_path.is_file():
         raise DataError(f"{weights_path}: missing (the folder has config.json but no weights)")
-    arrays = _read_weights(weights_path, config)
+    arrays = _read_weights(weights_path, config, verify=verify)
     runtime = build_runtime(arrays, config["input_dim"], config["output_dim"],
                             config["activation"], where=str(weights_path))
     return LoadedCompressor(
@@ -342,15 +360,33 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _read_weights(path: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:
+_OPT_OUT = "load it with verify=False (CLI: --no-verify) to use it unchecked"
+
+
+def _verify_config(path: Path, config: dict[str, Any]) -> None:
+    """Both checksums present (config_sha256 from format 2 on) and the config's matching."""
+    if not isinstance(config.get("weights_sha256"), str):
+        raise DataError(f"{path}: no weights_sha256, so the weights cannot be checked; {_OPT_OUT}")
+    if config["format_version"] < 2:
+        return  # written before config_sha256 existed
+    expected = config.get("config_sha256")
+    if not isinstance(expected, str):
+        raise DataError(f"{path}: no config_sha256, so the settings cannot be checked; {_OPT_OUT}")
+    if config_digest(config) != expected:
+        raise DataError(
+            f"{path}: {', '.join(COMPUTATION_FIELDS[2:])} do not match config_sha256 "
+            f"(edited or corrupt); {_OPT_OUT}"
+        )
+
+
+def _read_weights(path: Path, config: dict[str, Any], *, verify: bool) -> dict[str, np.ndarray]:
     data = path.read_bytes()
     try:
         loaded = safetensors.numpy.load(data)
     except (SafetensorError, ValueError, TypeError) as exc:
         raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
     # A well-formed file can still hold flipped bits or another model's weights.
-    expected = config.get("weights_sha256")
-    if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
+    if verify and hashlib.sha256(data).hexdigest() != config["weights_sha256"]:
         raise DataError(
             f"{path}: contents do not match the checksum in config.json (corrupt or replaced)"
         )

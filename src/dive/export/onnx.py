@@ -1,10 +1,12 @@
 """Export a fitted compressor as an ONNX graph, built node by node from its `Runtime`.
 
-The graph computes exactly the runtime's steps (see `dive.compressors.runtime`): the optional
-residual adapter (MatMul/Add, then Relu or the tanh-GELU formula written out in elementary ops
-so any runtime computes the same thing as numpy), the optional centre (Sub) and projection
-(MatMul), then L2 normalisation (ReduceL2, Max with 1e-12, Div). Input `embeddings` is
-float32 (batch, D) with a dynamic batch axis; output `compressed` is float32 (batch, d).
+The graph computes exactly the runtime's steps (see `dive.compressors.runtime`): input rows
+whose norm is off 1 by more than 1e-3 divided by their norm (others divided by exactly 1, so
+unit rows pass unchanged), the optional residual adapter (MatMul/Add, then Relu or the
+tanh-GELU formula written out in elementary ops so any runtime computes the same thing as
+numpy), the optional centre (Sub) and projection (MatMul), then L2 normalisation (ReduceL2,
+Max with 1e-12, Div). Input `embeddings` is float32 (batch, D) with a dynamic batch axis;
+output `compressed` is float32 (batch, d).
 No torch involved: the `onnx` package's helper API builds the graph.
 
 Left out: quantised or float16 graphs, and folding the tokenizer/encoder into the same graph
@@ -22,6 +24,7 @@ import numpy as np
 
 from dive import __version__
 from dive._io import atomic_write_bytes
+from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
 from dive.export.folder import RUNTIME_METHOD, as_loaded
@@ -60,7 +63,14 @@ def build_onnx_model(runtime: Runtime, *, method: str = RUNTIME_METHOD) -> Any:
         nodes.append(helper.make_node(kind, inputs, [output], name=output, **attrs))
         return output
 
-    h = INPUT_NAME
+    # As dive.arrays.as_unit_rows: rescale only rows that are not already of unit norm.
+    in_norm = op("ReduceL2", [INPUT_NAME], "input.norm", axes=[1], keepdims=1)
+    off = op("Greater", [op("Abs", [op("Sub", [in_norm, const("input.one", 1.0)], "input.dev")],
+                            "input.absdev"), const("input.tol", UNIT_NORM_TOLERANCE)], "input.off")
+    divisor = op("Where", [off, op("Max", [in_norm, const("input.eps", NORM_EPS)],
+                                   "input.norm_clamped"), const("input.unit", 1.0)],
+                 "input.divisor")
+    h = op("Div", [INPUT_NAME, divisor], "input.unit_rows")
     if runtime.adapter is not None:
         a = runtime.adapter
         pre = op("Add", [op("MatMul", [h, const("adapter.w1T", a.w1.T)], "adapter.x_w1"),

@@ -2,7 +2,8 @@
 
 Appended after a model's pooling (and Normalize) modules, it maps
 `features["sentence_embedding"]` through the compressor's runtime in torch, so
-`SentenceTransformer.encode` returns compressed, L2-normalised vectors. The math mirrors
+`SentenceTransformer.encode` returns compressed, L2-normalised vectors (input rows not of unit
+norm are normalised first, as the runtime does). The math mirrors
 `dive.compressors.runtime` step by step (GELU with the tanh approximation), so outputs match
 the numpy runtime to float32 rounding.
 
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.compressors.runtime import Adapter, Runtime
 from dive.export.folder import LoadedCompressor, SaveSource, as_loaded, load, save
 
@@ -83,6 +85,9 @@ class DiveCompression(torch.nn.Module):
         center, projection = self._buffer("center"), self._buffer("projection")
         dtype = next((b.dtype for b in (w1, center, projection) if b is not None), x.dtype)
         h = x.to(dtype)
+        # As dive.arrays.as_unit_rows: rescale only rows that are not already of unit norm.
+        norm = h.norm(dim=-1, keepdim=True)
+        h = torch.where((norm - 1).abs() > UNIT_NORM_TOLERANCE, h / norm.clamp_min(1e-12), h)
         if w1 is not None and b1 is not None and w2 is not None and b2 is not None:
             pre = h @ w1.T + b1
             act = torch.relu(pre) if self.activation == "relu" else F.gelu(pre, approximate="tanh")

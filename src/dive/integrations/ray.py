@@ -216,6 +216,8 @@ def compress_parquet(
         raise DataError(f"{src}: no such file or folder")
     if src.is_file() and src.suffix.lower() not in (".parquet", ".pq"):
         raise DataError(f"{src}: the Ray engine reads Parquet; use the local engine for .npy")
+    if dst.suffix.lower() == ".npy":
+        raise DiveError(f"{dst}: the Ray engine writes a folder of Parquet files, not .npy")
     check_compress_output(dst, overwrite=overwrite, single=False)
     runtime = resolve_runtime(model)
     out_column = output_column or column

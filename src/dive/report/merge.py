@@ -43,7 +43,7 @@ def read_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         raise DataError("no results files given")
     records: list[dict[str, Any]] = []
     for path in paths:
-        if not Path(path).is_file():
+        if not Path(path).exists():
             raise DataError(f"{path}: no such results file")
         records.extend(read_records(path))
     if not records:

@@ -12,12 +12,14 @@ Nothing is written at the output path until the end. Work goes into a hidden fol
 each input file's size, modification time, shape and type, a SHA-256 of the model's arrays and
 the settings that change the bytes written (batch size, dtype, columns). A rerun with the same
 identity resumes after the last finished chunk and produces a byte-identical result; any
-difference starts over. The finished output is renamed into place, replacing an existing one
+difference starts over. The output's suffix must match its format (`.npy`, `.parquet`/`.pq`,
+none for a folder). The finished output is renamed into place, replacing an existing one
 only when `overwrite=True`, and only if it is an earlier output: a file for a single-file
 input, or a folder holding the hidden marker `.dive-compress.json` that every folder output
 gets; never any other folder.
 
-Bad input (wrong dimension, NaN/inf, null vectors) raises `DataError` naming the file and the
+Input vectors not of unit norm are normalised (see `dive.compressors.runtime`). Bad input
+(wrong dimension, NaN/inf, null vectors, all-zero rows) raises `DataError` naming the file and the
 row, global across shards and chunks; the dimension is checked before any work starts. The
 partial folder is removed on such an error, since the input must change before a rerun.
 
@@ -43,7 +45,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, check_output, replace_path
+from dive._io import atomic_open, atomic_write_text, check_output, naming_os_errors, replace_path
+from dive.arrays import BadRowError
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
@@ -230,6 +233,17 @@ def discover(
     return [_inspect(src, output_name, column, id_column)], True
 
 
+def _check_output_suffix(dst: Path, kind: Kind | None) -> None:
+    """The output is written in the input's format (`kind`; None: a folder of shards)."""
+    named = SUFFIXES.get(dst.suffix.lower())
+    if kind is None and named is not None:
+        raise DiveError(f"{dst}: a folder of shards compresses into a folder; drop the "
+                        f"{dst.suffix!r} suffix")
+    if kind is not None and named != kind:
+        suffix = ".npy" if kind == "npy" else ".parquet"
+        raise DiveError(f"{dst}: the output is a {kind} file like the input; name it *{suffix}")
+
+
 # --- state -------------------------------------------------------------------------------------
 
 
@@ -332,7 +346,12 @@ class _Job:
             row = int(np.flatnonzero(~finite)[0])
             ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
             raise self.row_error(shard, offset, start + row, f"{ident} contains NaN or inf")
-        return self.runtime(x).astype(self.dtype, copy=False)
+        try:
+            y = self.runtime(x)
+        except BadRowError as exc:  # a zero row: name the file and the row in the store
+            ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
+            raise self.row_error(shard, offset, start + exc.row, f"{ident} {exc.problem}") from None
+        return y.astype(self.dtype, copy=False)
 
     def chunk_done(self, rows_done: int) -> None:
         self.state["rows_done"] = rows_done
@@ -529,6 +548,7 @@ def compress_store(
     if dst_abs == src_abs or src_abs in dst_abs.parents or dst_abs in src_abs.parents:
         raise DiveError(f"{dst}: the output must not be, contain or lie inside the input {src}")
     check_compress_output(dst, overwrite=overwrite, single=single)
+    _check_output_suffix(dst, shards[0].kind if single else None)
 
     job = {
         "input": str(src_abs),
@@ -563,7 +583,8 @@ def compress_store(
         output_column=out_column,
     )
     try:
-        with _progress(total, resumed, f"compress {src.name}", progress) as bar:
+        with naming_os_errors(dst), _progress(total, resumed, f"compress {src.name}",
+                                              progress) as bar:
             work.run(bar)
     except DataError:
         # The input (or the work folder) must change before a rerun can succeed; a resume

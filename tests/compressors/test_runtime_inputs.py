@@ -1,0 +1,66 @@
+"""The runtime's input contract: unit rows pass bit for bit, others are normalised or refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.compressors.pca import PCA
+from dive.compressors.runtime import Adapter, Runtime
+from dive.errors import DataError
+
+
+def adapter_runtime(dim: int = 16, out: int = 4, seed: int = 0) -> Runtime:
+    rng = np.random.default_rng(seed)
+
+    def arr(*shape: int) -> np.ndarray:
+        return (0.3 * rng.standard_normal(shape)).astype(np.float32)
+
+    return Runtime(dim, Adapter(arr(8, dim), arr(8), arr(dim, 8), arr(dim)),
+                   center=arr(dim), projection=arr(out, dim))
+
+
+def test_scaled_inputs_give_the_output_of_the_unit_inputs(corpus: np.ndarray) -> None:
+    runtime = adapter_runtime()
+    want = runtime(corpus)
+    for scale in (0.2, 50.0, 1e30, 1e-30):
+        np.testing.assert_allclose(runtime(corpus * np.float32(scale)), want, atol=1e-6, rtol=0)
+    pca = PCA(dim=4).fit(corpus)
+    np.testing.assert_array_equal(
+        np.argsort(-(pca.transform(corpus[:5] * 50) @ pca.transform(corpus).T), axis=1),
+        np.argsort(-(pca.transform(corpus[:5]) @ pca.transform(corpus).T), axis=1))
+
+
+def test_unit_rows_pass_bit_for_bit(corpus: np.ndarray) -> None:
+    runtime = adapter_runtime()
+    x = corpus.copy()
+    np.testing.assert_array_equal(runtime(x), runtime._apply(x))
+    np.testing.assert_array_equal(x, corpus)  # the caller's array is never rescaled in place
+    x[3] *= 50
+    runtime(x)
+    np.testing.assert_array_equal(x[3], corpus[3] * 50)
+
+
+def test_real_scifact_embeddings_pass_bit_for_bit(shared_embeddings: Path) -> None:
+    corpus = np.load(shared_embeddings / "all-MiniLM-L6-v2" / "scifact" / "corpus.npy")
+    runtime = PCA(dim=96).fit(corpus[:2000]).fitted_runtime()
+    np.testing.assert_array_equal(runtime(corpus), runtime._apply(corpus))
+
+
+def test_a_row_that_cannot_be_normalised_is_refused_with_its_number(corpus: np.ndarray) -> None:
+    x = corpus[:6].copy()
+    x[4] = 0
+    with pytest.raises(DataError, match=r"input: row 4 has norm 0 and cannot be L2-normalised"):
+        adapter_runtime()(x)
+
+
+def test_fit_normalises_the_corpus_it_learns_from(corpus: np.ndarray) -> None:
+    a = PCA(dim=4).fit(corpus).transform(corpus)
+    b = PCA(dim=4).fit(corpus * 50).transform(corpus)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    x = corpus.copy()
+    x[7] = 0
+    with pytest.raises(DataError, match="corpus embeddings: row 7 has norm 0"):
+        PCA(dim=4).fit(x)

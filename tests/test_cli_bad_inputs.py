@@ -1,0 +1,294 @@
+"""The CLI's promise for bad input, checked over a table of cases (README, "Errors").
+
+Each case runs `dive` in-process on a small workspace (a tiny dataset, its embeddings, a saved
+PCA model, an index, stores, a results file) and checks: a non-zero exit, exactly one line on
+stderr naming the problem, no traceback, no file that existed before changed, and no new
+file except what a resume needs. File-system faults (disk full, a read-only folder) are
+simulated with monkeypatch, since the tests may run as root.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import fnmatch
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.cli import main
+from dive.compressors.pca import PCA
+from dive.evaluate.records import ResultsFile
+from dive.export.folder import save
+
+Setup = Callable[[Path, pytest.MonkeyPatch], None]
+
+
+def record(seed: int) -> dict[str, object]:
+    """A valid results record."""
+    return {"dataset": "tiny", "model": "m", "method": "pca", "dim": 8, "ratio": 4,
+            "budget": "16", "seed": seed, "ndcg@10": 0.5, "recall@100": 0.9, "mrr@10": 0.4,
+            "fit_seconds": 0.1, "n_params": 10, "config": {}}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    argv: str  # formatted with ws=<workspace>, split on spaces
+    error: str  # a substring of the one stderr line
+    setup: Setup | None = None
+    leaves: tuple[str, ...] = ()  # globs of new files allowed (what a resume needs)
+
+
+def read_only(folder: str) -> Setup:
+    """Refuse every write under ws/`folder`, as a read-only mount would (even for root)."""
+
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        root = str(ws / folder) + os.sep
+        real_open, real_mkdir, real_builtin_open = os.open, os.mkdir, builtins.open
+
+        def check(path: object) -> None:
+            if isinstance(path, (str, bytes, os.PathLike)) and os.path.abspath(
+                os.fsdecode(path)
+            ).startswith(root):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+
+        def os_open(path: object, flags: int, *args: object, **kwargs: object) -> int:
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                check(path)
+            return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+        def mkdir(path: object, *args: object, **kwargs: object) -> None:
+            check(path)
+            real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+
+        def open_(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+            if any(c in mode for c in "wax+"):
+                check(file)
+            return real_builtin_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+        monkeypatch.setattr(os, "open", os_open)
+        monkeypatch.setattr(os, "mkdir", mkdir)
+        monkeypatch.setattr(builtins, "open", open_)
+        monkeypatch.setattr(io, "open", open_)
+
+    return setup
+
+
+def disk_full(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dive.scale import stream
+
+    def write(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(stream, "write_npy_rows", write)
+
+
+def edit_model(**fields: object) -> Setup:
+    """A copy of the model at ws/edited with config.json fields changed by hand ("DEL" drops)."""
+
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        shutil.copytree(ws / "model", ws / "edited")
+        config = json.loads((ws / "edited" / "config.json").read_text())
+        config.update(fields)
+        config = {k: v for k, v in config.items() if v != "DEL"}
+        (ws / "edited" / "config.json").write_text(json.dumps(config))
+
+    return setup
+
+
+def append_line(name: str, text: str) -> Setup:
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        with (ws / name).open("a") as handle:
+            handle.write(text)
+
+    return setup
+
+
+GRID = "--embeddings {ws}/emb --methods frozen --ratios 2 --budgets all --seeds 0"
+EVALUATE = "evaluate --dataset {ws}/tiny " + GRID
+FIT = "fit --dataset {ws}/tiny --embeddings {ws}/emb --method pca --dim 8"
+SEARCH = "search {ws}/index.faiss {ws}/model"
+COMPRESS = "compress {ws}/model --no-progress --input"
+
+CASES = [
+    # arguments (issue 12, item 10)
+    Case("seeds -1", EVALUATE + " --seeds -1 --results {ws}/r.jsonl", "--seeds: expected an "
+         "integer >= 0, got -1"),
+    Case("seed -1", FIT + " --seed -1 --out {ws}/m", "--seed: expected an integer >= 0, got -1"),
+    Case("ratios 0", EVALUATE + " --ratios 0 --results {ws}/r.jsonl", "--ratios: expected an "
+         "integer >= 1, got 0"),
+    Case("ratios -2", EVALUATE + " --ratios -2 --results {ws}/r.jsonl", "got -2"),
+    Case("ratios 2,-2", EVALUATE + " --ratios 2,-2 --results {ws}/r.jsonl", "got -2"),
+    Case("k 0", SEARCH + " --queries-npy {ws}/q.npy -k 0", "-k: expected an integer >= 1"),
+    Case("k -5", SEARCH + " --queries-npy {ws}/q.npy -k -5", "-k: expected an integer >= 1"),
+    Case("methods ,", EVALUATE + " --methods , --results {ws}/r.jsonl", "--methods: expected a "
+         "comma-separated list"),
+    Case("data-dir is a file", "evaluate --dataset tiny --data-dir {ws}/afile " + GRID,
+         "afile: the data folder (--data-dir) is not a folder"),
+    Case("dim not a number", FIT + " --dim x --out {ws}/m", "--dim: expected an integer"),
+    Case("unknown verb", "frobnicate", "invalid choice: 'frobnicate'"),
+    # results files (item 11)
+    Case("report binary", "report {ws}/bin.jsonl --out {ws}/rep", "bin.jsonl:1: not UTF-8"),
+    Case("report folder", "report {ws}/emb --out {ws}/rep", "emb: is a folder"),
+    Case("report text metric", "report {ws}/results.jsonl --out {ws}/rep",
+         "results.jsonl:2: ndcg@10 is 'high'",
+         append_line("results.jsonl", json.dumps({**record(seed=5), "ndcg@10": "high"}) + "\n")),
+    Case("report null dim", "report {ws}/results.jsonl --out {ws}/rep",
+         "results.jsonl:2: dim is None",
+         append_line("results.jsonl", json.dumps({**record(seed=5), "dim": None}) + "\n")),
+    Case("evaluate binary results", EVALUATE + " --results {ws}/bin.jsonl", "bin.jsonl:1"),
+    Case("evaluate folder results", EVALUATE + " --results {ws}/emb", "emb: is a folder"),
+    # file-system errors (item 12)
+    Case("compress disk full", COMPRESS + " {ws}/x.npy --output {ws}/y.npy",
+         "y.npy: no space left on device", disk_full, leaves=(".y.npy.partial/*",)),
+    Case("fit read-only", FIT + " --out {ws}/ro/m", "ro/m: permission denied", read_only("ro")),
+    Case("evaluate read-only", EVALUATE + " --results {ws}/ro/r.jsonl",
+         "ro/r.jsonl: permission denied", read_only("ro")),
+    Case("index read-only", "index {ws}/model --embeddings {ws}/emb --out {ws}/ro/i.faiss",
+         "ro/i.faiss: permission denied", read_only("ro")),
+    Case("report read-only", "report {ws}/results.jsonl --out {ws}/ro/rep",
+         "permission denied", read_only("ro")),
+    Case("export read-only", "export {ws}/model --format onnx --out {ws}/ro/m.onnx",
+         "ro/m.onnx: permission denied", read_only("ro")),
+    Case("compress read-only", COMPRESS + " {ws}/x.npy --output {ws}/ro/y.npy",
+         "permission denied", read_only("ro")),
+    Case("index --out a folder", "index {ws}/model --embeddings {ws}/emb --out {ws}/emb",
+         "emb: exists and is not a dive index"),
+    Case("onnx --out a folder", "export {ws}/model --format onnx --out {ws}/emb",
+         "emb: exists and is not an ONNX file"),
+    Case("fit parent is a file", FIT + " --out {ws}/afile/m", "afile: a file is in the way"),
+    Case("evaluate parent is a file", EVALUATE + " --results {ws}/afile/r.jsonl",
+         "afile/r.jsonl: a file is in the way"),
+    Case("index parent is a file", "index {ws}/model --embeddings {ws}/emb "
+         "--out {ws}/afile/i.faiss", "afile: a file is in the way"),
+    Case("report parent is a file", "report {ws}/results.jsonl --out {ws}/afile/rep",
+         "afile/rep: a file is in the way"),
+    Case("onnx parent is a file", "export {ws}/model --format onnx --out {ws}/afile/m.onnx",
+         "afile: a file is in the way"),
+    Case("compress parent is a file", COMPRESS + " {ws}/x.npy --output {ws}/afile/y.npy",
+         "afile: a file is in the way"),
+    # compress output suffix (item 15)
+    Case("parquet into .npy", COMPRESS + " {ws}/x.parquet --output {ws}/o.npy",
+         "o.npy: the output is a parquet file like the input"),
+    Case("npy into .parquet", COMPRESS + " {ws}/x.npy --output {ws}/o.parquet",
+         "o.parquet: the output is a npy file like the input"),
+    # query vectors (items 7 and 16): the .npy is named, not the model folder
+    Case("queries NaN", SEARCH + " --queries-npy {ws}/nan.npy", "nan.npy: row 1 contains NaN"),
+    Case("queries 3-d", SEARCH + " --queries-npy {ws}/3d.npy", "3d.npy: expected a 2-d"),
+    Case("queries wrong dim", SEARCH + " --queries-npy {ws}/d31.npy",
+         "d31.npy: expected dimension 32, got 31"),
+    Case("queries zero row", SEARCH + " --queries-npy {ws}/zero.npy",
+         "zero.npy: row 2 has norm 0 and cannot be L2-normalised"),
+    Case("compress zero row", COMPRESS + " {ws}/zero.npy --output {ws}/z.npy",
+         "zero.npy: row 2 has norm 0"),
+    # saved-model checksums (item 9)
+    Case("edited activation", "index {ws}/edited --embeddings {ws}/emb --out {ws}/i.faiss",
+         "do not match config_sha256", edit_model(activation="relu")),
+    Case("no weights checksum", "index {ws}/edited --embeddings {ws}/emb --out {ws}/i.faiss",
+         "no weights_sha256, so the weights cannot be checked; load it with verify=False "
+         "(CLI: --no-verify)", edit_model(weights_sha256="DEL")),
+    # a few that already held before issue 12
+    Case("malformed corpus line", EVALUATE + " --results {ws}/r.jsonl",
+         "corpus.jsonl line 121", append_line("tiny/corpus.jsonl", "{broken\n")),
+    Case("unknown method", EVALUATE + " --methods pcaa --results {ws}/r.jsonl",
+         "unknown method 'pcaa'"),
+    Case("missing model folder", "index {ws}/nope --embeddings {ws}/emb --out {ws}/i.faiss",
+         "nope: no such model folder"),
+    Case("compress over an existing output", COMPRESS + " {ws}/x.npy --output {ws}/q.npy",
+         "q.npy: already exists"),
+]
+
+
+@pytest.fixture()
+def ws(tmp_path: Path, make_tiny: Callable[..., tuple[Path, Path]]) -> Path:
+    """The workspace every case runs in."""
+    _, emb = make_tiny()
+    corpus = np.load(emb / "corpus.npy")
+    save(PCA(dim=8).fit(corpus), tmp_path / "model")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "afile").write_text("not a folder\n")
+    (tmp_path / "bin.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe\x00")
+    ResultsFile(tmp_path / "results.jsonl").append([record(seed=0)])
+    x = corpus[:10]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "q.npy", x[:2])
+    for name, bad in (("nan", x.copy()), ("zero", x.copy())):
+        bad[1 if name == "nan" else 2] = np.nan if name == "nan" else 0
+        np.save(tmp_path / f"{name}.npy", bad)
+    np.save(tmp_path / "3d.npy", x.reshape(2, 5, 32))
+    np.save(tmp_path / "d31.npy", x[:, :31])
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 32)
+        pq.write_table(pa.table({"id": [f"d{i}" for i in range(10)], "vector": vectors}),
+                       tmp_path / "x.parquet")
+    except ImportError:
+        pass
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return tmp_path
+    assert main(["index", str(tmp_path / "model"), "--embeddings", str(emb),
+                 "--out", str(tmp_path / "index.faiss")]) == 0
+    return tmp_path
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_is_one_line_and_changes_nothing(
+    case: Case, ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = case.argv.format(ws=ws).split()
+    needs = {"x.parquet": "pyarrow", "index.faiss": "faiss", "onnx": "onnx"}
+    for marker, module in needs.items():
+        if marker in case.argv:
+            pytest.importorskip(module)
+    if case.setup is not None:
+        case.setup(ws, monkeypatch)
+    before = snapshot(ws)
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse exits rather than returning
+        code = exc.code
+    monkeypatch.undo()  # the read-only simulation must not hide what was written
+    err = capsys.readouterr().err
+    assert code not in (0, None), err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and case.error in lines[0], lines[0]
+    after = snapshot(ws)
+    changed = [name for name, value in before.items() if after.get(name) != value]
+    assert not changed, changed
+    new = [name for name in after if name not in before
+           and not any(fnmatch.fnmatch(name, pattern) for pattern in case.leaves)]
+    assert not new, new
+
+
+@pytest.mark.parametrize("name", ["k 0", "index --out a folder", "queries wrong dim"])
+def test_the_real_command_prints_one_line_too(name: str, ws: Path) -> None:
+    # Out of process: logging handlers and argparse's own printing are the real ones.
+    import subprocess
+    import sys
+
+    pytest.importorskip("faiss")
+    case = next(c for c in CASES if c.name == name)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "dive.cli", *case.argv.format(ws=ws).split()],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and case.error in done.stderr, done.stderr
