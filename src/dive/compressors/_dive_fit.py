@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -365,6 +366,60 @@ def _folds(n: int, validation_rows: np.ndarray, seed: int, config: DiveConfig) -
     return Folds.cross_fit(n, config.folds, seed)
 
 
+@dataclass
+class _Start:
+    """The chosen start: its centre, its corpus outputs and every candidate's label scores."""
+
+    name: str
+    center: np.ndarray
+    corpus_z: np.ndarray
+    scores: dict[str, np.ndarray]  # per labelled query, for each start tried (empty: no labels)
+
+
+def _choose_start(fit: _Fit, heads: np.ndarray, mean: np.ndarray, labels: Labels | None) -> _Start:
+    """PCA axes with mu = 0 or the corpus mean, whichever ranks the labelled queries better.
+
+    Neither start used the labels, so every labelled query scores both honestly; ties go to
+    "uncentered" (SPEC 4.5).
+    """
+    centers = {"uncentered": np.zeros_like(mean), "centered": mean}
+    names = ["uncentered", "centered"] if fit.config.start == "select" else [fit.config.start]
+    corpus_z: dict[str, np.ndarray] = {}
+    scores: dict[str, np.ndarray] = {}
+    for name in names:
+        candidate = fit.new_net(heads, centers[name])
+        corpus_z[name] = candidate.encode(fit.corpus)
+        if labels is not None:
+            scores[name] = fit.scores(candidate, corpus_z[name], labels)
+    name = best_of(scores) if scores else names[0]
+    return _Start(name, centers[name], corpus_z[name], scores)
+
+
+def _curves(
+    fit: _Fit, new_net: Callable[[], DiveNet], arms: list[Arm], labels: Labels, folds: Folds
+) -> list[Curve]:
+    """Each arm's held-out curve over `folds` (`dive.training.selection.out_of_fold`)."""
+    seed, steps = fit.seed, fit.config.steps
+    label_free: dict[int, Curve] = {}  # arms without a triplet term, over every query
+
+    def run(candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
+        arm = arms[candidate]
+        if arm.triplet_weight == 0:
+            # Such an arm never reads a label: one run scored on every labelled query is as
+            # honest as one run per fold, at a fraction of the cost.
+            if candidate not in label_free:
+                rng = np.random.default_rng([seed, candidate])
+                once = _Run(fit, new_net(), arm, None, labels, rng)
+                label_free[candidate] = once.train_to(steps).curve()
+            whole = label_free[candidate]
+            return Curve(whole.steps, whole.scores[:, held_rows])
+        rng = np.random.default_rng([seed, candidate, int(held_rows[0])])
+        one = _Run(fit, new_net(), arm, labels.subset(train_rows), labels.subset(held_rows), rng)
+        return one.train_to(steps).curve()
+
+    return out_of_fold(folds, len(arms), run)
+
+
 def _fit(
     corpus: np.ndarray,
     train: TrainingData | None,
@@ -379,101 +434,57 @@ def _fit(
     n = len(labels) if labels is not None else 0
     mean, axes = principal_axes(corpus, dim)
     heads = initial_heads(corpus, axes, config, rng)
-    centers = {"uncentered": np.zeros_like(mean), "centered": mean}
-    diag: dict[str, Any] = {"n_labelled": n}
-
-    # The start: PCA axes with mu = 0 or the corpus mean. Neither uses labels, so every
-    # labelled query scores both honestly; ties go to "uncentered" (SPEC 4.5).
-    names = ["uncentered", "centered"] if config.start == "select" else [config.start]
-    start_z: dict[str, np.ndarray] = {}
-    start_scores: dict[str, np.ndarray] = {}
-    for name in names:
-        candidate = fit.new_net(heads, centers[name])
-        start_z[name] = candidate.encode(fit.corpus)
-        if labels is not None:
-            start_scores[name] = fit.scores(candidate, start_z[name], labels)
-    start = best_of(start_scores) if start_scores else names[0]
-    diag["start"] = start
-    if start_scores:
-        diag["start_ndcg@10"] = {k: round(float(v.mean()), 6) for k, v in start_scores.items()}
+    start = _choose_start(fit, heads, mean, labels)
+    diag: dict[str, Any] = {"n_labelled": n, "start": start.name}
+    if start.scores:
+        diag["start_ndcg@10"] = {k: round(float(v.mean()), 6) for k, v in start.scores.items()}
 
     def start_net() -> DiveNet:
-        return fit.new_net(heads, centers[start])
+        return fit.new_net(heads, start.center)
 
+    choice: Choice | None = None
     if labels is None or n < 2 or not config.select or config.steps == 0:
         # Nothing to choose on (or told not to): the configured weights train `steps` steps
         # (without labels, only the label-free losses).
-        arms = [config.arm() if labels is not None else Arm(0.0, config.lr, config.loss, 0.0)]
+        arm: Arm | None = (
+            config.arm() if labels is not None else Arm(0.0, config.lr, config.loss, 0.0)
+        )
         diag["selection"] = "unsupervised" if labels is None else "none"
-        choice: Choice | None = None
-        final = _Run(fit, start_net(), arms[0], labels, None, np.random.default_rng([seed, 0]))
-        net = final.train_to(config.steps).net
-        chosen = 0
+        steps = config.steps
     else:
         arms = config.arms()
         folds = _folds(n, validation_rows, seed, config)
-        assert labels is not None
-        pool = labels
-
-        label_free: dict[int, Curve] = {}  # arms without a triplet term, over every query
-
-        def run(candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
-            arm = arms[candidate]
-            if arm.triplet_weight == 0:
-                # Such an arm never reads a label: one run scored on every labelled query is
-                # as honest as one run per fold, at a fraction of the cost.
-                if candidate not in label_free:
-                    once = _Run(
-                        fit, start_net(), arm, None, pool, np.random.default_rng([seed, candidate])
-                    )
-                    label_free[candidate] = once.train_to(config.steps).curve()
-                whole = label_free[candidate]
-                return Curve(whole.steps, whole.scores[:, held_rows])
-            fold_rng = np.random.default_rng([seed, candidate, int(held_rows[0])])
-            one = _Run(
-                fit, start_net(), arm, pool.subset(train_rows), pool.subset(held_rows), fold_rng
-            )
-            return one.train_to(config.steps).curve()
-
-        curves = out_of_fold(folds, len(arms), run)
-        choice = choose(start_scores[start][folds.scored], curves, config.min_gain_z)
-        diag["selection"] = folds.scheme
-        diag["folds"] = len(folds.held_out)
-        diag["choice"] = choice.as_record()
+        curves = _curves(fit, start_net, arms, labels, folds)
+        choice = choose(start.scores[start.name][folds.scored], curves, config.min_gain_z)
+        arm = arms[choice.candidate] if choice.candidate is not None else None
+        steps = choice.step
+        diag.update(selection=folds.scheme, folds=len(folds.held_out), choice=choice.as_record())
         diag["curves"] = [
             {
-                "arm": arm.as_record(),
+                "arm": a.as_record(),
                 "steps": list(c.steps),
                 "ndcg@10": [round(float(v), 6) for v in c.scores.mean(axis=1)],
             }
-            for arm, c in zip(arms, curves, strict=True)
+            for a, c in zip(arms, curves, strict=True)
         ]
-        chosen = choice.candidate if choice.candidate is not None else -1
-        if choice.candidate is None:
-            final = None
-            net = start_net()
-        else:
-            # refit the chosen arm on every labelled query for the chosen number of steps
-            final = _Run(
-                fit,
-                start_net(),
-                arms[choice.candidate],
-                labels,
-                None,
-                np.random.default_rng([seed, choice.candidate, n]),
-            )
-            net = final.train_to(choice.step).net
+
+    # The kept arm trains from the start on every labelled query; no arm: the start itself.
+    net, final = start_net(), None
+    if arm is not None:
+        key = [seed, 0] if choice is None else [seed, choice.candidate or 0, n]
+        refit_rng = np.random.default_rng(key)
+        final = _Run(fit, net, arm, labels, None, refit_rng).train_to(steps)
 
     final_z = net.encode(fit.corpus)
     diag["selected"] = {
-        "start": start,
-        "arm": arms[chosen].as_record() if chosen >= 0 else None,
-        "step": (choice.step if choice is not None else config.steps),
+        "start": start.name,
+        "arm": arm.as_record() if arm is not None else None,
+        "step": steps,
         "n_queries": choice.n_queries if choice is not None else 0,
         "validation_ndcg@10": round(choice.score, 6) if choice is not None else None,
     }
     # mean distance between the start's and the fitted model's outputs over the corpus
-    diag["drift"] = round(float(np.linalg.norm(final_z - start_z[start], axis=1).mean()), 6)
+    diag["drift"] = round(float(np.linalg.norm(final_z - start.corpus_z, axis=1).mean()), 6)
     if final is not None:
         diag["log"] = [{k: round(v, 6) for k, v in e.items()} for e in final.log]
         diag["active_triplets"] = [
