@@ -12,9 +12,9 @@ Collections: scifact, nfcorpus, cranfield, cisi, cacm, npl and time with all-Min
 plus nfcorpus with all-mpnet-base-v2 (768-d) when `$DIVE_EMBEDDINGS` holds its embeddings
 (`name@model` names another model). Two grids, both through
 `dive.evaluate.protocol.run_grid`, appending each finished run to the results file at once so
-an interrupted run resumes where it stopped (the full grid first, then seed by seed, method by
-method in `--methods` order, collection by collection, so a run stopped early has whole
-rows of the first seeds):
+an interrupted run resumes where it stopped (the full grid first, then method by method in
+`--methods` order, seed by seed, collection by collection, so a run stopped early has whole
+rows for the methods it reached):
 
 - the full grid, for frozen, pca, pca-uncentered, dive and any method not named a baseline:
   ratios 2/4/8, budgets 16, 64 and all, seeds 0, 1, 2;
@@ -177,11 +177,11 @@ def run(args: argparse.Namespace) -> int:
     pools = {c.dataset: pool_size(c.dataset, args.data_dir) for c in collections}
     print("labelled pools: " + ", ".join(f"{d} {n}" for d, n in pools.items()),
           file=sys.stderr)
-    # Every cheap row before any slow one; then seed by seed and method by method, so that a
-    # run stopped early has each method it reached on every collection at the first seeds.
+    # Every cheap row before any slow one; then method by method (in --methods order), seed
+    # by seed, so that a run stopped early has whole rows for the methods it reached.
     for methods, ratios, budget_names in grids:
-        for seed in args.seeds:
-            for method in methods:
+        for method in methods:
+            for seed in args.seeds:
                 for collection in collections:
                     budgets = [b for b in map(parse_budget, budget_names)
                                if b is None or b < pools[collection.dataset]]

@@ -144,3 +144,12 @@ def test_text_and_markdown_show_the_summary_and_target(make_record) -> None:
     assert page.startswith("# Dev\n\nmade by a test")
     assert "| cisi | all | 96 (4×) | 0.4100 (pca-uncentered) | −0.0100 | +0.0000 | −0.0300 |" \
         in page
+
+
+def test_cells_with_fewer_seeds_are_marked(make_record) -> None:
+    records = pcas(make_record, [0.40, 0.40, 0.40], [0.41, 0.41, 0.41])
+    records += rows(make_record, "smec", [0.42])
+    cells = gains_over_training_free(records)
+    page = render_gains(cells, title="Dev", target_name="classic", **TARGET)
+    assert "| +0.0100 [n=1] |" in page and "| −0.0100 |" in page
+    assert "| smec | 1 | 1/1 |" in page and "| pca | 3 | 0/1 |" in page

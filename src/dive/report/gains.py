@@ -173,12 +173,23 @@ def cell_name(cell: GainCell, main_model: str | None = None) -> str:
     return f"{dataset}, {cell.budget}, d={cell.dim} ({cell.ratio}×)"
 
 
+def _seed_range(cells: Iterable[GainCell]) -> dict[str, str]:
+    """Method -> how many seeds its cells have: `3`, or `1-3` when they differ."""
+    counts: dict[str, set[int]] = defaultdict(set)
+    for c in cells:
+        counts[c.method].add(c.n_seeds)
+    return {m: "-".join(map(str, sorted({min(n), max(n)}))) for m, n in counts.items()}
+
+
 def _summary_rows(cells: Sequence[GainCell], tolerance: float) -> list[list[str]]:
     main = _main_model(cells)
-    rows = [["method", "won or tied", "mean gain", "worst", "worst cell", "no reference"]]
+    rows = [["method", "seeds", "won or tied", "mean gain", "worst", "worst cell",
+             "no reference"]]
+    seeds = _seed_range(cells)
     for s in summarize_gains(cells, tolerance):
         rows.append([
             s.method,
+            seeds[s.method],
             f"{s.n_won_or_tied}/{s.n_cells}",
             "-" if s.mean_gain is None else signed(s.mean_gain, 4),
             "-" if s.worst is None or s.worst.gain is None else signed(s.worst.gain, 4),
@@ -231,6 +242,7 @@ def _cell_rows(cells: Sequence[GainCell]) -> list[list[str]]:
     """One row per (dataset, model, budget, dim): best training-free score, each method's gain."""
     main = _main_model(cells)
     methods = method_order(c.method for c in cells)
+    most_seeds = max((c.n_seeds for c in cells), default=0)
     rows = [["collection", "budget", "d", "best training-free", *methods]]
     groups: dict[tuple[str, str, str, int], dict[str, GainCell]] = defaultdict(dict)
     for c in cells:
@@ -246,7 +258,11 @@ def _cell_rows(cells: Sequence[GainCell]) -> list[list[str]]:
         row = [name, budget, f"{dim} ({any_cell.ratio}×)", best]
         for method in methods:
             cell = group.get(method)
-            row.append("-" if cell is None or cell.gain is None else signed(cell.gain, 4))
+            if cell is None or cell.gain is None:
+                row.append("-")
+            else:
+                fewer = f" [n={cell.n_seeds}]" if cell.n_seeds < most_seeds else ""
+                row.append(signed(cell.gain, 4) + fewer)
         rows.append(row)
     return rows
 
@@ -274,11 +290,12 @@ def render_gains(
         f"where the method's mean is at least that minus {tolerance}, out of the cells it ran; "
         f"**mean gain**: over those cells, each weighing the same; **worst**: the lowest gain "
         f"and its cell; **no reference**: cells run without both PCA rows at the same seeds "
-        f"(not counted). Model: {main} unless named.",
+        f"(not counted); **seeds**: seeds per cell (`[n=k]` in the last table: fewer seeds "
+        f"than the most). Model: {main} unless named.",
         "",
         "## Summary per method",
         "",
-        *_markdown_table(_summary_rows(cells, tolerance), text_columns=(0, 4)),
+        *_markdown_table(_summary_rows(cells, tolerance), text_columns=(0, 5)),
         "",
         "## Target: " + target_name,
         "",
