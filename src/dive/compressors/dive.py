@@ -6,9 +6,9 @@
     z = normalize(mean_k u_k)            the output; the heads fold into one d x D matrix
 
 trained with w_tri * hinge triplet + lambda * head-wise NT-Xent + w_sim * similarity anchor
-(`dive.losses`), AdamW, a few hundred steps, behind a validation gate whose checkpoint 0 is
-the PCA start. At inference it is the numpy runtime's gelu adapter, a centre (if any) and the
-folded projection: one small MLP and one GEMM.
+(`dive.losses`), AdamW, at most `steps` steps per run, and kept only where the labelled
+queries show a real gain over its PCA start (below). At inference it is the numpy runtime's
+gelu adapter, a centre (if any) and the folded projection: one small MLP and one GEMM.
 
 How a fit uses its labels (all our choices, tuned on dev queries only; docs/methods.md):
 - no labels (`train=None`): NT-Xent + anchor only, `steps` steps, last state kept;
