@@ -226,8 +226,9 @@ class _Run:
 
     A check every `eval_every` steps (and at the last) scores each `held_out` query, which
     gives the run's `Curve` for selection; hard-negative pools are refreshed from the model's
-    own ranking every `mine_every` steps. The run never stops early: every fold of a
-    cross-fit checks at the same steps.
+    own ranking every `mine_every` steps, the first pools from `start_z`, the start's corpus
+    outputs every run shares (encoded once per fit). The run never stops early: every fold
+    of a cross-fit checks at the same steps.
     """
 
     def __init__(
@@ -238,6 +239,7 @@ class _Run:
         train: Labels | None,
         held_out: Labels | None,
         rng: np.random.Generator,
+        start_z: np.ndarray,
     ) -> None:
         cfg = fit.config
         self.fit, self.net, self.arm, self.rng = fit, net, arm, rng
@@ -253,7 +255,7 @@ class _Run:
         self.pools: NegativePools | None = None
         if self.use_triplets:
             assert train is not None
-            self.pools = fit.pools(net, net.encode(fit.corpus), train)
+            self.pools = fit.pools(net, start_z, train)
         self.loop = TrainingLoop(
             loss=self._loss,
             optimiser=AdamW(net.parameters(), lr=arm.lr, weight_decay=cfg.weight_decay),
@@ -396,7 +398,12 @@ def _choose_start(fit: _Fit, heads: np.ndarray, mean: np.ndarray, labels: Labels
 
 
 def _curves(
-    fit: _Fit, new_net: Callable[[], DiveNet], arms: list[Arm], labels: Labels, folds: Folds
+    fit: _Fit,
+    new_net: Callable[[], DiveNet],
+    start_z: np.ndarray,
+    arms: list[Arm],
+    labels: Labels,
+    folds: Folds,
 ) -> list[Curve]:
     """Each arm's held-out curve over `folds` (`dive.training.selection.out_of_fold`)."""
     seed, steps = fit.seed, fit.config.steps
@@ -409,12 +416,13 @@ def _curves(
             # honest as one run per fold, at a fraction of the cost.
             if candidate not in label_free:
                 rng = np.random.default_rng([seed, candidate])
-                once = _Run(fit, new_net(), arm, None, labels, rng)
+                once = _Run(fit, new_net(), arm, None, labels, rng, start_z)
                 label_free[candidate] = once.train_to(steps).curve()
             whole = label_free[candidate]
             return Curve(whole.steps, whole.scores[:, held_rows])
         rng = np.random.default_rng([seed, candidate, int(held_rows[0])])
-        one = _Run(fit, new_net(), arm, labels.subset(train_rows), labels.subset(held_rows), rng)
+        train, held = labels.subset(train_rows), labels.subset(held_rows)
+        one = _Run(fit, new_net(), arm, train, held, rng, start_z)
         return one.train_to(steps).curve()
 
     return out_of_fold(folds, len(arms), run)
@@ -454,7 +462,7 @@ def _fit(
     else:
         arms = config.arms()
         folds = _folds(n, validation_rows, seed, config)
-        curves = _curves(fit, start_net, arms, labels, folds)
+        curves = _curves(fit, start_net, start.corpus_z, arms, labels, folds)
         choice = choose(start.scores[start.name][folds.scored], curves, config.min_gain_z)
         arm = arms[choice.candidate] if choice.candidate is not None else None
         steps = choice.step
@@ -473,7 +481,7 @@ def _fit(
     if arm is not None:
         key = [seed, 0] if choice is None else [seed, choice.candidate or 0, n]
         refit_rng = np.random.default_rng(key)
-        final = _Run(fit, net, arm, labels, None, refit_rng).train_to(steps)
+        final = _Run(fit, net, arm, labels, None, refit_rng, start.corpus_z).train_to(steps)
 
     final_z = net.encode(fit.corpus)
     diag["selected"] = {
