@@ -59,6 +59,16 @@ def snapshot(path: Path) -> dict[str, bytes]:
             for p in sorted(path.parent.rglob("*")) if p.is_file()}
 
 
+def prepared(verb: str, tiny: Tiny, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A fresh work folder and the verb's argv writing into it (skips a missing extra)."""
+    make, needs = VERBS[verb]
+    if needs:
+        pytest.importorskip(needs)
+    work = tmp_path / "work"
+    work.mkdir()
+    return work, make(tiny, work)
+
+
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
     assert err.startswith("dive: error: ") and err.count("\n") == 1, err
@@ -69,12 +79,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 def test_an_existing_output_is_replaced_only_with_overwrite(
     verb: str, tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    make, needs = VERBS[verb]
-    if needs:
-        pytest.importorskip(needs)
-    work = tmp_path / "work"
-    work.mkdir()
-    argv = make(tiny, work)
+    work, argv = prepared(verb, tiny, tmp_path)
     assert main(argv) == 0
     before = snapshot(work / "out")
     capsys.readouterr()
@@ -89,12 +94,7 @@ def test_an_existing_output_is_replaced_only_with_overwrite(
 def test_overwrite_never_replaces_what_dive_did_not_write(
     verb: str, tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    make, needs = VERBS[verb]
-    if needs:
-        pytest.importorskip(needs)
-    work = tmp_path / "work"
-    work.mkdir()
-    argv = make(tiny, work)
+    work, argv = prepared(verb, tiny, tmp_path)
     if verb in ("fit", "export-st"):
         (work / "out").mkdir()
         (work / "out" / "notes.txt").write_text("mine")
