@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from dive.arrays import l2_normalize
 from dive.compressors import REGISTRY, Dive, DiveConfig, LabelledQueries, TrainingData
-from dive.compressors._dive_fit import DiveNet, initial_heads
+from dive.compressors._dive_fit import DiveNet, _choose_start, _race, initial_heads
 from dive.compressors.dive import Arm
 from dive.compressors.dive_plus import DivePlus
 from dive.compressors.pca import PCA, PCAUncentered, principal_axes
@@ -21,6 +21,7 @@ from dive.compressors.registry import make_compressor
 from dive.errors import DataError, DiveError
 from dive.evaluate.search import top_k
 from dive.training import validation_ndcg
+from dive.training.selection import Curve
 
 # Small and quick: every fit below runs in well under a second.
 FAST: dict[str, Any] = {
@@ -152,7 +153,8 @@ def test_zero_steps_returns_the_pca_start(
 
 def test_training_beats_its_own_start_on_held_out_and_test(problem: dict[str, Any]) -> None:
     data = TrainingData(problem["train"], problem["validation"])
-    model = Dive(4, seed=0, **FAST).fit(problem["corpus"], data)
+    # a validation set of holdout_min queries is trusted alone
+    model = Dive(4, seed=0, holdout_min=24, **FAST).fit(problem["corpus"], data)
     diag = model.fit_info_.diagnostics
     choice = diag["choice"]
     assert diag["selection"] == "holdout" and choice["n_queries"] == 24
@@ -283,8 +285,8 @@ def test_held_out_labels_the_start_already_ranks_perfectly_keep_the_start_exactl
     val = problem["validation"].embeddings
     perfect = labels_ranked_perfectly_by(reference, val, problem["corpus"])
     data = TrainingData(problem["train"], perfect)
-    model = Dive(4, seed=0, start="uncentered", **FAST).fit(problem["corpus"], data)
-    choice = model.fit_info_.diagnostics["choice"]
+    model = Dive(4, seed=0, start="uncentered", holdout_min=24, **FAST)
+    choice = model.fit(problem["corpus"], data).fit_info_.diagnostics["choice"]
     assert choice["base_score"] == pytest.approx(1.0)
     assert choice["candidate"] is None and choice["score"] == choice["base_score"]
     x = problem["test"].embeddings
@@ -410,3 +412,68 @@ def test_config_round_trips_through_json() -> None:
     rebuilt = Dive(**json.loads(json.dumps(model.config())))
     assert rebuilt.config() == model.config()
     assert rebuilt.dive_config == model.dive_config
+
+
+# --- the choices, on planted evidence ----------------------------------------------------
+
+
+class _PlantedStarts:
+    """A stand-in for a fit whose two starts score the labelled queries as planted."""
+
+    def __init__(self, centred_gain: np.ndarray) -> None:
+        self.config = DiveConfig()
+        self.corpus = torch.zeros((3, 4))
+        self.gain = centred_gain
+
+    def new_net(self, heads: np.ndarray, center: np.ndarray) -> Any:
+        return type("Net", (), {"centred": bool(center.any()), "encode": lambda _, x: x})()
+
+    def scores(self, net: Any, corpus_z: Any, labels: Any) -> np.ndarray:
+        return 0.5 + self.gain * net.centred
+
+
+@pytest.mark.parametrize(
+    ("gain", "expected"),
+    [
+        (np.tile([0.03, -0.028], 10), "uncentered"),  # mean +0.001, s.e. 0.007: noise
+        (np.full(20, 0.01) + np.tile([0.002, -0.002], 10), "centered"),  # small but real
+        (np.zeros(20), "uncentered"),  # a tie keeps the default
+    ],
+)
+def test_the_centred_start_replaces_the_default_only_on_real_evidence(
+    gain: np.ndarray, expected: str
+) -> None:
+    fit = _PlantedStarts(gain)
+    start, choice = _choose_start(fit, np.zeros((1, 2, 4)), np.ones(4), object())  # type: ignore
+    assert start.name == expected
+    assert choice is not None and choice.n_queries == 20
+    assert choice.gain == pytest.approx(gain.mean())
+
+
+class _PlantedRace:
+    """Curves that rise until `peak` steps and fall after it, at any horizon."""
+
+    def __init__(self, peak: int, steps: int = 100, every: int = 25) -> None:
+        self.peak, self.every, self.horizon = peak, every, [steps]
+        self.noise = np.tile([0.001, -0.001], 10)
+
+    def extend(self, candidate: int, steps: int) -> None:
+        self.horizon[candidate] = steps
+
+    def curves(self) -> list[Curve]:
+        steps = tuple(range(self.every, self.horizon[0] + 1, self.every))
+        rise = [s if s <= self.peak else 2 * self.peak - s for s in steps]
+        return [Curve(steps, np.stack([0.5 + 1e-4 * r + self.noise for r in rise]))]
+
+
+@pytest.mark.parametrize(
+    ("peak", "horizon", "step"), [(50, 100, 50), (250, 400, 250), (900, 400, 400)]
+)
+def test_a_leader_still_rising_at_its_last_check_runs_longer_up_to_the_cap(
+    peak: int, horizon: int, step: int
+) -> None:
+    race = _PlantedRace(peak)
+    config = DiveConfig(steps=100, max_steps=400)
+    choice, curves = _race(race, np.full(20, 0.5), config)  # type: ignore
+    assert race.horizon == [horizon] and curves[0].steps[-1] == horizon
+    assert choice.candidate == 0 and choice.step == step

@@ -47,7 +47,7 @@ from dive.training.loop import TrainingLoop
 from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
-from dive.training.selection import Choice, Curve, Folds, best_of, choose, out_of_fold
+from dive.training.selection import Choice, Curve, Folds, choose, out_of_fold
 
 logger = logging.getLogger(__name__)
 
@@ -378,11 +378,15 @@ class _Start:
     scores: dict[str, np.ndarray]  # per labelled query, for each start tried (empty: no labels)
 
 
-def _choose_start(fit: _Fit, heads: np.ndarray, mean: np.ndarray, labels: Labels | None) -> _Start:
-    """PCA axes with mu = 0 or the corpus mean, whichever ranks the labelled queries better.
+def _choose_start(
+    fit: _Fit, heads: np.ndarray, mean: np.ndarray, labels: Labels | None
+) -> tuple[_Start, Choice | None]:
+    """PCA axes with mu = 0, or the corpus mean where the labelled queries show it is better.
 
-    Neither start used the labels, so every labelled query scores both honestly; ties go to
-    "uncentered" (SPEC 4.5).
+    Uncentred is the default start (SPEC 4.5); centred replaces it only when its paired
+    per-query gain on every labelled query is at least `min_gain_z` standard errors, the
+    rule that also guards every trained arm (neither start saw the labels, so all of them
+    score both honestly). Returns the start and the evidence (None: nothing was compared).
     """
     centers = {"uncentered": np.zeros_like(mean), "centered": mean}
     names = ["uncentered", "centered"] if fit.config.start == "select" else [fit.config.start]
@@ -393,39 +397,72 @@ def _choose_start(fit: _Fit, heads: np.ndarray, mean: np.ndarray, labels: Labels
         corpus_z[name] = candidate.encode(fit.corpus)
         if labels is not None:
             scores[name] = fit.scores(candidate, corpus_z[name], labels)
-    name = best_of(scores) if scores else names[0]
-    return _Start(name, centers[name], corpus_z[name], scores)
+    name, choice = names[0], None
+    if len(scores) == 2:
+        centred = Curve((0,), scores["centered"][None])
+        choice = choose(scores["uncentered"], [centred], fit.config.min_gain_z)
+        name = "centered" if choice.candidate == 0 else "uncentered"
+    return _Start(name, centers[name], corpus_z[name], scores), choice
 
 
-def _curves(
-    fit: _Fit,
-    new_net: Callable[[], DiveNet],
-    start_z: np.ndarray,
-    arms: list[Arm],
-    labels: Labels,
-    folds: Folds,
-) -> list[Curve]:
-    """Each arm's held-out curve over `folds` (`dive.training.selection.out_of_fold`)."""
-    seed, steps = fit.seed, fit.config.steps
-    label_free: dict[int, Curve] = {}  # arms without a triplet term, over every query
+class _Race:
+    """Every arm of the grid trained from the start once per fold, resumable per arm.
 
-    def run(candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
-        arm = arms[candidate]
-        if arm.triplet_weight == 0:
-            # Such an arm never reads a label: one run scored on every labelled query is as
-            # honest as one run per fold, at a fraction of the cost.
-            if candidate not in label_free:
-                rng = np.random.default_rng([seed, candidate])
-                once = _Run(fit, new_net(), arm, None, labels, rng, start_z)
-                label_free[candidate] = once.train_to(steps).curve()
-            whole = label_free[candidate]
-            return Curve(whole.steps, whole.scores[:, held_rows])
-        rng = np.random.default_rng([seed, candidate, int(held_rows[0])])
-        train, held = labels.subset(train_rows), labels.subset(held_rows)
-        one = _Run(fit, new_net(), arm, train, held, rng, start_z)
-        return one.train_to(steps).curve()
+    `curves()` gives each arm's held-out curve (`dive.training.selection.out_of_fold`) at its
+    current horizon; `extend(arm, steps)` lets that arm's runs go on from where they stopped.
+    An arm without a triplet term never reads a label: one run scored on every labelled
+    query is as honest as one run per fold, at a fraction of the cost.
+    """
 
-    return out_of_fold(folds, len(arms), run)
+    def __init__(
+        self,
+        fit: _Fit,
+        new_net: Callable[[], DiveNet],
+        start_z: np.ndarray,
+        arms: list[Arm],
+        labels: Labels,
+        folds: Folds,
+    ) -> None:
+        self.fit, self.new_net, self.start_z = fit, new_net, start_z
+        self.arms, self.labels, self.folds = arms, labels, folds
+        self.horizon = [fit.config.steps] * len(arms)
+        self.runs: dict[tuple[int, int], _Run] = {}
+
+    def extend(self, candidate: int, steps: int) -> None:
+        self.horizon[candidate] = steps
+
+    def curves(self) -> list[Curve]:
+        return out_of_fold(self.folds, len(self.arms), self._curve)
+
+    def _curve(self, candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
+        arm, seed, labels = self.arms[candidate], self.fit.seed, self.labels
+        label_free = arm.triplet_weight == 0
+        entropy = [seed, candidate] if label_free else [seed, candidate, int(held_rows[0])]
+        key = (candidate, entropy[-1] if not label_free else -1)
+        if key not in self.runs:
+            rng = np.random.default_rng(entropy)
+            train = None if label_free else labels.subset(train_rows)
+            held = labels if label_free else labels.subset(held_rows)
+            self.runs[key] = _Run(self.fit, self.new_net(), arm, train, held, rng, self.start_z)
+        curve = self.runs[key].train_to(self.horizon[candidate]).curve()
+        return Curve(curve.steps, curve.scores[:, held_rows]) if label_free else curve
+
+
+def _race(race: _Race, base: np.ndarray, config: DiveConfig) -> tuple[Choice, list[Curve]]:
+    """Choose the (arm, step); while the leader peaks at its last check, let it run longer.
+
+    A curve still rising at its horizon says the arm stopped too early (typical with hundreds
+    of labels), so the leading arm's runs are doubled, up to `max_steps` (never below
+    `steps`), and the choice is made again on the longer curves.
+    """
+    cap = max(config.steps, config.max_steps)
+    while True:
+        curves = race.curves()
+        choice = choose(base, curves, config.min_gain_z)
+        leader, step = choice.best
+        if leader < 0 or step < race.horizon[leader] or race.horizon[leader] >= cap:
+            return choice, curves
+        race.extend(leader, min(2 * race.horizon[leader], cap))
 
 
 def _fit(
@@ -442,10 +479,12 @@ def _fit(
     n = len(labels) if labels is not None else 0
     mean, axes = principal_axes(corpus, dim)
     heads = initial_heads(corpus, axes, config, rng)
-    start = _choose_start(fit, heads, mean, labels)
+    start, start_choice = _choose_start(fit, heads, mean, labels)
     diag: dict[str, Any] = {"n_labelled": n, "start": start.name}
     if start.scores:
         diag["start_ndcg@10"] = {k: round(float(v.mean()), 6) for k, v in start.scores.items()}
+    if start_choice is not None:
+        diag["start_choice"] = start_choice.as_record()
 
     def start_net() -> DiveNet:
         return fit.new_net(heads, start.center)
@@ -462,8 +501,8 @@ def _fit(
     else:
         arms = config.arms()
         folds = _folds(n, validation_rows, seed, config)
-        curves = _curves(fit, start_net, start.corpus_z, arms, labels, folds)
-        choice = choose(start.scores[start.name][folds.scored], curves, config.min_gain_z)
+        race = _Race(fit, start_net, start.corpus_z, arms, labels, folds)
+        choice, curves = _race(race, start.scores[start.name][folds.scored], config)
         arm = arms[choice.candidate] if choice.candidate is not None else None
         steps = choice.step
         diag.update(selection=folds.scheme, folds=len(folds.held_out), choice=choice.as_record())

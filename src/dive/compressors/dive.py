@@ -86,6 +86,7 @@ class DiveConfig:
     lr: float = 1e-4  # AdamW learning rate
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     steps: int = 100  # updates per training run (the selection may keep fewer)
+    max_steps: int = 400  # a leading arm still rising at its last check runs on, to this cap
     corpus_batch: int = 128  # corpus items per step (anchor and NT-Xent)
     ntxent_items: int = 64  # of those, items whose H views enter NT-Xent (its cost is (H*B)^2)
     query_batch: int = 32  # labelled queries per step (one positive each)
@@ -98,7 +99,7 @@ class DiveConfig:
     mine_every: int = 50  # steps between hard-negative refreshes (at a check, from its ranking)
     select: bool = True  # choose the start, the arm and its length on the labelled queries
     folds: int = 3  # cross-fitting folds over the labelled queries
-    holdout_min: int = 20  # a validation set this large is used alone, as one holdout fold
+    holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
     grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
@@ -117,6 +118,7 @@ class DiveConfig:
             ("lr", self.lr > 0, "> 0"),
             ("weight_decay", self.weight_decay >= 0, ">= 0"),
             ("steps", self.steps >= 0, ">= 0"),
+            ("max_steps", self.max_steps >= 0, ">= 0"),
             ("corpus_batch", self.corpus_batch >= 2, ">= 2"),
             ("ntxent_items", self.ntxent_items >= 2, ">= 2"),
             ("query_batch", self.query_batch >= 1, ">= 1"),
