@@ -100,7 +100,7 @@ def test_an_int8_folder_without_its_range_is_refused(tmp_path: Path, make_runtim
                                                      make_inputs: Any) -> None:
     folder = save(make_runtime(output_dim=12), tmp_path / "m")
     rewrite_config(folder, precision="int8")
-    with pytest.raises(DataError, match="tensor 'quantizer.low' is missing for precision int8"):
+    with pytest.raises(DataError, match=r"tensor 'quantizer\.low' is missing for precision int8"):
         load(folder)
 
 
