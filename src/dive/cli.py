@@ -591,8 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file or folder, same layout as the input (Ray: a Parquet folder)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=65536,
                    help="vectors per chunk (memory use and the resume step)")
-    p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
-                   help="element type of the compressed vectors")
+    p.add_argument("--dtype", choices=["float32", "float16"], default=None,
+                   help="element type of a float32 model's output (default: what the model "
+                        "outputs at its precision: float32, or its float16/int8/binary codes)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: streaming, resumable; ray: Ray Data over Parquet "
                         "(joins $RAY_ADDRESS or starts a local cluster)")
