@@ -101,6 +101,15 @@ def _add_grid_options(
         help="label budgets: numbers of training queries, or 'all'",
     )
     p.add_argument("--seeds", type=_int_list(0), default=_int_list(0)(seeds), help="random seeds")
+    p.add_argument("--precisions", type=_precision_list, default=["float32"],
+                   help="first-stage index precisions each fit is scored at (float32, float16, "
+                        "int8, binary), without refitting")
+    p.add_argument("--rescore", type=_int_list(0), default=[0],
+                   help="funnel factors: the first stage keeps factor x k candidates, rescored "
+                        "by float32 vectors to the top k (0: no rescoring)")
+    p.add_argument("--rescore-with", choices=["full", "compressed"], default="full",
+                   help="what a funnel rescores with: the full embeddings or the compressed "
+                        "float32 outputs")
     p.add_argument(
         "--model",
         default="all-MiniLM-L6-v2",
@@ -140,6 +149,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
     from dive.data.splits import parse_budget
     from dive.evaluate.protocol import GridSpec, run_grid
     from dive.evaluate.records import ResultsFile
+    from dive.report.summary import method_label
 
     spec = GridSpec(
         datasets=datasets,
@@ -150,6 +160,9 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         model=args.model,
         data_dir=args.data_dir,
         embeddings_dir=args.embeddings,
+        precisions=args.precisions,
+        rescores=args.rescore,
+        rescore_with=args.rescore_with,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
     skipped = [0]
@@ -162,7 +175,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         bar.total, bar.n = total, done
         if record is not None:
             bar.set_postfix_str(
-                f"{record['method']} d={record['dim']} ndcg@10={record['ndcg@10']:.4f}"
+                f"{method_label(record)} d={record['dim']} ndcg@10={record['ndcg@10']:.4f}"
             )
         bar.refresh()
 
