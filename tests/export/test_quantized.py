@@ -1,13 +1,11 @@
-"""Quantized model folders: the precision and its calibration are saved, loaded torch-free,
-and every export (folder, ONNX, sentence-transformers) returns the same codes."""
+"""Quantized model folders: the precision and its calibration are saved and loaded (torch-free:
+`test_folder.py`), and every export (folder, ONNX, sentence-transformers) returns the same
+codes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,6 @@ from dive.compressors.runtime import Runtime
 from dive.errors import DataError
 from dive.export.folder import load, save, with_precision
 
-REPO = Path(__file__).resolve().parents[2]
 OLD_FIELDS = ("format", "format_version", "input_dim", "output_dim", "activation", "arrays",
               "weights_sha256")
 
@@ -112,40 +109,6 @@ def test_editing_the_precision_fails_the_checksum(tmp_path: Path, make_runtime: 
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(DataError, match="do not match config_sha256"):
         load(folder)
-
-
-NUMPY_ONLY = """
-import sys
-sys.modules["torch"] = None  # any `import torch` now raises ImportError
-import numpy as np
-from dive.export.folder import load
-model = load(sys.argv[1])
-assert model.precision == "int8", model.precision
-np.save(sys.argv[3], model.transform(np.load(sys.argv[2])))
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in
-               ("torch", "sentence_transformers", "transformers", "onnx", "faiss")
-               and sys.modules[m] is not None)
-assert not heavy, heavy
-"""
-
-
-def test_an_int8_folder_loads_and_transforms_without_torch(tmp_path: Path, make_runtime: Any,
-                                                           make_inputs: Any) -> None:
-    runtime = quantized(make_runtime, make_inputs, "int8")
-    save(runtime, tmp_path / "m")
-    x = make_inputs(30, 32)
-    np.save(tmp_path / "x.npy", x)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, "-c", NUMPY_ONLY, str(tmp_path / "m"), str(tmp_path / "x.npy"),
-         str(tmp_path / "y.npy")],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    got = np.load(tmp_path / "y.npy")
-    assert got.dtype == np.int8
-    np.testing.assert_array_equal(got, runtime(x))
 
 
 # --- every export returns the same codes ------------------------------------------------------
