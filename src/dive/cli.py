@@ -83,6 +83,15 @@ def _precision_list(text: str) -> list[str]:
     return [_precision(v) for v in _str_list(text)]
 
 
+def _anchor_list(text: str) -> list[str]:
+    from dive.evaluate.anchors import parse_anchor
+
+    try:
+        return [parse_anchor(v).name for v in _str_list(text)]
+    except DiveError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_grid_options(
     p: argparse.ArgumentParser, *, methods: str, budgets: str, seeds: str
 ) -> None:
@@ -110,6 +119,10 @@ def _add_grid_options(
     p.add_argument("--rescore-with", choices=["full", "compressed"], default="full",
                    help="what a funnel rescores with: the full embeddings or the compressed "
                         "float32 outputs")
+    p.add_argument("--anchors", type=_anchor_list, default=[],
+                   help="indexes users run instead, scored as rows at their bytes per vector: "
+                        "faiss-pq:M, faiss-opq:M (M bytes), faiss-pca-sq8, faiss-pca-sq4 (at "
+                        "each ratio), st-int8, st-binary (full dimension)")
     p.add_argument(
         "--model",
         default="all-MiniLM-L6-v2",
@@ -163,6 +176,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         precisions=args.precisions,
         rescores=args.rescore,
         rescore_with=args.rescore_with,
+        anchors=args.anchors,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
     skipped = [0]

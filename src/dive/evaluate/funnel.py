@@ -90,6 +90,13 @@ def score_variant(variant: Variant, out: Outputs, qrels: Qrels, top_k: int) -> d
     codes = quantizer.encode(out.corpus)
     depth = top_k * max(1, variant.rescore)
     rows, scores = top_k_codes(out.queries, codes, quantizer, depth, exclude=out.exclude)
+    return score_funnel(rows, scores, variant, out, qrels, top_k)
+
+
+def score_funnel(rows: np.ndarray, scores: np.ndarray, variant: Variant, out: Outputs,
+                 qrels: Qrels, top_k: int) -> dict[str, float]:
+    """The metrics of a first stage's `rows` and `scores` (m, top_k x max(1, rescore)), best
+    first, rescored as `variant` says: what any first stage (codes, an anchor's index) shares."""
     if not variant.rescore:
         return evaluate_run(to_run(out.query_ids, out.corpus_ids, rows, scores), qrels)
     queries, vectors = ((out.full_queries, out.full_corpus) if variant.rescore_with == "full"

@@ -11,6 +11,9 @@ then need no special cases.
 
 Each fit is scored at every precision x rescore factor of the grid (`dive.evaluate.funnel`),
 one record each, without fitting again: the compressed outputs are computed once per fit.
+Anchors (`dive.evaluate.anchors`: FAISS PQ/OPQ/PCA+SQ, sentence-transformers int8/binary) run
+in the same grid as rows of their own: their index is built once per task and scored at every
+rescore factor, with the same splits, keys and record fields as a method's.
 """
 
 from __future__ import annotations
@@ -22,15 +25,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dive import __version__
-from dive.compressors.base import Compressor, LabelledQueries, TrainingData
+from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.precision import Precision, check_precision
 from dive.compressors.registry import make_compressor
 from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.errors import DataError, DiveError
+from dive.evaluate.anchors import is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
-from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_variant
+from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variant
 from dive.evaluate.records import (
     FINGERPRINT_FIELD,
     RESCORE_SOURCES,
@@ -62,13 +66,17 @@ class GridSpec:
     precisions: Sequence[Precision] = ("float32",)  # of the first-stage index
     rescores: Sequence[int] = (0,)  # funnel factors; 0: no rescoring
     rescore_with: RescoreSource = "full"  # the float32 vectors a funnel rescores with
+    anchors: Sequence[str] = ()  # `dive.evaluate.anchors` specs, run beside the methods
 
     def __post_init__(self) -> None:
         # Checked before any run, so a bad value cannot stop a grid after it recorded some.
-        for name in ("datasets", "methods", "ratios", "budgets", "seeds", "precisions",
-                     "rescores"):
+        for name in ("datasets", "ratios", "budgets", "seeds", "precisions", "rescores"):
             if not list(getattr(self, name)):
                 raise DiveError(f"grid: no {name} given")
+        if not list(self.methods) and not list(self.anchors):
+            raise DiveError("grid: no methods or anchors given")
+        for anchor in self.anchors:
+            parse_anchor(anchor)
         for precision in self.precisions:
             check_precision(precision)
         if self.rescore_with not in RESCORE_SOURCES:
@@ -123,23 +131,69 @@ def run_one(
     start = time.perf_counter()
     compressor.fit(emb.corpus, train)
     fit_seconds = time.perf_counter() - start
-    queries = emb.query_rows(split.eval_ids)
-    check_ids(split.eval_ids, emb.corpus_ids, queries.shape[0], emb.corpus.shape[0])
+    queries = _eval_queries(emb, split)
     outputs = Outputs(compressor.transform(queries), compressor.transform(emb.corpus), queries,
                       emb.corpus, split.eval_ids, emb.corpus_ids,
                       identical_id_rows(split.eval_ids, emb.corpus_ids))
     dim = compressor.fitted_runtime().output_dim
+    fit = _Fit(fit_seconds, compressor.n_params, compressor.config(), compressor.supervised,
+               compressor.fit_info_.diagnostics)
     records = []
     for variant in task.variants:
         scores = score_variant(variant, outputs, split.eval_qrels, top_k)
-        records.append(_record(task, dataset, model, compressor, split, dim, scores,
-                               fit_seconds, variant.fields(dim, emb.dim)))
+        records.append(_record(task, dataset, model, fit, split, dim, scores,
+                               variant.fields(dim, emb.dim)))
     return records
 
 
-def _record(task: RunTask, dataset: Dataset, model: str, compressor: Compressor, split: QuerySplit,
-            dim: int, scores: dict[str, float], fit_seconds: float,
-            variant: dict[str, Any]) -> dict[str, Any]:
+def run_anchor(
+    task: RunTask, dataset: Dataset, emb: Embeddings, split: QuerySplit, model: str, top_k: int
+) -> list[dict[str, Any]]:
+    """Build one anchor's index on the corpus, search it for the evaluation queries once (as
+    deep as the largest funnel needs) and return a record per rescore factor of the task."""
+    anchor = parse_anchor(task.method)
+    start = time.perf_counter()
+    index = anchor.build(emb.corpus, task.dim, task.seed)
+    fit_seconds = time.perf_counter() - start
+    queries = _eval_queries(emb, split)
+    outputs = Outputs(queries, emb.corpus, queries, emb.corpus, split.eval_ids, emb.corpus_ids,
+                      identical_id_rows(split.eval_ids, emb.corpus_ids))
+    depth = top_k * max(1, *(v.rescore for v in task.variants))
+    exclude = outputs.exclude if (outputs.exclude >= 0).any() else None
+    rows, scores = index.search(queries, depth, exclude)
+    config = {"anchor": anchor.family, "m": anchor.m, "factory": index.factory,
+              "dim": task.dim, "seed": task.seed}
+    fit = _Fit(fit_seconds, index.n_params, config, False, {})
+    records = []
+    for variant in task.variants:
+        cut = top_k * max(1, variant.rescore)
+        metrics = score_funnel(rows[:, :cut], scores[:, :cut], variant, outputs,
+                               split.eval_qrels, top_k)
+        fields = anchor.fields(variant.rescore, index.bytes_per_vector, emb.dim)
+        records.append(_record(task, dataset, model, fit, split, task.dim, metrics, fields))
+    return records
+
+
+def _eval_queries(emb: Embeddings, split: QuerySplit) -> Any:
+    queries = emb.query_rows(split.eval_ids)
+    check_ids(split.eval_ids, emb.corpus_ids, queries.shape[0], emb.corpus.shape[0])
+    return queries
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """What a record says about the fit (or anchor build) it scores."""
+
+    seconds: float
+    n_params: int
+    config: dict[str, Any]
+    supervised: bool
+    diagnostics: dict[str, Any]
+
+
+def _record(task: RunTask, dataset: Dataset, model: str, fit: _Fit, split: QuerySplit,
+            dim: int, scores: dict[str, float], variant: dict[str, Any]) -> dict[str, Any]:
+    supervised = fit.supervised
     return {
         "dataset": dataset.name,
         "model": model,
@@ -150,15 +204,15 @@ def _record(task: RunTask, dataset: Dataset, model: str, compressor: Compressor,
         "seed": task.seed,
         **{name: float(value) for name, value in scores.items()},
         **variant,
-        "fit_seconds": round(fit_seconds, 4),
-        "n_params": compressor.n_params,
-        "config": compressor.config(),
-        "n_train": len(split.train_ids) if compressor.supervised else 0,
-        "n_validation": len(split.validation_ids) if compressor.supervised else 0,
-        "n_labels": split.n_labels if compressor.supervised else 0,
+        "fit_seconds": round(fit.seconds, 4),
+        "n_params": fit.n_params,
+        "config": fit.config,
+        "n_train": len(split.train_ids) if supervised else 0,
+        "n_validation": len(split.validation_ids) if supervised else 0,
+        "n_labels": split.n_labels if supervised else 0,
         "n_eval": len(split.eval_ids),
         "label_source": split.source,
-        "diagnostics": compressor.fit_info_.diagnostics,
+        "diagnostics": fit.diagnostics,
         "version": __version__,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -173,11 +227,7 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                 name = method.split(":", 1)[0]
                 ratios = [1] if name in FULL_DIM_METHODS else list(spec.ratios)
                 for ratio in ratios:
-                    if full_dim % ratio:
-                        raise DataError(
-                            f"ratio {ratio} does not divide the embedding dimension {full_dim}"
-                        )
-                    dim = full_dim // ratio
+                    dim = _dim_of(full_dim, ratio)
                     variants = tuple(plan_variants(spec.precisions, spec.rescores,
                                                    spec.rescore_with, full_dim=dim == full_dim))
                     base = {"dataset": dataset, "model": spec.model, "method": method,
@@ -185,7 +235,35 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                     keys = tuple(record_key({**base, **v.fields(dim, full_dim)})
                                  for v in variants)
                     tasks.append(RunTask(method, dim, ratio, budget, seed, variants, keys))
+            tasks += _anchor_tasks(spec, dataset, full_dim, budget, seed)
     return tasks
+
+
+def _anchor_tasks(spec: GridSpec, dataset: str, full_dim: int, budget: int | None,
+                  seed: int) -> list[RunTask]:
+    """The anchors' tasks of one (budget, seed): full-dimension ones once, the others at each
+    ratio; every rescore factor is a variant (their codes are never float32)."""
+    tasks = []
+    variants = tuple(Variant(rescore=f, rescore_with="full" if f else None)
+                     for f in dict.fromkeys(spec.rescores))
+    for name in spec.anchors:
+        anchor = parse_anchor(name)
+        for ratio in [1] if anchor.full_dim else list(spec.ratios):
+            dim = _dim_of(full_dim, ratio)
+            anchor.check_dim(full_dim, dim)
+            base = {"dataset": dataset, "model": spec.model, "method": anchor.name, "dim": dim,
+                    "budget": budget_label(budget), "seed": seed}
+            size = anchor.bytes_per_vector(full_dim, dim)
+            keys = tuple(record_key({**base, **anchor.fields(v.rescore, size, full_dim)})
+                         for v in variants)
+            tasks.append(RunTask(anchor.name, dim, ratio, budget, seed, variants, keys))
+    return tasks
+
+
+def _dim_of(full_dim: int, ratio: int) -> int:
+    if full_dim % ratio:
+        raise DataError(f"ratio {ratio} does not divide the embedding dimension {full_dim}")
+    return full_dim // ratio
 
 
 ProgressFn = Callable[[int, int, dict[str, Any] | None], None]
@@ -265,9 +343,10 @@ def _run_variants(
     done = unsupervised.get(reuse_key, {})
     if all(v in done for v in task.variants):
         return [{**done[v], "budget": budget_label(task.budget)} for v in task.variants]
-    records = run_one(task, dataset, emb, split, spec.model, spec.top_k)
+    run = run_anchor if is_anchor(task.method) else run_one
+    records = run(task, dataset, emb, split, spec.model, spec.top_k)
     for record in records:
         record[FINGERPRINT_FIELD] = fingerprint
-    if not make_compressor(task.method, task.dim).supervised:
+    if is_anchor(task.method) or not make_compressor(task.method, task.dim).supervised:
         unsupervised.setdefault(reuse_key, {}).update(zip(task.variants, records, strict=True))
     return records

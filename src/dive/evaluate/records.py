@@ -3,7 +3,9 @@
 A run is identified by (dataset, model, method, dim, budget, seed) and, when its first stage
 is not float32 or it rescores, by its variant too (`precision`, `rescore`, `rescore_with`),
 so two precisions of one fit are two runs; a record without these fields (older files) is
-float32 without rescoring and keeps its old key. Each run records the
+float32 without rescoring and keeps its old key. An anchor's record
+(`dive.evaluate.anchors`) states its index's code as its precision (`int4`, `pq` besides the
+four precisions). Each run records the
 `data_fingerprint` of the data it was computed from (`dive.evaluate.fingerprint`); a rerun
 skips a run only when a record has both its key and the fingerprint of the data at hand.
 Appending rewrites the file to a temporary name and renames it over the old one, so an
@@ -26,6 +28,7 @@ from typing import Any, Literal, get_args
 from dive._io import atomic_write_text, locked
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.errors import DataError
+from dive.evaluate.anchors import is_anchor
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +43,14 @@ RescoreSource = Literal["full", "compressed"]  # what a funnel rescores with: D-
 RESCORE_SOURCES: tuple[RescoreSource, ...] = get_args(RescoreSource)
 
 RecordKey = tuple[Any, ...]
+# What a record's first stage may store: a precision, or for an anchor's record its code
+# (`dive.evaluate.anchors`: 4-bit scalars, product-quantization codes).
+CODES: tuple[str, ...] = (*PRECISIONS, "int4", "pq")
 
 
-def record_variant(record: Mapping[str, Any]) -> tuple[Precision, int, str | None]:
-    """(precision, rescore factor, rescore source) of a record; older records: float32, 0."""
+def record_variant(record: Mapping[str, Any]) -> tuple[str, int, str | None]:
+    """(precision, rescore factor, rescore source) of a record; older records: float32, 0.
+    The precision is one of `CODES` (an anchor's code is not a `Precision`)."""
     rescore = int(record.get("rescore", 0))
     return (record.get("precision", "float32"), rescore,
             record.get("rescore_with", "full") if rescore else None)
@@ -53,7 +60,8 @@ def record_bytes_per_vector(record: Mapping[str, Any]) -> int:
     """Bytes per vector of the record's first stage (older records: float32, 4 * dim)."""
     if "bytes_per_vector" in record:
         return int(record["bytes_per_vector"])
-    return bytes_per_vector(record_variant(record)[0], int(record["dim"]))
+    precision: Precision = record_variant(record)[0]  # type: ignore[assignment]
+    return bytes_per_vector(precision, int(record["dim"]))
 
 
 def record_key(record: Mapping[str, Any]) -> RecordKey:
@@ -105,9 +113,10 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
         value = record.get(field, minimum)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise DataError(f"{where}: {field} is {value!r}, expected an integer >= {minimum}")
-    if record.get("precision", "float32") not in PRECISIONS:
+    valid = CODES if is_anchor(str(record["method"])) else PRECISIONS
+    if record.get("precision", "float32") not in valid:
         raise DataError(f"{where}: precision is {record['precision']!r}, expected one of "
-                        f"{', '.join(PRECISIONS)}")
+                        f"{', '.join(valid)}")
     if record.get("rescore") and record.get("rescore_with", "full") not in RESCORE_SOURCES:
         raise DataError(f"{where}: rescore_with is {record['rescore_with']!r}, expected one of "
                         f"{', '.join(RESCORE_SOURCES)}")

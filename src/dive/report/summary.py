@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dive.evaluate.anchors import FAMILIES as ANCHOR_FAMILIES
+from dive.evaluate.anchors import is_anchor
 from dive.evaluate.records import record_variant
 
 # Reference rows first, then the classical floors, the published baselines and DIVE last, so
@@ -33,6 +35,7 @@ CANONICAL_ORDER = (
     "search-adaptor",
     "smec",
     "dive",
+    *ANCHOR_FAMILIES,  # what users run instead of dive (`dive.evaluate.anchors`), after it
 )
 METRIC_TITLES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10"}
 VARIANT_MARK = "@"  # method@precision[+rescoreN]: a method's results at another first stage
@@ -41,13 +44,16 @@ VARIANT_MARK = "@"  # method@precision[+rescoreN]: a method's results at another
 def method_label(record: Mapping[str, Any]) -> str:
     """The row of a record: its method, plus its precision and funnel unless float32 without
     rescoring: `pca@int8`, `dive@binary+rescore4` (rescored with the full embeddings),
-    `dive@binary+rescore4-compressed` (with the compressed float32 outputs)."""
+    `dive@binary+rescore4-compressed` (with the compressed float32 outputs). An anchor's name
+    says its code already: `faiss-pq:16`, `faiss-pq:16@rescore4`."""
     method = str(record["method"])
     precision, rescore, source = record_variant(record)
-    if (precision, rescore) == ("float32", 0):
+    if (precision, rescore) == ("float32", 0) or (is_anchor(method) and not rescore):
         return method
     funnel = "" if not rescore else f"+rescore{rescore}" + ("" if source == "full" else
                                                           f"-{source}")
+    if is_anchor(method):
+        return f"{method}{VARIANT_MARK}{funnel[1:]}"
     return f"{method}{VARIANT_MARK}{precision}{funnel}"
 
 

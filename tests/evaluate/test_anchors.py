@@ -1,0 +1,162 @@
+"""Anchors: FAISS and sentence-transformers indexes scored as rows of the grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.errors import DataError, DiveError
+from dive.evaluate.anchors import Anchor, AnchorIndex, is_anchor, parse_anchor
+from dive.evaluate.protocol import GridSpec, run_grid
+from dive.evaluate.records import ResultsFile, read_records, record_key
+from dive.report.summary import method_label
+
+faiss = pytest.importorskip("faiss")
+
+FULL = 32
+ALL = ("faiss-pq:8", "faiss-opq:4", "faiss-pca-sq8", "faiss-pca-sq4", "st-int8", "st-binary")
+
+
+def unit_rows(n: int, d: int = FULL, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def written_size(index: AnchorIndex, path: Path) -> int:
+    binary = index.binary_dim is not None
+    (faiss.write_index_binary if binary else faiss.write_index)(index.index, str(path))
+    return path.stat().st_size
+
+
+@pytest.mark.parametrize("spec", ALL)
+def test_bytes_per_vector_is_what_the_written_index_stores_per_vector(
+    spec: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    anchor = parse_anchor(spec)
+    dim = FULL if anchor.full_dim else 10  # an odd half for SQ4: ceil(10 / 2) = 5 bytes
+    corpus = unit_rows(400)
+    built = anchor.build(corpus, dim)
+    full = written_size(built, tmp_path / "full.index")
+    built.index.reset()  # the trained index without its vectors
+    empty = written_size(built, tmp_path / "empty.index")
+    stored = (full - empty) / len(corpus)
+    assert stored == built.bytes_per_vector == anchor.bytes_per_vector(FULL, dim)
+    assert stored < 4 * FULL  # a compressed first stage, whatever the anchor
+
+
+def test_specs_parse_to_names_and_bad_ones_are_refused() -> None:
+    assert parse_anchor(" faiss-pq:16 ") == Anchor("faiss-pq", 16)
+    assert parse_anchor("faiss-pq:16").name == "faiss-pq:16"
+    assert parse_anchor("st-int8").name == "st-int8"
+    assert is_anchor("faiss-opq:8") and is_anchor("faiss-pca-sq4@rescore10")
+    assert not is_anchor("pca") and not is_anchor("dive:heads=1")
+    for spec, message in (("faiss-lsh", "unknown anchor 'faiss-lsh'"),
+                          ("faiss-pq", "needs its bytes per vector"),
+                          ("faiss-pq:0", "needs its bytes per vector"),
+                          ("st-int8:8", "takes no size .it runs at the full dimension"),
+                          ("faiss-pca-sq8:96", "runs at the grid's dimensions")):
+        with pytest.raises(DiveError, match=message):
+            parse_anchor(spec)
+
+
+def test_sub_quantizers_must_divide_the_dimension_and_pq_needs_256_points() -> None:
+    with pytest.raises(DataError, match="5 sub-quantizers do not divide the embedding dim"):
+        parse_anchor("faiss-pq:5").build(unit_rows(300), FULL)
+    with pytest.raises(DataError, match="could not train 'PQ4np' on 100 corpus vectors"):
+        parse_anchor("faiss-pq:4").build(unit_rows(100), FULL)
+
+
+def test_st_int8_ranks_by_the_inner_product_of_sentence_transformers_codes() -> None:
+    st = pytest.importorskip("sentence_transformers")
+    corpus, queries = unit_rows(300), unit_rows(7, seed=1)
+    rows, scores = parse_anchor("st-int8").build(corpus, FULL).search(queries, 10)
+    codes = st.quantize_embeddings(corpus, "int8", calibration_embeddings=corpus)
+    query_codes = st.quantize_embeddings(queries, "int8", calibration_embeddings=corpus)
+    brute = query_codes.astype(np.int64) @ codes.astype(np.int64).T
+    expected = -np.sort(-brute, axis=1)[:, :10]
+    assert np.array_equal(scores, expected.astype(np.float32))
+    assert np.array_equal(np.take_along_axis(brute, rows, axis=1), expected)
+
+
+def test_st_binary_ranks_by_hamming_distance_of_the_sign_bits() -> None:
+    pytest.importorskip("sentence_transformers")
+    corpus, queries = unit_rows(300), unit_rows(7, seed=1)
+    rows, scores = parse_anchor("st-binary").build(corpus, FULL).search(queries, 10)
+    signs = np.where(corpus > 0, 1, -1)
+    brute = np.where(queries > 0, 1, -1) @ signs.T  # d - 2 x Hamming
+    assert np.array_equal(scores, -np.sort(-brute, axis=1)[:, :10].astype(np.float32))
+    assert np.array_equal(np.take_along_axis(brute, rows, axis=1), scores)
+
+
+def test_search_never_returns_the_excluded_row() -> None:
+    corpus = unit_rows(300)
+    index = parse_anchor("faiss-pca-sq8").build(corpus, 16)
+    queries = corpus[:4].copy()  # each query's best hit is its own row
+    own = index.search(queries, 5)[0][:, 0]
+    exclude = np.array([own[0], -1, own[2], -1])
+    rows, scores = index.search(queries, 5, exclude)
+    assert rows.shape == (4, 5)
+    assert rows[0, 0] != own[0] and own[0] not in rows[0] and own[2] not in rows[2]
+    assert rows[1, 0] == own[1]  # no exclusion: unchanged
+    assert (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_pq_depends_on_the_seed_only() -> None:
+    corpus, queries = unit_rows(400), unit_rows(20, seed=2)
+    anchor = parse_anchor("faiss-pq:8")
+    first, again = anchor.build(corpus, FULL, 0), anchor.build(corpus, FULL, 0)
+    other = anchor.build(corpus, FULL, 1)
+    assert np.array_equal(first.search(queries, 10)[1], again.search(queries, 10)[1])
+    assert not np.array_equal(first.search(queries, 10)[1], other.search(queries, 10)[1])
+    assert anchor.seeded and not parse_anchor("faiss-pca-sq8").seeded
+
+
+def grid(data: tuple[Path, Path], anchors: list[str], **overrides: object) -> GridSpec:
+    options: dict[str, object] = dict(
+        datasets=[str(data[0])], methods=["frozen", "pca"], ratios=[4], budgets=[8],
+        seeds=[0], embeddings_dir=str(data[1]), precisions=["float32", "int8"],
+        rescores=[0, 4], anchors=anchors)
+    options.update(overrides)
+    return GridSpec(**options)  # type: ignore[arg-type]
+
+
+def test_anchors_are_rows_of_the_grid_with_their_bytes_and_resume(make_tiny, tmp_path: Path
+                                                                  ) -> None:
+    data = make_tiny(n_docs=300)
+    results = tmp_path / "r.jsonl"
+    records = run_grid(grid(data, ["faiss-pq:4", "faiss-pca-sq4"]), ResultsFile(results))
+    anchors = {method_label(r): r for r in records if is_anchor(r["method"])}
+    assert set(anchors) == {"faiss-pq:4", "faiss-pq:4@rescore4", "faiss-pca-sq4",
+                            "faiss-pca-sq4@rescore4"}
+    assert anchors["faiss-pq:4"]["precision"] == "pq"
+    assert anchors["faiss-pq:4"]["bytes_per_vector"] == 4
+    assert anchors["faiss-pq:4"]["dim"] == 32 and anchors["faiss-pq:4"]["ratio"] == 1
+    assert anchors["faiss-pca-sq4"]["dim"] == 8 and anchors["faiss-pca-sq4"]["precision"] == "int4"
+    assert anchors["faiss-pca-sq4"]["bytes_per_vector"] == 4  # 8 dims of 4 bits
+    assert anchors["faiss-pq:4@rescore4"]["rescore_with"] == "full"
+    assert anchors["faiss-pq:4@rescore4"]["config"]["factory"] == "PQ4np"
+    assert anchors["faiss-pq:4"]["n_params"] == 256 * 32  # the codebooks
+    assert len({record_key(r) for r in read_records(results)}) == len(records)
+    # The funnel re-ranks PQ's candidates by the full embeddings: another ranking.
+    assert anchors["faiss-pq:4@rescore4"]["ndcg@10"] != anchors["faiss-pq:4"]["ndcg@10"]
+    again = run_grid(grid(data, ["faiss-pq:4", "faiss-pca-sq4"]), ResultsFile(results))
+    assert len(read_records(results)) == len(records) == len(again)
+
+
+def test_a_grid_of_anchors_alone_runs_and_bad_anchors_fail_before_any_run(
+    make_tiny, tmp_path: Path
+) -> None:
+    data = make_tiny(n_docs=300)
+    records = run_grid(grid(data, ["faiss-pca-sq8"], methods=[], rescores=[0]),
+                       ResultsFile(tmp_path / "r.jsonl"))
+    assert {r["method"] for r in records} == {"faiss-pca-sq8"}
+    with pytest.raises(DiveError, match="unknown anchor 'pq:8'"):
+        grid(data, ["pq:8"])
+    with pytest.raises(DiveError, match="no methods or anchors given"):
+        grid(data, [], methods=[])
+    with pytest.raises(DataError, match="sub-quantizers do not divide"):
+        run_grid(grid(data, ["faiss-pq:5"]), ResultsFile(tmp_path / "bad.jsonl"))
+    assert not (tmp_path / "bad.jsonl").exists()
