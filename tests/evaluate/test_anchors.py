@@ -11,6 +11,7 @@ from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import Anchor, AnchorIndex, is_anchor, parse_anchor
 from dive.evaluate.protocol import GridSpec, run_grid
 from dive.evaluate.records import ResultsFile, read_records, record_key
+from dive.report.build import write_report
 from dive.report.summary import method_label
 
 faiss = pytest.importorskip("faiss")
@@ -160,3 +161,16 @@ def test_a_grid_of_anchors_alone_runs_and_bad_anchors_fail_before_any_run(
     with pytest.raises(DataError, match="sub-quantizers do not divide"):
         run_grid(grid(data, ["faiss-pq:5"]), ResultsFile(tmp_path / "bad.jsonl"))
     assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_anchor_rows_go_through_the_report(make_tiny, tmp_path: Path) -> None:
+    data = make_tiny(n_docs=300)
+    records = run_grid(grid(data, ["faiss-pq:4", "faiss-pca-sq8"]),
+                       ResultsFile(tmp_path / "r.jsonl"))
+    files = write_report(records, tmp_path / "report")
+    text = files.markdown.read_text()
+    assert "## Quality per byte" in text
+    assert "| faiss-pq:4 |" in text  # a row of the metric tables
+    assert "faiss-pq:4@rescore4" in text
+    assert "best anchor" in text and "faiss-pca-sq8 d=8" in text
+    assert (tmp_path / "report" / "ndcg_vs_bytes.png").stat().st_size > 0

@@ -83,3 +83,49 @@ def make_grid():  # type: ignore[no-untyped-def]
 def jsonl():  # type: ignore[no-untyped-def]
     """`write_jsonl(path, records)`."""
     return write_jsonl
+
+
+def byte_row(method: str, dim: int, precision: str, size: int, ndcg: float, *,
+             rescore: int = 0, seed: int = 0, budget: str = "64",
+             dataset: str = "scifact") -> dict[str, Any]:
+    """One results record of a configuration storing `size` bytes per vector."""
+    r: dict[str, Any] = {
+        "dataset": dataset, "model": "m", "method": method, "dim": dim, "ratio": 384 // dim,
+        "budget": budget, "seed": seed, "ndcg@10": ndcg, "recall@100": 0.9, "mrr@10": 0.5,
+        "fit_seconds": 0.1, "n_params": 0, "config": {}, "precision": precision,
+        "rescore": rescore, "bytes_per_vector": size,
+    }
+    if rescore:
+        r.update(rescore_with="full", rescore_bytes_per_vector=1536)
+    return r
+
+
+# Frozen 0.60. Ours: pca at 96 / 48 dims in three precisions, one funnel; anchors: PQ at 16 and
+# 48 bytes (PQ48 beats our 48-byte int8), sentence-transformers int8.
+BYTE_RECORDS = [
+    byte_row("frozen", 384, "float32", 1536, 0.600),
+    byte_row("frozen", 384, "int8", 384, 0.598),
+    byte_row("frozen", 384, "binary", 48, 0.540),
+    byte_row("pca", 96, "float32", 384, 0.580),
+    byte_row("pca", 96, "int8", 96, 0.581),
+    byte_row("pca", 96, "binary", 12, 0.400),
+    byte_row("pca", 96, "binary", 12, 0.590, rescore=10),
+    byte_row("pca", 48, "int8", 48, 0.550),
+    byte_row("pca", 48, "float32", 192, 0.549),
+    byte_row("faiss-pq:16", 384, "pq", 16, 0.500),
+    byte_row("faiss-pq:48", 384, "pq", 48, 0.570),
+    byte_row("faiss-pq:48", 384, "pq", 48, 0.599, rescore=10),
+    byte_row("st-int8", 384, "int8", 384, 0.590),
+]
+
+
+@pytest.fixture()
+def byte_records() -> list[dict[str, Any]]:
+    """Hand-made records at several bytes per vector (see `BYTE_RECORDS`)."""
+    return [dict(r) for r in BYTE_RECORDS]
+
+
+@pytest.fixture(name="byte_row")
+def byte_row_fixture():  # type: ignore[no-untyped-def]
+    """`byte_row(method, dim, precision, bytes, ndcg, ...)`: one record with its bytes."""
+    return byte_row

@@ -2,8 +2,10 @@
 
 This is what `dive report`, `dive evaluate --report` and `benchmarks/quality.py` call. Every
 file is written atomically (temporary file + rename), plots first and the Markdown last, so
-the Markdown never links to an image that is not there yet. The folder is not cleared: files
-of an earlier report that this one does not write stay. Left out: HTML and LaTeX output.
+the Markdown never links to an image that is not there yet. Records with other precisions, funnels
+or anchors also get the quality-per-byte section and its plot (`dive.report.frontier`). The
+folder is not cleared: files of an earlier report that this one does not write stay. Left
+out: HTML and LaTeX output.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from typing import Any
 from dive._io import atomic_write_text
 from dive.errors import DataError
 from dive.report.csv_export import write_summary_csv
+from dive.report.frontier import frontier_section, has_frontier
 from dive.report.markdown import render_report
 from dive.report.merge import label_models, merge_records
-from dive.report.plots import plot_ndcg_vs_budget, plot_ndcg_vs_dim
+from dive.report.plots import plot_frontier, plot_ndcg_vs_budget, plot_ndcg_vs_dim
 
 logger = logging.getLogger(__name__)
 
 DIM_PLOT = "ndcg_vs_dim.png"
 BUDGET_PLOT = "ndcg_vs_budget.png"
+FRONTIER_PLOT = "ndcg_vs_bytes.png"
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,13 @@ def report_paths(
     markdown_name: str = "report.md",
     csv_name: str | None = "summary.csv",
     image_dir: str | Path | None = None,
+    plot_prefix: str = "",
 ) -> list[Path]:
     """Every file `write_report` may write with these arguments (to check before writing)."""
     out_dir = Path(out_dir)
     images = Path(image_dir) if image_dir is not None else out_dir
     return [out_dir / markdown_name, *([out_dir / csv_name] if csv_name else []),
-            images / DIM_PLOT, images / BUDGET_PLOT]
+            *(images / f"{plot_prefix}{name}" for name in (DIM_PLOT, BUDGET_PLOT, FRONTIER_PLOT))]
 
 
 def write_report(
@@ -65,9 +70,10 @@ def write_report(
     image_dir: str | Path | None = None,
     title: str = "Results",
     preamble: str = "",
+    plot_prefix: str = "",
 ) -> ReportFiles:
     """Write `markdown_name`, `csv_name` (None: no CSV) and the plots (into `image_dir`,
-    default `out_dir`) and return their paths.
+    default `out_dir`, each name prefixed with `plot_prefix`) and return their paths.
 
     Duplicate runs keep their last record. `ratio` picks the compression ratio of the
     nDCG@10-vs-budget plot; without any run at that ratio the plot is skipped with a warning.
@@ -81,8 +87,8 @@ def write_report(
     images = Path(image_dir) if image_dir is not None else out_dir
     markdown = out_dir / markdown_name
 
-    plots = [plot_ndcg_vs_dim(rows, images / DIM_PLOT)]
-    budget_plot = plot_ndcg_vs_budget(rows, images / BUDGET_PLOT, ratio=ratio)
+    plots = [plot_ndcg_vs_dim(rows, images / f"{plot_prefix}{DIM_PLOT}")]
+    budget_plot = plot_ndcg_vs_budget(rows, images / f"{plot_prefix}{BUDGET_PLOT}", ratio=ratio)
     if budget_plot is None:
         logger.warning("no run at compression ratio %d: skipped %s", ratio, BUDGET_PLOT)
     else:
@@ -91,11 +97,17 @@ def write_report(
         DIM_PLOT: "nDCG@10 vs dimension",
         BUDGET_PLOT: f"nDCG@10 vs label budget at {ratio}× compression",
     }
-    links = [
-        (captions[p.name], Path(os.path.relpath(p, markdown.parent)).as_posix()) for p in plots
-    ]
+
+    def link(path: Path) -> str:
+        return Path(os.path.relpath(path, markdown.parent)).as_posix()
+
+    links = [(captions[p.name.removeprefix(plot_prefix)], link(p)) for p in plots]
+    sections = []
+    if has_frontier(rows):
+        frontier_plot = plot_frontier(rows, images / f"{plot_prefix}{FRONTIER_PLOT}")
+        plots.append(frontier_plot)
+        sections.append(frontier_section(rows, image=link(frontier_plot)))
     csv_path = write_summary_csv(rows, out_dir / csv_name) if csv_name else None
-    atomic_write_text(
-        markdown, render_report(rows, keep=keep, images=links, title=title, preamble=preamble)
-    )
+    atomic_write_text(markdown, render_report(rows, keep=keep, images=links, title=title,
+                                              preamble=preamble, sections=sections))
     return ReportFiles(markdown, csv_path, tuple(plots))

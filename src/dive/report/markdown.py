@@ -168,8 +168,10 @@ def render_report(
     images: Iterable[tuple[str, str]] = (),
     title: str = "Results",
     preamble: str = "",
+    sections: Sequence[str] = (),
 ) -> str:
-    """The whole report as Markdown. `images` are (caption, relative link) pairs."""
+    """The whole report as Markdown. `images` are (caption, relative link) pairs; `sections`
+    (Markdown, e.g. the quality-per-byte section) come after the plots, before the tables."""
     ratios = dim_ratios(records)
     by_metric = {metric: summarize(records, metric) for metric in TABLE_METRICS}
     keep_results = smallest_dims_keeping(records, keep)
@@ -194,6 +196,7 @@ def render_report(
     if images:
         parts.append("## Plots")
         parts.extend(f"![{caption}]({link})" for caption, link in images)
+    parts.extend(sections)
 
     for dataset in datasets:
         parts.append(f"## {dataset}")

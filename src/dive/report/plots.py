@@ -3,8 +3,9 @@
 `plot_ndcg_vs_dim`: a grid of panels, a row per dataset and a column per label budget; one
 line per method with error bars (std over seeds), the frozen full-dimension score as a dashed
 horizontal line. `plot_ndcg_vs_budget`: one panel per dataset, the metric against the label
-budget at one compression ratio. `ndcg_vs_dim_figure` / `ndcg_vs_budget_figure` return the
-laid-out figure instead of writing it. A method keeps its colour in every panel and plot, DIVE
+budget at one compression ratio. `plot_frontier`: the metric against bytes per vector, a
+line per family (`dive.report.frontier`). The `..._figure` functions return the laid-out
+figure instead of writing it. A method keeps its colour in every panel and plot, DIVE
 (every `dive...` spec) is drawn thicker and on top, and the shared legend below the panels
 wraps into as many rows as the figure's width allows, the figure growing to hold it. Left
 out: interactive output and any styling knobs.
@@ -244,3 +245,52 @@ def plot_ndcg_vs_budget(
     has that ratio."""
     fig = ndcg_vs_budget_figure(records, ratio, metric)
     return None if fig is None else _save(fig, out)
+
+
+def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> Any:
+    """nDCG@10 against bytes per vector (log axis) as a laid-out matplotlib figure: a row of
+    panels per (dataset, budget), without and with rescoring; one line per family through its
+    frontier (`dive.report.frontier`), anchors dotted, frozen float32 dashed."""
+    from dive.report.frontier import allowed, configs, frontier, frozen_reference, groups
+
+    plt = _pyplot()
+    cells = configs(records, metric)
+    panels = groups(cells)
+    families = method_order(c.family for c in cells)
+    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    colours = {f: palette[i % len(palette)] for i, f in enumerate(families)}
+    fig, axes = plt.subplots(max(len(panels), 1), 2, figsize=(11, 3.9 * max(len(panels), 1)),
+                             dpi=_DPI, squeeze=False, sharey="row")
+    for row, (dataset, budget, group) in enumerate(panels):
+        reference = frozen_reference(group)
+        for col, rescoring in enumerate((False, True)):
+            ax = axes[row][col]
+            if reference is not None:
+                ax.axhline(reference.mean, label=f"frozen float32 ({reference.bytes_per_vector}"
+                           " B)", **FROZEN_STYLE)
+            for family in families:
+                points = frontier(allowed([c for c in group if c.family == family], rescoring))
+                if not points:
+                    continue
+                anchor = points[0].anchor
+                name = "frozen, quantized" if family == "frozen" else family
+                style = {**_LINE_STYLE, **(_DIVE_STYLE if _is_dive(family) else {})}
+                style.pop("capsize")
+                ax.plot([c.bytes_per_vector for c in points], [c.mean for c in points],
+                        label=name, color=colours[family], linestyle=":" if anchor else "-",
+                        **{**style, "marker": "s" if anchor else "o"})
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("bytes per vector (first stage)")
+            ax.set_ylabel(metric_title(metric))
+            kind = "with rescoring (float32 funnel)" if rescoring else "without rescoring"
+            ax.set_title(f"{dataset}, {budget_title(budget)}, {kind}", fontsize=10)
+            ax.tick_params(labelleft=True)
+            ax.grid(alpha=0.3)
+    _finish(fig)
+    return fig
+
+
+def plot_frontier(records: Iterable[Mapping[str, Any]], out: str | Path,
+                  metric: str = "ndcg@10") -> Path:
+    """Write the quality-per-byte plot to `out` (atomically) and return its path."""
+    return _save(frontier_figure(records, metric), out)

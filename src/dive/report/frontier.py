@@ -1,0 +1,287 @@
+"""The quality-per-byte frontier: nDCG@10 against the bytes per vector a first stage stores.
+
+A configuration is one results row (`method_label`: method, precision, funnel) at one
+dimension on one (dataset, budget), with its mean and std over seeds and the bytes per vector
+its first-stage index stores (`bytes_per_vector`; a funnel's float32 copy read for the
+candidates is not counted, as the issue's budgets count first-stage bytes). Ours are every
+row that is not an anchor (`dive.evaluate.anchors`); a family is the method a row comes from
+(`pca`, `dive`, `faiss-pq`, ...), whatever its dimension, precision or funnel.
+
+- `frontier`: the configurations no other beats with as few bytes (a family's line in the
+  plot, or everything's);
+- `best_per_budget`: at each byte budget, the best of ours and the best anchor within it;
+- `fewest_bytes`: the smallest first stage keeping a share of frozen nDCG@10 (ties: the
+  better score).
+
+Each answer comes without rescoring (first stages searched alone) and with it (funnels
+allowed). Means are over the seeds each configuration ran; only configurations that were run
+count, nothing is interpolated. Rendering is `frontier_section`; the plot is
+`dive.report.plots.plot_frontier`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dive.evaluate.anchors import is_anchor
+from dive.evaluate.records import record_bytes_per_vector, record_variant
+from dive.report.markdown import signed
+from dive.report.summary import (
+    base_method,
+    budget_order,
+    budget_title,
+    is_frozen,
+    method_label,
+    method_order,
+)
+
+# Means of float32-derived scores: a hair of slack keeps "exactly at the target" from failing
+# on rounding (as `dive.report.keep`).
+_TOLERANCE = 1e-9
+KEEPS = (0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration on one (dataset, budget): a metric over seeds, and its bytes."""
+
+    dataset: str
+    budget: str
+    label: str  # the results row: `pca@int8+rescore10`
+    method: str  # the method spec: `pca`, `faiss-pq:16`
+    dim: int
+    precision: str
+    rescore: int
+    rescore_with: str | None
+    bytes_per_vector: int
+    mean: float
+    std: float
+    n_seeds: int
+
+    @property
+    def family(self) -> str:
+        return base_method(self.method)
+
+    @property
+    def anchor(self) -> bool:
+        return is_anchor(self.method)
+
+    def describe(self) -> str:
+        """`pca-uncentered d=96 int8`, `faiss-pq:16 + rescore 10`: what a reader ships."""
+        if self.anchor:
+            text = self.method if self.family in ("faiss-pq", "faiss-opq") or \
+                self.family.startswith("st-") else f"{self.method} d={self.dim}"
+        else:
+            text = f"{self.method} d={self.dim} {self.precision}"
+        if self.rescore:
+            text += f" + rescore {self.rescore}"
+            if self.rescore_with not in (None, "full"):
+                text += f" ({self.rescore_with})"
+        return text
+
+
+def configs(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> list[Config]:
+    """Every configuration of the records, the metric averaged over seeds."""
+    groups: dict[tuple[str, str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(str(r["dataset"]), str(r["budget"]), method_label(r), int(r["dim"]))].append(r)
+    out = []
+    for (dataset, budget, label, dim), group in sorted(groups.items()):
+        precision, rescore, source = record_variant(group[-1])
+        values = [float(r[metric]) for r in group]
+        out.append(Config(dataset, budget, label, str(group[-1]["method"]), dim, precision,
+                          rescore, source, record_bytes_per_vector(group[-1]),
+                          float(np.mean(values)), float(np.std(values)), len(values)))
+    return out
+
+
+def groups(cells: Iterable[Config]) -> list[tuple[str, str, list[Config]]]:
+    """(dataset, budget, its configurations) in report order."""
+    by_group: dict[tuple[str, str], list[Config]] = defaultdict(list)
+    for c in cells:
+        by_group[(c.dataset, c.budget)].append(c)
+    keys = sorted(by_group, key=lambda k: (k[0], budget_order(k[1])))
+    return [(dataset, budget, by_group[(dataset, budget)]) for dataset, budget in keys]
+
+
+def frozen_reference(cells: Iterable[Config]) -> Config | None:
+    """The uncompressed float32 row of one (dataset, budget), if it was run."""
+    frozen = [c for c in cells if is_frozen(c.label)]
+    return max(frozen, key=lambda c: c.dim) if frozen else None
+
+
+def _better(a: Config, b: Config) -> bool:
+    """Whether `a` is the better pick than `b`: higher mean; ties: fewer bytes, no funnel."""
+    return (a.mean, -a.bytes_per_vector, -a.rescore) > (b.mean, -b.bytes_per_vector, -b.rescore)
+
+
+def allowed(cells: Iterable[Config], rescoring: bool) -> list[Config]:
+    """The configurations a question may pick: all of them, or only those without a funnel."""
+    return [c for c in cells if rescoring or not c.rescore]
+
+
+def frontier(cells: Iterable[Config]) -> list[Config]:
+    """The configurations no other beats with as few bytes, by bytes ascending."""
+    out: list[Config] = []
+    for c in sorted(cells, key=lambda c: (c.bytes_per_vector, -c.mean, c.rescore)):
+        if not out or c.mean > out[-1].mean:
+            out.append(c)
+    return out
+
+
+def best_within(cells: Iterable[Config], budget: int) -> Config | None:
+    """The best configuration storing at most `budget` bytes per vector."""
+    best = None
+    for c in cells:
+        if c.bytes_per_vector <= budget and (best is None or _better(c, best)):
+            best = c
+    return best
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """At one byte budget: the best of ours and the best anchor within it."""
+
+    bytes_per_vector: int
+    ours: Config | None
+    anchor: Config | None
+
+    @property
+    def margin(self) -> float | None:
+        """Ours minus the anchor (None when either is missing)."""
+        if self.ours is None or self.anchor is None:
+            return None
+        return self.ours.mean - self.anchor.mean
+
+
+def best_per_budget(cells: Sequence[Config], rescoring: bool,
+                    budgets: Sequence[int] | None = None) -> list[BudgetRow]:
+    """A row per byte budget (default: every bytes-per-vector value among the configurations
+    that may be picked), with the best of ours and the best anchor storing at most that."""
+    pool = allowed(cells, rescoring)
+    if budgets is None:
+        budgets = sorted({c.bytes_per_vector for c in pool})
+    ours = [c for c in pool if not c.anchor]
+    anchors = [c for c in pool if c.anchor]
+    return [BudgetRow(b, best_within(ours, b), best_within(anchors, b)) for b in budgets]
+
+
+def fewest_bytes(cells: Iterable[Config], target: float) -> Config | None:
+    """The configuration with the fewest bytes whose mean reaches `target` (ties: the higher
+    mean, then no funnel); None when none does."""
+    hits = [c for c in cells if c.mean >= target - _TOLERANCE]
+    if not hits:
+        return None
+    return min(hits, key=lambda c: (c.bytes_per_vector, -c.mean, c.rescore))
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """The issue's byte-budget target on one (dataset, budget): ours >= every anchor at every
+    budget in [low, high] where both have a configuration."""
+
+    low: int
+    high: int
+    compared: int
+    misses: tuple[BudgetRow, ...]
+
+
+def check_budgets(rows: Sequence[BudgetRow], low: int = 12, high: int = 768,
+                  tolerance: float = 0.0) -> TargetCheck:
+    """Count the budgets in [low, high] where ours falls below the best anchor."""
+    inside = [r for r in rows if low <= r.bytes_per_vector <= high and r.margin is not None]
+    misses = tuple(r for r in inside if r.margin is not None and r.margin < -tolerance)
+    return TargetCheck(low, high, len(inside), misses)
+
+
+def _cell(c: Config | None, reference: float | None = None) -> str:
+    if c is None:
+        return "–"
+    text = f"{c.describe()}: {c.mean:.4f}"
+    if reference is not None:
+        text += f" ({100 * c.mean / reference:.1f}%)"
+    return text.replace("|", "\\|")
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else signed(value, 4)
+
+
+def budget_table(rows: Sequence[BudgetRow], frozen: float | None) -> str:
+    lines = ["| ≤ bytes/vector | best of ours | best anchor | ours − anchor |",
+             "|---:|:---|:---|---:|"]
+    for r in rows:
+        lines.append(f"| {r.bytes_per_vector} | {_cell(r.ours, frozen)} | "
+                     f"{_cell(r.anchor, frozen)} | {_signed(r.margin)} |")
+    return "\n".join(lines)
+
+
+def keep_bytes_table(cells: Sequence[Config], frozen: float) -> str:
+    """Families x (keep share, rescoring): the fewest bytes reaching the share of frozen."""
+    columns = [(keep, rescoring) for rescoring in (False, True) for keep in KEEPS]
+    header = ["family"] + [f"{keep * 100:g}%{' + rescore' if rescoring else ''}"
+                           for keep, rescoring in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] * len(header)) + "|"]
+    rows: list[tuple[str, list[Config]]] = [
+        ("**best of ours**", [c for c in cells if not c.anchor]),
+        ("**best anchor**", [c for c in cells if c.anchor]),
+    ]
+    families = method_order(c.family for c in cells)
+    rows += [(family, [c for c in cells if c.family == family]) for family in families]
+    for name, pool in rows:
+        row = [name]
+        for keep, rescoring in columns:
+            hit = fewest_bytes(allowed(pool, rescoring), keep * frozen)
+            row.append("not reached" if hit is None else
+                       f"{hit.bytes_per_vector} B: {hit.describe()} ({hit.mean:.4f})")
+        lines.append("| " + " | ".join(r.replace("|", "\\|") for r in row) + " |")
+    return "\n".join(lines)
+
+
+def has_frontier(records: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the records hold more than float32 rows (a precision, a funnel or an anchor):
+    only then does a report get a frontier section."""
+    return any(record_variant(r)[:2] != ("float32", 0) or is_anchor(str(r["method"]))
+               for r in records)
+
+
+def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None = None,
+                     low: int = 12, high: int = 768) -> str:
+    """The report's frontier section as Markdown (`image`: the plot's relative link)."""
+    cells = configs(records)
+    parts = ["## Quality per byte",
+             "nDCG@10 (mean over seeds) against the bytes per vector the first-stage index "
+             "stores. *Ours*: every dive configuration (method x d x precision); *anchors*: "
+             "FAISS PQ/OPQ, PCA + SQ8/SQ4 and sentence-transformers int8/binary at equal bytes. "
+             "*+ rescore N*: the first stage keeps N x k candidates, rescored by the full "
+             "float32 embeddings (their bytes are not counted). Percentages: of frozen float32."]
+    if image:
+        parts.append(f"![nDCG@10 vs bytes per vector]({image})")
+    for dataset, budget, group in groups(cells):
+        reference = frozen_reference(group)
+        frozen = reference.mean if reference else None
+        title = f"### {dataset}, {budget_title(budget)}"
+        parts.append(title + ("" if reference is None else
+                              f" (frozen float32: {reference.mean:.4f}, "
+                              f"{reference.bytes_per_vector} bytes/vector)"))
+        for rescoring in (False, True):
+            rows = best_per_budget(group, rescoring)
+            check = check_budgets(rows, low, high)
+            kind = "with rescoring allowed" if rescoring else "without rescoring"
+            verdict = (f"From {low} to {high} bytes, ours ≥ the best anchor at "
+                       f"{check.compared - len(check.misses)} of {check.compared} budgets "
+                       "where both ran")
+            if check.misses:
+                verdict += " (below at " + ", ".join(
+                    f"{r.bytes_per_vector} B: {_signed(r.margin)}" for r in check.misses) + ")"
+            parts.append(f"Best configuration per byte budget, {kind}. {verdict}.\n\n"
+                         + budget_table(rows, frozen))
+        if frozen is not None:
+            parts.append("Fewest bytes per vector keeping 95% / 99% of frozen nDCG@10, "
+                         "without and with rescoring:\n\n" + keep_bytes_table(group, frozen))
+    return "\n\n".join(parts)

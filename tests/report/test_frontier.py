@@ -1,0 +1,87 @@
+"""The quality-per-byte frontier (`dive.report.frontier`) on hand-made records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from dive.report.frontier import (
+    best_per_budget,
+    check_budgets,
+    configs,
+    fewest_bytes,
+    frontier,
+    frontier_section,
+    has_frontier,
+)
+from dive.report.plots import frontier_figure
+
+
+def by_bytes(rows: list[Any]) -> dict[int, tuple[str | None, str | None]]:
+    return {r.bytes_per_vector: (r.ours and r.ours.label, r.anchor and r.anchor.label)
+            for r in rows}
+
+
+def test_the_table_picks_the_best_row_within_each_budget(
+    byte_records: list[dict[str, Any]]
+) -> None:
+    cells = configs(byte_records)
+    without = by_bytes(best_per_budget(cells, rescoring=False))
+    assert without == {
+        12: ("pca@binary", None),
+        16: ("pca@binary", "faiss-pq:16"),
+        48: ("pca@int8", "faiss-pq:48"),  # d=48: 0.550 beats frozen@binary's 0.540
+        96: ("pca@int8", "faiss-pq:48"),
+        192: ("pca@int8", "faiss-pq:48"),  # 0.581 at 96 B beats pca's 0.549 at 192 B
+        384: ("frozen@int8", "st-int8"),
+        1536: ("frozen", "st-int8"),
+    }
+    with_funnel = by_bytes(best_per_budget(cells, rescoring=True))
+    assert with_funnel[12] == ("pca@binary+rescore10", None)
+    assert with_funnel[48] == ("pca@binary+rescore10", "faiss-pq:48@rescore10")
+    rows = best_per_budget(cells, rescoring=False)
+    check = check_budgets(rows, low=12, high=768)
+    # Compared where both have a row: 16, 48, 96, 192, 384 bytes; PQ wins at 16 and 48.
+    assert check.compared == 5
+    assert [r.bytes_per_vector for r in check.misses] == [16, 48]
+    assert check.misses[1].margin == pytest.approx(0.550 - 0.570)
+    assert check_budgets(rows, low=64, high=768).misses == ()
+
+
+def test_means_are_over_seeds_and_the_frontier_drops_dominated_rows(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    cells = configs([*byte_records, byte_row("pca", 96, "int8", 96, 0.571, seed=1)])
+    pca_int8 = next(c for c in cells if c.label == "pca@int8" and c.dim == 96)
+    assert pca_int8.mean == pytest.approx(0.576) and pca_int8.n_seeds == 2
+    line = [c.label for c in frontier(c for c in cells if c.family == "pca" and not c.rescore)]
+    # 12 B, 48 B, 96 B (now 0.576), then float32 at 384 B (0.580); 192 B (0.549) is dominated.
+    assert line == ["pca@binary", "pca@int8", "pca@int8", "pca"]
+    assert [c.bytes_per_vector for c in frontier(c for c in cells if c.family == "pca"
+                                                 and not c.rescore)] == [12, 48, 96, 384]
+
+
+def test_fewest_bytes_keeping_a_share_and_the_section(byte_records: list[dict[str, Any]]) -> None:
+    cells = configs(byte_records)
+    ours = [c for c in cells if not c.anchor]
+    assert fewest_bytes(ours, 0.95 * 0.6).label == "pca@binary+rescore10"  # type: ignore[union-attr]
+    assert fewest_bytes([c for c in ours if not c.rescore], 0.95 * 0.6).label == "pca@int8"  # type: ignore[union-attr]
+    assert fewest_bytes(ours, 0.99 * 0.6).label == "frozen@int8"  # type: ignore[union-attr]
+    assert fewest_bytes(ours, 1.01 * 0.6) is None
+    text = frontier_section(byte_records, image="img/bytes.png")
+    assert "![nDCG@10 vs bytes per vector](img/bytes.png)" in text
+    assert ("ours ≥ the best anchor at 3 of 5 budgets where both ran (below at 16 B: −0.1000, "
+            "48 B: −0.0200)") in text
+    assert "| **best of ours** | 96 B: pca d=96 int8 (0.5810) |" in text
+    assert has_frontier(byte_records) and not has_frontier(
+        [{**r, "precision": "float32", "rescore": 0} for r in byte_records if r["method"] == "pca"])
+
+
+def test_the_frontier_plot_has_a_line_per_family(byte_records: list[dict[str, Any]]) -> None:
+    fig = frontier_figure(byte_records)
+    labels = {line.get_label() for ax in fig.axes for line in ax.get_lines()}
+    assert {"pca", "frozen, quantized", "faiss-pq", "st-int8"} <= labels
+    assert any(label.startswith("frozen float32") for label in labels)
+    assert fig.axes[0].get_xscale() == "log"
