@@ -262,6 +262,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from dive.report.merge import read_results
+    from dive.report.recommend import recommend, render
+
+    rec = recommend(read_results(args.results), args.dataset, args.keep, budget=args.budget,
+                    model=args.model, rescoring=not args.no_rescore, max_bytes=args.max_bytes)
+    print("\n".join(render(rec)))
+    return 0
+
+
 def _fit_summary_extras(info: FitInfo) -> dict[str, Any]:
     """The JSON-scalar diagnostics of a fit, and the held-out score it chose its model on."""
     scalars = {k: v for k, v in info.diagnostics.items()
@@ -539,6 +549,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compression ratio of the nDCG@10-vs-label-budget plot")
     _add_overwrite(p)
     p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("recommend", help="the fewest-bytes configuration keeping a share of "
+                       "frozen nDCG@10, from results files", formatter_class=fmt)
+    p.add_argument("results", nargs="+", metavar="RESULTS.jsonl",
+                   help="results of `dive evaluate --precisions ... --rescore ...` (merged)")
+    p.add_argument("--dataset", required=True, help="dataset name as in the results")
+    p.add_argument("--keep", type=float, default=0.99,
+                   help="share of frozen float32 nDCG@10 to keep")
+    p.add_argument("--budget", default=None,
+                   help="label budget of the runs to choose from (needed when several ran)")
+    p.add_argument("--model", default=None,
+                   help="embedding model of the runs (needed when several ran)")
+    p.add_argument("--no-rescore", action="store_true",
+                   help="only first stages searched alone (no float32 funnel)")
+    p.add_argument("--max-bytes", type=_int_at_least(1), default=None,
+                   help="only first stages storing at most this many bytes per vector")
+    p.set_defaults(handler=cmd_recommend)
 
     p = sub.add_parser("fit", help="fit one compressor on a dataset and save it as a folder",
                        formatter_class=fmt)
