@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py [--ratios 2,4,8,16] [--rows 200000] [--repeats 3] [--out FILE]
     python benchmarks/speed.py --fits-only --labels all --methods smec,matryoshka-adaptor
+    python benchmarks/speed.py --bytes-search [--corpus-rows 1000000] [--queries 200]
 
 Three tables, all measured in one run on this machine (2 BLAS/torch threads, the project's
 reference CPU budget):
@@ -17,6 +18,14 @@ reference CPU budget):
 3. exact search (`dive.evaluate.search.top_k`, top-100) of all SciFact queries over the corpus
    at D and at each d (PCA-compressed), queries/s and the speed-up over D, beside the rate of
    the score matrix alone (what the top-k selection adds is the difference).
+
+`--bytes-search` is a mode of its own: first-stage exact search (the FAISS index `dive index`
+builds: `IndexFlatIP` for float32, `IndexScalarQuantizer` for float16/int8 codes,
+`IndexBinaryFlat` for binary) over `--corpus-rows` synthetic unit vectors, one row per
+(d, precision) in `BYTES_CONFIGS`, queries/s against bytes per vector with float32 at the
+full 384 dims as the reference in the same run (the issue's target: >= 6x its queries/s at
+48 bytes per vector). The corpus is Gaussian, so only speed is measured; lower d are its
+first d coordinates, renormalised.
 
 Timings that are compared interleave (each round times every candidate once), so load from
 other processes slows them alike; the header prints the load average.
@@ -73,6 +82,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default=None, help="SciFact BEIR folder")
     p.add_argument("--fits-only", action="store_true",
                    help="time the fits only (skip the throughput and search tables)")
+    p.add_argument("--bytes-search", action="store_true",
+                   help="only the first-stage search table: queries/s against bytes per vector")
+    p.add_argument("--corpus-rows", type=int, default=1_000_000,
+                   help="--bytes-search: synthetic corpus vectors")
+    p.add_argument("--queries", type=int, default=200, help="--bytes-search: queries")
+    p.add_argument("-k", type=int, default=100, help="--bytes-search: hits per query")
+    p.add_argument("--full-dim", type=int, default=384,
+                   help="--bytes-search: dimension of the float32 reference")
     p.add_argument("--out", default=None, help="also write the Markdown tables here")
     return p.parse_args(argv)
 
@@ -251,8 +268,99 @@ def search_speed(
     return rows
 
 
+# (d as a share of the full dimension, precision): the reference first, then by falling bytes.
+BYTES_CONFIGS = (
+    (1, "float32"), (1, "float16"), (1, "int8"), (4, "float32"), (2, "int8"), (4, "int8"),
+    (8, "int8"), (1, "binary"), (32, "float32"), (2, "binary"), (4, "binary"),
+)
+
+
+def bytes_search(
+    n_rows: int, full: int, n_queries: int, k: int, repeats: int, seed: int = 0
+) -> list[list[str]]:
+    """Queries/s of exact top-k through dive's FAISS indexes at each `BYTES_CONFIGS` entry,
+    on `n_rows` synthetic vectors; rows of (d, precision, bytes/vector, queries/s, speed-up
+    over the first entry). Built one at a time, timed interleaved."""
+    from dive.compressors.precision import calibrate
+    from dive.export.faiss_index import build_index, search_index
+
+    rng = np.random.default_rng(seed)
+    corpus = np.empty((n_rows, full), dtype=np.float32)
+    for start in range(0, n_rows, 100_000):  # in blocks: no float64 copy of the corpus
+        block = rng.standard_normal((min(100_000, n_rows - start), full), dtype=np.float32)
+        corpus[start : start + len(block)] = block
+    queries = rng.standard_normal((n_queries, full), dtype=np.float32)
+    built = []
+    for share, precision in BYTES_CONFIGS:
+        d = full // share
+        if d < 1:
+            continue
+        x = _unit(corpus[:, :d]) if d < full else _unit(corpus)
+        quantizer = calibrate(precision, x)
+        index = build_index(quantizer.encode(x), quantizer=quantizer)
+        del x
+        built.append((d, precision, index, _unit(queries[:, :d])))
+        print(f"built {precision} d={d}: {index.bytes_per_vector} bytes/vector", file=sys.stderr)
+    del corpus
+    fns = [functools.partial(search_index, index, q, k) for _, _, index, q in built]
+    seconds = best_of(fns, repeats)
+    rows = []
+    for (d, precision, index, _), t in zip(built, seconds, strict=True):
+        rows.append([str(d), precision, str(index.bytes_per_vector), f"{n_queries / t:,.0f}",
+                     f"{seconds[0] / t:.2f}×"])
+    return rows
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    out = np.ascontiguousarray(x, dtype=np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def bytes_main(args: argparse.Namespace) -> str:
+    """The `--bytes-search` report."""
+    import faiss
+
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    rows = bytes_search(args.corpus_rows, args.full_dim, args.queries, args.k, args.repeats)
+    return "\n\n".join([
+        "# dive first-stage search speed against bytes per vector",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; numpy "
+        f"{np.__version__}, faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads); "
+        f"best of {args.repeats}; total {time.perf_counter() - started:.0f} s; 1-minute load "
+        f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
+        f"Exact top-{args.k} of {args.queries} queries over {args.corpus_rows:,} synthetic unit "
+        f"vectors through the FAISS index `dive index` builds for each precision; speed-up "
+        f"against float32 at d={args.full_dim} in the same run.\n\n"
+        + table(["d", "precision", "bytes/vector", "queries/s", "speed-up vs float32"], rows),
+        target_line(rows),
+    ]) + "\n"
+
+
+def target_line(rows: Sequence[Sequence[str]], budget: int = 48, target: float = 6.0) -> str:
+    """The fastest row at `budget` bytes per vector against the float32 reference (row 0)."""
+    at_budget = [r for r in rows if int(r[2]) == budget]
+    if not at_budget:
+        return f"No configuration at {budget} bytes per vector was run."
+    best = max(at_budget, key=lambda r: float(r[4].rstrip("×")))
+    speedup = float(best[4].rstrip("×"))
+    verdict = "met" if speedup >= target else "missed"
+    return (f"At {budget} bytes per vector the fastest first stage is {best[1]} at d={best[0]}: "
+            f"{speedup:.2f}× the queries/s of float32 at d={rows[0][0]} (target ≥ {target:g}×: "
+            f"{verdict}).")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.bytes_search:
+        text = bytes_main(args)
+        print(text)
+        if args.out:
+            from dive._io import atomic_write_text
+
+            atomic_write_text(args.out, text)
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
