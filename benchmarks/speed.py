@@ -288,14 +288,14 @@ def bytes_search(
     corpus = np.empty((n_rows, full), dtype=np.float32)
     for start in range(0, n_rows, 100_000):  # in blocks: no float64 copy of the corpus
         block = rng.standard_normal((min(100_000, n_rows - start), full), dtype=np.float32)
-        corpus[start : start + len(block)] = block
+        corpus[start : start + len(block)] = _unit(block)
     queries = rng.standard_normal((n_queries, full), dtype=np.float32)
     built = []
     for share, precision in BYTES_CONFIGS:
         d = full // share
         if d < 1:
             continue
-        x = _unit(corpus[:, :d]) if d < full else _unit(corpus)
+        x = _unit(corpus[:, :d]) if d < full else corpus
         quantizer = calibrate(precision, x)
         index = build_index(quantizer.encode(x), quantizer=quantizer)
         del x
@@ -312,9 +312,8 @@ def bytes_search(
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    out = np.ascontiguousarray(x, dtype=np.float32)
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
+    """A new float32 array of `x`'s rows scaled to unit norm."""
+    return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
 def bytes_main(args: argparse.Namespace) -> str:

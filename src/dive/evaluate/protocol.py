@@ -74,7 +74,7 @@ class GridSpec:
             if not list(getattr(self, name)):
                 raise DiveError(f"grid: no {name} given")
         if not list(self.methods) and not list(self.anchors):
-            raise DiveError("grid: no methods or anchors given")
+            raise DiveError("grid: no methods given (and no anchors)")
         for anchor in self.anchors:
             parse_anchor(anchor)
         for precision in self.precisions:
