@@ -17,9 +17,10 @@ Four precisions, each with the bytes a vector of d dimensions takes in a first-s
 A `Quantizer` is what a saved model keeps of a precision (the int8 range arrays included);
 `encode` makes codes from float32 vectors, `decode` the float32 vectors the codes stand for,
 and `query_vectors` what a float32 query becomes to be scored against codes (binary queries are
-binarised, the others stay float32). Left out: 4-bit and product quantizers (FAISS has them),
-and sentence-transformers' own int8 rounding (it truncates toward zero; ours rounds down on
-FAISS's grid, so codes and FAISS agree).
+binarised, the others stay float32). Left out: 4-bit and product quantizers (FAISS has them;
+they are measured as anchors, `dive.evaluate.anchors`). sentence-transformers 6.x's
+`quantize_embeddings` floors on the same grid: its corpus codes equal these but for float
+rounding and for dimensions constant over the corpus (here widened to `MIN_WIDTH`).
 """
 
 from __future__ import annotations
