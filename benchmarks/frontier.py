@@ -14,10 +14,11 @@ resumable (a rerun skips what is recorded) through `dive.evaluate.protocol.run_g
 - `dive`: DIVE fits at ratios 4 and 8 with 64 and all labels, scored at the same precisions
   and funnels.
 
-Then `docs/frontier.md` and its plots (`docs/img/frontier*.png`) are regenerated from every
-record of the file (`dive.report.write_report`, whose frontier section holds the plot, the
-best configuration per byte budget and the fewest bytes keeping 95% / 99% of frozen); the page
-is generated, never edited by hand. Data come from `$DIVE_DATA` / `$DIVE_EMBEDDINGS` or
+Then `docs/frontier.md`, its plot (`docs/img/frontier.png`) and `docs/frontier.csv` (every row
+over seeds) are regenerated from every record of the file: the issue's targets with their
+figures, then the report's quality-per-byte section (`dive.report.frontier`: the plot, the best
+configuration per byte budget, the fewest bytes keeping 95% / 99% of frozen); the page is
+generated, never edited by hand. Data come from `$DIVE_DATA` / `$DIVE_EMBEDDINGS` or
 `<repo>/../shared/data`. Set OMP_NUM_THREADS (default here 2) before a run on a shared machine:
 FAISS's k-means uses every thread it is given.
 """
@@ -33,6 +34,7 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from quality import (  # noqa: E402
     REPO,
@@ -110,27 +112,94 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> list[Path]:
-    """Regenerate docs/frontier.md and its plots from every record of the results file."""
+    """Regenerate docs/frontier.md, its plot and its CSV from every record of the results file."""
+    from dive._io import atomic_write_text
     from dive.errors import DataError
-    from dive.report.build import write_report
+    from dive.report.csv_export import write_summary_csv
+    from dive.report.frontier import frontier_section
     from dive.report.merge import read_results
+    from dive.report.plots import plot_frontier
 
     results = Path(args.results)
     if not results.is_file():
         raise DataError(f"{results}: no results yet; run a stage first")
+    records = read_results([results])
     docs = Path(args.docs)
-    preamble = (
+    page, plot, csv = docs / "frontier.md", docs / "img" / "frontier.png", docs / "frontier.csv"
+    plot_frontier(records, plot)
+    write_summary_csv(records, csv)
+    from dive.report.summary import base_method, method_order
+
+    seeds: dict[str, set[int]] = {}
+    for r in records:
+        seeds.setdefault(base_method(str(r["method"])), set()).add(int(r["seed"]))
+    counts = ", ".join(f"{m} {len(seeds[m])}" for m in method_order(seeds))
+    text = "\n\n".join([
+        "# Quality per byte",
         generated_by("frontier.py", results, DEFAULT_RESULTS,
-                     rerun="a stage of `python benchmarks/frontier.py`")
-        + "Quality per byte: every configuration of dive (method x dimension x precision, with "
-        "and without funnel rescoring from the full float32 embeddings) against the indexes "
-        "users would run instead, at the bytes per vector their first-stage index stores. "
-        "Precisions, anchors and funnels: [quantization.md](quantization.md)."
+                     rerun="a stage of `python benchmarks/frontier.py`").strip(),
+        f"{len(records)} runs of {', '.join(sorted({str(r['model']) for r in records}))} "
+        f"embeddings; means over seeds (seeds per family: {counts}). Every configuration of "
+        "dive (method x dimension x precision, with and without funnel rescoring from the full "
+        "float32 embeddings) against the indexes users would run instead, at the bytes per "
+        "vector their first-stage index stores. Precisions, anchors and funnels: "
+        "[quantization.md](quantization.md); every row with its seeds and metrics: "
+        f"[{csv.name}]({csv.name}).",
+        targets(records),
+        frontier_section(records, image=f"img/{plot.name}"),
+    ]) + "\n"
+    atomic_write_text(page, text)
+    return [page, plot, csv]
+
+
+def targets(records: Sequence[dict[str, Any]]) -> str:
+    """The issue's quality targets, each with the figures that meet or miss it."""
+    from dive.report.frontier import (
+        allowed,
+        best_per_budget,
+        check_budgets,
+        configs,
+        fewest_bytes,
+        frozen_reference,
+        groups,
     )
-    files = write_report(read_results([results]), docs, markdown_name="frontier.md",
-                         csv_name=None, image_dir=docs / "img", title="Quality per byte",
-                         preamble=preamble, plot_prefix="frontier_")
-    return files.all()
+    from dive.report.markdown import signed
+
+    lines = ["## Targets (issue 13)\n"]
+    for dataset, budget, group in groups(configs(records)):
+        frozen = frozen_reference(group)
+        if frozen is None:
+            continue
+        where = f"{dataset}, {budget} labels"
+        check = check_budgets(best_per_budget(group, rescoring=False))
+        misses = ", ".join(f"{r.bytes_per_vector} B ({signed(r.margin or 0, 4)})"
+                           for r in check.misses) or "none"
+        lines.append(f"- {where}, without rescoring: the best of ours is at or above the best "
+                     f"anchor at {check.compared - len(check.misses)} of {check.compared} byte "
+                     f"budgets from 12 to 768 ({'met' if not check.misses else 'missed'}; "
+                     f"below at: {misses}).")
+        hit = fewest_bytes([c for c in allowed(group, True) if not c.anchor and c is not frozen],
+                           0.99 * frozen.mean)
+        if dataset == "scifact":
+            met = hit is not None and hit.bytes_per_vector <= 48
+            found = ("nothing reaches it" if hit is None else
+                     f"fewest bytes: {hit.bytes_per_vector} B, {hit.describe()}, "
+                     f"{hit.mean:.4f} = {100 * hit.mean / frozen.mean:.1f}% of {frozen.mean:.4f}")
+            lines.append(f"- {where}, with rescoring: >= 99% of frozen at <= 48 B "
+                         f"({'met' if met else 'missed'}; {found}).")
+        losses = []
+        for c in group:
+            if c.family == "dive" and c.precision == "int8" and not c.rescore:
+                base = next((f for f in group if f.method == c.method and f.dim == c.dim
+                             and f.precision == "float32" and not f.rescore), None)
+                if base is not None:
+                    losses.append((base.mean - c.mean, c.dim))
+        if losses:
+            worst = max(losses)
+            lines.append(f"- {where}: int8 of dive's output loses at most {worst[0]:+.4f} "
+                         f"nDCG@10 against its float32 output (d={worst[1]}; target <= 0.003: "
+                         f"{'met' if worst[0] <= 0.003 else 'missed'}).")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

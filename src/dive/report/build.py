@@ -50,13 +50,12 @@ def report_paths(
     markdown_name: str = "report.md",
     csv_name: str | None = "summary.csv",
     image_dir: str | Path | None = None,
-    plot_prefix: str = "",
 ) -> list[Path]:
     """Every file `write_report` may write with these arguments (to check before writing)."""
     out_dir = Path(out_dir)
     images = Path(image_dir) if image_dir is not None else out_dir
     return [out_dir / markdown_name, *([out_dir / csv_name] if csv_name else []),
-            *(images / f"{plot_prefix}{name}" for name in (DIM_PLOT, BUDGET_PLOT, FRONTIER_PLOT))]
+            images / DIM_PLOT, images / BUDGET_PLOT, images / FRONTIER_PLOT]
 
 
 def write_report(
@@ -70,10 +69,9 @@ def write_report(
     image_dir: str | Path | None = None,
     title: str = "Results",
     preamble: str = "",
-    plot_prefix: str = "",
 ) -> ReportFiles:
     """Write `markdown_name`, `csv_name` (None: no CSV) and the plots (into `image_dir`,
-    default `out_dir`, each name prefixed with `plot_prefix`) and return their paths.
+    default `out_dir`) and return their paths.
 
     Duplicate runs keep their last record. `ratio` picks the compression ratio of the
     nDCG@10-vs-budget plot; without any run at that ratio the plot is skipped with a warning.
@@ -87,8 +85,8 @@ def write_report(
     images = Path(image_dir) if image_dir is not None else out_dir
     markdown = out_dir / markdown_name
 
-    plots = [plot_ndcg_vs_dim(rows, images / f"{plot_prefix}{DIM_PLOT}")]
-    budget_plot = plot_ndcg_vs_budget(rows, images / f"{plot_prefix}{BUDGET_PLOT}", ratio=ratio)
+    plots = [plot_ndcg_vs_dim(rows, images / DIM_PLOT)]
+    budget_plot = plot_ndcg_vs_budget(rows, images / BUDGET_PLOT, ratio=ratio)
     if budget_plot is None:
         logger.warning("no run at compression ratio %d: skipped %s", ratio, BUDGET_PLOT)
     else:
@@ -101,10 +99,10 @@ def write_report(
     def link(path: Path) -> str:
         return Path(os.path.relpath(path, markdown.parent)).as_posix()
 
-    links = [(captions[p.name.removeprefix(plot_prefix)], link(p)) for p in plots]
+    links = [(captions[p.name], link(p)) for p in plots]
     sections = []
     if has_frontier(rows):
-        frontier_plot = plot_frontier(rows, images / f"{plot_prefix}{FRONTIER_PLOT}")
+        frontier_plot = plot_frontier(rows, images / FRONTIER_PLOT)
         plots.append(frontier_plot)
         sections.append(frontier_section(rows, image=link(frontier_plot)))
     csv_path = write_summary_csv(rows, out_dir / csv_name) if csv_name else None

@@ -247,10 +247,14 @@ def plot_ndcg_vs_budget(
     return None if fig is None else _save(fig, out)
 
 
+_FRONTIER_FLOOR = 0.5  # the frontier plot's y axis starts at this share of frozen
+
+
 def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> Any:
     """nDCG@10 against bytes per vector (log axis) as a laid-out matplotlib figure: a row of
     panels per (dataset, budget), without and with rescoring; one line per family through its
-    frontier (`dive.report.frontier`), anchors dotted, frozen float32 dashed."""
+    frontier (`dive.report.frontier`), anchors dotted, frozen float32 dashed. The y axis starts
+    at half of frozen."""
     from dive.report.frontier import allowed, configs, frontier, frozen_reference, groups
 
     plt = _pyplot()
@@ -280,6 +284,15 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
                         label=name, color=colours[family], linestyle=":" if anchor else "-",
                         **{**style, "marker": "s" if anchor else "o"})
             ax.set_xscale("log", base=2)
+            sizes = sorted({c.bytes_per_vector for c in group})
+            ticks = [2**i for i in range(sizes[0].bit_length() - 1,
+                                          (sizes[-1] - 1).bit_length() + 1)]
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
+            if reference is not None:
+                # Configurations below half of frozen (a few bits a vector) would squash the
+                # range where the budgets compete; they stay in the tables.
+                ax.set_ylim(bottom=_FRONTIER_FLOOR * reference.mean)
             ax.set_xlabel("bytes per vector (first stage)")
             ax.set_ylabel(metric_title(metric))
             kind = "with rescoring (float32 funnel)" if rescoring else "without rescoring"
