@@ -76,10 +76,6 @@ class Anchor:
         return self.family not in PER_DIM
 
     @property
-    def seeded(self) -> bool:
-        return self.family in SIZED
-
-    @property
     def code(self) -> str:
         return CODE_OF[self.family]
 
@@ -136,9 +132,9 @@ class Anchor:
         try:
             index.train(corpus)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "failed"
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "failed"
             raise DataError(f"anchor {self.name}: FAISS could not train {factory!r} on "
-                            f"{corpus.shape[0]} corpus vectors ({first})") from None
+                            f"{corpus.shape[0]} corpus vectors ({reason})") from None
         index.add(corpus)
         return AnchorIndex(index, factory, keep=keep)
 
