@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from dive import __version__
 from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.precision import Precision, check_precision
@@ -174,7 +176,8 @@ def run_anchor(
     return records
 
 
-def _eval_queries(emb: Embeddings, split: QuerySplit) -> Any:
+def _eval_queries(emb: Embeddings, split: QuerySplit) -> np.ndarray:
+    """The evaluation queries' embeddings, checked against their ids."""
     queries = emb.query_rows(split.eval_ids)
     check_ids(split.eval_ids, emb.corpus_ids, queries.shape[0], emb.corpus.shape[0])
     return queries
