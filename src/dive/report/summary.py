@@ -110,8 +110,9 @@ def metric_title(metric: str) -> str:
 
 
 def base_method(method: str) -> str:
-    """The registry name of a method spec (`dive:heads=1` -> `dive`)."""
-    return method.split(":", 1)[0]
+    """The registry name of a method spec (`dive:heads=1` -> `dive`); a version suffix, which
+    keeps an earlier release's rows apart (`smec@v1`, `smec:basis=pca@v1`), is dropped too."""
+    return method.split(":", 1)[0].split("@", 1)[0]
 
 
 def is_frozen(method: str) -> bool:
@@ -137,6 +138,32 @@ def frozen_method(methods: Iterable[str]) -> str | None:
     """The reference method among `methods`: plain `frozen` if present, else the first spec."""
     frozen = [m for m in method_order(methods) if is_frozen(m)]
     return frozen[0] if frozen else None
+
+
+def selection_grid(record: Mapping[str, Any]) -> str:
+    """What a run chose its settings from on labelled queries, as the record states it.
+
+    A baseline records the grid it searched (`diagnostics["grid"]`, "none" when it had
+    nothing to choose on); a method configured with a `grid` (DIVE's arms) and a `start`
+    shows those config values; anything else ran fixed settings.
+    """
+    diagnostics = record.get("diagnostics") or {}
+    if "grid" in diagnostics:
+        return str(diagnostics["grid"])
+    config = record.get("config") or {}
+    if "grid" in config and config.get("select", True):
+        start = f", start={config['start']}" if "start" in config else ""
+        return f"grid={config['grid']}{start}"
+    return "none (fixed settings)"
+
+
+def selection_grids(records: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Method -> the distinct grids its runs recorded (in `method_order`), learned rows only."""
+    grids: dict[str, dict[str, None]] = defaultdict(dict)
+    for r in records:
+        if r.get("diagnostics") or "grid" in (r.get("config") or {}):
+            grids[str(r["method"])][selection_grid(r)] = None
+    return {m: list(grids[m]) for m in method_order(grids)}
 
 
 def dim_ratios(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], int]:
