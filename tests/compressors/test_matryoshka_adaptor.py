@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dive.arrays import l2_normalize
-from dive.compressors import LabelledQueries, TrainingData, make_compressor
+from dive.compressors import TrainingData, make_compressor
 from dive.errors import DiveError
 from dive.losses import (
     pairwise_similarity_loss,
@@ -20,6 +20,7 @@ from dive.losses import (
 from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
+HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
 FAST = ":steps=40:supervised_steps=30:eval_every=10:batch_size=64:hidden=16"
 
 
@@ -152,14 +153,9 @@ def test_nested_dims_are_the_default_and_single_is_kept(corpus: np.ndarray) -> N
 
 
 def test_stage_two_chooses_its_learning_rate_on_validation(
-    corpus: np.ndarray, labels: TrainingData
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:
-    train = labels.train
-    split = TrainingData(
-        LabelledQueries(train.embeddings[:16], train.relevant[:16]),
-        LabelledQueries(train.embeddings[16:], train.relevant[16:]),
-    )
-    model = make_compressor("matryoshka-adaptor" + FAST, 4).fit(corpus, split)
+    model = make_compressor("matryoshka-adaptor" + FAST, 4).fit(corpus, hold_out(labels, 16))
     stage2 = model.fit_info_.diagnostics["supervised"]
     assert stage2["grid"] == "lr 0.001/0.0001"
     assert [s["lr"] for s in stage2["settings"]] == [0.001, 0.0001]

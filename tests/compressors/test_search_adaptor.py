@@ -15,6 +15,7 @@ from dive.training import validation_ndcg
 from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
+HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
 FAST = ":steps=60:eval_every=10:hidden=16:batch_size=32"
 
 
@@ -98,10 +99,12 @@ def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> N
     assert not np.array_equal(a.transform(corpus), c.transform(corpus))
 
 
-def test_the_paper_grid_is_searched_and_recorded(corpus: np.ndarray, labels: TrainingData) -> None:
-    train = labels.train
-    val = LabelledQueries(train.embeddings[20:], train.relevant[20:])
-    split = TrainingData(LabelledQueries(train.embeddings[:20], train.relevant[:20]), val)
+def test_the_paper_grid_is_searched_and_recorded(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
+) -> None:
+    split = hold_out(labels, 20)
+    val = split.validation
+    assert val is not None
     model = make_compressor("search-adaptor" + FAST + ":lr=0.01", 4).fit(corpus, split)
     diagnostics = model.fit_info_.diagnostics
     assert diagnostics["grid"] == "weight_rec 0/0.1/1 × weight_pred 0/0.01/0.1"

@@ -16,6 +16,7 @@ from dive.compressors.smec import stage_dims
 from dive.losses import CrossBatchMemory
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
+HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
 FAST = ":stage_steps=40:eval_every=10:hidden=16:batch_size=32:memory_size=96"
 
 
@@ -168,14 +169,9 @@ def test_stage_loss_includes_the_previous_prefix(
 
 
 def test_each_stage_records_its_grid_and_choice(
-    corpus: np.ndarray, labels: TrainingData
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:
-    train = labels.train
-    split = TrainingData(
-        LabelledQueries(train.embeddings[:20], train.relevant[:20]),
-        LabelledQueries(train.embeddings[20:], train.relevant[20:]),
-    )
-    model = make_compressor("smec" + FAST, 4).fit(corpus, split)
+    model = make_compressor("smec" + FAST, 4).fit(corpus, hold_out(labels, 20))
     for stage in model.fit_info_.diagnostics["stages"]:
         assert stage["grid"] == "lr 0.001/0.0001"
         assert [s["lr"] for s in stage["settings"]] == [0.001, 0.0001]

@@ -20,18 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from dive.compressors._baseline_modules import Encoder, Supervision, change_of_basis, make_gate
+from dive.compressors._baseline import BaselineConfig
+from dive.compressors._baseline_modules import (
+    Encoder,
+    Supervision,
+    change_of_basis,
+    make_gate,
+    snapshot,
+)
 from dive.compressors.base import TrainingData
 from dive.training.gate import ValidationGate, validation_scores
 from dive.training.loop import Loss, Optimiser, TrainingLoop
 from dive.training.selection import Choice, Curve, best_of, choose
 
 Scores = Callable[[], np.ndarray]  # per-item scores of the current model; the gate gets the mean
+C = TypeVar("C", bound=BaselineConfig)
 
 
 @dataclass
@@ -173,6 +181,58 @@ def choose_setting(
     if choice.step != run.best_step:  # choose and the gate break ties the same way
         raise RuntimeError(f"selection kept step {choice.step}, the gate {run.best_step}")
     return Selected(chosen[choice.candidate], run, choice, runs, chosen)
+
+
+def fit_grid(
+    cfg: C,
+    sup: Supervision,
+    encode: Encoder,
+    corpus: torch.Tensor,
+    *,
+    module: torch.nn.Module,
+    loss: Callable[[C], Loss],
+    optimiser: Callable[[C], Optimiser],
+    steps: int,
+    reset: Callable[[], None] | None = None,
+) -> Selected:
+    """Train each setting of `cfg`'s grid from the start and leave `module` as chosen.
+
+    The start is `module` as it is now, scored on the validation queries. Each setting puts
+    `module` back to it (and calls `reset()` for any other trained part), then `loss(c)` and
+    `optimiser(c)`, with `c` the config of that setting, train `steps` steps behind the gate,
+    whose checkpoints are copies of `module`. `module` ends in the selection's choice, or at
+    the start when no setting beat it (without validation queries: the configured setting's
+    last state).
+    """
+    start = supervised_scores(sup, encode, corpus)
+    start_scores = start() if start is not None else None
+    initial = snapshot(module)()
+
+    def train_one(setting: Mapping[str, float]) -> GatedRun:
+        c = cfg.applied(setting)
+        module.load_state_dict(initial)
+        if reset is not None:
+            reset()
+        return gated_run(
+            loss=loss(c),
+            optimiser=optimiser(c),
+            state=snapshot(module),
+            scores=start,
+            start=start_scores,
+            refresh=lambda: sup.refresh(encode, corpus),
+            every=c.eval_every,
+            patience=c.patience,
+            steps=steps,
+        )
+
+    selected = choose_setting(
+        cfg.settings(validated=start is not None), train_one, start_scores, cfg.min_gain_z
+    )
+    if selected.run is None:
+        module.load_state_dict(initial)
+    elif (state := selected.run.state()) is not None:
+        module.load_state_dict(state)
+    return selected
 
 
 def pick_basis(

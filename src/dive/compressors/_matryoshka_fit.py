@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,14 +16,7 @@ from dive.compressors._baseline_modules import (
     map_candidates,
     snapshot,
 )
-from dive.compressors._baseline_select import (
-    GatedRun,
-    choose_setting,
-    gated_run,
-    pick_basis,
-    prefix_start,
-    supervised_scores,
-)
+from dive.compressors._baseline_select import fit_grid, gated_run, pick_basis, prefix_start
 from dive.compressors.base import TrainingData
 from dive.compressors.matryoshka_adaptor import target_dims
 from dive.compressors.runtime import Runtime
@@ -134,31 +126,15 @@ def fit_matryoshka(
 
     # Stage 2: each setting of the grid from the end of stage 1; without validation queries
     # there is no score to choose on, and the configured setting keeps its last state.
-    stage1_end = snapshot(adapter)()
-    start = supervised_scores(sup, encode, x)
-    start_scores = start() if start is not None else None
-
-    def train_one(setting: Mapping[str, float]) -> GatedRun:
-        c = cfg.applied(setting)
-        adapter.load_state_dict(stage1_end)
-        return gated_run(
-            loss=step_loss(c, copy.deepcopy(rng)),
-            optimiser=AdamW(adapter.parameters(), lr=c.lr, weight_decay=0.0),
-            state=snapshot(adapter),
-            scores=start,
-            start=start_scores,
-            refresh=lambda: sup.refresh(encode, x),
-            every=cfg.eval_every,
-            patience=cfg.patience,
-            steps=cfg.supervised_steps,
-        )
-
-    selected = choose_setting(
-        cfg.settings(validated=start is not None), train_one, start_scores, cfg.min_gain_z
+    selected = fit_grid(
+        cfg,
+        sup,
+        encode,
+        x,
+        module=adapter,
+        loss=lambda c: step_loss(c, copy.deepcopy(rng)),
+        optimiser=lambda c: AdamW(adapter.parameters(), lr=c.lr, weight_decay=0.0),
+        steps=cfg.supervised_steps,
     )
-    if selected.run is None:
-        adapter.load_state_dict(stage1_end)
-    elif (state := selected.run.state()) is not None:
-        adapter.load_state_dict(state)
     diagnostics["supervised"] = selected.record(cfg.grid_text())
     return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics

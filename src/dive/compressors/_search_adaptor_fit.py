@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,14 +16,7 @@ from dive.compressors._baseline_modules import (
     scatter_candidates,
     snapshot,
 )
-from dive.compressors._baseline_select import (
-    GatedRun,
-    choose_setting,
-    gated_run,
-    pick_basis,
-    prefix_start,
-    supervised_scores,
-)
+from dive.compressors._baseline_select import fit_grid, pick_basis, prefix_start
 from dive.compressors.base import TrainingData
 from dive.compressors.runtime import Runtime
 from dive.compressors.truncate import prefix_projection
@@ -80,34 +72,19 @@ def fit_search_adaptor(
 
         return loss
 
-    initial = snapshot(adapter)(), snapshot(predictor)()
-    start = supervised_scores(sup, encode, x)
-    start_scores = start() if start is not None else None
-
-    def train_one(setting: Mapping[str, float]) -> GatedRun:
-        """One weight pair from the start, on a copy of the seed's stream (as every pair)."""
-        c = cfg.applied(setting)
-        adapter.load_state_dict(initial[0])
-        predictor.load_state_dict(initial[1])
-        params = [*adapter.parameters(), *predictor.parameters()]
-        return gated_run(
-            loss=objective(c, copy.deepcopy(rng)),
-            optimiser=AdamW(params, lr=c.lr, weight_decay=0.0),
-            state=snapshot(adapter),
-            scores=start,
-            start=start_scores,
-            refresh=lambda: sup.refresh(encode, x),
-            every=cfg.eval_every,
-            patience=cfg.patience,
-            steps=cfg.steps,
-        )
-
-    selected = choose_setting(
-        cfg.settings(validated=start is not None), train_one, start_scores, cfg.min_gain_z
+    predictor_start = snapshot(predictor)()
+    params = [*adapter.parameters(), *predictor.parameters()]
+    # every weight pair from the same start, on a copy of the seed's stream
+    selected = fit_grid(
+        cfg,
+        sup,
+        encode,
+        x,
+        module=adapter,
+        loss=lambda c: objective(c, copy.deepcopy(rng)),
+        optimiser=lambda c: AdamW(params, lr=c.lr, weight_decay=0.0),
+        steps=cfg.steps,
+        reset=lambda: predictor.load_state_dict(predictor_start),
     )
-    if selected.run is None:
-        adapter.load_state_dict(initial[0])  # no setting beat the start on validation
-    elif (state := selected.run.state()) is not None:
-        adapter.load_state_dict(state)
     diagnostics.update(selected.record(cfg.grid_text()))
     return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics

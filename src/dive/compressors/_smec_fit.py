@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -17,15 +17,8 @@ from dive.compressors._baseline_modules import (
     candidate_scores,
     change_of_basis,
     fold,
-    snapshot,
 )
-from dive.compressors._baseline_select import (
-    GatedRun,
-    choose_setting,
-    gated_run,
-    pick_basis,
-    supervised_scores,
-)
+from dive.compressors._baseline_select import fit_grid, pick_basis
 from dive.compressors.base import TrainingData
 from dive.compressors.runtime import Adapter, Runtime
 from dive.compressors.smec import stage_dims
@@ -247,38 +240,27 @@ def fit_smec(
             p.requires_grad_(True)
         with torch.no_grad():
             base = net.base(x, k)  # the frozen part of every corpus row, once per stage
-        stage_start = snapshot(net)()
         initial = net.selector(k).selected()
         seed = int(rng.integers(2**31))
-        start = supervised_scores(sup, encode, x)
-        start_scores = start() if start is not None else None
 
-        def train_one(setting: Mapping[str, float]) -> GatedRun:
-            """One setting from the stage's start, with the stage's own random stream."""
-            c = cfg.applied(setting)
-            net.load_state_dict(stage_start)
-            run_rng = np.random.default_rng(seed)
+        def loss(c: SMECConfig) -> Loss:
+            """Stage k's loss for one setting, with the stage's own random streams."""
             generator = torch.Generator().manual_seed(seed)
             memory = CrossBatchMemory(c.memory_size, width)
-            return gated_run(
-                loss=stage_loss(k, base, c, run_rng, generator, memory),
-                optimiser=AdamWGroups([(layer, c.lr), (scores, c.score_lr)], weight_decay=0.0),
-                state=snapshot(net),
-                scores=start,
-                start=start_scores,
-                refresh=lambda: sup.refresh(encode, x),
-                every=c.eval_every,
-                patience=c.patience,
-                steps=c.stage_steps,
-            )
+            return stage_loss(k, base, c, np.random.default_rng(seed), generator, memory)
 
-        selected = choose_setting(
-            cfg.settings(validated=start is not None), train_one, start_scores, cfg.min_gain_z
+        selected = fit_grid(
+            cfg,
+            sup,
+            encode,
+            x,
+            module=net,
+            loss=loss,
+            optimiser=lambda c: AdamWGroups(
+                [(layer, c.lr), (scores, c.score_lr)], weight_decay=0.0
+            ),
+            steps=cfg.stage_steps,
         )
-        if selected.run is None:
-            net.load_state_dict(stage_start)
-        elif (state := selected.run.state()) is not None:
-            net.load_state_dict(state)
         for p in (*layer, *scores):
             p.requires_grad_(False)
         kept = net.selector(k).selected()
