@@ -176,8 +176,9 @@ def test_selection_grids_name_what_each_learned_row_chose_from(make_record) -> N
 
 
 def test_version_suffixed_rows_sit_after_their_method(make_record) -> None:
-    records = [make_record(method=m) for m in ("smec@v1", "dive", "smec", "smec:basis=pca@v1")]
+    order = ("smec:basis=pca@v1", "dive", "smec", "smec:stage_layer=linear", "smec@v1")
+    records = [make_record(method=m) for m in order]
     assert method_order(r["method"] for r in records) == [
-        "smec", "smec@v1", "smec:basis=pca@v1", "dive"
+        "smec", "smec@v1", "smec:basis=pca@v1", "smec:stage_layer=linear", "dive"
     ]
     assert base_method("smec:basis=pca@v1") == "smec" == base_method("smec@v1")

@@ -128,8 +128,11 @@ def method_order(methods: Iterable[str]) -> list[str]:
         base = base_method(method)
         rank = CANONICAL_ORDER.index(base) if base in CANONICAL_ORDER else len(CANONICAL_ORDER)
         first_of_base = min(i for i, m in enumerate(seen) if base_method(m) == base)
-        # The plain spec before its ablations; ablations in the order first seen.
-        return (rank, first_of_base, 0 if method == base else 1 + seen.index(method))
+        # The plain spec, then its earlier versions (`smec@v1`), then its ablations in the
+        # order first seen.
+        if method.split("@", 1)[0] == base:
+            return (rank, first_of_base, 0 if method == base else 1 + seen.index(method))
+        return (rank, first_of_base, 1 + len(seen) + seen.index(method))
 
     return sorted(seen, key=key)
 
