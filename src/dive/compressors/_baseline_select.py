@@ -8,7 +8,8 @@ scores to the run's `Curve`. `choose_setting` then hands every run's curve to
 as the base: the best (setting, step) is kept when its paired gain over the start is positive
 and at least `min_gain_z` standard errors (0 by default: any gain, the papers' choice on
 validation), otherwise the start is kept. With one setting this is exactly the gate's own
-choice, so a one-point grid reproduces the fixed-weight fit bit for bit.
+choice, so a one-point grid reproduces the fixed-weight fit bit for bit. `fit_grid` is what a
+fit calls: it scores the start, trains each setting from it and leaves the model as chosen.
 
 `pick_basis` chooses the start (raw prefix or principal-axis basis) for `basis="select"`:
 neither start saw a label, so `dive.training.selection.best_of` compares them on the
