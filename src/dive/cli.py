@@ -71,6 +71,19 @@ def _str_list(text: str) -> list[str]:
     return values
 
 
+def _precision(text: str) -> str:
+    from dive.compressors.precision import check_precision
+
+    try:
+        return check_precision(text.strip())
+    except DiveError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _precision_list(text: str) -> list[str]:
+    return [_precision(v) for v in _str_list(text)]
+
+
 def _add_grid_options(
     p: argparse.ArgumentParser, *, methods: str, budgets: str, seeds: str
 ) -> None:
@@ -89,6 +102,15 @@ def _add_grid_options(
         help="label budgets: numbers of training queries, or 'all'",
     )
     p.add_argument("--seeds", type=_int_list(0), default=_int_list(0)(seeds), help="random seeds")
+    p.add_argument("--precisions", type=_precision_list, default=["float32"],
+                   help="first-stage index precisions each fit is scored at (float32, float16, "
+                        "int8, binary), without refitting")
+    p.add_argument("--rescore", type=_int_list(0), default=[0],
+                   help="funnel factors: the first stage keeps factor x k candidates, rescored "
+                        "by float32 vectors to the top k (0: no rescoring)")
+    p.add_argument("--rescore-with", choices=["full", "compressed"], default="full",
+                   help="what a funnel rescores with: the full embeddings or the compressed "
+                        "float32 outputs")
     p.add_argument(
         "--model",
         default="all-MiniLM-L6-v2",
@@ -128,6 +150,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
     from dive.data.splits import parse_budget
     from dive.evaluate.protocol import GridSpec, run_grid
     from dive.evaluate.records import ResultsFile
+    from dive.report.summary import method_label
 
     spec = GridSpec(
         datasets=datasets,
@@ -138,6 +161,9 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         model=args.model,
         data_dir=args.data_dir,
         embeddings_dir=args.embeddings,
+        precisions=args.precisions,
+        rescores=args.rescore,
+        rescore_with=args.rescore_with,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
     skipped = [0]
@@ -150,7 +176,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         bar.total, bar.n = total, done
         if record is not None:
             bar.set_postfix_str(
-                f"{record['method']} d={record['dim']} ndcg@10={record['ndcg@10']:.4f}"
+                f"{method_label(record)} d={record['dim']} ndcg@10={record['ndcg@10']:.4f}"
             )
         bar.refresh()
 
@@ -279,12 +305,13 @@ def _fit_summary_extras(info: FitInfo) -> dict[str, Any]:
 def cmd_fit(args: argparse.Namespace) -> int:
     import time
 
+    from dive.compressors.precision import bytes_per_vector
     from dive.compressors.registry import make_compressor
     from dive.data import load_dataset
     from dive.data.splits import budget_label, make_split, parse_budget
     from dive.embed import get_embeddings
     from dive.evaluate.protocol import training_data
-    from dive.export.folder import check_model_output, save
+    from dive.export.folder import check_model_output, save, with_precision
 
     compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
     check_model_output(Path(args.out), overwrite=args.overwrite)
@@ -306,10 +333,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     compressor.fit(emb.corpus, train)
     summary["fit_seconds"] = round(time.perf_counter() - start, 4)
     summary.update(_fit_summary_extras(compressor.fit_info_))
-    out = save(compressor, args.out, summary=summary)
-    runtime = compressor.fitted_runtime()
-    print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims, "
-          f"{runtime.n_params} parameters, fitted in {summary['fit_seconds']:.2f}s")
+    # int8 is calibrated on the corpus outputs, the vectors an index will hold.
+    model = with_precision(compressor, args.precision, emb.corpus)
+    out = save(model, args.out, summary=summary)
+    runtime = model.fitted_runtime()
+    print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims "
+          f"({runtime.precision}, {bytes_per_vector(runtime.precision, runtime.output_dim)} "
+          f"bytes/vector), {compressor.n_params} parameters, fitted in "
+          f"{summary['fit_seconds']:.2f}s")
     held_out = compressor.fit_info_.held_out
     if held_out is not None:
         print(f"held-out nDCG@10 on {held_out.n_queries} labelled queries: {held_out.kept:.4f} "
@@ -354,6 +385,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     check_output(Path(args.out), overwrite=args.overwrite, ours=is_index_file,
                  what=f"a dive index (a file with its {IDS_SUFFIX})")
     compressor = _load_model(args)
+    if args.hnsw and compressor.precision != "float32":
+        raise DiveError(f"--hnsw indexes float32 vectors; {args.model_dir} outputs "
+                        f"{compressor.precision} codes, which go into the exact flat index")
     emb = load_embeddings(args.embeddings, mmap=True)
     trained_on = compressor.summary.get("model")
     if trained_on and emb.meta.get("model") and emb.meta["model"] != trained_on:
@@ -362,9 +396,11 @@ def cmd_index(args: argparse.Namespace) -> int:
             args.embeddings, emb.meta["model"], trained_on)
     vectors = compressor.transform(emb.corpus)
     index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
-                        model_sha256=runtime_digest(compressor.runtime_))
+                        model_sha256=runtime_digest(compressor.runtime_),
+                        quantizer=compressor.runtime_.quantizer)
     path = save_index(index, args.out)
-    print(f"indexed {len(index)} documents ({index.dim}-d, {'hnsw' if args.hnsw else 'flat'})")
+    print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "
+          f"{index.bytes_per_vector} bytes/vector, {'hnsw' if args.hnsw else 'flat'})")
     print(f"wrote {path}")
     return 0
 
@@ -403,13 +439,46 @@ def cmd_search(args: argparse.Namespace) -> int:
         model_name = args.model or compressor.summary.get("model") or DEFAULT_MODEL
         queries = encode_texts(load_model(model_name), args.query, progress=False)
         labels = list(args.query)
-    rows, scores = search_index(index, compressor.transform(queries), args.k)
+    compressed = compressor.embed(queries)  # float32 queries, whatever the index's precision
+    if args.rescore_with is None:
+        rows, scores = search_index(index, compressed, args.k)
+    else:
+        candidates, _ = search_index(index, compressed, args.k * args.rescore_factor)
+        rows, scores = _rescore(args, len(index), compressor, queries, compressed, candidates)
     for label, hit_rows, hit_scores in zip(labels, rows.tolist(), scores.tolist(), strict=True):
         print(f"# {label}")
         for rank, (row, score) in enumerate(zip(hit_rows, hit_scores, strict=True), start=1):
             if row >= 0:
                 print(f"{rank}\t{index.ids[row]}\t{score:.6f}")
     return 0
+
+
+def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: Any,
+             compressed: Any, candidates: Any) -> tuple[Any, Any]:
+    """Re-rank the index's candidates by float32 vectors: `--rescore-with` holds either the
+    full embeddings (input dimension) or the compressed float ones, a row per index row."""
+    import numpy as np
+
+    from dive.arrays import as_unit_rows
+    from dive.errors import DataError
+    from dive.evaluate.search import rescore
+
+    path = args.rescore_with
+    try:
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if vectors.ndim != 2 or vectors.shape[0] != n_index:
+        raise DataError(f"{path}: has shape {vectors.shape}, expected one row per index row "
+                        f"({n_index}), in the index's order")
+    if vectors.shape[1] == compressor.input_dim:
+        space = as_unit_rows(queries, name="queries", dim=compressor.input_dim)
+    elif vectors.shape[1] == compressor.output_dim:
+        space = compressed
+    else:
+        raise DataError(f"{path}: vectors of dimension {vectors.shape[1]}; expected the full "
+                        f"{compressor.input_dim} or the compressed {compressor.output_dim}")
+    return rescore(space, vectors, candidates, args.k)
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
@@ -572,6 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)")
     p.add_argument("--embeddings", default=None,
                    help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")
+    p.add_argument("--precision", type=_precision, default="float32",
+                   help="what the model outputs: float32, float16, int8 (ranges calibrated on "
+                        "the corpus outputs) or binary (packed sign bits)")
     p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
     _add_overwrite(p)
     p.set_defaults(handler=cmd_fit)
@@ -615,6 +687,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None,
                    help="model embedding --query (default: the one the compressor was fitted on)")
     p.add_argument("-k", type=_int_at_least(1), default=10, help="hits per query")
+    p.add_argument("--rescore-with", default=None, metavar="FULL.npy",
+                   help="re-rank the index's first --rescore-factor x k hits by these float "
+                        "vectors (full embeddings or compressed float32, one row per index "
+                        "row in its order, e.g. the embeddings folder's corpus.npy)")
+    p.add_argument("--rescore-factor", type=_int_at_least(1), default=4,
+                   help="with --rescore-with: candidates per hit taken from the index")
     p.set_defaults(handler=cmd_search)
     p = sub.add_parser("compress", help="compress an embedding store (.npy, Parquet, shards) "
                        "in bounded memory, resumably", formatter_class=fmt)
@@ -628,8 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "LanceDB: a new table, or the input table with --output-column")
     p.add_argument("--batch-size", type=_int_at_least(1), default=65536,
                    help="vectors per chunk (memory use and the resume step)")
-    p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
-                   help="element type of the compressed vectors")
+    p.add_argument("--dtype", choices=["float32", "float16"], default=None,
+                   help="element type of a float32 model's output (default: what the model "
+                        "outputs at its precision: float32, or its float16/int8/binary codes)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: streaming, resumable; ray: Ray Data over Parquet "
                         "(joins $RAY_ADDRESS or starts a local cluster)")

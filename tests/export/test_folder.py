@@ -125,9 +125,11 @@ assert not heavy, heavy
 """
 
 
-def test_load_and_transform_work_without_torch(tmp_path: Path, make_runtime: Any,
-                                               make_inputs: Any) -> None:
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_load_and_transform_work_without_torch(precision: str, tmp_path: Path,
+                                               make_runtime: Any, make_inputs: Any) -> None:
     runtime = make_runtime(input_dim=48, output_dim=12, rank=24, activation="gelu")
+    runtime = runtime.with_precision(precision, make_inputs(200, 48, seed=9))
     save(runtime, tmp_path / "m")
     x = make_inputs(30, 48)
     np.save(tmp_path / "x.npy", x)
@@ -140,7 +142,10 @@ def test_load_and_transform_work_without_torch(tmp_path: Path, make_runtime: Any
     )
     assert proc.returncode == 0, proc.stderr
     got = np.load(tmp_path / "y.npy")
-    np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
+    assert got.dtype == runtime(x).dtype
+    # int8: the codes of vectors equal to 1e-5, so a code may move by one at a bin edge.
+    np.testing.assert_allclose(got.astype(np.float32), runtime(x).astype(np.float32),
+                               atol=1e-5 if precision == "float32" else 1, rtol=0)
 
 
 # --- saving is atomic and careful -------------------------------------------------------------

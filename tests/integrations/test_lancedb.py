@@ -105,6 +105,22 @@ def test_compress_into_a_new_column_of_the_same_table(tmp_path: Path, model_dir:
     np.testing.assert_allclose(got["vector_8"], expected, atol=1e-3)
 
 
+def test_a_quantized_model_writes_its_codes(tmp_path: Path, model_dir: Path) -> None:
+    from dive.export.folder import with_precision
+
+    db = tmp_path / "db"
+    x = vectors(N)
+    make_table(db, x=x)
+    int8 = with_precision(model_dir, "int8", x)
+    result = dl.compress_table(int8, uri(db, "docs"), uri(db, "codes"), progress=False)
+    assert result.dtype == "int8"
+    codes = dl.open_table(uri(db, "codes"))
+    assert str(codes.schema.field("vector").type) == "fixed_size_list<item: int8>[8]"
+    np.testing.assert_array_equal(read(codes, "vector")["vector"], int8.transform(x))
+    with pytest.raises(DiveError, match="search reads float vectors; this model outputs int8"):
+        dl.search(codes, int8, x[:2], 10)
+
+
 class Crash(Exception):
     pass
 

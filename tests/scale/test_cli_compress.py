@@ -16,7 +16,7 @@ def test_help_documents_every_option_with_defaults(capsys: pytest.CaptureFixture
     text = " ".join(capsys.readouterr().out.split())
     for option, default in [
         ("--batch-size", "65536"),
-        ("--dtype", "float32"),
+        ("--dtype", "None"),  # None: what the model outputs at its precision
         ("--engine", "local"),
         ("--column", "vector"),
         ("--id-column", "id"),

@@ -1,4 +1,5 @@
-"""Compressors: the contract (`base`), the numpy runtime, and one module per method."""
+"""Compressors: the contract (`base`), the numpy runtime and its precision, and one module per
+method."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dive.compressors.dive import Dive, DiveConfig
 from dive.compressors.frozen import Frozen
 from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptor, MatryoshkaAdaptorUnsup
 from dive.compressors.pca import PCA, PCAUncentered
+from dive.compressors.precision import PRECISIONS, Precision, Quantizer, bytes_per_vector, calibrate
 from dive.compressors.random_projection import RandomProjection
 from dive.compressors.registry import REGISTRY, make_compressor, parse_spec
 from dive.compressors.runtime import Adapter, Runtime
@@ -16,6 +18,7 @@ from dive.compressors.truncate import Truncate
 
 __all__ = [
     "PCA",
+    "PRECISIONS",
     "REGISTRY",
     "SMEC",
     "Adapter",
@@ -27,11 +30,15 @@ __all__ = [
     "MatryoshkaAdaptor",
     "MatryoshkaAdaptorUnsup",
     "PCAUncentered",
+    "Precision",
+    "Quantizer",
     "RandomProjection",
     "Runtime",
     "SearchAdaptor",
     "TrainingData",
     "Truncate",
+    "bytes_per_vector",
+    "calibrate",
     "make_compressor",
     "parse_spec",
 ]

@@ -1,10 +1,11 @@
 """The numpy runtime: what every fitted compressor is at inference time.
 
-A fitted compressor reduces to at most three steps, each optional:
+A fitted compressor reduces to at most three steps, each optional, and a precision:
 
     h = x + W2 act(W1 x + b1) + b2      (a residual MLP adapter)
     z = P (h - mu)                      (a centre and a d x D projection)
     out = z / |z|                       (always)
+    codes = quantize(out)               (float16, int8 or binary; none for float32)
 
 Inputs are meant to be L2-normalised embeddings; rows whose norm is off 1 by more than 1e-3
 are normalised first (unit rows pass unchanged, bit for bit), and a row that cannot be
@@ -15,16 +16,23 @@ Truncation is a projection made of identity rows, PCA a centre plus principal ax
 adapter plus its folded heads. Every export (safetensors folder, ONNX, sentence-transformers,
 Ray) serialises this one description, so they all compute the same thing. GELU uses the tanh
 approximation so numpy and torch agree without `erf`.
+
+Precision (`dive.compressors.precision`) is the last step: a runtime with a `quantizer`
+returns codes from `__call__` (what `transform`, `dive compress` and an index store), while
+`embed` returns the float32 vectors before it (what queries are searched with, and what int8 is
+calibrated on). `with_precision` calibrates a runtime's quantizer on corpus embeddings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 
 from dive.arrays import as_unit_rows, l2_normalize
+from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
 
 Activation = Literal["relu", "gelu"]
 ACTIVATIONS: tuple[Activation, ...] = ("relu", "gelu")
@@ -60,34 +68,75 @@ class Adapter:
 
 @dataclass(frozen=True)
 class Runtime:
-    """One fitted compressor as plain arrays: optional adapter, centre and projection."""
+    """One fitted compressor as plain arrays: optional adapter, centre, projection, quantizer."""
 
     input_dim: int
     adapter: Adapter | None = None
     center: np.ndarray | None = None  # (D,)
     projection: np.ndarray | None = None  # (d, D); None keeps all D dimensions
+    quantizer: Quantizer | None = None  # None: float32 output
+
+    def __post_init__(self) -> None:
+        if self.quantizer is not None and self.quantizer.dim != self.output_dim:
+            raise ValueError(f"quantizer is for {self.quantizer.dim}-d vectors, the runtime "
+                             f"outputs {self.output_dim}-d")
 
     @property
     def output_dim(self) -> int:
         return self.input_dim if self.projection is None else int(self.projection.shape[0])
 
     @property
+    def precision(self) -> Precision:
+        return "float32" if self.quantizer is None else self.quantizer.precision
+
+    @property
+    def code_width(self) -> int:
+        """Columns of `__call__`'s output: d, or ceil(d/8) bytes for binary."""
+        return self.output_dim if self.quantizer is None else self.quantizer.code_width
+
+    @property
     def n_params(self) -> int:
         total = 0 if self.adapter is None else self.adapter.n_params
         total += 0 if self.center is None else int(self.center.size)
         total += 0 if self.projection is None else int(self.projection.size)
+        total += 0 if self.quantizer is None else self.quantizer.n_params
         return total
 
     def __call__(self, x: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
-        """Compress `x` (n, D) to L2-normalised (n, d) float32, `batch_size` rows at a time.
+        """Compress `x` (n, D) to codes at the runtime's precision, `batch_size` rows at a time.
 
-        Rows of `x` not of unit norm are normalised first; a zero row raises `DataError`.
+        float32 (no quantizer): L2-normalised (n, d) float32, as `embed`. Rows of `x` not of
+        unit norm are normalised first; a zero row raises `DataError`.
         """
+        quantizer = self.quantizer
+        if quantizer is None:
+            return self.embed(x, batch_size=batch_size)
+        return self._batched(x, batch_size, quantizer.code_width, quantizer.dtype,
+                             lambda rows: quantizer.encode(self._apply(rows)))
+
+    def embed(self, x: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
+        """Compress `x` (n, D) to L2-normalised (n, d) float32: the output before precision."""
+        return self._batched(x, batch_size, self.output_dim, np.dtype(np.float32), self._apply)
+
+    def _batched(self, x: np.ndarray, batch_size: int, width: int, dtype: np.dtype[Any],
+                 step: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         x = as_unit_rows(x, name="input", dim=self.input_dim)
-        out = np.empty((x.shape[0], self.output_dim), dtype=np.float32)
+        out = np.empty((x.shape[0], width), dtype=dtype)
         for start in range(0, x.shape[0], batch_size):
-            out[start : start + batch_size] = self._apply(x[start : start + batch_size])
+            out[start : start + batch_size] = step(x[start : start + batch_size])
         return out
+
+    def with_precision(self, precision: str, corpus: np.ndarray) -> Runtime:
+        """This runtime ending in `precision`, calibrated on `corpus` (n, D) embeddings.
+
+        int8 ranges come from `embed(corpus)`; float32 drops any quantizer.
+        """
+        base = replace(self, quantizer=None)
+        if check_precision(precision) == "float32":
+            return base
+        # Only int8 reads the corpus outputs; the others need just the dimension.
+        outputs = base.embed(corpus) if precision == "int8" else np.zeros((0, self.output_dim))
+        return replace(base, quantizer=calibrate(precision, outputs))
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         h = x if self.adapter is None else self.adapter(x)

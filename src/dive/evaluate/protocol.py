@@ -8,6 +8,9 @@ already there is skipped (logged), so an interrupted grid resumes where it stopp
 record of other data (a changed dataset folder, other embeddings) is run again, with a
 warning. Unsupervised methods get the same split and are recorded per budget too: the tables
 then need no special cases.
+
+Each fit is scored at every precision x rescore factor of the grid (`dive.evaluate.funnel`),
+one record each, without fitting again: the compressed outputs are computed once per fit.
 """
 
 from __future__ import annotations
@@ -15,20 +18,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dive import __version__
-from dive.compressors.base import LabelledQueries, TrainingData
+from dive.compressors.base import Compressor, LabelledQueries, TrainingData
+from dive.compressors.precision import Precision, check_precision
 from dive.compressors.registry import make_compressor
 from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.errors import DataError, DiveError
 from dive.evaluate.fingerprint import data_fingerprint
-from dive.evaluate.metrics import evaluate_run
-from dive.evaluate.records import FINGERPRINT_FIELD, ResultsFile, record_key
-from dive.evaluate.search import search
+from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_variant
+from dive.evaluate.records import (
+    FINGERPRINT_FIELD,
+    RESCORE_SOURCES,
+    RecordKey,
+    RescoreSource,
+    ResultsFile,
+    record_key,
+)
+from dive.evaluate.search import check_ids, identical_id_rows
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +59,22 @@ class GridSpec:
     data_dir: str | None = None
     embeddings_dir: str | None = None  # one embeddings folder; only with a single dataset
     top_k: int = 100
+    precisions: Sequence[Precision] = ("float32",)  # of the first-stage index
+    rescores: Sequence[int] = (0,)  # funnel factors; 0: no rescoring
+    rescore_with: RescoreSource = "full"  # the float32 vectors a funnel rescores with
 
     def __post_init__(self) -> None:
         # Checked before any run, so a bad value cannot stop a grid after it recorded some.
-        for name in ("datasets", "methods", "ratios", "budgets", "seeds"):
+        for name in ("datasets", "methods", "ratios", "budgets", "seeds", "precisions",
+                     "rescores"):
             if not list(getattr(self, name)):
                 raise DiveError(f"grid: no {name} given")
-        for name, minimum in (("ratios", 1), ("seeds", 0), ("top_k", 1)):
+        for precision in self.precisions:
+            check_precision(precision)
+        if self.rescore_with not in RESCORE_SOURCES:
+            raise DiveError(f"grid: rescore_with {self.rescore_with!r} is not one of "
+                            f"{', '.join(RESCORE_SOURCES)}")
+        for name, minimum in (("ratios", 1), ("seeds", 0), ("top_k", 1), ("rescores", 0)):
             value = getattr(self, name)
             for v in value if isinstance(value, Sequence) else [value]:
                 if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
@@ -63,14 +83,15 @@ class GridSpec:
 
 @dataclass
 class RunTask:
-    """One (method, dim, budget, seed) fit on one dataset."""
+    """One (method, dim, budget, seed) fit on one dataset, scored at each of its variants."""
 
     method: str
     dim: int
     ratio: int
     budget: int | None
     seed: int
-    key: tuple[Any, ...] = field(default=())
+    variants: tuple[Variant, ...] = (Variant(),)
+    keys: tuple[RecordKey, ...] = field(default=())  # one results key per variant
 
 
 def labelled_queries(ids: Sequence[str], qrels: Qrels, emb: Embeddings) -> LabelledQueries:
@@ -94,31 +115,41 @@ def training_data(split: QuerySplit, emb: Embeddings) -> TrainingData:
 
 def run_one(
     task: RunTask, dataset: Dataset, emb: Embeddings, split: QuerySplit, model: str, top_k: int
-) -> dict[str, Any]:
-    """Fit one compressor, retrieve for the evaluation queries, return its record."""
+) -> list[dict[str, Any]]:
+    """Fit one compressor, retrieve for the evaluation queries at each of the task's variants,
+    return their records (one per variant, in order)."""
     compressor = make_compressor(task.method, task.dim, task.seed)
     train = training_data(split, emb) if compressor.supervised else None
     start = time.perf_counter()
     compressor.fit(emb.corpus, train)
     fit_seconds = time.perf_counter() - start
     queries = emb.query_rows(split.eval_ids)
-    run = search(
-        compressor.transform(queries),
-        compressor.transform(emb.corpus),
-        split.eval_ids,
-        emb.corpus_ids,
-        k=top_k,
-    )
-    scores = evaluate_run(run, split.eval_qrels)
+    check_ids(split.eval_ids, emb.corpus_ids, queries.shape[0], emb.corpus.shape[0])
+    outputs = Outputs(compressor.transform(queries), compressor.transform(emb.corpus), queries,
+                      emb.corpus, split.eval_ids, emb.corpus_ids,
+                      identical_id_rows(split.eval_ids, emb.corpus_ids))
+    dim = compressor.fitted_runtime().output_dim
+    records = []
+    for variant in task.variants:
+        scores = score_variant(variant, outputs, split.eval_qrels, top_k)
+        records.append(_record(task, dataset, model, compressor, split, dim, scores,
+                               fit_seconds, variant.fields(dim, emb.dim)))
+    return records
+
+
+def _record(task: RunTask, dataset: Dataset, model: str, compressor: Compressor, split: QuerySplit,
+            dim: int, scores: dict[str, float], fit_seconds: float,
+            variant: dict[str, Any]) -> dict[str, Any]:
     return {
         "dataset": dataset.name,
         "model": model,
         "method": task.method,
-        "dim": compressor.fitted_runtime().output_dim,
+        "dim": dim,
         "ratio": task.ratio,
         "budget": budget_label(task.budget),
         "seed": task.seed,
         **{name: float(value) for name, value in scores.items()},
+        **variant,
         "fit_seconds": round(fit_seconds, 4),
         "n_params": compressor.n_params,
         "config": compressor.config(),
@@ -147,8 +178,13 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                             f"ratio {ratio} does not divide the embedding dimension {full_dim}"
                         )
                     dim = full_dim // ratio
-                    key = (dataset, spec.model, method, dim, budget_label(budget), seed)
-                    tasks.append(RunTask(method, dim, ratio, budget, seed, tuple(map(str, key))))
+                    variants = tuple(plan_variants(spec.precisions, spec.rescores,
+                                                   spec.rescore_with, full_dim=dim == full_dim))
+                    base = {"dataset": dataset, "model": spec.model, "method": method,
+                            "dim": dim, "budget": budget_label(budget), "seed": seed}
+                    keys = tuple(record_key({**base, **v.fields(dim, full_dim)})
+                                 for v in variants)
+                    tasks.append(RunTask(method, dim, ratio, budget, seed, variants, keys))
     return tasks
 
 
@@ -162,7 +198,7 @@ def run_grid(
 
     Returns the records of the grid (old and new) computed from the data at hand.
     `progress(done, total, record)` is called after each task (record None when it was
-    skipped as already done).
+    skipped as already done, else the task's last new record).
     """
     if spec.embeddings_dir and len(spec.datasets) != 1:
         raise DataError("--embeddings names one folder: use it with a single --dataset")
@@ -174,45 +210,64 @@ def run_grid(
         emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
         fingerprint = data_fingerprint(dataset, emb)
         tasks = plan(spec, dataset.name, emb.dim)
-        stale = sum(bool(results.fingerprints(t.key) - {fingerprint}) for t in tasks)
+        stale = sum(bool(results.fingerprints(key) - {fingerprint})
+                    for t in tasks for key in t.keys)
         if stale:
             logger.warning(
                 "%s: %d of these runs have records computed from other data (another version "
                 "of %s or other embeddings); running them again", results.path, stale, name)
         splits: dict[tuple[int | None, int], QuerySplit] = {}
-        unsupervised: dict[tuple[Any, ...], dict[str, Any]] = {}
+        unsupervised: dict[tuple[Any, ...], dict[Variant, dict[str, Any]]] = {}
         for index, task in enumerate(tasks, start=1):
-            wanted.append((task.key, fingerprint))
+            wanted += [(key, fingerprint) for key in task.keys]
+            todo = [(v, key) for v, key in zip(task.variants, task.keys, strict=True)
+                    if fingerprint not in results.fingerprints(key)]
+            for variant, key in zip(task.variants, task.keys, strict=True):
+                if (variant, key) not in todo:
+                    logger.info("skipped %s: already in %s", " ".join(key), results.path)
             record = None
-            if fingerprint in results.fingerprints(task.key):
-                logger.info("skipped %s: already in %s", " ".join(task.key), results.path)
-            else:
+            if todo:
                 split_key = (task.budget, task.seed)
                 if split_key not in splits:
                     splits[split_key] = make_split(dataset, task.budget, task.seed)
-                split = splits[split_key]
-                # A method that uses no labels gives the same result for every budget that
-                # shares its evaluation queries: fit it once and record it for each budget.
-                reuse_key = (task.method, task.dim, task.seed, split.eval_ids)
-                if reuse_key in unsupervised:
-                    record = {**unsupervised[reuse_key], "budget": budget_label(task.budget)}
-                else:
-                    record = run_one(task, dataset, emb, split, spec.model, spec.top_k)
-                    record[FINGERPRINT_FIELD] = fingerprint
-                    if not make_compressor(task.method, task.dim).supervised:
-                        unsupervised[reuse_key] = record
-                results.append([record])
-                logger.info(
-                    "%s %s d=%d budget=%s seed=%d ndcg@10=%.4f",
-                    dataset.name,
-                    task.method,
-                    record["dim"],
-                    record["budget"],
-                    task.seed,
-                    record["ndcg@10"],
-                )
+                new = _run_variants(replace(task, variants=tuple(v for v, _ in todo),
+                                            keys=tuple(k for _, k in todo)),
+                                    dataset, emb, splits[split_key], spec, fingerprint,
+                                    unsupervised)
+                results.append(new)
+                for record in new:
+                    logger.info("%s %s d=%d budget=%s seed=%d %s rescore=%d ndcg@10=%.4f",
+                                dataset.name, task.method, record["dim"], record["budget"],
+                                task.seed, record["precision"], record["rescore"],
+                                record["ndcg@10"])
             if progress is not None:
                 progress(index, len(tasks), record)
     keys = set(wanted)
     results.refresh()  # include what other processes sharing the file recorded meanwhile
     return [r for r in results.records if (record_key(r), r.get(FINGERPRINT_FIELD)) in keys]
+
+
+def _run_variants(
+    task: RunTask,
+    dataset: Dataset,
+    emb: Embeddings,
+    split: QuerySplit,
+    spec: GridSpec,
+    fingerprint: str,
+    unsupervised: dict[tuple[Any, ...], dict[Variant, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """The records of `task`'s variants: from one fit, or reused from another budget's fit.
+
+    A method that uses no labels gives the same result for every budget that shares its
+    evaluation queries: it is fitted once and recorded for each budget.
+    """
+    reuse_key = (task.method, task.dim, task.seed, split.eval_ids)
+    done = unsupervised.get(reuse_key, {})
+    if all(v in done for v in task.variants):
+        return [{**done[v], "budget": budget_label(task.budget)} for v in task.variants]
+    records = run_one(task, dataset, emb, split, spec.model, spec.top_k)
+    for record in records:
+        record[FINGERPRINT_FIELD] = fingerprint
+    if not make_compressor(task.method, task.dim).supervised:
+        unsupervised.setdefault(reuse_key, {}).update(zip(task.variants, records, strict=True))
+    return records

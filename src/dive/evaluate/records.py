@@ -1,6 +1,9 @@
 """The results file: one JSON object per line, one line per run.
 
-A run is identified by (dataset, model, method, dim, budget, seed) and records the
+A run is identified by (dataset, model, method, dim, budget, seed) and, when its first stage
+is not float32 or it rescores, by its variant too (`precision`, `rescore`, `rescore_with`),
+so two precisions of one fit are two runs; a record without these fields (older files) is
+float32 without rescoring and keeps its old key. Each run records the
 `data_fingerprint` of the data it was computed from (`dive.evaluate.fingerprint`); a rerun
 skips a run only when a record has both its key and the fingerprint of the data at hand.
 Appending rewrites the file to a temporary name and renames it over the old one, so an
@@ -18,9 +21,10 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from dive._io import atomic_write_text, locked
+from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -32,12 +36,35 @@ INT_FIELDS = ("dim", "ratio", "seed", "n_params")
 NUMBER_FIELDS = (*METRICS, "fit_seconds")
 
 FINGERPRINT_FIELD = "data_fingerprint"
+RescoreSource = Literal["full", "compressed"]  # what a funnel rescores with: D- or d-dim floats
+RESCORE_SOURCES: tuple[RescoreSource, ...] = get_args(RescoreSource)
 
 RecordKey = tuple[Any, ...]
 
 
+def record_variant(record: Mapping[str, Any]) -> tuple[Precision, int, str | None]:
+    """(precision, rescore factor, rescore source) of a record; older records: float32, 0."""
+    rescore = int(record.get("rescore", 0))
+    return (record.get("precision", "float32"), rescore,
+            record.get("rescore_with", "full") if rescore else None)
+
+
+def record_bytes_per_vector(record: Mapping[str, Any]) -> int:
+    """Bytes per vector of the record's first stage (older records: float32, 4 * dim)."""
+    if "bytes_per_vector" in record:
+        return int(record["bytes_per_vector"])
+    return bytes_per_vector(record_variant(record)[0], int(record["dim"]))
+
+
 def record_key(record: Mapping[str, Any]) -> RecordKey:
-    return tuple(str(record[field]) for field in KEY_FIELDS)
+    key = tuple(str(record[field]) for field in KEY_FIELDS)
+    precision, rescore, source = record_variant(record)
+    if (precision, rescore) == ("float32", 0):
+        return key  # what every record had before precisions existed
+    variant: tuple[str, ...] = (f"precision={precision}",)
+    if rescore:
+        variant += (f"rescore={rescore}", f"rescore_with={source}")
+    return key + variant
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -74,6 +101,16 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
         if not ok or isinstance(value, bool) or not math.isfinite(value):
             kind = "an integer" if field in INT_FIELDS else "a finite number"
             raise DataError(f"{where}: {field} is {value!r}, expected {kind}")
+    for field, minimum in (("rescore", 0), ("bytes_per_vector", 1)):
+        value = record.get(field, minimum)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise DataError(f"{where}: {field} is {value!r}, expected an integer >= {minimum}")
+    if record.get("precision", "float32") not in PRECISIONS:
+        raise DataError(f"{where}: precision is {record['precision']!r}, expected one of "
+                        f"{', '.join(PRECISIONS)}")
+    if record.get("rescore") and record.get("rescore_with", "full") not in RESCORE_SOURCES:
+        raise DataError(f"{where}: rescore_with is {record['rescore_with']!r}, expected one of "
+                        f"{', '.join(RESCORE_SOURCES)}")
     return record
 
 

@@ -1,20 +1,27 @@
-"""Exact (brute-force) inner-product retrieval in bounded memory.
+"""Exact (brute-force) inner-product retrieval in bounded memory, over floats or codes.
 
 `top_k` streams query blocks against corpus blocks and keeps a running top-k, so memory is
 O(chunk_size^2 + m*k) however large the corpus; `search` wraps it into the run dict the metrics
 read. Ties are broken by corpus row (lower row first), which makes the result independent of the
-chunk size. Left out: approximate indexes (FAISS, HNSW) and cosine normalisation — callers pass
-vectors already normalised if they want cosine similarity.
+chunk size. `top_k_codes` is the same search over quantized codes (`dive.compressors.precision`):
+each corpus block is decoded as it streams past, so only the codes are held; float32 queries
+score int8/float16 codes by the inner product with the values the codes stand for, and binary
+codes by the +-1 inner product of the query's sign bits (d - 2 * Hamming distance).
+`rescore` is the second stage of a funnel: it re-ranks each query's candidates by the inner
+product with float32 vectors (the compressed float ones or the original full ones), reading only
+the candidates' rows. Left out: approximate indexes (FAISS, HNSW) and cosine normalisation —
+callers pass vectors already normalised if they want cosine similarity.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from dive.arrays import as_embeddings
+from dive.compressors.precision import Quantizer
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -74,6 +81,37 @@ def top_k(
     """
     q = as_embeddings(queries, name="queries")
     c = as_embeddings(corpus, name="corpus", dim=q.shape[1])
+    return _stream_top_k(q, c, k, exclude, chunk_size, None)
+
+
+def top_k_codes(
+    queries: np.ndarray,
+    codes: np.ndarray,
+    quantizer: Quantizer,
+    k: int = 100,
+    *,
+    exclude: np.ndarray | None = None,
+    chunk_size: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k` of float32 `queries` (m, d) over `codes` (n, code width) made by `quantizer`.
+
+    Scores are `quantizer.query_vectors(queries) @ quantizer.decode(codes).T`: the dequantised
+    inner product (int8, float16), or d - 2 * Hamming distance (binary), with the same order,
+    ties and `exclude` as `top_k`. Codes are decoded one block of `chunk_size` rows at a time.
+    """
+    q = quantizer.query_vectors(as_embeddings(queries, name="queries", dim=quantizer.dim))
+    c = quantizer.check_codes(codes, name="corpus codes")
+    return _stream_top_k(q, c, k, exclude, chunk_size, quantizer.decode)
+
+
+def _stream_top_k(
+    q: np.ndarray,
+    c: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None,
+    chunk_size: int,
+    decode: Callable[[np.ndarray], np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if chunk_size < 1:
@@ -110,7 +148,8 @@ def top_k(
         qb = q[q0 : q0 + chunk_size]
         best = np.zeros((qb.shape[0], 0), dtype=np.uint64)
         for c0 in range(0, n, chunk_size):
-            block = qb @ c[c0 : c0 + chunk_size].T
+            rows = c[c0 : c0 + chunk_size]
+            block = qb @ (rows if decode is None else decode(rows)).T
             keys = _score_keys(block, c0)
             if excl is not None:
                 e = excl[q0 : q0 + chunk_size] - c0
@@ -124,6 +163,85 @@ def top_k(
         indices[q0 : q0 + qb.shape[0]] = rows
         scores[q0 : q0 + qb.shape[0]] = vals
     return indices, scores
+
+
+def rescore(
+    queries: np.ndarray,
+    vectors: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
+    *,
+    max_floats: int = 1 << 22,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank each query's `candidates` (m, K) rows by the inner product with `vectors`.
+
+    `queries` (m, D) and `vectors` (n, D) are float32 in the same space (the compressed float
+    outputs, or the original embeddings); `vectors` may be memory-mapped, as only the
+    candidates' rows are read. Returns the best k' = min(k, K) of each row of candidates,
+    (indices int64 (m, k'), scores float32 (m, k')), by score descending, ties by row
+    ascending; a candidate -1 (none) stays last with score -inf. Queries go in blocks whose
+    gathered rows hold at most `max_floats` values, so memory does not grow with m.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    q = as_embeddings(queries, name="rescoring queries")
+    cand = np.asarray(candidates)
+    if cand.ndim != 2 or cand.shape[0] != q.shape[0] or cand.dtype.kind not in "iu":
+        raise DataError(f"candidates: expected {q.shape[0]} rows of integer row indices, got "
+                        f"shape {cand.shape} dtype {cand.dtype}")
+    if vectors.ndim != 2 or vectors.shape[1] != q.shape[1] or vectors.dtype.kind != "f":
+        raise DataError(f"rescoring vectors: expected float (n, {q.shape[1]}) rows, got shape "
+                        f"{vectors.shape} dtype {vectors.dtype}")
+    n = vectors.shape[0]
+    cand = cand.astype(np.int64)
+    if cand.size and (cand.max() >= n or cand.min() < -1):
+        raise DataError(f"candidates: row indices outside [-1, {n}) for {n} rescoring vectors")
+    kk = min(k, cand.shape[1])
+    indices = np.empty((q.shape[0], kk), dtype=np.int64)
+    scores = np.empty((q.shape[0], kk), dtype=np.float32)
+    step = max(1, max_floats // max(1, cand.shape[1] * q.shape[1]))
+    for q0 in range(0, q.shape[0], step):
+        rows = cand[q0 : q0 + step]
+        valid = rows >= 0
+        gathered = np.asarray(vectors[np.where(valid, rows, 0)], dtype=np.float32)
+        if not np.isfinite(gathered).all():
+            bad = int(rows[~np.isfinite(gathered).all(axis=2)][0])
+            raise DataError(f"rescoring vectors: row {bad} contains NaN or inf")
+        block = np.einsum("bkd,bd->bk", gathered, q[q0 : q0 + step])
+        block[~valid] = -np.inf
+        order = np.lexsort((np.where(valid, rows, n), -block), axis=-1)[:, :kk]
+        indices[q0 : q0 + step] = np.take_along_axis(rows, order, axis=1)
+        scores[q0 : q0 + step] = np.take_along_axis(block, order, axis=1)
+    return indices, scores
+
+
+def identical_id_rows(query_ids: Sequence[str], corpus_ids: Sequence[str]) -> np.ndarray:
+    """Per query, the corpus row with its own id (-1 if none): `top_k`'s `exclude` for BEIR's
+    ignore_identical_ids. Repeated ids are an error."""
+    row_of: dict[str, int] = {}
+    for row, doc_id in enumerate(corpus_ids):
+        if doc_id in row_of:
+            raise DataError(
+                f"corpus_ids: row {row} repeats id {doc_id!r} (first at row {row_of[doc_id]})"
+            )
+        row_of[doc_id] = row
+    if len(set(query_ids)) != len(query_ids):
+        seen: set[str] = set()
+        for row, qid in enumerate(query_ids):
+            if qid in seen:
+                raise DataError(f"query_ids: row {row} repeats id {qid!r}")
+            seen.add(qid)
+    return np.array([row_of.get(qid, -1) for qid in query_ids], dtype=np.int64)
+
+
+def to_run(
+    query_ids: Sequence[str], corpus_ids: Sequence[str], indices: np.ndarray, scores: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """The run dict (query id -> doc id -> score) of a search's rows and scores."""
+    run: dict[str, dict[str, float]] = {}
+    for qid, rows, vals in zip(query_ids, indices.tolist(), scores.tolist(), strict=True):
+        run[qid] = {corpus_ids[r]: v for r, v in zip(rows, vals, strict=True) if r >= 0}
+    return run
 
 
 def search(
@@ -142,26 +260,15 @@ def search(
     """
     q = as_embeddings(queries, name="queries")
     c = as_embeddings(corpus, name="corpus", dim=q.shape[1])
-    if len(query_ids) != q.shape[0]:
-        raise DataError(f"query_ids: {len(query_ids)} ids for {q.shape[0]} query rows")
-    if len(corpus_ids) != c.shape[0]:
-        raise DataError(f"corpus_ids: {len(corpus_ids)} ids for {c.shape[0]} corpus rows")
-    row_of: dict[str, int] = {}
-    for row, doc_id in enumerate(corpus_ids):
-        if doc_id in row_of:
-            raise DataError(
-                f"corpus_ids: row {row} repeats id {doc_id!r} (first at row {row_of[doc_id]})"
-            )
-        row_of[doc_id] = row
-    if len(set(query_ids)) != len(query_ids):
-        seen: set[str] = set()
-        for row, qid in enumerate(query_ids):
-            if qid in seen:
-                raise DataError(f"query_ids: row {row} repeats id {qid!r}")
-            seen.add(qid)
-    exclude = np.array([row_of.get(qid, -1) for qid in query_ids], dtype=np.int64)
+    check_ids(query_ids, corpus_ids, q.shape[0], c.shape[0])
+    exclude = identical_id_rows(query_ids, corpus_ids)
     indices, scores = top_k(q, c, k, exclude=exclude, chunk_size=chunk_size)
-    run: dict[str, dict[str, float]] = {}
-    for qid, rows, vals in zip(query_ids, indices.tolist(), scores.tolist(), strict=True):
-        run[qid] = {corpus_ids[r]: v for r, v in zip(rows, vals, strict=True)}
-    return run
+    return to_run(query_ids, corpus_ids, indices, scores)
+
+
+def check_ids(query_ids: Sequence[str], corpus_ids: Sequence[str], m: int, n: int) -> None:
+    """One id per query row (m) and per corpus row (n)."""
+    if len(query_ids) != m:
+        raise DataError(f"query_ids: {len(query_ids)} ids for {m} query rows")
+    if len(corpus_ids) != n:
+        raise DataError(f"corpus_ids: {len(corpus_ids)} ids for {n} corpus rows")

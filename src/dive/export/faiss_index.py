@@ -11,8 +11,17 @@ from another model would return unrelated hits. An index saved without it (older
 searched with a warning, as nothing can be checked.
 `search_index` returns (rows, scores) like `top_k`; `SearchIndex.ids` maps rows to ids.
 
-Left out: IVF/PQ indexes and GPU FAISS (build them from the compressed vectors directly), and
-adding to or deleting from a saved index.
+Quantized codes (`dive.compressors.precision`, what a model saved with a precision outputs) go
+into the FAISS index that stores exactly those bytes, added as codes (`add_sa_codes`), not
+re-encoded: int8 into `IndexScalarQuantizer` `QT_8bit` with the model's calibrated ranges
+(FAISS's grid is dive's, so it decodes them as `top_k_codes` does), float16 into `QT_fp16`,
+binary into `IndexBinaryFlat` (Hamming distance). Queries are always the float32 compressed
+vectors; a binary index packs their sign bits itself and scores d - 2 * Hamming, as the
+evaluator does. `SearchIndex.bytes_per_vector` is what the index stores per vector.
+`<file>.meta.json` records the precision and dimension too (an index without it is float32).
+
+Left out: IVF/PQ indexes, HNSW over codes, and GPU FAISS (build them from the compressed
+vectors directly), and adding to or deleting from a saved index.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import numpy as np
 
 from dive._io import atomic_open, atomic_write_text
 from dive.arrays import as_embeddings
+from dive.compressors.precision import PRECISIONS, Precision, Quantizer, code_width
 from dive.errors import DataError, DiveError
 
 logger = logging.getLogger(__name__)
@@ -52,13 +62,25 @@ def _import_faiss() -> Any:
 class SearchIndex:
     """A FAISS index and the id of each of its rows."""
 
-    index: Any  # faiss.Index (inner product)
+    index: Any  # faiss.Index (inner product), or faiss.IndexBinary for binary codes
     ids: list[str]
     model_sha256: str | None = None  # identity of the compressor whose vectors it holds
+    precision: Precision = "float32"
+    vector_dim: int | None = None  # d of the vectors; None: the index's own (not binary)
 
     @property
     def dim(self) -> int:
-        return int(self.index.d)
+        """The dimension of the compressed vectors it holds (and of its queries)."""
+        return int(self.index.d) if self.vector_dim is None else self.vector_dim
+
+    @property
+    def bytes_per_vector(self) -> int:
+        """Bytes of vector data the index stores per vector (FAISS's code size; an HNSW
+        index's flat storage, its graph links not counted)."""
+        storage = getattr(self.index, "storage", None)
+        if storage is not None:
+            return int(_import_faiss().downcast_index(storage).code_size)
+        return int(self.index.code_size)
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -101,6 +123,7 @@ def build_index(
     *,
     ids: Sequence[str] | None = None,
     model_sha256: str | None = None,
+    quantizer: Quantizer | None = None,
     hnsw_m: int = 32,
     ef_construction: int = 200,
     ef_search: int = 128,
@@ -108,6 +131,8 @@ def build_index(
     """An inner-product index over `compressed` (n, d); ids default to the row numbers.
 
     `model_sha256` identifies the compressor that produced `compressed` (see the module doc).
+    With a `quantizer` of another precision than float32, `compressed` holds its codes (what
+    a model saved with that precision outputs) and the index stores them as they are.
 
     `hnsw_m`, `ef_construction` and `ef_search` tune the HNSW graph (ignored for `flat`);
     `ef_search` is saved with the index.
@@ -115,6 +140,19 @@ def build_index(
     if kind not in INDEX_KINDS:
         raise DiveError(f"index kind {kind!r} is not one of {', '.join(INDEX_KINDS)}")
     faiss = _import_faiss()
+    if quantizer is not None and quantizer.precision != "float32":
+        if kind != "flat":
+            raise DiveError(f"a {kind} index holds float32 vectors; {quantizer.precision} codes "
+                            "go into the exact flat index")
+        codes = quantizer.check_codes(compressed, name="compressed codes")
+        if codes.shape[0] == 0:
+            raise DataError("compressed codes: empty (0 rows); nothing to index")
+        row_ids = _check_ids(ids if ids is not None else range(codes.shape[0]),
+                             codes.shape[0], "ids")
+        index = _code_index(faiss, quantizer, codes)
+        logger.info("built %s index: %d vectors of dimension %d", quantizer.precision,
+                    codes.shape[0], quantizer.dim)
+        return SearchIndex(index, row_ids, model_sha256, quantizer.precision, quantizer.dim)
     x = as_embeddings(compressed, name="compressed vectors")
     if x.shape[0] == 0:
         raise DataError("compressed vectors: empty (0 rows); nothing to index")
@@ -131,24 +169,47 @@ def build_index(
     return SearchIndex(index, row_ids, model_sha256)
 
 
+def _code_index(faiss: Any, quantizer: Quantizer, codes: np.ndarray) -> Any:
+    """The FAISS index storing `codes` byte for byte (see the module doc)."""
+    d = quantizer.dim
+    if quantizer.precision == "binary":
+        index = faiss.IndexBinaryFlat(8 * quantizer.code_width)  # padding bits are 0 in all
+        index.add(codes)
+        return index
+    if quantizer.precision == "float16":
+        index = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16,
+                                           faiss.METRIC_INNER_PRODUCT)
+        index.add_sa_codes(codes.view(np.uint8))
+        return index
+    assert quantizer.low is not None and quantizer.width is not None
+    index = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit,
+                                       faiss.METRIC_INNER_PRODUCT)
+    # FAISS's 8-bit ranges are (vmin, vdiff) per dimension: the model's (low, width).
+    faiss.copy_array_to_vector(np.concatenate([quantizer.low, quantizer.width]), index.sq.trained)
+    index.is_trained = True
+    index.add_sa_codes(codes.view(np.uint8) ^ np.uint8(0x80))  # signed code c is byte c + 128
+    return index
+
+
 def save_index(index: SearchIndex, file: str | os.PathLike[str]) -> Path:
     """Write the index to `file`, its ids to `<file>.ids.txt` and the identity of its
     compressor (if known) to `<file>.meta.json`, each atomically."""
     faiss = _import_faiss()
     target = Path(file)
     ids = _check_ids(index.ids, len(index), "ids")
-    data = faiss.serialize_index(index.index).tobytes()
+    binary = index.precision == "binary"
+    data = (faiss.serialize_index_binary if binary else faiss.serialize_index)(index.index)
+    data = data.tobytes()
     # Every file goes to a temporary name before any is renamed, so a bad path (a folder at
     # FILE) leaves nothing behind. Sidecars are renamed first (inner blocks exit first): a crash
     # before the index is renamed leaves a count (or compressor) mismatch that load_index or
     # check_index_model reports.
     with atomic_open(target, "wb") as index_file, atomic_open(ids_path(target)) as ids_file:
         ids_file.write("".join(f"{i}\n" for i in ids))
-        if index.model_sha256 is None:
-            meta_path(target).unlink(missing_ok=True)  # an old identity would no longer be true
-        else:
-            meta = {"format": META_FORMAT, "model_sha256": index.model_sha256}
-            atomic_write_text(meta_path(target), json.dumps(meta, sort_keys=True) + "\n")
+        # Always rewritten: an old identity or precision would no longer be true.
+        meta = {"format": META_FORMAT, "model_sha256": index.model_sha256,
+                "precision": index.precision, "dim": index.dim}
+        atomic_write_text(meta_path(target), json.dumps(meta, sort_keys=True) + "\n")
         index_file.write(data)
     return target
 
@@ -162,8 +223,10 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     sidecar = ids_path(path)
     if not sidecar.is_file():
         raise DataError(f"{sidecar}: missing (the ids of {path.name}'s rows)")
+    model_sha256, precision, dim = _read_meta(meta_path(path))
+    binary = precision == "binary"
     try:
-        index = faiss.read_index(str(path))
+        index = (faiss.read_index_binary if binary else faiss.read_index)(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise DataError(f"{path}: not a readable FAISS index ({first})") from None
@@ -175,21 +238,40 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     if lines and lines[-1] == "":
         lines.pop()
     ids = _check_ids([line.rstrip("\r") for line in lines], int(index.ntotal), str(sidecar))
-    return SearchIndex(index, ids, _read_model_sha256(meta_path(path)))
+    stored = SearchIndex(index, ids, model_sha256, precision, dim if binary else None)
+    expected = code_width(precision, stored.dim) * (1 if binary else _value_bytes(precision))
+    if stored.bytes_per_vector != expected or (dim is not None and stored.dim != dim):
+        raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
+                        f"{stored.dim}, but {meta_path(path).name} says {precision} of "
+                        f"dimension {dim}")
+    return stored
 
 
-def _read_model_sha256(meta: Path) -> str | None:
+def _value_bytes(precision: Precision) -> int:
+    return {"float32": 4, "float16": 2, "int8": 1}.get(precision, 1)
+
+
+def _read_meta(meta: Path) -> tuple[str | None, Precision, int | None]:
+    """(model_sha256, precision, dim) of the sidecar; an index without one is float32."""
     if not meta.exists():
-        return None
+        return None, "float32", None
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{meta}: not a readable JSON file ({exc})") from None
-    digest = data.get("model_sha256") if isinstance(data, dict) else None
-    if not isinstance(digest, str) or data.get("format") != META_FORMAT:
-        raise DataError(f"{meta}: not a dive index identity (expected format {META_FORMAT!r} "
-                        "and a model_sha256)")
-    return digest
+    if not isinstance(data, dict) or data.get("format") != META_FORMAT:
+        raise DataError(f"{meta}: not a dive index identity (expected format {META_FORMAT!r})")
+    digest, precision, dim = (data.get("model_sha256"), data.get("precision", "float32"),
+                              data.get("dim"))
+    if digest is not None and not isinstance(digest, str):
+        raise DataError(f"{meta}: model_sha256 is {digest!r}, expected a string or null")
+    if precision not in PRECISIONS:
+        raise DataError(f"{meta}: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
+        raise DataError(f"{meta}: dim is {dim!r}, expected a positive integer")
+    if precision == "binary" and dim is None:
+        raise DataError(f"{meta}: a binary index needs its vectors' dim")
+    return digest, precision, dim
 
 
 def check_index_model(index: SearchIndex, file: str | os.PathLike[str], model_sha256: str,
@@ -212,13 +294,18 @@ def search_index(
     """Top-k rows of every query: (rows int64 (m, k'), scores float32 (m, k')), best first.
 
     k' = min(k, len(index)). HNSW may return fewer than k' hits for a query; the missing
-    slots hold row -1 and score -inf.
+    slots hold row -1 and score -inf. `queries` are the float32 compressed vectors whatever the
+    index's precision; a binary index scores d - 2 * Hamming distance of their sign bits.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     q = as_embeddings(queries, name="queries", dim=index.dim)
     kk = min(k, len(index))
-    scores, rows = index.index.search(q, kk)
+    if index.precision == "binary":
+        hamming, rows = index.index.search(np.packbits(q > 0, axis=1), kk)
+        scores = (index.dim - 2 * hamming).astype(np.float32)
+    else:
+        scores, rows = index.index.search(q, kk)
     scores = np.ascontiguousarray(scores, dtype=np.float32)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     scores[rows < 0] = -np.inf

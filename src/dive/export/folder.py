@@ -2,14 +2,17 @@
 
 A fitted compressor is saved as its `Runtime` (see `dive.compressors.runtime`): the arrays go
 into `model.safetensors` under fixed names (`adapter.w1`, `adapter.b1`, `adapter.w2`,
-`adapter.b2`, `center`, `projection`), float32, and `config.json` records the format version,
-the dive version, the method and its hyper-parameters, the dimensions, the activation, which
-arrays exist, a SHA-256 of the weights file and an optional training summary (dataset, budget,
-seed, validation score). Never pickle.
+`adapter.b2`, `center`, `projection`, and int8's calibrated range `quantizer.low`,
+`quantizer.width`), float32, and `config.json` records the format version, the dive version,
+the method and its hyper-parameters, the dimensions, the activation, the precision
+(`dive.compressors.precision`), which arrays exist, a SHA-256 of the weights file and an
+optional training summary (dataset, budget, seed, validation score). Never pickle. Folders
+written before format 3 have no precision and load as float32.
 
 `load` returns a `LoadedCompressor`, which transforms exactly as the fitted compressor did
-(bit-identical: same float32 arrays, same numpy code). Loading imports numpy, safetensors and
-the runtime only, never torch, so a served model needs neither torch nor the training code.
+(bit-identical: same float32 arrays, same numpy code), ending in its precision's codes.
+Loading imports numpy, safetensors and the runtime only, never torch, so a served model needs
+neither torch nor the training code.
 Everything in a folder is checked before use; a bad folder raises `DataError` naming the file
 and the problem. A checksum that does not match, or is missing (format 2 needs both; folders
 of format 1 predate `config_sha256`), is an error unless the caller opts out with
@@ -38,22 +41,26 @@ from safetensors import SafetensorError
 from dive import __version__
 from dive._io import check_output, replace_path
 from dive.compressors.base import Compressor
+from dive.compressors.precision import PRECISIONS, Precision, Quantizer
 from dive.compressors.runtime import ACTIVATIONS, Activation, Adapter, Runtime
 from dive.errors import DataError, DiveError
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "dive-compressor"
-FORMAT_VERSION = 2  # 2 added config_sha256
+FORMAT_VERSION = 3  # 2 added config_sha256, 3 precision
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 ADAPTER_ARRAYS = ("adapter.w1", "adapter.b1", "adapter.w2", "adapter.b2")
-ARRAY_NAMES = (*ADAPTER_ARRAYS, "center", "projection")
+QUANTIZER_ARRAYS = ("quantizer.low", "quantizer.width")
+ARRAY_NAMES = (*ADAPTER_ARRAYS, "center", "projection", *QUANTIZER_ARRAYS)
 # The method name recorded when a bare Runtime (not a fitted compressor) is saved.
 RUNTIME_METHOD = "runtime"
 # The config.json fields that change what a loaded model computes, covered by config_sha256.
 COMPUTATION_FIELDS = ("format", "format_version", "input_dim", "output_dim", "activation",
-                      "arrays", "weights_sha256")
+                      "arrays", "weights_sha256", "precision")
+# Covered only when present, so the checksums of folders older than the field still match.
+LATER_FIELDS = {"precision": 3}
 
 
 class LoadedCompressor:
@@ -101,6 +108,10 @@ class LoadedCompressor:
     def n_params(self) -> int:
         return self.runtime_.n_params
 
+    @property
+    def precision(self) -> Precision:
+        return self.runtime_.precision
+
     def fitted_runtime(self) -> Runtime:
         return self.runtime_
 
@@ -111,23 +122,38 @@ class LoadedCompressor:
         )
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Compress (n, D) embeddings to L2-normalised (n, d) float32."""
+        """Compress (n, D) embeddings to codes at the folder's precision.
+
+        float32: L2-normalised (n, d) float32; float16 the same as half floats; int8 (n, d)
+        int8 codes; binary (n, ceil(d/8)) uint8 packed sign bits.
+        """
+        return self.runtime_(self._checked(x))
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        """Compress (n, D) embeddings to L2-normalised (n, d) float32, before the precision.
+
+        What queries are searched with, against codes of any precision.
+        """
+        return self.runtime_.embed(self._checked(x))
+
+    def _checked(self, x: np.ndarray) -> np.ndarray:
         arr = np.asarray(x)
         if arr.ndim == 2 and arr.shape[1] != self.input_dim:
             raise DataError(
                 f"{self._where()}: input has dimension {arr.shape[1]}, but this compressor "
                 f"expects {self.input_dim} (embeddings from another model?)"
             )
-        return self.runtime_(arr)
+        return arr
 
     def _where(self) -> str:
         return str(self.source) if self.source is not None else f"{self.method} compressor"
 
     def __repr__(self) -> str:
         where = f", source={str(self.source)!r}" if self.source is not None else ""
+        precision = "" if self.precision == "float32" else f", precision={self.precision!r}"
         return (
             f"LoadedCompressor(method={self.method!r}, input_dim={self.input_dim}, "
-            f"output_dim={self.output_dim}{where})"
+            f"output_dim={self.output_dim}{precision}{where})"
         )
 
 
@@ -154,7 +180,8 @@ def save(
     arrays = runtime_arrays(runtime)
     activation = runtime.adapter.activation if runtime.adapter is not None else None
     # Refuse to write what `load` would reject (a hand-built Runtime can be inconsistent).
-    build_runtime(arrays, runtime.input_dim, runtime.output_dim, activation, where="runtime")
+    build_runtime(arrays, runtime.input_dim, runtime.output_dim, activation, where="runtime",
+                  precision=runtime.precision)
     weights = safetensors.numpy.save(
         arrays, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)}
     )
@@ -167,6 +194,7 @@ def save(
         "input_dim": runtime.input_dim,
         "output_dim": runtime.output_dim,
         "activation": activation,
+        "precision": runtime.precision,
         "arrays": list(arrays),
         "n_params": runtime.n_params,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
@@ -179,6 +207,19 @@ def save(
     logger.info("saved %s compressor (%d -> %d) to %s", method, runtime.input_dim,
                 runtime.output_dim, target)
     return target
+
+
+def with_precision(
+    source: SaveSource | str | os.PathLike[str], precision: str, corpus: np.ndarray
+) -> LoadedCompressor:
+    """`source` ending in `precision`, int8 calibrated on `corpus` (n, D) embeddings.
+
+    The method, its config and the training summary carry over; save the result to ship it.
+    """
+    loaded = as_loaded(source)
+    return LoadedCompressor(loaded.runtime_.with_precision(precision, corpus),
+                            method=loaded.method, method_config=loaded.config(),
+                            summary=loaded.summary, source=loaded.source)
 
 
 def as_loaded(obj: SaveSource | str | os.PathLike[str]) -> LoadedCompressor:
@@ -207,6 +248,9 @@ def runtime_arrays(runtime: Runtime) -> dict[str, np.ndarray]:
     if runtime.adapter is not None:
         a = runtime.adapter
         raw.update({"adapter.w1": a.w1, "adapter.b1": a.b1, "adapter.w2": a.w2, "adapter.b2": a.b2})
+    if runtime.quantizer is not None:
+        raw.update({"quantizer.low": runtime.quantizer.low,
+                    "quantizer.width": runtime.quantizer.width})
     arrays: dict[str, np.ndarray] = {}
     for name in ARRAY_NAMES:
         value = raw.get(name)
@@ -275,7 +319,8 @@ def _write_folder(target: Path, files: dict[str, bytes]) -> None:
 
 def config_digest(config: dict[str, Any]) -> str:
     """SHA-256 of the config fields that change the computation (`COMPUTATION_FIELDS`)."""
-    fields = {key: config.get(key) for key in COMPUTATION_FIELDS}
+    fields = {key: config.get(key) for key in COMPUTATION_FIELDS
+              if key in config or key not in LATER_FIELDS}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -298,7 +343,8 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
         raise DataError(f"{weights_path}: missing (the folder has config.json but no weights)")
     arrays = _read_weights(weights_path, config, verify=verify)
     runtime = build_runtime(arrays, config["input_dim"], config["output_dim"],
-                            config["activation"], where=str(weights_path))
+                            config["activation"], where=str(weights_path),
+                            precision=config.get("precision", "float32"))
     return LoadedCompressor(
         runtime,
         method=config["method"],
@@ -342,6 +388,12 @@ def read_config(path: Path) -> dict[str, Any]:
         raise DataError(
             f"{path}: activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (or null)"
         )
+    for key, since in LATER_FIELDS.items():
+        if version >= since and key not in config:
+            raise DataError(f"{path}: no {key} (format_version {version} records it)")
+    precision = config.get("precision", "float32")
+    if precision not in PRECISIONS:
+        raise DataError(f"{path}: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     arrays = config.get("arrays")
     if not isinstance(arrays, list) or not all(isinstance(a, str) for a in arrays):
         raise DataError(f"{path}: arrays is {arrays!r}, expected a list of array names")
@@ -415,6 +467,7 @@ def build_runtime(
     activation: Activation | None,
     *,
     where: str,
+    precision: Precision = "float32",
 ) -> Runtime:
     """Check the arrays' shapes against the dimensions and assemble the `Runtime`."""
 
@@ -456,4 +509,19 @@ def build_runtime(
         raise shape_error("projection", f"(output_dim, {d_in}): columns must equal input_dim")
     elif projection.shape[0] != output_dim:
         raise shape_error("projection", f"({output_dim}, {d_in}): rows must equal output_dim")
-    return Runtime(input_dim=d_in, adapter=adapter, center=center, projection=projection)
+    quantizer = None
+    ranged = precision == "int8"
+    for name in QUANTIZER_ARRAYS:
+        if (name in arrays) != ranged:
+            raise DataError(f"{where}: tensor {name!r} is {'missing' if ranged else 'unexpected'} "
+                            f"for precision {precision}")
+        if ranged and arrays[name].shape != (output_dim,):
+            raise shape_error(name, f"({output_dim},) (output_dim)")
+    if precision != "float32":
+        try:
+            quantizer = Quantizer(precision, output_dim, arrays.get("quantizer.low"),
+                                  arrays.get("quantizer.width"))
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+    return Runtime(input_dim=d_in, adapter=adapter, center=center, projection=projection,
+                   quantizer=quantizer)

@@ -5,12 +5,16 @@ whose norm is off 1 by more than 1e-3 divided by their norm (others divided by e
 unit rows pass unchanged), the optional residual adapter (MatMul/Add, then Relu or the
 tanh-GELU formula written out in elementary ops so any runtime computes the same thing as
 numpy), the optional centre (Sub) and projection (MatMul), then L2 normalisation (ReduceL2,
-Max with 1e-12, Div). Input `embeddings` is float32 (batch, D) with a dynamic batch axis;
-output `compressed` is float32 (batch, d).
+Max with 1e-12, Div), then the precision (`dive.compressors.precision`): float16 a Cast; int8
+the same Sub, Div, Clip, Mul by 255, Floor and shift as numpy, Cast to int8; binary
+Greater-than-0 and one MatMul by `pack_weights` (np.packbits' bit order), Cast to uint8.
+Input `embeddings` is float32 (batch, D) with a dynamic batch axis; output `compressed` is
+(batch, d) float32, float16 or int8, or (batch, ceil(d/8)) uint8 for binary.
 No torch involved: the `onnx` package's helper API builds the graph.
 
-Left out: quantised or float16 graphs, and folding the tokenizer/encoder into the same graph
-(export the sentence-transformers model with its own tools and chain the two).
+Left out: float16 arithmetic inside the graph (only the output is cast), and folding the
+tokenizer/encoder into the same graph (export the sentence-transformers model with its own
+tools and chain the two).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from dive import __version__
 from dive._io import atomic_write_bytes
 from dive.arrays import UNIT_NORM_TOLERANCE
+from dive.compressors.precision import INT8_LEVELS, Quantizer, pack_weights
 from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
 from dive.export.folder import RUNTIME_METHOD, as_loaded
@@ -96,15 +101,20 @@ def build_onnx_model(runtime: Runtime, *, method: str = RUNTIME_METHOD) -> Any:
         h = op("MatMul", [h, const("projection.T", runtime.projection.T)], "projected")
     norm = op("ReduceL2", [h], "norm", axes=[1], keepdims=1)
     norm = op("Max", [norm, const("norm.eps", NORM_EPS)], "norm.clamped")
-    op("Div", [h, norm], OUTPUT_NAME)
+    quantizer = runtime.quantizer
+    out_type = int(TensorProto.FLOAT)
+    if quantizer is None:
+        op("Div", [h, norm], OUTPUT_NAME)
+    else:
+        out_type = _quantize(quantizer, op("Div", [h, norm], "normalized"), const, op,
+                             TensorProto)
 
     graph = helper.make_graph(
         nodes,
         f"dive_{method}",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
                                        ["batch", runtime.input_dim])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT,
-                                       ["batch", runtime.output_dim])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, out_type, ["batch", runtime.code_width])],
         initializer=inits,
     )
     model = helper.make_model(
@@ -119,9 +129,33 @@ def build_onnx_model(runtime: Runtime, *, method: str = RUNTIME_METHOD) -> Any:
         "method": method,
         "input_dim": str(runtime.input_dim),
         "output_dim": str(runtime.output_dim),
+        "precision": runtime.precision,
     })
     onnx.checker.check_model(model)
     return model
+
+
+def _quantize(quantizer: Quantizer, z: str, const: Any, op: Any, types: Any) -> int:
+    """Nodes from the unit vectors `z` to OUTPUT_NAME's codes; returns the output's type."""
+    if quantizer.precision == "float16":
+        op("Cast", [z], OUTPUT_NAME, to=types.FLOAT16)
+        return int(types.FLOAT16)
+    if quantizer.precision == "binary":
+        bits = op("Cast", [op("Greater", [z, const("binary.zero", 0.0)], "binary.positive")],
+                  "binary.bits", to=types.FLOAT)
+        packed = op("MatMul", [bits, const("binary.pack", pack_weights(quantizer.dim))],
+                    "binary.packed")
+        op("Cast", [packed], OUTPUT_NAME, to=types.UINT8)
+        return int(types.UINT8)
+    assert quantizer.low is not None and quantizer.width is not None
+    xi = op("Div", [op("Sub", [z, const("quantizer.low", quantizer.low)], "int8.shifted"),
+                    const("quantizer.width", quantizer.width)], "int8.scaled")
+    xi = op("Clip", [xi, const("int8.zero", 0.0), const("int8.one", 1.0)], "int8.clipped")
+    level = op("Floor", [op("Mul", [const("int8.levels", INT8_LEVELS), xi], "int8.level")],
+               "int8.floor")
+    code = op("Sub", [level, const("int8.offset", 128.0)], "int8.code")
+    op("Cast", [code], OUTPUT_NAME, to=types.INT8)
+    return int(types.INT8)
 
 
 def is_onnx_export(path: Path) -> bool:

@@ -5,7 +5,10 @@ Appended after a model's pooling (and Normalize) modules, it maps
 `SentenceTransformer.encode` returns compressed, L2-normalised vectors (input rows not of unit
 norm are normalised first, as the runtime does). The math mirrors
 `dive.compressors.runtime` step by step (GELU with the tanh approximation), so outputs match
-the numpy runtime to float32 rounding.
+the numpy runtime to float32 rounding. A compressor saved with a precision other than float32
+ends in the same quantization (`dive.compressors.precision`), so `encode` returns its codes:
+float16, int8, or packed uint8 sign bits (keep `encode(precision="float32")`, the default:
+sentence-transformers' own quantization expects floats).
 
 The module folder is a dive model folder (`config.json` + `model.safetensors`, see
 `dive.export.folder`), written and read through the same code, so a saved
@@ -27,10 +30,13 @@ import torch
 import torch.nn.functional as F
 
 from dive.arrays import UNIT_NORM_TOLERANCE
+from dive.compressors.precision import INT8_LEVELS, Quantizer, pack_weights
 from dive.compressors.runtime import Adapter, Runtime
 from dive.export.folder import LoadedCompressor, SaveSource, as_loaded, load, save
 
-_BUFFERS = ("adapter_w1", "adapter_b1", "adapter_w2", "adapter_b2", "center", "projection")
+_BUFFERS = ("adapter_w1", "adapter_b1", "adapter_w2", "adapter_b2", "center", "projection",
+            "quantizer_low", "quantizer_width", "pack_weights")
+_CODE_DTYPES = {"float16": torch.float16, "int8": torch.int8, "binary": torch.uint8}
 
 
 def _tensor(arr: np.ndarray | None) -> torch.Tensor | None:
@@ -52,8 +58,11 @@ class DiveCompression(torch.nn.Module):
         self.summary = dict(compressor.summary)
         self.input_dim = runtime.input_dim
         self.output_dim = runtime.output_dim
+        self.precision = runtime.precision
+        self.code_width = runtime.code_width
         adapter = runtime.adapter
         self.activation = adapter.activation if adapter is not None else None
+        quantizer = runtime.quantizer
         arrays = {
             "adapter_w1": adapter.w1 if adapter else None,
             "adapter_b1": adapter.b1 if adapter else None,
@@ -61,6 +70,9 @@ class DiveCompression(torch.nn.Module):
             "adapter_b2": adapter.b2 if adapter else None,
             "center": runtime.center,
             "projection": runtime.projection,
+            "quantizer_low": quantizer.low if quantizer else None,
+            "quantizer_width": quantizer.width if quantizer else None,
+            "pack_weights": pack_weights(self.output_dim) if self.precision == "binary" else None,
         }
         for name in _BUFFERS:
             self.register_buffer(name, _tensor(arrays[name]))
@@ -75,7 +87,11 @@ class DiveCompression(torch.nn.Module):
         return value
 
     def compress(self, x: torch.Tensor) -> torch.Tensor:
-        """The runtime's computation on a (batch, D) tensor; returns (batch, d), unit rows."""
+        """The runtime's computation on a (batch, D) tensor: its codes (`quantize(embed(x))`)."""
+        return self.quantize(self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The runtime's computation before its precision: (batch, d) unit rows."""
         if x.shape[-1] != self.input_dim:
             raise ValueError(
                 f"DiveCompression: embeddings have dimension {x.shape[-1]}, "
@@ -98,6 +114,22 @@ class DiveCompression(torch.nn.Module):
             h = h @ projection.T
         return F.normalize(h, p=2, dim=-1, eps=1e-12)
 
+    def quantize(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes of unit rows `z` at the module's precision, as the numpy runtime makes them."""
+        if self.precision == "float32":
+            return z
+        dtype = _CODE_DTYPES[self.precision]
+        if self.precision == "float16":
+            return z.to(dtype)
+        if self.precision == "binary":
+            weights = self._buffer("pack_weights")
+            assert weights is not None
+            return ((z > 0).to(weights.dtype) @ weights).to(dtype)
+        low, width = self._buffer("quantizer_low"), self._buffer("quantizer_width")
+        assert low is not None and width is not None
+        xi = ((z.to(low.dtype) - low) / width).clamp(0, 1)
+        return (torch.floor(INT8_LEVELS * xi) - 128).to(dtype)
+
     def to_compressor(self) -> LoadedCompressor:
         """The current buffers as a numpy `LoadedCompressor` (what `save` writes)."""
 
@@ -109,16 +141,21 @@ class DiveCompression(torch.nn.Module):
         adapter = None
         if w1 is not None and b1 is not None and w2 is not None and b2 is not None:
             adapter = Adapter(w1, b1, w2, b2, activation=self.activation or "gelu")
-        runtime = Runtime(self.input_dim, adapter, arr("center"), arr("projection"))
+        quantizer = None
+        if self.precision != "float32":
+            quantizer = Quantizer(self.precision, self.output_dim, arr("quantizer_low"),
+                                  arr("quantizer_width"))
+        runtime = Runtime(self.input_dim, adapter, arr("center"), arr("projection"), quantizer)
         return LoadedCompressor(runtime, method=self.method, method_config=self.method_config,
                                 summary=self.summary)
 
     def get_embedding_dimension(self) -> int:
-        return self.output_dim
+        """Columns of the module's output: d, or ceil(d/8) bytes for binary."""
+        return self.code_width
 
     def get_sentence_embedding_dimension(self) -> int:
         # The name sentence-transformers < 6 looks for.
-        return self.output_dim
+        return self.code_width
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True,
              **kwargs: Any) -> None:
@@ -130,4 +167,5 @@ class DiveCompression(torch.nn.Module):
         return DiveCompression(load(input_path))
 
     def extra_repr(self) -> str:
-        return f"method={self.method!r}, {self.input_dim} -> {self.output_dim}"
+        precision = "" if self.precision == "float32" else f", {self.precision}"
+        return f"method={self.method!r}, {self.input_dim} -> {self.output_dim}{precision}"

@@ -47,11 +47,11 @@ from dive.scale.formats import (
     vectors_from_arrow,
 )
 from dive.scale.stream import (
-    OUTPUT_DTYPES,
     CompressResult,
     OutputDtype,
     Partial,
     compress_rows,
+    output_dtype,
     part_name,
     prefetch,
     progress_bar,
@@ -161,7 +161,7 @@ def compress_table(
     id_column: str | None = "id",
     output_column: str | None = None,
     batch_size: int = 65536,
-    dtype: OutputDtype = "float32",
+    dtype: OutputDtype | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> CompressResult:
@@ -170,13 +170,14 @@ def compress_table(
     `output` is another table of a local database (created with `id_column`, then the
     vectors in `output_column`, default `column`), or `input` itself, when `output_column`
     names the new column to add. `model` is a model folder path, a (loaded) compressor or a
-    `Runtime`. An interrupted run resumes when rerun with the same arguments; `overwrite`
-    allows replacing a table or column an earlier run wrote, at the end.
+    `Runtime`; the column holds what it outputs at its precision, as `compress_store` writes
+    it (`dtype`, float32 models only, casts). An interrupted run resumes when rerun with the
+    same arguments; `overwrite` allows replacing a table or column an earlier run wrote, at
+    the end.
     """
     started = time.perf_counter()
     runtime = resolve_runtime(model)
-    if dtype not in OUTPUT_DTYPES:
-        raise DiveError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+    out_dtype = output_dtype(runtime, dtype)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
     src = input if isinstance(input, TableRef) else TableRef.parse(input)
@@ -205,7 +206,7 @@ def compress_table(
                         f"{runtime.input_dim} (embeddings from another model?)")
     marker = json.dumps({"format": "dive-compress-output", "model_sha256": runtime_digest(runtime),
                          "source": f"{src}:{column}"}, sort_keys=True).encode()
-    value = vector_type(np.dtype(dtype), runtime.output_dim)
+    value = vector_type(out_dtype, runtime.code_width)
     if in_place:
         replace = _check_column_output(schema, out_column, dst, overwrite)
         out_schema = import_pyarrow().schema(
@@ -225,7 +226,8 @@ def compress_table(
         "model": {"sha256": runtime_digest(runtime), "input_dim": runtime.input_dim,
                   "output_dim": runtime.output_dim},
         "output": {"db": str(dst.db.resolve()), "table": dst.name, "column": out_column},
-        "batch_size": batch_size, "dtype": dtype, "column": column, "id_column": id_column,
+        "batch_size": batch_size, "dtype": out_dtype.name, "column": column,
+        "id_column": id_column,
     }
     partial = Partial(dst.db / work_name)
     state = partial.start(job)
@@ -237,8 +239,7 @@ def compress_table(
             chunks = prefetch(_read_chunks(table, columns, resumed, n_rows, batch_size))
             for lo, chunk in chunks:
                 ids = None if id_column is None else chunk.column(id_column).combine_chunks()
-                y = _compress_chunk(runtime, chunk.column(column), dim, lo, ids, src,
-                                    np.dtype(dtype))
+                y = _compress_chunk(runtime, chunk.column(column), dim, lo, ids, src, out_dtype)
                 arrays = ([] if ids is None else [ids]) + [vector_array(y)]
                 out = import_pyarrow().Table.from_arrays(arrays, schema=out_schema)
                 with atomic_open(partial.parts / part_name(lo), "wb") as handle:
@@ -262,8 +263,8 @@ def compress_table(
     seconds = time.perf_counter() - started
     where = f"{dst}:{out_column}" if in_place else str(dst)
     logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
-    return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim, dtype,
-                          resumed, seconds)
+    return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim,
+                          out_dtype.name, resumed, seconds)
 
 
 def _check_table_output(dst: TableRef, overwrite: bool) -> None:
@@ -382,10 +383,14 @@ def search(
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise DiveError(f"k must be a positive integer, got {k!r}")
     runtime = resolve_runtime(model)
+    if runtime.precision != "float32":
+        raise DiveError(f"search reads float vectors; this model outputs {runtime.precision} "
+                        "codes (save it at float32 and let a LanceDB index quantize, e.g. "
+                        "IVF_PQ or IVF_SQ)")
     table = table if not isinstance(table, (str, os.PathLike, TableRef)) else open_table(table)
     where = f"table {table.name!r}"
     queries = as_unit_rows(query_vectors, name="query vectors", dim=runtime.input_dim)
-    compressed = runtime(queries)
+    compressed = runtime.embed(queries)
     dim = runtime.output_dim
     vector_dim_is(table, column, dim, "compressed column")
     if id_column not in table.schema.names:

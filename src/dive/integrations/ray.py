@@ -5,7 +5,8 @@ loads the compressor once per worker (a model folder path is read there with num
 safetensors only; an in-memory model is shipped to each worker) and compresses Arrow batches
 with the same numpy `Runtime` as `dive.scale.compress_store`, so both engines compute the same
 vectors for the same batches. Vectors may be `fixed_size_list`, `list` or Ray tensor columns;
-the output column is `fixed_size_list<float32|float16, d>`.
+the output column is `fixed_size_list<float32|float16, d>`, or of the codes of a model saved
+with another precision (int8, or uint8 packed bits), as `compress_store` writes them.
 
 `compress_parquet` is `dive compress --engine ray`: read Parquet (a file or a folder, local or
 on a filesystem every node sees), compress, write a folder of Parquet files, renamed into
@@ -33,9 +34,9 @@ from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
 from dive.scale.stream import (
-    OUTPUT_DTYPES,
     OutputDtype,
     check_compress_output,
+    output_dtype,
     resolve_runtime,
     write_output_marker,
 )
@@ -68,13 +69,13 @@ class CompressBatch:
         model: str | Runtime,
         column: str,
         output_column: str,
-        dtype: str = "float32",
+        dtype: str | None = None,
         id_column: str | None = None,
     ) -> None:
         # Runs once per worker: a folder is read here, not on every batch.
         self.runtime = resolve_runtime(model)
         self.column, self.output_column, self.id_column = column, output_column, id_column
-        self.dtype = np.dtype(dtype)
+        self.dtype = output_dtype(self.runtime, dtype)
 
     def _row(self, batch: pa.Table, row: int) -> str:
         if self.id_column is not None and self.id_column in batch.column_names:
@@ -127,7 +128,7 @@ def compress_dataset(
     output_column: str | None = None,
     id_column: str | None = None,
     batch_size: int = 4096,
-    dtype: OutputDtype = "float32",
+    dtype: OutputDtype | None = None,
     num_workers: int | None = None,
 ) -> Any:
     """A lazy Ray Dataset with `column` compressed into `output_column` (default: replaced).
@@ -138,11 +139,10 @@ def compress_dataset(
     autoscale to the cluster).
     """
     ray = import_ray()
-    if dtype not in OUTPUT_DTYPES:
-        raise DiveError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
     runtime = resolve_runtime(model)  # checks the folder once, on the driver
+    output_dtype(runtime, dtype)  # a bad dtype fails here, before any worker starts
     _check_schema(ds, column, runtime)
     shipped: str | Runtime = (
         str(Path(model).resolve()) if isinstance(model, (str, os.PathLike)) else runtime
@@ -198,7 +198,7 @@ def compress_parquet(
     id_column: str | None = "id",
     output_column: str | None = None,
     batch_size: int = 4096,
-    dtype: OutputDtype = "float32",
+    dtype: OutputDtype | None = None,
     overwrite: bool = False,
     num_workers: int | None = None,
 ) -> int:

@@ -1,6 +1,8 @@
 """`summary.csv`: one row per (dataset, model, method, dim, budget), aggregated over seeds.
 
-Columns: the keys, the ratio, the number of seeds, mean and population std of each metric,
+The method is the row's `method_label` (a precision or funnel other than float32 without
+rescoring is part of it). Columns: the keys, the ratio, the bytes per vector of the first
+stage, the number of seeds, mean and population std of each metric,
 mean fit seconds and the parameter count (the largest seen, should seeds differ). Rows follow
 the report's order (dataset, budget, method, dimension descending). Per-seed values stay in
 the JSONL results; this file is for spreadsheets and plotting elsewhere.
@@ -18,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from dive._io import atomic_write_text
-from dive.evaluate.records import METRICS
-from dive.report.summary import budget_order, method_order
+from dive.evaluate.records import METRICS, record_bytes_per_vector
+from dive.report.summary import budget_order, method_label, method_order
 
 KEY_COLUMNS = ("dataset", "model", "budget", "method", "dim", "ratio")
 COLUMNS = (
     *KEY_COLUMNS,
+    "bytes_per_vector",
     "n_seeds",
     *(f"{m}_{stat}" for m in METRICS for stat in ("mean", "std")),
     "fit_seconds_mean",
@@ -36,7 +39,7 @@ def summary_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         key = (
-            str(r["dataset"]), str(r["model"]), str(r["budget"]), str(r["method"]), int(r["dim"])
+            str(r["dataset"]), str(r["model"]), str(r["budget"]), method_label(r), int(r["dim"])
         )
         groups[key].append(r)
     order = {m: i for i, m in enumerate(method_order(k[3] for k in groups))}
@@ -45,6 +48,7 @@ def summary_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         group = groups[key]
         row: dict[str, Any] = dict(zip(KEY_COLUMNS, key, strict=False))
         row["ratio"] = int(group[-1].get("ratio", 1))
+        row["bytes_per_vector"] = record_bytes_per_vector(group[-1])
         row["n_seeds"] = len({str(r["seed"]) for r in group})
         for metric in METRICS:
             values = np.array([float(r[metric]) for r in group])

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dive.report.markdown import signed
-from dive.report.summary import budget_order, is_frozen, method_order
+from dive.report.summary import budget_order, is_frozen, method_label, method_order
 
 REFERENCES = ("pca", "pca-uncentered")
 TOLERANCE = 0.002
@@ -86,7 +86,7 @@ def gains_over_training_free(
     scores: dict[tuple[str, str, str, str, int], dict[int, float]] = defaultdict(dict)
     ratios: dict[tuple[str, str, str, str, int], int] = {}
     for r in records:
-        key = (str(r["dataset"]), str(r["model"]), str(r["budget"]), str(r["method"]),
+        key = (str(r["dataset"]), str(r["model"]), str(r["budget"]), method_label(r),
                int(r["dim"]))
         scores[key][int(r["seed"])] = float(r[metric])
         ratios[key] = int(r.get("ratio", 0))

@@ -23,6 +23,7 @@ from dive.report.summary import (
     budget_title,
     dim_ratios,
     is_frozen,
+    method_label,
     method_order,
     metric_title,
     summarize,
@@ -193,11 +194,11 @@ def ndcg_vs_budget_figure(
     plt = _pyplot()
     records = list(records)
     at_ratio = [
-        r for r in records if int(r.get("ratio", 1)) == ratio and not is_frozen(r["method"])
+        r for r in records if int(r.get("ratio", 1)) == ratio and not is_frozen(method_label(r))
     ]
     if not at_ratio:
         return None
-    frozen = [r for r in records if is_frozen(r["method"])]
+    frozen = [r for r in records if is_frozen(method_label(r))]
     cells = summarize([*at_ratio, *frozen], metric)
     datasets = sorted({c.dataset for c in summarize(at_ratio, metric)})
     methods = method_order(c.method for c in cells)

@@ -2,7 +2,10 @@
 
 The one place results are grouped and ordered; tables, plots, CSV and the keep-X% lines all
 start from `summarize`, `method_order` and `budget_order`, so every view lists the same rows
-in the same order. Reading and merging results files is `dive.report.merge`'s job.
+in the same order. A row is a `method_label`: the method, and for a record of another
+precision than float32 or with rescoring, that variant too (`pca@int8`,
+`dive@binary+rescore4`), so precisions of one fit are rows of their own, right after their
+method. Reading and merging results files is `dive.report.merge`'s job.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from dive.evaluate.records import record_variant
 
 # Reference rows first, then the classical floors, the published baselines and DIVE last, so
 # the method a reader looks for is always in the same place; unknown methods follow in the
@@ -30,6 +35,20 @@ CANONICAL_ORDER = (
     "dive",
 )
 METRIC_TITLES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10"}
+VARIANT_MARK = "@"  # method@precision[+rescoreN]: a method's results at another first stage
+
+
+def method_label(record: Mapping[str, Any]) -> str:
+    """The row of a record: its method, plus its precision and funnel unless float32 without
+    rescoring: `pca@int8`, `dive@binary+rescore4` (rescored with the full embeddings),
+    `dive@binary+rescore4-compressed` (with the compressed float32 outputs)."""
+    method = str(record["method"])
+    precision, rescore, source = record_variant(record)
+    if (precision, rescore) == ("float32", 0):
+        return method
+    funnel = "" if not rescore else f"+rescore{rescore}" + ("" if source == "full" else
+                                                          f"-{source}")
+    return f"{method}{VARIANT_MARK}{precision}{funnel}"
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,7 @@ def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> 
     """Mean and std of `metric` over seeds, one `Cell` per (dataset, budget, method, dim)."""
     groups: dict[tuple[str, str, str, int], list[float]] = defaultdict(list)
     for r in records:
-        key = (str(r["dataset"]), str(r["budget"]), str(r["method"]), int(r["dim"]))
+        key = (str(r["dataset"]), str(r["budget"]), method_label(r), int(r["dim"]))
         groups[key].append(float(r[metric]))
     return [
         Cell(ds, budget, method, dim, float(np.mean(v)), float(np.std(v)), len(v))
@@ -75,7 +94,7 @@ def summarize_cost(records: Iterable[Mapping[str, Any]]) -> list[CostCell]:
     """Fit seconds (mean, max) and parameter counts per (dataset, budget, method)."""
     groups: dict[tuple[str, str, str], list[tuple[float, int]]] = defaultdict(list)
     for r in records:
-        key = (str(r["dataset"]), str(r["budget"]), str(r["method"]))
+        key = (str(r["dataset"]), str(r["budget"]), method_label(r))
         groups[key].append((float(r["fit_seconds"]), int(r.get("n_params", 0))))
     return [
         CostCell(
@@ -110,13 +129,13 @@ def metric_title(metric: str) -> str:
 
 
 def base_method(method: str) -> str:
-    """The registry name of a method spec (`dive:heads=1` -> `dive`)."""
-    return method.split(":", 1)[0]
+    """The registry name of a method spec or row (`dive:heads=1`, `dive@int8` -> `dive`)."""
+    return method.split(VARIANT_MARK, 1)[0].split(":", 1)[0]
 
 
 def is_frozen(method: str) -> bool:
-    """Whether a method is the uncompressed full-dimension reference."""
-    return base_method(method) == "frozen"
+    """Whether a row is the uncompressed full-dimension float32 reference."""
+    return VARIANT_MARK not in method and base_method(method) == "frozen"
 
 
 def method_order(methods: Iterable[str]) -> list[str]:

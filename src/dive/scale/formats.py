@@ -286,7 +286,8 @@ def vectors_from_arrow(
 
 
 def vector_array(y: np.ndarray) -> pa.FixedSizeListArray:
-    """(n, d) numpy rows as a `fixed_size_list<float, d>` Arrow array (float32 or float16)."""
+    """(n, d) numpy rows as a `fixed_size_list<value, d>` Arrow array (float32, float16, or
+    int8/uint8 codes)."""
     pa = import_pyarrow()
     flat = pa.array(np.ascontiguousarray(y).reshape(-1))
     return pa.FixedSizeListArray.from_arrays(flat, y.shape[1])
@@ -294,8 +295,7 @@ def vector_array(y: np.ndarray) -> pa.FixedSizeListArray:
 
 def vector_type(dtype: np.dtype[Any], dim: int) -> pa.DataType:
     pa = import_pyarrow()
-    value = pa.float16() if dtype == np.float16 else pa.float32()
-    return pa.list_(value, dim)
+    return pa.list_(pa.from_numpy_dtype(np.dtype(dtype)), dim)
 
 
 def file_fingerprint(path: Path) -> dict[str, Any]:

@@ -18,6 +18,10 @@ only when `overwrite=True`, and only if it is an earlier output: a file for a si
 input, or a folder holding the hidden marker `.dive-compress.json` that every folder output
 gets; never any other folder.
 
+The output holds what the model outputs at its precision (`dive.compressors.precision`):
+float32 vectors (or float16 with `dtype="float16"`), or the codes of a model saved with
+another precision, (n, d) float16 or int8, or (n, ceil(d/8)) uint8 packed sign bits.
+
 Input vectors not of unit norm are normalised (see `dive.compressors.runtime`). Bad input
 (wrong dimension, NaN/inf, null vectors, all-zero rows) raises `DataError` naming the file and the
 row, global across shards and chunks; the dimension is checked before any work starts. The
@@ -154,12 +158,15 @@ def runtime_digest(runtime: Runtime) -> str:
     """SHA-256 of everything the runtime computes with: a changed model means a restart."""
     digest = hashlib.sha256()
     adapter = runtime.adapter
-    head = {
+    head: dict[str, Any] = {
         "input_dim": runtime.input_dim,
         "output_dim": runtime.output_dim,
         "activation": adapter.activation if adapter is not None else None,
     }
+    if runtime.quantizer is not None:  # only then, so float32 models keep their old digest
+        head["precision"] = runtime.precision
     digest.update(json.dumps(head, sort_keys=True).encode())
+    quantizer = runtime.quantizer
     arrays = {
         "adapter.w1": adapter.w1 if adapter else None,
         "adapter.b1": adapter.b1 if adapter else None,
@@ -167,6 +174,8 @@ def runtime_digest(runtime: Runtime) -> str:
         "adapter.b2": adapter.b2 if adapter else None,
         "center": runtime.center,
         "projection": runtime.projection,
+        "quantizer.low": quantizer.low if quantizer else None,
+        "quantizer.width": quantizer.width if quantizer else None,
     }
     for name, value in arrays.items():
         if value is None:
@@ -175,6 +184,19 @@ def runtime_digest(runtime: Runtime) -> str:
         digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()
+
+
+def output_dtype(runtime: Runtime, dtype: str | None) -> np.dtype[Any]:
+    """The element type a compress run writes: the model's codes, or its float32 output cast
+    to `dtype` (float32 or float16, for float32 models only)."""
+    if dtype is not None and dtype not in OUTPUT_DTYPES:
+        raise DiveError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+    if runtime.quantizer is None:
+        return np.dtype(dtype or "float32")
+    if dtype is not None and np.dtype(dtype) != runtime.quantizer.dtype:
+        raise DiveError(f"the model outputs {runtime.precision} codes; dtype {dtype} applies "
+                        "to float32 models only (leave it out)")
+    return runtime.quantizer.dtype
 
 
 def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
@@ -331,7 +353,6 @@ def compress_rows(
     return y.astype(dtype, copy=False)
 
 
-
 class _Job:
     """One compress_store run: shards, model, settings, state."""
 
@@ -391,7 +412,7 @@ class _Job:
     def run_npy(self, shard: Shard, offset: int, start: int, bar: Any) -> None:
         assert shard.npy is not None
         target = self.partial.data / shard.name
-        d = self.runtime.output_dim
+        d = self.runtime.code_width
         if start == 0:
             out_offset = create_npy(target, shard.n_rows, d, self.dtype)
         else:
@@ -428,7 +449,7 @@ class _Job:
             assert shard.parquet is not None and shard.parquet.id_type is not None
             fields.append(pa.field(self.id_column, shard.parquet.id_type))
         fields.append(
-            pa.field(self.output_column, vector_type(self.dtype, self.runtime.output_dim))
+            pa.field(self.output_column, vector_type(self.dtype, self.runtime.code_width))
         )
         return pa.schema(fields)
 
@@ -526,7 +547,7 @@ def compress_store(
     output: str | os.PathLike[str],
     *,
     batch_size: int = 65536,
-    dtype: OutputDtype = "float32",
+    dtype: OutputDtype | None = None,
     column: str = "vector",
     id_column: str | None = "id",
     output_column: str | None = None,
@@ -539,13 +560,13 @@ def compress_store(
     `Runtime`. `input` is a `.npy` file, a Parquet file or a folder of shards of one kind; the
     output has the same layout (Parquet: the id column `id_column`, if not None, then the
     compressed vectors as `fixed_size_list<dtype>` in `output_column`, default `column`).
+    `dtype` (float32 models only) casts the output; None writes what the model outputs.
     `column` and `id_column` apply to Parquet only. An interrupted run resumes when rerun with
     the same arguments; `overwrite` allows replacing an existing output, at the end.
     """
     started = time.perf_counter()
     runtime = resolve_runtime(model)
-    if dtype not in OUTPUT_DTYPES:
-        raise DiveError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+    out_dtype = output_dtype(runtime, dtype)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
     src, dst = Path(input), Path(output)
@@ -576,7 +597,7 @@ def compress_store(
             "output_dim": runtime.output_dim,
         },
         "batch_size": batch_size,
-        "dtype": dtype,
+        "dtype": out_dtype.name,
         "column": column,
         "id_column": id_column,
         "output_column": out_column,
@@ -594,7 +615,7 @@ def compress_store(
         partial,
         state,
         batch_size=batch_size,
-        dtype=np.dtype(dtype),
+        dtype=out_dtype,
         column=column,
         id_column=id_column,
         output_column=out_column,
@@ -618,5 +639,5 @@ def compress_store(
     seconds = time.perf_counter() - started
     logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
     return CompressResult(
-        dst, total, runtime.input_dim, runtime.output_dim, dtype, resumed, seconds
+        dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name, resumed, seconds
     )

@@ -1,0 +1,128 @@
+"""Dev-only simulation of DIVE's start rules: which PCA start would each rule keep? (a script)
+
+DIVE starts from PCA axes with mu = 0 (uncentred) or the corpus mean (centred). The start
+needs no training, so every rule for choosing it can be replayed cheaply on every shared
+collection. Tuning stays honest: `make_split(..., dev=True)` takes labels from one half of the
+labelled pool and scores the other half; the protocol's evaluation queries are never read.
+
+    python benchmarks/dev_starts.py                      # 7 collections, 2/4/8x, budgets 16, all
+    python benchmarks/dev_starts.py --datasets cisi time --seeds 0 1 2
+
+Rules (the start each would keep, per seed):
+- argmax: the better mean nDCG@10 on the labelled queries (DIVE's previous rule);
+- evidence: uncentred unless centred's mean paired gain is > 0 and >= 1 standard error
+  (`dive.training.selection.choose`, DIVE's rule now);
+- half: mu = half the corpus mean, a hedge between the two;
+- fidelity: the start that keeps more of the full model's top-10 corpus neighbours of the
+  labelled queries (label-free).
+Prints one line per (collection, ratio, budget): both starts' dev scores, each rule's loss to
+the better start (mean over seeds); then, per rule, the cells within 0.002 of the better start,
+the mean and the worst loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from dive.arrays import l2_normalize
+from dive.compressors.base import LabelledQueries
+from dive.compressors.pca import principal_axes
+from dive.data import load_dataset
+from dive.data.splits import make_split, parse_budget
+from dive.embed import get_embeddings
+from dive.evaluate.protocol import labelled_queries
+from dive.evaluate.search import top_k
+from dive.training.gate import validation_scores
+from dive.training.selection import Curve, choose
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATASETS = ["scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time"]
+RULES = ("argmax", "evidence", "half", "fidelity")
+SHIFTS = {"u": 0.0, "c": 1.0, "half": 0.5}  # mu as a multiple of the corpus mean
+
+
+def per_query(
+    queries: LabelledQueries,
+    encode: Callable[[np.ndarray, str], np.ndarray],
+    start: str,
+    corpus: dict[str, np.ndarray],
+) -> np.ndarray:
+    """nDCG@10 of each query with at least one relevant document, under `start`."""
+    keep = [i for i, rel in enumerate(queries.relevant) if rel]
+    relevant = [queries.relevant[i] for i in keep]
+    return validation_scores(encode(queries.embeddings[keep], start), corpus[start], relevant)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=DATASETS)
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--ratios", nargs="+", type=int, default=[2, 4, 8])
+    parser.add_argument("--budgets", nargs="+", default=["16", "all"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    args = parser.parse_args()
+    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
+        os.environ.setdefault(env, str(SHARED / sub))
+    losses: dict[str, list[float]] = defaultdict(list)
+    for name in args.datasets:
+        dataset = load_dataset(name)
+        emb = get_embeddings(dataset, args.model)
+        for ratio in args.ratios:
+            mean, axes = principal_axes(emb.corpus, emb.dim // ratio)
+
+            def encode(x: np.ndarray, s: str, *, m: np.ndarray = mean,
+                       a: np.ndarray = axes) -> np.ndarray:
+                return l2_normalize((x - SHIFTS[s] * m) @ a.T)
+
+            corpus = {s: encode(emb.corpus, s) for s in SHIFTS}
+            for budget in args.budgets:
+                dev: dict[str, list[float]] = defaultdict(list)
+                for seed in args.seeds:
+                    split = make_split(dataset, parse_budget(budget), seed, dev=True)
+                    labelled = labelled_queries(
+                        split.train_ids + split.validation_ids, split.label_qrels, emb
+                    )
+                    scored = labelled_queries(split.eval_ids, split.eval_qrels, emb)
+
+                    on_labels = {s: per_query(labelled, encode, s, corpus) for s in ("u", "c")}
+                    on_dev = {s: float(per_query(scored, encode, s, corpus).mean()) for s in SHIFTS}
+                    centred = Curve((0,), on_labels["c"][None])
+                    evidence = choose(on_labels["u"], [centred], 1.0).candidate == 0
+                    neighbours, _ = top_k(labelled.embeddings, emb.corpus, 10)
+                    full = [{int(r): 1 for r in row} for row in neighbours]
+                    kept = {
+                        s: validation_scores(encode(labelled.embeddings, s), corpus[s], full).mean()
+                        for s in ("u", "c")
+                    }
+                    picks = {
+                        "argmax": "c" if on_labels["c"].mean() > on_labels["u"].mean() else "u",
+                        "evidence": "c" if evidence else "u",
+                        "half": "half",
+                        "fidelity": "c" if kept["c"] > kept["u"] else "u",
+                    }
+                    for s in ("u", "c"):
+                        dev[s].append(on_dev[s])
+                    for rule, pick in picks.items():
+                        dev[rule].append(on_dev[pick])
+                better = max(np.mean(dev["u"]), np.mean(dev["c"]))
+                line = (f"{name:9} {ratio}x {budget:>3}: uncentred {np.mean(dev['u']):.4f} "
+                        f"centred {np.mean(dev['c']):.4f} |")
+                for rule in RULES:
+                    loss = float(np.mean(dev[rule]) - better)
+                    losses[rule].append(loss)
+                    line += f" {rule} {loss:+.4f}"
+                print(line, flush=True)
+    for rule in RULES:
+        values = np.array(losses[rule])
+        print(f"{rule:9}: {int((values >= -0.002).sum())}/{values.size} cells within 0.002 of "
+              f"the better start, mean {values.mean():+.4f}, worst {values.min():+.4f}")
+
+
+if __name__ == "__main__":
+    main()

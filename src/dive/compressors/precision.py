@@ -1,0 +1,177 @@
+"""Precision: the runtime's last step, turning compressed float32 vectors into stored codes.
+
+Four precisions, each with the bytes a vector of d dimensions takes in a first-stage index:
+
+- `float32`: the runtime's output as is (4d bytes);
+- `float16`: IEEE half floats (2d bytes);
+- `int8`: one byte per dimension (d bytes), on a per-dimension range `[low, low + width]`
+  calibrated on the corpus outputs (`calibrate`). The code is FAISS's 8-bit scalar quantizer
+  (`IndexScalarQuantizer`, `QT_8bit`, min/max ranges) shifted to signed bytes: with
+  `xi = clip((z - low) / width, 0, 1)`, the code is `floor(255 * xi) - 128`, and it decodes to
+  `low + (code + 128 + 0.5) / 255 * width`, the middle of its bin, so values inside the range
+  come back within half a step (`width / 255 / 2`) and a FAISS index holds the same bytes;
+- `binary`: one sign bit per dimension, `np.packbits(z > 0, axis=1)` (ceil(d/8) bytes, the
+  last byte zero-padded). Scored as the +-1 vectors the bits stand for, so the inner product
+  of two codes is d - 2 * Hamming distance: exact search ranks as Hamming distance does.
+
+A `Quantizer` is what a saved model keeps of a precision (the int8 range arrays included);
+`encode` makes codes from float32 vectors, `decode` the float32 vectors the codes stand for,
+and `query_vectors` what a float32 query becomes to be scored against codes (binary queries are
+binarised, the others stay float32). Left out: 4-bit and product quantizers (FAISS has them),
+and sentence-transformers' own int8 rounding (it truncates toward zero; ours rounds down on
+FAISS's grid, so codes and FAISS agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+
+from dive.arrays import as_embeddings
+from dive.errors import DataError, DiveError
+
+Precision = Literal["float32", "float16", "int8", "binary"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+BYTES_PER_VALUE = {"float32": 4, "float16": 2, "int8": 1}
+CODE_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8,
+               "binary": np.uint8}
+INT8_LEVELS = 255  # FAISS QT_8bit: 256 codes, bin width = range / 255
+MIN_WIDTH = 1e-8  # a dimension constant over the corpus still gets a usable range
+
+
+def check_precision(name: object) -> Precision:
+    """`name` as a `Precision`, or `DiveError` listing the valid names."""
+    if name not in PRECISIONS:
+        raise DiveError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}")
+    return name
+
+
+def code_width(precision: Precision, dim: int) -> int:
+    """Columns of the code array of `dim`-dim vectors (bytes for binary, values otherwise)."""
+    return -(-dim // 8) if precision == "binary" else dim
+
+
+def bytes_per_vector(precision: Precision, dim: int) -> int:
+    """Bytes one `dim`-dim vector takes at `precision`: 4d, 2d, d or ceil(d/8)."""
+    check_precision(precision)
+    if precision == "binary":
+        return code_width(precision, dim)
+    return BYTES_PER_VALUE[precision] * dim
+
+
+def pack_weights(dim: int) -> np.ndarray:
+    """(dim, ceil(dim/8)) float32: bits @ this = `np.packbits(bits, axis=1)` for 0/1 rows.
+
+    Bit i goes to byte i // 8 with weight 2^(7 - i % 8), as `np.packbits` (big-endian bit
+    order) puts it; graphs without a packbits op (ONNX, torch) pack with one matrix product.
+    """
+    weights = np.zeros((dim, code_width("binary", dim)), dtype=np.float32)
+    i = np.arange(dim)
+    weights[i, i // 8] = 2.0 ** (7 - i % 8)
+    return weights
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """One precision for `dim`-dim vectors; `low`/`width` (dim,) are int8's calibrated range."""
+
+    precision: Precision
+    dim: int
+    low: np.ndarray | None = None  # int8 only
+    width: np.ndarray | None = None  # int8 only, > 0
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
+        ranged = self.precision == "int8"
+        for name in ("low", "width"):
+            value = getattr(self, name)
+            if ranged and (value is None or np.shape(value) != (self.dim,)):
+                raise DataError(f"int8 quantizer: {name} must have shape ({self.dim},), "
+                                f"got {None if value is None else np.shape(value)}")
+            if not ranged and value is not None:
+                raise DataError(f"{self.precision} quantizer: takes no {name} array")
+        if ranged:
+            assert self.low is not None and self.width is not None
+            if not (np.isfinite(self.low).all() and np.isfinite(self.width).all()):
+                raise DataError("int8 quantizer: low and width must be finite")
+            if not (self.width > 0).all():
+                raise DataError("int8 quantizer: every width must be > 0")
+
+    @property
+    def dtype(self) -> np.dtype[np.generic]:
+        """The element type of the codes."""
+        return np.dtype(CODE_DTYPES[self.precision])
+
+    @property
+    def code_width(self) -> int:
+        return code_width(self.precision, self.dim)
+
+    @property
+    def bytes_per_vector(self) -> int:
+        return bytes_per_vector(self.precision, self.dim)
+
+    @property
+    def n_params(self) -> int:
+        return 0 if self.low is None or self.width is None else int(self.low.size + self.width.size)
+
+    def encode(self, z: np.ndarray) -> np.ndarray:
+        """Codes (n, code_width) of float32 vectors `z` (n, dim)."""
+        z = np.asarray(z, dtype=np.float32)
+        if self.precision == "float32":
+            return z
+        if self.precision == "float16":
+            return z.astype(np.float16)
+        if self.precision == "binary":
+            return np.packbits(z > 0, axis=1)
+        assert self.low is not None and self.width is not None
+        xi = (z - self.low) / self.width
+        np.clip(xi, 0, 1, out=xi)
+        return (np.floor(np.float32(INT8_LEVELS) * xi) - 128).astype(np.int8)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """The float32 vectors (n, dim) that `codes` stand for (binary: +-1 per bit)."""
+        if self.precision == "binary":
+            bits = np.unpackbits(codes, axis=1, count=self.dim)
+            return bits.astype(np.float32) * np.float32(2) - np.float32(1)
+        if self.precision != "int8":
+            return np.asarray(codes, dtype=np.float32)
+        assert self.low is not None and self.width is not None
+        levels = codes.astype(np.float32) + np.float32(128.5)
+        return self.low + levels / np.float32(INT8_LEVELS) * self.width
+
+    def query_vectors(self, queries: np.ndarray) -> np.ndarray:
+        """What float32 queries become to be scored against decoded codes (binary: +-1)."""
+        q = np.asarray(queries, dtype=np.float32)
+        return self.decode(self.encode(q)) if self.precision == "binary" else q
+
+    def check_codes(self, codes: object, *, name: str = "codes") -> np.ndarray:
+        """`codes` as a C-contiguous (n, code_width) array of this precision's dtype."""
+        arr = np.asarray(codes)
+        if arr.ndim != 2 or arr.shape[1] != self.code_width:
+            raise DataError(f"{name}: expected {self.precision} codes of shape "
+                            f"(n, {self.code_width}), got {arr.shape}")
+        if arr.dtype != self.dtype:
+            raise DataError(f"{name}: expected {self.precision} codes of dtype {self.dtype}, "
+                            f"got {arr.dtype}")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise DataError(f"{name}: contains NaN or inf")
+        return np.ascontiguousarray(arr)
+
+
+def calibrate(precision: str, vectors: np.ndarray) -> Quantizer:
+    """The `Quantizer` of `precision` for vectors like `vectors` (n, d) float32.
+
+    int8 takes each dimension's min and max over `vectors` (the corpus outputs) as its range;
+    the other precisions need no calibration, only the dimension.
+    """
+    p = check_precision(precision)
+    z = as_embeddings(vectors, name="calibration vectors")
+    if p != "int8":
+        return Quantizer(p, z.shape[1])
+    if z.shape[0] == 0:
+        raise DataError("calibration vectors: empty (0 rows); int8 needs the corpus outputs")
+    low = z.min(axis=0)
+    width = np.maximum(z.max(axis=0) - low, np.float32(MIN_WIDTH)).astype(np.float32)
+    return Quantizer(p, z.shape[1], low=np.ascontiguousarray(low), width=width)

@@ -1,0 +1,103 @@
+"""One fit's outputs scored at a precision, with or without funnel rescoring.
+
+A `Variant` is what the evaluator varies after a fit, without fitting again: the precision of
+the first-stage index (`dive.compressors.precision`, int8 calibrated on the corpus outputs)
+and the rescoring factor r. With r = 0 the first stage is the search. With r > 0 it is a
+funnel: the first stage over the codes keeps r x k candidates, which are re-ranked by float32
+vectors (`rescore_with`: "full", the original embeddings, or "compressed", the compressor's
+float32 outputs) and cut to k, the prefetch-then-rescore pattern of vector databases. Each
+metric gets the funnel of its own cut-off, as a user asking for k results would: nDCG@10 and
+MRR@10 rescore the first stage's top 10r, Recall@100 its top 100r.
+
+`Variant.fields` is what a results record says about it: `precision`, `rescore`,
+`bytes_per_vector` (what the first-stage index holds per vector: 4d, 2d, d or ceil(d/8)) and,
+when rescoring, `rescore_with` and `rescore_bytes_per_vector` (the float32 copy it reads).
+Left out: approximate first stages (the codes are searched exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dive.compressors.precision import Precision, bytes_per_vector, calibrate
+from dive.evaluate.metrics import Qrels, evaluate_run
+from dive.evaluate.records import RescoreSource
+from dive.evaluate.search import rescore, to_run, top_k_codes
+
+# The metrics of `evaluate_run` by the cut-off they read.
+CUTOFF_METRICS = ((10, ("ndcg@10", "mrr@10")), (100, ("recall@100",)))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A first-stage precision and a rescoring factor (0: none) with its float32 source."""
+
+    precision: Precision = "float32"
+    rescore: int = 0
+    rescore_with: RescoreSource | None = None  # set exactly when rescore > 0
+
+    def fields(self, dim: int, full_dim: int) -> dict[str, Any]:
+        """The record fields describing this variant for `dim`-d outputs of `full_dim` inputs."""
+        out: dict[str, Any] = {"precision": self.precision, "rescore": self.rescore,
+                               "bytes_per_vector": bytes_per_vector(self.precision, dim)}
+        if self.rescore:
+            source_dim = full_dim if self.rescore_with == "full" else dim
+            out.update(rescore_with=self.rescore_with,
+                       rescore_bytes_per_vector=bytes_per_vector("float32", source_dim))
+        return out
+
+
+def plan_variants(
+    precisions: Sequence[Precision],
+    rescores: Sequence[int],
+    rescore_with: RescoreSource,
+    *,
+    full_dim: bool,
+) -> list[Variant]:
+    """Every precision x rescore factor, less rescorings that could not change a ranking:
+    float32 rescored by the same float32 vectors (`compressed`, or a full-dimension method)."""
+    out = []
+    for precision in dict.fromkeys(precisions):
+        for factor in dict.fromkeys(rescores):
+            if factor == 0:
+                out.append(Variant(precision))
+            elif precision != "float32" or (rescore_with == "full" and not full_dim):
+                out.append(Variant(precision, factor, rescore_with))
+    return out
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What one fitted compressor made of a split: compressed float32 queries and corpus,
+    with the full embeddings they came from, the ids, and the rows each query must skip."""
+
+    queries: np.ndarray  # (m, d)
+    corpus: np.ndarray  # (n, d)
+    full_queries: np.ndarray  # (m, D)
+    full_corpus: np.ndarray  # (n, D)
+    query_ids: Sequence[str]
+    corpus_ids: Sequence[str]
+    exclude: np.ndarray  # (m,) corpus row of the query's own id, -1 if none
+
+
+def score_variant(variant: Variant, out: Outputs, qrels: Qrels, top_k: int) -> dict[str, float]:
+    """nDCG@10, Recall@100 and MRR@10 of `variant` on `out`, keeping `top_k` hits per query."""
+    quantizer = calibrate(variant.precision, out.corpus)
+    codes = quantizer.encode(out.corpus)
+    depth = top_k * max(1, variant.rescore)
+    rows, scores = top_k_codes(out.queries, codes, quantizer, depth, exclude=out.exclude)
+    if not variant.rescore:
+        return evaluate_run(to_run(out.query_ids, out.corpus_ids, rows, scores), qrels)
+    queries, vectors = ((out.full_queries, out.full_corpus) if variant.rescore_with == "full"
+                        else (out.queries, out.corpus))
+    metrics: dict[str, float] = {}
+    for cutoff, names in CUTOFF_METRICS:
+        k = min(cutoff, top_k)
+        kept, kept_scores = rescore(queries, vectors, rows[:, : variant.rescore * k], k)
+        run = to_run(out.query_ids, out.corpus_ids, kept, kept_scores)
+        metrics.update({name: evaluate_run(run, qrels)[name] for name in names})
+    return metrics

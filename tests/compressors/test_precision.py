@@ -1,0 +1,114 @@
+"""Precision: int8 round trips within its calibrated step, binary is np.packbits of the signs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dive.compressors.pca import PCA
+from dive.compressors.precision import (
+    PRECISIONS,
+    Quantizer,
+    bytes_per_vector,
+    calibrate,
+    check_precision,
+    pack_weights,
+)
+from dive.errors import DataError, DiveError
+
+
+def unit_rows(n: int, d: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_int8_round_trip_is_within_half_a_calibrated_step() -> None:
+    z = unit_rows(500, 24)
+    quantizer = calibrate("int8", z)
+    codes = quantizer.encode(z)
+    assert codes.dtype == np.int8 and codes.shape == (500, 24)
+    assert codes.min() == -128 and codes.max() == 127  # the range is used end to end
+    assert quantizer.width is not None
+    step = quantizer.width / 255
+    error = np.abs(quantizer.decode(codes) - z)
+    assert (error <= step / 2 + 1e-6).all()  # 1e-6: float32 rounding of values near 1
+    assert error.max() > step.min() / 4  # the test could fail: errors are not all ~0
+
+
+def test_int8_clips_values_outside_the_calibrated_range() -> None:
+    quantizer = calibrate("int8", unit_rows(100, 8))
+    assert quantizer.low is not None and quantizer.width is not None
+    outside = np.stack([quantizer.low - 1, quantizer.low + quantizer.width + 1])
+    np.testing.assert_array_equal(quantizer.encode(outside), [[-128] * 8, [127] * 8])
+
+
+def test_int8_range_of_a_constant_dimension_is_still_positive() -> None:
+    z = unit_rows(50, 4)
+    z[:, 2] = 0.25
+    quantizer = calibrate("int8", z)
+    assert quantizer.width is not None and (quantizer.width > 0).all()
+    np.testing.assert_allclose(quantizer.decode(quantizer.encode(z))[:, 2], 0.25, atol=1e-7)
+
+
+@pytest.mark.parametrize("dim", [8, 13, 96])
+def test_binary_codes_are_packbits_of_the_signs(dim: int) -> None:
+    z = unit_rows(40, dim, seed=dim)
+    quantizer = calibrate("binary", z)
+    codes = quantizer.encode(z)
+    np.testing.assert_array_equal(codes, np.packbits(z > 0, axis=1))
+    assert codes.dtype == np.uint8 and codes.shape == (40, -(-dim // 8))
+    np.testing.assert_array_equal(quantizer.decode(codes), np.where(z > 0, 1.0, -1.0))
+    bits = (z > 0).astype(np.float32)
+    np.testing.assert_array_equal((bits @ pack_weights(dim)).astype(np.uint8), codes)
+
+
+def test_binary_inner_product_is_dim_minus_twice_the_hamming_distance() -> None:
+    z = unit_rows(30, 20)
+    quantizer = calibrate("binary", z)
+    codes = quantizer.encode(z)
+    scores = quantizer.query_vectors(z[:5]) @ quantizer.decode(codes).T
+    hamming = np.unpackbits(codes[:5, None] ^ codes[None], axis=2).sum(axis=2, dtype=np.int64)
+    np.testing.assert_array_equal(scores, 20 - 2 * hamming)
+
+
+def test_float16_codes_are_half_floats() -> None:
+    z = unit_rows(10, 6)
+    quantizer = calibrate("float16", z)
+    np.testing.assert_array_equal(quantizer.encode(z), z.astype(np.float16))
+    assert quantizer.decode(quantizer.encode(z)).dtype == np.float32
+
+
+@pytest.mark.parametrize(("precision", "expected"), [
+    ("float32", 96 * 4), ("float16", 96 * 2), ("int8", 96), ("binary", 12),
+])
+def test_bytes_per_vector(precision: str, expected: int) -> None:
+    assert bytes_per_vector(check_precision(precision), 96) == expected
+    assert bytes_per_vector("binary", 97) == 13
+
+
+@pytest.mark.parametrize("name", ["int4", "INT8", "", "fp16"])
+def test_a_bad_precision_name_is_one_clear_error(name: str) -> None:
+    with pytest.raises(DiveError, match=f"precision '{name}' is not one of "
+                                        "float32, float16, int8, binary$"):
+        check_precision(name)
+
+
+def test_int8_quantizer_needs_its_range() -> None:
+    with pytest.raises(DataError, match=r"low must have shape \(4,\)"):
+        Quantizer("int8", 4)
+    with pytest.raises(DataError, match="every width must be > 0"):
+        Quantizer("int8", 2, low=np.zeros(2, np.float32), width=np.zeros(2, np.float32))
+
+
+def test_runtime_with_precision_returns_codes_and_embeds_floats() -> None:
+    corpus = unit_rows(300, 16, seed=3)
+    runtime = PCA(dim=8).fit(corpus).fitted_runtime()
+    for precision in PRECISIONS:
+        quantized = runtime.with_precision(precision, corpus)
+        assert quantized.precision == precision
+        np.testing.assert_array_equal(quantized.embed(corpus), runtime(corpus))
+        codes = quantized(corpus)
+        assert codes.shape == (300, quantized.code_width)
+        want = calibrate(precision, runtime(corpus)).encode(runtime(corpus))
+        np.testing.assert_array_equal(codes, want)
+    assert runtime.with_precision("int8", corpus).with_precision("float32", corpus) == runtime

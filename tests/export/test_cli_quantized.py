@@ -1,0 +1,124 @@
+"""`dive fit --precision`, `dive index` over codes and `dive search --rescore-with`, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.cli import main
+from dive.embed import load_embeddings
+from dive.evaluate.search import top_k, top_k_codes
+from dive.export.folder import load
+
+
+def fit(tiny: tuple[Path, Path], out: Path, *extra: str) -> int:
+    return main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+                 "--method", "pca", "--dim", "8", "--out", str(out), *extra])
+
+
+def search(folder: Path, capsys: pytest.CaptureFixture[str], queries: np.ndarray,
+           *extra: str) -> list[list[tuple[str, float]]]:
+    """`dive search` of `queries` (saved as .npy): per query, its (id, score) hits."""
+    np.save(folder / "q.npy", queries)
+    capsys.readouterr()
+    assert main(["search", str(folder / "idx.faiss"), str(folder / "m"),
+                 "--queries-npy", str(folder / "q.npy"), *extra]) == 0
+    hits: list[list[tuple[str, float]]] = []
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("#"):
+            hits.append([])
+        else:
+            _, doc, score = line.split("\t")
+            hits[-1].append((doc, float(score)))
+    return hits
+
+
+@pytest.fixture()
+def indexed(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """An int8 pca model at tmp_path/m and its index at tmp_path/idx.faiss."""
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "m", "--precision", "int8") == 0
+    assert "(int8, 8 bytes/vector)" in capsys.readouterr().out
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]),
+                 "--out", str(tmp_path / "idx.faiss")]) == 0
+    assert "8-d int8, 8 bytes/vector, flat" in capsys.readouterr().out
+    return tmp_path
+
+
+def test_int8_model_index_and_search_use_the_model_codes(
+    tiny: tuple[Path, Path], indexed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = load(indexed / "m")
+    assert model.precision == "int8"
+    meta = json.loads((indexed / "idx.faiss.meta.json").read_text())
+    assert (meta["precision"], meta["dim"]) == ("int8", 8)
+    emb = load_embeddings(tiny[1])
+    quantizer = model.runtime_.quantizer
+    assert quantizer is not None
+    rows, scores = top_k_codes(model.embed(emb.queries[:4]), model.transform(emb.corpus),
+                               quantizer, 5)
+    hits = search(indexed, capsys, emb.queries[:4], "-k", "5")
+    for got, want_rows, want_scores in zip(hits, rows, scores, strict=True):
+        np.testing.assert_allclose([s for _, s in got], want_scores, atol=1e-5)
+        assert got[0][0] == emb.corpus_ids[want_rows[0]]
+
+
+def test_rescoring_with_the_full_embeddings_covering_the_corpus_is_exact_search(
+    tiny: tuple[Path, Path], indexed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emb = load_embeddings(tiny[1])
+    # 5 hits x factor 30 = 150 candidates >= the 120 documents: the funnel sees them all.
+    hits = search(indexed, capsys, emb.queries[:4], "-k", "5", "--rescore-with",
+                  str(tiny[1] / "corpus.npy"), "--rescore-factor", "30")
+    rows, scores = top_k(emb.queries[:4], emb.corpus, 5)
+    for got, want_rows, want_scores in zip(hits, rows, scores, strict=True):
+        assert [doc for doc, _ in got] == [emb.corpus_ids[r] for r in want_rows]
+        np.testing.assert_allclose([s for _, s in got], want_scores, atol=1e-5)
+
+
+def test_rescoring_with_compressed_float_vectors(
+    tiny: tuple[Path, Path], indexed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emb = load_embeddings(tiny[1])
+    model = load(indexed / "m")
+    np.save(indexed / "small.npy", model.embed(emb.corpus))
+    hits = search(indexed, capsys, emb.queries[:4], "-k", "3", "--rescore-with",
+                  str(indexed / "small.npy"), "--rescore-factor", "40")
+    rows, _ = top_k(model.embed(emb.queries[:4]), model.embed(emb.corpus), 3)
+    assert [[doc for doc, _ in got] for got in hits] == [
+        [emb.corpus_ids[r] for r in want] for want in rows]
+
+
+def test_rescore_vectors_must_match_the_index(indexed: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(indexed / "bad.npy", np.ones((7, 32), np.float32))
+    np.save(indexed / "q.npy", np.ones((1, 32), np.float32))
+    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                 str(indexed / "q.npy"), "--rescore-with", str(indexed / "bad.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bad.npy: has shape (7, 32), expected one row per index row (120)" in err
+    assert "\n" not in err
+
+
+def test_hnsw_over_codes_is_refused(indexed: Path, tiny: tuple[Path, Path],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["index", str(indexed / "m"), "--embeddings", str(tiny[1]), "--hnsw",
+                 "--out", str(indexed / "h.faiss")]) == 2
+    assert "--hnsw indexes float32 vectors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit", "--dataset", "x", "--method", "pca", "--dim", "8", "--out", "m",
+     "--precision", "int4"],
+])
+def test_a_bad_precision_name_is_one_error_line(argv: list[str], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "precision 'int4' is not one of float32, float16, int8, binary" in err
+    assert "\n" not in err
