@@ -16,8 +16,11 @@ from dive.errors import DataError, DiveError
 
 
 def test_docstring_examples_run() -> None:
-    result = doctest.testmod(dive.api, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 6 and result.failed == 0
+    import dive.export.folder
+
+    for module, examples in ((dive.api, 6), (dive.export.folder, 4)):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted >= examples and result.failed == 0, module
 
 
 def test_embed_stays_callable_once_the_package_is_imported() -> None:
