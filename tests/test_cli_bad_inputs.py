@@ -136,6 +136,8 @@ def api_vectors(change: str = "") -> Setup:
                     rows[6] = rows[6][:-1]
                 elif change == "nan":
                     rows[9][4] = float("nan")
+                elif change == "zero":
+                    rows[2] = [0.0] * len(rows[2])
             table = pa.table({"id": ids, "vector": pa.array(rows, pa.list_(pa.float32()))})
             pq.write_table(table, ws / "api" / f"{kind}.parquet")
 
@@ -251,13 +253,15 @@ CASES = [
     Case("import duplicate ids", IMPORT, "corpus.parquet: row 7: duplicate id 'd3' (first at "
          "row 3)", api_vectors("duplicate")),
     Case("import id not in the corpus", IMPORT, "corpus.parquet: row 5: id 'not-a-doc' is not "
-         "in the corpus of tiny", api_vectors("unknown")),
-    Case("import corpus id without a vector", IMPORT, "no vector for id 'd119' of the corpus "
-         "of tiny", api_vectors("missing")),
+         "in the corpus of tiny (1 of 120 ids are not)", api_vectors("unknown")),
+    Case("import corpus id without a vector", IMPORT, "corpus.parquet: no vector for id "
+         "'d119' of the corpus of tiny (1 of 120 ids have none)", api_vectors("missing")),
     Case("import ragged vectors", IMPORT, "corpus.parquet: row 6 (id 'd6'): the vector has "
          "dimension 31, expected 32", api_vectors("ragged")),
     Case("import NaN", IMPORT, "corpus.parquet: row 9 (id 'd9') contains NaN or inf",
          api_vectors("nan")),
+    Case("import zero vector", IMPORT, "corpus.parquet: row 2 (id 'd2') is all zeros",
+         api_vectors("zero")),
     Case("import over embeddings", IMPORT.replace("imported", "emb"), "emb: already exists",
          api_vectors()),
     Case("import npy without ids", "embed --dataset {ws}/tiny --from-npy {ws}/x.npy "

@@ -1,5 +1,8 @@
 """Vectors made elsewhere (Parquet, `.npy` + ids) into a validated embeddings folder, on the tiny
-BEIR dataset of tests/conftest.py with its planted vectors standing in for an API's."""
+BEIR dataset of tests/conftest.py with its planted vectors standing in for an API's.
+
+Bad vectors (duplicate ids, ids not in the dataset, ids without a vector, ragged, NaN or zero
+rows) are checked through the CLI, message and all, in tests/test_cli_bad_inputs.py."""
 
 from __future__ import annotations
 
@@ -111,50 +114,6 @@ def test_npy_vectors_with_ids_files(api: Api, tmp_path: Path) -> None:
     emb = from_npy(api.dataset, *files, tmp_path / "imported")
     assert emb.meta["imported_from"]["format"] == "npy"
     assert load_embeddings(tmp_path / "imported").corpus.dtype == np.float32
-
-
-def _corrupt(api: Api, tmp_path: Path, change: str) -> tuple[Path, Path]:
-    ids, x, _ = api["corpus"]
-    ids, x = list(ids), np.array(x)
-    fixed = True
-    if change == "duplicate":
-        ids[7] = ids[3]
-    elif change == "unknown":
-        ids[5] = "not-a-doc"
-    elif change == "missing":
-        ids, x = ids[:-1], x[:-1]
-    elif change == "nan":
-        x[9, 4] = np.nan
-    elif change == "zero":
-        x[2] = 0
-    rows: np.ndarray | list[list[float]] = x
-    if change == "ragged":
-        rows = [list(r) for r in x]
-        rows[6] = rows[6][:-1]
-        fixed = False
-    queries = _parquet_pair(api, tmp_path)[1]
-    return write_parquet(tmp_path / "corpus.parquet", ids, rows, fixed=fixed), queries
-
-
-@pytest.mark.parametrize(("change", "message"), [
-    ("duplicate", r"corpus\.parquet: row 7: duplicate id '(d\d+)' \(first at row 3\)"),
-    ("unknown", r"corpus\.parquet: row 5: id 'not-a-doc' is not in the corpus of tiny "
-                r"\(1 of 120 ids are not\)"),
-    ("missing", r"corpus\.parquet: no vector for id 'd\d+' of the corpus of tiny "
-                r"\(1 of 120 ids have none\)"),
-    ("nan", r"corpus\.parquet: row 9 \(id 'd\d+'\) contains NaN or inf"),
-    ("zero", r"corpus\.parquet: row 2 \(id 'd\d+'\) is all zeros"),
-    ("ragged", r"corpus\.parquet: row 6 \(id 'd\d+'\): the vector has dimension 31, "
-               r"expected 32"),
-])
-def test_bad_vectors_are_one_line_naming_file_row_and_id(
-    api: Api, tmp_path: Path, change: str, message: str
-) -> None:
-    corpus, queries = _corrupt(api, tmp_path, change)
-    with pytest.raises(DataError, match=message):
-        from_parquet(api.dataset, corpus, queries, tmp_path / "imported",
-                     id_column="doc_id", vector_column="embedding")
-    assert not (tmp_path / "imported").exists()
 
 
 def test_query_vectors_of_another_dimension(api: Api, tmp_path: Path) -> None:
