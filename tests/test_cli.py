@@ -38,7 +38,8 @@ def test_evaluate_prints_table_with_frozen_first_and_writes_jsonl(
     results = tmp_path / "out" / "r.jsonl"
     assert main(evaluate_args(tiny, results, "--plot", str(tmp_path / "p.png"))) == 0
     out = capsys.readouterr().out
-    table = out.splitlines()
+    source, *table = out.splitlines()
+    assert source == f"embeddings for tiny: {tiny[1]} (the folder given; encoded with synthetic)"
     assert table[0] == "tiny | ndcg@10 | labels: all"
     assert table[1].split()[:4] == ["method", "d=32", "d=16", "d=8"]
     assert table[2].startswith("frozen") and table[3].startswith("pca")

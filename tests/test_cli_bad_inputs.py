@@ -112,11 +112,56 @@ def append_line(name: str, text: str) -> Setup:
     return setup
 
 
+def api_vectors(change: str = "") -> Setup:
+    """ws/api/{corpus,queries}.parquet: the tiny dataset's vectors as an API would give them,
+    the corpus file broken as `change` says."""
+
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        (ws / "api").mkdir()
+        for kind, ids_file, npy in (("corpus", "corpus_ids.txt", "corpus.npy"),
+                                    ("queries", "query_ids.txt", "queries.npy")):
+            ids = (ws / "emb" / ids_file).read_text().split()
+            rows = [list(map(float, row)) for row in np.load(ws / "emb" / npy)]
+            if kind == "corpus":
+                if change == "duplicate":
+                    ids[7] = ids[3]
+                elif change == "unknown":
+                    ids[5] = "not-a-doc"
+                elif change == "missing":
+                    ids, rows = ids[:-1], rows[:-1]
+                elif change == "ragged":
+                    rows[6] = rows[6][:-1]
+                elif change == "nan":
+                    rows[9][4] = float("nan")
+                elif change == "zero":
+                    rows[2] = [0.0] * len(rows[2])
+            table = pa.table({"id": ids, "vector": pa.array(rows, pa.list_(pa.float32()))})
+            pq.write_table(table, ws / "api" / f"{kind}.parquet")
+
+    return setup
+
+
+def lance_table(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws/db/docs: a LanceDB table whose vectors are in a column named 'embedding'."""
+    import lancedb
+    import pyarrow as pa
+
+    x = np.load(ws / "x.npy")
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
+    lancedb.connect(str(ws / "db")).create_table(
+        "docs", pa.table({"id": [f"d{i}" for i in range(len(x))], "embedding": vectors}))
+
+
 GRID = "--embeddings {ws}/emb --methods frozen --ratios 2 --budgets all --seeds 0"
 EVALUATE = "evaluate --dataset {ws}/tiny " + GRID
 FIT = "fit --dataset {ws}/tiny --embeddings {ws}/emb --method pca --dim 8"
 SEARCH = "search {ws}/index.faiss {ws}/model"
 COMPRESS = "compress {ws}/model --no-progress --input"
+IMPORT = ("embed --dataset {ws}/tiny --from-parquet {ws}/api/corpus.parquet --queries-parquet "
+          "{ws}/api/queries.parquet --out {ws}/imported")
 
 CASES = [
     # arguments (issue 12, item 10)
@@ -204,6 +249,29 @@ CASES = [
          "nope: no such model folder"),
     Case("compress over an existing output", COMPRESS + " {ws}/x.npy --output {ws}/q.npy",
          "q.npy: already exists"),
+    # vectors made elsewhere and LanceDB tables (issue 15)
+    Case("import duplicate ids", IMPORT, "corpus.parquet: row 7: duplicate id 'd3' (first at "
+         "row 3)", api_vectors("duplicate")),
+    Case("import id not in the corpus", IMPORT, "corpus.parquet: row 5: id 'not-a-doc' is not "
+         "in the corpus of tiny (1 of 120 ids are not)", api_vectors("unknown")),
+    Case("import corpus id without a vector", IMPORT, "corpus.parquet: no vector for id "
+         "'d119' of the corpus of tiny (1 of 120 ids have none)", api_vectors("missing")),
+    Case("import ragged vectors", IMPORT, "corpus.parquet: row 6 (id 'd6'): the vector has "
+         "dimension 31, expected 32", api_vectors("ragged")),
+    Case("import NaN", IMPORT, "corpus.parquet: row 9 (id 'd9') contains NaN or inf",
+         api_vectors("nan")),
+    Case("import zero vector", IMPORT, "corpus.parquet: row 2 (id 'd2') is all zeros",
+         api_vectors("zero")),
+    Case("import over embeddings", IMPORT.replace("imported", "emb"), "emb: already exists",
+         api_vectors()),
+    Case("import npy without ids", "embed --dataset {ws}/tiny --from-npy {ws}/x.npy "
+         "--queries-npy {ws}/q.npy", "--from-npy needs --ids, --queries-npy and --query-ids"),
+    Case("lancedb table without the column", COMPRESS + " lancedb:{ws}/db/docs --output "
+         "lancedb:{ws}/db/small", "lancedb:{ws}/db/docs: no vector column 'vector' (columns: "
+         "id, embedding)", lance_table),
+    Case("lancedb no such table", COMPRESS + " lancedb:{ws}/db/nope --output "
+         "lancedb:{ws}/db/small", "lancedb:{ws}/db/nope: no such table in {ws}/db (tables: "
+         "docs)", lance_table),
 ]
 
 
@@ -253,7 +321,8 @@ def test_bad_input_is_one_line_and_changes_nothing(
     case: Case, ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = case.argv.format(ws=ws).split()
-    needs = {"x.parquet": "pyarrow", "index.faiss": "faiss", "onnx": "onnx"}
+    needs = {"x.parquet": "pyarrow", "api/": "pyarrow", "index.faiss": "faiss", "onnx": "onnx",
+             "lancedb:": "lancedb"}
     for marker, module in needs.items():
         if marker in case.argv:
             pytest.importorskip(module)
@@ -270,7 +339,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert code not in (0, None), err
     lines = err.splitlines()
     assert len(lines) == 1, err
-    assert "Traceback" not in err and case.error in lines[0], lines[0]
+    assert "Traceback" not in err and case.error.format(ws=ws) in lines[0], lines[0]
     after = snapshot(ws)
     changed = [name for name, value in before.items() if after.get(name) != value]
     assert not changed, changed

@@ -3,7 +3,9 @@
 The pipeline reads as the package layout: `data` (BEIR loading, label budgets) -> `embed`
 (encoding and the embeddings folder) -> `compressors` (DIVE, the baselines, classical) ->
 `evaluate` (exact search, metrics, the protocol grid) -> `report` -> `export` -> `scale`.
-Heavy modules are imported lazily, so `import dive` stays cheap.
+Heavy modules are imported lazily, so `import dive` stays cheap. The Python API in a few calls:
+`dive.embed` (texts or a dataset to embeddings), `dive.fit` (a compressor from a dataset or
+arrays), `dive.save` / `dive.load` (its folder); see `dive.api`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "save"]
+__all__ = ["__version__", "embed", "fit", "load", "save"]
 
 # name -> module holding it, imported on first access (PEP 562) to keep `import dive` light.
-_LAZY = {"load": "dive.export.folder", "save": "dive.export.folder"}
+# `embed` is the package `dive.embed` itself, which is callable (see its docstring).
+_LAZY = {"load": "dive.export.folder", "save": "dive.export.folder", "fit": "dive.api",
+         "embed": "dive.embed"}
 
 
 def __getattr__(name: str) -> Any:
@@ -24,4 +28,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'dive' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    return imported if module == f"dive.{name}" else getattr(imported, name)

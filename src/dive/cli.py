@@ -22,6 +22,7 @@ from dive.errors import DiveError
 
 if TYPE_CHECKING:
     from dive.compressors.base import FitInfo
+    from dive.scale.stream import CompressResult
 
 DEFAULT_METHODS = "frozen,truncate,pca,pca-uncentered,random"
 DEMO_METHODS = "frozen,truncate,pca,pca-uncentered,random,dive"
@@ -272,6 +273,47 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from dive.data import load_dataset
+    from dive.embed import default_cache_root, model_dirname
+    from dive.embed.imported import IMPORTED_MODEL, from_npy, from_parquet
+    from dive.embed.resumable import check_embeddings_output, encode_to_folder
+
+    imported = args.from_parquet is not None or args.from_npy is not None
+    model = args.model or (IMPORTED_MODEL if imported else "all-MiniLM-L6-v2")
+    if args.from_parquet is not None and args.queries_parquet is None:
+        raise DiveError("--from-parquet needs --queries-parquet (the query vectors)")
+    if args.from_npy is not None and None in (args.ids, args.queries_npy, args.query_ids):
+        raise DiveError("--from-npy needs --ids, --queries-npy and --query-ids")
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir)
+    out = Path(args.out) if args.out else default_cache_root() / model_dirname(model) / dataset.name
+    check_embeddings_output(out, overwrite=args.overwrite)
+    if imported:
+        if args.from_parquet is not None:
+            emb = from_parquet(dataset, args.from_parquet, args.queries_parquet, out,
+                               id_column=args.id_column, vector_column=args.vector_column,
+                               model=model, overwrite=args.overwrite)
+        else:
+            emb = from_npy(dataset, args.from_npy, args.ids, args.queries_npy, args.query_ids,
+                           out, model=model, overwrite=args.overwrite)
+        norms = emb.meta["norms"]["corpus"]
+        unit = ("unit-norm" if emb.meta["normalized"] else
+                f"not unit-norm: corpus norms {norms['min']:.3g}..{norms['max']:.3g}, "
+                "normalised where used")
+        print(f"imported {emb.corpus.shape[0]} corpus and {emb.queries.shape[0]} query vectors "
+              f"({emb.dim}-d, {unit}) as {model}: {out}")
+        return 0
+    result = encode_to_folder(dataset, out, model_name=model, batch_size=args.batch_size,
+                              device=args.device, chunk_size=args.chunk_size,
+                              overwrite=args.overwrite, progress=not args.no_progress)
+    emb = result.embeddings
+    resumed = (f", resumed after {result.resumed_chunks} of {result.chunks} chunks"
+               if result.resumed_chunks else "")
+    print(f"embedded {emb.corpus.shape[0]} documents and {emb.queries.shape[0]} queries with "
+          f"{emb.meta['model']} ({emb.dim}-d) in {result.seconds:.1f} s{resumed}: {out}")
+    return 0
+
+
 def _fit_summary_extras(info: FitInfo) -> dict[str, Any]:
     """The JSON-scalar diagnostics of a fit, and the held-out score it chose its model on."""
     scalars = {k: v for k, v in info.diagnostics.items()
@@ -464,7 +506,11 @@ def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: A
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
+    from dive.integrations.lancedb import is_lancedb_uri
+
     id_column = args.id_column or None
+    if is_lancedb_uri(args.input) or is_lancedb_uri(args.output):
+        return _compress_lancedb(args, id_column)
     if args.engine == "ray":
         from dive.integrations.ray import compress_parquet
 
@@ -480,10 +526,30 @@ def cmd_compress(args: argparse.Namespace) -> int:
                             dtype=args.dtype, column=args.column, id_column=id_column,
                             output_column=args.output_column, overwrite=args.overwrite,
                             progress=not args.no_progress)
+    _print_compressed(result)
+    return 0
+
+
+def _print_compressed(result: CompressResult) -> None:
     resumed = f", resumed after {result.resumed_rows}" if result.resumed_rows else ""
     print(f"compressed {result.rows} vectors {result.input_dim} -> {result.output_dim} "
           f"({result.dtype}{resumed}) in {result.seconds:.1f} s "
           f"({result.rows_per_second:,.0f} vectors/s): {result.output}")
+
+
+def _compress_lancedb(args: argparse.Namespace, id_column: str | None) -> int:
+    from dive.integrations.lancedb import compress_table, is_lancedb_uri
+
+    if not (is_lancedb_uri(args.input) and is_lancedb_uri(args.output)):
+        raise DiveError("LanceDB tables compress into LanceDB tables: give both --input and "
+                        "--output as lancedb:PATH/TABLE")
+    if args.engine != "local":
+        raise DiveError("--engine ray reads Parquet; LanceDB tables use the local engine")
+    result = compress_table(_load_model(args), args.input, args.output, column=args.column,
+                            id_column=id_column, output_column=args.output_column,
+                            batch_size=args.batch_size, dtype=args.dtype,
+                            overwrite=args.overwrite, progress=not args.no_progress)
+    _print_compressed(result)
     return 0
 
 
@@ -567,6 +633,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only first stages storing at most this many bytes per vector")
     p.set_defaults(handler=cmd_recommend)
 
+    p = sub.add_parser("embed", help="embed a BEIR-layout dataset into an embeddings folder, "
+                       "or import vectors made elsewhere (Parquet, .npy)", formatter_class=fmt)
+    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="embeddings folder to write (default: the embeddings cache, "
+                        "<cache>/<model>/<dataset>, where evaluate and fit look)")
+    p.add_argument("--model", default=None,
+                   help="sentence-transformers model name or local folder (default "
+                        "all-MiniLM-L6-v2, offline); with imported vectors, their label "
+                        "(default 'imported')")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="texts per batch")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    p.add_argument("--chunk-size", type=_int_at_least(1), default=4096,
+                   help="texts encoded and saved at a time (the resume step)")
+    p.add_argument("--from-parquet", default=None, metavar="FILE",
+                   help="import the corpus vectors of this Parquet file instead of encoding")
+    p.add_argument("--queries-parquet", default=None, metavar="FILE",
+                   help="with --from-parquet: the query vectors")
+    p.add_argument("--id-column", default="id", help="Parquet: the id column")
+    p.add_argument("--vector-column", default="vector", help="Parquet: the vector column")
+    p.add_argument("--from-npy", default=None, metavar="FILE",
+                   help="import the corpus vectors of this (n, D) .npy instead of encoding")
+    p.add_argument("--ids", default=None, metavar="FILE",
+                   help="with --from-npy: the corpus ids, one a line, in row order")
+    p.add_argument("--queries-npy", default=None, metavar="FILE",
+                   help="with --from-npy: the query vectors")
+    p.add_argument("--query-ids", default=None, metavar="FILE",
+                   help="with --from-npy: the query ids, one a line")
+    _add_overwrite(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_embed)
+
     p = sub.add_parser("fit", help="fit one compressor on a dataset and save it as a folder",
                        formatter_class=fmt)
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
@@ -640,9 +740,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", metavar="DIR", help="saved compressor folder")
     _add_no_verify(p)
     p.add_argument("--input", required=True, metavar="X",
-                   help=".npy file, Parquet file, or folder of .npy or Parquet shards")
+                   help=".npy file, Parquet file, folder of .npy or Parquet shards, or a LanceDB "
+                        "table, lancedb:PATH/TABLE")
     p.add_argument("--output", required=True, metavar="Y",
-                   help="output file or folder, same layout as the input (Ray: a Parquet folder)")
+                   help="output file or folder, same layout as the input (Ray: a Parquet folder); "
+                        "LanceDB: a new table, or the input table with --output-column")
     p.add_argument("--batch-size", type=_int_at_least(1), default=65536,
                    help="vectors per chunk (memory use and the resume step)")
     p.add_argument("--dtype", choices=["float32", "float16"], default=None,
@@ -651,15 +753,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: streaming, resumable; ray: Ray Data over Parquet "
                         "(joins $RAY_ADDRESS or starts a local cluster)")
-    p.add_argument("--column", default="vector", help="Parquet: the vector column")
+    p.add_argument("--column", default="vector", help="Parquet/LanceDB: the vector column")
     p.add_argument("--id-column", default="id",
-                   help="Parquet: id column carried to the output ('' for none)")
+                   help="Parquet/LanceDB: id column carried to the output ('' for none)")
     p.add_argument("--output-column", default=None,
-                   help="Parquet: name of the compressed vector column (None: --column's)")
+                   help="Parquet/LanceDB: name of the compressed vector column (None: --column's)")
     _add_overwrite(p, OVERWRITE_HELP + "; only once the new one is complete")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_compress)
     return parser
+
+
+class _StdoutLines(logging.Handler):
+    """Shows a library logger's records as bare lines on stdout, as the verbs' own output."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record))  # sys.stdout looked up now: tests swap it
+
+
+def _show_embedding_sources() -> None:
+    """`evaluate` and `fit` say where each dataset's embeddings came from."""
+    from dive.embed.encode import SOURCE_LOGGER
+
+    log = logging.getLogger(SOURCE_LOGGER)
+    if not any(isinstance(h, _StdoutLines) for h in log.handlers):
+        log.addHandler(_StdoutLines())
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -669,6 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _show_embedding_sources()
     handler: Handler = args.handler
     try:
         return handler(args)

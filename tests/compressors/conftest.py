@@ -56,3 +56,20 @@ def rank_loss() -> RankLoss:
         return float(graded_ranking_loss(scores, grades))
 
     return score
+
+
+HoldOut = Callable[[TrainingData, int], TrainingData]
+
+
+@pytest.fixture()
+def hold_out() -> HoldOut:
+    """`hold_out(labels, n)`: the first n training queries train, the rest validate."""
+
+    def split(labels: TrainingData, n: int) -> TrainingData:
+        train = labels.train
+        return TrainingData(
+            LabelledQueries(train.embeddings[:n], train.relevant[:n]),
+            LabelledQueries(train.embeddings[n:], train.relevant[n:]),
+        )
+
+    return split

@@ -20,6 +20,7 @@ from dive.losses import (
 from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
+HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
 FAST = ":steps=40:supervised_steps=30:eval_every=10:batch_size=64:hidden=16"
 
 
@@ -136,3 +137,28 @@ def test_fold_moves_the_rotation_into_the_runtime() -> None:
         expected = F.normalize(adapter(u) @ torch.from_numpy(projection).T, dim=-1).numpy()
     runtime = fold(adapter.to_runtime(), rot, projection)
     np.testing.assert_allclose(runtime(x), expected, atol=1e-5)
+
+
+def test_nested_dims_are_the_default_and_single_is_kept(corpus: np.ndarray) -> None:
+    from dive.compressors.matryoshka_adaptor import target_dims
+
+    assert target_dims(384, 48, "nested") == [48, 96, 192, 384]
+    assert target_dims(384, 100, "nested") == [100, 192, 384]
+    assert target_dims(384, 48, "single") == [48, 384]
+    nested = make_compressor("matryoshka-adaptor-unsup" + FAST, 4).fit(corpus)
+    single = make_compressor("matryoshka-adaptor-unsup" + FAST + ":dims=single", 4).fit(corpus)
+    assert nested.fit_info_.diagnostics["dims"] == [4, 8, 16]
+    assert single.fit_info_.diagnostics["dims"] == [4, 16]
+    assert not np.array_equal(nested.transform(corpus), single.transform(corpus))
+
+
+def test_stage_two_chooses_its_learning_rate_on_validation(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
+) -> None:
+    model = make_compressor("matryoshka-adaptor" + FAST, 4).fit(corpus, hold_out(labels, 16))
+    stage2 = model.fit_info_.diagnostics["supervised"]
+    assert stage2["grid"] == "lr 0.001/0.0001"
+    assert [s["lr"] for s in stage2["settings"]] == [0.001, 0.0001]
+    assert stage2["choice"]["n_queries"] == 8
+    held_out = model.fit_info_.held_out
+    assert held_out is not None and held_out.kept >= held_out.start

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dive.compressors._baseline import BaselineConfig
+from dive.compressors._baseline import Baseline, BaselineConfig
 from dive.compressors.matryoshka_adaptor import MatryoshkaConfig
 from dive.compressors.options import build
 from dive.compressors.registry import REGISTRY, make_compressor
@@ -27,9 +27,13 @@ BASELINES = ["matryoshka-adaptor-unsup", "matryoshka-adaptor", "search-adaptor",
         ("search-adaptor:hard_fraction=2", r"hard_fraction must be in \[0, 1\], got 2.0"),
         ("search-adaptor:lr=fast", "lr must be a number, got 'fast'"),
         ("smec:tau=0", "tau must be > 0"),
-        ("smec:stage_linear=1", "stage_linear must be true or false"),
+        ("smec:select=1", "select must be true or false"),
+        ("smec:stage_layer=mlp", "stage_layer must be one of adapter, linear, none"),
+        ("search-adaptor:weight_rec_grid=0/x", "weight_rec_grid must be numbers >= 0 separated"),
+        ("matryoshka-adaptor:lr_grid=0.001/0", "lr_grid must be numbers > 0 separated by '/'"),
+        ("matryoshka-adaptor:dims=all", "dims must be one of nested, single"),
         ("smec:memory_size=true", "memory_size must be an integer"),
-        ("smec:basis=svd", "basis must be one of identity, pca, got 'svd'"),
+        ("smec:basis=svd", "basis must be one of identity, pca, select, got 'svd'"),
         ("smec:hidden=wide", "hidden must be an integer or none"),
     ],
 )
@@ -45,11 +49,11 @@ def test_unknown_options_list_the_valid_ones(method: str) -> None:
 
 
 def test_spec_values_are_brought_to_the_field_types() -> None:
-    model = make_compressor("smec:lr=1:hidden=none:stage_steps=7:stage_linear=false", 4)
+    model = make_compressor("smec:lr=1:hidden=none:stage_steps=7:select=false:lr_grid=0.01", 4)
     assert isinstance(model, SMEC)
     assert model.options.lr == 1.0 and isinstance(model.options.lr, float)
     assert model.options.hidden is None and model.options.stage_steps == 7
-    assert model.options.stage_linear is False
+    assert model.options.select is False and model.options.lr_grid == "0.01"
 
 
 @pytest.mark.parametrize("method", BASELINES)
@@ -78,6 +82,8 @@ def test_unsupervised_matryoshka_records_no_stage_two() -> None:
         (MatryoshkaConfig, {"steps": 600, "supervised_steps": 300, "patience": 200}),
         (SearchAdaptorConfig, {"steps": 1000, "patience": 125, "weight_rec": 0.1}),
         (SMECConfig, {"stage_steps": 300, "patience": 100, "memory_size": 2048}),
+        (MatryoshkaConfig, {"dims": "nested", "select": True, "min_gain_z": 0.0}),
+        (SMECConfig, {"stage_layer": "adapter", "weight_previous": 1.0, "noise": 0.0}),
     ],
 )
 def test_each_method_keeps_its_documented_defaults(
@@ -85,3 +91,34 @@ def test_each_method_keeps_its_documented_defaults(
 ) -> None:
     config = build(cls, "m", {})
     assert {name: getattr(config, name) for name in defaults} == defaults
+
+
+# The grids docs/methods.md names: Search-Adaptor's paper grid (alpha x beta); the paper-silent
+# baselines get two learning rates, the size of DIVE's grid.
+DOCUMENTED_GRIDS = {
+    "search-adaptor": [
+        {"lr": 0.001, "weight_rec": a, "weight_pred": b}
+        for a in (0.0, 0.1, 1.0)
+        for b in (0.0, 0.01, 0.1)
+    ],
+    "matryoshka-adaptor": [{"lr": 0.001}, {"lr": 0.0001}],
+    "smec": [{"lr": 0.001}, {"lr": 0.0001}],
+}
+
+
+@pytest.mark.parametrize("method", sorted(DOCUMENTED_GRIDS))
+def test_each_baseline_selects_over_the_grid_its_docs_name(method: str) -> None:
+    model, fixed = make_compressor(method, 4), make_compressor(f"{method}:select=false", 4)
+    assert isinstance(model, Baseline) and isinstance(fixed, Baseline)
+    assert model.options.settings() == DOCUMENTED_GRIDS[method]
+    # nothing to choose on, or told not to: the configured values alone
+    configured = [{k: getattr(model.options, k) for k in DOCUMENTED_GRIDS[method][0]}]
+    assert model.options.settings(validated=False) == configured
+    assert fixed.options.settings() == configured
+
+
+def test_the_grid_is_named_as_the_results_page_shows_it() -> None:
+    assert SearchAdaptorConfig().grid_text() == "weight_rec 0/0.1/1 × weight_pred 0/0.01/0.1"
+    assert SMECConfig(basis="select").grid_text() == "start identity/pca × lr 0.001/0.0001"
+    assert SMECConfig(select=False).grid_text() == "none"
+    assert make_compressor("matryoshka-adaptor-unsup", 4).config()["lr_grid"] == ""

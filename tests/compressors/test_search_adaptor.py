@@ -15,6 +15,7 @@ from dive.training import validation_ndcg
 from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
+HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
 FAST = ":steps=60:eval_every=10:hidden=16:batch_size=32"
 
 
@@ -96,3 +97,35 @@ def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> N
     c = make_compressor("search-adaptor" + FAST, 4, seed=6).fit(corpus, labels)
     np.testing.assert_array_equal(a.transform(corpus), b.transform(corpus))
     assert not np.array_equal(a.transform(corpus), c.transform(corpus))
+
+
+def test_the_paper_grid_is_searched_and_recorded(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
+) -> None:
+    split = hold_out(labels, 20)
+    val = split.validation
+    assert val is not None
+    model = make_compressor("search-adaptor" + FAST + ":lr=0.01", 4).fit(corpus, split)
+    diagnostics = model.fit_info_.diagnostics
+    assert diagnostics["grid"] == "weight_rec 0/0.1/1 × weight_pred 0/0.01/0.1"
+    tried = [(s["weight_rec"], s["weight_pred"]) for s in diagnostics["settings"]]
+    assert tried == [(a, b) for a in (0.0, 0.1, 1.0) for b in (0.0, 0.01, 0.1)]
+    choice = diagnostics["choice"]
+    best = max(s["best_score"] for s in diagnostics["settings"])
+    # the kept setting is the one with the best validation checkpoint (or the start)
+    assert choice["score"] == pytest.approx(max(best, choice["base_score"]), abs=1e-6)
+    if choice["candidate"] is not None:
+        kept = diagnostics["settings"][choice["candidate"]]
+        assert diagnostics["selected"] == {k: kept[k] for k in ("lr", "weight_rec", "weight_pred")}
+    encode = model.transform
+    measured = validation_ndcg(encode(val.embeddings), encode(corpus), val.relevant)
+    assert measured == pytest.approx(choice["score"], abs=1e-6)
+
+
+def test_without_validation_queries_the_configured_weights_train(
+    corpus: np.ndarray, labels: TrainingData
+) -> None:
+    model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, labels)
+    diagnostics = model.fit_info_.diagnostics
+    assert diagnostics["selected"] == {"lr": 0.001, "weight_rec": 0.1, "weight_pred": 0.01}
+    assert "choice" not in diagnostics and model.fit_info_.held_out is None

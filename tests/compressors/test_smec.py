@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from dive.compressors import Compressor, TrainingData, make_compressor
-from dive.compressors._baseline_modules import GumbelTopK
+from dive.arrays import l2_normalize
+from dive.compressors import Compressor, LabelledQueries, TrainingData, make_compressor
+from dive.compressors._baseline_modules import AdaptiveSelection
 from dive.compressors.smec import stage_dims
 from dive.losses import CrossBatchMemory
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
+HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
 FAST = ":stage_steps=40:eval_every=10:hidden=16:batch_size=32:memory_size=96"
 
 
@@ -30,43 +32,88 @@ def test_each_stage_halves_the_dimension() -> None:
     assert stage_dims(16, 16) == []
 
 
-def test_later_stages_freeze_the_earlier_ones(corpus: np.ndarray, labels: TrainingData) -> None:
+@pytest.mark.parametrize("layer", ["adapter", "linear", "none"])
+def test_later_stages_freeze_the_earlier_ones(
+    corpus: np.ndarray, labels: TrainingData, layer: str
+) -> None:
     """Fitting to d/2 replays the d fit exactly, then only adds a stage on top of it."""
-    spec = "smec" + FAST + ":stage_linear=false"
+    spec = "smec" + FAST + f":stage_layer={layer}"
     one = make_compressor(spec, 8).fit(corpus, labels).fitted_runtime()
     two = make_compressor(spec, 4).fit(corpus, labels).fitted_runtime()
     assert one.adapter is not None and two.adapter is not None
-    np.testing.assert_array_equal(one.adapter.w1, two.adapter.w1)
-    np.testing.assert_array_equal(one.adapter.w2, two.adapter.w2)
+    # stage 1's residual block is the first 16 hidden units of both adapters
+    np.testing.assert_array_equal(one.adapter.w1, two.adapter.w1[:16])
+    np.testing.assert_array_equal(one.adapter.w2, two.adapter.w2[:, :16])
+    assert two.adapter.w1.shape == ((32, 16) if layer == "adapter" else (16, 16))
     assert one.projection is not None and two.projection is not None
     kept_one = set(np.flatnonzero(one.projection.any(axis=0)).tolist())
     kept_two = set(np.flatnonzero(two.projection.any(axis=0)).tolist())
-    assert len(kept_one) == 8 and len(kept_two) == 4 and kept_two <= kept_one
+    assert len(kept_one) == 8 and kept_two <= kept_one
+    assert len(kept_two) == 4 or layer == "linear"  # a linear stage mixes the kept dims
 
 
 def test_ads_keeps_exactly_the_target_number_of_dims(
     corpus: np.ndarray, labels: TrainingData
 ) -> None:
-    model = make_compressor("smec" + FAST + ":stage_linear=false", 4).fit(corpus, labels)
+    model = make_compressor("smec" + FAST + ":stage_layer=none", 4).fit(corpus, labels)
     projection = model.fitted_runtime().projection
     assert projection is not None and projection.shape == (4, 16)
     # pure selection: one-hot rows on distinct dims
     assert set(np.unique(projection).tolist()) == {0.0, 1.0}
     assert (projection.sum(axis=1) == 1).all() and (projection.sum(axis=0) <= 1).all()
-    selector = GumbelTopK(10, 3, torch.arange(10.0))
-    index, gate = selector.draw(None)
-    assert index.tolist() == [7, 8, 9] and gate is None
-    noisy, noisy_gate = selector.draw(torch.Generator().manual_seed(0))
-    assert noisy.shape == (3,) and noisy_gate is not None
+    selector = AdaptiveSelection(10, 3, torch.arange(10.0))
+    assert selector.selected().tolist() == [7, 8, 9]
+    hard, soft = selector.masks()
+    assert hard.tolist() == [0.0] * 7 + [1.0] * 3  # training keeps what inference keeps
+    assert (soft[7:] > 0.5).all() and (soft[:7] < 0.5).all()
+    generator = torch.Generator().manual_seed(0)
+    noisy = [selector.masks(generator, noise=5.0)[0] for _ in range(10)]
+    assert all(m.sum() == 3 for m in noisy) and any(not torch.equal(m, hard) for m in noisy)
 
 
-def test_ads_gradient_reaches_the_scores_through_the_hard_choice() -> None:
-    selector = GumbelTopK(6, 2, torch.zeros(6))
-    choice = selector.draw(torch.Generator().manual_seed(1))
-    out = GumbelTopK.gather(torch.ones(3, 6), choice)
-    assert torch.equal(out.detach(), torch.ones(3, 2))  # forward: exactly the kept values
-    out.sum().backward()
-    assert selector.scores.grad is not None and selector.scores.grad.abs().sum() > 0
+def test_ads_gradient_reaches_dropped_dims_through_the_soft_mask() -> None:
+    """A dropped dim learns whether it should be kept: the soft mask gives it a gradient."""
+    selector = AdaptiveSelection(6, 2, torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0, -2.0]))
+    hard, soft = selector.masks()
+    queries, docs = torch.ones(3, 6), torch.ones(3, 6)
+    relaxed = ((queries * soft) * (docs * soft)).sum()
+    relaxed.backward()
+    assert selector.scores.grad is not None and (selector.scores.grad[2:] != 0).all()
+    assert hard.grad_fn is None  # the hard mask carries no gradient
+
+
+def test_ads_finds_the_informative_dims_of_a_planted_problem() -> None:
+    """Relevance lives in 4 low-variance dims; 12 high-variance dims are noise.
+
+    The scores start at the energy ranking, which keeps the noise; a learning ADS must move
+    the planted dims into both stages' selections (the adapter is held still and S-XBM, which
+    preserves the noise-dominated full similarity, is off, so only ADS can find them).
+    """
+    rng = np.random.default_rng(0)
+    planted = [2, 7, 11, 13]
+    noise = [i for i in range(16) if i not in planted]
+    x = np.zeros((300, 16))
+    x[:, noise] = rng.standard_normal((300, 12))
+    x[:, planted] = 0.5 * rng.standard_normal((300, 4))
+    docs = rng.choice(300, 60, replace=False)
+    q = np.zeros((60, 16))
+    q[:, noise] = rng.standard_normal((60, 12))
+    q[:, planted] = x[docs][:, planted] + 0.05 * rng.standard_normal((60, 4))
+    corpus, queries = l2_normalize(x.astype(np.float32)), l2_normalize(q.astype(np.float32))
+    labels = TrainingData(LabelledQueries(queries, tuple({int(d): 1} for d in docs)))
+    spec = "smec:stage_layer=none:lr=1e-6:lr_grid=:weight_xbm=0:hidden=16:batch_size=32"
+
+    def kept(options: str) -> list[int]:
+        model = make_compressor(spec + options, 4).fit(corpus, labels)
+        projection = model.fitted_runtime().projection
+        assert projection is not None
+        return np.flatnonzero(projection.any(axis=0)).tolist()
+
+    energy = np.argsort(-(corpus**2).mean(axis=0))[:4]
+    assert not set(energy) & set(planted)  # the start keeps none of them
+    assert kept(":stage_steps=100") == planted
+    # scores that barely move (SMEC's old lr 1e-3 for everything) keep the start's choice
+    assert kept(":stage_steps=100:score_lr=0.001") != planted
 
 
 def test_sxbm_memory_is_fifo_with_its_configured_size() -> None:
@@ -91,10 +138,47 @@ def test_fit_lowers_the_ranking_loss(
 def test_runtime_folds_the_stages(corpus: np.ndarray, labels: TrainingData) -> None:
     model = make_compressor("smec" + FAST, 4).fit(corpus, labels)
     runtime = model.fitted_runtime()
-    assert runtime.projection is not None and runtime.projection.shape == (4, 16)
-    assert model.n_params == 2 * (16 * 16 + 16) + 4 * 16
+    assert runtime.adapter is not None and runtime.projection is not None
+    assert runtime.projection.shape == (4, 16)
+    # one residual block per stage, their hidden units side by side in one adapter
+    assert runtime.adapter.w1.shape == (32, 16) and runtime.adapter.w2.shape == (16, 32)
+    assert model.n_params == (32 * 16 + 32) + (16 * 32 + 16) + 4 * 16
     stages = model.fit_info_.diagnostics["stages"]
     assert [s["dim"] for s in stages] == [8, 4]
+    linear = make_compressor("smec" + FAST + ":stage_layer=linear", 4).fit(corpus, labels)
+    assert linear.n_params == 2 * (16 * 16 + 16) + 4 * 16
+
+
+def test_stage_loss_includes_the_previous_prefix(
+    corpus: np.ndarray, labels: TrainingData
+) -> None:
+    """L(new prefix) + weight_previous * L(previous prefix), and the term changes the fit."""
+
+    def fit(weight: float) -> Compressor:
+        spec = "smec" + FAST + f":weight_previous={weight}:select=false"
+        return make_compressor(spec, 8).fit(corpus, labels)
+
+    with_previous, without = fit(1.0), fit(0.0)
+    first = with_previous.fit_info_.diagnostics["stages"][0]["first_losses"]
+    assert first["previous"] > 0
+    assert first["loss"] == pytest.approx(first["new"] + first["previous"])
+    first_without = without.fit_info_.diagnostics["stages"][0]["first_losses"]
+    assert first_without["loss"] == pytest.approx(first_without["new"])
+    assert first_without["new"] == first["new"]  # same start, same batch
+    assert not np.array_equal(with_previous.transform(corpus), without.transform(corpus))
+
+
+def test_each_stage_records_its_grid_and_choice(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
+) -> None:
+    model = make_compressor("smec" + FAST, 4).fit(corpus, hold_out(labels, 20))
+    for stage in model.fit_info_.diagnostics["stages"]:
+        assert stage["grid"] == "lr 0.001/0.0001"
+        assert [s["lr"] for s in stage["settings"]] == [0.001, 0.0001]
+        assert stage["choice"]["n_queries"] == 10
+        assert stage["history"][0][0] == 0  # checkpoint 0 is the stage's start
+    held_out = model.fit_info_.held_out
+    assert held_out is not None and held_out.kept >= held_out.start
 
 
 def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> None:

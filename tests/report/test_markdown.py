@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dive.report.markdown import cost_table, metric_table, render_report, signed
-from dive.report.summary import dim_ratios, summarize, summarize_cost
+from dive.report.markdown import cost_table, grid_table, metric_table, render_report, signed
+from dive.report.summary import (
+    base_method,
+    dim_ratios,
+    method_order,
+    summarize,
+    summarize_cost,
+)
 
 
 def rows_of(table: str) -> dict[str, list[str]]:
@@ -144,3 +150,35 @@ def test_report_has_a_cost_section_per_dataset(make_record) -> None:
     text = render_report(records)
     assert "### scifact: fit seconds and parameters" in text
     assert "### nfcorpus: fit seconds and parameters" in text
+
+
+def test_selection_grids_name_what_each_learned_row_chose_from(make_record) -> None:
+    records = [
+        make_record(method="pca", dim=96),  # no diagnostics: not a learned row
+        make_record(method="search-adaptor", diagnostics={"grid": "weight_rec 0/0.1/1"}),
+        make_record(method="search-adaptor", budget="all",
+                    diagnostics={"grid": "weight_rec 0/0.1/1"}),
+        make_record(method="search-adaptor", budget="4", diagnostics={"grid": "none"}),
+        make_record(method="search-adaptor@v1", diagnostics={"best_step": 25}),
+        make_record(method="dive", diagnostics={"choice": {}},
+                    config={"grid": "0x1,1x10x3", "select": True, "start": "select"}),
+        make_record(method="dive:select=false", diagnostics={"choice": {}},
+                    config={"grid": "0x1,1x10x3", "select": False}),
+    ]
+    rows = rows_of(grid_table(records))
+    assert list(rows) == ["search-adaptor", "search-adaptor@v1", "dive", "dive:select=false"]
+    assert rows["search-adaptor"] == ["weight_rec 0/0.1/1; none"]
+    assert rows["search-adaptor@v1"] == ["none (fixed settings)"]
+    assert rows["dive"] == ["grid=0x1,1x10x3, start=select"]
+    assert rows["dive:select=false"] == ["none (fixed settings)"]
+    assert "## Selection grids" in render_report(records)
+    assert "## Selection grids" not in render_report(records[:1])
+
+
+def test_version_suffixed_rows_sit_after_their_method(make_record) -> None:
+    order = ("smec:basis=pca@v1", "dive", "smec", "smec:stage_layer=linear", "smec@v1")
+    records = [make_record(method=m) for m in order]
+    assert method_order(r["method"] for r in records) == [
+        "smec", "smec@v1", "smec:basis=pca@v1", "smec:stage_layer=linear", "dive"
+    ]
+    assert base_method("smec:basis=pca@v1") == "smec" == base_method("smec@v1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dive.training.optim import AdamW
+from dive.training.optim import AdamW, AdamWGroups
 
 
 @pytest.mark.parametrize(("lr", "weight_decay"), [(1e-2, 0.0), (1e-3, 0.1)])
@@ -46,3 +46,20 @@ def test_zero_grad_and_missing_grads() -> None:
 def test_bad_settings_raise(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         AdamW([torch.nn.Parameter(torch.ones(1))], **kwargs)  # type: ignore[arg-type]
+
+
+def test_groups_step_each_with_its_own_learning_rate() -> None:
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    ref_a, ref_b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    groups = AdamWGroups([([a], 0.1), ([b], 0.001)], weight_decay=0.0)
+    alone = [AdamW([ref_a], lr=0.1, weight_decay=0.0), AdamW([ref_b], lr=0.001, weight_decay=0.0)]
+    for _ in range(3):
+        for p in (a, b, ref_a, ref_b):
+            p.grad = torch.full((3,), 0.5)
+        groups.step()
+        for opt in alone:
+            opt.step()
+    assert torch.equal(a, ref_a) and torch.equal(b, ref_b)
+    assert not torch.equal(a, b)
+    groups.zero_grad()
+    assert a.grad is None and b.grad is None

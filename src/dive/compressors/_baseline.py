@@ -1,18 +1,28 @@
 """What the published baselines share on the torch-free side: their options and constructor.
 
 `BaselineConfig` holds the options every baseline has (adapter width, optimiser, batch,
-validation gate, negative sampling, basis, threads); each method's config extends it and
-checks its values when built (`dive.compressors.options.build` adds the method's name to an
-error). `Baseline` is the compressor class around such a config and a lazily imported fit.
+validation gate, selection grid, negative sampling, basis, threads); each method's config
+extends it and checks its values when built (`dive.compressors.options.build` adds the
+method's name to an error). `Baseline` is the compressor class around such a config and a
+lazily imported fit.
+
+The selection grid: a config names the float options the validation queries may choose
+(`grid_fields`); each has a `<name>_grid` option, values separated by "/" (`"0/0.1/1"`;
+commas would split a benchmark's method list), and an empty grid keeps the configured value.
+`settings()` is every combination, each a dict of option values the fit applies with
+`dataclasses.replace`; `select=False` keeps the configured values only. Left out: the choice
+itself (torch side, `dive.compressors._baseline_select`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
@@ -20,8 +30,30 @@ from dive.compressors.base import Compressor, HeldOutScore, TrainingData
 from dive.compressors.options import Rule, build, check
 from dive.compressors.runtime import Runtime
 
-Basis = Literal["identity", "pca"]
-BASES: tuple[Basis, ...] = ("identity", "pca")
+Basis = Literal["identity", "pca", "select"]
+BASES: tuple[Basis, ...] = ("identity", "pca", "select")
+GRID_SEPARATOR = "/"
+C = TypeVar("C", bound="BaselineConfig")
+
+
+def halving_dims(width: int, dim: int) -> list[int]:
+    """Halve `width` until `dim` (the last step lands on `dim`): [192, 96, 48] for 384 -> 48."""
+    if not 0 < dim <= width:
+        raise ValueError(f"dim must be in 1..{width}, got {dim}")
+    dims: list[int] = []
+    while width > dim:
+        width = max(dim, width // 2)
+        dims.append(width)
+    return dims
+
+
+def parse_grid(text: str) -> tuple[float, ...] | None:
+    """`"0/0.1/1"` -> (0.0, 0.1, 1.0), duplicates dropped; `""` -> (); None if not numbers."""
+    parts = [p.strip() for p in text.split(GRID_SEPARATOR)] if text.strip() else []
+    try:
+        return tuple(dict.fromkeys(float(p) for p in parts))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -30,21 +62,33 @@ class BaselineConfig:
 
     hidden: int | None = None  # adapter width r; None means r = D
     lr: float = 1e-3  # Adam(W) learning rate, no weight decay
+    lr_grid: str = ""  # learning rates the selection tries, "/"-separated ("": `lr` only)
+    select: bool = True  # choose the grid's setting and checkpoint on the validation queries
+    min_gain_z: float = 0.0  # leave the start only for a paired gain >= z std errors (0: any)
     batch_size: int = 128
     patience: int = 125  # steps without a better validation score before a run stops
     eval_every: int = 25  # steps between validation checks
     negatives_per_positive: int = 10
     hard_fraction: float = 0.5  # share of negatives mined from the current ranking
-    basis: Basis = "identity"  # "pca": take the prefix in the corpus's principal-axis basis
+    basis: Basis = "identity"  # "pca": prefix in principal axes; "select": the better start
     threads: int = 1  # torch + BLAS threads during the fit
 
     min_batch: ClassVar[int] = 1
+    grid_fields: ClassVar[tuple[str, ...]] = ("lr",)  # options a `<name>_grid` may vary
 
     def rules(self) -> list[Rule]:
         """(option, valid?, valid values); subclasses add theirs."""
+        grids: list[Rule] = []
+        for name in self.grid_fields:
+            values = parse_grid(getattr(self, f"{name}_grid"))
+            rule = "> 0" if name == "lr" else ">= 0"
+            ok = values is not None and all(v > 0 if name == "lr" else v >= 0 for v in values)
+            grids.append((f"{name}_grid", ok, f"numbers {rule} separated by '/', or empty"))
         return [
             ("hidden", self.hidden is None or self.hidden >= 1, ">= 1 (or None for D)"),
             ("lr", self.lr > 0, "> 0"),
+            *grids,
+            ("min_gain_z", self.min_gain_z >= 0, ">= 0"),
             ("batch_size", self.batch_size >= self.min_batch, f">= {self.min_batch}"),
             ("patience", self.patience >= 1, ">= 1"),
             ("eval_every", self.eval_every >= 1, ">= 1"),
@@ -56,6 +100,34 @@ class BaselineConfig:
 
     def __post_init__(self) -> None:
         check(self, self.rules())
+
+    def settings(self, validated: bool = True) -> list[dict[str, float]]:
+        """The grid: each combination of the `<name>_grid` values (first name slowest); a
+        name with an empty grid keeps its value, and so does every name when `select` is
+        off or nothing is `validated` (no validation queries to choose on)."""
+        grid = self.select and validated
+        axes = [
+            (parse_grid(getattr(self, f"{name}_grid")) if grid else None) or (getattr(self, name),)
+            for name in self.grid_fields
+        ]
+        combos = itertools.product(*axes)
+        return [dict(zip(self.grid_fields, combo, strict=True)) for combo in combos]
+
+    def applied(self: C, setting: Mapping[str, float]) -> C:
+        """This config with one grid setting's values."""
+        return dataclasses.replace(self, **setting)  # type: ignore[arg-type]
+
+    def grid_text(self) -> str:
+        """How the results page names the grid: `weight_rec 0/0.1/1 × weight_pred 0/0.01/0.1`
+        (`start identity/pca` first with `basis="select"`; "none": the configured values)."""
+        parts = ["start identity/pca"] if self.basis == "select" else []
+        if self.select:
+            parts += [
+                f"{name} {GRID_SEPARATOR.join(f'{v:g}' for v in values)}"
+                for name in self.grid_fields
+                if (values := parse_grid(getattr(self, f"{name}_grid")))
+            ]
+        return " × ".join(parts) if parts else "none"
 
 
 class Baseline(Compressor):
@@ -96,6 +168,8 @@ class Baseline(Compressor):
         with seeded(self.seed, threads=self.options.threads) as rng:
             runtime, diagnostics = fit(self, corpus, train if self.supervised else None, rng)
         diagnostics["train_seconds"] = round(time.perf_counter() - start, 3)
+        grids = dict.fromkeys(r["grid"] for r in selected_runs(diagnostics))
+        diagnostics["grid"] = "; ".join(grids) or "none"  # what the results page shows
         validation = train.validation if train is not None and self.supervised else None
         if validation is not None:
             self.fit_info_.held_out = gated_score(diagnostics, len(validation))
@@ -104,16 +178,21 @@ class Baseline(Compressor):
         return runtime
 
 
-def gated_score(diagnostics: dict[str, Any], n_queries: int) -> HeldOutScore | None:
-    """The validation gate's choice in the last gated run (or stage) a baseline recorded.
+def selected_runs(diagnostics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of every run (or stage) a baseline chose on, in fit order.
 
-    Each baseline records `best_score` and its `history` of (step, score) per gated run: at
-    the top level (Search-Adaptor), per stage (SMEC) or for the supervised stage
-    (Matryoshka-Adaptor). `start` is that run's first check, the checkpoint it started from.
+    `dive.compressors._baseline_select` records a `grid` and, where validation queries
+    existed, its `choice`: at the top level (Search-Adaptor), for the supervised stage
+    (Matryoshka-Adaptor) or per stage (SMEC).
     """
     runs = [diagnostics, diagnostics.get("supervised"), *diagnostics.get("stages", [])]
-    gated = [r for r in runs if isinstance(r, dict) and r.get("history") and "best_score" in r]
-    if not gated or gated[-1]["best_score"] is None:
+    return [r for r in runs if isinstance(r, dict) and "grid" in r]
+
+
+def gated_score(diagnostics: dict[str, Any], n_queries: int) -> HeldOutScore | None:
+    """The selection's choice in the last run (or stage) a baseline chose on: the score it
+    kept and its start's (the `base_score` it chose against), on `n_queries` queries."""
+    chosen = [r["choice"] for r in selected_runs(diagnostics) if "choice" in r]
+    if not chosen:
         return None
-    last = gated[-1]
-    return HeldOutScore(float(last["best_score"]), float(last["history"][0][1]), n_queries)
+    return HeldOutScore(float(chosen[-1]["score"]), float(chosen[-1]["base_score"]), n_queries)

@@ -1,7 +1,7 @@
 """Torch building blocks of the published baselines (Matryoshka-Adaptor, Search-Adaptor, SMEC).
 
 Imported only from the baselines' fit paths, so `import dive.compressors` and loading a saved
-model never import torch. Holds SMEC's Gumbel top-k selection, the
+model never import torch. Holds SMEC's adaptive dimension selection, the
 optional change of basis and its fold into the runtime, and `Supervision`, the glue between
 the labelled queries and `dive.training` (mining, candidates, validation gate) that the three
 baselines share. Left out: the losses (`dive.losses`) and the loop (`dive.training.loop`).
@@ -24,21 +24,24 @@ from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Adapter, Runtime
 from dive.training.batches import RelevanceIndex
 from dive.training.candidates import ranking_candidates
-from dive.training.gate import ValidationGate, validation_ndcg
-from dive.training.loop import Check
+from dive.training.gate import ValidationGate, validation_scores
 from dive.training.mining import NegativePools, mine_pools
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 
 
-class GumbelTopK(nn.Module):
+class AdaptiveSelection(nn.Module):
     """SMEC's adaptive dimension selection (ADS): keep `keep` of `width` dims by learned scores.
 
-    Training: `draw` perturbs the scores with Gumbel noise and keeps the top `keep` (a hard
-    0/1 choice in the forward pass), letting gradients reach the scores through
-    softmax(perturbed / tau) (straight-through); one draw is shared by every input of a step so
-    queries, documents and memory items see the same dims. Inference (`draw(None)`): exactly
-    the `keep` top-scored dims, no noise. Kept dims stay in increasing index order.
+    `masks()` gives a training step two masks over the `width` dims. `hard`: 0/1, exactly the
+    `keep` top-scored dims, what inference keeps (the model trains on it, so training and
+    inference see the same dims). `soft`: sigmoid((score - t) / tau), t halfway between the
+    last kept and the first dropped score, the relaxation the scores learn through: a loss
+    on the hard-masked output gives a dropped dim no gradient (a similarity's product terms
+    vanish on both of its sides), the same loss on the soft-masked output tells each score
+    whether its dim should weigh more. `noise > 0` perturbs each draw's scores with Gumbel
+    noise of that scale (exploration, at the price of training on other dims than inference
+    keeps). Kept dims stay in index order.
     """
 
     def __init__(self, width: int, keep: int, init_scores: torch.Tensor, tau: float = 1.0) -> None:
@@ -58,21 +61,29 @@ class GumbelTopK(nn.Module):
         """Indices kept at inference (sorted)."""
         return torch.sort(torch.topk(self.scores.detach(), self.keep).indices).values
 
-    def draw(self, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(kept indices, straight-through gate or None); `generator=None` is inference."""
-        if generator is None:
-            return self.selected(), None
-        uniform = torch.rand(self.scores.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
-        perturbed = (self.scores - torch.log(-torch.log(uniform))) / self.tau
-        index = torch.sort(torch.topk(perturbed.detach(), self.keep).indices).values
-        soft = torch.softmax(perturbed, dim=0)[index]
-        return index, 1.0 + soft - soft.detach()  # value 1, gradient of the soft choice
+    def masks(
+        self, generator: torch.Generator | None = None, noise: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hard 0/1 mask, soft mask with the scores' gradient), each (width,).
 
-    @staticmethod
-    def gather(x: torch.Tensor, choice: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
-        index, gate = choice
-        kept = x[..., index]
-        return kept if gate is None else kept * gate
+        `noise` > 0 (with a `generator`) draws both from Gumbel-perturbed scores.
+        """
+        scores: torch.Tensor = self.scores
+        if noise > 0 and generator is not None:
+            uniform = torch.rand(scores.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+            scores = scores - noise * torch.log(-torch.log(uniform))
+        if self.keep == self.width:
+            return torch.ones_like(scores), torch.ones_like(scores)
+        fixed = scores.detach()
+        kept = torch.topk(fixed, self.keep).indices
+        ranked = torch.topk(fixed, self.keep + 1).values
+        threshold = 0.5 * (ranked[-2] + ranked[-1])
+        hard = torch.zeros_like(fixed).index_fill_(0, kept, 1.0)
+        return hard, torch.sigmoid((scores - threshold) / self.tau)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """The kept dims of `x` (inference: no gradient reaches the scores)."""
+        return x[..., self.selected()]
 
 
 def change_of_basis(
@@ -126,6 +137,21 @@ def scatter_candidates(
     return out
 
 
+def candidate_scores(
+    z_q: torch.Tensor, z_unique: torch.Tensor, inverse: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """(B, N) scores of each query (`z_q`, (B, d)) with its real candidates, zeros for padding.
+
+    `z_unique` holds the distinct candidate rows and `inverse` maps `rows[mask]` onto them
+    (`torch.unique(..., return_inverse=True)`): one (B, U) product and a gather, instead of
+    scattering (B, N, d) candidate vectors.
+    """
+    sims = z_q @ z_unique.T
+    out = sims.new_zeros(mask.shape)
+    out[mask] = sims[mask.nonzero()[:, 0], inverse]
+    return out
+
+
 def map_candidates(
     fn: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
@@ -152,7 +178,7 @@ class Supervision:
 
     `rotate` maps numpy embeddings to the training basis (tensors). Hard negatives come from
     the current model (`refresh`) via `dive.training.mining`, candidates via
-    `dive.training.candidates`; `score` is validation nDCG@10 (0 without validation queries).
+    `dive.training.candidates`; `scores` is each validation query's nDCG@10.
     """
 
     def __init__(
@@ -220,19 +246,10 @@ class Supervision:
             torch.from_numpy(cand.mask),
         )
 
-    def score(self, encode: Encoder, corpus: torch.Tensor) -> float:
+    def scores(self, encode: Encoder, corpus: torch.Tensor) -> np.ndarray:
+        """nDCG@10 of each validation query under `encode` (float64; empty without them)."""
         if self.validation is None or self.val_queries is None:
-            return 0.0
-        return validation_ndcg(
+            return np.zeros(0)
+        return validation_scores(
             compress(encode, self.val_queries), compress(encode, corpus), self.validation.relevant
         )
-
-    def check(self, encode: Encoder, corpus: torch.Tensor) -> Check:
-        """The training loop's check: validation nDCG@10, or None (nothing to gate on)."""
-        if self.validation is None:
-            return lambda _step, _window: None
-        return lambda _step, _window: self.score(encode, corpus)
-
-    def refresher(self, encode: Encoder, corpus: torch.Tensor) -> Callable[[int], None]:
-        """The training loop's after-check hook: re-mine hard negatives."""
-        return lambda _step: self.refresh(encode, corpus)

@@ -2,12 +2,14 @@
 
 One fit is one idea: a model (`DiveNet`), a loss (`_Run._loss`) and a number of steps, with
 the choices made by `dive.training.selection` on every labelled query:
-1. the start: PCA axes with mu = 0 or the corpus mean, whichever ranks the labelled queries
-   better (neither start saw them, so all of them score it honestly);
+1. the start: PCA axes with mu = 0, or the corpus mean when that ranks the labelled queries
+   better by at least `min_gain_z` standard errors (neither start saw them, so all of them
+   score both honestly);
 2. the arm and its length: every arm of the grid trains from the start once per fold, on the
    other folds (cross-fitting over the pooled training and validation queries, or the
    validation set alone as a holdout when it holds `holdout_min` queries or more), and its
-   checkpoints are scored on the queries it did not see; the best (arm, step) is kept only if
+   checkpoints are scored on the queries it did not see; a leading arm still rising at its
+   last check runs on (doubling, up to `max_steps`); the best (arm, step) is kept only if
    its paired per-query gain over the start is at least `min_gain_z` standard errors;
 3. the refit: the kept arm trains on every labelled query for the kept number of steps; or,
    without real evidence of a gain, the fit returns the start itself.
@@ -15,7 +17,8 @@ Everything a step needs is precomputed (corpus tensor, labels, negative pools) s
 one fused forward pass over [corpus | queries | positives | negatives].
 
 Left out: GPUs and mixed precision (CPU fits of seconds), learned centres (mu is fixed at its
-start value), early stopping inside a run (every fold must check at the same steps).
+start value), early stopping inside a run (every fold must check at the same steps; runs are
+extended across folds in lockstep instead).
 """
 
 from __future__ import annotations
@@ -437,10 +440,10 @@ class _Race:
     def _curve(self, candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
         arm, seed, labels = self.arms[candidate], self.fit.seed, self.labels
         label_free = arm.triplet_weight == 0
-        entropy = [seed, candidate] if label_free else [seed, candidate, int(held_rows[0])]
-        key = (candidate, entropy[-1] if not label_free else -1)
+        fold = -1 if label_free else int(held_rows[0])  # a label-free arm runs once, for all
+        key = (candidate, fold)
         if key not in self.runs:
-            rng = np.random.default_rng(entropy)
+            rng = np.random.default_rng([seed, candidate] if label_free else [seed, *key])
             train = None if label_free else labels.subset(train_rows)
             held = labels if label_free else labels.subset(held_rows)
             self.runs[key] = _Run(self.fit, self.new_net(), arm, train, held, rng, self.start_z)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,11 +13,12 @@ from dive.compressors._baseline_modules import (
     Supervision,
     change_of_basis,
     fold,
-    make_gate,
     map_candidates,
     snapshot,
 )
+from dive.compressors._baseline_select import fit_grid, gated_run, pick_basis, prefix_start
 from dive.compressors.base import TrainingData
+from dive.compressors.matryoshka_adaptor import target_dims
 from dive.compressors.runtime import Runtime
 from dive.compressors.truncate import prefix_projection
 from dive.evaluate.search import top_k
@@ -28,11 +30,11 @@ from dive.losses.pairwise_similarity import (
 from dive.losses.ranking import graded_ranking_loss
 from dive.losses.reconstruction import reconstruction_loss
 from dive.training.adapter import ResidualAdapter
-from dive.training.loop import Loss, TrainingLoop
+from dive.training.loop import Loss
 from dive.training.optim import AdamW
 
 if TYPE_CHECKING:
-    from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptorUnsup
+    from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptorUnsup, MatryoshkaConfig
 
 
 def fit_matryoshka(
@@ -44,8 +46,9 @@ def fit_matryoshka(
     cfg = model.options
     n, width = corpus.shape
     dim = model.dim or width
-    dims = sorted({dim, width})
-    rot, rotate = change_of_basis(corpus, cfg.basis)
+    dims = target_dims(width, dim, cfg.dims)
+    basis, starts = pick_basis(corpus, train, cfg.basis, prefix_start(dim))
+    rot, rotate = change_of_basis(corpus, basis)
     x = rotate(corpus)
     # L_topk's neighbours: k nearest in the original space, within a pool of corpus rows so
     # the exact search stays affordable on large corpora.
@@ -71,8 +74,8 @@ def fit_matryoshka(
             + cfg.weight_rec * reconstruction_loss(adapted, flat)
         )
 
-    def rank_loss() -> torch.Tensor:
-        q, rows, grades, mask = sup.batch(cfg.batch_size, rng)
+    def rank_loss(c: MatryoshkaConfig, run_rng: np.random.Generator) -> torch.Tensor:
+        q, rows, grades, mask = sup.batch(c.batch_size, run_rng)
         q_hat = adapter(q)
         c_hat = map_candidates(lambda r: adapter(x[r]), rows, mask)
         return sum(  # type: ignore[return-value]
@@ -87,49 +90,51 @@ def fit_matryoshka(
     # early-stops on its training losses; stage 2 on validation nDCG@10 (or none: see below).
     held_out = torch.from_numpy(rng.choice(len(pool), min(512, len(pool)), replace=False))
 
-    def held_out_score() -> float:
+    def held_out_score() -> np.ndarray:
         with torch.no_grad():
-            return -float(unsup_loss(held_out))
+            return np.array([-float(unsup_loss(held_out))])
 
-    def step_loss(supervised: bool) -> Loss:
+    def step_loss(c: MatryoshkaConfig | None, run_rng: np.random.Generator) -> Loss:
+        """Stage 1's loss (`c` None), or stage 2's with the ranking term of setting `c`."""
+
         def loss() -> tuple[torch.Tensor, dict[str, float]]:
-            anchor_pos = torch.from_numpy(rng.choice(len(pool), batch, replace=False))
+            anchor_pos = torch.from_numpy(run_rng.choice(len(pool), batch, replace=False))
             total = unsup_loss(anchor_pos)
-            if supervised:
-                total = total + cfg.weight_rank * rank_loss()
+            if c is not None:
+                total = total + c.weight_rank * rank_loss(c, run_rng)
             return total, {"loss": float(total.detach())}
 
         return loss
 
-    diagnostics: dict[str, Any] = {"dims": dims}
-    stages = [("unsupervised", cfg.steps, False)]
-    if sup.labels is not None and cfg.supervised_steps > 0:
-        stages.append(("supervised", cfg.supervised_steps, True))
-    for name, steps, supervised in stages:
-        # Stage 2 without validation queries has no score to gate on: it keeps the last state.
-        gated = not supervised or sup.validation is not None
-        gate = make_gate(cfg.eval_every, cfg.patience)
-        gate.offer(0, sup.score(encode, x) if supervised else held_out_score(), snapshot(adapter))
-        if supervised:
-            sup.refresh(encode, x)
-        loop = TrainingLoop(
-            loss=step_loss(supervised),
-            optimiser=AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0),
-            gate=gate,
-            check=sup.check(encode, x) if supervised else lambda _s, _w: held_out_score(),
-            state=snapshot(adapter),
-            after_check=sup.refresher(encode, x) if supervised else None,
-        )
-        loop.run(steps)
-        assert gate.best is not None
-        if gated:
-            adapter.load_state_dict(gate.best.state)
-        diagnostics[name] = {
-            "best_step": gate.best.step if gated else loop.step,
-            "best_score": gate.best.score,
-            "steps_run": loop.step,
-            "first_loss": loop.first.get("loss"),
-            "last_loss": loop.last.get("loss"),
-            "history": [(s, round(v, 4)) for s, v in gate.history],
-        }
+    stage1 = gated_run(
+        loss=step_loss(None, rng),
+        optimiser=AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0),
+        state=snapshot(adapter),
+        scores=held_out_score,
+        start=held_out_score(),
+        refresh=None,
+        every=cfg.eval_every,
+        patience=cfg.patience,
+        steps=cfg.steps,
+    )
+    adapter.load_state_dict(stage1.state())
+    diagnostics: dict[str, Any] = {"dims": dims, "basis": basis, "unsupervised": stage1.record()}
+    if starts:
+        diagnostics["start_ndcg@10"] = starts
+    if sup.labels is None or cfg.supervised_steps == 0:
+        return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics
+
+    # Stage 2: each setting of the grid from the end of stage 1; without validation queries
+    # there is no score to choose on, and the configured setting keeps its last state.
+    selected = fit_grid(
+        cfg,
+        sup,
+        encode,
+        x,
+        module=adapter,
+        loss=lambda c: step_loss(c, copy.deepcopy(rng)),
+        optimiser=lambda c: AdamW(adapter.parameters(), lr=c.lr, weight_decay=0.0),
+        steps=cfg.supervised_steps,
+    )
+    diagnostics["supervised"] = selected.record(cfg.grid_text())
     return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -11,16 +11,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from dive.compressors._baseline_modules import (
-    GumbelTopK,
+    AdaptiveSelection,
+    Encoder,
     Supervision,
+    candidate_scores,
     change_of_basis,
     fold,
-    make_gate,
-    map_candidates,
-    snapshot,
 )
+from dive.compressors._baseline_select import fit_grid, pick_basis
 from dive.compressors.base import TrainingData
-from dive.compressors.runtime import Runtime
+from dive.compressors.runtime import Adapter, Runtime
 from dive.compressors.smec import stage_dims
 from dive.losses.cross_batch_memory import (
     CrossBatchMemory,
@@ -29,81 +29,129 @@ from dive.losses.cross_batch_memory import (
 )
 from dive.losses.ranking import graded_ranking_loss
 from dive.training.adapter import ResidualAdapter
-from dive.training.loop import TrainingLoop
-from dive.training.optim import AdamW
+from dive.training.loop import Loss
+from dive.training.optim import AdamWGroups
 
 if TYPE_CHECKING:
-    from dive.compressors.smec import SMEC
+    from dive.compressors.smec import SMEC, SMECConfig
 
-Choice = tuple[torch.Tensor, torch.Tensor | None]
+Masks = tuple[torch.Tensor, torch.Tensor]  # ADS's (hard, soft) masks of one training step
 
 
 class SMECNet(nn.Module):
-    """Adapter, then per stage: (a linear reduction layer from stage 2 on) and an ADS choice."""
+    """Per stage a layer and an ADS selection; stage k trains with every earlier one frozen.
 
-    def __init__(self, width: int, hidden: int, stage_linear: bool) -> None:
+    Stage 1's layer is a residual ReLU adapter on the input embedding x. A later stage's
+    layer (`stage_layer`): "adapter" adds another residual block on x, so the adapted
+    embedding is h = x + sum_k f_k(x), one adapter at inference (the blocks' hidden units side
+    by side); "linear" an identity-initialised linear map on the previous stage's output;
+    "none" nothing (selection only). Each stage then keeps its ADS's dims of that output.
+    """
+
+    def __init__(self, width: int, hidden: int, stage_layer: str) -> None:
         super().__init__()
-        self.adapter = ResidualAdapter(width, hidden, "relu")
-        self.stage_linear = stage_linear
+        self.blocks = nn.ModuleList([ResidualAdapter(width, hidden, "relu")])
         self.linears = nn.ModuleList()
         self.selectors = nn.ModuleList()
         self.widths = [width]
+        self.hidden = hidden
+        self.stage_layer = stage_layer
 
     def add_stage(self, keep: int, corpus: torch.Tensor, tau: float) -> None:
-        """Append a stage keeping `keep` dims; ADS scores start at the input's z-scored energy."""
-        width = self.widths[-1]
-        if self.selectors and self.stage_linear:
+        """Append a stage keeping `keep` dims; ADS scores start at its input's z-scored energy."""
+        k, width = len(self.selectors), self.widths[-1]
+        if k > 0 and self.stage_layer == "adapter":
+            self.blocks.append(ResidualAdapter(self.widths[0], self.hidden, "relu"))
+        elif k > 0 and self.stage_layer == "linear":
             linear = nn.Linear(width, width, bias=False)
             nn.init.eye_(linear.weight)
             self.linears.append(linear)
         with torch.no_grad():
-            energy = self.stage_input(corpus).pow(2).mean(0)
+            energy = self.previous(corpus, self.base(corpus, k), k).pow(2).mean(0)
             init = (energy - energy.mean()) / energy.std().clamp(min=1e-12)
-        self.selectors.append(GumbelTopK(width, keep, init, tau))
+        self.selectors.append(AdaptiveSelection(width, keep, init, tau))
         self.widths.append(keep)
 
-    def draw(self, generator: torch.Generator | None) -> list[Choice]:
-        """One choice per stage: noisy for the stage in training (the last), fixed before it."""
-        last = len(self.selectors) - 1
-        return [
-            sel.draw(generator if i == last else None)  # type: ignore[operator]
-            for i, sel in enumerate(self.selectors)
-        ]
+    def base(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """What stage k builds on and no stage-k parameter changes (computed once per stage)."""
+        if k == 0:
+            return x
+        if self.stage_layer == "adapter":
+            return self.adapted(x, k)
+        return self.reduce(self.blocks[0](x), upto=k)
 
-    def reduce(self, h: torch.Tensor, choices: list[Choice]) -> torch.Tensor:
-        """The stages after the adapter, applied to adapted embeddings `h`."""
-        for i, choice in enumerate(choices):
-            if i > 0 and self.stage_linear:
+    def previous(self, x: torch.Tensor, base: torch.Tensor, k: int) -> torch.Tensor:
+        """Stage k's input after its own layer: the previous prefix, which ADS k selects from."""
+        if k == 0 or self.stage_layer == "adapter":
+            return self.reduce(base + self.block(k).delta(x), upto=k)
+        return self.linears[k - 1](base) if self.stage_layer == "linear" else base
+
+    def trains_previous(self, k: int) -> bool:
+        """Whether stage k's own parameters change the previous prefix."""
+        return k == 0 or self.stage_layer != "none"
+
+    def reduce(self, h: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        """The stages after the adapter (their kept dims) up to stage `upto`, applied to h."""
+        for i in range(len(self.selectors) if upto is None else upto):
+            if i > 0 and self.stage_layer == "linear":
                 h = self.linears[i - 1](h)
-            h = GumbelTopK.gather(h, choice)
+            h = self.selector(i).gather(h)
         return h
 
-    def _run(self, x: torch.Tensor, choices: list[Choice]) -> torch.Tensor:
-        return self.reduce(self.adapter(x), choices)
+    def block(self, k: int) -> ResidualAdapter:
+        return cast(ResidualAdapter, self.blocks[k])
 
-    def stage_input(self, x: torch.Tensor) -> torch.Tensor:
-        """What the next (not yet added) stage's selector sees: the last output, reduced."""
-        h = self._run(x, self.draw(None))
-        if self.selectors and self.stage_linear and len(self.linears) == len(self.selectors):
-            h = self.linears[-1](h)
-        return h
+    def selector(self, k: int) -> AdaptiveSelection:
+        return cast(AdaptiveSelection, self.selectors[k])
 
-    def forward(self, x: torch.Tensor, choices: list[Choice]) -> torch.Tensor:
-        return self._run(x, choices)
+    def adapted(self, x: torch.Tensor, blocks: int) -> torch.Tensor:
+        """x plus the residuals of the first `blocks` blocks: x + sum_k f_k(x)."""
+        out = x
+        for k in range(blocks):
+            out = out + self.block(k).delta(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference: every stage, each keeping exactly its top-scored dims."""
+        return self.reduce(self.adapted(x, len(self.blocks)))
+
+    def stage_parameters(self, k: int) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(stage k's layer parameters, its ADS scores)."""
+        if k == 0 or self.stage_layer == "adapter":
+            layer = list(self.blocks[k].parameters())
+        else:
+            layer = list(self.linears[k - 1].parameters()) if self.stage_layer == "linear" else []
+        return layer, list(self.selectors[k].parameters())
+
+    def adapter(self) -> Adapter:
+        """The residual blocks as one runtime adapter: their hidden units side by side."""
+        parts = [self.block(k).to_runtime() for k in range(len(self.blocks))]
+        if len(parts) == 1:
+            return parts[0]
+        return Adapter(
+            w1=np.ascontiguousarray(np.concatenate([p.w1 for p in parts])),
+            b1=np.ascontiguousarray(np.concatenate([p.b1 for p in parts])),
+            w2=np.ascontiguousarray(np.concatenate([p.w2 for p in parts], axis=1)),
+            b2=np.ascontiguousarray(np.sum([p.b2 for p in parts], axis=0), dtype=np.float32),
+            activation="relu",
+        )
 
     def projection(self) -> np.ndarray:
         """The (d, D) matrix the stages after the adapter amount to (they are all linear)."""
         with torch.no_grad():
-            h = self.reduce(torch.eye(self.widths[0]), self.draw(None))
+            h = self.reduce(torch.eye(self.widths[0]))
         return np.ascontiguousarray(h.T.numpy(), dtype=np.float32)
 
-    def stage_parameters(self, stage: int) -> list[nn.Parameter]:
-        params = list(self.selectors[stage].parameters())
-        if stage == 0:
-            params += list(self.adapter.parameters())
-        elif self.stage_linear:
-            params += list(self.linears[stage - 1].parameters())
-        return params
+
+def energy_start(dim: int) -> Callable[[torch.Tensor], Encoder]:
+    """SMEC's start in a basis: every ADS at its initial energy ranking keeps the top-`dim`
+    energy dims of the embedding (the adapter starts as the identity)."""
+
+    def start(x: torch.Tensor) -> Encoder:
+        kept = torch.sort(torch.topk(x.pow(2).mean(0), dim).indices).values
+        return lambda v: F.normalize(v[:, kept], dim=-1)
+
+    return start
 
 
 def fit_smec(
@@ -112,97 +160,118 @@ def fit_smec(
     cfg = model.options
     n, width = corpus.shape
     dim = model.dim or width
-    rot, rotate = change_of_basis(corpus, cfg.basis)
+    basis, starts = pick_basis(corpus, train, cfg.basis, energy_start(dim))
+    rot, rotate = change_of_basis(corpus, basis)
     x = rotate(corpus)
-    net = SMECNet(width, cfg.hidden or width, cfg.stage_linear)
+    net = SMECNet(width, cfg.hidden or width, cfg.stage_layer)
     for p in net.parameters():
         p.requires_grad_(False)
-    generator = torch.Generator().manual_seed(model.seed)
-
     sup = Supervision(train, rotate, n, cfg)
-
-    def encode(v: torch.Tensor) -> torch.Tensor:
-        return F.normalize(net(v, net.draw(None)), dim=-1)
-
-    def corpus_student(
-        rows: torch.Tensor, choices: list[Choice], adapted: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Compressed corpus rows; `adapted` holds the frozen adapter's output once stage 1 ends."""
-        if adapted is not None:
-            return net.reduce(adapted[rows], choices)
-        return net(x[rows], choices)
-
-    def unit_corpus_student(
-        rows: torch.Tensor, choices: list[Choice], adapted: torch.Tensor | None
-    ) -> torch.Tensor:
-        return F.normalize(corpus_student(rows, choices, adapted), dim=-1)
-
-    memory = CrossBatchMemory(cfg.memory_size, width)
     batch = min(cfg.batch_size, n)
 
-    def step_loss(adapted: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
-        """S-XBM similarity loss on a corpus batch (+ the ranking loss when labelled)."""
-        choices = net.draw(generator)
-        rows = torch.from_numpy(rng.choice(n, batch, replace=False))
-        teacher = x[rows]
-        student = corpus_student(rows, choices, adapted)
-        loss = student.new_zeros(())
-        if len(memory) > 1:
-            picked = select_memory_neighbours(teacher, rows, memory, cfg.memory_neighbours)
-            gathered = memory.embeddings[picked.reshape(-1)]
-            gathered_student = corpus_student(memory.rows[picked.reshape(-1)], choices, adapted)
-            local = torch.arange(picked.numel()).reshape(picked.shape)
-            loss = loss + cfg.weight_xbm * memory_similarity_loss(
-                student, gathered_student, teacher, gathered, local
-            )
-        memory.enqueue(teacher, rows)
-        if sup.labels is not None:
-            q, cand_rows, grades, mask = sup.batch(cfg.batch_size, rng)
-            z_q = F.normalize(net(q, choices), dim=-1)
-            z_c = map_candidates(
-                functools.partial(unit_corpus_student, choices=choices, adapted=adapted),
-                cand_rows,
-                mask,
-            )
-            scores = torch.einsum("qd,qnd->qn", z_q, z_c)
-            loss = loss + cfg.weight_rank * graded_ranking_loss(scores, grades, mask)
-        return loss, {"loss": float(loss.detach())}
+    def encode(v: torch.Tensor) -> torch.Tensor:
+        return F.normalize(net(v), dim=-1)
 
-    stages: list[dict[str, Any]] = []
-    for stage, keep in enumerate(stage_dims(width, dim)):
+    def stage_loss(
+        k: int,
+        base: torch.Tensor,
+        c: SMECConfig,
+        run_rng: np.random.Generator,
+        generator: torch.Generator,
+        memory: CrossBatchMemory,
+    ) -> Loss:
+        """Stage k's loss L(new prefix) + weight_previous * L(previous prefix) + L(relaxed new
+        prefix), each L the S-XBM term plus (with labels) the ranking loss. The new prefix is
+        the previous one with ADS k's kept dims (zeros elsewhere): it and the previous prefix
+        train the stage's layer; the relaxed one (the soft mask on the previous prefix, which
+        is detached there) trains ADS k's scores."""
+        w_prev = c.weight_previous if net.trains_previous(k) else 0.0
+
+        def views(v: torch.Tensor, v_base: torch.Tensor, masks: Masks) -> torch.Tensor:
+            prev = net.previous(v, v_base, k)
+            hard, soft = masks
+            return torch.stack([prev * hard, prev, prev.detach() * soft])
+
+        def loss() -> tuple[torch.Tensor, dict[str, float]]:
+            masks = net.selector(k).masks(generator, c.noise)
+            rows = torch.from_numpy(run_rng.choice(n, batch, replace=False))
+            teacher = x[rows]
+            student = views(teacher, base[rows], masks)
+            terms = student.new_zeros(3)  # (new, previous, relaxed)
+            if len(memory) > 1:
+                picked = select_memory_neighbours(teacher, rows, memory, c.memory_neighbours)
+                flat = memory.rows[picked.reshape(-1)]
+                gathered = memory.embeddings[picked.reshape(-1)]
+                neighbours = views(x[flat], base[flat], masks)
+                local = torch.arange(picked.numel()).reshape(picked.shape)
+                terms = terms + c.weight_xbm * torch.stack(
+                    [
+                        memory_similarity_loss(s, s_mem, teacher, gathered, local)
+                        for s, s_mem in zip(student, neighbours, strict=True)
+                    ]
+                )
+            memory.enqueue(teacher, rows)
+            if sup.labels is not None:
+                q, cand_rows, grades, cand_mask = sup.batch(c.batch_size, run_rng)
+                with torch.no_grad():
+                    q_base = net.base(q, k)
+                z_q = F.normalize(views(q, q_base, masks), dim=-1)
+                unique, inverse = torch.unique(cand_rows[cand_mask], return_inverse=True)
+                z_c = F.normalize(views(x[unique], base[unique], masks), dim=-1)
+                ranked = [
+                    candidate_scores(zq, zc, inverse, cand_mask)
+                    for zq, zc in zip(z_q, z_c, strict=True)
+                ]
+                terms = terms + c.weight_rank * torch.stack(
+                    [graded_ranking_loss(r, grades, cand_mask) for r in ranked]
+                )
+            total = terms[0] + w_prev * terms[1] + terms[2]
+            new, previous, relaxed = (float(t) for t in terms.detach())
+            parts = {"new": new, "previous": previous, "relaxed": relaxed}
+            return total, {"loss": new + w_prev * previous, **parts}
+
+        return loss
+
+    def fit_stage(k: int, keep: int) -> dict[str, Any]:
+        """Add stage k, train it once per grid setting, keep the selection's choice."""
         net.add_stage(keep, x, cfg.tau)
-        params = net.stage_parameters(stage)
-        for p in params:
+        layer, scores = net.stage_parameters(k)
+        for p in (*layer, *scores):
             p.requires_grad_(True)
-        gate = make_gate(cfg.eval_every, cfg.patience)
-        gate.offer(0, sup.score(encode, x), snapshot(net))
-        sup.refresh(encode, x)
-        # From stage 2 on the adapter is frozen: adapt the corpus once instead of every step.
-        adapted = None
-        if stage > 0:
-            with torch.no_grad():
-                adapted = net.adapter(x)
-        loop = TrainingLoop(
-            loss=functools.partial(step_loss, adapted=adapted),
-            optimiser=AdamW(params, lr=cfg.lr, weight_decay=0.0),
-            gate=gate,
-            check=sup.check(encode, x),
-            state=snapshot(net),
-            after_check=sup.refresher(encode, x),
+        with torch.no_grad():
+            base = net.base(x, k)  # the frozen part of every corpus row, once per stage
+        initial = net.selector(k).selected()
+        seed = int(rng.integers(2**31))
+
+        def loss(c: SMECConfig) -> Loss:
+            """Stage k's loss for one setting, with the stage's own random streams."""
+            generator = torch.Generator().manual_seed(seed)
+            memory = CrossBatchMemory(c.memory_size, width)
+            return stage_loss(k, base, c, np.random.default_rng(seed), generator, memory)
+
+        selected = fit_grid(
+            cfg,
+            sup,
+            encode,
+            x,
+            module=net,
+            loss=loss,
+            optimiser=lambda c: AdamWGroups(
+                [(layer, c.lr), (scores, c.score_lr)], weight_decay=0.0
+            ),
+            steps=cfg.stage_steps,
         )
-        loop.run(cfg.stage_steps)
-        if sup.validation is not None:
-            assert gate.best is not None
-            net.load_state_dict(gate.best.state)
-        for p in params:
+        for p in (*layer, *scores):
             p.requires_grad_(False)
-        stages.append(
-            {
-                "dim": keep,
-                "best_step": gate.best.step if gate.best and sup.validation else loop.step,
-                "best_score": gate.best.score if gate.best else None,
-                "steps_run": loop.step,
-                "history": [(s, round(v, 4)) for s, v in gate.history],
-            }
-        )
-    return fold(net.adapter.to_runtime(), rot, net.projection()), {"stages": stages}
+        kept = net.selector(k).selected()
+        return {
+            "dim": keep,
+            "ads_changed": int((~torch.isin(kept, initial)).sum()),
+            **selected.record(cfg.grid_text()),
+        }
+
+    stages = [fit_stage(k, keep) for k, keep in enumerate(stage_dims(width, dim))]
+    diagnostics: dict[str, Any] = {"basis": basis, "stages": stages}
+    if starts:
+        diagnostics["start_ndcg@10"] = starts
+    return fold(net.adapter(), rot, net.projection()), diagnostics

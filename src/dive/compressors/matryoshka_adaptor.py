@@ -6,18 +6,31 @@ the full frozen embeddings; the compressed output is the renormalised prefix e^[
 inference it is the numpy runtime's relu adapter plus an identity-rows projection.
 
 Unsupervised: L_topk + L_pair + L_rec on corpus batches. Supervised: that stage first, then a
-second stage that adds the graded ranking loss on the labelled queries (all weights 1).
-Left out: the paper's multi-dimension serving (one fitted model here serves one d, as every
-compressor in this package does; M still includes D so the full embedding stays usable).
+second stage that adds the graded ranking loss on the labelled queries (all weights 1), its
+learning rate chosen on the validation queries by the shared selection. M is the paper's set
+of nested dimensions, d and every halving of D down to it (`dims="nested"`, the default), or
+{d, D} (`dims="single"`). Left out: the paper's multi-dimension serving (one fitted model
+here serves one d, as every compressor in this package does, though the nested M trains
+every larger prefix too).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
-from dive.compressors._baseline import Baseline, BaselineConfig
+from dive.compressors._baseline import Baseline, BaselineConfig, halving_dims
 from dive.compressors.options import Rule
+
+Dims = Literal["nested", "single"]
+
+
+def target_dims(width: int, dim: int, dims: str) -> list[int]:
+    """M, ascending: `"nested"` d and every halving of `width` down to it, plus `width`;
+    `"single"` {d, width}."""
+    if dims == "single":
+        return sorted({dim, width})
+    return sorted({width, *halving_dims(width, dim)})
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,8 @@ class MatryoshkaConfig(BaselineConfig):
 
     steps: int = 600  # stage 1 (unsupervised) steps
     supervised_steps: int = 300  # stage 2 steps (supervised variant only)
+    dims: Dims = "nested"  # M: d and every halving of D down to it, or "single": {d, D}
+    lr_grid: str = "0.001/0.0001"  # stage 2 learning rates the selection tries (stage 1: lr)
     patience: int = 200
     eval_every: int = 50
     neighbours: int = 10  # k of L_topk, in the original space
@@ -42,6 +57,7 @@ class MatryoshkaConfig(BaselineConfig):
             *super().rules(),
             ("steps", self.steps >= 0, ">= 0"),
             ("supervised_steps", self.supervised_steps >= 0, ">= 0"),
+            ("dims", self.dims in get_args(Dims), f"one of {', '.join(get_args(Dims))}"),
             ("neighbours", self.neighbours >= 1, ">= 1"),
             ("max_pool", self.max_pool >= 2, ">= 2"),
             *(
@@ -56,15 +72,17 @@ class MatryoshkaAdaptorUnsup(Baseline):
 
     Choices the paper leaves open (SPEC 4.2; reasons in docs/methods.md):
     - hidden width r = D, ReLU (the runtime's relu adapter);
-    - M = {d, D}: the target dimension plus the full one;
+    - M nested (d, 2d, ..., D by halvings of D; `dims="single"`: {d, D});
     - losses averaged over pairs / coordinates instead of summed (scale-free weights of 1);
     - L_topk neighbours (k = 10, original space) found once over up to `max_pool` corpus rows;
     - `basis="pca"` (off by default) takes the prefix in the corpus's principal-axis basis, a
       lossless rotation folded into the runtime; `"identity"` is the paper's raw prefix.
     - steps scaled down for CPU from up to 5000 (patience 500) to `steps` = 600 unsupervised
       plus `supervised_steps` = 300 (patience 200), checked every 50 steps: stage 1 keeps the
-      best checkpoint by its own loss on 512 held-out anchors, stage 2 the best by validation
-      nDCG@10, checkpoint 0 being the end of stage 1 (no validation queries: the last state);
+      best checkpoint by its own loss on 512 held-out anchors; stage 2 trains once per
+      learning rate of `lr_grid` (the paper names no grid: two values, the size of DIVE's)
+      and the selection keeps the best (rate, checkpoint) by validation nDCG@10, or the end
+      of stage 1 (no validation queries: `lr`, and the last state);
     - negatives: the sampler DIVE shares, half hard, half random (`hard_fraction`);
     - one torch thread (`threads`): faster than two when other work shares a 2-core machine.
     """
@@ -77,7 +95,7 @@ class MatryoshkaAdaptorUnsup(Baseline):
     def config(self) -> dict[str, Any]:
         values = super().config()
         if not self.supervised:  # the unsupervised variant never runs stage 2
-            values.update(supervised_steps=0, weight_rank=0.0)
+            values.update(supervised_steps=0, weight_rank=0.0, lr_grid="")
         return values
 
 

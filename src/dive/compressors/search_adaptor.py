@@ -3,19 +3,23 @@
 One residual adapter e^ = e + f(e) shared by queries and documents (f = Linear(D, r) -> ReLU
 -> Linear(r, D), last layer zero-initialised), trained on labelled queries with
 
-    L = L_rank + 0.1 L_rec + 0.01 L_pred
+    L = L_rank + alpha L_rec + beta L_pred,   alpha in {0, 0.1, 1}, beta in {0, 0.01, 0.1}
 
 L_rank the graded pairwise logistic ranking loss (about 10 negatives per positive), L_rec the
 L1 size of f on queries and documents, L_pred the grade-weighted L1 error of a query predictor
-p that maps each relevant document to its query. p is used only in training: transform is the
-adapter plus the projection. Search-Adaptor is not a compression method by itself; to compress
-to d we compute L_rank and L_pred on the renormalised prefix e^[:d] (one model per d) and output
-that prefix (SPEC 4.3, our choice). Left out: the paper's other variants (e.g. no-skip adapters).
+p that maps each relevant document to its query. As in the paper, alpha and beta are chosen
+on the validation queries: each of the 9 pairs trains once and the shared selection
+(`dive.compressors._baseline_select`) keeps the best (pair, checkpoint), or the start.
+p is used only in training: transform is the adapter plus the projection. Search-Adaptor is
+not a compression method by itself; to compress to d we compute L_rank and L_pred on the
+renormalised prefix e^[:d] (one model per d) and output that prefix (SPEC 4.3, our choice).
+Left out: the paper's other variants (e.g. no-skip adapters).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from dive.compressors._baseline import Baseline, BaselineConfig
 from dive.compressors.options import Rule
@@ -23,11 +27,15 @@ from dive.compressors.options import Rule
 
 @dataclass(frozen=True)
 class SearchAdaptorConfig(BaselineConfig):
-    """Search-Adaptor's options (SPEC 4.3: L_rank + 0.1 L_rec + 0.01 L_pred, patience 125)."""
+    """Search-Adaptor's options (SPEC 4.3, patience 125; the paper's alpha/beta grid)."""
 
     steps: int = 1000
-    weight_rec: float = 0.1
-    weight_pred: float = 0.01
+    weight_rec: float = 0.1  # alpha without a grid to choose on (no validation, select=False)
+    weight_pred: float = 0.01  # beta, likewise
+    weight_rec_grid: str = "0/0.1/1"  # alpha values the selection tries
+    weight_pred_grid: str = "0/0.01/0.1"  # beta values the selection tries
+
+    grid_fields: ClassVar[tuple[str, ...]] = ("lr", "weight_rec", "weight_pred")
 
     def rules(self) -> list[Rule]:
         return [
@@ -47,9 +55,12 @@ class SearchAdaptor(Baseline):
     each with 10 negatives, half mined from the current model's ranking (never a judged-relevant
     document), half random (`hard_fraction`, the sampler DIVE shares); validation nDCG@10 every
     `eval_every` steps with checkpoint 0 = the start (truncation), patience 125 steps as in the
-    paper, and without validation queries the last state; 2000 steps scaled down to `steps` =
-    1000 for CPU. `basis="pca"` takes the prefix in the principal-axis basis (off by default).
-    Without labels there is nothing to train: the fit returns the start (plain truncation).
+    paper, and without validation queries the last state of the configured weights (0.1,
+    0.01); 2000 steps scaled down to `steps` = 1000 for CPU. `select=False` (or one-value
+    grids) trains one weight pair, the fit this package had before the grid. `basis="pca"`
+    takes the prefix in the principal-axis basis, `"select"` the better start (off by
+    default). Without labels there is nothing to train: the fit returns the start (plain
+    truncation).
     """
 
     method = "search-adaptor"

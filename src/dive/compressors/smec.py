@@ -1,38 +1,37 @@
 """`smec`: Sequential Matryoshka Embedding Compression (Zhang et al., EMNLP 2025; SPEC 4.4).
 
 Compresses in halving stages D -> D/2 -> ... -> d (the last stage lands on d when D/d is not a
-power of two). Stage 1 trains a residual ReLU adapter on the full embedding and an adaptive
-dimension selection (ADS) that keeps D/2 of its dims; each later stage trains a new linear
-reduction layer (identity-initialised) on the previous stage's output and its own ADS, with
-every earlier stage frozen (SMRL: one reduction learned at a time). ADS keeps learnable
-importance scores and selects dims by Gumbel top-k with a straight-through gradient; at
-inference it keeps exactly the top-scored dims. Each stage's loss is the graded ranking loss
-on the labelled queries plus the S-XBM term (a FIFO memory of past batches' frozen
-embeddings; each item's top-k memory neighbours by frozen similarity anchor the compressed
-similarities). Everything is linear after the adapter, so the fitted model folds into the
-runtime's adapter plus one d x D projection. Left out: SMEC's backbone fine-tuning (the
-embeddings here are frozen, as for every method in this package).
+power of two), each trained with every earlier stage frozen (SMRL). A stage has a layer and an
+adaptive dimension selection (ADS) that keeps half of the layer's output: stage 1's layer is a
+residual ReLU adapter on the embedding, a later stage's layer another residual block on it
+(`stage_layer="adapter"`, the default) or an identity-initialised linear map on the previous
+output (`"linear"`) or none. ADS keeps learnable importance scores; training and inference
+keep exactly the top-scored dims, and the scores learn through a soft relaxation of that mask
+(their own learning rate `score_lr`). Each stage's loss is taken on the new prefix and on the
+previous one (L(x[:N/2]) + L(x[:N]), as published), L being the graded ranking loss on the
+labelled queries plus the S-XBM term (a FIFO memory of past batches' frozen embeddings; each
+item's top-k memory neighbours by frozen similarity anchor the compressed similarities). Each
+stage trains once per learning rate of `lr_grid` and keeps the selection's choice on the
+validation queries. The residual blocks fold into one runtime adapter (their hidden units side
+by side) and the stages after it into one d x D projection. Left out: SMEC's backbone
+fine-tuning (the embeddings here are frozen, as for every method in this package).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
-from dive.compressors._baseline import Baseline, BaselineConfig
+from dive.compressors._baseline import Baseline, BaselineConfig, halving_dims
 from dive.compressors.options import Rule
+
+StageLayer = Literal["adapter", "linear", "none"]
+STAGE_LAYERS: tuple[str, ...] = get_args(StageLayer)
 
 
 def stage_dims(input_dim: int, dim: int) -> list[int]:
     """Output width of each stage: halve from `input_dim` until `dim` (the last may not halve)."""
-    if not 0 < dim <= input_dim:
-        raise ValueError(f"dim must be in 1..{input_dim}, got {dim}")
-    dims: list[int] = []
-    width = input_dim
-    while width > dim:
-        width = max(dim, width // 2)
-        dims.append(width)
-    return dims
+    return halving_dims(input_dim, dim)
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,12 @@ class SMECConfig(BaselineConfig):
     memory_neighbours: int = 10  # S-XBM top-k per item
     weight_xbm: float = 1.0
     weight_rank: float = 1.0
-    tau: float = 1.0  # Gumbel-softmax temperature of ADS
-    stage_linear: bool = True  # a linear reduction layer per later stage (False: selection only)
+    lr_grid: str = "0.001/0.0001"  # layer learning rates the selection tries, per stage
+    score_lr: float = 0.05  # learning rate of the ADS scores (they must move to choose dims)
+    tau: float = 1.0  # temperature of ADS's soft mask (the straight-through gradient)
+    noise: float = 0.0  # Gumbel noise on each training draw's scores (0: train what is kept)
+    stage_layer: StageLayer = "adapter"  # a later stage's layer: a residual block, linear, none
+    weight_previous: float = 1.0  # weight of the stage loss on the previous prefix
 
     min_batch: ClassVar[int] = 2
 
@@ -58,23 +61,29 @@ class SMECConfig(BaselineConfig):
             ("memory_neighbours", self.memory_neighbours >= 1, ">= 1"),
             ("weight_xbm", self.weight_xbm >= 0, ">= 0"),
             ("weight_rank", self.weight_rank >= 0, ">= 0"),
+            ("score_lr", self.score_lr > 0, "> 0"),
             ("tau", self.tau > 0, "> 0"),
+            ("noise", self.noise >= 0, ">= 0"),
+            ("stage_layer", self.stage_layer in STAGE_LAYERS, f"one of {', '.join(STAGE_LAYERS)}"),
+            ("weight_previous", self.weight_previous >= 0, ">= 0"),
         ]
 
 
 class SMEC(Baseline):
     """SMEC: sequential halving stages, ADS dimension selection, S-XBM memory loss.
 
-    Choices the paper leaves open (reasons in docs/methods.md): a residual ReLU adapter (r = D)
-    as stage 1's trainable layer and an identity-initialised linear layer per later stage (the
-    "reduction" each stage learns); ADS scores initialised from the z-scored per-dim energy of
-    the stage input (so the start keeps the high-variance dims, not a random half), tau = 1;
-    S-XBM memory of `memory_size` items, k = `memory_neighbours`; ranking loss with 10
-    negatives per positive (half mined, half random) and S-XBM weighted 1; each stage gated on
-    validation nDCG@10 (checkpoint 0 = the stage's start), `stage_steps` steps per stage
-    (scaled for CPU). `stage_linear=False` makes later stages pure selection. `basis="pca"`
-    runs everything in the principal-axis basis (off by default). Without labels it trains
-    with S-XBM alone and no gate.
+    Choices the paper leaves open (reasons in docs/methods.md): residual ReLU blocks (r = D);
+    `stage_layer="adapter"` by default, a full nonlinear layer per stage that still folds into
+    the runtime (`"linear"` is this package's earlier, cheaper form); ADS scores start at the
+    z-scored per-dim energy of the stage input and learn at `score_lr` = 0.05 through the soft
+    mask (tau = 1, no Gumbel noise: training keeps the dims inference keeps); S-XBM memory of
+    `memory_size` items, k = `memory_neighbours`; ranking loss with 10 negatives per positive
+    (half mined, half random), S-XBM and the previous prefix weighted 1; each stage trains once
+    per learning rate (1e-3, 1e-4) with validation nDCG@10 every `eval_every` steps, patience
+    100, and keeps the selection's (rate, checkpoint) or the stage's start; `stage_steps` steps
+    per stage (scaled for CPU). `basis="pca"` runs everything in the principal-axis basis,
+    `"select"` picks the better start (off by default). Without labels it trains with S-XBM
+    alone and no selection.
     """
 
     method = "smec"

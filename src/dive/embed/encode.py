@@ -9,7 +9,9 @@ so torch) is imported only inside the functions that encode, so `import dive` st
 the cache (`$DIVE_CACHE/embeddings` or `~/.cache/dive/embeddings`), and only then encodes and
 fills the cache. It does not reorder rows to the dataset's order: callers look rows up by id.
 Document text is whatever `Dataset.corpus_texts` holds (BEIR: title + " " + text); no prompts
-or prefixes are added.
+or prefixes are added. Where the embeddings came from (a given folder, `$DIVE_EMBEDDINGS`, the
+cache or fresh encoding, and what made them) is logged at INFO on `SOURCE_LOGGER`, which the CLI
+shows.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
     from dive.data.beir import Dataset
 
 logger = logging.getLogger(__name__)
+# One line per dataset saying where its embeddings came from; `dive` prints these.
+SOURCE_LOGGER = "dive.embed.source"
+source_log = logging.getLogger(SOURCE_LOGGER)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean the packaged default model (never fetched from the hub).
@@ -128,19 +133,27 @@ def embed_dataset(
     )
     corpus = encode_texts(model, dataset.corpus_texts, batch_size=batch_size, progress=progress)
     queries = encode_texts(model, dataset.query_texts, batch_size=batch_size, progress=progress)
-    meta: dict[str, Any] = {
-        "model": DEFAULT_MODEL if model_name in _DEFAULT_ALIASES else model_name,
-        "dim": int(corpus.shape[1]),
+    meta = {**encoding_meta(dataset, model_name, batch_size), "dim": int(corpus.shape[1]),
+            "n_corpus": int(corpus.shape[0]), "n_queries": int(queries.shape[0])}
+    return Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
+
+
+def model_label(model_name: str) -> str:
+    """The name recorded for a model: the default one under one name, others as given."""
+    return DEFAULT_MODEL if model_name in _DEFAULT_ALIASES else model_name
+
+
+def encoding_meta(dataset: Dataset, model_name: str, batch_size: int) -> dict[str, Any]:
+    """meta.json of `dataset` encoded with `model_name` (`save_embeddings` adds the counts)."""
+    return {
+        "model": model_label(model_name),
         "normalized": True,
         "dtype": "float32",
         "doc_text": DOC_TEXT,
-        "n_corpus": int(corpus.shape[0]),
-        "n_queries": int(queries.shape[0]),
         "dataset": dataset.name,
         "batch_size": batch_size,
         "text_sha256": dataset_fingerprint(dataset),
     }
-    return Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
 
 
 def model_dirname(model_name: str) -> str:
@@ -205,14 +218,17 @@ def get_embeddings(
             raise DataError(f"{folder}: embeddings folder does not exist")
         emb = load_embeddings(folder)
         _warn_on_model_mismatch(folder, emb, model_name)
+        origin = "the folder given"
     else:
         env = os.environ.get("DIVE_EMBEDDINGS")
         if env and (Path(env).expanduser() / subdir).is_dir():
             folder = Path(env).expanduser() / subdir
             emb = load_embeddings(folder)
+            origin = "$DIVE_EMBEDDINGS"
         else:
             root = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
             folder = root / subdir
+            origin = "the cache"
             if folder.is_dir():
                 emb = load_embeddings(folder)
                 stored = emb.meta.get("text_sha256")
@@ -239,9 +255,20 @@ def get_embeddings(
                     emb.query_ids,
                     {**emb.meta, "source": str(folder)},
                 )
-    logger.info("embeddings for %s from %s", dataset.name, folder)
+                origin = "freshly encoded into the cache"
+    source_log.info("embeddings for %s: %s (%s; %s)", dataset.name, folder, origin,
+                    describe_maker(emb.meta))
     _check_covers(folder, emb, dataset)
     return _only_dataset_corpus(folder, emb, dataset)
+
+
+def describe_maker(meta: dict[str, Any]) -> str:
+    """What made an embeddings folder, from its meta.json: a model, or imported vectors."""
+    model = meta.get("model", "unknown model")
+    imported = meta.get("imported_from")
+    if isinstance(imported, dict) and imported.get("corpus"):
+        return f"{model} vectors imported from {imported['corpus']}"
+    return f"encoded with {model}"
 
 
 def _warn_on_model_mismatch(folder: Path, emb: Embeddings, model_name: str) -> None:

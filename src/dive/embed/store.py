@@ -131,10 +131,10 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
             )
 
     meta = _read_meta(root / META_FILE)
-    corpus = _read_matrix(root / CORPUS_FILE, mmap=mmap)
-    queries = _read_matrix(root / QUERIES_FILE, mmap=mmap)
-    corpus_ids = _read_ids(root / CORPUS_IDS_FILE)
-    query_ids = _read_ids(root / QUERY_IDS_FILE)
+    corpus = read_matrix(root / CORPUS_FILE, mmap=mmap)
+    queries = read_matrix(root / QUERIES_FILE, mmap=mmap)
+    corpus_ids = read_ids(root / CORPUS_IDS_FILE)
+    query_ids = read_ids(root / QUERY_IDS_FILE)
 
     _check_count(root / CORPUS_FILE, corpus, root / CORPUS_IDS_FILE, corpus_ids)
     _check_count(root / QUERIES_FILE, queries, root / QUERY_IDS_FILE, query_ids)
@@ -218,7 +218,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
+def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
+    """A 2-d float `.npy` as float32 C-contiguous (mapped read-only when it is so already)."""
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -242,7 +243,8 @@ def _read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
     return arr
 
 
-def _read_ids(path: Path) -> list[str]:
+def read_ids(path: Path) -> list[str]:
+    """One id a line (UTF-8, LF or CRLF); an empty or repeated id is a `DataError` naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -329,6 +329,14 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
 
     `verify=False` skips the checksums (config and weights), for a folder edited on purpose
     or written without them; every other check still runs.
+
+    >>> import tempfile, numpy as np, dive
+    >>> corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = dive.save(dive.fit(corpus, method="pca", dim=8), f"{tmp}/pca")
+    ...     model = dive.load(folder)
+    >>> model.method, model.transform(corpus[:2]).shape
+    ('pca', (2, 8))
     """
     root = Path(directory)
     if not root.is_dir():

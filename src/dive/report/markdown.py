@@ -1,6 +1,7 @@
 """The Markdown report: methods x dimensions tables and the keep-X% table, as text.
 
-Per dataset and label budget, one table per metric (nDCG@10, then Recall@100): a row per
+Up front, the selection grid each learned row chose its settings from. Then per dataset and
+label budget, one table per metric (nDCG@10, then Recall@100): a row per
 method with the frozen full-dimension row on top, a column per dimension (largest first),
 cells "mean ± std" over seeds, the difference to the frozen row of the same table in
 parentheses and the best mean of each column in bold. Cells that were not run read "-"; cells
@@ -26,6 +27,7 @@ from dive.report.summary import (
     is_frozen,
     method_order,
     metric_title,
+    selection_grids,
     summarize,
     summarize_cost,
 )
@@ -156,6 +158,16 @@ def cost_table(cells: Sequence[CostCell]) -> str:
     return "\n".join(lines)
 
 
+def grid_table(records: Sequence[Mapping[str, Any]]) -> str:
+    """Learned methods x the grids their runs chose from (several when budgets differed)."""
+    grids = selection_grids(records)
+    if not grids:
+        return ""
+    lines = ["| method | selection grid |", "|:---|:---|"]
+    lines += [f"| {_escape(m)} | {_escape('; '.join(g))} |" for m, g in grids.items()]
+    return "\n".join(lines)
+
+
 def percent(keep: float) -> str:
     """0.99 -> '99%', 0.995 -> '99.5%'."""
     return f"{keep * 100:g}%"
@@ -192,6 +204,13 @@ def render_report(
         "the frozen full-dimension row of the same table. **Bold**: the best mean of each "
         f"column. `{MISSING}`: not run. `[n=k]`: only k seeds, fewer than the rest of the table."
     )
+    grids = grid_table(records)
+    if grids:
+        parts.append(
+            "## Selection grids\n\nWhat each learned row chose its settings from on its "
+            "labelled queries, as its runs recorded it (`none`: fixed settings, or no "
+            "validation queries to choose on).\n\n" + grids
+        )
     images = list(images)
     if images:
         parts.append("## Plots")

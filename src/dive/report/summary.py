@@ -135,7 +135,8 @@ def metric_title(metric: str) -> str:
 
 
 def base_method(method: str) -> str:
-    """The registry name of a method spec or row (`dive:heads=1`, `dive@int8` -> `dive`)."""
+    """The registry name of a method spec or row: options, a precision variant and a release
+    suffix are dropped (`dive:heads=1`, `dive@int8`, `smec:basis=pca@v1` -> `dive`, `smec`)."""
     return method.split(VARIANT_MARK, 1)[0].split(":", 1)[0]
 
 
@@ -152,8 +153,11 @@ def method_order(methods: Iterable[str]) -> list[str]:
         base = base_method(method)
         rank = CANONICAL_ORDER.index(base) if base in CANONICAL_ORDER else len(CANONICAL_ORDER)
         first_of_base = min(i for i, m in enumerate(seen) if base_method(m) == base)
-        # The plain spec before its ablations; ablations in the order first seen.
-        return (rank, first_of_base, 0 if method == base else 1 + seen.index(method))
+        # The plain spec, then its earlier versions (`smec@v1`), then its ablations in the
+        # order first seen.
+        if method.split("@", 1)[0] == base:
+            return (rank, first_of_base, 0 if method == base else 1 + seen.index(method))
+        return (rank, first_of_base, 1 + len(seen) + seen.index(method))
 
     return sorted(seen, key=key)
 
@@ -162,6 +166,32 @@ def frozen_method(methods: Iterable[str]) -> str | None:
     """The reference method among `methods`: plain `frozen` if present, else the first spec."""
     frozen = [m for m in method_order(methods) if is_frozen(m)]
     return frozen[0] if frozen else None
+
+
+def selection_grid(record: Mapping[str, Any]) -> str:
+    """What a run chose its settings from on labelled queries, as the record states it.
+
+    A baseline records the grid it searched (`diagnostics["grid"]`, "none" when it had
+    nothing to choose on); a method configured with a `grid` (DIVE's arms) and a `start`
+    shows those config values; anything else ran fixed settings.
+    """
+    diagnostics = record.get("diagnostics") or {}
+    if "grid" in diagnostics:
+        return str(diagnostics["grid"])
+    config = record.get("config") or {}
+    if "grid" in config and config.get("select", True):
+        start = f", start={config['start']}" if "start" in config else ""
+        return f"grid={config['grid']}{start}"
+    return "none (fixed settings)"
+
+
+def selection_grids(records: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Method -> the distinct grids its runs recorded (in `method_order`), learned rows only."""
+    grids: dict[str, dict[str, None]] = defaultdict(dict)
+    for r in records:
+        if r.get("diagnostics") or "grid" in (r.get("config") or {}):
+            grids[str(r["method"])][selection_grid(r)] = None
+    return {m: list(grids[m]) for m in method_order(grids)}
 
 
 def dim_ratios(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], int]:

@@ -14,8 +14,9 @@ Two on-disk kinds, each read and written by rows so memory never depends on the 
   files and row groups) do not depend on how the input's row groups fall. pyarrow is imported
   only when a Parquet store is touched (optional extra `parquet`).
 
-Left out: other formats (HDF5, Arrow IPC, LanceDB), object stores (paths are local or mounted
-filesystems), and Parquet columns nested deeper than one list level.
+Left out: other formats (HDF5, Arrow IPC; LanceDB tables are `dive.integrations.lancedb`'s),
+object stores (paths are local or mounted filesystems), and Parquet columns nested deeper than
+one list level.
 """
 
 from __future__ import annotations

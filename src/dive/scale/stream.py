@@ -41,7 +41,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,7 +269,7 @@ def _check_output_suffix(dst: Path, kind: Kind | None) -> None:
 # --- state -------------------------------------------------------------------------------------
 
 
-class _Partial:
+class Partial:
     """The hidden work folder beside the output: data being built, Parquet parts, state."""
 
     def __init__(self, output: Path) -> None:
@@ -328,6 +328,31 @@ class _Partial:
 # --- the work ----------------------------------------------------------------------------------
 
 
+def compress_rows(
+    runtime: Runtime,
+    x: np.ndarray,
+    dtype: np.dtype[Any],
+    ids: pa.Array | None,
+    fail: Callable[[int, str], DataError],
+) -> np.ndarray:
+    """`x` compressed and cast to `dtype`, after checking every row is finite and non-zero.
+
+    A bad row raises `fail(row, problem)`: `row` counts from `x`'s first row, and `problem`
+    (the id, if `ids` are given, then what is wrong) starts with a space.
+    """
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
+        raise fail(row, f"{ident} contains NaN or inf")
+    try:
+        y = runtime(x)
+    except BadRowError as exc:  # a zero row: name the file and the row in the store
+        ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
+        raise fail(exc.row, f"{ident} {exc.problem}") from None
+    return y.astype(dtype, copy=False)
+
+
 class _Job:
     """One compress_store run: shards, model, settings, state."""
 
@@ -337,7 +362,7 @@ class _Job:
         src: Path,
         shards: list[Shard],
         single: bool,
-        partial: _Partial,
+        partial: Partial,
         state: dict[str, Any],
         *,
         batch_size: int,
@@ -363,17 +388,8 @@ class _Job:
         self, shard: Shard, offset: int, start: int, x: np.ndarray, ids: pa.Array | None = None
     ) -> np.ndarray:
         """Check `x` (rows `start`... of `shard`) is finite and compress it."""
-        finite = np.isfinite(x).all(axis=1)
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
-            ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
-            raise self.row_error(shard, offset, start + row, f"{ident} contains NaN or inf")
-        try:
-            y = self.runtime(x)
-        except BadRowError as exc:  # a zero row: name the file and the row in the store
-            ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
-            raise self.row_error(shard, offset, start + exc.row, f"{ident} {exc.problem}") from None
-        return y.astype(self.dtype, copy=False)
+        return compress_rows(self.runtime, x, self.dtype, ids, lambda row, problem:
+                             self.row_error(shard, offset, start + row, problem))
 
     def chunk_done(self, rows_done: int) -> None:
         self.state["rows_done"] = rows_done
@@ -457,7 +473,7 @@ class _Job:
             y = self.compress(shard, offset, lo, x, ids)
             arrays = ([] if ids is None else [ids]) + [vector_array(y)]
             out = pa.Table.from_arrays(arrays, schema=schema)
-            with atomic_open(parts / _part_name(lo), "wb") as handle:
+            with atomic_open(parts / part_name(lo), "wb") as handle:
                 pa.parquet.write_table(out, handle)
             self.chunk_done(offset + lo + table.num_rows)
             bar.update(table.num_rows)
@@ -473,7 +489,7 @@ class _Job:
             pa.parquet.ParquetWriter(handle, schema) as writer,
         ):
             for lo in range(0, shard.n_rows, self.batch_size):
-                part = parts / _part_name(lo)
+                part = parts / part_name(lo)
                 try:
                     table = pa.parquet.read_table(part, schema=schema).combine_chunks()
                 except (OSError, pa.ArrowException) as exc:
@@ -502,12 +518,12 @@ def prefetch(items: Iterator[_T]) -> Iterator[_T]:
             yield item  # type: ignore[misc]
 
 
-def _part_name(first_row: int) -> str:
+def part_name(first_row: int) -> str:
     return f"part-{first_row:012d}.parquet"
 
 
 @contextlib.contextmanager
-def _progress(total: int, initial: int, desc: str, enabled: bool) -> Iterator[Any]:
+def progress_bar(total: int, initial: int, desc: str, enabled: bool) -> Iterator[Any]:
     from tqdm import tqdm
 
     bar = tqdm(
@@ -587,7 +603,7 @@ def compress_store(
         "output_column": out_column,
     }
     dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = _Partial(dst)
+    partial = Partial(dst)
     state = partial.start(job)
     resumed = int(state["rows_done"])
     total = sum(s.n_rows for s in shards)
@@ -605,7 +621,7 @@ def compress_store(
         output_column=out_column,
     )
     try:
-        with naming_os_errors(dst), _progress(total, resumed, f"compress {src.name}",
+        with naming_os_errors(dst), progress_bar(total, resumed, f"compress {src.name}",
                                               progress) as bar:
             work.run(bar)
     except DataError:

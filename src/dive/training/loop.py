@@ -19,17 +19,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from dive.training.gate import ValidationGate
-from dive.training.optim import AdamW
 
-__all__ = ["Check", "Loss", "TrainingLoop"]
+__all__ = ["Check", "Loss", "Optimiser", "TrainingLoop"]
 
 Loss = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 Check = Callable[[int, dict[str, float]], float | None]
+
+
+class Optimiser(Protocol):
+    """What the loop needs of an optimiser (`dive.training.optim.AdamW`, or several of them)."""
+
+    def zero_grad(self) -> None: ...
+
+    def step(self) -> None: ...
 
 
 @dataclass
@@ -37,7 +44,7 @@ class TrainingLoop:
     """One resumable training run behind a validation gate (see the module docstring)."""
 
     loss: Loss
-    optimiser: AdamW
+    optimiser: Optimiser
     gate: ValidationGate
     check: Check
     state: Callable[[], Any]

@@ -1,0 +1,168 @@
+"""The top-level Python API: `dive.embed` and `dive.fit`, the CLI's flow in a few calls.
+
+`dive.load` and `dive.save` (a fitted compressor to and from its folder) live in
+`dive.export.folder`; both are re-exported by `dive`. Each function here takes plain inputs
+(a dataset name or BEIR folder, numpy arrays) and returns what the next step takes.
+
+Left out: the benchmark grid (`dive.evaluate.protocol.run_grid`, `dive evaluate`) and stores
+(`dive.scale.compress_store`, `dive.integrations.lancedb`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dive.embed.encode import DEFAULT_MODEL
+from dive.embed.resumable import DEFAULT_CHUNK_SIZE
+from dive.errors import DataError, DiveError
+
+if TYPE_CHECKING:
+    from dive.compressors.base import Compressor, TrainingData
+    from dive.data.beir import Dataset
+    from dive.embed.store import Embeddings
+
+Relevant = Mapping[int, int] | Iterable[int]
+
+
+def _dataset(data: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Dataset:
+    from dive.data import Dataset, load_dataset
+
+    return data if isinstance(data, Dataset) else load_dataset(os.fspath(data), data_dir=data_dir)
+
+
+def embed(
+    data: str | os.PathLike[str] | Dataset | Sequence[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    batch_size: int = 32,
+    device: str = "cpu",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    data_dir: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Embeddings | np.ndarray:
+    """Embed a dataset into an embeddings folder, or a list of texts into an array.
+
+    A dataset (a name, a BEIR-layout folder or a loaded `Dataset`) is encoded with the
+    sentence-transformers `model` (a name or a local folder; the default comes from its
+    offline package) into the folder `out`, chunk by chunk and resumably, as `dive embed`
+    does; `out` defaults to the embeddings cache, where `dive evaluate` and `dive.fit` look.
+    Returns the `Embeddings`. A list of texts returns their (n, D) float32 L2-normalised
+    vectors (a query at search time, say).
+
+    >>> import dive
+    >>> emb = dive.embed("docs/examples/own-data/pantry", "runs/pantry-emb")  # doctest: +SKIP
+    >>> emb.corpus.shape, emb.meta["model"]  # doctest: +SKIP
+    ((48, 384), 'all-MiniLM-L6-v2')
+    >>> dive.embed(["how do I keep bread fresh?"], progress=False).shape  # doctest: +SKIP
+    (1, 384)
+    """
+    from dive.embed.encode import default_cache_root, encode_texts, load_model, model_dirname
+    from dive.embed.resumable import encode_to_folder
+
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        texts = list(data)
+        if not all(isinstance(text, str) for text in texts):
+            raise DiveError("embed: expected a dataset or a list of texts")
+        return encode_texts(load_model(model, device=device), texts, batch_size=batch_size,
+                            progress=progress)
+    dataset = _dataset(data, data_dir)
+    target = (Path(out) if out is not None
+              else default_cache_root() / model_dirname(model) / dataset.name)
+    result = encode_to_folder(dataset, target, model_name=model, batch_size=batch_size,
+                              device=device, chunk_size=chunk_size, overwrite=overwrite,
+                              progress=progress)
+    return result.embeddings
+
+
+def fit(
+    data: str | os.PathLike[str] | Dataset | np.ndarray,
+    *,
+    method: str = "dive",
+    dim: int | None = None,
+    ratio: int = 4,
+    budget: int | str | None = None,
+    seed: int = 0,
+    model: str = DEFAULT_MODEL,
+    embeddings: str | os.PathLike[str] | None = None,
+    data_dir: str | None = None,
+    queries: np.ndarray | None = None,
+    relevant: Sequence[Relevant] | None = None,
+) -> Compressor:
+    """Fit a compressor (`method`, a spec as in `dive fit`) to `dim` = D / `ratio` dimensions.
+
+    On a dataset (a name, a BEIR folder or a `Dataset`): its embeddings come from
+    `embeddings` (a folder), else `$DIVE_EMBEDDINGS`, the cache, or `model` encodes them; a
+    supervised method learns from `budget` labelled training queries (None or "all": every
+    one) drawn with `seed`, as `dive fit` does. On arrays: `data` is the (n, D) corpus
+    embeddings, and a supervised method also needs `queries` (m, D) and `relevant`, one entry
+    per query: the corpus rows relevant to it (rows, or {row: grade}). Returns the fitted
+    compressor: `transform` compresses, `dive.save` writes it as a folder.
+
+    >>> import numpy as np, dive
+    >>> rng = np.random.default_rng(0)
+    >>> corpus = rng.standard_normal((400, 64)).astype(np.float32)
+    >>> pca = dive.fit(corpus, method="pca", dim=16)
+    >>> pca.transform(corpus[:3]).shape
+    (3, 16)
+    >>> queries = corpus[:20] + 0.1 * rng.standard_normal((20, 64)).astype(np.float32)
+    >>> model = dive.fit(corpus, dim=16, queries=queries, relevant=[[i] for i in range(20)])
+    >>> model.method, model.transform(queries).shape
+    ('dive', (20, 16))
+    >>> dive.fit("docs/examples/own-data/pantry", dim=48, budget="all")  # doctest: +SKIP
+    """
+    from dive.compressors.registry import make_compressor
+
+    if isinstance(data, np.ndarray):
+        from dive.arrays import as_embeddings
+
+        corpus = as_embeddings(data, name="corpus embeddings")
+        compressor = make_compressor(method, dim or corpus.shape[1] // ratio, seed)
+        train = _array_labels(corpus, queries, relevant) if compressor.supervised else None
+    else:
+        from dive.data.splits import make_split, parse_budget
+        from dive.embed.encode import get_embeddings
+        from dive.evaluate.protocol import training_data
+
+        if queries is not None or relevant is not None:
+            raise DiveError("fit: queries/relevant go with corpus arrays; a dataset has its qrels")
+        dataset = _dataset(data, data_dir)
+        emb = get_embeddings(dataset, model,
+                             embeddings_dir=None if embeddings is None else Path(embeddings))
+        corpus = emb.corpus
+        compressor = make_compressor(method, dim or emb.dim // ratio, seed)
+        train = None
+        if compressor.supervised:
+            split = make_split(dataset, parse_budget(budget), seed)
+            train = training_data(split, emb)
+    compressor.fit(corpus, train)
+    return compressor
+
+
+def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
+                  relevant: Sequence[Relevant] | None) -> TrainingData:
+    """`TrainingData` from query embeddings and, per query, its relevant corpus rows."""
+    from dive.arrays import as_embeddings
+    from dive.compressors.base import LabelledQueries, TrainingData
+
+    if queries is None or relevant is None:
+        raise DiveError("fit: this method learns from labelled queries; pass queries= (m, D) "
+                        "and relevant= (the relevant corpus rows of each query)")
+    q = as_embeddings(queries, name="queries", dim=corpus.shape[1])
+    if len(relevant) != q.shape[0]:
+        raise DataError(f"relevant: {len(relevant)} entries for {q.shape[0]} queries")
+    grades = []
+    for i, rows in enumerate(relevant):
+        graded = dict(rows.items()) if isinstance(rows, Mapping) else dict.fromkeys(rows, 1)
+        bad = [r for r in graded if not 0 <= int(r) < corpus.shape[0]]
+        if bad:
+            raise DataError(f"relevant: query {i} names row {bad[0]}, outside the corpus's "
+                            f"{corpus.shape[0]} rows")
+        grades.append({int(r): int(g) for r, g in graded.items() if g > 0})
+    return TrainingData(LabelledQueries(q, tuple(grades)))

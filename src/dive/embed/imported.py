@@ -1,0 +1,215 @@
+"""Vectors made elsewhere (an embedding API, another tool) as a validated embeddings folder.
+
+`from_parquet` reads an id column and a vector column (`fixed_size_list` or `list` of numbers)
+from one Parquet file for the corpus and one for the queries; `from_npy` reads an (n, D) float
+`.npy` plus an ids file (one id a line) for each. Everything is checked against the dataset
+before anything is written: ids unique and exactly the dataset's (no id the dataset lacks, no
+document or query of it without a vector), every vector finite, non-zero and of one dimension,
+corpus and queries alike. Errors name the file, the row and the id. Rows are stored in the
+dataset's order as given, not rescaled: whether they are unit-norm is measured and recorded in
+meta.json (`normalized`, and the smallest, largest and mean norm), and every later stage
+normalises what is not.
+
+Left out: encoding (`dive.embed.resumable`), vectors split over several files, and other
+formats (convert to Parquet or `.npy` first).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dive.arrays import UNIT_NORM_TOLERANCE
+from dive.embed.encode import dataset_fingerprint
+from dive.embed.resumable import check_embeddings_output
+from dive.embed.store import Embeddings, read_ids, read_matrix, save_embeddings
+from dive.errors import DataError
+from dive.scale.formats import BadRow, inspect_parquet, iter_parquet_chunks, vectors_from_arrow
+
+if TYPE_CHECKING:
+    from dive.data.beir import Dataset
+
+logger = logging.getLogger(__name__)
+
+IMPORTED_MODEL = "imported"  # the model label when the caller names none
+_CHUNK_ROWS = 65536
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, eq=False)
+class Vectors:
+    """Vectors read from one file with their ids, before they are checked against a dataset."""
+
+    ids: list[str]
+    array: np.ndarray  # (n, D) float, possibly memory-mapped
+    where: str  # the file, for messages
+
+
+def read_parquet_vectors(path: PathLike, *, id_column: str = "id",
+                         vector_column: str = "vector") -> Vectors:
+    """The ids and vectors of a Parquet file, read in chunks; ragged or null rows are errors."""
+    file = Path(path)
+    layout = inspect_parquet(file, vector_column, id_column)
+    if layout.n_rows == 0 or layout.dim is None:
+        raise DataError(f"{file}: no vectors (the file has no rows)")
+    ids: list[str] = []
+    arrays = []
+    chunks = iter_parquet_chunks(file, layout, [id_column, vector_column], 0, _CHUNK_ROWS)
+    for lo, table in chunks:
+        chunk_ids = table.column(id_column).to_pylist()
+        missing = [row for row, ident in enumerate(chunk_ids) if ident is None or ident == ""]
+        if missing:
+            raise DataError(f"{file}: row {lo + missing[0]}: the id is empty")
+        chunk_ids = [str(ident) for ident in chunk_ids]
+        try:
+            arrays.append(vectors_from_arrow(table.column(vector_column), layout.dim, str(file),
+                                             lo))
+        except BadRow as exc:
+            raise DataError(f"{file}: row {lo + exc.row} (id {chunk_ids[exc.row]!r}): "
+                            f"{exc.problem}") from None
+        ids.extend(chunk_ids)
+    return Vectors(ids, np.concatenate(arrays) if len(arrays) > 1 else arrays[0], str(file))
+
+
+def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:
+    """The vectors of an (n, D) float `.npy` (memory-mapped) and the ids file naming its rows."""
+    file, ids_file = Path(path), Path(ids_path)
+    for required in (file, ids_file):
+        if not required.is_file():
+            raise DataError(f"{required}: no such file")
+    array = read_matrix(file, mmap=True)
+    ids = read_ids(ids_file)
+    if array.shape[0] != len(ids):
+        raise DataError(f"{file}: {array.shape[0]} rows but {ids_file} has {len(ids)} ids")
+    return Vectors(ids, array, str(file))
+
+
+def from_parquet(
+    dataset: Dataset,
+    corpus: PathLike,
+    queries: PathLike,
+    out: PathLike,
+    *,
+    id_column: str = "id",
+    vector_column: str = "vector",
+    model: str = IMPORTED_MODEL,
+    overwrite: bool = False,
+) -> Embeddings:
+    """Write the embeddings folder `out` from Parquet files of corpus and query vectors."""
+    check_embeddings_output(Path(out), overwrite=overwrite)
+    read = [read_parquet_vectors(p, id_column=id_column, vector_column=vector_column)
+            for p in (corpus, queries)]
+    source = {"format": "parquet", "id_column": id_column, "vector_column": vector_column}
+    return import_vectors(dataset, read[0], read[1], out, model=model, source=source)
+
+
+def from_npy(
+    dataset: Dataset,
+    corpus: PathLike,
+    corpus_ids: PathLike,
+    queries: PathLike,
+    query_ids: PathLike,
+    out: PathLike,
+    *,
+    model: str = IMPORTED_MODEL,
+    overwrite: bool = False,
+) -> Embeddings:
+    """Write the embeddings folder `out` from `.npy` files of vectors and their ids files."""
+    check_embeddings_output(Path(out), overwrite=overwrite)
+    read = [read_npy_vectors(corpus, corpus_ids), read_npy_vectors(queries, query_ids)]
+    source = {"format": "npy", "corpus_ids": str(corpus_ids), "query_ids": str(query_ids)}
+    return import_vectors(dataset, read[0], read[1], out, model=model, source=source)
+
+
+def import_vectors(
+    dataset: Dataset,
+    corpus: Vectors,
+    queries: Vectors,
+    out: PathLike,
+    *,
+    model: str = IMPORTED_MODEL,
+    source: dict[str, Any] | None = None,
+) -> Embeddings:
+    """Check `corpus` and `queries` against `dataset` and write them as the folder `out`.
+
+    `out` is replaced if it exists (callers check first, see `check_embeddings_output`);
+    `source` is recorded in meta.json under `imported_from`, with the two files.
+    """
+    if queries.array.shape[1] != corpus.array.shape[1]:
+        raise DataError(f"{queries.where}: vectors have dimension {queries.array.shape[1]}, but "
+                        f"the corpus vectors ({corpus.where}) have {corpus.array.shape[1]}")
+    corpus_rows = _rows_in_order(corpus, dataset.corpus_ids, f"the corpus of {dataset.name}")
+    query_rows = _rows_in_order(queries, dataset.query_ids, f"the queries of {dataset.name}")
+    corpus_x, corpus_norms = _checked(corpus, corpus_rows)
+    queries_x, query_norms = _checked(queries, query_rows)
+    norms = {"corpus": _summary(corpus_norms), "queries": _summary(query_norms)}
+    normalized = all(abs(s["min"] - 1) <= UNIT_NORM_TOLERANCE and
+                     abs(s["max"] - 1) <= UNIT_NORM_TOLERANCE for s in norms.values())
+    meta: dict[str, Any] = {
+        "model": model,
+        "normalized": normalized,
+        "norms": norms,
+        "dtype": "float32",
+        "doc_text": "vectors made elsewhere",
+        "dataset": dataset.name,
+        "text_sha256": dataset_fingerprint(dataset),
+        "imported_from": {"corpus": corpus.where, "queries": queries.where, **(source or {})},
+    }
+    emb = Embeddings(corpus_x, list(dataset.corpus_ids), queries_x, list(dataset.query_ids), meta)
+    save_embeddings(Path(out), emb)
+    logger.info("imported %d corpus and %d query vectors (%d-d, normalized: %s) into %s",
+                corpus_x.shape[0], queries_x.shape[0], emb.dim, normalized, out)
+    return Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
+                      {**meta, "source": str(out)})
+
+
+def _rows_in_order(vectors: Vectors, wanted: Sequence[str], what: str) -> np.ndarray:
+    """The row of `vectors` for each id of `wanted`, in its order; ids must match exactly."""
+    row_of: dict[str, int] = {}
+    for row, ident in enumerate(vectors.ids):
+        first = row_of.setdefault(ident, row)
+        if first != row:
+            raise DataError(f"{vectors.where}: row {row}: duplicate id {ident!r} (first at row "
+                            f"{first})")
+    known = set(map(str, wanted))
+    extra = [(row, ident) for row, ident in enumerate(vectors.ids) if ident not in known]
+    if extra:
+        row, ident = extra[0]
+        raise DataError(f"{vectors.where}: row {row}: id {ident!r} is not in {what} "
+                        f"({len(extra)} of {len(vectors.ids)} ids are not)")
+    if len(row_of) != len(known):
+        absent = [str(ident) for ident in wanted if str(ident) not in row_of]
+        raise DataError(f"{vectors.where}: no vector for id {absent[0]!r} of {what} "
+                        f"({len(absent)} of {len(known)} ids have none)")
+    return np.fromiter((row_of[str(ident)] for ident in wanted), np.intp, len(wanted))
+
+
+def _checked(vectors: Vectors, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`vectors` reordered by `rows` as float32, and their norms; a NaN/inf or all-zero row is
+    an error."""
+    out = np.empty((len(rows), vectors.array.shape[1]), dtype=np.float32)
+    norms = np.empty(len(rows), dtype=np.float64)
+    for lo in range(0, len(rows), _CHUNK_ROWS):
+        picked = np.sort(rows[lo : lo + _CHUNK_ROWS])  # sorted reads are kind to a memory map
+        block = np.asarray(vectors.array[picked], dtype=np.float32)
+        bad = ~np.isfinite(block).all(axis=1)
+        zero = ~bad & ~block.any(axis=1)
+        for mask, problem in ((bad, "contains NaN or inf"), (zero, "is all zeros (no direction)")):
+            if mask.any():
+                row = int(picked[np.flatnonzero(mask)[0]])
+                raise DataError(f"{vectors.where}: row {row} (id {vectors.ids[row]!r}) {problem}")
+        order = np.argsort(rows[lo : lo + _CHUNK_ROWS], kind="stable")
+        out[lo + order] = block
+        norms[lo + order] = np.linalg.norm(block.astype(np.float64), axis=1)
+    return out, norms
+
+
+def _summary(norms: np.ndarray) -> dict[str, float]:
+    return {"min": float(norms.min()), "max": float(norms.max()), "mean": float(norms.mean())}

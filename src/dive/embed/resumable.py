@@ -1,0 +1,195 @@
+"""Encode a dataset into an embeddings folder chunk by chunk, resumably: what `dive embed` runs.
+
+The texts (the corpus, then the queries) are cut into chunks of `chunk_size`. Each chunk is
+encoded on its own and saved atomically as one `.npy` in a hidden work folder beside the
+output, `.<name>.partial/`, next to `job.json`: the job's identity (model, a SHA-256 of the
+dataset's ids and texts, batch size, chunk size, device). A rerun with the same identity skips
+the chunks already saved, so an interrupted run continues after its last finished chunk; any
+other identity starts over. Chunk boundaries do not depend on where a run stopped, so the
+finished folder is byte-identical to an uninterrupted run's (on the same machine, library
+versions and thread count: a model may round differently elsewhere). The folder itself is
+written by `save_embeddings`, atomically, once every chunk is done.
+
+Left out: spreading chunks over processes or machines, and looking in the cache first
+(`get_embeddings` does that; `dive embed` writes by default where it looks).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dive._io import atomic_open, atomic_write_text, check_output
+from dive.embed import encode
+from dive.embed.store import FILES, Embeddings, save_embeddings
+from dive.errors import DataError, DiveError
+
+if TYPE_CHECKING:
+    from dive.data.beir import Dataset
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 4096
+JOB_FILE = "job.json"
+JOB_FORMAT = "dive-embed-job"
+JOB_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """What a finished `encode_to_folder` did."""
+
+    folder: Path
+    embeddings: Embeddings
+    chunks: int  # chunks of texts in the whole job
+    resumed_chunks: int  # chunks an earlier, interrupted run had already saved
+    seconds: float  # this run only
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    kind: str  # "corpus" or "queries"
+    index: int
+    texts: list[str]
+
+    @property
+    def file(self) -> str:
+        return f"{self.kind}-{self.index:06d}.npy"
+
+
+def is_embeddings_folder(path: Path) -> bool:
+    """Whether `path` holds the five files of an embeddings folder."""
+    return path.is_dir() and all((path / name).is_file() for name in FILES)
+
+
+def check_embeddings_output(target: Path, *, overwrite: bool) -> None:
+    """Refuse to write an embeddings folder over anything but one (and over one without
+    `overwrite`)."""
+    check_output(target, overwrite=overwrite, ours=is_embeddings_folder,
+                 what="an embeddings folder", folder=True)
+
+
+def encode_to_folder(
+    dataset: Dataset,
+    out: str | Path,
+    *,
+    model_name: str = encode.DEFAULT_MODEL,
+    batch_size: int = 32,
+    device: str = "cpu",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    overwrite: bool = False,
+    progress: bool = True,
+    model: Any = None,
+) -> EmbedResult:
+    """Encode every document and query of `dataset` into the embeddings folder `out`.
+
+    `model_name` is a sentence-transformers name or local folder (the default one comes from
+    its offline package); `model`, if given, is an already loaded model used instead of
+    loading one (`model_name` then only labels it). An interrupted run resumes when rerun
+    with the same arguments; `overwrite` allows replacing an existing embeddings folder.
+    """
+    started = time.perf_counter()
+    for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DiveError(f"{name} must be a positive integer, got {value!r}")
+    target = Path(out)
+    check_embeddings_output(target, overwrite=overwrite)
+    chunks = list(_chunks(dataset, chunk_size))
+    job = {
+        "format": JOB_FORMAT,
+        "version": JOB_VERSION,
+        "model": encode.model_label(model_name),
+        "model_path": _local_path(model_name),
+        "texts_sha256": encode.dataset_fingerprint(dataset),
+        "batch_size": batch_size,
+        "chunk_size": chunk_size,
+        "device": device,
+    }
+    work = target.parent / f".{target.name}.partial"
+    done = _start(work, job)
+    resumed = sum(chunk.file in done for chunk in chunks)
+    total = sum(len(chunk.texts) for chunk in chunks)
+    initial = sum(len(chunk.texts) for chunk in chunks if chunk.file in done)
+    from tqdm import tqdm
+
+    with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
+              disable=not progress, dynamic_ncols=True) as bar:
+        for chunk in chunks:
+            if chunk.file in done:
+                continue
+            if model is None:
+                model = encode.load_model(model_name, device=device)
+            vectors = encode.encode_texts(model, chunk.texts, batch_size=batch_size,
+                                          progress=False)
+            with atomic_open(work / chunk.file, "wb") as handle:
+                np.save(handle, vectors, allow_pickle=False)
+            bar.update(len(chunk.texts))
+    corpus = _assemble(work, [c for c in chunks if c.kind == "corpus"])
+    queries = _assemble(work, [c for c in chunks if c.kind == "queries"])
+    meta = {**encode.encoding_meta(dataset, model_name, batch_size), "chunk_size": chunk_size,
+            "device": device}
+    emb = Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
+    save_embeddings(target, emb)
+    shutil.rmtree(work, ignore_errors=True)
+    emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
+                     {**emb.meta, "source": str(target)})
+    return EmbedResult(target, emb, len(chunks), resumed, time.perf_counter() - started)
+
+
+def _chunks(dataset: Dataset, chunk_size: int) -> Iterator[_Chunk]:
+    for kind, texts in (("corpus", dataset.corpus_texts), ("queries", dataset.query_texts)):
+        for index, lo in enumerate(range(0, len(texts), chunk_size)):
+            yield _Chunk(kind, index, list(texts[lo : lo + chunk_size]))
+
+
+def _local_path(model_name: str) -> str | None:
+    """The resolved folder of a model given as a local path: another folder is another model."""
+    path = Path(model_name).expanduser()
+    return str(path.resolve()) if path.exists() else None
+
+
+def _start(work: Path, job: dict[str, Any]) -> set[str]:
+    """The chunk files a previous run of `job` saved in `work`; a fresh `work` otherwise."""
+    if work.is_dir():
+        try:
+            old = json.loads((work / JOB_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if old == job:
+            done = {p.name for p in work.iterdir() if p.suffix == ".npy" and p.name[0] != "."}
+            logger.info("%s: resuming, %d chunks already encoded", work, len(done))
+            return done
+        logger.warning("%s: left by a run with another dataset, model or settings; starting "
+                       "over", work)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    atomic_write_text(work / JOB_FILE, json.dumps(job, sort_keys=True) + "\n")
+    return set()
+
+
+def _assemble(work: Path, chunks: list[_Chunk]) -> np.ndarray:
+    """The chunks' vectors, in order, as one array (checked against the texts they encode)."""
+    parts = []
+    for chunk in chunks:
+        path = work / chunk.file
+        try:
+            arr = np.load(path, allow_pickle=False)
+            problem = (None if arr.ndim == 2 and arr.shape[0] == len(chunk.texts)
+                       else f"shape {arr.shape} for {len(chunk.texts)} texts")
+        except (OSError, ValueError, EOFError) as exc:
+            problem = str(exc)
+        if problem is not None:
+            shutil.rmtree(work, ignore_errors=True)
+            raise DataError(f"{path}: encoded chunk damaged ({problem}); the work folder has "
+                            "been removed, rerun to start over")
+        parts.append(arr)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -1,0 +1,471 @@
+"""LanceDB: compress a table's vector column into a new table or a new column, and search it.
+
+`compress_table` is `dive compress --input lancedb:PATH/TABLE`. It reads the vector column
+(and the id column) of a LanceDB table at one version, chunk by chunk, through a fitted
+compressor's numpy runtime, and writes either a new table (`lancedb:PATH/NEW`: the id column,
+then the compressed vectors) or a new column of the same table (`output_column`). Memory
+depends on the chunk size, never on the table. Chunks are staged as Parquet part files in a
+hidden work folder in the database folder (`.<table>.lance.partial/`, kept as `dive.scale`
+keeps its own), so an interrupted run resumes after its last finished chunk; the new table or
+column appears in one LanceDB commit at the end, streamed from the parts. The job's identity
+includes the input table's version, so a table changed in between starts the job over. What
+dive wrote is marked in the schema metadata (key `dive.compress`); only that is ever replaced,
+and only with `overwrite`.
+
+`search` compresses query embeddings with the same runtime, searches the compressed column
+(exact flat search, or the column's ANN index, e.g. IVF, with `nprobes`) by inner product,
+and optionally rescores the candidates with the original full-dimension vectors, from a column
+of the same table or of another table joined by id.
+
+Left out: remote databases (PATH is a local folder), carrying columns other than the id into a
+new table, and building indexes (LanceDB's `table.create_index`; see docs/scale.md). Needs the
+optional extra `lancedb` (lancedb and pylance).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dive._io import atomic_open, check_output, naming_os_errors
+from dive.arrays import as_unit_rows
+from dive.errors import DataError, DiveError
+from dive.scale.formats import (
+    BadRow,
+    import_pyarrow,
+    vector_array,
+    vector_type,
+    vectors_from_arrow,
+)
+from dive.scale.stream import (
+    CompressResult,
+    OutputDtype,
+    Partial,
+    compress_rows,
+    output_dtype,
+    part_name,
+    prefetch,
+    progress_bar,
+    resolve_runtime,
+    runtime_digest,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dive.compressors.runtime import Runtime
+    from dive.scale.stream import ModelLike
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "lancedb:"
+MARKER_KEY = b"dive.compress"  # schema metadata of a new table, field metadata of a new column
+
+
+def import_lancedb() -> Any:
+    """lancedb (with pylance and pyarrow), or a `DiveError` saying which extra to install."""
+    try:
+        import lance  # noqa: F401  (adding a column goes through pylance)
+        import lancedb
+    except ImportError:
+        raise DiveError("LanceDB tables need lancedb and pylance: pip install "
+                        "'dive-compress[lancedb]'") from None
+    import_pyarrow()
+    return lancedb
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table of a local LanceDB database, written `lancedb:PATH/TABLE`."""
+
+    db: Path
+    name: str
+
+    @classmethod
+    def parse(cls, text: str | os.PathLike[str]) -> TableRef:
+        spec = os.fspath(text)
+        if not spec.startswith(PREFIX):
+            raise DiveError(f"{spec}: a LanceDB table is written {PREFIX}PATH/TABLE")
+        db, _, name = spec[len(PREFIX):].rstrip("/").rpartition("/")
+        if not db or not name:
+            raise DiveError(f"{spec}: expected {PREFIX}PATH/TABLE (the database folder, a "
+                            "slash, the table name)")
+        return cls(Path(db), name)
+
+    @property
+    def folder(self) -> Path:
+        """Where LanceDB keeps the table on disk."""
+        return self.db / f"{self.name}.lance"
+
+    def __str__(self) -> str:
+        return f"{PREFIX}{self.db}/{self.name}"
+
+
+def is_lancedb_uri(text: str | os.PathLike[str]) -> bool:
+    """Whether `text` names a LanceDB table (`lancedb:PATH/TABLE`)."""
+    return os.fspath(text).startswith(PREFIX)
+
+
+def connect(ref: TableRef) -> Any:
+    """The LanceDB database holding `ref`, which must be an existing folder."""
+    lancedb = import_lancedb()
+    if not ref.db.is_dir():
+        raise DataError(f"{ref}: no LanceDB database folder {ref.db}")
+    return lancedb.connect(str(ref.db))
+
+
+def open_table(ref: TableRef | str | os.PathLike[str]) -> Any:
+    """Open the table `ref` (a `TableRef` or `lancedb:PATH/TABLE`), or a one-line `DataError`."""
+    ref = ref if isinstance(ref, TableRef) else TableRef.parse(ref)
+    db = connect(ref)
+    try:
+        return db.open_table(ref.name)
+    except (ValueError, FileNotFoundError):
+        names = ", ".join(db.list_tables().tables) or "none"
+        raise DataError(f"{ref}: no such table in {ref.db} (tables: {names})") from None
+
+
+def vector_dim(schema: pa.Schema, column: str, where: str) -> int:
+    """The dimension of the fixed-size vector column `column`, or a `DataError` saying why not."""
+    pa = import_pyarrow()
+    if column not in schema.names:
+        raise DataError(f"{where}: no vector column {column!r} (columns: "
+                        f"{', '.join(schema.names)})")
+    vtype = schema.field(column).type
+    if not pa.types.is_fixed_size_list(vtype) or not (
+        pa.types.is_floating(vtype.value_type) or pa.types.is_integer(vtype.value_type)
+    ):
+        raise DataError(f"{where}: column {column!r} must hold fixed-size vectors of numbers "
+                        f"(fixed_size_list<float>), got {vtype}")
+    return int(vtype.list_size)
+
+
+# --- compress ----------------------------------------------------------------------------------
+
+
+def compress_table(
+    model: ModelLike,
+    input: str | os.PathLike[str] | TableRef,
+    output: str | os.PathLike[str] | TableRef,
+    *,
+    column: str = "vector",
+    id_column: str | None = "id",
+    output_column: str | None = None,
+    batch_size: int = 65536,
+    dtype: OutputDtype | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> CompressResult:
+    """Compress the vector `column` of the LanceDB table `input` into `output`, resumably.
+
+    `output` is another table of a local database (created with `id_column`, then the
+    vectors in `output_column`, default `column`), or `input` itself, when `output_column`
+    names the new column to add. `model` is a model folder path, a (loaded) compressor or a
+    `Runtime`; the column holds what it outputs at its precision, as `compress_store` writes
+    it (`dtype`, float32 models only, casts). An interrupted run resumes when rerun with the
+    same arguments; `overwrite` allows replacing a table or column an earlier run wrote, at
+    the end.
+    """
+    started = time.perf_counter()
+    runtime = resolve_runtime(model)
+    out_dtype = output_dtype(runtime, dtype)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
+    src = input if isinstance(input, TableRef) else TableRef.parse(input)
+    dst = output if isinstance(output, TableRef) else TableRef.parse(output)
+    in_place = (dst.db.resolve(), dst.name) == (src.db.resolve(), src.name)
+    out_column = output_column or column
+    id_column = id_column or None
+    if in_place:
+        if out_column == column:
+            raise DiveError(f"{dst}: the output is the input table; name the new column with "
+                            "output_column (--output-column)")
+        id_column = None  # the table has its ids already
+    elif id_column is not None and id_column == out_column:
+        raise DiveError(f"the id column and the output vector column are both {id_column!r}")
+
+    table = open_table(src)
+    version = table.version
+    table.checkout(version)  # read one version, whatever is written meanwhile
+    schema = table.schema
+    dim = vector_dim(schema, column, str(src))
+    if id_column is not None and id_column not in schema.names:
+        raise DataError(f"{src}: no id column {id_column!r} (columns: {', '.join(schema.names)});"
+                        " pass id_column=None (--id-column '') to carry no ids")
+    if dim != runtime.input_dim:
+        raise DataError(f"{src}: column {column!r} has dimension {dim}, but the model expects "
+                        f"{runtime.input_dim} (embeddings from another model?)")
+    marker = json.dumps({"format": "dive-compress-output", "model_sha256": runtime_digest(runtime),
+                         "source": f"{src}:{column}"}, sort_keys=True).encode()
+    value = vector_type(out_dtype, runtime.code_width)
+    if in_place:
+        replace = _check_column_output(schema, out_column, dst, overwrite)
+        out_schema = import_pyarrow().schema(
+            [import_pyarrow().field(out_column, value, metadata={MARKER_KEY: marker})])
+        work_name = f"{dst.name}.lance.{out_column}"
+    else:
+        _check_table_output(dst, overwrite)
+        dst.db.mkdir(parents=True, exist_ok=True)
+        fields = [] if id_column is None else [schema.field(id_column)]
+        out_schema = import_pyarrow().schema(
+            [*fields, import_pyarrow().field(out_column, value)], metadata={MARKER_KEY: marker})
+        work_name = f"{dst.name}.lance"
+    n_rows = table.count_rows()
+    job = {
+        "input": {"db": str(src.db.resolve()), "table": src.name, "version": version,
+                  "rows": n_rows, "schema": str(schema)},
+        "model": {"sha256": runtime_digest(runtime), "input_dim": runtime.input_dim,
+                  "output_dim": runtime.output_dim},
+        "output": {"db": str(dst.db.resolve()), "table": dst.name, "column": out_column},
+        "batch_size": batch_size, "dtype": out_dtype.name, "column": column,
+        "id_column": id_column,
+    }
+    partial = Partial(dst.db / work_name)
+    state = partial.start(job)
+    resumed = int(state["rows_done"])
+    columns = [column] if id_column is None else [id_column, column]
+    try:
+        with naming_os_errors(partial.root), progress_bar(n_rows, resumed, f"compress {src.name}",
+                                                          progress) as bar:
+            chunks = prefetch(_read_chunks(table, columns, resumed, n_rows, batch_size))
+            for lo, chunk in chunks:
+                ids = None if id_column is None else chunk.column(id_column).combine_chunks()
+                y = _compress_chunk(runtime, chunk.column(column), dim, lo, ids, src, out_dtype)
+                arrays = ([] if ids is None else [ids]) + [vector_array(y)]
+                out = import_pyarrow().Table.from_arrays(arrays, schema=out_schema)
+                with atomic_open(partial.parts / part_name(lo), "wb") as handle:
+                    import_pyarrow().parquet.write_table(out, handle)
+                state["rows_done"] = lo + chunk.num_rows
+                partial.save(state)
+                bar.update(chunk.num_rows)
+        reader = _parts_reader(partial, out_schema, n_rows, batch_size)
+        if in_place:
+            _add_column(src, version, out_column, replace, reader, out_schema)
+        else:
+            db = connect(dst)
+            exists = dst.folder.exists()
+            db.create_table(dst.name, data=reader, schema=out_schema,
+                            mode="overwrite" if exists else "create")
+    except DataError:
+        # The input must change before a rerun can succeed: leave nothing behind.
+        shutil.rmtree(partial.root, ignore_errors=True)
+        raise
+    shutil.rmtree(partial.root, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    where = f"{dst}:{out_column}" if in_place else str(dst)
+    logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
+    return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim,
+                          out_dtype.name, resumed, seconds)
+
+
+def _check_table_output(dst: TableRef, overwrite: bool) -> None:
+    """A new table replaces only a table dive wrote (its schema says so), with `overwrite`."""
+    if dst.name.startswith("."):
+        raise DiveError(f"{dst}: table names starting with '.' are kept for work folders")
+
+    def ours(_: Path) -> bool:
+        return MARKER_KEY in (open_table(dst).schema.metadata or {})
+
+    if dst.db.is_dir():
+        check_output(dst.folder, overwrite=overwrite, ours=ours,
+                     what="a table dive compress wrote")
+
+
+def _check_column_output(schema: pa.Schema, column: str, dst: TableRef, overwrite: bool) -> bool:
+    """Whether an earlier output column is to be replaced; other columns are never replaced."""
+    if column not in schema.names:
+        return False
+    if MARKER_KEY not in (schema.field(column).metadata or {}):
+        raise DiveError(f"{dst}: column {column!r} exists and is not one dive compress wrote; "
+                        "refusing to replace it (--overwrite replaces only what dive wrote)")
+    if not overwrite:
+        raise DiveError(f"{dst}: column {column!r} already exists; pass overwrite=True "
+                        "(--overwrite) to replace it")
+    return True
+
+
+def _read_chunks(table: Any, columns: list[str], start: int, n_rows: int,
+                 batch_size: int) -> Iterator[tuple[int, pa.Table]]:
+    """Rows [start, n_rows) of `table` in chunks of `batch_size`, in the table's row order."""
+    for lo in range(start, n_rows, batch_size):
+        offsets = list(range(lo, min(lo + batch_size, n_rows)))
+        yield lo, table.take_offsets(offsets).select(columns).to_arrow()
+
+
+def _compress_chunk(runtime: Runtime, column: Any, dim: int, lo: int, ids: pa.Array | None,
+                    src: TableRef, dtype: np.dtype[Any]) -> np.ndarray:
+    where = str(src)
+    try:
+        x = vectors_from_arrow(column, dim, where, lo)
+    except BadRow as exc:
+        ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
+        raise DataError(f"{where}: row {lo + exc.row}{ident}: {exc.problem}") from None
+    return compress_rows(runtime, x, dtype, ids,
+                         lambda row, problem: DataError(f"{where}: row {lo + row}{problem}"))
+
+
+def _parts_reader(partial: Partial, schema: pa.Schema, n_rows: int,
+                  batch_size: int) -> pa.RecordBatchReader:
+    """The staged chunks, in order, as one stream with `schema` (metadata included)."""
+    pa = import_pyarrow()
+
+    def batches() -> Iterator[Any]:
+        for lo in range(0, n_rows, batch_size):
+            part = partial.parts / part_name(lo)
+            try:
+                table = pa.parquet.read_table(part)
+            except (OSError, pa.ArrowException) as exc:
+                raise partial.damaged(f"{part.name}: {exc}") from None
+            if table.num_rows != min(batch_size, n_rows - lo):
+                raise partial.damaged(f"{part.name} has {table.num_rows} rows")
+            for batch in table.to_batches():
+                yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _add_column(src: TableRef, version: int, column: str, replace: bool,
+                reader: pa.RecordBatchReader, schema: pa.Schema) -> None:
+    """Add the staged column to the table, if it is still at the version that was read."""
+    latest = open_table(src)
+    if latest.version != version:
+        raise DataError(f"{src}: the table changed while it was compressed (version {version} "
+                        f"-> {latest.version}); rerun to compress the new version")
+    dataset = latest.to_lance()
+    if replace:
+        dataset.drop_columns([column])
+    dataset.add_columns(reader, reader_schema=schema)
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Search results, one entry per query: the hits' ids, best first, and their scores."""
+
+    ids: list[list[Any]]
+    scores: list[np.ndarray]  # float32 inner products, descending
+
+
+def search(
+    table: Any,
+    model: ModelLike,
+    query_vectors: np.ndarray,
+    k: int = 10,
+    *,
+    column: str = "vector",
+    id_column: str = "id",
+    rescore_with: str | tuple[Any, str] | None = None,
+    candidates: int | None = None,
+    nprobes: int | None = None,
+    exact: bool = False,
+) -> Hits:
+    """The `k` nearest rows of `table` to each query, searched on its compressed `column`.
+
+    `table` is an open LanceDB table or `lancedb:PATH/TABLE`; `model` the compressor that
+    filled `column`; `query_vectors` the (m, D) full-dimension query embeddings, which the
+    model compresses. Scores are inner products of the compressed vectors (cosine: they are
+    unit-norm). `exact=True` searches flat even when the column has an index; `nprobes` sets
+    how many partitions an IVF index probes. `rescore_with` re-ranks `candidates` (default
+    4 x k) first-stage hits by the inner product of the normalised full-dimension vectors:
+    a column of `table`, or `(other_table, column)`, matched on `id_column`.
+    """
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise DiveError(f"k must be a positive integer, got {k!r}")
+    runtime = resolve_runtime(model)
+    if runtime.precision != "float32":
+        raise DiveError(f"search reads float vectors; this model outputs {runtime.precision} "
+                        "codes (save it at float32 and let a LanceDB index quantize, e.g. "
+                        "IVF_PQ or IVF_SQ)")
+    table = table if not isinstance(table, (str, os.PathLike, TableRef)) else open_table(table)
+    where = f"table {table.name!r}"
+    queries = as_unit_rows(query_vectors, name="query vectors", dim=runtime.input_dim)
+    compressed = runtime.embed(queries)
+    dim = runtime.output_dim
+    vector_dim_is(table, column, dim, "compressed column")
+    if id_column not in table.schema.names:
+        raise DataError(f"{where}: no id column {id_column!r} (columns: "
+                        f"{', '.join(table.schema.names)})")
+    if not len(compressed):
+        return Hits([], [])
+    n_candidates, full_column = k, None
+    if rescore_with is not None:
+        n_candidates = candidates if candidates is not None else 4 * k
+        if n_candidates < k:
+            raise DiveError(f"candidates ({n_candidates}) must be at least k ({k})")
+        if isinstance(rescore_with, str):
+            full_column = rescore_with
+            vector_dim_is(table, full_column, runtime.input_dim, "rescore column")
+    select = [id_column, column, *([full_column] if full_column else []), "_distance"]
+    builder = (table.search(list(compressed), vector_column_name=column)
+               .distance_type("dot").limit(n_candidates).select(select))
+    if exact:
+        builder = builder.bypass_vector_index()
+    if nprobes is not None:
+        builder = builder.nprobes(nprobes)
+    result = builder.to_arrow()
+    if result.num_rows == 0:
+        return Hits([[] for _ in compressed], [np.zeros(0, np.float32) for _ in compressed])
+    which = (result.column("query_index").to_numpy() if "query_index" in result.column_names
+             else np.zeros(result.num_rows, dtype=np.int64))
+    ids = result.column(id_column).to_pylist()
+    if rescore_with is None:
+        vectors, probes = vectors_from_arrow(result.column(column), dim, where, 0), compressed
+    else:
+        probes = queries
+        if full_column is not None:
+            full = vectors_from_arrow(result.column(full_column), runtime.input_dim, where, 0)
+        else:
+            assert isinstance(rescore_with, tuple)
+            full = _full_vectors(ids, *rescore_with, id_column, runtime.input_dim)
+        vectors = as_unit_rows(full, name=f"{where}: rescore vectors")
+    hits_ids, hits_scores = [], []
+    for i in range(len(compressed)):
+        rows = np.flatnonzero(which == i)
+        scores = vectors[rows] @ probes[i]
+        order = np.argsort(-scores, kind="stable")[:k]
+        hits_ids.append([ids[r] for r in rows[order].tolist()])
+        hits_scores.append(np.ascontiguousarray(scores[order], dtype=np.float32))
+    return Hits(hits_ids, hits_scores)
+
+
+def vector_dim_is(table: Any, column: str, dim: int, what: str) -> None:
+    """Check `table`'s vector `column` has dimension `dim` (`what` names it in the message)."""
+    where = f"table {table.name!r}"
+    found = vector_dim(table.schema, column, where)
+    if found != dim:
+        raise DataError(f"{where}: {what} {column!r} holds {found}-d vectors, expected {dim}-d")
+
+
+def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
+                  dim: int) -> np.ndarray:
+    """The vectors of `column` in table `other` for `ids` (in that order), looked up by id."""
+    other = other if not isinstance(other, (str, os.PathLike, TableRef)) else open_table(other)
+    vector_dim_is(other, column, dim, "rescore column")
+    wanted = list(dict.fromkeys(ids))
+    literals = ", ".join(_sql_literal(ident) for ident in wanted)
+    found = (other.search().where(f"{id_column} IN ({literals})").select([id_column, column])
+             .limit(len(wanted)).to_arrow())
+    row_of = {ident: row for row, ident in enumerate(found.column(id_column).to_pylist())}
+    missing = [ident for ident in wanted if ident not in row_of]
+    if missing:
+        raise DataError(f"table {other.name!r}: no row with {id_column} {missing[0]!r} to "
+                        "rescore with")
+    full = vectors_from_arrow(found.column(column), dim, f"table {other.name!r}", 0)
+    return full[np.fromiter((row_of[ident] for ident in ids), np.intp, len(ids))]
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"

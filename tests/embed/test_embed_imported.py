@@ -1,0 +1,154 @@
+"""Vectors made elsewhere (Parquet, `.npy` + ids) into a validated embeddings folder, on the tiny
+BEIR dataset of tests/conftest.py with its planted vectors standing in for an API's.
+
+Bad vectors (duplicate ids, ids not in the dataset, ids without a vector, ragged, NaN or zero
+rows) are checked through the CLI, message and all, in tests/test_cli_bad_inputs.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.data import Dataset, load_beir
+from dive.embed import from_npy, from_parquet, get_embeddings, load_embeddings
+from dive.errors import DataError, DiveError
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+def _vectors(emb_dir: Path, kind: str) -> tuple[list[str], np.ndarray]:
+    ids = (emb_dir / f"{'corpus' if kind == 'corpus' else 'query'}_ids.txt").read_text().split()
+    return ids, np.load(emb_dir / f"{'corpus' if kind == 'corpus' else 'queries'}.npy")
+
+
+def write_parquet(path: Path, ids: list[str], x: np.ndarray | list[list[float]],
+                  *, fixed: bool = True) -> Path:
+    if fixed:
+        arr = np.asarray(x, dtype=np.float32)
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), arr.shape[1])
+    else:
+        vectors = pa.array([list(map(float, row)) for row in x], type=pa.list_(pa.float32()))
+    pq.write_table(pa.table({"doc_id": ids, "embedding": vectors}), path)
+    return path
+
+
+@dataclass
+class Api:
+    """The tiny dataset and, per kind, (ids, vectors) as an API hands them over (shuffled,
+    scaled by 2-5), with the unit vectors in the ids' order."""
+
+    dataset: Dataset
+    corpus: tuple[list[str], np.ndarray, np.ndarray]
+    queries: tuple[list[str], np.ndarray, np.ndarray]
+
+    def __getitem__(self, kind: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        return self.corpus if kind == "corpus" else self.queries
+
+
+@pytest.fixture()
+def api(tiny: tuple[Path, Path]) -> Api:
+    rng = np.random.default_rng(1)
+    made = []
+    for kind in ("corpus", "queries"):
+        ids, x = _vectors(tiny[1], kind)
+        order = rng.permutation(len(ids))
+        scaled = x[order] * rng.uniform(2, 5, (len(ids), 1)).astype(np.float32)
+        made.append(([ids[i] for i in order], scaled, x[order]))
+    return Api(load_beir(tiny[0]), made[0], made[1])
+
+
+def _parquet_pair(api: Api, tmp_path: Path) -> tuple[Path, Path]:
+    paths = []
+    for kind in ("corpus", "queries"):
+        ids, x, _ = api[kind]
+        paths.append(write_parquet(tmp_path / f"{kind}.parquet", ids, x))
+    return paths[0], paths[1]
+
+
+def test_parquet_vectors_become_a_folder_in_dataset_order_with_norms_measured(
+    api: Api, tmp_path: Path, tiny: tuple[Path, Path]
+) -> None:
+    corpus, queries = _parquet_pair(api, tmp_path)
+    dataset = api.dataset
+    emb = from_parquet(dataset, corpus, queries, tmp_path / "imported", id_column="doc_id",
+                       vector_column="embedding", model="my-api-model")
+    stored = load_embeddings(tmp_path / "imported")
+    assert stored.corpus_ids == dataset.corpus_ids and stored.query_ids == dataset.query_ids
+    unit = stored.corpus / np.linalg.norm(stored.corpus, axis=1, keepdims=True)
+    np.testing.assert_allclose(unit, _vectors(tiny[1], "corpus")[1], atol=1e-6)
+    meta = json.loads((tmp_path / "imported" / "meta.json").read_text())
+    assert meta["normalized"] is False and meta["model"] == "my-api-model"
+    assert 2 <= meta["norms"]["corpus"]["min"] < meta["norms"]["corpus"]["max"] <= 5
+    assert meta["imported_from"]["corpus"] == str(corpus)
+    assert meta["text_sha256"] and emb.meta["source"] == str(tmp_path / "imported")
+    # The folder is what evaluate/fit then read.
+    got = get_embeddings(dataset, "my-api-model", embeddings_dir=tmp_path / "imported")
+    assert got.dim == 32
+
+
+def test_unit_vectors_are_recorded_as_normalized(api: Api, tmp_path: Path) -> None:
+    paths = []
+    for kind in ("corpus", "queries"):
+        ids, _, x = api[kind]
+        order = np.argsort(ids)
+        paths.append(write_parquet(tmp_path / f"{kind}.parquet", [ids[i] for i in order],
+                                   x[order], fixed=False))
+    from_parquet(api.dataset, *paths, tmp_path / "imported", id_column="doc_id",
+                 vector_column="embedding")
+    meta = json.loads((tmp_path / "imported" / "meta.json").read_text())
+    assert meta["normalized"] is True and meta["model"] == "imported"
+
+
+def test_npy_vectors_with_ids_files(api: Api, tmp_path: Path) -> None:
+    files = []
+    for kind in ("corpus", "queries"):
+        ids, x, _ = api[kind]
+        np.save(tmp_path / f"{kind}.npy", x.astype(np.float64))  # any float dtype
+        (tmp_path / f"{kind}.txt").write_text("\n".join(ids) + "\n")
+        files += [tmp_path / f"{kind}.npy", tmp_path / f"{kind}.txt"]
+    emb = from_npy(api.dataset, *files, tmp_path / "imported")
+    assert emb.meta["imported_from"]["format"] == "npy"
+    assert load_embeddings(tmp_path / "imported").corpus.dtype == np.float32
+
+
+def test_query_vectors_of_another_dimension(api: Api, tmp_path: Path) -> None:
+    corpus, _ = _parquet_pair(api, tmp_path)
+    ids, x, _ = api["queries"]
+    queries = write_parquet(tmp_path / "q.parquet", ids, x[:, :16])
+    with pytest.raises(DataError, match=r"q\.parquet: vectors have dimension 16, but the corpus "
+                                        r"vectors \(.*corpus\.parquet\) have 32"):
+        from_parquet(api.dataset, corpus, queries, tmp_path / "imported",
+                     id_column="doc_id", vector_column="embedding")
+
+
+def test_a_missing_column_lists_the_columns(api: Api, tmp_path: Path) -> None:
+    corpus, queries = _parquet_pair(api, tmp_path)
+    with pytest.raises(DataError, match=r"no vector column 'vector' \(columns: doc_id, "
+                                        r"embedding\)"):
+        from_parquet(api.dataset, corpus, queries, tmp_path / "imported",
+                     id_column="doc_id")
+
+
+def test_npy_rows_must_match_the_ids(api: Api, tmp_path: Path) -> None:
+    ids, x, _ = api["corpus"]
+    np.save(tmp_path / "c.npy", x)
+    (tmp_path / "c.txt").write_text("\n".join(ids[:-2]) + "\n")
+    with pytest.raises(DataError, match=r"c\.npy: 120 rows but .*c\.txt has 118 ids"):
+        from_npy(api.dataset, tmp_path / "c.npy", tmp_path / "c.txt",
+                 tmp_path / "c.npy", tmp_path / "c.txt", tmp_path / "imported")
+
+
+def test_an_existing_output_is_kept_without_overwrite(api: Api,
+                                                      tmp_path: Path) -> None:
+    corpus, queries = _parquet_pair(api, tmp_path)
+    args = (api.dataset, corpus, queries, tmp_path / "imported")
+    from_parquet(*args, id_column="doc_id", vector_column="embedding")
+    with pytest.raises(DiveError, match="already exists"):
+        from_parquet(*args, id_column="doc_id", vector_column="embedding")
+    from_parquet(*args, id_column="doc_id", vector_column="embedding",
+                 overwrite=True)

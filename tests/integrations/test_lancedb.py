@@ -1,0 +1,380 @@
+"""LanceDB, on real tables on disk (no mocks): `compress_table` into a new table or a new column
+(ids carried, bounded chunks, resumable, one clear line for bad input) and `search` (flat search
+equals the evaluator's exact top-k; IVF probing every partition equals flat; rescoring)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dive.cli import main
+from dive.compressors.pca import PCA
+from dive.errors import DataError, DiveError
+from dive.evaluate.search import top_k
+from dive.export import load, save
+
+lancedb = pytest.importorskip("lancedb")
+pa = pytest.importorskip("pyarrow")
+from dive.integrations import lancedb as dl  # noqa: E402
+
+DIM, OUT, N = 32, 8, 2000
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def vectors(n: int, seed: int = 0) -> np.ndarray:
+    return unit(np.random.default_rng(seed).standard_normal((n, DIM)))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("model") / "pca"
+    save(PCA(dim=OUT).fit(vectors(500, seed=123)), folder)
+    return folder
+
+
+def make_table(db: Path, name: str = "docs", x: np.ndarray | None = None,
+               column: str = "vector") -> Any:
+    x = vectors(N) if x is None else x
+    data = pa.table({
+        "id": [f"doc{i}" for i in range(len(x))],
+        "text": [f"text {i}" for i in range(len(x))],
+        column: pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1]),
+    })
+    return lancedb.connect(str(db)).create_table(name, data)
+
+
+def read(table: Any, *columns: str) -> dict[str, Any]:
+    data = table.to_arrow()
+    out = {}
+    for name in columns:
+        col = data.column(name).combine_chunks()
+        out[name] = (col.flatten().to_numpy().reshape(len(col), -1)
+                     if pa.types.is_fixed_size_list(col.type) else col.to_pylist())
+    return out
+
+
+def uri(db: Path, name: str) -> str:
+    return f"lancedb:{db}/{name}"
+
+
+def test_compress_into_a_new_table_carries_the_ids(tmp_path: Path, model_dir: Path) -> None:
+    db = tmp_path / "db"
+    x = vectors(N)
+    make_table(db, x=x)
+    result = dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), batch_size=300,
+                               progress=False)
+    assert (result.rows, result.input_dim, result.output_dim, result.resumed_rows) == (N, 32, 8, 0)
+    small = dl.open_table(uri(db, "small"))
+    assert small.schema.names == ["id", "vector"]
+    assert str(small.schema.field("vector").type) == "fixed_size_list<item: float>[8]"
+    assert json.loads(small.schema.metadata[dl.MARKER_KEY])["format"] == "dive-compress-output"
+    got = read(small, "id", "vector")
+    assert got["id"] == [f"doc{i}" for i in range(N)]
+    np.testing.assert_allclose(got["vector"], load(model_dir).transform(x), atol=1e-6)
+    assert not list(db.glob(".*partial"))
+
+
+def test_compress_into_a_new_column_of_the_same_table(tmp_path: Path, model_dir: Path) -> None:
+    db = tmp_path / "db"
+    x = vectors(N)
+    table = make_table(db, x=x)
+    table.delete("id IN ('doc0', 'doc5')")  # offsets skip deleted rows; so must the new column
+    version = table.version
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="vector_8",
+                      dtype="float16", batch_size=700, progress=False)
+    table = dl.open_table(uri(db, "docs"))
+    assert table.schema.names == ["id", "text", "vector", "vector_8"]
+    assert table.version == version + 1  # one commit
+    got = read(table, "id", "vector", "vector_8")
+    rows = [int(i[3:]) for i in got["id"]]
+    assert len(rows) == N - 2 and 0 not in rows and 5 not in rows
+    np.testing.assert_array_equal(got["vector"], x[rows])
+    expected = load(model_dir).transform(x[rows]).astype(np.float16)
+    np.testing.assert_allclose(got["vector_8"], expected, atol=1e-3)
+
+
+def test_a_quantized_model_writes_its_codes(tmp_path: Path, model_dir: Path) -> None:
+    from dive.export.folder import with_precision
+
+    db = tmp_path / "db"
+    x = vectors(N)
+    make_table(db, x=x)
+    int8 = with_precision(model_dir, "int8", x)
+    result = dl.compress_table(int8, uri(db, "docs"), uri(db, "codes"), progress=False)
+    assert result.dtype == "int8"
+    codes = dl.open_table(uri(db, "codes"))
+    assert str(codes.schema.field("vector").type) == "fixed_size_list<item: int8>[8]"
+    np.testing.assert_array_equal(read(codes, "vector")["vector"], int8.transform(x))
+    with pytest.raises(DiveError, match="search reads float vectors; this model outputs int8"):
+        dl.search(codes, int8, x[:2], 10)
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after(monkeypatch: pytest.MonkeyPatch, chunks: int) -> None:
+    """Make the next run die, like a kill, after `chunks` chunks are saved."""
+    real = dl._compress_chunk
+    left = [chunks]
+
+    def compress(*args: Any, **kwargs: Any) -> np.ndarray:
+        if left[0] == 0:
+            raise Crash
+        left[0] -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dl, "_compress_chunk", compress)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_an_interrupted_run_resumes_to_the_same_table(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool
+) -> None:
+    x = vectors(N)
+    outputs = {}
+    for name, crash in (("whole", None), ("resumed", 3)):
+        db = tmp_path / name
+        make_table(db, x=x)
+        target, column = (("docs", "small_vec") if in_place else ("small", None))
+        args = (model_dir, uri(db, "docs"), uri(db, target))
+        kwargs = {"batch_size": 300, "progress": False, "output_column": column}
+        if crash is not None:
+            with monkeypatch.context() as patched:
+                crash_after(patched, crash)
+                with pytest.raises(Crash):
+                    dl.compress_table(*args, **kwargs)
+            assert dl.open_table(uri(db, "docs")).schema.names == ["id", "text", "vector"]
+            assert (db / "small.lance").exists() is False
+            result = dl.compress_table(*args, **kwargs)
+            assert result.resumed_rows == 900
+        else:
+            dl.compress_table(*args, **kwargs)
+        outputs[name] = read(dl.open_table(uri(db, target)), "id", column or "vector")
+    for key, value in outputs["whole"].items():
+        assert np.array_equal(np.asarray(outputs["resumed"][key]), np.asarray(value)), key
+
+
+def test_a_table_changed_between_runs_starts_over(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    db = tmp_path / "db"
+    table = make_table(db)
+    with monkeypatch.context() as patched:
+        crash_after(patched, 2)
+        with pytest.raises(Crash):
+            dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), batch_size=300,
+                              progress=False)
+    more = vectors(10, seed=9)
+    table.add(pa.table({"id": [f"new{i}" for i in range(10)], "text": ["t"] * 10, "vector":
+                        pa.FixedSizeListArray.from_arrays(pa.array(more.reshape(-1)), DIM)}))
+    with caplog.at_level(logging.WARNING):
+        result = dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), batch_size=300,
+                                   progress=False)
+    assert result.resumed_rows == 0 and result.rows == N + 10
+    assert "starting over" in caplog.text
+
+
+def test_the_killed_cli_resumes(tmp_path: Path, model_dir: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL `dive compress` mid-run (each chunk slowed to >= 20 ms), then rerun it."""
+    db = tmp_path / "db"
+    make_table(db)
+    argv = ["compress", str(model_dir), "--input", uri(db, "docs"), "--output", uri(db, "small"),
+            "--batch-size", "100", "--no-progress"]
+    throttled = ("import sys, time\nfrom dive.scale import stream\nsave = stream.Partial.save\n"
+                 "def slow(self, state):\n    save(self, state)\n    time.sleep(0.02)\n"
+                 "stream.Partial.save = slow\nfrom dive.cli import main\n"
+                 "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", throttled, *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = db / ".small.lance.partial" / "state.json"
+    deadline, done = time.monotonic() + 120, 0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and done < 500:
+            try:
+                done = json.loads(state.read_text())["rows_done"]
+            except (OSError, ValueError, KeyError):
+                done = 0
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = json.loads(state.read_text())["rows_done"]  # it may have saved one more chunk
+    assert 500 <= done < N, f"the kill did not land mid-run ({done} rows done)"
+    assert not (db / "small.lance").exists()
+    assert main(argv) == 0
+    assert f", resumed after {done}) in " in capsys.readouterr().out
+    small = read(dl.open_table(uri(db, "small")), "id", "vector")
+    assert small["id"] == [f"doc{i}" for i in range(N)]
+    np.testing.assert_allclose(small["vector"], load(model_dir).transform(vectors(N)), atol=1e-6)
+
+
+@pytest.mark.parametrize(("bad", "problem"), [
+    (np.nan, "contains NaN or inf"), (0.0, "has norm 0 and cannot be L2-normalised")])
+def test_bad_rows_name_the_row_and_id_and_leave_nothing(
+    tmp_path: Path, model_dir: Path, bad: float, problem: str
+) -> None:
+    db = tmp_path / "db"
+    x = vectors(N)
+    if bad == 0:
+        x[1234] = 0
+    else:
+        x[1234, 3] = bad
+    # LanceDB refuses NaN vectors; pylance, as other writers may, stores them.
+    import lance
+
+    lance.write_dataset(pa.table({
+        "id": [f"doc{i}" for i in range(N)],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM)}),
+        db / "docs.lance")
+    with pytest.raises(DataError, match=rf"lancedb:{db}/docs: row 1234 \(id 'doc1234'\) "
+                                        f"{problem}"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), batch_size=500,
+                          progress=False)
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+
+
+@pytest.mark.parametrize(("setup", "kwargs", "message"), [
+    ("wrong dim", {}, r"column 'vector' has dimension 16, but the model expects 32"),
+    ("other column", {}, r"no vector column 'vector' \(columns: id, text, emb\)"),
+    ("no id", {"id_column": "key"}, r"no id column 'key' \(columns: id, text, vector\); pass "
+                                    "id_column=None"),
+    ("same column", {"output": "docs"}, r"the output is the input table; name the new column"),
+])
+def test_bad_tables_fail_before_any_work(tmp_path: Path, model_dir: Path, setup: str,
+                                         kwargs: dict[str, Any], message: str) -> None:
+    db = tmp_path / "db"
+    if setup == "wrong dim":
+        make_table(db, x=unit(np.ones((5, 16))))
+    else:
+        make_table(db, column="emb" if setup == "other column" else "vector")
+    output = uri(db, kwargs.pop("output", "small"))
+    with pytest.raises(DiveError, match=message):
+        dl.compress_table(model_dir, uri(db, "docs"), output, progress=False, **kwargs)
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+
+
+def test_outputs_are_replaced_only_if_dive_wrote_them(tmp_path: Path, model_dir: Path) -> None:
+    db = tmp_path / "db"
+    make_table(db)
+    make_table(db, name="theirs")
+    run = dict(batch_size=1000, progress=False)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), **run)
+    with pytest.raises(DiveError, match=r"small\.lance: already exists; pass overwrite=True"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), **run)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), overwrite=True, **run)
+    assert dl.open_table(uri(db, "small")).count_rows() == N
+    with pytest.raises(DiveError, match=r"theirs\.lance: exists and is not a table dive compress "
+                                        "wrote; refusing"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "theirs"), overwrite=True, **run)
+    in_place = dict(output_column="text", **run)
+    with pytest.raises(DiveError, match="column 'text' exists and is not one dive compress "
+                                        "wrote; refusing"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), overwrite=True, **in_place)
+    in_place["output_column"] = "v8"
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **in_place)
+    with pytest.raises(DiveError, match="column 'v8' already exists; pass overwrite=True"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **in_place)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), overwrite=True, **in_place)
+    assert dl.open_table(uri(db, "docs")).schema.names == ["id", "text", "vector", "v8"]
+
+
+@pytest.fixture(scope="module")
+def searchable(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> dict[str, Any]:
+    """docs (full vectors + a compressed column), small (ids + compressed), queries."""
+    db = tmp_path_factory.mktemp("search") / "db"
+    x = vectors(N)
+    make_table(db, x=x)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                      progress=False)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), progress=False)
+    rng = np.random.default_rng(5)
+    queries = unit(x[:40] + 0.5 * rng.standard_normal((40, DIM)))
+    return {"db": db, "x": x, "queries": queries, "model": load(model_dir)}
+
+
+def exact(queries: np.ndarray, corpus: np.ndarray, k: int) -> list[list[str]]:
+    rows, _ = top_k(queries, corpus, k)
+    return [[f"doc{r}" for r in row] for row in rows.tolist()]
+
+
+def test_flat_search_equals_the_evaluators_exact_top_k(searchable: dict[str, Any]) -> None:
+    model, q = searchable["model"], searchable["queries"]
+    expected = exact(model.transform(q), model.transform(searchable["x"]), 10)
+    hits = dl.search(uri(searchable["db"], "small"), model, q, 10)
+    assert hits.ids == expected
+    same_table = dl.search(uri(searchable["db"], "docs"), model, q, 10, column="v8")
+    assert same_table.ids == expected
+    scores = np.stack(hits.scores)
+    assert scores.shape == (40, 10) and np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_ivf_probing_every_partition_equals_flat(searchable: dict[str, Any],
+                                                 tmp_path: Path) -> None:
+    from lancedb.index import IvfFlat
+
+    small = dl.open_table(uri(searchable["db"], "small"))
+    small.create_index("vector", config=IvfFlat(distance_type="dot", num_partitions=16))
+    model, q = searchable["model"], searchable["queries"]
+    flat = dl.search(small, model, q, 10, exact=True)
+    assert dl.search(small, model, q, 10, nprobes=16).ids == flat.ids
+    assert flat.ids == exact(model.transform(q), model.transform(searchable["x"]), 10)
+
+
+def test_rescoring_with_every_candidate_is_exact_search_on_the_full_vectors(
+    searchable: dict[str, Any],
+) -> None:
+    db, model, q, x = (searchable[k] for k in ("db", "model", "queries", "x"))
+    full = exact(q, x, 10)
+    docs = dl.open_table(uri(db, "docs"))
+    hits = dl.search(docs, model, q, 10, column="v8", rescore_with="vector", candidates=N)
+    assert hits.ids == full
+    np.testing.assert_allclose(hits.scores[0], np.sort(x @ q[0])[::-1][:10], atol=1e-6)
+    other = dl.search(uri(db, "small"), model, q, 10, rescore_with=(docs, "vector"), candidates=N)
+    assert other.ids == full
+    # A short funnel rescores only its candidates: each hit is one of the first stage's top 40.
+    funnel = dl.search(docs, model, q, 10, column="v8", rescore_with="vector")
+    first = dl.search(docs, model, q, 40, column="v8")
+    assert all(set(f) <= set(c) for f, c in zip(funnel.ids, first.ids, strict=True))
+
+
+def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
+    db, model, q = searchable["db"], searchable["model"], searchable["queries"]
+    with pytest.raises(DataError, match=r"query vectors: expected dimension 32, got 8"):
+        dl.search(uri(db, "small"), model, q[:, :8], 10)
+    with pytest.raises(DataError, match=r"compressed column 'vector' holds 32-d vectors, "
+                                        r"expected 8-d"):
+        dl.search(uri(db, "docs"), model, q, 10)
+    with pytest.raises(DiveError, match=r"candidates \(5\) must be at least k \(10\)"):
+        dl.search(uri(db, "docs"), model, q, 10, column="v8", rescore_with="vector",
+                  candidates=5)
+    with pytest.raises(DiveError, match="lancedb:PATH/TABLE"):
+        dl.search("lancedb:nodb", model, q, 10)
+
+
+def test_the_cli_compresses_lancedb_tables(tmp_path: Path, model_dir: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "db"
+    make_table(db)
+    assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
+                 uri(db, "docs"), "--output-column", "v8", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"compressed {N} vectors 32 -> 8 (float32) in ")
+    assert out.strip().endswith(f": lancedb:{db}/docs:v8")
+    assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
+                 str(tmp_path / "x.parquet")]) == 2
+    assert "give both --input and --output as lancedb:PATH/TABLE" in capsys.readouterr().err

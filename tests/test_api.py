@@ -1,0 +1,80 @@
+"""The top-level Python API: `dive.embed`, `dive.fit`, `dive.load`, and their docstring examples."""
+
+from __future__ import annotations
+
+import doctest
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dive
+import dive.api
+from dive.errors import DataError, DiveError
+
+
+def test_docstring_examples_run() -> None:
+    import dive.export.folder
+
+    for module, examples in ((dive.api, 6), (dive.export.folder, 4)):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted >= examples and result.failed == 0, module
+
+
+def test_embed_stays_callable_once_the_package_is_imported() -> None:
+    code = ("import dive; f = dive.embed; import dive.embed.store, dive.embed.encode; "
+            "assert callable(dive.embed) and dive.embed is f; "
+            "from dive import embed, fit, load, save; print(sorted(dive.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['__version__', 'embed', 'fit', 'load', 'save']"
+
+
+def test_fit_on_a_dataset_uses_its_labels_and_round_trips_through_save_and_load(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, emb = tiny
+    model = dive.fit(data, method="dive", ratio=4, budget=16, embeddings=emb)
+    assert model.fitted_runtime().output_dim == 8
+    held_out = model.fit_info_.held_out
+    assert held_out is not None and 0 < held_out.n_queries <= 16  # chosen on its labels
+    dive.save(model, tmp_path / "m")
+    loaded = dive.load(tmp_path / "m")
+    x = np.load(emb / "queries.npy")
+    np.testing.assert_array_equal(loaded.transform(x), model.transform(x))
+
+
+def test_fit_on_arrays_takes_graded_rows() -> None:
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((200, 32)).astype(np.float32)
+    model = dive.fit(corpus, method="search-adaptor:steps=5", dim=8, queries=corpus[:10],
+                     relevant=[{i: 2, (i + 1) % 200: 1} for i in range(10)])
+    assert model.transform(corpus[:4]).shape == (4, 8)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({}, DiveError, "learns from labelled queries; pass queries="),
+    ({"queries": np.ones((2, 32), np.float32), "relevant": [[0]]}, DataError,
+     "relevant: 1 entries for 2 queries"),
+    ({"queries": np.ones((1, 32), np.float32), "relevant": [[500]]}, DataError,
+     "query 0 names row 500, outside the corpus's 200 rows"),
+    ({"queries": np.ones((1, 16), np.float32), "relevant": [[0]]}, DataError,
+     "queries: expected dimension 32, got 16"),
+])
+def test_fit_on_arrays_checks_the_labels(kwargs: dict[str, object], error: type[Exception],
+                                         message: str) -> None:
+    corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    with pytest.raises(error, match=message):
+        dive.fit(corpus, method="dive", dim=8, **kwargs)  # type: ignore[arg-type]
+
+
+def test_labels_for_a_dataset_come_from_its_qrels(tiny: tuple[Path, Path]) -> None:
+    with pytest.raises(DiveError, match="a dataset has its qrels"):
+        dive.fit(tiny[0], embeddings=tiny[1], queries=np.ones((1, 32), np.float32))
+
+
+def test_embed_rejects_what_is_neither_a_dataset_nor_texts() -> None:
+    with pytest.raises(DiveError, match="expected a dataset or a list of texts"):
+        dive.embed([1, 2])  # type: ignore[list-item]
