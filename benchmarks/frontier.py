@@ -196,7 +196,7 @@ def targets(records: Sequence[dict[str, Any]]) -> str:
                     losses.append((base.mean - c.mean, c.dim))
         if losses:
             worst = max(losses)
-            lines.append(f"- {where}: int8 of dive's output loses at most {worst[0]:+.4f} "
+            lines.append(f"- {where}: int8 of dive's output loses at most {signed(worst[0], 4)} "
                          f"nDCG@10 against its float32 output (d={worst[1]}; target <= 0.003: "
                          f"{'met' if worst[0] <= 0.003 else 'missed'}).")
     return "\n".join(lines)
