@@ -474,6 +474,6 @@ def test_a_leader_still_rising_at_its_last_check_runs_longer_up_to_the_cap(
 ) -> None:
     race = _PlantedRace(peak)
     config = DiveConfig(steps=100, max_steps=400)
-    choice, curves = _race(race, np.full(20, 0.5), config)  # type: ignore
+    choice, curves = _race(race, np.full(20, 0.5), config, None)  # type: ignore
     assert race.horizon == [horizon] and curves[0].steps[-1] == horizon
     assert choice.candidate == 0 and choice.step == step

@@ -69,6 +69,41 @@ def test_a_consistent_gain_is_kept_and_a_noisy_one_is_not() -> None:
     assert choose(base, [noisy], z=0.0).candidate == 0  # z = 0: any positive mean gain
 
 
+def test_the_nested_gain_removes_the_winners_curse_of_many_noise_candidates() -> None:
+    # 32 candidates with no true gain on 16 queries: the best of them looks like a gain of
+    # a standard error or more, so the plain test leaves the start far more often than the
+    # nominal one-sided rate for z = 1 (about 16%); the nested test stays near or below it.
+    rng = np.random.default_rng(0)
+    left_plain = left_nested = 0
+    trials = 200
+    for _ in range(trials):
+        base = rng.uniform(0.2, 0.8, 16)
+        curves = [Curve((25, 50), base + rng.normal(0, 0.1, (2, 16))) for _ in range(16)]
+        groups = Folds.cross_fit(16, 3, seed=0).held_out
+        left_plain += choose(base, curves, 1.0).candidate is not None
+        left_nested += choose(base, curves, 1.0, groups).candidate is not None
+    assert left_plain / trials > 0.5
+    assert left_nested / trials < 0.25
+
+
+def test_the_nested_gain_keeps_a_real_gain_and_scores_each_group_by_the_others() -> None:
+    base = np.linspace(0.2, 0.8, 12)
+    good = Curve((50,), (base + 0.03)[None])
+    # a candidate best on the first 6 queries only: chosen for the last six's group by the
+    # first six, and it loses there; the consistent one wins everywhere else
+    odd = Curve((50,), np.r_[base[:6] + 0.2, base[6:] - 0.1][None])
+    groups = (np.arange(6), np.arange(6, 12))
+    choice = choose(base, [good, odd], 1.0, groups)
+    # group 0 is scored by the pair chosen on group 1 (good: +0.03 there) and group 1 by
+    # the pair chosen on group 0 (odd: -0.1 there)
+    assert choice.nested and choice.gain == pytest.approx((6 * 0.03 - 6 * 0.1) / 12)
+    assert choice.candidate is None and choice.best == (1, 50)
+    kept = choose(base, [good], 1.0, groups)
+    assert kept.candidate == 0 and kept.gain == pytest.approx(0.03)
+    with pytest.raises(ValueError, match="partition"):
+        choose(base, [good], 1.0, (np.arange(5), np.arange(6, 12)))
+
+
 def test_ties_go_to_the_earlier_candidate_and_step() -> None:
     base = np.zeros(4)
     same = np.full((2, 4), 0.5)

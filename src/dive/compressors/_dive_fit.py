@@ -10,7 +10,8 @@ the choices made by `dive.training.selection` on every labelled query:
    validation set alone as a holdout when it holds `holdout_min` queries or more), and its
    checkpoints are scored on the queries it did not see; a leading arm still rising at its
    last check runs on (doubling, up to `max_steps`); the best (arm, step) is kept only if
-   its paired per-query gain over the start is at least `min_gain_z` standard errors;
+   the gain of choosing it is at least `min_gain_z` standard errors, measured nested (each
+   query scores the pair chosen on the other queries, `nested_gain`);
 3. the refit: the kept arm trains on every labelled query for the kept number of steps; or,
    without real evidence of a gain, the fit returns the start itself.
 Everything a step needs is precomputed (corpus tensor, labels, negative pools) so a step is
@@ -451,7 +452,9 @@ class _Race:
         return Curve(curve.steps, curve.scores[:, held_rows]) if label_free else curve
 
 
-def _race(race: _Race, base: np.ndarray, config: DiveConfig) -> tuple[Choice, list[Curve]]:
+def _race(
+    race: _Race, base: np.ndarray, config: DiveConfig, groups: tuple[np.ndarray, ...] | None
+) -> tuple[Choice, list[Curve]]:
     """Choose the (arm, step); while the leader peaks at its last check, let it run longer.
 
     A curve still rising at its horizon says the arm stopped too early (typical with hundreds
@@ -461,7 +464,7 @@ def _race(race: _Race, base: np.ndarray, config: DiveConfig) -> tuple[Choice, li
     cap = max(config.steps, config.max_steps)
     while True:
         curves = race.curves()
-        choice = choose(base, curves, config.min_gain_z)
+        choice = choose(base, curves, config.min_gain_z, groups)
         leader, step = choice.best
         if leader < 0 or step < race.horizon[leader] or race.horizon[leader] >= cap:
             return choice, curves
@@ -505,7 +508,10 @@ def _fit(
         arms = config.arms()
         folds = _folds(n, validation_rows, seed, config)
         race = _Race(fit, start_net, start.corpus_z, arms, labels, folds)
-        choice, curves = _race(race, start.scores[start.name][folds.scored], config)
+        base = start.scores[start.name][folds.scored]
+        # the nested estimate's groups over the scored queries (columns), dealt by the seed
+        groups = Folds.cross_fit(base.size, config.folds, seed).held_out
+        choice, curves = _race(race, base, config, groups if config.nested_gain else None)
         arm = arms[choice.candidate] if choice.candidate is not None else None
         steps = choice.step
         diag.update(selection=folds.scheme, folds=len(folds.held_out), choice=choice.as_record())

@@ -15,11 +15,16 @@ the gain is real. Any learned method can use it: it knows nothing about models.
   keeps it only when its mean paired gain over `base` (the start, scored on the same queries)
   is positive and at least `z` standard errors; otherwise the choice is the base. The method
   then refits the chosen candidate on all labelled queries for the chosen number of steps.
+- The best of many (candidate, step) pairs scores above its true gain (the winner's curse:
+  with 2 arms x 16 checks on 16 queries, noise alone wins by a standard error or more). With
+  `groups` (a partition of the scored queries) the gain `choose` tests is the nested
+  estimate: each group's queries score the pair chosen on the other groups, so no query
+  both picks a pair and vouches for it.
 - `best_of(alternatives)` picks among label-free alternatives (e.g. two starts): nothing was
   trained on the queries that score them, so their plain mean is an honest estimate.
 
-Left out: nested cross-fitting (the choice's own optimism over many candidates is bounded by
-`z`, not removed) and multiple-testing corrections beyond it.
+Left out: a nested refit (the curves themselves come from runs that saw the other groups'
+queries; only the choice among them is nested) and multiple-testing corrections.
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ class Choice:
     stderr: float  # the standard error of that gain
     z: float  # the threshold it had to pass, in standard errors
     n_queries: int  # how many queries the choice was made on
+    nested: bool = False  # gain and stderr are the nested estimate (see `choose`)
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready fields for a results record or a saved config."""
@@ -106,6 +112,7 @@ class Choice:
             "stderr": round(self.stderr, 6) if np.isfinite(self.stderr) else None,
             "z": self.z,
             "n_queries": self.n_queries,
+            "nested": self.nested,
         }
 
 
@@ -118,31 +125,58 @@ def paired_gain(scores: np.ndarray, base: np.ndarray) -> tuple[float, float]:
     return float(diff.mean()), stderr
 
 
-def choose(base: np.ndarray, curves: Sequence[Curve], z: float) -> Choice:
+def choose(
+    base: np.ndarray,
+    curves: Sequence[Curve],
+    z: float,
+    groups: Sequence[np.ndarray] | None = None,
+) -> Choice:
     """The best (candidate, step) if its paired gain over `base` is real, else the base.
 
     Ties in mean score go to the earlier candidate, then the earlier step (nearer the start).
-    The gain is real when it is positive and at least `z` standard errors.
+    The gain is real when it is positive and at least `z` standard errors. Without `groups`
+    it is the best pair's own paired gain; with `groups` (disjoint column indices covering
+    every scored query) it is the nested estimate: for each group, the pair with the best
+    mean on the other groups, scored against the base on that group alone.
     """
     base = np.asarray(base, dtype=np.float64)
     base_score = float(base.mean())
-    best: tuple[int, int] | None = None
-    best_mean = -np.inf
     for c, curve in enumerate(curves):
         if curve.scores.shape[1] != base.size:
             raise ValueError(f"curve {c} scores {curve.scores.shape[1]} queries, base {base.size}")
-        means = curve.scores.mean(axis=1)
-        for i, mean in enumerate(means):
-            if mean > best_mean:
-                best, best_mean = (c, i), float(mean)
-    if best is None:
+    pairs = [(c, i) for c, curve in enumerate(curves) for i in range(len(curve.steps))]
+    if not pairs:
         return Choice(None, 0, base_score, base_score, (-1, 0), 0.0, 0.0, z, base.size)
-    c, i = best
-    gain, stderr = paired_gain(curves[c].scores[i], base)
+    table = np.vstack([curve.scores for curve in curves if curve.steps])
+    means = table.mean(axis=1)
+    row = int(np.argmax(means))  # the first best: candidate order, then step order
+    c, i = pairs[row]
     step = curves[c].steps[i]
+    if groups is None:
+        gain, stderr = paired_gain(table[row], base)
+    else:
+        gain, stderr = paired_gain(_nested(table, groups), base)
+    evidence = ((c, step), gain, stderr, z, base.size, groups is not None)
     if gain > 0 and gain >= z * stderr:
-        return Choice(c, step, best_mean, base_score, (c, step), gain, stderr, z, base.size)
-    return Choice(None, 0, base_score, base_score, (c, step), gain, stderr, z, base.size)
+        return Choice(c, step, float(means[row]), base_score, *evidence)
+    return Choice(None, 0, base_score, base_score, *evidence)
+
+
+def _nested(table: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Per query (column), the score of the row with the best mean over the other groups."""
+    n = table.shape[1]
+    covered = np.sort(np.concatenate([np.asarray(g, dtype=np.int64) for g in groups]))
+    if not np.array_equal(covered, np.arange(n)):
+        raise ValueError(f"groups must partition the {n} scored queries")
+    if len(groups) < 2:
+        raise ValueError("a nested estimate needs at least two groups")
+    chosen = np.empty(n)
+    for group in groups:
+        others = np.ones(n, dtype=bool)
+        others[group] = False
+        row = int(np.argmax(table[:, others].mean(axis=1)))
+        chosen[group] = table[row, group]
+    return chosen
 
 
 TrainRun = Callable[[int, np.ndarray, np.ndarray], Curve]
