@@ -192,6 +192,19 @@ def test_same_seed_same_model_other_seed_other_model(problem: dict[str, Any]) ->
     assert not np.array_equal(a.projection, c.projection)  # type: ignore[arg-type]
 
 
+def test_selection_runs_in_parallel_give_bitwise_the_same_model(problem: dict[str, Any]) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 20, "min_gain_z": 0.0, "grid": "0x1,1x1,1x3x3"}
+    fits = [Dive(4, seed=0, workers=w, **options).fit(problem["corpus"], data) for w in (1, 3)]
+    one, three = (f.fitted_runtime() for f in fits)
+    assert one.adapter is not None and three.adapter is not None
+    for name in ("w1", "b1", "w2", "b2"):
+        assert np.array_equal(getattr(one.adapter, name), getattr(three.adapter, name))
+    assert np.array_equal(one.projection, three.projection)  # type: ignore[arg-type]
+    curves = [f.fit_info_.diagnostics["curves"] for f in fits]
+    assert curves[0] == curves[1] and len(curves[0]) == 3
+
+
 def test_output_is_normalised_and_independent_of_batch_size(problem: dict[str, Any]) -> None:
     data = TrainingData(problem["train"], problem["validation"])
     model = Dive(4, seed=0, **{**FAST, "steps": 10}).fit(problem["corpus"], data)

@@ -28,6 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -436,20 +437,53 @@ class _Race:
         self.horizon[candidate] = steps
 
     def curves(self) -> list[Curve]:
+        self._train_all()
         return out_of_fold(self.folds, len(self.arms), self._curve)
 
-    def _curve(self, candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
-        arm, seed, labels = self.arms[candidate], self.fit.seed, self.labels
-        label_free = arm.triplet_weight == 0
-        fold = -1 if label_free else int(held_rows[0])  # a label-free arm runs once, for all
-        key = (candidate, fold)
+    def _run(self, candidate: int, fold: int) -> _Run:
+        """The run of `candidate` holding out fold `fold` (-1: a label-free arm's one run)."""
+        key = (candidate, -1 if self.arms[candidate].triplet_weight == 0 else fold)
         if key not in self.runs:
-            rng = np.random.default_rng([seed, candidate] if label_free else [seed, *key])
-            train = None if label_free else labels.subset(train_rows)
-            held = labels if label_free else labels.subset(held_rows)
+            arm, seed, labels = self.arms[candidate], self.fit.seed, self.labels
+            if key[1] < 0:
+                rng, train, held = np.random.default_rng([seed, candidate]), None, labels
+            else:
+                first = int(self.folds.held_out[fold][0])  # runs are seeded by their fold's
+                rng = np.random.default_rng([seed, candidate, first])  # first held-out row
+                train = labels.subset(self.folds.training(fold))
+                held = labels.subset(self.folds.held_out[fold])
+            # built here, one at a time: building a net seeds torch's global generator
             self.runs[key] = _Run(self.fit, self.new_net(), arm, train, held, rng, self.start_z)
-        curve = self.runs[key].train_to(self.horizon[candidate]).curve()
-        return Curve(curve.steps, curve.scores[:, held_rows]) if label_free else curve
+        return self.runs[key]
+
+    def _train_all(self) -> None:
+        """Bring every run to its arm's horizon, `workers` runs at a time.
+
+        Runs share nothing they write (each has its net, optimiser and generator, and torch
+        runs every op on the calling thread with one intra-op thread), so the result is the
+        same bitwise with one worker or several; torch releases the GIL inside its kernels.
+        """
+        jobs = [
+            (self._run(c, f), self.horizon[c])
+            for c in range(len(self.arms))
+            for f in range(len(self.folds.held_out))
+        ]
+        jobs = list({id(run): (run, h) for run, h in jobs}.values())  # label-free: one run
+        workers = min(self.fit.config.workers, len(jobs))
+        if workers <= 1:
+            for run, horizon in jobs:
+                run.train_to(horizon)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for done in [pool.submit(run.train_to, horizon) for run, horizon in jobs]:
+                done.result()
+
+    def _curve(self, candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
+        fold = next(f for f, rows in enumerate(self.folds.held_out) if rows[0] == held_rows[0])
+        curve = self._run(candidate, fold).curve()
+        if self.arms[candidate].triplet_weight == 0:
+            return Curve(curve.steps, curve.scores[:, held_rows])
+        return curve
 
 
 def _race(
