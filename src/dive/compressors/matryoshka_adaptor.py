@@ -134,9 +134,12 @@ class MatryoshkaAdaptorUnsup(Baseline):
 class MatryoshkaAdaptor(MatryoshkaAdaptorUnsup):
     """Supervised Matryoshka-Adaptor: the unsupervised stage, then + graded ranking loss.
 
-    Takes the options of `MatryoshkaAdaptorUnsup` (Parameters and Attributes as there); stage
-    2 adds `supervised_steps=300` steps of the ranking loss, once per learning rate of
-    `lr_grid="0.001/0.0001"`, and keeps the selection's choice on the validation queries.
+    Parameters
+    ----------
+    dim, seed, config, **options
+        As `MatryoshkaAdaptorUnsup` (so are the Attributes). Stage 2 runs
+        `supervised_steps=300` steps of the ranking loss once per learning rate of
+        `lr_grid="0.001/0.0001"` and keeps the selection's choice on the validation queries.
 
     Examples
     --------
