@@ -88,26 +88,22 @@ class MatryoshkaAdaptorUnsup(Baseline):
 
     Parameters
     ----------
-    dim : int or None, default=None
-        Output dimension d, in 1..D; None keeps the input dimension D.
-    seed : int, default=0
-        Seed of the initialisation, batches and negatives.
+    dim, seed
+        As for every compressor (`Compressor`).
     config : MatryoshkaConfig or None, default=None
         Every option at once; None means `MatryoshkaConfig()`.
     **options
-        Any `MatryoshkaConfig` field by name, applied over `config` (fields, defaults and valid
-        values are listed there and in `BaselineConfig`). The ones most often changed:
-        `steps=600` (stage 1), `dims="nested"` (M), `basis="identity"` (the raw prefix).
+        Any `MatryoshkaConfig` field by name, applied over `config` (defaults and valid
+        values: there and in `BaselineConfig`). The ones most often changed: `steps=600` (stage 1),
+        `dims="nested"` (M), `basis="identity"` (the raw prefix).
 
     Attributes
     ----------
     options : MatryoshkaConfig
         The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
-    runtime_ : Runtime
-        The fitted numpy map: the relu adapter and the prefix rows.
-    fit_info_ : FitInfo
-        The fit's diagnostics and, when it chose on validation queries, `held_out`: the
-        score of the kept model and of its start on them.
+    runtime_, fit_info_
+        As for every compressor (`Compressor`); `runtime_` holds the relu adapter and the
+        prefix rows.
 
     Examples
     --------

@@ -64,41 +64,33 @@ class SearchAdaptor(Baseline):
 
     Parameters
     ----------
-    dim : int or None, default=None
-        Output dimension d, in 1..D; None keeps the input dimension D.
-    seed : int, default=0
-        Seed of the initialisation, batches and negatives.
+    dim, seed
+        As for every compressor (`Compressor`).
     config : SearchAdaptorConfig or None, default=None
         Every option at once; None means `SearchAdaptorConfig()`.
     **options
-        Any `SearchAdaptorConfig` field by name, applied over `config` (fields, defaults and valid
-        values are listed there and in `BaselineConfig`). The ones most often changed:
-        `steps=1000`, `weight_rec_grid="0/0.1/1"` (alpha), `weight_pred_grid="0/0.01/0.1"`
-        (beta), `basis="identity"` (the raw prefix).
+        Any `SearchAdaptorConfig` field by name, applied over `config` (defaults and valid
+        values: there and in `BaselineConfig`). The ones most often changed: `steps=1000`,
+        `weight_rec_grid="0/0.1/1"` (alpha), `weight_pred_grid="0/0.01/0.1"` (beta).
 
     Attributes
     ----------
     options : SearchAdaptorConfig
         The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
-    runtime_ : Runtime
-        The fitted numpy map: the relu adapter and the prefix rows.
-    fit_info_ : FitInfo
-        The fit's diagnostics and, when it chose on validation queries, `held_out`: the
-        score of the kept model and of its start on them.
+    runtime_, fit_info_
+        As for every compressor (`Compressor`); `runtime_` holds the relu adapter and the
+        prefix rows (the query predictor trains the adapter, then is dropped).
 
     Examples
     --------
     >>> import numpy as np
     >>> from dive.compressors import LabelledQueries, SearchAdaptor, TrainingData
-    >>> rng = np.random.default_rng(0)
-    >>> corpus = rng.standard_normal((300, 32)).astype(np.float32)
-    >>> queries = corpus[:24] + 0.1 * rng.standard_normal((24, 32)).astype(np.float32)
-    >>> labels = [LabelledQueries(queries[i::2], tuple({j: 1} for j in range(i, 24, 2)))
-    ...           for i in (0, 1)]
-    >>> model = SearchAdaptor(dim=8, steps=20, weight_rec_grid="0.1", weight_pred_grid="0")
-    >>> model = model.fit(corpus, TrainingData(train=labels[0], validation=labels[1]))
-    >>> model.transform(queries).shape, model.fit_info_.held_out.n_queries
-    ((24, 8), 12)
+    >>> corpus = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
+    >>> graded = tuple({i: 2, i + 1: 1} for i in range(0, 40, 2))  # per query: row -> grade
+    >>> labels = LabelledQueries(corpus[0:40:2] + corpus[1:40:2], graded)
+    >>> model = SearchAdaptor(dim=8, steps=20).fit(corpus, TrainingData(labels))
+    >>> model.transform(corpus[:3]).shape, model.options.weight_rec  # no validation: no grid
+    ((3, 8), 0.1)
     """
 
     method = "search-adaptor"

@@ -87,42 +87,33 @@ class SMEC(Baseline):
 
     Parameters
     ----------
-    dim : int or None, default=None
-        Output dimension d, in 1..D; None keeps the input dimension D.
-    seed : int, default=0
-        Seed of the initialisation, batches and negatives.
+    dim, seed
+        As for every compressor (`Compressor`).
     config : SMECConfig or None, default=None
         Every option at once; None means `SMECConfig()`.
     **options
-        Any `SMECConfig` field by name, applied over `config` (fields, defaults and valid
-        values are listed there and in `BaselineConfig`). The ones most often changed:
-        `stage_steps=300` (per stage), `stage_layer="adapter"`, `lr_grid="0.001/0.0001"`,
-        `basis="identity"` (the raw prefix).
+        Any `SMECConfig` field by name, applied over `config` (defaults and valid
+        values: there and in `BaselineConfig`). The ones most often changed:
+        `stage_steps=300` (per stage), `stage_layer="adapter"`, `lr_grid="0.001/0.0001"`.
 
     Attributes
     ----------
     options : SMECConfig
         The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
-    runtime_ : Runtime
-        The fitted numpy map: the stages' residual blocks folded into one adapter, the
-        later stages and the kept dims into one projection.
-    fit_info_ : FitInfo
-        The fit's diagnostics and, when it chose on validation queries, `held_out`: the
-        score of the kept model and of its start on them.
+    runtime_, fit_info_
+        As for every compressor (`Compressor`); `runtime_` holds the stages' residual blocks
+        folded into one adapter, the later stages and the kept dims into one projection.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from dive.compressors import LabelledQueries, SMEC, TrainingData
-    >>> rng = np.random.default_rng(0)
-    >>> corpus = rng.standard_normal((300, 32)).astype(np.float32)
-    >>> queries = corpus[:24] + 0.1 * rng.standard_normal((24, 32)).astype(np.float32)
-    >>> labels = [LabelledQueries(queries[i::2], tuple({j: 1} for j in range(i, 24, 2)))
-    ...           for i in (0, 1)]
-    >>> model = SMEC(dim=8, stage_steps=20)  # two halving stages: 32 -> 16 -> 8
-    >>> model = model.fit(corpus, TrainingData(train=labels[0], validation=labels[1]))
-    >>> model.transform(queries).shape, model.fit_info_.held_out.n_queries
-    ((24, 8), 12)
+    >>> from dive.compressors import make_compressor
+    >>> corpus = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
+    >>> smec = make_compressor("smec:stage_steps=20", 8)  # a spec, as `dive fit --method` takes
+    >>> smec
+    SMEC(dim=8, seed=0, ..., stage_steps=20, ...)
+    >>> smec.fit(corpus).transform(corpus[:3]).shape  # no labels: S-XBM alone, 32 -> 16 -> 8
+    (3, 8)
     """
 
     method = "smec"
