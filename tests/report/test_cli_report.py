@@ -55,3 +55,23 @@ def test_evaluate_with_report_writes_the_folder(
     text = (out / "report.md").read_text()
     assert "## tiny" in text and "| d=32 (full) | d=16 (2×) | d=8 (4×) |" in text
     assert (out / "ndcg_vs_budget.png").exists()
+
+
+def test_report_gains_prints_each_method_against_the_better_pca(
+    make_record, jsonl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # At d=96 smec beats the better PCA (pca-uncentered); at d=48 it falls below pca.
+    scores = {("pca", 96): 0.50, ("pca-uncentered", 96): 0.52, ("smec", 96): 0.53,
+              ("pca", 48): 0.45, ("pca-uncentered", 48): 0.44, ("smec", 48): 0.40}
+    records = [make_record(method=m, dim=d, ndcg=v) for (m, d), v in scores.items()]
+    results = jsonl(tmp_path / "r.jsonl", records)
+    argv = ["report", str(results), "--out", str(tmp_path / "rep")]
+    assert main(argv) == 0
+    assert "won or tied" not in capsys.readouterr().out
+    assert main([*argv, "--overwrite", "--gains"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split() and line.split()[0] in {"pca", "pca-uncentered", "smec"}}
+    mean = ((0.53 - 0.52) + (0.40 - 0.45)) / 2
+    assert rows["smec"][1:5] == ["1", "1/2", f"{mean:+.4f}".replace("-", "−"), "−0.0500"]
+    assert rows["pca-uncentered"][2] == "1/2"
+    assert rows["pca"][2] == "1/2"

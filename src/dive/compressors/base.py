@@ -82,10 +82,45 @@ class FitInfo:
 
 
 class Compressor(ABC):
-    """Maps D-dim embeddings to `dim`-dim L2-normalised ones.
+    """Maps D-dim embeddings to `dim`-dim L2-normalised ones (the contract every method keeps).
 
     Subclasses set `method` (the registry name) and `supervised`, implement `_fit`, and may
     override `config` to expose extra hyper-parameters.
+
+    Parameters
+    ----------
+    dim : int or None, default=None
+        Output dimension d, in 1..D; None keeps the input dimension D.
+    seed : int, default=0
+        Seed of every random choice the fit makes (same seed, same inputs: same model).
+
+    Attributes
+    ----------
+    method : str
+        The registry name (`make_compressor` and the results records use it).
+    supervised : bool
+        Whether `fit` learns from labelled queries (`train`); others ignore them.
+    runtime_ : Runtime
+        The fitted numpy map that `transform` applies (set by `fit`).
+    fit_info_ : FitInfo
+        What the fit reports beside the model: diagnostics for the results record and,
+        for fits that choose on held-out queries, the held-out score (set by `fit`).
+    n_params : int
+        Parameters used at inference time (the runtime's arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dive.compressors import PCA
+    >>> corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    >>> pca = PCA(dim=8).fit(corpus)
+    >>> small = pca.transform(corpus[:5])
+    >>> small.shape, small.dtype, bool(np.allclose(np.linalg.norm(small, axis=1), 1))
+    ((5, 8), dtype('float32'), True)
+    >>> pca.n_params  # an 8 x 32 projection and a centre of 32
+    288
+    >>> pca
+    PCA(dim=8, seed=0)
     """
 
     method: ClassVar[str]

@@ -186,6 +186,46 @@ class Dive(Compressor):
 
     `Dive(dim, seed, **options)` takes any `DiveConfig` field as a keyword option (the
     registry passes `dive:heads=1:ntxent_weight=0` this way), or a whole `config=`.
+
+    Parameters
+    ----------
+    dim : int or None, default=None
+        Output dimension d, in 1..D; None keeps the input dimension D.
+    seed : int, default=0
+        Seed of the initialisation, batches, negatives and folds.
+    config : DiveConfig or None, default=None
+        Every hyper-parameter at once; None means `DiveConfig()` (the class's `defaults`
+        where a subclass such as `dive-plus` sets them).
+    **options
+        Any `DiveConfig` field by name, applied over `config`: its fields, defaults and
+        valid values are listed there. The ones most often changed: `heads=4` (H),
+        `steps=100` (updates per training run), `select=True` (choose the start, the arm
+        and its length on the labelled queries), `min_gain_z=1.0` (leave the PCA start only
+        for a gain of this many standard errors), `threads=1` (torch threads in the fit).
+
+    Attributes
+    ----------
+    dive_config : DiveConfig
+        The hyper-parameters in use (`config()` returns them with `dim` and `seed`).
+    runtime_ : Runtime
+        The fitted numpy map: adapter, centre and the heads folded into one projection.
+    fit_info_ : FitInfo
+        The fit's diagnostics (start, arm and steps selected) and, when it chose on labelled
+        queries, `held_out`: the score of the kept model and of its start on those queries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dive.compressors import Dive, LabelledQueries, TrainingData
+    >>> rng = np.random.default_rng(0)
+    >>> corpus = rng.standard_normal((300, 32)).astype(np.float32)
+    >>> queries = corpus[:24] + 0.1 * rng.standard_normal((24, 32)).astype(np.float32)
+    >>> labels = TrainingData(LabelledQueries(queries, tuple({i: 1} for i in range(24))))
+    >>> model = Dive(dim=8, steps=20).fit(corpus, labels)
+    >>> model.transform(queries).shape
+    (24, 8)
+    >>> model.dive_config.heads, model.fit_info_.held_out.n_queries
+    (4, 24)
     """
 
     method = "dive"

@@ -85,6 +85,34 @@ class MatryoshkaAdaptorUnsup(Baseline):
       of stage 1 (no validation queries: `lr`, and the last state);
     - negatives: the sampler DIVE shares, half hard, half random (`hard_fraction`);
     - one torch thread (`threads`): faster than two when other work shares a 2-core machine.
+
+    Parameters
+    ----------
+    dim, seed
+        As for every compressor (`Compressor`).
+    config : MatryoshkaConfig or None, default=None
+        Every option at once; None means `MatryoshkaConfig()`.
+    **options
+        Any `MatryoshkaConfig` field by name, applied over `config` (defaults and valid
+        values: there and in `BaselineConfig`). The ones most often changed: `steps=600` (stage 1),
+        `dims="nested"` (M), `basis="identity"` (the raw prefix).
+
+    Attributes
+    ----------
+    options : MatryoshkaConfig
+        The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
+    runtime_, fit_info_
+        As for every compressor (`Compressor`); `runtime_` holds the relu adapter and the
+        prefix rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dive.compressors import MatryoshkaAdaptorUnsup
+    >>> corpus = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
+    >>> model = MatryoshkaAdaptorUnsup(dim=8, steps=20).fit(corpus)  # no labels
+    >>> model.transform(corpus[:5]).shape, model.options.dims
+    ((5, 8), 'nested')
     """
 
     method = "matryoshka-adaptor-unsup"
@@ -100,7 +128,29 @@ class MatryoshkaAdaptorUnsup(Baseline):
 
 
 class MatryoshkaAdaptor(MatryoshkaAdaptorUnsup):
-    """Supervised Matryoshka-Adaptor: the unsupervised stage, then + graded ranking loss."""
+    """Supervised Matryoshka-Adaptor: the unsupervised stage, then + graded ranking loss.
+
+    Parameters
+    ----------
+    dim, seed, config, **options
+        As `MatryoshkaAdaptorUnsup` (so are the Attributes). Stage 2 runs
+        `supervised_steps=300` steps of the ranking loss once per learning rate of
+        `lr_grid="0.001/0.0001"` and keeps the selection's choice on the validation queries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dive.compressors import LabelledQueries, MatryoshkaAdaptor, TrainingData
+    >>> rng = np.random.default_rng(0)
+    >>> corpus = rng.standard_normal((300, 32)).astype(np.float32)
+    >>> queries = corpus[:24] + 0.1 * rng.standard_normal((24, 32)).astype(np.float32)
+    >>> labels = [LabelledQueries(queries[i::2], tuple({j: 1} for j in range(i, 24, 2)))
+    ...           for i in (0, 1)]
+    >>> model = MatryoshkaAdaptor(dim=8, steps=20, supervised_steps=20)
+    >>> model = model.fit(corpus, TrainingData(train=labels[0], validation=labels[1]))
+    >>> model.transform(queries).shape, model.fit_info_.held_out.n_queries
+    ((24, 8), 12)
+    """
 
     method = "matryoshka-adaptor"
     supervised = True

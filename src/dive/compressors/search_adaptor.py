@@ -61,6 +61,36 @@ class SearchAdaptor(Baseline):
     takes the prefix in the principal-axis basis, `"select"` the better start (off by
     default). Without labels there is nothing to train: the fit returns the start (plain
     truncation).
+
+    Parameters
+    ----------
+    dim, seed
+        As for every compressor (`Compressor`).
+    config : SearchAdaptorConfig or None, default=None
+        Every option at once; None means `SearchAdaptorConfig()`.
+    **options
+        Any `SearchAdaptorConfig` field by name, applied over `config` (defaults and valid
+        values: there and in `BaselineConfig`). The ones most often changed: `steps=1000`,
+        `weight_rec_grid="0/0.1/1"` (alpha), `weight_pred_grid="0/0.01/0.1"` (beta).
+
+    Attributes
+    ----------
+    options : SearchAdaptorConfig
+        The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
+    runtime_, fit_info_
+        As for every compressor (`Compressor`); `runtime_` holds the relu adapter and the
+        prefix rows (the query predictor trains the adapter, then is dropped).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dive.compressors import LabelledQueries, SearchAdaptor, TrainingData
+    >>> corpus = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
+    >>> graded = tuple({i: 2, i + 1: 1} for i in range(0, 40, 2))  # per query: row -> grade
+    >>> labels = LabelledQueries(corpus[0:40:2] + corpus[1:40:2], graded)
+    >>> model = SearchAdaptor(dim=8, steps=20).fit(corpus, TrainingData(labels))
+    >>> model.transform(corpus[:3]).shape, model.options.weight_rec  # no validation: no grid
+    ((3, 8), 0.1)
     """
 
     method = "search-adaptor"

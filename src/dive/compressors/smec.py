@@ -84,6 +84,36 @@ class SMEC(Baseline):
     per stage (scaled for CPU). `basis="pca"` runs everything in the principal-axis basis,
     `"select"` picks the better start (off by default). Without labels it trains with S-XBM
     alone and no selection.
+
+    Parameters
+    ----------
+    dim, seed
+        As for every compressor (`Compressor`).
+    config : SMECConfig or None, default=None
+        Every option at once; None means `SMECConfig()`.
+    **options
+        Any `SMECConfig` field by name, applied over `config` (defaults and valid
+        values: there and in `BaselineConfig`). The ones most often changed:
+        `stage_steps=300` (per stage), `stage_layer="adapter"`, `lr_grid="0.001/0.0001"`.
+
+    Attributes
+    ----------
+    options : SMECConfig
+        The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
+    runtime_, fit_info_
+        As for every compressor (`Compressor`); `runtime_` holds the stages' residual blocks
+        folded into one adapter, the later stages and the kept dims into one projection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dive.compressors import make_compressor
+    >>> corpus = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
+    >>> smec = make_compressor("smec:stage_steps=20", 8)  # a spec, as `dive fit --method` takes
+    >>> smec
+    SMEC(dim=8, seed=0, ..., stage_steps=20, ...)
+    >>> smec.fit(corpus).transform(corpus[:3]).shape  # no labels: S-XBM alone, 32 -> 16 -> 8
+    (3, 8)
     """
 
     method = "smec"

@@ -171,10 +171,36 @@ def save(
 ) -> Path:
     """Write `compressor` (fitted, loaded, or a bare `Runtime`) as a model folder; return it.
 
-    `summary` is a JSON-ready dict describing the fit (dataset, budget, seed, validation
-    score...); a `LoadedCompressor` keeps its own summary unless one is given. An existing
-    model folder at `directory` is replaced atomically; any other existing, non-empty folder
-    is left alone and raises `DiveError`.
+    Parameters
+    ----------
+    compressor : Compressor, LoadedCompressor or Runtime
+        A fitted compressor (`dive.fit`, or any `Compressor` after `fit`), one read back by
+        `load`, or a bare `Runtime`.
+    directory : str or os.PathLike
+        The model folder to write: `config.json` + `model.safetensors`. An existing model
+        folder there is replaced atomically; any other existing, non-empty folder is left
+        alone and raises `DiveError`.
+    summary : dict or None, default=None
+        A JSON-ready dict describing the fit (dataset, budget, seed, validation score...),
+        saved as the config's `training`; a `LoadedCompressor` keeps its own unless one is
+        given.
+
+    Returns
+    -------
+    Path
+        The folder written.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, dive
+    >>> corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = dive.save(dive.fit(corpus, method="pca", dim=8), f"{tmp}/pca",
+    ...                        summary={"dataset": "my-corpus"})
+    ...     names = sorted(p.name for p in folder.iterdir())
+    ...     summary = dive.load(folder).summary
+    >>> names, summary
+    (['config.json', 'model.safetensors'], {'dataset': 'my-corpus'})
     """
     runtime, method, method_config, default_summary = _describe(compressor)
     arrays = runtime_arrays(runtime)
@@ -327,9 +353,23 @@ def config_digest(config: dict[str, Any]) -> str:
 def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCompressor:
     """Read and check a model folder written by `save`; numpy and safetensors only.
 
-    `verify=False` skips the checksums (config and weights), for a folder edited on purpose
-    or written without them; every other check still runs.
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A model folder written by `save` (or `dive fit`).
+    verify : bool, default=True
+        Check the checksums of the config and the weights; False skips them, for a folder
+        edited on purpose or written without them. Every other check still runs.
 
+    Returns
+    -------
+    LoadedCompressor
+        An inference-only compressor: `transform` computes exactly what the saved one did
+        (bit-identical), `config()` its hyper-parameters, `summary` the saved training
+        summary. A bad folder raises `DataError` naming the file and the problem.
+
+    Examples
+    --------
     >>> import tempfile, numpy as np, dive
     >>> corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
     >>> with tempfile.TemporaryDirectory() as tmp:
