@@ -10,8 +10,8 @@ the choices made by `dive.training.selection` on every labelled query:
    validation set alone as a holdout when it holds `holdout_min` queries or more), and its
    checkpoints are scored on the queries it did not see; a leading arm still rising at its
    last check runs on (doubling, up to `max_steps`); the best (arm, step) is kept only if
-   the gain of choosing it is at least `min_gain_z` standard errors, measured nested (each
-   query scores the pair chosen on the other queries, `nested_gain`);
+   its paired per-query gain over the start is at least `min_gain_z` standard errors (or,
+   with `nested_gain`, the gain of a choice made without each query);
 3. the refit: the kept arm trains on every labelled query for the kept number of steps; or,
    without real evidence of a gain, the fit returns the start itself.
 Everything a step needs is precomputed (corpus tensor, labels, negative pools) so a step is

@@ -101,7 +101,7 @@ class DiveConfig:
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
-    nested_gain: bool = True  # test the gain of the choice made without each query (selection)
+    nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
     grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
     workers: int = 1  # selection runs trained at once (threads; the same model at any count)
