@@ -178,13 +178,13 @@ def fit_all(
     Each fit's time is the best of up to `repeats` fits, stopping once they have taken
     `FIT_REPEAT_BUDGET_S` in total."""
     from dive.compressors.registry import make_compressor
-    from dive.evaluate.protocol import FULL_DIM_METHODS
+    from dive.evaluate.protocol import full_dim_only
 
     full = emb.dim
     fitted: dict[tuple[str, int], Any] = {}
     rows = []
     for method in methods:
-        full_only = method in FULL_DIM_METHODS
+        full_only = full_dim_only(method)
         cells = []
         for d in dims:
             if full_only and (method, full) in fitted:
