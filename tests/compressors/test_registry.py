@@ -11,6 +11,7 @@ from dive.cli import main
 from dive.compressors.base import Compressor, TrainingData
 from dive.compressors.registry import REGISTRY, display_order, method_facts
 from dive.compressors.runtime import Runtime
+from dive.errors import DiveError
 from dive.evaluate.protocol import GridSpec, run_grid
 from dive.evaluate.records import ResultsFile
 from dive.export.folder import load, save
@@ -44,6 +45,17 @@ def test_the_registry_reads_each_method_s_facts_from_its_class() -> None:
     assert dive is not None and dive.family == "learned" and dive.supervised
     assert method_facts("faiss-pq") is None  # an anchor, not a registered method
     assert display_order().index("pca") < display_order().index("dive")
+
+
+def test_a_method_without_a_family_is_refused_when_registered(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Nameless(ReversedPrefix):
+        family = None  # type: ignore[assignment]
+
+    with pytest.raises(DiveError, match=r"'nameless': Nameless.family is None; declare one of"):
+        monkeypatch.setitem(REGISTRY, "nameless", Nameless)
+    assert "nameless" not in REGISTRY
 
 
 def test_a_registered_method_runs_through_evaluate_report_save_and_export(

@@ -22,6 +22,15 @@ from dive.compressors.base import FAMILIES, Compressor, Family
 from dive.errors import DiveError
 
 
+def _checked(name: str, cls: type[Compressor]) -> type[Compressor]:
+    """`cls`, once it declares a family (what every caller's facts start from)."""
+    family = getattr(cls, "family", None)
+    if family not in FAMILIES:
+        raise DiveError(f"method {name!r}: {cls.__name__}.family is {family!r}; declare one "
+                        f"of {', '.join(FAMILIES)}")
+    return cls
+
+
 class _LazyRegistry(MutableMapping[str, type[Compressor]]):
     """Name -> compressor class, importing each method's module on first use.
 
@@ -35,11 +44,11 @@ class _LazyRegistry(MutableMapping[str, type[Compressor]]):
         entry = self._entries[name]
         if isinstance(entry, str):
             module, _, attr = entry.partition(":")
-            entry = self._entries[name] = getattr(import_module(module), attr)
+            entry = self._entries[name] = _checked(name, getattr(import_module(module), attr))
         return entry
 
     def __setitem__(self, name: str, cls: type[Compressor]) -> None:
-        self._entries[name] = cls
+        self._entries[name] = _checked(name, cls)
 
     def __delitem__(self, name: str) -> None:
         del self._entries[name]
@@ -90,11 +99,7 @@ def method_facts(name: str) -> MethodFacts | None:
     if name not in REGISTRY:
         return None
     cls = REGISTRY[name]
-    family = getattr(cls, "family", None)
-    if family not in FAMILIES:
-        raise DiveError(f"method {name!r}: {cls.__name__}.family is {family!r}, expected one "
-                        f"of {', '.join(FAMILIES)}")
-    return MethodFacts(name, family, cls.supervised, cls.full_dim_only,
+    return MethodFacts(name, cls.family, cls.supervised, cls.full_dim_only,
                        cls.training_free_reference, cls.extension)
 
 
