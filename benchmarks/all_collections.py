@@ -138,7 +138,7 @@ def pool_size(dataset: str, data_dir: str | None) -> int:
 
 def reuse_runs(source: Path, spec: object, results: object) -> int:
     """Copy the records of `spec`'s runs found in `source` and missing from `results`."""
-    from dive.evaluate.protocol import FULL_DIM_METHODS, GridSpec
+    from dive.evaluate.protocol import GridSpec, full_dim_only
     from dive.evaluate.records import ResultsFile, read_records, record_key
     from dive.report.summary import base_method
 
@@ -147,7 +147,7 @@ def reuse_runs(source: Path, spec: object, results: object) -> int:
     tag = shown(source)
 
     def wanted(r: dict[str, object]) -> bool:
-        full_dim = base_method(str(r["method"])) in FULL_DIM_METHODS
+        full_dim = full_dim_only(base_method(str(r["method"])))
         return (r["dataset"] == spec.datasets[0] and r["model"] == spec.model
                 and r["method"] in spec.methods and str(r["budget"]) in budgets
                 and int(str(r["seed"])) in spec.seeds

@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from dive.evaluate.records import ResultsFile
 
 REPO = Path(__file__).resolve().parents[1]
-CLASSICAL = ("frozen", "truncate", "pca", "pca-uncentered", "random")
-LEARNED = ("dive", "matryoshka-adaptor-unsup", "matryoshka-adaptor", "search-adaptor", "smec")
 DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "quality.jsonl"
 DEFAULT_DOCS = REPO / "docs"
 
@@ -57,9 +55,10 @@ def comma_ints(text: str) -> list[int]:
 
 
 def default_methods() -> list[str]:
-    from dive.compressors.registry import REGISTRY
+    """Every registered method but our extensions (`dive-plus`), in registry order."""
+    from dive.compressors.registry import all_method_facts
 
-    return [*CLASSICAL, *(m for m in LEARNED if m in REGISTRY)]
+    return [f.name for f in all_method_facts() if not f.extension]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -68,8 +67,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--datasets", type=comma_list, default=["scifact", "nfcorpus"],
                    help="dataset names or BEIR folders")
     p.add_argument("--methods", type=comma_list, default=None,
-                   help="method specs (default: the classical ones plus every registered "
-                        f"one of {', '.join(LEARNED)})")
+                   help="method specs (default: every registered method but our extensions: "
+                        f"{', '.join(default_methods())})")
     p.add_argument("--ratios", type=comma_ints, default=[2, 4, 8, 16], help="ratios D/d")
     p.add_argument("--budgets", type=comma_list, default=["16", "64", "256", "all"],
                    help="label budgets (numbers of training queries, or 'all')")

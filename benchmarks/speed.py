@@ -17,7 +17,10 @@ reference CPU budget):
    ratio (SPEC target: >= 0.5).
 3. exact search (`dive.evaluate.search.top_k`, top-100) of all SciFact queries over the corpus
    at D and at each d (PCA-compressed), queries/s and the speed-up over D, beside the rate of
-   the score matrix alone (what the top-k selection adds is the difference).
+   the score matrix alone (what the top-k selection adds is the difference);
+4. the protocol's own costs: seconds to load the SciFact BEIR folder (`load_beir`) and
+   milliseconds per `ndcg_from_rankings` call on `NDCG_CASE` random top-100 rankings (what
+   the unit tests once bounded; timings belong here, not in tests).
 
 `--bytes-search` is a mode of its own: first-stage exact search (the FAISS index `dive index`
 builds: `IndexFlatIP` for float32, `IndexScalarQuantizer` for float16/int8 codes,
@@ -178,13 +181,13 @@ def fit_all(
     Each fit's time is the best of up to `repeats` fits, stopping once they have taken
     `FIT_REPEAT_BUDGET_S` in total."""
     from dive.compressors.registry import make_compressor
-    from dive.evaluate.protocol import FULL_DIM_METHODS
+    from dive.evaluate.protocol import full_dim_only
 
     full = emb.dim
     fitted: dict[tuple[str, int], Any] = {}
     rows = []
     for method in methods:
-        full_only = method in FULL_DIM_METHODS
+        full_only = full_dim_only(method)
         cells = []
         for d in dims:
             if full_only and (method, full) in fitted:
@@ -266,6 +269,25 @@ def search_speed(
             f"{n / t_score:,.0f}", f"{score_s[0] / t_score:.2f}×",
         ])
     return rows
+
+
+NDCG_CASE = (200, 3000)  # (queries, corpus rows) of the nDCG timing
+
+
+def ndcg_speed(repeats: int, n_queries: int = NDCG_CASE[0], n_docs: int = NDCG_CASE[1],
+               seed: int = 0) -> float:
+    """Best seconds of one `ndcg_from_rankings` call on `n_queries` random top-100 rankings,
+    each query judging 3 rows inside its ranking and 4 anywhere, grades -1..3."""
+    from dive.evaluate.metrics import ndcg_from_rankings
+
+    rng = np.random.default_rng(seed)
+    ranked = np.stack([rng.choice(n_docs, size=100, replace=False) for _ in range(n_queries)])
+    relevant = []
+    for row in ranked:
+        judged = np.concatenate([row[rng.integers(0, 30, 3)], rng.integers(0, n_docs, 4)])
+        relevant.append({int(r): int(rng.integers(-1, 4)) for r in judged})
+    ndcg_from_rankings(ranked, relevant)  # warm-up
+    return best_of([functools.partial(ndcg_from_rankings, ranked, relevant)], repeats)[0]
 
 
 # (d as a share of the full dimension, precision): the reference first, then by falling bytes.
@@ -373,7 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     emb_dir = _find(args.embeddings, "DIVE_EMBEDDINGS", "embeddings", args.model, DATASET)
     data_dir = _find(args.data, "DIVE_DATA", "beir", DATASET)
+    load_started = time.perf_counter()
     dataset = load_beir(data_dir, name=DATASET)
+    load_seconds = time.perf_counter() - load_started
     emb = get_embeddings(dataset, args.model, embeddings_dir=emb_dir, progress=False)
     full = emb.dim
     dims = [full // r for r in args.ratios]
@@ -388,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.fits_only:
         thr_rows, ratios = throughput(fitted, args.rows, full, args.repeats)
         search_rows = search_speed(fitted, emb.queries, emb.corpus, dims, args.repeats)
+        ndcg_seconds = ndcg_speed(args.repeats)
 
     n_val = len(train.validation) if train.validation else 0
     parts = [
@@ -419,6 +444,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         if ratios:
             parts.append(f"Lowest transform / GEMM ratio: {min(ratios):.2f} (target >= 0.5).")
+        parts.append(
+            f"## Protocol costs\n\nLoading the {DATASET} BEIR folder: {load_seconds:.2f} s "
+            f"(one run, cold or warm page cache as found). `ndcg_from_rankings`, "
+            f"{NDCG_CASE[0]} queries x top-100 over {NDCG_CASE[1]} rows: "
+            f"{ndcg_seconds * 1e3:.1f} ms a call.")
     text = "\n\n".join(parts) + "\n"
     print(text)
     if args.out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -70,12 +71,19 @@ def test_debug_shows_the_exception(tiny: tuple[Path, Path], tmp_path: Path) -> N
 
 
 def test_every_verb_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each shown option with a default states that very value in `--help`."""
     parser = build_parser()
     verbs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    for verb in verbs:
+    for verb, sub in verbs.items():
         with pytest.raises(SystemExit):
             main([verb, "--help"])
-        assert "default" in capsys.readouterr().out, verb
+        shown = "".join(capsys.readouterr().out.split())  # help text wraps anywhere
+        options = [a for a in sub._actions if a.help != argparse.SUPPRESS
+                   and a.default not in (None, argparse.SUPPRESS)]
+        assert options, verb
+        for action in options:
+            expected = "".join(f"(default: {action.default})".split())
+            assert expected in shown, f"dive {verb} --help: {action.dest} should show {expected}"
 
 
 def test_rerun_says_how_many_runs_it_skipped(

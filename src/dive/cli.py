@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from dive.compressors.base import FitInfo
     from dive.scale.stream import CompressResult
 
-DEFAULT_METHODS = "frozen,truncate,pca,pca-uncentered,random"
-DEMO_METHODS = "frozen,truncate,pca,pca-uncentered,random,dive"
-
 Handler = Callable[[argparse.Namespace], int]
 
 OVERWRITE_HELP = "replace an existing output, if dive wrote it (never anything else)"
@@ -91,6 +88,15 @@ def _anchor_list(text: str) -> list[str]:
         return [parse_anchor(v).name for v in _str_list(text)]
     except DiveError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _methods_of(*families: str) -> str:
+    """The registered methods of `families` but our extensions, in registry order: a verb's
+    default `--methods`."""
+    from dive.compressors.registry import all_method_facts
+
+    return ",".join(f.name for f in all_method_facts() if f.family in families
+                    and not f.extension)
 
 
 def _add_grid_options(
@@ -595,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the report (as `dive report` does) into this folder")
     _add_overwrite(p, "replace an existing --plot / --report, if dive wrote it (--results is "
                       "always appended)")
-    _add_grid_options(p, methods=DEFAULT_METHODS, budgets="16,64,256,all", seeds="0,1,2")
+    _add_grid_options(p, methods=_methods_of("reference", "classical"), budgets="16,64,256,all",
+                      seeds="0,1,2")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser(
@@ -605,7 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="folder for results.jsonl and the plot "
                    "(a rerun resumes the run there and redraws the plot)")
     _add_overwrite(p, "start over: replace the folder's results.jsonl once the new run is done")
-    _add_grid_options(p, methods=DEMO_METHODS, budgets="64", seeds="0")
+    _add_grid_options(p, methods=_methods_of("reference", "classical", "learned"), budgets="64",
+                      seeds="0")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser(

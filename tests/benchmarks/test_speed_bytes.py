@@ -51,3 +51,7 @@ def test_the_mode_prints_its_table(speed: ModuleType, capsys: pytest.CaptureFixt
     text = capsys.readouterr().out
     assert "| 32 | float32 | 128 |" in text and "over 1,500 synthetic unit vectors" in text
     assert out.read_text() + "\n" == text  # the file holds what was printed
+
+
+def test_the_ndcg_timing_runs_on_its_random_case(speed: ModuleType) -> None:
+    assert speed.ndcg_speed(repeats=1, n_queries=5, n_docs=200) > 0

@@ -17,6 +17,7 @@ from dive.losses import (
     reconstruction_loss,
     topk_similarity_loss,
 )
+from dive.training import validation_ndcg
 from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
@@ -155,10 +156,15 @@ def test_nested_dims_are_the_default_and_single_is_kept(corpus: np.ndarray) -> N
 def test_stage_two_chooses_its_learning_rate_on_validation(
     corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:
-    model = make_compressor("matryoshka-adaptor" + FAST, 4).fit(corpus, hold_out(labels, 16))
+    split = hold_out(labels, 16)
+    model = make_compressor("matryoshka-adaptor" + FAST, 4).fit(corpus, split)
     stage2 = model.fit_info_.diagnostics["supervised"]
     assert stage2["grid"] == "lr 0.001/0.0001"
     assert [s["lr"] for s in stage2["settings"]] == [0.001, 0.0001]
     assert stage2["choice"]["n_queries"] == 8
-    held_out = model.fit_info_.held_out
-    assert held_out is not None and held_out.kept >= held_out.start
+    held_out, val = model.fit_info_.held_out, split.validation
+    assert held_out is not None and val is not None
+    # the returned model is the (setting, checkpoint) chosen: it scores what the fit reports
+    measured = validation_ndcg(model.transform(val.embeddings), model.transform(corpus),
+                               val.relevant)
+    assert measured == pytest.approx(held_out.kept, abs=1e-6)

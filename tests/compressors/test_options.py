@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dive.compressors._baseline import Baseline, BaselineConfig
+from dive.compressors._baseline import Baseline
+from dive.compressors.dive import DiveConfig
 from dive.compressors.matryoshka_adaptor import MatryoshkaConfig
-from dive.compressors.options import build
-from dive.compressors.registry import REGISTRY, make_compressor
+from dive.compressors.registry import REGISTRY, make_compressor, parse_spec
 from dive.compressors.search_adaptor import SearchAdaptorConfig
 from dive.compressors.smec import SMEC, SMECConfig
 from dive.errors import DiveError
@@ -76,21 +79,33 @@ def test_unsupervised_matryoshka_records_no_stage_two() -> None:
     assert make_compressor("matryoshka-adaptor", 4).config()["supervised_steps"] == 300
 
 
-@pytest.mark.parametrize(
-    ("cls", "defaults"),
-    [
-        (MatryoshkaConfig, {"steps": 600, "supervised_steps": 300, "patience": 200}),
-        (SearchAdaptorConfig, {"steps": 1000, "patience": 125, "weight_rec": 0.1}),
-        (SMECConfig, {"stage_steps": 300, "patience": 100, "memory_size": 2048}),
-        (MatryoshkaConfig, {"dims": "nested", "select": True, "min_gain_z": 0.0}),
-        (SMECConfig, {"stage_layer": "adapter", "weight_previous": 1.0, "noise": 0.0}),
-    ],
-)
-def test_each_method_keeps_its_documented_defaults(
-    cls: type[BaselineConfig], defaults: dict[str, Any]
-) -> None:
-    config = build(cls, "m", {})
-    assert {name: getattr(config, name) for name in defaults} == defaults
+METHODS_DOC = Path(__file__).resolve().parents[2] / "docs" / "methods.md"
+DOCUMENTED_CONFIGS = {"DiveConfig": (DiveConfig, "dive"), "MatryoshkaConfig": (
+    MatryoshkaConfig, "matryoshka-adaptor"), "SearchAdaptorConfig": (SearchAdaptorConfig,
+    "search-adaptor"), "SMECConfig": (SMECConfig, "smec")}
+
+
+def documented_defaults() -> dict[str, dict[str, Any]]:
+    """Each `**Defaults** (`Config`, ...): `name=value`, ...` paragraph of docs/methods.md,
+    its values parsed as a method spec parses them (`None`: unset)."""
+    found: dict[str, dict[str, Any]] = {}
+    text = METHODS_DOC.read_text(encoding="utf-8")
+    for match in re.finditer(r"^\*\*Defaults\*\* \(`(\w+)`(.*?)\n\n", text, re.M | re.S):
+        name, body = match.groups()
+        assert name not in found, f"docs/methods.md: two Defaults paragraphs for {name}"
+        method = DOCUMENTED_CONFIGS[name][1]
+        pairs = re.findall(r"`(\w+)=([^`]*)`", body)
+        options = parse_spec(method + "".join(f":{k}={v}" for k, v in pairs))[1]
+        assert len(options) == len(pairs), f"{name}: an option is listed twice"
+        found[name] = {k: None if v == "None" else v for k, v in options.items()}
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_CONFIGS))
+def test_the_docs_state_every_default_the_config_holds(name: str) -> None:
+    cls = DOCUMENTED_CONFIGS[name][0]
+    held = {f.name: f.default for f in dataclasses.fields(cls)}
+    assert documented_defaults().get(name) == held
 
 
 # The grids docs/methods.md names: Search-Adaptor's paper grid (alpha x beta); the paper-silent

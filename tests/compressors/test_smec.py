@@ -14,6 +14,7 @@ from dive.compressors import Compressor, LabelledQueries, TrainingData, make_com
 from dive.compressors._baseline_modules import AdaptiveSelection
 from dive.compressors.smec import stage_dims
 from dive.losses import CrossBatchMemory
+from dive.training import validation_ndcg
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
@@ -171,14 +172,19 @@ def test_stage_loss_includes_the_previous_prefix(
 def test_each_stage_records_its_grid_and_choice(
     corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:
-    model = make_compressor("smec" + FAST, 4).fit(corpus, hold_out(labels, 20))
+    split = hold_out(labels, 20)
+    model = make_compressor("smec" + FAST, 4).fit(corpus, split)
     for stage in model.fit_info_.diagnostics["stages"]:
         assert stage["grid"] == "lr 0.001/0.0001"
         assert [s["lr"] for s in stage["settings"]] == [0.001, 0.0001]
         assert stage["choice"]["n_queries"] == 10
         assert stage["history"][0][0] == 0  # checkpoint 0 is the stage's start
-    held_out = model.fit_info_.held_out
-    assert held_out is not None and held_out.kept >= held_out.start
+    held_out, val = model.fit_info_.held_out, split.validation
+    assert held_out is not None and val is not None
+    # the returned model is the last stage's chosen checkpoint: it scores what the fit reports
+    measured = validation_ndcg(model.transform(val.embeddings), model.transform(corpus),
+                               val.relevant)
+    assert measured == pytest.approx(held_out.kept, abs=1e-6)
 
 
 def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> None:

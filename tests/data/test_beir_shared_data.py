@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,12 @@ def test_shared_beir_counts_match_readme(shared_beir: Path, name: str) -> None:
     folder = shared_beir / name
     if not folder.is_dir():
         pytest.skip(f"{folder} not present")
-    start = time.perf_counter()
     ds = load_beir(folder)
-    seconds = time.perf_counter() - start
     n_docs, n_queries, splits = EXPECTED[name]
     assert (len(ds.corpus_ids), len(ds.query_ids)) == (n_docs, n_queries)
     got = {s: (sum(len(docs) for docs in q.values()), len(q)) for s, q in ds.qrels.items()}
     assert got == splits
     assert all(text and text == text.strip() for text in ds.corpus_texts)
-    # Generous bound for a shared 2-core machine; it takes ~0.1-0.3 s unloaded.
-    assert seconds < 5.0, f"loading {name} took {seconds:.1f} s"
 
 
 @pytest.mark.shared_data

@@ -41,6 +41,7 @@ class RecordingSupervised(Compressor):
     """A supervised stand-in: checks it got labels and reports a validation score."""
 
     method = "test-supervised"
+    family = "baseline"
     supervised = True
     seen: ClassVar[list[TrainingData]] = []
 

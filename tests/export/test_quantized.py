@@ -160,6 +160,11 @@ def test_sentence_transformers_module_returns_the_runtime_codes(
     assert_same_codes(got, runtime(x), runtime.embed(x), precision)
     assert module.get_embedding_dimension() == runtime.code_width
     np.testing.assert_array_equal(module.to_compressor().transform(x), runtime(x))
+    # The buffers are the runtime's arrays under their torch names, as before Runtime.arrays().
+    names = ["adapter_w1", "adapter_b1", "adapter_w2", "adapter_b2", "center", "projection"]
+    names += {"int8": ["quantizer_low", "quantizer_width"], "binary": ["pack_weights"]}.get(
+        precision, [])
+    assert [name for name, _ in module.named_buffers()] == names
 
 
 @pytest.mark.parametrize("precision", ["int8", "binary"])

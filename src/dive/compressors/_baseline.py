@@ -140,6 +140,7 @@ class Baseline(Compressor):
     the diagnostics for the results record.
     """
 
+    family = "baseline"
     config_class: ClassVar[type[BaselineConfig]] = BaselineConfig
     fit_path: ClassVar[str]
 

@@ -14,20 +14,27 @@ than 1e-3 are normalised on entry, and a row that cannot be (all zeros) raises `
 with its row number.
 
 A new method is one module with a `Compressor` subclass plus one line in `REGISTRY`
-(`dive.compressors.registry`).
+(`dive.compressors.registry`). What callers need to know about a method is declared on its
+class (`family`, `supervised`, `full_dim_only`, `training_free_reference`, `extension`) and
+read through `dive.compressors.registry.method_facts`, so no caller lists method names.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
 from dive.arrays import as_unit_rows
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError
+
+# What kind of method a class is, in the order results list them: the uncompressed reference,
+# the training-free compressors, the published learned baselines, then ours.
+Family = Literal["reference", "classical", "baseline", "learned"]
+FAMILIES: tuple[Family, ...] = get_args(Family)
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,8 @@ class FitInfo:
 class Compressor(ABC):
     """Maps D-dim embeddings to `dim`-dim L2-normalised ones (the contract every method keeps).
 
-    Subclasses set `method` (the registry name) and `supervised`, implement `_fit`, and may
-    override `config` to expose extra hyper-parameters.
+    Subclasses set `method` (the registry name), `family` and the facts below that differ from
+    the defaults, implement `_fit`, and may override `config` to expose extra hyper-parameters.
 
     Parameters
     ----------
@@ -124,7 +131,11 @@ class Compressor(ABC):
     """
 
     method: ClassVar[str]
-    supervised: ClassVar[bool] = False
+    family: ClassVar[Family]  # every method declares one (see FAMILIES)
+    supervised: ClassVar[bool] = False  # fits on labelled queries when given them
+    full_dim_only: ClassVar[bool] = False  # runs at the input dimension only (one run a cell)
+    training_free_reference: ClassVar[bool] = False  # other rows' gains are measured against it
+    extension: ClassVar[bool] = False  # ours beyond a published method: run when named only
 
     def __init__(self, dim: int | None = None, seed: int = 0) -> None:
         self.dim = dim

@@ -229,6 +229,7 @@ class Dive(Compressor):
     """
 
     method = "dive"
+    family = "learned"
     supervised = True
     defaults: ClassVar[DiveConfig | None] = None  # what options apply to (None: DiveConfig())
 

@@ -19,4 +19,5 @@ class DivePlus(Dive):
     """`Dive` whose default selection grid adds a softplus arm (`PLUS_GRID`)."""
 
     method = "dive-plus"
+    extension = True
     defaults = DiveConfig(grid=PLUS_GRID)

@@ -12,6 +12,8 @@ class Frozen(Compressor):
     """Keeps all D dimensions; `dim` is ignored (recorded as D)."""
 
     method = "frozen"
+    family = "reference"
+    full_dim_only = True
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         return Runtime(input_dim=corpus.shape[1])

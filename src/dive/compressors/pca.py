@@ -37,6 +37,8 @@ class PCA(Compressor):
     """Centred PCA fitted on the corpus embeddings."""
 
     method = "pca"
+    family = "classical"
+    training_free_reference = True
     centered = True
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:

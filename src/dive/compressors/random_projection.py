@@ -12,6 +12,7 @@ class RandomProjection(Compressor):
     """Projection on `dim` i.i.d. Gaussian directions drawn from `seed`."""
 
     method = "random"
+    family = "classical"
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         d_in = corpus.shape[1]

@@ -3,16 +3,32 @@
 A spec is a registry name optionally followed by `:key=value` options passed to the
 constructor; values are parsed as int, float, bool or left as strings. The full spec string
 is the method's label in results, so ablations are ordinary rows.
+
+`method_facts` reads what callers need to know about a method from its class (family, labels,
+full dimension only, ...; see `dive.compressors.base.Compressor`), and `display_order` is the
+order results list the registered methods in: by family, the training-free references last
+among the classical ones (beside the learned methods measured against them), then registry
+order. The registry's own order is the order grids run methods in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
-from dive.compressors.base import Compressor
+from dive.compressors.base import FAMILIES, Compressor, Family
 from dive.errors import DiveError
+
+
+def _checked(name: str, cls: type[Compressor]) -> type[Compressor]:
+    """`cls`, once it declares a family (what every caller's facts start from)."""
+    family = getattr(cls, "family", None)
+    if family not in FAMILIES:
+        raise DiveError(f"method {name!r}: {cls.__name__}.family is {family!r}; declare one "
+                        f"of {', '.join(FAMILIES)}")
+    return cls
 
 
 class _LazyRegistry(MutableMapping[str, type[Compressor]]):
@@ -28,11 +44,11 @@ class _LazyRegistry(MutableMapping[str, type[Compressor]]):
         entry = self._entries[name]
         if isinstance(entry, str):
             module, _, attr = entry.partition(":")
-            entry = self._entries[name] = getattr(import_module(module), attr)
+            entry = self._entries[name] = _checked(name, getattr(import_module(module), attr))
         return entry
 
     def __setitem__(self, name: str, cls: type[Compressor]) -> None:
-        self._entries[name] = cls
+        self._entries[name] = _checked(name, cls)
 
     def __delitem__(self, name: str) -> None:
         del self._entries[name]
@@ -60,6 +76,45 @@ REGISTRY = _LazyRegistry(
         "smec": "dive.compressors.smec:SMEC",
     }
 )
+
+
+@dataclass(frozen=True)
+class MethodFacts:
+    """What callers need to know about a registered method, as its class declares it."""
+
+    name: str
+    family: Family
+    supervised: bool  # uses labelled queries
+    full_dim_only: bool  # one run at the input dimension, whatever the ratio
+    training_free_reference: bool  # gains over training-free are measured against it
+    extension: bool  # ours beyond a published method: grids run it only when named
+
+    @property
+    def training_free(self) -> bool:
+        return self.family in ("reference", "classical")
+
+
+def method_facts(name: str) -> MethodFacts | None:
+    """The facts of registry name `name` (imports its module); None when it is not registered."""
+    if name not in REGISTRY:
+        return None
+    cls = REGISTRY[name]
+    return MethodFacts(name, cls.family, cls.supervised, cls.full_dim_only,
+                       cls.training_free_reference, cls.extension)
+
+
+def all_method_facts() -> list[MethodFacts]:
+    """Every registered method's facts, in registry order."""
+    return [facts for name in REGISTRY if (facts := method_facts(name)) is not None]
+
+
+def display_order() -> list[str]:
+    """Registered methods in the order results list them (see the module docstring)."""
+    facts = all_method_facts()
+    position = {f.name: i for i, f in enumerate(facts)}
+    facts.sort(key=lambda f: (FAMILIES.index(f.family), f.training_free_reference,
+                              position[f.name]))
+    return [f.name for f in facts]
 
 
 def _parse_value(text: str) -> Any:

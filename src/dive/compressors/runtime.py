@@ -21,11 +21,16 @@ Precision (`dive.compressors.precision`) is the last step: a runtime with a `qua
 returns codes from `__call__` (what `transform`, `dive compress` and an index store), while
 `embed` returns the float32 vectors before it (what queries are searched with, and what int8 is
 calibrated on). `with_precision` calibrates a runtime's quantizer on corpus embeddings.
+
+`Runtime.arrays()` names every array a runtime holds (`ARRAY_NAMES`: `adapter.w1`, `adapter.b1`,
+`adapter.w2`, `adapter.b2`, `center`, `projection`, and int8's `quantizer.low`,
+`quantizer.width`) and `Runtime.from_arrays` checks and assembles them back: the one mapping
+every export, the saved folder and the streaming digest use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -33,9 +38,13 @@ import numpy as np
 
 from dive.arrays import as_unit_rows, l2_normalize
 from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
+from dive.errors import DataError
 
 Activation = Literal["relu", "gelu"]
 ACTIVATIONS: tuple[Activation, ...] = ("relu", "gelu")
+ADAPTER_ARRAYS = ("adapter.w1", "adapter.b1", "adapter.w2", "adapter.b2")
+QUANTIZER_ARRAYS = ("quantizer.low", "quantizer.width")
+ARRAY_NAMES = (*ADAPTER_ARRAYS, "center", "projection", *QUANTIZER_ARRAYS)
 
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:
@@ -102,6 +111,36 @@ class Runtime:
         total += 0 if self.quantizer is None else self.quantizer.n_params
         return total
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays this runtime holds, by `ARRAY_NAMES` name and in that order, as they are."""
+        a, q = self.adapter, self.quantizer
+        raw = {
+            **({} if a is None else dict(zip(ADAPTER_ARRAYS, (a.w1, a.b1, a.w2, a.b2),
+                                             strict=True))),
+            "center": self.center,
+            "projection": self.projection,
+            **({} if q is None else dict(zip(QUANTIZER_ARRAYS, (q.low, q.width), strict=True))),
+        }
+        return {name: arr for name in ARRAY_NAMES if (arr := raw.get(name)) is not None}
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: Mapping[str, np.ndarray],
+        *,
+        input_dim: int,
+        output_dim: int | None = None,
+        activation: Activation | None = None,
+        precision: Precision = "float32",
+        where: str = "runtime",
+    ) -> Runtime:
+        """The runtime `arrays()` describes, every shape checked against the dimensions.
+
+        `output_dim` None takes the projection's rows (or `input_dim`); `where` starts each
+        `DataError` (a file name, say).
+        """
+        return _assemble(arrays, input_dim, output_dim, activation, precision, where)
+
     def __call__(self, x: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
         """Compress `x` (n, D) to codes at the runtime's precision, `batch_size` rows at a time.
 
@@ -146,3 +185,65 @@ class Runtime:
         if self.center is not None:  # P (h - mu) = P h - P mu: one pass over d columns, not D
             z -= self.projection @ self.center
         return l2_normalize(z)
+
+
+def _assemble(arrays: Mapping[str, np.ndarray], d_in: int, output_dim: int | None,
+              activation: Activation | None, precision: Precision, where: str) -> Runtime:
+    def shape_error(name: str, expected: str) -> DataError:
+        return DataError(
+            f"{where}: tensor {name!r} has shape {tuple(arrays[name].shape)}, expected {expected}"
+        )
+
+    unknown = [name for name in arrays if name not in ARRAY_NAMES]
+    if unknown:
+        raise DataError(f"{where}: unknown tensor {unknown[0]!r} (valid: {', '.join(ARRAY_NAMES)})")
+    present = [name for name in ADAPTER_ARRAYS if name in arrays]
+    adapter = None
+    if present:
+        if len(present) != len(ADAPTER_ARRAYS):
+            absent = [name for name in ADAPTER_ARRAYS if name not in arrays]
+            raise DataError(f"{where}: adapter is incomplete: {absent[0]!r} is missing")
+        if activation is None:
+            raise DataError(f"{where}: the adapter needs an activation (relu or gelu); none given")
+        w1, b1, w2, b2 = (arrays[name] for name in ADAPTER_ARRAYS)
+        if w1.ndim != 2 or w1.shape[1] != d_in or w1.shape[0] == 0:
+            raise shape_error("adapter.w1", f"(r, {d_in})")
+        rank = w1.shape[0]
+        if b1.shape != (rank,):
+            raise shape_error("adapter.b1", f"({rank},) to match adapter.w1")
+        if w2.shape != (d_in, rank):
+            raise shape_error("adapter.w2", f"({d_in}, {rank}) to match adapter.w1")
+        if b2.shape != (d_in,):
+            raise shape_error("adapter.b2", f"({d_in},)")
+        adapter = Adapter(w1, b1, w2, b2, activation=activation)
+    center = arrays.get("center")
+    if center is not None and center.shape != (d_in,):
+        raise shape_error("center", f"({d_in},) (input_dim)")
+    projection = arrays.get("projection")
+    if output_dim is None:
+        output_dim = d_in if projection is None or projection.ndim != 2 else projection.shape[0]
+    if projection is None:
+        if output_dim != d_in:
+            raise DataError(
+                f"{where}: output_dim {output_dim} != input_dim {d_in} but there is no projection"
+            )
+    elif projection.ndim != 2 or projection.shape[1] != d_in:
+        raise shape_error("projection", f"(output_dim, {d_in}): columns must equal input_dim")
+    elif projection.shape[0] != output_dim:
+        raise shape_error("projection", f"({output_dim}, {d_in}): rows must equal output_dim")
+    ranged = precision == "int8"
+    for name in QUANTIZER_ARRAYS:
+        if (name in arrays) != ranged:
+            raise DataError(f"{where}: tensor {name!r} is {'missing' if ranged else 'unexpected'} "
+                            f"for precision {precision}")
+        if ranged and arrays[name].shape != (output_dim,):
+            raise shape_error(name, f"({output_dim},) (output_dim)")
+    quantizer = None
+    if precision != "float32":
+        try:
+            quantizer = Quantizer(precision, output_dim, arrays.get("quantizer.low"),
+                                  arrays.get("quantizer.width"))
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+    return Runtime(input_dim=d_in, adapter=adapter, center=center, projection=projection,
+                   quantizer=quantizer)

@@ -20,6 +20,7 @@ class Truncate(Compressor):
     """Prefix truncation to `dim`, renormalised."""
 
     method = "truncate"
+    family = "classical"
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         dim = self.dim or corpus.shape[1]

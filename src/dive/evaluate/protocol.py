@@ -29,7 +29,7 @@ import numpy as np
 from dive import __version__
 from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.precision import Precision, check_precision
-from dive.compressors.registry import make_compressor
+from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
@@ -48,8 +48,6 @@ from dive.evaluate.records import (
 from dive.evaluate.search import check_ids, identical_id_rows
 
 logger = logging.getLogger(__name__)
-
-FULL_DIM_METHODS = frozenset({"frozen"})
 
 
 @dataclass(frozen=True)
@@ -221,14 +219,19 @@ def _record(task: RunTask, dataset: Dataset, model: str, fit: _Fit, split: Query
     }
 
 
+def full_dim_only(spec: str) -> bool:
+    """Whether the method `spec` names runs at the input dimension only (`frozen`)."""
+    facts = method_facts(spec.split(":", 1)[0])
+    return facts is not None and facts.full_dim_only
+
+
 def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
     """Every run of the grid on one dataset (frozen once per budget and seed)."""
     tasks = []
     for budget in spec.budgets:
         for seed in spec.seeds:
             for method in spec.methods:
-                name = method.split(":", 1)[0]
-                ratios = [1] if name in FULL_DIM_METHODS else list(spec.ratios)
+                ratios = [1] if full_dim_only(method) else list(spec.ratios)
                 for ratio in ratios:
                     dim = _dim_of(full_dim, ratio)
                     variants = tuple(plan_variants(spec.precisions, spec.rescores,

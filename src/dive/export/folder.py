@@ -1,10 +1,11 @@
 """The saved-model folder: `config.json` + `model.safetensors`, loaded back with numpy only.
 
 A fitted compressor is saved as its `Runtime` (see `dive.compressors.runtime`): the arrays go
-into `model.safetensors` under fixed names (`adapter.w1`, `adapter.b1`, `adapter.w2`,
-`adapter.b2`, `center`, `projection`, and int8's calibrated range `quantizer.low`,
-`quantizer.width`), float32, and `config.json` records the format version, the dive version,
-the method and its hyper-parameters, the dimensions, the activation, the precision
+into `model.safetensors` under the names `Runtime.arrays()` gives them (`adapter.w1`,
+`adapter.b1`, `adapter.w2`, `adapter.b2`, `center`, `projection`, and int8's calibrated range
+`quantizer.low`, `quantizer.width`), float32, and come back through `Runtime.from_arrays`;
+`config.json` records the format version, the dive version, the method and its
+hyper-parameters, the dimensions, the activation, the precision
 (`dive.compressors.precision`), which arrays exist, a SHA-256 of the weights file and an
 optional training summary (dataset, budget, seed, validation score). Never pickle. Folders
 written before format 3 have no precision and load as float32.
@@ -41,8 +42,8 @@ from safetensors import SafetensorError
 from dive import __version__
 from dive._io import check_output, replace_path
 from dive.compressors.base import Compressor
-from dive.compressors.precision import PRECISIONS, Precision, Quantizer
-from dive.compressors.runtime import ACTIVATIONS, Activation, Adapter, Runtime
+from dive.compressors.precision import PRECISIONS, Precision
+from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
 from dive.errors import DataError, DiveError
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,6 @@ FORMAT = "dive-compressor"
 FORMAT_VERSION = 3  # 2 added config_sha256, 3 precision
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-ADAPTER_ARRAYS = ("adapter.w1", "adapter.b1", "adapter.w2", "adapter.b2")
-QUANTIZER_ARRAYS = ("quantizer.low", "quantizer.width")
-ARRAY_NAMES = (*ADAPTER_ARRAYS, "center", "projection", *QUANTIZER_ARRAYS)
 # The method name recorded when a bare Runtime (not a fitted compressor) is saved.
 RUNTIME_METHOD = "runtime"
 # The config.json fields that change what a loaded model computes, covered by config_sha256.
@@ -206,8 +204,8 @@ def save(
     arrays = runtime_arrays(runtime)
     activation = runtime.adapter.activation if runtime.adapter is not None else None
     # Refuse to write what `load` would reject (a hand-built Runtime can be inconsistent).
-    build_runtime(arrays, runtime.input_dim, runtime.output_dim, activation, where="runtime",
-                  precision=runtime.precision)
+    Runtime.from_arrays(arrays, input_dim=runtime.input_dim, output_dim=runtime.output_dim,
+                        activation=activation, precision=runtime.precision)
     weights = safetensors.numpy.save(
         arrays, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)}
     )
@@ -270,18 +268,8 @@ def _describe(obj: SaveSource) -> tuple[Runtime, str, dict[str, Any], dict[str, 
 
 def runtime_arrays(runtime: Runtime) -> dict[str, np.ndarray]:
     """The runtime's arrays under their saved names, float32 C-contiguous."""
-    raw: dict[str, np.ndarray | None] = {"center": runtime.center, "projection": runtime.projection}
-    if runtime.adapter is not None:
-        a = runtime.adapter
-        raw.update({"adapter.w1": a.w1, "adapter.b1": a.b1, "adapter.w2": a.w2, "adapter.b2": a.b2})
-    if runtime.quantizer is not None:
-        raw.update({"quantizer.low": runtime.quantizer.low,
-                    "quantizer.width": runtime.quantizer.width})
     arrays: dict[str, np.ndarray] = {}
-    for name in ARRAY_NAMES:
-        value = raw.get(name)
-        if value is None:
-            continue
+    for name, value in runtime.arrays().items():
         arr = np.asarray(value)
         if arr.dtype != np.float32:
             # The runtime computes in float32 anyway; say so, as results may move in the last bit.
@@ -390,9 +378,10 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
     if not weights_path.is_file():
         raise DataError(f"{weights_path}: missing (the folder has config.json but no weights)")
     arrays = _read_weights(weights_path, config, verify=verify)
-    runtime = build_runtime(arrays, config["input_dim"], config["output_dim"],
-                            config["activation"], where=str(weights_path),
-                            precision=config.get("precision", "float32"))
+    runtime = Runtime.from_arrays(arrays, input_dim=config["input_dim"],
+                                  output_dim=config["output_dim"], activation=config["activation"],
+                                  precision=config.get("precision", "float32"),
+                                  where=str(weights_path))
     return LoadedCompressor(
         runtime,
         method=config["method"],
@@ -506,70 +495,3 @@ def _read_weights(path: Path, config: dict[str, Any], *, verify: bool) -> dict[s
             raise DataError(f"{path}: tensor {name!r} contains NaN or inf")
         arrays[name] = np.array(arr, dtype=np.float32, order="C", copy=True)
     return arrays
-
-
-def build_runtime(
-    arrays: dict[str, np.ndarray],
-    input_dim: int,
-    output_dim: int,
-    activation: Activation | None,
-    *,
-    where: str,
-    precision: Precision = "float32",
-) -> Runtime:
-    """Check the arrays' shapes against the dimensions and assemble the `Runtime`."""
-
-    def shape_error(name: str, expected: str) -> DataError:
-        return DataError(
-            f"{where}: tensor {name!r} has shape {tuple(arrays[name].shape)}, expected {expected}"
-        )
-
-    d_in = input_dim
-    present = [name for name in ADAPTER_ARRAYS if name in arrays]
-    adapter = None
-    if present:
-        if len(present) != len(ADAPTER_ARRAYS):
-            absent = [name for name in ADAPTER_ARRAYS if name not in arrays]
-            raise DataError(f"{where}: adapter is incomplete: {absent[0]!r} is missing")
-        if activation is None:
-            raise DataError(f"{where}: the adapter needs an activation (relu or gelu); none given")
-        w1, b1, w2, b2 = (arrays[name] for name in ADAPTER_ARRAYS)
-        if w1.ndim != 2 or w1.shape[1] != d_in or w1.shape[0] == 0:
-            raise shape_error("adapter.w1", f"(r, {d_in})")
-        rank = w1.shape[0]
-        if b1.shape != (rank,):
-            raise shape_error("adapter.b1", f"({rank},) to match adapter.w1")
-        if w2.shape != (d_in, rank):
-            raise shape_error("adapter.w2", f"({d_in}, {rank}) to match adapter.w1")
-        if b2.shape != (d_in,):
-            raise shape_error("adapter.b2", f"({d_in},)")
-        adapter = Adapter(w1, b1, w2, b2, activation=activation)
-    center = arrays.get("center")
-    if center is not None and center.shape != (d_in,):
-        raise shape_error("center", f"({d_in},) (input_dim)")
-    projection = arrays.get("projection")
-    if projection is None:
-        if output_dim != d_in:
-            raise DataError(
-                f"{where}: output_dim {output_dim} != input_dim {d_in} but there is no projection"
-            )
-    elif projection.ndim != 2 or projection.shape[1] != d_in:
-        raise shape_error("projection", f"(output_dim, {d_in}): columns must equal input_dim")
-    elif projection.shape[0] != output_dim:
-        raise shape_error("projection", f"({output_dim}, {d_in}): rows must equal output_dim")
-    quantizer = None
-    ranged = precision == "int8"
-    for name in QUANTIZER_ARRAYS:
-        if (name in arrays) != ranged:
-            raise DataError(f"{where}: tensor {name!r} is {'missing' if ranged else 'unexpected'} "
-                            f"for precision {precision}")
-        if ranged and arrays[name].shape != (output_dim,):
-            raise shape_error(name, f"({output_dim},) (output_dim)")
-    if precision != "float32":
-        try:
-            quantizer = Quantizer(precision, output_dim, arrays.get("quantizer.low"),
-                                  arrays.get("quantizer.width"))
-        except DataError as exc:
-            raise DataError(f"{where}: {exc}") from None
-    return Runtime(input_dim=d_in, adapter=adapter, center=center, projection=projection,
-                   quantizer=quantizer)

@@ -13,7 +13,9 @@ sentence-transformers' own quantization expects floats).
 The module folder is a dive model folder (`config.json` + `model.safetensors`, see
 `dive.export.folder`), written and read through the same code, so a saved
 SentenceTransformer carries the method, its config and the training summary, and its
-`modules.json` names this class (`dive.export.st_module.DiveCompression`). The class is a plain
+`modules.json` names this class (`dive.export.st_module.DiveCompression`). Its buffers are the
+runtime's arrays (`Runtime.arrays()`) under torch-safe names, `.` spelled `_` (`adapter_w1`,
+`quantizer_low`; `buffer_name`), plus binary's `pack_weights`. The class is a plain
 `torch.nn.Module` with a one-argument `load(path)`, the module protocol every
 sentence-transformers release from 3 to 6 accepts.
 
@@ -30,13 +32,20 @@ import torch
 import torch.nn.functional as F
 
 from dive.arrays import UNIT_NORM_TOLERANCE
-from dive.compressors.precision import INT8_LEVELS, Quantizer, pack_weights
-from dive.compressors.runtime import Adapter, Runtime
+from dive.compressors.precision import INT8_LEVELS, pack_weights
+from dive.compressors.runtime import ADAPTER_ARRAYS, ARRAY_NAMES, Runtime
 from dive.export.folder import LoadedCompressor, SaveSource, as_loaded, load, save
 
-_BUFFERS = ("adapter_w1", "adapter_b1", "adapter_w2", "adapter_b2", "center", "projection",
-            "quantizer_low", "quantizer_width", "pack_weights")
 _CODE_DTYPES = {"float16": torch.float16, "int8": torch.int8, "binary": torch.uint8}
+
+
+def buffer_name(array_name: str) -> str:
+    """The buffer holding a runtime array: torch names cannot contain dots."""
+    return array_name.replace(".", "_")
+
+
+_BUFFERS = (*(buffer_name(name) for name in ARRAY_NAMES), "pack_weights")
+_ADAPTER_BUFFERS = tuple(buffer_name(name) for name in ADAPTER_ARRAYS)
 
 
 def _tensor(arr: np.ndarray | None) -> torch.Tensor | None:
@@ -62,20 +71,11 @@ class DiveCompression(torch.nn.Module):
         self.code_width = runtime.code_width
         adapter = runtime.adapter
         self.activation = adapter.activation if adapter is not None else None
-        quantizer = runtime.quantizer
-        arrays = {
-            "adapter_w1": adapter.w1 if adapter else None,
-            "adapter_b1": adapter.b1 if adapter else None,
-            "adapter_w2": adapter.w2 if adapter else None,
-            "adapter_b2": adapter.b2 if adapter else None,
-            "center": runtime.center,
-            "projection": runtime.projection,
-            "quantizer_low": quantizer.low if quantizer else None,
-            "quantizer_width": quantizer.width if quantizer else None,
-            "pack_weights": pack_weights(self.output_dim) if self.precision == "binary" else None,
-        }
+        arrays = {buffer_name(name): arr for name, arr in runtime.arrays().items()}
+        if self.precision == "binary":
+            arrays["pack_weights"] = pack_weights(self.output_dim)
         for name in _BUFFERS:
-            self.register_buffer(name, _tensor(arrays[name]))
+            self.register_buffer(name, _tensor(arrays.get(name)))
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
         x = features[self.feature]
@@ -97,7 +97,7 @@ class DiveCompression(torch.nn.Module):
                 f"DiveCompression: embeddings have dimension {x.shape[-1]}, "
                 f"the compressor expects {self.input_dim}"
             )
-        w1, b1, w2, b2 = (self._buffer(n) for n in _BUFFERS[:4])
+        w1, b1, w2, b2 = (self._buffer(n) for n in _ADAPTER_BUFFERS)
         center, projection = self._buffer("center"), self._buffer("projection")
         dtype = next((b.dtype for b in (w1, center, projection) if b is not None), x.dtype)
         h = x.to(dtype)
@@ -133,19 +133,14 @@ class DiveCompression(torch.nn.Module):
     def to_compressor(self) -> LoadedCompressor:
         """The current buffers as a numpy `LoadedCompressor` (what `save` writes)."""
 
-        def arr(name: str) -> np.ndarray | None:
-            t = self._buffer(name)
-            return None if t is None else t.detach().to("cpu", torch.float32).numpy().copy()
-
-        w1, b1, w2, b2 = (arr(n) for n in _BUFFERS[:4])
-        adapter = None
-        if w1 is not None and b1 is not None and w2 is not None and b2 is not None:
-            adapter = Adapter(w1, b1, w2, b2, activation=self.activation or "gelu")
-        quantizer = None
-        if self.precision != "float32":
-            quantizer = Quantizer(self.precision, self.output_dim, arr("quantizer_low"),
-                                  arr("quantizer_width"))
-        runtime = Runtime(self.input_dim, adapter, arr("center"), arr("projection"), quantizer)
+        arrays = {}
+        for name in ARRAY_NAMES:
+            t = self._buffer(buffer_name(name))
+            if t is not None:
+                arrays[name] = t.detach().to("cpu", torch.float32).numpy().copy()
+        runtime = Runtime.from_arrays(arrays, input_dim=self.input_dim, output_dim=self.output_dim,
+                                      activation=self.activation, precision=self.precision,
+                                      where="DiveCompression")
         return LoadedCompressor(runtime, method=self.method, method_config=self.method_config,
                                 summary=self.summary)
 

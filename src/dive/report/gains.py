@@ -1,7 +1,8 @@
 """Each method against the best training-free compressor: gain per cell, summary per method.
 
 A cell is one (dataset, model, budget, dim) a method ran. Its reference is the better of the
-training-free methods (`pca` and `pca-uncentered` by default) at the same cell, each averaged
+training-free methods (by default the registered methods that declare
+`training_free_reference`: `pca` and `pca-uncentered`) at the same cell, each averaged
 over the seeds the method ran: on collections without a train split the evaluation half
 changes with the seed, so only the same seeds compare. A cell whose references lack one of
 those seeds, or a reference method altogether, is kept but not compared (`reference` None),
@@ -22,11 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from dive.compressors.registry import all_method_facts
 from dive.report.markdown import signed
 from dive.report.summary import budget_order, is_frozen, method_label, method_order
 
-REFERENCES = ("pca", "pca-uncentered")
 TOLERANCE = 0.002
+
+
+def reference_methods() -> tuple[str, ...]:
+    """The training-free references, in registry order (`MethodFacts.training_free_reference`)."""
+    return tuple(f.name for f in all_method_facts() if f.training_free_reference)
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,14 @@ class TargetGain:
 def gains_over_training_free(
     records: Iterable[Mapping[str, Any]],
     metric: str = "ndcg@10",
-    references: Sequence[str] = REFERENCES,
+    references: Sequence[str] | None = None,
 ) -> list[GainCell]:
     """A `GainCell` per (dataset, model, budget, method, dim) in `records` (frozen left out).
 
     Reference methods get cells too: each against the better of all references.
     Records are taken as they come: merge duplicates first (`dive.report.merge`).
     """
+    references = reference_methods() if references is None else references
     if not references:
         raise ValueError("at least one reference method is needed")
     scores: dict[tuple[str, str, str, str, int], dict[int, float]] = defaultdict(dict)
@@ -225,8 +232,8 @@ def summary_text(
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]
-    head = (f"vs best training-free ({' / '.join(REFERENCES)}, same cell, mean over the same "
-            f"seeds); tied = within {tolerance}")
+    head = (f"vs best training-free ({' / '.join(reference_methods())}, same cell, mean over "
+            f"the same seeds); tied = within {tolerance}")
     return "\n".join([head, *table, "", *_target_lines(cells, target_name, datasets, ratio,
                                                         budget)])
 
@@ -283,9 +290,10 @@ def render_gains(
     parts = [f"# {title}", ""]
     if preamble:
         parts += [preamble, ""]
+    references = " and ".join(f"`{r}`" for r in reference_methods())
     parts += [
         f"nDCG@10 against the best training-free compressor (the better of "
-        f"{' and '.join(f'`{r}`' for r in REFERENCES)} at the same collection, dimension and "
+        f"{references} at the same collection, dimension and "
         f"budget, each averaged over the same seeds as the method). **won or tied**: cells "
         f"where the method's mean is at least that minus {tolerance}, out of the cells it ran; "
         f"**mean gain**: over those cells, each weighing the same; **worst**: the lowest gain "

@@ -5,10 +5,10 @@ line per method with error bars (std over seeds), the frozen full-dimension scor
 horizontal line. `plot_ndcg_vs_budget`: one panel per dataset, the metric against the label
 budget at one compression ratio. `plot_frontier`: the metric against bytes per vector, a
 line per family (`dive.report.frontier`). The `..._figure` functions return the laid-out
-figure instead of writing it. A method keeps its colour in every panel and plot, DIVE
-(every `dive...` spec) is drawn thicker and on top, and the shared legend below the panels
-wraps into as many rows as the figure's width allows, the figure growing to hold it. Left
-out: interactive output and any styling knobs.
+figure instead of writing it. A method keeps its colour in every panel and plot, ours (the
+`learned` family: every DIVE spec) is drawn thicker and on top, and the shared legend below
+the panels wraps into as many rows as the figure's width allows, the figure growing to hold
+it. Left out: interactive output and any styling knobs.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from dive._io import atomic_open
+from dive.compressors.registry import method_facts
 from dive.report.summary import (
     Cell,
+    base_method,
     budget_order,
     budget_title,
     dim_ratios,
@@ -32,9 +34,9 @@ from dive.report.summary import (
 
 FROZEN_STYLE: dict[str, Any] = {"color": "black", "linestyle": "--", "linewidth": 1.2}
 _LINE_STYLE: dict[str, Any] = {"marker": "o", "markersize": 4, "capsize": 3, "linewidth": 1.4}
-# DIVE stands out: thicker, larger markers, above every other line (errorbar's default zorder
+# Ours stand out: thicker, larger markers, above every other line (errorbar's default zorder
 # is 2).
-_DIVE_STYLE: dict[str, Any] = {"markersize": 5.5, "linewidth": 2.6, "zorder": 3}
+_OURS_STYLE: dict[str, Any] = {"markersize": 5.5, "linewidth": 2.6, "zorder": 3}
 _DPI = 110
 _LEGEND_COLUMNS = 6  # at most, so a wide figure's legend stays a compact block
 _LEGEND_PAD = 0.15  # inches between the legend and the figure's edges
@@ -58,12 +60,13 @@ def _colours(methods: Sequence[str]) -> dict[str, Any]:
     return {m: palette[i % len(palette)] for i, m in enumerate(drawn)}
 
 
-def _is_dive(method: str) -> bool:
-    return method.startswith("dive")
+def _is_ours(method: str) -> bool:
+    facts = method_facts(base_method(method))
+    return facts is not None and facts.family == "learned"
 
 
 def _line_style(method: str, colour: Any) -> dict[str, Any]:
-    return {**_LINE_STYLE, **(_DIVE_STYLE if _is_dive(method) else {}), "color": colour}
+    return {**_LINE_STYLE, **(_OURS_STYLE if _is_ours(method) else {}), "color": colour}
 
 
 def _frozen_label(method: str, dim: int) -> str:
@@ -277,8 +280,8 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
                 if not points:
                     continue
                 anchor = points[0].anchor
-                name = "frozen, quantized" if family == "frozen" else family
-                style = {**_LINE_STYLE, **(_DIVE_STYLE if _is_dive(family) else {})}
+                name = f"{family}, quantized" if is_frozen(family) else family
+                style = {**_LINE_STYLE, **(_OURS_STYLE if _is_ours(family) else {})}
                 style.pop("capsize")
                 ax.plot([c.bytes_per_vector for c in points], [c.mean for c in points],
                         label=name, color=colours[family], linestyle=":" if anchor else "-",

@@ -17,26 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from dive.compressors.registry import display_order, method_facts
 from dive.evaluate.anchors import FAMILIES as ANCHOR_FAMILIES
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.records import record_variant
 
-# Reference rows first, then the classical floors, the published baselines and DIVE last, so
-# the method a reader looks for is always in the same place; unknown methods follow in the
-# order first seen. Ablations (`dive:heads=1`) sit right after their base method.
-CANONICAL_ORDER = (
-    "frozen",
-    "truncate",
-    "random",
-    "pca",
-    "pca-uncentered",
-    "matryoshka-adaptor-unsup",
-    "matryoshka-adaptor",
-    "search-adaptor",
-    "smec",
-    "dive",
-    *ANCHOR_FAMILIES,  # what users run instead of dive (`dive.evaluate.anchors`), after it
-)
 METRIC_TITLES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10"}
 VARIANT_MARK = "@"  # method@precision[+rescoreN]: a method's results at another first stage
 
@@ -141,17 +126,28 @@ def base_method(method: str) -> str:
 
 
 def is_frozen(method: str) -> bool:
-    """Whether a row is the uncompressed full-dimension float32 reference."""
-    return VARIANT_MARK not in method and base_method(method) == "frozen"
+    """Whether a row is the uncompressed full-dimension float32 reference (family reference)."""
+    facts = method_facts(base_method(method))
+    return VARIANT_MARK not in method and facts is not None and facts.family == "reference"
+
+
+def canonical_order() -> tuple[str, ...]:
+    """Base methods in display order: the registered ones (`display_order`: the reference
+    first, then the classical floors, the published baselines and ours last), then the anchors
+    (`dive.evaluate.anchors`, what users run instead), so the method a reader looks for is
+    always in the same place."""
+    return (*display_order(), *ANCHOR_FAMILIES)
 
 
 def method_order(methods: Iterable[str]) -> list[str]:
-    """Distinct methods in display order: frozen first, then `CANONICAL_ORDER`, then others."""
+    """Distinct methods in display order: `canonical_order`, then unknown methods in the order
+    first seen; ablations (`dive:heads=1`) right after their base method."""
     seen = list(dict.fromkeys(methods))
+    order = canonical_order()
 
     def key(method: str) -> tuple[int, int, int]:
         base = base_method(method)
-        rank = CANONICAL_ORDER.index(base) if base in CANONICAL_ORDER else len(CANONICAL_ORDER)
+        rank = order.index(base) if base in order else len(order)
         first_of_base = min(i for i, m in enumerate(seen) if base_method(m) == base)
         # The plain spec, then its earlier versions (`smec@v1`), then its ablations in the
         # order first seen.

@@ -166,20 +166,7 @@ def runtime_digest(runtime: Runtime) -> str:
     if runtime.quantizer is not None:  # only then, so float32 models keep their old digest
         head["precision"] = runtime.precision
     digest.update(json.dumps(head, sort_keys=True).encode())
-    quantizer = runtime.quantizer
-    arrays = {
-        "adapter.w1": adapter.w1 if adapter else None,
-        "adapter.b1": adapter.b1 if adapter else None,
-        "adapter.w2": adapter.w2 if adapter else None,
-        "adapter.b2": adapter.b2 if adapter else None,
-        "center": runtime.center,
-        "projection": runtime.projection,
-        "quantizer.low": quantizer.low if quantizer else None,
-        "quantizer.width": quantizer.width if quantizer else None,
-    }
-    for name, value in arrays.items():
-        if value is None:
-            continue
+    for name, value in runtime.arrays().items():
         arr = np.ascontiguousarray(value)
         digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
         digest.update(arr.tobytes())

@@ -1,0 +1,62 @@
+"""`Runtime.arrays()` and `Runtime.from_arrays`: the one naming of a runtime's arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dive.compressors.precision import PRECISIONS
+from dive.compressors.runtime import ARRAY_NAMES, Adapter, Runtime
+from dive.errors import DataError
+
+
+def full_runtime(dim: int = 12, out: int = 4, seed: int = 0) -> Runtime:
+    rng = np.random.default_rng(seed)
+
+    def arr(*shape: int) -> np.ndarray:
+        return (0.3 * rng.standard_normal(shape)).astype(np.float32)
+
+    return Runtime(dim, Adapter(arr(6, dim), arr(6), arr(dim, 6), arr(dim), activation="relu"),
+                   center=arr(dim), projection=arr(out, dim))
+
+
+def rebuilt(runtime: Runtime) -> Runtime:
+    activation = None if runtime.adapter is None else runtime.adapter.activation
+    return Runtime.from_arrays(runtime.arrays(), input_dim=runtime.input_dim,
+                               output_dim=runtime.output_dim, activation=activation,
+                               precision=runtime.precision)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_array_and_precision_round_trips(precision: str, corpus: np.ndarray) -> None:
+    runtime = full_runtime(dim=corpus.shape[1]).with_precision(precision, corpus)
+    back = rebuilt(runtime)
+    arrays = runtime.arrays()
+    expected = [n for n in ARRAY_NAMES if precision == "int8" or not n.startswith("quantizer.")]
+    assert list(arrays) == expected
+    assert all(np.array_equal(back.arrays()[n], arrays[n]) for n in arrays)
+    assert back.precision == precision
+    assert np.array_equal(back(corpus), runtime(corpus))
+
+
+def test_missing_parts_are_left_out_and_stay_out() -> None:
+    bare = Runtime(8)
+    assert bare.arrays() == {}
+    assert rebuilt(bare).output_dim == 8
+    projection = np.eye(3, 8, dtype=np.float32)
+    only = Runtime.from_arrays({"projection": projection}, input_dim=8)
+    assert only.output_dim == 3 and only.adapter is None and only.center is None
+
+
+def test_from_arrays_names_the_bad_array() -> None:
+    arrays = full_runtime().arrays()
+    with pytest.raises(DataError, match=r"^m\.st: unknown tensor 'pack_weights'"):
+        Runtime.from_arrays({**arrays, "pack_weights": arrays["center"]}, input_dim=12,
+                            activation="relu", where="m.st")
+    del arrays["adapter.b2"]
+    with pytest.raises(DataError, match=r"adapter is incomplete: 'adapter\.b2' is missing"):
+        Runtime.from_arrays(arrays, input_dim=12, activation="relu")
+    with pytest.raises(DataError, match=r"'quantizer\.low' is missing for precision int8"):
+        Runtime.from_arrays({}, input_dim=12, precision="int8")
+    with pytest.raises(DataError, match=r"'center' has shape \(12,\), expected \(10,\)"):
+        Runtime.from_arrays({"center": np.zeros(12, np.float32)}, input_dim=10)
