@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -469,7 +470,7 @@ class _Race:
             for f in range(len(self.folds.held_out))
         ]
         jobs = list({id(run): (run, h) for run, h in jobs}.values())  # label-free: one run
-        workers = min(self.fit.config.workers, len(jobs))
+        workers = min(self.fit.config.workers or _cpus(), len(jobs))
         if workers <= 1:
             for run, horizon in jobs:
                 run.train_to(horizon)
@@ -484,6 +485,13 @@ class _Race:
         if self.arms[candidate].triplet_weight == 0:
             return Curve(curve.steps, curve.scores[:, held_rows])
         return curve
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _race(

@@ -104,7 +104,8 @@ class DiveConfig:
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
     grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
-    workers: int = 1  # selection runs trained at once (threads; the same model at any count)
+    workers: int | None = None  # selection runs trained at once (threads; None: one per CPU);
+    # the model is bitwise the same at any count
 
     def __post_init__(self) -> None:
         checks = [
@@ -134,7 +135,7 @@ class DiveConfig:
             ("holdout_min", self.holdout_min >= 1, ">= 1"),
             ("min_gain_z", self.min_gain_z >= 0, ">= 0"),
             ("threads", self.threads is None or self.threads >= 1, ">= 1 (or None)"),
-            ("workers", self.workers >= 1, ">= 1"),
+            ("workers", self.workers is None or self.workers >= 1, ">= 1 (or None)"),
         ]
         for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start)):
             valid = get_args(kind)
