@@ -98,6 +98,26 @@ def test_a_folder_saved_before_runtime_arrays_loads_and_saves_back_the_same(
     assert config_after == config_before
 
 
+def test_the_same_model_saves_to_the_same_bytes_in_every_process(tmp_path: Path) -> None:
+    # safetensors orders its metadata map at random per process: with more than one key, two
+    # runs of the same code wrote different bytes (and weights_sha256). Six processes would
+    # all agree by chance with probability 1/32 if the order still varied.
+    script = (
+        "import sys, numpy as np\n"
+        "from dive.compressors.pca import PCA\n"
+        "from dive.export.folder import save\n"
+        "corpus = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)\n"
+        "save(PCA(dim=4).fit(corpus), sys.argv[1])\n"
+    )
+    digests = set()
+    for i in range(6):
+        folder = tmp_path / f"m{i}"
+        subprocess.run([sys.executable, "-c", script, str(folder)], check=True)
+        digests.add(((folder / "model.safetensors").read_bytes(),
+                     (folder / "config.json").read_bytes()))
+    assert len(digests) == 1
+
+
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_adapter_runtime_round_trips(activation: str, tmp_path: Path, make_runtime: Any,
                                      make_inputs: Any) -> None:

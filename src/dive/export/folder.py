@@ -206,9 +206,10 @@ def save(
     # Refuse to write what `load` would reject (a hand-built Runtime can be inconsistent).
     Runtime.from_arrays(arrays, input_dim=runtime.input_dim, output_dim=runtime.output_dim,
                         activation=activation, precision=runtime.precision)
-    weights = safetensors.numpy.save(
-        arrays, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)}
-    )
+    # One metadata key: safetensors writes its metadata map in a per-process random order,
+    # so two keys would make the same model's bytes (and weights_sha256) differ between runs.
+    # The format version is config.json's.
+    weights = safetensors.numpy.save(arrays, metadata={"format": FORMAT})
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
