@@ -18,5 +18,5 @@ methods=(
   dive:start=centered         # centred mu, no start selection
 )
 list=$(printf '%s,' "${methods[@]}")
-.venv/bin/dive evaluate --dataset scifact --methods "${list%,}" --ratios 8 --budgets 64 \
+.venv/bin/dive evaluate --datasets scifact --methods "${list%,}" --ratios 8 --budgets 64 \
   --seeds 0,1,2 --results benchmarks/results/ablation.jsonl --report docs/ablation --overwrite

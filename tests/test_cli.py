@@ -15,7 +15,7 @@ from dive.errors import DiveError
 def evaluate_args(tiny: tuple[Path, Path], results: Path, *extra: str) -> list[str]:
     return [
         "evaluate",
-        "--dataset",
+        "--datasets",
         str(tiny[0]),
         "--embeddings",
         str(tiny[1]),

@@ -156,18 +156,18 @@ def lance_table(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 GRID = "--embeddings {ws}/emb --methods frozen --ratios 2 --budgets all --seeds 0"
-EVALUATE = "evaluate --dataset {ws}/tiny " + GRID
+EVALUATE = "evaluate --datasets {ws}/tiny " + GRID
 FIT = "fit --dataset {ws}/tiny --embeddings {ws}/emb --method pca --dim 8"
 SEARCH = "search {ws}/index.faiss {ws}/model"
 COMPRESS = "compress {ws}/model --no-progress --input"
 IMPORT = ("embed --dataset {ws}/tiny --from-parquet {ws}/api/corpus.parquet --queries-parquet "
-          "{ws}/api/queries.parquet --out {ws}/imported")
+          "{ws}/api/queries.parquet --output {ws}/imported")
 
 CASES = [
     # arguments (issue 12, item 10)
     Case("seeds -1", EVALUATE + " --seeds -1 --results {ws}/r.jsonl", "--seeds: expected an "
          "integer >= 0, got -1"),
-    Case("seed -1", FIT + " --seed -1 --out {ws}/m", "--seed: expected an integer >= 0, got -1"),
+    Case("seed -1", FIT + " --seed -1 --output {ws}/m", "--seed: expected an integer >= 0, got -1"),
     Case("ratios 0", EVALUATE + " --ratios 0 --results {ws}/r.jsonl", "--ratios: expected an "
          "integer >= 1, got 0"),
     Case("ratios -2", EVALUATE + " --ratios -2 --results {ws}/r.jsonl", "got -2"),
@@ -176,17 +176,18 @@ CASES = [
     Case("k -5", SEARCH + " --queries-npy {ws}/q.npy -k -5", "-k: expected an integer >= 1"),
     Case("methods ,", EVALUATE + " --methods , --results {ws}/r.jsonl", "--methods: expected a "
          "comma-separated list"),
-    Case("data-dir is a file", "evaluate --dataset tiny --data-dir {ws}/afile " + GRID,
-         "afile: the data folder (--data-dir) is not a folder"),
-    Case("dim not a number", FIT + " --dim x --out {ws}/m", "--dim: expected an integer"),
+    Case("data-dir is a file", "evaluate --datasets tiny --data-dir {ws}/afile " + GRID,
+         "afile: data_dir is not a folder (--data-dir)"),
+    Case("dim not a number", FIT + " --dim x --output {ws}/m", "--dim: expected an integer"),
     Case("unknown verb", "frobnicate", "invalid choice: 'frobnicate'"),
     # results files (item 11)
-    Case("report binary", "report {ws}/bin.jsonl --out {ws}/rep", "bin.jsonl:1: not UTF-8"),
-    Case("report folder", "report {ws}/emb --out {ws}/rep", "emb: is a folder"),
-    Case("report text metric", "report {ws}/results.jsonl --out {ws}/rep",
+    Case("report binary", "report --results {ws}/bin.jsonl --output {ws}/rep",
+         "bin.jsonl:1: not UTF-8"),
+    Case("report folder", "report --results {ws}/emb --output {ws}/rep", "emb: is a folder"),
+    Case("report text metric", "report --results {ws}/results.jsonl --output {ws}/rep",
          "results.jsonl:2: ndcg@10 is 'high'",
          append_line("results.jsonl", json.dumps({**record(seed=5), "ndcg@10": "high"}) + "\n")),
-    Case("report null dim", "report {ws}/results.jsonl --out {ws}/rep",
+    Case("report null dim", "report --results {ws}/results.jsonl --output {ws}/rep",
          "results.jsonl:2: dim is None",
          append_line("results.jsonl", json.dumps({**record(seed=5), "dim": None}) + "\n")),
     Case("evaluate binary results", EVALUATE + " --results {ws}/bin.jsonl", "bin.jsonl:1"),
@@ -194,29 +195,30 @@ CASES = [
     # file-system errors (item 12)
     Case("compress disk full", COMPRESS + " {ws}/x.npy --output {ws}/y.npy",
          "y.npy: no space left on device", disk_full, leaves=(".y.npy.partial/*",)),
-    Case("fit read-only", FIT + " --out {ws}/ro/m", "ro/m: permission denied", read_only("ro")),
+    Case("fit read-only", FIT + " --output {ws}/ro/m", "ro/m: permission denied", read_only("ro")),
     Case("evaluate read-only", EVALUATE + " --results {ws}/ro/r.jsonl",
          "ro/r.jsonl: permission denied", read_only("ro")),
-    Case("index read-only", "index {ws}/model --embeddings {ws}/emb --out {ws}/ro/i.faiss",
+    Case("index read-only", "index {ws}/model --embeddings {ws}/emb --output {ws}/ro/i.faiss",
          "ro/i.faiss: permission denied", read_only("ro")),
-    Case("report read-only", "report {ws}/results.jsonl --out {ws}/ro/rep",
+    Case("report read-only", "report --results {ws}/results.jsonl --output {ws}/ro/rep",
          "permission denied", read_only("ro")),
-    Case("export read-only", "export {ws}/model --format onnx --out {ws}/ro/m.onnx",
+    Case("export read-only", "export {ws}/model --format onnx --output {ws}/ro/m.onnx",
          "ro/m.onnx: permission denied", read_only("ro")),
     Case("compress read-only", COMPRESS + " {ws}/x.npy --output {ws}/ro/y.npy",
          "permission denied", read_only("ro")),
-    Case("index --out a folder", "index {ws}/model --embeddings {ws}/emb --out {ws}/emb",
+    Case("index --output a folder", "index {ws}/model --embeddings {ws}/emb --output {ws}/emb",
          "emb: exists and is not a dive index"),
-    Case("onnx --out a folder", "export {ws}/model --format onnx --out {ws}/emb",
+    Case("onnx --output a folder", "export {ws}/model --format onnx --output {ws}/emb",
          "emb: exists and is not an ONNX file"),
-    Case("fit parent is a file", FIT + " --out {ws}/afile/m", "afile: a file is in the way"),
+    Case("fit parent is a file", FIT + " --output {ws}/afile/m", "afile: a file is in the way"),
     Case("evaluate parent is a file", EVALUATE + " --results {ws}/afile/r.jsonl",
          "afile/r.jsonl: a file is in the way"),
     Case("index parent is a file", "index {ws}/model --embeddings {ws}/emb "
-         "--out {ws}/afile/i.faiss", "afile: a file is in the way"),
-    Case("report parent is a file", "report {ws}/results.jsonl --out {ws}/afile/rep",
+         "--output {ws}/afile/i.faiss", "afile: a file is in the way"),
+    Case("report parent is a file",
+         "report --results {ws}/results.jsonl --output {ws}/afile/rep",
          "afile/rep: a file is in the way"),
-    Case("onnx parent is a file", "export {ws}/model --format onnx --out {ws}/afile/m.onnx",
+    Case("onnx parent is a file", "export {ws}/model --format onnx --output {ws}/afile/m.onnx",
          "afile: a file is in the way"),
     Case("compress parent is a file", COMPRESS + " {ws}/x.npy --output {ws}/afile/y.npy",
          "afile: a file is in the way"),
@@ -235,17 +237,17 @@ CASES = [
     Case("compress zero row", COMPRESS + " {ws}/zero.npy --output {ws}/z.npy",
          "zero.npy: row 2 has norm 0"),
     # saved-model checksums (item 9)
-    Case("edited activation", "index {ws}/edited --embeddings {ws}/emb --out {ws}/i.faiss",
+    Case("edited activation", "index {ws}/edited --embeddings {ws}/emb --output {ws}/i.faiss",
          "do not match config_sha256", edit_model(activation="relu")),
-    Case("no weights checksum", "index {ws}/edited --embeddings {ws}/emb --out {ws}/i.faiss",
-         "no weights_sha256, so the weights cannot be checked; load it with verify=False "
-         "(CLI: --no-verify)", edit_model(weights_sha256="DEL")),
+    Case("no weights checksum", "index {ws}/edited --embeddings {ws}/emb --output {ws}/i.faiss",
+         "no weights_sha256, so the weights cannot be checked; load it with verify=False to "
+         "use it unchecked (--no-verify)", edit_model(weights_sha256="DEL")),
     # a few that already held before issue 12
     Case("malformed corpus line", EVALUATE + " --results {ws}/r.jsonl",
          "corpus.jsonl line 121", append_line("tiny/corpus.jsonl", "{broken\n")),
     Case("unknown method", EVALUATE + " --methods pcaa --results {ws}/r.jsonl",
          "unknown method 'pcaa'"),
-    Case("missing model folder", "index {ws}/nope --embeddings {ws}/emb --out {ws}/i.faiss",
+    Case("missing model folder", "index {ws}/nope --embeddings {ws}/emb --output {ws}/i.faiss",
          "nope: no such model folder"),
     Case("compress over an existing output", COMPRESS + " {ws}/x.npy --output {ws}/q.npy",
          "q.npy: already exists"),
@@ -307,7 +309,7 @@ def ws(tmp_path: Path, make_tiny: Callable[..., tuple[Path, Path]]) -> Path:
     except ImportError:
         return tmp_path
     assert main(["index", str(tmp_path / "model"), "--embeddings", str(emb),
-                 "--out", str(tmp_path / "index.faiss")]) == 0
+                 "--output", str(tmp_path / "index.faiss")]) == 0
     return tmp_path
 
 
@@ -348,7 +350,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert not new, new
 
 
-@pytest.mark.parametrize("name", ["k 0", "index --out a folder", "queries wrong dim"])
+@pytest.mark.parametrize("name", ["k 0", "index --output a folder", "queries wrong dim"])
 def test_the_real_command_prints_one_line_too(name: str, ws: Path) -> None:
     # Out of process: logging handlers and argparse's own printing are the real ones.
     import subprocess

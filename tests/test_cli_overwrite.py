@@ -16,11 +16,11 @@ Tiny = tuple[Path, Path]
 
 def fit_argv(tiny: Tiny, out: Path) -> list[str]:
     return ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
-            "--dim", "8", "--out", str(out)]
+            "--dim", "8", "--output", str(out)]
 
 
 def evaluate_argv(tiny: Tiny, results: Path, *extra: str) -> list[str]:
-    return ["evaluate", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+    return ["evaluate", "--datasets", str(tiny[0]), "--embeddings", str(tiny[1]),
             "--methods", "frozen,pca", "--ratios", "4", "--budgets", "all", "--seeds", "0",
             "--results", str(results), *extra]
 
@@ -39,13 +39,13 @@ def results(tiny: Tiny, tmp: Path) -> Path:
 VERBS: dict[str, tuple[Callable[[Tiny, Path], list[str]], str | None]] = {
     "fit": (lambda tiny, tmp: fit_argv(tiny, tmp / "out"), None),
     "export-onnx": (lambda tiny, tmp: ["export", str(model(tiny, tmp)), "--format", "onnx",
-                                       "--out", str(tmp / "out")], "onnx"),
+                                       "--output", str(tmp / "out")], "onnx"),
     "export-st": (lambda tiny, tmp: ["export", str(model(tiny, tmp)), "--format",
-                                     "sentence-transformers", "--out", str(tmp / "out")], None),
+                                     "sentence-transformers", "--output", str(tmp / "out")], None),
     "index": (lambda tiny, tmp: ["index", str(model(tiny, tmp)), "--embeddings", str(tiny[1]),
-                                 "--out", str(tmp / "out")], "faiss"),
-    "report": (lambda tiny, tmp: ["report", str(results(tiny, tmp)), "--out", str(tmp / "out")],
-               None),
+                                 "--output", str(tmp / "out")], "faiss"),
+    "report": (lambda tiny, tmp: ["report", "--results", str(results(tiny, tmp)),
+                                  "--output", str(tmp / "out")], None),
     "evaluate-report": (lambda tiny, tmp: evaluate_argv(tiny, tmp / "e.jsonl", "--report",
                                                         str(tmp / "out")), None),
     "evaluate-plot": (lambda tiny, tmp: evaluate_argv(tiny, tmp / "e.jsonl", "--plot",
@@ -112,7 +112,7 @@ def test_demo_twice_resumes_and_overwrite_starts_over(
 ) -> None:
     out = tmp_path / "demo"
     argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
-            "frozen,pca", "--ratios", "4", "--out", str(out)]
+            "frozen,pca", "--ratios", "4", "--output", str(out)]
     assert main(argv) == 0
     first = (out / "results.jsonl").read_text()
     assert main(argv) == 0  # `make demo` twice: the second run reuses the first's records

@@ -163,6 +163,7 @@ def check_output(
         return
     if not ours(path):
         raise DiveError(f"{path}: exists and is not {what}; refusing to replace it "
-                        "(--overwrite replaces only what dive wrote)")
+                        "(overwrite replaces only what dive wrote)")
     if not overwrite:
-        raise DiveError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it")
+        raise DiveError(f"{path}: already exists; pass overwrite=True to replace it",
+                        param="overwrite")

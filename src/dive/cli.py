@@ -1,5 +1,8 @@
 """The `dive` command line: one small function per verb; the only module that prints.
 
+The verbs' arguments are described in `dive.cli_parsers` (one builder per verb); this module
+runs them.
+
 Errors the user can fix (`DiveError`, file-system `OSError`s, bad arguments) print as one
 line on stderr with exit status 2; `--debug` shows the traceback instead. Every verb that
 writes refuses to replace an existing output unless given `--overwrite`, which replaces only
@@ -14,10 +17,10 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from dive import __version__
 from dive._io import check_output, describe_os_error
+from dive.cli_parsers import build_parser
 from dive.errors import DiveError
 
 if TYPE_CHECKING:
@@ -25,131 +28,6 @@ if TYPE_CHECKING:
     from dive.scale.stream import CompressResult
 
 Handler = Callable[[argparse.Namespace], int]
-
-OVERWRITE_HELP = "replace an existing output, if dive wrote it (never anything else)"
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, like every other `dive` error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _int_list(minimum: int) -> Callable[[str], list[int]]:
-    one = _int_at_least(minimum)
-
-    def parse(text: str) -> list[int]:
-        values = [one(v) for v in text.split(",") if v.strip()]
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-        return values
-
-    return parse
-
-
-def _str_list(text: str) -> list[str]:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-    return values
-
-
-def _precision(text: str) -> str:
-    from dive.compressors.precision import check_precision
-
-    try:
-        return check_precision(text.strip())
-    except DiveError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _precision_list(text: str) -> list[str]:
-    return [_precision(v) for v in _str_list(text)]
-
-
-def _anchor_list(text: str) -> list[str]:
-    from dive.evaluate.anchors import parse_anchor
-
-    try:
-        return [parse_anchor(v).name for v in _str_list(text)]
-    except DiveError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _methods_of(*families: str) -> str:
-    """The registered methods of `families` but our extensions, in registry order: a verb's
-    default `--methods`."""
-    from dive.compressors.registry import all_method_facts
-
-    return ",".join(f.name for f in all_method_facts() if f.family in families
-                    and not f.extension)
-
-
-def _add_grid_options(
-    p: argparse.ArgumentParser, *, methods: str, budgets: str, seeds: str
-) -> None:
-    p.add_argument(
-        "--methods",
-        type=_str_list,
-        default=_str_list(methods),
-        help="comma-separated method specs (name or name:key=value:...)",
-    )
-    p.add_argument("--ratios", type=_int_list(1), default=[2, 4, 8, 16],
-                   help="compression ratios D/d")
-    p.add_argument(
-        "--budgets",
-        type=_str_list,
-        default=_str_list(budgets),
-        help="label budgets: numbers of training queries, or 'all'",
-    )
-    p.add_argument("--seeds", type=_int_list(0), default=_int_list(0)(seeds), help="random seeds")
-    p.add_argument("--precisions", type=_precision_list, default=["float32"],
-                   help="first-stage index precisions each fit is scored at (float32, float16, "
-                        "int8, binary), without refitting")
-    p.add_argument("--rescore", type=_int_list(0), default=[0],
-                   help="funnel factors: the first stage keeps factor x k candidates, rescored "
-                        "by float32 vectors to the top k (0: no rescoring)")
-    p.add_argument("--rescore-with", choices=["full", "compressed"], default="full",
-                   help="what a funnel rescores with: the full embeddings or the compressed "
-                        "float32 outputs")
-    p.add_argument("--anchors", type=_anchor_list, default=[],
-                   help="indexes users run instead, scored as rows at their bytes per vector: "
-                        "faiss-pq:M, faiss-opq:M (M bytes), faiss-pca-sq8, faiss-pca-sq4 (at "
-                        "each ratio), st-int8, st-binary (full dimension)")
-    p.add_argument(
-        "--model",
-        default="all-MiniLM-L6-v2",
-        help="sentence-transformers model name or path (embeddings folder name)",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="folder holding BEIR datasets by name (default: $DIVE_DATA, cache, download)",
-    )
-    p.add_argument(
-        "--embeddings",
-        default=None,
-        help="precomputed embeddings folder for a single dataset "
-        "(default: $DIVE_EMBEDDINGS/<model>/<dataset>, cache, encode)",
-    )
-
-
-def _add_overwrite(p: argparse.ArgumentParser, help: str = OVERWRITE_HELP) -> None:
-    p.add_argument("--overwrite", action="store_true", help=help)
 
 
 def _check_files(paths: Sequence[str | Path], overwrite: bool) -> None:
@@ -181,7 +59,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         data_dir=args.data_dir,
         embeddings_dir=args.embeddings,
         precisions=args.precisions,
-        rescores=args.rescore,
+        rescores=args.rescore_factors,
         rescore_with=args.rescore_with,
         anchors=args.anchors,
     )
@@ -218,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _check_files([args.plot], args.overwrite)
     if args.report:
         _check_report(args.report, args.overwrite)
-    records = _run_grid(args, args.dataset, Path(args.results))
+    records = _run_grid(args, args.datasets, Path(args.results))
     print(text_tables(records))
     print(f"\nresults: {args.results}")
     if args.plot:
@@ -239,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dive.report.plots import plot_ndcg_vs_dim
     from dive.report.table import text_tables
 
-    out = Path(args.out)
+    out = Path(args.output)
     results = out / "results.jsonl"
     _check_files([results], overwrite=True)  # a folder there is never replaced
     if args.overwrite:
@@ -260,9 +138,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dive.report.build import write_report
     from dive.report.merge import read_results
 
-    _check_report(args.out, args.overwrite)
+    _check_report(args.output, args.overwrite)
     records = read_results(args.results)
-    files = write_report(records, args.out, keep=args.keep, ratio=args.ratio)
+    files = write_report(records, args.output, keep=args.keep, ratio=args.ratio)
     print(f"{len(records)} runs from {len(args.results)} file(s)")
     for path in files.all():
         print(f"wrote {path}")
@@ -298,7 +176,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.from_npy is not None and None in (args.ids, args.queries_npy, args.query_ids):
         raise DiveError("--from-npy needs --ids, --queries-npy and --query-ids")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
-    out = Path(args.out) if args.out else default_cache_root() / model_dirname(model) / dataset.name
+    out = (Path(args.output) if args.output
+           else default_cache_root() / model_dirname(model) / dataset.name)
     check_embeddings_output(out, overwrite=args.overwrite)
     if imported:
         if args.from_parquet is not None:
@@ -350,7 +229,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from dive.export.folder import check_model_output, save, with_precision
 
     compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
-    check_model_output(Path(args.out), overwrite=args.overwrite)
+    check_model_output(Path(args.output), overwrite=args.overwrite)
     budget = parse_budget(args.budget)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     emb = get_embeddings(dataset, args.model, embeddings_dir=args.embeddings)
@@ -371,7 +250,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     summary.update(_fit_summary_extras(compressor.fit_info_))
     # int8 is calibrated on the corpus outputs, the vectors an index will hold.
     model = with_precision(compressor, args.precision, emb.corpus)
-    out = save(model, args.out, summary=summary)
+    out = save(model, args.output, summary=summary)
     runtime = model.fitted_runtime()
     print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims "
           f"({runtime.precision}, {bytes_per_vector(runtime.precision, runtime.output_dim)} "
@@ -398,17 +277,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         if args.model is not None:
             raise DiveError("--model applies to --format sentence-transformers only")
-        check_output(Path(args.out), overwrite=args.overwrite, ours=is_onnx_export,
+        check_output(Path(args.output), overwrite=args.overwrite, ours=is_onnx_export,
                      what="an ONNX file dive exported")
-        path = export_onnx(_load_model(args), args.out)
+        path = export_onnx(_load_model(args), args.output)
     else:
         from dive.export.sentence_transformers import (
             check_st_output,
             export_sentence_transformers,
         )
 
-        check_st_output(Path(args.out), overwrite=args.overwrite, bundled=args.model is not None)
-        path = export_sentence_transformers(_load_model(args), args.out, base_model=args.model)
+        check_st_output(Path(args.output), overwrite=args.overwrite, bundled=args.model is not None)
+        path = export_sentence_transformers(_load_model(args), args.output, base_model=args.model)
     print(f"wrote {path}")
     return 0
 
@@ -418,7 +297,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from dive.export.faiss_index import IDS_SUFFIX, build_index, is_index_file, save_index
     from dive.scale.stream import runtime_digest
 
-    check_output(Path(args.out), overwrite=args.overwrite, ours=is_index_file,
+    check_output(Path(args.output), overwrite=args.overwrite, ours=is_index_file,
                  what=f"a dive index (a file with its {IDS_SUFFIX})")
     compressor = _load_model(args)
     if args.hnsw and compressor.precision != "float32":
@@ -434,7 +313,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
                         model_sha256=runtime_digest(compressor.runtime_),
                         quantizer=compressor.runtime_.quantizer)
-    path = save_index(index, args.out)
+    path = save_index(index, args.output)
     print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "
           f"{index.bytes_per_vector} bytes/vector, {'hnsw' if args.hnsw else 'flat'})")
     print(f"wrote {path}")
@@ -476,7 +355,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         queries = encode_texts(load_model(model_name), args.query, progress=False)
         labels = list(args.query)
     compressed = compressor.embed(queries)  # float32 queries, whatever the index's precision
-    if args.rescore_with is None:
+    if args.rescore_vectors is None:
         rows, scores = search_index(index, compressed, args.k)
     else:
         candidates, _ = search_index(index, compressed, args.k * args.rescore_factor)
@@ -491,7 +370,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: Any,
              compressed: Any, candidates: Any) -> tuple[Any, Any]:
-    """Re-rank the index's candidates by float32 vectors: `--rescore-with` holds either the
+    """Re-rank the index's candidates by float32 vectors: `--rescore-vectors` holds either the
     full embeddings (input dimension) or the compressed float ones, a row per index row."""
     import numpy as np
 
@@ -499,7 +378,7 @@ def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: A
     from dive.errors import DataError
     from dive.evaluate.search import rescore
 
-    path = args.rescore_with
+    path = args.rescore_vectors
     try:
         vectors = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -526,16 +405,16 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from dive.integrations.ray import compress_parquet
 
-        rows = compress_parquet(_load_model(args), args.input, args.output, column=args.column,
-                                id_column=id_column, output_column=args.output_column,
-                                batch_size=args.batch_size, dtype=args.dtype,
-                                overwrite=args.overwrite)
+        rows = compress_parquet(_load_model(args), args.input, args.output,
+                                column=args.vector_column, id_column=id_column,
+                                output_column=args.output_column, batch_size=args.batch_size,
+                                dtype=args.dtype, overwrite=args.overwrite)
         print(f"compressed {rows} vectors on Ray: {args.output}")
         return 0
     from dive.scale import compress_store
 
     result = compress_store(_load_model(args), args.input, args.output, batch_size=args.batch_size,
-                            dtype=args.dtype, column=args.column, id_column=id_column,
+                            dtype=args.dtype, column=args.vector_column, id_column=id_column,
                             output_column=args.output_column, overwrite=args.overwrite,
                             progress=not args.no_progress)
     _print_compressed(result)
@@ -557,7 +436,7 @@ def _compress_lancedb(args: argparse.Namespace, id_column: str | None) -> int:
                         "--output as lancedb:PATH/TABLE")
     if args.engine != "local":
         raise DiveError("--engine ray reads Parquet; LanceDB tables use the local engine")
-    result = compress_table(_load_model(args), args.input, args.output, column=args.column,
+    result = compress_table(_load_model(args), args.input, args.output, column=args.vector_column,
                             id_column=id_column, output_column=args.output_column,
                             batch_size=args.batch_size, dtype=args.dtype,
                             overwrite=args.overwrite, progress=not args.no_progress)
@@ -565,220 +444,28 @@ def _compress_lancedb(args: argparse.Namespace, id_column: str | None) -> int:
     return 0
 
 
-def _add_no_verify(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-verify", action="store_true",
-                   help="load the model folder without checking its checksums")
+# The flag that sets each library parameter a `DiveError` can be about (its `param`).
+FLAG_OF_PARAM = {
+    "overwrite": "--overwrite", "verify": "--no-verify", "data_dir": "--data-dir",
+    "embeddings_dir": "--embeddings", "methods": "--methods", "keep": "--keep",
+    "id_column": "--id-column", "output_column": "--output-column",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="dive",
-        description="Compress embeddings for vector search with few labels.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"dive {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log each finished run")
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+def _error_line(exc: DiveError | OSError) -> str:
+    """The one line an error prints as: a `DiveError` with the flag of the parameter it is
+    about added; file-system trouble naming the path."""
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    flag = FLAG_OF_PARAM.get(exc.param or "")
+    return f"{exc} ({flag})" if flag else str(exc)
 
-    p = sub.add_parser(
-        "evaluate", help="run the benchmark grid and print a table", formatter_class=fmt
-    )
-    p.add_argument(
-        "--dataset",
-        type=_str_list,
-        required=True,
-        help="dataset names or BEIR folders, comma-separated",
-    )
-    p.add_argument(
-        "--results",
-        default="results.jsonl",
-        help="JSONL results file (appended; runs already there are skipped)",
-    )
-    p.add_argument("--plot", default=None, help="also write an nDCG@10-vs-dimension PNG here")
-    p.add_argument("--report", default=None, metavar="DIR",
-                   help="also write the report (as `dive report` does) into this folder")
-    _add_overwrite(p, "replace an existing --plot / --report, if dive wrote it (--results is "
-                      "always appended)")
-    _add_grid_options(p, methods=_methods_of("reference", "classical"), budgets="16,64,256,all",
-                      seeds="0,1,2")
-    p.set_defaults(handler=cmd_evaluate)
 
-    p = sub.add_parser(
-        "demo", help="every method on one dataset: table + plot", formatter_class=fmt
-    )
-    p.add_argument("--dataset", default="scifact", help="dataset name or BEIR folder")
-    p.add_argument("--out", default="runs/demo", help="folder for results.jsonl and the plot "
-                   "(a rerun resumes the run there and redraws the plot)")
-    _add_overwrite(p, "start over: replace the folder's results.jsonl once the new run is done")
-    _add_grid_options(p, methods=_methods_of("reference", "classical", "learned"), budgets="64",
-                      seeds="0")
-    p.set_defaults(handler=cmd_demo)
-
-    p = sub.add_parser(
-        "report", help="Markdown tables, CSV and plots from results files", formatter_class=fmt
-    )
-    p.add_argument("results", nargs="+", metavar="RESULTS.jsonl",
-                   help="results files, merged in order (a run repeated later wins)")
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help="folder for report.md, summary.csv and the PNG plots")
-    p.add_argument("--keep", type=float, default=0.99,
-                   help="report the smallest d keeping this share of frozen nDCG@10")
-    p.add_argument("--ratio", type=_int_at_least(1), default=4,
-                   help="compression ratio of the nDCG@10-vs-label-budget plot")
-    p.add_argument("--gains", action="store_true",
-                   help="also print each method's nDCG@10 against the better of pca and "
-                        "pca-uncentered at the same cell: cells won or tied, mean gain, worst")
-    _add_overwrite(p)
-    p.set_defaults(handler=cmd_report)
-
-    p = sub.add_parser("recommend", help="the fewest-bytes configuration keeping a share of "
-                       "frozen nDCG@10, from results files", formatter_class=fmt)
-    p.add_argument("results", nargs="+", metavar="RESULTS.jsonl",
-                   help="results of `dive evaluate --precisions ... --rescore ...` (merged)")
-    p.add_argument("--dataset", required=True, help="dataset name as in the results")
-    p.add_argument("--keep", type=float, default=0.99,
-                   help="share of frozen float32 nDCG@10 to keep")
-    p.add_argument("--budget", default=None,
-                   help="label budget of the runs to choose from (needed when several ran)")
-    p.add_argument("--model", default=None,
-                   help="embedding model of the runs (needed when several ran)")
-    p.add_argument("--no-rescore", action="store_true",
-                   help="only first stages searched alone (no float32 funnel)")
-    p.add_argument("--max-bytes", type=_int_at_least(1), default=None,
-                   help="only first stages storing at most this many bytes per vector")
-    p.set_defaults(handler=cmd_recommend)
-
-    p = sub.add_parser("embed", help="embed a BEIR-layout dataset into an embeddings folder, "
-                       "or import vectors made elsewhere (Parquet, .npy)", formatter_class=fmt)
-    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
-    p.add_argument("--data-dir", default=None,
-                   help="folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="embeddings folder to write (default: the embeddings cache, "
-                        "<cache>/<model>/<dataset>, where evaluate and fit look)")
-    p.add_argument("--model", default=None,
-                   help="sentence-transformers model name or local folder (default "
-                        "all-MiniLM-L6-v2, offline); with imported vectors, their label "
-                        "(default 'imported')")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="texts per batch")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
-    p.add_argument("--chunk-size", type=_int_at_least(1), default=4096,
-                   help="texts encoded and saved at a time (the resume step)")
-    p.add_argument("--from-parquet", default=None, metavar="FILE",
-                   help="import the corpus vectors of this Parquet file instead of encoding")
-    p.add_argument("--queries-parquet", default=None, metavar="FILE",
-                   help="with --from-parquet: the query vectors")
-    p.add_argument("--id-column", default="id", help="Parquet: the id column")
-    p.add_argument("--vector-column", default="vector", help="Parquet: the vector column")
-    p.add_argument("--from-npy", default=None, metavar="FILE",
-                   help="import the corpus vectors of this (n, D) .npy instead of encoding")
-    p.add_argument("--ids", default=None, metavar="FILE",
-                   help="with --from-npy: the corpus ids, one a line, in row order")
-    p.add_argument("--queries-npy", default=None, metavar="FILE",
-                   help="with --from-npy: the query vectors")
-    p.add_argument("--query-ids", default=None, metavar="FILE",
-                   help="with --from-npy: the query ids, one a line")
-    _add_overwrite(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=cmd_embed)
-
-    p = sub.add_parser("fit", help="fit one compressor on a dataset and save it as a folder",
-                       formatter_class=fmt)
-    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
-    p.add_argument("--method", required=True, help="method spec (name or name:key=value:...)")
-    p.add_argument("--dim", type=_int_at_least(1), required=True, help="output dimension d")
-    p.add_argument("--budget", default="64",
-                   help="training queries for supervised methods (a number or 'all')")
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
-                   help="random seed (also picks the labels)")
-    p.add_argument("--model", default="all-MiniLM-L6-v2",
-                   help="sentence-transformers model name or path (embeddings folder name)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)")
-    p.add_argument("--embeddings", default=None,
-                   help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")
-    p.add_argument("--precision", type=_precision, default="float32",
-                   help="what the model outputs: float32, float16, int8 (ranges calibrated on "
-                        "the corpus outputs) or binary (packed sign bits)")
-    p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
-    _add_overwrite(p)
-    p.set_defaults(handler=cmd_fit)
-
-    p = sub.add_parser("export", help="export a saved compressor to ONNX or sentence-transformers",
-                       formatter_class=fmt)
-    p.add_argument("model_dir", metavar="DIR", help="saved compressor folder (from `dive fit`)")
-    _add_no_verify(p)
-    p.add_argument("--format", required=True, choices=["onnx", "sentence-transformers"],
-                   help="output format")
-    p.add_argument("--out", required=True, metavar="PATH",
-                   help="ONNX file, or folder for the sentence-transformers module/model")
-    p.add_argument("--model", default=None,
-                   help="sentence-transformers only: bundle this base model with the module "
-                        "into one loadable model folder (default: the module folder alone)")
-    _add_overwrite(p)
-    p.set_defaults(handler=cmd_export)
-
-    p = sub.add_parser("index", help="build a FAISS index of an embeddings folder's compressed "
-                       "corpus", formatter_class=fmt)
-    p.add_argument("model_dir", metavar="DIR", help="saved compressor folder")
-    _add_no_verify(p)
-    p.add_argument("--embeddings", required=True, metavar="EMB_DIR",
-                   help="embeddings folder whose corpus is compressed and indexed")
-    p.add_argument("--out", required=True, metavar="FILE",
-                   help="index file (the ids go to FILE.ids.txt)")
-    p.add_argument("--hnsw", action="store_true", help="approximate HNSW index instead of exact")
-    _add_overwrite(p)
-    p.set_defaults(handler=cmd_index)
-
-    p = sub.add_parser("search", help="search an index with queries compressed by a saved "
-                       "compressor", formatter_class=fmt)
-    p.add_argument("index", metavar="INDEX_FILE", help="index file from `dive index`")
-    p.add_argument("model_dir", metavar="DIR", help="saved compressor folder used for the index")
-    _add_no_verify(p)
-    queries = p.add_mutually_exclusive_group(required=True)
-    queries.add_argument("--query", action="append", metavar="TEXT",
-                         help="query text, embedded with --model (repeatable)")
-    queries.add_argument("--queries-npy", default=None, metavar="FILE",
-                         help=".npy of query embeddings (n, D), already L2-normalised")
-    p.add_argument("--model", default=None,
-                   help="model embedding --query (default: the one the compressor was fitted on)")
-    p.add_argument("-k", type=_int_at_least(1), default=10, help="hits per query")
-    p.add_argument("--rescore-with", default=None, metavar="FULL.npy",
-                   help="re-rank the index's first --rescore-factor x k hits by these float "
-                        "vectors (full embeddings or compressed float32, one row per index "
-                        "row in its order, e.g. the embeddings folder's corpus.npy)")
-    p.add_argument("--rescore-factor", type=_int_at_least(1), default=4,
-                   help="with --rescore-with: candidates per hit taken from the index")
-    p.set_defaults(handler=cmd_search)
-    p = sub.add_parser("compress", help="compress an embedding store (.npy, Parquet, shards) "
-                       "in bounded memory, resumably", formatter_class=fmt)
-    p.add_argument("model_dir", metavar="DIR", help="saved compressor folder")
-    _add_no_verify(p)
-    p.add_argument("--input", required=True, metavar="X",
-                   help=".npy file, Parquet file, folder of .npy or Parquet shards, or a LanceDB "
-                        "table, lancedb:PATH/TABLE")
-    p.add_argument("--output", required=True, metavar="Y",
-                   help="output file or folder, same layout as the input (Ray: a Parquet folder); "
-                        "LanceDB: a new table, or the input table with --output-column")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=65536,
-                   help="vectors per chunk (memory use and the resume step)")
-    p.add_argument("--dtype", choices=["float32", "float16"], default=None,
-                   help="element type of a float32 model's output (default: what the model "
-                        "outputs at its precision: float32, or its float16/int8/binary codes)")
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: streaming, resumable; ray: Ray Data over Parquet "
-                        "(joins $RAY_ADDRESS or starts a local cluster)")
-    p.add_argument("--column", default="vector", help="Parquet/LanceDB: the vector column")
-    p.add_argument("--id-column", default="id",
-                   help="Parquet/LanceDB: id column carried to the output ('' for none)")
-    p.add_argument("--output-column", default=None,
-                   help="Parquet/LanceDB: name of the compressed vector column (None: --column's)")
-    _add_overwrite(p, OVERWRITE_HELP + "; only once the new one is complete")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=cmd_compress)
-    return parser
+HANDLERS: dict[str, Handler] = {
+    "evaluate": cmd_evaluate, "demo": cmd_demo, "report": cmd_report,
+    "recommend": cmd_recommend, "embed": cmd_embed, "fit": cmd_fit, "export": cmd_export,
+    "index": cmd_index, "search": cmd_search, "compress": cmd_compress,
+}
 
 
 class _StdoutLines(logging.Handler):
@@ -807,16 +494,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     _show_embedding_sources()
-    handler: Handler = args.handler
+    handler = HANDLERS[args.verb]
     try:
         return handler(args)
     except (DiveError, OSError) as exc:
         if args.debug:
             raise
         # File-system trouble (disk full, no permission, a file where a folder should be) is
-        # the user's to fix too: one line naming the path.
-        message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-        print(f"dive: error: {message}", file=sys.stderr)
+        # the user's to fix too.
+        print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dive: interrupted; finished runs are saved and a rerun resumes", file=sys.stderr)

@@ -2,14 +2,24 @@
 
 `DiveError` is the one exception the CLI turns into a one-line message (no traceback unless
 `--debug`). Library code raises it, or a subclass, for bad input: it always names the file,
-line or row and the problem. Programming errors stay ordinary exceptions.
+line or row and the problem. Its messages speak of values and parameters (`overwrite=True`),
+never of a front end's flags: `param` names the parameter an error is about, so that the CLI
+can add its own spelling of it (`--overwrite`). Programming errors stay ordinary exceptions.
 """
 
 from __future__ import annotations
 
 
 class DiveError(Exception):
-    """Bad input or an impossible request, with a message fit to show a user as is."""
+    """Bad input or an impossible request, with a message fit to show a user as is.
+
+    `param`, when given, is the name of the function parameter whose value the error is
+    about (e.g. "overwrite", "data_dir").
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class DataError(DiveError, ValueError):

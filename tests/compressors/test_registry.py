@@ -82,13 +82,13 @@ def test_a_registered_method_runs_through_evaluate_report_save_and_export(
         "frozen", registered, "faiss-pq:16"]
 
     out = tmp_path / "report"
-    assert main(["report", str(results), "--out", str(out)]) == 0
+    assert main(["report", "--results", str(results), "--output", str(out)]) == 0
     table = (out / "report.md").read_text()
     assert table.index("| pca ") < table.index(f"| {registered} ")
 
     folder = tmp_path / "model"
     assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
-                 "--method", registered, "--dim", "4", "--budget", "8", "--out",
+                 "--method", registered, "--dim", "4", "--budget", "8", "--output",
                  str(folder)]) == 0
     loaded = load(folder)
     assert loaded.method == registered and loaded.summary["budget"] == "8"

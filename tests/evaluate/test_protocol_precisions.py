@@ -131,9 +131,9 @@ def test_bad_variant_settings_fail_before_any_run(tiny: tuple[Path, Path],
 def test_evaluate_cli_with_precisions_and_rescore(tiny: tuple[Path, Path], tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "r.jsonl"
-    assert main(["evaluate", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+    assert main(["evaluate", "--datasets", str(tiny[0]), "--embeddings", str(tiny[1]),
                  "--methods", "pca", "--ratios", "4", "--budgets", "8", "--seeds", "0",
-                 "--precisions", "float32,binary", "--rescore", "0,4",
+                 "--precisions", "float32,binary", "--rescore-factors", "0,4",
                  "--results", str(results)]) == 0
     out = capsys.readouterr().out
     for label in ("pca ", "pca@float32+rescore4", "pca@binary ", "pca@binary+rescore4"):
@@ -143,7 +143,7 @@ def test_evaluate_cli_with_precisions_and_rescore(tiny: tuple[Path, Path], tmp_p
 
 def test_a_bad_precision_name_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["evaluate", "--dataset", "x", "--precisions", "float32,int4"])
+        main(["evaluate", "--datasets", "x", "--precisions", "float32,int4"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "precision 'int4' is not one of float32, float16, int8, binary" in err

@@ -20,7 +20,7 @@ from dive.export.folder import load
 
 def fit(tiny: tuple[Path, Path], out: Path, method: str = "pca", *extra: str) -> int:
     return main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
-                 "--method", method, "--dim", "8", "--out", str(out), *extra])
+                 "--method", method, "--dim", "8", "--output", str(out), *extra])
 
 
 def test_fit_saves_a_loadable_folder_with_a_summary(tiny: tuple[Path, Path], tmp_path: Path,
@@ -91,9 +91,9 @@ def test_no_verify_loads_a_model_without_checksums(tiny: tuple[Path, Path], tmp_
     del config["weights_sha256"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     out = str(tmp_path / "m.onnx")
-    assert main(["export", str(tmp_path / "m"), "--format", "onnx", "--out", out]) == 2
+    assert main(["export", str(tmp_path / "m"), "--format", "onnx", "--output", out]) == 2
     assert "--no-verify" in capsys.readouterr().err
-    assert main(["export", str(tmp_path / "m"), "--format", "onnx", "--out", out,
+    assert main(["export", str(tmp_path / "m"), "--format", "onnx", "--output", out,
                  "--no-verify"]) == 0
 
 
@@ -110,7 +110,7 @@ def test_export_index_and_search_from_npy(tiny: tuple[Path, Path], tmp_path: Pat
     pytest.importorskip("faiss")
     assert fit(tiny, tmp_path / "m", "pca") == 0
     assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]),
-                 "--out", str(tmp_path / "idx.faiss")]) == 0
+                 "--output", str(tmp_path / "idx.faiss")]) == 0
     emb = load_embeddings(tiny[1])
     np.save(tmp_path / "q.npy", emb.queries[:3])
     capsys.readouterr()
@@ -144,7 +144,7 @@ def test_export_formats(fmt: str, tiny: tuple[Path, Path], tmp_path: Path,
         ort = pytest.importorskip("onnxruntime")
     assert fit(tiny, tmp_path / "m", "pca") == 0
     out = tmp_path / ("m.onnx" if fmt == "onnx" else "st")
-    assert main(["export", str(tmp_path / "m"), "--format", fmt, "--out", str(out)]) == 0
+    assert main(["export", str(tmp_path / "m"), "--format", fmt, "--output", str(out)]) == 0
     model = load(tmp_path / "m")
     x = np.load(tiny[1] / "queries.npy")
     if fmt == "onnx":
@@ -161,9 +161,9 @@ def test_search_rejects_an_index_of_another_dimension(tiny: tuple[Path, Path], t
     pytest.importorskip("faiss")
     assert fit(tiny, tmp_path / "m8", "pca") == 0
     assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
-                 "pca", "--dim", "4", "--out", str(tmp_path / "m4")]) == 0
+                 "pca", "--dim", "4", "--output", str(tmp_path / "m4")]) == 0
     assert main(["index", str(tmp_path / "m8"), "--embeddings", str(tiny[1]),
-                 "--out", str(tmp_path / "idx.faiss")]) == 0
+                 "--output", str(tmp_path / "idx.faiss")]) == 0
     np.save(tmp_path / "q.npy", np.load(tiny[1] / "queries.npy")[:1])
     capsys.readouterr()
     assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m4"),
@@ -198,7 +198,7 @@ def test_search_with_query_text_end_to_end(tmp_path: Path, monkeypatch: pytest.M
 
     save(PCAUncentered(dim=6).fit(vectors), tmp_path / "m", summary={"model": "all-MiniLM-L6-v2"})
     assert main(["index", str(tmp_path / "m"), "--embeddings", str(tmp_path / "emb"),
-                 "--out", str(tmp_path / "idx.faiss")]) == 0
+                 "--output", str(tmp_path / "idx.faiss")]) == 0
     capsys.readouterr()
     assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
                  "--query", docs[2], "--query", docs[5], "-k", "3"]) == 0
@@ -216,7 +216,7 @@ def test_search_refuses_an_index_built_by_another_compressor_of_the_same_dim(
     assert fit(tiny, tmp_path / "random", "random") == 0
     index = tmp_path / "idx.faiss"
     assert main(["index", str(tmp_path / "pca"), "--embeddings", str(tiny[1]),
-                 "--out", str(index)]) == 0
+                 "--output", str(index)]) == 0
     np.save(tmp_path / "q.npy", np.load(tiny[1] / "queries.npy")[:1])
     search = ["search", str(index), "--queries-npy", str(tmp_path / "q.npy")]
     capsys.readouterr()

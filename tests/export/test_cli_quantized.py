@@ -16,7 +16,7 @@ from dive.export.folder import load
 
 def fit(tiny: tuple[Path, Path], out: Path, *extra: str) -> int:
     return main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
-                 "--method", "pca", "--dim", "8", "--out", str(out), *extra])
+                 "--method", "pca", "--dim", "8", "--output", str(out), *extra])
 
 
 def search(folder: Path, capsys: pytest.CaptureFixture[str], queries: np.ndarray,
@@ -43,7 +43,7 @@ def indexed(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixtu
     assert fit(tiny, tmp_path / "m", "--precision", "int8") == 0
     assert "(int8, 8 bytes/vector)" in capsys.readouterr().out
     assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]),
-                 "--out", str(tmp_path / "idx.faiss")]) == 0
+                 "--output", str(tmp_path / "idx.faiss")]) == 0
     assert "8-d int8, 8 bytes/vector, flat" in capsys.readouterr().out
     return tmp_path
 
@@ -71,7 +71,7 @@ def test_rescoring_with_the_full_embeddings_covering_the_corpus_is_exact_search(
 ) -> None:
     emb = load_embeddings(tiny[1])
     # 5 hits x factor 30 = 150 candidates >= the 120 documents: the funnel sees them all.
-    hits = search(indexed, capsys, emb.queries[:4], "-k", "5", "--rescore-with",
+    hits = search(indexed, capsys, emb.queries[:4], "-k", "5", "--rescore-vectors",
                   str(tiny[1] / "corpus.npy"), "--rescore-factor", "30")
     rows, scores = top_k(emb.queries[:4], emb.corpus, 5)
     for got, want_rows, want_scores in zip(hits, rows, scores, strict=True):
@@ -85,7 +85,7 @@ def test_rescoring_with_compressed_float_vectors(
     emb = load_embeddings(tiny[1])
     model = load(indexed / "m")
     np.save(indexed / "small.npy", model.embed(emb.corpus))
-    hits = search(indexed, capsys, emb.queries[:4], "-k", "3", "--rescore-with",
+    hits = search(indexed, capsys, emb.queries[:4], "-k", "3", "--rescore-vectors",
                   str(indexed / "small.npy"), "--rescore-factor", "40")
     rows, _ = top_k(model.embed(emb.queries[:4]), model.embed(emb.corpus), 3)
     assert [[doc for doc, _ in got] for got in hits] == [
@@ -97,7 +97,7 @@ def test_rescore_vectors_must_match_the_index(indexed: Path,
     np.save(indexed / "bad.npy", np.ones((7, 32), np.float32))
     np.save(indexed / "q.npy", np.ones((1, 32), np.float32))
     assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
-                 str(indexed / "q.npy"), "--rescore-with", str(indexed / "bad.npy")]) == 2
+                 str(indexed / "q.npy"), "--rescore-vectors", str(indexed / "bad.npy")]) == 2
     err = capsys.readouterr().err.strip()
     assert "bad.npy: has shape (7, 32), expected one row per index row (120)" in err
     assert "\n" not in err
@@ -106,12 +106,12 @@ def test_rescore_vectors_must_match_the_index(indexed: Path,
 def test_hnsw_over_codes_is_refused(indexed: Path, tiny: tuple[Path, Path],
                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["index", str(indexed / "m"), "--embeddings", str(tiny[1]), "--hnsw",
-                 "--out", str(indexed / "h.faiss")]) == 2
+                 "--output", str(indexed / "h.faiss")]) == 2
     assert "--hnsw indexes float32 vectors" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [
-    ["fit", "--dataset", "x", "--method", "pca", "--dim", "8", "--out", "m",
+    ["fit", "--dataset", "x", "--method", "pca", "--dim", "8", "--output", "m",
      "--precision", "int4"],
 ])
 def test_a_bad_precision_name_is_one_error_line(argv: list[str], tmp_path: Path,

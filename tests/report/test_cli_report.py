@@ -19,7 +19,8 @@ def test_report_merges_files_and_writes_everything(
     second = jsonl(tmp_path / "b.jsonl", [make_record(method="pca", dim=96, budget="16",
                                                       ndcg=0.7777)])
     out = tmp_path / "report"
-    assert main(["report", str(first), str(second), "--out", str(out), "--keep", "0.95"]) == 0
+    assert main(["report", "--results", str(first), str(second), "--output", str(out),
+                 "--keep", "0.95"]) == 0
     printed = capsys.readouterr().out
     assert f"{len(grid)} runs from 2 file(s)" in printed
     names = {p.name for p in out.iterdir()}
@@ -37,7 +38,8 @@ def test_report_merges_files_and_writes_everything(
 def test_report_of_missing_file_is_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["report", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["report", "--results", str(tmp_path / "none.jsonl"),
+                 "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"dive: error: {tmp_path / 'none.jsonl'}: no such results file"
     assert not (tmp_path / "o").exists()
@@ -47,7 +49,7 @@ def test_evaluate_with_report_writes_the_folder(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "rep"
-    argv = ["evaluate", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+    argv = ["evaluate", "--datasets", str(tiny[0]), "--embeddings", str(tiny[1]),
             "--methods", "frozen,pca", "--ratios", "2,4", "--budgets", "all", "--seeds", "0",
             "--results", str(tmp_path / "r.jsonl"), "--report", str(out)]
     assert main(argv) == 0
@@ -65,7 +67,7 @@ def test_report_gains_prints_each_method_against_the_better_pca(
               ("pca", 48): 0.45, ("pca-uncentered", 48): 0.44, ("smec", 48): 0.40}
     records = [make_record(method=m, dim=d, ndcg=v) for (m, d), v in scores.items()]
     results = jsonl(tmp_path / "r.jsonl", records)
-    argv = ["report", str(results), "--out", str(tmp_path / "rep")]
+    argv = ["report", "--results", str(results), "--output", str(tmp_path / "rep")]
     assert main(argv) == 0
     assert "won or tied" not in capsys.readouterr().out
     assert main([*argv, "--overwrite", "--gains"]) == 0

@@ -57,9 +57,10 @@ def test_dive_recommend_prints_the_pick_and_fails_in_one_line(
 ) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in byte_records))
-    assert main(["recommend", str(path), "--dataset", "scifact", "--keep", "0.95"]) == 0
+    assert main(["recommend", "--results", str(path), "--dataset", "scifact",
+                 "--keep", "0.95"]) == 0
     out = capsys.readouterr().out
     assert "ship: method pca, d=96, precision binary, rescore 10 x k from the full" in out
-    assert main(["recommend", str(path), "--dataset", "scifact", "--keep", "1.2"]) == 2
+    assert main(["recommend", "--results", str(path), "--dataset", "scifact", "--keep", "1.2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no compressed configuration keeps 120% of frozen" in err and "\n" not in err

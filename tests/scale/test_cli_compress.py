@@ -18,7 +18,7 @@ def test_help_documents_every_option_with_defaults(capsys: pytest.CaptureFixture
         ("--batch-size", "65536"),
         ("--dtype", "None"),  # None: what the model outputs at its precision
         ("--engine", "local"),
-        ("--column", "vector"),
+        ("--vector-column", "vector"),
         ("--id-column", "id"),
         ("--overwrite", "False"),
     ]:

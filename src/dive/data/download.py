@@ -75,7 +75,8 @@ def resolve_dataset(
     `download` is true; otherwise raises a `DataError` listing every place it looked.
     """
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        raise DataError(f"{data_dir}: the data folder (--data-dir) is not a folder")
+        raise DataError(f"{data_dir}: data_dir is not a folder",
+                        param="data_dir")
     raw = os.fspath(name_or_path)
     as_path = Path(raw).expanduser()
     if as_path.is_dir():

@@ -82,7 +82,8 @@ def backfill_fingerprints(
         records = read_records(path)
         todo = sorted({(r["dataset"], r["model"]) for r in records if FINGERPRINT_FIELD not in r})
         if embeddings_dir is not None and len({name for name, _ in todo}) > 1:
-            raise DataError(f"{path}: records of several datasets; --embeddings names one folder")
+            raise DataError(f"{path}: records of several datasets, but embeddings_dir is one "
+                            "dataset's embeddings folder", param="embeddings_dir")
         fingerprints = {}
         for name, model in todo:
             dataset = load_dataset(name, data_dir=data_dir)

@@ -285,7 +285,8 @@ def run_grid(
     skipped as already done, else the task's last new record).
     """
     if spec.embeddings_dir and len(spec.datasets) != 1:
-        raise DataError("--embeddings names one folder: use it with a single --dataset")
+        raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
+                        f"{len(spec.datasets)} datasets were given", param="embeddings_dir")
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         make_compressor(method, None)
     wanted = []

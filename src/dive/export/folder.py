@@ -450,22 +450,24 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-_OPT_OUT = "load it with verify=False (CLI: --no-verify) to use it unchecked"
+_OPT_OUT = "load it with verify=False to use it unchecked"
 
 
 def _verify_config(path: Path, config: dict[str, Any]) -> None:
     """Both checksums present (config_sha256 from format 2 on) and the config's matching."""
     if not isinstance(config.get("weights_sha256"), str):
-        raise DataError(f"{path}: no weights_sha256, so the weights cannot be checked; {_OPT_OUT}")
+        raise DataError(f"{path}: no weights_sha256, so the weights cannot be checked; {_OPT_OUT}",
+                        param="verify")
     if config["format_version"] < 2:
         return  # written before config_sha256 existed
     expected = config.get("config_sha256")
     if not isinstance(expected, str):
-        raise DataError(f"{path}: no config_sha256, so the settings cannot be checked; {_OPT_OUT}")
+        raise DataError(f"{path}: no config_sha256, so the settings cannot be checked; {_OPT_OUT}",
+                        param="verify")
     if config_digest(config) != expected:
         raise DataError(
             f"{path}: {', '.join(COMPUTATION_FIELDS[2:])} do not match config_sha256 "
-            f"(edited or corrupt); {_OPT_OUT}"
+            f"(edited or corrupt); {_OPT_OUT}", param="verify"
         )
 
 

@@ -188,7 +188,7 @@ def compress_table(
     if in_place:
         if out_column == column:
             raise DiveError(f"{dst}: the output is the input table; name the new column with "
-                            "output_column (--output-column)")
+                            "output_column", param="output_column")
         id_column = None  # the table has its ids already
     elif id_column is not None and id_column == out_column:
         raise DiveError(f"the id column and the output vector column are both {id_column!r}")
@@ -200,7 +200,7 @@ def compress_table(
     dim = vector_dim(schema, column, str(src))
     if id_column is not None and id_column not in schema.names:
         raise DataError(f"{src}: no id column {id_column!r} (columns: {', '.join(schema.names)});"
-                        " pass id_column=None (--id-column '') to carry no ids")
+                        " pass id_column=None to carry no ids", param="id_column")
     if dim != runtime.input_dim:
         raise DataError(f"{src}: column {column!r} has dimension {dim}, but the model expects "
                         f"{runtime.input_dim} (embeddings from another model?)")
@@ -286,10 +286,10 @@ def _check_column_output(schema: pa.Schema, column: str, dst: TableRef, overwrit
         return False
     if MARKER_KEY not in (schema.field(column).metadata or {}):
         raise DiveError(f"{dst}: column {column!r} exists and is not one dive compress wrote; "
-                        "refusing to replace it (--overwrite replaces only what dive wrote)")
+                        "refusing to replace it (overwrite replaces only what dive wrote)")
     if not overwrite:
         raise DiveError(f"{dst}: column {column!r} already exists; pass overwrite=True "
-                        "(--overwrite) to replace it")
+                        "to replace it", param="overwrite")
     return True
 
 

@@ -77,7 +77,8 @@ def write_report(
     nDCG@10-vs-budget plot; without any run at that ratio the plot is skipped with a warning.
     """
     if not keep > 0:
-        raise DataError(f"--keep must be a positive share of frozen nDCG@10, got {keep}")
+        raise DataError(f"keep must be a positive share of frozen nDCG@10, got {keep}",
+                        param="keep")
     rows = label_models(merge_records(records))
     if not rows:
         raise DataError("no records to report")

@@ -1,6 +1,6 @@
 """What to ship: the configuration with the fewest bytes that keeps a share of frozen quality.
 
-Given results records (`dive evaluate` with `--precisions` and `--rescore`), a dataset and a
+Given results records (`dive evaluate` with `--precisions` and `--rescore-factors`), a dataset and a
 label budget, `recommend` picks among dive's own compressed configurations (method x d x
 precision x funnel, within `max_bytes` if given; the frozen float32 reference itself and the
 anchors, which dive does not ship, are not candidates) the one whose first-stage index stores
@@ -77,7 +77,7 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     frozen = frozen_reference(cells)
     if frozen is None:
         raise DataError(f"{where}: no frozen float32 run to keep a share of; evaluate with "
-                        "--methods including frozen")
+                        "methods including frozen", param="methods")
     pool = [c for c in allowed(cells, rescoring) if c is not frozen
             and (max_bytes is None or c.bytes_per_vector <= max_bytes)]
     ours = [c for c in pool if not c.anchor]
@@ -115,10 +115,10 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
         lines.append(f"  the funnel also reads a {copy}-byte float32 copy per candidate (it may "
                      "stay on disk)")
     lines.append(f"  build: dive fit --dataset {c.dataset} --method {c.method} --dim {c.dim} "
-                 f"--budget {c.budget} --precision {c.precision} --out MODEL_DIR")
+                 f"--budget {c.budget} --precision {c.precision} --output MODEL_DIR")
     if c.rescore:
         vectors = "FULL.npy" if c.rescore_with == "full" else "COMPRESSED.npy"
-        lines.append(f"  serve: dive search INDEX MODEL_DIR --rescore-with {vectors} "
+        lines.append(f"  serve: dive search INDEX MODEL_DIR --rescore-vectors {vectors} "
                      f"--rescore-factor {c.rescore}")
     if rec.anchor is None:
         lines.append("  no anchor that was run keeps the target")

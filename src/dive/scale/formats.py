@@ -180,7 +180,7 @@ def inspect_parquet(path: Path, column: str, id_column: str | None) -> ParquetLa
     if id_column is not None and id_column not in names:
         raise DataError(
             f"{path}: no id column {id_column!r} (columns: {', '.join(names)}); "
-            "pass id_column=None (--id-column '') to carry no ids"
+            "pass id_column=None to carry no ids", param="id_column"
         )
     vtype = schema.field(column).type
     if not _is_list(vtype) or not (

@@ -1,0 +1,398 @@
+"""The `dive` command line's vocabulary: one small parser builder per verb.
+
+One flag means one thing in every verb: `--output` is where a verb writes, `--results` the
+results JSONL file(s), a plural (`--datasets`, `--methods`, `--rescore-factors`) takes a
+comma-separated list and its singular one value. Spellings replaced for this (`--out`,
+`evaluate --dataset`, `evaluate --rescore`, `search --rescore-with`, `compress --column`, and
+results files given positionally) still parse, as hidden aliases kept for one release:
+`--help` shows only the new spellings. What each verb does is `dive.cli`'s; this module only
+describes its arguments, so the parser is testable without running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from dive import __version__
+from dive.errors import DiveError
+
+OVERWRITE_HELP = "replace an existing output, if dive wrote it (never anything else)"
+DATA_DIR_HELP = "folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)"
+EMBEDDING_MODEL_HELP = "sentence-transformers model name or path (embeddings folder name)"
+_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other `dive` error."""
+
+    def error(self, message: str) -> NoReturn:
+        # A required flag with a hidden alias is a required group of one visible member.
+        message = re.sub(r"^one of the arguments (\S+) is required$",
+                         r"the following arguments are required: \1", message)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _int_list(minimum: int) -> Callable[[str], list[int]]:
+    one = _int_at_least(minimum)
+
+    def parse(text: str) -> list[int]:
+        values = [one(v) for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        return values
+
+    return parse
+
+
+def _str_list(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return values
+
+
+def _precision(text: str) -> str:
+    from dive.compressors.precision import check_precision
+
+    try:
+        return check_precision(text.strip())
+    except DiveError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _precision_list(text: str) -> list[str]:
+    return [_precision(v) for v in _str_list(text)]
+
+
+def _anchor_list(text: str) -> list[str]:
+    from dive.evaluate.anchors import parse_anchor
+
+    try:
+        return [parse_anchor(v).name for v in _str_list(text)]
+    except DiveError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _methods_of(*families: str) -> str:
+    """The registered methods of `families` but our extensions, in registry order: a verb's
+    default `--methods`."""
+    from dive.compressors.registry import all_method_facts
+
+    return ",".join(f.name for f in all_method_facts() if f.family in families
+                    and not f.extension)
+
+
+_ALIAS_KEYS = ("type", "nargs", "action", "metavar", "choices")
+
+
+def _add_renamed(p: argparse.ArgumentParser, flag: str, *, old: Sequence[str],
+                 required: bool = False, **kwargs: Any) -> None:
+    """Add `flag`, and each `old` spelling of it as a hidden alias (kept for one release).
+
+    They share one destination and exclude each other; a required flag is satisfied by
+    either spelling.
+    """
+    group = p.add_mutually_exclusive_group(required=required)
+    action = group.add_argument(flag, **kwargs)
+    same = {key: value for key, value in kwargs.items() if key in _ALIAS_KEYS}
+    for name in old:
+        group.add_argument(name, dest=action.dest, default=argparse.SUPPRESS,
+                           help=argparse.SUPPRESS, **same)
+
+
+def _add_output(p: argparse.ArgumentParser, help: str, *, metavar: str, required: bool = True,
+                default: str | None = None) -> None:
+    _add_renamed(p, "--output", old=["--out"], required=required, default=default,
+                 metavar=metavar, help=help)
+
+
+def _add_results_read(p: argparse.ArgumentParser, help: str) -> None:
+    """`--results FILE...`: the results files a verb reads (once given positionally)."""
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--results", nargs="+", action="extend", metavar="RESULTS.jsonl",
+                       help=help)
+    group.add_argument("results", nargs="*", action="extend", default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
+
+
+def _add_overwrite(p: argparse.ArgumentParser, help: str = OVERWRITE_HELP) -> None:
+    p.add_argument("--overwrite", action="store_true", help=help)
+
+
+def _add_no_verify(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-verify", action="store_true",
+                   help="load the model folder without checking its checksums")
+
+
+def _add_model_dir(p: argparse.ArgumentParser, help: str = "saved compressor folder") -> None:
+    p.add_argument("model_dir", metavar="DIR", help=help)
+    _add_no_verify(p)
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+
+
+def _add_grid_options(
+    p: argparse.ArgumentParser, *, methods: str, budgets: str, seeds: str
+) -> None:
+    p.add_argument("--methods", type=_str_list, default=_str_list(methods),
+                   help="comma-separated method specs (name or name:key=value:...)")
+    p.add_argument("--ratios", type=_int_list(1), default=[2, 4, 8, 16],
+                   help="compression ratios D/d")
+    p.add_argument("--budgets", type=_str_list, default=_str_list(budgets),
+                   help="label budgets: numbers of training queries, or 'all'")
+    p.add_argument("--seeds", type=_int_list(0), default=_int_list(0)(seeds), help="random seeds")
+    p.add_argument("--precisions", type=_precision_list, default=["float32"],
+                   help="first-stage index precisions each fit is scored at (float32, float16, "
+                        "int8, binary), without refitting")
+    _add_renamed(p, "--rescore-factors", old=["--rescore"], type=_int_list(0), default=[0],
+                 help="funnel factors: the first stage keeps factor x k candidates, rescored "
+                      "by float32 vectors to the top k (0: no rescoring)")
+    p.add_argument("--rescore-with", choices=["full", "compressed"], default="full",
+                   help="what a funnel rescores with: the full embeddings or the compressed "
+                        "float32 outputs")
+    p.add_argument("--anchors", type=_anchor_list, default=[],
+                   help="indexes users run instead, scored as rows at their bytes per vector: "
+                        "faiss-pq:M, faiss-opq:M (M bytes), faiss-pca-sq8, faiss-pca-sq4 (at "
+                        "each ratio), st-int8, st-binary (full dimension)")
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help=EMBEDDING_MODEL_HELP)
+    _add_data_dir(p)
+    p.add_argument("--embeddings", default=None,
+                   help="precomputed embeddings folder for a single dataset "
+                        "(default: $DIVE_EMBEDDINGS/<model>/<dataset>, cache, encode)")
+
+
+Subparsers = argparse._SubParsersAction  # the `dive` parser's, of `_Parser`s
+
+
+def _verb(sub: Subparsers[_Parser], name: str, help: str) -> _Parser:
+    return sub.add_parser(name, help=help, formatter_class=_FORMATTER)
+
+
+def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "evaluate", "run the benchmark grid and print a table")
+    _add_renamed(p, "--datasets", old=["--dataset"], required=True, type=_str_list,
+                 help="dataset names or BEIR folders, comma-separated")
+    p.add_argument("--results", default="results.jsonl",
+                   help="JSONL results file (appended; runs already there are skipped)")
+    p.add_argument("--plot", default=None, help="also write an nDCG@10-vs-dimension PNG here")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="also write the report (as `dive report` does) into this folder")
+    _add_overwrite(p, "replace an existing --plot / --report, if dive wrote it (--results is "
+                      "always appended)")
+    _add_grid_options(p, methods=_methods_of("reference", "classical"), budgets="16,64,256,all",
+                      seeds="0,1,2")
+    return p
+
+
+def add_demo(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "demo", "every method on one dataset: table + plot")
+    p.add_argument("--dataset", default="scifact", help="dataset name or BEIR folder")
+    _add_output(p, "folder for results.jsonl and the plot (a rerun resumes the run there and "
+                   "redraws the plot)", metavar="DIR", required=False, default="runs/demo")
+    _add_overwrite(p, "start over: replace the folder's results.jsonl once the new run is done")
+    _add_grid_options(p, methods=_methods_of("reference", "classical", "learned"), budgets="64",
+                      seeds="0")
+    return p
+
+
+def add_report(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "report", "Markdown tables, CSV and plots from results files")
+    _add_results_read(p, "results files, merged in order (a run repeated later wins)")
+    _add_output(p, "folder for report.md, summary.csv and the PNG plots", metavar="DIR")
+    p.add_argument("--keep", type=float, default=0.99,
+                   help="report the smallest d keeping this share of frozen nDCG@10")
+    p.add_argument("--ratio", type=_int_at_least(1), default=4,
+                   help="compression ratio of the nDCG@10-vs-label-budget plot")
+    p.add_argument("--gains", action="store_true",
+                   help="also print each method's nDCG@10 against the better of pca and "
+                        "pca-uncentered at the same cell: cells won or tied, mean gain, worst")
+    _add_overwrite(p)
+    return p
+
+
+def add_recommend(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "recommend", "the fewest-bytes configuration keeping a share of frozen "
+              "nDCG@10, from results files")
+    _add_results_read(p, "results of `dive evaluate --precisions ... --rescore-factors ...` "
+                         "(merged)")
+    p.add_argument("--dataset", required=True, help="dataset name as in the results")
+    p.add_argument("--keep", type=float, default=0.99,
+                   help="share of frozen float32 nDCG@10 to keep")
+    p.add_argument("--budget", default=None,
+                   help="label budget of the runs to choose from (needed when several ran)")
+    p.add_argument("--model", default=None,
+                   help="embedding model of the runs (needed when several ran)")
+    p.add_argument("--no-rescore", action="store_true",
+                   help="only first stages searched alone (no float32 funnel)")
+    p.add_argument("--max-bytes", type=_int_at_least(1), default=None,
+                   help="only first stages storing at most this many bytes per vector")
+    return p
+
+
+def add_embed(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "embed", "embed a BEIR-layout dataset into an embeddings folder, or import "
+              "vectors made elsewhere (Parquet, .npy)")
+    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
+    _add_data_dir(p)
+    _add_output(p, "embeddings folder to write (default: the embeddings cache, "
+                   "<cache>/<model>/<dataset>, where evaluate and fit look)", metavar="DIR",
+                required=False)
+    p.add_argument("--model", default=None,
+                   help="sentence-transformers model name or local folder (default "
+                        "all-MiniLM-L6-v2, offline); with imported vectors, their label "
+                        "(default 'imported')")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="texts per batch")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    p.add_argument("--chunk-size", type=_int_at_least(1), default=4096,
+                   help="texts encoded and saved at a time (the resume step)")
+    p.add_argument("--from-parquet", default=None, metavar="FILE",
+                   help="import the corpus vectors of this Parquet file instead of encoding")
+    p.add_argument("--queries-parquet", default=None, metavar="FILE",
+                   help="with --from-parquet: the query vectors")
+    p.add_argument("--id-column", default="id", help="Parquet: the id column")
+    p.add_argument("--vector-column", default="vector", help="Parquet: the vector column")
+    p.add_argument("--from-npy", default=None, metavar="FILE",
+                   help="import the corpus vectors of this (n, D) .npy instead of encoding")
+    p.add_argument("--ids", default=None, metavar="FILE",
+                   help="with --from-npy: the corpus ids, one a line, in row order")
+    p.add_argument("--queries-npy", default=None, metavar="FILE",
+                   help="with --from-npy: the query vectors")
+    p.add_argument("--query-ids", default=None, metavar="FILE",
+                   help="with --from-npy: the query ids, one a line")
+    _add_overwrite(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def add_fit(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "fit", "fit one compressor on a dataset and save it as a folder")
+    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
+    p.add_argument("--method", required=True, help="method spec (name or name:key=value:...)")
+    p.add_argument("--dim", type=_int_at_least(1), required=True, help="output dimension d")
+    p.add_argument("--budget", default="64",
+                   help="training queries for supervised methods (a number or 'all')")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="random seed (also picks the labels)")
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help=EMBEDDING_MODEL_HELP)
+    _add_data_dir(p)
+    p.add_argument("--embeddings", default=None,
+                   help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")
+    p.add_argument("--precision", type=_precision, default="float32",
+                   help="what the model outputs: float32, float16, int8 (ranges calibrated on "
+                        "the corpus outputs) or binary (packed sign bits)")
+    _add_output(p, "model folder to write", metavar="DIR")
+    _add_overwrite(p)
+    return p
+
+
+def add_export(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "export", "export a saved compressor to ONNX or sentence-transformers")
+    _add_model_dir(p, "saved compressor folder (from `dive fit`)")
+    p.add_argument("--format", required=True, choices=["onnx", "sentence-transformers"],
+                   help="output format")
+    _add_output(p, "ONNX file, or folder for the sentence-transformers module/model",
+                metavar="PATH")
+    p.add_argument("--model", default=None,
+                   help="sentence-transformers only: bundle this base model with the module "
+                        "into one loadable model folder (default: the module folder alone)")
+    _add_overwrite(p)
+    return p
+
+
+def add_index(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "index", "build a FAISS index of an embeddings folder's compressed corpus")
+    _add_model_dir(p)
+    p.add_argument("--embeddings", required=True, metavar="EMB_DIR",
+                   help="embeddings folder whose corpus is compressed and indexed")
+    _add_output(p, "index file (the ids go to FILE.ids.txt)", metavar="FILE")
+    p.add_argument("--hnsw", action="store_true", help="approximate HNSW index instead of exact")
+    _add_overwrite(p)
+    return p
+
+
+def add_search(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "search", "search an index with queries compressed by a saved compressor")
+    p.add_argument("index", metavar="INDEX_FILE", help="index file from `dive index`")
+    _add_model_dir(p, "saved compressor folder used for the index")
+    queries = p.add_mutually_exclusive_group(required=True)
+    queries.add_argument("--query", action="append", metavar="TEXT",
+                         help="query text, embedded with --model (repeatable)")
+    queries.add_argument("--queries-npy", default=None, metavar="FILE",
+                         help=".npy of query embeddings (n, D), already L2-normalised")
+    p.add_argument("--model", default=None,
+                   help="model embedding --query (default: the one the compressor was fitted on)")
+    p.add_argument("-k", type=_int_at_least(1), default=10, help="hits per query")
+    _add_renamed(p, "--rescore-vectors", old=["--rescore-with"], default=None, metavar="FILE",
+                 help="re-rank the index's first --rescore-factor x k hits by these float "
+                      "vectors (full embeddings or compressed float32, one row per index row "
+                      "in its order, e.g. the embeddings folder's corpus.npy)")
+    p.add_argument("--rescore-factor", type=_int_at_least(1), default=4,
+                   help="with --rescore-vectors: candidates per hit taken from the index")
+    return p
+
+
+def add_compress(sub: Subparsers[_Parser]) -> _Parser:
+    p = _verb(sub, "compress", "compress an embedding store (.npy, Parquet, shards) in bounded "
+              "memory, resumably")
+    _add_model_dir(p)
+    p.add_argument("--input", required=True, metavar="X",
+                   help=".npy file, Parquet file, folder of .npy or Parquet shards, or a LanceDB "
+                        "table, lancedb:PATH/TABLE")
+    _add_output(p, "output file or folder, same layout as the input (Ray: a Parquet folder); "
+                   "LanceDB: a new table, or the input table with --output-column",
+                metavar="Y")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=65536,
+                   help="vectors per chunk (memory use and the resume step)")
+    p.add_argument("--dtype", choices=["float32", "float16"], default=None,
+                   help="element type of a float32 model's output (default: what the model "
+                        "outputs at its precision: float32, or its float16/int8/binary codes)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: streaming, resumable; ray: Ray Data over Parquet "
+                        "(joins $RAY_ADDRESS or starts a local cluster)")
+    _add_renamed(p, "--vector-column", old=["--column"], default="vector",
+                 help="Parquet/LanceDB: the vector column")
+    p.add_argument("--id-column", default="id",
+                   help="Parquet/LanceDB: id column carried to the output ('' for none)")
+    p.add_argument("--output-column", default=None,
+                   help="Parquet/LanceDB: name of the compressed vector column (None: "
+                        "--vector-column's)")
+    _add_overwrite(p, OVERWRITE_HELP + "; only once the new one is complete")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+VERBS: tuple[Callable[[Subparsers[_Parser]], _Parser], ...] = (
+    add_evaluate, add_demo, add_report, add_recommend, add_embed, add_fit, add_export,
+    add_index, add_search, add_compress,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `dive` parser: the global flags, then one subcommand per builder in `VERBS`."""
+    parser = _Parser(prog="dive", description="Compress embeddings for vector search with few "
+                     "labels.", formatter_class=_FORMATTER)
+    parser.add_argument("--version", action="version", version=f"dive {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each finished run")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for add_verb in VERBS:
+        add_verb(sub)
+    return parser

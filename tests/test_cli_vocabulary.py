@@ -1,0 +1,163 @@
+"""One CLI vocabulary: new spellings in `--help`, old ones still parsing, library errors
+about values, not flags."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import dive
+from dive.cli import FLAG_OF_PARAM, HANDLERS, _error_line, main
+from dive.cli_parsers import build_parser
+from dive.errors import DataError, DiveError
+
+FIT = ["fit", "--dataset", "d", "--method", "pca", "--dim", "8"]
+
+# (verb, argv with the old spelling, argv with the new one): each must parse the same.
+ALIASES = [
+    ("evaluate", ["evaluate", "--dataset", "a,b"], ["evaluate", "--datasets", "a,b"]),
+    ("evaluate", ["evaluate", "--datasets", "a", "--rescore", "0,4"],
+     ["evaluate", "--datasets", "a", "--rescore-factors", "0,4"]),
+    ("demo", ["demo", "--out", "runs/x", "--rescore", "4"],
+     ["demo", "--output", "runs/x", "--rescore-factors", "4"]),
+    ("report", ["report", "a.jsonl", "b.jsonl", "--out", "rep"],
+     ["report", "--results", "a.jsonl", "b.jsonl", "--output", "rep"]),
+    ("recommend", ["recommend", "a.jsonl", "b.jsonl", "--dataset", "s"],
+     ["recommend", "--results", "a.jsonl", "b.jsonl", "--dataset", "s"]),
+    ("embed", ["embed", "--dataset", "d", "--out", "e"],
+     ["embed", "--dataset", "d", "--output", "e"]),
+    ("fit", [*FIT, "--out", "m"], [*FIT, "--output", "m"]),
+    ("export", ["export", "m", "--format", "onnx", "--out", "m.onnx"],
+     ["export", "m", "--format", "onnx", "--output", "m.onnx"]),
+    ("index", ["index", "m", "--embeddings", "e", "--out", "i.faiss"],
+     ["index", "m", "--embeddings", "e", "--output", "i.faiss"]),
+    ("search", ["search", "i", "m", "--query", "q", "--rescore-with", "f.npy"],
+     ["search", "i", "m", "--query", "q", "--rescore-vectors", "f.npy"]),
+    ("compress", ["compress", "m", "--input", "x", "--output", "y", "--column", "v"],
+     ["compress", "m", "--input", "x", "--output", "y", "--vector-column", "v"]),
+    ("compress", ["compress", "m", "--input", "x", "--out", "y"],
+     ["compress", "m", "--input", "x", "--output", "y"]),
+]
+
+# What each verb's --help must show, and the old spellings it must not.
+SHOWN = {
+    "evaluate": (["--datasets", "--results", "--rescore-factors", "--rescore-with"],
+                 ["--dataset", "--rescore"]),
+    "demo": (["--dataset", "--output", "--rescore-factors"], ["--out", "--rescore"]),
+    "report": (["--results", "--output"], ["--out"]),
+    "recommend": (["--results", "--dataset"], []),
+    "embed": (["--dataset", "--output", "--vector-column"], ["--out"]),
+    "fit": (["--dataset", "--output"], ["--out"]),
+    "export": (["--output"], ["--out"]),
+    "index": (["--output"], ["--out"]),
+    "search": (["--rescore-vectors", "--rescore-factor"], ["--rescore-with"]),
+    "compress": (["--output", "--vector-column"], ["--column", "--out"]),
+}
+
+
+def _verbs() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    return parser._subparsers._group_actions[0].choices  # type: ignore[union-attr,no-any-return]
+
+
+def _flag(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+
+
+@pytest.mark.parametrize(("verb", "old", "new"), ALIASES, ids=[" ".join(a[1]) for a in ALIASES])
+def test_an_old_spelling_parses_to_the_same_arguments(verb: str, old: list[str],
+                                                      new: list[str]) -> None:
+    parsed = vars(build_parser().parse_args(old))
+    assert parsed == vars(build_parser().parse_args(new))
+    assert parsed["verb"] == verb
+
+
+@pytest.mark.parametrize("verb", sorted(SHOWN))
+def test_help_shows_the_new_spellings_and_hides_the_old(
+    verb: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    text = capsys.readouterr().out
+    shown, hidden = SHOWN[verb]
+    for name in shown:
+        assert _flag(name).search(text), f"dive {verb} --help lacks {name}"
+    for name in hidden:
+        assert not _flag(name).search(text), f"dive {verb} --help shows the old {name}"
+
+
+def test_every_verb_has_a_handler_and_every_hidden_alias_is_listed() -> None:
+    verbs = _verbs()
+    assert set(verbs) == set(HANDLERS) == set(SHOWN)
+    for verb, sub in verbs.items():
+        hidden = {s for a in sub._actions if a.help == argparse.SUPPRESS for s in a.option_strings}
+        assert hidden == set(SHOWN[verb][1]), verb
+
+
+@pytest.mark.parametrize("argv", [
+    ["report", "a.jsonl", "--results", "b.jsonl", "--output", "r"],  # both spellings at once
+    ["fit", *FIT[1:], "--out", "m", "--output", "n"],
+])
+def test_old_and_new_spelling_together_is_one_error_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "not allowed with" in err, err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["evaluate", "--datasets", "x", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["report", "--output", "r"], "the following arguments are required: --results"),
+    (["fit", *FIT[1:]], "the following arguments are required: --output"),
+    (["evaluate"], "the following arguments are required: --datasets"),
+])
+def test_a_bad_command_line_is_one_clear_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert "--out " not in err and "--dataset " not in err  # old spellings stay hidden
+
+
+def test_the_cli_adds_the_flag_of_the_parameter_an_error_is_about() -> None:
+    assert _error_line(DataError("x: no good", param="data_dir")) == "x: no good (--data-dir)"
+    assert _error_line(DiveError("x: no good")) == "x: no good"
+    assert _error_line(DiveError("x: no good", param="not_a_flag")) == "x: no good"
+    every_flag = {s for sub in _verbs().values() for a in sub._actions for s in a.option_strings}
+    assert set(FLAG_OF_PARAM.values()) <= every_flag
+
+
+def _library_modules() -> list[Path]:
+    root = Path(dive.__file__).parent
+    return [p for p in sorted(root.rglob("*.py")) if not p.name.startswith("cli")]
+
+
+def _raised_strings(tree: ast.AST) -> list[tuple[int, str]]:
+    return [(node.lineno, s.value) for node in ast.walk(tree) if isinstance(node, ast.Raise)
+            for s in ast.walk(node) if isinstance(s, ast.Constant) and isinstance(s.value, str)]
+
+
+def test_library_errors_speak_of_values_not_flags() -> None:
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    found = [f"{path.name}:{line}: {text!r}" for path in _library_modules()
+             for line, text in _raised_strings(ast.parse(path.read_text()))
+             if flag.search(text)]
+    assert not found, found
+
+
+def test_every_parameter_a_library_error_names_has_a_flag() -> None:
+    params = {kw.value.value for path in _library_modules()
+              for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+              for kw in node.keywords
+              if kw.arg == "param" and isinstance(kw.value, ast.Constant)}
+    assert params and params <= set(FLAG_OF_PARAM), params - set(FLAG_OF_PARAM)
