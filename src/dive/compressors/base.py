@@ -80,7 +80,7 @@ class FitSummary:
     steps_run: int  # steps the run behind the curve trained (>= best_step)
     selected: dict[str, Any]  # what was kept, JSON-ready (start, arm or grid setting)
     n_queries: int  # labelled queries the choice was made on (0: nothing was chosen on them)
-    validation_score: float | None  # of the returned model on those queries (None: no queries)
+    validation_score: float | None  # of what was kept, on them (DIVE: out-of-fold, pre-refit)
     start_score: float | None  # of the untrained start on the same queries
     seconds: float  # wall time of the fit
 
