@@ -30,10 +30,11 @@ def test_fit_on_a_dataset_uses_its_labels_and_round_trips_through_save_and_load(
     data, emb = tiny
     model = dive.fit(data, method="dive", ratio=4, budget=16, embeddings=emb)
     assert model.fitted_runtime().output_dim == 8
-    held_out = model.fit_info_.held_out
-    assert held_out is not None and 0 < held_out.n_queries <= 16  # chosen on its labels
+    fit = model.fit_info_.summary
+    assert fit is not None and 0 < fit.n_queries <= 16  # chosen on its labels
     dive.save(model, tmp_path / "m")
     loaded = dive.load(tmp_path / "m")
+    assert loaded.summary == {"fit": fit.as_record()}  # the saved config records the fit
     x = np.load(emb / "queries.npy")
     np.testing.assert_array_equal(loaded.transform(x), model.transform(x))
 

@@ -43,6 +43,6 @@ def test_the_arrays_example_runs_as_written(tmp_path: Path,
     model, small = namespace["model"], namespace["small"]
     assert small.shape == (300, 96) and small.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(small, axis=1), 1, rtol=1e-5)
-    assert model.method == "dive" and model.fit_info_.held_out.n_queries == 24
+    assert model.method == "dive" and model.fit_info_.summary.n_queries == 24
     loaded = dive.load(tmp_path / "models" / "my-dive-96")
     np.testing.assert_array_equal(loaded.transform(corpus), small)

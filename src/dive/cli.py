@@ -24,7 +24,7 @@ from dive.cli_parsers import build_parser
 from dive.errors import DiveError
 
 if TYPE_CHECKING:
-    from dive.compressors.base import FitInfo
+    from dive.compressors.base import FitSummary
     from dive.scale.stream import CompressResult
 
 Handler = Callable[[argparse.Namespace], int]
@@ -205,16 +205,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_summary_extras(info: FitInfo) -> dict[str, Any]:
-    """The JSON-scalar diagnostics of a fit, and the held-out score it chose its model on."""
-    scalars = {k: v for k, v in info.diagnostics.items()
-               if v is None or isinstance(v, (str, bool, int, float))}
-    extras: dict[str, Any] = {}
-    if info.held_out is not None:
-        extras["validation"] = info.held_out.as_record()
-    if scalars:
-        extras["diagnostics"] = scalars
-    return extras
+def _fit_lines(fit: FitSummary) -> list[str]:
+    """What `dive fit` prints about a learned fit, from its typed summary only."""
+    import json
+
+    selected = json.dumps(fit.selected, separators=(",", ":"))
+    lines = [f"kept step {fit.best_step} of {fit.steps_run}: {selected}"]
+    if fit.validation_score is not None:
+        lines.append(f"held-out nDCG@10 on {fit.n_queries} labelled queries: "
+                     f"{fit.validation_score:.4f} (start {fit.start_score:.4f})")
+    return lines
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -247,7 +247,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     compressor.fit(emb.corpus, train)
     summary["fit_seconds"] = round(time.perf_counter() - start, 4)
-    summary.update(_fit_summary_extras(compressor.fit_info_))
+    fitted = compressor.fit_info_.summary
+    if fitted is not None:
+        summary["fit"] = fitted.as_record()
     # int8 is calibrated on the corpus outputs, the vectors an index will hold.
     model = with_precision(compressor, args.precision, emb.corpus)
     out = save(model, args.output, summary=summary)
@@ -256,10 +258,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
           f"({runtime.precision}, {bytes_per_vector(runtime.precision, runtime.output_dim)} "
           f"bytes/vector), {compressor.n_params} parameters, fitted in "
           f"{summary['fit_seconds']:.2f}s")
-    held_out = compressor.fit_info_.held_out
-    if held_out is not None:
-        print(f"held-out nDCG@10 on {held_out.n_queries} labelled queries: {held_out.kept:.4f} "
-              f"(start {held_out.start:.4f})")
+    for line in _fit_lines(fitted) if fitted is not None else []:
+        print(line)
     print(f"saved: {out}")
     return 0
 

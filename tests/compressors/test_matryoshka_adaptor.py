@@ -162,9 +162,9 @@ def test_stage_two_chooses_its_learning_rate_on_validation(
     assert stage2["grid"] == "lr 0.001/0.0001"
     assert [s["lr"] for s in stage2["settings"]] == [0.001, 0.0001]
     assert stage2["choice"]["n_queries"] == 8
-    held_out, val = model.fit_info_.held_out, split.validation
-    assert held_out is not None and val is not None
+    fit, val = model.fit_info_.summary, split.validation
+    assert fit is not None and fit.n_queries == 8 and val is not None
     # the returned model is the (setting, checkpoint) chosen: it scores what the fit reports
     measured = validation_ndcg(model.transform(val.embeddings), model.transform(corpus),
                                val.relevant)
-    assert measured == pytest.approx(held_out.kept, abs=1e-6)
+    assert measured == pytest.approx(fit.validation_score, abs=1e-6)

@@ -80,14 +80,15 @@ def test_the_returned_model_scores_its_reported_validation_score(
     val = LabelledQueries(train.embeddings[20:], train.relevant[20:])
     split = TrainingData(LabelledQueries(train.embeddings[:20], train.relevant[:20]), val)
     model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, split)
-    held_out = model.fit_info_.held_out
-    assert held_out is not None and held_out.n_queries == len(val) == 10
+    fit = model.fit_info_.summary
+    assert fit is not None and fit.n_queries == len(val) == 10
     assert model.fit_info_.diagnostics["selected_on_queries"] == 10
     # the gate restored the checkpoint it reports, not the last one
     encode = model.transform
     measured = validation_ndcg(encode(val.embeddings), encode(corpus), val.relevant)
-    assert measured == pytest.approx(held_out.kept, abs=1e-6)
-    assert model.fit_info_.diagnostics["history"][0] == (0, round(held_out.start, 4))
+    assert measured == pytest.approx(fit.validation_score, abs=1e-6)
+    assert fit.start_score is not None
+    assert model.fit_info_.diagnostics["history"][0] == (0, round(fit.start_score, 4))
 
 
 def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> None:
@@ -127,4 +128,6 @@ def test_without_validation_queries_the_configured_weights_train(
     model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, labels)
     diagnostics = model.fit_info_.diagnostics
     assert diagnostics["selected"] == {"lr": 0.001, "weight_rec": 0.1, "weight_pred": 0.01}
-    assert "choice" not in diagnostics and model.fit_info_.held_out is None
+    fit = model.fit_info_.summary
+    assert "choice" not in diagnostics and fit is not None and fit.validation_score is None
+    assert fit.selected["setting"] == diagnostics["selected"] and fit.best_step == 60

@@ -179,12 +179,12 @@ def test_each_stage_records_its_grid_and_choice(
         assert [s["lr"] for s in stage["settings"]] == [0.001, 0.0001]
         assert stage["choice"]["n_queries"] == 10
         assert stage["history"][0][0] == 0  # checkpoint 0 is the stage's start
-    held_out, val = model.fit_info_.held_out, split.validation
-    assert held_out is not None and val is not None
+    fit, val = model.fit_info_.summary, split.validation
+    assert fit is not None and val is not None
     # the returned model is the last stage's chosen checkpoint: it scores what the fit reports
     measured = validation_ndcg(model.transform(val.embeddings), model.transform(corpus),
                                val.relevant)
-    assert measured == pytest.approx(held_out.kept, abs=1e-6)
+    assert measured == pytest.approx(fit.validation_score, abs=1e-6)
 
 
 def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> None:

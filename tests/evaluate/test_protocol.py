@@ -172,3 +172,17 @@ def test_backfill_lets_a_rerun_skip_records_written_without_a_fingerprint(
     assert [{k: v for k, v in r.items() if k != FINGERPRINT_FIELD} for r in backfilled] == old
     assert fresh_runs(tiny, path) == []
     assert backfill_fingerprints(path, data_dir=str(tiny[0].parent)) == 0  # nothing left to do
+
+
+def test_records_carry_the_typed_fit_summary_beside_the_diagnostics(
+    tiny: tuple[Path, Path],
+) -> None:
+    records = run_grid(spec(tiny, methods=["pca", "dive"], ratios=[4], budgets=[16], seeds=[0]),
+                       ResultsFile(tiny[0].parent / "r.jsonl"))
+    by_method = {r["method"]: r for r in records}
+    assert by_method["pca"]["fit"] is None and by_method["pca"]["diagnostics"] == {}
+    fit, diagnostics = by_method["dive"]["fit"], by_method["dive"]["diagnostics"]
+    assert 0 < fit["n_queries"] <= 16 and fit["validation_score"] is not None
+    assert fit["validation_curve"][0] == [0, fit["start_score"]]
+    assert 0 <= fit["best_step"] <= fit["steps_run"] and fit["seconds"] > 0
+    assert "choice" in diagnostics and "curves" in diagnostics  # the old keys stay

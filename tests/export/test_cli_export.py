@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from dive.cli import main
-from dive.compressors.base import Compressor, HeldOutScore, TrainingData
+from dive.compressors.base import Compressor, FitSummary, TrainingData
 from dive.compressors.registry import REGISTRY
 from dive.compressors.runtime import Runtime
 from dive.embed import Embeddings, load_embeddings, save_embeddings
@@ -37,8 +38,14 @@ def test_fit_saves_a_loadable_folder_with_a_summary(tiny: tuple[Path, Path], tmp
     np.testing.assert_array_equal(model.transform(corpus), PCA(dim=8).fit(corpus).transform(corpus))
 
 
+STAND_IN_FIT = FitSummary(((0, 0.5), (25, 0.625), (40, 0.6)), best_step=25, steps_run=40,
+                          selected={"setting": {"lr": 0.01}}, n_queries=4,
+                          validation_score=0.625, start_score=0.5, seconds=0.25)
+
+
 class RecordingSupervised(Compressor):
-    """A supervised stand-in: checks it got labels and reports a validation score."""
+    """A supervised stand-in: checks it got labels and reports a validation score (and
+    diagnostics whose names say "val" but whose values are query counts)."""
 
     method = "test-supervised"
     family = "baseline"
@@ -48,9 +55,9 @@ class RecordingSupervised(Compressor):
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         assert train is not None and train.validation is not None
         type(self).seen.append(train)
-        self.fit_info_.diagnostics.update({"n_validation": 4, "best_step": 25,
+        self.fit_info_.diagnostics.update({"n_validation": 4, "val_queries": 4, "best_step": 7,
                                            "curve": [0.1, 0.2]})
-        self.fit_info_.held_out = HeldOutScore(kept=0.625, start=0.5, n_queries=4)
+        self.fit_info_.summary = STAND_IN_FIT
         return Runtime(corpus.shape[1], projection=np.eye(self.dim or 1, corpus.shape[1],
                                                           dtype=np.float32))
 
@@ -62,15 +69,21 @@ def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], t
     RecordingSupervised.seen.clear()
     assert fit(tiny, tmp_path / "m", "test-supervised", "--budget", "16") == 0
     out = capsys.readouterr().out
-    assert "held-out nDCG@10 on 4 labelled queries: 0.6250 (start 0.5000)" in out
-    assert "n_validation" not in out  # a query count is not printed as a score
+    # the score printed is the typed validation score, not a count from the diagnostics
+    printed = re.search(r"held-out nDCG@10 on (\d+) labelled queries: ([\d.]+) \(start ([\d.]+)\)",
+                        out)
+    assert printed is not None
+    assert (int(printed[1]), float(printed[2]), float(printed[3])) == (4, 0.625, 0.5)
+    assert 'kept step 25 of 40: {"setting":{"lr":0.01}}' in out
+    assert "n_validation" not in out and "val_queries" not in out
     summary = load(tmp_path / "m").summary
     train = RecordingSupervised.seen[0]
     assert len(train.train) + len(train.validation or ()) == 16
     assert summary["budget"] == "16" and summary["n_labels"] == 16
     assert summary["n_train"] == len(train.train) and summary["n_validation"] == 4
-    assert summary["validation"] == {"ndcg@10": 0.625, "start_ndcg@10": 0.5, "n_queries": 4}
-    assert summary["diagnostics"] == {"n_validation": 4, "best_step": 25}
+    assert summary["fit"] == STAND_IN_FIT.as_record()
+    assert summary["fit"]["validation_score"] == 0.625 and summary["fit"]["best_step"] == 25
+    assert "diagnostics" not in summary and "validation" not in summary
 
 
 def test_fit_records_the_labels_used_when_the_budget_exceeds_the_pool(

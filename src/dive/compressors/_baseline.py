@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from dive.compressors.base import Compressor, HeldOutScore, TrainingData
+from dive.compressors.base import Compressor, TrainingData
 from dive.compressors.options import Rule, build, check
 from dive.compressors.runtime import Runtime
 
@@ -136,8 +136,8 @@ class Baseline(Compressor):
     `Cls(dim, seed, **options)` takes any field of `config_class` as a keyword (the registry
     passes `smec:stage_steps=100` this way), or a whole `config=`. `fit_path` names the
     torch-side function ("module:function") imported only when fitting: called as
-    `fit(model, corpus, train, rng)` inside `dive.training.seeded`, it returns the runtime and
-    the diagnostics for the results record.
+    `fit(model, corpus, train, rng)` inside `dive.training.seeded`, it returns the runtime, the
+    diagnostics for the results record and a `Summarise` for the fit's typed summary.
     """
 
     family = "baseline"
@@ -167,14 +167,17 @@ class Baseline(Compressor):
         fit = getattr(importlib.import_module(module), name)
         start = time.perf_counter()
         with seeded(self.seed, threads=self.options.threads) as rng:
-            runtime, diagnostics = fit(self, corpus, train if self.supervised else None, rng)
-        diagnostics["train_seconds"] = round(time.perf_counter() - start, 3)
+            runtime, diagnostics, summarise = fit(
+                self, corpus, train if self.supervised else None, rng
+            )
+        seconds = time.perf_counter() - start
+        diagnostics["train_seconds"] = round(seconds, 3)
         grids = dict.fromkeys(r["grid"] for r in selected_runs(diagnostics))
         diagnostics["grid"] = "; ".join(grids) or "none"  # what the results page shows
         validation = train.validation if train is not None and self.supervised else None
         if validation is not None:
-            self.fit_info_.held_out = gated_score(diagnostics, len(validation))
             diagnostics["selected_on_queries"] = len(validation)
+        self.fit_info_.summary = summarise(seconds)
         self.fit_info_.diagnostics.update(diagnostics)
         return runtime
 
@@ -188,12 +191,3 @@ def selected_runs(diagnostics: dict[str, Any]) -> list[dict[str, Any]]:
     """
     runs = [diagnostics, diagnostics.get("supervised"), *diagnostics.get("stages", [])]
     return [r for r in runs if isinstance(r, dict) and "grid" in r]
-
-
-def gated_score(diagnostics: dict[str, Any], n_queries: int) -> HeldOutScore | None:
-    """The selection's choice in the last run (or stage) a baseline chose on: the score it
-    kept and its start's (the `base_score` it chose against), on `n_queries` queries."""
-    chosen = [r["choice"] for r in selected_runs(diagnostics) if "choice" in r]
-    if not chosen:
-        return None
-    return HeldOutScore(float(chosen[-1]["score"]), float(chosen[-1]["base_score"]), n_queries)

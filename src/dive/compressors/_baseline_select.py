@@ -13,7 +13,9 @@ fit calls: it scores the start, trains each setting from it and leaves the model
 
 `pick_basis` chooses the start (raw prefix or principal-axis basis) for `basis="select"`:
 neither start saw a label, so `dive.training.selection.best_of` compares them on the
-validation queries. Left out: cross-fitting (the baselines keep the protocol's train /
+validation queries. `Selected.summary` and `ungated_summary` give a fit's typed
+`FitSummary` (the kept checkpoint, the curve it was chosen on, its validation score). Left
+out: cross-fitting (the baselines keep the protocol's train /
 validation split, as their papers do) and refits on the validation queries.
 """
 
@@ -34,7 +36,7 @@ from dive.compressors._baseline_modules import (
     make_gate,
     snapshot,
 )
-from dive.compressors.base import TrainingData
+from dive.compressors.base import FitSummary, TrainingData
 from dive.training.gate import ValidationGate, validation_scores
 from dive.training.loop import Loss, Optimiser, TrainingLoop
 from dive.training.selection import Choice, Curve, best_of, choose
@@ -63,6 +65,10 @@ class GatedRun:
     def state(self) -> Any:
         """The state the run ends on: its best checkpoint when gated, else None (keep last)."""
         return self.gate.best.state if self.gated and self.gate.best is not None else None
+
+    def mean_curve(self) -> tuple[tuple[int, float], ...]:
+        """(step, mean score) at each scored check, the start's first (empty: not gated)."""
+        return tuple((s, float(v.mean())) for s, v in zip(self.steps, self.scores, strict=True))
 
     def record(self, history: bool = True) -> dict[str, Any]:
         """The run's fields in a results record (`history`: with every check's score)."""
@@ -155,6 +161,24 @@ class Selected:
         if self.choice is not None:
             fields["choice"] = self.choice.as_record()
         return fields
+
+    def summary(self, basis: str, seconds: float) -> FitSummary:
+        """The typed summary: the kept step of the run with the best validation mean (0: the
+        start, the first point of every curve), that run's curve and the choice's scores."""
+        selected = {"basis": basis, "setting": self.setting}
+        if self.choice is None:  # no validation queries: the configured setting's last state
+            return ungated_summary(self.runs[0], basis, seconds, selected)
+        run, choice = self.runs[self.choice.best[0]], self.choice
+        return FitSummary(run.mean_curve(), choice.step, run.loop.step, selected,
+                          choice.n_queries, choice.score, choice.base_score, seconds)
+
+
+def ungated_summary(run: GatedRun | None, basis: str, seconds: float,
+                    selected: dict[str, Any] | None = None) -> FitSummary:
+    """The typed summary of a fit that chose nothing on validation queries: `run` kept its
+    best state by its own objective, or its last (None: the untrained start was returned)."""
+    steps = (run.best_step, run.loop.step) if run is not None else (0, 0)
+    return FitSummary((), *steps, selected or {"basis": basis}, 0, None, None, seconds)
 
 
 def choose_setting(

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dive.compressors.base import LabelledQueries, TrainingData
+from dive.compressors.base import FitSummary, LabelledQueries, Summarise, TrainingData
 from dive.compressors.dive import Arm, DiveConfig
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Runtime
@@ -361,8 +362,9 @@ class _Run:
 
 def fit_dive(
     corpus: np.ndarray, train: TrainingData | None, *, dim: int, seed: int, config: DiveConfig
-) -> tuple[Runtime, dict[str, Any]]:
-    """Fit DIVE; return its runtime and the diagnostics for the results record."""
+) -> tuple[Runtime, dict[str, Any], Summarise]:
+    """Fit DIVE; return its runtime, the diagnostics for the results record and its typed
+    summary given the fit's seconds."""
     with seeded(seed, threads=config.threads) as rng:
         return _fit(corpus, train, dim, seed, config, rng)
 
@@ -520,7 +522,7 @@ def _fit(
     seed: int,
     config: DiveConfig,
     rng: np.random.Generator,
-) -> tuple[Runtime, dict[str, Any]]:
+) -> tuple[Runtime, dict[str, Any], Summarise]:
     t0 = time.perf_counter()
     fit = _Fit(corpus, seed, config)
     labels, validation_rows = pooled_labels(train, corpus.shape[0])
@@ -538,6 +540,7 @@ def _fit(
         return fit.new_net(heads, start.center)
 
     choice: Choice | None = None
+    curves: list[Curve] = []
     if labels is None or n < 2 or not config.select or config.steps == 0:
         # Nothing to choose on (or told not to): the configured weights train `steps` steps
         # (without labels, only the label-free losses).
@@ -589,4 +592,20 @@ def _fit(
             round(e["active_triplets"], 4) for e in final.log if "active_triplets" in e
         ]
     diag["train_seconds"] = round(time.perf_counter() - t0, 4)
-    return net.to_runtime(), diag
+    selected = {"start": start.name, "arm": arm.as_record() if arm is not None else None}
+    return net.to_runtime(), diag, _summary(choice, curves, steps, selected)
+
+
+def _summary(
+    choice: Choice | None, curves: list[Curve], steps: int, selected: dict[str, Any]
+) -> Summarise:
+    """The typed summary: the leading arm's out-of-fold curve, the start's score as its step 0
+    (what the choice compared against), and the kept step (0: the start); without a choice,
+    the configured arm trained `steps` steps."""
+    if choice is None:
+        return partial(FitSummary, (), steps, steps, selected, 0, None, None)
+    leader = curves[choice.best[0]] if choice.best[0] >= 0 else Curve((), np.empty((0, 0)))
+    curve = ((0, choice.base_score),
+             *zip(leader.steps, (float(v) for v in leader.scores.mean(axis=1)), strict=True))
+    return partial(FitSummary, curve, choice.step, curve[-1][0], selected, choice.n_queries,
+                   choice.score, choice.base_score)

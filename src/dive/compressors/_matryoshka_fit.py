@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,8 +17,14 @@ from dive.compressors._baseline_modules import (
     map_candidates,
     snapshot,
 )
-from dive.compressors._baseline_select import fit_grid, gated_run, pick_basis, prefix_start
-from dive.compressors.base import TrainingData
+from dive.compressors._baseline_select import (
+    fit_grid,
+    gated_run,
+    pick_basis,
+    prefix_start,
+    ungated_summary,
+)
+from dive.compressors.base import Summarise, TrainingData
 from dive.compressors.matryoshka_adaptor import target_dims
 from dive.compressors.runtime import Runtime
 from dive.compressors.truncate import prefix_projection
@@ -42,7 +49,7 @@ def fit_matryoshka(
     corpus: np.ndarray,
     train: TrainingData | None,
     rng: np.random.Generator,
-) -> tuple[Runtime, dict[str, Any]]:
+) -> tuple[Runtime, dict[str, Any], Summarise]:
     cfg = model.options
     n, width = corpus.shape
     dim = model.dim or width
@@ -122,7 +129,8 @@ def fit_matryoshka(
     if starts:
         diagnostics["start_ndcg@10"] = starts
     if sup.labels is None or cfg.supervised_steps == 0:
-        return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics
+        runtime = fold(adapter.to_runtime(), rot, prefix_projection(dim, width))
+        return runtime, diagnostics, partial(ungated_summary, stage1, basis)
 
     # Stage 2: each setting of the grid from the end of stage 1; without validation queries
     # there is no score to choose on, and the configured setting keeps its last state.
@@ -137,4 +145,5 @@ def fit_matryoshka(
         steps=cfg.supervised_steps,
     )
     diagnostics["supervised"] = selected.record(cfg.grid_text())
-    return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics
+    runtime = fold(adapter.to_runtime(), rot, prefix_projection(dim, width))
+    return runtime, diagnostics, partial(selected.summary, basis)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,8 +17,8 @@ from dive.compressors._baseline_modules import (
     scatter_candidates,
     snapshot,
 )
-from dive.compressors._baseline_select import fit_grid, pick_basis, prefix_start
-from dive.compressors.base import TrainingData
+from dive.compressors._baseline_select import fit_grid, pick_basis, prefix_start, ungated_summary
+from dive.compressors.base import Summarise, TrainingData
 from dive.compressors.runtime import Runtime
 from dive.compressors.truncate import prefix_projection
 from dive.losses.query_prediction import query_prediction_loss
@@ -36,7 +37,7 @@ def fit_search_adaptor(
     corpus: np.ndarray,
     train: TrainingData | None,
     rng: np.random.Generator,
-) -> tuple[Runtime, dict[str, Any]]:
+) -> tuple[Runtime, dict[str, Any], Summarise]:
     cfg = model.options
     n, width = corpus.shape
     dim = model.dim or width
@@ -50,7 +51,8 @@ def fit_search_adaptor(
     diagnostics: dict[str, Any] = {"basis": basis, **({"start_ndcg@10": starts} if starts else {})}
     if sup.labels is None:
         diagnostics["note"] = "no labelled queries: returned the untrained start"
-        return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics
+        runtime = fold(adapter.to_runtime(), rot, prefix_projection(dim, width))
+        return runtime, diagnostics, partial(ungated_summary, None, basis)
 
     def encode(v: torch.Tensor) -> torch.Tensor:
         return F.normalize(adapter(v)[:, :dim], dim=-1)
@@ -87,4 +89,5 @@ def fit_search_adaptor(
         reset=lambda: predictor.load_state_dict(predictor_start),
     )
     diagnostics.update(selected.record(cfg.grid_text()))
-    return fold(adapter.to_runtime(), rot, prefix_projection(dim, width)), diagnostics
+    runtime = fold(adapter.to_runtime(), rot, prefix_projection(dim, width))
+    return runtime, diagnostics, partial(selected.summary, basis)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -18,8 +19,8 @@ from dive.compressors._baseline_modules import (
     change_of_basis,
     fold,
 )
-from dive.compressors._baseline_select import fit_grid, pick_basis
-from dive.compressors.base import TrainingData
+from dive.compressors._baseline_select import Selected, fit_grid, pick_basis, ungated_summary
+from dive.compressors.base import Summarise, TrainingData
 from dive.compressors.runtime import Adapter, Runtime
 from dive.compressors.smec import stage_dims
 from dive.losses.cross_batch_memory import (
@@ -156,7 +157,7 @@ def energy_start(dim: int) -> Callable[[torch.Tensor], Encoder]:
 
 def fit_smec(
     model: SMEC, corpus: np.ndarray, train: TrainingData | None, rng: np.random.Generator
-) -> tuple[Runtime, dict[str, Any]]:
+) -> tuple[Runtime, dict[str, Any], Summarise]:
     cfg = model.options
     n, width = corpus.shape
     dim = model.dim or width
@@ -232,8 +233,9 @@ def fit_smec(
 
         return loss
 
-    def fit_stage(k: int, keep: int) -> dict[str, Any]:
-        """Add stage k, train it once per grid setting, keep the selection's choice."""
+    def fit_stage(k: int, keep: int) -> tuple[dict[str, Any], Selected]:
+        """Add stage k, train it once per grid setting, keep the selection's choice; return
+        the stage's record and the selection."""
         net.add_stage(keep, x, cfg.tau)
         layer, scores = net.stage_parameters(k)
         for p in (*layer, *scores):
@@ -264,14 +266,18 @@ def fit_smec(
         for p in (*layer, *scores):
             p.requires_grad_(False)
         kept = net.selector(k).selected()
-        return {
+        record = {
             "dim": keep,
             "ads_changed": int((~torch.isin(kept, initial)).sum()),
             **selected.record(cfg.grid_text()),
         }
+        return record, selected
 
     stages = [fit_stage(k, keep) for k, keep in enumerate(stage_dims(width, dim))]
-    diagnostics: dict[str, Any] = {"basis": basis, "stages": stages}
+    diagnostics: dict[str, Any] = {"basis": basis, "stages": [record for record, _ in stages]}
     if starts:
         diagnostics["start_ndcg@10"] = starts
-    return fold(net.adapter(), rot, net.projection()), diagnostics
+    # the last stage chose the model returned (no stage: dim is the input width, untrained)
+    summarise = partial(stages[-1][1].summary, basis) if stages else partial(
+        ungated_summary, None, basis)
+    return fold(net.adapter(), rot, net.projection()), diagnostics, summarise

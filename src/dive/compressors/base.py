@@ -22,6 +22,7 @@ read through `dive.compressors.registry.method_facts`, so no caller lists method
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, get_args
 
@@ -65,27 +66,64 @@ class TrainingData:
 
 
 @dataclass(frozen=True)
-class HeldOutScore:
-    """The held-out nDCG@10 a learned fit chose its model on (what `dive fit` prints)."""
+class FitSummary:
+    """What every learned fit reports, in the same fields (the CLI, records and saved config
+    read these; `FitInfo.diagnostics` keeps each method's extra detail).
 
-    kept: float  # of the model the fit returned (the start itself when it kept the start)
-    start: float  # of the untrained start, on the same queries
-    n_queries: int  # labelled queries it was measured on (none of them trained that model)
+    Scores are the mean nDCG@10 on the labelled queries the fit chose its model on (none of
+    them trained the runs that were scored). A fit in stages (Matryoshka-Adaptor, SMEC)
+    reports its last stage, the one that chose the model it returns.
+    """
+
+    validation_curve: tuple[tuple[int, float], ...]  # (step, mean score) per check; 0: start
+    best_step: int  # training steps behind the returned model (0: the start was kept)
+    steps_run: int  # steps the run behind the curve trained (>= best_step)
+    selected: dict[str, Any]  # what was kept, JSON-ready (start, arm or grid setting)
+    n_queries: int  # labelled queries the choice was made on (0: nothing was chosen on them)
+    validation_score: float | None  # of what was kept, on them (DIVE: out-of-fold, pre-refit)
+    start_score: float | None  # of the untrained start on the same queries
+    seconds: float  # wall time of the fit
+
+    metric: ClassVar[str] = "ndcg@10"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.best_step <= self.steps_run:
+            raise ValueError(f"best_step {self.best_step} is not in 0..{self.steps_run}")
+        scored = (self.validation_score is not None, self.start_score is not None)
+        if scored != (self.n_queries > 0,) * 2:
+            raise ValueError("a validation score and its start's need the queries they were "
+                             "measured on, and queries need both scores")
 
     def as_record(self) -> dict[str, Any]:
+        """JSON-ready fields for a results record or a saved config (scores to 6 places)."""
+
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 6)
+
         return {
-            "ndcg@10": round(self.kept, 6),
-            "start_ndcg@10": round(self.start, 6),
+            "metric": self.metric,
+            "validation_score": rounded(self.validation_score),
+            "start_score": rounded(self.start_score),
             "n_queries": self.n_queries,
+            "best_step": self.best_step,
+            "steps_run": self.steps_run,
+            "selected": self.selected,
+            "validation_curve": [[step, round(score, 6)] for step, score in self.validation_curve],
+            "seconds": round(self.seconds, 4),
         }
+
+
+# What a learned fit's torch side returns for its summary: the summary given the fit's wall
+# time in seconds, which the compressor measures around it.
+Summarise = Callable[[float], FitSummary]
 
 
 @dataclass
 class FitInfo:
-    """What a fit reports beside its model: diagnostics that go into the results record."""
+    """What a fit reports beside its model: typed for every learned fit, free-form detail."""
 
-    diagnostics: dict[str, Any] = field(default_factory=dict)
-    held_out: HeldOutScore | None = None  # set by fits that choose on held-out queries
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # extra detail for the record
+    summary: FitSummary | None = None  # set by every learned fit (None: training-free)
 
 
 class Compressor(ABC):
@@ -110,8 +148,9 @@ class Compressor(ABC):
     runtime_ : Runtime
         The fitted numpy map that `transform` applies (set by `fit`).
     fit_info_ : FitInfo
-        What the fit reports beside the model: diagnostics for the results record and,
-        for fits that choose on held-out queries, the held-out score (set by `fit`).
+        What the fit reports beside the model (set by `fit`): for learned methods a
+        `FitSummary` (validation score and curve, best step, what was selected...), and
+        free-form diagnostics for the results record.
     n_params : int
         Parameters used at inference time (the runtime's arrays).
 
@@ -168,7 +207,8 @@ class Compressor(ABC):
 
     @abstractmethod
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
-        """Return the fitted runtime; may add to `self.fit_info_.diagnostics`."""
+        """Return the fitted runtime; a learned fit sets `self.fit_info_.summary` and may add
+        to `self.fit_info_.diagnostics`."""
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Compress (n, D) embeddings to L2-normalised (n, d) float32."""

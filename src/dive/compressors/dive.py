@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Literal, cast, get_args
 
 import numpy as np
 
-from dive.compressors.base import Compressor, HeldOutScore, TrainingData
+from dive.compressors.base import Compressor, TrainingData
 from dive.compressors.options import build, check
 from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
@@ -211,8 +211,9 @@ class Dive(Compressor):
     runtime_ : Runtime
         The fitted numpy map: adapter, centre and the heads folded into one projection.
     fit_info_ : FitInfo
-        The fit's diagnostics (start, arm and steps selected) and, when it chose on labelled
-        queries, `held_out`: the score of the kept model and of its start on those queries.
+        `summary`: the fit's `FitSummary` (the start and arm selected, the kept step, and,
+        when it chose on labelled queries, their number, the out-of-fold curve and the
+        scores of the kept model and of its start); `diagnostics`: the rest, in detail.
 
     Examples
     --------
@@ -225,7 +226,7 @@ class Dive(Compressor):
     >>> model = Dive(dim=8, steps=20).fit(corpus, labels)
     >>> model.transform(queries).shape
     (24, 8)
-    >>> model.dive_config.heads, model.fit_info_.held_out.n_queries
+    >>> model.dive_config.heads, model.fit_info_.summary.n_queries
     (4, 24)
     """
 
@@ -252,21 +253,19 @@ class Dive(Compressor):
         from dive.compressors._dive_fit import fit_dive
 
         start = time.perf_counter()
-        runtime, diagnostics = fit_dive(
+        runtime, diagnostics, summarise = fit_dive(
             corpus, train, dim=self.dim or corpus.shape[1], seed=self.seed, config=self.dive_config
         )
-        diagnostics["fit_seconds"] = round(time.perf_counter() - start, 4)
+        summary = summarise(time.perf_counter() - start)
+        diagnostics["fit_seconds"] = round(summary.seconds, 4)
         self.fit_info_.diagnostics.update(diagnostics)
-        choice = diagnostics.get("choice")
-        if choice is not None:
-            self.fit_info_.held_out = HeldOutScore(
-                choice["score"], choice["base_score"], choice["n_queries"]
-            )
+        self.fit_info_.summary = summary
         logger.info(
-            "%s: d=%d selected %s in %.1fs",
+            "%s: d=%d selected %s at step %d in %.1fs",
             self.method,
             runtime.output_dim,
-            diagnostics.get("selected"),
-            diagnostics["fit_seconds"],
+            summary.selected,
+            summary.best_step,
+            summary.seconds,
         )
         return runtime

@@ -148,7 +148,7 @@ class MatryoshkaAdaptor(MatryoshkaAdaptorUnsup):
     ...           for i in (0, 1)]
     >>> model = MatryoshkaAdaptor(dim=8, steps=20, supervised_steps=20)
     >>> model = model.fit(corpus, TrainingData(train=labels[0], validation=labels[1]))
-    >>> model.transform(queries).shape, model.fit_info_.held_out.n_queries
+    >>> model.transform(queries).shape, model.fit_info_.summary.n_queries
     ((24, 8), 12)
     """
 

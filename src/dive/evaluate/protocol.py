@@ -136,8 +136,9 @@ def run_one(
                       emb.corpus, split.eval_ids, emb.corpus_ids,
                       identical_id_rows(split.eval_ids, emb.corpus_ids))
     dim = compressor.fitted_runtime().output_dim
+    info = compressor.fit_info_
     fit = _Fit(fit_seconds, compressor.n_params, compressor.config(), compressor.supervised,
-               compressor.fit_info_.diagnostics)
+               info.diagnostics, info.summary.as_record() if info.summary is not None else None)
     records = []
     for variant in task.variants:
         scores = score_variant(variant, outputs, split.eval_qrels, top_k)
@@ -163,7 +164,7 @@ def run_anchor(
     rows, scores = index.search(queries, depth, exclude)
     config = {"anchor": anchor.family, "m": anchor.m, "factory": index.factory,
               "dim": task.dim, "seed": task.seed}
-    fit = _Fit(fit_seconds, index.n_params, config, False, {})
+    fit = _Fit(fit_seconds, index.n_params, config, False, {}, None)
     records = []
     for variant in task.variants:
         cut = top_k * max(1, variant.rescore)
@@ -189,7 +190,8 @@ class _Fit:
     n_params: int
     config: dict[str, Any]
     supervised: bool
-    diagnostics: dict[str, Any]
+    diagnostics: dict[str, Any]  # the method's free-form detail
+    summary: dict[str, Any] | None  # a learned fit's `FitSummary` record (None: training-free)
 
 
 def _record(task: RunTask, dataset: Dataset, model: str, fit: _Fit, split: QuerySplit,
@@ -214,6 +216,7 @@ def _record(task: RunTask, dataset: Dataset, model: str, fit: _Fit, split: Query
         "n_eval": len(split.eval_ids),
         "label_source": split.source,
         "diagnostics": fit.diagnostics,
+        "fit": fit.summary,
         "version": __version__,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -7,7 +7,8 @@ into `model.safetensors` under the names `Runtime.arrays()` gives them (`adapter
 `config.json` records the format version, the dive version, the method and its
 hyper-parameters, the dimensions, the activation, the precision
 (`dive.compressors.precision`), which arrays exist, a SHA-256 of the weights file and an
-optional training summary (dataset, budget, seed, validation score). Never pickle. Folders
+optional training summary (dataset, budget, seed; a learned fit's `FitSummary` as `fit`:
+validation score and curve, best step, what was selected). Never pickle. Folders
 written before format 3 have no precision and load as float32.
 
 `load` returns a `LoadedCompressor`, which transforms exactly as the fitted compressor did
@@ -181,7 +182,8 @@ def save(
     summary : dict or None, default=None
         A JSON-ready dict describing the fit (dataset, budget, seed, validation score...),
         saved as the config's `training`; a `LoadedCompressor` keeps its own unless one is
-        given.
+        given, and a learned compressor's default is its typed fit summary (`fit`, see
+        `dive.compressors.base.FitSummary`).
 
     Returns
     -------
@@ -263,7 +265,10 @@ def _describe(obj: SaveSource) -> tuple[Runtime, str, dict[str, Any], dict[str, 
     if isinstance(obj, LoadedCompressor):
         return obj.runtime_, obj.method, obj.config(), obj.summary
     if isinstance(obj, Compressor):
-        return obj.fitted_runtime(), obj.method, obj.config(), {}
+        fitted = getattr(obj, "fit_info_", None)
+        summary = fitted.summary if fitted is not None else None
+        training = {"fit": summary.as_record()} if summary is not None else {}
+        return obj.fitted_runtime(), obj.method, obj.config(), training
     raise TypeError(f"save() needs a Compressor, LoadedCompressor or Runtime, got {type(obj)!r}")
 
 
