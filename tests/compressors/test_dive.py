@@ -205,6 +205,16 @@ def test_selection_runs_in_parallel_give_bitwise_the_same_model(problem: dict[st
     assert curves[0] == curves[1] and len(curves[0]) == 3
 
 
+@pytest.mark.parametrize(("hard", "random"), [(0, 4), (4, 0)])
+def test_either_kind_of_negative_alone_trains(
+    problem: dict[str, Any], hard: int, random: int
+) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 20, "hard_negatives": hard, "random_negatives": random}
+    model = Dive(4, seed=0, select=False, **options).fit(problem["corpus"], data)
+    assert model.fit_info_.diagnostics["active_triplets"]  # the triplet term ran
+
+
 def test_output_is_normalised_and_independent_of_batch_size(problem: dict[str, Any]) -> None:
     data = TrainingData(problem["train"], problem["validation"])
     model = Dive(4, seed=0, **{**FAST, "steps": 10}).fit(problem["corpus"], data)

@@ -320,7 +320,7 @@ class _Run:
             b = len(queries)
             zq, zp = z[batch : batch + b], z[batch + b : batch + 2 * b]
             zn = torch.cat(
-                [z[batch + 2 * b :].reshape(b, hard.shape[1], -1), z[torch.from_numpy(in_batch)]],
+                [z[batch + 2 * b :].reshape(b, hard.shape[1], z.shape[1]), z[torch.from_numpy(in_batch)]],
                 dim=1,
             )
             margin = self.arm.margin
