@@ -319,10 +319,8 @@ class _Run:
         if self.use_triplets:
             b = len(queries)
             zq, zp = z[batch : batch + b], z[batch + b : batch + 2 * b]
-            zn = torch.cat(
-                [z[batch + 2 * b :].reshape(b, hard.shape[1], z.shape[1]), z[torch.from_numpy(in_batch)]],
-                dim=1,
-            )
+            hard_z = z[batch + 2 * b :].reshape(b, hard.shape[1], z.shape[1])
+            zn = torch.cat([hard_z, z[torch.from_numpy(in_batch)]], dim=1)
             margin = self.arm.margin
             tri = hinge_triplet_loss(zq, zp, zn, margin, soft=self.arm.loss == "softplus")
             # With fewer labelled queries than a batch, every step sees all of them and a
