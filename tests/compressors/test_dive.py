@@ -215,6 +215,25 @@ def test_either_kind_of_negative_alone_trains(
     assert model.fit_info_.diagnostics["active_triplets"]  # the triplet term ran
 
 
+def test_without_refit_a_holdout_fit_returns_the_model_it_validated(
+    problem: dict[str, Any],
+) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "min_gain_z": 0.0, "holdout_min": 10}
+    kept = Dive(4, seed=0, refit=False, **options).fit(problem["corpus"], data)
+    refit = Dive(4, seed=0, **options).fit(problem["corpus"], data)
+    choice = kept.fit_info_.diagnostics["choice"]
+    assert kept.fit_info_.diagnostics["selection"] == "holdout" and choice["candidate"] is not None
+    assert choice == refit.fit_info_.diagnostics["choice"]  # the same race, the same choice
+    val = problem["validation"]
+    on_validation = [
+        validation_ndcg(m.transform(val.embeddings), m.transform(problem["corpus"]), val.relevant)
+        for m in (kept, refit)
+    ]
+    assert on_validation[0] == pytest.approx(choice["score"], abs=1e-6)
+    assert on_validation[1] != pytest.approx(choice["score"], abs=1e-6)  # a refit is another model
+
+
 def test_output_is_normalised_and_independent_of_batch_size(problem: dict[str, Any]) -> None:
     data = TrainingData(problem["train"], problem["validation"])
     model = Dive(4, seed=0, **{**FAST, "steps": 10}).fit(problem["corpus"], data)

@@ -457,6 +457,12 @@ class _Race:
             self.runs[key] = _Run(self.fit, self.new_net(), arm, train, held, rng, self.start_z)
         return self.runs[key]
 
+    def replay(self, candidate: int, fold: int, steps: int) -> _Run:
+        """`candidate`'s run on `fold` again from the start, to `steps`: bit for bit the
+        checkpoint the selection scored (a run is a function of its seed and its rows)."""
+        self.runs.pop((candidate, -1 if self.arms[candidate].triplet_weight == 0 else fold))
+        return self._run(candidate, fold).train_to(steps)
+
     def _train_all(self) -> None:
         """Bring every run to its arm's horizon, `workers` runs at a time.
 
@@ -539,6 +545,7 @@ def _fit(
 
     choice: Choice | None = None
     curves: list[Curve] = []
+    validated: _Race | None = None  # the race whose run is kept as is (refit=False, holdout)
     if labels is None or n < 2 or not config.select or config.steps == 0:
         # Nothing to choose on (or told not to): the configured weights train `steps` steps
         # (without labels, only the label-free losses).
@@ -557,6 +564,8 @@ def _fit(
         choice, curves = _race(race, base, config, groups if config.nested_gain else None)
         arm = arms[choice.candidate] if choice.candidate is not None else None
         steps = choice.step
+        if folds.scheme == "holdout" and not config.refit:
+            validated = race
         diag.update(selection=folds.scheme, folds=len(folds.held_out), choice=choice.as_record())
         diag["curves"] = [
             {
@@ -567,9 +576,13 @@ def _fit(
             for a, c in zip(arms, curves, strict=True)
         ]
 
-    # The kept arm trains from the start on every labelled query; no arm: the start itself.
+    # The kept arm trains from the start on every labelled query (or, with refit=False after
+    # a holdout choice, the validated run itself is kept); no arm: the start itself.
     net, final = start_net(), None
-    if arm is not None:
+    if arm is not None and choice is not None and validated is not None:
+        final = validated.replay(choice.candidate or 0, 0, steps)
+        net = final.net
+    elif arm is not None:
         key = [seed, 0] if choice is None else [seed, choice.candidate or 0, n]
         refit_rng = np.random.default_rng(key)
         final = _Run(fit, net, arm, labels, None, refit_rng, start.corpus_z).train_to(steps)

@@ -101,6 +101,7 @@ class DiveConfig:
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
+    refit: bool = True  # retrain the kept arm on every label (False: keep a holdout's run)
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
     grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
