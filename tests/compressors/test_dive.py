@@ -384,7 +384,7 @@ def test_spec_options_are_typed_and_recorded() -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"heads_count": 2}, "unknown option.*heads_count.*valid: hidden, lr, .*, heads, head_init"),
+        ({"heads_count": 2}, "unknown option.*heads_count.*valid: hidden, lr, .* heads, head_init"),
         ({"heads": 0}, "heads must be >= 1"),
         ({"heads": 1.5}, "heads must be an integer"),
         ({"loss": "hinge2"}, "loss must be one of hinge, softplus"),

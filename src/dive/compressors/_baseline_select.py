@@ -21,6 +21,7 @@ validation split, as their papers do) and refits on the validation queries.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -33,7 +34,6 @@ from dive.compressors._baseline_modules import (
     Encoder,
     Supervision,
     change_of_basis,
-    make_gate,
     snapshot,
 )
 from dive.compressors.base import FitSummary, TrainingData
@@ -43,6 +43,11 @@ from dive.training.selection import Choice, Curve, best_of, choose
 
 Scores = Callable[[], np.ndarray]  # per-item scores of the current model; the gate gets the mean
 C = TypeVar("C", bound=BaselineConfig)
+
+
+def make_gate(every: int, patience_steps: int) -> ValidationGate:
+    """The shared gate, with the papers' patience in steps turned into checks."""
+    return ValidationGate(every=every, patience=max(1, math.ceil(patience_steps / every)))
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from dive.compressors._baseline_modules import (
     Supervision,
     change_of_basis,
     fold,
-    map_candidates,
+    scatter_candidates,
     snapshot,
 )
 from dive.compressors._baseline_select import (
@@ -42,6 +43,18 @@ from dive.training.optim import AdamW
 
 if TYPE_CHECKING:
     from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptorUnsup, MatryoshkaConfig
+
+
+def map_candidates(
+    fn: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """(B, N, k): `fn(corpus rows)` for each real candidate, zeros for padding.
+
+    Each distinct row goes through `fn` once, however many queries share it and however much
+    padding the batch holds: the adapter's cost follows the real candidates only.
+    """
+    unique, inverse = torch.unique(rows[mask], return_inverse=True)
+    return scatter_candidates(fn(unique), inverse, mask)
 
 
 def fit_matryoshka(
