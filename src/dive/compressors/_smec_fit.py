@@ -11,8 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dive.compressors._baseline_modules import Encoder, Supervision, change_of_basis, fold
-from dive.compressors._baseline_select import Selected, fit_grid, pick_basis, ungated_summary
+from dive.compressors._baseline_modules import Encoder, Supervision, fold
+from dive.compressors._baseline_select import (
+    Selected,
+    fit_grid,
+    fit_space,
+    ungated_summary,
+)
 from dive.compressors.base import Summarise, TrainingData
 from dive.compressors.runtime import Adapter, Runtime
 from dive.compressors.smec import stage_dims
@@ -223,11 +228,7 @@ def fit_smec(
     model: SMEC, corpus: np.ndarray, train: TrainingData | None, rng: np.random.Generator
 ) -> tuple[Runtime, dict[str, Any], Summarise]:
     cfg = model.options
-    n, width = corpus.shape
-    dim = model.dim or width
-    basis, starts = pick_basis(corpus, train, cfg.basis, energy_start(dim))
-    rot, rotate = change_of_basis(corpus, basis)
-    x = rotate(corpus)
+    n, width, dim, basis, starts, rot, rotate, x = fit_space(model, corpus, train, energy_start)
     net = SMECNet(width, cfg.hidden or width, cfg.stage_layer)
     for p in net.parameters():
         p.requires_grad_(False)
