@@ -28,7 +28,7 @@ import numpy as np
 
 from dive.compressors.base import TrainingData
 from dive.compressors.learned import LearnedCompressor, LearnedConfig
-from dive.compressors.options import Rule
+from dive.compressors.options import Rule, at_least
 from dive.compressors.runtime import Runtime
 
 Basis = Literal["identity", "pca", "select"]
@@ -84,9 +84,8 @@ class BaselineConfig(LearnedConfig):
         return [
             *super().rules(),
             *grids,
-            ("batch_size", self.batch_size >= self.min_batch, f">= {self.min_batch}"),
-            ("patience", self.patience >= 1, ">= 1"),
-            ("negatives_per_positive", self.negatives_per_positive >= 1, ">= 1"),
+            *at_least(self, self.min_batch, "batch_size"),
+            *at_least(self, 1, "patience", "negatives_per_positive"),
             ("hard_fraction", 0 <= self.hard_fraction <= 1, "in [0, 1]"),
             ("basis", self.basis in BASES, f"one of {', '.join(BASES)}"),
         ]

@@ -41,7 +41,7 @@ import numpy as np
 
 from dive.compressors.base import TrainingData
 from dive.compressors.learned import LearnedCompressor, LearnedConfig
-from dive.compressors.options import Rule
+from dive.compressors.options import Rule, at_least
 from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
 
@@ -114,27 +114,17 @@ class DiveConfig(LearnedConfig):
     def rules(self) -> list[Rule]:
         rules: list[Rule] = [
             *super().rules(),
-            ("heads", self.heads >= 1, ">= 1"),
-            ("init_noise", self.init_noise >= 0, ">= 0"),
-            ("triplet_weight", self.triplet_weight >= 0, ">= 0"),
-            ("ntxent_weight", self.ntxent_weight >= 0, ">= 0"),
-            ("anchor_weight", self.anchor_weight >= 0, ">= 0"),
-            ("margin", self.margin >= 0, ">= 0"),
-            ("temperature", self.temperature > 0, "> 0"),
-            ("anchor_neighbours", self.anchor_neighbours >= 0, ">= 0"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("steps", self.steps >= 0, ">= 0"),
-            ("max_steps", self.max_steps >= 0, ">= 0"),
-            ("corpus_batch", self.corpus_batch >= 2, ">= 2"),
-            ("ntxent_items", self.ntxent_items >= 2, ">= 2"),
-            ("query_batch", self.query_batch >= 1, ">= 1"),
-            ("hard_negatives", self.hard_negatives >= 0, ">= 0"),
-            ("random_negatives", self.random_negatives >= 0, ">= 0"),
-            ("negative_skip", self.negative_skip >= 0, ">= 0"),
-            ("negative_band", self.negative_band >= 1, ">= 1"),
-            ("mine_every", self.mine_every >= 1, ">= 1"),
-            ("folds", self.folds >= 2, ">= 2"),
-            ("holdout_min", self.holdout_min >= 1, ">= 1"),
+            *at_least(self, 1, "heads"),
+            *at_least(self, 0, "init_noise", "triplet_weight", "ntxent_weight", "anchor_weight",
+                      "margin"),
+            *at_least(self, 0, "temperature", strict=True),
+            *at_least(self, 0, "anchor_neighbours", "weight_decay", "steps", "max_steps"),
+            *at_least(self, 2, "corpus_batch", "ntxent_items"),
+            *at_least(self, 1, "query_batch"),
+            *at_least(self, 0, "hard_negatives", "random_negatives", "negative_skip"),
+            *at_least(self, 1, "negative_band", "mine_every"),
+            *at_least(self, 2, "folds"),
+            *at_least(self, 1, "holdout_min"),
             ("workers", self.workers is None or self.workers >= 1, ">= 1 (or None)"),
         ]
         for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start)):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dive.compressors.base import Compressor
-from dive.compressors.options import Rule, build, check
+from dive.compressors.options import Rule, at_least, build, check
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ class LearnedConfig:
         """(option, valid?, valid values) for every option; subclasses add theirs."""
         return [
             ("hidden", self.hidden is None or self.hidden >= 1, ">= 1 (or None for D)"),
-            ("lr", self.lr > 0, "> 0"),
-            ("min_gain_z", self.min_gain_z >= 0, ">= 0"),
-            ("eval_every", self.eval_every >= 1, ">= 1"),
+            *at_least(self, 0, "lr", strict=True),
+            *at_least(self, 0, "min_gain_z"),
+            *at_least(self, 1, "eval_every"),
             ("threads", self.threads is None or self.threads >= 1, ">= 1 (or None)"),
         ]
 
@@ -59,8 +59,26 @@ class LearnedCompressor(Compressor):
     """A learned method: its options in a frozen `config_class`, built once by the constructor.
 
     `Cls(dim, seed, **options)` takes any field of `config_class` as a keyword (the registry
-    passes `dive:heads=1` this way), or a whole `config=`; options apply over `config`, else
-    over the class's `defaults` (None: `config_class()`). The built options are `options`.
+    passes `dive:heads=1` this way), or a whole `config=`.
+
+    Parameters
+    ----------
+    dim, seed
+        As for every compressor (`Compressor`).
+    config : LearnedConfig or None, default=None
+        Every option at once, a `config_class`; None means the class's `defaults`, else
+        `config_class()`.
+    **options
+        Any field of `config_class` by name, applied over `config` (its fields, defaults and
+        valid values are listed there); an unknown name or a bad value raises `DiveError`.
+
+    Attributes
+    ----------
+    options : LearnedConfig
+        The options in use, a `config_class`. `config()` returns them with `dim` and `seed`,
+        less the `speed_fields` (threads, workers), which change how fast a fit runs only.
+    runtime_, fit_info_
+        As for every compressor (`Compressor`); `fit_info_.summary` is the fit's `FitSummary`.
     """
 
     config_class: ClassVar[type[LearnedConfig]]

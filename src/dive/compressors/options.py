@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from dive.errors import DiveError
 
-__all__ = ["Rule", "build", "check"]
+__all__ = ["Rule", "at_least", "build", "check"]
 
 T = TypeVar("T")
 Rule = tuple[str, bool, str]  # (option name, whether its value is valid, the valid values)
@@ -26,6 +26,13 @@ def check(config: object, rules: Iterable[Rule]) -> None:
     for name, ok, rule in rules:
         if not ok:
             raise DiveError(f"{name} must be {rule}, got {getattr(config, name)!r}")
+
+
+def at_least(config: object, bound: int, *names: str, strict: bool = False) -> list[Rule]:
+    """One rule per option in `names`: its value is >= `bound` (> `bound` when `strict`)."""
+    if strict:
+        return [(n, getattr(config, n) > bound, f"> {bound}") for n in names]
+    return [(n, getattr(config, n) >= bound, f">= {bound}") for n in names]
 
 
 def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
