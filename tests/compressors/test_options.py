@@ -92,6 +92,22 @@ def test_dive_config_is_the_older_name_of_options() -> None:
     assert "workers" not in model.config() and model.options.workers == 2
 
 
+@pytest.mark.parametrize("method", BASELINES)
+def test_the_old_patience_name_maps_to_patience_steps(method: str) -> None:
+    with pytest.warns(FutureWarning, match=f"^{method}: option patience is now patience_steps"):
+        old = make_compressor(f"{method}:patience=75", 4)
+    assert old.options.patience_steps == 75  # type: ignore[attr-defined]
+    assert old.config() == make_compressor(f"{method}:patience_steps=75", 4).config()
+    assert "patience" not in old.config()
+    with pytest.raises(DiveError, match=f"^{method}: patience is the old name of patience_steps"):
+        make_compressor(f"{method}:patience=75:patience_steps=75", 4)
+
+
+def test_dive_has_no_patience_option() -> None:
+    with pytest.raises(DiveError, match="unknown option"):
+        make_compressor("dive:patience=2", 4)
+
+
 def test_a_whole_config_can_be_passed_and_options_override_it() -> None:
     base = SMECConfig(stage_steps=5, tau=0.5)
     model = SMEC(4, config=base, tau=2.0)

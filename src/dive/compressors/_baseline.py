@@ -65,13 +65,16 @@ class BaselineConfig(LearnedConfig):
 
     lr_grid: str = ""  # learning rates the selection tries, "/"-separated ("": `lr` only)
     batch_size: int = 128
-    patience: int = 125  # steps without a better validation score before a run stops
+    patience_steps: int = 125  # steps without a better validation score before a run stops
     negatives_per_positive: int = 10
     hard_fraction: float = 0.5  # share of negatives mined from the current ranking
     basis: Basis = "identity"  # "pca": prefix in principal axes; "select": the better start
 
     min_batch: ClassVar[int] = 1
     grid_fields: ClassVar[tuple[str, ...]] = ("lr",)  # options a `<name>_grid` may vary
+    # old option names, still taken for one release: `patience` counted steps here but checks
+    # in the validation gate (`dive.training.gate`)
+    renamed: ClassVar[dict[str, str]] = {"patience": "patience_steps"}
 
     def rules(self) -> list[Rule]:
         """(option, valid?, valid values); subclasses add theirs."""
@@ -85,7 +88,7 @@ class BaselineConfig(LearnedConfig):
             *super().rules(),
             *grids,
             *at_least(self, self.min_batch, "batch_size"),
-            *at_least(self, 1, "patience", "negatives_per_positive"),
+            *at_least(self, 1, "patience_steps", "negatives_per_positive"),
             ("hard_fraction", 0 <= self.hard_fraction <= 1, "in [0, 1]"),
             ("basis", self.basis in BASES, f"one of {', '.join(BASES)}"),
         ]

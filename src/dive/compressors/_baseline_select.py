@@ -102,7 +102,7 @@ def gated_run(
     start: np.ndarray | None,
     refresh: Callable[[], None] | None,
     every: int,
-    patience: int,
+    patience_steps: int,
     steps: int,
 ) -> GatedRun:
     """Offer the start (checkpoint 0, its scores `start`), then train up to `steps` steps.
@@ -111,7 +111,7 @@ def gated_run(
     negatives; the first pools come from `refresh()` at the start. `scores=None`: nothing is
     gated, the run trains to the end.
     """
-    gate = make_gate(every, patience)
+    gate = make_gate(every, patience_steps)
     checked: list[int] = []
     values: list[np.ndarray] = []
     if scores is not None and start is not None:
@@ -255,7 +255,7 @@ def fit_grid(
             start=start_scores,
             refresh=lambda: sup.refresh(encode, corpus),
             every=c.eval_every,
-            patience=c.patience,
+            patience_steps=c.patience_steps,
             steps=steps,
         )
 

@@ -124,7 +124,7 @@ def fit_matryoshka(
         start=held_out_score(),
         refresh=None,
         every=cfg.eval_every,
-        patience=cfg.patience,
+        patience_steps=cfg.patience_steps,
         steps=cfg.steps,
     )
     adapter.load_state_dict(stage1.state())

@@ -41,7 +41,7 @@ class MatryoshkaConfig(BaselineConfig):
     supervised_steps: int = 300  # stage 2 steps (supervised variant only)
     dims: Dims = "nested"  # M: d and every halving of D down to it, or "single": {d, D}
     lr_grid: str = "0.001/0.0001"  # stage 2 learning rates the selection tries (stage 1: lr)
-    patience: int = 200
+    patience_steps: int = 200
     eval_every: int = 50
     neighbours: int = 10  # k of L_topk, in the original space
     max_pool: int = 16384  # corpus rows searched for those neighbours

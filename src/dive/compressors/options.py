@@ -4,12 +4,15 @@ Options from a spec string (`smec:stage_steps=100`) arrive as int/float/bool/str
 brings each to its field's type (a float field takes an int, an `int | None` field takes
 "none"), rejects unknown names with the list of valid ones, and lets the dataclass's own
 `__post_init__` checks run; every error is one `DiveError` that starts with the method's
-name, e.g. `smec: stage_steps must be >= 0, got -1`. Torch-free.
+name, e.g. `smec: stage_steps must be >= 0, got -1`. An option renamed for one meaning
+everywhere keeps its old name for one release: the config class maps it in `renamed`
+(old -> new), and `build` takes the old name with a `FutureWarning`. Torch-free.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -59,8 +62,24 @@ def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
     return value
 
 
+def _current_names(cls: type, method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` with each old name in `cls.renamed` given as its new one (a `FutureWarning`)."""
+    current = dict(options)
+    renamed: Mapping[str, str] = getattr(cls, "renamed", {})
+    for old, new in renamed.items():
+        if old not in current:
+            continue
+        if new in current:
+            raise DiveError(f"{method}: {old} is the old name of {new}; give {new} only")
+        warnings.warn(f"{method}: option {old} is now {new} (the old name goes in the next "
+                      "release)", FutureWarning, stacklevel=4)
+        current[new] = current.pop(old)
+    return current
+
+
 def build(cls: type[T], method: str, options: Mapping[str, Any], base: T | None = None) -> T:
     """`cls` from `base` (default: `cls()`) with `options` replaced, or a `DiveError`."""
+    options = _current_names(cls, method, options)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(options) - set(fields))
     if unknown:

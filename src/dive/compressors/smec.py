@@ -39,7 +39,7 @@ class SMECConfig(BaselineConfig):
     """SMEC's options (SPEC 4.4)."""
 
     stage_steps: int = 300  # steps per halving stage
-    patience: int = 100
+    patience_steps: int = 100
     memory_size: int = 2048  # S-XBM FIFO size (items)
     memory_neighbours: int = 10  # S-XBM top-k per item
     weight_xbm: float = 1.0
