@@ -22,9 +22,9 @@ from dive.compressors._baseline import BaselineConfig
 from dive.compressors.base import TrainingData
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Adapter, Runtime
-from dive.training.batches import RelevanceIndex
 from dive.training.candidates import ranking_candidates
 from dive.training.gate import validation_scores
+from dive.training.labels import Labels
 from dive.training.mining import NegativePools, mine_pools
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -88,7 +88,9 @@ def snapshot(module: torch.nn.Module) -> Callable[[], Any]:
 class Supervision:
     """Labelled queries as the baselines train on them: candidates, mining and validation.
 
-    `rotate` maps numpy embeddings to the training basis (tensors). Hard negatives come from
+    `labels` and `validation` are the training and validation queries as `Labels`
+    (`dive.training.labels`, the type DIVE's fit uses too; None when there are none), their
+    embeddings mapped by `rotate` into the training basis. Hard negatives come from
     the current model (`refresh`) via `dive.training.mining`, candidates via
     `dive.training.candidates`; `scores` is each validation query's nDCG@10.
     """
@@ -103,14 +105,11 @@ class Supervision:
         band: int = 50,
         max_positives: int = 8,
     ) -> None:
-        self.labels = train.train if train is not None and len(train.train) else None
+        queries = train.train if train is not None and len(train.train) else None
         val = train.validation if train is not None else None
-        self.validation = val if self.labels is not None and val is not None and len(val) else None
-        self.queries = rotate(self.labels.embeddings) if self.labels is not None else None
-        self.val_queries = rotate(self.validation.embeddings) if self.validation else None
-        self.relevance = (
-            RelevanceIndex.from_relevant(self.labels.relevant) if self.labels is not None else None
-        )
+        self.labels = Labels.of(queries, rotate) if queries is not None else None
+        held_out = val if queries is not None and val is not None and len(val) else None
+        self.validation = Labels.of(held_out, rotate) if held_out is not None else None
         self.n_corpus = n_corpus
         self.band = band
         self.max_positives = max_positives
@@ -124,26 +123,26 @@ class Supervision:
 
     def refresh(self, encode: Encoder, corpus: torch.Tensor) -> None:
         """Re-mine hard negatives from the current model's ranking."""
-        if self.labels is None or self.queries is None:
+        if self.labels is None:
             return
         self.pools = mine_pools(
-            compress(encode, self.queries),
+            compress(encode, self.labels.embeddings),
             compress(encode, corpus),
             self.labels.relevant,
             band=self.band,
-            index=self.relevance,
+            index=self.labels.index,
         )
 
     def batch(
         self, size: int, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(query embeddings (B, D), candidate rows (B, N), grades (B, N), mask (B, N))."""
-        if self.queries is None or self.relevance is None or self.pools is None:
+        if self.labels is None or self.pools is None:
             raise RuntimeError("no labelled queries, or refresh() was not called")
         qi = rng.choice(self.n_queries, min(size, self.n_queries), replace=False)
         cand = ranking_candidates(
             qi,
-            self.relevance,
+            self.labels.index,
             self.pools,
             self.n_corpus,
             rng,
@@ -152,7 +151,7 @@ class Supervision:
             hard_fraction=self.hard_fraction,
         )
         return (
-            self.queries[torch.from_numpy(qi)],
+            self.labels.embeddings[torch.from_numpy(qi)],
             torch.from_numpy(cand.rows),
             torch.from_numpy(cand.grades),
             torch.from_numpy(cand.mask),
@@ -160,8 +159,9 @@ class Supervision:
 
     def scores(self, encode: Encoder, corpus: torch.Tensor) -> np.ndarray:
         """nDCG@10 of each validation query under `encode` (float64; empty without them)."""
-        if self.validation is None or self.val_queries is None:
+        if self.validation is None:
             return np.zeros(0)
         return validation_scores(
-            compress(encode, self.val_queries), compress(encode, corpus), self.validation.relevant
+            compress(encode, self.validation.embeddings), compress(encode, corpus),
+            self.validation.relevant,
         )
