@@ -26,7 +26,6 @@ from dive.compressors import (
     SMEC,
     Compressor,
     Dive,
-    DiveConfig,
     MatryoshkaAdaptor,
     MatryoshkaAdaptorUnsup,
     SearchAdaptor,
@@ -69,7 +68,7 @@ def entries(section: str) -> dict[str, str | None]:
 
 
 def config_of(cls: type[Compressor]) -> type | None:
-    return DiveConfig if issubclass(cls, Dive) else getattr(cls, "config_class", None)
+    return getattr(cls, "config_class", None)
 
 
 @pytest.mark.parametrize(("name", "examples"), DOCTEST_MODULES.items())
@@ -125,5 +124,5 @@ def test_documented_attributes_exist_after_fit(cls: type[Compressor],
     assert missing == []
     config = config_of(cls)
     for name in names:
-        if config is not None and name in ("options", "dive_config"):
+        if config is not None and name == "options":
             assert isinstance(getattr(model, name), config)

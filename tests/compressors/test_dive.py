@@ -275,12 +275,12 @@ def test_the_paper_row_only_ever_trains_with_the_hinge(problem: dict[str, Any]) 
 def test_dive_plus_adds_a_softplus_arm_and_keeps_every_other_default() -> None:
     plus = make_compressor("dive-plus", 96)
     assert isinstance(plus, DivePlus) and plus.method == "dive-plus"
-    assert [a.loss for a in plus.dive_config.arms()] == ["hinge"] * 2 + ["softplus"]
+    assert [a.loss for a in plus.options.arms()] == ["hinge"] * 2 + ["softplus"]
     default = dataclasses.asdict(DiveConfig())
-    assert {k: v for k, v in dataclasses.asdict(plus.dive_config).items() if k != "grid"} == {
+    assert {k: v for k, v in dataclasses.asdict(plus.options).items() if k != "grid"} == {
         k: v for k, v in default.items() if k != "grid"
     }
-    assert make_compressor("dive-plus:heads=2", 96).dive_config.heads == 2
+    assert make_compressor("dive-plus:heads=2", 96).options.heads == 2
 
 
 def test_grid_entries_may_name_their_triplet_loss_and_margin() -> None:
@@ -400,7 +400,7 @@ def test_options_change_the_fit(problem: dict[str, Any]) -> None:
 def test_spec_options_are_typed_and_recorded() -> None:
     model = make_compressor("dive:heads=1:ntxent_weight=0:lr=0.001:hidden=none:grid=0x1", 96)
     assert isinstance(model, Dive)
-    cfg = model.dive_config
+    cfg = model.options
     assert (cfg.heads, cfg.ntxent_weight, cfg.lr, cfg.hidden) == (1, 0.0, 1e-3, None)
     assert isinstance(cfg.ntxent_weight, float)
     assert cfg.arms() == [Arm(0.0, 1e-3, "hinge", 0.1)]
@@ -413,7 +413,7 @@ def test_spec_options_are_typed_and_recorded() -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"heads_count": 2}, "unknown option.*heads_count.*valid: heads, hidden"),
+        ({"heads_count": 2}, "unknown option.*heads_count.*valid: hidden, lr, .* heads, head_init"),
         ({"heads": 0}, "heads must be >= 1"),
         ({"heads": 1.5}, "heads must be an integer"),
         ({"loss": "hinge2"}, "loss must be one of hinge, softplus"),
@@ -453,7 +453,7 @@ def test_config_round_trips_through_json() -> None:
     model = Dive(48, seed=3, heads=2, loss="softplus", grid="1x1,1x3", hidden=64)
     rebuilt = Dive(**json.loads(json.dumps(model.config())))
     assert rebuilt.config() == model.config()
-    assert rebuilt.dive_config == model.dive_config
+    assert rebuilt.options == model.options
 
 
 # --- the choices, on planted evidence ----------------------------------------------------

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from dive.compressors._baseline import Baseline
-from dive.compressors.dive import DiveConfig
+from dive.compressors.dive import Dive, DiveConfig
+from dive.compressors.learned import LearnedCompressor, LearnedConfig
 from dive.compressors.matryoshka_adaptor import MatryoshkaConfig
 from dive.compressors.registry import REGISTRY, make_compressor, parse_spec
 from dive.compressors.search_adaptor import SearchAdaptorConfig
@@ -65,6 +66,46 @@ def test_config_round_trips_through_json(method: str) -> None:
     rebuilt = REGISTRY[method](**json.loads(json.dumps(model.config())))
     assert rebuilt.config() == model.config()
     assert "threads" not in model.config()
+
+
+LEARNED = sorted(name for name, cls in REGISTRY.items() if issubclass(cls, LearnedCompressor))
+
+
+def test_every_learned_method_shares_the_base() -> None:
+    assert set(BASELINES) | {"dive", "dive-plus"} <= set(LEARNED)
+    for name in LEARNED:
+        assert issubclass(REGISTRY[name].config_class, LearnedConfig), name
+
+
+@pytest.mark.parametrize("method", LEARNED)
+def test_speed_options_are_held_but_not_recorded(method: str) -> None:
+    model = make_compressor(f"{method}:threads=3", 4)
+    assert model.options.threads == 3  # type: ignore[attr-defined]
+    speed = model.options.speed_fields  # type: ignore[attr-defined]
+    assert "threads" in speed and not set(speed) & set(model.config())
+    assert model.config() == make_compressor(method, 4).config()  # the same model either way
+
+
+def test_dive_config_is_the_older_name_of_options() -> None:
+    model = Dive(4, heads=2, workers=2)
+    assert model.dive_config is model.options and model.options.heads == 2
+    assert "workers" not in model.config() and model.options.workers == 2
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_the_old_patience_name_maps_to_patience_steps(method: str) -> None:
+    with pytest.warns(FutureWarning, match=f"^{method}: option patience is now patience_steps"):
+        old = make_compressor(f"{method}:patience=75", 4)
+    assert old.options.patience_steps == 75  # type: ignore[attr-defined]
+    assert old.config() == make_compressor(f"{method}:patience_steps=75", 4).config()
+    assert "patience" not in old.config()
+    with pytest.raises(DiveError, match=f"^{method}: patience is the old name of patience_steps"):
+        make_compressor(f"{method}:patience=75:patience_steps=75", 4)
+
+
+def test_dive_has_no_patience_option() -> None:
+    with pytest.raises(DiveError, match="unknown option"):
+        make_compressor("dive:patience=2", 4)
 
 
 def test_a_whole_config_can_be_passed_and_options_override_it() -> None:

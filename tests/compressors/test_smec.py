@@ -11,7 +11,7 @@ import torch
 
 from dive.arrays import l2_normalize
 from dive.compressors import Compressor, LabelledQueries, TrainingData, make_compressor
-from dive.compressors._baseline_modules import AdaptiveSelection
+from dive.compressors._smec_fit import AdaptiveSelection
 from dive.compressors.smec import stage_dims
 from dive.losses import CrossBatchMemory
 from dive.training import validation_ndcg

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dive.compressors.base import Compressor, LabelledQueries, TrainingData
 from dive.compressors.dive import Dive, DiveConfig
 from dive.compressors.frozen import Frozen
+from dive.compressors.learned import LearnedCompressor, LearnedConfig
 from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptor, MatryoshkaAdaptorUnsup
 from dive.compressors.pca import PCA, PCAUncentered
 from dive.compressors.precision import PRECISIONS, Precision, Quantizer, bytes_per_vector, calibrate
@@ -27,6 +28,8 @@ __all__ = [
     "DiveConfig",
     "Frozen",
     "LabelledQueries",
+    "LearnedCompressor",
+    "LearnedConfig",
     "MatryoshkaAdaptor",
     "MatryoshkaAdaptorUnsup",
     "PCAUncentered",

@@ -1,10 +1,10 @@
-"""What the published baselines share on the torch-free side: their options and constructor.
+"""What the published baselines share on the torch-free side: their options and their fit.
 
-`BaselineConfig` holds the options every baseline has (adapter width, optimiser, batch,
-validation gate, selection grid, negative sampling, basis, threads); each method's config
-extends it and checks its values when built (`dive.compressors.options.build` adds the
-method's name to an error). `Baseline` is the compressor class around such a config and a
-lazily imported fit.
+`BaselineConfig` holds the options every baseline has beyond `LearnedConfig`'s (batch,
+validation gate, selection grid, negative sampling, basis); each method's config extends it
+and checks its values when built (`dive.compressors.options.build` adds the method's name to
+an error). `Baseline` is the learned compressor (`dive.compressors.learned`) around such a
+config and a lazily imported fit.
 
 The selection grid: a config names the float options the validation queries may choose
 (`grid_fields`); each has a `<name>_grid` option, values separated by "/" (`"0/0.1/1"`;
@@ -26,8 +26,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from dive.compressors.base import Compressor, TrainingData
-from dive.compressors.options import Rule, build, check
+from dive.compressors.base import TrainingData
+from dive.compressors.learned import LearnedCompressor, LearnedConfig
+from dive.compressors.options import Rule, at_least
 from dive.compressors.runtime import Runtime
 
 Basis = Literal["identity", "pca", "select"]
@@ -57,24 +58,23 @@ def parse_grid(text: str) -> tuple[float, ...] | None:
 
 
 @dataclass(frozen=True)
-class BaselineConfig:
-    """Options shared by Matryoshka-Adaptor, Search-Adaptor and SMEC."""
+class BaselineConfig(LearnedConfig):
+    """Options shared by Matryoshka-Adaptor, Search-Adaptor and SMEC (with `LearnedConfig`'s:
+    `lr` is Adam(W)'s, no weight decay; `select` chooses the grid's setting and checkpoint on
+    the validation queries)."""
 
-    hidden: int | None = None  # adapter width r; None means r = D
-    lr: float = 1e-3  # Adam(W) learning rate, no weight decay
     lr_grid: str = ""  # learning rates the selection tries, "/"-separated ("": `lr` only)
-    select: bool = True  # choose the grid's setting and checkpoint on the validation queries
-    min_gain_z: float = 0.0  # leave the start only for a paired gain >= z std errors (0: any)
     batch_size: int = 128
-    patience: int = 125  # steps without a better validation score before a run stops
-    eval_every: int = 25  # steps between validation checks
+    patience_steps: int = 125  # steps without a better validation score before a run stops
     negatives_per_positive: int = 10
     hard_fraction: float = 0.5  # share of negatives mined from the current ranking
     basis: Basis = "identity"  # "pca": prefix in principal axes; "select": the better start
-    threads: int = 1  # torch + BLAS threads during the fit
 
     min_batch: ClassVar[int] = 1
     grid_fields: ClassVar[tuple[str, ...]] = ("lr",)  # options a `<name>_grid` may vary
+    # old option names, still taken for one release: `patience` counted steps here but checks
+    # in the validation gate (`dive.training.gate`)
+    renamed: ClassVar[dict[str, str]] = {"patience": "patience_steps"}
 
     def rules(self) -> list[Rule]:
         """(option, valid?, valid values); subclasses add theirs."""
@@ -85,21 +85,13 @@ class BaselineConfig:
             ok = values is not None and all(v > 0 if name == "lr" else v >= 0 for v in values)
             grids.append((f"{name}_grid", ok, f"numbers {rule} separated by '/', or empty"))
         return [
-            ("hidden", self.hidden is None or self.hidden >= 1, ">= 1 (or None for D)"),
-            ("lr", self.lr > 0, "> 0"),
+            *super().rules(),
             *grids,
-            ("min_gain_z", self.min_gain_z >= 0, ">= 0"),
-            ("batch_size", self.batch_size >= self.min_batch, f">= {self.min_batch}"),
-            ("patience", self.patience >= 1, ">= 1"),
-            ("eval_every", self.eval_every >= 1, ">= 1"),
-            ("negatives_per_positive", self.negatives_per_positive >= 1, ">= 1"),
+            *at_least(self, self.min_batch, "batch_size"),
+            *at_least(self, 1, "patience_steps", "negatives_per_positive"),
             ("hard_fraction", 0 <= self.hard_fraction <= 1, "in [0, 1]"),
             ("basis", self.basis in BASES, f"one of {', '.join(BASES)}"),
-            ("threads", self.threads >= 1, ">= 1"),
         ]
-
-    def __post_init__(self) -> None:
-        check(self, self.rules())
 
     def settings(self, validated: bool = True) -> list[dict[str, float]]:
         """The grid: each combination of the `<name>_grid` values (first name slowest); a
@@ -130,7 +122,7 @@ class BaselineConfig:
         return " × ".join(parts) if parts else "none"
 
 
-class Baseline(Compressor):
+class Baseline(LearnedCompressor):
     """A published baseline: options in a frozen `config_class`, the torch fit in `fit_path`.
 
     `Cls(dim, seed, **options)` takes any field of `config_class` as a keyword (the registry
@@ -143,22 +135,7 @@ class Baseline(Compressor):
     family = "baseline"
     config_class: ClassVar[type[BaselineConfig]] = BaselineConfig
     fit_path: ClassVar[str]
-
-    def __init__(
-        self,
-        dim: int | None = None,
-        seed: int = 0,
-        *,
-        config: BaselineConfig | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(dim=dim, seed=seed)
-        self.options = build(self.config_class, self.method, options, base=config)
-
-    def config(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self.options)
-        del values["threads"]  # how fast, not what: kept out of the recorded config
-        return {**super().config(), **values}
+    options: BaselineConfig
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         from dive.training.seeding import seeded

@@ -21,9 +21,10 @@ validation split, as their papers do) and refits on the validation queries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -33,16 +34,24 @@ from dive.compressors._baseline_modules import (
     Encoder,
     Supervision,
     change_of_basis,
-    make_gate,
     snapshot,
 )
 from dive.compressors.base import FitSummary, TrainingData
 from dive.training.gate import ValidationGate, validation_scores
 from dive.training.loop import Loss, Optimiser, TrainingLoop
+from dive.training.optim import AdamW
 from dive.training.selection import Choice, Curve, best_of, choose
+
+if TYPE_CHECKING:
+    from dive.compressors._baseline import Baseline
 
 Scores = Callable[[], np.ndarray]  # per-item scores of the current model; the gate gets the mean
 C = TypeVar("C", bound=BaselineConfig)
+
+
+def make_gate(every: int, patience_steps: int) -> ValidationGate:
+    """The shared gate, with the papers' patience in steps turned into checks."""
+    return ValidationGate(every=every, patience=max(1, math.ceil(patience_steps / every)))
 
 
 @dataclass
@@ -93,7 +102,7 @@ def gated_run(
     start: np.ndarray | None,
     refresh: Callable[[], None] | None,
     every: int,
-    patience: int,
+    patience_steps: int,
     steps: int,
 ) -> GatedRun:
     """Offer the start (checkpoint 0, its scores `start`), then train up to `steps` steps.
@@ -102,7 +111,7 @@ def gated_run(
     negatives; the first pools come from `refresh()` at the start. `scores=None`: nothing is
     gated, the run trains to the end.
     """
-    gate = make_gate(every, patience)
+    gate = make_gate(every, patience_steps)
     checked: list[int] = []
     values: list[np.ndarray] = []
     if scores is not None and start is not None:
@@ -246,7 +255,7 @@ def fit_grid(
             start=start_scores,
             refresh=lambda: sup.refresh(encode, corpus),
             every=c.eval_every,
-            patience=c.patience,
+            patience_steps=c.patience_steps,
             steps=steps,
         )
 
@@ -283,6 +292,39 @@ def pick_basis(
             z_c, z_q = encode(x).numpy(), encode(rotate(validation.embeddings)).numpy()
         scores[name] = validation_scores(z_q, z_c, validation.relevant)
     return best_of(scores), {k: round(float(v.mean()), 6) for k, v in scores.items()}
+
+
+class Space(NamedTuple):
+    """Where a baseline's fit starts: the corpus's sizes, the output dim and the training basis."""
+
+    n: int  # corpus rows
+    width: int  # input dimension D
+    dim: int  # output dimension d
+    basis: str  # "identity" or "pca" (what `pick_basis` chose)
+    starts: dict[str, float]  # each start's mean validation nDCG@10 (basis="select" only)
+    rot: np.ndarray | None  # the basis (None: the raw prefix)
+    rotate: Callable[[np.ndarray], torch.Tensor]  # numpy embeddings -> tensors in the basis
+    x: torch.Tensor  # the corpus in the basis
+
+
+def fit_space(
+    model: Baseline,
+    corpus: np.ndarray,
+    train: TrainingData | None,
+    start: Callable[[int], Callable[[torch.Tensor], Encoder]],
+) -> Space:
+    """The `Space` a baseline trains in; `start(dim)` is its untrained model (`pick_basis`)."""
+    n, width = corpus.shape
+    dim = model.dim or width
+    basis, starts = pick_basis(corpus, train, model.options.basis, start(dim))
+    rot, rotate = change_of_basis(corpus, basis)
+    return Space(n, width, dim, basis, starts, rot, rotate, rotate(corpus))
+
+
+def plain_adam(params: Iterable[torch.nn.Parameter]) -> Callable[[BaselineConfig], Optimiser]:
+    """The baselines' optimiser for a setting `c`: Adam(W) at `c.lr`, no weight decay."""
+    kept = list(params)
+    return lambda c: AdamW(kept, lr=c.lr, weight_decay=0.0)
 
 
 def prefix_start(dim: int) -> Callable[[torch.Tensor], Encoder]:

@@ -39,17 +39,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dive.compressors.base import FitSummary, LabelledQueries, Summarise, TrainingData
+from dive.compressors.base import FitSummary, Summarise, TrainingData
 from dive.compressors.dive import Arm, DiveConfig
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Runtime
-from dive.errors import DataError
 from dive.losses.headwise_ntxent import headwise_ntxent_loss
 from dive.losses.hinge_triplet import hinge_triplet_loss, triplet_margins
 from dive.losses.similarity_anchor import similarity_anchor_loss
 from dive.training.adapter import ResidualAdapter
-from dive.training.batches import RelevanceIndex, sample_rows
+from dive.training.batches import sample_rows
 from dive.training.gate import ValidationGate, validation_scores
+from dive.training.labels import Labels
 from dive.training.loop import TrainingLoop
 from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
 from dive.training.optim import AdamW
@@ -136,41 +136,6 @@ def initial_heads(
     return (rng.standard_normal((n_heads, dim, d_in)) / math.sqrt(d_in)).astype(np.float32)
 
 
-@dataclass
-class Labels:
-    """Labelled queries with at least one relevant row, as the training step needs them."""
-
-    embeddings: torch.Tensor  # (m, D), shares memory with the caller's array
-    relevant: list[dict[int, int]]
-    index: RelevanceIndex
-
-    @classmethod
-    def build(cls, queries: LabelledQueries | None, n_corpus: int, name: str) -> Labels | None:
-        if queries is None:
-            return None
-        for i, rel in enumerate(queries.relevant):
-            bad = [r for r in rel if not 0 <= int(r) < n_corpus]
-            if bad:
-                raise DataError(
-                    f"{name} query {i}: relevant corpus row {bad[0]} is outside 0..{n_corpus - 1}"
-                )
-        keep = [i for i, rel in enumerate(queries.relevant) if any(g > 0 for g in rel.values())]
-        if not keep:
-            return None
-        array = np.ascontiguousarray(queries.embeddings[keep], dtype=np.float32)
-        relevant = [{int(r): int(g) for r, g in queries.relevant[i].items() if g > 0} for i in keep]
-        return cls(torch.from_numpy(array), relevant, RelevanceIndex.from_relevant(relevant))
-
-    def __len__(self) -> int:
-        return len(self.relevant)
-
-    def subset(self, rows: np.ndarray) -> Labels:
-        """The labelled queries at `rows`, in that order."""
-        relevant = [self.relevant[int(r)] for r in rows]
-        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        return Labels(self.embeddings[index], relevant, RelevanceIndex.from_relevant(relevant))
-
-
 def pooled_labels(train: TrainingData | None, n_corpus: int) -> tuple[Labels | None, np.ndarray]:
     """Training and validation queries as one labelled set, and the rows from validation.
 
@@ -179,20 +144,14 @@ def pooled_labels(train: TrainingData | None, n_corpus: int) -> tuple[Labels | N
     """
     if train is None:
         return None, np.zeros(0, dtype=np.int64)
-    parts = [Labels.build(train.train, n_corpus, "training")]
-    parts.append(Labels.build(train.validation, n_corpus, "validation"))
+    parts = [Labels.judged(train.train, n_corpus, "training")]
+    parts.append(Labels.judged(train.validation, n_corpus, "validation"))
     present = [p for p in parts if p is not None]
     if not present:
         return None, np.zeros(0, dtype=np.int64)
     n_train = len(parts[0]) if parts[0] is not None else 0
     n_val = len(parts[1]) if parts[1] is not None else 0
-    relevant = [rel for p in present for rel in p.relevant]
-    labels = Labels(
-        torch.cat([p.embeddings for p in present]),
-        relevant,
-        RelevanceIndex.from_relevant(relevant),
-    )
-    return labels, np.arange(n_train, n_train + n_val, dtype=np.int64)
+    return Labels.joined(present), np.arange(n_train, n_train + n_val, dtype=np.int64)
 
 
 def _state(net: DiveNet) -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -10,17 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dive.compressors._baseline_modules import (
-    Supervision,
-    change_of_basis,
-    fold,
-    map_candidates,
-    snapshot,
-)
+from dive.compressors._baseline_modules import Supervision, fold, scatter_candidates, snapshot
 from dive.compressors._baseline_select import (
     fit_grid,
+    fit_space,
     gated_run,
-    pick_basis,
+    plain_adam,
     prefix_start,
     ungated_summary,
 )
@@ -38,10 +34,21 @@ from dive.losses.ranking import graded_ranking_loss
 from dive.losses.reconstruction import reconstruction_loss
 from dive.training.adapter import ResidualAdapter
 from dive.training.loop import Loss
-from dive.training.optim import AdamW
 
 if TYPE_CHECKING:
     from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptorUnsup, MatryoshkaConfig
+
+
+def map_candidates(
+    fn: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """(B, N, k): `fn(corpus rows)` for each real candidate, zeros for padding.
+
+    Each distinct row goes through `fn` once, however many queries share it and however much
+    padding the batch holds: the adapter's cost follows the real candidates only.
+    """
+    unique, inverse = torch.unique(rows[mask], return_inverse=True)
+    return scatter_candidates(fn(unique), inverse, mask)
 
 
 def fit_matryoshka(
@@ -51,12 +58,8 @@ def fit_matryoshka(
     rng: np.random.Generator,
 ) -> tuple[Runtime, dict[str, Any], Summarise]:
     cfg = model.options
-    n, width = corpus.shape
-    dim = model.dim or width
+    n, width, dim, basis, starts, rot, rotate, x = fit_space(model, corpus, train, prefix_start)
     dims = target_dims(width, dim, cfg.dims)
-    basis, starts = pick_basis(corpus, train, cfg.basis, prefix_start(dim))
-    rot, rotate = change_of_basis(corpus, basis)
-    x = rotate(corpus)
     # L_topk's neighbours: k nearest in the original space, within a pool of corpus rows so
     # the exact search stays affordable on large corpora.
     pool = np.arange(n) if n <= cfg.max_pool else np.sort(rng.choice(n, cfg.max_pool, False))
@@ -115,13 +118,13 @@ def fit_matryoshka(
 
     stage1 = gated_run(
         loss=step_loss(None, rng),
-        optimiser=AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0),
+        optimiser=plain_adam(adapter.parameters())(cfg),
         state=snapshot(adapter),
         scores=held_out_score,
         start=held_out_score(),
         refresh=None,
         every=cfg.eval_every,
-        patience=cfg.patience,
+        patience_steps=cfg.patience_steps,
         steps=cfg.steps,
     )
     adapter.load_state_dict(stage1.state())
@@ -134,16 +137,9 @@ def fit_matryoshka(
 
     # Stage 2: each setting of the grid from the end of stage 1; without validation queries
     # there is no score to choose on, and the configured setting keeps its last state.
-    selected = fit_grid(
-        cfg,
-        sup,
-        encode,
-        x,
-        module=adapter,
-        loss=lambda c: step_loss(c, copy.deepcopy(rng)),
-        optimiser=lambda c: AdamW(adapter.parameters(), lr=c.lr, weight_decay=0.0),
-        steps=cfg.supervised_steps,
-    )
+    selected = fit_grid(cfg, sup, encode, x, module=adapter, steps=cfg.supervised_steps,
+                        loss=lambda c: step_loss(c, copy.deepcopy(rng)),
+                        optimiser=plain_adam(adapter.parameters()))
     diagnostics["supervised"] = selected.record(cfg.grid_text())
     runtime = fold(adapter.to_runtime(), rot, prefix_projection(dim, width))
     return runtime, diagnostics, partial(selected.summary, basis)

@@ -10,14 +10,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dive.compressors._baseline_modules import (
-    Supervision,
-    change_of_basis,
-    fold,
-    scatter_candidates,
-    snapshot,
+from dive.compressors._baseline_modules import Supervision, fold, scatter_candidates
+from dive.compressors._baseline_select import (
+    fit_grid,
+    fit_space,
+    plain_adam,
+    prefix_start,
+    ungated_summary,
 )
-from dive.compressors._baseline_select import fit_grid, pick_basis, prefix_start, ungated_summary
 from dive.compressors.base import Summarise, TrainingData
 from dive.compressors.runtime import Runtime
 from dive.compressors.truncate import prefix_projection
@@ -26,24 +26,16 @@ from dive.losses.ranking import graded_ranking_loss
 from dive.losses.reconstruction import reconstruction_loss
 from dive.training.adapter import ResidualAdapter
 from dive.training.loop import Loss
-from dive.training.optim import AdamW
 
 if TYPE_CHECKING:
     from dive.compressors.search_adaptor import SearchAdaptor, SearchAdaptorConfig
 
 
 def fit_search_adaptor(
-    model: SearchAdaptor,
-    corpus: np.ndarray,
-    train: TrainingData | None,
-    rng: np.random.Generator,
+    model: SearchAdaptor, corpus: np.ndarray, train: TrainingData | None, rng: np.random.Generator
 ) -> tuple[Runtime, dict[str, Any], Summarise]:
     cfg = model.options
-    n, width = corpus.shape
-    dim = model.dim or width
-    basis, starts = pick_basis(corpus, train, cfg.basis, prefix_start(dim))
-    rot, rotate = change_of_basis(corpus, basis)
-    x = rotate(corpus)
+    n, width, dim, basis, starts, rot, rotate, x = fit_space(model, corpus, train, prefix_start)
     adapter = ResidualAdapter(width, cfg.hidden or width, "relu")
     # The query predictor lives only here: the runtime below is built from `adapter` alone.
     predictor = ResidualAdapter(dim, dim, "relu")
@@ -74,20 +66,13 @@ def fit_search_adaptor(
 
         return loss
 
-    predictor_start = snapshot(predictor)()
+    predictor_start = copy.deepcopy(predictor.state_dict())
     params = [*adapter.parameters(), *predictor.parameters()]
     # every weight pair from the same start, on a copy of the seed's stream
-    selected = fit_grid(
-        cfg,
-        sup,
-        encode,
-        x,
-        module=adapter,
-        loss=lambda c: objective(c, copy.deepcopy(rng)),
-        optimiser=lambda c: AdamW(params, lr=c.lr, weight_decay=0.0),
-        steps=cfg.steps,
-        reset=lambda: predictor.load_state_dict(predictor_start),
-    )
+    selected = fit_grid(cfg, sup, encode, x, module=adapter, steps=cfg.steps,
+                        loss=lambda c: objective(c, copy.deepcopy(rng)),
+                        optimiser=plain_adam(params),
+                        reset=lambda: predictor.load_state_dict(predictor_start))
     diagnostics.update(selected.record(cfg.grid_text()))
     runtime = fold(adapter.to_runtime(), rot, prefix_projection(dim, width))
     return runtime, diagnostics, partial(selected.summary, basis)

@@ -1,4 +1,4 @@
-"""Torch side of SMEC's fit (imported only when fitting)."""
+"""Torch side of SMEC's fit (imported only when fitting): ADS, the stages and their training."""
 
 from __future__ import annotations
 
@@ -11,15 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dive.compressors._baseline_modules import (
-    AdaptiveSelection,
-    Encoder,
-    Supervision,
-    candidate_scores,
-    change_of_basis,
-    fold,
+from dive.compressors._baseline_modules import Encoder, Supervision, fold
+from dive.compressors._baseline_select import (
+    Selected,
+    fit_grid,
+    fit_space,
+    ungated_summary,
 )
-from dive.compressors._baseline_select import Selected, fit_grid, pick_basis, ungated_summary
 from dive.compressors.base import Summarise, TrainingData
 from dive.compressors.runtime import Adapter, Runtime
 from dive.compressors.smec import stage_dims
@@ -37,6 +35,77 @@ if TYPE_CHECKING:
     from dive.compressors.smec import SMEC, SMECConfig
 
 Masks = tuple[torch.Tensor, torch.Tensor]  # ADS's (hard, soft) masks of one training step
+
+
+class AdaptiveSelection(nn.Module):
+    """SMEC's adaptive dimension selection (ADS): keep `keep` of `width` dims by learned scores.
+
+    `masks()` gives a training step two masks over the `width` dims. `hard`: 0/1, exactly the
+    `keep` top-scored dims, what inference keeps (the model trains on it, so training and
+    inference see the same dims). `soft`: sigmoid((score - t) / tau), t halfway between the
+    last kept and the first dropped score, the relaxation the scores learn through: a loss
+    on the hard-masked output gives a dropped dim no gradient (a similarity's product terms
+    vanish on both of its sides), the same loss on the soft-masked output tells each score
+    whether its dim should weigh more. `noise > 0` perturbs each draw's scores with Gumbel
+    noise of that scale (exploration, at the price of training on other dims than inference
+    keeps). Kept dims stay in index order.
+    """
+
+    def __init__(self, width: int, keep: int, init_scores: torch.Tensor, tau: float = 1.0) -> None:
+        super().__init__()
+        if not 0 < keep <= width:
+            raise ValueError(f"keep must be in 1..{width}, got {keep}")
+        if init_scores.shape != (width,):
+            raise ValueError(f"init_scores must be ({width},), got {tuple(init_scores.shape)}")
+        if not tau > 0:
+            raise ValueError(f"tau must be > 0, got {tau}")
+        self.width = width
+        self.keep = keep
+        self.tau = tau
+        self.scores = nn.Parameter(init_scores.detach().clone().to(torch.float32))
+
+    def selected(self) -> torch.Tensor:
+        """Indices kept at inference (sorted)."""
+        return torch.sort(torch.topk(self.scores.detach(), self.keep).indices).values
+
+    def masks(
+        self, generator: torch.Generator | None = None, noise: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hard 0/1 mask, soft mask with the scores' gradient), each (width,).
+
+        `noise` > 0 (with a `generator`) draws both from Gumbel-perturbed scores.
+        """
+        scores: torch.Tensor = self.scores
+        if noise > 0 and generator is not None:
+            uniform = torch.rand(scores.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+            scores = scores - noise * torch.log(-torch.log(uniform))
+        if self.keep == self.width:
+            return torch.ones_like(scores), torch.ones_like(scores)
+        fixed = scores.detach()
+        kept = torch.topk(fixed, self.keep).indices
+        ranked = torch.topk(fixed, self.keep + 1).values
+        threshold = 0.5 * (ranked[-2] + ranked[-1])
+        hard = torch.zeros_like(fixed).index_fill_(0, kept, 1.0)
+        return hard, torch.sigmoid((scores - threshold) / self.tau)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """The kept dims of `x` (inference: no gradient reaches the scores)."""
+        return x[..., self.selected()]
+
+
+def candidate_scores(
+    z_q: torch.Tensor, z_unique: torch.Tensor, inverse: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """(B, N) scores of each query (`z_q`, (B, d)) with its real candidates, zeros for padding.
+
+    `z_unique` holds the distinct candidate rows and `inverse` maps `rows[mask]` onto them
+    (`torch.unique(..., return_inverse=True)`): one (B, U) product and a gather, instead of
+    scattering (B, N, d) candidate vectors.
+    """
+    sims = z_q @ z_unique.T
+    out = sims.new_zeros(mask.shape)
+    out[mask] = sims[mask.nonzero()[:, 0], inverse]
+    return out
 
 
 class SMECNet(nn.Module):
@@ -159,11 +228,7 @@ def fit_smec(
     model: SMEC, corpus: np.ndarray, train: TrainingData | None, rng: np.random.Generator
 ) -> tuple[Runtime, dict[str, Any], Summarise]:
     cfg = model.options
-    n, width = corpus.shape
-    dim = model.dim or width
-    basis, starts = pick_basis(corpus, train, cfg.basis, energy_start(dim))
-    rot, rotate = change_of_basis(corpus, basis)
-    x = rotate(corpus)
+    n, width, dim, basis, starts, rot, rotate, x = fit_space(model, corpus, train, energy_start)
     net = SMECNet(width, cfg.hidden or width, cfg.stage_layer)
     for p in net.parameters():
         p.requires_grad_(False)

@@ -39,8 +39,9 @@ from typing import Any, ClassVar, Literal, cast, get_args
 
 import numpy as np
 
-from dive.compressors.base import Compressor, TrainingData
-from dive.compressors.options import build, check
+from dive.compressors.base import TrainingData
+from dive.compressors.learned import LearnedCompressor, LearnedConfig
+from dive.compressors.options import Rule, at_least
 from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
 
@@ -65,12 +66,16 @@ class Arm:
 
 
 @dataclass(frozen=True)
-class DiveConfig:
-    """DIVE's hyper-parameters (defaults: SPEC 4.1, then tuned on validation/dev queries)."""
+class DiveConfig(LearnedConfig):
+    """DIVE's hyper-parameters (defaults: SPEC 4.1, then tuned on validation/dev queries).
+
+    With `LearnedConfig`'s: `hidden` (adapter width r; None: r = D), `lr` (AdamW's), `select`
+    (choose the start, the arm and its length on the labelled queries), `min_gain_z`,
+    `eval_every` (steps between held-out checks, each a candidate length) and `threads`.
+    """
 
     # model
     heads: int = 4  # H projection heads averaged into z
-    hidden: int | None = None  # adapter width r; None means r = D
     head_init: HeadInit = "pca-noise"  # PCA axes + zero-mean noise | PCA of bootstraps | random
     init_noise: float = 0.02  # std of the per-head noise of "pca-noise"
     start: Start = "select"  # mu = 0 ("uncentered"), the corpus mean, or pick on the labels
@@ -95,53 +100,41 @@ class DiveConfig:
     negative_skip: int = 0  # non-relevant top ranks never used as negatives
     negative_band: int = 30  # hard negatives come from this many ranks below the skipped
     # selection (dive.training.selection)
-    eval_every: int = 25  # steps between held-out checks (each a candidate length)
     mine_every: int = 50  # steps between hard-negative refreshes (at a check, from its ranking)
-    select: bool = True  # choose the start, the arm and its length on the labelled queries
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
     refit: bool = True  # retrain the kept arm on every label (False: keep a holdout's run)
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
     grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
-    threads: int | None = 1  # torch + BLAS threads during the fit (1: see training.seeding)
     workers: int | None = None  # selection runs trained at once (threads; None: one per CPU);
     # the model is bitwise the same at any count
 
-    def __post_init__(self) -> None:
-        checks = [
-            ("heads", self.heads >= 1, ">= 1"),
-            ("hidden", self.hidden is None or self.hidden >= 1, ">= 1 (or None for D)"),
-            ("init_noise", self.init_noise >= 0, ">= 0"),
-            ("triplet_weight", self.triplet_weight >= 0, ">= 0"),
-            ("ntxent_weight", self.ntxent_weight >= 0, ">= 0"),
-            ("anchor_weight", self.anchor_weight >= 0, ">= 0"),
-            ("margin", self.margin >= 0, ">= 0"),
-            ("temperature", self.temperature > 0, "> 0"),
-            ("anchor_neighbours", self.anchor_neighbours >= 0, ">= 0"),
-            ("lr", self.lr > 0, "> 0"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("steps", self.steps >= 0, ">= 0"),
-            ("max_steps", self.max_steps >= 0, ">= 0"),
-            ("corpus_batch", self.corpus_batch >= 2, ">= 2"),
-            ("ntxent_items", self.ntxent_items >= 2, ">= 2"),
-            ("query_batch", self.query_batch >= 1, ">= 1"),
-            ("hard_negatives", self.hard_negatives >= 0, ">= 0"),
-            ("random_negatives", self.random_negatives >= 0, ">= 0"),
-            ("negative_skip", self.negative_skip >= 0, ">= 0"),
-            ("negative_band", self.negative_band >= 1, ">= 1"),
-            ("eval_every", self.eval_every >= 1, ">= 1"),
-            ("mine_every", self.mine_every >= 1, ">= 1"),
-            ("folds", self.folds >= 2, ">= 2"),
-            ("holdout_min", self.holdout_min >= 1, ">= 1"),
-            ("min_gain_z", self.min_gain_z >= 0, ">= 0"),
-            ("threads", self.threads is None or self.threads >= 1, ">= 1 (or None)"),
+    speed_fields: ClassVar[tuple[str, ...]] = ("threads", "workers")
+
+    def rules(self) -> list[Rule]:
+        rules: list[Rule] = [
+            *super().rules(),
+            *at_least(self, 1, "heads"),
+            *at_least(self, 0, "init_noise", "triplet_weight", "ntxent_weight", "anchor_weight",
+                      "margin"),
+            *at_least(self, 0, "temperature", strict=True),
+            *at_least(self, 0, "anchor_neighbours", "weight_decay", "steps", "max_steps"),
+            *at_least(self, 2, "corpus_batch", "ntxent_items"),
+            *at_least(self, 1, "query_batch"),
+            *at_least(self, 0, "hard_negatives", "random_negatives", "negative_skip"),
+            *at_least(self, 1, "negative_band", "mine_every"),
+            *at_least(self, 2, "folds"),
+            *at_least(self, 1, "holdout_min"),
             ("workers", self.workers is None or self.workers >= 1, ">= 1 (or None)"),
         ]
         for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start)):
             valid = get_args(kind)
-            checks.append((name, getattr(self, name) in valid, f"one of {', '.join(valid)}"))
-        check(self, checks)
+            rules.append((name, getattr(self, name) in valid, f"one of {', '.join(valid)}"))
+        return rules
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.hard_negatives + self.random_negatives < 1:
             raise DiveError("hard_negatives + random_negatives must be >= 1")
         self.arms()  # validates the grid string
@@ -183,7 +176,7 @@ class DiveConfig:
         return out
 
 
-class Dive(Compressor):
+class Dive(LearnedCompressor):
     """DIVE: residual adapter + H averaged projection heads; start, arm and length chosen on labels.
 
     `Dive(dim, seed, **options)` takes any `DiveConfig` field as a keyword option (the
@@ -207,8 +200,9 @@ class Dive(Compressor):
 
     Attributes
     ----------
-    dive_config : DiveConfig
-        The hyper-parameters in use (`config()` returns them with `dim` and `seed`).
+    options : DiveConfig
+        The hyper-parameters in use (`config()` returns them with `dim` and `seed`, less
+        `threads` and `workers`, which change the speed only); `dive_config` is an alias.
     runtime_ : Runtime
         The fitted numpy map: adapter, centre and the heads folded into one projection.
     fit_info_ : FitInfo
@@ -227,35 +221,27 @@ class Dive(Compressor):
     >>> model = Dive(dim=8, steps=20).fit(corpus, labels)
     >>> model.transform(queries).shape
     (24, 8)
-    >>> model.dive_config.heads, model.fit_info_.summary.n_queries
+    >>> model.options.heads, model.fit_info_.summary.n_queries
     (4, 24)
     """
 
     method = "dive"
     family = "learned"
     supervised = True
-    defaults: ClassVar[DiveConfig | None] = None  # what options apply to (None: DiveConfig())
+    config_class = DiveConfig
+    options: DiveConfig
 
-    def __init__(
-        self,
-        dim: int | None = None,
-        seed: int = 0,
-        *,
-        config: DiveConfig | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(dim=dim, seed=seed)
-        self.dive_config = build(DiveConfig, self.method, options, base=config or self.defaults)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), **dataclasses.asdict(self.dive_config)}
+    @property
+    def dive_config(self) -> DiveConfig:
+        """The hyper-parameters in use: the older name of `options`, kept for existing code."""
+        return self.options
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
         from dive.compressors._dive_fit import fit_dive
 
         start = time.perf_counter()
         runtime, diagnostics, summarise = fit_dive(
-            corpus, train, dim=self.dim or corpus.shape[1], seed=self.seed, config=self.dive_config
+            corpus, train, dim=self.dim or corpus.shape[1], seed=self.seed, config=self.options
         )
         summary = summarise(time.perf_counter() - start)
         diagnostics["fit_seconds"] = round(summary.seconds, 4)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, get_args
 
 from dive.compressors._baseline import Baseline, BaselineConfig, halving_dims
-from dive.compressors.options import Rule
+from dive.compressors.options import Rule, at_least
 
 Dims = Literal["nested", "single"]
 
@@ -41,7 +41,7 @@ class MatryoshkaConfig(BaselineConfig):
     supervised_steps: int = 300  # stage 2 steps (supervised variant only)
     dims: Dims = "nested"  # M: d and every halving of D down to it, or "single": {d, D}
     lr_grid: str = "0.001/0.0001"  # stage 2 learning rates the selection tries (stage 1: lr)
-    patience: int = 200
+    patience_steps: int = 200
     eval_every: int = 50
     neighbours: int = 10  # k of L_topk, in the original space
     max_pool: int = 16384  # corpus rows searched for those neighbours
@@ -55,15 +55,11 @@ class MatryoshkaConfig(BaselineConfig):
     def rules(self) -> list[Rule]:
         return [
             *super().rules(),
-            ("steps", self.steps >= 0, ">= 0"),
-            ("supervised_steps", self.supervised_steps >= 0, ">= 0"),
+            *at_least(self, 0, "steps", "supervised_steps"),
             ("dims", self.dims in get_args(Dims), f"one of {', '.join(get_args(Dims))}"),
-            ("neighbours", self.neighbours >= 1, ">= 1"),
-            ("max_pool", self.max_pool >= 2, ">= 2"),
-            *(
-                (name, getattr(self, name) >= 0, ">= 0")
-                for name in ("weight_pair", "weight_topk", "weight_rec", "weight_rank")
-            ),
+            *at_least(self, 1, "neighbours"),
+            *at_least(self, 2, "max_pool"),
+            *at_least(self, 0, "weight_pair", "weight_topk", "weight_rec", "weight_rank"),
         ]
 
 
@@ -88,22 +84,15 @@ class MatryoshkaAdaptorUnsup(Baseline):
 
     Parameters
     ----------
-    dim, seed
-        As for every compressor (`Compressor`).
-    config : MatryoshkaConfig or None, default=None
-        Every option at once; None means `MatryoshkaConfig()`.
-    **options
-        Any `MatryoshkaConfig` field by name, applied over `config` (defaults and valid
-        values: there and in `BaselineConfig`). The ones most often changed: `steps=600` (stage 1),
-        `dims="nested"` (M), `basis="identity"` (the raw prefix).
+    dim, seed, config, **options
+        The learned methods' (`LearnedCompressor`), with `MatryoshkaConfig`: `steps=600`
+        (stage 1), `dims="nested"` (M) and `basis="identity"` (the raw prefix) are the
+        options most often changed.
 
     Attributes
     ----------
-    options : MatryoshkaConfig
-        The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
-    runtime_, fit_info_
-        As for every compressor (`Compressor`); `runtime_` holds the relu adapter and the
-        prefix rows.
+    options, runtime_, fit_info_
+        Those of `LearnedCompressor`, `runtime_` holding the relu adapter and prefix rows.
 
     Examples
     --------
@@ -141,15 +130,16 @@ class MatryoshkaAdaptor(MatryoshkaAdaptorUnsup):
     --------
     >>> import numpy as np
     >>> from dive.compressors import LabelledQueries, MatryoshkaAdaptor, TrainingData
-    >>> rng = np.random.default_rng(0)
-    >>> corpus = rng.standard_normal((300, 32)).astype(np.float32)
-    >>> queries = corpus[:24] + 0.1 * rng.standard_normal((24, 32)).astype(np.float32)
+    >>> corpus = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
+    >>> queries = corpus[:24] + 0.1 * corpus[100:124]  # each near its own document
     >>> labels = [LabelledQueries(queries[i::2], tuple({j: 1} for j in range(i, 24, 2)))
     ...           for i in (0, 1)]
     >>> model = MatryoshkaAdaptor(dim=8, steps=20, supervised_steps=20)
     >>> model = model.fit(corpus, TrainingData(train=labels[0], validation=labels[1]))
     >>> model.transform(queries).shape, model.fit_info_.summary.n_queries
     ((24, 8), 12)
+    >>> model.options.supervised_steps, model.options.lr_grid  # stage 2: per rate, this many
+    (20, '0.001/0.0001')
     """
 
     method = "matryoshka-adaptor"

@@ -4,18 +4,21 @@ Options from a spec string (`smec:stage_steps=100`) arrive as int/float/bool/str
 brings each to its field's type (a float field takes an int, an `int | None` field takes
 "none"), rejects unknown names with the list of valid ones, and lets the dataclass's own
 `__post_init__` checks run; every error is one `DiveError` that starts with the method's
-name, e.g. `smec: stage_steps must be >= 0, got -1`. Torch-free.
+name, e.g. `smec: stage_steps must be >= 0, got -1`. An option renamed for one meaning
+everywhere keeps its old name for one release: the config class maps it in `renamed`
+(old -> new), and `build` takes the old name with a `FutureWarning`. Torch-free.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from dive.errors import DiveError
 
-__all__ = ["Rule", "build", "check"]
+__all__ = ["Rule", "at_least", "build", "check"]
 
 T = TypeVar("T")
 Rule = tuple[str, bool, str]  # (option name, whether its value is valid, the valid values)
@@ -26,6 +29,13 @@ def check(config: object, rules: Iterable[Rule]) -> None:
     for name, ok, rule in rules:
         if not ok:
             raise DiveError(f"{name} must be {rule}, got {getattr(config, name)!r}")
+
+
+def at_least(config: object, bound: int, *names: str, strict: bool = False) -> list[Rule]:
+    """One rule per option in `names`: its value is >= `bound` (> `bound` when `strict`)."""
+    if strict:
+        return [(n, getattr(config, n) > bound, f"> {bound}") for n in names]
+    return [(n, getattr(config, n) >= bound, f">= {bound}") for n in names]
 
 
 def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
@@ -52,8 +62,24 @@ def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
     return value
 
 
+def _current_names(cls: type, method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` with each old name in `cls.renamed` given as its new one (a `FutureWarning`)."""
+    current = dict(options)
+    renamed: Mapping[str, str] = getattr(cls, "renamed", {})
+    for old, new in renamed.items():
+        if old not in current:
+            continue
+        if new in current:
+            raise DiveError(f"{method}: {old} is the old name of {new}; give {new} only")
+        warnings.warn(f"{method}: option {old} is now {new} (the old name goes in the next "
+                      "release)", FutureWarning, stacklevel=4)
+        current[new] = current.pop(old)
+    return current
+
+
 def build(cls: type[T], method: str, options: Mapping[str, Any], base: T | None = None) -> T:
     """`cls` from `base` (default: `cls()`) with `options` replaced, or a `DiveError`."""
+    options = _current_names(cls, method, options)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(options) - set(fields))
     if unknown:

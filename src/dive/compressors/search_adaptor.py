@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from dive.compressors._baseline import Baseline, BaselineConfig
-from dive.compressors.options import Rule
+from dive.compressors.options import Rule, at_least
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,7 @@ class SearchAdaptorConfig(BaselineConfig):
     def rules(self) -> list[Rule]:
         return [
             *super().rules(),
-            ("steps", self.steps >= 0, ">= 0"),
-            ("weight_rec", self.weight_rec >= 0, ">= 0"),
-            ("weight_pred", self.weight_pred >= 0, ">= 0"),
+            *at_least(self, 0, "steps", "weight_rec", "weight_pred"),
         ]
 
 
@@ -64,22 +62,16 @@ class SearchAdaptor(Baseline):
 
     Parameters
     ----------
-    dim, seed
-        As for every compressor (`Compressor`).
-    config : SearchAdaptorConfig or None, default=None
-        Every option at once; None means `SearchAdaptorConfig()`.
-    **options
-        Any `SearchAdaptorConfig` field by name, applied over `config` (defaults and valid
-        values: there and in `BaselineConfig`). The ones most often changed: `steps=1000`,
-        `weight_rec_grid="0/0.1/1"` (alpha), `weight_pred_grid="0/0.01/0.1"` (beta).
+    dim, seed, config, **options
+        As for every learned method (`LearnedCompressor`); `config_class` is
+        `SearchAdaptorConfig`. Changed most often: `steps=1000`, `weight_rec_grid="0/0.1/1"`
+        (alpha), `weight_pred_grid="0/0.01/0.1"` (beta).
 
     Attributes
     ----------
-    options : SearchAdaptorConfig
-        The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
-    runtime_, fit_info_
-        As for every compressor (`Compressor`); `runtime_` holds the relu adapter and the
-        prefix rows (the query predictor trains the adapter, then is dropped).
+    options, runtime_, fit_info_
+        As `LearnedCompressor`'s. `runtime_` holds the relu adapter and the prefix rows (the
+        query predictor trains the adapter, then is dropped).
 
     Examples
     --------

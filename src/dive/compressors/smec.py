@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, get_args
 
 from dive.compressors._baseline import Baseline, BaselineConfig, halving_dims
-from dive.compressors.options import Rule
+from dive.compressors.options import Rule, at_least
 
 StageLayer = Literal["adapter", "linear", "none"]
 STAGE_LAYERS: tuple[str, ...] = get_args(StageLayer)
@@ -39,7 +39,7 @@ class SMECConfig(BaselineConfig):
     """SMEC's options (SPEC 4.4)."""
 
     stage_steps: int = 300  # steps per halving stage
-    patience: int = 100
+    patience_steps: int = 100
     memory_size: int = 2048  # S-XBM FIFO size (items)
     memory_neighbours: int = 10  # S-XBM top-k per item
     weight_xbm: float = 1.0
@@ -56,16 +56,14 @@ class SMECConfig(BaselineConfig):
     def rules(self) -> list[Rule]:
         return [
             *super().rules(),
-            ("stage_steps", self.stage_steps >= 0, ">= 0"),
-            ("memory_size", self.memory_size >= 2, ">= 2"),
-            ("memory_neighbours", self.memory_neighbours >= 1, ">= 1"),
-            ("weight_xbm", self.weight_xbm >= 0, ">= 0"),
-            ("weight_rank", self.weight_rank >= 0, ">= 0"),
-            ("score_lr", self.score_lr > 0, "> 0"),
-            ("tau", self.tau > 0, "> 0"),
-            ("noise", self.noise >= 0, ">= 0"),
+            *at_least(self, 0, "stage_steps"),
+            *at_least(self, 2, "memory_size"),
+            *at_least(self, 1, "memory_neighbours"),
+            *at_least(self, 0, "weight_xbm", "weight_rank"),
+            *at_least(self, 0, "score_lr", "tau", strict=True),
+            *at_least(self, 0, "noise"),
             ("stage_layer", self.stage_layer in STAGE_LAYERS, f"one of {', '.join(STAGE_LAYERS)}"),
-            ("weight_previous", self.weight_previous >= 0, ">= 0"),
+            *at_least(self, 0, "weight_previous"),
         ]
 
 
@@ -87,22 +85,16 @@ class SMEC(Baseline):
 
     Parameters
     ----------
-    dim, seed
-        As for every compressor (`Compressor`).
-    config : SMECConfig or None, default=None
-        Every option at once; None means `SMECConfig()`.
-    **options
-        Any `SMECConfig` field by name, applied over `config` (defaults and valid
-        values: there and in `BaselineConfig`). The ones most often changed:
-        `stage_steps=300` (per stage), `stage_layer="adapter"`, `lr_grid="0.001/0.0001"`.
+    dim, seed, config, **options
+        Those of every learned method (`LearnedCompressor`), the options being `SMECConfig`'s
+        fields; most often changed: `stage_steps=300` (per stage), `stage_layer="adapter"`,
+        `lr_grid="0.001/0.0001"`.
 
     Attributes
     ----------
-    options : SMECConfig
-        The options in use (`config()` returns them with `dim` and `seed`, less `threads`).
-    runtime_, fit_info_
-        As for every compressor (`Compressor`); `runtime_` holds the stages' residual blocks
-        folded into one adapter, the later stages and the kept dims into one projection.
+    options, runtime_, fit_info_
+        See `LearnedCompressor`: here `runtime_` holds the stages' residual blocks folded into
+        one adapter, the later stages and the kept dims into one projection.
 
     Examples
     --------

@@ -1,0 +1,77 @@
+"""Labelled queries as every learned fit trains on them: a tensor, the judgements, their index.
+
+`LabelledQueries` (`dive.compressors.base`) is what a caller hands `fit`; `Labels` is the
+same queries on the torch side: the query embeddings as a tensor (in the fit's basis), each
+query's `{corpus row: grade}` judgements and their `RelevanceIndex` built once. DIVE
+(`dive.compressors._dive_fit`) builds them with `Labels.judged` (rows checked against the
+corpus, queries without a positive grade dropped) and cross-fits on `subset`s; the baselines'
+`Supervision` (`dive.compressors._baseline_modules`) with `Labels.of`, every query kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dive.compressors.base import LabelledQueries
+from dive.errors import DataError
+from dive.training.batches import RelevanceIndex
+
+__all__ = ["Labels"]
+
+
+@dataclass
+class Labels:
+    """Labelled queries on the torch side (see the module docstring)."""
+
+    embeddings: torch.Tensor  # (m, D), may share memory with the caller's array
+    relevant: Sequence[Mapping[int, int]]  # per query: corpus row -> grade
+    index: RelevanceIndex
+
+    @classmethod
+    def of(
+        cls,
+        queries: LabelledQueries,
+        to_tensor: Callable[[np.ndarray], torch.Tensor] = torch.from_numpy,
+    ) -> Labels:
+        """Every query of `queries`, its embeddings through `to_tensor` (e.g. into a basis)."""
+        relevant = queries.relevant
+        return cls(to_tensor(queries.embeddings), relevant, RelevanceIndex.from_relevant(relevant))
+
+    @classmethod
+    def judged(cls, queries: LabelledQueries | None, n_corpus: int, name: str) -> Labels | None:
+        """The queries with a positive grade (None: none), after checking every judged row is
+        in the corpus (`DataError` naming the `name` query that is not)."""
+        if queries is None:
+            return None
+        for i, rel in enumerate(queries.relevant):
+            bad = [r for r in rel if not 0 <= int(r) < n_corpus]
+            if bad:
+                raise DataError(
+                    f"{name} query {i}: relevant corpus row {bad[0]} is outside 0..{n_corpus - 1}"
+                )
+        keep = [i for i, rel in enumerate(queries.relevant) if any(g > 0 for g in rel.values())]
+        if not keep:
+            return None
+        array = np.ascontiguousarray(queries.embeddings[keep], dtype=np.float32)
+        relevant = [{int(r): int(g) for r, g in queries.relevant[i].items() if g > 0} for i in keep]
+        return cls(torch.from_numpy(array), relevant, RelevanceIndex.from_relevant(relevant))
+
+    @classmethod
+    def joined(cls, parts: Sequence[Labels]) -> Labels:
+        """`parts` one after another, as one set."""
+        relevant = [rel for p in parts for rel in p.relevant]
+        embeddings = torch.cat([p.embeddings for p in parts])
+        return cls(embeddings, relevant, RelevanceIndex.from_relevant(relevant))
+
+    def __len__(self) -> int:
+        return len(self.relevant)
+
+    def subset(self, rows: np.ndarray) -> Labels:
+        """The labelled queries at `rows`, in that order."""
+        relevant = [self.relevant[int(r)] for r in rows]
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return Labels(self.embeddings[index], relevant, RelevanceIndex.from_relevant(relevant))

@@ -1,0 +1,54 @@
+"""`Labels`: the one torch-side labelled-data object of DIVE's fit and the baselines'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dive.compressors._baseline_modules import Supervision
+from dive.compressors.base import LabelledQueries, TrainingData
+from dive.compressors.search_adaptor import SearchAdaptorConfig
+from dive.errors import DataError
+from dive.training.labels import Labels
+
+QUERIES = LabelledQueries(
+    np.arange(12, dtype=np.float32).reshape(3, 4), ({0: 1, 2: 0}, {}, {1: 2, 3: 1})
+)
+
+
+def test_of_keeps_every_query_and_indexes_its_judgements() -> None:
+    labels = Labels.of(QUERIES, lambda v: torch.from_numpy(v * 2))
+    assert len(labels) == 3
+    assert torch.equal(labels.embeddings, torch.from_numpy(QUERIES.embeddings * 2))
+    assert labels.index.rows.tolist() == [0, 1, 3]  # positive grades only
+    assert labels.index.offsets.tolist() == [0, 1, 1, 3]
+
+
+def test_judged_drops_queries_without_a_positive_and_checks_rows() -> None:
+    labels = Labels.judged(QUERIES, 4, "training")
+    assert labels is not None and labels.relevant == [{0: 1}, {1: 2, 3: 1}]
+    assert torch.equal(labels.embeddings, torch.from_numpy(QUERIES.embeddings[[0, 2]]))
+    assert Labels.judged(LabelledQueries(QUERIES.embeddings[1:2], ({},)), 4, "x") is None
+    with pytest.raises(DataError, match="validation query 2: relevant corpus row 3 is outside"):
+        Labels.judged(QUERIES, 3, "validation")
+
+
+def test_joined_then_subset_gives_back_the_parts() -> None:
+    first = Labels.of(QUERIES)
+    second = Labels.judged(QUERIES, 4, "training")
+    assert second is not None
+    both = Labels.joined([first, second])
+    back = both.subset(np.arange(3, 5))
+    assert back.relevant == second.relevant and torch.equal(back.embeddings, second.embeddings)
+    for name in ("offsets", "rows", "grades"):
+        assert np.array_equal(getattr(back.index, name), getattr(second.index, name))
+
+
+def test_the_baselines_supervision_holds_labels() -> None:
+    train = TrainingData(QUERIES, LabelledQueries(QUERIES.embeddings[:1], ({1: 1},)))
+    sup = Supervision(train, torch.from_numpy, 4, SearchAdaptorConfig())
+    assert isinstance(sup.labels, Labels) and isinstance(sup.validation, Labels)
+    assert sup.n_queries == 3 and sup.validation.relevant == ({1: 1},)
+    unvalidated = Supervision(TrainingData(QUERIES), torch.from_numpy, 4, SearchAdaptorConfig())
+    assert unvalidated.validation is None
