@@ -20,12 +20,13 @@ HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
 FAST = {
     "dive": "dive:steps=40:eval_every=10:corpus_batch=64:ntxent_items=32:query_batch=16",
     "dive-plus": "dive-plus:steps=40:eval_every=10:corpus_batch=64:ntxent_items=32:query_batch=16",
-    "matryoshka-adaptor-unsup": "matryoshka-adaptor-unsup:steps=40:eval_every=10:batch_size=64"
+    "matryoshka-adaptor-unsup": "matryoshka-adaptor-unsup:steps=40:eval_every=10:corpus_batch=64"
                                 ":hidden=16",
     "matryoshka-adaptor": "matryoshka-adaptor:steps=40:supervised_steps=30:eval_every=10"
-                          ":batch_size=64:hidden=16",
-    "search-adaptor": "search-adaptor:steps=60:eval_every=10:hidden=16:batch_size=32",
-    "smec": "smec:stage_steps=40:eval_every=10:hidden=16:batch_size=32:memory_size=96",
+                          ":corpus_batch=64:query_batch=64:hidden=16",
+    "search-adaptor": "search-adaptor:steps=60:eval_every=10:hidden=16:query_batch=32",
+    "smec": "smec:stage_steps=40:eval_every=10:hidden=16:corpus_batch=32:query_batch=32"
+            ":memory_size=96",
 }
 BASELINES = ("matryoshka-adaptor", "search-adaptor", "smec")
 

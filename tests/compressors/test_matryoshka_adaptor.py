@@ -22,7 +22,7 @@ from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
-FAST = ":steps=40:supervised_steps=30:eval_every=10:batch_size=64:hidden=16"
+FAST = ":steps=40:supervised_steps=30:eval_every=10:corpus_batch=64:query_batch=64:hidden=16"
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ BASELINES = ["matryoshka-adaptor-unsup", "matryoshka-adaptor", "search-adaptor",
     ("spec", "match"),
     [
         ("matryoshka-adaptor-unsup:steps=-1", r"^matryoshka-adaptor-unsup: steps must be >= 0"),
-        ("matryoshka-adaptor:batch_size=1", r"^matryoshka-adaptor: batch_size must be >= 2"),
+        ("matryoshka-adaptor:corpus_batch=1", r"^matryoshka-adaptor: corpus_batch must be >= 2"),
         ("matryoshka-adaptor:weight_topk=-0.5", "weight_topk must be >= 0, got -0.5"),
         ("search-adaptor:hard_fraction=2", r"hard_fraction must be in \[0, 1\], got 2.0"),
         ("search-adaptor:lr=fast", "lr must be a number, got 'fast'"),
@@ -101,6 +101,27 @@ def test_the_old_patience_name_maps_to_patience_steps(method: str) -> None:
     assert "patience" not in old.config()
     with pytest.raises(DiveError, match=f"^{method}: patience is the old name of patience_steps"):
         make_compressor(f"{method}:patience=75:patience_steps=75", 4)
+
+
+@pytest.mark.parametrize(
+    ("method", "names"),
+    [
+        ("search-adaptor", ("query_batch",)),
+        ("matryoshka-adaptor", ("corpus_batch", "query_batch")),
+        ("smec", ("corpus_batch", "query_batch")),
+    ],
+)
+def test_the_old_batch_size_sets_the_batches_it_used_to_size(
+    method: str, names: tuple[str, ...]
+) -> None:
+    with pytest.warns(FutureWarning, match=f"^{method}: option batch_size is now {names[0]}"):
+        old = make_compressor(f"{method}:batch_size=48", 4)
+    assert all(getattr(old.options, name) == 48 for name in names)
+    assert "batch_size" not in old.config()
+    if "corpus_batch" not in names:  # Search-Adaptor samples no corpus batch
+        assert not hasattr(old.options, "corpus_batch")
+    with pytest.raises(DiveError, match="batch_size is the old name of"):
+        make_compressor(f"{method}:batch_size=48:query_batch=48", 4)
 
 
 def test_dive_has_no_patience_option() -> None:

@@ -16,7 +16,7 @@ from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
-FAST = ":steps=60:eval_every=10:hidden=16:batch_size=32"
+FAST = ":steps=60:eval_every=10:hidden=16:query_batch=32"
 
 
 @pytest.fixture()

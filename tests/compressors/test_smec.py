@@ -18,7 +18,7 @@ from dive.training import validation_ndcg
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
-FAST = ":stage_steps=40:eval_every=10:hidden=16:batch_size=32:memory_size=96"
+FAST = ":stage_steps=40:eval_every=10:hidden=16:corpus_batch=32:query_batch=32:memory_size=96"
 
 
 @pytest.fixture()
@@ -102,7 +102,10 @@ def test_ads_finds_the_informative_dims_of_a_planted_problem() -> None:
     q[:, planted] = x[docs][:, planted] + 0.05 * rng.standard_normal((60, 4))
     corpus, queries = l2_normalize(x.astype(np.float32)), l2_normalize(q.astype(np.float32))
     labels = TrainingData(LabelledQueries(queries, tuple({int(d): 1} for d in docs)))
-    spec = "smec:stage_layer=none:lr=1e-6:lr_grid=:weight_xbm=0:hidden=16:batch_size=32"
+    spec = (
+        "smec:stage_layer=none:lr=1e-6:lr_grid=:weight_xbm=0:hidden=16:corpus_batch=32"
+        ":query_batch=32"
+    )
 
     def kept(options: str) -> list[int]:
         model = make_compressor(spec + options, 4).fit(corpus, labels)

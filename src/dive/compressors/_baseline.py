@@ -64,17 +64,21 @@ class BaselineConfig(LearnedConfig):
     the validation queries)."""
 
     lr_grid: str = ""  # learning rates the selection tries, "/"-separated ("": `lr` only)
-    batch_size: int = 128
+    query_batch: int = 128  # labelled queries per step (the ranking terms)
     patience_steps: int = 125  # steps without a better validation score before a run stops
     negatives_per_positive: int = 10
     hard_fraction: float = 0.5  # share of negatives mined from the current ranking
     basis: Basis = "identity"  # "pca": prefix in principal axes; "select": the better start
 
-    min_batch: ClassVar[int] = 1
     grid_fields: ClassVar[tuple[str, ...]] = ("lr",)  # options a `<name>_grid` may vary
     # old option names, still taken for one release: `patience` counted steps here but checks
     # in the validation gate (`dive.training.gate`)
-    renamed: ClassVar[dict[str, str]] = {"patience": "patience_steps"}
+    # and `batch_size` sized the query batch (and the corpus batch where a method has one),
+    # which DIVE names apart
+    renamed: ClassVar[dict[str, str | tuple[str, ...]]] = {
+        "patience": "patience_steps",
+        "batch_size": "query_batch",
+    }
 
     def rules(self) -> list[Rule]:
         """(option, valid?, valid values); subclasses add theirs."""
@@ -87,7 +91,7 @@ class BaselineConfig(LearnedConfig):
         return [
             *super().rules(),
             *grids,
-            *at_least(self, self.min_batch, "batch_size"),
+            *at_least(self, 1, "query_batch"),
             *at_least(self, 1, "patience_steps", "negatives_per_positive"),
             ("hard_fraction", 0 <= self.hard_fraction <= 1, "in [0, 1]"),
             ("basis", self.basis in BASES, f"one of {', '.join(BASES)}"),

@@ -68,7 +68,7 @@ def fit_matryoshka(
     nn_idx, _ = top_k(x_pool, x_pool, k, exclude=np.arange(len(pool)))
     pool_rows = torch.from_numpy(pool)
     neighbour_rows = torch.from_numpy(pool[nn_idx])  # (pool, k) corpus rows
-    batch = min(cfg.batch_size, len(pool))
+    batch = min(cfg.corpus_batch, len(pool))
 
     adapter = ResidualAdapter(width, cfg.hidden or width, "relu")
     sup = Supervision(train, rotate, n, cfg)
@@ -85,7 +85,7 @@ def fit_matryoshka(
         )
 
     def rank_loss(c: MatryoshkaConfig, run_rng: np.random.Generator) -> torch.Tensor:
-        q, rows, grades, mask = sup.batch(c.batch_size, run_rng)
+        q, rows, grades, mask = sup.batch(c.query_batch, run_rng)
         q_hat = adapter(q)
         c_hat = map_candidates(lambda r: adapter(x[r]), rows, mask)
         return sum(  # type: ignore[return-value]

@@ -51,7 +51,7 @@ def fit_search_adaptor(
 
     def objective(c: SearchAdaptorConfig, run_rng: np.random.Generator) -> Loss:
         def loss() -> tuple[torch.Tensor, dict[str, float]]:
-            q, rows, grades, mask = sup.batch(c.batch_size, run_rng)
+            q, rows, grades, mask = sup.batch(c.query_batch, run_rng)
             q_hat = adapter(q)
             z_q = F.normalize(q_hat[:, :dim], dim=-1)
             unique, inverse = torch.unique(rows[mask], return_inverse=True)

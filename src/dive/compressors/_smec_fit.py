@@ -233,7 +233,7 @@ def fit_smec(
     for p in net.parameters():
         p.requires_grad_(False)
     sup = Supervision(train, rotate, n, cfg)
-    batch = min(cfg.batch_size, n)
+    batch = min(cfg.corpus_batch, n)
 
     def encode(v: torch.Tensor) -> torch.Tensor:
         return F.normalize(net(v), dim=-1)
@@ -278,7 +278,7 @@ def fit_smec(
                 )
             memory.enqueue(teacher, rows)
             if sup.labels is not None:
-                q, cand_rows, grades, cand_mask = sup.batch(c.batch_size, run_rng)
+                q, cand_rows, grades, cand_mask = sup.batch(c.query_batch, run_rng)
                 with torch.no_grad():
                     q_base = net.base(q, k)
                 z_q = F.normalize(views(q, q_base, masks), dim=-1)

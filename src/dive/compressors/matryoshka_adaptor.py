@@ -50,11 +50,16 @@ class MatryoshkaConfig(BaselineConfig):
     weight_rec: float = 1.0
     weight_rank: float = 1.0
 
-    min_batch: ClassVar[int] = 2
+    corpus_batch: int = 128  # corpus rows per step (its in-batch terms compare two or more)
+    renamed: ClassVar[dict[str, str | tuple[str, ...]]] = {
+        **BaselineConfig.renamed,
+        "batch_size": ("corpus_batch", "query_batch"),
+    }
 
     def rules(self) -> list[Rule]:
         return [
             *super().rules(),
+            *at_least(self, 2, "corpus_batch"),
             *at_least(self, 0, "steps", "supervised_steps"),
             ("dims", self.dims in get_args(Dims), f"one of {', '.join(get_args(Dims))}"),
             *at_least(self, 1, "neighbours"),

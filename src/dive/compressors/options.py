@@ -63,17 +63,21 @@ def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
 
 
 def _current_names(cls: type, method: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """`options` with each old name in `cls.renamed` given as its new one (a `FutureWarning`)."""
+    """`options` with each old name in `cls.renamed` given as its new one(s), a `FutureWarning`
+    (an old name that meant several options sets each of them)."""
     current = dict(options)
-    renamed: Mapping[str, str] = getattr(cls, "renamed", {})
+    renamed: Mapping[str, str | tuple[str, ...]] = getattr(cls, "renamed", {})
     for old, new in renamed.items():
         if old not in current:
             continue
-        if new in current:
-            raise DiveError(f"{method}: {old} is the old name of {new}; give {new} only")
-        warnings.warn(f"{method}: option {old} is now {new} (the old name goes in the next "
+        names = (new,) if isinstance(new, str) else new
+        text = " and ".join(names)
+        if any(name in current for name in names):
+            raise DiveError(f"{method}: {old} is the old name of {text}; give {text} only")
+        warnings.warn(f"{method}: option {old} is now {text} (the old name goes in the next "
                       "release)", FutureWarning, stacklevel=4)
-        current[new] = current.pop(old)
+        value = current.pop(old)
+        current.update(dict.fromkeys(names, value))
     return current
 
 

@@ -51,11 +51,16 @@ class SMECConfig(BaselineConfig):
     stage_layer: StageLayer = "adapter"  # a later stage's layer: a residual block, linear, none
     weight_previous: float = 1.0  # weight of the stage loss on the previous prefix
 
-    min_batch: ClassVar[int] = 2
+    corpus_batch: int = 128  # corpus rows per step (its in-batch terms compare two or more)
+    renamed: ClassVar[dict[str, str | tuple[str, ...]]] = {
+        **BaselineConfig.renamed,
+        "batch_size": ("corpus_batch", "query_batch"),
+    }
 
     def rules(self) -> list[Rule]:
         return [
             *super().rules(),
+            *at_least(self, 2, "corpus_batch"),
             *at_least(self, 0, "stage_steps"),
             *at_least(self, 2, "memory_size"),
             *at_least(self, 1, "memory_neighbours"),
