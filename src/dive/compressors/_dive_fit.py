@@ -400,9 +400,13 @@ class _Race:
         self._train_all()
         return out_of_fold(self.folds, len(self.arms), self._curve)
 
+    def _key(self, candidate: int, fold: int) -> tuple[int, int]:
+        """(candidate, fold), the fold -1 for a label-free arm's one run."""
+        return candidate, -1 if self.arms[candidate].triplet_weight == 0 else fold
+
     def _run(self, candidate: int, fold: int) -> _Run:
-        """The run of `candidate` holding out fold `fold` (-1: a label-free arm's one run)."""
-        key = (candidate, -1 if self.arms[candidate].triplet_weight == 0 else fold)
+        """The run of `candidate` holding out fold `fold` (one run for a label-free arm)."""
+        key = self._key(candidate, fold)
         if key not in self.runs:
             arm, seed, labels = self.arms[candidate], self.fit.seed, self.labels
             if key[1] < 0:
@@ -419,7 +423,7 @@ class _Race:
     def replay(self, candidate: int, fold: int, steps: int) -> _Run:
         """`candidate`'s run on `fold` again from the start, to `steps`: bit for bit the
         checkpoint the selection scored (a run is a function of its seed and its rows)."""
-        self.runs.pop((candidate, -1 if self.arms[candidate].triplet_weight == 0 else fold))
+        self.runs.pop(self._key(candidate, fold))
         return self._run(candidate, fold).train_to(steps)
 
     def _train_all(self) -> None:
