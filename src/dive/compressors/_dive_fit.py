@@ -522,9 +522,10 @@ def _fit(
         folds = _folds(n, validation_rows, seed, config)
         race = _Race(fit, start_net, start.corpus_z, arms, labels, folds)
         base = start.scores[start.name][folds.scored]
-        # the nested estimate's groups over the scored queries (columns), dealt by the seed
-        groups = Folds.cross_fit(base.size, config.folds, seed).held_out
-        choice, curves = _race(race, base, config, groups if config.nested_gain else None)
+        groups = None  # with nested_gain: groups of the scored queries, dealt by the seed
+        if config.nested_gain:
+            groups = Folds.cross_fit(base.size, config.folds, seed).held_out
+        choice, curves = _race(race, base, config, groups)
         arm = arms[choice.candidate] if choice.candidate is not None else None
         steps = choice.step
         if folds.scheme == "holdout" and not config.refit:
