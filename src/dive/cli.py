@@ -300,9 +300,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     check_output(Path(args.output), overwrite=args.overwrite, ours=is_index_file,
                  what=f"a dive index (a file with its {IDS_SUFFIX})")
     compressor = _load_model(args)
-    if args.hnsw and compressor.precision != "float32":
-        raise DiveError(f"--hnsw indexes float32 vectors; {args.model_dir} outputs "
-                        f"{compressor.precision} codes, which go into the exact flat index")
+    if (args.hnsw or args.opq) and compressor.precision != "float32":
+        raise DiveError(f"--{'hnsw' if args.hnsw else 'opq'} indexes float32 vectors; "
+                        f"{args.model_dir} outputs {compressor.precision} codes, which go into "
+                        "the exact flat index")
     emb = load_embeddings(args.embeddings, mmap=True)
     trained_on = compressor.summary.get("model")
     if trained_on and emb.meta.get("model") and emb.meta["model"] != trained_on:
@@ -312,7 +313,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     vectors = compressor.transform(emb.corpus)
     index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
                         model_sha256=runtime_digest(compressor.runtime_),
-                        quantizer=compressor.runtime_.quantizer)
+                        quantizer=compressor.runtime_.quantizer, product=args.opq,
+                        seed=args.seed)
     path = save_index(index, args.output)
     print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "
           f"{index.bytes_per_vector} bytes/vector, {'hnsw' if args.hnsw else 'flat'})")

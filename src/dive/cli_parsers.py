@@ -76,8 +76,13 @@ def _precision(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _precision_list(text: str) -> list[str]:
-    return [_precision(v) for v in _str_list(text)]
+def _stage_list(text: str) -> list[str]:
+    from dive.evaluate.product import check_stage
+
+    try:
+        return [check_stage(v) for v in _str_list(text)]
+    except DiveError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _anchor_list(text: str) -> list[str]:
@@ -159,9 +164,10 @@ def _add_grid_options(
     p.add_argument("--budgets", type=_str_list, default=_str_list(budgets),
                    help="label budgets: numbers of training queries, or 'all'")
     p.add_argument("--seeds", type=_int_list(0), default=_int_list(0)(seeds), help="random seeds")
-    p.add_argument("--precisions", type=_precision_list, default=["float32"],
+    p.add_argument("--precisions", type=_stage_list, default=["float32"],
                    help="first-stage index precisions each fit is scored at (float32, float16, "
-                        "int8, binary), without refitting")
+                        "int8, binary, or opqM: FAISS OPQ+PQ of the outputs at M bytes, where "
+                        "M divides d), without refitting")
     _add_renamed(p, "--rescore-factors", old=["--rescore"], type=_int_list(0), default=[0],
                  help="funnel factors: the first stage keeps factor x k candidates, rescored "
                       "by float32 vectors to the top k (0: no rescoring)")
@@ -323,7 +329,13 @@ def add_index(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--embeddings", required=True, metavar="EMB_DIR",
                    help="embeddings folder whose corpus is compressed and indexed")
     _add_output(p, "index file (the ids go to FILE.ids.txt)", metavar="FILE")
-    p.add_argument("--hnsw", action="store_true", help="approximate HNSW index instead of exact")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--hnsw", action="store_true",
+                      help="approximate HNSW index instead of exact")
+    kind.add_argument("--opq", type=_int_at_least(1), default=None, metavar="M",
+                      help="FAISS OPQ+PQ index of the float32 outputs: M bytes per vector "
+                           "(M divides d), trained on the corpus")
+    p.add_argument("--seed", type=int, default=0, help="seed of the OPQ/PQ k-means")
     _add_overwrite(p)
     return p
 

@@ -1,8 +1,9 @@
 """One fit's outputs scored at a precision, with or without funnel rescoring.
 
 A `Variant` is what the evaluator varies after a fit, without fitting again: the precision of
-the first-stage index (`dive.compressors.precision`, int8 calibrated on the corpus outputs)
-and the rescoring factor r. With r = 0 the first stage is the search. With r > 0 it is a
+the first-stage index (`dive.compressors.precision`, int8 calibrated on the corpus outputs; or
+`opq{M}`, product quantization of the outputs, `dive.evaluate.product`) and the rescoring
+factor r. With r = 0 the first stage is the search. With r > 0 it is a
 funnel: the first stage over the codes keeps r x k candidates, which are re-ranked by float32
 vectors (`rescore_with`: "full", the original embeddings, or "compressed", the compressor's
 float32 outputs) and cut to k, the prefetch-then-rescore pattern of vector databases. Each
@@ -10,7 +11,7 @@ metric gets the funnel of its own cut-off, as a user asking for k results would:
 MRR@10 rescore the first stage's top 10r, Recall@100 its top 100r.
 
 `Variant.fields` is what a results record says about it: `precision`, `rescore`,
-`bytes_per_vector` (what the first-stage index holds per vector: 4d, 2d, d or ceil(d/8)) and,
+`bytes_per_vector` (what the first-stage index holds per vector: 4d, 2d, d, ceil(d/8) or M) and,
 when rescoring, `rescore_with` and `rescore_bytes_per_vector` (the float32 copy it reads).
 Left out: approximate first stages (the codes are searched exactly).
 """
@@ -23,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from dive.compressors.precision import Precision, bytes_per_vector, calibrate
+from dive.compressors.precision import calibrate, check_precision
 from dive.evaluate.metrics import Qrels, evaluate_run
+from dive.evaluate.product import fits, is_product, product_index, stage_bytes
 from dive.evaluate.records import RescoreSource
 from dive.evaluate.search import rescore, to_run, top_k_codes
 
@@ -36,32 +38,37 @@ CUTOFF_METRICS = ((10, ("ndcg@10", "mrr@10")), (100, ("recall@100",)))
 class Variant:
     """A first-stage precision and a rescoring factor (0: none) with its float32 source."""
 
-    precision: Precision = "float32"
+    precision: str = "float32"  # a runtime precision or `opq{M}` (`dive.evaluate.product`)
     rescore: int = 0
     rescore_with: RescoreSource | None = None  # set exactly when rescore > 0
 
     def fields(self, dim: int, full_dim: int) -> dict[str, Any]:
         """The record fields describing this variant for `dim`-d outputs of `full_dim` inputs."""
         out: dict[str, Any] = {"precision": self.precision, "rescore": self.rescore,
-                               "bytes_per_vector": bytes_per_vector(self.precision, dim)}
+                               "bytes_per_vector": stage_bytes(self.precision, dim)}
         if self.rescore:
             source_dim = full_dim if self.rescore_with == "full" else dim
             out.update(rescore_with=self.rescore_with,
-                       rescore_bytes_per_vector=bytes_per_vector("float32", source_dim))
+                       rescore_bytes_per_vector=stage_bytes("float32", source_dim))
         return out
 
 
 def plan_variants(
-    precisions: Sequence[Precision],
+    precisions: Sequence[str],
     rescores: Sequence[int],
     rescore_with: RescoreSource,
     *,
     full_dim: bool,
+    dim: int,
 ) -> list[Variant]:
-    """Every precision x rescore factor, less rescorings that could not change a ranking:
-    float32 rescored by the same float32 vectors (`compressed`, or a full-dimension method)."""
+    """Every precision x rescore factor, less rescorings that could not change a ranking
+    (float32 rescored by the same float32 vectors: `compressed`, or a full-dimension method)
+    and product stages that cannot run: at the full dimension (that is the `faiss-opq:M`
+    anchor) or with M not dividing `dim`."""
     out = []
     for precision in dict.fromkeys(precisions):
+        if is_product(precision) and (full_dim or not fits(precision, dim)):
+            continue
         for factor in dict.fromkeys(rescores):
             if factor == 0:
                 out.append(Variant(precision))
@@ -84,9 +91,33 @@ class Outputs:
     exclude: np.ndarray  # (m,) corpus row of the query's own id, -1 if none
 
 
+def score_variants(variants: Sequence[Variant], out: Outputs, qrels: Qrels, top_k: int,
+                   seed: int = 0) -> list[dict[str, float]]:
+    """nDCG@10, Recall@100 and MRR@10 of each of `variants` on `out`, keeping `top_k` hits per
+    query. A product stage's index is trained (k-means seeded by `seed`) and searched once, as
+    deep as its deepest funnel, and shared by its variants."""
+    stages: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    metrics = []
+    for variant in variants:
+        stage = variant.precision
+        if not is_product(stage):
+            metrics.append(score_variant(variant, out, qrels, top_k))
+            continue
+        if stage not in stages:
+            deepest = max(v.rescore for v in variants if v.precision == stage)
+            exclude = out.exclude if (out.exclude >= 0).any() else None
+            index = product_index(stage, out.corpus, seed)
+            stages[stage] = index.search(out.queries, top_k * max(1, deepest), exclude)
+        cut = top_k * max(1, variant.rescore)
+        rows, scores = stages[stage]
+        metrics.append(score_funnel(rows[:, :cut], scores[:, :cut], variant, out, qrels, top_k))
+    return metrics
+
+
 def score_variant(variant: Variant, out: Outputs, qrels: Qrels, top_k: int) -> dict[str, float]:
-    """nDCG@10, Recall@100 and MRR@10 of `variant` on `out`, keeping `top_k` hits per query."""
-    quantizer = calibrate(variant.precision, out.corpus)
+    """nDCG@10, Recall@100 and MRR@10 of `variant` (a runtime precision) on `out`, keeping
+    `top_k` hits per query."""
+    quantizer = calibrate(check_precision(variant.precision), out.corpus)
     codes = quantizer.encode(out.corpus)
     depth = top_k * max(1, variant.rescore)
     rows, scores = top_k_codes(out.queries, codes, quantizer, depth, exclude=out.exclude)

@@ -28,7 +28,6 @@ import numpy as np
 
 from dive import __version__
 from dive.compressors.base import LabelledQueries, TrainingData
-from dive.compressors.precision import Precision, check_precision
 from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
@@ -36,7 +35,8 @@ from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
-from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variant
+from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variants
+from dive.evaluate.product import check_stage
 from dive.evaluate.records import (
     FINGERPRINT_FIELD,
     RESCORE_SOURCES,
@@ -63,7 +63,7 @@ class GridSpec:
     data_dir: str | None = None
     embeddings_dir: str | None = None  # one embeddings folder; only with a single dataset
     top_k: int = 100
-    precisions: Sequence[Precision] = ("float32",)  # of the first-stage index
+    precisions: Sequence[str] = ("float32",)  # of the first-stage index (or opqM)
     rescores: Sequence[int] = (0,)  # funnel factors; 0: no rescoring
     rescore_with: RescoreSource = "full"  # the float32 vectors a funnel rescores with
     anchors: Sequence[str] = ()  # `dive.evaluate.anchors` specs, run beside the methods
@@ -78,7 +78,7 @@ class GridSpec:
         for anchor in self.anchors:
             parse_anchor(anchor)
         for precision in self.precisions:
-            check_precision(precision)
+            check_stage(precision)
         if self.rescore_with not in RESCORE_SOURCES:
             raise DiveError(f"grid: rescore_with {self.rescore_with!r} is not one of "
                             f"{', '.join(RESCORE_SOURCES)}")
@@ -139,12 +139,9 @@ def run_one(
     info = compressor.fit_info_
     fit = _Fit(fit_seconds, compressor.n_params, compressor.config(), compressor.supervised,
                info.diagnostics, info.summary.as_record() if info.summary is not None else None)
-    records = []
-    for variant in task.variants:
-        scores = score_variant(variant, outputs, split.eval_qrels, top_k)
-        records.append(_record(task, dataset, model, fit, split, dim, scores,
-                               variant.fields(dim, emb.dim)))
-    return records
+    scored = score_variants(task.variants, outputs, split.eval_qrels, top_k, task.seed)
+    return [_record(task, dataset, model, fit, split, dim, scores, variant.fields(dim, emb.dim))
+            for variant, scores in zip(task.variants, scored, strict=True)]
 
 
 def run_anchor(
@@ -238,7 +235,10 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                 for ratio in ratios:
                     dim = _dim_of(full_dim, ratio)
                     variants = tuple(plan_variants(spec.precisions, spec.rescores,
-                                                   spec.rescore_with, full_dim=dim == full_dim))
+                                                   spec.rescore_with, full_dim=dim == full_dim,
+                                                   dim=dim))
+                    if not variants:  # only product stages, none of which codes this d
+                        continue
                     base = {"dataset": dataset, "model": spec.model, "method": method,
                             "dim": dim, "budget": budget_label(budget), "seed": seed}
                     keys = tuple(record_key({**base, **v.fields(dim, full_dim)})

@@ -5,7 +5,8 @@ is not float32 or it rescores, by its variant too (`precision`, `rescore`, `resc
 so two precisions of one fit are two runs; a record without these fields (older files) is
 float32 without rescoring and keeps its old key. An anchor's record
 (`dive.evaluate.anchors`) states its index's code as its precision (`int4`, `pq` besides the
-four precisions). Each run records the
+four precisions); a method's record may also have an `opq{M}` first stage
+(`dive.evaluate.product`). Each run records the
 `data_fingerprint` of the data it was computed from (`dive.evaluate.fingerprint`); a rerun
 skips a run only when a record has both its key and the fingerprint of the data at hand.
 Appending rewrites the file to a temporary name and renames it over the old one, so an
@@ -29,6 +30,7 @@ from dive._io import atomic_write_text, locked
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.errors import DataError
 from dive.evaluate.anchors import is_anchor
+from dive.evaluate.product import is_product
 
 logger = logging.getLogger(__name__)
 
@@ -113,10 +115,12 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
         value = record.get(field, minimum)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise DataError(f"{where}: {field} is {value!r}, expected an integer >= {minimum}")
-    valid = CODES if is_anchor(str(record["method"])) else PRECISIONS
-    if record.get("precision", "float32") not in valid:
-        raise DataError(f"{where}: precision is {record['precision']!r}, expected one of "
-                        f"{', '.join(valid)}")
+    anchor = is_anchor(str(record["method"]))
+    precision = record.get("precision", "float32")
+    if not (precision in (CODES if anchor else PRECISIONS)
+            or (not anchor and isinstance(precision, str) and is_product(precision))):
+        valid = ", ".join(CODES) if anchor else f"{', '.join(PRECISIONS)} or opqM"
+        raise DataError(f"{where}: precision is {precision!r}, expected one of {valid}")
     if record.get("rescore") and record.get("rescore_with", "full") not in RESCORE_SOURCES:
         raise DataError(f"{where}: rescore_with is {record['rescore_with']!r}, expected one of "
                         f"{', '.join(RESCORE_SOURCES)}")

@@ -19,8 +19,11 @@ binary into `IndexBinaryFlat` (Hamming distance). Queries are always the float32
 vectors; a binary index packs their sign bits itself and scores d - 2 * Hamming, as the
 evaluator does. `SearchIndex.bytes_per_vector` is what the index stores per vector.
 `<file>.meta.json` records the precision and dimension too (an index without it is float32).
+`product=M` instead puts the float32 compressed vectors into a FAISS OPQ+PQ index of M bytes
+per vector, trained on them (`dive.evaluate.product`, the `opq{M}` first stage the evaluator
+scores); its precision is recorded as `opq{M}`.
 
-Left out: IVF/PQ indexes, HNSW over codes, and GPU FAISS (build them from the compressed
+Left out: IVF indexes, HNSW over codes, and GPU FAISS (build them from the compressed
 vectors directly), and adding to or deleting from a saved index.
 """
 
@@ -38,8 +41,9 @@ import numpy as np
 
 from dive._io import atomic_open, atomic_write_text
 from dive.arrays import as_embeddings
-from dive.compressors.precision import PRECISIONS, Precision, Quantizer, code_width
+from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
 from dive.errors import DataError, DiveError
+from dive.evaluate.product import is_product, product_bytes, product_index
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ class SearchIndex:
     index: Any  # faiss.Index (inner product), or faiss.IndexBinary for binary codes
     ids: list[str]
     model_sha256: str | None = None  # identity of the compressor whose vectors it holds
-    precision: Precision = "float32"
+    precision: str = "float32"  # a `Precision`, or `opq{M}` (product quantization)
     vector_dim: int | None = None  # d of the vectors; None: the index's own (not binary)
 
     @property
@@ -80,6 +84,8 @@ class SearchIndex:
         storage = getattr(self.index, "storage", None)
         if storage is not None:
             return int(_import_faiss().downcast_index(storage).code_size)
+        if is_product(self.precision):
+            return int(self.index.sa_code_size())
         return int(self.index.code_size)
 
     def __len__(self) -> int:
@@ -124,6 +130,8 @@ def build_index(
     ids: Sequence[str] | None = None,
     model_sha256: str | None = None,
     quantizer: Quantizer | None = None,
+    product: int | None = None,
+    seed: int = 0,
     hnsw_m: int = 32,
     ef_construction: int = 200,
     ef_search: int = 128,
@@ -132,7 +140,9 @@ def build_index(
 
     `model_sha256` identifies the compressor that produced `compressed` (see the module doc).
     With a `quantizer` of another precision than float32, `compressed` holds its codes (what
-    a model saved with that precision outputs) and the index stores them as they are.
+    a model saved with that precision outputs) and the index stores them as they are. With
+    `product=M`, float32 `compressed` goes into an OPQ+PQ index of M bytes per vector trained
+    on it (k-means seeded by `seed`).
 
     `hnsw_m`, `ef_construction` and `ef_search` tune the HNSW graph (ignored for `flat`);
     `ef_search` is saved with the index.
@@ -158,6 +168,14 @@ def build_index(
         raise DataError("compressed vectors: empty (0 rows); nothing to index")
     row_ids = _check_ids(ids if ids is not None else range(x.shape[0]), x.shape[0], "ids")
     d = x.shape[1]
+    if product is not None:
+        if kind != "flat":
+            raise DiveError(f"a {kind} index holds float32 vectors; OPQ codes are searched "
+                            "exactly (one index kind at a time)")
+        stage = f"opq{product}"
+        built = product_index(stage, x, seed)
+        logger.info("built %s index: %d vectors of dimension %d", stage, x.shape[0], d)
+        return SearchIndex(built.index, row_ids, model_sha256, stage)
     if kind == "flat":
         index = faiss.IndexFlatIP(d)
     else:
@@ -239,7 +257,10 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
         lines.pop()
     ids = _check_ids([line.rstrip("\r") for line in lines], int(index.ntotal), str(sidecar))
     stored = SearchIndex(index, ids, model_sha256, precision, dim if binary else None)
-    expected = code_width(precision, stored.dim) * (1 if binary else _value_bytes(precision))
+    expected = product_bytes(precision)
+    if expected is None:
+        values = code_width(check_precision(precision), stored.dim)
+        expected = values * (1 if binary else _value_bytes(precision))
     if stored.bytes_per_vector != expected or (dim is not None and stored.dim != dim):
         raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
                         f"{stored.dim}, but {meta_path(path).name} says {precision} of "
@@ -247,11 +268,11 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     return stored
 
 
-def _value_bytes(precision: Precision) -> int:
+def _value_bytes(precision: str) -> int:
     return {"float32": 4, "float16": 2, "int8": 1}.get(precision, 1)
 
 
-def _read_meta(meta: Path) -> tuple[str | None, Precision, int | None]:
+def _read_meta(meta: Path) -> tuple[str | None, str, int | None]:
     """(model_sha256, precision, dim) of the sidecar; an index without one is float32."""
     if not meta.exists():
         return None, "float32", None
@@ -265,8 +286,9 @@ def _read_meta(meta: Path) -> tuple[str | None, Precision, int | None]:
                               data.get("dim"))
     if digest is not None and not isinstance(digest, str):
         raise DataError(f"{meta}: model_sha256 is {digest!r}, expected a string or null")
-    if precision not in PRECISIONS:
-        raise DataError(f"{meta}: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision not in PRECISIONS and not (isinstance(precision, str) and is_product(precision)):
+        raise DataError(f"{meta}: precision {precision!r} is not one of {', '.join(PRECISIONS)} "
+                        "or opqM")
     if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
         raise DataError(f"{meta}: dim is {dim!r}, expected a positive integer")
     if precision == "binary" and dim is None:

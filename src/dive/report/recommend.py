@@ -20,6 +20,7 @@ from typing import Any
 
 from dive.compressors.precision import bytes_per_vector
 from dive.errors import DataError
+from dive.evaluate.product import product_bytes
 from dive.report.frontier import Config, allowed, configs, fewest_bytes, frozen_reference
 from dive.report.summary import budget_order, budget_title
 
@@ -114,8 +115,12 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
         copy = bytes_per_vector("float32", full_dim if c.rescore_with == "full" else c.dim)
         lines.append(f"  the funnel also reads a {copy}-byte float32 copy per candidate (it may "
                      "stay on disk)")
+    m = product_bytes(c.precision)
+    precision = "float32" if m is not None else c.precision
     lines.append(f"  build: dive fit --dataset {c.dataset} --method {c.method} --dim {c.dim} "
-                 f"--budget {c.budget} --precision {c.precision} --output MODEL_DIR")
+                 f"--budget {c.budget} --precision {precision} --output MODEL_DIR")
+    if m is not None:
+        lines.append(f"  index: dive index MODEL_DIR --embeddings EMB_DIR --opq {m} --output INDEX")
     if c.rescore:
         vectors = "FULL.npy" if c.rescore_with == "full" else "COMPRESSED.npy"
         lines.append(f"  serve: dive search INDEX MODEL_DIR --rescore-vectors {vectors} "

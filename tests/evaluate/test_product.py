@@ -1,0 +1,161 @@
+"""Product quantization after a compressor (`opq{M}`): in the grid, in `dive index` and search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dive.cli import main
+from dive.errors import DataError, DiveError
+from dive.evaluate.product import check_stage, product_index, stage_bytes
+from dive.evaluate.protocol import GridSpec, run_grid
+from dive.evaluate.records import ResultsFile, read_records, record_key
+from dive.report.frontier import configs
+from dive.report.recommend import recommend, render
+from dive.report.summary import method_label
+
+faiss = pytest.importorskip("faiss")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    faiss.omp_set_num_threads(1)
+
+
+def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_stage_names_and_their_bytes() -> None:
+    assert [check_stage(s) for s in ("int8", "opq12")] == ["int8", "opq12"]
+    assert (stage_bytes("opq12", 96), stage_bytes("int8", 96), stage_bytes("binary", 96)) == (
+        12, 96, 12)
+    for bad in ("opq", "opq0", "pq12", "OPQ12", 12):
+        with pytest.raises(DiveError, match="or opqM"):
+            check_stage(bad)
+
+
+def test_search_returns_the_brute_force_top_k_over_the_decoded_codes() -> None:
+    corpus, queries = unit_rows(400, 16, 1), unit_rows(30, 16, 2)
+    index = product_index("opq4", corpus, seed=0)
+    assert index.bytes_per_vector == 4
+    rows, scores = index.search(queries, 10)
+    # Asymmetric distance: the float query against what each stored code decodes to (OPQ's
+    # rotation is orthonormal, so undoing it leaves the inner product unchanged).
+    decoded = index.index.sa_decode(index.index.sa_encode(corpus))
+    exact = queries @ decoded.T
+    want = np.argsort(-exact, axis=1, kind="stable")[:, :10]
+    np.testing.assert_allclose(scores, np.take_along_axis(exact, want, axis=1), atol=1e-4)
+    for got, wanted, s in zip(rows, want, np.take_along_axis(exact, want, axis=1), strict=True):
+        sure = wanted[s > s[-1] + 1e-4]  # ties at the cut may come in either order
+        assert set(sure.tolist()) <= set(got.tolist())
+
+
+def test_m_must_divide_the_dimension() -> None:
+    with pytest.raises(DataError, match="opq5: 5 sub-quantizers do not divide the dimension 16"):
+        product_index("opq5", unit_rows(300, 16, 0))
+
+
+def grid(data: tuple[Path, Path], **overrides: object) -> GridSpec:
+    options: dict[str, object] = dict(
+        datasets=[str(data[0])], methods=["frozen", "pca"], ratios=[4], budgets=[8],
+        seeds=[0], embeddings_dir=str(data[1]), precisions=["float32", "opq4", "opq3"],
+        rescores=[0, 4])
+    options.update(overrides)
+    return GridSpec(**options)  # type: ignore[arg-type]
+
+
+def test_the_grid_scores_compressed_outputs_at_an_opq_stage_and_resumes(make_tiny,
+                                                                      tmp_path: Path) -> None:
+    data = make_tiny(n_docs=300)
+    results = tmp_path / "r.jsonl"
+    records = run_grid(grid(data), ResultsFile(results))
+    labels = {method_label(r): r for r in records}
+    # pca d=8: opq4 runs (4 divides 8), opq3 cannot; frozen never (that is the anchor itself)
+    assert set(labels) == {"frozen", "pca", "pca@float32+rescore4", "pca@opq4",
+                           "pca@opq4+rescore4"}
+    opq = labels["pca@opq4"]
+    assert (opq["precision"], opq["bytes_per_vector"], opq["dim"]) == ("opq4", 4, 8)
+    assert labels["pca@opq4+rescore4"]["rescore_bytes_per_vector"] == 4 * 32
+    assert opq["ndcg@10"] != labels["pca"]["ndcg@10"]  # 4 bytes are not 32
+    assert len({record_key(r) for r in read_records(results)}) == len(records) == 5
+    again = run_grid(grid(data), ResultsFile(results))
+    assert len(again) == 5 and len(read_records(results)) == 5  # nothing run twice
+
+
+def test_a_record_may_have_an_opq_stage_but_not_a_bad_one(tmp_path: Path) -> None:
+    base = ('{"dataset": "d", "model": "m", "method": "pca", "dim": 8, "budget": "8", '
+            '"seed": 0, "ratio": 4, "ndcg@10": 0.5, "recall@100": 0.5, "mrr@10": 0.5, '
+            '"fit_seconds": 1, "n_params": 1, "config": {}, "bytes_per_vector": 4')
+    (tmp_path / "r.jsonl").write_text(base + ', "precision": "opq4"}\n')
+    assert read_records(tmp_path / "r.jsonl")[0]["precision"] == "opq4"
+    (tmp_path / "r.jsonl").write_text(base + ', "precision": "opqx"}\n')
+    with pytest.raises(DataError, match="precision is 'opqx'"):
+        read_records(tmp_path / "r.jsonl")
+
+
+def test_recommend_says_how_to_build_an_opq_index(make_tiny, tmp_path: Path) -> None:
+    data = make_tiny(n_docs=300)
+    records = run_grid(grid(data, precisions=["opq4"], rescores=[0, 30]),
+                       ResultsFile(tmp_path / "r.jsonl"))
+    records += run_grid(grid(data, methods=["frozen"], precisions=["float32"], rescores=[0]),
+                        ResultsFile(tmp_path / "r.jsonl"))
+    assert any(c.precision == "opq4" for c in configs(records))
+    rec = recommend(records, dataset=records[0]["dataset"], budget="8", keep=0.5)
+    lines = "\n".join(render(rec))
+    assert rec.config.precision == "opq4", lines
+    assert "--precision float32 --output MODEL_DIR" in lines
+    assert "dive index MODEL_DIR --embeddings EMB_DIR --opq 4 --output INDEX" in lines
+
+
+def test_dive_index_opq_writes_m_bytes_per_vector_and_searches(
+    make_tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    beir, emb = make_tiny(n_docs=300)
+    assert main(["fit", "--dataset", str(beir), "--embeddings", str(emb), "--method", "pca",
+                 "--dim", "8", "--output", str(tmp_path / "m")]) == 0
+    for name, extra in (("idx.faiss", ["--opq", "4"]), ("flat.faiss", [])):
+        assert main(["index", str(tmp_path / "m"), "--embeddings", str(emb), *extra,
+                     "--output", str(tmp_path / name)]) == 0
+    assert "8-d opq4, 4 bytes/vector" in capsys.readouterr().out
+    from dive.export.faiss_index import load_index, search_index
+
+    loaded, flat = load_index(tmp_path / "idx.faiss"), load_index(tmp_path / "flat.faiss")
+    assert (loaded.precision, loaded.dim, loaded.bytes_per_vector, len(loaded)) == (
+        "opq4", 8, 4, 300)
+    # what the file stores per vector: its size less that of the same index holding nothing
+    full = (tmp_path / "idx.faiss").stat().st_size
+    loaded.index.reset()
+    faiss.write_index(loaded.index, str(tmp_path / "empty.faiss"))
+    assert (full - (tmp_path / "empty.faiss").stat().st_size) / 300 == 4
+    loaded = load_index(tmp_path / "idx.faiss")
+    queries = unit_rows(5, 8, 3)
+    rows, _ = search_index(loaded, queries, 10)
+    exact, _ = search_index(flat, queries, 10)
+    assert rows.shape == (5, 10) and len(set(rows[0]) & set(exact[0])) >= 3  # a close ranking
+    np.save(tmp_path / "q.npy", unit_rows(2, 32, 4))
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
+                 "--queries-npy", str(tmp_path / "q.npy"), "-k", "3"]) == 0
+    assert len([ln for ln in capsys.readouterr().out.splitlines() if ln[:1].isdigit()]) == 6
+
+
+def test_bad_opq_index_requests_are_one_line(make_tiny, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    beir, emb = make_tiny(n_docs=300)
+    assert main(["fit", "--dataset", str(beir), "--embeddings", str(emb), "--method", "pca",
+                 "--dim", "8", "--output", str(tmp_path / "m")]) == 0
+    index = ["index", str(tmp_path / "m"), "--embeddings", str(emb), "--output",
+             str(tmp_path / "i.faiss")]
+    capsys.readouterr()
+    assert main([*index, "--opq", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "opq3: 3 sub-quantizers do not divide the dimension 8" in err and "\n" not in err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*index, "--opq", "4", "--hnsw"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "i.faiss").exists()
