@@ -2,6 +2,7 @@
 
     python benchmarks/frontier.py --stage cheap --seeds 0      # training-free rows + anchors
     python benchmarks/frontier.py --stage dive --seeds 0       # learned dive fits
+    python benchmarks/frontier.py --stage opq --seeds 0        # OPQ after uncentred PCA
     python benchmarks/frontier.py --report-only                # regenerate docs/frontier.md
 
 Two stages append to one results file (default `benchmarks/results/frontier.jsonl`), each
@@ -12,7 +13,10 @@ resumable (a rerun skips what is recorded) through `dive.evaluate.protocol.run_g
   embeddings), plus the anchors at equal bytes: FAISS PQ and OPQ+PQ, PCA+SQ8/SQ4 at the same
   ratios, sentence-transformers int8 and binary (`dive.evaluate.anchors`);
 - `dive`: DIVE fits at ratios 4 and 8 with 64 and all labels, scored at the same precisions
-  and funnels.
+  and funnels and at the `opq{M}` first stages (FAISS OPQ+PQ of the outputs at M = 12, 24, 48
+  bytes, `dive.evaluate.product`: the budgets where the anchors' product codes lead);
+- `opq`: the same OPQ stages after uncentred PCA (the training-free start), at ratios 4 and 8.
+  OPQ trains for 20-80 s per index here, so the stages stay at these three sizes and ratios.
 
 Then `docs/frontier.md`, its plot (`docs/img/frontier.png`) and `docs/frontier.csv` (every row
 over seeds) are regenerated from every record of the file: the issue's targets with their
@@ -52,10 +56,15 @@ PQ_BYTES = (8, 12, 16, 24, 32, 48, 64)
 OPQ_BYTES = (12, 24, 48)  # OPQ trains 10x longer than PQ: the budgets the targets name
 ANCHORS = (*(f"faiss-pq:{m}" for m in PQ_BYTES), *(f"faiss-opq:{m}" for m in OPQ_BYTES),
            "faiss-pca-sq8", "faiss-pca-sq4", "st-int8", "st-binary")
-STAGES = {
+PRECISIONS = ["float32", "float16", "int8", "binary"]
+OPQ_STAGES = [f"opq{m}" for m in OPQ_BYTES]
+STAGES: dict[str, dict[str, list[Any]]] = {
     "cheap": {"methods": ["frozen", "truncate", "pca", "pca-uncentered"],
-              "ratios": [2, 4, 8, 16, 32], "anchors": list(ANCHORS)},
-    "dive": {"methods": ["dive"], "ratios": [4, 8], "anchors": []},
+              "ratios": [2, 4, 8, 16, 32], "anchors": list(ANCHORS), "precisions": PRECISIONS},
+    "dive": {"methods": ["dive"], "ratios": [4, 8], "anchors": [],
+             "precisions": PRECISIONS + OPQ_STAGES},
+    "opq": {"methods": ["pca-uncentered"], "ratios": [4, 8], "anchors": [],
+            "precisions": OPQ_STAGES},
 }
 
 
@@ -74,8 +83,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="method specs (default: the stage's)")
     p.add_argument("--anchors", type=comma_list, default=None,
                    help="anchor specs (default: the stage's)")
-    p.add_argument("--precisions", type=comma_list, default=["float32", "float16", "int8",
-                                                             "binary"])
+    p.add_argument("--precisions", type=comma_list, default=None,
+                   help="first stages (default: the stage's)")
     p.add_argument("--rescore", type=comma_ints, default=[0, 10], help="funnel factors")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding model name")
     p.add_argument("--results", default=str(DEFAULT_RESULTS),
@@ -102,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         budgets=[parse_budget(b) for b in args.budgets],
         seeds=args.seeds,
         model=args.model,
-        precisions=args.precisions,
+        precisions=stage["precisions"] if args.precisions is None else args.precisions,
         rescores=args.rescore,
         anchors=stage["anchors"] if args.anchors is None else args.anchors,
     )
