@@ -62,7 +62,7 @@ def test_m_must_divide_the_dimension() -> None:
 def grid(data: tuple[Path, Path], **overrides: object) -> GridSpec:
     options: dict[str, object] = dict(
         datasets=[str(data[0])], methods=["frozen", "pca"], ratios=[4], budgets=[8],
-        seeds=[0], embeddings_dir=str(data[1]), precisions=["float32", "opq4", "opq3"],
+        seeds=[0], embeddings_dir=str(data[1]), precisions=["float32", "opq4", "opq3", "opq8"],
         rescores=[0, 4])
     options.update(overrides)
     return GridSpec(**options)  # type: ignore[arg-type]
@@ -74,7 +74,8 @@ def test_the_grid_scores_compressed_outputs_at_an_opq_stage_and_resumes(make_tin
     results = tmp_path / "r.jsonl"
     records = run_grid(grid(data), ResultsFile(results))
     labels = {method_label(r): r for r in records}
-    # pca d=8: opq4 runs (4 divides 8), opq3 cannot; frozen never (that is the anchor itself)
+    # pca d=8: opq4 runs (4 divides 8), opq3 cannot, opq8 (one dimension per sub-quantizer) is
+    # left to int8; frozen never gets one (that is the anchor itself)
     assert set(labels) == {"frozen", "pca", "pca@float32+rescore4", "pca@opq4",
                            "pca@opq4+rescore4"}
     opq = labels["pca@opq4"]

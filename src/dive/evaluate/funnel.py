@@ -63,8 +63,8 @@ def plan_variants(
 ) -> list[Variant]:
     """Every precision x rescore factor, less rescorings that could not change a ranking
     (float32 rescored by the same float32 vectors: `compressed`, or a full-dimension method)
-    and product stages that cannot run: at the full dimension (that is the `faiss-opq:M`
-    anchor) or with M not dividing `dim`."""
+    and product stages the grid leaves out: at the full dimension (that is the `faiss-opq:M`
+    anchor) and where M does not divide `dim` or equals it (`dive.evaluate.product.fits`)."""
     out = []
     for precision in dict.fromkeys(precisions):
         if is_product(precision) and (full_dim or not fits(precision, dim)):

@@ -57,9 +57,11 @@ def stage_bytes(stage: str, dim: int) -> int:
 
 
 def fits(stage: str, dim: int) -> bool:
-    """Whether `stage` can code `dim`-dim vectors (M sub-quantizers must divide d)."""
+    """Whether the grid runs `stage` on `dim`-dim vectors: M must divide d, and be below it
+    (M = d codes one dimension per sub-quantizer, a scalar quantizer with k-means levels at
+    the bytes int8 already takes, and OPQ's rotation cannot help it)."""
     m = product_bytes(stage)
-    return m is None or dim % m == 0
+    return m is None or (dim % m == 0 and m < dim)
 
 
 def product_index(stage: str, corpus: np.ndarray, seed: int = 0) -> AnchorIndex:
