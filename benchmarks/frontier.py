@@ -2,7 +2,6 @@
 
     python benchmarks/frontier.py --stage cheap --seeds 0      # training-free rows + anchors
     python benchmarks/frontier.py --stage dive --seeds 0       # learned dive fits
-    python benchmarks/frontier.py --stage opq --seeds 0        # OPQ after uncentred PCA
     python benchmarks/frontier.py --report-only                # regenerate docs/frontier.md
 
 Two stages append to one results file (default `benchmarks/results/frontier.jsonl`), each
@@ -14,9 +13,15 @@ resumable (a rerun skips what is recorded) through `dive.evaluate.protocol.run_g
   ratios, sentence-transformers int8 and binary (`dive.evaluate.anchors`);
 - `dive`: DIVE fits at ratios 4 and 8 with 64 and all labels, scored at the same precisions
   and funnels and at the `opq{M}` first stages (FAISS OPQ+PQ of the outputs at M = 12, 24, 48
-  bytes, `dive.evaluate.product`: the budgets where the anchors' product codes lead);
-- `opq`: the same OPQ stages after uncentred PCA (the training-free start), at ratios 4 and 8.
-  OPQ trains for 20-80 s per index here, so the stages stay at these three sizes and ratios.
+  bytes, `dive.evaluate.product`: the budgets where the anchors' product codes lead; OPQ
+  trains for 20-80 s per index here, so the stage stays at these three sizes).
+
+NFCorpus loses more to compression at 4x than SciFact, so its dive rows also run at ratio 2
+(192-d), with two more OPQ sizes where the anchors' 16- and 32-byte codes lead:
+
+    python benchmarks/frontier.py --stage dive --datasets nfcorpus --ratios 2 --budgets 64
+    python benchmarks/frontier.py --stage dive --datasets nfcorpus --ratios 2 --budgets 64 \
+        --precisions opq16,opq32 --rescore 0                 # the same with --budgets all
 
 Then `docs/frontier.md`, its plot (`docs/img/frontier.png`) and `docs/frontier.csv` (every row
 over seeds) are regenerated from every record of the file: the issue's targets with their
@@ -63,8 +68,6 @@ STAGES: dict[str, dict[str, list[Any]]] = {
               "ratios": [2, 4, 8, 16, 32], "anchors": list(ANCHORS), "precisions": PRECISIONS},
     "dive": {"methods": ["dive"], "ratios": [4, 8], "anchors": [],
              "precisions": PRECISIONS + OPQ_STAGES},
-    "opq": {"methods": ["pca-uncentered"], "ratios": [4, 8], "anchors": [],
-            "precisions": OPQ_STAGES},
 }
 
 
