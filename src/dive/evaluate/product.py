@@ -13,8 +13,9 @@ sub-quantizer then codes fewer, more informative dimensions.
 Unlike the runtime's precisions it is not a step of the numpy runtime (the codes need the
 codebooks, which the index holds): a user ships it as the model folder plus `dive index
 --opq M` (`dive.export.faiss_index`). Full-dimension methods (frozen) never get it: that row
-would be the anchor itself. Left out: plain PQ without the rotation (OPQ was at or above it
-in every cell probed on SciFact and NFCorpus) and other code sizes than 8 bits.
+would be the anchor itself. Left out: plain PQ without the rotation (a PCA-like output holds
+most of its variance in its first dimensions, which OPQ's rotation spreads over the
+sub-quantizers) and other code sizes than 8 bits.
 """
 
 from __future__ import annotations
