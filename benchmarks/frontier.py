@@ -14,7 +14,7 @@ resumable (a rerun skips what is recorded) through `dive.evaluate.protocol.run_g
 - `dive`: DIVE fits at ratios 4 and 8 with 64 and all labels, scored at the same precisions
   and funnels and at the `opq{M}` first stages (FAISS OPQ+PQ of the outputs at M = 12, 24, 48
   bytes, `dive.evaluate.product`: the budgets where the anchors' product codes lead; OPQ
-  trains for 20-80 s per index here, so the stage stays at these three sizes).
+  trains for tens of seconds per index here, so the stage stays at these three sizes).
 
 NFCorpus loses more to compression at 4x than SciFact, so its dive rows also run at ratio 2
 (192-d), with two more OPQ sizes where the anchors' 16- and 32-byte codes lead:
