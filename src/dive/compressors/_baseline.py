@@ -126,6 +126,21 @@ class BaselineConfig(LearnedConfig):
         return " × ".join(parts) if parts else "none"
 
 
+@dataclass(frozen=True)
+class CorpusBatchConfig(BaselineConfig):
+    """A baseline whose loss also has in-batch corpus terms (Matryoshka-Adaptor, SMEC): a
+    corpus batch besides the query batch, which the old `batch_size` sized both of."""
+
+    corpus_batch: int = 128  # corpus rows per step (its in-batch terms compare two or more)
+    renamed: ClassVar[dict[str, str | tuple[str, ...]]] = {
+        **BaselineConfig.renamed,
+        "batch_size": ("corpus_batch", "query_batch"),
+    }
+
+    def rules(self) -> list[Rule]:
+        return [*super().rules(), *at_least(self, 2, "corpus_batch")]
+
+
 class Baseline(LearnedCompressor):
     """A published baseline: options in a frozen `config_class`, the torch fit in `fit_path`.
 

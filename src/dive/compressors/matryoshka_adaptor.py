@@ -17,9 +17,9 @@ every larger prefix too).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, Literal, get_args
 
-from dive.compressors._baseline import Baseline, BaselineConfig, halving_dims
+from dive.compressors._baseline import Baseline, CorpusBatchConfig, halving_dims
 from dive.compressors.options import Rule, at_least
 
 Dims = Literal["nested", "single"]
@@ -34,7 +34,7 @@ def target_dims(width: int, dim: int, dims: str) -> list[int]:
 
 
 @dataclass(frozen=True)
-class MatryoshkaConfig(BaselineConfig):
+class MatryoshkaConfig(CorpusBatchConfig):
     """Matryoshka-Adaptor's options (both variants; the unsupervised one ignores the last)."""
 
     steps: int = 600  # stage 1 (unsupervised) steps
@@ -50,16 +50,9 @@ class MatryoshkaConfig(BaselineConfig):
     weight_rec: float = 1.0
     weight_rank: float = 1.0
 
-    corpus_batch: int = 128  # corpus rows per step (its in-batch terms compare two or more)
-    renamed: ClassVar[dict[str, str | tuple[str, ...]]] = {
-        **BaselineConfig.renamed,
-        "batch_size": ("corpus_batch", "query_batch"),
-    }
-
     def rules(self) -> list[Rule]:
         return [
             *super().rules(),
-            *at_least(self, 2, "corpus_batch"),
             *at_least(self, 0, "steps", "supervised_steps"),
             ("dims", self.dims in get_args(Dims), f"one of {', '.join(get_args(Dims))}"),
             *at_least(self, 1, "neighbours"),

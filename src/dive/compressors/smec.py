@@ -20,9 +20,9 @@ fine-tuning (the embeddings here are frozen, as for every method in this package
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal, get_args
+from typing import Literal, get_args
 
-from dive.compressors._baseline import Baseline, BaselineConfig, halving_dims
+from dive.compressors._baseline import Baseline, CorpusBatchConfig, halving_dims
 from dive.compressors.options import Rule, at_least
 
 StageLayer = Literal["adapter", "linear", "none"]
@@ -35,7 +35,7 @@ def stage_dims(input_dim: int, dim: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class SMECConfig(BaselineConfig):
+class SMECConfig(CorpusBatchConfig):
     """SMEC's options (SPEC 4.4)."""
 
     stage_steps: int = 300  # steps per halving stage
@@ -51,16 +51,9 @@ class SMECConfig(BaselineConfig):
     stage_layer: StageLayer = "adapter"  # a later stage's layer: a residual block, linear, none
     weight_previous: float = 1.0  # weight of the stage loss on the previous prefix
 
-    corpus_batch: int = 128  # corpus rows per step (its in-batch terms compare two or more)
-    renamed: ClassVar[dict[str, str | tuple[str, ...]]] = {
-        **BaselineConfig.renamed,
-        "batch_size": ("corpus_batch", "query_batch"),
-    }
-
     def rules(self) -> list[Rule]:
         return [
             *super().rules(),
-            *at_least(self, 2, "corpus_batch"),
             *at_least(self, 0, "stage_steps"),
             *at_least(self, 2, "memory_size"),
             *at_least(self, 1, "memory_neighbours"),
