@@ -198,6 +198,8 @@ class AnchorIndex:
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (rows int64, scores float32) of float32 `queries` (m, D), best first; a row
         `exclude[i]` (-1: none) is never returned for query i. Missing hits: row -1."""
+        if exclude is not None and not (np.asarray(exclude) >= 0).any():
+            exclude = None  # nothing to leave out: search k deep, not k + 1
         n = int(self.index.ntotal)
         depth = min(k + (exclude is not None), n)
         if self.binary_dim is not None:

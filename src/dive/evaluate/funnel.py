@@ -105,9 +105,8 @@ def score_variants(variants: Sequence[Variant], out: Outputs, qrels: Qrels, top_
             continue
         if stage not in stages:
             deepest = max(v.rescore for v in variants if v.precision == stage)
-            exclude = out.exclude if (out.exclude >= 0).any() else None
             index = product_index(stage, out.corpus, seed)
-            stages[stage] = index.search(out.queries, top_k * max(1, deepest), exclude)
+            stages[stage] = index.search(out.queries, top_k * max(1, deepest), out.exclude)
         cut = top_k * max(1, variant.rescore)
         rows, scores = stages[stage]
         metrics.append(score_funnel(rows[:, :cut], scores[:, :cut], variant, out, qrels, top_k))

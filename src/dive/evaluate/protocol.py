@@ -157,8 +157,7 @@ def run_anchor(
     outputs = Outputs(queries, emb.corpus, queries, emb.corpus, split.eval_ids, emb.corpus_ids,
                       identical_id_rows(split.eval_ids, emb.corpus_ids))
     depth = top_k * max(1, *(v.rescore for v in task.variants))
-    exclude = outputs.exclude if (outputs.exclude >= 0).any() else None
-    rows, scores = index.search(queries, depth, exclude)
+    rows, scores = index.search(queries, depth, outputs.exclude)
     config = {"anchor": anchor.family, "m": anchor.m, "factory": index.factory,
               "dim": task.dim, "seed": task.seed}
     fit = _Fit(fit_seconds, index.n_params, config, False, {}, None)
