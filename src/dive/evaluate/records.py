@@ -115,11 +115,13 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
         value = record.get(field, minimum)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise DataError(f"{where}: {field} is {value!r}, expected an integer >= {minimum}")
-    anchor = is_anchor(str(record["method"]))
     precision = record.get("precision", "float32")
-    if not (precision in (CODES if anchor else PRECISIONS)
-            or (not anchor and isinstance(precision, str) and is_product(precision))):
-        valid = ", ".join(CODES) if anchor else f"{', '.join(PRECISIONS)} or opqM"
+    if is_anchor(str(record["method"])):
+        ok, valid = precision in CODES, ", ".join(CODES)
+    else:  # a runtime precision, or a product stage after the method (`opq{M}`)
+        ok = precision in PRECISIONS or (isinstance(precision, str) and is_product(precision))
+        valid = f"{', '.join(PRECISIONS)} or opqM"
+    if not ok:
         raise DataError(f"{where}: precision is {precision!r}, expected one of {valid}")
     if record.get("rescore") and record.get("rescore_with", "full") not in RESCORE_SOURCES:
         raise DataError(f"{where}: rescore_with is {record['rescore_with']!r}, expected one of "
