@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from dive.arrays import l2_normalize
 from dive.compressors import REGISTRY, Dive, DiveConfig, LabelledQueries, TrainingData
-from dive.compressors._dive_fit import DiveNet, _choose_start, _race, initial_heads
+from dive.compressors._dive_fit import DiveNet, _choose_start, _Fit, _race, initial_heads
 from dive.compressors.dive import Arm
 from dive.compressors.dive_plus import DivePlus
 from dive.compressors.pca import PCA, PCAUncentered, principal_axes
@@ -226,12 +226,12 @@ def test_without_refit_a_holdout_fit_returns_the_model_it_validated(
     assert kept.fit_info_.diagnostics["selection"] == "holdout" and choice["candidate"] is not None
     assert choice == refit.fit_info_.diagnostics["choice"]  # the same race, the same choice
     val = problem["validation"]
-    on_validation = [
-        validation_ndcg(m.transform(val.embeddings), m.transform(problem["corpus"]), val.relevant)
-        for m in (kept, refit)
-    ]
-    assert on_validation[0] == pytest.approx(choice["score"], abs=1e-6)
-    assert on_validation[1] != pytest.approx(choice["score"], abs=1e-6)  # a refit is another model
+    on_validation = validation_ndcg(
+        kept.transform(val.embeddings), kept.transform(problem["corpus"]), val.relevant
+    )
+    assert on_validation == pytest.approx(choice["score"], abs=1e-6)
+    corpus = problem["corpus"]  # a refit is another model
+    assert not np.allclose(kept.transform(corpus), refit.transform(corpus), atol=1e-4)
 
 
 def test_output_is_normalised_and_independent_of_batch_size(problem: dict[str, Any]) -> None:
@@ -260,6 +260,27 @@ def test_a_single_label_trains_a_fixed_number_of_steps(problem: dict[str, Any]) 
     assert diag["selection"] == "none" and diag["n_labelled"] == 1
     assert diag["selected"]["step"] == 15 and diag["selected"]["validation_ndcg@10"] is None
     assert len(diag["active_triplets"]) == 2  # logged at steps 10 and 15
+
+
+def test_hard_negatives_are_re_mined_from_the_current_model_every_mine_every_steps(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    some = LabelledQueries(problem["train"].embeddings[:40], problem["train"].relevant[:40])
+    mined: list[tuple[np.ndarray, np.ndarray]] = []
+    original = _Fit.pools
+
+    def spy(fit: _Fit, net: DiveNet, corpus_z: np.ndarray, train: Any, rows: np.ndarray) -> Any:
+        mined.append((corpus_z.copy(), rows))
+        return original(fit, net, corpus_z, train, rows)
+
+    monkeypatch.setattr(_Fit, "pools", spy)
+    options = {**FAST, "steps": 12, "mine_every": 5, "query_batch": 3, "select": False}
+    Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(some))
+    assert len(mined) == 3  # before steps 1 (the start's ranking), 6 and 11
+    assert not np.array_equal(mined[1][0], mined[0][0])  # each from the model as it is then
+    assert not np.array_equal(mined[2][0], mined[1][0])
+    # only the queries of the coming mine_every steps are mined: at most 5 batches of 3
+    assert all(3 <= len(rows) <= 15 and rows.max() < 40 for _, rows in mined)
 
 
 def test_the_paper_row_only_ever_trains_with_the_hinge(problem: dict[str, Any]) -> None:

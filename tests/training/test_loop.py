@@ -79,13 +79,12 @@ def test_unscored_checks_offer_nothing_and_never_stop() -> None:
     assert len(checks) == 4 and after == [5, 10, 15, 20]
 
 
-def test_run_resumes_and_extra_checks_add_check_steps() -> None:
+def test_run_resumes_where_it_stopped_and_checks_at_each_last_step() -> None:
     loop, _, checks, _ = _quadratic(every=10)
-    loop.extra_check = lambda step: step == 3
     loop.run(4)
     loop.run(10)
     assert loop.step == 10
-    assert [s for s, _ in checks] == [3, 4, 10]
+    assert [s for s, _ in checks] == [4, 10]
 
 
 def test_a_loss_without_gradient_path_makes_no_update() -> None:

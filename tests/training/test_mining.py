@@ -92,3 +92,10 @@ def test_in_batch_negatives_point_into_the_batch_and_never_at_a_positive() -> No
         assert not set(batch_rows[pos[0]].tolist()) & {0, 1, 2}
         assert 3 not in batch_rows[pos[1]].tolist()
     assert in_batch_negatives(np.array([0]), batch_rows, index, 0, rng).shape == (1, 0)
+
+
+def test_pools_mined_for_some_queries_are_placed_at_their_rows() -> None:
+    some = NegativePools(np.array([[4, 5], [6, -1]]), np.array([2, 1]))
+    placed = some.placed(np.array([1, 3]), 4)
+    assert placed.candidates.tolist() == [[-1, -1], [4, 5], [-1, -1], [6, -1]]
+    assert placed.lengths.tolist() == [0, 2, 0, 1]

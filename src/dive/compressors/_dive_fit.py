@@ -174,27 +174,33 @@ class _Fit:
         """nDCG@10 of each of `queries` under `net` (corpus already encoded)."""
         return validation_scores(net.encode(queries.embeddings), corpus_z, queries.relevant)
 
-    def pools(self, net: DiveNet, corpus_z: np.ndarray, train: Labels) -> NegativePools:
-        if self.config.hard_negatives == 0:
-            return NegativePools.empty(len(train))
-        return mine_pools(
-            net.encode(train.embeddings),
+    def pools(
+        self, net: DiveNet, corpus_z: np.ndarray, train: Labels, rows: np.ndarray
+    ) -> NegativePools:
+        """Hard-negative pools of the `train` queries at `rows` (sorted, unique) under `net`,
+        as pools over all of `train` (the others empty)."""
+        some = train.subset(rows)
+        mined = mine_pools(
+            net.encode(some.embeddings),
             corpus_z,
-            train.relevant,
+            some.relevant,
             skip_top=self.config.negative_skip,
             band=self.config.negative_band,
-            index=train.index,
+            index=some.index,
         )
+        return mined.placed(rows, len(train))
 
 
 class _Run:
     """One training run of one arm from the start, on `train` labels (or none).
 
     A check every `eval_every` steps (and at the last) scores each `held_out` query, which
-    gives the run's `Curve` for selection; hard-negative pools are refreshed from the model's
-    own ranking every `mine_every` steps, the first pools from `start_z`, the start's corpus
-    outputs every run shares (encoded once per fit). The run never stops early: every fold
-    of a cross-fit checks at the same steps.
+    gives the run's `Curve` for selection. Every `mine_every` steps the query batches of the
+    next `mine_every` steps are drawn and their hard-negative pools mined from the model as
+    it is then (the first from `start_z`, the start's corpus outputs every run shares), so no
+    negative comes from a ranking more than `mine_every` steps old and mining costs one corpus
+    encoding plus those queries, whatever the number of labels. The run never stops early:
+    every fold of a cross-fit checks at the same steps.
     """
 
     def __init__(
@@ -218,21 +224,16 @@ class _Run:
         # both corpus-batch losses compare items with each other: they need two of them
         self.use_anchor = cfg.anchor_weight > 0 and self.batch >= 2
         self.use_ntxent = cfg.ntxent_weight > 0 and net.n_heads > 1 and self.batch >= 2
-        self.pools: NegativePools | None = None
-        if self.use_triplets:
-            assert train is not None
-            self.pools = fit.pools(net, start_z, train)
+        self.start_z = start_z
+        self.pools = NegativePools.empty(len(train) if train is not None else 0)
+        self.queued: list[np.ndarray] = []  # the query batches of the coming steps
         self.loop = TrainingLoop(
             loss=self._loss,
             optimiser=AdamW(net.parameters(), lr=arm.lr, weight_decay=cfg.weight_decay),
             gate=ValidationGate(every=cfg.eval_every),
             check=self._check,
             state=lambda: _state(net),
-            extra_check=self._mines,
         )
-
-    def _mines(self, step: int) -> bool:
-        return self.use_triplets and step % self.fit.config.mine_every == 0
 
     def _loss(self) -> tuple[torch.Tensor, dict[str, float]]:
         """One step's loss on a fresh sample, and its parts for the log."""
@@ -242,9 +243,9 @@ class _Run:
         batch_rows = sample_rows(n_corpus, batch, rng)
         parts = [fit.corpus[batch_rows]]
         if self.use_triplets:
-            assert self.train is not None and self.pools is not None
+            assert self.train is not None
             train = self.train
-            queries = sample_rows(len(train), min(cfg.query_batch, len(train)), rng)
+            queries = self._queries(train)
             positives = train.index.sample_positives(queries, rng)
             # hard negatives (short pools filled at random) are encoded with the queries;
             # the random ones come from the corpus batch, already encoded
@@ -292,20 +293,27 @@ class _Run:
             logged["active_triplets"] = float(active)
         return loss, logged
 
+    def _queries(self, train: Labels) -> np.ndarray:
+        """This step's labelled queries; when none are queued, the next `mine_every` batches
+        are drawn and their pools mined from the current model (see the class docstring)."""
+        cfg = self.fit.config
+        if not self.queued:
+            size = min(cfg.query_batch, len(train))
+            self.queued = [sample_rows(len(train), size, self.rng) for _ in range(cfg.mine_every)]
+            if cfg.hard_negatives:
+                corpus_z = self.start_z if self.loop.step == 1 else self.net.encode(self.fit.corpus)
+                rows = np.unique(np.concatenate(self.queued))
+                self.pools = self.fit.pools(self.net, corpus_z, train, rows)
+        return self.queued.pop(0)
+
     def _check(self, step: int, window: dict[str, float]) -> float | None:
-        """Log the window; score the held-out queries and re-mine from one corpus encoding."""
+        """Log the window and score the held-out queries (if any)."""
         fit, net = self.fit, self.net
         entry = {"step": float(step), **window}
-        mine = self._mines(step)
-        if self.held_out is not None or mine:
-            corpus_z = net.encode(fit.corpus)
-            if self.held_out is not None:
-                self.steps.append(step)
-                self.scores.append(fit.scores(net, corpus_z, self.held_out))
-                entry["held_out_ndcg@10"] = float(self.scores[-1].mean())
-            if mine:
-                assert self.train is not None
-                self.pools = fit.pools(net, corpus_z, self.train)
+        if self.held_out is not None:
+            self.steps.append(step)
+            self.scores.append(fit.scores(net, net.encode(fit.corpus), self.held_out))
+            entry["held_out_ndcg@10"] = float(self.scores[-1].mean())
         self.log.append(entry)
         return None  # selection happens across runs (dive.training.selection), not here
 

@@ -100,8 +100,8 @@ class DiveConfig(LearnedConfig):
     negative_skip: int = 0  # non-relevant top ranks never used as negatives
     negative_band: int = 30  # hard negatives come from this many ranks below the skipped
     # selection (dive.training.selection)
-    mine_every: int = 25  # steps between hard-negative refreshes (at a check, from its ranking;
-    # 25 = every check: at lr 1e-3, 50-step-old pools made NFCorpus runs swing by 0.03)
+    mine_every: int = 5  # steps between hard-negative refreshes, from the current ranking
+    # (at lr 1e-3, pools 25+ steps old let NFCorpus runs collapse by 0.03-0.06; docs/methods.md)
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors

@@ -4,12 +4,11 @@ DIVE, Matryoshka-Adaptor, Search-Adaptor and SMEC differ in what one step comput
 `loss` callable) and in what a check does (the `check` callable); the loop around them is
 this one. Each step `loss()` returns the loss and its named parts (floats for the log), and
 the optimiser makes one update when the loss has a gradient path. A check comes every
-`gate.every` steps, at the last step of a `run` call, and at any step `extra_check` names
-(DIVE re-mines negatives there). `check(step, window)` receives the mean of each loss part
-since the previous check and returns a validation score, or None when there is nothing to
-score (nothing is then offered to the gate). A scored check offers `state()` to the gate, and
-the run stops once the gate's patience is spent; `after_check(step)` runs after every check
-that did not stop it (the baselines re-mine hard negatives there).
+`gate.every` steps and at the last step of a `run` call. `check(step, window)` receives the
+mean of each loss part since the previous check and returns a validation score, or None when
+there is nothing to score (nothing is then offered to the gate). A scored check offers
+`state()` to the gate, and the run stops once the gate's patience is spent; `after_check(step)`
+runs after every check that did not stop it (the baselines re-mine hard negatives there).
 
 `run(until)` can be called again with a larger `until` to resume (DIVE races its arms this
 way). Left out: gradient clipping, learning-rate schedules and mixed precision.
@@ -49,7 +48,6 @@ class TrainingLoop:
     check: Check
     state: Callable[[], Any]
     after_check: Callable[[int], None] | None = None
-    extra_check: Callable[[int], bool] | None = None
     step: int = 0
     stopped: bool = False
     first: dict[str, float] = field(default_factory=dict)  # loss parts of the first step
@@ -78,9 +76,7 @@ class TrainingLoop:
         self._window += 1
 
     def _is_check(self, step: int, until: int) -> bool:
-        if self.gate.due(step) or step == until:
-            return True
-        return self.extra_check is not None and self.extra_check(step)
+        return self.gate.due(step) or step == until
 
     def _check(self) -> None:
         window = {name: total / self._window for name, total in self._sums.items()}

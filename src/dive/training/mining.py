@@ -8,7 +8,7 @@ the top of the ranking on collections with many relevant documents per query (NF
 the ranks just below. Random negatives (uniform over the corpus, judged positives rejected)
 keep a share of easy contrast and dilute any false negative that slips through.
 
-The pools are refreshed by the caller (e.g. at every validation check) from fresh rankings;
+The pools are refreshed by the caller (DIVE: every few steps) from fresh rankings;
 this module only turns rankings into pools and pools into per-batch negatives. Left out:
 score-based filters (e.g. "below 95% of the positive's score") and cross-encoder denoising.
 """
@@ -37,6 +37,14 @@ class NegativePools:
     def empty(cls, n_queries: int) -> NegativePools:
         """Pools with no hard candidates: `sample` then draws random negatives only."""
         return cls(np.full((n_queries, 1), -1, np.int64), np.zeros(n_queries, np.int64))
+
+    def placed(self, rows: np.ndarray, n_queries: int) -> NegativePools:
+        """These pools, mined for queries `rows` of `n_queries`, as pools over all of them
+        (a query outside `rows` gets an empty pool)."""
+        candidates = np.full((n_queries, self.candidates.shape[1]), -1, dtype=np.int64)
+        lengths = np.zeros(n_queries, dtype=np.int64)
+        candidates[rows], lengths[rows] = self.candidates, self.lengths
+        return NegativePools(candidates, lengths)
 
     def sample(
         self,
