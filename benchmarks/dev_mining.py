@@ -1,0 +1,75 @@
+"""Dev probe: one DIVE training run's evaluation-half curve at each hard-negative refresh
+interval (a script, not a test; the figures behind `mine_every` in docs/methods.md).
+
+    python benchmarks/dev_mining.py --dataset nfcorpus --ratio 8 --mine-every 5 25
+
+Splits the labelled pool itself 50/50 (`make_split(..., dev=True)`, as `dev_dive.py --eval
+dev`): one run of one arm (the `dive` grid's hinge arm: lr 1e-3, margin 0.3) trains on one half
+from the uncentred PCA start, without selection, and the other half is scored every
+`--every` steps. The protocol's evaluation queries are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dive.compressors import _dive_fit as fit_module
+from dive.compressors.dive import Arm, DiveConfig
+from dive.compressors.pca import principal_axes
+from dive.data import load_dataset
+from dive.data.splits import make_split, parse_budget
+from dive.embed import get_embeddings
+from dive.evaluate.protocol import labelled_queries, training_data
+from dive.training.labels import Labels
+from dive.training.seeding import seeded
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="nfcorpus")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--ratio", type=int, default=8)
+    parser.add_argument("--budget", default="all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--every", type=int, default=25, help="steps between scored checks")
+    parser.add_argument("--mine-every", nargs="+", type=int, default=[5, 25])
+    args = parser.parse_args()
+    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
+        os.environ.setdefault(env, str(SHARED / sub))
+    dataset = load_dataset(args.dataset)
+    emb = get_embeddings(dataset, args.model)
+    split = make_split(dataset, parse_budget(args.budget), args.seed, dev=True)
+    labels, _ = fit_module.pooled_labels(training_data(split, emb), emb.corpus.shape[0])
+    scored = Labels.judged(labelled_queries(split.eval_ids, split.eval_qrels, emb),
+                           emb.corpus.shape[0], "scored")
+    assert labels is not None and scored is not None
+    dim = emb.dim // args.ratio
+    for mine_every in args.mine_every:
+        config = DiveConfig(eval_every=args.every, mine_every=mine_every)
+        arm = config.arms()[-1]  # the grid's label-reading hinge arm
+        assert isinstance(arm, Arm) and arm.triplet_weight > 0
+        with seeded(args.seed, threads=1) as rng:
+            fit = fit_module._Fit(emb.corpus, args.seed, config)
+            mean, axes = principal_axes(emb.corpus, dim)
+            heads = fit_module.initial_heads(emb.corpus, axes, config, rng)
+            net = fit.new_net(heads, np.zeros_like(mean))
+            start_z = net.encode(fit.corpus)
+            start = fit.scores(net, start_z, scored).mean()
+            run = fit_module._Run(fit, net, arm, labels, scored,
+                                  np.random.default_rng([args.seed, 1]), start_z)
+            curve = run.train_to(args.steps).curve()
+        points = " ".join(f"{s}:{v:.4f}" for s, v in zip(curve.steps, curve.scores.mean(axis=1),
+                                                          strict=True))
+        print(f"{args.dataset} d={dim} mine_every={mine_every}: start {start:.4f} | {points}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
