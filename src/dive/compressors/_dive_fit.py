@@ -224,9 +224,9 @@ class _Run:
         # both corpus-batch losses compare items with each other: they need two of them
         self.use_anchor = cfg.anchor_weight > 0 and self.batch >= 2
         self.use_ntxent = cfg.ntxent_weight > 0 and net.n_heads > 1 and self.batch >= 2
-        self.start_z = start_z
         self.pools = NegativePools.empty(len(train) if train is not None else 0)
         self.queued: list[np.ndarray] = []  # the query batches of the coming steps
+        self.encoded: tuple[int, np.ndarray] = (0, start_z)  # (step, corpus outputs after it)
         self.loop = TrainingLoop(
             loss=self._loss,
             optimiser=AdamW(net.parameters(), lr=arm.lr, weight_decay=cfg.weight_decay),
@@ -301,10 +301,17 @@ class _Run:
             size = min(cfg.query_batch, len(train))
             self.queued = [sample_rows(len(train), size, self.rng) for _ in range(cfg.mine_every)]
             if cfg.hard_negatives:
-                corpus_z = self.start_z if self.loop.step == 1 else self.net.encode(self.fit.corpus)
                 rows = np.unique(np.concatenate(self.queued))
-                self.pools = self.fit.pools(self.net, corpus_z, train, rows)
+                self.pools = self.fit.pools(self.net, self._corpus_z(), train, rows)
         return self.queued.pop(0)
+
+    def _corpus_z(self) -> np.ndarray:
+        """The corpus outputs of the model as it is now (those of the last check, or of the
+        start, when no update came since)."""
+        done = self.loop.step - 1  # updates made before this step's
+        if self.encoded[0] != done:
+            self.encoded = (done, self.net.encode(self.fit.corpus))
+        return self.encoded[1]
 
     def _check(self, step: int, window: dict[str, float]) -> float | None:
         """Log the window and score the held-out queries (if any)."""
@@ -312,7 +319,8 @@ class _Run:
         entry = {"step": float(step), **window}
         if self.held_out is not None:
             self.steps.append(step)
-            self.scores.append(fit.scores(net, net.encode(fit.corpus), self.held_out))
+            self.encoded = (step, net.encode(fit.corpus))
+            self.scores.append(fit.scores(net, self.encoded[1], self.held_out))
             entry["held_out_ndcg@10"] = float(self.scores[-1].mean())
         self.log.append(entry)
         return None  # selection happens across runs (dive.training.selection), not here
