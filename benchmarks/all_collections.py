@@ -49,7 +49,15 @@ from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from quality import REPO, comma_ints, comma_list, guarded_main, run_spec, shown  # noqa: E402
+from quality import (  # noqa: E402
+    REPO,
+    comma_ints,
+    comma_list,
+    guarded_main,
+    reuse_runs,
+    run_spec,
+    shown,
+)
 
 MODEL = "all-MiniLM-L6-v2"
 CLASSIC = ("cranfield", "cisi", "cacm", "npl", "time")
@@ -134,30 +142,6 @@ def pool_size(dataset: str, data_dir: str | None) -> int:
 
     split = make_split(load_dataset(dataset, data_dir=data_dir, download=False), None, 0)
     return len(split.train_ids) + len(split.validation_ids)
-
-
-def reuse_runs(source: Path, spec: object, results: object) -> int:
-    """Copy the records of `spec`'s runs found in `source` and missing from `results`."""
-    from dive.evaluate.protocol import GridSpec, full_dim_only
-    from dive.evaluate.records import ResultsFile, read_records, record_key
-    from dive.report.summary import base_method
-
-    assert isinstance(spec, GridSpec) and isinstance(results, ResultsFile)
-    budgets = {"all" if b is None else str(b) for b in spec.budgets}
-    tag = shown(source)
-
-    def wanted(r: dict[str, object]) -> bool:
-        full_dim = full_dim_only(base_method(str(r["method"])))
-        return (r["dataset"] == spec.datasets[0] and r["model"] == spec.model
-                and r["method"] in spec.methods and str(r["budget"]) in budgets
-                and int(str(r["seed"])) in spec.seeds
-                and (int(str(r["ratio"])) in spec.ratios or full_dim))
-
-    copied = [{**r, "reused_from": tag} for r in read_records(source)
-              if wanted(r) and record_key(r) not in results]
-    if copied:
-        results.append(copied)
-    return len(copied)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,12 +4,16 @@
     python benchmarks/quality.py --report-only   # regenerate docs/results.md from the results
     python benchmarks/quality.py --methods frozen,pca --datasets scifact --seeds 0 \\
         --budgets 16 --results /tmp/q.jsonl --docs /tmp/docs   # a quick subset elsewhere
+    python benchmarks/quality.py --methods dive \\
+        --reuse benchmarks/results/collections.jsonl   # copy identical runs, run the rest
 
 Runs every (dataset, method, ratio, budget, seed) of the grid (SPEC section 3) through
 `dive.evaluate.protocol.run_grid`, appending each finished run to the results file at once,
-so an interrupted run resumes where it stopped. Default methods: frozen, truncate, pca,
-pca-uncentered, random, plus whichever of dive, matryoshka-adaptor-unsup, matryoshka-adaptor,
-search-adaptor and smec are registered. Then rewrites `docs/results.md` and its plots under
+so an interrupted run resumes where it stopped; `--reuse FILE` copies the records of the same
+run key from another results file (marked `reused_from`) instead of rerunning them (only for
+methods whose code has not changed since that file was written). Default methods: frozen,
+truncate, pca, pca-uncentered, random, plus whichever of dive, matryoshka-adaptor-unsup,
+matryoshka-adaptor, search-adaptor and smec are registered. Then rewrites `docs/results.md` and its plots under
 `docs/img/` from every record in the results file (`dive.report.write_report`); that page is
 generated, never edited by hand. Data and embeddings come from `$DIVE_DATA` /
 `$DIVE_EMBEDDINGS`, else `<repo>/../shared/data/{beir,embeddings}` when present, else the
@@ -77,6 +81,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None, help="folder holding the BEIR datasets by name")
     p.add_argument("--results", default=str(DEFAULT_RESULTS),
                    help="JSONL results file (appended; runs already there are skipped)")
+    p.add_argument("--reuse", default=None,
+                   help="copy runs with the same key from this results file instead of "
+                        "running them (only for methods unchanged since it was written)")
     p.add_argument("--docs", default=str(DEFAULT_DOCS),
                    help="folder for results.md (plots go to its img/)")
     p.add_argument("--report-only", action="store_true",
@@ -112,7 +119,35 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     print(f"methods: {', '.join(spec.methods)}", file=sys.stderr)
-    return run_spec(spec, ResultsFile(args.results))
+    results = ResultsFile(args.results)
+    if args.reuse:
+        copied = reuse_runs(Path(args.reuse), spec, results)
+        print(f"{copied} runs copied from {args.reuse}", file=sys.stderr)
+    return run_spec(spec, results)
+
+
+def reuse_runs(source: Path, spec: object, results: object) -> int:
+    """Copy the records of `spec`'s runs found in `source` and missing from `results`."""
+    from dive.evaluate.protocol import GridSpec, full_dim_only
+    from dive.evaluate.records import ResultsFile, read_records, record_key
+    from dive.report.summary import base_method
+
+    assert isinstance(spec, GridSpec) and isinstance(results, ResultsFile)
+    budgets = {"all" if b is None else str(b) for b in spec.budgets}
+    tag = shown(source)
+
+    def wanted(r: dict[str, object]) -> bool:
+        full_dim = full_dim_only(base_method(str(r["method"])))
+        return (r["dataset"] in spec.datasets and r["model"] == spec.model
+                and r["method"] in spec.methods and str(r["budget"]) in budgets
+                and int(str(r["seed"])) in spec.seeds
+                and (int(str(r["ratio"])) in spec.ratios or full_dim))
+
+    copied = [{**r, "reused_from": tag} for r in read_records(source)
+              if wanted(r) and record_key(r) not in results]
+    if copied:
+        results.append(copied)
+    return len(copied)
 
 
 def run_spec(spec: GridSpec, results: ResultsFile) -> int:
