@@ -13,11 +13,12 @@ so an interrupted run resumes where it stopped; `--reuse FILE` copies the record
 run key from another results file (marked `reused_from`) instead of rerunning them (only for
 methods whose code has not changed since that file was written). Default methods: frozen,
 truncate, pca, pca-uncentered, random, plus whichever of dive, matryoshka-adaptor-unsup,
-matryoshka-adaptor, search-adaptor and smec are registered. Then rewrites `docs/results.md` and its plots under
-`docs/img/` from every record in the results file (`dive.report.write_report`); that page is
-generated, never edited by hand. Data and embeddings come from `$DIVE_DATA` /
-`$DIVE_EMBEDDINGS`, else `<repo>/../shared/data/{beir,embeddings}` when present, else the
-cache (download and encoding). Left out: parallel runs and anything but one machine's CPU.
+matryoshka-adaptor, search-adaptor and smec are registered. Then rewrites `docs/results.md`
+and its plots under `docs/img/` from every record in the results file
+(`dive.report.write_report`); that page is generated, never edited by hand. Data and
+embeddings come from `$DIVE_DATA` / `$DIVE_EMBEDDINGS`, else
+`<repo>/../shared/data/{beir,embeddings}` when present, else the cache (download and
+encoding). Left out: parallel runs and anything but one machine's CPU.
 """
 
 from __future__ import annotations
