@@ -12,13 +12,12 @@ from the uncentred PCA start, without selection, and the other half is scored ev
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import numpy as np
+from quality import use_shared_data
 
 from dive.compressors import _dive_fit as fit_module
-from dive.compressors.dive import Arm, DiveConfig
+from dive.compressors.dive import DiveConfig
 from dive.compressors.pca import principal_axes
 from dive.data import load_dataset
 from dive.data.splits import make_split, parse_budget
@@ -26,8 +25,6 @@ from dive.embed import get_embeddings
 from dive.evaluate.protocol import labelled_queries, training_data
 from dive.training.labels import Labels
 from dive.training.seeding import seeded
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> None:
@@ -41,8 +38,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="steps between scored checks")
     parser.add_argument("--mine-every", nargs="+", type=int, default=[5, 25])
     args = parser.parse_args()
-    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
-        os.environ.setdefault(env, str(SHARED / sub))
+    use_shared_data()
     dataset = load_dataset(args.dataset)
     emb = get_embeddings(dataset, args.model)
     split = make_split(dataset, parse_budget(args.budget), args.seed, dev=True)
@@ -51,13 +47,12 @@ def main() -> None:
                            emb.corpus.shape[0], "scored")
     assert labels is not None and scored is not None
     dim = emb.dim // args.ratio
+    mean, axes = principal_axes(emb.corpus, dim)
     for mine_every in args.mine_every:
         config = DiveConfig(eval_every=args.every, mine_every=mine_every)
         arm = config.arms()[-1]  # the grid's label-reading hinge arm
-        assert isinstance(arm, Arm) and arm.triplet_weight > 0
         with seeded(args.seed, threads=1) as rng:
             fit = fit_module._Fit(emb.corpus, args.seed, config)
-            mean, axes = principal_axes(emb.corpus, dim)
             heads = fit_module.initial_heads(emb.corpus, axes, config, rng)
             net = fit.new_net(heads, np.zeros_like(mean))
             start_z = net.encode(fit.corpus)

@@ -127,13 +127,12 @@ def run(args: argparse.Namespace) -> int:
     return run_spec(spec, results)
 
 
-def reuse_runs(source: Path, spec: object, results: object) -> int:
+def reuse_runs(source: Path, spec: GridSpec, results: ResultsFile) -> int:
     """Copy the records of `spec`'s runs found in `source` and missing from `results`."""
-    from dive.evaluate.protocol import GridSpec, full_dim_only
-    from dive.evaluate.records import ResultsFile, read_records, record_key
+    from dive.evaluate.protocol import full_dim_only
+    from dive.evaluate.records import read_records, record_key
     from dive.report.summary import base_method
 
-    assert isinstance(spec, GridSpec) and isinstance(results, ResultsFile)
     budgets = {"all" if b is None else str(b) for b in spec.budgets}
     tag = shown(source)
 
