@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dive.training.selection import Curve, Folds, best_of, choose, out_of_fold, paired_gain
+from dive.training.selection import (
+    Curve,
+    Folds,
+    best_of,
+    choose,
+    max_threshold,
+    out_of_fold,
+    paired_gain,
+)
 
 
 def test_cross_fit_folds_hold_every_query_out_exactly_once() -> None:
@@ -84,6 +92,37 @@ def test_the_nested_gain_removes_the_winners_curse_of_many_noise_candidates() ->
         left_nested += choose(base, curves, 1.0, groups).candidate is not None
     assert left_plain / trials > 0.5
     assert left_nested / trials < 0.25
+
+
+def test_the_max_test_holds_noise_to_its_level_and_keeps_a_real_gain() -> None:
+    # The same 32 noise candidates on 16 queries: beating the sign-flip maximum of all pairs
+    # leaves the start about as often as the nominal rate of z = 1, not in most draws; a
+    # candidate with a real, consistent gain among them is still kept.
+    rng = np.random.default_rng(0)
+    left_noise = kept_real = 0
+    trials = 200
+    for _ in range(trials):
+        base = rng.uniform(0.2, 0.8, 16)
+        curves = [Curve((25, 50), base + rng.normal(0, 0.1, (2, 16))) for _ in range(16)]
+        left_noise += choose(base, curves, 1.0, flips=500).candidate is not None
+        real = Curve((25, 50), base + 0.12 + rng.normal(0, 0.03, (2, 16)))
+        kept_real += choose(base, [*curves, real], 1.0, flips=500).candidate == 16
+    assert left_noise / trials < 0.25
+    assert kept_real / trials > 0.9
+
+
+def test_the_max_threshold_is_z_standard_errors_for_one_pair_and_counts_copies_once() -> None:
+    gains = np.random.default_rng(1).normal(0.0, 0.1, 400)
+    one = max_threshold(gains[None], z=1.0, flips=4000)
+    stderr = np.sqrt(np.mean(gains**2) / gains.size)  # the sign-flip null's spread
+    assert one == pytest.approx(stderr, rel=0.1)
+    # ten identical pairs are one pair; ten independent ones raise the bar
+    assert max_threshold(np.tile(gains, (10, 1)), 1.0, 4000) == pytest.approx(one)
+    independent = np.random.default_rng(2).normal(0.0, 0.1, (10, 400))
+    assert max_threshold(independent, 1.0, 4000) > 1.8 * one
+    assert max_threshold(gains[None], 1.0, 4000) == one  # seeded: a function of the gains
+    with pytest.raises(ValueError, match="flips"):
+        max_threshold(gains[None], 1.0, 0)
 
 
 def test_the_nested_gain_keeps_a_real_gain_and_scores_each_group_by_the_others() -> None:

@@ -495,7 +495,7 @@ def _race(
     cap = max(config.steps, config.max_steps)
     while True:
         curves = race.curves()
-        choice = choose(base, curves, config.min_gain_z, groups)
+        choice = choose(base, curves, config.min_gain_z, groups, config.gain_flips)
         leader, step = choice.best
         if leader < 0 or step < race.horizon[leader] or race.horizon[leader] >= cap:
             return choice, curves

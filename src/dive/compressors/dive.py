@@ -107,6 +107,7 @@ class DiveConfig(LearnedConfig):
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
     refit: bool = True  # retrain the kept arm on every label (False: keep a holdout's run)
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
+    gain_flips: int = 0  # > 0: the gain must beat chance over every (arm, step), by sign flips
     grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     workers: int | None = None  # selection runs trained at once (threads; None: one per CPU);
     # the model is bitwise the same at any count
@@ -123,7 +124,7 @@ class DiveConfig(LearnedConfig):
             *at_least(self, 0, "anchor_neighbours", "weight_decay", "steps", "max_steps"),
             *at_least(self, 2, "corpus_batch", "ntxent_items"),
             *at_least(self, 1, "query_batch"),
-            *at_least(self, 0, "hard_negatives", "random_negatives", "negative_skip"),
+            *at_least(self, 0, "hard_negatives", "random_negatives", "negative_skip", "gain_flips"),
             *at_least(self, 1, "negative_band", "mine_every"),
             *at_least(self, 2, "folds"),
             *at_least(self, 1, "holdout_min"),

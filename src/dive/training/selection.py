@@ -19,23 +19,37 @@ the gain is real. Any learned method can use it: it knows nothing about models.
   with 2 arms x 16 checks on 16 queries, noise alone wins by a standard error or more). With
   `groups` (a partition of the scored queries) the gain `choose` tests is the nested
   estimate: each group's queries score the pair chosen on the other groups, so no query
-  both picks a pair and vouches for it.
+  both picks a pair and vouches for it. With `flips` the choice stays on every query and the
+  bar is raised instead (`max_threshold`): the best pair's gain must beat what the best of
+  all pairs gains by chance, measured by flipping the sign of each query's gains at random
+  (the same flip in every pair, so pairs that move together count as one), a max-statistic
+  permutation test at the one-sided level of `z`.
 - `best_of(alternatives)` picks among label-free alternatives (e.g. two starts): nothing was
   trained on the queries that score them, so their plain mean is an honest estimate.
 
 Left out: a nested refit (the curves themselves come from runs that saw the other groups'
-queries; only the choice among them is nested) and multiple-testing corrections.
+queries; only the choice among them is nested); corrections across fits.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Choice", "Curve", "Folds", "best_of", "choose", "out_of_fold", "paired_gain"]
+__all__ = [
+    "Choice",
+    "Curve",
+    "Folds",
+    "best_of",
+    "choose",
+    "max_threshold",
+    "out_of_fold",
+    "paired_gain",
+]
 
 
 @dataclass(frozen=True)
@@ -99,10 +113,11 @@ class Choice:
     z: float  # the threshold it had to pass, in standard errors
     n_queries: int  # how many queries the choice was made on
     nested: bool = False  # gain and stderr are the nested estimate (see `choose`)
+    threshold: float | None = None  # the gain the best pair had to beat (`flips`), else None
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready fields for a results record or a saved config."""
-        return {
+        record = {
             "candidate": self.candidate,
             "step": self.step,
             "score": round(self.score, 6),
@@ -114,6 +129,9 @@ class Choice:
             "n_queries": self.n_queries,
             "nested": self.nested,
         }
+        if self.threshold is not None:
+            record["threshold"] = round(self.threshold, 6)
+        return record
 
 
 def paired_gain(scores: np.ndarray, base: np.ndarray) -> tuple[float, float]:
@@ -130,6 +148,7 @@ def choose(
     curves: Sequence[Curve],
     z: float,
     groups: Sequence[np.ndarray] | None = None,
+    flips: int = 0,
 ) -> Choice:
     """The best (candidate, step) if its paired gain over `base` is real, else the base.
 
@@ -137,7 +156,8 @@ def choose(
     The gain is real when it is positive and at least `z` standard errors. Without `groups`
     it is the best pair's own paired gain; with `groups` (disjoint column indices covering
     every scored query) it is the nested estimate: for each group, the pair with the best
-    mean on the other groups, scored against the base on that group alone.
+    mean on the other groups, scored against the base on that group alone. With `flips` > 0
+    the gain must also beat `max_threshold` of every pair's gains (`flips` sign flips).
     """
     base = np.asarray(base, dtype=np.float64)
     base_score = float(base.mean())
@@ -156,10 +176,31 @@ def choose(
         gain, stderr = paired_gain(table[row], base)
     else:
         gain, stderr = paired_gain(_nested(table, groups), base)
-    evidence = ((c, step), gain, stderr, z, base.size, groups is not None)
-    if gain > 0 and gain >= z * stderr:
+    bar = max_threshold(table - base, z, flips) if flips > 0 else None
+    evidence = ((c, step), gain, stderr, z, base.size, groups is not None, bar)
+    if gain > 0 and gain >= z * stderr and (bar is None or gain > bar):
         return Choice(c, step, float(means[row]), base_score, *evidence)
     return Choice(None, 0, base_score, base_score, *evidence)
+
+
+def max_threshold(gains: np.ndarray, z: float, flips: int, seed: int = 0) -> float:
+    """The gain the best of several pairs reaches by chance, at the one-sided level of `z`.
+
+    `gains[p, j]`: pair p's gain over the base on query j. If no pair truly helps, each
+    query's gains are as likely negated (the base and the pairs are exchangeable on it); the
+    (1 - alpha) quantile, alpha = P(N(0, 1) > z), of the best pair's mean gain over `flips`
+    random sign flips per query (one flip for all of a query's gains) is the bar. For one pair
+    it is about z standard errors; for many pairs that move together, little more; for many
+    independent ones, the maximum of their noise. The flips are seeded: the bar is a function
+    of the gains.
+    """
+    gains = np.atleast_2d(np.asarray(gains, dtype=np.float64))
+    if gains.size == 0 or flips < 1:
+        raise ValueError(f"need gains and flips >= 1, got shape {gains.shape} and {flips}")
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(flips, gains.shape[1]))
+    best = (signs @ gains.T).max(axis=1) / gains.shape[1]
+    alpha = 0.5 * math.erfc(z / math.sqrt(2.0))
+    return float(np.quantile(best, 1.0 - alpha))
 
 
 def _nested(table: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
