@@ -59,8 +59,8 @@ from dive.training.selection import Choice, Curve, Folds, choose, out_of_fold
 logger = logging.getLogger(__name__)
 
 # Rows per forward pass when encoding without gradients: chunks whose activations stay in the
-# CPU cache (about 1.5 MB at D = 384) run about 15% faster than one pass over a corpus of
-# thousands, and every row's output is the same bit for bit (GEMMs reduce within a row).
+# CPU cache (about 1.5 MB at D = 384) run faster than one pass over a corpus of thousands, and
+# every row's output is the same bit for bit (GEMMs reduce within a row).
 ENCODE_CHUNK = 1024
 
 
