@@ -183,7 +183,7 @@ def choose(
     return Choice(None, 0, base_score, base_score, *evidence)
 
 
-def max_threshold(gains: np.ndarray, z: float, flips: int, seed: int = 0) -> float:
+def max_threshold(gains: np.ndarray, z: float, flips: int) -> float:
     """The gain the best of several pairs reaches by chance, at the one-sided level of `z`.
 
     `gains[p, j]`: pair p's gain over the base on query j. If no pair truly helps, each
@@ -191,13 +191,13 @@ def max_threshold(gains: np.ndarray, z: float, flips: int, seed: int = 0) -> flo
     (1 - alpha) quantile, alpha = P(N(0, 1) > z), of the best pair's mean gain over `flips`
     random sign flips per query (one flip for all of a query's gains) is the bar. For one pair
     it is about z standard errors; for many pairs that move together, little more; for many
-    independent ones, the maximum of their noise. The flips are seeded: the bar is a function
-    of the gains.
+    independent ones, the maximum of their noise. The flips come from a fixed seed: the bar is
+    a function of the gains.
     """
     gains = np.atleast_2d(np.asarray(gains, dtype=np.float64))
     if gains.size == 0 or flips < 1:
         raise ValueError(f"need gains and flips >= 1, got shape {gains.shape} and {flips}")
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(flips, gains.shape[1]))
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(flips, gains.shape[1]))
     best = (signs @ gains.T).max(axis=1) / gains.shape[1]
     alpha = 0.5 * math.erfc(z / math.sqrt(2.0))
     return float(np.quantile(best, 1.0 - alpha))
