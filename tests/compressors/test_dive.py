@@ -13,7 +13,15 @@ import torch.nn.functional as F
 
 from dive.arrays import l2_normalize
 from dive.compressors import REGISTRY, Dive, DiveConfig, LabelledQueries, TrainingData
-from dive.compressors._dive_fit import DiveNet, _choose_start, _Fit, _race, initial_heads
+from dive.compressors._dive_fit import (
+    DiveNet,
+    _choose_start,
+    _Fit,
+    _Race,
+    _race,
+    initial_heads,
+    pooled_labels,
+)
 from dive.compressors.dive import Arm
 from dive.compressors.dive_plus import DivePlus
 from dive.compressors.pca import PCA, PCAUncentered, principal_axes
@@ -21,7 +29,7 @@ from dive.compressors.registry import make_compressor
 from dive.errors import DataError, DiveError
 from dive.evaluate.search import top_k
 from dive.training import validation_ndcg
-from dive.training.selection import Curve
+from dive.training.selection import Curve, Folds
 
 # Small and quick: every fit below runs in well under a second.
 FAST: dict[str, Any] = {
@@ -203,6 +211,43 @@ def test_selection_runs_in_parallel_give_bitwise_the_same_model(problem: dict[st
     assert np.array_equal(one.projection, three.projection)  # type: ignore[arg-type]
     curves = [f.fit_info_.diagnostics["curves"] for f in fits]
     assert curves[0] == curves[1] and len(curves[0]) == 3
+    logs = [f.fit_info_.diagnostics["log"] for f in fits]  # the refit's, trained ahead or not
+    assert logs[0] == logs[1] and logs[0]
+
+
+def _race_on(problem: dict[str, Any]) -> _Race:
+    """The race of a FAST fit on the planted problem, from the uncentred start."""
+    config, corpus = DiveConfig(**FAST), problem["corpus"]
+    fit = _Fit(corpus, 0, config)
+    data = TrainingData(problem["train"], problem["validation"])
+    labels, _ = pooled_labels(data, len(corpus))
+    assert labels is not None
+    mean, axes = principal_axes(corpus, 4)
+    heads = initial_heads(corpus, axes, config, np.random.default_rng(0))
+
+    def new_net() -> DiveNet:
+        return fit.new_net(heads, np.zeros_like(mean))
+
+    folds = Folds.cross_fit(len(labels), config.folds, 0)
+    return _Race(fit, new_net, new_net().encode(fit.corpus), config.arms(), labels, folds)
+
+
+@pytest.mark.parametrize(("ahead", "steps"), [(60, 30), (60, 60), (20, 40), (60, 35)])
+def test_a_refit_trained_ahead_is_bitwise_the_refit_trained_after_the_choice(
+    problem: dict[str, Any], ahead: int, steps: int
+) -> None:
+    """Restored from a kept check (30, 60), resumed (40), or not kept and run again (35)."""
+    early, late = _race_on(problem), _race_on(problem)
+    hinge = 1  # FAST's grid: the label-free arm, then the hinge arm
+    refit = early._refit(hinge)
+    while refit.advance(ahead):
+        pass
+    assert refit.run.loop.step == ahead and sorted(refit.states) == list(range(10, ahead + 1, 10))
+    net, log = early.refit(hinge, steps)
+    ref_net, ref_log = late.refit(hinge, steps)
+    assert log == ref_log and log[-1]["step"] == steps
+    for name, value in ref_net.state_dict().items():
+        assert torch.equal(net.state_dict()[name], value), name
 
 
 @pytest.mark.parametrize(("hard", "random"), [(0, 4), (4, 0)])

@@ -12,8 +12,10 @@ the choices made by `dive.training.selection` on every labelled query:
    last check runs on (doubling, up to `max_steps`); the best (arm, step) is kept only if
    its paired per-query gain over the start is at least `min_gain_z` standard errors (or,
    with `nested_gain`, the gain of a choice made without each query);
-3. the refit: the kept arm trains on every labelled query for the kept number of steps; or,
-   without real evidence of a gain, the fit returns the start itself.
+3. the refit: the kept arm trains on every labelled query for the kept number of steps
+   (the label-reading arms' refits train ahead, during the race, on workers it leaves idle;
+   the model is bit for bit the same); or, without real evidence of a gain, the fit returns
+   the start itself.
 Everything a step needs is precomputed (corpus tensor, labels, negative pools) so a step is
 one fused forward pass over [corpus | queries | positives | negatives].
 
@@ -29,7 +31,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -396,7 +398,11 @@ class _Race:
     `curves()` gives each arm's held-out curve (`dive.training.selection.out_of_fold`) at its
     current horizon; `extend(arm, steps)` lets that arm's runs go on from where they stopped.
     An arm without a triplet term never reads a label: one run scored on every labelled
-    query is as honest as one run per fold, at a fraction of the cost.
+    query is as honest as one run per fold, at a fraction of the cost. `refit(arm, steps)`
+    gives the chosen arm trained on every labelled query; with `ahead`, the refits of the
+    label-reading arms train while the race runs, on workers it leaves idle (three folds on
+    two cores leave one idle for a third of the race), so the refit is often done when the
+    choice is made.
     """
 
     def __init__(
@@ -407,11 +413,15 @@ class _Race:
         arms: list[Arm],
         labels: Labels,
         folds: Folds,
+        ahead: bool = False,
     ) -> None:
         self.fit, self.new_net, self.start_z = fit, new_net, start_z
         self.arms, self.labels, self.folds = arms, labels, folds
         self.horizon = [fit.config.steps] * len(arms)
         self.runs: dict[tuple[int, int], _Run] = {}
+        # the refits of the label-reading arms, trained ahead on workers the race leaves idle
+        self.ahead = [c for c, arm in enumerate(arms) if ahead and arm.triplet_weight > 0]
+        self.refits: dict[int, _Refit] = {}
 
     def extend(self, candidate: int, steps: int) -> None:
         self.horizon[candidate] = steps
@@ -459,14 +469,42 @@ class _Race:
             for f in range(len(self.folds.held_out))
         ]
         jobs = list({id(run): (run, h) for run, h in jobs}.values())  # label-free: one run
-        workers = min(self.fit.config.workers or _cpus(), len(jobs))
+        workers = min(self.fit.config.workers or _cpus(), len(jobs) + len(self.ahead))
         if workers <= 1:
             for run, horizon in jobs:
                 run.train_to(horizon)
             return
+        for candidate in self.ahead:
+            self._refit(candidate)  # built here, one at a time: building a net seeds torch
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for done in [pool.submit(run.train_to, horizon) for run, horizon in jobs]:
+            race = [pool.submit(run.train_to, horizon) for run, horizon in jobs]
+            # submitted last, so a refit only starts on a worker the race no longer needs
+            spare = [pool.submit(self._train_ahead, c, race) for c in self.ahead]
+            for done in race + spare:
                 done.result()
+
+    def _train_ahead(self, candidate: int, race: list[Future[_Run]]) -> None:
+        """Train `candidate`'s refit check by check, up to its horizon, while the race runs."""
+        refit = self.refits[candidate]
+        while not all(job.done() for job in race) and refit.advance(self.horizon[candidate]):
+            pass
+
+    def _refit(self, candidate: int) -> _Refit:
+        if candidate not in self.refits:
+            rng = np.random.default_rng([self.fit.seed, candidate, len(self.labels)])
+            arm, labels = self.arms[candidate], self.labels
+            run = _Run(self.fit, self.new_net(), arm, labels, None, rng, self.start_z)
+            self.refits[candidate] = _Refit(run, self.new_net)
+        return self.refits[candidate]
+
+    def refit(self, candidate: int, steps: int) -> tuple[DiveNet, list[dict[str, float]]]:
+        """`candidate` trained on every labelled query for `steps` steps, and its log: bit
+        for bit the same whether its refit trained ahead or not."""
+        refit = self._refit(candidate)
+        if not refit.reaches(steps):  # trained past `steps` without keeping it: start again
+            del self.refits[candidate]
+            refit = self._refit(candidate)
+        return refit.at(steps)
 
     def _curve(self, candidate: int, train_rows: np.ndarray, held_rows: np.ndarray) -> Curve:
         fold = next(f for f, rows in enumerate(self.folds.held_out) if rows[0] == held_rows[0])
@@ -474,6 +512,42 @@ class _Race:
         if self.arms[candidate].triplet_weight == 0:
             return Curve(curve.steps, curve.scores[:, held_rows])
         return curve
+
+
+class _Refit:
+    """One arm's refit on every labelled query, trainable ahead of the choice.
+
+    A run is a function of its seed and its rows, and a check without held-out queries only
+    logs, so a refit trained in pieces that end at check steps, with its state kept at each,
+    holds the model (and log) a refit trained straight to any of those steps would give.
+    """
+
+    def __init__(self, run: _Run, new_net: Callable[[], DiveNet]) -> None:
+        self.run, self.new_net = run, new_net
+        self.states: dict[int, dict[str, torch.Tensor]] = {}
+
+    def advance(self, horizon: int) -> bool:
+        """Train to the next check step if it is within `horizon`; whether it was."""
+        every = self.run.fit.config.eval_every
+        step = (self.run.loop.step // every + 1) * every
+        if step > horizon:
+            return False
+        self.run.train_to(step)
+        self.states[step] = _state(self.run.net)
+        return True
+
+    def reaches(self, steps: int) -> bool:
+        return self.run.loop.step <= steps or steps in self.states
+
+    def at(self, steps: int) -> tuple[DiveNet, list[dict[str, float]]]:
+        """The refit after `steps` steps (see `reaches`) and its log up to then."""
+        run = self.run
+        if run.loop.step <= steps:
+            run.train_to(steps)
+            return run.net, run.log
+        net = self.new_net()
+        net.load_state_dict(self.states[steps])
+        return net, [entry for entry in run.log if entry["step"] <= steps]
 
 
 def _cpus() -> int:
@@ -528,7 +602,8 @@ def _fit(
 
     choice: Choice | None = None
     curves: list[Curve] = []
-    validated: _Race | None = None  # the race whose run is kept as is (refit=False, holdout)
+    race: _Race | None = None
+    validated = False  # the holdout run is kept as is (refit=False)
     if labels is None or n < 2 or not config.select or config.steps == 0:
         # Nothing to choose on (or told not to): the configured weights train `steps` steps
         # (without labels, only the label-free losses).
@@ -540,7 +615,8 @@ def _fit(
     else:
         arms = config.arms()
         folds = _folds(n, validation_rows, seed, config)
-        race = _Race(fit, start_net, start.corpus_z, arms, labels, folds)
+        validated = folds.scheme == "holdout" and not config.refit
+        race = _Race(fit, start_net, start.corpus_z, arms, labels, folds, ahead=not validated)
         base = start.scores[start.name][folds.scored]
         groups = None  # with nested_gain: groups of the scored queries, dealt by the seed
         if config.nested_gain:
@@ -548,8 +624,6 @@ def _fit(
         choice, curves = _race(race, base, config, groups)
         arm = arms[choice.candidate] if choice.candidate is not None else None
         steps = choice.step
-        if folds.scheme == "holdout" and not config.refit:
-            validated = race
         diag.update(selection=folds.scheme, folds=len(folds.held_out), choice=choice.as_record())
         diag["curves"] = [
             {
@@ -562,14 +636,18 @@ def _fit(
 
     # The kept arm trains from the start on every labelled query (or, with refit=False after
     # a holdout choice, the validated run itself is kept); no arm: the start itself.
-    net, final = start_net(), None
-    if arm is not None and choice is not None and validated is not None:
-        final = validated.replay(choice.candidate or 0, 0, steps)
-        net = final.net
+    net, log = start_net(), None
+    if arm is not None and race is not None and choice is not None:
+        kept = choice.candidate or 0
+        if validated:
+            final = race.replay(kept, 0, steps)
+            net, log = final.net, final.log
+        else:
+            net, log = race.refit(kept, steps)
     elif arm is not None:
-        key = [seed, 0] if choice is None else [seed, choice.candidate or 0, n]
-        refit_rng = np.random.default_rng(key)
+        refit_rng = np.random.default_rng([seed, 0])
         final = _Run(fit, net, arm, labels, None, refit_rng, start.corpus_z).train_to(steps)
+        net, log = final.net, final.log
 
     final_z = net.encode(fit.corpus)
     diag["selected"] = {
@@ -581,10 +659,10 @@ def _fit(
     }
     # mean distance between the start's and the fitted model's outputs over the corpus
     diag["drift"] = round(float(np.linalg.norm(final_z - start.corpus_z, axis=1).mean()), 6)
-    if final is not None:
-        diag["log"] = [{k: round(v, 6) for k, v in e.items()} for e in final.log]
+    if log is not None:
+        diag["log"] = [{k: round(v, 6) for k, v in e.items()} for e in log]
         diag["active_triplets"] = [
-            round(e["active_triplets"], 4) for e in final.log if "active_triplets" in e
+            round(e["active_triplets"], 4) for e in log if "active_triplets" in e
         ]
     diag["train_seconds"] = round(time.perf_counter() - t0, 4)
     selected = {"start": start.name, "arm": arm.as_record() if arm is not None else None}
