@@ -37,8 +37,12 @@ GOLDEN = _golden_script()
     [
         ("search-adaptor", ":select=false"),
         ("search-adaptor", ":weight_rec_grid=0.1:weight_pred_grid=0.01"),
+        # the fixture's 10 validation queries are fewer than the grid needs: no grid searched
+        ("search-adaptor", ""),
+        ("search-adaptor", ":grid_min=11"),
         ("matryoshka-adaptor", ":dims=single:select=false"),
         ("matryoshka-adaptor", ":dims=single:lr_grid=0.001"),
+        ("matryoshka-adaptor", ":dims=single"),
     ],
 )
 def test_a_one_point_grid_reproduces_the_fixed_weight_fit_bit_for_bit(
@@ -53,9 +57,11 @@ def test_a_one_point_grid_reproduces_the_fixed_weight_fit_bit_for_bit(
 
 
 @pytest.mark.parametrize("method", ["search-adaptor", "matryoshka-adaptor"])
-def test_the_default_grid_is_not_the_fixed_weight_fit(method: str) -> None:
-    """The check above can tell: the full grid (and nested dims) land elsewhere."""
+def test_the_grid_searched_is_not_the_fixed_weight_fit(method: str) -> None:
+    """The check above can tell: the full grid, searched once the validation queries reach
+    `grid_min` (10 here), lands elsewhere."""
     corpus, labels = GOLDEN.fixture()
-    model = make_compressor(GOLDEN.SPECS[method], 4, seed=1).fit(corpus, labels)
+    spec = GOLDEN.SPECS[method] + ":grid_min=10"
+    model = make_compressor(spec, 4, seed=1).fit(corpus, labels)
     expected = np.load(DATA / "fixed_weight_v1.npz")[method]
     assert not np.array_equal(model.transform(corpus), expected)

@@ -157,7 +157,7 @@ def test_stage_two_chooses_its_learning_rate_on_validation(
     corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:
     split = hold_out(labels, 16)
-    model = make_compressor("matryoshka-adaptor" + FAST, 4).fit(corpus, split)
+    model = make_compressor("matryoshka-adaptor" + FAST + ":grid_min=8", 4).fit(corpus, split)
     stage2 = model.fit_info_.diagnostics["supervised"]
     assert stage2["grid"] == "lr 0.001/0.0001"
     assert [s["lr"] for s in stage2["settings"]] == [0.001, 0.0001]

@@ -105,7 +105,8 @@ def test_the_paper_grid_is_searched_and_recorded(
     split = hold_out(labels, 20)
     val = split.validation
     assert val is not None
-    model = make_compressor("search-adaptor" + FAST + ":lr=0.01", 4).fit(corpus, split)
+    spec = "search-adaptor" + FAST + ":lr=0.01:grid_min=10"  # 10 validation queries: enough
+    model = make_compressor(spec, 4).fit(corpus, split)
     diagnostics = model.fit_info_.diagnostics
     assert diagnostics["grid"] == "weight_rec 0/0.1/1 × weight_pred 0/0.01/0.1"
     tried = [(s["weight_rec"], s["weight_pred"]) for s in diagnostics["settings"]]
@@ -120,6 +121,20 @@ def test_the_paper_grid_is_searched_and_recorded(
     encode = model.transform
     measured = validation_ndcg(encode(val.embeddings), encode(corpus), val.relevant)
     assert measured == pytest.approx(choice["score"], abs=1e-6)
+
+
+def test_with_fewer_validation_queries_than_grid_min_the_configured_weights_train(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
+) -> None:
+    split = hold_out(labels, 20)  # 10 validation queries, under the default grid_min=100
+    model = make_compressor("search-adaptor" + FAST, 4).fit(corpus, split)
+    diagnostics = model.fit_info_.diagnostics
+    assert diagnostics["grid"] == "none" and len(diagnostics["settings"]) == 1
+    assert {k: diagnostics["settings"][0][k] for k in ("weight_rec", "weight_pred")} == {
+        "weight_rec": 0.1,
+        "weight_pred": 0.01,
+    }
+    assert diagnostics["choice"]["n_queries"] == 10  # the checkpoint is still chosen on them
 
 
 def test_without_validation_queries_the_configured_weights_train(

@@ -176,7 +176,7 @@ def test_each_stage_records_its_grid_and_choice(
     corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:
     split = hold_out(labels, 20)
-    model = make_compressor("smec" + FAST, 4).fit(corpus, split)
+    model = make_compressor("smec" + FAST + ":grid_min=10", 4).fit(corpus, split)
     for stage in model.fit_info_.diagnostics["stages"]:
         assert stage["grid"] == "lr 0.001/0.0001"
         assert [s["lr"] for s in stage["settings"]] == [0.001, 0.0001]

@@ -9,7 +9,9 @@ as the base: the best (setting, step) is kept when its paired gain over the star
 and at least `min_gain_z` standard errors (0 by default: any gain, the papers' choice on
 validation), otherwise the start is kept. With one setting this is exactly the gate's own
 choice, so a one-point grid reproduces the fixed-weight fit bit for bit. `fit_grid` is what a
-fit calls: it scores the start, trains each setting from it and leaves the model as chosen.
+fit calls: it scores the start, trains each setting from it and leaves the model as chosen;
+with fewer than `grid_min` validation queries (`BaselineConfig.chooses_on`) the grid is the
+configured setting alone.
 
 `pick_basis` chooses the start (raw prefix or principal-axis basis) for `basis="select"`:
 neither start saw a label, so `dive.training.selection.best_of` compares them on the
@@ -149,8 +151,9 @@ class Selected:
     choice: Choice | None
     runs: list[GatedRun]
     settings: list[dict[str, float]]
+    grid: str = "none"  # how the results page names what was chosen from
 
-    def record(self, grid: str) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         """Results-record fields: the grid (`none` with nothing to choose on), each setting's
         run, the choice and what was kept.
 
@@ -160,7 +163,7 @@ class Selected:
         best = self.choice.best[0] if self.choice is not None else 0
         fields: dict[str, Any] = dict(self.runs[best].record()) if self.runs else {}
         fields.update(
-            grid=grid if self.choice is not None else "none",
+            grid=self.grid if self.choice is not None else "none",
             settings=[
                 {**s, **r.record(history=False)}
                 for s, r in zip(self.settings, self.runs, strict=True)
@@ -259,9 +262,11 @@ def fit_grid(
             steps=steps,
         )
 
+    validated = start_scores is not None and cfg.chooses_on(start_scores.size)
     selected = choose_setting(
-        cfg.settings(validated=start is not None), train_one, start_scores, cfg.min_gain_z
+        cfg.settings(validated=validated), train_one, start_scores, cfg.min_gain_z
     )
+    selected.grid = cfg.grid_text(validated=validated)
     if selected.run is None:
         module.load_state_dict(initial)
     elif (state := selected.run.state()) is not None:

@@ -140,6 +140,6 @@ def fit_matryoshka(
     selected = fit_grid(cfg, sup, encode, x, module=adapter, steps=cfg.supervised_steps,
                         loss=lambda c: step_loss(c, copy.deepcopy(rng)),
                         optimiser=plain_adam(adapter.parameters()))
-    diagnostics["supervised"] = selected.record(cfg.grid_text())
+    diagnostics["supervised"] = selected.record()
     runtime = fold(adapter.to_runtime(), rot, prefix_projection(dim, width))
     return runtime, diagnostics, partial(selected.summary, basis)

@@ -73,6 +73,6 @@ def fit_search_adaptor(
                         loss=lambda c: objective(c, copy.deepcopy(rng)),
                         optimiser=plain_adam(params),
                         reset=lambda: predictor.load_state_dict(predictor_start))
-    diagnostics.update(selected.record(cfg.grid_text()))
+    diagnostics.update(selected.record())
     runtime = fold(adapter.to_runtime(), rot, prefix_projection(dim, width))
     return runtime, diagnostics, partial(selected.summary, basis)

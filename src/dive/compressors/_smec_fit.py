@@ -334,7 +334,7 @@ def fit_smec(
         record = {
             "dim": keep,
             "ads_changed": int((~torch.isin(kept, initial)).sum()),
-            **selected.record(cfg.grid_text()),
+            **selected.record(),
         }
         return record, selected
 
