@@ -212,7 +212,9 @@ def report(args: argparse.Namespace) -> list[Path]:
         "Rows ending `@v1` are the previous release's published baselines (fixed weights, "
         "SMEC's earlier stages and ADS, Matryoshka-Adaptor with M = {d, D}), kept for one "
         "release beside the current defaults (issue 16; docs/methods.md). A current baseline "
-        "row shows `-` where it has not been run yet."
+        "row shows `-` where it has not been run yet. A baseline searches its grid only with "
+        "100 validation queries or more (`grid_min`); `search-adaptor:grid_min=0` is its grid "
+        "searched on fewer (13 at 64 labels), for comparison."
     )
     files = write_report(records, docs, keep=args.keep, ratio=args.ratio,
                          markdown_name="results.md", csv_name=None, image_dir=docs / "img",
