@@ -197,7 +197,8 @@ def report(args: argparse.Namespace) -> list[Path]:
     """Regenerate the results page and its plots from every record of the results file."""
     from dive.errors import DataError
     from dive.report.build import write_report
-    from dive.report.merge import read_results
+    from dive.report.merge import merge_records, read_results
+    from dive.report.targets import targets_section
 
     results = Path(args.results)
     if not results.is_file():
@@ -218,7 +219,8 @@ def report(args: argparse.Namespace) -> list[Path]:
     )
     files = write_report(records, docs, keep=args.keep, ratio=args.ratio,
                          markdown_name="results.md", csv_name=None, image_dir=docs / "img",
-                         title="Benchmark results", preamble=preamble)
+                         title="Benchmark results", preamble=preamble,
+                         sections=[targets_section(merge_records(records))])
     return files.all()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,9 +69,10 @@ def write_report(
     image_dir: str | Path | None = None,
     title: str = "Results",
     preamble: str = "",
+    sections: Sequence[str] = (),
 ) -> ReportFiles:
     """Write `markdown_name`, `csv_name` (None: no CSV) and the plots (into `image_dir`,
-    default `out_dir`) and return their paths.
+    default `out_dir`) and return their paths. `sections` (Markdown) come after the plots.
 
     Duplicate runs keep their last record. `ratio` picks the compression ratio of the
     nDCG@10-vs-budget plot; without any run at that ratio the plot is skipped with a warning.
@@ -101,7 +102,7 @@ def write_report(
         return Path(os.path.relpath(path, markdown.parent)).as_posix()
 
     links = [(captions[p.name], link(p)) for p in plots]
-    sections = []
+    sections = list(sections)
     if has_frontier(rows):
         frontier_plot = plot_frontier(rows, images / FRONTIER_PLOT)
         plots.append(frontier_plot)

@@ -1,0 +1,54 @@
+"""DIVE's quality targets on a grid: `dive` vs its PCA start, the better of ours vs baselines."""
+
+from __future__ import annotations
+
+from dive.report.targets import comparisons, targets_section
+
+
+def seeds(make_record, method: str, scores: list[float], **where) -> list[dict]:
+    return [make_record(method=method, seed=s, ndcg=v, **where) for s, v in enumerate(scores)]
+
+
+def test_dive_is_checked_against_pca_uncentered_on_the_seed_mean(make_record) -> None:
+    records = seeds(make_record, "pca-uncentered", [0.50, 0.50], dim=96)
+    records += seeds(make_record, "dive", [0.53, 0.46], dim=96)  # mean 0.495: below
+    records += seeds(make_record, "pca-uncentered", [0.40, 0.40], dim=48)
+    records += seeds(make_record, "dive", [0.40, 0.40], dim=48)  # equal: met
+    start, _ = comparisons(records)
+    assert [(c.dim, c.met) for c in start] == [(96, False), (48, True)]
+    assert round(start[0].gap, 6) == -0.005
+    text = targets_section(records)
+    assert "met in 1 of 2 cells" in text
+    assert "scifact 64 d=96 (0.4950 vs 0.5000, −0.0050)" in text
+
+
+def test_the_better_of_ours_meets_each_baseline_and_ablations_do_not_count(make_record) -> None:
+    records = seeds(make_record, "dive", [0.50])
+    records += seeds(make_record, "dive-plus", [0.56])
+    records += seeds(make_record, "dive:min_gain_z=0", [0.90])  # an ablation, not ours
+    records += seeds(make_record, "smec:basis=pca@v1", [0.55])
+    records += seeds(make_record, "matryoshka-adaptor", [0.58])
+    records += seeds(make_record, "pca", [0.70])  # classical: not a baseline row
+    _, versus = comparisons(records)
+    assert {(c.ours.method, c.other.method, c.met) for c in versus} == {
+        ("dive-plus", "smec:basis=pca@v1", True),
+        ("dive-plus", "matryoshka-adaptor", False),
+    }
+    assert "dive-plus vs matryoshka-adaptor (0.5600 vs 0.5800, −0.0200)" in targets_section(records)
+
+
+def test_quantized_rows_and_cells_ours_did_not_run_are_left_out(make_record) -> None:
+    records = seeds(make_record, "dive", [0.50])
+    records += seeds(make_record, "smec", [0.60], precision="int8")
+    records += seeds(make_record, "smec", [0.60], dim=48)
+    assert comparisons(records) == ([], [])
+    assert "met in 0 of 0 (cell, baseline) pairs; below in: none" in targets_section(records)
+
+
+def test_the_section_goes_into_the_written_report_before_the_tables(make_record, tmp_path) -> None:
+    from dive.report.build import write_report
+
+    records = seeds(make_record, "pca-uncentered", [0.5]) + seeds(make_record, "dive", [0.6])
+    text = write_report(records, tmp_path, sections=[targets_section(records)],
+                        csv_name=None).markdown.read_text()
+    assert 0 < text.index("## Targets (issue 11)") < text.index("## scifact")
