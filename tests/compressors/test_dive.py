@@ -215,6 +215,28 @@ def test_selection_runs_in_parallel_give_bitwise_the_same_model(problem: dict[st
     assert logs[0] == logs[1] and logs[0]
 
 
+def test_shrink_moves_the_kept_weights_part_of_the_way_from_the_start(
+    problem: dict[str, Any],
+) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 20, "min_gain_z": 0.0}
+    whole, shrunk = (Dive(4, seed=0, shrink=s, **options).fit(problem["corpus"], data)
+                     for s in (False, True))
+    start = Dive(4, seed=0, **{**options, "steps": 0}).fit(problem["corpus"], data)
+    diag = shrunk.fit_info_.diagnostics
+    assert diag["choice"] == whole.fit_info_.diagnostics["choice"]
+    weight = diag["shrinkage"]
+    assert 0 < weight < 1
+    assert weight == pytest.approx(1 - (diag["choice"]["stderr"] / diag["choice"]["gain"]) ** 2,
+                                   abs=1e-5)
+    a, b, p0 = (m.fitted_runtime() for m in (whole, shrunk, start))
+    assert a.adapter is not None and b.adapter is not None
+    assert np.allclose(b.adapter.w2, weight * a.adapter.w2, atol=1e-6)  # the start's w2 is 0
+    assert np.allclose(b.projection, p0.projection + weight * (a.projection - p0.projection),
+                       atol=1e-6)
+    assert "shrinkage" not in whole.fit_info_.diagnostics
+
+
 def _race_on(problem: dict[str, Any]) -> _Race:
     """The race of a FAST fit on the planted problem, from the uncentred start."""
     config, corpus = DiveConfig(**FAST), problem["corpus"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dive.training.selection import (
+    Choice,
     Curve,
     Folds,
     best_of,
@@ -13,6 +14,7 @@ from dive.training.selection import (
     max_threshold,
     out_of_fold,
     paired_gain,
+    shrinkage,
 )
 
 
@@ -75,6 +77,22 @@ def test_a_consistent_gain_is_kept_and_a_noisy_one_is_not() -> None:
     assert dropped.candidate is None and dropped.step == 0
     assert dropped.best == (0, 50) and dropped.gain == pytest.approx(0.025)
     assert choose(base, [noisy], z=0.0).candidate == 0  # z = 0: any positive mean gain
+
+
+def test_shrinkage_is_the_positive_part_james_stein_factor_of_the_kept_gain() -> None:
+    base = np.linspace(0.2, 0.8, 20)
+    spread = np.tile([0.01, -0.01], 10)
+    kept = [choose(base, [Curve((50,), (base + gain + spread)[None])], z=1.0) for gain in
+            (0.03, 0.0024)]
+    assert kept[0].candidate == 0 and kept[1].candidate == 0
+    for choice in kept:
+        z = choice.gain / choice.stderr
+        assert shrinkage(choice) == pytest.approx(1 - 1 / z**2)
+    assert 0.85 < shrinkage(kept[0]) < 1 and 0 < shrinkage(kept[1]) < 0.1
+    one_query = Choice(0, 50, 0.53, 0.5, (0, 50), gain=0.03, stderr=0.0, z=1.0, n_queries=1)
+    assert shrinkage(one_query) == 1.0  # a gain without spread is kept whole
+    noisy = choose(base, [Curve((50,), (base + np.tile([0.5, -0.45], 10))[None])], z=1.0)
+    assert noisy.candidate is None and shrinkage(noisy) == 0.0
 
 
 def test_the_nested_gain_and_the_max_test_remove_the_winners_curse_of_noise_candidates() -> None:

@@ -14,8 +14,9 @@ the choices made by `dive.training.selection` on every labelled query:
    with `nested_gain`, the gain of a choice made without each query);
 3. the refit: the kept arm trains on every labelled query for the kept number of steps
    (the label-reading arms' refits train ahead, during the race, on workers it leaves idle;
-   the model is bit for bit the same); or, without real evidence of a gain, the fit returns
-   the start itself.
+   the model is bit for bit the same), and with `shrink` its weights move only 1 - 1/z^2 of
+   the way from the start; or, without real evidence of a gain, the fit returns the start
+   itself.
 Everything a step needs is precomputed (corpus tensor, labels, negative pools) so a step is
 one fused forward pass over [corpus | queries | positives | negatives].
 
@@ -56,7 +57,7 @@ from dive.training.loop import TrainingLoop
 from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
-from dive.training.selection import Choice, Curve, Folds, choose, out_of_fold
+from dive.training.selection import Choice, Curve, Folds, choose, out_of_fold, shrinkage
 
 logger = logging.getLogger(__name__)
 
@@ -649,6 +650,10 @@ def _fit(
         final = _Run(fit, net, arm, labels, None, refit_rng, start.corpus_z).train_to(steps)
         net, log = final.net, final.log
 
+    if config.shrink and choice is not None and choice.candidate is not None:
+        weight = shrinkage(choice)
+        _pull_toward(net, start_net(), weight)
+        diag["shrinkage"] = round(weight, 6)
     final_z = net.encode(fit.corpus)
     diag["selected"] = {
         "start": start.name,
@@ -667,6 +672,13 @@ def _fit(
     diag["train_seconds"] = round(time.perf_counter() - t0, 4)
     selected = {"start": start.name, "arm": arm.as_record() if arm is not None else None}
     return net.to_runtime(), diag, _summary(choice, curves, steps, selected)
+
+
+def _pull_toward(net: DiveNet, start: DiveNet, weight: float) -> None:
+    """Set every weight of `net` to start + weight * (net - start), in place."""
+    with torch.no_grad():
+        for p, p0 in zip(net.parameters(), start.parameters(), strict=True):
+            p.copy_(p0 + weight * (p - p0))
 
 
 def _summary(

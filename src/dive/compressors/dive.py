@@ -108,6 +108,7 @@ class DiveConfig(LearnedConfig):
     refit: bool = True  # retrain the kept arm on every label (False: keep a holdout's run)
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
     gain_flips: int = 0  # > 0: the gain must beat chance over every (arm, step), by sign flips
+    shrink: bool = False  # move the kept model's weights only 1 - 1/z^2 of the way from the start
     grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     workers: int | None = None  # selection runs trained at once (threads; None: one per CPU);
     # the model is bitwise the same at any count

@@ -49,6 +49,7 @@ __all__ = [
     "max_threshold",
     "out_of_fold",
     "paired_gain",
+    "shrinkage",
 ]
 
 
@@ -181,6 +182,18 @@ def choose(
     if gain > 0 and gain >= z * stderr and (bar is None or gain > bar):
         return Choice(c, step, float(means[row]), base_score, *evidence)
     return Choice(None, 0, base_score, base_score, *evidence)
+
+
+def shrinkage(choice: Choice) -> float:
+    """How far to go from the base toward what `choice` kept, in [0, 1]: the positive-part
+    James-Stein factor 1 - 1/z^2 of its gain (z = gain / stderr), so a gain at one standard
+    error keeps the base and a gain of many keeps nearly all of it; 1 when the gain has no
+    spread, 0 when the base was kept."""
+    if choice.candidate is None:
+        return 0.0
+    if choice.stderr <= 0:
+        return 1.0
+    return max(0.0, 1.0 - (choice.stderr / choice.gain) ** 2) if choice.gain > 0 else 0.0
 
 
 def max_threshold(gains: np.ndarray, z: float, flips: int) -> float:
