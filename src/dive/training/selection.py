@@ -24,6 +24,8 @@ the gain is real. Any learned method can use it: it knows nothing about models.
   all pairs gains by chance, measured by flipping the sign of each query's gains at random
   (the same flip in every pair, so pairs that move together count as one), a max-statistic
   permutation test at the one-sided level of `z`.
+- `shrinkage(choice)` says how far a method may move from the start toward what was kept
+  (1 - 1/z^2 of the kept gain's z; DIVE's `shrink` option, off by default).
 - `best_of(alternatives)` picks among label-free alternatives (e.g. two starts): nothing was
   trained on the queries that score them, so their plain mean is an honest estimate.
 
