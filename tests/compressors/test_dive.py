@@ -32,6 +32,7 @@ from dive.training import validation_ndcg
 from dive.training.selection import Curve, Folds
 
 # Small and quick: every fit below runs in well under a second.
+FAST_MINE = DiveConfig().mine_every  # batches drawn (and mined) at a time
 FAST: dict[str, Any] = {
     "steps": 60,
     "eval_every": 10,
@@ -240,10 +241,10 @@ def test_shrink_moves_the_kept_weights_part_of_the_way_from_the_start(
 def _race_on(problem: dict[str, Any]) -> _Race:
     """The race of a FAST fit on the planted problem, from the uncentred start."""
     config, corpus = DiveConfig(**FAST), problem["corpus"]
-    fit = _Fit(corpus, 0, config)
     data = TrainingData(problem["train"], problem["validation"])
     labels, _ = pooled_labels(data, len(corpus))
     assert labels is not None
+    fit = _Fit(corpus, 0, config, len(labels))
     mean, axes = principal_axes(corpus, 4)
     heads = initial_heads(corpus, axes, config, np.random.default_rng(0))
 
@@ -341,13 +342,42 @@ def test_hard_negatives_are_re_mined_from_the_current_model_every_mine_every_ste
         return original(fit, net, corpus_z, train, rows)
 
     monkeypatch.setattr(_Fit, "pools", spy)
-    options = {**FAST, "steps": 12, "mine_every": 5, "query_batch": 3, "select": False}
+    options = {**FAST, "steps": 12, "mine_every": 5, "query_batch": 3, "query_batch_max": 3,
+               "select": False}
     Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(some))
     assert len(mined) == 3  # before steps 1 (the start's ranking), 6 and 11
     assert not np.array_equal(mined[1][0], mined[0][0])  # each from the model as it is then
     assert not np.array_equal(mined[2][0], mined[1][0])
     # only the queries of the coming mine_every steps are mined: at most 5 batches of 3
     assert all(3 <= len(rows) <= 15 and rows.max() < 40 for _, rows in mined)
+
+
+def test_a_step_draws_an_eighth_of_a_large_pool_within_the_batch_bounds() -> None:
+    default = DiveConfig()
+    assert [default.batch_for(n) for n in (0, 16, 263, 264, 809, 1023, 5000)] == [
+        32, 32, 32, 33, 101, 127, 128]
+    assert DiveConfig(query_batch_max=32).batch_for(5000) == 32  # the fixed batch of before
+    assert DiveConfig(query_batch=16, query_batch_max=8).batch_for(5000) == 16
+
+
+def test_every_run_draws_the_batch_of_the_pool_size_and_the_record_says_it(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = TrainingData(problem["train"], problem["validation"])  # 80 + 24 pooled
+    drawn: list[int] = []
+    original = _Fit.pools
+
+    def spy(fit: _Fit, net: DiveNet, corpus_z: np.ndarray, train: Any, rows: np.ndarray) -> Any:
+        drawn.append(len(rows))  # the distinct queries of the next mine_every batches
+        return original(fit, net, corpus_z, train, rows)
+
+    monkeypatch.setattr(_Fit, "pools", spy)
+    options = {**FAST, "steps": 10, "query_batch": 2, "select": False}
+    for cap, batch in ((64, 104 // 8), (2, 2)):
+        drawn.clear()
+        fit = Dive(4, seed=0, query_batch_max=cap, **options).fit(problem["corpus"], data)
+        assert fit.fit_info_.diagnostics["query_batch"] == batch
+        assert drawn and all(batch <= n <= FAST_MINE * batch for n in drawn)
 
 
 def test_the_paper_row_only_ever_trains_with_the_hinge(problem: dict[str, Any]) -> None:

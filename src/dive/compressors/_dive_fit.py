@@ -166,12 +166,15 @@ def _state(net: DiveNet) -> dict[str, torch.Tensor]:
 
 
 class _Fit:
-    """The data, start and settings shared by every training run of one fit."""
+    """The data, start and settings shared by every training run of one fit (the query batch
+    follows the size of the labelled pool, `DiveConfig.batch_for`, so every run and the refit
+    draw the same number of queries per step)."""
 
-    def __init__(self, corpus: np.ndarray, seed: int, config: DiveConfig) -> None:
+    def __init__(self, corpus: np.ndarray, seed: int, config: DiveConfig, n_labels: int) -> None:
         self.corpus = torch.from_numpy(corpus)
         self.seed, self.config = seed, config
         self.hidden = config.hidden or corpus.shape[1]
+        self.query_batch = config.batch_for(n_labels)
 
     def new_net(self, heads: np.ndarray, center: np.ndarray) -> DiveNet:
         torch.manual_seed(self.seed)  # the same adapter initialisation for every run
@@ -292,8 +295,8 @@ class _Run:
             tri = hinge_triplet_loss(zq, zp, zn, margin, soft=self.arm.loss == "softplus")
             # With fewer labelled queries than a batch, every step sees all of them and a
             # mean would give each a bigger share than in a full batch; scaling by
-            # b / query_batch keeps one query's pull per step the same at any budget.
-            loss = loss + self.arm.triplet_weight * (b / cfg.query_batch) * tri
+            # b / batch keeps one query's pull per step the same at any budget.
+            loss = loss + self.arm.triplet_weight * (b / fit.query_batch) * tri
             with torch.no_grad():
                 active = (triplet_margins(zq, zp, zn, margin) > 0).float().mean()
             logged["triplet"] = float(tri.detach())
@@ -305,7 +308,7 @@ class _Run:
         are drawn and their pools mined from the current model (see the class docstring)."""
         cfg = self.fit.config
         if not self.queued:
-            size = min(cfg.query_batch, len(train))
+            size = min(self.fit.query_batch, len(train))
             self.queued = [sample_rows(len(train), size, self.rng) for _ in range(cfg.mine_every)]
             if cfg.hard_negatives:
                 rows = np.unique(np.concatenate(self.queued))
@@ -586,13 +589,13 @@ def _fit(
     rng: np.random.Generator,
 ) -> tuple[Runtime, dict[str, Any], Summarise]:
     t0 = time.perf_counter()
-    fit = _Fit(corpus, seed, config)
     labels, validation_rows = pooled_labels(train, corpus.shape[0])
     n = len(labels) if labels is not None else 0
+    fit = _Fit(corpus, seed, config, n)
     mean, axes = principal_axes(corpus, dim)
     heads = initial_heads(corpus, axes, config, rng)
     start, start_choice = _choose_start(fit, heads, mean, labels)
-    diag: dict[str, Any] = {"n_labelled": n, "start": start.name}
+    diag: dict[str, Any] = {"n_labelled": n, "query_batch": fit.query_batch, "start": start.name}
     if start.scores:
         diag["start_ndcg@10"] = {k: round(float(v.mean()), 6) for k, v in start.scores.items()}
     if start_choice is not None:

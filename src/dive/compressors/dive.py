@@ -20,8 +20,10 @@ How a fit uses its labels (all our choices, tuned on dev queries only; docs/meth
   weights for `steps` steps instead.
 Every arm of the registered `dive` uses the paper's self-limiting hinge; `dive-plus`
 (`dive.compressors.dive_plus`) is our extension whose grid may also pick a softplus arm.
-The triplet term is scaled by b / query_batch when fewer than a batch of labelled queries
-exist, so each query pulls as hard as in a full batch rather than harder.
+A step draws an eighth of the labelled pool (at least `query_batch` = 32 queries, at most
+`query_batch_max` = 128), so a large pool is seen several times within a run's horizon; the
+triplet term is scaled by b / batch when fewer than a batch of labelled queries exist, so
+each query pulls as hard as in a full batch rather than harder.
 
 What the paper's abstract fixes and what is ours is listed in SPEC 4.1 and docs/methods.md;
 every choice is a `DiveConfig` field, so each ablation is a spec string such as
@@ -50,6 +52,7 @@ logger = logging.getLogger(__name__)
 HeadInit = Literal["pca-noise", "pca-bootstrap", "random"]
 TripletLoss = Literal["hinge", "softplus"]
 Start = Literal["select", "uncentered", "centered"]
+POOL_SHARE = 8  # a step draws 1 / POOL_SHARE of the labelled pool (within the batch bounds)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class DiveConfig(LearnedConfig):
     init_noise: float = 0.02  # std of the per-head noise of "pca-noise"
     start: Start = "select"  # mu = 0 ("uncentered"), the corpus mean, or pick on the labels
     # losses
-    triplet_weight: float = 1.0  # w_tri (times b / query_batch when b < query_batch queries)
+    triplet_weight: float = 1.0  # w_tri (times b / batch when only b < batch queries exist)
     ntxent_weight: float = 0.1  # lambda
     anchor_weight: float = 1.0  # weight of the similarity anchor
     loss: TripletLoss = "hinge"  # "softplus" is the non-self-limiting ablation
@@ -94,7 +97,9 @@ class DiveConfig(LearnedConfig):
     max_steps: int = 400  # a leading arm still rising at its last check runs on, to this cap
     corpus_batch: int = 128  # corpus items per step (anchor and NT-Xent)
     ntxent_items: int = 64  # of those, items whose H views enter NT-Xent (its cost is (H*B)^2)
-    query_batch: int = 32  # labelled queries per step (one positive each)
+    query_batch: int = 32  # labelled queries per step (one positive each), at least
+    query_batch_max: int = 128  # with more than 8 * query_batch labels, a step draws 1/8 of
+    # them, up to this (the baselines' batch; docs/methods.md)
     hard_negatives: int = 4  # per query, from the current ranking
     random_negatives: int = 4  # per query, uniform over the corpus
     negative_skip: int = 0  # non-relevant top ranks never used as negatives
@@ -124,7 +129,7 @@ class DiveConfig(LearnedConfig):
             *at_least(self, 0, "temperature", strict=True),
             *at_least(self, 0, "anchor_neighbours", "weight_decay", "steps", "max_steps"),
             *at_least(self, 2, "corpus_batch", "ntxent_items"),
-            *at_least(self, 1, "query_batch"),
+            *at_least(self, 1, "query_batch", "query_batch_max"),
             *at_least(self, 0, "hard_negatives", "random_negatives", "negative_skip", "gain_flips"),
             *at_least(self, 1, "negative_band", "mine_every"),
             *at_least(self, 2, "folds"),
@@ -141,6 +146,11 @@ class DiveConfig(LearnedConfig):
         if self.hard_negatives + self.random_negatives < 1:
             raise DiveError("hard_negatives + random_negatives must be >= 1")
         self.arms()  # validates the grid string
+
+    def batch_for(self, n_labels: int) -> int:
+        """Labelled queries per step with `n_labels` pooled: an eighth of them, at least
+        `query_batch` and at most `query_batch_max` (never below `query_batch`)."""
+        return max(self.query_batch, min(n_labels // POOL_SHARE, self.query_batch_max))
 
     def arm(self) -> Arm:
         """The configured weights as one arm (what a fit without selection trains)."""
