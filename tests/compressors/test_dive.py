@@ -32,7 +32,6 @@ from dive.training import validation_ndcg
 from dive.training.selection import Curve, Folds
 
 # Small and quick: every fit below runs in well under a second.
-FAST_MINE = DiveConfig().mine_every  # batches drawn (and mined) at a time
 FAST: dict[str, Any] = {
     "steps": 60,
     "eval_every": 10,
@@ -43,6 +42,7 @@ FAST: dict[str, Any] = {
     "negative_band": 10,
     "threads": 1,
 }
+FAST_MINE = DiveConfig().mine_every  # query batches drawn (and mined) at a time
 
 
 def planted(seed: int = 0, n_docs: int = 300, n_topics: int = 15) -> dict[str, Any]:
