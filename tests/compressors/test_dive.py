@@ -22,7 +22,7 @@ from dive.compressors._dive_fit import (
     initial_heads,
     pooled_labels,
 )
-from dive.compressors.dive import Arm
+from dive.compressors.dive import POOL_SHARE, Arm
 from dive.compressors.dive_plus import DivePlus
 from dive.compressors.pca import PCA, PCAUncentered, principal_axes
 from dive.compressors.registry import make_compressor
@@ -373,7 +373,7 @@ def test_every_run_draws_the_batch_of_the_pool_size_and_the_record_says_it(
 
     monkeypatch.setattr(_Fit, "pools", spy)
     options = {**FAST, "steps": 10, "query_batch": 2, "select": False}
-    for cap, batch in ((64, 104 // 8), (2, 2)):
+    for cap, batch in ((64, 104 // POOL_SHARE), (2, 2)):
         drawn.clear()
         fit = Dive(4, seed=0, query_batch_max=cap, **options).fit(problem["corpus"], data)
         assert fit.fit_info_.diagnostics["query_batch"] == batch

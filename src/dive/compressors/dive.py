@@ -98,8 +98,8 @@ class DiveConfig(LearnedConfig):
     corpus_batch: int = 128  # corpus items per step (anchor and NT-Xent)
     ntxent_items: int = 64  # of those, items whose H views enter NT-Xent (its cost is (H*B)^2)
     query_batch: int = 32  # labelled queries per step (one positive each), at least
-    query_batch_max: int = 128  # with more than 8 * query_batch labels, a step draws 1/8 of
-    # them, up to this (the baselines' batch; docs/methods.md)
+    query_batch_max: int = 128  # at most (the baselines' batch); between the two bounds a
+    # step draws 1 / POOL_SHARE of the labelled pool (`batch_for`, docs/methods.md)
     hard_negatives: int = 4  # per query, from the current ranking
     random_negatives: int = 4  # per query, uniform over the corpus
     negative_skip: int = 0  # non-relevant top ranks never used as negatives
@@ -148,8 +148,8 @@ class DiveConfig(LearnedConfig):
         self.arms()  # validates the grid string
 
     def batch_for(self, n_labels: int) -> int:
-        """Labelled queries per step with `n_labels` pooled: an eighth of them, at least
-        `query_batch` and at most `query_batch_max` (never below `query_batch`)."""
+        """Labelled queries per step with `n_labels` pooled: 1 / POOL_SHARE of them, at least
+        `query_batch` and at most `query_batch_max` (`query_batch` wins if the bounds cross)."""
         return max(self.query_batch, min(n_labels // POOL_SHARE, self.query_batch_max))
 
     def arm(self) -> Arm:
