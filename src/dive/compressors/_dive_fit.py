@@ -222,6 +222,7 @@ class _Run:
         held_out: Labels | None,
         rng: np.random.Generator,
         start_z: np.ndarray,
+        keep_states: bool = False,
     ) -> None:
         cfg = fit.config
         self.fit, self.net, self.arm, self.rng = fit, net, arm, rng
@@ -229,6 +230,8 @@ class _Run:
         self.log: list[dict[str, float]] = []
         self.steps: list[int] = []
         self.scores: list[np.ndarray] = []
+        self.keep_states = keep_states
+        self.states: dict[int, dict[str, torch.Tensor]] = {}  # the weights at kept checks
         self.batch = min(cfg.corpus_batch, fit.corpus.shape[0])
         self.use_triplets = arm.triplet_weight > 0 and train is not None
         # both corpus-batch losses compare items with each other: they need two of them
@@ -332,6 +335,8 @@ class _Run:
             self.encoded = (step, net.encode(fit.corpus))
             self.scores.append(fit.scores(net, self.encoded[1], self.held_out))
             entry["held_out_ndcg@10"] = float(self.scores[-1].mean())
+            if self.keep_states:
+                self.states[step] = _state(net)
         self.log.append(entry)
         return None  # selection happens across runs (dive.training.selection), not here
 
@@ -418,9 +423,11 @@ class _Race:
         labels: Labels,
         folds: Folds,
         ahead: bool = False,
+        soup: bool = False,
     ) -> None:
         self.fit, self.new_net, self.start_z = fit, new_net, start_z
         self.arms, self.labels, self.folds = arms, labels, folds
+        self.keep_states = soup  # every run keeps its weights at its arm's best check so far
         self.horizon = [fit.config.steps] * len(arms)
         self.runs: dict[tuple[int, int], _Run] = {}
         # the refits of the label-reading arms, trained ahead on workers the race leaves idle
@@ -432,7 +439,20 @@ class _Race:
 
     def curves(self) -> list[Curve]:
         self._train_all()
-        return out_of_fold(self.folds, len(self.arms), self._curve)
+        curves = out_of_fold(self.folds, len(self.arms), self._curve)
+        if self.keep_states:
+            self._keep_best(curves)
+        return curves
+
+    def _keep_best(self, curves: list[Curve]) -> None:
+        """Drop every run's weights but those at its arm's best check so far (the first best,
+        as `choose` breaks ties): a later choice of that arm keeps this check or a later one."""
+        for candidate, curve in enumerate(curves):
+            best = curve.steps[int(np.argmax(curve.scores.mean(axis=1)))]
+            for fold in range(len(self.folds.held_out)):
+                states = self._run(candidate, fold).states
+                for step in [s for s in states if s != best]:
+                    del states[step]
 
     def _key(self, candidate: int, fold: int) -> tuple[int, int]:
         """(candidate, fold), the fold -1 for a label-free arm's one run."""
@@ -451,7 +471,9 @@ class _Race:
                 train = labels.subset(self.folds.training(fold))
                 held = labels.subset(self.folds.held_out[fold])
             # built here, one at a time: building a net seeds torch's global generator
-            self.runs[key] = _Run(self.fit, self.new_net(), arm, train, held, rng, self.start_z)
+            self.runs[key] = _Run(
+                self.fit, self.new_net(), arm, train, held, rng, self.start_z, self.keep_states
+            )
         return self.runs[key]
 
     def replay(self, candidate: int, fold: int, steps: int) -> _Run:
@@ -459,6 +481,17 @@ class _Race:
         checkpoint the selection scored (a run is a function of its seed and its rows)."""
         self.runs.pop(self._key(candidate, fold))
         return self._run(candidate, fold).train_to(steps)
+
+    def soup(self, candidate: int, steps: int) -> tuple[DiveNet, list[dict[str, float]]]:
+        """The mean weights of `candidate`'s runs at `steps`, kept at that check (the models
+        whose held-out scores made the choice; one run for a label-free arm), and the log of
+        the first up to then."""
+        keys = sorted({self._key(candidate, f) for f in range(len(self.folds.held_out))})
+        states = [self.runs[key].states[steps] for key in keys]
+        net = self.new_net()
+        net.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
+        first = self._run(candidate, 0)
+        return net, [entry for entry in first.log if entry["step"] <= steps]
 
     def _train_all(self) -> None:
         """Bring every run to its arm's horizon, `workers` runs at a time.
@@ -608,6 +641,7 @@ def _fit(
     curves: list[Curve] = []
     race: _Race | None = None
     validated = False  # the holdout run is kept as is (refit=False)
+    soup = False  # the kept arm's cross-fitted runs are averaged (soup=True)
     if labels is None or n < 2 or not config.select or config.steps == 0:
         # Nothing to choose on (or told not to): the configured weights train `steps` steps
         # (without labels, only the label-free losses).
@@ -620,7 +654,9 @@ def _fit(
         arms = config.arms()
         folds = _folds(n, validation_rows, seed, config)
         validated = folds.scheme == "holdout" and not config.refit
-        race = _Race(fit, start_net, start.corpus_z, arms, labels, folds, ahead=not validated)
+        soup = config.soup and folds.scheme == "cross-fit"
+        ahead = not validated and not soup
+        race = _Race(fit, start_net, start.corpus_z, arms, labels, folds, ahead, soup)
         base = start.scores[start.name][folds.scored]
         groups = None  # with nested_gain: groups of the scored queries, dealt by the seed
         if config.nested_gain:
@@ -646,8 +682,11 @@ def _fit(
         if validated:
             final = race.replay(kept, 0, steps)
             net, log = final.net, final.log
+        elif soup:
+            net, log = race.soup(kept, steps)
         else:
             net, log = race.refit(kept, steps)
+        diag["final"] = "holdout run" if validated else "fold soup" if soup else "refit"
     elif arm is not None:
         refit_rng = np.random.default_rng([seed, 0])
         final = _Run(fit, net, arm, labels, None, refit_rng, start.corpus_z).train_to(steps)

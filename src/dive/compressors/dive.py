@@ -16,7 +16,9 @@ How a fit uses its labels (all our choices, tuned on dev queries only; docs/meth
   picks on all of them the start (uncentred or centred PCA), then the grid arm (triplet
   weight x learning rate x margin) and its number of steps by cross-fitting; the fit leaves
   the start only when the paired per-query gain is at least `min_gain_z` standard errors,
-  and then refits the kept arm on every labelled query. `select=False` trains the configured
+  and then keeps the mean weights of that arm's fold runs at the kept step (the models the
+  choice scored; `soup=False` refits the arm on every labelled query instead, as a holdout
+  choice always does). `select=False` trains the configured
   weights for `steps` steps instead.
 Every arm of the registered `dive` uses the paper's self-limiting hinge; `dive-plus`
 (`dive.compressors.dive_plus`) is our extension whose grid may also pick a softplus arm.
@@ -114,6 +116,8 @@ class DiveConfig(LearnedConfig):
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
     gain_flips: int = 0  # > 0: the gain must beat chance over every (arm, step), by sign flips
     shrink: bool = False  # move the kept model's weights only 1 - 1/z^2 of the way from the start
+    soup: bool = True  # a cross-fitted choice keeps the mean of the kept arm's fold runs at
+    # the kept step, the models it scored (False: refit the arm on every label)
     grid: str = "0x1,1x10x3"  # arms "TRIPLETxLR[xMARGIN][@loss]" (multipliers), ","-separated
     workers: int | None = None  # selection runs trained at once (threads; None: one per CPU);
     # the model is bitwise the same at any count
