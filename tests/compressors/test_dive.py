@@ -238,7 +238,7 @@ def test_shrink_moves_the_kept_weights_part_of_the_way_from_the_start(
     assert "shrinkage" not in whole.fit_info_.diagnostics
 
 
-def _race_on(problem: dict[str, Any]) -> _Race:
+def _race_on(problem: dict[str, Any], soup: bool = False) -> _Race:
     """The race of a FAST fit on the planted problem, from the uncentred start."""
     config, corpus = DiveConfig(**FAST), problem["corpus"]
     data = TrainingData(problem["train"], problem["validation"])
@@ -252,7 +252,9 @@ def _race_on(problem: dict[str, Any]) -> _Race:
         return fit.new_net(heads, np.zeros_like(mean))
 
     folds = Folds.cross_fit(len(labels), config.folds, 0)
-    return _Race(fit, new_net, new_net().encode(fit.corpus), config.arms(), labels, folds)
+    return _Race(
+        fit, new_net, new_net().encode(fit.corpus), config.arms(), labels, folds, soup=soup
+    )
 
 
 @pytest.mark.parametrize(("ahead", "steps"), [(60, 30), (60, 60), (20, 40), (60, 35)])
@@ -271,6 +273,41 @@ def test_a_refit_trained_ahead_is_bitwise_the_refit_trained_after_the_choice(
     assert log == ref_log and log[-1]["step"] == steps
     for name, value in ref_net.state_dict().items():
         assert torch.equal(net.state_dict()[name], value), name
+
+
+def test_the_fold_soup_is_the_mean_of_the_fold_runs_the_choice_scored(
+    problem: dict[str, Any],
+) -> None:
+    race, hinge = _race_on(problem, soup=True), 1
+    curves = race.curves()
+    best = curves[hinge].steps[int(np.argmax(curves[hinge].scores.mean(axis=1)))]
+    for fold in range(3):  # every run keeps only its arm's best check
+        assert list(race._run(hinge, fold).states) == [best]
+    soup, log = race.soup(hinge, best)
+    assert log and log[-1]["step"] == best
+    other = _race_on(problem)  # the same runs trained again, without keeping weights
+    runs = [other._run(hinge, fold).train_to(best).net.state_dict() for fold in range(3)]
+    for name, value in soup.state_dict().items():
+        assert torch.equal(value, torch.stack([run[name] for run in runs]).mean(0)), name
+    assert not torch.equal(runs[0]["heads"], runs[1]["heads"])  # the folds differ
+
+
+def test_a_cross_fitted_fit_keeps_the_fold_soup_and_a_holdout_fit_refits(
+    problem: dict[str, Any],
+) -> None:
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 20, "min_gain_z": 0.0}
+    fits = {
+        (soup, holdout): Dive(4, seed=0, soup=soup, holdout_min=holdout, **options)
+        .fit(problem["corpus"], data).fit_info_.diagnostics
+        for soup in (True, False) for holdout in (10, 100)
+    }
+    assert fits[True, 100]["selection"] == "cross-fit" and fits[True, 100]["final"] == "fold soup"
+    assert fits[False, 100]["final"] == "refit"
+    assert fits[True, 100]["choice"] == fits[False, 100]["choice"]  # the same race and choice
+    assert fits[True, 100]["drift"] != fits[False, 100]["drift"]  # another model
+    assert fits[True, 10]["selection"] == "holdout" and fits[True, 10]["final"] == "refit"
+    assert fits[True, 10]["drift"] == fits[False, 10]["drift"]
 
 
 @pytest.mark.parametrize(("hard", "random"), [(0, 4), (4, 0)])

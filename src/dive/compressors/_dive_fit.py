@@ -12,11 +12,13 @@ the choices made by `dive.training.selection` on every labelled query:
    last check runs on (doubling, up to `max_steps`); the best (arm, step) is kept only if
    its paired per-query gain over the start is at least `min_gain_z` standard errors (or,
    with `nested_gain`, the gain of a choice made without each query);
-3. the refit: the kept arm trains on every labelled query for the kept number of steps
-   (the label-reading arms' refits train ahead, during the race, on workers it leaves idle;
-   the model is bit for bit the same), and with `shrink` its weights move only 1 - 1/z^2 of
-   the way from the start; or, without real evidence of a gain, the fit returns the start
-   itself.
+3. the kept model: after a cross-fitted choice, the mean weights of the kept arm's fold runs
+   at the kept step (`soup`; each run keeps its weights at its arm's best check so far);
+   after a holdout choice (or with `soup=False`) a refit of the kept arm on every labelled
+   query for the kept number of steps (the label-reading arms' refits train ahead, during
+   the race, on workers it leaves idle; the model is bit for bit the same); with `shrink` its
+   weights move only 1 - 1/z^2 of the way from the start; or, without real evidence of a
+   gain, the fit returns the start itself.
 Everything a step needs is precomputed (corpus tensor, labels, negative pools) so a step is
 one fused forward pass over [corpus | queries | positives | negatives].
 

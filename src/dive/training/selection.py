@@ -14,7 +14,8 @@ the gain is real. Any learned method can use it: it knows nothing about models.
 - `choose(base, curves, z)` takes the (candidate, step) with the best mean held-out score and
   keeps it only when its mean paired gain over `base` (the start, scored on the same queries)
   is positive and at least `z` standard errors; otherwise the choice is the base. The method
-  then refits the chosen candidate on all labelled queries for the chosen number of steps.
+  then refits the chosen candidate on all labelled queries for the chosen number of steps
+  (DIVE, after cross-fitting, keeps the mean weights of its fold runs at that step instead).
 - The best of many (candidate, step) pairs scores above its true gain (the winner's curse:
   with 2 arms x 16 checks on 16 queries, noise alone wins by a standard error or more). With
   `groups` (a partition of the scored queries) the gain `choose` tests is the nested
