@@ -492,8 +492,7 @@ class _Race:
         states = [self.runs[key].states[steps] for key in keys]
         net = self.new_net()
         net.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
-        first = self._run(candidate, 0)
-        return net, [entry for entry in first.log if entry["step"] <= steps]
+        return net, [entry for entry in self.runs[keys[0]].log if entry["step"] <= steps]
 
     def _train_all(self) -> None:
         """Bring every run to its arm's horizon, `workers` runs at a time.
