@@ -451,10 +451,14 @@ class _Race:
         as `choose` breaks ties): a later choice of that arm keeps this check or a later one."""
         for candidate, curve in enumerate(curves):
             best = curve.steps[int(np.argmax(curve.scores.mean(axis=1)))]
-            for fold in range(len(self.folds.held_out)):
-                states = self._run(candidate, fold).states
-                for step in [s for s in states if s != best]:
-                    del states[step]
+            for run in self._runs_of(candidate):
+                for step in [s for s in run.states if s != best]:
+                    del run.states[step]
+
+    def _runs_of(self, candidate: int) -> list[_Run]:
+        """`candidate`'s runs in fold order (one for a label-free arm)."""
+        keys = sorted({self._key(candidate, f) for f in range(len(self.folds.held_out))})
+        return [self._run(candidate, max(key[1], 0)) for key in keys]
 
     def _key(self, candidate: int, fold: int) -> tuple[int, int]:
         """(candidate, fold), the fold -1 for a label-free arm's one run."""
@@ -488,11 +492,11 @@ class _Race:
         """The mean weights of `candidate`'s runs at `steps`, kept at that check (the models
         whose held-out scores made the choice; one run for a label-free arm), and the log of
         the first up to then."""
-        keys = sorted({self._key(candidate, f) for f in range(len(self.folds.held_out))})
-        states = [self.runs[key].states[steps] for key in keys]
+        runs = self._runs_of(candidate)
+        states = [run.states[steps] for run in runs]
         net = self.new_net()
         net.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
-        return net, [entry for entry in self.runs[keys[0]].log if entry["step"] <= steps]
+        return net, [entry for entry in runs[0].log if entry["step"] <= steps]
 
     def _train_all(self) -> None:
         """Bring every run to its arm's horizon, `workers` runs at a time.
