@@ -43,7 +43,7 @@ from dive.training.selection import Curve, choose
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ["scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time"]
-RULES = ("argmax", "evidence", "half", "fidelity")
+RULES = ("argmax", "evidence", "evidence@100", "evidence@1000", "half", "fidelity")
 SHIFTS = {"u": 0.0, "c": 1.0, "half": 0.5}  # mu as a multiple of the corpus mean
 
 
@@ -52,11 +52,12 @@ def per_query(
     encode: Callable[[np.ndarray, str], np.ndarray],
     start: str,
     corpus: dict[str, np.ndarray],
+    k: int = 10,
 ) -> np.ndarray:
     """nDCG@10 of each query with at least one relevant document, under `start`."""
     keep = [i for i, rel in enumerate(queries.relevant) if rel]
     relevant = [queries.relevant[i] for i in keep]
-    return validation_scores(encode(queries.embeddings[keep], start), corpus[start], relevant)
+    return validation_scores(encode(queries.embeddings[keep], start), corpus[start], relevant, k)
 
 
 def main() -> None:
@@ -94,6 +95,10 @@ def main() -> None:
                     on_dev = {s: float(per_query(scored, encode, s, corpus).mean()) for s in SHIFTS}
                     centred = Curve((0,), on_labels["c"][None])
                     evidence = choose(on_labels["u"], [centred], 1.0).candidate == 0
+                    deep = {}
+                    for k in (100, 1000):
+                        u, c = (per_query(labelled, encode, s, corpus, k) for s in ("u", "c"))
+                        deep[k] = choose(u, [Curve((0,), c[None])], 1.0).candidate == 0
                     neighbours, _ = top_k(labelled.embeddings, emb.corpus, 10)
                     full = [{int(r): 1 for r in row} for row in neighbours]
                     kept = {
@@ -103,6 +108,8 @@ def main() -> None:
                     picks = {
                         "argmax": "c" if on_labels["c"].mean() > on_labels["u"].mean() else "u",
                         "evidence": "c" if evidence else "u",
+                        "evidence@100": "c" if deep[100] else "u",
+                        "evidence@1000": "c" if deep[1000] else "u",
                         "half": "half",
                         "fidelity": "c" if kept["c"] > kept["u"] else "u",
                     }

@@ -617,16 +617,18 @@ def test_config_round_trips_through_json() -> None:
 class _PlantedStarts:
     """A stand-in for a fit whose two starts score the labelled queries as planted."""
 
-    def __init__(self, centred_gain: np.ndarray) -> None:
-        self.config = DiveConfig()
+    def __init__(
+        self, centred_gain: np.ndarray, deep_gain: np.ndarray | None = None, **config: Any
+    ) -> None:
+        self.config = DiveConfig(**config)
         self.corpus = torch.zeros((3, 4))
-        self.gain = centred_gain
+        self.gain = {10: centred_gain, 100: centred_gain if deep_gain is None else deep_gain}
 
     def new_net(self, heads: np.ndarray, center: np.ndarray) -> Any:
         return type("Net", (), {"centred": bool(center.any()), "encode": lambda _, x: x})()
 
-    def scores(self, net: Any, corpus_z: Any, labels: Any) -> np.ndarray:
-        return 0.5 + self.gain * net.centred
+    def scores(self, net: Any, corpus_z: Any, labels: Any, k: int = 10) -> np.ndarray:
+        return 0.5 + self.gain[k] * net.centred
 
 
 @pytest.mark.parametrize(
@@ -645,6 +647,21 @@ def test_the_centred_start_replaces_the_default_only_on_real_evidence(
     assert start.name == expected
     assert choice is not None and choice.n_queries == 20
     assert choice.gain == pytest.approx(gain.mean())
+
+
+@pytest.mark.parametrize(("depth", "expected"), [(10, "uncentered"), (100, "centered")])
+def test_the_start_choice_compares_ndcg_at_its_configured_depth(
+    depth: int, expected: str
+) -> None:
+    noise = np.tile([0.03, -0.028], 10)  # what nDCG@10 shows: noise
+    real = np.full(20, 0.01) + np.tile([0.002, -0.002], 10)  # what nDCG@100 shows: a gain
+    fit = _PlantedStarts(noise, real, start_depth=depth)
+    start, choice = _choose_start(fit, np.zeros((1, 2, 4)), np.ones(4), object())  # type: ignore
+    assert start.name == expected
+    shown = real if depth == 100 else noise
+    assert choice is not None and choice.gain == pytest.approx(shown.mean())
+    # the start's recorded scores (and the race's base) stay nDCG@10
+    np.testing.assert_allclose(start.scores["centered"] - start.scores["uncentered"], noise)
 
 
 class _PlantedRace:

@@ -182,9 +182,11 @@ class _Fit:
         torch.manual_seed(self.seed)  # the same adapter initialisation for every run
         return DiveNet(heads, center, self.hidden)
 
-    def scores(self, net: DiveNet, corpus_z: np.ndarray, queries: Labels) -> np.ndarray:
-        """nDCG@10 of each of `queries` under `net` (corpus already encoded)."""
-        return validation_scores(net.encode(queries.embeddings), corpus_z, queries.relevant)
+    def scores(
+        self, net: DiveNet, corpus_z: np.ndarray, queries: Labels, k: int = 10
+    ) -> np.ndarray:
+        """nDCG@k of each of `queries` under `net` (corpus already encoded)."""
+        return validation_scores(net.encode(queries.embeddings), corpus_z, queries.relevant, k)
 
     def pools(
         self, net: DiveNet, corpus_z: np.ndarray, train: Labels, rows: np.ndarray
@@ -382,7 +384,8 @@ def _choose_start(
     """PCA axes with mu = 0, or the corpus mean where the labelled queries show it is better.
 
     Uncentred is the default start (SPEC 4.5); centred replaces it only when its paired
-    per-query gain on every labelled query is at least `min_gain_z` standard errors, the
+    per-query gain in nDCG@`start_depth` (10 by default; the arms are always scored at 10)
+    on every labelled query is at least `min_gain_z` standard errors, the
     rule that also guards every trained arm (neither start saw the labels, so all of them
     score both honestly). Returns the start and the evidence (None: nothing was compared).
     """
@@ -390,15 +393,17 @@ def _choose_start(
     names = ["uncentered", "centered"] if fit.config.start == "select" else [fit.config.start]
     corpus_z: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}
+    compared: dict[str, np.ndarray] = {}  # at `start_depth`, what the choice reads
     for name in names:
         candidate = fit.new_net(heads, centers[name])
         corpus_z[name] = candidate.encode(fit.corpus)
         if labels is not None:
             scores[name] = fit.scores(candidate, corpus_z[name], labels)
+            compared[name] = fit.scores(candidate, corpus_z[name], labels, fit.config.start_depth)
     name, choice = names[0], None
-    if len(scores) == 2:
-        centred = Curve((0,), scores["centered"][None])
-        choice = choose(scores["uncentered"], [centred], fit.config.min_gain_z)
+    if len(compared) == 2:
+        centred = Curve((0,), compared["centered"][None])
+        choice = choose(compared["uncentered"], [centred], fit.config.min_gain_z)
         name = "centered" if choice.candidate == 0 else "uncentered"
     return _Start(name, centers[name], corpus_z[name], scores), choice
 

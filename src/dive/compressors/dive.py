@@ -112,6 +112,7 @@ class DiveConfig(LearnedConfig):
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
+    start_depth: int = 10  # the start choice compares nDCG at this cutoff (arms: always @10)
     refit: bool = True  # retrain the kept arm on every label (False: keep a holdout's run)
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
     gain_flips: int = 0  # > 0: the gain must beat chance over every (arm, step), by sign flips
@@ -127,7 +128,7 @@ class DiveConfig(LearnedConfig):
     def rules(self) -> list[Rule]:
         rules: list[Rule] = [
             *super().rules(),
-            *at_least(self, 1, "heads"),
+            *at_least(self, 1, "heads", "start_depth"),
             *at_least(self, 0, "init_noise", "triplet_weight", "ntxent_weight", "anchor_weight",
                       "margin"),
             *at_least(self, 0, "temperature", strict=True),
