@@ -12,6 +12,7 @@ Rules (the start each would keep, per seed):
 - argmax: the better mean nDCG@10 on the labelled queries (DIVE's previous rule);
 - evidence: uncentred unless centred's mean paired gain is > 0 and >= 1 standard error
   (`dive.training.selection.choose`, DIVE's rule now);
+- evidence@100, evidence@1000: the same rule on nDCG@100 / @1000 (`dive:start_depth=100`);
 - half: mu = half the corpus mean, a hedge between the two;
 - fidelity: the start that keeps more of the full model's top-10 corpus neighbours of the
   labelled queries (label-free).
