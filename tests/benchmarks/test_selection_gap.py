@@ -1,0 +1,61 @@
+"""`benchmarks/selection_gap.py`: the kept validation score and curve of each baseline's record."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "selection_gap.py"
+HISTORY = [[0, 0.5], [25, 0.6], [50, 0.7], [75, 0.65]]
+
+
+@pytest.fixture(scope="module")
+def gap() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("selection_gap", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "diagnostics",
+    [
+        {"stages": [{"best_score": 0.1, "history": [[0, 0.1]]},
+                    {"best_score": 0.7, "history": HISTORY}]},  # SMEC: the last stage
+        {"unsupervised": {"best_score": -0.1, "history": [[0, -0.2]]},
+         "supervised": {"best_score": 0.7, "history": HISTORY}},  # Matryoshka-Adaptor
+        {"choice": {"score": 0.7}, "history": HISTORY},  # Search-Adaptor
+    ],
+)
+def test_the_kept_score_and_curve_come_from_the_part_that_chose(
+    gap: ModuleType, diagnostics: dict
+) -> None:
+    assert gap.kept_curve(diagnostics) == (0.7, [0.6, 0.7, 0.65])
+
+
+def test_records_without_a_validation_curve_are_left_out(gap: ModuleType) -> None:
+    assert gap.kept_curve({}) is None
+    assert gap.kept_curve({"choice": {"score": 0.5}}) is None
+
+
+def test_the_table_prints_gap_and_roughness_per_cell(
+    gap: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    record = {"method": "smec", "dataset": "scifact", "model": "m", "budget": "all", "dim": 192,
+              "ratio": 2, "ndcg@10": 0.65, "recall@100": 0.9, "mrr@10": 0.6, "fit_seconds": 1.0,
+              "n_params": 1, "config": {},
+              "diagnostics": {"stages": [{"best_score": 0.7, "history": HISTORY}]}}
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps({**record, "seed": s}) + "\n" for s in (0, 1)))
+    monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
+    gap.main()
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row == "| smec | scifact | all | 192 | 2 | 0.7000 | 0.6500 | +0.0500 | 0.0750 |"
