@@ -116,6 +116,7 @@ def test_ads_finds_the_informative_dims_of_a_planted_problem() -> None:
     energy = np.argsort(-(corpus**2).mean(axis=0))[:4]
     assert not set(energy) & set(planted)  # the start keeps none of them
     assert kept(":stage_steps=100") == planted
+    assert kept(":stage_steps=100:score_decay=true") == planted  # learns early, then settles
     # scores that barely move (SMEC's old lr 1e-3 for everything) keep the start's choice
     assert kept(":stage_steps=100:score_lr=0.001") != planted
 

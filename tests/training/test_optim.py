@@ -41,6 +41,7 @@ def test_zero_grad_and_missing_grads() -> None:
         ({"lr": 0.0}, "lr must be > 0"),
         ({"betas": (1.0, 0.9)}, "betas"),
         ({"weight_decay": -1.0}, "weight_decay >= 0"),
+        ({"decay_steps": 0}, "decay_steps must be >= 1"),
     ],
 )
 def test_bad_settings_raise(kwargs: dict[str, object], match: str) -> None:
@@ -63,3 +64,31 @@ def test_groups_step_each_with_its_own_learning_rate() -> None:
     assert not torch.equal(a, b)
     groups.zero_grad()
     assert a.grad is None and b.grad is None
+
+
+def test_a_decayed_rate_falls_linearly_to_zero_over_its_steps() -> None:
+    decayed, fixed = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    opts = [AdamW([decayed], lr=0.1, weight_decay=0.0, decay_steps=4),
+            AdamW([fixed], lr=0.1, weight_decay=0.0)]
+    moves = []
+    for _ in range(6):
+        before = decayed.detach().clone(), fixed.detach().clone()
+        for p in (decayed, fixed):
+            p.grad = torch.full((2,), 0.5)
+        for opt in opts:
+            opt.step()
+        pairs = zip((decayed, fixed), before, strict=True)
+        moves.append([float((p.detach() - b).abs().max()) for p, b in pairs])
+    assert moves[0][0] == pytest.approx(moves[0][1])  # step 1: the full rate
+    assert moves[1][0] == pytest.approx(0.75 * moves[1][1], rel=1e-4)  # then 3/4, 1/2, 1/4
+    assert moves[3][0] == pytest.approx(0.25 * moves[3][1], rel=1e-4)
+    assert moves[4][0] == moves[5][0] == 0.0 and moves[5][1] > 0  # still after its steps
+
+
+def test_a_group_may_decay_alone() -> None:
+    a, b = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(1))
+    groups = AdamWGroups([([a], 0.1), ([b], 0.1, 1)], weight_decay=0.0)
+    for _ in range(3):
+        a.grad, b.grad = torch.ones(1), torch.ones(1)
+        groups.step()
+    assert b.item() == pytest.approx(0.9) and a.item() < b.item()  # b moved once only

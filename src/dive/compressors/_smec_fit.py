@@ -324,7 +324,8 @@ def fit_smec(
             module=net,
             loss=loss,
             optimiser=lambda c: AdamWGroups(
-                [(layer, c.lr), (scores, c.score_lr)], weight_decay=0.0
+                [(layer, c.lr), (scores, c.score_lr, c.stage_steps if c.score_decay else None)],
+                weight_decay=0.0,
             ),
             steps=cfg.stage_steps,
         )

@@ -46,6 +46,7 @@ class SMECConfig(CorpusBatchConfig):
     weight_rank: float = 1.0
     lr_grid: str = "0.001/0.0001"  # layer learning rates the selection tries, per stage
     score_lr: float = 0.05  # learning rate of the ADS scores (they must move to choose dims)
+    score_decay: bool = False  # the scores' rate falls linearly to 0 over the stage (settles)
     tau: float = 1.0  # temperature of ADS's soft mask (the straight-through gradient)
     noise: float = 0.0  # Gumbel noise on each training draw's scores (0: train what is kept)
     stage_layer: StageLayer = "adapter"  # a later stage's layer: a residual block, linear, none
