@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "selection_gap.py"
 HISTORY = [[0, 0.5], [25, 0.6], [50, 0.7], [75, 0.65]]
 
 
 @pytest.fixture(scope="module")
-def gap() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("selection_gap", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def gap(load_script: Callable[[str], ModuleType]) -> ModuleType:
+    return load_script("selection_gap")
 
 
 @pytest.mark.parametrize(

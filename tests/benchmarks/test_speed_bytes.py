@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 pytest.importorskip("faiss")
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "speed.py"
 
 
 @pytest.fixture(scope="module")
-def speed() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("speed_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def speed(load_script: Callable[[str], ModuleType]) -> ModuleType:
+    return load_script("speed")
 
 
 def test_bytes_search_times_every_configuration_at_its_bytes(speed: ModuleType) -> None:
