@@ -7,7 +7,8 @@ Run once with the sources of the commit before the grid (f21db84) first on the p
 It fits Search-Adaptor and the supervised Matryoshka-Adaptor with their fixed weights on the
 synthetic fixture of `tests/compressors/conftest.py` (30 graded queries: 20 train, 10
 validation) and stores each `transform(corpus)`. `test_fixed_weight_v1.py` checks that a
-one-point grid reproduces them bit for bit.
+one-point grid reproduces them (bit for bit on the machine that wrote them, within 1e-3 on
+another CPU).
 """
 
 from __future__ import annotations
