@@ -393,13 +393,16 @@ def _choose_start(
     names = ["uncentered", "centered"] if fit.config.start == "select" else [fit.config.start]
     corpus_z: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}
-    compared: dict[str, np.ndarray] = {}  # at `start_depth`, what the choice reads
+    deeper: dict[str, np.ndarray] = {}  # nDCG@`start_depth`, when it is not 10
+    depth = fit.config.start_depth
     for name in names:
         candidate = fit.new_net(heads, centers[name])
         corpus_z[name] = candidate.encode(fit.corpus)
         if labels is not None:
             scores[name] = fit.scores(candidate, corpus_z[name], labels)
-            compared[name] = fit.scores(candidate, corpus_z[name], labels, fit.config.start_depth)
+            if depth != 10:
+                deeper[name] = fit.scores(candidate, corpus_z[name], labels, depth)
+    compared = deeper or scores  # what the choice reads
     name, choice = names[0], None
     if len(compared) == 2:
         centred = Curve((0,), compared["centered"][None])

@@ -83,7 +83,7 @@ class AdamWGroups:
         weight_decay: float = 0.01,
     ) -> None:
         self.parts = [
-            AdamW(params, lr=lr, weight_decay=weight_decay, decay_steps=(decay or [None])[0])
+            AdamW(params, lr=lr, weight_decay=weight_decay, decay_steps=decay[0] if decay else None)
             for params, lr, *decay in groups
         ]
 
