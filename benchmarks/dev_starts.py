@@ -15,7 +15,9 @@ Rules (the start each would keep, per seed):
 - evidence@100, evidence@1000: the same rule on nDCG@100 / @1000 (`dive:start_depth=100`);
 - half: mu = half the corpus mean, a hedge between the two;
 - fidelity: the start that keeps more of the full model's top-10 corpus neighbours of the
-  labelled queries (label-free).
+  labelled queries (label-free);
+- corel: the evidence rule on each labelled query's nDCG@10 averaged with that of its relevant
+  documents used as queries for each other (more comparisons from the same labels).
 Prints one line per (collection, ratio, budget): both starts' dev scores, each rule's loss to
 the better start (mean over seeds); then, per rule, the cells within 0.002 of the better start,
 the mean and the worst loss.
@@ -37,6 +39,7 @@ from dive.compressors.pca import principal_axes
 from dive.data import load_dataset
 from dive.data.splits import make_split, parse_budget
 from dive.embed import get_embeddings
+from dive.evaluate.metrics import ndcg_per_query
 from dive.evaluate.protocol import labelled_queries
 from dive.evaluate.search import top_k
 from dive.training.gate import validation_scores
@@ -44,7 +47,7 @@ from dive.training.selection import Curve, choose
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ["scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time"]
-RULES = ("argmax", "evidence", "evidence@100", "evidence@1000", "half", "fidelity")
+RULES = ("argmax", "evidence", "evidence@100", "evidence@1000", "half", "fidelity", "corel")
 SHIFTS = {"u": 0.0, "c": 1.0, "half": 0.5}  # mu as a multiple of the corpus mean
 
 
@@ -59,6 +62,22 @@ def per_query(
     keep = [i for i, rel in enumerate(queries.relevant) if rel]
     relevant = [queries.relevant[i] for i in keep]
     return validation_scores(encode(queries.embeddings[keep], start), corpus[start], relevant, k)
+
+
+def corelevant(queries: LabelledQueries, corpus: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per query with a relevant document: its nDCG@10 averaged with the mean nDCG@10 of its
+    relevant documents each used as a query for the others (itself excluded), when it has two
+    or more: more paired comparisons from the same labels, one number per query."""
+    out = []
+    for rel in (r for r in queries.relevant if r):
+        docs = [j for j, g in rel.items() if g > 0]
+        if len(docs) < 2:
+            out.append(np.nan)
+            continue
+        ranked, _ = top_k(corpus[docs], corpus, k, exclude=np.array(docs))
+        others = [{j: g for j, g in rel.items() if j != r} for r in docs]
+        out.append(float(ndcg_per_query(ranked, others, k=k).mean()))
+    return np.array(out)
 
 
 def main() -> None:
@@ -106,6 +125,12 @@ def main() -> None:
                         s: validation_scores(encode(labelled.embeddings, s), corpus[s], full).mean()
                         for s in ("u", "c")
                     }
+                    mixed = {}
+                    for s in ("u", "c"):
+                        docs = corelevant(labelled, corpus[s])
+                        mixed[s] = np.where(np.isnan(docs), on_labels[s],
+                                            0.5 * (on_labels[s] + np.nan_to_num(docs)))
+                    corel = choose(mixed["u"], [Curve((0,), mixed["c"][None])], 1.0)
                     picks = {
                         "argmax": "c" if on_labels["c"].mean() > on_labels["u"].mean() else "u",
                         "evidence": "c" if evidence else "u",
@@ -113,6 +138,7 @@ def main() -> None:
                         "evidence@1000": "c" if deep[1000] else "u",
                         "half": "half",
                         "fidelity": "c" if kept["c"] > kept["u"] else "u",
+                        "corel": "c" if corel.candidate == 0 else "u",
                     }
                     for s in ("u", "c"):
                         dev[s].append(on_dev[s])
