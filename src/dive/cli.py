@@ -205,11 +205,22 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(value: Any) -> Any:
+    """`value` with every float at 6 significant digits (0.1 * 3 prints as 0.3), for display."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shown(v) for v in value]
+    return value
+
+
 def _fit_lines(fit: FitSummary) -> list[str]:
     """What `dive fit` prints about a learned fit, from its typed summary only."""
     import json
 
-    selected = json.dumps(fit.selected, separators=(",", ":"))
+    selected = json.dumps(_shown(fit.selected), separators=(",", ":"))
     lines = [f"kept step {fit.best_step} of {fit.steps_run}: {selected}"]
     if fit.validation_score is not None:
         lines.append(f"held-out nDCG@10 on {fit.n_queries} labelled queries: "

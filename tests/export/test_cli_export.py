@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from dive.cli import main
+from dive.cli import _fit_lines, main
 from dive.compressors.base import Compressor, FitSummary, TrainingData
 from dive.compressors.registry import REGISTRY
 from dive.compressors.runtime import Runtime
@@ -60,6 +60,20 @@ class RecordingSupervised(Compressor):
         self.fit_info_.summary = STAND_IN_FIT
         return Runtime(corpus.shape[1], projection=np.eye(self.dim or 1, corpus.shape[1],
                                                           dtype=np.float32))
+
+
+def test_fit_lines_print_selected_floats_without_binary_noise() -> None:
+    """A margin of 0.1 x 3 is stored as 0.30000000000000004; the printed line says 0.3, and
+    values that need their digits keep them."""
+    fit = FitSummary(((0, 0.5),), best_step=0, steps_run=10, n_queries=0, validation_score=None,
+                     start_score=None, seconds=0.1,
+                     selected={"start": "uncentered",
+                               "arm": {"margin": 0.1 * 3, "lr": 0.001, "triplet_weight": 1.0,
+                                       "grid": [1 / 3, 12345.678]}})
+    line = _fit_lines(fit)[0]
+    assert 0.1 * 3 != 0.3 and "0.30000000000000004" not in line
+    assert line == ('kept step 0 of 10: {"start":"uncentered","arm":{"margin":0.3,"lr":0.001,'
+                    '"triplet_weight":1.0,"grid":[0.333333,12345.7]}}')
 
 
 def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], tmp_path: Path,
