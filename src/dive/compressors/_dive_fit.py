@@ -392,17 +392,16 @@ def _choose_start(
     centers = {"uncentered": np.zeros_like(mean), "centered": mean}
     names = ["uncentered", "centered"] if fit.config.start == "select" else [fit.config.start]
     corpus_z: dict[str, np.ndarray] = {}
-    scores: dict[str, np.ndarray] = {}
-    deeper: dict[str, np.ndarray] = {}  # nDCG@`start_depth`, when it is not 10
+    scores: dict[str, np.ndarray] = {}  # nDCG@10, recorded (the race's base)
+    compared: dict[str, np.ndarray] = {}  # nDCG@`start_depth`, what the choice reads
     depth = fit.config.start_depth
     for name in names:
         candidate = fit.new_net(heads, centers[name])
         corpus_z[name] = candidate.encode(fit.corpus)
         if labels is not None:
             scores[name] = fit.scores(candidate, corpus_z[name], labels)
-            if depth != 10:
-                deeper[name] = fit.scores(candidate, corpus_z[name], labels, depth)
-    compared = deeper or scores  # what the choice reads
+            compared[name] = (scores[name] if depth == 10
+                              else fit.scores(candidate, corpus_z[name], labels, depth))
     name, choice = names[0], None
     if len(compared) == 2:
         centred = Curve((0,), compared["centered"][None])
