@@ -190,6 +190,15 @@ CASES = [
     Case("report null dim", "report --results {ws}/results.jsonl --output {ws}/rep",
          "results.jsonl:2: dim is None",
          append_line("results.jsonl", json.dumps({**record(seed=5), "dim": None}) + "\n")),
+    Case("report negative dim", "report --results {ws}/results.jsonl --output {ws}/rep",
+         "results.jsonl:2: dim is -4, expected an integer >= 1",
+         append_line("results.jsonl", json.dumps({**record(seed=5), "dim": -4}) + "\n")),
+    Case("recommend nDCG above 1", "recommend --results {ws}/results.jsonl --dataset tiny "
+         "--keep 0.9", "results.jsonl:2: ndcg@10 is 7.5, expected a number in [0, 1]",
+         append_line("results.jsonl", json.dumps({**record(seed=5), "ndcg@10": 7.5}) + "\n")),
+    Case("report negative fit time", "report --results {ws}/results.jsonl --output {ws}/rep",
+         "results.jsonl:2: fit_seconds is -1, expected a number >= 0",
+         append_line("results.jsonl", json.dumps({**record(seed=5), "fit_seconds": -1}) + "\n")),
     Case("evaluate binary results", EVALUATE + " --results {ws}/bin.jsonl", "bin.jsonl:1"),
     Case("evaluate folder results", EVALUATE + " --results {ws}/emb", "emb: is a folder"),
     # file-system errors (item 12)
