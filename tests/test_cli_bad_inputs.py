@@ -256,6 +256,13 @@ CASES = [
          "corpus.jsonl line 121", append_line("tiny/corpus.jsonl", "{broken\n")),
     Case("unknown method", EVALUATE + " --methods pcaa --results {ws}/r.jsonl",
          "unknown method 'pcaa'"),
+    # options a training-free method does not take: named as for the learned methods
+    Case("unknown option of pca", FIT + " --method pca:bogus=1 --output {ws}/m",
+         "pca: unknown option(s) bogus; valid: none"),
+    Case("unknown option of frozen", EVALUATE + " --methods frozen:x=1 --results {ws}/r.jsonl",
+         "frozen: unknown option(s) x; valid: none"),
+    Case("dim in the spec", FIT + " --method pca:dim=4 --output {ws}/m",
+         "method 'pca:dim=4': dim is not an option of the spec"),
     Case("missing model folder", "index {ws}/nope --embeddings {ws}/emb --output {ws}/i.faiss",
          "nope: no such model folder"),
     Case("compress over an existing output", COMPRESS + " {ws}/x.npy --output {ws}/q.npy",

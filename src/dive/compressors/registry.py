@@ -13,6 +13,7 @@ order. The registry's own order is the order grids run methods in.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from importlib import import_module
@@ -146,7 +147,20 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 def make_compressor(spec: str, dim: int | None, seed: int = 0) -> Compressor:
     """Build the compressor a spec names, with `dim` and `seed` set."""
     name, options = parse_spec(spec)
+    cls = REGISTRY[name]
+    given = [key for key in ("dim", "seed") if key in options]
+    if given:
+        raise DiveError(f"method {spec!r}: {' and '.join(given)} is not an option of the spec; "
+                        "it is given apart from it")
+    params = inspect.signature(cls).parameters
+    # A class taking **options checks them itself (`dive.compressors.options.build`).
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        valid = [key for key in params if key not in ("dim", "seed")]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise DiveError(f"{name}: unknown option(s) {', '.join(unknown)}; "
+                            f"valid: {', '.join(valid) or 'none'}")
     try:
-        return REGISTRY[name](dim=dim, seed=seed, **options)
+        return cls(dim=dim, seed=seed, **options)
     except TypeError as exc:
         raise DiveError(f"method {spec!r}: {exc}") from None
