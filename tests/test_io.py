@@ -45,3 +45,26 @@ def test_replacing_a_file_keeps_its_mode(
     atomic_write_text(path, "new\n")
     assert path.read_text() == "new\n"
     assert mode(path) == old_mode
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_folders_dive_writes_get_the_mode_the_umask_says(
+    tiny: tuple[Path, Path], tmp_path: Path, umask: None, mask: int
+) -> None:
+    # Each is built in a private temporary folder and renamed into place: it must not stay
+    # 0700, nor be opened to everyone (0755) under a private umask.
+    from dive.cli import main
+
+    data, emb = tiny
+    os.umask(mask)
+    fit = ["fit", "--dataset", str(data), "--embeddings", str(emb), "--method", "pca",
+           "--dim", "8", "--output", str(tmp_path / "model")]
+    st = ["export", str(tmp_path / "model"), "--format", "sentence-transformers",
+          "--output", str(tmp_path / "st")]
+    imported = ["embed", "--dataset", str(data), "--from-npy", str(emb / "corpus.npy"),
+                "--ids", str(emb / "corpus_ids.txt"), "--queries-npy", str(emb / "queries.npy"),
+                "--query-ids", str(emb / "query_ids.txt"), "--output", str(tmp_path / "imported")]
+    for argv in (fit, st, imported):
+        assert main(argv) == 0
+    for name in ("model", "st", "imported"):
+        assert mode(tmp_path / name) == 0o777 & ~mask, name

@@ -2,7 +2,8 @@
 
 A crash or interruption leaves either the old file or the new one, never half of either.
 A new file gets the mode the umask says (as `open` would give it); a replaced file keeps its
-mode. `replace_path` does the final rename for folders too (which rename() cannot replace).
+mode, and so does a folder (`folder_mode`). `replace_path` does the final rename for folders
+too (which rename() cannot replace).
 `locked` serialises read-modify-write cycles across processes (a results file's appends).
 `check_output` is the one rule of every writer that may replace an earlier output.
 `describe_os_error` turns a file-system error (disk full, permission denied, a file where a
@@ -65,6 +66,17 @@ def _mode_for(target: Path) -> int:
         return stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
         return 0o666 & ~_umask()
+
+
+def folder_mode(target: Path) -> int:
+    """The existing folder's permission bits, else those `mkdir` would give a new folder.
+
+    For a folder built under a `mkdtemp` name (always 0700) before it is renamed to `target`.
+    """
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o777 & ~_umask()
 
 
 def _umask() -> int:

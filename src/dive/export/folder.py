@@ -41,7 +41,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
-from dive._io import check_output, replace_path
+from dive._io import check_output, folder_mode, replace_path
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
 from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
@@ -326,7 +326,7 @@ def _write_folder(target: Path, files: dict[str, bytes]) -> None:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a model folder should read like any other
+        os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
         replace_path(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dive._io import check_output, replace_path
+from dive._io import check_output, folder_mode, replace_path
 from dive.errors import DiveError
 from dive.export.folder import SaveSource, as_loaded, check_model_output, save
 
@@ -110,7 +110,7 @@ def _save_model_atomically(model: Any, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         model.save(str(tmp))
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
         replace_path(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
