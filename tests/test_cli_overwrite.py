@@ -123,3 +123,27 @@ def test_demo_twice_resumes_and_overwrite_starts_over(
     rerun = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rerun) == 2 and all("x" not in r for r in rerun)
     assert "skipped" not in capsys.readouterr().err
+
+
+def test_a_fit_finishing_second_keeps_the_model_another_run_saved_meanwhile(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two `dive fit` runs given one --output: the output check at the start passes for both,
+    # so the one finishing second must check again, not replace the other's model.
+    from dive.compressors.pca import PCA
+
+    out = tmp_path / "out"
+    real_fit = PCA.fit
+
+    def fit_while_another_run_saves(self: PCA, *args: object, **kwargs: object) -> PCA:
+        monkeypatch.setattr(PCA, "fit", real_fit)
+        other = fit_argv(tiny, out)
+        assert main([*other[:-4], "--dim", "4", *other[-2:]]) == 0
+        return real_fit(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PCA, "fit", fit_while_another_run_saves)
+    assert main(fit_argv(tiny, out)) == 2
+    assert "out: already exists" in one_error_line(capsys)
+    config = json.loads((out / "config.json").read_text())
+    assert config["output_dim"] == 4  # the other run's model is still there

@@ -263,7 +263,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         summary["fit"] = fitted.as_record()
     # int8 is calibrated on the corpus outputs, the vectors an index will hold.
     model = with_precision(compressor, args.precision, emb.corpus)
-    out = save(model, args.output, summary=summary)
+    out = save(model, args.output, summary=summary, overwrite=args.overwrite)
     runtime = model.fitted_runtime()
     print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims "
           f"({runtime.precision}, {bytes_per_vector(runtime.precision, runtime.output_dim)} "

@@ -167,6 +167,7 @@ def save(
     directory: str | os.PathLike[str],
     *,
     summary: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write `compressor` (fitted, loaded, or a bare `Runtime`) as a model folder; return it.
 
@@ -184,6 +185,9 @@ def save(
         saved as the config's `training`; a `LoadedCompressor` keeps its own unless one is
         given, and a learned compressor's default is its typed fit summary (`fit`, see
         `dive.compressors.base.FitSummary`).
+    overwrite : bool, default=True
+        False: an existing model folder is kept and raises `DiveError`, checked just before
+        the rename, so a concurrent run that saved there first is not replaced.
 
     Returns
     -------
@@ -230,7 +234,8 @@ def save(
     config["config_sha256"] = config_digest(config)
     text = _to_json(config, what=f"{method} config/summary")
     target = Path(directory)
-    _write_folder(target, {CONFIG_FILE: text.encode("utf-8"), WEIGHTS_FILE: weights})
+    _write_folder(target, {CONFIG_FILE: text.encode("utf-8"), WEIGHTS_FILE: weights},
+                  overwrite=overwrite)
     logger.info("saved %s compressor (%d -> %d) to %s", method, runtime.input_dim,
                 runtime.output_dim, target)
     return target
@@ -316,8 +321,8 @@ def check_model_output(target: Path, *, overwrite: bool) -> None:
                  what="a saved dive compressor folder", folder=True)
 
 
-def _write_folder(target: Path, files: dict[str, bytes]) -> None:
-    check_model_output(target, overwrite=True)
+def _write_folder(target: Path, files: dict[str, bytes], *, overwrite: bool) -> None:
+    check_model_output(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -327,6 +332,7 @@ def _write_folder(target: Path, files: dict[str, bytes]) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
+        check_model_output(target, overwrite=overwrite)  # again: another run may have saved
         replace_path(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
