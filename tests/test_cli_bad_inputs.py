@@ -241,6 +241,7 @@ CASES = [
     Case("queries 3-d", SEARCH + " --queries-npy {ws}/3d.npy", "3d.npy: expected a 2-d"),
     Case("queries wrong dim", SEARCH + " --queries-npy {ws}/d31.npy",
          "d31.npy: expected dimension 32, got 31"),
+    Case("queries empty", SEARCH + " --queries-npy {ws}/none.npy", "none.npy: no query vectors"),
     Case("queries zero row", SEARCH + " --queries-npy {ws}/zero.npy",
          "zero.npy: row 2 has norm 0 and cannot be L2-normalised"),
     Case("compress zero row", COMPRESS + " {ws}/zero.npy --output {ws}/z.npy",
@@ -311,6 +312,7 @@ def ws(tmp_path: Path, make_tiny: Callable[..., tuple[Path, Path]]) -> Path:
         np.save(tmp_path / f"{name}.npy", bad)
     np.save(tmp_path / "3d.npy", x.reshape(2, 5, 32))
     np.save(tmp_path / "d31.npy", x[:, :31])
+    np.save(tmp_path / "none.npy", x[:0])
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

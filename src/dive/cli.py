@@ -344,6 +344,8 @@ def _read_queries_npy(path: str, dim: int) -> Any:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if arr.size == 0:  # else the search prints nothing and succeeds
+        raise DataError(f"{path}: no query vectors (shape {arr.shape})")
     return as_unit_rows(arr.reshape(1, -1) if arr.ndim == 1 else arr, name=path, dim=dim)
 
 
