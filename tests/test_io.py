@@ -68,3 +68,124 @@ def test_folders_dive_writes_get_the_mode_the_umask_says(
         assert main(argv) == 0
     for name in ("model", "st", "imported"):
         assert mode(tmp_path / name) == 0o777 & ~mask, name
+
+
+# --- publish: no output is replaced without overwrite, even one that appeared meanwhile ----
+
+
+def temp_file(folder: Path, data: bytes) -> Path:
+    tmp = folder / ".out.x.tmp"
+    tmp.write_bytes(data)
+    return tmp
+
+
+def temp_folder(folder: Path, data: bytes) -> Path:
+    tmp = folder / ".out.y.tmp"
+    tmp.mkdir()
+    (tmp / "config.json").write_bytes(data)
+    return tmp
+
+
+def test_publish_links_a_file_to_a_free_target(tmp_path: Path) -> None:
+    from dive._io import publish
+
+    publish(temp_file(tmp_path, b"new"), tmp_path / "out", overwrite=False)
+    assert (tmp_path / "out").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_publish_keeps_a_file_there_unless_told_to_overwrite(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    from dive._io import publish
+    from dive.errors import DiveError
+
+    (tmp_path / "out").write_bytes(b"first")
+    tmp = temp_file(tmp_path, b"second")
+    if overwrite:
+        publish(tmp, tmp_path / "out", overwrite=True)
+        assert (tmp_path / "out").read_bytes() == b"second"
+    else:
+        with pytest.raises(DiveError, match=r"out: already exists; pass overwrite=True"):
+            publish(tmp, tmp_path / "out", overwrite=False)
+        assert (tmp_path / "out").read_bytes() == b"first"
+    assert not tmp.exists()
+
+
+@pytest.mark.parametrize("there", ["nothing", "empty folder"])
+def test_publish_renames_a_folder_onto_a_free_or_empty_target(tmp_path: Path, there: str) -> None:
+    from dive._io import publish
+
+    if there == "empty folder":
+        (tmp_path / "out").mkdir()
+    publish(temp_folder(tmp_path, b"new"), tmp_path / "out", overwrite=False)
+    assert (tmp_path / "out" / "config.json").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_publish_keeps_a_folder_there_unless_told_to_overwrite(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    from dive._io import publish
+    from dive.errors import DiveError
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "config.json").write_bytes(b"first")
+    tmp = temp_folder(tmp_path, b"second")
+    if overwrite:
+        publish(tmp, tmp_path / "out", overwrite=True)
+        assert (tmp_path / "out" / "config.json").read_bytes() == b"second"
+    else:
+        with pytest.raises(DiveError, match=r"out: already exists; pass overwrite=True"):
+            publish(tmp, tmp_path / "out", overwrite=False)
+        assert (tmp_path / "out" / "config.json").read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_publish_refuses_a_folder_another_run_fills_after_the_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between this run's mkdir (the claim) and its rename, another run writes into it.
+    import dive._io as io_module
+    from dive.errors import DiveError
+
+    real_rename = os.rename
+
+    def rename_after_another_run(src: Path, dst: Path) -> None:
+        (tmp_path / "out" / "config.json").write_bytes(b"other")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(io_module.os, "rename", rename_after_another_run)
+    tmp = temp_folder(tmp_path, b"mine")
+    with pytest.raises(DiveError, match=r"out: already exists"):
+        io_module.publish(tmp, tmp_path / "out", overwrite=False)
+    assert (tmp_path / "out" / "config.json").read_bytes() == b"other"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_publish_refuses_a_file_where_a_folder_goes(tmp_path: Path) -> None:
+    from dive._io import publish
+    from dive.errors import DiveError
+
+    (tmp_path / "out").write_bytes(b"first")
+    with pytest.raises(DiveError, match=r"out: already exists"):
+        publish(temp_folder(tmp_path, b"new"), tmp_path / "out", overwrite=False)
+    assert (tmp_path / "out").read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_a_file_published_without_overwrite_gets_the_mode_the_umask_says(
+    tmp_path: Path, umask: None, mask: int
+) -> None:
+    from dive.errors import DiveError
+
+    os.umask(mask)
+    atomic_write_text(tmp_path / "a.txt", "x", overwrite=False)
+    assert mode(tmp_path / "a.txt") == 0o666 & ~mask
+    with pytest.raises(DiveError, match="already exists"):
+        atomic_write_bytes(tmp_path / "a.txt", b"y", overwrite=False)
+    assert (tmp_path / "a.txt").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]

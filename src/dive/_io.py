@@ -3,7 +3,8 @@
 A crash or interruption leaves either the old file or the new one, never half of either.
 A new file gets the mode the umask says (as `open` would give it); a replaced file keeps its
 mode, and so does a folder (`folder_mode`). `replace_path` does the final rename for folders
-too (which rename() cannot replace).
+too (which rename() cannot replace); `publish` does it without ever replacing anything unless
+told to overwrite, so a concurrent run's output that appeared meanwhile is kept.
 `locked` serialises read-modify-write cycles across processes (a results file's appends).
 `check_output` is the one rule of every writer that may replace an earlier output.
 `describe_os_error` turns a file-system error (disk full, permission denied, a file where a
@@ -28,8 +29,13 @@ from dive.errors import DiveError
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary file beside `path`; on clean exit fsync it and rename it over `path`."""
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", *, overwrite: bool = True
+) -> Iterator[IO[Any]]:
+    """Open a temporary file beside `path`; on clean exit fsync it and `publish` it at `path`.
+
+    `overwrite=False`: a file that appeared at `path` meanwhile is kept (`DiveError`).
+    """
     target = Path(path)
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file path", str(target))
@@ -42,7 +48,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        publish(Path(tmp), target, overwrite=overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -107,15 +113,17 @@ def locked(path: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Replace `path` with `text` atomically."""
-    with atomic_open(path, "w") as handle:
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> None:
+    """Replace `path` with `text` atomically (`overwrite=False`: only if nothing is there)."""
+    with atomic_open(path, "w", overwrite=overwrite) as handle:
         handle.write(text)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace `path` with `data` atomically."""
-    with atomic_open(path, "wb") as handle:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True
+) -> None:
+    """Replace `path` with `data` atomically (`overwrite=False`: only if nothing is there)."""
+    with atomic_open(path, "wb", overwrite=overwrite) as handle:
         handle.write(data)
 
 
@@ -137,6 +145,82 @@ def replace_path(src: Path, dst: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         aside.unlink()
+
+
+# Errors of link() meaning "no hard links here" (some network and FUSE file systems).
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}
+
+
+def publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
+    """Move the finished temporary file or folder `tmp` (beside `target`) to `target`.
+
+    `overwrite=True`: whatever is there is replaced (`os.replace`, `replace_path` for a
+    folder). `overwrite=False`: nothing is ever replaced, even what appeared after the
+    caller's `check_output` (a concurrent run's output): a file is hard-linked to `target`,
+    which fails if anything is there, then its temporary name removed; a folder claims
+    `target` with `mkdir` and is renamed onto that empty folder, which POSIX does atomically
+    and refuses once the folder holds anything (an empty folder already there, which
+    `check_output` allows, is claimed the same way). Something there raises `DiveError`
+    saying to pass overwrite. On any failure `tmp` is removed and `target` left as it was.
+    """
+    try:
+        if overwrite:
+            if tmp.is_dir() and not tmp.is_symlink():
+                replace_path(tmp, target)
+            else:
+                os.replace(tmp, target)
+        elif tmp.is_dir() and not tmp.is_symlink():
+            _publish_folder(tmp, target)
+        else:
+            _publish_file(tmp, target)
+    except BaseException:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+
+
+def _publish_file(tmp: Path, target: Path) -> None:
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise exists_error(target) from None
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        # No hard links on this file system: the check and the rename are two steps here.
+        if target.exists() or target.is_symlink():
+            raise exists_error(target) from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def _publish_folder(tmp: Path, target: Path) -> None:
+    try:
+        os.mkdir(target, 0o700)
+        claimed = True
+    except FileExistsError:
+        if not target.is_dir() or target.is_symlink():
+            raise exists_error(target) from None
+        claimed = False  # an empty folder may be written into; rename refuses a full one
+    try:
+        os.rename(tmp, target)
+    except BaseException as exc:
+        if claimed:
+            with contextlib.suppress(OSError):
+                os.rmdir(target)  # only while still empty: never another run's folder
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise exists_error(target) from None
+        raise
+
+
+def exists_error(path: Path) -> DiveError:
+    """The error for an output already at `path` that may be replaced only with overwrite."""
+    return DiveError(f"{path}: already exists; pass overwrite=True to replace it",
+                     param="overwrite")
 
 
 # mkstemp/mkdtemp names made above: ".<target name>.<random>.tmp" (or ".old" when set aside).
@@ -177,5 +261,4 @@ def check_output(
         raise DiveError(f"{path}: exists and is not {what}; refusing to replace it "
                         "(overwrite replaces only what dive wrote)")
     if not overwrite:
-        raise DiveError(f"{path}: already exists; pass overwrite=True to replace it",
-                        param="overwrite")
+        raise exists_error(path)
