@@ -4,6 +4,7 @@ kept (one-line error); with it only what dive wrote there is replaced, never any
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,10 @@ VERBS: dict[str, tuple[Callable[[Tiny, Path], list[str]], str | None]] = {
                                                         str(tmp / "out")), None),
     "evaluate-plot": (lambda tiny, tmp: evaluate_argv(tiny, tmp / "e.jsonl", "--plot",
                                                       str(tmp / "out")), None),
+    "embed-import": (lambda tiny, tmp: [
+        "embed", "--dataset", str(tiny[0]), "--from-npy", str(tiny[1] / "corpus.npy"),
+        "--ids", str(tiny[1] / "corpus_ids.txt"), "--queries-npy", str(tiny[1] / "queries.npy"),
+        "--query-ids", str(tiny[1] / "query_ids.txt"), "--output", str(tmp / "out")], None),
 }
 
 
@@ -147,3 +152,40 @@ def test_a_fit_finishing_second_keeps_the_model_another_run_saved_meanwhile(
     assert "out: already exists" in one_error_line(capsys)
     config = json.loads((out / "config.json").read_text())
     assert config["output_dim"] == 4  # the other run's model is still there
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
+    verb: str, tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two runs given one output: both pass the check at the start; while this one writes
+    # its first temporary file, the other saves the whole output. Publishing must then
+    # refuse, leaving the other's output exactly as it was.
+    work, argv = prepared(verb, tiny, tmp_path)
+    out = work / "out"
+    real = {"mkstemp": tempfile.mkstemp, "mkdtemp": tempfile.mkdtemp}
+    other: dict[str, dict[str, bytes]] = {}
+
+    def racing(kind: str) -> Callable[..., object]:
+        def make(*args: object, **kwargs: object) -> object:
+            where, prefix = Path(str(kwargs.get("dir"))), str(kwargs.get("prefix"))
+            ours = where == out or (where == work and prefix.startswith(".out."))
+            if ours and not other:
+                other["run"] = {}  # the other run's own temporary files pass through
+                assert main(argv) == 0
+                other["run"] = snapshot(out)
+            return real[kind](*args, **kwargs)
+        return make
+
+    monkeypatch.setattr(tempfile, "mkstemp", racing("mkstemp"))
+    monkeypatch.setattr(tempfile, "mkdtemp", racing("mkdtemp"))
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert other["run"], "the other run never ran"
+    lines = capsys.readouterr().err.splitlines()  # evaluate's progress bars come first
+    assert [line for line in lines if "error" in line] == lines[-1:], lines
+    err = lines[-1]
+    assert err.startswith("dive: error: ") and "Traceback" not in "".join(lines)
+    assert f"{out}" in err and "already exists" in err and "--overwrite" in err
+    assert snapshot(out) == other["run"]

@@ -6,8 +6,9 @@ runs them.
 Errors the user can fix (`DiveError`, file-system `OSError`s, bad arguments) print as one
 line on stderr with exit status 2; `--debug` shows the traceback instead. Every verb that
 writes refuses to replace an existing output unless given `--overwrite`, which replaces only
-what dive wrote there (checked before any work); `demo` instead resumes the run in its
-folder, and `--overwrite` starts it over.
+what dive wrote there (checked before any work, and again by the final no-replace rename,
+`dive._io.publish`, against a concurrent run); `demo` instead resumes the run in its folder,
+and `--overwrite` starts it over.
 """
 
 from __future__ import annotations
@@ -102,13 +103,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.plot:
         from dive.report.plots import plot_ndcg_vs_dim
 
-        print(f"plot: {plot_ndcg_vs_dim(records, args.plot)}")
+        print(f"plot: {plot_ndcg_vs_dim(records, args.plot, overwrite=args.overwrite)}")
     if args.report:
         from dive.report.build import write_report
 
         # The budget plot needs one ratio: 4x when it was run, else the middle one.
         ratio = 4 if 4 in args.ratios else sorted(args.ratios)[len(args.ratios) // 2]
-        files = write_report(records, args.report, ratio=ratio)
+        files = write_report(records, args.report, ratio=ratio, overwrite=args.overwrite)
         print(f"report: {files.markdown}")
     return 0
 
@@ -140,7 +141,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     _check_report(args.output, args.overwrite)
     records = read_results(args.results)
-    files = write_report(records, args.output, keep=args.keep, ratio=args.ratio)
+    files = write_report(records, args.output, keep=args.keep, ratio=args.ratio,
+                         overwrite=args.overwrite)
     print(f"{len(records)} runs from {len(args.results)} file(s)")
     for path in files.all():
         print(f"wrote {path}")
@@ -290,7 +292,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise DiveError("--model applies to --format sentence-transformers only")
         check_output(Path(args.output), overwrite=args.overwrite, ours=is_onnx_export,
                      what="an ONNX file dive exported")
-        path = export_onnx(_load_model(args), args.output)
+        path = export_onnx(_load_model(args), args.output, overwrite=args.overwrite)
     else:
         from dive.export.sentence_transformers import (
             check_st_output,
@@ -298,7 +300,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
 
         check_st_output(Path(args.output), overwrite=args.overwrite, bundled=args.model is not None)
-        path = export_sentence_transformers(_load_model(args), args.output, base_model=args.model)
+        path = export_sentence_transformers(_load_model(args), args.output, base_model=args.model,
+                                            overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 
@@ -326,7 +329,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                         model_sha256=runtime_digest(compressor.runtime_),
                         quantizer=compressor.runtime_.quantizer, product=args.opq,
                         seed=args.seed)
-    path = save_index(index, args.output)
+    path = save_index(index, args.output, overwrite=args.overwrite)
     print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "
           f"{index.bytes_per_vector} bytes/vector, {'hnsw' if args.hnsw else 'flat'})")
     print(f"wrote {path}")

@@ -107,7 +107,8 @@ def from_parquet(
     read = [read_parquet_vectors(p, id_column=id_column, vector_column=vector_column)
             for p in (corpus, queries)]
     source = {"format": "parquet", "id_column": id_column, "vector_column": vector_column}
-    return import_vectors(dataset, read[0], read[1], out, model=model, source=source)
+    return import_vectors(dataset, read[0], read[1], out, model=model, source=source,
+                          overwrite=overwrite)
 
 
 def from_npy(
@@ -125,7 +126,8 @@ def from_npy(
     check_embeddings_output(Path(out), overwrite=overwrite)
     read = [read_npy_vectors(corpus, corpus_ids), read_npy_vectors(queries, query_ids)]
     source = {"format": "npy", "corpus_ids": str(corpus_ids), "query_ids": str(query_ids)}
-    return import_vectors(dataset, read[0], read[1], out, model=model, source=source)
+    return import_vectors(dataset, read[0], read[1], out, model=model, source=source,
+                          overwrite=overwrite)
 
 
 def import_vectors(
@@ -136,10 +138,12 @@ def import_vectors(
     *,
     model: str = IMPORTED_MODEL,
     source: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> Embeddings:
     """Check `corpus` and `queries` against `dataset` and write them as the folder `out`.
 
     `out` is replaced if it exists (callers check first, see `check_embeddings_output`);
+    `overwrite=False` keeps it, even if written meanwhile, and raises `DiveError`;
     `source` is recorded in meta.json under `imported_from`, with the two files.
     """
     if queries.array.shape[1] != corpus.array.shape[1]:
@@ -163,7 +167,7 @@ def import_vectors(
         "imported_from": {"corpus": corpus.where, "queries": queries.where, **(source or {})},
     }
     emb = Embeddings(corpus_x, list(dataset.corpus_ids), queries_x, list(dataset.query_ids), meta)
-    save_embeddings(Path(out), emb)
+    save_embeddings(Path(out), emb, overwrite=overwrite)
     logger.info("imported %d corpus and %d query vectors (%d-d, normalized: %s) into %s",
                 corpus_x.shape[0], queries_x.shape[0], emb.dim, normalized, out)
     return Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,

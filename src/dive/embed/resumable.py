@@ -137,7 +137,7 @@ def encode_to_folder(
     meta = {**encode.encoding_meta(dataset, model_name, batch_size), "chunk_size": chunk_size,
             "device": device}
     emb = Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
-    save_embeddings(target, emb)
+    save_embeddings(target, emb, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)
     emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
                      {**emb.meta, "source": str(target)})

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dive._io import folder_mode, replace_path
+from dive._io import folder_mode, publish
 from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.errors import DataError
 
@@ -159,8 +159,9 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
     return Embeddings(corpus, corpus_ids, queries, query_ids, meta)
 
 
-def save_embeddings(folder: str | Path, emb: Embeddings) -> None:
-    """Write `emb` as an embeddings folder at `folder`, replacing any folder already there.
+def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = True) -> None:
+    """Write `emb` as an embeddings folder at `folder`, replacing any folder already there
+    (`overwrite=False`: keeping any non-empty one, even one written meanwhile: `DiveError`).
 
     Everything is written into a temporary folder beside the target and renamed into place,
     so readers see the old folder or the new one. Replacing an existing folder takes two
@@ -192,7 +193,7 @@ def save_embeddings(folder: str | Path, emb: Embeddings) -> None:
         meta_text = json.dumps(meta, indent=1, sort_keys=False) + "\n"
         _write_file(tmp / META_FILE, lambda h: h.write(meta_text.encode("utf-8")))
         os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
-        _swap_into_place(tmp, target)
+        _swap_into_place(tmp, target, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -315,7 +316,7 @@ def _write_file(path: Path, write: Any) -> None:
         os.fsync(handle.fileno())
 
 
-def _swap_into_place(tmp: Path, target: Path) -> None:
+def _swap_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
     if target.exists() and not target.is_dir():
         raise DataError(f"{target}: exists and is not a folder; refusing to replace it")
-    replace_path(tmp, target)
+    publish(tmp, target, overwrite=overwrite)

@@ -29,6 +29,7 @@ vectors directly), and adding to or deleting from a saved index.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text
+from dive._io import atomic_open
 from dive.arrays import as_embeddings
 from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
 from dive.errors import DataError, DiveError
@@ -209,26 +210,38 @@ def _code_index(faiss: Any, quantizer: Quantizer, codes: np.ndarray) -> Any:
     return index
 
 
-def save_index(index: SearchIndex, file: str | os.PathLike[str]) -> Path:
+def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
+               overwrite: bool = True) -> Path:
     """Write the index to `file`, its ids to `<file>.ids.txt` and the identity of its
-    compressor (if known) to `<file>.meta.json`, each atomically."""
+    compressor (if known) to `<file>.meta.json`, each atomically.
+
+    `overwrite=False` keeps an index already at `file`, even one a concurrent run saved
+    meanwhile, and raises `DiveError`; its sidecars are then left alone too.
+    """
     faiss = _import_faiss()
     target = Path(file)
     ids = _check_ids(index.ids, len(index), "ids")
     binary = index.precision == "binary"
     data = (faiss.serialize_index_binary if binary else faiss.serialize_index)(index.index)
-    data = data.tobytes()
-    # Every file goes to a temporary name before any is renamed, so a bad path (a folder at
-    # FILE) leaves nothing behind. Sidecars are renamed first (inner blocks exit first): a crash
-    # before the index is renamed leaves a count (or compressor) mismatch that load_index or
-    # check_index_model reports.
-    with atomic_open(target, "wb") as index_file, atomic_open(ids_path(target)) as ids_file:
-        ids_file.write("".join(f"{i}\n" for i in ids))
-        # Always rewritten: an old identity or precision would no longer be true.
-        meta = {"format": META_FORMAT, "model_sha256": index.model_sha256,
-                "precision": index.precision, "dim": index.dim}
-        atomic_write_text(meta_path(target), json.dumps(meta, sort_keys=True) + "\n")
-        index_file.write(data)
+    # Always rewritten: an old identity or precision would no longer be true.
+    meta = {"format": META_FORMAT, "model_sha256": index.model_sha256,
+            "precision": index.precision, "dim": index.dim}
+    # Published in this order. Replacing: sidecars first, so a crash before the index is
+    # renamed leaves a count (or compressor) mismatch that load_index or check_index_model
+    # reports. Without overwrite the index goes first, as the claim: a run that finds
+    # another's index there stops before touching its sidecars (and a crash after the claim
+    # leaves the ids missing, which load_index reports).
+    files = [(ids_path(target), "".join(f"{i}\n" for i in ids).encode("utf-8"), True),
+             (meta_path(target), (json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"),
+              True),
+             (target, data.tobytes(), overwrite)]
+    if not overwrite:
+        files.reverse()
+    # Every file goes to a temporary name before any is renamed (the stack exits last-in
+    # first), so a bad path (a folder at FILE) leaves nothing behind.
+    with contextlib.ExitStack() as stack:
+        for path, payload, replace in reversed(files):
+            stack.enter_context(atomic_open(path, "wb", overwrite=replace)).write(payload)
     return target
 
 

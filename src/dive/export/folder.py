@@ -41,7 +41,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
-from dive._io import check_output, folder_mode, replace_path
+from dive._io import check_output, folder_mode, publish
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
 from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
@@ -186,8 +186,8 @@ def save(
         given, and a learned compressor's default is its typed fit summary (`fit`, see
         `dive.compressors.base.FitSummary`).
     overwrite : bool, default=True
-        False: an existing model folder is kept and raises `DiveError`, checked just before
-        the rename, so a concurrent run that saved there first is not replaced.
+        False: an existing model folder is kept and raises `DiveError`, even one a
+        concurrent run saved while this one wrote (`dive._io.publish`).
 
     Returns
     -------
@@ -332,8 +332,7 @@ def _write_folder(target: Path, files: dict[str, bytes], *, overwrite: bool) -> 
                 handle.flush()
                 os.fsync(handle.fileno())
         os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
-        check_model_output(target, overwrite=overwrite)  # again: another run may have saved
-        replace_path(tmp, target)
+        publish(tmp, target, overwrite=overwrite)  # keeps what another run saved meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

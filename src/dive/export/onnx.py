@@ -169,15 +169,16 @@ def is_onnx_export(path: Path) -> bool:
         return False
 
 
-def export_onnx(source: Any, file: str | os.PathLike[str]) -> Path:
+def export_onnx(source: Any, file: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
     """Write `source` (a model folder, fitted/loaded compressor or `Runtime`) as an ONNX file.
 
-    The file is written atomically; returns its path.
+    The file is written atomically; returns its path. `overwrite=False` keeps a file already
+    at `file`, even one a concurrent run wrote meanwhile, and raises `DiveError`.
     """
     compressor = as_loaded(source)
     runtime = compressor.fitted_runtime()
     model = build_onnx_model(runtime, method=compressor.method)
     target = Path(file)
-    atomic_write_bytes(target, model.SerializeToString())
+    atomic_write_bytes(target, model.SerializeToString(), overwrite=overwrite)
     logger.info("wrote ONNX graph (%d -> %d) to %s", runtime.input_dim, runtime.output_dim, target)
     return target

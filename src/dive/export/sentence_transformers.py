@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dive._io import check_output, folder_mode, replace_path
+from dive._io import check_output, folder_mode, publish
 from dive.errors import DiveError
 from dive.export.folder import SaveSource, as_loaded, check_model_output, save
 
@@ -41,17 +41,19 @@ def export_sentence_transformers(
     out_dir: str | os.PathLike[str],
     *,
     base_model: str | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write `source` (a model folder, compressor or runtime) for sentence-transformers.
 
     Without `base_model`: the `DiveCompression` module folder. With it (a model name or path,
     resolved by `dive.embed.load_model`): the base model plus the module, as one
-    SentenceTransformer folder. Returns `out_dir`.
+    SentenceTransformer folder. Returns `out_dir`. `overwrite=False` keeps an export already
+    at `out_dir`, even one a concurrent run wrote meanwhile, and raises `DiveError`.
     """
     compressor = as_loaded(source)
     target = Path(out_dir)
     if base_model is None:
-        return save(compressor, target)
+        return save(compressor, target, overwrite=overwrite)
     from dive.embed import load_model
     from dive.export.st_module import DiveCompression
 
@@ -63,7 +65,7 @@ def export_sentence_transformers(
             f"{compressor.input_dim}-d"
         )
     model.append(DiveCompression(compressor))
-    _save_model_atomically(model, target)
+    _save_model_atomically(model, target, overwrite=overwrite)
     logger.info("wrote %s + dive compression (%d -> %d) to %s", base_model,
                 compressor.input_dim, compressor.output_dim, target)
     return target
@@ -104,14 +106,14 @@ def _embedding_dim(model: Any) -> int | None:
     return None if getter is None else getter()
 
 
-def _save_model_atomically(model: Any, target: Path) -> None:
-    check_st_output(target, overwrite=True, bundled=True)
+def _save_model_atomically(model: Any, target: Path, *, overwrite: bool) -> None:
+    check_st_output(target, overwrite=True, bundled=True)  # never over what dive did not write
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         model.save(str(tmp))
         os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
-        replace_path(tmp, target)
+        publish(tmp, target, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -2,10 +2,11 @@
 
 This is what `dive report`, `dive evaluate --report` and `benchmarks/quality.py` call. Every
 file is written atomically (temporary file + rename), plots first and the Markdown last, so
-the Markdown never links to an image that is not there yet. Records with other precisions, funnels
-or anchors also get the quality-per-byte section and its plot (`dive.report.frontier`). The
-folder is not cleared: files of an earlier report that this one does not write stay. Left
-out: HTML and LaTeX output.
+the Markdown never links to an image that is not there yet. With `overwrite=False` no file
+already there is replaced, even one a concurrent run wrote meanwhile (`DiveError`). Records
+with other precisions, funnels or anchors also get the quality-per-byte section and its plot
+(`dive.report.frontier`). The folder is not cleared: files of an earlier report that this one
+does not write stay. Left out: HTML and LaTeX output.
 """
 
 from __future__ import annotations
@@ -70,12 +71,14 @@ def write_report(
     title: str = "Results",
     preamble: str = "",
     sections: Sequence[str] = (),
+    overwrite: bool = True,
 ) -> ReportFiles:
     """Write `markdown_name`, `csv_name` (None: no CSV) and the plots (into `image_dir`,
     default `out_dir`) and return their paths. `sections` (Markdown) come after the plots.
 
     Duplicate runs keep their last record. `ratio` picks the compression ratio of the
     nDCG@10-vs-budget plot; without any run at that ratio the plot is skipped with a warning.
+    `overwrite=False` keeps any of these files already there and raises `DiveError`.
     """
     if not keep > 0:
         raise DataError(f"keep must be a positive share of frozen nDCG@10, got {keep}",
@@ -87,8 +90,9 @@ def write_report(
     images = Path(image_dir) if image_dir is not None else out_dir
     markdown = out_dir / markdown_name
 
-    plots = [plot_ndcg_vs_dim(rows, images / DIM_PLOT)]
-    budget_plot = plot_ndcg_vs_budget(rows, images / BUDGET_PLOT, ratio=ratio)
+    plots = [plot_ndcg_vs_dim(rows, images / DIM_PLOT, overwrite=overwrite)]
+    budget_plot = plot_ndcg_vs_budget(rows, images / BUDGET_PLOT, ratio=ratio,
+                                      overwrite=overwrite)
     if budget_plot is None:
         logger.warning("no run at compression ratio %d: skipped %s", ratio, BUDGET_PLOT)
     else:
@@ -104,10 +108,12 @@ def write_report(
     links = [(captions[p.name], link(p)) for p in plots]
     sections = list(sections)
     if has_frontier(rows):
-        frontier_plot = plot_frontier(rows, images / FRONTIER_PLOT)
+        frontier_plot = plot_frontier(rows, images / FRONTIER_PLOT, overwrite=overwrite)
         plots.append(frontier_plot)
         sections.append(frontier_section(rows, image=link(frontier_plot)))
-    csv_path = write_summary_csv(rows, out_dir / csv_name) if csv_name else None
+    csv_path = (write_summary_csv(rows, out_dir / csv_name, overwrite=overwrite) if csv_name
+                else None)
     atomic_write_text(markdown, render_report(rows, keep=keep, images=links, title=title,
-                                              preamble=preamble, sections=sections))
+                                              preamble=preamble, sections=sections),
+                      overwrite=overwrite)
     return ReportFiles(markdown, csv_path, tuple(plots))

@@ -69,7 +69,9 @@ def summary_csv(records: Iterable[Mapping[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_summary_csv(records: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write `summary_csv` to `path` atomically and return the path."""
-    atomic_write_text(path, summary_csv(records))
+def write_summary_csv(records: Iterable[Mapping[str, Any]], path: str | Path, *,
+                      overwrite: bool = True) -> Path:
+    """Write `summary_csv` to `path` atomically and return the path (`overwrite=False`: only
+    if nothing is there, else `DiveError`)."""
+    atomic_write_text(path, summary_csv(records), overwrite=overwrite)
     return Path(path)

@@ -106,12 +106,14 @@ def _finish(fig: Any) -> None:
     fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
 
 
-def _save(fig: Any, out: str | Path) -> Path:
+def _save(fig: Any, out: str | Path, overwrite: bool) -> Path:
     plt = _pyplot()
     out = Path(out)
-    with atomic_open(out, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=_DPI)
-    plt.close(fig)
+    try:
+        with atomic_open(out, "wb", overwrite=overwrite) as handle:
+            fig.savefig(handle, format="png", dpi=_DPI)
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -151,10 +153,14 @@ def ndcg_vs_dim_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg
 
 
 def plot_ndcg_vs_dim(
-    records: Iterable[Mapping[str, Any]], out: str | Path, metric: str = "ndcg@10"
+    records: Iterable[Mapping[str, Any]], out: str | Path, metric: str = "ndcg@10", *,
+    overwrite: bool = True,
 ) -> Path:
-    """Write the metric-vs-dimension grid to `out` (atomically) and return its path."""
-    return _save(ndcg_vs_dim_figure(records, metric), out)
+    """Write the metric-vs-dimension grid to `out` (atomically) and return its path.
+
+    `overwrite=False` keeps a file already at `out` (even one written meanwhile): `DiveError`.
+    """
+    return _save(ndcg_vs_dim_figure(records, metric), out, overwrite)
 
 
 def _draw_dim_panel(
@@ -242,12 +248,12 @@ def ndcg_vs_budget_figure(
 
 def plot_ndcg_vs_budget(
     records: Iterable[Mapping[str, Any]], out: str | Path, ratio: int = 4,
-    metric: str = "ndcg@10",
+    metric: str = "ndcg@10", *, overwrite: bool = True,
 ) -> Path | None:
     """Write metric vs label budget at compression `ratio`; None (nothing written) if no run
     has that ratio."""
     fig = ndcg_vs_budget_figure(records, ratio, metric)
-    return None if fig is None else _save(fig, out)
+    return None if fig is None else _save(fig, out, overwrite)
 
 
 _FRONTIER_FLOOR = 0.5  # the frontier plot's y axis starts at this share of frozen
@@ -307,6 +313,6 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
 
 
 def plot_frontier(records: Iterable[Mapping[str, Any]], out: str | Path,
-                  metric: str = "ndcg@10") -> Path:
+                  metric: str = "ndcg@10", *, overwrite: bool = True) -> Path:
     """Write the quality-per-byte plot to `out` (atomically) and return its path."""
-    return _save(frontier_figure(records, metric), out)
+    return _save(frontier_figure(records, metric), out, overwrite)
