@@ -104,3 +104,39 @@ def test_overwrite_replaces_a_compress_output_but_never_another_folder(
     assert main([*single, "--output", str(tmp_path / "y")]) == 2
     assert "refusing" in capsys.readouterr().err
     assert (tmp_path / "y" / "a.npy").is_file()
+
+
+@pytest.mark.parametrize("single", [True, False], ids=["npy file", "shard folder"])
+def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
+    tmp_path: Path, model_dir: Path, stores, single: bool, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Both runs pass the output check at the start; the other one publishes just before this
+    # one does (simulated: two real runs would also share the resume folder), which must then
+    # refuse rather than replace it.
+    from dive.scale import stream
+
+    src = tmp_path / ("x.npy" if single else "x")
+    if single:
+        np.save(src, stores.vectors(30))
+    else:
+        src.mkdir()
+        np.save(src / "a.npy", stores.vectors(30))
+    out = tmp_path / ("out.npy" if single else "out")
+    argv = ["compress", str(model_dir), "--input", str(src), "--output", str(out),
+            "--no-progress"]
+    real_publish = stream.publish
+    other = out / "a.npy" if not single else out
+
+    def publish_after_another_run(tmp: Path, target: Path, *, overwrite: bool) -> None:
+        other.parent.mkdir(exist_ok=True)
+        other.write_bytes(b"the other run's output")
+        real_publish(tmp, target, overwrite=overwrite)
+
+    monkeypatch.setattr(stream, "publish", publish_after_another_run)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{out}: already exists" in err and "--overwrite" in err
+    assert other.read_bytes() == b"the other run's output"
+    assert sorted(p.name for p in out.parent.iterdir() if p.name != src.name) == [out.name]

@@ -13,10 +13,10 @@ each input file's size, modification time, shape and type, a SHA-256 of the mode
 the settings that change the bytes written (batch size, dtype, columns). A rerun with the same
 identity resumes after the last finished chunk and produces a byte-identical result; any
 difference starts over. The output's suffix must match its format (`.npy`, `.parquet`/`.pq`,
-none for a folder). The finished output is renamed into place, replacing an existing one
-only when `overwrite=True`, and only if it is an earlier output: a file for a single-file
-input, or a folder holding the hidden marker `.dive-compress.json` that every folder output
-gets; never any other folder.
+none for a folder). The finished output is renamed into place (`dive._io.publish`), replacing
+an existing one (even one a concurrent run wrote meanwhile) only when `overwrite=True`, and
+only if it is an earlier output: a file for a single-file input, or a folder holding the
+hidden marker `.dive-compress.json` that every folder output gets; never any other folder.
 
 The output holds what the model outputs at its precision (`dive.compressors.precision`):
 float32 vectors (or float16 with `dtype="float16"`), or the codes of a model saved with
@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, check_output, naming_os_errors, replace_path
+from dive._io import atomic_open, atomic_write_text, check_output, naming_os_errors, publish
 from dive.arrays import BadRowError
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -621,8 +621,10 @@ def compress_store(
     partial.state_path.unlink()
     if not single:
         write_output_marker(partial.data, runtime)
-    replace_path(partial.data / dst.name if single else partial.data, dst)
-    shutil.rmtree(partial.root, ignore_errors=True)
+    try:  # without overwrite, an output another run published meanwhile is kept (DiveError)
+        publish(partial.data / dst.name if single else partial.data, dst, overwrite=overwrite)
+    finally:
+        shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
     seconds = time.perf_counter() - started
     logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
     return CompressResult(
