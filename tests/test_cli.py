@@ -94,3 +94,29 @@ def test_rerun_says_how_many_runs_it_skipped(
     assert "skipped" not in capsys.readouterr().err
     assert main(evaluate_args(tiny, results)) == 0
     assert f"skipped 3 run(s) already in {results} for the same data" in capsys.readouterr().err
+
+
+def test_runs_on_an_embeddings_folder_are_recorded_under_its_model(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The tiny folder's meta.json says "synthetic": without --model, that is the model of
+    # the records and the saved fit, not the default all-MiniLM-L6-v2 (with a warning).
+    results = tmp_path / "r.jsonl"
+    assert main(evaluate_args(tiny, results)) == 0
+    assert {json.loads(line)["model"] for line in results.read_text().splitlines()} == {
+        "synthetic"}
+    assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
+                 "pca", "--dim", "8", "--output", str(tmp_path / "m")]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["training"]["model"] == "synthetic"
+    assert "embeddings were made with" not in caplog.text
+
+
+def test_a_model_given_that_the_embeddings_folder_contradicts_is_kept_with_a_warning(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    results = tmp_path / "r.jsonl"
+    assert main(evaluate_args(tiny, results, "--model", "other-model")) == 0
+    assert {json.loads(line)["model"] for line in results.read_text().splitlines()} == {
+        "other-model"}
+    assert "embeddings were made with synthetic, not other-model" in caplog.text

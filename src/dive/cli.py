@@ -46,6 +46,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
     from tqdm import tqdm
 
     from dive.data.splits import parse_budget
+    from dive.embed.encode import default_model_for
     from dive.evaluate.protocol import GridSpec, run_grid
     from dive.evaluate.records import ResultsFile
     from dive.report.summary import method_label
@@ -56,7 +57,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         ratios=args.ratios,
         budgets=[parse_budget(b) for b in args.budgets],
         seeds=args.seeds,
-        model=args.model,
+        model=args.model or default_model_for(args.embeddings),
         data_dir=args.data_dir,
         embeddings_dir=args.embeddings,
         precisions=args.precisions,
@@ -238,6 +239,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from dive.data import load_dataset
     from dive.data.splits import budget_label, make_split, parse_budget
     from dive.embed import get_embeddings
+    from dive.embed.encode import default_model_for
     from dive.evaluate.protocol import training_data
     from dive.export.folder import check_model_output, save, with_precision
 
@@ -245,8 +247,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     check_model_output(Path(args.output), overwrite=args.overwrite)
     budget = parse_budget(args.budget)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
-    emb = get_embeddings(dataset, args.model, embeddings_dir=args.embeddings)
-    summary: dict[str, Any] = {"dataset": dataset.name, "model": args.model, "seed": args.seed,
+    # Recorded under the model the embeddings were made with; a --model that the folder
+    # contradicts is kept, with get_embeddings' warning (a local path may name the same one).
+    model_name = args.model or default_model_for(args.embeddings)
+    emb = get_embeddings(dataset, model_name, embeddings_dir=args.embeddings)
+    summary: dict[str, Any] = {"dataset": dataset.name, "model": model_name, "seed": args.seed,
                                "n_corpus": int(emb.corpus.shape[0])}
     train = None
     if compressor.supervised:

@@ -21,7 +21,9 @@ from dive.errors import DiveError
 
 OVERWRITE_HELP = "replace an existing output, if dive wrote it (never anything else)"
 DATA_DIR_HELP = "folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)"
-EMBEDDING_MODEL_HELP = "sentence-transformers model name or path (embeddings folder name)"
+EMBEDDING_MODEL_HELP = ("sentence-transformers model name or path (embeddings folder name; "
+                        "default: the model --embeddings' meta.json names, else "
+                        "all-MiniLM-L6-v2)")
 _FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
@@ -178,7 +180,7 @@ def _add_grid_options(
                    help="indexes users run instead, scored as rows at their bytes per vector: "
                         "faiss-pq:M, faiss-opq:M (M bytes), faiss-pca-sq8, faiss-pca-sq4 (at "
                         "each ratio), st-int8, st-binary (full dimension)")
-    p.add_argument("--model", default="all-MiniLM-L6-v2", help=EMBEDDING_MODEL_HELP)
+    p.add_argument("--model", default=None, help=EMBEDDING_MODEL_HELP)
     _add_data_dir(p)
     p.add_argument("--embeddings", default=None,
                    help="precomputed embeddings folder for a single dataset "
@@ -297,7 +299,7 @@ def add_fit(sub: Subparsers[_Parser]) -> _Parser:
                    help="training queries for supervised methods (a number or 'all')")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="random seed (also picks the labels)")
-    p.add_argument("--model", default="all-MiniLM-L6-v2", help=EMBEDDING_MODEL_HELP)
+    p.add_argument("--model", default=None, help=EMBEDDING_MODEL_HELP)
     _add_data_dir(p)
     p.add_argument("--embeddings", default=None,
                    help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")

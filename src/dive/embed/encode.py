@@ -17,6 +17,7 @@ shows.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive.arrays import l2_normalize
-from dive.embed.store import Embeddings, load_embeddings, save_embeddings
+from dive.embed.store import META_FILE, Embeddings, load_embeddings, save_embeddings
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -260,6 +261,22 @@ def get_embeddings(
                     describe_maker(emb.meta))
     _check_covers(folder, emb, dataset)
     return _only_dataset_corpus(folder, emb, dataset)
+
+
+def default_model_for(embeddings_dir: str | Path | None) -> str:
+    """The model a run is recorded under when none is given: the one the embeddings folder's
+    meta.json names (a folder made with another model, or imported vectors), else
+    `DEFAULT_MODEL`. An unreadable folder is left for `get_embeddings` to report."""
+    if embeddings_dir is not None:
+        try:
+            meta = json.loads((Path(embeddings_dir).expanduser() / META_FILE).read_text(
+                encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = None
+        model = meta.get("model") if isinstance(meta, dict) else None
+        if isinstance(model, str) and model:
+            return model
+    return DEFAULT_MODEL
 
 
 def describe_maker(meta: dict[str, Any]) -> str:
