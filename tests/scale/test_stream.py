@@ -206,6 +206,18 @@ def test_bad_inputs_and_settings(tmp_path: Path, runtime, stores) -> None:
         compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.pq", id_column="key")
 
 
+def test_integer_vectors_are_refused_as_codes(tmp_path: Path, runtime, stores) -> None:
+    # int8 codes read as floats would be compressed into wrong vectors without a word
+    codes = np.round(stores.vectors(5) * 100).astype(np.int8)
+    np.save(tmp_path / "codes.npy", codes)
+    with pytest.raises(DataError, match=r"codes\.npy holds integers \(int8\).*dequantized"):
+        compress_store(runtime, tmp_path / "codes.npy", tmp_path / "y.npy", progress=False)
+    stores.write_parquet(tmp_path / "codes.parquet", codes)
+    with pytest.raises(DataError, match=r"column 'vector' holds integers \(int8\)"):
+        compress_store(runtime, tmp_path / "codes.parquet", tmp_path / "y.pq", progress=False)
+    assert not (tmp_path / "y.npy").exists() and not (tmp_path / "y.pq").exists()
+
+
 def test_output_suffix_must_match_the_output_format(tmp_path: Path, runtime, stores) -> None:
     np.save(tmp_path / "x.npy", stores.vectors(5))
     stores.write_parquet(tmp_path / "x.parquet", stores.vectors(5))

@@ -2,13 +2,14 @@
 
 Two on-disk kinds, each read and written by rows so memory never depends on the store's size:
 
-- `.npy` (2-d, numeric dtype, C or Fortran order). Rows are read with positional file reads
-  into a fresh buffer rather than through `np.load(mmap_mode="r")`: pages of a memory map stay
-  mapped into the process and count towards its resident set, so a 4 GB store read through a
-  map peaks at ~4 GB RSS even though the kernel could drop them. Output is a standard `.npy`
-  header (as `np.save` writes it) followed by rows written at their offsets, so a resumed
-  writer fills in exactly the bytes an uninterrupted one would.
-- Parquet with a vector column (`fixed_size_list` or `list` of numbers) and an optional id
+- `.npy` (2-d, numeric dtype; an input must be float, `integer_codes`; C or Fortran order).
+  Rows are read with positional file reads into a fresh buffer rather than through
+  `np.load(mmap_mode="r")`: pages of a memory map stay mapped into the process and count
+  towards its resident set, so a 4 GB store read through a map peaks at ~4 GB RSS even
+  though the kernel could drop them. Output is a standard `.npy` header (as `np.save`
+  writes it) followed by rows written at their offsets, so a resumed writer fills in
+  exactly the bytes an uninterrupted one would.
+- Parquet with a vector column (`fixed_size_list` or `list` of floats) and an optional id
   column, read with `ParquetFile.iter_batches` from the row group holding the first wanted
   row and re-cut into chunks of exactly `batch_size` rows, so chunk boundaries (and thus part
   files and row groups) do not depend on how the input's row groups fall. pyarrow is imported
@@ -62,6 +63,14 @@ class NpyHeader:
     dtype: np.dtype[Any]
     fortran_order: bool
     offset: int
+
+
+def integer_codes(where: str, dtype: object) -> str:
+    """The message for integer vectors given where float embeddings are read: they are
+    quantized codes (their scale and zero point unknown here), so reading them as floats
+    would give wrong vectors without a word."""
+    return (f"{where} holds integers ({dtype}), not float embeddings: quantized codes must be "
+            "dequantized to floats first")
 
 
 def read_npy_header(path: Path) -> NpyHeader:
@@ -183,11 +192,11 @@ def inspect_parquet(path: Path, column: str, id_column: str | None) -> ParquetLa
             "pass id_column=None to carry no ids", param="id_column"
         )
     vtype = schema.field(column).type
-    if not _is_list(vtype) or not (
-        pa.types.is_floating(vtype.value_type) or pa.types.is_integer(vtype.value_type)
-    ):
+    if _is_list(vtype) and pa.types.is_integer(vtype.value_type):
+        raise DataError(integer_codes(f"{path}: column {column!r}", vtype.value_type))
+    if not _is_list(vtype) or not pa.types.is_floating(vtype.value_type):
         raise DataError(
-            f"{path}: column {column!r} must be a list of numbers (fixed_size_list<float>), "
+            f"{path}: column {column!r} must be a list of floats (fixed_size_list<float>), "
             f"got {vtype}"
         )
     meta = pf.metadata

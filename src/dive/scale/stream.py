@@ -63,6 +63,7 @@ from dive.scale.formats import (
     file_fingerprint,
     import_pyarrow,
     inspect_parquet,
+    integer_codes,
     iter_parquet_chunks,
     read_npy_header,
     read_npy_rows,
@@ -211,6 +212,8 @@ def _inspect(path: Path, name: str, column: str, id_column: str | None) -> Shard
     kind = SUFFIXES[path.suffix.lower()]
     if kind == "npy":
         header = read_npy_header(path)
+        if header.dtype.kind != "f":
+            raise DataError(integer_codes(str(path), header.dtype))
         return Shard(path, name, kind, header.shape[0], header.shape[1], npy=header)
     layout = inspect_parquet(path, column, id_column)
     return Shard(path, name, kind, layout.n_rows, layout.dim, parquet=layout)
