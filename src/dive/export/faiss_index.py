@@ -226,23 +226,34 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     # Always rewritten: an old identity or precision would no longer be true.
     meta = {"format": META_FORMAT, "model_sha256": index.model_sha256,
             "precision": index.precision, "dim": index.dim}
-    # Published in this order. Replacing: sidecars first, so a crash before the index is
-    # renamed leaves a count (or compressor) mismatch that load_index or check_index_model
-    # reports. Without overwrite the index goes first, as the claim: a run that finds
-    # another's index there stops before touching its sidecars (and a crash after the claim
-    # leaves the ids missing, which load_index reports).
-    files = [(ids_path(target), "".join(f"{i}\n" for i in ids).encode("utf-8"), True),
-             (meta_path(target), (json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"),
-              True),
-             (target, data.tobytes(), overwrite)]
+    sidecars = [(ids_path(target), "".join(f"{i}\n" for i in ids).encode("utf-8")),
+                (meta_path(target), (json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"))]
     if not overwrite:
-        files.reverse()
-    # Every file goes to a temporary name before any is renamed (the stack exits last-in
-    # first), so a bad path (a folder at FILE) leaves nothing behind.
-    with contextlib.ExitStack() as stack:
-        for path, payload, replace in reversed(files):
-            stack.enter_context(atomic_open(path, "wb", overwrite=replace)).write(payload)
+        # The index goes first, alone, as the claim: a run that finds another's index there
+        # stops before touching its sidecars. Should a sidecar then fail, the claim is undone.
+        with atomic_open(target, "wb", overwrite=False) as handle:
+            handle.write(data.tobytes())
+        claimed = target.stat().st_ino
+        try:
+            _write_all(sidecars)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if target.stat().st_ino == claimed:
+                    target.unlink()
+            raise
+        return target
+    # Sidecars are renamed first: a crash before the index is renamed leaves a count (or
+    # compressor) mismatch that load_index or check_index_model reports.
+    _write_all([(target, data.tobytes()), *sidecars])
     return target
+
+
+def _write_all(files: list[tuple[Path, bytes]]) -> None:
+    """Write each file atomically: all to temporary names before any is renamed (so a bad
+    path, a folder at one, leaves nothing behind), renamed last to first."""
+    with contextlib.ExitStack() as stack:
+        for path, payload in files:
+            stack.enter_context(atomic_open(path, "wb")).write(payload)
 
 
 def load_index(file: str | os.PathLike[str]) -> SearchIndex:
