@@ -144,6 +144,13 @@ def api_vectors(change: str = "") -> Setup:
     return setup
 
 
+def empty_file(name: str) -> Setup:
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        (ws / name).write_bytes(b"")
+
+    return setup
+
+
 def lance_table(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ws/db/docs: a LanceDB table whose vectors are in a column named 'embedding'."""
     import lancedb
@@ -246,6 +253,20 @@ CASES = [
          "zero.npy: row 2 has norm 0 and cannot be L2-normalised"),
     Case("compress zero row", COMPRESS + " {ws}/zero.npy --output {ws}/z.npy",
          "zero.npy: row 2 has norm 0"),
+    Case("queries not .npy", SEARCH + " --queries-npy {ws}/afile",
+         "afile: not a .npy array (no .npy header)"),
+    Case("rescore vectors not .npy", SEARCH + " --queries-npy {ws}/q.npy --rescore-vectors "
+         "{ws}/afile", "afile: not a .npy array (no .npy header)"),
+    # wording: the thing named as it is, in the CLI's own spelling
+    Case("fit --embeddings a file", "fit --dataset {ws}/tiny --embeddings {ws}/afile --method "
+         "pca --dim 8 --output {ws}/m", "afile: is a file, not an embeddings folder"),
+    Case("index --embeddings a file", "index {ws}/model --embeddings {ws}/afile --output "
+         "{ws}/i.faiss", "afile: is a file, not an embeddings folder"),
+    Case("compress without the id column", COMPRESS + " {ws}/x.parquet --output {ws}/o.parquet "
+         "--id-column key", "x.parquet: no id column 'key' (columns: id, vector); pass "
+         "--id-column '' to carry no ids"),
+    Case("recommend an empty results file", "recommend --results {ws}/empty.jsonl --dataset tiny "
+         "--keep 0.9", "empty.jsonl: no records in this results file", empty_file("empty.jsonl")),
     # saved-model checksums (item 9)
     Case("edited activation", "index {ws}/edited --embeddings {ws}/emb --output {ws}/i.faiss",
          "do not match config_sha256", edit_model(activation="relu")),

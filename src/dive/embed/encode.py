@@ -215,9 +215,7 @@ def get_embeddings(
     emb: Embeddings | None = None
     if embeddings_dir is not None:
         folder = Path(embeddings_dir).expanduser()
-        if not folder.is_dir():
-            raise DataError(f"{folder}: embeddings folder does not exist")
-        emb = load_embeddings(folder)
+        emb = load_embeddings(folder)  # it must exist and be one
         _warn_on_model_mismatch(folder, emb, model_name)
         origin = "the folder given"
     else:

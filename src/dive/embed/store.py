@@ -123,7 +123,8 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
     """
     root = Path(folder)
     if not root.is_dir():
-        raise DataError(f"{root}: embeddings folder does not exist")
+        raise DataError(f"{root}: is a file, not an embeddings folder" if root.exists()
+                        else f"{root}: embeddings folder does not exist")
     for name in FILES:
         if not (root / name).is_file():
             raise DataError(

@@ -47,5 +47,6 @@ def read_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             raise DataError(f"{path}: no such results file")
         records.extend(read_records(path))
     if not records:
-        raise DataError(f"{', '.join(map(str, paths))}: no records to report")
+        raise DataError(f"{', '.join(map(str, paths))}: no records in "
+                        f"{'this results file' if len(paths) == 1 else 'these results files'}")
     return merge_records(records)
