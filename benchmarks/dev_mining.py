@@ -52,7 +52,7 @@ def main() -> None:
         config = DiveConfig(eval_every=args.every, mine_every=mine_every)
         arm = config.arms()[-1]  # the grid's label-reading hinge arm
         with seeded(args.seed, threads=1) as rng:
-            fit = fit_module._Fit(emb.corpus, args.seed, config)
+            fit = fit_module._Fit(emb.corpus, args.seed, config, len(labels))
             heads = fit_module.initial_heads(emb.corpus, axes, config, rng)
             net = fit.new_net(heads, np.zeros_like(mean))
             start_z = net.encode(fit.corpus)
