@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py [--ratios 2,4,8,16] [--rows 200000] [--repeats 3] [--out FILE]
     python benchmarks/speed.py --fits-only --labels all --methods smec,matryoshka-adaptor
+    python benchmarks/speed.py --fits-only --methods pca,dive --ratios 4 --distractors 200000
     python benchmarks/speed.py --bytes-search [--corpus-rows 1000000] [--queries 200]
 
 Three tables, all measured in one run on this machine (2 BLAS/torch threads, the project's
@@ -93,8 +94,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("-k", type=int, default=100, help="--bytes-search: hits per query")
     p.add_argument("--full-dim", type=int, default=384,
                    help="--bytes-search: dimension of the float32 reference")
+    p.add_argument("--distractors", type=int, default=0,
+                   help="add this many synthetic documents to the corpus the fits see "
+                        "(`with_distractors`; fit cost against corpus size)")
     p.add_argument("--out", default=None, help="also write the Markdown tables here")
     return p.parse_args(argv)
+
+
+def with_distractors(corpus: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """`corpus` and `n` more rows: random corpus rows, each moved by Gaussian noise of total
+    norm about 0.5 and renormalised (cosine about 0.9 to its source), so they sit among the
+    real documents as near-duplicates; only the cost of a fit at that size is measured."""
+    rng = np.random.default_rng(seed)
+    extra = corpus[rng.integers(0, len(corpus), n)]
+    noise = rng.standard_normal(extra.shape, dtype=np.float32) * (0.5 / corpus.shape[1] ** 0.5)
+    extra = extra + noise
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    return np.concatenate([corpus, extra.astype(np.float32)])
 
 
 def _find(explicit: str | None, env: str, shared: str, *parts: str) -> Path:
@@ -174,7 +190,7 @@ FIT_REPEAT_BUDGET_S = 5.0
 
 
 def fit_all(
-    methods: Sequence[str], dims: Sequence[int], emb: Any, train: Any, repeats: int
+    methods: Sequence[str], dims: Sequence[int], corpus: np.ndarray, train: Any, repeats: int
 ) -> tuple[dict[tuple[str, int], Any], list[list[str]]]:
     """Fit every method at every d (full-dimension methods once); fitted models and table rows.
 
@@ -183,7 +199,7 @@ def fit_all(
     from dive.compressors.registry import make_compressor
     from dive.evaluate.protocol import full_dim_only
 
-    full = emb.dim
+    full = corpus.shape[1]
     fitted: dict[tuple[str, int], Any] = {}
     rows = []
     for method in methods:
@@ -198,7 +214,7 @@ def fit_all(
             while len(times) < max(repeats, 1) and sum(times) < FIT_REPEAT_BUDGET_S:
                 compressor = make_compressor(method, dim, seed=0)
                 start = time.perf_counter()
-                compressor.fit(emb.corpus, train if compressor.supervised else None)
+                compressor.fit(corpus, train if compressor.supervised else None)
                 times.append(time.perf_counter() - start)
             seconds = min(times)
             fitted[(method, dim)] = compressor
@@ -408,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Untimed: the first LAPACK/BLAS calls of a process pay one-off set-up costs.
     np.linalg.eigh(emb.corpus[:512].T @ emb.corpus[:512])
-    fitted, fit_rows = fit_all(methods, dims, emb, train, args.repeats)
+    corpus = with_distractors(emb.corpus, args.distractors) if args.distractors else emb.corpus
+    fitted, fit_rows = fit_all(methods, dims, corpus, train, args.repeats)
     if not args.fits_only:
         thr_rows, ratios = throughput(fitted, args.rows, full, args.repeats)
         search_rows = search_speed(fitted, emb.queries, emb.corpus, dims, args.repeats)
@@ -424,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other processes "
         "on the same cores slow every figure).",
         f"## Fit seconds\n\n{DATASET} corpus {emb.corpus.shape[0]} x {full} "
-        f"({args.model}); supervised methods: {args.labels} labelled queries "
+        + (f"and {args.distractors} synthetic near-duplicates (`--distractors`) "
+           if args.distractors else "")
+        + f"({args.model}); supervised methods: {args.labels} labelled queries "
         f"({len(train.train)} train + {n_val} validation), seed 0; best of up to "
         f"{args.repeats} fits (fewer once they pass {FIT_REPEAT_BUDGET_S:g} s).\n\n"
         + table(["method", *(f"d={d} ({full // d}×)" for d in dims)], fit_rows),
