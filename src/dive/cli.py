@@ -245,6 +245,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
     check_model_output(Path(args.output), overwrite=args.overwrite)
+    _show_fit_progress()
     budget = parse_budget(args.budget)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     # Recorded under the model the embeddings were made with; a --model that the folder
@@ -525,6 +526,24 @@ def _show_embedding_sources() -> None:
     log = logging.getLogger(SOURCE_LOGGER)
     if not any(isinstance(h, _StdoutLines) for h in log.handlers):
         log.addHandler(_StdoutLines())
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+class _StderrLines(logging.Handler):
+    """Shows a library logger's records as bare lines on stderr (progress, not output)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)  # looked up now: tests swap it
+
+
+def _show_fit_progress() -> None:
+    """`fit` shows each stage of a long fit on stderr (`evaluate` only with -v: many fits)."""
+    from dive.compressors.base import PROGRESS_LOGGER
+
+    log = logging.getLogger(PROGRESS_LOGGER)
+    if not any(isinstance(h, _StderrLines) for h in log.handlers):
+        log.addHandler(_StderrLines())
     log.setLevel(logging.INFO)
     log.propagate = False
 

@@ -669,6 +669,7 @@ class _PlantedRace:
 
     def __init__(self, peak: int, steps: int = 100, every: int = 25) -> None:
         self.peak, self.every, self.horizon = peak, every, [steps]
+        self.arms = [Arm(1.0, 1e-3, "hinge", 0.3)]
         self.noise = np.tile([0.001, -0.001], 10)
 
     def extend(self, candidate: int, steps: int) -> None:

@@ -76,6 +76,18 @@ def test_fit_lines_print_selected_floats_without_binary_noise() -> None:
                     '"triplet_weight":1.0,"grid":[0.333333,12345.7]}}')
 
 
+def test_fit_shows_each_stage_of_a_dive_fit_on_stderr(tiny: tuple[Path, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # a long fit says what it is doing; its progress stays off stdout (the verb's output)
+    assert fit(tiny, tmp_path / "m", "dive:steps=20:eval_every=10", "--budget", "16") == 0
+    out, err = capsys.readouterr()
+    assert "dive: choosing the start on 16 labelled queries" in err
+    assert re.search(r"dive: arms trained to [\d/]+ steps; best \(.+\) at step \d+: held-out "
+                     r"gain [+-][\d.]+ \(s\.e\. [\d.]+\) over the start's nDCG@10", err)
+    assert re.search(r"dive: start (un)?centered PCA; ", err)
+    assert "dive: " not in out  # its own lines say "dive:steps=20:eval_every=10: 32 -> 8 dims"
+
+
 def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:

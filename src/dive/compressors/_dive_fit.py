@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dive.compressors.base import FitSummary, Summarise, TrainingData
+from dive.compressors.base import PROGRESS_LOGGER, FitSummary, Summarise, TrainingData
 from dive.compressors.dive import Arm, DiveConfig
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Runtime
@@ -62,6 +62,7 @@ from dive.training.seeding import seeded
 from dive.training.selection import Choice, Curve, Folds, choose, out_of_fold, shrinkage
 
 logger = logging.getLogger(__name__)
+progress = logging.getLogger(PROGRESS_LOGGER)  # a line per stage of a fit (`dive fit` shows it)
 
 # Rows per forward pass when encoding without gradients: chunks whose activations stay in the
 # CPU cache (about 1.5 MB at D = 384) run faster than one pass over a corpus of thousands, and
@@ -620,6 +621,10 @@ def _race(
         curves = race.curves()
         choice = choose(base, curves, config.min_gain_z, groups, config.gain_flips)
         leader, step = choice.best
+        progress.info("dive: arms trained to %s steps; best (%s) at step %d: held-out gain "
+                      "%+.4f (s.e. %.4f) over the start's nDCG@10 %.4f on %d queries",
+                      "/".join(map(str, race.horizon)), race.arms[leader].describe(), step,
+                      choice.gain, choice.stderr, choice.base_score, choice.n_queries)
         if leader < 0 or step < race.horizon[leader] or race.horizon[leader] >= cap:
             return choice, curves
         race.extend(leader, min(2 * race.horizon[leader], cap))
@@ -639,6 +644,8 @@ def _fit(
     fit = _Fit(corpus, seed, config, n)
     mean, axes = principal_axes(corpus, dim)
     heads = initial_heads(corpus, axes, config, rng)
+    progress.info("dive: choosing the start on %d labelled queries (%d corpus rows)", n,
+                  corpus.shape[0])
     start, start_choice = _choose_start(fit, heads, mean, labels)
     diag: dict[str, Any] = {"n_labelled": n, "query_batch": fit.query_batch, "start": start.name}
     if start.scores:
@@ -688,6 +695,9 @@ def _fit(
 
     # The kept arm trains from the start on every labelled query (or, with refit=False after
     # a holdout choice, the validated run itself is kept); no arm: the start itself.
+    progress.info("dive: start %s PCA; %s", start.name,
+                  f"keeping the {arm.describe()} arm for {steps} steps" if arm is not None
+                  else "kept as it is (no arm showed a real gain)")
     net, log = start_net(), None
     if arm is not None and race is not None and choice is not None:
         kept = choice.candidate or 0

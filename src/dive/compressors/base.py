@@ -17,6 +17,7 @@ A new method is one module with a `Compressor` subclass plus one line in `REGIST
 (`dive.compressors.registry`). What callers need to know about a method is declared on its
 class (`family`, `supervised`, `full_dim_only`, `training_free_reference`, `extension`) and
 read through `dive.compressors.registry.method_facts`, so no caller lists method names.
+A long fit may report its stages at INFO on `PROGRESS_LOGGER` (`dive fit` shows them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import numpy as np
 from dive.arrays import as_unit_rows
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError
+
+PROGRESS_LOGGER = "dive.fit.progress"  # one line per stage of a long fit
 
 # What kind of method a class is, in the order results list them: the uncompressed reference,
 # the training-free compressors, the published learned baselines, then ours.

@@ -69,6 +69,12 @@ class Arm:
     def as_record(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def describe(self) -> str:
+        """One short phrase for progress lines, e.g. "hinge x1, lr 0.001, margin 0.3"."""
+        if self.triplet_weight == 0:
+            return f"label-free, lr {self.lr:g}"
+        return f"{self.loss} x{self.triplet_weight:g}, lr {self.lr:g}, margin {self.margin:g}"
+
 
 @dataclass(frozen=True)
 class DiveConfig(LearnedConfig):
