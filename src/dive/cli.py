@@ -512,40 +512,39 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-class _StdoutLines(logging.Handler):
-    """Shows a library logger's records as bare lines on stdout, as the verbs' own output."""
+class _Lines(logging.Handler):
+    """Shows a library logger's records as bare lines on stdout (the verbs' own output) or
+    stderr (progress)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__()
+        self.stream_name = stream
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(self.format(record))  # sys.stdout looked up now: tests swap it
+        print(self.format(record), file=getattr(sys, self.stream_name))  # now: tests swap it
+
+
+def _show_lines(logger: str, stream: str) -> None:
+    """Route `logger`'s INFO records to bare lines on `stream` ("stdout" or "stderr")."""
+    log = logging.getLogger(logger)
+    if not any(isinstance(h, _Lines) for h in log.handlers):
+        log.addHandler(_Lines(stream))
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def _show_embedding_sources() -> None:
     """`evaluate` and `fit` say where each dataset's embeddings came from."""
     from dive.embed.encode import SOURCE_LOGGER
 
-    log = logging.getLogger(SOURCE_LOGGER)
-    if not any(isinstance(h, _StdoutLines) for h in log.handlers):
-        log.addHandler(_StdoutLines())
-    log.setLevel(logging.INFO)
-    log.propagate = False
-
-
-class _StderrLines(logging.Handler):
-    """Shows a library logger's records as bare lines on stderr (progress, not output)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        print(self.format(record), file=sys.stderr)  # looked up now: tests swap it
+    _show_lines(SOURCE_LOGGER, "stdout")
 
 
 def _show_fit_progress() -> None:
     """`fit` shows each stage of a long fit on stderr (`evaluate` only with -v: many fits)."""
     from dive.compressors.base import PROGRESS_LOGGER
 
-    log = logging.getLogger(PROGRESS_LOGGER)
-    if not any(isinstance(h, _StderrLines) for h in log.handlers):
-        log.addHandler(_StderrLines())
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    _show_lines(PROGRESS_LOGGER, "stderr")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
