@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -182,10 +184,15 @@ HEADER = "query-id\tcorpus-id\tscore\n"
         ("q1\td1\t1\nq2\td2\t1.5\n", r"test\.tsv line 3: score '1\.5' is not an integer"),
         ("q1\td1\thigh\n", r"test\.tsv line 2: score 'high' is not an integer"),
         (
-            "q1\td1\t1\nq9\td1\t1\nq8\td1\t1\n",
-            r"test\.tsv line 3: query id 'q9' is not in queries\.jsonl",
+            "q9\td1\t1\nq8\td1\t1\n",
+            r"test\.tsv: no judgement names a query id of queries\.jsonl \(first: line 2, query "
+            r"id 'q9'\)",
         ),
-        ("q1\td1\t1\nq2\td9\t1\n", r"test\.tsv line 3: corpus id 'd9' is not in corpus\.jsonl"),
+        (
+            "q1\td8\t1\nq2\td9\t1\n",
+            r"test\.tsv: no judgement names a corpus id of corpus\.jsonl \(first: line 2, corpus "
+            r"id 'd8'\)",
+        ),
         ("q1\td1\t1\nq1\td1\t2\n", r"test\.tsv line 3: \('q1', 'd1'\) judged again with grade 2"),
         ("", r"test\.tsv: no judgement rows"),
     ],
@@ -194,6 +201,23 @@ def test_bad_qrels_row_names_file_and_line(make_beir: MakeBeir, rows: str, messa
     folder = make_beir(qrels={"train": "q1\td1\t1\n", "test": HEADER + rows})
     with pytest.raises(DataError, match=message):
         load_beir(folder)
+
+
+def test_judgements_the_other_files_do_not_back_are_skipped_or_kept_with_a_warning(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
+) -> None:
+    # as in published BEIR files: a query missing from queries.jsonl (NFCorpus), a document
+    # missing from corpus.jsonl (ArguAna)
+    rows = "q1\td1\t1\nq9\td1\t1\nq2\td9\t2\nq8\td2\t1\nq2\td2\t1\nq1\td7\t1\n"
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        qrels = load_beir(make_beir(qrels={"test": HEADER + rows})).split("test")
+    # unknown queries skipped; unknown documents kept (nDCG's ideal counts them, as in BEIR)
+    assert qrels == {"q1": {"d1": 1, "d7": 1}, "q2": {"d9": 2, "d2": 1}}
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(re.search(r"test\.tsv: 2 judgement\(s\) name query ids not in queries\.jsonl "
+                         r"\(first: line 3, query id 'q9'\); skipped", m) for m in lines)
+    assert any(re.search(r"test\.tsv: 2 judgement\(s\) name corpus ids not in corpus\.jsonl "
+                         r"\(first: line 4, corpus id 'd9'\); kept", m) for m in lines)
 
 
 def test_repeated_identical_qrels_row_is_accepted(make_beir: MakeBeir) -> None:
@@ -205,8 +229,8 @@ def test_bad_row_in_gzipped_crlf_qrels_reports_its_line(make_beir: MakeBeir) -> 
     folder = make_beir(qrels={})
     (folder / "qrels").mkdir()
     with gzip.open(folder / "qrels" / "dev.tsv.gz", "wb") as fh:
-        fh.write(b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\nq1\tnope\t1\r\n")
-    with pytest.raises(DataError, match=r"dev\.tsv\.gz line 3: corpus id 'nope'"):
+        fh.write(b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\nq1\td2\tnope\r\n")
+    with pytest.raises(DataError, match=r"dev\.tsv\.gz line 3: score 'nope' is not an integer"):
         load_beir(folder)
 
 

@@ -219,8 +219,19 @@ def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:
 def _read_qrels(
     path: Path, *, queries: dict[str, int], corpus: dict[str, int], names: tuple[str, str]
 ) -> Qrels:
-    """One qrels split; `queries`/`corpus` are the known ids, `names` their file names."""
+    """One qrels split; `queries`/`corpus` are the known ids, `names` their file names.
+
+    Published BEIR files hold a few judgements the other files do not back (ArguAna judges a
+    document missing from its corpus, NFCorpus a query missing from its queries), so these
+    are not errors: a judgement of an unknown query is skipped (it has no text to search
+    with); one of an unknown document is kept, so it counts in nDCG's ideal ranking as in
+    BEIR's own evaluation (pytrec_eval), though no method can retrieve it. Each kind is
+    logged once per file with its count and first line. A file none of whose judgements
+    names a known query, or a known document, is an error: its ids do not match at all.
+    """
     qrels: Qrels = {}
+    unknown: dict[str, tuple[int, int, str]] = {}  # kind -> (count, first line, first id)
+    known_docs = 0
     header_possible = True
     for lineno, line in _lines(path):
         stripped = line.strip()
@@ -242,9 +253,12 @@ def _read_qrels(
         except ValueError:
             raise DataError(f"{path} line {lineno}: score {score!r} is not an integer") from None
         if query_id not in queries:
-            raise DataError(f"{path} line {lineno}: query id {query_id!r} is not in {names[0]}")
-        if doc_id not in corpus:
-            raise DataError(f"{path} line {lineno}: corpus id {doc_id!r} is not in {names[1]}")
+            _count(unknown, "query", lineno, query_id)
+            continue
+        if doc_id in corpus:
+            known_docs += 1
+        else:
+            _count(unknown, "corpus", lineno, doc_id)
         judged = qrels.setdefault(query_id, {})
         previous = judged.setdefault(doc_id, grade)
         if previous != grade:
@@ -252,6 +266,22 @@ def _read_qrels(
                 f"{path} line {lineno}: ({query_id!r}, {doc_id!r}) judged again with grade "
                 f"{grade}, earlier {previous}"
             )
+    for kind, name in (("query", names[0]), ("corpus", names[1])):
+        if kind in unknown:
+            count, lineno, ident = unknown[kind]
+            first = f"first: line {lineno}, {kind} id {ident!r}"
+            if not (qrels if kind == "query" else known_docs):
+                raise DataError(f"{path}: no judgement names a {kind} id of {name} ({first})")
+            what = ("skipped (no query text)" if kind == "query" else
+                    "kept: they count in nDCG's ideal, as in BEIR, but cannot be retrieved")
+            logger.warning("%s: %d judgement(s) name %s ids not in %s (%s); %s", path, count,
+                           kind, name, first, what)
     if not qrels:
         raise DataError(f"{path}: no judgement rows")
     return qrels
+
+
+def _count(unknown: dict[str, tuple[int, int, str]], kind: str, lineno: int, ident: str) -> None:
+    """Count one judgement of an unknown `kind` id, keeping the first line and id."""
+    count, first, first_id = unknown.get(kind, (0, lineno, ident))
+    unknown[kind] = (count + 1, first, first_id)
