@@ -193,7 +193,6 @@ HEADER = "query-id\tcorpus-id\tscore\n"
             r"test\.tsv: no judgement names a corpus id of corpus\.jsonl \(first: line 2, corpus "
             r"id 'd8'\)",
         ),
-        ("q1\td1\t1\nq1\td1\t2\n", r"test\.tsv line 3: \('q1', 'd1'\) judged again with grade 2"),
         ("", r"test\.tsv: no judgement rows"),
     ],
 )
@@ -218,6 +217,18 @@ def test_judgements_the_other_files_do_not_back_are_skipped_or_kept_with_a_warni
                          r"\(first: line 3, query id 'q9'\); skipped", m) for m in lines)
     assert any(re.search(r"test\.tsv: 2 judgement\(s\) name corpus ids not in corpus\.jsonl "
                          r"\(first: line 4, corpus id 'd9'\); kept", m) for m in lines)
+
+
+def test_a_pair_graded_again_keeps_its_last_grade_with_a_warning(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = "q1\td1\t1\nq1\td1\t2\nq2\td2\t1\nq2\td2\t0\n"
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        qrels = load_beir(make_beir(qrels={"test": HEADER + rows})).split("test")
+    assert qrels == {"q1": {"d1": 2}, "q2": {"d2": 0}}  # the last line wins, as in BEIR
+    assert any(re.search(r"test\.tsv: 2 judgement\(s\) grade a pair judged earlier .* \(first: "
+                         r"line 3, \('q1', 'd1'\)\); the last grade is kept", r.getMessage())
+               for r in caplog.records)
 
 
 def test_repeated_identical_qrels_row_is_accepted(make_beir: MakeBeir) -> None:

@@ -226,11 +226,12 @@ def _read_qrels(
     are not errors: a judgement of an unknown query is skipped (it has no text to search
     with); one of an unknown document is kept, so it counts in nDCG's ideal ranking as in
     BEIR's own evaluation (pytrec_eval), though no method can retrieve it. Each kind is
-    logged once per file with its count and first line. A file none of whose judgements
-    names a known query, or a known document, is an error: its ids do not match at all.
+    logged once per file with its count and first line, as is a pair graded again
+    otherwise (the last grade is kept, as BEIR's loader keeps it). A file none of whose
+    judgements names a known query, or a known document, is an error: its ids do not match.
     """
     qrels: Qrels = {}
-    unknown: dict[str, tuple[int, int, str]] = {}  # kind -> (count, first line, first id)
+    odd: dict[str, tuple[int, int, str]] = {}  # kind -> (count, first line, first id)
     known_docs = 0
     header_possible = True
     for lineno, line in _lines(path):
@@ -253,35 +254,48 @@ def _read_qrels(
         except ValueError:
             raise DataError(f"{path} line {lineno}: score {score!r} is not an integer") from None
         if query_id not in queries:
-            _count(unknown, "query", lineno, query_id)
+            _count(odd, "query", lineno, query_id)
             continue
         if doc_id in corpus:
             known_docs += 1
         else:
-            _count(unknown, "corpus", lineno, doc_id)
+            _count(odd, "corpus", lineno, doc_id)
         judged = qrels.setdefault(query_id, {})
         previous = judged.setdefault(doc_id, grade)
         if previous != grade:
-            raise DataError(
-                f"{path} line {lineno}: ({query_id!r}, {doc_id!r}) judged again with grade "
-                f"{grade}, earlier {previous}"
-            )
-    for kind, name in (("query", names[0]), ("corpus", names[1])):
-        if kind in unknown:
-            count, lineno, ident = unknown[kind]
-            first = f"first: line {lineno}, {kind} id {ident!r}"
-            if not (qrels if kind == "query" else known_docs):
-                raise DataError(f"{path}: no judgement names a {kind} id of {name} ({first})")
-            what = ("skipped (no query text)" if kind == "query" else
-                    "kept: they count in nDCG's ideal, as in BEIR, but cannot be retrieved")
-            logger.warning("%s: %d judgement(s) name %s ids not in %s (%s); %s", path, count,
-                           kind, name, first, what)
+            _count(odd, "regraded", lineno, f"({query_id!r}, {doc_id!r})")
+            judged[doc_id] = grade
+    _report_odd(path, odd, matched=(bool(qrels), known_docs > 0), names=names)
     if not qrels:
         raise DataError(f"{path}: no judgement rows")
     return qrels
 
 
-def _count(unknown: dict[str, tuple[int, int, str]], kind: str, lineno: int, ident: str) -> None:
-    """Count one judgement of an unknown `kind` id, keeping the first line and id."""
-    count, first, first_id = unknown.get(kind, (0, lineno, ident))
-    unknown[kind] = (count + 1, first, first_id)
+def _report_odd(
+    path: Path, odd: dict[str, tuple[int, int, str]], *, matched: tuple[bool, bool],
+    names: tuple[str, str],
+) -> None:
+    """Warn once per kind of odd judgement in `path`; raise if no query (`matched[0]`) or no
+    document (`matched[1]`) of the file is known: then its ids do not match at all."""
+    if "regraded" in odd:
+        count, lineno, pair = odd["regraded"]
+        logger.warning("%s: %d judgement(s) grade a pair judged earlier in the file otherwise "
+                       "(first: line %d, %s); the last grade is kept, as BEIR's loader keeps it",
+                       path, count, lineno, pair)
+    for kind, name, known in (("query", names[0], matched[0]), ("corpus", names[1], matched[1])):
+        if kind in odd:
+            count, lineno, ident = odd[kind]
+            first = f"first: line {lineno}, {kind} id {ident!r}"
+            if not known:
+                raise DataError(f"{path}: no judgement names a {kind} id of {name} ({first})")
+            what = ("skipped (no query text)" if kind == "query" else
+                    "kept: they count in nDCG's ideal, as in BEIR, but cannot be retrieved")
+            logger.warning("%s: %d judgement(s) name %s ids not in %s (%s); %s", path, count,
+                           kind, name, first, what)
+
+
+def _count(odd: dict[str, tuple[int, int, str]], kind: str, lineno: int, ident: str) -> None:
+    """Count one odd judgement of `kind` (an unknown query or corpus id, a pair graded again),
+    keeping the first line and what it named."""
+    count, first, first_id = odd.get(kind, (0, lineno, ident))
+    odd[kind] = (count + 1, first, first_id)
