@@ -623,7 +623,8 @@ def _race(
         leader, step = choice.best
         progress.info("dive: arms trained to %s steps; best (%s) at step %d: held-out gain "
                       "%+.4f (s.e. %.4f) over the start's nDCG@10 %.4f on %d queries",
-                      "/".join(map(str, race.horizon)), race.arms[leader].describe(), step,
+                      "/".join(map(str, race.horizon)),
+                      race.arms[leader].describe() if leader >= 0 else "none", step,
                       choice.gain, choice.stderr, choice.base_score, choice.n_queries)
         if leader < 0 or step < race.horizon[leader] or race.horizon[leader] >= cap:
             return choice, curves
