@@ -353,6 +353,28 @@ def test_resume_with_changed_input_or_model_restarts(
     np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), other(x2, batch_size=100))
 
 
+def test_a_second_run_on_the_same_output_fails_at_once_and_leaves_the_first_ones_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime, stores
+) -> None:
+    np.save(tmp_path / "x.npy", stores.vectors(1000))
+    with monkeypatch.context() as m:  # a first run's saved work, to resume from
+        _interrupt_after(m, 3)
+        with pytest.raises(_Interrupt):
+            compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100)
+    partial = stream_module.Partial(tmp_path / "y.npy")
+    saved = partial.state_path.read_bytes()
+    other = Runtime(input_dim=32, projection=np.eye(32, dtype=np.float32)[:4])
+    with partial.held():  # as a run still working on it holds it
+        # another model would clear the folder and start over; it must not while held
+        with pytest.raises(DiveError, match=r"\.y\.npy\.partial: another run is writing this "
+                                            r"output now"):
+            compress_store(other, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100)
+        assert partial.state_path.read_bytes() == saved
+    result = compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100)
+    assert result.resumed_rows == 300  # the first run's work was kept for it
+    assert not partial.root.exists()
+
+
 def test_empty_store(tmp_path: Path, runtime, stores) -> None:
     np.save(tmp_path / "x.npy", np.zeros((0, 32), dtype=np.float32))
     result = compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)

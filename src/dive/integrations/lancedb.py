@@ -230,41 +230,43 @@ def compress_table(
         "id_column": id_column,
     }
     partial = Partial(dst.db / work_name)
-    state = partial.start(job)
-    resumed = int(state["rows_done"])
-    columns = [column] if id_column is None else [id_column, column]
-    try:
-        with naming_os_errors(partial.root), progress_bar(n_rows, resumed, f"compress {src.name}",
-                                                          progress) as bar:
-            chunks = prefetch(_read_chunks(table, columns, resumed, n_rows, batch_size))
-            for lo, chunk in chunks:
-                ids = None if id_column is None else chunk.column(id_column).combine_chunks()
-                y = _compress_chunk(runtime, chunk.column(column), dim, lo, ids, src, out_dtype)
-                arrays = ([] if ids is None else [ids]) + [vector_array(y)]
-                out = import_pyarrow().Table.from_arrays(arrays, schema=out_schema)
-                with atomic_open(partial.parts / part_name(lo), "wb") as handle:
-                    import_pyarrow().parquet.write_table(out, handle)
-                state["rows_done"] = lo + chunk.num_rows
-                partial.save(state)
-                bar.update(chunk.num_rows)
-        reader = _parts_reader(partial, out_schema, n_rows, batch_size)
-        if in_place:
-            _add_column(src, version, out_column, replace, reader, out_schema)
-        else:
-            db = connect(dst)
-            exists = dst.folder.exists()
-            db.create_table(dst.name, data=reader, schema=out_schema,
-                            mode="overwrite" if exists else "create")
-    except DataError:
-        # The input must change before a rerun can succeed: leave nothing behind.
+    with partial.held():  # a second run on this output fails at once
+        state = partial.start(job)
+        resumed = int(state["rows_done"])
+        columns = [column] if id_column is None else [id_column, column]
+        try:
+            with naming_os_errors(partial.root), progress_bar(
+                n_rows, resumed, f"compress {src.name}", progress
+            ) as bar:
+                chunks = prefetch(_read_chunks(table, columns, resumed, n_rows, batch_size))
+                for lo, chunk in chunks:
+                    ids = None if id_column is None else chunk.column(id_column).combine_chunks()
+                    y = _compress_chunk(runtime, chunk.column(column), dim, lo, ids, src, out_dtype)
+                    arrays = ([] if ids is None else [ids]) + [vector_array(y)]
+                    out = import_pyarrow().Table.from_arrays(arrays, schema=out_schema)
+                    with atomic_open(partial.parts / part_name(lo), "wb") as handle:
+                        import_pyarrow().parquet.write_table(out, handle)
+                    state["rows_done"] = lo + chunk.num_rows
+                    partial.save(state)
+                    bar.update(chunk.num_rows)
+            reader = _parts_reader(partial, out_schema, n_rows, batch_size)
+            if in_place:
+                _add_column(src, version, out_column, replace, reader, out_schema)
+            else:
+                db = connect(dst)
+                exists = dst.folder.exists()
+                db.create_table(dst.name, data=reader, schema=out_schema,
+                                mode="overwrite" if exists else "create")
+        except DataError:
+            # The input must change before a rerun can succeed: leave nothing behind.
+            shutil.rmtree(partial.root, ignore_errors=True)
+            raise
         shutil.rmtree(partial.root, ignore_errors=True)
-        raise
-    shutil.rmtree(partial.root, ignore_errors=True)
-    seconds = time.perf_counter() - started
-    where = f"{dst}:{out_column}" if in_place else str(dst)
-    logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
-    return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim,
-                          out_dtype.name, resumed, seconds)
+        seconds = time.perf_counter() - started
+        where = f"{dst}:{out_column}" if in_place else str(dst)
+        logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
+        return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim,
+                              out_dtype.name, resumed, seconds)
 
 
 def _check_table_output(dst: TableRef, overwrite: bool) -> None:

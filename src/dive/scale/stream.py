@@ -27,14 +27,16 @@ Input vectors not of unit norm are normalised (see `dive.compressors.runtime`). 
 row, global across shards and chunks; the dimension is checked before any work starts. The
 partial folder is removed on such an error, since the input must change before a rerun.
 
-Left out: concurrent runs writing the same output (nothing locks the partial folder), a
-multi-process local engine (use `dive.integrations.ray` to spread work over cores or
-machines), and carrying Parquet columns other than the id.
+A run holds its partial folder (`Partial.held`, an flock): a second run given the same
+output while the first works fails at once with one line. Left out: a multi-process local
+engine (use `dive.integrations.ray` to spread work over cores or machines), and carrying
+Parquet columns other than the id.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -268,9 +270,27 @@ class Partial:
         self.parts = self.root / "parts"
         self.state_path = self.root / "state.json"
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the work folder while this run uses it: a second run on the same output fails
+        at once instead of clearing or mixing the first one's work (flock on the folder, so
+        the lock ends with the process)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DiveError(f"{self.root}: another run is writing this output now; wait "
+                                "for it to finish or choose another output") from None
+            yield
+        finally:
+            os.close(fd)
+
     def start(self, job: dict[str, Any]) -> dict[str, Any]:
-        """The saved state if it belongs to `job`; otherwise a fresh folder and state."""
-        if self.root.exists():
+        """The saved state if it belongs to `job`; otherwise a fresh folder and state (the
+        folder itself stays: `held` locks it)."""
+        if self.root.is_dir() and any(self.root.iterdir()):
             old = self._read_state()
             if old is not None and old.get("job") == job and self.data.is_dir():
                 logger.info("%s: resuming after row %d", self.root, old["rows_done"])
@@ -279,7 +299,11 @@ class Partial:
                 "%s: left by a run with another input, model or settings; starting over",
                 self.root,
             )
-            shutil.rmtree(self.root)
+            for child in self.root.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
         self.data.mkdir(parents=True)
         state = {
             "format": STATE_FORMAT,
@@ -594,42 +618,44 @@ def compress_store(
     }
     dst.parent.mkdir(parents=True, exist_ok=True)
     partial = Partial(dst)
-    state = partial.start(job)
-    resumed = int(state["rows_done"])
-    total = sum(s.n_rows for s in shards)
-    work = _Job(
-        runtime,
-        src,
-        shards,
-        single,
-        partial,
-        state,
-        batch_size=batch_size,
-        dtype=out_dtype,
-        column=column,
-        id_column=id_column,
-        output_column=out_column,
-    )
-    try:
-        with naming_os_errors(dst), progress_bar(total, resumed, f"compress {src.name}",
-                                              progress) as bar:
-            work.run(bar)
-    except DataError:
-        # The input (or the work folder) must change before a rerun can succeed; a resume
-        # would only repeat the error, so leave nothing behind.
-        shutil.rmtree(partial.root, ignore_errors=True)
-        raise
+    with partial.held():  # a second run on this output fails at once
+        state = partial.start(job)
+        resumed = int(state["rows_done"])
+        total = sum(s.n_rows for s in shards)
+        work = _Job(
+            runtime,
+            src,
+            shards,
+            single,
+            partial,
+            state,
+            batch_size=batch_size,
+            dtype=out_dtype,
+            column=column,
+            id_column=id_column,
+            output_column=out_column,
+        )
+        try:
+            with naming_os_errors(dst), progress_bar(
+                total, resumed, f"compress {src.name}", progress
+            ) as bar:
+                work.run(bar)
+        except DataError:
+            # The input (or the work folder) must change before a rerun can succeed; a resume
+            # would only repeat the error, so leave nothing behind.
+            shutil.rmtree(partial.root, ignore_errors=True)
+            raise
 
-    # Drop the state first: a crash from here on leaves a folder the next run discards.
-    partial.state_path.unlink()
-    if not single:
-        write_output_marker(partial.data, runtime)
-    try:  # without overwrite, an output another run published meanwhile is kept (DiveError)
-        publish(partial.data / dst.name if single else partial.data, dst, overwrite=overwrite)
-    finally:
-        shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
-    seconds = time.perf_counter() - started
-    logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
-    return CompressResult(
-        dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name, resumed, seconds
-    )
+        # Drop the state first: a crash from here on leaves a folder the next run discards.
+        partial.state_path.unlink()
+        if not single:
+            write_output_marker(partial.data, runtime)
+        try:  # without overwrite, an output another run published meanwhile is kept (DiveError)
+            publish(partial.data / dst.name if single else partial.data, dst, overwrite=overwrite)
+        finally:
+            shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
+        seconds = time.perf_counter() - started
+        logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
+        return CompressResult(
+            dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name, resumed, seconds
+        )
