@@ -254,9 +254,9 @@ CASES = [
     Case("compress zero row", COMPRESS + " {ws}/zero.npy --output {ws}/z.npy",
          "zero.npy: row 2 has norm 0"),
     Case("queries not .npy", SEARCH + " --queries-npy {ws}/afile",
-         "afile: not a .npy array (no .npy header)"),
+         "afile: not a readable .npy array (no .npy header)"),
     Case("rescore vectors not .npy", SEARCH + " --queries-npy {ws}/q.npy --rescore-vectors "
-         "{ws}/afile", "afile: not a .npy array (no .npy header)"),
+         "{ws}/afile", "afile: not a readable .npy array (no .npy header)"),
     # wording: the thing named as it is, in the CLI's own spelling
     Case("fit --embeddings a file", "fit --dataset {ws}/tiny --embeddings {ws}/afile --method "
          "pca --dim 8 --output {ws}/m", "afile: is a file, not an embeddings folder"),

@@ -9,6 +9,8 @@ normalised.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from dive.errors import DataError
@@ -23,6 +25,28 @@ class BadRowError(DataError):
     def __init__(self, name: str, row: int, problem: str) -> None:
         super().__init__(f"{name}: row {row} {problem}")
         self.row, self.problem = row, problem
+
+
+def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
+    """The one array in the `.npy` file `path` (memory-mapped read-only with `mmap`).
+
+    Anything else is a `DataError` naming the file: a file without the `.npy` header says so
+    (numpy's own text would speak of pickles), a truncated one gives numpy's reason, an
+    `.npz` archive is named as one. A missing file or a folder raises its `OSError` as is.
+    """
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        with open(path, "rb") as handle:
+            header = handle.read(6) == b"\x93NUMPY"
+        reason = exc if header else "no .npy header"
+        raise DataError(f"{path}: not a readable .npy array ({reason})") from None
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise DataError(f"{path}: not a readable .npy array (an .npz archive of several)")
+    return arr
 
 
 def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None) -> np.ndarray:

@@ -342,34 +342,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_npy(path: str, *, mmap: bool = False) -> Any:
-    """The array in the .npy file `path`; any other file is a `DataError` naming it."""
-    import numpy as np
-
-    from dive.errors import DataError
-
-    try:
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise  # one line naming the path, as for any file
-    except (OSError, ValueError, EOFError) as exc:
-        with open(path, "rb") as handle:
-            magic = handle.read(6) == b"\x93NUMPY"
-        # Without the magic bytes numpy speaks of pickles, which would only confuse.
-        raise DataError(f"{path}: not a .npy array ({exc if magic else 'no .npy header'})"
-                        ) from None
-    if not isinstance(arr, np.ndarray):
-        arr.close()
-        raise DataError(f"{path}: not a .npy array (a .npz archive of several)")
-    return arr
-
-
 def _read_queries_npy(path: str, dim: int) -> Any:
     """The query vectors of a .npy file, checked (shape, dimension, NaN, norms) naming the file."""
-    from dive.arrays import as_unit_rows
+    from dive.arrays import as_unit_rows, load_npy
     from dive.errors import DataError
 
-    arr = _load_npy(path)
+    arr = load_npy(path)
     if arr.size == 0:  # else the search prints nothing and succeeds
         raise DataError(f"{path}: no query vectors (shape {arr.shape})")
     return as_unit_rows(arr.reshape(1, -1) if arr.ndim == 1 else arr, name=path, dim=dim)
@@ -413,12 +391,12 @@ def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: A
              compressed: Any, candidates: Any) -> tuple[Any, Any]:
     """Re-rank the index's candidates by float32 vectors: `--rescore-vectors` holds either the
     full embeddings (input dimension) or the compressed float ones, a row per index row."""
-    from dive.arrays import as_unit_rows
+    from dive.arrays import as_unit_rows, load_npy
     from dive.errors import DataError
     from dive.evaluate.search import rescore
 
     path = args.rescore_vectors
-    vectors = _load_npy(path, mmap=True)
+    vectors = load_npy(path, mmap=True)
     if vectors.ndim != 2 or vectors.shape[0] != n_index:
         raise DataError(f"{path}: has shape {vectors.shape}, expected one row per index row "
                         f"({n_index}), in the index's order")

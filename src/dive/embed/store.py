@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from dive._io import folder_mode, publish
-from dive.arrays import UNIT_NORM_TOLERANCE
+from dive.arrays import UNIT_NORM_TOLERANCE, load_npy
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -222,14 +222,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
     """A 2-d float `.npy` as float32 C-contiguous (mapped read-only when it is so already)."""
-    try:
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        # Truncated data surfaces as "cannot reshape" / "mmap length is greater than file
-        # size"; a bad header or pickled object arrays as other ValueErrors.
-        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
-    if not isinstance(arr, np.ndarray):
-        raise DataError(f"{path}: expected one array, got {type(arr).__name__}")
+    arr = load_npy(path, mmap=mmap)
     if arr.ndim != 2:
         raise DataError(f"{path}: expected a 2-d (n, dim) array, got shape {arr.shape}")
     if arr.dtype.kind != "f":
