@@ -17,7 +17,6 @@ shows.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive.arrays import l2_normalize
-from dive.embed.store import META_FILE, Embeddings, load_embeddings, save_embeddings
+from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta, save_embeddings
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -267,11 +266,9 @@ def default_model_for(embeddings_dir: str | Path | None) -> str:
     `DEFAULT_MODEL`. An unreadable folder is left for `get_embeddings` to report."""
     if embeddings_dir is not None:
         try:
-            meta = json.loads((Path(embeddings_dir).expanduser() / META_FILE).read_text(
-                encoding="utf-8"))
-        except (OSError, ValueError):
-            meta = None
-        model = meta.get("model") if isinstance(meta, dict) else None
+            model = read_meta(Path(embeddings_dir).expanduser() / META_FILE).get("model")
+        except (OSError, DataError):
+            model = None
         if isinstance(model, str) and model:
             return model
     return DEFAULT_MODEL

@@ -131,7 +131,7 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
                 f"{root / name}: missing (an embeddings folder needs {', '.join(FILES)})"
             )
 
-    meta = _read_meta(root / META_FILE)
+    meta = read_meta(root / META_FILE)
     corpus = read_matrix(root / CORPUS_FILE, mmap=mmap)
     queries = read_matrix(root / QUERIES_FILE, mmap=mmap)
     corpus_ids = read_ids(root / CORPUS_IDS_FILE)
@@ -210,7 +210,8 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Tr
 # --- reading -----------------------------------------------------------------------------
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
+def read_meta(path: Path) -> dict[str, Any]:
+    """An embeddings folder's meta.json as a dict, or `DataError` naming the file."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -39,9 +39,8 @@ METRICS = ("ndcg@10", "recall@100", "mrr@10")
 REQUIRED_FIELDS = (*KEY_FIELDS, "ratio", *METRICS, "fit_seconds", "n_params", "config")
 INT_FIELDS = ("dim", "ratio", "seed", "n_params")
 NUMBER_FIELDS = (*METRICS, "fit_seconds")
-# The least value each numeric field can take; a metric is also at most 1.
-MINIMUM = {"dim": 1, "ratio": 1, "seed": 0, "n_params": 0, "fit_seconds": 0,
-           **dict.fromkeys(METRICS, 0)}
+# The least value each numeric field other than a metric can take (a metric is in [0, 1]).
+MINIMUM = {"dim": 1, "ratio": 1, "seed": 0, "n_params": 0, "fit_seconds": 0}
 
 FINGERPRINT_FIELD = "data_fingerprint"
 RescoreSource = Literal["full", "compressed"]  # what a funnel rescores with: D- or d-dim floats
@@ -115,9 +114,10 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
             kind = "an integer" if field in INT_FIELDS else "a finite number"
             raise DataError(f"{where}: {field} is {value!r}, expected {kind}")
         # A value out of range is a damaged or hand-edited line; never pick it as an answer.
-        if field in METRICS and not 0 <= value <= 1 + 1e-9:  # float rounding of a perfect 1
-            raise DataError(f"{where}: {field} is {value!r}, expected a number in [0, 1]")
-        if value < MINIMUM[field]:
+        if field in METRICS:
+            if not 0 <= value <= 1 + 1e-9:  # float rounding of a perfect 1
+                raise DataError(f"{where}: {field} is {value!r}, expected a number in [0, 1]")
+        elif value < MINIMUM[field]:
             kind = "an integer" if field in INT_FIELDS else "a number"
             raise DataError(f"{where}: {field} is {value!r}, expected {kind} >= {MINIMUM[field]}")
     for field, minimum in (("rescore", 0), ("bytes_per_vector", 1)):
