@@ -202,33 +202,38 @@ def test_bad_qrels_row_names_file_and_line(make_beir: MakeBeir, rows: str, messa
         load_beir(folder)
 
 
+def _load_test_qrels(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture, rows: str
+) -> tuple[dict[str, dict[str, int]], str]:
+    """The test split loaded from `rows`, and every warning it logged, one per line."""
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        qrels = load_beir(make_beir(qrels={"test": HEADER + rows})).split("test")
+    return qrels, "\n".join(r.getMessage() for r in caplog.records)
+
+
 def test_judgements_the_other_files_do_not_back_are_skipped_or_kept_with_a_warning(
     make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
 ) -> None:
     # as in published BEIR files: a query missing from queries.jsonl (NFCorpus), a document
     # missing from corpus.jsonl (ArguAna)
     rows = "q1\td1\t1\nq9\td1\t1\nq2\td9\t2\nq8\td2\t1\nq2\td2\t1\nq1\td7\t1\n"
-    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
-        qrels = load_beir(make_beir(qrels={"test": HEADER + rows})).split("test")
+    qrels, warned = _load_test_qrels(make_beir, caplog, rows)
     # unknown queries skipped; unknown documents kept (nDCG's ideal counts them, as in BEIR)
     assert qrels == {"q1": {"d1": 1, "d7": 1}, "q2": {"d9": 2, "d2": 1}}
-    lines = [r.getMessage() for r in caplog.records]
-    assert any(re.search(r"test\.tsv: 2 judgement\(s\) name query ids not in queries\.jsonl "
-                         r"\(first: line 3, query id 'q9'\); skipped", m) for m in lines)
-    assert any(re.search(r"test\.tsv: 2 judgement\(s\) name corpus ids not in corpus\.jsonl "
-                         r"\(first: line 4, corpus id 'd9'\); kept", m) for m in lines)
+    assert re.search(r"test\.tsv: 2 judgement\(s\) name query ids not in queries\.jsonl "
+                     r"\(first: line 3, query id 'q9'\); skipped", warned)
+    assert re.search(r"test\.tsv: 2 judgement\(s\) name corpus ids not in corpus\.jsonl "
+                     r"\(first: line 4, corpus id 'd9'\); kept", warned)
 
 
 def test_a_pair_graded_again_keeps_its_last_grade_with_a_warning(
     make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = "q1\td1\t1\nq1\td1\t2\nq2\td2\t1\nq2\td2\t0\n"
-    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
-        qrels = load_beir(make_beir(qrels={"test": HEADER + rows})).split("test")
+    qrels, warned = _load_test_qrels(make_beir, caplog, rows)
     assert qrels == {"q1": {"d1": 2}, "q2": {"d2": 0}}  # the last line wins, as in BEIR
-    assert any(re.search(r"test\.tsv: 2 judgement\(s\) grade a pair judged earlier .* \(first: "
-                         r"line 3, \('q1', 'd1'\)\); the last grade is kept", r.getMessage())
-               for r in caplog.records)
+    assert re.search(r"test\.tsv: 2 judgement\(s\) grade a pair judged earlier .* \(first: "
+                     r"line 3, \('q1', 'd1'\)\); the last grade is kept", warned)
 
 
 def test_repeated_identical_qrels_row_is_accepted(make_beir: MakeBeir) -> None:
