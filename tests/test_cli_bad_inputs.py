@@ -151,6 +151,17 @@ def empty_file(name: str) -> Setup:
     return setup
 
 
+def full_vectors(value: float) -> Setup:
+    """ws/full.npy: the corpus's full vectors, one per index row, with row 0 set to `value`."""
+
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        full = np.load(ws / "emb" / "corpus.npy")
+        full[0] = value
+        np.save(ws / "full.npy", full)
+
+    return setup
+
+
 def lance_table(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ws/db/docs: a LanceDB table whose vectors are in a column named 'embedding'."""
     import lancedb
@@ -257,6 +268,11 @@ CASES = [
          "afile: not a readable .npy array (no .npy header)"),
     Case("rescore vectors not .npy", SEARCH + " --queries-npy {ws}/q.npy --rescore-vectors "
          "{ws}/afile", "afile: not a readable .npy array (no .npy header)"),
+    Case("rescore vectors NaN", SEARCH + " --queries-npy {ws}/q.npy --rescore-vectors "
+         "{ws}/full.npy", "full.npy: row 0 contains NaN or inf", full_vectors(np.nan)),
+    Case("rescore vectors zero row", SEARCH + " --queries-npy {ws}/q.npy --rescore-vectors "
+         "{ws}/full.npy", "full.npy: row 0 has norm 0 and cannot be L2-normalised",
+         full_vectors(0.0)),
     # wording: the thing named as it is, in the CLI's own spelling
     Case("fit --embeddings a file", "fit --dataset {ws}/tiny --embeddings {ws}/afile --method "
          "pca --dim 8 --output {ws}/m", "afile: is a file, not an embeddings folder"),

@@ -407,7 +407,7 @@ def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: A
     else:
         raise DataError(f"{path}: vectors of dimension {vectors.shape[1]}; expected the full "
                         f"{compressor.input_dim} or the compressed {compressor.output_dim}")
-    return rescore(space, vectors, candidates, args.k)
+    return rescore(space, vectors, candidates, args.k, name=path)
 
 
 def cmd_compress(args: argparse.Namespace) -> int:

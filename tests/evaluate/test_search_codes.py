@@ -127,6 +127,21 @@ def test_rescore_reads_a_memory_mapped_store_in_bounded_blocks(tmp_path: Path) -
     np.testing.assert_array_equal(rows, top_k(queries, corpus, 5)[0])
 
 
+def test_rescore_ranks_vectors_off_unit_norm_by_cosine(data: tuple[np.ndarray, np.ndarray]
+                                                      ) -> None:
+    # Imported vectors need not be unit-norm; a long row must not win on its length alone.
+    queries, corpus = data
+    candidates = np.tile(np.arange(len(corpus)), (len(queries), 1))
+    scales = np.random.default_rng(3).uniform(0.2, 50, (len(corpus), 1)).astype(np.float32)
+    want = rescore(queries, corpus, candidates, 10)
+    got = rescore(3 * queries, corpus * scales, candidates, 10)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], atol=1e-5)
+    corpus[7] = 0
+    with pytest.raises(DataError, match=r"full\.npy: row 7 has norm 0"):
+        rescore(queries, corpus, candidates, 10, name="full.npy")
+
+
 def test_rescore_refuses_vectors_of_another_dimension() -> None:
     with pytest.raises(DataError, match=r"rescoring vectors: expected float \(n, 4\) rows"):
         rescore(np.ones((2, 4), np.float32), np.ones((9, 3), np.float32),

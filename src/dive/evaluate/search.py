@@ -9,8 +9,10 @@ score int8/float16 codes by the inner product with the values the codes stand fo
 codes by the +-1 inner product of the query's sign bits (d - 2 * Hamming distance).
 `rescore` is the second stage of a funnel: it re-ranks each query's candidates by the inner
 product with float32 vectors (the compressed float ones or the original full ones), reading only
-the candidates' rows. Left out: approximate indexes (FAISS, HNSW) and cosine normalisation —
-callers pass vectors already normalised if they want cosine similarity.
+the candidates' rows, which it L2-normalises as every step normalises its inputs (unit rows
+pass unchanged), so vectors imported off unit norm rescore by cosine like the first stage.
+Left out: approximate indexes (FAISS, HNSW) and cosine normalisation in `top_k` — callers pass
+vectors already normalised if they want cosine similarity.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dive.arrays import as_embeddings
+from dive.arrays import BadRowError, as_embeddings, as_unit_rows
 from dive.compressors.precision import Quantizer
 from dive.errors import DataError
 
@@ -172,25 +174,29 @@ def rescore(
     k: int,
     *,
     max_floats: int = 1 << 22,
+    name: str = "rescoring vectors",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank each query's `candidates` (m, K) rows by the inner product with `vectors`.
 
-    `queries` (m, D) and `vectors` (n, D) are float32 in the same space (the compressed float
-    outputs, or the original embeddings); `vectors` may be memory-mapped, as only the
-    candidates' rows are read. Returns the best k' = min(k, K) of each row of candidates,
+    `queries` (m, D) and `vectors` (n, D) are float vectors in the same space (the compressed
+    float outputs, or the original embeddings); `vectors` may be memory-mapped, as only the
+    candidates' rows are read. Both are L2-normalised as `as_unit_rows` does (unit rows pass
+    unchanged): a first stage ranks by cosine, so un-normalised full vectors would rank by
+    their norms instead. A candidate row with NaN/inf or norm 0 is a `DataError` naming `name`
+    (the vectors' file) and its row. Returns the best k' = min(k, K) of each row of candidates,
     (indices int64 (m, k'), scores float32 (m, k')), by score descending, ties by row
     ascending; a candidate -1 (none) stays last with score -inf. Queries go in blocks whose
     gathered rows hold at most `max_floats` values, so memory does not grow with m.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    q = as_embeddings(queries, name="rescoring queries")
+    q = as_unit_rows(queries, name="rescoring queries")
     cand = np.asarray(candidates)
     if cand.ndim != 2 or cand.shape[0] != q.shape[0] or cand.dtype.kind not in "iu":
         raise DataError(f"candidates: expected {q.shape[0]} rows of integer row indices, got "
                         f"shape {cand.shape} dtype {cand.dtype}")
     if vectors.ndim != 2 or vectors.shape[1] != q.shape[1] or vectors.dtype.kind != "f":
-        raise DataError(f"rescoring vectors: expected float (n, {q.shape[1]}) rows, got shape "
+        raise DataError(f"{name}: expected float (n, {q.shape[1]}) rows, got shape "
                         f"{vectors.shape} dtype {vectors.dtype}")
     n = vectors.shape[0]
     cand = cand.astype(np.int64)
@@ -204,9 +210,10 @@ def rescore(
         rows = cand[q0 : q0 + step]
         valid = rows >= 0
         gathered = np.asarray(vectors[np.where(valid, rows, 0)], dtype=np.float32)
-        if not np.isfinite(gathered).all():
-            bad = int(rows[~np.isfinite(gathered).all(axis=2)][0])
-            raise DataError(f"rescoring vectors: row {bad} contains NaN or inf")
+        try:  # only real candidates: a -1 gathered row 0, which may be any row
+            gathered[valid] = as_unit_rows(gathered[valid], name=name)
+        except BadRowError as exc:
+            raise BadRowError(name, int(rows[valid][exc.row]), exc.problem) from None
         block = np.einsum("bkd,bd->bk", gathered, q[q0 : q0 + step])
         block[~valid] = -np.inf
         order = np.lexsort((np.where(valid, rows, n), -block), axis=-1)[:, :kk]
