@@ -105,6 +105,27 @@ def write_tiny_beir(
 
 
 @pytest.fixture()
+def scaled_off_unit_norm(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A copy of an embeddings folder, at tmp_path/scaled, with every row scaled by its own
+    factor in [0.2, 5) and meta.json `normalized: false`, as `dive embed` imports an API's
+    vectors."""
+
+    def scale(emb: Path) -> Path:
+        import shutil
+
+        dest = Path(shutil.copytree(emb, tmp_path / "scaled"))
+        for name in ("corpus.npy", "queries.npy"):
+            x = np.load(dest / name)
+            norms = np.random.default_rng(len(x)).uniform(0.2, 5, (len(x), 1))
+            np.save(dest / name, (x * norms).astype(np.float32))
+        meta = json.loads((dest / "meta.json").read_text())
+        (dest / "meta.json").write_text(json.dumps({**meta, "normalized": False}))
+        return dest
+
+    return scale
+
+
+@pytest.fixture()
 def tiny(tmp_path: Path) -> tuple[Path, Path]:
     """A tiny BEIR folder and its embeddings folder (32-d)."""
     return write_tiny_beir(tmp_path)

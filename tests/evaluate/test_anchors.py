@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,20 @@ def test_anchors_are_rows_of_the_grid_with_their_bytes_and_resume(make_tiny, tmp
     assert anchors["faiss-pq:4@rescore4"]["ndcg@10"] != anchors["faiss-pq:4"]["ndcg@10"]
     again = run_grid(grid(data, ["faiss-pq:4", "faiss-pca-sq4"]), ResultsFile(results))
     assert len(read_records(results)) == len(records) == len(again)
+
+
+def test_anchors_see_embeddings_stored_off_unit_norm_normalised(
+    make_tiny, tmp_path: Path, scaled_off_unit_norm: Callable[[Path], Path]
+) -> None:
+    # As every method does: else an anchor ranks by the imported vectors' norms.
+    data = make_tiny()
+    scaled = scaled_off_unit_norm(data[1])
+    anchors = ["faiss-pca-sq8", "st-int8"]
+    options: dict[str, object] = dict(methods=[], precisions=["float32"], rescores=[0, 4])
+    want = run_grid(grid(data, anchors, **options), ResultsFile(tmp_path / "unit.jsonl"))
+    got = run_grid(grid((data[0], scaled), anchors, **options),
+                   ResultsFile(tmp_path / "scaled.jsonl"))
+    assert [r["ndcg@10"] for r in got] == pytest.approx([r["ndcg@10"] for r in want])
 
 
 def test_a_grid_of_anchors_alone_runs_and_bad_anchors_fail_before_any_run(

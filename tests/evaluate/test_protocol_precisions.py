@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,22 +142,12 @@ def test_evaluate_cli_with_precisions_and_rescore(tiny: tuple[Path, Path], tmp_p
     assert len(read_records(results)) == 4
 
 
-def test_rescoring_normalises_embeddings_stored_off_unit_norm(tiny: tuple[Path, Path],
-                                                              tmp_path: Path) -> None:
+def test_rescoring_normalises_embeddings_stored_off_unit_norm(
+    tiny: tuple[Path, Path], tmp_path: Path, scaled_off_unit_norm: Callable[[Path], Path]
+) -> None:
     # An imported folder keeps its vectors as given (meta.json: normalized false); rescoring
     # must score them as every other step does, by cosine, not by their norms.
-    import json
-    import shutil
-
-    import numpy as np
-
-    scaled = shutil.copytree(tiny[1], tmp_path / "scaled")
-    for name in ("corpus.npy", "queries.npy"):
-        x = np.load(scaled / name)
-        norms = np.random.default_rng(len(x)).uniform(0.2, 5, (len(x), 1))
-        np.save(scaled / name, (x * norms).astype(np.float32))
-    meta = json.loads((scaled / "meta.json").read_text())
-    (scaled / "meta.json").write_text(json.dumps({**meta, "normalized": False}))
+    scaled = scaled_off_unit_norm(tiny[1])
     options: dict[str, object] = dict(methods=["pca"], precisions=["float32"], rescores=[4])
     want = run_grid(spec(tiny, **options), ResultsFile(tmp_path / "unit.jsonl"))
     got = run_grid(spec(tiny, embeddings_dir=str(scaled), **options),

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from dive import __version__
+from dive.arrays import as_unit_rows
 from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_dataset
@@ -148,13 +149,18 @@ def run_anchor(
     task: RunTask, dataset: Dataset, emb: Embeddings, split: QuerySplit, model: str, top_k: int
 ) -> list[dict[str, Any]]:
     """Build one anchor's index on the corpus, search it for the evaluation queries once (as
-    deep as the largest funnel needs) and return a record per rescore factor of the task."""
+    deep as the largest funnel needs) and return a record per rescore factor of the task.
+
+    The anchor sees the embeddings L2-normalised, as every method does (a folder of imported
+    vectors may be stored off unit norm): else its inner products would rank by norm, not by
+    cosine, against methods that do. Unit rows pass unchanged."""
     anchor = parse_anchor(task.method)
+    corpus = as_unit_rows(emb.corpus, name=f"{dataset.name}: corpus embeddings")
     start = time.perf_counter()
-    index = anchor.build(emb.corpus, task.dim, task.seed)
+    index = anchor.build(corpus, task.dim, task.seed)
     fit_seconds = time.perf_counter() - start
-    queries = _eval_queries(emb, split)
-    outputs = Outputs(queries, emb.corpus, queries, emb.corpus, split.eval_ids, emb.corpus_ids,
+    queries = as_unit_rows(_eval_queries(emb, split), name=f"{dataset.name}: query embeddings")
+    outputs = Outputs(queries, corpus, queries, corpus, split.eval_ids, emb.corpus_ids,
                       identical_id_rows(split.eval_ids, emb.corpus_ids))
     depth = top_k * max(1, *(v.rescore for v in task.variants))
     rows, scores = index.search(queries, depth, outputs.exclude)
