@@ -63,6 +63,25 @@ def test_bad_input_is_one_line_on_stderr(
     assert not (tmp_path / "r.jsonl").exists()
 
 
+def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from dive.compressors.base import Compressor
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Compressor, "fit", interrupted)
+    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
+           "--dim", "8", "--output", str(tmp_path / "m")]
+    assert main(fit) == 130
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
+    assert not (tmp_path / "m").exists()
+    assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 130
+    assert capsys.readouterr().err == ("dive: interrupted; finished runs are saved and a rerun "
+                                       "resumes\n")
+
+
 def test_debug_shows_the_exception(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     with (tiny[0] / "corpus.jsonl").open("a") as f:
         f.write("{broken\n")

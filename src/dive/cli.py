@@ -525,6 +525,16 @@ def _show_fit_progress() -> None:
     _show_lines(PROGRESS_LOGGER, "stderr")
 
 
+# What Ctrl-C keeps, per verb that keeps anything: every other verb writes its output only
+# at the end, in one rename, so an interrupted one left nothing and its rerun starts over.
+_AFTER_INTERRUPT = {
+    "evaluate": "finished runs are saved and a rerun resumes",
+    "demo": "finished runs are saved and a rerun resumes",
+    "embed": "finished chunks are saved and a rerun resumes",
+    "compress": "finished chunks are saved and a rerun resumes",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -544,7 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dive: interrupted; finished runs are saved and a rerun resumes", file=sys.stderr)
+        print(f"dive: interrupted; {_AFTER_INTERRUPT.get(args.verb, 'no output was written')}",
+              file=sys.stderr)
         return 130
 
 
