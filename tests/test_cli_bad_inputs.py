@@ -322,6 +322,9 @@ CASES = [
          api_vectors()),
     Case("import npy without ids", "embed --dataset {ws}/tiny --from-npy {ws}/x.npy "
          "--queries-npy {ws}/q.npy", "--from-npy needs --ids, --queries-npy and --query-ids"),
+    Case("import npy ids a folder", "embed --dataset {ws}/tiny --from-npy {ws}/emb/corpus.npy "
+         "--ids {ws}/emb --queries-npy {ws}/emb/queries.npy --query-ids {ws}/emb/query_ids.txt "
+         "--output {ws}/imported", "emb: is a folder, not a file"),
     Case("lancedb table without the column", COMPRESS + " lancedb:{ws}/db/docs --output "
          "lancedb:{ws}/db/small", "lancedb:{ws}/db/docs: no vector column 'vector' (columns: "
          "id, embedding)", lance_table),

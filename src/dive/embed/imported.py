@@ -83,7 +83,8 @@ def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:
     file, ids_file = Path(path), Path(ids_path)
     for required in (file, ids_file):
         if not required.is_file():
-            raise DataError(f"{required}: no such file")
+            raise DataError(f"{required}: is a folder, not a file" if required.is_dir()
+                            else f"{required}: no such file")
     array = read_matrix(file, mmap=True)
     ids = read_ids(ids_file)
     if array.shape[0] != len(ids):
