@@ -206,6 +206,11 @@ def test_load_tolerates_crlf_id_files(folder: Path) -> None:
     assert load_embeddings(folder).query_ids == ["q0", "q1", "q2"]
 
 
+def test_load_drops_a_byte_order_mark_from_id_files(folder: Path) -> None:
+    (folder / "query_ids.txt").write_bytes(b"\xef\xbb\xbfq0\r\nq1\r\nq2\r\n")
+    assert load_embeddings(folder).query_ids == ["q0", "q1", "q2"]
+
+
 def test_load_rejects_a_matrix_that_is_not_2d(folder: Path) -> None:
     np.save(folder / "queries.npy", np.ones((3, 2, 4), np.float32))
     with pytest.raises(DataError, match=r"queries.npy: expected a 2-d .* shape \(3, 2, 4\)"):

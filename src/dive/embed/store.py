@@ -240,9 +240,13 @@ def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
 
 
 def read_ids(path: Path) -> list[str]:
-    """One id a line (UTF-8, LF or CRLF); an empty or repeated id is a `DataError` naming it."""
+    """One id a line (UTF-8, LF or CRLF); an empty or repeated id is a `DataError` naming it.
+
+    A leading byte-order mark (Notepad, PowerShell) is dropped, as the BEIR loader drops it,
+    else it would be part of the first id, which then matches no document.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc})") from None
     # splitlines() would also split on \x0b, \x1c ... which may legitimately occur in nothing
