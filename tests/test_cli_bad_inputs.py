@@ -162,6 +162,13 @@ def full_vectors(value: float) -> Setup:
     return setup
 
 
+def partitioned(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws/shards: a shard, and another in a partition subfolder."""
+    (ws / "shards" / "part=1").mkdir(parents=True)
+    shutil.copy(ws / "x.npy", ws / "shards" / "a.npy")
+    shutil.copy(ws / "x.npy", ws / "shards" / "part=1" / "b.npy")
+
+
 def lance_table(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ws/db/docs: a LanceDB table whose vectors are in a column named 'embedding'."""
     import lancedb
@@ -249,6 +256,9 @@ CASES = [
          "afile: a file is in the way"),
     Case("compress parent is a file", COMPRESS + " {ws}/x.npy --output {ws}/afile/y.npy",
          "afile: a file is in the way"),
+    Case("compress shards in a subfolder", COMPRESS + " {ws}/shards --output {ws}/small",
+         "shards/part=1: a subfolder with shards; dive compress reads only the shards directly "
+         "in {ws}/shards", partitioned),
     # compress output suffix (item 15)
     Case("parquet into .npy", COMPRESS + " {ws}/x.parquet --output {ws}/o.npy",
          "o.npy: the output is a parquet file like the input"),

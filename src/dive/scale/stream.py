@@ -221,6 +221,16 @@ def _inspect(path: Path, name: str, column: str, id_column: str | None) -> Shard
     return Shard(path, name, kind, layout.n_rows, layout.dim, parquet=layout)
 
 
+def _refuse_shards_in_subfolders(src: Path) -> None:
+    """Shards are read from `src` itself: a subfolder holding shards (a partitioned store,
+    `date=2024-01/part-0.parquet`) would be left out of the output without a word, so it is
+    an error naming it. Hidden folders (`.` first) are skipped, as hidden files are."""
+    for sub in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if any(f.suffix.lower() in SUFFIXES for f in sub.rglob("*")):
+            raise DataError(f"{sub}: a subfolder with shards; dive compress reads only the "
+                            f"shards directly in {src}, so compress each folder on its own")
+
+
 def discover(
     src: Path, output_name: str, column: str, id_column: str | None
 ) -> tuple[list[Shard], bool]:
@@ -233,6 +243,7 @@ def discover(
         )
         if not files:
             raise DataError(f"{src}: no .npy or .parquet shards in this folder")
+        _refuse_shards_in_subfolders(src)
         kinds = {SUFFIXES[p.suffix.lower()] for p in files}
         if len(kinds) > 1:
             raise DataError(f"{src}: mixes .npy and Parquet shards; keep one kind per folder")
