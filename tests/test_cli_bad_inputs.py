@@ -169,6 +169,20 @@ def partitioned(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copy(ws / "x.npy", ws / "shards" / "part=1" / "b.npy")
 
 
+def embeddings_of_dim(dim: int) -> Setup:
+    """ws/emb<dim>: the tiny dataset's embeddings folder cut to its first `dim` dimensions."""
+
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        emb = Path(shutil.copytree(ws / "emb", ws / f"emb{dim}"))
+        for name in ("corpus.npy", "queries.npy"):
+            x = np.load(emb / name)[:, :dim]
+            np.save(emb / name, x / np.linalg.norm(x, axis=1, keepdims=True))
+        meta = json.loads((emb / "meta.json").read_text())
+        (emb / "meta.json").write_text(json.dumps({**meta, "dim": dim}))
+
+    return setup
+
+
 def lance_table(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ws/db/docs: a LanceDB table whose vectors are in a column named 'embedding'."""
     import lancedb
@@ -240,6 +254,9 @@ CASES = [
          "ro/m.onnx: permission denied", read_only("ro")),
     Case("compress read-only", COMPRESS + " {ws}/x.npy --output {ws}/ro/y.npy",
          "permission denied", read_only("ro")),
+    Case("index embeddings of another dimension", "index {ws}/model --embeddings {ws}/emb16 "
+         "--output {ws}/i.faiss", "emb16/corpus.npy: vectors have dimension 16, but "
+         "{ws}/model expects 32", embeddings_of_dim(16)),
     Case("index --output a folder", "index {ws}/model --embeddings {ws}/emb --output {ws}/emb",
          "emb: exists and is not a dive index"),
     Case("onnx --output a folder", "export {ws}/model --format onnx --output {ws}/emb",

@@ -325,6 +325,10 @@ def cmd_index(args: argparse.Namespace) -> int:
                         f"{args.model_dir} outputs {compressor.precision} codes, which go into "
                         "the exact flat index")
     emb = load_embeddings(args.embeddings, mmap=True)
+    if emb.dim != compressor.input_dim:  # named here: the compressor would name only itself
+        raise DiveError(f"{Path(args.embeddings) / 'corpus.npy'}: vectors have dimension "
+                        f"{emb.dim}, but {args.model_dir} expects {compressor.input_dim} "
+                        "(embeddings from another model?)")
     trained_on = compressor.summary.get("model")
     if trained_on and emb.meta.get("model") and emb.meta["model"] != trained_on:
         logging.getLogger(__name__).warning(
