@@ -207,6 +207,8 @@ CASES = [
     Case("seeds -1", EVALUATE + " --seeds -1 --results {ws}/r.jsonl", "--seeds: expected an "
          "integer >= 0, got -1"),
     Case("seed -1", FIT + " --seed -1 --output {ws}/m", "--seed: expected an integer >= 0, got -1"),
+    Case("index seed -1", "index {ws}/model --embeddings {ws}/emb --opq 2 --seed -1 --output "
+         "{ws}/i.faiss", "--seed: expected an integer >= 0, got -1"),
     Case("ratios 0", EVALUATE + " --ratios 0 --results {ws}/r.jsonl", "--ratios: expected an "
          "integer >= 1, got 0"),
     Case("ratios -2", EVALUATE + " --ratios -2 --results {ws}/r.jsonl", "got -2"),

@@ -337,7 +337,7 @@ def add_index(sub: Subparsers[_Parser]) -> _Parser:
     kind.add_argument("--opq", type=_int_at_least(1), default=None, metavar="M",
                       help="FAISS OPQ+PQ index of the float32 outputs: M bytes per vector "
                            "(M divides d), trained on the corpus")
-    p.add_argument("--seed", type=int, default=0, help="seed of the OPQ/PQ k-means")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the OPQ/PQ k-means")
     _add_overwrite(p)
     return p
 
