@@ -5,7 +5,8 @@ A new file gets the mode the umask says (as `open` would give it); a replaced fi
 mode, and so does a folder (`folder_mode`). `replace_path` does the final rename for folders
 too (which rename() cannot replace); `publish` does it without ever replacing anything unless
 told to overwrite, so a concurrent run's output that appeared meanwhile is kept.
-`locked` serialises read-modify-write cycles across processes (a results file's appends).
+`locked` serialises read-modify-write cycles across processes (a results file's appends);
+`held` keeps a second run off a resumable run's work folder.
 `check_output` is the one rule of every writer that may replace an earlier output.
 `describe_os_error` turns a file-system error (disk full, permission denied, a file where a
 folder should be) into one line naming the path the user gave, not a temporary name.
@@ -111,6 +112,28 @@ def locked(path: str | os.PathLike[str]) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def held(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the work folder `folder` (created if needed) while this run uses it: a second run
+    given the same output fails at once instead of clearing or mixing the first one's work.
+
+    An flock on the folder, so the lock ends with the process, even killed; the holder must
+    clear the folder's contents rather than replace the folder, which would drop the lock.
+    """
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DiveError(f"{path}: another run is writing this output now; wait for it to "
+                            "finish or choose another output") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dive._io import held
 from dive.data import load_beir
 from dive.embed import encode_to_folder, load_embeddings, load_model
 from dive.embed.resumable import JOB_FILE
@@ -99,6 +100,27 @@ def test_other_settings_start_over(tmp_path: Path, model: Any,
         result = encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
     assert result.resumed_chunks == 0 and result.chunks == 2
     assert "starting over" in caplog.text
+
+
+def test_a_second_run_on_the_same_output_fails_at_once_and_leaves_the_first_ones_work(
+    tmp_path: Path, model: Any
+) -> None:
+    dataset = load_beir(PANTRY)
+    out = tmp_path / "emb"
+    with pytest.raises(Interrupted):
+        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                         model=StopsAfter(model, 1))
+    work = tmp_path / ".emb.partial"
+    saved = _files(work)
+    with held(work):  # as a run still encoding into it holds it
+        # other settings would clear the folder and start over; they must not while held
+        with pytest.raises(DiveError, match=r"\.emb\.partial: another run is writing this "
+                                            r"output now"):
+            encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
+        assert _files(work) == saved and not out.exists()
+    result = encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False, model=model)
+    assert result.resumed_chunks == 1  # the first run's chunk was kept for it
+    assert not work.exists()
 
 
 def test_an_existing_folder_is_replaced_only_with_overwrite(tmp_path: Path, model: Any) -> None:

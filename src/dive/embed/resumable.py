@@ -5,7 +5,9 @@ encoded on its own and saved atomically as one `.npy` in a hidden work folder be
 output, `.<name>.partial/`, next to `job.json`: the job's identity (model, a SHA-256 of the
 dataset's ids and texts, batch size, chunk size, device). A rerun with the same identity skips
 the chunks already saved, so an interrupted run continues after its last finished chunk; any
-other identity starts over. Chunk boundaries do not depend on where a run stopped, so the
+other identity starts over. A run holds the work folder (`dive._io.held`): a second run on the
+same output stops at once rather than clearing the first one's chunks or mixing its own into
+them. Chunk boundaries do not depend on where a run stopped, so the
 finished folder is byte-identical to an uninterrupted run's (on the same machine, library
 versions and thread count: a model may round differently elsewhere). The folder itself is
 written by `save_embeddings`, atomically, once every chunk is done.
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, check_output
+from dive._io import atomic_open, atomic_write_text, check_output, held
 from dive.embed import encode
 from dive.embed.store import FILES, Embeddings, save_embeddings
 from dive.errors import DataError, DiveError
@@ -114,34 +116,35 @@ def encode_to_folder(
         "device": device,
     }
     work = target.parent / f".{target.name}.partial"
-    done = _start(work, job)
-    resumed = sum(chunk.file in done for chunk in chunks)
-    total = sum(len(chunk.texts) for chunk in chunks)
-    initial = sum(len(chunk.texts) for chunk in chunks if chunk.file in done)
-    from tqdm import tqdm
+    with held(work):  # a second run on this output stops at once, mixing nothing in
+        done = _start(work, job)
+        resumed = sum(chunk.file in done for chunk in chunks)
+        total = sum(len(chunk.texts) for chunk in chunks)
+        initial = sum(len(chunk.texts) for chunk in chunks if chunk.file in done)
+        from tqdm import tqdm
 
-    with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
-              disable=not progress, dynamic_ncols=True) as bar:
-        for chunk in chunks:
-            if chunk.file in done:
-                continue
-            if model is None:
-                model = encode.load_model(model_name, device=device)
-            vectors = encode.encode_texts(model, chunk.texts, batch_size=batch_size,
-                                          progress=False)
-            with atomic_open(work / chunk.file, "wb") as handle:
-                np.save(handle, vectors, allow_pickle=False)
-            bar.update(len(chunk.texts))
-    corpus = _assemble(work, [c for c in chunks if c.kind == "corpus"])
-    queries = _assemble(work, [c for c in chunks if c.kind == "queries"])
-    meta = {**encode.encoding_meta(dataset, model_name, batch_size), "chunk_size": chunk_size,
-            "device": device}
-    emb = Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
-    save_embeddings(target, emb, overwrite=overwrite)
-    shutil.rmtree(work, ignore_errors=True)
-    emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
-                     {**emb.meta, "source": str(target)})
-    return EmbedResult(target, emb, len(chunks), resumed, time.perf_counter() - started)
+        with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            for chunk in chunks:
+                if chunk.file in done:
+                    continue
+                if model is None:
+                    model = encode.load_model(model_name, device=device)
+                vectors = encode.encode_texts(model, chunk.texts, batch_size=batch_size,
+                                              progress=False)
+                with atomic_open(work / chunk.file, "wb") as handle:
+                    np.save(handle, vectors, allow_pickle=False)
+                bar.update(len(chunk.texts))
+        corpus = _assemble(work, [c for c in chunks if c.kind == "corpus"])
+        queries = _assemble(work, [c for c in chunks if c.kind == "queries"])
+        meta = {**encode.encoding_meta(dataset, model_name, batch_size), "chunk_size": chunk_size,
+                "device": device}
+        emb = Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
+        save_embeddings(target, emb, overwrite=overwrite)
+        shutil.rmtree(work, ignore_errors=True)
+        emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
+                         {**emb.meta, "source": str(target)})
+        return EmbedResult(target, emb, len(chunks), resumed, time.perf_counter() - started)
 
 
 def _chunks(dataset: Dataset, chunk_size: int) -> Iterator[_Chunk]:
@@ -157,8 +160,9 @@ def _local_path(model_name: str) -> str | None:
 
 
 def _start(work: Path, job: dict[str, Any]) -> set[str]:
-    """The chunk files a previous run of `job` saved in `work`; a fresh `work` otherwise."""
-    if work.is_dir():
+    """The chunk files a previous run of `job` saved in the held folder `work`; else `work`
+    cleared for this run."""
+    if any(work.iterdir()):
         try:
             old = json.loads((work / JOB_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -169,9 +173,11 @@ def _start(work: Path, job: dict[str, Any]) -> set[str]:
             return done
         logger.warning("%s: left by a run with another dataset, model or settings; starting "
                        "over", work)
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    for child in work.iterdir():  # cleared, not replaced: `held` locks the folder itself
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
     atomic_write_text(work / JOB_FILE, json.dumps(job, sort_keys=True) + "\n")
     return set()
 

@@ -36,7 +36,6 @@ Parquet columns other than the id.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -51,7 +50,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, check_output, naming_os_errors, publish
+from dive._io import (
+    atomic_open,
+    atomic_write_text,
+    check_output,
+    held,
+    naming_os_errors,
+    publish,
+)
 from dive.arrays import BadRowError
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -281,22 +287,9 @@ class Partial:
         self.parts = self.root / "parts"
         self.state_path = self.root / "state.json"
 
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold the work folder while this run uses it: a second run on the same output fails
-        at once instead of clearing or mixing the first one's work (flock on the folder, so
-        the lock ends with the process)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DiveError(f"{self.root}: another run is writing this output now; wait "
-                                "for it to finish or choose another output") from None
-            yield
-        finally:
-            os.close(fd)
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the work folder while this run uses it (`dive._io.held`)."""
+        return held(self.root)
 
     def start(self, job: dict[str, Any]) -> dict[str, Any]:
         """The saved state if it belongs to `job`; otherwise a fresh folder and state (the
