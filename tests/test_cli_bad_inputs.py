@@ -259,6 +259,8 @@ CASES = [
     Case("index embeddings of another dimension", "index {ws}/model --embeddings {ws}/emb16 "
          "--output {ws}/i.faiss", "emb16/corpus.npy: vectors have dimension 16, but "
          "{ws}/model expects 32", embeddings_of_dim(16)),
+    Case("evaluate --plot the results file", EVALUATE + " --results {ws}/new.jsonl --plot "
+         "{ws}/new.jsonl --overwrite", "new.jsonl: --plot names the --results file"),
     Case("index --output a folder", "index {ws}/model --embeddings {ws}/emb --output {ws}/emb",
          "emb: exists and is not a dive index"),
     Case("onnx --output a folder", "export {ws}/model --format onnx --output {ws}/emb",

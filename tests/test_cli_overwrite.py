@@ -95,7 +95,7 @@ def test_an_existing_output_is_replaced_only_with_overwrite(
     assert main([*argv, "--overwrite"]) == 0
 
 
-@pytest.mark.parametrize("verb", ["fit", "export-st", "index", "export-onnx"])
+@pytest.mark.parametrize("verb", ["fit", "export-st", "index", "export-onnx", "evaluate-plot"])
 def test_overwrite_never_replaces_what_dive_did_not_write(
     verb: str, tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -36,6 +36,16 @@ def _check_files(paths: Sequence[str | Path], overwrite: bool) -> None:
         check_output(Path(path), overwrite=overwrite, ours=Path.is_file, what="a file")
 
 
+def _is_png(path: Path) -> bool:
+    """Whether `path` is a PNG file: `--plot` may name any file (the results file, by a slip),
+    and only a plot is one dive wrote there, for `--overwrite` to replace."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
+
+
 def _check_report(out: str, overwrite: bool) -> None:
     from dive.report.build import report_paths
 
@@ -95,7 +105,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from dive.report.table import text_tables
 
     if args.plot:
-        _check_files([args.plot], args.overwrite)
+        if Path(args.plot).resolve() == Path(args.results).resolve():
+            raise DiveError(f"{args.plot}: --plot names the --results file")
+        check_output(Path(args.plot), overwrite=args.overwrite, ours=_is_png, what="a PNG plot")
     if args.report:
         _check_report(args.report, args.overwrite)
     records = _run_grid(args, args.datasets, Path(args.results))
