@@ -61,6 +61,15 @@ def test_missing_path_is_not_searched_or_downloaded(roots: dict[str, Path], tmp_
         resolve_dataset(str(tmp_path / "nowhere" / "toy"))
 
 
+def test_a_file_is_not_searched_or_downloaded_by_its_name(
+    roots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("corpus.npy").write_bytes(b"not a dataset")
+    with pytest.raises(DataError, match=r"^corpus\.npy: is a file, not a dataset folder"):
+        resolve_dataset("corpus.npy")
+
+
 def test_data_dir_beats_dive_data_beats_cache(roots: dict[str, Path], make_beir: MakeBeir) -> None:
     in_cache = _put(make_beir, roots["cache"])
     assert in_cache == default_cache_dir() / "toy"

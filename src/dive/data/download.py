@@ -99,6 +99,9 @@ def resolve_dataset(
             logger.info("dataset %s: using %s (from %s)", raw, candidate, source)
             return candidate
 
+    if as_path.is_file():  # a file meant as the data: downloading its name would mislead
+        raise DataError(f"{raw}: is a file, not a dataset folder (corpus.jsonl, queries.jsonl, "
+                        "qrels/)")
     looked = "; ".join(f"{root / raw} ({source})" for source, root in roots)
     if not download:
         raise DataError(f"dataset {raw!r} not found and download is off; looked in: {looked}")
