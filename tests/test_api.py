@@ -55,6 +55,18 @@ def test_fit_on_arrays_takes_graded_rows() -> None:
      "query 0 names row 500, outside the corpus's 200 rows"),
     ({"queries": np.ones((1, 16), np.float32), "relevant": [[0]]}, DataError,
      "queries: expected dimension 32, got 16"),
+    ({"queries": np.ones((2, 32), np.float32), "relevant": [3, 17]}, DataError,
+     r"query 0 has 3; expected a list of its relevant corpus rows"),
+    ({"queries": np.ones((1, 32), np.float32), "relevant": ["12"]}, DataError,
+     r"query 0 has '12'; expected a list"),
+    ({"queries": np.ones((1, 32), np.float32), "relevant": [[1.5]]}, DataError,
+     r"query 0 has 1\.5; rows and grades are integers"),
+    ({"queries": np.ones((1, 32), np.float32), "relevant": [[True]]}, DataError,
+     "query 0 has True; rows and grades are integers"),
+    ({"queries": np.ones((1, 32), np.float32), "relevant": [{4: 0.5}]}, DataError,
+     r"query 0 has 0\.5; rows and grades are integers"),
+    ({"queries": np.ones((2, 32), np.float32), "relevant": [[], {3: 0}]}, DataError,
+     r"no query has a relevant row \(a grade above 0\)"),
 ])
 def test_fit_on_arrays_checks_the_labels(kwargs: dict[str, object], error: type[Exception],
                                          message: str) -> None:

@@ -224,10 +224,24 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
         raise DataError(f"relevant: {len(relevant)} entries for {q.shape[0]} queries")
     grades = []
     for i, rows in enumerate(relevant):
+        if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
+            raise DataError(f"relevant: query {i} has {rows!r}; expected a list of its relevant "
+                            "corpus rows ([3, 17]) or {row: grade}")
         graded = dict(rows.items()) if isinstance(rows, Mapping) else dict.fromkeys(rows, 1)
-        bad = [r for r in graded if not 0 <= int(r) < corpus.shape[0]]
+        # Only integers: int() would turn 1.5 into row 1, True into row 1, without a word.
+        for value in (*graded, *graded.values()):
+            if not _is_integer(value):
+                raise DataError(f"relevant: query {i} has {value!r}; rows and grades are "
+                                "integers")
+        bad = [r for r in graded if not 0 <= r < corpus.shape[0]]
         if bad:
             raise DataError(f"relevant: query {i} names row {bad[0]}, outside the corpus's "
                             f"{corpus.shape[0]} rows")
         grades.append({int(r): int(g) for r, g in graded.items() if g > 0})
+    if not any(grades):  # else a supervised fit runs on nothing to learn from
+        raise DataError("relevant: no query has a relevant row (a grade above 0)")
     return TrainingData(LabelledQueries(q, tuple(grades)))
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
