@@ -75,6 +75,16 @@ def test_fit_on_arrays_checks_the_labels(kwargs: dict[str, object], error: type[
         dive.fit(corpus, method="dive", dim=8, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"dim": 0}, r"dim must be in 1\.\.32 \(the input dimension\), got 0"),
+    ({"ratio": 0}, "ratio must be an integer >= 1, got 0"),
+])
+def test_fit_refuses_a_zero_dim_or_ratio(kwargs: dict[str, int], message: str) -> None:
+    corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    with pytest.raises(DiveError, match=message):
+        dive.fit(corpus, method="pca", **kwargs)  # type: ignore[arg-type]
+
+
 def test_labels_for_a_dataset_come_from_its_qrels(tiny: tuple[Path, Path]) -> None:
     with pytest.raises(DiveError, match="a dataset has its qrels"):
         dive.fit(tiny[0], embeddings=tiny[1], queries=np.ones((1, 32), np.float32))

@@ -188,7 +188,7 @@ def fit(
         from dive.arrays import as_embeddings
 
         corpus = as_embeddings(data, name="corpus embeddings")
-        compressor = make_compressor(method, dim or corpus.shape[1] // ratio, seed)
+        compressor = make_compressor(method, _out_dim(dim, ratio, corpus.shape[1]), seed)
         train = _array_labels(corpus, queries, relevant) if compressor.supervised else None
     else:
         from dive.data.splits import make_split, parse_budget
@@ -201,13 +201,23 @@ def fit(
         emb = get_embeddings(dataset, model,
                              embeddings_dir=None if embeddings is None else Path(embeddings))
         corpus = emb.corpus
-        compressor = make_compressor(method, dim or emb.dim // ratio, seed)
+        compressor = make_compressor(method, _out_dim(dim, ratio, emb.dim), seed)
         train = None
         if compressor.supervised:
             split = make_split(dataset, parse_budget(budget), seed)
             train = training_data(split, emb)
     compressor.fit(corpus, train)
     return compressor
+
+
+def _out_dim(dim: int | None, ratio: int, full: int) -> int:
+    """`dim`, or `full` // `ratio` when it is None: `dim=0` is a dimension to refuse, not
+    'unset' (it gave D // 4 without a word)."""
+    if dim is not None:
+        return dim
+    if not _is_integer(ratio) or ratio < 1:
+        raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}", param="ratio")
+    return full // ratio
 
 
 def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
