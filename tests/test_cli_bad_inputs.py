@@ -334,6 +334,8 @@ CASES = [
          "method 'pca:dim=4': dim is not an option of the spec"),
     Case("missing model folder", "index {ws}/nope --embeddings {ws}/emb --output {ws}/i.faiss",
          "nope: no such model folder"),
+    Case("model folder a file", "compress {ws}/x.npy --input {ws}/x.npy --output {ws}/y.npy",
+         "x.npy: is a file, not a model folder"),
     Case("compress over an existing output", COMPRESS + " {ws}/x.npy --output {ws}/q.npy",
          "q.npy: already exists"),
     # vectors made elsewhere and LanceDB tables (issue 15)

@@ -379,7 +379,8 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
     """
     root = Path(directory)
     if not root.is_dir():
-        raise DataError(f"{root}: no such model folder")
+        raise DataError(f"{root}: is a file, not a model folder" if root.exists()
+                        else f"{root}: no such model folder")
     config_path, weights_path = root / CONFIG_FILE, root / WEIGHTS_FILE
     if not config_path.is_file():
         raise DataError(f"{config_path}: missing (not a saved dive compressor folder)")
