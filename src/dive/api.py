@@ -216,7 +216,7 @@ def _out_dim(dim: int | None, ratio: int, full: int) -> int:
     if dim is not None:
         return dim
     if not _is_integer(ratio) or ratio < 1:
-        raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}", param="ratio")
+        raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}")
     return full // ratio
 
 
