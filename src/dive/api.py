@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dive.arrays import is_integer
 from dive.embed.encode import DEFAULT_MODEL
 from dive.embed.resumable import DEFAULT_CHUNK_SIZE
 from dive.errors import DataError, DiveError
@@ -215,7 +216,7 @@ def _out_dim(dim: int | None, ratio: int, full: int) -> int:
     'unset' (it gave D // 4 without a word)."""
     if dim is not None:
         return dim
-    if not _is_integer(ratio) or ratio < 1:
+    if not is_integer(ratio) or ratio < 1:
         raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}")
     return full // ratio
 
@@ -240,7 +241,7 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
         graded = dict(rows.items()) if isinstance(rows, Mapping) else dict.fromkeys(rows, 1)
         # Only integers: int() would turn 1.5 into row 1, True into row 1, without a word.
         for value in (*graded, *graded.values()):
-            if not _is_integer(value):
+            if not is_integer(value):
                 raise DataError(f"relevant: query {i} has {value!r}; rows and grades are "
                                 "integers")
         bad = [r for r in graded if not 0 <= r < corpus.shape[0]]
@@ -251,7 +252,3 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
     if not any(grades):  # else a supervised fit runs on nothing to learn from
         raise DataError("relevant: no query has a relevant row (a grade above 0)")
     return TrainingData(LabelledQueries(q, tuple(grades)))
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

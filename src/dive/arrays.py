@@ -27,6 +27,12 @@ class BadRowError(DataError):
         self.row, self.problem = row, problem
 
 
+def is_integer(value: object) -> bool:
+    """Whether `value` is a Python or numpy integer, and not a bool (which `int()` would take
+    as 0 or 1 without a word)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     """The one array in the `.npy` file `path` (memory-mapped read-only with `mmap`).
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import atomic_open, check_output, naming_os_errors
-from dive.arrays import as_unit_rows
+from dive.arrays import as_unit_rows, is_integer
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
     BadRow,
@@ -468,6 +468,6 @@ def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
 
 
 def _sql_literal(value: Any) -> str:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if is_integer(value):
         return str(int(value))
     return "'" + str(value).replace("'", "''") + "'"
