@@ -36,22 +36,6 @@ def _check_files(paths: Sequence[str | Path], overwrite: bool) -> None:
         check_output(Path(path), overwrite=overwrite, ours=Path.is_file, what="a file")
 
 
-def _is_png(path: Path) -> bool:
-    """Whether `path` is a PNG file: `--plot` may name any file (the results file, by a slip),
-    and only a plot is one dive wrote there, for `--overwrite` to replace."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(8) == b"\x89PNG\r\n\x1a\n"
-    except OSError:
-        return False
-
-
-def _check_report(out: str, overwrite: bool) -> None:
-    from dive.report.build import report_paths
-
-    _check_files(report_paths(out), overwrite)
-
-
 def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
@@ -105,11 +89,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from dive.report.table import text_tables
 
     if args.plot:
+        from dive.report.plots import is_png
+
         if Path(args.plot).resolve() == Path(args.results).resolve():
             raise DiveError(f"{args.plot}: --plot names the --results file")
-        check_output(Path(args.plot), overwrite=args.overwrite, ours=_is_png, what="a PNG plot")
+        check_output(Path(args.plot), overwrite=args.overwrite, ours=is_png, what="a PNG plot")
     if args.report:
-        _check_report(args.report, args.overwrite)
+        from dive.report.build import check_report_output
+
+        check_report_output(args.report, overwrite=args.overwrite)
     records = _run_grid(args, args.datasets, Path(args.results))
     print(text_tables(records))
     print(f"\nresults: {args.results}")
@@ -149,10 +137,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from dive.report.build import write_report
+    from dive.report.build import check_report_output, write_report
     from dive.report.merge import read_results
 
-    _check_report(args.output, args.overwrite)
+    check_report_output(args.output, overwrite=args.overwrite)
     records = read_results(args.results)
     files = write_report(records, args.output, keep=args.keep, ratio=args.ratio,
                          overwrite=args.overwrite)

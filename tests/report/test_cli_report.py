@@ -77,3 +77,21 @@ def test_report_gains_prints_each_method_against_the_better_pca(
     assert rows["smec"][1:5] == ["1", "1/2", f"{mean:+.4f}".replace("-", "−"), "−0.0500"]
     assert rows["pca-uncentered"][2] == "1/2"
     assert rows["pca"][2] == "1/2"
+
+
+@pytest.mark.parametrize("name", ["report.md", "summary.csv", "ndcg_vs_dim.png"])
+def test_report_overwrite_replaces_only_files_dive_report_wrote(
+    name: str, make_record, jsonl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = jsonl(tmp_path / "r.jsonl", [make_record(method="pca", dim=48)])
+    out = tmp_path / "rep"
+    argv = ["report", "--results", str(results), "--output", str(out)]
+    assert main(argv) == 0
+    assert main([*argv, "--overwrite"]) == 0  # its own files: replaced
+    (out / name).write_text("my notes\n")
+    capsys.readouterr()
+    assert main([*argv, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dive: error: {out / name}: exists and is not ") and err.count("\n") == 1
+    assert "refusing to replace it" in err
+    assert (out / name).read_text() == "my notes\n"

@@ -69,6 +69,15 @@ def summary_csv(records: Iterable[Mapping[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def is_summary_csv(path: Path) -> bool:
+    """Whether `path` is a file `write_summary_csv` wrote (its header starts with the keys)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline().startswith(",".join(KEY_COLUMNS) + ",")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def write_summary_csv(records: Iterable[Mapping[str, Any]], path: str | Path, *,
                       overwrite: bool = True) -> Path:
     """Write `summary_csv` to `path` atomically and return the path (`overwrite=False`: only

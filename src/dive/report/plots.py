@@ -106,6 +106,16 @@ def _finish(fig: Any) -> None:
     fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
 
 
+def is_png(path: Path) -> bool:
+    """Whether `path` is a PNG file: the only kind of file a plot writer replaces, so a file
+    named by a slip (the results file, notes) is never written over."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
+
+
 def _save(fig: Any, out: str | Path, overwrite: bool) -> Path:
     plt = _pyplot()
     out = Path(out)
