@@ -114,3 +114,25 @@ def test_ray_nan_row_named_by_id_and_in_memory_model(
         compress_dataset(ds, other)
     with pytest.raises(DiveError, match="dtype must be one of"):
         compress_dataset(ds, runtime, dtype="int8")  # type: ignore[arg-type]
+
+
+def test_cli_bad_row_on_ray_is_one_line(
+    ray_cluster: Any, tmp_path: Path, model_dir: Path, stores,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A worker's DataError reaches the CLI as one line, not Ray's wrapper with its traceback
+    (RayTaskError(DataError) is itself a DataError, so it was re-raised as it was)."""
+    from dive.cli import main
+
+    x = stores.vectors(200)
+    x[137, 2] = np.nan
+    stores.write_parquet(tmp_path / "x.parquet", x)
+    argv = ["compress", str(model_dir), "--input", str(tmp_path / "x.parquet"), "--output",
+            str(tmp_path / "y"), "--engine", "ray", "--batch-size", "64"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()  # Ray logs lines of its own around it
+    ours = [i for i, line in enumerate(err) if line.startswith("dive: error:")]
+    assert [err[i] for i in ours] == [
+        f"dive: error: {tmp_path / 'x.parquet'}: column 'vector': the row with id 'doc137' "
+        "contains NaN or inf"]
+    assert not err[ours[0] + 1:ours[0] + 2] or not err[ours[0] + 1].startswith(" ")

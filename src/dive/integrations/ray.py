@@ -248,11 +248,12 @@ def compress_parquet(
         )
         keep = [out_column] if id_column is None else [id_column, out_column]
         out.select_columns(keep).write_parquet(str(tmp))
-    except DiveError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        # Ray re-raises a worker's DataError as RayTaskError(DataError), a subclass of both
+        # whose text is the worker's traceback: dig the DataError out rather than pass it on.
+        if isinstance(exc, DiveError) and not isinstance(exc, ray_error_types()):
+            raise
         found = _data_error_in(exc)
         if found is not None:
             raise DataError(f"{src}: {found}") from None
