@@ -136,3 +136,18 @@ def test_cli_bad_row_on_ray_is_one_line(
         f"dive: error: {tmp_path / 'x.parquet'}: column 'vector': the row with id 'doc137' "
         "contains NaN or inf"]
     assert not err[ours[0] + 1:ours[0] + 2] or not err[ours[0] + 1].startswith(" ")
+
+
+def test_a_ray_output_inside_its_input_is_refused(
+    ray_cluster: Any, tmp_path: Path, runtime, stores
+) -> None:
+    """As the local engine refuses it: a rerun would read the earlier output as input."""
+    from dive.integrations.ray import compress_parquet
+
+    src = tmp_path / "in"
+    src.mkdir()
+    stores.write_parquet(src / "x.parquet", stores.vectors(100))
+    for dst in (src / "out", src, tmp_path):
+        with pytest.raises(DiveError, match="the output must not be, contain or lie inside"):
+            compress_parquet(runtime, src, dst, overwrite=True)
+    assert sorted(p.name for p in src.iterdir()) == ["x.parquet"]

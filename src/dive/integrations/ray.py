@@ -35,6 +35,7 @@ from dive.errors import DataError, DiveError
 from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
 from dive.scale.stream import (
     OutputDtype,
+    check_apart,
     check_compress_output,
     output_dtype,
     resolve_runtime,
@@ -218,6 +219,7 @@ def compress_parquet(
         raise DataError(f"{src}: the Ray engine reads Parquet; use the local engine for .npy")
     if dst.suffix.lower() == ".npy":
         raise DiveError(f"{dst}: the Ray engine writes a folder of Parquet files, not .npy")
+    check_apart(src, dst)
     check_compress_output(dst, overwrite=overwrite, single=False)
     runtime = resolve_runtime(model)
     out_column = output_column or column

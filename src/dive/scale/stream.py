@@ -207,6 +207,13 @@ def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
                  f"a compress output folder (one holding {OUTPUT_MARKER})")
 
 
+def check_apart(src: Path, dst: Path) -> None:
+    """Refuse an output that is, contains or lies inside the input: a rerun would read it."""
+    src_abs, dst_abs = src.resolve(), dst.resolve()
+    if dst_abs == src_abs or src_abs in dst_abs.parents or dst_abs in src_abs.parents:
+        raise DiveError(f"{dst}: the output must not be, contain or lie inside the input {src}")
+
+
 def write_output_marker(folder: Path, runtime: Runtime) -> None:
     """Mark `folder` as a compress output, so `overwrite` may replace it later."""
     marker = {"format": "dive-compress-output", "model_sha256": runtime_digest(runtime)}
@@ -600,14 +607,12 @@ def compress_store(
                 f"{shard.path}: vectors have dimension {shard.dim}, but the model expects "
                 f"{runtime.input_dim} (embeddings from another model?)"
             )
-    src_abs, dst_abs = src.resolve(), dst.resolve()
-    if dst_abs == src_abs or src_abs in dst_abs.parents or dst_abs in src_abs.parents:
-        raise DiveError(f"{dst}: the output must not be, contain or lie inside the input {src}")
+    check_apart(src, dst)
     check_compress_output(dst, overwrite=overwrite, single=single)
     _check_output_suffix(dst, shards[0].kind if single else None)
 
     job = {
-        "input": str(src_abs),
+        "input": str(src.resolve()),
         "shards": [s.identity() for s in shards],
         "model": {
             "sha256": runtime_digest(runtime),
