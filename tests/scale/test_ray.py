@@ -138,6 +138,25 @@ def test_cli_bad_row_on_ray_is_one_line(
     assert not err[ours[0] + 1:ours[0] + 2] or not err[ours[0] + 1].startswith(" ")
 
 
+def test_a_second_ray_run_on_one_output_stops_at_once(
+    ray_cluster: Any, tmp_path: Path, runtime, stores
+) -> None:
+    """The work folder is held as the local engine holds its own: a second run on the same
+    output stops with one line and leaves the first one's files (it cleared them, and both
+    wrote into one folder that one of them published with the other's files in it)."""
+    from dive._io import held
+    from dive.integrations.ray import compress_parquet
+
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(100))
+    work = tmp_path / ".y.ray-partial"
+    with held(work):
+        (work / "theirs.parquet").write_bytes(b"a first run's file")
+        with pytest.raises(DiveError, match="another run is writing this output now"):
+            compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y")
+        assert (work / "theirs.parquet").read_bytes() == b"a first run's file"
+    assert not (tmp_path / "y").exists()
+
+
 def test_a_ray_output_inside_its_input_is_refused(
     ray_cluster: Any, tmp_path: Path, runtime, stores
 ) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import publish
+from dive._io import held, publish
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
@@ -37,6 +37,7 @@ from dive.scale.stream import (
     OutputDtype,
     check_apart,
     check_compress_output,
+    clear_folder,
     output_dtype,
     resolve_runtime,
     write_output_marker,
@@ -208,7 +209,8 @@ def compress_parquet(
     The output holds `id_column` (if not None) and the compressed vectors in `output_column`
     (default `column`), is written to a hidden folder beside `output` and renamed into place
     when complete with the marker of a compress output; an existing output is replaced only
-    with `overwrite`, and only if it is such a marked folder.
+    with `overwrite`, and only if it is such a marked folder. The hidden folder is held
+    (`dive._io.held`): a second run on the same output fails at once.
     """
     ray = import_ray()
     pq = import_pyarrow().parquet
@@ -224,12 +226,38 @@ def compress_parquet(
     runtime = resolve_runtime(model)
     out_column = output_column or column
     id_column = id_column or None
-    columns = [column] if id_column is None else [id_column, column]
-    if not ray.is_initialized():
-        ray.init()
     tmp = dst.parent / f".{dst.name}.ray-partial"
-    shutil.rmtree(tmp, ignore_errors=True)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    with held(tmp):  # a second run on this output fails at once, as the local engine's does
+        clear_folder(tmp)  # a killed run's files: this engine starts over
+        if not ray.is_initialized():
+            ray.init()
+        _write_compressed(ray, src, tmp, runtime, column=column, output_column=out_column,
+                          id_column=id_column, batch_size=batch_size, dtype=dtype,
+                          num_workers=num_workers)
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
+        write_output_marker(tmp, runtime)
+        publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
+    logger.info("%s: %d vectors compressed on Ray", dst, rows)
+    return rows
+
+
+def _write_compressed(
+    ray: Any,
+    src: Path,
+    tmp: Path,
+    runtime: Runtime,
+    *,
+    column: str,
+    output_column: str,
+    id_column: str | None,
+    batch_size: int,
+    dtype: OutputDtype | None,
+    num_workers: int | None,
+) -> None:
+    """Read the Parquet store `src`, compress it on Ray and write Parquet files into `tmp`;
+    on failure `tmp` is removed and a worker's bad row raised as one `DataError`."""
+    columns = [column] if id_column is None else [id_column, column]
     context = ray.data.DataContext.get_current()
     # Ask Ray Data to re-raise a worker's own exception (a DataError naming the row) rather
     # than its generic wrapper; restored afterwards, as the context is the caller's too.
@@ -242,13 +270,13 @@ def compress_parquet(
             ds,
             runtime,
             column=column,
-            output_column=out_column,
+            output_column=output_column,
             id_column=id_column,
             batch_size=batch_size,
             dtype=dtype,
             num_workers=num_workers,
         )
-        keep = [out_column] if id_column is None else [id_column, out_column]
+        keep = [output_column] if id_column is None else [id_column, output_column]
         out.select_columns(keep).write_parquet(str(tmp))
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -263,8 +291,3 @@ def compress_parquet(
     finally:
         if original is not None:
             context.raise_original_map_exception = original
-    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
-    write_output_marker(tmp, runtime)
-    publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
-    logger.info("%s: %d vectors compressed on Ray", dst, rows)
-    return rows

@@ -310,11 +310,7 @@ class Partial:
                 "%s: left by a run with another input, model or settings; starting over",
                 self.root,
             )
-            for child in self.root.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
+            clear_folder(self.root)
         self.data.mkdir(parents=True)
         state = {
             "format": STATE_FORMAT,
@@ -348,6 +344,15 @@ class Partial:
             f"{self.root}: partial output damaged ({what}); it has been removed, rerun to "
             "start over"
         )
+
+
+def clear_folder(folder: Path) -> None:
+    """Remove what `folder` holds, keeping the folder itself (and so a `held` lock on it)."""
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 # --- the work ----------------------------------------------------------------------------------
