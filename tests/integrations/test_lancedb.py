@@ -293,6 +293,46 @@ def test_outputs_are_replaced_only_if_dive_wrote_them(tmp_path: Path, model_dir:
     assert dl.open_table(uri(db, "docs")).schema.names == ["id", "text", "vector", "v8"]
 
 
+
+def test_a_failed_overwrite_keeps_the_earlier_column(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new column goes in under a staging name first: the earlier one was dropped before
+    the new one was added, so a run that failed while adding it (a damaged part, Ctrl-C)
+    left the table with neither."""
+    db = tmp_path / "db"
+    make_table(db)
+    run = dict(output_column="v8", batch_size=500, progress=False)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **run)
+    before = read(dl.open_table(uri(db, "docs")), "v8")["v8"]
+    real = dl._parts_reader
+
+    def failing(*args: Any) -> Any:
+        reader = real(*args)
+
+        def batches() -> Any:
+            yield reader.read_next_batch()
+            raise Crash
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    other = tmp_path / "other"
+    save(PCA(dim=OUT).fit(vectors(500, seed=7)), other)
+    with monkeypatch.context() as patched:
+        patched.setattr(dl, "_parts_reader", failing)
+        with pytest.raises(Exception, match="Crash"):
+            dl.compress_table(other, uri(db, "docs"), uri(db, "docs"), overwrite=True, **run)
+    table = dl.open_table(uri(db, "docs"))
+    assert table.schema.names == ["id", "text", "vector", "v8"]
+    np.testing.assert_array_equal(read(table, "v8")["v8"], before)
+    # The rerun replaces it, leaving no staging column behind.
+    dl.compress_table(other, uri(db, "docs"), uri(db, "docs"), overwrite=True, **run)
+    table = dl.open_table(uri(db, "docs"))
+    assert table.schema.names == ["id", "text", "vector", "v8"]
+    np.testing.assert_allclose(read(table, "v8")["v8"], load(other).transform(vectors(N)),
+                               atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def searchable(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> dict[str, Any]:
     """docs (full vectors + a compressed column), small (ids + compressed), queries."""

@@ -10,7 +10,8 @@ keeps its own), so an interrupted run resumes after its last finished chunk; the
 column appears in one LanceDB commit at the end, streamed from the parts. The job's identity
 includes the input table's version, so a table changed in between starts the job over. What
 dive wrote is marked in the schema metadata (key `dive.compress`); only that is ever replaced,
-and only with `overwrite`.
+and only with `overwrite` (a column is then added under a staging name and renamed once the
+earlier one is dropped, so a failed run keeps it).
 
 `search` compresses query embeddings with the same runtime, searches the compressed column
 (exact flat search, or the column's ANN index, e.g. IVF, with `nprobes`) by inner product,
@@ -69,6 +70,8 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "lancedb:"
 MARKER_KEY = b"dive.compress"  # schema metadata of a new table, field metadata of a new column
+# A new column is added under its name plus this, then renamed (`_add_column`).
+STAGING_SUFFIX = "__dive_staging"
 
 
 def import_lancedb() -> Any:
@@ -337,15 +340,31 @@ def _parts_reader(partial: Partial, schema: pa.Schema, n_rows: int,
 
 def _add_column(src: TableRef, version: int, column: str, replace: bool,
                 reader: pa.RecordBatchReader, schema: pa.Schema) -> None:
-    """Add the staged column to the table, if it is still at the version that was read."""
+    """Add the staged column to the table, if it is still at the version that was read.
+
+    A new column is one commit. One that replaces an earlier column goes in under a staging
+    name (`STAGING_SUFFIX`) and is renamed once the earlier one is dropped, so a run that
+    fails while adding it leaves the table as it was. A staging column left by a run killed
+    between those commits is dropped first.
+    """
+    pa = import_pyarrow()
     latest = open_table(src)
     if latest.version != version:
         raise DataError(f"{src}: the table changed while it was compressed (version {version} "
                         f"-> {latest.version}); rerun to compress the new version")
     dataset = latest.to_lance()
-    if replace:
-        dataset.drop_columns([column])
-    dataset.add_columns(reader, reader_schema=schema)
+    staging = f"{column}{STAGING_SUFFIX}"
+    if staging in dataset.schema.names:
+        dataset.drop_columns([staging])
+    if not replace:
+        dataset.add_columns(reader, reader_schema=schema)
+        return
+    staged = pa.schema([schema.field(column).with_name(staging)])
+    dataset.add_columns(pa.RecordBatchReader.from_batches(
+        staged, (pa.RecordBatch.from_arrays(b.columns, schema=staged) for b in reader)),
+        reader_schema=staged)
+    dataset.drop_columns([column])
+    dataset.alter_columns({"path": staging, "name": column})
 
 
 # --- search ------------------------------------------------------------------------------------
