@@ -85,6 +85,16 @@ def test_fit_refuses_a_zero_dim_or_ratio(kwargs: dict[str, int], message: str) -
         dive.fit(corpus, method="pca", **kwargs)  # type: ignore[arg-type]
 
 
+def test_fit_on_arrays_refuses_integer_embeddings() -> None:
+    corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    with pytest.raises(DataError, match=r"^corpus embeddings: expected float embeddings, got "
+                                        r"dtype int64$"):
+        dive.fit(corpus.astype(np.int64), method="pca", dim=8)
+    with pytest.raises(DataError, match=r"^queries: expected float embeddings, got dtype int64$"):
+        dive.fit(corpus, method="dive", dim=8, queries=np.ones((1, 32), np.int64),
+                 relevant=[[0]])
+
+
 def test_labels_for_a_dataset_come_from_its_qrels(tiny: tuple[Path, Path]) -> None:
     with pytest.raises(DiveError, match="a dataset has its qrels"):
         dive.fit(tiny[0], embeddings=tiny[1], queries=np.ones((1, 32), np.float32))

@@ -186,8 +186,9 @@ def fit(
     from dive.compressors.registry import make_compressor
 
     if isinstance(data, np.ndarray):
-        from dive.arrays import as_embeddings
+        from dive.arrays import as_embeddings, check_floating
 
+        check_floating(data, name="corpus embeddings")
         corpus = as_embeddings(data, name="corpus embeddings")
         compressor = make_compressor(method, _out_dim(dim, ratio, corpus.shape[1]), seed)
         train = _array_labels(corpus, queries, relevant) if compressor.supervised else None
@@ -224,12 +225,13 @@ def _out_dim(dim: int | None, ratio: int, full: int) -> int:
 def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
                   relevant: Sequence[Relevant] | None) -> TrainingData:
     """`TrainingData` from query embeddings and, per query, its relevant corpus rows."""
-    from dive.arrays import as_embeddings
+    from dive.arrays import as_embeddings, check_floating
     from dive.compressors.base import LabelledQueries, TrainingData
 
     if queries is None or relevant is None:
         raise DiveError("fit: this method learns from labelled queries; pass queries= (m, D) "
                         "and relevant= (the relevant corpus rows of each query)")
+    check_floating(queries, name="queries")
     q = as_embeddings(queries, name="queries", dim=corpus.shape[1])
     if len(relevant) != q.shape[0]:
         raise DataError(f"relevant: {len(relevant)} entries for {q.shape[0]} queries")

@@ -33,6 +33,15 @@ def is_integer(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def check_floating(x: object, *, name: str) -> None:
+    """Raise `DataError` naming `name` unless `x` holds floating-point values: integer or bool
+    "embeddings" (token ids, int8 codes, a mask) would otherwise be cast and compressed
+    without a word. For the compressor contract's inputs; `as_embeddings` takes any number."""
+    dtype = np.asarray(x).dtype
+    if dtype.kind != "f":
+        raise DataError(f"{name}: expected float embeddings, got dtype {dtype}")
+
+
 def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     """The one array in the `.npy` file `path` (memory-mapped read-only with `mmap`).
 

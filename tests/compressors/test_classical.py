@@ -105,7 +105,7 @@ def test_empty_corpus_and_too_large_dim_are_rejected(corpus: np.ndarray) -> None
 
 
 def test_string_dtype_is_rejected() -> None:
-    with pytest.raises(DataError, match="numeric"):
+    with pytest.raises(DataError, match="expected float embeddings, got dtype <U1"):
         make_compressor("pca", 2).fit(np.array([["a", "b"]]))
 
 

@@ -64,3 +64,17 @@ def test_fit_normalises_the_corpus_it_learns_from(corpus: np.ndarray) -> None:
     x[7] = 0
     with pytest.raises(DataError, match="corpus embeddings: row 7 has norm 0"):
         PCA(dim=4).fit(x)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.uint8, np.bool_])
+def test_integer_or_bool_input_is_refused_not_cast(corpus: np.ndarray, dtype: type) -> None:
+    # Token ids, int8 codes or a mask are not embeddings: casting them compresses nonsense.
+    pca = PCA(dim=4).fit(corpus)
+    codes = (corpus * 100).astype(dtype)
+    name = np.dtype(dtype).name
+    with pytest.raises(DataError, match=rf"^input: expected float embeddings, got dtype {name}$"):
+        pca.transform(codes)
+    with pytest.raises(DataError, match=rf"^corpus embeddings: expected float embeddings, got "
+                                        rf"dtype {name}$"):
+        PCA(dim=4).fit(codes)
+    pca.transform(corpus.astype(np.float64))  # any float width is fine

@@ -9,9 +9,9 @@ Every method, the benchmark and every export speak only through this contract
 - `transform(X)` maps (n, D) float32 to L2-normalised (n, d) float32 through `runtime_`,
   so results do not depend on batch size and every export computes the same thing.
 
-Inputs (corpus, queries, `X`) are L2-normalised embeddings: rows whose norm is off 1 by more
-than 1e-3 are normalised on entry, and a row that cannot be (all zeros) raises `DataError`
-with its row number.
+Inputs (corpus, queries, `X`) are L2-normalised float embeddings: rows whose norm is off 1 by
+more than 1e-3 are normalised on entry, a row that cannot be (all zeros) raises `DataError`
+with its row number, and integer or bool arrays are refused rather than cast.
 
 A new method is one module with a `Compressor` subclass plus one line in `REGISTRY`
 (`dive.compressors.registry`). What callers need to know about a method is declared on its
@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
-from dive.arrays import as_unit_rows
+from dive.arrays import as_unit_rows, check_floating
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError
 
@@ -194,6 +194,7 @@ class Compressor(ABC):
                 raise DiveError(f"{self.method}: {name} must be an integer, got {value!r}")
         if self.seed is not None and self.seed < 0:
             raise DiveError(f"{self.method}: seed must be >= 0, got {self.seed}")
+        check_floating(corpus, name="corpus embeddings")
         corpus = as_unit_rows(corpus, name="corpus embeddings")
         if corpus.shape[0] == 0:
             raise DataError("corpus embeddings: empty (0 rows)")
@@ -214,8 +215,10 @@ class Compressor(ABC):
         to `self.fit_info_.diagnostics`."""
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Compress (n, D) embeddings to L2-normalised (n, d) float32."""
-        return self.fitted_runtime()(x)
+        """Compress (n, D) float embeddings to L2-normalised (n, d) float32."""
+        runtime = self.fitted_runtime()
+        check_floating(x, name="input")
+        return runtime(x)
 
     def fitted_runtime(self) -> Runtime:
         runtime: Runtime | None = getattr(self, "runtime_", None)
@@ -237,6 +240,7 @@ def _unit_training_data(train: TrainingData, dim: int) -> TrainingData:
     """`train` with its query embeddings checked and L2-normalised (see `as_unit_rows`)."""
 
     def unit(queries: LabelledQueries, name: str) -> LabelledQueries:
+        check_floating(queries.embeddings, name=name)
         embeddings = as_unit_rows(queries.embeddings, name=name, dim=dim)
         return replace(queries, embeddings=embeddings)
 
