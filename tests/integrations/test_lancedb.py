@@ -333,6 +333,40 @@ def test_a_failed_overwrite_keeps_the_earlier_column(
                                atol=1e-6)
 
 
+
+def test_a_new_table_appears_whole_or_not_at_all(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table is built in the work folder and renamed into the database when complete: a
+    run that failed while writing it left a `small.lance` folder that was no table, so every
+    rerun stopped at 'no such table' until it was deleted by hand."""
+    db = tmp_path / "db"
+    make_table(db)
+    real = dl._parts_reader
+
+    def failing(*args: Any) -> Any:
+        reader = real(*args)
+
+        def batches() -> Any:
+            yield reader.read_next_batch()
+            raise Crash
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    run = dict(batch_size=500, progress=False)
+    with monkeypatch.context() as patched:
+        patched.setattr(dl, "_parts_reader", failing)
+        with pytest.raises(Exception, match="Crash"):
+            dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), **run)
+    assert sorted(p.name for p in db.iterdir() if not p.name.startswith(".")) == ["docs.lance"]
+    result = dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), **run)
+    assert result.resumed_rows == N
+    small = read(dl.open_table(uri(db, "small")), "id", "vector")
+    assert small["id"] == [f"doc{i}" for i in range(N)]
+    np.testing.assert_allclose(small["vector"], load(model_dir).transform(vectors(N)), atol=1e-6)
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance", "small.lance"]
+
+
 @pytest.fixture(scope="module")
 def searchable(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> dict[str, Any]:
     """docs (full vectors + a compressed column), small (ids + compressed), queries."""

@@ -7,7 +7,8 @@ then the compressed vectors) or a new column of the same table (`output_column`)
 depends on the chunk size, never on the table. Chunks are staged as Parquet part files in a
 hidden work folder in the database folder (`.<table>.lance.partial/`, kept as `dive.scale`
 keeps its own), so an interrupted run resumes after its last finished chunk; the new table or
-column appears in one LanceDB commit at the end, streamed from the parts. The job's identity
+column appears in one LanceDB commit at the end, streamed from the parts (a new table is
+written in the work folder and renamed into the database when complete). The job's identity
 includes the input table's version, so a table changed in between starts the job over. What
 dive wrote is marked in the schema metadata (key `dive.compress`); only that is ever replaced,
 and only with `overwrite` (a column is then added under a staging name and renamed once the
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import atomic_open, check_output, naming_os_errors
+from dive._io import atomic_open, check_output, naming_os_errors, publish
 from dive.arrays import as_unit_rows, is_integer
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
@@ -256,10 +257,7 @@ def compress_table(
             if in_place:
                 _add_column(src, version, out_column, replace, reader, out_schema)
             else:
-                db = connect(dst)
-                exists = dst.folder.exists()
-                db.create_table(dst.name, data=reader, schema=out_schema,
-                                mode="overwrite" if exists else "create")
+                _create_table(partial, dst, reader, out_schema, overwrite)
         except DataError:
             # The input must change before a rerun can succeed: leave nothing behind.
             shutil.rmtree(partial.root, ignore_errors=True)
@@ -270,6 +268,18 @@ def compress_table(
         logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
         return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim,
                               out_dtype.name, resumed, seconds)
+
+
+def _create_table(partial: Partial, dst: TableRef, reader: pa.RecordBatchReader,
+                  schema: pa.Schema, overwrite: bool) -> None:
+    """Write the new table in the work folder (a database of its own), then rename it into
+    `dst`'s database (`dive._io.publish`): it appears whole or not at all, and replaces a
+    table (even one another run wrote meanwhile) only with `overwrite`."""
+    staged = partial.root / dst.folder.name
+    shutil.rmtree(staged, ignore_errors=True)  # a killed run's half-written table
+    import_lancedb().connect(str(partial.root)).create_table(dst.name, data=reader,
+                                                             schema=schema)
+    publish(staged, dst.folder, overwrite=overwrite)
 
 
 def _check_table_output(dst: TableRef, overwrite: bool) -> None:
