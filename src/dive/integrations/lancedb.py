@@ -253,11 +253,17 @@ def compress_table(
                     state["rows_done"] = lo + chunk.num_rows
                     partial.save(state)
                     bar.update(chunk.num_rows)
-            reader = _parts_reader(partial, out_schema, n_rows, batch_size)
-            if in_place:
-                _add_column(src, version, out_column, replace, reader, out_schema)
-            else:
-                _create_table(partial, dst, reader, out_schema, overwrite)
+            caught: list[BaseException] = []
+            reader = _relayed(_parts_reader(partial, out_schema, n_rows, batch_size), caught)
+            try:
+                if in_place:
+                    _add_column(src, version, out_column, replace, reader, out_schema)
+                else:
+                    _create_table(partial, dst, reader, out_schema, overwrite)
+            except Exception:
+                if caught:  # Ctrl-C or a damaged part, not Lance's wrapper around it
+                    raise caught[0] from None
+                raise
         except DataError:
             # The input must change before a rerun can succeed: leave nothing behind.
             shutil.rmtree(partial.root, ignore_errors=True)
@@ -346,6 +352,21 @@ def _parts_reader(partial: Partial, schema: pa.Schema, n_rows: int,
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _relayed(reader: pa.RecordBatchReader, caught: list[BaseException]) -> pa.RecordBatchReader:
+    """`reader`, keeping in `caught` what it raises: Lance reads it inside its own code and
+    turns that into an OSError or RuntimeError whose text is the Python traceback."""
+    pa = import_pyarrow()
+
+    def batches() -> Iterator[Any]:
+        try:
+            yield from reader
+        except BaseException as exc:
+            caught.append(exc)
+            raise
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def _add_column(src: TableRef, version: int, column: str, replace: bool,
