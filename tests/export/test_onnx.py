@@ -83,3 +83,22 @@ def test_onnx_rejects_a_bad_source(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         export_onnx(42, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_onnx_export_replaces_only_an_onnx_file_dive_wrote(tmp_path: Path) -> None:
+    """As `save` and the CLI do: the library's overwrite (True by default) replaced any file
+    at the path, a user's .npy or another tool's ONNX model."""
+    from dive.errors import DiveError
+
+    runtime = Runtime(input_dim=4)
+    theirs = tmp_path / "corpus.npy"
+    theirs.write_bytes(b"a user's vectors")
+    with pytest.raises(DiveError, match=r"corpus\.npy: exists and is not an ONNX file dive "
+                                        "exported; refusing"):
+        export_onnx(runtime, theirs)
+    assert theirs.read_bytes() == b"a user's vectors"
+    ours = export_onnx(runtime, tmp_path / "m.onnx")
+    export_onnx(Runtime(input_dim=6), ours)  # an earlier export is replaced
+    with pytest.raises(DiveError, match=r"m\.onnx: already exists; pass overwrite=True"):
+        export_onnx(runtime, ours, overwrite=False)
+    assert run_onnx(ours, np.eye(6, dtype=np.float32)).shape == (6, 6)

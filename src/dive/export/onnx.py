@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from dive import __version__
-from dive._io import atomic_write_bytes
+from dive._io import atomic_write_bytes, check_output
 from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.compressors.precision import INT8_LEVELS, Quantizer, pack_weights
 from dive.compressors.runtime import Runtime
@@ -172,13 +172,16 @@ def is_onnx_export(path: Path) -> bool:
 def export_onnx(source: Any, file: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
     """Write `source` (a model folder, fitted/loaded compressor or `Runtime`) as an ONNX file.
 
-    The file is written atomically; returns its path. `overwrite=False` keeps a file already
-    at `file`, even one a concurrent run wrote meanwhile, and raises `DiveError`.
+    The file is written atomically; returns its path. Only an ONNX file dive exported is
+    ever replaced (`is_onnx_export`; anything else raises `DiveError`), and that only with
+    `overwrite`; `overwrite=False` keeps even one a concurrent run wrote meanwhile.
     """
+    target = Path(file)
+    check_output(target, overwrite=overwrite, ours=is_onnx_export,
+                 what="an ONNX file dive exported")
     compressor = as_loaded(source)
     runtime = compressor.fitted_runtime()
     model = build_onnx_model(runtime, method=compressor.method)
-    target = Path(file)
     atomic_write_bytes(target, model.SerializeToString(), overwrite=overwrite)
     logger.info("wrote ONNX graph (%d -> %d) to %s", runtime.input_dim, runtime.output_dim, target)
     return target
