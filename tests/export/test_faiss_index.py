@@ -137,3 +137,21 @@ def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
     (tmp_path / "i.faiss.meta.json").write_text("{not json")
     with pytest.raises(DataError, match=r"i\.faiss\.meta\.json: not a readable JSON"):
         load_index(path)
+
+
+def test_save_index_replaces_only_an_index_dive_wrote(tmp_path: Path, make_inputs: Any) -> None:
+    """As the CLI does: the library's overwrite (True by default) replaced any file at the
+    path, a user's embeddings or a FAISS index of their own, writing sidecars beside it."""
+    index = build_index(make_inputs(20, 8))
+    theirs = tmp_path / "corpus.npy"
+    theirs.write_bytes(b"a user's vectors")
+    with pytest.raises(DiveError, match=r"corpus\.npy: exists and is not a dive index \(a "
+                                        r"file with its \.ids\.txt\); refusing"):
+        save_index(index, theirs)
+    assert theirs.read_bytes() == b"a user's vectors"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.npy"]
+    path = save_index(index, tmp_path / "i.faiss")
+    save_index(build_index(make_inputs(30, 8)), path)  # an earlier index is replaced
+    assert len(load_index(path)) == 30
+    with pytest.raises(DiveError, match=r"i\.faiss: already exists; pass overwrite=True"):
+        save_index(index, path, overwrite=False)

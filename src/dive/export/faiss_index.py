@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive._io import atomic_open
+from dive._io import atomic_open, check_output
 from dive.arrays import as_embeddings
 from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
 from dive.errors import DataError, DiveError
@@ -215,11 +215,14 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     """Write the index to `file`, its ids to `<file>.ids.txt` and the identity of its
     compressor (if known) to `<file>.meta.json`, each atomically.
 
-    `overwrite=False` keeps an index already at `file`, even one a concurrent run saved
-    meanwhile, and raises `DiveError`; its sidecars are then left alone too.
+    Only an index dive saved (`is_index_file`) is ever replaced (anything else raises
+    `DiveError`), and that only with `overwrite`; `overwrite=False` keeps even one a
+    concurrent run saved meanwhile, and its sidecars are then left alone too.
     """
     faiss = _import_faiss()
     target = Path(file)
+    check_output(target, overwrite=overwrite, ours=is_index_file,
+                 what=f"a dive index (a file with its {IDS_SUFFIX})")
     ids = _check_ids(index.ids, len(index), "ids")
     binary = index.precision == "binary"
     data = (faiss.serialize_index_binary if binary else faiss.serialize_index)(index.index)
