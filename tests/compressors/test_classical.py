@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,31 @@ def test_specs_parse_options_and_reject_unknown_names() -> None:
         parse_spec("pca:oops")
     with pytest.raises(DiveError, match=r"pca: unknown option\(s\) foo; valid: none"):
         make_compressor("pca:foo=1", 4)
+
+
+@pytest.mark.parametrize("method", ["pca", "pca-uncentered"])
+def test_pca_on_too_few_rows_warns_and_zeroes_the_axes_the_rows_do_not_span(
+    method: str, corpus: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 5 rows span 4 centred directions; the other axes of an 8-d fit would be a basis of
+    # eigenvalue 0 that rounding picks (row order, chunk size), not one the data defines.
+    rows, new = corpus[:5], corpus[100:110]
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
+        fitted = make_compressor(method, 8).fit(rows)
+    assert caplog.messages == [f"{method}: fitted on 5 corpus rows, which span at most 4 of "
+                               "the 8 output dimensions; those past 4 are set to 0"]
+    projection = fitted.fitted_runtime().projection
+    assert projection is not None
+    assert not projection[4:].any() and np.abs(projection[:4]).sum(axis=1).min() > 0
+    reordered = make_compressor(method, 8).fit(rows[::-1].copy()[[2, 0, 4, 1, 3]])
+    np.testing.assert_allclose(fitted.transform(new), reordered.transform(new), atol=1e-5)
+
+
+def test_pca_on_enough_rows_is_plain_principal_axes_without_a_warning(
+    corpus: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
+        fitted = make_compressor("pca", 4).fit(corpus[:5])
+    assert caplog.messages == []
+    np.testing.assert_array_equal(fitted.fitted_runtime().projection,
+                                  principal_axes(corpus[:5], 4)[1])

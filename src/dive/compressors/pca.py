@@ -5,14 +5,20 @@ corpus; for D up to a few thousand the eigendecomposition of the D x D matrix is
 cheap, so no randomised or incremental SVD is needed. `pca-uncentered` applies the same axes
 without subtracting the mean: measured stronger on SciFact and NFCorpus (SPEC 4.5).
 Axis signs are fixed (largest-magnitude loading positive) so fits are deterministic.
+n corpus rows span at most n - 1 centred directions: a fit asking for more dimensions warns
+and zeroes the axes past them (see `PCA._fit`).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from dive.compressors.base import Compressor, TrainingData
 from dive.compressors.runtime import Runtime
+
+logger = logging.getLogger(__name__)
 
 
 def principal_axes(x: np.ndarray, dim: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +48,17 @@ class PCA(Compressor):
     centered = True
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
-        mean, axes = principal_axes(corpus, self.dim or corpus.shape[1])
+        dim = self.dim or corpus.shape[1]
+        mean, axes = principal_axes(corpus, dim)
+        # Axes past the n - 1 the rows span share eigenvalue 0: a basis rounding picks (row
+        # order, chunk size), not the data. Zeroed, the output keeps `dim` columns and depends
+        # on the rows alone; retrieval loses nothing, as the corpus has no variance there.
+        spanned = corpus.shape[0] - 1
+        if spanned < dim:
+            logger.warning("%s: fitted on %d corpus rows, which span at most %d of the %d "
+                           "output dimensions; those past %d are set to 0", self.method,
+                           corpus.shape[0], spanned, dim, spanned)
+            axes[spanned:] = 0
         center = mean if self.centered else None
         return Runtime(input_dim=corpus.shape[1], center=center, projection=axes)
 
