@@ -217,6 +217,10 @@ CASES = [
     Case("k -5", SEARCH + " --queries-npy {ws}/q.npy -k -5", "-k: expected an integer >= 1"),
     Case("methods ,", EVALUATE + " --methods , --results {ws}/r.jsonl", "--methods: expected a "
          "comma-separated list"),
+    Case("seeds 0,,1", EVALUATE + " --seeds 0,,1 --results {ws}/r.jsonl",
+         "argument --seeds: item 2 of '0,,1' is empty"),
+    Case("methods frozen,", EVALUATE + " --methods frozen, --results {ws}/r.jsonl",
+         "argument --methods: item 2 of 'frozen,' is empty"),
     Case("data-dir is a file", "evaluate --datasets tiny --data-dir {ws}/afile " + GRID,
          "afile: data_dir is not a folder (--data-dir)"),
     Case("dim not a number", FIT + " --dim x --output {ws}/m", "--dim: expected an integer"),

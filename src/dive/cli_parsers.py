@@ -54,18 +54,19 @@ def _int_list(minimum: int) -> Callable[[str], list[int]]:
     one = _int_at_least(minimum)
 
     def parse(text: str) -> list[int]:
-        values = [one(v) for v in text.split(",") if v.strip()]
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-        return values
+        return [one(v) for v in _str_list(text, what="comma-separated integers")]
 
     return parse
 
 
-def _str_list(text: str) -> list[str]:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+def _str_list(text: str, what: str = "a comma-separated list") -> list[str]:
+    """The comma-separated items of `text`, stripped. An empty item ('0,,1', a trailing comma)
+    is refused, not dropped: it is a slip, and the run would quietly do less than typed."""
+    values = [v.strip() for v in text.split(",")]
+    if not any(values):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    if "" in values:
+        raise argparse.ArgumentTypeError(f"item {values.index('') + 1} of {text!r} is empty")
     return values
 
 
