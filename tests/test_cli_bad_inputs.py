@@ -362,6 +362,14 @@ CASES = [
     Case("import npy ids a folder", "embed --dataset {ws}/tiny --from-npy {ws}/emb/corpus.npy "
          "--ids {ws}/emb --queries-npy {ws}/emb/queries.npy --query-ids {ws}/emb/query_ids.txt "
          "--output {ws}/imported", "emb: is a folder, not a file"),
+    Case("query id with a line break", EVALUATE + " --results {ws}/r.jsonl",
+         "queries.jsonl line 61: '_id' 'q\\n60' contains a line break",
+         append_line("tiny/queries.jsonl", json.dumps({"_id": "q\n60", "text": "x"}) + "\n")),
+    Case("import npy ids with a line break", "embed --dataset {ws}/tiny --from-npy "
+         "{ws}/emb/corpus.npy --ids {ws}/ids.txt --queries-npy {ws}/emb/queries.npy --query-ids "
+         "{ws}/emb/query_ids.txt --output {ws}/imported",
+         "ids.txt: line 3: id 'd\\r2' contains a line break",
+         append_line("ids.txt", "".join(f"d{i}\n" for i in range(120)).replace("d2\n", "d\r2\n"))),
     Case("lancedb table without the column", COMPRESS + " lancedb:{ws}/db/docs --output "
          "lancedb:{ws}/db/small", "lancedb:{ws}/db/docs: no vector column 'vector' (columns: "
          "id, embedding)", lance_table),

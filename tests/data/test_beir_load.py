@@ -111,6 +111,10 @@ def _corpus_with(bad_line: str) -> str:
         ('["_id", "text"]', r"corpus\.jsonl line 2: expected a JSON object, got list"),
         ('{"text": "no id"}', r"corpus\.jsonl line 2: missing '_id' field"),
         ('{"_id": "", "text": "empty id"}', r"corpus\.jsonl line 2: bad '_id' ''"),
+        ('{"_id": "d\\n9", "text": "t"}',
+         r"corpus\.jsonl line 2: '_id' 'd\\n9' contains a line break"),
+        ('{"_id": "d9\\r", "text": "t"}',
+         r"corpus\.jsonl line 2: '_id' 'd9\\r' contains a line break"),
         ('{"_id": "d9"}', r"corpus\.jsonl line 2: missing 'text' field"),
         ('{"_id": "d9", "text": 5}', r"corpus\.jsonl line 2: 'text' is not a string"),
         ('{"_id": "d9", "title": 5, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
@@ -136,6 +140,9 @@ def test_bad_queries_line_names_file_and_line(make_beir: MakeBeir) -> None:
         load_beir(make_beir(queries=queries))
     with pytest.raises(DataError, match=r"queries\.jsonl line 1: missing 'text' field"):
         load_beir(make_beir("b", queries='{"_id": "q1", "title": "t"}\n'))
+    with pytest.raises(DataError,
+                       match=r"queries\.jsonl line 1: '_id' 'q\\n1' contains a line break"):
+        load_beir(make_beir("c", queries='{"_id": "q\\n1", "text": "a"}\n'))
 
 
 def test_invalid_utf8_names_the_line(make_beir: MakeBeir) -> None:

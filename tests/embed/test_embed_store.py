@@ -201,6 +201,12 @@ def test_load_rejects_an_empty_id_line(folder: Path) -> None:
         load_embeddings(folder)
 
 
+def test_load_rejects_an_id_with_a_line_break(folder: Path) -> None:
+    (folder / "query_ids.txt").write_bytes(b"q0\nq\r1\nq2\n")
+    with pytest.raises(DataError, match=r"query_ids.txt: line 2: id 'q\\r1' contains a line break"):
+        load_embeddings(folder)
+
+
 def test_load_tolerates_crlf_id_files(folder: Path) -> None:
     (folder / "query_ids.txt").write_bytes(b"q0\r\nq1\r\nq2\r\n")
     assert load_embeddings(folder).query_ids == ["q0", "q1", "q2"]

@@ -209,6 +209,8 @@ def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:
     # Integer ids are accepted and made strings: qrels are text, so an int id would never match.
     value = obj.get("_id")
     if isinstance(value, str) and value:
+        if "\n" in value or "\r" in value:  # ids are written one a line (ids files, indexes)
+            raise DataError(f"{path} line {lineno}: '_id' {value!r} contains a line break")
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)

@@ -240,13 +240,17 @@ def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
 
 
 def read_ids(path: Path) -> list[str]:
-    """One id a line (UTF-8, LF or CRLF); an empty or repeated id is a `DataError` naming it.
+    """One id a line (UTF-8, LF or CRLF); an empty or repeated id, or one holding a carriage
+    return, is a `DataError` naming it.
 
     A leading byte-order mark (Notepad, PowerShell) is dropped, as the BEIR loader drops it,
     else it would be part of the first id, which then matches no document.
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # newline="": a lone \r is kept, to be refused with its line, not read as a line end
+        # that splits one id in two (which only a count mismatch would show).
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc})") from None
     # splitlines() would also split on \x0b, \x1c ... which may legitimately occur in nothing
@@ -254,11 +258,13 @@ def read_ids(path: Path) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    ids = [line.rstrip("\r") for line in lines]
+    ids = [line.removesuffix("\r") for line in lines]
     seen: dict[str, int] = {}
     for lineno, ident in enumerate(ids, start=1):
         if not ident:
             raise DataError(f"{path}: line {lineno}: empty id")
+        if "\r" in ident:
+            raise DataError(f"{path}: line {lineno}: id {ident!r} contains a line break")
         if ident in seen:
             raise DataError(
                 f"{path}: line {lineno}: duplicate id {ident!r} (first on line {seen[ident]})"
