@@ -131,6 +131,7 @@ class Supervision:
             self.labels.relevant,
             band=self.band,
             index=self.labels.index,
+            exclude=self.labels.exclude,
         )
 
     def batch(
@@ -163,5 +164,5 @@ class Supervision:
             return np.zeros(0)
         return validation_scores(
             compress(encode, self.validation.embeddings), compress(encode, corpus),
-            self.validation.relevant,
+            self.validation.relevant, exclude=self.validation.exclude,
         )

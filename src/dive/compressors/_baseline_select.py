@@ -295,7 +295,8 @@ def pick_basis(
         encode = start(x)
         with torch.no_grad():
             z_c, z_q = encode(x).numpy(), encode(rotate(validation.embeddings)).numpy()
-        scores[name] = validation_scores(z_q, z_c, validation.relevant)
+        scores[name] = validation_scores(z_q, z_c, validation.relevant,
+                                         exclude=validation.excluded())
     return best_of(scores), {k: round(float(v.mean()), 6) for k, v in scores.items()}
 
 

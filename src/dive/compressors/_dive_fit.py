@@ -187,7 +187,8 @@ class _Fit:
         self, net: DiveNet, corpus_z: np.ndarray, queries: Labels, k: int = 10
     ) -> np.ndarray:
         """nDCG@k of each of `queries` under `net` (corpus already encoded)."""
-        return validation_scores(net.encode(queries.embeddings), corpus_z, queries.relevant, k)
+        return validation_scores(net.encode(queries.embeddings), corpus_z, queries.relevant, k,
+                                 queries.exclude)
 
     def pools(
         self, net: DiveNet, corpus_z: np.ndarray, train: Labels, rows: np.ndarray
@@ -202,6 +203,7 @@ class _Fit:
             skip_top=self.config.negative_skip,
             band=self.config.negative_band,
             index=some.index,
+            exclude=some.exclude,
         )
         return mined.placed(rows, len(train))
 

@@ -48,6 +48,9 @@ class LabelledQueries:
     embeddings: np.ndarray  # (m, D) float32, L2-normalised
     relevant: tuple[dict[int, int], ...]  # per query: corpus row -> grade (> 0 only)
     ids: tuple[str, ...] = ()
+    # per query, the corpus row it never retrieves (-1: none; empty: no query has one): the
+    # document with its own id, which the evaluation leaves out (BEIR's ignore_identical_ids)
+    exclude: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.embeddings.shape[0] != len(self.relevant):
@@ -55,6 +58,15 @@ class LabelledQueries:
                 f"labelled queries: {self.embeddings.shape[0]} embeddings but "
                 f"{len(self.relevant)} relevance lists"
             )
+        if self.exclude and len(self.exclude) != len(self.relevant):
+            raise DataError(
+                f"labelled queries: {len(self.exclude)} excluded rows for "
+                f"{len(self.relevant)} queries"
+            )
+
+    def excluded(self) -> np.ndarray | None:
+        """`exclude` as `dive.evaluate.search.top_k` takes it (None: no query has one)."""
+        return np.asarray(self.exclude, dtype=np.int64) if self.exclude else None
 
     def __len__(self) -> int:
         return len(self.relevant)

@@ -104,13 +104,15 @@ class RunTask:
 
 
 def labelled_queries(ids: Sequence[str], qrels: Qrels, emb: Embeddings) -> LabelledQueries:
-    """Query embeddings plus their relevant corpus rows, for a supervised fit."""
+    """Query embeddings plus their relevant corpus rows, for a supervised fit; a query never
+    retrieves the document with its own id, in the fit as in the evaluation."""
     row_of = {doc_id: row for row, doc_id in enumerate(emb.corpus_ids)}
     relevant = []
     for query_id in ids:
         docs = qrels[query_id]
         relevant.append({row_of[d]: g for d, g in docs.items() if g > 0 and d in row_of})
-    return LabelledQueries(emb.query_rows(ids), tuple(relevant), tuple(ids))
+    exclude = tuple(int(r) for r in identical_id_rows(ids, emb.corpus_ids))
+    return LabelledQueries(emb.query_rows(ids), tuple(relevant), tuple(ids), exclude)
 
 
 def training_data(split: QuerySplit, emb: Embeddings) -> TrainingData:

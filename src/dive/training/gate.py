@@ -35,10 +35,15 @@ def validation_ndcg(
 
 
 def validation_scores(
-    queries: np.ndarray, corpus: np.ndarray, relevant: Sequence[Mapping[int, int]], k: int = 10
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    relevant: Sequence[Mapping[int, int]],
+    k: int = 10,
+    exclude: np.ndarray | None = None,
 ) -> np.ndarray:
-    """nDCG@k of each query against `corpus` (float64, one per query), for paired choices."""
-    ranked, _ = top_k(queries, corpus, k)
+    """nDCG@k of each query against `corpus` (float64, one per query), for paired choices.
+    `exclude[i]`: a corpus row query i never retrieves (-1: none), as in the evaluation."""
+    ranked, _ = top_k(queries, corpus, k, exclude=exclude)
     return ndcg_per_query(ranked, relevant, k=k)
 
 

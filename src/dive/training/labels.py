@@ -6,6 +6,11 @@ query's `{corpus row: grade}` judgements and their `RelevanceIndex` built once. 
 (`dive.compressors._dive_fit`) builds them with `Labels.judged` (rows checked against the
 corpus, queries without a positive grade dropped) and cross-fits on `subset`s; the baselines'
 `Supervision` (`dive.compressors._baseline_modules`) with `Labels.of`, every query kept.
+
+`exclude` carries `LabelledQueries.exclude` along: per query, the corpus row it must never
+retrieve (-1: none; None: no query has one), the evaluation's BEIR ignore_identical_ids. Every
+ranking a fit makes of these queries (hard-negative mining, validation scores) leaves that
+row out, so the fit trains and chooses on the task the evaluation scores.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Labels:
     embeddings: torch.Tensor  # (m, D), may share memory with the caller's array
     relevant: Sequence[Mapping[int, int]]  # per query: corpus row -> grade
     index: RelevanceIndex
+    exclude: np.ndarray | None = None  # (m,) int64 corpus row never retrieved, -1 none
 
     @classmethod
     def of(
@@ -39,7 +45,8 @@ class Labels:
     ) -> Labels:
         """Every query of `queries`, its embeddings through `to_tensor` (e.g. into a basis)."""
         relevant = queries.relevant
-        return cls(to_tensor(queries.embeddings), relevant, RelevanceIndex.from_relevant(relevant))
+        return cls(to_tensor(queries.embeddings), relevant, RelevanceIndex.from_relevant(relevant),
+                   queries.excluded())
 
     @classmethod
     def judged(cls, queries: LabelledQueries | None, n_corpus: int, name: str) -> Labels | None:
@@ -58,14 +65,19 @@ class Labels:
             return None
         array = np.ascontiguousarray(queries.embeddings[keep], dtype=np.float32)
         relevant = [{int(r): int(g) for r, g in queries.relevant[i].items() if g > 0} for i in keep]
-        return cls(torch.from_numpy(array), relevant, RelevanceIndex.from_relevant(relevant))
+        exclude = queries.excluded()
+        return cls(torch.from_numpy(array), relevant, RelevanceIndex.from_relevant(relevant),
+                   None if exclude is None else exclude[keep])
 
     @classmethod
     def joined(cls, parts: Sequence[Labels]) -> Labels:
         """`parts` one after another, as one set."""
         relevant = [rel for p in parts for rel in p.relevant]
         embeddings = torch.cat([p.embeddings for p in parts])
-        return cls(embeddings, relevant, RelevanceIndex.from_relevant(relevant))
+        exclude = None
+        if any(p.exclude is not None for p in parts):
+            exclude = np.concatenate([_rows(p) for p in parts])
+        return cls(embeddings, relevant, RelevanceIndex.from_relevant(relevant), exclude)
 
     def __len__(self) -> int:
         return len(self.relevant)
@@ -74,4 +86,13 @@ class Labels:
         """The labelled queries at `rows`, in that order."""
         relevant = [self.relevant[int(r)] for r in rows]
         index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        return Labels(self.embeddings[index], relevant, RelevanceIndex.from_relevant(relevant))
+        exclude = None if self.exclude is None else self.exclude[index.numpy()]
+        return Labels(self.embeddings[index], relevant, RelevanceIndex.from_relevant(relevant),
+                      exclude)
+
+
+def _rows(labels: Labels) -> np.ndarray:
+    """`labels.exclude`, with -1 (none) for every query when it is None."""
+    if labels.exclude is None:
+        return np.full(len(labels), -1, dtype=np.int64)
+    return labels.exclude

@@ -131,17 +131,19 @@ def mine_pools(
     band: int = 30,
     index: RelevanceIndex | None = None,
     max_extra: int = 64,
+    exclude: np.ndarray | None = None,
 ) -> NegativePools:
     """Rank `corpus` for `queries` (already in the model's space) and build the pools.
 
     Ranks `skip_top + band` plus up to `max_extra` more, so that removing a query's judged
     positives from its ranking usually still leaves a full pool. The cap keeps mining cheap
     on collections with hundreds of judgements per query (NFCorpus); a pool that comes up
-    short is topped up with random negatives by `NegativePools.sample`.
+    short is topped up with random negatives by `NegativePools.sample`. `exclude[i]` is a
+    corpus row query i never retrieves (-1: none): it is never one of its hard negatives.
     """
     most_judged = max((len(r) for r in relevant), default=0)
     depth = min(corpus.shape[0], skip_top + band + min(most_judged, max_extra))
-    ranked, _ = top_k(queries, corpus, depth)
+    ranked, _ = top_k(queries, corpus, depth, exclude=exclude)
     return pools_from_rankings(ranked, relevant, skip_top=skip_top, band=band, index=index)
 
 
