@@ -65,7 +65,7 @@ class LabelledQueries:
             )
 
     def excluded(self) -> np.ndarray | None:
-        """`exclude` as `dive.evaluate.search.top_k` takes it (None: no query has one)."""
+        """`exclude` as `dive.evaluate.search.top_k` takes it (None when it is empty)."""
         return np.asarray(self.exclude, dtype=np.int64) if self.exclude else None
 
     def __len__(self) -> int:

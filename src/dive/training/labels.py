@@ -8,7 +8,7 @@ corpus, queries without a positive grade dropped) and cross-fits on `subset`s; t
 `Supervision` (`dive.compressors._baseline_modules`) with `Labels.of`, every query kept.
 
 `exclude` carries `LabelledQueries.exclude` along: per query, the corpus row it must never
-retrieve (-1: none; None: no query has one), the evaluation's BEIR ignore_identical_ids. Every
+retrieve (-1: none; None: not given), the evaluation's BEIR ignore_identical_ids. Every
 ranking a fit makes of these queries (hard-negative mining, validation scores) leaves that
 row out, so the fit trains and chooses on the task the evaluation scores.
 """
