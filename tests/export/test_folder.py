@@ -485,6 +485,18 @@ def test_transform_rejects_the_wrong_dimension(saved: Path, make_inputs: Any) ->
         model.transform(make_inputs(4, 31))
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.bool_])
+def test_a_loaded_model_refuses_integer_input_as_a_fitted_one_does(
+    saved: Path, make_inputs: Any, dtype: Any
+) -> None:
+    model = load(saved)
+    codes = make_inputs(4, 32).astype(dtype)
+    for encode in (model.transform, model.embed):
+        with pytest.raises(DataError, match=rf"{saved.name}: expected float embeddings, got "
+                                             rf"dtype {np.dtype(dtype)}"):
+            encode(codes)
+
+
 def test_save_rejects_an_inconsistent_runtime(tmp_path: Path) -> None:
     bad = Runtime(input_dim=8, projection=np.zeros((4, 6), np.float32))
     with pytest.raises(DataError, match="columns must equal input_dim"):

@@ -42,6 +42,7 @@ from safetensors import SafetensorError
 
 from dive import __version__
 from dive._io import check_output, folder_mode, publish
+from dive.arrays import check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
 from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
@@ -137,6 +138,7 @@ class LoadedCompressor:
 
     def _checked(self, x: np.ndarray) -> np.ndarray:
         arr = np.asarray(x)
+        check_floating(arr, name=self._where())  # as `Compressor.transform` refuses them
         if arr.ndim == 2 and arr.shape[1] != self.input_dim:
             raise DataError(
                 f"{self._where()}: input has dimension {arr.shape[1]}, but this compressor "
