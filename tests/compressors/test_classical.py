@@ -143,6 +143,16 @@ def test_pca_on_too_few_rows_warns_and_zeroes_the_axes_the_rows_do_not_span(
     np.testing.assert_allclose(fitted.transform(new), reordered.transform(new), atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["pca", "pca-uncentered"])
+def test_pca_on_one_row_is_refused_not_fitted_to_zero_outputs(
+    method: str, corpus: np.ndarray
+) -> None:
+    # one row spans no centred direction: every axis would be zeroed and every output the
+    # zero vector, which no L2 normalisation can make a unit one
+    with pytest.raises(DataError, match=f"{method}: needs at least 2 corpus rows"):
+        make_compressor(method, 4).fit(corpus[:1])
+
+
 def test_pca_on_enough_rows_is_plain_principal_axes_without_a_warning(
     corpus: np.ndarray, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from dive.compressors.base import Compressor, TrainingData
 from dive.compressors.runtime import Runtime
+from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class PCA(Compressor):
     centered = True
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
+        if corpus.shape[0] < 2:  # no centred direction: every output would be zero
+            raise DataError(f"{self.method}: needs at least 2 corpus rows to find principal "
+                            f"axes, got {corpus.shape[0]}")
         dim = self.dim or corpus.shape[1]
         mean, axes = principal_axes(corpus, dim)
         # Axes past the n - 1 the rows span share eigenvalue 0: a basis rounding picks (row
