@@ -15,7 +15,6 @@ from dive.training.selection import (
     out_of_fold,
     paired_gain,
     shrinkage,
-    t_bar,
 )
 
 
@@ -195,30 +194,3 @@ def test_best_of_picks_the_higher_mean_and_breaks_ties_by_order() -> None:
     assert best_of({"uncentered": better, "centered": better}) == "uncentered"
     with pytest.raises(ValueError, match="no alternatives"):
         best_of({})
-
-
-@pytest.mark.parametrize(
-    ("z", "n", "table"),
-    [(1.959964, 11, 2.228), (1.644854, 6, 2.015), (1.644854, 31, 1.697), (1.0, 2, 1.8373)],
-)
-def test_the_bar_is_students_t_quantile_for_a_standard_error_from_n_queries(
-    z: float, n: int, table: float
-) -> None:
-    # t-table values: 97.5% with 10 degrees of freedom, 95% with 5 and 30, Phi(1) with 1
-    assert t_bar(z, n) == pytest.approx(table, abs=1e-3)
-    assert t_bar(0.0, n) == 0.0 and t_bar(1.0, 1) == float("inf")
-
-
-@pytest.mark.parametrize("n", [4, 16, 64])
-def test_a_gain_carried_by_one_query_alone_is_never_kept(n: int) -> None:
-    # one query up by a, the rest level: the mean gain a / n is exactly one standard error
-    # at any n and any a, so a bar of one normal standard error kept it
-    base = np.zeros(n)
-    lifted = base.copy()
-    lifted[0] = 0.5
-    choice = choose(base, [Curve((25,), lifted[None])], z=1.0)
-    assert choice.gain == pytest.approx(choice.stderr)
-    assert choice.candidate is None and choice.z > 1.0
-    two = lifted.copy()
-    two[1] = 0.5  # a second query agreeing is evidence
-    assert choose(base, [Curve((25,), two[None])], z=1.0).candidate == 0

@@ -13,11 +13,7 @@ the gain is real. Any learned method can use it: it knows nothing about models.
   into one `Curve` per candidate: a held-out score for every (checkpoint step, query).
 - `choose(base, curves, z)` takes the (candidate, step) with the best mean held-out score and
   keeps it only when its mean paired gain over `base` (the start, scored on the same queries)
-  is positive and passes a one-sided test at the level of `z` (P(N(0, 1) > z)); otherwise the
-  choice is the base. The standard error is estimated from the same n queries, so the bar is
-  Student's t quantile with n - 1 degrees of freedom, in standard errors (`t_bar`: 1.03 for
-  z = 1 at 16 queries, 1.84 at 2): above 1 at any n, it never keeps a gain carried by one
-  query alone, which is exactly one standard error whatever its size. The method
+  is positive and at least `z` standard errors; otherwise the choice is the base. The method
   then refits the chosen candidate on all labelled queries for the chosen number of steps
   (DIVE, after cross-fitting, keeps the mean weights of its fold runs at that step instead).
 - The best of many (candidate, step) pairs scores above its true gain (the winner's curse:
@@ -57,7 +53,6 @@ __all__ = [
     "out_of_fold",
     "paired_gain",
     "shrinkage",
-    "t_bar",
 ]
 
 
@@ -162,8 +157,7 @@ def choose(
     """The best (candidate, step) if its paired gain over `base` is real, else the base.
 
     Ties in mean score go to the earlier candidate, then the earlier step (nearer the start).
-    The gain is real when it is positive and at least `t_bar(z, n)` standard errors, n the
-    number of scored queries (`z` itself for z = 0 or a known spread). Without `groups`
+    The gain is real when it is positive and at least `z` standard errors. Without `groups`
     it is the best pair's own paired gain; with `groups` (disjoint column indices covering
     every scored query) it is the nested estimate: for each group, the pair with the best
     mean on the other groups, scored against the base on that group alone. With `flips` > 0
@@ -187,34 +181,10 @@ def choose(
     else:
         gain, stderr = paired_gain(_nested(table, groups), base)
     bar = max_threshold(table - base, z, flips) if flips > 0 else None
-    z_n = t_bar(z, base.size)
-    evidence = ((c, step), gain, stderr, z_n, base.size, groups is not None, bar)
-    if gain > 0 and gain >= z_n * stderr and (bar is None or gain > bar):
+    evidence = ((c, step), gain, stderr, z, base.size, groups is not None, bar)
+    if gain > 0 and gain >= z * stderr and (bar is None or gain > bar):
         return Choice(c, step, float(means[row]), base_score, *evidence)
     return Choice(None, 0, base_score, base_score, *evidence)
-
-
-def t_bar(z: float, n: int) -> float:
-    """The one-sided bar, in estimated standard errors, at the level of a normal `z` when the
-    standard error comes from `n` paired values: Student's t quantile with n - 1 degrees of
-    freedom at probability Phi(z) (exact for 1 and 2, the four-term Cornish-Fisher expansion
-    of Abramowitz and Stegun 26.7.5 beyond: within 1e-3 for z up to 1.645, 5e-3 at 2).
-    `z` itself for z <= 0."""
-    df = n - 1
-    if z <= 0:
-        return z
-    if df < 1:
-        return math.inf
-    p = 0.5 * math.erfc(-z / math.sqrt(2.0))  # Phi(z)
-    if df == 1:
-        return math.tan(math.pi * (p - 0.5))
-    if df == 2:
-        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
 
 
 def shrinkage(choice: Choice) -> float:
