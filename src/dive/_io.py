@@ -174,7 +174,7 @@ def replace_path(src: Path, dst: Path) -> None:
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}
 
 
-def publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
+def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False) -> None:
     """Move the finished temporary file or folder `tmp` (beside `target`) to `target`.
 
     `overwrite=True`: whatever is there is replaced (`os.replace`, `replace_path` for a
@@ -184,7 +184,8 @@ def publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
     `target` with `mkdir` and is renamed onto that empty folder, which POSIX does atomically
     and refuses once the folder holds anything (an empty folder already there, which
     `check_output` allows, is claimed the same way). Something there raises `DiveError`
-    saying to pass overwrite. On any failure `tmp` is removed and `target` left as it was.
+    saying to pass overwrite. On any failure `target` is left as it was and `tmp` removed,
+    unless `keep_tmp` (a caller keeping finished work to publish later: it is left whole).
     """
     try:
         if overwrite:
@@ -197,6 +198,8 @@ def publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
         else:
             _publish_file(tmp, target)
     except BaseException:
+        if keep_tmp:
+            raise
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         else:

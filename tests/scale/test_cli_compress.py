@@ -107,9 +107,9 @@ def test_overwrite_replaces_a_compress_output_but_never_another_folder(
 
 
 @pytest.mark.parametrize("single", [True, False], ids=["npy file", "shard folder"])
-def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
-    tmp_path: Path, model_dir: Path, stores, single: bool, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str]
+def test_an_output_another_run_writes_meanwhile_is_kept_and_so_is_the_finished_work(
+    tmp_path: Path, model_dir: Path, runtime, stores, single: bool,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Both runs pass the output check at the start; the other one publishes just before this
     # one does (simulated: two real runs would also share the resume folder), which must then
@@ -128,15 +128,27 @@ def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
     real_publish = stream.publish
     other = out / "a.npy" if not single else out
 
-    def publish_after_another_run(tmp: Path, target: Path, *, overwrite: bool) -> None:
+    def publish_after_another_run(tmp: Path, target: Path, **options: bool) -> None:
         other.parent.mkdir(exist_ok=True)
         other.write_bytes(b"the other run's output")
-        real_publish(tmp, target, overwrite=overwrite)
+        if not single:
+            (out / stream.OUTPUT_MARKER).write_text("{}\n")
+        real_publish(tmp, target, **options)
 
-    monkeypatch.setattr(stream, "publish", publish_after_another_run)
-    capsys.readouterr()
-    assert main(argv) == 2
+    with monkeypatch.context() as m:
+        m.setattr(stream, "publish", publish_after_another_run)
+        capsys.readouterr()
+        assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{out}: already exists" in err and "--overwrite" in err
+    assert "kept" in err and "without recomputing" in err
     assert other.read_bytes() == b"the other run's output"
-    assert sorted(p.name for p in out.parent.iterdir() if p.name != src.name) == [out.name]
+    partial = stream.Partial(out)
+    assert partial.state_path.is_file()  # the finished work, for a rerun to publish
+
+    # The rerun with --overwrite publishes that work: no row is compressed again.
+    assert main([*argv, "--overwrite"]) == 0
+    assert "resumed after 30" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(out if single else out / "a.npy"),
+                               runtime(stores.vectors(30)), rtol=0, atol=1e-6)
+    assert not partial.root.exists()

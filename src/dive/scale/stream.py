@@ -17,6 +17,8 @@ none for a folder). The finished output is renamed into place (`dive._io.publish
 an existing one (even one a concurrent run wrote meanwhile) only when `overwrite=True`, and
 only if it is an earlier output: a file for a single-file input, or a folder holding the
 hidden marker `.dive-compress.json` that every folder output gets; never any other folder.
+When an output another run wrote meanwhile is kept, so is this run's finished work, its state
+saved with every row done: a rerun with `overwrite=True` publishes it without recomputing.
 
 The output holds what the model outputs at its precision (`dive.compressors.precision`):
 float32 vectors (or float16 with `dtype="float16"`), or the codes of a model saved with
@@ -665,9 +667,19 @@ def compress_store(
         if not single:
             write_output_marker(partial.data, runtime)
         try:  # without overwrite, an output another run published meanwhile is kept (DiveError)
-            publish(partial.data / dst.name if single else partial.data, dst, overwrite=overwrite)
-        finally:
+            publish(partial.data / dst.name if single else partial.data, dst,
+                    overwrite=overwrite, keep_tmp=True)
+        except DiveError:
+            # The finished work is whole: its state back, a rerun with overwrite publishes it.
+            partial.save(state)
+            raise DiveError(f"{dst}: already exists (another run wrote it meanwhile); the "
+                            f"finished output is kept in {partial.root}: rerun with "
+                            "overwrite=True to publish it without recomputing",
+                            param="overwrite") from None
+        except BaseException:
             shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
+            raise
+        shutil.rmtree(partial.root, ignore_errors=True)
         seconds = time.perf_counter() - started
         logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
         return CompressResult(
