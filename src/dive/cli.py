@@ -314,11 +314,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from dive.embed import load_embeddings
-    from dive.export.faiss_index import IDS_SUFFIX, build_index, is_index_file, save_index
+    from dive.export.faiss_index import build_index, check_index_output, save_index
     from dive.scale.stream import runtime_digest
 
-    check_output(Path(args.output), overwrite=args.overwrite, ours=is_index_file,
-                 what=f"a dive index (a file with its {IDS_SUFFIX})")
+    check_index_output(Path(args.output), overwrite=args.overwrite)
     compressor = _load_model(args)
     if (args.hnsw or args.opq) and compressor.precision != "float32":
         raise DiveError(f"--{'hnsw' if args.hnsw else 'opq'} indexes float32 vectors; "

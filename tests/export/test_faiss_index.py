@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,47 @@ def test_save_index_replaces_only_an_index_dive_wrote(tmp_path: Path, make_input
     assert len(load_index(path)) == 30
     with pytest.raises(DiveError, match=r"i\.faiss: already exists; pass overwrite=True"):
         save_index(index, path, overwrite=False)
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+@pytest.mark.parametrize("suffix", [".ids.txt", ".meta.json"])
+def test_save_index_never_replaces_a_sidecar_of_no_dive_index_there(
+    tmp_path: Path, make_inputs: Any, suffix: str, overwrite: bool
+) -> None:
+    theirs = tmp_path / f"i.faiss{suffix}"
+    theirs.write_bytes(b"a user's file")
+    with pytest.raises(DiveError, match=rf"i\.faiss{suffix}: exists and is not part of a dive "
+                                        r"index at i\.faiss; refusing to replace it"):
+        save_index(build_index(make_inputs(20, 8)), tmp_path / "i.faiss", overwrite=overwrite)
+    assert theirs.read_bytes() == b"a user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]
+
+
+@pytest.mark.parametrize("renamed", [1, 2])
+def test_a_replacement_stopped_half_way_is_detected_on_load(
+    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch, renamed: int
+) -> None:
+    # A kill after `renamed` of the three files (index, ids, meta) took their new names: the
+    # rows and dimension still agree, so only a record of what was saved together tells.
+    import dive._io as io_module
+
+    path = save_index(build_index(make_inputs(20, 8), ids=[f"old{i}" for i in range(20)]),
+                      tmp_path / "i.faiss")
+    new = build_index(make_inputs(20, 8, seed=5), ids=[f"new{i}" for i in range(20)])
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def replace_then_die(src: Any, dst: Any) -> None:
+        if calls["n"] == renamed:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(io_module.os, "replace", replace_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            save_index(new, path)
+    with pytest.raises(DataError, match=r"i\.faiss: .*does not match i\.faiss\.meta\.json"):
+        load_index(path)
+    save_index(new, path)  # saving again repairs it
+    assert load_index(path).ids == new.ids

@@ -18,7 +18,9 @@ re-encoded: int8 into `IndexScalarQuantizer` `QT_8bit` with the model's calibrat
 binary into `IndexBinaryFlat` (Hamming distance). Queries are always the float32 compressed
 vectors; a binary index packs their sign bits itself and scores d - 2 * Hamming, as the
 evaluator does. `SearchIndex.bytes_per_vector` is what the index stores per vector.
-`<file>.meta.json` records the precision and dimension too (an index without it is float32).
+`<file>.meta.json` records the precision and dimension too (an index without it is float32),
+and the SHA-256 of the index and ids files it was saved with: it is written last, so a
+replacement stopped half way leaves an old meta that `load_index` finds does not match.
 `product=M` instead puts the float32 compressed vectors into a FAISS OPQ+PQ index of M bytes
 per vector, trained on them (`dive.evaluate.product`, the `opq{M}` first stage the evaluator
 scores); its precision is recorded as `opq{M}`.
@@ -30,6 +32,7 @@ vectors directly), and adding to or deleting from a saved index.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -108,6 +111,19 @@ def meta_path(file: str | os.PathLike[str]) -> Path:
 def is_index_file(path: Path) -> bool:
     """Whether `path` is an index file `save_index` wrote (a file with its ids sidecar)."""
     return path.is_file() and ids_path(path).is_file()
+
+
+def check_index_output(target: Path, *, overwrite: bool) -> None:
+    """Raise `DiveError` unless an index may be saved at `target`: only a dive index there is
+    replaced (with `overwrite`), and a sidecar path in use is only ever that index's own."""
+    check_output(target, overwrite=overwrite, ours=is_index_file,
+                 what=f"a dive index (a file with its {IDS_SUFFIX})")
+    if is_index_file(target):
+        return
+    for sidecar in (ids_path(target), meta_path(target)):
+        if sidecar.exists() or sidecar.is_symlink():
+            raise DiveError(f"{sidecar}: exists and is not part of a dive index at "
+                            f"{target.name}; refusing to replace it")
 
 
 def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
@@ -217,25 +233,29 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
 
     Only an index dive saved (`is_index_file`) is ever replaced (anything else raises
     `DiveError`), and that only with `overwrite`; `overwrite=False` keeps even one a
-    concurrent run saved meanwhile, and its sidecars are then left alone too.
+    concurrent run saved meanwhile, and its sidecars are then left alone too. A sidecar path
+    in use is only ever replaced with the index it belongs to (`check_index_output`).
     """
     faiss = _import_faiss()
     target = Path(file)
-    check_output(target, overwrite=overwrite, ours=is_index_file,
-                 what=f"a dive index (a file with its {IDS_SUFFIX})")
+    check_index_output(target, overwrite=overwrite)
     ids = _check_ids(index.ids, len(index), "ids")
     binary = index.precision == "binary"
-    data = (faiss.serialize_index_binary if binary else faiss.serialize_index)(index.index)
-    # Always rewritten: an old identity or precision would no longer be true.
+    serialize = faiss.serialize_index_binary if binary else faiss.serialize_index
+    data = serialize(index.index).tobytes()
+    ids_text = "".join(f"{i}\n" for i in ids).encode("utf-8")
+    # Always rewritten: an old identity or precision would no longer be true. The digests
+    # tie the meta to the index and ids saved with it.
     meta = {"format": META_FORMAT, "model_sha256": index.model_sha256,
-            "precision": index.precision, "dim": index.dim}
-    sidecars = [(ids_path(target), "".join(f"{i}\n" for i in ids).encode("utf-8")),
+            "precision": index.precision, "dim": index.dim,
+            "index_sha256": _sha256(data), "ids_sha256": _sha256(ids_text)}
+    sidecars = [(ids_path(target), ids_text),
                 (meta_path(target), (json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"))]
     if not overwrite:
         # The index goes first, alone, as the claim: a run that finds another's index there
         # stops before touching its sidecars. Should a sidecar then fail, the claim is undone.
         with atomic_open(target, "wb", overwrite=False) as handle:
-            handle.write(data.tobytes())
+            handle.write(data)
         claimed = target.stat().st_ino
         try:
             _write_all(sidecars)
@@ -245,17 +265,21 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
                     target.unlink()
             raise
         return target
-    # Sidecars are renamed first: a crash before the index is renamed leaves a count (or
-    # compressor) mismatch that load_index or check_index_model reports.
-    _write_all([(target, data.tobytes()), *sidecars])
+    # The meta is renamed last: a crash before leaves the old one, whose digests load_index
+    # finds do not match the new index (or ids).
+    _write_all([(target, data), *sidecars])
     return target
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _write_all(files: list[tuple[Path, bytes]]) -> None:
     """Write each file atomically: all to temporary names before any is renamed (so a bad
-    path, a folder at one, leaves nothing behind), renamed last to first."""
+    path, a folder at one, leaves nothing behind), renamed in the order given."""
     with contextlib.ExitStack() as stack:
-        for path, payload in files:
+        for path, payload in reversed(files):  # the stack renames the last entered first
             stack.enter_context(atomic_open(path, "wb")).write(payload)
 
 
@@ -268,15 +292,17 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     sidecar = ids_path(path)
     if not sidecar.is_file():
         raise DataError(f"{sidecar}: missing (the ids of {path.name}'s rows)")
-    model_sha256, precision, dim = _read_meta(meta_path(path))
+    meta = _read_meta(meta_path(path))
+    model_sha256, precision, dim = meta.model_sha256, meta.precision, meta.dim
     binary = precision == "binary"
     try:
         index = (faiss.read_index_binary if binary else faiss.read_index)(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise DataError(f"{path}: not a readable FAISS index ({first})") from None
+    raw_ids = sidecar.read_bytes()
     try:
-        text = sidecar.read_text(encoding="utf-8")
+        text = raw_ids.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{sidecar}: not UTF-8 text ({exc})") from None
     lines = text.split("\n")
@@ -292,17 +318,36 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
         raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
                         f"{stored.dim}, but {meta_path(path).name} says {precision} of "
                         f"dimension {dim}")
+    if meta.digests is not None and meta.digests != (_file_sha256(path), _sha256(raw_ids)):
+        raise DataError(f"{path}: the index or its {IDS_SUFFIX} does not match "
+                        f"{meta_path(path).name}, saved with them (a save that did not "
+                        "finish?); save the index again")
     return stored
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _value_bytes(precision: str) -> int:
     return {"float32": 4, "float16": 2, "int8": 1}.get(precision, 1)
 
 
-def _read_meta(meta: Path) -> tuple[str | None, str, int | None]:
-    """(model_sha256, precision, dim) of the sidecar; an index without one is float32."""
+@dataclass(frozen=True)
+class _Meta:
+    """What `<file>.meta.json` records."""
+
+    model_sha256: str | None = None
+    precision: str = "float32"
+    dim: int | None = None
+    digests: tuple[str, str] | None = None  # SHA-256 of (index, ids); None: older dive
+
+
+def _read_meta(meta: Path) -> _Meta:
+    """The sidecar's record; an index without one is float32."""
     if not meta.exists():
-        return None, "float32", None
+        return _Meta()
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -320,7 +365,13 @@ def _read_meta(meta: Path) -> tuple[str | None, str, int | None]:
         raise DataError(f"{meta}: dim is {dim!r}, expected a positive integer")
     if precision == "binary" and dim is None:
         raise DataError(f"{meta}: a binary index needs its vectors' dim")
-    return digest, precision, dim
+    index_sha256, ids_sha256 = data.get("index_sha256"), data.get("ids_sha256")
+    if index_sha256 is None and ids_sha256 is None:  # saved by an older dive
+        return _Meta(digest, precision, dim)
+    if not isinstance(index_sha256, str) or not isinstance(ids_sha256, str):
+        raise DataError(f"{meta}: index_sha256 and ids_sha256 are {index_sha256!r} and "
+                        f"{ids_sha256!r}, expected strings")
+    return _Meta(digest, precision, dim, (index_sha256, ids_sha256))
 
 
 def check_index_model(index: SearchIndex, file: str | os.PathLike[str], model_sha256: str,
