@@ -28,7 +28,7 @@ from dive.compressors.pca import PCA, PCAUncentered, principal_axes
 from dive.compressors.registry import make_compressor
 from dive.errors import DataError, DiveError
 from dive.evaluate.search import top_k
-from dive.training import validation_ndcg
+from dive.training import mine_pools, validation_ndcg
 from dive.training.selection import Curve, Folds
 
 # Small and quick: every fit below runs in well under a second.
@@ -160,10 +160,14 @@ def test_zero_steps_returns_the_pca_start(
     np.testing.assert_allclose(model.transform(x), reference.transform(x), atol=1e-5)
 
 
-def test_training_beats_its_own_start_on_held_out_and_test(problem: dict[str, Any]) -> None:
+@pytest.mark.parametrize("large", [{}, {"shortlist": 40}])
+def test_training_beats_its_own_start_on_held_out_and_test(
+    problem: dict[str, Any], large: dict[str, int]
+) -> None:
     data = TrainingData(problem["train"], problem["validation"])
-    # a validation set of holdout_min queries is trusted alone
-    model = Dive(4, seed=0, holdout_min=24, **FAST).fit(problem["corpus"], data)
+    # a validation set of holdout_min queries is trusted alone; `large` mines as for a large
+    # corpus, among each query's 40 nearest rows of the last check
+    model = Dive(4, seed=0, holdout_min=24, **FAST, **large).fit(problem["corpus"], data)
     diag = model.fit_info_.diagnostics
     choice = diag["choice"]
     assert diag["selection"] == "holdout" and choice["n_queries"] == 24
@@ -387,6 +391,40 @@ def test_hard_negatives_are_re_mined_from_the_current_model_every_mine_every_ste
     assert not np.array_equal(mined[2][0], mined[1][0])
     # only the queries of the coming mine_every steps are mined: at most 5 batches of 3
     assert all(3 <= len(rows) <= 15 and rows.max() < 40 for _, rows in mined)
+
+
+def test_on_a_large_corpus_refreshes_re_rank_a_shortlist_from_the_last_check(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    some = LabelledQueries(problem["train"].embeddings[:40], problem["train"].relevant[:40])
+    mined: list[tuple[np.ndarray, np.ndarray, Any]] = []
+    original = _Fit.pools
+
+    def spy(fit: _Fit, net: DiveNet, corpus_z: np.ndarray, train: Any, rows: np.ndarray,
+            among: Any = None) -> Any:
+        pools = original(fit, net, corpus_z, train, rows, among)
+        mined.append((among, rows, pools))
+        return pools
+
+    monkeypatch.setattr(_Fit, "pools", spy)
+    options = {**FAST, "steps": 30, "mine_every": 5, "query_batch": 3, "query_batch_max": 3,
+               "select": False, "shortlist": 20}
+    Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(some))
+    assert len(mined) == 6
+    for among, rows, pools in mined:
+        assert among is not None and len(among) <= 20 * len(rows) < len(problem["corpus"])
+        hard = pools.candidates[pools.candidates >= 0]
+        assert hard.size and np.isin(hard, among).all()  # corpus rows, all from the shortlist
+
+
+def test_mining_among_some_rows_speaks_of_corpus_rows() -> None:
+    corpus = np.eye(6, dtype=np.float32)
+    query = np.array([[1.0, 0.9, 0.8, 0.1, 0.0, 0.7]], dtype=np.float32)
+    rows = np.array([0, 1, 3, 5])
+    pools = mine_pools(query, corpus[rows], [{5: 1}], band=2, rows=rows, exclude=np.array([0]))
+    assert pools.candidates.tolist() == [[1, 3]]  # 0 is its own, 5 relevant, 2 not shortlisted
+    outside = mine_pools(query, corpus[rows], [{5: 1}], band=2, rows=rows, exclude=np.array([2]))
+    assert outside.candidates.tolist() == [[0, 1]]
 
 
 def test_a_step_draws_an_eighth_of_a_large_pool_within_the_batch_bounds() -> None:

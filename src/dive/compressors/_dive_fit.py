@@ -48,6 +48,7 @@ from dive.compressors.base import PROGRESS_LOGGER, FitSummary, Summarise, Traini
 from dive.compressors.dive import Arm, DiveConfig
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Runtime
+from dive.evaluate.search import top_k
 from dive.losses.headwise_ntxent import headwise_ntxent_loss
 from dive.losses.hinge_triplet import hinge_triplet_loss, triplet_margins
 from dive.losses.similarity_anchor import similarity_anchor_loss
@@ -191,10 +192,16 @@ class _Fit:
                                  queries.exclude)
 
     def pools(
-        self, net: DiveNet, corpus_z: np.ndarray, train: Labels, rows: np.ndarray
+        self,
+        net: DiveNet,
+        corpus_z: np.ndarray,
+        train: Labels,
+        rows: np.ndarray,
+        among: np.ndarray | None = None,
     ) -> NegativePools:
         """Hard-negative pools of the `train` queries at `rows` (sorted, unique) under `net`,
-        as pools over all of `train` (the others empty)."""
+        as pools over all of `train` (the others empty). `corpus_z` holds the corpus rows
+        `among` (sorted) when given, else every row."""
         some = train.subset(rows)
         mined = mine_pools(
             net.encode(some.embeddings),
@@ -204,6 +211,7 @@ class _Fit:
             band=self.config.negative_band,
             index=some.index,
             exclude=some.exclude,
+            rows=among,
         )
         return mined.placed(rows, len(train))
 
@@ -322,8 +330,26 @@ class _Run:
             self.queued = [sample_rows(len(train), size, self.rng) for _ in range(cfg.mine_every)]
             if cfg.hard_negatives:
                 rows = np.unique(np.concatenate(self.queued))
-                self.pools = self.fit.pools(self.net, self._corpus_z(), train, rows)
+                if cfg.shortlist is not None:
+                    among = self._shortlist(train, rows, cfg.shortlist)
+                    corpus_z = self.net.encode(self.fit.corpus[torch.from_numpy(among)])
+                    self.pools = self.fit.pools(self.net, corpus_z, train, rows, among)
+                else:
+                    self.pools = self.fit.pools(self.net, self._corpus_z(), train, rows)
         return self.queued.pop(0)
+
+    def _shortlist(self, train: Labels, rows: np.ndarray, size: int) -> np.ndarray:
+        """The corpus rows (sorted) that may hold the hard negatives of the `train` queries at
+        `rows` (`DiveConfig.shortlist`, for large corpora): each query's `size` nearest rows
+        under corpus outputs at most `eval_every` steps old (a check's, or encoded here),
+        which the model as it is now then re-ranks, instead of encoding every row."""
+        done = self.loop.step - 1  # updates made before this step's
+        if done - self.encoded[0] >= self.fit.config.eval_every:
+            self.encoded = (done, self.net.encode(self.fit.corpus))
+        some = train.subset(rows)
+        near, _ = top_k(self.net.encode(some.embeddings), self.encoded[1], size,
+                        exclude=some.exclude)
+        return np.unique(near)
 
     def _corpus_z(self) -> np.ndarray:
         """The corpus outputs of the model as it is now (those of the last check, or of the

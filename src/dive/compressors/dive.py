@@ -114,6 +114,8 @@ class DiveConfig(LearnedConfig):
     negative_band: int = 30  # hard negatives come from this many ranks below the skipped
     # selection (dive.training.selection)
     mine_every: int = 5  # steps between hard-negative refreshes, from the current ranking
+    shortlist: int | None = None  # a refresh re-ranks only each query's this many nearest
+    # rows under corpus outputs at most eval_every steps old (None: every row; large corpora)
     # (at lr 1e-3, pools 25+ steps old let NFCorpus runs collapse by 0.03-0.06; docs/methods.md)
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
@@ -146,6 +148,7 @@ class DiveConfig(LearnedConfig):
             *at_least(self, 2, "folds"),
             *at_least(self, 1, "holdout_min"),
             ("workers", self.workers is None or self.workers >= 1, ">= 1 (or None)"),
+            ("shortlist", self.shortlist is None or self.shortlist >= 1, ">= 1 (or None)"),
         ]
         for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start)):
             valid = get_args(kind)

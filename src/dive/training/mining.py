@@ -132,6 +132,7 @@ def mine_pools(
     index: RelevanceIndex | None = None,
     max_extra: int = 64,
     exclude: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> NegativePools:
     """Rank `corpus` for `queries` (already in the model's space) and build the pools.
 
@@ -140,10 +141,17 @@ def mine_pools(
     on collections with hundreds of judgements per query (NFCorpus); a pool that comes up
     short is topped up with random negatives by `NegativePools.sample`. `exclude[i]` is a
     corpus row query i never retrieves (-1: none): it is never one of its hard negatives.
+    With `rows` (sorted, unique), `corpus` holds only those corpus rows, in that order: the
+    ranking is over them, and pools, `relevant` and `exclude` speak of corpus rows as always.
     """
     most_judged = max((len(r) for r in relevant), default=0)
     depth = min(corpus.shape[0], skip_top + band + min(most_judged, max_extra))
+    if rows is not None and exclude is not None:
+        at = np.minimum(np.searchsorted(rows, exclude), len(rows) - 1)
+        exclude = np.where(rows[at] == exclude, at, -1)
     ranked, _ = top_k(queries, corpus, depth, exclude=exclude)
+    if rows is not None:
+        ranked = rows[ranked]
     return pools_from_rankings(ranked, relevant, skip_top=skip_top, band=band, index=index)
 
 

@@ -1,0 +1,78 @@
+"""Fit time and quality on a large corpus: SciFact plus synthetic near-duplicate distractors.
+
+Each method fits on SciFact's corpus with `--distractors` rows added (`speed.with_distractors`:
+perturbed copies of real documents, never relevant), with `--labels` labelled queries of the
+protocol's split for each seed, and is scored on SciFact's test queries over that whole
+corpus. Prints one line per (method, seed) and the means; for the cost of mining hard
+negatives at scale (`dive:shortlist=K`).
+
+    python benchmarks/large_corpus.py --methods pca-uncentered,dive,dive:shortlist=500 \\
+        --distractors 200000 --seeds 0,1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from dive.compressors.registry import make_compressor
+from dive.data.beir import load_beir
+from dive.data.splits import make_split, parse_budget
+from dive.embed import get_embeddings
+from dive.evaluate.metrics import ndcg_per_query
+from dive.evaluate.protocol import labelled_queries, training_data
+from dive.evaluate.search import top_k
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def main() -> None:
+    from speed import with_distractors  # benchmarks/ is on sys.path when run as a script
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--methods", default="pca-uncentered,dive,dive:shortlist=500")
+    parser.add_argument("--distractors", type=int, default=200_000)
+    parser.add_argument("--labels", default="64")
+    parser.add_argument("--ratio", type=int, default=4)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--data", type=Path, default=SHARED / "beir" / "scifact")
+    parser.add_argument("--embeddings", type=Path,
+                        default=SHARED / "embeddings" / "all-MiniLM-L6-v2" / "scifact")
+    args = parser.parse_args()
+    dataset = load_beir(args.data, name="scifact")
+    emb = get_embeddings(dataset, "all-MiniLM-L6-v2", embeddings_dir=args.embeddings,
+                         progress=False)
+    corpus = with_distractors(emb.corpus, args.distractors)
+    dim = emb.dim // args.ratio
+    rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        split = make_split(dataset, parse_budget(args.labels), seed)
+        train = training_data(split, emb)
+        test = labelled_queries(split.eval_ids, split.eval_qrels, emb)
+        for method in args.methods.split(","):
+            model = make_compressor(method, dim, seed)
+            started = time.perf_counter()
+            model.fit(corpus, train)
+            seconds = time.perf_counter() - started
+            ranked, _ = top_k(model.transform(test.embeddings), model.transform(corpus), 10)
+            ndcg = float(ndcg_per_query(ranked, test.relevant, k=10).mean())
+            rows[method].append((seconds, ndcg))
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+            print(f"seed {seed} {method}: fit {seconds:.1f} s, test nDCG@10 {ndcg:.4f} "
+                  f"(peak RSS {peak:.2f} GB)", flush=True)
+    print(f"\nscifact + {args.distractors} distractors ({corpus.shape[0]} rows), "
+          f"{args.labels} labels, d={dim}: means over seeds")
+    print("| method | fit seconds | test nDCG@10 |")
+    print("|:---|---:|---:|")
+    for method, values in rows.items():
+        seconds, ndcg = np.mean(values, axis=0)
+        print(f"| {method} | {seconds:.1f} | {ndcg:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
