@@ -139,6 +139,22 @@ def crash_after(monkeypatch: pytest.MonkeyPatch, chunks: int) -> None:
     monkeypatch.setattr(dl, "_compress_chunk", compress)
 
 
+def fail_final_write(patched: pytest.MonkeyPatch, raised: BaseException) -> None:
+    """Make the final write of the table (or column) raise `raised` after its first batch."""
+    real = dl._parts_reader
+
+    def failing(*args: Any) -> Any:
+        reader = real(*args)
+
+        def batches() -> Any:
+            yield reader.read_next_batch()
+            raise raised
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    patched.setattr(dl, "_parts_reader", failing)
+
+
 @pytest.mark.parametrize("in_place", [False, True])
 def test_an_interrupted_run_resumes_to_the_same_table(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool
@@ -305,21 +321,10 @@ def test_a_failed_overwrite_keeps_the_earlier_column(
     run = dict(output_column="v8", batch_size=500, progress=False)
     dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **run)
     before = read(dl.open_table(uri(db, "docs")), "v8")["v8"]
-    real = dl._parts_reader
-
-    def failing(*args: Any) -> Any:
-        reader = real(*args)
-
-        def batches() -> Any:
-            yield reader.read_next_batch()
-            raise Crash
-
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
-
     other = tmp_path / "other"
     save(PCA(dim=OUT).fit(vectors(500, seed=7)), other)
     with monkeypatch.context() as patched:
-        patched.setattr(dl, "_parts_reader", failing)
+        fail_final_write(patched, Crash())
         with pytest.raises(Crash):
             dl.compress_table(other, uri(db, "docs"), uri(db, "docs"), overwrite=True, **run)
     table = dl.open_table(uri(db, "docs"))
@@ -342,20 +347,9 @@ def test_a_new_table_appears_whole_or_not_at_all(
     rerun stopped at 'no such table' until it was deleted by hand."""
     db = tmp_path / "db"
     make_table(db)
-    real = dl._parts_reader
-
-    def failing(*args: Any) -> Any:
-        reader = real(*args)
-
-        def batches() -> Any:
-            yield reader.read_next_batch()
-            raise Crash
-
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
-
     run = dict(batch_size=500, progress=False)
     with monkeypatch.context() as patched:
-        patched.setattr(dl, "_parts_reader", failing)
+        fail_final_write(patched, Crash())
         with pytest.raises(Crash):
             dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), **run)
     assert sorted(p.name for p in db.iterdir() if not p.name.startswith(".")) == ["docs.lance"]
@@ -380,20 +374,9 @@ def test_what_stops_the_final_commit_is_raised_as_it_is(
     that as the error (exit 2) instead of the interrupted line, and so did a damaged part."""
     db = tmp_path / "db"
     make_table(db)
-    real = dl._parts_reader
-
-    def failing(*args: Any) -> Any:
-        reader = real(*args)
-
-        def batches() -> Any:
-            yield reader.read_next_batch()
-            raise raised
-
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
-
     target = "docs" if output_column else "small"
     with monkeypatch.context() as patched:
-        patched.setattr(dl, "_parts_reader", failing)
+        fail_final_write(patched, raised)
         with pytest.raises(type(raised)) as caught:
             dl.compress_table(model_dir, uri(db, "docs"), uri(db, target), batch_size=500,
                               progress=False, output_column=output_column)
