@@ -146,6 +146,17 @@ def test_text_and_markdown_show_the_summary_and_target(make_record) -> None:
         in page
 
 
+def test_the_text_summary_breaks_a_method_down_by_ratio(make_record) -> None:
+    records = []
+    for dim, gain in ((192, 0.02), (96, -0.01), (48, 0.0)):
+        records += pcas(make_record, [0.40], [0.41], dataset="cisi", budget="all", dim=dim)
+        records += rows(make_record, "dive", [0.41 + gain], dataset="cisi", budget="all",
+                        dim=dim)
+    text = summary_text(gains_over_training_free(records), target_name="classic", **TARGET)
+    assert ("dive by ratio: 2× 1/1 (mean +0.0200, worst +0.0200), 4× 0/1 (mean −0.0100, "
+            "worst −0.0100), 8× 1/1 (mean +0.0000, worst +0.0000)") in text
+
+
 def test_cells_with_fewer_seeds_are_marked(make_record) -> None:
     records = pcas(make_record, [0.40, 0.40, 0.40], [0.41, 0.41, 0.41])
     records += rows(make_record, "smec", [0.42])

@@ -206,6 +206,24 @@ def _summary_rows(cells: Sequence[GainCell], tolerance: float) -> list[list[str]
     return rows
 
 
+def _ratio_lines(cells: Sequence[GainCell], tolerance: float) -> list[str]:
+    """For each method run at more than one ratio, its summary at each ratio."""
+    lines = []
+    for method in method_order(c.method for c in cells):
+        ratios = sorted({c.ratio for c in cells if c.method == method})
+        if len(ratios) < 2:
+            continue
+        parts = []
+        for ratio in ratios:
+            (s,) = summarize_gains([c for c in cells if c.method == method and c.ratio == ratio],
+                                   tolerance)
+            mean = "-" if s.mean_gain is None else signed(s.mean_gain, 4)
+            worst = "-" if s.worst is None or s.worst.gain is None else signed(s.worst.gain, 4)
+            parts.append(f"{ratio}× {s.n_won_or_tied}/{s.n_cells} (mean {mean}, worst {worst})")
+        lines.append(f"{method} by ratio: {', '.join(parts)}")
+    return lines
+
+
 def _target_lines(cells: Sequence[GainCell], name: str, datasets: Sequence[str], ratio: int,
                   budget: str) -> list[str]:
     lines = []
@@ -234,8 +252,8 @@ def summary_text(
              for r in rows]
     head = (f"vs best training-free ({' / '.join(reference_methods())}, same cell, mean over "
             f"the same seeds); tied = within {tolerance}")
-    return "\n".join([head, *table, "", *_target_lines(cells, target_name, datasets, ratio,
-                                                        budget)])
+    return "\n".join([head, *table, "", *_ratio_lines(cells, tolerance), "",
+                      *_target_lines(cells, target_name, datasets, ratio, budget)])
 
 
 def _markdown_table(rows: Sequence[Sequence[str]], text_columns: Sequence[int]) -> list[str]:
