@@ -71,8 +71,12 @@ def test_report_gains_prints_each_method_against_the_better_pca(
     assert main(argv) == 0
     assert "won or tied" not in capsys.readouterr().out
     assert main([*argv, "--overwrite", "--gains"]) == 0
-    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
-            if line.split() and line.split()[0] in {"pca", "pca-uncentered", "smec"}}
+    out = capsys.readouterr().out
+    rows: dict[str, list[str]] = {}
+    for line in out.splitlines():  # the table's row of each method, not its by-ratio line
+        if line.split() and line.split()[0] in {"pca", "pca-uncentered", "smec"}:
+            rows.setdefault(line.split()[0], line.split())
+    assert "smec by ratio: 4× 1/1 (mean +0.0100, worst +0.0100), 8× 0/1" in out
     mean = ((0.53 - 0.52) + (0.40 - 0.45)) / 2
     assert rows["smec"][1:5] == ["1", "1/2", f"{mean:+.4f}".replace("-", "−"), "−0.0500"]
     assert rows["pca-uncentered"][2] == "1/2"
