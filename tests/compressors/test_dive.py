@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from dive.arrays import l2_normalize
 from dive.compressors import REGISTRY, Dive, DiveConfig, LabelledQueries, TrainingData
+from dive.compressors import _dive_fit as dive_fit
 from dive.compressors._dive_fit import (
     DiveNet,
     _choose_start,
@@ -398,15 +399,14 @@ def test_on_a_large_corpus_refreshes_re_rank_a_shortlist_from_the_last_check(
 ) -> None:
     some = LabelledQueries(problem["train"].embeddings[:40], problem["train"].relevant[:40])
     mined: list[tuple[np.ndarray, np.ndarray, Any]] = []
-    original = _Fit.pools
+    original = dive_fit.mine_pools
 
-    def spy(fit: _Fit, net: DiveNet, corpus_z: np.ndarray, train: Any, rows: np.ndarray,
-            among: Any = None) -> Any:
-        pools = original(fit, net, corpus_z, train, rows, among)
-        mined.append((among, rows, pools))
+    def spy(queries: np.ndarray, *args: Any, rows: Any = None, **kwargs: Any) -> Any:
+        pools = original(queries, *args, rows=rows, **kwargs)
+        mined.append((rows, np.arange(len(queries)), pools))  # the shortlist, the queries mined
         return pools
 
-    monkeypatch.setattr(_Fit, "pools", spy)
+    monkeypatch.setattr(dive_fit, "mine_pools", spy)
     options = {**FAST, "steps": 30, "mine_every": 5, "query_batch": 3, "query_batch_max": 3,
                "select": False, "shortlist": 20}
     Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(some))

@@ -197,14 +197,21 @@ class _Fit:
         corpus_z: np.ndarray,
         train: Labels,
         rows: np.ndarray,
-        among: np.ndarray | None = None,
     ) -> NegativePools:
         """Hard-negative pools of the `train` queries at `rows` (sorted, unique) under `net`,
-        as pools over all of `train` (the others empty). `corpus_z` holds the corpus rows
-        `among` (sorted) when given, else every row."""
+        as pools over all of `train` (the others empty), ranked over `corpus_z`. With
+        `DiveConfig.shortlist` K (for large corpora) `corpus_z` may be a few steps old: only
+        each query's K nearest rows under it are encoded by `net` and ranked, instead of
+        every row."""
         some = train.subset(rows)
+        queries = net.encode(some.embeddings)
+        among = None
+        if self.config.shortlist is not None:
+            near, _ = top_k(queries, corpus_z, self.config.shortlist, exclude=some.exclude)
+            among = np.unique(near)
+            corpus_z = net.encode(self.corpus[torch.from_numpy(among)])
         mined = mine_pools(
-            net.encode(some.embeddings),
+            queries,
             corpus_z,
             some.relevant,
             skip_top=self.config.negative_skip,
@@ -330,32 +337,17 @@ class _Run:
             self.queued = [sample_rows(len(train), size, self.rng) for _ in range(cfg.mine_every)]
             if cfg.hard_negatives:
                 rows = np.unique(np.concatenate(self.queued))
-                if cfg.shortlist is not None:
-                    among = self._shortlist(train, rows, cfg.shortlist)
-                    corpus_z = self.net.encode(self.fit.corpus[torch.from_numpy(among)])
-                    self.pools = self.fit.pools(self.net, corpus_z, train, rows, among)
-                else:
-                    self.pools = self.fit.pools(self.net, self._corpus_z(), train, rows)
+                # a shortlist is re-ranked by the model as it is: its corpus outputs may be
+                # up to eval_every steps old (a check's); exact mining needs them current
+                stale = 0 if cfg.shortlist is None else cfg.eval_every - 1
+                self.pools = self.fit.pools(self.net, self._corpus_z(stale), train, rows)
         return self.queued.pop(0)
 
-    def _shortlist(self, train: Labels, rows: np.ndarray, size: int) -> np.ndarray:
-        """The corpus rows (sorted) that may hold the hard negatives of the `train` queries at
-        `rows` (`DiveConfig.shortlist`, for large corpora): each query's `size` nearest rows
-        under corpus outputs at most `eval_every` steps old (a check's, or encoded here),
-        which the model as it is now then re-ranks, instead of encoding every row."""
+    def _corpus_z(self, stale: int = 0) -> np.ndarray:
+        """The corpus outputs of the model as it is now, or as it was at most `stale` updates
+        ago (those of the last check, or of the start, when recent enough)."""
         done = self.loop.step - 1  # updates made before this step's
-        if done - self.encoded[0] >= self.fit.config.eval_every:
-            self.encoded = (done, self.net.encode(self.fit.corpus))
-        some = train.subset(rows)
-        near, _ = top_k(self.net.encode(some.embeddings), self.encoded[1], size,
-                        exclude=some.exclude)
-        return np.unique(near)
-
-    def _corpus_z(self) -> np.ndarray:
-        """The corpus outputs of the model as it is now (those of the last check, or of the
-        start, when no update came since)."""
-        done = self.loop.step - 1  # updates made before this step's
-        if self.encoded[0] != done:
+        if done - self.encoded[0] > stale:
             self.encoded = (done, self.net.encode(self.fit.corpus))
         return self.encoded[1]
 
