@@ -16,7 +16,6 @@ import argparse
 import resource
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
@@ -28,11 +27,9 @@ from dive.evaluate.metrics import ndcg_per_query
 from dive.evaluate.protocol import labelled_queries, training_data
 from dive.evaluate.search import top_k
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def main() -> None:
-    from speed import with_distractors  # benchmarks/ is on sys.path when run as a script
+    from speed import _find, with_distractors  # benchmarks/ is on sys.path as a script
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", default="pca-uncentered,dive,dive:shortlist=500")
@@ -40,13 +37,15 @@ def main() -> None:
     parser.add_argument("--labels", default="64")
     parser.add_argument("--ratio", type=int, default=4)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--data", type=Path, default=SHARED / "beir" / "scifact")
-    parser.add_argument("--embeddings", type=Path,
-                        default=SHARED / "embeddings" / "all-MiniLM-L6-v2" / "scifact")
+    parser.add_argument("--data", help="SciFact's BEIR folder (default: $DIVE_DATA/scifact, "
+                        "else ../shared)")
+    parser.add_argument("--embeddings", help="its all-MiniLM-L6-v2 embeddings folder")
     args = parser.parse_args()
-    dataset = load_beir(args.data, name="scifact")
-    emb = get_embeddings(dataset, "all-MiniLM-L6-v2", embeddings_dir=args.embeddings,
-                         progress=False)
+    model = "all-MiniLM-L6-v2"
+    dataset = load_beir(_find(args.data, "DIVE_DATA", "beir", "scifact"), name="scifact")
+    emb = get_embeddings(dataset, model, progress=False,
+                         embeddings_dir=_find(args.embeddings, "DIVE_EMBEDDINGS", "embeddings",
+                                              model, "scifact"))
     corpus = with_distractors(emb.corpus, args.distractors)
     dim = emb.dim // args.ratio
     rows: dict[str, list[tuple[float, float]]] = defaultdict(list)

@@ -25,8 +25,6 @@ import numpy as np
 
 from dive.evaluate.records import read_records
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def build(source: Path, vectors: Path, work: Path, name: str) -> None:
     """`work/beir/name` and `work/emb/<model>/name`: `source` with every query in the corpus."""
@@ -51,6 +49,8 @@ def build(source: Path, vectors: Path, work: Path, name: str) -> None:
 
 
 def main() -> None:
+    from speed import _find  # benchmarks/ is on sys.path when run as a script
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="scratch folder")
     parser.add_argument("--dataset", default="scifact")
@@ -60,10 +60,9 @@ def main() -> None:
     parser.add_argument("--budgets", default="64,all")
     parser.add_argument("--seeds", default="0")
     args = parser.parse_args()
-    data = Path(os.environ.get("DIVE_DATA", SHARED / "beir"))
-    vectors = Path(os.environ.get("DIVE_EMBEDDINGS", SHARED / "embeddings"))
     name = f"{args.dataset}-self"
-    build(data / args.dataset, vectors / args.model / args.dataset, args.work, name)
+    build(_find(None, "DIVE_DATA", "beir", args.dataset),
+          _find(None, "DIVE_EMBEDDINGS", "embeddings", args.model, args.dataset), args.work, name)
     results = args.work / "results.jsonl"
     env = {**os.environ, "DIVE_DATA": str(args.work / "beir"),
            "DIVE_EMBEDDINGS": str(args.work / "emb")}
