@@ -20,10 +20,12 @@ in `RAY_ADDRESS`, else starts a local one). Needs the optional extra `ray`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +166,27 @@ def compress_dataset(
     )
 
 
+class _NoErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+@contextlib.contextmanager
+def _console_without_ray_data_errors() -> Iterator[None]:
+    """Keep Ray Data's error records (each with a worker's traceback) off the terminal while
+    dive runs a job whose errors it raises itself, as one line; its log file keeps them."""
+    handlers = [h for h in logging.getLogger("ray.data").handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    quiet = _NoErrors()
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
 def _data_error_in(exc: BaseException) -> DataError | None:
     """The `DataError` a worker raised, dug out of Ray's wrappers (or their text)."""
     seen: set[int] = set()
@@ -175,7 +198,7 @@ def _data_error_in(exc: BaseException) -> DataError | None:
         seen.add(id(current))
         cause = getattr(current, "cause", None)  # RayTaskError(DataError) keeps the original
         if isinstance(cause, DataError) and not isinstance(cause, ray_error_types()):
-            return DataError(str(cause))
+            return DataError(str(cause).splitlines()[0])  # Ray appends advice on retries
         if isinstance(current, DataError) and not isinstance(current, ray_error_types()):
             return current
         stack += [current.__cause__, current.__context__, cause]
@@ -231,10 +254,11 @@ def compress_parquet(
     with held(tmp):  # a second run on this output fails at once, as the local engine's does
         clear_folder(tmp)  # a killed run's files: this engine starts over
         if not ray.is_initialized():
-            ray.init()
-        _write_compressed(ray, src, tmp, runtime, column=column, output_column=out_column,
-                          id_column=id_column, batch_size=batch_size, dtype=dtype,
-                          num_workers=num_workers)
+            ray.init(logging_level=logging.WARNING)  # no start-up chatter around dive's lines
+        with _console_without_ray_data_errors():
+            _write_compressed(ray, src, tmp, runtime, column=column, output_column=out_column,
+                              id_column=id_column, batch_size=batch_size, dtype=dtype,
+                              num_workers=num_workers)
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
         write_output_marker(tmp, runtime)
         publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
