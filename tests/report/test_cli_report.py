@@ -99,3 +99,18 @@ def test_report_overwrite_replaces_only_files_dive_report_wrote(
     assert err.startswith(f"dive: error: {out / name}: exists and is not ") and err.count("\n") == 1
     assert "refusing to replace it" in err
     assert (out / name).read_text() == "my notes\n"
+
+
+def test_report_of_one_cell_on_different_data_is_one_line_error(
+    make_record, jsonl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two datasets named "data" in one results file, seed 0 on one and seed 1 on the other.
+    results = jsonl(tmp_path / "r.jsonl", [
+        make_record("data", "random", seed=0, data_fingerprint="7c6bca0b0e19aaaa"),
+        make_record("data", "random", seed=1, data_fingerprint="dae6fed01357bbbb")])
+    out = tmp_path / "rep"
+    assert main(["report", "--results", str(results), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dive: error: data: random at d=96 ") and err.count("\n") == 1
+    assert "7c6bca0b" in err and "dae6fed0" in err
+    assert not (out / "report.md").exists()

@@ -46,3 +46,29 @@ def test_several_models_become_separate_datasets(make_record) -> None:
     two = [make_record(), make_record(model="other-model")]
     assert [r["dataset"] for r in label_models(two)] == [
         "scifact (all-MiniLM-L6-v2)", "scifact (other-model)"]
+
+
+def test_one_cell_with_runs_on_different_data_is_refused(make_record, jsonl,
+                                                          tmp_path: Path) -> None:
+    path = jsonl(tmp_path / "r.jsonl", [
+        make_record(method="random", seed=0, data_fingerprint="7c6bca0b0e19aaaa"),
+        make_record(method="random", seed=1, data_fingerprint="dae6fed01357bbbb")])
+    with pytest.raises(DataError, match=r"^scifact: random at d=96 with 64 labelled queries "
+                       r"has runs on different data \(data_fingerprint 7c6bca0b for seed 0, "
+                       r"dae6fed0 for seed 1\).*separate results files"):
+        read_results([path])
+
+
+def test_runs_on_different_data_in_separate_cells_or_replaced_are_kept(make_record) -> None:
+    # A rerun on new data replaces its record; other models, dims and budgets are other
+    # cells; a record without a fingerprint (an older file) is not checked.
+    records = [
+        make_record(seed=0, data_fingerprint="a" * 16),
+        make_record(seed=0, data_fingerprint="b" * 16),
+        make_record(seed=1, data_fingerprint="b" * 16),
+        make_record(seed=2),
+        make_record(model="other-model", data_fingerprint="c" * 16),
+        make_record(dim=48, data_fingerprint="d" * 16),
+        make_record(budget="all", data_fingerprint="e" * 16),
+    ]
+    assert len(merge_records(records)) == 6

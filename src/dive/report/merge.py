@@ -3,8 +3,12 @@
 Files are read in the order given; a run that appears more than once (same dataset, model,
 method, dim, budget and seed) keeps its last occurrence, so a later file or a later line
 overrides an earlier one. When the records mix several embedding models, the model name is
-folded into the dataset label so that no table averages across models. Left out: filtering
-(pass only the files you want) and any validation beyond `read_records`'.
+folded into the dataset label so that no table averages across models. The runs a table cell
+averages over seeds must come from one version of the data: records of one cell with
+different `data_fingerprint`s (two datasets of one name, or a dataset changed between seeds)
+are refused (`DataError`); a record without a fingerprint (an older file) is not checked.
+Left out: filtering (pass only the files you want) and any validation beyond
+`read_records`'.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dive.errors import DataError
-from dive.evaluate.records import read_records, record_key
+from dive.evaluate.records import FINGERPRINT_FIELD, read_records, record_key
+from dive.report.summary import budget_title, cell_key
 
 
 def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -26,7 +31,28 @@ def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record in records:
         merged[record_key(record)] = dict(record)
+    check_one_data(merged.values())
     return list(merged.values())
+
+
+def check_one_data(records: Iterable[Mapping[str, Any]]) -> None:
+    """Raise `DataError` if the runs of one cell (same dataset, model, budget, method and dim:
+    the seeds a "mean ± std" averages) state different data fingerprints."""
+    first: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for record in records:
+        if FINGERPRINT_FIELD not in record:
+            continue
+        seen = first.setdefault((record["model"], *cell_key(record)), record)
+        if seen[FINGERPRINT_FIELD] != record[FINGERPRINT_FIELD]:
+            dataset, budget, method, dim = cell_key(record)
+            raise DataError(
+                f"{dataset}: {method} at d={dim} with {budget_title(budget)} has runs on "
+                f"different data (data_fingerprint {str(seen[FINGERPRINT_FIELD])[:8]} for "
+                f"seed {seen['seed']}, {str(record[FINGERPRINT_FIELD])[:8]} for seed "
+                f"{record['seed']}) that one cell would average; keep the results of "
+                "different data in separate results files or give the datasets different "
+                "names, or rerun every seed on the current data"
+            )
 
 
 def label_models(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

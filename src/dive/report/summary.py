@@ -55,12 +55,20 @@ class Cell:
     n_seeds: int
 
 
+CellKey = tuple[str, str, str, int]  # (dataset, budget, method label, dim)
+
+
+def cell_key(record: Mapping[str, Any]) -> CellKey:
+    """The `Cell` a record is averaged into: its seeds are the cell's runs."""
+    return (str(record["dataset"]), str(record["budget"]), method_label(record),
+            int(record["dim"]))
+
+
 def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> list[Cell]:
     """Mean and std of `metric` over seeds, one `Cell` per (dataset, budget, method, dim)."""
-    groups: dict[tuple[str, str, str, int], list[float]] = defaultdict(list)
+    groups: dict[CellKey, list[float]] = defaultdict(list)
     for r in records:
-        key = (str(r["dataset"]), str(r["budget"]), method_label(r), int(r["dim"]))
-        groups[key].append(float(r[metric]))
+        groups[cell_key(r)].append(float(r[metric]))
     return [
         Cell(ds, budget, method, dim, float(np.mean(v)), float(np.std(v)), len(v))
         for (ds, budget, method, dim), v in sorted(groups.items())
