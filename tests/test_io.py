@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dive._io import atomic_write_bytes, atomic_write_text
+from dive._io import atomic_write_bytes, atomic_write_text, locked, resolve_link
 
 
 @pytest.fixture
@@ -189,3 +190,28 @@ def test_a_file_published_without_overwrite_gets_the_mode_the_umask_says(
         atomic_write_bytes(tmp_path / "a.txt", b"y", overwrite=False)
     assert (tmp_path / "a.txt").read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_locked_through_a_link_holds_the_real_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "links").mkdir()
+    (tmp_path / "real" / "r.jsonl").touch()
+    link = tmp_path / "links" / "r.jsonl"
+    link.symlink_to(tmp_path / "real" / "r.jsonl")
+    fd = os.open(tmp_path / "real", os.O_RDONLY)
+    try:
+        with locked(link), pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run given the real path waits
+    finally:
+        os.close(fd)
+
+
+def test_resolve_link_follows_every_link_but_a_broken_one(tmp_path: Path) -> None:
+    real = tmp_path / "real.txt"
+    real.touch()
+    (tmp_path / "one").symlink_to(real)
+    (tmp_path / "two").symlink_to(tmp_path / "one")
+    (tmp_path / "broken").symlink_to(tmp_path / "nothing")
+    assert resolve_link(tmp_path / "two") == real.resolve()
+    assert resolve_link(tmp_path / "broken") == tmp_path / "broken"
+    assert resolve_link(tmp_path / "new.txt") == tmp_path / "new.txt"

@@ -6,7 +6,10 @@ mode, and so does a folder (`folder_mode`). `replace_path` does the final rename
 too (which rename() cannot replace); `publish` does it without ever replacing anything unless
 told to overwrite, so a concurrent run's output that appeared meanwhile is kept.
 `locked` serialises read-modify-write cycles across processes (a results file's appends);
-`held` keeps a second run off a resumable run's work folder.
+such a cycle writes where it read: a symbolic link is followed (`resolve_link`), so the file
+it leads to gets the records and the link stays. Every other writer replaces the name it was
+given, a link included (the file it led to is kept as it was), and a new file is made as
+before. `held` keeps a second run off a resumable run's work folder.
 `check_output` is the one rule of every writer that may replace an earlier output.
 `describe_os_error` turns a file-system error (disk full, permission denied, a file where a
 folder should be) into one line naming the path the user gave, not a temporary name.
@@ -97,14 +100,32 @@ def _umask() -> int:
     return mask
 
 
+def resolve_link(path: str | os.PathLike[str]) -> Path:
+    """The file a symbolic link at `path` leads to (through every link); else `path` as given.
+
+    For a file read, changed and written back (a results file): the rewrite must land where
+    the read came from, and a run given the real path must share the lock. A broken link
+    (nothing to read) is returned as it is, so it is replaced like any other file.
+    """
+    target = Path(path)
+    if not target.is_symlink():
+        return target
+    try:
+        return target.resolve(strict=True)
+    except (OSError, RuntimeError):  # broken, or a loop of links
+        return target
+
+
 @contextlib.contextmanager
 def locked(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock for `path` across processes (blocking until it is free).
 
     The lock is taken on the folder holding `path` (flock on the directory), not on `path`
     itself, which atomic writes replace, and not on a sidecar file, which would be left behind.
+    A link at `path` is followed (`resolve_link`): the lock is the real file's, whichever name
+    a run was given.
     """
-    folder = Path(path).parent
+    folder = resolve_link(path).parent
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder, os.O_RDONLY)
     try:

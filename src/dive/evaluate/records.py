@@ -13,7 +13,9 @@ Appending rewrites the file to a temporary name and renames it over the old one,
 interrupted benchmark never leaves a half-written line and never loses finished records. The
 append holds an exclusive lock (`dive._io.locked`) and reads the file back first, so several
 processes can share one results file: every record is kept, and a run another process has
-recorded meanwhile is not written twice. Files stay small (one line per fit), so the rewrite
+recorded meanwhile is not written twice. A results path that is a symbolic link is written
+through (`dive._io.resolve_link`): the file it leads to gets the records, the link stays, and
+a run given either name takes the same lock. Files stay small (one line per fit), so the rewrite
 costs nothing that matters.
 """
 
@@ -26,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from dive._io import atomic_write_text, locked
+from dive._io import atomic_write_text, locked, resolve_link
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.errors import DataError
 from dive.evaluate.anchors import is_anchor
@@ -139,9 +141,12 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
 
 
 def write_records(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
-    """Replace the results file at `path` with `records`, atomically (one sorted-key line each)."""
+    """Replace the results file at `path` with `records`, atomically (one sorted-key line each).
+
+    A link at `path` is kept: the file it leads to is the one replaced (`resolve_link`).
+    """
     lines = (json.dumps(r, sort_keys=True, allow_nan=False) for r in records)
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    atomic_write_text(resolve_link(path), "".join(line + "\n" for line in lines))
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
