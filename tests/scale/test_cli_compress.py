@@ -46,13 +46,21 @@ def test_errors_are_one_line_and_output_kept(
     tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
 ) -> None:
     np.save(tmp_path / "x.npy", stores.vectors(20))
-    (tmp_path / "y.npy").write_bytes(b"keep me")
+    np.save(tmp_path / "y.npy", stores.vectors(3, dim=8))  # an earlier output
+    kept = (tmp_path / "y.npy").read_bytes()
     argv = ["compress", str(model_dir), "--input", str(tmp_path / "x.npy"), "--no-progress"]
     assert main([*argv, "--output", str(tmp_path / "y.npy")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dive: error: ") and err.count("\n") == 1
     assert "y.npy: already exists" in err and "--overwrite" in err
-    assert (tmp_path / "y.npy").read_bytes() == b"keep me"
+    assert (tmp_path / "y.npy").read_bytes() == kept
+
+    (tmp_path / "notes.npy").write_text("my notes\n")  # not an output: never replaced
+    assert main([*argv, "--output", str(tmp_path / "notes.npy"), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'notes.npy'}: exists and is not a compress " \
+        "output (a 2-d .npy array); refusing to replace it" in err
+    assert (tmp_path / "notes.npy").read_text() == "my notes\n"
 
     np.save(tmp_path / "w.npy", stores.vectors(20, dim=7))
     wrong = ["compress", str(model_dir), "--input", str(tmp_path / "w.npy")]
@@ -127,10 +135,12 @@ def test_an_output_another_run_writes_meanwhile_is_kept_and_so_is_the_finished_w
             "--no-progress"]
     real_publish = stream.publish
     other = out / "a.npy" if not single else out
+    np.save(tmp_path / "other.npy", stores.vectors(3, dim=8))
+    others = (tmp_path / "other.npy").read_bytes()  # the other run's output
 
     def publish_after_another_run(tmp: Path, target: Path, **options: bool) -> None:
         other.parent.mkdir(exist_ok=True)
-        other.write_bytes(b"the other run's output")
+        other.write_bytes(others)
         if not single:
             (out / stream.OUTPUT_MARKER).write_text("{}\n")
         real_publish(tmp, target, **options)
@@ -142,7 +152,7 @@ def test_an_output_another_run_writes_meanwhile_is_kept_and_so_is_the_finished_w
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{out}: already exists" in err and "--overwrite" in err
     assert "kept" in err and "without recomputing" in err
-    assert other.read_bytes() == b"the other run's output"
+    assert other.read_bytes() == others
     partial = stream.Partial(out)
     assert partial.state_path.is_file()  # the finished work, for a rerun to publish
 

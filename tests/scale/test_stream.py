@@ -240,10 +240,11 @@ def test_output_suffix_must_match_the_output_format(tmp_path: Path, runtime, sto
 def test_existing_output_is_not_clobbered(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(100)
     np.save(tmp_path / "x.npy", x)
-    (tmp_path / "y.npy").write_bytes(b"precious")
+    np.save(tmp_path / "y.npy", x[:3, :8])  # an earlier output
+    precious = (tmp_path / "y.npy").read_bytes()
     with pytest.raises(DiveError, match=r"y\.npy: already exists; pass overwrite=True"):
         compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
-    assert (tmp_path / "y.npy").read_bytes() == b"precious"
+    assert (tmp_path / "y.npy").read_bytes() == precious
     with pytest.raises(DiveError, match="must not be, contain or lie inside the input"):
         compress_store(runtime, tmp_path / "x.npy", tmp_path / "x.npy", overwrite=True)
 
@@ -255,10 +256,47 @@ def test_existing_output_is_not_clobbered(tmp_path: Path, runtime, stores) -> No
         compress_store(
             runtime, tmp_path / "bad.npy", tmp_path / "y.npy", overwrite=True, progress=False
         )
-    assert (tmp_path / "y.npy").read_bytes() == b"precious"
+    assert (tmp_path / "y.npy").read_bytes() == precious
     # ... and a successful one replaces it only at the end.
     compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", overwrite=True, progress=False)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), runtime(x))
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("y.npy", b"my notes\n"),
+        ("y.npy", b"\x93NUMPY"),  # a header cut short
+        ("y.npy", None),  # a 1-d array: no output of compress
+        ("y.parquet", b"my notes\n"),
+        ("y.parquet", b"PAR1 not really PAR2"),
+    ],
+    ids=["text as npy", "cut npy", "1-d npy", "text as parquet", "parquet head only"],
+)
+def test_overwrite_replaces_a_single_file_only_if_it_reads_as_an_output(
+    tmp_path: Path, runtime, stores, name: str, content: bytes | None
+) -> None:
+    x = stores.vectors(20)
+    np.save(tmp_path / "x.npy", x)
+    stores.write_parquet(tmp_path / "x.parquet", x)
+    src = tmp_path / ("x.parquet" if name.endswith(".parquet") else "x.npy")
+    target = tmp_path / name
+    if content is None:
+        np.save(target, np.zeros(4, dtype=np.float32))
+    else:
+        target.write_bytes(content)
+    before = target.read_bytes()
+    for overwrite in (True, False):
+        with pytest.raises(DiveError, match=rf"^{tmp_path}/y\.\w+: exists and is not a compress "
+                           "output .*refusing to replace it"):
+            compress_store(runtime, src, target, overwrite=overwrite, progress=False)
+    assert target.read_bytes() == before
+    assert not list(tmp_path.glob(".*"))  # no partial folder either
+    # An earlier output of the same format is replaced.
+    target.unlink()
+    compress_store(runtime, src, target, progress=False)
+    compress_store(runtime, src, target, overwrite=True, progress=False)
+    assert target.read_bytes() != before
 
 
 class _Interrupt(Exception):

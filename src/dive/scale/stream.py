@@ -15,8 +15,10 @@ identity resumes after the last finished chunk and produces a byte-identical res
 difference starts over. The output's suffix must match its format (`.npy`, `.parquet`/`.pq`,
 none for a folder). The finished output is renamed into place (`dive._io.publish`), replacing
 an existing one (even one a concurrent run wrote meanwhile) only when `overwrite=True`, and
-only if it is an earlier output: a file for a single-file input, or a folder holding the
-hidden marker `.dive-compress.json` that every folder output gets; never any other folder.
+only if it is an earlier output: for a single-file input a file that reads as the format its
+suffix names (a valid 2-d `.npy` header, Parquet's magic bytes), or a folder holding the
+hidden marker `.dive-compress.json` that every folder output gets; never any other file or
+folder.
 When an output another run wrote meanwhile is kept, so is this run's finished work, its state
 saved with every row done: a rerun with `overwrite=True` publishes it without recomputing.
 
@@ -98,6 +100,7 @@ OUTPUT_DTYPES: tuple[str, ...] = get_args(OutputDtype)
 STATE_FORMAT = "dive-compress-state"
 STATE_VERSION = 1
 OUTPUT_MARKER = ".dive-compress.json"  # hidden: shard discovery and Parquet readers skip it
+PARQUET_MAGIC = b"PAR1"  # the first and last 4 bytes of every Parquet file
 
 
 @dataclass(frozen=True)
@@ -198,15 +201,40 @@ def output_dtype(runtime: Runtime, dtype: str | None) -> np.dtype[Any]:
 
 
 def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
-    """Refuse to replace anything but an earlier output of the same layout."""
+    """Refuse to replace anything but an earlier output of the same layout: a folder holding
+    the marker, or a file in the format its suffix names (a 2-d numeric `.npy` array, a
+    Parquet file), so a text or other file that happens to have the name is never replaced."""
     def ours(path: Path) -> bool:
         if single:
-            return path.is_file()
+            return path.is_file() and _reads_as(path, SUFFIXES.get(path.suffix.lower()))
         return path.is_dir() and (path / OUTPUT_MARKER).is_file()
 
+    file = "a Parquet file" if SUFFIXES.get(dst.suffix.lower()) == "parquet" else "a 2-d .npy array"
     check_output(dst, overwrite=overwrite, ours=ours,
-                 what="a compress output (a file)" if single else
+                 what=f"a compress output ({file})" if single else
                  f"a compress output folder (one holding {OUTPUT_MARKER})")
+
+
+def _reads_as(path: Path, kind: Kind | None) -> bool:
+    """Whether the file at `path` is a `kind` file: a valid .npy header (for a 2-d numeric
+    array, not truncated), or Parquet's magic bytes at both ends."""
+    if kind == "npy":
+        try:
+            read_npy_header(path)
+        except (DataError, OSError):
+            return False
+        return True
+    if kind == "parquet":
+        try:
+            with path.open("rb") as f:
+                if os.fstat(f.fileno()).st_size < 12:  # magic, footer length, magic
+                    return False
+                head = f.read(4)
+                f.seek(-4, os.SEEK_END)
+                return head == f.read(4) == PARQUET_MAGIC
+        except OSError:
+            return False
+    return False
 
 
 def check_apart(src: Path, dst: Path) -> None:
