@@ -202,11 +202,18 @@ def test_load_and_transform_work_without_torch(precision: str, tmp_path: Path,
 # --- saving is atomic and careful -------------------------------------------------------------
 
 
-def test_save_replaces_an_existing_model_folder(tmp_path: Path, make_runtime: Any,
-                                               make_inputs: Any) -> None:
+def test_save_keeps_an_existing_model_folder_unless_told_to_overwrite(
+    tmp_path: Path, make_runtime: Any, make_inputs: Any
+) -> None:
     save(make_runtime(seed=1), tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
     new = make_runtime(seed=2)
-    save(new, tmp_path / "m")
+    for call in (save, dive.save):
+        with pytest.raises(DiveError, match=rf"^{tmp_path / 'm'}: already exists; pass "
+                           r"overwrite=True to replace it$"):
+            call(new, tmp_path / "m")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
+    save(new, tmp_path / "m", overwrite=True)
     assert np.array_equal(load(tmp_path / "m").transform(make_inputs(4, 32)),
                           new(make_inputs(4, 32)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temp folders left
@@ -237,7 +244,7 @@ def test_failed_save_keeps_the_old_folder(tmp_path: Path, make_runtime: Any,
 
     monkeypatch.setattr(os, "replace", flaky_replace)
     with pytest.raises(OSError, match="disk full"):
-        save(make_runtime(seed=2), tmp_path / "m")
+        save(make_runtime(seed=2), tmp_path / "m", overwrite=True)
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
@@ -248,7 +255,7 @@ def test_unserialisable_summary_fails_before_touching_the_folder(tmp_path: Path,
     save(make_runtime(seed=1), tmp_path / "m")
     before = (tmp_path / "m" / "model.safetensors").read_bytes()
     with pytest.raises(DiveError, match="JSON"):
-        save(make_runtime(seed=2), tmp_path / "m", summary={"bad": object()})
+        save(make_runtime(seed=2), tmp_path / "m", summary={"bad": object()}, overwrite=True)
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
 
 

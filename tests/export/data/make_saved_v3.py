@@ -38,8 +38,8 @@ def main() -> None:
                       calibrate("int8", runtime.embed(corpus)))
     pca = Runtime(d_in, center=corpus.mean(axis=0), projection=np.linalg.svd(
         corpus - corpus.mean(axis=0), full_matrices=False)[2][:d_out].astype(np.float32))
-    save(runtime, ROOT / "adapter_int8", summary={"note": "issue 14 fixture"})
-    save(pca, ROOT / "pca_float32")
+    save(runtime, ROOT / "adapter_int8", summary={"note": "issue 14 fixture"}, overwrite=True)
+    save(pca, ROOT / "pca_float32", overwrite=True)
     x = arr(10, d_in)
     np.savez(ROOT / "inputs.npz", x=x, adapter_int8=runtime(x), pca_float32=pca(x),
              adapter_int8_digest=runtime_digest(runtime), pca_float32_digest=runtime_digest(pca))
