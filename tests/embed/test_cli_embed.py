@@ -91,3 +91,26 @@ def test_parquet_import_needs_the_query_vectors(tiny: tuple[Path, Path], tmp_pat
                  str(tmp_path / "c.parquet")]) == 2
     assert capsys.readouterr().err.strip() == (
         "dive: error: --from-parquet needs --queries-parquet (the query vectors)")
+
+
+def test_evaluate_refuses_imported_vectors_once_the_dataset_texts_change(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, emb = tiny
+    out = tmp_path / "imported"
+    assert main(["embed", "--dataset", str(data), "--from-npy", str(emb / "corpus.npy"), "--ids",
+                 str(emb / "corpus_ids.txt"), "--queries-npy", str(emb / "queries.npy"),
+                 "--query-ids", str(emb / "query_ids.txt"), "--output", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads((out / "meta.json").read_text())["text_sha256"]
+    corpus = data / "corpus.jsonl"
+    docs = [json.loads(line) for line in corpus.read_text().splitlines()]
+    docs[0]["text"] = "a completely different text"
+    corpus.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    capsys.readouterr()
+    assert main(["evaluate", "--datasets", str(data), "--embeddings", str(out), "--methods",
+                 "frozen", "--ratios", "2", "--budgets", "all", "--seeds", "0", "--results",
+                 str(tmp_path / "r.jsonl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"dive: error: {out}: made from other texts than dataset tiny ")
+    assert "\n" not in err and not (tmp_path / "r.jsonl").exists()

@@ -269,6 +269,56 @@ def test_cache_built_from_other_texts_is_rebuilt(tmp_path: Path, fake_model: Fak
     np.testing.assert_array_equal(emb.corpus[0], encode_texts(fake_model, ["Alpha EDITED"])[0])
 
 
+# --- get_embeddings: folders made from other texts -------------------------------------
+
+
+def _put_made_from(folder: Path, ds: FakeDataset) -> Embeddings:
+    """A stored folder whose meta.json records the texts of `ds`, as `dive embed` writes it."""
+    emb = _stored(1)
+    emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
+                     {**emb.meta, "text_sha256": encode.dataset_fingerprint(ds)})
+    save_embeddings(folder, emb)
+    return emb
+
+
+@pytest.mark.parametrize("where", ["explicit", "env"])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        FakeDataset(corpus_texts=["Alpha EDITED", "Beta second", "Gamma third"]),
+        FakeDataset(query_texts=["what is alpha", "beta, edited?"]),
+    ],
+    ids=["corpus", "queries"],
+)
+def test_stored_folder_made_from_other_texts_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None, where: str,
+    changed: FakeDataset,
+) -> None:
+    folder = tmp_path / "env" / DEFAULT_MODEL / "toy"
+    _put_made_from(folder, FakeDataset())
+    if where == "env":
+        monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    given = folder if where == "explicit" else None
+    with pytest.raises(DataError, match=(
+        rf"^{folder}: made from other texts than dataset toy \(text_sha256 in its meta.json "
+        r"differs\): its corpus or queries changed since it was embedded; embed \(or import\) "
+        r"them again, or delete text_sha256 from that meta.json to use it anyway$"
+    )):
+        get_embeddings(changed, embeddings_dir=given, cache_root=tmp_path / "cache")
+
+
+def test_stored_folder_made_from_the_same_texts_or_recording_none_is_used(
+    tmp_path: Path, no_encoding: None
+) -> None:
+    same = _put_made_from(tmp_path / "same", FakeDataset())
+    emb = get_embeddings(FakeDataset(), embeddings_dir=tmp_path / "same")
+    np.testing.assert_array_equal(emb.corpus, same.corpus)
+    unrecorded = _put(tmp_path / "older", seed=2)  # no text_sha256: older or hand-made folders
+    changed = FakeDataset(corpus_texts=["Alpha EDITED", "Beta second", "Gamma third"])
+    emb = get_embeddings(changed, embeddings_dir=tmp_path / "older")
+    np.testing.assert_array_equal(emb.corpus, unrecorded.corpus)
+
+
 # --- get_embeddings: id checks ------------------------------------------------------------
 
 

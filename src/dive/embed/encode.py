@@ -206,9 +206,12 @@ def get_embeddings(
     texts; else encode the dataset and save it there. The cache root is `cache_root`, else
     `$DIVE_CACHE/embeddings`, else `~/.cache/dive/embeddings`.
 
-    Raises `DataError` naming the folder and the first missing id when a dataset corpus or
-    query id has no embedding. Corpus rows whose ids are not in the dataset are dropped, with
-    a warning saying how many; rows are otherwise returned as stored, not reordered.
+    Raises `DataError` naming the folder when a given or `$DIVE_EMBEDDINGS` folder records
+    (`text_sha256` in meta.json) that it was made from other texts than the dataset's (a
+    folder recording none is used as is), and naming the first missing id when a dataset
+    corpus or query id has no embedding. Corpus rows whose ids are not in the dataset are
+    dropped, with a warning saying how many; rows are otherwise returned as stored, not
+    reordered.
     """
     subdir = Path(model_dirname(model_name)) / dataset.name
     emb: Embeddings | None = None
@@ -216,12 +219,14 @@ def get_embeddings(
         folder = Path(embeddings_dir).expanduser()
         emb = load_embeddings(folder)  # it must exist and be one
         _warn_on_model_mismatch(folder, emb, model_name)
+        _check_same_texts(folder, emb, dataset)
         origin = "the folder given"
     else:
         env = os.environ.get("DIVE_EMBEDDINGS")
         if env and (Path(env).expanduser() / subdir).is_dir():
             folder = Path(env).expanduser() / subdir
             emb = load_embeddings(folder)
+            _check_same_texts(folder, emb, dataset)
             origin = "$DIVE_EMBEDDINGS"
         else:
             root = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
@@ -287,6 +292,19 @@ def _warn_on_model_mismatch(folder: Path, emb: Embeddings, model_name: str) -> N
     stored = emb.meta.get("model")
     if stored is not None and model_dirname(str(stored)) != model_dirname(model_name):
         logger.warning("%s: embeddings were made with %s, not %s", folder, stored, model_name)
+
+
+def _check_same_texts(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
+    """Refuse a folder whose meta.json records other texts than `dataset`'s (`text_sha256`):
+    its vectors would be scored against documents and queries they do not encode. A folder
+    that records no hash (older folders, vectors imported by hand) is taken as it is."""
+    stored = emb.meta.get("text_sha256")
+    if stored is not None and stored != dataset_fingerprint(dataset):
+        raise DataError(
+            f"{folder}: made from other texts than dataset {dataset.name} (text_sha256 in its "
+            f"meta.json differs): its corpus or queries changed since it was embedded; embed "
+            f"(or import) them again, or delete text_sha256 from that meta.json to use it anyway"
+        )
 
 
 def _only_dataset_corpus(folder: Path, emb: Embeddings, dataset: Dataset) -> Embeddings:
