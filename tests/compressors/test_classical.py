@@ -161,3 +161,9 @@ def test_pca_on_enough_rows_is_plain_principal_axes_without_a_warning(
     assert caplog.messages == []
     np.testing.assert_array_equal(fitted.fitted_runtime().projection,
                                   principal_axes(corpus[:5], 4)[1])
+
+
+def test_a_numpy_integer_dim_is_taken_and_recorded_as_an_int(corpus: np.ndarray) -> None:
+    model = make_compressor("pca", np.int64(4)).fit(corpus)  # type: ignore[arg-type]
+    assert model.transform(corpus).shape == (len(corpus), 4)
+    assert type(model.config()["dim"]) is int

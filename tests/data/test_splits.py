@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dive.data import load_beir
@@ -71,6 +72,20 @@ def test_parse_budget() -> None:
         parse_budget("0")
     with pytest.raises(DiveError, match="positive integer or 'all'"):
         parse_budget("many")
+    assert parse_budget(np.int64(3)) == 3
+    for value in (2.7, True, "2.5"):  # int() would take 2.7 as 2 and True as 1
+        with pytest.raises(DiveError, match="positive integer or 'all'"):
+            parse_budget(value)  # type: ignore[arg-type]
+
+
+def test_a_query_judged_in_train_and_test_is_scored_and_never_trained_on(
+    make_beir: Any, default_qrels_tsv: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    qrels = dict(default_qrels_tsv, test="query-id\tcorpus-id\tscore\nq2\td2\t1\n")
+    dataset = load_beir(make_beir(qrels=qrels))  # q1 and q2 train, q2 also test
+    split = make_split(dataset, None, seed=0)
+    assert split.train_ids + split.validation_ids == ("q1",) and split.eval_ids == ("q2",)
+    assert "1 queries judged in both its train and test qrels (e.g. 'q2')" in caplog.text
 
 
 @pytest.mark.parametrize("with_train", [True, False])

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
-from dive.arrays import as_unit_rows, check_floating
+from dive.arrays import as_unit_rows, check_floating, is_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError
 
@@ -202,8 +202,10 @@ class Compressor(ABC):
     def fit(self, corpus: np.ndarray, train: TrainingData | None = None) -> Compressor:
         """Learn the compression from corpus embeddings (and labels if supervised)."""
         for name, value in (("dim", self.dim), ("seed", self.seed)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            if value is not None and not is_integer(value):
                 raise DiveError(f"{self.method}: {name} must be an integer, got {value!r}")
+            if value is not None:
+                setattr(self, name, int(value))  # a numpy integer is recorded as a plain int
         if self.seed is not None and self.seed < 0:
             raise DiveError(f"{self.method}: seed must be >= 0, got {self.seed}")
         check_floating(corpus, name="corpus embeddings")

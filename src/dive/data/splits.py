@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dive.arrays import is_integer
 from dive.data.beir import Dataset, Qrels
 from dive.errors import DiveError
 
@@ -53,6 +54,8 @@ def parse_budget(text: str | int | None) -> int | None:
     if text is None or (isinstance(text, str) and text.strip().lower() == "all"):
         return None
     try:
+        if not (isinstance(text, str) or is_integer(text)):
+            raise ValueError  # 2.7 or True is not a count of queries
         value = int(text)
     except ValueError:
         raise DiveError(f"label budget must be a positive integer or 'all', got {text!r}") from None
@@ -87,9 +90,15 @@ def make_split(
     rng = np.random.default_rng(seed)
     if "train" in dataset.qrels:
         source, train_qrels = "train", dataset.qrels["train"]
-        labelled = _labelled(train_qrels, known)
-        pool = [labelled[i] for i in rng.permutation(len(labelled))]
         eval_ids = sorted(q for q in test if q in known)
+        labelled = _labelled(train_qrels, known)
+        tested = set(eval_ids).intersection(labelled)
+        if tested:  # scored on, so never trained on (or tuned on, with dev)
+            logger.warning("%s: %d queries judged in both its train and test qrels (e.g. %r) "
+                           "are left out of the labelled pool", dataset.name, len(tested),
+                           min(tested))
+            labelled = [q for q in labelled if q not in tested]
+        pool = [labelled[i] for i in rng.permutation(len(labelled))]
     else:
         source, train_qrels = "test-half", test
         labelled = _labelled(test, known)
