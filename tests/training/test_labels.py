@@ -17,12 +17,12 @@ QUERIES = LabelledQueries(
 )
 
 
-def test_of_keeps_every_query_and_indexes_its_judgements() -> None:
-    labels = Labels.of(QUERIES, lambda v: torch.from_numpy(v * 2))
-    assert len(labels) == 3
-    assert torch.equal(labels.embeddings, torch.from_numpy(QUERIES.embeddings * 2))
+def test_judged_maps_embeddings_and_indexes_positive_grades_only() -> None:
+    labels = Labels.judged(QUERIES, 4, "training", lambda v: torch.from_numpy(v * 2))
+    assert labels is not None and len(labels) == 2
+    assert torch.equal(labels.embeddings, torch.from_numpy(QUERIES.embeddings[[0, 2]] * 2))
     assert labels.index.rows.tolist() == [0, 1, 3]  # positive grades only
-    assert labels.index.offsets.tolist() == [0, 1, 1, 3]
+    assert labels.index.offsets.tolist() == [0, 1, 3]
 
 
 def test_judged_drops_queries_without_a_positive_and_checks_rows() -> None:
@@ -35,11 +35,11 @@ def test_judged_drops_queries_without_a_positive_and_checks_rows() -> None:
 
 
 def test_joined_then_subset_gives_back_the_parts() -> None:
-    first = Labels.of(QUERIES)
+    first = Labels.judged(QUERIES, 4, "training", lambda v: torch.from_numpy(v + 1))
     second = Labels.judged(QUERIES, 4, "training")
-    assert second is not None
+    assert first is not None and second is not None
     both = Labels.joined([first, second])
-    back = both.subset(np.arange(3, 5))
+    back = both.subset(np.arange(2, 4))
     assert back.relevant == second.relevant and torch.equal(back.embeddings, second.embeddings)
     for name in ("offsets", "rows", "grades"):
         assert np.array_equal(getattr(back.index, name), getattr(second.index, name))
@@ -49,6 +49,7 @@ def test_the_baselines_supervision_holds_labels() -> None:
     train = TrainingData(QUERIES, LabelledQueries(QUERIES.embeddings[:1], ({1: 1},)))
     sup = Supervision(train, torch.from_numpy, 4, SearchAdaptorConfig())
     assert isinstance(sup.labels, Labels) and isinstance(sup.validation, Labels)
-    assert sup.n_queries == 3 and sup.validation.relevant == ({1: 1},)
+    assert sup.n_queries == 2 and sup.validation.relevant == [{1: 1}]
     unvalidated = Supervision(TrainingData(QUERIES), torch.from_numpy, 4, SearchAdaptorConfig())
     assert unvalidated.validation is None
+

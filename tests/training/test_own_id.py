@@ -37,13 +37,12 @@ def test_labelled_queries_name_the_row_with_the_query_id() -> None:
 
 def test_labels_carry_the_excluded_rows_through_every_constructor() -> None:
     q = LabelledQueries(np.eye(3, 4, dtype=np.float32), ({0: 1}, {}, {2: 1}), exclude=(-1, 3, 1))
-    assert Labels.of(q).exclude.tolist() == [-1, 3, 1]
     judged = Labels.judged(q, 4, "training")  # the query without a positive goes
     assert judged is not None and judged.exclude.tolist() == [-1, 1]
     assert judged.subset(np.array([1])).exclude.tolist() == [1]
-    plain = Labels.of(LabelledQueries(q.embeddings, q.relevant))
-    assert plain.exclude is None
-    assert Labels.joined([plain, judged]).exclude.tolist() == [-1, -1, -1, -1, 1]
+    plain = Labels.judged(LabelledQueries(q.embeddings, q.relevant), 4, "training")
+    assert plain is not None and plain.exclude is None
+    assert Labels.joined([plain, judged]).exclude.tolist() == [-1, -1, -1, 1]
 
 
 def test_the_excluded_row_is_never_a_hard_negative_nor_ranked_in_validation() -> None:

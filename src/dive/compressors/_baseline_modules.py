@@ -107,9 +107,9 @@ class Supervision:
     ) -> None:
         queries = train.train if train is not None and len(train.train) else None
         val = train.validation if train is not None else None
-        self.labels = Labels.of(queries, rotate) if queries is not None else None
-        held_out = val if queries is not None and val is not None and len(val) else None
-        self.validation = Labels.of(held_out, rotate) if held_out is not None else None
+        self.labels = Labels.judged(queries, n_corpus, "training", rotate)
+        held_out = val if self.labels is not None and val is not None and len(val) else None
+        self.validation = Labels.judged(held_out, n_corpus, "validation", rotate)
         self.n_corpus = n_corpus
         self.band = band
         self.max_positives = max_positives

@@ -3,9 +3,9 @@
 `LabelledQueries` (`dive.compressors.base`) is what a caller hands `fit`; `Labels` is the
 same queries on the torch side: the query embeddings as a tensor (in the fit's basis), each
 query's `{corpus row: grade}` judgements and their `RelevanceIndex` built once. DIVE
-(`dive.compressors._dive_fit`) builds them with `Labels.judged` (rows checked against the
-corpus, queries without a positive grade dropped) and cross-fits on `subset`s; the baselines'
-`Supervision` (`dive.compressors._baseline_modules`) with `Labels.of`, every query kept.
+(`dive.compressors._dive_fit`) and the baselines' `Supervision`
+(`dive.compressors._baseline_modules`) build them with `Labels.judged` (rows checked against
+the corpus, queries without a positive grade left out); DIVE cross-fits on `subset`s.
 
 `exclude` carries `LabelledQueries.exclude` along: per query, the corpus row it must never
 retrieve (-1: none; None: not given), the evaluation's BEIR ignore_identical_ids. Every
@@ -15,6 +15,7 @@ row out, so the fit trains and chooses on the task the evaluation scores.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from dive.training.batches import RelevanceIndex
 
 __all__ = ["Labels"]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class Labels:
@@ -38,20 +41,18 @@ class Labels:
     exclude: np.ndarray | None = None  # (m,) int64 corpus row never retrieved, -1 none
 
     @classmethod
-    def of(
+    def judged(
         cls,
-        queries: LabelledQueries,
+        queries: LabelledQueries | None,
+        n_corpus: int,
+        name: str,
         to_tensor: Callable[[np.ndarray], torch.Tensor] = torch.from_numpy,
-    ) -> Labels:
-        """Every query of `queries`, its embeddings through `to_tensor` (e.g. into a basis)."""
-        relevant = queries.relevant
-        return cls(to_tensor(queries.embeddings), relevant, RelevanceIndex.from_relevant(relevant),
-                   queries.excluded())
-
-    @classmethod
-    def judged(cls, queries: LabelledQueries | None, n_corpus: int, name: str) -> Labels | None:
-        """The queries with a positive grade (None: none), after checking every judged row is
-        in the corpus (`DataError` naming the `name` query that is not)."""
+    ) -> Labels | None:
+        """The queries with a positive grade (None: none), their embeddings through
+        `to_tensor` (e.g. into a basis), after checking every judged row is in the corpus
+        (`DataError` naming the `name` query that is not). A query left without a relevant
+        document (its judged documents are not in the corpus) has nothing to train or score
+        on: it is left out, with a warning."""
         if queries is None:
             return None
         for i, rel in enumerate(queries.relevant):
@@ -61,12 +62,16 @@ class Labels:
                     f"{name} query {i}: relevant corpus row {bad[0]} is outside 0..{n_corpus - 1}"
                 )
         keep = [i for i, rel in enumerate(queries.relevant) if any(g > 0 for g in rel.values())]
+        if len(keep) < len(queries.relevant):
+            logger.warning("%d of %d %s queries have no relevant document in the corpus and are "
+                           "left out", len(queries.relevant) - len(keep), len(queries.relevant),
+                           name)
         if not keep:
             return None
         array = np.ascontiguousarray(queries.embeddings[keep], dtype=np.float32)
         relevant = [{int(r): int(g) for r, g in queries.relevant[i].items() if g > 0} for i in keep]
         exclude = queries.excluded()
-        return cls(torch.from_numpy(array), relevant, RelevanceIndex.from_relevant(relevant),
+        return cls(to_tensor(array), relevant, RelevanceIndex.from_relevant(relevant),
                    None if exclude is None else exclude[keep])
 
     @classmethod
