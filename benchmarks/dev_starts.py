@@ -17,7 +17,9 @@ Rules (the start each would keep, per seed):
 - fidelity: the start that keeps more of the full model's top-10 corpus neighbours of the
   labelled queries (label-free);
 - corel: the evidence rule on each labelled query's nDCG@10 averaged with that of its relevant
-  documents used as queries for each other (more comparisons from the same labels).
+  documents used as queries for each other (more comparisons from the same labels);
+- pooled: the evidence rule on each labelled query's nDCG@10 averaged over every ratio run
+  (whether centring helps is a property of the collection and model more than of d).
 Prints one line per (collection, ratio, budget): both starts' dev scores, each rule's loss to
 the better start (mean over seeds); then, per rule, the cells within 0.002 of the better start,
 the mean and the worst loss.
@@ -30,6 +32,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +50,9 @@ from dive.training.selection import Curve, choose
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ["scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time"]
-RULES = ("argmax", "evidence", "evidence@100", "evidence@1000", "half", "fidelity", "corel")
+RULES = (
+    "argmax", "evidence", "evidence@100", "evidence@1000", "half", "fidelity", "corel", "pooled"
+)
 SHIFTS = {"u": 0.0, "c": 1.0, "half": 0.5}  # mu as a multiple of the corpus mean
 
 
@@ -80,6 +85,29 @@ def corelevant(queries: LabelledQueries, corpus: np.ndarray, k: int = 10) -> np.
     return np.array(out)
 
 
+Encoder = Callable[[np.ndarray, str], np.ndarray]
+
+
+def pca_starts(corpus: np.ndarray, dim: int) -> tuple[Encoder, dict[str, np.ndarray]]:
+    """The PCA encoder at `dim` for every shift in SHIFTS, and the corpus under each."""
+    mean, axes = principal_axes(corpus, dim)
+
+    def encode(x: np.ndarray, s: str) -> np.ndarray:
+        return l2_normalize((x - SHIFTS[s] * mean) @ axes.T)
+
+    return encode, {s: encode(corpus, s) for s in SHIFTS}
+
+
+def pooled_pick(dataset: Any, emb: Any, budget: str, seed: int,
+                starts: dict[int, tuple[Encoder, dict[str, np.ndarray]]]) -> str:
+    """The evidence rule on each labelled query's gain averaged over every ratio's PCA."""
+    split = make_split(dataset, parse_budget(budget), seed, dev=True)
+    labelled = labelled_queries(split.train_ids + split.validation_ids, split.label_qrels, emb)
+    u, c = (np.mean([per_query(labelled, encode, s, corpus) for encode, corpus in
+                     starts.values()], axis=0) for s in ("u", "c"))
+    return "c" if choose(u, [Curve((0,), c[None])], 1.0).candidate == 0 else "u"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=DATASETS)
@@ -94,14 +122,13 @@ def main() -> None:
     for name in args.datasets:
         dataset = load_dataset(name)
         emb = get_embeddings(dataset, args.model)
+        starts = {ratio: pca_starts(emb.corpus, emb.dim // ratio) for ratio in args.ratios}
+        pooled = {
+            (budget, seed): pooled_pick(dataset, emb, budget, seed, starts)
+            for budget in args.budgets for seed in args.seeds
+        }
         for ratio in args.ratios:
-            mean, axes = principal_axes(emb.corpus, emb.dim // ratio)
-
-            def encode(x: np.ndarray, s: str, *, m: np.ndarray = mean,
-                       a: np.ndarray = axes) -> np.ndarray:
-                return l2_normalize((x - SHIFTS[s] * m) @ a.T)
-
-            corpus = {s: encode(emb.corpus, s) for s in SHIFTS}
+            encode, corpus = starts[ratio]
             for budget in args.budgets:
                 dev: dict[str, list[float]] = defaultdict(list)
                 for seed in args.seeds:
@@ -139,6 +166,7 @@ def main() -> None:
                         "half": "half",
                         "fidelity": "c" if kept["c"] > kept["u"] else "u",
                         "corel": "c" if corel.candidate == 0 else "u",
+                        "pooled": pooled[budget, seed],
                     }
                     for s in ("u", "c"):
                         dev[s].append(on_dev[s])
