@@ -142,3 +142,12 @@ def test_an_existing_folder_is_replaced_only_with_overwrite(tmp_path: Path, mode
 def test_sizes_must_be_positive(tmp_path: Path, name: str) -> None:
     with pytest.raises(DiveError, match=f"{name} must be a positive integer"):
         encode_to_folder(load_beir(PANTRY), tmp_path / "x", **{name: 0})
+
+
+def test_a_model_that_fails_to_load_leaves_no_work_folder(tmp_path: Path) -> None:
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    with pytest.raises(DiveError):
+        encode_to_folder(load_beir(PANTRY), tmp_path / "emb", model_name=str(broken),
+                         progress=False)
+    assert not (tmp_path / ".emb.partial").exists() and not (tmp_path / "emb").exists()

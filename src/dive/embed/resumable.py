@@ -123,13 +123,17 @@ def encode_to_folder(
         initial = sum(len(chunk.texts) for chunk in chunks if chunk.file in done)
         from tqdm import tqdm
 
+        todo = [chunk for chunk in chunks if chunk.file not in done]
+        if todo and model is None:
+            try:
+                model = encode.load_model(model_name, device=device)
+            except BaseException:
+                if not done:  # nothing encoded: a bad model name leaves no work folder behind
+                    shutil.rmtree(work, ignore_errors=True)
+                raise
         with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
                   disable=not progress, dynamic_ncols=True) as bar:
-            for chunk in chunks:
-                if chunk.file in done:
-                    continue
-                if model is None:
-                    model = encode.load_model(model_name, device=device)
+            for chunk in todo:
                 vectors = encode.encode_texts(model, chunk.texts, batch_size=batch_size,
                                               progress=False)
                 with atomic_open(work / chunk.file, "wb") as handle:
