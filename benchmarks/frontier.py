@@ -138,8 +138,8 @@ def report(args: argparse.Namespace) -> list[Path]:
     records = read_results([results])
     docs = Path(args.docs)
     page, plot, csv = docs / "frontier.md", docs / "img" / "frontier.png", docs / "frontier.csv"
-    plot_frontier(records, plot)
-    write_summary_csv(records, csv)
+    plot_frontier(records, plot, overwrite=True)
+    write_summary_csv(records, csv, overwrite=True)
     from dive.report.summary import base_method, method_order
 
     seeds: dict[str, set[int]] = {}

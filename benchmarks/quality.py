@@ -220,7 +220,7 @@ def report(args: argparse.Namespace) -> list[Path]:
     files = write_report(records, docs, keep=args.keep, ratio=args.ratio,
                          markdown_name="results.md", csv_name=None, image_dir=docs / "img",
                          title="Benchmark results", preamble=preamble,
-                         sections=[targets_section(merge_records(records))])
+                         sections=[targets_section(merge_records(records))], overwrite=True)
     return files.all()
 
 

@@ -131,7 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         records = _run_grid(args, [args.dataset], results)
     print(text_tables(records))
-    plot = plot_ndcg_vs_dim(records, out / "ndcg_vs_dim.png")
+    plot = plot_ndcg_vs_dim(records, out / "ndcg_vs_dim.png", overwrite=True)  # redrawn each run
     print(f"\nresults: {results}\nplot: {plot}")
     return 0
 

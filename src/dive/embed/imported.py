@@ -139,12 +139,12 @@ def import_vectors(
     *,
     model: str = IMPORTED_MODEL,
     source: dict[str, Any] | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Embeddings:
     """Check `corpus` and `queries` against `dataset` and write them as the folder `out`.
 
-    `out` is replaced if it exists (callers check first, see `check_embeddings_output`);
-    `overwrite=False` keeps it, even if written meanwhile, and raises `DiveError`;
+    A folder already at `out` is kept (`DiveError`), even one written meanwhile, unless
+    `overwrite` (callers check first, see `check_embeddings_output`);
     `source` is recorded in meta.json under `imported_from`, with the two files.
     """
     if queries.array.shape[1] != corpus.array.shape[1]:

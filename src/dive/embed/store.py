@@ -160,9 +160,9 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
     return Embeddings(corpus, corpus_ids, queries, query_ids, meta)
 
 
-def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = True) -> None:
-    """Write `emb` as an embeddings folder at `folder`, replacing any folder already there
-    (`overwrite=False`: keeping any non-empty one, even one written meanwhile: `DiveError`).
+def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = False) -> None:
+    """Write `emb` as an embeddings folder at `folder`; a non-empty folder already there
+    (even one written meanwhile) is kept with `DiveError` unless `overwrite`.
 
     Everything is written into a temporary folder beside the target and renamed into place,
     so readers see the old folder or the new one. Replacing an existing folder takes two

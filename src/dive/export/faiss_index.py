@@ -227,7 +227,7 @@ def _code_index(faiss: Any, quantizer: Quantizer, codes: np.ndarray) -> Any:
 
 
 def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
-               overwrite: bool = True) -> Path:
+               overwrite: bool = False) -> Path:
     """Write the index to `file`, its ids to `<file>.ids.txt` and the identity of its
     compressor (if known) to `<file>.meta.json`, each atomically.
 

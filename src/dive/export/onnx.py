@@ -169,7 +169,7 @@ def is_onnx_export(path: Path) -> bool:
         return False
 
 
-def export_onnx(source: Any, file: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+def export_onnx(source: Any, file: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write `source` (a model folder, fitted/loaded compressor or `Runtime`) as an ONNX file.
 
     The file is written atomically; returns its path. Only an ONNX file dive exported is

@@ -41,7 +41,7 @@ def export_sentence_transformers(
     out_dir: str | os.PathLike[str],
     *,
     base_model: str | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write `source` (a model folder, compressor or runtime) for sentence-transformers.
 

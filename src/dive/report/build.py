@@ -101,7 +101,7 @@ def write_report(
     title: str = "Results",
     preamble: str = "",
     sections: Sequence[str] = (),
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> ReportFiles:
     """Write `markdown_name`, `csv_name` (None: no CSV) and the plots (into `image_dir`,
     default `out_dir`) and return their paths. `sections` (Markdown) come after the plots.

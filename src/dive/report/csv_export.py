@@ -79,7 +79,7 @@ def is_summary_csv(path: Path) -> bool:
 
 
 def write_summary_csv(records: Iterable[Mapping[str, Any]], path: str | Path, *,
-                      overwrite: bool = True) -> Path:
+                      overwrite: bool = False) -> Path:
     """Write `summary_csv` to `path` atomically and return the path (`overwrite=False`: only
     if nothing is there, else `DiveError`)."""
     atomic_write_text(path, summary_csv(records), overwrite=overwrite)

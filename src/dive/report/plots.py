@@ -164,7 +164,7 @@ def ndcg_vs_dim_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg
 
 def plot_ndcg_vs_dim(
     records: Iterable[Mapping[str, Any]], out: str | Path, metric: str = "ndcg@10", *,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write the metric-vs-dimension grid to `out` (atomically) and return its path.
 
@@ -258,7 +258,7 @@ def ndcg_vs_budget_figure(
 
 def plot_ndcg_vs_budget(
     records: Iterable[Mapping[str, Any]], out: str | Path, ratio: int = 4,
-    metric: str = "ndcg@10", *, overwrite: bool = True,
+    metric: str = "ndcg@10", *, overwrite: bool = False,
 ) -> Path | None:
     """Write metric vs label budget at compression `ratio`; None (nothing written) if no run
     has that ratio."""
@@ -323,6 +323,6 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
 
 
 def plot_frontier(records: Iterable[Mapping[str, Any]], out: str | Path,
-                  metric: str = "ndcg@10", *, overwrite: bool = True) -> Path:
+                  metric: str = "ndcg@10", *, overwrite: bool = False) -> Path:
     """Write the quality-per-byte plot to `out` (atomically) and return its path."""
     return _save(frontier_figure(records, metric), out, overwrite)
