@@ -147,6 +147,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{len(records)} runs from {len(args.results)} file(s)")
     for path in files.all():
         print(f"wrote {path}")
+    for path in files.removed:
+        print(f"removed {path} (an earlier report's plot this one does not draw)")
     if args.gains:
         from dive.report.gains import gains_over_training_free, summary_text
 

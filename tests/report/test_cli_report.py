@@ -114,3 +114,18 @@ def test_report_of_one_cell_on_different_data_is_one_line_error(
     assert err.startswith("dive: error: data: random at d=96 ") and err.count("\n") == 1
     assert "7c6bca0b" in err and "dae6fed0" in err
     assert not (out / "report.md").exists()
+
+
+def test_report_overwrite_says_which_earlier_plots_it_removed(
+    make_record, jsonl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rep"
+    at_4x = jsonl(tmp_path / "a.jsonl", [make_record(method="pca", dim=96)])
+    at_2x = jsonl(tmp_path / "b.jsonl", [make_record(method="pca", dim=192)])
+    assert main(["report", "--results", str(at_4x), "--output", str(out)]) == 0
+    assert (out / "ndcg_vs_budget.png").exists()
+    capsys.readouterr()
+    assert main(["report", "--results", str(at_2x), "--output", str(out), "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert f"removed {out / 'ndcg_vs_budget.png'} (an earlier report's plot" in printed
+    assert not (out / "ndcg_vs_budget.png").exists()
