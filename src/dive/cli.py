@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dive._io import check_output, describe_os_error
-from dive.cli_parsers import build_parser
+from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.errors import DiveError
 
 if TYPE_CHECKING:
@@ -363,6 +365,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     from dive.export.faiss_index import check_index_model, load_index, search_index
     from dive.scale.stream import runtime_digest
 
+    if args.rescore_vectors is None:
+        for flag, value in (("--rescore-factor", args.rescore_factor),
+                            ("--rescore-space", args.rescore_space)):
+            if value is not None:
+                raise DiveError(f"{flag} is used only with --rescore-vectors")
     compressor = _load_model(args)
     index = load_index(args.index)
     if index.dim != compressor.output_dim:
@@ -382,7 +389,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.rescore_vectors is None:
         rows, scores = search_index(index, compressed, args.k)
     else:
-        candidates, _ = search_index(index, compressed, args.k * args.rescore_factor)
+        factor = args.rescore_factor or RESCORE_FACTOR
+        candidates, _ = search_index(index, compressed, args.k * factor)
         rows, scores = _rescore(args, len(index), compressor, queries, compressed, candidates)
     for label, hit_rows, hit_scores in zip(labels, rows.tolist(), scores.tolist(), strict=True):
         print(f"# {label}")
@@ -395,7 +403,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: Any,
              compressed: Any, candidates: Any) -> tuple[Any, Any]:
     """Re-rank the index's candidates by float32 vectors: `--rescore-vectors` holds either the
-    full embeddings (input dimension) or the compressed float ones, a row per index row."""
+    full embeddings or the compressed float ones (`--rescore-space`, else told by their
+    width), a row per index row."""
     from dive.arrays import as_unit_rows, load_npy
     from dive.errors import DataError
     from dive.evaluate.search import rescore
@@ -405,13 +414,20 @@ def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: A
     if vectors.ndim != 2 or vectors.shape[0] != n_index:
         raise DataError(f"{path}: has shape {vectors.shape}, expected one row per index row "
                         f"({n_index}), in the index's order")
-    if vectors.shape[1] == compressor.input_dim:
-        space = as_unit_rows(queries, name="queries", dim=compressor.input_dim)
-    elif vectors.shape[1] == compressor.output_dim:
-        space = compressed
-    else:
-        raise DataError(f"{path}: vectors of dimension {vectors.shape[1]}; expected the full "
-                        f"{compressor.input_dim} or the compressed {compressor.output_dim}")
+    widths = {"full": compressor.input_dim, "compressed": compressor.output_dim}
+    kind = args.rescore_space
+    if kind is None:
+        if widths["full"] == widths["compressed"]:
+            raise DiveError(f"{path}: the compressor keeps the dimension ({widths['full']}), so "
+                            "the width cannot tell full embeddings from compressed outputs; "
+                            "pass --rescore-space full or --rescore-space compressed")
+        kind = next((k for k, width in widths.items() if width == vectors.shape[1]), None)
+    if kind is None or vectors.shape[1] != widths[kind]:
+        expected = (f"the {kind} {widths[kind]}" if kind is not None else
+                    f"the full {widths['full']} or the compressed {widths['compressed']}")
+        raise DataError(f"{path}: vectors of dimension {vectors.shape[1]}; expected {expected}")
+    space = (as_unit_rows(queries, name="queries", dim=compressor.input_dim) if kind == "full"
+             else compressed)
     return rescore(space, vectors, candidates, args.k, name=path)
 
 
@@ -551,6 +567,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = HANDLERS[args.verb]
     try:
         return handler(args)
+    except BrokenPipeError:
+        # The reader of our output stopped early (`dive search ... | head`): not an error of
+        # ours. Stdout goes to /dev/null so the exit's own flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except (DiveError, OSError) as exc:
         if args.debug:
             raise

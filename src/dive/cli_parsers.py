@@ -24,7 +24,15 @@ DATA_DIR_HELP = "folder of BEIR datasets by name (default: $DIVE_DATA, cache, do
 EMBEDDING_MODEL_HELP = ("sentence-transformers model name or path (embeddings folder name; "
                         "default: the model --embeddings' meta.json names, else "
                         "all-MiniLM-L6-v2)")
-_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+RESCORE_FACTOR = 4  # `search`: index candidates per hit that --rescore-vectors re-ranks
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help with each option's default, except an unset one (`None` says nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
 
 
 class _Parser(argparse.ArgumentParser):
@@ -192,7 +200,7 @@ Subparsers = argparse._SubParsersAction  # the `dive` parser's, of `_Parser`s
 
 
 def _verb(sub: Subparsers[_Parser], name: str, help: str) -> _Parser:
-    return sub.add_parser(name, help=help, formatter_class=_FORMATTER)
+    return sub.add_parser(name, help=help, formatter_class=_Formatter)
 
 
 def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
@@ -359,8 +367,13 @@ def add_search(sub: Subparsers[_Parser]) -> _Parser:
                  help="re-rank the index's first --rescore-factor x k hits by these float "
                       "vectors (full embeddings or compressed float32, one row per index row "
                       "in its order, e.g. the embeddings folder's corpus.npy)")
-    p.add_argument("--rescore-factor", type=_int_at_least(1), default=4,
-                   help="with --rescore-vectors: candidates per hit taken from the index")
+    p.add_argument("--rescore-factor", type=_int_at_least(1), default=None,
+                   help="with --rescore-vectors: candidates per hit taken from the index "
+                        f"({RESCORE_FACTOR} if not given)")
+    p.add_argument("--rescore-space", choices=["full", "compressed"], default=None,
+                   help="what --rescore-vectors holds: the full embeddings or the compressed "
+                        "float32 outputs (default: told by their width; needed when the "
+                        "compressor keeps the dimension)")
     return p
 
 
@@ -403,7 +416,7 @@ VERBS: tuple[Callable[[Subparsers[_Parser]], _Parser], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     """The `dive` parser: the global flags, then one subcommand per builder in `VERBS`."""
     parser = _Parser(prog="dive", description="Compress embeddings for vector search with few "
-                     "labels.", formatter_class=_FORMATTER)
+                     "labels.", formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"dive {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each finished run")

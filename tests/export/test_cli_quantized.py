@@ -1,4 +1,4 @@
-"""`dive fit --precision`, `dive index` over codes and `dive search --rescore-with`, end to end."""
+"""`dive fit --precision`, `dive index` over codes and `dive search --rescore-vectors`."""
 
 from __future__ import annotations
 
@@ -122,3 +122,66 @@ def test_a_bad_precision_name_is_one_error_line(argv: list[str], tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert "precision 'int4' is not one of float32, float16, int8, binary" in err
     assert "\n" not in err
+
+
+def test_rescore_vectors_of_a_compressor_that_keeps_the_dimension_need_their_space(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At d = D the width cannot tell full embeddings from compressed outputs: a guess put the
+    compressed outputs' queries in the wrong space and ranked by noise, with exit 0."""
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "m", "--dim", "32", "--precision", "binary") == 0
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]),
+                 "--output", str(tmp_path / "idx.faiss")]) == 0
+    emb, model = load_embeddings(tiny[1]), load(tmp_path / "m")
+    np.save(tmp_path / "small.npy", model.embed(emb.corpus))
+    np.save(tmp_path / "q.npy", emb.queries[:4])
+    argv = ["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"), "--queries-npy",
+            str(tmp_path / "q.npy"), "-k", "3", "--rescore-vectors", str(tmp_path / "small.npy"),
+            "--rescore-factor", "40"]  # 120 candidates: every document
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the compressor keeps the dimension (32)" in err and "--rescore-space" in err
+    assert err.count("\n") == 1
+    for space, queries, corpus in (("compressed", model.embed(emb.queries[:4]),
+                                    model.embed(emb.corpus)),
+                                   ("full", emb.queries[:4], emb.corpus)):
+        vectors = tmp_path / f"{space}.npy"
+        np.save(vectors, corpus)
+        hits = search(tmp_path, capsys, emb.queries[:4], "-k", "3", "--rescore-vectors",
+                      str(vectors), "--rescore-factor", "40", "--rescore-space", space)
+        rows, _ = top_k(queries, corpus, 3)
+        assert [[doc for doc, _ in got] for got in hits] == [
+            [emb.corpus_ids[r] for r in want] for want in rows]
+
+
+@pytest.mark.parametrize("flag", [["--rescore-factor", "50"], ["--rescore-space", "full"]])
+def test_rescore_options_without_rescore_vectors_are_refused(
+    indexed: Path, flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(indexed / "q.npy", np.ones((1, 32), np.float32))
+    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                 str(indexed / "q.npy"), *flag]) == 2
+    assert capsys.readouterr().err == (f"dive: error: {flag[0]} is used only with "
+                                       "--rescore-vectors\n")
+
+
+def test_a_reader_that_stops_early_is_not_an_error(indexed: Path) -> None:
+    """`dive search ... | head -1` printed 'dive: error: Broken pipe' and exited 2."""
+    import os
+    import subprocess
+    import sys
+
+    np.save(indexed / "q.npy", np.ones((2000, 32), np.float32))  # megabytes of hits
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with subprocess.Popen([sys.executable, "-m", "dive.cli", "search",
+                           str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                           str(indexed / "q.npy"), "-k", "100"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline() == b"# query 0\n"
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE, as a killed reader's writer
+    assert err == ""
