@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -454,6 +455,63 @@ def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
                   candidates=5)
     with pytest.raises(DiveError, match="lancedb:PATH/TABLE"):
         dl.search("lancedb:nodb", model, q, 10)
+
+
+def test_search_refuses_a_column_another_compressor_wrote(searchable: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    db, model, q = searchable["db"], searchable["model"], searchable["queries"]
+    other = PCA(dim=OUT).fit(vectors(500, seed=7))  # same dimensions, another model
+    other_dir = tmp_path / "other"
+    save(other, other_dir)
+    named = rf"another compressor than {re.escape(str(other_dir))} \("
+    for target, column in (("docs", "v8"), ("small", "vector")):  # a new column, a new table
+        with pytest.raises(DataError, match=rf"^table '{target}': column '{column}' was written "
+                                            r"by another compressor than the given model \(it "
+                                            r"holds vectors of model [0-9a-f]{12}, this one is "
+                                            r"[0-9a-f]{12}\); search with the compressor"):
+            dl.search(uri(db, target), other, q, 10, column=column)
+        with pytest.raises(DataError, match=named):
+            dl.search(uri(db, target), load(other_dir), q, 10, column=column)
+        with pytest.raises(DataError, match=named):
+            dl.search(uri(db, target), other_dir, q, 10, column=column)
+    # The compressor that wrote the column searches it, here as its runtime.
+    assert len(dl.search(uri(db, "small"), model.runtime_, q[:2], 3).ids) == 2
+
+
+def test_columns_without_dives_mark_are_searched_unchecked(tmp_path: Path,
+                                                           model_dir: Path) -> None:
+    db = tmp_path / "db"
+    x = vectors(50)
+    written_elsewhere = PCA(dim=OUT).fit(vectors(500, seed=7)).transform(x)
+    table = make_table(db, x=written_elsewhere, column="v8")
+    hits = dl.search(table, load(model_dir), x[:2], 3, column="v8")
+    assert [len(ids) for ids in hits.ids] == [3, 3]
+
+
+def test_a_table_marked_by_an_older_dive_is_checked_on_its_vector_column(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    db = tmp_path / "db"
+    y = load(model_dir).transform(vectors(50))
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(y.reshape(-1)), OUT)
+    marker = json.dumps({"format": "dive-compress-output", "model_sha256": "ab" * 32,
+                         "source": "lancedb:x/docs:vector"})  # no "column": older dive
+    data = pa.table({"id": [f"doc{i}" for i in range(50)], "vector": vec, "extra": vec},
+                    metadata={dl.MARKER_KEY: marker})
+    lancedb.connect(str(db)).create_table("old", data)
+    with pytest.raises(DataError, match=r"column 'vector' was written by another compressor "
+                                        r"than .* model abababababab, this one is"):
+        dl.search(uri(db, "old"), model_dir, vectors(2), 3)
+    # A column added later by other tools carries no mark of its own: searched unchecked.
+    assert len(dl.search(uri(db, "old"), model_dir, vectors(2), 3, column="extra").ids) == 2
+    garbled = pa.table({"id": ["a"], "vector": vec[:1]},
+                       schema=pa.schema([pa.field("id", pa.string()),
+                                         pa.field("vector", vec.type,
+                                                  metadata={dl.MARKER_KEY: b"{oops"})]))
+    lancedb.connect(str(db)).create_table("garbled", garbled)
+    with pytest.raises(DataError, match=r"^table 'garbled': the dive.compress metadata of "
+                                        r"column 'vector' is not one dive compress wrote"):
+        dl.search(uri(db, "garbled"), model_dir, vectors(2), 3)
 
 
 def test_the_cli_compresses_lancedb_tables(tmp_path: Path, model_dir: Path,

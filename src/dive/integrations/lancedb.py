@@ -17,7 +17,10 @@ earlier one is dropped, so a failed run keeps it).
 `search` compresses query embeddings with the same runtime, searches the compressed column
 (exact flat search, or the column's ANN index, e.g. IVF, with `nprobes`) by inner product,
 and optionally rescores the candidates with the original full-dimension vectors, from a column
-of the same table or of another table joined by id.
+of the same table or of another table joined by id. dive's mark also records which compressor
+wrote the column (`model_sha256`, the `runtime_digest`), and `search` refuses a column written
+by another compressor than the one it is given (same-dimension vectors of another model would
+return unrelated hits); a column with no mark (written by other tools) is searched unchecked.
 
 Left out: remote databases (PATH is a local folder), carrying columns other than the id into a
 new table, and building indexes (LanceDB's `table.create_index`; see docs/scale.md). Needs the
@@ -209,7 +212,8 @@ def compress_table(
         raise DataError(f"{src}: column {column!r} has dimension {dim}, but the model expects "
                         f"{runtime.input_dim} (embeddings from another model?)")
     marker = json.dumps({"format": "dive-compress-output", "model_sha256": runtime_digest(runtime),
-                         "source": f"{src}:{column}"}, sort_keys=True).encode()
+                         "source": f"{src}:{column}", "column": out_column},
+                        sort_keys=True).encode()
     value = vector_type(out_dtype, runtime.code_width)
     if in_place:
         replace = _check_column_output(schema, out_column, dst, overwrite)
@@ -430,7 +434,8 @@ def search(
     unit-norm). `exact=True` searches flat even when the column has an index; `nprobes` sets
     how many partitions an IVF index probes. `rescore_with` re-ranks `candidates` (default
     4 x k) first-stage hits by the inner product of the normalised full-dimension vectors:
-    a column of `table`, or `(other_table, column)`, matched on `id_column`.
+    a column of `table`, or `(other_table, column)`, matched on `id_column`. A `column` that
+    `dive compress` marked as written by another compressor than `model` raises `DataError`.
     """
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise DiveError(f"k must be a positive integer, got {k!r}")
@@ -445,6 +450,7 @@ def search(
     compressed = runtime.embed(queries)
     dim = runtime.output_dim
     vector_dim_is(table, column, dim, "compressed column")
+    check_column_model(table, column, runtime, model)
     if id_column not in table.schema.names:
         raise DataError(f"{where}: no id column {id_column!r} (columns: "
                         f"{', '.join(table.schema.names)})")
@@ -497,6 +503,58 @@ def vector_dim_is(table: Any, column: str, dim: int, what: str) -> None:
     found = vector_dim(table.schema, column, where)
     if found != dim:
         raise DataError(f"{where}: {what} {column!r} holds {found}-d vectors, expected {dim}-d")
+
+
+def column_model(schema: pa.Schema, column: str, where: str) -> str | None:
+    """The identity (`runtime_digest`) of the compressor `dive compress` recorded as the writer
+    of `column`, or None when nothing is recorded (a column other tools wrote).
+
+    A column added to a table carries it in its field metadata; a new table carries it in the
+    schema metadata, with the column's name (tables written before dive recorded the name
+    hold one vector column from dive: the first fixed-size-list column of the schema).
+    """
+    raw = (schema.field(column).metadata or {}).get(MARKER_KEY)
+    on_table = raw is None
+    if on_table:
+        raw = (schema.metadata or {}).get(MARKER_KEY)
+    if raw is None:
+        return None
+    try:
+        marker = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        marker = None
+    digest = marker.get("model_sha256") if isinstance(marker, dict) else None
+    if not isinstance(digest, str):
+        raise DataError(f"{where}: the {MARKER_KEY.decode()} metadata of "
+                        f"{f'column {column!r}' if not on_table else 'the table'} is not one "
+                        "dive compress wrote (no model_sha256); cannot tell which compressor "
+                        "wrote the column")
+    if on_table:
+        assert isinstance(marker, dict)
+        written = marker.get("column")
+        if written is None:
+            pa = import_pyarrow()
+            written = next((f.name for f in schema if pa.types.is_fixed_size_list(f.type)), None)
+        if written != column:
+            return None
+    return digest
+
+
+def check_column_model(table: Any, column: str, runtime: Runtime, model: ModelLike) -> None:
+    """Refuse to search `column` with another compressor than the one `dive compress` recorded
+    as its writer (vectors of the same dimension from another model return unrelated hits, as
+    `dive.export.faiss_index.check_index_model` refuses for an index); a column with no
+    recorded writer is searched unchecked."""
+    where = f"table {table.name!r}"
+    recorded = column_model(table.schema, column, where)
+    digest = runtime_digest(runtime)
+    if recorded is None or recorded == digest:
+        return
+    source = model if isinstance(model, (str, os.PathLike)) else getattr(model, "source", None)
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "the given model"
+    raise DataError(f"{where}: column {column!r} was written by another compressor than {name} "
+                    f"(it holds vectors of model {recorded[:12]}, this one is {digest[:12]}); "
+                    "search with the compressor that wrote it, or compress the column again")
 
 
 def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
