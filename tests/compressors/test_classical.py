@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dive.compressors import make_compressor, parse_spec
-from dive.compressors.pca import principal_axes
+from dive.compressors.pca import RANK_RTOL, numerical_rank, principal_axes
 from dive.errors import DataError, DiveError, NotFittedError
 
 CLASSICAL = ["frozen", "truncate", "pca", "pca-uncentered", "random"]
@@ -161,6 +161,46 @@ def test_pca_on_enough_rows_is_plain_principal_axes_without_a_warning(
     assert caplog.messages == []
     np.testing.assert_array_equal(fitted.fitted_runtime().projection,
                                   principal_axes(corpus[:5], 4)[1])
+
+
+@pytest.mark.parametrize("method", ["pca", "pca-uncentered"])
+def test_pca_on_rows_of_lower_rank_than_dim_warns_and_keeps_its_outputs(
+    method: str, corpus: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1000 rows, 5 distinct: enough rows, but they span 4 centred directions only
+    rows = np.repeat(corpus[:5], 200, axis=0)
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
+        fitted = make_compressor(method, 8).fit(rows)
+    assert caplog.messages == [f"{method}: fitted on 1000 corpus rows of numerical rank 4 (axes "
+                               "with under 1e-10 of the largest variance count as none), below "
+                               "the 8 output dimensions: those past 4 hold rounding noise, not "
+                               "the data"]
+    # a warning only: the fit is what it was
+    np.testing.assert_array_equal(fitted.fitted_runtime().projection, principal_axes(rows, 8)[1])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
+        make_compressor(method, 4).fit(rows)
+    assert caplog.messages == []
+
+
+def test_pca_on_few_rows_with_duplicates_warns_of_the_rank_and_the_zeroed_axes(
+    corpus: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = corpus[[0, 1, 2, 3, 0]]  # 5 rows span 4 directions at most, these 3
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
+        fitted = make_compressor("pca", 8).fit(rows)
+    assert caplog.messages == ["pca: fitted on 5 corpus rows of numerical rank 3 (axes with "
+                               "under 1e-10 of the largest variance count as none), below the 8 "
+                               "output dimensions: those past 3 hold rounding noise, not the "
+                               "data; those past 4 are set to 0"]
+    projection = fitted.fitted_runtime().projection
+    assert projection is not None and not projection[4:].any()
+
+
+def test_numerical_rank_counts_variances_above_the_documented_tolerance() -> None:
+    assert RANK_RTOL == 1e-10
+    assert numerical_rank(np.array([4.0, 4e-9, 3.9e-10, 1e-16, -1e-17])) == 2
+    assert numerical_rank(np.zeros(3)) == 0
 
 
 def test_a_numpy_integer_dim_is_taken_and_recorded_as_an_int(corpus: np.ndarray) -> None:
