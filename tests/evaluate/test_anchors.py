@@ -64,11 +64,29 @@ def test_specs_parse_to_names_and_bad_ones_are_refused() -> None:
             parse_anchor(spec)
 
 
-def test_sub_quantizers_must_divide_the_dimension_and_pq_needs_256_points() -> None:
+def test_sub_quantizers_must_divide_the_dimension() -> None:
     with pytest.raises(DataError, match="5 sub-quantizers do not divide the embedding dim"):
         parse_anchor("faiss-pq:5").build(unit_rows(300), FULL)
-    with pytest.raises(DataError, match="could not train 'PQ4np' on 100 corpus vectors"):
-        parse_anchor("faiss-pq:4").build(unit_rows(100), FULL)
+
+
+@pytest.mark.parametrize("spec", ["faiss-pq:4", "faiss-opq:4"])
+def test_pq_on_too_few_rows_says_in_one_line_how_many_it_needs(spec: str) -> None:
+    # checked before FAISS, whose own error is a C++ assertion with its source line
+    anchor = parse_anchor(spec)
+    with pytest.raises(DataError, match=rf"^anchor {spec}: FAISS PQ training needs at least 256 "
+                                        r"corpus rows \(256 per code\), got 255$"):
+        anchor.build(unit_rows(255), FULL)
+    with pytest.raises(DataError, match=r"^opq4 stage: FAISS PQ training needs at least 256"):
+        anchor.build(unit_rows(100), FULL, what="opq4 stage")  # a caller names itself
+    assert anchor.build(unit_rows(256), FULL).index.ntotal == 256
+
+
+def test_what_faiss_cannot_train_is_one_line_without_its_source_location() -> None:
+    with pytest.raises(DataError) as caught:
+        parse_anchor("faiss-pca-sq8").build(unit_rows(5), 16)
+    assert str(caught.value) == ("anchor faiss-pca-sq8: FAISS could not train 'PCA16,L2norm,SQ8' "
+                                 "on 5 corpus vectors (PCA matrix cannot output 16 dimensions "
+                                 "from 32)")
 
 
 def test_st_int8_ranks_by_the_inner_product_of_sentence_transformers_codes() -> None:

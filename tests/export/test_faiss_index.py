@@ -118,6 +118,16 @@ def test_bad_build_inputs(make_inputs: Any) -> None:
         build_index(np.zeros((0, 8), np.float32))
 
 
+def test_an_opq_index_on_too_few_rows_names_itself_and_the_rows_it_needs(
+    make_inputs: Any,
+) -> None:
+    # not "anchor faiss-opq:2" with FAISS's C++ assertion: the user built an index
+    with pytest.raises(DataError, match=r"^opq2 index: FAISS PQ training needs at least 256 "
+                                        r"corpus rows \(256 per code\), got 200$"):
+        build_index(make_inputs(200, 8), product=2)
+    assert len(build_index(make_inputs(256, 8), product=2)) == 256
+
+
 def test_query_dimension_must_match(make_inputs: Any) -> None:
     with pytest.raises(DataError, match="expected dimension 8, got 9"):
         search_index(build_index(make_inputs(4, 8)), make_inputs(2, 9), 3)

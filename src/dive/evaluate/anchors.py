@@ -24,7 +24,9 @@ with the corpus ranges too and ranked by the inner product of the int8 codes, wh
 as they are (`QT_8bit_direct_signed`, one byte each). `st-binary` ranks by Hamming distance
 (scored d - 2 x Hamming, as dive's binary). PQ and OPQ depend on the seed (k-means
 initialisation); FAISS's warning about fewer than 39 training points per centroid is silenced,
-since the corpus is all a user has. Left out: IVF and HNSW (approximate) indexes.
+since the corpus is all a user has, but their k-means needs a corpus row per centroid (256 per
+8-bit code): fewer rows are refused before FAISS, in one line naming the caller's index
+(`Anchor.build(what=...)`). Left out: IVF and HNSW (approximate) indexes.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ CODE_OF: dict[Family, str] = {"faiss-pq": "pq", "faiss-opq": "pq", "faiss-pca-sq
                               "faiss-pca-sq4": "int4", "st-int8": "int8", "st-binary": "binary"}
 _SPEC = re.compile(r"^(?P<family>[a-z0-9-]+)(?::(?P<m>\d+))?$")
 PQ_BITS = 8
+PQ_CENTROIDS = 2**PQ_BITS  # k-means centroids per sub-quantizer: FAISS needs a row for each
 
 
 def is_anchor(method: str) -> bool:
@@ -117,10 +120,18 @@ class Anchor:
             raise DataError(f"anchor {self.name}: d={dim} exceeds the embedding dimension "
                             f"{full_dim}")
 
-    def build(self, corpus: np.ndarray, dim: int, seed: int = 0) -> AnchorIndex:
-        """Train the anchor's index on `corpus` (n, D) float32 and add every row."""
+    def build(self, corpus: np.ndarray, dim: int, seed: int = 0, *,
+              what: str | None = None) -> AnchorIndex:
+        """Train the anchor's index on `corpus` (n, D) float32 and add every row.
+
+        `what` names the index in errors (default `anchor NAME`), for callers that build it
+        as something else (`dive.evaluate.product`'s `opq{M}` stage, `dive index --opq`).
+        """
         full = corpus.shape[1]
+        label = what or f"anchor {self.name}"
         self.check_dim(full, dim)
+        if self.family in SIZED:
+            check_pq_rows(corpus.shape[0], label)
         if self.family == "st-int8":
             return _st_int8(corpus)
         if self.family == "st-binary":
@@ -132,11 +143,21 @@ class Anchor:
         try:
             index.train(corpus)
         except RuntimeError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "failed"
-            raise DataError(f"anchor {self.name}: FAISS could not train {factory!r} on "
+            # FAISS prefixes its reason with the C++ function and source line: keep the reason.
+            text = str(exc).strip()
+            reason = text.splitlines()[-1].rpartition("failed: ")[2] if text else "failed"
+            raise DataError(f"{label}: FAISS could not train {factory!r} on "
                             f"{corpus.shape[0]} corpus vectors ({reason})") from None
         index.add(corpus)
         return AnchorIndex(index, factory, keep=keep)
+
+
+def check_pq_rows(n: int, what: str) -> None:
+    """DataError naming `what` unless `n` rows can train FAISS PQ codes: the k-means of each
+    8-bit sub-quantizer needs a row per centroid (FAISS would stop with a C++ assertion)."""
+    if n < PQ_CENTROIDS:
+        raise DataError(f"{what}: FAISS PQ training needs at least {PQ_CENTROIDS} corpus rows "
+                        f"({PQ_CENTROIDS} per code), got {n}")
 
 
 def parse_anchor(spec: str) -> Anchor:
