@@ -74,5 +74,5 @@ def product_index(stage: str, corpus: np.ndarray, seed: int = 0) -> AnchorIndex:
         raise DataError(f"{stage}: {m} sub-quantizers do not divide the dimension "
                         f"{corpus.shape[1]}")
     return Anchor("faiss-opq", m).build(np.ascontiguousarray(corpus, np.float32),
-                                        corpus.shape[1], seed)
+                                        corpus.shape[1], seed, what=f"{stage} index")
 

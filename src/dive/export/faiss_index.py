@@ -47,7 +47,6 @@ from dive._io import atomic_open, check_output
 from dive.arrays import as_embeddings
 from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
 from dive.errors import DataError, DiveError
-from dive.evaluate.anchors import check_pq_rows
 from dive.evaluate.product import is_product, product_bytes, product_index
 
 logger = logging.getLogger(__name__)
@@ -191,7 +190,6 @@ def build_index(
             raise DiveError(f"a {kind} index holds float32 vectors; OPQ codes are searched "
                             "exactly (one index kind at a time)")
         stage = f"opq{product}"
-        check_pq_rows(x.shape[0], f"{stage} index")  # before FAISS, whose error names no index
         built = product_index(stage, x, seed)
         logger.info("built %s index: %d vectors of dimension %d", stage, x.shape[0], d)
         return SearchIndex(built.index, row_ids, model_sha256, stage)
