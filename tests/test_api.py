@@ -34,7 +34,7 @@ def test_fit_on_a_dataset_uses_its_labels_and_round_trips_through_save_and_load(
     assert fit is not None and 0 < fit.n_queries <= 16  # chosen on its labels
     dive.save(model, tmp_path / "m")
     loaded = dive.load(tmp_path / "m")
-    assert loaded.summary == {"fit": fit.as_record()}  # the saved config records the fit
+    assert loaded.summary["fit"] == fit.as_record()  # the saved config records the fit
     x = np.load(emb / "queries.npy")
     np.testing.assert_array_equal(loaded.transform(x), model.transform(x))
 
@@ -103,3 +103,49 @@ def test_labels_for_a_dataset_come_from_its_qrels(tiny: tuple[Path, Path]) -> No
 def test_embed_rejects_what_is_neither_a_dataset_nor_texts() -> None:
     with pytest.raises(DiveError, match="expected a dataset or a list of texts"):
         dive.embed([1, 2])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("method", ["pca", "dive:steps=5"])
+def test_fit_on_a_dataset_saves_the_training_record_dive_fit_saves(
+    method: str, tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dive.cli import main
+
+    data, emb = tiny
+    api = dive.load(dive.save(dive.fit(data, embeddings=emb, method=method, dim=8, budget=16),
+                              tmp_path / "api")).summary
+    assert main(["fit", "--dataset", str(data), "--embeddings", str(emb), "--method", method,
+                 "--dim", "8", "--budget", "16", "--output", str(tmp_path / "cli")]) == 0
+    cli = dive.load(tmp_path / "cli").summary
+    # The embedding model comes from the folder's meta.json, as `dive fit` reads it, so
+    # `dive index`/`dive search` can warn about another model's embeddings.
+    assert api["model"] == "synthetic" and api["dataset"] == "tiny"
+    assert "embeddings were made with" not in caplog.text  # not the default model's name
+    timings = ("fit_seconds", "seconds")
+    assert _without(api, timings) == _without(cli, timings)
+
+
+def _without(record: dict[str, object], keys: tuple[str, ...]) -> dict[str, object]:
+    return {k: _without(v, keys) if isinstance(v, dict) else v  # type: ignore[arg-type]
+            for k, v in record.items() if k not in keys}
+
+
+def test_fit_records_a_model_given_that_the_embeddings_folder_contradicts(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = dive.fit(tiny[0], embeddings=tiny[1], method="pca", dim=8, model="other-model")
+    assert "embeddings were made with synthetic, not other-model" in caplog.text
+    assert dive.load(dive.save(model, tmp_path / "m")).summary["model"] == "other-model"
+
+
+def test_refitting_on_arrays_drops_the_dataset_record(tiny: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    model = dive.fit(tiny[0], embeddings=tiny[1], method="pca", dim=8)
+    model.fit(np.load(tiny[1] / "queries.npy"))  # no longer the dataset's fit
+    assert dive.load(dive.save(model, tmp_path / "m")).summary == {}
+
+
+def test_fit_on_a_dataset_checks_the_budget_of_any_method(tiny: tuple[Path, Path]) -> None:
+    with pytest.raises(DiveError, match="label budget must be a positive integer or 'all', "
+                                        "got 'many'"):
+        dive.fit(tiny[0], embeddings=tiny[1], method="pca", dim=8, budget="many")

@@ -119,7 +119,7 @@ def fit(
     ratio: int = 4,
     budget: int | str | None = None,
     seed: int = 0,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     embeddings: str | os.PathLike[str] | None = None,
     data_dir: str | None = None,
     queries: np.ndarray | None = None,
@@ -130,10 +130,12 @@ def fit(
     On a dataset (a name, a BEIR folder or a `Dataset`): its embeddings come from
     `embeddings` (a folder), else `$DIVE_EMBEDDINGS`, the cache, or `model` encodes them; a
     supervised method learns from `budget` labelled training queries (None or "all": every
-    one) drawn with `seed`, as `dive fit` does. On arrays: `data` is the (n, D) corpus
-    embeddings, and a supervised method also needs `queries` (m, D) and `relevant`, one entry
-    per query: the corpus rows relevant to it (rows, or {row: grade}). Returns the fitted
-    compressor: `transform` compresses, `dive.save` writes it as a folder.
+    one) drawn with `seed`, as `dive fit` does, and `dive.save` records what `dive fit` does
+    (dataset, embedding model, seed, labels: `dive.fit_record`), so `dive index` and
+    `dive search` warn about embeddings of another model. On arrays: `data` is the (n, D)
+    corpus embeddings, and a supervised method also needs `queries` (m, D) and `relevant`,
+    one entry per query: the corpus rows relevant to it (rows, or {row: grade}). Returns the
+    fitted compressor: `transform` compresses, `dive.save` writes it as a folder.
 
     Parameters
     ----------
@@ -151,8 +153,10 @@ def fit(
         Datasets only: labelled training queries drawn with `seed`; None or "all": all.
     seed : int, default=0
         Seed of the label draw and of the fit.
-    model : str, default=DEFAULT_MODEL
-        Datasets only: the model whose embeddings to use (or to encode with).
+    model : str or None, default=None
+        Datasets only: the model whose embeddings to use (or to encode with), recorded with
+        the fit; None: the one the `embeddings` folder's meta.json names, else
+        `DEFAULT_MODEL` (`all-MiniLM-L6-v2`).
     embeddings : str, os.PathLike or None, default=None
         Datasets only: the embeddings folder (default: `$DIVE_EMBEDDINGS`, the cache, or
         encode).
@@ -192,23 +196,24 @@ def fit(
         corpus = as_embeddings(data, name="corpus embeddings")
         compressor = make_compressor(method, _out_dim(dim, ratio, corpus.shape[1]), seed)
         train = _array_labels(corpus, queries, relevant) if compressor.supervised else None
-    else:
-        from dive.data.splits import make_split, parse_budget
-        from dive.embed.encode import get_embeddings
-        from dive.evaluate.protocol import training_data
+        compressor.fit(corpus, train)
+        return compressor
 
-        if queries is not None or relevant is not None:
-            raise DiveError("fit: queries/relevant go with corpus arrays; a dataset has its qrels")
-        dataset = _dataset(data, data_dir)
-        emb = get_embeddings(dataset, model,
-                             embeddings_dir=None if embeddings is None else Path(embeddings))
-        corpus = emb.corpus
-        compressor = make_compressor(method, _out_dim(dim, ratio, emb.dim), seed)
-        train = None
-        if compressor.supervised:
-            split = make_split(dataset, parse_budget(budget), seed)
-            train = training_data(split, emb)
-    compressor.fit(corpus, train)
+    from dive.data.splits import parse_budget
+    from dive.embed.encode import default_model_for, get_embeddings
+    from dive.fit_record import fit_on_dataset
+
+    if queries is not None or relevant is not None:
+        raise DiveError("fit: queries/relevant go with corpus arrays; a dataset has its qrels")
+    labels = parse_budget(budget)  # a bad budget fails before any data is read
+    dataset = _dataset(data, data_dir)
+    # Recorded under the model the embeddings folder names, as `dive fit` does; a `model`
+    # that the folder contradicts is kept, with get_embeddings' warning.
+    folder = None if embeddings is None else Path(embeddings)
+    model_name = model or default_model_for(folder)
+    emb = get_embeddings(dataset, model_name, embeddings_dir=folder)
+    compressor = make_compressor(method, _out_dim(dim, ratio, emb.dim), seed)
+    fit_on_dataset(compressor, dataset, emb, model_name=model_name, budget=labels, seed=seed)
     return compressor
 
 

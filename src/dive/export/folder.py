@@ -7,9 +7,10 @@ into `model.safetensors` under the names `Runtime.arrays()` gives them (`adapter
 `config.json` records the format version, the dive version, the method and its
 hyper-parameters, the dimensions, the activation, the precision
 (`dive.compressors.precision`), which arrays exist, a SHA-256 of the weights file and an
-optional training summary (dataset, budget, seed; a learned fit's `FitSummary` as `fit`:
-validation score and curve, best step, what was selected). Never pickle. Folders
-written before format 3 have no precision and load as float32.
+optional training summary (dataset, embedding model, budget, seed, as `dive.fit_record`
+records them; a learned fit's `FitSummary` as `fit`: validation score and curve, best step,
+what was selected). Never pickle. Folders written before format 3 have no precision and load
+as float32.
 
 `load` returns a `LoadedCompressor`, which transforms exactly as the fitted compressor did
 (bit-identical: same float32 arrays, same numpy code), ending in its precision's codes.
@@ -47,6 +48,7 @@ from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
 from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
 from dive.errors import DataError, DiveError
+from dive.fit_record import DatasetFitInfo
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +187,9 @@ def save(
     summary : dict or None, default=None
         A JSON-ready dict describing the fit (dataset, budget, seed, validation score...),
         saved as the config's `training`; a `LoadedCompressor` keeps its own unless one is
-        given, and a learned compressor's default is its typed fit summary (`fit`, see
+        given, one `dive.fit` fitted on a dataset defaults to the record `dive fit` saves
+        (dataset, embedding model, seed, labels, `fit`; see `dive.fit_record`), and another
+        learned compressor's to its typed fit summary (`fit`, see
         `dive.compressors.base.FitSummary`).
     overwrite : bool, default=False
         False: an existing model folder is kept and raises `DiveError` naming it, even one
@@ -274,6 +278,8 @@ def _describe(obj: SaveSource) -> tuple[Runtime, str, dict[str, Any], dict[str, 
         return obj.runtime_, obj.method, obj.config(), obj.summary
     if isinstance(obj, Compressor):
         fitted = getattr(obj, "fit_info_", None)
+        if isinstance(fitted, DatasetFitInfo):  # fitted on a dataset: its whole record
+            return obj.fitted_runtime(), obj.method, obj.config(), dict(fitted.training)
         summary = fitted.summary if fitted is not None else None
         training = {"fit": summary.as_record()} if summary is not None else {}
         return obj.fitted_runtime(), obj.method, obj.config(), training
