@@ -112,3 +112,31 @@ def test_runtime_with_precision_returns_codes_and_embeds_floats() -> None:
         want = calibrate(precision, runtime(corpus)).encode(runtime(corpus))
         np.testing.assert_array_equal(codes, want)
     assert runtime.with_precision("int8", corpus).with_precision("float32", corpus) == runtime
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_int8_refuses_fewer_than_two_calibration_rows(n: int) -> None:
+    # One row gives every dimension an empty range: every code would be -128 or 127.
+    with pytest.raises(DataError, match=rf"^calibration vectors: {n} rows?; int8 needs at "
+                                        "least 2 to calibrate each dimension's range"):
+        calibrate("int8", unit_rows(n, 8))
+    assert calibrate("float16", unit_rows(n, 8)).dim == 8  # the others need no range
+
+
+def test_int8_warns_when_most_dimensions_are_constant_over_the_calibration_rows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    z = np.repeat(unit_rows(1, 8), 5, axis=0)
+    z[1, :3] += 0.1  # 3 of 8 dimensions vary; 5 are constant
+    calibrate("int8", z)
+    assert "5 of 8 dimensions are constant over the 5 rows" in caplog.text
+    caplog.clear()
+    calibrate("int8", unit_rows(5, 8))
+    assert "constant" not in caplog.text
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.bool_])
+def test_calibration_refuses_integer_vectors(dtype: type) -> None:
+    with pytest.raises(DataError, match=f"^calibration vectors: expected float embeddings, "
+                                        f"got dtype {np.dtype(dtype)}$"):
+        calibrate("int8", (unit_rows(10, 4) * 100).astype(dtype))

@@ -52,6 +52,17 @@ def test_with_precision_keeps_the_method_and_summary(tmp_path: Path, make_runtim
     np.testing.assert_array_equal(low, load(tmp_path / "m").transform(corpus).min(axis=0))
 
 
+def test_with_precision_refuses_a_one_row_or_integer_calibration_corpus(
+        tmp_path: Path, make_runtime: Any, make_inputs: Any) -> None:
+    save(make_runtime(), tmp_path / "m")
+    corpus = make_inputs(100, 32)
+    with pytest.raises(DataError, match=r"^calibration vectors: 1 row; int8 needs at least 2"):
+        with_precision(tmp_path / "m", "int8", corpus[:1])
+    with pytest.raises(DataError, match=r"^calibration corpus: expected float embeddings, got "
+                                        r"dtype int64$"):
+        with_precision(tmp_path / "m", "int8", (corpus * 100).astype(np.int64))
+
+
 def test_a_format_2_folder_without_precision_loads_as_float32(tmp_path: Path, make_runtime: Any,
                                                               make_inputs: Any) -> None:
     runtime = make_runtime()

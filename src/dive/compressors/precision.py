@@ -5,11 +5,12 @@ Four precisions, each with the bytes a vector of d dimensions takes in a first-s
 - `float32`: the runtime's output as is (4d bytes);
 - `float16`: IEEE half floats (2d bytes);
 - `int8`: one byte per dimension (d bytes), on a per-dimension range `[low, low + width]`
-  calibrated on the corpus outputs (`calibrate`). The code is FAISS's 8-bit scalar quantizer
-  (`IndexScalarQuantizer`, `QT_8bit`, min/max ranges) shifted to signed bytes: with
-  `xi = clip((z - low) / width, 0, 1)`, the code is `floor(255 * xi) - 128`, and it decodes to
-  `low + (code + 128 + 0.5) / 255 * width`, the middle of its bin, so values inside the range
-  come back within half a step (`width / 255 / 2`) and a FAISS index holds the same bytes;
+  calibrated on the corpus outputs (`calibrate`, on two rows or more). The code is FAISS's
+  8-bit scalar quantizer (`IndexScalarQuantizer`, `QT_8bit`, min/max ranges) shifted to
+  signed bytes: with `xi = clip((z - low) / width, 0, 1)`, the code is
+  `floor(255 * xi) - 128`, and it decodes to `low + (code + 128 + 0.5) / 255 * width`, the
+  middle of its bin, so values inside the range come back within half a step
+  (`width / 255 / 2`) and a FAISS index holds the same bytes;
 - `binary`: one sign bit per dimension, `np.packbits(z > 0, axis=1)` (ceil(d/8) bytes, the
   last byte zero-padded). Scored as the +-1 vectors the bits stand for, so the inner product
   of two codes is d - 2 * Hamming distance: exact search ranks as Hamming distance does.
@@ -25,13 +26,16 @@ rounding and for dimensions constant over the corpus (here widened to `MIN_WIDTH
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
 
-from dive.arrays import as_embeddings
+from dive.arrays import as_embeddings, check_floating
 from dive.errors import DataError, DiveError
+
+logger = logging.getLogger(__name__)
 
 Precision = Literal["float32", "float16", "int8", "binary"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
@@ -40,6 +44,10 @@ CODE_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8,
                "binary": np.uint8}
 INT8_LEVELS = 255  # FAISS QT_8bit: 256 codes, bin width = range / 255
 MIN_WIDTH = 1e-8  # a dimension constant over the corpus still gets a usable range
+# int8's range of a dimension is its min and max over the calibration rows: one row makes
+# every range empty (MIN_WIDTH), so every code would be -128 or 127, a sign bit.
+MIN_CALIBRATION_ROWS = 2
+CONSTANT_SPREAD = 1e-6  # a range narrower than this (times the largest |value|) is constant
 
 
 def check_precision(name: object) -> Precision:
@@ -164,15 +172,30 @@ class Quantizer:
 def calibrate(precision: str, vectors: np.ndarray) -> Quantizer:
     """The `Quantizer` of `precision` for vectors like `vectors` (n, d) float32.
 
-    int8 takes each dimension's min and max over `vectors` (the corpus outputs) as its range;
-    the other precisions need no calibration, only the dimension.
+    int8 takes each dimension's min and max over `vectors` (the corpus outputs) as its range,
+    so it needs at least `MIN_CALIBRATION_ROWS` rows (`DataError` otherwise) and warns when
+    most dimensions come out constant over them; the other precisions need no calibration,
+    only the dimension. Integer or bool `vectors` are refused, as `fit` refuses them.
     """
     p = check_precision(precision)
+    check_floating(vectors, name="calibration vectors")
     z = as_embeddings(vectors, name="calibration vectors")
     if p != "int8":
         return Quantizer(p, z.shape[1])
-    if z.shape[0] == 0:
-        raise DataError("calibration vectors: empty (0 rows); int8 needs the corpus outputs")
+    n, d = z.shape
+    if n < MIN_CALIBRATION_ROWS:
+        raise DataError(f"calibration vectors: {n} row{'' if n == 1 else 's'}; int8 needs at "
+                        f"least {MIN_CALIBRATION_ROWS} to calibrate each dimension's range (its "
+                        "min to max over the corpus outputs): one row leaves every range empty, "
+                        "so every code would be -128 or 127")
     low = z.min(axis=0)
-    width = np.maximum(z.max(axis=0) - low, np.float32(MIN_WIDTH)).astype(np.float32)
-    return Quantizer(p, z.shape[1], low=np.ascontiguousarray(low), width=width)
+    spread = z.max(axis=0) - low
+    # Constant up to float32 rounding: normalising copies of one row leaves ~1e-7 between them.
+    scale = float(np.abs(z).max()) or 1.0
+    constant = int(np.count_nonzero(spread <= CONSTANT_SPREAD * scale))
+    if 2 * constant > d:
+        logger.warning("calibration vectors: %d of %d dimensions are constant over the %d rows "
+                       "(repeated rows?); their int8 codes say only which side of that value a "
+                       "vector falls on", constant, d, n)
+    width = np.maximum(spread, np.float32(MIN_WIDTH)).astype(np.float32)
+    return Quantizer(p, d, low=np.ascontiguousarray(low), width=width)

@@ -251,10 +251,14 @@ def save(
 def with_precision(
     source: SaveSource | str | os.PathLike[str], precision: str, corpus: np.ndarray
 ) -> LoadedCompressor:
-    """`source` ending in `precision`, int8 calibrated on `corpus` (n, D) embeddings.
+    """`source` ending in `precision`, int8 calibrated on `corpus` (n, D) float embeddings.
 
     The method, its config and the training summary carry over; save the result to ship it.
+    int8 needs at least two corpus rows (`dive.compressors.precision.calibrate`: one would
+    leave every range empty) and warns when most output dimensions are constant over them;
+    integer or bool `corpus` arrays are refused, as `fit` refuses them.
     """
+    check_floating(corpus, name="calibration corpus")
     loaded = as_loaded(source)
     return LoadedCompressor(loaded.runtime_.with_precision(precision, corpus),
                             method=loaded.method, method_config=loaded.config(),
