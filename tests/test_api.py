@@ -145,6 +145,29 @@ def test_refitting_on_arrays_drops_the_dataset_record(tiny: tuple[Path, Path],
     assert dive.load(dive.save(model, tmp_path / "m")).summary == {}
 
 
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: dive.fit(np.ones((4, 8)).tolist(), method="pca", dim=2),
+     r"^fit: data is a list; expected corpus embeddings as an \(n, D\) float numpy array "
+     r"\(np\.asarray\(vectors, dtype=np\.float32\)\), a dataset name"),
+    (lambda: dive.fit(None, method="pca", dim=2),  # type: ignore[arg-type]
+     r"^fit: data is None; expected corpus embeddings as an \(n, D\) float numpy array, a "
+     "dataset name, a BEIR-layout folder or a Dataset$"),
+    (lambda: dive.fit("tiny", embeddings=np.ones((4, 8))),  # type: ignore[arg-type]
+     "^fit: embeddings is a ndarray; expected the path of an embeddings folder"),
+    (lambda: dive.embed(None),  # type: ignore[arg-type]
+     "^embed: data is None; expected a dataset name, a BEIR-layout folder, a Dataset or a "
+     "list of texts$"),
+    (lambda: dive.load(None),  # type: ignore[arg-type]
+     r"^load: directory is None; expected the path of a model folder \(str or os\.PathLike\)$"),
+    (lambda: dive.save(dive.fit(np.eye(8, dtype=np.float32), method="pca", dim=2),
+                       None),  # type: ignore[arg-type]
+     r"^save: directory is None; expected the path of a model folder"),
+])
+def test_arguments_of_the_wrong_type_name_the_parameter(call: object, message: str) -> None:
+    with pytest.raises(DiveError, match=message):
+        call()  # type: ignore[operator]
+
+
 def test_fit_on_a_dataset_checks_the_budget_of_any_method(tiny: tuple[Path, Path]) -> None:
     with pytest.raises(DiveError, match="label budget must be a positive integer or 'all', "
                                         "got 'many'"):

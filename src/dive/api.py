@@ -36,6 +36,11 @@ def _dataset(data: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Da
     return data if isinstance(data, Dataset) else load_dataset(os.fspath(data), data_dir=data_dir)
 
 
+def _kind(value: object) -> str:
+    """What a wrongly typed argument is, for an error message: 'None', 'a list'."""
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
 def embed(
     data: str | os.PathLike[str] | Dataset | Sequence[str],
     out: str | os.PathLike[str] | None = None,
@@ -93,9 +98,13 @@ def embed(
     >>> dive.embed(["how do I keep bread fresh?"], progress=False).shape  # doctest: +SKIP
     (1, 384)
     """
+    from dive.data import Dataset
     from dive.embed.encode import default_cache_root, encode_texts, load_model, model_dirname
     from dive.embed.resumable import encode_to_folder
 
+    if not isinstance(data, (str, os.PathLike, Dataset, Sequence)):
+        raise DiveError(f"embed: data is {_kind(data)}; expected a dataset name, a BEIR-layout "
+                        "folder, a Dataset or a list of texts")
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         texts = list(data)
         if not all(isinstance(text, str) for text in texts):
@@ -188,7 +197,14 @@ def fit(
     >>> dive.fit("docs/examples/own-data/pantry", dim=48, budget="all")  # doctest: +SKIP
     """
     from dive.compressors.registry import make_compressor
+    from dive.data import Dataset
 
+    if not isinstance(data, (str, os.PathLike, Dataset, np.ndarray)):
+        hint = (" (np.asarray(vectors, dtype=np.float32))" if isinstance(data, (list, tuple))
+                else "")
+        raise DiveError(f"fit: data is {_kind(data)}; expected corpus embeddings as "
+                        f"an (n, D) float numpy array{hint}, a dataset name, a BEIR-layout "
+                        "folder or a Dataset")
     if isinstance(data, np.ndarray):
         from dive.arrays import as_embeddings, check_floating
 
@@ -205,6 +221,9 @@ def fit(
 
     if queries is not None or relevant is not None:
         raise DiveError("fit: queries/relevant go with corpus arrays; a dataset has its qrels")
+    if embeddings is not None and not isinstance(embeddings, (str, os.PathLike)):
+        raise DiveError(f"fit: embeddings is {_kind(embeddings)}; expected the path of an "
+                        "embeddings folder (`dive embed` writes one)")
     labels = parse_budget(budget)  # a bad budget fails before any data is read
     dataset = _dataset(data, data_dir)
     # Recorded under the model the embeddings folder names, as `dive fit` does; a `model`

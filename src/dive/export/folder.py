@@ -213,6 +213,7 @@ def save(
     >>> names, summary
     (['config.json', 'model.safetensors'], {'dataset': 'my-corpus'})
     """
+    target = _folder_path(directory, what="save")
     runtime, method, method_config, default_summary = _describe(compressor)
     arrays = runtime_arrays(runtime)
     activation = runtime.adapter.activation if runtime.adapter is not None else None
@@ -240,7 +241,6 @@ def save(
     }
     config["config_sha256"] = config_digest(config)
     text = _to_json(config, what=f"{method} config/summary")
-    target = Path(directory)
     _write_folder(target, {CONFIG_FILE: text.encode("utf-8"), WEIGHTS_FILE: weights},
                   overwrite=overwrite)
     logger.info("saved %s compressor (%d -> %d) to %s", method, runtime.input_dim,
@@ -300,6 +300,15 @@ def runtime_arrays(runtime: Runtime) -> dict[str, np.ndarray]:
             logger.warning("%s: %s array stored as float32", name, arr.dtype)
         arrays[name] = np.ascontiguousarray(arr, dtype=np.float32)
     return arrays
+
+
+def _folder_path(directory: object, *, what: str) -> Path:
+    """`directory` as a Path, or `DiveError` naming the parameter (not os.fspath's TypeError)."""
+    if not isinstance(directory, (str, os.PathLike)):
+        kind = "None" if directory is None else f"a {type(directory).__name__}"
+        raise DiveError(f"{what}: directory is {kind}; expected the path of a model folder "
+                        "(str or os.PathLike)")
+    return Path(directory)
 
 
 def _jsonable(value: Any) -> Any:
@@ -390,7 +399,7 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
     >>> model.method, model.transform(corpus[:2]).shape
     ('pca', (2, 8))
     """
-    root = Path(directory)
+    root = _folder_path(directory, what="load")
     if not root.is_dir():
         raise DataError(f"{root}: is a file, not a model folder" if root.exists()
                         else f"{root}: no such model folder")
