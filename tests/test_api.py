@@ -168,6 +168,22 @@ def test_arguments_of_the_wrong_type_name_the_parameter(call: object, message: s
         call()  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"budget": 5}, "budget= is"),
+    ({"budget": "all"}, "budget= is"),
+    ({"model": "all-MiniLM-L6-v2"}, "model= is"),
+    ({"embeddings": "emb/"}, "embeddings= is"),
+    ({"data_dir": "data/"}, "data_dir= is"),
+    ({"budget": 5, "embeddings": "emb/"}, "budget=, embeddings= are"),
+])
+def test_fit_on_arrays_refuses_the_arguments_of_a_dataset(kwargs: dict[str, object],
+                                                          named: str) -> None:
+    corpus = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    with pytest.raises(DiveError, match=f"^fit: {named} for datasets only; with corpus arrays, "
+                                        "data is the embeddings and queries=/relevant= the labels"):
+        dive.fit(corpus, method="pca", dim=4, **kwargs)  # type: ignore[arg-type]
+
+
 def test_fit_on_a_dataset_checks_the_budget_of_any_method(tiny: tuple[Path, Path]) -> None:
     with pytest.raises(DiveError, match="label budget must be a positive integer or 'all', "
                                         "got 'many'"):

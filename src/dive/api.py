@@ -143,8 +143,10 @@ def fit(
     (dataset, embedding model, seed, labels: `dive.fit_record`), so `dive index` and
     `dive search` warn about embeddings of another model. On arrays: `data` is the (n, D)
     corpus embeddings, and a supervised method also needs `queries` (m, D) and `relevant`,
-    one entry per query: the corpus rows relevant to it (rows, or {row: grade}). Returns the
-    fitted compressor: `transform` compresses, `dive.save` writes it as a folder.
+    one entry per query: the corpus rows relevant to it (rows, or {row: grade}); the
+    dataset-only arguments (`budget`, `model`, `embeddings`, `data_dir`) are refused, not
+    ignored. Returns the fitted compressor: `transform` compresses, `dive.save` writes it as a
+    folder.
 
     Parameters
     ----------
@@ -170,7 +172,8 @@ def fit(
         Datasets only: the embeddings folder (default: `$DIVE_EMBEDDINGS`, the cache, or
         encode).
     data_dir : str or None, default=None
-        Folder holding BEIR datasets by name (default: `$DIVE_DATA`, the cache).
+        Datasets only: the folder holding BEIR datasets by name (default: `$DIVE_DATA`, the
+        cache).
     queries : numpy.ndarray or None, default=None
         Arrays only: (m, D) embeddings of labelled queries (supervised methods need them).
     relevant : sequence or None, default=None
@@ -208,6 +211,16 @@ def fit(
     if isinstance(data, np.ndarray):
         from dive.arrays import as_embeddings, check_floating
 
+        # Each of these says where a dataset's embeddings and labels come from; arrays bring
+        # their own, so a value here would be ignored without a word.
+        dataset_only = [name for name, value in (("budget", budget), ("model", model),
+                                                 ("embeddings", embeddings),
+                                                 ("data_dir", data_dir)) if value is not None]
+        if dataset_only:
+            raise DiveError(f"fit: {', '.join(f'{n}=' for n in dataset_only)} "
+                            f"{'is' if len(dataset_only) == 1 else 'are'} for datasets only; "
+                            "with corpus arrays, data is the embeddings and queries=/relevant= "
+                            "the labels")
         check_floating(data, name="corpus embeddings")
         corpus = as_embeddings(data, name="corpus embeddings")
         compressor = make_compressor(method, _out_dim(dim, ratio, corpus.shape[1]), seed)
