@@ -236,16 +236,14 @@ def _fit_lines(fit: FitSummary) -> list[str]:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    import time
-
     from dive.compressors.precision import bytes_per_vector
     from dive.compressors.registry import make_compressor
     from dive.data import load_dataset
-    from dive.data.splits import budget_label, make_split, parse_budget
+    from dive.data.splits import parse_budget
     from dive.embed import get_embeddings
     from dive.embed.encode import default_model_for
-    from dive.evaluate.protocol import training_data
     from dive.export.folder import check_model_output, save, with_precision
+    from dive.fit_record import fit_on_dataset
 
     compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
     check_model_output(Path(args.output), overwrite=args.overwrite)
@@ -256,23 +254,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     # contradicts is kept, with get_embeddings' warning (a local path may name the same one).
     model_name = args.model or default_model_for(args.embeddings)
     emb = get_embeddings(dataset, model_name, embeddings_dir=args.embeddings)
-    summary: dict[str, Any] = {"dataset": dataset.name, "model": model_name, "seed": args.seed,
-                               "n_corpus": int(emb.corpus.shape[0])}
-    train = None
-    if compressor.supervised:
-        split = make_split(dataset, budget, args.seed)
-        train = training_data(split, emb)
-        summary.update(budget=budget_label(budget), n_labels=split.n_labels,
-                       n_train=len(split.train_ids),
-                       n_validation=len(split.validation_ids), label_source=split.source)
-    else:
-        summary.update(budget=None, n_train=0)  # unsupervised: no labels were used
-    start = time.perf_counter()
-    compressor.fit(emb.corpus, train)
-    summary["fit_seconds"] = round(time.perf_counter() - start, 4)
+    summary = fit_on_dataset(compressor, dataset, emb, model_name=model_name, budget=budget,
+                             seed=args.seed)
     fitted = compressor.fit_info_.summary
-    if fitted is not None:
-        summary["fit"] = fitted.as_record()
     # int8 is calibrated on the corpus outputs, the vectors an index will hold.
     model = with_precision(compressor, args.precision, emb.corpus)
     out = save(model, args.output, summary=summary, overwrite=args.overwrite)
