@@ -16,7 +16,6 @@ def test_help_documents_every_option_with_defaults(capsys: pytest.CaptureFixture
     text = " ".join(capsys.readouterr().out.split())
     for option, default in [
         ("--batch-size", "65536"),
-        ("--dtype", "None"),  # None: what the model outputs at its precision
         ("--engine", "local"),
         ("--vector-column", "vector"),
         ("--id-column", "id"),
@@ -25,6 +24,8 @@ def test_help_documents_every_option_with_defaults(capsys: pytest.CaptureFixture
         assert option in text
         assert f"(default: {default})" in text.split(option, 2)[-1].split(" --", 1)[0], option
     assert "{float32,float16}" in text and "{local,ray}" in text
+    dtype = text.split("--dtype", 2)[-1].split(" --", 1)[0]
+    assert "(default: what the model outputs at its precision" in dtype and "None" not in dtype
 
 
 def test_compress_npy_and_float16(
