@@ -145,3 +145,22 @@ def test_load_dataset_names_by_name_or_folder(roots: dict[str, Path], make_beir:
     assert by_path.name == "toy" and by_path.qrels == by_name.qrels
     with pytest.raises(DataError, match="not found and download is off"):
         load_dataset("other", download=False)
+
+
+def test_a_name_is_looked_up_in_the_roots_before_a_folder_of_that_name_here(
+    roots: dict[str, Path], make_beir: MakeBeir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As documented: `--data-dir`, `$DIVE_DATA`, the cache; a folder here named like the
+    dataset used to win silently over `--data-dir`."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    local = make_beir("local").rename(here / "toy")
+    assert resolve_dataset("toy") == Path("toy")  # in no root: the folder here
+    assert resolve_dataset("./toy", data_dir=roots["arg"]) == Path("./toy")  # a path
+    in_arg = _put(make_beir, roots["arg"])
+    with caplog.at_level("WARNING"):
+        assert resolve_dataset("toy", data_dir=roots["arg"]) == in_arg
+    assert f"using {in_arg} (from data_dir), not the folder toy here; pass ./toy" in caplog.text
+    assert local.is_dir()

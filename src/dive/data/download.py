@@ -71,17 +71,20 @@ def resolve_dataset(
 ) -> Path:
     """The folder of a dataset given as an existing folder or a BEIR name.
 
-    Looks in `data_dir`, then `$DIVE_DATA`, then the cache, and downloads into the cache when
-    `download` is true; otherwise raises a `DataError` listing every place it looked.
+    A bare name (`scifact`, `cqadupstack/android`) is looked up in `data_dir`, then
+    `$DIVE_DATA`, then the cache, then as a folder of that name here (with a warning when
+    both a root and here hold one: pass `./NAME` for the local folder), and is downloaded into
+    the cache when `download` is true; otherwise a `DataError` lists every place it looked.
+    Anything else is a path.
     """
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"{data_dir}: data_dir is not a folder",
                         param="data_dir")
     raw = os.fspath(name_or_path)
     as_path = Path(raw).expanduser()
-    if as_path.is_dir():
-        return as_path
     if not _NAME.fullmatch(raw):
+        if as_path.is_dir():
+            return as_path
         # Not a bare name, so it was meant as a path; don't search or download for it.
         raise DataError(f"{raw}: no such dataset folder")
 
@@ -96,8 +99,14 @@ def resolve_dataset(
     for source, root in roots:
         candidate = root / raw
         if candidate.is_dir():
-            logger.info("dataset %s: using %s (from %s)", raw, candidate, source)
+            if as_path.is_dir() and as_path.resolve() != candidate.resolve():
+                logger.warning("dataset %s: using %s (from %s), not the folder %s here; pass "
+                               "./%s to use that one", raw, candidate, source, raw, raw)
+            else:
+                logger.info("dataset %s: using %s (from %s)", raw, candidate, source)
             return candidate
+    if as_path.is_dir():
+        return as_path
 
     if as_path.is_file():  # a file meant as the data: downloading its name would mislead
         raise DataError(f"{raw}: is a file, not a dataset folder (corpus.jsonl, queries.jsonl, "
