@@ -76,6 +76,20 @@ def test_unknown_method_fails_before_any_work(tiny: tuple[Path, Path]) -> None:
     assert not path.exists()
 
 
+def test_two_datasets_known_by_one_name_fail_before_any_work(tiny: tuple[Path, Path],
+                                                            tmp_path: Path) -> None:
+    """`a/tiny` and `b/tiny` both key their records as `tiny`: their runs were merged as if
+    they were seeds of one dataset, and the report kept one of them."""
+    other = tmp_path / "b" / tiny[0].name
+    shutil.copytree(tiny[0], other)
+    path = tmp_path / "r.jsonl"
+    with pytest.raises(DiveError, match=rf"{tiny[0]} and {other} are both dataset "
+                                        rf"'{tiny[0].name}'.*rename one folder"):
+        run_grid(spec(tiny, datasets=[str(tiny[0]), str(other)], embeddings_dir=None),
+                 ResultsFile(path))
+    assert not path.exists()
+
+
 def test_ratio_must_divide_the_dimension(tiny: tuple[Path, Path]) -> None:
     with pytest.raises(DiveError, match="ratio 3 does not divide"):
         run_grid(spec(tiny, ratios=[3]), ResultsFile(tiny[0].parent / "r.jsonl"))

@@ -129,10 +129,16 @@ def resolve_dataset(
 def load_dataset(
     name_or_path: str, *, data_dir: str | Path | None = None, download: bool = True
 ) -> Dataset:
-    """`resolve_dataset` then `load_beir`; a dataset found by name is named by it."""
+    """`resolve_dataset` then `load_beir`, named by `dataset_name`."""
     folder = resolve_dataset(name_or_path, data_dir=data_dir, download=download)
+    return load_beir(folder, name=dataset_name(name_or_path, folder))
+
+
+def dataset_name(name_or_path: str, folder: Path) -> str:
+    """The name records and embeddings know the dataset `name_or_path` (found at `folder`) by:
+    a name it was found by, else the folder's name."""
     is_name = not Path(name_or_path).expanduser().is_dir() and bool(_NAME.fullmatch(name_or_path))
-    return load_beir(folder, name=name_or_path if is_name else None)
+    return name_or_path if is_name else folder.name
 
 
 def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path:

@@ -299,6 +299,7 @@ def run_grid(
                         f"{len(spec.datasets)} datasets were given", param="embeddings_dir")
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         make_compressor(method, None)
+    _check_distinct_names(spec)
     wanted = []
     for name in spec.datasets:
         dataset = load_dataset(name, data_dir=spec.data_dir)
@@ -340,6 +341,20 @@ def run_grid(
     keys = set(wanted)
     results.refresh()  # include what other processes sharing the file recorded meanwhile
     return [r for r in results.records if (record_key(r), r.get(FINGERPRINT_FIELD)) in keys]
+
+
+def _check_distinct_names(spec: GridSpec) -> None:
+    """Refuse two datasets known by one name (`a/tiny` and `b/tiny` are both `tiny`): records
+    are keyed by that name, so their runs would be averaged as if they were seeds."""
+    from dive.data.download import dataset_name, resolve_dataset
+
+    given: dict[str, str] = {}
+    for raw in spec.datasets:
+        name = dataset_name(raw, resolve_dataset(raw, data_dir=spec.data_dir))
+        if name in given and given[name] != raw:
+            raise DataError(f"{given[name]} and {raw} are both dataset {name!r}, the name their "
+                            "records are keyed by; rename one folder")
+        given[name] = raw
 
 
 def _run_variants(
