@@ -12,9 +12,12 @@ from dive.report.frontier import (
     check_budgets,
     configs,
     fewest_bytes,
+    fewest_bytes_keeping,
     frontier,
     frontier_section,
+    frozen_reference,
     has_frontier,
+    unpaired,
 )
 from dive.report.plots import frontier_figure
 
@@ -85,3 +88,29 @@ def test_the_frontier_plot_has_a_line_per_family(byte_records: list[dict[str, An
     assert {"pca", "frozen, quantized", "faiss-pq", "st-int8"} <= labels
     assert any(label.startswith("frozen float32") for label in labels)
     assert fig.axes[0].get_xscale() == "log"
+
+
+def test_shares_of_frozen_are_on_the_seeds_both_ran(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    # Frozen on seeds 0-2 (mean 0.4167, 0.45 on seed 1); pca d=96 int8 on seed 1 only keeps
+    # 103% of the all-seed mean but 95.6% on its own queries; pca d=48 int8 shares no seed.
+    records = [byte_row("frozen", 384, "float32", 1536, v, seed=s)
+               for s, v in enumerate([0.40, 0.45, 0.40])]
+    records += [byte_row("pca", 96, "int8", 96, 0.430, seed=1),
+                byte_row("pca", 192, "int8", 192, 0.446, seed=1),
+                byte_row("pca", 48, "int8", 48, 0.30, seed=5)]
+    cells = configs(records)
+    frozen = frozen_reference(cells)
+    assert frozen is not None
+    hit = fewest_bytes_keeping([c for c in cells if c is not frozen], frozen, 0.99)
+    assert hit is not None and hit.config.dim == 192 and hit.paired.seeds == (1,)
+    assert hit.paired.reference == pytest.approx(0.45)
+    assert [c.dim for c in unpaired(cells, frozen)] == [48]
+    text = frontier_section(records)
+    assert ("| **best of ours** | 96 B: pca d=96 int8 (0.4300 on seed 1) | 192 B: pca d=192 "
+            "int8 (0.4460 on seed 1) |") in text
+    assert "pca d=96 int8: 0.4300 (95.6% on seed 1)" in text
+    assert "pca d=48 int8: 0.3000 (no seed shared with frozen)" in text
+    assert ("Not compared (no seed in common with frozen's seeds 0, 1, 2): pca d=48 int8 "
+            "(seed 5).") in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dive.report.keep import smallest_dims_keeping
-from dive.report.markdown import keep_table
+from dive.report.markdown import keep_lines, keep_table
 from dive.report.summary import dim_ratios
 
 
@@ -34,8 +34,8 @@ def test_keep_share_changes_the_answer(make_record) -> None:
 
 
 def test_uses_seed_means_and_the_frozen_of_the_same_budget(make_record) -> None:
-    records = [make_record(method="frozen", dim=384, ndcg=0.60, budget="16"),
-               make_record(method="frozen", dim=384, ndcg=0.50, budget="all")]
+    records = [make_record(method="frozen", dim=384, ndcg=v, budget=b, seed=s)
+               for b, v in (("16", 0.60), ("all", 0.50)) for s in (0, 1)]
     # Seed mean at 96 is 0.56: below 0.99 * 0.60, above 0.99 * 0.50.
     for budget in ("16", "all"):
         records += [make_record(method="pca", dim=96, seed=s, ndcg=v, budget=budget)
@@ -59,3 +59,26 @@ def test_keep_table_rows_and_cells(make_record) -> None:
     assert lines[0] == "| method | 64 labelled queries |"
     assert lines[2] == "| random | not reached at d ≤ 192 |"
     assert lines[3] == "| pca | d=192 (2×): 0.5990 |"
+
+
+def test_compares_with_frozen_on_the_seeds_both_ran(make_record) -> None:
+    # Frozen on seeds 0-2 (mean 0.4167, 0.45 on seed 1); pca on seed 1 only: d=96 keeps 99% of
+    # the all-seed mean (0.43 / 0.4167) but not of frozen on its own queries (0.43 / 0.45);
+    # d=192 does (0.446 / 0.45); d=48 ran seed 5 only, which frozen did not.
+    records = [make_record(method="frozen", dim=384, ndcg=v, seed=s)
+               for s, v in enumerate([0.40, 0.45, 0.40])]
+    records += [make_record(method="pca", dim=d, ndcg=v, seed=s)
+                for d, v, s in ((48, 0.60, 5), (96, 0.43, 1), (192, 0.446, 1))]
+    (found,) = smallest_dims_keeping(records, keep=0.99)
+    assert (found.dim, found.seeds, found.unpaired) == (192, (1,), (48,))
+    assert found.reference == pytest.approx(0.45) and found.frozen == pytest.approx(0.41667,
+                                                                                    abs=1e-5)
+    table = keep_table([found], dim_ratios(records))
+    assert table.splitlines()[2] == ("| pca | d=192 (2×): 0.4460 (frozen 0.4500 on seed 1); d=48 "
+                                     "not compared (no seed in common with frozen) |")
+    assert keep_lines(records)[0].endswith(
+        "pca: d=192: 0.4460 (frozen 0.4500 on seed 1); d=48 not compared (no seed in common "
+        "with frozen) [keep 99% of 0.4167]")
+    alone = [r for r in records if r["method"] == "frozen" or r["seed"] == 5]
+    assert keep_table(smallest_dims_keeping(alone)).splitlines()[2] == (
+        "| pca | not compared: no seed in common with frozen's seeds 0, 1, 2 |")

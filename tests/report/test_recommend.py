@@ -34,7 +34,7 @@ def test_recommend_errors_clearly_when_nothing_meets_the_target(
     byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
 ) -> None:
     with pytest.raises(DataError, match=r"no compressed configuration without rescoring keeps "
-                       r"99.9% of frozen ndcg@10 \(0.6000, target 0.5994\); the best is "
+                       r"99.9% of frozen ndcg@10 \(0.6000, target 0.5994 on seed 0\); the best is "
                        r"frozen d=384 int8 at 0.5980"):
         recommend(byte_records, "scifact", 0.999, rescoring=False)
     with pytest.raises(DataError, match=r"within 40 bytes/vector keeps 95%.*pca d=96 binary"):
@@ -64,3 +64,44 @@ def test_dive_recommend_prints_the_pick_and_fails_in_one_line(
     assert main(["recommend", "--results", str(path), "--dataset", "scifact", "--keep", "1.2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no compressed configuration keeps 120% of frozen" in err and "\n" not in err
+
+
+def _unequal_seeds(byte_row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+    """Frozen on seeds 0-2 (mean 0.4167, 0.45 on seed 1); pca on seed 1 only: d=96 int8 keeps
+    99% of frozen's mean over all seeds (0.43 / 0.4167) but not on its own queries (0.43 /
+    0.45 = 95.6%); d=192 int8 keeps it on both (0.455 / 0.45)."""
+    return [byte_row("frozen", 384, "float32", 1536, v, seed=s)
+            for s, v in enumerate([0.40, 0.45, 0.40])] + [
+        byte_row("pca", 96, "int8", 96, 0.430, seed=1),
+        byte_row("pca", 192, "int8", 192, 0.455, seed=1)]
+
+
+def test_recommend_compares_with_frozen_on_the_seeds_both_ran(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    rec = recommend(_unequal_seeds(byte_row), "scifact", 0.99)
+    assert (rec.config.dim, rec.paired.seeds) == (192, (1,))
+    assert rec.share == pytest.approx(0.455 / 0.45) and rec.target == pytest.approx(0.99 * 0.45)
+    text = "\n".join(render(rec))
+    assert ("(0.4167 at 1536 bytes/vector over seeds 0, 1, 2; on seed 1, which the pick also "
+            "ran: 0.4500, target 0.4455)") in text
+    assert "nDCG@10 0.4550 ± 0.0000 over 1 seed(s) (101.1% of frozen on seed 1)" in text
+    with pytest.raises(DataError, match=r"the best is pca d=96 int8 at 0.4300 \(95.6% of "
+                       r"frozen's 0.4500 on seed 1, 96 bytes/vector\)"):
+        recommend(_unequal_seeds(byte_row), "scifact", 0.99, max_bytes=100)
+
+
+def test_recommend_says_which_configurations_share_no_seed_with_frozen(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    records = [byte_row("frozen", 384, "float32", 1536, 0.40, seed=0),
+               byte_row("pca", 96, "int8", 96, 0.50, seed=3)]
+    with pytest.raises(DataError, match=r"none of the 1 that were run shares a seed with "
+                       r"frozen's, so none can be compared \(they ran seed 3\)"):
+        recommend(records, "scifact", 0.99)
+    records.append(byte_row("pca", 192, "int8", 192, 0.40, seed=0))
+    rec = recommend(records, "scifact", 0.99)
+    assert rec.config.dim == 192 and [c.dim for c in rec.unpaired] == [96]
+    assert ("not compared: 1 configuration(s) share no seed with frozen (seed 0), e.g. pca "
+            "d=96 int8 on seed 3") in "\n".join(render(rec))
+

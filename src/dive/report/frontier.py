@@ -10,13 +10,15 @@ row that is not an anchor (`dive.evaluate.anchors`); a family is the method a ro
 - `frontier`: the configurations no other beats with as few bytes (a family's line in the
   plot, or everything's);
 - `best_per_budget`: at each byte budget, the best of ours and the best anchor within it;
-- `fewest_bytes`: the smallest first stage keeping a share of frozen nDCG@10 (ties: the
-  better score).
+- `fewest_bytes_keeping`: the smallest first stage keeping a share of frozen nDCG@10 (ties:
+  the larger share), each configuration against frozen on the seeds both ran
+  (`dive.report.paired`: without train qrels the evaluation queries change with the seed);
+  a configuration sharing no seed with frozen is not compared (`unpaired` lists them).
 
 Each answer comes without rescoring (first stages searched alone) and with it (funnels
-allowed). Means are over the seeds each configuration ran; only configurations that were run
-count, nothing is interpolated. Rendering is `frontier_section`; the plot is
-`dive.report.plots.plot_frontier`.
+allowed). Means are over the seeds each configuration ran, shares of frozen over the seeds it
+shares with frozen; only configurations that were run count, nothing is interpolated.
+Rendering is `frontier_section`; the plot is `dive.report.plots.plot_frontier`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.records import record_bytes_per_vector, record_variant
 from dive.report.markdown import signed
+from dive.report.paired import TOLERANCE, Paired, pair, seed_list
 from dive.report.summary import (
     base_method,
     budget_order,
@@ -40,9 +43,6 @@ from dive.report.summary import (
     method_order,
 )
 
-# Means of float32-derived scores: a hair of slack keeps "exactly at the target" from failing
-# on rounding (as `dive.report.keep`).
-_TOLERANCE = 1e-9
 KEEPS = (0.95, 0.99)
 
 
@@ -62,6 +62,7 @@ class Config:
     mean: float
     std: float
     n_seeds: int
+    scores: tuple[tuple[int, float], ...] = ()  # (seed, metric) for each seed run, by seed
 
     @property
     def family(self) -> str:
@@ -70,6 +71,14 @@ class Config:
     @property
     def anchor(self) -> bool:
         return is_anchor(self.method)
+
+    def against(self, frozen: Config) -> Paired | None:
+        """This configuration against `frozen` on the seeds both ran; None if they share none."""
+        return pair(dict(self.scores), dict(frozen.scores))
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(s for s, _ in self.scores)
 
     def describe(self) -> str:
         """`pca-uncentered d=96 int8`, `faiss-pq:16 + rescore 10`: what a reader ships."""
@@ -94,9 +103,11 @@ def configs(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> li
     for (dataset, budget, label, dim), group in sorted(groups.items()):
         precision, rescore, source = record_variant(group[-1])
         values = [float(r[metric]) for r in group]
+        by_seed = {int(r["seed"]): float(r[metric]) for r in group}
         out.append(Config(dataset, budget, label, str(group[-1]["method"]), dim, precision,
                           rescore, source, record_bytes_per_vector(group[-1]),
-                          float(np.mean(values)), float(np.std(values)), len(values)))
+                          float(np.mean(values)), float(np.std(values)), len(values),
+                          tuple(sorted(by_seed.items()))))
     return out
 
 
@@ -172,12 +183,47 @@ def best_per_budget(cells: Sequence[Config], rescoring: bool,
 
 
 def fewest_bytes(cells: Iterable[Config], target: float) -> Config | None:
-    """The configuration with the fewest bytes whose mean reaches `target` (ties: the higher
-    mean, then no funnel); None when none does."""
-    hits = [c for c in cells if c.mean >= target - _TOLERANCE]
+    """The configuration with the fewest bytes whose mean over its own seeds reaches a fixed
+    `target` (ties: the higher mean, then no funnel); None when none does. For a share of
+    frozen use `fewest_bytes_keeping`: a target made of frozen's mean over other seeds than a
+    configuration's compares different queries."""
+    hits = [c for c in cells if c.mean >= target - TOLERANCE]
     if not hits:
         return None
     return min(hits, key=lambda c: (c.bytes_per_vector, -c.mean, c.rescore))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A configuration keeping a share of frozen, and how it compared (on which seeds)."""
+
+    config: Config
+    paired: Paired
+
+
+def unpaired(cells: Iterable[Config], frozen: Config) -> list[Config]:
+    """The configurations sharing no seed with `frozen`: no share of it can be stated."""
+    return [c for c in cells if c is not frozen and c.against(frozen) is None]
+
+
+def fewest_bytes_keeping(cells: Iterable[Config], frozen: Config, keep: float) -> Hit | None:
+    """The configuration with the fewest bytes whose mean is at least `keep` x frozen's on the
+    seeds both ran (ties: the larger share, then no funnel); None when none does. A
+    configuration sharing no seed with frozen is not a candidate (see `unpaired`)."""
+    hits = []
+    for c in cells:
+        paired = c.against(frozen)
+        if paired is not None and paired.keeps(keep):
+            hits.append(Hit(c, paired))
+    if not hits:
+        return None
+    return min(hits, key=lambda h: (h.config.bytes_per_vector, -h.paired.share,
+                                    h.config.rescore))
+
+
+def _on_seeds(paired: Paired, frozen: Config) -> str:
+    """` on seed 1` when a comparison used fewer seeds than frozen ran, else nothing."""
+    return "" if paired.seeds == frozen.seeds else f" on {seed_list(paired.seeds)}"
 
 
 @dataclass(frozen=True)
@@ -199,12 +245,14 @@ def check_budgets(rows: Sequence[BudgetRow], low: int = 12, high: int = 768,
     return TargetCheck(low, high, len(inside), misses)
 
 
-def _cell(c: Config | None, reference: float | None = None) -> str:
+def _cell(c: Config | None, reference: Config | None = None) -> str:
     if c is None:
         return "–"
     text = f"{c.describe()}: {c.mean:.4f}"
+    paired = None if reference is None else c.against(reference)
     if reference is not None:
-        text += f" ({100 * c.mean / reference:.1f}%)"
+        text += (" (no seed shared with frozen)" if paired is None else
+                 f" ({100 * paired.share:.1f}%{_on_seeds(paired, reference)})")
     return text.replace("|", "\\|")
 
 
@@ -212,7 +260,9 @@ def _signed(value: float | None) -> str:
     return "–" if value is None else signed(value, 4)
 
 
-def budget_table(rows: Sequence[BudgetRow], frozen: float | None) -> str:
+def budget_table(rows: Sequence[BudgetRow], frozen: Config | None) -> str:
+    """Byte budgets x the best of ours and the best anchor; percentages of `frozen` on the
+    seeds each configuration shares with it."""
     lines = ["| ≤ bytes/vector | best of ours | best anchor | ours − anchor |",
              "|---:|:---|:---|---:|"]
     for r in rows:
@@ -221,8 +271,9 @@ def budget_table(rows: Sequence[BudgetRow], frozen: float | None) -> str:
     return "\n".join(lines)
 
 
-def keep_bytes_table(cells: Sequence[Config], frozen: float) -> str:
-    """Families x (keep share, rescoring): the fewest bytes reaching the share of frozen."""
+def keep_bytes_table(cells: Sequence[Config], frozen: Config) -> str:
+    """Families x (keep share, rescoring): the fewest bytes reaching the share of frozen, each
+    configuration against frozen on the seeds both ran; those sharing none are listed below."""
     columns = [(keep, rescoring) for rescoring in (False, True) for keep in KEEPS]
     header = ["family"] + [f"{keep * 100:g}%{' + rescore' if rescoring else ''}"
                            for keep, rescoring in columns]
@@ -236,10 +287,16 @@ def keep_bytes_table(cells: Sequence[Config], frozen: float) -> str:
     for name, pool in rows:
         row = [name]
         for keep, rescoring in columns:
-            hit = fewest_bytes(allowed(pool, rescoring), keep * frozen)
+            hit = fewest_bytes_keeping(allowed(pool, rescoring), frozen, keep)
             row.append("not reached" if hit is None else
-                       f"{hit.bytes_per_vector} B: {hit.describe()} ({hit.mean:.4f})")
+                       f"{hit.config.bytes_per_vector} B: {hit.config.describe()} "
+                       f"({hit.paired.score:.4f}{_on_seeds(hit.paired, frozen)})")
         lines.append("| " + " | ".join(r.replace("|", "\\|") for r in row) + " |")
+    apart = unpaired(cells, frozen)
+    if apart:
+        lines.append("\nNot compared (no seed in common with frozen's "
+                     f"{seed_list(frozen.seeds)}): "
+                     + "; ".join(f"{c.describe()} ({seed_list(c.seeds)})" for c in apart) + ".")
     return "\n".join(lines)
 
 
@@ -259,12 +316,12 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
              "stores. *Ours*: every dive configuration (method x d x precision); *anchors*: "
              "FAISS PQ/OPQ, PCA + SQ8/SQ4 and sentence-transformers int8/binary at equal bytes. "
              "*+ rescore N*: the first stage keeps N x k candidates, rescored by the full "
-             "float32 embeddings (their bytes are not counted). Percentages: of frozen float32."]
+             "float32 embeddings (their bytes are not counted). Percentages: of frozen float32 "
+             "on the seeds both ran."]
     if image:
         parts.append(f"![nDCG@10 vs bytes per vector]({image})")
     for dataset, budget, group in groups(cells):
         reference = frozen_reference(group)
-        frozen = reference.mean if reference else None
         title = f"### {dataset}, {budget_title(budget)}"
         parts.append(title + ("" if reference is None else
                               f" (frozen float32: {reference.mean:.4f}, "
@@ -280,8 +337,8 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
                 verdict += " (below at " + ", ".join(
                     f"{r.bytes_per_vector} B: {_signed(r.margin)}" for r in check.misses) + ")"
             parts.append(f"Best configuration per byte budget, {kind}. {verdict}.\n\n"
-                         + budget_table(rows, frozen))
-        if frozen is not None:
+                         + budget_table(rows, reference))
+        if reference is not None:
             parts.append("Fewest bytes per vector keeping 95% / 99% of frozen nDCG@10, "
-                         "without and with rescoring:\n\n" + keep_bytes_table(group, frozen))
+                         "without and with rescoring:\n\n" + keep_bytes_table(group, reference))
     return "\n\n".join(parts)

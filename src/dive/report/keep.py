@@ -1,23 +1,33 @@
 """The smallest dimension that keeps a share of the frozen baseline's quality.
 
-For each (dataset, budget, method): the smallest evaluated d whose mean nDCG@10 over seeds is
-at least `keep` x the frozen full-dimension mean on the same (dataset, budget). Only the
-dimensions that were run count (no interpolation between them), and a method that reaches the
-target at 48 but not at 96 still reports 48: the question is how far one can compress, not
-whether the curve is monotone. A (dataset, budget) without a frozen run gives no answer.
+For each (dataset, budget, method): the smallest evaluated d whose mean nDCG@10 is at least
+`keep` x the frozen full-dimension mean on the same (dataset, budget), both over the seeds
+they share (`dive.report.paired`: without train qrels the evaluation queries change with the
+seed, so only the same seeds score the same queries). A d sharing no seed with frozen is not
+compared and is listed apart (`unpaired`). Only the dimensions that were run count (no
+interpolation between them), and a method that reaches the target at 48 but not at 96 still
+reports 48: the question is how far one can compress, not whether the curve is monotone. A
+(dataset, budget) without a frozen run gives no answer.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dive.report.summary import budget_order, frozen_method, is_frozen, method_order, summarize
+import numpy as np
 
-# Means are averages of float32-derived scores; a hair of slack keeps "exactly at the target"
-# (e.g. keep=1.0 with a method that reproduces frozen) from failing on rounding.
-_TOLERANCE = 1e-9
+from dive.report.paired import pair
+from dive.report.summary import (
+    CellKey,
+    budget_order,
+    cell_key,
+    frozen_method,
+    is_frozen,
+    method_order,
+)
 
 
 @dataclass(frozen=True)
@@ -27,11 +37,15 @@ class KeepResult:
     dataset: str
     budget: str
     method: str
-    frozen: float  # the frozen mean the target is relative to
-    target: float  # keep x frozen
+    frozen: float  # frozen's mean over all its seeds
+    target: float  # keep x frozen (a d run on fewer seeds is held to keep x `reference`)
     dim: int | None  # smallest evaluated d reaching the target; None if none does
-    score: float | None  # the method's mean at that d
+    score: float | None  # the method's mean at that d, over the seeds it shares with frozen
     dims_tried: tuple[int, ...]  # every d evaluated, ascending
+    reference: float | None = None  # frozen's mean over the seeds `score` is over
+    seeds: tuple[int, ...] = ()  # those seeds
+    frozen_seeds: tuple[int, ...] = ()  # every seed frozen ran
+    unpaired: tuple[int, ...] = ()  # the d's sharing no seed with frozen: not compared
 
 
 def smallest_dims_keeping(
@@ -40,28 +54,36 @@ def smallest_dims_keeping(
     """One `KeepResult` per non-frozen method on each (dataset, budget) that has a frozen run."""
     if not keep > 0:
         raise ValueError(f"keep must be > 0 (a share of frozen {metric}), got {keep}")
-    cells = summarize(records, metric)
+    scores: dict[CellKey, dict[int, float]] = defaultdict(dict)
+    for r in records:
+        scores[cell_key(r)][int(r["seed"])] = float(r[metric])
     results = []
-    for dataset in sorted({c.dataset for c in cells}):
-        in_dataset = [c for c in cells if c.dataset == dataset]
-        for budget in sorted({c.budget for c in in_dataset}, key=budget_order):
-            group = [c for c in in_dataset if c.budget == budget]
-            reference = frozen_method(c.method for c in group)
+    for dataset in sorted({k[0] for k in scores}):
+        in_dataset = [k for k in scores if k[0] == dataset]
+        for budget in sorted({k[1] for k in in_dataset}, key=budget_order):
+            group = sorted(k for k in in_dataset if k[1] == budget)
+            reference = frozen_method(k[2] for k in group)
             if reference is None:
                 continue
-            frozen = max((c for c in group if c.method == reference), key=lambda c: c.dim).mean
-            target = keep * frozen
-            for method in method_order(c.method for c in group):
+            frozen = scores[max((k for k in group if k[2] == reference), key=lambda k: k[3])]
+            frozen_mean = float(np.mean(list(frozen.values())))
+            for method in method_order(k[2] for k in group):
                 if is_frozen(method):
                     continue
-                points = sorted((c for c in group if c.method == method), key=lambda c: c.dim)
-                hit = next((c for c in points if c.mean >= target - _TOLERANCE), None)
+                dims = sorted(k[3] for k in group if k[2] == method)
+                compared = {d: pair(scores[(dataset, budget, method, d)], frozen) for d in dims}
+                hit = next(((d, p) for d, p in compared.items()
+                            if p is not None and p.keeps(keep)), None)
                 results.append(
                     KeepResult(
-                        dataset, budget, method, frozen, target,
-                        None if hit is None else hit.dim,
-                        None if hit is None else hit.mean,
-                        tuple(c.dim for c in points),
+                        dataset, budget, method, frozen_mean, keep * frozen_mean,
+                        None if hit is None else hit[0],
+                        None if hit is None else hit[1].score,
+                        tuple(dims),
+                        None if hit is None else hit[1].reference,
+                        () if hit is None else hit[1].seeds,
+                        tuple(sorted(frozen)),
+                        tuple(d for d, p in compared.items() if p is None),
                     )
                 )
     return results

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from dive.report.keep import KeepResult, smallest_dims_keeping
+from dive.report.paired import seed_list
 from dive.report.summary import (
     Cell,
     CostCell,
@@ -122,14 +123,30 @@ def keep_table(
             r = lookup.get((method, budget))
             if r is None:
                 row.append(MISSING)
-            elif r.dim is None or r.score is None:
-                row.append(f"not reached at d ≤ {max(r.dims_tried)}")
             else:
-                ratio = ratios.get((r.dataset, r.dim))
-                shown = f"d={r.dim}" if ratio is None else f"d={r.dim} ({ratio}×)"
-                row.append(f"{shown}: {r.score:.4f}")
+                row.append(_escape(keep_cell(r, ratios)))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def keep_cell(r: KeepResult, ratios: Mapping[tuple[str, int], int] | None = None) -> str:
+    """`d=96 (4×): 0.5810`, with the seeds when frozen was compared on fewer than it ran, and
+    the d's not compared (no seed in common with frozen)."""
+    compared = [d for d in r.dims_tried if d not in r.unpaired]
+    if r.dim is None or r.score is None:
+        text = (f"not reached at d ≤ {max(compared)}" if compared else
+                f"not compared: no seed in common with frozen's {seed_list(r.frozen_seeds)}")
+    else:
+        ratio = (ratios or {}).get((r.dataset, r.dim))
+        text = f"d={r.dim}" if ratio is None else f"d={r.dim} ({ratio}×)"
+        text += f": {r.score:.4f}"
+        if r.seeds != r.frozen_seeds and r.reference is not None:
+            text += f" (frozen {r.reference:.4f} on {seed_list(r.seeds)})"
+    apart = [d for d in r.unpaired if r.dim is None or d < r.dim]
+    if apart and compared:
+        text += (f"; d={', '.join(map(str, apart))} not compared (no seed in common with "
+                 "frozen)")
+    return text
 
 
 def _thousands(n: int) -> str:
@@ -259,7 +276,10 @@ def keep_lines(records: Sequence[Mapping[str, Any]], keep: float = 0.99) -> list
     """One plain line per (dataset, budget, method), for terminals."""
     lines = []
     for r in smallest_dims_keeping(records, keep):
-        found = "not reached" if r.dim is None else f"d={r.dim} (nDCG@10 {r.score:.4f})"
+        if r.unpaired or (r.dim is not None and r.seeds != r.frozen_seeds):
+            found = keep_cell(r)
+        else:
+            found = "not reached" if r.dim is None else f"d={r.dim} (nDCG@10 {r.score:.4f})"
         lines.append(
             f"{r.dataset} | labels: {r.budget} | {r.method}: {found} "
             f"[keep {percent(keep)} of {r.frozen:.4f}]"

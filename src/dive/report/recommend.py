@@ -4,12 +4,14 @@ Given results records (`dive evaluate` with `--precisions` and `--rescore-factor
 label budget, `recommend` picks among dive's own compressed configurations (method x d x
 precision x funnel, within `max_bytes` if given; the frozen float32 reference itself and the
 anchors, which dive does not ship, are not candidates) the one whose first-stage index stores
-the fewest bytes per vector while its mean nDCG@10 over seeds is at least `keep` x the frozen
-float32 mean on the same queries; ties go to the higher score, then to no funnel. It also
-names the smallest anchor reaching the same target, for comparison. Only configurations that
-were run count: a target between two measured ones is not interpolated. Left out: any cost
-model beyond first-stage bytes (the funnel's float32 copy is read for candidates only and may
-live on disk; its bytes are reported, not counted).
+the fewest bytes per vector while its mean nDCG@10 is at least `keep` x the frozen float32
+mean on the same queries, that is over the seeds both ran (`dive.report.paired`: without
+train qrels the evaluation queries change with the seed); ties go to the larger share, then
+to no funnel. A configuration sharing no seed with frozen is not compared, and the answer
+says so. It also names the smallest anchor reaching the same share, for comparison. Only
+configurations that were run count: a target between two measured ones is not interpolated.
+Left out: any cost model beyond first-stage bytes (the funnel's float32
+copy is read for candidates only and may live on disk; its bytes are reported, not counted).
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from typing import Any
 from dive.compressors.precision import bytes_per_vector
 from dive.errors import DataError
 from dive.evaluate.product import product_bytes
-from dive.report.frontier import Config, allowed, configs, fewest_bytes, frozen_reference
+from dive.report.frontier import (
+    Config,
+    allowed,
+    configs,
+    fewest_bytes_keeping,
+    frozen_reference,
+    unpaired,
+)
+from dive.report.paired import Paired, seed_list
 from dive.report.summary import budget_order, budget_title
 
 
@@ -32,16 +42,21 @@ class Recommendation:
     config: Config
     frozen: Config  # the uncompressed float32 reference
     keep: float
-    anchor: Config | None  # the fewest-bytes anchor reaching the same target, if any ran
+    anchor: Config | None  # the fewest-bytes anchor reaching the same share, if any ran
+    paired: Paired  # the configuration against frozen on the seeds both ran
+    model: str  # the embedding model of the records
+    anchor_paired: Paired | None = None  # the anchor against frozen on the seeds both ran
+    unpaired: tuple[Config, ...] = ()  # candidates sharing no seed with frozen: not compared
 
     @property
     def target(self) -> float:
-        return self.keep * self.frozen.mean
+        """`keep` x frozen's mean on the seeds the configuration shares with it."""
+        return self.keep * self.paired.reference
 
     @property
     def share(self) -> float:
-        """The configuration's mean as a share of frozen's."""
-        return self.config.mean / self.frozen.mean
+        """The configuration's mean as a share of frozen's, on the same seeds."""
+        return self.paired.share
 
 
 def _pick(values: Iterable[str], wanted: str | None, what: str, where: str) -> str:
@@ -79,37 +94,70 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     if frozen is None:
         raise DataError(f"{where}: no frozen float32 run to keep a share of; evaluate with "
                         "methods including frozen", param="methods")
-    pool = [c for c in allowed(cells, rescoring) if c is not frozen
-            and (max_bytes is None or c.bytes_per_vector <= max_bytes)]
+    run = [c for c in allowed(cells, rescoring) if c is not frozen]
+    pool = [c for c in run if max_bytes is None or c.bytes_per_vector <= max_bytes]
     ours = [c for c in pool if not c.anchor]
-    target = keep * frozen.mean
-    pick = fewest_bytes(ours, target)
+    apart = tuple(unpaired(ours, frozen))
+    pick = fewest_bytes_keeping(ours, frozen, keep)
     if pick is None:
         limits = " without rescoring" if not rescoring else ""
         limits += "" if max_bytes is None else f" within {max_bytes} bytes/vector"
-        best = max(ours, key=lambda c: c.mean, default=None)
-        closest = ("nothing was run" if best is None else
-                   f"the best is {best.describe()} at {best.mean:.4f} "
-                   f"({100 * best.mean / frozen.mean:.1f}%, {best.bytes_per_vector} bytes/vector)")
         raise DataError(
             f"{where}: no compressed configuration{limits} keeps {keep * 100:g}% of frozen "
-            f"{metric} ({frozen.mean:.4f}, target {target:.4f}); {closest}")
-    anchor = fewest_bytes([c for c in pool if c.anchor], target)
-    return Recommendation(pick, frozen, keep, anchor)
+            f"{metric} ({frozen.mean:.4f}, target {keep * frozen.mean:.4f} on "
+            f"{seed_list(frozen.seeds)}); "
+            + _why_none(cells, frozen, run, ours, apart, max_bytes))
+    anchor = fewest_bytes_keeping([c for c in pool if c.anchor], frozen, keep)
+    return Recommendation(pick.config, frozen, keep, None if anchor is None else anchor.config,
+                          pick.paired, model, None if anchor is None else anchor.paired, apart)
+
+
+def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list[Config],
+              apart: tuple[Config, ...], max_bytes: int | None) -> str:
+    """What the results hold instead of an answer: the closest configuration, or why there
+    is nothing to compare."""
+    if not any(not c.anchor and c is not frozen for c in cells):
+        return "no compressed configuration of dive was run (only frozen float32 and anchors)"
+    mine = [c for c in run if not c.anchor]
+    if not mine:
+        return "every compressed configuration that was run rescores (allow rescoring)"
+    if not ours:
+        return "nothing was run"
+    compared = [(c, p) for c in ours if (p := c.against(frozen)) is not None]
+    if not compared:
+        return (f"none of the {len(ours)} that were run shares a seed with frozen's, so none "
+                f"can be compared (they ran {seed_list({s for c in ours for s in c.seeds})}); "
+                "evaluate frozen on those seeds")
+    best, paired = max(compared, key=lambda cp: cp[1].share)
+    on = ("" if paired.seeds == frozen.seeds else
+          f"'s {paired.reference:.4f} on {seed_list(paired.seeds)}")
+    text = (f"the best is {best.describe()} at {paired.score:.4f} "
+            f"({100 * paired.share:.1f}% of frozen{on}, {best.bytes_per_vector} bytes/vector)")
+    if apart:
+        text += (f"; {len(apart)} configuration(s) share no seed with frozen and were not "
+                 f"compared (e.g. {apart[0].describe()} on {seed_list(apart[0].seeds)})")
+    return text
 
 
 def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
     """The lines `dive recommend` prints: the pick, its figures, and how to build it."""
-    c, f = rec.config, rec.frozen
+    c, f, p = rec.config, rec.frozen, rec.paired
     full_dim = full_dim or f.dim
+    same = p.seeds == f.seeds
+    frozen = (f"{f.mean:.4f} at {f.bytes_per_vector} bytes/vector; target {rec.target:.4f}"
+              if same else
+              f"{f.mean:.4f} at {f.bytes_per_vector} bytes/vector over {seed_list(f.seeds)}; "
+              f"on {seed_list(p.seeds)}, which the pick also ran: {p.reference:.4f}, "
+              f"target {rec.target:.4f}")
+    on = "" if same else f" on {seed_list(p.seeds)}"
     lines = [
         f"{c.dataset}, {budget_title(c.budget)}: keep {rec.keep * 100:g}% of frozen nDCG@10 "
-        f"({f.mean:.4f} at {f.bytes_per_vector} bytes/vector; target {rec.target:.4f})",
+        f"({frozen})",
         f"ship: method {c.method}, d={c.dim}, precision {c.precision}, "
         + (f"rescore {c.rescore} x k from the {c.rescore_with} float32 vectors"
            if c.rescore else "no rescoring"),
-        f"  nDCG@10 {c.mean:.4f} ± {c.std:.4f} over {c.n_seeds} seed(s) "
-        f"({100 * rec.share:.1f}% of frozen); first stage {c.bytes_per_vector} bytes/vector",
+        f"  nDCG@10 {p.score:.4f} ± {p.std:.4f} over {len(p.seeds)} seed(s) "
+        f"({100 * rec.share:.1f}% of frozen{on}); first stage {c.bytes_per_vector} bytes/vector",
     ]
     if c.rescore:
         copy = bytes_per_vector("float32", full_dim if c.rescore_with == "full" else c.dim)
@@ -125,10 +173,15 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
         vectors = "FULL.npy" if c.rescore_with == "full" else "COMPRESSED.npy"
         lines.append(f"  serve: dive search INDEX MODEL_DIR --rescore-vectors {vectors} "
                      f"--rescore-factor {c.rescore}")
-    if rec.anchor is None:
+    if rec.anchor is None or rec.anchor_paired is None:
         lines.append("  no anchor that was run keeps the target")
     else:
-        a = rec.anchor
+        a, ap = rec.anchor, rec.anchor_paired
         lines.append(f"  smallest anchor keeping it: {a.describe()} at {a.bytes_per_vector} "
-                     f"bytes/vector (nDCG@10 {a.mean:.4f})")
+                     f"bytes/vector (nDCG@10 {ap.score:.4f}, {100 * ap.share:.1f}% of frozen"
+                     f"{'' if ap.seeds == f.seeds else ' on ' + seed_list(ap.seeds)})")
+    if rec.unpaired:
+        lines.append(f"  not compared: {len(rec.unpaired)} configuration(s) share no seed with "
+                     f"frozen ({seed_list(f.seeds)}), e.g. {rec.unpaired[0].describe()} on "
+                     f"{seed_list(rec.unpaired[0].seeds)}; evaluate frozen on their seeds")
     return lines
