@@ -105,3 +105,12 @@ def test_recommend_says_which_configurations_share_no_seed_with_frozen(
     assert ("not compared: 1 configuration(s) share no seed with frozen (seed 0), e.g. pca "
             "d=96 int8 on seed 3") in "\n".join(render(rec))
 
+
+def test_recommend_says_no_run_fits_the_byte_limit(byte_records: list[dict[str, Any]]) -> None:
+    with pytest.raises(DataError, match=r"within 10 bytes/vector keeps 95% .*; none of those "
+                       r"that were run fits in 10 bytes/vector: the smallest stores 12 \(pca "
+                       r"d=96 binary\)$"):
+        recommend(byte_records, "scifact", 0.95, max_bytes=10)
+    with pytest.raises(DataError, match=r"no compressed configuration of dive was run"):
+        recommend([r for r in byte_records if (r["method"], r["precision"]) == ("frozen", "float32")
+                   or "faiss" in r["method"]], "scifact")

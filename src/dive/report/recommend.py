@@ -122,7 +122,9 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
     if not mine:
         return "every compressed configuration that was run rescores (allow rescoring)"
     if not ours:
-        return "nothing was run"
+        small = min(mine, key=lambda c: (c.bytes_per_vector, c.rescore))
+        return (f"none of those that were run fits in {max_bytes} bytes/vector: the smallest "
+                f"stores {small.bytes_per_vector} ({small.describe()})")
     compared = [(c, p) for c in ours if (p := c.against(frozen)) is not None]
     if not compared:
         return (f"none of the {len(ours)} that were run shares a seed with frozen's, so none "
