@@ -106,6 +106,22 @@ def test_recommend_says_which_configurations_share_no_seed_with_frozen(
             "d=96 int8 on seed 3") in "\n".join(render(rec))
 
 
+def test_the_build_line_names_the_records_model_unless_it_is_the_default(
+    byte_records: list[dict[str, Any]]
+) -> None:
+    def build(model: str) -> list[str]:
+        rec = recommend([{**r, "model": model} for r in byte_records], "scifact", 0.95,
+                        rescoring=False)
+        return [line for line in render(rec) if "dive fit" in line or "record neither" in line]
+
+    assert build("all-mpnet-base-v2")[0] == (
+        "  build: dive fit --dataset scifact --method pca --dim 96 --budget 64 --precision int8 "
+        "--model all-mpnet-base-v2 --output MODEL_DIR")
+    assert "--model" not in build("all-MiniLM-L6-v2")[0]
+    assert "--model '/my models/e5'" in build("/my models/e5")[0]  # a path, quoted
+    assert "--embeddings" in build("m")[1]  # the records do not state the folders used
+
+
 def test_recommend_says_no_run_fits_the_byte_limit(byte_records: list[dict[str, Any]]) -> None:
     with pytest.raises(DataError, match=r"within 10 bytes/vector keeps 95% .*; none of those "
                        r"that were run fits in 10 bytes/vector: the smallest stores 12 \(pca "

@@ -10,17 +10,21 @@ train qrels the evaluation queries change with the seed); ties go to the larger 
 to no funnel. A configuration sharing no seed with frozen is not compared, and the answer
 says so. It also names the smallest anchor reaching the same share, for comparison. Only
 configurations that were run count: a target between two measured ones is not interpolated.
-Left out: any cost model beyond first-stage bytes (the funnel's float32
+The build line names what the records state (dataset name, model, method, d, budget,
+precision); they do not state the dataset's folder or the embeddings folder, so the answer
+says to add those. Left out: any cost model beyond first-stage bytes (the funnel's float32
 copy is read for candidates only and may live on disk; its bytes are reported, not counted).
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dive.compressors.precision import bytes_per_vector
+from dive.embed.encode import DEFAULT_MODEL
 from dive.errors import DataError
 from dive.evaluate.product import product_bytes
 from dive.report.frontier import (
@@ -141,6 +145,15 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
     return text
 
 
+def _build_line(c: Config, model: str, precision: str) -> str:
+    """The `dive fit` line for `c`, with every option the records state that fit needs."""
+    words = ["dive", "fit", "--dataset", c.dataset, "--method", c.method, "--dim", str(c.dim),
+             "--budget", c.budget, "--precision", precision]
+    if model != DEFAULT_MODEL:
+        words += ["--model", model]
+    return " ".join(shlex.quote(w) for w in [*words, "--output"]) + " MODEL_DIR"
+
+
 def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
     """The lines `dive recommend` prints: the pick, its figures, and how to build it."""
     c, f, p = rec.config, rec.frozen, rec.paired
@@ -167,8 +180,9 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
                      "stay on disk)")
     m = product_bytes(c.precision)
     precision = "float32" if m is not None else c.precision
-    lines.append(f"  build: dive fit --dataset {c.dataset} --method {c.method} --dim {c.dim} "
-                 f"--budget {c.budget} --precision {precision} --output MODEL_DIR")
+    lines.append(f"  build: {_build_line(c, rec.model, precision)}")
+    lines.append("    (add --data-dir or the dataset's folder, and --embeddings, if dive evaluate "
+                 "was given them: the results record neither)")
     if m is not None:
         lines.append(f"  index: dive index MODEL_DIR --embeddings EMB_DIR --opq {m} --output INDEX")
     if c.rescore:
