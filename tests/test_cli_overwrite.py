@@ -7,6 +7,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,6 +129,34 @@ def test_demo_twice_resumes_and_overwrite_starts_over(
     rerun = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rerun) == 2 and all("x" not in r for r in rerun)
     assert "skipped" not in capsys.readouterr().err
+
+
+def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `demo --overwrite` runs shared one fresh-results file, each clearing it on start:
+    the one finishing first found its file gone (or replaced results with the other's)."""
+    import dive.cli as cli
+
+    out = tmp_path / "demo"
+    argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
+            "frozen,pca", "--ratios", "4", "--output", str(out), "--overwrite"]
+    real = cli._run_grid
+    calls: list[Path] = []
+
+    def grid_with_a_second_run_meanwhile(args: Any, datasets: list[str], results: Path) -> Any:
+        calls.append(results)
+        records = real(args, datasets, results)
+        if len(calls) == 1:  # another demo --overwrite starts and finishes meanwhile
+            assert main(argv) == 0
+        return records
+
+    monkeypatch.setattr(cli, "_run_grid", grid_with_a_second_run_meanwhile)
+    assert main(argv) == 0
+    assert len(calls) == 2 and calls[0] != calls[1]
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # frozen and pca at 4x, one whole run
+    assert [p.name for p in out.iterdir() if p.name.endswith(".new")] == []
 
 
 def test_a_fit_finishing_second_keeps_the_model_another_run_saved_meanwhile(

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,11 +126,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results = out / "results.jsonl"
     _check_files([results], overwrite=True)  # a folder there is never replaced
     if args.overwrite:
-        # Start over, replacing the old results only once the new run is complete.
-        fresh = out / ".results.jsonl.new"
-        fresh.unlink(missing_ok=True)
-        records = _run_grid(args, [args.dataset], fresh)
-        fresh.replace(results)
+        # Start over, replacing the old results only once the new run is complete; the fresh
+        # file is this run's own, so two runs at once never clear each other's records.
+        fresh = out / f".results.{uuid.uuid4().hex}.jsonl.new"
+        try:
+            records = _run_grid(args, [args.dataset], fresh)
+            fresh.replace(results)
+        finally:
+            fresh.unlink(missing_ok=True)
     else:
         records = _run_grid(args, [args.dataset], results)
     print(text_tables(records))
