@@ -20,7 +20,7 @@ import numpy as np
 from dive.arrays import is_integer
 from dive.embed.encode import DEFAULT_MODEL
 from dive.embed.resumable import DEFAULT_CHUNK_SIZE
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, kind_of
 
 if TYPE_CHECKING:
     from dive.compressors.base import Compressor, TrainingData
@@ -34,11 +34,6 @@ def _dataset(data: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Da
     from dive.data import Dataset, load_dataset
 
     return data if isinstance(data, Dataset) else load_dataset(os.fspath(data), data_dir=data_dir)
-
-
-def _kind(value: object) -> str:
-    """What a wrongly typed argument is, for an error message: 'None', 'a list'."""
-    return "None" if value is None else f"a {type(value).__name__}"
 
 
 def embed(
@@ -103,7 +98,7 @@ def embed(
     from dive.embed.resumable import encode_to_folder
 
     if not isinstance(data, (str, os.PathLike, Dataset, Sequence)):
-        raise DiveError(f"embed: data is {_kind(data)}; expected a dataset name, a BEIR-layout "
+        raise DiveError(f"embed: data is {kind_of(data)}; expected a dataset name, a BEIR-layout "
                         "folder, a Dataset or a list of texts")
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         texts = list(data)
@@ -205,7 +200,7 @@ def fit(
     if not isinstance(data, (str, os.PathLike, Dataset, np.ndarray)):
         hint = (" (np.asarray(vectors, dtype=np.float32))" if isinstance(data, (list, tuple))
                 else "")
-        raise DiveError(f"fit: data is {_kind(data)}; expected corpus embeddings as "
+        raise DiveError(f"fit: data is {kind_of(data)}; expected corpus embeddings as "
                         f"an (n, D) float numpy array{hint}, a dataset name, a BEIR-layout "
                         "folder or a Dataset")
     if isinstance(data, np.ndarray):
@@ -235,7 +230,7 @@ def fit(
     if queries is not None or relevant is not None:
         raise DiveError("fit: queries/relevant go with corpus arrays; a dataset has its qrels")
     if embeddings is not None and not isinstance(embeddings, (str, os.PathLike)):
-        raise DiveError(f"fit: embeddings is {_kind(embeddings)}; expected the path of an "
+        raise DiveError(f"fit: embeddings is {kind_of(embeddings)}; expected the path of an "
                         "embeddings folder (`dive embed` writes one)")
     labels = parse_budget(budget)  # a bad budget fails before any data is read
     dataset = _dataset(data, data_dir)

@@ -10,6 +10,11 @@ can add its own spelling of it (`--overwrite`). Programming errors stay ordinary
 from __future__ import annotations
 
 
+def kind_of(value: object) -> str:
+    """What a wrongly typed argument is, for an error message: 'None', 'a list'."""
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
 class DiveError(Exception):
     """Bad input or an impossible request, with a message fit to show a user as is.
 

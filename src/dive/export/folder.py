@@ -47,7 +47,7 @@ from dive.arrays import check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
 from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, kind_of
 from dive.fit_record import DatasetFitInfo
 
 logger = logging.getLogger(__name__)
@@ -305,9 +305,8 @@ def runtime_arrays(runtime: Runtime) -> dict[str, np.ndarray]:
 def _folder_path(directory: object, *, what: str) -> Path:
     """`directory` as a Path, or `DiveError` naming the parameter (not os.fspath's TypeError)."""
     if not isinstance(directory, (str, os.PathLike)):
-        kind = "None" if directory is None else f"a {type(directory).__name__}"
-        raise DiveError(f"{what}: directory is {kind}; expected the path of a model folder "
-                        "(str or os.PathLike)")
+        raise DiveError(f"{what}: directory is {kind_of(directory)}; expected the path of a "
+                        "model folder (str or os.PathLike)")
     return Path(directory)
 
 
