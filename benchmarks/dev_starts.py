@@ -13,6 +13,8 @@ Rules (the start each would keep, per seed):
 - evidence: uncentred unless centred's mean paired gain is > 0 and >= 1 standard error
   (`dive.training.selection.choose`, DIVE's rule now);
 - evidence@100, evidence@1000: the same rule on nDCG@100 / @1000 (`dive:start_depth=100`);
+- log-rank: the evidence rule on each query's mean -log(rank) of its relevant documents in the
+  whole corpus (every relevant document counts, however deep: less noise than nDCG@10);
 - half: mu = half the corpus mean, a hedge between the two;
 - fidelity: the start that keeps more of the full model's top-10 corpus neighbours of the
   labelled queries (label-free);
@@ -51,9 +53,13 @@ from dive.training.selection import Curve, choose
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ["scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time"]
 RULES = (
-    "argmax", "evidence", "evidence@100", "evidence@1000", "half", "fidelity", "corel", "pooled"
+    "argmax", "evidence", "evidence@100", "evidence@1000", "log-rank", "half", "fidelity",
+    "corel", "pooled",
 )
 SHIFTS = {"u": 0.0, "c": 1.0, "half": 0.5}  # mu as a multiple of the corpus mean
+
+
+Encoder = Callable[[np.ndarray, str], np.ndarray]
 
 
 def per_query(
@@ -67,6 +73,21 @@ def per_query(
     keep = [i for i, rel in enumerate(queries.relevant) if rel]
     relevant = [queries.relevant[i] for i in keep]
     return validation_scores(encode(queries.embeddings[keep], start), corpus[start], relevant, k)
+
+
+def log_rank(
+    queries: LabelledQueries, encode: Encoder, start: str, corpus: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Per query with a relevant document: the mean over them of -log(rank in the corpus)."""
+    out = []
+    for q, rel in zip(queries.embeddings, queries.relevant, strict=True):
+        docs = [j for j, g in rel.items() if g > 0]
+        if not docs:
+            continue
+        scores = corpus[start] @ encode(q[None], start)[0]
+        ranks = 1 + (scores[None, :] > scores[docs][:, None]).sum(axis=1)
+        out.append(-float(np.log(ranks).mean()))
+    return np.array(out)
 
 
 def corelevant(queries: LabelledQueries, corpus: np.ndarray, k: int = 10) -> np.ndarray:
@@ -83,9 +104,6 @@ def corelevant(queries: LabelledQueries, corpus: np.ndarray, k: int = 10) -> np.
         others = [{j: g for j, g in rel.items() if j != r} for r in docs]
         out.append(float(ndcg_per_query(ranked, others, k=k).mean()))
     return np.array(out)
-
-
-Encoder = Callable[[np.ndarray, str], np.ndarray]
 
 
 def pca_starts(corpus: np.ndarray, dim: int) -> tuple[Encoder, dict[str, np.ndarray]]:
@@ -146,6 +164,8 @@ def main() -> None:
                     for k in (100, 1000):
                         u, c = (per_query(labelled, encode, s, corpus, k) for s in ("u", "c"))
                         deep[k] = choose(u, [Curve((0,), c[None])], 1.0).candidate == 0
+                    u, c = (log_rank(labelled, encode, s, corpus) for s in ("u", "c"))
+                    by_rank = choose(u, [Curve((0,), c[None])], 1.0).candidate == 0
                     neighbours, _ = top_k(labelled.embeddings, emb.corpus, 10)
                     full = [{int(r): 1 for r in row} for row in neighbours]
                     kept = {
@@ -163,6 +183,7 @@ def main() -> None:
                         "evidence": "c" if evidence else "u",
                         "evidence@100": "c" if deep[100] else "u",
                         "evidence@1000": "c" if deep[1000] else "u",
+                        "log-rank": "c" if by_rank else "u",
                         "half": "half",
                         "fidelity": "c" if kept["c"] > kept["u"] else "u",
                         "corel": "c" if corel.candidate == 0 else "u",

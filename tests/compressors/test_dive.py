@@ -702,6 +702,34 @@ def test_the_start_choice_compares_ndcg_at_its_configured_depth(
     np.testing.assert_allclose(start.scores["centered"] - start.scores["uncentered"], noise)
 
 
+def test_the_start_choice_can_compare_log_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`start_score="log-rank"` reads `log_rank_scores` of each start, not nDCG."""
+    import types
+
+    import dive.compressors._dive_fit as dive_fit
+
+    noise = np.tile([0.03, -0.028], 10)  # what nDCG@10 shows: noise
+    real = np.full(20, 0.01) + np.tile([0.002, -0.002], 10)  # what the log-ranks show
+
+    def planted(queries: np.ndarray, *_: Any) -> np.ndarray:
+        return -1.0 + real * queries[:, 0]  # the centred start's net encodes queries to ones
+
+    monkeypatch.setattr(dive_fit, "log_rank_scores", planted)
+    fit = _PlantedStarts(noise, start_score="log-rank")
+    def new_net(heads: np.ndarray, center: np.ndarray) -> Any:
+        centred = float(center.any())
+        return types.SimpleNamespace(centred=centred,
+                                     encode=lambda x: np.full((len(x), 1), centred))
+
+    fit.new_net = new_net  # type: ignore[method-assign]
+    labels = types.SimpleNamespace(embeddings=np.zeros((20, 4)), relevant=[{0: 1}] * 20,
+                                   exclude=None)
+    start, choice = _choose_start(fit, np.zeros((1, 2, 4)), np.ones(4), labels)  # type: ignore
+    assert start.name == "centered"
+    assert choice is not None and choice.gain == pytest.approx(real.mean())
+    np.testing.assert_allclose(start.scores["centered"] - start.scores["uncentered"], noise)
+
+
 class _PlantedRace:
     """Curves that rise until `peak` steps and fall after it, at any horizon."""
 

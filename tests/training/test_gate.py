@@ -81,3 +81,27 @@ def test_validation_ndcg_is_one_for_a_perfect_ranking_and_lower_otherwise() -> N
     queries = np.eye(4, dtype=np.float32)[:2]
     assert validation_ndcg(queries, corpus, [{0: 1}, {1: 1}]) == pytest.approx(1.0)
     assert validation_ndcg(queries, corpus, [{1: 1}, {0: 1}]) < 0.7
+
+
+def test_log_rank_scores_read_every_relevant_document_at_its_depth() -> None:
+    from dive.training.gate import log_rank_scores
+
+    rng = np.random.default_rng(0)
+    corpus = rng.normal(size=(50, 8))
+    queries = rng.normal(size=(3, 8))
+    scores = queries @ corpus.T
+    order = np.argsort(-scores, axis=1)
+    # query 0: its 1st and 30th nearest rows; query 1: its 5th, with the 1st excluded;
+    # query 2: only a judged-not-relevant row (grade 0)
+    relevant = [{int(order[0, 0]): 1, int(order[0, 29]): 2}, {int(order[1, 4]): 1},
+                {int(order[2, 0]): 0}]
+    exclude = np.array([-1, int(order[1, 0]), -1])
+    got = log_rank_scores(queries, corpus, relevant, exclude, chunk=2)
+    np.testing.assert_allclose(got, [-(np.log(1) + np.log(30)) / 2, -np.log(4), 0.0])
+    # moving a relevant document from rank 30 to rank 12 changes nothing in nDCG@10 but here
+    deeper = [{int(order[0, 0]): 1, int(order[0, 11]): 2}, *relevant[1:]]
+    assert log_rank_scores(queries, corpus, deeper, exclude)[0] > got[0]
+    np.testing.assert_allclose(
+        validation_ndcg(queries[:1], corpus, deeper[:1]),
+        validation_ndcg(queries[:1], corpus, relevant[:1]),
+    )

@@ -54,7 +54,7 @@ from dive.losses.hinge_triplet import hinge_triplet_loss, triplet_margins
 from dive.losses.similarity_anchor import similarity_anchor_loss
 from dive.training.adapter import ResidualAdapter
 from dive.training.batches import sample_rows
-from dive.training.gate import ValidationGate, validation_scores
+from dive.training.gate import ValidationGate, log_rank_scores, validation_scores
 from dive.training.labels import Labels
 from dive.training.loop import TrainingLoop
 from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
@@ -405,8 +405,9 @@ def _choose_start(
     """PCA axes with mu = 0, or the corpus mean where the labelled queries show it is better.
 
     Uncentred is the default start (SPEC 4.5); centred replaces it only when its paired
-    per-query gain in nDCG@`start_depth` (10 by default; the arms are always scored at 10)
-    on every labelled query is at least `min_gain_z` standard errors, the
+    per-query gain in nDCG@`start_depth` (10 by default; the arms are always scored at 10),
+    or with `start_score="log-rank"` in mean -log(rank) of the relevant documents
+    (`log_rank_scores`), on every labelled query is at least `min_gain_z` standard errors, the
     rule that also guards every trained arm (neither start saw the labels, so all of them
     score both honestly). Returns the start and the evidence (None: nothing was compared).
     """
@@ -414,15 +415,19 @@ def _choose_start(
     names = ["uncentered", "centered"] if fit.config.start == "select" else [fit.config.start]
     corpus_z: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}  # nDCG@10, recorded (the race's base)
-    compared: dict[str, np.ndarray] = {}  # nDCG@`start_depth`, what the choice reads
+    compared: dict[str, np.ndarray] = {}  # what the choice reads (`start_score`)
     depth = fit.config.start_depth
     for name in names:
         candidate = fit.new_net(heads, centers[name])
         corpus_z[name] = candidate.encode(fit.corpus)
         if labels is not None:
             scores[name] = fit.scores(candidate, corpus_z[name], labels)
-            compared[name] = (scores[name] if depth == 10
-                              else fit.scores(candidate, corpus_z[name], labels, depth))
+            if fit.config.start_score == "log-rank":
+                compared[name] = log_rank_scores(candidate.encode(labels.embeddings),
+                                                 corpus_z[name], labels.relevant, labels.exclude)
+            else:
+                compared[name] = (scores[name] if depth == 10
+                                  else fit.scores(candidate, corpus_z[name], labels, depth))
     name, choice = names[0], None
     if len(compared) == 2:
         centred = Curve((0,), compared["centered"][None])

@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 HeadInit = Literal["pca-noise", "pca-bootstrap", "random"]
 TripletLoss = Literal["hinge", "softplus"]
 Start = Literal["select", "uncentered", "centered"]
+StartScore = Literal["ndcg", "log-rank"]
 POOL_SHARE = 8  # a step draws 1 / POOL_SHARE of the labelled pool (within the batch bounds)
 
 
@@ -120,6 +121,8 @@ class DiveConfig(LearnedConfig):
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
+    start_score: StartScore = "ndcg"  # what the start choice compares per labelled query:
+    # nDCG@start_depth, or the mean -log(rank) of its relevant documents in the whole corpus
     start_depth: int = 10  # the start choice compares nDCG at this cutoff (arms: always @10)
     refit: bool = True  # retrain the kept arm on every label (False: keep a holdout's run)
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
@@ -150,7 +153,8 @@ class DiveConfig(LearnedConfig):
             ("workers", self.workers is None or self.workers >= 1, ">= 1 (or None)"),
             ("shortlist", self.shortlist is None or self.shortlist >= 1, ">= 1 (or None)"),
         ]
-        for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start)):
+        for name, kind in (("head_init", HeadInit), ("loss", TripletLoss), ("start", Start),
+                           ("start_score", StartScore)):
             valid = get_args(kind)
             rules.append((name, getattr(self, name) in valid, f"one of {', '.join(valid)}"))
         return rules
