@@ -171,11 +171,12 @@ def targets(records: Sequence[dict[str, Any]]) -> str:
         best_per_budget,
         check_budgets,
         configs,
-        fewest_bytes,
+        fewest_bytes_keeping,
         frozen_reference,
         groups,
     )
     from dive.report.markdown import signed
+    from dive.report.paired import seed_list
 
     lines = ["## Targets (issue 13)\n"]
     for dataset, budget, group in groups(configs(records)):
@@ -190,13 +191,15 @@ def targets(records: Sequence[dict[str, Any]]) -> str:
                      f"anchor at {check.compared - len(check.misses)} of {check.compared} byte "
                      f"budgets from 12 to 768 ({'met' if not check.misses else 'missed'}; "
                      f"below at: {misses}).")
-        hit = fewest_bytes([c for c in allowed(group, True) if not c.anchor and c is not frozen],
-                           0.99 * frozen.mean)
+        hit = fewest_bytes_keeping(
+            [c for c in allowed(group, True) if not c.anchor and c is not frozen], frozen, 0.99)
         if dataset == "scifact":
-            met = hit is not None and hit.bytes_per_vector <= 48
+            met = hit is not None and hit.config.bytes_per_vector <= 48
             found = ("nothing reaches it" if hit is None else
-                     f"fewest bytes: {hit.bytes_per_vector} B, {hit.describe()}, "
-                     f"{hit.mean:.4f} = {100 * hit.mean / frozen.mean:.1f}% of {frozen.mean:.4f}")
+                     f"fewest bytes: {hit.config.bytes_per_vector} B, {hit.config.describe()}, "
+                     f"{hit.paired.score:.4f} = {100 * hit.paired.share:.1f}% of "
+                     f"{hit.paired.reference:.4f}, frozen on the same seeds "
+                     f"({seed_list(hit.paired.seeds)})")
             lines.append(f"- {where}, with rescoring: >= 99% of frozen at <= 48 B "
                          f"({'met' if met else 'missed'}; {found}).")
         losses = []
