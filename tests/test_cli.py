@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,22 @@ def test_a_model_given_that_the_embeddings_folder_contradicts_is_kept_with_a_war
     assert {json.loads(line)["model"] for line in results.read_text().splitlines()} == {
         "other-model"}
     assert "embeddings were made with synthetic, not other-model" in caplog.text
+
+
+@pytest.mark.parametrize("with_train", [False, True])
+def test_fit_says_when_it_learns_from_half_the_judged_queries(
+    make_tiny: Callable[..., tuple[Path, Path]], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], with_train: bool
+) -> None:
+    """Without train qrels the protocol keeps half the judged queries for measuring, so
+    `--budget all` learns from the other half: fit says so instead of only config.json."""
+    data, emb = make_tiny(with_train=with_train)
+    assert main(["fit", "--dataset", str(data), "--embeddings", str(emb), "--method",
+                 "dive:steps=1:select=false", "--dim", "8", "--budget", "all", "--output",
+                 str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    training = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
+    said = (f"labels: {training['n_labels']} queries, from half of the judged test queries "
+            "(no train qrels")
+    assert (said in out) is not with_train
+    assert training["label_source"] == ("train" if with_train else "test-half")

@@ -269,6 +269,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
           f"({runtime.precision}, {bytes_per_vector(runtime.precision, runtime.output_dim)} "
           f"bytes/vector), {compressor.n_params} parameters, fitted in "
           f"{summary['fit_seconds']:.2f}s")
+    if summary.get("label_source") == "test-half":
+        # The protocol's split (make_split): without train qrels half the judged queries are
+        # kept for measuring, so a fit on "all" labels learns from the other half only.
+        print(f"labels: {summary['n_labels']} queries, from half of the judged test queries "
+              "(no train qrels: the other half is kept for measuring); labels in "
+              "qrels/train.tsv are used in full")
     for line in _fit_lines(fitted) if fitted is not None else []:
         print(line)
     print(f"saved: {out}")
