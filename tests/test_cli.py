@@ -159,3 +159,19 @@ def test_fit_says_when_it_learns_from_half_the_judged_queries(
             "(no train qrels")
     assert (said in out) is not with_train
     assert training["label_source"] == ("train" if with_train else "test-half")
+
+
+@pytest.mark.parametrize(("verb", "required"), [
+    ("evaluate", ["--datasets", "d"]),
+    ("fit", ["--dataset", "d", "--method", "pca", "--dim", "8", "--output", "m"]),
+    ("search", ["index.faiss", "model", "--query", "q"]),
+])
+def test_an_unknown_flag_after_a_verb_points_to_that_verbs_help(
+    verb: str, required: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, *required, "--no-such-flag", "x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f"dive {verb}: error: unrecognized arguments: --no-such-flag x "
+                   f"(see dive {verb} --help)\n")

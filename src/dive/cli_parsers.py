@@ -44,6 +44,16 @@ class _Parser(argparse.ArgumentParser):
                          r"the following arguments are required: \1", message)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra and " " in self.prog:
+            # A verb's parser gets every argument after the verb: one it does not know is an
+            # error of that verb, pointing to its help rather than to `dive --help`.
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
