@@ -47,7 +47,7 @@ from dive.embed import get_embeddings
 from dive.evaluate.metrics import ndcg_per_query
 from dive.evaluate.protocol import labelled_queries
 from dive.evaluate.search import top_k
-from dive.training.gate import validation_scores
+from dive.training.gate import log_rank_scores, validation_scores
 from dive.training.selection import Curve, choose
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -78,16 +78,11 @@ def per_query(
 def log_rank(
     queries: LabelledQueries, encode: Encoder, start: str, corpus: dict[str, np.ndarray]
 ) -> np.ndarray:
-    """Per query with a relevant document: the mean over them of -log(rank in the corpus)."""
-    out = []
-    for q, rel in zip(queries.embeddings, queries.relevant, strict=True):
-        docs = [j for j, g in rel.items() if g > 0]
-        if not docs:
-            continue
-        scores = corpus[start] @ encode(q[None], start)[0]
-        ranks = 1 + (scores[None, :] > scores[docs][:, None]).sum(axis=1)
-        out.append(-float(np.log(ranks).mean()))
-    return np.array(out)
+    """Mean -log(rank) of each query's relevant documents under `start`, as DIVE's
+    `start_score=log-rank` reads them (`log_rank_scores`), for queries with one."""
+    keep = [i for i, rel in enumerate(queries.relevant) if rel]
+    relevant = [queries.relevant[i] for i in keep]
+    return log_rank_scores(encode(queries.embeddings[keep], start), corpus[start], relevant)
 
 
 def corelevant(queries: LabelledQueries, corpus: np.ndarray, k: int = 10) -> np.ndarray:
