@@ -716,6 +716,7 @@ def test_the_start_choice_can_compare_log_ranks(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(dive_fit, "log_rank_scores", planted)
     fit = _PlantedStarts(noise, start_score="log-rank")
+
     def new_net(heads: np.ndarray, center: np.ndarray) -> Any:
         centred = float(center.any())
         return types.SimpleNamespace(centred=centred,

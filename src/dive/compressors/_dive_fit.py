@@ -425,9 +425,10 @@ def _choose_start(
             if fit.config.start_score == "log-rank":
                 compared[name] = log_rank_scores(candidate.encode(labels.embeddings),
                                                  corpus_z[name], labels.relevant, labels.exclude)
+            elif depth == 10:
+                compared[name] = scores[name]
             else:
-                compared[name] = (scores[name] if depth == 10
-                                  else fit.scores(candidate, corpus_z[name], labels, depth))
+                compared[name] = fit.scores(candidate, corpus_z[name], labels, depth)
     name, choice = names[0], None
     if len(compared) == 2:
         centred = Curve((0,), compared["centered"][None])
