@@ -295,8 +295,11 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     meta = _read_meta(meta_path(path))
     model_sha256, precision, dim = meta.model_sha256, meta.precision, meta.dim
     binary = precision == "binary"
+    # One read: the bytes checked against the meta's digest are the bytes deserialised.
+    data = path.read_bytes()
+    deserialize = faiss.deserialize_index_binary if binary else faiss.deserialize_index
     try:
-        index = (faiss.read_index_binary if binary else faiss.read_index)(str(path))
+        index = deserialize(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise DataError(f"{path}: not a readable FAISS index ({first})") from None
@@ -318,16 +321,11 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
         raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
                         f"{stored.dim}, but {meta_path(path).name} says {precision} of "
                         f"dimension {dim}")
-    if meta.digests is not None and meta.digests != (_file_sha256(path), _sha256(raw_ids)):
+    if meta.digests is not None and meta.digests != (_sha256(data), _sha256(raw_ids)):
         raise DataError(f"{path}: the index or its {IDS_SUFFIX} does not match "
                         f"{meta_path(path).name}, saved with them (a save that did not "
                         "finish?); save the index again")
     return stored
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _value_bytes(precision: str) -> int:
