@@ -69,6 +69,7 @@ class BaselineConfig(LearnedConfig):
     patience_steps: int = 125  # steps without a better validation score before a run stops
     negatives_per_positive: int = 10
     hard_fraction: float = 0.5  # share of negatives mined from the current ranking
+    mine_every: int | None = None  # steps between hard-negative refreshes (None: each check)
     basis: Basis = "identity"  # "pca": prefix in principal axes; "select": the better start
 
     grid_fields: ClassVar[tuple[str, ...]] = ("lr",)  # options a `<name>_grid` may vary
@@ -95,6 +96,7 @@ class BaselineConfig(LearnedConfig):
             *at_least(self, 1, "query_batch"),
             *at_least(self, 0, "grid_min"),
             *at_least(self, 1, "patience_steps", "negatives_per_positive"),
+            ("mine_every", self.mine_every is None or self.mine_every >= 1, ">= 1, or unset"),
             ("hard_fraction", 0 <= self.hard_fraction <= 1, "in [0, 1]"),
             ("basis", self.basis in BASES, f"one of {', '.join(BASES)}"),
         ]

@@ -106,12 +106,13 @@ def gated_run(
     every: int,
     patience_steps: int,
     steps: int,
+    mine_every: int | None = None,
 ) -> GatedRun:
     """Offer the start (checkpoint 0, its scores `start`), then train up to `steps` steps.
 
-    Every `every` steps (and at the last) `scores()` is checked and `refresh()` re-mines hard
-    negatives; the first pools come from `refresh()` at the start. `scores=None`: nothing is
-    gated, the run trains to the end.
+    Every `every` steps (and at the last) `scores()` is checked; `refresh()` re-mines hard
+    negatives after each check, or every `mine_every` steps when set; the first pools come
+    from `refresh()` at the start. `scores=None`: nothing is gated, the run trains to the end.
     """
     gate = make_gate(every, patience_steps)
     checked: list[int] = []
@@ -130,16 +131,32 @@ def gated_run(
 
     if refresh is not None:
         refresh()
+        if mine_every is not None:
+            loss = _refreshing(loss, refresh, mine_every)
     loop = TrainingLoop(
         loss=loss,
         optimiser=optimiser,
         gate=gate,
         check=check,
         state=state,
-        after_check=(lambda _step: refresh()) if refresh is not None else None,
+        after_check=(lambda _step: refresh()) if refresh and mine_every is None else None,
     )
     loop.run(steps)
     return GatedRun(gate, loop, scores is not None, checked, values)
+
+
+def _refreshing(loss: Loss, refresh: Callable[[], None], every: int) -> Loss:
+    """`loss` with `refresh()` before every `every`-th step after the first."""
+    taken = 0
+
+    def step() -> tuple[torch.Tensor, dict[str, float]]:
+        nonlocal taken
+        if taken and taken % every == 0:
+            refresh()
+        taken += 1
+        return loss()
+
+    return step
 
 
 @dataclass
@@ -260,6 +277,7 @@ def fit_grid(
             every=c.eval_every,
             patience_steps=c.patience_steps,
             steps=steps,
+            mine_every=c.mine_every,
         )
 
     validated = start_scores is not None and cfg.chooses_on(start_scores.size)
