@@ -139,7 +139,9 @@ def gated_run(
         gate=gate,
         check=check,
         state=state,
-        after_check=(lambda _step: refresh()) if refresh and mine_every is None else None,
+        after_check=(
+            (lambda _step: refresh()) if refresh is not None and mine_every is None else None
+        ),
     )
     loop.run(steps)
     return GatedRun(gate, loop, scores is not None, checked, values)
