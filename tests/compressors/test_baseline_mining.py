@@ -1,4 +1,4 @@
-"""When the baselines re-mine their hard negatives: after each check, or every `mine_every` steps."""
+"""When the baselines re-mine hard negatives: after each check, or every `mine_every` steps."""
 
 from __future__ import annotations
 
