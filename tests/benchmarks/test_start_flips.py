@@ -1,0 +1,54 @@
+"""`benchmarks/start_flips.py`: the stored DIVE records the current start rule starts elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from dive.data import load_dataset
+from dive.data.splits import make_split
+from dive.embed import get_embeddings
+from dive.evaluate.protocol import RunTask, run_one
+from dive.evaluate.records import read_records, record_key, write_records
+
+
+def test_records_whose_start_changes_are_dropped_and_the_rest_kept(
+    load_script: Callable[[str], ModuleType],
+    tiny: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    flips = load_script("start_flips")
+    _data, emb = tiny
+    (tmp_path / "cache" / "synthetic").mkdir(parents=True)
+    emb.rename(tmp_path / "cache" / "synthetic" / "tiny")
+    monkeypatch.setenv("DIVE_DATA", str(tmp_path))
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "cache"))
+    dataset = load_dataset("tiny")
+    embeddings = get_embeddings(dataset, "synthetic")
+    records = []
+    for method, seed in (("dive:steps=0", 0), ("dive:steps=0", 1), ("pca", 0)):
+        task = RunTask(method, 8, 4, 16, seed)
+        records += run_one(task, dataset, embeddings, make_split(dataset, 16, seed),
+                           "synthetic", 10)
+    # the probe replays exactly the start a whole fit chose and recorded
+    for record in records[:2]:
+        assert flips.chosen_start(record, {}) == record["diagnostics"]["start"]
+    assert flips.chosen_start(records[2], {}) is None
+    other = {"uncentered": "centered", "centered": "uncentered"}
+    stale = records[1]["diagnostics"]["start"]
+    records[1]["diagnostics"]["start"] = other[stale]  # as an earlier rule would have chosen
+    results = tmp_path / "results.jsonl"
+    write_records(results, records)
+
+    monkeypatch.setattr(sys, "argv", ["start_flips", str(results), "--drop"])
+    flips.main()
+    out = capsys.readouterr().out
+    assert f"{other[stale]} -> {stale}" in out and "1 records change start" in out
+    assert [record_key(r) for r in read_records(results)] == [
+        record_key(records[0]), record_key(records[2])]
