@@ -653,12 +653,13 @@ def test_config_round_trips_through_json() -> None:
 
 
 class _PlantedStarts:
-    """A stand-in for a fit whose two starts score the labelled queries as planted."""
+    """A stand-in for a fit whose two starts score the labelled queries as planted (in
+    nDCG, which the start choice compares unless told `start_score="log-rank"`)."""
 
     def __init__(
         self, centred_gain: np.ndarray, deep_gain: np.ndarray | None = None, **config: Any
     ) -> None:
-        self.config = DiveConfig(**config)
+        self.config = DiveConfig(**{"start_score": "ndcg", **config})
         self.corpus = torch.zeros((3, 4))
         self.gain = {10: centred_gain, 100: centred_gain if deep_gain is None else deep_gain}
 

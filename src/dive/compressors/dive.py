@@ -121,8 +121,8 @@ class DiveConfig(LearnedConfig):
     folds: int = 3  # cross-fitting folds over the labelled queries
     holdout_min: int = 100  # a validation set this large is used alone, as one holdout fold
     min_gain_z: float = 1.0  # leave the start only if the paired gain >= this many std errors
-    start_score: StartScore = "ndcg"  # what the start choice compares per labelled query:
-    # nDCG@start_depth, or the mean -log(rank) of its relevant documents in the whole corpus
+    start_score: StartScore = "log-rank"  # what the start choice compares per labelled query:
+    # the mean -log(rank) of its relevant documents in the whole corpus, or nDCG@start_depth
     start_depth: int = 10  # the start choice compares nDCG at this cutoff (arms: always @10)
     refit: bool = True  # retrain the kept arm on every label (False: keep a holdout's run)
     nested_gain: bool = False  # test the gain of a choice made without each query (off: dev)
