@@ -33,9 +33,12 @@ from dive.data import load_dataset
 from dive.data.splits import make_split, parse_budget
 from dive.embed import get_embeddings
 from dive.evaluate.protocol import training_data
-from dive.evaluate.records import read_records, record_key, write_records
+from dive.evaluate.records import KEY_FIELDS, read_records, record_key, write_records
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+_choose_start = _dive_fit._choose_start
 
 
 class _Chosen(Exception):
@@ -45,9 +48,6 @@ class _Chosen(Exception):
 def _probe(*args: Any) -> Any:
     start, _choice = _choose_start(*args)
     raise _Chosen(start.name)
-
-
-_choose_start = _dive_fit._choose_start
 
 
 def chosen_start(record: dict[str, Any], data: dict[tuple[str, str], Any]) -> str | None:
@@ -87,7 +87,7 @@ def main() -> None:
     for record in read_records(args.results):
         if not record["method"].startswith("dive"):
             continue
-        run = record_key(record)[:6]
+        run = record_key(record)[: len(KEY_FIELDS)]
         if run not in starts:
             starts[run] = chosen_start(record, data)
         now, stored = starts[run], record["diagnostics"].get("start")
