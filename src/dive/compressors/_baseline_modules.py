@@ -91,8 +91,15 @@ class Supervision:
     `labels` and `validation` are the training and validation queries as `Labels`
     (`dive.training.labels`, the type DIVE's fit uses too; None when there are none), their
     embeddings mapped by `rotate` into the training basis. Hard negatives come from
-    the current model (`refresh`) via `dive.training.mining`, candidates via
+    the current model via `dive.training.mining`, candidates via
     `dive.training.candidates`; `scores` is each validation query's nDCG@10.
+
+    `refresh(encode, corpus)` re-mines: without `BaselineConfig.mine_every` at once, for
+    every training query (the caller refreshes after each check); with it, lazily, as DIVE
+    mines: whenever `batch` has no query batch queued it draws the next `mine_every` and mines
+    the pools of just their queries under `encode` as it is then, so no negative comes from a
+    ranking more than `mine_every` steps old and a round costs one corpus encoding plus those
+    queries, however many are labelled.
     """
 
     def __init__(
@@ -115,32 +122,61 @@ class Supervision:
         self.max_positives = max_positives
         self.negatives_per_positive = config.negatives_per_positive
         self.hard_fraction = config.hard_fraction
+        self.mine_every = config.mine_every
         self.pools: NegativePools | None = None
+        self.miner: tuple[Encoder, torch.Tensor] | None = None  # what lazy mining ranks with
+        self.queued: list[np.ndarray] = []  # the query batches of the coming steps
 
     @property
     def n_queries(self) -> int:
         return 0 if self.labels is None else len(self.labels)
 
     def refresh(self, encode: Encoder, corpus: torch.Tensor) -> None:
-        """Re-mine hard negatives from the current model's ranking."""
+        """Re-mine hard negatives from `encode`'s ranking: now, or (with `mine_every`) for the
+        coming batches, the queued ones dropped (see the class docstring)."""
         if self.labels is None:
             return
-        self.pools = mine_pools(
-            compress(encode, self.labels.embeddings),
+        if self.mine_every is None:
+            self.pools = self._mined(encode, corpus, self.labels)
+        else:
+            self.miner, self.queued = (encode, corpus), []
+
+    def _mined(self, encode: Encoder, corpus: torch.Tensor, labels: Labels) -> NegativePools:
+        return mine_pools(
+            compress(encode, labels.embeddings),
             compress(encode, corpus),
-            self.labels.relevant,
+            labels.relevant,
             band=self.band,
-            index=self.labels.index,
-            exclude=self.labels.exclude,
+            index=labels.index,
+            exclude=labels.exclude,
         )
+
+    def _queries(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """This batch's query rows; with `mine_every`, from the queue (refilled and mined when
+        empty)."""
+        assert self.labels is not None
+        size = min(size, self.n_queries)
+        if self.mine_every is None:
+            return rng.choice(self.n_queries, size, replace=False)
+        if not self.queued:
+            if self.miner is None:
+                raise RuntimeError("refresh() was not called")
+            self.queued = [
+                rng.choice(self.n_queries, size, replace=False) for _ in range(self.mine_every)
+            ]
+            rows = np.unique(np.concatenate(self.queued))
+            mined = self._mined(*self.miner, self.labels.subset(rows))
+            self.pools = mined.placed(rows, self.n_queries)
+        return self.queued.pop(0)
 
     def batch(
         self, size: int, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(query embeddings (B, D), candidate rows (B, N), grades (B, N), mask (B, N))."""
-        if self.labels is None or self.pools is None:
+        if self.labels is None or (self.pools is None and self.miner is None):
             raise RuntimeError("no labelled queries, or refresh() was not called")
-        qi = rng.choice(self.n_queries, min(size, self.n_queries), replace=False)
+        qi = self._queries(size, rng)
+        assert self.pools is not None
         cand = ranking_candidates(
             qi,
             self.labels.index,

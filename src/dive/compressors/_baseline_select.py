@@ -111,8 +111,9 @@ def gated_run(
     """Offer the start (checkpoint 0, its scores `start`), then train up to `steps` steps.
 
     Every `every` steps (and at the last) `scores()` is checked; `refresh()` re-mines hard
-    negatives after each check, or every `mine_every` steps when set; the first pools come
-    from `refresh()` at the start. `scores=None`: nothing is gated, the run trains to the end.
+    negatives at the start and after each check, or (`mine_every` set) only at the start,
+    the `Supervision` then mining as its batches come. `scores=None`: nothing is gated, the
+    run trains to the end.
     """
     gate = make_gate(every, patience_steps)
     checked: list[int] = []
@@ -131,8 +132,6 @@ def gated_run(
 
     if refresh is not None:
         refresh()
-        if mine_every is not None:
-            loss = _refreshing(loss, refresh, mine_every)
     loop = TrainingLoop(
         loss=loss,
         optimiser=optimiser,
@@ -145,20 +144,6 @@ def gated_run(
     )
     loop.run(steps)
     return GatedRun(gate, loop, scores is not None, checked, values)
-
-
-def _refreshing(loss: Loss, refresh: Callable[[], None], every: int) -> Loss:
-    """`loss` with `refresh()` before every `every`-th step after the first."""
-    taken = 0
-
-    def step() -> tuple[torch.Tensor, dict[str, float]]:
-        nonlocal taken
-        if taken and taken % every == 0:
-            refresh()
-        taken += 1
-        return loss()
-
-    return step
 
 
 @dataclass
