@@ -15,6 +15,9 @@ Rules (the start each would keep, per seed):
 - evidence@100, evidence@1000: the same rule on nDCG@100 / @1000 (`dive:start_depth=100`);
 - log-rank: the evidence rule on each query's mean -log(rank) of its relevant documents in the
   whole corpus (every relevant document counts, however deep: less noise than nDCG@10);
+- log-rank-flips: the log-rank rule whose gain must also beat what random sign flips of the
+  per-query gains reach (`choose(..., flips=2000)`: a randomisation test, exact when the
+  paired differences are symmetric, where the standard error trusts 16 heavy-tailed ones);
 - half: mu = half the corpus mean, a hedge between the two;
 - fidelity: the start that keeps more of the full model's top-10 corpus neighbours of the
   labelled queries (label-free);
@@ -53,8 +56,8 @@ from dive.training.selection import Curve, choose
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ["scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time"]
 RULES = (
-    "argmax", "evidence", "evidence@100", "evidence@1000", "log-rank", "half", "fidelity",
-    "corel", "pooled",
+    "argmax", "evidence", "evidence@100", "evidence@1000", "log-rank", "log-rank-flips", "half",
+    "fidelity", "corel", "pooled",
 )
 SHIFTS = {"u": 0.0, "c": 1.0, "half": 0.5}  # mu as a multiple of the corpus mean
 
@@ -161,6 +164,7 @@ def main() -> None:
                         deep[k] = choose(u, [Curve((0,), c[None])], 1.0).candidate == 0
                     u, c = (log_rank(labelled, encode, s, corpus) for s in ("u", "c"))
                     by_rank = choose(u, [Curve((0,), c[None])], 1.0).candidate == 0
+                    by_flips = choose(u, [Curve((0,), c[None])], 1.0, flips=2000).candidate == 0
                     neighbours, _ = top_k(labelled.embeddings, emb.corpus, 10)
                     full = [{int(r): 1 for r in row} for row in neighbours]
                     kept = {
@@ -179,6 +183,7 @@ def main() -> None:
                         "evidence@100": "c" if deep[100] else "u",
                         "evidence@1000": "c" if deep[1000] else "u",
                         "log-rank": "c" if by_rank else "u",
+                        "log-rank-flips": "c" if by_flips else "u",
                         "half": "half",
                         "fidelity": "c" if kept["c"] > kept["u"] else "u",
                         "corel": "c" if corel.candidate == 0 else "u",
