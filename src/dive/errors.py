@@ -33,3 +33,12 @@ class DataError(DiveError, ValueError):
 
 class NotFittedError(DiveError, RuntimeError):
     """`transform` (or export) was called on a compressor that has not been fitted."""
+
+
+class TrainingDiverged(DiveError, ArithmeticError):
+    """A fit's training left the finite numbers (its loss, a step or the model's outputs):
+    the settings, most often a learning rate too large, not the data."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"training diverged: {what}; try a smaller learning rate (lr)")
+

@@ -27,7 +27,7 @@ from dive.compressors.dive import POOL_SHARE, Arm
 from dive.compressors.dive_plus import DivePlus
 from dive.compressors.pca import PCA, PCAUncentered, principal_axes
 from dive.compressors.registry import make_compressor
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, TrainingDiverged
 from dive.evaluate.search import top_k
 from dive.training import mine_pools, validation_ndcg
 from dive.training.selection import Curve, Folds
@@ -760,3 +760,13 @@ def test_a_leader_still_rising_at_its_last_check_runs_longer_up_to_the_cap(
     choice, curves = _race(race, np.full(20, 0.5), config, None)  # type: ignore
     assert race.horizon == [horizon] and curves[0].steps[-1] == horizon
     assert choice.candidate == 0 and choice.step == step
+
+
+@pytest.mark.parametrize("select", [True, False])
+def test_a_learning_rate_that_diverges_is_reported_as_such_not_as_bad_data(
+    corpus: np.ndarray, make_labels: Any, select: bool
+) -> None:
+    # the model's outputs turn to NaN and would reach mining as "queries: row 0 contains NaN"
+    dive = make_compressor(f"dive:lr=1e4:steps=30:select={str(select).lower()}", 4)
+    with pytest.raises(TrainingDiverged, match="try a smaller learning rate"):
+        dive.fit(corpus, make_labels(30))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
+from dive.errors import TrainingDiverged
 from dive.training import AdamW, TrainingLoop, ValidationGate
+from dive.training.loop import finite_outputs
 
 
 def _quadratic(
@@ -98,3 +102,27 @@ def test_a_loss_without_gradient_path_makes_no_update() -> None:
     )
     loop.run(3)
     assert float(w.detach()) == 1.0 and loop.step == 3
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_naming_the_step() -> None:
+    w = torch.nn.Parameter(torch.ones(()))
+    losses = iter([w * 1.0, w * 2.0, w * float("nan")])
+    loop = TrainingLoop(
+        loss=lambda: (next(losses), {}),
+        optimiser=AdamW([w], lr=0.1),
+        gate=ValidationGate(every=10),
+        check=lambda step, window: None,
+        state=lambda: None,
+    )
+    with pytest.raises(TrainingDiverged, match="the loss is nan at step 3; try a smaller"):
+        loop.run(5)
+    assert loop.step == 3
+
+
+def test_outputs_that_are_not_finite_mean_training_diverged() -> None:
+    fine = np.ones((2, 3), dtype=np.float32)
+    assert finite_outputs(fine) is fine
+    for bad in (np.nan, np.inf):
+        fine[1, 2] = bad
+        with pytest.raises(TrainingDiverged, match="the model's outputs are not finite"):
+            finite_outputs(fine)

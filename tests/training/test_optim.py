@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dive.errors import TrainingDiverged
 from dive.training.optim import AdamW, AdamWGroups
 
 
@@ -92,3 +93,10 @@ def test_a_group_may_decay_alone() -> None:
         a.grad, b.grad = torch.ones(1), torch.ones(1)
         groups.step()
     assert b.item() == pytest.approx(0.9) and a.item() < b.item()  # b moved once only
+
+
+def test_a_step_beyond_float32_is_a_divergence_not_a_torch_error() -> None:
+    w = torch.nn.Parameter(torch.zeros(3))
+    w.grad = torch.ones(3)
+    with pytest.raises(TrainingDiverged, match=r"step size .* is beyond float32"):
+        AdamW([w], lr=1e38).step()

@@ -25,6 +25,7 @@ from dive.compressors.runtime import Adapter, Runtime
 from dive.training.candidates import ranking_candidates
 from dive.training.gate import validation_scores
 from dive.training.labels import Labels
+from dive.training.loop import finite_outputs
 from dive.training.mining import NegativePools, mine_pools
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -69,7 +70,7 @@ def compress(encode: Encoder, x: torch.Tensor, chunk: int = 8192) -> np.ndarray:
     """`encode` applied to `x` in chunks without gradients, as float32 numpy."""
     with torch.no_grad():
         parts = [encode(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)]
-    return np.ascontiguousarray(torch.cat(parts).numpy(), dtype=np.float32)
+    return finite_outputs(np.ascontiguousarray(torch.cat(parts).numpy(), dtype=np.float32))
 
 
 def scatter_candidates(

@@ -56,7 +56,7 @@ from dive.training.adapter import ResidualAdapter
 from dive.training.batches import sample_rows
 from dive.training.gate import ValidationGate, log_rank_scores, validation_scores
 from dive.training.labels import Labels
-from dive.training.loop import TrainingLoop
+from dive.training.loop import TrainingLoop, finite_outputs
 from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
 from dive.training.optim import AdamW
 from dive.training.seeding import seeded
@@ -112,7 +112,7 @@ class DiveNet(nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> np.ndarray:
         out = [self(x[i : i + ENCODE_CHUNK]) for i in range(0, x.shape[0], ENCODE_CHUNK)]
-        return np.ascontiguousarray(torch.cat(out).numpy(), dtype=np.float32)
+        return finite_outputs(np.ascontiguousarray(torch.cat(out).numpy(), dtype=np.float32))
 
     def to_runtime(self) -> Runtime:
         center = self.center.detach().numpy().astype(np.float32)

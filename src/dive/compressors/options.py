@@ -12,6 +12,7 @@ everywhere keeps its old name for one release: the config class maps it in `rena
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -51,6 +52,8 @@ def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise DiveError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise DiveError(f"{name} must be a finite number, got {value!r}")
         return float(value)
     if isinstance(default, int) or "int" in str(field.type):
         if isinstance(value, bool) or not isinstance(value, int):

@@ -3,7 +3,8 @@
 DIVE, Matryoshka-Adaptor, Search-Adaptor and SMEC differ in what one step computes (the
 `loss` callable) and in what a check does (the `check` callable); the loop around them is
 this one. Each step `loss()` returns the loss and its named parts (floats for the log), and
-the optimiser makes one update when the loss has a gradient path. A check comes every
+the optimiser makes one update when the loss has a gradient path; a loss that is not finite
+stops the run with `TrainingDiverged`. A check comes every
 `gate.every` steps and at the last step of a `run` call. `check(step, window)` receives the
 mean of each loss part since the previous check and returns a validation score, or None when
 there is nothing to score (nothing is then offered to the gate). A scored check offers
@@ -20,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
+from dive.errors import TrainingDiverged
 from dive.training.gate import ValidationGate
 
-__all__ = ["Check", "Loss", "Optimiser", "TrainingLoop"]
+__all__ = ["Check", "Loss", "Optimiser", "TrainingLoop", "finite_outputs"]
 
 Loss = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 Check = Callable[[int, dict[str, float]], float | None]
@@ -60,6 +63,8 @@ class TrainingLoop:
         while self.step < until and not self.stopped:
             self.step += 1
             loss, parts = self.loss()
+            if not bool(torch.isfinite(loss)):
+                raise TrainingDiverged(f"the loss is {float(loss.detach())} at step {self.step}")
             if loss.requires_grad:
                 self.optimiser.zero_grad()
                 loss.backward()
@@ -87,3 +92,11 @@ class TrainingLoop:
             self.stopped = self.gate.should_stop
         if not self.stopped and self.after_check is not None:
             self.after_check(self.step)
+
+
+def finite_outputs(values: np.ndarray) -> np.ndarray:
+    """`values`, a model's outputs during its fit, if all are finite; else `TrainingDiverged`
+    (bad outputs there mean the training diverged, not that the data is bad)."""
+    if not np.isfinite(values).all():
+        raise TrainingDiverged("the model's outputs are not finite numbers")
+    return values

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from dive.errors import TrainingDiverged
+
 __all__ = ["AdamW", "AdamWGroups"]
 
 
@@ -60,6 +62,9 @@ class AdamW:
         if self.decay_steps is not None:
             lr *= max(0.0, 1 - (self.steps - 1) / self.decay_steps)
         step_size = lr / correction1
+        if step_size > torch.finfo(torch.float32).max:
+            raise TrainingDiverged(f"the step size lr / (1 - beta1^t) = {step_size:.3g} is "
+                                   "beyond float32")
         for p, m, v in zip(self.params, self._m, self._v, strict=True):
             if p.grad is None:
                 continue
