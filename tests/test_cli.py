@@ -161,6 +161,19 @@ def test_fit_says_when_it_learns_from_half_the_judged_queries(
     assert training["label_source"] == ("train" if with_train else "test-half")
 
 
+def test_fit_refuses_a_dim_that_frozen_would_ignore(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, emb = tiny
+    fit = ["fit", "--dataset", str(data), "--embeddings", str(emb), "--method", "frozen"]
+    assert main([*fit, "--dim", "8", "--output", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "dive: error: frozen keeps all 32 input dimensions: give --dim 32, or a compressing "
+        "method for --dim 8")
+    assert not (tmp_path / "m").exists()
+    assert main([*fit, "--dim", "32", "--output", str(tmp_path / "m")]) == 0
+
+
 @pytest.mark.parametrize(("verb", "required"), [
     ("evaluate", ["--datasets", "d"]),
     ("fit", ["--dataset", "d", "--method", "pca", "--dim", "8", "--output", "m"]),

@@ -258,6 +258,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     # contradicts is kept, with get_embeddings' warning (a local path may name the same one).
     model_name = args.model or default_model_for(args.embeddings)
     emb = get_embeddings(dataset, model_name, embeddings_dir=args.embeddings)
+    if compressor.full_dim_only and args.dim != emb.dim:
+        raise DiveError(f"{args.method} keeps all {emb.dim} input dimensions: give --dim "
+                        f"{emb.dim}, or a compressing method for --dim {args.dim}")
     summary = fit_on_dataset(compressor, dataset, emb, model_name=model_name, budget=budget,
                              seed=args.seed)
     fitted = compressor.fit_info_.summary
