@@ -480,7 +480,7 @@ def _compress_lancedb(args: argparse.Namespace, id_column: str | None) -> int:
 FLAG_OF_PARAM = {
     "overwrite": "--overwrite", "verify": "--no-verify", "data_dir": "--data-dir",
     "embeddings_dir": "--embeddings", "methods": "--methods", "keep": "--keep",
-    "id_column": "--id-column", "output_column": "--output-column",
+    "id_column": "--id-column", "output_column": "--output-column", "precisions": "--precisions",
 }
 
 

@@ -68,11 +68,14 @@ def grid(data: tuple[Path, Path], **overrides: object) -> GridSpec:
     return GridSpec(**options)  # type: ignore[arg-type]
 
 
-def test_the_grid_scores_compressed_outputs_at_an_opq_stage_and_resumes(make_tiny,
-                                                                      tmp_path: Path) -> None:
+def test_the_grid_scores_compressed_outputs_at_an_opq_stage_and_resumes(
+    make_tiny, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     data = make_tiny(n_docs=300)
     results = tmp_path / "r.jsonl"
     records = run_grid(grid(data), ResultsFile(results))
+    assert "precision opq3, opq8 left out, no run of the grid can use it: M must divide a " \
+        "compressed dimension d and be below it (the grid's d: 8;" in caplog.text
     labels = {method_label(r): r for r in records}
     # pca d=8: opq4 runs (4 divides 8), opq3 cannot, opq8 (one dimension per sub-quantizer) is
     # left to int8; frozen never gets one (that is the anchor itself)
@@ -85,6 +88,19 @@ def test_the_grid_scores_compressed_outputs_at_an_opq_stage_and_resumes(make_tin
     assert len({record_key(r) for r in read_records(results)}) == len(records) == 5
     again = run_grid(grid(data), ResultsFile(results))
     assert len(again) == 5 and len(read_records(results)) == 5  # nothing run twice
+
+
+def test_a_grid_that_no_opq_stage_asked_for_can_code_is_refused_before_any_run(
+    make_tiny, tmp_path: Path
+) -> None:
+    data = make_tiny(n_docs=300)
+    results = tmp_path / "r.jsonl"
+    for methods in (["pca"], ["frozen"]):  # d = 8, and the full dimension alone
+        only = grid(data, methods=methods, precisions=["opq3"])
+        with pytest.raises(DataError, match=r"no run of the grid on .*: precision opq3 codes "
+                           r"none of its outputs; M must divide"):
+            run_grid(only, ResultsFile(results))
+    assert not results.exists()
 
 
 def test_a_record_may_have_an_opq_stage_but_not_a_bad_one(tmp_path: Path) -> None:

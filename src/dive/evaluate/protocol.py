@@ -37,7 +37,7 @@ from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
 from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variants
-from dive.evaluate.product import check_stage
+from dive.evaluate.product import check_stage, is_product
 from dive.evaluate.records import (
     FINGERPRINT_FIELD,
     RESCORE_SOURCES,
@@ -252,7 +252,30 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                                  for v in variants)
                     tasks.append(RunTask(method, dim, ratio, budget, seed, variants, keys))
             tasks += _anchor_tasks(spec, dataset, full_dim, budget, seed)
+    _check_products_used(spec, dataset, full_dim, tasks)
     return tasks
+
+
+def _check_products_used(
+    spec: GridSpec, dataset: str, full_dim: int, tasks: Sequence[RunTask]
+) -> None:
+    """Say which requested `opqM` no run of the grid codes (see `plan_variants`): a warning,
+    or a DataError when that leaves the grid without a run."""
+    used = {v.precision for task in tasks for v in task.variants}
+    unused = [p for p in dict.fromkeys(spec.precisions) if is_product(p) and p not in used]
+    if not unused:
+        return
+    compressing = any(not full_dim_only(m) for m in spec.methods)
+    dims = sorted({_dim_of(full_dim, r) for r in spec.ratios if r > 1 and compressing},
+                  reverse=True)
+    why = (f"M must divide a compressed dimension d and be below it (the grid's d: "
+           f"{', '.join(map(str, dims)) or 'none'}; the full dimension {full_dim} is the "
+           "faiss-opq:M anchor's)")
+    if not tasks:
+        raise DataError(f"no run of the grid on {dataset}: precision {', '.join(unused)} codes "
+                        f"none of its outputs; {why}", param="precisions")
+    logger.warning("%s: precision %s left out, no run of the grid can use it: %s", dataset,
+                   ", ".join(unused), why)
 
 
 def _anchor_tasks(spec: GridSpec, dataset: str, full_dim: int, budget: int | None,
