@@ -87,6 +87,21 @@ def temp_folder(folder: Path, data: bytes) -> Path:
     return tmp
 
 
+@pytest.mark.parametrize("old_mode", [0o600, 0o664])
+def test_a_published_file_keeps_the_mode_of_the_file_it_replaces(
+    tmp_path: Path, umask: None, old_mode: int
+) -> None:
+    # a writer's own temporary file (np.save, a Parquet writer) has the umask's mode
+    from dive._io import publish
+
+    os.umask(0o022)
+    (tmp_path / "out").write_bytes(b"old")
+    (tmp_path / "out").chmod(old_mode)
+    publish(temp_file(tmp_path, b"new"), tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out").read_bytes() == b"new"
+    assert mode(tmp_path / "out") == old_mode
+
+
 def test_publish_links_a_file_to_a_free_target(tmp_path: Path) -> None:
     from dive._io import publish
 

@@ -207,8 +207,11 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
     `check_output` allows, is claimed the same way). Something there raises `DiveError`
     saying to pass overwrite. On any failure `target` is left as it was and `tmp` removed,
     unless `keep_tmp` (a caller keeping finished work to publish later: it is left whole).
+    A file gets the mode of the file it replaces, or the umask's.
     """
     try:
+        if tmp.is_file() and not tmp.is_symlink():
+            os.chmod(tmp, _mode_for(target))  # a replaced file keeps its mode, a new one umask's
         if overwrite:
             if tmp.is_dir() and not tmp.is_symlink():
                 replace_path(tmp, target)

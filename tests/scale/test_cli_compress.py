@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,19 @@ def test_overwrite_replaces_a_compress_output_but_never_another_folder(
     assert main([*single, "--output", str(tmp_path / "y")]) == 2
     assert "refusing" in capsys.readouterr().err
     assert (tmp_path / "y" / "a.npy").is_file()
+
+
+def test_overwrite_keeps_the_mode_of_a_replaced_single_file(
+    tmp_path: Path, model_dir: Path, stores
+) -> None:
+    np.save(tmp_path / "one.npy", stores.vectors(5))
+    out = tmp_path / "out.npy"
+    argv = ["compress", str(model_dir), "--input", str(tmp_path / "one.npy"), "--output",
+            str(out), "--no-progress"]
+    assert main(argv) == 0
+    out.chmod(0o600)  # private embeddings stay private when replaced
+    assert main([*argv, "--overwrite"]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("single", [True, False], ids=["npy file", "shard folder"])
