@@ -131,6 +131,23 @@ def test_demo_twice_resumes_and_overwrite_starts_over(
     assert "skipped" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("name", "what"), [("results.jsonl", "a results file"),
+                                             ("ndcg_vs_dim.png", "a PNG plot")])
+def test_demo_never_replaces_a_file_of_another_kind_at_its_output_names(
+    name: str, what: str, tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / name).write_text("my notes")
+    argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
+            "frozen,pca", "--ratios", "4", "--output", str(out)]
+    for extra in ([], ["--overwrite"]):
+        assert main([*argv, *extra]) == 2
+        assert f"exists and is not {what}; refusing to replace it" in one_error_line(capsys)
+        assert (out / name).read_text() == "my notes"
+        assert sorted(p.name for p in out.iterdir()) == [name]
+
+
 def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(
     tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

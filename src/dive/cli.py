@@ -34,11 +34,6 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _check_files(paths: Sequence[str | Path], overwrite: bool) -> None:
-    for path in paths:
-        check_output(Path(path), overwrite=overwrite, ours=Path.is_file, what="a file")
-
-
 def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
@@ -119,12 +114,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dive.report.plots import plot_ndcg_vs_dim
+    from dive.evaluate.records import is_results_file
+    from dive.report.plots import is_png, plot_ndcg_vs_dim
     from dive.report.table import text_tables
 
     out = Path(args.output)
-    results = out / "results.jsonl"
-    _check_files([results], overwrite=True)  # a folder there is never replaced
+    results, plot_path = out / "results.jsonl", out / "ndcg_vs_dim.png"
+    # the results are resumed (or, with --overwrite, replaced) and the plot redrawn each run:
+    # neither replaces a file of another kind
+    check_output(results, overwrite=True, ours=is_results_file, what="a results file")
+    check_output(plot_path, overwrite=True, ours=is_png, what="a PNG plot")
     if args.overwrite:
         # Start over, replacing the old results only once the new run is complete; the fresh
         # file is this run's own, so two runs at once never clear each other's records.
@@ -137,7 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         records = _run_grid(args, [args.dataset], results)
     print(text_tables(records))
-    plot = plot_ndcg_vs_dim(records, out / "ndcg_vs_dim.png", overwrite=True)  # redrawn each run
+    plot = plot_ndcg_vs_dim(records, plot_path, overwrite=True)
     print(f"\nresults: {results}\nplot: {plot}")
     return 0
 

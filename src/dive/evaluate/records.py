@@ -81,6 +81,16 @@ def record_key(record: Mapping[str, Any]) -> RecordKey:
     return key + variant
 
 
+def is_results_file(path: Path) -> bool:
+    """Whether `path` is a file that reads as a results file (the only kind `dive demo
+    --overwrite` replaces)."""
+    try:
+        read_records(path)
+    except DataError:
+        return False
+    return path.is_file()
+
+
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """All records of a results file ([] if it does not exist); DataError names a bad line."""
     path = Path(path)
