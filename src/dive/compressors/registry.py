@@ -140,7 +140,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         key, sep, value = part.partition("=")
         if not sep or not key:
             raise DiveError(f"method {spec!r}: option {part!r} is not key=value")
-        options[key.replace("-", "_")] = _parse_value(value)
+        key = key.replace("-", "_")
+        if key in options:
+            raise DiveError(f"method {spec!r}: option {key} is given twice")
+        options[key] = _parse_value(value)
     return name, options
 
 
