@@ -359,6 +359,12 @@ CASES = [
          api_vectors()),
     Case("import npy without ids", "embed --dataset {ws}/tiny --from-npy {ws}/x.npy "
          "--queries-npy {ws}/q.npy", "--from-npy needs --ids, --queries-npy and --query-ids"),
+    Case("import npy ids without --from-npy", "embed --dataset {ws}/tiny --ids {ws}/x.npy "
+         "--query-ids {ws}/q.npy", "--ids and --query-ids go with --from-npy, which is not "
+         "given"),
+    Case("import query parquet without --from-parquet", "embed --dataset {ws}/tiny "
+         "--queries-parquet {ws}/q.parquet", "--queries-parquet goes with --from-parquet, "
+         "which is not given"),
     Case("import npy ids a folder", "embed --dataset {ws}/tiny --from-npy {ws}/emb/corpus.npy "
          "--ids {ws}/emb --queries-npy {ws}/emb/queries.npy --query-ids {ws}/emb/query_ids.txt "
          "--output {ws}/imported", "emb: is a folder, not a file"),

@@ -185,6 +185,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise DiveError("--from-parquet needs --queries-parquet (the query vectors)")
     if args.from_npy is not None and None in (args.ids, args.queries_npy, args.query_ids):
         raise DiveError("--from-npy needs --ids, --queries-npy and --query-ids")
+    for owner, source, companions in (
+        ("--from-parquet", args.from_parquet, {"--queries-parquet": args.queries_parquet}),
+        ("--from-npy", args.from_npy,
+         {"--ids": args.ids, "--queries-npy": args.queries_npy, "--query-ids": args.query_ids}),
+    ):
+        stray = [flag for flag, value in companions.items() if value is not None]
+        if stray and source is None:
+            verb = "goes" if len(stray) == 1 else "go"
+            raise DiveError(f"{' and '.join(stray)} {verb} with {owner}, which is not given")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     out = (Path(args.output) if args.output
            else default_cache_root() / model_dirname(model) / dataset.name)

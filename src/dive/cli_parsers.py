@@ -290,14 +290,15 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     p.add_argument("--chunk-size", type=_int_at_least(1), default=4096,
                    help="texts encoded and saved at a time (the resume step)")
-    p.add_argument("--from-parquet", default=None, metavar="FILE",
-                   help="import the corpus vectors of this Parquet file instead of encoding")
+    source = p.add_mutually_exclusive_group()  # one source of imported vectors
+    source.add_argument("--from-parquet", default=None, metavar="FILE",
+                        help="import the corpus vectors of this Parquet file instead of encoding")
     p.add_argument("--queries-parquet", default=None, metavar="FILE",
                    help="with --from-parquet: the query vectors")
     p.add_argument("--id-column", default="id", help="Parquet: the id column")
     p.add_argument("--vector-column", default="vector", help="Parquet: the vector column")
-    p.add_argument("--from-npy", default=None, metavar="FILE",
-                   help="import the corpus vectors of this (n, D) .npy instead of encoding")
+    source.add_argument("--from-npy", default=None, metavar="FILE",
+                        help="import the corpus vectors of this (n, D) .npy instead of encoding")
     p.add_argument("--ids", default=None, metavar="FILE",
                    help="with --from-npy: the corpus ids, one a line, in row order")
     p.add_argument("--queries-npy", default=None, metavar="FILE",

@@ -93,6 +93,17 @@ def test_parquet_import_needs_the_query_vectors(tiny: tuple[Path, Path], tmp_pat
         "dive: error: --from-parquet needs --queries-parquet (the query vectors)")
 
 
+def test_embed_takes_one_source_of_imported_vectors(tiny: tuple[Path, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # the Parquet file used to win and the .npy arguments were ignored without a word
+    with pytest.raises(SystemExit) as exit_info:
+        main(["embed", "--dataset", str(tiny[0]), "--from-parquet", str(tmp_path / "c.parquet"),
+              "--from-npy", str(tmp_path / "c.npy")])
+    assert exit_info.value.code == 2
+    assert "argument --from-npy: not allowed with argument --from-parquet" in (
+        capsys.readouterr().err)
+
+
 def test_evaluate_refuses_imported_vectors_once_the_dataset_texts_change(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
