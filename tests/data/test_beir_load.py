@@ -201,6 +201,7 @@ HEADER = "query-id\tcorpus-id\tscore\n"
             r"id 'd8'\)",
         ),
         ("", r"test\.tsv: no judgement rows"),
+        ("q1\td1\t0\nq2\td2\t-1\n", r"test\.tsv: no judgement has a positive grade"),
     ],
 )
 def test_bad_qrels_row_names_file_and_line(make_beir: MakeBeir, rows: str, message: str) -> None:

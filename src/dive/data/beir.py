@@ -230,7 +230,8 @@ def _read_qrels(
     BEIR's own evaluation (pytrec_eval), though no method can retrieve it. Each kind is
     logged once per file with its count and first line, as is a pair graded again
     otherwise (the last grade is kept, as BEIR's loader keeps it). A file none of whose
-    judgements names a known query, or a known document, is an error: its ids do not match.
+    judgements names a known query, or a known document, is an error: its ids do not match;
+    so is one without a positive grade (nothing is relevant: every score would be 0).
     """
     qrels: Qrels = {}
     odd: dict[str, tuple[int, int, str]] = {}  # kind -> (count, first line, first id)
@@ -270,6 +271,9 @@ def _read_qrels(
     _report_odd(path, odd, matched=(bool(qrels), known_docs > 0), names=names)
     if not qrels:
         raise DataError(f"{path}: no judgement rows")
+    if not any(grade > 0 for judged in qrels.values() for grade in judged.values()):
+        raise DataError(f"{path}: no judgement has a positive grade, so no document is "
+                        "relevant to any query (every score would be 0)")
     return qrels
 
 
