@@ -370,7 +370,7 @@ def add_search(sub: Subparsers[_Parser]) -> _Parser:
     queries.add_argument("--query", action="append", metavar="TEXT",
                          help="query text, embedded with --model (repeatable)")
     queries.add_argument("--queries-npy", default=None, metavar="FILE",
-                         help=".npy of query embeddings (n, D), already L2-normalised")
+                         help=".npy of query embeddings (n, D), normalised to unit length here")
     p.add_argument("--model", default=None,
                    help="model embedding --query (default: the one the compressor was fitted on)")
     p.add_argument("-k", type=_int_at_least(1), default=10, help="hits per query")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dive._io import atomic_write_text, check_output
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 from dive.report.csv_export import is_summary_csv, write_summary_csv
 from dive.report.frontier import frontier_section, has_frontier
 from dive.report.markdown import render_report
@@ -79,7 +79,10 @@ def is_report_markdown(path: Path) -> bool:
 
 def check_report_output(out_dir: str | Path, *, overwrite: bool) -> None:
     """Refuse to write the default report files into `out_dir` over any file dive did not
-    write there (and over one it did, without `overwrite`): `DiveError` naming the file."""
+    write there (and over one it did, without `overwrite`): `DiveError` naming the file; or
+    naming `out_dir` when it is not a folder."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise DiveError(f"{out_dir}: is a file, not a folder for the report")
     markdown, csv_path, *plots = report_paths(out_dir)
     check_output(markdown, overwrite=overwrite, ours=is_report_markdown,
                  what="a Markdown report dive wrote")
