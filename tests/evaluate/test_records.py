@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,17 @@ def test_runs_given_the_link_and_the_real_path_keep_every_record(tmp_path: Path)
     assert link.is_symlink()
     records = [json.loads(line) for line in real.read_text().splitlines()]
     assert sorted((r["method"], r["seed"]) for r in records) == _every(25)
+
+
+def test_a_results_path_that_is_a_pipe_or_device_is_refused_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    # /dev/zero was read without end (killed for memory); a FIFO waits for a writer. This one
+    # gets a writer that closes at once, so a read would end (empty) instead of hanging.
+    fifo = tmp_path / "r.jsonl"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: os.close(os.open(fifo, os.O_WRONLY)), daemon=True)
+    writer.start()
+    with pytest.raises(DataError, match=r"r\.jsonl: is not a regular file, expected a JSONL"):
+        ResultsFile(fifo)
+    assert fifo.exists() and not fifo.is_file()  # left as it was

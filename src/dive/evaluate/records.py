@@ -98,6 +98,8 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
         return []
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a JSONL results file")
+    if not path.is_file():  # a device or a pipe would be read without end
+        raise DataError(f"{path}: is not a regular file, expected a JSONL results file")
     records = []
     for line_no, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
         try:
