@@ -122,6 +122,16 @@ def test_the_build_line_names_the_records_model_unless_it_is_the_default(
     assert "--embeddings" in build("m")[1]  # the records do not state the folders used
 
 
+def test_a_funnel_pick_says_how_to_build_the_index_it_serves_from(
+    byte_records: list[dict[str, Any]]
+) -> None:
+    rec = recommend(byte_records, "scifact", 0.98)  # pca d=96 binary, rescored x10
+    assert rec.config.rescore == 10
+    lines = [line.strip() for line in render(rec)]
+    index = lines.index("index: dive index MODEL_DIR --embeddings EMB_DIR --output INDEX")
+    assert lines[index + 1].startswith("serve: dive search INDEX MODEL_DIR --rescore-vectors")
+
+
 def test_recommend_says_no_run_fits_the_byte_limit(byte_records: list[dict[str, Any]]) -> None:
     with pytest.raises(DataError, match=r"within 10 bytes/vector keeps 95% .*; none of those "
                        r"that were run fits in 10 bytes/vector: the smallest stores 12 \(pca "

@@ -183,8 +183,9 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
     lines.append(f"  build: {_build_line(c, rec.model, precision)}")
     lines.append("    (add --data-dir or the dataset's folder, and --embeddings, if dive evaluate "
                  "was given them: the results record neither)")
-    if m is not None:
-        lines.append(f"  index: dive index MODEL_DIR --embeddings EMB_DIR --opq {m} --output INDEX")
+    if m is not None or c.rescore:  # the index `serve` searches
+        opq = f" --opq {m}" if m is not None else ""
+        lines.append(f"  index: dive index MODEL_DIR --embeddings EMB_DIR{opq} --output INDEX")
     if c.rescore:
         vectors = "FULL.npy" if c.rescore_with == "full" else "COMPRESSED.npy"
         lines.append(f"  serve: dive search INDEX MODEL_DIR --rescore-vectors {vectors} "
