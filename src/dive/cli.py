@@ -375,6 +375,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                             ("--rescore-space", args.rescore_space)):
             if value is not None:
                 raise DiveError(f"{flag} is used only with --rescore-vectors")
+    if args.queries_npy is not None and args.model is not None:
+        raise DiveError("--model embeds --query texts; --queries-npy vectors are already "
+                        "embedded (give one or the other)")
     compressor = _load_model(args)
     index = load_index(args.index)
     if index.dim != compressor.output_dim:

@@ -167,6 +167,18 @@ def test_rescore_options_without_rescore_vectors_are_refused(
                                        "--rescore-vectors\n")
 
 
+def test_a_model_for_query_texts_with_query_vectors_is_refused(
+    indexed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it was ignored without a word
+    np.save(indexed / "q.npy", np.ones((1, 32), np.float32))
+    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                 str(indexed / "q.npy"), "--model", "foo"]) == 2
+    assert capsys.readouterr().err == ("dive: error: --model embeds --query texts; "
+                                       "--queries-npy vectors are already embedded (give one "
+                                       "or the other)\n")
+
+
 def test_a_reader_that_stops_early_is_not_an_error(indexed: Path) -> None:
     """`dive search ... | head -1` printed 'dive: error: Broken pipe' and exited 2."""
     import os
