@@ -41,4 +41,3 @@ class TrainingDiverged(DiveError, ArithmeticError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"training diverged: {what}; try a smaller learning rate (lr)")
-

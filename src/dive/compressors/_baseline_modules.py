@@ -160,8 +160,7 @@ class Supervision:
         if self.mine_every is None:
             return rng.choice(self.n_queries, size, replace=False)
         if not self.queued:
-            if self.miner is None:
-                raise RuntimeError("refresh() was not called")
+            assert self.miner is not None  # `batch` checks refresh() was called
             self.queued = [
                 rng.choice(self.n_queries, size, replace=False) for _ in range(self.mine_every)
             ]
