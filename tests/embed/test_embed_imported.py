@@ -116,6 +116,19 @@ def test_npy_vectors_with_ids_files(api: Api, tmp_path: Path) -> None:
     assert load_embeddings(tmp_path / "imported").corpus.dtype == np.float32
 
 
+def test_an_npy_import_names_the_ids_file_line_of_an_unknown_id(api: Api, tmp_path: Path) -> None:
+    # the message named the .npy's row, though the id came from the ids file
+    ids, x, _ = api["corpus"]
+    np.save(tmp_path / "c.npy", x)
+    (tmp_path / "c.txt").write_text("\n".join([ids[0] + " ", *ids[1:]]) + "\n")
+    query_ids, queries, _ = api["queries"]
+    np.save(tmp_path / "q.npy", queries)
+    (tmp_path / "q.txt").write_text("\n".join(query_ids) + "\n")
+    with pytest.raises(DataError, match=rf"c\.txt: line 1: id '{ids[0]} ' is not in the corpus"):
+        from_npy(api.dataset, tmp_path / "c.npy", tmp_path / "c.txt", tmp_path / "q.npy",
+                 tmp_path / "q.txt", tmp_path / "imported")
+
+
 def test_query_vectors_of_another_dimension(api: Api, tmp_path: Path) -> None:
     corpus, _ = _parquet_pair(api, tmp_path)
     ids, x, _ = api["queries"]

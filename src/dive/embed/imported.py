@@ -50,6 +50,14 @@ class Vectors:
     ids: list[str]
     array: np.ndarray  # (n, D) float, possibly memory-mapped
     where: str  # the file, for messages
+    ids_from: str | None = None  # the ids file, when not `where` (an .npy's)
+
+    def row_name(self, row: int) -> str:
+        """How messages name `row`'s id: its line in the ids file, or the row itself."""
+        return f"line {row + 1}" if self.ids_from else f"row {row}"
+
+    def id_place(self, row: int) -> str:
+        return f"{self.ids_from or self.where}: {self.row_name(row)}"
 
 
 def read_parquet_vectors(path: PathLike, *, id_column: str = "id",
@@ -89,7 +97,7 @@ def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:
     ids = read_ids(ids_file)
     if array.shape[0] != len(ids):
         raise DataError(f"{file}: {array.shape[0]} rows but {ids_file} has {len(ids)} ids")
-    return Vectors(ids, array, str(file))
+    return Vectors(ids, array, str(file), str(ids_file))
 
 
 def from_parquet(
@@ -181,18 +189,18 @@ def _rows_in_order(vectors: Vectors, wanted: Sequence[str], what: str) -> np.nda
     for row, ident in enumerate(vectors.ids):
         first = row_of.setdefault(ident, row)
         if first != row:
-            raise DataError(f"{vectors.where}: row {row}: duplicate id {ident!r} (first at row "
-                            f"{first})")
+            raise DataError(f"{vectors.id_place(row)}: duplicate id {ident!r} (first at "
+                            f"{vectors.row_name(first)})")
     known = set(map(str, wanted))
     extra = [(row, ident) for row, ident in enumerate(vectors.ids) if ident not in known]
     if extra:
         row, ident = extra[0]
-        raise DataError(f"{vectors.where}: row {row}: id {ident!r} is not in {what} "
+        raise DataError(f"{vectors.id_place(row)}: id {ident!r} is not in {what} "
                         f"({len(extra)} of {len(vectors.ids)} ids are not)")
     if len(row_of) != len(known):
         absent = [str(ident) for ident in wanted if str(ident) not in row_of]
-        raise DataError(f"{vectors.where}: no vector for id {absent[0]!r} of {what} "
-                        f"({len(absent)} of {len(known)} ids have none)")
+        raise DataError(f"{vectors.ids_from or vectors.where}: no vector for id {absent[0]!r} "
+                        f"of {what} ({len(absent)} of {len(known)} ids have none)")
     return np.fromiter((row_of[str(ident)] for ident in wanted), np.intp, len(wanted))
 
 
