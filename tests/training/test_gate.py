@@ -105,3 +105,26 @@ def test_log_rank_scores_read_every_relevant_document_at_its_depth() -> None:
         validation_ndcg(queries[:1], corpus, deeper[:1]),
         validation_ndcg(queries[:1], corpus, relevant[:1]),
     )
+
+
+def test_log_rank_scores_count_ties_for_the_document_whatever_the_block_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dive.training import gate
+
+    rng = np.random.default_rng(1)
+    corpus = rng.integers(-2, 3, size=(40, 4)).astype(np.float32)  # many tied scores
+    queries = rng.integers(-2, 3, size=(5, 4)).astype(np.float32)
+    relevant = [{int(j): 1 for j in rng.choice(40, 3, replace=False)} for _ in range(5)]
+    exclude = np.array([-1, 7, -1, 0, -1])
+    scores = queries @ corpus.T
+    want = []
+    for i, row in enumerate(scores):
+        row = row.copy()
+        if exclude[i] >= 0:
+            row[exclude[i]] = -np.inf
+        ranks = [1 + int((row > row[j]).sum()) for j in relevant[i]]  # ties: the doc's favour
+        want.append(-np.mean(np.log(ranks)))
+    np.testing.assert_array_equal(gate.log_rank_scores(queries, corpus, relevant, exclude), want)
+    monkeypatch.setattr(gate, "SCORE_BLOCK", 50)  # one query's scores at a time
+    np.testing.assert_array_equal(gate.log_rank_scores(queries, corpus, relevant, exclude), want)

@@ -53,6 +53,9 @@ def validation_scores(
     return ndcg_per_query(ranked, relevant, k=k)
 
 
+SCORE_BLOCK = 1 << 24  # query-by-corpus scores held at once by `log_rank_scores` (64 MB)
+
+
 def log_rank_scores(
     queries: np.ndarray,
     corpus: np.ndarray,
@@ -67,10 +70,14 @@ def log_rank_scores(
     below the top 10 still differ here: per query, far less noise than nDCG@10, which moves
     only when a document crosses rank 10. Rank 1 + the rows scoring strictly higher (ties in
     the document's favour); `exclude[i]` (-1: none) is never counted, as in the evaluation.
+    Memory stays bounded at any corpus size: at most `SCORE_BLOCK` scores at a time (`chunk`
+    queries, fewer on a large corpus) and one sorted row per query.
     """
     out = np.zeros(len(queries), dtype=np.float64)
-    for start in range(0, len(queries), chunk):
-        scores = queries[start : start + chunk] @ corpus.T
+    n = corpus.shape[0]
+    rows = max(1, min(chunk, SCORE_BLOCK // max(n, 1)))  # a score block of bounded size
+    for start in range(0, len(queries), rows):
+        scores = queries[start : start + rows] @ corpus.T
         for offset, row in enumerate(scores):
             i = start + offset
             docs = np.array([j for j, g in relevant[i].items() if g > 0], dtype=np.int64)
@@ -78,8 +85,9 @@ def log_rank_scores(
                 continue
             if exclude is not None and exclude[i] >= 0:
                 row[exclude[i]] = -np.inf
-            ranks = 1 + (row[None, :] > row[docs][:, None]).sum(axis=1)
-            out[i] = -np.log(ranks).mean()
+            # rows scoring strictly higher than each document: n minus those at or below it
+            higher = n - np.searchsorted(np.sort(row), row[docs], side="right")
+            out[i] = -np.log(1 + higher).mean()
     return out
 
 
