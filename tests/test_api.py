@@ -188,3 +188,58 @@ def test_fit_on_a_dataset_checks_the_budget_of_any_method(tiny: tuple[Path, Path
     with pytest.raises(DiveError, match="label budget must be a positive integer or 'all', "
                                         "got 'many'"):
         dive.fit(tiny[0], embeddings=tiny[1], method="pca", dim=8, budget="many")
+
+
+def test_save_refuses_a_summary_load_would_refuse(tmp_path: Path) -> None:
+    model = dive.fit(np.eye(8, dtype=np.float32), method="pca", dim=2)
+    with pytest.raises(DiveError, match=r"^save: summary must be a dict \(or None\), got a list"):
+        dive.save(model, tmp_path / "m", summary=[1, 2])  # type: ignore[arg-type]
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_failed_refit_keeps_the_model_and_its_record(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dive.compressors.pca import PCA
+
+    model = dive.fit(tiny[0], embeddings=tiny[1], method="pca", dim=8)
+    before = model.transform(np.load(tiny[1] / "queries.npy"))
+
+    def failing(*args: object) -> None:
+        raise DataError("the fit failed")
+
+    monkeypatch.setattr(PCA, "_fit", failing)
+    with pytest.raises(DataError, match="the fit failed"):
+        model.fit(np.load(tiny[1] / "queries.npy"))
+    np.testing.assert_array_equal(model.transform(np.load(tiny[1] / "queries.npy")), before)
+    assert dive.load(dive.save(model, tmp_path / "m")).summary["dataset"] == "tiny"
+
+
+def test_frozen_records_the_dimension_it_keeps() -> None:
+    corpus = np.eye(8, dtype=np.float32)
+    for dim in (None, 2, 8):  # dive.fit's default ratio would have recorded 2
+        model = dive.fit(corpus, method="frozen", dim=dim)
+        assert model.config()["dim"] == 8 == model.transform(corpus).shape[1]
+
+
+@pytest.mark.parametrize(("relevant", "message"), [
+    ({3.7: 1}, r"query 0 has 3\.7; corpus rows and grades are integers"),
+    ({"5": 1}, "query 0 has '5'; corpus rows and grades are integers"),
+    ({3: 0.5}, r"query 0 has 0\.5; corpus rows and grades are integers"),
+    ([3, 5], r"query 0 has a list, expected \{corpus row: grade\}"),
+])
+def test_labelled_queries_take_integer_rows_and_grades_only(
+    relevant: object, message: str
+) -> None:
+    # the class-level API (Compressor.fit) turned row 3.7 into row 3 without a word
+    from dive.compressors import LabelledQueries
+
+    with pytest.raises(DataError, match=message):
+        LabelledQueries(np.eye(8, dtype=np.float32)[:1], (relevant,))  # type: ignore[arg-type]
+
+
+def test_a_class_level_fit_refuses_labels_that_are_not_training_data() -> None:
+    from dive.compressors import make_compressor
+
+    with pytest.raises(DiveError, match=r"^dive: train must be a TrainingData, got a dict"):
+        make_compressor("dive", 2).fit(np.eye(8, dtype=np.float32), {"queries": []})

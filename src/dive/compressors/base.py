@@ -23,7 +23,7 @@ A long fit may report its stages at INFO on `PROGRESS_LOGGER` (`dive fit` shows 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, get_args
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from dive.arrays import as_unit_rows, check_floating, is_integer
 from dive.compressors.runtime import Runtime
-from dive.errors import DataError, DiveError, NotFittedError
+from dive.errors import DataError, DiveError, NotFittedError, kind_of
 
 PROGRESS_LOGGER = "dive.fit.progress"  # one line per stage of a long fit
 
@@ -53,6 +53,15 @@ class LabelledQueries:
     exclude: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        for i, rel in enumerate(self.relevant):
+            if not isinstance(rel, Mapping):
+                raise DataError(f"labelled queries: query {i} has {kind_of(rel)}, expected "
+                                "{corpus row: grade}")
+            # only integers: int() would turn row 3.7 into 3, or grade 0.5 into 0, silently
+            bad = [v for v in (*rel, *rel.values()) if not is_integer(v)]
+            if bad:
+                raise DataError(f"labelled queries: query {i} has {bad[0]!r}; corpus rows and "
+                                "grades are integers")
         if self.embeddings.shape[0] != len(self.relevant):
             raise DataError(
                 f"labelled queries: {self.embeddings.shape[0]} embeddings but "
@@ -202,12 +211,14 @@ class Compressor(ABC):
     def fit(self, corpus: np.ndarray, train: TrainingData | None = None) -> Compressor:
         """Learn the compression from corpus embeddings (and labels if supervised)."""
         for name, value in (("dim", self.dim), ("seed", self.seed)):
-            if value is not None and not is_integer(value):
+            if (value is not None or name == "seed") and not is_integer(value):
                 raise DiveError(f"{self.method}: {name} must be an integer, got {value!r}")
             if value is not None:
                 setattr(self, name, int(value))  # a numpy integer is recorded as a plain int
-        if self.seed is not None and self.seed < 0:
-            raise DiveError(f"{self.method}: seed must be >= 0, got {self.seed}")
+        if not 0 <= self.seed < 2**63:  # the range torch's and numpy's generators take
+            raise DiveError(f"{self.method}: seed must be in 0..2**63-1, got {self.seed}")
+        if train is not None and not isinstance(train, TrainingData):
+            raise DiveError(f"{self.method}: train must be a TrainingData, got {kind_of(train)}")
         check_floating(corpus, name="corpus embeddings")
         corpus = as_unit_rows(corpus, name="corpus embeddings")
         if corpus.shape[0] == 0:
@@ -219,8 +230,16 @@ class Compressor(ABC):
             )
         if train is not None:
             train = _unit_training_data(train, corpus.shape[1])
-        self.fit_info_ = FitInfo()
-        self.runtime_ = self._fit(corpus, train)
+        if self.full_dim_only:
+            self.dim = corpus.shape[1]  # what it keeps, whatever it was given
+        previous = getattr(self, "fit_info_", None)
+        self.fit_info_ = FitInfo()  # `_fit` fills it in
+        try:
+            self.runtime_ = self._fit(corpus, train)
+        except BaseException:
+            if previous is not None:  # a failed refit keeps the model it had, and its record
+                self.fit_info_ = previous
+            raise
         return self
 
     @abstractmethod

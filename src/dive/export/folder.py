@@ -214,6 +214,8 @@ def save(
     (['config.json', 'model.safetensors'], {'dataset': 'my-corpus'})
     """
     target = _folder_path(directory, what="save")
+    if summary is not None and not isinstance(summary, dict):  # `load` would refuse it
+        raise DiveError(f"save: summary must be a dict (or None), got {kind_of(summary)}")
     runtime, method, method_config, default_summary = _describe(compressor)
     arrays = runtime_arrays(runtime)
     activation = runtime.adapter.activation if runtime.adapter is not None else None
