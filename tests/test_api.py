@@ -78,6 +78,7 @@ def test_fit_on_arrays_checks_the_labels(kwargs: dict[str, object], error: type[
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"dim": 0}, r"dim must be in 1\.\.32 \(the input dimension\), got 0"),
     ({"ratio": 0}, "ratio must be an integer >= 1, got 0"),
+    ({"ratio": 100}, r"ratio 100 leaves no dimension of the 32-d embeddings \(at most ratio=32"),
 ])
 def test_fit_refuses_a_zero_dim_or_ratio(kwargs: dict[str, int], message: str) -> None:
     corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)

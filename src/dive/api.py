@@ -251,6 +251,9 @@ def _out_dim(dim: int | None, ratio: int, full: int) -> int:
         return dim
     if not is_integer(ratio) or ratio < 1:
         raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}")
+    if ratio > full:
+        raise DiveError(f"ratio {ratio} leaves no dimension of the {full}-d embeddings (at most "
+                        f"ratio={full})")
     return full // ratio
 
 
