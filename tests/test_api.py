@@ -244,3 +244,11 @@ def test_a_class_level_fit_refuses_labels_that_are_not_training_data() -> None:
 
     with pytest.raises(DiveError, match=r"^dive: train must be a TrainingData, got a dict"):
         make_compressor("dive", 2).fit(np.eye(8, dtype=np.float32), {"queries": []})
+
+
+def test_labels_given_to_a_method_that_learns_without_them_are_named_unused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    corpus = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    dive.fit(corpus, method="pca", dim=4, queries=corpus[:3], relevant=[[0], [1], [2]])
+    assert "fit: pca learns without labels; queries= and relevant= are not used" in caplog.text

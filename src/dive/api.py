@@ -10,6 +10,7 @@ Left out: the benchmark grid (`dive.evaluate.protocol.run_grid`, `dive evaluate`
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from dive.embed.store import Embeddings
 
 Relevant = Mapping[int, int] | Iterable[int]
+
+logger = logging.getLogger(__name__)
 
 
 def _dataset(data: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Dataset:
@@ -219,6 +222,9 @@ def fit(
         check_floating(data, name="corpus embeddings")
         corpus = as_embeddings(data, name="corpus embeddings")
         compressor = make_compressor(method, _out_dim(dim, ratio, corpus.shape[1]), seed)
+        if not compressor.supervised and (queries is not None or relevant is not None):
+            logger.warning("fit: %s learns without labels; queries= and relevant= are not "
+                           "used", compressor.method)
         train = _array_labels(corpus, queries, relevant) if compressor.supervised else None
         compressor.fit(corpus, train)
         return compressor
