@@ -163,6 +163,11 @@ def test_refitting_on_arrays_drops_the_dataset_record(tiny: tuple[Path, Path],
     (lambda: dive.save(dive.fit(np.eye(8, dtype=np.float32), method="pca", dim=2),
                        None),  # type: ignore[arg-type]
      r"^save: directory is None; expected the path of a model folder"),
+    (lambda: dive.save("hello", "m"),  # type: ignore[arg-type]
+     "^save: compressor is a str; expected a fitted Compressor, a LoadedCompressor or a "
+     "Runtime$"),
+    (lambda: dive.fit(np.eye(8, dtype=np.float32), method=None),  # type: ignore[arg-type]
+     "^method is None; expected a method name or spec such as 'dive'"),
 ])
 def test_arguments_of_the_wrong_type_name_the_parameter(call: object, message: str) -> None:
     with pytest.raises(DiveError, match=message):

@@ -133,6 +133,13 @@ def test_query_dimension_must_match(make_inputs: Any) -> None:
         search_index(build_index(make_inputs(4, 8)), make_inputs(2, 9), 3)
 
 
+@pytest.mark.parametrize("k", [0, 1.5, "3"])
+def test_k_must_be_a_positive_integer(make_inputs: Any, k: object) -> None:
+    # 0 gave a plain ValueError, 1.5 a FAISS TypeError
+    with pytest.raises(DiveError, match=f"search: k must be an integer >= 1, got {k!r}"):
+        search_index(build_index(make_inputs(4, 8)), make_inputs(2, 8), k)  # type: ignore[arg-type]
+
+
 def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
     tmp_path: Path, make_inputs: Any
 ) -> None:

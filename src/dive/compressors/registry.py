@@ -20,7 +20,7 @@ from importlib import import_module
 from typing import Any
 
 from dive.compressors.base import FAMILIES, Compressor, Family
-from dive.errors import DiveError
+from dive.errors import DiveError, kind_of
 
 
 def _checked(name: str, cls: type[Compressor]) -> type[Compressor]:
@@ -134,6 +134,9 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """Split `name:key=value:...` into the registry name and its options. An option given
     again replaces the earlier value, as a repeated command-line flag does, so a spec is
     changed by appending to it (`FAST + ":steps=200"` in the tests)."""
+    if not isinstance(spec, str):
+        raise DiveError(f"method is {kind_of(spec)}; expected a method name or spec such as "
+                        "'dive' or 'smec:stage_steps=100'")
     name, *parts = spec.strip().split(":")
     if name not in REGISTRY:
         raise DiveError(f"unknown method {name!r}; valid: {', '.join(sorted(REGISTRY))}")

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dive._io import atomic_open, check_output
-from dive.arrays import as_embeddings
+from dive.arrays import as_embeddings, is_integer
 from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
 from dive.errors import DataError, DiveError
 from dive.evaluate.product import is_product, product_bytes, product_index
@@ -395,8 +395,8 @@ def search_index(
     slots hold row -1 and score -inf. `queries` are the float32 compressed vectors whatever the
     index's precision; a binary index scores d - 2 * Hamming distance of their sign bits.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    if not is_integer(k) or k < 1:
+        raise DiveError(f"search: k must be an integer >= 1, got {k!r}")
     q = as_embeddings(queries, name="queries", dim=index.dim)
     kk = min(k, len(index))
     if index.precision == "binary":

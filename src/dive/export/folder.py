@@ -289,7 +289,8 @@ def _describe(obj: SaveSource) -> tuple[Runtime, str, dict[str, Any], dict[str, 
         summary = fitted.summary if fitted is not None else None
         training = {"fit": summary.as_record()} if summary is not None else {}
         return obj.fitted_runtime(), obj.method, obj.config(), training
-    raise TypeError(f"save() needs a Compressor, LoadedCompressor or Runtime, got {type(obj)!r}")
+    raise DiveError(f"save: compressor is {kind_of(obj)}; expected a fitted Compressor, a "
+                    "LoadedCompressor or a Runtime")
 
 
 def runtime_arrays(runtime: Runtime) -> dict[str, np.ndarray]:
