@@ -257,3 +257,13 @@ def test_labels_given_to_a_method_that_learns_without_them_are_named_unused(
     corpus = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
     dive.fit(corpus, method="pca", dim=4, queries=corpus[:3], relevant=[[0], [1], [2]])
     assert "fit: pca learns without labels; queries= and relevant= are not used" in caplog.text
+
+
+def test_a_value_beyond_float32_is_named_as_such_not_as_nan() -> None:
+    corpus = np.random.default_rng(0).standard_normal((50, 8))
+    corpus[7, 2] = 1e300  # finite in float64, inf in float32
+    with pytest.raises(DataError, match=r"row 7 has a value beyond float32's range"):
+        dive.fit(corpus, method="pca", dim=4)
+    corpus[7, 2] = np.nan
+    with pytest.raises(DataError, match="row 7 contains NaN or inf"):
+        dive.fit(corpus, method="pca", dim=4)

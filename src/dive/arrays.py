@@ -77,10 +77,15 @@ def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None
         raise DataError(f"{name}: expected a 2-d (n, dim) array, got shape {arr.shape}")
     if dim is not None and arr.shape[1] != dim:
         raise DataError(f"{name}: expected dimension {dim}, got {arr.shape[1]}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    wide = arr
+    with np.errstate(over="ignore"):  # a value beyond float32 is named below
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
-        raise BadRowError(name, int(np.flatnonzero(~finite)[0]), "contains NaN or inf")
+        row = int(np.flatnonzero(~finite)[0])
+        problem = ("has a value beyond float32's range (about 3.4e38)"
+                   if np.isfinite(wide[row]).all() else "contains NaN or inf")
+        raise BadRowError(name, row, problem)
     return arr
 
 
