@@ -164,7 +164,7 @@ def test_refitting_on_arrays_drops_the_dataset_record(tiny: tuple[Path, Path],
                        None),  # type: ignore[arg-type]
      r"^save: directory is None; expected the path of a model folder"),
     (lambda: dive.save("hello", "m"),  # type: ignore[arg-type]
-     "^save: compressor is a str; expected a fitted Compressor, a LoadedCompressor or a "
+     "^compressor is a str; expected a fitted Compressor, a LoadedCompressor or a "
      "Runtime$"),
     (lambda: dive.fit(np.eye(8, dtype=np.float32), method=None),  # type: ignore[arg-type]
      "^method is None; expected a method name or spec such as 'dive'"),

@@ -516,7 +516,7 @@ class _NotACompressor:
 
 
 def test_save_rejects_other_objects(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="Compressor, LoadedCompressor or Runtime"):
+    with pytest.raises(DiveError, match="Compressor, a LoadedCompressor or a Runtime"):
         save(_NotACompressor(), tmp_path / "m")  # type: ignore[arg-type]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from dive.compressors.pca import PCA
 from dive.compressors.runtime import Runtime
+from dive.errors import DiveError
 from dive.export.folder import save
 
 onnx = pytest.importorskip("onnx")
@@ -80,7 +81,7 @@ def test_onnx_normalises_inputs_like_numpy(tmp_path: Path, make_runtime: Any,
 
 
 def test_onnx_rejects_a_bad_source(tmp_path: Path) -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(DiveError, match="compressor is a int; expected a fitted Compressor"):
         export_onnx(42, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 

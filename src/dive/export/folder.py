@@ -42,7 +42,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
-from dive._io import check_output, folder_mode, publish
+from dive._io import check_output, publish
 from dive.arrays import check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
@@ -289,7 +289,7 @@ def _describe(obj: SaveSource) -> tuple[Runtime, str, dict[str, Any], dict[str, 
         summary = fitted.summary if fitted is not None else None
         training = {"fit": summary.as_record()} if summary is not None else {}
         return obj.fitted_runtime(), obj.method, obj.config(), training
-    raise DiveError(f"save: compressor is {kind_of(obj)}; expected a fitted Compressor, a "
+    raise DiveError(f"compressor is {kind_of(obj)}; expected a fitted Compressor, a "
                     "LoadedCompressor or a Runtime")
 
 
@@ -355,7 +355,6 @@ def _write_folder(target: Path, files: dict[str, bytes], *, overwrite: bool) -> 
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
         publish(tmp, target, overwrite=overwrite)  # keeps what another run saved meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
