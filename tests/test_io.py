@@ -102,6 +102,20 @@ def test_a_published_file_keeps_the_mode_of_the_file_it_replaces(
     assert mode(tmp_path / "out") == old_mode
 
 
+def test_a_published_folder_keeps_the_mode_of_the_folder_it_replaces(
+    tmp_path: Path, umask: None
+) -> None:
+    # a folder built by a plain mkdir (compress's shards) has the umask's mode
+    from dive._io import publish
+
+    os.umask(0o022)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out").chmod(0o700)
+    publish(temp_folder(tmp_path, b"new"), tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "config.json").read_bytes() == b"new"
+    assert mode(tmp_path / "out") == 0o700
+
+
 def test_publish_links_a_file_to_a_free_target(tmp_path: Path) -> None:
     from dive._io import publish
 

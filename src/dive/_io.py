@@ -207,11 +207,12 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
     `check_output` allows, is claimed the same way). Something there raises `DiveError`
     saying to pass overwrite. On any failure `target` is left as it was and `tmp` removed,
     unless `keep_tmp` (a caller keeping finished work to publish later: it is left whole).
-    A file gets the mode of the file it replaces, or the umask's.
+    A file or folder gets the mode of the one it replaces, or the umask's (the files in a
+    folder are new: theirs is the umask's).
     """
     try:
-        if tmp.is_file() and not tmp.is_symlink():
-            os.chmod(tmp, _mode_for(target))  # a replaced file keeps its mode, a new one umask's
+        if not tmp.is_symlink():  # a replaced file or folder keeps its mode, a new one umask's
+            os.chmod(tmp, folder_mode(target) if tmp.is_dir() else _mode_for(target))
         if overwrite:
             if tmp.is_dir() and not tmp.is_symlink():
                 replace_path(tmp, target)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dive._io import folder_mode, publish
+from dive._io import publish
 from dive.arrays import UNIT_NORM_TOLERANCE, load_npy
 from dive.errors import DataError
 
@@ -193,7 +193,6 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
         _write_file(tmp / QUERY_IDS_FILE, lambda h: h.write(_ids_text(emb.query_ids)))
         meta_text = json.dumps(meta, indent=1, sort_keys=False) + "\n"
         _write_file(tmp / META_FILE, lambda h: h.write(meta_text.encode("utf-8")))
-        os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
         _swap_into_place(tmp, target, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dive._io import check_output, folder_mode, publish
+from dive._io import check_output, publish
 from dive.errors import DiveError
 from dive.export.folder import SaveSource, as_loaded, check_model_output, save
 
@@ -112,7 +112,6 @@ def _save_model_atomically(model: Any, target: Path, *, overwrite: bool) -> None
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         model.save(str(tmp))
-        os.chmod(tmp, folder_mode(target))  # mkdtemp makes it 0700
         publish(tmp, target, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
