@@ -3,7 +3,10 @@ kept (one-line error); with it only what dive wrote there is replaced, never any
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -146,6 +149,37 @@ def test_demo_never_replaces_a_file_of_another_kind_at_its_output_names(
         assert f"exists and is not {what}; refusing to replace it" in one_error_line(capsys)
         assert (out / name).read_text() == "my notes"
         assert sorted(p.name for p in out.iterdir()) == [name]
+
+
+def test_demo_overwrite_keeps_the_mode_and_takes_the_lock_of_its_results(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fresh results replaced the old ones without the results lock, so a process
+    appending meanwhile (read under the lock, write back) put the old records back."""
+    import dive.cli as cli
+
+    out = tmp_path / "demo"
+    argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
+            "frozen,pca", "--ratios", "4", "--output", str(out)]
+    assert main(argv) == 0
+    (out / "results.jsonl").chmod(0o600)
+    held: list[bool] = []
+    real_publish = cli.publish
+
+    def publish_noting_the_lock(tmp: Path, target: Path, **kwargs: Any) -> None:
+        folder = os.open(target.parent, os.O_RDONLY)  # as another process would take it
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(folder)
+        held.append(True)
+        real_publish(tmp, target, **kwargs)
+
+    monkeypatch.setattr(cli, "publish", publish_noting_the_lock)
+    assert main([*argv, "--overwrite"]) == 0
+    assert held == [True]
+    assert stat.S_IMODE((out / "results.jsonl").stat().st_mode) == 0o600
 
 
 def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dive._io import check_output, describe_os_error
+from dive._io import check_output, describe_os_error, locked, publish
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.errors import DiveError
 
@@ -130,7 +130,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         fresh = out / f".results.{uuid.uuid4().hex}.jsonl.new"
         try:
             records = _run_grid(args, [args.dataset], fresh)
-            fresh.replace(results)
+            with locked(results):  # not between another process's read and its write-back
+                publish(fresh, results, overwrite=True)
         finally:
             fresh.unlink(missing_ok=True)
     else:
