@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +84,48 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
     assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 130
     assert capsys.readouterr().err == ("dive: interrupted; finished runs are saved and a rerun "
                                        "resumes\n")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_a_verb_as_ctrl_c_does(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], sig: signal.Signals
+) -> None:
+    """They killed the process where it stood, leaving full-size temporary files behind (a
+    `timeout`, a scheduler or `docker stop` sends them); now the fit's clean-up runs."""
+    from dive.compressors.base import Compressor
+
+    before = signal.getsignal(sig)
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # the handler interrupts this at once
+        raise AssertionError("the signal did not stop the verb")
+
+    monkeypatch.setattr(Compressor, "fit", stopped)
+    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
+           "--dim", "8", "--output", str(tmp_path / "m")]
+    assert main(fit) == 128 + sig
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
+    assert not (tmp_path / "m").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert signal.getsignal(sig) == before  # the process's own handler is back
+
+
+def test_an_interrupted_import_says_nothing_was_kept(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dive.embed.imported as imported
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imported, "read_npy_vectors", interrupted)
+    args = ["embed", "--dataset", str(tiny[0]), "--from-npy", str(tiny[1] / "corpus.npy"),
+            "--ids", "i", "--queries-npy", "q", "--query-ids", "j", "--output", str(tmp_path / "e")]
+    assert main(args) == 130
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
 
 
 def test_debug_shows_the_exception(tiny: tuple[Path, Path], tmp_path: Path) -> None:

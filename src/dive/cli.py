@@ -14,12 +14,14 @@ and `--overwrite` starts it over.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -565,6 +567,34 @@ _AFTER_INTERRUPT = {
 }
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (`timeout`, a job scheduler, `docker stop`, a closed terminal)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stopped_like_ctrl_c() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into `_Stopped` while a verb runs, so they clean up as Ctrl-C
+    does (temporary files removed, finished work kept) instead of killing the process where
+    it stands; the previous handlers come back afterwards. Only the main thread may."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -575,7 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _show_embedding_sources()
     handler = HANDLERS[args.verb]
     try:
-        return handler(args)
+        with _stopped_like_ctrl_c():
+            return handler(args)
     except BrokenPipeError:
         # The reader of our output stopped early (`dive search ... | head`): not an error of
         # ours. Stdout goes to /dev/null so the exit's own flush cannot fail again.
@@ -588,10 +619,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the user's to fix too.
         print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"dive: interrupted; {_AFTER_INTERRUPT.get(args.verb, 'no output was written')}",
+    except KeyboardInterrupt as exc:
+        imported = args.verb == "embed" and (args.from_npy or args.from_parquet) is not None
+        kept = _AFTER_INTERRUPT.get(args.verb, "no output was written")
+        print(f"dive: interrupted; {'no output was written' if imported else kept}",
               file=sys.stderr)
-        return 130
+        return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)
 
 
 if __name__ == "__main__":
