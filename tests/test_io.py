@@ -116,6 +116,30 @@ def test_a_published_folder_keeps_the_mode_of_the_folder_it_replaces(
     assert mode(tmp_path / "out") == 0o700
 
 
+def test_a_folder_is_replaced_by_one_atomic_swap_where_the_system_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two renames (old aside, new in) left a moment with no folder at all for a reader
+    from dive._io import _exchange, replace_path
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x").write_text("a")
+    (tmp_path / "b" / "x").write_text("b")
+    if not _exchange(tmp_path / "a", tmp_path / "b"):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) on this system: the two-rename way is used")
+    assert (tmp_path / "a" / "x").read_text() == "b"  # swapped
+    assert (tmp_path / "b" / "x").read_text() == "a"
+
+    def no_rename(*args: object) -> None:
+        raise AssertionError("replaced by renames, not by one swap")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    replace_path(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "b" / "x").read_text() == "b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # the old one removed
+
+
 def test_publish_links_a_file_to_a_free_target(tmp_path: Path) -> None:
     from dive._io import publish
 

@@ -3,8 +3,9 @@
 A crash or interruption leaves either the old file or the new one, never half of either.
 A new file gets the mode the umask says (as `open` would give it); a replaced file keeps its
 mode, and so does a folder (`folder_mode`). `replace_path` does the final rename for folders
-too (which rename() cannot replace); `publish` does it without ever replacing anything unless
-told to overwrite, so a concurrent run's output that appeared meanwhile is kept.
+too (which rename() cannot replace; one atomic swap where Linux has it); `publish` does it
+without ever replacing anything unless told to overwrite, so a concurrent run's output that
+appeared meanwhile is kept.
 `locked` serialises read-modify-write cycles across processes (a results file's appends);
 such a cycle writes where it read: a symbolic link is followed (`resolve_link`), so the file
 it leads to gets the records and the link stays. Every other writer replaces the name it was
@@ -18,6 +19,7 @@ folder should be) into one line naming the path the user gave, not a temporary n
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -172,23 +174,48 @@ def atomic_write_bytes(
 
 
 def replace_path(src: Path, dst: Path) -> None:
-    """Move `src` to `dst`, replacing a file or folder there; the old one goes last."""
+    """Move `src` to `dst`, replacing a file or folder there; the old one goes last.
+
+    Where the system can swap two names in one step (Linux `renameat2` with RENAME_EXCHANGE),
+    readers of `dst` see the old one or the new one, never neither, and two runs replacing
+    `dst` at once each swap whole folders; elsewhere the old one is renamed aside first.
+    """
     if not dst.exists() and not dst.is_symlink():
         os.replace(src, dst)
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
-    os.rmdir(aside)
-    os.replace(dst, aside)
-    try:
-        os.replace(src, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.replace(aside, dst)
-        raise
+    if _exchange(src, dst):
+        aside = src  # now the old one
+    else:
+        aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+        os.rmdir(aside)
+        os.replace(dst, aside)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.replace(aside, dst)
+            raise
     if aside.is_dir() and not aside.is_symlink():
         shutil.rmtree(aside, ignore_errors=True)
     else:
         aside.unlink()
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the names `a` and `b` atomically; False where the system cannot (then nothing
+    moved). Both must exist."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # not on this kernel or file system
+    raise OSError(err, os.strerror(err), os.fspath(b))
 
 
 # Errors of link() meaning "no hard links here" (some network and FUSE file systems).

@@ -165,9 +165,11 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
     (even one written meanwhile) is kept with `DiveError` unless `overwrite`.
 
     Everything is written into a temporary folder beside the target and renamed into place,
-    so readers see the old folder or the new one. Replacing an existing folder takes two
-    renames (old aside, new in); a crash between them leaves the old one under a hidden name
-    next to the target rather than a mix of both.
+    so a reader finds the old folder or the new one. An existing folder is replaced by one
+    atomic swap of the two names where the system has it (Linux `renameat2`), else by two
+    renames (old aside, new in), where a crash between them leaves the old one under a hidden
+    name next to the target rather than a mix of both (`dive._io.replace_path`). A reader
+    opening the files one by one while it is replaced can still read some of each.
     """
     target = Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
