@@ -259,6 +259,25 @@ def test_locked_through_a_link_holds_the_real_files_folder(tmp_path: Path) -> No
         os.close(fd)
 
 
+def test_a_run_waiting_long_for_the_lock_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # it waited without a word while another process held the results file's folder
+    import threading
+
+    from dive import _io
+
+    for held_for, said in ((0.2, False), (_io.LOCK_QUIET_SECONDS + 0.3, True)):
+        caplog.clear()
+        fd = os.open(tmp_path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another process appending ...
+        threading.Timer(held_for, os.close, [fd]).start()  # ... until then
+        with locked(tmp_path / "r.jsonl"):
+            pass
+        line = f"{tmp_path / 'r.jsonl'}: waiting for another process writing there"
+        assert (line in caplog.text) is said  # a short wait is not worth a line
+
+
 def test_resolve_link_follows_every_link_but_a_broken_one(tmp_path: Path) -> None:
     real = tmp_path / "real.txt"
     real.touch()

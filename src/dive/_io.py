@@ -22,16 +22,20 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import logging
 import os
 import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from dive.errors import DiveError
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -131,10 +135,29 @@ def locked(path: str | os.PathLike[str]) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _lock(fd, path)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+LOCK_QUIET_SECONDS = 1.0  # a wait for the lock this long is said, not only waited
+
+
+def _lock(fd: int, path: str | os.PathLike[str]) -> None:
+    """flock `fd` exclusively; past `LOCK_QUIET_SECONDS` of waiting, say why nothing happens
+    (another process's appends take milliseconds: a long wait is worth a line)."""
+    deadline = time.monotonic() + LOCK_QUIET_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+    logger.warning("%s: waiting for another process writing there", path)
+    fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 @contextlib.contextmanager
