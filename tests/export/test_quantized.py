@@ -14,7 +14,7 @@ import pytest
 
 from dive.compressors.precision import PRECISIONS
 from dive.compressors.runtime import Runtime
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 from dive.export.folder import load, save, with_precision
 
 OLD_FIELDS = ("format", "format_version", "input_dim", "output_dim", "activation", "arrays",
@@ -61,6 +61,18 @@ def test_with_precision_refuses_a_one_row_or_integer_calibration_corpus(
     with pytest.raises(DataError, match=r"^calibration corpus: expected float embeddings, got "
                                         r"dtype int64$"):
         with_precision(tmp_path / "m", "int8", (corpus * 100).astype(np.int64))
+
+
+def test_only_int8_needs_a_calibration_corpus(
+        tmp_path: Path, make_runtime: Any, make_inputs: Any) -> None:
+    save(make_runtime(), tmp_path / "m")
+    x = make_inputs(5, 32)
+    for precision in ("float32", "float16", "binary"):  # a corpus was required for them too
+        model = with_precision(tmp_path / "m", precision)
+        calibrated = with_precision(tmp_path / "m", precision, make_inputs(100, 32))
+        np.testing.assert_array_equal(model.transform(x), calibrated.transform(x))
+    with pytest.raises(DiveError, match="int8 is calibrated on corpus embeddings; pass corpus="):
+        with_precision(tmp_path / "m", "int8")
 
 
 def test_a_format_2_folder_without_precision_loads_as_float32(tmp_path: Path, make_runtime: Any,

@@ -251,17 +251,24 @@ def save(
 
 
 def with_precision(
-    source: SaveSource | str | os.PathLike[str], precision: str, corpus: np.ndarray
+    source: SaveSource | str | os.PathLike[str], precision: str,
+    corpus: np.ndarray | None = None,
 ) -> LoadedCompressor:
     """`source` ending in `precision`, int8 calibrated on `corpus` (n, D) float embeddings.
 
     The method, its config and the training summary carry over; save the result to ship it.
-    int8 needs at least two corpus rows (`dive.compressors.precision.calibrate`: one would
-    leave every range empty) and warns when most output dimensions are constant over them;
-    integer or bool `corpus` arrays are refused, as `fit` refuses them.
+    Only int8 reads `corpus` (the others need none): it needs at least two rows
+    (`dive.compressors.precision.calibrate`: one would leave every range empty) and warns
+    when most output dimensions are constant over them; integer or bool `corpus` arrays are
+    refused, as `fit` refuses them.
     """
-    check_floating(corpus, name="calibration corpus")
     loaded = as_loaded(source)
+    if corpus is None:
+        if precision == "int8":
+            raise DiveError("with_precision: int8 is calibrated on corpus embeddings; pass "
+                            "corpus= (n, D)")
+        corpus = np.zeros((0, loaded.runtime_.input_dim), dtype=np.float32)
+    check_floating(corpus, name="calibration corpus")
     return LoadedCompressor(loaded.runtime_.with_precision(precision, corpus),
                             method=loaded.method, method_config=loaded.config(),
                             summary=loaded.summary, source=loaded.source)
