@@ -22,6 +22,7 @@ from dive.compressors._baseline import BaselineConfig
 from dive.compressors.base import TrainingData
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Adapter, Runtime
+from dive.training.batches import BatchQueue
 from dive.training.candidates import ranking_candidates
 from dive.training.gate import validation_scores
 from dive.training.labels import Labels
@@ -123,10 +124,10 @@ class Supervision:
         self.max_positives = max_positives
         self.negatives_per_positive = config.negatives_per_positive
         self.hard_fraction = config.hard_fraction
-        self.mine_every = config.mine_every
         self.pools: NegativePools | None = None
         self.miner: tuple[Encoder, torch.Tensor] | None = None  # what lazy mining ranks with
-        self.queued: list[np.ndarray] = []  # the query batches of the coming steps
+        # with mine_every, the query batches of the coming steps
+        self.queue = BatchQueue(config.mine_every) if config.mine_every is not None else None
 
     @property
     def n_queries(self) -> int:
@@ -137,10 +138,11 @@ class Supervision:
         coming batches, the queued ones dropped (see the class docstring)."""
         if self.labels is None:
             return
-        if self.mine_every is None:
+        if self.queue is None:
             self.pools = self._mined(encode, corpus, self.labels)
         else:
-            self.miner, self.queued = (encode, corpus), []
+            self.miner = encode, corpus
+            self.queue.clear()
 
     def _mined(self, encode: Encoder, corpus: torch.Tensor, labels: Labels) -> NegativePools:
         return mine_pools(
@@ -155,19 +157,17 @@ class Supervision:
     def _queries(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """This batch's query rows; with `mine_every`, from the queue (refilled and mined when
         empty)."""
-        assert self.labels is not None
         size = min(size, self.n_queries)
-        if self.mine_every is None:
+        if self.queue is None:
             return rng.choice(self.n_queries, size, replace=False)
-        if not self.queued:
-            assert self.miner is not None  # `batch` checks refresh() was called
-            self.queued = [
-                rng.choice(self.n_queries, size, replace=False) for _ in range(self.mine_every)
-            ]
-            rows = np.unique(np.concatenate(self.queued))
-            mined = self._mined(*self.miner, self.labels.subset(rows))
-            self.pools = mined.placed(rows, self.n_queries)
-        return self.queued.pop(0)
+        return self.queue.next(lambda: rng.choice(self.n_queries, size, replace=False),
+                               self._mine_rows)
+
+    def _mine_rows(self, rows: np.ndarray) -> None:
+        """The pools of the training queries at `rows`, ranked by the last refresh's model."""
+        assert self.labels is not None and self.miner is not None  # `batch` checks
+        mined = self._mined(*self.miner, self.labels.subset(rows))
+        self.pools = mined.placed(rows, self.n_queries)
 
     def batch(
         self, size: int, rng: np.random.Generator

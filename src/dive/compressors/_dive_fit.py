@@ -53,7 +53,7 @@ from dive.losses.headwise_ntxent import headwise_ntxent_loss
 from dive.losses.hinge_triplet import hinge_triplet_loss, triplet_margins
 from dive.losses.similarity_anchor import similarity_anchor_loss
 from dive.training.adapter import ResidualAdapter
-from dive.training.batches import sample_rows
+from dive.training.batches import BatchQueue, sample_rows
 from dive.training.gate import ValidationGate, log_rank_scores, validation_scores
 from dive.training.labels import Labels
 from dive.training.loop import TrainingLoop, finite_outputs
@@ -260,7 +260,7 @@ class _Run:
         self.use_anchor = cfg.anchor_weight > 0 and self.batch >= 2
         self.use_ntxent = cfg.ntxent_weight > 0 and net.n_heads > 1 and self.batch >= 2
         self.pools = NegativePools.empty(len(train) if train is not None else 0)
-        self.queued: list[np.ndarray] = []  # the query batches of the coming steps
+        self.queue = BatchQueue(cfg.mine_every)  # the query batches of the coming steps
         self.encoded: tuple[int, np.ndarray] = (0, start_z)  # (step, corpus outputs after it)
         self.loop = TrainingLoop(
             loss=self._loss,
@@ -331,17 +331,18 @@ class _Run:
     def _queries(self, train: Labels) -> np.ndarray:
         """This step's labelled queries; when none are queued, the next `mine_every` batches
         are drawn and their pools mined from the current model (see the class docstring)."""
+        size = min(self.fit.query_batch, len(train))
+        return self.queue.next(lambda: sample_rows(len(train), size, self.rng),
+                               partial(self._mine, train))
+
+    def _mine(self, train: Labels, rows: np.ndarray) -> None:
+        """The hard-negative pools of the `train` queries at `rows`, from the model as it is."""
         cfg = self.fit.config
-        if not self.queued:
-            size = min(self.fit.query_batch, len(train))
-            self.queued = [sample_rows(len(train), size, self.rng) for _ in range(cfg.mine_every)]
-            if cfg.hard_negatives:
-                rows = np.unique(np.concatenate(self.queued))
-                # a shortlist is re-ranked by the model as it is: its corpus outputs may be
-                # up to eval_every steps old (a check's); exact mining needs them current
-                stale = 0 if cfg.shortlist is None else cfg.eval_every - 1
-                self.pools = self.fit.pools(self.net, self._corpus_z(stale), train, rows)
-        return self.queued.pop(0)
+        if cfg.hard_negatives:
+            # a shortlist is re-ranked by the model as it is: its corpus outputs may be
+            # up to eval_every steps old (a check's); exact mining needs them current
+            stale = 0 if cfg.shortlist is None else cfg.eval_every - 1
+            self.pools = self.fit.pools(self.net, self._corpus_z(stale), train, rows)
 
     def _corpus_z(self, stale: int = 0) -> np.ndarray:
         """The corpus outputs of the model as it is now, or as it was at most `stale` updates

@@ -10,12 +10,12 @@ Left out: negatives (`dive.training.mining`) and anything torch (callers index t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RelevanceIndex", "sample_rows"]
+__all__ = ["BatchQueue", "RelevanceIndex", "sample_rows"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,28 @@ def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     if size <= n:
         return rng.choice(n, size=size, replace=False).astype(np.int64)
     return rng.integers(0, n, size=size, dtype=np.int64)
+
+
+class BatchQueue:
+    """Query batches drawn `ahead` at a time, so that the hard negatives of all of them are
+    mined at once, from the model as it is when they are drawn (DIVE's and the baselines'
+    `mine_every`): no negative comes from a ranking more than `ahead` steps old, and a round
+    of mining reads only those batches' queries."""
+
+    def __init__(self, ahead: int) -> None:
+        self.ahead = ahead
+        self.queued: list[np.ndarray] = []
+
+    def next(
+        self, draw: Callable[[], np.ndarray], mine: Callable[[np.ndarray], None]
+    ) -> np.ndarray:
+        """The next batch; with none queued, `ahead` are drawn (`draw()` each) and `mine` is
+        first given the sorted union of their rows."""
+        if not self.queued:
+            self.queued = [draw() for _ in range(self.ahead)]
+            mine(np.unique(np.concatenate(self.queued)))
+        return self.queued.pop(0)
+
+    def clear(self) -> None:
+        """Drop the queued batches (the next call draws and mines afresh)."""
+        self.queued = []
