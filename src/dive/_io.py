@@ -52,7 +52,6 @@ def atomic_open(
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        os.fchmod(fd, _mode_for(target))  # mkstemp makes every file 0600
         encoding = None if "b" in mode else "utf-8"
         with naming_os_errors(target), os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
