@@ -133,6 +133,13 @@ def test_query_dimension_must_match(make_inputs: Any) -> None:
         search_index(build_index(make_inputs(4, 8)), make_inputs(2, 9), 3)
 
 
+def test_integer_queries_are_refused(make_inputs: Any) -> None:
+    # int8 codes passed as queries were cast to float and scored without a word
+    codes = np.rint(make_inputs(2, 8) * 127).astype(np.int8)
+    with pytest.raises(DataError, match="queries: expected float embeddings, got dtype int8"):
+        search_index(build_index(make_inputs(4, 8)), codes, 3)
+
+
 @pytest.mark.parametrize("k", [0, 1.5, "3"])
 def test_k_must_be_a_positive_integer(make_inputs: Any, k: object) -> None:
     # 0 gave a plain ValueError, 1.5 a FAISS TypeError

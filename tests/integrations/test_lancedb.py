@@ -455,6 +455,8 @@ def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
                   candidates=5)
     with pytest.raises(DiveError, match="lancedb:PATH/TABLE"):
         dl.search("lancedb:nodb", model, q, 10)
+    with pytest.raises(DataError, match="query vectors: expected float embeddings, got dtype int"):
+        dl.search(uri(db, "docs"), model, np.rint(q * 100).astype(np.int64), 10, column="v8")
 
 
 def test_search_refuses_a_column_another_compressor_wrote(searchable: dict[str, Any],

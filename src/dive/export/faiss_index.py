@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dive._io import atomic_open, check_output
-from dive.arrays import as_embeddings, is_integer
+from dive.arrays import as_embeddings, check_floating, is_integer
 from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
 from dive.errors import DataError, DiveError
 from dive.evaluate.product import is_product, product_bytes, product_index
@@ -397,6 +397,7 @@ def search_index(
     """
     if not is_integer(k) or k < 1:
         raise DiveError(f"search: k must be an integer >= 1, got {k!r}")
+    check_floating(queries, name="queries")
     q = as_embeddings(queries, name="queries", dim=index.dim)
     kk = min(k, len(index))
     if index.precision == "binary":

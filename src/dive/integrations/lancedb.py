@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import atomic_open, check_output, naming_os_errors, publish
-from dive.arrays import as_unit_rows, is_integer
+from dive.arrays import as_unit_rows, check_floating, is_integer
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
     BadRow,
@@ -446,6 +446,7 @@ def search(
                         "IVF_PQ or IVF_SQ)")
     table = table if not isinstance(table, (str, os.PathLike, TableRef)) else open_table(table)
     where = f"table {table.name!r}"
+    check_floating(query_vectors, name="query vectors")
     queries = as_unit_rows(query_vectors, name="query vectors", dim=runtime.input_dim)
     compressed = runtime.embed(queries)
     dim = runtime.output_dim
