@@ -118,7 +118,8 @@ def pooled_pick(dataset: Any, emb: Any, budget: str, seed: int,
                 starts: dict[int, tuple[Encoder, dict[str, np.ndarray]]]) -> str:
     """The evidence rule on each labelled query's gain averaged over every ratio's PCA."""
     split = make_split(dataset, parse_budget(budget), seed, dev=True)
-    labelled = labelled_queries(split.train_ids + split.validation_ids, split.label_qrels, emb)
+    labelled = labelled_queries(split.train_ids + split.validation_ids, split.label_qrels, emb,
+                                split.identical_ids)
     u, c = (np.mean([per_query(labelled, encode, s, corpus) for encode, corpus in
                      starts.values()], axis=0) for s in ("u", "c"))
     return "c" if choose(u, [Curve((0,), c[None])], 1.0).candidate == 0 else "u"
@@ -150,9 +151,11 @@ def main() -> None:
                 for seed in args.seeds:
                     split = make_split(dataset, parse_budget(budget), seed, dev=True)
                     labelled = labelled_queries(
-                        split.train_ids + split.validation_ids, split.label_qrels, emb
+                        split.train_ids + split.validation_ids, split.label_qrels, emb,
+                        split.identical_ids,
                     )
-                    scored = labelled_queries(split.eval_ids, split.eval_qrels, emb)
+                    scored = labelled_queries(split.eval_ids, split.eval_qrels, emb,
+                                              split.identical_ids)
 
                     on_labels = {s: per_query(labelled, encode, s, corpus) for s in ("u", "c")}
                     on_dev = {s: float(per_query(scored, encode, s, corpus).mean()) for s in SHIFTS}

@@ -52,7 +52,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         split = make_split(dataset, parse_budget(args.labels), seed)
         train = training_data(split, emb)
-        test = labelled_queries(split.eval_ids, split.eval_qrels, emb)
+        test = labelled_queries(split.eval_ids, split.eval_qrels, emb, split.identical_ids)
         for method in args.methods.split(","):
             model = make_compressor(method, dim, seed)
             started = time.perf_counter()

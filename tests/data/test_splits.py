@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dive.data import load_beir
+from dive.data import Dataset, load_beir
 from dive.data.splits import make_split, n_validation, parse_budget
 from dive.errors import DiveError
 
@@ -103,3 +103,15 @@ def test_dev_split_tunes_inside_the_labelled_pool_and_never_reads_evaluation_que
     assert len(dev.eval_ids) - len(labelled) in (0, 1)
     assert dev.source == f"{protocol.source}-dev"
     assert all(dev.eval_qrels[q] == protocol.label_qrels[q] for q in dev.eval_ids)
+
+
+def test_only_queries_that_are_documents_are_identical_ids() -> None:
+    # "a" is a document too (its text is the document's, after a title: ArguAna); "1" and
+    # "2" share ids with documents by a coincidence of numbering (Cranfield)
+    dataset = Dataset("d", Path("d"), ["a", "1", "2", "3"],
+                      ["Title the argument", "one", "two", "three"], ["a", "1", "2"],
+                      ["the argument", "what is two", "query"],
+                      {"test": {"a": {"2": 1}, "1": {"2": 1}, "2": {"3": 1}}})
+    assert dataset.identical_ids() == {"a"}
+    for seed in range(3):  # wherever "a" falls, labelled or scored
+        assert make_split(dataset, None, seed=seed).identical_ids == {"a"}

@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dive.data.beir import Dataset
+from dive.data.splits import QuerySplit
+from dive.embed.store import Embeddings
 from dive.errors import DiveError
 from dive.evaluate.fingerprint import backfill_fingerprints
-from dive.evaluate.protocol import GridSpec, run_grid
+from dive.evaluate.protocol import GridSpec, RunTask, run_grid, run_one
 from dive.evaluate.records import FINGERPRINT_FIELD, REQUIRED_FIELDS, ResultsFile, write_records
 
 
@@ -200,3 +203,32 @@ def test_records_carry_the_typed_fit_summary_beside_the_diagnostics(
     assert fit["validation_curve"][0] == [0, fit["start_score"]]
     assert 0 <= fit["best_step"] <= fit["steps_run"] and fit["seconds"] > 0
     assert "choice" in diagnostics and "curves" in diagnostics  # the old keys stay
+
+
+@pytest.mark.parametrize(
+    ("query_text", "ndcg"),
+    [
+        # a numbered collection: query "1" is not document "1", which it must still retrieve
+        ("which one", 1.0),
+        # ArguAna-like: query "1" is document "1" (its text is the document's), never a hit
+        # for itself, so the relevant document "2", second nearest, comes first
+        ("one text", 1.0),
+    ],
+)
+def test_a_query_leaves_out_its_own_id_only_when_it_is_that_document(
+    query_text: str, ndcg: float
+) -> None:
+    vectors = np.eye(4, dtype=np.float32)
+    own = query_text == "one text"
+    query = np.array([[1.0, 0.5 if own else 0.0, 0, 0]], dtype=np.float32)
+    query /= np.linalg.norm(query)
+    dataset = Dataset("d", Path("d"), ["1", "2", "3", "4"], ["Doc one text", "b", "c", "d"],
+                      ["1", "9"], [query_text, "other"],
+                      {"test": {"1": {"2" if own else "1": 1}, "9": {"3": 1}}})
+    emb = Embeddings(vectors, list(dataset.corpus_ids), np.concatenate([query, vectors[2:3]]),
+                     ["1", "9"], {})
+    split = QuerySplit(("9",), (), ("1",), {"9": {"3": 1}}, {"1": dataset.split("test")["1"]},
+                       "test-half", dataset.identical_ids())
+    assert split.identical_ids == ({"1"} if own else set())
+    record = run_one(RunTask("frozen", 4, 1, None, 0), dataset, emb, split, "m", 10)[0]
+    assert record["ndcg@10"] == pytest.approx(ndcg)

@@ -120,9 +120,11 @@ def test_search_builds_run_and_skips_identical_ids() -> None:
     # Query "d3" is its own best match, and must not retrieve document "d3".
     c[3] = q[0] * 10
     query_ids = ["d3", "q1", "q2", "q3"]
-    run = search(q, c, query_ids, corpus_ids, k=5, chunk_size=7)
+    run = search(q, c, query_ids, corpus_ids, k=5, chunk_size=7, ignore_identical_ids=True)
     assert list(run) == query_ids
     assert "d3" not in run["d3"]
+    # by default a shared id is a coincidence of numbering: the document stays a hit
+    assert next(iter(search(q, c, query_ids, corpus_ids, k=5)["d3"])) == "d3"
     assert all(len(docs) == 5 for docs in run.values())
     ref_idx, ref_scores = _brute_force(q, c, 5, np.array([3, -1, -1, -1]))
     for i, qid in enumerate(query_ids):

@@ -31,8 +31,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def test_labelled_queries_name_the_row_with_the_query_id() -> None:
     vectors = _unit(np.random.default_rng(0).normal(size=(4, 8)))
     emb = Embeddings(vectors, ["d0", "q1", "d2", "d3"], vectors[:2], ["q0", "q1"], {})
-    queries = labelled_queries(["q0", "q1"], {"q0": {"d2": 1}, "q1": {"d3": 1}}, emb)
-    assert queries.exclude == (-1, 1)
+    qrels = {"q0": {"d2": 1}, "q1": {"d3": 1}}
+    assert labelled_queries(["q0", "q1"], qrels, emb, {"q1"}).exclude == (-1, 1)
+    # a query not named identical keeps the document with its id (a coincidence of numbering)
+    assert labelled_queries(["q0", "q1"], qrels, emb, set()).exclude == (-1, -1)
 
 
 def test_labels_carry_the_excluded_rows_through_every_constructor() -> None:

@@ -60,6 +60,15 @@ class Dataset:
         if len(self.query_ids) != len(self.query_texts):
             raise ValueError("query_ids and query_texts differ in length")
 
+    def identical_ids(self) -> frozenset[str]:
+        """The queries that are documents of the corpus too: a document has the query's id
+        and holds the query's text (ArguAna, Quora). Each is never a hit for itself (BEIR's
+        ignore_identical_ids). Elsewhere a shared id is a coincidence of numbering (Cranfield
+        query 23 is not document 23) and leaves nothing out."""
+        text_of = dict(zip(self.corpus_ids, self.corpus_texts, strict=True))
+        return frozenset(q for q, text in zip(self.query_ids, self.query_texts, strict=True)
+                         if text and text in text_of.get(q, ""))
+
     def split(self, name: str) -> Qrels:
         """The qrels of split `name`, or a `DataError` listing the splits this dataset has."""
         try:

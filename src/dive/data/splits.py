@@ -42,6 +42,9 @@ class QuerySplit:
     label_qrels: Qrels  # judgments of the train and validation queries
     eval_qrels: Qrels  # judgments of the evaluation queries
     source: str  # "train" or "test-half": where the labelled queries came from
+    # the split's queries that are documents too, never a hit for themselves
+    # (`Dataset.identical_ids`)
+    identical_ids: frozenset[str] = frozenset()
 
     @property
     def n_labels(self) -> int:
@@ -125,4 +128,5 @@ def make_split(
         label_qrels={q: train_qrels[q] for q in chosen},
         eval_qrels={q: eval_qrels[q] for q in eval_ids},
         source=source,
+        identical_ids=dataset.identical_ids().intersection((*chosen, *eval_ids)),
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -103,25 +103,29 @@ class RunTask:
     keys: tuple[RecordKey, ...] = field(default=())  # one results key per variant
 
 
-def labelled_queries(ids: Sequence[str], qrels: Qrels, emb: Embeddings) -> LabelledQueries:
-    """Query embeddings plus their relevant corpus rows, for a supervised fit; a query never
-    retrieves the document with its own id, in the fit as in the evaluation."""
+def labelled_queries(
+    ids: Sequence[str], qrels: Qrels, emb: Embeddings, identical: Container[str]
+) -> LabelledQueries:
+    """Query embeddings plus their relevant corpus rows, for a supervised fit; a query in
+    `identical` (`QuerySplit.identical_ids`) never retrieves the document with its own id,
+    in the fit as in the evaluation."""
     row_of = {doc_id: row for row, doc_id in enumerate(emb.corpus_ids)}
     relevant = []
     for query_id in ids:
         docs = qrels[query_id]
         relevant.append({row_of[d]: g for d, g in docs.items() if g > 0 and d in row_of})
-    exclude = tuple(int(r) for r in identical_id_rows(ids, emb.corpus_ids))
+    exclude = tuple(int(r) for r in identical_id_rows(ids, emb.corpus_ids, identical))
     return LabelledQueries(emb.query_rows(ids), tuple(relevant), tuple(ids), exclude)
 
 
 def training_data(split: QuerySplit, emb: Embeddings) -> TrainingData:
     validation = (
-        labelled_queries(split.validation_ids, split.label_qrels, emb)
+        labelled_queries(split.validation_ids, split.label_qrels, emb, split.identical_ids)
         if split.validation_ids
         else None
     )
-    return TrainingData(labelled_queries(split.train_ids, split.label_qrels, emb), validation)
+    train = labelled_queries(split.train_ids, split.label_qrels, emb, split.identical_ids)
+    return TrainingData(train, validation)
 
 
 def run_one(
@@ -137,7 +141,7 @@ def run_one(
     queries = _eval_queries(emb, split)
     outputs = Outputs(compressor.transform(queries), compressor.transform(emb.corpus), queries,
                       emb.corpus, split.eval_ids, emb.corpus_ids,
-                      identical_id_rows(split.eval_ids, emb.corpus_ids))
+                      identical_id_rows(split.eval_ids, emb.corpus_ids, split.identical_ids))
     dim = compressor.fitted_runtime().output_dim
     info = compressor.fit_info_
     fit = _Fit(fit_seconds, compressor.n_params, compressor.config(), compressor.supervised,
@@ -163,7 +167,7 @@ def run_anchor(
     fit_seconds = time.perf_counter() - start
     queries = as_unit_rows(_eval_queries(emb, split), name=f"{dataset.name}: query embeddings")
     outputs = Outputs(queries, corpus, queries, corpus, split.eval_ids, emb.corpus_ids,
-                      identical_id_rows(split.eval_ids, emb.corpus_ids))
+                      identical_id_rows(split.eval_ids, emb.corpus_ids, split.identical_ids))
     depth = top_k * max(1, *(v.rescore for v in task.variants))
     rows, scores = index.search(queries, depth, outputs.exclude)
     config = {"anchor": anchor.family, "m": anchor.m, "factory": index.factory,

@@ -18,7 +18,7 @@ vectors already normalised if they want cosine similarity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 import numpy as np
 
@@ -222,23 +222,25 @@ def rescore(
     return indices, scores
 
 
-def identical_id_rows(query_ids: Sequence[str], corpus_ids: Sequence[str]) -> np.ndarray:
-    """Per query, the corpus row with its own id (-1 if none): `top_k`'s `exclude` for BEIR's
-    ignore_identical_ids. Repeated ids are an error."""
+def identical_id_rows(
+    query_ids: Sequence[str], corpus_ids: Sequence[str], only: Container[str] | None = None
+) -> np.ndarray:
+    """Per query, the corpus row with its own id (-1 if none, or if the query is not in
+    `only`): `top_k`'s `exclude` for BEIR's ignore_identical_ids. Repeated ids are an error."""
+    row_of = _row_of(corpus_ids, "corpus_ids")
+    _row_of(query_ids, "query_ids")
+    return np.array([row_of.get(qid, -1) if only is None or qid in only else -1
+                     for qid in query_ids], dtype=np.int64)
+
+
+def _row_of(ids: Sequence[str], name: str) -> dict[str, int]:
+    """Each id's row; a repeated id is a `DataError` naming both rows."""
     row_of: dict[str, int] = {}
-    for row, doc_id in enumerate(corpus_ids):
-        if doc_id in row_of:
-            raise DataError(
-                f"corpus_ids: row {row} repeats id {doc_id!r} (first at row {row_of[doc_id]})"
-            )
-        row_of[doc_id] = row
-    if len(set(query_ids)) != len(query_ids):
-        seen: set[str] = set()
-        for row, qid in enumerate(query_ids):
-            if qid in seen:
-                raise DataError(f"query_ids: row {row} repeats id {qid!r}")
-            seen.add(qid)
-    return np.array([row_of.get(qid, -1) for qid in query_ids], dtype=np.int64)
+    for row, one in enumerate(ids):
+        if one in row_of:
+            raise DataError(f"{name}: row {row} repeats id {one!r} (first at row {row_of[one]})")
+        row_of[one] = row
+    return row_of
 
 
 def to_run(
@@ -258,24 +260,29 @@ def search(
     corpus_ids: Sequence[str],
     k: int = 100,
     chunk_size: int = 1024,
+    *,
+    ignore_identical_ids: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Run dict (query id -> doc id -> score) of the exact top-k, for the metrics.
 
-    A query never retrieves a document with its own id (BEIR's ignore_identical_ids). Scores
+    With `ignore_identical_ids` (BEIR's option, for queries that are documents of the corpus
+    too) a query never retrieves the document with its own id. Scores
     are the float32 inner products as Python floats. At the cut-off, tied documents are kept in
     corpus-row order (see `top_k`); the metrics then order the kept ones as trec_eval does.
     """
     q = as_embeddings(queries, name="queries")
     c = as_embeddings(corpus, name="corpus", dim=q.shape[1])
     check_ids(query_ids, corpus_ids, q.shape[0], c.shape[0])
-    exclude = identical_id_rows(query_ids, corpus_ids)
+    exclude = identical_id_rows(query_ids, corpus_ids) if ignore_identical_ids else None
     indices, scores = top_k(q, c, k, exclude=exclude, chunk_size=chunk_size)
     return to_run(query_ids, corpus_ids, indices, scores)
 
 
 def check_ids(query_ids: Sequence[str], corpus_ids: Sequence[str], m: int, n: int) -> None:
-    """One id per query row (m) and per corpus row (n)."""
+    """One id per query row (m) and per corpus row (n), none repeated."""
     if len(query_ids) != m:
         raise DataError(f"query_ids: {len(query_ids)} ids for {m} query rows")
     if len(corpus_ids) != n:
         raise DataError(f"corpus_ids: {len(corpus_ids)} ids for {n} corpus rows")
+    _row_of(corpus_ids, "corpus_ids")
+    _row_of(query_ids, "query_ids")
