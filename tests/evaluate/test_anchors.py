@@ -81,6 +81,15 @@ def test_pq_on_too_few_rows_says_in_one_line_how_many_it_needs(spec: str) -> Non
     assert anchor.build(unit_rows(256), FULL).index.ntotal == 256
 
 
+def test_opq_on_fewer_rows_than_dimensions_is_refused_before_faiss() -> None:
+    # 300 x 384 made FAISS's OPQ training crash the process (a segfault or an abort)
+    with pytest.raises(DataError, match=r"^anchor faiss-opq:4: FAISS OPQ training needs at "
+                                        r"least as many corpus rows as the vectors' dimension "
+                                        r"\(384\), got 300$"):
+        parse_anchor("faiss-opq:4").build(unit_rows(300, 384), 384)
+    assert parse_anchor("faiss-pq:4").build(unit_rows(300, 384), 384).index.ntotal == 300
+
+
 def test_what_faiss_cannot_train_is_one_line_without_its_source_location() -> None:
     with pytest.raises(DataError) as caught:
         parse_anchor("faiss-pca-sq8").build(unit_rows(5), 16)

@@ -131,7 +131,8 @@ class Anchor:
         label = what or f"anchor {self.name}"
         self.check_dim(full, dim)
         if self.family in SIZED:
-            check_pq_rows(corpus.shape[0], label)
+            check_pq_rows(corpus.shape[0], label,
+                          rotated_width=full if self.family == "faiss-opq" else None)
         if self.family == "st-int8":
             return _st_int8(corpus)
         if self.family == "st-binary":
@@ -152,12 +153,17 @@ class Anchor:
         return AnchorIndex(index, factory, keep=keep)
 
 
-def check_pq_rows(n: int, what: str) -> None:
+def check_pq_rows(n: int, what: str, *, rotated_width: int | None = None) -> None:
     """DataError naming `what` unless `n` rows can train FAISS PQ codes: the k-means of each
-    8-bit sub-quantizer needs a row per centroid (FAISS would stop with a C++ assertion)."""
+    8-bit sub-quantizer needs a row per centroid (FAISS would stop with a C++ assertion), and
+    an OPQ rotation of `rotated_width`-d vectors needs at least that many rows (with fewer,
+    FAISS's training crashed the process)."""
     if n < PQ_CENTROIDS:
         raise DataError(f"{what}: FAISS PQ training needs at least {PQ_CENTROIDS} corpus rows "
                         f"({PQ_CENTROIDS} per code), got {n}")
+    if rotated_width is not None and n < rotated_width:
+        raise DataError(f"{what}: FAISS OPQ training needs at least as many corpus rows as "
+                        f"the vectors' dimension ({rotated_width}), got {n}")
 
 
 def parse_anchor(spec: str) -> Anchor:
