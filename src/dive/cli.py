@@ -281,7 +281,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     runtime = model.fitted_runtime()
     print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims "
           f"({runtime.precision}, {bytes_per_vector(runtime.precision, runtime.output_dim)} "
-          f"bytes/vector), {compressor.n_params} parameters, fitted in "
+          f"bytes/vector), {runtime.n_params} parameters, fitted in "
           f"{summary['fit_seconds']:.2f}s")
     if summary.get("label_source") == "test-half":
         # The protocol's split (make_split): without train qrels half the judged queries are

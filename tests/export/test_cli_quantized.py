@@ -41,7 +41,10 @@ def indexed(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixtu
     """An int8 pca model at tmp_path/m and its index at tmp_path/idx.faiss."""
     pytest.importorskip("faiss")
     assert fit(tiny, tmp_path / "m", "--precision", "int8") == 0
-    assert "(int8, 8 bytes/vector)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(int8, 8 bytes/vector)" in out
+    # the count the saved model holds, its int8 ranges included (they were left out)
+    assert f" {load(tmp_path / 'm').runtime_.n_params} parameters" in out
     assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]),
                  "--output", str(tmp_path / "idx.faiss")]) == 0
     assert "8-d int8, 8 bytes/vector, flat" in capsys.readouterr().out
