@@ -129,7 +129,19 @@ def test_a_funnel_pick_says_how_to_build_the_index_it_serves_from(
     assert rec.config.rescore == 10
     lines = [line.strip() for line in render(rec)]
     index = lines.index("index: dive index MODEL_DIR --embeddings EMB_DIR --output INDEX")
-    assert lines[index + 1].startswith("serve: dive search INDEX MODEL_DIR --rescore-vectors")
+    # the space named: a model keeping the full dimension cannot be told by width
+    assert lines[index + 1] == ("serve: dive search INDEX MODEL_DIR --rescore-vectors FULL.npy "
+                                "--rescore-space full --rescore-factor 10")
+
+
+def test_the_anchor_for_comparison_is_named_above_the_byte_limit_too(
+    byte_records: list[dict[str, Any]]
+) -> None:
+    # it said "no anchor that was run keeps the target" of an anchor it had run
+    rec = recommend(byte_records, "scifact", 0.98, max_bytes=20)
+    assert rec.config.bytes_per_vector == 12
+    assert rec.anchor is not None and rec.anchor.method == "faiss-pq:48"
+    assert "smallest anchor keeping it: faiss-pq:48" in "\n".join(render(rec))
 
 
 def test_recommend_says_no_run_fits_the_byte_limit(byte_records: list[dict[str, Any]]) -> None:

@@ -8,7 +8,8 @@ the fewest bytes per vector while its mean nDCG@10 is at least `keep` x the froz
 mean on the same queries, that is over the seeds both ran (`dive.report.paired`: without
 train qrels the evaluation queries change with the seed); ties go to the larger share, then
 to no funnel. A configuration sharing no seed with frozen is not compared, and the answer
-says so. It also names the smallest anchor reaching the same share, for comparison. Only
+says so. It also names the smallest anchor reaching the same share, for comparison (also
+above `max_bytes`). Only
 configurations that were run count: a target between two measured ones is not interpolated.
 The build line names what the records state (dataset name, model, method, d, budget,
 precision); they do not state the dataset's folder or the embeddings folder, so the answer
@@ -111,7 +112,8 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
             f"{metric} ({frozen.mean:.4f}, target {keep * frozen.mean:.4f} on "
             f"{seed_list(frozen.seeds)}); "
             + _why_none(cells, frozen, run, ours, apart, max_bytes))
-    anchor = fewest_bytes_keeping([c for c in pool if c.anchor], frozen, keep)
+    # for comparison, whatever its bytes: an anchor above `max_bytes` still shows the saving
+    anchor = fewest_bytes_keeping([c for c in run if c.anchor], frozen, keep)
     return Recommendation(pick.config, frozen, keep, None if anchor is None else anchor.config,
                           pick.paired, model, None if anchor is None else anchor.paired, apart)
 
@@ -188,8 +190,9 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
         lines.append(f"  index: dive index MODEL_DIR --embeddings EMB_DIR{opq} --output INDEX")
     if c.rescore:
         vectors = "FULL.npy" if c.rescore_with == "full" else "COMPRESSED.npy"
+        # named, not left to the width: a model keeping the full dimension needs it
         lines.append(f"  serve: dive search INDEX MODEL_DIR --rescore-vectors {vectors} "
-                     f"--rescore-factor {c.rescore}")
+                     f"--rescore-space {c.rescore_with} --rescore-factor {c.rescore}")
     if rec.anchor is None or rec.anchor_paired is None:
         lines.append("  no anchor that was run keeps the target")
     else:
