@@ -195,7 +195,9 @@ def test_ndcg_from_rankings_rejects_bad_input() -> None:
     with pytest.raises(DataError, match="relevant: 1 entries for 2 ranked queries"):
         ndcg_from_rankings(np.zeros((2, 3), dtype=np.int64), [{0: 1}])
     with pytest.raises(DataError, match="ranked: row 1 holds a negative corpus index"):
-        ndcg_from_rankings(np.array([[0, 1], [2, -1]]), [{0: 1}, {0: 1}])
+        ndcg_from_rankings(np.array([[0, 1], [2, -2]]), [{0: 1}, {0: 1}])
+    # -1 is an empty slot (a corpus of at most k rows with a row left out), never a hit
+    assert ndcg_from_rankings(np.array([[1, -1], [2, -1]]), [{0: 1}, {1: 1}]) == 0.0
     with pytest.raises(DataError, match="expected a 2-d integer array"):
         ndcg_from_rankings(np.zeros((2, 3)), [{0: 1}, {0: 1}])
 

@@ -89,13 +89,17 @@ def test_top_k_with_k_above_corpus_size_returns_whole_corpus_sorted() -> None:
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-6)
 
 
-def test_top_k_with_k_above_corpus_size_and_exclusion_drops_one_column() -> None:
+def test_top_k_with_k_above_corpus_size_and_exclusion_pads_only_that_query() -> None:
+    # every query lost its last row when any one had an excluded row
     q, c = _random(3, 6, 4, seed=4)
     exclude = np.array([2, -1, 5])
-    idx, _ = top_k(q, c, k=100, exclude=exclude, chunk_size=4)
-    assert idx.shape == (3, 5)
-    assert 2 not in idx[0] and 5 not in idx[2]
-    assert sorted(idx[0]) == [0, 1, 3, 4, 5]
+    idx, scores = top_k(q, c, k=100, exclude=exclude, chunk_size=4)
+    assert idx.shape == (3, 6)
+    assert sorted(idx[1]) == [0, 1, 2, 3, 4, 5]  # the query without an excluded row
+    assert sorted(idx[0][:5]) == [0, 1, 3, 4, 5] and sorted(idx[2][:5]) == [0, 1, 2, 3, 4]
+    assert idx[0, 5] == idx[2, 5] == -1 and scores[0, 5] == scores[2, 5] == -np.inf
+    assert np.isfinite(scores[:, :5]).all()
+    assert top_k(q[:1], c[:1], k=3, exclude=np.array([0]))[0].tolist() == [[-1]]
 
 
 def test_top_k_rejects_bad_input() -> None:

@@ -71,7 +71,7 @@ def test_code_search_keeps_the_exclusions(data: tuple[np.ndarray, np.ndarray]) -
     quantizer = calibrate("int8", corpus)
     exclude = np.arange(40, dtype=np.int64)
     rows, _ = top_k_codes(queries, quantizer.encode(corpus), quantizer, 500, exclude=exclude)
-    assert rows.shape == (40, 499)
+    assert rows.shape == (40, 500) and (rows[:, -1] == -1).all()  # the corpus, less one row
     assert not (rows == exclude[:, None]).any()
 
 
@@ -96,7 +96,8 @@ def test_rescoring_a_candidate_list_covering_the_corpus_equals_exact_float32_sea
     exclude = np.where(np.arange(40) % 3 == 0, np.arange(40), -1).astype(np.int64)
     candidates, _ = top_k_codes(queries, quantizer.encode(corpus), quantizer, 10 * 100,
                                 exclude=exclude)
-    assert candidates.shape[1] == 499  # the factor covers the corpus (less one excluded row)
+    assert candidates.shape[1] == 500  # the factor covers the corpus
+    assert ((candidates[:, -1] == -1) == (exclude >= 0)).all()  # less each excluded row
     rows, scores = rescore(queries, corpus, candidates, 10)
     want_rows, want_scores = top_k(queries, corpus, 10, exclude=exclude)
     np.testing.assert_array_equal(rows, want_rows)

@@ -94,3 +94,14 @@ def test_the_baselines_mine_and_validate_without_the_own_document() -> None:
     assert sup.pools is not None and sup.pools.candidates.tolist() == [[1, 3]]
     unseen = validation_scores(query[:, 1:], corpus[1:, 1:], [{1: 1}])
     assert sup.scores(identity, torch.from_numpy(corpus)).tolist() == unseen.tolist()
+
+
+def test_mining_a_corpus_no_larger_than_its_depth_skips_the_empty_slot() -> None:
+    # top_k over a corpus of <= k rows ends a query with an excluded row with row -1
+    corpus = np.eye(3, dtype=np.float32)
+    queries = np.array([[0.9, 0.5, 0.1]], dtype=np.float32)
+    pools = mine_pools(queries, corpus, [{0: 1}], band=5, exclude=np.array([1]))
+    assert pools.lengths.tolist() == [1] and pools.candidates[0, 0] == 2
+    among = mine_pools(queries, corpus[1:], [{0: 1}], band=5, exclude=np.array([1]),
+                       rows=np.array([1, 2]))
+    assert among.lengths.tolist() == [1] and among.candidates[0, 0] == 2

@@ -208,7 +208,7 @@ class _Fit:
         among = None
         if self.config.shortlist is not None:
             near, _ = top_k(queries, corpus_z, self.config.shortlist, exclude=some.exclude)
-            among = np.unique(near)
+            among = np.unique(near[near >= 0])
             corpus_z = net.encode(self.corpus[torch.from_numpy(among)])
         mined = mine_pools(
             queries,

@@ -167,9 +167,9 @@ def ndcg_per_query(
     """nDCG@k (linear gain, as `ndcg_at_k`) of each query of row-index rankings, float64 (m,).
 
     `ranked[i]` holds distinct corpus row indices of query i in rank order (e.g. from `top_k`;
-    only the first k columns are read) and `relevant[i]` maps corpus row -> grade. Every query
-    counts, one with no positive grade as 0. Vectorised, for validation every few training
-    steps: the only Python loop is over the judgements to flatten them.
+    only the first k columns are read; -1 is an empty slot) and `relevant[i]` maps corpus row
+    -> grade. Every query counts, one with no positive grade as 0. Vectorised, for validation
+    every few training steps: the only Python loop is over the judgements to flatten them.
     """
     _check_k(k)
     ranks = np.asarray(ranked)
@@ -183,8 +183,8 @@ def ndcg_per_query(
     if m == 0:
         raise DataError("ranked: no queries to evaluate")
     top = ranks[:, :k].astype(np.int64)
-    if top.size and top.min() < 0:
-        row = int(np.flatnonzero((top < 0).any(axis=1))[0])
+    if top.size and top.min() < -1:  # -1: an empty slot (`top_k` on a corpus of <= k rows)
+        row = int(np.flatnonzero((top < -1).any(axis=1))[0])
         raise DataError(f"ranked: row {row} holds a negative corpus index")
 
     qi_list: list[int] = []
@@ -210,7 +210,7 @@ def ndcg_per_query(
     judged_keys, judged_grades = judged_keys[order], grades[order]
     keys = np.arange(m, dtype=np.int64)[:, None] * width + top
     pos = np.minimum(np.searchsorted(judged_keys, keys), judged_keys.size - 1)
-    gains = np.where(judged_keys[pos] == keys, judged_grades[pos], 0.0)
+    gains = np.where((judged_keys[pos] == keys) & (top >= 0), judged_grades[pos], 0.0)
     dcg = gains @ _discounts(top.shape[1])
 
     # Ideal: each query's grades sorted descending, ranked within the query, cut at k.

@@ -75,10 +75,10 @@ def top_k(
     """Exact inner-product top-k of every query over the corpus.
 
     Returns (indices int64 (m, k'), scores float32 (m, k')), each row sorted by score
-    descending and, among equal scores, by corpus row ascending. k' = min(k, n_corpus), or
-    min(k, n_corpus - 1) when `exclude` removes a row from some query, so every returned index
-    is a real, allowed row. `exclude[i]` is a corpus row query i must never retrieve (-1 for
-    none), used for BEIR's ignore_identical_ids. Queries and corpus are processed in blocks of
+    descending and, among equal scores, by corpus row ascending. k' = min(k, n_corpus); a
+    query whose excluded row leaves fewer than k' rows ends with row -1, score -inf (only when
+    k >= n_corpus). `exclude[i]` is a corpus row query i must never retrieve (-1 for none),
+    used for BEIR's ignore_identical_ids. Queries and corpus are processed in blocks of
     `chunk_size` rows, so the full m x n score matrix is never held.
     """
     q = as_embeddings(queries, name="queries")
@@ -139,11 +139,7 @@ def _stream_top_k(
             raise DataError(f"exclude: row {i} is {int(excl[i])}, outside [-1, {n})")
         if not (excl >= 0).any():
             excl = None
-    kk = min(k, n - 1 if excl is not None else n)
-    if kk == 0:
-        # A one-row corpus whose only row is excluded: nothing can be returned.
-        return np.zeros((m, 0), dtype=np.int64), np.zeros((m, 0), dtype=np.float32)
-
+    kk = min(k, n)
     indices = np.empty((m, kk), dtype=np.int64)
     scores = np.empty((m, kk), dtype=np.float32)
     for q0 in range(0, m, chunk_size):
@@ -157,11 +153,13 @@ def _stream_top_k(
                 e = excl[q0 : q0 + chunk_size] - c0
                 hit = np.flatnonzero((e >= 0) & (e < block.shape[1]))
                 # Key 0 is below every real key (a real key's high half is at least that of
-                # -inf), and k' <= n - 1 guarantees enough real rows push it out.
+                # -inf): real rows push it out, and where too few are left it comes last.
                 keys[hit, e[hit]] = 0
             best = _largest(np.concatenate([best, _largest(keys, kk)], axis=1), kk)
         best = np.ascontiguousarray(np.sort(best, axis=1)[:, ::-1])
         rows, vals = _decode_keys(best)
+        empty = best == 0  # an excluded row in a query's last slot: no row there
+        rows[empty], vals[empty] = -1, -np.inf
         indices[q0 : q0 + qb.shape[0]] = rows
         scores[q0 : q0 + qb.shape[0]] = vals
     return indices, scores

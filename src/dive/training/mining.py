@@ -112,7 +112,7 @@ def pools_from_rankings(
     if index is None:
         index = RelevanceIndex.from_relevant(relevant)
     judged = index.is_relevant(np.arange(len(relevant)), ranked)
-    keep = ~judged
+    keep = ~judged & (ranked >= 0)  # -1: no row (`top_k` on a corpus of at most k rows)
     # position of each kept row among the kept rows of its query
     position = np.cumsum(keep, axis=1) - 1
     chosen = keep & (position >= skip_top) & (position < skip_top + band)
@@ -151,7 +151,7 @@ def mine_pools(
         exclude = np.where(rows[at] == exclude, at, -1)
     ranked, _ = top_k(queries, corpus, depth, exclude=exclude)
     if rows is not None:
-        ranked = rows[ranked]
+        ranked = np.where(ranked >= 0, rows[ranked], -1)
     return pools_from_rankings(ranked, relevant, skip_top=skip_top, band=band, index=index)
 
 
