@@ -201,6 +201,8 @@ HEADER = "query-id\tcorpus-id\tscore\n"
             r"id 'd8'\)",
         ),
         ("", r"test\.tsv: no judgement rows"),
+        # it judged a document "" that counted in the ideal ranking (a perfect run: 0.613)
+        ("q1\td1\t1\nq1\t\t1\n", r"test\.tsv line 3: empty corpus-id$"),
         ("q1\td1\t0\nq2\td2\t-1\n", r"test\.tsv: no judgement has a positive grade"),
     ],
 )

@@ -261,6 +261,8 @@ def _read_qrels(
                 f"(query-id, corpus-id, score), found {len(cols)}"
             )
         query_id, doc_id, score = cols
+        if not doc_id:  # a document "" counted in the query's ideal ranking
+            raise DataError(f"{path} line {lineno}: empty corpus-id")
         try:
             grade = int(score)
         except ValueError:
