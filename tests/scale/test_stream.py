@@ -421,3 +421,24 @@ def test_empty_store(tmp_path: Path, runtime, stores) -> None:
     compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", progress=False)
     ids, y, _ = stores.read_parquet(tmp_path / "y.parquet")
     assert ids == [] and y.shape == (0, 8)
+
+
+@pytest.mark.parametrize(("first", "message"), [
+    # it said "no vectors (the file has no rows)" of a file of three rows
+    (None, r"x\.parquet: row 0: the vector is null$"),
+    # it blamed row 1 of being unlike row 0 without saying where the 7 came from
+    ([0.1] * 7, r"row 1 \(id 'b'\): the vector has dimension 8, expected 7 as in the file's "
+            r"first row$"),
+])
+def test_a_list_column_takes_its_dimension_from_a_valid_first_row(
+    tmp_path: Path, first: list[float] | None, message: str
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from dive.embed.imported import read_parquet_vectors
+
+    rows = [first, [0.2] * 8, [0.3] * 8]
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "vector": rows}), tmp_path / "x.parquet")
+    with pytest.raises(DataError, match=message):
+        read_parquet_vectors(tmp_path / "x.parquet")

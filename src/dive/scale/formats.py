@@ -210,7 +210,9 @@ def inspect_parquet(path: Path, column: str, id_column: str | None) -> ParquetLa
         # A variable-size list declares no length: take the first row's; every chunk is then
         # checked against it.
         first = next(pf.iter_batches(batch_size=1, columns=[column])).column(0)
-        dim = len(first[0]) if first[0].is_valid else None
+        if not first[0].is_valid:
+            raise DataError(f"{path}: row 0: the vector is null")
+        dim = len(first[0])
     id_type = schema.field(id_column).type if id_column is not None else None
     return ParquetLayout(meta.num_rows, dim, id_type, tuple(starts))
 
@@ -283,7 +285,9 @@ def vectors_from_arrow(
         wrong = np.flatnonzero(lengths != dim)
         if wrong.size:
             row = int(wrong[0])
-            raise bad(row, f"the vector has dimension {lengths[row]}, expected {dim}")
+            # a list column declares no length: `dim` is its first row's
+            raise bad(row, f"the vector has dimension {lengths[row]}, expected {dim} as in "
+                      "the file's first row")
     elif arr.type.list_size != dim:
         raise DataError(f"{where}: vectors have dimension {arr.type.list_size}, expected {dim}")
     values = arr.flatten()
