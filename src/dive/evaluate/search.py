@@ -264,9 +264,9 @@ def search(
     """Run dict (query id -> doc id -> score) of the exact top-k, for the metrics.
 
     With `ignore_identical_ids` (BEIR's option, for queries that are documents of the corpus
-    too) a query never retrieves the document with its own id. Scores
-    are the float32 inner products as Python floats. At the cut-off, tied documents are kept in
-    corpus-row order (see `top_k`); the metrics then order the kept ones as trec_eval does.
+    too) a query never retrieves the document with its own id. Scores are the float32 inner
+    products as Python floats. At the cut-off, tied documents are kept in corpus-row order
+    (see `top_k`); the metrics then order the kept ones as trec_eval does.
     """
     q = as_embeddings(queries, name="queries")
     c = as_embeddings(corpus, name="corpus", dim=q.shape[1])

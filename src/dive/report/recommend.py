@@ -9,8 +9,8 @@ mean on the same queries, that is over the seeds both ran (`dive.report.paired`:
 train qrels the evaluation queries change with the seed); ties go to the larger share, then
 to no funnel. A configuration sharing no seed with frozen is not compared, and the answer
 says so. It also names the smallest anchor reaching the same share, for comparison (also
-above `max_bytes`). Only
-configurations that were run count: a target between two measured ones is not interpolated.
+above `max_bytes`). Only configurations that were run count: a target between two measured
+ones is not interpolated.
 The build line names what the records state (dataset name, model, method, d, budget,
 precision); they do not state the dataset's folder or the embeddings folder, so the answer
 says to add those. Left out: any cost model beyond first-stage bytes (the funnel's float32
