@@ -91,6 +91,22 @@ def test_the_returned_model_scores_its_reported_validation_score(
     assert model.fit_info_.diagnostics["history"][0] == (0, round(fit.start_score, 4))
 
 
+@pytest.mark.parametrize("spec", ["search-adaptor" + FAST, "smec:stage_steps=20"])
+def test_the_record_counts_only_the_validation_queries_the_choice_read(
+    corpus: np.ndarray, labels: TrainingData, spec: str
+) -> None:
+    # 4 of 10 validation queries judge no document of the corpus: they are left out, and the
+    # record said the choice was made on 10
+    train = labels.train
+    relevant = (*train.relevant[20:26], *({},) * 4)
+    split = TrainingData(LabelledQueries(train.embeddings[:20], train.relevant[:20]),
+                         LabelledQueries(train.embeddings[20:], relevant))
+    model = make_compressor(spec, 4).fit(corpus, split)
+    fit = model.fit_info_.summary
+    assert fit is not None and fit.n_queries == 6
+    assert model.fit_info_.diagnostics["selected_on_queries"] == 6
+
+
 def test_deterministic_for_a_seed(corpus: np.ndarray, labels: TrainingData) -> None:
     a = make_compressor("search-adaptor" + FAST, 4, seed=5).fit(corpus, labels)
     b = make_compressor("search-adaptor" + FAST, 4, seed=5).fit(corpus, labels)

@@ -185,10 +185,12 @@ class Baseline(LearnedCompressor):
         diagnostics["train_seconds"] = round(seconds, 3)
         grids = dict.fromkeys(r["grid"] for r in selected_runs(diagnostics))
         diagnostics["grid"] = "; ".join(grids) or "none"  # what the results page shows
-        validation = train.validation if train is not None and self.supervised else None
-        if validation is not None:
-            diagnostics["selected_on_queries"] = len(validation)
-        self.fit_info_.summary = summarise(seconds)
+        summary = summarise(seconds)
+        if train is not None and train.validation is not None and self.supervised:
+            # the queries the choice read: a validation query without a relevant document in
+            # the corpus is left out (it was counted)
+            diagnostics["selected_on_queries"] = summary.n_queries
+        self.fit_info_.summary = summary
         self.fit_info_.diagnostics.update(diagnostics)
         return runtime
 
