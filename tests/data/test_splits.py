@@ -106,12 +106,16 @@ def test_dev_split_tunes_inside_the_labelled_pool_and_never_reads_evaluation_que
 
 
 def test_only_queries_that_are_documents_are_identical_ids() -> None:
-    # "a" is a document too (its text is the document's, after a title: ArguAna); "1" and
-    # "2" share ids with documents by a coincidence of numbering (Cranfield)
-    dataset = Dataset("d", Path("d"), ["a", "1", "2", "3"],
-                      ["Title the argument", "one", "two", "three"], ["a", "1", "2"],
-                      ["the argument", "what is two", "query"],
-                      {"test": {"a": {"2": 1}, "1": {"2": 1}, "2": {"3": 1}}})
-    assert dataset.identical_ids() == {"a"}
+    # "a" is a document too (its text is the document's, after a title: ArguAna), "q" too
+    # (the same text: Quora); "1" and "2" share ids with documents by a coincidence of
+    # numbering (Cranfield)
+    # "3" is a document whose text ends with the short query "3" is (only its words)
+    dataset = Dataset("d", Path("d"), ["a", "1", "2", "3", "q"],
+                      ["Title the argument", "one", "two", "a paper on topic7", "the question"],
+                      ["a", "1", "2", "3", "q"],
+                      ["the argument", "what is two", "query", "topic7", "the question"],
+                      {"test": {"a": {"2": 1}, "1": {"2": 1}, "2": {"3": 1}, "3": {"3": 1},
+                                "q": {"1": 1}}})
+    assert dataset.identical_ids() == {"a", "q"}
     for seed in range(3):  # wherever "a" falls, labelled or scored
-        assert make_split(dataset, None, seed=seed).identical_ids == {"a"}
+        assert make_split(dataset, None, seed=seed).identical_ids == {"a", "q"}

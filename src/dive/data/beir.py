@@ -61,13 +61,20 @@ class Dataset:
             raise ValueError("query_ids and query_texts differ in length")
 
     def identical_ids(self) -> frozenset[str]:
-        """The queries that are documents of the corpus too: a document has the query's id
-        and holds the query's text (ArguAna, Quora). Each is never a hit for itself (BEIR's
-        ignore_identical_ids). Elsewhere a shared id is a coincidence of numbering (Cranfield
-        query 23 is not document 23) and leaves nothing out."""
+        """The queries that are documents of the corpus too: the document with the query's
+        id is the query's text, alone (Quora) or after a shorter title (ArguAna). Each is
+        never a hit for itself (BEIR's ignore_identical_ids). Elsewhere a shared id is a
+        coincidence of numbering (Cranfield query 23 is not document 23): nothing is left out,
+        also where that document merely contains a short query's words."""
         text_of = dict(zip(self.corpus_ids, self.corpus_texts, strict=True))
+
+        def is_document(query_id: str, text: str) -> bool:
+            doc = text_of.get(query_id, "")
+            return bool(text) and (doc == text or (doc.endswith(" " + text)
+                                                   and 2 * len(text) > len(doc)))
+
         return frozenset(q for q, text in zip(self.query_ids, self.query_texts, strict=True)
-                         if text and text in text_of.get(q, ""))
+                         if is_document(q, text))
 
     def split(self, name: str) -> Qrels:
         """The qrels of split `name`, or a `DataError` listing the splits this dataset has."""
