@@ -136,13 +136,20 @@ def test_sub_dataset_name_resolves_inside_a_root(
     assert ds.name == "bundle/part" and ds.path == sub
 
 
-def test_load_dataset_names_by_name_or_folder(roots: dict[str, Path], make_beir: MakeBeir) -> None:
+def test_load_dataset_names_by_name_or_folder(
+    roots: dict[str, Path], make_beir: MakeBeir, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = _put(make_beir, roots["env"])
     by_name = load_dataset("toy")
     assert by_name.name == "toy" and by_name.path == folder
     assert by_name.corpus_ids == ["d1", "d2", "d3", "d4"]
     by_path = load_dataset(str(folder))
     assert by_path.name == "toy" and by_path.qrels == by_name.qrels
+    # "." is the folder it names: its name was "", so its cache was the model's folder
+    monkeypatch.chdir(folder)
+    assert load_dataset(".").name == "toy"
+    monkeypatch.chdir(folder / "qrels")
+    assert load_dataset("..").name == "toy"
     with pytest.raises(DataError, match="not found and download is off"):
         load_dataset("other", download=False)
 

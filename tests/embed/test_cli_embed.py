@@ -142,3 +142,16 @@ def test_embed_with_an_unknown_model_offline_is_one_error_line(
         "dive: error: could not load model 'no-such-model-dive-test': not a local folder nor in "
         "the Hugging Face cache, and HF_HUB_OFFLINE is set, so it is not downloaded"]
     assert captured.out == ""
+
+
+@pytest.mark.parametrize("device", ["cdua", "cuda:7"])
+def test_a_device_torch_cannot_use_is_one_line_before_any_encoding(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # as the pinned CPU build
+    assert main(["embed", "--dataset", str(tiny[0]), "--device", device, "--output",
+                 str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dive: error: ") and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "e").exists()

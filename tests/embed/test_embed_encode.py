@@ -269,6 +269,32 @@ def test_cache_built_from_other_texts_is_rebuilt(tmp_path: Path, fake_model: Fak
     np.testing.assert_array_equal(emb.corpus[0], encode_texts(fake_model, ["Alpha EDITED"])[0])
 
 
+def test_cache_made_by_another_model_of_the_same_last_name_is_rebuilt(
+    tmp_path: Path, fake_model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a/minilm and b/minilm share the cache folder "minilm": b was scored on a's vectors
+    get_embeddings(FakeDataset(), "a/minilm", cache_root=tmp_path, progress=False)
+    emb = get_embeddings(FakeDataset(), "b/minilm", cache_root=tmp_path, progress=False)
+    assert fake_model.calls == 4
+    assert emb.meta["model"] == "b/minilm"
+    assert "cached embeddings were made with a/minilm, not b/minilm; re-encoding" in caplog.text
+    get_embeddings(FakeDataset(), "b/minilm", cache_root=tmp_path, progress=False)
+    assert fake_model.calls == 4  # its own cache is served
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("cdua", r"^unknown device 'cdua' \(e\.g\. cpu, cuda, cuda:1, mps\)$"),
+    ("cuda", r"^device 'cuda' is not available to this torch build"),
+])
+def test_a_device_torch_cannot_use_is_one_error(
+    device: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a traceback before (torch's RuntimeError / AssertionError)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # as the pinned CPU build
+    with pytest.raises(DiveError, match=message):
+        encode._check_device(device)
+
+
 # --- get_embeddings: folders made from other texts -------------------------------------
 
 

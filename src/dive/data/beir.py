@@ -216,9 +216,20 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
             if not isinstance(title, str):
                 raise DataError(f"{path} line {lineno}: 'title' is not a string")
             text = f"{title} {text}".strip()
+        if not _is_utf8(record_id + text):  # a lone surrogate escape, e.g. a cut emoji
+            raise DataError(f"{path} line {lineno}: a \\u escape encodes half a character "
+                            "(a lone surrogate, e.g. an emoji cut in two)")
         ids.append(record_id)
         texts.append(text)
     return ids, texts, seen
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:

@@ -138,7 +138,8 @@ def dataset_name(name_or_path: str, folder: Path) -> str:
     """The name records and embeddings know the dataset `name_or_path` (found at `folder`) by:
     a name it was found by, else the folder's name."""
     is_name = not Path(name_or_path).expanduser().is_dir() and bool(_NAME.fullmatch(name_or_path))
-    return name_or_path if is_name else folder.name
+    # resolved: "." or ".." name the folder they point to (their own name is empty or "..")
+    return name_or_path if is_name else folder.resolve().name
 
 
 def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,11 +95,27 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
 def _load(loader: type[SentenceTransformer], name: str, source: str,
           device: str) -> SentenceTransformer:
     logger.info("loading model %s from %s on %s", name, source, device)
+    _check_device(device)
     try:
         return loader(source, device=device)
     except (OSError, ValueError) as exc:
         # Hub errors and missing paths are OSError/ValueError subclasses; one line each.
         raise DiveError(f"could not load model {name!r}: {_first_line(exc)}") from None
+
+
+def _check_device(device: str) -> None:
+    """DiveError unless torch knows `device` and this build can use it (a traceback before)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise DiveError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1, mps)") from None
+    usable: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available,
+                                             "mps": torch.backends.mps.is_available}
+    if kind in usable and not usable[kind]():
+        raise DiveError(f"device {device!r} is not available to this torch build (torch "
+                        f"{torch.__version__}); use --device cpu")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -306,10 +322,16 @@ def get_embeddings(
             if folder.is_dir():
                 emb = load_embeddings(folder)
                 stored = emb.meta.get("text_sha256")
+                maker = emb.meta.get("model")
                 if stored is not None and stored != dataset_fingerprint(dataset):
                     logger.warning(
                         "%s: cached embeddings were built from other texts; re-encoding", folder
                     )
+                    emb = None
+                elif maker is not None and maker != model_label(model_name):
+                    # the folder is named by the model's last part: a/minilm and b/minilm meet
+                    logger.warning("%s: cached embeddings were made with %s, not %s; "
+                                   "re-encoding", folder, maker, model_name)
                     emb = None
             if emb is None:
                 logger.info(
