@@ -151,3 +151,15 @@ def test_a_model_that_fails_to_load_leaves_no_work_folder(tmp_path: Path) -> Non
         encode_to_folder(load_beir(PANTRY), tmp_path / "emb", model_name=str(broken),
                          progress=False)
     assert not (tmp_path / ".emb.partial").exists() and not (tmp_path / "emb").exists()
+
+
+def test_an_empty_current_folder_takes_the_embeddings(
+    tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "." ended after the whole encoding in "device or resource busy", leaving "..partial"
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    encode_to_folder(load_beir(PANTRY), ".", chunk_size=64, progress=False, model=model)
+    assert load_embeddings(here).corpus.shape[0] == 48
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]

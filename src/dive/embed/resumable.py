@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -102,7 +103,8 @@ def encode_to_folder(
     for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise DiveError(f"{name} must be a positive integer, got {value!r}")
-    target = Path(out)
+    # absolute: "." has no name to put its work folder beside it under
+    target = Path(os.path.abspath(Path(out).expanduser()))
     check_embeddings_output(target, overwrite=overwrite)
     chunks = list(_chunks(dataset, chunk_size))
     job = {
