@@ -138,8 +138,9 @@ def dataset_name(name_or_path: str, folder: Path) -> str:
     """The name records and embeddings know the dataset `name_or_path` (found at `folder`) by:
     a name it was found by, else the folder's name."""
     is_name = not Path(name_or_path).expanduser().is_dir() and bool(_NAME.fullmatch(name_or_path))
-    # resolved: "." or ".." name the folder they point to (their own name is empty or "..")
-    return name_or_path if is_name else folder.resolve().name
+    # absolute: "." or ".." name the folder they point to (their own name is empty or "..");
+    # links are kept, so a linked dataset keeps the link's name
+    return name_or_path if is_name else Path(os.path.abspath(folder)).name
 
 
 def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path:
