@@ -102,6 +102,24 @@ def test_other_settings_start_over(tmp_path: Path, model: Any,
     assert "starting over" in caplog.text
 
 
+def test_a_local_model_saved_again_in_its_folder_starts_over(
+    tmp_path: Path, model: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the resume mixed the two models' vectors: the job knew the folder's path only
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"pooling": "mean"}')
+    dataset, out = load_beir(PANTRY), tmp_path / "emb"
+    with pytest.raises(Interrupted):
+        encode_to_folder(dataset, out, model_name=str(folder), chunk_size=CHUNK, progress=False,
+                         model=StopsAfter(model, 1))
+    (folder / "config.json").write_text('{"pooling": "cls"}')  # a fine-tune saved over it
+    with caplog.at_level(logging.WARNING):
+        result = encode_to_folder(dataset, out, model_name=str(folder), chunk_size=CHUNK,
+                                  progress=False, model=model)
+    assert result.resumed_chunks == 0 and "starting over" in caplog.text
+
+
 def test_a_second_run_on_the_same_output_fails_at_once_and_leaves_the_first_ones_work(
     tmp_path: Path, model: Any
 ) -> None:

@@ -112,6 +112,7 @@ def encode_to_folder(
         "version": JOB_VERSION,
         "model": encode.model_label(model_name),
         "model_path": _local_path(model_name),
+        "model_files": _local_files(model_name),
         "texts_sha256": encode.dataset_fingerprint(dataset),
         "batch_size": batch_size,
         "chunk_size": chunk_size,
@@ -163,6 +164,17 @@ def _local_path(model_name: str) -> str | None:
     """The resolved folder of a model given as a local path: another folder is another model."""
     path = Path(model_name).expanduser()
     return str(path.resolve()) if path.exists() else None
+
+
+def _local_files(model_name: str) -> list[list[Any]] | None:
+    """(file, size, mtime_ns) of every file of a model given as a local folder: a model saved
+    again into the same folder (a fine-tune) is another model, whose vectors must not be
+    mixed with the first one's on resume."""
+    path = Path(model_name).expanduser()
+    if not path.is_dir():
+        return None
+    return [[f.relative_to(path).as_posix(), (st := f.stat()).st_size, st.st_mtime_ns]
+            for f in sorted(path.rglob("*")) if f.is_file()]
 
 
 def _start(work: Path, job: dict[str, Any]) -> set[str]:
