@@ -94,7 +94,9 @@ def test_an_existing_output_is_replaced_only_with_overwrite(
     capsys.readouterr()
     assert main(argv) == 2
     err = one_error_line(capsys)
-    assert f"{work / 'out'}" in err and "already exists" in err and "--overwrite" in err
+    # in the CLI's words (it read "pass overwrite=True to replace it (--overwrite)")
+    assert err.startswith(f"dive: error: {work / 'out'}")
+    assert err.rstrip().endswith(": already exists; pass --overwrite to replace it")
     assert snapshot(work / "out") == before
     assert main([*argv, "--overwrite"]) == 0
 

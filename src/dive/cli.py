@@ -495,11 +495,12 @@ FLAG_OF_PARAM = {
     "overwrite": "--overwrite", "verify": "--no-verify", "data_dir": "--data-dir",
     "embeddings_dir": "--embeddings", "methods": "--methods", "keep": "--keep",
     "id_column": "--id-column", "output_column": "--output-column", "precisions": "--precisions",
+    "device": "--device",
 }
 
 
 # Library spellings of a value that the command line spells otherwise, said its way instead.
-CLI_SPELLING = {"id_column=None": "--id-column ''"}
+CLI_SPELLING = {"id_column=None": "--id-column ''", "pass overwrite=True": "pass --overwrite"}
 
 
 def _error_line(exc: DiveError | OSError) -> str:

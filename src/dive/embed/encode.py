@@ -110,12 +110,13 @@ def _check_device(device: str) -> None:
     try:
         kind = torch.device(device).type
     except RuntimeError:
-        raise DiveError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1, mps)") from None
+        raise DiveError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1, mps)",
+                        param="device") from None
     usable: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available,
                                              "mps": torch.backends.mps.is_available}
     if kind in usable and not usable[kind]():
         raise DiveError(f"device {device!r} is not available to this torch build (torch "
-                        f"{torch.__version__}); use --device cpu")
+                        f"{torch.__version__})", param="device")
 
 
 def _first_line(exc: BaseException) -> str:
