@@ -580,3 +580,21 @@ def test_load_model_of_a_missing_path_is_a_dive_error(tmp_path: Path) -> None:
     with pytest.raises(DiveError, match=r"^could not load model '.*no-such-model': no such "
                                         r"folder \(and not a Hugging Face hub model id\)$"):
         encode.load_model(str(tmp_path / "no-such-model"))
+
+
+def test_no_progress_hides_transformers_loading_bar_and_puts_it_back() -> None:
+    # `dive embed --no-progress` still drew transformers' "Loading weights" bar
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    assert hf_logging.is_progress_bar_enabled()
+    with encode.loading_bars(False):
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+    with encode.loading_bars(True):
+        assert hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a caller's own choice is kept
+    try:
+        with encode.loading_bars(False):
+            pass
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()

@@ -17,10 +17,11 @@ shows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,22 @@ def _load(loader: type[SentenceTransformer], name: str, source: str,
     except (OSError, ValueError) as exc:
         # Hub errors and missing paths are OSError/ValueError subclasses; one line each.
         raise DiveError(f"could not load model {name!r}: {_first_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def loading_bars(shown: bool) -> Iterator[None]:
+    """Within it, transformers' "Loading weights" bar is off unless `shown` (and unless the
+    caller had turned it off already); the setting is put back after."""
+    from transformers.utils import logging as hf_logging
+
+    hide = not shown and hf_logging.is_progress_bar_enabled()
+    if hide:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if hide:
+            hf_logging.enable_progress_bar()
 
 
 def _check_device(device: str) -> None:

@@ -129,7 +129,8 @@ def encode_to_folder(
         todo = [chunk for chunk in chunks if chunk.file not in done]
         if todo and model is None:
             try:
-                model = encode.load_model(model_name, device=device)
+                with encode.loading_bars(progress):
+                    model = encode.load_model(model_name, device=device)
             except BaseException:
                 if not done:  # nothing encoded: a bad model name leaves no work folder behind
                     shutil.rmtree(work, ignore_errors=True)
