@@ -113,7 +113,7 @@ def test_only_queries_that_are_documents_are_identical_ids() -> None:
     dataset = Dataset("d", Path("d"), ["a", "1", "2", "3", "q"],
                       ["Title the argument", "one", "two", "a paper on topic7", "the question"],
                       ["a", "1", "2", "3", "q"],
-                      ["the argument", "what is two", "query", "topic7", "the question"],
+                      ["the argument", "what is two", "query", "topic7", "the question \n"],
                       {"test": {"a": {"2": 1}, "1": {"2": 1}, "2": {"3": 1}, "3": {"3": 1},
                                 "q": {"1": 1}}})
     assert dataset.identical_ids() == {"a", "q"}

@@ -69,7 +69,7 @@ class Dataset:
         text_of = dict(zip(self.corpus_ids, self.corpus_texts, strict=True))
 
         def is_document(query_id: str, text: str) -> bool:
-            doc = text_of.get(query_id, "")
+            doc, text = text_of.get(query_id, ""), text.strip()  # document texts are stripped
             return bool(text) and (doc == text or (doc.endswith(" " + text)
                                                    and 2 * len(text) > len(doc)))
 
