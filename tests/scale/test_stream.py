@@ -442,3 +442,26 @@ def test_a_list_column_takes_its_dimension_from_a_valid_first_row(
     pq.write_table(pa.table({"id": ["a", "b", "c"], "vector": rows}), tmp_path / "x.parquet")
     with pytest.raises(DataError, match=message):
         read_parquet_vectors(tmp_path / "x.parquet")
+
+
+def test_reading_a_parquet_store_holds_about_one_row_group(tmp_path: Path) -> None:
+    # pyarrow's default pre-buffering held every row group asked for: memory grew with the file
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from dive.scale.formats import inspect_parquet, iter_parquet_chunks
+
+    rows, dim, group = 80_000, 64, 5_000  # 20 MB of vectors in 16 row groups of 1.3 MB
+    vectors = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)
+    pq.write_table(pa.table({"id": [str(i) for i in range(rows)], "vector": column}),
+                   tmp_path / "x.parquet", row_group_size=group, compression="none")
+    layout = inspect_parquet(tmp_path / "x.parquet", "vector", "id")
+    before = pa.total_allocated_bytes()
+    peak, seen = 0, 0
+    for _, table in iter_parquet_chunks(tmp_path / "x.parquet", layout, ["id", "vector"], 0,
+                                        1_000):
+        peak = max(peak, pa.total_allocated_bytes() - before)
+        seen += table.num_rows
+    assert seen == rows
+    assert peak < vectors.nbytes / 4, f"{peak / 1e6:.1f} MB held for {vectors.nbytes / 1e6} MB"

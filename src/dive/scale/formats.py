@@ -175,11 +175,18 @@ def _is_list(t: pa.DataType) -> bool:
     return bool(pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t))
 
 
+def open_parquet(path: Path) -> pa.parquet.ParquetFile:
+    """`path` opened to read a row group at a time: pyarrow's default `pre_buffer` buffered
+    every row group an iteration asks for, so memory grew with the file (a 2M x 384 store
+    peaked at 3.9 GB in `dive compress`, against 0.3 GB for the same rows in a .npy)."""
+    return import_pyarrow().parquet.ParquetFile(path, pre_buffer=False)
+
+
 def inspect_parquet(path: Path, column: str, id_column: str | None) -> ParquetLayout:
     """Check `path` has a numeric list column `column` (and `id_column`); return its layout."""
     pa = import_pyarrow()
     try:
-        pf = pa.parquet.ParquetFile(path)
+        pf = open_parquet(path)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
     schema = pf.schema_arrow
@@ -231,7 +238,7 @@ def iter_parquet_chunks(
         return
     starts = layout.row_group_starts
     group = int(np.searchsorted(starts, start, side="right")) - 1
-    pf = pa.parquet.ParquetFile(path)
+    pf = open_parquet(path)
     batches = pf.iter_batches(
         batch_size=batch_size,
         row_groups=list(range(group, len(starts) - 1)),
