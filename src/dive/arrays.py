@@ -80,13 +80,25 @@ def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None
     wide = arr
     with np.errstate(over="ignore"):  # a value beyond float32 is named below
         arr = np.ascontiguousarray(arr, dtype=np.float32)
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
+    row = _first_non_finite_row(arr)
+    if row is not None:
         problem = ("has a value beyond float32's range (about 3.4e38)"
                    if np.isfinite(wide[row]).all() else "contains NaN or inf")
         raise BadRowError(name, row, problem)
     return arr
+
+
+FINITE_BLOCK = 1 << 22  # values checked at a time: a corpus-sized mask took n x d bytes
+
+
+def _first_non_finite_row(arr: np.ndarray) -> int | None:
+    """The first row of the 2-d `arr` holding NaN or inf, checked in blocks (None: none)."""
+    step = max(1, FINITE_BLOCK // max(1, arr.shape[1]))
+    for start in range(0, arr.shape[0], step):
+        finite = np.isfinite(arr[start : start + step]).all(axis=1)
+        if not finite.all():
+            return start + int(np.flatnonzero(~finite)[0])
+    return None
 
 
 def as_unit_rows(x: object, *, name: str = "embeddings", dim: int | None = None) -> np.ndarray:
