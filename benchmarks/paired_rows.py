@@ -3,8 +3,8 @@
     python benchmarks/paired_rows.py benchmarks/results/mining-quality.jsonl \\
         --stored benchmarks/results/quality.jsonl --strip :mine_every=5
 
-Pairs each record of NEW with the record of STORED whose run key (dataset, model, method with
-`--strip` removed, d, budget, seed) is the same, and prints per (dataset, method) the number
+Pairs each record of NEW with the record of STORED whose run key (`record_key`, with
+`--strip` removed from NEW's method) is the same, and prints per (dataset, method) the number
 of pairs and nDCG@10 of NEW minus STORED: mean and range. For a default about to change
 (issue 16: the baselines' `mine_every`), before the new rows replace the stored ones.
 """
@@ -15,12 +15,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from dive.evaluate.records import read_records
-
-
-def key(record: dict, method: str) -> tuple:
-    return (record["dataset"], record["model"], method, record["dim"], str(record["budget"]),
-            record["seed"])
+from dive.evaluate.records import read_records, record_key
 
 
 def main() -> None:
@@ -29,12 +24,12 @@ def main() -> None:
     parser.add_argument("--stored", type=Path, nargs="+", required=True)
     parser.add_argument("--strip", default="", help="text removed from NEW's method names")
     args = parser.parse_args()
-    stored = {key(r, str(r["method"])): float(r["ndcg@10"])
+    stored = {record_key(r): float(r["ndcg@10"])
               for path in args.stored for r in read_records(path)}
     gaps: dict[tuple[str, str], list[float]] = defaultdict(list)
     for record in read_records(args.new):
         method = str(record["method"]).replace(args.strip, "") if args.strip else record["method"]
-        old = stored.get(key(record, method))
+        old = stored.get(record_key({**record, "method": method}))
         if old is not None:
             gaps[(record["dataset"], method)].append(float(record["ndcg@10"]) - old)
     for (dataset, method), values in sorted(gaps.items()):

@@ -24,6 +24,7 @@ import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -66,6 +67,11 @@ class Dataset:
         never a hit for itself (BEIR's ignore_identical_ids). Elsewhere a shared id is a
         coincidence of numbering (Cranfield query 23 is not document 23): nothing is left out,
         also where that document merely contains a short query's words."""
+        return self._identical_ids
+
+    @cached_property
+    def _identical_ids(self) -> frozenset[str]:
+        """`identical_ids`, found once per dataset (every split asks)."""
         text_of = dict(zip(self.corpus_ids, self.corpus_texts, strict=True))
 
         def is_document(query_id: str, text: str) -> bool:

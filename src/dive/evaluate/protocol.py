@@ -114,7 +114,7 @@ def labelled_queries(
     for query_id in ids:
         docs = qrels[query_id]
         relevant.append({row_of[d]: g for d, g in docs.items() if g > 0 and d in row_of})
-    exclude = tuple(int(r) for r in identical_id_rows(ids, emb.corpus_ids, identical))
+    exclude = tuple(row_of.get(q, -1) if q in identical else -1 for q in ids)
     return LabelledQueries(emb.query_rows(ids), tuple(relevant), tuple(ids), exclude)
 
 
