@@ -2,6 +2,11 @@
 
     python benchmarks/compress_scale.py                          # 0.25 .. 4 GB, 384 -> 96
     python benchmarks/compress_scale.py --sizes-gb 0.25,1 --workdir /big/disk
+    python benchmarks/compress_scale.py --index --precision int8  # `dive index` instead
+
+With `--index`, each store becomes the corpus of an embeddings folder and the child runs
+`dive index` on it (a flat FAISS index of the model's outputs): its peak then holds the index
+itself, so it grows with the corpus by the index's bytes (printed), not the store's.
 
 For each size, writes a store of random L2-normalised float32 vectors to a temporary folder
 chunk by chunk (never the whole array in memory), runs `python -m dive.cli compress` on it in
@@ -18,6 +23,7 @@ caches needs root and disturbs the machine), Parquet stores and the Ray engine.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -49,6 +55,19 @@ def write_store(path: Path, n: int, dim: int, seed: int) -> None:
             f.write(x.data)
 
 
+def write_folder_files(folder: Path, n: int, dim: int) -> None:
+    """The rest of an embeddings folder around `folder/corpus.npy`: ids, one query, meta."""
+    with (folder / "corpus_ids.txt").open("w") as f:
+        for start in range(0, n, CHUNK):
+            f.write("".join(f"doc{i}\n" for i in range(start, min(n, start + CHUNK))))
+    query = np.zeros((1, dim), dtype=np.float32)
+    query[0, 0] = 1.0
+    np.save(folder / "queries.npy", query)
+    (folder / "query_ids.txt").write_text("q0\n")
+    meta = {"model": "random", "dim": dim, "normalized": True, "n_corpus": n, "n_queries": 1}
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
 def measure(cmd: list[str]) -> tuple[float, int]:
     """Run `cmd`; return (wall seconds, peak RSS in KiB) of that process alone."""
     if GNU_TIME.exists():
@@ -56,7 +75,7 @@ def measure(cmd: list[str]) -> tuple[float, int]:
         done = subprocess.run([str(GNU_TIME), "-v", *cmd], capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if done.returncode != 0:
-            sys.exit(f"compress failed:\n{done.stderr}")
+            sys.exit(f"{cmd[3]} failed:\n{done.stderr}")
         match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
         assert match, done.stderr
         return seconds, int(match.group(1))
@@ -69,7 +88,7 @@ def measure(cmd: list[str]) -> tuple[float, int]:
     out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True)
     seconds, rss, rc = out.stdout.split()
     if rc != "0":
-        sys.exit("compress failed")
+        sys.exit(f"{cmd[3]} failed")
     return float(seconds), int(rss)
 
 
@@ -80,6 +99,9 @@ def main() -> None:
     parser.add_argument("--out-dim", type=int, default=96, help="output dimension")
     parser.add_argument("--batch-size", type=int, default=65536, help="dive compress chunk")
     parser.add_argument("--workdir", default=None, help="folder for the temporary stores")
+    parser.add_argument("--index", action="store_true", help="run `dive index` on an "
+                        "embeddings folder around each store instead of `dive compress`")
+    parser.add_argument("--precision", default="float32", help="the model's output precision")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dive-scale-", dir=args.workdir))
@@ -87,29 +109,45 @@ def main() -> None:
         rng = np.random.default_rng(0)
         sample = rng.standard_normal((20_000, args.dim), dtype=np.float32)
         model = work / "model"
-        save(PCA(dim=args.out_dim).fit(sample), model)
+        pca = PCA(dim=args.out_dim).fit(sample)
+        pca.runtime_ = pca.runtime_.with_precision(args.precision, sample)
+        save(pca, model)
         tool = "/usr/bin/time -v" if GNU_TIME.exists() else "getrusage(RUSAGE_CHILDREN)"
-        print(f"# {args.dim} -> {args.out_dim} float32, batch {args.batch_size}; RSS by {tool}")
+        verb = "dive index" if args.index else f"dive compress, batch {args.batch_size}"
+        print(f"# {verb}: {args.dim} -> {args.out_dim} {args.precision}; RSS by {tool}")
         print(f"# {os.cpu_count()} CPUs visible; store freshly written (page cache warm)")
-        print(
-            f"{'store GB':>9} {'vectors':>11} {'seconds':>8} {'vectors/s':>11} {'peak RSS MB':>12}"
-        )
+        extra = f" {'index MB':>9}" if args.index else ""
+        print(f"{'store GB':>9} {'vectors':>11} {'seconds':>8} {'vectors/s':>11} "
+              f"{'peak RSS MB':>12}{extra}")
         for size in (float(s) for s in args.sizes_gb.split(",")):
             n = int(size * 1e9) // (4 * args.dim)
-            store, out = work / "store.npy", work / "out.npy"
+            folder = work / "embeddings"
+            store = folder / "corpus.npy" if args.index else work / "store.npy"
+            out = work / ("out.faiss" if args.index else "out.npy")
+            store.parent.mkdir(exist_ok=True)
             write_store(store, n, args.dim, seed=int(size * 1000))
-            cmd = [
-                sys.executable, "-m", "dive.cli", "compress", str(model),
-                "--input", str(store), "--output", str(out),
-                "--batch-size", str(args.batch_size), "--no-progress",
-            ]  # fmt: skip
+            if args.index:
+                write_folder_files(folder, n, args.dim)
+                cmd = [sys.executable, "-m", "dive.cli", "index", str(model),
+                       "--embeddings", str(folder), "--output", str(out)]
+            else:
+                cmd = [
+                    sys.executable, "-m", "dive.cli", "compress", str(model),
+                    "--input", str(store), "--output", str(out),
+                    "--batch-size", str(args.batch_size), "--no-progress",
+                ]  # fmt: skip
             seconds, rss_kib = measure(cmd)
-            assert np.load(out, mmap_mode="r").shape == (n, args.out_dim)
+            if args.index:
+                extra = f" {out.stat().st_size / 1e6:9.0f}"
+            else:
+                assert np.load(out, mmap_mode="r").shape == (n, args.out_dim)
             gb = store.stat().st_size / 1e9
-            print(f"{gb:9.2f} {n:11,d} {seconds:8.1f} {n / seconds:11,.0f} {rss_kib / 1024:12.0f}")
+            print(f"{gb:9.2f} {n:11,d} {seconds:8.1f} {n / seconds:11,.0f} "
+                  f"{rss_kib / 1024:12.0f}{extra}")
             sys.stdout.flush()
-            store.unlink()
-            out.unlink()
+            shutil.rmtree(folder, ignore_errors=True)
+            for path in (work / "store.npy", *work.glob("out.*")):
+                path.unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,3 +34,20 @@ def test_the_first_bad_row_is_named_across_blocks(monkeypatch: pytest.MonkeyPatc
     wide[5, 1] = 1e39
     with pytest.raises(BadRowError, match=r"^corpus: row 5 has a value beyond float32's range"):
         as_embeddings(wide, name="corpus")
+
+
+def test_row_blocks_read_a_mapped_npy_from_its_file(tmp_path: Path) -> None:
+    from dive.arrays import _mapped_file, load_npy, row_blocks
+
+    x = np.arange(70 * 3, dtype=np.float32).reshape(70, 3)
+    np.save(tmp_path / "x.npy", x)
+    mapped = load_npy(tmp_path / "x.npy", mmap=True)
+    viewed = np.ascontiguousarray(mapped, dtype=np.float32)  # a plain view, as Embeddings keeps
+    assert _mapped_file(viewed) == (mapped.filename, mapped.offset)
+    blocks = list(row_blocks(viewed, 32))
+    assert [len(b) for b in blocks] == [32, 32, 6]
+    assert not any(isinstance(b, np.memmap) or b.base is not None for b in blocks)  # own buffers
+    np.testing.assert_array_equal(np.concatenate(blocks), x)
+    # part of a file, or an array in memory: sliced as it is
+    assert _mapped_file(mapped[1:]) is None and _mapped_file(x) is None
+    np.testing.assert_array_equal(np.concatenate(list(row_blocks(mapped[5:], 32))), x[5:])

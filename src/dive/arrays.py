@@ -10,6 +10,7 @@ normalised.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -62,6 +63,43 @@ def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
         arr.close()
         raise DataError(f"{path}: not a readable .npy array (an .npz archive of several)")
     return arr
+
+
+def row_blocks(arr: np.ndarray, rows: int = 65536) -> Iterator[np.ndarray]:
+    """`arr` (n, d) a block of `rows` rows at a time; an array that is a whole `.npy` file
+    mapped in memory is read from its file into a new buffer for each block, not through the
+    map, whose pages would stay in the process's resident set (a corpus read through a map
+    counts in full towards it)."""
+    backing = _mapped_file(arr)
+    if backing is None:
+        for start in range(0, arr.shape[0], rows):
+            yield arr[start : start + rows]
+        return
+    path, offset = backing
+    row_bytes = arr.strides[0]
+    with open(path, "rb") as f:
+        for start in range(0, arr.shape[0], rows):
+            block = np.empty((min(rows, arr.shape[0] - start), *arr.shape[1:]), arr.dtype)
+            f.seek(offset + start * row_bytes)
+            if f.readinto(memoryview(block).cast("B")) != block.nbytes:
+                raise DataError(f"{path}: unexpected end of file")
+            yield block
+
+
+def _mapped_file(arr: np.ndarray) -> tuple[str, int] | None:
+    """(file, offset) when `arr` is C-order and its bytes are the whole data of a file mapped
+    by `np.memmap` (`arr` itself or an array it views, as `np.ascontiguousarray` returns),
+    else None."""
+    if not arr.flags.c_contiguous:
+        return None
+    base: object = arr
+    while isinstance(base, np.ndarray):
+        if isinstance(base, np.memmap) and base.filename:
+            whole = (base.ctypes.data == arr.ctypes.data and base.nbytes == arr.nbytes
+                     and base.offset + base.nbytes == os.path.getsize(base.filename))
+            return (base.filename, base.offset) if whole else None
+        base = base.base
+    return None
 
 
 def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None) -> np.ndarray:

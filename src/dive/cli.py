@@ -325,6 +325,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from dive.arrays import row_blocks
     from dive.embed import load_embeddings
     from dive.export.faiss_index import build_index, check_index_output, save_index
     from dive.scale.stream import runtime_digest
@@ -345,11 +346,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).warning(
             "%s: embeddings made with %s, compressor fitted on %s embeddings",
             args.embeddings, emb.meta["model"], trained_on)
-    vectors = compressor.transform(emb.corpus)
-    index = build_index(vectors, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
-                        model_sha256=runtime_digest(compressor.runtime_),
-                        quantizer=compressor.runtime_.quantizer, product=args.opq,
-                        seed=args.seed)
+    runtime = compressor.fitted_runtime()
+    # compressed a block at a time: memory holds the index, not a compressed corpus beside it
+    blocks = runtime.blocks(row_blocks(emb.corpus), name=str(Path(args.embeddings) / "corpus.npy"))
+    index = build_index(blocks, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
+                        model_sha256=runtime_digest(runtime), quantizer=runtime.quantizer,
+                        product=args.opq, seed=args.seed)
     path = save_index(index, args.output, overwrite=args.overwrite)
     print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "
           f"{index.bytes_per_vector} bytes/vector, {'hnsw' if args.hnsw else 'flat'})")

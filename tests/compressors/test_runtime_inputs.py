@@ -78,3 +78,16 @@ def test_integer_or_bool_input_is_refused_not_cast(corpus: np.ndarray, dtype: ty
                                         rf"dtype {name}$"):
         PCA(dim=4).fit(codes)
     pca.transform(corpus.astype(np.float64))  # any float width is fine
+
+
+def test_blocks_compress_each_chunk_and_name_a_bad_row_over_all_of_them(
+    corpus: np.ndarray,
+) -> None:
+    runtime = adapter_runtime()
+    x = corpus[:40].copy()
+    chunks = [x[i : i + 16] for i in range(0, 40, 16)]
+    got = np.concatenate(list(runtime.blocks(chunks)))
+    np.testing.assert_allclose(got, runtime(x), atol=1e-6, rtol=0)  # BLAS splits differ by ulps
+    x[35] = 0
+    with pytest.raises(DataError, match=r"^corpus\.npy: row 35 has norm 0 and cannot be"):
+        list(runtime.blocks(chunks, name="corpus.npy"))

@@ -270,3 +270,23 @@ def test_search_refuses_an_index_built_by_another_compressor_of_the_same_dim(
     meta.unlink()
     assert main([*search, str(tmp_path / "random")]) == 0
     assert "does not record which compressor built it" in caplog.text
+
+
+def test_index_names_a_zero_corpus_row_by_its_file_and_row(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "m", "pca") == 0
+    emb = load_embeddings(tiny[1])
+    corpus = emb.corpus.copy()
+    corpus[5] = 0
+    folder = tmp_path / "zero-row"
+    save_embeddings(folder, Embeddings(corpus, emb.corpus_ids, emb.queries, emb.query_ids,
+                                       {**emb.meta, "normalized": False}))
+    capsys.readouterr()
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(folder),
+                 "--output", str(tmp_path / "idx.faiss")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"dive: error: {folder / 'corpus.npy'}: row 5 has norm 0 and cannot be "
+                       "L2-normalised")
+    assert not (tmp_path / "idx.faiss").exists()

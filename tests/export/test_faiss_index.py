@@ -224,3 +224,49 @@ def test_a_replacement_stopped_half_way_is_detected_on_load(
         load_index(path)
     save_index(new, path, overwrite=True)  # saving again repairs it
     assert load_index(path).ids == new.ids
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16", "int8", "binary"])
+def test_an_index_built_from_blocks_is_the_index_built_at_once(
+    precision: str, tmp_path: Path, make_inputs: Any
+) -> None:
+    from dive.compressors.precision import calibrate
+
+    x = make_inputs(50, 16)
+    quantizer = calibrate(precision, x)
+    codes = quantizer.encode(x)
+    whole = save_index(build_index(codes, quantizer=quantizer), tmp_path / "whole.faiss")
+    blocks = (codes[i : i + 16] for i in range(0, 50, 16))  # the last block is short
+    parts = save_index(build_index(blocks, quantizer=quantizer), tmp_path / "parts.faiss")
+    assert parts.read_bytes() == whole.read_bytes()
+    assert load_index(parts).ids == [str(i) for i in range(50)]
+
+
+def test_blocks_name_a_bad_row_by_its_row_over_all_of_them(make_inputs: Any) -> None:
+    x = make_inputs(40, 8)
+    x[27, 3] = np.nan
+    with pytest.raises(DataError, match=r"compressed vectors: row 27 contains NaN or inf"):
+        build_index(x[i : i + 10] for i in range(0, 40, 10))
+    with pytest.raises(DataError, match="compressed vectors: empty"):
+        build_index(iter([]))
+    with pytest.raises(DataError, match="a block of dimension 4 after 10 rows of dimension 8"):
+        build_index([make_inputs(10, 8), make_inputs(10, 4)])
+
+
+def test_saved_file_is_faiss_own_serialisation_and_its_digest_is_recorded(
+    tmp_path: Path, make_inputs: Any
+) -> None:
+    # The index is written to the file as FAISS serialises it, a megabyte at a time, and the
+    # meta's digest is that of the file.
+    import hashlib
+    import json
+
+    index = build_index(make_inputs(30_000, 16))  # 1.9 MB: written in two pieces
+    path = save_index(index, tmp_path / "i.faiss")
+    data = path.read_bytes()
+    assert data == faiss.serialize_index(index.index).tobytes()
+    meta = json.loads((tmp_path / "i.faiss.meta.json").read_text())
+    assert meta["index_sha256"] == hashlib.sha256(data).hexdigest()
+    path.write_bytes(data + b"\0")  # bytes after the index are part of what is checked
+    with pytest.raises(DataError, match="does not match"):
+        load_index(path)

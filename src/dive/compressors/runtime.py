@@ -30,13 +30,13 @@ every export, the saved folder and the streaming digest use.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from dive.arrays import as_unit_rows, l2_normalize
+from dive.arrays import BadRowError, as_unit_rows, l2_normalize
 from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
 from dive.errors import DataError
 
@@ -152,6 +152,19 @@ class Runtime:
             return self.embed(x, batch_size=batch_size)
         return self._batched(x, batch_size, quantizer.code_width, quantizer.dtype,
                              lambda rows: quantizer.encode(self._apply(rows)))
+
+    def blocks(self, chunks: Iterable[np.ndarray], *, name: str = "input") -> Iterator[np.ndarray]:
+        """`self(chunk)` for each chunk of rows in turn (a corpus read a block at a time,
+        `dive.arrays.row_blocks`: memory then holds one chunk and its codes); a bad row
+        raises `BadRowError` naming `name` and its row over all the chunks."""
+        offset = 0
+        for chunk in chunks:
+            try:
+                out = self(chunk)
+            except BadRowError as exc:
+                raise BadRowError(name, offset + exc.row, exc.problem) from None
+            offset += len(chunk)
+            yield out
 
     def embed(self, x: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
         """Compress `x` (n, D) to L2-normalised (n, d) float32: the output before precision."""

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from dive._io import publish
-from dive.arrays import UNIT_NORM_TOLERANCE, load_npy
+from dive.arrays import UNIT_NORM_TOLERANCE, load_npy, row_blocks
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -281,19 +281,22 @@ def _check_count(arr_path: Path, arr: np.ndarray, ids_path: Path, ids: list[str]
 
 def _check_rows(path: Path, arr: np.ndarray, normalized: bool) -> None:
     """Raise on the first NaN/inf row, or (if `normalized`) the first row not of unit norm."""
-    for start in range(0, arr.shape[0], _CHUNK_ROWS):
-        block = np.asarray(arr[start : start + _CHUNK_ROWS])
+    for start, block in zip(range(0, arr.shape[0], _CHUNK_ROWS), row_blocks(arr, _CHUNK_ROWS),
+                            strict=True):
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
             row = start + int(np.flatnonzero(~finite)[0])
             raise DataError(f"{path}: row {row} contains NaN or inf")
         if normalized:
-            norms = np.linalg.norm(block.astype(np.float64), axis=1)
+            # float32 squares (no float64 copy of the block): exact enough for the tolerance,
+            # and a row whose squares overflow or vanish is off anyway
+            norms = np.sqrt(np.einsum("ij,ij->i", block, block))
             bad = np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE
             if bad.any():
-                row = start + int(np.flatnonzero(bad)[0])
+                first = int(np.flatnonzero(bad)[0])
+                norm = np.linalg.norm(block[first].astype(np.float64))
                 raise DataError(
-                    f"{path}: row {row} has norm {norms[row - start]:.6g}, but the embeddings "
+                    f"{path}: row {start + first} has norm {norm:.6g}, but the embeddings "
                     "are marked normalized (meta.json)"
                 )
 

@@ -36,15 +36,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 
 from dive._io import atomic_open, check_output
-from dive.arrays import as_embeddings, check_floating, is_integer
+from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
 from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
 from dive.errors import DataError, DiveError
 from dive.evaluate.product import is_product, product_bytes, product_index
@@ -141,7 +141,7 @@ def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
 
 
 def build_index(
-    compressed: np.ndarray,
+    compressed: np.ndarray | Iterable[np.ndarray],
     kind: IndexKind = "flat",
     *,
     ids: Sequence[str] | None = None,
@@ -155,6 +155,11 @@ def build_index(
 ) -> SearchIndex:
     """An inner-product index over `compressed` (n, d); ids default to the row numbers.
 
+    `compressed` may also be an iterable of blocks of rows (`Runtime.blocks`), added in turn:
+    memory then holds the index and one block, not a compressed copy of the corpus beside it
+    (OPQ, which trains on every row, joins the blocks first). A bad row is named by its row
+    number over all the blocks.
+
     `model_sha256` identifies the compressor that produced `compressed` (see the module doc).
     With a `quantizer` of another precision than float32, `compressed` holds its codes (what
     a model saved with that precision outputs) and the index stores them as they are. With
@@ -167,63 +172,96 @@ def build_index(
     if kind not in INDEX_KINDS:
         raise DiveError(f"index kind {kind!r} is not one of {', '.join(INDEX_KINDS)}")
     faiss = _import_faiss()
-    if quantizer is not None and quantizer.precision != "float32":
-        if kind != "flat":
-            raise DiveError(f"a {kind} index holds float32 vectors; {quantizer.precision} codes "
-                            "go into the exact flat index")
-        codes = quantizer.check_codes(compressed, name="compressed codes")
-        if codes.shape[0] == 0:
-            raise DataError("compressed codes: empty (0 rows); nothing to index")
-        row_ids = _check_ids(ids if ids is not None else range(codes.shape[0]),
-                             codes.shape[0], "ids")
-        index = _code_index(faiss, quantizer, codes)
-        logger.info("built %s index: %d vectors of dimension %d", quantizer.precision,
-                    codes.shape[0], quantizer.dim)
-        return SearchIndex(index, row_ids, model_sha256, quantizer.precision, quantizer.dim)
-    x = as_embeddings(compressed, name="compressed vectors")
-    if x.shape[0] == 0:
-        raise DataError("compressed vectors: empty (0 rows); nothing to index")
-    row_ids = _check_ids(ids if ids is not None else range(x.shape[0]), x.shape[0], "ids")
-    d = x.shape[1]
-    if product is not None:
-        if kind != "flat":
-            raise DiveError(f"a {kind} index holds float32 vectors; OPQ codes are searched "
-                            "exactly (one index kind at a time)")
+    codes = quantizer if quantizer is not None and quantizer.precision != "float32" else None
+    if kind != "flat" and codes is not None:
+        raise DiveError(f"a {kind} index holds float32 vectors; {codes.precision} codes go "
+                        "into the exact flat index")
+    if kind != "flat" and product is not None:
+        raise DiveError(f"a {kind} index holds float32 vectors; OPQ codes are searched "
+                        "exactly (one index kind at a time)")
+    blocks = [compressed] if isinstance(compressed, np.ndarray) else compressed
+    if product is not None:  # trained on every row: the blocks are joined
+        parts: list[np.ndarray] = []
+        for block in blocks:
+            parts.append(_checked_rows(block, sum(map(len, parts)), None))
+        x = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        row_ids = _ids(ids, x.shape[0], "compressed vectors")
         stage = f"opq{product}"
         built = product_index(stage, x, seed)
-        logger.info("built %s index: %d vectors of dimension %d", stage, x.shape[0], d)
+        logger.info("built %s index: %d vectors of dimension %d", stage, *x.shape)
         return SearchIndex(built.index, row_ids, model_sha256, stage)
-    if kind == "flat":
-        index = faiss.IndexFlatIP(d)
-    else:
+    index: Any = None
+    n = 0
+    for block in blocks:
+        rows = _checked_rows(block, n, codes)
+        if index is None:
+            d = rows.shape[1] if codes is None else codes.dim
+            index = _empty_index(faiss, kind, d, codes, hnsw_m, ef_construction, ef_search)
+        elif codes is None and rows.shape[1] != index.d:
+            raise DataError(f"compressed vectors: a block of dimension {rows.shape[1]} after "
+                            f"{n} rows of dimension {index.d}")
+        _add(index, rows, codes)
+        n += rows.shape[0]
+    row_ids = _ids(ids, n, "compressed codes" if codes is not None else "compressed vectors")
+    if codes is None:
+        logger.info("built %s index: %d vectors of dimension %d", kind, n, index.d)
+        return SearchIndex(index, row_ids, model_sha256)
+    logger.info("built %s index: %d vectors of dimension %d", codes.precision, n, codes.dim)
+    return SearchIndex(index, row_ids, model_sha256, codes.precision, codes.dim)
+
+
+def _ids(ids: Sequence[str] | None, n: int, what: str) -> list[str]:
+    """The ids of `n` indexed rows (default: the row numbers); no rows is an error."""
+    if n == 0:
+        raise DataError(f"{what}: empty (0 rows); nothing to index")
+    return _check_ids(ids if ids is not None else range(n), n, "ids")
+
+
+def _checked_rows(block: np.ndarray, offset: int, codes: Quantizer | None) -> np.ndarray:
+    """One block of vectors or codes, checked; a bad row is named by its row over all blocks."""
+    try:
+        if codes is not None:
+            return codes.check_codes(block, name="compressed codes")
+        return as_embeddings(block, name="compressed vectors")
+    except BadRowError as exc:
+        if offset == 0:
+            raise
+        name = "compressed codes" if codes is not None else "compressed vectors"
+        raise BadRowError(name, offset + exc.row, exc.problem) from None
+
+
+def _empty_index(faiss: Any, kind: IndexKind, d: int, codes: Quantizer | None, hnsw_m: int,
+                 ef_construction: int, ef_search: int) -> Any:
+    """The empty FAISS index for float32 vectors of dimension `d` (flat or HNSW), or the one
+    storing `codes` byte for byte (see the module doc)."""
+    if codes is None:
+        if kind == "flat":
+            return faiss.IndexFlatIP(d)
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
         index.hnsw.efSearch = ef_search
-    index.add(x)
-    logger.info("built %s index: %d vectors of dimension %d", kind, x.shape[0], d)
-    return SearchIndex(index, row_ids, model_sha256)
-
-
-def _code_index(faiss: Any, quantizer: Quantizer, codes: np.ndarray) -> Any:
-    """The FAISS index storing `codes` byte for byte (see the module doc)."""
-    d = quantizer.dim
-    if quantizer.precision == "binary":
-        index = faiss.IndexBinaryFlat(8 * quantizer.code_width)  # padding bits are 0 in all
-        index.add(codes)
         return index
-    if quantizer.precision == "float16":
-        index = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16,
-                                           faiss.METRIC_INNER_PRODUCT)
-        index.add_sa_codes(codes.view(np.uint8))
-        return index
-    assert quantizer.low is not None and quantizer.width is not None
+    if codes.precision == "binary":
+        return faiss.IndexBinaryFlat(8 * codes.code_width)  # padding bits are 0 in all
+    if codes.precision == "float16":
+        return faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16,
+                                          faiss.METRIC_INNER_PRODUCT)
+    assert codes.low is not None and codes.width is not None
     index = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit,
                                        faiss.METRIC_INNER_PRODUCT)
     # FAISS's 8-bit ranges are (vmin, vdiff) per dimension: the model's (low, width).
-    faiss.copy_array_to_vector(np.concatenate([quantizer.low, quantizer.width]), index.sq.trained)
+    faiss.copy_array_to_vector(np.concatenate([codes.low, codes.width]), index.sq.trained)
     index.is_trained = True
-    index.add_sa_codes(codes.view(np.uint8) ^ np.uint8(0x80))  # signed code c is byte c + 128
     return index
+
+
+def _add(index: Any, rows: np.ndarray, codes: Quantizer | None) -> None:
+    if codes is None or codes.precision == "binary":
+        index.add(rows)
+    elif codes.precision == "float16":
+        index.add_sa_codes(rows.view(np.uint8))
+    else:
+        index.add_sa_codes(rows.view(np.uint8) ^ np.uint8(0x80))  # signed code c: byte c + 128
 
 
 def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
@@ -236,26 +274,30 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     concurrent run saved meanwhile, and its sidecars are then left alone too. A sidecar path
     in use is only ever replaced with the index it belongs to (`check_index_output`).
     """
-    faiss = _import_faiss()
     target = Path(file)
     check_index_output(target, overwrite=overwrite)
     ids = _check_ids(index.ids, len(index), "ids")
-    binary = index.precision == "binary"
-    serialize = faiss.serialize_index_binary if binary else faiss.serialize_index
-    data = serialize(index.index).tobytes()
     ids_text = "".join(f"{i}\n" for i in ids).encode("utf-8")
-    # Always rewritten: an old identity or precision would no longer be true. The digests
-    # tie the meta to the index and ids saved with it.
-    meta = {"format": META_FORMAT, "model_sha256": index.model_sha256,
-            "precision": index.precision, "dim": index.dim,
-            "index_sha256": _sha256(data), "ids_sha256": _sha256(ids_text)}
-    sidecars = [(ids_path(target), ids_text),
-                (meta_path(target), (json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"))]
+    written: list[str] = []  # the index's SHA-256, once written
+
+    def write_index(handle: IO[bytes]) -> None:
+        written.append(_write_faiss(index, handle))
+
+    def write_meta(handle: IO[bytes]) -> None:
+        # Always rewritten: an old identity or precision would no longer be true. The digests
+        # tie the meta to the index and ids saved with it.
+        meta = {"format": META_FORMAT, "model_sha256": index.model_sha256,
+                "precision": index.precision, "dim": index.dim,
+                "index_sha256": written[0], "ids_sha256": _sha256(ids_text)}
+        handle.write((json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"))
+
+    sidecars = [(ids_path(target), lambda handle: handle.write(ids_text)),
+                (meta_path(target), write_meta)]
     if not overwrite:
         # The index goes first, alone, as the claim: a run that finds another's index there
         # stops before touching its sidecars. Should a sidecar then fail, the claim is undone.
         with atomic_open(target, "wb", overwrite=False) as handle:
-            handle.write(data)
+            write_index(handle)
         claimed = target.stat().st_ino
         try:
             _write_all(sidecars)
@@ -267,25 +309,41 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
         return target
     # The meta is renamed last: a crash before leaves the old one, whose digests load_index
     # finds do not match the new index (or ids).
-    _write_all([(target, data), *sidecars])
+    _write_all([(target, write_index), *sidecars])
     return target
+
+
+def _write_faiss(index: SearchIndex, handle: IO[bytes]) -> str:
+    """Write the FAISS index to `handle` a megabyte at a time (never a serialised copy of the
+    whole index in memory); return the SHA-256 of what was written."""
+    faiss = _import_faiss()
+    digest = hashlib.sha256()
+
+    def write(chunk: bytes) -> int:
+        digest.update(chunk)
+        return handle.write(chunk)
+
+    write_faiss = faiss.write_index_binary if index.precision == "binary" else faiss.write_index
+    write_faiss(index.index, faiss.PyCallbackIOWriter(write))
+    return digest.hexdigest()
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_all(files: list[tuple[Path, bytes]]) -> None:
+def _write_all(files: list[tuple[Path, Callable[[IO[bytes]], object]]]) -> None:
     """Write each file atomically: all to temporary names before any is renamed (so a bad
-    path, a folder at one, leaves nothing behind), renamed in the order given."""
+    path, a folder at one, leaves nothing behind), written and renamed in the order given."""
     with contextlib.ExitStack() as stack:
-        for path, payload in reversed(files):  # the stack renames the last entered first
-            stack.enter_context(atomic_open(path, "wb")).write(payload)
+        # the stack renames the last entered first: entered in reverse, renamed in order
+        handles = [stack.enter_context(atomic_open(path, "wb")) for path, _ in reversed(files)]
+        for (_, write), handle in zip(files, reversed(handles), strict=True):
+            write(handle)
 
 
 def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     """Read an index written by `save_index`, checking it against its ids file."""
-    faiss = _import_faiss()
     path = Path(file)
     if not path.is_file():
         raise DataError(f"{path}: no such index file")
@@ -296,13 +354,7 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     model_sha256, precision, dim = meta.model_sha256, meta.precision, meta.dim
     binary = precision == "binary"
     # One read: the bytes checked against the meta's digest are the bytes deserialised.
-    data = path.read_bytes()
-    deserialize = faiss.deserialize_index_binary if binary else faiss.deserialize_index
-    try:
-        index = deserialize(np.frombuffer(data, dtype=np.uint8))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise DataError(f"{path}: not a readable FAISS index ({first})") from None
+    index, index_sha256 = _read_faiss(path, binary)
     raw_ids = sidecar.read_bytes()
     try:
         text = raw_ids.decode("utf-8")
@@ -321,11 +373,34 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
         raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
                         f"{stored.dim}, but {meta_path(path).name} says {precision} of "
                         f"dimension {dim}")
-    if meta.digests is not None and meta.digests != (_sha256(data), _sha256(raw_ids)):
+    if meta.digests is not None and meta.digests != (index_sha256, _sha256(raw_ids)):
         raise DataError(f"{path}: the index or its {IDS_SUFFIX} does not match "
                         f"{meta_path(path).name}, saved with them (a save that did not "
                         "finish?); save the index again")
     return stored
+
+
+def _read_faiss(path: Path, binary: bool) -> tuple[Any, str]:
+    """The FAISS index in `path`, read a megabyte at a time (never a second copy of the whole
+    file in memory), and the SHA-256 of the whole file (any bytes after the index too)."""
+    faiss = _import_faiss()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+
+        def read(size: int) -> bytes:
+            chunk = handle.read(size)
+            digest.update(chunk)
+            return chunk
+
+        read_faiss = faiss.read_index_binary if binary else faiss.read_index
+        try:
+            index = read_faiss(faiss.PyCallbackIOReader(read))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+            raise DataError(f"{path}: not a readable FAISS index ({first})") from None
+        while read(1 << 20):  # what follows the index counts in the digest too
+            pass
+    return index, digest.hexdigest()
 
 
 def _value_bytes(precision: str) -> int:
