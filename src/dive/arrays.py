@@ -81,7 +81,7 @@ def row_blocks(arr: np.ndarray, rows: int = 65536) -> Iterator[np.ndarray]:
         for start in range(0, arr.shape[0], rows):
             block = np.empty((min(rows, arr.shape[0] - start), *arr.shape[1:]), arr.dtype)
             f.seek(offset + start * row_bytes)
-            if f.readinto(memoryview(block).cast("B")) != block.nbytes:
+            if f.readinto(block.data.cast("B")) != block.nbytes:
                 raise DataError(f"{path}: unexpected end of file")
             yield block
 
