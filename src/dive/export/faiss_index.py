@@ -180,18 +180,19 @@ def build_index(
         raise DiveError(f"a {kind} index holds float32 vectors; OPQ codes are searched "
                         "exactly (one index kind at a time)")
     blocks = [compressed] if isinstance(compressed, np.ndarray) else compressed
+    index: Any = None
+    n = 0
     if product is not None:  # trained on every row: the blocks are joined
         parts: list[np.ndarray] = []
         for block in blocks:
-            parts.append(_checked_rows(block, sum(map(len, parts)), None))
-        x = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-        row_ids = _ids(ids, x.shape[0], "compressed vectors")
+            parts.append(_checked_rows(block, n, None))
+            n += parts[-1].shape[0]
+        row_ids = _ids(ids, n, "compressed vectors")
+        x = np.concatenate(parts)
         stage = f"opq{product}"
         built = product_index(stage, x, seed)
         logger.info("built %s index: %d vectors of dimension %d", stage, *x.shape)
         return SearchIndex(built.index, row_ids, model_sha256, stage)
-    index: Any = None
-    n = 0
     for block in blocks:
         rows = _checked_rows(block, n, codes)
         if index is None:
@@ -224,8 +225,6 @@ def _checked_rows(block: np.ndarray, offset: int, codes: Quantizer | None) -> np
             return codes.check_codes(block, name="compressed codes")
         return as_embeddings(block, name="compressed vectors")
     except BadRowError as exc:
-        if offset == 0:
-            raise
         name = "compressed codes" if codes is not None else "compressed vectors"
         raise BadRowError(name, offset + exc.row, exc.problem) from None
 
