@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from dive import arrays
 from dive.arrays import BadRowError, as_embeddings
+from dive.errors import DataError
 
 
 def test_checking_a_float32_corpus_allocates_about_one_block() -> None:
@@ -36,18 +38,46 @@ def test_the_first_bad_row_is_named_across_blocks(monkeypatch: pytest.MonkeyPatc
         as_embeddings(wide, name="corpus")
 
 
-def test_row_blocks_read_a_mapped_npy_from_its_file(tmp_path: Path) -> None:
-    from dive.arrays import _mapped_file, load_npy, row_blocks
+def _resident_file_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssFile:"))
 
-    x = np.arange(70 * 3, dtype=np.float32).reshape(70, 3)
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_row_blocks_release_a_mapped_arrays_pages_as_they_go(tmp_path: Path) -> None:
+    from dive.arrays import load_npy, row_blocks
+
+    x = np.random.default_rng(0).standard_normal((16384, 512), dtype=np.float32)  # 32 MiB
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.ascontiguousarray(load_npy(tmp_path / "x.npy", mmap=True), dtype=np.float32)
+    before, peak, blocks = _resident_file_kb(), 0, []
+    for block in row_blocks(mapped, 1024):  # 2 MiB blocks
+        assert not isinstance(block, np.memmap) and block.base is None  # a copy of its own
+        blocks.append(block)
+        peak = max(peak, _resident_file_kb() - before)
+    np.testing.assert_array_equal(np.concatenate(blocks), x)
+    assert peak < 8 * 1024  # KiB: a block or two, where reading through the map keeps 32 MiB
+    # read through the map with no release, the same rows stay resident (the check can fail)
+    before = _resident_file_kb()
+    assert float(mapped.sum()) == pytest.approx(float(x.sum()), rel=1e-3)
+    assert _resident_file_kb() - before > 24 * 1024
+
+
+def test_row_blocks_read_the_file_that_was_opened(tmp_path: Path) -> None:
+    from dive.arrays import load_npy, row_blocks
+
+    x = np.arange(4096 * 8, dtype=np.float32).reshape(4096, 8)
     np.save(tmp_path / "x.npy", x)
     mapped = load_npy(tmp_path / "x.npy", mmap=True)
-    viewed = np.ascontiguousarray(mapped, dtype=np.float32)  # a plain view, as Embeddings keeps
-    assert _mapped_file(viewed) == (mapped.filename, mapped.offset)
-    blocks = list(row_blocks(viewed, 32))
-    assert [len(b) for b in blocks] == [32, 32, 6]
-    assert not any(isinstance(b, np.memmap) or b.base is not None for b in blocks)  # own buffers
-    np.testing.assert_array_equal(np.concatenate(blocks), x)
-    # part of a file, or an array in memory: sliced as it is
-    assert _mapped_file(mapped[1:]) is None and _mapped_file(x) is None
-    np.testing.assert_array_equal(np.concatenate(list(row_blocks(mapped[5:], 32))), x[5:])
+    np.save(tmp_path / "y.npy", x[::-1])
+    os.replace(tmp_path / "y.npy", tmp_path / "x.npy")  # another writer replaces it meanwhile
+    np.testing.assert_array_equal(np.concatenate(list(row_blocks(mapped, 1000))), x)
+    # a file shortened in place: one clear error, where reading through the map is a bus error
+    np.save(tmp_path / "z.npy", x)
+    shortened = load_npy(tmp_path / "z.npy", mmap=True)
+    os.truncate(tmp_path / "z.npy", 128 + 1000 * 8 * 4)
+    with pytest.raises(DataError, match=r"z\.npy: now holds 32128 bytes, fewer than when it was"):
+        list(row_blocks(shortened, 1000))
+    # an array in memory, or not in C order: its slices as they are
+    assert all(np.shares_memory(b, x) for b in row_blocks(x, 1000))
+    assert [len(b) for b in row_blocks(np.asfortranarray(x), 1000)] == [1000] * 4 + [96]

@@ -299,6 +299,8 @@ CASES = [
     Case("queries wrong dim", SEARCH + " --queries-npy {ws}/d31.npy",
          "d31.npy: expected dimension 32, got 31"),
     Case("queries empty", SEARCH + " --queries-npy {ws}/none.npy", "none.npy: no query vectors"),
+    Case("queries int8", SEARCH + " --queries-npy {ws}/int8.npy",
+         "int8.npy: expected float embeddings, got dtype int8"),
     Case("queries zero row", SEARCH + " --queries-npy {ws}/zero.npy",
          "zero.npy: row 2 has norm 0 and cannot be L2-normalised"),
     Case("compress zero row", COMPRESS + " {ws}/zero.npy --output {ws}/z.npy",
@@ -408,6 +410,7 @@ def ws(tmp_path: Path, make_tiny: Callable[..., tuple[Path, Path]]) -> Path:
     np.save(tmp_path / "3d.npy", x.reshape(2, 5, 32))
     np.save(tmp_path / "d31.npy", x[:, :31])
     np.save(tmp_path / "none.npy", x[:0])
+    np.save(tmp_path / "int8.npy", (x * 127).astype(np.int8))
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

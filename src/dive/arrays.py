@@ -9,8 +9,10 @@ normalised.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,40 +68,64 @@ def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
 
 
 def row_blocks(arr: np.ndarray, rows: int = 65536) -> Iterator[np.ndarray]:
-    """`arr` (n, d) a block of `rows` rows at a time; an array that is a whole `.npy` file
-    mapped in memory is read from its file into a new buffer for each block, not through the
-    map, whose pages would stay in the process's resident set (a corpus read through a map
-    counts in full towards it)."""
-    backing = _mapped_file(arr)
-    if backing is None:
-        for start in range(0, arr.shape[0], rows):
-            yield arr[start : start + rows]
-        return
-    path, offset = backing
-    row_bytes = arr.strides[0]
-    with open(path, "rb") as f:
-        for start in range(0, arr.shape[0], rows):
-            block = np.empty((min(rows, arr.shape[0] - start), *arr.shape[1:]), arr.dtype)
-            f.seek(offset + start * row_bytes)
-            if f.readinto(block.data.cast("B")) != block.nbytes:
-                raise DataError(f"{path}: unexpected end of file")
-            yield block
+    """`arr` (n, ...) a block of `rows` rows at a time.
+
+    A block of an array read through a memory map (`np.memmap`, or an array viewing one, as
+    `np.ascontiguousarray` returns) is a copy, and the map's pages under it are released from
+    the process once it is copied (`madvise(MADV_DONTNEED)`: the kernel keeps them in its page
+    cache), so reading a mapped corpus does not leave all of it in the process's resident set.
+    The map keeps reading the file that was opened, even if another replaces it meanwhile, and
+    a file shortened since it was opened is a `DataError`, not a bus error.
+    """
+    mapped = _Mapped.of(arr)
+    for start in range(0, arr.shape[0], rows):
+        view = arr[start : start + rows]
+        if mapped is None:
+            yield view
+            continue
+        mapped.check(view)
+        block = np.array(view)
+        mapped.release(view)
+        yield block
 
 
-def _mapped_file(arr: np.ndarray) -> tuple[str, int] | None:
-    """(file, offset) when `arr` is C-order and its bytes are the whole data of a file mapped
-    by `np.memmap` (`arr` itself or an array it views, as `np.ascontiguousarray` returns),
-    else None."""
-    if not arr.flags.c_contiguous:
+@dataclass(frozen=True)
+class _Mapped:
+    """The memory map under a C-order array, to check and release the bytes of its rows."""
+
+    mm: mmap.mmap
+    address: int  # where the map starts in memory
+    file_offset: int  # the file offset the map starts at
+    filename: str
+
+    @classmethod
+    def of(cls, arr: np.ndarray) -> _Mapped | None:
+        if not arr.flags.c_contiguous:
+            return None
+        base: object = arr
+        while isinstance(base, np.ndarray):
+            if isinstance(base, np.memmap) and isinstance(base.base, mmap.mmap):
+                # np.memmap maps from the allocation boundary at or below the array's offset
+                lead = base.offset % mmap.ALLOCATIONGRANULARITY
+                return cls(base.base, base.ctypes.data - lead, base.offset - lead,
+                           str(base.filename))
+            base = base.base
         return None
-    base: object = arr
-    while isinstance(base, np.ndarray):
-        if isinstance(base, np.memmap) and base.filename:
-            whole = (base.ctypes.data == arr.ctypes.data and base.nbytes == arr.nbytes
-                     and base.offset + base.nbytes == os.path.getsize(base.filename))
-            return (base.filename, base.offset) if whole else None
-        base = base.base
-    return None
+
+    def _span(self, view: np.ndarray) -> tuple[int, int]:
+        start = view.ctypes.data - self.address
+        return start, start + view.nbytes
+
+    def check(self, view: np.ndarray) -> None:
+        size = self.mm.size()  # the opened file's size now
+        if self.file_offset + self._span(view)[1] > size:
+            raise DataError(f"{self.filename}: now holds {size} bytes, fewer than when it was "
+                            "opened (changed while being read?)")
+
+    def release(self, view: np.ndarray) -> None:
+        start, end = self._span(view)
+        start -= start % mmap.PAGESIZE
+        self.mm.madvise(mmap.MADV_DONTNEED, start, min(end, len(self.mm)) - start)
 
 
 def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None) -> np.ndarray:

@@ -361,10 +361,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _read_queries_npy(path: str, dim: int) -> Any:
     """The query vectors of a .npy file, checked (shape, dimension, NaN, norms) naming the file."""
-    from dive.arrays import as_unit_rows, load_npy
+    from dive.arrays import as_unit_rows, check_floating, load_npy
     from dive.errors import DataError
 
     arr = load_npy(path)
+    check_floating(arr, name=path)  # integer codes would be cast and scored without a word
     if arr.size == 0:  # else the search prints nothing and succeeds
         raise DataError(f"{path}: no query vectors (shape {arr.shape})")
     return as_unit_rows(arr.reshape(1, -1) if arr.ndim == 1 else arr, name=path, dim=dim)

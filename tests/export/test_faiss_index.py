@@ -102,6 +102,19 @@ def test_corrupt_index_file(saved_index: Path) -> None:
         load_index(saved_index)
 
 
+def test_an_index_asking_for_more_memory_than_there_is_is_unreadable(
+    saved_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A damaged size field makes FAISS allocate terabytes (std::bad_alloc, MemoryError here).
+    def allocate_too_much(reader: Any) -> Any:
+        raise MemoryError("std::bad_alloc")
+
+    monkeypatch.setattr(faiss, "read_index", allocate_too_much)
+    with pytest.raises(DataError, match=r"i\.faiss: not a readable FAISS index \(it asks for "
+                                        "more memory than there is"):
+        load_index(saved_index)
+
+
 def test_missing_index_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such index file"):
         load_index(tmp_path / "nope.faiss")

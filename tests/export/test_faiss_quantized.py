@@ -107,6 +107,14 @@ def test_a_meta_file_that_disagrees_with_the_index_is_refused(tmp_path: Path,
     meta_path(path).write_text(json.dumps({**meta, "precision": "int4"}))
     with pytest.raises(DataError, match="precision 'int4' is not one of"):
         load_index(path)
+    codes = save_index(build_index(calibrate("int8", make_inputs(20, 8)).encode(make_inputs(20, 8)),
+                                   quantizer=calibrate("int8", make_inputs(20, 8))),
+                       tmp_path / "c.faiss")
+    meta_path(codes).unlink()  # a file that is not there says nothing
+    with pytest.raises(DataError, match=r"c\.faiss: holds 8-byte vectors of dimension 8, but "
+                                         r"c\.faiss\.meta\.json, which says its precision, is "
+                                         "missing"):
+        load_index(codes)
 
 
 def test_codes_go_into_the_flat_index_only(make_inputs: Any) -> None:

@@ -1,7 +1,7 @@
 """FAISS indexes over compressed vectors, carrying the document ids.
 
 `build_index` puts compressed (unit-norm) vectors in an inner-product index: `flat` (exact,
-ranks as `dive.evaluate.search.top_k` does) or `hnsw` (approximate, graph-based). FAISS knows
+ranks as `dive.evaluate.search.top_k` does, up to the order of exactly tied scores) or `hnsw` (approximate, graph-based). FAISS knows
 rows only, so `SearchIndex` keeps the ids beside it and `save_index` writes them to a sidecar
 text file, `<file>.ids.txt`, one id per line; `load_index` checks that the two agree. An index
 built from a compressor's output also records that compressor's identity (the SHA-256 of its
@@ -369,9 +369,12 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
         values = code_width(check_precision(precision), stored.dim)
         expected = values * (1 if binary else _value_bytes(precision))
     if stored.bytes_per_vector != expected or (dim is not None and stored.dim != dim):
+        said = (f"{meta_path(path).name} says {precision} of dimension {dim}"
+                if meta_path(path).exists() else
+                f"{meta_path(path).name}, which says its precision, is missing (a float32 index "
+                "has none)")
         raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
-                        f"{stored.dim}, but {meta_path(path).name} says {precision} of "
-                        f"dimension {dim}")
+                        f"{stored.dim}, but {said}")
     if meta.digests is not None and meta.digests != (index_sha256, _sha256(raw_ids)):
         raise DataError(f"{path}: the index or its {IDS_SUFFIX} does not match "
                         f"{meta_path(path).name}, saved with them (a save that did not "
@@ -394,6 +397,9 @@ def _read_faiss(path: Path, binary: bool) -> tuple[Any, str]:
         read_faiss = faiss.read_index_binary if binary else faiss.read_index
         try:
             index = read_faiss(faiss.PyCallbackIOReader(read))
+        except MemoryError:  # a damaged size field asks for more than there is
+            raise DataError(f"{path}: not a readable FAISS index (it asks for more memory "
+                            "than there is: damaged?)") from None
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
             raise DataError(f"{path}: not a readable FAISS index ({first})") from None
