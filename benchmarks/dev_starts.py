@@ -24,7 +24,10 @@ Rules (the start each would keep, per seed):
 - corel: the evidence rule on each labelled query's nDCG@10 averaged with that of its relevant
   documents used as queries for each other (more comparisons from the same labels);
 - pooled: the evidence rule on each labelled query's nDCG@10 averaged over every ratio run
-  (whether centring helps is a property of the collection and model more than of d).
+  (whether centring helps is a property of the collection and model more than of d);
+- log-rank@Z, for each Z in `--bars` (none by default): the log-rank rule with a bar of Z
+  standard errors in place of `min_gain_z = 1` (uncentred PCA, the default start, is the
+  better one on most collections: should leaving it need more evidence?).
 Prints one line per (collection, ratio, budget): both starts' dev scores, each rule's loss to
 the better start (mean over seeds); then, per rule, the cells within 0.002 of the better start,
 the mean and the worst loss.
@@ -132,7 +135,10 @@ def main() -> None:
     parser.add_argument("--ratios", nargs="+", type=int, default=[2, 4, 8])
     parser.add_argument("--budgets", nargs="+", default=["16", "all"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--bars", nargs="*", type=float, default=[],
+                        help="also the log-rank rule at these bars (standard errors)")
     args = parser.parse_args()
+    rules = (*RULES, *(f"log-rank@{z:g}" for z in args.bars))
     for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
         os.environ.setdefault(env, str(SHARED / sub))
     losses: dict[str, list[float]] = defaultdict(list)
@@ -192,6 +198,9 @@ def main() -> None:
                         "corel": "c" if corel.candidate == 0 else "u",
                         "pooled": pooled[budget, seed],
                     }
+                    for z in args.bars:
+                        leave = choose(u, [Curve((0,), c[None])], z).candidate == 0
+                        picks[f"log-rank@{z:g}"] = "c" if leave else "u"
                     for s in ("u", "c"):
                         dev[s].append(on_dev[s])
                     for rule, pick in picks.items():
@@ -199,12 +208,12 @@ def main() -> None:
                 better = max(np.mean(dev["u"]), np.mean(dev["c"]))
                 line = (f"{name:9} {ratio}x {budget:>3}: uncentred {np.mean(dev['u']):.4f} "
                         f"centred {np.mean(dev['c']):.4f} |")
-                for rule in RULES:
+                for rule in rules:
                     loss = float(np.mean(dev[rule]) - better)
                     losses[rule].append(loss)
                     line += f" {rule} {loss:+.4f}"
                 print(line, flush=True)
-    for rule in RULES:
+    for rule in rules:
         values = np.array(losses[rule])
         print(f"{rule:9}: {int((values >= -0.002).sum())}/{values.size} cells within 0.002 of "
               f"the better start, mean {values.mean():+.4f}, worst {values.min():+.4f}")
