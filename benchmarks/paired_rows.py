@@ -2,11 +2,14 @@
 
     python benchmarks/paired_rows.py benchmarks/results/mining-quality.jsonl \\
         --stored benchmarks/results/quality.jsonl --strip :mine_every=5
+    python benchmarks/paired_rows.py benchmarks/results/quality.jsonl \\
+        --stored benchmarks/results/quality.jsonl --suffix @v2
 
 Pairs each record of NEW with the record of STORED whose run key (`record_key`, with
-`--strip` removed from NEW's method) is the same, and prints per (dataset, method) the number
-of pairs and nDCG@10 of NEW minus STORED: mean and range. For a default about to change
-(issue 16: the baselines' `mine_every`), before the new rows replace the stored ones.
+`--strip` removed from NEW's method and `--suffix` added to it) is the same, and prints per
+(dataset, method) the number of pairs and nDCG@10 of NEW minus STORED: mean and range. For a
+default about to change (issue 16: the baselines' `mine_every`), before the new rows replace
+the stored ones, or after, against the previous rows kept under a suffix.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ def main() -> None:
     parser.add_argument("new", type=Path)
     parser.add_argument("--stored", type=Path, nargs="+", required=True)
     parser.add_argument("--strip", default="", help="text removed from NEW's method names")
+    parser.add_argument("--suffix", default="", help="text added to NEW's method names")
     args = parser.parse_args()
     stored = {record_key(r): float(r["ndcg@10"])
               for path in args.stored for r in read_records(path)}
     gaps: dict[tuple[str, str], list[float]] = defaultdict(list)
     for record in read_records(args.new):
         method = str(record["method"]).replace(args.strip, "") if args.strip else record["method"]
-        old = stored.get(record_key({**record, "method": method}))
+        old = stored.get(record_key({**record, "method": f"{method}{args.suffix}"}))
         if old is not None:
             gaps[(record["dataset"], method)].append(float(record["ndcg@10"]) - old)
     for (dataset, method), values in sorted(gaps.items()):
