@@ -1,15 +1,16 @@
 """FAISS indexes over compressed vectors, carrying the document ids.
 
 `build_index` puts compressed (unit-norm) vectors in an inner-product index: `flat` (exact,
-ranks as `dive.evaluate.search.top_k` does, up to the order of exactly tied scores) or `hnsw` (approximate, graph-based). FAISS knows
-rows only, so `SearchIndex` keeps the ids beside it and `save_index` writes them to a sidecar
-text file, `<file>.ids.txt`, one id per line; `load_index` checks that the two agree. An index
-built from a compressor's output also records that compressor's identity (the SHA-256 of its
-runtime's arrays and activation, `dive.scale.stream.runtime_digest`) in `<file>.meta.json`, and
-`check_index_model` refuses to search it with another compressor: vectors of the same dimension
-from another model would return unrelated hits. An index saved without it (older dive) is
-searched with a warning, as nothing can be checked.
-`search_index` returns (rows, scores) like `top_k`; `SearchIndex.ids` maps rows to ids.
+ranks as `dive.evaluate.search.top_k` does, up to the order of exactly tied scores) or `hnsw`
+(approximate, graph-based). FAISS knows rows only, so `SearchIndex` keeps the ids beside it
+and `save_index` writes them to a sidecar text file, `<file>.ids.txt`, one id per line;
+`load_index` checks that the two agree. An index built from a compressor's output also records
+that compressor's identity (the SHA-256 of its runtime's arrays and activation,
+`dive.scale.stream.runtime_digest`) in `<file>.meta.json`, and `check_index_model` refuses to
+search it with another compressor: vectors of the same dimension from another model would
+return unrelated hits. An index saved without it (older dive) is searched with a warning, as
+nothing can be checked. `search_index` returns (rows, scores) like `top_k`; `SearchIndex.ids`
+maps rows to ids.
 
 Quantized codes (`dive.compressors.precision`, what a model saved with a precision outputs) go
 into the FAISS index that stores exactly those bytes, added as codes (`add_sa_codes`), not
