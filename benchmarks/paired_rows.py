@@ -1,6 +1,6 @@
 """How rows of one spec compare with the stored rows of another, run by run (a script).
 
-    python benchmarks/paired_rows.py benchmarks/results/mining-quality.jsonl \\
+    python benchmarks/paired_rows.py NEW.jsonl \\
         --stored benchmarks/results/quality.jsonl --strip :mine_every=5
     python benchmarks/paired_rows.py benchmarks/results/quality.jsonl \\
         --stored benchmarks/results/quality.jsonl --suffix @v2

@@ -126,7 +126,7 @@ def test_each_baseline_fit_mines_as_configured(
     if method == "smec":
         fast = ":stage_steps=20"
     mined = []
-    for mining in ("", ":mine_every=4"):
+    for mining in (":mine_every=none", ":mine_every=4"):
         rounds.clear()
         spec = (f"{method}{fast}:eval_every=10:patience_steps=1000:hidden=8:query_batch=2"
                 f"{mining}:select=false")

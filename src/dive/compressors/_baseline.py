@@ -69,7 +69,8 @@ class BaselineConfig(LearnedConfig):
     patience_steps: int = 125  # steps without a better validation score before a run stops
     negatives_per_positive: int = 10
     hard_fraction: float = 0.5  # share of negatives mined from the current ranking
-    mine_every: int | None = None  # steps between hard-negative refreshes (None: each check)
+    # steps between hard-negative refreshes, as DIVE's (None: after each check; rows `@v2`)
+    mine_every: int | None = 5
     basis: Basis = "identity"  # "pca": prefix in principal axes; "select": the better start
 
     grid_fields: ClassVar[tuple[str, ...]] = ("lr",)  # options a `<name>_grid` may vary
