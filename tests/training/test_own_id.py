@@ -87,7 +87,10 @@ def test_the_baselines_mine_and_validate_without_the_own_document() -> None:
     corpus = np.eye(6, dtype=np.float32)
     query = np.array([[1.0, 0.9, 0.8, 0.1, 0.0, 0.0]], dtype=np.float32)
     own = LabelledQueries(query, ({2: 1},), exclude=(0,))
-    sup = Supervision(TrainingData(own, own), torch.from_numpy, 6, SearchAdaptorConfig())
+    # mine_every=None: a refresh mines every query's pool at once (with 5, the coming
+    # batches' pools as they are drawn)
+    config = SearchAdaptorConfig(mine_every=None)
+    sup = Supervision(TrainingData(own, own), torch.from_numpy, 6, config)
     sup.band = 2
     identity: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # noqa: E731
     sup.refresh(identity, torch.from_numpy(corpus))
