@@ -100,7 +100,7 @@ class _Mapped:
 
     @classmethod
     def of(cls, arr: np.ndarray) -> _Mapped | None:
-        if not arr.flags.c_contiguous:
+        if not arr.flags.c_contiguous or not hasattr(mmap, "MADV_DONTNEED"):  # (Windows)
             return None
         base: object = arr
         while isinstance(base, np.ndarray):
