@@ -140,8 +140,7 @@ def run_one(
     fit_seconds = time.perf_counter() - start
     queries = _eval_queries(emb, split)
     outputs = Outputs(compressor.transform(queries), compressor.transform(emb.corpus), queries,
-                      emb.corpus, split.eval_ids, emb.corpus_ids,
-                      identical_id_rows(split.eval_ids, emb.corpus_ids, split.identical_ids))
+                      emb.corpus, split.eval_ids, emb.corpus_ids, _eval_exclude(emb, split))
     dim = compressor.fitted_runtime().output_dim
     info = compressor.fit_info_
     fit = _Fit(fit_seconds, compressor.n_params, compressor.config(), compressor.supervised,
@@ -167,7 +166,7 @@ def run_anchor(
     fit_seconds = time.perf_counter() - start
     queries = as_unit_rows(_eval_queries(emb, split), name=f"{dataset.name}: query embeddings")
     outputs = Outputs(queries, corpus, queries, corpus, split.eval_ids, emb.corpus_ids,
-                      identical_id_rows(split.eval_ids, emb.corpus_ids, split.identical_ids))
+                      _eval_exclude(emb, split))
     depth = top_k * max(1, *(v.rescore for v in task.variants))
     rows, scores = index.search(queries, depth, outputs.exclude)
     config = {"anchor": anchor.family, "m": anchor.m, "factory": index.factory,
@@ -181,6 +180,11 @@ def run_anchor(
         fields = anchor.fields(variant.rescore, index.bytes_per_vector, emb.dim)
         records.append(_record(task, dataset, model, fit, split, task.dim, metrics, fields))
     return records
+
+
+def _eval_exclude(emb: Embeddings, split: QuerySplit) -> np.ndarray:
+    """Per evaluation query, the corpus row it never retrieves (its own document; -1: none)."""
+    return identical_id_rows(split.eval_ids, emb.corpus_ids, split.identical_ids)
 
 
 def _eval_queries(emb: Embeddings, split: QuerySplit) -> np.ndarray:
