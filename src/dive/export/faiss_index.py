@@ -180,22 +180,23 @@ def build_index(
     if kind != "flat" and product is not None:
         raise DiveError(f"a {kind} index holds float32 vectors; OPQ codes are searched "
                         "exactly (one index kind at a time)")
+    what = "compressed codes" if codes is not None else "compressed vectors"
     blocks = [compressed] if isinstance(compressed, np.ndarray) else compressed
     index: Any = None
     n = 0
     if product is not None:  # trained on every row: the blocks are joined
         parts: list[np.ndarray] = []
         for block in blocks:
-            parts.append(_checked_rows(block, n, None))
+            parts.append(_checked_rows(block, n, None, what))
             n += parts[-1].shape[0]
-        row_ids = _ids(ids, n, "compressed vectors")
+        row_ids = _ids(ids, n, what)
         x = np.concatenate(parts)
         stage = f"opq{product}"
         built = product_index(stage, x, seed)
         logger.info("built %s index: %d vectors of dimension %d", stage, *x.shape)
         return SearchIndex(built.index, row_ids, model_sha256, stage)
     for block in blocks:
-        rows = _checked_rows(block, n, codes)
+        rows = _checked_rows(block, n, codes, what)
         if index is None:
             d = rows.shape[1] if codes is None else codes.dim
             index = _empty_index(faiss, kind, d, codes, hnsw_m, ef_construction, ef_search)
@@ -204,7 +205,7 @@ def build_index(
                             f"{n} rows of dimension {index.d}")
         _add(index, rows, codes)
         n += rows.shape[0]
-    row_ids = _ids(ids, n, "compressed codes" if codes is not None else "compressed vectors")
+    row_ids = _ids(ids, n, what)
     if codes is None:
         logger.info("built %s index: %d vectors of dimension %d", kind, n, index.d)
         return SearchIndex(index, row_ids, model_sha256)
@@ -219,15 +220,15 @@ def _ids(ids: Sequence[str] | None, n: int, what: str) -> list[str]:
     return _check_ids(ids if ids is not None else range(n), n, "ids")
 
 
-def _checked_rows(block: np.ndarray, offset: int, codes: Quantizer | None) -> np.ndarray:
+def _checked_rows(block: np.ndarray, offset: int, codes: Quantizer | None,
+                  what: str) -> np.ndarray:
     """One block of vectors or codes, checked; a bad row is named by its row over all blocks."""
     try:
         if codes is not None:
-            return codes.check_codes(block, name="compressed codes")
-        return as_embeddings(block, name="compressed vectors")
+            return codes.check_codes(block, name=what)
+        return as_embeddings(block, name=what)
     except BadRowError as exc:
-        name = "compressed codes" if codes is not None else "compressed vectors"
-        raise BadRowError(name, offset + exc.row, exc.problem) from None
+        raise BadRowError(what, offset + exc.row, exc.problem) from None
 
 
 def _empty_index(faiss: Any, kind: IndexKind, d: int, codes: Quantizer | None, hnsw_m: int,
