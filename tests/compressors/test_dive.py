@@ -762,6 +762,28 @@ def test_a_leader_still_rising_at_its_last_check_runs_longer_up_to_the_cap(
     assert choice.candidate == 0 and choice.step == step
 
 
+@pytest.mark.parametrize(
+    ("peak", "extend_at", "horizon"),
+    [(150, 1.0, 200), (150, 0.5, 400), (75, 0.5, 200), (25, 0.5, 100), (130, 0.75, 200)],
+)
+def test_extend_at_runs_a_leader_on_while_its_best_check_is_late_in_its_runs(
+    peak: int, extend_at: float, horizon: int
+) -> None:
+    # the old rule (extend_at=1) stops a curve whose best is at 150 of 200 steps; at 0.5 a
+    # best past half the horizon doubles it again
+    race = _PlantedRace(peak)
+    choice, _ = _race(race, np.full(20, 0.5), DiveConfig(steps=100, max_steps=400,
+                                                         extend_at=extend_at), None)  # type: ignore
+    assert race.horizon == [horizon]
+    assert choice.candidate == 0 and choice.step == peak - peak % 25
+
+
+@pytest.mark.parametrize("extend_at", [0.0, 1.5])
+def test_extend_at_outside_zero_to_one_is_refused(extend_at: float) -> None:
+    with pytest.raises(DiveError, match="extend_at"):
+        DiveConfig(extend_at=extend_at)
+
+
 @pytest.mark.parametrize("select", [True, False])
 def test_a_learning_rate_that_diverges_is_reported_as_such_not_as_bad_data(
     corpus: np.ndarray, make_labels: Any, select: bool

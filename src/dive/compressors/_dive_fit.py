@@ -637,11 +637,13 @@ def _cpus() -> int:
 def _race(
     race: _Race, base: np.ndarray, config: DiveConfig, groups: tuple[np.ndarray, ...] | None
 ) -> tuple[Choice, list[Curve]]:
-    """Choose the (arm, step); while the leader peaks at its last check, let it run longer.
+    """Choose the (arm, step); while the leader peaks late in its runs, let it run longer.
 
     A curve still rising at its horizon says the arm stopped too early (typical with hundreds
     of labels), so the leading arm's runs are doubled, up to `max_steps` (never below
-    `steps`), and the choice is made again on the longer curves.
+    `steps`), and the choice is made again on the longer curves. "Late" is at the last check
+    (`extend_at=1`), or at or past that share of the horizon: a noisy curve that still trends
+    up often dips at its last check.
     """
     cap = max(config.steps, config.max_steps)
     while True:
@@ -653,9 +655,12 @@ def _race(
                       "/".join(map(str, race.horizon)),
                       race.arms[leader].describe() if leader >= 0 else "none", step,
                       choice.gain, choice.stderr, choice.base_score, choice.n_queries)
-        if leader < 0 or step < race.horizon[leader] or race.horizon[leader] >= cap:
+        if leader < 0 or step < config.extend_at * race.horizon[leader]:
             return choice, curves
-        race.extend(leader, min(2 * race.horizon[leader], cap))
+        horizon = race.horizon[leader]
+        if horizon >= cap:
+            return choice, curves
+        race.extend(leader, min(2 * horizon, cap))
 
 
 def _fit(

@@ -104,6 +104,7 @@ class DiveConfig(LearnedConfig):
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     steps: int = 100  # updates per training run (the selection may keep fewer)
     max_steps: int = 400  # a leading arm still rising at its last check runs on, to this cap
+    extend_at: float = 1.0  # ... while its best check is at or past this share of its steps
     corpus_batch: int = 128  # corpus items per step (anchor and NT-Xent)
     ntxent_items: int = 64  # of those, items whose H views enter NT-Xent (its cost is (H*B)^2)
     query_batch: int = 32  # labelled queries per step (one positive each), at least
@@ -150,6 +151,7 @@ class DiveConfig(LearnedConfig):
             *at_least(self, 1, "negative_band", "mine_every"),
             *at_least(self, 2, "folds"),
             *at_least(self, 1, "holdout_min"),
+            ("extend_at", 0 < self.extend_at <= 1, "in (0, 1]"),
             ("workers", self.workers is None or self.workers >= 1, ">= 1 (or None)"),
             ("shortlist", self.shortlist is None or self.shortlist >= 1, ">= 1 (or None)"),
         ]

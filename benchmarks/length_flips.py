@@ -1,0 +1,87 @@
+"""Which stored DIVE records would train longer under the current extension rule? (a script)
+
+DIVE's race (`dive.compressors._dive_fit._race`) lets the leading arm run on while its best
+check is late in its runs (`extend_at`, up to `max_steps`). A rule that extends more often
+changes a fit only where it stopped the race earlier: at the recorded end, the leader's best
+check was at or past `extend_at` of its horizon and the horizon below the cap. Every earlier
+extension is one the looser rule makes too, and everything before the end is the same, so a
+record is refitted bit for bit unless that holds. This reads it from each record's own
+diagnostics (the final curves and the choice), with each method's current options; no fit is
+replayed. `--keep-as SUFFIX` renames the records that change (method + SUFFIX, under the
+file's lock), so that the benchmark that wrote them reruns exactly them under the plain name
+and the old figures stay for a paired comparison (`benchmarks/paired_rows.py --suffix`):
+
+    python benchmarks/length_flips.py benchmarks/results/quality.jsonl --keep-as @v1
+    python benchmarks/quality.py        # reruns the renamed runs, then the page
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from dive._io import locked
+from dive.compressors import make_compressor
+from dive.compressors.dive import DiveConfig
+from dive.evaluate.records import read_records, record_key, write_records
+
+
+def trains_longer(record: dict[str, Any]) -> bool | None:
+    """Whether the current rule would run `record`'s leading arm past where it stopped (None:
+    not a DIVE fit that races arms)."""
+    compressor = make_compressor(record["method"], int(record["dim"]), int(record["seed"]))
+    config = getattr(compressor, "options", None)
+    if not isinstance(config, DiveConfig) or not config.select:
+        return None
+    diag = record.get("diagnostics") or {}
+    choice, curves = diag.get("choice"), diag.get("curves")
+    if not choice or not curves:
+        return None  # the start was kept without a race (too few labels) or nothing was chosen
+    leader, step = choice["best"]
+    if leader < 0:
+        return False
+    horizon = curves[leader]["steps"][-1]
+    return horizon < max(config.steps, config.max_steps) and step >= config.extend_at * horizon
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, help="a JSONL results file")
+    parser.add_argument("--methods", default="",
+                        help="only these methods (\",\"-separated; default: every DIVE method)")
+    parser.add_argument("--keep-as", default=None, metavar="SUFFIX",
+                        help="rename the records that change to METHOD+SUFFIX")
+    args = parser.parse_args()
+    methods = set(filter(None, args.methods.split(",")))
+    counts: Counter[tuple[str, str]] = Counter()
+    changed: list[dict[str, Any]] = []
+    for record in read_records(args.results):
+        method = record["method"]
+        if not method.startswith("dive") or "@" in method or (methods and method not in methods):
+            continue
+        longer = trains_longer(record)
+        if longer is None:
+            continue
+        counts[method, "change" if longer else "kept"] += 1
+        if longer:
+            changed.append(record)
+            print(f"changes: {method} {record['dataset']} {record['budget']} d={record['dim']} "
+                  f"seed {record['seed']}", flush=True)
+    for (method, what), n in sorted(counts.items()):
+        print(f"{method}: {n} records {what}")
+    print(f"{len(changed)} records change")
+    if args.keep_as and changed:
+        keys = {record_key(r) for r in changed}
+        with locked(args.results):  # read again under the lock: another run may have written
+            records = read_records(args.results)
+            for record in records:
+                if record_key(record) in keys:
+                    record["method"] += args.keep_as
+            write_records(args.results, records)
+        print(f"renamed {len(keys)} to METHOD{args.keep_as} in {args.results}; rerun its "
+              "benchmark to refit them")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""`benchmarks/length_flips.py`: the stored DIVE records a looser extension rule refits."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from dive.evaluate.records import read_records, write_records
+
+
+def _record(method: str, best: list[int], horizons: list[int], seed: int = 0) -> dict[str, Any]:
+    curves = [{"steps": list(range(25, h + 1, 25)), "ndcg@10": [0.5] * (h // 25)}
+              for h in horizons]
+    return {"method": method, "dataset": "d", "model": "m", "dim": 8, "ratio": 4,
+            "budget": "all", "seed": seed, "ndcg@10": 0.5, "recall@100": 0.5, "mrr@10": 0.5,
+            "fit_seconds": 1.0, "n_params": 1, "config": {},
+            "diagnostics": {"choice": {"best": best}, "curves": curves}}
+
+
+@pytest.mark.parametrize(
+    ("method", "best", "horizons", "longer"),
+    [
+        ("dive:extend_at=0.5", [1, 150], [100, 200], True),  # best late: runs on
+        ("dive:extend_at=0.5", [1, 100], [100, 200], True),  # exactly half counts as late
+        ("dive:extend_at=0.5", [1, 75], [100, 200], False),  # best early: stops as before
+        ("dive:extend_at=1", [1, 150], [100, 200], False),  # the old rule: stopped there too
+        ("dive:extend_at=0.5", [1, 300], [100, 400], False),  # at the cap
+        ("dive:extend_at=0.5:max_steps=800", [1, 300], [100, 400], True),
+        ("dive:extend_at=0.5", [-1, 0], [100, 100], False),  # the start kept, no leader
+    ],
+)
+def test_a_record_trains_longer_only_where_the_rule_stops_later(
+    load_script: Callable[[str], ModuleType], method: str, best: list[int],
+    horizons: list[int], longer: bool,
+) -> None:
+    flips = load_script("length_flips")
+    assert flips.trains_longer(_record(method, best, horizons)) is longer
+
+
+def test_records_without_a_race_are_not_counted(
+    load_script: Callable[[str], ModuleType],
+) -> None:
+    flips = load_script("length_flips")
+    assert flips.trains_longer(_record("pca", [1, 150], [100, 200])) is None
+    assert flips.trains_longer(_record("dive:select=false", [1, 150], [100, 200])) is None
+    no_race = _record("dive", [1, 150], [100, 200])
+    no_race["diagnostics"] = {"selection": "none"}
+    assert flips.trains_longer(no_race) is None
+
+
+def test_keep_as_renames_exactly_the_records_that_change(
+    load_script: Callable[[str], ModuleType], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    flips = load_script("length_flips")
+    late, early = "dive:extend_at=0.5", "dive:extend_at=0.5:steps=50"
+    records = [_record(late, [1, 150], [100, 200], seed=0),  # changes
+               _record(late, [1, 50], [100, 200], seed=1),  # kept
+               _record(early, [1, 150], [100, 200], seed=0),  # its own cap is 400: changes
+               _record("pca", [0, 0], [100], seed=0)]
+    results = tmp_path / "results.jsonl"
+    write_records(results, records)
+    monkeypatch.setattr(sys, "argv", ["length_flips", str(results), "--keep-as", "@old"])
+    flips.main()
+    assert "2 records change" in capsys.readouterr().out
+    assert [(r["method"], r["seed"]) for r in read_records(results)] == [
+        (late + "@old", 0), (late, 1), (early + "@old", 0), ("pca", 0)]
