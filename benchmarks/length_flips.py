@@ -7,9 +7,11 @@ check was at or past `extend_at` of its horizon and the horizon below the cap. E
 extension is one the looser rule makes too, and everything before the end is the same, so a
 record is refitted bit for bit unless that holds. This reads it from each record's own
 diagnostics (the final curves and the choice), with each method's current options; no fit is
-replayed. `--keep-as SUFFIX` renames the records that change (method + SUFFIX, under the
-file's lock), so that the benchmark that wrote them reruns exactly them under the plain name
-and the old figures stay for a paired comparison (`benchmarks/paired_rows.py --suffix`):
+replayed. `--keep-as SUFFIX` keeps every examined record under METHOD+SUFFIX, as the code
+before the change would give them all (those it does not change are the same fit), and removes
+the ones that change from the plain name (under the file's lock), so that the benchmark that
+wrote them reruns exactly them and the old row stays whole beside the new one for a paired
+comparison (`benchmarks/paired_rows.py --suffix`):
 
     python benchmarks/length_flips.py benchmarks/results/quality.jsonl --keep-as @v1
     python benchmarks/quality.py        # reruns the renamed runs, then the page
@@ -25,7 +27,7 @@ from typing import Any
 from dive._io import locked
 from dive.compressors import make_compressor
 from dive.compressors.dive import DiveConfig
-from dive.evaluate.records import read_records, record_key, write_records
+from dive.evaluate.records import RecordKey, read_records, record_key, write_records
 
 
 def trains_longer(record: dict[str, Any]) -> bool | None:
@@ -52,36 +54,38 @@ def main() -> None:
     parser.add_argument("--methods", default="",
                         help="only these methods (\",\"-separated; default: every DIVE method)")
     parser.add_argument("--keep-as", default=None, metavar="SUFFIX",
-                        help="rename the records that change to METHOD+SUFFIX")
+                        help="keep the examined records as METHOD+SUFFIX, and remove the "
+                             "ones that change")
     args = parser.parse_args()
     methods = set(filter(None, args.methods.split(",")))
     counts: Counter[tuple[str, str]] = Counter()
-    changed: list[dict[str, Any]] = []
+    examined: set[RecordKey] = set()  # record keys
+    changed: set[RecordKey] = set()
     for record in read_records(args.results):
         method = record["method"]
         if not method.startswith("dive") or "@" in method or (methods and method not in methods):
             continue
+        examined.add(record_key(record))
         longer = trains_longer(record)
         if longer is None:
             continue
         counts[method, "change" if longer else "kept"] += 1
         if longer:
-            changed.append(record)
+            changed.add(record_key(record))
             print(f"changes: {method} {record['dataset']} {record['budget']} d={record['dim']} "
                   f"seed {record['seed']}", flush=True)
     for (method, what), n in sorted(counts.items()):
         print(f"{method}: {n} records {what}")
     print(f"{len(changed)} records change")
-    if args.keep_as and changed:
-        keys = {record_key(r) for r in changed}
+    if args.keep_as and examined:
         with locked(args.results):  # read again under the lock: another run may have written
             records = read_records(args.results)
-            for record in records:
-                if record_key(record) in keys:
-                    record["method"] += args.keep_as
-            write_records(args.results, records)
-        print(f"renamed {len(keys)} to METHOD{args.keep_as} in {args.results}; rerun its "
-              "benchmark to refit them")
+            old = [dict(r, method=r["method"] + args.keep_as) for r in records
+                   if record_key(r) in examined]
+            kept = [r for r in records if record_key(r) not in changed]
+            write_records(args.results, kept + old)
+        print(f"kept {len(old)} records as METHOD{args.keep_as} and removed the {len(changed)} "
+              f"that change from {args.results}; rerun its benchmark to refit them")
 
 if __name__ == "__main__":
     main()

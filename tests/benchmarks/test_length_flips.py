@@ -53,14 +53,14 @@ def test_records_without_a_race_are_not_counted(
     assert flips.trains_longer(no_race) is None
 
 
-def test_keep_as_renames_exactly_the_records_that_change(
+def test_keep_as_keeps_every_examined_record_and_removes_those_that_change(
     load_script: Callable[[str], ModuleType], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     flips = load_script("length_flips")
     late, early = "dive:extend_at=0.5", "dive:extend_at=0.5:steps=50"
     records = [_record(late, [1, 150], [100, 200], seed=0),  # changes
-               _record(late, [1, 50], [100, 200], seed=1),  # kept
+               _record(late, [1, 50], [100, 200], seed=1),  # the same fit
                _record(early, [1, 150], [100, 200], seed=0),  # its own cap is 400: changes
                _record("pca", [0, 0], [100], seed=0)]
     results = tmp_path / "results.jsonl"
@@ -69,4 +69,4 @@ def test_keep_as_renames_exactly_the_records_that_change(
     flips.main()
     assert "2 records change" in capsys.readouterr().out
     assert [(r["method"], r["seed"]) for r in read_records(results)] == [
-        (late + "@old", 0), (late, 1), (early + "@old", 0), ("pca", 0)]
+        (late, 1), ("pca", 0), (late + "@old", 0), (late + "@old", 1), (early + "@old", 0)]
