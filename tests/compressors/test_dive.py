@@ -465,13 +465,15 @@ def test_the_paper_row_only_ever_trains_with_the_hinge(problem: dict[str, Any]) 
     json.dumps(diag)  # the results record stores it
 
 
-def test_dive_plus_adds_a_softplus_arm_and_keeps_every_other_default() -> None:
+def test_dive_plus_adds_a_softplus_arm_a_later_stop_and_keeps_every_other_default() -> None:
     plus = make_compressor("dive-plus", 96)
     assert isinstance(plus, DivePlus) and plus.method == "dive-plus"
     assert [a.loss for a in plus.options.arms()] == ["hinge"] * 2 + ["softplus"]
+    assert (plus.options.extend_at, DiveConfig().extend_at) == (0.5, 1.0)
+    ours = ("grid", "extend_at")
     default = dataclasses.asdict(DiveConfig())
-    assert {k: v for k, v in dataclasses.asdict(plus.options).items() if k != "grid"} == {
-        k: v for k, v in default.items() if k != "grid"
+    assert {k: v for k, v in dataclasses.asdict(plus.options).items() if k not in ours} == {
+        k: v for k, v in default.items() if k not in ours
     }
     assert make_compressor("dive-plus:heads=2", 96).options.heads == 2
 
