@@ -1,15 +1,16 @@
-"""Which stored DIVE records would train longer under the current extension rule? (a script)
+"""Which stored DIVE records may train longer under the current extension rule? (a script)
 
 DIVE's race (`dive.compressors._dive_fit._race`) lets the leading arm run on while its best
 check is late in its runs (`extend_at`, up to `max_steps`). A rule that extends more often
-changes a fit only where it stopped the race earlier: at the recorded end, the leader's best
+can change a fit only where it stopped the race earlier: at the recorded end, the leader's best
 check was at or past `extend_at` of its horizon and the horizon below the cap. Every earlier
 extension is one the looser rule makes too, and everything before the end is the same, so a
-record is refitted bit for bit unless that holds. This reads it from each record's own
+record is refitted bit for bit unless that holds (and even then, where the longer race keeps
+the same arm and step). This reads it from each record's own
 diagnostics (the final curves and the choice), with each method's current options; no fit is
 replayed. `--keep-as SUFFIX` keeps every examined record under METHOD+SUFFIX, as the code
-before the change would give them all (those it does not change are the same fit), and removes
-the ones that change from the plain name (under the file's lock), so that the benchmark that
+before the change would give them all (those it cannot change are the same fit), and removes
+the ones that may change from the plain name (under the file's lock), so that the benchmark that
 wrote them reruns exactly them and the old row stays whole beside the new one for a paired
 comparison (`benchmarks/paired_rows.py --suffix`):
 
@@ -55,11 +56,11 @@ def main() -> None:
                         help="only these methods (\",\"-separated; default: every DIVE method)")
     parser.add_argument("--keep-as", default=None, metavar="SUFFIX",
                         help="keep the examined records as METHOD+SUFFIX, and remove the "
-                             "ones that change")
+                             "ones that may change")
     args = parser.parse_args()
     methods = set(filter(None, args.methods.split(",")))
     counts: Counter[tuple[str, str]] = Counter()
-    examined: set[RecordKey] = set()  # record keys
+    examined: set[RecordKey] = set()
     changed: set[RecordKey] = set()
     for record in read_records(args.results):
         method = record["method"]
@@ -69,14 +70,14 @@ def main() -> None:
         longer = trains_longer(record)
         if longer is None:
             continue
-        counts[method, "change" if longer else "kept"] += 1
+        counts[method, "may change" if longer else "kept"] += 1
         if longer:
             changed.add(record_key(record))
-            print(f"changes: {method} {record['dataset']} {record['budget']} d={record['dim']} "
+            print(f"may change: {method} {record['dataset']} {record['budget']} d={record['dim']} "
                   f"seed {record['seed']}", flush=True)
     for (method, what), n in sorted(counts.items()):
         print(f"{method}: {n} records {what}")
-    print(f"{len(changed)} records change")
+    print(f"{len(changed)} records may change")
     if args.keep_as and examined:
         with locked(args.results):  # read again under the lock: another run may have written
             records = read_records(args.results)
@@ -85,7 +86,8 @@ def main() -> None:
             kept = [r for r in records if record_key(r) not in changed]
             write_records(args.results, kept + old)
         print(f"kept {len(old)} records as METHOD{args.keep_as} and removed the {len(changed)} "
-              f"that change from {args.results}; rerun its benchmark to refit them")
+              f"that may change from {args.results}; rerun its benchmark to refit them")
+
 
 if __name__ == "__main__":
     main()

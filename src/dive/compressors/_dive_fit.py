@@ -655,10 +655,10 @@ def _race(
                       "/".join(map(str, race.horizon)),
                       race.arms[leader].describe() if leader >= 0 else "none", step,
                       choice.gain, choice.stderr, choice.base_score, choice.n_queries)
-        if leader < 0 or step < config.extend_at * race.horizon[leader]:
+        if leader < 0:
             return choice, curves
         horizon = race.horizon[leader]
-        if horizon >= cap:
+        if step < config.extend_at * horizon or horizon >= cap:
             return choice, curves
         race.extend(leader, min(2 * horizon, cap))
 
