@@ -19,6 +19,7 @@ from dive.export.faiss_index import (  # noqa: E402
     check_index_model,
     ids_path,
     load_index,
+    meta_path,
     save_index,
     search_index,
 )
@@ -193,6 +194,31 @@ def test_save_index_replaces_only_an_index_dive_wrote(tmp_path: Path, make_input
         save_index(index, path)  # kept by default
     save_index(build_index(make_inputs(30, 8)), path, overwrite=True)  # replaced when asked
     assert len(load_index(path)) == 30
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "int8", "binary"])
+def test_an_index_left_without_its_ids_is_refused_with_what_to_do(
+    tmp_path: Path, make_inputs: Any, kind: str
+) -> None:
+    """A save killed after writing the index and before its ids leaves the index alone; every
+    later save refused it as "not a dive index", which did not say why or what to do."""
+    from dive.compressors.precision import calibrate
+
+    vectors = make_inputs(40, 8)
+    if kind in ("flat", "hnsw"):
+        built = build_index(vectors, kind)
+    else:
+        quantizer = calibrate(kind, vectors)
+        built = build_index(quantizer.encode(vectors), quantizer=quantizer)
+    path = save_index(built, tmp_path / "i.faiss")
+    ids_path(path).unlink()
+    meta_path(path).unlink()
+    for overwrite in (False, True):
+        with pytest.raises(DiveError, match=r"i\.faiss: a FAISS index without its "
+                                            r"i\.faiss\.ids\.txt.*delete it to save"):
+            save_index(built, path, overwrite=overwrite)
+    path.unlink()
+    assert len(load_index(save_index(built, path))) == 40
 
 
 @pytest.mark.parametrize("overwrite", [True, False])

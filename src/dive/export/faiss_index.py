@@ -117,6 +117,11 @@ def is_index_file(path: Path) -> bool:
 def check_index_output(target: Path, *, overwrite: bool) -> None:
     """Raise `DiveError` unless an index may be saved at `target`: only a dive index there is
     replaced (with `overwrite`), and a sidecar path in use is only ever that index's own."""
+    if target.is_file() and not is_index_file(target) and _looks_like_faiss(target):
+        # what a save killed between writing the index and its ids leaves, or a user's own
+        raise DiveError(f"{target}: a FAISS index without its {ids_path(target).name}, so not "
+                        "a dive index (a save interrupted before its ids leaves one); refusing "
+                        "to replace it: delete it to save an index here")
     check_output(target, overwrite=overwrite, ours=is_index_file,
                  what=f"a dive index (a file with its {IDS_SUFFIX})")
     if is_index_file(target):
@@ -125,6 +130,17 @@ def check_index_output(target: Path, *, overwrite: bool) -> None:
         if sidecar.exists() or sidecar.is_symlink():
             raise DiveError(f"{sidecar}: exists and is not part of a dive index at "
                             f"{target.name}; refusing to replace it")
+
+
+def _looks_like_faiss(path: Path) -> bool:
+    """Whether the file starts as FAISS's serialised indexes do: a four-letter code such as
+    "IxFI" (flat), "IHNf" (HNSW), "IxSQ" (scalar codes), "IBxF" (binary)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return len(head) == 4 and head[:1] == b"I" and head.isalnum()
 
 
 def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
