@@ -1,9 +1,10 @@
 """Which stored DIVE records may train longer under the current extension rule? (a script)
 
 DIVE's race (`dive.compressors._dive_fit._race`) lets the leading arm run on while its best
-check is late in its runs (`extend_at`, up to `max_steps`). A rule that extends more often
-can change a fit only where it stopped the race earlier: at the recorded end, the leader's best
-check was at or past `extend_at` of its horizon and the horizon below the cap. Every earlier
+check is late in its runs (`extend_at`, for a holdout choice; up to `max_steps`). A rule
+that extends more often can change a fit only where it stopped the race earlier: at the
+recorded end, the leader's best check was at or past `extend_at` of its horizon and the
+horizon below the cap. Every earlier
 extension is one the looser rule makes too, and everything before the end is the same, so a
 record is refitted bit for bit unless that holds (and even then, where the longer race keeps
 the same arm and step). This reads it from each record's own
@@ -46,7 +47,8 @@ def trains_longer(record: dict[str, Any]) -> bool | None:
     if leader < 0:
         return False
     horizon = curves[leader]["steps"][-1]
-    return horizon < max(config.steps, config.max_steps) and step >= config.extend_at * horizon
+    late = config.extend_at if diag.get("selection") == "holdout" else 1.0  # as `_race` reads it
+    return horizon < max(config.steps, config.max_steps) and step >= late * horizon
 
 
 def main() -> None:

@@ -13,13 +13,14 @@ import pytest
 from dive.evaluate.records import read_records, write_records
 
 
-def _record(method: str, best: list[int], horizons: list[int], seed: int = 0) -> dict[str, Any]:
+def _record(method: str, best: list[int], horizons: list[int], seed: int = 0,
+            selection: str = "holdout") -> dict[str, Any]:
     curves = [{"steps": list(range(25, h + 1, 25)), "ndcg@10": [0.5] * (h // 25)}
               for h in horizons]
     return {"method": method, "dataset": "d", "model": "m", "dim": 8, "ratio": 4,
             "budget": "all", "seed": seed, "ndcg@10": 0.5, "recall@100": 0.5, "mrr@10": 0.5,
             "fit_seconds": 1.0, "n_params": 1, "config": {},
-            "diagnostics": {"choice": {"best": best}, "curves": curves}}
+            "diagnostics": {"choice": {"best": best}, "curves": curves, "selection": selection}}
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,14 @@ def test_a_record_trains_longer_only_where_the_rule_stops_later(
 ) -> None:
     flips = load_script("length_flips")
     assert flips.trains_longer(_record(method, best, horizons)) is longer
+
+
+def test_a_cross_fitted_choice_keeps_the_last_check_rule(
+    load_script: Callable[[str], ModuleType],
+) -> None:
+    flips = load_script("length_flips")
+    record = _record("dive:extend_at=0.5", [1, 150], [100, 200], selection="cross-fit")
+    assert flips.trains_longer(record) is False
 
 
 def test_records_without_a_race_are_not_counted(

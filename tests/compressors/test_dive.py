@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from typing import Any
 
 import numpy as np
@@ -707,7 +708,6 @@ def test_the_start_choice_compares_ndcg_at_its_configured_depth(
 
 def test_the_start_choice_can_compare_log_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
     """`start_score="log-rank"` reads `log_rank_scores` of each start, not nDCG."""
-    import types
 
     import dive.compressors._dive_fit as dive_fit
 
@@ -737,8 +737,10 @@ def test_the_start_choice_can_compare_log_ranks(monkeypatch: pytest.MonkeyPatch)
 class _PlantedRace:
     """Curves that rise until `peak` steps and fall after it, at any horizon."""
 
-    def __init__(self, peak: int, steps: int = 100, every: int = 25) -> None:
+    def __init__(self, peak: int, steps: int = 100, every: int = 25,
+                 scheme: str = "holdout") -> None:
         self.peak, self.every, self.horizon = peak, every, [steps]
+        self.folds = types.SimpleNamespace(scheme=scheme)
         self.arms = [Arm(1.0, 1e-3, "hinge", 0.3)]
         self.noise = np.tile([0.001, -0.001], 10)
 
@@ -765,15 +767,16 @@ def test_a_leader_still_rising_at_its_last_check_runs_longer_up_to_the_cap(
 
 
 @pytest.mark.parametrize(
-    ("peak", "extend_at", "horizon"),
-    [(150, 1.0, 200), (150, 0.5, 400), (75, 0.5, 200), (25, 0.5, 100), (130, 0.75, 200)],
+    ("peak", "extend_at", "scheme", "horizon"),
+    [(150, 1.0, "holdout", 200), (150, 0.5, "holdout", 400), (75, 0.5, "holdout", 200),
+     (25, 0.5, "holdout", 100), (130, 0.75, "holdout", 200), (150, 0.5, "cross-fit", 200)],
 )
-def test_extend_at_runs_a_leader_on_while_its_best_check_is_late_in_its_runs(
-    peak: int, extend_at: float, horizon: int
+def test_extend_at_runs_a_holdout_leader_on_while_its_best_check_is_late_in_its_runs(
+    peak: int, extend_at: float, scheme: str, horizon: int
 ) -> None:
     # the old rule (extend_at=1) stops a curve whose best is at 150 of 200 steps; at 0.5 a
-    # best past half the horizon doubles it again
-    race = _PlantedRace(peak)
+    # best past half the horizon doubles it again, on a holdout's curve only
+    race = _PlantedRace(peak, scheme=scheme)
     choice, _ = _race(race, np.full(20, 0.5), DiveConfig(steps=100, max_steps=400,
                                                          extend_at=extend_at), None)  # type: ignore
     assert race.horizon == [horizon]

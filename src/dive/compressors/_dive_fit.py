@@ -642,10 +642,15 @@ def _race(
     A curve still rising at its horizon says the arm stopped too early (typical with hundreds
     of labels), so the leading arm's runs are doubled, up to `max_steps` (never below
     `steps`), and the choice is made again on the longer curves. "Late" is at the last check
-    (`extend_at=1`), or at or past that share of the horizon: a noisy curve that still trends
-    up often dips at its last check.
+    (`extend_at=1`), or, for a holdout choice, at or past that share of the horizon: a curve
+    that still trends up often dips at its last check. A cross-fitted choice (fewer than
+    `holdout_min` validation queries) extends only from its last check: on tens of queries a
+    longer race mostly adds candidates to a noisy argmax (docs/methods.md).
     """
     cap = max(config.steps, config.max_steps)
+    # a curve scored on a holdout of holdout_min+ queries is smooth enough for a best past
+    # extend_at of it to say "still rising"; on the tens a cross-fit scores, that dip is noise
+    late = config.extend_at if race.folds.scheme == "holdout" else 1.0
     while True:
         curves = race.curves()
         choice = choose(base, curves, config.min_gain_z, groups, config.gain_flips)
@@ -658,7 +663,7 @@ def _race(
         if leader < 0:
             return choice, curves
         horizon = race.horizon[leader]
-        if step < config.extend_at * horizon or horizon >= cap:
+        if step < late * horizon or horizon >= cap:
             return choice, curves
         race.extend(leader, min(2 * horizon, cap))
 
