@@ -235,6 +235,35 @@ def test_save_index_never_replaces_a_sidecar_of_no_dive_index_there(
     assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]
 
 
+def test_a_replacement_writes_under_the_folders_lock(
+    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs replacing one index renamed their files in turn, unlocked: one's index could
+    end beside the other's ids. Now a replacement holds the lock `dive._io.locked` takes."""
+    import fcntl
+
+    from dive.export import faiss_index
+
+    path = save_index(build_index(make_inputs(20, 8)), tmp_path / "i.faiss")
+    held: list[bool] = []
+    write_all = faiss_index._write_all
+
+    def probe(files: Any) -> None:
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        write_all(files)
+
+    monkeypatch.setattr(faiss_index, "_write_all", probe)
+    save_index(build_index(make_inputs(30, 8)), path, overwrite=True)
+    assert held == [True] and len(load_index(path)) == 30
+
+
 @pytest.mark.parametrize("renamed", [1, 2])
 def test_a_replacement_stopped_half_way_is_detected_on_load(
     tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch, renamed: int

@@ -44,7 +44,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from dive._io import atomic_open, check_output
+from dive._io import atomic_open, check_output, locked
 from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
 from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
 from dive.errors import DataError, DiveError
@@ -325,8 +325,11 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
             raise
         return target
     # The meta is renamed last: a crash before leaves the old one, whose digests load_index
-    # finds do not match the new index (or ids).
-    _write_all([(target, write_index), *sidecars])
+    # finds do not match the new index (or ids). Under the folder's lock, so two runs that
+    # replace the same index cannot interleave their renames into one's index beside the
+    # other's ids.
+    with locked(target):
+        _write_all([(target, write_index), *sidecars])
     return target
 
 
