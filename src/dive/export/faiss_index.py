@@ -21,7 +21,8 @@ vectors; a binary index packs their sign bits itself and scores d - 2 * Hamming,
 evaluator does. `SearchIndex.bytes_per_vector` is what the index stores per vector.
 `<file>.meta.json` records the precision and dimension too (an index without it is float32),
 and the SHA-256 of the index and ids files it was saved with: it is written last, so a
-replacement stopped half way leaves an old meta that `load_index` finds does not match.
+replacement stopped half way leaves an old meta that `load_index` finds does not match, and
+replacements run one at a time under the folder's lock (`dive._io.locked`).
 `product=M` instead puts the float32 compressed vectors into a FAISS OPQ+PQ index of M bytes
 per vector, trained on them (`dive.evaluate.product`, the `opq{M}` first stage the evaluator
 scores); its precision is recorded as `opq{M}`.
