@@ -95,6 +95,24 @@ def test_unreadable_results_are_one_error_naming_file_and_line(
         path.write_text(path.read_text() + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=message):
         read_records(path)
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("method", None, r"r\.jsonl:2: method is None, expected a name"),
+    ("dataset", "", r"r\.jsonl:2: dataset is '', expected a name"),
+    ("budget", -5, r"r\.jsonl:2: budget is -5, expected a positive integer or 'all'"),
+    ("budget", "some", r"r\.jsonl:2: budget is 'some', expected a positive integer or 'all'"),
+])
+def test_a_damaged_key_field_is_one_error_not_a_row_of_its_own(
+    tmp_path: Path, field: str, value: Any, message: str
+) -> None:
+    """A null method became a method named "None" in the report, and a budget of -5 its own
+    column that `dive recommend` asked the user to choose."""
+    path = tmp_path / "r.jsonl"
+    ResultsFile(path).append([record(seed=0)])
+    path.write_text(path.read_text() + json.dumps({**record(seed=1), field: value}) + "\n")
+    with pytest.raises(DataError, match=message):
+        read_records(path)
+
+
 def _append_many(path: Path, method: str, n: int, start: multiprocessing.synchronize.Event) -> None:
     results = ResultsFile(path)  # read once, before the other process writes anything
     start.wait()

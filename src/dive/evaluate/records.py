@@ -30,7 +30,8 @@ from typing import Any, Literal, get_args
 
 from dive._io import atomic_write_text, locked, resolve_link
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
-from dive.errors import DataError
+from dive.data.splits import parse_budget
+from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.product import is_product
 
@@ -121,6 +122,14 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
     missing = [field for field in REQUIRED_FIELDS if field not in record]
     if missing:
         raise DataError(f"{where}: record lacks {', '.join(missing)}")
+    for field in ("dataset", "model", "method"):
+        if not isinstance(record[field], str) or not record[field]:
+            raise DataError(f"{where}: {field} is {record[field]!r}, expected a name")
+    try:
+        parse_budget(record["budget"])
+    except DiveError:
+        raise DataError(f"{where}: budget is {record['budget']!r}, expected a positive integer "
+                        "or 'all'") from None
     for field in (*INT_FIELDS, *NUMBER_FIELDS):
         value = record[field]
         ok = isinstance(value, int if field in INT_FIELDS else (int, float))
