@@ -46,8 +46,9 @@ def test_uses_seed_means_and_the_frozen_of_the_same_budget(make_record) -> None:
 
 def test_no_frozen_no_answer_and_bad_keep_rejected(make_record) -> None:
     assert smallest_dims_keeping([make_record(method="pca")]) == []
-    with pytest.raises(ValueError, match="keep must be > 0"):
-        smallest_dims_keeping([make_record(method="pca")], keep=0)
+    for keep in (0, float("inf")):
+        with pytest.raises(ValueError, match="keep must be > 0 and finite"):
+            smallest_dims_keeping([make_record(method="pca")], keep=keep)
 
 
 def test_keep_table_rows_and_cells(make_record) -> None:

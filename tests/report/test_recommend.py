@@ -66,6 +66,23 @@ def test_dive_recommend_prints_the_pick_and_fails_in_one_line(
     assert "no compressed configuration keeps 120% of frozen" in err and "\n" not in err
 
 
+@pytest.mark.parametrize("verb", ["recommend", "report"])
+@pytest.mark.parametrize("keep", ["inf", "nan", "0", "-1"])
+def test_a_keep_that_is_no_share_is_one_line_for_report_and_recommend(
+    byte_records: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    verb: str, keep: str,
+) -> None:
+    """`--keep inf` was taken: the report was written under "keeping inf% of frozen"."""
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in byte_records))
+    where = (["--dataset", "scifact"] if verb == "recommend"
+             else ["--output", str(tmp_path / "rep")])
+    assert main([verb, "--results", str(path), *where, "--keep", keep]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "keep must be a positive, finite share of frozen" in err and "\n" not in err
+    assert not (tmp_path / "rep").exists()
+
+
 def _unequal_seeds(byte_row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
     """Frozen on seeds 0-2 (mean 0.4167, 0.45 on seed 1); pca on seed 1 only: d=96 int8 keeps
     99% of frozen's mean over all seeds (0.43 / 0.4167) but not on its own queries (0.43 /

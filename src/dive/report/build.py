@@ -27,6 +27,7 @@ from dive._io import atomic_write_text, check_output
 from dive.errors import DataError, DiveError
 from dive.report.csv_export import is_summary_csv, write_summary_csv
 from dive.report.frontier import frontier_section, has_frontier
+from dive.report.keep import valid_keep
 from dive.report.markdown import render_report
 from dive.report.merge import label_models, merge_records
 from dive.report.plots import is_png, plot_frontier, plot_ndcg_vs_budget, plot_ndcg_vs_dim
@@ -115,8 +116,8 @@ def write_report(
     `overwrite=True` also removes an earlier report's plots (PNGs of `PLOTS`' names in the
     image folder) that this report does not draw.
     """
-    if not keep > 0:
-        raise DataError(f"keep must be a positive share of frozen nDCG@10, got {keep}",
+    if not valid_keep(keep):
+        raise DataError(f"keep must be a positive, finite share of frozen nDCG@10, got {keep}",
                         param="keep")
     rows = label_models(merge_records(records))
     if not rows:

@@ -12,6 +12,7 @@ reports 48: the question is how far one can compress, not whether the curve is m
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,12 +49,17 @@ class KeepResult:
     unpaired: tuple[int, ...] = ()  # the d's sharing no seed with frozen: not compared
 
 
+def valid_keep(keep: float) -> bool:
+    """Whether `keep` is a share of frozen quality one can keep: positive and finite."""
+    return math.isfinite(keep) and keep > 0
+
+
 def smallest_dims_keeping(
     records: Iterable[Mapping[str, Any]], keep: float = 0.99, metric: str = "ndcg@10"
 ) -> list[KeepResult]:
     """One `KeepResult` per non-frozen method on each (dataset, budget) that has a frozen run."""
-    if not keep > 0:
-        raise ValueError(f"keep must be > 0 (a share of frozen {metric}), got {keep}")
+    if not valid_keep(keep):
+        raise ValueError(f"keep must be > 0 and finite (a share of frozen {metric}), got {keep}")
     scores: dict[CellKey, dict[int, float]] = defaultdict(dict)
     for r in records:
         scores[cell_key(r)][int(r["seed"])] = float(r[metric])

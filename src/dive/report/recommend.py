@@ -36,6 +36,7 @@ from dive.report.frontier import (
     frozen_reference,
     unpaired,
 )
+from dive.report.keep import valid_keep
 from dive.report.paired import Paired, seed_list
 from dive.report.summary import budget_order, budget_title
 
@@ -82,8 +83,8 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
               max_bytes: int | None = None, metric: str = "ndcg@10") -> Recommendation:
     """The fewest-bytes configuration of ours keeping `keep` x frozen `metric` (see the module
     doc); `DataError` saying what is missing or how close the results came when none does."""
-    if not keep > 0:
-        raise DataError(f"keep must be a positive share of frozen {metric}, got {keep}")
+    if not valid_keep(keep):
+        raise DataError(f"keep must be a positive, finite share of frozen {metric}, got {keep}")
     records = list(records)
     datasets = {str(r["dataset"]) for r in records}
     if dataset not in datasets:
