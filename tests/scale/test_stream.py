@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,24 @@ def test_nan_row_in_parquet_names_row_and_id(tmp_path: Path, runtime, stores) ->
             runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=64, progress=False
         )
     assert not (tmp_path / "y.parquet").exists()
+
+
+@pytest.mark.parametrize("fmt", ["npy", "parquet"])
+def test_a_float64_value_beyond_float32_is_the_row_error_alone(
+    tmp_path: Path, runtime, stores, fmt: str
+) -> None:
+    """numpy's "overflow encountered in cast" warning was printed above the one-line error."""
+    x = stores.vectors(300).astype(np.float64)
+    x[42, 3] = 1e300
+    src = tmp_path / f"x.{fmt}"
+    if fmt == "npy":
+        np.save(src, x)
+    else:
+        stores.write_parquet(src, x, row_group_size=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=rf"x\.{fmt}: row 42 .*contains NaN or inf"):
+            compress_store(runtime, src, tmp_path / f"y.{fmt}", batch_size=64, progress=False)
 
 
 def test_wrong_dimension_stops_before_any_work(tmp_path: Path, runtime, stores) -> None:

@@ -276,7 +276,8 @@ def vectors_from_arrow(
         x = np.asarray(arr.to_numpy(zero_copy_only=False))
         if x.ndim != 2 or x.shape[1] != dim:
             raise DataError(f"{where}: vectors have shape {x.shape[1:]}, expected ({dim},)")
-        return np.ascontiguousarray(x, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, named by its row
+            return np.ascontiguousarray(x, dtype=np.float32)
     n = len(arr)
 
     def bad(row: int, problem: str) -> BadRow:
@@ -302,7 +303,8 @@ def vectors_from_arrow(
         row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]) // dim
         raise bad(row, "the vector has a null element")
     flat = values.to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(flat.reshape(n, dim), dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, named by its row
+        return np.ascontiguousarray(flat.reshape(n, dim), dtype=np.float32)
 
 
 def vector_array(y: np.ndarray) -> pa.FixedSizeListArray:

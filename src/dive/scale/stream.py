@@ -500,7 +500,9 @@ class _Job:
             for lo in range(start, shard.n_rows, self.batch_size):
                 hi = min(lo + self.batch_size, shard.n_rows)
                 x = read_npy_rows(fin, shard.npy, lo, hi, shard.path)
-                yield lo, x.astype(np.float32, copy=False)
+                with np.errstate(over="ignore"):  # beyond float32: inf, named by its row
+                    x = x.astype(np.float32, copy=False)
+                yield lo, x
 
     def out_schema(self, shard: Shard) -> pa.Schema:
         pa = import_pyarrow()
