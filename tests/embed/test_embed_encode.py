@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +331,24 @@ def test_stored_folder_made_from_other_texts_is_refused(
         r"them again, or delete text_sha256 from that meta.json to use it anyway$"
     )):
         get_embeddings(changed, embeddings_dir=given, cache_root=tmp_path / "cache")
+
+
+def test_a_folder_made_for_another_dataset_says_so(tmp_path: Path, no_encoding: None) -> None:
+    """It was refused as "its corpus or queries changed since it was embedded", with the advice
+    to delete the hash that would have let another dataset's vectors be scored."""
+    other = FakeDataset(name="other", corpus_texts=["x one", "y two", "z three"])
+    emb = _put_made_from(tmp_path / "other", other)
+    save_embeddings(tmp_path / "other", Embeddings(emb.corpus, emb.corpus_ids, emb.queries,
+                                                   emb.query_ids, {**emb.meta, "dataset": "other"}),
+                    overwrite=True)
+    with pytest.raises(DataError, match=(
+        rf"^{tmp_path / 'other'}: embeddings of dataset other \(its meta.json\), not toy: give "
+        r"toy's embeddings folder$"
+    )):
+        get_embeddings(FakeDataset(), embeddings_dir=tmp_path / "other")
+    # the same texts under another name (a renamed copy) are the dataset's own vectors
+    renamed = replace(other, name="other-copy")
+    assert get_embeddings(renamed, embeddings_dir=tmp_path / "other").corpus.shape == (3, DIM)
 
 
 def test_stored_folder_made_from_the_same_texts_or_recording_none_is_used(

@@ -411,6 +411,10 @@ def _check_same_texts(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
     that records no hash (older folders, vectors imported by hand) is taken as it is."""
     stored = emb.meta.get("text_sha256")
     if stored is not None and stored != dataset_fingerprint(dataset):
+        made_for = emb.meta.get("dataset")
+        if isinstance(made_for, str) and made_for != dataset.name:
+            raise DataError(f"{folder}: embeddings of dataset {made_for} (its meta.json), not "
+                            f"{dataset.name}: give {dataset.name}'s embeddings folder")
         raise DataError(
             f"{folder}: made from other texts than dataset {dataset.name} (text_sha256 in its "
             f"meta.json differs): its corpus or queries changed since it was embedded; embed "
