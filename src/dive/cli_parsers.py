@@ -19,7 +19,8 @@ from typing import Any, NoReturn
 from dive import __version__
 from dive.errors import DiveError
 
-OVERWRITE_HELP = "replace an existing output, if dive wrote it (never anything else)"
+OVERWRITE_HELP = ("replace an existing output of the kind this command writes (README, "
+                  "'--overwrite': what each verb checks); anything else is never replaced")
 DATA_DIR_HELP = "folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)"
 EMBEDDING_MODEL_HELP = ("sentence-transformers model name or path (embeddings folder name; "
                         "default: the model --embeddings' meta.json names, else "
@@ -222,8 +223,8 @@ def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--plot", default=None, help="also write an nDCG@10-vs-dimension PNG here")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="also write the report (as `dive report` does) into this folder")
-    _add_overwrite(p, "replace an existing --plot / --report, if dive wrote it (--results is "
-                      "always appended)")
+    _add_overwrite(p, "replace an existing --plot / --report of the kind evaluate writes (a "
+                      "PNG, a report folder; --results is always appended)")
     _add_grid_options(p, methods=_methods_of("reference", "classical"), budgets="16,64,256,all",
                       seeds="0,1,2")
     return p
