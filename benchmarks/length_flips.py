@@ -46,9 +46,8 @@ def trains_longer(record: dict[str, Any]) -> bool | None:
     leader, step = choice["best"]
     if leader < 0:
         return False
-    horizon = curves[leader]["steps"][-1]
-    late = config.extend_at if diag.get("selection") == "holdout" else 1.0  # as `_race` reads it
-    return horizon < max(config.steps, config.max_steps) and step >= late * horizon
+    holdout = diag.get("selection") == "holdout"
+    return config.runs_on(step, curves[leader]["steps"][-1], holdout=holdout)
 
 
 def main() -> None:

@@ -648,9 +648,7 @@ def _race(
     longer race mostly adds candidates to a noisy argmax (docs/methods.md).
     """
     cap = max(config.steps, config.max_steps)
-    # a curve scored on a holdout of holdout_min+ queries is smooth enough for a best past
-    # extend_at of it to say "still rising"; on the tens a cross-fit scores, that dip is noise
-    late = config.extend_at if race.folds.scheme == "holdout" else 1.0
+    holdout = race.folds.scheme == "holdout"
     while True:
         curves = race.curves()
         choice = choose(base, curves, config.min_gain_z, groups, config.gain_flips)
@@ -660,12 +658,9 @@ def _race(
                       "/".join(map(str, race.horizon)),
                       race.arms[leader].describe() if leader >= 0 else "none", step,
                       choice.gain, choice.stderr, choice.base_score, choice.n_queries)
-        if leader < 0:
+        if leader < 0 or not config.runs_on(step, race.horizon[leader], holdout=holdout):
             return choice, curves
-        horizon = race.horizon[leader]
-        if step < late * horizon or horizon >= cap:
-            return choice, curves
-        race.extend(leader, min(2 * horizon, cap))
+        race.extend(leader, min(2 * race.horizon[leader], cap))
 
 
 def _fit(

@@ -173,6 +173,14 @@ class DiveConfig(LearnedConfig):
         `query_batch` and at most `query_batch_max` (`query_batch` wins if the bounds cross)."""
         return max(self.query_batch, min(n_labels // POOL_SHARE, self.query_batch_max))
 
+    def runs_on(self, step: int, horizon: int, *, holdout: bool) -> bool:
+        """Whether the race runs on a leader whose best check is at `step` of its `horizon`
+        steps: the best is late (its last check, or with a holdout's curve at or past
+        `extend_at` of it; on the tens of queries a cross-fit scores, a dip is noise) and the
+        horizon is below the cap, `max_steps` (never below `steps`)."""
+        late = self.extend_at if holdout else 1.0
+        return step >= late * horizon and horizon < max(self.steps, self.max_steps)
+
     def arm(self) -> Arm:
         """The configured weights as one arm (what a fit without selection trains)."""
         return Arm(self.triplet_weight, self.lr, self.loss, self.margin)
