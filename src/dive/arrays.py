@@ -128,6 +128,13 @@ class _Mapped:
         self.mm.madvise(mmap.MADV_DONTNEED, start, min(end, len(self.mm)) - start)
 
 
+def to_float32(x: np.ndarray) -> np.ndarray:
+    """`x` as C-contiguous float32; a value beyond float32's range becomes inf quietly (no
+    numpy overflow warning): the caller's row check names it."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None) -> np.ndarray:
     """Return `x` as a float32 C-contiguous (n, d) array, or raise `DataError` naming `name`.
 
@@ -142,8 +149,7 @@ def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None
     if dim is not None and arr.shape[1] != dim:
         raise DataError(f"{name}: expected dimension {dim}, got {arr.shape[1]}")
     wide = arr
-    with np.errstate(over="ignore"):  # a value beyond float32 is named below
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
+    arr = to_float32(arr)  # a value beyond float32 is named below
     row = _first_non_finite_row(arr)
     if row is not None:
         problem = ("has a value beyond float32's range (about 3.4e38)"

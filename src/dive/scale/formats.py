@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
+from dive.arrays import to_float32
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -276,8 +277,7 @@ def vectors_from_arrow(
         x = np.asarray(arr.to_numpy(zero_copy_only=False))
         if x.ndim != 2 or x.shape[1] != dim:
             raise DataError(f"{where}: vectors have shape {x.shape[1:]}, expected ({dim},)")
-        with np.errstate(over="ignore"):  # beyond float32: inf, named by its row
-            return np.ascontiguousarray(x, dtype=np.float32)
+        return to_float32(x)
     n = len(arr)
 
     def bad(row: int, problem: str) -> BadRow:
@@ -303,8 +303,7 @@ def vectors_from_arrow(
         row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]) // dim
         raise bad(row, "the vector has a null element")
     flat = values.to_numpy(zero_copy_only=False)
-    with np.errstate(over="ignore"):  # beyond float32: inf, named by its row
-        return np.ascontiguousarray(flat.reshape(n, dim), dtype=np.float32)
+    return to_float32(flat.reshape(n, dim))
 
 
 def vector_array(y: np.ndarray) -> pa.FixedSizeListArray:

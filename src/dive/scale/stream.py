@@ -62,7 +62,7 @@ from dive._io import (
     naming_os_errors,
     publish,
 )
-from dive.arrays import BadRowError
+from dive.arrays import BadRowError, to_float32
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
@@ -500,9 +500,7 @@ class _Job:
             for lo in range(start, shard.n_rows, self.batch_size):
                 hi = min(lo + self.batch_size, shard.n_rows)
                 x = read_npy_rows(fin, shard.npy, lo, hi, shard.path)
-                with np.errstate(over="ignore"):  # beyond float32: inf, named by its row
-                    x = x.astype(np.float32, copy=False)
-                yield lo, x
+                yield lo, to_float32(x)
 
     def out_schema(self, shard: Shard) -> pa.Schema:
         pa = import_pyarrow()
