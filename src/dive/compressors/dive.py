@@ -104,7 +104,7 @@ class DiveConfig(LearnedConfig):
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     steps: int = 100  # updates per training run (the selection may keep fewer)
     max_steps: int = 400  # a leading arm still rising at its last check runs on, to this cap
-    extend_at: float = 1.0  # ... while its best check is at or past this share of its steps
+    extend_at: float = 0.5  # ... while its best check is at or past this share of its steps
     # (a holdout choice only; a cross-fitted one extends from its last check)
     corpus_batch: int = 128  # corpus items per step (anchor and NT-Xent)
     ntxent_items: int = 64  # of those, items whose H views enter NT-Xent (its cost is (H*B)^2)
