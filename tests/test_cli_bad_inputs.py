@@ -27,6 +27,7 @@ from dive.cli import main
 from dive.compressors.pca import PCA
 from dive.evaluate.records import ResultsFile
 from dive.export.folder import save
+from tests.conftest import write_tiny_beir
 
 Setup = Callable[[Path, pytest.MonkeyPatch], None]
 
@@ -183,6 +184,12 @@ def embeddings_of_dim(dim: int) -> Setup:
     return setup
 
 
+def smaller_collection(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws/other/tiny: a collection of 100 documents whose ids are ws/emb's first 100 (classic
+    collections number theirs from 1, so another one's folder holds the same ids and more)."""
+    write_tiny_beir(ws / "other", n_docs=100, seed=1)
+
+
 def lance_table(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ws/db/docs: a LanceDB table whose vectors are in a column named 'embedding'."""
     import lancedb
@@ -245,6 +252,9 @@ CASES = [
          "results.jsonl:2: fit_seconds is -1, expected a number >= 0",
          append_line("results.jsonl", json.dumps({**record(seed=5), "fit_seconds": -1}) + "\n")),
     Case("evaluate binary results", EVALUATE + " --results {ws}/bin.jsonl", "bin.jsonl:1"),
+    Case("evaluate another collection's embeddings", "evaluate --datasets {ws}/other/tiny "
+         + GRID + " --results {ws}/r.jsonl", "emb: 20 of its 120 corpus rows have ids that are "
+         "not in dataset tiny (first: 'd100')", smaller_collection),
     Case("evaluate folder results", EVALUATE + " --results {ws}/emb", "emb: is a folder"),
     # file-system errors (item 12)
     Case("compress disk full", COMPRESS + " {ws}/x.npy --output {ws}/y.npy",

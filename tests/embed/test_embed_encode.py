@@ -380,15 +380,16 @@ def test_missing_query_id_names_folder_and_id(tmp_path: Path, no_encoding: None)
         get_embeddings(ds, embeddings_dir=tmp_path / "e")
 
 
-def test_corpus_rows_not_in_the_dataset_are_dropped_with_a_warning(
-    tmp_path: Path, no_encoding: None, caplog: pytest.LogCaptureFixture
+def test_corpus_rows_not_in_the_dataset_are_refused_naming_the_first(
+    tmp_path: Path, no_encoding: None
 ) -> None:
-    stored = _put(tmp_path / "e", seed=1)
+    # another collection's folder: its ids overlap (both number documents from 0) and it holds
+    # more documents; scoring its vectors gave a silently wrong nDCG with exit 0
+    _put(tmp_path / "e", seed=1)
     ds = FakeDataset(corpus_ids=["d2", "d0"], corpus_texts=["Gamma third", "Alpha first doc"])
-    emb = get_embeddings(ds, embeddings_dir=tmp_path / "e")
-    assert emb.corpus_ids == ["d0", "d2"]  # stored order, not the dataset's
-    np.testing.assert_array_equal(emb.corpus, stored.corpus[[0, 2]])
-    assert "dropped 1 corpus rows whose ids are not in dataset" in caplog.text
+    with pytest.raises(DataError, match=r"e: 1 of its 3 corpus rows have ids that are not in "
+                                        r"dataset toy \(first: 'd1'\)"):
+        get_embeddings(ds, embeddings_dir=tmp_path / "e")
 
 
 def test_invalid_stored_folder_is_reported_not_reencoded(

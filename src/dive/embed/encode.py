@@ -314,9 +314,8 @@ def get_embeddings(
     Raises `DataError` naming the folder when a given or `$DIVE_EMBEDDINGS` folder records
     (`text_sha256` in meta.json) that it was made from other texts than the dataset's (a
     folder recording none is used as is), and naming the first missing id when a dataset
-    corpus or query id has no embedding. Corpus rows whose ids are not in the dataset are
-    dropped, with a warning saying how many; rows are otherwise returned as stored, not
-    reordered.
+    corpus or query id has no embedding, or the first of the corpus rows whose ids are not in
+    the dataset (another dataset's folder). Rows are returned as stored, not reordered.
     """
     subdir = Path(model_dirname(model_name)) / dataset.name
     emb: Embeddings | None = None
@@ -373,7 +372,8 @@ def get_embeddings(
     source_log.info("embeddings for %s: %s (%s; %s)", dataset.name, folder, origin,
                     describe_maker(emb.meta))
     _check_covers(folder, emb, dataset)
-    return _only_dataset_corpus(folder, emb, dataset)
+    _check_only_dataset_corpus(folder, emb, dataset)
+    return emb
 
 
 def default_model_for(embeddings_dir: str | Path | None) -> str:
@@ -422,18 +422,19 @@ def _check_same_texts(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
         )
 
 
-def _only_dataset_corpus(folder: Path, emb: Embeddings, dataset: Dataset) -> Embeddings:
-    """`emb` without corpus rows whose ids are not in `dataset`: they must not be searched."""
+def _check_only_dataset_corpus(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
+    """Refuse corpus rows whose ids are not in `dataset`: a folder made for another dataset
+    (collections that number their documents from 1 share most ids) or an older corpus, whose
+    vectors would otherwise be scored against documents they do not encode."""
     wanted = set(map(str, dataset.corpus_ids))
-    keep = np.fromiter((ident in wanted for ident in emb.corpus_ids), bool, len(emb.corpus_ids))
-    kept = int(keep.sum())
-    if kept == len(keep):
-        return emb
-    logger.warning("%s: dropped %d corpus rows whose ids are not in dataset %s (kept %d)",
-                   folder, len(keep) - kept, dataset.name, kept)
-    ids = [ident for ident, k in zip(emb.corpus_ids, keep, strict=True) if k]
-    return Embeddings(emb.corpus[keep], ids, emb.queries, emb.query_ids,
-                      {**emb.meta, "n_corpus": kept})
+    foreign = [ident for ident in emb.corpus_ids if ident not in wanted]
+    if foreign:
+        raise DataError(
+            f"{folder}: {len(foreign)} of its {len(emb.corpus_ids)} corpus rows have ids that "
+            f"are not in dataset {dataset.name} (first: {foreign[0]!r}): embeddings of another "
+            f"dataset or an older corpus; give {dataset.name}'s own embeddings folder, or embed "
+            f"it again"
+        )
 
 
 def _check_covers(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
