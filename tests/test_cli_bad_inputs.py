@@ -277,6 +277,12 @@ CASES = [
          "{ws}/new.jsonl --overwrite", "new.jsonl: --plot names the --results file"),
     Case("index --output a folder", "index {ws}/model --embeddings {ws}/emb --output {ws}/emb",
          "emb: exists and is not a dive index"),
+    Case("onnx --output of another suffix", "export {ws}/model --format onnx --output "
+         "{ws}/model.txt", "model.txt: an ONNX file dive exported goes here, but the name ends "
+         "'.txt'; name it *.onnx"),
+    Case("evaluate --plot of another suffix", EVALUATE + " --results {ws}/new.jsonl --plot "
+         "{ws}/plot.svg", "plot.svg: a PNG plot goes here, but the name ends '.svg'; name it "
+         "*.png"),
     Case("onnx --output a folder", "export {ws}/model --format onnx --output {ws}/emb",
          "emb: exists and is not an ONNX file"),
     Case("fit parent is a file", FIT + " --output {ws}/afile/m", "afile: a file is in the way"),

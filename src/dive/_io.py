@@ -344,15 +344,27 @@ def describe_os_error(exc: OSError) -> str:
     return f"{where}: {reason}"
 
 
+def check_suffix(path: Path, suffix: str, what: str) -> None:
+    """Raise `DiveError` if `path` has a suffix other than `suffix` (a plot named .svg or .csv
+    would hold PNG bytes); a name without one is taken as it is."""
+    if path.suffix and path.suffix.lower() != suffix:
+        raise DiveError(f"{path}: {what} goes here, but the name ends {path.suffix!r}; name it "
+                        f"*{suffix}")
+
+
 def check_output(
-    path: Path, *, overwrite: bool, ours: Callable[[Path], bool], what: str, folder: bool = False
+    path: Path, *, overwrite: bool, ours: Callable[[Path], bool], what: str, folder: bool = False,
+    suffix: str | None = None,
 ) -> None:
     """Raise `DiveError` unless writing at `path` replaces nothing or is allowed to.
 
+    A name ending in another suffix than `suffix` (when given) is refused (`check_suffix`).
     Nothing there (or, when a `folder` is written, an empty folder): fine. Something `ours`
     recognises as `what` (written by dive): replaced only with `overwrite`. Anything else is
     never replaced, whatever `overwrite` says.
     """
+    if suffix is not None:
+        check_suffix(path, suffix, what)
     if not path.exists() and not path.is_symlink():
         return
     if folder and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):

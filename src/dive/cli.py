@@ -93,7 +93,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         if Path(args.plot).resolve() == Path(args.results).resolve():
             raise DiveError(f"{args.plot}: --plot names the --results file")
-        check_output(Path(args.plot), overwrite=args.overwrite, ours=is_png, what="a PNG plot")
+        check_output(Path(args.plot), overwrite=args.overwrite, ours=is_png, what="a PNG plot",
+                     suffix=".png")
     if args.report:
         from dive.report.build import check_report_output
 
@@ -304,12 +305,12 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx":
-        from dive.export.onnx import export_onnx, is_onnx_export
+        from dive.export.onnx import ONNX_SUFFIX, export_onnx, is_onnx_export
 
         if args.model is not None:
             raise DiveError("--model applies to --format sentence-transformers only")
         check_output(Path(args.output), overwrite=args.overwrite, ours=is_onnx_export,
-                     what="an ONNX file dive exported")
+                     what="an ONNX file dive exported", suffix=ONNX_SUFFIX)
         path = export_onnx(_load_model(args), args.output, overwrite=args.overwrite)
     else:
         from dive.export.sentence_transformers import (

@@ -92,12 +92,15 @@ def test_onnx_export_replaces_only_an_onnx_file_dive_wrote(tmp_path: Path) -> No
     from dive.errors import DiveError
 
     runtime = Runtime(input_dim=4)
-    theirs = tmp_path / "corpus.npy"
-    theirs.write_bytes(b"a user's vectors")
-    with pytest.raises(DiveError, match=r"corpus\.npy: exists and is not an ONNX file dive "
+    theirs = tmp_path / "theirs.onnx"
+    theirs.write_bytes(b"another tool's model")
+    with pytest.raises(DiveError, match=r"theirs\.onnx: exists and is not an ONNX file dive "
                                         "exported; refusing"):
         export_onnx(runtime, theirs, overwrite=True)
-    assert theirs.read_bytes() == b"a user's vectors"
+    assert theirs.read_bytes() == b"another tool's model"
+    with pytest.raises(DiveError, match=r"m\.txt: .* the name ends '\.txt'; name it \*\.onnx"):
+        export_onnx(runtime, tmp_path / "m.txt")
+    assert not (tmp_path / "m.txt").exists()
     ours = export_onnx(runtime, tmp_path / "m.onnx")
     with pytest.raises(DiveError, match=r"m\.onnx: already exists; pass overwrite=True"):
         export_onnx(runtime, ours)  # kept by default

@@ -5,6 +5,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
+
+from dive.errors import DiveError
 from dive.report.plots import (
     ndcg_vs_budget_figure,
     ndcg_vs_dim_figure,
@@ -29,6 +32,14 @@ def test_dim_plot_has_a_panel_per_dataset_and_budget(make_grid, tmp_path: Path) 
     (w1, h1), (w2, h2) = png_size(small), png_size(big)
     assert w2 > 3 * w1 and h2 > 1.5 * h1  # 4 budgets across, 2 datasets down
     assert not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_a_plot_named_for_another_format_is_refused(make_grid, tmp_path: Path) -> None:
+    # the plots are PNG bytes whatever the name says; plot.svg would hold a PNG
+    with pytest.raises(DiveError, match=r"plot\.svg: a PNG plot goes here, but the name ends "
+                                        r"'\.svg'; name it \*\.png"):
+        plot_ndcg_vs_dim(make_grid(datasets=("scifact",), budgets=("64",)), tmp_path / "plot.svg")
+    assert not list(tmp_path.iterdir())
 
 
 def test_budget_plot_at_a_ratio_and_none_without_runs(make_grid, tmp_path: Path) -> None:

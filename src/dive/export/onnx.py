@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 INPUT_NAME = "embeddings"
 OUTPUT_NAME = "compressed"
+ONNX_SUFFIX = ".onnx"
 OPSET = 17  # ReduceL2 still takes `axes` as an attribute; supported by every current runtime
 IR_VERSION = 8  # the IR version that goes with opset 17, so older onnxruntime builds load it
 NORM_EPS = 1e-12  # as dive.arrays.l2_normalize
@@ -178,7 +179,7 @@ def export_onnx(source: Any, file: str | os.PathLike[str], *, overwrite: bool = 
     """
     target = Path(file)
     check_output(target, overwrite=overwrite, ours=is_onnx_export,
-                 what="an ONNX file dive exported")
+                 what="an ONNX file dive exported", suffix=ONNX_SUFFIX)
     compressor = as_loaded(source)
     runtime = compressor.fitted_runtime()
     model = build_onnx_model(runtime, method=compressor.method)

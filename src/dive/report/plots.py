@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dive._io import atomic_open
+from dive._io import atomic_open, check_suffix
 from dive.compressors.registry import method_facts
 from dive.report.summary import (
     Cell,
@@ -120,6 +120,7 @@ def _save(fig: Any, out: str | Path, overwrite: bool) -> Path:
     plt = _pyplot()
     out = Path(out)
     try:
+        check_suffix(out, ".png", "a PNG plot")
         with atomic_open(out, "wb", overwrite=overwrite) as handle:
             fig.savefig(handle, format="png", dpi=_DPI)
     finally:
