@@ -236,6 +236,8 @@ CASES = [
     Case("report binary", "report --results {ws}/bin.jsonl --output {ws}/rep",
          "bin.jsonl:1: not UTF-8"),
     Case("report folder", "report --results {ws}/emb --output {ws}/rep", "emb: is a folder"),
+    Case("report missing results over an existing output", "report --results {ws}/nope.jsonl "
+         "--output {ws}/emb", "nope.jsonl: no such results file"),
     Case("report text metric", "report --results {ws}/results.jsonl --output {ws}/rep",
          "results.jsonl:2: ndcg@10 is 'high'",
          append_line("results.jsonl", json.dumps({**record(seed=5), "ndcg@10": "high"}) + "\n")),

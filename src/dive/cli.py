@@ -149,8 +149,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dive.report.build import check_report_output, write_report
     from dive.report.merge import read_results
 
+    records = read_results(args.results)  # what is wrong with the input is said first
     check_report_output(args.output, overwrite=args.overwrite)
-    records = read_results(args.results)
     files = write_report(records, args.output, keep=args.keep, ratio=args.ratio,
                          overwrite=args.overwrite)
     print(f"{len(records)} runs from {len(args.results)} file(s)")
