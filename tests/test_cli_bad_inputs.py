@@ -287,6 +287,9 @@ CASES = [
          "*.png"),
     Case("onnx --output a folder", "export {ws}/model --format onnx --output {ws}/emb",
          "emb: exists and is not an ONNX file"),
+    Case("fit --overwrite a model folder holding a user's file", FIT + " --output {ws}/model "
+         "--overwrite", "model: holds files dive did not write (notes.txt)",
+         append_line("model/notes.txt", "mine")),
     Case("fit parent is a file", FIT + " --output {ws}/afile/m", "afile: a file is in the way"),
     Case("evaluate parent is a file", EVALUATE + " --results {ws}/afile/r.jsonl",
          "afile/r.jsonl: a file is in the way"),

@@ -287,3 +287,33 @@ def test_resolve_link_follows_every_link_but_a_broken_one(tmp_path: Path) -> Non
     assert resolve_link(tmp_path / "two") == real.resolve()
     assert resolve_link(tmp_path / "broken") == tmp_path / "broken"
     assert resolve_link(tmp_path / "new.txt") == tmp_path / "new.txt"
+
+
+def test_overwrite_refuses_a_folder_holding_files_added_since_dive_wrote_it(
+    tmp_path: Path,
+) -> None:
+    # replacing the folder deleted a user's notes.txt (and anything else put inside) with it
+    from dive._io import MANIFEST, check_output, publish
+    from dive.errors import DiveError
+
+    out = tmp_path / "out"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "sub").mkdir()
+    (tmp_path / "a" / "config.json").write_bytes(b"first")
+    (tmp_path / "a" / "sub" / "part.npy").write_bytes(b"rows")
+    publish(tmp_path / "a", out, overwrite=False)
+    assert (out / MANIFEST).read_text() == "config.json\nsub/part.npy\n"
+
+    def check() -> None:
+        check_output(out, overwrite=True, ours=lambda p: True, what="a folder", folder=True)
+
+    check()  # only what dive wrote, edited or not: replaced
+    (out / "config.json").write_bytes(b"edited")
+    check()
+    (out / "notes.txt").write_text("mine")
+    (out / "sub" / "more.txt").write_text("mine too")
+    with pytest.raises(DiveError, match=r"out: holds files dive did not write \(notes\.txt, "
+                                        r"sub/more\.txt\); replacing the folder would delete"):
+        check()
+    (out / MANIFEST).unlink()  # a folder from before manifests: replaced as before
+    check()

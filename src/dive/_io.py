@@ -254,12 +254,17 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
     `target` with `mkdir` and is renamed onto that empty folder, which POSIX does atomically
     and refuses once the folder holds anything (an empty folder already there, which
     `check_output` allows, is claimed the same way). Something there raises `DiveError`
-    saying to pass overwrite. On any failure `target` is left as it was and `tmp` removed,
+    saying to pass overwrite. A folder gets a manifest (`MANIFEST`) of its files, so that
+    `check_output` can tell files added to it later, which replacing it would delete. On any
+    failure `target` is left as it was and `tmp` removed,
     unless `keep_tmp` (a caller keeping finished work to publish later: it is left whole).
     A file or folder gets the mode of the one it replaces, or the umask's (the files in a
     folder are new: theirs is the umask's).
     """
     try:
+        if tmp.is_dir() and not tmp.is_symlink():  # the files a later overwrite may replace
+            (tmp / MANIFEST).write_text("".join(f"{name}\n" for name in _files_in(tmp)),
+                                        encoding="utf-8")
         if not tmp.is_symlink():  # a replaced file or folder keeps its mode, a new one umask's
             os.chmod(tmp, folder_mode(target) if tmp.is_dir() else _mode_for(target))
         if overwrite:
@@ -360,8 +365,9 @@ def check_output(
 
     A name ending in another suffix than `suffix` (when given) is refused (`check_suffix`).
     Nothing there (or, when a `folder` is written, an empty folder): fine. Something `ours`
-    recognises as `what` (written by dive): replaced only with `overwrite`. Anything else is
-    never replaced, whatever `overwrite` says.
+    recognises as `what` (written by dive): replaced only with `overwrite`, and a folder only
+    while it holds no file added since dive wrote it (`files_added`). Anything else is never
+    replaced, whatever `overwrite` says.
     """
     if suffix is not None:
         check_suffix(path, suffix, what)
@@ -374,3 +380,28 @@ def check_output(
                         "(overwrite replaces only what dive wrote)")
     if not overwrite:
         raise exists_error(path)
+    added = files_added(path)
+    if added:
+        shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
+        raise DiveError(f"{path}: holds files dive did not write ({shown}); replacing the "
+                        "folder would delete them, so move them out first")
+
+
+MANIFEST = ".dive-files"  # in every folder `publish` puts in place: the files dive wrote there
+
+
+def _files_in(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and p.name != MANIFEST)
+
+
+def files_added(folder: Path) -> list[str]:
+    """Files in the dive-written `folder` that are not in its manifest (added since, by someone
+    else); none for a path that is not a folder or a folder written before manifests."""
+    try:
+        if folder.is_symlink() or not folder.is_dir():
+            return []
+        written = set((folder / MANIFEST).read_text(encoding="utf-8").splitlines())
+    except FileNotFoundError:
+        return []
+    return [name for name in _files_in(folder) if name not in written]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dive._io import MANIFEST
 from dive.embed import Embeddings, load_embeddings, save_embeddings
 from dive.errors import DataError, DiveError
 
@@ -61,6 +62,7 @@ def test_round_trip_keeps_vectors_ids_and_meta(tmp_path: Path, mmap: bool) -> No
 
 def test_saved_files_have_the_documented_layout(folder: Path) -> None:
     assert sorted(os.listdir(folder)) == [
+        MANIFEST,
         "corpus.npy",
         "corpus_ids.txt",
         "meta.json",

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dive._io import MANIFEST
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale import compress_store
@@ -69,8 +70,8 @@ def test_npy_shards_folder_keeps_names_and_order(tmp_path: Path, runtime, stores
         np.save(src / name, x[lo:hi])
     (src / "README.txt").write_text("not a shard")
     result = compress_store(runtime, src, tmp_path / "out", batch_size=128, progress=False)
-    marker = stream_module.OUTPUT_MARKER
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*bounds, marker])
+    hidden = [stream_module.OUTPUT_MARKER, MANIFEST]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*bounds, *hidden])
     for name, (lo, hi) in bounds.items():
         _check(runtime, np.load(tmp_path / "out" / name), x[lo:hi], 128)
     assert result.rows == 700
@@ -373,7 +374,7 @@ def test_interrupted_run_resumes_to_identical_bytes(
     if out.is_dir():
         names = sorted(p.name for p in out.iterdir())
         assert names == sorted(p.name for p in ref.iterdir()) == sorted(
-            [stream_module.OUTPUT_MARKER, f"s0{suffix}", f"s1{suffix}"])
+            [stream_module.OUTPUT_MARKER, MANIFEST, f"s0{suffix}", f"s1{suffix}"])
         pairs = [(out / name, ref / name) for name in names]
     else:
         pairs = [(out, ref)]

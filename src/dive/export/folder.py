@@ -211,7 +211,7 @@ def save(
     ...     names = sorted(p.name for p in folder.iterdir())
     ...     summary = dive.load(folder).summary
     >>> names, summary
-    (['config.json', 'model.safetensors'], {'dataset': 'my-corpus'})
+    (['.dive-files', 'config.json', 'model.safetensors'], {'dataset': 'my-corpus'})
     """
     target = _folder_path(directory, what="save")
     if summary is not None and not isinstance(summary, dict):  # `load` would refuse it
