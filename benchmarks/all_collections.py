@@ -225,7 +225,10 @@ GRID_NOTE = (
     "collections and the 768-d set, 2/4/8× on SciFact and NFCorpus (copied from the quality "
     "grid). The classic collections (cranfield, cisi, cacm, npl, time) have no train "
     "split: the protocol splits their judged queries 50/50 per seed, so their labelled pool "
-    "is 26-112 queries and the evaluation half changes with the seed."
+    "is 26-112 queries and the evaluation half changes with the seed. Rows ending `@v1` are "
+    "the release before (for `dive` and `dive-plus`: before their race ran a holdout's "
+    "leading arm on while its best check was past half its runs, `extend_at`; only the "
+    "SciFact and NFCorpus runs with hundreds of labels differ)."
 )
 
 
