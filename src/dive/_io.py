@@ -11,7 +11,9 @@ such a cycle writes where it read: a symbolic link is followed (`resolve_link`),
 it leads to gets the records and the link stays. Every other writer replaces the name it was
 given, a link included (the file it led to is kept as it was), and a new file is made as
 before. `held` keeps a second run off a resumable run's work folder.
-`check_output` is the one rule of every writer that may replace an earlier output.
+`check_output` is the one rule of every writer that may replace an earlier output; a folder
+`publish` puts in place lists its files (`MANIFEST`), so that rule can refuse to replace one
+that holds files added since.
 `describe_os_error` turns a file-system error (disk full, permission denied, a file where a
 folder should be) into one line naming the path the user gave, not a temporary name.
 """
