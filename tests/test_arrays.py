@@ -81,3 +81,19 @@ def test_row_blocks_read_the_file_that_was_opened(tmp_path: Path) -> None:
     # an array in memory, or not in C order: its slices as they are
     assert all(np.shares_memory(b, x) for b in row_blocks(x, 1000))
     assert [len(b) for b in row_blocks(np.asfortranarray(x), 1000)] == [1000] * 4 + [96]
+
+
+@pytest.mark.parametrize("wrap", ["torch", "memoryview"])
+def test_rows_rescaled_to_unit_norm_never_write_into_the_callers_buffer(wrap: str) -> None:
+    # np.asarray reads a torch tensor or a memoryview without a copy: the caller's rows were
+    # rescaled in place by fit and transform
+    x = np.full((3, 4), 2.0, np.float32)
+    before = x.copy()
+    if wrap == "torch":
+        torch = pytest.importorskip("torch")
+        given: object = torch.from_numpy(x)
+    else:
+        given = memoryview(x)
+    out = arrays.as_unit_rows(given)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(x, before)

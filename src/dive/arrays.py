@@ -192,8 +192,9 @@ def as_unit_rows(x: object, *, name: str = "embeddings", dim: int | None = None)
         first = int(np.flatnonzero(bad)[0])
         raise BadRowError(name, int(off[first]), f"has norm {norms[first, 0]:.6g} and cannot be "
                           "L2-normalised")
-    # Never write into the caller's array.
-    out = arr.copy() if isinstance(x, np.ndarray) and np.may_share_memory(arr, x) else arr
+    # Never write into the caller's memory (an array, a torch tensor, a memoryview: any
+    # buffer that np.asarray reads without a copy).
+    out = arr.copy() if np.may_share_memory(arr, np.asarray(x)) else arr
     out[off] = scaled
     return out
 

@@ -55,6 +55,25 @@ def test_hnsw_recall_against_exact(make_inputs: Any) -> None:
     assert recall >= 0.9
 
 
+@pytest.mark.parametrize(("option", "value"), [("hnsw_m", 0), ("hnsw_m", 1), ("hnsw_m", -1),
+                                               ("hnsw_m", 2.5), ("ef_construction", 0),
+                                               ("ef_search", 0), ("ef_search", True)])
+def test_hnsw_options_faiss_cannot_take_are_refused(option: str, value: object,
+                                                     make_inputs: Any) -> None:
+    # FAISS aborted on hnsw_m=0, crashed on 1, filled memory on -1 and returned -1 hits for
+    # ef_search=0; none may reach it
+    with pytest.raises(DiveError, match=rf"{option} must be an integer >= \d, got "):
+        build_index(make_inputs(50, 8), "hnsw", **{option: value})  # type: ignore[arg-type]
+
+
+def test_integer_codes_without_their_quantizer_are_refused(make_inputs: Any) -> None:
+    # int8 codes indexed as floats ranked by raw code products without a word
+    codes = np.round(make_inputs(50, 8) * 127).astype(np.int8)
+    with pytest.raises(DataError, match="compressed vectors: expected float embeddings, got "
+                                        "dtype int8"):
+        build_index(codes)
+
+
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_save_and_load_keep_ids_and_results(kind: str, tmp_path: Path, make_inputs: Any) -> None:
     corpus, queries = make_inputs(300, 16, seed=1), make_inputs(10, 16, seed=2)

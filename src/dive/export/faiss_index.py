@@ -189,6 +189,11 @@ def build_index(
     """
     if kind not in INDEX_KINDS:
         raise DiveError(f"index kind {kind!r} is not one of {', '.join(INDEX_KINDS)}")
+    for option, value, least in (("hnsw_m", hnsw_m, 2), ("ef_construction", ef_construction, 1),
+                                 ("ef_search", ef_search, 1)):
+        if not is_integer(value) or value < least:  # FAISS aborts, crashes or fills memory
+            raise DiveError(f"{option} must be an integer >= {least}, got {value!r}",
+                            param=option)
     faiss = _import_faiss()
     codes = quantizer if quantizer is not None and quantizer.precision != "float32" else None
     if kind != "flat" and codes is not None:
@@ -243,6 +248,7 @@ def _checked_rows(block: np.ndarray, offset: int, codes: Quantizer | None,
     try:
         if codes is not None:
             return codes.check_codes(block, name=what)
+        check_floating(block, name=what)  # int8 codes need their quantizer
         return as_embeddings(block, name=what)
     except BadRowError as exc:
         raise BadRowError(what, offset + exc.row, exc.problem) from None
