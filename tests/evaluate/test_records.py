@@ -75,6 +75,26 @@ def test_record_missing_fields_is_named(tmp_path: Path) -> None:
         read_records(path)
 
 
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("ndcg@10", 5, r"ndcg@10 is 5, expected a number in \[0, 1\]"),
+    ("dim", "8", r"dim is '8', expected an integer"),
+    ("budget", 0, r"budget is 0, expected a positive integer or 'all'"),
+    ("model", None, r"model is None, expected a name"),
+])
+def test_append_refuses_a_record_the_reader_would_refuse_and_writes_nothing(
+    tmp_path: Path, field: str, value: object, problem: str
+) -> None:
+    # one such record made the whole file unreadable, and every later append failed
+    path = tmp_path / "r.jsonl"
+    ResultsFile(path).append([record()])
+    before = path.read_bytes()
+    with pytest.raises(DataError, match=rf"r\.jsonl: new record 1: {problem}"):
+        ResultsFile(path).append([record(seed=1), {**record(seed=2), field: value}])
+    assert path.read_bytes() == before
+    ResultsFile(path).append([record(seed=3)])
+    assert len(read_records(path)) == 2
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", r"r\.jsonl:1: not UTF-8 text"),
     (None, r"r\.jsonl: is a folder"),

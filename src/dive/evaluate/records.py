@@ -119,6 +119,12 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
         raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object")
+    return check_record(record, where)
+
+
+def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """`record` if every field a results file needs is there and sensible, else `DataError`
+    naming `where` and the first bad field (what `read_records` refuses)."""
     missing = [field for field in REQUIRED_FIELDS if field not in record]
     if missing:
         raise DataError(f"{where}: record lacks {', '.join(missing)}")
@@ -217,14 +223,14 @@ class ResultsFile:
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Add records and rewrite the file atomically, under the file's lock.
 
+        A record `read_records` would refuse raises `DataError`, and nothing is written.
+
         A record whose key and fingerprint are already in the file (another process finished
         the same run meanwhile) is not written again.
         """
-        new = [dict(r) for r in records]
-        for record in new:
-            missing = [field for field in REQUIRED_FIELDS if field not in record]
-            if missing:
-                raise ValueError(f"record lacks {', '.join(missing)}")
+        # A record the reader would refuse makes the whole file unreadable: checked first.
+        new = [check_record(dict(r), f"{self.path}: new record {i}")
+               for i, r in enumerate(records)]
         with locked(self.path):
             self._read()
             for record in new:
