@@ -480,12 +480,32 @@ def test_edited_or_missing_checksums_fail_unless_verify_is_off(
 
 
 def test_a_format_1_folder_loads_on_its_weights_checksum(saved: Path) -> None:
-    # What the previous release wrote: no config_sha256, format_version 1.
-    edit_config(saved, config_sha256="DEL", format_version=1)
+    # What the previous release wrote: no config_sha256 or precision, format_version 1.
+    edit_config(saved, config_sha256="DEL", precision="DEL", format_version=1)
     assert load(saved).output_dim == 8
     edit_config(saved, weights_sha256="DEL")
     with pytest.raises(DataError, match="no weights_sha256"):
         load(saved)
+
+
+@pytest.mark.parametrize(("dropped", "message"), [
+    ({}, r"do not match config_sha256"),
+    ({"config_sha256": "DEL"}, r"precision in a format_version 1 config\.json, which predates it"),
+])
+def test_lowering_format_version_does_not_turn_the_config_checksum_off(
+    saved: Path, dropped: dict[str, Any], message: str
+) -> None:
+    # version 1 (no config_sha256) skipped the check, so an edited precision loaded as binary
+    edit_config(saved, precision="binary", format_version=1, **dropped)
+    with pytest.raises(DataError, match=message):
+        load(saved)
+
+
+def test_save_refuses_arrays_load_would_refuse(tmp_path: Path) -> None:
+    runtime = Runtime(input_dim=32, projection=np.full((8, 32), np.nan, np.float32))
+    with pytest.raises(DiveError, match=r"save: array 'projection' contains NaN or inf"):
+        save(runtime, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
 
 
 def test_transform_rejects_the_wrong_dimension(saved: Path, make_inputs: Any) -> None:

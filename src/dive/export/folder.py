@@ -220,6 +220,9 @@ def save(
     arrays = runtime_arrays(runtime)
     activation = runtime.adapter.activation if runtime.adapter is not None else None
     # Refuse to write what `load` would reject (a hand-built Runtime can be inconsistent).
+    for name, arr in arrays.items():
+        if not np.isfinite(arr).all():
+            raise DiveError(f"save: array {name!r} contains NaN or inf; nothing written")
     Runtime.from_arrays(arrays, input_dim=runtime.input_dim, output_dim=runtime.output_dim,
                         activation=activation, precision=runtime.precision)
     # One metadata key: safetensors writes its metadata map in a per-process random order,
@@ -499,9 +502,13 @@ def _verify_config(path: Path, config: dict[str, Any]) -> None:
     if not isinstance(config.get("weights_sha256"), str):
         raise DataError(f"{path}: no weights_sha256, so the weights cannot be checked; {_OPT_OUT}",
                         param="verify")
-    if config["format_version"] < 2:
-        return  # written before config_sha256 existed
     expected = config.get("config_sha256")
+    if config["format_version"] < 2 and expected is None:  # written before config_sha256
+        later = [key for key in LATER_FIELDS if key in config]
+        if later:  # a newer folder whose version was lowered: its settings are unchecked
+            raise DataError(f"{path}: {later[0]} in a format_version 1 config.json, which "
+                            f"predates it (edited?); {_OPT_OUT}", param="verify")
+        return
     if not isinstance(expected, str):
         raise DataError(f"{path}: no config_sha256, so the settings cannot be checked; {_OPT_OUT}",
                         param="verify")
