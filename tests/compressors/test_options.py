@@ -202,3 +202,37 @@ def test_the_grid_is_named_as_the_results_page_shows_it() -> None:
     assert SMECConfig(basis="select").grid_text() == "start identity/pca × lr 0.001/0.0001"
     assert SMECConfig(select=False).grid_text() == "none"
     assert make_compressor("matryoshka-adaptor-unsup", 4).config()["lr_grid"] == ""
+
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "message"),
+    [
+        ("dive", {"select": "false"}, "select must be true or false, got 'false'"),
+        ("dive", {"lr": float("inf")}, "lr must be a finite number, got inf"),
+        ("dive", {"hidden": True}, "hidden must be an integer or none, got True"),
+        ("dive", {"steps": 5.5}, "steps must be an integer, got 5.5"),
+        ("dive", {"heads": 2.5}, "heads must be an integer, got 2.5"),
+        ("dive", {"heads": "x"}, "heads must be an integer, got 'x'"),
+        ("smec", {"stage_steps": 1.5}, "stage_steps must be an integer, got 1.5"),
+        ("smec", {"tau": "warm"}, "tau must be a number, got 'warm'"),
+    ],
+)
+def test_a_whole_config_is_checked_as_keyword_options_are(
+    method: str, options: dict[str, Any], message: str
+) -> None:
+    """A config object built by hand gets the type checks keyword and spec options get
+    (`select="false"` was recorded while the selection ran; a float `heads` failed in numpy)."""
+    cls = REGISTRY[method]
+    assert issubclass(cls, LearnedCompressor)
+    with pytest.raises(DiveError, match=f"^{method}: {re.escape(message)}$"):
+        cls(8, **options)
+    with pytest.raises(DiveError, match=f"^{re.escape(message)}$"):
+        cls.config_class(**options)
+
+
+@pytest.mark.parametrize("config", [{"heads": 1}, SMECConfig(), "heads=1"])
+def test_a_config_of_another_class_is_refused(config: Any) -> None:
+    with pytest.raises(DiveError, match=r"^dive: config must be a DiveConfig, got "):
+        Dive(8, config=config)
+

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dive.compressors.base import Compressor
-from dive.compressors.options import Rule, at_least, build, check
+from dive.compressors.options import Rule, at_least, build, check, coerce
+from dive.errors import DiveError, kind_of
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class LearnedConfig:
         ]
 
     def __post_init__(self) -> None:
+        coerce(self)
         check(self, self.rules())
 
     def recorded(self) -> dict[str, Any]:
@@ -66,8 +68,8 @@ class LearnedCompressor(Compressor):
     dim, seed
         As for every compressor (`Compressor`).
     config : LearnedConfig or None, default=None
-        Every option at once, a `config_class`; None means the class's `defaults`, else
-        `config_class()`.
+        Every option at once, a `config_class` (anything else raises `DiveError`); None means
+        the class's `defaults`, else `config_class()`.
     **options
         Any field of `config_class` by name, applied over `config` (its fields, defaults and
         valid values are listed there); an unknown name or a bad value raises `DiveError`.
@@ -93,6 +95,10 @@ class LearnedCompressor(Compressor):
         **options: Any,
     ) -> None:
         super().__init__(dim=dim, seed=seed)
+        if config is not None and not isinstance(config, self.config_class):
+            raise DiveError(f"{self.method}: config must be a {self.config_class.__name__}, got "
+                            f"{kind_of(config)} (options by name go as keywords)",
+                            param="config")
         self.options = build(self.config_class, self.method, options,
                              base=config if config is not None else self.defaults)
 

@@ -1,12 +1,14 @@
 """Method options as frozen dataclasses, built from keyword options or spec strings.
 
-Options from a spec string (`smec:stage_steps=100`) arrive as int/float/bool/str. `build`
-brings each to its field's type (a float field takes an int, an `int | None` field takes
-"none"), rejects unknown names with the list of valid ones, and lets the dataclass's own
-`__post_init__` checks run; every error is one `DiveError` that starts with the method's
-name, e.g. `smec: stage_steps must be >= 0, got -1`. An option renamed for one meaning
-everywhere keeps its old name for one release: the config class maps it in `renamed`
-(old -> new), and `build` takes the old name with a `FutureWarning`. Torch-free.
+Options from a spec string (`smec:stage_steps=100`) arrive as int/float/bool/str. A config's
+`__post_init__` calls `coerce`, which brings each field to its type (a float field takes an
+int, an `int | None` field takes "none") or names the one that is not, then runs the config's
+own checks; so a config built by hand (`DiveConfig(heads=2)`) is checked as options are.
+`build` applies options over a base config, rejects unknown names with the list of valid
+ones, and prefixes an error with the method's name: every error is one `DiveError`, e.g.
+`smec: stage_steps must be >= 0, got -1`. An option renamed for one meaning everywhere keeps
+its old name for one release: the config class maps it in `renamed` (old -> new), and `build`
+takes the old name with a `FutureWarning`. Torch-free.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, TypeVar
 
 from dive.errors import DiveError
 
-__all__ = ["Rule", "at_least", "build", "check"]
+__all__ = ["Rule", "at_least", "build", "check", "coerce"]
 
 T = TypeVar("T")
 Rule = tuple[str, bool, str]  # (option name, whether its value is valid, the valid values)
@@ -65,6 +67,14 @@ def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
     return value
 
 
+def coerce(config: object) -> None:
+    """Bring each field of the dataclass `config` to its type, in place (it may be frozen),
+    or raise `DiveError("<name> must be <type>, got <value>")` for the first that is not."""
+    for field in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, field.name)
+        object.__setattr__(config, field.name, _coerce(field, value))
+
+
 def _current_names(cls: type, method: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """`options` with each old name in `cls.renamed` given as its new one(s), a `FutureWarning`
     (an old name that meant several options sets each of them)."""
@@ -93,9 +103,8 @@ def build(cls: type[T], method: str, options: Mapping[str, Any], base: T | None 
         raise DiveError(
             f"{method}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(fields)}"
         )
-    try:
-        values = {name: _coerce(fields[name], value) for name, value in options.items()}
+    try:  # the config's __post_init__ brings the values to their types and checks them
         start = base if base is not None else cls()
-        return dataclasses.replace(start, **values)  # type: ignore[type-var]
+        return dataclasses.replace(start, **options)  # type: ignore[type-var]
     except DiveError as exc:
         raise DiveError(f"{method}: {exc}") from None
