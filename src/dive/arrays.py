@@ -4,7 +4,8 @@ Public functions take and return float32, C-contiguous (n, d) arrays; they conve
 once, here, so the rest of the code can trust its inputs. Inputs documented as L2-normalised
 go through `as_unit_rows`, which rescales only rows whose norm is off by more than
 `UNIT_NORM_TOLERANCE` (so unit rows pass through bit for bit) and rejects rows that cannot be
-normalised.
+normalised. `is_integer` and `positive_integer` are the integer checks public functions
+share: a numpy integer counts, a bool does not.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import mmap
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 import numpy as np
 
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 
 # float32 norms of unit vectors sit within ~1e-6 of 1; 1e-3 only catches real mistakes.
 UNIT_NORM_TOLERANCE = 1e-3
@@ -30,10 +32,18 @@ class BadRowError(DataError):
         self.row, self.problem = row, problem
 
 
-def is_integer(value: object) -> bool:
+def is_integer(value: object) -> TypeGuard[int | np.integer[Any]]:
     """Whether `value` is a Python or numpy integer, and not a bool (which `int()` would take
     as 0 or 1 without a word)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def positive_integer(value: object, name: str) -> int:
+    """`value` as a Python int (a numpy one is recorded as plain), if it is an integer >= 1;
+    else `DiveError("<name> must be a positive integer, got <value>")`."""
+    if not is_integer(value) or value < 1:
+        raise DiveError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def check_floating(x: object, *, name: str) -> None:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dive.compressors._baseline import Baseline
@@ -236,3 +237,13 @@ def test_a_config_of_another_class_is_refused(config: Any) -> None:
     with pytest.raises(DiveError, match=r"^dive: config must be a DiveConfig, got "):
         Dive(8, config=config)
 
+
+
+def test_numpy_scalars_are_taken_as_the_python_numbers_they_hold() -> None:
+    model = Dive(8, lr=np.float32(0.5), steps=np.int64(5), threads=np.int32(2), select=np.bool_(0))
+    assert model.options == DiveConfig(lr=0.5, steps=5, threads=2, select=False)
+    assert [type(model.options.lr), type(model.options.steps)] == [float, int]
+    json.dumps(model.config())  # plain Python values
+    assert DiveConfig(margin=np.int64(1)).margin == 1.0
+    with pytest.raises(DiveError, match=r"^lr must be a number, got np\.True_$"):
+        DiveConfig(lr=np.bool_(True))

@@ -226,6 +226,18 @@ def test_bad_inputs_and_settings(tmp_path: Path, runtime, stores) -> None:
         compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.pq", id_column="key")
 
 
+def test_batch_size_takes_a_numpy_integer_and_refuses_a_bool(tmp_path: Path, runtime,
+                                                            stores) -> None:
+    x = stores.vectors(30)
+    np.save(tmp_path / "x.npy", x)
+    result = compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy",
+                            batch_size=np.int64(10), progress=False)
+    assert result.rows == 30
+    _check(runtime, np.load(tmp_path / "y.npy"), x, 10)
+    with pytest.raises(DiveError, match=r"^batch_size must be a positive integer, got True$"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "z.npy", batch_size=True)
+
+
 def test_integer_vectors_are_refused_as_codes(tmp_path: Path, runtime, stores) -> None:
     # int8 codes read as floats would be compressed into wrong vectors without a word
     codes = np.round(stores.vectors(5) * 100).astype(np.int8)

@@ -2,13 +2,14 @@
 
 Options from a spec string (`smec:stage_steps=100`) arrive as int/float/bool/str. A config's
 `__post_init__` calls `coerce`, which brings each field to its type (a float field takes an
-int, an `int | None` field takes "none") or names the one that is not, then runs the config's
-own checks; so a config built by hand (`DiveConfig(heads=2)`) is checked as options are.
-`build` applies options over a base config, rejects unknown names with the list of valid
-ones, and prefixes an error with the method's name: every error is one `DiveError`, e.g.
-`smec: stage_steps must be >= 0, got -1`. An option renamed for one meaning everywhere keeps
-its old name for one release: the config class maps it in `renamed` (old -> new), and `build`
-takes the old name with a `FutureWarning`. Torch-free.
+int, an `int | None` field takes "none", a numpy scalar becomes the Python value it holds) or
+names the one that is not, then runs the config's own checks; so a config built by hand
+(`DiveConfig(heads=2)`) is checked as options are. `build` applies options over a base
+config, rejects unknown names with the list of valid ones, and prefixes an error with the
+method's name: every error is one `DiveError`, e.g. `smec: stage_steps must be >= 0, got -1`.
+An option renamed for one meaning everywhere keeps its old name for one release: the config
+class maps it in `renamed` (old -> new), and `build` takes the old name with a
+`FutureWarning`. Torch-free.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+import numpy as np
+
+from dive.arrays import is_integer
 from dive.errors import DiveError
 
 __all__ = ["Rule", "at_least", "build", "check", "coerce"]
@@ -47,21 +51,22 @@ def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
         value is None or (isinstance(value, str) and value.lower() in ("none", "auto"))
     ):
         return None
+    # numpy scalars are taken, and stored as the Python values they hold (JSON-ready)
     if isinstance(default, bool):
-        if not isinstance(value, bool):
+        if not isinstance(value, bool | np.bool_):
             raise DiveError(f"{name} must be true or false, got {value!r}")
-        return value
+        return bool(value)
     if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if not (is_integer(value) or isinstance(value, float | np.floating)):
             raise DiveError(f"{name} must be a number, got {value!r}")
         if not math.isfinite(value):
             raise DiveError(f"{name} must be a finite number, got {value!r}")
         return float(value)
     if isinstance(default, int) or "int" in str(field.type):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_integer(value):
             kind = "an integer or none" if "None" in str(field.type) else "an integer"
             raise DiveError(f"{name} must be {kind}, got {value!r}")
-        return value
+        return int(value)
     if isinstance(default, str) and not isinstance(value, str):
         return str(value)  # e.g. a bare number where a string is expected: the checks judge
     return value

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import atomic_open, check_output, naming_os_errors, publish
-from dive.arrays import as_unit_rows, check_floating, is_integer
+from dive.arrays import as_unit_rows, check_floating, is_integer, positive_integer
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
     BadRow,
@@ -185,8 +185,7 @@ def compress_table(
     started = time.perf_counter()
     runtime = resolve_runtime(model)
     out_dtype = output_dtype(runtime, dtype)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_integer(batch_size, "batch_size")
     src = input if isinstance(input, TableRef) else TableRef.parse(input)
     dst = output if isinstance(output, TableRef) else TableRef.parse(output)
     in_place = (dst.db.resolve(), dst.name) == (src.db.resolve(), src.name)
@@ -437,8 +436,7 @@ def search(
     a column of `table`, or `(other_table, column)`, matched on `id_column`. A `column` that
     `dive compress` marked as written by another compressor than `model` raises `DataError`.
     """
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise DiveError(f"k must be a positive integer, got {k!r}")
+    k = positive_integer(k, "k")
     runtime = resolve_runtime(model)
     if runtime.precision != "float32":
         raise DiveError(f"search reads float vectors; this model outputs {runtime.precision} "

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import held, publish
+from dive.arrays import positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
@@ -143,8 +144,7 @@ def compress_dataset(
     autoscale to the cluster).
     """
     ray = import_ray()
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_integer(batch_size, "batch_size")
     runtime = resolve_runtime(model)  # checks the folder once, on the driver
     output_dtype(runtime, dtype)  # a bad dtype fails here, before any worker starts
     _check_schema(ds, column, runtime)

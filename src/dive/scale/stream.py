@@ -62,7 +62,7 @@ from dive._io import (
     naming_os_errors,
     publish,
 )
-from dive.arrays import BadRowError, to_float32
+from dive.arrays import BadRowError, positive_integer, to_float32
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
@@ -627,8 +627,7 @@ def compress_store(
     started = time.perf_counter()
     runtime = resolve_runtime(model)
     out_dtype = output_dtype(runtime, dtype)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise DiveError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_integer(batch_size, "batch_size")
     src, dst = Path(input), Path(output)
     out_column = output_column or column
     if id_column == "":
