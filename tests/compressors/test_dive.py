@@ -619,6 +619,10 @@ def test_spec_options_are_typed_and_recorded() -> None:
         ({"select": 1}, "select must be true or false"),
         ({"grid": "1:1"}, "grid entry"),
         ({"grid": "1x1@l2"}, "grid entry '1x1@l2'.*'@hinge' or '@softplus'"),
+        ({"grid": "0x1,nanx1"}, "grid entry 'nanx1' is not 'TRIPLETxLR.*finite"),
+        ({"grid": "infx1"}, "grid entry 'infx1'"),
+        ({"grid": "1x1xnan"}, "grid entry '1x1xnan'"),
+        ({"grid": "1xinf"}, "grid entry '1xinf'"),
         ({"hard_negatives": 0, "random_negatives": 0}, "hard_negatives \\+ random_negatives"),
     ],
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,12 +50,14 @@ def halving_dims(width: int, dim: int) -> list[int]:
 
 
 def parse_grid(text: str) -> tuple[float, ...] | None:
-    """`"0/0.1/1"` -> (0.0, 0.1, 1.0), duplicates dropped; `""` -> (); None if not numbers."""
+    """`"0/0.1/1"` -> (0.0, 0.1, 1.0), duplicates dropped; `""` -> (); None if not finite
+    numbers."""
     parts = [p.strip() for p in text.split(GRID_SEPARATOR)] if text.strip() else []
     try:
-        return tuple(dict.fromkeys(float(p) for p in parts))
+        values = tuple(dict.fromkeys(float(p) for p in parts))
     except ValueError:
         return None
+    return values if all(map(math.isfinite, values)) else None
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class BaselineConfig(LearnedConfig):
             values = parse_grid(getattr(self, f"{name}_grid"))
             rule = "> 0" if name == "lr" else ">= 0"
             ok = values is not None and all(v > 0 if name == "lr" else v >= 0 for v in values)
-            grids.append((f"{name}_grid", ok, f"numbers {rule} separated by '/', or empty"))
+            grids.append((f"{name}_grid", ok, f"finite numbers {rule} separated by '/', or empty"))
         return [
             *super().rules(),
             *grids,

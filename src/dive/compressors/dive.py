@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast, get_args
@@ -188,9 +189,9 @@ class DiveConfig(LearnedConfig):
     def arms(self) -> list[Arm]:
         """The selection grid, duplicates removed, in order.
 
-        An entry "TRIPLETxLR" or "TRIPLETxLRxMARGIN" gives multipliers of `triplet_weight`,
-        `lr` and `margin`, with the configured `loss`; a suffix "@softplus" or "@hinge" sets
-        that arm's triplet loss.
+        An entry "TRIPLETxLR" or "TRIPLETxLRxMARGIN" gives finite multipliers (>= 0, LR's > 0)
+        of `triplet_weight`, `lr` and `margin`, with the configured `loss`; a suffix
+        "@softplus" or "@hinge" sets that arm's triplet loss.
         """
         out: list[Arm] = []
         for part in self.grid.split(","):
@@ -202,13 +203,15 @@ class DiveConfig(LearnedConfig):
             loss = loss or self.loss
             if (
                 len(values) not in (2, 3)
+                or not all(map(math.isfinite, values))
                 or min(values) < 0
                 or values[1] == 0
                 or loss not in get_args(TripletLoss)
             ):
                 raise DiveError(
-                    f"grid entry {part!r} is not 'TRIPLETxLR[xMARGIN]' multipliers, optionally "
-                    f"'@hinge' or '@softplus' (e.g. grid=0x1,1x1,1x10,1x10x3@softplus)"
+                    f"grid entry {part!r} is not 'TRIPLETxLR[xMARGIN]' multipliers (finite, >= 0; "
+                    "LR > 0), optionally '@hinge' or '@softplus' (e.g. "
+                    "grid=0x1,1x1,1x10,1x10x3@softplus)"
                 )
             margin = self.margin * (values[2] if len(values) == 3 else 1.0)
             weight, lr = values[0] * self.triplet_weight, values[1] * self.lr
