@@ -267,7 +267,7 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
                   relevant: Sequence[Relevant] | None) -> TrainingData:
     """`TrainingData` from query embeddings and, per query, its relevant corpus rows."""
     from dive.arrays import as_embeddings, check_floating
-    from dive.compressors.base import LabelledQueries, TrainingData
+    from dive.compressors.base import LabelledQueries, TrainingData, require_relevant
 
     if queries is None or relevant is None:
         raise DiveError("fit: this method learns from labelled queries; pass queries= (m, D) "
@@ -292,6 +292,5 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
             raise DataError(f"relevant: query {i} names row {bad[0]}, outside the corpus's "
                             f"{corpus.shape[0]} rows")
         grades.append({int(r): int(g) for r, g in graded.items() if g > 0})
-    if not any(grades):  # else a supervised fit runs on nothing to learn from
-        raise DataError("relevant: no query has a relevant row (a grade above 0)")
+    require_relevant(grades, "relevant")
     return TrainingData(LabelledQueries(q, tuple(grades)))

@@ -1,5 +1,6 @@
 """The learned baselines train on the labelled queries they can: one whose judged documents
-are all missing from the corpus is left out, as DIVE leaves it out."""
+are all missing from the corpus is left out, as DIVE leaves it out; labels of which none has a
+positive grade are refused, by DIVE too."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import numpy as np
 import pytest
 
 from dive.compressors import LabelledQueries, TrainingData, make_compressor
+from dive.errors import DataError
 
 FAST = {"smec": "stage_steps=10:eval_every=10"}  # the others train `steps`
+SUPERVISED = ["dive", "dive-plus", "matryoshka-adaptor", "search-adaptor", "smec"]
 
 
 @pytest.mark.parametrize("method", ["matryoshka-adaptor", "search-adaptor", "smec"])
@@ -27,3 +30,19 @@ def test_a_query_without_a_relevant_document_is_left_out_of_a_baseline_fit(
     model = make_compressor(spec, 4).fit(corpus, TrainingData(orphan))
     np.testing.assert_array_equal(model.transform(corpus), plain.transform(corpus))
     assert "1 of 25 training queries have no relevant document in the corpus" in caplog.text
+
+
+@pytest.mark.parametrize("grade", [0, -2, None])
+@pytest.mark.parametrize("method", SUPERVISED)
+def test_labels_without_a_positive_grade_are_refused(
+    method: str, grade: int | None, corpus: np.ndarray,
+    make_labels: Callable[..., TrainingData],
+) -> None:
+    """A fit on them trained label-free and returned that model as if fitted on the labels
+    (`dive.fit(queries=, relevant=)` refuses them in the same words)."""
+    train = make_labels(8).train
+    relevant = tuple({} if grade is None else {row: grade for row in rel} for rel in train.relevant)
+    unlabelled = TrainingData(LabelledQueries(train.embeddings, relevant))
+    model = make_compressor(method, 4)
+    with pytest.raises(DataError, match=r"^training queries: no query has a relevant row \("):
+        model.fit(corpus, unlabelled)

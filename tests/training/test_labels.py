@@ -29,10 +29,18 @@ def test_judged_drops_queries_without_a_positive_and_checks_rows() -> None:
     labels = Labels.judged(QUERIES, 4, "training")
     assert labels is not None and labels.relevant == [{0: 1}, {1: 2, 3: 1}]
     assert torch.equal(labels.embeddings, torch.from_numpy(QUERIES.embeddings[[0, 2]]))
-    assert Labels.judged(LabelledQueries(QUERIES.embeddings[1:2], ({},)), 4, "x") is None
+    assert Labels.judged(LabelledQueries(QUERIES.embeddings[:0], ()), 4, "x") is None
     with pytest.raises(DataError, match="validation query 2: relevant corpus row 3 is outside"):
         Labels.judged(QUERIES, 3, "validation")
 
+
+
+@pytest.mark.parametrize("grades", [{}, {1: 0}, {1: -2}])
+def test_judged_refuses_queries_none_of_which_has_a_positive_grade(grades: dict[int, int]) -> None:
+    """A fit on them would train label-free, as if on the labels (it only warned)."""
+    none = LabelledQueries(QUERIES.embeddings[:2], (grades, {0: 0}))
+    with pytest.raises(DataError, match=r"^x queries: no query has a relevant row \(a grade above"):
+        Labels.judged(none, 4, "x")
 
 def test_joined_then_subset_gives_back_the_parts() -> None:
     first = Labels.judged(QUERIES, 4, "training", lambda v: torch.from_numpy(v + 1))

@@ -23,7 +23,7 @@ A long fit may report its stages at INFO on `PROGRESS_LOGGER` (`dive fit` shows 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, get_args
 
@@ -79,6 +79,13 @@ class LabelledQueries:
 
     def __len__(self) -> int:
         return len(self.relevant)
+
+
+def require_relevant(relevant: Sequence[Mapping[int, int]], name: str) -> None:
+    """Raise `DataError` naming `name` unless some query has a relevant row (a grade above 0):
+    a supervised fit on none would train label-free, as if on the labels."""
+    if not any(grade > 0 for rel in relevant for grade in rel.values()):
+        raise DataError(f"{name}: no query has a relevant row (a grade above 0)")
 
 
 @dataclass(frozen=True)

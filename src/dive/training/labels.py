@@ -5,7 +5,8 @@ same queries on the torch side: the query embeddings as a tensor (in the fit's b
 query's `{corpus row: grade}` judgements and their `RelevanceIndex` built once. DIVE
 (`dive.compressors._dive_fit`) and the baselines' `Supervision`
 (`dive.compressors._baseline_modules`) build them with `Labels.judged` (rows checked against
-the corpus, queries without a positive grade left out); DIVE cross-fits on `subset`s.
+the corpus, queries without a positive grade left out, a set with none refused); DIVE
+cross-fits on `subset`s.
 
 `exclude` carries `LabelledQueries.exclude` along: per query, the corpus row it must never
 retrieve (-1: none; None: not given), the evaluation's BEIR ignore_identical_ids. Every
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dive.compressors.base import LabelledQueries
+from dive.compressors.base import LabelledQueries, require_relevant
 from dive.errors import DataError
 from dive.training.batches import RelevanceIndex
 
@@ -48,11 +49,12 @@ class Labels:
         name: str,
         to_tensor: Callable[[np.ndarray], torch.Tensor] = torch.from_numpy,
     ) -> Labels | None:
-        """The queries with a positive grade (None: none), their embeddings through
+        """The queries with a positive grade (None: no queries), their embeddings through
         `to_tensor` (e.g. into a basis), after checking every judged row is in the corpus
         (`DataError` naming the `name` query that is not). A query left without a relevant
         document (its judged documents are not in the corpus) has nothing to train or score
-        on: it is left out, with a warning."""
+        on: it is left out, with a warning; queries none of which has one are a `DataError`
+        (the fit would train label-free, as if on them)."""
         if queries is None:
             return None
         for i, rel in enumerate(queries.relevant):
@@ -61,11 +63,13 @@ class Labels:
                 raise DataError(
                     f"{name} query {i}: relevant corpus row {bad[0]} is outside 0..{n_corpus - 1}"
                 )
+        if len(queries):
+            require_relevant(queries.relevant, f"{name} queries")
         keep = [i for i, rel in enumerate(queries.relevant) if any(g > 0 for g in rel.values())]
         if len(keep) < len(queries.relevant):
-            logger.warning("%d of %d %s queries have no relevant document in the corpus and are "
-                           "left out", len(queries.relevant) - len(keep), len(queries.relevant),
-                           name)
+            logger.warning("%d of %d %s queries have no relevant document in the corpus (none "
+                           "graded above 0) and are left out", len(queries.relevant) - len(keep),
+                           len(queries.relevant), name)
         if not keep:
             return None
         array = np.ascontiguousarray(queries.embeddings[keep], dtype=np.float32)
