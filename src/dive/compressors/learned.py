@@ -97,8 +97,7 @@ class LearnedCompressor(Compressor):
         super().__init__(dim=dim, seed=seed)
         if config is not None and not isinstance(config, self.config_class):
             raise DiveError(f"{self.method}: config must be a {self.config_class.__name__}, got "
-                            f"{kind_of(config)} (options by name go as keywords)",
-                            param="config")
+                            f"{kind_of(config)} (options by name go as keywords)")
         self.options = build(self.config_class, self.method, options,
                              base=config if config is not None else self.defaults)
 
