@@ -86,6 +86,30 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
                                        "resumes\n")
 
 
+def test_an_interrupted_demo_overwrite_says_its_runs_were_discarded(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it said "finished runs are saved and a rerun resumes", but a run that starts over writes
+    # to a file of its own, removed when interrupted: the rerun started from nothing again
+    from dive.compressors.base import Compressor
+
+    demo = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
+            "pca", "--ratios", "2", "--budgets", "all", "--output", str(tmp_path / "d")]
+    assert main(demo) == 0
+    before = (tmp_path / "d" / "results.jsonl").read_bytes()
+    capsys.readouterr()
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Compressor, "fit", interrupted)
+    assert main([*demo, "--overwrite"]) == 130
+    assert capsys.readouterr().err == ("dive: interrupted; this run's results were discarded "
+                                       "and the earlier ones kept\n")
+    assert (tmp_path / "d" / "results.jsonl").read_bytes() == before
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_stop_a_verb_as_ctrl_c_does(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

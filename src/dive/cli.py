@@ -572,6 +572,15 @@ _AFTER_INTERRUPT = {
 }
 
 
+def _kept_after_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted run of `args` kept, in words."""
+    if args.verb == "embed" and (args.from_npy or args.from_parquet) is not None:
+        return "no output was written"  # an import is written in one go
+    if args.verb == "demo" and args.overwrite:  # its new runs go to a file of their own
+        return "this run's results were discarded and the earlier ones kept"
+    return _AFTER_INTERRUPT.get(args.verb, "no output was written")
+
+
 class _Stopped(KeyboardInterrupt):
     """SIGTERM or SIGHUP (`timeout`, a job scheduler, `docker stop`, a closed terminal)."""
 
@@ -625,10 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        imported = args.verb == "embed" and (args.from_npy or args.from_parquet) is not None
-        kept = _AFTER_INTERRUPT.get(args.verb, "no output was written")
-        print(f"dive: interrupted; {'no output was written' if imported else kept}",
-              file=sys.stderr)
+        print(f"dive: interrupted; {_kept_after_interrupt(args)}", file=sys.stderr)
         return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)
 
 
