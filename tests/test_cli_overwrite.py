@@ -7,13 +7,13 @@ import fcntl
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dive import _io
 from dive.cli import main
 
 Tiny = tuple[Path, Path]
@@ -246,22 +246,18 @@ def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
     # refuse, leaving the other's output exactly as it was.
     work, argv = prepared(verb, tiny, tmp_path)
     out = work / "out"
-    real = {"mkstemp": tempfile.mkstemp, "mkdtemp": tempfile.mkdtemp}
+    real = _io._make_temporary
     other: dict[str, dict[str, bytes]] = {}
 
-    def racing(kind: str) -> Callable[..., object]:
-        def make(*args: object, **kwargs: object) -> object:
-            where, prefix = Path(str(kwargs.get("dir"))), str(kwargs.get("prefix"))
-            ours = where == out or (where == work and prefix.startswith(".out."))
-            if ours and not other:
-                other["run"] = {}  # the other run's own temporary files pass through
-                assert main(argv) == 0
-                other["run"] = snapshot(out)
-            return real[kind](*args, **kwargs)
-        return make
+    def racing(tmp: Path, *, folder: bool) -> None:
+        ours = tmp.parent == out or (tmp.parent == work and tmp.name.startswith(".out."))
+        if ours and not other:
+            other["run"] = {}  # the other run's own temporary files pass through
+            assert main(argv) == 0
+            other["run"] = snapshot(out)
+        real(tmp, folder=folder)
 
-    monkeypatch.setattr(tempfile, "mkstemp", racing("mkstemp"))
-    monkeypatch.setattr(tempfile, "mkdtemp", racing("mkdtemp"))
+    monkeypatch.setattr(_io, "_make_temporary", racing)
     capsys.readouterr()
     assert main(argv) == 2
     assert other["run"], "the other run never ran"

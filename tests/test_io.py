@@ -317,3 +317,25 @@ def test_overwrite_refuses_a_folder_holding_files_added_since_dive_wrote_it(
         check()
     (out / MANIFEST).unlink()  # a folder from before manifests: replaced as before
     check()
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_an_interruption_while_a_temporary_is_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: bool
+) -> None:
+    # tempfile.mkstemp made the file before its caller knew the name: a Ctrl-C or SIGTERM
+    # landing in between left an empty hidden .NAME.xxxx.tmp behind
+    from dive import _io
+
+    real = _io._make_temporary
+
+    def made_then_interrupted(tmp: Path, *, folder: bool) -> None:
+        real(tmp, folder=folder)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_io, "_make_temporary", made_then_interrupted)
+    with pytest.raises(KeyboardInterrupt), _io.temporary(tmp_path / "out", folder=folder):
+        pass
+    with pytest.raises(KeyboardInterrupt), _io.atomic_open(tmp_path / "out.txt"):
+        pass
+    assert list(tmp_path.iterdir()) == []

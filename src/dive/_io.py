@@ -27,6 +27,7 @@ import fcntl
 import logging
 import os
 import re
+import secrets
 import shutil
 import stat
 import tempfile
@@ -52,18 +53,51 @@ def atomic_open(
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file path", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
+    with temporary(target) as tmp:
         encoding = None if "b" in mode else "utf-8"
-        with naming_os_errors(target), os.fdopen(fd, mode, encoding=encoding) as handle:
+        with naming_os_errors(target), open(tmp, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        publish(Path(tmp), target, overwrite=overwrite)
+        publish(tmp, target, overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
+    """A new hidden temporary file (or `folder`) beside `target`, `.<name>.<random>.tmp`, mode
+    0600 (0700), removed if the block raises. Its name is chosen before it is made, so an
+    interruption (Ctrl-C, SIGTERM) that lands while it is being made cannot leave it behind,
+    as one between `tempfile.mkstemp` making a file and returning its name could."""
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    try:
+        _make_temporary(tmp, folder=folder)
+        yield tmp
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
+
+
+def _make_temporary(tmp: Path, *, folder: bool) -> None:
+    """Make the file or folder `temporary` named (never one already there)."""
+    if folder:
+        os.mkdir(tmp, 0o700)
+    else:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+@contextlib.contextmanager
+def staging(target: Path) -> Iterator[Path]:
+    """A temporary folder beside `target` (`temporary`) for files the block puts in place
+    one by one; removed with whatever is left in it when the block ends, however it ends."""
+    with temporary(target, folder=True) as stage:
+        try:
+            yield stage
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -88,7 +122,7 @@ def _mode_for(target: Path) -> int:
 def folder_mode(target: Path) -> int:
     """The existing folder's permission bits, else those `mkdir` would give a new folder.
 
-    For a folder built under a `mkdtemp` name (always 0700) before it is renamed to `target`.
+    For a folder built under a `temporary` name (always 0700) before it is renamed to `target`.
     """
     try:
         return stat.S_IMODE(target.stat().st_mode)

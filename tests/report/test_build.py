@@ -38,3 +38,56 @@ def test_plots_are_removed_from_the_image_folder_only_when_pngs(make_record,
     assert sorted(p.name for p in images.iterdir()) == sorted([DIM_PLOT, FRONTIER_PLOT])
     assert notes.read_text() == "my notes\n"
     assert [p.name for p in files.removed] == [BUDGET_PLOT]
+
+
+def test_an_interrupted_report_leaves_nothing_and_a_rerun_writes_it(
+    make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # plots were written one by one before the Markdown: an interruption left a plot that
+    # the rerun then refused to replace ("already exists")
+    import dive.report.build as build
+
+    records = [make_record(method="pca", dim=96), make_record(method="pca", dim=192)]
+
+    def interrupted(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "render_report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(records, tmp_path / "rep")
+    assert list((tmp_path / "rep").iterdir()) == []  # no plot, no hidden staging folder
+    monkeypatch.undo()
+    files = write_report(records, tmp_path / "rep")
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == sorted(
+        [DIM_PLOT, BUDGET_PLOT, "report.md", "summary.csv"])
+    assert files.markdown.read_text().count(DIM_PLOT) == 1
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_two_reports_into_one_folder_leave_one_whole_report(
+    make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overwrite: bool
+) -> None:
+    # another run's report lands while this one is being made: its files were mixed with this
+    # one's (its plot, this one's Markdown and CSV), both runs exiting 0
+    import dive.report.build as build
+
+    mine = [make_record(method="pca", dim=96), make_record(method="pca", dim=192)]
+    theirs = [make_record(method="truncate", dim=192)]
+    real = build.render_report
+
+    def while_another_run_writes(*args: object, **kwargs: object) -> str:
+        monkeypatch.setattr(build, "render_report", real)
+        write_report(theirs, tmp_path / "rep", overwrite=True)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    for name, records in (("mine", mine), ("theirs", theirs)):  # each one's report, alone
+        write_report(records, tmp_path / name)
+    monkeypatch.setattr(build, "render_report", while_another_run_writes)
+    if overwrite:
+        write_report(mine, tmp_path / "rep", overwrite=True)
+    else:
+        with pytest.raises(DiveError, match="already exists; pass overwrite=True"):
+            write_report(mine, tmp_path / "rep")
+    winner = tmp_path / ("mine" if overwrite else "theirs")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()} == {
+        p.name: p.read_bytes() for p in winner.iterdir()}

@@ -20,8 +20,6 @@ import functools
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from dive._io import publish
+from dive._io import publish, temporary
 from dive.arrays import UNIT_NORM_TOLERANCE, load_npy, row_blocks
 from dive.errors import DataError
 
@@ -187,8 +185,7 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
     for name, ids in (("corpus_ids", emb.corpus_ids), ("query_ids", emb.query_ids)):
         _check_ids_writable(name, ids)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with temporary(target, folder=True) as tmp:
         _write_file(tmp / CORPUS_FILE, lambda h: np.save(h, emb.corpus, allow_pickle=False))
         _write_file(tmp / QUERIES_FILE, lambda h: np.save(h, emb.queries, allow_pickle=False))
         _write_file(tmp / CORPUS_IDS_FILE, lambda h: h.write(_ids_text(emb.corpus_ids)))
@@ -196,9 +193,6 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
         meta_text = json.dumps(meta, indent=1, sort_keys=False) + "\n"
         _write_file(tmp / META_FILE, lambda h: h.write(meta_text.encode("utf-8")))
         _swap_into_place(tmp, target, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info(
         "saved embeddings (%d docs, %d queries, dim %d) to %s",
         emb.corpus.shape[0],

@@ -32,8 +32,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +40,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
-from dive._io import check_output, publish
+from dive._io import check_output, publish, temporary
 from dive.arrays import check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
@@ -358,17 +356,13 @@ def check_model_output(target: Path, *, overwrite: bool) -> None:
 def _write_folder(target: Path, files: dict[str, bytes], *, overwrite: bool) -> None:
     check_model_output(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with temporary(target, folder=True) as tmp:
         for name, data in files.items():
             with open(tmp / name, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
         publish(tmp, target, overwrite=overwrite)  # keeps what another run saved meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 

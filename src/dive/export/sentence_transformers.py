@@ -22,12 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from dive._io import check_output, publish
+from dive._io import check_output, publish, temporary
 from dive.errors import DiveError
 from dive.export.folder import SaveSource, as_loaded, check_model_output, save
 
@@ -109,10 +107,6 @@ def _embedding_dim(model: Any) -> int | None:
 def _save_model_atomically(model: Any, target: Path, *, overwrite: bool) -> None:
     check_st_output(target, overwrite=True, bundled=True)  # never over what dive did not write
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with temporary(target, folder=True) as tmp:
         model.save(str(tmp))
         publish(tmp, target, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

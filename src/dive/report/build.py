@@ -1,9 +1,12 @@
 """Write a whole report folder from results records: Markdown, CSV and PNG plots.
 
 This is what `dive report`, `dive evaluate --report` and `benchmarks/quality.py` call. Every
-file is written atomically (temporary file + rename), plots first and the Markdown last, so
-the Markdown never links to an image that is not there yet. With `overwrite=False` no file
-already there is replaced, even one a concurrent run wrote meanwhile (`DiveError`). Records
+file is first written into a hidden staging folder in the output folder; then, under that
+folder's lock (`dive._io.locked`), every target is checked and the files are renamed into
+place, plots first and the Markdown last, so the Markdown never links to an image that is not
+there yet. An interrupted run leaves nothing of its report, and two runs given one folder
+leave one whole report, never a mix. With `overwrite=False` no file already there is
+replaced, even one a concurrent run wrote meanwhile (`DiveError`). Records
 with other precisions, funnels or anchors also get the quality-per-byte section and its plot
 (`dive.report.frontier`). The folder is not cleared: files of an earlier report that this one
 does not write stay, except its plots: with overwrite, a plot of a known name (`PLOTS`) that
@@ -18,12 +21,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dive._io import atomic_write_text, check_output
+from dive._io import atomic_write_text, check_output, locked, publish, staging
 from dive.errors import DataError, DiveError
 from dive.report.csv_export import is_summary_csv, write_summary_csv
 from dive.report.frontier import frontier_section, has_frontier
@@ -78,6 +81,24 @@ def is_report_markdown(path: Path) -> bool:
         return False
 
 
+def _outputs(markdown: Path, csv_path: Path | None,
+             plots: Iterable[Path]) -> list[tuple[Path, Callable[[Path], bool], str]]:
+    """Each report file with how a file dive wrote there is recognised (plots first, the
+    Markdown last: the order they are put in place)."""
+    outputs: list[tuple[Path, Callable[[Path], bool], str]] = [
+        (plot, is_png, "a PNG plot") for plot in plots]
+    if csv_path is not None:
+        outputs.append((csv_path, is_summary_csv, "a summary CSV dive wrote"))
+    outputs.append((markdown, is_report_markdown, "a Markdown report dive wrote"))
+    return outputs
+
+
+def _check_outputs(outputs: Iterable[tuple[Path, Callable[[Path], bool], str]], *,
+                   overwrite: bool) -> None:
+    for path, ours, what in outputs:
+        check_output(path, overwrite=overwrite, ours=ours, what=what)
+
+
 def check_report_output(out_dir: str | Path, *, overwrite: bool) -> None:
     """Refuse to write the default report files into `out_dir` over any file dive did not
     write there (and over one it did, without `overwrite`): `DiveError` naming the file; or
@@ -85,12 +106,7 @@ def check_report_output(out_dir: str | Path, *, overwrite: bool) -> None:
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise DiveError(f"{out_dir}: is a file, not a folder for the report")
     markdown, csv_path, *plots = report_paths(out_dir)
-    check_output(markdown, overwrite=overwrite, ours=is_report_markdown,
-                 what="a Markdown report dive wrote")
-    check_output(csv_path, overwrite=overwrite, ours=is_summary_csv,
-                 what="a summary CSV dive wrote")
-    for plot in plots:
-        check_output(plot, overwrite=overwrite, ours=is_png, what="a PNG plot")
+    _check_outputs(_outputs(markdown, csv_path, plots), overwrite=overwrite)
 
 
 def write_report(
@@ -114,7 +130,10 @@ def write_report(
     nDCG@10-vs-budget plot; without any run at that ratio the plot is skipped with a warning.
     `overwrite=False` keeps any of these files already there and raises `DiveError`;
     `overwrite=True` also removes an earlier report's plots (PNGs of `PLOTS`' names in the
-    image folder) that this report does not draw.
+    image folder) that this report does not draw. Every file is first written to a hidden
+    folder in `out_dir`, then all are put in place under `out_dir`'s lock (plots first, the
+    Markdown last), after each was checked: an interrupted run leaves nothing of its report,
+    and two runs given one folder leave one whole report.
     """
     if not valid_keep(keep):
         raise DataError(f"keep must be a positive, finite share of frozen nDCG@10, got {keep}",
@@ -125,35 +144,44 @@ def write_report(
     out_dir = Path(out_dir)
     images = Path(image_dir) if image_dir is not None else out_dir
     markdown = out_dir / markdown_name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with staging(out_dir) as stage:
+        plots = [plot_ndcg_vs_dim(rows, stage / DIM_PLOT)]
+        if plot_ndcg_vs_budget(rows, stage / BUDGET_PLOT, ratio=ratio) is None:
+            logger.warning("no run at compression ratio %d: skipped %s", ratio, BUDGET_PLOT)
+        else:
+            plots.append(stage / BUDGET_PLOT)
+        captions = {
+            DIM_PLOT: "nDCG@10 vs dimension",
+            BUDGET_PLOT: f"nDCG@10 vs label budget at {ratio}× compression",
+        }
 
-    plots = [plot_ndcg_vs_dim(rows, images / DIM_PLOT, overwrite=overwrite)]
-    budget_plot = plot_ndcg_vs_budget(rows, images / BUDGET_PLOT, ratio=ratio,
-                                      overwrite=overwrite)
-    if budget_plot is None:
-        logger.warning("no run at compression ratio %d: skipped %s", ratio, BUDGET_PLOT)
-    else:
-        plots.append(budget_plot)
-    captions = {
-        DIM_PLOT: "nDCG@10 vs dimension",
-        BUDGET_PLOT: f"nDCG@10 vs label budget at {ratio}× compression",
-    }
+        def link(name: str) -> str:  # as the Markdown will see the plot, once in place
+            return Path(os.path.relpath(images / name, markdown.parent)).as_posix()
 
-    def link(path: Path) -> str:
-        return Path(os.path.relpath(path, markdown.parent)).as_posix()
-
-    links = [(captions[p.name], link(p)) for p in plots]
-    sections = list(sections)
-    if has_frontier(rows):
-        frontier_plot = plot_frontier(rows, images / FRONTIER_PLOT, overwrite=overwrite)
-        plots.append(frontier_plot)
-        sections.append(frontier_section(rows, image=link(frontier_plot)))
-    csv_path = (write_summary_csv(rows, out_dir / csv_name, overwrite=overwrite) if csv_name
-                else None)
-    text = render_report(rows, keep=keep, images=links, title=title, preamble=preamble,
-                         sections=sections)
-    atomic_write_text(markdown, f"{MARKER}\n{text}", overwrite=overwrite)
-    removed = remove_stale_plots(images, drawn=plots) if overwrite else []
-    return ReportFiles(markdown, csv_path, tuple(plots), tuple(removed))
+        links = [(captions[p.name], link(p.name)) for p in plots]
+        sections = list(sections)
+        if has_frontier(rows):
+            plots.append(plot_frontier(rows, stage / FRONTIER_PLOT))
+            sections.append(frontier_section(rows, image=link(FRONTIER_PLOT)))
+        if csv_name:
+            write_summary_csv(rows, stage / csv_name)
+        text = render_report(rows, keep=keep, images=links, title=title, preamble=preamble,
+                             sections=sections)
+        atomic_write_text(stage / markdown_name, f"{MARKER}\n{text}")
+        final = {p: images / p.name for p in plots}
+        if csv_name:
+            final[stage / csv_name] = out_dir / csv_name
+        final[stage / markdown_name] = markdown
+        csv_path = out_dir / csv_name if csv_name else None
+        outputs = _outputs(markdown, csv_path, [images / p.name for p in plots])
+        with locked(markdown):
+            _check_outputs(outputs, overwrite=overwrite)  # again: another run may have written
+            for staged, path in final.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                publish(staged, path, overwrite=overwrite)
+            removed = remove_stale_plots(images, drawn=final.values()) if overwrite else []
+    return ReportFiles(markdown, csv_path, tuple(images / p.name for p in plots), tuple(removed))
 
 
 def remove_stale_plots(images: Path, *, drawn: Iterable[Path]) -> list[Path]:
