@@ -196,9 +196,10 @@ def _lock(fd: int, path: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def held(folder: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold the work folder `folder` (created if needed) while this run uses it: a second run
-    given the same output fails at once instead of clearing or mixing the first one's work.
+def held(folder: str | os.PathLike[str], output: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the work folder `folder` (created if needed) of `output` while this run uses it: a
+    second run given the same output fails at once, naming it, instead of clearing or mixing
+    the first one's work.
 
     An flock on the folder, so the lock ends with the process, even killed; the holder must
     clear the folder's contents rather than replace the folder, which would drop the lock.
@@ -210,7 +211,7 @@ def held(folder: str | os.PathLike[str]) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DiveError(f"{path}: another run is writing this output now; wait for it to "
+            raise DiveError(f"{output}: another run is writing this output now; wait for it to "
                             "finish or choose another output") from None
         yield
     finally:

@@ -130,10 +130,11 @@ def test_a_second_run_on_the_same_output_fails_at_once_and_leaves_the_first_ones
                          model=StopsAfter(model, 1))
     work = tmp_path / ".emb.partial"
     saved = _files(work)
-    with held(work):  # as a run still encoding into it holds it
-        # other settings would clear the folder and start over; they must not while held
-        with pytest.raises(DiveError, match=r"\.emb\.partial: another run is writing this "
-                                            r"output now"):
+    with held(work, out):  # as a run still encoding into it holds it
+        # other settings would clear the folder and start over; they must not while held;
+        # the error names the output the user gave, not the hidden work folder
+        with pytest.raises(DiveError, match=rf"^{out}: another run is writing this output "
+                                            r"now"):
             encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
         assert _files(work) == saved and not out.exists()
     result = encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False, model=model)

@@ -148,9 +148,10 @@ def test_a_second_ray_run_on_one_output_stops_at_once(
 
     stores.write_parquet(tmp_path / "x.parquet", stores.vectors(100))
     work = tmp_path / ".y.ray-partial"
-    with held(work):
+    with held(work, tmp_path / "y"):
         (work / "theirs.parquet").write_bytes(b"a first run's file")
-        with pytest.raises(DiveError, match="another run is writing this output now"):
+        with pytest.raises(DiveError, match=rf"^{tmp_path / 'y'}: another run is writing this "
+                                            "output now"):
             compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y")
         assert (work / "theirs.parquet").read_bytes() == b"a first run's file"
     assert not (tmp_path / "y").exists()

@@ -119,7 +119,7 @@ def encode_to_folder(
         "device": device,
     }
     work = target.parent / f".{target.name}.partial"
-    with held(work):  # a second run on this output stops at once, mixing nothing in
+    with held(work, target):  # a second run on this output stops at once, mixing nothing in
         done = _start(work, job)
         resumed = sum(chunk.file in done for chunk in chunks)
         total = sum(len(chunk.texts) for chunk in chunks)

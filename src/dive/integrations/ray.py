@@ -251,7 +251,7 @@ def compress_parquet(
     id_column = id_column or None
     tmp = dst.parent / f".{dst.name}.ray-partial"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with held(tmp):  # a second run on this output fails at once, as the local engine's does
+    with held(tmp, dst):  # a second run on this output fails at once, as the local engine's does
         clear_folder(tmp)  # a killed run's files: this engine starts over
         if not ray.is_initialized():
             ray.init(logging_level=logging.WARNING)  # no start-up chatter around dive's lines

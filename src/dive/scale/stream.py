@@ -319,6 +319,7 @@ class Partial:
     """The hidden work folder beside the output: data being built, Parquet parts, state."""
 
     def __init__(self, output: Path) -> None:
+        self.output = output
         self.root = output.parent / f".{output.name}.partial"
         self.data = self.root / "data"
         self.parts = self.root / "parts"
@@ -326,7 +327,7 @@ class Partial:
 
     def held(self) -> contextlib.AbstractContextManager[None]:
         """Hold the work folder while this run uses it (`dive._io.held`)."""
-        return held(self.root)
+        return held(self.root, self.output)
 
     def start(self, job: dict[str, Any]) -> dict[str, Any]:
         """The saved state if it belongs to `job`; otherwise a fresh folder and state (the
