@@ -46,3 +46,16 @@ def test_labels_without_a_positive_grade_are_refused(
     model = make_compressor(method, 4)
     with pytest.raises(DataError, match=r"^training queries: no query has a relevant row \("):
         model.fit(corpus, unlabelled)
+
+
+def test_labels_of_the_wrong_type_are_one_clear_error(corpus: np.ndarray) -> None:
+    # TrainingData(None) and a list of query vectors failed deep in the fit with an
+    # AttributeError ('NoneType' object has no attribute 'embeddings'; ... 'shape')
+    from dive.errors import DiveError
+
+    with pytest.raises(DiveError, match=r"^training data: train must be LabelledQueries, got "
+                                        r"None \(without labels, fit without TrainingData\)"):
+        TrainingData(None)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"^labelled queries: embeddings must be a 2-d numpy "
+                                        r"array \(m, D\), got a list"):
+        LabelledQueries(corpus[:2].tolist(), ({0: 1}, {1: 1}))  # type: ignore[arg-type]

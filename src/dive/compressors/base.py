@@ -53,6 +53,9 @@ class LabelledQueries:
     exclude: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.embeddings, np.ndarray) or self.embeddings.ndim != 2:
+            raise DataError(f"labelled queries: embeddings must be a 2-d numpy array (m, D), "
+                            f"got {kind_of(self.embeddings)}")
         for i, rel in enumerate(self.relevant):
             if not isinstance(rel, Mapping):
                 raise DataError(f"labelled queries: query {i} has {kind_of(rel)}, expected "
@@ -94,6 +97,12 @@ class TrainingData:
 
     train: LabelledQueries
     validation: LabelledQueries | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("train", self.train), ("validation", self.validation)):
+            if not isinstance(value, LabelledQueries) and (name == "train" or value is not None):
+                raise DiveError(f"training data: {name} must be LabelledQueries, got "
+                                f"{kind_of(value)} (without labels, fit without TrainingData)")
 
 
 @dataclass(frozen=True)
