@@ -459,6 +459,22 @@ def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
         dl.search(uri(db, "docs"), model, np.rint(q * 100).astype(np.int64), 10, column="v8")
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"nprobes": -1}, r"nprobes must be a positive integer, got -1"),
+    ({"rescore_with": "vector", "candidates": 4.5}, r"candidates must be a positive integer, "
+                                                    r"got 4\.5"),
+    ({"rescore_with": ("x",)}, r"rescore_with must be a column name or \(table, column\), "
+                               r"got \('x',\)"),
+])
+def test_search_options_lancedb_cannot_take_are_one_clear_error(
+    searchable: dict[str, Any], options: dict[str, Any], message: str
+) -> None:
+    # they reached LanceDB: an OverflowError, a pydantic "Query limit" error, a TypeError
+    with pytest.raises(DiveError, match=rf"^{message}$"):
+        dl.search(uri(searchable["db"], "small"), searchable["model"], searchable["queries"],
+                  3, **options)
+
+
 def test_search_refuses_a_column_another_compressor_wrote(searchable: dict[str, Any],
                                                          tmp_path: Path) -> None:
     db, model, q = searchable["db"], searchable["model"], searchable["queries"]

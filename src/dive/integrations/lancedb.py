@@ -437,6 +437,13 @@ def search(
     `dive compress` marked as written by another compressor than `model` raises `DataError`.
     """
     k = positive_integer(k, "k")
+    candidates = None if candidates is None else positive_integer(candidates, "candidates")
+    nprobes = None if nprobes is None else positive_integer(nprobes, "nprobes")
+    if rescore_with is not None and not isinstance(rescore_with, str) and not (
+            isinstance(rescore_with, tuple) and len(rescore_with) == 2
+            and isinstance(rescore_with[1], str)):
+        raise DiveError(f"rescore_with must be a column name or (table, column), got "
+                        f"{rescore_with!r}")
     runtime = resolve_runtime(model)
     if runtime.precision != "float32":
         raise DiveError(f"search reads float vectors; this model outputs {runtime.precision} "
