@@ -56,6 +56,7 @@ def test_an_interrupted_report_leaves_nothing_and_a_rerun_writes_it(
     with pytest.raises(KeyboardInterrupt):
         write_report(records, tmp_path / "rep")
     assert list((tmp_path / "rep").iterdir()) == []  # no plot, no hidden staging folder
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]
     monkeypatch.undo()
     files = write_report(records, tmp_path / "rep")
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == sorted(

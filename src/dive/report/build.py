@@ -131,9 +131,9 @@ def write_report(
     `overwrite=False` keeps any of these files already there and raises `DiveError`;
     `overwrite=True` also removes an earlier report's plots (PNGs of `PLOTS`' names in the
     image folder) that this report does not draw. Every file is first written to a hidden
-    folder in `out_dir`, then all are put in place under `out_dir`'s lock (plots first, the
-    Markdown last), after each was checked: an interrupted run leaves nothing of its report,
-    and two runs given one folder leave one whole report.
+    folder in `out_dir`, then, once each target is checked, all are put in place under
+    `out_dir`'s lock (plots first, the Markdown last): an interrupted run leaves nothing of its
+    report, and two runs given one folder leave one whole report.
     """
     if not valid_keep(keep):
         raise DataError(f"keep must be a positive, finite share of frozen nDCG@10, got {keep}",
@@ -145,7 +145,7 @@ def write_report(
     images = Path(image_dir) if image_dir is not None else out_dir
     markdown = out_dir / markdown_name
     out_dir.mkdir(parents=True, exist_ok=True)
-    with staging(out_dir) as stage:
+    with staging(markdown) as stage:  # a hidden folder beside the Markdown
         plots = [plot_ndcg_vs_dim(rows, stage / DIM_PLOT)]
         if plot_ndcg_vs_budget(rows, stage / BUDGET_PLOT, ratio=ratio) is None:
             logger.warning("no run at compression ratio %d: skipped %s", ratio, BUDGET_PLOT)
@@ -169,19 +169,16 @@ def write_report(
         text = render_report(rows, keep=keep, images=links, title=title, preamble=preamble,
                              sections=sections)
         atomic_write_text(stage / markdown_name, f"{MARKER}\n{text}")
-        final = {p: images / p.name for p in plots}
-        if csv_name:
-            final[stage / csv_name] = out_dir / csv_name
-        final[stage / markdown_name] = markdown
         csv_path = out_dir / csv_name if csv_name else None
-        outputs = _outputs(markdown, csv_path, [images / p.name for p in plots])
+        placed = [images / p.name for p in plots]
+        outputs = _outputs(markdown, csv_path, placed)
         with locked(markdown):
             _check_outputs(outputs, overwrite=overwrite)  # again: another run may have written
-            for staged, path in final.items():
+            for path, _, _ in outputs:  # each staged under its own name
                 path.parent.mkdir(parents=True, exist_ok=True)
-                publish(staged, path, overwrite=overwrite)
-            removed = remove_stale_plots(images, drawn=final.values()) if overwrite else []
-    return ReportFiles(markdown, csv_path, tuple(images / p.name for p in plots), tuple(removed))
+                publish(stage / path.name, path, overwrite=overwrite)
+            removed = remove_stale_plots(images, drawn=placed) if overwrite else []
+    return ReportFiles(markdown, csv_path, tuple(placed), tuple(removed))
 
 
 def remove_stale_plots(images: Path, *, drawn: Iterable[Path]) -> list[Path]:
