@@ -406,7 +406,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         factor = args.rescore_factor or RESCORE_FACTOR
         candidates, _ = search_index(index, compressed, args.k * factor)
-        rows, scores = _rescore(args, len(index), compressor, queries, compressed, candidates)
+        rows, scores = _rescore(args, index.ids, compressor, queries, compressed, candidates)
     for label, hit_rows, hit_scores in zip(labels, rows.tolist(), scores.tolist(), strict=True):
         print(f"# {label}")
         for rank, (row, score) in enumerate(zip(hit_rows, hit_scores, strict=True), start=1):
@@ -415,20 +415,31 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: Any,
+def _rescore(args: argparse.Namespace, index_ids: list[str], compressor: Any, queries: Any,
              compressed: Any, candidates: Any) -> tuple[Any, Any]:
     """Re-rank the index's candidates by float32 vectors: `--rescore-vectors` holds either the
     full embeddings or the compressed float ones (`--rescore-space`, else told by their
-    width), a row per index row."""
+    width), a row per index row. An embeddings folder's `corpus.npy` must list its rows in the
+    index's order (its `corpus_ids.txt` says which they are)."""
     from dive.arrays import as_unit_rows, load_npy
+    from dive.embed.store import CORPUS_IDS_FILE, read_ids
     from dive.errors import DataError
     from dive.evaluate.search import rescore
 
-    path = args.rescore_vectors
+    path = Path(args.rescore_vectors)
     vectors = load_npy(path, mmap=True)
-    if vectors.ndim != 2 or vectors.shape[0] != n_index:
+    if vectors.ndim != 2 or vectors.shape[0] != len(index_ids):
         raise DataError(f"{path}: has shape {vectors.shape}, expected one row per index row "
-                        f"({n_index}), in the index's order")
+                        f"({len(index_ids)}), in the index's order")
+    ids_file = path.with_name(CORPUS_IDS_FILE)
+    if path.name == "corpus.npy" and ids_file.is_file():
+        ids = read_ids(ids_file)
+        row = next((i for i, (a, b) in enumerate(zip(ids, index_ids, strict=True)) if a != b),
+                   None)
+        if row is not None:  # another order (or corpus): each candidate would get another's
+            raise DataError(f"{ids_file}: row {row} is {ids[row]!r} where the index has "
+                            f"{index_ids[row]!r}; rescore with the vectors the index was built "
+                            "from, in its order")
     widths = {"full": compressor.input_dim, "compressed": compressor.output_dim}
     kind = args.rescore_space
     if kind is None:
@@ -443,7 +454,7 @@ def _rescore(args: argparse.Namespace, n_index: int, compressor: Any, queries: A
         raise DataError(f"{path}: vectors of dimension {vectors.shape[1]}; expected {expected}")
     space = (as_unit_rows(queries, name="queries", dim=compressor.input_dim) if kind == "full"
              else compressed)
-    return rescore(space, vectors, candidates, args.k, name=path)
+    return rescore(space, vectors, candidates, args.k, name=str(path))
 
 
 def cmd_compress(args: argparse.Namespace) -> int:

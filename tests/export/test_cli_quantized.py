@@ -106,6 +106,28 @@ def test_rescore_vectors_must_match_the_index(indexed: Path,
     assert "\n" not in err
 
 
+def test_rescore_vectors_of_a_folder_in_another_row_order_are_refused(
+    indexed: Path, tiny: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the same corpus re-imported in another order: each candidate was rescored by another
+    # document's vector, with exit 0
+    emb = load_embeddings(tiny[1])
+    order = np.random.default_rng(0).permutation(len(emb.corpus_ids))
+    other = indexed / "other"
+    other.mkdir()
+    np.save(other / "corpus.npy", emb.corpus[order])
+    (other / "corpus_ids.txt").write_text("".join(f"{emb.corpus_ids[i]}\n" for i in order))
+    np.save(indexed / "q.npy", emb.queries[:1])
+    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                 str(indexed / "q.npy"), "--rescore-vectors", str(other / "corpus.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{other / 'corpus_ids.txt'}: row 0 is '{emb.corpus_ids[order[0]]}' where the index " \
+           f"has '{emb.corpus_ids[0]}'; rescore with the vectors the index was built from" in err
+    assert "\n" not in err
+    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                 str(indexed / "q.npy"), "--rescore-vectors", str(tiny[1] / "corpus.npy")]) == 0
+
+
 def test_hnsw_over_codes_is_refused(indexed: Path, tiny: tuple[Path, Path],
                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["index", str(indexed / "m"), "--embeddings", str(tiny[1]), "--hnsw",
