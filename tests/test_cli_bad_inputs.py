@@ -105,6 +105,14 @@ def edit_model(**fields: object) -> Setup:
     return setup
 
 
+def in_turn(*setups: Setup) -> Setup:
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        for each in setups:
+            each(ws, monkeypatch)
+
+    return setup
+
+
 def append_line(name: str, text: str) -> Setup:
     def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         with (ws / name).open("a") as handle:
@@ -384,6 +392,9 @@ CASES = [
          api_vectors("zero")),
     Case("import over embeddings", IMPORT.replace("imported", "emb"), "emb: already exists",
          api_vectors()),
+    Case("import --overwrite over embeddings holding a user's file", IMPORT.replace(
+         "imported", "emb") + " --overwrite", "emb: holds files dive did not write (NOTES.md)",
+         in_turn(api_vectors(), append_line("emb/NOTES.md", "mine"))),
     Case("import npy without ids", "embed --dataset {ws}/tiny --from-npy {ws}/x.npy "
          "--queries-npy {ws}/q.npy", "--from-npy needs --ids, --queries-npy and --query-ids"),
     Case("import npy ids without --from-npy", "embed --dataset {ws}/tiny --ids {ws}/x.npy "

@@ -339,3 +339,24 @@ def test_an_interruption_while_a_temporary_is_made_leaves_nothing(
     with pytest.raises(KeyboardInterrupt), _io.atomic_open(tmp_path / "out.txt"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_from_before_manifests_is_judged_by_its_layout(tmp_path: Path) -> None:
+    # without .dive-files (an older dive, the shared embeddings), --overwrite deleted a
+    # user's NOTES.md with the folder
+    from dive._io import check_output
+    from dive.errors import DiveError
+
+    out = tmp_path / "emb"
+    out.mkdir()
+    (out / "corpus.npy").write_bytes(b"x")
+
+    def check(layout: tuple[str, ...]) -> None:
+        check_output(out, overwrite=True, ours=lambda p: True, what="a folder", folder=True,
+                     layout=layout)
+
+    check(("corpus.npy", "meta.json"))  # only (some of) its own files
+    (out / "NOTES.md").write_text("mine")
+    with pytest.raises(DiveError, match=r"emb: holds files dive did not write \(NOTES\.md\)"):
+        check(("corpus.npy", "meta.json"))
+    check(())  # a kind without a known layout: as before

@@ -32,7 +32,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -396,15 +396,16 @@ def check_suffix(path: Path, suffix: str, what: str) -> None:
 
 def check_output(
     path: Path, *, overwrite: bool, ours: Callable[[Path], bool], what: str, folder: bool = False,
-    suffix: str | None = None,
+    suffix: str | None = None, layout: Collection[str] = (),
 ) -> None:
     """Raise `DiveError` unless writing at `path` replaces nothing or is allowed to.
 
     A name ending in another suffix than `suffix` (when given) is refused (`check_suffix`).
     Nothing there (or, when a `folder` is written, an empty folder): fine. Something `ours`
     recognises as `what` (written by dive): replaced only with `overwrite`, and a folder only
-    while it holds no file added since dive wrote it (`files_added`). Anything else is never
-    replaced, whatever `overwrite` says.
+    while it holds no file added since dive wrote it (`files_added`; `layout`: the files such
+    a folder holds, for one written before manifests). Anything else is never replaced,
+    whatever `overwrite` says.
     """
     if suffix is not None:
         check_suffix(path, suffix, what)
@@ -417,7 +418,7 @@ def check_output(
                         "(overwrite replaces only what dive wrote)")
     if not overwrite:
         raise exists_error(path)
-    added = files_added(path)
+    added = files_added(path, layout)
     if added:
         shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
         raise DiveError(f"{path}: holds files dive did not write ({shown}); replacing the "
@@ -432,13 +433,16 @@ def _files_in(folder: Path) -> list[str]:
                   if (p.is_file() or p.is_symlink()) and p.name != MANIFEST)
 
 
-def files_added(folder: Path) -> list[str]:
+def files_added(folder: Path, layout: Collection[str] = ()) -> list[str]:
     """Files in the dive-written `folder` that are not in its manifest (added since, by someone
-    else); none for a path that is not a folder or a folder written before manifests."""
+    else); for a folder written before manifests, those not in `layout` (none without one);
+    none for a path that is not a folder."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
     try:
-        if folder.is_symlink() or not folder.is_dir():
-            return []
         written = set((folder / MANIFEST).read_text(encoding="utf-8").splitlines())
     except FileNotFoundError:
-        return []
+        if not layout:
+            return []
+        written = set(layout)
     return [name for name in _files_in(folder) if name not in written]

@@ -77,7 +77,7 @@ def check_embeddings_output(target: Path, *, overwrite: bool) -> None:
     """Refuse to write an embeddings folder over anything but one (and over one without
     `overwrite`)."""
     check_output(target, overwrite=overwrite, ours=is_embeddings_folder,
-                 what="an embeddings folder", folder=True)
+                 what="an embeddings folder", folder=True, layout=FILES)
 
 
 def encode_to_folder(

@@ -350,7 +350,8 @@ def is_model_folder(folder: Path) -> bool:
 def check_model_output(target: Path, *, overwrite: bool) -> None:
     """Refuse to write a model folder over anything but one (and over one without overwrite)."""
     check_output(target, overwrite=overwrite, ours=is_model_folder,
-                 what="a saved dive compressor folder", folder=True)
+                 what="a saved dive compressor folder", folder=True,
+                 layout=(CONFIG_FILE, WEIGHTS_FILE))
 
 
 def _write_folder(target: Path, files: dict[str, bytes], *, overwrite: bool) -> None:
