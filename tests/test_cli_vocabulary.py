@@ -76,6 +76,26 @@ def test_an_old_spelling_parses_to_the_same_arguments(verb: str, old: list[str],
     assert parsed["verb"] == verb
 
 
+@pytest.mark.parametrize(("argv", "dest", "want"), [
+    (["evaluate", "--datasets", "a", "--methods", "pca", "--methods", "truncate,dive"],
+     "methods", ["pca", "truncate", "dive"]),
+    (["evaluate", "--datasets", "a", "--ratios", "4", "--ratios", "2"], "ratios", [4, 2]),
+    (["evaluate", "--datasets", "a", "--datasets", "b"], "datasets", ["a", "b"]),
+    (["evaluate", "--datasets", "a", "--rescore", "4", "--rescore-factors", "0"],
+     "rescore_factors", None),  # old and new spelling together: refused, as before
+    (["evaluate", "--datasets", "a", "--ratios", "8"], "ratios", [8]),  # once: the default goes
+    (["demo"], "seeds", [0]),
+])
+def test_a_plural_flag_given_twice_takes_both_lists(argv: list[str], dest: str,
+                                                    want: list[object] | None) -> None:
+    # argparse kept only the last one: `--methods pca --methods truncate` ran truncate alone
+    if want is None:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+    else:
+        assert getattr(build_parser().parse_args(argv), dest) == want
+
+
 @pytest.mark.parametrize("verb", sorted(SHOWN))
 def test_help_shows_the_new_spellings_and_hides_the_old(
     verb: str, capsys: pytest.CaptureFixture[str]

@@ -2,7 +2,7 @@
 
 One flag means one thing in every verb: `--output` is where a verb writes, `--results` the
 results JSONL file(s), a plural (`--datasets`, `--methods`, `--rescore-factors`) takes a
-comma-separated list and its singular one value. Spellings replaced for this (`--out`,
+comma-separated list (every list, when given twice: `_Joined`) and its singular one value. Spellings replaced for this (`--out`,
 `evaluate --dataset`, `evaluate --rescore`, `search --rescore-with`, `compress --column`, and
 results files given positionally) still parse, as hidden aliases kept for one release:
 `--help` shows only the new spellings. What each verb does is `dive.cli`'s; this module only
@@ -87,6 +87,18 @@ def _str_list(text: str, what: str = "a comma-separated list") -> list[str]:
     if "" in values:
         raise argparse.ArgumentTypeError(f"item {values.index('') + 1} of {text!r} is empty")
     return values
+
+
+class _Joined(argparse.Action):
+    """A plural flag given more than once takes every list it was given: argparse's own store
+    keeps only the last one, and the run silently did less than typed."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        current: list[Any] | None = getattr(namespace, self.dest, None)
+        if current is None or current is parser.get_default(self.dest):
+            current = []  # the first time: the list given replaces the default
+        setattr(namespace, self.dest, [*current, *values])
 
 
 def _precision(text: str) -> str:
@@ -179,24 +191,26 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 def _add_grid_options(
     p: argparse.ArgumentParser, *, methods: str, budgets: str, seeds: str
 ) -> None:
-    p.add_argument("--methods", type=_str_list, default=_str_list(methods),
+    p.add_argument("--methods", type=_str_list, action=_Joined, default=_str_list(methods),
                    help="comma-separated method specs (name or name:key=value:...)")
-    p.add_argument("--ratios", type=_int_list(1), default=[2, 4, 8, 16],
+    p.add_argument("--ratios", type=_int_list(1), action=_Joined, default=[2, 4, 8, 16],
                    help="compression ratios D/d")
-    p.add_argument("--budgets", type=_str_list, default=_str_list(budgets),
+    p.add_argument("--budgets", type=_str_list, action=_Joined, default=_str_list(budgets),
                    help="label budgets: numbers of training queries, or 'all'")
-    p.add_argument("--seeds", type=_int_list(0), default=_int_list(0)(seeds), help="random seeds")
-    p.add_argument("--precisions", type=_stage_list, default=["float32"],
+    p.add_argument("--seeds", type=_int_list(0), action=_Joined, default=_int_list(0)(seeds),
+                   help="random seeds")
+    p.add_argument("--precisions", type=_stage_list, action=_Joined, default=["float32"],
                    help="first-stage index precisions each fit is scored at (float32, float16, "
                         "int8, binary, or opqM: FAISS OPQ+PQ of the outputs at M bytes, where "
                         "M divides d), without refitting")
-    _add_renamed(p, "--rescore-factors", old=["--rescore"], type=_int_list(0), default=[0],
+    _add_renamed(p, "--rescore-factors", old=["--rescore"], type=_int_list(0), action=_Joined,
+                 default=[0],
                  help="funnel factors: the first stage keeps factor x k candidates, rescored "
                       "by float32 vectors to the top k (0: no rescoring)")
     p.add_argument("--rescore-with", choices=["full", "compressed"], default="full",
                    help="what a funnel rescores with: the full embeddings or the compressed "
                         "float32 outputs")
-    p.add_argument("--anchors", type=_anchor_list, default=[],
+    p.add_argument("--anchors", type=_anchor_list, action=_Joined, default=[],
                    help="indexes users run instead, scored as rows at their bytes per vector: "
                         "faiss-pq:M, faiss-opq:M (M bytes), faiss-pca-sq8, faiss-pca-sq4 (at "
                         "each ratio), st-int8, st-binary (full dimension)")
@@ -217,7 +231,7 @@ def _verb(sub: Subparsers[_Parser], name: str, help: str) -> _Parser:
 def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "evaluate", "run the benchmark grid and print a table")
     _add_renamed(p, "--datasets", old=["--dataset"], required=True, type=_str_list,
-                 help="dataset names or BEIR folders, comma-separated")
+                 action=_Joined, help="dataset names or BEIR folders, comma-separated")
     p.add_argument("--results", default="results.jsonl",
                    help="JSONL results file (appended; runs already there are skipped)")
     p.add_argument("--plot", default=None, help="also write an nDCG@10-vs-dimension PNG here")
