@@ -162,6 +162,9 @@ def test_other_embeddings_rerun_instead_of_reusing_old_records(
     alone = fresh_runs(tiny, tmp_path / "alone.jsonl", embeddings_dir=str(other_emb))
     assert [r["ndcg@10"] for r in rerun] == [r["ndcg@10"] for r in alone]  # type: ignore[index]
     assert "computed from other data" in caplog.text
+    caplog.clear()
+    assert fresh_runs(tiny, path, embeddings_dir=str(other_emb)) == []  # now on this data too
+    assert "computed from other data" not in caplog.text  # it said "running them again"
 
 
 def test_changed_dataset_with_the_same_name_reruns(tiny: tuple[Path, Path], tmp_path: Path) -> None:

@@ -337,8 +337,9 @@ def run_grid(
         emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
         fingerprint = data_fingerprint(dataset, emb)
         tasks = plan(spec, dataset.name, emb.dim)
-        stale = sum(bool(results.fingerprints(key) - {fingerprint})
-                    for t in tasks for key in t.keys)
+        recorded = [results.fingerprints(key) for t in tasks for key in t.keys]
+        # runs recorded only on other data (those also recorded on this data are skipped)
+        stale = sum(bool(fps) and fingerprint not in fps for fps in recorded)
         if stale:
             logger.warning(
                 "%s: %d of these runs have records computed from other data (another version "
