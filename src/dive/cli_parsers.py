@@ -2,11 +2,12 @@
 
 One flag means one thing in every verb: `--output` is where a verb writes, `--results` the
 results JSONL file(s), a plural (`--datasets`, `--methods`, `--rescore-factors`) takes a
-comma-separated list (every list, when given twice: `_Joined`) and its singular one value. Spellings replaced for this (`--out`,
-`evaluate --dataset`, `evaluate --rescore`, `search --rescore-with`, `compress --column`, and
-results files given positionally) still parse, as hidden aliases kept for one release:
-`--help` shows only the new spellings. What each verb does is `dive.cli`'s; this module only
-describes its arguments, so the parser is testable without running anything.
+comma-separated list (every list, when given twice: `_Joined`) and its singular one value.
+Spellings replaced for this (`--out`, `evaluate --dataset`, `evaluate --rescore`, `search
+--rescore-with`, `compress --column`, and results files given positionally) still parse, as
+hidden aliases kept for one release: `--help` shows only the new spellings. What each verb
+does is `dive.cli`'s; this module only describes its arguments, so the parser is testable
+without running anything.
 """
 
 from __future__ import annotations
