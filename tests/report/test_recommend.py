@@ -48,6 +48,9 @@ def test_recommend_errors_clearly_when_nothing_meets_the_target(
                        "with --budget"):
         recommend(two, "scifact")
     assert recommend(two, "scifact", 0.9, budget="all").config.budget == "all"
+    # spelled as evaluate takes it ('ALL' said "no results for budget 'ALL'")
+    assert recommend(two, "scifact", 0.9, budget="ALL").config.budget == "all"
+    assert recommend(two, "scifact", budget=" 64").config.budget == "64"
     with pytest.raises(DataError, match="no frozen float32 run"):
         recommend([r for r in byte_records if r["precision"] != "float32"], "scifact")
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dive.compressors.precision import bytes_per_vector
+from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import DEFAULT_MODEL
 from dive.errors import DataError
 from dive.evaluate.product import product_bytes
@@ -93,6 +94,8 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     mine = [r for r in records if str(r["dataset"]) == dataset]
     model = _pick((str(r["model"]) for r in mine), model, "model", f"on {dataset}")
     mine = [r for r in mine if str(r["model"]) == model]
+    if budget is not None:  # spelled as evaluate takes it ('ALL', ' 64')
+        budget = budget_label(parse_budget(budget))
     budget = _pick((str(r["budget"]) for r in mine), budget, "budget", f"on {dataset}")
     cells = configs([r for r in mine if str(r["budget"]) == budget], metric)
     where = f"{dataset}, {budget_title(budget)}"
