@@ -147,6 +147,14 @@ def test_a_missing_column_lists_the_columns(api: Api, tmp_path: Path) -> None:
                      id_column="doc_id")
 
 
+def test_an_import_without_an_id_column_says_ids_are_needed(api: Api, tmp_path: Path) -> None:
+    # it said "no id column ''; pass --id-column '' to carry no ids", which is compress's way
+    corpus, queries = _parquet_pair(api, tmp_path)
+    with pytest.raises(DataError, match=r"corpus\.parquet: embeddings need ids; name the id "
+                                        r"column \(got ''\)"):
+        from_parquet(api.dataset, corpus, queries, tmp_path / "imported", id_column="")
+
+
 def test_npy_rows_must_match_the_ids(api: Api, tmp_path: Path) -> None:
     ids, x, _ = api["corpus"]
     np.save(tmp_path / "c.npy", x)

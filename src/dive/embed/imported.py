@@ -64,6 +64,9 @@ def read_parquet_vectors(path: PathLike, *, id_column: str = "id",
                          vector_column: str = "vector") -> Vectors:
     """The ids and vectors of a Parquet file, read in chunks; ragged or null rows are errors."""
     file = Path(path)
+    if not id_column:  # an embeddings folder names every row: the ids are not optional here
+        raise DataError(f"{file}: embeddings need ids; name the id column (got "
+                        f"{id_column!r})", param="id_column")
     layout = inspect_parquet(file, vector_column, id_column)
     if layout.n_rows == 0 or layout.dim is None:
         raise DataError(f"{file}: no vectors (the file has no rows)")
