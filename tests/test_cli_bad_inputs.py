@@ -357,8 +357,11 @@ CASES = [
     Case("edited activation", "index {ws}/edited --embeddings {ws}/emb --output {ws}/i.faiss",
          "do not match config_sha256", edit_model(activation="relu")),
     Case("no weights checksum", "index {ws}/edited --embeddings {ws}/emb --output {ws}/i.faiss",
-         "no weights_sha256, so the weights cannot be checked; load it with verify=False to "
-         "use it unchecked (--no-verify)", edit_model(weights_sha256="DEL")),
+         "no weights_sha256, so the weights cannot be checked; pass --no-verify to use it "
+         "unchecked", edit_model(weights_sha256="DEL")),
+    Case("two datasets with one embeddings folder", "evaluate --datasets {ws}/tiny,{ws}/tiny2 "
+         + GRID + " --results {ws}/r.jsonl", "--embeddings is one dataset's embeddings folder, "
+         "but 2 datasets were given"),
     # a few that already held before issue 12
     Case("malformed corpus line", EVALUATE + " --results {ws}/r.jsonl",
          "corpus.jsonl line 121", append_line("tiny/corpus.jsonl", "{broken\n")),
