@@ -137,6 +137,10 @@ def test_old_and_new_spelling_together_is_one_error_line(
     (["report", "--output", "r"], "the following arguments are required: --results"),
     (["fit", *FIT[1:]], "the following arguments are required: --output"),
     (["evaluate"], "the following arguments are required: --datasets"),
+    # a file named '-' was written (index, export) or a folder made (report)
+    (["index", "m", "--embeddings", "e", "--output", "-"],
+     "argument --output: '-' (standard output): this verb writes files; give a path"),
+    (["report", "--results", "r.jsonl", "--output", "-"], "argument --output: '-'"),
 ])
 def test_a_bad_command_line_is_one_clear_line(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]

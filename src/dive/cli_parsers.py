@@ -156,10 +156,19 @@ def _add_renamed(p: argparse.ArgumentParser, flag: str, *, old: Sequence[str],
                            help=argparse.SUPPRESS, **same)
 
 
+def _output_path(text: str) -> str:
+    """An output path; '-' is refused: every verb writes files, and a file named '-' is not
+    the standard output the user meant."""
+    if text.strip() == "-":
+        raise argparse.ArgumentTypeError("'-' (standard output): this verb writes files; give "
+                                         "a path")
+    return text
+
+
 def _add_output(p: argparse.ArgumentParser, help: str, *, metavar: str, required: bool = True,
                 default: str | None = None) -> None:
     _add_renamed(p, "--output", old=["--out"], required=required, default=default,
-                 metavar=metavar, help=help)
+                 metavar=metavar, help=help, type=_output_path)
 
 
 def _add_results_read(p: argparse.ArgumentParser, help: str) -> None:
