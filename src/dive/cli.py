@@ -434,6 +434,9 @@ def _rescore(args: argparse.Namespace, index_ids: list[str], compressor: Any, qu
     ids_file = path.with_name(CORPUS_IDS_FILE)
     if path.name == "corpus.npy" and ids_file.is_file():
         ids = read_ids(ids_file)
+        if len(ids) != len(index_ids):
+            raise DataError(f"{ids_file}: {len(ids)} ids for the {len(index_ids)} rows of "
+                            f"{path.name}")
         row = next((i for i, (a, b) in enumerate(zip(ids, index_ids, strict=True)) if a != b),
                    None)
         if row is not None:  # another order (or corpus): each candidate would get another's

@@ -126,6 +126,10 @@ def test_rescore_vectors_of_a_folder_in_another_row_order_are_refused(
     assert "\n" not in err
     assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
                  str(indexed / "q.npy"), "--rescore-vectors", str(tiny[1] / "corpus.npy")]) == 0
+    (other / "corpus_ids.txt").write_text("d0\n")  # a damaged ids file: one line, no traceback
+    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                 str(indexed / "q.npy"), "--rescore-vectors", str(other / "corpus.npy")]) == 2
+    assert "corpus_ids.txt: 1 ids for the 120 rows of corpus.npy" in capsys.readouterr().err
 
 
 def test_hnsw_over_codes_is_refused(indexed: Path, tiny: tuple[Path, Path],
