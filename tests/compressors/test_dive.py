@@ -395,6 +395,31 @@ def test_hard_negatives_are_re_mined_from_the_current_model_every_mine_every_ste
     assert all(3 <= len(rows) <= 15 and rows.max() < 40 for _, rows in mined)
 
 
+def test_each_step_trains_positives_triplets_per_query_each_with_its_own_negatives(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, ...]] = []
+    original = dive_fit.hinge_triplet_loss
+
+    def spy(zq: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, *args: Any, **kw: Any) -> Any:
+        seen.append((zq.shape[0], zp.shape[0], zn.shape[0], zn.shape[1]))
+        if zq.shape[0] == 15:  # each query's output, once per positive, side by side
+            assert torch.equal(zq[1::3], zq[0::3]) and torch.equal(zq[2::3], zq[0::3])
+        return original(zq, zp, zn, *args, **kw)
+
+    monkeypatch.setattr(dive_fit, "hinge_triplet_loss", spy)
+    options = {**FAST, "steps": 4, "query_batch": 5, "query_batch_max": 5, "select": False,
+               "positives": 3}
+    one = Dive(4, seed=0, **{**options, "positives": 1}).fit(
+        problem["corpus"], TrainingData(problem["train"])
+    )
+    seen.clear()
+    three = Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(problem["train"]))
+    hard, random = DiveConfig().hard_negatives, DiveConfig().random_negatives
+    assert seen == [(15, 15, 15, hard + random)] * 4  # 5 queries x 3 positives per step
+    assert not np.allclose(one.transform(problem["corpus"]), three.transform(problem["corpus"]))
+
+
 def test_on_a_large_corpus_refreshes_re_rank_a_shortlist_from_the_last_check(
     problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -624,6 +649,7 @@ def test_spec_options_are_typed_and_recorded() -> None:
         ({"grid": "1x1xnan"}, "grid entry '1x1xnan'"),
         ({"grid": "1xinf"}, "grid entry '1xinf'"),
         ({"hard_negatives": 0, "random_negatives": 0}, "hard_negatives \\+ random_negatives"),
+        ({"positives": 0}, "positives must be >= 1"),
     ],
 )
 def test_bad_options_raise(options: dict[str, Any], match: str) -> None:

@@ -38,6 +38,29 @@ def test_sampling_a_positive_for_a_query_without_one_raises() -> None:
         index.sample_positives(np.array([0, 2]), np.random.default_rng(0))
 
 
+def test_distinct_positives_are_relevant_distinct_and_at_most_what_a_query_has() -> None:
+    index = RelevanceIndex.from_relevant(RELEVANT)
+    owner, rows = index.sample_distinct(np.array([3, 1, 0]), 2, np.random.default_rng(0))
+    assert owner.tolist() == [0, 0, 1, 2, 2]  # query 1 has one relevant row
+    assert index.is_relevant(np.array([3, 1, 0])[owner], rows).all()
+    assert len(set(rows[:2].tolist())) == 2 and set(rows[3:].tolist()) == {2, 5}
+    drawn = {
+        tuple(sorted(index.sample_distinct(np.array([3]), 2, np.random.default_rng(s))[1]))
+        for s in range(40)
+    }
+    assert drawn == {(0, 3), (0, 9), (3, 9)}  # every pair of query 3's three rows
+
+
+def test_one_distinct_positive_is_sample_positives_draw_for_draw() -> None:
+    index = RelevanceIndex.from_relevant(RELEVANT)
+    queries = np.array([0, 1, 3] * 20)
+    owner, rows = index.sample_distinct(queries, 1, np.random.default_rng(5))
+    assert owner.tolist() == list(range(60))
+    assert rows.tolist() == index.sample_positives(queries, np.random.default_rng(5)).tolist()
+    with pytest.raises(ValueError, match="query 2 has no relevant row"):
+        index.sample_distinct(np.array([0, 2]), 3, np.random.default_rng(0))
+
+
 def test_is_relevant_keeps_the_shape_and_answers_per_query() -> None:
     index = RelevanceIndex.from_relevant(RELEVANT)
     rows = np.array([[5, 7, 2], [7, 5, 0], [5, 7, 0], [9, 1, 3]])

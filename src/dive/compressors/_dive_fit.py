@@ -281,16 +281,17 @@ class _Run:
             assert self.train is not None
             train = self.train
             queries = self._queries(train)
-            positives = train.index.sample_positives(queries, rng)
+            owner, positives = train.index.sample_distinct(queries, cfg.positives, rng)
+            triplets = queries[owner]  # the query of each triplet
             # hard negatives (short pools filled at random) are encoded with the queries;
             # the random ones come from the corpus batch, already encoded
             hard = (
-                self.pools.sample(queries, train.index, n_corpus, cfg.hard_negatives, 0, rng)
+                self.pools.sample(triplets, train.index, n_corpus, cfg.hard_negatives, 0, rng)
                 if cfg.hard_negatives
-                else np.zeros((len(queries), 0), dtype=np.int64)
+                else np.zeros((len(triplets), 0), dtype=np.int64)
             )
             in_batch = in_batch_negatives(
-                queries, batch_rows, train.index, cfg.random_negatives, rng
+                triplets, batch_rows, train.index, cfg.random_negatives, rng
             )
             parts += [
                 train.embeddings[queries],
@@ -312,9 +313,10 @@ class _Run:
             loss = loss + cfg.ntxent_weight * ntx
             logged["ntxent"] = float(ntx.detach())
         if self.use_triplets:
-            b = len(queries)
-            zq, zp = z[batch : batch + b], z[batch + b : batch + 2 * b]
-            hard_z = z[batch + 2 * b :].reshape(b, hard.shape[1], z.shape[1])
+            b, t = len(queries), len(triplets)
+            zq = z[batch : batch + b][torch.from_numpy(owner)]
+            zp = z[batch + b : batch + b + t]
+            hard_z = z[batch + b + t :].reshape(t, hard.shape[1], z.shape[1])
             zn = torch.cat([hard_z, z[torch.from_numpy(in_batch)]], dim=1)
             margin = self.arm.margin
             tri = hinge_triplet_loss(zq, zp, zn, margin, soft=self.arm.loss == "softplus")

@@ -109,11 +109,13 @@ class DiveConfig(LearnedConfig):
     # (a holdout choice only; a cross-fitted one extends from its last check)
     corpus_batch: int = 128  # corpus items per step (anchor and NT-Xent)
     ntxent_items: int = 64  # of those, items whose H views enter NT-Xent (its cost is (H*B)^2)
-    query_batch: int = 32  # labelled queries per step (one positive each), at least
+    query_batch: int = 32  # labelled queries per step, at least
     query_batch_max: int = 128  # at most (the baselines' batch); between the two bounds a
     # step draws 1 / POOL_SHARE of the labelled pool (`batch_for`, docs/methods.md)
-    hard_negatives: int = 4  # per query, from the current ranking
-    random_negatives: int = 4  # per query, uniform over the corpus
+    positives: int = 1  # distinct relevant documents drawn per query and step (all of a
+    # query's, if fewer), each a triplet with its own negatives; the loss is their mean
+    hard_negatives: int = 4  # per triplet, from the current ranking
+    random_negatives: int = 4  # per triplet, uniform over the corpus
     negative_skip: int = 0  # non-relevant top ranks never used as negatives
     negative_band: int = 30  # hard negatives come from this many ranks below the skipped
     # selection (dive.training.selection)
@@ -148,7 +150,7 @@ class DiveConfig(LearnedConfig):
             *at_least(self, 0, "temperature", strict=True),
             *at_least(self, 0, "anchor_neighbours", "weight_decay", "steps", "max_steps"),
             *at_least(self, 2, "corpus_batch", "ntxent_items"),
-            *at_least(self, 1, "query_batch", "query_batch_max"),
+            *at_least(self, 1, "query_batch", "query_batch_max", "positives"),
             *at_least(self, 0, "hard_negatives", "random_negatives", "negative_skip", "gain_flips"),
             *at_least(self, 1, "negative_band", "mine_every"),
             *at_least(self, 2, "folds"),

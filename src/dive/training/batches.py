@@ -62,6 +62,28 @@ class RelevanceIndex:
         pick = (rng.random(len(queries)) * counts).astype(np.int64)
         return self.rows[self.offsets[queries] + np.minimum(pick, counts - 1)]
 
+    def sample_distinct(
+        self, queries: np.ndarray, per_query: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Up to `per_query` distinct relevant rows for each entry of `queries`, uniformly.
+
+        Returns (owner, rows): `rows[i]` is relevant to `queries[owner[i]]`, each entry's rows
+        side by side; an entry with fewer relevant rows gets all of them. With `per_query`
+        = 1 this is `sample_positives`, draw for draw.
+        """
+        if per_query == 1:
+            return np.arange(len(queries)), self.sample_positives(queries, rng)
+        counts = self.counts[queries]
+        if (counts == 0).any():
+            bad = int(queries[np.flatnonzero(counts == 0)[0]])
+            raise ValueError(f"query {bad} has no relevant row to sample a positive from")
+        picks = [
+            self.offsets[q] + rng.choice(c, min(per_query, c), replace=False)
+            for q, c in zip(queries.tolist(), counts.tolist(), strict=True)
+        ]
+        owner = np.repeat(np.arange(len(queries)), [len(p) for p in picks])
+        return owner, self.rows[np.concatenate(picks)]
+
     def is_relevant(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Boolean array, rows.shape: is rows[i, ...] judged relevant for queries[i]?"""
         rows = np.asarray(rows, dtype=np.int64)
