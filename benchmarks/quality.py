@@ -221,7 +221,10 @@ def report(args: argparse.Namespace) -> list[Path]:
         "current baseline row shows `-` where it has not been run yet, and `[n=1]` where only "
         "some of its seeds have. A baseline searches its grid only with 100 validation queries "
         "or more (`grid_min`); `search-adaptor:grid_min=0@v2` is its grid searched on fewer "
-        "(13 at 64 labels), with the previous refresh, for comparison."
+        "(13 at 64 labels), with the previous refresh, for comparison; "
+        "`search-adaptor:select=false` is today's Search-Adaptor with its fixed weights "
+        "(alpha 0.1, beta 0.01), run with every label, where the grid is searched (with "
+        "fewer labels the default row is that fit)."
     )
     files = write_report(records, docs, keep=args.keep, ratio=args.ratio,
                          markdown_name="results.md", csv_name=None, image_dir=docs / "img",
