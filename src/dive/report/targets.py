@@ -7,7 +7,9 @@ of float32 rows without rescoring:
   and its extensions such as `dive-plus`) against every baseline row (family `baseline`: the
   current defaults, option specs and earlier releases such as `smec:basis=pca@v1`).
 A check is met when ours is at or above the other mean (the issue names no tolerance); a cell
-where only one side ran is not counted. Left out: significance (three seeds carry none).
+where only one side ran is not counted. Records of several embedding models are compared per
+model (`dive.report.merge.label_models` names the model in the dataset), never averaged.
+Left out: significance (three seeds carry none).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from dive.compressors.registry import method_facts
 from dive.evaluate.records import record_variant
 from dive.report.markdown import signed
+from dive.report.merge import label_models
 from dive.report.summary import Cell, base_method, budget_order, summarize
 
 PAPER = "dive"
@@ -57,7 +60,8 @@ def _is_ours(method: str) -> bool:
 def comparisons(records: Iterable[Mapping[str, Any]]) -> tuple[list[Comparison], list[Comparison]]:
     """(`dive` against `pca-uncentered`, the better of ours against each baseline row), one
     comparison per cell where both ran, in dataset, budget and decreasing-dim order."""
-    plain = [r for r in records if record_variant(r)[:2] == ("float32", 0)]
+    # One model's runs are not seeds of another's: `label_models` keeps their cells apart.
+    plain = label_models([r for r in records if record_variant(r)[:2] == ("float32", 0)])
     by_cell: dict[tuple[str, str, int], dict[str, Cell]] = {}
     for cell in summarize(plain):
         by_cell.setdefault((cell.dataset, cell.budget, cell.dim), {})[cell.method] = cell
