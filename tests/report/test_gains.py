@@ -62,6 +62,13 @@ def test_tolerance_decides_a_tie(make_record) -> None:
     assert (strict.n_won_or_tied, loose.n_won_or_tied) == (0, 1)
 
 
+def test_a_loss_of_exactly_the_tolerance_is_a_tie(make_record) -> None:
+    # 0.408 against 0.410 is -0.002 (-0.0020000000000000018 in floats): within the tolerance.
+    records = pcas(make_record, [0.40], [0.41]) + rows(make_record, "dive", [0.408])
+    summary = by_method(gains_over_training_free(records))["dive"]
+    assert (summary.n_won_or_tied, summary.n_cells) == (1, 1)
+
+
 def test_cell_without_a_pca_row_is_counted_apart(make_record) -> None:
     # At d=96 both PCAs ran; at d=48 pca-uncentered is missing: that cell is not compared.
     records = pcas(make_record, [0.40], [0.42], dim=96)

@@ -25,6 +25,7 @@ import numpy as np
 
 from dive.compressors.registry import all_method_facts
 from dive.report.markdown import signed
+from dive.report.paired import TOLERANCE as ROUNDING
 from dive.report.summary import budget_order, is_frozen, method_label, method_order
 
 TOLERANCE = 0.002
@@ -140,7 +141,9 @@ def summarize_gains(cells: Iterable[GainCell], tolerance: float = TOLERANCE) -> 
         out.append(MethodGains(
             method=method,
             n_cells=len(compared),
-            n_won_or_tied=sum(g >= -tolerance for g in gains),
+            # A gain of exactly -tolerance (0.408 against 0.410) is -0.0020000000000000018 in
+            # floats: the rounding slack keeps it a tie, as the tolerance says.
+            n_won_or_tied=sum(g >= -tolerance - ROUNDING for g in gains),
             mean_gain=float(np.mean(gains)) if gains else None,
             worst=min(compared, key=_gain_of) if compared else None,
             n_unmatched=len(group) - len(compared),
