@@ -3,7 +3,10 @@ both ran, as the report and `dive recommend` do."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 from tests.report.conftest import byte_row
@@ -22,3 +25,23 @@ def test_the_99_percent_target_reads_frozen_on_the_configurations_own_seeds(
     text = frontier.targets(records)
     assert ("with rescoring: >= 99% of frozen at <= 48 B (missed; fewest bytes: 96 B, pca d=96 "
             "int8, 0.4460 = 99.1% of 0.4500, frozen on the same seeds (seed 1))") in text
+
+
+def test_the_page_keeps_each_embedding_model_apart(
+    load_script: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    frontier = load_script("frontier")
+    # Model A: pca int8 keeps 100% of frozen (0.60); model B: 75% (0.30 of 0.40). Averaged as
+    # if seeds, one section read frozen 0.5000 and pca 0.4500 (90%).
+    records = []
+    for model, frozen, pca in (("A", 0.60, 0.60), ("B", 0.40, 0.30)):
+        records += [dict(byte_row("frozen", 384, "float32", 1536, frozen), model=model),
+                    dict(byte_row("pca", 96, "int8", 96, pca), model=model)]
+    results = tmp_path / "frontier.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    frontier.report(argparse.Namespace(results=str(results), docs=str(tmp_path / "docs")))
+    page = (tmp_path / "docs" / "frontier.md").read_text()
+    assert "### scifact (A), 64 labelled queries (frozen float32: 0.6000" in page
+    assert "### scifact (B), 64 labelled queries (frozen float32: 0.4000" in page
+    assert "pca d=96 int8: 0.6000 (100.0%)" in page and "pca d=96 int8: 0.3000 (75.0%)" in page
+    assert "0.5000" not in page
