@@ -244,13 +244,14 @@ def update_readme(args: argparse.Namespace, readme: Path = REPO / "README.md") -
     from the same records as docs/results.md and are never typed by hand.
     """
     from dive.report.markdown import metric_table
-    from dive.report.merge import read_results
+    from dive.report.merge import label_models, read_results
     from dive.report.summary import summarize
 
     text = readme.read_text(encoding="utf-8")
     if HEADLINE_START not in text or HEADLINE_END not in text:
         return None
-    cells = summarize(read_results([Path(args.results)]), "ndcg@10")
+    # With several models, each model's runs are a table of their own, never averaged.
+    cells = summarize(label_models(read_results([Path(args.results)])), "ndcg@10")
     blocks = []
     for dataset in sorted({c.dataset for c in cells}):
         group = [c for c in cells if c.dataset == dataset and c.budget == HEADLINE_BUDGET]
