@@ -16,7 +16,8 @@ import argparse
 import numpy as np
 from quality import use_shared_data
 
-from dive.compressors import _dive_fit as fit_module
+from dive.compressors._dive_net import initial_heads
+from dive.compressors._dive_run import FitContext, Run, pooled_labels
 from dive.compressors.dive import DiveConfig
 from dive.compressors.pca import principal_axes
 from dive.data import load_dataset
@@ -42,7 +43,7 @@ def main() -> None:
     dataset = load_dataset(args.dataset)
     emb = get_embeddings(dataset, args.model)
     split = make_split(dataset, parse_budget(args.budget), args.seed, dev=True)
-    labels, _ = fit_module.pooled_labels(training_data(split, emb), emb.corpus.shape[0])
+    labels, _ = pooled_labels(training_data(split, emb), emb.corpus.shape[0])
     scored = Labels.judged(labelled_queries(split.eval_ids, split.eval_qrels, emb),
                            emb.corpus.shape[0], "scored")
     assert labels is not None and scored is not None
@@ -52,13 +53,13 @@ def main() -> None:
         config = DiveConfig(eval_every=args.every, mine_every=mine_every)
         arm = config.arms()[-1]  # the grid's label-reading hinge arm
         with seeded(args.seed, threads=1) as rng:
-            fit = fit_module._Fit(emb.corpus, args.seed, config, len(labels))
-            heads = fit_module.initial_heads(emb.corpus, axes, config, rng)
+            fit = FitContext(emb.corpus, args.seed, config, len(labels))
+            heads = initial_heads(emb.corpus, axes, config, rng)
             net = fit.new_net(heads, np.zeros_like(mean))
             start_z = net.encode(fit.corpus)
             start = fit.scores(net, start_z, scored).mean()
-            run = fit_module._Run(fit, net, arm, labels, scored,
-                                  np.random.default_rng([args.seed, 1]), start_z)
+            run = Run(fit, net, arm, labels, scored,
+                      np.random.default_rng([args.seed, 1]), start_z)
             curve = run.train_to(args.steps).curve()
         points = " ".join(f"{s}:{v:.4f}" for s, v in zip(curve.steps, curve.scores.mean(axis=1),
                                                           strict=True))

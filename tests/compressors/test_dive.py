@@ -14,16 +14,10 @@ import torch.nn.functional as F
 
 from dive.arrays import l2_normalize
 from dive.compressors import REGISTRY, Dive, DiveConfig, LabelledQueries, TrainingData
-from dive.compressors import _dive_fit as dive_fit
-from dive.compressors._dive_fit import (
-    DiveNet,
-    _choose_start,
-    _Fit,
-    _Race,
-    _race,
-    initial_heads,
-    pooled_labels,
-)
+from dive.compressors import _dive_run as dive_run
+from dive.compressors._dive_fit import _choose_start, _Race, _race
+from dive.compressors._dive_net import DiveNet, initial_heads
+from dive.compressors._dive_run import FitContext, pooled_labels
 from dive.compressors.dive import POOL_SHARE, Arm
 from dive.compressors.dive_plus import DivePlus
 from dive.compressors.pca import PCA, PCAUncentered, principal_axes
@@ -250,7 +244,7 @@ def _race_on(problem: dict[str, Any], soup: bool = False) -> _Race:
     data = TrainingData(problem["train"], problem["validation"])
     labels, _ = pooled_labels(data, len(corpus))
     assert labels is not None
-    fit = _Fit(corpus, 0, config, len(labels))
+    fit = FitContext(corpus, 0, config, len(labels))
     mean, axes = principal_axes(corpus, 4)
     heads = initial_heads(corpus, axes, config, np.random.default_rng(0))
 
@@ -378,13 +372,14 @@ def test_hard_negatives_are_re_mined_from_the_current_model_every_mine_every_ste
 ) -> None:
     some = LabelledQueries(problem["train"].embeddings[:40], problem["train"].relevant[:40])
     mined: list[tuple[np.ndarray, np.ndarray]] = []
-    original = _Fit.pools
+    original = FitContext.pools
 
-    def spy(fit: _Fit, net: DiveNet, corpus_z: np.ndarray, train: Any, rows: np.ndarray) -> Any:
+    def spy(fit: FitContext, net: DiveNet, corpus_z: np.ndarray, train: Any,
+            rows: np.ndarray) -> Any:
         mined.append((corpus_z.copy(), rows))
         return original(fit, net, corpus_z, train, rows)
 
-    monkeypatch.setattr(_Fit, "pools", spy)
+    monkeypatch.setattr(FitContext, "pools", spy)
     options = {**FAST, "steps": 12, "mine_every": 5, "query_batch": 3, "query_batch_max": 3,
                "select": False}
     Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(some))
@@ -399,7 +394,7 @@ def test_each_step_trains_positives_triplets_per_query_each_with_its_own_negativ
     problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[int, ...]] = []
-    original = dive_fit.hinge_triplet_loss
+    original = dive_run.hinge_triplet_loss
 
     def spy(zq: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, *args: Any, **kw: Any) -> Any:
         seen.append((zq.shape[0], zp.shape[0], zn.shape[0], zn.shape[1]))
@@ -407,7 +402,7 @@ def test_each_step_trains_positives_triplets_per_query_each_with_its_own_negativ
             assert torch.equal(zq[1::3], zq[0::3]) and torch.equal(zq[2::3], zq[0::3])
         return original(zq, zp, zn, *args, **kw)
 
-    monkeypatch.setattr(dive_fit, "hinge_triplet_loss", spy)
+    monkeypatch.setattr(dive_run, "hinge_triplet_loss", spy)
     options = {**FAST, "steps": 4, "query_batch": 5, "query_batch_max": 5, "select": False,
                "positives": 3}
     one = Dive(4, seed=0, **{**options, "positives": 1}).fit(
@@ -425,14 +420,14 @@ def test_on_a_large_corpus_refreshes_re_rank_a_shortlist_from_the_last_check(
 ) -> None:
     some = LabelledQueries(problem["train"].embeddings[:40], problem["train"].relevant[:40])
     mined: list[tuple[np.ndarray, np.ndarray, Any]] = []
-    original = dive_fit.mine_pools
+    original = dive_run.mine_pools
 
     def spy(queries: np.ndarray, *args: Any, rows: Any = None, **kwargs: Any) -> Any:
         pools = original(queries, *args, rows=rows, **kwargs)
         mined.append((rows, np.arange(len(queries)), pools))  # the shortlist, the queries mined
         return pools
 
-    monkeypatch.setattr(dive_fit, "mine_pools", spy)
+    monkeypatch.setattr(dive_run, "mine_pools", spy)
     options = {**FAST, "steps": 30, "mine_every": 5, "query_batch": 3, "query_batch_max": 3,
                "select": False, "shortlist": 20}
     Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(some))
@@ -466,13 +461,14 @@ def test_every_run_draws_the_batch_of_the_pool_size_and_the_record_says_it(
 ) -> None:
     data = TrainingData(problem["train"], problem["validation"])  # 80 + 24 pooled
     drawn: list[int] = []
-    original = _Fit.pools
+    original = FitContext.pools
 
-    def spy(fit: _Fit, net: DiveNet, corpus_z: np.ndarray, train: Any, rows: np.ndarray) -> Any:
+    def spy(fit: FitContext, net: DiveNet, corpus_z: np.ndarray, train: Any,
+            rows: np.ndarray) -> Any:
         drawn.append(len(rows))  # the distinct queries of the next mine_every batches
         return original(fit, net, corpus_z, train, rows)
 
-    monkeypatch.setattr(_Fit, "pools", spy)
+    monkeypatch.setattr(FitContext, "pools", spy)
     options = {**FAST, "steps": 10, "query_batch": 2, "select": False}
     for cap, batch in ((64, 104 // POOL_SHARE), (2, 2)):
         drawn.clear()

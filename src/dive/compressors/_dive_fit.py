@@ -1,7 +1,8 @@
 """Torch side of DIVE's fit (imported only when fitting; see `dive.compressors.dive`).
 
-One fit is one idea: a model (`DiveNet`), a loss (`_Run._loss`) and a number of steps, with
-the choices made by `dive.training.selection` on every labelled query:
+One fit is one idea: a model (`DiveNet`, `dive.compressors._dive_net`), a step's loss
+(`Run`, `dive.compressors._dive_run`) and a number of steps, with the choices this module makes
+through `dive.training.selection` on every labelled query:
 1. the start: PCA axes with mu = 0, or the corpus mean when that ranks the labelled queries
    better by at least `min_gain_z` standard errors (neither start saw them, so all of them
    score both honestly);
@@ -19,9 +20,6 @@ the choices made by `dive.training.selection` on every labelled query:
    the race, on workers it leaves idle; the model is bit for bit the same); with `shrink` its
    weights move only 1 - 1/z^2 of the way from the start; or, without real evidence of a
    gain, the fit returns the start itself.
-Everything a step needs is precomputed (corpus tensor, labels, negative pools) so a step is
-one fused forward pass over [corpus | queries | positives | negatives].
-
 Left out: GPUs and mixed precision (CPU fits of seconds), learned centres (mu is fixed at its
 start value), early stopping inside a run (every fold must check at the same steps; runs are
 extended across folds in lockstep instead).
@@ -30,7 +28,6 @@ extended across folds in lockstep instead).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -41,339 +38,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from dive.compressors._dive_net import DiveNet, initial_heads, state_of
+from dive.compressors._dive_run import FitContext, Run, pooled_labels
 from dive.compressors.base import PROGRESS_LOGGER, FitSummary, Summarise, TrainingData
 from dive.compressors.dive import Arm, DiveConfig
 from dive.compressors.pca import principal_axes
 from dive.compressors.runtime import Runtime
-from dive.evaluate.search import top_k
-from dive.losses.headwise_ntxent import headwise_ntxent_loss
-from dive.losses.hinge_triplet import hinge_triplet_loss, triplet_margins
-from dive.losses.similarity_anchor import similarity_anchor_loss
-from dive.training.adapter import ResidualAdapter
-from dive.training.batches import BatchQueue, sample_rows
-from dive.training.gate import ValidationGate, log_rank_scores, validation_scores
+from dive.training.gate import log_rank_scores
 from dive.training.labels import Labels
-from dive.training.loop import TrainingLoop, finite_outputs
-from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
-from dive.training.optim import AdamW
 from dive.training.seeding import seeded
 from dive.training.selection import Choice, Curve, Folds, choose, out_of_fold, shrinkage
 
 logger = logging.getLogger(__name__)
 progress = logging.getLogger(PROGRESS_LOGGER)  # a line per stage of a fit (`dive fit` shows it)
-
-# Rows per forward pass when encoding without gradients: chunks whose activations stay in the
-# CPU cache (about 1.5 MB at D = 384) run faster than one pass over a corpus of thousands, and
-# every row's output is the same bit for bit (GEMMs reduce within a row).
-ENCODE_CHUNK = 1024
-
-
-class DiveNet(nn.Module):
-    """h = e + g(e); views u_k = P_k (h - mu); z = normalize(mean_k u_k)."""
-
-    center: torch.Tensor
-
-    def __init__(self, heads: np.ndarray, center: np.ndarray, hidden: int) -> None:
-        super().__init__()
-        n_heads, dim, d_in = heads.shape
-        self.n_heads, self.dim, self.d_in = n_heads, dim, d_in
-        self.adapter = ResidualAdapter(d_in, hidden, activation="gelu")
-        # all heads in one (H*d, D) matrix: one GEMM computes every view. A copy: training
-        # must never write into the caller's array (every run starts from the same heads).
-        self.heads = nn.Parameter(torch.from_numpy(np.array(heads, dtype=np.float32, order="C")))
-        self.register_buffer("center", torch.from_numpy(np.ascontiguousarray(center, np.float32)))
-        self.centred = bool(np.any(center))  # mu = 0 skips a subtraction that changes nothing
-
-    def shifted(self, x: torch.Tensor) -> torch.Tensor:
-        """h - mu, with h = x + g(x): what every head projects."""
-        out: torch.Tensor = self.adapter(x)
-        return out - self.center if self.centred else out
-
-    def head_views(self, shifted: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, H, d): every view u_k = P_k (h - mu), unnormalised."""
-        flat = shifted @ self.heads.reshape(self.n_heads * self.dim, self.d_in).T
-        return flat.reshape(-1, self.n_heads, self.dim)
-
-    def folded(self) -> torch.Tensor:
-        """mean_k P_k: the ensemble as one (d, D) matrix (the mean commutes with P_k (h - mu))."""
-        return self.heads.mean(dim=0)
-
-    def views(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head_views(self.shifted(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # normalize(mean_k P_k (h - mu)) through the folded matrix: one d-wide GEMM instead
-        # of an H*d-wide one, the same value and the same gradient for every head
-        return F.normalize(self.shifted(x) @ self.folded().T, dim=-1)
-
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> np.ndarray:
-        out = [self(x[i : i + ENCODE_CHUNK]) for i in range(0, x.shape[0], ENCODE_CHUNK)]
-        return finite_outputs(np.ascontiguousarray(torch.cat(out).numpy(), dtype=np.float32))
-
-    def to_runtime(self) -> Runtime:
-        center = self.center.detach().numpy().astype(np.float32)
-        projection = self.folded().detach().numpy().astype(np.float32)
-        return Runtime(
-            input_dim=self.d_in,
-            adapter=self.adapter.to_runtime(),
-            center=np.ascontiguousarray(center) if bool(np.any(center)) else None,
-            projection=np.ascontiguousarray(projection),
-        )
-
-
-def initial_heads(
-    corpus: np.ndarray, axes: np.ndarray, config: DiveConfig, rng: np.random.Generator
-) -> np.ndarray:
-    """(H, d, D) starting heads for `config.head_init`."""
-    n_heads, (dim, d_in) = config.heads, axes.shape
-    if config.head_init == "pca-noise":
-        # Noise is made zero-mean across heads so the folded start is exactly the PCA
-        # projection: checkpoint 0 then *is* PCA, which the validation gate relies on.
-        noise = config.init_noise * rng.standard_normal((n_heads, dim, d_in))
-        noise -= noise.mean(axis=0, keepdims=True)
-        return (axes[None] + noise).astype(np.float32)
-    if config.head_init == "pca-bootstrap":
-        # Kept for the ablation: near-equal eigenvalues rotate between resamples, and the
-        # average of the rotated bases is a poor projection (SPEC 4.1a).
-        heads = [
-            principal_axes(corpus[rng.integers(0, len(corpus), len(corpus))], dim)[1]
-            for _ in range(n_heads)
-        ]
-        return np.stack(heads).astype(np.float32)
-    return (rng.standard_normal((n_heads, dim, d_in)) / math.sqrt(d_in)).astype(np.float32)
-
-
-def pooled_labels(train: TrainingData | None, n_corpus: int) -> tuple[Labels | None, np.ndarray]:
-    """Training and validation queries as one labelled set, and the rows from validation.
-
-    DIVE chooses on every labelled query (`dive.training.selection`), so the protocol's
-    split between the two only matters when the validation part is used as a holdout.
-    """
-    if train is None:
-        return None, np.zeros(0, dtype=np.int64)
-    parts = [Labels.judged(train.train, n_corpus, "training")]
-    parts.append(Labels.judged(train.validation, n_corpus, "validation"))
-    present = [p for p in parts if p is not None]
-    if not present:
-        return None, np.zeros(0, dtype=np.int64)
-    n_train = len(parts[0]) if parts[0] is not None else 0
-    n_val = len(parts[1]) if parts[1] is not None else 0
-    return Labels.joined(present), np.arange(n_train, n_train + n_val, dtype=np.int64)
-
-
-def _state(net: DiveNet) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-
-class _Fit:
-    """The data, start and settings shared by every training run of one fit (the query batch
-    follows the size of the labelled pool, `DiveConfig.batch_for`, so every run and the refit
-    draw the same number of queries per step)."""
-
-    def __init__(self, corpus: np.ndarray, seed: int, config: DiveConfig, n_labels: int) -> None:
-        self.corpus = torch.from_numpy(corpus)
-        self.seed, self.config = seed, config
-        self.hidden = config.hidden or corpus.shape[1]
-        self.query_batch = config.batch_for(n_labels)
-
-    def new_net(self, heads: np.ndarray, center: np.ndarray) -> DiveNet:
-        torch.manual_seed(self.seed)  # the same adapter initialisation for every run
-        return DiveNet(heads, center, self.hidden)
-
-    def scores(
-        self, net: DiveNet, corpus_z: np.ndarray, queries: Labels, k: int = 10
-    ) -> np.ndarray:
-        """nDCG@k of each of `queries` under `net` (corpus already encoded)."""
-        return validation_scores(net.encode(queries.embeddings), corpus_z, queries.relevant, k,
-                                 queries.exclude)
-
-    def pools(
-        self,
-        net: DiveNet,
-        corpus_z: np.ndarray,
-        train: Labels,
-        rows: np.ndarray,
-    ) -> NegativePools:
-        """Hard-negative pools of the `train` queries at `rows` (sorted, unique) under `net`,
-        as pools over all of `train` (the others empty), ranked over `corpus_z`. With
-        `DiveConfig.shortlist` K (for large corpora) `corpus_z` may be a few steps old: only
-        each query's K nearest rows under it are encoded by `net` and ranked, instead of
-        every row."""
-        some = train.subset(rows)
-        queries = net.encode(some.embeddings)
-        among = None
-        if self.config.shortlist is not None:
-            near, _ = top_k(queries, corpus_z, self.config.shortlist, exclude=some.exclude)
-            among = np.unique(near[near >= 0])
-            corpus_z = net.encode(self.corpus[torch.from_numpy(among)])
-        mined = mine_pools(
-            queries,
-            corpus_z,
-            some.relevant,
-            skip_top=self.config.negative_skip,
-            band=self.config.negative_band,
-            index=some.index,
-            exclude=some.exclude,
-            rows=among,
-        )
-        return mined.placed(rows, len(train))
-
-
-class _Run:
-    """One training run of one arm from the start, on `train` labels (or none).
-
-    A check every `eval_every` steps (and at the last) scores each `held_out` query, which
-    gives the run's `Curve` for selection. Every `mine_every` steps the query batches of the
-    next `mine_every` steps are drawn and their hard-negative pools mined from the model as
-    it is then (the first from `start_z`, the start's corpus outputs every run shares), so no
-    negative comes from a ranking more than `mine_every` steps old and mining costs one corpus
-    encoding plus those queries, whatever the number of labels. The run never stops early:
-    every fold of a cross-fit checks at the same steps.
-    """
-
-    def __init__(
-        self,
-        fit: _Fit,
-        net: DiveNet,
-        arm: Arm,
-        train: Labels | None,
-        held_out: Labels | None,
-        rng: np.random.Generator,
-        start_z: np.ndarray,
-        keep_states: bool = False,
-    ) -> None:
-        cfg = fit.config
-        self.fit, self.net, self.arm, self.rng = fit, net, arm, rng
-        self.train, self.held_out = train, held_out
-        self.log: list[dict[str, float]] = []
-        self.steps: list[int] = []
-        self.scores: list[np.ndarray] = []
-        self.keep_states = keep_states
-        self.states: dict[int, dict[str, torch.Tensor]] = {}  # the weights at kept checks
-        self.batch = min(cfg.corpus_batch, fit.corpus.shape[0])
-        self.use_triplets = arm.triplet_weight > 0 and train is not None
-        # both corpus-batch losses compare items with each other: they need two of them
-        self.use_anchor = cfg.anchor_weight > 0 and self.batch >= 2
-        self.use_ntxent = cfg.ntxent_weight > 0 and net.n_heads > 1 and self.batch >= 2
-        self.pools = NegativePools.empty(len(train) if train is not None else 0)
-        self.queue = BatchQueue(cfg.mine_every)  # the query batches of the coming steps
-        self.encoded: tuple[int, np.ndarray] = (0, start_z)  # (step, corpus outputs after it)
-        self.loop = TrainingLoop(
-            loss=self._loss,
-            optimiser=AdamW(net.parameters(), lr=arm.lr, weight_decay=cfg.weight_decay),
-            gate=ValidationGate(every=cfg.eval_every),
-            check=self._check,
-            state=lambda: _state(net),
-        )
-
-    def _loss(self) -> tuple[torch.Tensor, dict[str, float]]:
-        """One step's loss on a fresh sample, and its parts for the log."""
-        fit, cfg, rng, batch = self.fit, self.fit.config, self.rng, self.batch
-        logged: dict[str, float] = {}
-        n_corpus = fit.corpus.shape[0]
-        batch_rows = sample_rows(n_corpus, batch, rng)
-        parts = [fit.corpus[batch_rows]]
-        if self.use_triplets:
-            assert self.train is not None
-            train = self.train
-            queries = self._queries(train)
-            owner, positives = train.index.sample_distinct(queries, cfg.positives, rng)
-            triplets = queries[owner]  # the query of each triplet
-            # hard negatives (short pools filled at random) are encoded with the queries;
-            # the random ones come from the corpus batch, already encoded
-            hard = (
-                self.pools.sample(triplets, train.index, n_corpus, cfg.hard_negatives, 0, rng)
-                if cfg.hard_negatives
-                else np.zeros((len(triplets), 0), dtype=np.int64)
-            )
-            in_batch = in_batch_negatives(
-                triplets, batch_rows, train.index, cfg.random_negatives, rng
-            )
-            parts += [
-                train.embeddings[queries],
-                fit.corpus[positives],
-                fit.corpus[torch.from_numpy(hard.reshape(-1))],
-            ]
-        # One pass over [corpus batch | queries | positives | hard negatives]. Only NT-Xent needs
-        # the separate views (of its first items); z comes from the folded heads.
-        shifted = self.net.shifted(torch.cat(parts))
-        z = F.normalize(shifted @ self.net.folded().T, dim=-1)
-        loss = torch.zeros(())
-        if self.use_anchor:
-            anchor = similarity_anchor_loss(z[:batch], parts[0], cfg.anchor_neighbours)
-            loss = loss + cfg.anchor_weight * anchor
-            logged["anchor"] = float(anchor.detach())
-        if self.use_ntxent:
-            views = self.net.head_views(shifted[: min(cfg.ntxent_items, batch)])
-            ntx = headwise_ntxent_loss(views, cfg.temperature)
-            loss = loss + cfg.ntxent_weight * ntx
-            logged["ntxent"] = float(ntx.detach())
-        if self.use_triplets:
-            b, t = len(queries), len(triplets)
-            zq = z[batch : batch + b][torch.from_numpy(owner)]
-            zp = z[batch + b : batch + b + t]
-            hard_z = z[batch + b + t :].reshape(t, hard.shape[1], z.shape[1])
-            zn = torch.cat([hard_z, z[torch.from_numpy(in_batch)]], dim=1)
-            margin = self.arm.margin
-            tri = hinge_triplet_loss(zq, zp, zn, margin, soft=self.arm.loss == "softplus")
-            # With fewer labelled queries than a batch, every step sees all of them and a
-            # mean would give each a bigger share than in a full batch; scaling by
-            # b / batch keeps one query's pull per step the same at any budget.
-            loss = loss + self.arm.triplet_weight * (b / fit.query_batch) * tri
-            with torch.no_grad():
-                active = (triplet_margins(zq, zp, zn, margin) > 0).float().mean()
-            logged["triplet"] = float(tri.detach())
-            logged["active_triplets"] = float(active)
-        return loss, logged
-
-    def _queries(self, train: Labels) -> np.ndarray:
-        """This step's labelled queries; when none are queued, the next `mine_every` batches
-        are drawn and their pools mined from the current model (see the class docstring)."""
-        size = min(self.fit.query_batch, len(train))
-        return self.queue.next(lambda: sample_rows(len(train), size, self.rng),
-                               partial(self._mine, train))
-
-    def _mine(self, train: Labels, rows: np.ndarray) -> None:
-        """The hard-negative pools of the `train` queries at `rows`, from the model as it is."""
-        cfg = self.fit.config
-        if cfg.hard_negatives:
-            # a shortlist is re-ranked by the model as it is: its corpus outputs may be
-            # up to eval_every steps old (a check's); exact mining needs them current
-            stale = 0 if cfg.shortlist is None else cfg.eval_every - 1
-            self.pools = self.fit.pools(self.net, self._corpus_z(stale), train, rows)
-
-    def _corpus_z(self, stale: int = 0) -> np.ndarray:
-        """The corpus outputs of the model as it is now, or as it was at most `stale` updates
-        ago (those of the last check, or of the start, when recent enough)."""
-        done = self.loop.step - 1  # updates made before this step's
-        if done - self.encoded[0] > stale:
-            self.encoded = (done, self.net.encode(self.fit.corpus))
-        return self.encoded[1]
-
-    def _check(self, step: int, window: dict[str, float]) -> float | None:
-        """Log the window and score the held-out queries (if any)."""
-        fit, net = self.fit, self.net
-        entry = {"step": float(step), **window}
-        if self.held_out is not None:
-            self.steps.append(step)
-            self.encoded = (step, net.encode(fit.corpus))
-            self.scores.append(fit.scores(net, self.encoded[1], self.held_out))
-            entry["held_out_ndcg@10"] = float(self.scores[-1].mean())
-            if self.keep_states:
-                self.states[step] = _state(net)
-        self.log.append(entry)
-        return None  # selection happens across runs (dive.training.selection), not here
-
-    def train_to(self, steps: int) -> _Run:
-        self.loop.run(steps)
-        return self
-
-    def curve(self) -> Curve:
-        return Curve(tuple(self.steps), np.stack(self.scores) if self.scores else np.empty((0, 0)))
 
 
 def fit_dive(
@@ -403,7 +81,7 @@ class _Start:
 
 
 def _choose_start(
-    fit: _Fit, heads: np.ndarray, mean: np.ndarray, labels: Labels | None
+    fit: FitContext, heads: np.ndarray, mean: np.ndarray, labels: Labels | None
 ) -> tuple[_Start, Choice | None]:
     """PCA axes with mu = 0, or the corpus mean where the labelled queries show it is better.
 
@@ -455,7 +133,7 @@ class _Race:
 
     def __init__(
         self,
-        fit: _Fit,
+        fit: FitContext,
         new_net: Callable[[], DiveNet],
         start_z: np.ndarray,
         arms: list[Arm],
@@ -468,7 +146,7 @@ class _Race:
         self.arms, self.labels, self.folds = arms, labels, folds
         self.keep_states = soup  # every run keeps its weights at its arm's best check so far
         self.horizon = [fit.config.steps] * len(arms)
-        self.runs: dict[tuple[int, int], _Run] = {}
+        self.runs: dict[tuple[int, int], Run] = {}
         # the refits of the label-reading arms, trained ahead on workers the race leaves idle
         self.ahead = [c for c, arm in enumerate(arms) if ahead and arm.triplet_weight > 0]
         self.refits: dict[int, _Refit] = {}
@@ -492,7 +170,7 @@ class _Race:
                 for step in [s for s in run.states if s != best]:
                     del run.states[step]
 
-    def _runs_of(self, candidate: int) -> list[_Run]:
+    def _runs_of(self, candidate: int) -> list[Run]:
         """`candidate`'s runs in fold order (one for a label-free arm)."""
         keys = sorted({self._key(candidate, f) for f in range(len(self.folds.held_out))})
         return [self._run(candidate, max(key[1], 0)) for key in keys]
@@ -501,7 +179,7 @@ class _Race:
         """(candidate, fold), the fold -1 for a label-free arm's one run."""
         return candidate, -1 if self.arms[candidate].triplet_weight == 0 else fold
 
-    def _run(self, candidate: int, fold: int) -> _Run:
+    def _run(self, candidate: int, fold: int) -> Run:
         """The run of `candidate` holding out fold `fold` (one run for a label-free arm)."""
         key = self._key(candidate, fold)
         if key not in self.runs:
@@ -514,12 +192,12 @@ class _Race:
                 train = labels.subset(self.folds.training(fold))
                 held = labels.subset(self.folds.held_out[fold])
             # built here, one at a time: building a net seeds torch's global generator
-            self.runs[key] = _Run(
+            self.runs[key] = Run(
                 self.fit, self.new_net(), arm, train, held, rng, self.start_z, self.keep_states
             )
         return self.runs[key]
 
-    def replay(self, candidate: int, fold: int, steps: int) -> _Run:
+    def replay(self, candidate: int, fold: int, steps: int) -> Run:
         """`candidate`'s run on `fold` again from the start, to `steps`: bit for bit the
         checkpoint the selection scored (a run is a function of its seed and its rows)."""
         self.runs.pop(self._key(candidate, fold))
@@ -562,7 +240,7 @@ class _Race:
             for done in race + spare:
                 done.result()
 
-    def _train_ahead(self, candidate: int, race: list[Future[_Run]]) -> None:
+    def _train_ahead(self, candidate: int, race: list[Future[Run]]) -> None:
         """Train `candidate`'s refit check by check, up to its horizon, while the race runs."""
         refit = self.refits[candidate]
         while not all(job.done() for job in race) and refit.advance(self.horizon[candidate]):
@@ -572,7 +250,7 @@ class _Race:
         if candidate not in self.refits:
             rng = np.random.default_rng([self.fit.seed, candidate, len(self.labels)])
             arm, labels = self.arms[candidate], self.labels
-            run = _Run(self.fit, self.new_net(), arm, labels, None, rng, self.start_z)
+            run = Run(self.fit, self.new_net(), arm, labels, None, rng, self.start_z)
             self.refits[candidate] = _Refit(run, self.new_net)
         return self.refits[candidate]
 
@@ -601,7 +279,7 @@ class _Refit:
     holds the model (and log) a refit trained straight to any of those steps would give.
     """
 
-    def __init__(self, run: _Run, new_net: Callable[[], DiveNet]) -> None:
+    def __init__(self, run: Run, new_net: Callable[[], DiveNet]) -> None:
         self.run, self.new_net = run, new_net
         self.states: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -612,7 +290,7 @@ class _Refit:
         if step > horizon:
             return False
         self.run.train_to(step)
-        self.states[step] = _state(self.run.net)
+        self.states[step] = state_of(self.run.net)
         return True
 
     def reaches(self, steps: int) -> bool:
@@ -676,7 +354,7 @@ def _fit(
     t0 = time.perf_counter()
     labels, validation_rows = pooled_labels(train, corpus.shape[0])
     n = len(labels) if labels is not None else 0
-    fit = _Fit(corpus, seed, config, n)
+    fit = FitContext(corpus, seed, config, n)
     mean, axes = principal_axes(corpus, dim)
     heads = initial_heads(corpus, axes, config, rng)
     progress.info("dive: choosing the start on %d labelled queries (%d corpus rows)", n,
@@ -746,7 +424,7 @@ def _fit(
         diag["final"] = "holdout run" if validated else "fold soup" if soup else "refit"
     elif arm is not None:
         refit_rng = np.random.default_rng([seed, 0])
-        final = _Run(fit, net, arm, labels, None, refit_rng, start.corpus_z).train_to(steps)
+        final = Run(fit, net, arm, labels, None, refit_rng, start.corpus_z).train_to(steps)
         net, log = final.net, final.log
 
     if config.shrink and choice is not None and choice.candidate is not None:
