@@ -55,6 +55,16 @@ def test_recommend_errors_clearly_when_nothing_meets_the_target(
         recommend([r for r in byte_records if r["precision"] != "float32"], "scifact")
 
 
+def test_rows_of_an_earlier_release_are_never_recommended(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    best = recommend(byte_records, "scifact", 0.95, rescoring=False).config
+    older = byte_row(f"{best.method}@v1", best.dim, "binary", best.dim // 8, 0.6)
+    rec = recommend([*byte_records, older], "scifact", 0.95, rescoring=False)
+    assert rec.config == best  # not the cheaper row of code `dive fit` no longer builds
+    assert "@v1" not in "\n".join(render(rec))
+
+
 def test_dive_recommend_prints_the_pick_and_fails_in_one_line(
     byte_records: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,8 +13,10 @@ above `max_bytes`). Only configurations that were run count: a target between tw
 ones is not interpolated.
 The build line names what the records state (dataset name, model, method, d, budget,
 precision); they do not state the dataset's folder or the embeddings folder, so the answer
-says to add those. Left out: any cost model beyond first-stage bytes (the funnel's float32
-copy is read for candidates only and may live on disk; its bytes are reported, not counted).
+says to add those. Rows of an earlier release (a method such as `dive@v1`, which benchmarks
+keep beside the current code's) are never picked: `dive fit` cannot build them. Left out:
+any cost model beyond first-stage bytes (the funnel's float32 copy is read for candidates only
+and may live on disk; its bytes are reported, not counted).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from dive.report.frontier import (
 )
 from dive.report.keep import valid_keep
 from dive.report.paired import Paired, seed_list
-from dive.report.summary import budget_order, budget_title
+from dive.report.summary import VARIANT_MARK, budget_order, budget_title
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,9 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     if budget is not None:  # spelled as evaluate takes it ('ALL', ' 64')
         budget = budget_label(parse_budget(budget))
     budget = _pick((str(r["budget"]) for r in mine), budget, "budget", f"on {dataset}")
-    cells = configs([r for r in mine if str(r["budget"]) == budget], metric)
+    # rows of an earlier release (`dive@v1`) are kept for comparison; this code cannot build them
+    cells = [c for c in configs([r for r in mine if str(r["budget"]) == budget], metric)
+             if VARIANT_MARK not in c.method]
     where = f"{dataset}, {budget_title(budget)}"
     frozen = frozen_reference(cells)
     if frozen is None:
