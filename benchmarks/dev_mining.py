@@ -44,8 +44,9 @@ def main() -> None:
     emb = get_embeddings(dataset, args.model)
     split = make_split(dataset, parse_budget(args.budget), args.seed, dev=True)
     labels, _ = pooled_labels(training_data(split, emb), emb.corpus.shape[0])
-    scored = Labels.judged(labelled_queries(split.eval_ids, split.eval_qrels, emb),
-                           emb.corpus.shape[0], "scored")
+    scored = Labels.judged(
+        labelled_queries(split.eval_ids, split.eval_qrels, emb, split.identical_ids),
+        emb.corpus.shape[0], "scored")
     assert labels is not None and scored is not None
     dim = emb.dim // args.ratio
     mean, axes = principal_axes(emb.corpus, dim)
