@@ -55,10 +55,7 @@ class RelevanceIndex:
 
         Every query in `queries` must have at least one relevant row.
         """
-        counts = self.counts[queries]
-        if (counts == 0).any():
-            bad = int(queries[np.flatnonzero(counts == 0)[0]])
-            raise ValueError(f"query {bad} has no relevant row to sample a positive from")
+        counts = self._counts_of(queries)
         pick = (rng.random(len(queries)) * counts).astype(np.int64)
         return self.rows[self.offsets[queries] + np.minimum(pick, counts - 1)]
 
@@ -73,16 +70,21 @@ class RelevanceIndex:
         """
         if per_query == 1:
             return np.arange(len(queries)), self.sample_positives(queries, rng)
-        counts = self.counts[queries]
-        if (counts == 0).any():
-            bad = int(queries[np.flatnonzero(counts == 0)[0]])
-            raise ValueError(f"query {bad} has no relevant row to sample a positive from")
+        counts = self._counts_of(queries)
         picks = [
             self.offsets[q] + rng.choice(c, min(per_query, c), replace=False)
             for q, c in zip(queries.tolist(), counts.tolist(), strict=True)
         ]
         owner = np.repeat(np.arange(len(queries)), [len(p) for p in picks])
         return owner, self.rows[np.concatenate(picks)]
+
+    def _counts_of(self, queries: np.ndarray) -> np.ndarray:
+        """Relevant rows of each of `queries`; ValueError if one has none to sample from."""
+        counts = self.counts[queries]
+        if (counts == 0).any():
+            bad = int(queries[np.flatnonzero(counts == 0)[0]])
+            raise ValueError(f"query {bad} has no relevant row to sample a positive from")
+        return counts
 
     def is_relevant(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Boolean array, rows.shape: is rows[i, ...] judged relevant for queries[i]?"""
