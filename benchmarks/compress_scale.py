@@ -86,10 +86,10 @@ def measure(cmd: list[str]) -> tuple[float, int]:
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)"
     )
     out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True)
-    seconds, rss, rc = out.stdout.split()
+    wall, rss, rc = out.stdout.split()
     if rc != "0":
         sys.exit(f"{cmd[3]} failed")
-    return float(seconds), int(rss)
+    return float(wall), int(rss)
 
 
 def main() -> None:

@@ -67,10 +67,11 @@ def main() -> None:
             for ratio in args.ratios:
                 dim = emb.dim // ratio
 
-                def score(spec: str, seed: int, *, task_args: tuple = (dim, ratio, budget),
+                def score(spec: str, seed: int, *,
+                          task_args: tuple[int, int, int | None] = (dim, ratio, budget),
                           run_args: tuple = (dataset, emb, splits)) -> dict:
                     data, embeddings, by_seed = run_args
-                    task = RunTask(spec, *task_args, seed)
+                    task = RunTask(spec, task_args[0], task_args[1], task_args[2], seed)
                     return run_one(task, data, embeddings, by_seed[seed], args.model, 100)[0]
 
                 floor = np.mean([max(score(m, s)["ndcg@10"] for m in ("pca", "pca-uncentered"))
@@ -90,10 +91,10 @@ def main() -> None:
                             print(f"      seed {r['seed']}: start={d.get('start')} "
                                   f"selected={d.get('selected')} choice={d.get('choice')}")
     for spec, cells in gains.items():
-        values = np.array([g for g, _ in cells])
+        gain = np.array([g for g, _ in cells])
         worst = min(cells)
-        print(f"{spec}: {int((values >= -0.002).sum())}/{len(values)} cells >= best PCA - 0.002, "
-              f"mean gain {values.mean():+.4f}, worst {worst[0]:+.4f} ({worst[1]})")
+        print(f"{spec}: {int((gain >= -0.002).sum())}/{len(gain)} cells >= best PCA - 0.002, "
+              f"mean gain {gain.mean():+.4f}, worst {worst[0]:+.4f} ({worst[1]})")
 
 
 if __name__ == "__main__":

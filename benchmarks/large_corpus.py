@@ -53,16 +53,17 @@ def main() -> None:
         split = make_split(dataset, parse_budget(args.labels), seed)
         train = training_data(split, emb)
         test = labelled_queries(split.eval_ids, split.eval_qrels, emb, split.identical_ids)
-        for method in args.methods.split(","):
-            model = make_compressor(method, dim, seed)
+        for spec in args.methods.split(","):
+            compressor = make_compressor(spec, dim, seed)
             started = time.perf_counter()
-            model.fit(corpus, train)
+            compressor.fit(corpus, train)
             seconds = time.perf_counter() - started
-            ranked, _ = top_k(model.transform(test.embeddings), model.transform(corpus), 10)
+            ranked, _ = top_k(compressor.transform(test.embeddings), compressor.transform(corpus),
+                              10)
             ndcg = float(ndcg_per_query(ranked, test.relevant, k=10).mean())
-            rows[method].append((seconds, ndcg))
+            rows[spec].append((seconds, ndcg))
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-            print(f"seed {seed} {method}: fit {seconds:.1f} s, test nDCG@10 {ndcg:.4f} "
+            print(f"seed {seed} {spec}: fit {seconds:.1f} s, test nDCG@10 {ndcg:.4f} "
                   f"(peak RSS {peak:.2f} GB)", flush=True)
     print(f"\nscifact + {args.distractors} distractors ({corpus.shape[0]} rows), "
           f"{args.labels} labels, d={dim}: means over seeds")
