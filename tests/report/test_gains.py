@@ -69,6 +69,21 @@ def test_a_loss_of_exactly_the_tolerance_is_a_tie(make_record) -> None:
     assert (summary.n_won_or_tied, summary.n_cells) == (1, 1)
 
 
+def test_a_row_at_another_precision_is_compared_with_the_pcas_at_that_precision(
+    make_record
+) -> None:
+    records = pcas(make_record, [0.50], [0.40]) + rows(make_record, "dive", [0.52])
+    records += pcas(make_record, [0.44], [0.30], precision="int8")
+    records += rows(make_record, "dive", [0.46], precision="int8")
+    cells = {c.method: c for c in gains_over_training_free(records)}
+    assert cells["dive"].reference == pytest.approx(0.50)
+    assert cells["dive@int8"].reference_method == "pca@int8"
+    assert cells["dive@int8"].gain == pytest.approx(0.02)  # not 0.46 - 0.50 against float32
+    assert cells["pca@int8"].gain == pytest.approx(0.0)
+    alone = [r for r in records if r["method"] == "dive" or r.get("precision") != "int8"]
+    assert next(c for c in gains_over_training_free(alone) if c.method == "dive@int8").gain is None
+
+
 def test_cell_without_a_pca_row_is_counted_apart(make_record) -> None:
     # At d=96 both PCAs ran; at d=48 pca-uncentered is missing: that cell is not compared.
     records = pcas(make_record, [0.40], [0.42], dim=96)

@@ -2,7 +2,8 @@
 
 A cell is one (dataset, model, budget, dim) a method ran. Its reference is the better of the
 training-free methods (by default the registered methods that declare
-`training_free_reference`: `pca` and `pca-uncentered`) at the same cell, each averaged
+`training_free_reference`: `pca` and `pca-uncentered`) at the same cell and the same storage
+(a row at another precision or with a funnel, `dive@int8`, against `pca@int8`), each averaged
 over the seeds the method ran: on collections without a train split the evaluation half
 changes with the seed, so only the same seeds compare. A cell whose references lack one of
 those seeds, or a reference method altogether, is kept but not compared (`reference` None),
@@ -93,11 +94,14 @@ def gains_over_training_free(
         raise ValueError("at least one reference method is needed")
     scores: dict[tuple[str, str, str, str, int], dict[int, float]] = defaultdict(dict)
     ratios: dict[tuple[str, str, str, str, int], int] = {}
+    same_storage: dict[tuple[str, str, str, str, int], list[str]] = {}
     for r in records:
         key = (str(r["dataset"]), str(r["model"]), str(r["budget"]), method_label(r),
                int(r["dim"]))
         scores[key][int(r["seed"])] = float(r[metric])
         ratios[key] = int(r.get("ratio", 0))
+        # the references stored and searched as this row is (`pca@int8` for `dive@int8`)
+        same_storage[key] = [method_label({**r, "method": ref}) for ref in references]
     cells = []
     for key, by_seed in scores.items():
         dataset, model, budget, method, dim = key
@@ -105,7 +109,7 @@ def gains_over_training_free(
             continue
         seeds = sorted(by_seed)
         best: tuple[float, str] | None = None
-        for ref in references:
+        for ref in same_storage[key]:
             ref_scores = scores.get((dataset, model, budget, ref, dim), {})
             if any(s not in ref_scores for s in seeds):
                 best = None
