@@ -192,6 +192,8 @@ HEADER = "query-id\tcorpus-id\tscore\n"
         ("q1 d1 1\n", r"test\.tsv line 2: expected 3 .* found 1"),
         ("q1\td1\t1\nq2\td2\t1.5\n", r"test\.tsv line 3: score '1\.5' is not an integer"),
         ("q1\td1\thigh\n", r"test\.tsv line 2: score 'high' is not an integer"),
+        # int() reads it as 10, a grade no one wrote
+        ("q1\td1\t1_0\n", r"test\.tsv line 2: score '1_0' is not an integer"),
         (
             "q9\td1\t1\nq8\td1\t1\n",
             r"test\.tsv: no judgement names a query id of queries\.jsonl \(first: line 2, query "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ Qrels: TypeAlias = dict[str, dict[str, int]]
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 _QRELS_HEADER = ("query-id", "corpus-id", "score")
+# ASCII digits only: int() also reads "1_0" as 10 and other scripts' digits
+_GRADE = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -287,10 +290,9 @@ def _read_qrels(
         query_id, doc_id, score = cols
         if not doc_id:  # a document "" counted in the query's ideal ranking
             raise DataError(f"{path} line {lineno}: empty corpus-id")
-        try:
-            grade = int(score)
-        except ValueError:
-            raise DataError(f"{path} line {lineno}: score {score!r} is not an integer") from None
+        if not _GRADE.fullmatch(score):
+            raise DataError(f"{path} line {lineno}: score {score!r} is not an integer")
+        grade = int(score)
         if query_id not in queries:
             _count(odd, "query", lineno, query_id)
             continue
