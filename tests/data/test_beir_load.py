@@ -120,6 +120,8 @@ def _corpus_with(bad_line: str) -> str:
         ('{"_id": "d9"}', r"corpus\.jsonl line 2: missing 'text' field"),
         ('{"_id": "d9", "text": 5}', r"corpus\.jsonl line 2: 'text' is not a string"),
         ('{"_id": "d9", "title": 5, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
+        ('{"_id": "d9", "title": false, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
+        ('{"_id": "d9", "title": [], "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
         (
             '{"_id": "d1", "text": "again"}',
             r"corpus\.jsonl line 2: duplicate id 'd1' \(first on line 1\)",

@@ -221,8 +221,10 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
                 f"{path} line {lineno}: duplicate id {record_id!r} (first on line {first})"
             )
         if with_title:
-            title = obj.get("title") or ""
-            if not isinstance(title, str):
+            title = obj.get("title")
+            if title is None:  # missing or null: no title
+                title = ""
+            if not isinstance(title, str):  # also false, 0, [] (`or ""` let those pass as "")
                 raise DataError(f"{path} line {lineno}: 'title' is not a string")
             text = f"{title} {text}".strip()
         if not _is_utf8(record_id + text):  # a lone surrogate escape, e.g. a cut emoji
