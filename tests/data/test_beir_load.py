@@ -178,6 +178,21 @@ def test_no_qrels_at_all(make_beir: MakeBeir) -> None:
         load_beir(make_beir("b", qrels={"extra": "q1\td1\t1\n"}))  # only known splits count
 
 
+def test_a_qrels_file_of_no_split_is_named_in_a_warning(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Train.tsv (on a case-sensitive file system) or valid.tsv would be dropped unsaid: the
+    # run would then split the test queries 50/50 instead of training on these labels
+    rows = HEADER + "q1\td1\t1\n"
+    folder = make_beir(qrels={"test": rows, "Train": rows, "valid": rows})
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        assert set(load_beir(folder).qrels) == {"test"}
+    assert re.search(r"qrels: Train\.tsv, valid\.tsv not read: the qrels splits are "
+                     r"train\.tsv, dev\.tsv, test\.tsv", caplog.text)
+    with pytest.raises(DataError, match=r"no qrels found \(.*; found only valid\.tsv\)$"):
+        load_beir(make_beir("b", qrels={"valid": rows}))
+
+
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nowhere: no such dataset folder"):
         load_beir(tmp_path / "nowhere")

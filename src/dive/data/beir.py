@@ -13,7 +13,9 @@ rows, so a benchmark never runs on a quietly truncated dataset.
 
 Left out: embedding, label budgets and query splits (`dive.data.splits`), finding or
 downloading a dataset by name (`dive.data.download`), qrels files other than train/dev/test
-(BEIR publishes no others), and TREC-format (4-column) qrels.
+(BEIR publishes no others; any other file in `qrels/` is named in a warning, since a
+`Train.tsv` or `valid.tsv` left unread would silently change the split), and TREC-format
+(4-column) qrels.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import re
 import zlib
 from collections.abc import Iterator
@@ -129,12 +132,14 @@ def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
                 corpus=corpus_lines,
                 names=(queries_path.name, corpus_path.name),
             )
+    unread = _unread_qrels(qrels_dir)
+    expected = ", ".join(f"{s}.tsv" for s in SPLITS)
     if not qrels:
-        raise DataError(
-            f"{qrels_dir}: no qrels found (expected one of "
-            + ", ".join(f"{s}.tsv" for s in SPLITS)
-            + ")"
-        )
+        found = f"; found only {', '.join(unread)}" if unread else ""
+        raise DataError(f"{qrels_dir}: no qrels found (expected one of {expected}{found})")
+    if unread:  # e.g. Train.tsv or valid.tsv: labels the user meant to be used
+        logger.warning("%s: %s not read: the qrels splits are %s (each may be gzipped)",
+                       qrels_dir, ", ".join(unread), expected)
     dataset = Dataset(
         name=name if name is not None else folder.name,
         path=folder,
@@ -152,6 +157,21 @@ def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
         ", ".join(f"{s}={sum(len(d) for d in q.values())}" for s, q in qrels.items()),
     )
     return dataset
+
+
+def _unread_qrels(qrels_dir: Path) -> list[str]:
+    """The files of `qrels_dir` that are no split's file (`_find_file` reads only those)."""
+    if not qrels_dir.is_dir():
+        return []
+    read = {f"{split}.tsv{gz}" for split in SPLITS for gz in ("", ".gz")}
+
+    def is_read(file: Path) -> bool:  # Train.tsv is train.tsv where names ignore case (macOS)
+        twin = qrels_dir / file.name.lower()
+        return file.name in read or (twin.name in read and twin.is_file()
+                                     and os.path.samefile(file, twin))
+
+    return sorted(p.name for p in qrels_dir.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and not is_read(p))
 
 
 def _find_file(folder: Path, filename: str, *, required: bool) -> Path | None:
