@@ -54,6 +54,16 @@ def test_seed_changes_the_sample_but_is_reproducible(tiny: tuple[Path, Path]) ->
     assert make_split(dataset, 10, 0).train_ids != make_split(dataset, 10, 1).train_ids
 
 
+@pytest.mark.parametrize("seed", [-1, 2**63, 1.5, "0"])
+def test_a_seed_numpy_refuses_is_a_dive_error_naming_the_seed(
+    tiny: tuple[Path, Path], seed: Any
+) -> None:
+    # dive.fit(dataset, method="dive", seed=-1) ended in numpy's bare "expected non-negative
+    # integer" traceback
+    with pytest.raises(DiveError, match=r"seed must be an integer in 0\.\.2\*\*63-1, got"):
+        make_split(load_beir(tiny[0]), 10, seed)
+
+
 def test_without_train_split_test_queries_are_halved(make_tiny: Any) -> None:
     data, _ = make_tiny(with_train=False)
     dataset = load_beir(data)

@@ -88,6 +88,8 @@ def make_split(
     dataset: Dataset, budget: int | None, seed: int, *, dev: bool = False
 ) -> QuerySplit:
     """The seeded split for one (dataset, budget, seed); `dev`: see the module docstring."""
+    if not is_integer(seed) or not 0 <= seed < 2**63:  # numpy's ValueError named no seed
+        raise DiveError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
     known = set(dataset.query_ids)
     test = dataset.split("test")
     rng = np.random.default_rng(seed)
