@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -253,9 +254,11 @@ def test_load_rejects_corpus_and_query_dimensions_that_differ(folder: Path) -> N
         ("dim", 384, r"meta.json: dim is 384 but corpus.npy has 8"),
         ("n_corpus", 7, r"meta.json: n_corpus is 7 but corpus.npy has 6 rows"),
         ("n_queries", 1, r"meta.json: n_queries is 1 but queries.npy has 3 rows"),
+        ("normalized", "false", r"meta.json: normalized must be true or false, got 'false'"),
     ],
 )
-def test_load_rejects_meta_that_disagrees(folder: Path, key: str, value: int, pattern: str) -> None:
+def test_load_rejects_meta_that_disagrees(folder: Path, key: str, value: Any,
+                                          pattern: str) -> None:
     meta = json.loads((folder / "meta.json").read_text())
     meta[key] = value
     (folder / "meta.json").write_text(json.dumps(meta))

@@ -150,7 +150,10 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
             raise DataError(
                 f"{root / META_FILE}: {key} is {meta[key]!r} but {name} has {arr.shape[0]} rows"
             )
-    normalized = bool(meta.get("normalized", False))
+    normalized = meta.get("normalized", False)
+    if not isinstance(normalized, bool):  # bool("false") is True
+        raise DataError(f"{root / META_FILE}: normalized must be true or false, got "
+                        f"{normalized!r}")
     _check_rows(root / CORPUS_FILE, corpus, normalized)
     _check_rows(root / QUERIES_FILE, queries, normalized)
 
