@@ -80,6 +80,19 @@ def test_onnx_normalises_inputs_like_numpy(tmp_path: Path, make_runtime: Any,
                                    atol=1e-5, rtol=0)
 
 
+def test_onnx_normalises_rows_of_extreme_norm_like_numpy(tmp_path: Path, make_runtime: Any,
+                                                         make_inputs: Any) -> None:
+    """numpy takes the norm of a row off unit norm in float64; in float32 the sum of squares
+    of a row scaled by 1e-20 underflowed (and by 1e20 overflowed), so the graph returned the
+    image of a zero row for a valid one, without a word."""
+    runtime = make_runtime(input_dim=32, output_dim=8, rank=16)
+    path = export_onnx(runtime, tmp_path / "m.onnx")
+    x = make_inputs(20, 32, seed=3)
+    for scale in (1e-20, 1e20):
+        np.testing.assert_allclose(run_onnx(path, x * np.float32(scale)), runtime(x),
+                                   atol=1e-5, rtol=0)
+
+
 def test_onnx_rejects_a_bad_source(tmp_path: Path) -> None:
     with pytest.raises(DiveError, match="compressor is a int; expected a fitted Compressor"):
         export_onnx(42, tmp_path / "m.onnx")

@@ -1,12 +1,12 @@
 """Export a fitted compressor as an ONNX graph, built node by node from its `Runtime`.
 
 The graph computes exactly the runtime's steps (see `dive.compressors.runtime`): input rows
-whose norm is off 1 by more than 1e-3 divided by their norm (others divided by exactly 1, so
-unit rows pass unchanged), the optional residual adapter (MatMul/Add, then Relu or the
-tanh-GELU formula written out in elementary ops so any runtime computes the same thing as
-numpy), the optional centre (Sub) and projection (MatMul), then L2 normalisation (ReduceL2,
-Max with 1e-12, Div), then the precision (`dive.compressors.precision`): float16 a Cast; int8
-the same Sub, Div, Clip, Mul by 255, Floor and shift as numpy, Cast to int8; binary
+whose norm is off 1 by more than 1e-3 divided by their norm, in float64 as numpy does (others
+divided by exactly 1, so unit rows pass unchanged), the optional residual adapter (MatMul/Add,
+then Relu or the tanh-GELU formula written out in elementary ops so any runtime computes the
+same thing as numpy), the optional centre (Sub) and projection (MatMul), then L2 normalisation
+(ReduceL2, Max with 1e-12, Div), then the precision (`dive.compressors.precision`): float16 a
+Cast; int8 the same Sub, Div, Clip, Mul by 255, Floor and shift as numpy, Cast to int8; binary
 Greater-than-0 and one MatMul by `pack_weights` (np.packbits' bit order), Cast to uint8.
 Input `embeddings` is float32 (batch, D) with a dynamic batch axis; output `compressed` is
 (batch, d) float32, float16 or int8, or (batch, ceil(d/8)) uint8 for binary.
@@ -42,6 +42,7 @@ ONNX_SUFFIX = ".onnx"
 OPSET = 17  # ReduceL2 still takes `axes` as an attribute; supported by every current runtime
 IR_VERSION = 8  # the IR version that goes with opset 17, so older onnxruntime builds load it
 NORM_EPS = 1e-12  # as dive.arrays.l2_normalize
+INPUT_EPS = float(np.finfo(np.float64).tiny)  # below the norm of any non-zero float32 row
 
 
 def _import_onnx() -> Any:
@@ -69,14 +70,23 @@ def build_onnx_model(runtime: Runtime, *, method: str = RUNTIME_METHOD) -> Any:
         nodes.append(helper.make_node(kind, inputs, [output], name=output, **attrs))
         return output
 
-    # As dive.arrays.as_unit_rows: rescale only rows that are not already of unit norm.
-    in_norm = op("ReduceL2", [INPUT_NAME], "input.norm", axes=[1], keepdims=1)
-    off = op("Greater", [op("Abs", [op("Sub", [in_norm, const("input.one", 1.0)], "input.dev")],
-                            "input.absdev"), const("input.tol", UNIT_NORM_TOLERANCE)], "input.off")
-    divisor = op("Where", [off, op("Max", [in_norm, const("input.eps", NORM_EPS)],
-                                   "input.norm_clamped"), const("input.unit", 1.0)],
+    # As dive.arrays.as_unit_rows: rescale only rows that are not already of unit norm, in
+    # float64 (a float32 sum of squares underflows below norm ~1e-19 and overflows above ~1e19)
+    # and clamped only to keep a zero row zero (NORM_EPS would shrink a row of norm < 1e-12).
+    def const64(name: str, value: float) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float64), name=name))
+        return name
+
+    wide = op("Cast", [INPUT_NAME], "input.wide", to=TensorProto.DOUBLE)
+    in_norm = op("ReduceL2", [wide], "input.norm", axes=[1], keepdims=1)
+    off = op("Greater", [op("Abs", [op("Sub", [in_norm, const64("input.one", 1.0)], "input.dev")],
+                            "input.absdev"), const64("input.tol", UNIT_NORM_TOLERANCE)],
+             "input.off")
+    divisor = op("Where", [off, op("Max", [in_norm, const64("input.eps", INPUT_EPS)],
+                                   "input.norm_clamped"), const64("input.unit", 1.0)],
                  "input.divisor")
-    h = op("Div", [INPUT_NAME, divisor], "input.unit_rows")
+    h = op("Cast", [op("Div", [wide, divisor], "input.wide_unit_rows")], "input.unit_rows",
+           to=TensorProto.FLOAT)
     if runtime.adapter is not None:
         a = runtime.adapter
         pre = op("Add", [op("MatMul", [h, const("adapter.w1T", a.w1.T)], "adapter.x_w1"),
