@@ -101,9 +101,13 @@ class DiveCompression(torch.nn.Module):
         center, projection = self._buffer("center"), self._buffer("projection")
         dtype = next((b.dtype for b in (w1, center, projection) if b is not None), x.dtype)
         h = x.to(dtype)
-        # As dive.arrays.as_unit_rows: rescale only rows that are not already of unit norm.
-        norm = h.norm(dim=-1, keepdim=True)
-        h = torch.where((norm - 1).abs() > UNIT_NORM_TOLERANCE, h / norm.clamp_min(1e-12), h)
+        # As dive.arrays.as_unit_rows: rescale only rows that are not already of unit norm, in
+        # float64 (a float32 sum of squares underflows below norm ~1e-19 and overflows above
+        # ~1e19), clamped only to keep a zero row zero (1e-12 would shrink a row of norm 1e-20).
+        wide = x.to(torch.float64)
+        norm = wide.norm(dim=-1, keepdim=True)
+        unit = (wide / norm.clamp_min(torch.finfo(torch.float64).tiny)).to(dtype)
+        h = torch.where((norm - 1).abs() > UNIT_NORM_TOLERANCE, unit, h)
         if w1 is not None and b1 is not None and w2 is not None and b2 is not None:
             pre = h @ w1.T + b1
             act = torch.relu(pre) if self.activation == "relu" else F.gelu(pre, approximate="tanh")

@@ -1,0 +1,26 @@
+"""The `DiveCompression` module alone (no base model): the runtime's computation in torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dive.export.st_module import DiveCompression  # noqa: E402
+
+
+def test_module_normalises_rows_of_extreme_norm_like_numpy(make_runtime: Any,
+                                                           make_inputs: Any) -> None:
+    """numpy takes the norm of a row off unit norm in float64; in float32 (and clamped at
+    1e-12) a row scaled by 1e-20 or 1e20 came out as the image of a zero row, without a word."""
+    runtime = make_runtime(input_dim=32, output_dim=8, rank=16)
+    module = DiveCompression(runtime)
+    x = make_inputs(20, 32, seed=3)
+    for scale in (1e-20, 1e20):
+        got = module.compress(torch.from_numpy(x * np.float32(scale))).numpy()
+        np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
+    zero = module.embed(torch.zeros(1, 32)).numpy()  # the image of a zero vector, as before
+    np.testing.assert_allclose(zero, runtime._apply(np.zeros((1, 32), np.float32)), atol=1e-6)
