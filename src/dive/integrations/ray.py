@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import held, publish
-from dive.arrays import positive_integer
+from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
@@ -97,7 +97,12 @@ class CompressBatch:
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
             raise DataError(f"{where}: {self._row(batch, row)} contains NaN or inf")
-        vectors = vector_array(self.runtime(x).astype(self.dtype, copy=False))
+        try:
+            y = self.runtime(x)
+        except BadRowError as exc:  # a zero row: its batch row means nothing, and Ray cannot
+            # carry a BadRowError back to the driver (it does not pickle), so name the id
+            raise DataError(f"{where}: {self._row(batch, exc.row)} {exc.problem}") from None
+        vectors = vector_array(y.astype(self.dtype, copy=False))
         names = batch.column_names
         if self.output_column in names:
             return batch.set_column(names.index(self.output_column), self.output_column, vectors)

@@ -1,0 +1,29 @@
+"""`CompressBatch`, the Ray Data callable, on one Arrow batch (no cluster needed)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from dive.compressors.runtime import Runtime
+from dive.errors import DataError
+
+pa = pytest.importorskip("pyarrow")
+
+from dive.integrations.ray import CompressBatch  # noqa: E402
+
+
+def test_a_zero_row_is_a_data_error_naming_its_id_that_ray_can_carry() -> None:
+    """A zero vector raised the runtime's BadRowError, which names the row within Ray's batch
+    ("input: row 2") and does not pickle, so Ray reported a "Failed to deserialize exception"
+    instead of the bad row."""
+    x = np.eye(4, dtype=np.float32)
+    x[2] = 0
+    batch = pa.table({"id": ["a", "b", "c", "d"],
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 4)})
+    step = CompressBatch(Runtime(input_dim=4), "vector", "vector", id_column="id")
+    with pytest.raises(DataError, match=r"column 'vector': the row with id 'c' has norm 0 ") as err:
+        step(batch)
+    assert str(pickle.loads(pickle.dumps(err.value))) == str(err.value)
