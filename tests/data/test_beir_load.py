@@ -193,6 +193,20 @@ def test_a_qrels_file_of_no_split_is_named_in_a_warning(
         load_beir(make_beir("b", qrels={"valid": rows}))
 
 
+def test_records_with_no_text_are_named_in_a_warning(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
+) -> None:
+    corpus = '{"_id": "d1", "text": "one"}\n{"_id": "d2", "title": " ", "text": ""}\n'
+    queries = '{"_id": "q1", "text": "q"}\n{"_id": "q2", "text": "  "}\n'
+    folder = make_beir(corpus=corpus, queries=queries, qrels={"test": "q1\td1\t1\n"})
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        assert load_beir(folder).query_texts == ["q", "  "]  # kept, as the file has them
+    assert re.search(r"corpus\.jsonl: 1 record\(s\) with no text \(first on line 2\)",
+                     caplog.text)
+    assert re.search(r"queries\.jsonl: 1 record\(s\) with no text \(first on line 2\)",
+                     caplog.text)
+
+
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nowhere: no such dataset folder"):
         load_beir(tmp_path / "nowhere")

@@ -217,6 +217,7 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
     ids: list[str] = []
     texts: list[str] = []
     seen: dict[str, int] = {}
+    empty: list[int] = []  # lines of records with no text: they embed as the empty string
     for lineno, line in _lines(path):
         if not line.strip():
             continue  # blank lines, e.g. a trailing one, carry no record
@@ -250,8 +251,13 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
         if not _is_utf8(record_id + text):  # a lone surrogate escape, e.g. a cut emoji
             raise DataError(f"{path} line {lineno}: a \\u escape encodes half a character "
                             "(a lone surrogate, e.g. an emoji cut in two)")
+        if not text.strip():
+            empty.append(lineno)
         ids.append(record_id)
         texts.append(text)
+    if empty:
+        logger.warning("%s: %d record(s) with no text (first on line %d); each is embedded as "
+                       "the empty string", path, len(empty), empty[0])
     return ids, texts, seen
 
 
