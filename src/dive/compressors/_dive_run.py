@@ -195,7 +195,9 @@ class Run:
             logged["ntxent"] = float(ntx.detach())
         if self.use_triplets:
             b, t = len(queries), len(triplets)
-            zq = z[batch : batch + b][torch.from_numpy(owner)]
+            zq = z[batch : batch + b]
+            if t != b:  # several positives of a query: its output once per triplet
+                zq = zq[torch.from_numpy(owner)]
             zp = z[batch + b : batch + b + t]
             hard_z = z[batch + b + t :].reshape(t, hard.shape[1], z.shape[1])
             zn = torch.cat([hard_z, z[torch.from_numpy(in_batch)]], dim=1)
