@@ -71,7 +71,7 @@ def main() -> None:
                           task_args: tuple[int, int, int | None] = (dim, ratio, budget),
                           run_args: tuple = (dataset, emb, splits)) -> dict:
                     data, embeddings, by_seed = run_args
-                    task = RunTask(spec, task_args[0], task_args[1], task_args[2], seed)
+                    task = RunTask(spec, *task_args, seed)
                     return run_one(task, data, embeddings, by_seed[seed], args.model, 100)[0]
 
                 floor = np.mean([max(score(m, s)["ndcg@10"] for m in ("pca", "pca-uncentered"))
