@@ -44,8 +44,7 @@ def test_recommend_errors_clearly_when_nothing_meets_the_target(
         recommend(byte_records, "nfcorpus")
     two = [*byte_records, byte_row("pca", 96, "int8", 96, 0.5, budget="all"),
            byte_row("frozen", 384, "float32", 1536, 0.55, budget="all")]
-    with pytest.raises(DataError, match=r"several budgets on scifact \(64, all\); choose one "
-                       "with --budget"):
+    with pytest.raises(DataError, match=r"several budgets on scifact \(64, all\); choose one$"):
         recommend(two, "scifact")
     assert recommend(two, "scifact", 0.9, budget="all").config.budget == "all"
     # spelled as evaluate takes it ('ALL' said "no results for budget 'ALL'")
@@ -93,7 +92,28 @@ def test_a_keep_that_is_no_share_is_one_line_for_report_and_recommend(
     assert main([verb, "--results", str(path), *where, "--keep", keep]) == 2
     err = capsys.readouterr().err.strip()
     assert "keep must be a positive, finite share of frozen" in err and "\n" not in err
+    assert err.endswith("(--keep)"), err
     assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("what", ["budget", "model"])
+def test_several_budgets_or_models_name_the_flag_in_the_cli_only(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], what: str,
+) -> None:
+    """The library said "choose one with --budget" (a flag, in library code): now the error
+    names the parameter and `dive recommend` adds its flag."""
+    other = {"budget": "all"} if what == "budget" else {"model": "other-model"}
+    two = [*byte_records, {**byte_row("pca", 96, "int8", 96, 0.5), **other},
+           {**byte_row("frozen", 384, "float32", 1536, 0.55), **other}]
+    with pytest.raises(DataError, match=r"choose one$") as exc:
+        recommend(two, "scifact")
+    assert exc.value.param == what
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in two))
+    assert main(["recommend", "--results", str(path), "--dataset", "scifact"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"choose one (--{what})") and "\n" not in err, err
 
 
 def _unequal_seeds(byte_row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:

@@ -77,7 +77,7 @@ def _pick(values: Iterable[str], wanted: str | None, what: str, where: str) -> s
         return wanted
     if len(present) > 1:
         raise DataError(f"the results hold several {what}s {where} ({', '.join(present)}); "
-                        f"choose one with --{what}")
+                        "choose one", param=what)
     return present[0]
 
 
@@ -87,7 +87,8 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     """The fewest-bytes configuration of ours keeping `keep` x frozen `metric` (see the module
     doc); `DataError` saying what is missing or how close the results came when none does."""
     if not valid_keep(keep):
-        raise DataError(f"keep must be a positive, finite share of frozen {metric}, got {keep}")
+        raise DataError(f"keep must be a positive, finite share of frozen {metric}, got {keep}",
+                        param="keep")
     records = list(records)
     datasets = {str(r["dataset"]) for r in records}
     if dataset not in datasets:
