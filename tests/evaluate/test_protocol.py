@@ -102,6 +102,8 @@ def test_ratio_must_divide_the_dimension(tiny: tuple[Path, Path]) -> None:
     ({"ratios": [2, -2]}, "ratios must be integers >= 1, got -2"),
     ({"ratios": [0]}, "ratios must be integers >= 1, got 0"),
     ({"seeds": [0, -1]}, "seeds must be integers >= 0, got -1"),
+    # seed 0 was run and recorded, then the split of 2**63 stopped the grid
+    ({"seeds": [0, 2**63]}, r"seeds must be integers in 0..2\*\*63-1, got 9223372036854775808"),
     ({"methods": []}, "no methods given"),
 ])
 def test_bad_grid_values_fail_before_any_run(

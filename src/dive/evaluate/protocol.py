@@ -88,6 +88,9 @@ class GridSpec:
             for v in value if isinstance(value, Sequence) else [value]:
                 if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
                     raise DiveError(f"grid: {name} must be integers >= {minimum}, got {v!r}")
+        big = [seed for seed in self.seeds if seed >= 2**63]  # past the splits' generator
+        if big:
+            raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}")
 
 
 @dataclass
