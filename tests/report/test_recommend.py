@@ -202,3 +202,20 @@ def test_recommend_says_no_run_fits_the_byte_limit(byte_records: list[dict[str, 
     with pytest.raises(DataError, match=r"no compressed configuration of dive was run"):
         recommend([r for r in byte_records if (r["method"], r["precision"]) == ("frozen", "float32")
                    or "faiss" in r["method"]], "scifact")
+
+
+def test_a_frozen_that_scores_0_is_one_line_and_the_report_still_writes(
+    byte_records: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Frozen nDCG@10 0 (no evaluation query finds a relevant document) was a traceback,
+    ZeroDivisionError in the share of frozen, in `dive recommend` and `dive report`."""
+    zero = [{**r, "ndcg@10": 0.0} if r["method"] == "frozen" else r for r in byte_records]
+    with pytest.raises(DataError, match=r"scifact, 64 labelled queries: frozen float32 ndcg@10 "
+                                        r"is 0 on seed 0, so there is no share of it to keep"):
+        recommend(zero, "scifact")
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in zero))
+    assert main(["recommend", "--results", str(path), "--dataset", "scifact"]) == 2
+    assert "no share of it to keep" in capsys.readouterr().err
+    assert main(["report", "--results", str(path), "--output", str(tmp_path / "rep")]) == 0
+    assert "(frozen scores 0)" in (tmp_path / "rep" / "report.md").read_text()

@@ -252,6 +252,7 @@ def _cell(c: Config | None, reference: Config | None = None) -> str:
     paired = None if reference is None else c.against(reference)
     if reference is not None:
         text += (" (no seed shared with frozen)" if paired is None else
+                 " (frozen scores 0)" if not paired.reference else
                  f" ({100 * paired.share:.1f}%{_on_seeds(paired, reference)})")
     return text.replace("|", "\\|")
 

@@ -12,6 +12,7 @@ weighting of seeds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -33,8 +34,9 @@ class Paired:
 
     @property
     def share(self) -> float:
-        """The configuration's mean as a share of frozen's, on the same seeds."""
-        return self.score / self.reference
+        """The configuration's mean as a share of frozen's, on the same seeds (NaN when
+        frozen scores 0 there: a share of nothing)."""
+        return self.score / self.reference if self.reference else math.nan
 
     def keeps(self, keep: float) -> bool:
         """Whether the score is at least `keep` x frozen's on the same seeds."""

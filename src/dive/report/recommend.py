@@ -108,6 +108,10 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     if frozen is None:
         raise DataError(f"{where}: no frozen float32 run to keep a share of; evaluate with "
                         "methods including frozen", param="methods")
+    if frozen.mean == 0:  # every configuration would "keep" a share of nothing
+        raise DataError(f"{where}: frozen float32 {metric} is 0 on {seed_list(frozen.seeds)}, so "
+                        "there is no share of it to keep; check the evaluation queries' "
+                        "judgements")
     run = [c for c in allowed(cells, rescoring) if c is not frozen]
     pool = [c for c in run if max_bytes is None or c.bytes_per_vector <= max_bytes]
     ours = [c for c in pool if not c.anchor]
