@@ -85,6 +85,10 @@ def test_an_old_spelling_parses_to_the_same_arguments(verb: str, old: list[str],
      "rescore_factors", None),  # old and new spelling together: refused, as before
     (["evaluate", "--datasets", "a", "--ratios", "8"], "ratios", [8]),  # once: the default goes
     (["demo"], "seeds", [0]),
+    # a comma in an option's value stays in it (`1x10x3` was an unknown method); a name does not
+    (["evaluate", "--datasets", "a", "--methods", "pca,dive:grid=0x1, 1x10x3@softplus:steps=2,"
+      "truncate,dive:heads=1,truncat"], "methods",
+     ["pca", "dive:grid=0x1,1x10x3@softplus:steps=2", "truncate", "dive:heads=1", "truncat"]),
 ])
 def test_a_plural_flag_given_twice_takes_both_lists(argv: list[str], dest: str,
                                                     want: list[object] | None) -> None:

@@ -90,6 +90,19 @@ def _str_list(text: str, what: str = "a comma-separated list") -> list[str]:
     return values
 
 
+def _method_list(text: str) -> list[str]:
+    """Comma-separated method specs. A comma inside an option's value stays in it (DIVE's
+    `grid=0x1,1x10x3`): an item that does not start with a letter, as a method name does,
+    continues the option that ends the spec before it."""
+    specs: list[str] = []
+    for item in _str_list(text):
+        if specs and "=" in specs[-1].rsplit(":", 1)[-1] and not item[0].isalpha():
+            specs[-1] += f",{item}"
+        else:
+            specs.append(item)
+    return specs
+
+
 class _Joined(argparse.Action):
     """A plural flag given more than once takes every list it was given: argparse's own store
     keeps only the last one, and the run silently did less than typed."""
@@ -201,8 +214,9 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 def _add_grid_options(
     p: argparse.ArgumentParser, *, methods: str, budgets: str, seeds: str
 ) -> None:
-    p.add_argument("--methods", type=_str_list, action=_Joined, default=_str_list(methods),
-                   help="comma-separated method specs (name or name:key=value:...)")
+    p.add_argument("--methods", type=_method_list, action=_Joined, default=_str_list(methods),
+                   help="comma-separated method specs (name or name:key=value:...; a value "
+                        "may hold commas: dive:grid=0x1,1x10x3)")
     p.add_argument("--ratios", type=_int_list(1), action=_Joined, default=[2, 4, 8, 16],
                    help="compression ratios D/d")
     p.add_argument("--budgets", type=_str_list, action=_Joined, default=_str_list(budgets),
