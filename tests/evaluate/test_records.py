@@ -115,6 +115,21 @@ def test_unreadable_results_are_one_error_naming_file_and_line(
         path.write_text(path.read_text() + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=message):
         read_records(path)
+@pytest.mark.parametrize(("method", "precision"), [("faiss-pq:4", "pq"), ("pca", "opq4")])
+def test_a_code_without_its_bytes_per_vector_is_named_with_its_line(
+    tmp_path: Path, method: str, precision: str
+) -> None:
+    """A `pq` or `opqM` record without `bytes_per_vector` read, then `dive report` and
+    `dive recommend` failed with "precision 'pq' is not one of ...", naming no file or line."""
+    path = tmp_path / "r.jsonl"
+    ResultsFile(path).append([record(seed=0)])
+    bad = {**record(method=method, seed=1), "precision": precision}
+    path.write_text(path.read_text() + json.dumps(bad) + "\n")
+    with pytest.raises(DataError, match=rf"r\.jsonl:2: record lacks bytes_per_vector, which "
+                                        rf"precision '{precision}' needs"):
+        read_records(path)
+
+
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("method", None, r"r\.jsonl:2: method is None, expected a name"),
     ("dataset", "", r"r\.jsonl:2: dataset is '', expected a name"),

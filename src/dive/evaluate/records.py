@@ -161,6 +161,11 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
         valid = f"{', '.join(PRECISIONS)} or opqM"
     if not ok:
         raise DataError(f"{where}: precision is {precision!r}, expected one of {valid}")
+    if precision not in PRECISIONS and "bytes_per_vector" not in record:
+        # A code's size is not a function of the dimension alone (`pq`: M bytes), so the
+        # record has to state it; a report or `recommend` failed without naming the line.
+        raise DataError(f"{where}: record lacks bytes_per_vector, which precision "
+                        f"{precision!r} needs")
     if record.get("rescore") and record.get("rescore_with", "full") not in RESCORE_SOURCES:
         raise DataError(f"{where}: rescore_with is {record['rescore_with']!r}, expected one of "
                         f"{', '.join(RESCORE_SOURCES)}")
