@@ -30,11 +30,25 @@ def test_the_better_of_ours_meets_each_baseline_and_ablations_do_not_count(make_
     records += seeds(make_record, "matryoshka-adaptor", [0.58])
     records += seeds(make_record, "pca", [0.70])  # classical: not a baseline row
     _, versus = comparisons(records)
-    assert {(c.ours.method, c.other.method, c.met) for c in versus} == {
+    assert {(c.ours, c.other, c.met) for c in versus} == {
         ("dive-plus", "smec:basis=pca@v1", True),
         ("dive-plus", "matryoshka-adaptor", False),
     }
     assert "dive-plus vs matryoshka-adaptor (0.5600 vs 0.5800, −0.0200)" in targets_section(records)
+
+
+def test_rows_are_compared_on_the_seeds_both_ran(make_record) -> None:
+    # Seed 2 scores other (easier) queries: over all seeds dive's 0.60 would beat 0.55, but on
+    # seeds 0-1, the only ones the baseline ran, dive is below it.
+    records = seeds(make_record, "dive", [0.50, 0.50, 0.80])
+    records += seeds(make_record, "pca-uncentered", [0.45, 0.45])
+    records += seeds(make_record, "smec", [0.55, 0.55])
+    records += [make_record(method="search-adaptor", seed=3, ndcg=0.99)]  # no seed shared
+    start, versus = comparisons(records)
+    assert [(c.seeds, c.met) for c in start] == [((0, 1), True)]
+    assert [(c.other, c.seeds, c.met, round(c.gap, 6)) for c in versus] == [
+        ("smec", (0, 1), False, -0.05)]
+    assert "dive vs smec (0.5000 vs 0.5500, −0.0500)" in targets_section(records)
 
 
 def test_quantized_rows_and_cells_ours_did_not_run_are_left_out(make_record) -> None:
