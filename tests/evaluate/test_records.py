@@ -64,7 +64,7 @@ def test_malformed_line_is_named(tmp_path: Path) -> None:
     ResultsFile(path).append([record()])
     with path.open("a") as f:
         f.write("{not json\n")
-    with pytest.raises(DataError, match=r"r\.jsonl:2: not valid JSON"):
+    with pytest.raises(DataError, match=r"r\.jsonl:2: not valid JSON \(.*, column 2\)"):
         read_records(path)
 
 

@@ -116,7 +116,7 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+        raise DataError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object")
     return check_record(record, where)
