@@ -93,6 +93,41 @@ def test_integer_ids_become_strings(make_beir: MakeBeir) -> None:
     assert ds.qrels == {"test": {"1": {"7": 1}}}
 
 
+def test_ids_are_stripped_in_corpus_and_queries_as_in_qrels(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "d1 " was kept as is while the qrels' "d1" was stripped: the document was never judged
+    corpus = '{"_id": "d1 ", "text": "one"}\n{"_id": "\\td2", "text": "two"}\n'
+    queries = '{"_id": " q1", "text": "q"}\n{"_id": "q2", "text": "r"}\n'
+    qrels = {"test": HEADER + "q1\td1\t1\n q2 \t d2\t1\n"}
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        ds = load_beir(make_beir(corpus=corpus, queries=queries, qrels=qrels))
+    assert ds.corpus_ids == ["d1", "d2"] and ds.query_ids == ["q1", "q2"]
+    assert ds.split("test") == {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    assert "not in" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("corpus", "message"),
+    [
+        ('{"_id": "d1", "text": "a"}\n{"_id": "d1 ", "text": "b"}\n',
+         r"^\S*corpus\.jsonl line 2: duplicate id 'd1' \(first on line 1; written 'd1 ': ids "
+         r"are read without surrounding whitespace\)$"),
+        ('{"_id": " d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n',
+         r"corpus\.jsonl line 2: duplicate id 'd1' \(first on line 1; written ' d1': ids"),
+        ('{"_id": 7, "text": "a"}\n{"_id": "7", "text": "b"}\n',
+         r"corpus\.jsonl line 2: duplicate id '7' \(first on line 1\)$"),
+        ('{"_id": "d1", "text": "a"}\n{"_id": " ", "text": "b"}\n',
+         r"corpus\.jsonl line 2: bad '_id' ' '$"),
+    ],
+)
+def test_ids_equal_after_stripping_are_duplicates(
+    make_beir: MakeBeir, corpus: str, message: str
+) -> None:
+    with pytest.raises(DataError, match=message):
+        load_beir(make_beir(corpus=corpus, qrels={"test": "q1\td1\t1\n"}))
+
+
 def test_corrupt_gzip_is_a_data_error(make_beir: MakeBeir) -> None:
     folder = make_beir(gz=True)
     (folder / "queries.jsonl.gz").write_bytes(b"\x1f\x8b\x08garbage")

@@ -6,7 +6,9 @@ Layout (each file may also be gzipped, e.g. `corpus.jsonl.gz`)::
     <folder>/queries.jsonl       one JSON object a line: `_id`, `text`
     <folder>/qrels/{train,dev,test}.tsv   `query-id<TAB>corpus-id<TAB>score`, header optional
 
-Document text is `(title + " " + text).strip()`, the BEIR convention. Every judgement row is
+Document text is `(title + " " + text).strip()`, the BEIR convention. Ids (`_id`, the qrels
+columns) are read without surrounding whitespace, so `"d1 "` in the corpus is the `d1` the qrels
+judge; two records of a file whose ids are then equal are duplicates. Every judgement row is
 kept, grade 0 included (trec_eval counts them as judged non-relevant). Any inconsistency is a
 `DataError` naming the file and line: this module fails loudly rather than silently dropping
 rows, so a benchmark never runs on a quietly truncated dataset.
@@ -217,6 +219,7 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
     ids: list[str] = []
     texts: list[str] = []
     seen: dict[str, int] = {}
+    padded: dict[str, str] = {}  # id -> the id as written, where whitespace was stripped
     empty: list[int] = []  # lines of records with no text: they embed as the empty string
     for lineno, line in _lines(path):
         if not line.strip():
@@ -232,15 +235,17 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
                 f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}"
             )
         record_id = _field_id(obj, path, lineno)
+        written = obj["_id"]
         text = obj.get("text")
         if not isinstance(text, str):
             problem = "missing 'text' field" if text is None else "'text' is not a string"
             raise DataError(f"{path} line {lineno}: {problem}")
         first = seen.setdefault(record_id, lineno)
         if first != lineno:
-            raise DataError(
-                f"{path} line {lineno}: duplicate id {record_id!r} (first on line {first})"
-            )
+            raise DataError(f"{path} line {lineno}: duplicate id {record_id!r} "
+                            f"(first on line {first}{_as_written(written, padded.get(record_id))})")
+        if isinstance(written, str) and written != record_id:
+            padded[record_id] = written
         if with_title:
             title = obj.get("title")
             if title is None:  # missing or null: no title
@@ -261,6 +266,14 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
     return ids, texts, seen
 
 
+def _as_written(written: object, first: str | None) -> str:
+    """How a duplicate's ids were written, where stripping made them equal; else ""."""
+    forms = [repr(w) for w in (first, written) if isinstance(w, str) and w != w.strip()]
+    if not forms:
+        return ""
+    return f"; written {' and '.join(forms)}: ids are read without surrounding whitespace"
+
+
 def _is_utf8(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -271,11 +284,13 @@ def _is_utf8(text: str) -> bool:
 
 def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:
     # Integer ids are accepted and made strings: qrels are text, so an int id would never match.
+    # A string id is stripped of surrounding whitespace, as qrels columns are: "d1 " in the
+    # corpus and "d1" in the qrels are one document (unstripped, it was never judged).
     value = obj.get("_id")
-    if isinstance(value, str) and value:
+    if isinstance(value, str) and value.strip():
         if "\n" in value or "\r" in value:  # ids are written one a line (ids files, indexes)
             raise DataError(f"{path} line {lineno}: '_id' {value!r} contains a line break")
-        return value
+        return value.strip()
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     problem = "missing '_id' field" if value is None else f"bad '_id' {value!r}"
