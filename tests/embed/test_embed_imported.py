@@ -120,13 +120,38 @@ def test_an_npy_import_names_the_ids_file_line_of_an_unknown_id(api: Api, tmp_pa
     # the message named the .npy's row, though the id came from the ids file
     ids, x, _ = api["corpus"]
     np.save(tmp_path / "c.npy", x)
-    (tmp_path / "c.txt").write_text("\n".join([ids[0] + " ", *ids[1:]]) + "\n")
+    (tmp_path / "c.txt").write_text("\n".join([ids[0] + "x", *ids[1:]]) + "\n")
     query_ids, queries, _ = api["queries"]
     np.save(tmp_path / "q.npy", queries)
     (tmp_path / "q.txt").write_text("\n".join(query_ids) + "\n")
-    with pytest.raises(DataError, match=rf"c\.txt: line 1: id '{ids[0]} ' is not in the corpus"):
+    with pytest.raises(DataError, match=rf"c\.txt: line 1: id '{ids[0]}x' is not in the corpus"):
         from_npy(api.dataset, tmp_path / "c.npy", tmp_path / "c.txt", tmp_path / "q.npy",
                  tmp_path / "q.txt", tmp_path / "imported")
+
+
+def test_imported_ids_are_read_without_surrounding_whitespace(api: Api, tmp_path: Path) -> None:
+    # the dataset's ids are stripped, so an ids file or id column written from a corpus
+    # whose ids had a trailing space names its documents all the same
+    files = []
+    for kind in ("corpus", "queries"):
+        ids, x, _ = api[kind]
+        np.save(tmp_path / f"{kind}.npy", x)
+        (tmp_path / f"{kind}.txt").write_text("".join(f"{i} \n" for i in ids))
+        files += [tmp_path / f"{kind}.npy", tmp_path / f"{kind}.txt"]
+    from_npy(api.dataset, *files, tmp_path / "npy")
+    ids, x, _ = api["corpus"]
+    corpus = write_parquet(tmp_path / "c.parquet", [f"\t{i}" for i in ids], x)
+    _, queries = _parquet_pair(api, tmp_path)
+    from_parquet(api.dataset, corpus, queries, tmp_path / "parquet", id_column="doc_id",
+                 vector_column="embedding")
+    assert load_embeddings(tmp_path / "parquet").corpus_ids == api.dataset.corpus_ids
+    (tmp_path / "corpus.txt").write_text(" \n" + "".join(f"{i}\n" for i in ids[1:]))
+    with pytest.raises(DataError, match=r"corpus\.txt: line 1: empty id$"):
+        from_npy(api.dataset, *files, tmp_path / "npy2")
+    corpus = write_parquet(tmp_path / "c.parquet", ["  ", *ids[1:]], x)
+    with pytest.raises(DataError, match=r"c\.parquet: row 0: the id is empty$"):
+        from_parquet(api.dataset, corpus, queries, tmp_path / "parquet2", id_column="doc_id",
+                     vector_column="embedding")
 
 
 def test_query_vectors_of_another_dimension(api: Api, tmp_path: Path) -> None:

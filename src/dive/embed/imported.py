@@ -4,7 +4,8 @@
 from one Parquet file for the corpus and one for the queries; `from_npy` reads an (n, D) float
 `.npy` plus an ids file (one id a line) for each. Everything is checked against the dataset
 before anything is written: ids unique and exactly the dataset's (no id the dataset lacks, no
-document or query of it without a vector), every vector finite, non-zero and of one dimension,
+document or query of it without a vector; ids are read without surrounding whitespace, as the
+dataset's are), every vector finite, non-zero and of one dimension,
 corpus and queries alike. Errors name the file, the row and the id. Rows are stored in the
 dataset's order as given, not rescaled: whether they are unit-norm is measured and recorded in
 meta.json (`normalized`, and the smallest, largest and mean norm), and every later stage
@@ -74,11 +75,11 @@ def read_parquet_vectors(path: PathLike, *, id_column: str = "id",
     arrays = []
     chunks = iter_parquet_chunks(file, layout, [id_column, vector_column], 0, _CHUNK_ROWS)
     for lo, table in chunks:
-        chunk_ids = table.column(id_column).to_pylist()
-        missing = [row for row, ident in enumerate(chunk_ids) if ident is None or ident == ""]
+        chunk_ids = ["" if ident is None else str(ident).strip()
+                     for ident in table.column(id_column).to_pylist()]
+        missing = [row for row, ident in enumerate(chunk_ids) if not ident]
         if missing:
             raise DataError(f"{file}: row {lo + missing[0]}: the id is empty")
-        chunk_ids = [str(ident) for ident in chunk_ids]
         try:
             arrays.append(vectors_from_arrow(table.column(vector_column), layout.dim, str(file),
                                              lo))
@@ -97,7 +98,9 @@ def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:
             raise DataError(f"{required}: is a folder, not a file" if required.is_dir()
                             else f"{required}: no such file")
     array = read_matrix(file, mmap=True)
-    ids = read_ids(ids_file)
+    ids = [ident.strip() for ident in read_ids(ids_file)]
+    if not all(ids):
+        raise DataError(f"{ids_file}: line {ids.index('') + 1}: empty id")
     if array.shape[0] != len(ids):
         raise DataError(f"{file}: {array.shape[0]} rows but {ids_file} has {len(ids)} ids")
     return Vectors(ids, array, str(file), str(ids_file))
