@@ -325,6 +325,11 @@ CASES = [
     # query vectors (items 7 and 16): the .npy is named, not the model folder
     Case("queries NaN", SEARCH + " --queries-npy {ws}/nan.npy", "nan.npy: row 1 contains NaN"),
     Case("queries 3-d", SEARCH + " --queries-npy {ws}/3d.npy", "3d.npy: expected a 2-d"),
+    # one rule for both verbs (search read a 1-d file as one query, compress refused it)
+    Case("queries 1-d", SEARCH + " --queries-npy {ws}/1d.npy",
+         "1d.npy: expected a 2-d (n, dim) array, got shape (32,) (one vector is shape (1, 32))"),
+    Case("compress 1-d", COMPRESS + " {ws}/1d.npy --output {ws}/o.npy",
+         "1d.npy: expected a 2-d (n, dim) array, got shape (32,) (one vector is shape (1, 32))"),
     Case("queries wrong dim", SEARCH + " --queries-npy {ws}/d31.npy",
          "d31.npy: expected dimension 32, got 31"),
     Case("queries empty", SEARCH + " --queries-npy {ws}/none.npy", "none.npy: no query vectors"),
@@ -443,6 +448,7 @@ def ws(tmp_path: Path, make_tiny: Callable[..., tuple[Path, Path]]) -> Path:
         bad[1 if name == "nan" else 2] = np.nan if name == "nan" else 0
         np.save(tmp_path / f"{name}.npy", bad)
     np.save(tmp_path / "3d.npy", x.reshape(2, 5, 32))
+    np.save(tmp_path / "1d.npy", x[0])
     np.save(tmp_path / "d31.npy", x[:, :31])
     np.save(tmp_path / "none.npy", x[:0])
     np.save(tmp_path / "int8.npy", (x * 127).astype(np.int8))

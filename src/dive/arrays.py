@@ -55,6 +55,16 @@ def check_floating(x: object, *, name: str) -> None:
         raise DataError(f"{name}: expected float embeddings, got dtype {dtype}")
 
 
+def check_matrix_shape(shape: tuple[int, ...], *, name: str) -> None:
+    """Raise `DataError` naming `name` and `shape` unless it is 2-d (n, dim): every file and
+    array of vectors read here is one, a single vector included, which is (1, dim). A 1-d
+    array is refused rather than read as one vector: it may as well be a flattened matrix,
+    and a compressed file would then not have its input's shape."""
+    if len(shape) != 2:
+        hint = f" (one vector is shape (1, {shape[0]}))" if len(shape) == 1 else ""
+        raise DataError(f"{name}: expected a 2-d (n, dim) array, got shape {shape}{hint}")
+
+
 def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     """The one array in the `.npy` file `path` (memory-mapped read-only with `mmap`).
 
@@ -154,8 +164,7 @@ def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
         raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise DataError(f"{name}: expected a 2-d (n, dim) array, got shape {arr.shape}")
+    check_matrix_shape(arr.shape, name=name)
     if dim is not None and arr.shape[1] != dim:
         raise DataError(f"{name}: expected dimension {dim}, got {arr.shape[1]}")
     wide = arr

@@ -361,15 +361,18 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def _read_queries_npy(path: str, dim: int) -> Any:
-    """The query vectors of a .npy file, checked (shape, dimension, NaN, norms) naming the file."""
-    from dive.arrays import as_unit_rows, check_floating, load_npy
+    """The query vectors of a .npy file, checked (shape, dimension, NaN, norms) naming the file.
+
+    (n, dim) only, as `dive compress` reads: a 1-d file is refused by the same check."""
+    from dive.arrays import as_unit_rows, check_floating, check_matrix_shape, load_npy
     from dive.errors import DataError
 
     arr = load_npy(path)
     check_floating(arr, name=path)  # integer codes would be cast and scored without a word
+    check_matrix_shape(arr.shape, name=path)
     if arr.size == 0:  # else the search prints nothing and succeeds
         raise DataError(f"{path}: no query vectors (shape {arr.shape})")
-    return as_unit_rows(arr.reshape(1, -1) if arr.ndim == 1 else arr, name=path, dim=dim)
+    return as_unit_rows(arr, name=path, dim=dim)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

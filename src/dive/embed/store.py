@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from dive._io import publish, temporary
-from dive.arrays import UNIT_NORM_TOLERANCE, load_npy, row_blocks
+from dive.arrays import UNIT_NORM_TOLERANCE, check_matrix_shape, load_npy, row_blocks
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -222,8 +222,7 @@ def read_meta(path: Path) -> dict[str, Any]:
 def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
     """A 2-d float `.npy` as float32 C-contiguous (mapped read-only when it is so already)."""
     arr = load_npy(path, mmap=mmap)
-    if arr.ndim != 2:
-        raise DataError(f"{path}: expected a 2-d (n, dim) array, got shape {arr.shape}")
+    check_matrix_shape(arr.shape, name=str(path))
     if arr.dtype.kind != "f":
         raise DataError(f"{path}: expected float embeddings, got dtype {arr.dtype}")
     if arr.shape[1] == 0:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
-from dive.arrays import to_float32
+from dive.arrays import check_matrix_shape, to_float32
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -91,8 +91,7 @@ def read_npy_header(path: Path) -> NpyHeader:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
     if dtype.kind not in "fiu" or dtype.fields is not None:
         raise DataError(f"{path}: expected a numeric array, got dtype {dtype}")
-    if len(shape) != 2:
-        raise DataError(f"{path}: expected a 2-d (n, dim) array, got shape {shape}")
+    check_matrix_shape(tuple(shape), name=str(path))
     expected = offset + shape[0] * shape[1] * dtype.itemsize
     size = path.stat().st_size
     if size < expected:
