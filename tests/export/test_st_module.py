@@ -9,6 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from dive.compressors.frozen import Frozen  # noqa: E402
+from dive.compressors.pca import PCA  # noqa: E402
+from dive.compressors.truncate import Truncate  # noqa: E402
 from dive.export.st_module import DiveCompression  # noqa: E402
 
 
@@ -24,3 +27,17 @@ def test_module_normalises_rows_of_extreme_norm_like_numpy(make_runtime: Any,
         np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
     zero = module.embed(torch.zeros(1, 32)).numpy()  # the image of a zero vector, as before
     np.testing.assert_allclose(zero, runtime._apply(np.zeros((1, 32), np.float32)), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", [Frozen, Truncate, PCA])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.float32])
+def test_module_outputs_float32_whatever_the_input_dtype(method: Any, dtype: Any,
+                                                         make_inputs: Any) -> None:
+    # frozen has no arrays, and returned the input's dtype where every other method
+    # returned float32, as the numpy runtime does
+    x = make_inputs(40, 16, seed=2)
+    compressor = method(dim=8).fit(x)
+    got = DiveCompression(compressor).compress(torch.from_numpy(x).to(dtype))
+    assert got.dtype == torch.float32
+    tol = 2e-3 if dtype == torch.float16 else 1e-6
+    np.testing.assert_allclose(got.numpy(), compressor.transform(x), atol=tol, rtol=0)

@@ -99,7 +99,10 @@ class DiveCompression(torch.nn.Module):
             )
         w1, b1, w2, b2 = (self._buffer(n) for n in _ADAPTER_BUFFERS)
         center, projection = self._buffer("center"), self._buffer("projection")
-        dtype = next((b.dtype for b in (w1, center, projection) if b is not None), x.dtype)
+        # the buffers' dtype (float32 unless the module was cast); float32 where there are
+        # none (frozen), as the numpy runtime returns: not the input's float64 or float16
+        dtype = next((b.dtype for b in (w1, center, projection) if b is not None),
+                     torch.float32)
         h = x.to(dtype)
         # As dive.arrays.as_unit_rows: rescale only rows that are not already of unit norm, in
         # float64 (a float32 sum of squares underflows below norm ~1e-19 and overflows above
