@@ -152,6 +152,46 @@ def test_an_interrupted_import_says_nothing_was_kept(
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
 
 
+@pytest.mark.parametrize("step", ["build_parser", "_show_embedding_sources"])
+def test_ctrl_c_while_the_command_line_is_set_up_is_one_line(
+    step: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the parser and the logging set-up (which loads numpy) ran before main's handler: a
+    # Ctrl-C in that half second printed a traceback
+    import dive.cli as cli
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, step, interrupted)
+    assert main(["report", "--results", "r.jsonl", "--output", "rep"]) == 130
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
+
+
+def test_ctrl_c_while_the_console_script_imports_the_cli_is_one_line() -> None:
+    """The console script is `dive.__main__:main`, which covers the import of `dive.cli`."""
+    import re
+    import subprocess
+    import sys
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.findall(r'^dive = "(.*)"$', pyproject, re.M) == ["dive.__main__:main"]
+    interrupt_the_import = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'dive.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from dive.__main__ import main\n"
+        "sys.exit(main())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", interrupt_the_import, "report"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert (done.returncode, done.stderr) == (130, "dive: interrupted; no output was written\n")
+
+
 def test_debug_shows_the_exception(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     with (tiny[0] / "corpus.jsonl").open("a") as f:
         f.write("{broken\n")

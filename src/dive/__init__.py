@@ -10,7 +10,11 @@ arrays), `dive.save` / `dive.load` (its folder); see `dive.api`.
 
 from __future__ import annotations
 
-from typing import Any
+# typing only for the checker: the console script (`dive.__main__`) imports this package
+# before it can catch a Ctrl-C, so it imports nothing
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

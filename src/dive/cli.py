@@ -581,6 +581,7 @@ def _show_fit_progress() -> None:
     _show_lines(PROGRESS_LOGGER, "stderr")
 
 
+NOTHING_WRITTEN = "no output was written"
 # What Ctrl-C keeps, per verb that keeps anything: every other verb writes its output only
 # at the end, in one rename, so an interrupted one left nothing and its rerun starts over.
 _AFTER_INTERRUPT = {
@@ -591,13 +592,16 @@ _AFTER_INTERRUPT = {
 }
 
 
-def _kept_after_interrupt(args: argparse.Namespace) -> str:
-    """What an interrupted run of `args` kept, in words."""
+def _kept_after_interrupt(args: argparse.Namespace | None) -> str:
+    """What an interrupted run of `args` kept, in words (None: stopped before its arguments
+    were read)."""
+    if args is None:
+        return NOTHING_WRITTEN
     if args.verb == "embed" and (args.from_npy or args.from_parquet) is not None:
-        return "no output was written"  # an import is written in one go
+        return NOTHING_WRITTEN  # an import is written in one go
     if args.verb == "demo" and args.overwrite:  # its new runs go to a file of their own
         return "this run's results were discarded and the earlier ones kept"
-    return _AFTER_INTERRUPT.get(args.verb, "no output was written")
+    return _AFTER_INTERRUPT.get(args.verb, NOTHING_WRITTEN)
 
 
 class _Stopped(KeyboardInterrupt):
@@ -629,15 +633,18 @@ def _stopped_like_ctrl_c() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    _show_embedding_sources()
-    handler = HANDLERS[args.verb]
+    # Everything is inside the try, the parser and the logging set-up too: they take a good
+    # part of a second (numpy and the embedding modules load), and Ctrl-C then printed a
+    # traceback. The import of this module is covered by `dive.__main__`, the console script.
+    args: argparse.Namespace | None = None
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        _show_embedding_sources()
+        handler = HANDLERS[args.verb]
         with _stopped_like_ctrl_c():
             return handler(args)
     except BrokenPipeError:
@@ -646,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except (DiveError, OSError) as exc:
-        if args.debug:
+        if args is None or args.debug:
             raise
         # File-system trouble (disk full, no permission, a file where a folder should be) is
         # the user's to fix too.
