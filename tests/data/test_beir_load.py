@@ -157,6 +157,11 @@ def _corpus_with(bad_line: str) -> str:
         ('{"_id": "d9", "title": 5, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
         ('{"_id": "d9", "title": false, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
         ('{"_id": "d9", "title": [], "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
+        # tracebacks: json refuses integers of over 4300 digits, and recursion runs out
+        ('{"_id": ' + "1" * 5000 + ', "text": "t"}',
+         r"corpus\.jsonl line 2: malformed JSON \(a number with too many digits\)$"),
+        ('{"_id": "d9", "text": "t", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+         r"corpus\.jsonl line 2: malformed JSON \(nested too deeply\)$"),
         (
             '{"_id": "d1", "text": "again"}',
             r"corpus\.jsonl line 2: duplicate id 'd1' \(first on line 1\)",
@@ -260,6 +265,10 @@ HEADER = "query-id\tcorpus-id\tscore\n"
         ("q1\td1\thigh\n", r"test\.tsv line 2: score 'high' is not an integer"),
         # int() reads it as 10, a grade no one wrote
         ("q1\td1\t1_0\n", r"test\.tsv line 2: score '1_0' is not an integer"),
+        # int() refused it with a traceback (over 4300 digits); no grade has 19
+        ("q1\td1\t" + "9" * 5000 + "\n",
+         r"test\.tsv line 2: score '9{40}'\.\.\. is too large for a grade \(over 18 digits\)$"),
+        ("q1\td1\t" + "9" * 19 + "\n", r"test\.tsv line 2: score '9{19}' is too large"),
         (
             "q9\td1\t1\nq8\td1\t1\n",
             r"test\.tsv: no judgement names a query id of queries\.jsonl \(first: line 2, query "
@@ -314,6 +323,11 @@ def test_a_pair_graded_again_keeps_its_last_grade_with_a_warning(
     assert qrels == {"q1": {"d1": 2}, "q2": {"d2": 0}}  # the last line wins, as in BEIR
     assert re.search(r"test\.tsv: 2 judgement\(s\) grade a pair judged earlier .* \(first: "
                      r"line 3, \('q1', 'd1'\)\); the last grade is kept", warned)
+
+
+def test_a_grade_s_leading_zeros_do_not_count_as_digits(make_beir: MakeBeir) -> None:
+    folder = make_beir(qrels={"test": HEADER + "q1\td1\t" + "0" * 30 + "2\n"})
+    assert load_beir(folder).split("test") == {"q1": {"d1": 2}}
 
 
 def test_repeated_identical_qrels_row_is_accepted(make_beir: MakeBeir) -> None:

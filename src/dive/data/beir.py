@@ -45,6 +45,7 @@ SPLITS: tuple[str, ...] = ("train", "dev", "test")
 _QRELS_HEADER = ("query-id", "corpus-id", "score")
 # ASCII digits only: int() also reads "1_0" as 10 and other scripts' digits
 _GRADE = re.compile(r"[+-]?[0-9]+")
+_GRADE_DIGITS = 18  # more is no grade (and int() refuses over 4300 digits with a traceback)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,11 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
             raise DataError(
                 f"{path} line {lineno}: malformed JSON ({exc.msg} at column {exc.colno})"
             ) from None
+        except ValueError:  # json reads an integer of over 4300 digits no further (CVE-2020-10735)
+            raise DataError(f"{path} line {lineno}: malformed JSON (a number with too many "
+                            "digits)") from None
+        except RecursionError:
+            raise DataError(f"{path} line {lineno}: malformed JSON (nested too deeply)") from None
         if not isinstance(obj, dict):
             raise DataError(
                 f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}"
@@ -334,7 +340,10 @@ def _read_qrels(
         if not doc_id:  # a document "" counted in the query's ideal ranking
             raise DataError(f"{path} line {lineno}: empty corpus-id")
         if not _GRADE.fullmatch(score):
-            raise DataError(f"{path} line {lineno}: score {score!r} is not an integer")
+            raise DataError(f"{path} line {lineno}: score {_cut(score)} is not an integer")
+        if len(score.lstrip("+-").lstrip("0")) > _GRADE_DIGITS:
+            raise DataError(f"{path} line {lineno}: score {_cut(score)} is too large for a "
+                            f"grade (over {_GRADE_DIGITS} digits)")
         grade = int(score)
         if query_id not in queries:
             _count(odd, "query", lineno, query_id)
@@ -355,6 +364,11 @@ def _read_qrels(
         raise DataError(f"{path}: no judgement has a positive grade, so no document is "
                         "relevant to any query (every score would be 0)")
     return qrels
+
+
+def _cut(value: str, limit: int = 40) -> str:
+    """`value`'s repr, cut to about `limit` characters so an error stays one short line."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}..."
 
 
 def _report_odd(
