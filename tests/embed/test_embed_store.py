@@ -222,6 +222,19 @@ def test_load_drops_a_byte_order_mark_from_id_files(folder: Path) -> None:
     assert load_embeddings(folder).query_ids == ["q0", "q1", "q2"]
 
 
+@pytest.mark.parametrize(("raw", "where"), [
+    (b"q0\nq1\nq\xe92\n", r"line 3: not valid UTF-8 \(byte 1\)"),
+    (b"\xef\xbb\xbfq0\r\n\xffq1\r\nq2\r\n", r"line 2: not valid UTF-8 \(byte 0\)"),
+    ("q0\nq1\nq2\n".encode("utf-16"), r"line 1: not valid UTF-8 \(byte 0\)"),
+])
+def test_load_names_the_line_of_a_bad_byte_in_an_id_file(folder: Path, raw: bytes,
+                                                          where: str) -> None:
+    # it named no line, and quoted Python's codec message
+    (folder / "query_ids.txt").write_bytes(raw)
+    with pytest.raises(DataError, match=rf"query_ids.txt: {where}$"):
+        load_embeddings(folder)
+
+
 def test_load_rejects_a_matrix_that_is_not_2d(folder: Path) -> None:
     np.save(folder / "queries.npy", np.ones((3, 2, 4), np.float32))
     with pytest.raises(DataError, match=r"queries.npy: expected a 2-d .* shape \(3, 2, 4\)"):
@@ -232,6 +245,25 @@ def test_load_rejects_integer_embeddings(folder: Path) -> None:
     np.save(folder / "corpus.npy", np.ones((6, 8), np.int32))
     with pytest.raises(DataError, match=r"corpus.npy: expected float embeddings, got dtype int32"):
         load_embeddings(folder)
+
+
+def test_load_names_a_structured_array_by_its_dtype(folder: Path) -> None:
+    # its shape is (6,): the 1-d message told to save one vector as (1, 6)
+    np.save(folder / "corpus.npy", np.zeros(6, dtype=[("v", "<f4", (8,))]))
+    with pytest.raises(DataError, match=r"corpus.npy: expected float embeddings, got dtype \["):
+        load_embeddings(folder)
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_load_names_a_float64_row_beyond_float32(folder: Path, mmap: bool,
+                                                 recwarn: pytest.WarningsRecorder) -> None:
+    # numpy's overflow warning printed a second line, then the row was "NaN or inf"
+    corpus = np.load(folder / "corpus.npy").astype(np.float64)
+    corpus[2, 5] = 1e300
+    np.save(folder / "corpus.npy", corpus)
+    with pytest.raises(DataError, match=r"corpus.npy: row 2 has a value beyond float32's range"):
+        load_embeddings(folder, mmap=mmap)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_load_converts_float64_to_float32(folder: Path) -> None:

@@ -16,6 +16,7 @@ sees half a folder. This module does not encode text (see `encode.py`) and never
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import logging
@@ -28,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from dive._io import publish, temporary
-from dive.arrays import UNIT_NORM_TOLERANCE, check_matrix_shape, load_npy, row_blocks
+from dive.arrays import (
+    UNIT_NORM_TOLERANCE,
+    check_matrix_shape,
+    load_npy,
+    row_blocks,
+    to_float32,
+)
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -222,9 +229,9 @@ def read_meta(path: Path) -> dict[str, Any]:
 def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
     """A 2-d float `.npy` as float32 C-contiguous (mapped read-only when it is so already)."""
     arr = load_npy(path, mmap=mmap)
-    check_matrix_shape(arr.shape, name=str(path))
-    if arr.dtype.kind != "f":
+    if arr.dtype.kind != "f":  # first: a structured array's shape is (n,) and misleads
         raise DataError(f"{path}: expected float embeddings, got dtype {arr.dtype}")
+    check_matrix_shape(arr.shape, name=str(path))
     if arr.shape[1] == 0:
         raise DataError(f"{path}: embedding dimension is 0")
     if arr.dtype != np.float32 or not arr.flags.c_contiguous:
@@ -232,7 +239,12 @@ def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
             logger.warning(
                 "%s: dtype %s / non-C order, converted to float32 in memory", path, arr.dtype
             )
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        wide, arr = arr, to_float32(arr)  # no numpy overflow warning: the row is named here
+        if wide.dtype.itemsize > 4:
+            beyond = np.flatnonzero(~np.isfinite(arr).all(axis=1) & np.isfinite(wide).all(axis=1))
+            if beyond.size:
+                raise DataError(f"{path}: row {beyond[0]} has a value beyond float32's range "
+                                "(about 3.4e38)")
     return arr
 
 
@@ -243,13 +255,16 @@ def read_ids(path: Path) -> list[str]:
     A leading byte-order mark (Notepad, PowerShell) is dropped, as the BEIR loader drops it,
     else it would be part of the first id, which then matches no document.
     """
+    # Bytes decoded here, not by open(): newline translation would read a lone \r as a line
+    # end that splits one id in two (which only a count mismatch would show); it is kept, to
+    # be refused with its line. A bad byte is named with its line, as the BEIR loader names it.
+    raw = path.read_bytes()
     try:
-        # newline="": a lone \r is kept, to be refused with its line, not read as a line end
-        # that splits one id in two (which only a count mismatch would show).
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc})") from None
+        bad = exc.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)  # (after the mark)
+        line, column = raw.count(b"\n", 0, bad) + 1, bad - (raw.rfind(b"\n", 0, bad) + 1)
+        raise DataError(f"{path}: line {line}: not valid UTF-8 (byte {column})") from None
     # splitlines() would also split on \x0b, \x1c ... which may legitimately occur in nothing
     # we write but should not silently split an id; split on newlines only, tolerate CRLF.
     lines = text.split("\n")
