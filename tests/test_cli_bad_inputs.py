@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -147,7 +148,11 @@ def api_vectors(change: str = "") -> Setup:
                     rows[9][4] = float("nan")
                 elif change == "zero":
                     rows[2] = [0.0] * len(rows[2])
-            table = pa.table({"id": ids, "vector": pa.array(rows, pa.list_(pa.float32()))})
+            id_values: list[Any] = ids
+            if kind == "corpus" and change == "binary ids":
+                id_values = [ident.encode() for ident in ids]
+            table = pa.table({"id": id_values,
+                              "vector": pa.array(rows, pa.list_(pa.float32()))})
             pq.write_table(table, ws / "api" / f"{kind}.parquet")
 
     return setup
@@ -398,6 +403,12 @@ CASES = [
          api_vectors("nan")),
     Case("import zero vector", IMPORT, "corpus.parquet: row 2 (id 'd2') is all zeros",
          api_vectors("zero")),
+    # ids read as "b'd0'", and a missing id column was told to pass --id-column '', which an
+    # import refuses
+    Case("import binary ids", IMPORT, "corpus.parquet: id column 'id' holds binary, not strings "
+         "or integers (--id-column)", api_vectors("binary ids")),
+    Case("import without the id column", IMPORT + " --id-column key", "corpus.parquet: no id "
+         "column 'key' (columns: id, vector) (--id-column)", api_vectors()),
     Case("import over embeddings", IMPORT.replace("imported", "emb"), "emb: already exists",
          api_vectors()),
     Case("import --overwrite over embeddings holding a user's file", IMPORT.replace(

@@ -31,7 +31,13 @@ from dive.embed.encode import dataset_fingerprint
 from dive.embed.resumable import check_embeddings_output
 from dive.embed.store import Embeddings, read_ids, read_matrix, save_embeddings
 from dive.errors import DataError
-from dive.scale.formats import BadRow, inspect_parquet, iter_parquet_chunks, vectors_from_arrow
+from dive.scale.formats import (
+    BadRow,
+    import_pyarrow,
+    inspect_parquet,
+    iter_parquet_chunks,
+    vectors_from_arrow,
+)
 
 if TYPE_CHECKING:
     from dive.data.beir import Dataset
@@ -68,7 +74,10 @@ def read_parquet_vectors(path: PathLike, *, id_column: str = "id",
     if not id_column:  # an embeddings folder names every row: the ids are not optional here
         raise DataError(f"{file}: embeddings need ids; name the id column (got "
                         f"{id_column!r})", param="id_column")
-    layout = inspect_parquet(file, vector_column, id_column)
+    layout = inspect_parquet(file, vector_column, id_column, ids_optional=False)
+    if not _is_id_type(layout.id_type):  # str() of bytes, floats or lists names no document
+        raise DataError(f"{file}: id column {id_column!r} holds {layout.id_type}, not strings "
+                        "or integers", param="id_column")
     if layout.n_rows == 0 or layout.dim is None:
         raise DataError(f"{file}: no vectors (the file has no rows)")
     ids: list[str] = []
@@ -88,6 +97,17 @@ def read_parquet_vectors(path: PathLike, *, id_column: str = "id",
                             f"{exc.problem}") from None
         ids.extend(chunk_ids)
     return Vectors(ids, np.concatenate(arrays) if len(arrays) > 1 else arrays[0], str(file))
+
+
+def _is_id_type(arrow_type: Any) -> bool:
+    """Whether a Parquet column of `arrow_type` holds ids as the dataset has them: text, or
+    integers (made text, as the BEIR loader makes an integer `_id`)."""
+    pa = import_pyarrow()
+    if pa.types.is_dictionary(arrow_type):
+        return _is_id_type(arrow_type.value_type)
+    view = getattr(pa.types, "is_string_view", None)  # pyarrow 16+
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+                or pa.types.is_integer(arrow_type) or (view is not None and view(arrow_type)))
 
 
 def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:

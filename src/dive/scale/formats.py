@@ -182,8 +182,12 @@ def open_parquet(path: Path) -> pa.parquet.ParquetFile:
     return import_pyarrow().parquet.ParquetFile(path, pre_buffer=False)
 
 
-def inspect_parquet(path: Path, column: str, id_column: str | None) -> ParquetLayout:
-    """Check `path` has a numeric list column `column` (and `id_column`); return its layout."""
+def inspect_parquet(path: Path, column: str, id_column: str | None, *,
+                    ids_optional: bool = True) -> ParquetLayout:
+    """Check `path` has a numeric list column `column` (and `id_column`); return its layout.
+
+    `ids_optional`: whether the caller can do without ids, which a missing id column's
+    message then suggests."""
     pa = import_pyarrow()
     try:
         pf = open_parquet(path)
@@ -194,10 +198,9 @@ def inspect_parquet(path: Path, column: str, id_column: str | None) -> ParquetLa
     if column not in names:
         raise DataError(f"{path}: no vector column {column!r} (columns: {', '.join(names)})")
     if id_column is not None and id_column not in names:
-        raise DataError(
-            f"{path}: no id column {id_column!r} (columns: {', '.join(names)}); "
-            "pass id_column=None to carry no ids", param="id_column"
-        )
+        without = "; pass id_column=None to carry no ids" if ids_optional else ""
+        raise DataError(f"{path}: no id column {id_column!r} (columns: {', '.join(names)})"
+                        f"{without}", param="id_column")
     vtype = schema.field(column).type
     if _is_list(vtype) and pa.types.is_integer(vtype.value_type):
         raise DataError(integer_codes(f"{path}: column {column!r}", vtype.value_type))
