@@ -68,6 +68,19 @@ def test_a_file_is_not_searched_or_downloaded_by_its_name(
     Path("corpus.npy").write_bytes(b"not a dataset")
     with pytest.raises(DataError, match=r"^corpus\.npy: is a file, not a dataset folder"):
         resolve_dataset("corpus.npy")
+    # a path (not a bare name) was "no such dataset folder", though the file is right there
+    with pytest.raises(DataError, match=r"/corpus\.npy: is a file, not a dataset folder"):
+        resolve_dataset(str(tmp_path / "corpus.npy"))
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_dataset_name_is_refused(
+    roots: dict[str, Path], make_beir: MakeBeir, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # "" was the current folder: a dataset there loaded under that folder's name
+    monkeypatch.chdir(make_beir())
+    with pytest.raises(DataError, match=r"^the dataset name or path is empty"):
+        load_dataset(name)
 
 
 def test_data_dir_beats_dive_data_beats_cache(roots: dict[str, Path], make_beir: MakeBeir) -> None:

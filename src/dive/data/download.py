@@ -66,6 +66,9 @@ def _user_cache_dir() -> Path:
     return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
 
 
+_A_FILE = "is a file, not a dataset folder (corpus.jsonl, queries.jsonl, qrels/)"
+
+
 def resolve_dataset(
     name_or_path: str, *, data_dir: str | Path | None = None, download: bool = True
 ) -> Path:
@@ -81,12 +84,14 @@ def resolve_dataset(
         raise DataError(f"{data_dir}: data_dir is not a folder",
                         param="data_dir")
     raw = os.fspath(name_or_path)
+    if not raw.strip():  # Path("") is the current folder: it would load whatever is here
+        raise DataError(f"the dataset name or path is empty ({raw!r})")
     as_path = Path(raw).expanduser()
     if not _NAME.fullmatch(raw):
         if as_path.is_dir():
             return as_path
         # Not a bare name, so it was meant as a path; don't search or download for it.
-        raise DataError(f"{raw}: no such dataset folder")
+        raise DataError(f"{raw}: " + (_A_FILE if as_path.is_file() else "no such dataset folder"))
 
     roots: list[tuple[str, Path]] = []
     if data_dir is not None:
@@ -109,8 +114,7 @@ def resolve_dataset(
         return as_path
 
     if as_path.is_file():  # a file meant as the data: downloading its name would mislead
-        raise DataError(f"{raw}: is a file, not a dataset folder (corpus.jsonl, queries.jsonl, "
-                        "qrels/)")
+        raise DataError(f"{raw}: {_A_FILE}")
     looked = "; ".join(f"{root / raw} ({source})" for source, root in roots)
     if not download:
         raise DataError(f"dataset {raw!r} not found and download is off; looked in: {looked}")
