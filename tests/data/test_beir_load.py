@@ -84,6 +84,14 @@ def test_header_is_optional_and_blank_lines_ignored(make_beir: MakeBeir) -> None
     assert load_beir(folder).split("test") == {"q1": {"d1": 1}, "q2": {"d2": 0}}
 
 
+def test_field_names_written_twice_elsewhere_in_a_record_are_fine(make_beir: MakeBeir) -> None:
+    # a text quoting "text", and a nested object with its own "_id": one of each field
+    corpus = ('{"_id": "d1", "text": "the \\"text\\" field", "meta": {"_id": 3, "text": 1}}\n'
+              '{"_id": "d2", "text": "b"}\n')
+    folder = make_beir(corpus=corpus, qrels={"test": "q1\td1\t1\n"})
+    assert load_beir(folder).corpus_texts == ['the "text" field', "b"]
+
+
 def test_integer_ids_become_strings(make_beir: MakeBeir) -> None:
     corpus = '{"_id": 7, "text": "seven"}\n'
     queries = '{"_id": 1, "text": "q"}\n'
@@ -157,6 +165,12 @@ def _corpus_with(bad_line: str) -> str:
         ('{"_id": "d9", "title": 5, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
         ('{"_id": "d9", "title": false, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
         ('{"_id": "d9", "title": [], "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
+        # json.loads keeps the last value without a word
+        ('{"_id": "d9", "_id": "d1", "text": "t"}',
+         r"corpus\.jsonl line 2: the object has '_id' more than once \(JSON keeps only the "
+         r"last\)$"),
+        ('{"_id": "d9", "text": "a", "title": "x", "text": "b"}',
+         r"corpus\.jsonl line 2: the object has 'text' more than once"),
         # tracebacks: json refuses integers of over 4300 digits, and recursion runs out
         ('{"_id": ' + "1" * 5000 + ', "text": "t"}',
          r"corpus\.jsonl line 2: malformed JSON \(a number with too many digits\)$"),
