@@ -83,7 +83,9 @@ def test_parse_budget() -> None:
     with pytest.raises(DiveError, match="positive integer or 'all'"):
         parse_budget("many")
     assert parse_budget(np.int64(3)) == 3
-    for value in (2.7, True, "2.5"):  # int() would take 2.7 as 2 and True as 1
+    assert parse_budget(" 16 ") == 16
+    # int() would take 2.7 as 2, True as 1, "1_6" as 16 and Arabic-Indic digits as 16
+    for value in (2.7, True, "2.5", "1_6", "\u0661\u0666"):
         with pytest.raises(DiveError, match="positive integer or 'all'"):
             parse_budget(value)  # type: ignore[arg-type]
 

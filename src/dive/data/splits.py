@@ -17,6 +17,7 @@ the queries scored; the protocol's evaluation queries are never used.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,9 @@ class QuerySplit:
         return len(self.train_ids) + len(self.validation_ids)
 
 
+_COUNT = re.compile(r"[+-]?[0-9]+")  # ASCII digits, as the qrels' grades
+
+
 def parse_budget(text: str | int | None) -> int | None:
     """`"all"`/None -> None (every labelled query); otherwise a positive int."""
     if text is None or (isinstance(text, str) and text.strip().lower() == "all"):
@@ -59,6 +63,8 @@ def parse_budget(text: str | int | None) -> int | None:
     try:
         if not (isinstance(text, str) or is_integer(text)):
             raise ValueError  # 2.7 or True is not a count of queries
+        if isinstance(text, str) and not _COUNT.fullmatch(text.strip()):
+            raise ValueError  # int() also reads "1_0" as 10, and other scripts' digits
         value = int(text)
     except ValueError:
         raise DiveError(f"label budget must be a positive integer or 'all', got {text!r}") from None
