@@ -531,3 +531,14 @@ def test_the_real_command_prints_one_line_too(name: str, ws: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and case.error in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("verb", [FIT + " --output {ws}/m", EVALUATE + " --results {ws}/r.jsonl"])
+def test_an_empty_model_name_is_refused_not_read_as_the_default(
+    verb: str, ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*verb.format(ws=ws).split(), "--model", " "])
+    assert exc.value.code == 2
+    assert "--model: expected a name, got ' '" in capsys.readouterr().err
+    assert not (ws / "m").exists() and not (ws / "r.jsonl").exists()

@@ -79,6 +79,14 @@ def _int_list(minimum: int) -> Callable[[str], list[int]]:
     return parse
 
 
+def _name(text: str) -> str:
+    """A name or path, stripped; an empty one is refused (the verbs read it as "not given" and
+    used the default without a word)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a name, got {text!r}")
+    return text.strip()
+
+
 def _str_list(text: str, what: str = "a comma-separated list") -> list[str]:
     """The comma-separated items of `text`, stripped. An empty item ('0,,1', a trailing comma)
     is refused, not dropped: it is a slip, and the run would quietly do less than typed."""
@@ -238,7 +246,7 @@ def _add_grid_options(
                    help="indexes users run instead, scored as rows at their bytes per vector: "
                         "faiss-pq:M, faiss-opq:M (M bytes), faiss-pca-sq8, faiss-pca-sq4 (at "
                         "each ratio), st-int8, st-binary (full dimension)")
-    p.add_argument("--model", default=None, help=EMBEDDING_MODEL_HELP)
+    p.add_argument("--model", type=_name, default=None, help=EMBEDDING_MODEL_HELP)
     _add_data_dir(p)
     p.add_argument("--embeddings", default=None,
                    help="precomputed embeddings folder for a single dataset "
@@ -304,7 +312,7 @@ def add_recommend(sub: Subparsers[_Parser]) -> _Parser:
                    help="share of frozen float32 nDCG@10 to keep")
     p.add_argument("--budget", default=None,
                    help="label budget of the runs to choose from (needed when several ran)")
-    p.add_argument("--model", default=None,
+    p.add_argument("--model", type=_name, default=None,
                    help="embedding model of the runs (needed when several ran)")
     p.add_argument("--no-rescore", action="store_true",
                    help="only first stages searched alone (no float32 funnel)")
@@ -321,7 +329,7 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
     _add_output(p, "embeddings folder to write (default: the embeddings cache, "
                    "<cache>/<model>/<dataset>, where evaluate and fit look)", metavar="DIR",
                 required=False)
-    p.add_argument("--model", default=None,
+    p.add_argument("--model", type=_name, default=None,
                    help="sentence-transformers model name or local folder (default "
                         "all-MiniLM-L6-v2, offline); with imported vectors, their label "
                         "(default 'imported')")
@@ -358,7 +366,7 @@ def add_fit(sub: Subparsers[_Parser]) -> _Parser:
                    help="training queries for supervised methods (a number or 'all')")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="random seed (also picks the labels)")
-    p.add_argument("--model", default=None, help=EMBEDDING_MODEL_HELP)
+    p.add_argument("--model", type=_name, default=None, help=EMBEDDING_MODEL_HELP)
     _add_data_dir(p)
     p.add_argument("--embeddings", default=None,
                    help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")
@@ -377,7 +385,7 @@ def add_export(sub: Subparsers[_Parser]) -> _Parser:
                    help="output format")
     _add_output(p, "ONNX file, or folder for the sentence-transformers module/model",
                 metavar="PATH")
-    p.add_argument("--model", default=None,
+    p.add_argument("--model", type=_name, default=None,
                    help="sentence-transformers only: bundle this base model with the module "
                         "into one loadable model folder (default: the module folder alone)")
     _add_overwrite(p)
@@ -410,7 +418,7 @@ def add_search(sub: Subparsers[_Parser]) -> _Parser:
                          help="query text, embedded with --model (repeatable)")
     queries.add_argument("--queries-npy", default=None, metavar="FILE",
                          help=".npy of query embeddings (n, D), normalised to unit length here")
-    p.add_argument("--model", default=None,
+    p.add_argument("--model", type=_name, default=None,
                    help="model embedding --query (default: the one the compressor was fitted on)")
     p.add_argument("-k", type=_int_at_least(1), default=10, help="hits per query")
     _add_renamed(p, "--rescore-vectors", old=["--rescore-with"], default=None, metavar="FILE",
