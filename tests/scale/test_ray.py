@@ -170,3 +170,59 @@ def test_a_ray_output_inside_its_input_is_refused(
         with pytest.raises(DiveError, match="the output must not be, contain or lie inside"):
             compress_parquet(runtime, src, dst, overwrite=True)
     assert sorted(p.name for p in src.iterdir()) == ["x.parquet"]
+
+
+def test_bad_parquet_input_is_one_line_before_ray_starts(
+    ray_cluster: Any, tmp_path: Path, runtime, stores
+) -> None:
+    """Each input file is checked as the local engine checks it: a missing column, an
+    unreadable file or an id column that is the output column were Ray's tracebacks, and
+    integer vectors (quantized codes) were compressed as floats without a word."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dive.integrations.ray import compress_parquet
+
+    x = stores.vectors(50)
+    stores.write_parquet(tmp_path / "x.parquet", x)
+    codes = pa.array([list(map(int, row * 10)) for row in x], pa.list_(pa.int64()))
+    pq.write_table(pa.table({"id": [f"doc{i}" for i in range(50)], "vector": codes}),
+                   tmp_path / "codes.parquet")
+    (tmp_path / "text.parquet").write_text("not parquet")
+    (tmp_path / "npy").mkdir()
+    np.save(tmp_path / "npy" / "x.npy", x)
+    cases = [
+        ("x.parquet", {"column": "emb"}, DataError, r"x.parquet: no vector column 'emb'"),
+        ("x.parquet", {"id_column": "key"}, DataError, r"x.parquet: no id column 'key'"),
+        ("x.parquet", {"output_column": "id"}, DiveError,
+         "the id column and the output vector column are both 'id'"),
+        ("codes.parquet", {}, DataError, r"holds integers \(int64\), not float embeddings"),
+        ("text.parquet", {}, DataError, r"text.parquet: not a readable Parquet file"),
+        ("npy", {}, DataError, r"npy: no .parquet files in this folder"),
+    ]
+    for name, options, error, message in cases:
+        with pytest.raises(error, match=message):
+            compress_parquet(runtime, tmp_path / name, tmp_path / "y", **options)
+        assert not (tmp_path / "y").exists() and not (tmp_path / ".y.ray-partial").exists()
+    other = type(runtime)(input_dim=4)
+    with pytest.raises(DataError, match=r"x.parquet: vectors have dimension 32, but the model "
+                                        "expects 4"):
+        compress_parquet(other, tmp_path / "x.parquet", tmp_path / "y")
+
+
+def test_pq_files_are_read_as_the_local_engine_reads_them(
+    ray_cluster: Any, tmp_path: Path, runtime, stores
+) -> None:
+    """Ray's own listing reads only *.parquet: a .pq file given was its traceback, and the
+    .pq files of a folder were left out of the output without a word."""
+    import pyarrow.parquet as pq
+
+    from dive.integrations.ray import compress_parquet
+
+    src = tmp_path / "in"
+    src.mkdir()
+    stores.write_parquet(src / "a.pq", stores.vectors(30), ids=[f"a{i}" for i in range(30)])
+    stores.write_parquet(src / "b.parquet", stores.vectors(20), ids=[f"b{i}" for i in range(20)])
+    assert compress_parquet(runtime, src, tmp_path / "all") == 50
+    assert pq.read_table(tmp_path / "all").num_rows == 50
+    assert compress_parquet(runtime, src / "a.pq", tmp_path / "one") == 30

@@ -10,7 +10,8 @@ with another precision (int8, or uint8 packed bits), as `compress_store` writes 
 
 `compress_parquet` is `dive compress --engine ray`: read Parquet (a file or a folder, local or
 on a filesystem every node sees), compress, write a folder of Parquet files, renamed into
-place at the end.
+place at the end. Each input file is checked on the driver first, as the local engine checks
+its shards (columns, vector type, dimension), so bad input is one line before Ray starts.
 
 Left out: resuming an interrupted job (Ray retries failed tasks, but a killed driver starts
 over; use the local engine for resumable single-machine runs), preserving row order (Ray Data
@@ -35,7 +36,14 @@ from dive._io import held, publish
 from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
-from dive.scale.formats import BadRow, import_pyarrow, vector_array, vectors_from_arrow
+from dive.scale.formats import (
+    SUFFIXES,
+    BadRow,
+    import_pyarrow,
+    inspect_parquet,
+    vector_array,
+    vectors_from_arrow,
+)
 from dive.scale.stream import (
     OutputDtype,
     check_apart,
@@ -254,6 +262,13 @@ def compress_parquet(
     runtime = resolve_runtime(model)
     out_column = output_column or column
     id_column = id_column or None
+    if id_column is not None and id_column == out_column:
+        raise DiveError(f"the id column and the output vector column are both {id_column!r}")
+    for path in _parquet_files(src):  # what the local engine checks, before Ray starts
+        dim = inspect_parquet(path, column, id_column).dim
+        if dim is not None and dim != runtime.input_dim:
+            raise DataError(f"{path}: vectors have dimension {dim}, but the model expects "
+                            f"{runtime.input_dim} (embeddings from another model?)")
     tmp = dst.parent / f".{dst.name}.ray-partial"
     dst.parent.mkdir(parents=True, exist_ok=True)
     with held(tmp, dst):  # a second run on this output fails at once, as the local engine's does
@@ -261,14 +276,31 @@ def compress_parquet(
         if not ray.is_initialized():
             ray.init(logging_level=logging.WARNING)  # no start-up chatter around dive's lines
         with _console_without_ray_data_errors():
-            _write_compressed(ray, src, tmp, runtime, column=column, output_column=out_column,
-                              id_column=id_column, batch_size=batch_size, dtype=dtype,
-                              num_workers=num_workers)
+            _write_compressed(ray, src, tmp, runtime, column=column,
+                              output_column=out_column, id_column=id_column,
+                              batch_size=batch_size, dtype=dtype, num_workers=num_workers)
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
         write_output_marker(tmp, runtime)
         publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
     logger.info("%s: %d vectors compressed on Ray", dst, rows)
     return rows
+
+
+def _parquet_files(src: Path) -> list[Path]:
+    """The Parquet files (.parquet, .pq) of the file or folder `src`, in name order: a folder's
+    at any depth (a partitioned store), but for names starting with '.' or '_', as Ray skips
+    them."""
+    if src.is_file():
+        return [src]
+    files = sorted(
+        p for p in src.rglob("*")
+        if p.is_file() and SUFFIXES.get(p.suffix.lower()) == "parquet"
+        and not any(part.startswith((".", "_")) for part in p.relative_to(src).parts)
+    )
+    if not files:
+        raise DataError(f"{src}: no .parquet files in this folder (the Ray engine reads "
+                        "Parquet; use the local engine for .npy)")
+    return files
 
 
 def _write_compressed(
@@ -294,7 +326,9 @@ def _write_compressed(
     if original is not None:
         context.raise_original_map_exception = True
     try:
-        ds = ray.data.read_parquet(str(src)).select_columns(columns)
+        # .pq too, as `_parquet_files` lists them: Ray's default reads *.parquet only.
+        ds = ray.data.read_parquet(str(src), file_extensions=["parquet", "pq"])
+        ds = ds.select_columns(columns)
         out = compress_dataset(
             ds,
             runtime,
