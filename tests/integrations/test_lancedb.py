@@ -271,6 +271,7 @@ def test_bad_rows_name_the_row_and_id_and_leave_nothing(
     ("no id", {"id_column": "key"}, r"no id column 'key' \(columns: id, text, vector\); pass "
                                     "id_column=None"),
     ("same column", {"output": "docs"}, r"the output is the input table; name the new column"),
+    ("bad name", {"output": "my table"}, r"my table: Invalid table name \("),
 ])
 def test_bad_tables_fail_before_any_work(tmp_path: Path, model_dir: Path, setup: str,
                                          kwargs: dict[str, Any], message: str) -> None:

@@ -295,6 +295,10 @@ def _check_table_output(dst: TableRef, overwrite: bool) -> None:
     """A new table replaces only a table dive wrote (its schema says so), with `overwrite`."""
     if dst.name.startswith("."):
         raise DiveError(f"{dst}: table names starting with '.' are kept for work folders")
+    try:  # LanceDB's own rule, checked now: it refused the name only once the work was done
+        import_lancedb().util.validate_table_name(dst.name)
+    except ValueError as exc:
+        raise DiveError(f"{dst}: {exc}") from None
 
     def ours(_: Path) -> bool:
         return MARKER_KEY in (open_table(dst).schema.metadata or {})
