@@ -272,12 +272,15 @@ def test_bad_rows_name_the_row_and_id_and_leave_nothing(
                                     "id_column=None"),
     ("same column", {"output": "docs"}, r"the output is the input table; name the new column"),
     ("bad name", {"output": "my table"}, r"my table: Invalid table name \("),
+    ("integers", {}, r"docs: column 'vector' holds integers \(int8\), not float embeddings"),
 ])
 def test_bad_tables_fail_before_any_work(tmp_path: Path, model_dir: Path, setup: str,
                                          kwargs: dict[str, Any], message: str) -> None:
     db = tmp_path / "db"
     if setup == "wrong dim":
         make_table(db, x=unit(np.ones((5, 16))))
+    elif setup == "integers":  # int8 codes: compressed as floats, they were wrong vectors
+        make_table(db, x=(vectors(N) * 50).astype(np.int8))
     else:
         make_table(db, column="emb" if setup == "other column" else "vector")
     output = uri(db, kwargs.pop("output", "small"))

@@ -27,3 +27,18 @@ def test_a_zero_row_is_a_data_error_naming_its_id_that_ray_can_carry() -> None:
     with pytest.raises(DataError, match=r"column 'vector': the row with id 'c' has norm 0 ") as err:
         step(batch)
     assert str(pickle.loads(pickle.dumps(err.value))) == str(err.value)
+
+
+def test_integer_vectors_are_refused_as_codes_not_compressed_as_floats() -> None:
+    """A list column of integers (int8 codes) read through `compress_dataset` was cast to
+    floats and compressed without a word, where the local engine refuses it."""
+    codes = np.arange(8, dtype=np.int8).reshape(2, 4) + 1
+    batch = pa.table({"vector": pa.FixedSizeListArray.from_arrays(pa.array(codes.reshape(-1)),
+                                                                  4)})
+    step = CompressBatch(Runtime(input_dim=4), "vector", "vector")
+    with pytest.raises(DataError, match=r"column 'vector' holds integers \(int8\), not float "
+                                        "embeddings"):
+        step(batch)
+    floats = batch.set_column(0, "vector", pa.FixedSizeListArray.from_arrays(
+        pa.array(codes.reshape(-1).astype(np.float32)), 4))
+    assert step(floats).num_rows == 2

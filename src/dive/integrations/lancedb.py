@@ -47,6 +47,7 @@ from dive.errors import DataError, DiveError
 from dive.scale.formats import (
     BadRow,
     import_pyarrow,
+    integer_codes,
     vector_array,
     vector_type,
     vectors_from_arrow,
@@ -204,6 +205,9 @@ def compress_table(
     table.checkout(version)  # read one version, whatever is written meanwhile
     schema = table.schema
     dim = vector_dim(schema, column, str(src))
+    if import_pyarrow().types.is_integer(schema.field(column).type.value_type):
+        raise DataError(integer_codes(f"{src}: column {column!r}",
+                                      schema.field(column).type.value_type))
     if id_column is not None and id_column not in schema.names:
         raise DataError(f"{src}: no id column {id_column!r} (columns: {', '.join(schema.names)});"
                         " pass id_column=None to carry no ids", param="id_column")

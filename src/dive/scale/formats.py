@@ -270,16 +270,23 @@ def vectors_from_arrow(
 ) -> np.ndarray:
     """A (n, dim) float32 array from a list column, or `BadRow` naming the bad row.
 
-    `first_row` is the index of the column's first row in the file, used in messages.
+    `first_row` is the index of the column's first row in the file, used in messages. A
+    column of integers is refused (`integer_codes`).
     """
     pa = import_pyarrow()
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if isinstance(arr.type, pa.ExtensionType):
         # Ray Data's tensor columns (ArrowTensorType) convert straight to an (n, dim) array.
         x = np.asarray(arr.to_numpy(zero_copy_only=False))
+        if x.dtype.kind in "iub":
+            raise DataError(integer_codes(where, x.dtype))
         if x.ndim != 2 or x.shape[1] != dim:
             raise DataError(f"{where}: vectors have shape {x.shape[1:]}, expected ({dim},)")
         return to_float32(x)
+    value_type = getattr(arr.type, "value_type", None)
+    if value_type is not None and (pa.types.is_integer(value_type)
+                                   or pa.types.is_boolean(value_type)):
+        raise DataError(integer_codes(where, value_type))
     n = len(arr)
 
     def bad(row: int, problem: str) -> BadRow:
