@@ -273,6 +273,12 @@ def test_bad_rows_name_the_row_and_id_and_leave_nothing(
     ("same column", {"output": "docs"}, r"the output is the input table; name the new column"),
     ("bad name", {"output": "my table"}, r"my table: Invalid table name \("),
     ("integers", {}, r"docs: column 'vector' holds integers \(int8\), not float embeddings"),
+    ("lance's own name", {"output": "docs", "output_column": "_rowaddr"},
+     r"docs: output column '_rowaddr': LanceDB keeps names starting with '_' for its own"),
+    ("lance's own name", {"output_column": "_distance"},
+     r"small: output column '_distance': LanceDB keeps names starting with '_' for its own"),
+    ("nested name", {"output": "docs", "output_column": "v.8"},
+     r"docs: output column 'v\.8': LanceDB reads a '\.' in a column name as a nested field"),
 ])
 def test_bad_tables_fail_before_any_work(tmp_path: Path, model_dir: Path, setup: str,
                                          kwargs: dict[str, Any], message: str) -> None:
@@ -287,6 +293,7 @@ def test_bad_tables_fail_before_any_work(tmp_path: Path, model_dir: Path, setup:
     with pytest.raises(DiveError, match=message):
         dl.compress_table(model_dir, uri(db, "docs"), output, progress=False, **kwargs)
     assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+    assert dl.open_table(uri(db, "docs")).version == 1  # the table itself as it was
 
 
 def test_outputs_are_replaced_only_if_dive_wrote_them(tmp_path: Path, model_dir: Path) -> None:

@@ -199,6 +199,7 @@ def compress_table(
         id_column = None  # the table has its ids already
     elif id_column is not None and id_column == out_column:
         raise DiveError(f"the id column and the output vector column are both {id_column!r}")
+    _check_column_name(out_column, dst)
 
     table = open_table(src)
     version = table.version
@@ -310,6 +311,20 @@ def _check_table_output(dst: TableRef, overwrite: bool) -> None:
     if dst.db.is_dir():
         check_output(dst.folder, overwrite=overwrite, ours=ours,
                      what="a table dive compress wrote")
+
+
+def _check_column_name(column: str, dst: TableRef) -> None:
+    """Refuse, before any work, an output column name LanceDB reads otherwise: one with a dot
+    (a nested field: Lance refused it once every chunk was done) or a leading '_' (its own
+    columns, `_rowid`, `_rowaddr`, `_distance`: a column so named made the table fail every
+    search, or shadowed the scores)."""
+    if "." in column:
+        raise DiveError(f"{dst}: output column {column!r}: LanceDB reads a '.' in a column name "
+                        "as a nested field; name it without one", param="output_column")
+    if column.startswith("_"):
+        raise DiveError(f"{dst}: output column {column!r}: LanceDB keeps names starting with "
+                        "'_' for its own columns (_rowid, _rowaddr, _distance...)",
+                        param="output_column")
 
 
 def _check_column_output(schema: pa.Schema, column: str, dst: TableRef, overwrite: bool) -> bool:
