@@ -226,6 +226,25 @@ def test_bad_inputs_and_settings(tmp_path: Path, runtime, stores) -> None:
         compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.pq", id_column="key")
 
 
+def test_a_column_name_the_file_repeats_is_one_line(tmp_path: Path, runtime, stores) -> None:
+    """pyarrow's schema.field() raised its KeyError ("does not exist") for a repeated name."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    x = stores.vectors(5)
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
+    ids = pa.array([f"doc{i}" for i in range(5)])
+    pq.write_table(pa.Table.from_arrays([ids, vec, vec], names=["id", "vector", "vector"]),
+                   tmp_path / "twice.parquet")
+    pq.write_table(pa.Table.from_arrays([ids, ids, vec], names=["id", "id", "vector"]),
+                   tmp_path / "ids.parquet")
+    for name, column in (("twice", "vector"), ("ids", "id")):
+        with pytest.raises(DataError, match=rf"{name}\.parquet: 2 columns are named '{column}'"):
+            compress_store(runtime, tmp_path / f"{name}.parquet", tmp_path / "y.pq",
+                           progress=False)
+    assert not (tmp_path / "y.pq").exists()
+
+
 def test_batch_size_takes_a_numpy_integer_and_refuses_a_bool(tmp_path: Path, runtime,
                                                             stores) -> None:
     x = stores.vectors(30)

@@ -201,6 +201,10 @@ def inspect_parquet(path: Path, column: str, id_column: str | None, *,
         without = "; pass id_column=None to carry no ids" if ids_optional else ""
         raise DataError(f"{path}: no id column {id_column!r} (columns: {', '.join(names)})"
                         f"{without}", param="id_column")
+    for name in {column, id_column} - {None}:  # schema.field() raises KeyError on a repeat
+        if names.count(name) > 1:
+            raise DataError(f"{path}: {names.count(name)} columns are named {name!r}; "
+                            "which one to read is ambiguous")
     vtype = schema.field(column).type
     if _is_list(vtype) and pa.types.is_integer(vtype.value_type):
         raise DataError(integer_codes(f"{path}: column {column!r}", vtype.value_type))
