@@ -296,6 +296,29 @@ def test_bad_tables_fail_before_any_work(tmp_path: Path, model_dir: Path, setup:
     assert dl.open_table(uri(db, "docs")).version == 1  # the table itself as it was
 
 
+def test_a_file_or_foreign_folder_named_as_a_table_is_one_line_and_kept(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """A file at `<name>.lance` was Lance's RuntimeError with its traceback, as an input or
+    an output; a folder there that is no table was "no such table" while listing it."""
+    db = tmp_path / "db"
+    make_table(db)
+    (db / "file.lance").write_text("not a table")
+    (db / "folder.lance").mkdir()
+    (db / "folder.lance" / "notes.txt").write_text("mine")
+    for name in ("file", "folder"):
+        with pytest.raises(DiveError, match=rf"{name}\.lance: exists and is not a table dive "
+                                            "compress wrote; refusing"):
+            dl.compress_table(model_dir, uri(db, "docs"), uri(db, name), overwrite=True,
+                              progress=False)
+        with pytest.raises(DataError, match=rf"^lancedb:{db}/{name}: {db}/{name}\.lance is not "
+                                            "a readable LanceDB table$"):
+            dl.compress_table(model_dir, uri(db, name), uri(db, "small"), progress=False)
+    assert (db / "file.lance").read_text() == "not a table"
+    assert [p.name for p in (db / "folder.lance").iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance", "file.lance", "folder.lance"]
+
+
 def test_outputs_are_replaced_only_if_dive_wrote_them(tmp_path: Path, model_dir: Path) -> None:
     db = tmp_path / "db"
     make_table(db)

@@ -137,7 +137,9 @@ def open_table(ref: TableRef | str | os.PathLike[str]) -> Any:
     db = connect(ref)
     try:
         return db.open_table(ref.name)
-    except (ValueError, FileNotFoundError):
+    except (ValueError, FileNotFoundError, RuntimeError, OSError):
+        if ref.folder.exists():  # a file, or a folder Lance cannot read (its RuntimeError)
+            raise DataError(f"{ref}: {ref.folder} is not a readable LanceDB table") from None
         names = ", ".join(db.list_tables().tables) or "none"
         raise DataError(f"{ref}: no such table in {ref.db} (tables: {names})") from None
 
@@ -306,7 +308,11 @@ def _check_table_output(dst: TableRef, overwrite: bool) -> None:
         raise DiveError(f"{dst}: {exc}") from None
 
     def ours(_: Path) -> bool:
-        return MARKER_KEY in (open_table(dst).schema.metadata or {})
+        try:
+            table = open_table(dst)
+        except DataError:  # not a table at all: never replaced
+            return False
+        return MARKER_KEY in (table.schema.metadata or {})
 
     if dst.db.is_dir():
         check_output(dst.folder, overwrite=overwrite, ours=ours,
