@@ -313,6 +313,23 @@ def test_existing_output_is_not_clobbered(tmp_path: Path, runtime, stores) -> No
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), runtime(x))
 
 
+def test_an_empty_folder_made_for_a_folder_output_is_written_into(tmp_path: Path, runtime,
+                                                                 stores) -> None:
+    """It was refused as "not a compress output folder" whatever overwrite said, though it
+    holds nothing to lose (a model folder, an embeddings folder take one)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    np.save(src / "a.npy", stores.vectors(20))
+    (tmp_path / "out").mkdir(mode=0o750)
+    compress_store(runtime, src, tmp_path / "out", progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".dive-compress.json", ".dive-files", "a.npy"]
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o750
+    (tmp_path / "file_out").mkdir()
+    with pytest.raises(DiveError, match="file_out: exists and is not a compress output"):
+        compress_store(runtime, src / "a.npy", tmp_path / "file_out", progress=False)
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [

@@ -203,7 +203,8 @@ def output_dtype(runtime: Runtime, dtype: str | None) -> np.dtype[Any]:
 def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
     """Refuse to replace anything but an earlier output of the same layout: a folder holding
     the marker, or a file in the format its suffix names (a 2-d numeric `.npy` array, a
-    Parquet file), so a text or other file that happens to have the name is never replaced."""
+    Parquet file), so a text or other file that happens to have the name is never replaced.
+    An empty folder takes a folder output, as if nothing were there."""
     def ours(path: Path) -> bool:
         if single:
             return path.is_file() and _reads_as(path, SUFFIXES.get(path.suffix.lower()))
@@ -212,7 +213,8 @@ def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
     file = "a Parquet file" if SUFFIXES.get(dst.suffix.lower()) == "parquet" else "a 2-d .npy array"
     check_output(dst, overwrite=overwrite, ours=ours,
                  what=f"a compress output ({file})" if single else
-                 f"a compress output folder (one holding {OUTPUT_MARKER})")
+                 f"a compress output folder (one holding {OUTPUT_MARKER})",
+                 folder=not single)  # an empty folder made for it is written into
 
 
 def _reads_as(path: Path, kind: Kind | None) -> bool:
