@@ -86,6 +86,29 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
                                        "resumes\n")
 
 
+def test_an_interrupted_ray_compress_says_nothing_was_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "finished chunks are saved and a rerun resumes", as the local engine does; the
+    Ray engine keeps nothing and its rerun starts over."""
+    import dive.cli
+    import dive.integrations.ray
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dive.integrations.ray, "compress_parquet", interrupted)
+    monkeypatch.setattr(dive.cli, "_load_model", lambda args: None)
+    argv = ["compress", str(tmp_path / "m"), "--input", str(tmp_path / "x.parquet"),
+            "--output", str(tmp_path / "y")]
+    assert main([*argv, "--engine", "ray"]) == 130
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
+    monkeypatch.setattr(dive.cli, "_load_model", interrupted)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == ("dive: interrupted; finished chunks are saved and a "
+                                       "rerun resumes\n")
+
+
 def test_an_interrupted_demo_overwrite_says_its_runs_were_discarded(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]

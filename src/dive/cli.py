@@ -599,6 +599,8 @@ def _kept_after_interrupt(args: argparse.Namespace | None) -> str:
         return NOTHING_WRITTEN
     if args.verb == "embed" and (args.from_npy or args.from_parquet) is not None:
         return NOTHING_WRITTEN  # an import is written in one go
+    if args.verb == "compress" and args.engine == "ray":
+        return NOTHING_WRITTEN  # the Ray engine does not resume: a rerun starts over
     if args.verb == "demo" and args.overwrite:  # its new runs go to a file of their own
         return "this run's results were discarded and the earlier ones kept"
     return _AFTER_INTERRUPT.get(args.verb, NOTHING_WRITTEN)
