@@ -477,6 +477,21 @@ def test_rescoring_with_every_candidate_is_exact_search_on_the_full_vectors(
     assert all(set(f) <= set(c) for f, c in zip(funnel.ids, first.ids, strict=True))
 
 
+def test_rescoring_by_id_refuses_an_id_on_two_rows(searchable: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    """One of the rows was taken, by their order, to rescore the hit: with the other first,
+    a hit scored by another vector without a word."""
+    model, q, x = searchable["model"], searchable["queries"], searchable["x"]
+    both = np.concatenate([x, -x[:1]])
+    full = lancedb.connect(str(tmp_path / "db")).create_table("twice", pa.table({
+        "id": [f"doc{i}" for i in range(N)] + ["doc0"],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(both.reshape(-1)), DIM)}))
+    with pytest.raises(DataError, match=r"^table 'twice': id 'doc0' is on more than one row; "
+                                        "rescoring by id needs one row per id$"):
+        dl.search(uri(searchable["db"], "small"), model, q[:1], 3, rescore_with=(full, "vector"),
+                  candidates=N)
+
+
 def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
     db, model, q = searchable["db"], searchable["model"], searchable["queries"]
     with pytest.raises(DataError, match=r"query vectors: expected dimension 32, got 8"):

@@ -599,9 +599,15 @@ def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
     vector_dim_is(other, column, dim, "rescore column")
     wanted = list(dict.fromkeys(ids))
     literals = ", ".join(_sql_literal(ident) for ident in wanted)
+    # One row more than wanted: a repeated id shows as a row too many.
     found = (other.search().where(f"{id_column} IN ({literals})").select([id_column, column])
-             .limit(len(wanted)).to_arrow())
-    row_of = {ident: row for row, ident in enumerate(found.column(id_column).to_pylist())}
+             .limit(len(wanted) + 1).to_arrow())
+    row_of: dict[Any, int] = {}
+    for row, ident in enumerate(found.column(id_column).to_pylist()):
+        if ident in row_of:  # which row's vector would rescore the hit is a matter of order
+            raise DataError(f"table {other.name!r}: {id_column} {ident!r} is on more than one "
+                            "row; rescoring by id needs one row per id")
+        row_of[ident] = row
     missing = [ident for ident in wanted if ident not in row_of]
     if missing:
         raise DataError(f"table {other.name!r}: no row with {id_column} {missing[0]!r} to "
