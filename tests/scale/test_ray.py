@@ -226,3 +226,25 @@ def test_pq_files_are_read_as_the_local_engine_reads_them(
     assert compress_parquet(runtime, src, tmp_path / "all") == 50
     assert pq.read_table(tmp_path / "all").num_rows == 50
     assert compress_parquet(runtime, src / "a.pq", tmp_path / "one") == 30
+
+
+def test_an_interrupted_ray_run_leaves_no_work_folder(
+    ray_cluster: Any, tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C left the hidden work folder with Ray's files in it: the engine does not resume,
+    so they were only ever cleared by a rerun."""
+    import dive.integrations.ray as dive_ray
+
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(20))
+    work = tmp_path / ".y.ray-partial"
+    ds_write = ray_cluster.data.Dataset.write_parquet
+
+    def interrupted(self: Any, path: str, *args: Any, **kwargs: Any) -> None:
+        ds_write(self, path, *args, **kwargs)
+        assert any(work.iterdir())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray_cluster.data.Dataset, "write_parquet", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dive_ray.compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]

@@ -351,6 +351,9 @@ def _write_compressed(
         if found is not None:
             raise DataError(f"{src}: {found}") from None
         raise
+    except BaseException:  # Ctrl-C, SIGTERM: nothing to resume from, so nothing is kept
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     finally:
         if original is not None:
             context.raise_original_map_exception = original
