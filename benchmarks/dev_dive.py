@@ -20,6 +20,7 @@ spec (cells within 0.002 of the better PCA, mean gain, worst cell).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--spec", action="append", help="DIVE spec(s); default: dive")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="print each fit's selection")
+    parser.add_argument("--records", type=Path, help="append every fit's full record (JSONL)")
     args = parser.parse_args()
 
     import torch
@@ -79,6 +81,11 @@ def main() -> None:
                 print(f"  d={dim}: best PCA {floor:.4f}", flush=True)
                 for spec in specs:
                     records = [score(spec, s) for s in args.seeds]
+                    if args.records is not None:
+                        with args.records.open("a") as out:
+                            for r in records:
+                                out.write(json.dumps({"spec": spec, "eval": args.eval, **r},
+                                                     default=str) + "\n")
                     values = [r["ndcg@10"] for r in records]
                     mean = float(np.mean(values))
                     gains[spec].append((mean - floor, f"{name} d={dim} n={budget_text}"))

@@ -209,3 +209,21 @@ def test_saved_folder_loads_back_without_torch_and_transforms_the_same(
     loaded = load(tmp_path / "model")
     assert loaded.config()["stage_steps"] == 40
     np.testing.assert_array_equal(loaded.transform(corpus), model.transform(corpus))
+
+
+def test_warmup_trains_stage_one_on_sxbm_alone_before_the_labels(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
+) -> None:
+    """`warmup_steps` label-free steps on stage 1 only; the supervised runs start from them
+    (their checkpoint 0 is the warmed model), and 0 (the default) leaves the fit as it was."""
+    split = hold_out(labels, 20)
+    plain = make_compressor("smec" + FAST, 4).fit(corpus, split)
+    off = make_compressor("smec" + FAST + ":warmup_steps=0", 4).fit(corpus, split)
+    np.testing.assert_array_equal(plain.transform(corpus), off.transform(corpus))
+    warm = make_compressor("smec" + FAST + ":warmup_steps=30", 4).fit(corpus, split)
+    first, second = warm.fit_info_.diagnostics["stages"]
+    assert first["warmup"]["steps_run"] == 30 and "warmup" not in second
+    assert "warmup" not in plain.fit_info_.diagnostics["stages"][0]
+    # the supervised run's start (checkpoint 0) is the warmed model, not the untrained one
+    assert first["history"][0] != plain.fit_info_.diagnostics["stages"][0]["history"][0]
+    assert not np.array_equal(plain.transform(corpus), warm.transform(corpus))

@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dive.compressors._baseline_modules import Encoder, Supervision, fold
+from dive.compressors._baseline_modules import Encoder, Supervision, fold, snapshot
 from dive.compressors._baseline_select import (
     Selected,
     fit_grid,
     fit_space,
+    gated_run,
     ungated_summary,
 )
 from dive.compressors.base import Summarise, TrainingData
@@ -245,9 +246,11 @@ def fit_smec(
         run_rng: np.random.Generator,
         generator: torch.Generator,
         memory: CrossBatchMemory,
+        supervised: bool = True,
     ) -> Loss:
         """Stage k's loss L(new prefix) + weight_previous * L(previous prefix) + L(relaxed new
-        prefix), each L the S-XBM term plus (with labels) the ranking loss. The new prefix is
+        prefix), each L the S-XBM term plus (with labels and `supervised`) the ranking loss. The
+        new prefix is
         the previous one with ADS k's kept dims (zeros elsewhere): it and the previous prefix
         train the stage's layer; the relaxed one (the soft mask on the previous prefix, which
         is detached there) trains ADS k's scores."""
@@ -277,7 +280,7 @@ def fit_smec(
                     ]
                 )
             memory.enqueue(teacher, rows)
-            if sup.labels is not None:
+            if sup.labels is not None and supervised:
                 q, cand_rows, grades, cand_mask = sup.batch(c.query_batch, run_rng)
                 with torch.no_grad():
                     q_base = net.base(q, k)
@@ -298,6 +301,36 @@ def fit_smec(
 
         return loss
 
+    def warm_up(
+        k: int, layer: list[nn.Parameter], scores: list[nn.Parameter], base: torch.Tensor
+    ) -> dict[str, Any] | None:
+        """`warmup_steps` label-free steps (S-XBM alone) on stage 1 before its supervised
+        training, which then starts from them; ungated, the last state kept (None: no
+        warm-up: it is off, a later stage, or there are no labels to train on after it)."""
+        if k > 0 or cfg.warmup_steps == 0 or sup.labels is None:
+            return None
+        seed = int(rng.integers(2**31))
+        run = gated_run(
+            loss=stage_loss(
+                k,
+                base,
+                cfg,
+                np.random.default_rng(seed),
+                torch.Generator().manual_seed(seed),
+                CrossBatchMemory(cfg.memory_size, width),
+                supervised=False,
+            ),
+            optimiser=AdamWGroups([(layer, cfg.lr), (scores, cfg.score_lr)], weight_decay=0.0),
+            state=snapshot(net),
+            scores=None,
+            start=None,
+            refresh=None,
+            every=cfg.eval_every,
+            patience_steps=cfg.patience_steps,
+            steps=cfg.warmup_steps,
+        )
+        return run.record(history=False)
+
     def fit_stage(k: int, keep: int) -> tuple[dict[str, Any], Selected]:
         """Add stage k, train it once per grid setting, keep the selection's choice; return
         the stage's record and the selection."""
@@ -308,6 +341,7 @@ def fit_smec(
         with torch.no_grad():
             base = net.base(x, k)  # the frozen part of every corpus row, once per stage
         initial = net.selector(k).selected()
+        warmup = warm_up(k, layer, scores, base)
         seed = int(rng.integers(2**31))
 
         def loss(c: SMECConfig) -> Loss:
@@ -335,6 +369,7 @@ def fit_smec(
         record = {
             "dim": keep,
             "ads_changed": int((~torch.isin(kept, initial)).sum()),
+            **({"warmup": warmup} if warmup is not None else {}),
             **selected.record(),
         }
         return record, selected

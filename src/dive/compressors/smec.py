@@ -51,6 +51,9 @@ class SMECConfig(CorpusBatchConfig):
     noise: float = 0.0  # Gumbel noise on each training draw's scores (0: train what is kept)
     stage_layer: StageLayer = "adapter"  # a later stage's layer: a residual block, linear, none
     weight_previous: float = 1.0  # weight of the stage loss on the previous prefix
+    # label-free S-XBM steps on stage 1 before its supervised training (0: none), as
+    # Matryoshka-Adaptor's unsupervised stage precedes its supervised one
+    warmup_steps: int = 0
 
     def rules(self) -> list[Rule]:
         return [
@@ -63,6 +66,7 @@ class SMECConfig(CorpusBatchConfig):
             *at_least(self, 0, "noise"),
             ("stage_layer", self.stage_layer in STAGE_LAYERS, f"one of {', '.join(STAGE_LAYERS)}"),
             *at_least(self, 0, "weight_previous"),
+            *at_least(self, 0, "warmup_steps"),
         ]
 
 
