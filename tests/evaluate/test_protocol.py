@@ -115,6 +115,14 @@ def test_bad_grid_values_fail_before_any_run(
     assert not path.exists()
 
 
+def test_a_method_spec_is_recorded_as_it_runs_without_surrounding_spaces(
+    tiny: tuple[Path, Path]
+) -> None:
+    records = run_grid(spec(tiny, methods=[" frozen", "pca "], ratios=[4], budgets=[None],
+                            seeds=[0]), ResultsFile(tiny[0].parent / "r.jsonl"))
+    assert sorted(r["method"] for r in records) == ["frozen", "pca"]
+
+
 def test_records_count_the_labels_really_used(tiny: tuple[Path, Path]) -> None:
     records = run_grid(spec(tiny, methods=["frozen", "dive"], ratios=[4], budgets=[10_000],
                             seeds=[0]), ResultsFile(tiny[0].parent / "r.jsonl"))

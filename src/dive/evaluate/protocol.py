@@ -70,6 +70,8 @@ class GridSpec:
     anchors: Sequence[str] = ()  # `dive.evaluate.anchors` specs, run beside the methods
 
     def __post_init__(self) -> None:
+        # A spec is its rows' label: " pca" would run as pca but be recorded apart from it.
+        object.__setattr__(self, "methods", [str(m).strip() for m in self.methods])
         # Checked before any run, so a bad value cannot stop a grid after it recorded some.
         for name in ("datasets", "ratios", "budgets", "seeds", "precisions", "rescores"):
             if not list(getattr(self, name)):
