@@ -86,6 +86,50 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
                                        "resumes\n")
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, DiveError("a report file is in the way")])
+def test_evaluate_stopped_while_writing_its_report_leaves_no_plot_for_its_rerun_to_refuse(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    stop: BaseException
+) -> None:
+    """The plot was written, then the report stopped: the plot stayed, and the same command
+    run again (as the interruption message says) stopped at once, the plot "already exists"."""
+    import dive.report.build
+
+    argv = evaluate_args(tiny, tmp_path / "r.jsonl", "--plot", str(tmp_path / "p.png"),
+                         "--report", str(tmp_path / "rep"))
+    real = dive.report.build.write_report
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise stop
+
+    monkeypatch.setattr(dive.report.build, "write_report", stopped)
+    assert main(argv) == (130 if stop is KeyboardInterrupt else 2)
+    assert not (tmp_path / "p.png").exists()
+    monkeypatch.setattr(dive.report.build, "write_report", real)
+    assert main(argv) == 0  # resumes: every run skipped, the plot and the report written
+    assert (tmp_path / "p.png").is_file() and (tmp_path / "rep" / "report.md").is_file()
+
+
+def test_evaluate_keeps_a_plot_another_run_put_in_place_of_its_own(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dive.report.build
+
+    plot = tmp_path / "p.png"
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        theirs = tmp_path / "theirs.png"
+        theirs.write_bytes(plot.read_bytes())
+        os.replace(theirs, plot)  # another run, with overwrite
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dive.report.build, "write_report", stopped)
+    argv = evaluate_args(tiny, tmp_path / "r.jsonl", "--plot", str(plot), "--report",
+                         str(tmp_path / "rep"))
+    assert main(argv) == 130
+    assert plot.is_file()
+
+
 def test_an_interrupted_ray_compress_says_nothing_was_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

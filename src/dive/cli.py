@@ -102,18 +102,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     records = _run_grid(args, args.datasets, Path(args.results))
     print(text_tables(records))
     print(f"\nresults: {args.results}")
-    if args.plot:
-        from dive.report.plots import plot_ndcg_vs_dim
+    plot = files = None
+    with contextlib.ExitStack() as undo:
+        if args.plot:
+            from dive.report.plots import plot_ndcg_vs_dim
 
-        print(f"plot: {plot_ndcg_vs_dim(records, args.plot, overwrite=args.overwrite)}")
-    if args.report:
-        from dive.report.build import write_report
+            plot = plot_ndcg_vs_dim(records, args.plot, overwrite=args.overwrite)
+            if args.report and not args.overwrite:
+                # a new plot left by a failed report would stop the rerun ("already exists")
+                undo.enter_context(_withdrawn_on_failure(plot))
+        if args.report:
+            from dive.report.build import write_report
 
-        # The budget plot needs one ratio: 4x when it was run, else the middle one.
-        ratio = 4 if 4 in args.ratios else sorted(args.ratios)[len(args.ratios) // 2]
-        files = write_report(records, args.report, ratio=ratio, overwrite=args.overwrite)
+            # The budget plot needs one ratio: 4x when it was run, else the middle one.
+            ratio = 4 if 4 in args.ratios else sorted(args.ratios)[len(args.ratios) // 2]
+            files = write_report(records, args.report, ratio=ratio, overwrite=args.overwrite)
+    if plot is not None:
+        print(f"plot: {plot}")
+    if files is not None:
         print(f"report: {files.markdown}")
     return 0
+
+
+@contextlib.contextmanager
+def _withdrawn_on_failure(path: Path) -> Iterator[None]:
+    """Remove the file this run just put at `path` if the block fails or is interrupted, unless
+    another run has put its own there since."""
+    made = path.stat()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            now = path.stat()
+            if (now.st_dev, now.st_ino) == (made.st_dev, made.st_ino):
+                path.unlink()
+        raise
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
