@@ -182,3 +182,29 @@ def test_an_empty_current_folder_takes_the_embeddings(
     encode_to_folder(load_beir(PANTRY), ".", chunk_size=64, progress=False, model=model)
     assert load_embeddings(here).corpus.shape[0] == 48
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+
+
+def test_an_output_another_run_published_while_this_one_waited_is_not_encoded_again(
+    tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between this run's check of the output and its hold on the work folder, another run
+    finished: the output exists now. This run stops before encoding and leaves no folder."""
+    from dive.embed import resumable
+
+    dataset = load_beir(PANTRY)
+    out = tmp_path / "emb"
+    real_held = resumable.held
+    others = [1]  # one other run
+
+    def other_run_finishes_first(work: Path, target: Path) -> Any:
+        if others:
+            others.pop()
+            encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
+        return real_held(work, target)
+
+    monkeypatch.setattr(resumable, "held", other_run_finishes_first)
+    with pytest.raises(DiveError, match="already exists; pass overwrite=True"):
+        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                         model=StopsAfter(model, 0))  # encoding anything would raise
+    assert load_embeddings(out).corpus.shape[0] == len(dataset.corpus_ids)
+    assert not (tmp_path / ".emb.partial").exists()

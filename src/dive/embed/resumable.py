@@ -18,6 +18,7 @@ Left out: spreading chunks over processes or machines, and looking in the cache 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -120,6 +121,12 @@ def encode_to_folder(
     }
     work = target.parent / f".{target.name}.partial"
     with held(work, target):  # a second run on this output stops at once, mixing nothing in
+        try:  # again: a run holding the folder may have published the output since the check
+            check_embeddings_output(target, overwrite=overwrite)
+        except DiveError:
+            with contextlib.suppress(OSError):  # the folder `held` made, if it holds nothing
+                work.rmdir()
+            raise
         done = _start(work, job)
         resumed = sum(chunk.file in done for chunk in chunks)
         total = sum(len(chunk.texts) for chunk in chunks)
