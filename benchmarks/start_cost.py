@@ -1,0 +1,59 @@
+"""Where DIVE's gain over the better PCA comes from: its start choice or its training (a script
+over a results file; nothing is refitted).
+
+Per run, from the record's `diagnostics.selected.start` and the PCA rows of the same
+(dataset, budget, d, seed): the start's cost is the chosen PCA's score minus the better PCA's
+(0 or below), and training's part is the run's score minus the chosen PCA's (0 when it kept its
+start). Prints one line per run, then each part's mean per run.
+
+    python benchmarks/start_cost.py benchmarks/results/collections.jsonl --budgets 16
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from dive.evaluate.records import read_records
+
+START_ROW = {"uncentered": "pca-uncentered", "centered": "pca"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--method", default="dive")
+    parser.add_argument("--budgets", nargs="+", default=["16"])
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    args = parser.parse_args()
+
+    runs: dict[tuple[str, str, int, int], dict[str, dict]] = defaultdict(dict)
+    for r in read_records(args.results):
+        if str(r["budget"]) in args.budgets and r.get("model") == args.model and (
+                r["method"] in (args.method, *START_ROW.values())):
+            runs[r["dataset"], str(r["budget"]), int(r["dim"]), int(r["seed"])][r["method"]] = r
+    start_costs, train_parts = [], []
+    for key in sorted(runs):
+        rows = runs[key]
+        if len(rows) < 3:
+            continue
+        chosen = rows[args.method]["diagnostics"].get("selected", {})
+        if chosen.get("start") not in START_ROW:
+            continue
+        start = rows[START_ROW[chosen["start"]]]["ndcg@10"]
+        best = max(rows[m]["ndcg@10"] for m in START_ROW.values())
+        start_costs.append(start - best)
+        train_parts.append(rows[args.method]["ndcg@10"] - start)
+        print(f"{key[0]} {key[1]} d={key[2]} seed {key[3]}: start {chosen['start']} "
+              f"{start - best:+.4f}, training (step {chosen.get('step')}) "
+              f"{train_parts[-1]:+.4f}")
+    if start_costs:
+        print(f"{len(start_costs)} runs: start choice {np.mean(start_costs):+.4f} per run, "
+              f"training {np.mean(train_parts):+.4f} per run")
+
+
+if __name__ == "__main__":
+    main()
