@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -36,6 +37,17 @@ def is_integer(value: object) -> TypeGuard[int | np.integer[Any]]:
     """Whether `value` is a Python or numpy integer, and not a bool (which `int()` would take
     as 0 or 1 without a word)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+# The seeds numpy's and torch's generators both take: 0..2**63-1.
+SEED_LIMIT = 2**63
+# An integer as text, in ASCII digits: int() also reads "1_0" as 10 and other scripts' digits.
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
+def is_integer_text(text: str) -> bool:
+    """Whether `text` is an integer written in ASCII digits (an optional sign, no spaces)."""
+    return _INTEGER_TEXT.fullmatch(text) is not None
 
 
 def positive_integer(value: object, name: str) -> int:

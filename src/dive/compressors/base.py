@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
-from dive.arrays import as_unit_rows, check_floating, is_integer
+from dive.arrays import SEED_LIMIT, as_unit_rows, check_floating, is_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError, kind_of
 
@@ -231,7 +231,7 @@ class Compressor(ABC):
                 raise DiveError(f"{self.method}: {name} must be an integer, got {value!r}")
             if value is not None:
                 setattr(self, name, int(value))  # a numpy integer is recorded as a plain int
-        if not 0 <= self.seed < 2**63:  # the range torch's and numpy's generators take
+        if not 0 <= self.seed < SEED_LIMIT:
             raise DiveError(f"{self.method}: seed must be in 0..2**63-1, got {self.seed}")
         if train is not None and not isinstance(train, TrainingData):
             raise DiveError(f"{self.method}: train must be a TrainingData, got {kind_of(train)}")

@@ -34,6 +34,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from dive.arrays import is_integer_text
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ SPLITS: tuple[str, ...] = ("train", "dev", "test")
 _QRELS_HEADER = ("query-id", "corpus-id", "score")
 _FIELDS = ("_id", "title", "text")  # the fields of a record read here
 _QUOTED_FIELD = re.compile('"(' + "|".join(_FIELDS) + ')"')
-# ASCII digits only: int() also reads "1_0" as 10 and other scripts' digits
-_GRADE = re.compile(r"[+-]?[0-9]+")
 _GRADE_DIGITS = 18  # more is no grade (and int() refuses over 4300 digits with a traceback)
 
 
@@ -359,7 +358,7 @@ def _read_qrels(
         query_id, doc_id, score = cols
         if not doc_id:  # a document "" counted in the query's ideal ranking
             raise DataError(f"{path} line {lineno}: empty corpus-id")
-        if not _GRADE.fullmatch(score):
+        if not is_integer_text(score):
             raise DataError(f"{path} line {lineno}: score {_cut(score)} is not an integer")
         if len(score) > _GRADE_DIGITS and len(score.lstrip("+-").lstrip("0")) > _GRADE_DIGITS:
             raise DataError(f"{path} line {lineno}: score {_cut(score)} is too large for a "

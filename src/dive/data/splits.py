@@ -17,12 +17,11 @@ the queries scored; the protocol's evaluation queries are never used.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from dive.arrays import is_integer
+from dive.arrays import SEED_LIMIT, is_integer, is_integer_text
 from dive.data.beir import Dataset, Qrels
 from dive.errors import DiveError
 
@@ -53,9 +52,6 @@ class QuerySplit:
         return len(self.train_ids) + len(self.validation_ids)
 
 
-_COUNT = re.compile(r"[+-]?[0-9]+")  # ASCII digits, as the qrels' grades
-
-
 def parse_budget(text: str | int | None) -> int | None:
     """`"all"`/None -> None (every labelled query); otherwise a positive int."""
     if text is None or (isinstance(text, str) and text.strip().lower() == "all"):
@@ -63,7 +59,7 @@ def parse_budget(text: str | int | None) -> int | None:
     try:
         if not (isinstance(text, str) or is_integer(text)):
             raise ValueError  # 2.7 or True is not a count of queries
-        if isinstance(text, str) and not _COUNT.fullmatch(text.strip()):
+        if isinstance(text, str) and not is_integer_text(text.strip()):
             raise ValueError  # int() also reads "1_0" as 10, and other scripts' digits
         value = int(text)
     except ValueError:
@@ -94,7 +90,7 @@ def make_split(
     dataset: Dataset, budget: int | None, seed: int, *, dev: bool = False
 ) -> QuerySplit:
     """The seeded split for one (dataset, budget, seed); `dev`: see the module docstring."""
-    if not is_integer(seed) or not 0 <= seed < 2**63:  # numpy's ValueError named no seed
+    if not is_integer(seed) or not 0 <= seed < SEED_LIMIT:  # numpy's ValueError named no seed
         raise DiveError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
     known = set(dataset.query_ids)
     test = dataset.split("test")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from dive import __version__
-from dive.arrays import as_unit_rows
+from dive.arrays import SEED_LIMIT, as_unit_rows
 from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_dataset
@@ -90,7 +90,7 @@ class GridSpec:
             for v in value if isinstance(value, Sequence) else [value]:
                 if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
                     raise DiveError(f"grid: {name} must be integers >= {minimum}, got {v!r}")
-        big = [seed for seed in self.seeds if seed >= 2**63]  # past the splits' generator
+        big = [seed for seed in self.seeds if seed >= SEED_LIMIT]  # past the generators'
         if big:
             raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}")
 
