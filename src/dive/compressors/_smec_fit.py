@@ -249,11 +249,10 @@ def fit_smec(
         supervised: bool = True,
     ) -> Loss:
         """Stage k's loss L(new prefix) + weight_previous * L(previous prefix) + L(relaxed new
-        prefix), each L the S-XBM term plus (with labels and `supervised`) the ranking loss. The
-        new prefix is
-        the previous one with ADS k's kept dims (zeros elsewhere): it and the previous prefix
-        train the stage's layer; the relaxed one (the soft mask on the previous prefix, which
-        is detached there) trains ADS k's scores."""
+        prefix), each L the S-XBM term plus (with labels and `supervised`) the ranking loss.
+        The new prefix is the previous one with ADS k's kept dims (zeros elsewhere): it and the
+        previous prefix train the stage's layer; the relaxed one (the soft mask on the previous
+        prefix, which is detached there) trains ADS k's scores."""
         w_prev = c.weight_previous if net.trains_previous(k) else 0.0
 
         def views(v: torch.Tensor, v_base: torch.Tensor, masks: Masks) -> torch.Tensor:
