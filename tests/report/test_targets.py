@@ -14,7 +14,7 @@ def test_dive_is_checked_against_pca_uncentered_on_the_seed_mean(make_record) ->
     records += seeds(make_record, "dive", [0.53, 0.46], dim=96)  # mean 0.495: below
     records += seeds(make_record, "pca-uncentered", [0.40, 0.40], dim=48)
     records += seeds(make_record, "dive", [0.40, 0.40], dim=48)  # equal: met
-    start, _ = comparisons(records)
+    start = comparisons(records).start
     assert [(c.dim, c.met) for c in start] == [(96, False), (48, True)]
     assert round(start[0].gap, 6) == -0.005
     text = targets_section(records)
@@ -29,7 +29,7 @@ def test_the_better_of_ours_meets_each_baseline_and_ablations_do_not_count(make_
     records += seeds(make_record, "smec:basis=pca@v1", [0.55])
     records += seeds(make_record, "matryoshka-adaptor", [0.58])
     records += seeds(make_record, "pca", [0.70])  # classical: not a baseline row
-    _, versus = comparisons(records)
+    versus = comparisons(records).baselines
     assert {(c.ours, c.other, c.met) for c in versus} == {
         ("dive-plus", "smec:basis=pca@v1", True),
         ("dive-plus", "matryoshka-adaptor", False),
@@ -44,7 +44,7 @@ def test_rows_are_compared_on_the_seeds_both_ran(make_record) -> None:
     records += seeds(make_record, "pca-uncentered", [0.45, 0.45])
     records += seeds(make_record, "smec", [0.55, 0.55])
     records += [make_record(method="search-adaptor", seed=3, ndcg=0.99)]  # no seed shared
-    start, versus = comparisons(records)
+    start, versus, _ = comparisons(records)
     assert [(c.seeds, c.met) for c in start] == [((0, 1), True)]
     assert [(c.other, c.seeds, c.met, round(c.gap, 6)) for c in versus] == [
         ("smec", (0, 1), False, -0.05)]
@@ -55,7 +55,7 @@ def test_quantized_rows_and_cells_ours_did_not_run_are_left_out(make_record) -> 
     records = seeds(make_record, "dive", [0.50])
     records += seeds(make_record, "smec", [0.60], precision="int8")
     records += seeds(make_record, "smec", [0.60], dim=48)
-    assert comparisons(records) == ([], [])
+    assert comparisons(records) == ([], [], [])
     assert "met in 0 of 0 (cell, baseline) pairs; below in: none" in targets_section(records)
 
 
@@ -74,7 +74,7 @@ def test_each_embedding_model_is_checked_apart(make_record) -> None:
     records = seeds(make_record, "dive", [0.50]) + seeds(make_record, "pca-uncentered", [0.45])
     records += seeds(make_record, "dive", [0.30], model="mpnet")
     records += seeds(make_record, "pca-uncentered", [0.40], model="mpnet")
-    start, _ = comparisons(records)
+    start = comparisons(records).start
     assert sorted((c.dataset, c.met) for c in start) == [
         ("scifact (all-MiniLM-L6-v2)", True), ("scifact (mpnet)", False)]
     assert "met in 1 of 2 cells" in targets_section(records)
@@ -86,6 +86,21 @@ def test_equal_scores_recorded_in_another_order_meet(make_record) -> None:
     scores = [0.4035667001171853, 0.5045098885474434, 0.4619736549801657]
     records = [make_record(method="pca-uncentered", seed=s, ndcg=scores[s]) for s in (0, 2, 1)]
     records += [make_record(method="dive", seed=s, ndcg=scores[s]) for s in (0, 1, 2)]
-    start, _ = comparisons(records)
+    start = comparisons(records).start
     assert [c.met for c in start] == [True]
     assert "met in 1 of 1 cells; below in: none" in targets_section(records)
+
+
+def test_dive_is_checked_against_frozen_at_2x_with_64_labels_and_4x_with_all(make_record) -> None:
+    records = seeds(make_record, "frozen", [0.60, 0.60], dim=384, budget="64")
+    records += seeds(make_record, "dive", [0.59, 0.60], dim=192, budget="64")  # 2x: below
+    records += seeds(make_record, "dive", [0.70, 0.70], dim=96, budget="64")  # 4x, 64: not a cell
+    records += seeds(make_record, "frozen", [0.60, 0.60], dim=384, budget="all")
+    records += seeds(make_record, "dive", [0.61, 0.60], dim=96, budget="all")  # 4x: met
+    records += seeds(make_record, "dive", [0.50, 0.50], dim=192, budget="all")  # 2x, all: not one
+    frozen = comparisons(records).frozen
+    assert [(c.budget, c.dim, c.met, round(c.gap, 6)) for c in frozen] == [
+        ("64", 192, False, -0.005), ("all", 96, True, 0.005)]
+    text = targets_section(records)
+    assert "at 4× with every label (SPEC 5): met in 1 of 2 cells" in text
+    assert "below in: scifact 64 d=192 (0.5950 vs 0.6000, −0.0050)." in text
