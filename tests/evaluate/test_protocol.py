@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -113,6 +114,30 @@ def test_bad_grid_values_fail_before_any_run(
     with pytest.raises(DiveError, match=message):
         run_grid(spec(tiny, **overrides), ResultsFile(path))
     assert not path.exists()
+
+
+@pytest.mark.parametrize("methods", [
+    ["pca", "dive:lr=1e-3", "dive:lr=0.001"],
+    ["dive:lr=0.001:steps=60", "dive:steps=60:lr=1e-3"],  # order and spelling of the options
+    ["dive:lr=1e-3", "dive:lr=0.5:lr=0.001"],  # the later of a repeated option counts
+])
+def test_two_spellings_of_one_method_configuration_fail_before_any_run(
+    tiny: tuple[Path, Path], methods: list[str]
+) -> None:
+    """Each spelling is its rows' label: both ran, and were recorded as two methods."""
+    path = tiny[0].parent / "r.jsonl"
+    first, second = map(re.escape, methods[-2:])
+    with pytest.raises(DiveError, match=rf"methods '{first}' and '{second}' are one "
+                                        r"configuration \(dive with the same option values"):
+        run_grid(spec(tiny, methods=methods), ResultsFile(path))
+    assert not path.exists()
+
+
+def test_options_that_differ_are_two_configurations(tiny: tuple[Path, Path]) -> None:
+    # "true" is not the 1 it equals in Python: a string option keeps them apart
+    methods = ["pca", "dive:lr=0.01", "dive:lr=0.001", "search-adaptor:weight_rec_grid=1",
+               "search-adaptor:weight_rec_grid=true"]
+    assert spec(tiny, methods=methods).methods == methods
 
 
 def test_a_method_spec_is_recorded_as_it_runs_without_surrounding_spaces(

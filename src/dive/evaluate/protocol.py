@@ -29,7 +29,7 @@ import numpy as np
 from dive import __version__
 from dive.arrays import SEED_LIMIT, as_unit_rows
 from dive.compressors.base import LabelledQueries, TrainingData
-from dive.compressors.registry import make_compressor, method_facts
+from dive.compressors.registry import make_compressor, method_facts, parse_spec
 from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
@@ -78,6 +78,7 @@ class GridSpec:
                 raise DiveError(f"grid: no {name} given")
         if not list(self.methods) and not list(self.anchors):
             raise DiveError("grid: no methods given (and no anchors)")
+        _check_distinct_methods(self.methods)
         for anchor in self.anchors:
             parse_anchor(anchor)
         for precision in self.precisions:
@@ -93,6 +94,22 @@ class GridSpec:
         big = [seed for seed in self.seeds if seed >= SEED_LIMIT]  # past the generators'
         if big:
             raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}")
+
+
+def _check_distinct_methods(methods: Sequence[str]) -> None:
+    """Refuse two spellings of one configuration (`dive:lr=1e-3` and `dive:lr=0.001`): a spec
+    is its rows' label, so each would be run and recorded as a method of its own. Labels are
+    not rewritten to one spelling: stored records must keep matching theirs."""
+    seen: dict[tuple[str, frozenset[tuple[str, tuple[bool, Any]]]], str] = {}
+    for method in methods:
+        name, options = parse_spec(method)
+        # a bool apart from the number it equals (a string option may take "true" or "1")
+        key = (name, frozenset((k, (isinstance(v, bool), v)) for k, v in options.items()))
+        first = seen.setdefault(key, method)
+        if first != method:
+            raise DiveError(f"grid: methods {first!r} and {method!r} are one configuration "
+                            f"({name} with the same option values); give it once",
+                            param="methods")
 
 
 @dataclass
