@@ -7,7 +7,9 @@ data it was computed from (`dive.evaluate.fingerprint`); a run whose key and fin
 already there is skipped (logged), so an interrupted grid resumes where it stopped, while a
 record of other data (a changed dataset folder, other embeddings) is run again, with a
 warning. Unsupervised methods get the same split and are recorded per budget too: the tables
-then need no special cases.
+then need no special cases. A budget of at least a dataset's labelled pool trains on every
+labelled query, the same run as `all`: it is left out there, with a warning, and a grid on that
+dataset with no other budget is refused before any run.
 
 Each fit is scored at every precision x rescore factor of the grid (`dive.evaluate.funnel`),
 one record each, without fitting again: the compressed outputs are computed once per fit.
@@ -358,7 +360,9 @@ def run_grid(
         dataset = load_dataset(name, data_dir=spec.data_dir)
         emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
         fingerprint = data_fingerprint(dataset, emb)
-        tasks = plan(spec, dataset.name, emb.dim)
+        # budget all's split: its labels are the whole pool, of one size for every seed
+        whole = make_split(dataset, None, spec.seeds[0])
+        tasks = plan(_within_pool(spec, dataset.name, whole.n_labels), dataset.name, emb.dim)
         recorded = [results.fingerprints(key) for t in tasks for key in t.keys]
         # runs recorded only on other data (those also recorded on this data are skipped)
         stale = sum(bool(fps) and fingerprint not in fps for fps in recorded)
@@ -366,7 +370,7 @@ def run_grid(
             logger.warning(
                 "%s: %d of these runs have records computed from other data (another version "
                 "of %s or other embeddings); running them again", results.path, stale, name)
-        splits: dict[tuple[int | None, int], QuerySplit] = {}
+        splits: dict[tuple[int | None, int], QuerySplit] = {(None, spec.seeds[0]): whole}
         unsupervised: dict[tuple[Any, ...], dict[Variant, dict[str, Any]]] = {}
         for index, task in enumerate(tasks, start=1):
             wanted += [(key, fingerprint) for key in task.keys]
@@ -395,6 +399,24 @@ def run_grid(
     keys = set(wanted)
     results.refresh()  # include what other processes sharing the file recorded meanwhile
     return [r for r in results.records if (record_key(r), r.get(FINGERPRINT_FIELD)) in keys]
+
+
+def _within_pool(spec: GridSpec, dataset: str, pool: int) -> GridSpec:
+    """`spec` without its budgets of at least `pool` labelled queries: each would train on the
+    whole pool, a row repeating budget all's run. Said in a warning, or a DataError when no
+    budget is left."""
+    over = [b for b in spec.budgets if b is not None and b >= pool]
+    if not over:
+        return spec
+    kept = [b for b in spec.budgets if b is None or b < pool]
+    why = (f"label budget{'s' if len(over) > 1 else ''} {', '.join(map(str, over))} "
+           f"{'are' if len(over) > 1 else 'is'} not below its {pool} labelled queries: the "
+           "same run as budget all")
+    if not kept:
+        raise DataError(f"no run of the grid on {dataset}: {why}; give budget all",
+                        param="budgets")
+    logger.warning("%s: %s; left out", dataset, why)
+    return replace(spec, budgets=kept)
 
 
 def _check_distinct_names(spec: GridSpec) -> None:
