@@ -55,6 +55,32 @@ def test_evaluate_prints_table_with_frozen_first_and_writes_jsonl(
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_table_and_plot_count_a_run_recorded_twice_once(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A results file holding one run twice (two files joined by hand) weighed that seed
+    double in evaluate's table and plot, while the report counts it once."""
+    from dive.report import plots
+    from dive.report.merge import read_results
+    from dive.report.table import text_tables
+
+    results = tmp_path / "r.jsonl"
+    args = evaluate_args(tiny, results)
+    args[args.index("--methods") + 1], args[args.index("--seeds") + 1] = "random", "0,1"
+    assert main(args) == 0
+    first = results.read_text().splitlines()[0]
+    with results.open("a") as f:
+        f.write(first + "\n")
+    capsys.readouterr()
+    drawn: list[int] = []
+    monkeypatch.setattr(plots, "plot_ndcg_vs_dim",
+                        lambda records, out, **_: drawn.append(len(records)) or Path(out))
+    assert main([*args, "--plot", str(tmp_path / "p.png")]) == 0
+    assert text_tables(read_results([results])) in capsys.readouterr().out
+    assert drawn == [4]  # 2 seeds x 2 dimensions
+
+
 def test_bad_input_is_one_line_on_stderr(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -43,6 +43,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
     from dive.embed.encode import default_model_for
     from dive.evaluate.protocol import GridSpec, run_grid
     from dive.evaluate.records import ResultsFile
+    from dive.report.merge import merge_records
     from dive.report.summary import method_label
 
     spec = GridSpec(
@@ -82,7 +83,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
     if skipped[0]:
         print(f"skipped {skipped[0]} run(s) already in {results} for the same data",
               file=sys.stderr)
-    return records
+    return merge_records(records)  # a run the file holds twice counts once, as in a report
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
