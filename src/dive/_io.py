@@ -10,7 +10,8 @@ appeared meanwhile is kept.
 such a cycle writes where it read: a symbolic link is followed (`resolve_link`), so the file
 it leads to gets the records and the link stays. Every other writer replaces the name it was
 given, a link included (the file it led to is kept as it was), and a new file is made as
-before. `held` keeps a second run off a resumable run's work folder.
+before. `held` keeps a second run off a resumable run's work folder; `made_folder` takes back
+an output folder a failed writer made.
 `check_output` is the one rule of every writer that may replace an earlier output; a folder
 `publish` puts in place lists its files (`MANIFEST`), so that rule can refuse to replace one
 that holds files added since.
@@ -98,6 +99,30 @@ def staging(target: Path) -> Iterator[Path]:
             yield stage
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def made_folder(path: Path) -> Iterator[Path]:
+    """`path` made a folder, with its missing parents, for the block; if the block fails or is
+    interrupted, the folders made here are removed again while empty (never one that another
+    run has put something in), so a failed writer leaves no empty output folder behind."""
+    missing = []
+    for folder in (path, *path.parents):  # deepest first
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+    except BaseException:
+        for folder in missing:
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue  # interrupted before it was made
+            except OSError:
+                break  # not empty: kept, and the folders holding it
+        raise
 
 
 @contextlib.contextmanager

@@ -53,15 +53,47 @@ def test_an_interrupted_report_leaves_nothing_and_a_rerun_writes_it(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(build, "render_report", interrupted)
+    (tmp_path / "rep").mkdir()
     with pytest.raises(KeyboardInterrupt):
         write_report(records, tmp_path / "rep")
     assert list((tmp_path / "rep").iterdir()) == []  # no plot, no hidden staging folder
-    assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # the folder given is kept
     monkeypatch.undo()
     files = write_report(records, tmp_path / "rep")
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == sorted(
         [DIM_PLOT, BUDGET_PLOT, "report.md", "summary.csv"])
     assert files.markdown.read_text().count(DIM_PLOT) == 1
+
+
+def test_an_interrupted_report_takes_back_the_folders_it_made(
+    make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report folder (and its missing parents) stayed, empty, after an interruption that
+    `dive report` said had written nothing."""
+    import dive.report.build as build
+
+    def interrupted(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "plot_ndcg_vs_dim", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report([make_record(method="pca", dim=96)], tmp_path / "a" / "rep")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_made_for_a_report_is_kept_once_another_run_wrote_into_it(
+    make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dive.report.build as build
+
+    def another_run_then_interrupted(*args: object, **kwargs: object) -> str:
+        (tmp_path / "a" / "rep" / "notes.txt").write_text("theirs\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "render_report", another_run_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report([make_record(method="pca", dim=96)], tmp_path / "a" / "rep")
+    assert [p.name for p in (tmp_path / "a" / "rep").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize("overwrite", [False, True])

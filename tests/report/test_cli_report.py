@@ -45,6 +45,23 @@ def test_report_of_missing_file_is_one_line_error(
     assert not (tmp_path / "o").exists()
 
 
+def test_an_interrupted_report_leaves_no_folder_as_it_says(
+    make_grid, jsonl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "no output was written" beside the empty report folder it had made."""
+    import dive.report.build as build
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    results = jsonl(tmp_path / "r.jsonl", make_grid(datasets=("scifact",), seeds=(0,)))
+    monkeypatch.setattr(build, "plot_ndcg_vs_dim", interrupted)
+    assert main(["report", "--results", str(results), "--output", str(tmp_path / "rep")]) == 130
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
+
+
 def test_evaluate_with_report_writes_the_folder(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,9 +4,10 @@ This is what `dive report`, `dive evaluate --report` and `benchmarks/quality.py`
 file is first written into a hidden staging folder in the output folder; then, under that
 folder's lock (`dive._io.locked`), every target is checked and the files are renamed into
 place, plots first and the Markdown last, so the Markdown never links to an image that is not
-there yet. An interrupted run leaves nothing of its report, and two runs given one folder
-leave one whole report, never a mix. With `overwrite=False` no file already there is
-replaced, even one a concurrent run wrote meanwhile (`DiveError`). Records
+there yet. An interrupted run leaves nothing of its report (nor the output folder, if it
+made it), and two runs given one folder leave one whole report, never a mix. With
+`overwrite=False` no file already there is replaced, even one a concurrent run wrote meanwhile
+(`DiveError`). Records
 with other precisions, funnels or anchors also get the quality-per-byte section and its plot
 (`dive.report.frontier`). The folder is not cleared: files of an earlier report that this one
 does not write stay, except its plots: with overwrite, a plot of a known name (`PLOTS`) that
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dive._io import atomic_write_text, check_output, locked, publish, staging
+from dive._io import atomic_write_text, check_output, locked, made_folder, publish, staging
 from dive.errors import DataError, DiveError
 from dive.report.csv_export import is_summary_csv, write_summary_csv
 from dive.report.frontier import frontier_section, has_frontier
@@ -144,8 +145,9 @@ def write_report(
     out_dir = Path(out_dir)
     images = Path(image_dir) if image_dir is not None else out_dir
     markdown = out_dir / markdown_name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with staging(markdown) as stage:  # a hidden folder beside the Markdown
+    # staged in a hidden folder beside the Markdown; an output folder made here goes again
+    # when no report gets into it (interrupted, refused)
+    with made_folder(out_dir), staging(markdown) as stage:
         plots = [plot_ndcg_vs_dim(rows, stage / DIM_PLOT)]
         if plot_ndcg_vs_budget(rows, stage / BUDGET_PLOT, ratio=ratio) is None:
             logger.warning("no run at compression ratio %d: skipped %s", ratio, BUDGET_PLOT)
