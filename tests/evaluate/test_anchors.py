@@ -204,6 +204,18 @@ def test_a_grid_of_anchors_alone_runs_and_bad_anchors_fail_before_any_run(
     assert not (tmp_path / "bad.jsonl").exists()
 
 
+@pytest.mark.parametrize("spec", ["faiss-pq:4", "faiss-opq:4"])
+def test_too_few_corpus_rows_for_a_pq_anchor_fail_before_any_run(
+    spec: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The grid ran and recorded frozen and pca, then stopped at the anchor's index."""
+    results = tmp_path / "r.jsonl"
+    with pytest.raises(DataError, match=rf"^tiny: anchor {spec}: FAISS PQ training needs at "
+                                        r"least 256 corpus rows \(256 per code\), got 120$"):
+        run_grid(grid(tiny, [spec]), ResultsFile(results))
+    assert not results.exists()
+
+
 def test_anchor_rows_go_through_the_report(make_tiny, tmp_path: Path) -> None:
     data = make_tiny(n_docs=300)
     records = run_grid(grid(data, ["faiss-pq:4", "faiss-pca-sq8"]),

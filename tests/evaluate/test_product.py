@@ -103,6 +103,17 @@ def test_a_grid_that_no_opq_stage_asked_for_can_code_is_refused_before_any_run(
     assert not results.exists()
 
 
+def test_too_few_corpus_rows_for_an_opq_stage_fail_before_any_run(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The grid ran and recorded frozen, then stopped at pca's opq2 index."""
+    results = tmp_path / "r.jsonl"
+    with pytest.raises(DataError, match=r"^tiny: precision opq2: FAISS PQ training needs at "
+                                        r"least 256 corpus rows \(256 per code\), got 120$"):
+        run_grid(grid(tiny, precisions=["float32", "opq2"], rescores=[0]), ResultsFile(results))
+    assert not results.exists()
+
+
 def test_a_record_may_have_an_opq_stage_but_not_a_bad_one(tmp_path: Path) -> None:
     base = ('{"dataset": "d", "model": "m", "method": "pca", "dim": 8, "budget": "8", '
             '"seed": 0, "ratio": 4, "ndcg@10": 0.5, "recall@100": 0.5, "mrr@10": 0.5, '

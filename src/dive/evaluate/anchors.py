@@ -26,7 +26,8 @@ as they are (`QT_8bit_direct_signed`, one byte each). `st-binary` ranks by Hammi
 initialisation); FAISS's warning about fewer than 39 training points per centroid is silenced,
 since the corpus is all a user has, but their k-means needs a corpus row per centroid (256 per
 8-bit code): fewer rows are refused before FAISS, in one line naming the caller's index
-(`Anchor.build(what=...)`). Left out: IVF and HNSW (approximate) indexes.
+(`Anchor.build(what=...)`), and by the grid before its first run (`Anchor.check_rows`). Left
+out: IVF and HNSW (approximate) indexes.
 """
 
 from __future__ import annotations
@@ -120,6 +121,14 @@ class Anchor:
             raise DataError(f"anchor {self.name}: d={dim} exceeds the embedding dimension "
                             f"{full_dim}")
 
+    def check_rows(self, n: int, full_dim: int, *, what: str | None = None) -> None:
+        """DataError naming `what` (default `anchor NAME`) unless `n` corpus rows of
+        `full_dim`-dim vectors can train its PQ or OPQ codes (`check_pq_rows`); `build` checks
+        it, and the grid before its first run."""
+        if self.family in SIZED:
+            check_pq_rows(n, what or f"anchor {self.name}",
+                          rotated_width=full_dim if self.family == "faiss-opq" else None)
+
     def build(self, corpus: np.ndarray, dim: int, seed: int = 0, *,
               what: str | None = None) -> AnchorIndex:
         """Train the anchor's index on `corpus` (n, D) float32 and add every row.
@@ -130,9 +139,7 @@ class Anchor:
         full = corpus.shape[1]
         label = what or f"anchor {self.name}"
         self.check_dim(full, dim)
-        if self.family in SIZED:
-            check_pq_rows(corpus.shape[0], label,
-                          rotated_width=full if self.family == "faiss-opq" else None)
+        self.check_rows(corpus.shape[0], full, what=label)
         if self.family == "st-int8":
             return _st_int8(corpus)
         if self.family == "st-binary":

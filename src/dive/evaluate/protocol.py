@@ -36,10 +36,10 @@ from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.errors import DataError, DiveError
-from dive.evaluate.anchors import is_anchor, parse_anchor
+from dive.evaluate.anchors import Anchor, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
 from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variants
-from dive.evaluate.product import check_stage, is_product
+from dive.evaluate.product import check_stage, is_product, product_bytes
 from dive.evaluate.records import (
     FINGERPRINT_FIELD,
     RESCORE_SOURCES,
@@ -363,6 +363,7 @@ def run_grid(
         # budget all's split: its labels are the whole pool, of one size for every seed
         whole = make_split(dataset, None, spec.seeds[0])
         tasks = plan(_within_pool(spec, dataset.name, whole.n_labels), dataset.name, emb.dim)
+        _check_rows(tasks, dataset.name, emb.dim, emb.corpus.shape[0])
         recorded = [results.fingerprints(key) for t in tasks for key in t.keys]
         # runs recorded only on other data (those also recorded on this data are skipped)
         stale = sum(bool(fps) and fingerprint not in fps for fps in recorded)
@@ -399,6 +400,22 @@ def run_grid(
     keys = set(wanted)
     results.refresh()  # include what other processes sharing the file recorded meanwhile
     return [r for r in results.records if (record_key(r), r.get(FINGERPRINT_FIELD)) in keys]
+
+
+def _check_rows(tasks: Sequence[RunTask], dataset: str, full_dim: int, n: int) -> None:
+    """DataError before the first run when the corpus's `n` rows cannot train the PQ codes a
+    task builds (an `opqM` precision, a faiss-pq or faiss-opq anchor): else the grid stopped
+    at that task, after the runs before it."""
+    for task in tasks:
+        if is_anchor(task.method):
+            parse_anchor(task.method).check_rows(n, full_dim,
+                                                 what=f"{dataset}: anchor {task.method}")
+            continue
+        for stage in dict.fromkeys(v.precision for v in task.variants):
+            m = product_bytes(stage)
+            if m is not None:  # the index `dive.evaluate.product.product_index` builds
+                Anchor("faiss-opq", m).check_rows(n, task.dim,
+                                                  what=f"{dataset}: precision {stage}")
 
 
 def _within_pool(spec: GridSpec, dataset: str, pool: int) -> GridSpec:
