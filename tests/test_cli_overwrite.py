@@ -123,7 +123,7 @@ def test_demo_twice_resumes_and_overwrite_starts_over(
 ) -> None:
     out = tmp_path / "demo"
     argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
-            "frozen,pca", "--ratios", "4", "--budgets", "all", "--output", str(out)]
+            "frozen,pca", "--ratios", "4", "--output", str(out)]
     assert main(argv) == 0
     first = (out / "results.jsonl").read_text()
     assert main(argv) == 0  # `make demo` twice: the second run reuses the first's records
@@ -145,7 +145,7 @@ def test_demo_never_replaces_a_file_of_another_kind_at_its_output_names(
     out.mkdir()
     (out / name).write_text("my notes")
     argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
-            "frozen,pca", "--ratios", "4", "--budgets", "all", "--output", str(out)]
+            "frozen,pca", "--ratios", "4", "--output", str(out)]
     for extra in ([], ["--overwrite"]):
         assert main([*argv, *extra]) == 2
         assert f"exists and is not {what}; refusing to replace it" in one_error_line(capsys)
@@ -162,7 +162,7 @@ def test_demo_overwrite_keeps_the_mode_and_takes_the_lock_of_its_results(
 
     out = tmp_path / "demo"
     argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
-            "frozen,pca", "--ratios", "4", "--budgets", "all", "--output", str(out)]
+            "frozen,pca", "--ratios", "4", "--output", str(out)]
     assert main(argv) == 0
     (out / "results.jsonl").chmod(0o600)
     held: list[bool] = []
@@ -193,8 +193,7 @@ def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(
 
     out = tmp_path / "demo"
     argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
-            "frozen,pca", "--ratios", "4", "--budgets", "all", "--output", str(out),
-            "--overwrite"]
+            "frozen,pca", "--ratios", "4", "--output", str(out), "--overwrite"]
     real = cli._run_grid
     calls: list[Path] = []
 

@@ -540,7 +540,7 @@ FLAG_OF_PARAM = {
     "overwrite": "--overwrite", "verify": "--no-verify", "data_dir": "--data-dir",
     "embeddings_dir": "--embeddings", "methods": "--methods", "keep": "--keep",
     "id_column": "--id-column", "output_column": "--output-column", "precisions": "--precisions",
-    "device": "--device", "budget": "--budget", "budgets": "--budgets", "model": "--model",
+    "device": "--device", "budget": "--budget", "model": "--model",
 }
 
 

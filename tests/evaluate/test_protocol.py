@@ -155,7 +155,7 @@ def test_records_count_the_labels_really_used(tiny: tuple[Path, Path]) -> None:
     assert n_labels == {"frozen": 0, "dive": 40}  # 2/3 of the 60 tiny queries have train labels
 
 
-def test_a_budget_not_below_the_labelled_pool_is_left_out_as_budget_all_s_run(
+def test_a_budget_not_below_the_labelled_pool_is_run_as_budget_all(
     tiny: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Budgets 40 and 10000 train on tiny's 40 labelled queries, as all does: they were
@@ -163,20 +163,18 @@ def test_a_budget_not_below_the_labelled_pool_is_left_out_as_budget_all_s_run(
     records = run_grid(spec(tiny, methods=["frozen", "dive"], ratios=[4],
                             budgets=[16, 40, 10_000, None], seeds=[0]),
                        ResultsFile(tiny[0].parent / "r.jsonl"))
-    assert {r["budget"] for r in records} == {"16", "all"}
-    assert ("tiny: label budgets 40, 10000 are not below its 40 labelled queries: the same "
-            "run as budget all; left out") in caplog.messages
+    assert sorted((r["method"], r["budget"]) for r in records) == [
+        ("dive", "16"), ("dive", "all"), ("frozen", "16"), ("frozen", "all")]
+    assert ("tiny: label budgets 40, 10000 are not below its 40 labelled queries: run as "
+            "budget all") in caplog.messages
 
 
-def test_a_grid_of_budgets_not_below_the_labelled_pool_only_fails_before_any_run(
+def test_a_grid_of_budgets_above_the_labelled_pool_runs_budget_all(
     tiny: tuple[Path, Path]
 ) -> None:
-    path = tiny[0].parent / "r.jsonl"
-    with pytest.raises(DiveError, match=r"^no run of the grid on tiny: label budget 10000 is "
-                                        r"not below its 40 labelled queries: the same run as "
-                                        r"budget all; give budget all$"):
-        run_grid(spec(tiny, budgets=[10_000]), ResultsFile(path))
-    assert not path.exists()
+    records = run_grid(spec(tiny, methods=["dive"], ratios=[4], budgets=[10_000], seeds=[0]),
+                       ResultsFile(tiny[0].parent / "r.jsonl"))
+    assert [(r["budget"], r["n_train"] + r["n_validation"]) for r in records] == [("all", 40)]
 
 
 def test_unsupervised_methods_are_fitted_once_across_budgets(

@@ -8,8 +8,8 @@ already there is skipped (logged), so an interrupted grid resumes where it stopp
 record of other data (a changed dataset folder, other embeddings) is run again, with a
 warning. Unsupervised methods get the same split and are recorded per budget too: the tables
 then need no special cases. A budget of at least a dataset's labelled pool trains on every
-labelled query, the same run as `all`: it is left out there, with a warning, and a grid on that
-dataset with no other budget is refused before any run.
+labelled query, the same run as `all`, so it is run and recorded as `all` there (a warning
+says so).
 
 Each fit is scored at every precision x rescore factor of the grid (`dive.evaluate.funnel`),
 one record each, without fitting again: the compressed outputs are computed once per fit.
@@ -419,21 +419,17 @@ def _check_rows(tasks: Sequence[RunTask], dataset: str, full_dim: int, n: int) -
 
 
 def _within_pool(spec: GridSpec, dataset: str, pool: int) -> GridSpec:
-    """`spec` without its budgets of at least `pool` labelled queries: each would train on the
-    whole pool, a row repeating budget all's run. Said in a warning, or a DataError when no
-    budget is left."""
+    """`spec` with its budgets of at least `pool` labelled queries run as budget all: each
+    trains on the whole pool, and recorded under its number it was a row repeating all's
+    run. Said in a warning."""
     over = [b for b in spec.budgets if b is not None and b >= pool]
     if not over:
         return spec
-    kept = [b for b in spec.budgets if b is None or b < pool]
-    why = (f"label budget{'s' if len(over) > 1 else ''} {', '.join(map(str, over))} "
-           f"{'are' if len(over) > 1 else 'is'} not below its {pool} labelled queries: the "
-           "same run as budget all")
-    if not kept:
-        raise DataError(f"no run of the grid on {dataset}: {why}; give budget all",
-                        param="budgets")
-    logger.warning("%s: %s; left out", dataset, why)
-    return replace(spec, budgets=kept)
+    logger.warning("%s: label budget%s %s %s not below its %d labelled queries: run as budget "
+                   "all", dataset, "s" if len(over) > 1 else "", ", ".join(map(str, over)),
+                   "are" if len(over) > 1 else "is", pool)
+    budgets = [None if b is None or b >= pool else b for b in spec.budgets]
+    return replace(spec, budgets=list(dict.fromkeys(budgets)))
 
 
 def _check_distinct_names(spec: GridSpec) -> None:
