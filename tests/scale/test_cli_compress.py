@@ -73,6 +73,17 @@ def test_errors_are_one_line_and_output_kept(
     assert np.load(tmp_path / "y.npy").shape == (20, 8)
 
 
+def test_an_empty_npy_input_is_one_line_naming_it(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((0, 32), dtype=np.float32))
+    assert main(["compress", str(model_dir), "--input", str(tmp_path / "x.npy"), "--output",
+                 str(tmp_path / "y.npy"), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"dive: error: {tmp_path / 'x.npy'}: no vectors to "
+                                       "compress (0 rows)\n")
+    assert not (tmp_path / "y.npy").exists()
+
+
 def test_compress_parquet_with_ids(
     tmp_path: Path, model_dir: Path, runtime, stores, capsys: pytest.CaptureFixture[str]
 ) -> None:

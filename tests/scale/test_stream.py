@@ -481,14 +481,22 @@ def test_a_second_run_on_the_same_output_fails_at_once_and_leaves_the_first_ones
     assert not partial.root.exists()
 
 
-def test_empty_store(tmp_path: Path, runtime, stores) -> None:
-    np.save(tmp_path / "x.npy", np.zeros((0, 32), dtype=np.float32))
-    result = compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
-    assert result.rows == 0 and np.load(tmp_path / "y.npy").shape == (0, 8)
-    stores.write_parquet(tmp_path / "x.parquet", np.zeros((0, 32), dtype=np.float32))
-    compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", progress=False)
-    ids, y, _ = stores.read_parquet(tmp_path / "y.parquet")
-    assert ids == [] and y.shape == (0, 8)
+def test_a_store_without_vectors_is_refused_naming_it(tmp_path: Path, runtime, stores) -> None:
+    # it wrote an empty output and exited 0: a wrong or unfinished file went unnoticed
+    empty = np.zeros((0, 32), dtype=np.float32)
+    np.save(tmp_path / "x.npy", empty)
+    stores.write_parquet(tmp_path / "x.parquet", empty)
+    (tmp_path / "shards").mkdir()
+    np.save(tmp_path / "shards" / "a.npy", empty)
+    for src, dst in (("x.npy", "y.npy"), ("x.parquet", "y.parquet"), ("shards", "out")):
+        with pytest.raises(DataError, match=rf"^{tmp_path / src}: no vectors to compress "
+                                            r"\(0 rows\)$"):
+            compress_store(runtime, tmp_path / src, tmp_path / dst, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shards", "x.npy", "x.parquet"]
+    # an empty shard beside others is fine
+    np.save(tmp_path / "shards" / "b.npy", stores.vectors(5))
+    result = compress_store(runtime, tmp_path / "shards", tmp_path / "out", progress=False)
+    assert result.rows == 5 and np.load(tmp_path / "out" / "a.npy").shape == (0, 8)
 
 
 @pytest.mark.parametrize(("first", "message"), [

@@ -28,7 +28,8 @@ another precision, (n, d) float16 or int8, or (n, ceil(d/8)) uint8 packed sign b
 
 Input vectors not of unit norm are normalised (see `dive.compressors.runtime`). Bad input
 (wrong dimension, NaN/inf, null vectors, all-zero rows) raises `DataError` naming the file and the
-row, global across shards and chunks; the dimension is checked before any work starts. The
+row, global across shards and chunks; the dimension, and that the store holds any vector at all,
+are checked before any work starts. The
 partial folder is removed on such an error, since the input must change before a rerun.
 
 A run holds its partial folder (`Partial.held`, an flock): a second run given the same
@@ -638,6 +639,8 @@ def compress_store(
     if id_column is not None and id_column == out_column:
         raise DiveError(f"the id column and the output vector column are both {id_column!r}")
     shards, single = discover(src, dst.name, column, id_column)
+    if not any(shard.n_rows for shard in shards):  # a wrong or unfinished file: exit 0 hid it
+        raise DataError(f"{src}: no vectors to compress (0 rows)")
     for shard in shards:
         if shard.dim is not None and shard.dim != runtime.input_dim:
             raise DataError(
