@@ -77,6 +77,18 @@ def test_npy_shards_folder_keeps_names_and_order(tmp_path: Path, runtime, stores
     assert result.rows == 700
 
 
+def test_a_broken_shard_link_is_an_error_naming_it(tmp_path: Path, runtime, stores) -> None:
+    # it was skipped: the output lacked that shard's vectors without a word
+    src = tmp_path / "shards"
+    src.mkdir()
+    np.save(src / "a.npy", stores.vectors(10))
+    (src / "b.npy").symlink_to(tmp_path / "moved" / "b.npy")
+    with pytest.raises(DataError, match=rf"^{src / 'b.npy'}: a broken symbolic link \(to "
+                                        rf"{tmp_path / 'moved' / 'b.npy'}\); fix or remove it$"):
+        compress_store(runtime, src, tmp_path / "out", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]
+
+
 def test_parquet_round_trip_carries_ids(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(1000)
     ids = [f"doc-{i * 7}" for i in range(1000)]

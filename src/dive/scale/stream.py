@@ -282,11 +282,13 @@ def discover(
 ) -> tuple[list[Shard], bool]:
     """The input's shards in processing order, and whether the input is a single file."""
     if src.is_dir():
-        files = sorted(
-            p
-            for p in src.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
-        )
+        named = sorted(p for p in src.iterdir()
+                       if not p.name.startswith(".") and p.suffix.lower() in SUFFIXES)
+        broken = next((p for p in named if p.is_symlink() and not p.exists()), None)
+        if broken is not None:  # else its shard was left out of the output without a word
+            raise DataError(f"{broken}: a broken symbolic link (to {os.readlink(broken)}); "
+                            "fix or remove it")
+        files = [p for p in named if p.is_file()]
         if not files:
             raise DataError(f"{src}: no .npy or .parquet shards in this folder")
         _refuse_shards_in_subfolders(src)
