@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from dive._io import check_output, describe_os_error, locked, publish
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
@@ -487,27 +487,49 @@ def _rescore(args: argparse.Namespace, index_ids: list[str], compressor: Any, qu
     return rescore(space, vectors, candidates, args.k, name=str(path))
 
 
+class _Columns(TypedDict, total=False):
+    column: str
+    id_column: str | None
+    output_column: str
+
+
+def _columns_given(args: argparse.Namespace) -> _Columns:
+    """The column flags given, as the library's keyword arguments (`--id-column ''`: None, no
+    ids); one not given is left out, so it takes the library's default."""
+    columns: _Columns = {}
+    if args.vector_column is not None:
+        columns["column"] = args.vector_column
+    if args.id_column is not None:
+        columns["id_column"] = args.id_column or None
+    if args.output_column is not None:
+        columns["output_column"] = args.output_column
+    return columns
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from dive.integrations.lancedb import is_lancedb_uri
 
-    id_column = args.id_column or None
+    columns = _columns_given(args)
     if is_lancedb_uri(args.input) or is_lancedb_uri(args.output):
-        return _compress_lancedb(args, id_column)
+        return _compress_lancedb(args, columns)
     if args.engine == "ray":
         from dive.integrations.ray import compress_parquet
 
-        rows = compress_parquet(_load_model(args), args.input, args.output,
-                                column=args.vector_column, id_column=id_column,
-                                output_column=args.output_column, batch_size=args.batch_size,
-                                dtype=args.dtype, overwrite=args.overwrite)
+        rows = compress_parquet(_load_model(args), args.input, args.output, **columns,
+                                batch_size=args.batch_size, dtype=args.dtype,
+                                overwrite=args.overwrite)
         print(f"compressed {rows} vectors on Ray: {args.output}")
         return 0
     from dive.scale import compress_store
+    from dive.scale.stream import store_kind
 
-    result = compress_store(_load_model(args), args.input, args.output, batch_size=args.batch_size,
-                            dtype=args.dtype, column=args.vector_column, id_column=id_column,
-                            output_column=args.output_column, overwrite=args.overwrite,
-                            progress=not args.no_progress)
+    if columns and store_kind(args.input) == "npy":  # else they were ignored without a word
+        flags = " and ".join(FLAG_OF_PARAM[param] for param in columns)
+        verb = "applies" if len(columns) == 1 else "apply"
+        raise DiveError(f"{flags} {verb} to Parquet input only; {args.input} holds .npy vectors")
+    result = compress_store(_load_model(args), args.input, args.output, **columns,
+                            batch_size=args.batch_size, dtype=args.dtype,
+                            overwrite=args.overwrite, progress=not args.no_progress)
     _print_compressed(result)
     return 0
 
@@ -519,7 +541,7 @@ def _print_compressed(result: CompressResult) -> None:
           f"({result.rows_per_second:,.0f} vectors/s): {result.output}")
 
 
-def _compress_lancedb(args: argparse.Namespace, id_column: str | None) -> int:
+def _compress_lancedb(args: argparse.Namespace, columns: _Columns) -> int:
     from dive.integrations.lancedb import compress_table, is_lancedb_uri
 
     if not (is_lancedb_uri(args.input) and is_lancedb_uri(args.output)):
@@ -527,8 +549,7 @@ def _compress_lancedb(args: argparse.Namespace, id_column: str | None) -> int:
                         "--output as lancedb:PATH/TABLE")
     if args.engine != "local":
         raise DiveError("--engine ray reads Parquet; LanceDB tables use the local engine")
-    result = compress_table(_load_model(args), args.input, args.output, column=args.vector_column,
-                            id_column=id_column, output_column=args.output_column,
+    result = compress_table(_load_model(args), args.input, args.output, **columns,
                             batch_size=args.batch_size, dtype=args.dtype,
                             overwrite=args.overwrite, progress=not args.no_progress)
     _print_compressed(result)
@@ -539,8 +560,8 @@ def _compress_lancedb(args: argparse.Namespace, id_column: str | None) -> int:
 FLAG_OF_PARAM = {
     "overwrite": "--overwrite", "verify": "--no-verify", "data_dir": "--data-dir",
     "embeddings_dir": "--embeddings", "methods": "--methods", "keep": "--keep",
-    "id_column": "--id-column", "output_column": "--output-column", "precisions": "--precisions",
-    "device": "--device", "budget": "--budget", "model": "--model",
+    "column": "--vector-column", "id_column": "--id-column", "output_column": "--output-column",
+    "precisions": "--precisions", "device": "--device", "budget": "--budget", "model": "--model",
 }
 
 

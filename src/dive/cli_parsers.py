@@ -453,10 +453,13 @@ def add_compress(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: streaming, resumable; ray: Ray Data over Parquet "
                         "(joins $RAY_ADDRESS or starts a local cluster)")
-    _add_renamed(p, "--vector-column", old=["--column"], default="vector",
-                 help="Parquet/LanceDB: the vector column")
-    p.add_argument("--id-column", default="id",
-                   help="Parquet/LanceDB: id column carried to the output ('' for none)")
+    # No defaults here: a column flag given with a .npy input is refused (`dive.cli`), and
+    # one not given takes the library's default, which the help states.
+    _add_renamed(p, "--vector-column", old=["--column"], default=None,
+                 help="Parquet/LanceDB: the vector column (default: vector)")
+    p.add_argument("--id-column", default=None,
+                   help="Parquet/LanceDB: id column carried to the output ('' for none) "
+                        "(default: id)")
     p.add_argument("--output-column", default=None,
                    help="Parquet/LanceDB: name of the compressed vector column (None: "
                         "--vector-column's)")

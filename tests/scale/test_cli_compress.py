@@ -84,6 +84,33 @@ def test_an_empty_npy_input_is_one_line_naming_it(
     assert not (tmp_path / "y.npy").exists()
 
 
+@pytest.mark.parametrize("given", [
+    ["--vector-column", "emb"], ["--column", "emb"], ["--id-column", "id"], ["--id-column", ""],
+    ["--output-column", "small"],
+])
+@pytest.mark.parametrize("layout", ["file", "shards"])
+def test_a_parquet_column_flag_with_npy_input_is_refused(
+    tmp_path: Path, model_dir: Path, stores, given: list[str], layout: str,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it was ignored without a word, even given with the default's value
+    src = tmp_path / ("x.npy" if layout == "file" else "shards")
+    if layout == "shards":
+        src.mkdir()
+    np.save(src if layout == "file" else src / "a.npy", stores.vectors(5))
+    output = tmp_path / ("y.npy" if layout == "file" else "y")
+    argv = ["compress", str(model_dir), "--input", str(src), "--output", str(output),
+            "--no-progress"]
+    flag = "--vector-column" if given[0] == "--column" else given[0]
+    assert main([*argv, *given]) == 2
+    assert capsys.readouterr().err == (f"dive: error: {flag} applies to Parquet input only; "
+                                       f"{src} holds .npy vectors\n")
+    assert main([*argv, "--id-column", "k", "--output-column", "v"]) == 2
+    assert "--id-column and --output-column apply to Parquet input only" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+    assert main(argv) == 0  # the defaults are no flag given
+
+
 def test_compress_parquet_with_ids(
     tmp_path: Path, model_dir: Path, runtime, stores, capsys: pytest.CaptureFixture[str]
 ) -> None:

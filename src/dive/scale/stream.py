@@ -277,24 +277,39 @@ def _refuse_shards_in_subfolders(src: Path) -> None:
                             f"shards directly in {src}, so compress each folder on its own")
 
 
+def _shard_files(src: Path) -> list[Path]:
+    """The shards directly in the folder `src`, in name order, all of one kind."""
+    named = sorted(p for p in src.iterdir()
+                   if not p.name.startswith(".") and p.suffix.lower() in SUFFIXES)
+    broken = next((p for p in named if p.is_symlink() and not p.exists()), None)
+    if broken is not None:  # else its shard was left out of the output without a word
+        raise DataError(f"{broken}: a broken symbolic link (to {os.readlink(broken)}); "
+                        "fix or remove it")
+    files = [p for p in named if p.is_file()]
+    if not files:
+        raise DataError(f"{src}: no .npy or .parquet shards in this folder")
+    _refuse_shards_in_subfolders(src)
+    kinds = {SUFFIXES[p.suffix.lower()] for p in files}
+    if len(kinds) > 1:
+        raise DataError(f"{src}: mixes .npy and Parquet shards; keep one kind per folder")
+    return files
+
+
+def store_kind(src: str | os.PathLike[str]) -> Kind | None:
+    """The format of the store at `src`: a folder's shards' (a `DataError` if they name none,
+    as `compress_store` raises), a file's suffix's; None for anything else."""
+    path = Path(src)
+    if path.is_dir():
+        return SUFFIXES[_shard_files(path)[0].suffix.lower()]
+    return SUFFIXES.get(path.suffix.lower()) if path.is_file() else None
+
+
 def discover(
     src: Path, output_name: str, column: str, id_column: str | None
 ) -> tuple[list[Shard], bool]:
     """The input's shards in processing order, and whether the input is a single file."""
     if src.is_dir():
-        named = sorted(p for p in src.iterdir()
-                       if not p.name.startswith(".") and p.suffix.lower() in SUFFIXES)
-        broken = next((p for p in named if p.is_symlink() and not p.exists()), None)
-        if broken is not None:  # else its shard was left out of the output without a word
-            raise DataError(f"{broken}: a broken symbolic link (to {os.readlink(broken)}); "
-                            "fix or remove it")
-        files = [p for p in named if p.is_file()]
-        if not files:
-            raise DataError(f"{src}: no .npy or .parquet shards in this folder")
-        _refuse_shards_in_subfolders(src)
-        kinds = {SUFFIXES[p.suffix.lower()] for p in files}
-        if len(kinds) > 1:
-            raise DataError(f"{src}: mixes .npy and Parquet shards; keep one kind per folder")
+        files = _shard_files(src)
         return [_inspect(p, p.name, column, id_column) for p in files], False
     if not src.is_file():
         raise DataError(f"{src}: no such file or folder")
