@@ -126,6 +126,17 @@ def test_compress_parquet_with_ids(
     np.testing.assert_array_equal(y, runtime(x))
 
 
+def test_a_duplicate_parquet_id_is_one_line_naming_the_row(
+    tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(3), ids=["a", "b", "a"])
+    assert main(["compress", str(model_dir), "--input", str(tmp_path / "x.parquet"), "--output",
+                 str(tmp_path / "y.parquet"), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"dive: error: {tmp_path / 'x.parquet'}: row 2: duplicate "
+                                       "id 'a' (first at row 0)\n")
+    assert not (tmp_path / "y.parquet").exists()
+
+
 def test_overwrite_replaces_a_compress_output_but_never_another_folder(
     tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -143,6 +143,42 @@ def test_parquet_shards_and_no_id_column(tmp_path: Path, runtime, stores) -> Non
         _check(runtime, y, part, 64)
 
 
+@pytest.mark.parametrize(("ids", "message"), [
+    (["a", "b", "a", "c"], r"x\.parquet: row 2: duplicate id 'a' \(first at row 0\)$"),
+    (["a", "b", None, "b"], r"x\.parquet: row 2: the id is null$"),
+    ([7, 8, 9, 8], r"x\.parquet: row 3: duplicate id 8 \(first at row 1\)$"),
+])
+def test_parquet_duplicate_or_null_ids_are_refused_naming_the_row(
+    tmp_path: Path, runtime, stores, ids: list[Any], message: str
+) -> None:
+    # they were carried into the output, where a row's id names it
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(4), ids=ids, row_group_size=2)
+    with pytest.raises(DataError, match=rf"^{tmp_path}/{message}"):
+        compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=2,
+                       progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_an_id_repeated_in_another_shard_is_refused_naming_both(
+    tmp_path: Path, runtime, stores
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "shards"
+    src.mkdir()
+    stores.write_parquet(src / "a.parquet", stores.vectors(3), ids=["k0", "k1", "k2"])
+    x = stores.vectors(3, seed=1)
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
+    ids = pa.array(["k3", "k4", "k1"]).dictionary_encode()  # ids as pandas' categories write them
+    pq.write_table(pa.table({"id": ids, "vector": vec}), src / "b.parquet")
+    with pytest.raises(DataError, match=rf"^{src / 'b.parquet'}: row 2 \(row 5 of {src}\): "
+                                        rf"duplicate id 'k1' \(first at {src / 'a.parquet'}: "
+                                        r"row 1\)$"):
+        compress_store(runtime, src, tmp_path / "out", progress=False)
+    compress_store(runtime, src, tmp_path / "out", id_column=None, progress=False)  # no ids
+
+
 def test_nan_row_named_with_global_index_across_shards(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(700)
     x[523, 5] = np.inf
@@ -410,7 +446,8 @@ def test_interrupted_run_resumes_to_identical_bytes(
             if suffix == ".npy":
                 np.save(src / f"s{i}.npy", x[lo:hi])
             else:
-                stores.write_parquet(src / f"s{i}.parquet", x[lo:hi], row_group_size=70)
+                stores.write_parquet(src / f"s{i}.parquet", x[lo:hi], row_group_size=70,
+                                     ids=[f"doc{j}" for j in range(lo, hi)])
         out, ref = tmp_path / "out", tmp_path / "ref"
     else:
         src = tmp_path / f"x{suffix}"

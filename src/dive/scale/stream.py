@@ -3,7 +3,7 @@
 Input is a `.npy` file, a Parquet file, or a folder of `.npy` or Parquet shards (processed in
 name order; the output is a folder of shards with the same names). Rows go through the
 fitted compressor's numpy `Runtime` `batch_size` at a time, so peak memory depends on the
-batch size and the model, never on the store.
+batch size and the model, never on the store (but for a Parquet store's ids: see below).
 
 Nothing is written at the output path until the end. Work goes into a hidden folder beside it,
 `.<output name>.partial/`, holding the output being built (`data/`), Parquet part files
@@ -29,7 +29,9 @@ another precision, (n, d) float16 or int8, or (n, ceil(d/8)) uint8 packed sign b
 Input vectors not of unit norm are normalised (see `dive.compressors.runtime`). Bad input
 (wrong dimension, NaN/inf, null vectors, all-zero rows) raises `DataError` naming the file and the
 row, global across shards and chunks; the dimension, and that the store holds any vector at all,
-are checked before any work starts. The
+are checked before any work starts. So are a Parquet store's ids (`id_column`): a null id, or one
+an earlier row of the store has, is a `DataError` naming the file, the row and the id (the check
+reads the id column alone, and holds it: a few bytes a row). The
 partial folder is removed on such an error, since the input must change before a rerun.
 
 A run holds its partial folder (`Partial.held`, an flock): a second run given the same
@@ -78,6 +80,7 @@ from dive.scale.formats import (
     inspect_parquet,
     integer_codes,
     iter_parquet_chunks,
+    open_parquet,
     read_npy_header,
     read_npy_rows,
     vector_array,
@@ -332,6 +335,61 @@ def _check_output_suffix(dst: Path, kind: Kind | None) -> None:
         raise DiveError(f"{dst}: the output is a {kind} file like the input; name it *{suffix}")
 
 
+def _row_error(src: Path, single: bool, shard: Shard, offset: int, local_row: int,
+               problem: str) -> DataError:
+    """A `DataError` about row `local_row` of `shard` (row `offset + local_row` of the store
+    `src`, said too when `src` is a folder); `problem` follows the row reference as is."""
+    if single:
+        return DataError(f"{shard.path}: row {local_row}{problem}")
+    return DataError(f"{shard.path}: row {local_row} (row {offset + local_row} of {src}){problem}")
+
+
+def _check_ids(src: Path, shards: list[Shard], single: bool, id_column: str) -> None:
+    """Refuse a null id in the Parquet shards' `id_column`, or an id an earlier row of the store
+    has: the output carries them as its rows' names. Reads only the id column, and holds it
+    whole (Arrow values, a few bytes a row). Ids of different types are never equal."""
+    arrow = import_pyarrow()
+    pc = arrow.compute
+    by_type: dict[pa.DataType, list[tuple[Shard, int, pa.ChunkedArray]]] = {}
+    offset = 0
+    for shard in shards:
+        ids = _shard_ids(shard.path, id_column)
+        if ids.null_count:
+            row = pc.index(ids.is_null(), True).as_py()
+            raise _row_error(src, single, shard, offset, row, ": the id is null")
+        by_type.setdefault(ids.type, []).append((shard, offset, ids))
+        offset += shard.n_rows
+    for kind, group in by_type.items():
+        ids = arrow.chunked_array([chunk for *_, part in group for chunk in part.chunks], type=kind)
+        try:
+            counts = pc.value_counts(ids)
+        except arrow.ArrowNotImplementedError:
+            raise DataError(f"{group[0][0].path}: id column {id_column!r} holds {kind}, not ids "
+                            "(text or numbers)", param="id_column") from None
+        repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        if not len(repeated):
+            continue
+        # The rows holding a repeated id, in order: the first one seen before is the error.
+        starts = np.cumsum([0] + [len(part) for *_, part in group])
+        first: dict[Any, tuple[Shard, int]] = {}
+        for row in pc.indices_nonzero(pc.is_in(ids, value_set=repeated)).to_numpy():
+            k = int(np.searchsorted(starts, row, side="right")) - 1
+            shard, offset, _ = group[k]
+            ident, local = ids[int(row)].as_py(), int(row - starts[k])
+            earlier, at = first.setdefault(ident, (shard, local))
+            if earlier is not shard or at != local:
+                where = f"row {at}" if earlier is shard else f"{earlier.path}: row {at}"
+                raise _row_error(src, single, shard, offset, local,
+                                 f": duplicate id {ident!r} (first at {where})")
+
+
+def _shard_ids(path: Path, id_column: str) -> pa.ChunkedArray:
+    """The id column of the Parquet file `path`, dictionary-encoded ids decoded."""
+    pa = import_pyarrow()
+    ids = open_parquet(path).read(columns=[id_column]).column(0)
+    return ids.cast(ids.type.value_type) if pa.types.is_dictionary(ids.type) else ids
+
+
 # --- state -------------------------------------------------------------------------------------
 
 
@@ -459,11 +517,7 @@ class _Job:
 
     def row_error(self, shard: Shard, offset: int, local_row: int, problem: str) -> DataError:
         """`problem` follows the row reference as is (starts with a space or a colon)."""
-        if self.single:
-            return DataError(f"{shard.path}: row {local_row}{problem}")
-        return DataError(
-            f"{shard.path}: row {local_row} (row {offset + local_row} of {self.src}){problem}"
-        )
+        return _row_error(self.src, self.single, shard, offset, local_row, problem)
 
     def compress(
         self, shard: Shard, offset: int, start: int, x: np.ndarray, ids: pa.Array | None = None
@@ -664,6 +718,8 @@ def compress_store(
                 f"{shard.path}: vectors have dimension {shard.dim}, but the model expects "
                 f"{runtime.input_dim} (embeddings from another model?)"
             )
+    if id_column is not None and shards[0].kind == "parquet":
+        _check_ids(src, shards, single, id_column)
     check_apart(src, dst)
     check_compress_output(dst, overwrite=overwrite, single=single)
     _check_output_suffix(dst, shards[0].kind if single else None)
