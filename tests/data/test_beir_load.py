@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dive.data import Dataset, load_beir
+from dive.data.beir import clean_id
 from dive.errors import DataError
 
 MakeBeir = Callable[..., Path]  # the `make_beir` fixture of tests/data/conftest.py
@@ -115,12 +116,37 @@ def test_ids_are_stripped_in_corpus_and_queries_as_in_qrels(
     assert "not in" not in caplog.text
 
 
+def test_ids_lose_invisible_format_characters_at_their_ends(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a zero-width space or byte-order mark (Unicode "Cf") was kept: "\u200bd1" was never judged
+    corpus = ('{"_id": "\\u200bd1", "text": "one"}\n{"_id": "d2\\ufeff", "text": "two"}\n'
+              '{"_id": " \\u2060d3\\u200b ", "text": "three"}\n'
+              '{"_id": "d\\u200d4", "text": "four"}\n')
+    queries = '{"_id": "q0", "text": "p"}\n{"_id": "\\ufeffq1\\u200e", "text": "q"}\n'
+    qrels = {"test": HEADER + "q1\u200b\td1\t1\nq1\td2\u200b\t1\nq1\td3\t1\nq0\td\u200d4\t1\n"}
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        ds = load_beir(make_beir(corpus=corpus, queries=queries, qrels=qrels))
+    assert ds.corpus_ids == ["d1", "d2", "d3", "d\u200d4"]  # inside an id they are kept
+    assert ds.query_ids == ["q0", "q1"]
+    assert ds.split("test") == {"q1": {"d1": 1, "d2": 1, "d3": 1}, "q0": {"d\u200d4": 1}}
+    assert "not in" not in caplog.text
+
+
+@pytest.mark.parametrize("ident", ["d1", "MED-10", "4983", "doc id", "d\u200d1", "\u00e9t\u00e9",
+                                   "\U0001f469\u200d\U0001f4bb", "a\tb"])
+def test_clean_ids_are_read_unchanged(ident: str) -> None:
+    assert clean_id(ident) == ident
+
+
 @pytest.mark.parametrize(
     ("corpus", "message"),
     [
         ('{"_id": "d1", "text": "a"}\n{"_id": "d1 ", "text": "b"}\n',
          r"^\S*corpus\.jsonl line 2: duplicate id 'd1' \(first on line 1; written 'd1 ': ids "
-         r"are read without surrounding whitespace\)$"),
+         r"are read without surrounding whitespace or invisible characters\)$"),
+        ('{"_id": "d1", "text": "a"}\n{"_id": "\\u200bd1", "text": "b"}\n',
+         r"corpus\.jsonl line 2: duplicate id 'd1' \(first on line 1; written '\\u200bd1': ids"),
         ('{"_id": " d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n',
          r"corpus\.jsonl line 2: duplicate id 'd1' \(first on line 1; written ' d1': ids"),
         ('{"_id": 7, "text": "a"}\n{"_id": "7", "text": "b"}\n',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,16 @@ def test_shared_scifact_first_document_is_title_space_text(shared_beir: Path) ->
     )
     assert ds.split("train")  # scifact has train and test, no dev
     assert "dev" not in ds.qrels
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shared_ids_load_as_written(shared_beir: Path, name: str) -> None:
+    # clean ids pass through the id rule (`clean_id`) unchanged
+    folder = shared_beir / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not present")
+    ds = load_beir(folder)
+    for ids, file in ((ds.corpus_ids, "corpus.jsonl"), (ds.query_ids, "queries.jsonl")):
+        with (folder / file).open(encoding="utf-8") as lines:
+            assert ids == [str(json.loads(line)["_id"]) for line in lines if line.strip()]

@@ -154,6 +154,26 @@ def test_imported_ids_are_read_without_surrounding_whitespace(api: Api, tmp_path
                      vector_column="embedding")
 
 
+def test_imported_ids_lose_invisible_characters_at_their_ends(api: Api, tmp_path: Path) -> None:
+    # a zero-width space or a byte-order mark at an id's ends (copy-paste, files joined) was
+    # kept: the id was "not in the corpus"
+    files = []
+    for kind in ("corpus", "queries"):
+        ids, x, _ = api[kind]
+        np.save(tmp_path / f"{kind}.npy", x)
+        (tmp_path / f"{kind}.txt").write_text("".join(f"\ufeff{i}\u200b\n" for i in ids),
+                                              encoding="utf-8")
+        files += [tmp_path / f"{kind}.npy", tmp_path / f"{kind}.txt"]
+    from_npy(api.dataset, *files, tmp_path / "npy")
+    assert load_embeddings(tmp_path / "npy").corpus_ids == api.dataset.corpus_ids
+    ids, x, _ = api["corpus"]
+    corpus = write_parquet(tmp_path / "c.parquet", [f"\u200b{i}\ufeff" for i in ids], x)
+    _, queries = _parquet_pair(api, tmp_path)
+    from_parquet(api.dataset, corpus, queries, tmp_path / "parquet", id_column="doc_id",
+                 vector_column="embedding")
+    assert load_embeddings(tmp_path / "parquet").corpus_ids == api.dataset.corpus_ids
+
+
 def test_query_vectors_of_another_dimension(api: Api, tmp_path: Path) -> None:
     corpus, _ = _parquet_pair(api, tmp_path)
     ids, x, _ = api["queries"]

@@ -7,8 +7,9 @@ Layout (each file may also be gzipped, e.g. `corpus.jsonl.gz`)::
     <folder>/qrels/{train,dev,test}.tsv   `query-id<TAB>corpus-id<TAB>score`, header optional
 
 Document text is `(title + " " + text).strip()`, the BEIR convention. Ids (`_id`, the qrels
-columns) are read without surrounding whitespace, so `"d1 "` in the corpus is the `d1` the qrels
-judge; two records of a file whose ids are then equal are duplicates. Every judgement row is
+columns) are read without surrounding whitespace or invisible format characters (`clean_id`),
+so `"d1 "` or `"\\u200bd1"` in the corpus is the `d1` the qrels judge; two records of a file
+whose ids are then equal are duplicates. Every judgement row is
 kept, grade 0 included (trec_eval counts them as judged non-relevant). Any inconsistency is a
 `DataError` naming the file and line: this module fails loudly rather than silently dropping
 rows, so a benchmark never runs on a quietly truncated dataset.
@@ -27,6 +28,7 @@ import json
 import logging
 import os
 import re
+import unicodedata
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -102,6 +104,26 @@ class Dataset:
                 f"{self.path}: dataset {self.name!r} has no {name!r} qrels split "
                 f"(available: {available})"
             ) from None
+
+
+def clean_id(text: str) -> str:
+    """An id as dive reads it (a dataset's, an imported file's): without the whitespace or the
+    invisible format characters around it (Unicode category Cf: the zero-width space U+200B,
+    the byte-order mark U+FEFF, ...), which editors and copy-paste leave there unseen. Inside
+    an id they are kept."""
+    text = text.strip()
+    if not text or not (_is_format(text[0]) or _is_format(text[-1])):
+        return text
+    start, end = 0, len(text)
+    while start < end and (text[start].isspace() or _is_format(text[start])):
+        start += 1
+    while end > start and (text[end - 1].isspace() or _is_format(text[end - 1])):
+        end -= 1
+    return text[start:end]
+
+
+def _is_format(char: str) -> bool:
+    return unicodedata.category(char) == "Cf"
 
 
 def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
@@ -292,11 +314,12 @@ def _repeated_field(line: str) -> str | None:
 
 
 def _as_written(written: object, first: str | None) -> str:
-    """How a duplicate's ids were written, where stripping made them equal; else ""."""
-    forms = [repr(w) for w in (first, written) if isinstance(w, str) and w != w.strip()]
+    """How a duplicate's ids were written, where `clean_id` made them equal; else ""."""
+    forms = [repr(w) for w in (first, written) if isinstance(w, str) and w != clean_id(w)]
     if not forms:
         return ""
-    return f"; written {' and '.join(forms)}: ids are read without surrounding whitespace"
+    return (f"; written {' and '.join(forms)}: ids are read without surrounding whitespace or "
+            "invisible characters")
 
 
 def _is_utf8(text: str) -> bool:
@@ -309,13 +332,13 @@ def _is_utf8(text: str) -> bool:
 
 def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:
     # Integer ids are accepted and made strings: qrels are text, so an int id would never match.
-    # A string id is stripped of surrounding whitespace, as qrels columns are: "d1 " in the
-    # corpus and "d1" in the qrels are one document (unstripped, it was never judged).
+    # A string id is cleaned (`clean_id`), as qrels columns are: "d1 " in the corpus and "d1"
+    # in the qrels are one document (unstripped, it was never judged).
     value = obj.get("_id")
-    if isinstance(value, str) and value.strip():
+    if isinstance(value, str) and clean_id(value):
         if "\n" in value or "\r" in value:  # ids are written one a line (ids files, indexes)
             raise DataError(f"{path} line {lineno}: '_id' {value!r} contains a line break")
-        return value.strip()
+        return clean_id(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     problem = "missing '_id' field" if value is None else f"bad '_id' {value!r}"
@@ -345,7 +368,7 @@ def _read_qrels(
         stripped = line.strip()
         if not stripped:
             continue
-        cols = [c.strip() for c in stripped.split("\t")]
+        cols = [clean_id(c) for c in stripped.split("\t")]
         if header_possible:
             header_possible = False
             if tuple(c.lower() for c in cols) == _QRELS_HEADER:

@@ -4,8 +4,9 @@
 from one Parquet file for the corpus and one for the queries; `from_npy` reads an (n, D) float
 `.npy` plus an ids file (one id a line) for each. Everything is checked against the dataset
 before anything is written: ids unique and exactly the dataset's (no id the dataset lacks, no
-document or query of it without a vector; ids are read without surrounding whitespace, as the
-dataset's are), every vector finite, non-zero and of one dimension,
+document or query of it without a vector; ids are read as the dataset's are, without
+surrounding whitespace or invisible characters: `dive.data.beir.clean_id`), every vector
+finite, non-zero and of one dimension,
 corpus and queries alike. Errors name the file, the row and the id. Rows are stored in the
 dataset's order as given, not rescaled: whether they are unit-norm is measured and recorded in
 meta.json (`normalized`, and the smallest, largest and mean norm), and every later stage
@@ -22,11 +23,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from dive.arrays import UNIT_NORM_TOLERANCE
+from dive.data.beir import Dataset, clean_id
 from dive.embed.encode import dataset_fingerprint
 from dive.embed.resumable import check_embeddings_output
 from dive.embed.store import Embeddings, read_ids, read_matrix, save_embeddings
@@ -38,9 +40,6 @@ from dive.scale.formats import (
     iter_parquet_chunks,
     vectors_from_arrow,
 )
-
-if TYPE_CHECKING:
-    from dive.data.beir import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def read_parquet_vectors(path: PathLike, *, id_column: str = "id",
     arrays = []
     chunks = iter_parquet_chunks(file, layout, [id_column, vector_column], 0, _CHUNK_ROWS)
     for lo, table in chunks:
-        chunk_ids = ["" if ident is None else str(ident).strip()
+        chunk_ids = ["" if ident is None else clean_id(str(ident))
                      for ident in table.column(id_column).to_pylist()]
         missing = [row for row, ident in enumerate(chunk_ids) if not ident]
         if missing:
@@ -118,7 +117,7 @@ def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:
             raise DataError(f"{required}: is a folder, not a file" if required.is_dir()
                             else f"{required}: no such file")
     array = read_matrix(file, mmap=True)
-    ids = [ident.strip() for ident in read_ids(ids_file)]
+    ids = [clean_id(ident) for ident in read_ids(ids_file)]
     if not all(ids):
         raise DataError(f"{ids_file}: line {ids.index('') + 1}: empty id")
     if array.shape[0] != len(ids):
