@@ -319,6 +319,38 @@ def test_a_file_or_foreign_folder_named_as_a_table_is_one_line_and_kept(
     assert sorted(p.name for p in db.iterdir()) == ["docs.lance", "file.lance", "folder.lance"]
 
 
+@pytest.mark.parametrize(("name", "message"), [
+    ("bad/name", r"no folder {db}/bad in the LanceDB database {db} \(expected "
+                 r"lancedb:PATH/TABLE, and a table name holds no '/'\)$"),
+    ("docs/extra", r"no folder {db}/docs in the LanceDB database {db} \(expected"),
+    ("docs.lance/extra", r"{db}/docs\.lance is a LanceDB table, not a database folder \("
+                         r"expected lancedb:PATH/TABLE, and a table name holds no '/'\)$"),
+    ("docs.lance", r"docs\.lance is the table's folder; the table is lancedb:{db}/docs$"),
+    ("bad name", r"Invalid table name \("),
+])
+def test_a_table_spec_with_an_extra_path_part_or_a_bad_name_is_one_error(
+    tmp_path: Path, model_dir: Path, name: str, message: str,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "lancedb:db/bad/name" made a new database db/bad inside db without a word, and
+    # "lancedb:db/docs.lance" a table in the folder docs.lance.lance
+    db = tmp_path / "db"
+    make_table(db)
+    pattern = rf"^lancedb:{db}/{re.escape(name)}: " + message.format(db=db)
+    for source, target in ((uri(db, "docs"), uri(db, name)), (uri(db, name), uri(db, "small"))):
+        with pytest.raises(DiveError, match=pattern):
+            dl.compress_table(model_dir, source, target, progress=False)
+    assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
+                 uri(db, name), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dive: error: ") and err.count("\n") == 1
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+    # a new database outside any other is made, as before
+    dl.compress_table(model_dir, uri(db, "docs"), uri(tmp_path / "new" / "db", "small"),
+                      progress=False)
+    assert dl.open_table(uri(tmp_path / "new" / "db", "small")).count_rows() == N
+
+
 def test_outputs_are_replaced_only_if_dive_wrote_them(tmp_path: Path, model_dir: Path) -> None:
     db = tmp_path / "db"
     make_table(db)

@@ -93,13 +93,26 @@ def import_lancedb() -> Any:
 
 @dataclass(frozen=True)
 class TableRef:
-    """A table of a local LanceDB database, written `lancedb:PATH/TABLE`."""
+    """A table of a local LanceDB database, written `lancedb:PATH/TABLE`; `name` is one LanceDB
+    takes (its own rule), and not the name of the table's folder (`docs.lance`)."""
 
     db: Path
     name: str
 
+    def __post_init__(self) -> None:
+        try:  # LanceDB's own rule, checked now: it refused the name only once the work was done
+            import_lancedb().util.validate_table_name(self.name)
+        except ValueError as exc:
+            raise DiveError(f"{self}: {exc}") from None
+        if self.name.endswith(".lance"):  # a new table went to the folder `docs.lance.lance`
+            raise DiveError(f"{self}: {self.name} is the table's folder; the table is "
+                            f"{PREFIX}{self.db}/{self.name.removesuffix('.lance')}")
+
     @classmethod
     def parse(cls, text: str | os.PathLike[str]) -> TableRef:
+        """The table `text` names. A PATH in a table's folder, or a missing one in a database
+        folder, is refused: a table name holds no '/', so that part is a slip (a new database
+        was made there without a word)."""
         spec = os.fspath(text)
         if not spec.startswith(PREFIX):
             raise DiveError(f"{spec}: a LanceDB table is written {PREFIX}PATH/TABLE")
@@ -107,7 +120,18 @@ class TableRef:
         if not db or not name:
             raise DiveError(f"{spec}: expected {PREFIX}PATH/TABLE (the database folder, a "
                             "slash, the table name)")
-        return cls(Path(db), name)
+        ref = cls(Path(db), name)
+        expected = f"expected {PREFIX}PATH/TABLE, and a table name holds no '/'"
+        table = next((p for p in (ref.db, *ref.db.parents) if p.suffix == ".lance"
+                      and p.is_dir()), None)
+        if table is not None:
+            raise DiveError(f"{spec}: {table} is a LanceDB table, not a database folder "
+                            f"({expected})")
+        outer = None if ref.db.exists() else next((p for p in ref.db.parents if p.exists()), None)
+        if outer is not None and any(p.suffix == ".lance" and p.is_dir() for p in outer.iterdir()):
+            raise DiveError(f"{spec}: no folder {ref.db} in the LanceDB database {outer} "
+                            f"({expected})")
+        return ref
 
     @property
     def folder(self) -> Path:
@@ -302,10 +326,6 @@ def _check_table_output(dst: TableRef, overwrite: bool) -> None:
     """A new table replaces only a table dive wrote (its schema says so), with `overwrite`."""
     if dst.name.startswith("."):
         raise DiveError(f"{dst}: table names starting with '.' are kept for work folders")
-    try:  # LanceDB's own rule, checked now: it refused the name only once the work was done
-        import_lancedb().util.validate_table_name(dst.name)
-    except ValueError as exc:
-        raise DiveError(f"{dst}: {exc}") from None
 
     def ours(_: Path) -> bool:
         try:
