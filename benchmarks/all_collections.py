@@ -103,7 +103,7 @@ def parse_collections(names: Sequence[str]) -> list[Collection]:
     return out
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--datasets", type=comma_list, default=None,
@@ -132,7 +132,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tolerance", type=float, default=0.002,
                    help="a cell within this of the best training-free score counts as tied")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def pool_size(dataset: str, data_dir: str | None) -> int:

@@ -21,13 +21,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("results", nargs="+", help="JSONL results files, rewritten in place")
     p.add_argument("--data-dir", default=None, help="folder holding the BEIR datasets by name")
     p.add_argument("--embeddings", default=None,
                    help="embeddings folder (only for files of a single dataset)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     shared = REPO.parent / "shared" / "data"
     for var, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
         if (shared / sub).is_dir():

@@ -92,7 +92,7 @@ def measure(cmd: list[str]) -> tuple[float, int]:
     return float(wall), int(rss)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes-gb", default="0.25,0.5,1,2,4", help="store sizes in GB (1e9)")
     parser.add_argument("--dim", type=int, default=384, help="input dimension")
@@ -102,7 +102,11 @@ def main() -> None:
     parser.add_argument("--index", action="store_true", help="run `dive index` on an "
                         "embeddings folder around each store instead of `dive compress`")
     parser.add_argument("--precision", default="float32", help="the model's output precision")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dive-scale-", dir=args.workdir))
     try:

@@ -35,7 +35,7 @@ from dive.evaluate.protocol import RunTask, run_one
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval", choices=["dev", "test"], default="dev")
     parser.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
@@ -47,7 +47,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="print each fit's selection")
     parser.add_argument("--records", type=Path, help="append every fit's full record (JSONL)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     import torch
 

@@ -48,7 +48,7 @@ def objective(x: np.ndarray, anchors: np.ndarray, neighbours: np.ndarray, dims: 
         return float(pairwise_similarity_loss(a, a, dims) + topk_similarity_loss(a, n, a, n, dims))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="scifact")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
@@ -57,7 +57,11 @@ def main() -> None:
     parser.add_argument("--ratios", default="2,4,8,16")
     parser.add_argument("--anchors", type=int, default=2048, help="corpus anchors scored")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     emb = get_embeddings(load_dataset(args.dataset), args.model)
     corpus = emb.corpus

@@ -28,7 +28,7 @@ from dive.training.labels import Labels
 from dive.training.seeding import seeded
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="nfcorpus")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
@@ -38,7 +38,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--every", type=int, default=25, help="steps between scored checks")
     parser.add_argument("--mine-every", nargs="+", type=int, default=[5, 25])
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     use_shared_data()
     dataset = load_dataset(args.dataset)
     emb = get_embeddings(dataset, args.model)

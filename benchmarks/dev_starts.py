@@ -128,7 +128,7 @@ def pooled_pick(dataset: Any, emb: Any, budget: str, seed: int,
     return "c" if choose(u, [Curve((0,), c[None])], 1.0).candidate == 0 else "u"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=DATASETS)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
@@ -137,7 +137,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--bars", nargs="*", type=float, default=[],
                         help="also the log-rank rule at these bars (standard errors)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     rules = (*RULES, *(f"log-rank@{z:g}" for z in args.bars))
     for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
         os.environ.setdefault(env, str(SHARED / sub))

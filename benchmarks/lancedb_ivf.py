@@ -35,7 +35,7 @@ from dive.evaluate.search import top_k
 from dive.integrations.lancedb import compress_table, import_lancedb, open_table, search
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="scifact")
     parser.add_argument("--method", default="dive")
@@ -43,7 +43,11 @@ def main() -> None:
     parser.add_argument("--budget", default="64")
     parser.add_argument("--partitions", type=int, default=64, help="IVF partitions")
     parser.add_argument("--nprobes", default="1,2,4,8,16")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     lancedb = import_lancedb()
     import pyarrow as pa
     from lancedb.index import IvfFlat, IvfPq

@@ -28,9 +28,7 @@ from dive.evaluate.protocol import labelled_queries, training_data
 from dive.evaluate.search import top_k
 
 
-def main() -> None:
-    from speed import _find, with_distractors  # benchmarks/ is on sys.path as a script
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", default="pca-uncentered,dive,dive:shortlist=500")
     parser.add_argument("--distractors", type=int, default=200_000)
@@ -40,7 +38,13 @@ def main() -> None:
     parser.add_argument("--data", help="SciFact's BEIR folder (default: $DIVE_DATA/scifact, "
                         "else ../shared)")
     parser.add_argument("--embeddings", help="its all-MiniLM-L6-v2 embeddings folder")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    from speed import _find, with_distractors  # benchmarks/ is on sys.path as a script
+
+    args = build_parser().parse_args()
     model = "all-MiniLM-L6-v2"
     dataset = load_beir(_find(args.data, "DIVE_DATA", "beir", "scifact"), name="scifact")
     emb = get_embeddings(dataset, model, progress=False,

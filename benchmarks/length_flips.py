@@ -50,7 +50,7 @@ def trains_longer(record: dict[str, Any]) -> bool | None:
     return config.runs_on(step, curves[leader]["steps"][-1], holdout=holdout)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path, help="a JSONL results file")
     parser.add_argument("--methods", default="",
@@ -58,7 +58,11 @@ def main() -> None:
     parser.add_argument("--keep-as", default=None, metavar="SUFFIX",
                         help="keep the examined records as METHOD+SUFFIX, and remove the "
                              "ones that may change")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     methods = set(filter(None, args.methods.split(",")))
     counts: Counter[tuple[str, str]] = Counter()
     examined: set[RecordKey] = set()

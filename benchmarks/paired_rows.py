@@ -21,13 +21,17 @@ from pathlib import Path
 from dive.evaluate.records import read_records, record_key
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("new", type=Path)
     parser.add_argument("--stored", type=Path, nargs="+", required=True)
     parser.add_argument("--strip", default="", help="text removed from NEW's method names")
     parser.add_argument("--suffix", default="", help="text added to NEW's method names")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     stored = {record_key(r): float(r["ndcg@10"])
               for path in args.stored for r in read_records(path)}
     gaps: dict[tuple[str, str], list[float]] = defaultdict(list)

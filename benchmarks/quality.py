@@ -66,7 +66,7 @@ def default_methods() -> list[str]:
     return [f.name for f in all_method_facts() if not f.extension]
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--datasets", type=comma_list, default=["scifact", "nfcorpus"],
@@ -93,7 +93,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="report the smallest d keeping this share of frozen nDCG@10")
     p.add_argument("--ratio", type=int, default=4, help="ratio of the nDCG@10-vs-budget plot")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def use_shared_data() -> None:

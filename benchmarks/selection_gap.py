@@ -35,12 +35,16 @@ def kept_curve(diagnostics: dict[str, Any]) -> tuple[float, list[float]] | None:
     return float(score), [float(v) for _, v in history[1:]]
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
     parser.add_argument("--budgets", nargs="+", default=["all"])
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     cells: dict[tuple[str, str, str, int], list[tuple[float, float, float]]] = defaultdict(list)
     for r in read_records(args.results):
         if r["dataset"] not in args.datasets or str(r["budget"]) not in args.budgets:

@@ -48,9 +48,7 @@ def build(source: Path, vectors: Path, work: Path, name: str) -> None:
     (emb / "meta.json").write_text(json.dumps(meta))
 
 
-def main() -> None:
-    from speed import _find  # benchmarks/ is on sys.path when run as a script
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="scratch folder")
     parser.add_argument("--dataset", default="scifact")
@@ -59,7 +57,13 @@ def main() -> None:
     parser.add_argument("--ratios", default="4")
     parser.add_argument("--budgets", default="64,all")
     parser.add_argument("--seeds", default="0")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    from speed import _find  # benchmarks/ is on sys.path when run as a script
+
+    args = build_parser().parse_args()
     name = f"{args.dataset}-self"
     build(_find(None, "DIVE_DATA", "beir", args.dataset),
           _find(None, "DIVE_EMBEDDINGS", "embeddings", args.model, args.dataset), args.work, name)

@@ -69,7 +69,7 @@ def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ratios", type=_int_list, default=[2, 4, 8, 16], help="ratios D/d")
@@ -98,7 +98,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="add this many synthetic documents to the corpus the fits see "
                         "(`with_distractors`; fit cost against corpus size)")
     p.add_argument("--out", default=None, help="also write the Markdown tables here")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def with_distractors(corpus: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

@@ -22,13 +22,17 @@ from dive.evaluate.records import read_records
 START_ROW = {"uncentered": "pca-uncentered", "centered": "pca"}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--method", default="dive")
     parser.add_argument("--budgets", nargs="+", default=["16"])
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     runs: dict[tuple[str, str, int, int], dict[str, dict]] = defaultdict(dict)
     for r in read_records(args.results):

@@ -70,12 +70,16 @@ def chosen_start(record: dict[str, Any], data: dict[tuple[str, str], Any]) -> st
     raise RuntimeError(f"{record['method']}: the fit made no start choice")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path, help="a JSONL results file")
     parser.add_argument("--drop", action="store_true",
                         help="remove the records whose start changes from the file")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     torch.set_num_threads(1)
     for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
         os.environ.setdefault(env, str(SHARED / sub))
