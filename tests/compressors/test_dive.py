@@ -415,6 +415,24 @@ def test_each_step_trains_positives_triplets_per_query_each_with_its_own_negativ
     assert not np.allclose(one.transform(problem["corpus"]), three.transform(problem["corpus"]))
 
 
+def test_graded_positives_change_only_fits_whose_labels_have_several_grades(
+    problem: dict[str, Any]
+) -> None:
+    options = {**FAST, "steps": 6, "select": False}
+    train = problem["train"]
+
+    def fit(labels: LabelledQueries, **extra: Any) -> np.ndarray:
+        model = Dive(4, seed=0, **options, **extra).fit(problem["corpus"], TrainingData(labels))
+        return model.transform(problem["corpus"])
+
+    assert np.array_equal(fit(train), fit(train, graded_positives=True))  # binary: bit for bit
+    # each query's lower-numbered half of its rows graded 3: a draw now prefers them
+    graded = LabelledQueries(train.embeddings, tuple(
+        {r: 3 if r < np.median(list(rel)) else 1 for r in rel} for rel in train.relevant))
+    assert np.array_equal(fit(graded), fit(train))  # uniform draws ignore grades
+    assert not np.array_equal(fit(graded, graded_positives=True), fit(graded))
+
+
 def test_on_a_large_corpus_refreshes_re_rank_a_shortlist_from_the_last_check(
     problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,34 @@ def test_one_distinct_positive_is_sample_positives_draw_for_draw() -> None:
         index.sample_distinct(np.array([0, 2]), 3, np.random.default_rng(0))
 
 
+def test_graded_sampling_draws_each_row_in_proportion_to_its_grade() -> None:
+    index = RelevanceIndex.from_relevant([{4: 3, 8: 1}, {1: 1, 2: 1, 6: 2}])
+    queries = np.array([0, 1] * 20_000)
+    rows = index.sample_positives(queries, np.random.default_rng(0), by_grade=True)
+    assert np.mean(rows[queries == 0] == 4) == pytest.approx(0.75, abs=0.01)
+    assert np.mean(rows[queries == 1] == 6) == pytest.approx(0.5, abs=0.01)
+    uniform = index.sample_positives(queries, np.random.default_rng(0))
+    assert np.mean(uniform[queries == 0] == 4) == pytest.approx(0.5, abs=0.01)
+    _, pairs = index.sample_distinct(np.array([1] * 5_000), 2, np.random.default_rng(1),
+                                     by_grade=True)
+    # drawn one after the other by grade: row 6 (grade 2) is in 5/6 of the pairs (first with
+    # chance 1/2, else second with 2/3), rows 1 and 2 (grade 1) in 7/12 each (uniform: 2/3)
+    in_pairs = pairs.reshape(-1, 2)
+    assert np.mean((in_pairs == 6).any(axis=1)) == pytest.approx(5 / 6, abs=0.015)
+    assert np.mean((in_pairs == 1).any(axis=1)) == pytest.approx(7 / 12, abs=0.015)
+
+
+def test_graded_sampling_of_one_grade_per_query_draws_as_uniform_draw_for_draw() -> None:
+    # binary labels (and a query whose rows share a grade) change nothing, bit for bit
+    index = RelevanceIndex.from_relevant([{5: 1, 2: 1}, {7: 2, 3: 2, 9: 2}, {0: 1}])
+    queries = np.array([0, 1, 2] * 50)
+    for per_query in (1, 2):
+        plain = index.sample_distinct(queries, per_query, np.random.default_rng(3))
+        graded = index.sample_distinct(queries, per_query, np.random.default_rng(3),
+                                       by_grade=True)
+        assert [a.tolist() for a in plain] == [a.tolist() for a in graded]
+
+
 def test_is_relevant_keeps_the_shape_and_answers_per_query() -> None:
     index = RelevanceIndex.from_relevant(RELEVANT)
     rows = np.array([[5, 7, 2], [7, 5, 0], [5, 7, 0], [9, 1, 3]])

@@ -162,7 +162,8 @@ class Run:
             assert self.train is not None
             train = self.train
             queries = self._queries(train)
-            owner, positives = train.index.sample_distinct(queries, cfg.positives, rng)
+            owner, positives = train.index.sample_distinct(queries, cfg.positives, rng,
+                                                           by_grade=cfg.graded_positives)
             triplets = queries[owner]  # the query of each triplet
             # hard negatives (short pools filled at random) are encoded with the queries;
             # the random ones come from the corpus batch, already encoded

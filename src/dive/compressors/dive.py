@@ -114,6 +114,8 @@ class DiveConfig(LearnedConfig):
     # step draws 1 / POOL_SHARE of the labelled pool (`batch_for`, docs/methods.md)
     positives: int = 1  # distinct relevant documents drawn per query and step (all of a
     # query's, if fewer), each a triplet with its own negatives; the loss is their mean
+    graded_positives: bool = False  # draw them in proportion to their grades (as nDCG weighs
+    # them; binary labels draw as before), not uniformly
     hard_negatives: int = 4  # per triplet, from the current ranking
     random_negatives: int = 4  # per triplet, uniform over the corpus
     negative_skip: int = 0  # non-relevant top ranks never used as negatives

@@ -50,31 +50,47 @@ class RelevanceIndex:
         """Relevant rows per query, (m,)."""
         return np.diff(self.offsets)
 
-    def sample_positives(self, queries: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One relevant row per entry of `queries` (indices into this index), uniformly.
+    def sample_positives(
+        self, queries: np.ndarray, rng: np.random.Generator, *, by_grade: bool = False
+    ) -> np.ndarray:
+        """One relevant row per entry of `queries` (indices into this index), uniformly, or
+        with `by_grade` in proportion to its grade, as linear-gain nDCG weighs it (a query whose
+        rows share one grade draws as uniformly, draw for draw: binary labels are unchanged).
 
         Every query in `queries` must have at least one relevant row.
         """
         counts = self._counts_of(queries)
-        pick = (rng.random(len(queries)) * counts).astype(np.int64)
-        return self.rows[self.offsets[queries] + np.minimum(pick, counts - 1)]
+        u = rng.random(len(queries))
+        pick = np.minimum((u * counts).astype(np.int64), counts - 1)
+        if by_grade:
+            for j, q in enumerate(queries.tolist()):
+                grades = self.grades[self.offsets[q] : self.offsets[q + 1]]
+                if grades.min() != grades.max():
+                    cumulative = np.cumsum(grades)
+                    at = np.searchsorted(cumulative, u[j] * cumulative[-1], side="right")
+                    pick[j] = min(int(at), len(grades) - 1)
+        return self.rows[self.offsets[queries] + pick]
 
     def sample_distinct(
-        self, queries: np.ndarray, per_query: int, rng: np.random.Generator
+        self, queries: np.ndarray, per_query: int, rng: np.random.Generator, *,
+        by_grade: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Up to `per_query` distinct relevant rows for each entry of `queries`, uniformly.
+        """Up to `per_query` distinct relevant rows for each entry of `queries`, uniformly or
+        (`by_grade`) with chances in proportion to their grades, as `sample_positives`.
 
         Returns (owner, rows): `rows[i]` is relevant to `queries[owner[i]]`, each entry's rows
         side by side; an entry with fewer relevant rows gets all of them. With `per_query`
         = 1 this is `sample_positives`, draw for draw.
         """
         if per_query == 1:
-            return np.arange(len(queries)), self.sample_positives(queries, rng)
+            return np.arange(len(queries)), self.sample_positives(queries, rng, by_grade=by_grade)
         counts = self._counts_of(queries)
-        picks = [
-            self.offsets[q] + rng.choice(c, min(per_query, c), replace=False)
-            for q, c in zip(queries.tolist(), counts.tolist(), strict=True)
-        ]
+        picks = []
+        for q, c in zip(queries.tolist(), counts.tolist(), strict=True):
+            grades = self.grades[self.offsets[q] : self.offsets[q + 1]]
+            weights = grades / grades.sum() if by_grade and grades.min() != grades.max() else None
+            picks.append(self.offsets[q] + rng.choice(c, min(per_query, c), replace=False,
+                                                      p=weights))
         owner = np.repeat(np.arange(len(queries)), [len(p) for p in picks])
         return owner, self.rows[np.concatenate(picks)]
 
