@@ -360,3 +360,19 @@ def test_a_folder_from_before_manifests_is_judged_by_its_layout(tmp_path: Path) 
     with pytest.raises(DiveError, match=r"emb: holds files dive did not write \(NOTES\.md\)"):
         check(("corpus.npy", "meta.json"))
     check(())  # a kind without a known layout: as before
+
+
+def test_uninterrupted_holds_ctrl_c_until_the_block_ends_then_raises_it() -> None:
+    import signal
+
+    from dive._io import uninterrupted
+
+    before = signal.getsignal(signal.SIGINT)
+    done = []
+    with pytest.raises(KeyboardInterrupt), uninterrupted():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("after the signal")  # not cut short
+    assert done == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is before
+    with uninterrupted():  # nothing held: nothing raised
+        pass

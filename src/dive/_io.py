@@ -11,7 +11,8 @@ such a cycle writes where it read: a symbolic link is followed (`resolve_link`),
 it leads to gets the records and the link stays. Every other writer replaces the name it was
 given, a link included (the file it led to is kept as it was), and a new file is made as
 before. `held` keeps a second run off a resumable run's work folder; `made_folder` takes back
-an output folder a failed writer made.
+an output folder a failed writer made; `uninterrupted` holds Ctrl-C (and SIGTERM, SIGHUP)
+while a writer puts several files in place, so they all land before it does.
 `check_output` is the one rule of every writer that may replace an earlier output; a folder
 `publish` puts in place lists its files (`MANIFEST`), so that rule can refuse to replace one
 that holds files added since.
@@ -30,8 +31,10 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -123,6 +126,30 @@ def made_folder(path: Path) -> Iterator[Path]:
             except OSError:
                 break  # not empty: kept, and the folders holding it
         raise
+
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP until the block ends, then raise the first one held
+    to the handler that was there: a block of renames (milliseconds) ends whole, and the
+    interruption lands after it. Python runs signal handlers in the main thread only, so
+    elsewhere this holds nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum))
+                for sig in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 @contextlib.contextmanager

@@ -65,6 +65,34 @@ def test_an_interrupted_report_leaves_nothing_and_a_rerun_writes_it(
     assert files.markdown.read_text().count(DIM_PLOT) == 1
 
 
+def test_ctrl_c_while_the_files_are_put_in_place_lands_after_the_whole_report(
+    make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # between two renames it left plots without their Markdown, which a rerun refused to
+    # replace; the interruption now waits the milliseconds until every file is in place
+    import os
+    import signal
+
+    import dive.report.build as build
+
+    real = build.publish
+    sent: list[Path] = []
+
+    def publish_then_interrupt(tmp: Path, target: Path, **kwargs: bool) -> None:
+        if not sent:
+            sent.append(target)
+            os.kill(os.getpid(), signal.SIGINT)  # delivered at once unless held
+        real(tmp, target, **kwargs)
+
+    monkeypatch.setattr(build, "publish", publish_then_interrupt)
+    records = [make_record(method="pca", dim=96), make_record(method="pca", dim=192)]
+    with pytest.raises(KeyboardInterrupt):
+        write_report(records, tmp_path / "rep")
+    assert sent and sent[0].suffix == ".png"  # the first file put in place is a plot
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == sorted(
+        [DIM_PLOT, BUDGET_PLOT, "report.md", "summary.csv"])
+
+
 def test_an_interrupted_report_takes_back_the_folders_it_made(
     make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

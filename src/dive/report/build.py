@@ -5,7 +5,9 @@ file is first written into a hidden staging folder in the output folder; then, u
 folder's lock (`dive._io.locked`), every target is checked and the files are renamed into
 place, plots first and the Markdown last, so the Markdown never links to an image that is not
 there yet. An interrupted run leaves nothing of its report (nor the output folder, if it
-made it), and two runs given one folder leave one whole report, never a mix. With
+made it); an interruption while the files are renamed into place waits the milliseconds until
+they all are (`dive._io.uninterrupted`). Two runs given one folder leave one whole report,
+never a mix. With
 `overwrite=False` no file already there is replaced, even one a concurrent run wrote meanwhile
 (`DiveError`). Records
 with other precisions, funnels or anchors also get the quality-per-byte section and its plot
@@ -27,7 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dive._io import atomic_write_text, check_output, locked, made_folder, publish, staging
+from dive._io import (
+    atomic_write_text,
+    check_output,
+    locked,
+    made_folder,
+    publish,
+    staging,
+    uninterrupted,
+)
 from dive.errors import DataError, DiveError
 from dive.report.csv_export import is_summary_csv, write_summary_csv
 from dive.report.frontier import frontier_section, has_frontier
@@ -176,9 +186,10 @@ def write_report(
         outputs = _outputs(markdown, csv_path, placed)
         with locked(markdown):
             _check_outputs(outputs, overwrite=overwrite)  # again: another run may have written
-            for path, _, _ in outputs:  # each staged under its own name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                publish(stage / path.name, path, overwrite=overwrite)
+            with uninterrupted():  # plots without their Markdown would block a rerun
+                for path, _, _ in outputs:  # each staged under its own name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    publish(stage / path.name, path, overwrite=overwrite)
             removed = remove_stale_plots(images, drawn=placed) if overwrite else []
     return ReportFiles(markdown, csv_path, tuple(placed), tuple(removed))
 
