@@ -210,6 +210,23 @@ def test_bad_parquet_input_is_one_line_before_ray_starts(
         compress_parquet(other, tmp_path / "x.parquet", tmp_path / "y")
 
 
+def test_a_ray_store_without_vectors_is_refused_naming_it(
+    ray_cluster: Any, tmp_path: Path, runtime, stores
+) -> None:
+    """As the local engine refuses it: Ray wrote an empty output and returned 0 rows."""
+    from dive.integrations.ray import compress_parquet
+
+    empty = np.zeros((0, 32), dtype=np.float32)
+    stores.write_parquet(tmp_path / "x.parquet", empty)
+    (tmp_path / "shards").mkdir()
+    stores.write_parquet(tmp_path / "shards" / "a.parquet", empty)
+    for name in ("x.parquet", "shards"):
+        with pytest.raises(DataError, match=rf"^{tmp_path / name}: no vectors to compress "
+                                            r"\(0 rows\)$"):
+            compress_parquet(runtime, tmp_path / name, tmp_path / "y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shards", "x.parquet"]
+
+
 def test_pq_files_are_read_as_the_local_engine_reads_them(
     ray_cluster: Any, tmp_path: Path, runtime, stores
 ) -> None:

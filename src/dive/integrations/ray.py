@@ -11,7 +11,8 @@ with another precision (int8, or uint8 packed bits), as `compress_store` writes 
 `compress_parquet` is `dive compress --engine ray`: read Parquet (a file or a folder, local or
 on a filesystem every node sees), compress, write a folder of Parquet files, renamed into
 place at the end. Each input file is checked on the driver first, as the local engine checks
-its shards (columns, vector type, dimension), so bad input is one line before Ray starts.
+its shards (columns, vector type, dimension; a store of 0 rows is refused), so bad input is
+one line before Ray starts.
 
 Left out: resuming an interrupted job (Ray retries failed tasks, but a killed driver starts
 over; use the local engine for resumable single-machine runs), preserving row order (Ray Data
@@ -48,6 +49,7 @@ from dive.scale.stream import (
     OutputDtype,
     check_apart,
     check_compress_output,
+    check_has_rows,
     clear_folder,
     output_dtype,
     resolve_runtime,
@@ -264,11 +266,14 @@ def compress_parquet(
     id_column = id_column or None
     if id_column is not None and id_column == out_column:
         raise DiveError(f"the id column and the output vector column are both {id_column!r}")
+    n_rows = 0
     for path in _parquet_files(src):  # what the local engine checks, before Ray starts
-        dim = inspect_parquet(path, column, id_column).dim
-        if dim is not None and dim != runtime.input_dim:
-            raise DataError(f"{path}: vectors have dimension {dim}, but the model expects "
-                            f"{runtime.input_dim} (embeddings from another model?)")
+        layout = inspect_parquet(path, column, id_column)
+        if layout.dim is not None and layout.dim != runtime.input_dim:
+            raise DataError(f"{path}: vectors have dimension {layout.dim}, but the model "
+                            f"expects {runtime.input_dim} (embeddings from another model?)")
+        n_rows += layout.n_rows
+    check_has_rows(src, n_rows)
     tmp = dst.parent / f".{dst.name}.ray-partial"
     dst.parent.mkdir(parents=True, exist_ok=True)
     with held(tmp, dst):  # a second run on this output fails at once, as the local engine's does

@@ -243,6 +243,13 @@ def _reads_as(path: Path, kind: Kind | None) -> bool:
     return False
 
 
+def check_has_rows(src: object, rows: int) -> None:
+    """Refuse a store `src` of 0 rows: a wrong or unfinished file, which an empty output and a
+    success hid."""
+    if not rows:
+        raise DataError(f"{src}: no vectors to compress (0 rows)")
+
+
 def check_apart(src: Path, dst: Path) -> None:
     """Refuse an output that is, contains or lies inside the input: a rerun would read it."""
     src_abs, dst_abs = src.resolve(), dst.resolve()
@@ -710,8 +717,7 @@ def compress_store(
     if id_column is not None and id_column == out_column:
         raise DiveError(f"the id column and the output vector column are both {id_column!r}")
     shards, single = discover(src, dst.name, column, id_column)
-    if not any(shard.n_rows for shard in shards):  # a wrong or unfinished file: exit 0 hid it
-        raise DataError(f"{src}: no vectors to compress (0 rows)")
+    check_has_rows(src, sum(shard.n_rows for shard in shards))
     for shard in shards:
         if shard.dim is not None and shard.dim != runtime.input_dim:
             raise DataError(
