@@ -227,6 +227,26 @@ def test_a_ray_store_without_vectors_is_refused_naming_it(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shards", "x.parquet"]
 
 
+def test_a_broken_parquet_link_is_an_error_naming_it(
+    ray_cluster: Any, tmp_path: Path, runtime, stores
+) -> None:
+    """As the local engine refuses it: Ray skipped it, and its rows were left out of the
+    output without a word (in a partitioned store's subfolder too)."""
+    from dive.integrations.ray import compress_parquet
+
+    src = tmp_path / "in"
+    (src / "day=1").mkdir(parents=True)
+    stores.write_parquet(src / "a.parquet", stores.vectors(10))
+    stores.write_parquet(src / "day=1" / "b.parquet", stores.vectors(10),
+                         ids=[f"b{i}" for i in range(10)])
+    (src / "day=1" / "c.parquet").symlink_to(tmp_path / "moved" / "c.parquet")
+    with pytest.raises(DataError, match=rf"^{src / 'day=1' / 'c.parquet'}: a broken symbolic "
+                                        rf"link \(to {tmp_path / 'moved' / 'c.parquet'}\); "
+                                        "fix or remove it$"):
+        compress_parquet(runtime, src, tmp_path / "y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
 def test_pq_files_are_read_as_the_local_engine_reads_them(
     ray_cluster: Any, tmp_path: Path, runtime, stores
 ) -> None:

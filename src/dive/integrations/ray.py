@@ -50,6 +50,7 @@ from dive.scale.stream import (
     check_apart,
     check_compress_output,
     check_has_rows,
+    check_no_broken_links,
     clear_folder,
     output_dtype,
     resolve_runtime,
@@ -294,14 +295,16 @@ def compress_parquet(
 def _parquet_files(src: Path) -> list[Path]:
     """The Parquet files (.parquet, .pq) of the file or folder `src`, in name order: a folder's
     at any depth (a partitioned store), but for names starting with '.' or '_', as Ray skips
-    them."""
+    them. A broken symbolic link among them is an error (Ray skipped it without a word)."""
     if src.is_file():
         return [src]
-    files = sorted(
+    named = sorted(
         p for p in src.rglob("*")
-        if p.is_file() and SUFFIXES.get(p.suffix.lower()) == "parquet"
+        if SUFFIXES.get(p.suffix.lower()) == "parquet"
         and not any(part.startswith((".", "_")) for part in p.relative_to(src).parts)
     )
+    check_no_broken_links(named)
+    files = [p for p in named if p.is_file()]
     if not files:
         raise DataError(f"{src}: no .parquet files in this folder (the Ray engine reads "
                         "Parquet; use the local engine for .npy)")

@@ -49,7 +49,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,6 +277,15 @@ def _inspect(path: Path, name: str, column: str, id_column: str | None) -> Shard
     return Shard(path, name, kind, layout.n_rows, layout.dim, parquet=layout)
 
 
+def check_no_broken_links(paths: Iterable[Path]) -> None:
+    """Refuse a broken symbolic link among a store's shard `paths`: a listing of files skips
+    it, so its shard was left out of the output without a word."""
+    broken = next((p for p in paths if p.is_symlink() and not p.exists()), None)
+    if broken is not None:
+        raise DataError(f"{broken}: a broken symbolic link (to {os.readlink(broken)}); "
+                        "fix or remove it")
+
+
 def _refuse_shards_in_subfolders(src: Path) -> None:
     """Shards are read from `src` itself: a subfolder holding shards (a partitioned store,
     `date=2024-01/part-0.parquet`) would be left out of the output without a word, so it is
@@ -291,10 +300,7 @@ def _shard_files(src: Path) -> list[Path]:
     """The shards directly in the folder `src`, in name order, all of one kind."""
     named = sorted(p for p in src.iterdir()
                    if not p.name.startswith(".") and p.suffix.lower() in SUFFIXES)
-    broken = next((p for p in named if p.is_symlink() and not p.exists()), None)
-    if broken is not None:  # else its shard was left out of the output without a word
-        raise DataError(f"{broken}: a broken symbolic link (to {os.readlink(broken)}); "
-                        "fix or remove it")
+    check_no_broken_links(named)
     files = [p for p in named if p.is_file()]
     if not files:
         raise DataError(f"{src}: no .npy or .parquet shards in this folder")
