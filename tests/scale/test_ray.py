@@ -247,6 +247,35 @@ def test_a_broken_parquet_link_is_an_error_naming_it(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
+def test_null_or_duplicate_ids_are_refused_before_ray_starts(
+    ray_cluster: Any, tmp_path: Path, model_dir: Path, runtime, stores,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the local engine refuses them, file and row named: Ray carried them into the
+    output, where a row's id names it."""
+    from dive.cli import main
+    from dive.integrations.ray import compress_parquet
+
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(4), ids=["a", "b", None, "b"])
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'x.parquet'}: row 2: the id is null$"):
+        compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y")
+    src = tmp_path / "in"
+    (src / "day=1").mkdir(parents=True)
+    stores.write_parquet(src / "a.parquet", stores.vectors(3), ids=["k0", "k1", "k2"])
+    stores.write_parquet(src / "day=1" / "b.parquet", stores.vectors(3), ids=["k3", "k1", "k4"])
+    with pytest.raises(DataError, match=rf"^{src / 'day=1' / 'b.parquet'}: row 1 \(row 4 of "
+                                        rf"{src}\): duplicate id 'k1' \(first at "
+                                        rf"{src / 'a.parquet'}: row 1\)$"):
+        compress_parquet(runtime, src, tmp_path / "y")
+    assert main(["compress", str(model_dir), "--input", str(src), "--output",
+                 str(tmp_path / "y"), "--engine", "ray"]) == 2
+    assert capsys.readouterr().err == (f"dive: error: {src / 'day=1' / 'b.parquet'}: row 1 (row 4 "
+                                       f"of {src}): duplicate id 'k1' (first at "
+                                       f"{src / 'a.parquet'}: row 1)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "x.parquet"]
+    assert compress_parquet(runtime, src, tmp_path / "y", id_column=None) == 6  # no ids
+
+
 def test_pq_files_are_read_as_the_local_engine_reads_them(
     ray_cluster: Any, tmp_path: Path, runtime, stores
 ) -> None:

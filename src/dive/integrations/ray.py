@@ -11,8 +11,8 @@ with another precision (int8, or uint8 packed bits), as `compress_store` writes 
 `compress_parquet` is `dive compress --engine ray`: read Parquet (a file or a folder, local or
 on a filesystem every node sees), compress, write a folder of Parquet files, renamed into
 place at the end. Each input file is checked on the driver first, as the local engine checks
-its shards (columns, vector type, dimension; a store of 0 rows is refused), so bad input is
-one line before Ray starts.
+its shards (columns, vector type, dimension; a store of 0 rows is refused; a null id, or one an
+earlier row has, reading the id column alone), so bad input is one line before Ray starts.
 
 Left out: resuming an interrupted job (Ray retries failed tasks, but a killed driver starts
 over; use the local engine for resumable single-machine runs), preserving row order (Ray Data
@@ -51,6 +51,7 @@ from dive.scale.stream import (
     check_compress_output,
     check_has_rows,
     check_no_broken_links,
+    check_parquet_ids,
     clear_folder,
     output_dtype,
     resolve_runtime,
@@ -267,14 +268,16 @@ def compress_parquet(
     id_column = id_column or None
     if id_column is not None and id_column == out_column:
         raise DiveError(f"the id column and the output vector column are both {id_column!r}")
-    n_rows = 0
-    for path in _parquet_files(src):  # what the local engine checks, before Ray starts
+    files, n_rows = _parquet_files(src), 0
+    for path in files:  # what the local engine checks, before Ray starts
         layout = inspect_parquet(path, column, id_column)
         if layout.dim is not None and layout.dim != runtime.input_dim:
             raise DataError(f"{path}: vectors have dimension {layout.dim}, but the model "
                             f"expects {runtime.input_dim} (embeddings from another model?)")
         n_rows += layout.n_rows
     check_has_rows(src, n_rows)
+    if id_column is not None:
+        check_parquet_ids(src, files, src.is_file(), id_column)
     tmp = dst.parent / f".{dst.name}.ray-partial"
     dst.parent.mkdir(parents=True, exist_ok=True)
     with held(tmp, dst):  # a second run on this output fails at once, as the local engine's does

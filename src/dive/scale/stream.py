@@ -49,7 +49,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,59 +348,67 @@ def _check_output_suffix(dst: Path, kind: Kind | None) -> None:
         raise DiveError(f"{dst}: the output is a {kind} file like the input; name it *{suffix}")
 
 
-def _row_error(src: Path, single: bool, shard: Shard, offset: int, local_row: int,
+def _row_error(src: Path, single: bool, path: Path, offset: int, local_row: int,
                problem: str) -> DataError:
-    """A `DataError` about row `local_row` of `shard` (row `offset + local_row` of the store
-    `src`, said too when `src` is a folder); `problem` follows the row reference as is."""
+    """A `DataError` about row `local_row` of the file `path` (row `offset + local_row` of the
+    store `src`, said too when `src` is a folder); `problem` follows the row reference as is."""
     if single:
-        return DataError(f"{shard.path}: row {local_row}{problem}")
-    return DataError(f"{shard.path}: row {local_row} (row {offset + local_row} of {src}){problem}")
+        return DataError(f"{path}: row {local_row}{problem}")
+    return DataError(f"{path}: row {local_row} (row {offset + local_row} of {src}){problem}")
 
 
-def _check_ids(src: Path, shards: list[Shard], single: bool, id_column: str) -> None:
-    """Refuse a null id in the Parquet shards' `id_column`, or an id an earlier row of the store
-    has: the output carries them as its rows' names. Reads only the id column, and holds it
-    whole (Arrow values, a few bytes a row). Ids of different types are never equal."""
+def check_parquet_ids(src: Path, files: Sequence[Path], single: bool, id_column: str) -> None:
+    """`check_ids` on the id column of the Parquet `files` of the store `src` (in the store's
+    order; `single`: `src` is that one file), read alone and held whole (a few bytes a row);
+    the error names the file and the row."""
+    parts = [(str(path), _file_ids(path, id_column)) for path in files]
+    starts = np.cumsum([0] + [len(ids) for _, ids in parts])
+    check_ids(parts, id_column, lambda k, row, problem: _row_error(
+        src, single, files[k], int(starts[k]), row, problem))
+
+
+def check_ids(parts: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], id_column: str,
+              row_error: Callable[[int, int, str], DataError]) -> None:
+    """Refuse a null id, or an id an earlier row has, in a store's `id_column`: the output
+    carries them as its rows' names. `parts` are the store's parts in order (a file: its name
+    and its ids); `row_error(k, row, problem)` is the error about row `row` of part `k`, where
+    `problem` follows the row reference as is. Dictionary-encoded ids are decoded; ids of
+    different types are never equal."""
     arrow = import_pyarrow()
     pc = arrow.compute
-    by_type: dict[pa.DataType, list[tuple[Shard, int, pa.ChunkedArray]]] = {}
-    offset = 0
-    for shard in shards:
-        ids = _shard_ids(shard.path, id_column)
+    by_type: dict[pa.DataType, list[tuple[int, pa.ChunkedArray]]] = {}
+    for k, (_, column) in enumerate(parts):
+        ids = arrow.chunked_array([column]) if isinstance(column, arrow.Array) else column
+        if arrow.types.is_dictionary(ids.type):
+            ids = ids.cast(ids.type.value_type)
         if ids.null_count:
-            row = pc.index(ids.is_null(), True).as_py()
-            raise _row_error(src, single, shard, offset, row, ": the id is null")
-        by_type.setdefault(ids.type, []).append((shard, offset, ids))
-        offset += shard.n_rows
+            raise row_error(k, pc.index(ids.is_null(), True).as_py(), ": the id is null")
+        by_type.setdefault(ids.type, []).append((k, ids))
     for kind, group in by_type.items():
-        ids = arrow.chunked_array([chunk for *_, part in group for chunk in part.chunks], type=kind)
+        ids = arrow.chunked_array([chunk for _, part in group for chunk in part.chunks], type=kind)
         try:
             counts = pc.value_counts(ids)
         except arrow.ArrowNotImplementedError:
-            raise DataError(f"{group[0][0].path}: id column {id_column!r} holds {kind}, not ids "
-                            "(text or numbers)", param="id_column") from None
+            raise DataError(f"{parts[group[0][0]][0]}: id column {id_column!r} holds {kind}, "
+                            "not ids (text or numbers)", param="id_column") from None
         repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
         if not len(repeated):
             continue
         # The rows holding a repeated id, in order: the first one seen before is the error.
-        starts = np.cumsum([0] + [len(part) for *_, part in group])
-        first: dict[Any, tuple[Shard, int]] = {}
+        starts = np.cumsum([0] + [len(part) for _, part in group])
+        first: dict[Any, tuple[int, int]] = {}
         for row in pc.indices_nonzero(pc.is_in(ids, value_set=repeated)).to_numpy():
-            k = int(np.searchsorted(starts, row, side="right")) - 1
-            shard, offset, _ = group[k]
-            ident, local = ids[int(row)].as_py(), int(row - starts[k])
-            earlier, at = first.setdefault(ident, (shard, local))
-            if earlier is not shard or at != local:
-                where = f"row {at}" if earlier is shard else f"{earlier.path}: row {at}"
-                raise _row_error(src, single, shard, offset, local,
-                                 f": duplicate id {ident!r} (first at {where})")
+            i = int(np.searchsorted(starts, row, side="right")) - 1
+            k, ident, local = group[i][0], ids[int(row)].as_py(), int(row - starts[i])
+            earlier, at = first.setdefault(ident, (k, local))
+            if (earlier, at) != (k, local):
+                where = f"row {at}" if earlier == k else f"{parts[earlier][0]}: row {at}"
+                raise row_error(k, local, f": duplicate id {ident!r} (first at {where})")
 
 
-def _shard_ids(path: Path, id_column: str) -> pa.ChunkedArray:
-    """The id column of the Parquet file `path`, dictionary-encoded ids decoded."""
-    pa = import_pyarrow()
-    ids = open_parquet(path).read(columns=[id_column]).column(0)
-    return ids.cast(ids.type.value_type) if pa.types.is_dictionary(ids.type) else ids
+def _file_ids(path: Path, id_column: str) -> pa.ChunkedArray:
+    """The id column of the Parquet file `path`."""
+    return open_parquet(path).read(columns=[id_column]).column(0)
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -530,7 +538,7 @@ class _Job:
 
     def row_error(self, shard: Shard, offset: int, local_row: int, problem: str) -> DataError:
         """`problem` follows the row reference as is (starts with a space or a colon)."""
-        return _row_error(self.src, self.single, shard, offset, local_row, problem)
+        return _row_error(self.src, self.single, shard.path, offset, local_row, problem)
 
     def compress(
         self, shard: Shard, offset: int, start: int, x: np.ndarray, ids: pa.Array | None = None
@@ -731,7 +739,7 @@ def compress_store(
                 f"{runtime.input_dim} (embeddings from another model?)"
             )
     if id_column is not None and shards[0].kind == "parquet":
-        _check_ids(src, shards, single, id_column)
+        check_parquet_ids(src, [shard.path for shard in shards], single, id_column)
     check_apart(src, dst)
     check_compress_output(dst, overwrite=overwrite, single=single)
     _check_output_suffix(dst, shards[0].kind if single else None)
