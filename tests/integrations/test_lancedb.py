@@ -296,6 +296,20 @@ def test_bad_tables_fail_before_any_work(tmp_path: Path, model_dir: Path, setup:
     assert dl.open_table(uri(db, "docs")).version == 1  # the table itself as it was
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"output": "docs", "output_column": "small"}])
+def test_an_empty_table_is_refused_naming_it(tmp_path: Path, model_dir: Path,
+                                             kwargs: dict[str, Any]) -> None:
+    # as dive.scale refuses an empty store: an empty output and a success hid a wrong table
+    db = tmp_path / "db"
+    make_table(db, x=np.zeros((0, DIM), dtype=np.float32))
+    output = uri(db, kwargs.pop("output", "small"))
+    with pytest.raises(DataError, match=rf"^lancedb:{db}/docs: no vectors to compress "
+                                        r"\(0 rows\)$"):
+        dl.compress_table(model_dir, uri(db, "docs"), output, progress=False, **kwargs)
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+    assert dl.open_table(uri(db, "docs")).version == 1
+
+
 def test_a_file_or_foreign_folder_named_as_a_table_is_one_line_and_kept(
     tmp_path: Path, model_dir: Path
 ) -> None:

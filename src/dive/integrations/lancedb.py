@@ -56,6 +56,7 @@ from dive.scale.stream import (
     CompressResult,
     OutputDtype,
     Partial,
+    check_has_rows,
     compress_rows,
     output_dtype,
     part_name,
@@ -241,6 +242,8 @@ def compress_table(
     if dim != runtime.input_dim:
         raise DataError(f"{src}: column {column!r} has dimension {dim}, but the model expects "
                         f"{runtime.input_dim} (embeddings from another model?)")
+    n_rows = table.count_rows()
+    check_has_rows(src, n_rows)
     marker = json.dumps({"format": "dive-compress-output", "model_sha256": runtime_digest(runtime),
                          "source": f"{src}:{column}", "column": out_column},
                         sort_keys=True).encode()
@@ -257,7 +260,6 @@ def compress_table(
         out_schema = import_pyarrow().schema(
             [*fields, import_pyarrow().field(out_column, value)], metadata={MARKER_KEY: marker})
         work_name = f"{dst.name}.lance"
-    n_rows = table.count_rows()
     job = {
         "input": {"db": str(src.db.resolve()), "table": src.name, "version": version,
                   "rows": n_rows, "schema": str(schema)},
