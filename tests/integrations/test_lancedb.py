@@ -310,6 +310,27 @@ def test_an_empty_table_is_refused_naming_it(tmp_path: Path, model_dir: Path,
     assert dl.open_table(uri(db, "docs")).version == 1
 
 
+@pytest.mark.parametrize(("ids", "message"), [
+    (["a", "b", "a", "c"], r"row 2: duplicate id 'a' \(first at row 0\)$"),
+    (["a", "b", None, "b"], r"row 2: the id is null$"),
+])
+def test_null_or_duplicate_ids_are_refused_naming_the_row(
+    tmp_path: Path, model_dir: Path, ids: list[str | None], message: str
+) -> None:
+    # they were carried into the new table, where a row's id names it
+    db = tmp_path / "db"
+    x = vectors(4)
+    lancedb.connect(str(db)).create_table("docs", pa.table({
+        "id": pa.array(ids, pa.string()),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM)}))
+    with pytest.raises(DataError, match=rf"^lancedb:{db}/docs: {message}"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), progress=False)
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+    # a new column of the table carries no ids
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="small",
+                      progress=False)
+
+
 def test_a_file_or_foreign_folder_named_as_a_table_is_one_line_and_kept(
     tmp_path: Path, model_dir: Path
 ) -> None:

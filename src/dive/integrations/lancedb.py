@@ -4,7 +4,9 @@
 (and the id column) of a LanceDB table at one version, chunk by chunk, through a fitted
 compressor's numpy runtime, and writes either a new table (`lancedb:PATH/NEW`: the id column,
 then the compressed vectors) or a new column of the same table (`output_column`). Memory
-depends on the chunk size, never on the table. Chunks are staged as Parquet part files in a
+depends on the chunk size, never on the table, but for a new table's ids: a null id, or one
+an earlier row has, is refused before any work, checked on the id column read whole (a few
+bytes a row). Chunks are staged as Parquet part files in a
 hidden work folder in the database folder (`.<table>.lance.partial/`, kept as `dive.scale`
 keeps its own), so an interrupted run resumes after its last finished chunk; the new table or
 column appears in one LanceDB commit at the end, streamed from the parts (a new table is
@@ -57,6 +59,7 @@ from dive.scale.stream import (
     OutputDtype,
     Partial,
     check_has_rows,
+    check_ids,
     compress_rows,
     output_dtype,
     part_name,
@@ -244,6 +247,9 @@ def compress_table(
                         f"{runtime.input_dim} (embeddings from another model?)")
     n_rows = table.count_rows()
     check_has_rows(src, n_rows)
+    if id_column is not None:  # a new table carries them as its rows' names
+        check_ids([(str(src), table.to_lance().to_table(columns=[id_column]).column(0))],
+                  id_column, lambda _, row, problem: DataError(f"{src}: row {row}{problem}"))
     marker = json.dumps({"format": "dive-compress-output", "model_sha256": runtime_digest(runtime),
                          "source": f"{src}:{column}", "column": out_column},
                         sort_keys=True).encode()
