@@ -90,7 +90,20 @@ def test_opq_on_fewer_rows_than_dimensions_is_refused_before_faiss() -> None:
     assert parse_anchor("faiss-pq:4").build(unit_rows(300, 384), 384).index.ntotal == 300
 
 
-def test_what_faiss_cannot_train_is_one_line_without_its_source_location() -> None:
+def test_pca_on_fewer_rows_than_d_says_in_one_line_how_many_it_needs() -> None:
+    # checked before FAISS, which refused it only when the grid reached that run
+    with pytest.raises(DataError, match=r"^anchor faiss-pca-sq4: FAISS PCA training to d=16 "
+                                        r"needs at least 16 corpus rows \(one per output "
+                                        r"dimension\), got 15$"):
+        parse_anchor("faiss-pca-sq4").build(unit_rows(15), 16)
+    assert parse_anchor("faiss-pca-sq4").build(unit_rows(16), 16).index.ntotal == 16
+
+
+def test_what_faiss_cannot_train_is_one_line_without_its_source_location(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FAISS's own refusal, reached past dive's check of the rows
+    monkeypatch.setattr(Anchor, "check_rows", lambda *args, **kwargs: None)
     with pytest.raises(DataError) as caught:
         parse_anchor("faiss-pca-sq8").build(unit_rows(5), 16)
     assert str(caught.value) == ("anchor faiss-pca-sq8: FAISS could not train 'PCA16,L2norm,SQ8' "
@@ -213,6 +226,21 @@ def test_too_few_corpus_rows_for_a_pq_anchor_fail_before_any_run(
     with pytest.raises(DataError, match=rf"^tiny: anchor {spec}: FAISS PQ training needs at "
                                         r"least 256 corpus rows \(256 per code\), got 120$"):
         run_grid(grid(tiny, [spec]), ResultsFile(results))
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("spec", ["faiss-pca-sq8", "faiss-pca-sq4"])
+def test_fewer_corpus_rows_than_a_pca_anchors_d_fail_before_any_run(
+    spec: str, make_tiny, tmp_path: Path
+) -> None:
+    """The grid ran and recorded frozen, then stopped at the anchor's PCA, naming no dataset."""
+    data = make_tiny(n_docs=12)
+    results = tmp_path / "r.jsonl"
+    with pytest.raises(DataError, match=rf"^tiny: anchor {spec}: FAISS PCA training to d=16 "
+                                        r"needs at least 16 corpus rows \(one per output "
+                                        r"dimension\), got 12$"):
+        run_grid(grid(data, [spec], methods=["frozen"], ratios=[2], rescores=[0]),
+                 ResultsFile(results))
     assert not results.exists()
 
 

@@ -26,8 +26,8 @@ as they are (`QT_8bit_direct_signed`, one byte each). `st-binary` ranks by Hammi
 initialisation); FAISS's warning about fewer than 39 training points per centroid is silenced,
 since the corpus is all a user has, but their k-means needs a corpus row per centroid (256 per
 8-bit code): fewer rows are refused before FAISS, in one line naming the caller's index
-(`Anchor.build(what=...)`), and by the grid before its first run (`Anchor.check_rows`). Left
-out: IVF and HNSW (approximate) indexes.
+(`Anchor.build(what=...)`), and by the grid before its first run (`Anchor.check_rows`), as are
+fewer rows than the d a PCA anchor projects to. Left out: IVF and HNSW (approximate) indexes.
 """
 
 from __future__ import annotations
@@ -121,13 +121,17 @@ class Anchor:
             raise DataError(f"anchor {self.name}: d={dim} exceeds the embedding dimension "
                             f"{full_dim}")
 
-    def check_rows(self, n: int, full_dim: int, *, what: str | None = None) -> None:
+    def check_rows(self, n: int, full_dim: int, dim: int, *, what: str | None = None) -> None:
         """DataError naming `what` (default `anchor NAME`) unless `n` corpus rows of
-        `full_dim`-dim vectors can train its PQ or OPQ codes (`check_pq_rows`); `build` checks
-        it, and the grid before its first run."""
+        `full_dim`-dim vectors can train its index at `dim`: PQ or OPQ codes
+        (`check_pq_rows`), or a PCA to `dim` dimensions, which needs a row per dimension;
+        `build` checks it, and the grid before its first run."""
+        label = what or f"anchor {self.name}"
         if self.family in SIZED:
-            check_pq_rows(n, what or f"anchor {self.name}",
-                          rotated_width=full_dim if self.family == "faiss-opq" else None)
+            check_pq_rows(n, label, rotated_width=full_dim if self.family == "faiss-opq" else None)
+        elif self.family in PER_DIM and n < dim:
+            raise DataError(f"{label}: FAISS PCA training to d={dim} needs at least {dim} corpus "
+                            f"rows (one per output dimension), got {n}")
 
     def build(self, corpus: np.ndarray, dim: int, seed: int = 0, *,
               what: str | None = None) -> AnchorIndex:
@@ -139,7 +143,7 @@ class Anchor:
         full = corpus.shape[1]
         label = what or f"anchor {self.name}"
         self.check_dim(full, dim)
-        self.check_rows(corpus.shape[0], full, what=label)
+        self.check_rows(corpus.shape[0], full, dim, what=label)
         if self.family == "st-int8":
             return _st_int8(corpus)
         if self.family == "st-binary":

@@ -403,18 +403,18 @@ def run_grid(
 
 
 def _check_rows(tasks: Sequence[RunTask], dataset: str, full_dim: int, n: int) -> None:
-    """DataError before the first run when the corpus's `n` rows cannot train the PQ codes a
-    task builds (an `opqM` precision, a faiss-pq or faiss-opq anchor): else the grid stopped
-    at that task, after the runs before it."""
+    """DataError before the first run when the corpus's `n` rows cannot train the index a
+    task builds (the PQ codes of an `opqM` precision or a faiss-pq or faiss-opq anchor, the
+    PCA of a faiss-pca anchor): else the grid stopped at that task, after the runs before it."""
     for task in tasks:
         if is_anchor(task.method):
-            parse_anchor(task.method).check_rows(n, full_dim,
+            parse_anchor(task.method).check_rows(n, full_dim, task.dim,
                                                  what=f"{dataset}: anchor {task.method}")
             continue
         for stage in dict.fromkeys(v.precision for v in task.variants):
             m = product_bytes(stage)
             if m is not None:  # the index `dive.evaluate.product.product_index` builds
-                Anchor("faiss-opq", m).check_rows(n, task.dim,
+                Anchor("faiss-opq", m).check_rows(n, task.dim, task.dim,
                                                   what=f"{dataset}: precision {stage}")
 
 
