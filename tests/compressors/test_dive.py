@@ -433,6 +433,39 @@ def test_graded_positives_change_only_fits_whose_labels_have_several_grades(
     assert not np.array_equal(fit(graded, graded_positives=True), fit(graded))
 
 
+def test_a_centred_anchor_compares_with_the_cosines_of_the_centred_frozen_embeddings(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    references: list[torch.Tensor] = []
+    original = dive_run.similarity_anchor_loss
+
+    def spy(compressed: torch.Tensor, frozen: torch.Tensor, *args: Any) -> Any:
+        references.append(frozen)
+        return original(compressed, frozen, *args)
+
+    monkeypatch.setattr(dive_run, "similarity_anchor_loss", spy)
+    options = {**FAST, "steps": 3, "select": False}
+    corpus, train = problem["corpus"], TrainingData(problem["train"])
+
+    def fit(**extra: Any) -> np.ndarray:
+        return Dive(4, seed=0, **options, **extra).fit(corpus, train).transform(corpus)
+
+    # from the uncentred start (mu = 0) the option changes nothing, bit for bit
+    assert np.array_equal(fit(start="uncentered"), fit(start="uncentered", anchor_centred=False))
+
+    def nearest_gap(reference: torch.Tensor, shift: np.ndarray) -> float:
+        """How far the reference rows, moved by `shift`, are from the nearest corpus rows."""
+        moved = reference.numpy() + shift
+        return float(np.abs(moved[:, None, :] - corpus[None]).max(axis=2).min(axis=1).max())
+
+    references.clear()
+    centred = fit(start="centered")  # the default
+    assert nearest_gap(references[0], corpus.mean(axis=0)) < 1e-5  # corpus rows minus mu
+    references.clear()
+    assert not np.array_equal(centred, fit(start="centered", anchor_centred=False))
+    assert nearest_gap(references[0], np.zeros(corpus.shape[1])) == 0  # the rows themselves
+
+
 def test_on_a_large_corpus_refreshes_re_rank_a_shortlist_from_the_last_check(
     problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -186,7 +186,9 @@ class Run:
         z = F.normalize(shifted @ self.net.folded().T, dim=-1)
         loss = torch.zeros(())
         if self.use_anchor:
-            anchor = similarity_anchor_loss(z[:batch], parts[0], cfg.anchor_neighbours)
+            frozen = parts[0] - self.net.center if cfg.anchor_centred and self.net.centred \
+                else parts[0]
+            anchor = similarity_anchor_loss(z[:batch], frozen, cfg.anchor_neighbours)
             loss = loss + cfg.anchor_weight * anchor
             logged["anchor"] = float(anchor.detach())
         if self.use_ntxent:

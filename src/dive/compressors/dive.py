@@ -100,6 +100,8 @@ class DiveConfig(LearnedConfig):
     margin: float = 0.1  # triplet margin m on cosines
     temperature: float = 0.5  # NT-Xent tau
     anchor_neighbours: int = 16  # in-batch frozen neighbours in the anchor's second term
+    anchor_centred: bool = True  # from a centred start, anchor to the frozen cosines of
+    # x - mu, the geometry that start keeps (False: of x, whatever the start)
     # optimisation
     lr: float = 1e-4  # AdamW learning rate
     weight_decay: float = 0.01  # AdamW decoupled weight decay
