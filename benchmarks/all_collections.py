@@ -234,8 +234,10 @@ GRID_NOTE = (
     "split: the protocol splits their judged queries 50/50 per seed, so their labelled pool "
     "is 26-112 queries and the evaluation half changes with the seed. Rows ending `@v1` are "
     "the release before (for `dive` and `dive-plus`: before their race ran a holdout's "
-    "leading arm on while its best check was past half its runs, `extend_at`; only the "
-    "SciFact and NFCorpus runs with hundreds of labels differ)."
+    "leading arm on while its best check was past half its runs, `extend_at`, and before a "
+    "centred start's similarity anchor held the centred geometry, `anchor_centred`; only the "
+    "SciFact and NFCorpus runs with hundreds of labels and the runs with a centred start "
+    "differ)."
 )
 
 
