@@ -6,7 +6,8 @@ every `test` query. Without a train split, the seed splits the test queries 50/5
 training pool and an evaluation half, the same for every method. Either way 20% of the
 labelled queries (at least 4) are held out for validation, none when there are fewer than 8.
 A budget larger than the labelled pool uses the whole pool, with a warning; `n_labels` says
-how many were used (the benchmark grid leaves such a budget out: `dive.evaluate.protocol`).
+how many were used (the benchmark grid runs and records such a budget as `all`:
+`dive.evaluate.protocol`).
 Nothing here ever puts an evaluation query in the training or validation sets.
 
 `dev=True` is for tuning defaults without touching evaluation queries: the labelled pool

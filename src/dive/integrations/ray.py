@@ -49,6 +49,7 @@ from dive.scale.stream import (
     OutputDtype,
     check_apart,
     check_compress_output,
+    check_dimension,
     check_has_rows,
     check_no_broken_links,
     check_parquet_ids,
@@ -134,12 +135,8 @@ def _check_schema(ds: Any, column: str, runtime: Runtime) -> None:
     if column not in names:
         raise DataError(f"dataset: no vector column {column!r} (columns: {', '.join(names)})")
     vtype = schema.types[names.index(column)]
-    fixed = isinstance(vtype, pa.DataType) and pa.types.is_fixed_size_list(vtype)
-    if fixed and vtype.list_size != runtime.input_dim:
-        raise DataError(
-            f"dataset column {column!r}: vectors have dimension {vtype.list_size}, but the "
-            f"model expects {runtime.input_dim} (embeddings from another model?)"
-        )
+    if isinstance(vtype, pa.DataType) and pa.types.is_fixed_size_list(vtype):
+        check_dimension(f"dataset column {column!r}", vtype.list_size, runtime)
 
 
 def compress_dataset(
@@ -271,9 +268,7 @@ def compress_parquet(
     files, n_rows = _parquet_files(src), 0
     for path in files:  # what the local engine checks, before Ray starts
         layout = inspect_parquet(path, column, id_column)
-        if layout.dim is not None and layout.dim != runtime.input_dim:
-            raise DataError(f"{path}: vectors have dimension {layout.dim}, but the model "
-                            f"expects {runtime.input_dim} (embeddings from another model?)")
+        check_dimension(path, layout.dim, runtime)
         n_rows += layout.n_rows
     check_has_rows(src, n_rows)
     if id_column is not None:

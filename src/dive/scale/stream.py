@@ -250,6 +250,14 @@ def check_has_rows(src: object, rows: int) -> None:
         raise DataError(f"{src}: no vectors to compress (0 rows)")
 
 
+def check_dimension(what: object, dim: int | None, runtime: Runtime) -> None:
+    """Refuse vectors of `what` (a file, a column) whose dimension `dim` is not the model's
+    input (None: not known before the rows are read)."""
+    if dim is not None and dim != runtime.input_dim:
+        raise DataError(f"{what}: vectors have dimension {dim}, but the model expects "
+                        f"{runtime.input_dim} (embeddings from another model?)")
+
+
 def check_apart(src: Path, dst: Path) -> None:
     """Refuse an output that is, contains or lies inside the input: a rerun would read it."""
     src_abs, dst_abs = src.resolve(), dst.resolve()
@@ -361,7 +369,8 @@ def check_parquet_ids(src: Path, files: Sequence[Path], single: bool, id_column:
     """`check_ids` on the id column of the Parquet `files` of the store `src` (in the store's
     order; `single`: `src` is that one file), read alone and held whole (a few bytes a row);
     the error names the file and the row."""
-    parts = [(str(path), _file_ids(path, id_column)) for path in files]
+    parts = [(str(path), open_parquet(path).read(columns=[id_column]).column(0))
+             for path in files]
     starts = np.cumsum([0] + [len(ids) for _, ids in parts])
     check_ids(parts, id_column, lambda k, row, problem: _row_error(
         src, single, files[k], int(starts[k]), row, problem))
@@ -404,11 +413,6 @@ def check_ids(parts: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], id_column
             if (earlier, at) != (k, local):
                 where = f"row {at}" if earlier == k else f"{parts[earlier][0]}: row {at}"
                 raise row_error(k, local, f": duplicate id {ident!r} (first at {where})")
-
-
-def _file_ids(path: Path, id_column: str) -> pa.ChunkedArray:
-    """The id column of the Parquet file `path`."""
-    return open_parquet(path).read(columns=[id_column]).column(0)
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -733,11 +737,7 @@ def compress_store(
     shards, single = discover(src, dst.name, column, id_column)
     check_has_rows(src, sum(shard.n_rows for shard in shards))
     for shard in shards:
-        if shard.dim is not None and shard.dim != runtime.input_dim:
-            raise DataError(
-                f"{shard.path}: vectors have dimension {shard.dim}, but the model expects "
-                f"{runtime.input_dim} (embeddings from another model?)"
-            )
+        check_dimension(shard.path, shard.dim, runtime)
     if id_column is not None and shards[0].kind == "parquet":
         check_parquet_ids(src, [shard.path for shard in shards], single, id_column)
     check_apart(src, dst)
