@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dive.data import load_beir
+from dive.data import Dataset, load_beir
 
 # split -> (judgement rows, judged queries), from ../shared/data/beir/README.md
 EXPECTED = {
@@ -20,13 +20,18 @@ EXPECTED = {
 }
 
 
-@pytest.mark.shared_data
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_shared_beir_counts_match_readme(shared_beir: Path, name: str) -> None:
+def _load(shared_beir: Path, name: str) -> Dataset:
+    """The shared dataset `name`, loaded (the test is skipped where it is not present)."""
     folder = shared_beir / name
     if not folder.is_dir():
         pytest.skip(f"{folder} not present")
-    ds = load_beir(folder)
+    return load_beir(folder)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shared_beir_counts_match_readme(shared_beir: Path, name: str) -> None:
+    ds = _load(shared_beir, name)
     n_docs, n_queries, splits = EXPECTED[name]
     assert (len(ds.corpus_ids), len(ds.query_ids)) == (n_docs, n_queries)
     got = {s: (sum(len(docs) for docs in q.values()), len(q)) for s, q in ds.qrels.items()}
@@ -36,10 +41,7 @@ def test_shared_beir_counts_match_readme(shared_beir: Path, name: str) -> None:
 
 @pytest.mark.shared_data
 def test_shared_scifact_first_document_is_title_space_text(shared_beir: Path) -> None:
-    folder = shared_beir / "scifact"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not present")
-    ds = load_beir(folder)
+    ds = _load(shared_beir, "scifact")
     assert ds.corpus_ids[0] == "4983"
     assert ds.corpus_texts[0].startswith(
         "Microstructural development of human newborn cerebral white matter assessed in vivo "
@@ -54,9 +56,7 @@ def test_shared_scifact_first_document_is_title_space_text(shared_beir: Path) ->
 def test_shared_ids_load_as_written(shared_beir: Path, name: str) -> None:
     # clean ids pass through the id rule (`clean_id`) unchanged
     folder = shared_beir / name
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not present")
-    ds = load_beir(folder)
+    ds = _load(shared_beir, name)
     for ids, file in ((ds.corpus_ids, "corpus.jsonl"), (ds.query_ids, "queries.jsonl")):
         with (folder / file).open(encoding="utf-8") as lines:
             assert ids == [str(json.loads(line)["_id"]) for line in lines if line.strip()]

@@ -7,6 +7,7 @@ rows) are checked through the CLI, message and all, in tests/test_cli_bad_inputs
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,15 +130,22 @@ def test_an_npy_import_names_the_ids_file_line_of_an_unknown_id(api: Api, tmp_pa
                  tmp_path / "q.txt", tmp_path / "imported")
 
 
-def test_imported_ids_are_read_without_surrounding_whitespace(api: Api, tmp_path: Path) -> None:
-    # the dataset's ids are stripped, so an ids file or id column written from a corpus
-    # whose ids had a trailing space names its documents all the same
+def _npy_files(api: Api, tmp_path: Path, spell: Callable[[str], str]) -> list[Path]:
+    """`from_npy`'s four files (vectors, ids; corpus, then queries), each id written `spell(id)`."""
     files = []
     for kind in ("corpus", "queries"):
         ids, x, _ = api[kind]
         np.save(tmp_path / f"{kind}.npy", x)
-        (tmp_path / f"{kind}.txt").write_text("".join(f"{i} \n" for i in ids))
+        (tmp_path / f"{kind}.txt").write_text("".join(f"{spell(i)}\n" for i in ids),
+                                              encoding="utf-8")
         files += [tmp_path / f"{kind}.npy", tmp_path / f"{kind}.txt"]
+    return files
+
+
+def test_imported_ids_are_read_without_surrounding_whitespace(api: Api, tmp_path: Path) -> None:
+    # the dataset's ids are stripped, so an ids file or id column written from a corpus
+    # whose ids had a trailing space names its documents all the same
+    files = _npy_files(api, tmp_path, lambda i: f"{i} ")
     from_npy(api.dataset, *files, tmp_path / "npy")
     ids, x, _ = api["corpus"]
     corpus = write_parquet(tmp_path / "c.parquet", [f"\t{i}" for i in ids], x)
@@ -157,13 +165,7 @@ def test_imported_ids_are_read_without_surrounding_whitespace(api: Api, tmp_path
 def test_imported_ids_lose_invisible_characters_at_their_ends(api: Api, tmp_path: Path) -> None:
     # a zero-width space or a byte-order mark at an id's ends (copy-paste, files joined) was
     # kept: the id was "not in the corpus"
-    files = []
-    for kind in ("corpus", "queries"):
-        ids, x, _ = api[kind]
-        np.save(tmp_path / f"{kind}.npy", x)
-        (tmp_path / f"{kind}.txt").write_text("".join(f"\ufeff{i}\u200b\n" for i in ids),
-                                              encoding="utf-8")
-        files += [tmp_path / f"{kind}.npy", tmp_path / f"{kind}.txt"]
+    files = _npy_files(api, tmp_path, lambda i: f"\ufeff{i}\u200b")
     from_npy(api.dataset, *files, tmp_path / "npy")
     assert load_embeddings(tmp_path / "npy").corpus_ids == api.dataset.corpus_ids
     ids, x, _ = api["corpus"]
