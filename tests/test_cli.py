@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,6 +111,49 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
     assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 130
     assert capsys.readouterr().err == ("dive: interrupted; finished runs are saved and a rerun "
                                        "resumes\n")
+
+
+@pytest.mark.parametrize("verb", ["fit", "export", "index", "report"])
+def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
+    verb: str, tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C (or SIGTERM) while a verb printed what it had just written said "no output was
+    written" beside the complete output, which a rerun then refused as already there."""
+    import builtins
+
+    import dive.cli
+
+    model, out = tmp_path / "m", tmp_path / "out"
+    setup = {"report": [evaluate_args(tiny, tmp_path / "r.jsonl")]}
+    argv = {
+        "fit": ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
+                "--dim", "8", "--output", str(out)],
+        "export": ["export", str(model), "--format", "sentence-transformers", "--output",
+                   str(out)],
+        "index": ["index", str(model), "--embeddings", str(tiny[1]), "--output", str(out)],
+        "report": ["report", "--results", str(tmp_path / "r.jsonl"), "--output", str(out)],
+    }[verb]
+    if verb == "index":
+        pytest.importorskip("faiss")
+    assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
+                 "pca", "--dim", "8", "--output", str(model)]) == 0
+    for earlier in setup.get(verb, []):
+        assert main(earlier) == 0
+    capsys.readouterr()
+
+    stopped: list[bool] = []
+
+    def printed(*args: Any, **kwargs: Any) -> None:
+        if out.exists() and not stopped:  # Ctrl-C lands once the output is in place
+            stopped.append(True)
+            raise KeyboardInterrupt
+        builtins.print(*args, **kwargs)
+
+    monkeypatch.setattr(dive.cli, "print", printed, raising=False)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == f"dive: interrupted; {out} was already written in full\n"
+    assert out.exists()
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, DiveError("a report file is in the way")])

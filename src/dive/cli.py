@@ -177,6 +177,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_report_output(args.output, overwrite=args.overwrite)
     files = write_report(records, args.output, keep=args.keep, ratio=args.ratio,
                          overwrite=args.overwrite)
+    _written_in_full(args, files.markdown.parent)
     print(f"{len(records)} runs from {len(args.results)} file(s)")
     for path in files.all():
         print(f"wrote {path}")
@@ -234,6 +235,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         else:
             emb = from_npy(dataset, args.from_npy, args.ids, args.queries_npy, args.query_ids,
                            out, model=model, overwrite=args.overwrite)
+        _written_in_full(args, out)
         norms = emb.meta["norms"]["corpus"]
         unit = ("unit-norm" if emb.meta["normalized"] else
                 f"not unit-norm: corpus norms {norms['min']:.3g}..{norms['max']:.3g}, "
@@ -244,6 +246,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     result = encode_to_folder(dataset, out, model_name=model, batch_size=args.batch_size,
                               device=args.device, chunk_size=args.chunk_size,
                               overwrite=args.overwrite, progress=not args.no_progress)
+    _written_in_full(args, out)
     emb = result.embeddings
     resumed = (f", resumed after {result.resumed_chunks} of {result.chunks} chunks"
                if result.resumed_chunks else "")
@@ -303,6 +306,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     # int8 is calibrated on the corpus outputs, the vectors an index will hold.
     model = with_precision(compressor, args.precision, emb.corpus)
     out = save(model, args.output, summary=summary, overwrite=args.overwrite)
+    _written_in_full(args, out)
     runtime = model.fitted_runtime()
     print(f"{args.method}: {runtime.input_dim} -> {runtime.output_dim} dims "
           f"({runtime.precision}, {bytes_per_vector(runtime.precision, runtime.output_dim)} "
@@ -345,6 +349,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_st_output(Path(args.output), overwrite=args.overwrite, bundled=args.model is not None)
         path = export_sentence_transformers(_load_model(args), args.output, base_model=args.model,
                                             overwrite=args.overwrite)
+    _written_in_full(args, path)
     print(f"wrote {path}")
     return 0
 
@@ -378,6 +383,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                         model_sha256=runtime_digest(runtime), quantizer=runtime.quantizer,
                         product=args.opq, seed=args.seed)
     path = save_index(index, args.output, overwrite=args.overwrite)
+    _written_in_full(args, path)
     print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "
           f"{index.bytes_per_vector} bytes/vector, {'hnsw' if args.hnsw else 'flat'})")
     print(f"wrote {path}")
@@ -518,6 +524,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         rows = compress_parquet(_load_model(args), args.input, args.output, **columns,
                                 batch_size=args.batch_size, dtype=args.dtype,
                                 overwrite=args.overwrite)
+        _written_in_full(args, args.output)
         print(f"compressed {rows} vectors on Ray: {args.output}")
         return 0
     from dive.scale import compress_store
@@ -530,6 +537,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     result = compress_store(_load_model(args), args.input, args.output, **columns,
                             batch_size=args.batch_size, dtype=args.dtype,
                             overwrite=args.overwrite, progress=not args.no_progress)
+    _written_in_full(args, result.output)
     _print_compressed(result)
     return 0
 
@@ -552,6 +560,7 @@ def _compress_lancedb(args: argparse.Namespace, columns: _Columns) -> int:
     result = compress_table(_load_model(args), args.input, args.output, **columns,
                             batch_size=args.batch_size, dtype=args.dtype,
                             overwrite=args.overwrite, progress=not args.no_progress)
+    _written_in_full(args, result.output)
     _print_compressed(result)
     return 0
 
@@ -629,6 +638,7 @@ def _show_fit_progress() -> None:
 NOTHING_WRITTEN = "no output was written"
 # What Ctrl-C keeps, per verb that keeps anything: every other verb writes its output only
 # at the end, in one rename, so an interrupted one left nothing and its rerun starts over.
+# Once a verb's output is in place (`_written_in_full`), an interruption says that instead.
 _AFTER_INTERRUPT = {
     "evaluate": "finished runs are saved and a rerun resumes",
     "demo": "finished runs are saved and a rerun resumes",
@@ -637,11 +647,23 @@ _AFTER_INTERRUPT = {
 }
 
 
+WRITTEN = "written_in_full"  # set on a verb's arguments once its output is in place
+
+
+def _written_in_full(args: argparse.Namespace, path: str | Path) -> None:
+    """Note that the verb's output at `path` is in place and whole, so that an interruption
+    from here on (while the verb prints what it did) says so: it said "no output was
+    written", or that a rerun resumes, where a rerun would find the output already there."""
+    setattr(args, WRITTEN, path)
+
+
 def _kept_after_interrupt(args: argparse.Namespace | None) -> str:
     """What an interrupted run of `args` kept, in words (None: stopped before its arguments
     were read)."""
     if args is None:
         return NOTHING_WRITTEN
+    if getattr(args, WRITTEN, None) is not None:  # the work was done: the rest is printing
+        return f"{getattr(args, WRITTEN)} was already written in full"
     if args.verb == "embed" and (args.from_npy or args.from_parquet) is not None:
         return NOTHING_WRITTEN  # an import is written in one go
     if args.verb == "compress" and args.engine == "ray":
