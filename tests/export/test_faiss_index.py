@@ -313,6 +313,33 @@ def test_a_replacement_stopped_half_way_is_detected_on_load(
     assert load_index(path).ids == new.ids
 
 
+@pytest.mark.parametrize("placed", [0, 1])
+def test_a_new_save_stopped_half_way_leaves_nothing_behind(
+    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch, placed: int
+) -> None:
+    """Ctrl-C after the index and its ids were in place but before the meta took the index
+    away and left the ids file, which every later save refused ("exists and is not part of
+    a dive index"). Now nothing of the stopped save is left and a rerun saves."""
+    import dive._io as io_module
+
+    index = build_index(make_inputs(20, 8))
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def replace_then_die(src: Any, dst: Any) -> None:
+        if calls["n"] == placed:  # the sidecars (ids, then meta) are renamed after the index
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(io_module.os, "replace", replace_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            save_index(index, tmp_path / "i.faiss")
+    assert calls["n"] == placed and sorted(os.listdir(tmp_path)) == []
+    assert load_index(save_index(index, tmp_path / "i.faiss")).ids == index.ids
+
+
 @pytest.mark.parametrize("precision", ["float32", "float16", "int8", "binary"])
 def test_an_index_built_from_blocks_is_the_index_built_at_once(
     precision: str, tmp_path: Path, make_inputs: Any

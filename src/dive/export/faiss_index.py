@@ -319,16 +319,19 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
                 (meta_path(target), write_meta)]
     if not overwrite:
         # The index goes first, alone, as the claim: a run that finds another's index there
-        # stops before touching its sidecars. Should a sidecar then fail, the claim is undone.
+        # stops before touching its sidecars. Should a sidecar then fail, the claim is undone,
+        # and so is a sidecar already in place (the ids, when stopped before the meta): left
+        # alone, it made every later save refuse the path.
         with atomic_open(target, "wb", overwrite=False) as handle:
             write_index(handle)
-        claimed = target.stat().st_ino
+        placed = {target: target.stat().st_ino}  # what this run put in place, by inode
         try:
-            _write_all(sidecars)
+            _write_all([(path, _noting_inode(path, write, placed)) for path, write in sidecars])
         except BaseException:
-            with contextlib.suppress(OSError):
-                if target.stat().st_ino == claimed:
-                    target.unlink()
+            for path, inode in placed.items():  # never a file another run put there since
+                with contextlib.suppress(OSError):
+                    if path.stat().st_ino == inode:
+                        path.unlink()
             raise
         return target
     # The meta is renamed last: a crash before leaves the old one, whose digests load_index
@@ -338,6 +341,18 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     with locked(target):
         _write_all([(target, write_index), *sidecars])
     return target
+
+
+def _noting_inode(path: Path, write: Callable[[IO[bytes]], object],
+                  placed: dict[Path, int]) -> Callable[[IO[bytes]], object]:
+    """`write`, noting the inode of the file it writes (the temporary file that becomes
+    `path`) in `placed`."""
+
+    def noted(handle: IO[bytes]) -> object:
+        placed[path] = os.fstat(handle.fileno()).st_ino
+        return write(handle)
+
+    return noted
 
 
 def _write_faiss(index: SearchIndex, handle: IO[bytes]) -> str:
