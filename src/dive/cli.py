@@ -357,6 +357,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from dive.arrays import row_blocks
     from dive.embed import load_embeddings
+    from dive.embed.encode import model_label
     from dive.export.faiss_index import build_index, check_index_output, save_index
     from dive.scale.stream import runtime_digest
 
@@ -372,7 +373,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                         f"{emb.dim}, but {args.model_dir} expects {compressor.input_dim} "
                         "(embeddings from another model?)")
     trained_on = compressor.summary.get("model")
-    if trained_on and emb.meta.get("model") and emb.meta["model"] != trained_on:
+    made_with = emb.meta.get("model")
+    if trained_on and made_with and model_label(str(made_with)) != model_label(str(trained_on)):
         logging.getLogger(__name__).warning(
             "%s: embeddings made with %s, compressor fitted on %s embeddings",
             args.embeddings, emb.meta["model"], trained_on)

@@ -246,6 +246,30 @@ def test_search_with_query_text_end_to_end(tmp_path: Path, monkeypatch: pytest.M
     assert out[4] == f"# {docs[5]}" and out[5].split("\t")[:2] == ["1", "doc5"]
 
 
+@pytest.mark.parametrize(("fitted_on", "warned"), [
+    ("BAAI/bge-small-en-v1.5", True), ("sentence-transformers/all-MiniLM-L6-v2", False)])
+def test_index_warns_about_another_models_embeddings_not_the_same_models_alias(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, fitted_on: str,
+    warned: bool
+) -> None:
+    """A compressor fitted with `--model sentence-transformers/all-MiniLM-L6-v2` (recorded as
+    given) was said to meet embeddings of another model in a folder made with all-MiniLM-L6-v2,
+    the same model by its short name."""
+    pytest.importorskip("faiss")
+    from dive.compressors.pca import PCA
+    from dive.export.folder import save
+
+    meta = json.loads((tiny[1] / "meta.json").read_text())
+    (tiny[1] / "meta.json").write_text(json.dumps({**meta, "model": "all-MiniLM-L6-v2"}))
+    save(PCA(dim=8).fit(np.load(tiny[1] / "corpus.npy")), tmp_path / "m",
+         summary={"model": fitted_on})
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]), "--output",
+                 str(tmp_path / "i.faiss")]) == 0
+    expected = [f"{tiny[1]}: embeddings made with all-MiniLM-L6-v2, compressor fitted on "
+                f"{fitted_on} embeddings"] if warned else []
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == expected
+
+
 def test_search_refuses_an_index_built_by_another_compressor_of_the_same_dim(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
