@@ -430,10 +430,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         queries = _read_queries_npy(args.queries_npy, compressor.input_dim)
         labels = [f"query {i}" for i in range(len(queries))]
     else:
-        from dive.embed import DEFAULT_MODEL, encode_texts, load_model
+        from dive.embed import encode_texts, load_model
 
-        model_name = args.model or compressor.summary.get("model") or DEFAULT_MODEL
-        queries = encode_texts(load_model(model_name), args.query, progress=False)
+        queries = encode_texts(load_model(_query_model(args, compressor.summary)), args.query,
+                               progress=False)
         labels = list(args.query)
     compressed = compressor.embed(queries)  # float32 queries, whatever the index's precision
     if args.rescore_vectors is None:
@@ -448,6 +448,32 @@ def cmd_search(args: argparse.Namespace) -> int:
             if row >= 0:
                 print(f"{rank}\t{index.ids[row]}\t{score:.6f}")
     return 0
+
+
+def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:
+    """The model that embeds `search --query` texts: `--model`, else the one the compressor
+    was fitted on, else the default, with a warning where it may not be the compressor's
+    (queries of another model get unrelated hits, of any dimension that fits)."""
+    from dive.embed import DEFAULT_MODEL
+    from dive.embed.encode import model_label
+    from dive.embed.imported import IMPORTED_MODEL
+
+    log = logging.getLogger(__name__)
+    trained_on = summary.get("model")
+    if args.model is not None:
+        if trained_on and model_label(args.model) != model_label(str(trained_on)):
+            log.warning("%s: fitted on %s embeddings; embedding the queries with %s",
+                        args.model_dir, trained_on, args.model)
+        return str(args.model)
+    if trained_on == IMPORTED_MODEL:
+        raise DiveError(f"{args.model_dir}: fitted on imported vectors, which name no model to "
+                        "embed --query texts with; pass --model, or --queries-npy vectors made "
+                        "as the corpus's were")
+    if not trained_on:
+        log.warning("%s: does not record the model it was fitted on; embedding the queries with "
+                    "%s (--model to choose)", args.model_dir, DEFAULT_MODEL)
+        return DEFAULT_MODEL
+    return str(trained_on)
 
 
 def _rescore(args: argparse.Namespace, index_ids: list[str], compressor: Any, queries: Any,

@@ -270,6 +270,52 @@ def test_index_warns_about_another_models_embeddings_not_the_same_models_alias(
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == expected
 
 
+@pytest.mark.parametrize(("fitted_on", "model", "loaded", "said"), [
+    ("all-MiniLM-L6-v2", "BAAI/bge-small-en-v1.5", "BAAI/bge-small-en-v1.5",
+     "WARNING: {m}: fitted on all-MiniLM-L6-v2 embeddings; embedding the queries with "
+     "BAAI/bge-small-en-v1.5"),
+    ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2",
+     "sentence-transformers/all-MiniLM-L6-v2", None),
+    ("all-MiniLM-L6-v2", None, "all-MiniLM-L6-v2", None),
+    (None, None, "all-MiniLM-L6-v2",
+     "WARNING: {m}: does not record the model it was fitted on; embedding the queries with "
+     "all-MiniLM-L6-v2 (--model to choose)"),
+    ("imported", None, None,
+     "error: {m}: fitted on imported vectors, which name no model to embed --query texts "
+     "with; pass --model, or --queries-npy vectors made as the corpus's were"),
+])
+def test_search_query_says_when_its_model_may_not_be_the_compressors(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    fitted_on: str | None, model: str | None, loaded: str | None, said: str | None
+) -> None:
+    """docs/export.md says `dive search` warns about another model's embeddings: `--query
+    --model X` embedded the queries with X without a word, whatever the compressor was fitted
+    on, and a compressor fitted on imported vectors loaded a model named "imported"."""
+    pytest.importorskip("faiss")
+    import dive.embed
+    from dive.compressors.pca import PCA
+    from dive.export.folder import save
+
+    corpus = np.load(tiny[1] / "corpus.npy")
+    m = tmp_path / "m"
+    save(PCA(dim=8).fit(corpus), m, summary={} if fitted_on is None else {"model": fitted_on})
+    assert main(["index", str(m), "--embeddings", str(tiny[1]), "--output",
+                 str(tmp_path / "i.faiss")]) == 0
+    models: list[str] = []
+    monkeypatch.setattr(dive.embed, "load_model", lambda name: models.append(name) or name)
+    monkeypatch.setattr(dive.embed, "encode_texts", lambda _, texts, progress: corpus[:len(texts)])
+    caplog.clear()
+    capsys.readouterr()
+    argv = ["search", str(tmp_path / "i.faiss"), str(m), "--query", "q", "-k", "2"]
+    code = main([*argv, *([] if model is None else ["--model", model])])
+    lines = [f"WARNING: {r.getMessage()}" for r in caplog.records if r.levelname == "WARNING"]
+    if loaded is None:
+        lines.append(capsys.readouterr().err.strip().removeprefix("dive: "))
+    assert (code, models) == ((0, [loaded]) if loaded is not None else (2, []))
+    assert lines == ([] if said is None else [said.format(m=m)])
+
+
 def test_search_refuses_an_index_built_by_another_compressor_of_the_same_dim(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
