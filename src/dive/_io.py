@@ -168,7 +168,12 @@ def _mode_for(target: Path) -> int:
     try:
         return stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
-        return 0o666 & ~_umask()
+        return new_file_mode()
+
+
+def new_file_mode() -> int:
+    """The permission bits `open` gives a new file under the process's umask."""
+    return 0o666 & ~_umask()
 
 
 def folder_mode(target: Path) -> int:

@@ -118,6 +118,26 @@ def test_export_module_folder_and_bundled_model(tmp_path: Path, make_runtime: An
     np.testing.assert_allclose(model.encode(TEXTS), runtime(base_embeddings), atol=1e-5, rtol=0)
 
 
+def test_a_bundled_models_files_get_the_mode_of_new_files(tmp_path: Path,
+                                                          make_runtime: Any) -> None:
+    """Its model.safetensors was 0600 (transformers writes it through a private temporary
+    file) beside 0644 files, so another user of a shared model folder could not load it."""
+    import os
+    import stat
+
+    save(make_runtime(input_dim=384, output_dim=24), tmp_path / "m")
+    old = os.umask(0o022)
+    try:
+        bundled = export_sentence_transformers(tmp_path / "m", tmp_path / "full",
+                                               base_model="all-MiniLM-L6-v2")
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(bundled)): stat.S_IMODE(p.stat().st_mode)
+             for p in bundled.rglob("*") if p.is_file()}
+    assert "model.safetensors" in modes
+    assert {name: mode for name, mode in modes.items() if mode != 0o644} == {}
+
+
 def test_bundling_with_another_model_than_the_fit_s_is_warned(
     tmp_path: Path, make_runtime: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dive._io import check_output, publish, temporary
+from dive._io import check_output, new_file_mode, publish, temporary
 from dive.errors import DiveError
 from dive.export.folder import SaveSource, as_loaded, check_model_output, save
 
@@ -114,4 +114,10 @@ def _save_model_atomically(model: Any, target: Path, *, overwrite: bool) -> None
     target.parent.mkdir(parents=True, exist_ok=True)
     with temporary(target, folder=True) as tmp:
         model.save(str(tmp))
+        # transformers writes the weights through a private temporary file (mode 0600): every
+        # file gets the mode a new file has, as the rest of the folder and dive's own files do
+        mode = new_file_mode()
+        for path in tmp.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                os.chmod(path, mode)
         publish(tmp, target, overwrite=overwrite)
