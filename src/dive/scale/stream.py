@@ -381,20 +381,24 @@ def check_ids(parts: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], id_column
     """Refuse a null id, or an id an earlier row has, in a store's `id_column`: the output
     carries them as its rows' names. `parts` are the store's parts in order (a file: its name
     and its ids); `row_error(k, row, problem)` is the error about row `row` of part `k`, where
-    `problem` follows the row reference as is. Dictionary-encoded ids are decoded; ids of
-    different types are never equal."""
+    `problem` follows the row reference as is. Dictionary-encoded ids are decoded, and ids of
+    one kind are compared whatever their width (5 as int32 in one shard and as int64 in
+    another is one id, as a reader of the output unifies them); ids of different kinds (text,
+    integers) are never equal."""
     arrow = import_pyarrow()
     pc = arrow.compute
-    by_type: dict[pa.DataType, list[tuple[int, pa.ChunkedArray]]] = {}
+    by_kind: dict[str, list[tuple[int, pa.ChunkedArray]]] = {}
     for k, (_, column) in enumerate(parts):
         ids = arrow.chunked_array([column]) if isinstance(column, arrow.Array) else column
         if arrow.types.is_dictionary(ids.type):
             ids = ids.cast(ids.type.value_type)
         if ids.null_count:
             raise row_error(k, pc.index(ids.is_null(), True).as_py(), ": the id is null")
-        by_type.setdefault(ids.type, []).append((k, ids))
-    for kind, group in by_type.items():
-        ids = arrow.chunked_array([chunk for _, part in group for chunk in part.chunks], type=kind)
+        by_kind.setdefault(_id_kind(ids.type), []).append((k, ids))
+    for group in by_kind.values():
+        kind = _common_id_type({part.type for _, part in group})
+        ids = arrow.chunked_array([chunk for _, part in group for chunk in part.cast(kind).chunks],
+                                  type=kind)
         try:
             counts = pc.value_counts(ids)
         except arrow.ArrowNotImplementedError:
@@ -408,11 +412,40 @@ def check_ids(parts: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], id_column
         first: dict[Any, tuple[int, int]] = {}
         for row in pc.indices_nonzero(pc.is_in(ids, value_set=repeated)).to_numpy():
             i = int(np.searchsorted(starts, row, side="right")) - 1
-            k, ident, local = group[i][0], ids[int(row)].as_py(), int(row - starts[i])
+            k, local = group[i][0], int(row - starts[i])
+            ident = group[i][1][local].as_py()  # as the file has it, not as compared
             earlier, at = first.setdefault(ident, (k, local))
             if (earlier, at) != (k, local):
                 where = f"row {at}" if earlier == k else f"{parts[earlier][0]}: row {at}"
                 raise row_error(k, local, f": duplicate id {ident!r} (first at {where})")
+
+
+def _id_kind(arrow_type: pa.DataType) -> str:
+    """The kind of id a column of `arrow_type` holds: ids of one kind are compared by value."""
+    pa = import_pyarrow()
+    types = pa.types
+    view = getattr(types, "is_string_view", None)  # pyarrow 16+
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type) or (
+            view is not None and view(arrow_type)):
+        return "text"
+    if types.is_binary(arrow_type) or types.is_large_binary(arrow_type):
+        return "binary"
+    for kind in ("integer", "floating"):
+        if getattr(types, f"is_{kind}")(arrow_type):
+            return kind
+    return str(arrow_type)
+
+
+def _common_id_type(arrow_types: set[pa.DataType]) -> pa.DataType:
+    """One type holding every id of `arrow_types` (all of one `_id_kind`) exactly."""
+    pa = import_pyarrow()
+    if len(arrow_types) == 1:
+        return next(iter(arrow_types))
+    kind = _id_kind(next(iter(arrow_types)))
+    if kind == "integer":  # uint64 exceeds int64: 20 decimal digits hold both
+        return pa.decimal128(20, 0) if pa.uint64() in arrow_types else pa.int64()
+    return {"text": pa.large_string(), "binary": pa.large_binary(),
+            "floating": pa.float64()}[kind]
 
 
 # --- state -------------------------------------------------------------------------------------
