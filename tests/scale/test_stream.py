@@ -207,6 +207,23 @@ def test_an_id_repeated_in_a_shard_of_another_width_is_refused(
     assert not (tmp_path / "out").exists()
 
 
+def test_shards_with_ids_of_two_kinds_are_refused_naming_both(
+    tmp_path: Path, runtime, stores
+) -> None:
+    # A reader of the output unifies the shards' id types (5 becomes '5'), so the ids it
+    # reads could repeat where no comparison of a string with an integer could tell.
+    src = tmp_path / "shards"
+    src.mkdir()
+    stores.write_parquet(src / "a.parquet", stores.vectors(3), ids=["5", "6", "7"])
+    stores.write_parquet(src / "b.parquet", stores.vectors(3, seed=1), ids=[8, 5, 9])
+    with pytest.raises(DataError, match=rf"^{src / 'b.parquet'}: id column 'id' holds int64, "
+                                        rf"but {src / 'a.parquet'}'s holds string; give every "
+                                        r"shard ids of one type$"):
+        compress_store(runtime, src, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    compress_store(runtime, src, tmp_path / "out", id_column=None, progress=False)  # no ids
+
+
 def test_nan_row_named_with_global_index_across_shards(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(700)
     x[523, 5] = np.inf

@@ -383,8 +383,9 @@ def check_ids(parts: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], id_column
     and its ids); `row_error(k, row, problem)` is the error about row `row` of part `k`, where
     `problem` follows the row reference as is. Dictionary-encoded ids are decoded, and ids of
     one kind are compared whatever their width (5 as int32 in one shard and as int64 in
-    another is one id, as a reader of the output unifies them); ids of different kinds (text,
-    integers) are never equal."""
+    another is one id, as a reader of the output unifies them). Parts holding ids of different
+    kinds (text in one, integers in another) are refused: a reader unifies them too (5 becomes
+    '5'), so no comparison here would match what it reads."""
     arrow = import_pyarrow()
     pc = arrow.compute
     by_kind: dict[str, list[tuple[int, pa.ChunkedArray]]] = {}
@@ -395,6 +396,11 @@ def check_ids(parts: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], id_column
         if ids.null_count:
             raise row_error(k, pc.index(ids.is_null(), True).as_py(), ": the id is null")
         by_kind.setdefault(_id_kind(ids.type), []).append((k, ids))
+        if len(by_kind) > 1:
+            (j, other), *_ = next(iter(by_kind.values()))
+            raise DataError(f"{parts[k][0]}: id column {id_column!r} holds {ids.type}, but "
+                            f"{parts[j][0]}'s holds {other.type}; give every shard ids of one "
+                            "type")
     for group in by_kind.values():
         kind = _common_id_type({part.type for _, part in group})
         ids = arrow.chunked_array([chunk for _, part in group for chunk in part.cast(kind).chunks],
