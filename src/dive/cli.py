@@ -578,11 +578,15 @@ def _print_compressed(result: CompressResult) -> None:
 
 
 def _compress_lancedb(args: argparse.Namespace, columns: _Columns) -> int:
-    from dive.integrations.lancedb import compress_table, is_lancedb_uri
+    from dive.integrations.lancedb import TableRef, compress_table, is_lancedb_uri
 
     if not (is_lancedb_uri(args.input) and is_lancedb_uri(args.output)):
         raise DiveError("LanceDB tables compress into LanceDB tables: give both --input and "
                         "--output as lancedb:PATH/TABLE")
+    if columns.get("id_column") and TableRef.parse(args.output).same_table(
+            TableRef.parse(args.input)):  # else ignored without a word
+        raise DiveError(f"--id-column applies to a new table; {args.output} is the input "
+                        "table, whose rows keep their own ids (leave it out)")
     if args.engine != "local":
         raise DiveError("--engine ray reads Parquet; LanceDB tables use the local engine")
     result = compress_table(_load_model(args), args.input, args.output, **columns,

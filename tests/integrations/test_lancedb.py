@@ -660,3 +660,20 @@ def test_the_cli_compresses_lancedb_tables(tmp_path: Path, model_dir: Path,
     assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
                  str(tmp_path / "x.parquet")]) == 2
     assert "give both --input and --output as lancedb:PATH/TABLE" in capsys.readouterr().err
+
+
+def test_the_cli_refuses_an_id_column_for_a_column_added_in_place(
+        tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a column added to the input table writes no ids: the flag was ignored without a word
+    db = tmp_path / "db"
+    make_table(db)
+    assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
+                 f"lancedb:{db}/./docs", "--output-column", "v8", "--id-column", "key",
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"dive: error: --id-column applies to a new table; lancedb:{db}/./docs is the input "
+        "table, whose rows keep their own ids (leave it out)\n")
+    assert dl.open_table(uri(db, "docs")).schema.names == ["id", "text", "vector"]
+    assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
+                 uri(db, "docs"), "--output-column", "v8", "--id-column", "",
+                 "--no-progress"]) == 0  # '': no ids, which is what a column in place writes

@@ -137,6 +137,10 @@ class TableRef:
                             f"({expected})")
         return ref
 
+    def same_table(self, other: TableRef) -> bool:
+        """Whether `other` names this table (its database folder spelled another way too)."""
+        return (self.db.resolve(), self.name) == (other.db.resolve(), other.name)
+
     @property
     def folder(self) -> Path:
         """Where LanceDB keeps the table on disk."""
@@ -219,7 +223,7 @@ def compress_table(
     batch_size = positive_integer(batch_size, "batch_size")
     src = input if isinstance(input, TableRef) else TableRef.parse(input)
     dst = output if isinstance(output, TableRef) else TableRef.parse(output)
-    in_place = (dst.db.resolve(), dst.name) == (src.db.resolve(), src.name)
+    in_place = dst.same_table(src)
     out_column = output_column or column
     id_column = id_column or None
     if in_place:
