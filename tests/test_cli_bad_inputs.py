@@ -290,6 +290,12 @@ CASES = [
          "{ws}/model expects 32", embeddings_of_dim(16)),
     Case("evaluate --plot the results file", EVALUATE + " --results {ws}/new.jsonl --plot "
          "{ws}/new.jsonl --overwrite", "new.jsonl: --plot names the --results file"),
+    Case("evaluate --plot a file of the report", EVALUATE + " --results {ws}/new.jsonl --plot "
+         "{ws}/rep/ndcg_vs_dim.png --report {ws}/rep", "rep/ndcg_vs_dim.png: --plot names a "
+         "file the --report folder gets; name another"),
+    Case("evaluate --results a file of the report", EVALUATE + " --results {ws}/rep/report.md "
+         "--report {ws}/rep", "rep/report.md: --results names a file the --report folder "
+         "gets; name another"),
     Case("index --output a folder", "index {ws}/model --embeddings {ws}/emb --output {ws}/emb",
          "emb: exists and is not a dive index"),
     Case("onnx --output of another suffix", "export {ws}/model --format onnx --output "

@@ -97,8 +97,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_output(Path(args.plot), overwrite=args.overwrite, ours=is_png, what="a PNG plot",
                      suffix=".png")
     if args.report:
-        from dive.report.build import check_report_output
+        from dive.report.build import check_report_output, report_paths
 
+        # else the grid ran, and the report then stopped at the file this run had written
+        taken = {path.resolve() for path in report_paths(args.report)}
+        for flag, given in (("--results", args.results), ("--plot", args.plot)):
+            if given and Path(given).resolve() in taken:
+                raise DiveError(f"{given}: {flag} names a file the --report folder gets; "
+                                "name another")
         check_report_output(args.report, overwrite=args.overwrite)
     records = _run_grid(args, args.datasets, Path(args.results))
     print(text_tables(records))
