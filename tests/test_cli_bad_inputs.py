@@ -428,6 +428,12 @@ CASES = [
     Case("import query parquet without --from-parquet", "embed --dataset {ws}/tiny "
          "--queries-parquet {ws}/q.parquet", "--queries-parquet goes with --from-parquet, "
          "which is not given"),
+    Case("import npy with a Parquet column", "embed --dataset {ws}/tiny --from-npy {ws}/x.npy "
+         "--ids {ws}/ids.txt --queries-npy {ws}/q.npy --query-ids {ws}/qids.txt --id-column "
+         "doc", "--id-column goes with --from-parquet, which is not given"),
+    Case("encode with Parquet columns", "embed --dataset {ws}/tiny --vector-column emb "
+         "--id-column doc", "--id-column and --vector-column go with --from-parquet, which is "
+         "not given"),
     Case("import npy ids a folder", "embed --dataset {ws}/tiny --from-npy {ws}/emb/corpus.npy "
          "--ids {ws}/emb --queries-npy {ws}/emb/queries.npy --query-ids {ws}/emb/query_ids.txt "
          "--output {ws}/imported", "emb: is a folder, not a file"),

@@ -221,7 +221,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.from_npy is not None and None in (args.ids, args.queries_npy, args.query_ids):
         raise DiveError("--from-npy needs --ids, --queries-npy and --query-ids")
     for owner, source, companions in (
-        ("--from-parquet", args.from_parquet, {"--queries-parquet": args.queries_parquet}),
+        ("--from-parquet", args.from_parquet, {"--queries-parquet": args.queries_parquet,
+                                               "--id-column": args.id_column,
+                                               "--vector-column": args.vector_column}),
         ("--from-npy", args.from_npy,
          {"--ids": args.ids, "--queries-npy": args.queries_npy, "--query-ids": args.query_ids}),
     ):
@@ -235,8 +237,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     check_embeddings_output(out, overwrite=args.overwrite)
     if imported:
         if args.from_parquet is not None:
-            emb = from_parquet(dataset, args.from_parquet, args.queries_parquet, out,
-                               id_column=args.id_column, vector_column=args.vector_column,
+            given = {name: value for name, value in (("id_column", args.id_column),
+                                                     ("vector_column", args.vector_column))
+                     if value is not None}  # one not given takes the library's default
+            emb = from_parquet(dataset, args.from_parquet, args.queries_parquet, out, **given,
                                model=model, overwrite=args.overwrite)
         else:
             emb = from_npy(dataset, args.from_npy, args.ids, args.queries_npy, args.query_ids,

@@ -342,8 +342,11 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
                         help="import the corpus vectors of this Parquet file instead of encoding")
     p.add_argument("--queries-parquet", default=None, metavar="FILE",
                    help="with --from-parquet: the query vectors")
-    p.add_argument("--id-column", default="id", help="Parquet: the id column")
-    p.add_argument("--vector-column", default="vector", help="Parquet: the vector column")
+    # No defaults here: given without --from-parquet they are refused (`dive.cli`), not ignored.
+    p.add_argument("--id-column", default=None,
+                   help="with --from-parquet: the id column (default: id)")
+    p.add_argument("--vector-column", default=None,
+                   help="with --from-parquet: the vector column (default: vector)")
     source.add_argument("--from-npy", default=None, metavar="FILE",
                         help="import the corpus vectors of this (n, D) .npy instead of encoding")
     p.add_argument("--ids", default=None, metavar="FILE",
