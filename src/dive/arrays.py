@@ -183,10 +183,17 @@ def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None
     arr = to_float32(arr)  # a value beyond float32 is named below
     row = _first_non_finite_row(arr)
     if row is not None:
-        problem = ("has a value beyond float32's range (about 3.4e38)"
-                   if np.isfinite(wide[row]).all() else "contains NaN or inf")
-        raise BadRowError(name, row, problem)
+        raise BadRowError(name, row, non_finite_problem(wide[row]))
     return arr
+
+
+BEYOND_FLOAT32 = "has a value beyond float32's range (about 3.4e38)"
+
+
+def non_finite_problem(wide_row: np.ndarray) -> str:
+    """What is wrong with a row that is not finite as float32, from its values as read
+    (`wide_row`, float64 say): NaN or inf there, or a finite value float32 cannot hold."""
+    return BEYOND_FLOAT32 if np.isfinite(wide_row).all() else "contains NaN or inf"
 
 
 FINITE_BLOCK = 1 << 22  # values checked at a time: a corpus-sized mask took n x d bytes

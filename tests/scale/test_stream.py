@@ -266,9 +266,11 @@ def test_nan_row_in_parquet_names_row_and_id(tmp_path: Path, runtime, stores) ->
 def test_a_float64_value_beyond_float32_is_the_row_error_alone(
     tmp_path: Path, runtime, stores, fmt: str
 ) -> None:
-    """numpy's "overflow encountered in cast" warning was printed above the one-line error."""
+    """numpy's "overflow encountered in cast" warning was printed above the one-line error,
+    and the error said "contains NaN or inf" of a row holding neither."""
     x = stores.vectors(300).astype(np.float64)
     x[42, 3] = 1e300
+    x[50, 1] = np.nan  # after it: the first bad row is the one named
     src = tmp_path / f"x.{fmt}"
     if fmt == "npy":
         np.save(src, x)
@@ -276,8 +278,17 @@ def test_a_float64_value_beyond_float32_is_the_row_error_alone(
         stores.write_parquet(src, x, row_group_size=50)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(DataError, match=rf"x\.{fmt}: row 42 .*contains NaN or inf"):
+        with pytest.raises(DataError, match=rf"^{src}: row 42:? has a value beyond float32's "
+                                            r"range \(about 3\.4e38\)$"):
             compress_store(runtime, src, tmp_path / f"y.{fmt}", batch_size=64, progress=False)
+    x[42, 3] = 0.5
+    if fmt == "npy":
+        np.save(src, x)
+    else:
+        stores.write_parquet(src, x, row_group_size=50)
+    with pytest.raises(DataError, match=rf"^{src}: row 50 (\(id 'doc50'\) )?contains NaN or "
+                                        "inf$"):
+        compress_store(runtime, src, tmp_path / f"y.{fmt}", batch_size=64, progress=False)
 
 
 def test_wrong_dimension_stops_before_any_work(tmp_path: Path, runtime, stores) -> None:

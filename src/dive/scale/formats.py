@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
-from dive.arrays import check_matrix_shape, to_float32
+from dive.arrays import BEYOND_FLOAT32, check_matrix_shape, to_float32
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -315,8 +315,15 @@ def vectors_from_arrow(
     if values.null_count:
         row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]) // dim
         raise bad(row, "the vector has a null element")
-    flat = values.to_numpy(zero_copy_only=False)
-    return to_float32(flat.reshape(n, dim))
+    flat = values.to_numpy(zero_copy_only=False).reshape(n, dim)
+    x = to_float32(flat)
+    if flat.dtype.itemsize > 4:  # float64 values float32 cannot hold become inf: said so
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            if np.isfinite(flat[row]).all():
+                raise bad(row, BEYOND_FLOAT32)
+    return x
 
 
 def vector_array(y: np.ndarray) -> pa.FixedSizeListArray:

@@ -65,7 +65,7 @@ from dive._io import (
     naming_os_errors,
     publish,
 )
-from dive.arrays import BadRowError, positive_integer, to_float32
+from dive.arrays import BadRowError, non_finite_problem, positive_integer, to_float32
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale.formats import (
@@ -538,16 +538,18 @@ def compress_rows(
     ids: pa.Array | None,
     fail: Callable[[int, str], DataError],
 ) -> np.ndarray:
-    """`x` compressed and cast to `dtype`, after checking every row is finite and non-zero.
+    """`x` (any float dtype) compressed and cast to `dtype`, after checking every row is finite
+    as float32 and non-zero.
 
     A bad row raises `fail(row, problem)`: `row` counts from `x`'s first row, and `problem`
     (the id, if `ids` are given, then what is wrong) starts with a space.
     """
+    wide, x = x, to_float32(x)
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
-        raise fail(row, f"{ident} contains NaN or inf")
+        raise fail(row, f"{ident} {non_finite_problem(wide[row])}")
     try:
         y = runtime(x)
     except BadRowError as exc:  # a zero row: name the file and the row in the store
@@ -639,7 +641,7 @@ class _Job:
             for lo in range(start, shard.n_rows, self.batch_size):
                 hi = min(lo + self.batch_size, shard.n_rows)
                 x = read_npy_rows(fin, shard.npy, lo, hi, shard.path)
-                yield lo, to_float32(x)
+                yield lo, x  # as read: `compress_rows` names a value beyond float32
 
     def out_schema(self, shard: Shard) -> pa.Schema:
         pa = import_pyarrow()
