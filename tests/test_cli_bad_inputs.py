@@ -290,6 +290,10 @@ CASES = [
          "{ws}/model expects 32", embeddings_of_dim(16)),
     Case("evaluate --plot the results file", EVALUATE + " --results {ws}/new.jsonl --plot "
          "{ws}/new.jsonl --overwrite", "new.jsonl: --plot names the --results file"),
+    Case("evaluate --overwrite with nothing to replace", EVALUATE + " --results "
+         "{ws}/results.jsonl --overwrite", "--overwrite replaces an earlier --plot or --report, "
+         "and neither is given; {ws}/results.jsonl is always appended to (start over with a new "
+         "--results file)"),
     Case("evaluate --plot a file of the report", EVALUATE + " --results {ws}/new.jsonl --plot "
          "{ws}/rep/ndcg_vs_dim.png --report {ws}/rep", "rep/ndcg_vs_dim.png: --plot names a "
          "file the --report folder gets; name another"),

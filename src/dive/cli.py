@@ -89,6 +89,10 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from dive.report.table import text_tables
 
+    if args.overwrite and not (args.plot or args.report):  # demo's starts over: not this one
+        raise DiveError("--overwrite replaces an earlier --plot or --report, and neither is "
+                        f"given; {args.results} is always appended to (start over with a new "
+                        "--results file)")
     if args.plot:
         from dive.report.plots import is_png
 
