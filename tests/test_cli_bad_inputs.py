@@ -438,6 +438,10 @@ CASES = [
     Case("encode with Parquet columns", "embed --dataset {ws}/tiny --vector-column emb "
          "--id-column doc", "--id-column and --vector-column go with --from-parquet, which is "
          "not given"),
+    Case("import with an encoding setting", "embed --dataset {ws}/tiny --from-npy {ws}/x.npy "
+         "--ids {ws}/ids.txt --queries-npy {ws}/q.npy --query-ids {ws}/qids.txt --device cuda "
+         "--chunk-size 10", "--device and --chunk-size set how texts are encoded; --from-npy "
+         "imports vectors, which are not encoded"),
     Case("import npy ids a folder", "embed --dataset {ws}/tiny --from-npy {ws}/emb/corpus.npy "
          "--ids {ws}/emb --queries-npy {ws}/emb/queries.npy --query-ids {ws}/emb/query_ids.txt "
          "--output {ws}/imported", "emb: is a folder, not a file"),

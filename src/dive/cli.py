@@ -235,6 +235,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if stray and source is None:
             verb = "goes" if len(stray) == 1 else "go"
             raise DiveError(f"{' and '.join(stray)} {verb} with {owner}, which is not given")
+    encoding = {name: value for name, value in (("batch_size", args.batch_size),
+                                                ("device", args.device),
+                                                ("chunk_size", args.chunk_size))
+                if value is not None}  # one not given takes the library's default
+    if imported and encoding:  # else ignored without a word
+        flags = " and ".join(f"--{name.replace('_', '-')}" for name in encoding)
+        owner = "--from-parquet" if args.from_parquet is not None else "--from-npy"
+        raise DiveError(f"{flags} {'sets' if len(encoding) == 1 else 'set'} how texts are "
+                        f"encoded; {owner} imports vectors, which are not encoded")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     out = (Path(args.output) if args.output
            else default_cache_root() / model_dirname(model) / dataset.name)
@@ -257,8 +266,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print(f"imported {emb.corpus.shape[0]} corpus and {emb.queries.shape[0]} query vectors "
               f"({emb.dim}-d, {unit}) as {model}: {out}")
         return 0
-    result = encode_to_folder(dataset, out, model_name=model, batch_size=args.batch_size,
-                              device=args.device, chunk_size=args.chunk_size,
+    result = encode_to_folder(dataset, out, model_name=model, **encoding,
                               overwrite=args.overwrite, progress=not args.no_progress)
     _written_in_full(args, out)
     emb = result.embeddings

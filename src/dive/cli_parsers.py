@@ -333,10 +333,14 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
                    help="sentence-transformers model name or local folder (default "
                         "all-MiniLM-L6-v2, offline); with imported vectors, their label "
                         "(default 'imported')")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=32, help="texts per batch")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
-    p.add_argument("--chunk-size", type=_int_at_least(1), default=4096,
-                   help="texts encoded and saved at a time (the resume step)")
+    # Encoding settings, without defaults here: given with imported vectors, which are not
+    # encoded, they are refused (`dive.cli`); one not given takes the library's default.
+    p.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                   help="texts per batch (default: 32)")
+    p.add_argument("--device", default=None,
+                   help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")
+    p.add_argument("--chunk-size", type=_int_at_least(1), default=None,
+                   help="texts encoded and saved at a time (the resume step) (default: 4096)")
     source = p.add_mutually_exclusive_group()  # one source of imported vectors
     source.add_argument("--from-parquet", default=None, metavar="FILE",
                         help="import the corpus vectors of this Parquet file instead of encoding")
