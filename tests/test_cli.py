@@ -388,6 +388,39 @@ def test_a_model_given_that_the_embeddings_folder_contradicts_is_kept_with_a_war
     assert "embeddings were made with synthetic, not other-model" in caplog.text
 
 
+def test_runs_evaluated_under_the_default_models_hub_alias_are_one_model_with_its_runs(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--model sentence-transformers/all-MiniLM-L6-v2 (the default's hub alias) was recorded
+    under that spelling: a rerun under the default's name ran every run again, and the file
+    then held one model under two names (a report showed two, recommend asked to choose)."""
+    results = tmp_path / "r.jsonl"
+    alias = "sentence-transformers/all-MiniLM-L6-v2"
+    assert main(evaluate_args(tiny, results, "--model", alias)) == 0
+    assert main(evaluate_args(tiny, results, "--model", "all-MiniLM-L6-v2")) == 0
+    assert f"skipped 3 run(s) already in {results}" in capsys.readouterr().err
+    assert main(evaluate_args(tiny, results, "--model", alias)) == 0
+    assert f"skipped 3 run(s) already in {results}" in capsys.readouterr().err
+    lines = results.read_text().splitlines()
+    assert len(lines) == 3
+    assert {json.loads(line)["model"] for line in lines} == {"all-MiniLM-L6-v2"}
+
+
+def test_a_local_model_path_is_recorded_as_given_and_kept_apart_from_another(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two local models of one folder name are two models: neither is folded into the other
+    (nor into the default model, whose name the folders share)."""
+    results = tmp_path / "r.jsonl"
+    one, two = tmp_path / "a" / "all-MiniLM-L6-v2", tmp_path / "b" / "all-MiniLM-L6-v2"
+    assert main(evaluate_args(tiny, results, "--model", str(one))) == 0
+    assert main(evaluate_args(tiny, results, "--model", str(two))) == 0
+    assert main(evaluate_args(tiny, results, "--model", "all-MiniLM-L6-v2")) == 0
+    assert "skipped" not in capsys.readouterr().err
+    models = [json.loads(line)["model"] for line in results.read_text().splitlines()]
+    assert models == [str(one)] * 3 + [str(two)] * 3 + ["all-MiniLM-L6-v2"] * 3
+
+
 @pytest.mark.parametrize("with_train", [False, True])
 def test_fit_says_when_it_learns_from_half_the_judged_queries(
     make_tiny: Callable[..., tuple[Path, Path]], tmp_path: Path,

@@ -223,6 +223,31 @@ def test_other_embeddings_rerun_instead_of_reusing_old_records(
     assert "computed from other data" not in caplog.text  # it said "running them again"
 
 
+def test_records_written_under_the_default_models_hub_alias_resume_under_its_name(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A file written before records stored the canonical name (model
+    sentence-transformers/all-MiniLM-L6-v2): its runs are done for either spelling, and the
+    file is left as it is."""
+    path = tmp_path / "r.jsonl"
+    fresh_runs(tiny, path)
+    old = [json.loads(line) for line in path.read_text().splitlines()]
+    write_records(path, [{**r, "model": "sentence-transformers/all-MiniLM-L6-v2"} for r in old])
+    before = path.read_bytes()
+    assert fresh_runs(tiny, path) == []
+    assert fresh_runs(tiny, path, model="sentence-transformers/all-MiniLM-L6-v2") == []
+    assert path.read_bytes() == before
+    records = run_grid(spec(tiny, seeds=[0]), ResultsFile(path))
+    assert len(records) == len(old)  # the grid's records include them
+
+
+def test_a_grid_given_the_default_models_hub_alias_records_its_name(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    new = fresh_runs(tiny, tmp_path / "r.jsonl", model="sentence-transformers/all-MiniLM-L6-v2")
+    assert {r["model"] for r in new} == {"all-MiniLM-L6-v2"}  # type: ignore[index]
+
+
 def test_changed_dataset_with_the_same_name_reruns(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     fresh_runs(tiny, path)

@@ -48,6 +48,19 @@ def test_several_models_become_separate_datasets(make_record) -> None:
         "scifact (all-MiniLM-L6-v2)", "scifact (other-model)"]
 
 
+def test_the_default_models_hub_alias_is_the_same_model(make_record, jsonl,
+                                                        tmp_path: Path) -> None:
+    """Records of the default model under its hub alias (written by an older `dive evaluate
+    --model sentence-transformers/all-MiniLM-L6-v2`) are its runs, not another model's."""
+    alias = "sentence-transformers/all-MiniLM-L6-v2"
+    mixed = [make_record(), make_record(method="truncate", model=alias)]
+    assert [r["dataset"] for r in label_models(mixed)] == ["scifact", "scifact"]
+    path = jsonl(tmp_path / "r.jsonl", [*mixed, make_record(model=alias, ndcg=0.7)])
+    records = read_results([path])  # the same run under either spelling: the last wins
+    assert [(r["method"], r["model"], r["ndcg@10"]) for r in records] == [
+        ("pca", "all-MiniLM-L6-v2", 0.7), ("truncate", "all-MiniLM-L6-v2", 0.5)]
+
+
 def test_one_cell_with_runs_on_different_data_is_refused(make_record, jsonl,
                                                           tmp_path: Path) -> None:
     path = jsonl(tmp_path / "r.jsonl", [

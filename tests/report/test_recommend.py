@@ -116,6 +116,26 @@ def test_several_budgets_or_models_name_the_flag_in_the_cli_only(
     assert err.endswith(f"choose one (--{what})") and "\n" not in err, err
 
 
+def test_the_default_models_hub_alias_is_not_a_second_model(
+    byte_records: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file holding the default model under its name and its hub alias (an older `dive
+    evaluate --model sentence-transformers/all-MiniLM-L6-v2`) asked to choose a model."""
+    alias = "sentence-transformers/all-MiniLM-L6-v2"
+    both = [{**r, "model": alias if i % 2 else "all-MiniLM-L6-v2"}
+            for i, r in enumerate(byte_records)]
+    rec = recommend(both, "scifact", 0.95)
+    assert (rec.model, rec.config.method, rec.config.dim) == ("all-MiniLM-L6-v2", "pca", 96)
+    assert recommend(both, "scifact", 0.95, model=alias).config == rec.config
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in both))
+    assert main(["recommend", "--results", str(path), "--dataset", "scifact"]) == 0
+    assert "--model" not in capsys.readouterr().out  # the default: no --model to build with
+    out = tmp_path / "rep"
+    assert main(["report", "--results", str(path), "--output", str(out)]) == 0
+    assert "model: all-MiniLM-L6-v2;" in (out / "report.md").read_text()
+
+
 def _unequal_seeds(byte_row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
     """Frozen on seeds 0-2 (mean 0.4167, 0.45 on seed 1); pca on seed 1 only: d=96 int8 keeps
     99% of frozen's mean over all seeds (0.43 / 0.4167) but not on its own queries (0.43 /

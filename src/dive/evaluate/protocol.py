@@ -35,6 +35,7 @@ from dive.compressors.registry import make_compressor, method_facts, parse_spec
 from dive.data import Dataset, Qrels, load_dataset
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
+from dive.embed.encode import model_label
 from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import Anchor, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
@@ -62,7 +63,7 @@ class GridSpec:
     ratios: Sequence[int] = (2, 4, 8, 16)
     budgets: Sequence[int | None] = (16, 64, 256, None)
     seeds: Sequence[int] = (0, 1, 2)
-    model: str = DEFAULT_MODEL
+    model: str = DEFAULT_MODEL  # recorded as `model_label` names it (a path: as given)
     data_dir: str | None = None
     embeddings_dir: str | None = None  # one embeddings folder; only with a single dataset
     top_k: int = 100
@@ -74,6 +75,9 @@ class GridSpec:
     def __post_init__(self) -> None:
         # A spec is its rows' label: " pca" would run as pca but be recorded apart from it.
         object.__setattr__(self, "methods", [str(m).strip() for m in self.methods])
+        # One model, one name in the records: the default's hub alias is recorded as the
+        # default, or a rerun under the other spelling would run every run again.
+        object.__setattr__(self, "model", model_label(str(self.model)))
         # Checked before any run, so a bad value cannot stop a grid after it recorded some.
         for name in ("datasets", "ratios", "budgets", "seeds", "precisions", "rescores"):
             if not list(getattr(self, name)):

@@ -3,7 +3,11 @@
 A run is identified by (dataset, model, method, dim, budget, seed) and, when its first stage
 is not float32 or it rescores, by its variant too (`precision`, `rescore`, `rescore_with`),
 so two precisions of one fit are two runs; a record without these fields (older files) is
-float32 without rescoring and keeps its old key. An anchor's record
+float32 without rescoring and keeps its old key. Its model is the name `model_label` gives
+(`dive.embed.encode`): the default model's hub alias `sentence-transformers/all-MiniLM-L6-v2`
+is recorded as `all-MiniLM-L6-v2`, any other name or path as given. A record an older version
+wrote under the alias is read as it is and keyed, grouped and resumed by `record_model`, the
+same run as the default's; the file is not rewritten to say so. An anchor's record
 (`dive.evaluate.anchors`) states its index's code as its precision (`int4`, `pq` besides the
 four precisions); a method's record may also have an `opq{M}` first stage
 (`dive.evaluate.product`). Each run records the
@@ -31,6 +35,7 @@ from typing import Any, Literal, get_args
 from dive._io import atomic_write_text, locked, resolve_link
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.data.splits import parse_budget
+from dive.embed.encode import model_label
 from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.product import is_product
@@ -71,8 +76,15 @@ def record_bytes_per_vector(record: Mapping[str, Any]) -> int:
     return bytes_per_vector(precision, int(record["dim"]))
 
 
+def record_model(record: Mapping[str, Any]) -> str:
+    """The model of a record, as new records name it (`model_label`: the default model's hub
+    alias is the default model); what runs and reports are matched and grouped by."""
+    return model_label(str(record["model"]))
+
+
 def record_key(record: Mapping[str, Any]) -> RecordKey:
-    key = tuple(str(record[field]) for field in KEY_FIELDS)
+    key = tuple(record_model(record) if field == "model" else str(record[field])
+                for field in KEY_FIELDS)
     precision, rescore, source = record_variant(record)
     if (precision, rescore) == ("float32", 0):
         return key  # what every record had before precisions existed

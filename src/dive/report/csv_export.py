@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dive._io import atomic_write_text
-from dive.evaluate.records import METRICS, record_bytes_per_vector
+from dive.evaluate.records import METRICS, record_bytes_per_vector, record_model
 from dive.report.summary import budget_order, method_label, method_order
 
 KEY_COLUMNS = ("dataset", "model", "budget", "method", "dim", "ratio")
@@ -39,7 +39,7 @@ def summary_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         key = (
-            str(r["dataset"]), str(r["model"]), str(r["budget"]), method_label(r), int(r["dim"])
+            str(r["dataset"]), record_model(r), str(r["budget"]), method_label(r), int(r["dim"])
         )
         groups[key].append(r)
     order = {m: i for i, m in enumerate(method_order(k[3] for k in groups))}

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from dive.compressors.registry import all_method_facts
+from dive.evaluate.records import record_model
 from dive.report.markdown import signed
 from dive.report.paired import TOLERANCE as ROUNDING
 from dive.report.summary import budget_order, is_frozen, method_label, method_order
@@ -96,7 +97,7 @@ def gains_over_training_free(
     ratios: dict[tuple[str, str, str, str, int], int] = {}
     same_storage: dict[tuple[str, str, str, str, int], list[str]] = {}
     for r in records:
-        key = (str(r["dataset"]), str(r["model"]), str(r["budget"]), method_label(r),
+        key = (str(r["dataset"]), record_model(r), str(r["budget"]), method_label(r),
                int(r["dim"]))
         scores[key][int(r["seed"])] = float(r[metric])
         ratios[key] = int(r.get("ratio", 0))

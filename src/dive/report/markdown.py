@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from dive.evaluate.records import record_model
 from dive.report.keep import KeepResult, smallest_dims_keeping
 from dive.report.paired import seed_list
 from dive.report.summary import (
@@ -206,7 +207,7 @@ def render_report(
     keep_results = smallest_dims_keeping(records, keep)
     cost = summarize_cost(records)
     datasets = sorted({str(r["dataset"]) for r in records})
-    models = sorted({str(r["model"]) for r in records})
+    models = sorted({record_model(r) for r in records})
     seeds = sorted({int(r["seed"]) for r in records})
 
     parts = [f"# {title}"]

@@ -2,7 +2,9 @@
 
 Files are read in the order given; a run that appears more than once (same dataset, model,
 method, dim, budget and seed) keeps its last occurrence, so a later file or a later line
-overrides an earlier one. When the records mix several embedding models, the model name is
+overrides an earlier one. A record's model is read as `record_model` names it (the default
+model's hub alias, which older files may hold, is the default model), so the merged copies
+name each model once. When the records mix several embedding models, the model name is
 folded into the dataset label so that no table averages across models. The runs a table cell
 averages over seeds must come from one version of the data: records of one cell with
 different `data_fingerprint`s (two datasets of one name, or a dataset changed between seeds)
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dive.errors import DataError
-from dive.evaluate.records import FINGERPRINT_FIELD, read_records, record_key
+from dive.evaluate.records import FINGERPRINT_FIELD, read_records, record_key, record_model
 from dive.report.summary import budget_title, cell_key
 
 
@@ -26,11 +28,11 @@ def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Records with duplicate run keys removed, the last occurrence winning.
 
     A run keeps the position of its first occurrence, so the order stays stable when a rerun
-    overrides it.
+    overrides it. Each copy's `model` is `record_model`'s name for it.
     """
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record in records:
-        merged[record_key(record)] = dict(record)
+        merged[record_key(record)] = {**record, "model": record_model(record)}
     check_one_data(merged.values())
     return list(merged.values())
 
@@ -42,7 +44,7 @@ def check_one_data(records: Iterable[Mapping[str, Any]]) -> None:
     for record in records:
         if FINGERPRINT_FIELD not in record:
             continue
-        seen = first.setdefault((record["model"], *cell_key(record)), record)
+        seen = first.setdefault((record_model(record), *cell_key(record)), record)
         if seen[FINGERPRINT_FIELD] != record[FINGERPRINT_FIELD]:
             dataset, budget, method, dim = cell_key(record)
             raise DataError(
@@ -56,11 +58,12 @@ def check_one_data(records: Iterable[Mapping[str, Any]]) -> None:
 
 
 def label_models(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Copies of `records`; with several models, `dataset` becomes `dataset (model)`."""
-    models = {str(r["model"]) for r in records}
-    if len(models) <= 1:
-        return [dict(r) for r in records]
-    return [{**r, "dataset": f"{r['dataset']} ({r['model']})"} for r in records]
+    """Copies of `records`, `model` as `record_model` names it; with several models,
+    `dataset` becomes `dataset (model)`."""
+    copies = [{**r, "model": record_model(r)} for r in records]
+    if len({r["model"] for r in copies}) <= 1:
+        return copies
+    return [{**r, "dataset": f"{r['dataset']} ({r['model']})"} for r in copies]
 
 
 def read_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:

@@ -28,9 +28,10 @@ from typing import Any
 
 from dive.compressors.precision import bytes_per_vector
 from dive.data.splits import budget_label, parse_budget
-from dive.embed.encode import DEFAULT_MODEL
+from dive.embed.encode import DEFAULT_MODEL, model_label
 from dive.errors import DataError
 from dive.evaluate.product import product_bytes
+from dive.evaluate.records import record_model
 from dive.report.frontier import (
     Config,
     allowed,
@@ -95,8 +96,10 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
         raise DataError(f"no results for dataset {dataset!r}; the results have "
                         f"{', '.join(sorted(datasets)) or 'no records'}")
     mine = [r for r in records if str(r["dataset"]) == dataset]
-    model = _pick((str(r["model"]) for r in mine), model, "model", f"on {dataset}")
-    mine = [r for r in mine if str(r["model"]) == model]
+    # the default model's hub alias (older records, or `model`) names the default model
+    model = _pick((record_model(r) for r in mine), None if model is None else model_label(model),
+                  "model", f"on {dataset}")
+    mine = [r for r in mine if record_model(r) == model]
     if budget is not None:  # spelled as evaluate takes it ('ALL', ' 64')
         budget = budget_label(parse_budget(budget))
     budget = _pick((str(r["budget"]) for r in mine), budget, "budget", f"on {dataset}")
