@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 def reuse_runs(source: Path, spec: GridSpec, results: ResultsFile) -> int:
     """Copy the records of `spec`'s runs found in `source` and missing from `results`."""
     from dive.evaluate.protocol import full_dim_only
-    from dive.evaluate.records import read_records, record_key
+    from dive.evaluate.records import read_records, record_key, record_model
     from dive.report.summary import base_method
 
     budgets = {"all" if b is None else str(b) for b in spec.budgets}
@@ -142,7 +142,7 @@ def reuse_runs(source: Path, spec: GridSpec, results: ResultsFile) -> int:
 
     def wanted(r: dict[str, object]) -> bool:
         full_dim = full_dim_only(base_method(str(r["method"])))
-        return (r["dataset"] in spec.datasets and r["model"] == spec.model
+        return (r["dataset"] in spec.datasets and record_model(r) == spec.model
                 and r["method"] in spec.methods and str(r["budget"]) in budgets
                 and int(str(r["seed"])) in spec.seeds
                 and (int(str(r["ratio"])) in spec.ratios or full_dim))

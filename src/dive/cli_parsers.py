@@ -327,7 +327,9 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
     _add_data_dir(p)
     _add_output(p, "embeddings folder to write (default: the embeddings cache, "
-                   "<cache>/<model>/<dataset>, where evaluate and fit look)", metavar="DIR",
+                   "<cache>/<model>/<dataset>, where evaluate and fit given that --model "
+                   "look; imported vectors go under their --model label, 'imported' by "
+                   "default)", metavar="DIR",
                 required=False)
     p.add_argument("--model", type=_name, default=None,
                    help="sentence-transformers model name or local folder (default "
