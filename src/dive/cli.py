@@ -465,11 +465,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         candidates, _ = search_index(index, compressed, args.k * factor)
         rows, scores = _rescore(args, index.ids, compressor, queries, compressed, candidates)
     for label, hit_rows, hit_scores in zip(labels, rows.tolist(), scores.tolist(), strict=True):
-        print(f"# {label}")
+        print(f"# {' '.join(label.splitlines())}")  # one line per query, whatever its text
         for rank, (row, score) in enumerate(zip(hit_rows, hit_scores, strict=True), start=1):
             if row >= 0:
-                print(f"{rank}\t{index.ids[row]}\t{score:.6f}")
+                print(f"{rank}\t{_tsv_field(index.ids[row])}\t{score:.6f}")
     return 0
+
+
+def _tsv_field(text: str) -> str:
+    """`text` as one field of a tab-separated line: a tab or line break in it is written as
+    the two characters of its escape (backslash t, n or r), so every hit stays one line of
+    three fields."""
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:

@@ -360,3 +360,34 @@ def test_index_names_a_zero_corpus_row_by_its_file_and_row(
     assert err[-1] == (f"dive: error: {folder / 'corpus.npy'}: row 5 has norm 0 and cannot be "
                        "L2-normalised")
     assert not (tmp_path / "idx.faiss").exists()
+
+
+def test_search_prints_one_line_per_query_and_per_hit_whatever_their_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A query text with a line break printed as two lines (the second read as a hit), and a
+    document id with a tab printed four fields where a hit has three."""
+    pytest.importorskip("faiss")
+    import dive.embed
+    from dive.compressors.pca import PCAUncentered
+    from dive.export.folder import save
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((6, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = ["doc\t0", *(f"doc{i}" for i in range(1, 6))]
+    save_embeddings(tmp_path / "emb", Embeddings(vectors, ids, vectors[:1], ["q0"],
+                                                 {"model": "all-MiniLM-L6-v2"}))
+    save(PCAUncentered(dim=4).fit(vectors), tmp_path / "m", summary={"model": "all-MiniLM-L6-v2"})
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tmp_path / "emb"),
+                 "--output", str(tmp_path / "idx.faiss")]) == 0
+    monkeypatch.setattr(dive.embed, "load_model", lambda name: name)
+    monkeypatch.setattr(dive.embed, "encode_texts", lambda model, texts, progress: vectors[:1])
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
+                 "--query", "first line\nsecond line", "-k", "6"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "# first line second line"
+    hits = [line.split("\t") for line in out[1:]]
+    assert len(hits) == 6 and all(len(fields) == 3 for fields in hits)
+    assert hits[0][:2] == ["1", "doc\\t0"]  # the query is doc 0's own vector
