@@ -381,7 +381,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from dive.embed import load_embeddings
     from dive.embed.encode import model_label
     from dive.export.faiss_index import build_index, check_index_output, save_index
-    from dive.scale.stream import runtime_digest
+    from dive.scale.model import runtime_digest
 
     check_index_output(Path(args.output), overwrite=args.overwrite)
     compressor = _load_model(args)
@@ -432,7 +432,7 @@ def _read_queries_npy(path: str, dim: int) -> Any:
 def cmd_search(args: argparse.Namespace) -> int:
     from dive.errors import DataError
     from dive.export.faiss_index import check_index_model, load_index, search_index
-    from dive.scale.stream import runtime_digest
+    from dive.scale.model import runtime_digest
 
     if args.rescore_vectors is None:
         for flag, value in (("--rescore-factor", args.rescore_factor),
@@ -585,7 +585,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         print(f"compressed {rows} vectors on Ray: {args.output}")
         return 0
     from dive.scale import compress_store
-    from dive.scale.stream import store_kind
+    from dive.scale.discover import store_kind
 
     if columns and store_kind(args.input) == "npy":  # else they were ignored without a word
         flags = " and ".join(FLAG_OF_PARAM[param] for param in columns)

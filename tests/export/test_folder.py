@@ -78,7 +78,7 @@ def test_a_folder_saved_before_runtime_arrays_loads_and_saves_back_the_same(
     name: str, tmp_path: Path
 ) -> None:
     """Folders `data/make_saved_v3.py` wrote with the code before `Runtime.arrays()`."""
-    from dive.scale.stream import runtime_digest
+    from dive.scale.model import runtime_digest
 
     expected = np.load(SAVED_V3 / "inputs.npz")
     loaded = load(SAVED_V3 / name)

@@ -212,9 +212,9 @@ def test_the_killed_cli_resumes(tmp_path: Path, model_dir: Path,
     make_table(db)
     argv = ["compress", str(model_dir), "--input", uri(db, "docs"), "--output", uri(db, "small"),
             "--batch-size", "100", "--no-progress"]
-    throttled = ("import sys, time\nfrom dive.scale import stream\nsave = stream.Partial.save\n"
+    throttled = ("import sys, time\nfrom dive.scale import resume\nsave = resume.Partial.save\n"
                  "def slow(self, state):\n    save(self, state)\n    time.sleep(0.02)\n"
-                 "stream.Partial.save = slow\nfrom dive.cli import main\n"
+                 "resume.Partial.save = slow\nfrom dive.cli import main\n"
                  "sys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.Popen([sys.executable, "-c", throttled, *argv],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

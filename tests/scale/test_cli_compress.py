@@ -186,7 +186,7 @@ def test_an_output_another_run_writes_meanwhile_is_kept_and_so_is_the_finished_w
     # Both runs pass the output check at the start; the other one publishes just before this
     # one does (simulated: two real runs would also share the resume folder), which must then
     # refuse rather than replace it.
-    from dive.scale import stream
+    from dive.scale import resume, stream
 
     src = tmp_path / ("x.npy" if single else "x")
     if single:
@@ -206,7 +206,7 @@ def test_an_output_another_run_writes_meanwhile_is_kept_and_so_is_the_finished_w
         other.parent.mkdir(exist_ok=True)
         other.write_bytes(others)
         if not single:
-            (out / stream.OUTPUT_MARKER).write_text("{}\n")
+            (out / resume.OUTPUT_MARKER).write_text("{}\n")
         real_publish(tmp, target, **options)
 
     with monkeypatch.context() as m:
@@ -217,7 +217,7 @@ def test_an_output_another_run_writes_meanwhile_is_kept_and_so_is_the_finished_w
     assert err.count("\n") == 1 and f"{out}: already exists" in err and "--overwrite" in err
     assert "kept" in err and "without recomputing" in err
     assert other.read_bytes() == others
-    partial = stream.Partial(out)
+    partial = resume.Partial(out)
     assert partial.state_path.is_file()  # the finished work, for a rerun to publish
 
     # The rerun with --overwrite publishes that work: no row is compressed again.

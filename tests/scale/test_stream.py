@@ -12,7 +12,7 @@ import pytest
 from dive._io import MANIFEST
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
-from dive.scale import compress_store
+from dive.scale import compress_store, resume
 from dive.scale import stream as stream_module
 
 
@@ -70,7 +70,7 @@ def test_npy_shards_folder_keeps_names_and_order(tmp_path: Path, runtime, stores
         np.save(src / name, x[lo:hi])
     (src / "README.txt").write_text("not a shard")
     result = compress_store(runtime, src, tmp_path / "out", batch_size=128, progress=False)
-    hidden = [stream_module.OUTPUT_MARKER, MANIFEST]
+    hidden = [resume.OUTPUT_MARKER, MANIFEST]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*bounds, *hidden])
     for name, (lo, hi) in bounds.items():
         _check(runtime, np.load(tmp_path / "out" / name), x[lo:hi], 128)
@@ -527,7 +527,7 @@ def test_interrupted_run_resumes_to_identical_bytes(
     if out.is_dir():
         names = sorted(p.name for p in out.iterdir())
         assert names == sorted(p.name for p in ref.iterdir()) == sorted(
-            [stream_module.OUTPUT_MARKER, MANIFEST, f"s0{suffix}", f"s1{suffix}"])
+            [resume.OUTPUT_MARKER, MANIFEST, f"s0{suffix}", f"s1{suffix}"])
         pairs = [(out / name, ref / name) for name in names]
     else:
         pairs = [(out, ref)]
@@ -572,7 +572,7 @@ def test_a_second_run_on_the_same_output_fails_at_once_and_leaves_the_first_ones
         _interrupt_after(m, 3)
         with pytest.raises(_Interrupt):
             compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100)
-    partial = stream_module.Partial(tmp_path / "y.npy")
+    partial = resume.Partial(tmp_path / "y.npy")
     saved = partial.state_path.read_bytes()
     other = Runtime(input_dim=32, projection=np.eye(32, dtype=np.float32)[:4])
     with partial.held():  # as a run still working on it holds it

@@ -6,7 +6,7 @@ ranks as `dive.evaluate.search.top_k` does, up to the order of exactly tied scor
 and `save_index` writes them to a sidecar text file, `<file>.ids.txt`, one id per line;
 `load_index` checks that the two agree. An index built from a compressor's output also records
 that compressor's identity (the SHA-256 of its runtime's arrays and activation,
-`dive.scale.stream.runtime_digest`) in `<file>.meta.json`, and `check_index_model` refuses to
+`dive.scale.model.runtime_digest`) in `<file>.meta.json`, and `check_index_model` refuses to
 search it with another compressor: vectors of the same dimension from another model would
 return unrelated hits. An index saved without it (older dive) is searched with a warning, as
 nothing can be checked. `search_index` returns (rows, scores) like `top_k`; `SearchIndex.ids`

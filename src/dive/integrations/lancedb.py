@@ -46,6 +46,7 @@ import numpy as np
 from dive._io import atomic_open, check_output, naming_os_errors, publish
 from dive.arrays import as_unit_rows, check_floating, is_integer, positive_integer
 from dive.errors import DataError, DiveError
+from dive.scale.checks import check_has_rows, check_ids
 from dive.scale.formats import (
     BadRow,
     import_pyarrow,
@@ -54,26 +55,15 @@ from dive.scale.formats import (
     vector_type,
     vectors_from_arrow,
 )
-from dive.scale.stream import (
-    CompressResult,
-    OutputDtype,
-    Partial,
-    check_has_rows,
-    check_ids,
-    compress_rows,
-    output_dtype,
-    part_name,
-    prefetch,
-    progress_bar,
-    resolve_runtime,
-    runtime_digest,
-)
+from dive.scale.model import OutputDtype, output_dtype, resolve_runtime, runtime_digest
+from dive.scale.resume import Partial, part_name
+from dive.scale.stream import CompressResult, compress_rows, prefetch, progress_bar
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from dive.compressors.runtime import Runtime
-    from dive.scale.stream import ModelLike
+    from dive.scale.model import ModelLike
 
 logger = logging.getLogger(__name__)
 

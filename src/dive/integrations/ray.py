@@ -37,6 +37,14 @@ from dive._io import held, publish
 from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
+from dive.scale.checks import (
+    check_apart,
+    check_compress_output,
+    check_dimension,
+    check_has_rows,
+    check_no_broken_links,
+    check_parquet_ids,
+)
 from dive.scale.formats import (
     SUFFIXES,
     BadRow,
@@ -45,24 +53,13 @@ from dive.scale.formats import (
     vector_array,
     vectors_from_arrow,
 )
-from dive.scale.stream import (
-    OutputDtype,
-    check_apart,
-    check_compress_output,
-    check_dimension,
-    check_has_rows,
-    check_no_broken_links,
-    check_parquet_ids,
-    clear_folder,
-    output_dtype,
-    resolve_runtime,
-    write_output_marker,
-)
+from dive.scale.model import OutputDtype, output_dtype, resolve_runtime
+from dive.scale.resume import clear_folder, write_output_marker
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from dive.scale.stream import ModelLike
+    from dive.scale.model import ModelLike
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ across machines. Left out here: the Ray engine itself (optional extra `ray`).
 
 from __future__ import annotations
 
-from dive.scale.stream import OUTPUT_DTYPES, CompressResult, compress_store
+from dive.scale.model import OUTPUT_DTYPES
+from dive.scale.stream import CompressResult, compress_store
 
 __all__ = ["OUTPUT_DTYPES", "CompressResult", "compress_store"]

@@ -17,7 +17,7 @@ import numpy as np
 from dive.compressors.precision import calibrate
 from dive.compressors.runtime import Adapter, Runtime
 from dive.export.folder import save
-from dive.scale.stream import runtime_digest
+from dive.scale.model import runtime_digest
 
 ROOT = Path(__file__).with_name("saved_v3")
 

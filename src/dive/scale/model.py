@@ -1,0 +1,79 @@
+"""The model a compress run uses: any model argument resolved to its numpy `Runtime`
+(`resolve_runtime`), the digest naming everything it computes with (`runtime_digest`), and the
+element type a run writes (`output_dtype`).
+
+Left out: loading a model folder (`dive.export.folder`) and computing with the runtime
+(`dive.compressors.runtime`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import numpy as np
+
+from dive.compressors.runtime import Runtime
+from dive.errors import DiveError
+
+if TYPE_CHECKING:
+    from dive.compressors.base import Compressor
+    from dive.export.folder import LoadedCompressor
+
+    ModelLike = Runtime | LoadedCompressor | Compressor | str | os.PathLike[str]
+
+
+OutputDtype = Literal["float32", "float16"]
+OUTPUT_DTYPES: tuple[str, ...] = get_args(OutputDtype)
+
+
+def resolve_runtime(model: ModelLike) -> Runtime:
+    """The numpy `Runtime` of a model folder path, a loaded or fitted compressor, or a runtime."""
+    if isinstance(model, Runtime):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        from dive.export.folder import load
+
+        return load(model).runtime_
+    fitted = getattr(model, "fitted_runtime", None)
+    if callable(fitted):
+        runtime = fitted()
+        if isinstance(runtime, Runtime):
+            return runtime
+    raise TypeError(
+        f"expected a Runtime, a (loaded) compressor or a model folder path, got {type(model)!r}"
+    )
+
+
+def runtime_digest(runtime: Runtime) -> str:
+    """SHA-256 of everything the runtime computes with: a changed model means a restart."""
+    digest = hashlib.sha256()
+    adapter = runtime.adapter
+    head: dict[str, Any] = {
+        "input_dim": runtime.input_dim,
+        "output_dim": runtime.output_dim,
+        "activation": adapter.activation if adapter is not None else None,
+    }
+    if runtime.quantizer is not None:  # only then, so float32 models keep their old digest
+        head["precision"] = runtime.precision
+    digest.update(json.dumps(head, sort_keys=True).encode())
+    for name, value in runtime.arrays().items():
+        arr = np.ascontiguousarray(value)
+        digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def output_dtype(runtime: Runtime, dtype: str | None) -> np.dtype[Any]:
+    """The element type a compress run writes: the model's codes, or its float32 output cast
+    to `dtype` (float32 or float16, for float32 models only)."""
+    if dtype is not None and dtype not in OUTPUT_DTYPES:
+        raise DiveError(f"dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+    if runtime.quantizer is None:
+        return np.dtype(dtype or "float32")
+    if dtype is not None and np.dtype(dtype) != runtime.quantizer.dtype:
+        raise DiveError(f"the model outputs {runtime.precision} codes; dtype {dtype} applies "
+                        "to float32 models only (leave it out)")
+    return runtime.quantizer.dtype

@@ -1,0 +1,111 @@
+"""The hidden work folder a compress run builds its output in, so that a killed run resumes:
+`Partial` (`.<output name>.partial/` beside the output: `data/`, Parquet `parts/` named by
+`part_name`, and `state.json`), and the marker every finished folder output carries
+(`OUTPUT_MARKER`), by which `overwrite` knows an earlier output.
+
+Left out: what a chunk computes (`dive.scale.stream`) and publishing the output (`dive._io`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dive._io import atomic_write_text, held
+from dive.errors import DataError
+from dive.scale.model import runtime_digest
+
+if TYPE_CHECKING:
+    from dive.compressors.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+STATE_FORMAT = "dive-compress-state"
+STATE_VERSION = 1
+OUTPUT_MARKER = ".dive-compress.json"  # hidden: shard discovery and Parquet readers skip it
+
+
+class Partial:
+    """The hidden work folder beside the output: data being built, Parquet parts, state."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.root = output.parent / f".{output.name}.partial"
+        self.data = self.root / "data"
+        self.parts = self.root / "parts"
+        self.state_path = self.root / "state.json"
+
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the work folder while this run uses it (`dive._io.held`)."""
+        return held(self.root, self.output)
+
+    def start(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The saved state if it belongs to `job`; otherwise a fresh folder and state (the
+        folder itself stays: `held` locks it)."""
+        if self.root.is_dir() and any(self.root.iterdir()):
+            old = self._read_state()
+            if old is not None and old.get("job") == job and self.data.is_dir():
+                logger.info("%s: resuming after row %d", self.root, old["rows_done"])
+                return old
+            logger.warning(
+                "%s: left by a run with another input, model or settings; starting over",
+                self.root,
+            )
+            clear_folder(self.root)
+        self.data.mkdir(parents=True)
+        state = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "job": job,
+            "rows_done": 0,
+            "shards_finished": 0,
+        }
+        self.save(state)
+        return state
+
+    def _read_state(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        ok = (
+            isinstance(state, dict)
+            and state.get("format") == STATE_FORMAT
+            and state.get("version") == STATE_VERSION
+            and isinstance(state.get("rows_done"), int)
+            and isinstance(state.get("shards_finished"), int)
+        )
+        return state if ok else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        atomic_write_text(self.state_path, json.dumps(state, sort_keys=True) + "\n")
+
+    def damaged(self, what: str) -> DataError:
+        return DataError(
+            f"{self.root}: partial output damaged ({what}); it has been removed, rerun to "
+            "start over"
+        )
+
+
+def clear_folder(folder: Path) -> None:
+    """Remove what `folder` holds, keeping the folder itself (and so a `held` lock on it)."""
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def part_name(first_row: int) -> str:
+    return f"part-{first_row:012d}.parquet"
+
+
+def write_output_marker(folder: Path, runtime: Runtime) -> None:
+    """Mark `folder` as a compress output, so `overwrite` may replace it later."""
+    marker = {"format": "dive-compress-output", "model_sha256": runtime_digest(runtime)}
+    atomic_write_text(folder / OUTPUT_MARKER, json.dumps(marker, sort_keys=True) + "\n")
