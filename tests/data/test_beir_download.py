@@ -166,3 +166,53 @@ def test_interrupted_download_leaves_nothing(
     with pytest.raises(KeyboardInterrupt):
         download_beir("tiny", cache, url=beir_zip.as_uri())
     assert list(cache.iterdir()) == []
+
+
+@pytest.fixture
+def cut_server(beir_zip: Path) -> Iterator[str]:
+    """A server on 127.0.0.1 that sends the first half of `beir_zip` and closes the connection:
+    `/length.zip` after announcing the whole Content-Length, `/chunked.zip` mid-chunk."""
+    data = beir_zip.read_bytes()
+
+    class Cut(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            half = data[: len(data) // 2]
+            if self.path.startswith("/chunked"):
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"%x\r\n" % len(data) + half)
+            else:
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(half)
+            self.close_connection = True
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Cut)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("path", "problem"), [
+    ("length.zip", r"the connection closed after \d+ of \d+ bytes; run again"),
+    ("chunked.zip", r"IncompleteRead\(.*\); run again"),
+])
+def test_a_download_cut_short_is_named_as_such_and_leaves_nothing(
+    cut_server: str, tmp_path: Path, path: str, problem: str
+) -> None:
+    # Before, the first was refused as "not a zip file" and the second was a traceback.
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=rf"{path}: download failed: {problem}"):
+        download_beir("tiny", cache, url=f"{cut_server}/{path}")
+    assert list(cache.iterdir()) == []

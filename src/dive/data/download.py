@@ -15,6 +15,7 @@ what urllib does, and cleaning up temporary folders left by a killed process (th
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import os
 import re
@@ -203,8 +204,10 @@ def _fetch(url: str, dest: Path, *, desc: str) -> None:
                     leave=False,
                 ) as bar,
             ):
+                received = 0
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as exc:
         raise DataError(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from None
@@ -212,6 +215,13 @@ def _fetch(url: str, dest: Path, *, desc: str) -> None:
         raise DataError(f"{url}: download failed: {exc.reason}") from None
     except (OSError, ValueError) as exc:  # timeouts, resets, disk full; ValueError: bad URL
         raise DataError(f"{url}: download failed: {exc}") from None
+    except http.client.HTTPException as exc:  # e.g. IncompleteRead: a chunked reply cut short
+        raise DataError(f"{url}: download failed: {exc!r}; run again") from None
+    # http.client ends a read early without a word when the connection closes before
+    # Content-Length bytes came: the zip would then be refused as "not a zip file"
+    if total is not None and received != total:
+        raise DataError(f"{url}: download failed: the connection closed after {received} of "
+                        f"{total} bytes; run again")
 
 
 def _unzip(archive: Path, dest: Path, *, url: str) -> None:
