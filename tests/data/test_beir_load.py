@@ -251,6 +251,26 @@ def test_missing_corpus_or_queries_file(tiny_beir: Path, missing: str) -> None:
         load_beir(tiny_beir)
 
 
+@pytest.mark.parametrize("name", ["qrels/train.tsv", "qrels/train.tsv.gz", "corpus.jsonl"])
+def test_a_broken_link_or_folder_in_a_file_s_place_is_named(tiny_beir: Path, name: str) -> None:
+    # Before, a broken qrels/train.tsv was read as no train split: every command then fell
+    # back to splitting the test queries 50/50, without a word.
+    plain = tiny_beir / name.removesuffix(".gz")
+    (tiny_beir / "elsewhere.tsv").write_bytes(plain.read_bytes())
+    plain.unlink()
+    (tiny_beir / name).symlink_to(tiny_beir / "moved-away.tsv")
+    with pytest.raises(DataError, match=rf"{re.escape(name)}: a broken symbolic link \(to "
+                                        rf".*moved-away\.tsv\)"):
+        load_beir(tiny_beir)
+    (tiny_beir / name).unlink()
+    (tiny_beir / name).mkdir()
+    with pytest.raises(DataError, match=rf"{re.escape(name)}: not a file"):
+        load_beir(tiny_beir)
+    (tiny_beir / name).rmdir()
+    (tiny_beir / "elsewhere.tsv").rename(plain)  # the same file in place loads as before
+    assert "train" in load_beir(tiny_beir).qrels
+
+
 def test_no_qrels_at_all(make_beir: MakeBeir) -> None:
     with pytest.raises(DataError, match=r"qrels: no qrels found \(expected one of train\.tsv"):
         load_beir(make_beir(qrels={}))

@@ -129,7 +129,8 @@ def _is_format(char: str) -> bool:
 def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
     """Read the BEIR-layout folder `path`; `name` defaults to the folder's name.
 
-    Raises `DataError` (one line, naming file and line) for a missing file, malformed JSON, a
+    Raises `DataError` (one line, naming file and line) for a missing file (or a broken
+    symbolic link or folder in a file's place), malformed JSON, a
     missing `_id`/`text`, duplicate ids, an empty corpus or query file, a malformed qrels row
     and a qrels row naming a query or document that is not in the dataset.
     """
@@ -201,9 +202,17 @@ def _unread_qrels(qrels_dir: Path) -> list[str]:
 
 
 def _find_file(folder: Path, filename: str, *, required: bool) -> Path | None:
-    """`folder/filename`, else its `.gz` twin; the plain file wins when both exist."""
+    """`folder/filename`, else its `.gz` twin; the plain file wins when both exist.
+
+    A name there that is no readable file (a broken symbolic link, a folder) is an error: read
+    as missing, a `qrels/train.tsv` left unread would silently change the split."""
     plain = folder / filename
     gz = folder / f"{filename}.gz"
+    for path in (plain, gz):
+        if (path.is_symlink() or path.exists()) and not path.is_file():
+            broken = path.is_symlink() and not path.exists()
+            problem = f"a broken symbolic link (to {os.readlink(path)})" if broken else "not a file"
+            raise DataError(f"{path}: {problem}")
     if plain.is_file():
         if gz.is_file():
             logger.warning("%s and %s both exist; reading %s", plain, gz.name, plain.name)
