@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -283,30 +285,35 @@ def test_a_replacement_writes_under_the_folders_lock(
     assert held == [True] and len(load_index(path)) == 30
 
 
-@pytest.mark.parametrize("renamed", [1, 2])
-def test_a_replacement_stopped_half_way_is_detected_on_load(
-    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch, renamed: int
-) -> None:
-    # A kill after `renamed` of the three files (index, ids, meta) took their new names: the
-    # rows and dimension still agree, so only a record of what was saved together tells.
-    import dive._io as io_module
-
-    path = save_index(build_index(make_inputs(20, 8), ids=[f"old{i}" for i in range(20)]),
-                      tmp_path / "i.faiss")
-    new = build_index(make_inputs(20, 8, seed=5), ids=[f"new{i}" for i in range(20)])
+@contextlib.contextmanager
+def _renames_then_interrupt(after: int) -> Iterator[dict[str, int]]:
+    """The first `after` renames (`os.replace`) of the block succeed, the next raises
+    KeyboardInterrupt, as Ctrl-C between two of a save's renames would; yields the count."""
     real_replace = os.replace
     calls = {"n": 0}
 
     def replace_then_die(src: Any, dst: Any) -> None:
-        if calls["n"] == renamed:
+        if calls["n"] == after:
             raise KeyboardInterrupt
         calls["n"] += 1
         real_replace(src, dst)
 
-    with monkeypatch.context() as m:
-        m.setattr(io_module.os, "replace", replace_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            save_index(new, path, overwrite=True)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(os, "replace", replace_then_die)
+        yield calls
+
+
+@pytest.mark.parametrize("renamed", [1, 2])
+def test_a_replacement_stopped_half_way_is_detected_on_load(
+    tmp_path: Path, make_inputs: Any, renamed: int
+) -> None:
+    # A kill after `renamed` of the three files (index, ids, meta) took their new names: the
+    # rows and dimension still agree, so only a record of what was saved together tells.
+    path = save_index(build_index(make_inputs(20, 8), ids=[f"old{i}" for i in range(20)]),
+                      tmp_path / "i.faiss")
+    new = build_index(make_inputs(20, 8, seed=5), ids=[f"new{i}" for i in range(20)])
+    with _renames_then_interrupt(renamed), pytest.raises(KeyboardInterrupt):
+        save_index(new, path, overwrite=True)
     with pytest.raises(DataError, match=r"i\.faiss: .*does not match i\.faiss\.meta\.json"):
         load_index(path)
     save_index(new, path, overwrite=True)  # saving again repairs it
@@ -315,27 +322,15 @@ def test_a_replacement_stopped_half_way_is_detected_on_load(
 
 @pytest.mark.parametrize("placed", [0, 1])
 def test_a_new_save_stopped_half_way_leaves_nothing_behind(
-    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch, placed: int
+    tmp_path: Path, make_inputs: Any, placed: int
 ) -> None:
     """Ctrl-C after the index and its ids were in place but before the meta took the index
     away and left the ids file, which every later save refused ("exists and is not part of
     a dive index"). Now nothing of the stopped save is left and a rerun saves."""
-    import dive._io as io_module
-
     index = build_index(make_inputs(20, 8))
-    real_replace = os.replace
-    calls = {"n": 0}
-
-    def replace_then_die(src: Any, dst: Any) -> None:
-        if calls["n"] == placed:  # the sidecars (ids, then meta) are renamed after the index
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        real_replace(src, dst)
-
-    with monkeypatch.context() as m:
-        m.setattr(io_module.os, "replace", replace_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            save_index(index, tmp_path / "i.faiss")
+    # the sidecars (ids, then meta) are renamed after the index
+    with _renames_then_interrupt(placed) as calls, pytest.raises(KeyboardInterrupt):
+        save_index(index, tmp_path / "i.faiss")
     assert calls["n"] == placed and sorted(os.listdir(tmp_path)) == []
     assert load_index(save_index(index, tmp_path / "i.faiss")).ids == index.ids
 
