@@ -235,10 +235,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if stray and source is None:
             verb = "goes" if len(stray) == 1 else "go"
             raise DiveError(f"{' and '.join(stray)} {verb} with {owner}, which is not given")
-    encoding = {name: value for name, value in (("batch_size", args.batch_size),
-                                                ("device", args.device),
-                                                ("chunk_size", args.chunk_size))
-                if value is not None}  # one not given takes the library's default
+    encoding = _given(args, "batch_size", "device", "chunk_size")
     if imported and encoding:  # else ignored without a word
         flags = " and ".join(f"--{name.replace('_', '-')}" for name in encoding)
         owner = "--from-parquet" if args.from_parquet is not None else "--from-npy"
@@ -250,10 +247,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     check_embeddings_output(out, overwrite=args.overwrite)
     if imported:
         if args.from_parquet is not None:
-            given = {name: value for name, value in (("id_column", args.id_column),
-                                                     ("vector_column", args.vector_column))
-                     if value is not None}  # one not given takes the library's default
-            emb = from_parquet(dataset, args.from_parquet, args.queries_parquet, out, **given,
+            emb = from_parquet(dataset, args.from_parquet, args.queries_parquet, out,
+                               **_given(args, "id_column", "vector_column"),
                                model=model, overwrite=args.overwrite)
         else:
             emb = from_npy(dataset, args.from_npy, args.ids, args.queries_npy, args.query_ids,
@@ -298,6 +293,12 @@ def _fit_lines(fit: FitSummary) -> list[str]:
         lines.append(f"held-out nDCG@10 on {fit.n_queries} labelled queries: "
                      f"{fit.validation_score:.4f} (start {fit.start_score:.4f})")
     return lines
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The flags of `names` given, by name, as keyword arguments: one not given is left out,
+    so it takes the library's default."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
