@@ -187,6 +187,8 @@ def _corpus_with(bad_line: str) -> str:
         ('{"_id": "d9", "text": "cut \\ud83c"}',  # a traceback when encoded or hashed
          r"corpus\.jsonl line 2: a \\u escape encodes half a character"),
         ('{"_id": "d9"}', r"corpus\.jsonl line 2: missing 'text' field"),
+        ('{"_id": "d9", "text": null}', r"corpus\.jsonl line 2: 'text' is null"),
+        ('{"_id": null, "text": "t"}', r"corpus\.jsonl line 2: '_id' is null"),
         ('{"_id": "d9", "text": 5}', r"corpus\.jsonl line 2: 'text' is not a string"),
         ('{"_id": "d9", "title": 5, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
         ('{"_id": "d9", "title": false, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),

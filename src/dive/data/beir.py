@@ -280,7 +280,8 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
         written = obj["_id"]
         text = obj.get("text")
         if not isinstance(text, str):
-            problem = "missing 'text' field" if text is None else "'text' is not a string"
+            problem = ("missing 'text' field" if "text" not in obj else
+                       "'text' is null" if text is None else "'text' is not a string")
             raise DataError(f"{path} line {lineno}: {problem}")
         first = seen.setdefault(record_id, lineno)
         if first != lineno:
@@ -350,7 +351,8 @@ def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:
         return clean_id(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    problem = "missing '_id' field" if value is None else f"bad '_id' {value!r}"
+    problem = ("missing '_id' field" if "_id" not in obj else
+               "'_id' is null" if value is None else f"bad '_id' {value!r}")
     raise DataError(f"{path} line {lineno}: {problem}")
 
 
