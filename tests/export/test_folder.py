@@ -19,7 +19,14 @@ from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.registry import REGISTRY
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError
-from dive.export.folder import FORMAT_VERSION, LoadedCompressor, config_digest, load, save
+from dive.export.folder import (
+    FORMAT_VERSION,
+    LoadedCompressor,
+    config_digest,
+    is_model_folder,
+    load,
+    save,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -326,6 +333,17 @@ def test_unknown_or_newer_format_version(saved: Path, version: Any, message: str
     rewrite(saved, format_version=version)
     with pytest.raises(DataError, match=rf"config\.json: .*{message}"):
         load(saved)
+
+
+def test_a_config_saved_with_a_byte_order_mark_loads(saved: Path) -> None:
+    """An editor (Windows Notepad) may save config.json with a UTF-8 byte-order mark: it was
+    refused as "not valid JSON", where the dataset loader reads such files."""
+    config = saved / "config.json"
+    expected = load(saved).transform(np.eye(load(saved).input_dim, dtype=np.float32))
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    assert is_model_folder(saved)
+    np.testing.assert_array_equal(
+        load(saved).transform(np.eye(load(saved).input_dim, dtype=np.float32)), expected)
 
 
 def test_config_that_is_not_json(saved: Path) -> None:

@@ -341,7 +341,7 @@ def _to_json(config: dict[str, Any], *, what: str) -> str:
 def is_model_folder(folder: Path) -> bool:
     """Whether `folder` is a model folder `save` wrote (its config.json says so)."""
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and config.get("format") == FORMAT
@@ -439,7 +439,8 @@ def _positive_int(value: Any) -> bool:
 def read_config(path: Path) -> dict[str, Any]:
     """Parse and check `config.json`; fills optional fields with their defaults."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: an editor may save the file with a byte-order mark, as BEIR files may have
+        config = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(config, dict):
