@@ -41,7 +41,7 @@ from safetensors import SafetensorError
 
 from dive import __version__
 from dive._io import check_output, publish, temporary
-from dive.arrays import check_floating
+from dive.arrays import as_embeddings, check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
 from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
@@ -270,6 +270,9 @@ def with_precision(
                             "corpus= (n, D)")
         corpus = np.zeros((0, loaded.runtime_.input_dim), dtype=np.float32)
     check_floating(corpus, name="calibration corpus")
+    if precision == "int8":  # its shape and values named as the calibration corpus's
+        corpus = as_embeddings(corpus, name="calibration corpus",
+                               dim=loaded.runtime_.input_dim)
     return LoadedCompressor(loaded.runtime_.with_precision(precision, corpus),
                             method=loaded.method, method_config=loaded.config(),
                             summary=loaded.summary, source=loaded.source)
