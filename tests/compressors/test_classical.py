@@ -176,7 +176,8 @@ def test_pca_on_rows_of_lower_rank_than_dim_warns_and_keeps_its_outputs(
     with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
         fitted = make_compressor(method, 8).fit(rows)
     assert caplog.messages == [f"{method}: fitted on 1000 corpus rows of numerical rank 4 (axes "
-                               "with under 1e-10 of the largest variance count as none), below "
+                               "with under 1e-10 of the rows' mean squared norm count as none), "
+                               "below "
                                "the 8 output dimensions: those past 4 hold rounding noise, not "
                                "the data"]
     # a warning only: the fit is what it was
@@ -194,17 +195,29 @@ def test_pca_on_few_rows_with_duplicates_warns_of_the_rank_and_the_zeroed_axes(
     with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
         fitted = make_compressor("pca", 8).fit(rows)
     assert caplog.messages == ["pca: fitted on 5 corpus rows of numerical rank 3 (axes with "
-                               "under 1e-10 of the largest variance count as none), below the 8 "
-                               "output dimensions: those past 3 hold rounding noise, not the "
-                               "data; those past 4 are set to 0"]
+                               "under 1e-10 of the rows' mean squared norm count as none), below "
+                               "the 8 output dimensions: those past 3 hold rounding noise, not "
+                               "the data; those past 4 are set to 0"]
     projection = fitted.fitted_runtime().projection
     assert projection is not None and not projection[4:].any()
 
 
 def test_numerical_rank_counts_variances_above_the_documented_tolerance() -> None:
     assert RANK_RTOL == 1e-10
-    assert numerical_rank(np.array([4.0, 4e-9, 3.9e-10, 1e-16, -1e-17])) == 2
-    assert numerical_rank(np.zeros(3)) == 0
+    assert numerical_rank(np.array([4.0, 4e-9, 3.9e-10, 1e-16, -1e-17]), 4.0) == 2
+    assert numerical_rank(np.array([4.0, 4e-9, 3.9e-10]), 40.0) == 1
+    assert numerical_rank(np.zeros(3), 1.0) == 0
+
+
+@pytest.mark.parametrize("method", ["pca", "pca-uncentered"])
+def test_one_row_repeated_has_rank_zero(method: str, corpus: np.ndarray,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Rows with no variance at all said "numerical rank 3": relative to the largest variance,
+    itself rounding noise there, the noise counted as axes."""
+    rows = np.repeat(corpus[:1], 50, axis=0)
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
+        make_compressor(method, 4).fit(rows)
+    assert len(caplog.messages) == 1 and "of numerical rank 0 " in caplog.messages[0]
 
 
 def test_a_numpy_integer_dim_is_taken_and_recorded_as_an_int(corpus: np.ndarray) -> None:
