@@ -51,9 +51,11 @@ from pathlib import Path  # noqa: E402
 
 from quality import (  # noqa: E402
     REPO,
+    at_least_one,
     comma_ints,
     comma_list,
     guarded_main,
+    non_negative,
     reuse_runs,
     run_spec,
     shown,
@@ -129,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", default=str(DEFAULT_DOCS), help=f"folder for {PAGE}")
     p.add_argument("--report-only", action="store_true",
                    help="only print the summary and regenerate the page from the results")
-    p.add_argument("--tolerance", type=float, default=0.002,
+    p.add_argument("--tolerance", type=non_negative, default=0.002,
                    help="a cell within this of the best training-free score counts as tied")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--threads", type=at_least_one, default=2, help="torch threads")
     return p
 
 

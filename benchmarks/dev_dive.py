@@ -51,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = build_parser().parse_args()
+    parser = build_parser()
+    args = parser.parse_args()
+    if args.threads < 1:  # torch refused it with a traceback
+        parser.error(f"argument --threads: expected an integer >= 1, got {args.threads}")
 
     import torch
 

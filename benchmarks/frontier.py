@@ -47,6 +47,7 @@ from typing import Any  # noqa: E402
 
 from quality import (  # noqa: E402
     REPO,
+    at_least_one,
     comma_ints,
     comma_list,
     generated_by,
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for frontier.md (plots go to its img/)")
     p.add_argument("--report-only", action="store_true",
                    help="only regenerate the page from the existing results file")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--threads", type=at_least_one, default=2, help="torch threads")
     return p
 
 

@@ -30,6 +30,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "2")
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
@@ -57,6 +58,43 @@ def comma_ints(text: str) -> list[int]:
     except ValueError:
         message = f"expected comma-separated integers, got {text!r}"
         raise argparse.ArgumentTypeError(message) from None
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: an integer >= 1 (`--threads`, `--ratio`). torch refused 0 threads
+    with a traceback, and a ratio below 1 drew no plot, both after the grid had run."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def positive_share(text: str) -> float:
+    """An argparse type: a positive, finite share (`--keep`), checked before any run."""
+    from dive.report.keep import valid_keep
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not valid_keep(value):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite share, got {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0 (`--tolerance`): with NaN or below 0 no cell
+    counted as tied, and the page said so without a word."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
 
 
 def default_methods() -> list[str]:
@@ -89,10 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for results.md (plots go to its img/)")
     p.add_argument("--report-only", action="store_true",
                    help="only regenerate the docs from the existing results file")
-    p.add_argument("--keep", type=float, default=0.99,
+    p.add_argument("--keep", type=positive_share, default=0.99,
                    help="report the smallest d keeping this share of frozen nDCG@10")
-    p.add_argument("--ratio", type=int, default=4, help="ratio of the nDCG@10-vs-budget plot")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--ratio", type=at_least_one, default=4,
+                   help="ratio of the nDCG@10-vs-budget plot")
+    p.add_argument("--threads", type=at_least_one, default=2, help="torch threads")
     return p
 
 

@@ -59,6 +59,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from quality import at_least_one  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "scifact"
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated registry names (default: every registered method)")
     p.add_argument("--labels", default="64",
                    help="labelled train queries for supervised fits (a number or 'all')")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--threads", type=at_least_one, default=2, help="torch threads")
     p.add_argument("--model", default=DEFAULT_MODEL, help="embeddings subfolder (model name)")
     p.add_argument("--embeddings", default=None, help="SciFact embeddings folder")
     p.add_argument("--data", default=None, help="SciFact BEIR folder")

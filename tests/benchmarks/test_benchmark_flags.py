@@ -1,0 +1,46 @@
+"""The grid scripts refuse a bad flag value when they parse it, before any run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("script", "flag", "value"),
+    [
+        (script, "--threads", value)
+        for script in ("quality", "all_collections", "frontier", "speed")
+        for value in ("0", "-2", "x")
+    ]
+    + [("quality", "--ratio", value) for value in ("0", "-1")]
+    + [("quality", "--keep", value) for value in ("0", "-0.5", "nan", "inf")]
+    + [("all_collections", "--tolerance", value) for value in ("-0.001", "nan", "inf")],
+)
+def test_a_bad_flag_value_is_one_line_naming_the_flag_before_any_run(
+    load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str],
+    script: str, flag: str, value: str,
+) -> None:
+    parser = load_script(script).build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([f"{flag}={value}"])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {flag}:" in last and repr(value) in last
+
+
+@pytest.mark.parametrize(("script", "flag", "value", "parsed"), [
+    ("quality", "--threads", "3", 3),
+    ("quality", "--ratio", "8", 8),
+    ("quality", "--keep", "0.95", 0.95),
+    ("all_collections", "--tolerance", "0", 0.0),
+    ("frontier", "--threads", "1", 1),
+])
+def test_a_good_flag_value_parses_as_before(
+    load_script: Callable[[str], ModuleType], script: str, flag: str, value: str,
+    parsed: float,
+) -> None:
+    args = load_script(script).build_parser().parse_args([flag, value])
+    assert getattr(args, flag[2:]) == parsed
