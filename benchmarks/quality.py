@@ -172,10 +172,13 @@ def run(args: argparse.Namespace) -> int:
 
 def reuse_runs(source: Path, spec: GridSpec, results: ResultsFile) -> int:
     """Copy the records of `spec`'s runs found in `source` and missing from `results`."""
+    from dive.errors import DataError
     from dive.evaluate.protocol import full_dim_only
     from dive.evaluate.records import read_records, record_key, record_model
     from dive.report.summary import base_method
 
+    if not source.exists():  # read as no records, a mistyped name re-ran every run it holds
+        raise DataError(f"{source}: no such results file (--reuse)")
     budgets = {"all" if b is None else str(b) for b in spec.budgets}
     tag = shown(source)
 

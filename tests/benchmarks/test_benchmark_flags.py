@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -44,3 +45,19 @@ def test_a_good_flag_value_parses_as_before(
 ) -> None:
     args = load_script(script).build_parser().parse_args([flag, value])
     assert getattr(args, flag[2:]) == parsed
+
+
+@pytest.mark.parametrize("script", ["quality", "all_collections"])
+def test_a_reuse_file_that_is_not_there_is_refused_before_any_run(
+    load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, tiny: tuple[Path, Path], script: str,
+) -> None:
+    missing = tmp_path / "typo.jsonl"
+    results = tmp_path / "results.jsonl"
+    code = load_script(script).main([
+        "--reuse", str(missing), "--results", str(results), "--docs", str(tmp_path / "docs"),
+        "--datasets", str(tiny[0]), "--methods", "pca", "--seeds", "0", "--threads", "1",
+    ])
+    assert code == 2
+    assert f"error: {missing}: no such results file (--reuse)" in capsys.readouterr().err
+    assert not results.exists()
