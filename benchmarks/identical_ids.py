@@ -10,7 +10,9 @@ with each query's same-id document left out against the rule the protocol applie
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    # no options, but `--help` (or a typo) must not run the script
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
     for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
         os.environ.setdefault(env, str(SHARED / sub))
     for name in DATASETS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -61,3 +62,18 @@ def test_a_reuse_file_that_is_not_there_is_refused_before_any_run(
     assert code == 2
     assert f"error: {missing}: no such results file (--reuse)" in capsys.readouterr().err
     assert not results.exists()
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["--help"], 0), (["--datasets", "scifact"], 2)])
+def test_identical_ids_answers_help_and_refuses_options_without_running(
+    load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], code: int,
+) -> None:
+    script = load_script("identical_ids")
+    monkeypatch.setattr(script, "load_dataset", lambda name: pytest.fail(f"loaded {name}"))
+    monkeypatch.setattr(sys, "argv", ["identical_ids.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        script.main()
+    assert exit_info.value.code == code
+    out = capsys.readouterr()
+    assert ("usage: " in out.out) if code == 0 else ("unrecognized arguments" in out.err)
