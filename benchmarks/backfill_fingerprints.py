@@ -37,11 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (shared / sub).is_dir():
             os.environ.setdefault(var, str(shared / sub))
 
+    from script_io import require_results_file
+
     from dive.errors import DiveError
     from dive.evaluate.fingerprint import backfill_fingerprints
 
     try:
         for path in args.results:
+            require_results_file(path)  # a mistyped name was '0 record(s)', as an empty file
             added = backfill_fingerprints(path, data_dir=args.data_dir,
                                           embeddings_dir=args.embeddings)
             print(f"{path}: fingerprint added to {added} record(s)")

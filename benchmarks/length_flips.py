@@ -22,9 +22,12 @@ comparison (`benchmarks/paired_rows.py --suffix`):
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from script_io import read_existing, script_main
 
 from dive._io import locked
 from dive.compressors import make_compressor
@@ -67,7 +70,7 @@ def main() -> None:
     counts: Counter[tuple[str, str]] = Counter()
     examined: set[RecordKey] = set()
     changed: set[RecordKey] = set()
-    for record in read_records(args.results):
+    for record in read_existing(args.results):
         method = record["method"]
         if not method.startswith("dive") or "@" in method or (methods and method not in methods):
             continue
@@ -95,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("length_flips.py", main))

@@ -15,10 +15,13 @@ the stored ones, or after, against the previous rows kept under a suffix.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-from dive.evaluate.records import read_records, record_key
+from script_io import read_existing, script_main
+
+from dive.evaluate.records import record_key
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
     stored = {record_key(r): float(r["ndcg@10"])
-              for path in args.stored for r in read_records(path)}
+              for path in args.stored for r in read_existing(path)}
     gaps: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for record in read_records(args.new):
+    for record in read_existing(args.new):
         method = str(record["method"]).replace(args.strip, "") if args.strip else record["method"]
         old = stored.get(record_key({**record, "method": f"{method}{args.suffix}"}))
         if old is not None:
@@ -46,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("paired_rows.py", main))

@@ -12,13 +12,13 @@ consecutive checks (its roughness), read from the records' diagnostics; nothing 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from dive.evaluate.records import read_records
+from script_io import read_existing, script_main
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.jsonl"
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
     cells: dict[tuple[str, str, str, int], list[tuple[float, float, float]]] = defaultdict(list)
-    for r in read_records(args.results):
+    for r in read_existing(args.results):
         if r["dataset"] not in args.datasets or str(r["budget"]) not in args.budgets:
             continue
         kept = kept_curve(r.get("diagnostics") or {})
@@ -66,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("selection_gap.py", main))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 from unittest import mock
 
 import torch
+from script_io import read_existing, script_main
 
 from dive._io import locked
 from dive.compressors import _dive_fit, make_compressor
@@ -88,7 +90,7 @@ def main() -> None:
     starts: dict[tuple[str, ...], str | None] = {}  # per run (a run's variants share its fit)
     changed: set[tuple[str, ...]] = set()
     counts: Counter[tuple[str, str]] = Counter()
-    for record in read_records(args.results):
+    for record in read_existing(args.results):
         if not record["method"].startswith("dive"):
             continue
         run = record_key(record)[: len(KEY_FIELDS)]
@@ -112,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("start_flips.py", main))

@@ -1,0 +1,40 @@
+"""What the small scripts over a results file share: reading it, and failing in one line.
+
+`read_existing` is `read_records` for a file that has to be there: a mistyped name, read as
+an empty file, printed "0 records may change" or an empty table. `script_main` runs a
+script's `main` and prints a `DiveError` (a malformed line, named `file:line`) as
+`<script>: error: ...`, exit status 2, instead of a traceback. Left out: the grid scripts
+(`quality.py` and those importing it), which have `guarded_main`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dive.errors import DataError, DiveError
+from dive.evaluate.records import read_records
+
+
+def require_results_file(path: str | Path) -> Path:
+    """`path`, if something is there (`read_records` says what is wrong with it)."""
+    if not Path(path).exists():
+        raise DataError(f"{path}: no such results file")
+    return Path(path)
+
+
+def read_existing(path: str | Path) -> list[dict[str, Any]]:
+    """The records of the results file at `path`; `DataError` when there is none."""
+    return read_records(require_results_file(path))
+
+
+def script_main(script: str, main: Callable[[], None]) -> int:
+    """Run `main`; a `DiveError` is one line on stderr and exit status 2."""
+    try:
+        main()
+    except DiveError as exc:
+        print(f"{script}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

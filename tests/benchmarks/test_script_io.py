@@ -1,0 +1,55 @@
+"""The scripts over a results file: a missing or malformed file is one line, exit 2."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+# script -> its arguments, RESULTS standing for the results file it reads
+COMMANDS = {
+    "paired_rows": ["RESULTS", "--stored", "RESULTS"],
+    "length_flips": ["RESULTS"],
+    "start_flips": ["RESULTS"],
+    "selection_gap": ["--results", "RESULTS"],
+    "backfill_fingerprints": ["RESULTS"],
+}
+
+
+def _run(script: str, results: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # scripts import their siblings
+    argv = [str(results) if a == "RESULTS" else a for a in COMMANDS[script]]
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCHMARKS / f"{script}.py"), run_name="__main__")
+    return exit_info.value.code
+
+
+@pytest.mark.parametrize("script", sorted(COMMANDS))
+def test_a_results_file_that_is_not_there_is_named_not_read_as_empty(
+    script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "typo.jsonl"
+    assert _run(script, missing, monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"error: {missing}: no such results file")
+    assert len(err.splitlines()) == 1
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("script", sorted(COMMANDS))
+def test_a_malformed_line_is_one_line_naming_it_not_a_traceback(
+    script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"dataset": "scifact", broken\n', encoding="utf-8")
+    assert _run(script, results, monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"error: {results}:1: not valid JSON" in err
+    assert results.read_text(encoding="utf-8") == '{"dataset": "scifact", broken\n'
