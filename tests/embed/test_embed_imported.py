@@ -142,17 +142,24 @@ def _npy_files(api: Api, tmp_path: Path, spell: Callable[[str], str]) -> list[Pa
     return files
 
 
+def _import_corpus_ids(api: Api, tmp_path: Path, spell: Callable[[str], str]) -> list[str]:
+    """The corpus ids of a Parquet import whose id column spells each id as `spell` does."""
+    ids, x, _ = api["corpus"]
+    corpus = write_parquet(tmp_path / "c.parquet", [spell(i) for i in ids], x)
+    _, queries = _parquet_pair(api, tmp_path)
+    from_parquet(api.dataset, corpus, queries, tmp_path / "parquet", id_column="doc_id",
+                 vector_column="embedding")
+    return load_embeddings(tmp_path / "parquet").corpus_ids
+
+
 def test_imported_ids_are_read_without_surrounding_whitespace(api: Api, tmp_path: Path) -> None:
     # the dataset's ids are stripped, so an ids file or id column written from a corpus
     # whose ids had a trailing space names its documents all the same
     files = _npy_files(api, tmp_path, lambda i: f"{i} ")
     from_npy(api.dataset, *files, tmp_path / "npy")
+    assert _import_corpus_ids(api, tmp_path, lambda i: f"\t{i}") == api.dataset.corpus_ids
     ids, x, _ = api["corpus"]
-    corpus = write_parquet(tmp_path / "c.parquet", [f"\t{i}" for i in ids], x)
     _, queries = _parquet_pair(api, tmp_path)
-    from_parquet(api.dataset, corpus, queries, tmp_path / "parquet", id_column="doc_id",
-                 vector_column="embedding")
-    assert load_embeddings(tmp_path / "parquet").corpus_ids == api.dataset.corpus_ids
     (tmp_path / "corpus.txt").write_text(" \n" + "".join(f"{i}\n" for i in ids[1:]))
     with pytest.raises(DataError, match=r"corpus\.txt: line 1: empty id$"):
         from_npy(api.dataset, *files, tmp_path / "npy2")
@@ -168,12 +175,8 @@ def test_imported_ids_lose_invisible_characters_at_their_ends(api: Api, tmp_path
     files = _npy_files(api, tmp_path, lambda i: f"\ufeff{i}\u200b")
     from_npy(api.dataset, *files, tmp_path / "npy")
     assert load_embeddings(tmp_path / "npy").corpus_ids == api.dataset.corpus_ids
-    ids, x, _ = api["corpus"]
-    corpus = write_parquet(tmp_path / "c.parquet", [f"\u200b{i}\ufeff" for i in ids], x)
-    _, queries = _parquet_pair(api, tmp_path)
-    from_parquet(api.dataset, corpus, queries, tmp_path / "parquet", id_column="doc_id",
-                 vector_column="embedding")
-    assert load_embeddings(tmp_path / "parquet").corpus_ids == api.dataset.corpus_ids
+    assert (_import_corpus_ids(api, tmp_path, lambda i: f"\u200b{i}\ufeff")
+            == api.dataset.corpus_ids)
 
 
 def test_query_vectors_of_another_dimension(api: Api, tmp_path: Path) -> None:
