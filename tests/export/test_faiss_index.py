@@ -17,11 +17,14 @@ from dive.evaluate.search import top_k
 faiss = pytest.importorskip("faiss")
 
 from dive.export.faiss_index import (  # noqa: E402
+    SearchIndex,
     build_index,
     check_index_model,
+    check_stored_rows,
     ids_path,
     load_index,
     meta_path,
+    sample_rows,
     save_index,
     search_index,
 )
@@ -379,3 +382,43 @@ def test_saved_file_is_faiss_own_serialisation_and_its_digest_is_recorded(
     path.write_bytes(data + b"\0")  # bytes after the index are part of what is checked
     with pytest.raises(DataError, match="does not match"):
         load_index(path)
+
+
+def test_sample_rows_spread_a_few_hundred_over_the_whole_index() -> None:
+    assert sample_rows(5).tolist() == [0, 1, 2, 3, 4]
+    rows = sample_rows(10_000_000)
+    assert len(rows) == 256 and (rows[0], rows[-1]) == (0, 9_999_999)
+    assert np.all(np.diff(rows) > 0) and np.array_equal(rows, sample_rows(10_000_000))
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "opq4"])
+def test_stored_rows_match_the_index_vectors_and_no_other_order(kind: str,
+                                                                make_inputs: Any) -> None:
+    corpus = make_inputs(300, 8, seed=3)
+    index = (build_index(corpus, product=4, model_sha256="m") if kind == "opq4" else
+             build_index(corpus, "flat" if kind == "flat" else "hnsw", model_sha256="m"))
+    rows = sample_rows(len(corpus), most=50)
+    check_stored_rows(index, rows, corpus[rows], name="v.npy")
+    with pytest.raises(DataError, match=r"^v\.npy: row \d+ is not the vector the index holds "
+                                        r"for '\d+' \(cosine .+\): its rows are in another "
+                                        r"order, or of another corpus; rescore with"):
+        check_stored_rows(index, rows, corpus[::-1][rows], name="v.npy")
+    index.model_sha256 = None  # then the vectors may be right and the index another's
+    with pytest.raises(DataError, match=r"another corpus \(or the index, which does not "
+                                        r"record its compressor, holds another compressor's "
+                                        r"vectors\); rescore with"):
+        check_stored_rows(index, rows, corpus[::-1][rows], name="v.npy")
+
+
+def test_stored_rows_faiss_cannot_give_back_are_not_refused(
+    make_inputs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NoReconstruct:  # an index kind without reconstruct: the order cannot be told
+        d, ntotal = 8, 4
+
+        def reconstruct(self, row: int) -> np.ndarray:
+            raise RuntimeError("reconstruct not implemented for this type of index")
+
+    check_stored_rows(SearchIndex(NoReconstruct(), list("abcd")), np.arange(4),
+                      make_inputs(4, 8), name="v.npy")
+    assert "v.npy: FAISS cannot give back the rows of this float32 index" in caplog.text

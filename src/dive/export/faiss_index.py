@@ -27,6 +27,11 @@ replacements run one at a time under the folder's lock (`dive._io.locked`).
 per vector, trained on them (`dive.evaluate.product`, the `opq{M}` first stage the evaluator
 scores); its precision is recorded as `opq{M}`.
 
+`check_stored_rows` tells, by content, whether vectors meant to be the index's rows (what
+`dive search --rescore-vectors` rescores with) are: it compares their codes with what the
+index holds at a sample of rows (`sample_rows`, a few hundred spread over the index), and
+refuses another order or another corpus, naming the first row that differs.
+
 Left out: IVF indexes, HNSW over codes, and GPU FAISS (build them from the compressed
 vectors directly), and adding to or deleting from a saved index.
 """
@@ -47,7 +52,13 @@ import numpy as np
 
 from dive._io import atomic_open, check_output, locked
 from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
-from dive.compressors.precision import PRECISIONS, Quantizer, check_precision, code_width
+from dive.compressors.precision import (
+    CODE_DTYPES,
+    PRECISIONS,
+    Quantizer,
+    check_precision,
+    code_width,
+)
 from dive.errors import DataError, DiveError
 from dive.evaluate.product import is_product, product_bytes, product_index
 
@@ -58,6 +69,10 @@ INDEX_KINDS: tuple[IndexKind, ...] = ("flat", "hnsw")
 IDS_SUFFIX = ".ids.txt"
 META_SUFFIX = ".meta.json"
 META_FORMAT = "dive-index"
+ROW_SAMPLE = 256  # rows `check_stored_rows` reads: its cost does not grow with the index
+# A row and what the index holds there agree when the cosine of their codes is at least this
+# (binary: 95% of the bits): the same vector gives 1, another row far less.
+MATCH_COSINE = 0.9
 
 
 def _import_faiss() -> Any:
@@ -282,10 +297,15 @@ def _empty_index(faiss: Any, kind: IndexKind, d: int, codes: Quantizer | None, h
 def _add(index: Any, rows: np.ndarray, codes: Quantizer | None) -> None:
     if codes is None or codes.precision == "binary":
         index.add(rows)
-    elif codes.precision == "float16":
-        index.add_sa_codes(rows.view(np.uint8))
     else:
-        index.add_sa_codes(rows.view(np.uint8) ^ np.uint8(0x80))  # signed code c: byte c + 128
+        index.add_sa_codes(_scalar_bytes(rows, codes.precision))
+
+
+def _scalar_bytes(codes: np.ndarray, precision: str) -> np.ndarray:
+    """The bytes FAISS's scalar quantizer holds for float16 or int8 `codes` (n, d): the
+    half floats' own, or an int8 code c as byte c + 128."""
+    raw = np.ascontiguousarray(codes).view(np.uint8)
+    return raw if precision == "float16" else raw ^ np.uint8(0x80)
 
 
 def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
@@ -507,6 +527,96 @@ def check_index_model(index: SearchIndex, file: str | os.PathLike[str], model_sh
                         f"vectors of model {index.model_sha256[:12]}, this one is "
                         f"{model_sha256[:12]}); search with the compressor that built it, or "
                         "rebuild the index")
+
+
+def sample_rows(n: int, most: int = ROW_SAMPLE) -> np.ndarray:
+    """Up to `most` distinct rows of `n` (int64, ascending), evenly spaced from the first to
+    the last: the same rows every time, spread over the whole file."""
+    return np.unique(np.linspace(0, n - 1, num=min(n, most)).round().astype(np.int64))
+
+
+def check_stored_rows(index: SearchIndex, rows: np.ndarray, codes: np.ndarray, *,
+                      name: str) -> None:
+    """Refuse (`DataError` naming `name`, the first row that differs and its id) `codes`
+    that are not what the index holds at `rows`: vectors meant to be the index's rows, in its
+    order, but in another order or of another corpus.
+
+    `codes` (len(rows), ...) are what `build_index` would take for those rows: the compressor's
+    output at the index's precision (float32 for flat, HNSW and OPQ indexes). Both sides are
+    decoded as the index decodes (`reconstruct`; binary: +-1 per bit; OPQ: `codes` through the
+    index's own encoding and back) and compared by cosine: a row matches at `MATCH_COSINE` or
+    more. The same vector gives 1 but for float rounding (an int8 code one step off at a bin
+    edge, a sign bit of a value within rounding of 0: far under the margin); another row gives
+    what two documents' vectors do, around 0 for unrelated ones (binary: half the bits agree),
+    so one row in its wrong place is enough to refuse. A pair that cannot be compared (FAISS
+    cannot give the index's rows back, a zero vector) is not refused: it says nothing about
+    the order. Only the given rows are read: rows swapped between them go unseen.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= len(index))):
+        raise ValueError(f"rows must be a 1-d list of the index's rows (0 to {len(index) - 1})")
+    precision = index.precision
+    dtype, width = ((np.dtype(np.float32), index.dim) if is_product(precision) else
+                    (np.dtype(CODE_DTYPES[precision]), code_width(check_precision(precision),
+                                                                  index.dim)))
+    arr = np.asarray(codes)
+    if arr.shape != (len(rows), width) or arr.dtype != dtype:
+        raise DataError(f"{name}: expected {len(rows)} {precision} codes of shape "
+                        f"({len(rows)}, {width}) and dtype {dtype}, got shape {arr.shape} "
+                        f"dtype {arr.dtype}")
+    if rows.size == 0:
+        return
+    stored = _stored(index, rows)
+    if stored is None:
+        logger.warning("%s: FAISS cannot give back the rows of this %s index, so %s is not "
+                       "checked to hold its rows in its order", name, precision, name)
+        return
+    expected = _decoded(index, arr)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero vector: NaN, not refused
+        cosine = np.einsum("ij,ij->i", stored, expected) / (
+            np.linalg.norm(stored, axis=1) * np.linalg.norm(expected, axis=1))
+    wrong = np.flatnonzero(cosine < MATCH_COSINE)
+    if wrong.size == 0:
+        return
+    first = int(wrong[0])
+    row, agree = int(rows[first]), float(cosine[first])
+    measure = (f"{(1 + agree) / 2:.0%} of their bits agree, under {(1 + MATCH_COSINE) / 2:.0%}"
+               if precision == "binary" else
+               f"cosine {agree:.2f} between their {precision} codes, under {MATCH_COSINE}")
+    unknown = (" (or the index, which does not record its compressor, holds another "
+               "compressor's vectors)" if index.model_sha256 is None else "")
+    raise DataError(f"{name}: row {row} is not the vector the index holds for "
+                    f"{index.ids[row]!r} ({measure}): its rows are in another order, or of "
+                    f"another corpus{unknown}; rescore with the vectors the index was built "
+                    "from, in its order")
+
+
+def _stored(index: SearchIndex, rows: np.ndarray) -> np.ndarray | None:
+    """The vectors the index holds at `rows`, decoded (binary: +-1 per bit); None when FAISS
+    cannot give them back."""
+    try:
+        stored = np.stack([index.index.reconstruct(int(row)) for row in rows])
+    except RuntimeError:  # an index kind without reconstruct: nothing to compare
+        return None
+    return _signs(stored, index.dim) if index.precision == "binary" else stored
+
+
+def _decoded(index: SearchIndex, codes: np.ndarray) -> np.ndarray:
+    """The vectors `codes` (as `build_index` takes them) stand for in this index."""
+    precision, faiss_index = index.precision, index.index
+    if precision == "binary":
+        return _signs(codes, index.dim)
+    if is_product(precision):
+        vectors = np.ascontiguousarray(codes, dtype=np.float32)
+        return np.asarray(faiss_index.sa_decode(faiss_index.sa_encode(vectors)))
+    if precision in ("float16", "int8"):
+        return np.asarray(faiss_index.sa_decode(_scalar_bytes(codes, precision)))
+    return np.asarray(codes, dtype=np.float32)
+
+
+def _signs(bits: np.ndarray, dim: int) -> np.ndarray:
+    """+-1 float32 (n, dim) of packed sign bits."""
+    return np.unpackbits(bits, axis=1, count=dim).astype(np.float32) * 2 - 1
 
 
 def search_index(
