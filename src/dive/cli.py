@@ -464,7 +464,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         factor = args.rescore_factor or RESCORE_FACTOR
         candidates, _ = search_index(index, compressed, args.k * factor)
-        rows, scores = _rescore(args, index.ids, compressor, queries, compressed, candidates)
+        rows, scores = _rescore(args, index, compressor, queries, compressed, candidates)
     for label, hit_rows, hit_scores in zip(labels, rows.tolist(), scores.tolist(), strict=True):
         print(f"# {' '.join(label.splitlines())}")  # one line per query, whatever its text
         for rank, (row, score) in enumerate(zip(hit_rows, hit_scores, strict=True), start=1):
@@ -506,22 +506,27 @@ def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:
     return str(trained_on)
 
 
-def _rescore(args: argparse.Namespace, index_ids: list[str], compressor: Any, queries: Any,
+def _rescore(args: argparse.Namespace, index: Any, compressor: Any, queries: Any,
              compressed: Any, candidates: Any) -> tuple[Any, Any]:
     """Re-rank the index's candidates by float32 vectors: `--rescore-vectors` holds either the
     full embeddings or the compressed float ones (`--rescore-space`, else told by their
-    width), a row per index row. An embeddings folder's `corpus.npy` must list its rows in the
-    index's order (its `corpus_ids.txt` says which they are)."""
-    from dive.arrays import as_unit_rows, load_npy
+    width), a row per index row, in the index's order. An embeddings folder's `corpus.npy`
+    must list its ids in that order (its `corpus_ids.txt` says which they are); any file, a
+    bare .npy included, must hold the index's vectors there by content: a sample of its rows,
+    compressed as the index's were, must give the codes the index holds at the same rows
+    (`_check_rescore_rows`), else it is refused (another order, or another corpus)."""
+    from dive.arrays import as_unit_rows, check_floating, load_npy
     from dive.embed.store import CORPUS_IDS_FILE, read_ids
     from dive.errors import DataError
     from dive.evaluate.search import rescore
 
     path = Path(args.rescore_vectors)
+    index_ids = index.ids
     vectors = load_npy(path, mmap=True)
     if vectors.ndim != 2 or vectors.shape[0] != len(index_ids):
         raise DataError(f"{path}: has shape {vectors.shape}, expected one row per index row "
                         f"({len(index_ids)}), in the index's order")
+    check_floating(vectors, name=str(path))  # integer codes would be cast and compared
     ids_file = path.with_name(CORPUS_IDS_FILE)
     if path.name == "corpus.npy" and ids_file.is_file():
         ids = read_ids(ids_file)
@@ -546,9 +551,34 @@ def _rescore(args: argparse.Namespace, index_ids: list[str], compressor: Any, qu
         expected = (f"the {kind} {widths[kind]}" if kind is not None else
                     f"the full {widths['full']} or the compressed {widths['compressed']}")
         raise DataError(f"{path}: vectors of dimension {vectors.shape[1]}; expected {expected}")
+    _check_rescore_rows(path, vectors, kind, index, compressor)
     space = (as_unit_rows(queries, name="queries", dim=compressor.input_dim) if kind == "full"
              else compressed)
     return rescore(space, vectors, candidates, args.k, name=str(path))
+
+
+def _check_rescore_rows(path: Path, vectors: Any, kind: str, index: Any,
+                        compressor: Any) -> None:
+    """Refuse rescoring vectors whose rows are not the index's, by content (a bare .npy says
+    nothing else about its order): up to `ROW_SAMPLE` rows spread over the file (read from its
+    memory map, so the cost stays small), compressed as the index's were (full embeddings
+    through the compressor; compressed ones as they are, at its precision), must give the
+    codes the index holds at the same rows (`check_stored_rows`, which says how they compare).
+    A bad row among them (NaN, norm 0) is named by its row in the file, as rescoring does."""
+    from dive.arrays import BadRowError, as_unit_rows
+    from dive.export.faiss_index import check_stored_rows, sample_rows
+
+    rows = sample_rows(vectors.shape[0])
+    try:
+        sample = as_unit_rows(vectors[rows], name=str(path))
+    except BadRowError as exc:
+        raise BadRowError(str(path), int(rows[exc.row]), exc.problem) from None
+    runtime = compressor.fitted_runtime()
+    if kind == "full":
+        codes = runtime(sample)
+    else:
+        codes = sample if runtime.quantizer is None else runtime.quantizer.encode(sample)
+    check_stored_rows(index, rows, codes, name=str(path))
 
 
 class _Columns(TypedDict, total=False):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -130,6 +132,74 @@ def test_rescore_vectors_of_a_folder_in_another_row_order_are_refused(
     assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
                  str(indexed / "q.npy"), "--rescore-vectors", str(other / "corpus.npy")]) == 2
     assert "corpus_ids.txt: 1 ids for the 120 rows of corpus.npy" in capsys.readouterr().err
+
+
+def test_a_bare_npy_of_the_corpus_in_another_row_order_is_refused_naming_a_row(
+    indexed: Path, tiny: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a bare .npy has no ids to check: its rows in another order rescored each candidate by
+    # another document's vector, with exit 0
+    emb = load_embeddings(tiny[1])
+    order = np.random.default_rng(0).permutation(len(emb.corpus_ids))
+    shuffled = indexed / "shuffled.npy"
+    np.save(shuffled, emb.corpus[order])
+    np.save(indexed / "q.npy", emb.queries[:1])
+    capsys.readouterr()
+    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                 str(indexed / "q.npy"), "--rescore-vectors", str(shuffled)]) == 2
+    err = capsys.readouterr().err
+    said = re.fullmatch(rf"dive: error: {re.escape(str(shuffled))}: row (\d+) is not the vector "
+                        r"the index holds for '(.+)' \(cosine -?[\d.]+ between their int8 "
+                        r"codes, under 0\.9\): its rows are in another order, or of another "
+                        r"corpus; rescore with the vectors the index was built from, in its "
+                        r"order\n", err)
+    assert said is not None, err
+    row = int(said[1])
+    assert said[2] == emb.corpus_ids[row] and order[row] != row
+
+
+@pytest.mark.parametrize("space", ["full", "compressed"])
+@pytest.mark.parametrize("precision", ["float32", "float16", "int8", "binary"])
+def test_a_bare_npy_of_the_index_rows_rescores_and_a_shuffled_copy_is_refused(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    precision: str, space: str
+) -> None:
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "m", "--precision", precision) == 0
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]),
+                 "--output", str(tmp_path / "idx.faiss")]) == 0
+    emb, model = load_embeddings(tiny[1]), load(tmp_path / "m")
+    queries, corpus = ((emb.queries[:4], emb.corpus) if space == "full" else
+                       (model.embed(emb.queries[:4]), model.embed(emb.corpus)))
+    np.save(tmp_path / "vectors.npy", corpus)
+    hits = search(tmp_path, capsys, emb.queries[:4], "-k", "3", "--rescore-vectors",
+                  str(tmp_path / "vectors.npy"), "--rescore-factor", "40")  # every document
+    rows, scores = top_k(queries, corpus, 3)
+    assert [[doc for doc, _ in got] for got in hits] == [
+        [emb.corpus_ids[r] for r in want] for want in rows]
+    np.testing.assert_allclose([[s for _, s in got] for got in hits], scores, atol=1e-5)
+    np.save(tmp_path / "reversed.npy", corpus[::-1])
+    assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"), "--queries-npy",
+                 str(tmp_path / "q.npy"), "--rescore-vectors", str(tmp_path / "reversed.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'reversed.npy'}: row " in err
+    assert "another order, or of another corpus" in err
+
+
+@pytest.mark.parametrize("space", ["full", "compressed"])
+def test_a_bare_npy_of_another_corpus_of_the_same_shape_is_refused(
+    indexed: Path, make_inputs: Any, capsys: pytest.CaptureFixture[str], space: str
+) -> None:
+    other = make_inputs(120, 32, seed=7)  # the tiny corpus's shape, other documents
+    np.save(indexed / "other.npy", other if space == "full" else load(indexed / "m").embed(other))
+    np.save(indexed / "q.npy", other[:1])
+    capsys.readouterr()
+    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
+                 str(indexed / "q.npy"), "--rescore-vectors", str(indexed / "other.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dive: error: {indexed / 'other.npy'}: row 0 is not the vector the "
+                          "index holds for 'd0' (cosine ")
+    assert err.count("\n") == 1
 
 
 def test_hnsw_over_codes_is_refused(indexed: Path, tiny: tuple[Path, Path],
