@@ -184,7 +184,7 @@ def reuse_runs(source: Path, spec: GridSpec, results: ResultsFile) -> int:
 
     def wanted(r: dict[str, object]) -> bool:
         full_dim = full_dim_only(base_method(str(r["method"])))
-        return (r["dataset"] in spec.datasets and record_model(r) == spec.model
+        return (r["dataset"] in spec.datasets and record_model(r) == spec.recorded_model
                 and r["method"] in spec.methods and str(r["budget"]) in budgets
                 and int(str(r["seed"])) in spec.seeds
                 and (int(str(r["ratio"])) in spec.ratios or full_dim))

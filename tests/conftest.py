@@ -2,13 +2,15 @@
 
 The embeddings have planted structure (each query sits near its relevant documents in a
 low-dimensional subspace) so compressors and the protocol produce meaningful, non-constant
-scores in milliseconds. Also locates the real shared data, skipping with a reason without it.
+scores in milliseconds. Also locates the real shared data, skipping with a reason without it,
+and makes local model folders (`local_model`) for the tests of how a model is named.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,20 @@ def tiny(tmp_path: Path) -> tuple[Path, Path]:
 def make_tiny(tmp_path: Path):  # type: ignore[no-untyped-def]
     """`write_tiny_beir` with options, into a fresh tmp_path."""
     return lambda **options: write_tiny_beir(tmp_path, **options)
+
+
+@pytest.fixture()
+def local_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """Run the test in tmp_path; `local_model("a/m")` makes the folder a/m there a local model
+    folder (a config.json: what sentence-transformers loads a folder by, and
+    `dive.embed.encode.model_label` tells one by; nothing loads it) and returns its resolved
+    absolute path, the name it is recorded under."""
+    monkeypatch.chdir(tmp_path)
+
+    def make(name: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        return folder.resolve()
+
+    return make

@@ -421,6 +421,27 @@ def test_a_local_model_path_is_recorded_as_given_and_kept_apart_from_another(
     assert models == [str(one)] * 3 + [str(two)] * 3 + ["all-MiniLM-L6-v2"] * 3
 
 
+def test_a_local_model_folder_is_one_model_under_any_spelling_from_any_folder(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    local_model: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--model ./m`, `m/` and the absolute path were recorded as typed: each rerun ran every
+    run again, the file held three models, and `./m` read from another folder named another
+    model."""
+    folder = local_model("m")
+    results = tmp_path / "r.jsonl"
+    assert main(evaluate_args(tiny, results, "--model", "./m")) == 0
+    assert "skipped" not in capsys.readouterr().err
+    assert main(evaluate_args(tiny, results, "--model", "m/")) == 0
+    assert f"skipped 3 run(s) already in {results}" in capsys.readouterr().err
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(evaluate_args(tiny, results, "--model", str(folder))) == 0
+    assert f"skipped 3 run(s) already in {results}" in capsys.readouterr().err
+    assert {json.loads(line)["model"] for line in results.read_text().splitlines()} == {
+        str(folder)}
+
+
 @pytest.mark.parametrize("with_train", [False, True])
 def test_fit_says_when_it_learns_from_half_the_judged_queries(
     make_tiny: Callable[..., tuple[Path, Path]], tmp_path: Path,

@@ -259,7 +259,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 f"not unit-norm: corpus norms {norms['min']:.3g}..{norms['max']:.3g}, "
                 "normalised where used")
         print(f"imported {emb.corpus.shape[0]} corpus and {emb.queries.shape[0]} query vectors "
-              f"({emb.dim}-d, {unit}) as {model}: {out}")
+              f"({emb.dim}-d, {unit}) as {emb.meta['model']}: {out}")
         return 0
     result = encode_to_folder(dataset, out, model_name=model, **encoding,
                               overwrite=args.overwrite, progress=not args.no_progress)
@@ -317,7 +317,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     budget = parse_budget(args.budget)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     # Recorded under the model the embeddings were made with; a --model that the folder
-    # contradicts is kept, with get_embeddings' warning (a local path may name the same one).
+    # contradicts is kept, with get_embeddings' warning (its vectors may be that model's under
+    # another name: a hub id and its download). Either is recorded as model_label names it.
     model_name = args.model or default_model_for(args.embeddings)
     emb = get_embeddings(dataset, model_name, embeddings_dir=args.embeddings)
     if compressor.full_dim_only and args.dim != emb.dim:

@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,26 @@ def test_model_dirname_of_dot_is_the_current_folder(
     (tmp_path / "here-model").mkdir()
     monkeypatch.chdir(tmp_path / "here-model")
     assert model_dirname(".") == "here-model"
+
+
+def test_a_local_model_folder_is_named_by_its_resolved_path_however_typed(
+    local_model: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`--model ./m`, `m/` and its absolute path were three models in the records, and a
+    record of `./m` named another folder read from another working directory. A name that
+    leads to no model folder (a hub id, a label of imported vectors) stays as given, even
+    where a folder of that name holds something else."""
+    folder = local_model("m")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "link").symlink_to(folder)
+    (tmp_path / "sub").mkdir()
+    for spelling in ("./m", "m", "m/", "~/m", str(folder), "link", "sub/../m"):
+        assert encode.model_label(spelling) == str(folder), spelling
+    assert encode.model_label(str(local_model("a/m"))) != encode.model_label("./m")
+    (tmp_path / "imported").mkdir()  # an embeddings folder, say: no model in it
+    for name in ("BAAI/bge-small-en-v1.5", "./not-there", "imported", "./imported"):
+        assert encode.model_label(name) == name
+    assert encode.model_label("sentence-transformers/all-MiniLM-L6-v2") == DEFAULT_MODEL
 
 
 def test_encode_texts_returns_normalised_float32_in_order(fake_model: FakeModel) -> None:
@@ -280,6 +300,22 @@ def test_cache_made_by_another_model_of_the_same_last_name_is_rebuilt(
     assert "cached embeddings were made with a/minilm, not b/minilm; re-encoding" in caplog.text
     get_embeddings(FakeDataset(), "b/minilm", cache_root=tmp_path, progress=False)
     assert fake_model.calls == 4  # its own cache is served
+
+
+def test_a_cache_of_a_local_model_serves_any_spelling_of_its_folder(
+    tmp_path: Path, fake_model: FakeModel, local_model: Callable[[str], Path]
+) -> None:
+    """The cache recorded `./m` as typed, so `m/` or the absolute path encoded it again; a
+    cache an older version wrote under `./m` is still served (read from here)."""
+    folder = local_model("m")
+    get_embeddings(FakeDataset(), "./m", cache_root=tmp_path / "cache", progress=False)
+    meta = tmp_path / "cache" / "m" / "toy" / "meta.json"
+    assert json.loads(meta.read_text())["model"] == str(folder)
+    for spelling in ("m/", str(folder)):
+        get_embeddings(FakeDataset(), spelling, cache_root=tmp_path / "cache", progress=False)
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "model": "./m"}))
+    get_embeddings(FakeDataset(), str(folder), cache_root=tmp_path / "cache", progress=False)
+    assert fake_model.calls == 2
 
 
 @pytest.mark.parametrize(("device", "message"), [

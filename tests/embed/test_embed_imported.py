@@ -117,6 +117,17 @@ def test_npy_vectors_with_ids_files(api: Api, tmp_path: Path) -> None:
     assert load_embeddings(tmp_path / "imported").corpus.dtype == np.float32
 
 
+def test_an_import_labelled_with_a_local_model_folder_records_its_resolved_path(
+    api: Api, tmp_path: Path, local_model: Callable[[str], Path]
+) -> None:
+    # recorded as typed, `./m` named another folder read from elsewhere
+    folder = local_model("m")
+    emb = from_parquet(api.dataset, *_parquet_pair(api, tmp_path), tmp_path / "imported",
+                       id_column="doc_id", vector_column="embedding", model="./m")
+    assert emb.meta["model"] == str(folder)
+    assert json.loads((tmp_path / "imported" / "meta.json").read_text())["model"] == str(folder)
+
+
 def test_an_npy_import_names_the_ids_file_line_of_an_unknown_id(api: Api, tmp_path: Path) -> None:
     # the message named the .npy's row, though the id came from the ids file
     ids, x, _ = api["corpus"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,26 @@ def test_a_local_model_saved_again_in_its_folder_starts_over(
         result = encode_to_folder(dataset, out, model_name=str(folder), chunk_size=CHUNK,
                                   progress=False, model=model)
     assert result.resumed_chunks == 0 and "starting over" in caplog.text
+
+
+def test_a_local_model_is_the_same_job_however_its_folder_is_spelled(
+    tmp_path: Path, model: Any, local_model: Callable[[str], Path]
+) -> None:
+    """The job and meta.json recorded `./my-model` as typed, so a rerun as `my-model/` started
+    over; they record the folder's resolved path, and a job an older version left under the
+    typed spelling still resumes."""
+    folder = local_model("my-model")
+    dataset, out = load_beir(PANTRY), tmp_path / "emb"
+    with pytest.raises(Interrupted):
+        encode_to_folder(dataset, out, model_name="./my-model", chunk_size=CHUNK,
+                         progress=False, model=StopsAfter(model, 1))
+    job = tmp_path / ".emb.partial" / JOB_FILE
+    assert json.loads(job.read_text())["model"] == str(folder)
+    job.write_text(json.dumps({**json.loads(job.read_text()), "model": "./my-model"}))
+    result = encode_to_folder(dataset, out, model_name="my-model/", chunk_size=CHUNK,
+                              progress=False, model=model)
+    assert result.resumed_chunks == 1
+    assert json.loads((out / "meta.json").read_text())["model"] == str(folder)
 
 
 def test_a_second_run_on_the_same_output_fails_at_once_and_leaves_the_first_ones_work(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,37 @@ def test_a_grid_given_the_default_models_hub_alias_records_its_name(
 ) -> None:
     new = fresh_runs(tiny, tmp_path / "r.jsonl", model="sentence-transformers/all-MiniLM-L6-v2")
     assert {r["model"] for r in new} == {"all-MiniLM-L6-v2"}  # type: ignore[index]
+
+
+def test_a_local_model_folder_is_one_model_however_spelled_and_another_folder_another(
+    tiny: tuple[Path, Path], tmp_path: Path, local_model: Callable[[str], Path]
+) -> None:
+    """`./m`, `m/` and the absolute path were recorded as typed: three models, each run three
+    times, and `./m` named another folder when the file was read from elsewhere."""
+    folder, other = local_model("m"), local_model("a/m")
+    path = tmp_path / "r.jsonl"
+    new = fresh_runs(tiny, path, model="./m")
+    assert {r["model"] for r in new} == {str(folder)}  # type: ignore[index]
+    assert fresh_runs(tiny, path, model="m/") == []
+    assert fresh_runs(tiny, path, model=str(folder)) == []
+    assert len(fresh_runs(tiny, path, model="a/m")) == len(new)  # another folder named m
+    assert {json.loads(line)["model"] for line in path.read_text().splitlines()} == {
+        str(folder), str(other)}
+
+
+def test_records_written_under_a_relative_model_path_resume_under_its_resolved_path(
+    tiny: tuple[Path, Path], tmp_path: Path, local_model: Callable[[str], Path]
+) -> None:
+    """A file an older version wrote under `--model ./m`: its runs are done for the folder's
+    resolved path (read from the working directory), and the file is left as it is."""
+    folder = local_model("m")
+    path = tmp_path / "r.jsonl"
+    fresh_runs(tiny, path, model="./m")
+    old = [json.loads(line) for line in path.read_text().splitlines()]
+    write_records(path, [{**r, "model": "./m"} for r in old])
+    before = path.read_bytes()
+    assert fresh_runs(tiny, path, model=str(folder)) == []
+    assert path.read_bytes() == before
 
 
 def test_changed_dataset_with_the_same_name_reruns(tiny: tuple[Path, Path], tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +23,12 @@ from dive.export.folder import load
 def fit(tiny: tuple[Path, Path], out: Path, method: str = "pca", *extra: str) -> int:
     return main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
                  "--method", method, "--dim", "8", "--output", str(out), *extra])
+
+
+def _made_with(emb: Path, model: str) -> None:
+    """Let the embeddings folder `emb` say (meta.json) it was made with `model`."""
+    meta = json.loads((emb / "meta.json").read_text())
+    (emb / "meta.json").write_text(json.dumps({**meta, "model": model}))
 
 
 def test_fit_saves_a_loadable_folder_with_a_summary(tiny: tuple[Path, Path], tmp_path: Path,
@@ -259,8 +266,7 @@ def test_index_warns_about_another_models_embeddings_not_the_same_models_alias(
     from dive.compressors.pca import PCA
     from dive.export.folder import save
 
-    meta = json.loads((tiny[1] / "meta.json").read_text())
-    (tiny[1] / "meta.json").write_text(json.dumps({**meta, "model": "all-MiniLM-L6-v2"}))
+    _made_with(tiny[1], "all-MiniLM-L6-v2")
     save(PCA(dim=8).fit(np.load(tiny[1] / "corpus.npy")), tmp_path / "m",
          summary={"model": fitted_on})
     assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]), "--output",
@@ -268,6 +274,28 @@ def test_index_warns_about_another_models_embeddings_not_the_same_models_alias(
     expected = [f"{tiny[1]}: embeddings made with all-MiniLM-L6-v2, compressor fitted on "
                 f"{fitted_on} embeddings"] if warned else []
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == expected
+
+
+def test_index_compares_local_models_by_folder_not_by_spelling(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    local_model: Callable[[str], Path]
+) -> None:
+    """A compressor whose record spells a/model `./a/model` (an older fit) was said to meet
+    another model's embeddings in a folder that names a/model by its absolute path."""
+    pytest.importorskip("faiss")
+    from dive.compressors.pca import PCA
+    from dive.export.folder import save
+
+    made_with = local_model("a/model")
+    local_model("b/model")
+    _made_with(tiny[1], str(made_with))
+    pca = PCA(dim=8).fit(np.load(tiny[1] / "corpus.npy"))
+    for n, fitted_on in enumerate(("./a/model", "b/model")):
+        save(pca, tmp_path / f"fit{n}", summary={"model": fitted_on})
+        assert main(["index", str(tmp_path / f"fit{n}"), "--embeddings", str(tiny[1]),
+                     "--output", str(tmp_path / f"i{n}.faiss")]) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{tiny[1]}: embeddings made with {made_with}, compressor fitted on b/model embeddings"]
 
 
 @pytest.mark.parametrize(("fitted_on", "model", "loaded", "said"), [
@@ -283,20 +311,26 @@ def test_index_warns_about_another_models_embeddings_not_the_same_models_alias(
     ("imported", None, None,
      "error: {m}: fitted on imported vectors, which name no model to embed --query texts "
      "with; pass --model, or --queries-npy vectors made as the corpus's were"),
+    ("{here}/a/m", "./a/m", "./a/m", None),
 ])
 def test_search_query_says_when_its_model_may_not_be_the_compressors(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    local_model: Callable[[str], Path],
     fitted_on: str | None, model: str | None, loaded: str | None, said: str | None
 ) -> None:
     """docs/export.md says `dive search` warns about another model's embeddings: `--query
     --model X` embedded the queries with X without a word, whatever the compressor was fitted
-    on, and a compressor fitted on imported vectors loaded a model named "imported"."""
+    on, and a compressor fitted on imported vectors loaded a model named "imported". A local
+    folder was compared as typed: `--model ./a/m` was another model than the {here}/a/m a
+    compressor names by its path."""
     pytest.importorskip("faiss")
     import dive.embed
     from dive.compressors.pca import PCA
     from dive.export.folder import save
 
+    here = str(local_model("a/m").parents[1])
+    fitted_on = None if fitted_on is None else fitted_on.format(here=here)
     corpus = np.load(tiny[1] / "corpus.npy")
     m = tmp_path / "m"
     save(PCA(dim=8).fit(corpus), m, summary={} if fitted_on is None else {"model": fitted_on})
@@ -313,7 +347,7 @@ def test_search_query_says_when_its_model_may_not_be_the_compressors(
     if loaded is None:
         lines.append(capsys.readouterr().err.strip().removeprefix("dive: "))
     assert (code, models) == ((0, [loaded]) if loaded is not None else (2, []))
-    assert lines == ([] if said is None else [said.format(m=m)])
+    assert lines == ([] if said is None else [said.format(m=m, here=here)])
 
 
 def test_search_refuses_an_index_built_by_another_compressor_of_the_same_dim(

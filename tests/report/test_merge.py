@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,24 @@ def test_the_default_models_hub_alias_is_the_same_model(make_record, jsonl,
     records = read_results([path])  # the same run under either spelling: the last wins
     assert [(r["method"], r["model"], r["ndcg@10"]) for r in records] == [
         ("pca", "all-MiniLM-L6-v2", 0.7), ("truncate", "all-MiniLM-L6-v2", 0.5)]
+
+
+def test_a_local_model_folder_under_its_older_spellings_is_one_model(
+        make_record, jsonl, tmp_path: Path, local_model: Callable[[str], Path]) -> None:
+    """Records an older version wrote as typed (`./m`, `m/`) are the runs of the folder's
+    resolved path (read from the working directory), not three models; another folder named
+    m is another model."""
+    folder = str(local_model("m"))
+    path = jsonl(tmp_path / "r.jsonl", [make_record(model="./m"),
+                                        make_record(method="truncate", model="m/"),
+                                        make_record(model=folder, ndcg=0.7)])
+    records = read_results([path])  # the same run under either spelling: the last wins
+    assert [(r["method"], r["model"], r["ndcg@10"]) for r in records] == [
+        ("pca", folder, 0.7), ("truncate", folder, 0.5)]
+    assert [r["dataset"] for r in label_models(records)] == ["scifact", "scifact"]
+    other = str(local_model("a/m"))
+    assert [r["dataset"] for r in label_models([*records, make_record(model="a/m")])] == [
+        f"scifact ({folder})", f"scifact ({folder})", f"scifact ({other})"]
 
 
 def test_one_cell_with_runs_on_different_data_is_refused(make_record, jsonl,

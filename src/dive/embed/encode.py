@@ -44,6 +44,9 @@ source_log = logging.getLogger(SOURCE_LOGGER)
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean the packaged default model (never fetched from the hub).
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+# The files sentence-transformers loads a local model folder by: its own list of modules, or
+# a plain transformers model's config (then mean-pooled).
+_MODEL_FILES = ("modules.json", "config.json")
 DOC_TEXT = "title + ' ' + text"
 # Seconds the hub may take to say whether a model exists (a dropped connection waits this).
 _HUB_TIMEOUT_S = 10.0
@@ -244,8 +247,34 @@ def embed_dataset(
 
 
 def model_label(model_name: str) -> str:
-    """The name recorded for a model: the default one under one name, others as given."""
-    return DEFAULT_MODEL if model_name in _DEFAULT_ALIASES else model_name
+    """The name a model is recorded under, and compared by: the default model under one name
+    (its hub alias too), a local model folder as its resolved absolute path, anything else (a
+    hub id, a label of imported vectors) as given.
+
+    A local model folder is a name that leads to a folder holding a file sentence-transformers
+    loads a model by (`modules.json`, or a plain transformers model's `config.json`), as
+    `load_model` would load it: `./m`, `m/`, `~/m` and its absolute path are one model, two
+    folders named `m` two, and a record names the folder from any working directory. A path
+    that leads to no model folder here (one since moved, a record written elsewhere) stays as
+    given.
+    """
+    if model_name in _DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    folder = _local_model_folder(model_name)
+    return model_name if folder is None else str(folder)
+
+
+def _local_model_folder(model_name: str) -> Path | None:
+    """The resolved folder of `model_name` if it is a local model folder (see `model_label`)."""
+    if not model_name.strip():  # Path("") is the working directory
+        return None
+    try:
+        folder = Path(model_name).expanduser()
+        if any((folder / name).is_file() for name in _MODEL_FILES):
+            return folder.resolve()
+    except (OSError, ValueError, RuntimeError):  # no path can have that name (too long, NUL)
+        pass
+    return None
 
 
 def encoding_meta(dataset: Dataset, model_name: str, batch_size: int) -> dict[str, Any]:
@@ -345,7 +374,7 @@ def get_embeddings(
                         "%s: cached embeddings were built from other texts; re-encoding", folder
                     )
                     emb = None
-                elif maker is not None and maker != model_label(model_name):
+                elif maker is not None and model_label(str(maker)) != model_label(model_name):
                     # the folder is named by the model's last part: a/minilm and b/minilm meet
                     logger.warning("%s: cached embeddings were made with %s, not %s; "
                                    "re-encoding", folder, maker, model_name)

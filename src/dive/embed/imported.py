@@ -29,7 +29,7 @@ import numpy as np
 
 from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.data.beir import Dataset, clean_id
-from dive.embed.encode import dataset_fingerprint
+from dive.embed.encode import dataset_fingerprint, model_label
 from dive.embed.resumable import check_embeddings_output
 from dive.embed.store import Embeddings, read_ids, read_matrix, save_embeddings
 from dive.errors import DataError
@@ -178,7 +178,9 @@ def import_vectors(
 
     A folder already at `out` is kept (`DiveError`), even one written meanwhile, unless
     `overwrite` (callers check first, see `check_embeddings_output`);
-    `source` is recorded in meta.json under `imported_from`, with the two files.
+    `source` is recorded in meta.json under `imported_from`, with the two files, and `model`
+    (a label: nothing is encoded) as `model_label` names it, so a local model folder is its
+    resolved path.
     """
     if queries.array.shape[1] != corpus.array.shape[1]:
         raise DataError(f"{queries.where}: vectors have dimension {queries.array.shape[1]}, but "
@@ -191,7 +193,7 @@ def import_vectors(
     normalized = all(abs(s["min"] - 1) <= UNIT_NORM_TOLERANCE and
                      abs(s["max"] - 1) <= UNIT_NORM_TOLERANCE for s in norms.values())
     meta: dict[str, Any] = {
-        "model": model,
+        "model": model_label(model),
         "normalized": normalized,
         "norms": norms,
         "dtype": "float32",

@@ -193,7 +193,7 @@ def _start(work: Path, job: dict[str, Any]) -> set[str]:
             old = json.loads((work / JOB_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
-        if old == job:
+        if isinstance(old, dict) and _same_job(old, job):
             done = {p.name for p in work.iterdir() if p.suffix == ".npy" and p.name[0] != "."}
             logger.info("%s: resuming, %d chunks already encoded", work, len(done))
             return done
@@ -206,6 +206,12 @@ def _start(work: Path, job: dict[str, Any]) -> set[str]:
             child.unlink()
     atomic_write_text(work / JOB_FILE, json.dumps(job, sort_keys=True) + "\n")
     return set()
+
+
+def _same_job(old: dict[str, Any], job: dict[str, Any]) -> bool:
+    """Whether a work folder's `old` job is `job`. An older version recorded a local model as
+    given (`./m`); it is compared as `model_label` now names it (the folder's resolved path)."""
+    return {**old, "model": encode.model_label(str(old.get("model")))} == job
 
 
 def _assemble(work: Path, chunks: list[_Chunk]) -> np.ndarray:

@@ -63,7 +63,7 @@ class GridSpec:
     ratios: Sequence[int] = (2, 4, 8, 16)
     budgets: Sequence[int | None] = (16, 64, 256, None)
     seeds: Sequence[int] = (0, 1, 2)
-    model: str = DEFAULT_MODEL  # recorded as `model_label` names it (a path: as given)
+    model: str = DEFAULT_MODEL  # loaded (and its embeddings looked up) as given
     data_dir: str | None = None
     embeddings_dir: str | None = None  # one embeddings folder; only with a single dataset
     top_k: int = 100
@@ -75,9 +75,6 @@ class GridSpec:
     def __post_init__(self) -> None:
         # A spec is its rows' label: " pca" would run as pca but be recorded apart from it.
         object.__setattr__(self, "methods", [str(m).strip() for m in self.methods])
-        # One model, one name in the records: the default's hub alias is recorded as the
-        # default, or a rerun under the other spelling would run every run again.
-        object.__setattr__(self, "model", model_label(str(self.model)))
         # Checked before any run, so a bad value cannot stop a grid after it recorded some.
         for name in ("datasets", "ratios", "budgets", "seeds", "precisions", "rescores"):
             if not list(getattr(self, name)):
@@ -100,6 +97,15 @@ class GridSpec:
         big = [seed for seed in self.seeds if seed >= SEED_LIMIT]  # past the generators'
         if big:
             raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}")
+
+
+    @property
+    def recorded_model(self) -> str:
+        """The model's name in the records, as `model_label` gives it: one model, one name
+        (the default's hub alias is the default, `./m` and `/abs/m` one folder), or a rerun
+        under another spelling would run every run again. `model` stays as given: the
+        embeddings cache folder is named after it (`dive.embed.encode.model_dirname`)."""
+        return model_label(str(self.model))
 
 
 def _check_distinct_methods(methods: Sequence[str]) -> None:
@@ -282,7 +288,7 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                                                    dim=dim))
                     if not variants:  # only product stages, none of which codes this d
                         continue
-                    base = {"dataset": dataset, "model": spec.model, "method": method,
+                    base = {"dataset": dataset, "model": spec.recorded_model, "method": method,
                             "dim": dim, "budget": budget_label(budget), "seed": seed}
                     keys = tuple(record_key({**base, **v.fields(dim, full_dim)})
                                  for v in variants)
@@ -326,7 +332,8 @@ def _anchor_tasks(spec: GridSpec, dataset: str, full_dim: int, budget: int | Non
         for ratio in [1] if anchor.full_dim else list(spec.ratios):
             dim = _dim_of(full_dim, ratio)
             anchor.check_dim(full_dim, dim)
-            base = {"dataset": dataset, "model": spec.model, "method": anchor.name, "dim": dim,
+            base = {"dataset": dataset, "model": spec.recorded_model, "method": anchor.name,
+                    "dim": dim,
                     "budget": budget_label(budget), "seed": seed}
             size = anchor.bytes_per_vector(full_dim, dim)
             keys = tuple(record_key({**base, **anchor.fields(v.rescore, size, full_dim)})
@@ -469,7 +476,7 @@ def _run_variants(
     if all(v in done for v in task.variants):
         return [{**done[v], "budget": budget_label(task.budget)} for v in task.variants]
     run = run_anchor if is_anchor(task.method) else run_one
-    records = run(task, dataset, emb, split, spec.model, spec.top_k)
+    records = run(task, dataset, emb, split, spec.recorded_model, spec.top_k)
     for record in records:
         record[FINGERPRINT_FIELD] = fingerprint
     if is_anchor(task.method) or not make_compressor(task.method, task.dim).supervised:

@@ -5,9 +5,11 @@ is not float32 or it rescores, by its variant too (`precision`, `rescore`, `resc
 so two precisions of one fit are two runs; a record without these fields (older files) is
 float32 without rescoring and keeps its old key. Its model is the name `model_label` gives
 (`dive.embed.encode`): the default model's hub alias `sentence-transformers/all-MiniLM-L6-v2`
-is recorded as `all-MiniLM-L6-v2`, any other name or path as given. A record an older version
-wrote under the alias is read as it is and keyed, grouped and resumed by `record_model`, the
-same run as the default's; the file is not rewritten to say so. An anchor's record
+is recorded as `all-MiniLM-L6-v2`, a local model folder as its resolved absolute path, a hub
+id as given. A record an older version wrote under the alias, or under a local folder as
+typed (`./m`, `m/`: read from the working directory at hand), is read as it is and keyed,
+grouped and resumed by `record_model`, the same run as the canonical name's; the file is not
+rewritten to say so. An anchor's record
 (`dive.evaluate.anchors`) states its index's code as its precision (`int4`, `pq` besides the
 four precisions); a method's record may also have an `opq{M}` first stage
 (`dive.evaluate.product`). Each run records the
@@ -78,7 +80,9 @@ def record_bytes_per_vector(record: Mapping[str, Any]) -> int:
 
 def record_model(record: Mapping[str, Any]) -> str:
     """The model of a record, as new records name it (`model_label`: the default model's hub
-    alias is the default model); what runs and reports are matched and grouped by."""
+    alias is the default model, a local folder its resolved path, an older record's relative
+    spelling read from the working directory); what runs and reports are matched and grouped
+    by."""
     return model_label(str(record["model"]))
 
 

@@ -3,12 +3,13 @@
 Files are read in the order given; a run that appears more than once (same dataset, model,
 method, dim, budget and seed) keeps its last occurrence, so a later file or a later line
 overrides an earlier one. A record's model is read as `record_model` names it (the default
-model's hub alias, which older files may hold, is the default model), so the merged copies
-name each model once. When the records mix several embedding models, the model name is
-folded into the dataset label so that no table averages across models. The runs a table cell
-averages over seeds must come from one version of the data: records of one cell with
-different `data_fingerprint`s (two datasets of one name, or a dataset changed between seeds)
-are refused (`DataError`); a record without a fingerprint (an older file) is not checked.
+model's hub alias, which older files may hold, is the default model; a local folder written
+as typed, `./m`, is its resolved path), so the merged copies name each model once. When the
+records mix several embedding models, the model name is folded into the dataset label so
+that no table averages across models. The runs a table cell averages over seeds must come
+from one version of the data: records of one cell with different `data_fingerprint`s (two
+datasets of one name, or a dataset changed between seeds) are refused (`DataError`); a
+record without a fingerprint (an older file) is not checked.
 Left out: filtering (pass only the files you want) and any validation beyond
 `read_records`'.
 """
