@@ -164,7 +164,8 @@ def fit(
         Seed of the label draw and of the fit.
     model : str or None, default=None
         Datasets only: the model whose embeddings to use (or to encode with), recorded with
-        the fit; None: the one the `embeddings` folder's meta.json names, else
+        the fit as `dive.embed.encode.model_label` names it (a local model folder by its
+        resolved path); None: the one the `embeddings` folder's meta.json names, else
         `DEFAULT_MODEL` (`all-MiniLM-L6-v2`).
     embeddings : str, os.PathLike or None, default=None
         Datasets only: the embeddings folder (default: `$DIVE_EMBEDDINGS`, the cache, or

@@ -2,12 +2,14 @@
 
 `fit_on_dataset` fits a compressor on a dataset's embeddings (and, for a supervised method,
 its seeded label split) and returns the record `dive fit` and `dive.fit` keep: the dataset,
-the embedding model (`model`: what `dive index` and `dive search` compare with the meta.json
-of the embeddings they are given, to warn about another model's), the seed, the corpus size,
-the label budget and split sizes (a supervised method; `budget: None`, `n_train: 0`
-otherwise), the fit's wall time and a learned fit's `FitSummary` (`fit`). The record stays on
-the compressor (`DatasetFitInfo`, its `fit_info_`), so `dive.save` writes it without being
-told; fitting the compressor again replaces its `fit_info_` and so drops the record.
+the embedding model (`model`, as `dive.embed.encode.model_label` names it, a local model
+folder by its resolved path: what `dive index` and `dive search` compare with the meta.json
+of the embeddings they are given, to warn about another model's, and what `dive search
+--query` embeds with), the seed, the corpus size, the label budget and split sizes (a
+supervised method; `budget: None`, `n_train: 0` otherwise), the fit's wall time and a
+learned fit's `FitSummary` (`fit`). The record stays on the compressor (`DatasetFitInfo`,
+its `fit_info_`), so `dive.save` writes it without being told; fitting the compressor again
+replaces its `fit_info_` and so drops the record.
 
 Left out: fits on arrays (nothing says which model made them; they record `fit` only), and
 where the embeddings come from (`dive.embed.get_embeddings`).
@@ -43,10 +45,11 @@ def fit_on_dataset(compressor: Compressor, dataset: Dataset, emb: Embeddings, *,
     (`dive.data.splits.make_split`); the others from the corpus alone.
     """
     from dive.data.splits import budget_label, make_split
+    from dive.embed.encode import model_label
     from dive.evaluate.protocol import training_data
 
-    record: dict[str, Any] = {"dataset": dataset.name, "model": model_name, "seed": seed,
-                              "n_corpus": int(emb.corpus.shape[0])}
+    record: dict[str, Any] = {"dataset": dataset.name, "model": model_label(model_name),
+                              "seed": seed, "n_corpus": int(emb.corpus.shape[0])}
     train = None
     if compressor.supervised:
         split = make_split(dataset, budget, seed)

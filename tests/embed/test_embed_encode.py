@@ -318,6 +318,22 @@ def test_a_cache_of_a_local_model_serves_any_spelling_of_its_folder(
     assert fake_model.calls == 2
 
 
+def test_embeddings_of_another_local_folder_of_the_same_name_are_warned_about(
+    tmp_path: Path, local_model: Callable[[str], Path], no_encoding: None,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """Folders were compared by their last component: a/model's embeddings passed for
+    b/model's, while `./a/model` was not said to be a/model only by luck of the same name."""
+    made_with = local_model("a/model")
+    local_model("b/model")
+    emb = _stored(seed=1)
+    save_embeddings(tmp_path / "emb", replace(emb, meta={"model": str(made_with)}))
+    get_embeddings(FakeDataset(), "./a/model", embeddings_dir=tmp_path / "emb")
+    assert "embeddings were made with" not in caplog.text
+    get_embeddings(FakeDataset(), "b/model", embeddings_dir=tmp_path / "emb")
+    assert f"embeddings were made with {made_with}, not b/model" in caplog.text
+
+
 @pytest.mark.parametrize(("device", "message"), [
     ("cdua", r"^unknown device 'cdua' \(e\.g\. cpu, cuda, cuda:1, mps\)$"),
     ("cuda", r"^device 'cuda' is not available to this torch build"),

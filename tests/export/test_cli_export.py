@@ -276,6 +276,25 @@ def test_index_warns_about_another_models_embeddings_not_the_same_models_alias(
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == expected
 
 
+def test_fit_records_a_local_model_by_its_resolved_path_and_tells_two_folders_apart(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    local_model: Callable[[str], Path]
+) -> None:
+    """The fit recorded `--model ./b/model` as typed (another folder, read from elsewhere),
+    and embeddings made with a/model passed for b/model's: folders were compared by their
+    last component."""
+    made_with, given = local_model("a/model"), local_model("b/model")
+    _made_with(tiny[1], str(made_with))
+    assert fit(tiny, tmp_path / "fit-b", "pca", "--model", "./b/model") == 0
+    assert load(tmp_path / "fit-b").summary["model"] == str(given)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{tiny[1]}: embeddings were made with {made_with}, not ./b/model"]
+    caplog.clear()
+    assert fit(tiny, tmp_path / "fit-a", "pca", "--model", "a/model/") == 0
+    assert load(tmp_path / "fit-a").summary["model"] == str(made_with)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_index_compares_local_models_by_folder_not_by_spelling(
     tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture,
     local_model: Callable[[str], Path]

@@ -430,7 +430,8 @@ def describe_maker(meta: dict[str, Any]) -> str:
 
 def _warn_on_model_mismatch(folder: Path, emb: Embeddings, model_name: str) -> None:
     stored = emb.meta.get("model")
-    if stored is not None and model_dirname(str(stored)) != model_dirname(model_name):
+    # by name, not by folder name: two local folders named `model` are two models
+    if stored is not None and model_label(str(stored)) != model_label(model_name):
         logger.warning("%s: embeddings were made with %s, not %s", folder, stored, model_name)
 
 
