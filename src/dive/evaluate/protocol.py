@@ -98,7 +98,6 @@ class GridSpec:
         if big:
             raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}")
 
-
     @property
     def recorded_model(self) -> str:
         """The model's name in the records, as `model_label` gives it: one model, one name
@@ -333,8 +332,7 @@ def _anchor_tasks(spec: GridSpec, dataset: str, full_dim: int, budget: int | Non
             dim = _dim_of(full_dim, ratio)
             anchor.check_dim(full_dim, dim)
             base = {"dataset": dataset, "model": spec.recorded_model, "method": anchor.name,
-                    "dim": dim,
-                    "budget": budget_label(budget), "seed": seed}
+                    "dim": dim, "budget": budget_label(budget), "seed": seed}
             size = anchor.bytes_per_vector(full_dim, dim)
             keys = tuple(record_key({**base, **anchor.fields(v.rescore, size, full_dim)})
                          for v in variants)
