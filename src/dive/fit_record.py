@@ -66,5 +66,5 @@ def fit_on_dataset(compressor: Compressor, dataset: Dataset, emb: Embeddings, *,
     if info.summary is not None:
         record["fit"] = info.summary.as_record()
     compressor.fit_info_ = DatasetFitInfo(diagnostics=info.diagnostics, summary=info.summary,
-                                          training=record)
+                                          config=info.config, training=record)
     return dict(record)

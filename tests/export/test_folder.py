@@ -275,6 +275,23 @@ def test_saving_an_unfitted_compressor_fails(tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()
 
 
+def test_a_saved_model_records_the_parameters_it_was_fitted_with(tmp_path: Path) -> None:
+    """`model.dim` edited after the fit, or a refit that refused it, used to be saved as the
+    model's: config.json said dim 1000 beside an 8-d output."""
+    corpus, _ = synthetic_problem()
+    model = REGISTRY["pca"](dim=8).fit(corpus)
+    model.dim = 1000
+    with pytest.raises(DataError, match=r"dim must be in 1\.\.16"):
+        model.fit(corpus)
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.config()["dim"] == loaded.output_dim == 8
+    model.dim = 4
+    model.fit(corpus)  # a refit that succeeds is recorded with what it was given
+    save(model, tmp_path / "m", overwrite=True)
+    assert load(tmp_path / "m").config()["dim"] == 4
+
+
 def test_numpy_scalars_in_the_summary_are_written(tmp_path: Path, make_runtime: Any) -> None:
     save(make_runtime(), tmp_path / "m", summary={"score": np.float32(0.25), "n": np.int64(3)})
     assert load(tmp_path / "m").summary == {"score": 0.25, "n": 3}

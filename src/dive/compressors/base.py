@@ -164,6 +164,7 @@ class FitInfo:
 
     diagnostics: dict[str, Any] = field(default_factory=dict)  # extra detail for the record
     summary: FitSummary | None = None  # set by every learned fit (None: training-free)
+    config: dict[str, Any] = field(default_factory=dict)  # `config()` as the model was fitted
 
 
 class Compressor(ABC):
@@ -256,6 +257,7 @@ class Compressor(ABC):
             if previous is not None:  # a failed refit keeps the model it had, and its record
                 self.fit_info_ = previous
             raise
+        self.fit_info_.config = self.config()
         return self
 
     @abstractmethod
@@ -274,6 +276,13 @@ class Compressor(ABC):
         if runtime is None:
             raise NotFittedError(f"{self.method}: not fitted yet; call fit() first")
         return runtime
+
+    def fitted_config(self) -> dict[str, Any]:
+        """The hyper-parameters the fitted model was made with (`config()` at its fit), what a
+        saved model records: a parameter edited since (`model.dim = 16`, a refit refused)
+        describes no model until the next fit succeeds."""
+        self.fitted_runtime()  # NotFittedError before any fit
+        return dict(self.fit_info_.config)
 
     @property
     def n_params(self) -> int:

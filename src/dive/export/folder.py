@@ -294,12 +294,13 @@ def _describe(obj: SaveSource) -> tuple[Runtime, str, dict[str, Any], dict[str, 
     if isinstance(obj, LoadedCompressor):
         return obj.runtime_, obj.method, obj.config(), obj.summary
     if isinstance(obj, Compressor):
-        fitted = getattr(obj, "fit_info_", None)
+        runtime, config = obj.fitted_runtime(), obj.fitted_config()
+        fitted = obj.fit_info_
         if isinstance(fitted, DatasetFitInfo):  # fitted on a dataset: its whole record
-            return obj.fitted_runtime(), obj.method, obj.config(), dict(fitted.training)
-        summary = fitted.summary if fitted is not None else None
+            return runtime, obj.method, config, dict(fitted.training)
+        summary = fitted.summary
         training = {"fit": summary.as_record()} if summary is not None else {}
-        return obj.fitted_runtime(), obj.method, obj.config(), training
+        return runtime, obj.method, config, training
     raise DiveError(f"compressor is {kind_of(obj)}; expected a fitted Compressor, a "
                     "LoadedCompressor or a Runtime")
 
