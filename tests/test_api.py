@@ -106,6 +106,30 @@ def test_embed_rejects_what_is_neither_a_dataset_nor_texts() -> None:
         dive.embed([1, 2])  # type: ignore[list-item]
 
 
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"out": "emb/"}, "out= is"),
+    ({"overwrite": True}, "overwrite= is"),
+    ({"chunk_size": 100}, "chunk_size= is"),
+    ({"data_dir": "data/"}, "data_dir= is"),
+    ({"out": "emb/", "overwrite": True}, "out=, overwrite= are"),
+])
+def test_embed_of_texts_refuses_the_arguments_of_a_dataset(
+    kwargs: dict[str, object], named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dive.embed(texts, "emb/") returned the array and wrote no folder, without a word
+    import dive.embed.encode
+
+    def no_model(*args: object, **options: object) -> None:
+        raise AssertionError("the arguments are checked before a model is loaded")
+
+    monkeypatch.setattr(dive.embed.encode, "load_model", no_model)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DiveError, match=f"^embed: {named} for datasets only; texts are "
+                                        "returned as an array, not written to a folder"):
+        dive.embed(["how long does cooked rice keep?"], **kwargs)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("method", ["pca", "dive:steps=5"])
 def test_fit_on_a_dataset_saves_the_training_record_dive_fit_saves(
     method: str, tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture

@@ -58,7 +58,8 @@ def embed(
     offline package) into the folder `out`, chunk by chunk and resumably, as `dive embed`
     does; `out` defaults to the embeddings cache, where `dive evaluate` and `dive.fit` look.
     Returns the `Embeddings`. A list of texts returns their (n, D) float32 L2-normalised
-    vectors (a query at search time, say).
+    vectors (a query at search time, say) and writes nothing: the dataset-only arguments
+    (`out`, `chunk_size`, `data_dir`, `overwrite`) are refused with texts, not ignored.
 
     Parameters
     ----------
@@ -76,9 +77,10 @@ def embed(
     chunk_size : int, default=DEFAULT_CHUNK_SIZE
         Texts per resumable chunk written to `out` (datasets only).
     data_dir : str or None, default=None
-        Folder holding BEIR datasets by name (default: `$DIVE_DATA`, the cache).
+        Datasets only: folder holding BEIR datasets by name (default: `$DIVE_DATA`, the
+        cache).
     overwrite : bool, default=False
-        Replace an existing embeddings folder at `out` (otherwise an error).
+        Datasets only: replace an existing embeddings folder at `out` (otherwise an error).
     progress : bool, default=True
         Show a progress bar.
 
@@ -104,6 +106,11 @@ def embed(
         raise DiveError(f"embed: data is {kind_of(data)}; expected a dataset name, a BEIR-layout "
                         "folder, a Dataset or a list of texts")
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        _refuse_dataset_only("embed", [name for name, given in (
+            ("out", out is not None), ("chunk_size", chunk_size != DEFAULT_CHUNK_SIZE),
+            ("data_dir", data_dir is not None), ("overwrite", bool(overwrite))) if given],
+            "texts are returned as an array, not written to a folder; embed a dataset to "
+            "write one")
         texts = list(data)
         if not all(isinstance(text, str) for text in texts):
             raise DiveError("embed: expected a dataset or a list of texts")
@@ -211,15 +218,11 @@ def fit(
         from dive.arrays import as_embeddings, check_floating
 
         # Each of these says where a dataset's embeddings and labels come from; arrays bring
-        # their own, so a value here would be ignored without a word.
-        dataset_only = [name for name, value in (("budget", budget), ("model", model),
-                                                 ("embeddings", embeddings),
-                                                 ("data_dir", data_dir)) if value is not None]
-        if dataset_only:
-            raise DiveError(f"fit: {', '.join(f'{n}=' for n in dataset_only)} "
-                            f"{'is' if len(dataset_only) == 1 else 'are'} for datasets only; "
-                            "with corpus arrays, data is the embeddings and queries=/relevant= "
-                            "the labels")
+        # their own.
+        _refuse_dataset_only("fit", [name for name, value in (
+            ("budget", budget), ("model", model), ("embeddings", embeddings),
+            ("data_dir", data_dir)) if value is not None],
+            "with corpus arrays, data is the embeddings and queries=/relevant= the labels")
         check_floating(data, name="corpus embeddings")
         corpus = as_embeddings(data, name="corpus embeddings")
         compressor = make_compressor(method, _out_dim(dim, ratio, corpus.shape[1]), seed)
@@ -249,6 +252,14 @@ def fit(
     compressor = make_compressor(method, _out_dim(dim, ratio, emb.dim), seed)
     fit_on_dataset(compressor, dataset, emb, model_name=model_name, budget=labels, seed=seed)
     return compressor
+
+
+def _refuse_dataset_only(call: str, given: Sequence[str], instead: str) -> None:
+    """`DiveError` naming the arguments `given` that only a dataset uses: with other data
+    they would be ignored without a word. `instead` says what that data does."""
+    if given:
+        raise DiveError(f"{call}: {', '.join(f'{name}=' for name in given)} "
+                        f"{'is' if len(given) == 1 else 'are'} for datasets only; {instead}")
 
 
 def _out_dim(dim: int | None, ratio: int, full: int) -> int:
