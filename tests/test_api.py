@@ -106,6 +106,25 @@ def test_embed_rejects_what_is_neither_a_dataset_nor_texts() -> None:
         dive.embed([1, 2])  # type: ignore[list-item]
 
 
+@pytest.mark.parametrize("batch_size", [2.5, True, "8", 0])
+def test_embed_checks_the_batch_size_before_loading_a_model(
+    batch_size: object, tiny: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # texts: 2.5 was a TypeError from inside tqdm once the model had loaded, True a batch of 1
+    import dive.embed.encode
+
+    def no_model(*args: object, **options: object) -> None:
+        raise AssertionError("the arguments are checked before a model is loaded")
+
+    monkeypatch.setattr(dive.embed.encode, "load_model", no_model)
+    message = f"^batch_size must be a positive integer, got {batch_size!r}$"
+    with pytest.raises(DiveError, match=message):
+        dive.embed(["how long does cooked rice keep?"], batch_size=batch_size)  # type: ignore[arg-type]
+    with pytest.raises(DiveError, match=message):
+        dive.embed(tiny[0], tiny[0].parent / "emb-out", batch_size=batch_size)  # type: ignore[arg-type]
+    assert not (tiny[0].parent / "emb-out").exists()
+
+
 @pytest.mark.parametrize(("kwargs", "named"), [
     ({"out": "emb/"}, "out= is"),
     ({"overwrite": True}, "overwrite= is"),

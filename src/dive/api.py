@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dive.arrays import is_integer
+from dive.arrays import is_integer, positive_integer
 from dive.embed.encode import DEFAULT_MODEL
 from dive.embed.resumable import DEFAULT_CHUNK_SIZE
 from dive.errors import DataError, DiveError, kind_of
@@ -105,6 +105,7 @@ def embed(
     if not isinstance(data, (str, os.PathLike, Dataset, Sequence)):
         raise DiveError(f"embed: data is {kind_of(data)}; expected a dataset name, a BEIR-layout "
                         "folder, a Dataset or a list of texts")
+    batch_size = positive_integer(batch_size, "batch_size")  # before a model or data loads
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         _refuse_dataset_only("embed", [name for name, given in (
             ("out", out is not None), ("chunk_size", chunk_size != DEFAULT_CHUNK_SIZE),

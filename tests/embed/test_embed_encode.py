@@ -169,6 +169,18 @@ def test_encode_texts_of_nothing_keeps_the_dimension(fake_model: FakeModel) -> N
     assert fake_model.calls == 0
 
 
+@pytest.mark.parametrize("batch_size", [0, 2.5, True])
+def test_encode_texts_takes_a_positive_integer_batch_size(
+    fake_model: FakeModel, batch_size: object
+) -> None:
+    # 2.5 was a TypeError from inside tqdm, 0 a ValueError, True a batch of 1
+    with pytest.raises(DiveError, match=f"^batch_size must be a positive integer, got "
+                                        f"{batch_size!r}$"):
+        encode_texts(fake_model, ["a", "b"], batch_size=batch_size,  # type: ignore[arg-type]
+                     progress=False)
+    assert fake_model.calls == 0
+
+
 def test_encode_texts_rejects_nan_output() -> None:
     class NanModel(FakeModel):
         def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:

@@ -184,6 +184,13 @@ def test_sizes_must_be_positive(tmp_path: Path, name: str) -> None:
         encode_to_folder(load_beir(PANTRY), tmp_path / "x", **{name: 0})
 
 
+def test_sizes_may_be_numpy_integers(tmp_path: Path, model: Any) -> None:
+    # np.int64(64) was refused as "chunk_size must be a positive integer, got np.int64(64)"
+    encode_to_folder(load_beir(PANTRY), tmp_path / "emb", batch_size=np.int64(16),
+                     chunk_size=np.int32(64), progress=False, model=model)
+    assert load_embeddings(tmp_path / "emb").corpus.shape[0] == 48
+
+
 def test_a_model_that_fails_to_load_leaves_no_work_folder(tmp_path: Path) -> None:
     broken = tmp_path / "not-a-model"
     broken.mkdir()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive.arrays import l2_normalize
+from dive.arrays import l2_normalize, positive_integer
 from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta, save_embeddings
 from dive.errors import DataError, DiveError
 
@@ -188,8 +188,7 @@ def encode_texts(
     model: Any, texts: Sequence[str], batch_size: int = 32, progress: bool = True
 ) -> np.ndarray:
     """Encode `texts` in order; returns float32, C-contiguous, L2-normalised (n, D)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = positive_integer(batch_size, "batch_size")
     texts = list(texts)
     if not texts:
         return np.zeros((0, _model_dim(model)), dtype=np.float32)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import atomic_open, atomic_write_text, check_output, held
+from dive.arrays import positive_integer
 from dive.embed import encode
 from dive.embed.store import FILES, Embeddings, save_embeddings
 from dive.errors import DataError, DiveError
@@ -101,9 +102,8 @@ def encode_to_folder(
     with the same arguments; `overwrite` allows replacing an existing embeddings folder.
     """
     started = time.perf_counter()
-    for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise DiveError(f"{name} must be a positive integer, got {value!r}")
+    batch_size = positive_integer(batch_size, "batch_size")  # plain ints: the job is JSON
+    chunk_size = positive_integer(chunk_size, "chunk_size")
     # absolute: "." has no name to put its work folder beside it under
     target = Path(os.path.abspath(Path(out).expanduser()))
     check_embeddings_output(target, overwrite=overwrite)
