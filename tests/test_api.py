@@ -67,6 +67,15 @@ def test_fit_on_arrays_takes_graded_rows() -> None:
      r"query 0 has 0\.5; rows and grades are integers"),
     ({"queries": np.ones((2, 32), np.float32), "relevant": [[], {3: 0}]}, DataError,
      r"no query has a relevant row \(a grade above 0\)"),
+    # a dict keyed by query said "query 0 has 'q1'" (its first key), a generator raised
+    # TypeError from len()
+    ({"queries": np.ones((2, 32), np.float32), "relevant": {"q1": [3], "q2": [4]}}, DataError,
+     r"^relevant is a dict; expected a list with one entry per row of queries= \(\[\[3, 17\], "
+     r"\[42\], \.\.\.\]\), not keyed by query$"),
+    ({"queries": np.ones((2, 32), np.float32), "relevant": ([i] for i in (3, 4))}, DataError,
+     r"^relevant is a generator; expected a list with one entry per row of queries="),
+    ({"queries": np.ones((2, 32), np.float32), "relevant": {3, 4}}, DataError,
+     r"^relevant is a set; expected a list with one entry per row of queries="),
 ])
 def test_fit_on_arrays_checks_the_labels(kwargs: dict[str, object], error: type[Exception],
                                          message: str) -> None:

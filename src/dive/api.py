@@ -184,8 +184,8 @@ def fit(
     queries : numpy.ndarray or None, default=None
         Arrays only: (m, D) embeddings of labelled queries (supervised methods need them).
     relevant : sequence or None, default=None
-        Arrays only: per query, its relevant corpus rows, as rows `[3, 17]` or grades
-        `{3: 2, 17: 1}`.
+        Arrays only: a list with one entry per row of `queries`, its relevant corpus rows,
+        as rows `[3, 17]` or grades `{3: 2, 17: 1}` (a dict keyed by query is refused).
 
     Returns
     -------
@@ -285,6 +285,13 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
     if queries is None or relevant is None:
         raise DiveError("fit: this method learns from labelled queries; pass queries= (m, D) "
                         "and relevant= (the relevant corpus rows of each query)")
+    # In query order, so a list: iterating a dict keyed by query (a qrels-like JSON) gives
+    # its keys, a set has no order, a generator no length.
+    if isinstance(relevant, (str, bytes, Mapping)) or not isinstance(relevant,
+                                                                     (Sequence, np.ndarray)):
+        keyed = ", not keyed by query" if isinstance(relevant, Mapping) else ""
+        raise DataError(f"relevant is {kind_of(relevant)}; expected a list with one entry per "
+                        f"row of queries= ([[3, 17], [42], ...]){keyed}")
     check_floating(queries, name="queries")
     q = as_embeddings(queries, name="queries", dim=corpus.shape[1])
     if len(relevant) != q.shape[0]:
