@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,28 @@ def test_fit_normalises_the_corpus_it_learns_from(corpus: np.ndarray) -> None:
     x[7] = 0
     with pytest.raises(DataError, match="corpus embeddings: row 7 has norm 0"):
         PCA(dim=4).fit(x)
+
+
+@pytest.mark.parametrize("spec", ["dive:steps=2", "search-adaptor:steps=2"])
+def test_a_learned_fit_takes_a_read_only_memory_mapped_corpus_without_a_warning(
+    spec: str, tmp_path: Path
+) -> None:
+    # torch warned once per process that writing to the array was "undefined behavior", and
+    # under -W error no learned method could fit a corpus read with np.load(mmap_mode="r")
+    corpus = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+    np.save(tmp_path / "corpus.npy", corpus / np.linalg.norm(corpus, axis=1, keepdims=True))
+    code = f"""
+import numpy as np
+from dive.compressors import make_compressor
+mapped = np.load({str(tmp_path / "corpus.npy")!r}, mmap_mode="r")
+copy = np.array(mapped)
+same = np.array_equal(make_compressor({spec!r}, 4).fit(mapped).transform(copy),
+                      make_compressor({spec!r}, 4).fit(copy).transform(copy))
+print(same)
+"""
+    run = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True)
+    assert (run.returncode, run.stderr, run.stdout) == (0, "", "True\n")
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int8, np.uint8, np.bool_])

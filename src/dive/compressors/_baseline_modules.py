@@ -28,6 +28,7 @@ from dive.training.gate import validation_scores
 from dive.training.labels import Labels
 from dive.training.loop import finite_outputs
 from dive.training.mining import NegativePools, mine_pools
+from dive.training.tensors import shared_tensor
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 
@@ -40,7 +41,7 @@ def change_of_basis(
     rot = None if basis == "identity" else principal_axes(corpus, corpus.shape[1])[1]
 
     def rotate(v: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(v if rot is None else np.ascontiguousarray(v @ rot.T))
+        return shared_tensor(v if rot is None else np.ascontiguousarray(v @ rot.T))
 
     return rot, rotate
 

@@ -30,6 +30,7 @@ from dive.training.loop import TrainingLoop
 from dive.training.mining import NegativePools, in_batch_negatives, mine_pools
 from dive.training.optim import AdamW
 from dive.training.selection import Curve
+from dive.training.tensors import shared_tensor
 
 
 def pooled_labels(train: TrainingData | None, n_corpus: int) -> tuple[Labels | None, np.ndarray]:
@@ -56,7 +57,7 @@ class FitContext:
     draw the same number of queries per step)."""
 
     def __init__(self, corpus: np.ndarray, seed: int, config: DiveConfig, n_labels: int) -> None:
-        self.corpus = torch.from_numpy(corpus)
+        self.corpus = shared_tensor(corpus)  # the caller's array, maybe read-only
         self.seed, self.config = seed, config
         self.hidden = config.hidden or corpus.shape[1]
         self.query_batch = config.batch_for(n_labels)

@@ -6,6 +6,8 @@ pieces): nothing here knows about a model. Each method supplies only what a step
 (its loss) and what a check does (its score, its re-mining) to `TrainingLoop`. `batches`,
 `mining` and `gate` are numpy-only; importing the package imports torch (`seeding`, `optim`,
 `loop`).
+`tensors.shared_tensor` turns a fit's numpy inputs into tensors without a copy, a read-only
+(memory-mapped) corpus included.
 """
 
 from __future__ import annotations
