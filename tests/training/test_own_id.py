@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 import torch
 
 from dive.compressors._baseline_modules import Supervision
@@ -18,6 +19,7 @@ from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.registry import make_compressor
 from dive.compressors.search_adaptor import SearchAdaptorConfig
 from dive.embed.store import Embeddings
+from dive.errors import DataError
 from dive.evaluate.protocol import labelled_queries
 from dive.training import mine_pools
 from dive.training.gate import validation_scores
@@ -45,6 +47,18 @@ def test_labels_carry_the_excluded_rows_through_every_constructor() -> None:
     plain = Labels.judged(LabelledQueries(q.embeddings, q.relevant), 4, "training")
     assert plain is not None and plain.exclude is None
     assert Labels.joined([plain, judged]).exclude.tolist() == [-1, -1, -1, 1]
+
+
+def test_excluded_rows_are_integers_given_as_any_sequence() -> None:
+    # a row 1.5 or True became row 1 without a word; a numpy array raised numpy's "truth
+    # value of an array ... is ambiguous"
+    embeddings, relevant = np.eye(2, 4, dtype=np.float32), ({0: 1}, {1: 1})
+    for bad in (1.5, True, "1"):
+        with pytest.raises(DataError, match=f"^labelled queries: query 1 excludes {bad!r}; "
+                                            r"an excluded corpus row is an integer \(-1: none\)$"):
+            LabelledQueries(embeddings, relevant, exclude=(-1, bad))  # type: ignore[arg-type]
+    given = LabelledQueries(embeddings, relevant, exclude=np.array([-1, 3]))  # type: ignore[arg-type]
+    assert given.exclude == (-1, 3) and all(type(row) is int for row in given.exclude)
 
 
 def test_the_excluded_row_is_never_a_hard_negative_nor_ranked_in_validation() -> None:

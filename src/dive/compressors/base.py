@@ -70,6 +70,14 @@ class LabelledQueries:
                 f"labelled queries: {self.embeddings.shape[0]} embeddings but "
                 f"{len(self.relevant)} relevance lists"
             )
+        # any sequence of rows, kept as plain ints: a numpy array has no truth value, and
+        # int() would take row 1.5 or True as row 1
+        exclude = tuple(self.exclude)
+        for i, row in enumerate(exclude):
+            if not is_integer(row):
+                raise DataError(f"labelled queries: query {i} excludes {row!r}; an excluded "
+                                "corpus row is an integer (-1: none)")
+        object.__setattr__(self, "exclude", tuple(int(row) for row in exclude))
         if self.exclude and len(self.exclude) != len(self.relevant):
             raise DataError(
                 f"labelled queries: {len(self.exclude)} excluded rows for "
