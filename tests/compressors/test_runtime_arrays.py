@@ -60,3 +60,31 @@ def test_from_arrays_names_the_bad_array() -> None:
         Runtime.from_arrays({}, input_dim=12, precision="int8")
     with pytest.raises(DataError, match=r"'center' has shape \(12,\), expected \(10,\)"):
         Runtime.from_arrays({"center": np.zeros(12, np.float32)}, input_dim=10)
+
+
+def _arrays(dim: int = 12, rank: int = 6) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    shapes = {"w1": (rank, dim), "b1": (rank,), "w2": (dim, rank), "b2": (dim,)}
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    # a (D, d) matrix where a (d, D) one goes: numpy's "mismatch in its core dimension" on call
+    (lambda a: Runtime(12, projection=np.zeros((12, 4), np.float32)),
+     r"^runtime: tensor 'projection' has shape \(12, 4\), expected \(output_dim, 12\): columns "
+     "must equal input_dim$"),
+    (lambda a: Runtime(12, center=np.zeros(4, np.float32)),
+     r"^runtime: tensor 'center' has shape \(4,\), expected \(12,\) \(input_dim\)$"),
+    (lambda a: Runtime(16, Adapter(**a)),
+     r"^runtime: tensor 'adapter\.w1' has shape \(6, 12\), expected \(r, 16\)$"),
+    (lambda a: Runtime(12, Adapter(**{**a, "b2": np.zeros(4, np.float32)})),
+     r"^runtime: tensor 'adapter\.b2' has shape \(4,\), expected \(12,\)$"),
+    (lambda a: Runtime(12.0, projection=np.zeros((4, 12), np.float32)),  # type: ignore[arg-type]
+     r"^runtime: input_dim must be a positive integer, got 12\.0$"),
+    # ran GELU for any activation but relu; dive.save wrote it, and load refused the folder
+    (lambda a: Adapter(**a, activation="tanh"),  # type: ignore[arg-type]
+     r"^adapter: activation 'tanh' is not one of relu, gelu$"),
+])
+def test_a_runtime_built_by_hand_is_checked_when_built(build: object, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        build(_arrays())  # type: ignore[operator]

@@ -563,9 +563,8 @@ def test_a_loaded_model_refuses_integer_input_as_a_fitted_one_does(
 
 
 def test_save_rejects_an_inconsistent_runtime(tmp_path: Path) -> None:
-    bad = Runtime(input_dim=8, projection=np.zeros((4, 6), np.float32))
-    with pytest.raises(DataError, match="columns must equal input_dim"):
-        save(bad, tmp_path / "m")
+    with pytest.raises(DataError, match="columns must equal input_dim"):  # refused when built
+        save(Runtime(input_dim=8, projection=np.zeros((4, 6), np.float32)), tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
 

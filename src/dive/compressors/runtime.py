@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive.arrays import BadRowError, as_unit_rows, l2_normalize
+from dive.arrays import BadRowError, as_unit_rows, is_integer, l2_normalize
 from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
 from dive.errors import DataError
 
@@ -65,6 +65,11 @@ class Adapter:
     b2: np.ndarray  # (D,)
     activation: Activation = "gelu"
 
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:  # any other name ran as GELU
+            raise DataError(f"adapter: activation {self.activation!r} is not one of "
+                            f"{', '.join(ACTIVATIONS)}")
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         hidden = x @ self.w1.T + self.b1
         hidden = np.maximum(hidden, 0) if self.activation == "relu" else gelu_tanh(hidden)
@@ -77,7 +82,11 @@ class Adapter:
 
 @dataclass(frozen=True)
 class Runtime:
-    """One fitted compressor as plain arrays: optional adapter, centre, projection, quantizer."""
+    """One fitted compressor as plain arrays: optional adapter, centre, projection, quantizer.
+
+    Checked when built, as `from_arrays` checks arrays read from a file: arrays whose shapes
+    do not fit `input_dim` or each other raise `DataError` naming the tensor.
+    """
 
     input_dim: int
     adapter: Adapter | None = None
@@ -86,9 +95,12 @@ class Runtime:
     quantizer: Quantizer | None = None  # None: float32 output
 
     def __post_init__(self) -> None:
+        # A runtime built by hand is checked as one read from a file (`from_arrays`), not by
+        # numpy's broadcasting errors when it is first called.
+        _check_shapes(self.input_dim, self.adapter, self.center, self.projection, "runtime")
         if self.quantizer is not None and self.quantizer.dim != self.output_dim:
-            raise ValueError(f"quantizer is for {self.quantizer.dim}-d vectors, the runtime "
-                             f"outputs {self.output_dim}-d")
+            raise DataError(f"runtime: the quantizer is for {self.quantizer.dim}-d vectors, the "
+                            f"runtime outputs {self.output_dim}-d")
 
     @property
     def output_dim(self) -> int:
@@ -200,6 +212,35 @@ class Runtime:
         return l2_normalize(z)
 
 
+def _check_shapes(d_in: int, adapter: Adapter | None, center: np.ndarray | None,
+                  projection: np.ndarray | None, where: str) -> None:
+    """Raise `DataError` starting `where` and naming the tensor unless the arrays fit an
+    input of `d_in` dimensions and each other (a projection's rows are the output's)."""
+    if not is_integer(d_in) or d_in < 1:
+        raise DataError(f"{where}: input_dim must be a positive integer, got {d_in!r}")
+
+    def shape_error(name: str, arr: np.ndarray, expected: str) -> DataError:
+        return DataError(f"{where}: tensor {name!r} has shape {tuple(np.shape(arr))}, "
+                         f"expected {expected}")
+
+    if adapter is not None:
+        w1, b1, w2, b2 = adapter.w1, adapter.b1, adapter.w2, adapter.b2
+        if np.ndim(w1) != 2 or np.shape(w1)[1] != d_in or np.shape(w1)[0] == 0:
+            raise shape_error("adapter.w1", w1, f"(r, {d_in})")
+        rank = np.shape(w1)[0]
+        if np.shape(b1) != (rank,):
+            raise shape_error("adapter.b1", b1, f"({rank},) to match adapter.w1")
+        if np.shape(w2) != (d_in, rank):
+            raise shape_error("adapter.w2", w2, f"({d_in}, {rank}) to match adapter.w1")
+        if np.shape(b2) != (d_in,):
+            raise shape_error("adapter.b2", b2, f"({d_in},)")
+    if center is not None and np.shape(center) != (d_in,):
+        raise shape_error("center", center, f"({d_in},) (input_dim)")
+    if projection is not None and (np.ndim(projection) != 2 or np.shape(projection)[1] != d_in):
+        raise shape_error("projection", projection,
+                          f"(output_dim, {d_in}): columns must equal input_dim")
+
+
 def _assemble(arrays: Mapping[str, np.ndarray], d_in: int, output_dim: int | None,
               activation: Activation | None, precision: Precision, where: str) -> Runtime:
     def shape_error(name: str, expected: str) -> DataError:
@@ -219,29 +260,19 @@ def _assemble(arrays: Mapping[str, np.ndarray], d_in: int, output_dim: int | Non
         if activation is None:
             raise DataError(f"{where}: the adapter needs an activation (relu or gelu); none given")
         w1, b1, w2, b2 = (arrays[name] for name in ADAPTER_ARRAYS)
-        if w1.ndim != 2 or w1.shape[1] != d_in or w1.shape[0] == 0:
-            raise shape_error("adapter.w1", f"(r, {d_in})")
-        rank = w1.shape[0]
-        if b1.shape != (rank,):
-            raise shape_error("adapter.b1", f"({rank},) to match adapter.w1")
-        if w2.shape != (d_in, rank):
-            raise shape_error("adapter.w2", f"({d_in}, {rank}) to match adapter.w1")
-        if b2.shape != (d_in,):
-            raise shape_error("adapter.b2", f"({d_in},)")
-        adapter = Adapter(w1, b1, w2, b2, activation=activation)
-    center = arrays.get("center")
-    if center is not None and center.shape != (d_in,):
-        raise shape_error("center", f"({d_in},) (input_dim)")
-    projection = arrays.get("projection")
+        try:
+            adapter = Adapter(w1, b1, w2, b2, activation=activation)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+    center, projection = arrays.get("center"), arrays.get("projection")
+    _check_shapes(d_in, adapter, center, projection, where)
     if output_dim is None:
-        output_dim = d_in if projection is None or projection.ndim != 2 else projection.shape[0]
+        output_dim = d_in if projection is None else projection.shape[0]
     if projection is None:
         if output_dim != d_in:
             raise DataError(
                 f"{where}: output_dim {output_dim} != input_dim {d_in} but there is no projection"
             )
-    elif projection.ndim != 2 or projection.shape[1] != d_in:
-        raise shape_error("projection", f"(output_dim, {d_in}): columns must equal input_dim")
     elif projection.shape[0] != output_dim:
         raise shape_error("projection", f"({output_dim}, {d_in}): rows must equal output_dim")
     ranged = precision == "int8"

@@ -217,7 +217,8 @@ def save(
     runtime, method, method_config, default_summary = _describe(compressor)
     arrays = runtime_arrays(runtime)
     activation = runtime.adapter.activation if runtime.adapter is not None else None
-    # Refuse to write what `load` would reject (a hand-built Runtime can be inconsistent).
+    # Refuse to write what `load` would reject (a hand-built Runtime may hold NaN or inf;
+    # its shapes were checked when it was built).
     for name, arr in arrays.items():
         if not np.isfinite(arr).all():
             raise DiveError(f"save: array {name!r} contains NaN or inf; nothing written")
