@@ -59,3 +59,17 @@ def test_labels_of_the_wrong_type_are_one_clear_error(corpus: np.ndarray) -> Non
     with pytest.raises(DataError, match=r"^labelled queries: embeddings must be a 2-d numpy "
                                         r"array \(m, D\), got a list"):
         LabelledQueries(corpus[:2].tolist(), ({0: 1}, {1: 1}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("validation", [None, "empty"])
+def test_training_data_without_any_labelled_query_is_refused(
+    validation: str | None, corpus: np.ndarray,
+) -> None:
+    """A supervised fit given it trained label-free and returned that model as if fitted on
+    labels, without a word."""
+    empty = LabelledQueries(np.zeros((0, corpus.shape[1]), np.float32), ())
+    with pytest.raises(DataError, match=r"^training data: no labelled queries \(train is empty "
+                                        r"and there is no validation set\); to fit without "
+                                        r"labels, pass no TrainingData$"):
+        TrainingData(empty, None if validation is None else empty)
+    assert len(TrainingData(empty, LabelledQueries(corpus[:1], ({0: 1},))).validation or ()) == 1

@@ -111,6 +111,9 @@ class TrainingData:
             if not isinstance(value, LabelledQueries) and (name == "train" or value is not None):
                 raise DiveError(f"training data: {name} must be LabelledQueries, got "
                                 f"{kind_of(value)} (without labels, fit without TrainingData)")
+        if len(self.train) == 0 and not self.validation:  # a supervised fit would run label-free
+            raise DataError("training data: no labelled queries (train is empty and there is "
+                            "no validation set); to fit without labels, pass no TrainingData")
 
 
 @dataclass(frozen=True)
