@@ -12,7 +12,10 @@ from __future__ import annotations
 
 def kind_of(value: object) -> str:
     """What a wrongly typed argument is, for an error message: 'None', 'a list'."""
-    return "None" if value is None else f"a {type(value).__name__}"
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
 
 
 class DiveError(Exception):

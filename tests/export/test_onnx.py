@@ -94,7 +94,7 @@ def test_onnx_normalises_rows_of_extreme_norm_like_numpy(tmp_path: Path, make_ru
 
 
 def test_onnx_rejects_a_bad_source(tmp_path: Path) -> None:
-    with pytest.raises(DiveError, match="compressor is a int; expected a fitted Compressor"):
+    with pytest.raises(DiveError, match="compressor is an int; expected a fitted Compressor"):
         export_onnx(42, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 
