@@ -111,8 +111,27 @@ def test_labels_for_a_dataset_come_from_its_qrels(tiny: tuple[Path, Path]) -> No
 
 
 def test_embed_rejects_what_is_neither_a_dataset_nor_texts() -> None:
-    with pytest.raises(DiveError, match="expected a dataset or a list of texts"):
+    with pytest.raises(DiveError, match=r"^embed: text 0 is an int; expected a dataset or a "
+                                        r"list of texts \(str\)$"):
         dive.embed([1, 2])  # type: ignore[list-item]
+    with pytest.raises(DiveError, match=r"^embed: text 1 is None;"):  # which one was not said
+        dive.embed(["a", None])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(("name", "value", "what"), [
+    ("model", None, "None"), ("model", "", "empty"), ("device", None, "None"),
+    ("device", 0, "an int"),
+])
+def test_embed_names_a_model_or_device_that_is_not_a_name(
+    name: str, value: object, what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None (a common "pick for me" value) was a TypeError from pathlib or torch
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("no model may load")
+
+    monkeypatch.setattr("dive.embed.encode.load_model", no_model)
+    with pytest.raises(DiveError, match=rf"^embed: {name} is {what}; expected a name"):
+        dive.embed(["a"], **{name: value})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("batch_size", [2.5, True, "8", 0])

@@ -106,6 +106,11 @@ def embed(
         raise DiveError(f"embed: data is {kind_of(data)}; expected a dataset name, a BEIR-layout "
                         "folder, a Dataset or a list of texts")
     batch_size = positive_integer(batch_size, "batch_size")  # before a model or data loads
+    for name, value in (("model", model), ("device", device)):
+        if not isinstance(value, str) or not value.strip():  # None: a TypeError in pathlib
+            what = "empty" if isinstance(value, str) else kind_of(value)
+            raise DiveError(f"embed: {name} is {what}; expected a name (default: "
+                            f"{DEFAULT_MODEL if name == 'model' else 'cpu'})")
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         _refuse_dataset_only("embed", [name for name, given in (
             ("out", out is not None), ("chunk_size", chunk_size != DEFAULT_CHUNK_SIZE),
@@ -113,8 +118,10 @@ def embed(
             "texts are returned as an array, not written to a folder; embed a dataset to "
             "write one")
         texts = list(data)
-        if not all(isinstance(text, str) for text in texts):
-            raise DiveError("embed: expected a dataset or a list of texts")
+        bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
+        if bad is not None:
+            raise DiveError(f"embed: text {bad} is {kind_of(texts[bad])}; expected a dataset "
+                            "or a list of texts (str)")
         return encode_texts(load_model(model, device=device), texts, batch_size=batch_size,
                             progress=progress)
     dataset = _dataset(data, data_dir)
