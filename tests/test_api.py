@@ -193,6 +193,10 @@ def test_fit_on_a_dataset_saves_the_training_record_dive_fit_saves(
     # `dive index`/`dive search` can warn about another model's embeddings.
     assert api["model"] == "synthetic" and api["dataset"] == "tiny"
     assert "embeddings were made with" not in caplog.text  # not the default model's name
+    # a budget a training-free method does not use was dropped without a word
+    ignored = ["fit: pca learns without labels; budget is not used",
+               "pca learns without labels; --budget is not used"]
+    assert all((line in caplog.text) is (method == "pca") for line in ignored)
     timings = ("fit_seconds", "seconds")
     assert _without(api, timings) == _without(cli, timings)
 

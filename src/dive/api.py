@@ -258,6 +258,8 @@ def fit(
     model_name = model or default_model_for(folder)
     emb = get_embeddings(dataset, model_name, embeddings_dir=folder)
     compressor = make_compressor(method, _out_dim(dim, ratio, emb.dim), seed)
+    if not compressor.supervised and budget is not None:
+        logger.warning("fit: %s learns without labels; budget is not used", compressor.method)
     fit_on_dataset(compressor, dataset, emb, model_name=model_name, budget=labels, seed=seed)
     return compressor
 
