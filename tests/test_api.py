@@ -118,6 +118,14 @@ def test_embed_rejects_what_is_neither_a_dataset_nor_texts() -> None:
         dive.embed(["a", None])  # type: ignore[list-item]
 
 
+def test_embed_of_one_text_says_to_pass_a_list(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"^what is dive\?: no such dataset folder \(to embed a "
+                                        r"text, pass a list: dive\.embed\(\[text\]\)\)$"):
+        dive.embed("what is dive?", data_dir=str(tmp_path))
+    with pytest.raises(DataError, match=r"no such dataset folder$"):  # a path: no hint
+        dive.embed(str(tmp_path / "missing"), data_dir=str(tmp_path))
+
+
 @pytest.mark.parametrize(("name", "value", "what"), [
     ("model", None, "None"), ("model", "", "empty"), ("device", None, "None"),
     ("device", 0, "an int"),

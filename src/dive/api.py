@@ -124,7 +124,12 @@ def embed(
                             "or a list of texts (str)")
         return encode_texts(load_model(model, device=device), texts, batch_size=batch_size,
                             progress=progress)
-    dataset = _dataset(data, data_dir)
+    try:
+        dataset = _dataset(data, data_dir)
+    except DataError as exc:
+        if isinstance(data, str) and " " in data.strip():  # a text, not a dataset name
+            raise DataError(f"{exc} (to embed a text, pass a list: dive.embed([text]))") from None
+        raise
     target = (Path(out) if out is not None
               else default_cache_root() / model_dirname(model) / dataset.name)
     result = encode_to_folder(dataset, target, model_name=model, batch_size=batch_size,
