@@ -259,16 +259,20 @@ def test_save_index_never_replaces_a_sidecar_of_no_dive_index_there(
     assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]
 
 
-def test_a_replacement_writes_under_the_folders_lock(
-    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_a_save_writes_under_the_folders_lock(
+    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch, overwrite: bool
 ) -> None:
     """Two runs replacing one index renamed their files in turn, unlocked: one's index could
-    end beside the other's ids. Now a replacement holds the lock `dive._io.locked` takes."""
+    end beside the other's ids. Now a save holds the lock `dive._io.locked` takes, a new one
+    too (a reader took its index without the ids not yet beside it)."""
     import fcntl
 
     from dive.export import faiss_index
 
-    path = save_index(build_index(make_inputs(20, 8)), tmp_path / "i.faiss")
+    path = tmp_path / "i.faiss"
+    if overwrite:
+        save_index(build_index(make_inputs(20, 8)), path)
     held: list[bool] = []
     write_all = faiss_index._write_all
 
@@ -284,8 +288,35 @@ def test_a_replacement_writes_under_the_folders_lock(
         write_all(files)
 
     monkeypatch.setattr(faiss_index, "_write_all", probe)
-    save_index(build_index(make_inputs(30, 8)), path, overwrite=True)
+    save_index(build_index(make_inputs(30, 8)), path, overwrite=overwrite)
     assert held == [True] and len(load_index(path)) == 30
+
+
+def test_an_index_replaced_while_it_is_read_loads_whole(
+    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dive search` reading an index while `dive index --overwrite` replaced it read the old
+    index and the new ids and meta, and refused a whole index: "does not match
+    i.faiss.meta.json (a save that did not finish?); save the index again". Now the three
+    files are opened together under the lock a save holds, and read as one save wrote them."""
+    from dive.export import faiss_index
+
+    path = save_index(build_index(make_inputs(20, 8), ids=[f"old{i}" for i in range(20)]),
+                      tmp_path / "i.faiss")
+    new = build_index(make_inputs(20, 8, seed=5), ids=[f"new{i}" for i in range(20)])
+    read_faiss = faiss_index._read_faiss
+    replaced: list[bool] = []
+
+    def replaced_meanwhile(*args: Any) -> Any:
+        read = read_faiss(*args)
+        if not replaced:  # another run's save lands once this run has read the index
+            replaced.append(True)
+            save_index(new, path, overwrite=True)
+        return read
+
+    monkeypatch.setattr(faiss_index, "_read_faiss", replaced_meanwhile)
+    assert load_index(path).ids == [f"old{i}" for i in range(20)]
+    assert replaced and load_index(path).ids == new.ids
 
 
 @contextlib.contextmanager

@@ -21,8 +21,10 @@ vectors; a binary index packs their sign bits itself and scores d - 2 * Hamming,
 evaluator does. `SearchIndex.bytes_per_vector` is what the index stores per vector.
 `<file>.meta.json` records the precision and dimension too (an index without it is float32),
 and the SHA-256 of the index and ids files it was saved with: it is written last, so a
-replacement stopped half way leaves an old meta that `load_index` finds does not match, and
-replacements run one at a time under the folder's lock (`dive._io.locked`).
+replacement stopped half way leaves an old meta that `load_index` finds does not match. Saves
+run one at a time under the folder's lock (`dive._io.locked`), and `load_index` opens the
+three files under it too, so a search reads the files of one save even while another
+replaces them.
 `product=M` instead puts the float32 compressed vectors into a FAISS OPQ+PQ index of M bytes
 per vector, trained on them (`dive.evaluate.product`, the `opq{M}` first stage the evaluator
 scores); its precision is recorded as `opq{M}`.
@@ -337,7 +339,16 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
 
     sidecars = [(ids_path(target), lambda handle: handle.write(ids_text)),
                 (meta_path(target), write_meta)]
-    if not overwrite:
+    # Under the folder's lock, so two runs that replace the same index cannot interleave
+    # their renames into one's index beside the other's ids, and `load_index` opens the files
+    # of one save (`_open_saved`), never an index whose ids are not beside it yet.
+    with locked(target):
+        check_index_output(target, overwrite=overwrite)  # again: a run saved meanwhile?
+        if overwrite:
+            # The meta is renamed last: a crash before leaves the old one, whose digests
+            # load_index finds do not match the new index (or ids).
+            _write_all([(target, write_index), *sidecars])
+            return target
         # The index goes first, alone, as the claim: a run that finds another's index there
         # stops before touching its sidecars. Should a sidecar then fail, the claim is undone,
         # and so is a sidecar already in place (the ids, when stopped before the meta): left
@@ -353,13 +364,6 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
                     if path.stat().st_ino == inode:
                         path.unlink()
             raise
-        return target
-    # The meta is renamed last: a crash before leaves the old one, whose digests load_index
-    # finds do not match the new index (or ids). Under the folder's lock, so two runs that
-    # replace the same index cannot interleave their renames into one's index beside the
-    # other's ids.
-    with locked(target):
-        _write_all([(target, write_index), *sidecars])
     return target
 
 
@@ -405,19 +409,20 @@ def _write_all(files: list[tuple[Path, Callable[[IO[bytes]], object]]]) -> None:
 
 
 def load_index(file: str | os.PathLike[str]) -> SearchIndex:
-    """Read an index written by `save_index`, checking it against its ids file."""
+    """Read an index written by `save_index`, checking it against its ids file; its files
+    as one save put them in place, even while another replaces them (`_open_saved`)."""
     path = Path(file)
     if not path.is_file():
         raise DataError(f"{path}: no such index file")
     sidecar = ids_path(path)
-    if not sidecar.is_file():
-        raise DataError(f"{sidecar}: missing (the ids of {path.name}'s rows)")
-    meta = _read_meta(meta_path(path))
+    with contextlib.ExitStack() as files:
+        index_file, ids_file, meta_file = _open_saved(path, files)
+        meta = _read_meta(meta_path(path), meta_file)
+        # One read: the bytes checked against the meta's digest are the bytes deserialised.
+        index, index_sha256 = _read_faiss(path, index_file, meta.precision == "binary")
+        raw_ids = ids_file.read()
     model_sha256, precision, dim = meta.model_sha256, meta.precision, meta.dim
     binary = precision == "binary"
-    # One read: the bytes checked against the meta's digest are the bytes deserialised.
-    index, index_sha256 = _read_faiss(path, binary)
-    raw_ids = sidecar.read_bytes()
     try:
         text = raw_ids.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -433,7 +438,7 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
         expected = values * (1 if binary else _value_bytes(precision))
     if stored.bytes_per_vector != expected or (dim is not None and stored.dim != dim):
         said = (f"{meta_path(path).name} says {precision} of dimension {dim}"
-                if meta_path(path).exists() else
+                if meta_file is not None else
                 f"{meta_path(path).name}, which says its precision, is missing (a float32 index "
                 "has none)")
         raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
@@ -445,29 +450,44 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     return stored
 
 
-def _read_faiss(path: Path, binary: bool) -> tuple[Any, str]:
-    """The FAISS index in `path`, read a megabyte at a time (never a second copy of the whole
-    file in memory), and the SHA-256 of the whole file (any bytes after the index too)."""
+def _open_saved(path: Path,
+                files: contextlib.ExitStack) -> tuple[IO[bytes], IO[bytes], IO[bytes] | None]:
+    """The index file at `path`, its ids and its meta (None: it has none), opened together
+    under the folder's lock, which a save holds while it puts them in place: read afterwards,
+    however long that takes, they are the files of one save (a file replaced meanwhile is
+    still read through its open handle). `files` closes them."""
+    sidecar, meta = ids_path(path), meta_path(path)
+    with locked(path):
+        if not sidecar.is_file():
+            raise DataError(f"{sidecar}: missing (the ids of {path.name}'s rows)")
+        opened = [files.enter_context(p.open("rb")) for p in (path, sidecar)]
+        meta_file = files.enter_context(meta.open("rb")) if meta.exists() else None
+    return opened[0], opened[1], meta_file
+
+
+def _read_faiss(path: Path, handle: IO[bytes], binary: bool) -> tuple[Any, str]:
+    """The FAISS index in `handle` (the file `path`), read a megabyte at a time (never a second
+    copy of the whole file in memory), and the SHA-256 of the whole file (any bytes after the
+    index too)."""
     faiss = _import_faiss()
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
 
-        def read(size: int) -> bytes:
-            chunk = handle.read(size)
-            digest.update(chunk)
-            return chunk
+    def read(size: int) -> bytes:
+        chunk = handle.read(size)
+        digest.update(chunk)
+        return chunk
 
-        read_faiss = faiss.read_index_binary if binary else faiss.read_index
-        try:
-            index = read_faiss(faiss.PyCallbackIOReader(read))
-        except MemoryError:  # a damaged size field asks for more than there is
-            raise DataError(f"{path}: not a readable FAISS index (it asks for more memory "
-                            "than there is: damaged?)") from None
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-            raise DataError(f"{path}: not a readable FAISS index ({first})") from None
-        while read(1 << 20):  # what follows the index counts in the digest too
-            pass
+    read_faiss = faiss.read_index_binary if binary else faiss.read_index
+    try:
+        index = read_faiss(faiss.PyCallbackIOReader(read))
+    except MemoryError:  # a damaged size field asks for more than there is
+        raise DataError(f"{path}: not a readable FAISS index (it asks for more memory "
+                        "than there is: damaged?)") from None
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise DataError(f"{path}: not a readable FAISS index ({first})") from None
+    while read(1 << 20):  # what follows the index counts in the digest too
+        pass
     return index, digest.hexdigest()
 
 
@@ -485,12 +505,13 @@ class _Meta:
     digests: tuple[str, str] | None = None  # SHA-256 of (index, ids); None: older dive
 
 
-def _read_meta(meta: Path) -> _Meta:
-    """The sidecar's record; an index without one is float32."""
-    if not meta.exists():
+def _read_meta(meta: Path, handle: IO[bytes] | None) -> _Meta:
+    """The record of the sidecar `meta`, read from `handle`; an index without one (None) is
+    float32."""
+    if handle is None:
         return _Meta()
     try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
+        data = json.loads(handle.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{meta}: not a readable JSON file ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != META_FORMAT:
