@@ -320,7 +320,7 @@ CASES = [
          "--output {ws}/afile/i.faiss", "afile: a file is in the way"),
     Case("report parent is a file",
          "report --results {ws}/results.jsonl --output {ws}/afile/rep",
-         "afile/rep: a file is in the way"),
+         "afile: a file is in the way"),
     Case("evaluate --report a file", EVALUATE + " --results {ws}/r.jsonl --report {ws}/afile",
          "afile: is a file, not a folder for the report"),
     Case("report --output a file", "report --results {ws}/results.jsonl --output {ws}/afile",
@@ -536,6 +536,29 @@ def test_bad_input_is_one_line_and_changes_nothing(
     new = [name for name in after if name not in before
            and not any(fnmatch.fnmatch(name, pattern) for pattern in case.leaves)]
     assert not new, new
+
+
+@pytest.mark.parametrize(("verb", "work"), [
+    (FIT + " --output {ws}/ro/m", "dive.fit_record.fit_on_dataset"),
+    ("index {ws}/model --embeddings {ws}/emb --output {ws}/ro/i.faiss",
+     "dive.export.faiss_index.build_index"),
+])
+def test_a_read_only_output_folder_is_refused_before_the_work(
+    verb: str, work: str, ws: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A fit (minutes to hours for dive) or an index build ran in full, then failed to save."""
+    if "index" in verb:
+        pytest.importorskip("faiss")
+
+    def work_done(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{work} ran")
+
+    monkeypatch.setattr(work, work_done)
+    read_only("ro")(ws, monkeypatch)
+    assert main(verb.format(ws=ws).split()) == 2
+    monkeypatch.undo()
+    assert f"{ws}/ro/" in capsys.readouterr().err and not any((ws / "ro").iterdir())
 
 
 @pytest.mark.parametrize("name", ["k 0", "index --output a folder", "queries wrong dim"])

@@ -319,6 +319,25 @@ def test_overwrite_refuses_a_folder_holding_files_added_since_dive_wrote_it(
     check()
 
 
+@pytest.mark.parametrize("name", ["m", "sub/m"])
+def test_check_output_meets_what_would_stop_the_write_before_the_work(
+    tmp_path: Path, name: str
+) -> None:
+    # nothing there, so nothing refused: `dive fit --output notes/m` fitted the whole model,
+    # then failed to save it ("a file is in the way"); a read-only folder the same
+    from dive._io import check_output, describe_os_error
+
+    (tmp_path / "notes").write_text("mine")
+    with pytest.raises(NotADirectoryError) as exc:
+        check_output(tmp_path / "notes" / name, overwrite=False, ours=lambda p: True,
+                     what="a folder", folder=True)
+    assert describe_os_error(exc.value) == (f"{tmp_path / 'notes'}: a file is in the way of "
+                                            "a folder needed here")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes"]
+    check_output(tmp_path / "new" / name, overwrite=False, ours=lambda p: True, what="a folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes"]  # the check leaves nothing
+
+
 @pytest.mark.parametrize("folder", [False, True])
 def test_an_interruption_while_a_temporary_is_made_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: bool

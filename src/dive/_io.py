@@ -13,7 +13,8 @@ given, a link included (the file it led to is kept as it was), and a new file is
 before. `held` keeps a second run off a resumable run's work folder; `made_folder` takes back
 an output folder a failed writer made; `uninterrupted` holds Ctrl-C (and SIGTERM, SIGHUP)
 while a writer puts several files in place, so they all land before it does.
-`check_output` is the one rule of every writer that may replace an earlier output; a folder
+`check_output` is the one rule of every writer that may replace an earlier output (and
+finds a folder it cannot write in before the work, `check_writable`); a folder
 `publish` puts in place lists its files (`MANIFEST`), so that rule can refuse to replace one
 that holds files added since.
 `describe_os_error` turns a file-system error (disk full, permission denied, a file where a
@@ -458,6 +459,8 @@ def check_output(
     """Raise `DiveError` unless writing at `path` replaces nothing or is allowed to.
 
     A name ending in another suffix than `suffix` (when given) is refused (`check_suffix`).
+    What would stop the write where it goes (no permission, a read-only file system, a file
+    where a folder is needed) raises its `OSError` now, before the work (`check_writable`).
     Nothing there (or, when a `folder` is written, an empty folder): fine. Something `ours`
     recognises as `what` (written by dive): replaced only with `overwrite`, and a folder only
     while it holds no file added since dive wrote it (`files_added`; `layout`: the files such
@@ -466,6 +469,7 @@ def check_output(
     """
     if suffix is not None:
         check_suffix(path, suffix, what)
+    check_writable(path)
     if not path.exists() and not path.is_symlink():
         return
     if folder and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
@@ -480,6 +484,20 @@ def check_output(
         shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
         raise DiveError(f"{path}: holds files dive did not write ({shown}); replacing the "
                         "folder would delete them, so move them out first")
+
+
+def check_writable(path: Path) -> None:
+    """Raise the `OSError` that writing at `path` would meet where it writes first: a file
+    put beside `path`, or, where its folder is not made yet, beside the first folder to make.
+    A temporary file is made and removed there, so a fit or an index build is refused at the
+    start, not after it ran (named by `describe_os_error` as the write's error would be)."""
+    first = path  # what the write makes first: `path`, or the first of its missing folders
+    while not first.parent.exists() and first.parent != first:
+        first = first.parent
+    if not first.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(first.parent))
+    with temporary(first) as probe:
+        os.unlink(probe)
 
 
 MANIFEST = ".dive-files"  # in every folder `publish` puts in place: the files dive wrote there
