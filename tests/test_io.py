@@ -219,6 +219,40 @@ def test_publish_refuses_a_folder_another_run_fills_after_the_claim(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+# A no-overwrite publish claimed its folder by `mkdir(target, 0o700)`, then renamed onto it.
+_KILLED_AFTER_CLAIM = """
+import os, signal, sys
+from pathlib import Path
+from dive import _io
+os.rename = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # after the claim, before this
+tmp = Path(sys.argv[1])
+tmp.mkdir()
+_io.publish(tmp, Path(sys.argv[2]), overwrite=False)
+"""
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_claim_left_by_a_killed_run_gives_the_next_folder_the_umask_mode(
+    tmp_path: Path, umask: None, overwrite: bool
+) -> None:
+    """SIGKILL between the claim and the rename left an empty 0700 folder; the rerun's folder
+    (or a concurrent --overwrite run's, meeting the claim) kept that mode, as it keeps a
+    replaced folder's: `dive fit`'s model, `dive embed`'s embeddings, unreadable to the group
+    and others. Now the claim has the mode a new folder gets."""
+    import subprocess
+    import sys
+
+    from dive._io import publish
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AFTER_CLAIM, str(tmp_path / "a"),
+                             str(tmp_path / "out")], env=env, timeout=60, check=False)
+    assert killed.returncode == -9 and not any((tmp_path / "out").iterdir())
+    publish(temp_folder(tmp_path, b"new"), tmp_path / "out", overwrite=overwrite)
+    assert (tmp_path / "out" / "config.json").read_bytes() == b"new"
+    assert mode(tmp_path / "out") == 0o755
+
+
 def test_publish_refuses_a_file_where_a_folder_goes(tmp_path: Path) -> None:
     from dive._io import publish
     from dive.errors import DiveError

@@ -400,7 +400,9 @@ def _publish_file(tmp: Path, target: Path) -> None:
 
 def _publish_folder(tmp: Path, target: Path) -> None:
     try:
-        os.mkdir(target, 0o700)
+        # With the mode a new folder gets: a claim that outlives its run (SIGKILL before the
+        # rename) passes its mode on to the folder renamed onto it, as a replaced one does.
+        os.mkdir(target)
         claimed = True
     except FileExistsError:
         if not target.is_dir() or target.is_symlink():
