@@ -87,6 +87,7 @@ def no_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("get_embeddings encoded although stored embeddings exist")
 
     monkeypatch.setattr(encode, "embed_dataset", refuse)
+    monkeypatch.setattr("dive.embed.resumable.encode_to_folder", refuse)
 
 
 @pytest.fixture(autouse=True)
@@ -291,6 +292,45 @@ def test_missing_everywhere_encodes_once_and_caches(tmp_path: Path, fake_model: 
     second = get_embeddings(ds, cache_root=tmp_path / "cache", progress=False)
     assert fake_model.calls == 2  # served from the cache
     np.testing.assert_array_equal(second.queries, first.queries)
+
+
+def test_a_cache_encode_stopped_half_way_resumes_after_its_finished_chunks(
+    tmp_path: Path, fake_model: FakeModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dive evaluate` and `dive fit` encoded a dataset missing from the cache in memory and
+    saved it at the end: a run stopped after the corpus (hours, for a large one) encoded it
+    all again. Now the cache is encoded in chunks as `dive embed` does, and a rerun resumes."""
+    whole = get_embeddings(FakeDataset(), cache_root=tmp_path / "whole", progress=False)
+    encode_all = fake_model.encode
+
+    def stopped_at_the_queries(texts: list[str], **kwargs: Any) -> np.ndarray:
+        if texts == FakeDataset().query_texts:
+            raise KeyboardInterrupt
+        return encode_all(texts, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(fake_model, "encode", stopped_at_the_queries)
+        with pytest.raises(KeyboardInterrupt):
+            get_embeddings(FakeDataset(), cache_root=tmp_path / "cache", progress=False)
+    calls = fake_model.calls
+    emb = get_embeddings(FakeDataset(), cache_root=tmp_path / "cache", progress=False)
+    assert fake_model.calls == calls + 1  # the queries only: the corpus was kept
+    np.testing.assert_array_equal(emb.corpus, whole.corpus)
+    np.testing.assert_array_equal(emb.queries, whole.queries)
+    assert sorted(p.name for p in (tmp_path / "cache" / DEFAULT_MODEL).iterdir()) == ["toy"]
+
+
+def test_a_second_run_encoding_the_same_cache_entry_stops_at_once(
+    tmp_path: Path, fake_model: FakeModel
+) -> None:
+    # two runs encoded it side by side, for as long as it took, and one replaced the other's
+    from dive._io import held
+
+    folder = tmp_path / DEFAULT_MODEL / "toy"
+    with (held(folder.with_name(".toy.partial"), folder),  # as a run encoding it holds it
+          pytest.raises(DiveError, match=rf"^{folder}: another run is writing this output")):
+        get_embeddings(FakeDataset(), cache_root=tmp_path, progress=False)
+    assert fake_model.calls == 0
 
 
 def test_cache_built_from_other_texts_is_rebuilt(tmp_path: Path, fake_model: FakeModel) -> None:

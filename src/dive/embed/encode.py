@@ -8,11 +8,11 @@ the functions that encode, so `import dive` stays light.
 
 `get_embeddings` resolves, in order: an explicit folder, `$DIVE_EMBEDDINGS/<model>/<dataset>/`,
 the cache (`$DIVE_CACHE/embeddings` or `~/.cache/dive/embeddings`), and only then encodes and
-fills the cache. It does not reorder rows to the dataset's order: callers look rows up by id.
-Document text is whatever `Dataset.corpus_texts` holds (BEIR: title + " " + text); no prompts
-or prefixes are added. Where the embeddings came from (a given folder, `$DIVE_EMBEDDINGS`, the
-cache or fresh encoding, and what made them) is logged at INFO on `SOURCE_LOGGER`, which the CLI
-shows.
+fills the cache, in chunks and resumably, as `dive embed` does (`dive.embed.resumable`). It
+does not reorder rows to the dataset's order: callers look rows up by id. Document text is
+whatever `Dataset.corpus_texts` holds (BEIR: title + " " + text); no prompts or prefixes are
+added. Where the embeddings came from (a given folder, `$DIVE_EMBEDDINGS`, the cache or fresh
+encoding, and what made them) is logged at INFO on `SOURCE_LOGGER`, which the CLI shows.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive.arrays import l2_normalize, positive_integer
-from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta, save_embeddings
+from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -336,7 +336,9 @@ def get_embeddings(
     Resolution: `embeddings_dir` as is (it must exist); else
     `$DIVE_EMBEDDINGS/<model_dirname>/<dataset.name>/` if it exists; else
     `<cache root>/<model_dirname>/<dataset.name>/` if it exists and was built from the same
-    texts; else encode the dataset and save it there. The cache root is `cache_root`, else
+    texts; else encode the dataset into it, in chunks and resumably, as `dive embed` does
+    (`dive.embed.resumable.encode_to_folder`: a run stopped half way resumes, a second run
+    encoding the same folder meanwhile stops at once). The cache root is `cache_root`, else
     `$DIVE_CACHE/embeddings`, else `~/.cache/dive/embeddings`.
 
     Raises `DataError` naming the folder when a given or `$DIVE_EMBEDDINGS` folder records
@@ -379,23 +381,19 @@ def get_embeddings(
                                    "re-encoding", folder, maker, model_name)
                     emb = None
             if emb is None:
+                from dive.embed.resumable import encode_to_folder  # it builds on this module
+
                 logger.info(
                     "no embeddings for %s/%s; encoding (cached in %s)",
                     model_dirname(model_name),
                     dataset.name,
                     folder,
                 )
-                emb = embed_dataset(
-                    dataset, model_name, batch_size=batch_size, progress=progress, device=device
-                )
-                save_embeddings(folder, emb, overwrite=True)  # a stale cache is replaced
-                emb = Embeddings(
-                    emb.corpus,
-                    emb.corpus_ids,
-                    emb.queries,
-                    emb.query_ids,
-                    {**emb.meta, "source": str(folder)},
-                )
+                # chunk by chunk, as `dive embed` does: a stopped run resumes, and a second
+                # run on the same entry stops at once; a stale cache is replaced
+                emb = encode_to_folder(dataset, folder, model_name=model_name,
+                                       batch_size=batch_size, device=device, overwrite=True,
+                                       progress=progress).embeddings
                 origin = "freshly encoded into the cache"
     source_log.info("embeddings for %s: %s (%s; %s)", dataset.name, folder, origin,
                     describe_maker(emb.meta))
