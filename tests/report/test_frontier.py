@@ -114,3 +114,29 @@ def test_shares_of_frozen_are_on_the_seeds_both_ran(
     assert "pca d=48 int8: 0.3000 (no seed shared with frozen)" in text
     assert ("Not compared (no seed in common with frozen's seeds 0, 1, 2): pca d=48 int8 "
             "(seed 5).") in text
+
+
+def test_ours_against_an_anchor_is_on_the_seeds_both_ran(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    # pca d=96 int8 on seeds 0-2 (mean 0.5233: seed 1's queries are hard); PQ at the same bytes
+    # on seed 0 only. Their means say PQ is 0.057 ahead; on seed 0, ours is 0.01 ahead.
+    records = []
+    for seed, frozen in enumerate([0.60, 0.40, 0.60]):
+        records += [byte_row("frozen", 384, "float32", 1536, frozen, seed=seed),
+                    byte_row("pca", 96, "int8", 96, frozen - 0.01, seed=seed)]
+    records += [byte_row("faiss-pq:96", 384, "pq", 96, 0.58, seed=0),
+                byte_row("faiss-pq:48", 384, "pq", 48, 0.50, seed=7),
+                byte_row("pca", 48, "int8", 48, 0.45, seed=1)]
+    rows = best_per_budget(configs(records), rescoring=False)
+    at = {r.bytes_per_vector: r for r in rows}
+    assert at[96].margin == pytest.approx(0.59 - 0.58) and at[96].paired.seeds == (0,)  # type: ignore[union-attr]
+    assert at[48].margin is None and at[48].unpaired  # seeds 1 and 7: nothing to compare
+    check = check_budgets(rows, low=12, high=768)
+    assert (check.compared, check.misses, check.unpaired) == (1, (), 1)
+    text = frontier_section(records)
+    assert ("ours ≥ the best anchor at 1 of 1 budgets where both ran; at 1 more they share no "
+            "seed, so they were not compared") in text
+    assert "| 96 | pca d=96 int8: 0.5233 (98.1%) | faiss-pq:96: 0.5800 (96.7% on seed 0) | " \
+           "+0.0100 on seed 0 |" in text
+    assert "| no seed in common |" in text

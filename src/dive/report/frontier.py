@@ -9,7 +9,8 @@ row that is not an anchor (`dive.evaluate.anchors`); a family is the method a ro
 
 - `frontier`: the configurations no other beats with as few bytes (a family's line in the
   plot, or everything's);
-- `best_per_budget`: at each byte budget, the best of ours and the best anchor within it;
+- `best_per_budget`: at each byte budget, the best of ours and the best anchor within it,
+  and ours minus the anchor on the seeds both ran (a pair sharing no seed is not compared);
 - `fewest_bytes_keeping`: the smallest first stage keeping a share of frozen nDCG@10 (ties:
   the larger share), each configuration against frozen on the seeds both ran
   (`dive.report.paired`: without train qrels the evaluation queries change with the seed);
@@ -72,9 +73,10 @@ class Config:
     def anchor(self) -> bool:
         return is_anchor(self.method)
 
-    def against(self, frozen: Config) -> Paired | None:
-        """This configuration against `frozen` on the seeds both ran; None if they share none."""
-        return pair(dict(self.scores), dict(frozen.scores))
+    def against(self, other: Config) -> Paired | None:
+        """This configuration against `other` (frozen, an anchor) on the seeds both ran; None
+        if they share none."""
+        return pair(dict(self.scores), dict(other.scores))
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -163,11 +165,23 @@ class BudgetRow:
     anchor: Config | None
 
     @property
-    def margin(self) -> float | None:
-        """Ours minus the anchor (None when either is missing)."""
+    def paired(self) -> Paired | None:
+        """Ours against the anchor on the seeds both ran (None when either is missing or they
+        share no seed: their means score other queries)."""
         if self.ours is None or self.anchor is None:
             return None
-        return self.ours.mean - self.anchor.mean
+        return self.ours.against(self.anchor)
+
+    @property
+    def margin(self) -> float | None:
+        """Ours minus the anchor on the seeds both ran (None: see `paired`)."""
+        paired = self.paired
+        return None if paired is None else paired.score - paired.reference
+
+    @property
+    def unpaired(self) -> bool:
+        """Whether both have a configuration but they share no seed: not compared."""
+        return self.ours is not None and self.anchor is not None and self.paired is None
 
 
 def best_per_budget(cells: Sequence[Config], rescoring: bool,
@@ -229,20 +243,23 @@ def _on_seeds(paired: Paired, frozen: Config) -> str:
 @dataclass(frozen=True)
 class TargetCheck:
     """The issue's byte-budget target on one (dataset, budget): ours >= every anchor at every
-    budget in [low, high] where both have a configuration."""
+    budget in [low, high] where both have a configuration, on the seeds both ran."""
 
     low: int
     high: int
     compared: int
     misses: tuple[BudgetRow, ...]
+    unpaired: int = 0  # budgets where both have a configuration but share no seed
 
 
 def check_budgets(rows: Sequence[BudgetRow], low: int = 12, high: int = 768,
                   tolerance: float = 0.0) -> TargetCheck:
-    """Count the budgets in [low, high] where ours falls below the best anchor."""
-    inside = [r for r in rows if low <= r.bytes_per_vector <= high and r.margin is not None]
-    misses = tuple(r for r in inside if r.margin is not None and r.margin < -tolerance)
-    return TargetCheck(low, high, len(inside), misses)
+    """Count the budgets in [low, high] where ours falls below the best anchor on the seeds
+    both ran; those where they share no seed are counted apart."""
+    inside = [r for r in rows if low <= r.bytes_per_vector <= high]
+    compared = [r for r in inside if r.margin is not None]
+    misses = tuple(r for r in compared if r.margin is not None and r.margin < -tolerance)
+    return TargetCheck(low, high, len(compared), misses, sum(r.unpaired for r in inside))
 
 
 def _cell(c: Config | None, reference: Config | None = None) -> str:
@@ -261,14 +278,25 @@ def _signed(value: float | None) -> str:
     return "–" if value is None else signed(value, 4)
 
 
+def _margin(r: BudgetRow) -> str:
+    """Ours minus the anchor, with the seeds when fewer than either ran; or why there is none."""
+    if r.unpaired:
+        return "no seed in common"
+    paired = r.paired
+    if paired is None or r.ours is None or r.anchor is None:
+        return "–"
+    on = "" if paired.seeds == r.ours.seeds == r.anchor.seeds else f" on {seed_list(paired.seeds)}"
+    return _signed(r.margin) + on
+
+
 def budget_table(rows: Sequence[BudgetRow], frozen: Config | None) -> str:
     """Byte budgets x the best of ours and the best anchor; percentages of `frozen` on the
-    seeds each configuration shares with it."""
+    seeds each configuration shares with it, ours minus the anchor on the seeds both ran."""
     lines = ["| ≤ bytes/vector | best of ours | best anchor | ours − anchor |",
              "|---:|:---|:---|---:|"]
     for r in rows:
         lines.append(f"| {r.bytes_per_vector} | {_cell(r.ours, frozen)} | "
-                     f"{_cell(r.anchor, frozen)} | {_signed(r.margin)} |")
+                     f"{_cell(r.anchor, frozen)} | {_margin(r)} |")
     return "\n".join(lines)
 
 
@@ -318,7 +346,7 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
              "FAISS PQ/OPQ, PCA + SQ8/SQ4 and sentence-transformers int8/binary at equal bytes. "
              "*+ rescore N*: the first stage keeps N x k candidates, rescored by the full "
              "float32 embeddings (their bytes are not counted). Percentages: of frozen float32 "
-             "on the seeds both ran."]
+             "on the seeds both ran; ours − anchor: on the seeds both ran."]
     if image:
         parts.append(f"![nDCG@10 vs bytes per vector]({image})")
     for dataset, budget, group in groups(cells):
@@ -336,7 +364,10 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
                        "where both ran")
             if check.misses:
                 verdict += " (below at " + ", ".join(
-                    f"{r.bytes_per_vector} B: {_signed(r.margin)}" for r in check.misses) + ")"
+                    f"{r.bytes_per_vector} B: {_margin(r)}" for r in check.misses) + ")"
+            if check.unpaired:
+                verdict += (f"; at {check.unpaired} more they share no seed, so they were not "
+                            "compared")
             parts.append(f"Best configuration per byte budget, {kind}. {verdict}.\n\n"
                          + budget_table(rows, reference))
         if reference is not None:
