@@ -182,3 +182,18 @@ def test_version_suffixed_rows_sit_after_their_method(make_record) -> None:
         "smec", "smec@v1", "smec:basis=pca@v1", "smec:stage_layer=linear", "dive"
     ]
     assert base_method("smec:basis=pca@v1") == "smec" == base_method("smec@v1")
+
+
+def test_difference_to_frozen_is_on_the_seeds_both_ran(make_record) -> None:
+    # Frozen on seeds 0-2, seed 1's queries hard (mean 0.5333); dive on seed 1 only matches
+    # frozen there, which a difference to frozen's three-seed mean read as −0.133.
+    records = []
+    for seed, value in enumerate([0.60, 0.40, 0.60]):
+        records += [make_record(method="frozen", dim=384, seed=seed, ndcg=value),
+                    make_record(method="pca", dim=96, seed=seed, ndcg=value - 0.05)]
+    records += [make_record(method="dive", dim=96, seed=1, ndcg=0.40),
+                make_record(method="truncate", dim=96, seed=7, ndcg=0.30)]
+    rows = rows_of(table_for(records))
+    assert rows["pca"][1] == "**0.4833 ± 0.0943** (\u22120.050)"
+    assert rows["dive"][1] == "0.4000 ± 0.0000 (+0.000 on seed 1) [n=1]"
+    assert rows["truncate"][1] == "0.3000 ± 0.0000 (no seed in common with frozen) [n=1]"

@@ -4,7 +4,8 @@ Up front, the selection grid each learned row chose its settings from. Then per 
 label budget, one table per metric (nDCG@10, then Recall@100): a row per
 method with the frozen full-dimension row on top, a column per dimension (largest first),
 cells "mean ± std" over seeds, the difference to the frozen row of the same table in
-parentheses and the best mean of each column in bold. Cells that were not run read "-"; cells
+parentheses (on the seeds both ran, `dive.report.paired`) and the best mean of each column in
+bold. Cells that were not run read "-"; cells
 that cannot exist are blank (the frozen row outside its full-dimension column, other methods
 inside it). A cell with fewer seeds than the table's most says so. Rendering only: grouping
 lives in `summary`, the keep computation in `keep`, and files are written by
@@ -18,7 +19,7 @@ from typing import Any
 
 from dive.evaluate.records import record_model
 from dive.report.keep import KeepResult, smallest_dims_keeping
-from dive.report.paired import seed_list
+from dive.report.paired import pair, seed_list
 from dive.report.summary import (
     Cell,
     CostCell,
@@ -66,9 +67,9 @@ def metric_table(
     dims = sorted({c.dim for c in group}, reverse=True)
     lookup = {(c.method, c.dim): c for c in group}
     reference = frozen_method(c.method for c in group)
-    frozen_mean = None
+    frozen = None
     if reference is not None:
-        frozen_mean = max((c for c in group if c.method == reference), key=lambda c: c.dim).mean
+        frozen = max((c for c in group if c.method == reference), key=lambda c: c.dim)
     most_seeds = max(c.n_seeds for c in group)
     # Ties at the printed precision are all bold: the reader cannot tell them apart either.
     # A column with a single entry (the frozen one, usually) has nothing to compare.
@@ -96,13 +97,25 @@ def metric_table(
             text = f"{cell.mean:.4f} ± {cell.std:.4f}"
             if d in best and round(cell.mean, 4) == best[d]:
                 text = f"**{text}**"
-            if frozen_mean is not None and method != reference:
-                text += f" ({signed(cell.mean - frozen_mean)})"
+            if frozen is not None and method != reference:
+                text += f" ({_to_frozen(cell, frozen)})"
             if cell.n_seeds < most_seeds:
                 text += f" [n={cell.n_seeds}]"
             row.append(text)
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def _to_frozen(cell: Cell, frozen: Cell) -> str:
+    """`cell` minus `frozen` on the seeds both ran (`dive.report.paired`: other seeds score
+    other queries), naming those seeds unless both ran just these."""
+    mine, reference = dict(cell.scores), dict(frozen.scores)
+    paired = pair(mine, reference)
+    if paired is None:
+        return "no seed in common with frozen"
+    same = set(paired.seeds) == set(mine) == set(reference)
+    on = "" if same else f" on {seed_list(paired.seeds)}"
+    return signed(paired.score - paired.reference) + on
 
 
 def keep_table(
@@ -219,7 +232,8 @@ def render_report(
         f"seeds: {', '.join(map(str, seeds))}.\n\n"
         "Each cell is the mean ± standard deviation over seeds (population std, so 0 for one "
         "seed), evaluated on queries no method trained on. In parentheses: the difference to "
-        "the frozen full-dimension row of the same table. **Bold**: the best mean of each "
+        "the frozen full-dimension row of the same table, on the seeds both ran (without train "
+        "qrels the evaluation queries change with the seed). **Bold**: the best mean of each "
         f"column. `{MISSING}`: not run. `[n=k]`: only k seeds, fewer than the rest of the table."
     )
     grids = grid_table(records)

@@ -53,6 +53,7 @@ class Cell:
     mean: float
     std: float  # population std over seeds (0 for a single seed)
     n_seeds: int
+    scores: tuple[tuple[int, float], ...] = ()  # (seed, metric) for each seed run, by seed
 
 
 CellKey = tuple[str, str, str, int]  # (dataset, budget, method label, dim)
@@ -66,11 +67,12 @@ def cell_key(record: Mapping[str, Any]) -> CellKey:
 
 def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> list[Cell]:
     """Mean and std of `metric` over seeds, one `Cell` per (dataset, budget, method, dim)."""
-    groups: dict[CellKey, list[float]] = defaultdict(list)
+    groups: dict[CellKey, list[tuple[int, float]]] = defaultdict(list)
     for r in records:
-        groups[cell_key(r)].append(float(r[metric]))
+        groups[cell_key(r)].append((int(r["seed"]), float(r[metric])))
     return [
-        Cell(ds, budget, method, dim, float(np.mean(v)), float(np.std(v)), len(v))
+        Cell(ds, budget, method, dim, float(np.mean([m for _, m in v])),
+             float(np.std([m for _, m in v])), len(v), tuple(sorted(dict(v).items())))
         for (ds, budget, method, dim), v in sorted(groups.items())
     ]
 
