@@ -197,3 +197,15 @@ def test_difference_to_frozen_is_on_the_seeds_both_ran(make_record) -> None:
     assert rows["pca"][1] == "**0.4833 ± 0.0943** (\u22120.050)"
     assert rows["dive"][1] == "0.4000 ± 0.0000 (+0.000 on seed 1) [n=1]"
     assert rows["truncate"][1] == "0.3000 ± 0.0000 (no seed in common with frozen) [n=1]"
+
+
+def test_keep_section_names_a_budget_without_a_frozen_run(make_record) -> None:
+    # Frozen ran with 64 labels only: the all-labels runs have no reference, and their rows
+    # were missing from the keep table without a word.
+    records = [make_record(method="frozen", dim=384, budget="64", ndcg=0.60),
+               make_record(method="pca", dim=96, budget="64", ndcg=0.59),
+               make_record(method="dive", dim=96, budget="all", ndcg=0.61)]
+    text = render_report(records)
+    keep = text[text.index("smallest dimension keeping"):text.index("fit seconds")]
+    assert "No frozen run with all labelled queries, so no reference to keep there." in keep
+    assert "No frozen run with 64 labelled queries" not in keep

@@ -270,9 +270,16 @@ def render_report(
                     f"{v:.4f} with {budget_title(b)}"
                     for b, v in sorted(per_budget.items(), key=lambda kv: budget_order(kv[0]))
                 )
+            # a budget without its own frozen run has no reference: said, not left out
+            lacking = [b for b in budgets if not any(
+                is_frozen(c.method) for c in by_metric["ndcg@10"]
+                if c.dataset == dataset and c.budget == b)]
+            unkept = "".join(f" No frozen run with {budget_title(b)}, so no reference to keep "
+                             "there." for b in lacking)
             parts.append(
                 f"The smallest evaluated d whose mean nDCG@10 is at least {percent(keep)} of "
-                f"frozen (frozen: {frozen}), and that mean.\n\n{keep_table(in_dataset, ratios)}"
+                f"frozen (frozen: {frozen}), and that mean.{unkept}\n\n"
+                f"{keep_table(in_dataset, ratios)}"
             )
         else:
             parts.append("No frozen run on this dataset, so no reference to keep.")
