@@ -26,7 +26,7 @@ def test_recommend_picks_the_fewest_bytes_meeting_the_target(
     assert no_funnel.anchor is not None and no_funnel.anchor.label == "faiss-pq:48"
     text = "\n".join(render(no_funnel))
     assert "ship: method pca, d=96, precision int8, no rescoring" in text
-    assert "--method pca --dim 96 --budget 64 --precision int8" in text
+    assert "--method pca --dim 96 --precision int8" in text
     assert "(96.8% of frozen); first stage 96 bytes/vector" in text
 
 
@@ -184,10 +184,14 @@ def test_the_build_line_names_the_records_model_unless_it_is_the_default(
                         rescoring=False)
         return [line for line in render(rec) if "dive fit" in line or "record neither" in line]
 
+    # pca learns without labels: `dive fit` would warn that a --budget is not used
     assert build("all-mpnet-base-v2")[0] == (
-        "  build: dive fit --dataset scifact --method pca --dim 96 --budget 64 --precision int8 "
+        "  build: dive fit --dataset scifact --method pca --dim 96 --precision int8 "
         "--model all-mpnet-base-v2 --output MODEL_DIR")
     assert "--model" not in build("all-MiniLM-L6-v2")[0]
+    learned = recommend([{**r, "method": "dive"} if r["method"] == "pca" else r
+                         for r in byte_records], "scifact", 0.95, rescoring=False)
+    assert "--method dive --dim 96 --budget 64 --precision int8" in "\n".join(render(learned))
     assert "--model '/my models/e5'" in build("/my models/e5")[0]  # a path, quoted
     assert "--embeddings" in build("m")[1]  # the records do not state the folders used
 

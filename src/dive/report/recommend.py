@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dive.compressors.precision import bytes_per_vector
+from dive.compressors.registry import method_facts
 from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import DEFAULT_MODEL, model_label
 from dive.errors import DataError
@@ -164,9 +165,12 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
 
 
 def _build_line(c: Config, model: str, precision: str) -> str:
-    """The `dive fit` line for `c`, with every option the records state that fit needs."""
+    """The `dive fit` line for `c`, with every option the records state that fit needs (the
+    label budget only for a method that learns from labels: `dive fit` warns it is unused)."""
+    facts = method_facts(c.family)
+    budget = [] if facts is not None and not facts.supervised else ["--budget", c.budget]
     words = ["dive", "fit", "--dataset", c.dataset, "--method", c.method, "--dim", str(c.dim),
-             "--budget", c.budget, "--precision", precision]
+             *budget, "--precision", precision]
     if model != DEFAULT_MODEL:
         words += ["--model", model]
     return " ".join(shlex.quote(w) for w in [*words, "--output"]) + " MODEL_DIR"
