@@ -499,10 +499,12 @@ def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:
             log.warning("%s: fitted on %s embeddings; embedding the queries with %s",
                         args.model_dir, trained_on, args.model)
         return str(args.model)
-    if trained_on == IMPORTED_MODEL:
-        raise DiveError(f"{args.model_dir}: fitted on imported vectors, which name no model to "
-                        "embed --query texts with; pass --model, or --queries-npy vectors made "
-                        "as the corpus's were")
+    if trained_on == IMPORTED_MODEL or summary.get("imported"):
+        # an import's --model is a label, not a model to load (nor to download by that name)
+        labelled = "" if trained_on in (None, IMPORTED_MODEL) else f" labelled {trained_on!r}"
+        raise DiveError(f"{args.model_dir}: fitted on imported vectors{labelled}, which name no "
+                        "model to embed --query texts with; pass --model, or --queries-npy "
+                        "vectors made as the corpus's were")
     if not trained_on:
         log.warning("%s: does not record the model it was fitted on; embedding the queries with "
                     "%s (--model to choose)", args.model_dir, DEFAULT_MODEL)

@@ -5,7 +5,9 @@ its seeded label split) and returns the record `dive fit` and `dive.fit` keep: t
 the embedding model (`model`, as `dive.embed.encode.model_label` names it, a local model
 folder by its resolved path: what `dive index` and `dive search` compare with the meta.json
 of the embeddings they are given, to warn about another model's, and what `dive search
---query` embeds with), the seed, the corpus size, the label budget and split sizes (a
+--query` embeds with; `imported: True` when the embeddings were imported, their `model` only
+a label, so `dive search --query` asks for one), the seed, the corpus size, the label budget
+and split sizes (a
 supervised method; `budget: None`, `n_train: 0` otherwise), the fit's wall time and a
 learned fit's `FitSummary` (`fit`). The record stays on the compressor (`DatasetFitInfo`,
 its `fit_info_`), so `dive.save` writes it without being told; fitting the compressor again
@@ -50,6 +52,8 @@ def fit_on_dataset(compressor: Compressor, dataset: Dataset, emb: Embeddings, *,
 
     record: dict[str, Any] = {"dataset": dataset.name, "model": model_label(model_name),
                               "seed": seed, "n_corpus": int(emb.corpus.shape[0])}
+    if emb.meta.get("imported_from"):  # vectors made elsewhere: `model` is their label
+        record["imported"] = True
     train = None
     if compressor.supervised:
         split = make_split(dataset, budget, seed)

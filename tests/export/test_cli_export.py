@@ -369,6 +369,44 @@ def test_search_query_says_when_its_model_may_not_be_the_compressors(
     assert lines == ([] if said is None else [said.format(m=m, here=here)])
 
 
+def test_search_query_needs_a_model_for_a_compressor_fitted_on_labelled_imported_vectors(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/export.md: a compressor fitted on imported vectors names no model, so `search
+    --query` needs --model. Vectors imported under a label (`--model my-api`, as
+    docs/own-data.md imports them) had the label loaded as a sentence-transformers model
+    (downloaded from the hub, when online) to embed the queries."""
+    pytest.importorskip("faiss")
+    import dive.embed
+
+    emb = tmp_path / "api"
+    assert main(["embed", "--dataset", str(tiny[0]), "--from-npy", str(tiny[1] / "corpus.npy"),
+                 "--ids", str(tiny[1] / "corpus_ids.txt"),
+                 "--queries-npy", str(tiny[1] / "queries.npy"),
+                 "--query-ids", str(tiny[1] / "query_ids.txt"),
+                 "--model", "my-api", "--output", str(emb)]) == 0
+    m = tmp_path / "m"
+    assert fit((tiny[0], emb), m, "pca") == 0
+    assert load(m).summary["model"] == "my-api" and load(m).summary["imported"] is True
+    assert main(["index", str(m), "--embeddings", str(emb), "--output",
+                 str(tmp_path / "i.faiss")]) == 0
+    queries = np.load(emb / "queries.npy")
+    models: list[str] = []
+    monkeypatch.setattr(dive.embed, "load_model", lambda name: models.append(name) or name)
+    monkeypatch.setattr(dive.embed, "encode_texts", lambda _, texts, progress: queries[:len(texts)])
+    capsys.readouterr()
+    search = ["search", str(tmp_path / "i.faiss"), str(m), "--query", "q", "-k", "2"]
+    assert main(search) == 2
+    assert capsys.readouterr().err == (
+        f"dive: error: {m}: fitted on imported vectors labelled 'my-api', which name no model "
+        "to embed --query texts with; pass --model, or --queries-npy vectors made as the "
+        "corpus's were\n")
+    assert models == []
+    assert main([*search, "--model", "all-MiniLM-L6-v2"]) == 0
+    assert models == ["all-MiniLM-L6-v2"]
+
+
 def test_search_refuses_an_index_built_by_another_compressor_of_the_same_dim(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
