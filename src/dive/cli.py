@@ -480,8 +480,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _tsv_field(text: str) -> str:
     """`text` as one field of a tab-separated line: a tab or line break in it is written as
     the two characters of its escape (backslash t, n or r), so every hit stays one line of
-    three fields."""
-    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    three fields, and a backslash as two, so an id holding backslash-t reads apart from one
+    holding a tab."""
+    return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
 
 
 def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:

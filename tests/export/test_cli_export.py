@@ -466,7 +466,7 @@ def test_search_prints_one_line_per_query_and_per_hit_whatever_their_text(
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((6, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ids = ["doc\t0", *(f"doc{i}" for i in range(1, 6))]
+    ids = ["doc\t0", "doc\\t1", *(f"doc{i}" for i in range(2, 6))]
     save_embeddings(tmp_path / "emb", Embeddings(vectors, ids, vectors[:1], ["q0"],
                                                  {"model": "all-MiniLM-L6-v2"}))
     save(PCAUncentered(dim=4).fit(vectors), tmp_path / "m", summary={"model": "all-MiniLM-L6-v2"})
@@ -482,3 +482,5 @@ def test_search_prints_one_line_per_query_and_per_hit_whatever_their_text(
     hits = [line.split("\t") for line in out[1:]]
     assert len(hits) == 6 and all(len(fields) == 3 for fields in hits)
     assert hits[0][:2] == ["1", "doc\\t0"]  # the query is doc 0's own vector
+    # an id holding a backslash then t (not a tab) reads apart from doc 0's
+    assert "doc\\\\t1" in {fields[1] for fields in hits}
