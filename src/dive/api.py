@@ -157,7 +157,9 @@ def fit(
     On a dataset (a name, a BEIR folder or a `Dataset`): its embeddings come from
     `embeddings` (a folder), else `$DIVE_EMBEDDINGS`, the cache, or `model` encodes them; a
     supervised method learns from `budget` labelled training queries (None or "all": every
-    one) drawn with `seed`, as `dive fit` does, and `dive.save` records what `dive fit` does
+    one) drawn with `seed`, as `dive fit` does (a dataset without train qrels lends half its
+    judged test queries, the protocol's split: the fit record's `label_source` says
+    "test-half"), and `dive.save` records what `dive fit` does
     (dataset, embedding model, seed, labels: `dive.fit_record`), so `dive index` and
     `dive search` warn about embeddings of another model. On arrays: `data` is the (n, D)
     corpus embeddings, and a supervised method also needs `queries` (m, D) and `relevant`,
