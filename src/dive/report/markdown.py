@@ -4,12 +4,12 @@ Up front, the selection grid each learned row chose its settings from. Then per 
 label budget, one table per metric (nDCG@10, then Recall@100): a row per
 method with the frozen full-dimension row on top, a column per dimension (largest first),
 cells "mean ± std" over seeds, the difference to the frozen row of the same table in
-parentheses (on the seeds both ran, `dive.report.paired`) and the best mean of each column in
-bold. Cells that were not run read "-"; cells
-that cannot exist are blank (the frozen row outside its full-dimension column, other methods
-inside it). A cell with fewer seeds than the table's most says so. Rendering only: grouping
-lives in `summary`, the keep computation in `keep`, and files are written by
-`dive.report.build`.
+parentheses (on the seeds both ran, `dive.report.paired`) and in bold the best mean of each
+column among the cells that ran all of its seeds (a mean over fewer scores other queries).
+Cells that were not run read "-"; cells that cannot exist are blank (the frozen row outside
+its full-dimension column, other methods inside it). A cell with fewer seeds than the table's
+most says so. Rendering only: grouping lives in `summary`, the keep computation in `keep`, and
+files are written by `dive.report.build`.
 """
 
 from __future__ import annotations
@@ -71,13 +71,8 @@ def metric_table(
     if reference is not None:
         frozen = max((c for c in group if c.method == reference), key=lambda c: c.dim)
     most_seeds = max(c.n_seeds for c in group)
-    # Ties at the printed precision are all bold: the reader cannot tell them apart either.
-    # A column with a single entry (the frozen one, usually) has nothing to compare.
-    best = {
-        d: max(round(c.mean, 4) for c in group if c.dim == d)
-        for d in dims
-        if sum(c.dim == d for c in group) > 1
-    }
+    best = {d: top for d in dims if (top := _best_mean([c for c in group if c.dim == d]))
+            is not None}
     # Columns only frozen runs fill (the full dimension): other rows are blank there by
     # design, not missing.
     frozen_only = {d for d in dims if all(is_frozen(c.method) for c in group if c.dim == d)}
@@ -104,6 +99,16 @@ def metric_table(
             row.append(text)
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def _best_mean(column: Sequence[Cell]) -> float | None:
+    """The rounded mean a column bolds: the best among its cells that ran all of the column's
+    seeds, which score the same queries (without train qrels other seeds score other queries,
+    so a lucky one-seed cell is not "best"); None when fewer than two such cells compare."""
+    seeds = {s for c in column for s, _ in c.scores}
+    # Ties at the printed precision are all bold: the reader cannot tell them apart either.
+    full = [round(c.mean, 4) for c in column if {s for s, _ in c.scores} == seeds]
+    return max(full) if len(full) > 1 else None
 
 
 def _to_frozen(cell: Cell, frozen: Cell) -> str:
@@ -234,7 +239,9 @@ def render_report(
         "seed), evaluated on queries no method trained on. In parentheses: the difference to "
         "the frozen full-dimension row of the same table, on the seeds both ran (without train "
         "qrels the evaluation queries change with the seed). **Bold**: the best mean of each "
-        f"column. `{MISSING}`: not run. `[n=k]`: only k seeds, fewer than the rest of the table."
+        "column among the cells that ran all of its seeds, so on the same queries (none where "
+        "fewer than two did). "
+        f"`{MISSING}`: not run. `[n=k]`: only k seeds, fewer than the rest of the table."
     )
     grids = grid_table(records)
     if grids:
