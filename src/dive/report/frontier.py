@@ -9,7 +9,8 @@ row that is not an anchor (`dive.evaluate.anchors`); a family is the method a ro
 
 - `frontier`: the configurations no other beats with as few bytes (a family's line in the
   plot, or everything's);
-- `best_per_budget`: at each byte budget, the best of ours and the best anchor within it,
+- `best_per_budget`: at each byte budget, the best of ours and the best anchor within it
+  (each among the configurations within it that ran the most seeds, on the seeds they share),
   and ours minus the anchor on the seeds both ran (a pair sharing no seed is not compared);
 - `fewest_bytes_keeping`: the smallest first stage keeping a share of frozen nDCG@10 (ties:
   the larger share), each configuration against frozen on the seeds both ran
@@ -18,8 +19,9 @@ row that is not an anchor (`dive.evaluate.anchors`); a family is the method a ro
 
 Each answer comes without rescoring (first stages searched alone) and with it (funnels
 allowed). Means are over the seeds each configuration ran, shares of frozen over the seeds it
-shares with frozen; only configurations that were run count, nothing is interpolated.
-Rendering is `frontier_section`; the plot is `dive.report.plots.plot_frontier`.
+shares with frozen, a budget's best over the seeds its most-seeded candidates share; only
+configurations that were run count, nothing is interpolated. Rendering is `frontier_section`;
+the plot is `dive.report.plots.plot_frontier`.
 """
 
 from __future__ import annotations
@@ -128,9 +130,10 @@ def frozen_reference(cells: Iterable[Config]) -> Config | None:
     return max(frozen, key=lambda c: c.dim) if frozen else None
 
 
-def _better(a: Config, b: Config) -> bool:
-    """Whether `a` is the better pick than `b`: higher mean; ties: fewer bytes, no funnel."""
-    return (a.mean, -a.bytes_per_vector, -a.rescore) > (b.mean, -b.bytes_per_vector, -b.rescore)
+def _better(a: Config, b: Config, a_mean: float, b_mean: float) -> bool:
+    """Whether `a` is the better pick than `b`, scoring `a_mean` and `b_mean` on the same
+    seeds: higher mean; ties: fewer bytes, no funnel."""
+    return (a_mean, -a.bytes_per_vector, -a.rescore) > (b_mean, -b.bytes_per_vector, -b.rescore)
 
 
 def allowed(cells: Iterable[Config], rescoring: bool) -> list[Config]:
@@ -148,10 +151,22 @@ def frontier(cells: Iterable[Config]) -> list[Config]:
 
 
 def best_within(cells: Iterable[Config], budget: int) -> Config | None:
-    """The best configuration storing at most `budget` bytes per vector."""
-    best = None
-    for c in cells:
-        if c.bytes_per_vector <= budget and (best is None or _better(c, best)):
+    """The best configuration storing at most `budget` bytes per vector, among those within it
+    that ran the most seeds, by their means over the seeds those share: a mean over fewer (or
+    other) seeds scores other queries, so a lucky one-seed run does not win on its own queries.
+    When all ran the same seeds that is each one's own mean. (Most-seeded configurations
+    sharing no seed at all, which no benchmark runs, fall back on their own means.)"""
+    within = [c for c in cells if c.bytes_per_vector <= budget]
+    if not within:
+        return None
+    most = max(c.n_seeds for c in within)
+    pool = [c for c in within if c.n_seeds == most]
+    shared = set.intersection(*(set(c.seeds) for c in pool))
+    means = {id(c): c.mean if not shared or set(c.seeds) == shared else
+             float(np.mean([v for s, v in c.scores if s in shared])) for c in pool}
+    best = pool[0]
+    for c in pool[1:]:
+        if _better(c, best, means[id(c)], means[id(best)]):
             best = c
     return best
 
@@ -345,8 +360,11 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
              "stores. *Ours*: every dive configuration (method x d x precision); *anchors*: "
              "FAISS PQ/OPQ, PCA + SQ8/SQ4 and sentence-transformers int8/binary at equal bytes. "
              "*+ rescore N*: the first stage keeps N x k candidates, rescored by the full "
-             "float32 embeddings (their bytes are not counted). Percentages: of frozen float32 "
-             "on the seeds both ran; ours − anchor: on the seeds both ran."]
+             "float32 embeddings (their bytes are not counted). Best of ours / best anchor "
+             "at a byte budget: the highest mean among the configurations within it that ran "
+             "the most seeds, on the seeds they share (a mean over fewer scores other "
+             "queries). Percentages: of frozen float32 on the seeds both ran; ours − anchor: "
+             "on the seeds both ran."]
     if image:
         parts.append(f"![nDCG@10 vs bytes per vector]({image})")
     for dataset, budget, group in groups(cells):
