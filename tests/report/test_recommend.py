@@ -243,3 +243,18 @@ def test_a_frozen_that_scores_0_is_one_line_and_the_report_still_writes(
     assert "no share of it to keep" in capsys.readouterr().err
     assert main(["report", "--results", str(path), "--output", str(tmp_path / "rep")]) == 0
     assert "(frozen scores 0)" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_recommend_says_when_another_configuration_tied_with_the_pick(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    # pca-uncentered d=96 int8 stores pca's 96 bytes and scores its 0.581: the label order
+    # picked it, and the answer named neither the tie nor pca.
+    records = [*byte_records, byte_row("pca-uncentered", 96, "int8", 96, 0.581)]
+    rec = recommend(records, "scifact", 0.95, rescoring=False)
+    assert rec.config.method == "pca-uncentered"
+    assert [c.label for c in rec.tied] == ["pca@int8"]
+    assert ("  tied with pca d=96 int8 (also 96 bytes/vector, 96.8% of frozen); picked by "
+            "name") in render(rec)
+    alone = recommend(byte_records, "scifact", 0.95, rescoring=False)
+    assert alone.tied == () and not any("tied" in line for line in render(alone))

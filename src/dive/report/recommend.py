@@ -7,8 +7,9 @@ anchors, which dive does not ship, are not candidates) the one whose first-stage
 the fewest bytes per vector while its mean nDCG@10 is at least `keep` x the frozen float32
 mean on the same queries, that is over the seeds both ran (`dive.report.paired`: without
 train qrels the evaluation queries change with the seed); ties go to the larger share, then
-to no funnel. A configuration sharing no seed with frozen is not compared, and the answer
-says so. It also names the smallest anchor reaching the same share, for comparison (also
+to no funnel, then to the first label by name, and the answer names the configurations it
+tied with. A configuration sharing no seed with frozen is not compared, and the answer says
+so. It also names the smallest anchor reaching the same share, for comparison (also
 above `max_bytes`). Only configurations that were run count: a target between two measured
 ones is not interpolated.
 The build line names what the records state (dataset name, model, method, d, budget,
@@ -58,6 +59,7 @@ class Recommendation:
     model: str  # the embedding model of the records
     anchor_paired: Paired | None = None  # the anchor against frozen on the seeds both ran
     unpaired: tuple[Config, ...] = ()  # candidates sharing no seed with frozen: not compared
+    tied: tuple[Config, ...] = ()  # candidates as good by the rule (bytes, share, funnel)
 
     @property
     def target(self) -> float:
@@ -132,7 +134,16 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     # for comparison, whatever its bytes: an anchor above `max_bytes` still shows the saving
     anchor = fewest_bytes_keeping([c for c in run if c.anchor], frozen, keep)
     return Recommendation(pick.config, frozen, keep, None if anchor is None else anchor.config,
-                          pick.paired, model, None if anchor is None else anchor.paired, apart)
+                          pick.paired, model, None if anchor is None else anchor.paired, apart,
+                          _ties(ours, frozen, pick.config, pick.paired))
+
+
+def _ties(ours: list[Config], frozen: Config, pick: Config, paired: Paired) -> tuple[Config, ...]:
+    """The other candidates the rule cannot tell from `pick` (same bytes, same share of frozen,
+    same funnel): the order of their labels chose, so the answer names them."""
+    return tuple(c for c in ours if c is not pick and c.bytes_per_vector == pick.bytes_per_vector
+                 and c.rescore == pick.rescore and (p := c.against(frozen)) is not None
+                 and p.share == paired.share)
 
 
 def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list[Config],
@@ -220,6 +231,13 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
         lines.append(f"  smallest anchor keeping it: {a.describe()} at {a.bytes_per_vector} "
                      f"bytes/vector (nDCG@10 {ap.score:.4f}, {100 * ap.share:.1f}% of frozen"
                      f"{'' if ap.seeds == f.seeds else ' on ' + seed_list(ap.seeds)})")
+    for t in rec.tied:
+        tp = t.against(f)
+        share = "" if tp is None else (
+            f", {100 * tp.share:.1f}% of frozen"
+            f"{'' if tp.seeds == f.seeds else ' on ' + seed_list(tp.seeds)}")
+        lines.append(f"  tied with {t.describe()} (also {t.bytes_per_vector} bytes/vector{share}); "
+                     "picked by name")
     if rec.unpaired:
         lines.append(f"  not compared: {len(rec.unpaired)} configuration(s) share no seed with "
                      f"frozen ({seed_list(f.seeds)}), e.g. {rec.unpaired[0].describe()} on "
