@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,16 @@ def shared_dir(kind: str) -> Path | None:
         if candidate and Path(candidate, probe).is_dir():
             return Path(candidate)
     return None
+
+
+@pytest.fixture()
+def default_sigint() -> Iterator[None]:
+    """Ctrl-C (SIGINT) as Python installs it, raising KeyboardInterrupt, for tests that send
+    it: a test run started as a background job (`cmd &`, nohup) inherits SIGINT ignored,
+    which dive rightly leaves ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

@@ -415,7 +415,8 @@ def test_a_folder_from_before_manifests_is_judged_by_its_layout(tmp_path: Path) 
     check(())  # a kind without a known layout: as before
 
 
-def test_uninterrupted_holds_ctrl_c_until_the_block_ends_then_raises_it() -> None:
+def test_uninterrupted_holds_ctrl_c_until_the_block_ends_then_raises_it(
+        default_sigint: None) -> None:
     import signal
 
     from dive._io import uninterrupted
