@@ -29,16 +29,23 @@ def _run(script: str, results: Path, monkeypatch: pytest.MonkeyPatch) -> object:
     return exit_info.value.code
 
 
+def _one_line_error(script: str, results: Path, monkeypatch: pytest.MonkeyPatch,
+                    capsys: pytest.CaptureFixture[str]) -> str:
+    """What `script` says on stderr, after checking it exits 2 with one line."""
+    assert _run(script, results, monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    return err
+
+
 @pytest.mark.parametrize("script", sorted(COMMANDS))
 def test_a_results_file_that_is_not_there_is_named_not_read_as_empty(
     script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     missing = tmp_path / "typo.jsonl"
-    assert _run(script, missing, monkeypatch) == 2
-    err = capsys.readouterr().err.strip()
+    err = _one_line_error(script, missing, monkeypatch, capsys)
     assert err.endswith(f"error: {missing}: no such results file")
-    assert len(err.splitlines()) == 1
     assert not missing.exists()
 
 
@@ -49,7 +56,6 @@ def test_a_malformed_line_is_one_line_naming_it_not_a_traceback(
 ) -> None:
     results = tmp_path / "results.jsonl"
     results.write_text('{"dataset": "scifact", broken\n', encoding="utf-8")
-    assert _run(script, results, monkeypatch) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"error: {results}:1: not valid JSON" in err
+    err = _one_line_error(script, results, monkeypatch, capsys)
+    assert f"error: {results}:1: not valid JSON" in err
     assert results.read_text(encoding="utf-8") == '{"dataset": "scifact", broken\n'

@@ -38,6 +38,16 @@ def search(folder: Path, capsys: pytest.CaptureFixture[str], queries: np.ndarray
     return hits
 
 
+def rescore_error(folder: Path, capsys: pytest.CaptureFixture[str], queries: np.ndarray,
+                  vectors: Path) -> str:
+    """stderr of `dive search` of `queries` rescored with `vectors`, which must exit 2."""
+    np.save(folder / "q.npy", queries)
+    capsys.readouterr()
+    assert main(["search", str(folder / "idx.faiss"), str(folder / "m"), "--queries-npy",
+                 str(folder / "q.npy"), "--rescore-vectors", str(vectors)]) == 2
+    return capsys.readouterr().err
+
+
 @pytest.fixture()
 def indexed(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """An int8 pca model at tmp_path/m and its index at tmp_path/idx.faiss."""
@@ -143,11 +153,7 @@ def test_a_bare_npy_of_the_corpus_in_another_row_order_is_refused_naming_a_row(
     order = np.random.default_rng(0).permutation(len(emb.corpus_ids))
     shuffled = indexed / "shuffled.npy"
     np.save(shuffled, emb.corpus[order])
-    np.save(indexed / "q.npy", emb.queries[:1])
-    capsys.readouterr()
-    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
-                 str(indexed / "q.npy"), "--rescore-vectors", str(shuffled)]) == 2
-    err = capsys.readouterr().err
+    err = rescore_error(indexed, capsys, emb.queries[:1], shuffled)
     said = re.fullmatch(rf"dive: error: {re.escape(str(shuffled))}: row (\d+) is not the vector "
                         r"the index holds for '(.+)' \(cosine -?[\d.]+ between their int8 "
                         r"codes, under 0\.9\): its rows are in another order, or of another "
@@ -179,9 +185,7 @@ def test_a_bare_npy_of_the_index_rows_rescores_and_a_shuffled_copy_is_refused(
         [emb.corpus_ids[r] for r in want] for want in rows]
     np.testing.assert_allclose([[s for _, s in got] for got in hits], scores, atol=1e-5)
     np.save(tmp_path / "reversed.npy", corpus[::-1])
-    assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"), "--queries-npy",
-                 str(tmp_path / "q.npy"), "--rescore-vectors", str(tmp_path / "reversed.npy")]) == 2
-    err = capsys.readouterr().err
+    err = rescore_error(tmp_path, capsys, emb.queries[:4], tmp_path / "reversed.npy")
     assert err.count("\n") == 1 and f"{tmp_path / 'reversed.npy'}: row " in err
     assert "another order, or of another corpus" in err
 
@@ -192,11 +196,7 @@ def test_a_bare_npy_of_another_corpus_of_the_same_shape_is_refused(
 ) -> None:
     other = make_inputs(120, 32, seed=7)  # the tiny corpus's shape, other documents
     np.save(indexed / "other.npy", other if space == "full" else load(indexed / "m").embed(other))
-    np.save(indexed / "q.npy", other[:1])
-    capsys.readouterr()
-    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
-                 str(indexed / "q.npy"), "--rescore-vectors", str(indexed / "other.npy")]) == 2
-    err = capsys.readouterr().err
+    err = rescore_error(indexed, capsys, other[:1], indexed / "other.npy")
     assert err.startswith(f"dive: error: {indexed / 'other.npy'}: row 0 is not the vector the "
                           "index holds for 'd0' (cosine ")
     assert err.count("\n") == 1
