@@ -233,3 +233,17 @@ def test_a_results_path_that_is_a_pipe_or_device_is_refused_before_it_is_read(
     with pytest.raises(DataError, match=r"r\.jsonl: is not a regular file, expected a JSONL"):
         ResultsFile(fifo)
     assert fifo.exists() and not fifo.is_file()  # left as it was
+
+
+@pytest.mark.parametrize("spelled", ["ALL", " all", "064", 64, " 64 "])
+def test_a_hand_edited_budget_is_read_as_the_runner_writes_it(tmp_path: Path,
+                                                              spelled: Any) -> None:
+    """"ALL" and "064" were cells of their own beside "all" and "64": a report showed the
+    same runs twice, and a rerun of the grid ran them again."""
+    canonical = "all" if str(spelled).strip().lower() == "all" else "64"
+    path = tmp_path / "r.jsonl"
+    ResultsFile(path).append([{**record(seed=0), "budget": canonical}])
+    path.write_text(path.read_text() + json.dumps({**record(seed=1), "budget": spelled}) + "\n")
+    assert [r["budget"] for r in read_records(path)] == [canonical, canonical]
+    reloaded = ResultsFile(path)
+    assert record_key({**record(seed=1), "budget": canonical}) in reloaded

@@ -36,7 +36,7 @@ from typing import Any, Literal, get_args
 
 from dive._io import atomic_write_text, locked, resolve_link
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
-from dive.data.splits import parse_budget
+from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import model_label
 from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import is_anchor
@@ -140,7 +140,8 @@ def _parse_record(line: str, where: str) -> dict[str, Any]:
 
 def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
     """`record` if every field a results file needs is there and sensible, else `DataError`
-    naming `where` and the first bad field (what `read_records` refuses)."""
+    naming `where` and the first bad field (what `read_records` refuses). Its budget is set
+    to the form the runner writes (`budget_label`)."""
     missing = [field for field in REQUIRED_FIELDS if field not in record]
     if missing:
         raise DataError(f"{where}: record lacks {', '.join(missing)}")
@@ -148,10 +149,12 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(record[field], str) or not record[field]:
             raise DataError(f"{where}: {field} is {record[field]!r}, expected a name")
     try:
-        parse_budget(record["budget"])
+        budget = parse_budget(record["budget"])
     except DiveError:
         raise DataError(f"{where}: budget is {record['budget']!r}, expected a positive integer "
                         "or 'all'") from None
+    # As the runner writes it: a hand-edited "ALL", "064" or 64 is the same cell and run key.
+    record["budget"] = budget_label(budget)
     for field in (*INT_FIELDS, *NUMBER_FIELDS):
         value = record[field]
         ok = isinstance(value, int if field in INT_FIELDS else (int, float))
