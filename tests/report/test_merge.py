@@ -104,3 +104,31 @@ def test_runs_on_different_data_in_separate_cells_or_replaced_are_kept(make_reco
         make_record(budget="all", data_fingerprint="e" * 16),
     ]
     assert len(merge_records(records)) == 6
+
+
+def test_a_cell_with_a_seed_twice_is_refused_until_merged(make_record) -> None:
+    """`summarize` and `configs` counted a rerun's two records of seed 0 as two runs (n = 3 for
+    two seeds, the rerun weighing double) and mixed two models' runs into one mean."""
+    from dive.report.frontier import configs
+    from dive.report.summary import summarize
+
+    runs = [make_record(ndcg=0.2), make_record(seed=1, ndcg=0.4), make_record(ndcg=0.6)]
+    for view in (summarize, configs):
+        with pytest.raises(DataError, match=r"^scifact: pca at d=96 with 64 labelled queries "
+                                            r"has two runs of seed 0 \(a rerun"):
+            view(runs)
+        (merged,) = view(merge_records(runs))
+        assert (merged.n_seeds, merged.mean) == (2, pytest.approx(0.5))
+    two_models = [make_record(ndcg=0.2), make_record(ndcg=0.6, model="other-model")]
+    with pytest.raises(DataError, match="runs of two models"):
+        summarize(two_models)
+    assert len(summarize(label_models(two_models))) == 2
+
+
+def test_recommend_reads_a_rerun_as_its_last_record(byte_records, byte_row) -> None:
+    """Passed a rerun of frozen (a lower first record), `recommend` averaged both runs of seed
+    0 as two seeds and set a target below the frozen score `dive report` shows."""
+    from dive.report.recommend import recommend
+
+    rerun = [byte_row("frozen", 384, "float32", 1536, 0.500), *byte_records]
+    assert recommend(rerun, "scifact", 0.95).frozen.mean == pytest.approx(0.600)

@@ -44,6 +44,7 @@ from dive.report.summary import (
     is_frozen,
     method_label,
     method_order,
+    seed_scores,
 )
 
 KEEPS = (0.95, 0.99)
@@ -99,15 +100,16 @@ class Config:
 
 
 def configs(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> list[Config]:
-    """Every configuration of the records, the metric averaged over seeds."""
+    """Every configuration of the records, the metric averaged over seeds (`DataError` if one
+    has a seed twice: `seed_scores`)."""
     groups: dict[tuple[str, str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(str(r["dataset"]), str(r["budget"]), method_label(r), int(r["dim"]))].append(r)
     out = []
     for (dataset, budget, label, dim), group in sorted(groups.items()):
         precision, rescore, source = record_variant(group[-1])
-        values = [float(r[metric]) for r in group]
-        by_seed = {int(r["seed"]): float(r[metric]) for r in group}
+        by_seed = seed_scores(group, metric)
+        values = list(by_seed.values())
         out.append(Config(dataset, budget, label, str(group[-1]["method"]), dim, precision,
                           rescore, source, record_bytes_per_vector(group[-1]),
                           float(np.mean(values)), float(np.std(values)), len(values),

@@ -43,6 +43,7 @@ from dive.report.frontier import (
     unpaired,
 )
 from dive.report.keep import valid_keep
+from dive.report.merge import merge_records
 from dive.report.paired import Paired, seed_list
 from dive.report.summary import VARIANT_MARK, budget_order, budget_title
 
@@ -93,7 +94,7 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     if not valid_keep(keep):
         raise DataError(f"keep must be a positive, finite share of frozen {metric}, got {keep}",
                         param="keep")
-    records = list(records)
+    records = merge_records(records)  # a rerun's last record, as `dive report` reads them
     datasets = {str(r["dataset"]) for r in records}
     if dataset not in datasets:
         raise DataError(f"no results for dataset {dataset!r}; the results have "

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dive.compressors.registry import display_order, method_facts
+from dive.errors import DataError
 from dive.evaluate.anchors import FAMILIES as ANCHOR_FAMILIES
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.records import record_variant
@@ -66,15 +67,35 @@ def cell_key(record: Mapping[str, Any]) -> CellKey:
 
 
 def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> list[Cell]:
-    """Mean and std of `metric` over seeds, one `Cell` per (dataset, budget, method, dim)."""
-    groups: dict[CellKey, list[tuple[int, float]]] = defaultdict(list)
+    """Mean and std of `metric` over seeds, one `Cell` per (dataset, budget, method, dim);
+    `DataError` if a cell has a seed twice (`seed_scores`)."""
+    groups: dict[CellKey, list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[cell_key(r)].append((int(r["seed"]), float(r[metric])))
-    return [
-        Cell(ds, budget, method, dim, float(np.mean([m for _, m in v])),
-             float(np.std([m for _, m in v])), len(v), tuple(sorted(dict(v).items())))
-        for (ds, budget, method, dim), v in sorted(groups.items())
-    ]
+        groups[cell_key(r)].append(r)
+    cells = []
+    for key, group in sorted(groups.items()):
+        scores = seed_scores(group, metric)
+        values = list(scores.values())
+        cells.append(Cell(*key, float(np.mean(values)), float(np.std(values)), len(values),
+                          tuple(sorted(scores.items()))))
+    return cells
+
+
+def seed_scores(group: Iterable[Mapping[str, Any]], metric: str) -> dict[int, float]:
+    """`metric` of each seed of one cell's records; `DataError` naming the cell if a seed is
+    there twice (a rerun, or runs of two models), which a mean would count twice or mix:
+    `dive.report.merge_records` keeps a rerun's last record, `label_models` names the models."""
+    scores: dict[int, float] = {}
+    for r in group:
+        seed = int(r["seed"])
+        if seed in scores:
+            dataset, budget, method, dim = cell_key(r)
+            raise DataError(f"{dataset}: {method} at d={dim} with {budget_title(budget)} has "
+                            f"two runs of seed {seed} (a rerun, or runs of two models); merge "
+                            "the records first (dive.report.merge_records keeps a rerun's last "
+                            "record, dive.report.label_models names each model's runs)")
+        scores[seed] = float(r[metric])
+    return scores
 
 
 @dataclass(frozen=True)
