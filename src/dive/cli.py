@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from dive._io import check_output, describe_os_error, locked, publish
-from dive.cli_parsers import FIT_BUDGET, RESCORE_FACTOR, build_parser
+from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.errors import DiveError
 
 if TYPE_CHECKING:
@@ -314,7 +314,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
     check_model_output(Path(args.output), overwrite=args.overwrite)
     _show_fit_progress()
-    budget = parse_budget(args.budget or FIT_BUDGET)
+    budget = parse_budget(args.budget)  # None: every labelled training query
     if not compressor.supervised and args.budget is not None:
         logging.getLogger(__name__).warning("%s learns without labels; --budget is not used",
                                             compressor.method)

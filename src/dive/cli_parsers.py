@@ -27,7 +27,6 @@ EMBEDDING_MODEL_HELP = ("sentence-transformers model name or path (embeddings fo
                         "default: the model --embeddings' meta.json names, else "
                         "all-MiniLM-L6-v2)")
 RESCORE_FACTOR = 4  # `search`: index candidates per hit that --rescore-vectors re-ranks
-FIT_BUDGET = "64"  # `fit`: labelled queries a supervised method trains on by default
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -374,7 +373,7 @@ def add_fit(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--dim", type=_int_at_least(1), required=True, help="output dimension d")
     p.add_argument("--budget", default=None,
                    help="training queries for supervised methods (a number or 'all'; "
-                        f"default: {FIT_BUDGET})")
+                        "default: all, as dive.fit)")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="random seed (also picks the labels)")
     p.add_argument("--model", type=_name, default=None, help=EMBEDDING_MODEL_HELP)

@@ -129,6 +129,23 @@ def test_fit_records_the_labels_used_when_the_budget_exceeds_the_pool(
     assert summary["n_train"] + summary["n_validation"] == 40
 
 
+def test_fit_without_a_budget_learns_from_every_label_as_dive_fit_does(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dive fit` without --budget took 64 labelled queries where `dive.fit` takes all: a user
+    with 500 labels trained on 64 of them unless they knew to ask for the rest."""
+    import dive
+
+    monkeypatch.setitem(REGISTRY, RecordingSupervised.method, RecordingSupervised)
+    assert fit(tiny, tmp_path / "m", "test-supervised") == 0
+    summary = load(tmp_path / "m").summary
+    assert summary["budget"] == "all" and summary["n_labels"] == 40  # the whole train pool
+    data, emb = tiny
+    api = dive.fit(data, embeddings=emb, method="test-supervised", dim=8)
+    saved = load(dive.save(api, tmp_path / "api")).summary
+    assert (saved["budget"], saved["n_labels"]) == (summary["budget"], summary["n_labels"])
+
+
 def test_no_verify_loads_a_model_without_checksums(tiny: tuple[Path, Path], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("onnx")
