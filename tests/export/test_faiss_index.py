@@ -369,6 +369,45 @@ def test_a_new_save_stopped_half_way_leaves_nothing_behind(
     assert load_index(save_index(index, tmp_path / "i.faiss")).ids == index.ids
 
 
+_KILLED_AT_THE_CLAIM = """
+import os, signal, sys
+import numpy as np
+from dive.export.faiss_index import build_index, save_index
+rows = np.random.default_rng(0).normal(size=(20, 8)).astype("float32")
+rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+os.link = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # the index's claim
+save_index(build_index(rows), sys.argv[1])
+"""
+
+
+def test_a_new_save_killed_before_its_index_is_placed_is_replaced_with_overwrite(
+    tmp_path: Path, make_inputs: Any
+) -> None:
+    """A save SIGKILLed between placing the index and its ids left a FAISS file without ids,
+    which no later save replaced, --overwrite or not ("delete it to save an index here"). Now
+    the index is placed last: what a kill leaves is a dive meta (and the ids it names) with no
+    index, and a save with overwrite replaces it."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "i.faiss"
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AT_THE_CLAIM, str(path)],
+                            capture_output=True, text=True, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp"))
+    assert left == ["i.faiss.ids.txt", "i.faiss.meta.json"]
+    index = build_index(make_inputs(30, 8))
+    with pytest.raises(DiveError, match=r"i\.faiss\.meta\.json: left by a save of an index at "
+                                        r"i\.faiss that was killed.*pass overwrite=True"):
+        save_index(index, path)
+    assert load_index(save_index(index, path, overwrite=True)).ids == index.ids
+    ids_path(path).write_text("a user's own ids file\n")
+    path.unlink()  # a meta whose ids are not the ones it names is not a save's leftover
+    with pytest.raises(DiveError, match="exists and is not part of a dive index"):
+        save_index(index, path, overwrite=True)
+
+
 @pytest.mark.parametrize("precision", ["float32", "float16", "int8", "binary"])
 def test_an_index_built_from_blocks_is_the_index_built_at_once(
     precision: str, tmp_path: Path, make_inputs: Any

@@ -133,21 +133,46 @@ def is_index_file(path: Path) -> bool:
 
 
 def check_index_output(target: Path, *, overwrite: bool) -> None:
-    """Raise `DiveError` unless an index may be saved at `target`: only a dive index there is
-    replaced (with `overwrite`), and a sidecar path in use is only ever that index's own."""
+    """Raise `DiveError` unless an index may be saved at `target`: only a dive index there, or
+    what a save killed before placing its index left (`_unfinished_save`), is replaced (with
+    `overwrite`), and a sidecar path in use is only ever that index's own."""
     if target.is_file() and not is_index_file(target) and _looks_like_faiss(target):
-        # what a save killed between writing the index and its ids leaves, or a user's own
+        # a user's own, or what a save of an earlier release killed before its ids left
         raise DiveError(f"{target}: a FAISS index without its {ids_path(target).name}, so not "
-                        "a dive index (a save interrupted before its ids leaves one); refusing "
-                        "to replace it: delete it to save an index here")
+                        "a dive index (a save of an earlier release killed before its ids "
+                        "leaves one); refusing to replace it: delete it to save an index here")
     check_output(target, overwrite=overwrite, ours=is_index_file,
                  what=f"a dive index (a file with its {IDS_SUFFIX})")
     if is_index_file(target):
         return
+    if _unfinished_save(target):
+        if overwrite:
+            return
+        raise DiveError(f"{meta_path(target)}: left by a save of an index at {target.name} "
+                        "that was killed before the index was in place; pass overwrite=True "
+                        "to replace it", param="overwrite")
     for sidecar in (ids_path(target), meta_path(target)):
         if sidecar.exists() or sidecar.is_symlink():
             raise DiveError(f"{sidecar}: exists and is not part of a dive index at "
                             f"{target.name}; refusing to replace it")
+
+
+def _unfinished_save(target: Path) -> bool:
+    """Whether the sidecars at `target`, where no index is, are what a new save killed before
+    placing its index leaves (it renames its meta, then its ids, then the index): a dive meta
+    with its digests, and no ids or the ids that meta names."""
+    if target.exists() or target.is_symlink():
+        return False
+    meta, ids = meta_path(target), ids_path(target)
+    try:
+        data = json.loads(meta.read_bytes().decode("utf-8"))
+        if not isinstance(data, dict) or data.get("format") != META_FORMAT or \
+                not isinstance(data.get("index_sha256"), str):
+            return False
+        return not (ids.exists() or ids.is_symlink()) or \
+            _sha256(ids.read_bytes()) == data.get("ids_sha256")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
 
 
 def _looks_like_faiss(path: Path) -> bool:
@@ -344,20 +369,24 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     # of one save (`_open_saved`), never an index whose ids are not beside it yet.
     with locked(target):
         check_index_output(target, overwrite=overwrite)  # again: a run saved meanwhile?
-        if overwrite:
+        if overwrite and is_index_file(target):
             # The meta is renamed last: a crash before leaves the old one, whose digests
             # load_index finds do not match the new index (or ids).
             _write_all([(target, write_index), *sidecars])
             return target
-        # The index goes first, alone, as the claim: a run that finds another's index there
-        # stops before touching its sidecars. Should a sidecar then fail, the claim is undone,
-        # and so is a sidecar already in place (the ids, when stopped before the meta): left
-        # alone, it made every later save refuse the path.
-        with atomic_open(target, "wb", overwrite=False) as handle:
-            write_index(handle)
-        placed = {target: target.stat().st_ino}  # what this run put in place, by inode
+        # The index is written first (the meta holds its digest) and put in place last, as
+        # the claim, which never replaces a file another writer put there meanwhile. The meta
+        # goes in place first, then the ids: a save killed before its index is placed leaves
+        # a dive meta naming an index that is not there, which a save with `overwrite`
+        # replaces (`_unfinished_save`); the index placed first, as before, left a FAISS file
+        # that no save could tell from a user's own. A save that fails or is stopped takes
+        # back the sidecars it placed: left alone, they made every later save refuse the path.
+        placed: dict[Path, int] = {}  # what this run put in place, by inode
         try:
-            _write_all([(path, _noting_inode(path, write, placed)) for path, write in sidecars])
+            with atomic_open(target, "wb", overwrite=False) as handle:
+                write_index(handle)
+                _write_all([(path, _noting_inode(path, write, placed))
+                            for path, write in reversed(sidecars)])
         except BaseException:
             for path, inode in placed.items():  # never a file another run put there since
                 with contextlib.suppress(OSError):
