@@ -873,3 +873,35 @@ def test_a_learning_rate_that_diverges_is_reported_as_such_not_as_bad_data(
     dive = make_compressor(f"dive:lr=1e4:steps=30:select={str(select).lower()}", 4)
     with pytest.raises(TrainingDiverged, match="try a smaller learning rate"):
         dive.fit(corpus, make_labels(30))
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_ctrl_c_during_parallel_runs_stops_every_worker_at_its_next_check(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM) reached the thread waiting on the selection's runs, but the pool's
+    exit then waited for every worker to train on to its horizon: `dive fit --method
+    dive:steps=1000000` ignored both for good. Now each worker stops at its next check."""
+    import os
+    import signal
+    import threading
+
+    calls, lock = [0], threading.Lock()
+    loss = dive_run.Run._loss
+
+    def counted(run: dive_run.Run) -> Any:
+        with lock:
+            calls[0] += 1
+            n = calls[0]
+        if n == 40:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: to the process, read by main
+        if n > 2_000:  # far past any check: a worker that was not told to stop
+            raise RuntimeError("trained on after Ctrl-C")
+        return loss(run)
+
+    monkeypatch.setattr(dive_run.Run, "_loss", counted)
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 100_000, "max_steps": 100_000, "min_gain_z": 0.0}
+    with pytest.raises(KeyboardInterrupt):
+        Dive(4, seed=0, workers=2, **options).fit(problem["corpus"], data)
+    assert 40 <= calls[0] <= 40 + 2 * FAST["eval_every"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -233,17 +234,27 @@ class _Race:
             return
         for candidate in self.ahead:
             self._refit(candidate)  # built here, one at a time: building a net seeds torch
+        stop = threading.Event()
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            race = [pool.submit(run.train_to, horizon) for run, horizon in jobs]
-            # submitted last, so a refit only starts on a worker the race no longer needs
-            spare = [pool.submit(self._train_ahead, c, race) for c in self.ahead]
-            for done in race + spare:
-                done.result()
+            try:
+                race = [pool.submit(run.train_to, horizon, stop) for run, horizon in jobs]
+                # submitted last, so a refit only starts on a worker the race no longer needs
+                spare = [pool.submit(self._train_ahead, c, race, stop) for c in self.ahead]
+                for done in race + spare:
+                    done.result()
+            except BaseException:
+                # Ctrl-C or SIGTERM lands here, in the waiting thread; the pool's exit waits
+                # for its workers, which trained on to their horizons (minutes, or for ever
+                # with a large `steps`). Told to stop, each does at its next check.
+                stop.set()
+                raise
 
-    def _train_ahead(self, candidate: int, race: list[Future[Run]]) -> None:
+    def _train_ahead(self, candidate: int, race: list[Future[Run]],
+                     stop: threading.Event) -> None:
         """Train `candidate`'s refit check by check, up to its horizon, while the race runs."""
         refit = self.refits[candidate]
-        while not all(job.done() for job in race) and refit.advance(self.horizon[candidate]):
+        while not stop.is_set() and not all(job.done() for job in race) and \
+                refit.advance(self.horizon[candidate]):
             pass
 
     def _refit(self, candidate: int) -> _Refit:

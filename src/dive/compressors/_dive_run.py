@@ -10,6 +10,7 @@ queries for the selection (`dive.compressors._dive_fit`), which decides everythi
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 
 import numpy as np
@@ -255,8 +256,16 @@ class Run:
         self.log.append(entry)
         return None  # selection happens across runs (dive.training.selection), not here
 
-    def train_to(self, steps: int) -> Run:
-        self.loop.run(steps)
+    def train_to(self, steps: int, stop: threading.Event | None = None) -> Run:
+        """Train up to step `steps` (or the gate's patience). With `stop`, in pieces that end
+        at check steps (the same model and log as one piece), returning once it is set: a
+        worker thread then stops within one check's steps of its caller being interrupted."""
+        if stop is None:
+            self.loop.run(steps)
+            return self
+        every = self.fit.config.eval_every
+        while self.loop.step < steps and not self.loop.stopped and not stop.is_set():
+            self.loop.run(min(steps, (self.loop.step // every + 1) * every))
         return self
 
     def curve(self) -> Curve:
