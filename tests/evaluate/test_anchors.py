@@ -155,6 +155,16 @@ def test_pq_depends_on_the_seed_only() -> None:
     assert not np.array_equal(first.search(queries, 10)[1], other.search(queries, 10)[1])
 
 
+@pytest.mark.parametrize("name", ["faiss-pq:8", "faiss-opq:8"])
+def test_a_seed_faiss_cannot_hold_is_taken_modulo_its_range(name: str) -> None:
+    """A seed of 2**31 or more (dive takes any below 2**63) gave a traceback from `dive index
+    --opq` and `dive evaluate --anchors faiss-pq:M`: FAISS's k-means seed is a C int."""
+    corpus, queries = unit_rows(400), unit_rows(20, seed=2)
+    anchor = parse_anchor(name)
+    large, small = (anchor.build(corpus, FULL, seed) for seed in (2**31 + 1, 1))
+    assert np.array_equal(large.search(queries, 10)[1], small.search(queries, 10)[1])
+
+
 def grid(data: tuple[Path, Path], anchors: list[str], **overrides: object) -> GridSpec:
     options: dict[str, object] = dict(
         datasets=[str(data[0])], methods=["frozen", "pca"], ratios=[4], budgets=[8],

@@ -301,7 +301,9 @@ def _st_binary(corpus: np.ndarray) -> AnchorIndex:
 
 def _seed_pq(faiss: Any, index: Any, seed: int) -> list[Any]:
     """Seed the k-means of a PQ (and of OPQ's training PQ), silence the few-points warning;
-    returns the objects the index now points to, which must outlive it."""
+    returns the objects the index now points to, which must outlive it. FAISS takes a C int:
+    a seed of 2**31 or more (dive takes any below 2**63) is taken modulo 2**31, so every
+    seed below keeps its index."""
     index = faiss.downcast_index(index)
     targets = []
     if isinstance(index, faiss.IndexPreTransform):
@@ -316,6 +318,6 @@ def _seed_pq(faiss: Any, index: Any, seed: int) -> list[Any]:
     if isinstance(index, faiss.IndexPQ):
         targets.append(index.pq)
     for pq in targets:
-        pq.cp.seed = seed
+        pq.cp.seed = seed % 2**31  # it raised OverflowError, a traceback from `dive index`
         pq.cp.min_points_per_centroid = 1
     return targets
