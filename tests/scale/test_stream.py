@@ -361,6 +361,33 @@ def test_batch_size_takes_a_numpy_integer_and_refuses_a_bool(tmp_path: Path, run
         compress_store(runtime, tmp_path / "x.npy", tmp_path / "z.npy", batch_size=True)
 
 
+@pytest.mark.parametrize("shards", [False, True])
+def test_a_batch_size_past_the_rows_reads_parquet_whole(tmp_path: Path, runtime, stores,
+                                                        shards: bool) -> None:
+    """A batch size of 2**63 or more (the CLI takes any) raised Arrow's OverflowError while
+    reading Parquet, a traceback; a .npy input took it."""
+    x = stores.vectors(30)
+    source = tmp_path / ("shards" if shards else "x.parquet")
+    if shards:
+        source.mkdir()
+        for i in range(2):
+            stores.write_parquet(source / f"s{i}.parquet", x[15 * i: 15 * (i + 1)],
+                                 ids=[str(j) for j in range(15 * i, 15 * (i + 1))])
+    else:
+        stores.write_parquet(source, x, ids=[str(j) for j in range(30)])
+    out = tmp_path / ("out" if shards else "y.parquet")
+    result = compress_store(runtime, source, out, batch_size=2**64, progress=False)
+    assert result.rows == 30
+    files = sorted(out.glob("*.parquet")) if shards else [out]
+    ids, y = [], []
+    for file in files:
+        file_ids, file_y, _ = stores.read_parquet(file)
+        ids += file_ids
+        y.append(file_y)
+    assert ids == [str(j) for j in range(30)]
+    np.testing.assert_allclose(np.concatenate(y), runtime(x), rtol=0, atol=1e-6)
+
+
 def test_integer_vectors_are_refused_as_codes(tmp_path: Path, runtime, stores) -> None:
     # int8 codes read as floats would be compressed into wrong vectors without a word
     codes = np.round(stores.vectors(5) * 100).astype(np.int8)

@@ -346,7 +346,9 @@ def compress_store(
     started = time.perf_counter()
     runtime = resolve_runtime(model)
     out_dtype = output_dtype(runtime, dtype)
-    batch_size = positive_integer(batch_size, "batch_size")
+    # Arrow reads and writes Parquet in int64 batches: a larger size (any the CLI takes) was
+    # an OverflowError, a traceback; every store has fewer rows, so it is one chunk either way.
+    batch_size = min(positive_integer(batch_size, "batch_size"), 2**63 - 1)
     src, dst = Path(input), Path(output)
     out_column = output_column or column
     if id_column == "":
