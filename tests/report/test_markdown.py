@@ -121,6 +121,18 @@ def test_report_without_frozen_has_no_diffs_and_says_so(make_record) -> None:
     assert "No frozen run on this dataset" in text
 
 
+def test_report_with_frozen_at_other_precisions_only_says_float32_is_missing(
+    make_record
+) -> None:
+    """`evaluate --precisions int8,binary` runs frozen at those only: the report said "No
+    frozen run on this dataset" beside its frozen@int8 row."""
+    records = [make_record(method="pca", dim=96, ndcg=0.6),
+               make_record(method="frozen", dim=384, ndcg=0.64, precision="int8"),
+               make_record(method="frozen", dim=384, ndcg=0.5, precision="binary")]
+    assert ("No frozen float32 (only frozen@binary, frozen@int8: evaluate with float32 among "
+            "the precisions) run on this dataset" in render_report(records))
+
+
 def test_budgets_sort_numerically_with_all_last(make_record) -> None:
     records = [make_record(method="pca", budget=b) for b in ("all", "256", "16", "64")]
     text = render_report(records)

@@ -52,6 +52,13 @@ def test_recommend_errors_clearly_when_nothing_meets_the_target(
     assert recommend(two, "scifact", budget=" 64").config.budget == "64"
     with pytest.raises(DataError, match="no frozen float32 run"):
         recommend([r for r in byte_records if r["precision"] != "float32"], "scifact")
+    # frozen was run, at other precisions only: "evaluate with methods including frozen" was
+    # not what to do
+    with pytest.raises(DataError, match=r"no frozen float32 run to keep a share of \(frozen ran "
+                                        r"at binary, int8 only\); evaluate with float32 among "
+                                        r"the precisions$"):
+        recommend([r for r in byte_records if r["precision"] != "float32"], "scifact")
+    assert recommend(byte_records, "scifact").frozen.precision == "float32"
 
 
 def test_rows_of_an_earlier_release_are_never_recommended(

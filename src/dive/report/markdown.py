@@ -23,6 +23,7 @@ from dive.report.paired import pair, seed_list
 from dive.report.summary import (
     Cell,
     CostCell,
+    base_method,
     budget_order,
     budget_title,
     dim_ratios,
@@ -289,7 +290,11 @@ def render_report(
                 f"{keep_table(in_dataset, ratios)}"
             )
         else:
-            parts.append("No frozen run on this dataset, so no reference to keep.")
+            ran = sorted({c.method for c in by_metric["ndcg@10"]
+                          if c.dataset == dataset and base_method(c.method) == "frozen"})
+            only = "" if not ran else (f" float32 (only {', '.join(ran)}: evaluate with float32 "
+                                       "among the precisions)")
+            parts.append(f"No frozen{only} run on this dataset, so no reference to keep.")
         parts.append(
             f"### {dataset}: fit seconds and parameters\n\n"
             "Mean fit seconds over dimensions and seeds (the slowest fit in parentheses), as "

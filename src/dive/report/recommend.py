@@ -113,6 +113,11 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     where = f"{dataset}, {budget_title(budget)}"
     frozen = frozen_reference(cells)
     if frozen is None:
+        ran = sorted({c.precision for c in cells if c.method == "frozen"})
+        if ran:  # `--precisions int8,binary` left float32 out
+            raise DataError(f"{where}: no frozen float32 run to keep a share of (frozen ran at "
+                            f"{', '.join(ran)} only); evaluate with float32 among the "
+                            "precisions", param="precisions")
         raise DataError(f"{where}: no frozen float32 run to keep a share of; evaluate with "
                         "methods including frozen", param="methods")
     if frozen.mean == 0:  # every configuration would "keep" a share of nothing
