@@ -585,3 +585,14 @@ def test_an_empty_model_name_is_refused_not_read_as_the_default(
     assert exc.value.code == 2
     assert "--model: expected a name, got ' '" in capsys.readouterr().err
     assert not (ws / "m").exists() and not (ws / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_an_empty_query_is_refused_not_searched(text: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`dive search INDEX MODEL --query ""` embedded the empty text and printed its hits."""
+    with pytest.raises(SystemExit) as exc:
+        main(["search", str(tmp_path / "i.faiss"), str(tmp_path / "m"), "--query", "vitamin D",
+              "--query", text])
+    assert exc.value.code == 2
+    assert f"--query: expected query text, got {text!r}" in capsys.readouterr().err

@@ -87,6 +87,14 @@ def _name(text: str) -> str:
     return text.strip()
 
 
+def _query_text(text: str) -> str:
+    """A query as typed; an empty or blank one is refused (it was embedded and searched, and
+    its hits printed, as if it asked for something)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected query text, got {text!r}")
+    return text
+
+
 def _str_list(text: str, what: str = "a comma-separated list") -> list[str]:
     """The comma-separated items of `text`, stripped. An empty item ('0,,1', a trailing comma)
     is refused, not dropped: it is a slip, and the run would quietly do less than typed."""
@@ -424,7 +432,7 @@ def add_search(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("index", metavar="INDEX_FILE", help="index file from `dive index`")
     _add_model_dir(p, "saved compressor folder used for the index")
     queries = p.add_mutually_exclusive_group(required=True)
-    queries.add_argument("--query", action="append", metavar="TEXT",
+    queries.add_argument("--query", action="append", metavar="TEXT", type=_query_text,
                          help="query text, embedded with --model (repeatable)")
     queries.add_argument("--queries-npy", default=None, metavar="FILE",
                          help=".npy of query embeddings (n, D), normalised to unit length here")
