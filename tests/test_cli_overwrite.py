@@ -249,13 +249,13 @@ def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
     real = _io._make_temporary
     other: dict[str, dict[str, bytes]] = {}
 
-    def racing(tmp: Path, *, folder: bool) -> None:
+    def racing(tmp: Path, *, folder: bool) -> int:
         ours = tmp.parent == out or (tmp.parent == work and tmp.name.startswith(".out."))
         if ours and not other:
             other["run"] = {}  # the other run's own temporary files pass through
             assert main(argv) == 0
             other["run"] = snapshot(out)
-        real(tmp, folder=folder)
+        return real(tmp, folder=folder)
 
     monkeypatch.setattr(_io, "_make_temporary", racing)
     capsys.readouterr()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -382,8 +383,8 @@ def test_an_interruption_while_a_temporary_is_made_leaves_nothing(
 
     real = _io._make_temporary
 
-    def made_then_interrupted(tmp: Path, *, folder: bool) -> None:
-        real(tmp, folder=folder)
+    def made_then_interrupted(tmp: Path, *, folder: bool) -> int:
+        os.close(real(tmp, folder=folder))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_io, "_make_temporary", made_then_interrupted)
@@ -430,3 +431,65 @@ def test_uninterrupted_holds_ctrl_c_until_the_block_ends_then_raises_it(
     assert signal.getsignal(signal.SIGINT) is before
     with uninterrupted():  # nothing held: nothing raised
         pass
+
+
+# Writes `.out.npy.<random>.tmp` (and a staging folder) through `temporary`, says so, then
+# is SIGKILLed, or (with "live") waits to be killed by the test.
+_HOLDS_TEMPORARIES = """
+import os, signal, sys, time
+from pathlib import Path
+from dive import _io
+target, live = Path(sys.argv[1]), sys.argv[2] == "live"
+with _io.temporary(target) as tmp, _io.temporary(target, folder=True) as folder:
+    tmp.write_bytes(b"x" * 4096)
+    (folder / "part").write_bytes(b"y")
+    print("ready", flush=True)
+    if live:
+        time.sleep(120)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_temporaries_a_killed_write_left_are_removed_and_a_live_writes_kept(
+    tmp_path: Path
+) -> None:
+    """SIGKILL (or the OOM killer) during a write left its hidden temporary file, as large as
+    the output (an index of millions of vectors), for good: nothing ever removed it. Now the
+    next write to that output removes it, once no process holds its lock; a running write's
+    temporaries are never touched, nor is a young one, nor a file dive did not name."""
+    import subprocess
+    import sys
+
+    from dive._io import DEAD_AFTER, check_output, remove_dead_temporaries
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    target = tmp_path / "out.npy"
+    killed = subprocess.run([sys.executable, "-c", _HOLDS_TEMPORARIES, str(target), "dead"],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert killed.returncode == -9 and killed.stdout == "ready\n"
+    dead = _temporaries(tmp_path)
+    assert len(dead) == 2
+    (tmp_path / ".out.npy.notes.tmp").write_text("a user's file")
+    assert remove_dead_temporaries(target) == []  # just made: a write may not hold it yet
+    old = time.time() - DEAD_AFTER - 1
+    for name in (*dead, ".out.npy.notes.tmp"):
+        os.utime(tmp_path / name, (old, old))
+
+    live = subprocess.Popen([sys.executable, "-c", _HOLDS_TEMPORARIES, str(target), "live"],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout is not None and live.stdout.readline() == "ready\n"
+        running = sorted(set(_temporaries(tmp_path)) - set(dead) - {".out.npy.notes.tmp"})
+        for name in running:
+            os.utime(tmp_path / name, (old, old))
+        check_output(target, overwrite=False, ours=lambda _: True, what="an output")
+        assert _temporaries(tmp_path) == sorted([".out.npy.notes.tmp", *running])
+    finally:
+        live.kill()
+        live.wait()
+    assert sorted(p.name for p in remove_dead_temporaries(target)) == running
+    assert _temporaries(tmp_path) == [".out.npy.notes.tmp"]

@@ -75,8 +75,11 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
     as one between `tempfile.mkstemp` making a file and returning its name could."""
     tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     try:
-        _make_temporary(tmp, folder=folder)
-        yield tmp
+        held = _make_temporary(tmp, folder=folder)
+        try:
+            yield tmp
+        finally:
+            os.close(held)
     except BaseException:
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -86,12 +89,58 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
         raise
 
 
-def _make_temporary(tmp: Path, *, folder: bool) -> None:
-    """Make the file or folder `temporary` named (never one already there)."""
+def _make_temporary(tmp: Path, *, folder: bool) -> int:
+    """Make the file or folder `temporary` named (never one already there); return a
+    descriptor of it holding its lock, which the kernel lets go however the process ends:
+    a temporary no process holds is one a killed process left (`remove_dead_temporaries`)."""
     if folder:
         os.mkdir(tmp, 0o700)
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
     else:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+_TEMPORARY_TAIL = re.compile(r"[0-9a-f]{16}\.tmp")  # what `temporary` adds to ".<name>."
+DEAD_AFTER = 60.0  # seconds: a temporary is locked from the moment it is made, give or take
+
+
+def remove_dead_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary files and folders (`temporary`) of writes to `target` that a
+    process killed outright (SIGKILL, the OOM killer) left beside it, hidden and often as large
+    as the output; return them. One is dead when no process holds its lock and it has not
+    changed for `DEAD_AFTER` seconds. A live write's, another run's, is never touched."""
+    prefix = f".{target.name}."
+    try:
+        found = [p for p in target.parent.iterdir()
+                 if p.name.startswith(prefix) and _TEMPORARY_TAIL.fullmatch(p.name[len(prefix):])]
+    except OSError:
+        return []
+    removed = []
+    for path in found:
+        try:
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode) or time.time() - info.st_mtime < DEAD_AFTER:
+                continue
+            is_folder = stat.S_ISDIR(info.st_mode)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if is_folder else 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if is_folder:
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except OSError:  # held by a live write (BlockingIOError), or gone meanwhile
+            continue
+        finally:
+            os.close(fd)
+    for path in removed:
+        logger.info("%s: removed, left by a write that was killed", path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -472,6 +521,7 @@ def check_output(
     if suffix is not None:
         check_suffix(path, suffix, what)
     check_writable(path)
+    remove_dead_temporaries(path)
     if not path.exists() and not path.is_symlink():
         return
     if folder and path.is_dir() and not path.is_symlink() and not any(path.iterdir()):

@@ -52,7 +52,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from dive._io import atomic_open, check_output, locked
+from dive._io import atomic_open, check_output, locked, remove_dead_temporaries
 from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
 from dive.compressors.precision import (
     CODE_DTYPES,
@@ -143,6 +143,8 @@ def check_index_output(target: Path, *, overwrite: bool) -> None:
                         "leaves one); refusing to replace it: delete it to save an index here")
     check_output(target, overwrite=overwrite, ours=is_index_file,
                  what=f"a dive index (a file with its {IDS_SUFFIX})")
+    for sidecar in (ids_path(target), meta_path(target)):
+        remove_dead_temporaries(sidecar)  # as check_output does the index's
     if is_index_file(target):
         return
     if _unfinished_save(target):
