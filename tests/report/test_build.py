@@ -152,3 +152,28 @@ def test_two_reports_into_one_folder_leave_one_whole_report(
     winner = tmp_path / ("mine" if overwrite else "theirs")
     assert {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()} == {
         p.name: p.read_bytes() for p in winner.iterdir()}
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    ({"markdown_name": "../notes.md"}, r"markdown_name must be a file name, not a path, got "
+                                       r"'\.\./notes\.md'"),
+    ({"markdown_name": "ABS"}, r"markdown_name must be a file name, not a path"),
+    ({"csv_name": "sub/s.csv"}, r"csv_name must be a file name, not a path, got 'sub/s\.csv'"),
+    ({"markdown_name": "r.md", "csv_name": "r.md"}, r"csv_name 'r\.md' is also markdown_name's"),
+    ({"csv_name": DIM_PLOT}, rf"csv_name '{DIM_PLOT}' is also a plot's file name"),
+    ({"markdown_name": FRONTIER_PLOT}, rf"markdown_name '{FRONTIER_PLOT}' is also a plot's"),
+])
+def test_file_names_that_are_paths_or_clash_are_refused_before_anything_is_written(
+    make_grid, tmp_path: Path, names: dict[str, str], message: str
+) -> None:
+    """`markdown_name="../notes.md"` wrote the report over the user's notes.md, then said it
+    "already exists"; the CSV named as the Markdown was lost, with a traceback, and the plots
+    left in place."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("my own notes\n")
+    if names.get("markdown_name") == "ABS":
+        names = {"markdown_name": str(notes)}
+    with pytest.raises(DiveError, match=message):
+        write_report(make_grid(), tmp_path / "out", **names)  # type: ignore[arg-type]
+    assert notes.read_text() == "my own notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md"]

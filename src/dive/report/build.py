@@ -147,6 +147,7 @@ def write_report(
     if not valid_keep(keep):
         raise DataError(f"keep must be a positive, finite share of frozen nDCG@10, got {keep}",
                         param="keep")
+    _check_names(markdown_name, csv_name)
     rows = label_models(merge_records(records))
     if not rows:
         raise DataError("no records to report")
@@ -190,6 +191,25 @@ def write_report(
                     publish(stage / path.name, path, overwrite=overwrite)
             removed = remove_stale_plots(images, drawn=placed) if overwrite else []
     return ReportFiles(markdown, csv_path, tuple(placed), tuple(removed))
+
+
+def _check_names(markdown_name: str, csv_name: str | None) -> None:
+    """Raise `DiveError` unless the report's files are plain names, each its own: each is
+    written in the staging folder under that name (`../notes.md` wrote outside it, over a
+    file before any check) and put in place in `out_dir` (or, plots, the image folder)."""
+    names = {"markdown_name": markdown_name, "csv_name": csv_name}
+    for param, name in names.items():
+        if name is not None and (name in ("", ".", "..") or Path(name).name != name):
+            raise DiveError(f"{param} must be a file name, not a path, got {name!r} (the "
+                            "report's folder is out_dir)", param=param)
+    taken = {plot: "a plot" for plot in PLOTS}
+    taken[markdown_name] = "markdown_name"
+    if csv_name is not None and csv_name in taken:
+        raise DiveError(f"csv_name {csv_name!r} is also {taken[csv_name]}'s file name",
+                        param="csv_name")
+    if markdown_name in PLOTS:
+        raise DiveError(f"markdown_name {markdown_name!r} is also a plot's file name",
+                        param="markdown_name")
 
 
 def remove_stale_plots(images: Path, *, drawn: Iterable[Path]) -> list[Path]:
