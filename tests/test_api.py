@@ -95,6 +95,25 @@ def test_fit_refuses_a_zero_dim_or_ratio(kwargs: dict[str, int], message: str) -
         dive.fit(corpus, method="pca", **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"dim": 16, "ratio": "eight"}, "ratio must be an integer >= 1, got 'eight'"),
+    ({"dim": 16, "ratio": 0}, "ratio must be an integer >= 1, got 0"),
+    ({"dim": 16, "ratio": 4}, r"dim=16 and ratio=4 disagree for 32-d embeddings \(32 // 4 = "
+                              r"8\); give one of them"),
+    ({"method": "frozen", "dim": 8}, r"fit: frozen keeps all 32 input dimensions: give dim=32, "
+                                     r"or a compressing method for dim=8"),
+])
+def test_fit_refuses_a_ratio_or_dim_it_would_ignore(kwargs: dict[str, object],
+                                                    message: str) -> None:
+    """`ratio` was not read when `dim` was given (ratio="eight" fitted), and `frozen` returned
+    32-d vectors for dim=8, both without a word; `dive fit` refuses the latter."""
+    corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    with pytest.raises(DiveError, match=message):
+        dive.fit(corpus, **{"method": "pca", **kwargs})  # type: ignore[arg-type]
+    assert dive.fit(corpus, method="pca", dim=8, ratio=4).transform(corpus[:2]).shape == (2, 8)
+    assert dive.fit(corpus, method="frozen").transform(corpus[:2]).shape == (2, 32)
+
+
 def test_fit_on_arrays_refuses_integer_embeddings() -> None:
     corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
     with pytest.raises(DataError, match=r"^corpus embeddings: expected float embeddings, got "
@@ -306,7 +325,7 @@ def test_a_failed_refit_keeps_the_model_and_its_record(
 
 def test_frozen_records_the_dimension_it_keeps() -> None:
     corpus = np.eye(8, dtype=np.float32)
-    for dim in (None, 2, 8):  # dive.fit's default ratio would have recorded 2
+    for dim in (None, 8):  # dive.fit's default ratio would have recorded 2 (dim=2: refused)
         model = dive.fit(corpus, method="frozen", dim=dim)
         assert model.config()["dim"] == 8 == model.transform(corpus).shape[1]
 

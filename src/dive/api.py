@@ -143,7 +143,7 @@ def fit(
     *,
     method: str = "dive",
     dim: int | None = None,
-    ratio: int = 4,
+    ratio: int | None = None,
     budget: int | str | None = None,
     seed: int = 0,
     model: str | None = None,
@@ -177,9 +177,11 @@ def fit(
         A method spec: a registry name with options, `"pca"`, `"dive:heads=1"`,
         `"smec:stage_steps=100"` (the options are the fields of each method's config).
     dim : int or None, default=None
-        Output dimension d; None means D // `ratio`.
-    ratio : int, default=4
-        Compression ratio D / d, used when `dim` is None.
+        Output dimension d; None means D // `ratio`. A method that keeps every input
+        dimension (`frozen`) refuses any other.
+    ratio : int or None, default=None
+        Compression ratio D / d when `dim` is None (None: 4); given with `dim`, the two must
+        agree.
     budget : int, str or None, default=None
         Datasets only: labelled training queries drawn with `seed`; None or "all": all.
     seed : int, default=0
@@ -220,7 +222,6 @@ def fit(
     ('dive', (20, 16))
     >>> dive.fit("docs/examples/own-data/pantry", dim=48, budget="all")  # doctest: +SKIP
     """
-    from dive.compressors.registry import make_compressor
     from dive.data import Dataset
 
     if not isinstance(data, (str, os.PathLike, Dataset, np.ndarray)):
@@ -240,7 +241,7 @@ def fit(
             "with corpus arrays, data is the embeddings and queries=/relevant= the labels")
         check_floating(data, name="corpus embeddings")
         corpus = as_embeddings(data, name="corpus embeddings")
-        compressor = make_compressor(method, _out_dim(dim, ratio, corpus.shape[1]), seed)
+        compressor = _compressor(method, dim, ratio, corpus.shape[1], seed)
         if not compressor.supervised and (queries is not None or relevant is not None):
             logger.warning("fit: %s learns without labels; queries= and relevant= are not "
                            "used", compressor.method)
@@ -264,7 +265,7 @@ def fit(
     folder = None if embeddings is None else Path(embeddings)
     model_name = model or default_model_for(folder)
     emb = get_embeddings(dataset, model_name, embeddings_dir=folder)
-    compressor = make_compressor(method, _out_dim(dim, ratio, emb.dim), seed)
+    compressor = _compressor(method, dim, ratio, emb.dim, seed)
     if not compressor.supervised and budget is not None:
         logger.warning("fit: %s learns without labels; budget is not used", compressor.method)
     fit_on_dataset(compressor, dataset, emb, model_name=model_name, budget=labels, seed=seed)
@@ -279,17 +280,36 @@ def _refuse_dataset_only(call: str, given: Sequence[str], instead: str) -> None:
                         f"{'is' if len(given) == 1 else 'are'} for datasets only; {instead}")
 
 
-def _out_dim(dim: int | None, ratio: int, full: int) -> int:
-    """`dim`, or `full` // `ratio` when it is None: `dim=0` is a dimension to refuse, not
-    'unset' (it gave D // 4 without a word)."""
+def _compressor(method: str, dim: int | None, ratio: int | None, full: int,
+                seed: int) -> Compressor:
+    """The unfitted compressor `method` at the output dimension `dim` / `ratio` say for
+    `full`-d embeddings; a `dim` it would not keep is refused, as `dive fit` refuses it."""
+    from dive.compressors.registry import make_compressor
+
+    compressor = make_compressor(method, _out_dim(dim, ratio, full), seed)
+    if compressor.full_dim_only and dim is not None and dim != full:
+        # `frozen` keeps all D: dim=16 gave D-d vectors without a word
+        raise DiveError(f"fit: {compressor.method} keeps all {full} input dimensions: give "
+                        f"dim={full}, or a compressing method for dim={dim}")
+    return compressor
+
+
+def _out_dim(dim: int | None, ratio: int | None, full: int) -> int:
+    """`dim`, or `full` // `ratio` (default 4) when it is None: `dim=0` is a dimension to
+    refuse, not 'unset' (it gave D // 4 without a word); a bad `ratio`, or one that disagrees
+    with `dim`, is refused (it was ignored whenever `dim` was given)."""
+    if ratio is not None:
+        if not is_integer(ratio) or ratio < 1:
+            raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}")
+        if ratio > full:
+            raise DiveError(f"ratio {ratio} leaves no dimension of the {full}-d embeddings (at "
+                            f"most ratio={full})")
+        if dim is not None and dim != full // ratio:
+            raise DiveError(f"dim={dim} and ratio={ratio} disagree for {full}-d embeddings "
+                            f"({full} // {ratio} = {full // ratio}); give one of them")
     if dim is not None:
         return dim
-    if not is_integer(ratio) or ratio < 1:
-        raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}")
-    if ratio > full:
-        raise DiveError(f"ratio {ratio} leaves no dimension of the {full}-d embeddings (at most "
-                        f"ratio={full})")
-    return full // ratio
+    return full // (4 if ratio is None else ratio)
 
 
 def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
