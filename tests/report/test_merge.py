@@ -132,3 +132,23 @@ def test_recommend_reads_a_rerun_as_its_last_record(byte_records, byte_row) -> N
 
     rerun = [byte_row("frozen", 384, "float32", 1536, 0.500), *byte_records]
     assert recommend(rerun, "scifact", 0.95).frozen.mean == pytest.approx(0.600)
+
+
+def test_one_results_path_is_read_as_one_file(make_record, jsonl, tmp_path: Path) -> None:
+    """A path given alone was read letter by letter ("/: is a folder", "q: no such results
+    file"), or was not iterable (a Path: a TypeError)."""
+    path = jsonl(tmp_path / "q.jsonl", [make_record(ndcg=0.3)])
+    for given in (path, str(path)):
+        assert [r["ndcg@10"] for r in read_results(given)] == [0.3]
+
+
+def test_an_unknown_metric_is_refused_naming_those_there_are(make_record) -> None:
+    """A typo ("ndgc@10") was a bare KeyError from summarize, text_tables and configs."""
+    from dive.report import text_tables
+    from dive.report.frontier import configs
+    from dive.report.summary import summarize
+
+    for view in (summarize, configs, text_tables):
+        with pytest.raises(DataError, match=r"^metric must be one of ndcg@10, recall@100, "
+                                            r"mrr@10, got 'ndgc@10'$"):
+            view([make_record()], "ndgc@10")

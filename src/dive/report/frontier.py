@@ -41,6 +41,7 @@ from dive.report.summary import (
     base_method,
     budget_order,
     budget_title,
+    check_metric,
     is_frozen,
     method_label,
     method_order,
@@ -102,6 +103,7 @@ class Config:
 def configs(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> list[Config]:
     """Every configuration of the records, the metric averaged over seeds (`DataError` if one
     has a seed twice: `seed_scores`)."""
+    check_metric(metric)
     groups: dict[tuple[str, str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(str(r["dataset"]), str(r["budget"]), method_label(r), int(r["dim"]))].append(r)

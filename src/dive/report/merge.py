@@ -16,6 +16,7 @@ Left out: filtering (pass only the files you want) and any validation beyond
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,11 @@ def label_models(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "dataset": f"{r['dataset']} ({r['model']})"} for r in copies]
 
 
-def read_results(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Every record of `paths`, merged (last wins); DataError if a file is missing or all empty."""
+def read_results(paths: Sequence[str | Path] | str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every record of `paths` (one path, or several), merged (last wins); DataError if a file
+    is missing or all empty."""
+    if isinstance(paths, (str, os.PathLike)):  # read letter by letter, it named "/" a folder
+        paths = [Path(paths)]
     if not paths:
         raise DataError("no results files given")
     records: list[dict[str, Any]] = []

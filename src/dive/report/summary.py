@@ -21,7 +21,7 @@ from dive.compressors.registry import display_order, method_facts
 from dive.errors import DataError
 from dive.evaluate.anchors import FAMILIES as ANCHOR_FAMILIES
 from dive.evaluate.anchors import is_anchor
-from dive.evaluate.records import record_variant
+from dive.evaluate.records import METRICS, record_variant
 
 METRIC_TITLES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10"}
 VARIANT_MARK = "@"  # method@precision[+rescoreN]: a method's results at another first stage
@@ -69,6 +69,7 @@ def cell_key(record: Mapping[str, Any]) -> CellKey:
 def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> list[Cell]:
     """Mean and std of `metric` over seeds, one `Cell` per (dataset, budget, method, dim);
     `DataError` if a cell has a seed twice (`seed_scores`)."""
+    check_metric(metric)
     groups: dict[CellKey, list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         groups[cell_key(r)].append(r)
@@ -79,6 +80,13 @@ def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> 
         cells.append(Cell(*key, float(np.mean(values)), float(np.std(values)), len(values),
                           tuple(sorted(scores.items()))))
     return cells
+
+
+def check_metric(metric: str) -> None:
+    """`DataError` unless every record holds `metric` (a typo was a bare KeyError)."""
+    if metric not in METRICS:
+        raise DataError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}",
+                        param="metric")
 
 
 def seed_scores(group: Iterable[Mapping[str, Any]], metric: str) -> dict[int, float]:
