@@ -97,3 +97,18 @@ def test_rows_rescaled_to_unit_norm_never_write_into_the_callers_buffer(wrap: st
     out = arrays.as_unit_rows(given)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(x, before)
+
+
+def test_rows_of_different_lengths_are_one_error_naming_the_input() -> None:
+    """A ragged list given to `transform` (or as queries) was numpy's ValueError about an
+    "inhomogeneous shape", from deep inside."""
+    import dive
+
+    corpus = np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32)
+    model = dive.fit(corpus, method="pca", dim=4)
+    ragged = [[0.1] * 16, [0.1] * 15]
+    with pytest.raises(DataError, match=r"^input: not one \(n, dim\) array: its rows have "
+                                        r"different lengths$"):
+        model.transform(ragged)
+    with pytest.raises(DataError, match=r"^queries: not one \(n, dim\) array"):
+        dive.fit(corpus, method="dive", dim=4, queries=ragged, relevant=[[0], [1]])

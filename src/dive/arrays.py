@@ -58,11 +58,22 @@ def positive_integer(value: object, name: str) -> int:
     return int(value)
 
 
+def as_array(x: object, *, name: str) -> np.ndarray:
+    """`np.asarray(x)`, or `DataError` naming `name` where numpy cannot make one array of it:
+    rows of different lengths (`[[0.1] * 64, [0.1] * 63]`) were numpy's ValueError."""
+    try:
+        return np.asarray(x)
+    except ValueError as exc:
+        why = ("its rows have different lengths" if "inhomogeneous" in str(exc)
+               else str(exc).splitlines()[0])
+        raise DataError(f"{name}: not one (n, dim) array: {why}") from None
+
+
 def check_floating(x: object, *, name: str) -> None:
     """Raise `DataError` naming `name` unless `x` holds floating-point values: integer or bool
     "embeddings" (token ids, int8 codes, a mask) would otherwise be cast and compressed
     without a word. For the compressor contract's inputs; `as_embeddings` takes any number."""
-    dtype = np.asarray(x).dtype
+    dtype = as_array(x, name=name).dtype
     if dtype.kind != "f":
         raise DataError(f"{name}: expected float embeddings, got dtype {dtype}")
 
@@ -173,7 +184,7 @@ def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None
     Rejects non-numeric dtypes, wrong rank, a dimension other than `dim` and NaN/inf rows
     (reporting the first offending row).
     """
-    arr = np.asarray(x)
+    arr = as_array(x, name=name)
     if arr.dtype.kind not in "fiu":
         raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     check_matrix_shape(arr.shape, name=name)
