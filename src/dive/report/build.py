@@ -201,15 +201,13 @@ def _check_names(markdown_name: str, csv_name: str | None) -> None:
     for param, name in names.items():
         if name is not None and (name in ("", ".", "..") or Path(name).name != name):
             raise DiveError(f"{param} must be a file name, not a path, got {name!r} (the "
-                            "report's folder is out_dir)", param=param)
+                            "report's folder is out_dir)")
     taken = {plot: "a plot" for plot in PLOTS}
     taken[markdown_name] = "markdown_name"
     if csv_name is not None and csv_name in taken:
-        raise DiveError(f"csv_name {csv_name!r} is also {taken[csv_name]}'s file name",
-                        param="csv_name")
+        raise DiveError(f"csv_name {csv_name!r} is also {taken[csv_name]}'s file name")
     if markdown_name in PLOTS:
-        raise DiveError(f"markdown_name {markdown_name!r} is also a plot's file name",
-                        param="markdown_name")
+        raise DiveError(f"markdown_name {markdown_name!r} is also a plot's file name")
 
 
 def remove_stale_plots(images: Path, *, drawn: Iterable[Path]) -> list[Path]:

@@ -85,8 +85,7 @@ def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> 
 def check_metric(metric: str) -> None:
     """`DataError` unless every record holds `metric` (a typo was a bare KeyError)."""
     if metric not in METRICS:
-        raise DataError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}",
-                        param="metric")
+        raise DataError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
 
 
 def seed_scores(group: Iterable[Mapping[str, Any]], metric: str) -> dict[int, float]:
