@@ -273,6 +273,37 @@ def test_sigterm_and_sighup_stop_a_verb_as_ctrl_c_does(
     assert signal.getsignal(sig) == before  # the process's own handler is back
 
 
+@pytest.mark.usefixtures("default_sigint")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_does_not_break_off_the_clean_up_of_the_first(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], sig: signal.Signals
+) -> None:
+    """A second SIGTERM (or Ctrl-C) during the clean-up broke it off: `dive fit` with dive
+    left its training threads running at exit and aborted (exit 134, "terminate called
+    without an active exception"), `dive compress` printed a traceback. Now it is ignored."""
+    from dive.compressors.base import Compressor
+
+    cleaned: list[bool] = []
+
+    def stopped_twice(*args: object, **kwargs: object) -> None:
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the handler interrupts this at once
+        finally:
+            os.kill(os.getpid(), sig)  # again, while the first one's clean-up runs
+            time.sleep(0.2)
+            cleaned.append(True)
+
+    monkeypatch.setattr(Compressor, "fit", stopped_twice)
+    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
+           "--dim", "8", "--output", str(tmp_path / "m")]
+    assert main(fit) == 128 + sig
+    assert cleaned == [True]
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+
+
 def test_an_interrupted_import_says_nothing_was_kept(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]

@@ -785,15 +785,25 @@ class _Stopped(KeyboardInterrupt):
 def _stopped_like_ctrl_c() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into `_Stopped` while a verb runs, so they clean up as Ctrl-C
     does (temporary files removed, finished work kept) instead of killing the process where
-    it stands; the previous handlers come back afterwards. Only the main thread may."""
+    it stands; after the first of these or of Ctrl-C, the others are ignored while the verb
+    cleans up. The previous handlers come back afterwards. Only the main thread may."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum: int, _frame: object) -> None:
-        raise _Stopped(signum)
+        # The clean-up runs while the exception unwinds (a fit's workers told to stop and
+        # joined, temporaries removed); a second signal landing there broke off the join,
+        # leaving torch threads running at exit (an abort, exit 134) or printed a traceback.
+        # Later signals are ignored until the verb has ended.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt if signum == signal.SIGINT else _Stopped(signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    caught = [signal.SIGTERM, signal.SIGHUP]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (`cmd &`)
+        caught.append(signal.SIGINT)
+    previous = {sig: signal.signal(sig, stop) for sig in caught}
     try:
         yield
     finally:
