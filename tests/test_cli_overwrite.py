@@ -212,6 +212,34 @@ def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(
     assert [p.name for p in out.iterdir() if p.name.endswith(".new")] == []
 
 
+def test_demo_overwrite_keeps_the_records_a_plain_run_added_meanwhile(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plain `demo` appending to the results while `demo --overwrite` ran said its record
+    was saved; the replacement then dropped it without a word to either run."""
+    import dive.cli as cli
+
+    out = tmp_path / "demo"
+    argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--ratios", "4",
+            "--output", str(out)]
+    assert main([*argv, "--methods", "frozen,pca"]) == 0
+    real = cli._run_grid
+
+    def grid_with_a_plain_run_meanwhile(args: Any, datasets: list[str], results: Path) -> Any:
+        monkeypatch.setattr(cli, "_run_grid", real)
+        records = real(args, datasets, results)
+        assert main([*argv, "--methods", "random"]) == 0  # appends to results.jsonl
+        return records
+
+    monkeypatch.setattr(cli, "_run_grid", grid_with_a_plain_run_meanwhile)
+    capsys.readouterr()
+    assert main([*argv, "--methods", "pca,truncate", "--overwrite"]) == 0
+    assert "kept 1 record(s) another run added to" in capsys.readouterr().err
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["method"] for r in records) == ["pca", "random", "truncate"]
+
+
 def test_a_fit_finishing_second_keeps_the_model_another_run_saved_meanwhile(
     tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -150,6 +151,29 @@ def _withdrawn_on_failure(path: Path) -> Iterator[None]:
         raise
 
 
+def _record_lines(results: Path) -> set[str]:
+    """The records of `results` as canonical JSON lines."""
+    from dive.evaluate.records import read_records
+
+    return {json.dumps(r, sort_keys=True) for r in read_records(results)}
+
+
+def _keep_added_meanwhile(results: Path, earlier: set[str], fresh: Path) -> None:
+    """Add to `fresh` the records another run added to `results` since `earlier` was read,
+    but for runs `fresh` holds: a plain `demo` that appended while `demo --overwrite` ran had
+    its record dropped by the replacement, after saying it was saved."""
+    from dive.evaluate.records import read_records, record_key, write_records
+
+    new = read_records(fresh)
+    ours = {record_key(r) for r in new}
+    added = [r for r in read_records(results) if json.dumps(r, sort_keys=True) not in earlier
+             and record_key(r) not in ours]
+    if added:
+        write_records(fresh, [*new, *added])
+        print(f"kept {len(added)} record(s) another run added to {results} meanwhile",
+              file=sys.stderr)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dive.evaluate.records import is_results_file
     from dive.report.plots import is_png, plot_ndcg_vs_dim
@@ -165,9 +189,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # Start over, replacing the old results only once the new run is complete; the fresh
         # file is this run's own, so two runs at once never clear each other's records.
         fresh = out / f".results.{uuid.uuid4().hex}.jsonl.new"
+        earlier = _record_lines(results)
         try:
             records = _run_grid(args, [args.dataset], fresh)
             with locked(results):  # not between another process's read and its write-back
+                _keep_added_meanwhile(results, earlier, fresh)
                 publish(fresh, results, overwrite=True)
         finally:
             fresh.unlink(missing_ok=True)
