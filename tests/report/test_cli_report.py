@@ -128,7 +128,7 @@ def test_report_of_one_cell_on_different_data_is_one_line_error(
     out = tmp_path / "rep"
     assert main(["report", "--results", str(results), "--output", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("dive: error: data: random at d=96 ") and err.count("\n") == 1
+    assert err.startswith("dive: error: data: runs on different data ") and err.count("\n") == 1
     assert "7c6bca0b" in err and "dae6fed0" in err
     assert not (out / "report.md").exists()
 

@@ -6,10 +6,10 @@ overrides an earlier one. A record's model is read as `record_model` names it (t
 model's hub alias, which older files may hold, is the default model; a local folder written
 as typed, `./m`, is its resolved path), so the merged copies name each model once. When the
 records mix several embedding models, the model name is folded into the dataset label so
-that no table averages across models. The runs a table cell averages over seeds must come
-from one version of the data: records of one cell with different `data_fingerprint`s (two
-datasets of one name, or a dataset changed between seeds) are refused (`DataError`); a
-record without a fingerprint (an older file) is not checked.
+that no table averages across models. The runs of one dataset and model must come from one
+version of the data, as a report compares them all: records with different
+`data_fingerprint`s (two datasets of one name, or a dataset changed between runs) are refused
+(`DataError`); a record without a fingerprint (an older file) is not checked.
 Left out: filtering (pass only the files you want) and any validation beyond
 `read_records`'.
 """
@@ -40,23 +40,29 @@ def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def check_one_data(records: Iterable[Mapping[str, Any]]) -> None:
-    """Raise `DataError` if the runs of one cell (same dataset, model, budget, method and dim:
-    the seeds a "mean ± std" averages) state different data fingerprints."""
+    """Raise `DataError` if the runs of one dataset and model state different data
+    fingerprints: a report compares them all (every method and dimension with frozen, every
+    budget in its plot, the seeds a "mean ± std" averages), so a rerun of some methods on
+    changed data compared them with the others' scores on the old data."""
     first: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for record in records:
         if FINGERPRINT_FIELD not in record:
             continue
-        seen = first.setdefault((record_model(record), *cell_key(record)), record)
+        seen = first.setdefault((record_model(record), str(record["dataset"])), record)
         if seen[FINGERPRINT_FIELD] != record[FINGERPRINT_FIELD]:
-            dataset, budget, method, dim = cell_key(record)
             raise DataError(
-                f"{dataset}: {method} at d={dim} with {budget_title(budget)} has runs on "
-                f"different data (data_fingerprint {str(seen[FINGERPRINT_FIELD])[:8]} for "
-                f"seed {seen['seed']}, {str(record[FINGERPRINT_FIELD])[:8]} for seed "
-                f"{record['seed']}) that one cell would average; keep the results of "
-                "different data in separate results files or give the datasets different "
-                "names, or rerun every seed on the current data"
+                f"{record['dataset']}: runs on different data (data_fingerprint "
+                f"{str(seen[FINGERPRINT_FIELD])[:8]} for {_run(seen)}, "
+                f"{str(record[FINGERPRINT_FIELD])[:8]} for {_run(record)}) that one report "
+                "would compare; keep the results of different data in separate results files "
+                "or give the datasets different names, or rerun every run on the current data"
             )
+
+
+def _run(record: Mapping[str, Any]) -> str:
+    """`pca at d=96 with 64 labelled queries, seed 0`: one run, in words."""
+    _, budget, method, dim = cell_key(record)
+    return f"{method} at d={dim} with {budget_title(budget)}, seed {record['seed']}"
 
 
 def label_models(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
