@@ -224,6 +224,25 @@ def test_other_embeddings_rerun_instead_of_reusing_old_records(
     assert "computed from other data" not in caplog.text  # it said "running them again"
 
 
+def test_a_grid_on_changed_data_warns_of_the_files_other_runs_on_the_old(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rerunning only pca on changed data left frozen's record of the old data in the file,
+    without a word: `dive report` then compared them (it now refuses to)."""
+    path = tmp_path / "r.jsonl"
+    fresh_runs(tiny, path, methods=["frozen", "pca"])
+    other_emb = tmp_path / "other_emb"
+    shutil.copytree(tiny[1], other_emb)
+    np.save(other_emb / "corpus.npy", np.roll(np.load(tiny[1] / "corpus.npy"), 1, axis=0))
+    caplog.clear()
+    fresh_runs(tiny, path, methods=["pca"], embeddings_dir=str(other_emb))
+    assert "2 other run(s) of" in caplog.text and "(frozen) were computed from other data" \
+        in caplog.text
+    caplog.clear()
+    fresh_runs(tiny, path, methods=["frozen"], embeddings_dir=str(other_emb))
+    assert "other run(s)" not in caplog.text  # every run of the file is on this data now
+
+
 def test_records_written_under_the_default_models_hub_alias_resume_under_its_name(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

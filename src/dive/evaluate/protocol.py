@@ -340,6 +340,28 @@ def _anchor_tasks(spec: GridSpec, dataset: str, full_dim: int, budget: int | Non
     return tasks
 
 
+def _warn_of_others_on_other_data(results: ResultsFile, tasks: Sequence[RunTask],
+                                  fingerprint: str, name: str) -> None:
+    """Warn when `results` holds runs of this dataset and model, outside this grid, that
+    were computed from other data: `dive report` refuses to compare runs of two versions of
+    the data (`dive.report.merge.check_one_data`), so they need a rerun too."""
+    planned = {key for task in tasks for key in task.keys}
+    if not planned:
+        return
+    ours = next(iter(planned))[:2]  # (dataset, model)
+    last = {record_key(r): r for r in results.records}  # a rerun replaces, as in a report
+    others = [r for key, r in last.items()
+              if r.get(FINGERPRINT_FIELD, fingerprint) != fingerprint
+              and key[:2] == ours and key not in planned]
+    if others:
+        methods = ", ".join(sorted({str(r["method"]) for r in others}))
+        logger.warning(
+            "%s: %d other run(s) of %s there (%s) were computed from other data and are not "
+            "in this grid; dive report refuses to compare runs of two versions of the data: "
+            "rerun them too, or write this grid to another results file", results.path,
+            len(others), name, methods)
+
+
 def _dim_of(full_dim: int, ratio: int) -> int:
     if full_dim % ratio:
         raise DataError(f"ratio {ratio} does not divide the embedding dimension {full_dim}")
@@ -380,6 +402,7 @@ def run_grid(
             logger.warning(
                 "%s: %d of these runs have records computed from other data (another version "
                 "of %s or other embeddings); running them again", results.path, stale, name)
+        _warn_of_others_on_other_data(results, tasks, fingerprint, name)
         splits: dict[tuple[int | None, int], QuerySplit] = {(None, spec.seeds[0]): whole}
         unsupervised: dict[tuple[Any, ...], dict[Variant, dict[str, Any]]] = {}
         for index, task in enumerate(tasks, start=1):
