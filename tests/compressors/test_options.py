@@ -52,6 +52,35 @@ def test_bad_values_name_the_method_the_option_and_the_rule(spec: str, match: st
         make_compressor(spec, 4)
 
 
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        # a float option written as an integer past float's range: OverflowError, a traceback
+        ("dive:lr=1" + "0" * 400, r"^dive: lr must be a finite number, got 1000000000\.\.\."
+                                  r"000000 \(401 digits\)$"),
+        # past a C int: torch's set_num_threads raised ctypes' OverflowError
+        ("dive:threads=99999999999999999999", r"^dive: threads must be between -2147483647 and "
+                                              r"2147483647, got 99999999999999999999$"),
+        ("smec:memory_size=-99999999999", r"memory_size must be between -2147483647 and"),
+        # int() and float() read these; a space before the key was already refused
+        ("dive:heads=1_0", r"^dive: heads must be an integer, got '1_0'$"),
+        ("dive:heads= 2", r"^dive: heads must be an integer, got ' 2'$"),
+        ("dive:heads=\u0663", r"^dive: heads must be an integer, got '\u0663'$"),
+        ("dive:lr=\u0661e-\u0663", r"^dive: lr must be a number, got '\u0661e-\u0663'$"),
+        # each is drawn from the corpus batch: a larger value was cut to it without a word,
+        # and config.json recorded the value given
+        ("dive:ntxent_items=1000", r"^dive: ntxent_items must be <= corpus_batch \(128\), got "
+                                   r"1000$"),
+        ("dive:corpus_batch=64:anchor_neighbours=64", r"^dive: anchor_neighbours must be < "
+                                                      r"corpus_batch \(64\), got 64$"),
+    ],
+)
+def test_values_it_would_misread_ignore_or_crash_on_are_refused(spec: str, match: str) -> None:
+    with pytest.raises(DiveError, match=match):
+        make_compressor(spec, 4)
+    assert make_compressor("dive:lr=.5e-3:heads=+2:ntxent_items=128", 4).options.heads == 2
+
+
 @pytest.mark.parametrize("method", BASELINES)
 def test_unknown_options_list_the_valid_ones(method: str) -> None:
     with pytest.raises(DiveError, match=rf"^{method}: unknown option\(s\) nope; valid: hidden, lr"):

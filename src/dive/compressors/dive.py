@@ -159,6 +159,11 @@ class DiveConfig(LearnedConfig):
             *at_least(self, 1, "negative_band", "mine_every"),
             *at_least(self, 2, "folds"),
             *at_least(self, 1, "holdout_min"),
+            # each is taken from the corpus batch: a larger value was cut to it without a word
+            ("ntxent_items", self.ntxent_items <= self.corpus_batch,
+             f"<= corpus_batch ({self.corpus_batch})"),
+            ("anchor_neighbours", self.anchor_neighbours < self.corpus_batch,
+             f"< corpus_batch ({self.corpus_batch})"),
             ("extend_at", 0 < self.extend_at <= 1, "in (0, 1]"),
             ("workers", self.workers is None or self.workers >= 1, ">= 1 (or None)"),
             ("shortlist", self.shortlist is None or self.shortlist >= 1, ">= 1 (or None)"),

@@ -28,6 +28,7 @@ from dive.errors import DiveError
 __all__ = ["Rule", "at_least", "build", "check", "coerce"]
 
 T = TypeVar("T")
+MAX_INT = 2**31 - 1  # no option counts past it; torch and the C libraries take a C int
 Rule = tuple[str, bool, str]  # (option name, whether its value is valid, the valid values)
 
 
@@ -59,17 +60,31 @@ def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
     if isinstance(default, float):
         if not (is_integer(value) or isinstance(value, float | np.floating)):
             raise DiveError(f"{name} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise DiveError(f"{name} must be a finite number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past float's range (lr=1000...0): a traceback
+            number = math.inf
+        if not math.isfinite(number):
+            raise DiveError(f"{name} must be a finite number, got {_short(value)}")
+        return number
     if isinstance(default, int) or "int" in str(field.type):
         if not is_integer(value):
             kind = "an integer or none" if "None" in str(field.type) else "an integer"
             raise DiveError(f"{name} must be {kind}, got {value!r}")
-        return int(value)
+        whole = int(value)
+        if abs(whole) > MAX_INT:  # threads=10**20: a ctypes OverflowError deep in torch
+            raise DiveError(f"{name} must be between -{MAX_INT} and {MAX_INT}, got "
+                            f"{_short(value)}")
+        return whole
     if isinstance(default, str) and not isinstance(value, str):
         return str(value)  # e.g. a bare number where a string is expected: the checks judge
     return value
+
+
+def _short(value: Any) -> str:
+    """`value` for an error line: a number of hundreds of digits cut to its first and last."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} digits)"
 
 
 def coerce(config: object) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
+from dive.arrays import is_integer_text
 from dive.compressors.base import FAMILIES, Compressor, Family
 from dive.errors import DiveError, kind_of
 
@@ -119,12 +120,17 @@ def display_order() -> list[str]:
 
 
 def _parse_value(text: str) -> Any:
+    """A spec value as a bool, an int, a float or the text. Numbers are read only as written
+    in ASCII without spaces or underscores: `int()` and `float()` also take "1_0" as 10, " 2"
+    as 2 and other scripts' digits, where the key beside them is refused with a space."""
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    for convert in (int, float):
+    if is_integer_text(text):
+        return int(text)
+    if text.isascii() and text == text.strip() and "_" not in text:
         try:
-            return convert(text)
+            return float(text)
         except ValueError:
             pass
     return text
