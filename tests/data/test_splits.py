@@ -131,3 +131,17 @@ def test_only_queries_that_are_documents_are_identical_ids() -> None:
     assert dataset.identical_ids() == {"a", "q"}
     for seed in range(3):  # wherever "a" falls, labelled or scored
         assert make_split(dataset, None, seed=seed).identical_ids == {"a", "q"}
+
+
+def test_a_query_judging_its_own_document_relevant_keeps_it_as_a_hit(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """A known-item set numbered from 1, each query the text of the document it judges
+    relevant, scored nDCG@10 0.0000 with no word: the identical-ids convention left out of
+    each query's results the one document its qrels judge relevant."""
+    dataset = Dataset("d", Path("d"), ["1", "2", "3"], ["one", "two", "three"],
+                      ["1", "2", "3"], ["one", "two", "three"],
+                      {"test": {"1": {"1": 1}, "2": {"2": 1, "3": 1}, "3": {"1": 1}}})
+    assert dataset.identical_ids() == {"3"}  # "3" does not judge its own twin: left out
+    assert "2 queries (first '1') judge the document with their own id and text relevant; " \
+        "it stays a hit" in caplog.text

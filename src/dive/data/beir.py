@@ -76,9 +76,11 @@ class Dataset:
     def identical_ids(self) -> frozenset[str]:
         """The queries that are documents of the corpus too: the document with the query's
         id is the query's text, alone (Quora) or after a shorter title (ArguAna). Each is
-        never a hit for itself (BEIR's ignore_identical_ids). Elsewhere a shared id is a
-        coincidence of numbering (Cranfield query 23 is not document 23): nothing is left out,
-        also where that document merely contains a short query's words."""
+        never a hit for itself (BEIR's ignore_identical_ids), unless its qrels judge that
+        document relevant: the judgement wins (left out, it scored 0 without a word).
+        Elsewhere a shared id is a coincidence of numbering (Cranfield query 23 is not
+        document 23): nothing is left out, also where that document merely contains a short
+        query's words."""
         return self._identical_ids
 
     @cached_property
@@ -91,8 +93,21 @@ class Dataset:
             return bool(text) and (doc == text or (doc.endswith(" " + text)
                                                    and 2 * len(text) > len(doc)))
 
-        return frozenset(q for q, text in zip(self.query_ids, self.query_texts, strict=True)
-                         if is_document(q, text))
+        def judged_relevant(query_id: str) -> bool:  # a judgement wins over the convention
+            return any(judged.get(query_id, {}).get(query_id, 0) > 0
+                       for judged in self.qrels.values())
+
+        found = [q for q, text in zip(self.query_ids, self.query_texts, strict=True)
+                 if is_document(q, text)]
+        kept = [q for q in found if judged_relevant(q)]
+        if kept:  # left out, each scored 0 against its own judgement without a word
+            logger.warning("%s: %d quer%s (first %r) %s the document with %s own id and text "
+                           "relevant; it stays a hit (only unjudged twins are left out of "
+                           "their own results)", self.path, len(kept),
+                           "y" if len(kept) == 1 else "ies", kept[0],
+                           "judges" if len(kept) == 1 else "judge",
+                           "its" if len(kept) == 1 else "their")
+        return frozenset(found).difference(kept)
 
     def split(self, name: str) -> Qrels:
         """The qrels of split `name`, or a `DataError` listing the splits this dataset has."""
