@@ -295,6 +295,20 @@ def test_a_qrels_file_of_no_split_is_named_in_a_warning(
         load_beir(make_beir("b", qrels={"valid": rows}))
 
 
+def test_dev_labels_without_train_labels_are_said_to_be_unused(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
+) -> None:
+    """dev.tsv is read (a split of the dataset) but no fit or evaluation uses it: without a
+    train.tsv its labels were left out without a word, and half of test.tsv trained."""
+    rows = HEADER + "q1\td1\t1\n"
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        load_beir(make_beir("a", qrels={"test": rows, "dev": rows}))
+        assert "dev.tsv is not used: without train.tsv" in caplog.text
+        caplog.clear()
+        load_beir(make_beir("b", qrels={"test": rows, "dev": rows, "train": rows}))
+        assert "dev.tsv" not in caplog.text  # NFCorpus's layout: train.tsv trains
+
+
 def test_records_with_no_text_are_named_in_a_warning(
     make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -182,6 +182,10 @@ def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
     if unread:  # e.g. Train.tsv or valid.tsv: labels the user meant to be used
         logger.warning("%s: %s not read: the qrels splits are %s (each may be gzipped)",
                        qrels_dir, ", ".join(unread), expected)
+    if "dev" in qrels and "train" not in qrels:  # labels the user likely meant to learn from
+        logger.warning("%s: dev.tsv is not used: without train.tsv, a fit learns from half of "
+                       "test.tsv's queries and is measured on the other half; rename dev.tsv "
+                       "train.tsv to learn from its labels", qrels_dir)
     dataset = Dataset(
         name=name if name is not None else folder.name,
         path=folder,
