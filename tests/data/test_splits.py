@@ -145,3 +145,24 @@ def test_a_query_judging_its_own_document_relevant_keeps_it_as_a_hit(
     assert dataset.identical_ids() == {"3"}  # "3" does not judge its own twin: left out
     assert "2 queries (first '1') judge the document with their own id and text relevant; " \
         "it stays a hit" in caplog.text
+
+
+@pytest.mark.parametrize("with_train", [False, True])
+def test_a_query_judged_with_no_relevant_document_is_measured_in_both_modes(
+    with_train: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a train split it was measured (scoring 0, as in BEIR); without one it was left
+    out of both halves, so the same qrels scored other queries by mode, without a word."""
+    ids = [f"q{i}" for i in range(8)]
+    test = {q: {"d0": 1} for q in ids[:6]} | {"q6": {"d0": 0}, "q7": {"d1": 0, "d0": 0}}
+    qrels = {"test": test} | ({"train": {"t0": {"d0": 1}, "t1": {"d1": 1}}} if with_train
+                              else {})
+    queries = [*ids, "t0", "t1"]
+    dataset = Dataset("d", Path("d"), ["d0", "d1"], ["zero", "one"], queries,
+                      [f"text {q}" for q in queries], qrels)
+    for seed in range(3):
+        split = make_split(dataset, None, seed=seed)
+        assert {"q6", "q7"} <= set(split.eval_ids)
+        assert not {"q6", "q7"} & {*split.train_ids, *split.validation_ids}
+        assert len(split.eval_ids) == (6 if with_train else 3) + 2
+    assert "2 test queries (e.g. 'q6') are judged with no relevant document" in caplog.text

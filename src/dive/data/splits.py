@@ -74,6 +74,12 @@ def budget_label(budget: int | None) -> str:
     return "all" if budget is None else str(budget)
 
 
+def _unanswerable(qrels: Qrels, known: set[str]) -> list[str]:
+    """Query ids judged with no relevant (grade > 0) document, sorted."""
+    return sorted(q for q, docs in qrels.items()
+                  if q in known and not any(g > 0 for g in docs.values()))
+
+
 def _labelled(qrels: Qrels, known: set[str]) -> list[str]:
     """Query ids with at least one relevant (grade > 0) judgment, sorted for determinism."""
     return sorted(
@@ -95,6 +101,7 @@ def make_split(
         raise DiveError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
     known = set(dataset.query_ids)
     test = dataset.split("test")
+    unanswerable = _unanswerable(test, known)
     rng = np.random.default_rng(seed)
     if "train" in dataset.qrels:
         source, train_qrels = "train", dataset.qrels["train"]
@@ -112,7 +119,13 @@ def make_split(
         labelled = _labelled(test, known)
         shuffled = [labelled[i] for i in rng.permutation(len(labelled))]
         half = len(shuffled) // 2
-        pool, eval_ids = shuffled[:half], sorted(shuffled[half:])
+        # a query judged with no relevant document teaches nothing, but is measured (0) as
+        # with a train split and in BEIR's evaluation; it was left out of both halves
+        pool, eval_ids = shuffled[:half], sorted({*shuffled[half:], *unanswerable})
+    if unanswerable:
+        logger.warning("%s: %d test queries (e.g. %r) are judged with no relevant document; "
+                       "each is measured, scoring 0, as in BEIR's evaluation", dataset.name,
+                       len(unanswerable), unanswerable[0])
     eval_qrels = test
     if dev:
         half = len(pool) // 2
