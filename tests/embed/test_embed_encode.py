@@ -370,6 +370,26 @@ def test_a_cache_of_a_local_model_serves_any_spelling_of_its_folder(
     assert fake_model.calls == 2
 
 
+def test_a_cache_of_a_local_model_saved_again_into_its_folder_is_rebuilt(
+    tmp_path: Path, fake_model: FakeModel, local_model: Callable[[str], Path],
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fine-tune saved into the same folder was served the first save's cached vectors,
+    recorded as the new model's (by up to 0.68 per value in a probe); a resumed encode
+    already told the two apart."""
+    folder = local_model("m")
+    get_embeddings(FakeDataset(), "./m", cache_root=tmp_path / "cache", progress=False)
+    get_embeddings(FakeDataset(), "./m", cache_root=tmp_path / "cache", progress=False)
+    assert fake_model.calls == 2  # unchanged: served from the cache
+    (folder / "model.safetensors").write_bytes(b"new weights")
+    get_embeddings(FakeDataset(), "./m", cache_root=tmp_path / "cache", progress=False)
+    assert fake_model.calls == 4
+    assert "cached embeddings were made with an earlier save of ./m (its files changed " \
+        "since); re-encoding" in caplog.text
+    get_embeddings(FakeDataset(), "./m", cache_root=tmp_path / "cache", progress=False)
+    assert fake_model.calls == 4  # the new save's own cache is served
+
+
 def test_embeddings_of_another_local_folder_of_the_same_name_are_warned_about(
     tmp_path: Path, local_model: Callable[[str], Path], no_encoding: None,
     caplog: pytest.LogCaptureFixture

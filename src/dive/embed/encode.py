@@ -380,6 +380,11 @@ def get_embeddings(
                     logger.warning("%s: cached embeddings were made with %s, not %s; "
                                    "re-encoding", folder, maker, model_name)
                     emb = None
+                elif _model_changed(emb.meta, model_name):
+                    # a fine-tune saved into the same folder: its vectors were reused
+                    logger.warning("%s: cached embeddings were made with an earlier save of %s "
+                                   "(its files changed since); re-encoding", folder, model_name)
+                    emb = None
             if emb is None:
                 from dive.embed.resumable import encode_to_folder  # it builds on this module
 
@@ -400,6 +405,15 @@ def get_embeddings(
     _check_covers(folder, emb, dataset)
     _check_only_dataset_corpus(folder, emb, dataset)
     return emb
+
+
+def _model_changed(meta: dict[str, Any], model_name: str) -> bool:
+    """Whether the local model folder's files (name, size, mtime) differ from those meta.json
+    recorded when it encoded (a folder made before they were recorded: not known, False)."""
+    from dive.embed.resumable import local_files  # it builds on this module
+
+    recorded = meta.get("model_files")
+    return recorded is not None and recorded != local_files(model_name)
 
 
 def default_model_for(embeddings_dir: str | Path | None) -> str:

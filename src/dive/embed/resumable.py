@@ -113,7 +113,7 @@ def encode_to_folder(
         "version": JOB_VERSION,
         "model": encode.model_label(model_name),
         "model_path": _local_path(model_name),
-        "model_files": _local_files(model_name),
+        "model_files": local_files(model_name),
         "texts_sha256": encode.dataset_fingerprint(dataset),
         "batch_size": batch_size,
         "chunk_size": chunk_size,
@@ -154,6 +154,8 @@ def encode_to_folder(
         queries = _assemble(work, [c for c in chunks if c.kind == "queries"])
         meta = {**encode.encoding_meta(dataset, model_name, batch_size), "chunk_size": chunk_size,
                 "device": device}
+        if job["model_files"] is not None:  # a cache entry made with an earlier save is stale
+            meta["model_files"] = job["model_files"]
         emb = Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
         save_embeddings(target, emb, overwrite=overwrite)
         shutil.rmtree(work, ignore_errors=True)
@@ -174,7 +176,7 @@ def _local_path(model_name: str) -> str | None:
     return str(path.resolve()) if path.exists() else None
 
 
-def _local_files(model_name: str) -> list[list[Any]] | None:
+def local_files(model_name: str) -> list[list[Any]] | None:
     """(file, size, mtime_ns) of every file of a model given as a local folder: a model saved
     again into the same folder (a fine-tune) is another model, whose vectors must not be
     mixed with the first one's on resume."""
