@@ -409,14 +409,21 @@ def test_embeddings_of_another_local_folder_of_the_same_name_are_warned_about(
 @pytest.mark.parametrize(("device", "message"), [
     ("cdua", r"^unknown device 'cdua' \(e\.g\. cpu, cuda, cuda:1, mps\)$"),
     ("cuda", r"^device 'cuda' is not available to this torch build"),
+    # kinds torch parses but the check did not know: AssertionError, ModuleNotFoundError, or
+    # a RuntimeError of meta tensors (no values) deep in the encode, leaving a work folder
+    ("xpu", r"^device 'xpu' is not available to this torch build"),
+    ("hpu", r"^device 'hpu' is not available to this torch build"),
+    ("meta", r"^device 'meta' is not available to this torch build"),
 ])
 def test_a_device_torch_cannot_use_is_one_error(
     device: str, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a traceback before (torch's RuntimeError / AssertionError)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # as the pinned CPU build
+    monkeypatch.setattr("torch.xpu.is_available", lambda: False)
     with pytest.raises(DiveError, match=message):
         encode._check_device(device)
+    encode._check_device("cpu:0")
 
 
 # --- get_embeddings: folders made from other texts -------------------------------------

@@ -134,7 +134,10 @@ def _check_device(device: str) -> None:
                         param="device") from None
     usable: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available,
                                              "mps": torch.backends.mps.is_available}
-    if kind in usable and not usable[kind]():
+    backend = getattr(torch, kind, None)  # torch.xpu, ...: a kind this build may not have
+    available = usable.get(kind, getattr(backend, "is_available", lambda: False))
+    # Any other kind (xpu, hpu, meta: tensors without values) failed deep in torch.
+    if kind != "cpu" and not available():
         raise DiveError(f"device {device!r} is not available to this torch build (torch "
                         f"{torch.__version__})", param="device")
 
