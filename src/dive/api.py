@@ -99,7 +99,13 @@ def embed(
     (1, 384)
     """
     from dive.data import Dataset
-    from dive.embed.encode import default_cache_root, encode_texts, load_model, model_dirname
+    from dive.embed.encode import (
+        default_cache_root,
+        encode_texts,
+        load_model,
+        loading_bars,
+        model_dirname,
+    )
     from dive.embed.resumable import encode_to_folder
 
     if not isinstance(data, (str, os.PathLike, Dataset, Sequence)):
@@ -122,8 +128,9 @@ def embed(
         if bad is not None:
             raise DiveError(f"embed: text {bad} is {kind_of(texts[bad])}; expected a dataset "
                             "or a list of texts (str)")
-        return encode_texts(load_model(model, device=device), texts, batch_size=batch_size,
-                            progress=progress)
+        with loading_bars(progress):  # "Loading weights" showed with progress=False
+            loaded = load_model(model, device=device)
+        return encode_texts(loaded, texts, batch_size=batch_size, progress=progress)
     try:
         dataset = _dataset(data, data_dir)
     except DataError as exc:

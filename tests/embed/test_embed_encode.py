@@ -748,3 +748,23 @@ def test_no_progress_hides_transformers_loading_bar_and_puts_it_back() -> None:
         assert not hf_logging.is_progress_bar_enabled()
     finally:
         hf_logging.enable_progress_bar()
+
+
+def test_embedding_texts_without_progress_loads_the_model_without_its_bar(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dive.embed(texts, progress=False)` drew transformers' "Loading weights" bar; the
+    dataset path already loaded inside `loading_bars`."""
+    import dive
+
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    seen: list[bool] = []
+
+    def load(name: str = DEFAULT_MODEL, device: str = "cpu") -> FakeModel:
+        seen.append(hf_logging.is_progress_bar_enabled())
+        return FakeModel()
+
+    monkeypatch.setattr(encode, "load_model", load)
+    for progress in (False, True):
+        assert dive.embed(["hello"], progress=progress).shape[0] == 1
+    assert seen == [False, True]
