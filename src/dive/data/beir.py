@@ -101,12 +101,9 @@ class Dataset:
                  if is_document(q, text)]
         kept = [q for q in found if judged_relevant(q)]
         if kept:  # left out, each scored 0 against its own judgement without a word
-            logger.warning("%s: %d quer%s (first %r) %s the document with %s own id and text "
-                           "relevant; it stays a hit (only unjudged twins are left out of "
-                           "their own results)", self.path, len(kept),
-                           "y" if len(kept) == 1 else "ies", kept[0],
-                           "judges" if len(kept) == 1 else "judge",
-                           "its" if len(kept) == 1 else "their")
+            logger.warning("%s: %d queries (first %r) judge the document with their own id "
+                           "and text relevant; it stays a hit (only unjudged twins are left "
+                           "out of their own results)", self.path, len(kept), kept[0])
         return frozenset(found).difference(kept)
 
     def split(self, name: str) -> Qrels:
