@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from collections.abc import Callable
@@ -367,3 +368,16 @@ def test_a_query_leaves_out_its_own_id_only_when_it_is_that_document(
     assert split.identical_ids == ({"1"} if own else set())
     record = run_one(RunTask("frozen", 4, 1, None, 0), dataset, emb, split, "m", 10)[0]
     assert record["ndcg@10"] == pytest.approx(ndcg)
+
+
+def test_a_value_given_twice_is_one_run_and_no_skip(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--ratios 4,4 --budgets all,all --seeds 0,0` ran each run once, then said it skipped
+    3 runs "already in" a results file made a moment before."""
+    twice = spec(tiny, methods=["frozen", "pca"], ratios=[4, 4], budgets=[None, None],
+                 seeds=[0, 0])
+    assert (twice.ratios, twice.budgets, twice.seeds) == ([4], [None], [0])
+    with caplog.at_level(logging.INFO):
+        records = run_grid(twice, ResultsFile(tmp_path / "r.jsonl"))
+    assert len(records) == 2 and "skipped" not in caplog.text

@@ -97,6 +97,9 @@ class GridSpec:
         big = [seed for seed in self.seeds if seed >= SEED_LIMIT]  # past the generators'
         if big:
             raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}")
+        # `--ratios 4,4` ran once, then said it skipped the second "already in" the results
+        for name in ("ratios", "budgets", "seeds"):
+            object.__setattr__(self, name, list(dict.fromkeys(getattr(self, name))))
 
     @property
     def recorded_model(self) -> str:
