@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dive.cli import main
-from dive.embed import load_embeddings
+from dive.embed import Embeddings, load_embeddings
 from dive.evaluate.search import top_k, top_k_codes
 from dive.export.folder import load
 
@@ -46,6 +46,12 @@ def rescore_error(folder: Path, capsys: pytest.CaptureFixture[str], queries: np.
     assert main(["search", str(folder / "idx.faiss"), str(folder / "m"), "--queries-npy",
                  str(folder / "q.npy"), "--rescore-vectors", str(vectors)]) == 2
     return capsys.readouterr().err
+
+
+def shuffled_corpus(tiny: tuple[Path, Path]) -> tuple[Embeddings, np.ndarray]:
+    """The tiny dataset's embeddings and a seeded permutation of its corpus rows."""
+    emb = load_embeddings(tiny[1])
+    return emb, np.random.default_rng(0).permutation(len(emb.corpus_ids))
 
 
 @pytest.fixture()
@@ -123,16 +129,12 @@ def test_rescore_vectors_of_a_folder_in_another_row_order_are_refused(
 ) -> None:
     # the same corpus re-imported in another order: each candidate was rescored by another
     # document's vector, with exit 0
-    emb = load_embeddings(tiny[1])
-    order = np.random.default_rng(0).permutation(len(emb.corpus_ids))
+    emb, order = shuffled_corpus(tiny)
     other = indexed / "other"
     other.mkdir()
     np.save(other / "corpus.npy", emb.corpus[order])
     (other / "corpus_ids.txt").write_text("".join(f"{emb.corpus_ids[i]}\n" for i in order))
-    np.save(indexed / "q.npy", emb.queries[:1])
-    assert main(["search", str(indexed / "idx.faiss"), str(indexed / "m"), "--queries-npy",
-                 str(indexed / "q.npy"), "--rescore-vectors", str(other / "corpus.npy")]) == 2
-    err = capsys.readouterr().err.strip()
+    err = rescore_error(indexed, capsys, emb.queries[:1], other / "corpus.npy").strip()
     assert f"{other / 'corpus_ids.txt'}: row 0 is '{emb.corpus_ids[order[0]]}' where the index " \
            f"has '{emb.corpus_ids[0]}'; rescore with the vectors the index was built from" in err
     assert "\n" not in err
@@ -149,8 +151,7 @@ def test_a_bare_npy_of_the_corpus_in_another_row_order_is_refused_naming_a_row(
 ) -> None:
     # a bare .npy has no ids to check: its rows in another order rescored each candidate by
     # another document's vector, with exit 0
-    emb = load_embeddings(tiny[1])
-    order = np.random.default_rng(0).permutation(len(emb.corpus_ids))
+    emb, order = shuffled_corpus(tiny)
     shuffled = indexed / "shuffled.npy"
     np.save(shuffled, emb.corpus[order])
     err = rescore_error(indexed, capsys, emb.queries[:1], shuffled)
