@@ -7,9 +7,8 @@ folder by its resolved path: what `dive index` and `dive search` compare with th
 of the embeddings they are given, to warn about another model's, and what `dive search
 --query` embeds with; `imported: True` when the embeddings were imported, their `model` only
 a label, so `dive search --query` asks for one), the seed, the corpus size, the label budget
-and split sizes (a
-supervised method; `budget: None`, `n_train: 0` otherwise), the fit's wall time and a
-learned fit's `FitSummary` (`fit`). The record stays on the compressor (`DatasetFitInfo`,
+and split sizes (a supervised method; `budget: None`, `n_train: 0` otherwise), the fit's wall
+time and a learned fit's `FitSummary` (`fit`). The record stays on the compressor (`DatasetFitInfo`,
 its `fit_info_`), so `dive.save` writes it without being told; fitting the compressor again
 replaces its `fit_info_` and so drops the record.
 
