@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from dive.export.folder import (
     is_model_folder,
     load,
     save,
+    with_precision,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -333,6 +335,77 @@ def test_missing_weights(saved: Path) -> None:
     (saved / "model.safetensors").unlink()
     with pytest.raises(DataError, match=r"model\.safetensors: missing"):
         load(saved)
+
+
+WRITER = """
+import sys, numpy as np, dive
+rng = np.random.default_rng(0)
+models = [dive.fit(rng.standard_normal((300, 64)).astype(np.float32), method="pca", dim=8)
+          for _ in range(2)]
+from dive.export.folder import with_precision
+models[1] = with_precision(models[1], "float16")
+i = 0
+while True:
+    dive.save(models[i % 2], sys.argv[1], overwrite=True)
+    i += 1
+"""
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_load_during_saves_with_overwrite_gets_one_whole_save(tmp_path: Path,
+                                                                 verify: bool) -> None:
+    """A save with overwrite swaps whole folders, but load read config.json and the weights by
+    path: a load between the two reads paired one save's config with the next one's weights,
+    a false "corrupt" error (1.4% of loads by a probe), or unverified, a model that is neither.
+    """
+    rng = np.random.default_rng(0)
+    models = [dive.fit(rng.standard_normal((300, 64)).astype(np.float32), method="pca", dim=8)
+              for _ in range(2)]
+    models[1] = with_precision(models[1], "float16")  # another config, as well as weights
+    probe = np.random.default_rng(1).standard_normal((5, 64)).astype(np.float32)
+    expected = [m.transform(probe) for m in models]
+    target = tmp_path / "model"
+    dive.save(models[0], target)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)])
+    errors, neither, loads = [], 0, 0
+    try:
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            try:
+                got = load(target, verify=verify).transform(probe)
+            except DiveError as exc:
+                errors.append(str(exc))
+                continue
+            loads += 1
+            neither += not any(np.array_equal(got, e) for e in expected)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert loads > 100, f"only {loads} loads in 4 s; the test did not race"
+    assert not errors, f"{len(errors)} loads failed, e.g. {errors[0]}"
+    assert neither == 0, f"{neither} of {loads} loads gave a model that is neither save"
+
+
+def test_a_save_to_dot_inside_the_folder_replaces_it(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dive fit --output . --overwrite` from inside a model folder ran the whole fit, then
+    failed with "device or resource busy": the temporary was named after `.`'s empty name."""
+    corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    first, second = (dive.fit(corpus, method=m, dim=8) for m in ("pca", "truncate"))
+    save(first, tmp_path / "m")
+    monkeypatch.chdir(tmp_path / "m")
+    save(second, ".", overwrite=True)
+    assert load(tmp_path / "m").method == "truncate"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left
+
+
+def test_a_config_json_of_something_else_is_named_as_not_a_dive_folder(tmp_path: Path) -> None:
+    """A Hugging Face model folder (config.json, no format) was refused as 'format_version is
+    None, expected a positive integer', which reads like a damaged dive folder."""
+    (tmp_path / "config.json").write_text('{"architectures": ["BertModel"]}')
+    with pytest.raises(DataError, match="format is None, expected 'dive-compressor' "
+                                        r"\(not a saved dive compressor folder\)"):
+        load(tmp_path)
 
 
 def test_missing_folder(tmp_path: Path) -> None:

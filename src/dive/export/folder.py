@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -415,14 +416,15 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
         raise DataError(f"{root}: is a file, not a model folder" if root.exists()
                         else f"{root}: no such model folder")
     config_path, weights_path = root / CONFIG_FILE, root / WEIGHTS_FILE
-    if not config_path.is_file():
+    config_data, weights_data = _read_files(root)
+    if config_data is None:
         raise DataError(f"{config_path}: missing (not a saved dive compressor folder)")
-    config = read_config(config_path)
+    config = read_config(config_path, config_data)
     if verify:
         _verify_config(config_path, config)
-    if not weights_path.is_file():
+    if weights_data is None:
         raise DataError(f"{weights_path}: missing (the folder has config.json but no weights)")
-    arrays = _read_weights(weights_path, config, verify=verify)
+    arrays = _read_weights(weights_path, weights_data, config, verify=verify)
     runtime = Runtime.from_arrays(arrays, input_dim=config["input_dim"],
                                   output_dim=config["output_dim"], activation=config["activation"],
                                   precision=config.get("precision", "float32"),
@@ -437,19 +439,64 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
     )
 
 
+def _read_files(root: Path) -> tuple[bytes | None, bytes | None]:
+    """The bytes of config.json and of the weights (None: not a file), both of one save.
+
+    A save with overwrite swaps whole folders, so reading the two by path could pair one
+    save's config with the next one's weights: a false "corrupt" error, or unchecked, a model
+    that is neither. Both are read through one handle on the folder, again if the folder was
+    swapped (and the old one removed) before its files could be opened.
+    """
+    for _ in range(10):
+        try:
+            folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            raise DataError(f"{root}: no such model folder") from None
+        try:
+            files = (_read_at(folder, CONFIG_FILE), _read_at(folder, WEIGHTS_FILE))
+            held, current = os.fstat(folder), _stat_or_none(root)
+        finally:
+            os.close(folder)
+        swapped = current is None or (held.st_dev, held.st_ino) != (current.st_dev, current.st_ino)
+        if None not in files or not swapped:
+            return files
+    return files
+
+
+def _read_at(folder: int, name: str) -> bytes | None:
+    try:
+        fd = os.open(name, os.O_RDONLY, dir_fd=folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return handle.read()
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """Parse and check `config.json`; fills optional fields with their defaults."""
+def read_config(path: Path, data: bytes) -> dict[str, Any]:
+    """Parse and check `data`, the bytes of `path` (config.json); fills optional fields."""
     try:
         # utf-8-sig: an editor may save the file with a byte-order mark, as BEIR files may have
-        config = json.loads(path.read_text(encoding="utf-8-sig"))
+        config = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(config, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    if config.get("format") != FORMAT:  # every format_version writes it
+        raise DataError(f"{path}: format is {config.get('format')!r}, expected {FORMAT!r} "
+                        "(not a saved dive compressor folder)")
     version = config.get("format_version")
     if not isinstance(version, int) or not _positive_int(version):
         raise DataError(f"{path}: format_version is {version!r}, expected a positive integer")
@@ -458,8 +505,6 @@ def read_config(path: Path) -> dict[str, Any]:
             f"{path}: format_version {version} is newer than this dive {__version__} reads "
             f"(up to {FORMAT_VERSION}); upgrade dive"
         )
-    if config.get("format", FORMAT) != FORMAT:
-        raise DataError(f"{path}: format is {config.get('format')!r}, expected {FORMAT!r}")
     method = config.get("method")
     if not isinstance(method, str) or not method:
         raise DataError(f"{path}: method is {method!r}, expected a method name")
@@ -520,8 +565,8 @@ def _verify_config(path: Path, config: dict[str, Any]) -> None:
         )
 
 
-def _read_weights(path: Path, config: dict[str, Any], *, verify: bool) -> dict[str, np.ndarray]:
-    data = path.read_bytes()
+def _read_weights(path: Path, data: bytes, config: dict[str, Any], *,
+                  verify: bool) -> dict[str, np.ndarray]:
     try:
         loaded = safetensors.numpy.load(data)
     except (SafetensorError, ValueError, TypeError) as exc:
