@@ -73,6 +73,7 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
     0600 (0700), removed if the block raises. Its name is chosen before it is made, so an
     interruption (Ctrl-C, SIGTERM) that lands while it is being made cannot leave it behind,
     as one between `tempfile.mkstemp` making a file and returning its name could."""
+    target = named(target)
     tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
     try:
         held = _make_temporary(tmp, folder=folder)
@@ -87,6 +88,12 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+
+
+def named(target: Path) -> Path:
+    """`target` as an absolute path without "." or "..": its temporaries are named after its
+    last part, and `.` or `models/..` has none that can be renamed (`--output .`)."""
+    return Path(os.path.abspath(target))
 
 
 def _make_temporary(tmp: Path, *, folder: bool) -> int:
@@ -111,6 +118,7 @@ def remove_dead_temporaries(target: Path) -> list[Path]:
     process killed outright (SIGKILL, the OOM killer) left beside it, hidden and often as large
     as the output; return them. One is dead when no process holds its lock and it has not
     changed for `DEAD_AFTER` seconds. A live write's, another run's, is never touched."""
+    target = named(target)
     prefix = f".{target.name}."
     try:
         found = [p for p in target.parent.iterdir()
@@ -405,6 +413,7 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
     A file or folder gets the mode of the one it replaces, or the umask's (the files in a
     folder are new: theirs is the umask's).
     """
+    target = named(target)
     try:
         if tmp.is_dir() and not tmp.is_symlink():  # the files a later overwrite may replace
             (tmp / MANIFEST).write_text("".join(f"{name}\n" for name in _files_in(tmp)),
