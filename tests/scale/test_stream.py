@@ -147,6 +147,9 @@ def test_parquet_shards_and_no_id_column(tmp_path: Path, runtime, stores) -> Non
     (["a", "b", "a", "c"], r"x\.parquet: row 2: duplicate id 'a' \(first at row 0\)$"),
     (["a", "b", None, "b"], r"x\.parquet: row 2: the id is null$"),
     ([7, 8, 9, 8], r"x\.parquet: row 3: duplicate id 8 \(first at row 1\)$"),
+    # NaN equals no id: value_counts saw the two as a repeat, but no row matched it, so both
+    # were carried into the output
+    ([1.0, float("nan"), 2.0, float("nan")], r"x\.parquet: row 1: the id is NaN$"),
 ])
 def test_parquet_duplicate_or_null_ids_are_refused_naming_the_row(
     tmp_path: Path, runtime, stores, ids: list[Any], message: str
@@ -309,6 +312,72 @@ def test_parquet_ragged_list_row_is_named(tmp_path: Path, runtime, stores) -> No
     pq.write_table(pa.table({"id": ["a", "b", "c"], "vector": rows}), tmp_path / "x.parquet")
     with pytest.raises(DataError, match=r"row 2: the vector has dimension 31, expected 32"):
         compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", progress=False)
+
+
+@pytest.mark.parametrize("shards", [False, True])
+def test_a_list_columns_first_row_of_another_dimension_is_named_as_a_row(
+    tmp_path: Path, runtime, stores, shards: bool
+) -> None:
+    """A list column declares no dimension, so the file's was its first row's: a ragged first
+    row was 'x.parquet: vectors have dimension 31' (the whole file blamed, no row)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rows = [[0.1] * 31, [0.2] * 32, [0.3] * 32]
+    if shards:
+        stores.write_parquet(src / "a.parquet", stores.vectors(4), ids=["p", "q", "r", "s"])
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "vector": rows}), src / "x.parquet")
+    with pytest.raises(DataError, match=r"x\.parquet: row 0: the vector has dimension 31, but "
+                                        r"the model expects 32"):
+        compress_store(runtime, src if shards else src / "x.parquet", tmp_path / "out",
+                       progress=False)
+
+
+def _damaged_parquet(path: Path, stores: Any, column: str) -> None:
+    """A Parquet file of 200 rows, ids and vectors, whose `column` (stored first) has its
+    first page overwritten."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    x = stores.vectors(200)
+    data = {"id": pa.array([f"doc{i}" for i in range(200)]),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])}
+    first = {column: data.pop(column)}
+    pq.write_table(pa.table({**first, **data}), path, compression="none", use_dictionary=False)
+    damaged = bytearray(path.read_bytes())
+    damaged[8:400] = b"\xff" * 392  # the first page: its header and values
+    path.write_bytes(bytes(damaged))
+
+
+@pytest.mark.parametrize("column", ["id", "vector"])
+def test_a_damaged_parquet_file_is_one_error_naming_it(tmp_path: Path, runtime, stores,
+                                                       column: str) -> None:
+    """A damaged id column was a pyarrow traceback; a damaged vector column an error naming
+    neither the file nor the problem ('Unexpected end of stream'), which left its work folder
+    behind for a rerun that could only fail the same way."""
+    src = tmp_path / "x.parquet"
+    _damaged_parquet(src, stores, column)
+    with pytest.raises(DataError) as caught:
+        compress_store(runtime, src, tmp_path / "y.parquet", batch_size=50, progress=False)
+    message = str(caught.value)
+    assert message.startswith(f"{src}: not a readable Parquet file (") and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_a_shard_whose_name_has_a_line_break_is_refused(tmp_path: Path, runtime,
+                                                        stores) -> None:
+    """The output folder lists its files one a line: a shard named 'b\\nc.npy' was listed as
+    two files, and a rerun with overwrite then refused dive's own output as holding a file
+    dive did not write."""
+    src = tmp_path / "in"
+    src.mkdir()
+    np.save(src / "a.npy", stores.vectors(5))
+    np.save(src / "b\nc.npy", stores.vectors(5))
+    with pytest.raises(DataError, match=r"shard 'b\\nc\.npy' has a line break"):
+        compress_store(runtime, src, tmp_path / "out", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
 def test_bad_inputs_and_settings(tmp_path: Path, runtime, stores) -> None:

@@ -265,7 +265,7 @@ def compress_parquet(
     files, n_rows = _parquet_files(src), 0
     for path in files:  # what the local engine checks, before Ray starts
         layout = inspect_parquet(path, column, id_column)
-        check_dimension(path, layout.dim, runtime)
+        check_dimension(path, layout.dim, runtime, first_row=not layout.declared)
         n_rows += layout.n_rows
     check_has_rows(src, n_rows)
     if id_column is not None:

@@ -19,7 +19,13 @@ import numpy as np
 
 from dive._io import check_output
 from dive.errors import DataError, DiveError
-from dive.scale.formats import SUFFIXES, Kind, import_pyarrow, open_parquet, read_npy_header
+from dive.scale.formats import (
+    SUFFIXES,
+    Kind,
+    import_pyarrow,
+    read_npy_header,
+    read_parquet_column,
+)
 from dive.scale.resume import OUTPUT_MARKER
 
 if TYPE_CHECKING:
@@ -77,11 +83,14 @@ def check_has_rows(src: object, rows: int) -> None:
         raise DataError(f"{src}: no vectors to compress (0 rows)")
 
 
-def check_dimension(what: object, dim: int | None, runtime: Runtime) -> None:
+def check_dimension(what: object, dim: int | None, runtime: Runtime, *,
+                    first_row: bool = False) -> None:
     """Refuse vectors of `what` (a file, a column) whose dimension `dim` is not the model's
-    input (None: not known before the rows are read)."""
+    input (None: not known before the rows are read). `first_row`: `dim` is only the first
+    row's (a Parquet list column declares none), so the error names that row."""
     if dim is not None and dim != runtime.input_dim:
-        raise DataError(f"{what}: vectors have dimension {dim}, but the model expects "
+        which = "row 0: the vector has" if first_row else "vectors have"
+        raise DataError(f"{what}: {which} dimension {dim}, but the model expects "
                         f"{runtime.input_dim} (embeddings from another model?)")
 
 
@@ -125,8 +134,7 @@ def check_parquet_ids(src: Path, files: Sequence[Path], single: bool, id_column:
     """`check_ids` on the id column of the Parquet `files` of the store `src` (in the store's
     order; `single`: `src` is that one file), read alone and held whole (a few bytes a row);
     the error names the file and the row."""
-    parts = [(str(path), open_parquet(path).read(columns=[id_column]).column(0))
-             for path in files]
+    parts = [(str(path), read_parquet_column(path, id_column)) for path in files]
     starts = np.cumsum([0] + [len(ids) for _, ids in parts])
     check_ids(parts, id_column, lambda k, row, problem: store_row_error(
         src, single, files[k], int(starts[k]), row, problem))
@@ -151,6 +159,9 @@ def check_ids(parts: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], id_column
             ids = ids.cast(ids.type.value_type)
         if ids.null_count:
             raise row_error(k, pc.index(ids.is_null(), True).as_py(), ": the id is null")
+        if arrow.types.is_floating(ids.type) and pc.any(pc.is_nan(ids)).as_py():
+            # NaN equals no id, itself included: no reader can look it up
+            raise row_error(k, pc.index(pc.is_nan(ids), True).as_py(), ": the id is NaN")
         by_kind.setdefault(_id_kind(ids.type), []).append((k, ids))
         if len(by_kind) > 1:
             (j, other), *_ = next(iter(by_kind.values()))

@@ -83,11 +83,23 @@ def _shard_files(src: Path) -> list[Path]:
     files = [p for p in named if p.is_file()]
     if not files:
         raise DataError(f"{src}: no .npy or .parquet shards in this folder")
+    odd = next((p for p in files if not _one_utf8_line(p.name)), None)
+    if odd is not None:  # the output folder lists its files, UTF-8, one a line (`MANIFEST`)
+        raise DataError(f"{src}: shard {odd.name!r} has a line break or bytes that are not "
+                        "UTF-8 in its name, which its output file would carry; rename it")
     _refuse_shards_in_subfolders(src)
     kinds = {SUFFIXES[p.suffix.lower()] for p in files}
     if len(kinds) > 1:
         raise DataError(f"{src}: mixes .npy and Parquet shards; keep one kind per folder")
     return files
+
+
+def _one_utf8_line(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a byte the file system gave as a lone surrogate
+        return False
+    return name.splitlines() == [name]
 
 
 def store_kind(src: str | os.PathLike[str]) -> Kind | None:

@@ -166,6 +166,7 @@ class ParquetLayout:
 
     n_rows: int
     dim: int | None  # None: a variable-size list column in an empty file
+    declared: bool  # whether the column's type gives `dim` (a fixed-size list), or its first row
     id_type: pa.DataType | None
     row_group_starts: tuple[int, ...]  # first row of each row group, plus n_rows at the end
 
@@ -182,6 +183,20 @@ def open_parquet(path: Path) -> pa.parquet.ParquetFile:
     return import_pyarrow().parquet.ParquetFile(path, pre_buffer=False)
 
 
+def unreadable(path: Path, exc: Exception) -> DataError:
+    """The error for a Parquet file pyarrow cannot read (damaged, truncated), on one line."""
+    return DataError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})")
+
+
+def read_parquet_column(path: Path, column: str) -> pa.ChunkedArray:
+    """The whole of `column` of the Parquet file `path`."""
+    pa = import_pyarrow()
+    try:
+        return open_parquet(path).read(columns=[column]).column(0)
+    except (OSError, pa.ArrowException) as exc:
+        raise unreadable(path, exc) from None
+
+
 def inspect_parquet(path: Path, column: str, id_column: str | None, *,
                     ids_optional: bool = True) -> ParquetLayout:
     """Check `path` has a numeric list column `column` (and `id_column`); return its layout.
@@ -192,7 +207,7 @@ def inspect_parquet(path: Path, column: str, id_column: str | None, *,
     try:
         pf = open_parquet(path)
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise unreadable(path, exc) from None
     schema = pf.schema_arrow
     names = schema.names
     if column not in names:
@@ -223,12 +238,16 @@ def inspect_parquet(path: Path, column: str, id_column: str | None, *,
     elif meta.num_rows:
         # A variable-size list declares no length: take the first row's; every chunk is then
         # checked against it.
-        first = next(pf.iter_batches(batch_size=1, columns=[column])).column(0)
+        try:
+            first = next(pf.iter_batches(batch_size=1, columns=[column])).column(0)
+        except (OSError, pa.ArrowException) as exc:
+            raise unreadable(path, exc) from None
         if not first[0].is_valid:
             raise DataError(f"{path}: row 0: the vector is null")
         dim = len(first[0])
     id_type = schema.field(id_column).type if id_column is not None else None
-    return ParquetLayout(meta.num_rows, dim, id_type, tuple(starts))
+    return ParquetLayout(meta.num_rows, dim, pa.types.is_fixed_size_list(vtype), id_type,
+                         tuple(starts))
 
 
 def iter_parquet_chunks(
@@ -252,7 +271,7 @@ def iter_parquet_chunks(
         columns=columns,
     )
     skip, pending, pending_rows, row = start - starts[group], [], 0, start
-    for batch in batches:
+    for batch in _read(path, batches):
         if skip:
             cut = min(skip, batch.num_rows)
             batch, skip = batch.slice(cut), skip - cut
@@ -267,6 +286,19 @@ def iter_parquet_chunks(
             pending, pending_rows, row = rest.to_batches(), rest.num_rows, row + batch_size
     if pending_rows:
         yield row, pa.Table.from_batches(pending)
+
+
+def _read(path: Path, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`batches` of the Parquet file `path`; a damaged page is `unreadable`, naming it."""
+    pa = import_pyarrow()
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as exc:
+            raise unreadable(path, exc) from None
+        yield batch
 
 
 def vectors_from_arrow(

@@ -358,7 +358,8 @@ def compress_store(
     shards, single = discover(src, dst.name, column, id_column)
     check_has_rows(src, sum(shard.n_rows for shard in shards))
     for shard in shards:
-        check_dimension(shard.path, shard.dim, runtime)
+        check_dimension(shard.path, shard.dim, runtime,
+                        first_row=shard.parquet is not None and not shard.parquet.declared)
     if id_column is not None and shards[0].kind == "parquet":
         check_parquet_ids(src, [shard.path for shard in shards], single, id_column)
     check_apart(src, dst)
