@@ -544,6 +544,22 @@ def test_rescoring_with_every_candidate_is_exact_search_on_the_full_vectors(
     assert all(set(f) <= set(c) for f, c in zip(funnel.ids, first.ids, strict=True))
 
 
+def test_rescoring_by_an_id_column_named_with_a_space(searchable: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    """The id column's name went into the lookup's filter unquoted: 'doc id' failed with
+    LanceDB's 'No field named doc'."""
+    model, q, x = searchable["model"], searchable["queries"], searchable["x"]
+    db = lancedb.connect(str(tmp_path / "db"))
+    db.create_table("full", pa.table({
+        "doc id": [f"doc{i}" for i in range(N)],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM)}))
+    dl.compress_table(model, uri(tmp_path / "db", "full"), uri(tmp_path / "db", "small"),
+                      id_column="doc id", progress=False)
+    hits = dl.search(uri(tmp_path / "db", "small"), model, q, 10, id_column="doc id",
+                     rescore_with=(db.open_table("full"), "vector"), candidates=N)
+    assert hits.ids == exact(q, x, 10)
+
+
 def test_rescoring_by_id_refuses_an_id_on_two_rows(searchable: dict[str, Any],
                                                    tmp_path: Path) -> None:
     """One of the rows was taken, by their order, to rescore the hit: with the other first,

@@ -622,8 +622,8 @@ def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
     wanted = list(dict.fromkeys(ids))
     literals = ", ".join(_sql_literal(ident) for ident in wanted)
     # One row more than wanted: a repeated id shows as a row too many.
-    found = (other.search().where(f"{id_column} IN ({literals})").select([id_column, column])
-             .limit(len(wanted) + 1).to_arrow())
+    found = (other.search().where(f"{_sql_name(id_column)} IN ({literals})")
+             .select([id_column, column]).limit(len(wanted) + 1).to_arrow())
     row_of: dict[Any, int] = {}
     for row, ident in enumerate(found.column(id_column).to_pylist()):
         if ident in row_of:  # which row's vector would rescore the hit is a matter of order
@@ -636,6 +636,11 @@ def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
                         "rescore with")
     full = vectors_from_arrow(found.column(column), dim, f"table {other.name!r}", 0)
     return full[np.fromiter((row_of[ident] for ident in ids), np.intp, len(ids))]
+
+
+def _sql_name(column: str) -> str:
+    """`column` quoted for a LanceDB filter: a name with a space or a dot is one column."""
+    return "`" + column.replace("`", "``") + "`"
 
 
 def _sql_literal(value: Any) -> str:
