@@ -19,6 +19,7 @@ from dive.errors import DiveError
 from dive.evaluate.fingerprint import backfill_fingerprints
 from dive.evaluate.protocol import GridSpec, RunTask, run_grid, run_one
 from dive.evaluate.records import FINGERPRINT_FIELD, REQUIRED_FIELDS, ResultsFile, write_records
+from dive.report.merge import read_results
 
 
 def spec(tiny: tuple[Path, Path], **overrides: object) -> GridSpec:
@@ -223,6 +224,28 @@ def test_other_embeddings_rerun_instead_of_reusing_old_records(
     caplog.clear()
     assert fresh_runs(tiny, path, embeddings_dir=str(other_emb)) == []  # now on this data too
     assert "computed from other data" not in caplog.text  # it said "running them again"
+
+
+def test_a_grid_whose_runs_were_recorded_again_on_other_data_runs_them_again(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Data A, then B (every run again), then A: A's runs were skipped as recorded, so its
+    table showed A's figures where `dive report` of the same file showed B's, whose records
+    are the file's last, and said nothing of A's it dropped."""
+    path, other_emb = tmp_path / "r.jsonl", tmp_path / "other_emb"
+    shutil.copytree(tiny[1], other_emb)
+    np.save(other_emb / "corpus.npy", np.roll(np.load(tiny[1] / "corpus.npy"), 1, axis=0))
+    first = run_grid(spec(tiny, seeds=[0]), ResultsFile(path))
+    fresh_runs(tiny, path, embeddings_dir=str(other_emb))
+    caplog.clear()
+    again = fresh_runs(tiny, path)
+    assert len(again) == 2 * (1 + 2 * 2)  # every task ran again
+    assert "computed from other data" in caplog.text
+    caplog.clear()
+    report = read_results(path)
+    assert f"{len(first)} run(s) recorded again on other data" in caplog.text
+    scores = sorted((str(r["method"]), r["dim"], r["ndcg@10"]) for r in report)
+    assert scores == sorted((str(r["method"]), r["dim"], r["ndcg@10"]) for r in first)
 
 
 def test_a_grid_on_changed_data_warns_of_the_files_other_runs_on_the_old(

@@ -398,9 +398,10 @@ def run_grid(
         whole = make_split(dataset, None, spec.seeds[0])
         tasks = plan(_within_pool(spec, dataset.name, whole.n_labels), dataset.name, emb.dim)
         _check_rows(tasks, dataset.name, emb.dim, emb.corpus.shape[0])
-        recorded = [results.fingerprints(key) for t in tasks for key in t.keys]
-        # runs recorded only on other data (those also recorded on this data are skipped)
-        stale = sum(bool(fps) and fingerprint not in fps for fps in recorded)
+        # runs whose last record, the one a report reads, is of other data: run again, so
+        # that a report of the file shows this data's (one recorded earlier is not enough)
+        stale = sum(key in results and not results.current(key, fingerprint)
+                    for t in tasks for key in t.keys)
         if stale:
             logger.warning(
                 "%s: %d of these runs have records computed from other data (another version "
@@ -411,7 +412,7 @@ def run_grid(
         for index, task in enumerate(tasks, start=1):
             wanted += [(key, fingerprint) for key in task.keys]
             todo = [(v, key) for v, key in zip(task.variants, task.keys, strict=True)
-                    if fingerprint not in results.fingerprints(key)]
+                    if not results.current(key, fingerprint)]
             for variant, key in zip(task.variants, task.keys, strict=True):
                 if (variant, key) not in todo:
                     logger.info("skipped %s: already in %s", " ".join(key), results.path)

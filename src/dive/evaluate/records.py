@@ -211,23 +211,21 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 class ResultsFile:
     """An appendable, resumable JSONL results file, safe to share between processes.
 
-    The lookups (`in`, `fingerprints`) and `refresh` re-read the file when another process
-    has replaced it; `records` holds what was last read or written here.
+    The lookups (`in`, `current`) and `refresh` re-read the file when another
+    process has replaced it; `records` holds what was last read or written here.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.records: list[dict[str, Any]] = []
-        self._fingerprints: dict[RecordKey, set[str | None]] = {}
+        self._last: dict[RecordKey, str | None] = {}  # the fingerprint of each key's last record
         self._seen: tuple[int, int, int] | None = None
         self._read()
 
     def _read(self) -> None:
         self._seen = _stamp(self.path)
         self.records = read_records(self.path)
-        self._fingerprints = {}
-        for r in self.records:
-            self._fingerprints.setdefault(record_key(r), set()).add(r.get(FINGERPRINT_FIELD))
+        self._last = {record_key(r): r.get(FINGERPRINT_FIELD) for r in self.records}
 
     def refresh(self) -> None:
         """Re-read the file if it changed since it was last read or written here."""
@@ -237,20 +235,21 @@ class ResultsFile:
     def __contains__(self, key: RecordKey) -> bool:
         """Whether some record has this key, whatever data it was computed from."""
         self.refresh()
-        return key in self._fingerprints
+        return key in self._last
 
-    def fingerprints(self, key: RecordKey) -> set[str | None]:
-        """The data fingerprints recorded for this key (None: a record without one)."""
+    def current(self, key: RecordKey, fingerprint: str) -> bool:
+        """Whether the last record of this key, the one a report reads (a rerun replaces),
+        was computed from the data of `fingerprint`."""
         self.refresh()
-        return set(self._fingerprints.get(key, ()))
+        return key in self._last and self._last[key] == fingerprint
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Add records and rewrite the file atomically, under the file's lock.
 
         A record `read_records` would refuse raises `DataError`, and nothing is written.
 
-        A record whose key and fingerprint are already in the file (another process finished
-        the same run meanwhile) is not written again.
+        A record whose key's last record has its fingerprint (another process finished the
+        same run meanwhile) is not written again.
         """
         # A record the reader would refuse makes the whole file unreadable: checked first.
         new = [check_record(dict(r), f"{self.path}: new record {i}")
@@ -258,12 +257,12 @@ class ResultsFile:
         with locked(self.path):
             self._read()
             for record in new:
-                done = self._fingerprints.setdefault(record_key(record), set())
-                if record.get(FINGERPRINT_FIELD) in done:
+                key, fingerprint = record_key(record), record.get(FINGERPRINT_FIELD)
+                if key in self._last and self._last[key] == fingerprint:
                     logger.info("%s: %s already recorded by another run; not added again",
-                                self.path, record_key(record))
+                                self.path, key)
                     continue
-                done.add(record.get(FINGERPRINT_FIELD))
+                self._last[key] = fingerprint
                 self.records.append(record)
             write_records(self.path, self.records)
             self._seen = _stamp(self.path)

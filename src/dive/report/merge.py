@@ -16,6 +16,7 @@ Left out: filtering (pass only the files you want) and any validation beyond
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from dive.errors import DataError
 from dive.evaluate.records import FINGERPRINT_FIELD, read_records, record_key, record_model
 from dive.report.summary import budget_title, cell_key
 
+logger = logging.getLogger(__name__)
+
 
 def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Records with duplicate run keys removed, the last occurrence winning.
@@ -33,8 +36,17 @@ def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     overrides it. Each copy's `model` is `record_model`'s name for it.
     """
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    replaced: dict[str, set[tuple[Any, ...]]] = {}  # dataset: runs recorded again on other data
     for record in records:
-        merged[record_key(record)] = {**record, "model": record_model(record)}
+        key = record_key(record)
+        earlier = merged.get(key, record).get(FINGERPRINT_FIELD, record.get(FINGERPRINT_FIELD))
+        if earlier != record.get(FINGERPRINT_FIELD, earlier):
+            replaced.setdefault(str(record["dataset"]), set()).add(key)
+        merged[key] = {**record, "model": record_model(record)}
+    for dataset, keys in replaced.items():
+        logger.warning("%s: %d run(s) recorded again on other data (another version of the "
+                       "dataset or other embeddings); their last records are the ones used",
+                       dataset, len(keys))
     check_one_data(merged.values())
     return list(merged.values())
 
