@@ -480,6 +480,26 @@ def test_stored_rows_match_the_index_vectors_and_no_other_order(kind: str,
         check_stored_rows(index, rows, corpus[::-1][rows], name="v.npy")
 
 
+@pytest.mark.parametrize("dim", [8, 16, 64])
+def test_binary_codes_one_sign_off_match_and_another_rows_do_not(dim: int,
+                                                                 make_inputs: Any) -> None:
+    """A float16 copy of the corpus flips the sign of a value within rounding of 0: at d = 16
+    one bit of 16 is 94% alike, and the 95% bar refused the right file as 'another order'."""
+    from dive.compressors.precision import calibrate
+
+    x = make_inputs(300, dim, seed=4)
+    quantizer = calibrate("binary", x)
+    codes = quantizer.encode(x)
+    index = build_index(codes, quantizer=quantizer, model_sha256="m")
+    rows = sample_rows(len(x), most=50)
+    near = x[rows].copy()
+    near[:, 0] = -near[:, 0]  # one sign off in every row
+    check_stored_rows(index, rows, quantizer.encode(near), name="v.npy")
+    with pytest.raises(DataError, match=r"^v\.npy: row \d+ is not the vector the index holds .*"
+                                        r"of their bits agree"):
+        check_stored_rows(index, rows, codes[::-1][rows], name="v.npy")
+
+
 def test_stored_rows_faiss_cannot_give_back_are_not_refused(
     make_inputs: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
