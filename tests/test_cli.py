@@ -360,11 +360,21 @@ def test_ctrl_c_while_the_console_script_imports_the_cli_is_one_line() -> None:
     assert (done.returncode, done.stderr) == (130, "dive: interrupted; no output was written\n")
 
 
-def test_debug_shows_the_exception(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("after_the_verb", [False, True])
+def test_debug_shows_the_exception(tiny: tuple[Path, Path], tmp_path: Path,
+                                   after_the_verb: bool) -> None:
+    """`--debug` after the verb, where every other flag goes, was 'unrecognized arguments'."""
     with (tiny[0] / "corpus.jsonl").open("a") as f:
         f.write("{broken\n")
+    args = evaluate_args(tiny, tmp_path / "r.jsonl")
     with pytest.raises(DiveError, match=r"corpus\.jsonl line 121"):
-        main(["--debug", *evaluate_args(tiny, tmp_path / "r.jsonl")])
+        main([*args, "--debug"] if after_the_verb else ["--debug", *args])
+
+
+def test_the_global_flags_after_the_verb_keep_what_was_given_before_it() -> None:
+    parse = build_parser().parse_args
+    assert (parse(["-v", "demo"]).verbose, parse(["demo", "-v"]).verbose) == (True, True)
+    assert (parse(["--debug", "demo"]).debug, parse(["demo"]).debug) == (True, False)
 
 
 def test_every_verb_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:

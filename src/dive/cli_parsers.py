@@ -265,7 +265,14 @@ Subparsers = argparse._SubParsersAction  # the `dive` parser's, of `_Parser`s
 
 
 def _verb(sub: Subparsers[_Parser], name: str, help: str) -> _Parser:
-    return sub.add_parser(name, help=help, formatter_class=_Formatter)
+    p = sub.add_parser(name, help=help, formatter_class=_Formatter)
+    # The global flags after the verb too, where a user puts every other flag; SUPPRESS
+    # leaves the value given before the verb when they are not repeated here.
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks (as `dive --debug VERB`)")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="log each finished run (as `dive -v VERB`)")
+    return p
 
 
 def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
