@@ -246,13 +246,15 @@ class _Job:
         dim = self.runtime.input_dim
         chunks = iter_parquet_chunks(shard.path, shard.parquet, columns, start, self.batch_size)
         for lo, table in prefetch(chunks):
-            try:
-                x = vectors_from_arrow(table.column(self.column), dim, str(shard.path), lo)
-            except BadRow as exc:
-                raise self.row_error(shard, offset, lo + exc.row, f": {exc.problem}") from None
             ids = None
             if self.id_column is not None:
                 ids = table.column(self.id_column).combine_chunks()
+            try:
+                x = vectors_from_arrow(table.column(self.column), dim, str(shard.path), lo)
+            except BadRow as exc:
+                ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
+                raise self.row_error(shard, offset, lo + exc.row,
+                                     f"{ident}: {exc.problem}") from None
             y = self.compress(shard, offset, lo, x, ids)
             arrays = ([] if ids is None else [ids]) + [vector_array(y)]
             out = pa.Table.from_arrays(arrays, schema=schema)
