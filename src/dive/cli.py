@@ -666,8 +666,11 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def _print_compressed(result: CompressResult) -> None:
     resumed = f", resumed after {result.resumed_rows}" if result.resumed_rows else ""
+    width = -(-result.output_dim // 8)  # a binary model's bytes per vector
+    stored = (f"binary: {width} byte{'s' * (width > 1)} of sign bits"
+              if result.precision == "binary" else result.dtype)  # not "(uint8)": d bytes
     print(f"compressed {result.rows} vectors {result.input_dim} -> {result.output_dim} "
-          f"({result.dtype}{resumed}) in {result.seconds:.1f} s "
+          f"({stored}{resumed}) in {result.seconds:.1f} s "
           f"({result.rows_per_second:,.0f} vectors/s): {result.output}")
 
 

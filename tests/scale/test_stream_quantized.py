@@ -58,3 +58,14 @@ def test_a_dtype_cast_applies_to_float32_models_only(tmp_path: Path, quantized_d
     assert main(["compress", str(quantized_dir), "--input", str(tmp_path / "x.npy"),
                  "--output", str(tmp_path / "y.npy"), "--no-progress"]) == 0
     assert np.load(tmp_path / "y.npy").dtype == load(quantized_dir).runtime_.quantizer.dtype  # type: ignore[union-attr]
+
+
+def test_the_line_printed_says_what_a_vector_is_stored_as(
+    tmp_path: Path, quantized_dir: Path, stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A binary model's 8 dims are 1 byte of sign bits, where the line said '(uint8)'."""
+    np.save(tmp_path / "x.npy", stores.vectors(10))
+    assert main(["compress", str(quantized_dir), "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npy"), "--no-progress"]) == 0
+    stored = "binary: 1 byte of sign bits" if quantized_dir.name == "binary" else "int8"
+    assert f"compressed 10 vectors 32 -> 8 ({stored}) in " in capsys.readouterr().out

@@ -309,7 +309,7 @@ def compress_table(
         where = f"{dst}:{out_column}" if in_place else str(dst)
         logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
         return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim,
-                              out_dtype.name, resumed, seconds)
+                              out_dtype.name, resumed, seconds, runtime.precision)
 
 
 def _create_table(partial: Partial, dst: TableRef, reader: pa.RecordBatchReader,

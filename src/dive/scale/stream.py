@@ -107,6 +107,7 @@ class CompressResult:
     dtype: str
     resumed_rows: int  # rows a previous, interrupted run had already done
     seconds: float  # this run only
+    precision: str = "float32"  # the model's (`binary`: output_dim sign bits in uint8 bytes)
 
     @property
     def rows_per_second(self) -> float:
@@ -432,6 +433,5 @@ def compress_store(
         shutil.rmtree(partial.root, ignore_errors=True)
         seconds = time.perf_counter() - started
         logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
-        return CompressResult(
-            dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name, resumed, seconds
-        )
+        return CompressResult(dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name,
+                              resumed, seconds, runtime.precision)
