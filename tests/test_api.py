@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -328,6 +329,65 @@ def test_frozen_records_the_dimension_it_keeps() -> None:
     for dim in (None, 8):  # dive.fit's default ratio would have recorded 2 (dim=2: refused)
         model = dive.fit(corpus, method="frozen", dim=dim)
         assert model.config()["dim"] == 8 == model.transform(corpus).shape[1]
+    assert dive.fit(corpus, method="frozen", ratio=1).transform(corpus).shape == (8, 8)
+    # ratio=2 gave 8-d vectors without a word, where dim=4 was refused
+    with pytest.raises(DiveError, match=r"frozen keeps all 8 input dimensions: give dim=8, or "
+                                        "a compressing method for ratio=2"):
+        dive.fit(corpus, method="frozen", ratio=2)
+
+
+def test_overwrite_must_be_a_bool(tmp_path: Path) -> None:
+    """overwrite="no" is true: it replaced the saved model (and an embeddings folder, a
+    compressed file) where every other argument of the wrong type is refused."""
+    from dive.scale import compress_store
+
+    corpus = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    folder = dive.save(dive.fit(corpus, method="pca", dim=4), tmp_path / "m")
+    with pytest.raises(DiveError, match=r"^overwrite must be True or False, got 'no'$"):
+        dive.save(dive.fit(corpus, method="truncate", dim=4), folder, overwrite="no")  # type: ignore[arg-type]
+    assert dive.load(folder).method == "pca"
+    np.save(tmp_path / "x.npy", corpus)
+    compress_store(folder, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    before = (tmp_path / "y.npy").read_bytes()
+    with pytest.raises(DiveError, match=r"^overwrite must be True or False, got 1$"):
+        compress_store(folder, tmp_path / "x.npy", tmp_path / "y.npy", overwrite=1,  # type: ignore[arg-type]
+                       progress=False)
+    assert (tmp_path / "y.npy").read_bytes() == before
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: dive.fit("tiny", method="pca", dim=4, data_dir=3),  # type: ignore[arg-type]
+     "^data_dir is an int; expected the path of a folder of datasets$"),
+    (lambda: dive.fit("tiny", method="pca", dim=4, model=3),  # type: ignore[arg-type]
+     "^fit: model is an int; expected a model name"),
+    (lambda: dive.fit("tiny", method="pca", dim=4, model=""),
+     "^fit: model is empty; expected a model name"),
+    (lambda: dive.embed("tiny", 5),  # type: ignore[arg-type]
+     "^embed: out is an int; expected the path of the embeddings folder to write$"),
+])
+def test_path_and_model_arguments_of_another_type_are_named(call: Any, message: str) -> None:
+    """They were pathlib's TypeError or an AttributeError from deep inside; model="" fell
+    back to the default model."""
+    with pytest.raises(DiveError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("make", ["requires_grad", "bfloat16"])
+def test_a_tensor_numpy_cannot_take_is_named_as_the_input(make: str, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    corpus = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    model = dive.fit(corpus, method="pca", dim=4)
+    x = torch.from_numpy(corpus)
+    x = x.requires_grad_() if make == "requires_grad" else x.bfloat16()
+    with pytest.raises(DataError, match=r"^input: not one \(n, dim\) array: "):
+        model.transform(x)
+    loaded = dive.load(dive.save(model, tmp_path / "m"))
+    with pytest.raises(DataError, match=r"m: not one \(n, dim\) array: "):
+        loaded.transform(x)
+    # and ragged rows, as the fitted compressor says (numpy's ValueError from a loaded one)
+    with pytest.raises(DataError, match=r"m: not one \(n, dim\) array: its rows have "
+                                        "different lengths"):
+        loaded.transform([[0.1] * 8, [0.1] * 7])
 
 
 @pytest.mark.parametrize(("relevant", "message"), [

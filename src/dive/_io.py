@@ -415,6 +415,7 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
     """
     target = named(target)
     try:
+        check_overwrite(overwrite)
         if tmp.is_dir() and not tmp.is_symlink():  # the files a later overwrite may replace
             (tmp / MANIFEST).write_text("".join(f"{name}\n" for name in _files_in(tmp)),
                                         encoding="utf-8")
@@ -512,6 +513,12 @@ def check_suffix(path: Path, suffix: str, what: str) -> None:
                         f"*{suffix}")
 
 
+def check_overwrite(overwrite: object) -> None:
+    """Refuse an `overwrite` that is not a bool: `overwrite="no"` is true, and replaced."""
+    if not isinstance(overwrite, bool):
+        raise DiveError(f"overwrite must be True or False, got {overwrite!r}", param="overwrite")
+
+
 def check_output(
     path: Path, *, overwrite: bool, ours: Callable[[Path], bool], what: str, folder: bool = False,
     suffix: str | None = None, layout: Collection[str] = (),
@@ -527,6 +534,7 @@ def check_output(
     a folder holds, for one written before manifests). Anything else is never replaced,
     whatever `overwrite` says.
     """
+    check_overwrite(overwrite)
     if suffix is not None:
         check_suffix(path, suffix, what)
     check_writable(path)

@@ -36,7 +36,11 @@ logger = logging.getLogger(__name__)
 def _dataset(data: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Dataset:
     from dive.data import Dataset, load_dataset
 
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise DiveError(f"data_dir is {kind_of(data_dir)}; expected the path of a folder of "
+                        "datasets", param="data_dir")
     return data if isinstance(data, Dataset) else load_dataset(os.fspath(data), data_dir=data_dir)
+
 
 
 def embed(
@@ -131,6 +135,9 @@ def embed(
         with loading_bars(progress):  # "Loading weights" showed with progress=False
             loaded = load_model(model, device=device)
         return encode_texts(loaded, texts, batch_size=batch_size, progress=progress)
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise DiveError(f"embed: out is {kind_of(out)}; expected the path of the embeddings "
+                        "folder to write")
     try:
         dataset = _dataset(data, data_dir)
     except DataError as exc:
@@ -266,6 +273,11 @@ def fit(
         raise DiveError(f"fit: embeddings is {kind_of(embeddings)}; expected the path of an "
                         "embeddings folder (`dive embed` writes one)")
     labels = parse_budget(budget)  # a bad budget fails before any data is read
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        # 3 was an AttributeError deep in the embeddings lookup; "" the default model
+        what = "empty" if isinstance(model, str) else kind_of(model)
+        raise DiveError(f"fit: model is {what}; expected a model name or None (the embeddings "
+                        "folder's, else the default)", param="model")
     dataset = _dataset(data, data_dir)
     # Recorded under the model the embeddings folder names, as `dive fit` does; a `model`
     # that the folder contradicts is kept, with get_embeddings' warning.
@@ -293,11 +305,13 @@ def _compressor(method: str, dim: int | None, ratio: int | None, full: int,
     `full`-d embeddings; a `dim` it would not keep is refused, as `dive fit` refuses it."""
     from dive.compressors.registry import make_compressor
 
-    compressor = make_compressor(method, _out_dim(dim, ratio, full), seed)
-    if compressor.full_dim_only and dim is not None and dim != full:
-        # `frozen` keeps all D: dim=16 gave D-d vectors without a word
+    out = _out_dim(dim, ratio, full)
+    compressor = make_compressor(method, out, seed)
+    if compressor.full_dim_only and (dim is not None or ratio is not None) and out != full:
+        # `frozen` keeps all D: dim=16 (or ratio=2) gave D-d vectors without a word
+        asked = f"dim={dim}" if dim is not None else f"ratio={ratio}"
         raise DiveError(f"fit: {compressor.method} keeps all {full} input dimensions: give "
-                        f"dim={full}, or a compressing method for dim={dim}")
+                        f"dim={full}, or a compressing method for {asked}")
     return compressor
 
 

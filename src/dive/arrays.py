@@ -63,7 +63,9 @@ def as_array(x: object, *, name: str) -> np.ndarray:
     rows of different lengths (`[[0.1] * 64, [0.1] * 63]`) were numpy's ValueError."""
     try:
         return np.asarray(x)
-    except ValueError as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:
+        # TypeError, RuntimeError: a torch tensor numpy cannot take (bfloat16, one that
+        # requires grad: detach it)
         why = ("its rows have different lengths" if "inhomogeneous" in str(exc)
                else str(exc).splitlines()[0])
         raise DataError(f"{name}: not one (n, dim) array: {why}") from None

@@ -42,7 +42,7 @@ from safetensors import SafetensorError
 
 from dive import __version__
 from dive._io import check_output, publish, temporary
-from dive.arrays import as_embeddings, check_floating
+from dive.arrays import as_array, as_embeddings, check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
 from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
@@ -138,7 +138,7 @@ class LoadedCompressor:
         return self.runtime_.embed(self._checked(x))
 
     def _checked(self, x: np.ndarray) -> np.ndarray:
-        arr = np.asarray(x)
+        arr = as_array(x, name=self._where())
         check_floating(arr, name=self._where())  # as `Compressor.transform` refuses them
         if arr.ndim == 2 and arr.shape[1] != self.input_dim:
             raise DataError(

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import atomic_open, check_output, naming_os_errors, publish
+from dive._io import atomic_open, check_output, check_overwrite, naming_os_errors, publish
 from dive.arrays import as_unit_rows, check_floating, is_integer, positive_integer
 from dive.errors import DataError, DiveError
 from dive.scale.checks import check_has_rows, check_ids
@@ -208,6 +208,7 @@ def compress_table(
     the end.
     """
     started = time.perf_counter()
+    check_overwrite(overwrite)
     runtime = resolve_runtime(model)
     out_dtype = output_dtype(runtime, dtype)
     batch_size = positive_integer(batch_size, "batch_size")
