@@ -464,6 +464,24 @@ def test_stored_folder_made_from_other_texts_is_refused(
         get_embeddings(changed, embeddings_dir=given, cache_root=tmp_path / "cache")
 
 
+def test_imported_vectors_in_the_cache_made_from_other_texts_are_refused(
+    tmp_path: Path, no_encoding: None
+) -> None:
+    """A cache entry of vectors imported under a label (`dive embed --from-npy --model
+    my-api`) whose texts changed was 're-encoded' with the label as a model name: an error
+    that no model 'my-api' loads (or, where one of that name loaded, a replaced import)."""
+    folder = tmp_path / "cache" / "my-api" / "toy"
+    emb = _put_made_from(folder, FakeDataset())
+    save_embeddings(folder, Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
+                                       {**emb.meta, "model": "my-api",
+                                        "imported_from": {"corpus": "c.npy"}}), overwrite=True)
+    changed = FakeDataset(corpus_texts=["Alpha EDITED", "Beta second", "Gamma third"])
+    with pytest.raises(DataError, match=rf"^{folder}: made from other texts than dataset toy"):
+        get_embeddings(changed, "my-api", cache_root=tmp_path / "cache")
+    assert get_embeddings(FakeDataset(), "my-api", cache_root=tmp_path / "cache").meta[
+        "imported_from"] == {"corpus": "c.npy"}  # unchanged texts: served as it is
+
+
 def test_a_folder_made_for_another_dataset_says_so(tmp_path: Path, no_encoding: None) -> None:
     """It was refused as "its corpus or queries changed since it was embedded", with the advice
     to delete the hash that would have let another dataset's vectors be scored."""

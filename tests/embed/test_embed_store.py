@@ -313,6 +313,28 @@ def test_load_names_a_non_finite_row(folder: Path, name: str, row: int, value: f
         load_embeddings(folder)
 
 
+@pytest.mark.parametrize("name", ["corpus", "queries"])
+def test_load_names_an_all_zero_row_of_an_unnormalised_folder(folder: Path, name: str) -> None:
+    """Only a folder marked normalized had its norms checked: a zero row elsewhere failed
+    later naming a row of some subset and no file, or (a query of the training half scored
+    by frozen) not at all."""
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "normalized": False}))
+    arr = np.load(folder / f"{name}.npy")
+    arr[1] = 0.0
+    np.save(folder / f"{name}.npy", arr)
+    with pytest.raises(DataError, match=rf"{name}.npy: row 1 is all zeros"):
+        load_embeddings(folder)
+
+
+def test_ids_files_are_read_without_surrounding_whitespace(folder: Path) -> None:
+    """`d0 ` in corpus_ids.txt was the id 'd0 ', which no document has, where every other ids
+    file (an import's, the dataset's) reads it as d0."""
+    ids = (folder / "corpus_ids.txt").read_text().splitlines()
+    (folder / "corpus_ids.txt").write_text("".join(f"{i} \n" for i in ids))
+    assert load_embeddings(folder).corpus_ids == ids
+
+
 def test_load_names_a_row_that_is_not_unit_norm(folder: Path) -> None:
     arr = np.load(folder / "corpus.npy")
     arr[5] *= 0.5

@@ -373,7 +373,11 @@ def get_embeddings(
                 emb = load_embeddings(folder)
                 stored = emb.meta.get("text_sha256")
                 maker = emb.meta.get("model")
-                if stored is not None and stored != dataset_fingerprint(dataset):
+                if emb.meta.get("imported_from"):
+                    # vectors made elsewhere, under a label: no model here can remake them
+                    # (it tried to load the label as a model, or one of that name replaced them)
+                    _check_same_texts(folder, emb, dataset)
+                elif stored is not None and stored != dataset_fingerprint(dataset):
                     logger.warning(
                         "%s: cached embeddings were built from other texts; re-encoding", folder
                     )

@@ -117,9 +117,7 @@ def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:
             raise DataError(f"{required}: is a folder, not a file" if required.is_dir()
                             else f"{required}: no such file")
     array = read_matrix(file, mmap=True)
-    ids = [clean_id(ident) for ident in read_ids(ids_file)]
-    if not all(ids):
-        raise DataError(f"{ids_file}: line {ids.index('') + 1}: empty id")
+    ids = read_ids(ids_file)
     if array.shape[0] != len(ids):
         raise DataError(f"{file}: {array.shape[0]} rows but {ids_file} has {len(ids)} ids")
     return Vectors(ids, array, str(file), str(ids_file))

@@ -36,6 +36,7 @@ from dive.arrays import (
     row_blocks,
     to_float32,
 )
+from dive.data.beir import clean_id
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -249,8 +250,9 @@ def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
 
 
 def read_ids(path: Path) -> list[str]:
-    """One id a line (UTF-8, LF or CRLF); an empty or repeated id, or one holding a carriage
-    return, is a `DataError` naming it.
+    """One id a line (UTF-8, LF or CRLF), read as `clean_id` reads every id (without the
+    whitespace around it, as in the dataset it names); an empty or repeated id, or one holding
+    a carriage return, is a `DataError` naming it.
 
     A leading byte-order mark (Notepad, PowerShell) is dropped, as the BEIR loader drops it,
     else it would be part of the first id, which then matches no document.
@@ -270,7 +272,7 @@ def read_ids(path: Path) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    ids = [line.removesuffix("\r") for line in lines]
+    ids = [clean_id(line.removesuffix("\r")) for line in lines]
     seen: dict[str, int] = {}
     for lineno, ident in enumerate(ids, start=1):
         if not ident:
@@ -291,13 +293,19 @@ def _check_count(arr_path: Path, arr: np.ndarray, ids_path: Path, ids: list[str]
 
 
 def _check_rows(path: Path, arr: np.ndarray, normalized: bool) -> None:
-    """Raise on the first NaN/inf row, or (if `normalized`) the first row not of unit norm."""
+    """Raise on the first NaN/inf or all-zero row, or (if `normalized`) the first row not of
+    unit norm. (A zero row was let through unnormalised folders, to fail later naming a row
+    of some subset, and no file; or not at all, in a query half nothing normalised.)"""
     for start, block in zip(range(0, arr.shape[0], _CHUNK_ROWS), row_blocks(arr, _CHUNK_ROWS),
                             strict=True):
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
             row = start + int(np.flatnonzero(~finite)[0])
             raise DataError(f"{path}: row {row} contains NaN or inf")
+        zero = ~block.any(axis=1)
+        if zero.any():
+            row = start + int(np.flatnonzero(zero)[0])
+            raise DataError(f"{path}: row {row} is all zeros, which has no direction to compare")
         if normalized:
             # float32 squares (no float64 copy of the block): exact enough for the tolerance,
             # and a row whose squares overflow or vanish is off anyway
