@@ -59,6 +59,7 @@ from quality import (  # noqa: E402
     reuse_runs,
     run_spec,
     shown,
+    write_page,
 )
 
 MODEL = "all-MiniLM-L6-v2"
@@ -193,7 +194,6 @@ def run(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> Path:
     """Print the summary against training-free PCA and regenerate the page; return its path."""
-    from dive._io import atomic_write_text
     from dive.errors import DataError
     from dive.report.gains import gains_over_training_free, render_gains, summary_text
     from dive.report.merge import read_results
@@ -216,11 +216,11 @@ def report(args: argparse.Namespace) -> Path:
         "runs and regenerate; never edit this page by hand.\n\n" + GRID_NOTE
     )
     page = Path(args.docs) / PAGE
-    atomic_write_text(page, render_gains(
+    write_page(page, render_gains(
         cells, tolerance=args.tolerance, title="Development benchmark: every shared "
         "collection against training-free PCA", preamble=preamble,
         target_name="five classic collections", datasets=CLASSIC, ratio=TARGET_RATIO,
-        budget=TARGET_BUDGET) + f"\n{targets}\n")
+        budget=TARGET_BUDGET) + f"\n{targets}\n", "all_collections.py")
     return page
 
 

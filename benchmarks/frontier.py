@@ -54,6 +54,7 @@ from quality import (  # noqa: E402
     guarded_main,
     run_spec,
     run_then_report,
+    write_page,
 )
 
 DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "frontier.jsonl"
@@ -130,12 +131,12 @@ def run(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> list[Path]:
     """Regenerate docs/frontier.md, its plot and its CSV from every record of the results file."""
-    from dive._io import atomic_write_text
+    from dive._io import check_output
     from dive.errors import DataError
-    from dive.report.csv_export import write_summary_csv
+    from dive.report.csv_export import is_summary_csv, write_summary_csv
     from dive.report.frontier import frontier_section
     from dive.report.merge import label_models, read_results
-    from dive.report.plots import plot_frontier
+    from dive.report.plots import is_png, plot_frontier
 
     results = Path(args.results)
     if not results.is_file():
@@ -143,6 +144,9 @@ def report(args: argparse.Namespace) -> list[Path]:
     records = read_results([results])
     docs = Path(args.docs)
     page, plot, csv = docs / "frontier.md", docs / "img" / "frontier.png", docs / "frontier.csv"
+    # what a user keeps under these names is never replaced: only what a report wrote
+    check_output(csv, overwrite=True, ours=is_summary_csv, what="a summary CSV")
+    check_output(plot, overwrite=True, ours=is_png, what="a PNG plot")
     write_summary_csv(records, csv, overwrite=True)  # it has a model column
     # The section, its targets and the plot group by dataset: with several models, each model's
     # runs are a dataset of their own (`scifact (model)`), never averaged as if seeds.
@@ -168,7 +172,7 @@ def report(args: argparse.Namespace) -> list[Path]:
         targets(records),
         frontier_section(records, image=f"img/{plot.name}"),
     ]) + "\n"
-    atomic_write_text(page, text)
+    write_page(page, text, "frontier.py")
     return [page, plot, csv]
 
 

@@ -32,6 +32,7 @@ from script_io import read_existing, script_main
 from dive._io import locked
 from dive.compressors import make_compressor
 from dive.compressors.dive import DiveConfig
+from dive.errors import DataError
 from dive.evaluate.records import RecordKey, read_records, record_key, write_records
 
 
@@ -91,6 +92,11 @@ def main() -> None:
             records = read_records(args.results)
             old = [dict(r, method=r["method"] + args.keep_as) for r in records
                    if record_key(r) in examined]
+            taken = {record_key(r) for r in old} & {record_key(r) for r in records}
+            if taken:  # appended, they would replace an earlier release's rows in every report
+                raise DataError(f"{args.results}: holds {len(taken)} runs of "
+                                f"METHOD{args.keep_as} already (e.g. {' '.join(min(taken))}); "
+                                "keep these under another suffix")
             kept = [r for r in records if record_key(r) not in changed]
             write_records(args.results, kept + old)
         print(f"kept {len(old)} records as METHOD{args.keep_as} and removed the {len(changed)} "

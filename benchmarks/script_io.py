@@ -30,11 +30,11 @@ def read_existing(path: str | Path) -> list[dict[str, Any]]:
     return read_records(require_results_file(path))
 
 
-def script_main(script: str, main: Callable[[], None]) -> int:
-    """Run `main`; a `DiveError` is one line on stderr and exit status 2."""
+def script_main(script: str, main: Callable[[], int | None]) -> int:
+    """Run `main`; its exit status (None: 0), or for a `DiveError` one line on stderr and
+    exit status 2."""
     try:
-        main()
+        return main() or 0
     except DiveError as exc:
         print(f"{script}: error: {exc}", file=sys.stderr)
         return 2
-    return 0

@@ -8,6 +8,8 @@ checks that the learned fits, which must leave it out too, score as they should.
 
     python benchmarks/self_retrieval.py --work /tmp/self --methods pca-uncentered,dive \\
         --ratios 4 --budgets 64,all --seeds 0
+
+Its table is read from `--work`/<dataset>-self.jsonl.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from script_io import script_main
 
+from dive.errors import DataError, DiveError
 from dive.evaluate.records import read_records
 
 
 def build(source: Path, vectors: Path, work: Path, name: str) -> None:
     """`work/beir/name` and `work/emb/<model>/name`: `source` with every query in the corpus."""
     data, emb = work / "beir" / name, work / "emb" / vectors.parent.name / name
+    documents = set((vectors / "corpus_ids.txt").read_text().splitlines())
+    shared = [q for q in (vectors / "query_ids.txt").read_text().splitlines() if q in documents]
+    if shared:  # the copy would hold two documents of one id
+        raise DataError(f"{source}: query id {shared[0]!r} is also a document id ({len(shared)} "
+                        "are); this check needs a collection whose queries and documents are "
+                        "numbered apart")
     shutil.copytree(source / "qrels", data / "qrels", dirs_exist_ok=True)
     shutil.copy(source / "queries.jsonl", data / "queries.jsonl")
     with (data / "corpus.jsonl").open("w") as out:
@@ -67,14 +77,16 @@ def main() -> None:
     name = f"{args.dataset}-self"
     build(_find(None, "DIVE_DATA", "beir", args.dataset),
           _find(None, "DIVE_EMBEDDINGS", "embeddings", args.model, args.dataset), args.work, name)
-    results = args.work / "results.jsonl"
+    results = args.work / f"{name}.jsonl"  # one per dataset: its table is that dataset's
     env = {**os.environ, "DIVE_DATA": str(args.work / "beir"),
            "DIVE_EMBEDDINGS": str(args.work / "emb")}
     dive = Path(sys.executable).with_name("dive")  # the CLI of this environment
-    subprocess.run([str(dive), "evaluate", "--datasets", name,
-                    "--methods", args.methods, "--ratios", args.ratios, "--budgets",
-                    args.budgets, "--seeds", args.seeds, "--results", str(results)],
-                   env=env, check=True)
+    done = subprocess.run([str(dive), "evaluate", "--datasets", name,
+                           "--methods", args.methods, "--ratios", args.ratios, "--budgets",
+                           args.budgets, "--seeds", args.seeds, "--results", str(results)],
+                          env=env)
+    if done.returncode:
+        raise DiveError(f"dive evaluate on {name} stopped (exit {done.returncode}), above")
     cells: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for r in read_records(results):
         cells[(r["method"], str(r["budget"]), r["dim"])].append(r["ndcg@10"])
@@ -85,4 +97,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("self_retrieval.py", main))

@@ -59,7 +59,8 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from quality import at_least_one  # noqa: E402
+from quality import at_least_one, write_page  # noqa: E402
+from script_io import script_main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "scifact"
@@ -267,6 +268,8 @@ def search_speed(
     from dive.evaluate.search import top_k
 
     full = corpus.shape[1]
+    # a d no method was fitted at (`--methods frozen`: none) has no vectors to search
+    dims = [d for d in dims if any(dim == d for _, dim in fitted)]
     pairs = []
     for d in [full, *dims]:
         q, c = queries, corpus
@@ -399,9 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = bytes_main(args)
         print(text)
         if args.out:
-            from dive._io import atomic_write_text
-
-            atomic_write_text(args.out, text)
+            write_page(Path(args.out), text, "speed.py")
         return 0
     import torch
 
@@ -476,11 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = "\n\n".join(parts) + "\n"
     print(text)
     if args.out:
-        from dive._io import atomic_write_text
-
-        atomic_write_text(args.out, text)
+        write_page(Path(args.out), text, "speed.py")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main("speed.py", main))

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+from dive.errors import DiveError
 from tests.report.conftest import byte_row
 
 
@@ -45,3 +48,24 @@ def test_the_page_keeps_each_embedding_model_apart(
     assert "### scifact (B), 64 labelled queries (frozen float32: 0.4000" in page
     assert "pca d=96 int8: 0.6000 (100.0%)" in page and "pca d=96 int8: 0.3000 (75.0%)" in page
     assert "0.5000" not in page
+
+
+@pytest.mark.parametrize("name", ["frontier.md", "frontier.csv", "img/frontier.png"])
+def test_a_file_of_the_users_where_the_page_goes_is_kept(
+    load_script: Callable[[str], ModuleType], tmp_path: Path, name: str
+) -> None:
+    """frontier.py replaced any file at its page, CSV and plot (quality.py refuses)."""
+    frontier = load_script("frontier")
+    results = tmp_path / "frontier.jsonl"
+    results.write_text(json.dumps(byte_row("frozen", 384, "float32", 1536, 0.5)) + "\n")
+    mine = tmp_path / "docs" / name
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my own notes")
+    with pytest.raises(DiveError, match="exists and is not"):
+        frontier.report(argparse.Namespace(results=str(results), docs=str(tmp_path / "docs")))
+    assert mine.read_text() == "my own notes"
+    mine.unlink()
+    written = frontier.report(argparse.Namespace(results=str(results),
+                                                 docs=str(tmp_path / "docs")))
+    frontier.report(argparse.Namespace(results=str(results), docs=str(tmp_path / "docs")))
+    assert all(path.is_file() for path in written)  # its own files: replaced on a rerun

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from dive.errors import DataError
 from dive.evaluate.records import read_records, write_records
 
 
@@ -79,3 +80,22 @@ def test_keep_as_keeps_every_examined_record_and_removes_those_that_change(
     assert "2 records may change" in capsys.readouterr().out
     assert [(r["method"], r["seed"]) for r in read_records(results)] == [
         (late, 1), ("pca", 0), (late + "@old", 0), (late + "@old", 1), (early + "@old", 0)]
+
+
+def test_keep_as_refuses_a_suffix_the_file_holds_already(
+    load_script: Callable[[str], ModuleType], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Appended under a suffix already there (dive@v1 from an earlier change), the records
+    replaced that release's rows in every report, without a word."""
+    flips = load_script("length_flips")
+    late = "dive:extend_at=0.5"
+    records = [_record(late, [1, 150], [100, 200], seed=0),
+               {**_record(late, [1, 150], [100, 200], seed=0), "method": late + "@old"}]
+    results = tmp_path / "results.jsonl"
+    write_records(results, records)
+    before = results.read_bytes()
+    monkeypatch.setattr(sys, "argv", ["length_flips", str(results), "--keep-as", "@old"])
+    with pytest.raises(DataError, match=r"holds 1 runs of METHOD@old already"):
+        flips.main()
+    assert results.read_bytes() == before

@@ -52,3 +52,28 @@ def test_records_whose_start_changes_are_dropped_and_the_rest_kept(
     assert f"{other[stale]} -> {stale}" in out and "1 records change start" in out
     assert [record_key(r) for r in read_records(results)] == [
         record_key(records[0]), record_key(records[2])]
+
+
+def test_an_earlier_releases_rows_are_skipped_not_replayed(
+    load_script: Callable[[str], ModuleType], tiny: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On the file its docs name it stopped at 'unknown method dive-plus@v1', dropping
+    nothing: `@vN` rows name no registered method to replay."""
+    flips = load_script("start_flips")
+    _data, emb = tiny
+    (tmp_path / "cache" / "synthetic").mkdir(parents=True)
+    emb.rename(tmp_path / "cache" / "synthetic" / "tiny")
+    monkeypatch.setenv("DIVE_DATA", str(tmp_path))
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "cache"))
+    dataset = load_dataset("tiny")
+    task = RunTask("dive:steps=0", 8, 4, 16, 0)
+    record = run_one(task, dataset, get_embeddings(dataset, "synthetic"),
+                     make_split(dataset, 16, 0), "synthetic", 10)[0]
+    results = tmp_path / "results.jsonl"
+    write_records(results, [record, {**record, "method": "dive-plus@v1"}])
+    monkeypatch.setattr(sys, "argv", ["start_flips", str(results), "--drop"])
+    flips.main()
+    out = capsys.readouterr().out
+    assert "0 records change start" in out and "dive-plus@v1" not in out
+    assert len(read_records(results)) == 2
