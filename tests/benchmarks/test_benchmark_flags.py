@@ -77,3 +77,22 @@ def test_identical_ids_answers_help_and_refuses_options_without_running(
     assert exit_info.value.code == code
     out = capsys.readouterr()
     assert ("usage: " in out.out) if code == 0 else ("unrecognized arguments" in out.err)
+
+
+def test_reuse_copies_a_runs_last_record_the_one_a_report_reads(
+    load_script: Callable[[str], ModuleType], tmp_path: Path,
+) -> None:
+    """It copied the first of a run's two records, where a report of the source reads the
+    last (a rerun replaces)."""
+    from dive.evaluate.protocol import GridSpec
+    from dive.evaluate.records import ResultsFile, read_records, write_records
+    from tests.report.conftest import byte_row
+
+    source = tmp_path / "source.jsonl"
+    first, rerun = (dict(byte_row("pca", 96, "float32", 384, v), model="all-MiniLM-L6-v2")
+                    for v in (0.40, 0.45))
+    write_records(source, [first, rerun])
+    results = ResultsFile(tmp_path / "results.jsonl")
+    spec = GridSpec(datasets=["scifact"], methods=["pca"], ratios=[4], budgets=[64], seeds=[0])
+    assert load_script("quality").reuse_runs(source, spec, results) == 1
+    assert [r["ndcg@10"] for r in read_records(results.path)] == [0.45]
