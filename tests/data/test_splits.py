@@ -165,4 +165,26 @@ def test_a_query_judged_with_no_relevant_document_is_measured_in_both_modes(
         assert {"q6", "q7"} <= set(split.eval_ids)
         assert not {"q6", "q7"} & {*split.train_ids, *split.validation_ids}
         assert len(split.eval_ids) == (6 if with_train else 3) + 2
-    assert "2 test queries (e.g. 'q6') are judged with no relevant document" in caplog.text
+    assert "2 test queries (e.g. 'q6') are judged with no relevant document in the corpus" \
+        in caplog.text
+
+
+@pytest.mark.parametrize("with_train", [False, True])
+def test_a_query_whose_relevant_documents_the_corpus_lacks_is_never_drawn_to_learn_from(
+    with_train: bool,
+) -> None:
+    """Drawn by a budget, the fit left it out: 4 of 5 budget-5 queries of a probe's data, the
+    record still saying 5; with budget 1 the fit stopped, 'no query has a relevant row'.
+    Without a train split it is measured (scoring 0), as a query judged grade 0 only."""
+    ids = [f"q{i}" for i in range(10)]
+    judged = {q: ({"gone": 1} if i % 2 else {"d0": 1}) for i, q in enumerate(ids)}
+    qrels = ({"test": {"x": {"d0": 1}}, "train": judged} if with_train else {"test": judged})
+    queries = [*ids, "x"]
+    dataset = Dataset("d", Path("d"), ["d0", "d1"], ["zero", "one"], queries,
+                      [f"text {q}" for q in queries], qrels)
+    missing = {q for i, q in enumerate(ids) if i % 2}
+    for seed in range(5):
+        split = make_split(dataset, 1, seed=seed)
+        assert not missing & {*split.train_ids, *split.validation_ids}
+        if not with_train:
+            assert missing <= set(split.eval_ids)

@@ -74,17 +74,21 @@ def budget_label(budget: int | None) -> str:
     return "all" if budget is None else str(budget)
 
 
-def _unanswerable(qrels: Qrels, known: set[str]) -> list[str]:
-    """Query ids judged with no relevant (grade > 0) document, sorted."""
-    return sorted(q for q, docs in qrels.items()
-                  if q in known and not any(g > 0 for g in docs.values()))
+def _answerable(judged: dict[str, int], corpus: set[str]) -> bool:
+    """Whether a query's judgments name a relevant (grade > 0) document of the corpus."""
+    return any(g > 0 and doc in corpus for doc, g in judged.items())
 
 
-def _labelled(qrels: Qrels, known: set[str]) -> list[str]:
-    """Query ids with at least one relevant (grade > 0) judgment, sorted for determinism."""
-    return sorted(
-        q for q, docs in qrels.items() if q in known and any(g > 0 for g in docs.values())
-    )
+def _unanswerable(qrels: Qrels, known: set[str], corpus: set[str]) -> list[str]:
+    """Query ids judged with no relevant (grade > 0) document in the corpus, sorted."""
+    return sorted(q for q, docs in qrels.items() if q in known and not _answerable(docs, corpus))
+
+
+def _labelled(qrels: Qrels, known: set[str], corpus: set[str]) -> list[str]:
+    """Query ids with a relevant (grade > 0) document in the corpus, sorted for determinism:
+    one whose relevant documents the corpus lacks teaches nothing (a budget drew it, and the
+    fit then left it out, or had no query left)."""
+    return sorted(q for q, docs in qrels.items() if q in known and _answerable(docs, corpus))
 
 
 def n_validation(n_labels: int) -> int:
@@ -99,14 +103,14 @@ def make_split(
     """The seeded split for one (dataset, budget, seed); `dev`: see the module docstring."""
     if not is_integer(seed) or not 0 <= seed < SEED_LIMIT:  # numpy's ValueError named no seed
         raise DiveError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
-    known = set(dataset.query_ids)
+    known, corpus = set(dataset.query_ids), set(dataset.corpus_ids)
     test = dataset.split("test")
-    unanswerable = _unanswerable(test, known)
+    unanswerable = _unanswerable(test, known, corpus)
     rng = np.random.default_rng(seed)
     if "train" in dataset.qrels:
         source, train_qrels = "train", dataset.qrels["train"]
         eval_ids = sorted(q for q in test if q in known)
-        labelled = _labelled(train_qrels, known)
+        labelled = _labelled(train_qrels, known, corpus)
         tested = set(eval_ids).intersection(labelled)
         if tested:  # scored on, so never trained on (or tuned on, with dev)
             logger.warning("%s: %d queries judged in both its train and test qrels (e.g. %r) "
@@ -116,15 +120,16 @@ def make_split(
         pool = [labelled[i] for i in rng.permutation(len(labelled))]
     else:
         source, train_qrels = "test-half", test
-        labelled = _labelled(test, known)
+        labelled = _labelled(test, known, corpus)
         shuffled = [labelled[i] for i in rng.permutation(len(labelled))]
         half = len(shuffled) // 2
         # a query judged with no relevant document teaches nothing, but is measured (0) as
         # with a train split and in BEIR's evaluation; it was left out of both halves
         pool, eval_ids = shuffled[:half], sorted({*shuffled[half:], *unanswerable})
     if unanswerable:
-        logger.warning("%s: %d test queries (e.g. %r) are judged with no relevant document; "
-                       "each is measured, scoring 0, as in BEIR's evaluation", dataset.name,
+        logger.warning("%s: %d test queries (e.g. %r) are judged with no relevant document "
+                       "in the corpus; each is measured, scoring 0, as in BEIR's evaluation",
+                       dataset.name,
                        len(unanswerable), unanswerable[0])
     eval_qrels = test
     if dev:
