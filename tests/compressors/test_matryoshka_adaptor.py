@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import dive
 from dive.arrays import l2_normalize
 from dive.compressors import TrainingData, make_compressor
-from dive.errors import DiveError
+from dive.errors import DataError, DiveError
 from dive.losses import (
     pairwise_similarity_loss,
     reconstruction_loss,
@@ -168,3 +169,15 @@ def test_stage_two_chooses_its_learning_rate_on_validation(
     measured = validation_ndcg(model.transform(val.embeddings), model.transform(corpus),
                                val.relevant)
     assert measured == pytest.approx(fit.validation_score, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["matryoshka-adaptor-unsup", "matryoshka-adaptor"])
+def test_a_one_row_corpus_is_refused_naming_the_method(method: str) -> None:
+    """Its pairwise loss raised a plain ValueError ('needs at least 2 items'): a traceback
+    from `dive fit`, where every other method fits or refuses in one line."""
+    corpus = np.random.default_rng(0).standard_normal((1, 8)).astype(np.float32)
+    queries = corpus + 0.1
+    with pytest.raises(DataError, match=rf"^{method}: the corpus has 1 row; .* at least 2$"):
+        dive.fit(corpus, method=f"{method}:steps=5", dim=2,
+                 **({"queries": queries, "relevant": [[0]]} if method == "matryoshka-adaptor"
+                    else {}))

@@ -24,6 +24,7 @@ from dive.compressors.base import Summarise, TrainingData
 from dive.compressors.matryoshka_adaptor import target_dims
 from dive.compressors.runtime import Runtime
 from dive.compressors.truncate import prefix_projection
+from dive.errors import DataError
 from dive.evaluate.search import top_k
 from dive.losses.pairwise_similarity import (
     pairwise_similarity_loss,
@@ -58,6 +59,9 @@ def fit_matryoshka(
     rng: np.random.Generator,
 ) -> tuple[Runtime, dict[str, Any], Summarise]:
     cfg = model.options
+    if len(corpus) < 2:  # its pairwise and top-k losses compare corpus rows with each other
+        raise DataError(f"{model.method}: the corpus has {len(corpus)} row; its losses compare "
+                        "corpus rows, so it needs at least 2")
     n, width, dim, basis, starts, rot, rotate, x = fit_space(model, corpus, train, prefix_start)
     dims = target_dims(width, dim, cfg.dims)
     # L_topk's neighbours: k nearest in the original space, within a pool of corpus rows so
