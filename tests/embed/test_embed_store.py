@@ -393,3 +393,51 @@ def test_shared_embeddings_load_and_validate(dataset: str, n_docs: int, n_querie
     assert emb.meta["model"] == "all-MiniLM-L6-v2"
     assert len(set(emb.corpus_ids)) == n_docs
     assert emb.query_rows(emb.query_ids[:2]).shape == (2, 384)
+
+
+WRITER = """
+import sys, numpy as np
+from dive.embed import Embeddings, save_embeddings
+rng = np.random.default_rng(0)
+x = rng.standard_normal((200, 8)).astype(np.float32)
+x /= np.linalg.norm(x, axis=1, keepdims=True)
+saves = [Embeddings(sign * x[:150], [f"d{i}" for i in range(150)], sign * x[150:],
+                    [f"q{i}" for i in range(50)], {"model": "toy-model"}) for sign in (1, -1)]
+i = 0
+while True:
+    save_embeddings(sys.argv[1], saves[i % 2], overwrite=True)
+    i += 1
+"""
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_a_load_during_saves_with_overwrite_gets_one_whole_save(tmp_path: Path,
+                                                                mmap: bool) -> None:
+    """The files were read one by one while a save with overwrite swapped the folder: a
+    probe's loads paired one import's corpus with the other's queries, about one load in
+    seven swaps, without an error."""
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    target = tmp_path / "emb"
+    save_embeddings(target, Embeddings(x[:150], [f"d{i}" for i in range(150)], x[150:],
+                                       [f"q{i}" for i in range(50)], {"model": "toy-model"}))
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)])
+    loads, mixed = 0, 0
+    try:
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            emb = load_embeddings(target, mmap=mmap)
+            loads += 1
+            sign = 1 if np.array_equal(emb.corpus, x[:150]) else -1
+            assert np.array_equal(emb.corpus, sign * x[:150])
+            mixed += not np.array_equal(emb.queries, sign * x[150:])
+    finally:
+        writer.kill()
+        writer.wait()
+    assert loads > 50, f"only {loads} loads in 4 s; the test did not race"
+    assert mixed == 0, f"{mixed} of {loads} loads paired one save's corpus with another's"

@@ -137,11 +137,7 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
                 f"{root / name}: missing (an embeddings folder needs {', '.join(FILES)})"
             )
 
-    meta = read_meta(root / META_FILE)
-    corpus = read_matrix(root / CORPUS_FILE, mmap=mmap)
-    queries = read_matrix(root / QUERIES_FILE, mmap=mmap)
-    corpus_ids = read_ids(root / CORPUS_IDS_FILE)
-    query_ids = read_ids(root / QUERY_IDS_FILE)
+    meta, corpus, queries, corpus_ids, query_ids = _read_one_save(root, mmap)
 
     _check_count(root / CORPUS_FILE, corpus, root / CORPUS_IDS_FILE, corpus_ids)
     _check_count(root / QUERIES_FILE, queries, root / QUERY_IDS_FILE, query_ids)
@@ -177,8 +173,9 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
     so a reader finds the old folder or the new one. An existing folder is replaced by one
     atomic swap of the two names where the system has it (Linux `renameat2`), else by two
     renames (old aside, new in), where a crash between them leaves the old one under a hidden
-    name next to the target rather than a mix of both (`dive._io.replace_path`). A reader
-    opening the files one by one while it is replaced can still read some of each.
+    name next to the target rather than a mix of both (`dive._io.replace_path`).
+    `load_embeddings` reads its files again when the folder was swapped meanwhile, so it gets
+    one whole save; a reader opening the files one by one itself can still read some of each.
     """
     target = Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -214,6 +211,35 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
 
 
 # --- reading -----------------------------------------------------------------------------
+
+
+def _read_one_save(root: Path, mmap: bool) -> tuple[
+        dict[str, Any], np.ndarray, np.ndarray, list[str], list[str]]:
+    """The folder's five files, all of one save: `save_embeddings` with overwrite swaps whole
+    folders, so files read one by one while it does could pair one save's corpus with the
+    next one's queries (or ids). Read again when the folder was swapped during the read."""
+    attempts = 10
+    for attempt in range(1, attempts + 1):
+        before = _identity(root)
+        try:
+            files = (read_meta(root / META_FILE), read_matrix(root / CORPUS_FILE, mmap=mmap),
+                     read_matrix(root / QUERIES_FILE, mmap=mmap),
+                     read_ids(root / CORPUS_IDS_FILE), read_ids(root / QUERY_IDS_FILE))
+        except (OSError, DataError):
+            if attempt == attempts or _identity(root) == before:
+                raise
+            continue  # a file of the old save removed under the read
+        if attempt == attempts or _identity(root) == before:
+            return files
+    raise AssertionError("unreachable")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def read_meta(path: Path) -> dict[str, Any]:
