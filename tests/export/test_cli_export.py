@@ -456,17 +456,18 @@ def test_index_names_a_zero_corpus_row_by_its_file_and_row(
     pytest.importorskip("faiss")
     assert fit(tiny, tmp_path / "m", "pca") == 0
     emb = load_embeddings(tiny[1])
-    corpus = emb.corpus.copy()
-    corpus[5] = 0
     folder = tmp_path / "zero-row"
-    save_embeddings(folder, Embeddings(corpus, emb.corpus_ids, emb.queries, emb.query_ids,
+    save_embeddings(folder, Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
                                        {**emb.meta, "normalized": False}))
+    corpus = emb.corpus.copy()
+    corpus[5] = 0  # by hand: a save refuses it
+    np.save(folder / "corpus.npy", corpus)
     capsys.readouterr()
     assert main(["index", str(tmp_path / "m"), "--embeddings", str(folder),
                  "--output", str(tmp_path / "idx.faiss")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (f"dive: error: {folder / 'corpus.npy'}: row 5 has norm 0 and cannot be "
-                       "L2-normalised")
+    assert err[-1] == (f"dive: error: {folder / 'corpus.npy'}: row 5 is all zeros, which has no "
+                       "direction to compare")
     assert not (tmp_path / "idx.faiss").exists()
 
 
