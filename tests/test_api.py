@@ -429,3 +429,22 @@ def test_a_value_beyond_float32_is_named_as_such_not_as_nan() -> None:
     corpus[7, 2] = np.nan
     with pytest.raises(DataError, match="row 7 contains NaN or inf"):
         dive.fit(corpus, method="pca", dim=4)
+
+
+def test_a_baseline_fitted_on_arrays_validates_on_a_held_out_fifth() -> None:
+    """With arrays every label trained and none validated: no grid, no checkpoint choice
+    (`n_queries` 0), where `dive fit` on the same labels holds out a fifth."""
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((300, 16)).astype(np.float32)
+    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
+    rows = rng.integers(0, 300, 50)
+    queries = corpus[rows] + 0.3 * rng.standard_normal((50, 16)).astype(np.float32)
+    relevant = [[int(r)] for r in rows]
+    model = dive.fit(corpus, method="search-adaptor:steps=30", dim=4, queries=queries,
+                     relevant=relevant)
+    summary = model.fit_info_.summary
+    assert summary is not None
+    assert summary.n_queries == 10 and summary.validation_score is not None
+    few = dive.fit(corpus, method="search-adaptor:steps=30", dim=4, queries=queries[:7],
+                   relevant=relevant[:7])  # below 8 labels none is held out, as for a dataset
+    assert few.fit_info_.summary is not None and few.fit_info_.summary.n_queries == 0

@@ -177,9 +177,10 @@ def fit(
     (dataset, embedding model, seed, labels: `dive.fit_record`), so `dive index` and
     `dive search` warn about embeddings of another model. On arrays: `data` is the (n, D)
     corpus embeddings, and a supervised method also needs `queries` (m, D) and `relevant`,
-    one entry per query: the corpus rows relevant to it (rows, or {row: grade}); the
-    dataset-only arguments (`budget`, `model`, `embeddings`, `data_dir`) are refused, not
-    ignored. Returns the fitted compressor: `transform` compresses, `dive.save` writes it as a
+    one entry per query: the corpus rows relevant to it (rows, or {row: grade}), of which a
+    fifth (at least 4; none below 8 queries), drawn with `seed`, validate, as a dataset's
+    labels do; the dataset-only arguments (`budget`, `model`, `embeddings`, `data_dir`) are
+    refused, not ignored. Returns the fitted compressor: `transform` compresses, `dive.save` writes it as a
     folder.
 
     Parameters
@@ -259,7 +260,8 @@ def fit(
         if not compressor.supervised and (queries is not None or relevant is not None):
             logger.warning("fit: %s learns without labels; queries= and relevant= are not "
                            "used", compressor.method)
-        train = _array_labels(corpus, queries, relevant) if compressor.supervised else None
+        train = (_array_labels(corpus, queries, relevant, seed) if compressor.supervised
+                 else None)
         compressor.fit(corpus, train)
         return compressor
 
@@ -334,10 +336,14 @@ def _out_dim(dim: int | None, ratio: int | None, full: int) -> int:
 
 
 def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
-                  relevant: Sequence[Relevant] | None) -> TrainingData:
-    """`TrainingData` from query embeddings and, per query, its relevant corpus rows."""
+                  relevant: Sequence[Relevant] | None, seed: int) -> TrainingData:
+    """`TrainingData` from query embeddings and, per query, its relevant corpus rows, held
+    out for validation as a dataset's labels are (`dive.data.splits.n_validation` of them,
+    drawn with `seed`): without it a baseline had no validation set to choose its settings
+    and checkpoint on, where `dive fit` on the same labels gives it one."""
     from dive.arrays import as_embeddings, check_floating
     from dive.compressors.base import LabelledQueries, TrainingData, require_relevant
+    from dive.data.splits import n_validation
 
     if queries is None or relevant is None:
         raise DiveError("fit: this method learns from labelled queries; pass queries= (m, D) "
@@ -370,4 +376,11 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
                             f"{corpus.shape[0]} rows")
         grades.append({int(r): int(g) for r, g in graded.items() if g > 0})
     require_relevant(grades, "relevant")
-    return TrainingData(LabelledQueries(q, tuple(grades)))
+    order = np.random.default_rng(seed).permutation(len(grades))
+    held = n_validation(len(grades))
+    kept, validating = np.sort(order[: len(order) - held]), np.sort(order[len(order) - held :])
+
+    def labels(rows: np.ndarray) -> LabelledQueries:
+        return LabelledQueries(q[rows], tuple(grades[i] for i in rows))
+
+    return TrainingData(labels(kept), labels(validating) if held else None)
