@@ -6,8 +6,9 @@ folder's lock (`dive._io.locked`), every target is checked and the files are ren
 place, plots first and the Markdown last, so the Markdown never links to an image that is not
 there yet. An interrupted run leaves nothing of its report (nor the output folder, if it
 made it); an interruption while the files are renamed into place waits the milliseconds until
-they all are (`dive._io.uninterrupted`). Two runs given one folder leave one whole report,
-never a mix. With `overwrite=False` no file already there is replaced, even one a concurrent
+they all are (`dive._io.uninterrupted`); only SIGKILL, which nothing can hold, can land
+there and leave some of them (a rerun with overwrite replaces them). Two runs given one
+folder leave one whole report, never a mix. With `overwrite=False` no file already there is replaced, even one a concurrent
 run wrote meanwhile (`DiveError`). Records with other precisions, funnels or anchors also get
 the quality-per-byte section and its plot (`dive.report.frontier`). The folder is not cleared:
 files of an earlier report that this one does not write stay, except its plots: with
