@@ -3,6 +3,10 @@
 # 3 seeds. Resumable (results appended, finished runs skipped); regenerates docs/ablation/.
 #   bash benchmarks/ablation.sh
 set -euo pipefail
+if [ $# -gt 0 ]; then  # it takes none: `--help` would have started the whole run
+  echo "usage: bash benchmarks/ablation.sh (no arguments; writes benchmarks/results/ablation.jsonl and docs/ablation/)" >&2
+  exit 2
+fi
 cd "$(dirname "$0")/.."
 shared=$(cd .. && pwd)/shared/data
 export DIVE_DATA=${DIVE_DATA:-$shared/beir} DIVE_EMBEDDINGS=${DIVE_EMBEDDINGS:-$shared/embeddings}

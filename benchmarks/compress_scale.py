@@ -34,8 +34,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from script_io import script_main
 
 from dive.compressors.pca import PCA
+from dive.errors import DiveError
 from dive.export import save
 from dive.scale.formats import create_npy
 
@@ -108,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
 
+    if args.workdir is not None and not Path(args.workdir).is_dir():
+        raise DiveError(f"{args.workdir}: no such folder (--workdir)")
     work = Path(tempfile.mkdtemp(prefix="dive-scale-", dir=args.workdir))
     try:
         rng = np.random.default_rng(0)
@@ -157,4 +161,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("compress_scale.py", main))
