@@ -62,6 +62,8 @@ from quality import (  # noqa: E402
     write_page,
 )
 
+from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
+
 MODEL = "all-MiniLM-L6-v2"
 CLASSIC = ("cranfield", "cisi", "cacm", "npl", "time")
 DATASETS = ("scifact", "nfcorpus", *CLASSIC)
@@ -108,7 +110,7 @@ def parse_collections(names: Sequence[str]) -> list[Collection]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument("--datasets", type=comma_list, default=None,
                    help="collections as name or name@model (default: the seven shared "
                         f"datasets with {MODEL}, plus {'@'.join(SECOND_MODEL)} when present)")

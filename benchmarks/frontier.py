@@ -57,6 +57,8 @@ from quality import (  # noqa: E402
     write_page,
 )
 
+from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
+
 DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "frontier.jsonl"
 DEFAULT_DOCS = REPO / "docs"
 PQ_BYTES = (8, 12, 16, 24, 32, 48, 64)
@@ -75,7 +77,7 @@ STAGES: dict[str, dict[str, list[Any]]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument("--stage", choices=sorted(STAGES), default="cheap",
                    help="which part of the grid to run")
     p.add_argument("--datasets", type=comma_list, default=["scifact", "nfcorpus"])

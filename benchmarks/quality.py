@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
+from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
+
 if TYPE_CHECKING:
     from dive.evaluate.protocol import GridSpec
     from dive.evaluate.records import ResultsFile
@@ -106,7 +108,7 @@ def default_methods() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument("--datasets", type=comma_list, default=["scifact", "nfcorpus"],
                    help="dataset names or BEIR folders")
     p.add_argument("--methods", type=comma_list, default=None,

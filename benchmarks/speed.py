@@ -62,6 +62,8 @@ import numpy as np  # noqa: E402
 from quality import at_least_one, write_page  # noqa: E402
 from script_io import script_main  # noqa: E402
 
+from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "scifact"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -73,7 +75,7 @@ def _int_list(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument("--ratios", type=_int_list, default=[2, 4, 8, 16], help="ratios D/d")
     p.add_argument("--rows", type=int, default=200_000,
                    help="random unit vectors compressed in the throughput test")

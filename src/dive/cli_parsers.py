@@ -29,7 +29,7 @@ EMBEDDING_MODEL_HELP = ("sentence-transformers model name or path (embeddings fo
 RESCORE_FACTOR = 4  # `search`: index candidates per hit that --rescore-vectors re-ranks
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Help with each option's default, except an unset one (`None` says nothing)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -265,7 +265,7 @@ Subparsers = argparse._SubParsersAction  # the `dive` parser's, of `_Parser`s
 
 
 def _verb(sub: Subparsers[_Parser], name: str, help: str) -> _Parser:
-    p = sub.add_parser(name, help=help, formatter_class=_Formatter)
+    p = sub.add_parser(name, help=help, formatter_class=DefaultsHelpFormatter)
     # The global flags after the verb too, where a user puts every other flag; SUPPRESS
     # leaves the value given before the verb when they are not repeated here.
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -502,7 +502,7 @@ VERBS: tuple[Callable[[Subparsers[_Parser]], _Parser], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     """The `dive` parser: the global flags, then one subcommand per builder in `VERBS`."""
     parser = _Parser(prog="dive", description="Compress embeddings for vector search with few "
-                     "labels.", formatter_class=_Formatter)
+                     "labels.", formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--version", action="version", version=f"dive {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each finished run")
