@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -16,14 +17,9 @@ from dive.evaluate.protocol import RunTask, run_one
 from dive.evaluate.records import read_records, record_key, write_records
 
 
-def test_records_whose_start_changes_are_dropped_and_the_rest_kept(
-    load_script: Callable[[str], ModuleType],
-    tiny: tuple[Path, Path],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    flips = load_script("start_flips")
+def records_of(runs: list[tuple[str, int]], tiny: tuple[Path, Path], tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The records of `runs` (method, seed) on `tiny`, found as `start_flips` finds data."""
     _data, emb = tiny
     (tmp_path / "cache" / "synthetic").mkdir(parents=True)
     emb.rename(tmp_path / "cache" / "synthetic" / "tiny")
@@ -32,10 +28,22 @@ def test_records_whose_start_changes_are_dropped_and_the_rest_kept(
     dataset = load_dataset("tiny")
     embeddings = get_embeddings(dataset, "synthetic")
     records = []
-    for method, seed in (("dive:steps=0", 0), ("dive:steps=0", 1), ("pca", 0)):
-        task = RunTask(method, 8, 4, 16, seed)
-        records += run_one(task, dataset, embeddings, make_split(dataset, 16, seed),
-                           "synthetic", 10)
+    for method, seed in runs:
+        records += run_one(RunTask(method, 8, 4, 16, seed), dataset, embeddings,
+                           make_split(dataset, 16, seed), "synthetic", 10)
+    return records
+
+
+def test_records_whose_start_changes_are_dropped_and_the_rest_kept(
+    load_script: Callable[[str], ModuleType],
+    tiny: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    flips = load_script("start_flips")
+    records = records_of([("dive:steps=0", 0), ("dive:steps=0", 1), ("pca", 0)], tiny,
+                         tmp_path, monkeypatch)
     # the probe replays exactly the start a whole fit chose and recorded
     for record in records[:2]:
         assert flips.chosen_start(record, {}) == record["diagnostics"]["start"]
@@ -61,15 +69,7 @@ def test_an_earlier_releases_rows_are_skipped_not_replayed(
     """On the file its docs name it stopped at 'unknown method dive-plus@v1', dropping
     nothing: `@vN` rows name no registered method to replay."""
     flips = load_script("start_flips")
-    _data, emb = tiny
-    (tmp_path / "cache" / "synthetic").mkdir(parents=True)
-    emb.rename(tmp_path / "cache" / "synthetic" / "tiny")
-    monkeypatch.setenv("DIVE_DATA", str(tmp_path))
-    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "cache"))
-    dataset = load_dataset("tiny")
-    task = RunTask("dive:steps=0", 8, 4, 16, 0)
-    record = run_one(task, dataset, get_embeddings(dataset, "synthetic"),
-                     make_split(dataset, 16, 0), "synthetic", 10)[0]
+    record = records_of([("dive:steps=0", 0)], tiny, tmp_path, monkeypatch)[0]
     results = tmp_path / "results.jsonl"
     write_records(results, [record, {**record, "method": "dive-plus@v1"}])
     monkeypatch.setattr(sys, "argv", ["start_flips", str(results), "--drop"])
