@@ -42,7 +42,6 @@ def _dataset(data: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Da
     return data if isinstance(data, Dataset) else load_dataset(os.fspath(data), data_dir=data_dir)
 
 
-
 def embed(
     data: str | os.PathLike[str] | Dataset | Sequence[str],
     out: str | os.PathLike[str] | None = None,
@@ -180,8 +179,8 @@ def fit(
     one entry per query: the corpus rows relevant to it (rows, or {row: grade}), of which a
     fifth (at least 4; none below 8 queries), drawn with `seed`, validate, as a dataset's
     labels do; the dataset-only arguments (`budget`, `model`, `embeddings`, `data_dir`) are
-    refused, not ignored. Returns the fitted compressor: `transform` compresses, `dive.save` writes it as a
-    folder.
+    refused, not ignored. Returns the fitted compressor: `transform` compresses, `dive.save`
+    writes it as a folder.
 
     Parameters
     ----------

@@ -123,14 +123,14 @@ def make_split(
         labelled = _labelled(test, known, corpus)
         shuffled = [labelled[i] for i in rng.permutation(len(labelled))]
         half = len(shuffled) // 2
-        # a query judged with no relevant document teaches nothing, but is measured (0) as
-        # with a train split and in BEIR's evaluation; it was left out of both halves
+        # a query judged with no relevant document in the corpus teaches nothing, but is
+        # measured (0) as with a train split and in BEIR's evaluation; it was left out of both
+        # halves
         pool, eval_ids = shuffled[:half], sorted({*shuffled[half:], *unanswerable})
     if unanswerable:
         logger.warning("%s: %d test queries (e.g. %r) are judged with no relevant document "
                        "in the corpus; each is measured, scoring 0, as in BEIR's evaluation",
-                       dataset.name,
-                       len(unanswerable), unanswerable[0])
+                       dataset.name, len(unanswerable), unanswerable[0])
     eval_qrels = test
     if dev:
         half = len(pool) // 2
