@@ -39,9 +39,11 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
-from dive.errors import DiveError
+from dive.errors import DataError, DiveError
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,41 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+
+
+def read_one_save(folder: Path, read: Callable[[], T], attempts: int = 10) -> T:
+    """`read()` (of files in `folder`), again while `folder` was swapped during it: a save
+    with overwrite swaps whole folders (`replace_path`), so files read one by one meanwhile
+    could pair one save's file with the next one's. What it returns was read from one save
+    (a file of the old one removed under the read is read again, from the new one). The
+    folder read is held open meanwhile, so its inode number cannot pass to a newer save's."""
+    for attempt in range(1, attempts + 1):
+        try:
+            held = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return read()  # no folder there: `read` says so, as it would have
+        try:
+            before = os.fstat(held)
+            try:
+                value = read()
+            except (OSError, DataError):
+                if attempt == attempts or _same(folder, before):
+                    raise
+                continue
+            if attempt == attempts or _same(folder, before):
+                return value
+        finally:
+            os.close(held)
+    raise AssertionError("unreachable")
+
+
+def _same(path: Path, held: os.stat_result) -> bool:
+    """Whether the folder at `path` is still the one `held` describes."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
 
 def named(target: Path) -> Path:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from dive._io import publish, temporary
+from dive._io import publish, read_one_save, temporary
 from dive.arrays import (
     UNIT_NORM_TOLERANCE,
     check_matrix_shape,
@@ -137,7 +137,9 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
                 f"{root / name}: missing (an embeddings folder needs {', '.join(FILES)})"
             )
 
-    meta, corpus, queries, corpus_ids, query_ids = _read_one_save(root, mmap)
+    # all of one save, even while a save with overwrite replaces the folder
+    meta, corpus, queries, corpus_ids, query_ids = read_one_save(
+        root, lambda: _read_files(root, mmap))
 
     _check_count(root / CORPUS_FILE, corpus, root / CORPUS_IDS_FILE, corpus_ids)
     _check_count(root / QUERIES_FILE, queries, root / QUERY_IDS_FILE, query_ids)
@@ -213,33 +215,11 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
 # --- reading -----------------------------------------------------------------------------
 
 
-def _read_one_save(root: Path, mmap: bool) -> tuple[
+def _read_files(root: Path, mmap: bool) -> tuple[
         dict[str, Any], np.ndarray, np.ndarray, list[str], list[str]]:
-    """The folder's five files, all of one save: `save_embeddings` with overwrite swaps whole
-    folders, so files read one by one while it does could pair one save's corpus with the
-    next one's queries (or ids). Read again when the folder was swapped during the read."""
-    attempts = 10
-    for attempt in range(1, attempts + 1):
-        before = _identity(root)
-        try:
-            files = (read_meta(root / META_FILE), read_matrix(root / CORPUS_FILE, mmap=mmap),
-                     read_matrix(root / QUERIES_FILE, mmap=mmap),
-                     read_ids(root / CORPUS_IDS_FILE), read_ids(root / QUERY_IDS_FILE))
-        except (OSError, DataError):
-            if attempt == attempts or _identity(root) == before:
-                raise
-            continue  # a file of the old save removed under the read
-        if attempt == attempts or _identity(root) == before:
-            return files
-    raise AssertionError("unreachable")
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
+    return (read_meta(root / META_FILE), read_matrix(root / CORPUS_FILE, mmap=mmap),
+            read_matrix(root / QUERIES_FILE, mmap=mmap), read_ids(root / CORPUS_IDS_FILE),
+            read_ids(root / QUERY_IDS_FILE))
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
-from dive._io import check_output, publish, temporary
+from dive._io import check_output, publish, read_one_save, temporary
 from dive.arrays import as_array, as_embeddings, check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
@@ -440,45 +439,14 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
 
 
 def _read_files(root: Path) -> tuple[bytes | None, bytes | None]:
-    """The bytes of config.json and of the weights (None: not a file), both of one save.
+    """The bytes of config.json and of the weights (None: not a file), both of one save (a
+    false "corrupt" error, or unverified, a model that is neither, when a load paired one
+    save's config with the next one's weights: `read_one_save`)."""
+    def read(name: str) -> bytes | None:
+        path = root / name
+        return path.read_bytes() if path.is_file() else None
 
-    A save with overwrite swaps whole folders, so reading the two by path could pair one
-    save's config with the next one's weights: a false "corrupt" error, or unchecked, a model
-    that is neither. Both are read through one handle on the folder, again if the folder was
-    swapped (and the old one removed) before its files could be opened.
-    """
-    for _ in range(10):
-        try:
-            folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            raise DataError(f"{root}: no such model folder") from None
-        try:
-            files = (_read_at(folder, CONFIG_FILE), _read_at(folder, WEIGHTS_FILE))
-            held, current = os.fstat(folder), _stat_or_none(root)
-        finally:
-            os.close(folder)
-        swapped = current is None or (held.st_dev, held.st_ino) != (current.st_dev, current.st_ino)
-        if None not in files or not swapped:
-            return files
-    return files
-
-
-def _read_at(folder: int, name: str) -> bytes | None:
-    try:
-        fd = os.open(name, os.O_RDONLY, dir_fd=folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return handle.read()
-
-
-def _stat_or_none(path: Path) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except OSError:
-        return None
+    return read_one_save(root, lambda: (read(CONFIG_FILE), read(WEIGHTS_FILE)))
 
 
 def _positive_int(value: Any) -> bool:
