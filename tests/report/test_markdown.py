@@ -52,6 +52,20 @@ def test_best_mean_per_column_is_bold_and_only_it(make_record) -> None:
     assert rows["frozen"][0] == "0.6400 ± 0.0000"
 
 
+def test_a_cell_short_of_the_columns_seeds_is_not_bold_even_when_it_ties(make_record) -> None:
+    """dive on seeds 0 and 2 (mean 0.60) was bold beside pca's 0.60 on seeds 0-2, where bold
+    is the best among the cells that ran all of the column's seeds."""
+    records = [make_record(method="frozen", dim=384, ndcg=0.7, seed=s) for s in range(3)]
+    records += [make_record(method="pca", dim=96, ndcg=v, seed=s)
+                for s, v in enumerate([0.58, 0.60, 0.62])]
+    records += [make_record(method="truncate", dim=96, ndcg=0.55, seed=s) for s in range(3)]
+    records += [make_record(method="dive", dim=96, ndcg=v, seed=s)
+                for s, v in ((0, 0.50), (2, 0.70))]
+    rows = rows_of(table_for(records))
+    assert rows["pca"][1].startswith("**0.6000")
+    assert rows["dive"][1].startswith("0.6000") and rows["dive"][1].endswith("[n=2]")
+
+
 def test_cells_show_difference_to_frozen_with_a_true_minus(make_record) -> None:
     records = [
         make_record(method="frozen", dim=384, ndcg=0.6450),

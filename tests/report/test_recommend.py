@@ -265,3 +265,18 @@ def test_recommend_says_when_another_configuration_tied_with_the_pick(
             "name") in render(rec)
     alone = recommend(byte_records, "scifact", 0.95, rescoring=False)
     assert alone.tied == () and not any("tied" in line for line in render(alone))
+
+
+def test_a_configuration_is_never_kept_where_frozen_scores_zero_on_its_seeds(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """0 is not 95% of anything: with frozen at 0 on the one seed a binary pca ran, it was
+    recommended as keeping "nan%" of frozen, and the report's tables kept it too."""
+    records = [byte_row("frozen", 384, "float32", 1536, v, seed=s)
+               for s, v in enumerate([0.0, 0.5])]
+    records += [byte_row("pca", 96, "binary", 12, 0.0, seed=0),
+                byte_row("dive", 96, "int8", 96, 0.0, seed=0),
+                byte_row("dive", 96, "int8", 96, 0.49, seed=1)]
+    rec = recommend(records, "scifact", 0.95)
+    assert (rec.config.method, rec.config.precision) == ("dive", "int8")
+    assert "nan%" not in "\n".join(render(rec))

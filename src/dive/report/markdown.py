@@ -72,8 +72,7 @@ def metric_table(
     if reference is not None:
         frozen = max((c for c in group if c.method == reference), key=lambda c: c.dim)
     most_seeds = max(c.n_seeds for c in group)
-    best = {d: top for d in dims if (top := _best_mean([c for c in group if c.dim == d]))
-            is not None}
+    bold = {id(c) for d in dims for c in _bolded([c for c in group if c.dim == d])}
     # Columns only frozen runs fill (the full dimension): other rows are blank there by
     # design, not missing.
     frozen_only = {d for d in dims if all(is_frozen(c.method) for c in group if c.dim == d)}
@@ -91,7 +90,7 @@ def metric_table(
                 row.append("" if is_frozen(method) or d in frozen_only else MISSING)
                 continue
             text = f"{cell.mean:.4f} ± {cell.std:.4f}"
-            if d in best and round(cell.mean, 4) == best[d]:
+            if id(cell) in bold:
                 text = f"**{text}**"
             if frozen is not None and method != reference:
                 text += f" ({_to_frozen(cell, frozen)})"
@@ -102,14 +101,18 @@ def metric_table(
     return "\n".join(lines)
 
 
-def _best_mean(column: Sequence[Cell]) -> float | None:
-    """The rounded mean a column bolds: the best among its cells that ran all of the column's
-    seeds, which score the same queries (without train qrels other seeds score other queries,
-    so a lucky one-seed cell is not "best"); None when fewer than two such cells compare."""
+def _bolded(column: Sequence[Cell]) -> list[Cell]:
+    """The cells a column bolds: of the best rounded mean among its cells that ran all of the
+    column's seeds, which score the same queries (without train qrels other seeds score other
+    queries, so a lucky one-seed cell is not "best", nor is one that only ties it); none when
+    fewer than two such cells compare."""
     seeds = {s for c in column for s, _ in c.scores}
+    full = [c for c in column if {s for s, _ in c.scores} == seeds]
+    if len(full) < 2:
+        return []
     # Ties at the printed precision are all bold: the reader cannot tell them apart either.
-    full = [round(c.mean, 4) for c in column if {s for s, _ in c.scores} == seeds]
-    return max(full) if len(full) > 1 else None
+    best = max(round(c.mean, 4) for c in full)
+    return [c for c in full if round(c.mean, 4) == best]
 
 
 def _to_frozen(cell: Cell, frozen: Cell) -> str:

@@ -39,8 +39,9 @@ class Paired:
         return self.score / self.reference if self.reference else math.nan
 
     def keeps(self, keep: float) -> bool:
-        """Whether the score is at least `keep` x frozen's on the same seeds."""
-        return self.score >= keep * self.reference - TOLERANCE
+        """Whether the score is at least `keep` x frozen's on the same seeds; never where
+        frozen scores 0 there (0 was "kept" at any share, and recommended as "nan%")."""
+        return self.reference > 0 and self.score >= keep * self.reference - TOLERANCE
 
 
 def pair(scores: Mapping[int, float], reference: Mapping[int, float]) -> Paired | None:
