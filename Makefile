@@ -20,8 +20,10 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	# pip as a module: a venv stopped while it was made has pip but no bin/pip, which a
+	# rerun of venv does not put back (every later make then failed: No such file)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
