@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -304,6 +306,75 @@ def test_a_second_signal_does_not_break_off_the_clean_up_of_the_first(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
 
 
+@pytest.mark.usefixtures("default_sigint")
+def test_a_signal_raised_in_a_finaliser_is_sent_again(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGTERM landing in a `__del__` (matplotlib's, a regex cache's) raised where Python
+    drops the exception: the verb ran on to exit 0, writing its output, every later signal
+    ignored."""
+    from dive.compressors.base import Compressor
+
+    class Garbage:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs in here
+            time.sleep(0.01)
+
+    ran_on: list[bool] = []
+
+    def finalised(*args: object, **kwargs: object) -> None:
+        Garbage()
+        time.sleep(2)  # the signal sent again interrupts this
+        ran_on.append(True)
+
+    monkeypatch.setattr(Compressor, "fit", finalised)
+    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
+           "--dim", "8", "--output", str(tmp_path / "m")]
+    assert main(fit) == 128 + signal.SIGTERM
+    assert not ran_on
+    assert capsys.readouterr().err.endswith("dive: interrupted; no output was written\n")
+
+
+def test_a_signal_the_parent_ignores_stays_ignored(tmp_path: Path) -> None:
+    """`nohup dive compress ...` was stopped by SIGHUP (a closed terminal): dive put its own
+    handler in place of the ignored one."""
+    script = ("import signal, os, time, sys\n"
+              "from dive.cli import HANDLERS, main\n"
+              "def verb(args):\n"
+              "    os.kill(os.getpid(), signal.SIGHUP)\n"
+              "    time.sleep(0.2)\n"
+              "    print('ran to the end')\n"
+              "    return 0\n"
+              "HANDLERS['report'] = verb\n"
+              "signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup does\n"
+              "sys.exit(main(['report', '--results', 'r.jsonl', '--output', 'o']))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "ran to the end\n")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_the_modules_load_is_one_line_too(sig: signal.Signals) -> None:
+    """SIGTERM or SIGHUP in the first half second (dive.cli loading) killed the process
+    without a word, where Ctrl-C there says it was interrupted."""
+    script = ("import os, signal, sys, builtins\n"
+              "import dive.__main__ as entry\n"
+              "real = builtins.__import__\n"
+              "def importing(name, *args, **kwargs):\n"
+              "    if name == 'dive.cli':\n"
+              f"        os.kill(os.getpid(), {int(sig)})\n"
+              "    return real(name, *args, **kwargs)\n"
+              "builtins.__import__ = importing\n"
+              "sys.exit(entry.main())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert (done.returncode, done.stderr) == (128 + sig,
+                                              "dive: interrupted; no output was written\n")
+
+
 def test_an_interrupted_import_says_nothing_was_kept(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
@@ -339,8 +410,6 @@ def test_ctrl_c_while_the_command_line_is_set_up_is_one_line(
 def test_ctrl_c_while_the_console_script_imports_the_cli_is_one_line() -> None:
     """The console script is `dive.__main__:main`, which covers the import of `dive.cli`."""
     import re
-    import subprocess
-    import sys
 
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert re.findall(r'^dive = "(.*)"$', pyproject, re.M) == ["dive.__main__:main"]

@@ -1,24 +1,42 @@
 """The `dive` console script and `python -m dive`: `dive.cli.main`, with Ctrl-C covered from
 the first moment.
 
-The script imports this module, which imports nothing but `sys`, so a Ctrl-C while
-`dive.cli` loads ends as one line with exit status 130, as it does once `main` runs (which
-covers its own parsing and set-up). Left out: the interpreter's own start-up, before any
-module of dive runs.
+The script imports this module, which imports nothing but `sys` and `signal`, so a Ctrl-C,
+SIGTERM or SIGHUP while `dive.cli` loads ends as one line with exit status 128 + the signal,
+as it does once `main` runs (which covers its own parsing and set-up). Left out: the
+interpreter's own start-up, before any module of dive runs.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+
+
+class _Early(KeyboardInterrupt):
+    """SIGTERM or SIGHUP before `dive.cli.main` took them over."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Early(signum)
 
 
 def main() -> int:
     """Run the `dive` command line with the process's arguments; return its exit status."""
+    # SIGTERM and SIGHUP too: their default killed the process without a word in the first
+    # half second, while the modules load (not where a parent set them to ignored: `nohup`)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _stop)
     try:
         from dive.cli import main as cli_main
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("dive: interrupted; no output was written", file=sys.stderr)
-        return 130  # 128 + SIGINT, as `dive.cli.main` returns
+        return 128 + getattr(exc, "signum", signal.SIGINT)  # as `dive.cli.main` returns
     return cli_main()
 
 

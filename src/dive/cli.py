@@ -829,13 +829,34 @@ def _stopped_like_ctrl_c() -> Iterator[None]:
             signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt if signum == signal.SIGINT else _Stopped(signum)
 
-    caught = [signal.SIGTERM, signal.SIGHUP]
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (`cmd &`)
+    def redeliver(unraisable: Any) -> None:
+        # The raise landed in a finaliser (`__del__`, a weakref callback: matplotlib's, a
+        # regex cache's), where Python drops it: the verb ran on to exit 0, every signal
+        # ignored. Sent again shortly, it lands outside (or is dropped and sent again).
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            unraisable_hook(unraisable)
+            return
+        for sig in previous:
+            signal.signal(sig, stop)
+        signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+        resend = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        resends.append(resend)
+        resend.start()
+
+    # not the ones a parent set to ignored: `nohup` (SIGHUP), a background job (SIGINT)
+    caught = [sig for sig in (signal.SIGTERM, signal.SIGHUP)
+              if signal.getsignal(sig) is not signal.SIG_IGN]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         caught.append(signal.SIGINT)
     previous = {sig: signal.signal(sig, stop) for sig in caught}
+    resends: list[threading.Timer] = []
+    unraisable_hook, sys.unraisablehook = sys.unraisablehook, redeliver
     try:
         yield
     finally:
+        for resend in resends:  # the verb has stopped: not sent after it
+            resend.cancel()
+        sys.unraisablehook = unraisable_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -869,7 +890,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         print(f"dive: interrupted; {_kept_after_interrupt(args)}", file=sys.stderr)
-        return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)
+        return 128 + getattr(exc, "signum", signal.SIGINT)  # `_Stopped`, or __main__'s
 
 
 if __name__ == "__main__":

@@ -366,6 +366,9 @@ def get_embeddings(
             _check_same_texts(folder, emb, dataset)
             origin = "$DIVE_EMBEDDINGS"
         else:
+            if env:  # set, so meant to be used: a mistyped one silently encoded for minutes
+                logger.warning("$DIVE_EMBEDDINGS (%s) has no %s; using the embeddings cache",
+                               env, subdir)
             root = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
             folder = root / subdir
             origin = "the cache"
