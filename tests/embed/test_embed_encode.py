@@ -228,6 +228,20 @@ def test_explicit_folder_wins_over_env_and_cache(
     np.testing.assert_array_equal(emb.corpus, explicit.corpus)
 
 
+def test_an_env_folder_without_the_dataset_is_said_before_the_cache_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A mistyped $DIVE_EMBEDDINGS (one level too deep) went silently to the cache, or to
+    minutes of encoding."""
+    cached = _put(tmp_path / "cache" / DEFAULT_MODEL / "toy", seed=3)
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env" / DEFAULT_MODEL))
+    emb = get_embeddings(FakeDataset(), cache_root=tmp_path / "cache")
+    np.testing.assert_array_equal(emb.corpus, cached.corpus)
+    assert (f"$DIVE_EMBEDDINGS ({tmp_path / 'env' / DEFAULT_MODEL}) has no "
+            f"{DEFAULT_MODEL}/toy; using the embeddings cache") in caplog.text
+
+
 def test_explicit_folder_must_exist(tmp_path: Path, no_encoding: None) -> None:
     with pytest.raises(DataError, match=r"absent: embeddings folder does not exist"):
         get_embeddings(FakeDataset(), embeddings_dir=tmp_path / "absent")
