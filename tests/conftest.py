@@ -32,14 +32,20 @@ def shared_dir(kind: str) -> Path | None:
     return None
 
 
+STOPPING = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
+            signal.SIGHUP: signal.SIG_DFL}
+
+
 @pytest.fixture()
-def default_sigint() -> Iterator[None]:
-    """Ctrl-C (SIGINT) as Python installs it, raising KeyboardInterrupt, for tests that send
-    it: a test run started as a background job (`cmd &`, nohup) inherits SIGINT ignored,
-    which dive rightly leaves ignored."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+def default_signals() -> Iterator[None]:
+    """Ctrl-C (SIGINT) as Python installs it, raising KeyboardInterrupt, and SIGTERM and
+    SIGHUP at their defaults, for tests that send them: a test run started as a background
+    job (`cmd &`, nohup) inherits SIGINT (and SIGHUP) ignored, which dive rightly leaves
+    ignored."""
+    previous = {sig: signal.signal(sig, handler) for sig, handler in STOPPING.items()}
     yield
-    signal.signal(signal.SIGINT, previous)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")

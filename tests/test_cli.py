@@ -249,6 +249,7 @@ def test_an_interrupted_demo_overwrite_says_its_runs_were_discarded(
     assert (tmp_path / "d" / "results.jsonl").read_bytes() == before
 
 
+@pytest.mark.usefixtures("default_signals")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_stop_a_verb_as_ctrl_c_does(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -275,7 +276,7 @@ def test_sigterm_and_sighup_stop_a_verb_as_ctrl_c_does(
     assert signal.getsignal(sig) == before  # the process's own handler is back
 
 
-@pytest.mark.usefixtures("default_sigint")
+@pytest.mark.usefixtures("default_signals")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_second_signal_does_not_break_off_the_clean_up_of_the_first(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -306,7 +307,7 @@ def test_a_second_signal_does_not_break_off_the_clean_up_of_the_first(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
 
 
-@pytest.mark.usefixtures("default_sigint")
+@pytest.mark.usefixtures("default_signals")
 def test_a_signal_raised_in_a_finaliser_is_sent_again(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
@@ -360,6 +361,8 @@ def test_a_signal_while_the_modules_load_is_one_line_too(sig: signal.Signals) ->
     """SIGTERM or SIGHUP in the first half second (dive.cli loading) killed the process
     without a word, where Ctrl-C there says it was interrupted."""
     script = ("import os, signal, sys, builtins\n"
+              "signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not as the test run has it\n"
+              "signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
               "import dive.__main__ as entry\n"
               "real = builtins.__import__\n"
               "def importing(name, *args, **kwargs):\n"

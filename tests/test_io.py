@@ -417,7 +417,7 @@ def test_a_folder_from_before_manifests_is_judged_by_its_layout(tmp_path: Path) 
 
 
 def test_uninterrupted_holds_ctrl_c_until_the_block_ends_then_raises_it(
-        default_sigint: None) -> None:
+        default_signals: None) -> None:
     import signal
 
     from dive._io import uninterrupted

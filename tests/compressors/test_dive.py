@@ -875,7 +875,7 @@ def test_a_learning_rate_that_diverges_is_reported_as_such_not_as_bad_data(
         dive.fit(corpus, make_labels(30))
 
 
-@pytest.mark.usefixtures("default_sigint")
+@pytest.mark.usefixtures("default_signals")
 def test_ctrl_c_during_parallel_runs_stops_every_worker_at_its_next_check(
     problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

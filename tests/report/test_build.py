@@ -66,7 +66,7 @@ def test_an_interrupted_report_leaves_nothing_and_a_rerun_writes_it(
 
 
 def test_ctrl_c_while_the_files_are_put_in_place_lands_after_the_whole_report(
-    make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_sigint: None
+    make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_signals: None
 ) -> None:
     # between two renames it left plots without their Markdown, which a rerun refused to
     # replace; the interruption now waits the milliseconds until every file is in place
