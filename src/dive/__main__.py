@@ -29,14 +29,16 @@ def main() -> int:
     """Run the `dive` command line with the process's arguments; return its exit status."""
     # SIGTERM and SIGHUP too: their default killed the process without a word in the first
     # half second, while the modules load (not where a parent set them to ignored: `nohup`)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            signal.signal(sig, _stop)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         from dive.cli import main as cli_main
     except KeyboardInterrupt as exc:
         print("dive: interrupted; no output was written", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)  # as `dive.cli.main` returns
+    finally:  # `dive.cli.main` takes them over while a verb runs, and gives these back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return cli_main()
 
 
