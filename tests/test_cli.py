@@ -96,18 +96,25 @@ def test_bad_input_is_one_line_on_stderr(
     assert not (tmp_path / "r.jsonl").exists()
 
 
+def fit_pca_with(fit: Callable[..., None], tiny: tuple[Path, Path], tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> int:
+    """`dive fit` of pca on `tiny` into tmp_path/m, with `fit` in place of every compressor's
+    fit (which sends a signal, or raises); its exit status."""
+    from dive.compressors.base import Compressor
+
+    monkeypatch.setattr(Compressor, "fit", fit)
+    return main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
+                 "pca", "--dim", "8", "--output", str(tmp_path / "m")])
+
+
 def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from dive.compressors.base import Compressor
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Compressor, "fit", interrupted)
-    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
-           "--dim", "8", "--output", str(tmp_path / "m")]
-    assert main(fit) == 130
+    assert fit_pca_with(interrupted, tiny, tmp_path, monkeypatch) == 130
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
     assert not (tmp_path / "m").exists()
     assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 130
@@ -257,7 +264,6 @@ def test_sigterm_and_sighup_stop_a_verb_as_ctrl_c_does(
 ) -> None:
     """They killed the process where it stood, leaving full-size temporary files behind (a
     `timeout`, a scheduler or `docker stop` sends them); now the fit's clean-up runs."""
-    from dive.compressors.base import Compressor
 
     before = signal.getsignal(sig)
 
@@ -266,10 +272,7 @@ def test_sigterm_and_sighup_stop_a_verb_as_ctrl_c_does(
         time.sleep(5)  # the handler interrupts this at once
         raise AssertionError("the signal did not stop the verb")
 
-    monkeypatch.setattr(Compressor, "fit", stopped)
-    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
-           "--dim", "8", "--output", str(tmp_path / "m")]
-    assert main(fit) == 128 + sig
+    assert fit_pca_with(stopped, tiny, tmp_path, monkeypatch) == 128 + sig
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
     assert not (tmp_path / "m").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -285,7 +288,6 @@ def test_a_second_signal_does_not_break_off_the_clean_up_of_the_first(
     """A second SIGTERM (or Ctrl-C) during the clean-up broke it off: `dive fit` with dive
     left its training threads running at exit and aborted (exit 134, "terminate called
     without an active exception"), `dive compress` printed a traceback. Now it is ignored."""
-    from dive.compressors.base import Compressor
 
     cleaned: list[bool] = []
 
@@ -298,10 +300,7 @@ def test_a_second_signal_does_not_break_off_the_clean_up_of_the_first(
             time.sleep(0.2)
             cleaned.append(True)
 
-    monkeypatch.setattr(Compressor, "fit", stopped_twice)
-    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
-           "--dim", "8", "--output", str(tmp_path / "m")]
-    assert main(fit) == 128 + sig
+    assert fit_pca_with(stopped_twice, tiny, tmp_path, monkeypatch) == 128 + sig
     assert cleaned == [True]
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
@@ -315,7 +314,6 @@ def test_a_signal_raised_in_a_finaliser_is_sent_again(
     """A SIGTERM landing in a `__del__` (matplotlib's, a regex cache's) raised where Python
     drops the exception: the verb ran on to exit 0, writing its output, every later signal
     ignored."""
-    from dive.compressors.base import Compressor
 
     class Garbage:
         def __del__(self) -> None:
@@ -329,10 +327,7 @@ def test_a_signal_raised_in_a_finaliser_is_sent_again(
         time.sleep(2)  # the signal sent again interrupts this
         ran_on.append(True)
 
-    monkeypatch.setattr(Compressor, "fit", finalised)
-    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
-           "--dim", "8", "--output", str(tmp_path / "m")]
-    assert main(fit) == 128 + signal.SIGTERM
+    assert fit_pca_with(finalised, tiny, tmp_path, monkeypatch) == 128 + signal.SIGTERM
     assert not ran_on
     assert capsys.readouterr().err.endswith("dive: interrupted; no output was written\n")
 
