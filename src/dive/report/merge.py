@@ -39,8 +39,9 @@ def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     replaced: dict[str, set[tuple[Any, ...]]] = {}  # dataset: runs recorded again on other data
     for record in records:
         key = record_key(record)
-        earlier = merged.get(key, record).get(FINGERPRINT_FIELD, record.get(FINGERPRINT_FIELD))
-        if earlier != record.get(FINGERPRINT_FIELD, earlier):
+        previous = merged.get(key, {})
+        if FINGERPRINT_FIELD in previous and FINGERPRINT_FIELD in record and \
+                previous[FINGERPRINT_FIELD] != record[FINGERPRINT_FIELD]:
             replaced.setdefault(str(record["dataset"]), set()).add(key)
         merged[key] = {**record, "model": record_model(record)}
     for dataset, keys in replaced.items():
