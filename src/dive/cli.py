@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from dive._io import check_output, describe_os_error, locked, publish
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
+from dive.cli_stdout import STDOUT, discard_stdout, flush_stdout, named_stdout
 from dive.errors import DiveError
 
 if TYPE_CHECKING:
@@ -862,6 +863,23 @@ def _stopped_like_ctrl_c() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stdout is None:  # `dive ... >&-`: every print was dropped without a word, exit 0
+        print(f"dive: error: {STDOUT} is closed (send it to /dev/null to discard it)",
+              file=sys.stderr)
+        return 2
+    with named_stdout():
+        try:
+            status = _main(argv)
+        except SystemExit:  # argparse's --help, --version and usage errors print too
+            failed = flush_stdout()
+            if failed is None:
+                raise
+            return failed
+        failed = flush_stdout()
+    return status if failed is None else failed
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # Everything is inside the try, the parser and the logging set-up too: they take a good
     # part of a second (numpy and the embedding modules load), and Ctrl-C then printed a
     # traceback. The import of this module is covered by `dive.__main__`, the console script.
@@ -878,8 +896,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(args)
     except BrokenPipeError:
         # The reader of our output stopped early (`dive search ... | head`): not an error of
-        # ours. Stdout goes to /dev/null so the exit's own flush cannot fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # ours.
+        discard_stdout()
         return 128 + signal.SIGPIPE
     except (DiveError, OSError) as exc:
         if args is None or args.debug:
@@ -887,6 +905,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # File-system trouble (disk full, no permission, a file where a folder should be) is
         # the user's to fix too.
         print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.filename == STDOUT:
+            discard_stdout()
         return 2
     except KeyboardInterrupt as exc:
         print(f"dive: interrupted; {_kept_after_interrupt(args)}", file=sys.stderr)

@@ -14,6 +14,7 @@ from dive.cli import main
 from dive.embed import Embeddings, load_embeddings
 from dive.evaluate.search import top_k, top_k_codes
 from dive.export.folder import load
+from tests.test_cli_stdout import NO_SPACE, into_closed_pipe, into_full_disk
 
 
 def fit(tiny: tuple[Path, Path], out: Path, *extra: str) -> int:
@@ -277,6 +278,22 @@ def test_a_model_for_query_texts_with_query_vectors_is_refused(
     assert capsys.readouterr().err == ("dive: error: --model embeds --query texts; "
                                        "--queries-npy vectors are already embedded (give one "
                                        "or the other)\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("queries", [2, 2000], ids=["buffered", "written-during-the-verb"])
+def test_hits_onto_a_full_disk_are_one_line_naming_stdout(indexed: Path, queries: int) -> None:
+    """A short output failed at the interpreter's exit ("Exception ignored ...", exit 120); a
+    long one said "No space left on device", naming no file."""
+    np.save(indexed / "q.npy", np.ones((queries, 32), np.float32))
+    assert into_full_disk("search", str(indexed / "idx.faiss"), str(indexed / "m"),
+                          "--queries-npy", str(indexed / "q.npy")) == (2, NO_SPACE)
+
+
+def test_a_reader_gone_before_a_short_output_is_not_an_error(indexed: Path) -> None:
+    np.save(indexed / "q.npy", np.ones((2, 32), np.float32))
+    assert into_closed_pipe("search", str(indexed / "idx.faiss"), str(indexed / "m"),
+                            "--queries-npy", str(indexed / "q.npy")) == (141, "")
 
 
 def test_a_reader_that_stops_early_is_not_an_error(indexed: Path) -> None:

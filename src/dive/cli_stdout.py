@@ -1,0 +1,74 @@
+"""The command line's standard output: its write errors name it, and are reported before exit.
+
+A verb's results go to stdout through `print`, which names no file when the write fails (a
+full disk: "dive: error: No space left on device"), and what is still buffered at the end was
+left to the interpreter's exit, where a closed pipe or a full disk printed "Exception ignored
+..." and exit status 120 after the verb had returned. `named_stdout` names stdout in its
+errors; `flush_stdout` writes what is buffered while the error is still ours to report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from dive._io import describe_os_error
+
+STDOUT = "standard output"
+
+
+class _Named:
+    """A text stream whose write and flush errors carry `STDOUT` as their file name (a closed
+    pipe stays a `BrokenPipeError`: `OSError` picks the subclass from the errno)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, STDOUT) from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, STDOUT) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def named_stdout() -> Iterator[None]:
+    stream = sys.stdout
+    sys.stdout = _Named(stream)
+    try:
+        yield
+    finally:
+        sys.stdout = stream
+
+
+def flush_stdout() -> int | None:
+    """Writes what is buffered for stdout; None if it went, else the exit status to return
+    (128 + SIGPIPE for a reader that stopped early, silently; 2 with one error line)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        discard_stdout()
+        return 128 + signal.SIGPIPE
+    except OSError as exc:
+        discard_stdout()
+        print(f"dive: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    return None
+
+
+def discard_stdout() -> None:
+    """Stdout goes to /dev/null, so the exit's own flush of what is left cannot fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
