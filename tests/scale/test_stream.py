@@ -533,6 +533,33 @@ def test_an_empty_folder_made_for_a_folder_output_is_written_into(tmp_path: Path
         compress_store(runtime, src / "a.npy", tmp_path / "file_out", progress=False)
 
 
+def test_the_empty_current_folder_as_the_output_is_written_into(
+    tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dive compress --output .` put its work folder at "..partial" inside the output, then
+    failed "already exists (another run wrote it meanwhile)"; a rerun with overwrite, as the
+    error advised, was refused "not a compress output folder"."""
+    src = tmp_path / "in"
+    src.mkdir()
+    np.save(src / "a.npy", stores.vectors(20))
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path / "out")
+    compress_store(runtime, src, ".", progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".dive-compress.json", ".dive-files", "a.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+
+
+def test_a_failed_run_leaves_no_output_folder_it_made(tmp_path: Path, runtime, stores) -> None:
+    x = stores.vectors(20)
+    x[3] = np.nan
+    np.save(tmp_path / "bad.npy", x)
+    with pytest.raises(DataError, match="row 3"):
+        compress_store(runtime, tmp_path / "bad.npy", tmp_path / "new" / "sub" / "c.npy",
+                       progress=False)
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [

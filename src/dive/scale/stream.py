@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from dive._io import atomic_open, naming_os_errors, publish
+from dive._io import atomic_open, made_folder, named, naming_os_errors, publish
 from dive.arrays import BadRowError, non_finite_problem, positive_integer, to_float32
 from dive.errors import DataError, DiveError
 from dive.scale.checks import (
@@ -352,7 +352,7 @@ def compress_store(
     # Arrow reads and writes Parquet in int64 batches: a larger size (any the CLI takes) was
     # an OverflowError, a traceback; every store has fewer rows, so it is one chunk either way.
     batch_size = min(positive_integer(batch_size, "batch_size"), 2**63 - 1)
-    src, dst = Path(input), Path(output)
+    src, dst = Path(input), named(Path(output))  # `.` has no name to put a work folder by
     out_column = output_column or column
     if id_column == "":
         id_column = None
@@ -383,9 +383,9 @@ def compress_store(
         "id_column": id_column,
         "output_column": out_column,
     }
-    dst.parent.mkdir(parents=True, exist_ok=True)
     partial = Partial(dst)
-    with partial.held():  # a second run on this output fails at once
+    # a second run on this output fails at once; a failed one leaves no folder it made empty
+    with made_folder(dst.parent), partial.held():
         state = partial.start(job)
         resumed = int(state["rows_done"])
         total = sum(s.n_rows for s in shards)
