@@ -177,3 +177,32 @@ def test_file_names_that_are_paths_or_clash_are_refused_before_anything_is_writt
         write_report(make_grid(), tmp_path / "out", **names)  # type: ignore[arg-type]
     assert notes.read_text() == "my own notes\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md"]
+
+
+@pytest.mark.parametrize("name", ["report.md", "summary.csv", DIM_PLOT])
+def test_a_fifo_where_an_output_goes_is_refused_not_waited_on(make_record, tmp_path: Path,
+                                                              name: str) -> None:
+    """The check whether a file there is dive's own opened it to read its first bytes: on a
+    FIFO that waits for a writer, forever (`dive report`, `demo` and `evaluate --plot`)."""
+    import os
+    import threading
+
+    os.mkfifo(tmp_path / name)
+    refused: list[BaseException] = []
+
+    def report() -> None:
+        try:
+            write_report([make_record(method="pca", dim=96)], tmp_path, overwrite=True)
+        except DiveError as exc:
+            refused.append(exc)
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    if thread.is_alive():  # let the stuck reader go: a writer that closes at once
+        os.close(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join()
+    assert len(refused) == 1
+    assert str(refused[0]).startswith(f"{tmp_path / name}: exists and is not ")
+    assert str(refused[0]).endswith("; refusing to replace it (overwrite replaces only what "
+                                    "dive wrote)")

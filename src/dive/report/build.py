@@ -84,6 +84,8 @@ def report_paths(
 
 def is_report_markdown(path: Path) -> bool:
     """Whether `path` is a Markdown report `write_report` wrote (it opens with `MARKER`)."""
+    if not path.is_file():  # a FIFO's open waits for a writer: forever
+        return False
     try:
         with path.open(encoding="utf-8") as handle:
             return handle.readline().rstrip("\n") == MARKER

@@ -71,6 +71,8 @@ def summary_csv(records: Iterable[Mapping[str, Any]]) -> str:
 
 def is_summary_csv(path: Path) -> bool:
     """Whether `path` is a file `write_summary_csv` wrote (its header starts with the keys)."""
+    if not path.is_file():  # a FIFO's open waits for a writer: forever
+        return False
     try:
         with path.open(encoding="utf-8") as handle:
             return handle.readline().startswith(",".join(KEY_COLUMNS) + ",")

@@ -109,6 +109,8 @@ def _finish(fig: Any) -> None:
 def is_png(path: Path) -> bool:
     """Whether `path` is a PNG file: the only kind of file a plot writer replaces, so a file
     named by a slip (the results file, notes) is never written over."""
+    if not path.is_file():  # a FIFO's open waits for a writer: forever
+        return False
     try:
         with path.open("rb") as handle:
             return handle.read(8) == b"\x89PNG\r\n\x1a\n"
