@@ -78,9 +78,14 @@ def compress(encode: Encoder, x: torch.Tensor, chunk: int = 8192) -> np.ndarray:
 def scatter_candidates(
     values: torch.Tensor, inverse: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """(B, N, k) from values of the distinct candidate rows; zeros where `mask` is False."""
+    """(B, N, k) from values of the distinct candidate rows; zeros where `mask` is False.
+
+    `index_select`, not `values[inverse]`: the backward of advanced indexing with repeated
+    indices adds in an order that changes from run to run with more than one torch thread
+    (`threads=2` gave another model each time); index_select's adds in index order at any
+    count, the order one thread took before."""
     out = values.new_zeros((*mask.shape, values.shape[-1]))
-    out[mask] = values[inverse]
+    out[mask] = torch.index_select(values, 0, inverse)
     return out
 
 
