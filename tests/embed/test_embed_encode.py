@@ -257,6 +257,28 @@ def test_env_folder_wins_over_cache(
     np.testing.assert_array_equal(emb.corpus, env.corpus)
 
 
+def test_an_env_folder_another_model_made_is_passed_over_for_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Entries are named by the model's last part: `someorg/all-MiniLM-L6-v2` was served the
+    stock model's vectors without a word, and a fit recorded them as its own."""
+    _put(tmp_path / "env" / DEFAULT_MODEL / "toy", seed=2)  # meta.json: the stock model
+    cached = _stored(3)
+    cached = Embeddings(cached.corpus, cached.corpus_ids, cached.queries, cached.query_ids,
+                        {"model": f"someorg/{DEFAULT_MODEL}"})
+    save_embeddings(tmp_path / "cache" / DEFAULT_MODEL / "toy", cached)
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    emb = get_embeddings(FakeDataset(), f"someorg/{DEFAULT_MODEL}", cache_root=tmp_path / "cache")
+    np.testing.assert_array_equal(emb.corpus, cached.corpus)
+    assert (f"{tmp_path / 'env' / DEFAULT_MODEL / 'toy'}: embeddings were made with "
+            f"{DEFAULT_MODEL}, not someorg/{DEFAULT_MODEL}; using the embeddings cache"
+            ) in caplog.text
+    served = get_embeddings(FakeDataset(), f"sentence-transformers/{DEFAULT_MODEL}",
+                            cache_root=tmp_path / "cache")  # the stock model's hub alias
+    assert emb.meta["model"] != served.meta["model"] == DEFAULT_MODEL
+
+
 def test_env_folder_is_keyed_by_model_dirname(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None
 ) -> None:

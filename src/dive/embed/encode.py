@@ -337,7 +337,8 @@ def get_embeddings(
     """The embeddings of `dataset` under `model_name`, validated against its ids.
 
     Resolution: `embeddings_dir` as is (it must exist); else
-    `$DIVE_EMBEDDINGS/<model_dirname>/<dataset.name>/` if it exists; else
+    `$DIVE_EMBEDDINGS/<model_dirname>/<dataset.name>/` if it exists and no other model made it;
+    else
     `<cache root>/<model_dirname>/<dataset.name>/` if it exists and was built from the same
     texts; else encode the dataset into it, in chunks and resumably, as `dive embed` does
     (`dive.embed.resumable.encode_to_folder`: a run stopped half way resumes, a second run
@@ -360,15 +361,11 @@ def get_embeddings(
         origin = "the folder given"
     else:
         env = os.environ.get("DIVE_EMBEDDINGS")
-        if env and (Path(env).expanduser() / subdir).is_dir():
-            folder = Path(env).expanduser() / subdir
-            emb = load_embeddings(folder)
-            _check_same_texts(folder, emb, dataset)
+        found = _from_env(env, subdir, dataset, model_name) if env else None
+        if found is not None:
+            folder, emb = found
             origin = "$DIVE_EMBEDDINGS"
         else:
-            if env:  # set, so meant to be used: a mistyped one silently encoded for minutes
-                logger.warning("$DIVE_EMBEDDINGS (%s) has no %s; using the embeddings cache",
-                               env, subdir)
             root = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
             folder = root / subdir
             origin = "the cache"
@@ -415,6 +412,27 @@ def get_embeddings(
     _check_covers(folder, emb, dataset)
     _check_only_dataset_corpus(folder, emb, dataset)
     return emb
+
+
+def _from_env(env: str, subdir: Path, dataset: Dataset,
+              model_name: str) -> tuple[Path, Embeddings] | None:
+    """`$DIVE_EMBEDDINGS/<model>/<dataset>` and its embeddings, or None (with a warning: the
+    variable is set, so meant to be used) when it has none, or those another model made: its
+    entries are named by the model's last part, so `someorg/all-MiniLM-L6-v2` found the stock
+    model's vectors and recorded them as its own."""
+    folder = Path(env).expanduser() / subdir
+    if not folder.is_dir():  # a mistyped one silently encoded for minutes
+        logger.warning("$DIVE_EMBEDDINGS (%s) has no %s; using the embeddings cache", env,
+                       subdir)
+        return None
+    emb = load_embeddings(folder)
+    maker = emb.meta.get("model")
+    if maker is not None and model_label(str(maker)) != model_label(model_name):
+        logger.warning("%s: embeddings were made with %s, not %s; using the embeddings cache",
+                       folder, maker, model_name)
+        return None
+    _check_same_texts(folder, emb, dataset)
+    return folder, emb
 
 
 def _model_changed(meta: dict[str, Any], model_name: str) -> bool:
