@@ -701,6 +701,7 @@ FLAG_OF_PARAM = {
     "embeddings_dir": "--embeddings", "methods": "--methods", "keep": "--keep",
     "column": "--vector-column", "id_column": "--id-column", "output_column": "--output-column",
     "precisions": "--precisions", "device": "--device", "budget": "--budget", "model": "--model",
+    "ratios": "--ratios",
 }
 
 

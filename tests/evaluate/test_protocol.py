@@ -404,3 +404,42 @@ def test_a_value_given_twice_is_one_run_and_no_skip(
     with caplog.at_level(logging.INFO):
         records = run_grid(twice, ResultsFile(tmp_path / "r.jsonl"))
     assert len(records) == 2 and "skipped" not in caplog.text
+
+
+@pytest.mark.parametrize("field", ["methods", "datasets"])
+def test_a_method_or_dataset_given_twice_is_run_once_and_no_skip(
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, field: str
+) -> None:
+    """`--methods pca,pca` (or `--datasets` with the same folder under two spellings, which
+    was refused "rename one folder") said it skipped runs "already in" a new results file."""
+    twice = {"methods": ["frozen", "pca", "pca"],
+             "datasets": [str(tiny[0]), f"{tiny[0]}/", str(tiny[0])]}[field]
+    grid = spec(tiny, ratios=[4], budgets=[None], seeds=[0], **{"methods": ["frozen", "pca"],
+                                                                  field: twice})
+    with caplog.at_level(logging.INFO):
+        records = run_grid(grid, ResultsFile(tmp_path / "r.jsonl"))
+    assert sorted(r["method"] for r in records) == ["frozen", "pca"]
+    assert "skipped" not in caplog.text
+
+
+def test_a_later_dataset_that_cannot_run_stops_the_grid_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first dataset's runs were recorded, then `--ratios 4` did not divide the second's
+    dimension, and a rerun failed the same way; the error named neither dataset nor flag."""
+    from tests.conftest import write_tiny_beir
+
+    first, first_emb = write_tiny_beir(tmp_path / "a")
+    second, second_emb = write_tiny_beir(tmp_path / "b", dim=30)
+    second = second.rename(second.with_name("other"))
+    shutil.copytree(first_emb, tmp_path / "env" / "synthetic" / "tiny")
+    shutil.copytree(second_emb, tmp_path / "env" / "synthetic" / "other")
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    path = tmp_path / "r.jsonl"
+    grid = GridSpec(datasets=[str(first), str(second)], methods=["pca"], ratios=[4],
+                    budgets=[None], seeds=[0], model="synthetic")
+    with pytest.raises(DiveError) as error:
+        run_grid(grid, ResultsFile(path))
+    assert str(error.value) == "other: ratio 4 does not divide the embedding dimension 30"
+    assert error.value.param == "ratios"
+    assert not path.exists()

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,7 +99,7 @@ class GridSpec:
         if big:
             raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}")
         # `--ratios 4,4` ran once, then said it skipped the second "already in" the results
-        for name in ("ratios", "budgets", "seeds"):
+        for name in ("datasets", "methods", "anchors", "ratios", "budgets", "seeds"):
             object.__setattr__(self, name, list(dict.fromkeys(getattr(self, name))))
 
     @property
@@ -284,7 +285,7 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
             for method in spec.methods:
                 ratios = [1] if full_dim_only(method) else list(spec.ratios)
                 for ratio in ratios:
-                    dim = _dim_of(full_dim, ratio)
+                    dim = _dim_of(full_dim, ratio, dataset)
                     variants = tuple(plan_variants(spec.precisions, spec.rescores,
                                                    spec.rescore_with, full_dim=dim == full_dim,
                                                    dim=dim))
@@ -310,7 +311,7 @@ def _check_products_used(
     if not unused:
         return
     compressing = any(not full_dim_only(m) for m in spec.methods)
-    dims = sorted({_dim_of(full_dim, r) for r in spec.ratios if r > 1 and compressing},
+    dims = sorted({_dim_of(full_dim, r, dataset) for r in spec.ratios if r > 1 and compressing},
                   reverse=True)
     why = (f"M must divide a compressed dimension d and be below it (the grid's d: "
            f"{', '.join(map(str, dims)) or 'none'}; the full dimension {full_dim} is the "
@@ -332,7 +333,7 @@ def _anchor_tasks(spec: GridSpec, dataset: str, full_dim: int, budget: int | Non
     for name in spec.anchors:
         anchor = parse_anchor(name)
         for ratio in [1] if anchor.full_dim else list(spec.ratios):
-            dim = _dim_of(full_dim, ratio)
+            dim = _dim_of(full_dim, ratio, dataset)
             anchor.check_dim(full_dim, dim)
             base = {"dataset": dataset, "model": spec.recorded_model, "method": anchor.name,
                     "dim": dim, "budget": budget_label(budget), "seed": seed}
@@ -365,13 +366,27 @@ def _warn_of_others_on_other_data(results: ResultsFile, tasks: Sequence[RunTask]
             len(others), name, methods)
 
 
-def _dim_of(full_dim: int, ratio: int) -> int:
+def _dim_of(full_dim: int, ratio: int, dataset: str) -> int:
     if full_dim % ratio:
-        raise DataError(f"ratio {ratio} does not divide the embedding dimension {full_dim}")
+        raise DataError(f"{dataset}: ratio {ratio} does not divide the embedding dimension "
+                        f"{full_dim}", param="ratios")
     return full_dim // ratio
 
 
 ProgressFn = Callable[[int, int, dict[str, Any] | None], None]
+
+
+def _prepare(spec: GridSpec, name: str) -> tuple[Dataset, Embeddings, str, QuerySplit,
+                                                 list[RunTask]]:
+    """Dataset `name`, its embeddings and their fingerprint, its whole-pool split and the
+    grid's runs on it, every check of them made."""
+    dataset = load_dataset(name, data_dir=spec.data_dir)
+    emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
+    # budget all's split: its labels are the whole pool, of one size for every seed
+    whole = make_split(dataset, None, spec.seeds[0])
+    tasks = plan(_within_pool(spec, dataset.name, whole.n_labels), dataset.name, emb.dim)
+    _check_rows(tasks, dataset.name, emb.dim, emb.corpus.shape[0])
+    return dataset, emb, data_fingerprint(dataset, emb), whole, tasks
 
 
 def run_grid(
@@ -383,21 +398,18 @@ def run_grid(
     `progress(done, total, record)` is called after each task (record None when it was
     skipped as already done, else the task's last new record).
     """
-    if spec.embeddings_dir and len(spec.datasets) != 1:
-        raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
-                        f"{len(spec.datasets)} datasets were given", param="embeddings_dir")
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         make_compressor(method, None)
-    _check_distinct_names(spec)
+    datasets = _distinct_datasets(spec)
+    if spec.embeddings_dir and len(datasets) != 1:
+        raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
+                        f"{len(datasets)} datasets were given", param="embeddings_dir")
+    # every dataset loaded and planned before any run: a dataset that is missing, or whose
+    # dimension a ratio does not divide, stopped the grid after the ones before it had run
+    prepared = [_prepare(spec, name) for name in datasets]
     wanted = []
-    for name in spec.datasets:
-        dataset = load_dataset(name, data_dir=spec.data_dir)
-        emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
-        fingerprint = data_fingerprint(dataset, emb)
-        # budget all's split: its labels are the whole pool, of one size for every seed
-        whole = make_split(dataset, None, spec.seeds[0])
-        tasks = plan(_within_pool(spec, dataset.name, whole.n_labels), dataset.name, emb.dim)
-        _check_rows(tasks, dataset.name, emb.dim, emb.corpus.shape[0])
+    for dataset, emb, fingerprint, whole, tasks in prepared:
+        name = dataset.name
         # runs whose last record, the one a report reads, is of other data: run again, so
         # that a report of the file shows this data's (one recorded earlier is not enough)
         stale = sum(key in results and not results.current(key, fingerprint)
@@ -468,18 +480,22 @@ def _within_pool(spec: GridSpec, dataset: str, pool: int) -> GridSpec:
     return replace(spec, budgets=list(dict.fromkeys(budgets)))
 
 
-def _check_distinct_names(spec: GridSpec) -> None:
-    """Refuse two datasets known by one name (`a/tiny` and `b/tiny` are both `tiny`): records
-    are keyed by that name, so their runs would be averaged as if they were seeds."""
+def _distinct_datasets(spec: GridSpec) -> list[str]:
+    """The grid's datasets, one spelling per folder (`cranfield` and its path are one dataset,
+    run once); two folders known by one name (`a/tiny` and `b/tiny` are both `tiny`) are
+    refused: records are keyed by that name, so their runs would be averaged as if seeds."""
     from dive.data.download import dataset_name, resolve_dataset
 
-    given: dict[str, str] = {}
+    given: dict[str, tuple[str, Path]] = {}
     for raw in spec.datasets:
-        name = dataset_name(raw, resolve_dataset(raw, data_dir=spec.data_dir))
-        if name in given and given[name] != raw:
-            raise DataError(f"{given[name]} and {raw} are both dataset {name!r}, the name their "
-                            "records are keyed by; rename one folder")
-        given[name] = raw
+        folder = resolve_dataset(raw, data_dir=spec.data_dir)
+        name = dataset_name(raw, folder)
+        if name not in given:
+            given[name] = raw, folder
+        elif given[name][1].resolve() != folder.resolve():
+            raise DataError(f"{given[name][0]} and {raw} are both dataset {name!r}, the name "
+                            "their records are keyed by; rename one folder")
+    return [raw for raw, _ in given.values()]
 
 
 def _run_variants(
