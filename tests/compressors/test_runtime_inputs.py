@@ -11,7 +11,7 @@ import pytest
 
 from dive.compressors.pca import PCA
 from dive.compressors.runtime import Adapter, Runtime
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 
 
 def adapter_runtime(dim: int = 16, out: int = 4, seed: int = 0) -> Runtime:
@@ -115,3 +115,14 @@ def test_blocks_compress_each_chunk_and_name_a_bad_row_over_all_of_them(
     x[35] = 0
     with pytest.raises(DataError, match=r"^corpus\.npy: row 35 has norm 0 and cannot be"):
         list(runtime.blocks(chunks, name="corpus.npy"))
+
+
+@pytest.mark.parametrize("batch_size", [-1, 0, 2.5, True])
+@pytest.mark.parametrize("call", ["__call__", "embed"])
+def test_a_batch_size_below_one_or_not_an_integer_is_refused(corpus: np.ndarray, call: str,
+                                                             batch_size: object) -> None:
+    """-1 skipped every batch and returned uninitialised memory as the output; 0 was range()'s
+    ValueError."""
+    with pytest.raises(DiveError, match=f"^batch_size must be a positive integer, got "
+                                        f"{batch_size!r}$"):
+        getattr(adapter_runtime(), call)(corpus, batch_size=batch_size)

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive.arrays import BadRowError, as_unit_rows, is_integer, l2_normalize
+from dive.arrays import BadRowError, as_unit_rows, is_integer, l2_normalize, positive_integer
 from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
 from dive.errors import DataError
 
@@ -184,6 +184,8 @@ class Runtime:
 
     def _batched(self, x: np.ndarray, batch_size: int, width: int, dtype: np.dtype[Any],
                  step: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        # a negative size skipped every step and returned `np.empty`'s memory as the output
+        batch_size = positive_integer(batch_size, "batch_size")
         x = as_unit_rows(x, name="input", dim=self.input_dim)
         out = np.empty((x.shape[0], width), dtype=dtype)
         for start in range(0, x.shape[0], batch_size):
