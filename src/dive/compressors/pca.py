@@ -8,8 +8,8 @@ Axis signs are fixed (largest-magnitude loading positive) so fits are determinis
 n corpus rows span at most n - 1 centred directions: a fit asking for more dimensions warns
 and zeroes the axes past them (see `PCA._fit`). Rows can span fewer still (duplicates, vectors
 on a subspace): a fit asking for more dimensions than the corpus's numerical rank warns too,
-as the axes past it hold rounding noise, not the data. The rank counts the principal axes
-whose variance exceeds `RANK_RTOL` times the largest.
+as the axes past it hold rounding noise, not the data (`pca` zeroes them). The rank counts
+the principal axes whose variance exceeds `RANK_RTOL` times the rows' mean squared norm.
 """
 
 from __future__ import annotations
@@ -89,9 +89,14 @@ class PCA(Compressor):
         if spanned < dim:
             axes[spanned:] = 0
         if rank < min(spanned, dim):
-            # Fewer directions than rows allow (duplicates, a subspace): axes past the rank
-            # are left as fitted (the output does not change), but they are noise.
-            zeroed = f"; those past {spanned} are set to 0" if spanned < dim else ""
+            # Fewer directions than rows allow (duplicates, a subspace): a centred row's part
+            # on the axes past the rank is rounding noise (about 1e-8), which a binary or int8
+            # code turned into full bits and levels that changed with the batch size; zeroed.
+            # Uncentred, the mean's part on them is not noise: they are kept.
+            if self.centered:
+                axes[rank:] = 0
+            zeroed = (f"; those past {rank} are set to 0" if self.centered
+                      else f"; those past {spanned} are set to 0" if spanned < dim else "")
             logger.warning("%s: fitted on %d corpus rows of numerical rank %d (axes with under "
                            "%.0e of the rows' mean squared norm count as none), below the %d "
                            "output dimensions: those past %d hold rounding noise, not the data%s",
