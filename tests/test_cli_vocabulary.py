@@ -145,6 +145,21 @@ def test_old_and_new_spelling_together_is_one_error_line(
     (["index", "m", "--embeddings", "e", "--output", "-"],
      "argument --output: '-' (standard output): this verb writes files; give a path"),
     (["report", "--results", "r.jsonl", "--output", "-"], "argument --output: '-'"),
+    # an empty path is the current folder: read (--embeddings), searched (--data-dir), or
+    # replaced by the cache (embed --output)
+    (["evaluate", "--datasets", "x", "--embeddings", ""],
+     "argument --embeddings: expected a path, got ''"),
+    (["fit", *FIT[1:], "--output", "m", "--data-dir", " "],
+     "argument --data-dir: expected a path, got ' '"),
+    (["embed", "--dataset", "x", "--output", ""], "argument --output: expected a path, got ''"),
+    (["evaluate", "--datasets", "x", "--plot", ""], "argument --plot: expected a path, got ''"),
+    # int() reads "1_0" as 10 and Arabic-Indic digits as ASCII ones
+    (["evaluate", "--datasets", "x", "--seeds", "1_0"],
+     "argument --seeds: expected an integer, got '1_0'"),
+    (["evaluate", "--datasets", "x", "--ratios", "\u0668"],
+     "argument --ratios: expected an integer, got '\u0668'"),
+    (["fit", *FIT[1:], "--output", "m", "--dim", "\u0664\u0668"],
+     "argument --dim: expected an integer, got '\u0664\u0668'"),
 ])
 def test_a_bad_command_line_is_one_clear_line(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from dive import __version__
+from dive.arrays import is_integer_text
 from dive.errors import DiveError
 
 OVERWRITE_HELP = ("replace an existing output of the kind this command writes (README, "
@@ -59,10 +60,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        # ASCII digits only, as --budgets and method options take them: int() reads "1_0" as
+        # 10 and "٨" as 8
+        if not is_integer_text(text.strip()):
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+        value = int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
         return value
@@ -185,13 +187,21 @@ def _add_renamed(p: argparse.ArgumentParser, flag: str, *, old: Sequence[str],
                            help=argparse.SUPPRESS, **same)
 
 
+def _path(text: str) -> str:
+    """A path; an empty one is refused: `Path("")` is the current folder, so `--embeddings ""`
+    read it, `--data-dir ""` searched it and `embed --output ""` wrote to the cache."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return text
+
+
 def _output_path(text: str) -> str:
     """An output path; '-' is refused: every verb writes files, and a file named '-' is not
     the standard output the user meant."""
     if text.strip() == "-":
         raise argparse.ArgumentTypeError("'-' (standard output): this verb writes files; give "
                                          "a path")
-    return text
+    return _path(text)
 
 
 def _add_output(p: argparse.ArgumentParser, help: str, *, metavar: str, required: bool = True,
@@ -203,7 +213,7 @@ def _add_output(p: argparse.ArgumentParser, help: str, *, metavar: str, required
 def _add_results_read(p: argparse.ArgumentParser, help: str) -> None:
     """`--results FILE...`: the results files a verb reads (once given positionally)."""
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--results", nargs="+", action="extend", metavar="RESULTS.jsonl",
+    group.add_argument("--results", nargs="+", action="extend", metavar="RESULTS.jsonl", type=_path,
                        help=help)
     group.add_argument("results", nargs="*", action="extend", default=argparse.SUPPRESS,
                        help=argparse.SUPPRESS)
@@ -219,12 +229,12 @@ def _add_no_verify(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_dir(p: argparse.ArgumentParser, help: str = "saved compressor folder") -> None:
-    p.add_argument("model_dir", metavar="DIR", help=help)
+    p.add_argument("model_dir", metavar="DIR", type=_path, help=help)
     _add_no_verify(p)
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    p.add_argument("--data-dir", type=_path, default=None, help=DATA_DIR_HELP)
 
 
 def _add_grid_options(
@@ -256,7 +266,7 @@ def _add_grid_options(
                         "each ratio), st-int8, st-binary (full dimension)")
     p.add_argument("--model", type=_name, default=None, help=EMBEDDING_MODEL_HELP)
     _add_data_dir(p)
-    p.add_argument("--embeddings", default=None,
+    p.add_argument("--embeddings", type=_path, default=None,
                    help="precomputed embeddings folder for a single dataset "
                         "(default: $DIVE_EMBEDDINGS/<model>/<dataset>, cache, encode)")
 
@@ -279,10 +289,11 @@ def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "evaluate", "run the benchmark grid and print a table")
     _add_renamed(p, "--datasets", old=["--dataset"], required=True, type=_str_list,
                  action=_Joined, help="dataset names or BEIR folders, comma-separated")
-    p.add_argument("--results", default="results.jsonl",
+    p.add_argument("--results", type=_path, default="results.jsonl",
                    help="JSONL results file (appended; runs already there are skipped)")
-    p.add_argument("--plot", default=None, help="also write an nDCG@10-vs-dimension PNG here")
-    p.add_argument("--report", default=None, metavar="DIR",
+    p.add_argument("--plot", type=_path, default=None,
+                   help="also write an nDCG@10-vs-dimension PNG here")
+    p.add_argument("--report", type=_output_path, default=None, metavar="DIR",
                    help="also write the report (as `dive report` does) into this folder")
     _add_overwrite(p, "replace an existing --plot / --report of the kind evaluate writes (a "
                       "PNG, a report folder; --results is always appended)")
@@ -293,7 +304,7 @@ def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
 
 def add_demo(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "demo", "every method on one dataset: table + plot")
-    p.add_argument("--dataset", default="scifact", help="dataset name or BEIR folder")
+    p.add_argument("--dataset", type=_name, default="scifact", help="dataset name or BEIR folder")
     _add_output(p, "folder for results.jsonl and the plot (a rerun resumes the run there and "
                    "redraws the plot)", metavar="DIR", required=False, default="runs/demo")
     _add_overwrite(p, "start over: replace the folder's results.jsonl once the new run is done")
@@ -339,7 +350,7 @@ def add_recommend(sub: Subparsers[_Parser]) -> _Parser:
 def add_embed(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "embed", "embed a BEIR-layout dataset into an embeddings folder, or import "
               "vectors made elsewhere (Parquet, .npy)")
-    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
+    p.add_argument("--dataset", type=_name, required=True, help="dataset name or BEIR folder")
     _add_data_dir(p)
     _add_output(p, "embeddings folder to write (default: the embeddings cache, "
                    "<cache>/<model>/<dataset>, where evaluate and fit given that --model "
@@ -359,7 +370,7 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--chunk-size", type=_int_at_least(1), default=None,
                    help="texts encoded and saved at a time (the resume step) (default: 4096)")
     source = p.add_mutually_exclusive_group()  # one source of imported vectors
-    source.add_argument("--from-parquet", default=None, metavar="FILE",
+    source.add_argument("--from-parquet", type=_path, default=None, metavar="FILE",
                         help="import the corpus vectors of this Parquet file instead of encoding")
     p.add_argument("--queries-parquet", default=None, metavar="FILE",
                    help="with --from-parquet: the query vectors")
@@ -368,11 +379,11 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
                    help="with --from-parquet: the id column (default: id)")
     p.add_argument("--vector-column", default=None,
                    help="with --from-parquet: the vector column (default: vector)")
-    source.add_argument("--from-npy", default=None, metavar="FILE",
+    source.add_argument("--from-npy", type=_path, default=None, metavar="FILE",
                         help="import the corpus vectors of this (n, D) .npy instead of encoding")
     p.add_argument("--ids", default=None, metavar="FILE",
                    help="with --from-npy: the corpus ids, one a line, in row order")
-    p.add_argument("--queries-npy", default=None, metavar="FILE",
+    p.add_argument("--queries-npy", type=_path, default=None, metavar="FILE",
                    help="with --from-npy: the query vectors")
     p.add_argument("--query-ids", default=None, metavar="FILE",
                    help="with --from-npy: the query ids, one a line")
@@ -383,7 +394,7 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
 
 def add_fit(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "fit", "fit one compressor on a dataset and save it as a folder")
-    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
+    p.add_argument("--dataset", type=_name, required=True, help="dataset name or BEIR folder")
     p.add_argument("--method", required=True, help="method spec (name or name:key=value:...)")
     p.add_argument("--dim", type=_int_at_least(1), required=True, help="output dimension d")
     p.add_argument("--budget", default=None,
@@ -393,7 +404,7 @@ def add_fit(sub: Subparsers[_Parser]) -> _Parser:
                    help="random seed (also picks the labels)")
     p.add_argument("--model", type=_name, default=None, help=EMBEDDING_MODEL_HELP)
     _add_data_dir(p)
-    p.add_argument("--embeddings", default=None,
+    p.add_argument("--embeddings", type=_path, default=None,
                    help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")
     p.add_argument("--precision", type=_precision, default="float32",
                    help="what the model outputs: float32, float16, int8 (ranges calibrated on "
@@ -420,7 +431,7 @@ def add_export(sub: Subparsers[_Parser]) -> _Parser:
 def add_index(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "index", "build a FAISS index of an embeddings folder's compressed corpus")
     _add_model_dir(p)
-    p.add_argument("--embeddings", required=True, metavar="EMB_DIR",
+    p.add_argument("--embeddings", type=_path, required=True, metavar="EMB_DIR",
                    help="embeddings folder whose corpus is compressed and indexed")
     _add_output(p, "index file (the ids go to FILE.ids.txt)", metavar="FILE")
     kind = p.add_mutually_exclusive_group()
@@ -436,17 +447,18 @@ def add_index(sub: Subparsers[_Parser]) -> _Parser:
 
 def add_search(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "search", "search an index with queries compressed by a saved compressor")
-    p.add_argument("index", metavar="INDEX_FILE", help="index file from `dive index`")
+    p.add_argument("index", metavar="INDEX_FILE", type=_path, help="index file from `dive index`")
     _add_model_dir(p, "saved compressor folder used for the index")
     queries = p.add_mutually_exclusive_group(required=True)
     queries.add_argument("--query", action="append", metavar="TEXT", type=_query_text,
                          help="query text, embedded with --model (repeatable)")
-    queries.add_argument("--queries-npy", default=None, metavar="FILE",
+    queries.add_argument("--queries-npy", type=_path, default=None, metavar="FILE",
                          help=".npy of query embeddings (n, D), normalised to unit length here")
     p.add_argument("--model", type=_name, default=None,
                    help="model embedding --query (default: the one the compressor was fitted on)")
     p.add_argument("-k", type=_int_at_least(1), default=10, help="hits per query")
-    _add_renamed(p, "--rescore-vectors", old=["--rescore-with"], default=None, metavar="FILE",
+    _add_renamed(p, "--rescore-vectors", old=["--rescore-with"], type=_path, default=None,
+                 metavar="FILE",
                  help="re-rank the index's first --rescore-factor x k hits by these float "
                       "vectors (full embeddings or compressed float32, one row per index row "
                       "in its order, e.g. the embeddings folder's corpus.npy)")
@@ -464,7 +476,7 @@ def add_compress(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "compress", "compress an embedding store (.npy, Parquet, shards) in bounded "
               "memory, resumably")
     _add_model_dir(p)
-    p.add_argument("--input", required=True, metavar="X",
+    p.add_argument("--input", required=True, metavar="X", type=_path,
                    help=".npy file, Parquet file, folder of .npy or Parquet shards, or a LanceDB "
                         "table, lancedb:PATH/TABLE")
     _add_output(p, "output file or folder, same layout as the input (Ray: a Parquet folder); "
