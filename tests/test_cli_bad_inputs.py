@@ -93,6 +93,24 @@ def disk_full(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stream, "write_npy_rows", write)
 
 
+def fsync_full(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fsync fails as on a full disk: where a saved folder's files are flushed."""
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def short_npy_write(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy's own error for a write cut short (a full disk), which carries no errno."""
+
+    def save(*args: object, **kwargs: object) -> None:
+        raise OSError("537600 requested and 76768 written")
+
+    monkeypatch.setattr(np, "save", save)
+
+
 def edit_model(**fields: object) -> Setup:
     """A copy of the model at ws/edited with config.json fields changed by hand ("DEL" drops)."""
 
@@ -282,6 +300,11 @@ CASES = [
     Case("compress disk full", COMPRESS + " {ws}/x.npy --output {ws}/y.npy",
          "y.npy: no space left on device", disk_full, leaves=(".y.npy.partial/*",)),
     Case("fit read-only", FIT + " --output {ws}/ro/m", "ro/m: permission denied", read_only("ro")),
+    # a write failing inside the hidden temporary folder named no file, or said only numpy's
+    # "537600 requested and 76768 written"
+    Case("fit disk full", FIT + " --output {ws}/m", "/m: no space left on device", fsync_full),
+    Case("import disk full", IMPORT, "/imported: written in part only (537600 requested and "
+         "76768 written): is the disk full?", in_turn(api_vectors(), short_npy_write)),
     Case("evaluate read-only", EVALUATE + " --results {ws}/ro/r.jsonl",
          "ro/r.jsonl: permission denied", read_only("ro")),
     Case("index read-only", "index {ws}/model --embeddings {ws}/emb --output {ws}/ro/i.faiss",

@@ -249,12 +249,16 @@ def uninterrupted() -> Iterator[None]:
 
 @contextlib.contextmanager
 def naming_os_errors(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Give an `OSError` that names no file (a failed write: disk full...) the name `path`."""
+    """Give an `OSError` that names no file (a failed write: disk full...) the name `path`;
+    one without an errno too (numpy's short write: "537600 requested and 76768 written")."""
     try:
         yield
     except OSError as exc:
-        if exc.filename is not None or exc.errno is None:
+        if exc.filename is not None:
             raise
+        if exc.errno is None:
+            raise OSError(None, f"written in part only ({exc}): is the disk full?",
+                          os.fspath(path)) from exc
         raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
 
 

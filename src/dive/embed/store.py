@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from dive._io import publish, read_one_save, temporary
+from dive._io import naming_os_errors, publish, read_one_save, temporary
 from dive.arrays import (
     UNIT_NORM_TOLERANCE,
     check_matrix_shape,
@@ -195,7 +195,7 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
     for name, ids in (("corpus_ids", emb.corpus_ids), ("query_ids", emb.query_ids)):
         _check_ids_writable(name, ids)
 
-    with temporary(target, folder=True) as tmp:
+    with naming_os_errors(target), temporary(target, folder=True) as tmp:
         _write_file(tmp / CORPUS_FILE, lambda h: np.save(h, emb.corpus, allow_pickle=False))
         _write_file(tmp / QUERIES_FILE, lambda h: np.save(h, emb.queries, allow_pickle=False))
         _write_file(tmp / CORPUS_IDS_FILE, lambda h: h.write(_ids_text(emb.corpus_ids)))

@@ -40,7 +40,7 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
-from dive._io import check_output, publish, read_one_save, temporary
+from dive._io import check_output, naming_os_errors, publish, read_one_save, temporary
 from dive.arrays import as_array, as_embeddings, check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
@@ -362,7 +362,7 @@ def check_model_output(target: Path, *, overwrite: bool) -> None:
 def _write_folder(target: Path, files: dict[str, bytes], *, overwrite: bool) -> None:
     check_model_output(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with temporary(target, folder=True) as tmp:
+    with naming_os_errors(target), temporary(target, folder=True) as tmp:
         for name, data in files.items():
             with open(tmp / name, "wb") as handle:
                 handle.write(data)
