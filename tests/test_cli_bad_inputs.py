@@ -111,6 +111,13 @@ def short_npy_write(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(np, "save", save)
 
 
+def mount_point(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws/mnt: an empty folder the system says is a mount point (a container's volume)."""
+    (ws / "mnt").mkdir()
+    ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == ws / "mnt" or ismount(p))
+
+
 def edit_model(**fields: object) -> Setup:
     """A copy of the model at ws/edited with config.json fields changed by hand ("DEL" drops)."""
 
@@ -303,6 +310,12 @@ CASES = [
     # a write failing inside the hidden temporary folder named no file, or said only numpy's
     # "537600 requested and 76768 written"
     Case("fit disk full", FIT + " --output {ws}/m", "/m: no space left on device", fsync_full),
+    # the whole fit or compress ran, then the rename onto the mount point failed "busy"
+    Case("fit onto a mount point", FIT + " --output {ws}/mnt", "mnt: is a mount point, which an "
+         "output put in place whole (by one rename) cannot replace; give a path inside it",
+         mount_point),
+    Case("compress onto a mount point", COMPRESS + " {ws}/x.npy --output {ws}/mnt",
+         "mnt: is a mount point", mount_point),
     Case("import disk full", IMPORT, "/imported: written in part only (537600 requested and "
          "76768 written): is the disk full?", in_turn(api_vectors(), short_npy_write)),
     Case("evaluate read-only", EVALUATE + " --results {ws}/ro/r.jsonl",

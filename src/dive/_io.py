@@ -579,6 +579,10 @@ def check_output(
     if suffix is not None:
         check_suffix(path, suffix, what)
     check_writable(path)
+    # a container's volume (`-v out:/out`): the final rename failed "busy", after the work
+    if os.path.ismount(path):
+        raise DiveError(f"{path}: is a mount point, which an output put in place whole (by one "
+                        "rename) cannot replace; give a path inside it")
     remove_dead_temporaries(path)
     if not path.exists() and not path.is_symlink():
         return
