@@ -206,3 +206,26 @@ def test_a_fifo_where_an_output_goes_is_refused_not_waited_on(make_record, tmp_p
     assert str(refused[0]).startswith(f"{tmp_path / name}: exists and is not ")
     assert str(refused[0]).endswith("; refusing to replace it (overwrite replaces only what "
                                     "dive wrote)")
+
+
+def test_a_report_file_that_cannot_be_replaced_leaves_the_old_report_whole(
+    make_record, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --overwrite, the plots and summary.csv were replaced one by one, then report.md
+    could not be (a file the user may not replace): the folder held a mix of two reports."""
+    import dive.report.build as build
+
+    write_report([make_record(method="pca", dim=96), make_record(method="pca", dim=192)],
+                 tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    publish = build.publish
+
+    def refused_at_the_markdown(tmp: Path, target: Path, **kwargs: object) -> None:
+        if target.name == "report.md":
+            raise PermissionError(1, "Operation not permitted", str(target))
+        publish(tmp, target, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build, "publish", refused_at_the_markdown)
+    with pytest.raises(PermissionError):
+        write_report([make_record(method="truncate", dim=96)], tmp_path, overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,11 +190,35 @@ def write_report(
         with locked(markdown):
             _check_outputs(outputs, overwrite=overwrite)  # again: another run may have written
             with uninterrupted():  # plots without their Markdown would block a rerun
-                for path, _, _ in outputs:  # each staged under its own name
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    publish(stage / path.name, path, overwrite=overwrite)
+                _publish_all(stage, [path for path, _, _ in outputs], overwrite=overwrite)
             removed = remove_stale_plots(images, drawn=placed) if overwrite else []
     return ReportFiles(markdown, csv_path, tuple(placed), tuple(removed))
+
+
+def _publish_all(stage: Path, paths: Sequence[Path], *, overwrite: bool) -> None:
+    """Put each file staged under its name in place at `paths`; if one cannot be (a file the
+    user may not replace), those put before are put back as they were: the old report stays
+    whole (new plots beside an old Markdown were a mix of two reports)."""
+    placed: list[tuple[Path, Path | None]] = []  # each path with its old file's copy
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            old = None
+            if path.exists() or path.is_symlink():
+                old = stage / f".old-{len(placed)}"
+                try:
+                    os.link(path, old, follow_symlinks=False)
+                except OSError:  # another file system (the image folder), or no hard links
+                    shutil.copy2(path, old, follow_symlinks=False)
+            publish(stage / path.name, path, overwrite=overwrite)
+            placed.append((path, old))
+    except BaseException:
+        for path, old in reversed(placed):
+            if old is None:
+                path.unlink(missing_ok=True)
+            else:
+                shutil.move(old, path)  # a rename, or a copy onto another file system
+        raise
 
 
 def _check_names(markdown_name: str, csv_name: str | None) -> None:
