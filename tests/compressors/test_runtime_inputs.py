@@ -126,3 +126,23 @@ def test_a_batch_size_below_one_or_not_an_integer_is_refused(corpus: np.ndarray,
     with pytest.raises(DiveError, match=f"^batch_size must be a positive integer, got "
                                         f"{batch_size!r}$"):
         getattr(adapter_runtime(), call)(corpus, batch_size=batch_size)
+
+
+def test_a_row_with_no_part_in_the_compressed_space_is_refused_not_output_as_zeros() -> None:
+    """truncate to 8 of a vector with nothing in its first 8 coordinates gave an all-zero
+    output (search ranked every document at score 0, exit 0)."""
+    x = np.zeros((3, 32), np.float32)
+    x[:, 0] = 1.0
+    x[1] = 0.0
+    x[1, 20] = 1.0
+    with pytest.raises(DataError, match=r"^input: row 1 has no part in the compressed space"):
+        Runtime(32, projection=np.eye(8, 32, dtype=np.float32))(x)
+
+
+def test_a_tiny_but_nonzero_output_is_scaled_to_unit_norm() -> None:
+    """An output of norm under 1e-12 was left that small (eps clamp), not normalised."""
+    x = np.zeros((1, 32), np.float32)
+    x[0, 20] = 1.0
+    x[0, 0] = 1e-14
+    out = Runtime(32, projection=np.eye(8, 32, dtype=np.float32)).embed(x)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)

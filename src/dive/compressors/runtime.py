@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive.arrays import BadRowError, as_unit_rows, is_integer, l2_normalize, positive_integer
+from dive.arrays import BadRowError, as_unit_rows, is_integer, positive_integer
 from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
 from dive.errors import DataError
 
@@ -207,11 +207,25 @@ class Runtime:
     def _apply(self, x: np.ndarray) -> np.ndarray:
         h = x if self.adapter is None else self.adapter(x)
         if self.projection is None:
-            return l2_normalize(h if self.center is None else h - self.center)
+            return _unit_outputs(h if self.center is None else h - self.center)
         z = h @ self.projection.T
         if self.center is not None:  # P (h - mu) = P h - P mu: one pass over d columns, not D
             z -= self.projection @ self.center
-        return l2_normalize(z)
+        return _unit_outputs(z)
+
+
+def _unit_outputs(z: np.ndarray) -> np.ndarray:
+    """`z`'s rows at unit norm, float32. A row of norm under 1e-12 was left that small (a row
+    orthogonal to what `truncate` keeps: all zeros), which no score can rank: one of norm 0
+    is a `BadRowError`, a tiny one is scaled up before its norm is taken (squares underflow)."""
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    for row in np.flatnonzero(norms[:, 0] < 1e-12):
+        peak = np.abs(z[row]).max()
+        if peak == 0:
+            raise BadRowError("input", int(row), "has no part in the compressed space: its "
+                              "output is all zeros, which no score can rank")
+        norms[row] = peak * np.linalg.norm(z[row] / peak)
+    return (z / norms).astype(np.float32, copy=False)
 
 
 def _check_shapes(d_in: int, adapter: Adapter | None, center: np.ndarray | None,
