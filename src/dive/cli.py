@@ -1,4 +1,5 @@
-"""The `dive` command line: one small function per verb; the only module that prints.
+"""The `dive` command line: one small function per verb; the only module that prints (with
+`dive.cli_stdout`, which reports a standard output that cannot be written).
 
 The verbs' arguments are described in `dive.cli_parsers` (one builder per verb); this module
 runs them.
