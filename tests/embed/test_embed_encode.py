@@ -822,3 +822,20 @@ def test_embedding_texts_without_progress_loads_the_model_without_its_bar(
     for progress in (False, True):
         assert dive.embed(["hello"], progress=progress).shape[0] == 1
     assert seen == [False, True]
+
+
+def test_encoding_without_the_embed_extra_is_one_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A base install (no sentence-transformers, no transformers) gave a ModuleNotFoundError
+    traceback from the loading bars' set-up, before the model loader's own message."""
+    import sys
+
+    import dive
+
+    for name in [*sys.modules, "transformers", "sentence_transformers"]:
+        if name.split(".")[0] in ("transformers", "sentence_transformers"):
+            monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(DiveError, match=r"^encoding needs sentence-transformers \(.*\); "
+                                        r"install dive-compress\[embed\]$"):
+        dive.embed(["hi"])

@@ -63,9 +63,7 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
-        raise DiveError(
-            f"encoding needs sentence-transformers ({exc}); install dive-compress[embed]"
-        ) from None
+        raise _no_embed_extra(exc) from None
     if name_or_path in _DEFAULT_ALIASES:
         # setdefault: a user who deliberately turned the hub on keeps it on.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -107,11 +105,19 @@ def _load(loader: type[SentenceTransformer], name: str, source: str,
         raise DiveError(f"could not load model {name!r}: {_first_line(exc)}") from None
 
 
+def _no_embed_extra(exc: ImportError) -> DiveError:
+    return DiveError(f"encoding needs sentence-transformers ({exc}); install "
+                     "dive-compress[embed]")
+
+
 @contextlib.contextmanager
 def loading_bars(shown: bool) -> Iterator[None]:
     """Within it, transformers' "Loading weights" bar is off unless `shown` (and unless the
     caller had turned it off already); the setting is put back after."""
-    from transformers.utils import logging as hf_logging
+    try:  # it runs before `load_model`: without the extra, a traceback came first
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:
+        raise _no_embed_extra(exc) from None
 
     hide = not shown and hf_logging.is_progress_bar_enabled()
     if hide:

@@ -266,7 +266,8 @@ def import_faiss() -> Any:
     try:
         import faiss
     except ImportError:
-        raise DiveError("FAISS anchors need faiss-cpu; install dive-compress[faiss]") from None
+        raise DiveError("FAISS (its anchors and the opqM precisions) needs faiss-cpu; install "
+                        "dive-compress[faiss]") from None
     return faiss
 
 
