@@ -215,6 +215,24 @@ def test_a_funnel_pick_says_how_to_build_the_index_it_serves_from(
                                 "--rescore-space full --rescore-factor 10")
 
 
+def test_a_pick_rescored_by_the_compressed_outputs_says_how_to_make_them(
+    byte_records: list[dict[str, Any]]
+) -> None:
+    """It told to serve with COMPRESSED.npy, which `dive compress` of the binary model it
+    built cannot write (its outputs are codes; --dtype float32 is refused for it)."""
+    records = [{**r, "rescore_with": "compressed", "rescore_bytes_per_vector": 4 * r["dim"]}
+               if r.get("rescore") else r for r in byte_records]
+    rec = recommend(records, "scifact", 0.98)
+    assert (rec.config.precision, rec.config.rescore_with) == ("binary", "compressed")
+    lines = [line.strip() for line in render(rec)]
+    made = lines.index("its float32 outputs: dive fit --dataset scifact --method pca --dim 96 "
+                       "--precision float32 --model m --output F32_DIR")
+    assert lines[made + 1:made + 3] == [
+        "then: dive compress F32_DIR --input EMB_DIR/corpus.npy --output COMPRESSED.npy",
+        "serve: dive search INDEX MODEL_DIR --rescore-vectors COMPRESSED.npy --rescore-space "
+        "compressed --rescore-factor 10"]
+
+
 def test_the_anchor_for_comparison_is_named_above_the_byte_limit_too(
     byte_records: list[dict[str, Any]]
 ) -> None:

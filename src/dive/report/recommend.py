@@ -181,7 +181,7 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
     return text
 
 
-def _build_line(c: Config, model: str, precision: str) -> str:
+def _build_line(c: Config, model: str, precision: str, output: str = "MODEL_DIR") -> str:
     """The `dive fit` line for `c`, with every option the records state that fit needs (the
     label budget only for a method that learns from labels: `dive fit` warns it is unused)."""
     facts = method_facts(c.family)
@@ -190,7 +190,7 @@ def _build_line(c: Config, model: str, precision: str) -> str:
              *budget, "--precision", precision]
     if model != DEFAULT_MODEL:
         words += ["--model", model]
-    return " ".join(shlex.quote(w) for w in [*words, "--output"]) + " MODEL_DIR"
+    return " ".join(shlex.quote(w) for w in [*words, "--output"]) + f" {output}"
 
 
 def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
@@ -225,6 +225,14 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
     if m is not None or c.rescore:  # the index `serve` searches
         opq = f" --opq {m}" if m is not None else ""
         lines.append(f"  index: dive index MODEL_DIR --embeddings EMB_DIR{opq} --output INDEX")
+    if c.rescore and c.rescore_with != "full":  # the funnel's file: the float32 outputs
+        source = "MODEL_DIR"
+        if precision != "float32":  # the model's codes are not what the funnel reads
+            f32 = _build_line(c, rec.model, "float32", "F32_DIR")
+            lines.append(f"  its float32 outputs: {f32}")
+            source = "F32_DIR"
+        lines.append(f"    then: dive compress {source} --input EMB_DIR/corpus.npy --output "
+                     "COMPRESSED.npy")
     if c.rescore:
         vectors = "FULL.npy" if c.rescore_with == "full" else "COMPRESSED.npy"
         # named, not left to the width: a model keeping the full dimension needs it
