@@ -422,6 +422,18 @@ def test_a_method_or_dataset_given_twice_is_run_once_and_no_skip(
     assert "skipped" not in caplog.text
 
 
+def test_where_a_dataset_was_found_is_said_once(tiny: tuple[Path, Path], tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The grid looked each dataset up twice (its names checked, then its data loaded): a
+    warning about a folder of the same name in the working directory came twice."""
+    grid = spec(tiny, datasets=["tiny"], data_dir=str(tiny[0].parent), methods=["pca"],
+                ratios=[4], budgets=[None], seeds=[0])
+    with caplog.at_level(logging.INFO, logger="dive.data.download"):
+        run_grid(grid, ResultsFile(tmp_path / "r.jsonl"))
+    found = [r.getMessage() for r in caplog.records if r.name == "dive.data.download"]
+    assert found == [f"dataset tiny: using {tiny[0]} (from data_dir)"]
+
+
 def test_a_later_dataset_that_cannot_run_stops_the_grid_before_any_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

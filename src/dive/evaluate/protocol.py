@@ -33,7 +33,7 @@ from dive import __version__
 from dive.arrays import SEED_LIMIT, as_unit_rows
 from dive.compressors.base import LabelledQueries, TrainingData
 from dive.compressors.registry import make_compressor, method_facts, parse_spec
-from dive.data import Dataset, Qrels, load_dataset
+from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.embed.encode import model_label
@@ -376,11 +376,11 @@ def _dim_of(full_dim: int, ratio: int, dataset: str) -> int:
 ProgressFn = Callable[[int, int, dict[str, Any] | None], None]
 
 
-def _prepare(spec: GridSpec, name: str) -> tuple[Dataset, Embeddings, str, QuerySplit,
-                                                 list[RunTask]]:
-    """Dataset `name`, its embeddings and their fingerprint, its whole-pool split and the
-    grid's runs on it, every check of them made."""
-    dataset = load_dataset(name, data_dir=spec.data_dir)
+def _prepare(spec: GridSpec, name: str, folder: Path) -> tuple[Dataset, Embeddings, str,
+                                                               QuerySplit, list[RunTask]]:
+    """Dataset `name` (at `folder`), its embeddings and their fingerprint, its whole-pool split
+    and the grid's runs on it, every check of them made."""
+    dataset = load_beir(folder, name=name)
     emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
     # budget all's split: its labels are the whole pool, of one size for every seed
     whole = make_split(dataset, None, spec.seeds[0])
@@ -406,7 +406,7 @@ def run_grid(
                         f"{len(datasets)} datasets were given", param="embeddings_dir")
     # every dataset loaded and planned before any run: a dataset that is missing, or whose
     # dimension a ratio does not divide, stopped the grid after the ones before it had run
-    prepared = [_prepare(spec, name) for name in datasets]
+    prepared = [_prepare(spec, name, folder) for name, folder in datasets]
     wanted = []
     for dataset, emb, fingerprint, whole, tasks in prepared:
         name = dataset.name
@@ -480,10 +480,11 @@ def _within_pool(spec: GridSpec, dataset: str, pool: int) -> GridSpec:
     return replace(spec, budgets=list(dict.fromkeys(budgets)))
 
 
-def _distinct_datasets(spec: GridSpec) -> list[str]:
-    """The grid's datasets, one spelling per folder (`cranfield` and its path are one dataset,
-    run once); two folders known by one name (`a/tiny` and `b/tiny` are both `tiny`) are
-    refused: records are keyed by that name, so their runs would be averaged as if seeds."""
+def _distinct_datasets(spec: GridSpec) -> list[tuple[str, Path]]:
+    """The grid's datasets by name and folder, each looked up once (the lookup logs where it
+    found it), one per folder (`cranfield` and its path are one dataset, run once); two
+    folders known by one name (`a/tiny` and `b/tiny` are both `tiny`) are refused: records
+    are keyed by that name, so their runs would be averaged as if they were seeds."""
     from dive.data.download import dataset_name, resolve_dataset
 
     given: dict[str, tuple[str, Path]] = {}
@@ -495,7 +496,7 @@ def _distinct_datasets(spec: GridSpec) -> list[str]:
         elif given[name][1].resolve() != folder.resolve():
             raise DataError(f"{given[name][0]} and {raw} are both dataset {name!r}, the name "
                             "their records are keyed by; rename one folder")
-    return [raw for raw, _ in given.values()]
+    return [(name, folder) for name, (_, folder) in given.items()]
 
 
 def _run_variants(
