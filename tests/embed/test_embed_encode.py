@@ -839,3 +839,27 @@ def test_encoding_without_the_embed_extra_is_one_error_naming_it(
     with pytest.raises(DiveError, match=r"^encoding needs sentence-transformers \(.*\); "
                                         r"install dive-compress\[embed\]$"):
         dive.embed(["hi"])
+
+
+def test_the_default_models_load_turns_the_hub_off_for_itself_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE stayed set for the rest of the process, and
+    for every process it started after (a later model download failed)."""
+    import os
+
+    seen: list[tuple[str | None, str | None]] = []
+
+    def load(*args: object) -> str:
+        seen.append((os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE")))
+        return "model"
+
+    monkeypatch.setattr(encode, "_load", load)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    assert encode.load_model(DEFAULT_MODEL) == "model"
+    assert seen == [("1", "1")]
+    assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a hub the user turned on stays on
+    encode.load_model(DEFAULT_MODEL)
+    assert seen[-1] == ("0", "1") and os.environ["HF_HUB_OFFLINE"] == "0"

