@@ -433,6 +433,39 @@ def test_uninterrupted_holds_ctrl_c_until_the_block_ends_then_raises_it(
         pass
 
 
+def test_uninterrupted_leaves_a_handler_installed_from_c_alone(
+        default_signals: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a host that installed its SIGTERM handler from C (uWSGI, mod_wsgi), Python sees
+    None, which `signal.signal` cannot put back: the block raised TypeError, and SIGTERM and
+    SIGHUP stayed held, swallowed, for good."""
+    import signal
+
+    from dive._io import uninterrupted
+
+    real_signal, real_getsignal = signal.signal, signal.getsignal
+    from_c = {signal.SIGTERM}  # as the host's handler reads from Python
+
+    def getsignal(sig: int) -> object:
+        return None if sig in from_c else real_getsignal(sig)
+
+    def set_signal(sig: int, handler: object) -> object:
+        if sig in from_c:
+            if handler is None:
+                raise TypeError("signal handler must be signal.SIG_IGN, signal.SIG_DFL, or a "
+                                "callable object")
+            from_c.discard(sig)
+            real_signal(sig, handler)  # type: ignore[arg-type]
+            return None
+        return real_signal(sig, handler)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(signal, "getsignal", getsignal)
+    monkeypatch.setattr(signal, "signal", set_signal)
+    with uninterrupted():
+        pass
+    assert from_c == {signal.SIGTERM}  # never replaced
+    assert real_getsignal(signal.SIGHUP) is signal.SIG_DFL  # the others put back
+
+
 # Writes `.out.npy.<random>.tmp` (and a staging folder) through `temporary`, says so, then
 # is SIGKILLed, or (with "live") waits to be killed by the test.
 _HOLDS_TEMPORARIES = """

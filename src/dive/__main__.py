@@ -30,7 +30,7 @@ def main() -> int:
     # SIGTERM and SIGHUP too: their default killed the process without a word in the first
     # half second, while the modules load (not where a parent set them to ignored: `nohup`)
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)
-                if signal.getsignal(sig) is not signal.SIG_IGN}
+                if signal.getsignal(sig) not in (signal.SIG_IGN, None)}  # None: from C
     try:
         from dive.cli import main as cli_main
     except KeyboardInterrupt as exc:

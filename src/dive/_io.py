@@ -236,8 +236,10 @@ def uninterrupted() -> Iterator[None]:
         yield
         return
     held: list[int] = []
+    # not a handler installed from C (an embedding host's): getsignal says None, which cannot
+    # be put back, so the restore raised TypeError and left every signal held for good
     previous = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum))
-                for sig in HELD_SIGNALS}
+                for sig in HELD_SIGNALS if signal.getsignal(sig) is not None}
     try:
         yield
     finally:

@@ -848,7 +848,7 @@ def _stopped_like_ctrl_c() -> Iterator[None]:
 
     # not the ones a parent set to ignored: `nohup` (SIGHUP), a background job (SIGINT)
     caught = [sig for sig in (signal.SIGTERM, signal.SIGHUP)
-              if signal.getsignal(sig) is not signal.SIG_IGN]
+              if signal.getsignal(sig) not in (signal.SIG_IGN, None)]  # None: from C
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         caught.append(signal.SIGINT)
     previous = {sig: signal.signal(sig, stop) for sig in caught}
