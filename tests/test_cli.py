@@ -596,3 +596,19 @@ def test_an_unknown_flag_after_a_verb_points_to_that_verbs_help(
     err = capsys.readouterr().err
     assert err == (f"dive {verb}: error: unrecognized arguments: --no-such-flag x "
                    f"(see dive {verb} --help)\n")
+
+
+def test_verbose_run_lines_are_not_spliced_onto_the_progress_bar(tiny: tuple[Path, Path],
+                                                                  tmp_path: Path) -> None:
+    """`dive -v evaluate` wrote each run's INFO line at the end of the bar's line
+    ("... ndcg@10=0.3497]INFO dive.evaluate.protocol: ..."); a real stderr is needed, which
+    pytest's capture replaces, so it runs as a subprocess."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "dive", "-v", "evaluate", "--datasets", str(tiny[0]),
+         "--embeddings", str(tiny[1]), "--methods", "pca,truncate", "--ratios", "4",
+         "--budgets", "all", "--seeds", "0", "--results", str(tmp_path / "r.jsonl")],
+        capture_output=True, text=True, env=env, timeout=300, check=True)
+    lines = done.stderr.replace("\r", "\n").splitlines()
+    runs = [line for line in lines if "INFO dive.evaluate.protocol: tiny " in line]
+    assert len(runs) == 2 and all(line.startswith("INFO") for line in runs), done.stderr

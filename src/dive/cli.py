@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from dive._io import check_output, describe_os_error, locked, publish
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.cli_stdout import STDOUT, discard_stdout, flush_stdout, named_stdout
@@ -864,6 +866,22 @@ def _stopped_like_ctrl_c() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _logging(*, verbose: bool) -> Iterator[None]:
+    """`-v`: dive's INFO records (each finished run), not every library's (the root logger at
+    INFO showed faiss's loader, which reads like an error); log lines go above the progress
+    bar, not onto its line. Put back after the verb."""
+    log = logging.getLogger("dive")
+    level = log.level
+    if verbose:
+        log.setLevel(logging.INFO)
+    try:
+        with logging_redirect_tqdm():
+            yield
+    finally:
+        log.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.stdout is None:  # `dive ... >&-`: every print was dropped without a word, exit 0
         print(f"dive: error: {STDOUT} is closed (send it to /dev/null to discard it)",
@@ -888,13 +906,10 @@ def _main(argv: Sequence[str] | None) -> int:
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
-        logging.basicConfig(
-            level=logging.INFO if args.verbose else logging.WARNING,
-            format="%(levelname)s %(name)s: %(message)s",
-        )
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         _show_embedding_sources()
         handler = HANDLERS[args.verb]
-        with _stopped_like_ctrl_c():
+        with _stopped_like_ctrl_c(), _logging(verbose=args.verbose):
             return handler(args)
     except BrokenPipeError:
         # The reader of our output stopped early (`dive search ... | head`): not an error of
