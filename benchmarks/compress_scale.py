@@ -3,6 +3,7 @@
     python benchmarks/compress_scale.py                          # 0.25 .. 4 GB, 384 -> 96
     python benchmarks/compress_scale.py --sizes-gb 0.25,1 --workdir /big/disk
     python benchmarks/compress_scale.py --index --precision int8  # `dive index` instead
+    python benchmarks/compress_scale.py --parquet                 # a Parquet store instead
 
 With `--index`, each store becomes the corpus of an embeddings folder and the child runs
 `dive index` on it (a flat FAISS index of the model's outputs): its peak then holds the index
@@ -16,8 +17,11 @@ vectors per second and the child's peak resident set size, then deletes the stor
 output before the next size. The model is PCA (`--dim` -> `--out-dim`) fitted on a sample and
 saved as a model folder, as a user would pass it.
 
+With `--parquet`, the store is a Parquet file (an `id` string column and a `vector`
+fixed-size-list float32 column, one row group per 65536 rows) and the output one too.
+
 Left out: cold-cache reads (the freshly written store is mostly in the page cache; dropping
-caches needs root and disturbs the machine), Parquet stores and the Ray engine.
+caches needs root and disturbs the machine) and the Ray engine.
 """
 
 from __future__ import annotations
@@ -55,6 +59,22 @@ def write_store(path: Path, n: int, dim: int, seed: int) -> None:
             x = rng.standard_normal((min(CHUNK, n - start), dim), dtype=np.float32)
             x /= np.linalg.norm(x, axis=1, keepdims=True)
             f.write(x.data)
+
+
+def write_parquet_store(path: Path, n: int, dim: int, seed: int) -> None:
+    """The same vectors as `write_store`, as Parquet: ids and vectors, CHUNK rows a group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    schema = pa.schema([("id", pa.string()), ("vector", pa.list_(pa.float32(), dim))])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, n, CHUNK):
+            x = rng.standard_normal((min(CHUNK, n - start), dim), dtype=np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), dim)
+            ids = pa.array([f"doc{i}" for i in range(start, start + len(x))])
+            writer.write_table(pa.Table.from_arrays([ids, vectors], schema=schema))
 
 
 def write_folder_files(folder: Path, n: int, dim: int) -> None:
@@ -104,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--index", action="store_true", help="run `dive index` on an "
                         "embeddings folder around each store instead of `dive compress`")
     parser.add_argument("--precision", default="float32", help="the model's output precision")
+    parser.add_argument("--parquet", action="store_true", help="a Parquet store (ids and "
+                        "vectors) instead of a .npy one")
     return parser
 
 
@@ -121,7 +143,10 @@ def main() -> None:
         pca.runtime_ = pca.runtime_.with_precision(args.precision, sample)
         save(pca, model)
         tool = "/usr/bin/time -v" if GNU_TIME.exists() else "getrusage(RUSAGE_CHILDREN)"
-        verb = "dive index" if args.index else f"dive compress, batch {args.batch_size}"
+        if args.index and args.parquet:
+            raise DiveError("--index reads an embeddings folder (.npy); leave out --parquet")
+        kind = "parquet" if args.parquet else "npy"
+        verb = "dive index" if args.index else f"dive compress of {kind}, batch {args.batch_size}"
         print(f"# {verb}: {args.dim} -> {args.out_dim} {args.precision}; RSS by {tool}")
         print(f"# {os.cpu_count()} CPUs visible; store freshly written (page cache warm)")
         extra = f" {'index MB':>9}" if args.index else ""
@@ -130,10 +155,11 @@ def main() -> None:
         for size in (float(s) for s in args.sizes_gb.split(",")):
             n = int(size * 1e9) // (4 * args.dim)
             folder = work / "embeddings"
-            store = folder / "corpus.npy" if args.index else work / "store.npy"
-            out = work / ("out.faiss" if args.index else "out.npy")
+            store = folder / "corpus.npy" if args.index else work / f"store.{kind}"
+            out = work / ("out.faiss" if args.index else f"out.{kind}")
             store.parent.mkdir(exist_ok=True)
-            write_store(store, n, args.dim, seed=int(size * 1000))
+            write = write_parquet_store if args.parquet else write_store
+            write(store, n, args.dim, seed=int(size * 1000))
             if args.index:
                 write_folder_files(folder, n, args.dim)
                 cmd = [sys.executable, "-m", "dive.cli", "index", str(model),
@@ -147,6 +173,10 @@ def main() -> None:
             seconds, rss_kib = measure(cmd)
             if args.index:
                 extra = f" {out.stat().st_size / 1e6:9.0f}"
+            elif args.parquet:
+                import pyarrow.parquet as pq
+
+                assert pq.ParquetFile(out).metadata.num_rows == n
             else:
                 assert np.load(out, mmap_mode="r").shape == (n, args.out_dim)
             gb = store.stat().st_size / 1e9
@@ -154,7 +184,7 @@ def main() -> None:
                   f"{rss_kib / 1024:12.0f}{extra}")
             sys.stdout.flush()
             shutil.rmtree(folder, ignore_errors=True)
-            for path in (work / "store.npy", *work.glob("out.*")):
+            for path in (*work.glob("store.*"), *work.glob("out.*")):
                 path.unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -138,6 +138,18 @@ def test_the_old_patience_name_maps_to_patience_steps(method: str) -> None:
         make_compressor(f"{method}:patience=75:patience_steps=75", 4)
 
 
+def test_an_old_option_name_warns_at_the_callers_line() -> None:
+    """From a spec string it pointed at dive's own registry (a fixed stacklevel), so
+    `warnings.filterwarnings(module=...)` for the caller's module missed it."""
+    from dive.compressors.search_adaptor import SearchAdaptor
+
+    for make in (lambda: make_compressor("search-adaptor:patience=75", 4),
+                 lambda: SearchAdaptor(4, patience=75)):
+        with pytest.warns(FutureWarning) as caught:
+            make()
+        assert [w.filename for w in caught] == [__file__]
+
+
 @pytest.mark.parametrize(
     ("method", "names"),
     [

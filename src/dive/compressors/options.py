@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -95,6 +96,16 @@ def coerce(config: object) -> None:
         object.__setattr__(config, field.name, _coerce(field, value))
 
 
+def _first_caller_outside_dive() -> int:
+    """The `stacklevel` that makes a warning point at the first caller outside this package
+    from where `warnings.warn` is called: a fixed one pointed at dive's own registry for a
+    spec string (`dive.fit(..., method="...:patience=3")`), so a filter by module missed it."""
+    frame, level = sys._getframe(2), 2  # the frame that warns is level 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").split(".")[0] == "dive":
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _current_names(cls: type, method: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """`options` with each old name in `cls.renamed` given as its new one(s), a `FutureWarning`
     (an old name that meant several options sets each of them)."""
@@ -108,7 +119,7 @@ def _current_names(cls: type, method: str, options: Mapping[str, Any]) -> dict[s
         if any(name in current for name in names):
             raise DiveError(f"{method}: {old} is the old name of {text}; give {text} only")
         warnings.warn(f"{method}: option {old} is now {text} (the old name goes in the next "
-                      "release)", FutureWarning, stacklevel=4)
+                      "release)", FutureWarning, stacklevel=_first_caller_outside_dive())
         value = current.pop(old)
         current.update(dict.fromkeys(names, value))
     return current
