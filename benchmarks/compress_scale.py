@@ -146,7 +146,8 @@ def main() -> None:
         if args.index and args.parquet:
             raise DiveError("--index reads an embeddings folder (.npy); leave out --parquet")
         kind = "parquet" if args.parquet else "npy"
-        verb = "dive index" if args.index else f"dive compress of {kind}, batch {args.batch_size}"
+        of = " of parquet" if args.parquet else ""
+        verb = "dive index" if args.index else f"dive compress{of}, batch {args.batch_size}"
         print(f"# {verb}: {args.dim} -> {args.out_dim} {args.precision}; RSS by {tool}")
         print(f"# {os.cpu_count()} CPUs visible; store freshly written (page cache warm)")
         extra = f" {'index MB':>9}" if args.index else ""
