@@ -7,6 +7,7 @@ import logging
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -434,11 +435,13 @@ def test_where_a_dataset_was_found_is_said_once(tiny: tuple[Path, Path], tmp_pat
     assert found == [f"dataset tiny: using {tiny[0]} (from data_dir)"]
 
 
-def test_a_later_dataset_that_cannot_run_stops_the_grid_before_any_run(
+def test_a_ratio_a_later_datasets_dimension_refuses_names_the_dataset_and_the_flag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first dataset's runs were recorded, then `--ratios 4` did not divide the second's
-    dimension, and a rerun failed the same way; the error named neither dataset nor flag."""
+    """`--ratios 4` against a second dataset of dimension 30 said only "ratio 4 does not
+    divide the embedding dimension 30". The first dataset's runs stay recorded (a rerun skips
+    them): datasets load in turn, one in memory at a time, so the second's dimension is known
+    only then; a missing dataset is found before any run."""
     from tests.conftest import write_tiny_beir
 
     first, first_emb = write_tiny_beir(tmp_path / "a")
@@ -454,4 +457,8 @@ def test_a_later_dataset_that_cannot_run_stops_the_grid_before_any_run(
         run_grid(grid, ResultsFile(path))
     assert str(error.value) == "other: ratio 4 does not divide the embedding dimension 30"
     assert error.value.param == "ratios"
-    assert not path.exists()
+    assert [r["dataset"] for r in read_results([path])] == ["tiny"]
+    with pytest.raises(DiveError, match="no such dataset folder"):
+        run_grid(replace(grid, datasets=[str(first), str(tmp_path / "missing")]),
+                 ResultsFile(tmp_path / "r2.jsonl"))
+    assert not (tmp_path / "r2.jsonl").exists()

@@ -21,6 +21,7 @@ rescore factor, with the same splits, keys and record fields as a method's.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
@@ -398,18 +399,17 @@ def run_grid(
     `progress(done, total, record)` is called after each task (record None when it was
     skipped as already done, else the task's last new record).
     """
+    given = {os.path.normpath(name) for name in spec.datasets}  # `a/tiny/` is `a/tiny`
+    if spec.embeddings_dir and len(given) != 1:
+        raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
+                        f"{len(given)} datasets were given", param="embeddings_dir")
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         make_compressor(method, None)
-    datasets = _distinct_datasets(spec)
-    if spec.embeddings_dir and len(datasets) != 1:
-        raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
-                        f"{len(datasets)} datasets were given", param="embeddings_dir")
-    # every dataset loaded and planned before any run: a dataset that is missing, or whose
-    # dimension a ratio does not divide, stopped the grid after the ones before it had run
-    prepared = [_prepare(spec, name, folder) for name, folder in datasets]
     wanted = []
-    for dataset, emb, fingerprint, whole, tasks in prepared:
-        name = dataset.name
+    # every dataset found before any run (a missing one stopped the grid after the others
+    # had run); loaded in its turn, so memory holds one dataset's embeddings at a time
+    for name, folder in _distinct_datasets(spec):
+        dataset, emb, fingerprint, whole, tasks = _prepare(spec, name, folder)
         # runs whose last record, the one a report reads, is of other data: run again, so
         # that a report of the file shows this data's (one recorded earlier is not enough)
         stale = sum(key in results and not results.current(key, fingerprint)
