@@ -139,10 +139,15 @@ def test_a_row_with_no_part_in_the_compressed_space_is_refused_not_output_as_zer
         Runtime(32, projection=np.eye(8, 32, dtype=np.float32))(x)
 
 
-def test_a_tiny_but_nonzero_output_is_scaled_to_unit_norm() -> None:
-    """An output of norm under 1e-12 was left that small (eps clamp), not normalised."""
-    x = np.zeros((1, 32), np.float32)
-    x[0, 20] = 1.0
-    x[0, 0] = 1e-14
-    out = Runtime(32, projection=np.eye(8, 32, dtype=np.float32)).embed(x)
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+def test_an_output_of_rounding_size_is_refused_naming_its_row_in_the_whole_input() -> None:
+    """A row with 1e-14 in the kept coordinates came out of norm 0.028 (divided by the floor),
+    and a refused row was named by its place in its batch (row 3 of row 7)."""
+    x = np.zeros((8, 32), np.float32)
+    x[:, 0] = 1.0
+    x[7] = 0.0
+    x[7, 20], x[7, 1] = 1.0, 1e-14
+    runtime = Runtime(32, projection=np.eye(8, 32, dtype=np.float32))
+    for batch_size in (65536, 4):
+        with pytest.raises(DataError, match=r"^input: row 7 has no part in the compressed "
+                                            r"space \(its output's norm is 1\.0e-14\)"):
+            runtime.embed(x, batch_size=batch_size)

@@ -189,7 +189,10 @@ class Runtime:
         x = as_unit_rows(x, name="input", dim=self.input_dim)
         out = np.empty((x.shape[0], width), dtype=dtype)
         for start in range(0, x.shape[0], batch_size):
-            out[start : start + batch_size] = step(x[start : start + batch_size])
+            try:
+                out[start : start + batch_size] = step(x[start : start + batch_size])
+            except BadRowError as exc:  # named by its row in `x`, not in the batch
+                raise BadRowError("input", start + exc.row, exc.problem) from None
         return out
 
     def with_precision(self, precision: str, corpus: np.ndarray) -> Runtime:
@@ -214,17 +217,23 @@ class Runtime:
         return _unit_outputs(z)
 
 
+NORM_FLOOR = 1e-12  # the exports' normalisation floor (onnx.py, st_module.py)
+
+
 def _unit_outputs(z: np.ndarray) -> np.ndarray:
-    """`z`'s rows at unit norm, float32. A row of norm under 1e-12 was left that small (a row
-    orthogonal to what `truncate` keeps: all zeros), which no score can rank: one of norm 0
-    is a `BadRowError`, a tiny one is scaled up before its norm is taken (squares underflow)."""
+    """`z`'s rows at unit norm, float32; a row of norm under `NORM_FLOOR` is a `BadRowError`.
+
+    Such a row has no part in the compressed space but rounding (a row orthogonal to what
+    `truncate` keeps: all zeros), which no score can rank: scaled by the floor, as every
+    release before did (and as the ONNX and sentence-transformers exports still do), it came
+    out as zeros or a short vector that search ranked at score 0. Every other row is divided
+    by its norm, bit for bit as before."""
     norms = np.linalg.norm(z, axis=1, keepdims=True)
-    for row in np.flatnonzero(norms[:, 0] < 1e-12):
-        peak = np.abs(z[row]).max()
-        if peak == 0:
-            raise BadRowError("input", int(row), "has no part in the compressed space: its "
-                              "output is all zeros, which no score can rank")
-        norms[row] = peak * np.linalg.norm(z[row] / peak)
+    short = np.flatnonzero(norms[:, 0] < NORM_FLOOR)
+    if short.size:
+        row = int(short[0])
+        raise BadRowError("input", row, f"has no part in the compressed space (its output's "
+                          f"norm is {norms[row, 0]:.1e}): no score can rank it")
     return (z / norms).astype(np.float32, copy=False)
 
 

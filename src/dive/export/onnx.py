@@ -41,7 +41,7 @@ OUTPUT_NAME = "compressed"
 ONNX_SUFFIX = ".onnx"
 OPSET = 17  # ReduceL2 still takes `axes` as an attribute; supported by every current runtime
 IR_VERSION = 8  # the IR version that goes with opset 17, so older onnxruntime builds load it
-NORM_EPS = 1e-12  # as dive.arrays.l2_normalize
+NORM_EPS = 1e-12  # the runtime's NORM_FLOOR: a row it refuses is divided by it here
 INPUT_EPS = float(np.finfo(np.float64).tiny)  # below the norm of any non-zero float32 row
 
 
