@@ -564,7 +564,7 @@ def check_overwrite(overwrite: object) -> None:
 
 def check_output(
     path: Path, *, overwrite: bool, ours: Callable[[Path], bool], what: str, folder: bool = False,
-    suffix: str | None = None, layout: Collection[str] = (),
+    suffix: str | None = None, layout: Collection[str] = (), added: bool = True,
 ) -> None:
     """Raise `DiveError` unless writing at `path` replaces nothing or is allowed to.
 
@@ -574,8 +574,9 @@ def check_output(
     Nothing there (or, when a `folder` is written, an empty folder): fine. Something `ours`
     recognises as `what` (written by dive): replaced only with `overwrite`, and a folder only
     while it holds no file added since dive wrote it (`files_added`; `layout`: the files such
-    a folder holds, for one written before manifests). Anything else is never replaced,
-    whatever `overwrite` says.
+    a folder holds, for one written before manifests; `added=False` for a folder whose own
+    format adds files, a Lance table's). Anything else is never replaced, whatever
+    `overwrite` says.
     """
     check_overwrite(overwrite)
     if suffix is not None:
@@ -595,9 +596,9 @@ def check_output(
                         "(overwrite replaces only what dive wrote)")
     if not overwrite:
         raise exists_error(path)
-    added = files_added(path, layout)
-    if added:
-        shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
+    extra = files_added(path, layout) if added else []
+    if extra:
+        shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
         raise DiveError(f"{path}: holds files dive did not write ({shown}); replacing the "
                         "folder would delete them, so move them out first")
 

@@ -412,6 +412,48 @@ def test_outputs_are_replaced_only_if_dive_wrote_them(tmp_path: Path, model_dir:
 
 
 
+def test_a_table_dive_wrote_is_replaced_after_lance_added_files_to_it(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """Indexed (as docs/scale.md shows) or appended to, Lance adds index, version and
+    transaction files to the table's folder: --overwrite refused it as holding "files dive
+    did not write", and told to move Lance's own files out."""
+    db = tmp_path / "db"
+    make_table(db)
+    run = dict(batch_size=1000, progress=False)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), **run)
+    small = dl.open_table(uri(db, "small"))
+    small.add(small.to_arrow().slice(0, 10))
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), overwrite=True, **run)
+    assert dl.open_table(uri(db, "small")).count_rows() == N
+
+
+def test_a_users_column_with_the_staging_name_is_never_dropped(tmp_path: Path,
+                                                                model_dir: Path) -> None:
+    """A replaced column is staged as `<name>__dive_staging`: a user's column of that name was
+    dropped as a killed run's, without a word."""
+    db = tmp_path / "db"
+    table = make_table(db)
+    table.add_columns({"v8__dive_staging": "text"})
+    with pytest.raises(DiveError, match="column 'v8__dive_staging' exists and is not one dive "
+                                        "compress wrote; rename it"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                          batch_size=1000, progress=False)
+    assert "v8__dive_staging" in dl.open_table(uri(db, "docs")).schema.names
+
+
+def test_a_database_path_with_a_leading_tilde_is_the_home_folder(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LanceDB and pyarrow expand `~`, dive's own files did not: every chunk was computed,
+    then the run failed "partial output damaged", every time."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    make_table(tmp_path / "home" / "db")
+    dl.compress_table(model_dir, "lancedb:~/db/docs", "lancedb:~/db/small", batch_size=1000,
+                      progress=False)
+    assert dl.open_table(uri(tmp_path / "home" / "db", "small")).count_rows() == N
+
+
 def test_a_failed_overwrite_keeps_the_earlier_column(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

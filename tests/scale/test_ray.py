@@ -314,3 +314,23 @@ def test_an_interrupted_ray_run_leaves_no_work_folder(
     with pytest.raises(KeyboardInterrupt):
         dive_ray.compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_an_output_named_with_a_leading_tilde_gets_every_row(
+    ray_cluster: Any, tmp_path: Path, model_dir: Path, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dive takes `~/y` as a folder named `~` (as every other writer does), Ray expanded it:
+    the rows went to $HOME, and a folder without them was published ("compressed 0
+    vectors", no error)."""
+    import pyarrow.parquet as pq
+
+    from dive.integrations.ray import compress_parquet
+
+    src, ids, expected = store
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compress_parquet(model_dir, src, "~/y", batch_size=128) == 900
+    got_ids, y = _by_id(pq.read_table(tmp_path / "~" / "y"))
+    assert got_ids == ids
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-6)
+    assert not (tmp_path / "home").exists()

@@ -114,7 +114,7 @@ class TableRef:
         if not db or not name:
             raise DiveError(f"{spec}: expected {PREFIX}PATH/TABLE (the database folder, a "
                             "slash, the table name)")
-        ref = cls(Path(db), name)
+        ref = cls(Path(db).expanduser(), name)  # as lancedb.connect and pyarrow read it
         expected = f"expected {PREFIX}PATH/TABLE, and a table name holds no '/'"
         table = next((p for p in (ref.db, *ref.db.parents) if p.suffix == ".lance"
                       and p.is_dir()), None)
@@ -338,8 +338,9 @@ def _check_table_output(dst: TableRef, overwrite: bool) -> None:
         return MARKER_KEY in (table.schema.metadata or {})
 
     if dst.db.is_dir():
+        # a Lance table adds files of its own (indices, versions): not a user's to keep
         check_output(dst.folder, overwrite=overwrite, ours=ours,
-                     what="a table dive compress wrote")
+                     what="a table dive compress wrote", added=False)
 
 
 def _check_column_name(column: str, dst: TableRef) -> None:
@@ -358,6 +359,10 @@ def _check_column_name(column: str, dst: TableRef) -> None:
 
 def _check_column_output(schema: pa.Schema, column: str, dst: TableRef, overwrite: bool) -> bool:
     """Whether an earlier output column is to be replaced; other columns are never replaced."""
+    staging = f"{column}{STAGING_SUFFIX}"  # a killed run's is dropped: only if dive's
+    if staging in schema.names and MARKER_KEY not in (schema.field(staging).metadata or {}):
+        raise DiveError(f"{dst}: column {staging!r} exists and is not one dive compress wrote; "
+                        "rename it (a replaced column is staged under that name)")
     if column not in schema.names:
         return False
     if MARKER_KEY not in (schema.field(column).metadata or {}):
@@ -440,7 +445,7 @@ def _add_column(src: TableRef, version: int, column: str, replace: bool,
                         f"-> {latest.version}); rerun to compress the new version")
     dataset = latest.to_lance()
     staging = f"{column}{STAGING_SUFFIX}"
-    if staging in dataset.schema.names:
+    if staging in dataset.schema.names:  # dive's (`_check_column_output`): a killed run's
         dataset.drop_columns([staging])
     if not replace:
         dataset.add_columns(reader, reader_schema=schema)

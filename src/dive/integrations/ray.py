@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import held, publish
+from dive._io import held, named, publish
 from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -248,7 +248,9 @@ def compress_parquet(
     """
     ray = import_ray()
     pq = import_pyarrow().parquet
-    src, dst = Path(input), Path(output)
+    # absolute: Ray expands a leading '~' where dive takes it as a folder name, so its files
+    # went to $HOME and an empty folder was published (`--output=~/out`)
+    src, dst = named(Path(input)), named(Path(output))
     if not src.exists():
         raise DataError(f"{src}: no such file or folder")
     if src.is_file() and src.suffix.lower() not in (".parquet", ".pq"):
@@ -281,6 +283,9 @@ def compress_parquet(
                               output_column=out_column, id_column=id_column,
                               batch_size=batch_size, dtype=dtype, num_workers=num_workers)
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
+        if rows != n_rows:  # never publish what Ray did not write in full
+            raise DiveError(f"{dst}: Ray wrote {rows} of the {n_rows} rows read; nothing was "
+                            "published")
         write_output_marker(tmp, runtime)
         publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
     logger.info("%s: %d vectors compressed on Ray", dst, rows)
