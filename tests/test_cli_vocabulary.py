@@ -153,6 +153,9 @@ def test_old_and_new_spelling_together_is_one_error_line(
      "argument --data-dir: expected a path, got ' '"),
     (["embed", "--dataset", "x", "--output", ""], "argument --output: expected a path, got ''"),
     (["evaluate", "--datasets", "x", "--plot", ""], "argument --plot: expected a path, got ''"),
+    # a byte the locale could not decode: the tokenizer's traceback
+    (["search", "i.faiss", "m", "--query", "caf\udce9 wing"],
+     "argument --query: not valid UTF-8: 'caf\\udce9 wing'"),
     # int() reads "1_0" as 10 and Arabic-Indic digits as ASCII ones
     (["evaluate", "--datasets", "x", "--seeds", "1_0"],
      "argument --seeds: expected an integer, got '1_0'"),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dive.arrays import is_integer, positive_integer
+from dive.arrays import is_integer, is_utf8, positive_integer
 from dive.embed.encode import DEFAULT_MODEL
 from dive.embed.resumable import DEFAULT_CHUNK_SIZE
 from dive.errors import DataError, DiveError, kind_of
@@ -111,7 +111,8 @@ def embed(
     )
     from dive.embed.resumable import encode_to_folder
 
-    if not isinstance(data, (str, os.PathLike, Dataset, Sequence)):
+    if isinstance(data, (bytes, bytearray)) or not isinstance(
+            data, (str, os.PathLike, Dataset, Sequence)):
         raise DiveError(f"embed: data is {kind_of(data)}; expected a dataset name, a BEIR-layout "
                         "folder, a Dataset or a list of texts")
     batch_size = positive_integer(batch_size, "batch_size")  # before a model or data loads
@@ -131,6 +132,10 @@ def embed(
         if bad is not None:
             raise DiveError(f"embed: text {bad} is {kind_of(texts[bad])}; expected a dataset "
                             "or a list of texts (str)")
+        bad = next((i for i, text in enumerate(texts) if not is_utf8(text)), None)
+        if bad is not None:  # a lone surrogate: the tokenizer's TypeError
+            raise DiveError(f"embed: text {bad} is not valid Unicode (a lone surrogate): "
+                            f"{texts[bad]!r}")
         with loading_bars(progress):  # "Loading weights" showed with progress=False
             loaded = load_model(model, device=device)
         return encode_texts(loaded, texts, batch_size=batch_size, progress=progress)

