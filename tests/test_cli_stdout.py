@@ -55,10 +55,26 @@ def test_a_full_disk_under_a_short_output_is_one_line_naming_stdout(args: list[s
     assert into_full_disk(*args) == (2, NO_SPACE)
 
 
-def test_a_closed_stdout_is_refused_rather_than_printing_nowhere() -> None:
-    """`dive ... >&-` ran the verb with every print dropped (Python's stdout is None) and
-    exited 0: `dive search`'s hits were lost without a word."""
-    done = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -m dive --version >&-'],
-                          stderr=subprocess.PIPE, env=env(), timeout=120)
-    assert (done.returncode, done.stderr.decode()) == (
-        2, "dive: error: standard output is closed (send it to /dev/null to discard it)\n")
+def closed_stdout(*args: str) -> tuple[int, str]:
+    """Exit status and stderr of `dive ARGS >&-`."""
+    command = " ".join(f"'{arg}'" for arg in (sys.executable, "-m", "dive", *args))
+    done = subprocess.run(["sh", "-c", f"exec {command} >&-"], stderr=subprocess.PIPE,
+                          env=env(), timeout=120)
+    return done.returncode, done.stderr.decode()
+
+
+def test_a_closed_stdout_is_refused_by_a_verb_whose_result_is_printed() -> None:
+    """`dive search ... >&-` ran with every print dropped (Python's stdout is None) and exited
+    0: the hits were lost without a word."""
+    assert closed_stdout("recommend", "--results", "r.jsonl", "--dataset", "d") == (
+        2, "dive: error: standard output is closed, where recommend prints its result (send it "
+           "to /dev/null to discard it)\n")
+
+
+def test_a_verb_that_writes_files_runs_with_stdout_closed(tiny: tuple[Path, Path],
+                                                          tmp_path: Path) -> None:
+    """Its printed summary goes nowhere, as Python drops it; the model is saved."""
+    status, err = closed_stdout("fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+                                "--method", "pca", "--dim", "8", "--output", str(tmp_path / "m"))
+    assert (status, err) == (0, "")
+    assert (tmp_path / "m" / "config.json").is_file()

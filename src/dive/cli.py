@@ -882,11 +882,14 @@ def _logging(*, verbose: bool) -> Iterator[None]:
         log.setLevel(level)
 
 
+# The verbs whose result is what they print: with stdout closed (`>&-`) it was dropped without
+# a word and exit 0. The others write files, and print only a summary of them.
+PRINTED_RESULT = ("search", "recommend")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    if sys.stdout is None:  # `dive ... >&-`: every print was dropped without a word, exit 0
-        print(f"dive: error: {STDOUT} is closed (send it to /dev/null to discard it)",
-              file=sys.stderr)
-        return 2
+    if sys.stdout is None:  # `dive ... >&-`: prints go nowhere (a verb printing its result
+        return _main(argv)  # refuses, `PRINTED_RESULT`)
     with named_stdout():
         try:
             status = _main(argv)
@@ -906,6 +909,9 @@ def _main(argv: Sequence[str] | None) -> int:
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
+        if sys.stdout is None and args.verb in PRINTED_RESULT:
+            raise DiveError(f"{STDOUT} is closed, where {args.verb} prints its result (send "
+                            "it to /dev/null to discard it)")
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         _show_embedding_sources()
         handler = HANDLERS[args.verb]
