@@ -888,8 +888,8 @@ PRINTED_RESULT = ("search", "recommend")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if sys.stdout is None:  # `dive ... >&-`: prints go nowhere (a verb printing its result
-        return _main(argv)  # refuses, `PRINTED_RESULT`)
+    if sys.stdout is None:  # `>&-`: prints go nowhere; `PRINTED_RESULT` verbs refuse
+        return _main(argv)
     with named_stdout():
         try:
             status = _main(argv)

@@ -95,8 +95,8 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
 @contextlib.contextmanager
 def _hub_off() -> Iterator[None]:
     """The hub off while the default model loads from its package (unless the user set
-    either variable: a hub deliberately turned on stays on); put back after, as they were set
-    for the rest of the process, and every process it started (a later download failed)."""
+    either variable: a hub deliberately turned on stays on), and back on after: they stayed
+    set for the rest of the process and every process it started (a later download failed)."""
     unset = [name for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
              if name not in os.environ]
     os.environ.update(dict.fromkeys(unset, "1"))
