@@ -649,7 +649,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
         rows = compress_parquet(_load_model(args), args.input, args.output, **columns,
                                 batch_size=args.batch_size, dtype=args.dtype,
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite, progress=not args.no_progress)
         _written_in_full(args, args.output)
         print(f"compressed {rows} vectors on Ray: {args.output}")
         return 0

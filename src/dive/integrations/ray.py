@@ -237,6 +237,7 @@ def compress_parquet(
     dtype: OutputDtype | None = None,
     overwrite: bool = False,
     num_workers: int | None = None,
+    progress: bool = True,
 ) -> int:
     """Compress a Parquet store on Ray into a folder of Parquet files; return the row count.
 
@@ -244,7 +245,8 @@ def compress_parquet(
     (default `column`), is written to a hidden folder beside `output` and renamed into place
     when complete with the marker of a compress output; an existing output is replaced only
     with `overwrite`, and only if it is such a marked folder. The hidden folder is held
-    (`dive._io.held`): a second run on the same output fails at once.
+    (`dive._io.held`): a second run on the same output fails at once. `progress=False` turns
+    Ray Data's progress bars off for the run.
     """
     ray = import_ray()
     pq = import_pyarrow().parquet
@@ -281,7 +283,8 @@ def compress_parquet(
         with _console_without_ray_data_errors():
             _write_compressed(ray, src, tmp, runtime, column=column,
                               output_column=out_column, id_column=id_column,
-                              batch_size=batch_size, dtype=dtype, num_workers=num_workers)
+                              batch_size=batch_size, dtype=dtype, num_workers=num_workers,
+                              progress=progress)
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
         if rows != n_rows:  # never publish what Ray did not write in full
             raise DiveError(f"{dst}: Ray wrote {rows} of the {n_rows} rows read; nothing was "
@@ -323,6 +326,7 @@ def _write_compressed(
     batch_size: int,
     dtype: OutputDtype | None,
     num_workers: int | None,
+    progress: bool,
 ) -> None:
     """Read the Parquet store `src`, compress it on Ray and write Parquet files into `tmp`;
     on failure `tmp` is removed and a worker's bad row raised as one `DataError`."""
@@ -333,6 +337,8 @@ def _write_compressed(
     original = getattr(context, "raise_original_map_exception", None)
     if original is not None:
         context.raise_original_map_exception = True
+    bars = context.enable_progress_bars  # `--no-progress`: Ray Data's bars (or log lines) too
+    context.enable_progress_bars = progress and bars
     try:
         # .pq too, as `_parquet_files` lists them: Ray's default reads *.parquet only.
         ds = ray.data.read_parquet(str(src), file_extensions=["parquet", "pq"])
@@ -363,5 +369,6 @@ def _write_compressed(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        context.enable_progress_bars = bars
         if original is not None:
             context.raise_original_map_exception = original
