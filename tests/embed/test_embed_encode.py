@@ -158,15 +158,6 @@ def test_a_local_model_folder_is_named_by_its_resolved_path_however_typed(
     assert encode.model_label("sentence-transformers/all-MiniLM-L6-v2") == DEFAULT_MODEL
 
 
-def test_a_hub_id_of_sentence_transformers_own_organisation_is_its_bare_name() -> None:
-    """sentence-transformers loads a bare name from its own organisation: the shared mpnet
-    embeddings (meta.json: all-mpnet-base-v2) were passed over for
-    `--model sentence-transformers/all-mpnet-base-v2` as another model's."""
-    assert encode.model_label("sentence-transformers/all-mpnet-base-v2") == "all-mpnet-base-v2"
-    for other in ("someorg/all-mpnet-base-v2", "sentence-transformers/a/b", "all-mpnet-base-v2"):
-        assert encode.model_label(other) == other
-
-
 def test_encode_texts_returns_normalised_float32_in_order(fake_model: FakeModel) -> None:
     out = encode_texts(fake_model, ["b", "a", "b"], batch_size=2, progress=False)
     assert out.shape == (3, DIM) and out.dtype == np.float32 and out.flags.c_contiguous
@@ -287,13 +278,6 @@ def test_an_env_folder_another_model_made_is_passed_over_for_the_cache(
     served = get_embeddings(FakeDataset(), f"sentence-transformers/{DEFAULT_MODEL}",
                             cache_root=tmp_path / "cache")  # the stock model's hub alias
     assert emb.meta["model"] != served.meta["model"] == DEFAULT_MODEL
-    # a model of sentence-transformers' own organisation is the one its bare name records
-    _put(tmp_path / "env" / "all-mpnet-base-v2" / "toy", seed=4)
-    mpnet = tmp_path / "env" / "all-mpnet-base-v2" / "toy" / "meta.json"
-    mpnet.write_text(mpnet.read_text().replace(DEFAULT_MODEL, "all-mpnet-base-v2"))
-    served = get_embeddings(FakeDataset(), "sentence-transformers/all-mpnet-base-v2",
-                            cache_root=tmp_path / "cache")
-    assert served.meta["model"] == "all-mpnet-base-v2"
 
 
 def test_env_folder_is_keyed_by_model_dirname(

@@ -269,10 +269,8 @@ def embed_dataset(
 
 def model_label(model_name: str) -> str:
     """The name a model is recorded under, and compared by: the default model under one name
-    (its hub alias too), a local model folder as its resolved absolute path, a hub id of
-    sentence-transformers' own organisation by its bare name (which sentence-transformers
-    loads from there: `sentence-transformers/all-mpnet-base-v2` is `all-mpnet-base-v2`),
-    anything else (another hub id, a label of imported vectors) as given.
+    (its hub alias too), a local model folder as its resolved absolute path, anything else (a
+    hub id, a label of imported vectors) as given.
 
     A local model folder is a name that leads to a folder holding a file sentence-transformers
     loads a model by (`modules.json`, or a plain transformers model's `config.json`), as
@@ -284,10 +282,7 @@ def model_label(model_name: str) -> str:
     if model_name in DEFAULT_ALIASES:
         return DEFAULT_MODEL
     folder = _local_model_folder(model_name)
-    if folder is not None:
-        return str(folder)
-    org, _, bare = model_name.partition("/")
-    return bare if org == "sentence-transformers" and bare and "/" not in bare else model_name
+    return model_name if folder is None else str(folder)
 
 
 def _local_model_folder(model_name: str) -> Path | None:
