@@ -278,6 +278,15 @@ def test_an_env_folder_another_model_made_is_passed_over_for_the_cache(
     served = get_embeddings(FakeDataset(), f"sentence-transformers/{DEFAULT_MODEL}",
                             cache_root=tmp_path / "cache")  # the stock model's hub alias
     assert emb.meta["model"] != served.meta["model"] == DEFAULT_MODEL
+    # a model of sentence-transformers' own organisation is the one its bare name records
+    _put(tmp_path / "env" / "all-mpnet-base-v2" / "toy", seed=4)
+    mpnet = tmp_path / "env" / "all-mpnet-base-v2" / "toy" / "meta.json"
+    mpnet.write_text(mpnet.read_text().replace(DEFAULT_MODEL, "all-mpnet-base-v2"))
+    served = get_embeddings(FakeDataset(), "sentence-transformers/all-mpnet-base-v2",
+                            cache_root=tmp_path / "cache")
+    assert served.meta["model"] == "all-mpnet-base-v2"
+    assert encode.model_label("sentence-transformers/all-mpnet-base-v2") == (
+        "sentence-transformers/all-mpnet-base-v2")  # recorded as given, whatever folder is here
 
 
 def test_env_folder_is_keyed_by_model_dirname(

@@ -446,12 +446,20 @@ def _from_env(env: str, subdir: Path, dataset: Dataset,
         return None
     emb = load_embeddings(folder)
     maker = emb.meta.get("model")
-    if maker is not None and model_label(str(maker)) != model_label(model_name):
+    if maker is not None and _org_bare(str(maker)) != _org_bare(model_label(model_name)):
         logger.warning("%s: embeddings were made with %s, not %s; using the embeddings cache",
                        folder, maker, model_name)
         return None
     _check_same_texts(folder, emb, dataset)
     return folder, emb
+
+
+def _org_bare(label: str) -> str:
+    """A hub id of sentence-transformers' own organisation as the bare name it loads from there
+    (`sentence-transformers/all-mpnet-base-v2` is the `all-mpnet-base-v2` a shared folder's
+    meta.json names), for `_from_env`'s comparison only: records keep the name as given."""
+    org, _, bare = label.partition("/")
+    return bare if org == "sentence-transformers" and bare and "/" not in bare else label
 
 
 def _model_changed(meta: dict[str, Any], model_name: str) -> bool:
