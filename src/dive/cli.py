@@ -31,7 +31,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dive._io import check_output, describe_os_error, locked, publish
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
-from dive.cli_stdout import STDOUT, discard_stdout, flush_stdout, named_stdout
+from dive.cli_stdout import STDOUT, flush_stdout, named_stdout, stdout_failed
 from dive.errors import DiveError
 
 if TYPE_CHECKING:
@@ -917,19 +917,16 @@ def _main(argv: Sequence[str] | None) -> int:
         handler = HANDLERS[args.verb]
         with _stopped_like_ctrl_c(), _logging(verbose=args.verbose):
             return handler(args)
-    except BrokenPipeError:
-        # The reader of our output stopped early (`dive search ... | head`): not an error of
-        # ours.
-        discard_stdout()
-        return 128 + signal.SIGPIPE
+    except BrokenPipeError as exc:
+        return stdout_failed(exc)
     except (DiveError, OSError) as exc:
         if args is None or args.debug:
             raise
+        if isinstance(exc, OSError) and exc.filename == STDOUT:
+            return stdout_failed(exc)
         # File-system trouble (disk full, no permission, a file where a folder should be) is
         # the user's to fix too.
         print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
-        if isinstance(exc, OSError) and exc.filename == STDOUT:
-            discard_stdout()
         return 2
     except KeyboardInterrupt as exc:
         print(f"dive: interrupted; {_kept_after_interrupt(args)}", file=sys.stderr)

@@ -55,20 +55,21 @@ def named_stdout() -> Iterator[None]:
 
 
 def flush_stdout() -> int | None:
-    """Writes what is buffered for stdout; None if it went, else the exit status to return
-    (128 + SIGPIPE for a reader that stopped early, silently; 2 with one error line)."""
+    """Writes what is buffered for stdout; None if it went, else `stdout_failed`'s status."""
     try:
         sys.stdout.flush()
-    except BrokenPipeError:
-        discard_stdout()
-        return 128 + signal.SIGPIPE
     except OSError as exc:
-        discard_stdout()
-        print(f"dive: error: {describe_os_error(exc)}", file=sys.stderr)
-        return 2
+        return stdout_failed(exc)
     return None
 
 
-def discard_stdout() -> None:
-    """Stdout goes to /dev/null, so the exit's own flush of what is left cannot fail again."""
+def stdout_failed(exc: OSError) -> int:
+    """The exit status for a write to stdout that failed with `exc`: 128 + SIGPIPE for a
+    reader that stopped early (`dive search ... | head`, not an error of ours), silently; 2
+    with one error line for anything else. Stdout then goes to /dev/null, so the exit's own
+    flush of what is left cannot fail again."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(exc, BrokenPipeError):
+        return 128 + signal.SIGPIPE
+    print(f"dive: error: {describe_os_error(exc)}", file=sys.stderr)
+    return 2
