@@ -33,6 +33,13 @@ Relevant = Mapping[int, int] | Iterable[int]
 logger = logging.getLogger(__name__)
 
 
+def _not_a_name(value: object) -> str | None:
+    """What a name argument is instead ("empty", or its kind), or None if it is a name."""
+    if isinstance(value, str):
+        return None if value.strip() else "empty"
+    return kind_of(value)
+
+
 def _dataset(data: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Dataset:
     from dive.data import Dataset, load_dataset
 
@@ -117,8 +124,7 @@ def embed(
                         "folder, a Dataset or a list of texts")
     batch_size = positive_integer(batch_size, "batch_size")  # before a model or data loads
     for name, value in (("model", model), ("device", device)):
-        if not isinstance(value, str) or not value.strip():  # None: a TypeError in pathlib
-            what = "empty" if isinstance(value, str) else kind_of(value)
+        if (what := _not_a_name(value)) is not None:  # None: a TypeError in pathlib
             raise DiveError(f"embed: {name} is {what}; expected a name (default: "
                             f"{DEFAULT_MODEL if name == 'model' else 'cpu'})")
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
@@ -279,9 +285,8 @@ def fit(
         raise DiveError(f"fit: embeddings is {kind_of(embeddings)}; expected the path of an "
                         "embeddings folder (`dive embed` writes one)")
     labels = parse_budget(budget)  # a bad budget fails before any data is read
-    if model is not None and (not isinstance(model, str) or not model.strip()):
+    if model is not None and (what := _not_a_name(model)) is not None:
         # 3 was an AttributeError deep in the embeddings lookup; "" the default model
-        what = "empty" if isinstance(model, str) else kind_of(model)
         raise DiveError(f"fit: model is {what}; expected a model name or None (the embeddings "
                         "folder's, else the default)", param="model")
     dataset = _dataset(data, data_dir)
@@ -347,7 +352,7 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
     and checkpoint on, where `dive fit` on the same labels gives it one."""
     from dive.arrays import as_embeddings, check_floating
     from dive.compressors.base import LabelledQueries, TrainingData, require_relevant
-    from dive.data.splits import n_validation
+    from dive.data.splits import hold_out
 
     if queries is None or relevant is None:
         raise DiveError("fit: this method learns from labelled queries; pass queries= (m, D) "
@@ -380,11 +385,10 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
                             f"{corpus.shape[0]} rows")
         grades.append({int(r): int(g) for r, g in graded.items() if g > 0})
     require_relevant(grades, "relevant")
-    order = np.random.default_rng(seed).permutation(len(grades))
-    held = n_validation(len(grades))
-    kept, validating = np.sort(order[: len(order) - held]), np.sort(order[len(order) - held :])
+    kept, validating = hold_out(np.random.default_rng(seed).permutation(len(grades)))
 
     def labels(rows: np.ndarray) -> LabelledQueries:
+        rows = np.sort(rows)
         return LabelledQueries(q[rows], tuple(grades[i] for i in rows))
 
-    return TrainingData(labels(kept), labels(validating) if held else None)
+    return TrainingData(labels(kept), labels(validating) if len(validating) else None)

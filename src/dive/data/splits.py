@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
 from dive.arrays import SEED_LIMIT, is_integer, is_integer_text
 from dive.data.beir import Dataset, Qrels
 from dive.errors import DiveError
+
+S = TypeVar("S", list[str], np.ndarray[Any, Any])  # shuffled ids, or shuffled rows
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,12 @@ def n_validation(n_labels: int) -> int:
     return max(MIN_VALIDATION, round(VALIDATION_FRACTION * n_labels))
 
 
+def hold_out(chosen: S) -> tuple[S, S]:
+    """Shuffled labels as (training, validation): the last `n_validation` of them validate."""
+    cut = len(chosen) - n_validation(len(chosen))
+    return chosen[:cut], chosen[cut:]
+
+
 def make_split(
     dataset: Dataset, budget: int | None, seed: int, *, dev: bool = False
 ) -> QuerySplit:
@@ -142,8 +151,7 @@ def make_split(
         logger.warning("%s: label budget %d exceeds the %d labelled queries of its %s split; "
                        "using all %d", dataset.name, budget, len(pool), source, len(pool))
     chosen = pool if budget is None else pool[:budget]
-    n_val = n_validation(len(chosen))
-    train_ids, validation_ids = chosen[: len(chosen) - n_val], chosen[len(chosen) - n_val :]
+    train_ids, validation_ids = hold_out(chosen)
     return QuerySplit(
         train_ids=tuple(train_ids),
         validation_ids=tuple(validation_ids),

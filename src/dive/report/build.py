@@ -244,7 +244,7 @@ def remove_stale_plots(images: Path, *, drawn: Iterable[Path]) -> list[Path]:
     kept = {path.name for path in drawn}
     removed = []
     for path in (images / name for name in PLOTS if name not in kept):
-        if path.is_file() and is_png(path):
+        if is_png(path):  # a PNG file, not a folder or a FIFO of that name
             path.unlink()
             logger.info("removed %s: an earlier report's plot that this report does not draw",
                         path)
