@@ -425,9 +425,20 @@ CASES = [
          "unknown method 'pcaa'"),
     # options a training-free method does not take: named as for the learned methods
     Case("unknown option of pca", FIT + " --method pca:bogus=1 --output {ws}/m",
-         "pca: unknown option(s) bogus; valid: none"),
+         "pca: unknown option(s) bogus; valid: none (--method)"),
     Case("unknown option of frozen", EVALUATE + " --methods frozen:x=1 --results {ws}/r.jsonl",
-         "frozen: unknown option(s) x; valid: none"),
+         "frozen: unknown option(s) x; valid: none (--methods)"),
+    # a bad value of a method option or a budget names the flag it came in by
+    Case("bad option value", EVALUATE + " --methods dive:steps=-1 --results {ws}/r.jsonl",
+         "dive: steps must be >= 0, got -1 (--methods)"),
+    Case("spec option without a value", FIT + " --method pca:x --output {ws}/m",
+         "option 'x' is not key=value (--method)"),
+    Case("zero budget to evaluate", EVALUATE + " --budgets 0 --results {ws}/r.jsonl",
+         "label budget must be a positive integer or 'all', got 0 (--budgets)"),
+    Case("zero budget to fit", FIT + " --budget 0 --output {ws}/m",
+         "label budget must be a positive integer or 'all', got 0 (--budget)"),
+    Case("zero budget to recommend", "recommend --results {ws}/results.jsonl --dataset tiny "
+         "--budget 0", "label budget must be a positive integer or 'all', got 0 (--budget)"),
     Case("dim in the spec", FIT + " --method pca:dim=4 --output {ws}/m",
          "method 'pca:dim=4': dim is not an option of the spec"),
     Case("missing model folder", "index {ws}/nope --embeddings {ws}/emb --output {ws}/i.faiss",

@@ -202,9 +202,17 @@ def test_library_errors_speak_of_values_not_flags() -> None:
     assert not found, found
 
 
+def _named_params(node: ast.Call) -> list[ast.expr]:
+    """The parameters a call names an error's `param` by: `param=...` or `about(...)`."""
+    about = isinstance(node.func, ast.Name) and node.func.id == "about"
+    return [*(node.args if about else []), *(kw.value for kw in node.keywords
+                                             if kw.arg == "param")]
+
+
 def test_every_parameter_a_library_error_names_has_a_flag() -> None:
-    params = {kw.value.value for path in _library_modules()
+    modules = [*_library_modules(), Path(dive.__file__).parent / "cli.py"]
+    params = {value.value for path in modules
               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
-              for kw in node.keywords
-              if kw.arg == "param" and isinstance(kw.value, ast.Constant)}
+              for value in _named_params(node) if isinstance(value, ast.Constant)}
+    assert {"budgets", "method"} <= params
     assert params and params <= set(FLAG_OF_PARAM), params - set(FLAG_OF_PARAM)

@@ -32,7 +32,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dive._io import check_output, describe_os_error, locked, publish
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.cli_stdout import STDOUT, flush_stdout, named_stdout, stdout_failed
-from dive.errors import DiveError
+from dive.errors import DiveError, about
 
 if TYPE_CHECKING:
     from dive.compressors.base import FitSummary
@@ -51,11 +51,13 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
     from dive.report.merge import merge_records
     from dive.report.summary import method_label
 
+    with about("budgets"):
+        budgets = [parse_budget(b) for b in args.budgets]
     spec = GridSpec(
         datasets=datasets,
         methods=args.methods,
         ratios=args.ratios,
-        budgets=[parse_budget(b) for b in args.budgets],
+        budgets=budgets,
         seeds=args.seeds,
         model=args.model or default_model_for(args.embeddings),
         data_dir=args.data_dir,
@@ -341,10 +343,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from dive.export.folder import check_model_output, save, with_precision
     from dive.fit_record import fit_on_dataset
 
-    compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
+    with about("method"):
+        compressor = make_compressor(args.method, args.dim, args.seed)  # a bad spec fails first
     check_model_output(Path(args.output), overwrite=args.overwrite)
     _show_fit_progress()
-    budget = parse_budget(args.budget)  # None: every labelled training query
+    with about("budget"):
+        budget = parse_budget(args.budget)  # None: every labelled training query
     if not compressor.supervised and args.budget is not None:
         logging.getLogger(__name__).warning("%s learns without labels; --budget is not used",
                                             compressor.method)
@@ -704,7 +708,7 @@ FLAG_OF_PARAM = {
     "embeddings_dir": "--embeddings", "methods": "--methods", "keep": "--keep",
     "column": "--vector-column", "id_column": "--id-column", "output_column": "--output-column",
     "precisions": "--precisions", "device": "--device", "budget": "--budget", "model": "--model",
-    "ratios": "--ratios",
+    "ratios": "--ratios", "method": "--method", "budgets": "--budgets",
 }
 
 

@@ -9,6 +9,9 @@ can add its own spelling of it (`--overwrite`). Programming errors stay ordinary
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 def kind_of(value: object) -> str:
     """What a wrongly typed argument is, for an error message: 'None', 'a list'."""
@@ -32,6 +35,18 @@ class DiveError(Exception):
 
 class DataError(DiveError, ValueError):
     """A dataset, embeddings or results file is malformed or inconsistent."""
+
+
+@contextmanager
+def about(param: str) -> Iterator[None]:
+    """A `DiveError` raised inside without a `param` is about `param`: the value it rejects
+    came in through that parameter (a method spec's option through `methods`)."""
+    try:
+        yield
+    except DiveError as exc:
+        if exc.param is None:
+            exc.param = param
+        raise
 
 
 class NotFittedError(DiveError, RuntimeError):

@@ -38,7 +38,7 @@ from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.embed.encode import model_label
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, about
 from dive.evaluate.anchors import Anchor, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
 from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variants
@@ -83,7 +83,8 @@ class GridSpec:
                 raise DiveError(f"grid: no {name} given")
         if not list(self.methods) and not list(self.anchors):
             raise DiveError("grid: no methods given (and no anchors)")
-        _check_distinct_methods(self.methods)
+        with about("methods"):
+            _check_distinct_methods(self.methods)
         for anchor in self.anchors:
             parse_anchor(anchor)
         for precision in self.precisions:
@@ -404,7 +405,8 @@ def run_grid(
         raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
                         f"{len(given)} datasets were given", param="embeddings_dir")
     for method in spec.methods:  # fail fast on a bad method spec, before any work
-        make_compressor(method, None)
+        with about("methods"):
+            make_compressor(method, None)
     wanted = []
     # every dataset found before any run (a missing one stopped the grid after the others
     # had run); loaded in its turn, so memory holds one dataset's embeddings at a time

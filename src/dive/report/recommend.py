@@ -31,7 +31,7 @@ from dive.compressors.precision import bytes_per_vector
 from dive.compressors.registry import method_facts
 from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import DEFAULT_MODEL, model_label
-from dive.errors import DataError
+from dive.errors import DataError, about
 from dive.evaluate.product import product_bytes
 from dive.evaluate.records import record_model
 from dive.report.frontier import (
@@ -105,7 +105,8 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
                   "model", f"on {dataset}")
     mine = [r for r in mine if record_model(r) == model]
     if budget is not None:  # spelled as evaluate takes it ('ALL', ' 64')
-        budget = budget_label(parse_budget(budget))
+        with about("budget"):
+            budget = budget_label(parse_budget(budget))
     budget = _pick((str(r["budget"]) for r in mine), budget, "budget", f"on {dataset}")
     # rows of an earlier release (`dive@v1`) are kept for comparison; this code cannot build them
     cells = [c for c in configs([r for r in mine if str(r["budget"]) == budget], metric)
