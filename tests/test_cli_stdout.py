@@ -69,6 +69,10 @@ def test_a_closed_stdout_is_refused_by_a_verb_whose_result_is_printed() -> None:
     assert closed_stdout("recommend", "--results", "r.jsonl", "--dataset", "d") == (
         2, "dive: error: standard output is closed, where recommend prints its result (send it "
            "to /dev/null to discard it)\n")
+    # report writes its files, but the gains it was asked for are printed only
+    assert closed_stdout("report", "--results", "r.jsonl", "--output", "rep", "--gains") == (
+        2, "dive: error: standard output is closed, where report --gains prints its result "
+           "(send it to /dev/null to discard it)\n")
 
 
 def test_a_verb_that_writes_files_runs_with_stdout_closed(tiny: tuple[Path, Path],

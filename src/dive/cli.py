@@ -887,12 +887,20 @@ def _logging(*, verbose: bool) -> Iterator[None]:
 
 
 # The verbs whose result is what they print: with stdout closed (`>&-`) it was dropped without
-# a word and exit 0. The others write files, and print only a summary of them.
+# a word and exit 0. The others write files, and print only a summary of them, or what a flag
+# asks them to print (`report --gains`), which counts as a result too.
 PRINTED_RESULT = ("search", "recommend")
 
 
+def _prints_a_result(args: argparse.Namespace) -> str | None:
+    """The verb (with the flag asking it to print) whose result is what it prints, or None."""
+    if args.verb in PRINTED_RESULT:
+        return str(args.verb)
+    return "report --gains" if args.verb == "report" and args.gains else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    if sys.stdout is None:  # `>&-`: prints go nowhere; `PRINTED_RESULT` verbs refuse
+    if sys.stdout is None:  # `>&-`: prints go nowhere; a verb printing its result refuses
         return _main(argv)
     with named_stdout():
         try:
@@ -913,8 +921,9 @@ def _main(argv: Sequence[str] | None) -> int:
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
-        if sys.stdout is None and args.verb in PRINTED_RESULT:
-            raise DiveError(f"{STDOUT} is closed, where {args.verb} prints its result (send "
+        printing = _prints_a_result(args)
+        if sys.stdout is None and printing:
+            raise DiveError(f"{STDOUT} is closed, where {printing} prints its result (send "
                             "it to /dev/null to discard it)")
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         _show_embedding_sources()
