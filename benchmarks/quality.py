@@ -75,15 +75,19 @@ def at_least_one(text: str) -> int:
 
 
 def positive_share(text: str) -> float:
-    """An argparse type: a positive, finite share (`--keep`), checked before any run."""
-    from dive.report.keep import valid_keep
+    """An argparse type: a share of frozen quality (`--keep`), checked before any run."""
+    from dive.errors import DataError
+    from dive.report.keep import MAX_KEEP, check_keep
 
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not valid_keep(value):
-        raise argparse.ArgumentTypeError(f"expected a positive, finite share, got {text!r}")
+    try:
+        check_keep(value)
+    except DataError:
+        raise argparse.ArgumentTypeError(f"expected a positive, finite share up to "
+                                         f"{MAX_KEEP:g}, got {text!r}") from None
     return value
 
 

@@ -320,7 +320,8 @@ def add_report(sub: Subparsers[_Parser]) -> _Parser:
     _add_results_read(p, "results files, merged in order (a run repeated later wins)")
     _add_output(p, "folder for report.md, summary.csv and the PNG plots", metavar="DIR")
     p.add_argument("--keep", type=float, default=0.99,
-                   help="report the smallest d keeping this share of frozen nDCG@10")
+                   help="report the smallest d keeping this share of frozen nDCG@10 (0.99: 99%%; "
+                        "at most 2)")
     p.add_argument("--ratio", type=_int_at_least(1), default=4,
                    help="compression ratio of the nDCG@10-vs-label-budget plot")
     p.add_argument("--gains", action="store_true",
@@ -337,7 +338,7 @@ def add_recommend(sub: Subparsers[_Parser]) -> _Parser:
                          "(merged)")
     p.add_argument("--dataset", required=True, help="dataset name as in the results")
     p.add_argument("--keep", type=float, default=0.99,
-                   help="share of frozen float32 nDCG@10 to keep")
+                   help="share of frozen float32 nDCG@10 to keep (0.99: 99%%; at most 2)")
     p.add_argument("--budget", default=None,
                    help="label budget of the runs to choose from (needed when several ran)")
     p.add_argument("--model", type=_name, default=None,

@@ -18,7 +18,7 @@ import pytest
         for value in ("0", "-2", "x")
     ]
     + [("quality", "--ratio", value) for value in ("0", "-1")]
-    + [("quality", "--keep", value) for value in ("0", "-0.5", "nan", "inf")]
+    + [("quality", "--keep", value) for value in ("0", "-0.5", "nan", "inf", "99")]
     + [("all_collections", "--tolerance", value) for value in ("-0.001", "nan", "inf")],
 )
 def test_a_bad_flag_value_is_one_line_naming_the_flag_before_any_run(

@@ -46,8 +46,8 @@ def test_uses_seed_means_and_the_frozen_of_the_same_budget(make_record) -> None:
 
 def test_no_frozen_no_answer_and_bad_keep_rejected(make_record) -> None:
     assert smallest_dims_keeping([make_record(method="pca")]) == []
-    for keep in (0, float("inf")):
-        with pytest.raises(ValueError, match="keep must be > 0 and finite"):
+    for keep in (0, float("inf"), 99):
+        with pytest.raises(ValueError, match="keep must be a positive, finite share"):
             smallest_dims_keeping([make_record(method="pca")], keep=keep)
 
 

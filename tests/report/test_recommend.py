@@ -86,7 +86,7 @@ def test_dive_recommend_prints_the_pick_and_fails_in_one_line(
 
 
 @pytest.mark.parametrize("verb", ["recommend", "report"])
-@pytest.mark.parametrize("keep", ["inf", "nan", "0", "-1"])
+@pytest.mark.parametrize("keep", ["inf", "nan", "0", "-1", "99", "1e308"])
 def test_a_keep_that_is_no_share_is_one_line_for_report_and_recommend(
     byte_records: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
     verb: str, keep: str,

@@ -41,7 +41,7 @@ from dive._io import (
 from dive.errors import DataError, DiveError
 from dive.report.csv_export import is_summary_csv, write_summary_csv
 from dive.report.frontier import frontier_section, has_frontier
-from dive.report.keep import valid_keep
+from dive.report.keep import check_keep
 from dive.report.markdown import render_report
 from dive.report.merge import label_models, merge_records
 from dive.report.plots import is_png, plot_frontier, plot_ndcg_vs_budget, plot_ndcg_vs_dim
@@ -148,9 +148,7 @@ def write_report(
     `out_dir`'s lock (plots first, the Markdown last): an interrupted run leaves nothing of its
     report, and two runs given one folder leave one whole report.
     """
-    if not valid_keep(keep):
-        raise DataError(f"keep must be a positive, finite share of frozen nDCG@10, got {keep}",
-                        param="keep")
+    check_keep(keep)
     _check_names(markdown_name, csv_name)
     rows = label_models(merge_records(records))
     if not rows:

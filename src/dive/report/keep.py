@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dive.errors import DataError
 from dive.report.paired import pair
 from dive.report.summary import (
     CellKey,
@@ -49,17 +50,22 @@ class KeepResult:
     unpaired: tuple[int, ...] = ()  # the d's sharing no seed with frozen: not compared
 
 
-def valid_keep(keep: float) -> bool:
-    """Whether `keep` is a share of frozen quality one can keep: positive and finite."""
-    return math.isfinite(keep) and keep > 0
+MAX_KEEP = 2.0  # above frozen's quality is possible (a learned d), twice it is not a share
+
+
+def check_keep(keep: float, metric: str = "ndcg@10") -> None:
+    """`DataError` unless `keep` is a share of frozen quality one can keep: positive, finite
+    and at most `MAX_KEEP` (`--keep 99` meant 99% and was sought as 9,900%)."""
+    if not (math.isfinite(keep) and 0 < keep <= MAX_KEEP):
+        raise DataError(f"keep must be a positive, finite share of frozen {metric} up to "
+                        f"{MAX_KEEP:g} (0.99 keeps 99%), got {keep:g}", param="keep")
 
 
 def smallest_dims_keeping(
     records: Iterable[Mapping[str, Any]], keep: float = 0.99, metric: str = "ndcg@10"
 ) -> list[KeepResult]:
     """One `KeepResult` per non-frozen method on each (dataset, budget) that has a frozen run."""
-    if not valid_keep(keep):
-        raise ValueError(f"keep must be > 0 and finite (a share of frozen {metric}), got {keep}")
+    check_keep(keep, metric)
     scores: dict[CellKey, dict[int, float]] = defaultdict(dict)
     for r in records:
         scores[cell_key(r)][int(r["seed"])] = float(r[metric])

@@ -42,7 +42,7 @@ from dive.report.frontier import (
     frozen_reference,
     unpaired,
 )
-from dive.report.keep import valid_keep
+from dive.report.keep import check_keep
 from dive.report.merge import merge_records
 from dive.report.paired import Paired, seed_list
 from dive.report.summary import VARIANT_MARK, budget_order, budget_title
@@ -91,9 +91,7 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
               max_bytes: int | None = None, metric: str = "ndcg@10") -> Recommendation:
     """The fewest-bytes configuration of ours keeping `keep` x frozen `metric` (see the module
     doc); `DataError` saying what is missing or how close the results came when none does."""
-    if not valid_keep(keep):
-        raise DataError(f"keep must be a positive, finite share of frozen {metric}, got {keep}",
-                        param="keep")
+    check_keep(keep, metric)
     records = merge_records(records)  # a rerun's last record, as `dive report` reads them
     datasets = {str(r["dataset"]) for r in records}
     if dataset not in datasets:
