@@ -6,7 +6,9 @@ record of how a default was tuned cannot drift from the code it tuned. Two modes
 honest:
 - `--eval dev` (for choosing defaults): `make_split(..., dev=True)` splits the labelled pool
   itself 50/50; labels come from one half and the other half is scored. The protocol's
-  evaluation queries (test split, or the evaluation half) are never read.
+  evaluation queries of that seed (test split, or the evaluation half) are never read; a
+  collection without a train split evaluates other queries at other seeds, which dev runs at
+  those seeds do read (`benchmarks/dev_overlap.py`).
 - `--eval test` (for reporting only): the protocol's split.
 
     python benchmarks/dev_dive.py --eval dev --datasets scifact nfcorpus cranfield \\

@@ -6,7 +6,8 @@ interval (a script, not a test; the figures behind `mine_every` in docs/methods.
 Splits the labelled pool itself 50/50 (`make_split(..., dev=True)`, as `dev_dive.py --eval
 dev`): one run of one arm (the `dive` grid's hinge arm: lr 1e-3, margin 0.3) trains on one half
 from the uncentred PCA start, without selection, and the other half is scored every
-`--every` steps. The protocol's evaluation queries are never read.
+`--every` steps. The seed's evaluation queries are never read (other seeds' are, without a
+train split: `benchmarks/dev_overlap.py`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 DIVE starts from PCA axes with mu = 0 (uncentred) or the corpus mean (centred). The start
 needs no training, so every rule for choosing it can be replayed cheaply on every shared
 collection. Tuning stays honest: `make_split(..., dev=True)` takes labels from one half of the
-labelled pool and scores the other half; the protocol's evaluation queries are never read.
+labelled pool and scores the other half; the seed's evaluation queries are never read (other
+seeds' are, without a train split: `benchmarks/dev_overlap.py`).
 
     python benchmarks/dev_starts.py                      # 7 collections, 2/4/8x, budgets 16, all
     python benchmarks/dev_starts.py --datasets cisi time --seeds 0 1 2

@@ -12,7 +12,9 @@ Nothing here ever puts an evaluation query in the training or validation sets.
 
 `dev=True` is for tuning defaults without touching evaluation queries: the labelled pool
 itself is split 50/50 by the seed, its first half giving the labels and its second half
-the queries scored; the protocol's evaluation queries are never used.
+the queries scored; that seed's evaluation queries are never used. Without a train split
+each seed draws its own evaluation half, so dev runs at other seeds do read it
+(`benchmarks/dev_overlap.py` counts how much); with one, dev runs read train queries only.
 """
 
 from __future__ import annotations
