@@ -187,3 +187,24 @@ def test_bad_opq_index_requests_are_one_line(make_tiny, tmp_path: Path,
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
     assert not (tmp_path / "i.faiss").exists()
+
+
+def test_a_grid_whose_float32_runs_are_all_rescored_by_themselves_is_refused(
+    make_tiny, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """float32 rescored by the vectors it ranks by is dropped (the same ranking): a grid of
+    nothing else ran no run, printed an empty table and exited 0."""
+    data = make_tiny(n_docs=300)
+    results = tmp_path / "r.jsonl"
+    for methods, rescore_with in ((["pca"], "compressed"), (["frozen"], "full")):
+        only = grid(data, methods=methods, precisions=["float32"], rescores=[4],
+                    rescore_with=rescore_with)
+        with pytest.raises(DataError, match=r"no run of the grid on .*: float32 rescored by the "
+                           r"float32 vectors it ranks by") as error:
+            run_grid(only, ResultsFile(results))
+        assert error.value.param == "rescores"
+    assert not results.exists()
+    # beside a run that is left, the one dropped is named
+    records = run_grid(grid(data, precisions=["float32"], rescores=[4]), ResultsFile(results))
+    assert [method_label(r) for r in records] == ["pca@float32+rescore4"]
+    assert "frozen d=32 left out: float32 rescored by the float32 vectors" in caplog.text

@@ -281,7 +281,8 @@ def full_dim_only(spec: str) -> bool:
 
 def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
     """Every run of the grid on one dataset (frozen once per budget and seed)."""
-    tasks = []
+    tasks: list[RunTask] = []
+    skipped: list[str] = []  # (method, d) that no precision x rescore factor runs
     for budget in spec.budgets:
         for seed in spec.seeds:
             for method in spec.methods:
@@ -291,7 +292,8 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                     variants = tuple(plan_variants(spec.precisions, spec.rescores,
                                                    spec.rescore_with, full_dim=dim == full_dim,
                                                    dim=dim))
-                    if not variants:  # only product stages, none of which codes this d
+                    if not variants:  # no stage of the grid makes a run of this d
+                        skipped.append(f"{method} d={dim}")
                         continue
                     base = {"dataset": dataset, "model": spec.recorded_model, "method": method,
                             "dim": dim, "budget": budget_label(budget), "seed": seed}
@@ -300,7 +302,24 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                     tasks.append(RunTask(method, dim, ratio, budget, seed, variants, keys))
             tasks += _anchor_tasks(spec, dataset, full_dim, budget, seed)
     _check_products_used(spec, dataset, full_dim, tasks)
+    _check_float32_rescored(spec, dataset, list(dict.fromkeys(skipped)), tasks)
     return tasks
+
+
+def _check_float32_rescored(spec: GridSpec, dataset: str, skipped: Sequence[str],
+                            tasks: Sequence[RunTask]) -> None:
+    """Say which (method, d) the grid leaves without a run because its only stage is float32
+    rescored by the vectors it ranks by (the same ranking: `plan_variants` drops it): a
+    warning, or a DataError when no run is left. (Product stages that fit no d are said by
+    `_check_products_used`.)"""
+    if not skipped or "float32" not in spec.precisions or 0 in spec.rescores:
+        return
+    why = ("float32 rescored by the float32 vectors it ranks by (compressed outputs, or a "
+           "full-dimension method's) ranks as float32 alone: add rescore factor 0, another "
+           "precision, or rescoring with the full vectors")
+    if not tasks:
+        raise DataError(f"no run of the grid on {dataset}: {why}", param="rescores")
+    logger.warning("%s: %s left out: %s", dataset, ", ".join(skipped), why)
 
 
 def _check_products_used(
