@@ -772,3 +772,23 @@ def test_reading_a_parquet_store_holds_about_one_row_group(tmp_path: Path) -> No
         seen += table.num_rows
     assert seen == rows
     assert peak < vectors.nbytes / 3, f"{peak / 1e6:.1f} MB held for {vectors.nbytes / 1e6} MB"
+
+
+def test_a_folder_written_before_manifests_keeps_a_file_someone_added(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """A compress output folder without `.dive-files` (dive before manifests) was replaced by
+    overwrite with a user's file in it deleted; it is judged by its usual files instead."""
+    src = tmp_path / "in"
+    src.mkdir()
+    np.save(src / "a.npy", stores.vectors(20))
+    np.save(src / "b.npy", stores.vectors(10))
+    out = tmp_path / "out"
+    compress_store(runtime, src, out, progress=False)
+    (out / MANIFEST).unlink()  # as an older dive left it
+    compress_store(runtime, src, out, overwrite=True, progress=False)  # its own files: fine
+    (out / MANIFEST).unlink()
+    (out / "NOTES.txt").write_text("mine")
+    with pytest.raises(DiveError, match=r"holds files dive did not write \(NOTES.txt\)"):
+        compress_store(runtime, src, out, overwrite=True, progress=False)
+    assert (out / "NOTES.txt").read_text() == "mine"

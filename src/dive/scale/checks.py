@@ -51,7 +51,15 @@ def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
     check_output(dst, overwrite=overwrite, ours=ours,
                  what=f"a compress output ({file})" if single else
                  f"a compress output folder (one holding {OUTPUT_MARKER})",
-                 folder=not single)  # an empty folder made for it is written into
+                 folder=not single,  # an empty folder made for it is written into
+                 layout=() if single else _usual_files(dst))
+
+
+def _usual_files(folder: Path) -> list[str]:
+    """What a compress output folder written before manifests holds: its marker and parts
+    (`.npy`, `.parquet` files); any other file in it was added by someone else."""
+    parts = folder.iterdir() if folder.is_dir() and not folder.is_symlink() else ()
+    return [OUTPUT_MARKER, *(p.name for p in parts if p.suffix.lower() in SUFFIXES)]
 
 
 def _reads_as(path: Path, kind: Kind | None) -> bool:
