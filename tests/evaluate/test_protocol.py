@@ -335,7 +335,7 @@ def test_changed_dataset_with_the_same_name_reruns(tiny: tuple[Path, Path], tmp_
 
 
 def test_backfill_lets_a_rerun_skip_records_written_without_a_fingerprint(
-    tiny: tuple[Path, Path], tmp_path: Path
+    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "r.jsonl"
     fresh_runs(tiny, path)
@@ -343,6 +343,11 @@ def test_backfill_lets_a_rerun_skip_records_written_without_a_fingerprint(
     for record in old:
         del record[FINGERPRINT_FIELD]
     write_records(path, old)
+    # a rerun says they have no fingerprint; it said they were "computed from other data"
+    write_records(tmp_path / "copy.jsonl", old)
+    assert len(fresh_runs(tiny, tmp_path / "copy.jsonl")) == len(old)
+    assert f"{len(old)} of these runs have records without a data fingerprint" in caplog.text
+    assert "computed from other data" not in caplog.text
     assert backfill_fingerprints(path, data_dir=str(tiny[0].parent),
                                  embeddings_dir=str(tiny[1])) == len(old)
     backfilled = [json.loads(line) for line in path.read_text().splitlines()]

@@ -237,6 +237,12 @@ class ResultsFile:
         self.refresh()
         return key in self._last
 
+    def fingerprint(self, key: RecordKey) -> str | None:
+        """The data fingerprint of the last record of this key (None: it has none, or there
+        is no such record)."""
+        self.refresh()
+        return self._last.get(key)
+
     def current(self, key: RecordKey, fingerprint: str) -> bool:
         """Whether the last record of this key, the one a report reads (a rerun replaces),
         was computed from the data of `fingerprint`."""
