@@ -134,3 +134,12 @@ def test_one_panel_title_names_dataset_budget_and_the_dashed_line(make_record) -
     title = fig.axes[0].get_title()
     assert "scifact" in title and "64 labelled" in title
     assert "dashed line: uncompressed" in title and "d=384" in title
+
+
+def test_frozen_run_at_one_budget_is_drawn_across_the_budget_plot(make_record) -> None:
+    """A dashed line through its one point drew nothing: the legend named a line not there."""
+    records = [make_record(method="frozen", dim=384, budget="all", ndcg=0.65),
+               *(make_record(method="dive", dim=96, budget=b, ndcg=0.6) for b in ("16", "all"))]
+    fig = ndcg_vs_budget_figure(records)
+    frozen = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("frozen")]
+    assert len(frozen) == 1 and len(set(frozen[0].get_xdata())) == 2

@@ -240,8 +240,11 @@ def ndcg_vs_budget_figure(
                 continue
             xs = [position[c.budget] for c in points]
             if is_frozen(method):
-                ax.plot(xs, [c.mean for c in points],
-                        label=_frozen_label(method, points[0].dim), **FROZEN_STYLE)
+                label = _frozen_label(method, points[0].dim)
+                if len(points) == 1:  # a dashed line through one point draws nothing
+                    ax.axhline(points[0].mean, label=label, **FROZEN_STYLE)
+                else:
+                    ax.plot(xs, [c.mean for c in points], label=label, **FROZEN_STYLE)
                 continue
             shift = (drawn.index(method) - (len(drawn) - 1) / 2) * 0.04
             ax.errorbar([x + shift for x in xs], [c.mean for c in points],
