@@ -198,6 +198,7 @@ def report(args: argparse.Namespace) -> Path:
     """Print the summary against training-free PCA and regenerate the page; return its path."""
     from dive.errors import DataError
     from dive.report.gains import gains_over_training_free, render_gains, summary_text
+    from dive.report.markdown import grids_section
     from dive.report.merge import read_results
     from dive.report.targets import targets_section
 
@@ -222,7 +223,7 @@ def report(args: argparse.Namespace) -> Path:
         cells, tolerance=args.tolerance, title="Development benchmark: every shared "
         "collection against training-free PCA", preamble=preamble,
         target_name="five classic collections", datasets=CLASSIC, ratio=TARGET_RATIO,
-        budget=TARGET_BUDGET) + f"\n{targets}\n", "all_collections.py")
+        budget=TARGET_BUDGET) + f"\n{targets}\n\n{grids_section(records)}\n", "all_collections.py")
     return page
 
 

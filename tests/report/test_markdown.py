@@ -193,7 +193,8 @@ def test_selection_grids_name_what_each_learned_row_chose_from(make_record) -> N
     ]
     rows = rows_of(grid_table(records))
     assert list(rows) == ["search-adaptor", "search-adaptor@v1", "dive", "dive:select=false"]
-    assert rows["search-adaptor"] == ["weight_rec 0/0.1/1; none"]
+    # which cells searched the grid and which had too few validation queries for it
+    assert rows["search-adaptor"] == ["weight_rec 0/0.1/1 (scifact: 64, all); none (scifact: 4)"]
     assert rows["search-adaptor@v1"] == ["none (fixed settings)"]
     assert rows["dive"] == ["grid=0x1,1x10x3, start=select"]
     assert rows["dive:select=false"] == ["none (fixed settings)"]

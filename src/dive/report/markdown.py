@@ -23,6 +23,7 @@ from dive.report.paired import pair, seed_list
 from dive.report.summary import (
     Cell,
     CostCell,
+    GridUses,
     base_method,
     budget_order,
     budget_title,
@@ -199,13 +200,32 @@ def cost_table(cells: Sequence[CostCell]) -> str:
 
 
 def grid_table(records: Sequence[Mapping[str, Any]]) -> str:
-    """Learned methods x the grids their runs chose from (several when budgets differed)."""
+    """Learned methods x the grids their runs chose from; where a method's runs used several
+    (too few validation queries for its grid at some budgets), each says where it was used."""
     grids = selection_grids(records)
     if not grids:
         return ""
     lines = ["| method | selection grid |", "|:---|:---|"]
-    lines += [f"| {_escape(m)} | {_escape('; '.join(g))} |" for m, g in grids.items()]
+    lines += [f"| {_escape(m)} | {_escape(_grids_used(uses))} |" for m, uses in grids.items()]
     return "\n".join(lines)
+
+
+def grids_section(records: Sequence[Mapping[str, Any]]) -> str:
+    """The "Selection grids" section of a page ("" without a learned row)."""
+    grids = grid_table(records)
+    return grids and (
+        "## Selection grids\n\nWhat each learned row chose its settings from on its labelled "
+        "queries, as its runs recorded it (`none`: fixed settings, or too few validation "
+        "queries to choose on).\n\n" + grids)
+
+
+def _grids_used(uses: GridUses) -> str:
+    """'g1 (scifact: 16, 64; nfcorpus: 16); g2 (scifact: all)', or 'g' alone when it is one."""
+    if len(uses) == 1:
+        return next(iter(uses))
+    return "; ".join(
+        f"{grid} ({'; '.join(f'{d}: ' + ', '.join(b) for d, b in where.items())})"
+        for grid, where in uses.items())
 
 
 def percent(keep: float) -> str:
@@ -247,13 +267,9 @@ def render_report(
         "fewer than two did). "
         f"`{MISSING}`: not run. `[n=k]`: only k seeds, fewer than the rest of the table."
     )
-    grids = grid_table(records)
+    grids = grids_section(records)
     if grids:
-        parts.append(
-            "## Selection grids\n\nWhat each learned row chose its settings from on its "
-            "labelled queries, as its runs recorded it (`none`: fixed settings, or no "
-            "validation queries to choose on).\n\n" + grids
-        )
+        parts.append(grids)
     images = list(images)
     if images:
         parts.append("## Plots")

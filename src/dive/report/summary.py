@@ -219,13 +219,21 @@ def selection_grid(record: Mapping[str, Any]) -> str:
     return "none (fixed settings)"
 
 
-def selection_grids(records: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Method -> the distinct grids its runs recorded (in `method_order`), learned rows only."""
-    grids: dict[str, dict[str, None]] = defaultdict(dict)
+GridUses = dict[str, dict[str, list[str]]]  # grid -> dataset -> the budgets whose runs used it
+
+
+def selection_grids(records: Iterable[Mapping[str, Any]]) -> dict[str, GridUses]:
+    """Method -> each distinct grid its runs recorded -> where (dataset -> budgets, in
+    `budget_order`); methods in `method_order`, learned rows only."""
+    grids: dict[str, dict[str, dict[str, dict[str, None]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(dict)))
     for r in records:
         if r.get("diagnostics") or "grid" in (r.get("config") or {}):
-            grids[str(r["method"])][selection_grid(r)] = None
-    return {m: list(grids[m]) for m in method_order(grids)}
+            where = grids[str(r["method"])][selection_grid(r)][str(r["dataset"])]
+            where[str(r["budget"])] = None
+    return {m: {grid: {d: sorted(budgets, key=budget_order) for d, budgets in sorted(uses.items())}
+                for grid, uses in grids[m].items()}
+            for m in method_order(grids)}
 
 
 def dim_ratios(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], int]:
