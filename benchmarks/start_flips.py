@@ -52,21 +52,27 @@ def _probe(*args: Any) -> Any:
     raise _Chosen(start.name)
 
 
-def chosen_start(record: dict[str, Any], data: dict[tuple[str, str], Any]) -> str | None:
-    """The start the current code chooses for `record`'s fit (None: not a DIVE start choice)."""
-    compressor = make_compressor(record["method"], int(record["dim"]), int(record["seed"]))
-    options = getattr(compressor, "options", None)
-    if not isinstance(options, DiveConfig) or options.start != "select":
-        return None
+def fit_inputs(record: dict[str, Any], data: dict[tuple[str, str], Any]) -> tuple[Any, Any]:
+    """The corpus and training data `record`'s fit had (the protocol's split of its dataset,
+    budget and seed); `data` caches each (dataset, model)'s loaded data."""
     key = (record["dataset"], record["model"])
     if key not in data:
         dataset = load_dataset(record["dataset"])
         data[key] = (dataset, get_embeddings(dataset, record["model"]))
     dataset, emb = data[key]
     split = make_split(dataset, parse_budget(str(record["budget"])), int(record["seed"]))
+    return emb.corpus, training_data(split, emb)
+
+
+def chosen_start(record: dict[str, Any], data: dict[tuple[str, str], Any]) -> str | None:
+    """The start the current code chooses for `record`'s fit (None: not a DIVE start choice)."""
+    compressor = make_compressor(record["method"], int(record["dim"]), int(record["seed"]))
+    options = getattr(compressor, "options", None)
+    if not isinstance(options, DiveConfig) or options.start != "select":
+        return None
     try:
         with mock.patch.object(_dive_fit, "_choose_start", _probe):
-            compressor.fit(emb.corpus, training_data(split, emb))
+            compressor.fit(*fit_inputs(record, data))
     except _Chosen as chosen:
         return str(chosen.args[0])
     raise RuntimeError(f"{record['method']}: the fit made no start choice")

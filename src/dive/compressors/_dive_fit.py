@@ -19,7 +19,8 @@ through `dive.training.selection` on every labelled query:
    query for the kept number of steps (the label-reading arms' refits train ahead, during
    the race, on workers it leaves idle; the model is bit for bit the same); with `shrink` its
    weights move only 1 - 1/z^2 of the way from the start; or, without real evidence of a
-   gain, the fit returns the start itself.
+   gain, the fit returns the start itself, as it does when the kept model (not the one the
+   choice scored) scores below the start on the queries the choice was made on.
 Left out: GPUs and mixed precision (CPU fits of seconds), learned centres (mu is fixed at its
 start value), early stopping inside a run (every fold must check at the same steps; runs are
 extended across folds in lockstep instead).
@@ -443,6 +444,19 @@ def _fit(
         _pull_toward(net, start_net(), weight)
         diag["shrinkage"] = round(weight, 6)
     final_z = net.encode(fit.corpus)
+    if arm is not None and race is not None and choice is not None:
+        # The kept model is not the one the choice scored (a soup of the fold runs, or a
+        # refit on every label): below its start on the very queries it was chosen with, it
+        # is no model to keep, and the start is returned instead.
+        final = fit.scores(net, final_z, race.labels)[race.folds.scored]
+        diag["final_check"] = {"score": round(float(final.mean()), 6),
+                               "base_score": round(float(base.mean()), 6)}
+        if final.mean() < base.mean():
+            progress.info("dive: the kept model scores below its start on the queries it was "
+                          "chosen with; keeping the start")
+            net, log, arm, steps = start_net(), None, None, 0
+            final_z = start.corpus_z
+            diag["final"] = "start (the kept model scored below it)"
     diag["selected"] = {
         "start": start.name,
         "arm": arm.as_record() if arm is not None else None,
@@ -473,12 +487,13 @@ def _summary(
     choice: Choice | None, curves: list[Curve], steps: int, selected: dict[str, Any]
 ) -> Summarise:
     """The typed summary: the leading arm's out-of-fold curve, the start's score as its step 0
-    (what the choice compared against), and the kept step (0: the start); without a choice,
+    (what the choice compared against), and the kept step (0: the start, also when the kept
+    model failed its final check); without a choice,
     the configured arm trained `steps` steps."""
     if choice is None:
         return partial(FitSummary, (), steps, steps, selected, 0, None, None)
     leader = curves[choice.best[0]] if choice.best[0] >= 0 else Curve((), np.empty((0, 0)))
     curve = ((0, choice.base_score),
              *zip(leader.steps, (float(v) for v in leader.scores.mean(axis=1)), strict=True))
-    return partial(FitSummary, curve, choice.step, curve[-1][0], selected, choice.n_queries,
+    return partial(FitSummary, curve, steps, curve[-1][0], selected, choice.n_queries,
                    choice.score, choice.base_score)

@@ -1,0 +1,103 @@
+"""Which stored DIVE records does the final check change? (a script)
+
+A DIVE fit keeps a model the choice did not score (the fold runs' weight average, or a refit
+on every label) and, since the final check, returns its start instead when that model scores
+below the start on the queries the choice was made on (`dive.compressors._dive_fit`). Only
+a fit that kept an arm can change: for every such record of a DIVE method (`dive`,
+`dive-plus` and their spec variants) this refits it with the current code (the protocol's
+split and training data, as `dive.evaluate.protocol.run_one` builds them) and prints the
+records whose final check failed. `--drop` removes those records from the results file
+(under its lock), so that the benchmark that wrote them reruns exactly them:
+
+    python benchmarks/final_checks.py benchmarks/results/collections.jsonl --drop
+    python benchmarks/all_collections.py        # reruns the dropped runs, then the page
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+from script_io import read_existing, script_main
+from start_flips import SHARED, fit_inputs
+
+from dive._io import locked
+from dive.compressors import make_compressor
+from dive.evaluate.records import KEY_FIELDS, read_records, record_key, write_records
+
+CHOICE = ("candidate", "step", "score", "base_score")  # a refit must choose as recorded
+
+
+def kept_an_arm(record: dict[str, Any]) -> bool:
+    """Whether `record`'s fit kept a trained arm (else it returned its start, unchecked)."""
+    choice = (record.get("diagnostics") or {}).get("choice") or {}
+    return record["method"].startswith("dive") and "@" not in record["method"] and \
+        choice.get("candidate") is not None
+
+
+def replay(record: dict[str, Any], data: dict[tuple[str, str], Any]) -> str:
+    """What the current code's refit of `record` does: "changed" (its final check returns the
+    start), "kept", or "not reproduced" (it chose otherwise than recorded: the record is not
+    this code's for another reason, such as the torch threads it ran with, and the replay
+    says nothing of it)."""
+    compressor = make_compressor(record["method"], int(record["dim"]), int(record["seed"]))
+    compressor.fit(*fit_inputs(record, data))
+    diag = compressor.fit_info_.diagnostics
+    now, then = (tuple(choice.get(k) for k in CHOICE) for choice in (
+        diag.get("choice") or {}, record["diagnostics"]["choice"]))
+    if now != then:
+        return "not reproduced"
+    return "changed" if str(diag.get("final", "")).startswith("start") else "kept"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, help="a JSONL results file")
+    parser.add_argument("--datasets", nargs="+", default=None,
+                        help="only the records of these datasets (default: every one)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads, as the benchmark that wrote the records had")
+    parser.add_argument("--drop", action="store_true",
+                        help="remove the records whose final check fails from the file")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    torch.set_num_threads(args.threads)
+    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
+        os.environ.setdefault(env, str(SHARED / sub))
+    t0 = time.perf_counter()
+    data: dict[tuple[str, str], Any] = {}
+    outcome: dict[tuple[str, ...], str] = {}  # per run (a run's variants share its fit)
+    changed: set[tuple[str, ...]] = set()
+    counts: Counter[tuple[str, str]] = Counter()
+    for record in read_existing(args.results):
+        if not kept_an_arm(record) or (args.datasets and record["dataset"] not in args.datasets):
+            continue
+        run = record_key(record)[: len(KEY_FIELDS)]
+        if run not in outcome:
+            outcome[run] = replay(record, data)
+            print(f"{outcome[run]}: {' '.join(map(str, run))} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        counts[record["method"], outcome[run]] += 1
+        if outcome[run] == "changed":
+            changed.add(record_key(record))
+    for (method, what), n in sorted(counts.items()):
+        print(f"{method}: {n} records {what}")
+    print(f"{len(changed)} records change; {time.perf_counter() - t0:.0f} s")
+    if args.drop and changed:
+        with locked(args.results):
+            kept = [r for r in read_records(args.results) if record_key(r) not in changed]
+            write_records(args.results, kept)
+        print(f"dropped them from {args.results}; rerun its benchmark to refit them")
+
+
+if __name__ == "__main__":
+    sys.exit(script_main("final_checks.py", main))
