@@ -6,8 +6,9 @@ below the start on the queries the choice was made on (`dive.compressors._dive_f
 a fit that kept an arm can change: for every such record of a DIVE method (`dive`,
 `dive-plus` and their spec variants) this refits it with the current code (the protocol's
 split and training data, as `dive.evaluate.protocol.run_one` builds them) and prints the
-records whose final check failed. `--drop` removes those records from the results file
-(under its lock), so that the benchmark that wrote them reruns exactly them:
+records whose final check failed ("changed"), and those whose refit chose another arm or
+step than recorded ("not reproduced": stale for another reason). `--drop` removes both from
+the results file (under its lock), so that the benchmark that wrote them reruns exactly them:
 
     python benchmarks/final_checks.py benchmarks/results/collections.jsonl --drop
     python benchmarks/all_collections.py        # reruns the dropped runs, then the page
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads, as the benchmark that wrote the records had")
     parser.add_argument("--drop", action="store_true",
-                        help="remove the records whose final check fails from the file")
+                        help="remove the records that change or are not reproduced")
     return parser
 
 
@@ -87,11 +88,12 @@ def main() -> None:
             print(f"{outcome[run]}: {' '.join(map(str, run))} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         counts[record["method"], outcome[run]] += 1
-        if outcome[run] == "changed":
+        if outcome[run] != "kept":
             changed.add(record_key(record))
     for (method, what), n in sorted(counts.items()):
         print(f"{method}: {n} records {what}")
-    print(f"{len(changed)} records change; {time.perf_counter() - t0:.0f} s")
+    print(f"{len(changed)} records change or are not reproduced; "
+          f"{time.perf_counter() - t0:.0f} s")
     if args.drop and changed:
         with locked(args.results):
             kept = [r for r in read_records(args.results) if record_key(r) not in changed]

@@ -1,0 +1,36 @@
+"""`benchmarks/final_checks.py`: the stored DIVE records the final check (or anything else)
+would change."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from dive.evaluate.records import read_records, record_key, write_records
+from tests.benchmarks.test_start_flips import records_of
+
+ARM_KEPT = "dive:steps=20:eval_every=10:min_gain_z=0"  # keeps an arm on the tiny set
+
+
+def test_records_whose_refit_differs_are_dropped_and_the_rest_kept(
+    load_script: Callable[[str], ModuleType], tiny: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    checks = load_script("final_checks")
+    records = records_of([(ARM_KEPT, 0), (ARM_KEPT, 1), ("dive:steps=0", 0)], tiny, tmp_path,
+                         monkeypatch)
+    assert [checks.kept_an_arm(r) for r in records] == [True, True, False]
+    assert checks.replay(records[0], {}) == "kept"  # the refit is the fit recorded
+    records[1]["diagnostics"]["choice"]["step"] += 10  # as other code would have chosen
+    results = tmp_path / "results.jsonl"
+    write_records(results, records)
+    monkeypatch.setattr(sys, "argv", ["final_checks", str(results), "--drop", "--threads", "1"])
+    checks.main()
+    out = capsys.readouterr().out
+    assert "not reproduced: tiny synthetic" in out and "1 records change or are not " in out
+    assert [record_key(r) for r in read_records(results)] == [
+        record_key(records[0]), record_key(records[2])]
