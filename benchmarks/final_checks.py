@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("results", type=Path, help="a JSONL results file")
     parser.add_argument("--datasets", nargs="+", default=None,
                         help="only the records of these datasets (default: every one)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="only the records of these embedding models (default: every one)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads, as the benchmark that wrote the records had")
     parser.add_argument("--drop", action="store_true",
@@ -80,7 +82,8 @@ def main() -> None:
     changed: set[tuple[str, ...]] = set()
     counts: Counter[tuple[str, str]] = Counter()
     for record in read_existing(args.results):
-        if not kept_an_arm(record) or (args.datasets and record["dataset"] not in args.datasets):
+        if not kept_an_arm(record) or (args.datasets and record["dataset"] not in args.datasets) \
+                or (args.models and record["model"] not in args.models):
             continue
         run = record_key(record)[: len(KEY_FIELDS)]
         if run not in outcome:
