@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from quality import at_least_one
 from script_io import read_existing, script_main
 from start_flips import SHARED, fit_inputs
 
@@ -54,7 +55,8 @@ def replay(record: dict[str, Any], data: dict[tuple[str, str], Any]) -> str:
         diag.get("choice") or {}, record["diagnostics"]["choice"]))
     if now != then:
         return "not reproduced"
-    return "changed" if str(diag.get("final", "")).startswith("start") else "kept"
+    dropped = [str(d.get("final", "")).startswith("start") for d in (diag, record["diagnostics"])]
+    return "changed" if dropped[0] and not dropped[1] else "kept"  # a record may have it already
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only the records of these datasets (default: every one)")
     parser.add_argument("--models", nargs="+", default=None,
                         help="only the records of these embedding models (default: every one)")
-    parser.add_argument("--threads", type=int, default=2,
+    parser.add_argument("--threads", type=at_least_one, default=2,
                         help="torch threads, as the benchmark that wrote the records had")
     parser.add_argument("--drop", action="store_true",
                         help="remove the records that change or are not reproduced")

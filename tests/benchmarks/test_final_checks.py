@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -34,3 +34,21 @@ def test_records_whose_refit_differs_are_dropped_and_the_rest_kept(
     assert "not reproduced: tiny synthetic" in out and "1 records change or are not " in out
     assert [record_key(r) for r in read_records(results)] == [
         record_key(records[0]), record_key(records[2])]
+
+
+def test_a_record_whose_final_check_already_kept_the_start_is_kept(
+    load_script: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Written by the code with the final check, it was "changed" at every replay, so --drop
+    deleted it, its benchmark wrote it again, and the next replay deleted it again."""
+    checks = load_script("final_checks")
+    choice = {"candidate": 1, "step": 20, "score": 0.5, "base_score": 0.4}
+    refit = SimpleNamespace(fit=lambda *_: None, fit_info_=SimpleNamespace(diagnostics={
+        "choice": choice, "final": "start (the kept model scored below it)"}))
+    monkeypatch.setattr(checks, "make_compressor", lambda *_: refit)
+    monkeypatch.setattr(checks, "fit_inputs", lambda *_: ())
+    record = {"method": "dive", "dim": 8, "seed": 0, "diagnostics": {"choice": choice}}
+    assert checks.replay({**record, "diagnostics": {"choice": choice, "final": "fold soup"}},
+                         {}) == "changed"
+    assert checks.replay({**record, "diagnostics": {
+        "choice": choice, "final": "start (the kept model scored below it)"}}, {}) == "kept"

@@ -235,8 +235,10 @@ def test_the_kept_model_never_scores_below_its_start_on_the_queries_it_was_chose
         checked.append(diag["final"])
         if diag["final"].startswith("start"):
             assert diag["final_check"]["score"] < diag["final_check"]["base_score"]
-            assert model.fit_info_.summary.selected["arm"] is None
-            assert model.fit_info_.summary.best_step == 0
+            summary = model.fit_info_.summary  # what was kept, the start, and its score
+            assert summary.selected["arm"] is None and summary.best_step == 0
+            assert summary.validation_score == summary.start_score
+            assert diag["selected"]["validation_ndcg@10"] == diag["choice"]["base_score"]
     assert checked == ["fold soup", "start (the kept model scored below it)"]
 
 

@@ -199,12 +199,12 @@ def test_a_grid_whose_float32_runs_are_all_rescored_by_themselves_is_refused(
     for methods, rescore_with in ((["pca"], "compressed"), (["frozen"], "full")):
         only = grid(data, methods=methods, precisions=["float32"], rescores=[4],
                     rescore_with=rescore_with)
-        with pytest.raises(DataError, match=r"no run of the grid on .*: float32 rescored by the "
-                           r"float32 vectors it ranks by") as error:
+        with pytest.raises(DataError, match=r"no run of the grid on .*: float32 rescored by "
+                           r"float32 vectors ranks as float32 alone") as error:
             run_grid(only, ResultsFile(results))
         assert error.value.param == "rescores"
     assert not results.exists()
     # beside a run that is left, the one dropped is named
     records = run_grid(grid(data, precisions=["float32"], rescores=[4]), ResultsFile(results))
     assert [method_label(r) for r in records] == ["pca@float32+rescore4"]
-    assert "frozen d=32 left out: float32 rescored by the float32 vectors" in caplog.text
+    assert "frozen d=32 left out: float32 rescored by float32 vectors" in caplog.text

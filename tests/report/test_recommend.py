@@ -86,7 +86,7 @@ def test_dive_recommend_prints_the_pick_and_fails_in_one_line(
 
 
 @pytest.mark.parametrize("verb", ["recommend", "report"])
-@pytest.mark.parametrize("keep", ["inf", "nan", "0", "-1", "99", "1e308"])
+@pytest.mark.parametrize("keep", ["inf", "nan", "0", "-1", "99", "1e308", "2.000001"])
 def test_a_keep_that_is_no_share_is_one_line_for_report_and_recommend(
     byte_records: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
     verb: str, keep: str,
@@ -99,6 +99,7 @@ def test_a_keep_that_is_no_share_is_one_line_for_report_and_recommend(
     assert main([verb, "--results", str(path), *where, "--keep", keep]) == 2
     err = capsys.readouterr().err.strip()
     assert "keep must be a positive, finite share of frozen" in err and "\n" not in err
+    assert f"got {float(keep)!r}" in err  # as given: 2.000001 is not "2"
     assert err.endswith("(--keep)"), err
     assert not (tmp_path / "rep").exists()
 

@@ -789,6 +789,8 @@ def test_a_folder_written_before_manifests_keeps_a_file_someone_added(
     compress_store(runtime, src, out, overwrite=True, progress=False)  # its own files: fine
     (out / MANIFEST).unlink()
     (out / "NOTES.txt").write_text("mine")
-    with pytest.raises(DiveError, match=r"holds files dive did not write \(NOTES.txt\)"):
+    np.save(out / "labels.npy", np.arange(5))  # named like a part, but no 2-d array
+    with pytest.raises(DiveError, match=r"holds files dive did not write \(NOTES.txt, "
+                                        r"labels.npy\)"):
         compress_store(runtime, src, out, overwrite=True, progress=False)
-    assert (out / "NOTES.txt").read_text() == "mine"
+    assert (out / "NOTES.txt").read_text() == "mine" and (out / "labels.npy").is_file()

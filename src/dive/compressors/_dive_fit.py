@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -457,6 +457,9 @@ def _fit(
             net, log, arm, steps = start_net(), None, None, 0
             final_z = start.corpus_z
             diag["final"] = "start (the kept model scored below it)"
+            # what is kept is the start: its score is the one recorded (the choice's own
+            # record, in diag["choice"], still says what it chose)
+            choice = replace(choice, candidate=None, step=0, score=choice.base_score)
     diag["selected"] = {
         "start": start.name,
         "arm": arm.as_record() if arm is not None else None,
@@ -487,13 +490,12 @@ def _summary(
     choice: Choice | None, curves: list[Curve], steps: int, selected: dict[str, Any]
 ) -> Summarise:
     """The typed summary: the leading arm's out-of-fold curve, the start's score as its step 0
-    (what the choice compared against), and the kept step (0: the start, also when the kept
-    model failed its final check); without a choice,
+    (what the choice compared against), and the kept step (0: the start); without a choice,
     the configured arm trained `steps` steps."""
     if choice is None:
         return partial(FitSummary, (), steps, steps, selected, 0, None, None)
     leader = curves[choice.best[0]] if choice.best[0] >= 0 else Curve((), np.empty((0, 0)))
     curve = ((0, choice.base_score),
              *zip(leader.steps, (float(v) for v in leader.scores.mean(axis=1)), strict=True))
-    return partial(FitSummary, curve, steps, curve[-1][0], selected, choice.n_queries,
+    return partial(FitSummary, curve, choice.step, curve[-1][0], selected, choice.n_queries,
                    choice.score, choice.base_score)

@@ -314,9 +314,10 @@ def _check_float32_rescored(spec: GridSpec, dataset: str, skipped: Sequence[str]
     `_check_products_used`.)"""
     if not skipped or "float32" not in spec.precisions or 0 in spec.rescores:
         return
-    why = ("float32 rescored by the float32 vectors it ranks by (compressed outputs, or a "
-           "full-dimension method's) ranks as float32 alone: add rescore factor 0, another "
-           "precision, or rescoring with the full vectors")
+    why = ("float32 rescored by float32 vectors ranks as float32 alone (a compressed output "
+           "rescored by itself, and a full-dimension method rescored by anything): add rescore "
+           "factor 0 or another precision (a compressed method may rescore with the full "
+           "vectors)")
     if not tasks:
         raise DataError(f"no run of the grid on {dataset}: {why}", param="rescores")
     logger.warning("%s: %s left out: %s", dataset, ", ".join(skipped), why)

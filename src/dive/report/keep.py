@@ -58,7 +58,7 @@ def check_keep(keep: float, metric: str = "ndcg@10") -> None:
     and at most `MAX_KEEP` (`--keep 99` meant 99% and was sought as 9,900%)."""
     if not (math.isfinite(keep) and 0 < keep <= MAX_KEEP):
         raise DataError(f"keep must be a positive, finite share of frozen {metric} up to "
-                        f"{MAX_KEEP:g} (0.99 keeps 99%), got {keep:g}", param="keep")
+                        f"{MAX_KEEP:g} (0.99 keeps 99%), got {keep!r}", param="keep")
 
 
 def smallest_dims_keeping(

@@ -57,9 +57,10 @@ def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
 
 def _usual_files(folder: Path) -> list[str]:
     """What a compress output folder written before manifests holds: its marker and parts
-    (`.npy`, `.parquet` files); any other file in it was added by someone else."""
+    (2-d `.npy` arrays, Parquet files); any other file in it was added by someone else."""
     parts = folder.iterdir() if folder.is_dir() and not folder.is_symlink() else ()
-    return [OUTPUT_MARKER, *(p.name for p in parts if p.suffix.lower() in SUFFIXES)]
+    return [OUTPUT_MARKER, *(p.name for p in parts if p.is_file() and not p.is_symlink()
+                             and _reads_as(p, SUFFIXES.get(p.suffix.lower())))]
 
 
 def _reads_as(path: Path, kind: Kind | None) -> bool:
