@@ -27,11 +27,10 @@ from typing import Any
 import torch
 from quality import at_least_one
 from script_io import read_existing, script_main
-from start_flips import SHARED, fit_inputs
+from start_flips import SHARED, drop_records, fit_inputs
 
-from dive._io import locked
 from dive.compressors import make_compressor
-from dive.evaluate.records import KEY_FIELDS, read_records, record_key, write_records
+from dive.evaluate.records import KEY_FIELDS, record_key
 
 CHOICE = ("candidate", "step", "score", "base_score")  # a refit must choose as recorded
 
@@ -100,10 +99,7 @@ def main() -> None:
     print(f"{len(changed)} records change or are not reproduced; "
           f"{time.perf_counter() - t0:.0f} s")
     if args.drop and changed:
-        with locked(args.results):
-            kept = [r for r in read_records(args.results) if record_key(r) not in changed]
-            write_records(args.results, kept)
-        print(f"dropped them from {args.results}; rerun its benchmark to refit them")
+        drop_records(args.results, changed)
 
 
 if __name__ == "__main__":

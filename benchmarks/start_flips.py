@@ -113,10 +113,16 @@ def main() -> None:
         print(f"{method}: {n} records {what}")
     print(f"{len(changed)} records change start; {time.perf_counter() - t0:.0f} s")
     if args.drop and changed:
-        with locked(args.results):
-            kept = [r for r in read_records(args.results) if record_key(r) not in changed]
-            write_records(args.results, kept)
-        print(f"dropped them from {args.results}; rerun its benchmark to refit them")
+        drop_records(args.results, changed)
+
+
+def drop_records(results: Path, keys: set[tuple[str, ...]]) -> None:
+    """Remove the records of `keys` from `results` (under its lock), for their benchmark to
+    rerun them."""
+    with locked(results):
+        kept = [r for r in read_records(results) if record_key(r) not in keys]
+        write_records(results, kept)
+    print(f"dropped them from {results}; rerun its benchmark to refit them")
 
 
 if __name__ == "__main__":
