@@ -436,18 +436,18 @@ def run_grid(
         # that a report of the file shows this data's (one recorded earlier is not enough)
         stale = [results.fingerprint(key) for t in tasks for key in t.keys
                  if key in results and not results.current(key, fingerprint)]
-        if len(stale) > stale.count(None):
+        unmarked = stale.count(None)  # not other data: a dive before records carried them
+        if len(stale) > unmarked:
             logger.warning(
                 "%s: %d of these runs have records computed from other data (another version "
                 "of %s or other embeddings); running them again", results.path,
-                len(stale) - stale.count(None), name)
-        if None in stale:  # not other data: a dive before records carried fingerprints
+                len(stale) - unmarked, name)
+        if unmarked:
             logger.warning(
                 "%s: %d of these runs have records without a data fingerprint (written before "
                 "records carried one), so which data they were computed from is unknown; "
                 "running them again (benchmarks/backfill_fingerprints.py in dive's repository "
-                "marks such records as computed from the data at hand)", results.path,
-                stale.count(None))
+                "marks such records as computed from the data at hand)", results.path, unmarked)
         _warn_of_others_on_other_data(results, tasks, fingerprint, name)
         splits: dict[tuple[int | None, int], QuerySplit] = {(None, spec.seeds[0]): whole}
         unsupervised: dict[tuple[Any, ...], dict[Variant, dict[str, Any]]] = {}

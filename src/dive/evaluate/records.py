@@ -246,8 +246,7 @@ class ResultsFile:
     def current(self, key: RecordKey, fingerprint: str) -> bool:
         """Whether the last record of this key, the one a report reads (a rerun replaces),
         was computed from the data of `fingerprint`."""
-        self.refresh()
-        return key in self._last and self._last[key] == fingerprint
+        return self.fingerprint(key) == fingerprint
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Add records and rewrite the file atomically, under the file's lock.
