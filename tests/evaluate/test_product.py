@@ -208,3 +208,16 @@ def test_a_grid_whose_float32_runs_are_all_rescored_by_themselves_is_refused(
     records = run_grid(grid(data, precisions=["float32"], rescores=[4]), ResultsFile(results))
     assert [method_label(r) for r in records] == ["pca@float32+rescore4"]
     assert "frozen d=32 left out: float32 rescored by float32 vectors" in caplog.text
+
+
+def test_a_float32_run_dropped_beside_other_precisions_is_named(
+    make_tiny, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--precisions float32,int8 --rescore-factors 4` ran frozen at int8 only, without a word:
+    no frozen float32 reference, and the report then advised adding float32, which was there."""
+    data = make_tiny(n_docs=300)
+    records = run_grid(grid(data, methods=["frozen", "pca"], precisions=["float32", "int8"],
+                            rescores=[4]), ResultsFile(tmp_path / "r.jsonl"))
+    assert "frozen@float32" not in [method_label(r) for r in records]
+    assert "frozen d=32 at float32 left out: float32 rescored by float32 vectors" in caplog.text
+    assert "pca d=" not in caplog.text  # pca's float32 is rescored by the full vectors

@@ -144,7 +144,8 @@ def test_report_with_frozen_at_other_precisions_only_says_float32_is_missing(
                make_record(method="frozen", dim=384, ndcg=0.64, precision="int8"),
                make_record(method="frozen", dim=384, ndcg=0.5, precision="binary")]
     assert ("No frozen float32 (only frozen@binary, frozen@int8: evaluate with float32 among "
-            "the precisions) run on this dataset" in render_report(records))
+            "the precisions and 0 among the rescore factors) run on this dataset"
+            in render_report(records))
 
 
 def test_budgets_sort_numerically_with_all_last(make_record) -> None:

@@ -56,7 +56,9 @@ def test_recommend_errors_clearly_when_nothing_meets_the_target(
     # not what to do
     with pytest.raises(DataError, match=r"no frozen float32 run to keep a share of \(frozen ran "
                                         r"at binary, int8 only\); evaluate with float32 among "
-                                        r"the precisions$"):
+                                        r"the precisions and 0 among the rescore factors "
+                                        r"\(float32 rescored by float32 ranks as float32 "
+                                        r"alone, so it runs only unrescored\)$"):
         recommend([r for r in byte_records if r["precision"] != "float32"], "scifact")
     assert recommend(byte_records, "scifact").frozen.precision == "float32"
 

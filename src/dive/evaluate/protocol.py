@@ -295,6 +295,9 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                     if not variants:  # no stage of the grid makes a run of this d
                         skipped.append(f"{method} d={dim}")
                         continue
+                    if "float32" in spec.precisions and all(v.precision != "float32"
+                                                            for v in variants):
+                        skipped.append(f"{method} d={dim} at float32")  # other stages run
                     base = {"dataset": dataset, "model": spec.recorded_model, "method": method,
                             "dim": dim, "budget": budget_label(budget), "seed": seed}
                     keys = tuple(record_key({**base, **v.fields(dim, full_dim)})
@@ -308,10 +311,11 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
 
 def _check_float32_rescored(spec: GridSpec, dataset: str, skipped: Sequence[str],
                             tasks: Sequence[RunTask]) -> None:
-    """Say which (method, d) the grid leaves without a run because its only stage is float32
-    rescored by the vectors it ranks by (the same ranking: `plan_variants` drops it): a
-    warning, or a DataError when no run is left. (Product stages that fit no d are said by
-    `_check_products_used`.)"""
+    """Say which (method, d) the grid leaves without a float32 run (or without any run)
+    because float32 is only asked for rescored by the vectors it ranks by (the same ranking:
+    `plan_variants` drops it): a warning, or a DataError when no run is left. Frozen's float32
+    run is the reference every report keeps a share of. (Product stages that fit no d are said
+    by `_check_products_used`.)"""
     if not skipped or "float32" not in spec.precisions or 0 in spec.rescores:
         return
     why = ("float32 rescored by float32 vectors ranks as float32 alone (a compressed output "

@@ -312,7 +312,7 @@ def render_report(
             ran = sorted({c.method for c in by_metric["ndcg@10"]
                           if c.dataset == dataset and base_method(c.method) == "frozen"})
             only = "" if not ran else (f" float32 (only {', '.join(ran)}: evaluate with float32 "
-                                       "among the precisions)")
+                                       "among the precisions and 0 among the rescore factors)")
             parts.append(f"No frozen{only} run on this dataset, so no reference to keep.")
         parts.append(
             f"### {dataset}: fit seconds and parameters\n\n"

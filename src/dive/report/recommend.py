@@ -116,7 +116,9 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
         if ran:  # `--precisions int8,binary` left float32 out
             raise DataError(f"{where}: no frozen float32 run to keep a share of (frozen ran at "
                             f"{', '.join(ran)} only); evaluate with float32 among the "
-                            "precisions", param="precisions")
+                            "precisions and 0 among the rescore factors (float32 rescored by "
+                            "float32 ranks as float32 alone, so it runs only unrescored)",
+                            param="precisions")
         raise DataError(f"{where}: no frozen float32 run to keep a share of; evaluate with "
                         "methods including frozen", param="methods")
     if frozen.mean == 0:  # every configuration would "keep" a share of nothing
