@@ -82,7 +82,9 @@ def main() -> None:
     outcome: dict[tuple[str, ...], str] = {}  # per run (a run's variants share its fit)
     changed: set[tuple[str, ...]] = set()
     counts: Counter[tuple[str, str]] = Counter()
-    for record in read_existing(args.results):
+    # a run recorded again (a rerun appended) is judged by its last record, the one reports read
+    latest = {record_key(record): record for record in read_existing(args.results)}
+    for record in latest.values():
         if not kept_an_arm(record) or (args.datasets and record["dataset"] not in args.datasets) \
                 or (args.models and record["model"] not in args.models):
             continue
@@ -96,7 +98,8 @@ def main() -> None:
             changed.add(record_key(record))
     for (method, what), n in sorted(counts.items()):
         print(f"{method}: {n} records {what}")
-    print(f"{len(changed)} records change or are not reproduced; "
+    print(f"{len(changed)} records change or are not reproduced (with earlier copies of the "
+          f"same runs, --drop removes those too); "
           f"{time.perf_counter() - t0:.0f} s")
     if args.drop and changed:
         drop_records(args.results, changed)

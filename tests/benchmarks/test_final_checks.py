@@ -52,3 +52,26 @@ def test_a_record_whose_final_check_already_kept_the_start_is_kept(
                          {}) == "changed"
     assert checks.replay({**record, "diagnostics": {
         "choice": choice, "final": "start (the kept model scored below it)"}}, {}) == "kept"
+
+
+def test_a_run_recorded_twice_is_judged_by_its_last_record(
+    load_script: Callable[[str], ModuleType], tiny: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A rerun appends (reports read the last record): the script replayed the first one, so
+    a stale last record was "kept", and a stale first one dropped the good rerun too."""
+    checks = load_script("final_checks")
+    good = records_of([(ARM_KEPT, 0)], tiny, tmp_path, monkeypatch)[0]
+    stale = {**good, "diagnostics": {**good["diagnostics"], "choice": {
+        **good["diagnostics"]["choice"], "step": good["diagnostics"]["choice"]["step"] + 10}}}
+    results = tmp_path / "results.jsonl"
+    monkeypatch.setattr(sys, "argv", ["final_checks", str(results), "--drop", "--threads", "1"])
+    write_records(results, [stale, good])
+    checks.main()
+    assert "1 records kept" in capsys.readouterr().out
+    assert len(read_records(results)) == 2  # nothing dropped
+    write_records(results, [good, stale])
+    checks.main()
+    out = capsys.readouterr().out
+    assert "1 records not reproduced" in out and "1 records change or are not " in out
+    assert read_records(results) == []  # the run is refitted: both copies go
