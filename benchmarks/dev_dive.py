@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from script_io import use_shared_data
 
 from dive.data import load_dataset
 from dive.data.splits import make_split, parse_budget
 from dive.embed import get_embeddings
 from dive.evaluate.protocol import RunTask, run_one
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +59,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
-        os.environ.setdefault(env, str(SHARED / sub))
+    use_shared_data()
     specs = args.spec or ["dive"]
     gains: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for name in args.datasets:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from quality import use_shared_data
+from script_io import use_shared_data
 
 from dive.compressors._dive_net import initial_heads
 from dive.compressors._dive_run import FitContext, Run, pooled_labels

@@ -13,7 +13,10 @@ split (SciFact, NFCorpus) reads only its train queries in a dev run, and prints 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
+
+from script_io import script_main, use_shared_data
 
 from dive.data import load_dataset
 from dive.data.splits import make_split
@@ -30,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    use_shared_data()
     for name in args.datasets:
         dataset = load_dataset(name)
         read: set[str] = set()  # every query a dev run over the seeds reads
@@ -45,4 +49,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("dev_overlap.py", main))

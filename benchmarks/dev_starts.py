@@ -37,13 +37,12 @@ the mean and the worst loss.
 from __future__ import annotations
 
 import argparse
-import os
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from script_io import use_shared_data
 
 from dive.arrays import l2_normalize
 from dive.compressors.base import LabelledQueries
@@ -57,7 +56,6 @@ from dive.evaluate.search import top_k
 from dive.training.gate import log_rank_scores, validation_scores
 from dive.training.selection import Curve, choose
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ["scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time"]
 RULES = (
     "argmax", "evidence", "evidence@100", "evidence@1000", "log-rank", "log-rank-flips", "half",
@@ -144,8 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
     rules = (*RULES, *(f"log-rank@{z:g}" for z in args.bars))
-    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
-        os.environ.setdefault(env, str(SHARED / sub))
+    use_shared_data()
     losses: dict[str, list[float]] = defaultdict(list)
     for name in args.datasets:
         dataset = load_dataset(name)

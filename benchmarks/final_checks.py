@@ -17,7 +17,6 @@ the results file (under its lock), so that the benchmark that wrote them reruns 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
@@ -26,8 +25,8 @@ from typing import Any
 
 import torch
 from quality import at_least_one
-from script_io import read_existing, script_main
-from start_flips import SHARED, drop_records, fit_inputs
+from script_io import read_existing, script_main, use_shared_data
+from start_flips import drop_records, fit_inputs
 
 from dive.compressors import make_compressor
 from dive.evaluate.records import KEY_FIELDS, record_key
@@ -75,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
     torch.set_num_threads(args.threads)
-    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
-        os.environ.setdefault(env, str(SHARED / sub))
+    use_shared_data()
     t0 = time.perf_counter()
     data: dict[tuple[str, str], Any] = {}
     outcome: dict[tuple[str, ...], str] = {}  # per run (a run's variants share its fit)

@@ -11,26 +11,23 @@ with each query's same-id document left out against the rule the protocol applie
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+from script_io import use_shared_data
 
 from dive.data import load_dataset
 from dive.embed import get_embeddings
 from dive.evaluate.metrics import ndcg_at_k
 from dive.evaluate.search import identical_id_rows, to_run, top_k
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = ("scifact", "nfcorpus", "cranfield", "cisi", "cacm", "npl", "time")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     # no options, but `--help` (or a typo) must not run the script
     argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
-    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
-        os.environ.setdefault(env, str(SHARED / sub))
+    use_shared_data()
     for name in DATASETS:
         dataset = load_dataset(name)
         emb = get_embeddings(dataset, "all-MiniLM-L6-v2")

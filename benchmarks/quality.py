@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
+from script_io import use_shared_data  # noqa: E402
+
 from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
 
 if TYPE_CHECKING:
@@ -143,14 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
-
-
-def use_shared_data() -> None:
-    """Point $DIVE_DATA / $DIVE_EMBEDDINGS at the shared offline copies when unset."""
-    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
-        shared = REPO.parent / "shared" / "data" / sub
-        if not os.environ.get(env) and shared.is_dir():
-            os.environ[env] = str(shared)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,12 +3,14 @@
 `read_existing` is `read_records` for a file that has to be there: a mistyped name, read as
 an empty file, printed "0 records may change" or an empty table. `script_main` runs a
 script's `main` and prints a `DiveError` (a malformed line, named `file:line`) as
-`<script>: error: ...`, exit status 2, instead of a traceback. Left out: the grid scripts
+`<script>: error: ...`, exit status 2, instead of a traceback. `use_shared_data` points the
+data variables at `../shared/data` when they are unset. Left out: the grid scripts
 (`quality.py` and those importing it), which have `guarded_main`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,15 @@ from typing import Any
 
 from dive.errors import DataError, DiveError
 from dive.evaluate.records import read_records
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout
+
+
+def use_shared_data() -> None:
+    """Point $DIVE_DATA / $DIVE_EMBEDDINGS at the shared offline copies when unset."""
+    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
+        if not os.environ.get(env) and (SHARED / sub).is_dir():
+            os.environ[env] = str(SHARED / sub)
 
 
 def require_results_file(path: str | Path) -> Path:

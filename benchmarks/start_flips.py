@@ -17,7 +17,6 @@ wrote them reruns exactly them:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from typing import Any
 from unittest import mock
 
 import torch
-from script_io import read_existing, script_main
+from script_io import read_existing, script_main, use_shared_data
 
 from dive._io import locked
 from dive.compressors import _dive_fit, make_compressor
@@ -36,9 +35,6 @@ from dive.data.splits import make_split, parse_budget
 from dive.embed import get_embeddings
 from dive.evaluate.protocol import training_data
 from dive.evaluate.records import KEY_FIELDS, read_records, record_key, write_records
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 _choose_start = _dive_fit._choose_start
 
@@ -89,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
     torch.set_num_threads(1)
-    for env, sub in (("DIVE_DATA", "beir"), ("DIVE_EMBEDDINGS", "embeddings")):
-        os.environ.setdefault(env, str(SHARED / sub))
+    use_shared_data()
     t0 = time.perf_counter()
     data: dict[tuple[str, str], Any] = {}
     starts: dict[tuple[str, ...], str | None] = {}  # per run (a run's variants share its fit)
