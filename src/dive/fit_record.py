@@ -56,6 +56,7 @@ def fit_on_dataset(compressor: Compressor, dataset: Dataset, emb: Embeddings, *,
     train = None
     if compressor.supervised:
         split = make_split(dataset, budget, seed)
+        split.require_labels(dataset.name)
         train = training_data(split, emb)
         record.update(budget=budget_label(budget), n_labels=split.n_labels,
                       n_train=len(split.train_ids), n_validation=len(split.validation_ids),

@@ -467,3 +467,22 @@ def test_a_ratio_a_later_datasets_dimension_refuses_names_the_dataset_and_the_fl
         run_grid(replace(grid, datasets=[str(first), str(tmp_path / "missing")]),
                  ResultsFile(tmp_path / "r2.jsonl"))
     assert not (tmp_path / "r2.jsonl").exists()
+
+
+def test_without_labelled_queries_the_label_free_methods_are_still_scored(
+    tiny: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A train.tsv that copies test.tsv leaves no labelled query (each is scored, so never
+    trained on): the grid refused every method, frozen and pca included."""
+    qrels = tiny[0] / "qrels"
+    shutil.copy(qrels / "test.tsv", qrels / "train.tsv")
+    results = ResultsFile(tiny[0].parent / "r.jsonl")
+    records = run_grid(spec(tiny, methods=["frozen", "pca"], ratios=[4], budgets=[None],
+                            seeds=[0]), results)
+    assert sorted(r["method"] for r in records) == ["frozen", "pca"]
+    assert all(r["n_eval"] == 20 and r["n_train"] == 0 for r in records)
+    with pytest.raises(DiveError, match=r"^tiny \(for dive\): no labelled training queries in "
+                                        r"its train split$") as error:
+        run_grid(spec(tiny, methods=["pca", "dive"], ratios=[4], budgets=[None], seeds=[0]),
+                 results)
+    assert error.value.param == "methods"

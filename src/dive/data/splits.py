@@ -27,7 +27,7 @@ import numpy as np
 
 from dive.arrays import SEED_LIMIT, is_integer, is_integer_text
 from dive.data.beir import Dataset, Qrels
-from dive.errors import DiveError
+from dive.errors import DataError, DiveError
 
 S = TypeVar("S", list[str], np.ndarray[Any, Any])  # shuffled ids, or shuffled rows
 
@@ -56,6 +56,13 @@ class QuerySplit:
     def n_labels(self) -> int:
         """Labelled queries actually used (train + validation): a budget above the pool caps."""
         return len(self.train_ids) + len(self.validation_ids)
+
+    def require_labels(self, dataset: str, *, param: str | None = None) -> None:
+        """`DataError` when the split has no labelled query for a supervised fit (a pool
+        can be empty: label-free methods are still scored on its evaluation queries)."""
+        if not self.n_labels:
+            raise DataError(f"{dataset}: no labelled training queries in its {self.source} "
+                            "split", param=param)
 
 
 def parse_budget(text: str | int | None) -> int | None:
@@ -147,8 +154,6 @@ def make_split(
         half = len(pool) // 2
         pool, eval_ids = pool[:half], sorted(pool[half:])
         source, eval_qrels = f"{source}-dev", train_qrels
-    if not pool:
-        raise DiveError(f"{dataset.name}: no labelled training queries in its {source} split")
     if budget is not None and budget > len(pool):
         logger.warning("%s: label budget %d exceeds the %d labelled queries of its %s split; "
                        "using all %d", dataset.name, budget, len(pool), source, len(pool))

@@ -410,6 +410,10 @@ def _prepare(spec: GridSpec, name: str, folder: Path) -> tuple[Dataset, Embeddin
     emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
     # budget all's split: its labels are the whole pool, of one size for every seed
     whole = make_split(dataset, None, spec.seeds[0])
+    learned = [m for m in spec.methods if make_compressor(m, None).supervised]
+    if learned:  # an empty pool still scores the label-free methods
+        with about("methods"):
+            whole.require_labels(f"{dataset.name} (for {', '.join(learned)})")
     tasks = plan(_within_pool(spec, dataset.name, whole.n_labels), dataset.name, emb.dim)
     _check_rows(tasks, dataset.name, emb.dim, emb.corpus.shape[0])
     return dataset, emb, data_fingerprint(dataset, emb), whole, tasks
