@@ -135,6 +135,13 @@ def test_report_without_frozen_has_no_diffs_and_says_so(make_record) -> None:
     assert "No frozen run on this dataset" in text
 
 
+def test_a_report_of_frozen_alone_says_nothing_compressed_ran(make_record) -> None:
+    """It said frozen float32 was missing (with advice to add it) beside the frozen row."""
+    text = render_report([make_record(method="frozen", dim=384, ndcg=0.64)])
+    assert "No compressed configuration ran on this dataset, so none keeps a share of " \
+        "frozen." in text and "No frozen" not in text
+
+
 def test_report_with_frozen_at_other_precisions_only_says_float32_is_missing(
     make_record
 ) -> None:

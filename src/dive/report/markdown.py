@@ -311,9 +311,14 @@ def render_report(
         else:
             ran = sorted({c.method for c in by_metric["ndcg@10"]
                           if c.dataset == dataset and base_method(c.method) == "frozen"})
-            only = "" if not ran else (f" float32 (only {', '.join(ran)}: evaluate with float32 "
-                                       "among the precisions and 0 among the rescore factors)")
-            parts.append(f"No frozen{only} run on this dataset, so no reference to keep.")
+            if "frozen" in ran:  # the reference is there: nothing compressed ran beside it
+                parts.append("No compressed configuration ran on this dataset, so none keeps a "
+                             "share of frozen.")
+            else:
+                only = "" if not ran else (f" float32 (only {', '.join(ran)}: evaluate with "
+                                           "float32 among the precisions and 0 among the "
+                                           "rescore factors)")
+                parts.append(f"No frozen{only} run on this dataset, so no reference to keep.")
         parts.append(
             f"### {dataset}: fit seconds and parameters\n\n"
             "Mean fit seconds over dimensions and seeds (the slowest fit in parentheses), as "
