@@ -221,3 +221,17 @@ def test_a_float32_run_dropped_beside_other_precisions_is_named(
     assert "frozen@float32" not in [method_label(r) for r in records]
     assert "frozen d=32 at float32 left out: float32 rescored by float32 vectors" in caplog.text
     assert "pca d=" not in caplog.text  # pca's float32 is rescored by the full vectors
+
+
+def test_a_full_dimension_method_that_transforms_its_input_is_rescored_by_the_full_vectors(
+    make_tiny, tmp_path: Path
+) -> None:
+    """Centred PCA at d = D ranks otherwise than the embeddings: its float32 rescored by them
+    was dropped (or the grid refused) as "a full-dimension method rescored by anything"."""
+    data = make_tiny(n_docs=300)
+    records = run_grid(grid(data, methods=["frozen", "pca"], ratios=[1], precisions=["float32"],
+                            rescores=[0, 4]), ResultsFile(tmp_path / "r.jsonl"))
+    assert sorted(method_label(r) for r in records) == [
+        "frozen", "pca", "pca@float32+rescore4"]
+    by = {method_label(r): r["ndcg@10"] for r in records}
+    assert by["pca@float32+rescore4"] != by["pca"]

@@ -60,11 +60,15 @@ def plan_variants(
     *,
     full_dim: bool,
     dim: int,
+    input_ranking: bool = False,
 ) -> list[Variant]:
     """Every precision x rescore factor, less rescorings that could not change a ranking
-    (float32 rescored by the same float32 vectors: `compressed`, or a full-dimension method)
-    and product stages the grid leaves out: at the full dimension (that is the `faiss-opq:M`
-    anchor) and where M does not divide `dim` or equals it (`dive.evaluate.product.fits`)."""
+    (float32 rescored by the same float32 vectors: `compressed`, or any source for a method
+    whose outputs are the input embeddings, `input_ranking`: frozen) and product stages the
+    grid leaves out: at the full dimension (that is the `faiss-opq:M` anchor) and where M does
+    not divide `dim` or equals it (`dive.evaluate.product.fits`). A method at the full
+    dimension that transforms its input (a centred PCA rotation, a learned adapter) ranks
+    otherwise than the full embeddings, so its float32 rescored by them is kept."""
     out = []
     for precision in dict.fromkeys(precisions):
         if is_product(precision) and (full_dim or not fits(precision, dim)):
@@ -72,7 +76,7 @@ def plan_variants(
         for factor in dict.fromkeys(rescores):
             if factor == 0:
                 out.append(Variant(precision))
-            elif precision != "float32" or (rescore_with == "full" and not full_dim):
+            elif precision != "float32" or (rescore_with == "full" and not input_ranking):
                 out.append(Variant(precision, factor, rescore_with))
     return out
 

@@ -291,7 +291,7 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                     dim = _dim_of(full_dim, ratio, dataset)
                     variants = tuple(plan_variants(spec.precisions, spec.rescores,
                                                    spec.rescore_with, full_dim=dim == full_dim,
-                                                   dim=dim))
+                                                   dim=dim, input_ranking=full_dim_only(method)))
                     if not variants:  # no stage of the grid makes a run of this d
                         skipped.append(f"{method} d={dim}")
                         continue
@@ -319,7 +319,7 @@ def _check_float32_rescored(spec: GridSpec, dataset: str, skipped: Sequence[str]
     if not skipped or "float32" not in spec.precisions or 0 in spec.rescores:
         return
     why = ("float32 rescored by float32 vectors ranks as float32 alone (a compressed output "
-           "rescored by itself, and a full-dimension method rescored by anything): add rescore "
+           "rescored by itself, and frozen rescored by anything): add rescore "
            "factor 0 or another precision (a compressed method may rescore with the full "
            "vectors)")
     if not tasks:
