@@ -486,3 +486,18 @@ def test_without_labelled_queries_the_label_free_methods_are_still_scored(
         run_grid(spec(tiny, methods=["pca", "dive"], ratios=[4], budgets=[None], seeds=[0]),
                  results)
     assert error.value.param == "methods"
+
+
+def test_an_evaluation_query_a_method_cannot_rank_is_named_by_its_id(
+    tiny: tuple[Path, Path]
+) -> None:
+    """It was "input: row 1", its place among the evaluation queries: no file's row 1."""
+    ids = (tiny[1] / "query_ids.txt").read_text().split()
+    queries = np.load(tiny[1] / "queries.npy")
+    queries[ids.index("q45")] = 0
+    queries[ids.index("q45"), -1] = 1  # nothing in the first 8 dimensions truncate keeps
+    np.save(tiny[1] / "queries.npy", queries)
+    with pytest.raises(DiveError, match=r": query 'q45': has no part in the compressed space "
+                                        r".* \(truncate at d=8\)$"):
+        run_grid(spec(tiny, methods=["truncate"], ratios=[4], budgets=[None], seeds=[0]),
+                 ResultsFile(tiny[0].parent / "r.jsonl"))

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from dive import __version__
-from dive.arrays import SEED_LIMIT, as_unit_rows
-from dive.compressors.base import LabelledQueries, TrainingData
+from dive.arrays import SEED_LIMIT, BadRowError, as_unit_rows
+from dive.compressors.base import Compressor, LabelledQueries, TrainingData
 from dive.compressors.registry import make_compressor, method_facts, parse_spec
 from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split
@@ -178,8 +178,10 @@ def run_one(
     compressor.fit(emb.corpus, train)
     fit_seconds = time.perf_counter() - start
     queries = _eval_queries(emb, split)
-    outputs = Outputs(compressor.transform(queries), compressor.transform(emb.corpus), queries,
-                      emb.corpus, split.eval_ids, emb.corpus_ids, _eval_exclude(emb, split))
+    outputs = Outputs(_compressed(compressor, queries, split.eval_ids, "query", task, emb),
+                      _compressed(compressor, emb.corpus, emb.corpus_ids, "document", task, emb),
+                      queries, emb.corpus, split.eval_ids, emb.corpus_ids,
+                      _eval_exclude(emb, split))
     dim = compressor.fitted_runtime().output_dim
     info = compressor.fit_info_
     fit = _Fit(fit_seconds, compressor.n_params, compressor.config(), compressor.supervised,
@@ -224,6 +226,18 @@ def run_anchor(
 def _eval_exclude(emb: Embeddings, split: QuerySplit) -> np.ndarray:
     """Per evaluation query, the corpus row it never retrieves (its own document; -1: none)."""
     return identical_id_rows(split.eval_ids, emb.corpus_ids, split.identical_ids)
+
+
+def _compressed(compressor: Compressor, x: np.ndarray, ids: Sequence[str], kind: str,
+                task: RunTask, emb: Embeddings) -> np.ndarray:
+    """`compressor.transform(x)`; a row it cannot rank is named by its id (the row of `x`, an
+    evaluation query's place among them, pointed at no file's row)."""
+    try:
+        return compressor.transform(x)
+    except BadRowError as exc:
+        source = emb.meta.get("source", "the embeddings")
+        raise DataError(f"{source}: {kind} {ids[exc.row]!r}: {exc.problem} ({task.method} at "
+                        f"d={task.dim})") from None
 
 
 def _eval_queries(emb: Embeddings, split: QuerySplit) -> np.ndarray:
