@@ -295,3 +295,20 @@ def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
     assert err.startswith("dive: error: ") and "Traceback" not in "".join(lines)
     assert f"{out}" in err and "already exists" in err and "--overwrite" in err
     assert snapshot(out) == other["run"]
+
+
+@pytest.mark.parametrize("verb", ["fit", "export-st", "embed-import"])  # report: written into
+def test_the_current_folder_as_an_output_folder_is_refused(
+    verb: str, tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--output .` was put in place by a rename and the folder it replaced removed: the shell
+    was left in a deleted folder, and its next command failed with an error naming no file."""
+    work, argv = prepared(verb, tiny, tmp_path)
+    (work / "out").mkdir()
+    monkeypatch.chdir(work / "out")
+    held = os.stat(".")
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "is the current folder" in one_error_line(capsys)
+    assert os.path.samestat(os.stat(work / "out"), held) and not any((work / "out").iterdir())

@@ -582,6 +582,7 @@ def check_output(
     if suffix is not None:
         check_suffix(path, suffix, what)
     check_writable(path)
+    _check_not_around_cwd(path)
     # a container's volume (`-v out:/out`): the final rename failed "busy", after the work
     if os.path.ismount(path):
         raise DiveError(f"{path}: is a mount point, which an output put in place whole (by one "
@@ -601,6 +602,21 @@ def check_output(
         shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
         raise DiveError(f"{path}: holds files dive did not write ({shown}); replacing the "
                         "folder would delete them, so move them out first")
+
+
+def _check_not_around_cwd(path: Path) -> None:
+    """Refuse an output that is the current folder or holds it (`--output .`): it is put in
+    place whole, by a rename, and the folder it replaces is removed, which left the shell in a
+    deleted folder (its next command failed with an error naming no file)."""
+    try:
+        here = Path.cwd()
+    except OSError:  # already in a deleted folder: nothing to keep
+        return
+    target = Path(os.path.realpath(path))
+    if target == here or target in here.parents:
+        raise DiveError(f"{path}: is the current folder{'' if target == here else ' or holds it'}"
+                        ", which an output put in place whole (by one rename) would replace "
+                        "under the shell; give a path inside it or elsewhere")
 
 
 def check_writable(path: Path) -> None:

@@ -200,15 +200,17 @@ def test_a_model_that_fails_to_load_leaves_no_work_folder(tmp_path: Path) -> Non
     assert not (tmp_path / ".emb.partial").exists() and not (tmp_path / "emb").exists()
 
 
-def test_an_empty_current_folder_takes_the_embeddings(
+def test_the_current_folder_is_refused_before_encoding(
     tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # "." ended after the whole encoding in "device or resource busy", leaving "..partial"
+    # "." ended after the whole encoding in "device or resource busy", leaving "..partial";
+    # then it was put in place by a rename that left the shell in the deleted folder it replaced
     here = tmp_path / "here"
     here.mkdir()
     monkeypatch.chdir(here)
-    encode_to_folder(load_beir(PANTRY), ".", chunk_size=64, progress=False, model=model)
-    assert load_embeddings(here).corpus.shape[0] == 48
+    with pytest.raises(DiveError, match="is the current folder"):
+        encode_to_folder(load_beir(PANTRY), ".", chunk_size=64, progress=False, model=model)
+    assert list(here.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
 
 

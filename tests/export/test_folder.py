@@ -386,16 +386,19 @@ def test_a_load_during_saves_with_overwrite_gets_one_whole_save(tmp_path: Path,
     assert neither == 0, f"{neither} of {loads} loads gave a model that is neither save"
 
 
-def test_a_save_to_dot_inside_the_folder_replaces_it(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_save_to_dot_inside_the_folder_is_refused(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """`dive fit --output . --overwrite` from inside a model folder ran the whole fit, then
-    failed with "device or resource busy": the temporary was named after `.`'s empty name."""
+    failed with "device or resource busy": the temporary was named after `.`'s empty name.
+    Then the new folder was renamed over it and the old one removed: the process (the shell,
+    for the CLI) was left in a deleted folder, where the next command failed naming nothing."""
     corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
     first, second = (dive.fit(corpus, method=m, dim=8) for m in ("pca", "truncate"))
     save(first, tmp_path / "m")
     monkeypatch.chdir(tmp_path / "m")
-    save(second, ".", overwrite=True)
-    assert load(tmp_path / "m").method == "truncate"
+    with pytest.raises(DiveError, match=r"^\.: is the current folder"):
+        save(second, ".", overwrite=True)
+    assert load(tmp_path / "m").method == "pca"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left
 
 

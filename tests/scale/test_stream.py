@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -533,20 +534,24 @@ def test_an_empty_folder_made_for_a_folder_output_is_written_into(tmp_path: Path
         compress_store(runtime, src / "a.npy", tmp_path / "file_out", progress=False)
 
 
-def test_the_empty_current_folder_as_the_output_is_written_into(
+def test_the_current_folder_as_the_output_is_refused_not_replaced_under_the_shell(
     tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`dive compress --output .` put its work folder at "..partial" inside the output, then
-    failed "already exists (another run wrote it meanwhile)"; a rerun with overwrite, as the
-    error advised, was refused "not a compress output folder"."""
+    failed "already exists (another run wrote it meanwhile)". Then it wrote a new folder in
+    its place and removed the old one: the shell was left in a deleted folder, and its next
+    command failed with "No such file or directory", naming nothing."""
     src = tmp_path / "in"
     src.mkdir()
     np.save(src / "a.npy", stores.vectors(20))
     (tmp_path / "out").mkdir()
     monkeypatch.chdir(tmp_path / "out")
-    compress_store(runtime, src, ".", progress=False)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        ".dive-compress.json", ".dive-files", "a.npy"]
+    held = os.stat(".")
+    for output in (".", str(tmp_path / "out")):
+        with pytest.raises(DiveError, match="is the current folder"):
+            compress_store(runtime, src, output, progress=False)
+    assert os.path.samestat(os.stat(tmp_path / "out"), held)  # still the shell's folder
+    assert list((tmp_path / "out").iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
 
 
