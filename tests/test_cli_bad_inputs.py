@@ -118,6 +118,21 @@ def mount_point(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == ws / "mnt" or ismount(p))
 
 
+def mounted_results(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws/mnt.jsonl: an empty results file the system says is a mount point (one file bound
+    into a container, `-v results.jsonl:/app/results.jsonl`)."""
+    (ws / "mnt.jsonl").touch()
+    ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == ws / "mnt.jsonl" or ismount(p))
+
+
+def no_run(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a grid run starts: the error is due before the work."""
+    from dive.evaluate import protocol
+
+    monkeypatch.setattr(protocol, "run_one", lambda *_: pytest.fail("a run started"))
+
+
 def edit_model(**fields: object) -> Setup:
     """A copy of the model at ws/edited with config.json fields changed by hand ("DEL" drops)."""
 
@@ -311,8 +326,12 @@ CASES = [
          "mnt: is a mount point", mount_point),
     Case("import disk full", IMPORT, "/imported: written in part only (537600 requested and "
          "76768 written): is the disk full?", in_turn(api_vectors(), short_npy_write)),
+    # found by the first run's append, after its work
     Case("evaluate read-only", EVALUATE + " --results {ws}/ro/r.jsonl",
-         "ro/r.jsonl: permission denied", read_only("ro")),
+         "ro/r.jsonl: permission denied", in_turn(read_only("ro"), no_run)),
+    Case("evaluate results onto a mount point", EVALUATE + " --results {ws}/mnt.jsonl",
+         "mnt.jsonl: is a mount point, which a results file rewritten whole (by one rename) "
+         "cannot replace", in_turn(mounted_results, no_run)),
     Case("index read-only", "index {ws}/model --embeddings {ws}/emb --output {ws}/ro/i.faiss",
          "ro/i.faiss: permission denied", read_only("ro")),
     Case("report read-only", "report --results {ws}/results.jsonl --output {ws}/ro/rep",

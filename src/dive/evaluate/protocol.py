@@ -449,6 +449,7 @@ def run_grid(
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         with about("methods"):
             make_compressor(method, None)
+    results.check_writable()  # not after the first run's work
     wanted = []
     # every dataset found before any run (a missing one stopped the grid after the others
     # had run); loaded in its turn, so memory holds one dataset's embeddings at a time

@@ -30,11 +30,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from dive._io import atomic_write_text, locked, resolve_link
+from dive._io import atomic_write_text, check_writable, locked, resolve_link
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import model_label
@@ -247,6 +248,17 @@ class ResultsFile:
         """Whether the last record of this key, the one a report reads (a rerun replaces),
         was computed from the data of `fingerprint`."""
         return self.fingerprint(key) == fingerprint
+
+    def check_writable(self) -> None:
+        """Raise now what `append` would meet after the first run's work: a folder it cannot
+        write in (`OSError`), or a mount point (a file bound into a container), which the
+        rename that rewrites the file whole cannot replace (`DiveError`)."""
+        target = resolve_link(self.path)
+        check_writable(target)
+        if os.path.ismount(target):
+            raise DiveError(f"{self.path}: is a mount point, which a results file rewritten "
+                            "whole (by one rename) cannot replace; give a path inside a mounted "
+                            "folder")
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Add records and rewrite the file atomically, under the file's lock.
