@@ -4,12 +4,15 @@ A verb's results go to stdout through `print`, which names no file when the writ
 full disk: "dive: error: No space left on device"), and what is still buffered at the end was
 left to the interpreter's exit, where a closed pipe or a full disk printed "Exception ignored
 ..." and exit status 120 after the verb had returned. `named_stdout` names stdout in its
-errors; `flush_stdout` writes what is buffered while the error is still ours to report.
+errors (and escapes what its encoding cannot write); `flush_stdout` writes what is buffered
+while the error is still ours to report.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -46,12 +49,21 @@ class _Named:
 
 @contextlib.contextmanager
 def named_stdout() -> Iterator[None]:
+    """stdout as `_Named`; one whose encoding cannot write every character (`LC_ALL=C` with
+    UTF-8 mode off, `PYTHONIOENCODING=ascii`) writes those as backslash escapes, as stderr
+    does, where a ± in a table or an id's ü was a traceback."""
     stream = sys.stdout
+    escape = isinstance(stream, io.TextIOWrapper) and stream.errors == "strict" and \
+        codecs.lookup(stream.encoding).name != "utf-8"
+    if escape:
+        stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     sys.stdout = _Named(stream)
     try:
         yield
     finally:
         sys.stdout = stream
+        if escape:
+            stream.reconfigure(errors="strict")  # type: ignore[union-attr]
 
 
 def flush_stdout() -> int | None:
