@@ -57,12 +57,12 @@ class QuerySplit:
         """Labelled queries actually used (train + validation): a budget above the pool caps."""
         return len(self.train_ids) + len(self.validation_ids)
 
-    def require_labels(self, dataset: str, *, param: str | None = None) -> None:
+    def require_labels(self, dataset: str) -> None:
         """`DataError` when the split has no labelled query for a supervised fit (a pool
         can be empty: label-free methods are still scored on its evaluation queries)."""
         if not self.n_labels:
             raise DataError(f"{dataset}: no labelled training queries in its {self.source} "
-                            "split", param=param)
+                            "split")
 
 
 def parse_budget(text: str | int | None) -> int | None:

@@ -230,8 +230,8 @@ def _eval_exclude(emb: Embeddings, split: QuerySplit) -> np.ndarray:
 
 def _compressed(compressor: Compressor, x: np.ndarray, ids: Sequence[str], kind: str,
                 task: RunTask, emb: Embeddings) -> np.ndarray:
-    """`compressor.transform(x)`; a row it cannot rank is named by its id (the row of `x`, an
-    evaluation query's place among them, pointed at no file's row)."""
+    """`compressor.transform(x)`; a row it cannot rank is named by its id, not by its row in
+    `x` (the evaluation queries are a subset of the file's: that row is no file's)."""
     try:
         return compressor.transform(x)
     except BadRowError as exc:
