@@ -66,6 +66,11 @@ def test_fit_on_arrays_takes_graded_rows() -> None:
      "query 0 has True; rows and grades are integers"),
     ({"queries": np.ones((1, 32), np.float32), "relevant": [{4: 0.5}]}, DataError,
      r"query 0 has 0\.5; rows and grades are integers"),
+    # [row, grade] pairs read from JSON, or a 2-d array of rows: "unhashable type: 'list'"
+    ({"queries": np.ones((1, 32), np.float32), "relevant": [[[0, 2]]]}, DataError,
+     r"query 0 has \[0, 2\]; rows and grades are integers"),
+    ({"queries": np.ones((1, 32), np.float32), "relevant": [np.array([[0]])]}, DataError,
+     r"query 0 has array\(\[0\]\); rows and grades are integers"),
     ({"queries": np.ones((2, 32), np.float32), "relevant": [[], {3: 0}]}, DataError,
      r"no query has a relevant row \(a grade above 0\)"),
     # a dict keyed by query said "query 0 has 'q1'" (its first key), a generator raised

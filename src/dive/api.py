@@ -373,12 +373,14 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
         if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
             raise DataError(f"relevant: query {i} has {rows!r}; expected a list of its relevant "
                             "corpus rows ([3, 17]) or {row: grade}")
-        graded = dict(rows.items()) if isinstance(rows, Mapping) else dict.fromkeys(rows, 1)
-        # Only integers: int() would turn 1.5 into row 1, True into row 1, without a word.
-        for value in (*graded, *graded.values()):
+        pairs = list(rows.items()) if isinstance(rows, Mapping) else [(r, 1) for r in rows]
+        # Only integers: int() would turn 1.5 into row 1, True into row 1, without a word (and
+        # checked before a dict is made of them: [row, grade] read from JSON is unhashable).
+        for value in (v for pair in pairs for v in pair):
             if not is_integer(value):
                 raise DataError(f"relevant: query {i} has {value!r}; rows and grades are "
                                 "integers")
+        graded = dict(pairs)
         bad = [r for r in graded if not 0 <= r < corpus.shape[0]]
         if bad:
             raise DataError(f"relevant: query {i} names row {bad[0]}, outside the corpus's "

@@ -245,3 +245,14 @@ def test_a_numpy_integer_dim_is_taken_and_recorded_as_an_int(corpus: np.ndarray)
     model = make_compressor("pca", np.int64(4)).fit(corpus)  # type: ignore[arg-type]
     assert model.transform(corpus).shape == (len(corpus), 4)
     assert type(model.config()["dim"]) is int
+
+
+def test_frozen_refits_on_other_data_and_ignores_its_dim() -> None:
+    """Its fit wrote the data's D into `dim`, which the next fit checked against other data:
+    "dim must be in 1..32, got 64"; a `dim` above D was refused, not ignored as documented."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((50, d)).astype(np.float32) for d in (64, 32))
+    frozen = make_compressor("frozen", None)
+    assert frozen.fit(a).transform(a).shape == (50, 64)
+    assert frozen.fit(b).transform(b).shape == (50, 32) and frozen.config()["dim"] == 32
+    assert make_compressor("frozen", 128).fit(a).config()["dim"] == 64

@@ -28,3 +28,23 @@ def test_a_fit_on_two_threads_is_bitwise_the_fit_on_one(spec: str) -> None:
                .fit(corpus, labels).transform(corpus) for threads in (1, 2, 2, 2)]
     for other in outputs[1:]:
         np.testing.assert_array_equal(other, outputs[0])
+
+
+def test_fits_in_threads_of_one_process_are_bitwise_their_fits_alone() -> None:
+    """Each fit seeds torch's one generator and sets its one thread count: fits running at once
+    in threads reseeded each other, and a Matryoshka-Adaptor came out another model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    corpus, labels = problem()
+    specs = ["matryoshka-adaptor:steps=5:supervised_steps=5:select=false",
+             "search-adaptor:steps=10:select=false", "smec:stage_steps=5:select=false"] * 2
+
+    def fit(spec: str) -> np.ndarray:
+        return make_compressor(spec, 8, seed=0).fit(corpus, labels).transform(corpus[:200])
+
+    alone = [fit(spec) for spec in specs]
+    for _ in range(2):
+        with ThreadPoolExecutor(len(specs)) as pool:
+            together = list(pool.map(fit, specs))
+        for a, b in zip(alone, together, strict=True):
+            np.testing.assert_array_equal(a, b)

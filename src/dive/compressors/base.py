@@ -251,7 +251,8 @@ class Compressor(ABC):
         corpus = as_unit_rows(corpus, name="corpus embeddings")
         if corpus.shape[0] == 0:
             raise DataError("corpus embeddings: empty (0 rows)")
-        if self.dim is not None and not 0 < self.dim <= corpus.shape[1]:
+        # a full-dimension method ignores `dim` (a refit on other data held the last one)
+        if self.dim is not None and not self.full_dim_only and not 0 < self.dim <= corpus.shape[1]:
             raise DataError(
                 f"{self.method}: dim must be in 1..{corpus.shape[1]} (the input dimension), "
                 f"got {self.dim}"

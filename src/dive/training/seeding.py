@@ -10,6 +10,11 @@ Why cap BLAS too: a fit interleaves torch steps with numpy GEMMs (search, PCA). 
 machine a 2-thread OpenBLAS or torch pool whose threads wait on each other runs small GEMMs
 up to tens of times slower than one thread, so one setting must govern both.
 
+Torch's generator and thread count are the process's, so fits in threads of one process take
+turns: `seeded` holds a lock for the whole fit (reentrant: a fit inside a fit is fine). Run
+fits side by side in processes (the benchmarks and the Ray engine do); a fit's own worker
+threads (DIVE's race) do not seed and are not held back.
+
 Left out: `torch.use_deterministic_algorithms`. The CPU kernels these fits use (GEMM,
 elementwise, reductions, index_select) are deterministic for a fixed thread count, and
 turning the flag on imports torch._dynamo and sympy, seconds per process (the tests check
@@ -18,6 +23,7 @@ that two fits with one seed are bitwise equal). Also left out: CUDA and Python's
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +32,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 __all__ = ["seeded"]
+
+_ONE_FIT_AT_A_TIME = threading.RLock()  # torch's seed and thread count are process-wide
 
 
 @contextmanager
@@ -37,8 +45,9 @@ def seeded(seed: int, *, threads: int | None = None) -> Iterator[np.random.Gener
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    old_threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]), threadpool_limits(limits=threads, user_api="blas"):
+    with _ONE_FIT_AT_A_TIME, torch.random.fork_rng(devices=[]), \
+            threadpool_limits(limits=threads, user_api="blas"):
+        old_threads = torch.get_num_threads()  # read under the lock: no other fit's setting
         torch.manual_seed(seed)
         if threads is not None:
             torch.set_num_threads(threads)
