@@ -269,6 +269,12 @@ CASES = [
     Case("seed -1", FIT + " --seed -1 --output {ws}/m", "--seed: expected an integer >= 0, got -1"),
     Case("index seed -1", "index {ws}/model --embeddings {ws}/emb --opq 2 --seed -1 --output "
          "{ws}/i.faiss", "--seed: expected an integer >= 0, got -1"),
+    # an option with nothing to act on was taken without a word
+    Case("index seed without opq", "index {ws}/model --embeddings {ws}/emb --seed 7 --output "
+         "{ws}/i.faiss", "--seed is used only with --opq"),
+    Case("rescore-with without a factor", EVALUATE + " --precisions int8 --rescore-with "
+         "compressed --results {ws}/r.jsonl", "--rescore-with is used only with a rescore "
+         "factor above 0 (--rescore-factors)"),
     Case("ratios 0", EVALUATE + " --ratios 0 --results {ws}/r.jsonl", "--ratios: expected an "
          "integer >= 1, got 0"),
     Case("ratios -2", EVALUATE + " --ratios -2 --results {ws}/r.jsonl", "got -2"),

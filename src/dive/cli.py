@@ -51,6 +51,9 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
     from dive.report.merge import merge_records
     from dive.report.summary import method_label
 
+    if args.rescore_with is not None and not any(args.rescore_factors):
+        raise DiveError("--rescore-with is used only with a rescore factor above 0 "
+                        "(--rescore-factors)")
     with about("budgets"):
         budgets = [parse_budget(b) for b in args.budgets]
     spec = GridSpec(
@@ -64,7 +67,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         embeddings_dir=args.embeddings,
         precisions=args.precisions,
         rescores=args.rescore_factors,
-        rescore_with=args.rescore_with,
+        rescore_with=args.rescore_with or "full",
         anchors=args.anchors,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
@@ -422,6 +425,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from dive.export.faiss_index import build_index, check_index_output, save_index
     from dive.scale.model import runtime_digest
 
+    if args.seed is not None and args.opq is None:
+        raise DiveError("--seed is used only with --opq (the seed of its k-means)")
     check_index_output(Path(args.output), overwrite=args.overwrite)
     compressor = _load_model(args)
     if (args.hnsw or args.opq) and compressor.precision != "float32":
@@ -444,7 +449,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     blocks = runtime.blocks(row_blocks(emb.corpus), name=str(Path(args.embeddings) / "corpus.npy"))
     index = build_index(blocks, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
                         model_sha256=runtime_digest(runtime), quantizer=runtime.quantizer,
-                        product=args.opq, seed=args.seed)
+                        product=args.opq, seed=args.seed or 0)
     path = save_index(index, args.output, overwrite=args.overwrite)
     _written_in_full(args, path)
     print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "

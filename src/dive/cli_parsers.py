@@ -259,9 +259,9 @@ def _add_grid_options(
                  default=[0],
                  help="funnel factors: the first stage keeps factor x k candidates, rescored "
                       "by float32 vectors to the top k (0: no rescoring)")
-    p.add_argument("--rescore-with", choices=["full", "compressed"], default="full",
-                   help="what a funnel rescores with: the full embeddings or the compressed "
-                        "float32 outputs")
+    p.add_argument("--rescore-with", choices=["full", "compressed"], default=None,
+                   help="what a funnel rescores with: the full embeddings (when not given) or "
+                        "the compressed float32 outputs")
     p.add_argument("--anchors", type=_anchor_list, action=_Joined, default=[],
                    help="indexes users run instead, scored as rows at their bytes per vector: "
                         "faiss-pq:M, faiss-opq:M (M bytes), faiss-pca-sq8, faiss-pca-sq4 (at "
@@ -443,7 +443,8 @@ def add_index(sub: Subparsers[_Parser]) -> _Parser:
     kind.add_argument("--opq", type=_int_at_least(1), default=None, metavar="M",
                       help="FAISS OPQ+PQ index of the float32 outputs: M bytes per vector "
                            "(M divides d), trained on the corpus")
-    p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the OPQ/PQ k-means")
+    p.add_argument("--seed", type=_int_at_least(0), default=None,
+                   help="seed of the OPQ/PQ k-means (with --opq; 0 when not given)")
     _add_overwrite(p)
     return p
 
