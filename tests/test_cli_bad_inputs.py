@@ -162,6 +162,26 @@ def append_line(name: str, text: str) -> Setup:
     return setup
 
 
+def raw_field(name: str, raw: str) -> Setup:
+    """ws/`name`, a JSON object's file, with a field whose value is the JSON text `raw` (one
+    no Python value writes back: an integer of 5000 digits, 100000 nested lists)."""
+
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        text = (ws / name).read_text()
+        (ws / name).write_text(text.replace("{", '{"note": ' + raw + ", ", 1))
+
+    return setup
+
+
+HUGE, DEEP = "9" * 5000, "[" * 100_000 + "]" * 100_000
+
+
+def header_of_more_rows(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws/huge.npy: x.npy's header made to say 10**12 rows (a damaged shape field)."""
+    data = (ws / "x.npy").read_bytes()
+    (ws / "huge.npy").write_bytes(data.replace(b"(10, 32)", b"(1000000000000, 32)", 1))
+
+
 def api_vectors(change: str = "") -> Setup:
     """ws/api/{corpus,queries}.parquet: the tiny dataset's vectors as an API would give them,
     the corpus file broken as `change` says."""
@@ -306,6 +326,35 @@ CASES = [
     Case("report negative dim", "report --results {ws}/results.jsonl --output {ws}/rep",
          "results.jsonl:2: dim is -4, expected an integer >= 1",
          append_line("results.jsonl", json.dumps({**record(seed=5), "dim": -4}) + "\n")),
+    # json reads no integer of over 4300 digits, nor nesting past its recursion limit
+    Case("report a number of 5000 digits", "report --results {ws}/results.jsonl --output "
+         "{ws}/rep", "results.jsonl:1: not valid JSON (a number with too many digits)",
+         raw_field("results.jsonl", HUGE)),
+    Case("compress a model whose config nests too deeply", COMPRESS + " {ws}/x.npy --output "
+         "{ws}/o.npy", "config.json: not valid JSON (nested too deeply)",
+         raw_field("model/config.json", DEEP)),
+    Case("search an index meta of a number of 5000 digits", SEARCH + " --queries-npy "
+         "{ws}/q.npy", "index.faiss.meta.json: not valid JSON (a number with too many digits)",
+         raw_field("index.faiss.meta.json", HUGE)),
+    Case("index embeddings meta nested too deeply", "index {ws}/model --embeddings {ws}/emb "
+         "--output {ws}/i.faiss", "meta.json: not valid JSON (nested too deeply)",
+         raw_field("emb/meta.json", DEEP)),
+    Case("report a dim beyond 64 bits", "report --results {ws}/results.jsonl --output {ws}/rep",
+         "results.jsonl:2: dim is 1" + "0" * 30 + ", expected an integer",
+         append_line("results.jsonl", json.dumps({**record(seed=5), "dim": 10**30}) + "\n")),
+    Case("report a config that is no object", "report --results {ws}/results.jsonl --output "
+         "{ws}/rep", "results.jsonl:2: config is 5, expected a JSON object",
+         append_line("results.jsonl", json.dumps({**record(seed=5), "config": 5}) + "\n")),
+    Case("search queries whose header asks 10**12 rows", SEARCH + " --queries-npy "
+         "{ws}/huge.npy", "huge.npy: cannot be read into memory", header_of_more_rows),
+    Case("method option of 5000 digits", EVALUATE + " --methods pca:foo=" + HUGE
+         + " --results {ws}/r.jsonl", "method 'pca': option foo: a number of 5000 digits "
+         "(--methods)"),
+    Case("seeds beyond 64 bits", EVALUATE + " --seeds 99999999999999999999 --results "
+         "{ws}/r.jsonl", "seeds must be integers in 0..2**63-1, got 99999999999999999999 "
+         "(--seeds)"),
+    Case("search a folder as the index", "search {ws}/model {ws}/model --queries-npy {ws}/q.npy",
+         "model: a folder, not an index file"),
     Case("recommend nDCG above 1", "recommend --results {ws}/results.jsonl --dataset tiny "
          "--keep 0.9", "results.jsonl:2: ndcg@10 is 7.5, expected a number in [0, 1]",
          append_line("results.jsonl", json.dumps({**record(seed=5), "ndcg@10": 7.5}) + "\n")),

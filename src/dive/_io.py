@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import json
 import logging
 import os
 import re
@@ -654,3 +655,17 @@ def files_added(folder: Path, layout: Collection[str] = ()) -> list[str]:
             return []
         written = set(layout)
     return [name for name in _files_in(folder) if name not in written]
+
+
+def parse_json(text: str, where: str) -> Any:
+    """`json.loads(text)`, or one `DataError` naming `where`: text that is not JSON, an integer
+    of over 4300 digits (which `json` reads no further) or nesting too deep for its parser
+    (both were tracebacks)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    except ValueError:
+        raise DataError(f"{where}: not valid JSON (a number with too many digits)") from None
+    except RecursionError:
+        raise DataError(f"{where}: not valid JSON (nested too deeply)") from None

@@ -105,7 +105,8 @@ def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
 
     Anything else is a `DataError` naming the file: a file without the `.npy` header says so
     (numpy's own text would speak of pickles), a truncated one gives numpy's reason, an
-    `.npz` archive is named as one. A missing file or a folder raises its `OSError` as is.
+    `.npz` archive is named as one, and one whose header asks for more memory than there is
+    says so. A missing file or a folder raises its `OSError` as is.
     """
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
@@ -116,6 +117,9 @@ def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
             header = handle.read(6) == b"\x93NUMPY"
         reason = exc if header else "no .npy header"
         raise DataError(f"{path}: not a readable .npy array ({reason})") from None
+    except MemoryError as exc:  # a damaged header's shape, or an array larger than memory
+        raise DataError(f"{path}: cannot be read into memory ({exc}); is its header "
+                        "damaged?") from None
     if not isinstance(arr, np.ndarray):
         arr.close()
         raise DataError(f"{path}: not a readable .npy array (an .npz archive of several)")

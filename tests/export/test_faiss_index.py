@@ -198,7 +198,7 @@ def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
     save_index(build_index(x), path, overwrite=True)  # no identity: the old one must not survive
     assert load_index(path).model_sha256 is None
     (tmp_path / "i.faiss.meta.json").write_text("{not json")
-    with pytest.raises(DataError, match=r"i\.faiss\.meta\.json: not a readable JSON"):
+    with pytest.raises(DataError, match=r"i\.faiss\.meta\.json: not valid JSON \(Expecting "):
         load_index(path)
 
 

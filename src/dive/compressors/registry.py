@@ -127,7 +127,10 @@ def _parse_value(text: str) -> Any:
     if lowered in ("true", "false"):
         return lowered == "true"
     if is_integer_text(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # over 4300 digits, which int() reads no further: out of any range
+            raise DiveError(f"a number of {len(text)} digits") from None
     if text.isascii() and text == text.strip() and "_" not in text:
         try:
             return float(text)
@@ -151,7 +154,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         key, sep, value = part.partition("=")
         if not sep or not key:
             raise DiveError(f"method {spec!r}: option {part!r} is not key=value")
-        options[key.replace("-", "_")] = _parse_value(value)
+        try:
+            options[key.replace("-", "_")] = _parse_value(value)
+        except DiveError as exc:
+            raise DiveError(f"method {name!r}: option {key}: {exc}") from None
     return name, options
 
 

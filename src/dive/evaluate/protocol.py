@@ -96,10 +96,12 @@ class GridSpec:
             value = getattr(self, name)
             for v in value if isinstance(value, Sequence) else [value]:
                 if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-                    raise DiveError(f"grid: {name} must be integers >= {minimum}, got {v!r}")
+                    raise DiveError(f"grid: {name} must be integers >= {minimum}, got {v!r}",
+                                    param=name)
         big = [seed for seed in self.seeds if seed >= SEED_LIMIT]  # past the generators'
         if big:
-            raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}")
+            raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}",
+                            param="seeds")
         # `--ratios 4,4` ran once, then said it skipped the second "already in" the results
         for name in ("datasets", "methods", "anchors", "ratios", "budgets", "seeds"):
             object.__setattr__(self, name, list(dict.fromkeys(getattr(self, name))))

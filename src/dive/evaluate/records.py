@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from dive._io import atomic_write_text, check_writable, locked, resolve_link
+from dive._io import atomic_write_text, check_writable, locked, parse_json, resolve_link
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import model_label
@@ -130,10 +130,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _parse_record(line: str, where: str) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    record = parse_json(line, where)
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object")
     return check_record(record, where)
@@ -159,7 +156,8 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
     for field in (*INT_FIELDS, *NUMBER_FIELDS):
         value = record[field]
         ok = isinstance(value, int if field in INT_FIELDS else (int, float))
-        if not ok or isinstance(value, bool) or not math.isfinite(value):
+        # beyond 64 bits: no float holds it (isfinite overflowed), nor any array of the report
+        if not ok or isinstance(value, bool) or abs(value) >= 2**63 or not math.isfinite(value):
             kind = "an integer" if field in INT_FIELDS else "a finite number"
             raise DataError(f"{where}: {field} is {value!r}, expected {kind}")
         # A value out of range is a damaged or hand-edited line; never pick it as an answer.
@@ -169,6 +167,9 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
         elif value < MINIMUM[field]:
             kind = "an integer" if field in INT_FIELDS else "a number"
             raise DataError(f"{where}: {field} is {value!r}, expected {kind} >= {MINIMUM[field]}")
+    for field in ("config", "diagnostics"):  # reports read fields of both
+        if not isinstance(record.get(field, {}), dict):
+            raise DataError(f"{where}: {field} is {record[field]!r}, expected a JSON object")
     for field, minimum in (("rescore", 0), ("bytes_per_vector", 1)):
         value = record.get(field, minimum)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:

@@ -52,7 +52,13 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from dive._io import atomic_open, check_output, locked, remove_dead_temporaries
+from dive._io import (
+    atomic_open,
+    check_output,
+    locked,
+    parse_json,
+    remove_dead_temporaries,
+)
 from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
 from dive.compressors.precision import (
     CODE_DTYPES,
@@ -167,13 +173,13 @@ def _unfinished_save(target: Path) -> bool:
         return False
     meta, ids = meta_path(target), ids_path(target)
     try:
-        data = json.loads(meta.read_bytes().decode("utf-8"))
+        data = parse_json(meta.read_bytes().decode("utf-8"), str(meta))
         if not isinstance(data, dict) or data.get("format") != META_FORMAT or \
                 not isinstance(data.get("index_sha256"), str):
             return False
         return not (ids.exists() or ids.is_symlink()) or \
             _sha256(ids.read_bytes()) == data.get("ids_sha256")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError):  # UnicodeDecodeError and DataError are ValueErrors
         return False
 
 
@@ -444,7 +450,8 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     as one save put them in place, even while another replaces them (`_open_saved`)."""
     path = Path(file)
     if not path.is_file():
-        raise DataError(f"{path}: no such index file")
+        what = "a folder, not an index file" if path.is_dir() else "no such index file"
+        raise DataError(f"{path}: {what}")
     sidecar = ids_path(path)
     with contextlib.ExitStack() as files:
         index_file, ids_file, meta_file = _open_saved(path, files)
@@ -542,9 +549,10 @@ def _read_meta(meta: Path, handle: IO[bytes] | None) -> _Meta:
     if handle is None:
         return _Meta()
     try:
-        data = json.loads(handle.read().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = handle.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{meta}: not a readable JSON file ({exc})") from None
+    data = parse_json(text, str(meta))
     if not isinstance(data, dict) or data.get("format") != META_FORMAT:
         raise DataError(f"{meta}: not a dive index identity (expected format {META_FORMAT!r})")
     digest, precision, dim = (data.get("model_sha256"), data.get("precision", "float32"),

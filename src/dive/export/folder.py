@@ -40,7 +40,14 @@ import safetensors.numpy
 from safetensors import SafetensorError
 
 from dive import __version__
-from dive._io import check_output, naming_os_errors, publish, read_one_save, temporary
+from dive._io import (
+    check_output,
+    naming_os_errors,
+    parse_json,
+    publish,
+    read_one_save,
+    temporary,
+)
 from dive.arrays import as_array, as_embeddings, check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
@@ -346,8 +353,8 @@ def _to_json(config: dict[str, Any], *, what: str) -> str:
 def is_model_folder(folder: Path) -> bool:
     """Whether `folder` is a model folder `save` wrote (its config.json says so)."""
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
+        config = parse_json((folder / CONFIG_FILE).read_text(encoding="utf-8-sig"), "")
+    except (OSError, ValueError):  # DataError is one
         return False
     return isinstance(config, dict) and config.get("format") == FORMAT
 
@@ -457,9 +464,10 @@ def read_config(path: Path, data: bytes) -> dict[str, Any]:
     """Parse and check `data`, the bytes of `path` (config.json); fills optional fields."""
     try:
         # utf-8-sig: an editor may save the file with a byte-order mark, as BEIR files may have
-        config = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
+    config = parse_json(text, str(path))
     if not isinstance(config, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(config).__name__}")
     if config.get("format") != FORMAT:  # every format_version writes it
