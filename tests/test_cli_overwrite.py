@@ -312,3 +312,16 @@ def test_the_current_folder_as_an_output_folder_is_refused(
     assert main(argv) == 2
     assert "is the current folder" in one_error_line(capsys)
     assert os.path.samestat(os.stat(work / "out"), held) and not any((work / "out").iterdir())
+
+
+def test_a_link_to_the_current_folder_is_replaced_as_a_link_not_refused(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--output ../link` from inside the folder the link leads to replaces the link, never
+    the shell's folder: it was refused as "the current folder"."""
+    real, link = tmp_path / "real", tmp_path / "link"
+    assert main(fit_argv(tiny, real)) == 0
+    link.symlink_to(real)
+    monkeypatch.chdir(real)
+    assert main([*fit_argv(tiny, Path("../link")), "--overwrite"]) == 0
+    assert real.is_dir() and not link.is_symlink() and (link / "config.json").is_file()

@@ -84,16 +84,21 @@ def test_a_verb_that_writes_files_runs_with_stdout_closed(tiny: tuple[Path, Path
     assert (tmp_path / "m" / "config.json").is_file()
 
 
+@pytest.mark.parametrize("ascii_env", [
+    {"PYTHONIOENCODING": "ascii"},  # errors "strict"
+    {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},  # surrogateescape
+])
 def test_a_stdout_that_cannot_encode_a_character_escapes_it(
-    tiny: tuple[Path, Path], tmp_path: Path
+    ascii_env: dict[str, str], tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """An ASCII stdout (`LC_ALL=C` without UTF-8 mode, or PYTHONIOENCODING=ascii) made the
     table's ± a UnicodeEncodeError traceback, before the report was written."""
+    plain = {k: v for k, v in env().items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
     done = subprocess.run(
         [sys.executable, "-m", "dive", "evaluate", "--datasets", str(tiny[0]), "--embeddings",
          str(tiny[1]), "--methods", "frozen,pca", "--ratios", "4", "--budgets", "all",
          "--seeds", "0", "--results", str(tmp_path / "r.jsonl"), "--report",
          str(tmp_path / "report")],
-        capture_output=True, env={**env(), "PYTHONIOENCODING": "ascii"}, timeout=120)
+        capture_output=True, env={**plain, **ascii_env}, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     assert b"\\xb1" in done.stdout and (tmp_path / "report" / "report.md").is_file()

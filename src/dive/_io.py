@@ -613,7 +613,10 @@ def _check_not_around_cwd(path: Path) -> None:
         here = Path.cwd()
     except OSError:  # already in a deleted folder: nothing to keep
         return
-    target = Path(os.path.realpath(path))
+    # the name itself as given (a link at it is replaced, not the folder it leads to), in its
+    # parent's real place
+    given = named(path)
+    target = Path(os.path.realpath(given.parent)) / given.name
     if target == here or target in here.parents:
         raise DiveError(f"{path}: is the current folder{'' if target == here else ' or holds it'}"
                         ", which an output put in place whole (by one rename) would replace "

@@ -50,10 +50,12 @@ class _Named:
 @contextlib.contextmanager
 def named_stdout() -> Iterator[None]:
     """stdout as `_Named`; one whose encoding cannot write every character (`LC_ALL=C` with
-    UTF-8 mode off, `PYTHONIOENCODING=ascii`) writes those as backslash escapes, as stderr
-    does, where a ± in a table or an id's ü was a traceback."""
+    UTF-8 mode off, whose errors are "surrogateescape", or `PYTHONIOENCODING=ascii`, "strict")
+    writes those as backslash escapes, as stderr does, where a ± in a table or an id's ü was a
+    traceback."""
     stream = sys.stdout
-    escape = isinstance(stream, io.TextIOWrapper) and stream.errors == "strict" and \
+    errors = stream.errors if isinstance(stream, io.TextIOWrapper) else None
+    escape = errors in ("strict", "surrogateescape") and \
         codecs.lookup(stream.encoding).name != "utf-8"
     if escape:
         stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
@@ -63,7 +65,7 @@ def named_stdout() -> Iterator[None]:
     finally:
         sys.stdout = stream
         if escape:
-            stream.reconfigure(errors="strict")  # type: ignore[union-attr]
+            stream.reconfigure(errors=errors)  # type: ignore[union-attr]
 
 
 def flush_stdout() -> int | None:

@@ -501,3 +501,24 @@ def test_an_evaluation_query_a_method_cannot_rank_is_named_by_its_id(
                                         r".* \(truncate at d=8\)$"):
         run_grid(spec(tiny, methods=["truncate"], ratios=[4], budgets=[None], seeds=[0]),
                  ResultsFile(tiny[0].parent / "r.jsonl"))
+
+
+def test_a_results_file_that_cannot_be_written_is_refused_before_a_run_not_when_none_is_due(
+    tiny: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked before the grid: a read-only file holding every run (mounted into a container)
+    was refused, where it only had to be read."""
+    from dive.evaluate import protocol, records
+
+    results = ResultsFile(tiny[0].parent / "r.jsonl")
+    grid = spec(tiny, methods=["frozen", "pca"], ratios=[4], budgets=[None], seeds=[0])
+    done = run_grid(grid, results)
+
+    def read_only(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(records, "check_writable", read_only)
+    monkeypatch.setattr(protocol, "run_one", lambda *_: pytest.fail("a run started"))
+    assert run_grid(grid, results) == done
+    with pytest.raises(PermissionError):
+        run_grid(replace(grid, seeds=[1]), results)

@@ -451,8 +451,8 @@ def run_grid(
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         with about("methods"):
             make_compressor(method, None)
-    results.check_writable()  # not after the first run's work
     wanted = []
+    writable = False  # checked before the first run (a file that holds every run is only read)
     # every dataset found before any run (a missing one stopped the grid after the others
     # had run); loaded in its turn, so memory holds one dataset's embeddings at a time
     for name, folder in _distinct_datasets(spec):
@@ -485,6 +485,9 @@ def run_grid(
                     logger.info("skipped %s: already in %s", " ".join(key), results.path)
             record = None
             if todo:
+                if not writable:  # now, not after the first run's work
+                    results.check_writable()
+                    writable = True
                 split_key = (task.budget, task.seed)
                 if split_key not in splits:
                     splits[split_key] = make_split(dataset, task.budget, task.seed)
