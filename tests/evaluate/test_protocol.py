@@ -110,6 +110,13 @@ def test_ratio_must_divide_the_dimension(tiny: tuple[Path, Path]) -> None:
     # seed 0 was run and recorded, then the split of 2**63 stopped the grid
     ({"seeds": [0, 2**63]}, r"seeds must be integers in 0..2\*\*63-1, got 9223372036854775808"),
     ({"methods": []}, "no methods given"),
+    # budget 8 was run and recorded, then -3's record (its split all but 3 queries) refused
+    ({"budgets": [8, -3]}, "label budget must be a positive integer or 'all', got -3"),
+    ({"budgets": [8, 0]}, "label budget must be a positive integer or 'all', got 0"),
+    # a list given as one value: datasets 'c', 'r', 'a', ... were looked up
+    ({"datasets": "cranfield"}, "grid: datasets must be a list, got 'cranfield'"),
+    ({"seeds": 0}, "grid: seeds must be a list, got 0"),
+    ({"top_k": "10"}, "grid: top_k must be integers >= 1, got '10'"),
 ])
 def test_bad_grid_values_fail_before_any_run(
     tiny: tuple[Path, Path], overrides: dict[str, object], message: str
@@ -522,3 +529,10 @@ def test_a_results_file_that_cannot_be_written_is_refused_before_a_run_not_when_
     assert run_grid(grid, results) == done
     with pytest.raises(PermissionError):
         run_grid(replace(grid, seeds=[1]), results)
+
+
+def test_budgets_are_taken_as_the_records_spell_them(tiny: tuple[Path, Path]) -> None:
+    """"all" (and "16") raised TypeError: '>=' not supported between 'str' and 'int'."""
+    records = run_grid(spec(tiny, methods=["frozen"], ratios=[4], budgets=["8", "all"],
+                            seeds=[0]), ResultsFile(tiny[0].parent / "r.jsonl"))
+    assert sorted(r["budget"] for r in records) == ["8", "all"]

@@ -35,7 +35,7 @@ from dive.arrays import SEED_LIMIT, BadRowError, as_unit_rows
 from dive.compressors.base import Compressor, LabelledQueries, TrainingData
 from dive.compressors.registry import make_compressor, method_facts, parse_spec
 from dive.data import Dataset, Qrels, load_beir
-from dive.data.splits import QuerySplit, budget_label, make_split
+from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.embed.encode import model_label
 from dive.errors import DataError, DiveError, about
@@ -75,8 +75,18 @@ class GridSpec:
     anchors: Sequence[str] = ()  # `dive.evaluate.anchors` specs, run beside the methods
 
     def __post_init__(self) -> None:
+        # A list given as one value: "cranfield" ran datasets 'c', 'r', 'a', ...
+        for name in ("datasets", "methods", "ratios", "budgets", "seeds", "precisions",
+                     "rescores", "anchors"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise DiveError(f"grid: {name} must be a list, got {value!r}", param=name)
         # A spec is its rows' label: " pca" would run as pca but be recorded apart from it.
         object.__setattr__(self, "methods", [str(m).strip() for m in self.methods])
+        # As the records spell them ("all" is None), each a positive integer: -3 ran as
+        # pool[:-3], then its record was refused after the runs before it had been written
+        with about("budgets"):
+            object.__setattr__(self, "budgets", [parse_budget(b) for b in self.budgets])
         # Checked before any run, so a bad value cannot stop a grid after it recorded some.
         for name in ("datasets", "ratios", "budgets", "seeds", "precisions", "rescores"):
             if not list(getattr(self, name)):
@@ -94,7 +104,7 @@ class GridSpec:
                             f"{', '.join(RESCORE_SOURCES)}")
         for name, minimum in (("ratios", 1), ("seeds", 0), ("top_k", 1), ("rescores", 0)):
             value = getattr(self, name)
-            for v in value if isinstance(value, Sequence) else [value]:
+            for v in [value] if name == "top_k" else value:
                 if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
                     raise DiveError(f"grid: {name} must be integers >= {minimum}, got {v!r}",
                                     param=name)
