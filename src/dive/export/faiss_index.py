@@ -579,7 +579,8 @@ def check_index_model(index: SearchIndex, file: str | os.PathLike[str], model_sh
                       model: str) -> None:
     """Refuse to search `index` with vectors of a compressor other than the one it holds."""
     if index.model_sha256 is None:
-        logger.warning("%s: does not record which compressor built it (made by an older dive); "
+        logger.warning("%s: does not record which compressor built it (made by an older dive, "
+                       "or by build_index without model_sha256); "
                        "cannot check that %s did; rebuild it with `dive index` to check",
                        file, model)
     elif index.model_sha256 != model_sha256:
