@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -453,3 +454,30 @@ def test_a_baseline_fitted_on_arrays_validates_on_a_held_out_fifth() -> None:
     few = dive.fit(corpus, method="search-adaptor:steps=30", dim=4, queries=queries[:7],
                    relevant=relevant[:7])  # below 8 labels none is held out, as for a dataset
     assert few.fit_info_.summary is not None and few.fit_info_.summary.n_queries == 0
+
+
+def test_a_path_that_is_none_is_named_by_its_parameter(tmp_path: Path) -> None:
+    """Each wrote "expected str, bytes or os.PathLike object, not NoneType" from deep inside."""
+    from dive.evaluate.records import ResultsFile
+    from dive.export.faiss_index import build_index, save_index
+    from dive.export.sentence_transformers import export_sentence_transformers
+    from dive.scale.stream import compress_store
+
+    corpus = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    model = dive.fit(corpus, method="pca", dim=4)
+    calls = {
+        "export_sentence_transformers: out_dir": lambda: export_sentence_transformers(model,
+                                                                                       None),
+        "save_index: file": lambda: save_index(build_index(model.transform(corpus)), None),
+        "compress_store: input": lambda: compress_store(model, None, tmp_path / "o.npy"),
+        "compress_store: output": lambda: compress_store(model, tmp_path / "x.npy", None),
+        "ResultsFile: path": lambda: ResultsFile(None),
+    }
+    if importlib.util.find_spec("onnx") is not None:
+        from dive.export.onnx import export_onnx
+
+        calls["export_onnx: file"] = lambda: export_onnx(model, None)
+    for what, call in calls.items():
+        with pytest.raises(DiveError, match=rf"^{what} is NoneType; expected a path"):
+            call()
+    assert list(tmp_path.iterdir()) == []

@@ -672,3 +672,12 @@ def parse_json(text: str, where: str) -> Any:
         raise DataError(f"{where}: not valid JSON (a number with too many digits)") from None
     except RecursionError:
         raise DataError(f"{where}: not valid JSON (nested too deeply)") from None
+
+
+def as_path(value: object, what: str) -> Path:
+    """`value` as a Path, or `DiveError` naming the parameter `what` (not os.fspath's
+    "expected str, bytes or os.PathLike object, not NoneType" from deep inside a writer)."""
+    if not isinstance(value, (str, os.PathLike)) or value == "":
+        shown = "empty" if value == "" else f"{type(value).__name__}"
+        raise DiveError(f"{what} is {shown}; expected a path (str or os.PathLike)")
+    return Path(value)

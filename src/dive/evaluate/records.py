@@ -35,7 +35,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from dive._io import atomic_write_text, check_writable, locked, parse_json, resolve_link
+from dive._io import (
+    as_path,
+    atomic_write_text,
+    check_writable,
+    locked,
+    parse_json,
+    resolve_link,
+)
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import model_label
@@ -218,7 +225,7 @@ class ResultsFile:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = as_path(path, "ResultsFile: path")
         self.records: list[dict[str, Any]] = []
         self._last: dict[RecordKey, str | None] = {}  # the fingerprint of each key's last record
         self._seen: tuple[int, int, int] | None = None

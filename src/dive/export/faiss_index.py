@@ -53,6 +53,7 @@ from typing import IO, Any, Literal
 import numpy as np
 
 from dive._io import (
+    as_path,
     atomic_open,
     check_output,
     locked,
@@ -353,7 +354,7 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     concurrent run saved meanwhile, and its sidecars are then left alone too. A sidecar path
     in use is only ever replaced with the index it belongs to (`check_index_output`).
     """
-    target = Path(file)
+    target = as_path(file, "save_index: file")
     check_index_output(target, overwrite=overwrite)
     ids = _check_ids(index.ids, len(index), "ids")
     ids_text = "".join(f"{i}\n" for i in ids).encode("utf-8")

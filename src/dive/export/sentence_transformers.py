@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dive._io import check_output, new_file_mode, publish, temporary
+from dive._io import as_path, check_output, new_file_mode, publish, temporary
 from dive.errors import DiveError
 from dive.export.folder import SaveSource, as_loaded, check_model_output, save
 
@@ -48,8 +48,8 @@ def export_sentence_transformers(
     SentenceTransformer folder. Returns `out_dir`. `overwrite=False` keeps an export already
     at `out_dir`, even one a concurrent run wrote meanwhile, and raises `DiveError`.
     """
+    target = as_path(out_dir, "export_sentence_transformers: out_dir")
     compressor = as_loaded(source)
-    target = Path(out_dir)
     if base_model is None:
         return save(compressor, target, overwrite=overwrite)
     from dive.embed import load_model

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from dive._io import atomic_open, made_folder, named, naming_os_errors, publish
+from dive._io import as_path, atomic_open, made_folder, named, naming_os_errors, publish
 from dive.arrays import BadRowError, non_finite_problem, positive_integer, to_float32
 from dive.errors import DataError, DiveError
 from dive.scale.checks import (
@@ -347,12 +347,13 @@ def compress_store(
     the same arguments; `overwrite` allows replacing an existing output, at the end.
     """
     started = time.perf_counter()
+    src = as_path(input, "compress_store: input")
+    dst = named(as_path(output, "compress_store: output"))  # `.`: no name for a work folder
     runtime = resolve_runtime(model)
     out_dtype = output_dtype(runtime, dtype)
     # Arrow reads and writes Parquet in int64 batches: a larger size (any the CLI takes) was
     # an OverflowError, a traceback; every store has fewer rows, so it is one chunk either way.
     batch_size = min(positive_integer(batch_size, "batch_size"), 2**63 - 1)
-    src, dst = Path(input), named(Path(output))  # `.` has no name to put a work folder by
     out_column = output_column or column
     if id_column == "":
         id_column = None
