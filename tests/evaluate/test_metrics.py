@@ -152,8 +152,14 @@ def test_metrics_reject_bad_input() -> None:
         ndcg_at_k({"q": {"a": 1.0, "b": float("nan")}}, {"q": {"a": 1}})
     with pytest.raises(DataError, match="query 'q' has a non-numeric score"):
         recall_at_k({"q": {"a": "high"}}, {"q": {"a": 1}})  # type: ignore[dict-item]
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(DataError, match="k must be an integer >= 1, got 0"):
         mrr_at_k({"q": {"a": 1.0}}, {"q": {"a": 1}}, k=0)
+    with pytest.raises(DataError, match="k must be an integer >= 1, got '10'"):  # a TypeError
+        ndcg_at_k({"q": {"a": 1.0}}, {"q": {"a": 1}}, k="10")  # type: ignore[arg-type]
+    # TREC-style triples: no query was read, and nDCG was {} without a word
+    with pytest.raises(DataError, match=r"run: expected \{query_id: \{doc_id: score\}\}, "
+                                        "got list"):
+        ndcg_at_k([("q", "a", 1.0)], {"q": {"a": 1}})  # type: ignore[arg-type]
 
 
 def _rankings_case(seed: int) -> tuple[np.ndarray, list[dict[int, int]]]:

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from dive.arrays import is_integer
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ Qrels = Mapping[str, Mapping[str, int]]
 
 
 def _check_k(k: int) -> None:
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    if not is_integer(k) or k < 1:
+        raise DataError(f"k must be an integer >= 1, got {k!r}")
 
 
 def _discounts(k: int) -> np.ndarray:
@@ -62,6 +63,11 @@ def _trec_top(qid: str, scores: Mapping[str, float], k: int) -> list[str]:
 
 
 def _evaluated(run: Run, qrels: Qrels) -> list[str]:
+    for name, value in (("run", run), ("qrels", qrels)):  # TREC triples read as no query
+        if not isinstance(value, Mapping):
+            raise DataError(f"{name}: expected {{query_id: {{doc_id: "
+                            f"{'score' if name == 'run' else 'grade'}}}}}, got "
+                            f"{type(value).__name__}")
     return [qid for qid in run if qrels.get(qid)]
 
 
