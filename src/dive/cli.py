@@ -714,7 +714,7 @@ FLAG_OF_PARAM = {
     "column": "--vector-column", "id_column": "--id-column", "output_column": "--output-column",
     "precisions": "--precisions", "device": "--device", "budget": "--budget", "model": "--model",
     "ratios": "--ratios", "method": "--method", "budgets": "--budgets",
-    "rescores": "--rescore-factors", "seeds": "--seeds",
+    "rescores": "--rescore-factors", "seeds": "--seeds", "ratio": "--ratio",
 }
 
 

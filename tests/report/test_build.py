@@ -229,3 +229,21 @@ def test_a_report_file_that_cannot_be_replaced_leaves_the_old_report_whole(
     with pytest.raises(PermissionError):
         write_report([make_record(method="truncate", dim=96)], tmp_path, overwrite=True)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_arguments_of_the_wrong_kind_are_refused_before_anything_is_written(
+    make_record, tmp_path: Path
+) -> None:
+    """ratio "4" logged a '%d format' traceback and dropped its plot; keep "0.99" was a
+    TypeError; a results path was read as records character by character; sections "Hello"
+    became five one-letter sections."""
+    records = [make_record(method="pca", dim=96)]
+    for kwargs, said in (({"ratio": "4"}, "ratio must be an integer >= 1, got '4'"),
+                         ({"ratio": 0}, "ratio must be an integer >= 1, got 0"),
+                         ({"keep": "0.99"}, "keep must be a positive, finite share"),
+                         ({"sections": "Hello"}, "sections must be a list, got 'Hello'")):
+        with pytest.raises(DiveError, match=said):
+            write_report(records, tmp_path / "out", **kwargs)
+    with pytest.raises(DiveError, match=r"records must be a list, got 'r\.jsonl' .*read_results"):
+        write_report("r.jsonl", tmp_path / "out")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

@@ -38,6 +38,7 @@ from dive._io import (
     staging,
     uninterrupted,
 )
+from dive.arrays import is_integer
 from dive.errors import DataError, DiveError
 from dive.report.csv_export import is_summary_csv, write_summary_csv
 from dive.report.frontier import frontier_section, has_frontier
@@ -150,6 +151,13 @@ def write_report(
     """
     check_keep(keep)
     _check_names(markdown_name, csv_name)
+    if not is_integer(ratio) or ratio < 1:  # "4" never matched a record: its plot went
+        raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}", param="ratio")
+    for name, value in (("records", records), ("sections", sections)):
+        if isinstance(value, (str, bytes, os.PathLike)):  # a path read as characters
+            raise DiveError(f"{name} must be a list, got {value!r}"
+                            + (" (read a results file with read_results)"
+                               if name == "records" else ""))
     rows = label_models(merge_records(records))
     if not rows:
         raise DataError("no records to report")

@@ -56,7 +56,8 @@ MAX_KEEP = 2.0  # above frozen's quality is possible (a learned d), twice it is 
 def check_keep(keep: float, metric: str = "ndcg@10") -> None:
     """`DataError` unless `keep` is a share of frozen quality one can keep: positive, finite
     and at most `MAX_KEEP` (`--keep 99` meant 99% and was sought as 9,900%)."""
-    if not (math.isfinite(keep) and 0 < keep <= MAX_KEEP):
+    number = isinstance(keep, (int, float)) and not isinstance(keep, bool)
+    if not (number and math.isfinite(keep) and 0 < keep <= MAX_KEEP):  # "0.99" a TypeError
         raise DataError(f"keep must be a positive, finite share of frozen {metric} up to "
                         f"{MAX_KEEP:g} (0.99 keeps 99%), got {keep!r}", param="keep")
 
