@@ -46,9 +46,11 @@ def test_uses_seed_means_and_the_frozen_of_the_same_budget(make_record) -> None:
 
 def test_no_frozen_no_answer_and_bad_keep_rejected(make_record) -> None:
     assert smallest_dims_keeping([make_record(method="pca")]) == []
-    for keep in (0, float("inf"), 99):
+    for keep in (0, float("inf"), 99, "0.99"):  # "0.99" was a TypeError
         with pytest.raises(ValueError, match="keep must be a positive, finite share"):
-            smallest_dims_keeping([make_record(method="pca")], keep=keep)
+            smallest_dims_keeping([make_record(method="pca")], keep=keep)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"metric must be one of .*, got 'ndcg@5'"):  # a KeyError
+        smallest_dims_keeping([make_record(method="pca")], metric="ndcg@5")
 
 
 def test_keep_table_rows_and_cells(make_record) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dive.cli import main
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 from dive.report.recommend import recommend, render
 
 
@@ -301,3 +301,10 @@ def test_a_configuration_is_never_kept_where_frozen_scores_zero_on_its_seeds(
     rec = recommend(records, "scifact", 0.95)
     assert (rec.config.method, rec.config.precision) == ("dive", "int8")
     assert "nan%" not in "\n".join(render(rec))
+
+
+def test_max_bytes_that_is_not_a_positive_integer_is_refused(byte_records) -> None:
+    """"400" was compared with every row's bytes: a TypeError."""
+    for max_bytes in ("400", 0):
+        with pytest.raises(DiveError, match="max_bytes must be a positive integer"):
+            recommend(byte_records, "scifact", max_bytes=max_bytes)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from dive.report.summary import (
     CellKey,
     budget_order,
     cell_key,
+    check_metric,
     frozen_method,
     is_frozen,
     method_order,
@@ -66,6 +67,7 @@ def smallest_dims_keeping(
     records: Iterable[Mapping[str, Any]], keep: float = 0.99, metric: str = "ndcg@10"
 ) -> list[KeepResult]:
     """One `KeepResult` per non-frozen method on each (dataset, budget) that has a frozen run."""
+    check_metric(metric)  # a typo was a KeyError
     check_keep(keep, metric)
     scores: dict[CellKey, dict[int, float]] = defaultdict(dict)
     for r in records:

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dive.arrays import positive_integer
 from dive.compressors.precision import bytes_per_vector
 from dive.compressors.registry import method_facts
 from dive.data.splits import budget_label, parse_budget
@@ -92,6 +93,8 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     """The fewest-bytes configuration of ours keeping `keep` x frozen `metric` (see the module
     doc); `DataError` saying what is missing or how close the results came when none does."""
     check_keep(keep, metric)
+    if max_bytes is not None:  # "400" compared with every row's bytes: a TypeError
+        max_bytes = positive_integer(max_bytes, "max_bytes")
     records = merge_records(records)  # a rerun's last record, as `dive report` reads them
     datasets = {str(r["dataset"]) for r in records}
     if dataset not in datasets:
