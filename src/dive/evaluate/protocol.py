@@ -428,15 +428,15 @@ def _dim_of(full_dim: int, ratio: int, dataset: str) -> int:
 ProgressFn = Callable[[int, int, dict[str, Any] | None], None]
 
 
-def _prepare(spec: GridSpec, name: str, folder: Path) -> tuple[Dataset, Embeddings, str,
-                                                               QuerySplit, list[RunTask]]:
+def _prepare(spec: GridSpec, name: str, folder: Path, learned: Sequence[str]
+             ) -> tuple[Dataset, Embeddings, str, QuerySplit, list[RunTask]]:
     """Dataset `name` (at `folder`), its embeddings and their fingerprint, its whole-pool split
-    and the grid's runs on it, every check of them made."""
+    and the grid's runs on it, every check of them made (`learned`: the grid's methods that
+    need labelled queries)."""
     dataset = load_beir(folder, name=name)
     emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
     # budget all's split: its labels are the whole pool, of one size for every seed
     whole = make_split(dataset, None, spec.seeds[0])
-    learned = [m for m in spec.methods if make_compressor(m, None).supervised]
     if learned:  # an empty pool still scores the label-free methods
         with about("methods"):
             whole.require_labels(f"{dataset.name} (for {', '.join(learned)})")
@@ -458,15 +458,17 @@ def run_grid(
     if spec.embeddings_dir and len(given) != 1:
         raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
                         f"{len(given)} datasets were given", param="embeddings_dir")
+    learned = []
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         with about("methods"):
-            make_compressor(method, None)
+            if make_compressor(method, None).supervised:
+                learned.append(method)
     wanted = []
     writable = False  # checked before the first run (a file that holds every run is only read)
     # every dataset found before any run (a missing one stopped the grid after the others
     # had run); loaded in its turn, so memory holds one dataset's embeddings at a time
     for name, folder in _distinct_datasets(spec):
-        dataset, emb, fingerprint, whole, tasks = _prepare(spec, name, folder)
+        dataset, emb, fingerprint, whole, tasks = _prepare(spec, name, folder, learned)
         # runs whose last record, the one a report reads, is of other data: run again, so
         # that a report of the file shows this data's (one recorded earlier is not enough)
         stale = [results.fingerprint(key) for t in tasks for key in t.keys
