@@ -481,3 +481,37 @@ def test_a_path_that_is_none_is_named_by_its_parameter(tmp_path: Path) -> None:
         with pytest.raises(DiveError, match=rf"^{what} is NoneType; expected a path"):
             call()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_index_or_column_name_of_the_wrong_type_is_named_by_its_parameter(
+    tmp_path: Path,
+) -> None:
+    """`save_index(None, ...)` and `search_index(None, ...)` were AttributeErrors, a column
+    name of 5 pyarrow's TypeError from inside the writer, after the work had started."""
+    from dive.export.faiss_index import save_index, search_index
+    from dive.scale.stream import compress_store
+
+    pytest.importorskip("faiss")
+    pytest.importorskip("pyarrow")
+    corpus = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    model = dive.fit(corpus, method="pca", dim=4)
+    np.save(tmp_path / "x.npy", corpus)
+    calls = {
+        "save_index: index is None; expected a SearchIndex":
+            lambda: save_index(None, tmp_path / "i.faiss"),  # type: ignore[arg-type]
+        "search_index: index is a str; expected a SearchIndex":
+            lambda: search_index("i.faiss", corpus[:2, :4]),  # type: ignore[arg-type]
+        "output_column is an int; expected a column name":
+            lambda: compress_store(model, tmp_path / "x.npy", tmp_path / "o.npy",
+                                   output_column=5),  # type: ignore[arg-type]
+        "column is None; expected a column name":
+            lambda: compress_store(model, tmp_path / "x.npy", tmp_path / "o.npy",
+                                   column=None),  # type: ignore[arg-type]
+        "id_column is a list; expected a column name":
+            lambda: compress_store(model, tmp_path / "x.npy", tmp_path / "o.npy",
+                                   id_column=["id"]),  # type: ignore[arg-type]
+    }
+    for message, call in calls.items():
+        with pytest.raises(DiveError, match=rf"^{message}"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]

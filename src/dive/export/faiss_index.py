@@ -68,7 +68,7 @@ from dive.compressors.precision import (
     check_precision,
     code_width,
 )
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, kind_of
 from dive.evaluate.product import is_product, product_bytes, product_index
 
 logger = logging.getLogger(__name__)
@@ -354,6 +354,7 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     concurrent run saved meanwhile, and its sidecars are then left alone too. A sidecar path
     in use is only ever replaced with the index it belongs to (`check_index_output`).
     """
+    _check_index(index, "save_index")
     target = as_path(file, "save_index: file")
     check_index_output(target, overwrite=overwrite)
     ids = _check_ids(index.ids, len(index), "ids")
@@ -444,6 +445,12 @@ def _write_all(files: list[tuple[Path, Callable[[IO[bytes]], object]]]) -> None:
         handles = [stack.enter_context(atomic_open(path, "wb")) for path, _ in reversed(files)]
         for (_, write), handle in zip(files, reversed(handles), strict=True):
             write(handle)
+
+
+def _check_index(index: object, caller: str) -> None:
+    if not isinstance(index, SearchIndex):
+        raise DiveError(f"{caller}: index is {kind_of(index)}; expected a SearchIndex "
+                        "(from build_index or load_index)")
 
 
 def load_index(file: str | os.PathLike[str]) -> SearchIndex:
@@ -696,6 +703,7 @@ def search_index(
     """
     if not is_integer(k) or k < 1:
         raise DiveError(f"search: k must be an integer >= 1, got {k!r}")
+    _check_index(index, "search_index")
     check_floating(queries, name="queries")
     q = as_embeddings(queries, name="queries", dim=index.dim)
     kk = min(k, len(index))

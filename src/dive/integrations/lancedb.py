@@ -46,7 +46,7 @@ import numpy as np
 from dive._io import atomic_open, check_output, check_overwrite, naming_os_errors, publish
 from dive.arrays import as_unit_rows, check_floating, is_integer, positive_integer
 from dive.errors import DataError, DiveError
-from dive.scale.checks import check_has_rows, check_ids
+from dive.scale.checks import check_has_rows, check_ids, column_names
 from dive.scale.formats import (
     BadRow,
     import_pyarrow,
@@ -215,15 +215,12 @@ def compress_table(
     src = input if isinstance(input, TableRef) else TableRef.parse(input)
     dst = output if isinstance(output, TableRef) else TableRef.parse(output)
     in_place = dst.same_table(src)
-    out_column = output_column or column
-    id_column = id_column or None
-    if in_place:
-        if out_column == column:
-            raise DiveError(f"{dst}: the output is the input table; name the new column with "
-                            "output_column", param="output_column")
-        id_column = None  # the table has its ids already
-    elif id_column is not None and id_column == out_column:
-        raise DiveError(f"the id column and the output vector column are both {id_column!r}")
+    # In place, the table has its ids already.
+    column, id_column, out_column = column_names(column, None if in_place else id_column,
+                                                 output_column)
+    if in_place and out_column == column:
+        raise DiveError(f"{dst}: the output is the input table; name the new column with "
+                        "output_column", param="output_column")
     _check_column_name(out_column, dst)
 
     table = open_table(src)

@@ -44,6 +44,7 @@ from dive.scale.checks import (
     check_has_rows,
     check_no_broken_links,
     check_parquet_ids,
+    column_names,
 )
 from dive.scale.formats import (
     SUFFIXES,
@@ -262,10 +263,7 @@ def compress_parquet(
     check_apart(src, dst)
     check_compress_output(dst, overwrite=overwrite, single=False)
     runtime = resolve_runtime(model)
-    out_column = output_column or column
-    id_column = id_column or None
-    if id_column is not None and id_column == out_column:
-        raise DiveError(f"the id column and the output vector column are both {id_column!r}")
+    column, id_column, out_column = column_names(column, id_column, output_column)
     files, n_rows = _parquet_files(src), 0
     for path in files:  # what the local engine checks, before Ray starts
         layout = inspect_parquet(path, column, id_column)

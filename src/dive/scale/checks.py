@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import check_output
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, kind_of
 from dive.scale.formats import (
     SUFFIXES,
     Kind,
@@ -83,6 +83,23 @@ def _reads_as(path: Path, kind: Kind | None) -> bool:
         except OSError:
             return False
     return False
+
+
+def column_names(column: str, id_column: str | None,
+                 output_column: str | None) -> tuple[str, str | None, str]:
+    """(column, id column or None, output column) as a compress run reads them: an empty or
+    None id column carries no ids, a None output column is `column`. A name that is not a
+    string, or an id column that is the output column, is a `DiveError`."""
+    names = {"column": column, "id_column": id_column, "output_column": output_column}
+    for param, value in names.items():
+        if not isinstance(value, str) and (value is not None or param == "column"):
+            raise DiveError(f"{param} is {kind_of(value)}; expected a column name (str)",
+                            param=param)
+    out_column = output_column or column
+    ids = id_column or None
+    if ids is not None and ids == out_column:
+        raise DiveError(f"the id column and the output vector column are both {ids!r}")
+    return column, ids, out_column
 
 
 def check_has_rows(src: object, rows: int) -> None:

@@ -69,6 +69,7 @@ from dive.scale.checks import (
     check_has_rows,
     check_output_suffix,
     check_parquet_ids,
+    column_names,
     store_row_error,
 )
 from dive.scale.discover import Shard, discover
@@ -354,11 +355,7 @@ def compress_store(
     # Arrow reads and writes Parquet in int64 batches: a larger size (any the CLI takes) was
     # an OverflowError, a traceback; every store has fewer rows, so it is one chunk either way.
     batch_size = min(positive_integer(batch_size, "batch_size"), 2**63 - 1)
-    out_column = output_column or column
-    if id_column == "":
-        id_column = None
-    if id_column is not None and id_column == out_column:
-        raise DiveError(f"the id column and the output vector column are both {id_column!r}")
+    column, id_column, out_column = column_names(column, id_column, output_column)
     shards, single = discover(src, dst.name, column, id_column)
     check_has_rows(src, sum(shard.n_rows for shard in shards))
     for shard in shards:
