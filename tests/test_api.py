@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,12 @@ def test_embed_stays_callable_once_the_package_is_imported() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "['__version__', 'embed', 'fit', 'load', 'save']"
+
+
+def test_embed_shows_the_signature_of_the_function_it_calls() -> None:
+    """`inspect.signature(dive.embed)` and `help` read `(*args, **kwargs)`."""
+    assert inspect.signature(dive.embed) == inspect.signature(dive.api.embed)
+    assert "model" in inspect.signature(dive.embed).parameters
 
 
 def test_fit_on_a_dataset_uses_its_labels_and_round_trips_through_save_and_load(

@@ -13,6 +13,7 @@ sentence-transformers or torch.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 from typing import Any
@@ -61,6 +62,13 @@ class _CallablePackage(types.ModuleType):
         from dive.api import embed
 
         return embed(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """`dive.api.embed`'s, for `inspect.signature` and `help` (not `*args, **kwargs`)."""
+        from dive.api import embed
+
+        return inspect.signature(embed)
 
 
 sys.modules[__name__].__class__ = _CallablePackage
