@@ -162,8 +162,7 @@ def report(args: argparse.Namespace) -> list[Path]:
     counts = ", ".join(f"{m} {len(seeds[m])}" for m in method_order(seeds))
     text = "\n\n".join([
         "# Quality per byte",
-        generated_by("frontier.py", results, DEFAULT_RESULTS,
-                     rerun="a stage of `python benchmarks/frontier.py`").strip(),
+        generated_by("frontier.py", results, DEFAULT_RESULTS, docs, stage=True).strip(),
         f"{len(records)} runs of {', '.join(sorted({str(r['model']) for r in records}))} "
         f"embeddings; means over seeds (seeds per family: {counts}). Every configuration of "
         "dive (method x dimension x precision, with and without funnel rescoring from the full "

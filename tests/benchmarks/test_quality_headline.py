@@ -28,3 +28,21 @@ def test_the_headline_keeps_each_embedding_model_apart(
     assert "**scifact (all-MiniLM-L6-v2)**" in text and "**scifact (mpnet)**" in text
     assert "0.6000 ± 0.0000 (−0.100)" in text and "0.4000 ± 0.0000 (−0.150)" in text
     assert "0.5000" not in text
+
+
+def test_a_page_written_elsewhere_names_the_results_and_docs_it_came_from(
+    load_script: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    """Its notice named only `--results`: the command it printed rewrote the repository's
+    docs/ (and README headline) from the other file, and its rerun command ran into the
+    default results file."""
+    quality = load_script("quality")
+    results, docs = tmp_path / "alt.jsonl", tmp_path / "pages"
+    notice = quality.generated_by("quality.py", results, quality.DEFAULT_RESULTS, docs)
+    options = f" --results {quality.shown(results)} --docs {quality.shown(docs)}"
+    assert f"`python benchmarks/quality.py{options} --report-only`" in notice
+    assert f"Rerun `python benchmarks/quality.py{options}` to add" in notice
+    default = quality.generated_by("quality.py", quality.DEFAULT_RESULTS,
+                                   quality.DEFAULT_RESULTS, quality.DEFAULT_DOCS, stage=True)
+    assert "`python benchmarks/quality.py --report-only`" in default
+    assert "Rerun a stage of `python benchmarks/quality.py` to add" in default
