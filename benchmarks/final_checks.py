@@ -23,8 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import torch
-from quality import at_least_one
+from quality import at_least_one  # first: it pins the BLAS threads before numpy loads
 from script_io import read_existing, script_main, use_shared_data
 from start_flips import drop_records, fit_inputs
 
@@ -73,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
+    import torch
+
     torch.set_num_threads(args.threads)
     use_shared_data()
     t0 = time.perf_counter()

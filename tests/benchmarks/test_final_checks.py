@@ -75,3 +75,23 @@ def test_a_run_recorded_twice_is_judged_by_its_last_record(
     out = capsys.readouterr().out
     assert "1 records not reproduced" in out and "1 records change or are not " in out
     assert read_records(results) == []  # the run is refitted: both copies go
+
+
+def test_the_replay_pins_numpy_s_blas_threads_before_numpy_loads() -> None:
+    """It imported torch (and so numpy) before `quality` set the thread variables, so on a
+    larger machine its replays ran numpy's BLAS on every core where the benchmarks that wrote
+    the records ran on 2."""
+    import os
+    import subprocess
+
+    code = ("import builtins, os, sys; sys.path.insert(0, 'benchmarks'); seen = []; "
+            "real = builtins.__import__\n"
+            "def spy(name, *args, **kwargs):\n"
+            "    if name == 'numpy' and 'numpy' not in sys.modules:\n"
+            "        seen.append(os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+            "    return real(name, *args, **kwargs)\n"
+            "builtins.__import__ = spy; import final_checks; print(seen[0])")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env, cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "2"
