@@ -199,6 +199,9 @@ def _corpus_with(bad_line: str) -> str:
          r"last\)$"),
         ('{"_id": "d9", "text": "a", "title": "x", "text": "b"}',
          r"corpus\.jsonl line 2: the object has 'text' more than once"),
+        # a key written with an escape ("\u005fid" is "_id") was not seen: the last id won
+        ('{"_id": "d9", "\\u005fid": "d1", "text": "t"}',
+         r"corpus\.jsonl line 2: the object has '_id' more than once"),
         # tracebacks: json refuses integers of over 4300 digits, and recursion runs out
         ('{"_id": ' + "1" * 5000 + ', "text": "t"}',
          r"corpus\.jsonl line 2: malformed JSON \(a number with too many digits\)$"),
@@ -358,6 +361,9 @@ HEADER = "query-id\tcorpus-id\tscore\n"
         ("", r"test\.tsv: no judgement rows"),
         # it judged a document "" that counted in the ideal ranking (a perfect run: 0.613)
         ("q1\td1\t1\nq1\t\t1\n", r"test\.tsv line 3: empty corpus-id$"),
+        # a blank first or last field was "expected 3 tab-separated columns ..., found 2"
+        ("q1\td1\t1\nq1\td1\t\n", r"test\.tsv line 3: empty score$"),
+        ("q1\td1\t1\n\td1\t1\n", r"test\.tsv line 3: empty query-id$"),
         ("q1\td1\t0\nq2\td2\t-1\n", r"test\.tsv: no judgement has a positive grade"),
     ],
 )

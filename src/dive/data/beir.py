@@ -48,6 +48,8 @@ SPLITS: tuple[str, ...] = ("train", "dev", "test")
 _QRELS_HEADER = ("query-id", "corpus-id", "score")
 _FIELDS = ("_id", "title", "text")  # the fields of a record read here
 _QUOTED_FIELD = re.compile('"(' + "|".join(_FIELDS) + ')"')
+# a short key (the fields above are 5 characters at most) written with a \u escape
+_ESCAPED_KEY = re.compile(r'"[^"\\]{0,4}\\u[0-9a-fA-F]{4}[^"]{0,30}"\s*:')
 _GRADE_DIGITS = 18  # more is no grade (and int() refuses over 4300 digits with a traceback)
 
 
@@ -332,7 +334,8 @@ def _repeated_field(line: str) -> str | None:
     `json.loads` keeps the last value without a word, so `{"_id": "d1", "_id": "d2"}` was d2.
     """
     named = _QUOTED_FIELD.findall(line)  # one scan: a quarter of three str.count's time
-    if len(named) == len(set(named)):
+    escaped_key = "\\u" in line and _ESCAPED_KEY.search(line)  # "\u005fid" is "_id" too
+    if len(named) == len(set(named)) and not escaped_key:
         return None
     pairs = json.loads(line, object_pairs_hook=lambda items: items)  # the top level's keys
     keys = [key for key, _ in pairs]
@@ -393,6 +396,10 @@ def _read_qrels(
             if tuple(c.lower() for c in cols) == _QRELS_HEADER:
                 continue
         if len(cols) != 3:
+            edges = line.rstrip("\r\n").split("\t")
+            if len(edges) == 3:  # a blank first or last field, which the strip took
+                blank = _QRELS_HEADER[[clean_id(c) for c in edges].index("")]
+                raise DataError(f"{path} line {lineno}: empty {blank}")
             raise DataError(
                 f"{path} line {lineno}: expected 3 tab-separated columns "
                 f"(query-id, corpus-id, score), found {len(cols)}"
