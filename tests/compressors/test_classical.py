@@ -175,14 +175,17 @@ def test_pca_on_rows_of_lower_rank_than_dim_warns_and_keeps_its_outputs(
     rows = np.repeat(corpus[:5], 200, axis=0)
     with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
         fitted = make_compressor(method, 8).fit(rows)
-    zeroed = "; those past 4 are set to 0" if method == "pca" else ""
+    zeroed = ["pca: 4 of the 8 outputs are 0 on every corpus row up to rounding (the rows span "
+              "fewer directions): set to exactly 0, so their codes do not change with the batch "
+              "size"] if method == "pca" else []
     assert caplog.messages == [f"{method}: fitted on 1000 corpus rows of numerical rank 4 (axes "
                                "with under 1e-10 of the rows' mean squared norm count as none), "
                                "below "
                                "the 8 output dimensions: those past 4 hold rounding noise, not "
-                               f"the data{zeroed}"]
-    # centred, the rows' part past the rank is rounding noise: zeroed; uncentred, the mean's
-    # part there is not: the fit is what it was
+                               "the data", *zeroed]
+    # centred, the rows' part past the rank is rounding noise: zeroed; uncentred, the rows
+    # share a real offset there (they span an affine subspace off the origin): the fit is
+    # what it was
     axes = principal_axes(rows, 8)[1]
     if method == "pca":
         axes[4:] = 0
@@ -202,21 +205,30 @@ def test_pca_on_few_rows_with_duplicates_warns_of_the_rank_and_the_zeroed_axes(
     assert caplog.messages == ["pca: fitted on 5 corpus rows of numerical rank 3 (axes with "
                                "under 1e-10 of the rows' mean squared norm count as none), below "
                                "the 8 output dimensions: those past 3 hold rounding noise, not "
-                               "the data; those past 3 are set to 0"]
+                               "the data; those past 4 are set to 0",
+                               "pca: 1 of the 8 outputs are 0 on every corpus row up to rounding "
+                               "(the rows span fewer directions): set to exactly 0, so their "
+                               "codes do not change with the batch size"]
     projection = fitted.fitted_runtime().projection
     assert projection is not None and not projection[3:].any() and projection[2].any()
 
 
 @pytest.mark.parametrize("precision", ["binary", "int8"])
+@pytest.mark.parametrize("method", ["pca", "pca-uncentered", "dive:steps=20:max_steps=20"])
 def test_codes_of_a_corpus_of_low_rank_do_not_change_with_the_batch_size(
-    corpus: np.ndarray, precision: str
+    corpus: np.ndarray, precision: str, method: str
 ) -> None:
-    """A centred row's part past the rank (about 1e-8) was coded as full bits and int8 levels:
-    33 of 64 bits of a row changed between batch sizes, and binary search was near random."""
+    """A row's part past the rank (about 1e-8) was coded as full bits and int8 levels: 33 of
+    64 bits of a row changed between batch sizes, and binary search was near random (centred
+    PCA first; uncentred PCA and DIVE's start kept it, as the rows' mean lies in their span)."""
+    import dive
+
     rng = np.random.default_rng(0)
     rows = rng.standard_normal((300, 5)) @ np.linalg.qr(rng.standard_normal((64, 5)))[0].T
     rows = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-    runtime = make_compressor("pca", 64).fit(rows).fitted_runtime()
+    queries = rows[:40] + 0.05 * rng.standard_normal((40, 64)).astype(np.float32)
+    runtime = dive.fit(rows, method=method, dim=64, queries=queries,
+                       relevant=[[i] for i in range(40)]).fitted_runtime()
     runtime = runtime.with_precision(precision, rows)
     # int8: past the rank only (a level at a bin edge may move by one, docs/scale.md)
     past = slice(None) if precision == "binary" else slice(5, None)
@@ -230,15 +242,26 @@ def test_numerical_rank_counts_variances_above_the_documented_tolerance() -> Non
     assert numerical_rank(np.zeros(3), 1.0) == 0
 
 
-@pytest.mark.parametrize("method", ["pca", "pca-uncentered"])
-def test_one_row_repeated_has_rank_zero(method: str, corpus: np.ndarray,
+def test_one_row_repeated_has_rank_zero(corpus: np.ndarray,
                                         caplog: pytest.LogCaptureFixture) -> None:
     """Rows with no variance at all said "numerical rank 3": relative to the largest variance,
-    itself rounding noise there, the noise counted as axes."""
+    itself rounding noise there, the noise counted as axes. Uncentred, the row itself is kept."""
     rows = np.repeat(corpus[:1], 50, axis=0)
     with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
-        make_compressor(method, 4).fit(rows)
+        make_compressor("pca-uncentered", 4).fit(rows)
     assert len(caplog.messages) == 1 and "of numerical rank 0 " in caplog.messages[0]
+
+
+@pytest.mark.parametrize("spread", [0.0, 1e-7])
+def test_centred_pca_of_rows_that_do_not_vary_is_refused_at_fit(
+    corpus: np.ndarray, spread: float
+) -> None:
+    """It saved an all-zero projection (exit 0) that then refused every row it was given."""
+    noise = spread * np.random.default_rng(0).standard_normal((50, corpus.shape[1]))
+    rows = (np.repeat(corpus[:1], 50, axis=0) + noise).astype(np.float32)
+    with pytest.raises(DataError, match=r"^pca: every output is 0 on every corpus row \(the "
+                                        r"rows do not vary along any of its 4 output"):
+        make_compressor("pca", 4).fit(rows)
 
 
 def test_a_numpy_integer_dim_is_taken_and_recorded_as_an_int(corpus: np.ndarray) -> None:

@@ -8,8 +8,10 @@ Axis signs are fixed (largest-magnitude loading positive) so fits are determinis
 n corpus rows span at most n - 1 centred directions: a fit asking for more dimensions warns
 and zeroes the axes past them (see `PCA._fit`). Rows can span fewer still (duplicates, vectors
 on a subspace): a fit asking for more dimensions than the corpus's numerical rank warns too,
-as the axes past it hold rounding noise, not the data (`pca` zeroes them). The rank counts
-the principal axes whose variance exceeds `RANK_RTOL` times the rows' mean squared norm.
+as the axes past it hold rounding noise, not the data: the outputs on which every row is 0 up
+to rounding are set to exactly 0 (`dead_outputs`; uncentred, an axis on which the rows share
+a real offset is kept). The rank counts the principal axes whose variance exceeds `RANK_RTOL`
+times the rows' mean squared norm.
 """
 
 from __future__ import annotations
@@ -19,19 +21,13 @@ import logging
 import numpy as np
 
 from dive.compressors.base import Compressor, TrainingData
+from dive.compressors.dead_outputs import RANK_RTOL, zero_dead_outputs
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 
-# Variance ratio, to the rows' mean squared norm (the trace of their second moment), under
-# which an axis counts as none in the rank. On the shared embeddings (MiniLM on scifact and
-# time, mpnet on nfcorpus) the smallest real axis holds 4e-7 or more of that norm, and the
-# directions the model never uses (MiniLM has three) 7e-18 or less, so the cut sits well inside
-# that gap. Relative to the largest variance instead, rows with no variance at all (one row
-# repeated) had rounding noise for their largest axis and counted a rank of several.
-RANK_RTOL = 1e-10
 
 
 def principal_axes(x: np.ndarray, dim: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
@@ -89,14 +85,10 @@ class PCA(Compressor):
         if spanned < dim:
             axes[spanned:] = 0
         if rank < min(spanned, dim):
-            # Fewer directions than rows allow (duplicates, a subspace): a centred row's part
-            # on the axes past the rank is rounding noise (about 1e-8), which a binary or int8
-            # code turned into full bits and levels that changed with the batch size; zeroed.
-            # Uncentred, the mean's part on them is not noise: they are kept.
-            if self.centered:
-                axes[rank:] = 0
-            zeroed = (f"; those past {rank} are set to 0" if self.centered
-                      else f"; those past {spanned} are set to 0" if spanned < dim else "")
+            # Fewer directions than rows allow (duplicates, a subspace): a row's part on the
+            # axes past the rank is rounding noise, which `zero_dead_outputs` sets to 0 (and
+            # says so) unless, uncentred, the rows share a real offset there.
+            zeroed = f"; those past {spanned} are set to 0" if spanned < dim else ""
             logger.warning("%s: fitted on %d corpus rows of numerical rank %d (axes with under "
                            "%.0e of the rows' mean squared norm count as none), below the %d "
                            "output dimensions: those past %d hold rounding noise, not the data%s",
@@ -106,7 +98,8 @@ class PCA(Compressor):
                            "output dimensions; those past %d are set to 0", self.method,
                            corpus.shape[0], spanned, dim, spanned)
         center = mean if self.centered else None
-        return Runtime(input_dim=corpus.shape[1], center=center, projection=axes)
+        runtime = Runtime(input_dim=corpus.shape[1], center=center, projection=axes)
+        return zero_dead_outputs(runtime, corpus, self.method)
 
 
 class PCAUncentered(PCA):
