@@ -452,8 +452,11 @@ def cmd_index(args: argparse.Namespace) -> int:
                         product=args.opq, seed=args.seed or 0)
     path = save_index(index, args.output, overwrite=args.overwrite)
     _written_in_full(args, path)
+    # an HNSW graph's links are bytes per vector too: the file says how many
+    graph = (f" of codes, {path.stat().st_size / len(index):.0f} on disk with its graph links"
+             if args.hnsw else "")
     print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "
-          f"{index.bytes_per_vector} bytes/vector, {'hnsw' if args.hnsw else 'flat'})")
+          f"{index.bytes_per_vector} bytes/vector{graph}, {'hnsw' if args.hnsw else 'flat'})")
     print(f"wrote {path}")
     return 0
 

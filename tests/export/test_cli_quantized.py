@@ -211,6 +211,23 @@ def test_hnsw_over_codes_is_refused(indexed: Path, tiny: tuple[Path, Path],
     assert "--hnsw indexes float32 vectors" in capsys.readouterr().err
 
 
+def test_an_hnsw_index_says_what_its_graph_links_cost_per_vector(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed the codes' 32 bytes/vector alone, where the file holds several times that."""
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "m") == 0
+    index = tmp_path / "h.faiss"
+    capsys.readouterr()
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]), "--hnsw",
+                 "--output", str(index)]) == 0
+    rows = len(load_embeddings(tiny[1]).corpus_ids)
+    on_disk = round(index.stat().st_size / rows)
+    assert on_disk > 32
+    assert (f"8-d float32, 32 bytes/vector of codes, {on_disk} on disk with its graph links, "
+            "hnsw)") in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv", [
     ["fit", "--dataset", "x", "--method", "pca", "--dim", "8", "--output", "m",
      "--precision", "int4"],
