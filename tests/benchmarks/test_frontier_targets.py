@@ -30,6 +30,24 @@ def test_the_99_percent_target_reads_frozen_on_the_configurations_own_seeds(
             "int8, 0.4460 = 99.1% of 0.4500, frozen on the same seeds (seed 1))") in text
 
 
+def test_int8_that_scores_above_float32_is_not_said_to_lose_a_negative_amount(
+    load_script: Callable[[str], ModuleType]
+) -> None:
+    """"loses at most −0.0001": int8 above float32 at every d read as a negative loss."""
+    frontier = load_script("frontier")
+    records = [byte_row("frozen", 384, "float32", 1536, 0.5),
+               byte_row("dive", 96, "float32", 384, 0.4000),
+               byte_row("dive", 96, "int8", 96, 0.4003),
+               byte_row("dive", 48, "float32", 192, 0.3000),
+               byte_row("dive", 48, "int8", 48, 0.3001)]
+    text = frontier.targets(records)
+    assert ("int8 of dive's output scores at or above its float32 output at every d (nearest: "
+            "+0.0001 nDCG@10 at d=48; target: at most 0.003 below: met)") in text
+    records[-1]["ndcg@10"] = 0.2990
+    assert ("int8 of dive's output scores at most 0.0010 nDCG@10 below its float32 output (d=48; "
+            "target: at most 0.003 below: met)") in frontier.targets(records)
+
+
 def test_the_page_keeps_each_embedding_model_apart(
     load_script: Callable[[str], ModuleType], tmp_path: Path
 ) -> None:
