@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dive.data import Dataset, load_beir
-from dive.data.beir import clean_id
+from dive.data.beir import clean_id, form_hint
 from dive.errors import DataError
 
 MakeBeir = Callable[..., Path]  # the `make_beir` fixture of tests/data/conftest.py
@@ -434,3 +434,27 @@ def test_plain_file_wins_over_gz_twin(
         fh.write('{"_id": "gzq", "text": "stale"}\n')
     assert load_beir(folder).query_ids == ["q1", "q2", "q3"]
     assert "both exist" in caplog.text
+
+
+def test_an_id_that_differs_only_in_its_unicode_form_is_named_as_such(
+    make_beir: MakeBeir,
+) -> None:
+    """'café' (NFD, as macOS writes it) against a corpus id 'café' (NFC) printed two ids
+    that look the same, with no hint why they did not match."""
+    nfc = "caf\u00e9"
+    folder = make_beir(corpus=f'{{"_id": "{nfc}", "text": "x"}}\n{{"_id": "d2", "text": "y"}}\n',
+                       qrels={"test": HEADER + "q1\tcafe\u0301\t1\n"})
+    with pytest.raises(DataError, match=re.escape(
+            "no judgement names a corpus id of corpus.jsonl (first: line 2, corpus id "
+            "'cafe\u0301', which differs from the known id 'caf\u00e9' only in its Unicode form "
+            "('cafe\\u0301' against 'caf\\xe9'))")):
+        load_beir(folder)
+
+
+def test_the_unicode_form_hint_names_only_ids_equal_once_composed() -> None:
+    """As `dive embed --from-npy` words an ids file's unknown id, beside the qrels' first."""
+    assert form_hint("cafe\u0301", ["d1", "caf\u00e9"]) == (
+        ", which differs from the known id 'caf\u00e9' only in its Unicode form ('cafe\\u0301' "
+        "against 'caf\\xe9')")
+    assert form_hint("cafe", ["caf\u00e9"]) == ""  # ASCII: no form to differ in
+    assert form_hint("caf\u00e8", ["caf\u00e9"]) == ""  # another letter, not another form

@@ -30,7 +30,7 @@ import os
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -425,7 +425,8 @@ def _read_qrels(
         if previous != grade:
             _count(odd, "regraded", lineno, f"({query_id!r}, {doc_id!r})")
             judged[doc_id] = grade
-    _report_odd(path, odd, matched=(bool(qrels), known_docs > 0), names=names)
+    _report_odd(path, odd, matched=(bool(qrels), known_docs > 0), names=names,
+                known=(queries, corpus))
     if not qrels:
         raise DataError(f"{path}: no judgement rows")
     if not any(grade > 0 for judged in qrels.values() for grade in judged.values()):
@@ -441,25 +442,41 @@ def _cut(value: str, limit: int = 40) -> str:
 
 def _report_odd(
     path: Path, odd: dict[str, tuple[int, int, str]], *, matched: tuple[bool, bool],
-    names: tuple[str, str],
+    names: tuple[str, str], known: tuple[dict[str, int], dict[str, int]],
 ) -> None:
     """Warn once per kind of odd judgement in `path`; raise if no query (`matched[0]`) or no
-    document (`matched[1]`) of the file is known: then its ids do not match at all."""
+    document (`matched[1]`) of the file is known: then its ids do not match at all. `known`
+    holds the query and corpus ids, to name one the first unknown id differs from only in
+    its Unicode form."""
     if "regraded" in odd:
         count, lineno, pair = odd["regraded"]
         logger.warning("%s: %d judgement(s) grade a pair judged earlier in the file otherwise "
                        "(first: line %d, %s); the last grade is kept, as BEIR's loader keeps it",
                        path, count, lineno, pair)
-    for kind, name, known in (("query", names[0], matched[0]), ("corpus", names[1], matched[1])):
+    for kind, name, found, ids in (("query", names[0], matched[0], known[0]),
+                                   ("corpus", names[1], matched[1], known[1])):
         if kind in odd:
             count, lineno, ident = odd[kind]
-            first = f"first: line {lineno}, {kind} id {ident!r}"
-            if not known:
+            first = f"first: line {lineno}, {kind} id {ident!r}{form_hint(ident, ids)}"
+            if not found:
                 raise DataError(f"{path}: no judgement names a {kind} id of {name} ({first})")
             what = ("skipped (no query text)" if kind == "query" else
                     "kept: they count in nDCG's ideal, as in BEIR, but cannot be retrieved")
             logger.warning("%s: %d judgement(s) name %s ids not in %s (%s); %s", path, count,
                            kind, name, first, what)
+
+
+def form_hint(ident: str, known: Iterable[str]) -> str:
+    """Where `ident` and a known id differ only in Unicode form (NFC/NFD, which print alike:
+    one file written on macOS, one elsewhere), a note naming both by their code points."""
+    if ident.isascii():
+        return ""
+    target = unicodedata.normalize("NFC", ident)
+    match = next((k for k in known if unicodedata.normalize("NFC", k) == target), None)
+    if match is None:
+        return ""
+    return (f", which differs from the known id {match!r} only in its Unicode form "
+            f"({ident!a} against {match!a})")
 
 
 def _count(odd: dict[str, tuple[int, int, str]], kind: str, lineno: int, ident: str) -> None:

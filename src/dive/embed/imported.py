@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from dive.arrays import UNIT_NORM_TOLERANCE
-from dive.data.beir import Dataset, clean_id
+from dive.data.beir import Dataset, clean_id, form_hint
 from dive.embed.encode import dataset_fingerprint, model_label
 from dive.embed.resumable import check_embeddings_output
 from dive.embed.store import Embeddings, read_ids, read_matrix, save_embeddings
@@ -220,8 +220,8 @@ def _rows_in_order(vectors: Vectors, wanted: Sequence[str], what: str) -> np.nda
     extra = [(row, ident) for row, ident in enumerate(vectors.ids) if ident not in known]
     if extra:
         row, ident = extra[0]
-        raise DataError(f"{vectors.id_place(row)}: id {ident!r} is not in {what} "
-                        f"({len(extra)} of {len(vectors.ids)} ids are not)")
+        raise DataError(f"{vectors.id_place(row)}: id {ident!r}{form_hint(ident, known)} is "
+                        f"not in {what} ({len(extra)} of {len(vectors.ids)} ids are not)")
     if len(row_of) != len(known):
         absent = [str(ident) for ident in wanted if str(ident) not in row_of]
         raise DataError(f"{vectors.ids_from or vectors.where}: no vector for id {absent[0]!r} "
