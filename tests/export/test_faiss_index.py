@@ -512,3 +512,30 @@ def test_stored_rows_faiss_cannot_give_back_are_not_refused(
     check_stored_rows(SearchIndex(NoReconstruct(), list("abcd")), np.arange(4),
                       make_inputs(4, 8), name="v.npy")
     assert "v.npy: FAISS cannot give back the rows of this float32 index" in caplog.text
+
+
+def test_threads_saving_to_one_new_path_lose_with_already_exists(
+    tmp_path: Path, make_inputs: Any
+) -> None:
+    """Checked before the lock, a save in the middle of placing its files (its meta in place,
+    not yet its index) read as one that was killed: "pass overwrite=True", which would have
+    replaced the index the other thread saved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    index = build_index(make_inputs(2000, 64), model_sha256="0" * 64)
+
+    def save(path: Path) -> str:
+        try:
+            save_index(index, path)
+        except DiveError as exc:
+            return str(exc).replace(str(path), "PATH")
+        return "saved"
+
+    for trial in range(5):
+        path = tmp_path / str(trial) / "x.faiss"
+        path.parent.mkdir()
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(save, [path] * 16))
+        assert sorted(set(outcomes)) == [
+            "PATH: already exists; pass overwrite=True to replace it", "saved"]
+        assert outcomes.count("saved") == 1 and len(load_index(path)) == 2000

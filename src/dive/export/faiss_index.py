@@ -356,7 +356,8 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     """
     _check_index(index, "save_index")
     target = as_path(file, "save_index: file")
-    check_index_output(target, overwrite=overwrite)
+    with locked(target):  # not while another run's save is half in place (its sidecars)
+        check_index_output(target, overwrite=overwrite)
     ids = _check_ids(index.ids, len(index), "ids")
     ids_text = "".join(f"{i}\n" for i in ids).encode("utf-8")
     written: list[str] = []  # the index's SHA-256, once written
