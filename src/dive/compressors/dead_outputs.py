@@ -38,16 +38,16 @@ logger = logging.getLogger(__name__)
 RANK_RTOL = 1e-10
 
 
-def zero_dead_outputs(runtime: Runtime, corpus: np.ndarray, method: str,
-                      chunk: int = 65536) -> Runtime:
-    """`runtime` with its dead outputs' projection rows set to 0 (a warning says how many);
-    `DataError` when every output is dead, as no output could then rank anything. `corpus`
-    holds unit rows, as `Compressor.fit` passes them."""
+def output_energy(runtime: Runtime, corpus: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Each output's mean square over the `corpus` rows (unit rows, as `Compressor.fit` passes
+    them), as a share of the mean squared norm of what the projection reads: one pass over the
+    corpus. A method that knows these in closed form (PCA: its axes' variances) passes them to
+    `zero_dead_outputs` instead."""
     projection = runtime.projection
     if projection is None:
-        return runtime
+        return np.ones(runtime.output_dim)
     energy = np.zeros(projection.shape[0], dtype=np.float64)
-    scale = 0.0
+    scale = 0.0  # the summed squared norms of what the projection reads
     shift = None if runtime.center is None else projection @ runtime.center
     for start in range(0, corpus.shape[0], chunk):
         block = corpus[start : start + chunk]
@@ -56,18 +56,33 @@ def zero_dead_outputs(runtime: Runtime, corpus: np.ndarray, method: str,
         if shift is not None:
             z -= shift
         energy += np.square(z, dtype=np.float64).sum(axis=0)
-        scale += float(np.square(h, dtype=np.float64).sum())
-    dead = energy <= RANK_RTOL * scale
+        # unit rows read as they are: their norms need no pass
+        scale += (block.shape[0] if runtime.adapter is None else
+                  float(np.square(h, dtype=np.float64).sum()))
+    return energy / scale
+
+
+def zero_dead_outputs(runtime: Runtime, energy: np.ndarray, method: str, *,
+                      warn: bool = True) -> tuple[Runtime, int]:
+    """`runtime` with the projection rows of its dead outputs (`energy`, as `output_energy`
+    gives it, at most `RANK_RTOL`) set to 0, and how many it set; a warning says how many,
+    unless `warn` is False (the caller says it). `DataError` when every output is dead, as
+    no output could then rank anything."""
+    projection = runtime.projection
+    if projection is None:
+        return runtime, 0
+    dead = energy <= RANK_RTOL
     if dead.all():
         raise DataError(f"{method}: every output is 0 on every corpus row (the rows do not vary "
                         f"along any of its {projection.shape[0]} output directions beyond "
                         f"{RANK_RTOL:.0e} of their mean squared norm), so it could rank nothing")
     newly = dead & projection.any(axis=1)
     if not newly.any():
-        return runtime
-    logger.warning("%s: %d of the %d outputs are 0 on every corpus row up to rounding (the rows "
-                   "span fewer directions): set to exactly 0, so their codes do not change with "
-                   "the batch size", method, int(newly.sum()), projection.shape[0])
+        return runtime, 0
+    if warn:
+        logger.warning("%s: %d of the %d outputs are 0 on every corpus row up to rounding (the "
+                       "rows span fewer directions): set to exactly 0, so their codes do not "
+                       "change with the batch size", method, int(newly.sum()), projection.shape[0])
     kept = projection.copy()
     kept[dead] = 0
-    return replace(runtime, projection=kept)
+    return replace(runtime, projection=kept), int(newly.sum())

@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Literal, cast, get_args
 import numpy as np
 
 from dive.compressors.base import TrainingData
-from dive.compressors.dead_outputs import zero_dead_outputs
+from dive.compressors.dead_outputs import output_energy, zero_dead_outputs
 from dive.compressors.learned import LearnedCompressor, LearnedConfig
 from dive.compressors.options import Rule, at_least
 from dive.compressors.runtime import Runtime
@@ -300,7 +300,7 @@ class Dive(LearnedCompressor):
         runtime, diagnostics, summarise = fit_dive(
             corpus, train, dim=self.dim or corpus.shape[1], seed=self.seed, config=self.options
         )
-        runtime = zero_dead_outputs(runtime, corpus, self.method)
+        runtime, _ = zero_dead_outputs(runtime, output_energy(runtime, corpus), self.method)
         summary = summarise(time.perf_counter() - start)
         diagnostics["fit_seconds"] = round(summary.seconds, 4)
         self.fit_info_.diagnostics.update(diagnostics)

@@ -84,22 +84,28 @@ class PCA(Compressor):
         rank = min(numerical_rank(variances, second_moment), spanned)
         if spanned < dim:
             axes[spanned:] = 0
+        # Each axis's mean square over the rows: its variance, and uncentred the mean's part
+        # too. Past the rank a row's part is rounding noise (duplicates, rows on a subspace):
+        # those outputs are set to 0, unless, uncentred, the rows share a real offset there.
+        energy = np.clip(np.sort(variances)[::-1][:dim], 0, None)
+        if not self.centered:
+            energy += (axes.astype(np.float64) @ mean.astype(np.float64)) ** 2
+        center = mean if self.centered else None
+        runtime, dead = zero_dead_outputs(
+            Runtime(input_dim=corpus.shape[1], center=center, projection=axes),
+            energy / second_moment, self.method, warn=False)
+        zeroed = max(dim - spanned, 0) + dead
         if rank < min(spanned, dim):
-            # Fewer directions than rows allow (duplicates, a subspace): a row's part on the
-            # axes past the rank is rounding noise, which `zero_dead_outputs` sets to 0 (and
-            # says so) unless, uncentred, the rows share a real offset there.
-            zeroed = f"; those past {spanned} are set to 0" if spanned < dim else ""
             logger.warning("%s: fitted on %d corpus rows of numerical rank %d (axes with under "
                            "%.0e of the rows' mean squared norm count as none), below the %d "
-                           "output dimensions: those past %d hold rounding noise, not the data%s",
-                           self.method, corpus.shape[0], rank, RANK_RTOL, dim, rank, zeroed)
+                           "output dimensions: those past %d hold rounding noise, not the "
+                           "data%s", self.method, corpus.shape[0], rank, RANK_RTOL, dim, rank,
+                           f"; {zeroed} of the {dim} outputs are set to 0" if zeroed else "")
         elif spanned < dim:
             logger.warning("%s: fitted on %d corpus rows, which span at most %d of the %d "
                            "output dimensions; those past %d are set to 0", self.method,
                            corpus.shape[0], spanned, dim, spanned)
-        center = mean if self.centered else None
-        runtime = Runtime(input_dim=corpus.shape[1], center=center, projection=axes)
-        return zero_dead_outputs(runtime, corpus, self.method)
+        return runtime
 
 
 class PCAUncentered(PCA):
