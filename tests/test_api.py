@@ -28,7 +28,8 @@ def test_embed_stays_callable_once_the_package_is_imported() -> None:
 
 
 def test_embed_shows_the_signature_of_the_function_it_calls() -> None:
-    """`inspect.signature(dive.embed)` and `help` read `(*args, **kwargs)`."""
+    """`inspect.signature(dive.embed)` read `(*args, **kwargs)` (`help` renders the package,
+    whose docstring names `dive.api.embed`)."""
     assert inspect.signature(dive.embed) == inspect.signature(dive.api.embed)
     assert "model" in inspect.signature(dive.embed).parameters
 

@@ -114,6 +114,9 @@ def test_ray_nan_row_named_by_id_and_in_memory_model(
         compress_dataset(ds, other)
     with pytest.raises(DiveError, match="dtype must be one of"):
         compress_dataset(ds, runtime, dtype="int8")  # type: ignore[arg-type]
+    # a Ray task's UserCodeException once the pipeline ran, not an error before it starts
+    with pytest.raises(DiveError, match=r"^output_column is an int; expected a column name"):
+        compress_dataset(ds, runtime, output_column=5)  # type: ignore[arg-type]
 
 
 def test_cli_bad_row_on_ray_is_one_line(

@@ -156,6 +156,7 @@ def compress_dataset(
     autoscale to the cluster).
     """
     ray = import_ray()
+    column, id_column, output_column = column_names(column, id_column, output_column)
     batch_size = positive_integer(batch_size, "batch_size")
     runtime = resolve_runtime(model)  # checks the folder once, on the driver
     output_dtype(runtime, dtype)  # a bad dtype fails here, before any worker starts
@@ -168,7 +169,7 @@ def compress_dataset(
         fn_constructor_kwargs={
             "model": shipped,
             "column": column,
-            "output_column": output_column or column,
+            "output_column": output_column,
             "dtype": dtype,
             "id_column": id_column,
         },
