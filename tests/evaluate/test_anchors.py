@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -265,3 +266,22 @@ def test_anchor_rows_go_through_the_report(make_tiny, tmp_path: Path) -> None:
     assert "faiss-pq:4@rescore4" in text
     assert "best anchor" in text and "faiss-pca-sq8 d=8" in text
     assert (tmp_path / "report" / "ndcg_vs_bytes.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("missing", "anchors", "precisions", "message"), [
+    ("faiss", ["st-int8"], ["float32"], r"FAISS .* install dive-compress\[faiss\]"),
+    ("faiss", [], ["float32", "opq4"], r"needs faiss-cpu; install dive-compress\[faiss\]"),
+    ("sentence_transformers", ["faiss-pq:4", "st-binary"], ["float32"],
+     r"sentence-transformers anchors need sentence-transformers; install dive-compress\[embed\]"),
+])
+def test_a_missing_package_an_anchor_or_precision_needs_fails_before_any_run(
+    missing: str, anchors: list[str], precisions: list[str], message: str,
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found at the first run that needed it: every run before it (hours of fits, in a real
+    grid) had run and been recorded first."""
+    monkeypatch.setitem(sys.modules, missing, None)  # `import missing` raises ImportError
+    results = tmp_path / "r.jsonl"
+    with pytest.raises(DiveError, match=message):
+        run_grid(grid(tiny, anchors, precisions=precisions, rescores=[0]), ResultsFile(results))
+    assert not results.exists()

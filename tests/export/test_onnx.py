@@ -119,3 +119,19 @@ def test_onnx_export_replaces_only_an_onnx_file_dive_wrote(tmp_path: Path) -> No
         export_onnx(runtime, ours)  # kept by default
     export_onnx(Runtime(input_dim=6), ours, overwrite=True)  # replaced when asked
     assert run_onnx(ours, np.eye(6, dtype=np.float32)).shape == (6, 6)
+
+
+def test_without_onnx_replacing_an_export_names_the_missing_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check that the file is dive's own swallowed the missing package: "exists and is
+    not an ONNX file dive exported", of the file dive had exported."""
+    import sys
+
+    ours = export_onnx(Runtime(input_dim=4), tmp_path / "m.onnx")
+    before = ours.read_bytes()
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(DiveError, match=r"^ONNX export needs the onnx package; install "
+                                        r"dive-compress\[onnx\]$"):
+        export_onnx(Runtime(input_dim=4), ours, overwrite=True)
+    assert ours.read_bytes() == before

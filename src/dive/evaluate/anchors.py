@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -262,6 +263,17 @@ class AnchorIndex:
         return rows, scores
 
 
+def check_packages(anchors: Sequence[str], products: bool) -> None:
+    """`DiveError` before any run when the `anchors` (or, with `products`, an `opqM`
+    precision) need FAISS or sentence-transformers and it is missing: the grid stopped at
+    the first run needing it, after every run before it (hours of fits)."""
+    families = {parse_anchor(spec).family for spec in anchors}
+    if families or products:
+        import_faiss()
+    if any(family.startswith("st-") for family in families):
+        _import_quantize()
+
+
 def import_faiss() -> Any:
     try:
         import faiss
@@ -271,13 +283,17 @@ def import_faiss() -> Any:
     return faiss
 
 
-def _quantize(x: np.ndarray, precision: str, **kwargs: Any) -> np.ndarray:
+def _import_quantize() -> Any:
     try:
         from sentence_transformers import quantize_embeddings
     except ImportError:
         raise DiveError("sentence-transformers anchors need sentence-transformers; install "
                         "dive-compress[embed]") from None
-    codes = quantize_embeddings(x, precision=precision, **kwargs)  # type: ignore[arg-type]
+    return quantize_embeddings
+
+
+def _quantize(x: np.ndarray, precision: str, **kwargs: Any) -> np.ndarray:
+    codes = _import_quantize()(x, precision=precision, **kwargs)
     return np.ascontiguousarray(codes)
 
 

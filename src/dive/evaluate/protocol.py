@@ -39,7 +39,7 @@ from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.embed.encode import model_label
 from dive.errors import DataError, DiveError, about
-from dive.evaluate.anchors import Anchor, is_anchor, parse_anchor
+from dive.evaluate.anchors import Anchor, check_packages, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
 from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variants
 from dive.evaluate.product import check_stage, is_product, product_bytes
@@ -458,6 +458,7 @@ def run_grid(
     if spec.embeddings_dir and len(given) != 1:
         raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
                         f"{len(given)} datasets were given", param="embeddings_dir")
+    check_packages(spec.anchors, any(is_product(p) for p in spec.precisions))
     learned = []
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         with about("methods"):

@@ -173,9 +173,9 @@ def is_onnx_export(path: Path) -> bool:
     """Whether `path` is an ONNX file `export_onnx` wrote (its producer is dive)."""
     if not path.is_file():
         return False
+    onnx = _import_onnx()  # without it, say so: not that dive's own export is not dive's
     try:
-        return bool(_import_onnx().load(str(path), load_external_data=False).producer_name
-                    == "dive")
+        return bool(onnx.load(str(path), load_external_data=False).producer_name == "dive")
     except Exception:  # any unreadable file is simply not ours
         return False
 

@@ -101,7 +101,12 @@ def load_sentence_transformer(path: str | os.PathLike[str], device: str = "cpu")
     Only such a folder: a mistyped path went to the Hugging Face hub (about 80 s of retries
     offline), and a module-only export or a dive model folder was transformers' "Unrecognized
     model"; both are a `DataError` naming the path."""
-    from sentence_transformers import SentenceTransformer
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        from dive.embed.encode import no_embed_extra
+
+        raise no_embed_extra(exc) from None
 
     folder = as_path(path, "load_sentence_transformer: path")
     if not folder.is_dir():
