@@ -735,3 +735,21 @@ def test_the_cli_refuses_an_id_column_for_a_column_added_in_place(
     assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
                  uri(db, "docs"), "--output-column", "v8", "--id-column", "",
                  "--no-progress"]) == 0  # '': no ids, which is what a column in place writes
+
+
+@pytest.mark.parametrize(("module", "function"), [("lancedb", "import_lancedb"),
+                                                  ("ray", "import_ray")])
+def test_without_pyarrow_the_engines_name_pyarrow(module: str, function: str) -> None:
+    """Both named only their own packages (lancedb and pylance; ray[data]), installed here:
+    their imports fail on the pyarrow they import."""
+    code = ("import sys\n"
+            "class NoPyarrow:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'pyarrow':\n"
+            "            raise ImportError('no pyarrow here', name=name)\n"
+            "sys.meta_path.insert(0, NoPyarrow())\n"
+            f"from dive.integrations.{module} import {function}\n"
+            f"try:\n    {function}()\nexcept Exception as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "(missing: pyarrow)" in out and "pip install 'dive-compress[" in out

@@ -78,9 +78,9 @@ def import_lancedb() -> Any:
     try:
         import lance  # noqa: F401  (adding a column goes through pylance)
         import lancedb
-    except ImportError:
-        raise DiveError("LanceDB tables need lancedb and pylance: pip install "
-                        "'dive-compress[lancedb]'") from None
+    except ImportError as exc:  # named: without pyarrow, lance's own import fails
+        raise DiveError(f"LanceDB tables need lancedb, pylance and pyarrow (missing: "
+                        f"{exc.name or exc}): pip install 'dive-compress[lancedb]'") from None
     import_pyarrow()
     return lancedb
 

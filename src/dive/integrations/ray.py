@@ -70,10 +70,9 @@ def import_ray() -> Any:
     try:
         import ray
         import ray.data
-    except ImportError:
-        raise DiveError(
-            "the Ray engine needs ray[data]: pip install 'dive-compress[ray]'"
-        ) from None
+    except ImportError as exc:  # named: without pyarrow, Ray Data's own import fails
+        raise DiveError(f"the Ray engine needs ray[data] (missing: {exc.name or exc}): pip install "
+                        "'dive-compress[ray]'") from None
     return ray
 
 
