@@ -28,8 +28,6 @@ from dive.errors import DataError
 logger = logging.getLogger(__name__)
 
 
-
-
 def principal_axes(x: np.ndarray, dim: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """Return (mean (D,), axes (dim, D)) of `x`, axes sorted by decreasing variance."""
     mean, axes, _ = _principal_axes(x, dim, chunk)

@@ -65,7 +65,7 @@ class _CallablePackage(types.ModuleType):
 
     @property
     def __signature__(self) -> inspect.Signature:
-        """`dive.api.embed`'s, for `inspect.signature` and `help` (not `*args, **kwargs`)."""
+        """`dive.api.embed`'s, for `inspect.signature` (not `*args, **kwargs`)."""
         from dive.api import embed
 
         return inspect.signature(embed)

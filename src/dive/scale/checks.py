@@ -1,7 +1,8 @@
 """What a compress run refuses before any work starts, each with an error naming the path:
 an output that is not an earlier compress output (`check_compress_output`), lies in the input
 (`check_apart`) or has the wrong suffix; a store of no rows, of vectors of another dimension,
-with a broken link among its shards; a Parquet store's null or repeated ids (`check_ids`).
+with a broken link among its shards; a Parquet store's null or repeated ids (`check_ids`); a
+column name that is not a string, or an id column that is the output column (`column_names`).
 `store_row_error` words the error about one row of a store, here and for the rows the work reads.
 
 Left out: checks of the vectors themselves (finite, non-zero), made as each chunk is compressed
