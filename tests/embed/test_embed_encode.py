@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -566,6 +567,18 @@ def test_missing_corpus_id_names_folder_and_id(tmp_path: Path, no_encoding: None
     ds = FakeDataset(corpus_ids=["d0", "d7", "d2"])
     with pytest.raises(DataError, match=r"e: corpus id 'd7' of dataset toy has no embedding"):
         get_embeddings(ds, embeddings_dir=tmp_path / "e")
+
+
+def test_a_missing_id_in_another_unicode_form_is_named_as_such(
+    tmp_path: Path, no_encoding: None
+) -> None:
+    """The folder's 'café' (NFD) against the dataset's (NFC) printed two ids that look alike."""
+    nfd, nfc = "cafe\u0301", "caf\u00e9"
+    save_embeddings(tmp_path / "e", _stored(1, FakeDataset(corpus_ids=["d0", nfd, "d2"])))
+    with pytest.raises(DataError, match=re.escape(
+            f"e: corpus id {nfc!r}, which differs from the known id {nfd!r} only in its Unicode "
+            "form ('caf\\xe9' against 'cafe\\u0301'), of dataset toy has no embedding")):
+        get_embeddings(FakeDataset(corpus_ids=["d0", nfc, "d2"]), embeddings_dir=tmp_path / "e")
 
 
 def test_missing_query_id_names_folder_and_id(tmp_path: Path, no_encoding: None) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive.arrays import l2_normalize, positive_integer
+from dive.data.beir import form_hint
 from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta
 from dive.errors import DataError, DiveError
 
@@ -543,6 +544,6 @@ def _check_covers(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
         present = set(have)
         for ident in wanted:
             if str(ident) not in present:
-                raise DataError(
-                    f"{folder}: {kind} id {str(ident)!r} of dataset {dataset.name} has no embedding"
-                )
+                hint = form_hint(str(ident), present)
+                raise DataError(f"{folder}: {kind} id {str(ident)!r}{hint}{',' if hint else ''} "
+                                f"of dataset {dataset.name} has no embedding")

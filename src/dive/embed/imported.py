@@ -220,7 +220,8 @@ def _rows_in_order(vectors: Vectors, wanted: Sequence[str], what: str) -> np.nda
     extra = [(row, ident) for row, ident in enumerate(vectors.ids) if ident not in known]
     if extra:
         row, ident = extra[0]
-        raise DataError(f"{vectors.id_place(row)}: id {ident!r}{form_hint(ident, known)} is "
+        hint = form_hint(ident, known)
+        raise DataError(f"{vectors.id_place(row)}: id {ident!r}{hint}{',' if hint else ''} is "
                         f"not in {what} ({len(extra)} of {len(vectors.ids)} ids are not)")
     if len(row_of) != len(known):
         absent = [str(ident) for ident in wanted if str(ident) not in row_of]
