@@ -539,3 +539,14 @@ def test_threads_saving_to_one_new_path_lose_with_already_exists(
         assert sorted(set(outcomes)) == [
             "PATH: already exists; pass overwrite=True to replace it", "saved"]
         assert outcomes.count("saved") == 1 and len(load_index(path)) == 2000
+
+
+def test_a_refused_save_into_new_folders_leaves_none_behind(
+    tmp_path: Path, make_inputs: Any
+) -> None:
+    """Checked under the folder's lock from the first check, a save made the folders (to
+    lock them) before it was refused."""
+    index = build_index(make_inputs(8, 4))
+    with pytest.raises(DiveError, match="overwrite must be True or False"):
+        save_index(index, tmp_path / "a" / "b" / "x.faiss", overwrite="yes")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

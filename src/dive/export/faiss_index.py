@@ -356,8 +356,15 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
     """
     _check_index(index, "save_index")
     target = as_path(file, "save_index: file")
-    with locked(target):  # not while another run's save is half in place (its sidecars)
+    try:
         check_index_output(target, overwrite=overwrite)
+    except DiveError:
+        if not target.parent.is_dir():
+            raise
+        # Another run's save half in place (its sidecars, not yet its index) reads as one that
+        # was killed, or as foreign files: look again once it is done, under its lock.
+        with locked(target):
+            check_index_output(target, overwrite=overwrite)
     ids = _check_ids(index.ids, len(index), "ids")
     ids_text = "".join(f"{i}\n" for i in ids).encode("utf-8")
     written: list[str] = []  # the index's SHA-256, once written
