@@ -276,12 +276,31 @@ def test_anchor_rows_go_through_the_report(make_tiny, tmp_path: Path) -> None:
 ])
 def test_a_missing_package_an_anchor_or_precision_needs_fails_before_any_run(
     missing: str, anchors: list[str], precisions: list[str], message: str,
-    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    make_tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Found at the first run that needed it: every run before it (hours of fits, in a real
     grid) had run and been recorded first."""
+    data = make_tiny(n_docs=300)
     monkeypatch.setitem(sys.modules, missing, None)  # `import missing` raises ImportError
     results = tmp_path / "r.jsonl"
     with pytest.raises(DiveError, match=message):
-        run_grid(grid(tiny, anchors, precisions=precisions, rescores=[0]), ResultsFile(results))
+        run_grid(grid(data, anchors, precisions=precisions, rescores=[0]), ResultsFile(results))
     assert not results.exists()
+
+
+def test_a_grid_whose_faiss_runs_are_all_recorded_reruns_without_faiss(
+    make_tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the runs due need the package: a rerun (to add a method, or to report) of a grid
+    whose anchor and opqM runs are recorded was refused without FAISS."""
+    data = make_tiny(n_docs=300)
+    results = ResultsFile(tmp_path / "r.jsonl")
+    spec = grid(data, ["faiss-pq:4"], precisions=["float32", "opq4"], rescores=[0])
+    first = run_grid(spec, results)
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    again = run_grid(grid(data, ["faiss-pq:4"], methods=["frozen", "pca", "truncate"],
+                          precisions=["float32"], rescores=[0]), results)
+    assert {r["method"] for r in again} == {r["method"] for r in first} | {"truncate"}
+    with pytest.raises(DiveError, match=r"needs faiss-cpu"):  # truncate's opq4 run is due
+        run_grid(grid(data, [], methods=["truncate"], precisions=["float32", "opq4"],
+                      rescores=[0]), results)

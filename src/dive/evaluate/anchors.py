@@ -264,9 +264,10 @@ class AnchorIndex:
 
 
 def check_packages(anchors: Sequence[str], products: bool) -> None:
-    """`DiveError` before any run when the `anchors` (or, with `products`, an `opqM`
-    precision) need FAISS or sentence-transformers and it is missing: the grid stopped at
-    the first run needing it, after every run before it (hours of fits)."""
+    """`DiveError` when the `anchors` (or, with `products`, an `opqM` precision) of the runs
+    due need FAISS or sentence-transformers and it is missing, checked before the first of
+    them: the grid stopped at the first run needing it, after every run before it (hours of
+    fits)."""
     families = {parse_anchor(spec).family for spec in anchors}
     if families or products:
         import_faiss()

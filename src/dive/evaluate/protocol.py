@@ -458,7 +458,6 @@ def run_grid(
     if spec.embeddings_dir and len(given) != 1:
         raise DataError(f"embeddings_dir is one dataset's embeddings folder, but "
                         f"{len(given)} datasets were given", param="embeddings_dir")
-    check_packages(spec.anchors, any(is_product(p) for p in spec.precisions))
     learned = []
     for method in spec.methods:  # fail fast on a bad method spec, before any work
         with about("methods"):
@@ -487,6 +486,12 @@ def run_grid(
                 "running them again (benchmarks/backfill_fingerprints.py in dive's repository "
                 "marks such records as computed from the data at hand)", results.path, unmarked)
         _warn_of_others_on_other_data(results, tasks, fingerprint, name)
+        due = [(task, variant) for task in tasks
+               for variant, key in zip(task.variants, task.keys, strict=True)
+               if not results.current(key, fingerprint)]
+        # a package the runs due need, before the first of them (not at the first needing it)
+        check_packages([t.method for t, _ in due if is_anchor(t.method)],
+                       any(is_product(v.precision) for _, v in due))
         splits: dict[tuple[int | None, int], QuerySplit] = {(None, spec.seeds[0]): whole}
         unsupervised: dict[tuple[Any, ...], dict[Variant, dict[str, Any]]] = {}
         for index, task in enumerate(tasks, start=1):
