@@ -175,12 +175,12 @@ def test_pca_on_rows_of_lower_rank_than_dim_warns_and_keeps_its_outputs(
     rows = np.repeat(corpus[:5], 200, axis=0)
     with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
         fitted = make_compressor(method, 8).fit(rows)
-    zeroed = "; 4 of the 8 outputs are set to 0" if method == "pca" else ""
+    zeroed = "; outputs set to 0: 4 of 8" if method == "pca" else ""
     assert caplog.messages == [f"{method}: fitted on 1000 corpus rows of numerical rank 4 (axes "
                                "with under 1e-10 of the rows' mean squared norm count as none), "
                                "below "
-                               "the 8 output dimensions: those past 4 hold rounding noise, not "
-                               f"the data{zeroed}"]
+                               f"the 8 output dimensions: the rows do not vary along the axes "
+                               f"past 4{zeroed}"]
     # centred, the rows' part past the rank is rounding noise: zeroed; uncentred, the rows
     # share a real offset there (they span an affine subspace off the origin): the fit is
     # what it was
@@ -202,8 +202,8 @@ def test_pca_on_few_rows_with_duplicates_warns_of_the_rank_and_the_zeroed_axes(
         fitted = make_compressor("pca", 8).fit(rows)
     assert caplog.messages == ["pca: fitted on 5 corpus rows of numerical rank 3 (axes with "
                                "under 1e-10 of the rows' mean squared norm count as none), below "
-                               "the 8 output dimensions: those past 3 hold rounding noise, not "
-                               "the data; 5 of the 8 outputs are set to 0"]
+                               "the 8 output dimensions: the rows do not vary along the axes "
+                               "past 3; outputs set to 0: 5 of 8"]
     projection = fitted.fitted_runtime().projection
     assert projection is not None and not projection[3:].any() and projection[2].any()
 
@@ -274,3 +274,29 @@ def test_frozen_refits_on_other_data_and_ignores_its_dim() -> None:
     assert frozen.fit(a).transform(a).shape == (50, 64)
     assert frozen.fit(b).transform(b).shape == (50, 32) and frozen.config()["dim"] == 32
     assert make_compressor("frozen", 128).fit(a).config()["dim"] == 64
+
+
+def test_dead_outputs_are_zeroed_counted_and_said_and_all_dead_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dive.compressors.dead_outputs import output_energy, zero_dead_outputs
+    from dive.compressors.runtime import Runtime
+
+    rng = np.random.default_rng(0)
+    rows = np.zeros((50, 6), np.float32)
+    rows[:, :3] = rng.standard_normal((50, 3))  # the rows span the first 3 coordinates
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    axes = np.linalg.qr(rng.standard_normal((6, 6)))[0].T.astype(np.float32)
+    axes[3:, :3] = 0  # three outputs read only coordinates the rows never use
+    axes[3:] /= np.linalg.norm(axes[3:], axis=1, keepdims=True)
+    runtime = Runtime(input_dim=6, projection=axes)
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.dead_outputs"):
+        kept, count = zero_dead_outputs(runtime, output_energy(runtime, rows), "m")
+    assert count == 3 and kept.projection is not None
+    assert not kept.projection[3:].any() and np.array_equal(kept.projection[:3], axes[:3])
+    assert caplog.messages == ["m: outputs that are 0 on every corpus row up to rounding (the "
+                               "rows span fewer directions): 3 of 6, set to exactly 0, so their "
+                               "codes do not change with the batch size"]
+    with pytest.raises(DataError, match=r"^m: every output is 0 on every corpus row"):
+        zero_dead_outputs(Runtime(input_dim=6, projection=axes[3:]),
+                          output_energy(Runtime(input_dim=6, projection=axes[3:]), rows), "m")

@@ -456,5 +456,6 @@ def test_the_unicode_form_hint_names_only_ids_equal_once_composed() -> None:
     assert form_hint("cafe\u0301", ["d1", "caf\u00e9"]) == (
         ", which differs from the known id 'caf\u00e9' only in its Unicode form ('cafe\\u0301' "
         "against 'caf\\xe9')")
-    assert form_hint("cafe", ["caf\u00e9"]) == ""  # ASCII: no form to differ in
+    assert form_hint("cafe", ["caf\u00e9"]) == ""  # another word, not another form
+    assert form_hint("K1", ["\u212a1"]).startswith(", which differs from the known id '\u212a1'")
     assert form_hint("caf\u00e8", ["caf\u00e9"]) == ""  # another letter, not another form

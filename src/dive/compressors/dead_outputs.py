@@ -80,9 +80,10 @@ def zero_dead_outputs(runtime: Runtime, energy: np.ndarray, method: str, *,
     if not newly.any():
         return runtime, 0
     if warn:
-        logger.warning("%s: %d of the %d outputs are 0 on every corpus row up to rounding (the "
-                       "rows span fewer directions): set to exactly 0, so their codes do not "
-                       "change with the batch size", method, int(newly.sum()), projection.shape[0])
+        logger.warning("%s: outputs that are 0 on every corpus row up to rounding (the rows "
+                       "span fewer directions): %d of %d, set to exactly 0, so their codes do "
+                       "not change with the batch size", method, int(newly.sum()),
+                       projection.shape[0])
     kept = projection.copy()
     kept[dead] = 0
     return replace(runtime, projection=kept), int(newly.sum())

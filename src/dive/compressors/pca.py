@@ -96,9 +96,9 @@ class PCA(Compressor):
         if rank < min(spanned, dim):
             logger.warning("%s: fitted on %d corpus rows of numerical rank %d (axes with under "
                            "%.0e of the rows' mean squared norm count as none), below the %d "
-                           "output dimensions: those past %d hold rounding noise, not the "
-                           "data%s", self.method, corpus.shape[0], rank, RANK_RTOL, dim, rank,
-                           f"; {zeroed} of the {dim} outputs are set to 0" if zeroed else "")
+                           "output dimensions: the rows do not vary along the axes past %d%s",
+                           self.method, corpus.shape[0], rank, RANK_RTOL, dim, rank,
+                           f"; outputs set to 0: {zeroed} of {dim}" if zeroed else "")
         elif spanned < dim:
             logger.warning("%s: fitted on %d corpus rows, which span at most %d of the %d "
                            "output dimensions; those past %d are set to 0", self.method,

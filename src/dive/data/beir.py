@@ -469,8 +469,6 @@ def _report_odd(
 def form_hint(ident: str, known: Iterable[str]) -> str:
     """Where `ident` and a known id differ only in Unicode form (NFC/NFD, which print alike:
     one file written on macOS, one elsewhere), a note naming both by their code points."""
-    if ident.isascii():
-        return ""
     target = unicodedata.normalize("NFC", ident)
     match = next((k for k in known if unicodedata.normalize("NFC", k) == target), None)
     if match is None:
