@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def kind_of(value: object) -> str:
@@ -31,6 +32,18 @@ class DiveError(Exception):
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its message and attributes, not through `__init__` again: subclasses
+        # word the message there (`BadRowError(name, row, problem)` could not be unpickled, so
+        # a bad row in a multiprocessing worker hung the pool; `TrainingDiverged` doubled it).
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type[DiveError], args: tuple[Any, ...], state: dict[str, Any]) -> DiveError:
+    error = BaseException.__new__(cls, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class DataError(DiveError, ValueError):
