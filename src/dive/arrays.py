@@ -14,7 +14,7 @@ import mmap
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -23,6 +23,28 @@ from dive.errors import DataError, DiveError
 
 # float32 norms of unit vectors sit within ~1e-6 of 1; 1e-3 only catches real mistakes.
 UNIT_NORM_TOLERANCE = 1e-3
+
+
+class ArrayFields:
+    """`==` for a dataclass holding numpy arrays (declared with `eq=False`): the same type,
+    and every field equal, arrays by dtype, shape and values. The generated `==` asked numpy
+    for the truth of a whole array (a ValueError comparing a runtime with its own copy).
+    Unhashable, as its arrays are."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name))
+                   for f in fields(self))  # type: ignore[arg-type]
+
+
+def _same(x: object, y: object) -> bool:
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype
+                and np.array_equal(x, y))
+    return bool(x == y)
 
 
 class BadRowError(DataError):

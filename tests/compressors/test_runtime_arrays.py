@@ -88,3 +88,23 @@ def _arrays(dim: int = 12, rank: int = 6) -> dict[str, np.ndarray]:
 def test_a_runtime_built_by_hand_is_checked_when_built(build: object, message: str) -> None:
     with pytest.raises(DataError, match=message):
         build(_arrays())  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_runtime_equals_its_copies_by_value_and_is_unhashable(
+    precision: str, corpus: np.ndarray
+) -> None:
+    """The generated `==` asked numpy for the truth of a whole array: comparing a runtime
+    with its own deep copy or unpickled self was a ValueError."""
+    import copy
+    import pickle
+
+    runtime = full_runtime(dim=corpus.shape[1]).with_precision(precision, corpus)
+    assert runtime == copy.deepcopy(runtime) == pickle.loads(pickle.dumps(runtime))
+    assert runtime == rebuilt(runtime)
+    assert runtime != full_runtime(dim=corpus.shape[1], seed=1).with_precision(precision, corpus)
+    projection = runtime.projection.astype(np.float64)  # type: ignore[union-attr]
+    assert Runtime(runtime.input_dim, runtime.adapter, runtime.center,
+                   projection.astype(np.float32), runtime.quantizer) == runtime
+    with pytest.raises(TypeError, match="unhashable type: 'Runtime'"):
+        hash(runtime)

@@ -32,7 +32,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from dive.arrays import as_embeddings, check_floating
+from dive.arrays import ArrayFields, as_embeddings, check_floating
 from dive.errors import DataError, DiveError
 
 logger = logging.getLogger(__name__)
@@ -82,8 +82,8 @@ def pack_weights(dim: int) -> np.ndarray:
     return weights
 
 
-@dataclass(frozen=True)
-class Quantizer:
+@dataclass(frozen=True, eq=False)
+class Quantizer(ArrayFields):
     """One precision for `dim`-dim vectors; `low`/`width` (dim,) are int8's calibrated range."""
 
     precision: Precision

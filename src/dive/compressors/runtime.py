@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dive.arrays import BadRowError, as_unit_rows, is_integer, positive_integer
+from dive.arrays import ArrayFields, BadRowError, as_unit_rows, is_integer, positive_integer
 from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
 from dive.errors import DataError
 
@@ -55,8 +55,8 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     )
 
 
-@dataclass(frozen=True)
-class Adapter:
+@dataclass(frozen=True, eq=False)
+class Adapter(ArrayFields):
     """Residual MLP h = x + w2 @ act(w1 @ x + b1) + b2 (weights in torch's (out, in) layout)."""
 
     w1: np.ndarray  # (r, D)
@@ -80,8 +80,8 @@ class Adapter:
         return int(self.w1.size + self.b1.size + self.w2.size + self.b2.size)
 
 
-@dataclass(frozen=True)
-class Runtime:
+@dataclass(frozen=True, eq=False)
+class Runtime(ArrayFields):
     """One fitted compressor as plain arrays: optional adapter, centre, projection, quantizer.
 
     Checked when built, as `from_arrays` checks arrays read from a file: arrays whose shapes
