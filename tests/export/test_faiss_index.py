@@ -550,3 +550,21 @@ def test_a_refused_save_into_new_folders_leaves_none_behind(
     with pytest.raises(DiveError, match="overwrite must be True or False"):
         save_index(index, tmp_path / "a" / "b" / "x.faiss", overwrite="yes")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16", "int8", "binary"])
+def test_an_index_pickles_and_copies_with_its_results(precision: str, make_inputs: Any) -> None:
+    """A binary index was FAISS's SWIG TypeError in `pickle.dumps` and `copy.deepcopy`."""
+    import copy
+    import pickle
+
+    from dive.compressors.precision import calibrate
+
+    x = make_inputs(300, 16)
+    quantizer = None if precision == "float32" else calibrate(precision, x)  # type: ignore[arg-type]
+    index = build_index(x if quantizer is None else quantizer.encode(x), quantizer=quantizer)
+    want = search_index(index, x[:5])
+    for again in (pickle.loads(pickle.dumps(index)), copy.deepcopy(index)):
+        assert again.ids == index.ids and again.precision == index.precision
+        got = search_index(again, x[:5])
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

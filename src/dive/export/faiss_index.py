@@ -102,6 +102,21 @@ class SearchIndex:
     precision: str = "float32"  # a `Precision`, or `opq{M}` (product quantization)
     vector_dim: int | None = None  # d of the vectors; None: the index's own (not binary)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # FAISS pickles its float indexes but not its binary ones (a SWIG TypeError): both
+        # travel as FAISS's own serialised bytes, as `save_index` writes them.
+        faiss, state = _import_faiss(), dict(self.__dict__)
+        binary = isinstance(self.index, faiss.IndexBinary)
+        serialise = faiss.serialize_index_binary if binary else faiss.serialize_index
+        state["index"] = (binary, serialise(self.index))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        faiss = _import_faiss()
+        binary, data = state["index"]
+        read = faiss.deserialize_index_binary if binary else faiss.deserialize_index
+        self.__dict__.update(state, index=read(data))
+
     @property
     def dim(self) -> int:
         """The dimension of the compressed vectors it holds (and of its queries)."""
