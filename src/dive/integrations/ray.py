@@ -109,8 +109,8 @@ class CompressBatch:
             raise DataError(f"{where}: {self._row(batch, row)} contains NaN or inf")
         try:
             y = self.runtime(x)
-        except BadRowError as exc:  # a zero row: its batch row means nothing, and Ray cannot
-            # carry a BadRowError back to the driver (it does not pickle), so name the id
+        except BadRowError as exc:  # a zero row: its row in the batch means nothing to a
+            # user, so name its id
             raise DataError(f"{where}: {self._row(batch, exc.row)} {exc.problem}") from None
         vectors = vector_array(y.astype(self.dtype, copy=False))
         names = batch.column_names
