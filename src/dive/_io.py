@@ -674,6 +674,19 @@ def parse_json(text: str, where: str) -> Any:
         raise DataError(f"{where}: not valid JSON (nested too deeply)") from None
 
 
+def parse_json_object(data: bytes, where: str, *, encoding: str = "utf-8") -> dict[str, Any]:
+    """`data` decoded and parsed as one JSON object (a config or meta file), or one
+    `DataError` naming `where`."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc})") from None
+    value = parse_json(text, where)
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def as_path(value: object, what: str) -> Path:
     """`value` as a Path, or `DiveError` naming the parameter `what` (not os.fspath's
     "expected str, bytes or os.PathLike object, not NoneType" from deep inside a writer)."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from dive._io import naming_os_errors, parse_json, publish, read_one_save, temporary
+from dive._io import naming_os_errors, parse_json_object, publish, read_one_save, temporary
 from dive.arrays import (
     UNIT_NORM_TOLERANCE,
     check_matrix_shape,
@@ -224,14 +224,7 @@ def _read_files(root: Path, mmap: bool) -> tuple[
 
 def read_meta(path: Path) -> dict[str, Any]:
     """An embeddings folder's meta.json as a dict, or `DataError` naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    meta = parse_json(text, str(path))
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(meta).__name__}")
-    return meta
+    return parse_json_object(path.read_bytes(), str(path))
 
 
 def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:

@@ -44,6 +44,7 @@ from dive._io import (
     check_output,
     naming_os_errors,
     parse_json,
+    parse_json_object,
     publish,
     read_one_save,
     temporary,
@@ -462,14 +463,8 @@ def _positive_int(value: Any) -> bool:
 
 def read_config(path: Path, data: bytes) -> dict[str, Any]:
     """Parse and check `data`, the bytes of `path` (config.json); fills optional fields."""
-    try:
-        # utf-8-sig: an editor may save the file with a byte-order mark, as BEIR files may have
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    config = parse_json(text, str(path))
-    if not isinstance(config, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    # utf-8-sig: an editor may save the file with a byte-order mark, as BEIR files may have
+    config = parse_json_object(data, str(path), encoding="utf-8-sig")
     if config.get("format") != FORMAT:  # every format_version writes it
         raise DataError(f"{path}: format is {config.get('format')!r}, expected {FORMAT!r} "
                         "(not a saved dive compressor folder)")
