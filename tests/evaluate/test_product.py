@@ -85,6 +85,8 @@ def test_the_grid_scores_compressed_outputs_at_an_opq_stage_and_resumes(
     assert (opq["precision"], opq["bytes_per_vector"], opq["dim"]) == ("opq4", 4, 8)
     assert labels["pca@opq4+rescore4"]["rescore_bytes_per_vector"] == 4 * 32
     assert opq["ndcg@10"] != labels["pca"]["ndcg@10"]  # 4 bytes are not 32
+    # the stage's OPQ rotation (8 x 8) and 4 codebooks of 256 centroids (2 values each)
+    assert opq["n_params"] == labels["pca"]["n_params"] + 8 * 8 + 4 * 256 * 2
     assert len({record_key(r) for r in read_records(results)}) == len(records) == 5
     again = run_grid(grid(data), ResultsFile(results))
     assert len(again) == 5 and len(read_records(results)) == 5  # nothing run twice

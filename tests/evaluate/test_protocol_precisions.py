@@ -174,3 +174,13 @@ def test_records_with_a_bad_variant_are_refused(tmp_path: Path) -> None:
         (tmp_path / "r.jsonl").write_text(base + extra + "}\n")
         with pytest.raises(DataError, match=message):
             read_records(tmp_path / "r.jsonl")
+
+
+def test_a_record_counts_the_values_its_first_stage_was_fitted(tiny: tuple[Path, Path]) -> None:
+    records = run_grid(spec(tiny, rescores=[0]), ResultsFile(tiny[0].parent / "r.jsonl"))
+    pca = {r["precision"]: r["n_params"] for r in records if r["method"] == "pca"}
+    # int8 adds its calibration ranges (a low and a width per output, d = 8), as the saved
+    # int8 model counts them; float16 and binary codes need no fitted value
+    assert pca == {"float32": pca["float32"], "int8": pca["float32"] + 2 * 8,
+                   "binary": pca["float32"]}
+    assert {r["n_params"] for r in records if r["method"] == "frozen"} == {0, 2 * 32}

@@ -96,35 +96,40 @@ class Outputs:
 
 
 def score_variants(variants: Sequence[Variant], out: Outputs, qrels: Qrels, top_k: int,
-                   seed: int = 0) -> list[dict[str, float]]:
+                   seed: int = 0) -> list[tuple[dict[str, float], int]]:
     """nDCG@10, Recall@100 and MRR@10 of each of `variants` on `out`, keeping `top_k` hits per
-    query. A product stage's index is trained (k-means seeded by `seed`) and searched once, as
-    deep as its deepest funnel, and shared by its variants."""
-    stages: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    metrics = []
+    query, each with the number of values its first stage was fitted (int8's calibration
+    ranges, a product stage's rotation and codebooks; 0 for float32, float16 and binary). A
+    product stage's index is trained (k-means seeded by `seed`) and searched once, as deep as
+    its deepest funnel, and shared by its variants."""
+    stages: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+    scored = []
     for variant in variants:
         stage = variant.precision
         if not is_product(stage):
-            metrics.append(score_variant(variant, out, qrels, top_k))
+            scored.append(score_variant(variant, out, qrels, top_k))
             continue
         if stage not in stages:
             deepest = max(v.rescore for v in variants if v.precision == stage)
             index = product_index(stage, out.corpus, seed)
-            stages[stage] = index.search(out.queries, top_k * max(1, deepest), out.exclude)
+            stages[stage] = (*index.search(out.queries, top_k * max(1, deepest), out.exclude),
+                             index.n_params)
         cut = top_k * max(1, variant.rescore)
-        rows, scores = stages[stage]
-        metrics.append(score_funnel(rows[:, :cut], scores[:, :cut], variant, out, qrels, top_k))
-    return metrics
+        rows, scores, n_params = stages[stage]
+        scored.append((score_funnel(rows[:, :cut], scores[:, :cut], variant, out, qrels, top_k),
+                       n_params))
+    return scored
 
 
-def score_variant(variant: Variant, out: Outputs, qrels: Qrels, top_k: int) -> dict[str, float]:
+def score_variant(variant: Variant, out: Outputs, qrels: Qrels, top_k: int
+                  ) -> tuple[dict[str, float], int]:
     """nDCG@10, Recall@100 and MRR@10 of `variant` (a runtime precision) on `out`, keeping
-    `top_k` hits per query."""
+    `top_k` hits per query, and the values its quantizer was calibrated (int8: 2 x dim)."""
     quantizer = calibrate(check_precision(variant.precision), out.corpus)
     codes = quantizer.encode(out.corpus)
     depth = top_k * max(1, variant.rescore)
     rows, scores = top_k_codes(out.queries, codes, quantizer, depth, exclude=out.exclude)
-    return score_funnel(rows, scores, variant, out, qrels, top_k)
+    return score_funnel(rows, scores, variant, out, qrels, top_k), quantizer.n_params
 
 
 def score_funnel(rows: np.ndarray, scores: np.ndarray, variant: Variant, out: Outputs,

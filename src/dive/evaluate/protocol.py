@@ -199,8 +199,9 @@ def run_one(
     fit = _Fit(fit_seconds, compressor.n_params, compressor.config(), compressor.supervised,
                info.diagnostics, info.summary.as_record() if info.summary is not None else None)
     scored = score_variants(task.variants, outputs, split.eval_qrels, top_k, task.seed)
-    return [_record(task, dataset, model, fit, split, dim, scores, variant.fields(dim, emb.dim))
-            for variant, scores in zip(task.variants, scored, strict=True)]
+    return [_record(task, dataset, model, replace(fit, n_params=fit.n_params + stage_params),
+                    split, dim, scores, variant.fields(dim, emb.dim))
+            for variant, (scores, stage_params) in zip(task.variants, scored, strict=True)]
 
 
 def run_anchor(
