@@ -277,6 +277,8 @@ def test_refitting_on_arrays_drops_the_dataset_record(tiny: tuple[Path, Path],
      "list of texts$"),
     (lambda: dive.load(None),  # type: ignore[arg-type]
      r"^load: directory is None; expected the path of a model folder \(str or os\.PathLike\)$"),
+    (lambda: dive.load(""),  # was the working directory, read as a model folder
+     r"^load: directory is empty; expected the path of a model folder"),
     (lambda: dive.save(dive.fit(np.eye(8, dtype=np.float32), method="pca", dim=2),
                        None),  # type: ignore[arg-type]
      r"^save: directory is None; expected the path of a model folder"),
@@ -486,7 +488,7 @@ def test_a_path_that_is_none_is_named_by_its_parameter(tmp_path: Path) -> None:
 
         calls["export_onnx: file"] = lambda: export_onnx(model, None)
     for what, call in calls.items():
-        with pytest.raises(DiveError, match=rf"^{what} is NoneType; expected a path"):
+        with pytest.raises(DiveError, match=rf"^{what} is None; expected a path"):
             call()
     assert list(tmp_path.iterdir()) == []
 

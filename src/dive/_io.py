@@ -42,7 +42,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, kind_of
 
 T = TypeVar("T")
 
@@ -687,10 +687,11 @@ def parse_json_object(data: bytes, where: str, *, encoding: str = "utf-8") -> di
     return value
 
 
-def as_path(value: object, what: str) -> Path:
-    """`value` as a Path, or `DiveError` naming the parameter `what` (not os.fspath's
-    "expected str, bytes or os.PathLike object, not NoneType" from deep inside a writer)."""
+def as_path(value: object, what: str, expected: str = "a path") -> Path:
+    """`value` as a Path, or `DiveError` naming the parameter `what` and what it should be
+    (not os.fspath's "expected str, bytes or os.PathLike object, not NoneType" from deep
+    inside a writer)."""
     if not isinstance(value, (str, os.PathLike)) or value == "":
-        shown = "empty" if value == "" else f"{type(value).__name__}"
-        raise DiveError(f"{what} is {shown}; expected a path (str or os.PathLike)")
+        shown = "empty" if value == "" else kind_of(value)
+        raise DiveError(f"{what} is {shown}; expected {expected} (str or os.PathLike)")
     return Path(value)

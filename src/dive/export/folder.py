@@ -41,6 +41,7 @@ from safetensors import SafetensorError
 
 from dive import __version__
 from dive._io import (
+    as_path,
     check_output,
     naming_os_errors,
     parse_json,
@@ -219,7 +220,7 @@ def save(
     >>> names, summary
     (['.dive-files', 'config.json', 'model.safetensors'], {'dataset': 'my-corpus'})
     """
-    target = _folder_path(directory, what="save")
+    target = as_path(directory, "save: directory", "the path of a model folder")
     if summary is not None and not isinstance(summary, dict):  # `load` would refuse it
         raise DiveError(f"save: summary must be a dict (or None), got {kind_of(summary)}")
     runtime, method, method_config, default_summary = _describe(compressor)
@@ -326,14 +327,6 @@ def runtime_arrays(runtime: Runtime) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _folder_path(directory: object, *, what: str) -> Path:
-    """`directory` as a Path, or `DiveError` naming the parameter (not os.fspath's TypeError)."""
-    if not isinstance(directory, (str, os.PathLike)):
-        raise DiveError(f"{what}: directory is {kind_of(directory)}; expected the path of a "
-                        "model folder (str or os.PathLike)")
-    return Path(directory)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -418,7 +411,7 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
     >>> model.method, model.transform(corpus[:2]).shape
     ('pca', (2, 8))
     """
-    root = _folder_path(directory, what="load")
+    root = as_path(directory, "load: directory", "the path of a model folder")
     if not root.is_dir():
         raise DataError(f"{root}: is a file, not a model folder" if root.exists()
                         else f"{root}: no such model folder")
