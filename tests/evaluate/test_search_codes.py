@@ -128,6 +128,17 @@ def test_rescore_reads_a_memory_mapped_store_in_bounded_blocks(tmp_path: Path) -
     np.testing.assert_array_equal(rows, top_k(queries, corpus, 5)[0])
 
 
+def test_rescore_takes_its_vectors_as_a_list_or_a_tensor_as_it_takes_its_queries() -> None:
+    torch = pytest.importorskip("torch")
+    vectors = np.array([[1, 0], [0, 1], [0.6, 0.8]], np.float32)
+    queries, candidates = np.array([[0, 1]], np.float32), np.array([[0, 1, 2]])
+    want = rescore(queries, vectors, candidates, 2)
+    for given in (vectors.tolist(), torch.from_numpy(vectors)):  # each an AttributeError
+        rows, scores = rescore(queries, given, candidates, 2)
+        np.testing.assert_array_equal(rows, want[0])
+        np.testing.assert_array_equal(scores, want[1])
+
+
 def test_rescore_ranks_vectors_off_unit_norm_by_cosine(data: tuple[np.ndarray, np.ndarray]
                                                       ) -> None:
     # Imported vectors need not be unit-norm; a long row must not win on its length alone.

@@ -193,6 +193,8 @@ def rescore(
     if cand.ndim != 2 or cand.shape[0] != q.shape[0] or cand.dtype.kind not in "iu":
         raise DataError(f"candidates: expected {q.shape[0]} rows of integer row indices, got "
                         f"shape {cand.shape} dtype {cand.dtype}")
+    if not isinstance(vectors, np.ndarray):  # a list, a tensor (a memmap stays one: rows read)
+        vectors = np.asarray(vectors)
     if vectors.ndim != 2 or vectors.shape[1] != q.shape[1] or vectors.dtype.kind != "f":
         raise DataError(f"{name}: expected float (n, {q.shape[1]}) rows, got shape "
                         f"{vectors.shape} dtype {vectors.dtype}")
