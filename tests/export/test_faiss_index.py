@@ -44,6 +44,18 @@ def test_flat_index_ranks_exactly_like_top_k(make_inputs: Any) -> None:
     np.testing.assert_allclose(scores, want_scores, atol=1e-5, rtol=0)
 
 
+def test_a_tensor_or_a_list_of_rows_is_one_block_not_a_block_per_row(make_inputs: Any) -> None:
+    torch = pytest.importorskip("torch")
+    corpus, queries = make_inputs(100, 8, seed=1), make_inputs(5, 8, seed=2)
+    want = search_index(build_index(corpus), queries, k=10)
+    blocks = [corpus[:60], corpus[60:]]
+    # each was refused as "expected a 2-d (n, dim) array, got shape (8,)"
+    for given in (torch.from_numpy(corpus), corpus.tolist(), blocks, iter(blocks)):
+        rows, scores = search_index(build_index(given), queries, k=10)
+        np.testing.assert_array_equal(rows, want[0])
+        np.testing.assert_array_equal(scores, want[1])
+
+
 def test_k_larger_than_the_index_returns_every_row(make_inputs: Any) -> None:
     corpus = make_inputs(5, 8)
     rows, _ = search_index(build_index(corpus), make_inputs(3, 8, seed=4), k=10)

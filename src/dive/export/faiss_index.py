@@ -237,7 +237,8 @@ def build_index(
     ef_construction: int = 200,
     ef_search: int = 128,
 ) -> SearchIndex:
-    """An inner-product index over `compressed` (n, d); ids default to the row numbers.
+    """An inner-product index over `compressed` (n, d: an array, a tensor or a list of rows);
+    ids default to the row numbers.
 
     `compressed` may also be an iterable of blocks of rows (`Runtime.blocks`), added in turn:
     memory then holds the index and one block, not a compressed copy of the corpus beside it
@@ -269,7 +270,7 @@ def build_index(
         raise DiveError(f"a {kind} index holds float32 vectors; OPQ codes are searched "
                         "exactly (one index kind at a time)")
     what = "compressed codes" if codes is not None else "compressed vectors"
-    blocks = [compressed] if isinstance(compressed, np.ndarray) else compressed
+    blocks = [compressed] if _one_block(compressed) else compressed
     index: Any = None
     n = 0
     if product is not None:  # trained on every row: the blocks are joined
@@ -306,6 +307,16 @@ def _ids(ids: Sequence[str] | None, n: int, what: str) -> list[str]:
     if n == 0:
         raise DataError(f"{what}: empty (0 rows); nothing to index")
     return _check_ids(ids if ids is not None else range(n), n, "ids")
+
+
+def _one_block(compressed: object) -> bool:
+    """Whether `compressed` is one block of rows (an array, a tensor, a list of rows), not an
+    iterable of blocks: iterating a 2-d tensor or a list of rows would take each row for a
+    block."""
+    if isinstance(compressed, np.ndarray) or hasattr(compressed, "__array__"):
+        return True
+    return (isinstance(compressed, (list, tuple)) and len(compressed) > 0
+            and np.ndim(compressed[0]) == 1)
 
 
 def _checked_rows(block: np.ndarray, offset: int, codes: Quantizer | None,
