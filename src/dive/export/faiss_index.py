@@ -270,7 +270,7 @@ def build_index(
         raise DiveError(f"a {kind} index holds float32 vectors; OPQ codes are searched "
                         "exactly (one index kind at a time)")
     what = "compressed codes" if codes is not None else "compressed vectors"
-    blocks = [compressed] if _one_block(compressed) else compressed
+    blocks: Iterable[Any] = [compressed] if _one_block(compressed) else compressed
     index: Any = None
     n = 0
     if product is not None:  # trained on every row: the blocks are joined
