@@ -104,3 +104,11 @@ def test_a_summary_refuses_inconsistent_fields() -> None:
         FitSummary((), 5, 4, {}, 0, None, None, 0.1)
     with pytest.raises(ValueError, match="need the queries"):
         FitSummary(((0, 0.5),), 0, 0, {}, 0, 0.5, 0.5, 0.1)
+
+
+def test_a_record_is_a_copy_the_summary_does_not_share() -> None:
+    summary = FitSummary(((0, 0.5), (10, 0.6)), 10, 10, {"arm": {"lr": 0.001}}, 4, 0.6, 0.5,
+                         0.1)
+    record = summary.as_record()
+    record["selected"]["arm"]["lr"] = 1.0  # a caller editing its record (it was the model's)
+    assert summary.selected == {"arm": {"lr": 0.001}}

@@ -22,6 +22,7 @@ A long fit may report its stages at INFO on `PROGRESS_LOGGER` (`dive fit` shows 
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -158,7 +159,7 @@ class FitSummary:
             "n_queries": self.n_queries,
             "best_step": self.best_step,
             "steps_run": self.steps_run,
-            "selected": self.selected,
+            "selected": copy.deepcopy(self.selected),
             "validation_curve": [[step, round(score, 6)] for step, score in self.validation_curve],
             "seconds": round(self.seconds, 4),
         }
