@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -612,11 +613,20 @@ def test_lowering_format_version_does_not_turn_the_config_checksum_off(
         load(saved)
 
 
-def test_save_refuses_arrays_load_would_refuse(tmp_path: Path) -> None:
-    runtime = Runtime(input_dim=32, projection=np.full((8, 32), np.nan, np.float32))
-    with pytest.raises(DiveError, match=r"save: array 'projection' contains NaN or inf"):
-        save(runtime, tmp_path / "m")
-    assert not (tmp_path / "m").exists()
+def test_a_runtime_refuses_arrays_load_would_refuse() -> None:
+    # save refused NaN; calling the runtime returned NaN rows, and a list or a tensor
+    # projection failed only when called (numpy's TypeError) or saved
+    torch = pytest.importorskip("torch")
+    nan = np.full((8, 32), np.nan, np.float32)
+    ones = np.ones((8, 32), np.float32)
+    for projection, message in [
+        (nan, "runtime: tensor 'projection' contains NaN or inf"),
+        (ones.tolist(), "runtime: tensor 'projection' is a list; expected a float numpy array"),
+        (torch.from_numpy(ones), "runtime: tensor 'projection' is a Tensor; expected a float"),
+        (ones.astype(np.int64), "runtime: tensor 'projection' is of dtype int64; expected"),
+    ]:
+        with pytest.raises(DataError, match=f"^{re.escape(message)}"):
+            Runtime(input_dim=32, projection=projection)  # type: ignore[arg-type]
 
 
 def test_transform_rejects_the_wrong_dimension(saved: Path, make_inputs: Any) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 
 from dive.arrays import ArrayFields, BadRowError, as_unit_rows, is_integer, positive_integer
 from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
-from dive.errors import DataError
+from dive.errors import DataError, kind_of
 
 Activation = Literal["relu", "gelu"]
 ACTIVATIONS: tuple[Activation, ...] = ("relu", "gelu")
@@ -248,6 +248,18 @@ def _check_shapes(d_in: int, adapter: Adapter | None, center: np.ndarray | None,
         return DataError(f"{where}: tensor {name!r} has shape {tuple(np.shape(arr))}, "
                          f"expected {expected}")
 
+    given = {"center": center, "projection": projection}
+    if adapter is not None:
+        given.update(zip(("adapter.w1", "adapter.b1", "adapter.w2", "adapter.b2"),
+                         (adapter.w1, adapter.b1, adapter.w2, adapter.b2), strict=True))
+    for name, arr in given.items():  # a list or a tensor failed when called; NaN ran as NaN
+        if arr is None:
+            continue
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
+            shown = f"of dtype {arr.dtype}" if isinstance(arr, np.ndarray) else kind_of(arr)
+            raise DataError(f"{where}: tensor {name!r} is {shown}; expected a float numpy array")
+        if not np.isfinite(arr).all():
+            raise DataError(f"{where}: tensor {name!r} contains NaN or inf")
     if adapter is not None:
         w1, b1, w2, b2 = adapter.w1, adapter.b1, adapter.w2, adapter.b2
         if np.ndim(w1) != 2 or np.shape(w1)[1] != d_in or np.shape(w1)[0] == 0:
