@@ -194,3 +194,37 @@ def test_loading_an_export_without_sentence_transformers_names_the_extra(
     with pytest.raises(DiveError, match=r"^encoding needs sentence-transformers \(.*\); install "
                                         r"dive-compress\[embed\]$"):
         load_sentence_transformer(tmp_path / "anything")
+
+
+def test_a_received_export_that_names_code_of_its_own_is_not_loaded(
+    tmp_path: Path, make_runtime: Any
+) -> None:
+    """trust_remote_code=True, meant for dive's module, imported whatever else the folder named:
+    a module class of its own (modules.json) or transformers' auto_map (config.json)."""
+    save(make_runtime(input_dim=384, output_dim=16, rank=None), tmp_path / "m")
+    folder = export_sentence_transformers(tmp_path / "m", tmp_path / "st",
+                                          base_model="all-MiniLM-L6-v2")
+    ran = tmp_path / "ran"
+    (folder / "evil_mod.py").write_text(
+        f"import pathlib\npathlib.Path({str(ran)!r}).write_text('ran')\n"
+        "from torch import nn\n\n\nclass Evil(nn.Module):\n"
+        "    def forward(self, features):\n        return features\n\n"
+        "    @classmethod\n    def load(cls, *args, **kwargs):\n        return cls()\n")
+    modules_file = folder / "modules.json"
+    modules = json.loads(modules_file.read_text())
+    original = modules_file.read_text()
+    evil = {"idx": len(modules), "name": "evil", "path": "", "type": "evil_mod.Evil"}
+    modules_file.write_text(json.dumps([*modules, evil]))
+    with pytest.raises(DataError, match=r"modules\.json: module type 'evil_mod\.Evil' is code "
+                                        r"from outside sentence-transformers and dive; not "
+                                        r"loaded"):
+        load_sentence_transformer(folder)
+    modules_file.write_text(original)
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "auto_map": {"AutoModel": "evil_mod.Evil"}}))
+    with pytest.raises(DataError, match=r"config\.json: auto_map names a model's own code"):
+        load_sentence_transformer(folder)
+    assert not ran.exists()
+    config_file.write_text(json.dumps(config))
+    assert load_sentence_transformer(folder).encode(["a"]).shape == (1, 16)

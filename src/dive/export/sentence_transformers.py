@@ -12,8 +12,9 @@ Two shapes of output:
 Both are written into a temporary folder beside the target and renamed into place. Loading
 either needs dive importable (the module's class path); nothing else is copied into the folder.
 sentence-transformers 6 imports a module class from outside its own namespace only with
-`trust_remote_code=True`; `load_sentence_transformer` passes it (the class is dive's own code,
-not code stored in the folder).
+`trust_remote_code=True`; `load_sentence_transformer` passes it only after checking that the
+flag lets in no other code: every module is sentence-transformers' or dive's, and no JSON file
+has transformers' `auto_map` (a received folder could name code of its own).
 Left out: pushing to the Hugging Face hub, model cards beyond what sentence-transformers writes.
 """
 
@@ -116,7 +117,33 @@ def load_sentence_transformer(path: str | os.PathLike[str], device: str = "cpu")
         raise DataError(f"{folder}: not a sentence-transformers export with a base model (its "
                         "modules.json names no dive compression); a module-only export or a "
                         "model folder loads with dive.load")
+    _check_no_foreign_code(folder)
     return SentenceTransformer(os.fspath(folder), device=device, trust_remote_code=True)
+
+
+def _check_no_foreign_code(folder: Path) -> None:
+    """`DataError` unless the only code `trust_remote_code` lets in is dive's module: every
+    module in modules.json is sentence-transformers' or dive's, and no JSON file of the folder
+    has an `auto_map` (transformers' pointer to a model's or tokenizer's own code, in the
+    folder or on the hub). A folder received from someone else ran whatever it named."""
+    modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    for module in modules:
+        kind = module.get("type") if isinstance(module, dict) else None
+        if kind != MODULE_TYPE and not (isinstance(kind, str)
+                                        and kind.startswith("sentence_transformers.")):
+            raise DataError(f"{folder / 'modules.json'}: module type {kind!r} is code from "
+                            f"outside sentence-transformers and dive; not loaded (load it "
+                            f"with SentenceTransformer(..., trust_remote_code=True) if you "
+                            f"trust the folder's sender)")
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not ours to judge: sentence-transformers reports what it cannot read
+        if isinstance(content, dict) and "auto_map" in content:
+            raise DataError(f"{path}: auto_map names a model's own code; not loaded (load it "
+                            f"with SentenceTransformer(..., trust_remote_code=True) if you "
+                            f"trust the folder's sender)")
 
 
 def _embedding_dim(model: Any) -> int | None:
