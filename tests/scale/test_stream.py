@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -799,3 +801,41 @@ def test_a_folder_written_before_manifests_keeps_a_file_someone_added(
                                         r"labels.npy\)"):
         compress_store(runtime, src, out, overwrite=True, progress=False)
     assert (out / "NOTES.txt").read_text() == "mine" and (out / "labels.npy").is_file()
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    ({"rows_done": 10**12}, "state.json: 1000000000000 rows and 0 shards done of 1000 rows in 1 "
+                            "shards"),
+    ({"rows_done": -600}, "state.json: -600 rows"),
+    ({"shards_finished": 99}, "state.json: 300 rows and 99 shards done"),
+    ({}, "y.npy is a symbolic link"),
+])
+def test_a_work_folder_whose_progress_is_not_of_this_job_is_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime, stores, edit: dict[str, int],
+    problem: str,
+) -> None:
+    """A state past the input resumed to zero rows, exit 0 with all-zero rows; a data file
+    that is a link was written through, into another file."""
+    x = stores.vectors(1000)
+    np.save(tmp_path / "x.npy", x)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 3)
+        with pytest.raises(_Interrupt):
+            compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100)
+    partial = tmp_path / ".y.npy.partial"
+    state = json.loads((partial / "state.json").read_text())
+    (partial / "state.json").write_text(json.dumps({**state, **edit}))
+    other = tmp_path / "other.npy"
+    if not edit:
+        (partial / "data" / "y.npy").rename(other)
+        (partial / "data" / "y.npy").symlink_to(other)
+        before = other.read_bytes()
+    with pytest.raises(DataError, match=f"partial output damaged \\({re.escape(problem)}"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100,
+                       progress=False)
+    assert not partial.exists() and not (tmp_path / "y.npy").exists()
+    if not edit:
+        assert other.read_bytes() == before
+    compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100,
+                   progress=False)
+    _check(runtime, np.load(tmp_path / "y.npy"), x, 100)

@@ -181,6 +181,7 @@ class _Job:
         self.partial.save(self.state)
 
     def run(self, bar: Any) -> None:
+        self.check_state()
         offset = 0
         for k, shard in enumerate(self.shards):
             if k >= self.state["shards_finished"]:
@@ -194,12 +195,28 @@ class _Job:
                 shutil.rmtree(self.partial.parts / shard.name, ignore_errors=True)
             offset += shard.n_rows
 
+    def check_state(self) -> None:
+        """`DataError` (the work folder damaged) unless the state's progress is a point of
+        this job: finished shards, then rows inside the next one (a row count past the input
+        resumed to zero rows, a count below it wrote before the file's start)."""
+        finished, rows_done = self.state["shards_finished"], self.state["rows_done"]
+        if 0 <= finished <= len(self.shards):
+            first = sum(s.n_rows for s in self.shards[:finished])
+            last = first + (self.shards[finished].n_rows if finished < len(self.shards) else 0)
+            if first <= rows_done <= last:
+                return
+        raise self.partial.damaged(f"state.json: {rows_done} rows and {finished} shards done "
+                                   f"of {sum(s.n_rows for s in self.shards)} rows in "
+                                   f"{len(self.shards)} shards")
+
     def run_npy(self, shard: Shard, offset: int, start: int, bar: Any) -> None:
         assert shard.npy is not None
         target = self.partial.data / shard.name
         d = self.runtime.code_width
         if start == 0:
             out_offset = create_npy(target, shard.n_rows, d, self.dtype)
+        elif target.is_symlink():  # rows are written through it: only into our own file
+            raise self.partial.damaged(f"{target.name} is a symbolic link")
         else:
             try:
                 header = read_npy_header(target)
