@@ -507,6 +507,20 @@ def test_incomplete_adapter(saved: Path) -> None:
         load(saved)
 
 
+def test_a_dtype_numpy_cannot_hold_is_named(saved: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save as save_torch
+
+    arrays = {name: torch.from_numpy(arr) for name, arr in current_arrays(saved).items()}
+    arrays["projection"] = arrays["projection"].to(torch.bfloat16)  # was KeyError: 'BF16'
+    data = save_torch(arrays)
+    (saved / "model.safetensors").write_bytes(data)
+    rewrite(saved, weights_sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(DataError, match=r"model\.safetensors: holds a tensor of dtype BF16, "
+                                        "which numpy cannot read; expected float32$"):
+        load(saved)
+
+
 def test_adapter_without_activation(saved: Path) -> None:
     rewrite(saved, activation=None)
     with pytest.raises(DataError, match="needs an activation"):

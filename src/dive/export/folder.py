@@ -532,6 +532,9 @@ def _read_weights(path: Path, data: bytes, config: dict[str, Any], *,
         loaded = safetensors.numpy.load(data)
     except (SafetensorError, ValueError, TypeError) as exc:
         raise DataError(f"{path}: not a readable safetensors file ({exc})") from None
+    except KeyError as exc:  # a dtype numpy has no type for (BF16, F8_E4M3, ...)
+        raise DataError(f"{path}: holds a tensor of dtype {exc.args[0]}, which numpy cannot "
+                        "read; expected float32") from None
     # A well-formed file can still hold flipped bits or another model's weights.
     if verify and hashlib.sha256(data).hexdigest() != config["weights_sha256"]:
         raise DataError(
