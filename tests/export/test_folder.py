@@ -403,13 +403,25 @@ def test_a_save_to_dot_inside_the_folder_is_refused(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left
 
 
-def test_a_config_json_of_something_else_is_named_as_not_a_dive_folder(tmp_path: Path) -> None:
+def test_a_config_json_of_something_else_is_named_as_not_a_dive_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A Hugging Face model folder (config.json, no format) was refused as 'format_version is
     None, expected a positive integer', which reads like a damaged dive folder."""
     (tmp_path / "config.json").write_text('{"architectures": ["BertModel"]}')
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    read = []
+    real = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        read.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
     with pytest.raises(DataError, match="format is None, expected 'dive-compressor' "
                                         r"\(not a saved dive compressor folder\)"):
         load(tmp_path)
+    assert "model.safetensors" not in read  # a model's GBs were read before the refusal
 
 
 def test_missing_folder(tmp_path: Path) -> None:

@@ -413,6 +413,8 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
         raise DataError(f"{root}: is a file, not a model folder" if root.exists()
                         else f"{root}: no such model folder")
     config_path, weights_path = root / CONFIG_FILE, root / WEIGHTS_FILE
+    if config_path.is_file():  # another tool's folder is refused before its weights (GBs) are read
+        read_config(config_path, config_path.read_bytes())
     config_data, weights_data = _read_files(root)
     if config_data is None:
         raise DataError(f"{config_path}: missing (not a saved dive compressor folder)")
