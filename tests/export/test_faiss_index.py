@@ -139,6 +139,29 @@ def test_corrupt_index_file(saved_index: Path) -> None:
         load_index(saved_index)
 
 
+@pytest.mark.parametrize(("foreign", "message"), [
+    (lambda: faiss.IndexIDMap(faiss.IndexFlatIP(8)), r"a FAISS IndexIDMap \(inner product\) is "
+                                                     "not an index dive writes"),  # AttributeError
+    (lambda: faiss.IndexFlatL2(8), r"a FAISS IndexFlatL2 \(L2\) is not an index dive "
+                                   "writes"),  # searched, squared distances shown as scores
+    (lambda: faiss.IndexFlatIP(8), "holds no vectors"),  # FAISS's AssertionError on search
+])
+def test_another_tools_index_beside_an_ids_file_is_named(
+    saved_index: Path, make_inputs: Any, foreign: Any, message: str
+) -> None:
+    index = foreign()
+    rows = 0 if message == "holds no vectors" else 20
+    if rows:
+        vectors = make_inputs(rows, 8)
+        index.add_with_ids(vectors, np.arange(rows)) if isinstance(index, faiss.IndexIDMap) \
+            else index.add(vectors)
+    faiss.write_index(index, str(saved_index))
+    ids_path(saved_index).write_text("".join(f"d{i}\n" for i in range(rows)))
+    meta_path(saved_index).unlink()
+    with pytest.raises(DataError, match=rf"i\.faiss: {message}"):
+        load_index(saved_index)
+
+
 def test_an_index_asking_for_more_memory_than_there_is_is_unreadable(
     saved_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -568,7 +568,25 @@ def _read_faiss(path: Path, handle: IO[bytes], binary: bool) -> tuple[Any, str]:
         raise DataError(f"{path}: not a readable FAISS index ({first})") from None
     while read(1 << 20):  # what follows the index counts in the digest too
         pass
+    _check_kind(path, index, binary, faiss)
     return index, digest.hexdigest()
+
+
+def _check_kind(path: Path, index: Any, binary: bool, faiss: Any) -> None:
+    """`DataError` unless `index` is of a kind `build_index` makes, with vectors: another
+    tool's index (an ID map, an L2 one) was a traceback, or scored by squared distance."""
+    kinds = ((faiss.IndexBinaryFlat,) if binary else
+             (faiss.IndexFlat, faiss.IndexHNSWFlat, faiss.IndexScalarQuantizer,
+              faiss.IndexPreTransform))
+    if not isinstance(index, kinds) or (
+            not binary and index.metric_type != faiss.METRIC_INNER_PRODUCT):
+        names = {faiss.METRIC_INNER_PRODUCT: "inner product", faiss.METRIC_L2: "L2"}
+        metric = "" if binary else f" ({names.get(index.metric_type, 'another metric')})"
+        raise DataError(f"{path}: a FAISS {type(index).__name__}{metric} is not an index dive "
+                        "writes (inner-product flat, HNSW, scalar-quantized or OPQ, or "
+                        "binary flat)")
+    if index.ntotal == 0:
+        raise DataError(f"{path}: holds no vectors")
 
 
 def _value_bytes(precision: str) -> int:
