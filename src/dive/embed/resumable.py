@@ -34,7 +34,7 @@ import numpy as np
 from dive._io import atomic_open, atomic_write_text, check_output, held
 from dive.arrays import positive_integer
 from dive.embed import encode
-from dive.embed.store import FILES, Embeddings, save_embeddings
+from dive.embed.store import FILES, Embeddings, check_rows, save_embeddings
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -222,13 +222,20 @@ def _same_job(old: dict[str, Any], job: dict[str, Any]) -> bool:
 
 def _assemble(work: Path, chunks: list[_Chunk]) -> np.ndarray:
     """The chunks' vectors, in order, as one array (checked against the texts they encode)."""
-    parts = []
+    parts: list[np.ndarray] = []
     for chunk in chunks:
         path = work / chunk.file
         try:
             arr = np.load(path, allow_pickle=False)
+            width = parts[0].shape[1] if parts else None  # the first chunk's, for the others
             problem = (None if arr.ndim == 2 and arr.shape[0] == len(chunk.texts)
-                       else f"shape {arr.shape} for {len(chunk.texts)} texts")
+                       and width in (None, arr.shape[1])
+                       else f"shape {arr.shape} for {len(chunk.texts)} texts"
+                            + (f" of {width}-d vectors" if width else ""))
+            if problem is None:  # the model's vectors are finite and unit norm
+                check_rows(path, arr, normalized=True)
+        except DataError as exc:
+            problem = str(exc).removeprefix(f"{path}: ")
         except (OSError, ValueError, EOFError) as exc:
             problem = str(exc)
         if problem is not None:
