@@ -13,6 +13,7 @@ without running anything.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -94,8 +95,11 @@ def _query_text(text: str) -> str:
     its hits printed, as if it asked for something)."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected query text, got {text!r}")
-    if not is_utf8(text):  # a byte the locale could not decode: the tokenizer's traceback
-        raise argparse.ArgumentTypeError(f"not valid UTF-8: {text!r}")
+    if not is_utf8(text):  # bytes the locale could not decode (LC_ALL=C, UTF-8 mode off)
+        try:
+            return os.fsencode(text).decode("utf-8")  # the bytes as typed, read as UTF-8
+        except (UnicodeError, ValueError):  # not UTF-8 either: the tokenizer's traceback
+            raise argparse.ArgumentTypeError(f"not valid UTF-8: {text!r}") from None
     return text
 
 
