@@ -136,6 +136,14 @@ def test_old_and_new_spelling_together_is_one_error_line(
     assert len(err.splitlines()) == 1 and "not allowed with" in err, err
 
 
+def test_a_query_the_locale_could_not_decode_is_read_as_the_utf8_it_is() -> None:
+    """With LC_ALL=C and UTF-8 mode off, Python keeps each byte of 'é' as a surrogate escape;
+    the query was refused as 'not valid UTF-8', although every file is read as UTF-8."""
+    args = build_parser().parse_args(["search", "i.faiss", "m", "--query",
+                                      "\udcc3\udca9coulement"])
+    assert args.query == ["écoulement"]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["evaluate", "--datasets", "x", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["report", "--output", "r"], "the following arguments are required: --results"),
@@ -164,14 +172,6 @@ def test_old_and_new_spelling_together_is_one_error_line(
     (["fit", *FIT[1:], "--output", "m", "--dim", "\u0664\u0668"],
      "argument --dim: expected an integer, got '\u0664\u0668'"),
 ])
-def test_a_query_the_locale_could_not_decode_is_read_as_the_utf8_it_is() -> None:
-    """With LC_ALL=C and UTF-8 mode off, Python keeps each byte of 'é' as a surrogate escape;
-    the query was refused as 'not valid UTF-8', although every file is read as UTF-8."""
-    args = build_parser().parse_args(["search", "i.faiss", "m", "--query",
-                                      "\udcc3\udca9coulement"])
-    assert args.query == ["écoulement"]
-
-
 def test_a_bad_command_line_is_one_clear_line(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
