@@ -102,3 +102,23 @@ def test_a_stdout_that_cannot_encode_a_character_escapes_it(
         capture_output=True, env={**plain, **ascii_env}, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     assert b"\\xb1" in done.stdout and (tmp_path / "report" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("stdout_env", [
+    {"PYTHONIOENCODING": "utf-8"},  # errors "strict"
+    {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},  # ascii
+])
+def test_a_printed_path_with_a_byte_of_no_encoding_is_that_path(
+    stdout_env: dict[str, str], tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A UTF-8 stdout could not write the byte 0xE9 of a file name (a lone surrogate to
+    Python): the model was saved, then `saved: ...` was a traceback and exit status 1."""
+    output = tmp_path / os.fsdecode(b"m\xe9")
+    plain = {k: v for k, v in env().items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
+    done = subprocess.run(
+        [sys.executable, "-m", "dive", "fit", "--dataset", str(tiny[0]), "--embeddings",
+         str(tiny[1]), "--method", "pca", "--dim", "8", "--output", str(output)],
+        capture_output=True, env={**plain, **stdout_env}, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert os.fsencode(output) in done.stdout  # the path's own bytes: one a shell can reuse
+    assert (output / "config.json").is_file()

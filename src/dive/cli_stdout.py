@@ -47,18 +47,35 @@ class _Named:
         return getattr(self._stream, name)
 
 
+def _escape(exc: UnicodeError) -> tuple[bytes, int]:
+    """The codec error handler `ESCAPE`: a byte of a file name that the file system encoding
+    could not decode (kept by Python as a lone surrogate) is written as that byte, so a printed
+    path is the path; any other character the encoding cannot write, as a backslash escape."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = bytearray()
+    for char in exc.object[exc.start:exc.end]:
+        code = ord(char)
+        out += bytes([code - 0xDC00]) if 0xDC80 <= code <= 0xDCFF else \
+            char.encode("ascii", "backslashreplace")
+    return bytes(out), exc.end
+
+
+ESCAPE = "dive-escape"
+codecs.register_error(ESCAPE, _escape)
+
+
 @contextlib.contextmanager
 def named_stdout() -> Iterator[None]:
-    """stdout as `_Named`; one whose encoding cannot write every character (`LC_ALL=C` with
-    UTF-8 mode off, whose errors are "surrogateescape", or `PYTHONIOENCODING=ascii`, "strict")
-    writes those as backslash escapes, as stderr does, where a ± in a table or an id's ü was a
-    traceback."""
+    """stdout as `_Named`; one that cannot write every string (`LC_ALL=C` with UTF-8 mode off,
+    whose errors are "surrogateescape", `PYTHONIOENCODING=ascii`, "strict", or UTF-8 "strict",
+    which cannot write a file name's undecodable byte) writes as `ESCAPE` says, where a ± in a
+    table, an id's ü or a saved path's byte was a traceback (after the work was done)."""
     stream = sys.stdout
     errors = stream.errors if isinstance(stream, io.TextIOWrapper) else None
-    escape = errors in ("strict", "surrogateescape") and \
-        codecs.lookup(stream.encoding).name != "utf-8"
+    escape = errors in ("strict", "surrogateescape")
     if escape:
-        stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        stream.reconfigure(errors=ESCAPE)  # type: ignore[union-attr]
     sys.stdout = _Named(stream)
     try:
         yield
