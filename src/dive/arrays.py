@@ -72,6 +72,16 @@ def is_integer_text(text: str) -> bool:
     return _INTEGER_TEXT.fullmatch(text) is not None
 
 
+def readable(text: str) -> str:
+    """`text` with what Python keeps of undecodable bytes (lone surrogates: a file name's byte
+    of another encoding, or any non-ASCII byte under LC_ALL=C without UTF-8 mode) read back as
+    UTF-8, a byte that is not UTF-8 as U+FFFD: a name fit for a JSON report, a plot title or a
+    comparison with the same name typed in another locale. Valid text is returned as is."""
+    if is_utf8(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def is_utf8(text: str) -> bool:
     """Whether `text` encodes as UTF-8: not with a lone surrogate (half of a character, or a
     byte the locale could not decode, as Python keeps it from a command line)."""

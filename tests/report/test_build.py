@@ -247,3 +247,19 @@ def test_arguments_of_the_wrong_kind_are_refused_before_anything_is_written(
     with pytest.raises(DiveError, match=r"records must be a list, got 'r\.jsonl' .*read_results"):
         write_report("r.jsonl", tmp_path / "out")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dataset_named_with_a_byte_of_another_encoding_is_reported_readably(
+    make_grid, tmp_path: Path
+) -> None:
+    """A folder `cranfield<0xE9>` (Latin-1) recorded its name as Python keeps it, with a lone
+    surrogate: the report stopped in matplotlib's set_text (TypeError), nothing written; the
+    same name's bytes read under LC_ALL=C (`cr\\udcc3\\udca2nfield`) never met the UTF-8 one."""
+    from dive.report.recommend import recommend
+
+    latin = [{**r, "dataset": "cranfield\udce9"} for r in make_grid(datasets=("scifact",))]
+    report = write_report(latin, tmp_path / "r")
+    assert "cranfield\ufffd" in report.markdown.read_text(encoding="utf-8")
+    c_locale = [{**r, "dataset": "cr\udcc3\udca2nfield"} for r in make_grid(datasets=("scifact",))]
+    for typed in ("cr\udcc3\udca2nfield", "crânfield"):  # refused as "no results" before
+        assert recommend(c_locale, typed, budget="all").config.dataset == "crânfield"

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dive.arrays import readable
 from dive.errors import DataError
 from dive.evaluate.records import FINGERPRINT_FIELD, read_records, record_key, record_model
 from dive.report.summary import budget_title, cell_key
@@ -33,11 +34,14 @@ def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Records with duplicate run keys removed, the last occurrence winning.
 
     A run keeps the position of its first occurrence, so the order stays stable when a rerun
-    overrides it. Each copy's `model` is `record_model`'s name for it.
+    overrides it. Each copy's `model` is `record_model`'s name for it, its `dataset` the
+    `readable` form of the name recorded.
     """
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     replaced: dict[str, set[tuple[Any, ...]]] = {}  # dataset: runs recorded again on other data
-    for record in records:
+    for given in records:
+        # a dataset folder's name with a byte of another encoding: a report's text, not a path
+        record = {**given, "dataset": readable(str(given["dataset"]))}
         key = record_key(record)
         previous = merged.get(key, {})
         if FINGERPRINT_FIELD in previous and FINGERPRINT_FIELD in record and \

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dive.arrays import positive_integer
+from dive.arrays import positive_integer, readable
 from dive.compressors.precision import bytes_per_vector
 from dive.compressors.registry import method_facts
 from dive.data.splits import budget_label, parse_budget
@@ -96,6 +96,7 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     if max_bytes is not None:  # "400" compared with every row's bytes: a TypeError
         max_bytes = positive_integer(max_bytes, "max_bytes")
     records = merge_records(records)  # a rerun's last record, as `dive report` reads them
+    dataset = readable(dataset)  # as merge_records names it (typed under LC_ALL=C, say)
     datasets = {str(r["dataset"]) for r in records}
     if dataset not in datasets:
         raise DataError(f"no results for dataset {dataset!r}; the results have "
