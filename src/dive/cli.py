@@ -941,6 +941,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return handler(args)
     except BrokenPipeError as exc:
         return stdout_failed(exc)
+    except UnicodeEncodeError as exc:  # pyarrow, LanceDB, tokenizers: UTF-8 paths only
+        if args is None or args.debug:
+            raise
+        print(f"dive: error: {exc.object!r} is not valid UTF-8, which a library this verb "
+              "uses needs for a path or a name (a file name in another encoding, or LC_ALL=C "
+              "without UTF-8 mode: set PYTHONUTF8=1)", file=sys.stderr)
+        return 2
     except (DiveError, OSError) as exc:
         if args is None or args.debug:
             raise

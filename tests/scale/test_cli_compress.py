@@ -226,3 +226,20 @@ def test_an_output_another_run_writes_meanwhile_is_kept_and_so_is_the_finished_w
     np.testing.assert_allclose(np.load(out if single else out / "a.npy"),
                                runtime(stores.vectors(30)), rtol=0, atol=1e-6)
     assert not partial.root.exists()
+
+
+def test_a_parquet_path_pyarrow_cannot_take_is_one_line(
+    tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pyarrow takes UTF-8 paths only: a file name with a byte of another encoding was its
+    UnicodeEncodeError traceback."""
+    import os
+
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(20))
+    latin = tmp_path / os.fsdecode(b"x\xe9.parquet")
+    (tmp_path / "x.parquet").rename(latin)
+    assert main(["compress", str(model_dir), "--input", str(latin), "--output",
+                 str(tmp_path / "y.parquet"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dive: error: ") and \
+        "is not valid UTF-8, which a library this verb uses needs for a path" in err, err
