@@ -106,6 +106,17 @@ def test_cell_with_fewer_seeds_says_so(make_record) -> None:
     assert rows_of(table_for(records))["dive"] == ["0.5000 ± 0.0000 [n=1]"]
 
 
+def test_the_printed_table_marks_a_cell_with_fewer_seeds_too(make_record) -> None:
+    """`dive evaluate` prints `text_tables`: a one-seed cell read as a 3-seed mean there."""
+    from dive.report.table import text_tables
+
+    records = [make_record(method="pca", dim=96, seed=s, ndcg=0.6) for s in range(3)]
+    records += [make_record(method="dive", dim=96, seed=0, ndcg=0.5)]
+    rows = {line.split()[0]: line for line in text_tables(records).splitlines()[1:]}
+    assert rows["dive"].endswith("0.5000 ± 0.0000 [n=1]")
+    assert rows["pca"].endswith("0.6000 ± 0.0000")
+
+
 def test_recall_table_uses_recall_and_its_own_frozen(make_record) -> None:
     records = [
         make_record(method="frozen", dim=384, ndcg=0.64, recall=0.90),
