@@ -153,6 +153,40 @@ def test_target_averages_the_named_datasets_at_one_ratio_and_budget(make_record)
     assert found["dive"].datasets == ("cacm",) and found["dive"].missing == ("cisi",)
 
 
+def test_target_weighs_a_dataset_under_two_models_as_one(make_record) -> None:
+    """Its two models' cells were averaged as two collections, of "2/2 collections"."""
+    records = []
+    for dataset, model, gain in (("cacm", "m1", 0.02), ("cacm", "m2", 0.04), ("cisi", "m1", 0.0)):
+        where = {"dataset": dataset, "budget": "all", "model": model}
+        records += pcas(make_record, [0.40], [0.40], **where)
+        records += rows(make_record, "dive", [0.40 + gain], **where)
+    found = {t.method: t for t in target_gains(gains_over_training_free(records), **TARGET)}
+    assert found["dive"].mean_gain == pytest.approx((0.03 + 0.0) / 2)  # not (0.02+0.04+0)/3
+    assert found["dive"].datasets == ("cacm", "cisi")
+
+
+def test_every_cell_table_names_a_cell_without_reference_and_the_float32_reference(
+    make_record,
+) -> None:
+    """A cell that ran without both PCAs at its seeds showed `-`, "not run"; the row's best
+    training-free could be the binary PCAs', which the float32 columns are not measured by."""
+    where = {"dataset": "cisi", "budget": "all"}
+    records = rows(make_record, "pca", [0.30, 0.30], **where, precision="binary")
+    records += rows(make_record, "pca-uncentered", [0.31, 0.31], **where, precision="binary")
+    records += rows(make_record, "truncate", [0.20, 0.20], **where, precision="binary")
+    records += pcas(make_record, [0.40, 0.40], [0.41, 0.41], **where)
+    records += rows(make_record, "dive", [0.40, 0.40], **where)
+    records += [make_record(method="smec", seed=5, ndcg=0.5, **where)]  # no PCA at seed 5
+    page = render_gains(gains_over_training_free(records), title="t", target_name="c",
+                        **TARGET)
+    header, _, row = page.split("## Every cell")[1].strip().splitlines()[2:5]
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")],
+                     strict=True))
+    assert cells["best training-free"] == "0.4100 (pca-uncentered)"
+    assert cells["truncate@binary"] == "−0.1100"  # against pca-uncentered@binary's 0.31
+    assert cells["smec"] == "n/r"
+
+
 def test_text_and_markdown_show_the_summary_and_target(make_record) -> None:
     records = pcas(make_record, [0.40], [0.41], dataset="cisi", budget="all")
     records += rows(make_record, "dive", [0.38], dataset="cisi", budget="all")

@@ -28,9 +28,16 @@ from dive.compressors.registry import all_method_facts
 from dive.evaluate.records import record_model
 from dive.report.markdown import signed
 from dive.report.paired import TOLERANCE as ROUNDING
-from dive.report.summary import budget_order, is_frozen, method_label, method_order
+from dive.report.summary import (
+    VARIANT_MARK,
+    budget_order,
+    is_frozen,
+    method_label,
+    method_order,
+)
 
 TOLERANCE = 0.002
+NO_REFERENCE = "n/r"  # a cell that ran, with no reference to compare it with
 
 
 def reference_methods() -> tuple[str, ...]:
@@ -161,15 +168,19 @@ def target_gains(
 ) -> list[TargetGain]:
     """Per method: mean gain over the cells of `datasets` at `ratio` and `budget`.
 
-    Each dataset (under every model it has cells for) weighs as one cell.
+    Each dataset weighs the same: the mean of its cells (one per model it ran under) counts
+    once, as the "k/n collections" the target names (a dataset under two models counted twice).
     """
     picked = [c for c in cells if c.dataset in datasets and c.ratio == ratio
               and c.budget == budget]
     out = []
     for method in method_order(c.method for c in picked):
-        compared = [c for c in picked if c.method == method and c.gain is not None]
-        gains = [c.gain for c in compared if c.gain is not None]
-        found = tuple(dict.fromkeys(c.dataset for c in compared))
+        per_dataset: dict[str, list[float]] = defaultdict(list)
+        for c in picked:
+            if c.method == method and c.gain is not None:
+                per_dataset[c.dataset].append(c.gain)
+        gains = [float(np.mean(g)) for g in per_dataset.values()]
+        found = tuple(per_dataset)
         out.append(TargetGain(
             method, float(np.mean(gains)) if gains else None, found,
             tuple(d for d in datasets if d not in found),
@@ -282,9 +293,10 @@ def _cell_rows(cells: Sequence[GainCell]) -> list[list[str]]:
         groups[(c.dataset, c.model, c.budget, c.dim)][c.method] = c
     for (dataset, model, budget, dim), group in groups.items():
         any_cell = next(iter(group.values()))
-        # The reference at the most seeds (a method run on fewer seeds has its own).
+        # The float32 reference at the most seeds (a method run on fewer seeds, or at another
+        # precision or funnel, is measured against its own: the legend says so).
         compared = sorted((c for c in group.values() if c.reference is not None),
-                          key=lambda c: -c.n_seeds)
+                          key=lambda c: (VARIANT_MARK in c.method, -c.n_seeds))
         best = (f"{compared[0].reference:.4f} ({compared[0].reference_method})"
                 if compared else "-")
         name = dataset if model == main else f"{dataset} ({model})"
@@ -292,7 +304,7 @@ def _cell_rows(cells: Sequence[GainCell]) -> list[list[str]]:
         for method in methods:
             cell = group.get(method)
             if cell is None or cell.gain is None:
-                row.append("-")
+                row.append("-" if cell is None else NO_REFERENCE)
             else:
                 fewer = f" [n={cell.n_seeds}]" if cell.n_seeds < most_seeds else ""
                 row.append(signed(cell.gain, 4) + fewer)
@@ -338,7 +350,10 @@ def render_gains(
         "## Every cell",
         "",
         "Gain of each method over the best training-free score of the row (nDCG@10, mean over "
-        "seeds); `-`: not run.",
+        "seeds); a method at another precision or funnel (`@int8`, `+rescore`) is measured "
+        "against the better PCA at the same one, and a method on fewer seeds against the PCAs "
+        f"on its seeds. `-`: not run; `{NO_REFERENCE}`: run, without both PCA rows to compare "
+        "with.",
         "",
         *_markdown_table(_cell_rows(cells), text_columns=(0, 1)),
         "",
