@@ -91,6 +91,21 @@ def test_missing_cell_is_a_dash_and_full_column_blank(make_record) -> None:
     assert rows["dive"][0] == "" and rows["frozen"][1:] == ["", ""]
 
 
+def test_a_frozen_variant_row_is_blank_outside_the_full_column_and_others_inside(
+    make_record,
+) -> None:
+    """With `frozen@int8` in the table its row showed `-` (not run) at every compressed
+    dimension, and every compressed row `-` in the full column: cells that cannot exist."""
+    records = [
+        make_record(method="frozen", dim=384, ndcg=0.64),
+        make_record(method="frozen", dim=384, ndcg=0.63, precision="int8"),
+        make_record(method="pca", dim=192, ndcg=0.62),
+        make_record(method="pca", dim=96, ndcg=0.60),
+    ]
+    rows = rows_of(table_for(records))
+    assert rows["frozen@int8"][1:] == ["", ""] and rows["pca"][0] == ""
+
+
 def test_single_seed_shows_std_zero_and_seed_mean_over_several(make_record) -> None:
     one = rows_of(table_for([make_record(method="pca", dim=96, ndcg=0.61)]))
     assert one["pca"] == ["0.6100 ± 0.0000"]

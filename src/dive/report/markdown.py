@@ -30,6 +30,7 @@ from dive.report.summary import (
     dim_ratios,
     frozen_method,
     is_frozen,
+    is_full_dimension,
     method_order,
     metric_title,
     selection_grids,
@@ -76,7 +77,8 @@ def metric_table(
     bold = {id(c) for d in dims for c in _bolded([c for c in group if c.dim == d])}
     # Columns only frozen runs fill (the full dimension): other rows are blank there by
     # design, not missing.
-    frozen_only = {d for d in dims if all(is_frozen(c.method) for c in group if c.dim == d)}
+    frozen_only = {d for d in dims
+                   if all(is_full_dimension(c.method) for c in group if c.dim == d)}
 
     header = ["method", *(_dim_header(d, ratios.get((dataset, d))) for d in dims)]
     lines = [
@@ -88,7 +90,7 @@ def metric_table(
         for d in dims:
             cell = lookup.get((method, d))
             if cell is None:
-                row.append("" if is_frozen(method) or d in frozen_only else MISSING)
+                row.append("" if is_full_dimension(method) or d in frozen_only else MISSING)
                 continue
             text = f"{cell.mean:.4f} ± {cell.std:.4f}"
             if id(cell) in bold:

@@ -165,8 +165,14 @@ def base_method(method: str) -> str:
 
 def is_frozen(method: str) -> bool:
     """Whether a row is the uncompressed full-dimension float32 reference (family reference)."""
+    return VARIANT_MARK not in method and is_full_dimension(method)
+
+
+def is_full_dimension(method: str) -> bool:
+    """Whether a row keeps every dimension (frozen, at any precision or funnel): it has a cell
+    in the full-dimension column only."""
     facts = method_facts(base_method(method))
-    return VARIANT_MARK not in method and facts is not None and facts.family == "reference"
+    return facts is not None and facts.family == "reference"
 
 
 def canonical_order() -> tuple[str, ...]:
