@@ -7,7 +7,8 @@ Every method, the benchmark and every export speak only through this contract
 - `fit(corpus, train=None)` learns from corpus embeddings (unsupervised signal) and, for
   supervised methods, labelled queries; it returns `self` and sets `runtime_`;
 - `transform(X)` maps (n, D) float32 to L2-normalised (n, d) float32 through `runtime_`,
-  so results do not depend on batch size and every export computes the same thing.
+  so every export computes the same thing and results do not depend on batch size beyond
+  float32 rounding (about 1e-7: BLAS takes another path for a single row than for a batch).
 
 Inputs (corpus, queries, `X`) are L2-normalised float embeddings: rows whose norm is off 1 by
 more than 1e-3 are normalised on entry, a row that cannot be (all zeros) raises `DataError`
