@@ -139,6 +139,17 @@ def test_a_row_with_no_part_in_the_compressed_space_is_refused_not_output_as_zer
         Runtime(32, projection=np.eye(8, 32, dtype=np.float32))(x)
 
 
+def test_an_output_beyond_float32_range_is_refused_not_output_as_zeros() -> None:
+    """A projection scaled by 1e20 (finite weights) overflowed the norm to inf, and every
+    row came out as zeros, exit 0."""
+    x = np.zeros((3, 32), np.float32)
+    x[:, 0] = 1.0
+    projection = np.eye(8, 32, dtype=np.float32) * np.float32(1e20)
+    with pytest.raises(DataError, match=r"^input: row 0 has an output beyond float32's range"):
+        Runtime(32, projection=projection)(x)
+    np.testing.assert_array_equal(Runtime(32, projection=projection / 1e20)(x)[:, 0], 1.0)
+
+
 def test_an_output_of_rounding_size_is_refused_naming_its_row_in_the_whole_input() -> None:
     """A row with 1e-14 in the kept coordinates came out of norm 0.028 (divided by the floor),
     and a refused row was named by its place in its batch (row 3 of row 7)."""

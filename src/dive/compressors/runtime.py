@@ -234,6 +234,10 @@ def _unit_outputs(z: np.ndarray) -> np.ndarray:
         row = int(short[0])
         raise BadRowError("input", row, f"has no part in the compressed space (its output's "
                           f"norm is {norms[row, 0]:.1e}): no score can rank it")
+    beyond = np.flatnonzero(~np.isfinite(norms[:, 0]))
+    if beyond.size:  # weights of a damaged model: every such output divided to zeros, exit 0
+        raise BadRowError("input", int(beyond[0]), "has an output beyond float32's range (the "
+                          "model's weights are far too large: a damaged model?)")
     return (z / norms).astype(np.float32, copy=False)
 
 
