@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -213,18 +214,29 @@ def test_a_received_export_that_names_code_of_its_own_is_not_loaded(
     modules_file = folder / "modules.json"
     modules = json.loads(modules_file.read_text())
     original = modules_file.read_text()
-    evil = {"idx": len(modules), "name": "evil", "path": "", "type": "evil_mod.Evil"}
-    modules_file.write_text(json.dumps([*modules, evil]))
-    with pytest.raises(DataError, match=r"modules\.json: module type 'evil_mod\.Evil' is code "
-                                        r"from outside sentence-transformers and dive; not "
-                                        r"loaded"):
-        load_sentence_transformer(folder)
+    router = "sentence_transformers.base.modules.router.Router"  # imports what its config names
+    for added, problem in [
+        ({"path": "", "type": "evil_mod.Evil"}, "module type 'evil_mod.Evil' is not one of"),
+        ({"path": "", "type": router}, f"module type '{router}' is not one of"),
+        ({"path": "../elsewhere", "type": modules[0]["type"]},
+         "module path '../elsewhere' is outside the folder"),
+    ]:
+        modules_file.write_text(json.dumps([*modules, {"idx": len(modules), "name": "x",
+                                                       **added}]))
+        with pytest.raises(DataError, match=rf"modules\.json: {re.escape(problem)}.*not loaded"):
+            load_sentence_transformer(folder)
     modules_file.write_text(original)
     config_file = folder / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(json.dumps({**config, "auto_map": {"AutoModel": "evil_mod.Evil"}}))
     with pytest.raises(DataError, match=r"config\.json: auto_map names a model's own code"):
         load_sentence_transformer(folder)
-    assert not ran.exists()
     config_file.write_text(json.dumps(config))
+    (folder / "1_Pooling").rename(tmp_path / "pooling")  # a link can lead anywhere unchecked
+    (folder / "1_Pooling").symlink_to(tmp_path / "pooling")
+    with pytest.raises(DataError, match=r"1_Pooling: a symbolic link in a received model"):
+        load_sentence_transformer(folder)
+    (folder / "1_Pooling").unlink()
+    (tmp_path / "pooling").rename(folder / "1_Pooling")
+    assert not ran.exists()
     assert load_sentence_transformer(folder).encode(["a"]).shape == (1, 16)

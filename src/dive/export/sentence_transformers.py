@@ -13,8 +13,8 @@ Both are written into a temporary folder beside the target and renamed into plac
 either needs dive importable (the module's class path); nothing else is copied into the folder.
 sentence-transformers 6 imports a module class from outside its own namespace only with
 `trust_remote_code=True`; `load_sentence_transformer` passes it only after checking that the
-flag lets in no other code: every module is sentence-transformers' or dive's, and no JSON file
-has transformers' `auto_map` (a received folder could name code of its own).
+flag lets in no other code (`_check_no_foreign_code`: a received folder could name code of its
+own).
 Left out: pushing to the Hugging Face hub, model cards beyond what sentence-transformers writes.
 """
 
@@ -87,6 +87,12 @@ def check_st_output(target: Path, *, overwrite: bool, bundled: bool) -> None:
                      what="a sentence-transformers model with dive compression", folder=True)
 
 
+# sentence-transformers' layers that import no class their files name (its Router does)
+_PLAIN_LAYERS = frozenset({"Transformer", "Pooling", "Normalize", "Dense", "LayerNorm", "Dropout",
+                           "WordEmbeddings", "WordWeights", "CNN", "LSTM", "BoW",
+                           "StaticEmbedding", "WeightedLayerPooling"})
+
+
 def is_dive_st_model(folder: Path) -> bool:
     """Whether `folder` is a SentenceTransformer folder ending in dive's compression module."""
     try:
@@ -123,27 +129,42 @@ def load_sentence_transformer(path: str | os.PathLike[str], device: str = "cpu")
 
 def _check_no_foreign_code(folder: Path) -> None:
     """`DataError` unless the only code `trust_remote_code` lets in is dive's module: every
-    module in modules.json is sentence-transformers' or dive's, and no JSON file of the folder
-    has an `auto_map` (transformers' pointer to a model's or tokenizer's own code, in the
-    folder or on the hub). A folder received from someone else ran whatever it named."""
+    module in modules.json is dive's or one of sentence-transformers' own layers (not its
+    Router, which imports the classes its config names) at a path inside the folder, nothing
+    in the folder is a symbolic link (it can lead anywhere), and no JSON file has an `auto_map`
+    (transformers' pointer to a model's or tokenizer's own code, in the folder or on the hub).
+    A folder received from someone else ran whatever it named."""
+    trust = ("load it with SentenceTransformer(..., trust_remote_code=True) if you trust the "
+             "folder's sender")
+    root = folder.resolve()
+    json_files = []
+    for parent, dirs, files in os.walk(folder):  # links are not followed: each is refused
+        for name in [*dirs, *files]:
+            path = Path(parent) / name
+            if path.is_symlink():
+                raise DataError(f"{path}: a symbolic link in a received model folder; not "
+                                f"loaded ({trust})")
+            if name.endswith(".json") and path.is_file():
+                json_files.append(path)
     modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
     for module in modules:
         kind = module.get("type") if isinstance(module, dict) else None
-        if kind != MODULE_TYPE and not (isinstance(kind, str)
-                                        and kind.startswith("sentence_transformers.")):
-            raise DataError(f"{folder / 'modules.json'}: module type {kind!r} is code from "
-                            f"outside sentence-transformers and dive; not loaded (load it "
-                            f"with SentenceTransformer(..., trust_remote_code=True) if you "
-                            f"trust the folder's sender)")
-    for path in sorted(folder.rglob("*.json")):
+        own = isinstance(kind, str) and kind.startswith("sentence_transformers.") and \
+            kind.rsplit(".", 1)[-1] in _PLAIN_LAYERS
+        if kind != MODULE_TYPE and not own:
+            raise DataError(f"{folder / 'modules.json'}: module type {kind!r} is not one of "
+                            f"sentence-transformers' plain layers or dive's; not loaded ({trust})")
+        where = module.get("path", "")
+        if not isinstance(where, str) or not (root / where).resolve().is_relative_to(root):
+            raise DataError(f"{folder / 'modules.json'}: module path {where!r} is outside the "
+                            f"folder; not loaded ({trust})")
+    for path in sorted(json_files):
         try:
             content = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # not ours to judge: sentence-transformers reports what it cannot read
         if isinstance(content, dict) and "auto_map" in content:
-            raise DataError(f"{path}: auto_map names a model's own code; not loaded (load it "
-                            f"with SentenceTransformer(..., trust_remote_code=True) if you "
-                            f"trust the folder's sender)")
+            raise DataError(f"{path}: auto_map names a model's own code; not loaded ({trust})")
 
 
 def _embedding_dim(model: Any) -> int | None:
