@@ -92,7 +92,7 @@ def test_an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one(
 @pytest.mark.parametrize(("damage", "problem"), [
     (lambda arr: arr[:, :96], r"shape \(20, 96\) for 20 texts of 384-d vectors"),  # traceback
     (lambda arr: arr * 3, "row 0 has norm 3"),  # named no chunk; every rerun failed the same
-    (lambda arr: np.where(np.arange(20)[:, None] == 5, np.nan, arr), "row 5 contains NaN"),
+    (lambda arr: np.where(np.arange(20)[:, None] == 5, np.nan, arr), "row 5 has norm nan"),
 ])
 def test_a_damaged_chunk_is_named_and_its_work_folder_removed(
     tmp_path: Path, model: Any, damage: Callable[[np.ndarray], np.ndarray], problem: str
@@ -110,6 +110,28 @@ def test_a_damaged_chunk_is_named_and_its_work_folder_removed(
     assert not (tmp_path / ".emb.partial").exists()
     assert encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
                             model=model).resumed_chunks == 0
+
+
+class ZeroFor:
+    """The real model, encoding the text `text` to a zero vector."""
+
+    def __init__(self, model: Any, text: str) -> None:
+        self.model, self.text = model, text
+
+    def encode(self, texts: list[str], **kwargs: Any) -> Any:
+        out = self.model.encode(texts, **kwargs)
+        out[[i for i, t in enumerate(texts) if t == self.text]] = 0.0
+        return out
+
+
+def test_a_zero_vector_the_model_wrote_is_not_a_damaged_chunk(tmp_path: Path,
+                                                              model: Any) -> None:
+    """The store names the row; the encoded chunks stay (they were all removed, as damaged)."""
+    dataset = load_beir(PANTRY)
+    with pytest.raises(DataError, match=r"^corpus: row 7 is all zeros"):
+        encode_to_folder(dataset, tmp_path / "emb", chunk_size=CHUNK, progress=False,
+                         model=ZeroFor(model, dataset.corpus_texts[7]))
+    assert len(list((tmp_path / ".emb.partial").glob("*.npy"))) == 5
 
 
 def test_other_settings_start_over(tmp_path: Path, model: Any,

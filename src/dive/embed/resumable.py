@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import atomic_open, atomic_write_text, check_output, held
-from dive.arrays import positive_integer
+from dive.arrays import UNIT_NORM_TOLERANCE, positive_integer
 from dive.embed import encode
-from dive.embed.store import FILES, Embeddings, check_rows, save_embeddings
+from dive.embed.store import FILES, Embeddings, save_embeddings
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -150,8 +150,8 @@ def encode_to_folder(
                 with atomic_open(work / chunk.file, "wb") as handle:
                     np.save(handle, vectors, allow_pickle=False)
                 bar.update(len(chunk.texts))
-        corpus = _assemble(work, [c for c in chunks if c.kind == "corpus"])
-        queries = _assemble(work, [c for c in chunks if c.kind == "queries"])
+        corpus = _assemble(work, [c for c in chunks if c.kind == "corpus"], done)
+        queries = _assemble(work, [c for c in chunks if c.kind == "queries"], done)
         meta = {**encode.encoding_meta(dataset, model_name, batch_size), "chunk_size": chunk_size,
                 "device": device}
         if job["model_files"] is not None:  # a cache entry made with an earlier save is stale
@@ -220,8 +220,9 @@ def _same_job(old: dict[str, Any], job: dict[str, Any]) -> bool:
     return {**old, "model": encode.model_label(str(old.get("model")))} == job
 
 
-def _assemble(work: Path, chunks: list[_Chunk]) -> np.ndarray:
-    """The chunks' vectors, in order, as one array (checked against the texts they encode)."""
+def _assemble(work: Path, chunks: list[_Chunk], resumed: set[str]) -> np.ndarray:
+    """The chunks' vectors, in order, as one array (checked against the texts they encode;
+    the rows of a chunk an earlier run left, `resumed`, as ones the model writes)."""
     parts: list[np.ndarray] = []
     for chunk in chunks:
         path = work / chunk.file
@@ -232,10 +233,8 @@ def _assemble(work: Path, chunks: list[_Chunk]) -> np.ndarray:
                        and width in (None, arr.shape[1])
                        else f"shape {arr.shape} for {len(chunk.texts)} texts"
                             + (f" of {width}-d vectors" if width else ""))
-            if problem is None:  # the model's vectors are finite and unit norm
-                check_rows(path, arr, normalized=True)
-        except DataError as exc:
-            problem = str(exc).removeprefix(f"{path}: ")
+            if problem is None and chunk.file in resumed:
+                problem = _foreign_rows(arr)
         except (OSError, ValueError, EOFError) as exc:
             problem = str(exc)
         if problem is not None:
@@ -244,3 +243,14 @@ def _assemble(work: Path, chunks: list[_Chunk]) -> np.ndarray:
                             "been removed, rerun to start over")
         parts.append(arr)
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _foreign_rows(arr: np.ndarray) -> str | None:
+    """What shows rows the model did not write: a norm that is not finite, or neither 1 (its
+    normalised vectors) nor 0 (a text it encodes to zeros, which the store names later)."""
+    norms = np.linalg.norm(arr.astype(np.float64), axis=1)
+    bad = ~np.isfinite(norms) | ((np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE) & (norms != 0))
+    if not bad.any():
+        return None
+    row = int(np.flatnonzero(bad)[0])
+    return f"row {row} has norm {norms[row]:.6g}, where the model writes unit vectors"

@@ -160,8 +160,8 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
     if not isinstance(normalized, bool):  # bool("false") is True
         raise DataError(f"{root / META_FILE}: normalized must be true or false, got "
                         f"{normalized!r}")
-    check_rows(root / CORPUS_FILE, corpus, normalized)
-    check_rows(root / QUERIES_FILE, queries, normalized)
+    _check_rows(root / CORPUS_FILE, corpus, normalized)
+    _check_rows(root / QUERIES_FILE, queries, normalized)
 
     meta = {**meta, "source": str(root)}
     return Embeddings(corpus, corpus_ids, queries, query_ids, meta)
@@ -190,8 +190,8 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
         n_queries=int(emb.queries.shape[0]),
     )
     # Refuse to write a folder that load_embeddings would then reject.
-    check_rows(Path("corpus"), emb.corpus, normalized=bool(meta["normalized"]))
-    check_rows(Path("queries"), emb.queries, normalized=bool(meta["normalized"]))
+    _check_rows(Path("corpus"), emb.corpus, normalized=bool(meta["normalized"]))
+    _check_rows(Path("queries"), emb.queries, normalized=bool(meta["normalized"]))
     for name, ids in (("corpus_ids", emb.corpus_ids), ("query_ids", emb.query_ids)):
         _check_ids_writable(name, ids)
 
@@ -292,7 +292,7 @@ def _check_count(arr_path: Path, arr: np.ndarray, ids_path: Path, ids: list[str]
         raise DataError(f"{arr_path}: {arr.shape[0]} rows but {ids_path.name} has {len(ids)} ids")
 
 
-def check_rows(path: Path, arr: np.ndarray, normalized: bool) -> None:
+def _check_rows(path: Path, arr: np.ndarray, normalized: bool) -> None:
     """Raise on the first NaN/inf or all-zero row, or (if `normalized`) the first row not of
     unit norm. (A zero row was let through unnormalised folders, to fail later naming a row
     of some subset, and no file; or not at all, in a query half nothing normalised.)"""
