@@ -655,6 +655,18 @@ def test_a_runtime_refuses_arrays_load_would_refuse() -> None:
             Runtime(input_dim=32, projection=projection)  # type: ignore[arg-type]
 
 
+def test_save_refuses_arrays_changed_in_place_after_the_runtime_was_built(
+    tmp_path: Path,
+) -> None:
+    runtime = Runtime(input_dim=32, projection=np.ones((8, 32), np.float32))
+    assert runtime.projection is not None
+    runtime.projection[0, 0] = np.nan
+    with pytest.raises(DataError, match=r"^save \(nothing written\): tensor 'projection' "
+                                        "contains NaN or inf$"):
+        save(runtime, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
 def test_transform_rejects_the_wrong_dimension(saved: Path, make_inputs: Any) -> None:
     model = load(saved)
     with pytest.raises(DataError, match=rf"{saved.name}: input has dimension 31, but this "

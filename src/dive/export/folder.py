@@ -229,7 +229,8 @@ def save(
     # Refuse to write what `load` would reject (a runtime's arrays were checked when it was
     # built; this checks them as `load` reads them back).
     Runtime.from_arrays(arrays, input_dim=runtime.input_dim, output_dim=runtime.output_dim,
-                        activation=activation, precision=runtime.precision)
+                        activation=activation, precision=runtime.precision,
+                        where="save (nothing written)")
     # One metadata key: safetensors writes its metadata map in a per-process random order,
     # so two keys would make the same model's bytes (and weights_sha256) differ between runs.
     # The format version is config.json's.
