@@ -91,6 +91,13 @@ def test_fit_on_arrays_takes_graded_rows() -> None:
      r"^relevant is a generator; expected a list with one entry per row of queries="),
     ({"queries": np.ones((2, 32), np.float32), "relevant": {3, 4}}, DataError,
      r"^relevant is a set; expected a list with one entry per row of queries="),
+    # named by its row in the split it landed in ("validation queries: row 3")
+    ({"queries": np.eye(12, 32, dtype=np.float32) * (np.arange(12) != 10)[:, None],
+      "relevant": [[i] for i in range(12)]}, DataError,
+     r"^queries: row 10 has norm 0 and cannot be L2-normalised"),
+    # numpy's ValueError "expected non-negative integer" (pca said it as below)
+    ({"queries": np.ones((1, 32), np.float32), "relevant": [[0]], "seed": -1}, DiveError,
+     r"^dive: seed must be in 0\.\.2\*\*63-1, got -1$"),
 ])
 def test_fit_on_arrays_checks_the_labels(kwargs: dict[str, object], error: type[Exception],
                                          message: str) -> None:
@@ -127,6 +134,27 @@ def test_fit_refuses_a_ratio_or_dim_it_would_ignore(kwargs: dict[str, object],
         dive.fit(corpus, **{"method": "pca", **kwargs})  # type: ignore[arg-type]
     assert dive.fit(corpus, method="pca", dim=8, ratio=4).transform(corpus[:2]).shape == (2, 8)
     assert dive.fit(corpus, method="frozen").transform(corpus[:2]).shape == (2, 32)
+
+
+def test_queries_without_a_relevant_row_are_left_out_before_the_split(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """They took validation places: a seed could leave the validation set with none of the
+    labelled queries (refused as "validation queries: no query has a relevant row"), or
+    Search-Adaptor chose its settings on 1 query of 4."""
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((300, 32)).astype(np.float32)
+    queries = corpus[:36:3] + 0.3 * rng.standard_normal((12, 32)).astype(np.float32)
+    relevant = [[] if i in (6, 8, 10) else [3 * i, 3 * i + 1] for i in range(12)]
+    with caplog.at_level("WARNING"):
+        model = dive.fit(corpus, method="search-adaptor:steps=20", dim=8, queries=queries,
+                         relevant=relevant)
+    assert model.fit_info_.summary is not None and model.fit_info_.summary.n_queries == 4
+    assert "3 of 12 queries have no relevant row" in caplog.text
+    few = [[] if i in (0, 1, 5, 7) else [3 * i] for i in range(8)]
+    for seed in (0, 1):  # seed 0 was refused
+        dive.fit(corpus, method="search-adaptor:steps=20", dim=8, queries=queries[:8],
+                 relevant=few, seed=seed)
 
 
 def test_fit_on_arrays_refuses_integer_embeddings() -> None:

@@ -257,6 +257,7 @@ def fit(
                         "folder or a Dataset")
     if isinstance(data, np.ndarray):
         from dive.arrays import as_embeddings, check_floating
+        from dive.compressors.base import checked_seed
 
         # Each of these says where a dataset's embeddings and labels come from; arrays bring
         # their own.
@@ -270,8 +271,9 @@ def fit(
         if not compressor.supervised and (queries is not None or relevant is not None):
             logger.warning("fit: %s learns without labels; queries= and relevant= are not "
                            "used", compressor.method)
-        train = (_array_labels(corpus, queries, relevant, seed) if compressor.supervised
-                 else None)
+        train = (_array_labels(corpus, queries, relevant,
+                               checked_seed(compressor.method, seed))
+                 if compressor.supervised else None)
         compressor.fit(corpus, train)
         return compressor
 
@@ -350,7 +352,7 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
     out for validation as a dataset's labels are (`dive.data.splits.n_validation` of them,
     drawn with `seed`): without it a baseline had no validation set to choose its settings
     and checkpoint on, where `dive fit` on the same labels gives it one."""
-    from dive.arrays import as_embeddings, check_floating
+    from dive.arrays import as_embeddings, as_unit_rows, check_floating
     from dive.compressors.base import LabelledQueries, TrainingData, require_relevant
     from dive.data.splits import hold_out
 
@@ -365,7 +367,10 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
         raise DataError(f"relevant is {kind_of(relevant)}; expected a list with one entry per "
                         f"row of queries= ([[3, 17], [42], ...]){keyed}")
     check_floating(queries, name="queries")
-    q = as_embeddings(queries, name="queries", dim=corpus.shape[1])
+    # unit rows as training makes them, so a zero row is named by its row of queries= (it
+    # was "validation queries: row 3" of the split)
+    q = as_unit_rows(as_embeddings(queries, name="queries", dim=corpus.shape[1]),
+                     name="queries")
     if len(relevant) != q.shape[0]:
         raise DataError(f"relevant: {len(relevant)} entries for {q.shape[0]} queries")
     grades = []
@@ -387,7 +392,13 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
                             f"{corpus.shape[0]} rows")
         grades.append({int(r): int(g) for r, g in graded.items() if g > 0})
     require_relevant(grades, "relevant")
-    kept, validating = hold_out(np.random.default_rng(seed).permutation(len(grades)))
+    # A query without a relevant row is left out before the split, as a dataset's is: it
+    # took a validation place (a seed could leave none with one, a refusal) and taught nothing.
+    labelled = np.array([i for i, g in enumerate(grades) if g], dtype=np.int64)
+    if len(labelled) < len(grades):
+        logger.warning("fit: %d of %d queries have no relevant row (a grade above 0); they "
+                       "are left out", len(grades) - len(labelled), len(grades))
+    kept, validating = hold_out(np.random.default_rng(seed).permutation(labelled))
 
     def labels(rows: np.ndarray) -> LabelledQueries:
         rows = np.sort(rows)

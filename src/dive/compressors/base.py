@@ -43,6 +43,16 @@ Family = Literal["reference", "classical", "baseline", "learned"]
 FAMILIES: tuple[Family, ...] = get_args(Family)
 
 
+def checked_seed(method: str, seed: object) -> int:
+    """`seed` as a plain int, or `DiveError` naming `method` unless it is an integer in
+    0..2**63-1 (numpy's generators take no other)."""
+    if not is_integer(seed):
+        raise DiveError(f"{method}: seed must be an integer, got {seed!r}")
+    if not 0 <= int(seed) < SEED_LIMIT:
+        raise DiveError(f"{method}: seed must be in 0..2**63-1, got {seed}")
+    return int(seed)
+
+
 @dataclass(frozen=True)
 class LabelledQueries:
     """Query embeddings with their judged-relevant documents as corpus row indices."""
@@ -240,13 +250,11 @@ class Compressor(ABC):
 
     def fit(self, corpus: np.ndarray, train: TrainingData | None = None) -> Compressor:
         """Learn the compression from corpus embeddings (and labels if supervised)."""
-        for name, value in (("dim", self.dim), ("seed", self.seed)):
-            if (value is not None or name == "seed") and not is_integer(value):
-                raise DiveError(f"{self.method}: {name} must be an integer, got {value!r}")
-            if value is not None:
-                setattr(self, name, int(value))  # a numpy integer is recorded as a plain int
-        if not 0 <= self.seed < SEED_LIMIT:
-            raise DiveError(f"{self.method}: seed must be in 0..2**63-1, got {self.seed}")
+        if self.dim is not None:
+            if not is_integer(self.dim):
+                raise DiveError(f"{self.method}: dim must be an integer, got {self.dim!r}")
+            self.dim = int(self.dim)  # a numpy integer is recorded as a plain int
+        self.seed = checked_seed(self.method, self.seed)
         if train is not None and not isinstance(train, TrainingData):
             raise DiveError(f"{self.method}: train must be a TrainingData, got {kind_of(train)}")
         check_floating(corpus, name="corpus embeddings")
