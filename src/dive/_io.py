@@ -129,9 +129,15 @@ def _same(path: Path, held: os.stat_result) -> bool:
 
 
 def named(target: Path) -> Path:
-    """`target` as an absolute path without "." or "..": its temporaries are named after its
-    last part, and `.` or `models/..` has none that can be renamed (`--output .`)."""
-    return Path(os.path.abspath(target))
+    """`target` as an absolute path without "." or "..", where the file system puts it: its
+    parent's real place (`link/../out` is `out` beside the folder the link leads to, as every
+    check of `target` reads it, not `./out`), its last part as given (a link there is replaced,
+    not followed). Its temporaries are named after that last part, and `.` or `models/..` has
+    none that can be renamed (`--output .`): such a path is the folder it names."""
+    path = Path(target)
+    if path.name in ("", ".."):
+        return Path(os.path.realpath(path))
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def _make_temporary(tmp: Path, *, folder: bool) -> int:
@@ -613,10 +619,7 @@ def _check_not_around_cwd(path: Path) -> None:
         here = Path.cwd()
     except OSError:  # already in a deleted folder: nothing to keep
         return
-    # the name itself as given (a link at it is replaced, not the folder it leads to), in its
-    # parent's real place
-    given = named(path)
-    target = Path(os.path.realpath(given.parent)) / given.name
+    target = named(path)
     if target == here or target in here.parents:
         raise DiveError(f"{path}: is the current folder{'' if target == here else ' or holds it'}"
                         ", which an output put in place whole (by one rename) would replace "

@@ -387,6 +387,30 @@ def test_a_load_during_saves_with_overwrite_gets_one_whole_save(tmp_path: Path,
     assert neither == 0, f"{neither} of {loads} loads gave a model that is neither save"
 
 
+def test_a_path_through_a_link_and_dotdot_is_written_where_its_checks_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`link/../victim` was checked where the file system puts it (beside the folder the link
+    leads to: nothing there) and written at `./victim`, replacing a folder of the user's files
+    with --overwrite (an index's sidecars without it)."""
+    from dive.export.faiss_index import build_index, save_index
+
+    corpus = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    model = dive.fit(corpus, method="pca", dim=8)
+    (tmp_path / "elsewhere" / "dir").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere" / "dir")
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "thesis.txt").write_text("mine")
+    (tmp_path / "idx.ids.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    save(model, "link/../victim", overwrite=True)
+    save_index(build_index(model.transform(corpus)), "link/../idx")
+    assert (tmp_path / "victim" / "thesis.txt").read_text() == "mine"
+    assert (tmp_path / "idx.ids.txt").read_text() == "mine"
+    assert load(tmp_path / "elsewhere" / "victim").method == "pca"
+    assert (tmp_path / "elsewhere" / "idx.ids.txt").is_file()
+
+
 def test_a_save_to_dot_inside_the_folder_is_refused(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """`dive fit --output . --overwrite` from inside a model folder ran the whole fit, then
