@@ -157,6 +157,29 @@ _TEMPORARY_TAIL = re.compile(r"[0-9a-f]{16}\.tmp")  # what `temporary` adds to "
 DEAD_AFTER = 60.0  # seconds: a temporary is locked from the moment it is made, give or take
 
 
+def is_temporary_name(name: str) -> bool:
+    """Whether `name` is one `temporary` gives (`.<name>.<16 hex>.tmp`)."""
+    return name.startswith(".") and _TEMPORARY_TAIL.fullmatch(name[-20:]) is not None
+
+
+def clear_work_folder(folder: Path, ours: Callable[[str], bool]) -> None:
+    """Empty `folder`, a hidden work folder this run holds (`held`), keeping the folder itself
+    and so the lock on it; only when `ours` knows the name of every entry as one a run of dive
+    writes there (temporaries always are). A folder of that name holding anything else was not
+    left by dive: emptying it deleted a user's files (an input given there); `DiveError`."""
+    entries = list(folder.iterdir())
+    foreign = sorted(e.name for e in entries if not (ours(e.name) or is_temporary_name(e.name)))
+    if foreign:
+        raise DiveError(f"{folder}: holds {foreign[0]!r}, which no run of dive leaves there; "
+                        "it is the work folder of this output, so move it (or what it holds) "
+                        "away")
+    for child in entries:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def remove_dead_temporaries(target: Path) -> list[Path]:
     """Remove the temporary files and folders (`temporary`) of writes to `target` that a
     process killed outright (SIGKILL, the OOM killer) left beside it, hidden and often as large

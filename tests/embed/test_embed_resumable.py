@@ -134,6 +134,20 @@ def test_a_zero_vector_the_model_wrote_is_not_a_damaged_chunk(tmp_path: Path,
     assert len(list((tmp_path / ".emb.partial").glob("*.npy"))) == 5
 
 
+def test_a_work_folder_holding_what_no_run_leaves_is_refused_not_emptied(
+    tmp_path: Path, model: Any
+) -> None:
+    """A dataset kept at `.emb.partial` (the work folder of output `emb`) was deleted with a
+    warning, "left by a run with another dataset ... starting over"."""
+    import shutil
+
+    shutil.copytree(PANTRY, tmp_path / ".emb.partial")
+    with pytest.raises(DiveError, match=r"\.emb\.partial: holds 'corpus\.jsonl', which no run"):
+        encode_to_folder(load_beir(tmp_path / ".emb.partial"), tmp_path / "emb",
+                         chunk_size=CHUNK, progress=False, model=model)
+    assert (tmp_path / ".emb.partial" / "corpus.jsonl").is_file()
+
+
 def test_other_settings_start_over(tmp_path: Path, model: Any,
                                    caplog: pytest.LogCaptureFixture) -> None:
     dataset = load_beir(PANTRY)

@@ -337,3 +337,17 @@ def test_an_output_named_with_a_leading_tilde_gets_every_row(
     assert got_ids == ids
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-6)
     assert not (tmp_path / "home").exists()
+
+
+def test_a_work_folder_no_run_marked_is_refused_not_emptied(ray_cluster: Any, model_dir: Path,
+                                                             tmp_path: Path, stores) -> None:
+    """The engine emptied `.<output>.ray-partial` whatever it held: an input kept there was
+    deleted, then Ray failed with a traceback, "no files found"."""
+    work = tmp_path / ".out.ray-partial"
+    work.mkdir()
+    stores.write_parquet(work / "in.parquet", stores.vectors(20))
+    from dive.integrations.ray import compress_parquet
+
+    with pytest.raises(DiveError, match=r"holds 'in\.parquet', which no run of dive leaves"):
+        compress_parquet(model_dir, work, tmp_path / "out")
+    assert (work / "in.parquet").is_file()

@@ -839,3 +839,25 @@ def test_a_work_folder_whose_progress_is_not_of_this_job_is_damaged(
     compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100,
                    progress=False)
     _check(runtime, np.load(tmp_path / "y.npy"), x, 100)
+
+
+def test_a_work_folder_holding_what_no_run_leaves_is_refused_not_emptied(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """`.<output>.partial` without a run's state was emptied whatever it held: a user's
+    notes, or the input itself (`--input .out.partial`), deleted."""
+    x = stores.vectors(50)
+    np.save(tmp_path / "x.npy", x)
+    work = tmp_path / ".y.npy.partial"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    with pytest.raises(DiveError, match=r"\.y\.npy\.partial: holds 'notes\.txt', which no run "
+                                        r"of dive leaves there"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    assert (work / "notes.txt").read_text() == "mine"
+    shards = tmp_path / ".out.partial"  # the input is the work folder of its output
+    shards.mkdir()
+    np.save(shards / "a.npy", x)
+    with pytest.raises(DiveError, match=r"holds 'a\.npy', which no run of dive leaves there"):
+        compress_store(runtime, shards, tmp_path / "out", progress=False)
+    np.testing.assert_array_equal(np.load(shards / "a.npy"), x)

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, check_output, held
+from dive._io import atomic_open, atomic_write_text, check_output, clear_work_folder, held
 from dive.arrays import UNIT_NORM_TOLERANCE, positive_integer
 from dive.embed import encode
 from dive.embed.store import FILES, Embeddings, save_embeddings
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 4096
 JOB_FILE = "job.json"
+_CHUNK = re.compile(r"(corpus|queries)-\d{6}\.npy")  # `_Chunk.file`
 JOB_FORMAT = "dive-embed-job"
 JOB_VERSION = 1
 
@@ -203,15 +205,16 @@ def _start(work: Path, job: dict[str, Any]) -> set[str]:
             done = {p.name for p in work.iterdir() if p.suffix == ".npy" and p.name[0] != "."}
             logger.info("%s: resuming, %d chunks already encoded", work, len(done))
             return done
+        clear_work_folder(work, _left_by_a_run)
         logger.warning("%s: left by a run with another dataset, model or settings; starting "
                        "over", work)
-    for child in work.iterdir():  # cleared, not replaced: `held` locks the folder itself
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
     atomic_write_text(work / JOB_FILE, json.dumps(job, sort_keys=True) + "\n")
     return set()
+
+
+def _left_by_a_run(name: str) -> bool:
+    """Whether `name` in a work folder is what a run writes there: its job and chunks."""
+    return name == JOB_FILE or _CHUNK.fullmatch(name) is not None
 
 
 def _same_job(old: dict[str, Any], job: dict[str, Any]) -> bool:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import held, named, publish
+from dive._io import clear_work_folder, held, named, publish
 from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -55,7 +55,7 @@ from dive.scale.formats import (
     vectors_from_arrow,
 )
 from dive.scale.model import OutputDtype, output_dtype, resolve_runtime
-from dive.scale.resume import clear_folder, write_output_marker
+from dive.scale.resume import write_output_marker
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from dive.scale.model import ModelLike
 
 logger = logging.getLogger(__name__)
+_WORK_MARK = ".dive-ray-work"  # in a work folder a run made: what it holds is a run's
 
 
 def import_ray() -> Any:
@@ -275,7 +276,9 @@ def compress_parquet(
     tmp = dst.parent / f".{dst.name}.ray-partial"
     dst.parent.mkdir(parents=True, exist_ok=True)
     with held(tmp, dst):  # a second run on this output fails at once, as the local engine's does
-        clear_folder(tmp)  # a killed run's files: this engine starts over
+        # a killed run's files (this engine starts over); only where a run marked the folder
+        clear_work_folder(tmp, lambda name: (tmp / _WORK_MARK).is_file())
+        (tmp / _WORK_MARK).touch()
         if not ray.is_initialized():
             ray.init(logging_level=logging.WARNING)  # no start-up chatter around dive's lines
         with _console_without_ray_data_errors():
@@ -287,6 +290,7 @@ def compress_parquet(
         if rows != n_rows:  # never publish what Ray did not write in full
             raise DiveError(f"{dst}: Ray wrote {rows} of the {n_rows} rows read; nothing was "
                             "published")
+        (tmp / _WORK_MARK).unlink()
         write_output_marker(tmp, runtime)
         publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
     logger.info("%s: %d vectors compressed on Ray", dst, rows)

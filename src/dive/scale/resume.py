@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dive._io import atomic_write_text, held
+from dive._io import atomic_write_text, clear_work_folder, held
 from dive.errors import DataError
 from dive.scale.model import runtime_digest
 
@@ -40,6 +39,11 @@ class Partial:
         self.parts = self.root / "parts"
         self.state_path = self.root / "state.json"
 
+    def _left_by_a_run(self, name: str) -> bool:
+        """Whether `name` in the work folder is a run's: anything once its state is there
+        (`start` writes it first), else the data and parts folders."""
+        return self.state_path.is_file() or name in (self.data.name, self.parts.name)
+
     def held(self) -> contextlib.AbstractContextManager[None]:
         """Hold the work folder while this run uses it (`dive._io.held`)."""
         return held(self.root, self.output)
@@ -52,11 +56,11 @@ class Partial:
             if old is not None and old.get("job") == job and self.data.is_dir():
                 logger.info("%s: resuming after row %d", self.root, old["rows_done"])
                 return old
+            clear_work_folder(self.root, self._left_by_a_run)
             logger.warning(
                 "%s: left by a run with another input, model or settings; starting over",
                 self.root,
             )
-            clear_folder(self.root)
         self.data.mkdir(parents=True)
         state = {
             "format": STATE_FORMAT,
@@ -92,13 +96,6 @@ class Partial:
         )
 
 
-def clear_folder(folder: Path) -> None:
-    """Remove what `folder` holds, keeping the folder itself (and so a `held` lock on it)."""
-    for child in folder.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
 
 
 def part_name(first_row: int) -> str:
