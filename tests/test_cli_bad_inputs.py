@@ -399,7 +399,17 @@ CASES = [
          "--output {ws}/i.faiss", "emb16/corpus.npy: vectors have dimension 16, but "
          "{ws}/model expects 32", embeddings_of_dim(16)),
     Case("evaluate --plot the results file", EVALUATE + " --results {ws}/new.jsonl --plot "
-         "{ws}/new.jsonl --overwrite", "new.jsonl: --plot names the --results file"),
+         "{ws}/new.jsonl --overwrite", "new.jsonl: --results and --plot name the same path"),
+    # each of these ran the whole grid, then "a file is in the way of a folder needed here"
+    Case("evaluate --plot the report folder", EVALUATE + " --results {ws}/new.jsonl --plot "
+         "{ws}/rep.png --report {ws}/rep.png", "rep.png: --plot and --report name the same path",
+         no_run),
+    Case("evaluate --report inside the plot", EVALUATE + " --results {ws}/new.jsonl --plot "
+         "{ws}/p.png --report {ws}/p.png/r", "p.png/r: --report lies inside {ws}/p.png, the "
+         "--plot file", no_run),
+    Case("evaluate --plot inside the results file", EVALUATE + " --results {ws}/new.jsonl "
+         "--plot {ws}/new.jsonl/p.png", "new.jsonl/p.png: --plot lies inside {ws}/new.jsonl, the "
+         "--results file", no_run),
     Case("evaluate --overwrite with nothing to replace", EVALUATE + " --results "
          "{ws}/results.jsonl --overwrite", "--overwrite replaces an earlier --plot or --report, "
          "and neither is given; {ws}/results.jsonl is always appended to (start over with a new "

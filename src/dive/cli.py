@@ -103,11 +103,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DiveError("--overwrite replaces an earlier --plot or --report, and neither is "
                         f"given; {args.results} is always appended to (start over with a new "
                         "--results file)")
+    _check_apart(("--results", args.results), ("--plot", args.plot), ("--report", args.report))
     if args.plot:
         from dive.report.plots import is_png
 
-        if Path(args.plot).resolve() == Path(args.results).resolve():
-            raise DiveError(f"{args.plot}: --plot names the --results file")
         check_output(Path(args.plot), overwrite=args.overwrite, ours=is_png, what="a PNG plot",
                      suffix=".png")
     if args.report:
@@ -725,6 +724,23 @@ FLAG_OF_PARAM = {
 CLI_SPELLING = {"id_column=None": "--id-column ''", "pass overwrite=True": "pass --overwrite",
                 "load it with verify=False": "pass --no-verify",
                 "embeddings_dir is one dataset's": "--embeddings is one dataset's"}
+
+
+def _check_apart(*outputs: tuple[str, str | None]) -> None:
+    """Refuse, before a grid runs, outputs that are one path or where one lies inside a file
+    another names (`--plot rep --report rep`, `--plot n.jsonl/p.png`): each was found after
+    the grid, "a file is in the way of a folder". Files inside the --report folder are
+    checked against the names it writes (`report_paths`)."""
+    given = [(flag, Path(path).resolve()) for flag, path in outputs if path]
+    for i, (flag, path) in enumerate(given):
+        for other_flag, other in given[i + 1:]:
+            if path == other:
+                raise DiveError(f"{path}: {flag} and {other_flag} name the same path")
+            for outer, outer_flag, inner, inner_flag in ((path, flag, other, other_flag),
+                                                         (other, other_flag, path, flag)):
+                if outer in inner.parents and outer_flag != "--report":
+                    raise DiveError(f"{inner}: {inner_flag} lies inside {outer}, the "
+                                    f"{outer_flag} file")
 
 
 def _error_line(exc: DiveError | OSError) -> str:
