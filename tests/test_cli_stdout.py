@@ -84,41 +84,41 @@ def test_a_verb_that_writes_files_runs_with_stdout_closed(tiny: tuple[Path, Path
     assert (tmp_path / "m" / "config.json").is_file()
 
 
-@pytest.mark.parametrize("ascii_env", [
-    {"PYTHONIOENCODING": "ascii"},  # errors "strict"
-    {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},  # surrogateescape
-])
+# LC_ALL=C without UTF-8 mode: an ASCII stdout whose errors are "surrogateescape"
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+
+
+def in_locale(stdout_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
+    """`dive ARGS` with stdout's encoding set by `stdout_env` alone."""
+    plain = {k: v for k, v in env().items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
+    return subprocess.run([sys.executable, "-m", "dive", *args], capture_output=True,
+                          env={**plain, **stdout_env}, timeout=120)
+
+
+@pytest.mark.parametrize("ascii_env", [{"PYTHONIOENCODING": "ascii"}, C_LOCALE])
 def test_a_stdout_that_cannot_encode_a_character_escapes_it(
     ascii_env: dict[str, str], tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """An ASCII stdout (`LC_ALL=C` without UTF-8 mode, or PYTHONIOENCODING=ascii) made the
-    table's ± a UnicodeEncodeError traceback, before the report was written."""
-    plain = {k: v for k, v in env().items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
-    done = subprocess.run(
-        [sys.executable, "-m", "dive", "evaluate", "--datasets", str(tiny[0]), "--embeddings",
-         str(tiny[1]), "--methods", "frozen,pca", "--ratios", "4", "--budgets", "all",
-         "--seeds", "0", "--results", str(tmp_path / "r.jsonl"), "--report",
-         str(tmp_path / "report")],
-        capture_output=True, env={**plain, **ascii_env}, timeout=120)
+    """An ASCII stdout (`LC_ALL=C` without UTF-8 mode, or PYTHONIOENCODING=ascii, errors
+    "strict") made the table's ± a UnicodeEncodeError traceback, before the report was
+    written."""
+    done = in_locale(ascii_env, "evaluate", "--datasets", str(tiny[0]), "--embeddings",
+                     str(tiny[1]), "--methods", "frozen,pca", "--ratios", "4", "--budgets",
+                     "all", "--seeds", "0", "--results", str(tmp_path / "r.jsonl"), "--report",
+                     str(tmp_path / "report"))
     assert done.returncode == 0, done.stderr.decode()
     assert b"\\xb1" in done.stdout and (tmp_path / "report" / "report.md").is_file()
 
 
-@pytest.mark.parametrize("stdout_env", [
-    {"PYTHONIOENCODING": "utf-8"},  # errors "strict"
-    {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},  # ascii
-])
+@pytest.mark.parametrize("stdout_env", [{"PYTHONIOENCODING": "utf-8"}, C_LOCALE])
 def test_a_printed_path_with_a_byte_of_no_encoding_is_that_path(
     stdout_env: dict[str, str], tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """A UTF-8 stdout could not write the byte 0xE9 of a file name (a lone surrogate to
     Python): the model was saved, then `saved: ...` was a traceback and exit status 1."""
     output = tmp_path / os.fsdecode(b"m\xe9")
-    plain = {k: v for k, v in env().items() if k not in ("PYTHONIOENCODING", "PYTHONUTF8")}
-    done = subprocess.run(
-        [sys.executable, "-m", "dive", "fit", "--dataset", str(tiny[0]), "--embeddings",
-         str(tiny[1]), "--method", "pca", "--dim", "8", "--output", str(output)],
-        capture_output=True, env={**plain, **stdout_env}, timeout=120)
+    done = in_locale(stdout_env, "fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]),
+                     "--method", "pca", "--dim", "8", "--output", str(output))
     assert done.returncode == 0, done.stderr.decode()
     assert os.fsencode(output) in done.stdout  # the path's own bytes: one a shell can reuse
     assert (output / "config.json").is_file()
