@@ -526,3 +526,30 @@ def test_temporaries_a_killed_write_left_are_removed_and_a_live_writes_kept(
         live.wait()
     assert sorted(p.name for p in remove_dead_temporaries(target)) == running
     assert _temporaries(tmp_path) == [".out.npy.notes.tmp"]
+
+
+def test_a_pipe_given_as_an_input_file_is_refused_before_it_is_opened(tmp_path: Path) -> None:
+    """Each was opened with no writer: pyarrow's open and a read waited forever (not even
+    Ctrl-C ended pyarrow's), a .npy was "no .npy header", and a pipe among compress's shards
+    was left out, exit 0."""
+    import numpy as np
+
+    from dive.arrays import load_npy
+    from dive.embed.imported import read_npy_vectors
+    from dive.embed.store import read_meta
+    from dive.errors import DataError
+    from dive.scale.discover import discover
+    from dive.scale.formats import open_parquet
+
+    pipe = tmp_path / "p.npy"
+    os.mkfifo(pipe)
+    calls = [lambda: load_npy(pipe), lambda: open_parquet(pipe), lambda: read_meta(pipe),
+             lambda: read_npy_vectors(pipe, pipe)]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    np.save(shards / "a.npy", np.eye(4, dtype=np.float32))
+    os.mkfifo(shards / "b.npy")
+    calls.append(lambda: discover(shards, "out", "vector", None))
+    for call, named in zip(calls, [pipe] * 4 + [shards / "b.npy"], strict=True):
+        with pytest.raises(DataError, match=rf"^{named}: not a regular file \(a pipe, socket"):
+            call()

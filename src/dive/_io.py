@@ -713,6 +713,16 @@ def parse_json_object(data: bytes, where: str, *, encoding: str = "utf-8") -> di
     return value
 
 
+def refuse_special_file(path: str | os.PathLike[str]) -> None:
+    """`DataError` if something is at `path` that is neither a regular file nor a folder: a
+    pipe, socket or device reads once, or waits for a writer forever (pyarrow's open, which
+    not even Ctrl-C ends), and was called "no such file" or "no .npy header". A missing path
+    or a folder is left to the caller's own message."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise DataError(f"{os.fspath(path)}: not a regular file (a pipe, socket or device); "
+                        "save its contents to a file and give that")
+
+
 def as_path(value: object, what: str, expected: str = "a path") -> Path:
     """`value` as a Path, or `DiveError` naming the parameter `what` and what it should be
     (not os.fspath's "expected str, bytes or os.PathLike object, not NoneType" from deep

@@ -19,6 +19,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from dive._io import refuse_special_file
 from dive.errors import DataError, DiveError
 
 # float32 norms of unit vectors sit within ~1e-6 of 1; 1e-3 only catches real mistakes.
@@ -140,6 +141,7 @@ def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     `.npz` archive is named as one, and one whose header asks for more memory than there is
     says so. A missing file or a folder raises its `OSError` as is.
     """
+    refuse_special_file(path)  # a pipe's header was read, then looked for again: "no header"
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (FileNotFoundError, IsADirectoryError, PermissionError):

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dive._io import refuse_special_file
 from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.data.beir import Dataset, clean_id, form_hint
 from dive.embed.encode import dataset_fingerprint, model_label
@@ -114,6 +115,7 @@ def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:
     file, ids_file = Path(path), Path(ids_path)
     for required in (file, ids_file):
         if not required.is_file():
+            refuse_special_file(required)
             raise DataError(f"{required}: is a folder, not a file" if required.is_dir()
                             else f"{required}: no such file")
     array = read_matrix(file, mmap=True)

@@ -28,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from dive._io import naming_os_errors, parse_json_object, publish, read_one_save, temporary
+from dive._io import (
+    naming_os_errors,
+    parse_json_object,
+    publish,
+    read_one_save,
+    refuse_special_file,
+    temporary,
+)
 from dive.arrays import (
     UNIT_NORM_TOLERANCE,
     check_matrix_shape,
@@ -224,6 +231,7 @@ def _read_files(root: Path, mmap: bool) -> tuple[
 
 def read_meta(path: Path) -> dict[str, Any]:
     """An embeddings folder's meta.json as a dict, or `DataError` naming the file."""
+    refuse_special_file(path)  # a pipe waited for a writer, before the folder's other checks
     return parse_json_object(path.read_bytes(), str(path))
 
 

@@ -58,6 +58,7 @@ from dive._io import (
     check_output,
     locked,
     parse_json,
+    refuse_special_file,
     remove_dead_temporaries,
 )
 from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
@@ -540,6 +541,7 @@ def _open_saved(path: Path,
     with locked(path):
         if not sidecar.is_file():
             raise DataError(f"{sidecar}: missing (the ids of {path.name}'s rows)")
+        refuse_special_file(meta)  # a pipe waited for a writer
         opened = [files.enter_context(p.open("rb")) for p in (path, sidecar)]
         meta_file = files.enter_context(meta.open("rb")) if meta.exists() else None
     return opened[0], opened[1], meta_file

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dive._io import refuse_special_file
 from dive.errors import DataError
 from dive.scale.checks import check_no_broken_links
 from dive.scale.formats import (
@@ -80,6 +81,8 @@ def _shard_files(src: Path) -> list[Path]:
     named = sorted(p for p in src.iterdir()
                    if not p.name.startswith(".") and p.suffix.lower() in SUFFIXES)
     check_no_broken_links(named)
+    for path in named:  # a pipe or device among the shards was left out, exit 0
+        refuse_special_file(path)
     files = [p for p in named if p.is_file()]
     if not files:
         raise DataError(f"{src}: no .npy or .parquet shards in this folder")
@@ -119,6 +122,7 @@ def discover(
         files = _shard_files(src)
         return [_inspect(p, p.name, column, id_column) for p in files], False
     if not src.is_file():
+        refuse_special_file(src)
         raise DataError(f"{src}: no such file or folder")
     if src.suffix.lower() not in SUFFIXES:
         raise DataError(

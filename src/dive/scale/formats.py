@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
+from dive._io import refuse_special_file
 from dive.arrays import BEYOND_FLOAT32, check_matrix_shape, to_float32
 from dive.errors import DataError, DiveError
 
@@ -180,6 +181,7 @@ def open_parquet(path: Path) -> pa.parquet.ParquetFile:
     """`path` opened to read a row group at a time: pyarrow's default `pre_buffer` buffered
     every row group an iteration asks for, so memory grew with the file (a 2M x 384 store
     peaked at 3.9 GB in `dive compress`, against 0.3 GB for the same rows in a .npy)."""
+    refuse_special_file(path)
     return import_pyarrow().parquet.ParquetFile(path, pre_buffer=False)
 
 
