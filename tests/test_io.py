@@ -553,3 +553,12 @@ def test_a_pipe_given_as_an_input_file_is_refused_before_it_is_opened(tmp_path: 
     for call, named in zip(calls, [pipe] * 4 + [shards / "b.npy"], strict=True):
         with pytest.raises(DataError, match=rf"^{named}: not a regular file \(a pipe, socket"):
             call()
+
+
+def test_an_output_name_near_the_file_systems_limit_is_written(tmp_path: Path) -> None:
+    """Its temporary, 22 bytes longer, was "file name too long": a legal 250-byte name (or an
+    existing results file of that name) could not be written."""
+    target = tmp_path / ("é" * 120 + "a" * 10)  # 250 bytes in UTF-8
+    atomic_write_text(target, "x")
+    atomic_write_text(target, "y")
+    assert target.read_text() == "y" and sorted(tmp_path.iterdir()) == [target]

@@ -77,7 +77,7 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
     interruption (Ctrl-C, SIGTERM) that lands while it is being made cannot leave it behind,
     as one between `tempfile.mkstemp` making a file and returning its name could."""
     target = named(target)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    tmp = target.parent / f"{_temporary_prefix(target)}{secrets.token_hex(8)}.tmp"
     try:
         held = _make_temporary(tmp, folder=folder)
         try:
@@ -157,6 +157,15 @@ _TEMPORARY_TAIL = re.compile(r"[0-9a-f]{16}\.tmp")  # what `temporary` adds to "
 DEAD_AFTER = 60.0  # seconds: a temporary is locked from the moment it is made, give or take
 
 
+def _temporary_prefix(target: Path) -> str:
+    """`.<name>.`, what `temporary` names a temporary of `target` with before its random tail;
+    a name too long to take the 22 bytes it adds (a file system's limit is 255 bytes) is cut
+    short in it, where a 240-byte output was refused as "file name too long"."""
+    room = 255 - len(".") - len(".") - len(secrets.token_hex(8) + ".tmp")
+    name = os.fsencode(target.name)
+    return f".{os.fsdecode(name[:room])}."
+
+
 def is_temporary_name(name: str) -> bool:
     """Whether `name` is one `temporary` gives (`.<name>.<16 hex>.tmp`)."""
     return name.startswith(".") and _TEMPORARY_TAIL.fullmatch(name[-20:]) is not None
@@ -186,7 +195,7 @@ def remove_dead_temporaries(target: Path) -> list[Path]:
     as the output; return them. One is dead when no process holds its lock and it has not
     changed for `DEAD_AFTER` seconds. A live write's, another run's, is never touched."""
     target = named(target)
-    prefix = f".{target.name}."
+    prefix = _temporary_prefix(target)
     try:
         found = [p for p in target.parent.iterdir()
                  if p.name.startswith(prefix) and _TEMPORARY_TAIL.fullmatch(p.name[len(prefix):])]
