@@ -14,6 +14,14 @@ from contextlib import contextmanager
 from typing import Any
 
 
+def quoted(value: object, limit: int = 60) -> str:
+    """`value`'s repr for a message, a string cut to about `limit` characters: an id of
+    megabytes (a whole file read as one line) made a warning or an error line of megabytes."""
+    if not isinstance(value, str) or len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} chars)"
+
+
 def kind_of(value: object) -> str:
     """What a wrongly typed argument is, for an error message: 'None', 'a list'."""
     if value is None:

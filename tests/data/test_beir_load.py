@@ -346,7 +346,8 @@ HEADER = "query-id\tcorpus-id\tscore\n"
         ("q1\td1\t1_0\n", r"test\.tsv line 2: score '1_0' is not an integer"),
         # int() refused it with a traceback (over 4300 digits); no grade has 19
         ("q1\td1\t" + "9" * 5000 + "\n",
-         r"test\.tsv line 2: score '9{40}'\.\.\. is too large for a grade \(over 18 digits\)$"),
+         r"test\.tsv line 2: score '9{40}'\.\.\. \(5000 chars\) is too large for a grade "
+         r"\(over 18 digits\)$"),
         ("q1\td1\t" + "9" * 19 + "\n", r"test\.tsv line 2: score '9{19}' is too large"),
         (
             "q9\td1\t1\nq8\td1\t1\n",

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from dive.arrays import is_integer_text, is_utf8
-from dive.errors import DataError
+from dive.errors import DataError, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
             raise DataError(f"{path} line {lineno}: {problem}")
         first = seen.setdefault(record_id, lineno)
         if first != lineno:
-            raise DataError(f"{path} line {lineno}: duplicate id {record_id!r} "
+            raise DataError(f"{path} line {lineno}: duplicate id {quoted(record_id)} "
                             f"(first on line {first}{_as_written(written, padded.get(record_id))})")
         if isinstance(written, str) and written != record_id:
             padded[record_id] = written
@@ -408,9 +408,9 @@ def _read_qrels(
         if not doc_id:  # a document "" counted in the query's ideal ranking
             raise DataError(f"{path} line {lineno}: empty corpus-id")
         if not is_integer_text(score):
-            raise DataError(f"{path} line {lineno}: score {_cut(score)} is not an integer")
+            raise DataError(f"{path} line {lineno}: score {quoted(score, 40)} is not an integer")
         if len(score) > _GRADE_DIGITS and len(score.lstrip("+-").lstrip("0")) > _GRADE_DIGITS:
-            raise DataError(f"{path} line {lineno}: score {_cut(score)} is too large for a "
+            raise DataError(f"{path} line {lineno}: score {quoted(score, 40)} is too large for a "
                             f"grade (over {_GRADE_DIGITS} digits)")
         grade = int(score)
         if query_id not in queries:
@@ -435,10 +435,6 @@ def _read_qrels(
     return qrels
 
 
-def _cut(value: str, limit: int = 40) -> str:
-    """`value`'s repr, cut to about `limit` characters so an error stays one short line."""
-    return repr(value) if len(value) <= limit else f"{value[:limit]!r}..."
-
 
 def _report_odd(
     path: Path, odd: dict[str, tuple[int, int, str]], *, matched: tuple[bool, bool],
@@ -457,7 +453,7 @@ def _report_odd(
                                    ("corpus", names[1], matched[1], known[1])):
         if kind in odd:
             count, lineno, ident = odd[kind]
-            first = f"first: line {lineno}, {kind} id {ident!r}{form_hint(ident, ids)}"
+            first = f"first: line {lineno}, {kind} id {quoted(ident)}{form_hint(ident, ids)}"
             if not found:
                 raise DataError(f"{path}: no judgement names a {kind} id of {name} ({first})")
             what = ("skipped (no query text)" if kind == "query" else
@@ -473,7 +469,7 @@ def form_hint(ident: str, known: Iterable[str]) -> str:
     match = next((k for k in known if unicodedata.normalize("NFC", k) == target), None)
     if match is None:
         return ""
-    return (f", which differs from the known id {match!r} only in its Unicode form "
+    return (f", which differs from the known id {quoted(match)} only in its Unicode form "
             f"({ident!a} against {match!a})")
 
 

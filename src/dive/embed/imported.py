@@ -33,7 +33,7 @@ from dive.data.beir import Dataset, clean_id, form_hint
 from dive.embed.encode import dataset_fingerprint, model_label
 from dive.embed.resumable import check_embeddings_output
 from dive.embed.store import Embeddings, read_ids, read_matrix, save_embeddings
-from dive.errors import DataError
+from dive.errors import DataError, quoted
 from dive.scale.formats import (
     BadRow,
     import_pyarrow,
@@ -216,15 +216,16 @@ def _rows_in_order(vectors: Vectors, wanted: Sequence[str], what: str) -> np.nda
     for row, ident in enumerate(vectors.ids):
         first = row_of.setdefault(ident, row)
         if first != row:
-            raise DataError(f"{vectors.id_place(row)}: duplicate id {ident!r} (first at "
+            raise DataError(f"{vectors.id_place(row)}: duplicate id {quoted(ident)} (first at "
                             f"{vectors.row_name(first)})")
     known = set(map(str, wanted))
     extra = [(row, ident) for row, ident in enumerate(vectors.ids) if ident not in known]
     if extra:
         row, ident = extra[0]
         hint = form_hint(ident, known)
-        raise DataError(f"{vectors.id_place(row)}: id {ident!r}{hint}{',' if hint else ''} is "
-                        f"not in {what} ({len(extra)} of {len(vectors.ids)} ids are not)")
+        raise DataError(f"{vectors.id_place(row)}: id {quoted(ident)}{hint}"
+                        f"{',' if hint else ''} is not in {what} ({len(extra)} of "
+                        f"{len(vectors.ids)} ids are not)")
     if len(row_of) != len(known):
         absent = [str(ident) for ident in wanted if str(ident) not in row_of]
         raise DataError(f"{vectors.ids_from or vectors.where}: no vector for id {absent[0]!r} "

@@ -44,7 +44,7 @@ from dive.arrays import (
     to_float32,
 )
 from dive.data.beir import clean_id
-from dive.errors import DataError
+from dive.errors import DataError, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Embeddings:
             row = index.get(str(qid))
             if row is None:
                 source = self.meta.get("source", "these embeddings")
-                raise DataError(f"{source}: query id {qid!r} has no embedding")
+                raise DataError(f"{source}: query id {quoted(qid)} has no embedding")
             rows.append(row)
         if not rows:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -286,10 +286,10 @@ def read_ids(path: Path) -> list[str]:
         if not ident:
             raise DataError(f"{path}: line {lineno}: empty id")
         if "\r" in ident:
-            raise DataError(f"{path}: line {lineno}: id {ident!r} contains a line break")
+            raise DataError(f"{path}: line {lineno}: id {quoted(ident)} contains a line break")
         if ident in seen:
             raise DataError(
-                f"{path}: line {lineno}: duplicate id {ident!r} (first on line {seen[ident]})"
+                f"{path}: line {lineno}: duplicate id {quoted(ident)} (first on line {seen[ident]})"
             )
         seen[ident] = lineno
     return ids
@@ -335,9 +335,9 @@ def _check_ids_writable(name: str, ids: list[str]) -> None:
     seen: set[str] = set()
     for row, ident in enumerate(ids):
         if not ident or "\n" in ident or "\r" in ident:
-            raise DataError(f"{name}: row {row}: id {ident!r} is empty or contains a newline")
+            raise DataError(f"{name}: row {row}: id {quoted(ident)} is empty or contains a newline")
         if ident in seen:
-            raise DataError(f"{name}: row {row}: duplicate id {ident!r}")
+            raise DataError(f"{name}: row {row}: duplicate id {quoted(ident)}")
         seen.add(ident)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from dive.arrays import BadRowError, as_embeddings, as_unit_rows
 from dive.compressors.precision import Quantizer
-from dive.errors import DataError
+from dive.errors import DataError, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,8 @@ def _row_of(ids: Sequence[str], name: str) -> dict[str, int]:
     row_of: dict[str, int] = {}
     for row, one in enumerate(ids):
         if one in row_of:
-            raise DataError(f"{name}: row {row} repeats id {one!r} (first at row {row_of[one]})")
+            raise DataError(f"{name}: row {row} repeats id {quoted(one)} (first at row "
+                            f"{row_of[one]})")
         row_of[one] = row
     return row_of
 

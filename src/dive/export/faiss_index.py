@@ -69,7 +69,7 @@ from dive.compressors.precision import (
     check_precision,
     code_width,
 )
-from dive.errors import DataError, DiveError, kind_of
+from dive.errors import DataError, DiveError, kind_of, quoted
 from dive.evaluate.product import is_product, product_bytes, product_index
 
 logger = logging.getLogger(__name__)
@@ -218,9 +218,11 @@ def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
     seen: dict[str, int] = {}
     for row, ident in enumerate(out):
         if not ident or "\n" in ident or "\r" in ident:
-            raise DataError(f"{where}: row {row}: id {ident!r} is empty or contains a newline")
+            raise DataError(f"{where}: row {row}: id {quoted(ident)} is empty or contains a "
+                            "newline")
         if ident in seen:
-            raise DataError(f"{where}: row {row} repeats id {ident!r} (first at row {seen[ident]})")
+            raise DataError(f"{where}: row {row} repeats id {quoted(ident)} (first at row "
+                            f"{seen[ident]})")
         seen[ident] = row
     return out
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from dive._io import atomic_open, check_output, check_overwrite, naming_os_errors, publish
 from dive.arrays import as_unit_rows, check_floating, is_integer, positive_integer
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, quoted
 from dive.scale.checks import check_has_rows, check_ids, column_names
 from dive.scale.formats import (
     BadRow,
@@ -630,8 +630,8 @@ def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
     row_of: dict[Any, int] = {}
     for row, ident in enumerate(found.column(id_column).to_pylist()):
         if ident in row_of:  # which row's vector would rescore the hit is a matter of order
-            raise DataError(f"table {other.name!r}: {id_column} {ident!r} is on more than one "
-                            "row; rescoring by id needs one row per id")
+            raise DataError(f"table {other.name!r}: {id_column} {quoted(ident)} is on more than "
+                            "one row; rescoring by id needs one row per id")
         row_of[ident] = row
     missing = [ident for ident in wanted if ident not in row_of]
     if missing:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import check_output
-from dive.errors import DataError, DiveError, kind_of
+from dive.errors import DataError, DiveError, kind_of, quoted
 from dive.scale.formats import (
     SUFFIXES,
     Kind,
@@ -217,7 +217,7 @@ def check_ids(parts: Sequence[tuple[str, pa.Array | pa.ChunkedArray]], id_column
             earlier, at = first.setdefault(ident, (k, local))
             if (earlier, at) != (k, local):
                 where = f"row {at}" if earlier == k else f"{parts[earlier][0]}: row {at}"
-                raise row_error(k, local, f": duplicate id {ident!r} (first at {where})")
+                raise row_error(k, local, f": duplicate id {quoted(ident)} (first at {where})")
 
 
 def _id_kind(arrow_type: pa.DataType) -> str:
