@@ -234,9 +234,17 @@ def test_a_received_export_that_names_code_of_its_own_is_not_loaded(
     config_file.write_text(json.dumps(config))
     (folder / "1_Pooling").rename(tmp_path / "pooling")  # a link can lead anywhere unchecked
     (folder / "1_Pooling").symlink_to(tmp_path / "pooling")
-    with pytest.raises(DataError, match=r"1_Pooling: a symbolic link in a received model"):
+    with pytest.raises(DataError, match=r"1_Pooling: a link to a folder in a received model"):
         load_sentence_transformer(folder)
     (folder / "1_Pooling").unlink()
     (tmp_path / "pooling").rename(folder / "1_Pooling")
+    # a linked file is read through its link, as a Hugging Face cache snapshot's files are
+    (folder / "config.json").rename(tmp_path / "blob")
+    (folder / "config.json").symlink_to(tmp_path / "blob")
+    assert load_sentence_transformer(folder).encode(["a"]).shape == (1, 16)
+    (tmp_path / "blob").write_text(json.dumps({**config, "auto_map": {"AutoModel": "e.E"}}))
+    with pytest.raises(DataError, match=r"config\.json: auto_map names a model's own code"):
+        load_sentence_transformer(folder)
+    (tmp_path / "blob").write_text(json.dumps(config))
     assert not ran.exists()
     assert load_sentence_transformer(folder).encode(["a"]).shape == (1, 16)

@@ -90,7 +90,7 @@ def check_st_output(target: Path, *, overwrite: bool, bundled: bool) -> None:
 # sentence-transformers' layers that import no class their files name (its Router does)
 _PLAIN_LAYERS = frozenset({"Transformer", "Pooling", "Normalize", "Dense", "LayerNorm", "Dropout",
                            "WordEmbeddings", "WordWeights", "CNN", "LSTM", "BoW",
-                           "StaticEmbedding", "WeightedLayerPooling"})
+                           "StaticEmbedding", "WeightedLayerPooling", "CLIPModel"})
 
 
 def is_dive_st_model(folder: Path) -> bool:
@@ -130,22 +130,21 @@ def load_sentence_transformer(path: str | os.PathLike[str], device: str = "cpu")
 def _check_no_foreign_code(folder: Path) -> None:
     """`DataError` unless the only code `trust_remote_code` lets in is dive's module: every
     module in modules.json is dive's or one of sentence-transformers' own layers (not its
-    Router, which imports the classes its config names) at a path inside the folder, nothing
-    in the folder is a symbolic link (it can lead anywhere), and no JSON file has an `auto_map`
+    Router, which imports the classes its config names) at a path inside the folder, no folder
+    in it is a symbolic link (it can lead anywhere unchecked), and no JSON file has an `auto_map`
     (transformers' pointer to a model's or tokenizer's own code, in the folder or on the hub).
     A folder received from someone else ran whatever it named."""
     trust = ("load it with SentenceTransformer(..., trust_remote_code=True) if you trust the "
              "folder's sender")
     root = folder.resolve()
     json_files = []
-    for parent, dirs, files in os.walk(folder):  # links are not followed: each is refused
-        for name in [*dirs, *files]:
-            path = Path(parent) / name
-            if path.is_symlink():
-                raise DataError(f"{path}: a symbolic link in a received model folder; not "
-                                f"loaded ({trust})")
-            if name.endswith(".json") and path.is_file():
-                json_files.append(path)
+    for parent, dirs, files in os.walk(folder):  # a linked folder is not walked: refused
+        for name in dirs:
+            if (Path(parent) / name).is_symlink():
+                raise DataError(f"{Path(parent) / name}: a link to a folder in a received "
+                                f"model folder, which can lead anywhere; not loaded ({trust})")
+        # a linked file is read through its link (a Hugging Face cache snapshot's are)
+        json_files += [Path(parent) / name for name in files if name.endswith(".json")]
     modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
     for module in modules:
         kind = module.get("type") if isinstance(module, dict) else None
