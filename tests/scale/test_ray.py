@@ -351,3 +351,8 @@ def test_a_work_folder_no_run_marked_is_refused_not_emptied(ray_cluster: Any, mo
     with pytest.raises(DiveError, match=r"holds 'in\.parquet', which no run of dive leaves"):
         compress_parquet(model_dir, work, tmp_path / "out")
     assert (work / "in.parquet").is_file()
+    # what an interrupted run of a release before the mark left is still a run's
+    (work / "in.parquet").rename(tmp_path / "in.parquet")
+    stores.write_parquet(work / "0359abc_000000-0.parquet", stores.vectors(20))
+    compress_parquet(model_dir, tmp_path / "in.parquet", tmp_path / "out")
+    assert not work.exists() and (tmp_path / "out").is_dir()

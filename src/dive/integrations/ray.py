@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import clear_work_folder, held, named, publish
+from dive._io import MANIFEST, clear_work_folder, held, named, publish
 from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -55,7 +55,7 @@ from dive.scale.formats import (
     vectors_from_arrow,
 )
 from dive.scale.model import OutputDtype, output_dtype, resolve_runtime
-from dive.scale.resume import write_output_marker
+from dive.scale.resume import OUTPUT_MARKER, write_output_marker
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -64,6 +64,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _WORK_MARK = ".dive-ray-work"  # in a work folder a run made: what it holds is a run's
+# what Ray's write_parquet names its files (`<uuid>_000000-0.parquet`): a run of a release
+# before the mark, or one killed after its mark went, left these
+_RAY_PART = re.compile(r".+_\d{6}[-_0-9]*\.parquet")
 
 
 def import_ray() -> Any:
@@ -277,7 +280,8 @@ def compress_parquet(
     dst.parent.mkdir(parents=True, exist_ok=True)
     with held(tmp, dst):  # a second run on this output fails at once, as the local engine's does
         # a killed run's files (this engine starts over); only where a run marked the folder
-        clear_work_folder(tmp, lambda name: (tmp / _WORK_MARK).is_file())
+        clear_work_folder(tmp, lambda name: (tmp / _WORK_MARK).is_file() or name in (
+            OUTPUT_MARKER, MANIFEST) or _RAY_PART.fullmatch(name) is not None)
         (tmp / _WORK_MARK).touch()
         if not ray.is_initialized():
             ray.init(logging_level=logging.WARNING)  # no start-up chatter around dive's lines
