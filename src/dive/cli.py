@@ -32,7 +32,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dive._io import check_output, describe_os_error, locked, publish
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.cli_stdout import STDOUT, flush_stdout, named_stdout, stdout_failed
-from dive.errors import DiveError, about
+from dive.errors import DiveError, about, quoted
 
 if TYPE_CHECKING:
     from dive.compressors.base import FitSummary
@@ -960,7 +960,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except UnicodeEncodeError as exc:  # pyarrow, LanceDB, tokenizers: UTF-8 paths only
         if args is None or args.debug:
             raise
-        print(f"dive: error: {exc.object!r} is not valid UTF-8, which a library this verb "
+        text = quoted(exc.object[max(0, exc.start - 30):exc.end + 30])  # not a whole CSV
+        print(f"dive: error: {text} is not valid UTF-8, which a library this verb "
               "uses needs for a path or a name (a file name in another encoding, or LC_ALL=C "
               "without UTF-8 mode: set PYTHONUTF8=1)", file=sys.stderr)
         return 2

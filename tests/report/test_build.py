@@ -261,5 +261,9 @@ def test_a_dataset_named_with_a_byte_of_another_encoding_is_reported_readably(
     report = write_report(latin, tmp_path / "r")
     assert "cranfield\ufffd" in report.markdown.read_text(encoding="utf-8")
     c_locale = [{**r, "dataset": "cr\udcc3\udca2nfield"} for r in make_grid(datasets=("scifact",))]
+    labels = [{**r, "model": "lab\udce9", "method": r["method"] + "\udc80"}
+              for r in make_grid(datasets=("scifact",))]  # a model label of another encoding
+    report = write_report(labels, tmp_path / "m")
+    assert "lab\ufffd" in report.markdown.read_text(encoding="utf-8")
     for typed in ("cr\udcc3\udca2nfield", "crânfield"):  # refused as "no results" before
         assert recommend(c_locale, typed, budget="all").config.dataset == "crânfield"

@@ -34,20 +34,22 @@ def merge_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Records with duplicate run keys removed, the last occurrence winning.
 
     A run keeps the position of its first occurrence, so the order stays stable when a rerun
-    overrides it. Each copy's `model` is `record_model`'s name for it, its `dataset` the
-    `readable` form of the name recorded.
+    overrides it. Each copy's `model` is `record_model`'s name for it; its `model`, `dataset`
+    and `method` are the `readable` forms of the names recorded (a byte of another encoding in
+    a folder's or a model label's name: a plot's TypeError).
     """
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     replaced: dict[str, set[tuple[Any, ...]]] = {}  # dataset: runs recorded again on other data
     for given in records:
         # a dataset folder's name with a byte of another encoding: a report's text, not a path
-        record = {**given, "dataset": readable(str(given["dataset"]))}
+        record = {**given, **{field: readable(str(given[field]))
+                              for field in ("dataset", "method") if field in given}}
         key = record_key(record)
         previous = merged.get(key, {})
         if FINGERPRINT_FIELD in previous and FINGERPRINT_FIELD in record and \
                 previous[FINGERPRINT_FIELD] != record[FINGERPRINT_FIELD]:
             replaced.setdefault(str(record["dataset"]), set()).add(key)
-        merged[key] = {**record, "model": record_model(record)}
+        merged[key] = {**record, "model": readable(record_model(record))}
     for dataset, keys in replaced.items():
         logger.warning("%s: %d run(s) recorded again on other data (another version of the "
                        "dataset or other embeddings); their last records are the ones used",
