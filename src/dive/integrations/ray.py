@@ -279,7 +279,8 @@ def compress_parquet(
     tmp = dst.parent / f".{dst.name}.ray-partial"
     dst.parent.mkdir(parents=True, exist_ok=True)
     with held(tmp, dst):  # a second run on this output fails at once, as the local engine's does
-        # a killed run's files (this engine starts over); only where a run marked the folder
+        # a killed run's files (this engine starts over): only the folder a run marked, or
+        # Ray's own files and dive's marks, never a user's
         clear_work_folder(tmp, lambda name: (tmp / _WORK_MARK).is_file() or name in (
             OUTPUT_MARKER, MANIFEST) or _RAY_PART.fullmatch(name) is not None)
         (tmp / _WORK_MARK).touch()

@@ -40,8 +40,8 @@ class Partial:
         self.state_path = self.root / "state.json"
 
     def _left_by_a_run(self, name: str) -> bool:
-        """Whether `name` in the work folder is a run's: anything once its state is there
-        (`start` writes it first), else the data and parts folders."""
+        """Whether `name` in the work folder is a run's: anything once its state is there,
+        else the data and parts folders (`start` makes the data folder just before it)."""
         return self.state_path.is_file() or name in (self.data.name, self.parts.name)
 
     def held(self) -> contextlib.AbstractContextManager[None]:
@@ -94,8 +94,6 @@ class Partial:
             f"{self.root}: partial output damaged ({what}); it has been removed, rerun to "
             "start over"
         )
-
-
 
 
 def part_name(first_row: int) -> str:
