@@ -298,6 +298,15 @@ def test_load_rejects_meta_that_disagrees(folder: Path, key: str, value: Any,
         load_embeddings(folder)
 
 
+def test_load_reads_a_meta_file_saved_with_a_byte_order_mark(folder: Path) -> None:
+    """An editor (Windows Notepad) may save meta.json with a UTF-8 byte-order mark: it was
+    refused as "not valid JSON", where config.json and the dataset's files load."""
+    meta = folder / "meta.json"
+    expected = load_embeddings(folder).meta
+    meta.write_bytes(b"\xef\xbb\xbf" + meta.read_bytes())
+    assert load_embeddings(folder).meta == expected
+
+
 def test_load_rejects_invalid_meta_json(folder: Path) -> None:
     (folder / "meta.json").write_text("{not json")
     with pytest.raises(DataError, match=r"meta.json: not valid JSON"):

@@ -237,6 +237,17 @@ def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
         load_index(path)
 
 
+def test_an_index_meta_saved_with_a_byte_order_mark_loads(tmp_path: Path,
+                                                          make_inputs: Any) -> None:
+    """An editor may save the sidecar meta with a UTF-8 byte-order mark, as it may config.json
+    (which loads): the index was refused as not readable JSON."""
+    path = tmp_path / "i.faiss"
+    save_index(build_index(make_inputs(20, 8), model_sha256="ab" * 32), path)
+    meta = tmp_path / "i.faiss.meta.json"
+    meta.write_bytes(b"\xef\xbb\xbf" + meta.read_bytes())
+    assert load_index(path).model_sha256 == "ab" * 32
+
+
 def test_save_index_replaces_only_an_index_dive_wrote(tmp_path: Path, make_inputs: Any) -> None:
     """As the CLI does: the library's overwrite (once True by default) replaced any file at
     the path, a user's embeddings or a FAISS index of their own, writing sidecars beside it."""

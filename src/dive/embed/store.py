@@ -232,7 +232,8 @@ def _read_files(root: Path, mmap: bool) -> tuple[
 def read_meta(path: Path) -> dict[str, Any]:
     """An embeddings folder's meta.json as a dict, or `DataError` naming the file."""
     refuse_special_file(path)  # a pipe waited for a writer, before the folder's other checks
-    return parse_json_object(path.read_bytes(), str(path))
+    # utf-8-sig: an editor may save it with a byte-order mark, as config.json and BEIR files
+    return parse_json_object(path.read_bytes(), str(path), encoding="utf-8-sig")
 
 
 def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:

@@ -190,7 +190,7 @@ def _unfinished_save(target: Path) -> bool:
         return False
     meta, ids = meta_path(target), ids_path(target)
     try:
-        data = parse_json(meta.read_bytes().decode("utf-8"), str(meta))
+        data = parse_json(meta.read_bytes().decode("utf-8-sig"), str(meta))
         if not isinstance(data, dict) or data.get("format") != META_FORMAT or \
                 not isinstance(data.get("index_sha256"), str):
             return False
@@ -613,7 +613,7 @@ def _read_meta(meta: Path, handle: IO[bytes] | None) -> _Meta:
     if handle is None:
         return _Meta()
     try:
-        text = handle.read().decode("utf-8")
+        text = handle.read().decode("utf-8-sig")  # an editor's byte-order mark, as elsewhere
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{meta}: not a readable JSON file ({exc})") from None
     data = parse_json(text, str(meta))
