@@ -38,6 +38,16 @@ def test_the_first_bad_row_is_named_across_blocks(monkeypatch: pytest.MonkeyPatc
         as_embeddings(wide, name="corpus")
 
 
+def test_a_float64_row_too_small_for_float32_is_normalised_from_its_own_values() -> None:
+    # float32 rounds 1e-50 to 0: the row was refused as "norm 0", though it has a direction
+    from dive.arrays import as_unit_rows
+
+    wide = np.array([[3e-50, 4e-50], [3.0, 4.0]])
+    np.testing.assert_allclose(as_unit_rows(wide), [[0.6, 0.8], [0.6, 0.8]], rtol=1e-6)
+    with pytest.raises(BadRowError, match=r"^x: row 1 has norm 0 and cannot be L2-normalised"):
+        as_unit_rows(np.array([[1.0, 0.0], [0.0, 0.0]]), name="x")
+
+
 def _resident_file_kb() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("RssFile:"))

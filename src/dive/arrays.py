@@ -282,7 +282,9 @@ def as_unit_rows(x: object, *, name: str = "embeddings", dim: int | None = None)
     off = np.flatnonzero(~((squared >= low) & (squared <= high)))
     if off.size == 0:
         return arr
-    rows = arr[off].astype(np.float64)  # float64: no overflow for rows scaled by 1e30
+    # from the values as given, in float64: no overflow for rows scaled by 1e30, and a float64
+    # row of 1e-50s, all zeros in float32, still has its direction
+    rows = as_array(x, name=name)[off].astype(np.float64)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = (rows / norms).astype(np.float32)

@@ -266,6 +266,16 @@ def test_load_names_a_float64_row_beyond_float32(folder: Path, mmap: bool,
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
+def test_load_names_a_float64_row_too_small_for_float32(folder: Path) -> None:
+    # it became zeros in float32 and was refused as "all zeros", which it is not
+    corpus = np.load(folder / "corpus.npy").astype(np.float64)
+    corpus[3] *= 1e-50
+    np.save(folder / "corpus.npy", corpus)
+    with pytest.raises(DataError, match=r"corpus.npy: row 3 has only values below float32's "
+                                        r"smallest .*read as all zeros; scale the rows"):
+        load_embeddings(folder)
+
+
 def test_load_converts_float64_to_float32(folder: Path) -> None:
     corpus = np.load(folder / "corpus.npy")
     np.save(folder / "corpus.npy", corpus.astype(np.float64))

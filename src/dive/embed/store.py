@@ -255,6 +255,11 @@ def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
             if beyond.size:
                 raise DataError(f"{path}: row {beyond[0]} has a value beyond float32's range "
                                 "(about 3.4e38)")
+            vanished = np.flatnonzero(~arr.any(axis=1) & wide.any(axis=1))
+            if vanished.size:  # else "all zeros" of a row that is not
+                raise DataError(f"{path}: row {vanished[0]} has only values below float32's "
+                                "smallest (about 1.4e-45), which read as all zeros; scale the "
+                                "rows (L2-normalise them) before saving")
     return arr
 
 
