@@ -19,7 +19,7 @@ import pytest
 
 from dive._io import held
 from dive.data import load_beir
-from dive.embed import encode_to_folder, load_embeddings, load_model
+from dive.embed import encode_to_folder, load_embeddings, load_model, resumable
 from dive.embed.resumable import JOB_FILE
 from dive.errors import DataError, DiveError
 
@@ -87,6 +87,31 @@ def test_an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one(
         emb.corpus[CHUNK : CHUNK + 2],
         model.encode(dataset.corpus_texts[CHUNK : CHUNK + 2], normalize_embeddings=True),
         atol=1e-5)
+
+
+def test_the_bar_moves_every_few_batches_within_a_chunk(tmp_path: Path, model: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk of 4096 texts takes minutes on a CPU: the bar moved once a chunk, and sat at 0
+    that long. It now moves every `BATCHES_PER_UPDATE` batches; what is saved is the same."""
+    import tqdm
+
+    updates: list[int] = []
+
+    class Bar(tqdm.tqdm):  # type: ignore[type-arg]
+        def update(self, n: float | None = 1) -> bool | None:
+            updates.append(int(n or 0))
+            return super().update(n)
+
+    dataset = load_beir(PANTRY)
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    monkeypatch.setattr(resumable, "BATCHES_PER_UPDATE", 8, raising=False)
+    out = encode_to_folder(dataset, tmp_path / "emb", chunk_size=CHUNK, batch_size=2,
+                           progress=True, model=model).embeddings
+    # chunks of 20, 20, 8 (corpus) and 20, 12 (queries), in parts of 8 batches of 2
+    assert updates == [16, 4, 16, 4, 8, 16, 4, 12]
+    whole = encode_to_folder(dataset, tmp_path / "whole", chunk_size=CHUNK, batch_size=2,
+                             progress=False, model=model).embeddings
+    np.testing.assert_allclose(out.corpus, whole.corpus, atol=1e-6)
 
 
 @pytest.mark.parametrize(("damage", "problem"), [

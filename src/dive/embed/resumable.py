@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 4096
+BATCHES_PER_UPDATE = 8  # encode batches between two moves of the progress bar
 JOB_FILE = "job.json"
 _CHUNK = re.compile(r"(corpus|queries)-\d{6}\.npy")  # `_Chunk.file`
 JOB_FORMAT = "dive-embed-job"
@@ -147,11 +148,17 @@ def encode_to_folder(
         with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
                   disable=not progress, dynamic_ncols=True) as bar:
             for chunk in todo:
-                vectors = encode.encode_texts(model, chunk.texts, batch_size=batch_size,
-                                              progress=False)
+                # the bar moves every few batches, not once a chunk (4096 texts: minutes on a
+                # CPU); the chunk is still what is saved, and what a rerun resumes after
+                step = batch_size * BATCHES_PER_UPDATE
+                parts = []
+                for lo in range(0, len(chunk.texts), step):
+                    part = chunk.texts[lo : lo + step]
+                    parts.append(encode.encode_texts(model, part, batch_size=batch_size,
+                                                     progress=False))
+                    bar.update(len(part))
                 with atomic_open(work / chunk.file, "wb") as handle:
-                    np.save(handle, vectors, allow_pickle=False)
-                bar.update(len(chunk.texts))
+                    np.save(handle, np.concatenate(parts), allow_pickle=False)
         corpus = _assemble(work, [c for c in chunks if c.kind == "corpus"], done)
         queries = _assemble(work, [c for c in chunks if c.kind == "queries"], done)
         meta = {**encode.encoding_meta(dataset, model_name, batch_size), "chunk_size": chunk_size,
