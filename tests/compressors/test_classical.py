@@ -135,14 +135,18 @@ def test_pca_on_too_few_rows_warns_and_zeroes_the_axes_the_rows_do_not_span(
 ) -> None:
     # 5 rows span 4 centred directions; the other axes of an 8-d fit would be a basis of
     # eigenvalue 0 that rounding picks (row order, chunk size), not one the data defines.
+    # Uncentred, the rows' mean outside those 4 is one more direction, which every row shares.
     rows, new = corpus[:5], corpus[100:110]
     with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
         fitted = make_compressor(method, 8).fit(rows)
+    kept, tail = ((4, "those past 4 are set to 0") if method == "pca" else
+                  (5, "the next holds the offset every row shares outside them, those past 5 "
+                      "are set to 0"))
     assert caplog.messages == [f"{method}: fitted on 5 corpus rows, which span at most 4 of "
-                               "the 8 output dimensions; those past 4 are set to 0"]
+                               f"the 8 output dimensions; {tail}"]
     projection = fitted.fitted_runtime().projection
     assert projection is not None
-    assert not projection[4:].any() and np.abs(projection[:4]).sum(axis=1).min() > 0
+    assert not projection[kept:].any() and np.abs(projection[:kept]).sum(axis=1).min() > 0
     reordered = make_compressor(method, 8).fit(rows[::-1].copy()[[2, 0, 4, 1, 3]])
     np.testing.assert_allclose(fitted.transform(new), reordered.transform(new), atol=1e-5)
 
@@ -175,19 +179,28 @@ def test_pca_on_rows_of_lower_rank_than_dim_warns_and_keeps_its_outputs(
     rows = np.repeat(corpus[:5], 200, axis=0)
     with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
         fitted = make_compressor(method, 8).fit(rows)
-    zeroed = "; outputs set to 0: 4 of 8" if method == "pca" else ""
+    zeroed = 4 if method == "pca" else 3
     assert caplog.messages == [f"{method}: fitted on 1000 corpus rows of numerical rank 4 (axes "
                                "with under 1e-10 of the rows' mean squared norm count as none), "
                                "below "
                                f"the 8 output dimensions: the rows do not vary along the axes "
-                               f"past 4{zeroed}"]
+                               f"past 4; outputs set to 0: {zeroed} of 8"]
     # centred, the rows' part past the rank is rounding noise: zeroed; uncentred, the rows
-    # share a real offset there (they span an affine subspace off the origin): the fit is
-    # what it was
+    # share a real offset there (they span an affine subspace off the origin), which one
+    # output holds: the rows' cosines are kept whole. Each axis of eigenvalue 0 took a share
+    # of it, in a basis the row order picked: reordered rows moved the outputs by 0.8.
     axes = principal_axes(rows, 8)[1]
-    if method == "pca":
-        axes[4:] = 0
-    np.testing.assert_array_equal(fitted.fitted_runtime().projection, axes)
+    axes[4:] = 0
+    projection = fitted.fitted_runtime().projection
+    assert projection is not None
+    np.testing.assert_array_equal(projection[:4], axes[:4])
+    assert not projection[5:].any() and projection[4].any() == (method == "pca-uncentered")
+    reordered = make_compressor(method, 8).fit(rows[np.random.default_rng(0).permutation(1000)])
+    new = corpus[100:110]
+    np.testing.assert_allclose(reordered.transform(new), fitted.transform(new), atol=1e-5)
+    if method == "pca-uncentered":
+        z = fitted.transform(corpus[:5])
+        np.testing.assert_allclose(z @ z.T, corpus[:5] @ corpus[:5].T, atol=1e-5)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="dive.compressors.pca"):
         make_compressor(method, 4).fit(rows)

@@ -156,6 +156,20 @@ def test_zero_steps_returns_the_pca_start(
     np.testing.assert_allclose(model.transform(x), reference.transform(x), atol=1e-5)
 
 
+@pytest.mark.parametrize(("start", "baseline"), [("uncentered", PCAUncentered), ("centered", PCA)])
+def test_on_fewer_rows_than_dims_the_start_is_pca_in_any_row_order(
+    problem: dict[str, Any], start: str, baseline: type
+) -> None:
+    """Its axes past the n - 1 the rows span were a basis that rounding and the row order
+    picked (pca settles them: `settle_null_axes`): the same rows in another order gave other
+    outputs, and nothing said that half of them held no more than the rows' one offset."""
+    rows, x = problem["corpus"][:10], problem["test"].embeddings
+    model = Dive(16, seed=0, steps=0, start=start).fit(rows)
+    reordered = Dive(16, seed=0, steps=0, start=start).fit(rows[::-1].copy())
+    np.testing.assert_allclose(model.transform(x), baseline(16).fit(rows).transform(x), atol=1e-5)
+    np.testing.assert_allclose(reordered.transform(x), model.transform(x), atol=1e-5)
+
+
 @pytest.mark.parametrize("large", [{}, {"shortlist": 40}])
 def test_training_beats_its_own_start_on_held_out_and_test(
     problem: dict[str, Any], large: dict[str, int]

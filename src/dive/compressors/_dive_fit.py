@@ -45,7 +45,7 @@ from dive.compressors._dive_net import DiveNet, initial_heads, state_of
 from dive.compressors._dive_run import FitContext, Run, pooled_labels
 from dive.compressors.base import PROGRESS_LOGGER, FitSummary, Summarise, TrainingData
 from dive.compressors.dive import Arm, DiveConfig
-from dive.compressors.pca import principal_axes
+from dive.compressors.pca import principal_axes_and_variances, settle_null_axes
 from dive.compressors.runtime import Runtime
 from dive.training.gate import log_rank_scores
 from dive.training.labels import Labels
@@ -367,7 +367,8 @@ def _fit(
     labels, validation_rows = pooled_labels(train, corpus.shape[0])
     n = len(labels) if labels is not None else 0
     fit = FitContext(corpus, seed, config, n)
-    mean, axes = principal_axes(corpus, dim)
+    mean, axes, variances = principal_axes_and_variances(corpus, dim)
+    axes, _, _ = settle_null_axes(axes, variances, mean, corpus.shape[0])  # as pca's
     heads = initial_heads(corpus, axes, config, rng)
     progress.info("dive: choosing the start on %d labelled queries (%d corpus rows)", n,
                   corpus.shape[0])
