@@ -156,6 +156,21 @@ def test_zero_steps_returns_the_pca_start(
     np.testing.assert_allclose(model.transform(x), reference.transform(x), atol=1e-5)
 
 
+def test_a_fit_that_keeps_its_start_ships_no_adapter(problem: dict[str, Any]) -> None:
+    """The start's adapter is the identity (its output layer is zeros): it was saved, exported
+    and run on every row, most of the model's parameters, and changed nothing."""
+    from dive.compressors.runtime import Adapter
+
+    runtime = Dive(4, seed=0, steps=0, start="centered").fit(problem["corpus"]).fitted_runtime()
+    assert runtime.adapter is None and runtime.n_params == 24 + 4 * 24  # centre, projection
+    rng = np.random.default_rng(0)
+    identity = Adapter(rng.standard_normal((8, 24)).astype(np.float32),
+                       rng.standard_normal(8).astype(np.float32),
+                       np.zeros((24, 8), np.float32), np.zeros(24, np.float32))
+    x = problem["test"].embeddings
+    np.testing.assert_array_equal(dataclasses.replace(runtime, adapter=identity)(x), runtime(x))
+
+
 @pytest.mark.parametrize(("start", "baseline"), [("uncentered", PCAUncentered), ("centered", PCA)])
 def test_on_fewer_rows_than_dims_the_start_is_pca_in_any_row_order(
     problem: dict[str, Any], start: str, baseline: type

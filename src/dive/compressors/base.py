@@ -274,7 +274,7 @@ class Compressor(ABC):
         previous = getattr(self, "fit_info_", None)
         self.fit_info_ = FitInfo()  # `_fit` fills it in
         try:
-            self.runtime_ = self._fit(corpus, train)
+            self.runtime_ = self._fit(corpus, train).without_identity_adapter()
         except BaseException:
             if previous is not None:  # a failed refit keeps the model it had, and its record
                 self.fit_info_ = previous
