@@ -109,13 +109,7 @@ def embed(
     (1, 384)
     """
     from dive.data import Dataset
-    from dive.embed.encode import (
-        default_cache_root,
-        encode_texts,
-        load_model,
-        loading_bars,
-        model_dirname,
-    )
+    from dive.embed.encode import cache_folder, encode_texts, load_model, loading_bars
     from dive.embed.resumable import encode_to_folder
 
     if isinstance(data, (bytes, bytearray)) or not isinstance(
@@ -154,8 +148,7 @@ def embed(
         if isinstance(data, str) and " " in data.strip():  # a text, not a dataset name
             raise DataError(f"{exc} (to embed a text, pass a list: dive.embed([text]))") from None
         raise
-    target = (Path(out) if out is not None
-              else default_cache_root() / model_dirname(model) / dataset.name)
+    target = Path(out) if out is not None else cache_folder(dataset, model)
     result = encode_to_folder(dataset, target, model_name=model, batch_size=batch_size,
                               device=device, chunk_size=chunk_size, overwrite=overwrite,
                               progress=progress)

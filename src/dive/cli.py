@@ -248,7 +248,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from dive.data import load_dataset
-    from dive.embed import default_cache_root, model_dirname
+    from dive.embed import cache_folder
     from dive.embed.imported import IMPORTED_MODEL, from_npy, from_parquet
     from dive.embed.resumable import check_embeddings_output, encode_to_folder
 
@@ -276,8 +276,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise DiveError(f"{flags} {'sets' if len(encoding) == 1 else 'set'} how texts are "
                         f"encoded; {owner} imports vectors, which are not encoded")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
-    out = (Path(args.output) if args.output
-           else default_cache_root() / model_dirname(model) / dataset.name)
+    out = Path(args.output) if args.output else cache_folder(dataset, model)
     check_embeddings_output(out, overwrite=args.overwrite)
     if imported:
         if args.from_parquet is not None:

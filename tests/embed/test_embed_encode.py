@@ -23,6 +23,7 @@ import dive.embed.encode as encode
 from dive.embed import (
     DEFAULT_MODEL,
     Embeddings,
+    cache_folder,
     embed_dataset,
     encode_texts,
     get_embeddings,
@@ -386,6 +387,28 @@ def test_cache_built_from_other_texts_is_rebuilt(tmp_path: Path, fake_model: Fak
     emb = get_embeddings(changed, cache_root=tmp_path, progress=False)
     assert fake_model.calls == 4
     np.testing.assert_array_equal(emb.corpus[0], encode_texts(fake_model, ["Alpha EDITED"])[0])
+
+
+def test_two_collections_of_one_name_keep_a_cache_entry_each(
+    tmp_path: Path, fake_model: FakeModel
+) -> None:
+    """Two projects' `data/` folders shared the entry `<model>/data`: each run re-encoded it
+    over the other's, and the folder a fit had named then held the other corpus."""
+    first = FakeDataset(path=tmp_path / "a" / "toy")
+    other = FakeDataset(path=tmp_path / "b" / "toy", corpus_texts=["x one", "y two", "z three"])
+    get_embeddings(first, cache_root=tmp_path, progress=False)
+    entry = tmp_path / DEFAULT_MODEL / "toy"
+    before = (entry / "corpus.npy").read_bytes()
+    emb = get_embeddings(other, cache_root=tmp_path, progress=False)
+    assert Path(emb.meta["source"]).parent == entry.parent and emb.meta["source"] != str(entry)
+    assert (entry / "corpus.npy").read_bytes() == before  # the first project's entry is kept
+    assert fake_model.calls == 4
+    for dataset in (first, other, first):  # each served from its own entry from now on
+        get_embeddings(dataset, cache_root=tmp_path, progress=False)
+    assert fake_model.calls == 4
+    assert cache_folder(other, DEFAULT_MODEL, tmp_path) == Path(emb.meta["source"])
+    edited = FakeDataset(path=tmp_path / "a" / "toy", corpus_texts=["Alpha EDITED", "B", "C"])
+    assert cache_folder(edited, DEFAULT_MODEL, tmp_path) == entry  # its own, rebuilt in place
 
 
 def test_cache_made_by_another_model_of_the_same_last_name_is_rebuilt(

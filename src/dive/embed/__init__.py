@@ -20,6 +20,7 @@ from typing import Any
 
 from dive.embed.encode import (
     DEFAULT_MODEL,
+    cache_folder,
     default_cache_root,
     embed_dataset,
     encode_texts,
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "EmbedResult",
     "Embeddings",
+    "cache_folder",
     "default_cache_root",
     "embed_dataset",
     "encode_texts",

@@ -309,6 +309,7 @@ def encoding_meta(dataset: Dataset, model_name: str, batch_size: int) -> dict[st
         "dtype": "float32",
         "doc_text": DOC_TEXT,
         "dataset": dataset.name,
+        "dataset_path": str(Path(dataset.path).resolve()),  # which `cache_folder` of that name
         "batch_size": batch_size,
         "text_sha256": dataset_fingerprint(dataset),
     }
@@ -344,6 +345,27 @@ def default_cache_root() -> Path:
     env = os.environ.get("DIVE_CACHE")
     base = Path(env).expanduser() if env else Path.home() / ".cache" / "dive"
     return base / "embeddings"
+
+
+def cache_folder(dataset: Dataset, model_name: str, root: str | Path | None = None) -> Path:
+    """The cache entry of `dataset` under `model_name`: `<root>/<model>/<dataset name>`, unless
+    that entry holds another collection of the same name (other texts, encoded from another
+    folder: two projects' `data/`), then `<dataset name>-<8 hex of this folder's path>`. Each
+    of the two keeps its own entry; before, each run re-encoded the entry over the other's, so
+    the folder a fit had named (and a later `dive index` read) held the other's corpus.
+    `root`: the cache root, else `default_cache_root()`."""
+    base = (Path(root).expanduser() if root is not None else default_cache_root()) / \
+        model_dirname(model_name)
+    folder, here = base / dataset.name, str(Path(dataset.path).resolve())
+    try:
+        meta = read_meta(folder / META_FILE) if (folder / META_FILE).is_file() else {}
+    except (DataError, OSError):  # a damaged entry: `get_embeddings` says so, or replaces it
+        meta = {}
+    source = meta.get("dataset_path")
+    if not isinstance(source, str) or source == here or \
+            meta.get("text_sha256") == dataset_fingerprint(dataset):
+        return folder
+    return base / f"{dataset.name}-{hashlib.sha256(here.encode()).hexdigest()[:8]}"
 
 
 def get_embeddings(
@@ -388,8 +410,7 @@ def get_embeddings(
             folder, emb = found
             origin = "$DIVE_EMBEDDINGS"
         else:
-            root = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
-            folder = root / subdir
+            folder = cache_folder(dataset, model_name, cache_root)
             origin = "the cache"
             if folder.is_dir():
                 emb = load_embeddings(folder)
