@@ -271,6 +271,24 @@ def test_fit_on_a_dataset_saves_the_training_record_dive_fit_saves(
     assert _without(api, timings) == _without(cli, timings)
 
 
+def test_a_supervised_fit_needs_train_qrels_only(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """A fit scores nothing: a dataset with qrels/train.tsv alone was refused for its missing
+    test split, which own-data.md says is only used to measure (evaluate still needs it)."""
+    from dive.cli import main
+    from dive.data import load_dataset
+    from dive.data.splits import make_split
+
+    data, emb = tiny
+    (data / "qrels" / "test.tsv").unlink()
+    model = dive.fit(data, embeddings=emb, method="dive:steps=5:max_steps=5", dim=8)
+    record = model.fit_info_.training  # type: ignore[attr-defined]
+    assert record["label_source"] == "train" and record["n_labels"] == 40
+    assert main(["fit", "--dataset", str(data), "--embeddings", str(emb), "--method",
+                 "dive:steps=5:max_steps=5", "--dim", "8", "--output", str(tmp_path / "m")]) == 0
+    with pytest.raises(DataError, match=r"has no 'test' qrels split \(available: train\)"):
+        make_split(load_dataset(str(data)), None, 0)
+
+
 def _without(record: dict[str, object], keys: tuple[str, ...]) -> dict[str, object]:
     return {k: _without(v, keys) if isinstance(v, dict) else v  # type: ignore[arg-type]
             for k, v in record.items() if k not in keys}

@@ -55,7 +55,7 @@ def fit_on_dataset(compressor: Compressor, dataset: Dataset, emb: Embeddings, *,
         record["imported"] = True
     train = None
     if compressor.supervised:
-        split = make_split(dataset, budget, seed)
+        split = make_split(dataset, budget, seed, measured=False)  # no test qrels needed
         split.require_labels(dataset.name)
         train = training_data(split, emb)
         record.update(budget=budget_label(budget), n_labels=split.n_labels,

@@ -116,13 +116,16 @@ def hold_out(chosen: S) -> tuple[S, S]:
 
 
 def make_split(
-    dataset: Dataset, budget: int | None, seed: int, *, dev: bool = False
+    dataset: Dataset, budget: int | None, seed: int, *, dev: bool = False, measured: bool = True
 ) -> QuerySplit:
-    """The seeded split for one (dataset, budget, seed); `dev`: see the module docstring."""
+    """The seeded split for one (dataset, budget, seed); `dev`: see the module docstring.
+    `measured=False` (a fit, which scores nothing): a dataset with train qrels needs no test
+    qrels; its labels come from train alone, as they do beside test qrels."""
     if not is_integer(seed) or not 0 <= seed < SEED_LIMIT:  # numpy's ValueError named no seed
         raise DiveError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
     known, corpus = set(dataset.query_ids), set(dataset.corpus_ids)
-    test = dataset.split("test")
+    test = {} if not measured and "test" not in dataset.qrels and "train" in dataset.qrels \
+        else dataset.split("test")
     unanswerable = _unanswerable(test, known, corpus)
     rng = np.random.default_rng(seed)
     if "train" in dataset.qrels:
