@@ -30,6 +30,18 @@ def test_recommend_picks_the_fewest_bytes_meeting_the_target(
     assert "(96.8% of frozen); first stage 96 bytes/vector" in text
 
 
+def test_a_dataset_given_as_its_folder_is_found_by_its_name(
+    byte_records: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evaluate --datasets scifact/` records the folder's name: `recommend --dataset
+    scifact/`, as typed for evaluate, was 'no results for dataset'."""
+    (tmp_path / "scifact").mkdir()
+    monkeypatch.chdir(tmp_path)
+    expected = recommend(byte_records, "scifact", 0.95).config
+    assert recommend(byte_records, "scifact/", 0.95).config == expected
+    assert recommend(byte_records, str(tmp_path / "scifact"), 0.95).config == expected
+
+
 def test_recommend_errors_clearly_when_nothing_meets_the_target(
     byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
 ) -> None:

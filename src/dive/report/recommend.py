@@ -25,11 +25,13 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dive.arrays import positive_integer, readable
 from dive.compressors.precision import bytes_per_vector
 from dive.compressors.registry import method_facts
+from dive.data.download import dataset_name
 from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import DEFAULT_MODEL, model_label
 from dive.errors import DataError, about
@@ -98,6 +100,9 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     records = merge_records(records)  # a rerun's last record, as `dive report` reads them
     dataset = readable(dataset)  # as merge_records names it (typed under LC_ALL=C, say)
     datasets = {str(r["dataset"]) for r in records}
+    folder = Path(dataset).expanduser()
+    if dataset not in datasets and folder.is_dir():  # `mydocs/`, as evaluate was given it
+        dataset = readable(dataset_name(dataset, folder))
     if dataset not in datasets:
         raise DataError(f"no results for dataset {dataset!r}; the results have "
                         f"{', '.join(sorted(datasets)) or 'no records'}")
