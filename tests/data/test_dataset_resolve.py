@@ -114,6 +114,7 @@ def test_not_found_without_download_lists_where_it_looked(roots: dict[str, Path]
     for source, root in [("data_dir", roots["arg"]), ("$DIVE_DATA", roots["env"])]:
         assert f"{root / 'toy'} ({source})" in message
     assert f"{roots['cache'] / 'toy'} (cache)" in message
+    assert "./toy (the working directory)" in message  # looked in too (README), unnamed before
 
 
 def test_not_found_downloads_into_the_cache(

@@ -116,7 +116,8 @@ def resolve_dataset(
 
     if as_path.is_file():  # a file meant as the data: downloading its name would mislead
         raise DataError(f"{raw}: {_A_FILE}")
-    looked = "; ".join(f"{root / raw} ({source})" for source, root in roots)
+    looked = "; ".join([*(f"{root / raw} ({source})" for source, root in roots),
+                        f"./{raw} (the working directory)"])
     if not download:
         raise DataError(f"dataset {raw!r} not found and download is off; looked in: {looked}")
     top, _, sub = raw.partition("/")
