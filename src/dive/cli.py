@@ -527,10 +527,10 @@ def _tsv_field(text: str) -> str:
 
 
 def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:
-    """The model that embeds `search --query` texts: `--model`, else the one the compressor
-    was fitted on, else the default, with a warning where it may not be the compressor's
-    (queries of another model get unrelated hits, of any dimension that fits)."""
-    from dive.embed import DEFAULT_MODEL
+    """The model that embeds `search --query` texts: `--model` (with a warning where the
+    compressor names another: queries of another model get unrelated hits, of any dimension
+    that fits), else the one the compressor was fitted on; a compressor that names none is
+    an error."""
     from dive.embed.encode import model_label
     from dive.embed.imported import IMPORTED_MODEL
 
@@ -548,9 +548,11 @@ def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:
                         "model to embed --query texts with; pass --model, or --queries-npy "
                         "vectors made as the corpus's were")
     if not trained_on:
-        log.warning("%s: does not record the model it was fitted on; embedding the queries with "
-                    "%s (--model to choose)", args.model_dir, DEFAULT_MODEL)
-        return DEFAULT_MODEL
+        # fitted on arrays, or built by hand: the default model was a guess, and another
+        # model's 384-d queries got unrelated hits with exit 0
+        raise DiveError(f"{args.model_dir}: does not record the model it was fitted on (a fit "
+                        "on arrays records none); pass --model, the one that made the corpus "
+                        "vectors, or --queries-npy vectors made as the corpus's were")
     return str(trained_on)
 
 

@@ -341,9 +341,11 @@ def test_index_compares_local_models_by_folder_not_by_spelling(
     ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2",
      "sentence-transformers/all-MiniLM-L6-v2", None),
     ("all-MiniLM-L6-v2", None, "all-MiniLM-L6-v2", None),
-    (None, None, "all-MiniLM-L6-v2",
-     "WARNING: {m}: does not record the model it was fitted on; embedding the queries with "
-     "all-MiniLM-L6-v2 (--model to choose)"),
+    (None, None, None,  # the default model was a guess: another's 384-d queries, no error
+     "error: {m}: does not record the model it was fitted on (a fit on arrays records none); "
+     "pass --model, the one that made the corpus vectors, or --queries-npy vectors made as "
+     "the corpus's were"),
+    (None, "all-MiniLM-L6-v2", "all-MiniLM-L6-v2", None),
     ("imported", None, None,
      "error: {m}: fitted on imported vectors, which name no model to embed --query texts "
      "with; pass --model, or --queries-npy vectors made as the corpus's were"),
