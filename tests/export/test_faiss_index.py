@@ -121,6 +121,21 @@ def test_missing_ids_file(saved_index: Path) -> None:
         load_index(saved_index)
 
 
+@pytest.mark.parametrize(("ids", "said"), [
+    ([b"d0", b"d1", b"d2"], r"row 0: id b'd0' is a bytes; ids are text or integers"),
+    (["d0", None, "d2"], r"row 1: id None is None; ids are text or integers"),
+    (["d0", float("nan"), "d2"], r"row 1: id nan is a float; ids are text or integers"),
+    (["d0", "d\udcff", "d2"], r"row 1: id 'd\\udcff' is not valid text \(a lone surrogate"),
+])
+def test_ids_that_are_not_text_or_integers_are_named(make_inputs: Any, ids: list[object],
+                                                    said: str) -> None:
+    """They were written as their str(): bytes as "b'd0'", None as "None", NaN as "nan" (and a
+    lone surrogate was save_index's UnicodeEncodeError)."""
+    with pytest.raises(DataError, match=rf"^ids: {said}"):
+        build_index(make_inputs(3, 8), ids=ids)
+    assert build_index(make_inputs(3, 8), ids=[np.int64(7), 8, "9"]).ids == ["7", "8", "9"]
+
+
 def test_ids_count_mismatch(saved_index: Path) -> None:
     ids_path(saved_index).write_text("a\nb\n")
     with pytest.raises(DataError, match=r"ids\.txt: 2 ids for 20 vectors"):

@@ -212,6 +212,17 @@ def _looks_like_faiss(path: Path) -> bool:
 
 
 def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
+    """`ids` as the strings the sidecar holds: text or integers (row numbers), one a vector.
+    Anything else was written as its `str()`: bytes as "b'd0'", None as "None", NaN as "nan"."""
+    for row, ident in enumerate(ids):
+        if not isinstance(ident, str) and not is_integer(ident):
+            raise DataError(f"{where}: row {row}: id {quoted(ident)} is {kind_of(ident)}; ids "
+                            "are text or integers (decode bytes first)")
+        try:
+            str(ident).encode("utf-8")  # what the sidecar is written in
+        except UnicodeEncodeError:
+            raise DataError(f"{where}: row {row}: id {quoted(ident)} is not valid text (a lone "
+                            "surrogate: a byte of another encoding)") from None
     out = [str(i) for i in ids]
     if len(out) != n:
         raise DataError(f"{where}: {len(out)} ids for {n} vectors")
