@@ -52,6 +52,13 @@ class StopsAfter:
         return self.model.encode(texts, **kwargs)
 
 
+def _interrupted(dataset: Any, out: Path, model: Any, chunks: int, **options: Any) -> None:
+    """A run on `out` stopped once the model has encoded `chunks` chunks."""
+    with pytest.raises(Interrupted):
+        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                         model=StopsAfter(model, chunks), **options)
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -64,9 +71,7 @@ def test_an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one(
     assert (whole.chunks, whole.resumed_chunks) == (5, 0)
 
     out = tmp_path / "resumed"
-    with pytest.raises(Interrupted):
-        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
-                         model=StopsAfter(model, 3))
+    _interrupted(dataset, out, model, 3)
     work = tmp_path / ".resumed.partial"
     assert not out.exists()
     assert sorted(p.name for p in work.glob("*.npy")) == [
@@ -124,9 +129,7 @@ def test_a_damaged_chunk_is_named_and_its_work_folder_removed(
 ) -> None:
     dataset = load_beir(PANTRY)
     out = tmp_path / "emb"
-    with pytest.raises(Interrupted):
-        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
-                         model=StopsAfter(model, 2))
+    _interrupted(dataset, out, model, 2)
     chunk = tmp_path / ".emb.partial" / "corpus-000001.npy"
     np.save(chunk, damage(np.load(chunk)).astype(np.float32))
     with pytest.raises(DataError, match=rf"corpus-000001\.npy: encoded chunk damaged "
@@ -177,9 +180,7 @@ def test_other_settings_start_over(tmp_path: Path, model: Any,
                                    caplog: pytest.LogCaptureFixture) -> None:
     dataset = load_beir(PANTRY)
     out = tmp_path / "emb"
-    with pytest.raises(Interrupted):
-        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
-                         model=StopsAfter(model, 1))
+    _interrupted(dataset, out, model, 1)
     assert json.loads((tmp_path / ".emb.partial" / JOB_FILE).read_text())["chunk_size"] == CHUNK
     with caplog.at_level(logging.WARNING):
         result = encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
@@ -195,9 +196,7 @@ def test_a_local_model_saved_again_in_its_folder_starts_over(
     folder.mkdir()
     (folder / "config.json").write_text('{"pooling": "mean"}')
     dataset, out = load_beir(PANTRY), tmp_path / "emb"
-    with pytest.raises(Interrupted):
-        encode_to_folder(dataset, out, model_name=str(folder), chunk_size=CHUNK, progress=False,
-                         model=StopsAfter(model, 1))
+    _interrupted(dataset, out, model, 1, model_name=str(folder))
     (folder / "config.json").write_text('{"pooling": "cls"}')  # a fine-tune saved over it
     with caplog.at_level(logging.WARNING):
         result = encode_to_folder(dataset, out, model_name=str(folder), chunk_size=CHUNK,
@@ -213,9 +212,7 @@ def test_a_local_model_is_the_same_job_however_its_folder_is_spelled(
     typed spelling still resumes."""
     folder = local_model("my-model")
     dataset, out = load_beir(PANTRY), tmp_path / "emb"
-    with pytest.raises(Interrupted):
-        encode_to_folder(dataset, out, model_name="./my-model", chunk_size=CHUNK,
-                         progress=False, model=StopsAfter(model, 1))
+    _interrupted(dataset, out, model, 1, model_name="./my-model")
     job = tmp_path / ".emb.partial" / JOB_FILE
     assert json.loads(job.read_text())["model"] == str(folder)
     job.write_text(json.dumps({**json.loads(job.read_text()), "model": "./my-model"}))
@@ -230,9 +227,7 @@ def test_a_second_run_on_the_same_output_fails_at_once_and_leaves_the_first_ones
 ) -> None:
     dataset = load_beir(PANTRY)
     out = tmp_path / "emb"
-    with pytest.raises(Interrupted):
-        encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
-                         model=StopsAfter(model, 1))
+    _interrupted(dataset, out, model, 1)
     work = tmp_path / ".emb.partial"
     saved = _files(work)
     with held(work, out):  # as a run still encoding into it holds it
