@@ -435,7 +435,6 @@ def _read_qrels(
     return qrels
 
 
-
 def _report_odd(
     path: Path, odd: dict[str, tuple[int, int, str]], *, matched: tuple[bool, bool],
     names: tuple[str, str], known: tuple[dict[str, int], dict[str, int]],

@@ -214,20 +214,20 @@ def _looks_like_faiss(path: Path) -> bool:
 def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
     """`ids` as the strings the sidecar holds: text or integers (row numbers), one a vector.
     Anything else was written as its `str()`: bytes as "b'd0'", None as "None", NaN as "nan"."""
-    for row, ident in enumerate(ids):
-        if not isinstance(ident, str) and not is_integer(ident):
-            raise DataError(f"{where}: row {row}: id {quoted(ident)} is {kind_of(ident)}; ids "
+    if len(ids) != n:
+        raise DataError(f"{where}: {len(ids)} ids for {n} vectors")
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for row, given in enumerate(ids):
+        if not isinstance(given, str) and not is_integer(given):
+            raise DataError(f"{where}: row {row}: id {quoted(given)} is {kind_of(given)}; ids "
                             "are text or integers (decode bytes first)")
+        ident = str(given)
         try:
-            str(ident).encode("utf-8")  # what the sidecar is written in
+            ident.encode("utf-8")  # what the sidecar is written in
         except UnicodeEncodeError:
             raise DataError(f"{where}: row {row}: id {quoted(ident)} is not valid text (a lone "
                             "surrogate: a byte of another encoding)") from None
-    out = [str(i) for i in ids]
-    if len(out) != n:
-        raise DataError(f"{where}: {len(out)} ids for {n} vectors")
-    seen: dict[str, int] = {}
-    for row, ident in enumerate(out):
         if not ident or "\n" in ident or "\r" in ident:
             raise DataError(f"{where}: row {row}: id {quoted(ident)} is empty or contains a "
                             "newline")
@@ -235,6 +235,7 @@ def _check_ids(ids: Sequence[object], n: int, where: str) -> list[str]:
             raise DataError(f"{where}: row {row} repeats id {quoted(ident)} (first at row "
                             f"{seen[ident]})")
         seen[ident] = row
+        out.append(ident)
     return out
 
 
