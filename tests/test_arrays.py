@@ -109,6 +109,27 @@ def test_rows_rescaled_to_unit_norm_never_write_into_the_callers_buffer(wrap: st
     np.testing.assert_array_equal(x, before)
 
 
+def test_rescaling_rows_costs_about_one_copy_of_them() -> None:
+    """Rows none of unit norm (raw vectors) were rescaled all at once in float64: a chunk's
+    gather, a float64 copy and a float64 quotient beside it, about twice the peak memory
+    docs/scale.md gives for `dive compress`. A block at a time, the peak is the one float32
+    copy the caller's buffer requires plus a block (and a row the block check finds bad is
+    still named by its row in the whole array)."""
+    x = np.random.default_rng(0).standard_normal((100_000, 64)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        out = arrays.as_unit_rows(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * x.nbytes
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(out, arrays.l2_normalize(x.astype(np.float64)))
+    x[arrays.RESCALE_BLOCK + 7] = 0.0
+    with pytest.raises(BadRowError, match=rf"row {arrays.RESCALE_BLOCK + 7}\b"):
+        arrays.as_unit_rows(x)
+
+
 def test_rows_of_different_lengths_are_one_error_naming_the_input() -> None:
     """A ragged list given to `transform` (or as queries) was numpy's ValueError about an
     "inhomogeneous shape", from deep inside."""

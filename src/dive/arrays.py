@@ -24,6 +24,7 @@ from dive.errors import DataError, DiveError
 
 # float32 norms of unit vectors sit within ~1e-6 of 1; 1e-3 only catches real mistakes.
 UNIT_NORM_TOLERANCE = 1e-3
+RESCALE_BLOCK = 4096  # rows `as_unit_rows` rescales at a time (two float64 copies of them)
 
 
 class ArrayFields:
@@ -282,21 +283,25 @@ def as_unit_rows(x: object, *, name: str = "embeddings", dim: int | None = None)
     off = np.flatnonzero(~((squared >= low) & (squared <= high)))
     if off.size == 0:
         return arr
-    # from the values as given, in float64: no overflow for rows scaled by 1e30, and a float64
-    # row of 1e-50s, all zeros in float32, still has its direction
-    rows = as_array(x, name=name)[off].astype(np.float64)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = (rows / norms).astype(np.float32)
-    bad = (norms[:, 0] == 0) | ~np.isfinite(scaled).all(axis=1)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise BadRowError(name, int(off[first]), f"has norm {norms[first, 0]:.6g} and cannot be "
-                          "L2-normalised")
     # Never write into the caller's memory (an array, a torch tensor, a memoryview: any
     # buffer that np.asarray reads without a copy).
     out = arr.copy() if np.may_share_memory(arr, np.asarray(x)) else arr
-    out[off] = scaled
+    given = as_array(x, name=name)
+    # from the values as given, in float64: no overflow for rows scaled by 1e30, and a float64
+    # row of 1e-50s, all zeros in float32, still has its direction; a block of rows at a time,
+    # so a chunk of rows none of unit norm costs a block's float64 copies, not the chunk's
+    for start in range(0, off.size, RESCALE_BLOCK):
+        block = off[start:start + RESCALE_BLOCK]
+        rows = given[block].astype(np.float64)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = (rows / norms).astype(np.float32)
+        bad = (norms[:, 0] == 0) | ~np.isfinite(scaled).all(axis=1)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise BadRowError(name, int(block[first]), f"has norm {norms[first, 0]:.6g} and "
+                              "cannot be L2-normalised")
+        out[block] = scaled
     return out
 
 

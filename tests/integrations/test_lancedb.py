@@ -271,6 +271,9 @@ def test_bad_rows_name_the_row_and_id_and_leave_nothing(
     ("no id", {"id_column": "key"}, r"no id column 'key' \(columns: id, text, vector\); pass "
                                     "id_column=None"),
     ("same column", {"output": "docs"}, r"the output is the input table; name the new column"),
+    ("same column", {"output": "docs", "output_column": "vector"},
+     r"docs: the output is the input table, whose column 'vector' holds the vectors to "
+     r"compress; name another output column$"),
     ("bad name", {"output": "my table"}, r"my table: Invalid table name \("),
     ("integers", {}, r"docs: column 'vector' holds integers \(int8\), not float embeddings"),
     ("lance's own name", {"output": "docs", "output_column": "_rowaddr"},
@@ -718,6 +721,12 @@ def test_the_cli_compresses_lancedb_tables(tmp_path: Path, model_dir: Path,
     assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
                  str(tmp_path / "x.parquet")]) == 2
     assert "give both --input and --output as lancedb:PATH/TABLE" in capsys.readouterr().err
+    # the flag given, as the input's column: the line said to name it with output_column
+    assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
+                 uri(db, "docs"), "--output-column", "vector"]) == 2
+    assert capsys.readouterr().err == (
+        f"dive: error: lancedb:{db}/docs: the output is the input table, whose column 'vector' "
+        "holds the vectors to compress; name another output column (--output-column)\n")
 
 
 def test_the_cli_refuses_an_id_column_for_a_column_added_in_place(

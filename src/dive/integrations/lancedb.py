@@ -219,8 +219,13 @@ def compress_table(
     column, id_column, out_column = column_names(column, None if in_place else id_column,
                                                  output_column)
     if in_place and out_column == column:
-        raise DiveError(f"{dst}: the output is the input table; name the new column with "
-                        "output_column", param="output_column")
+        if output_column is None:
+            raise DiveError(f"{dst}: the output is the input table; name the new column with "
+                            "output_column", param="output_column")
+        # given, as the input's column: naming the parameter again would read as a riddle
+        raise DiveError(f"{dst}: the output is the input table, whose column {column!r} holds "
+                        "the vectors to compress; name another output column",
+                        param="output_column")
     _check_column_name(out_column, dst)
 
     table = open_table(src)

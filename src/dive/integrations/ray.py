@@ -268,6 +268,10 @@ def compress_parquet(
     check_compress_output(dst, overwrite=overwrite, single=False)
     runtime = resolve_runtime(model)
     column, id_column, out_column = column_names(column, id_column, output_column)
+    if id_column is None:  # its rows come out in another order, with nothing to match them by
+        raise DiveError("the Ray engine does not keep row order, so its output needs an id "
+                        "column to match rows back; name one, or use the local engine",
+                        param="id_column")
     files, n_rows = _parquet_files(src), 0
     for path in files:  # what the local engine checks, before Ray starts
         layout = inspect_parquet(path, column, id_column)
