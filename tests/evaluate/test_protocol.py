@@ -531,6 +531,33 @@ def test_a_results_file_that_cannot_be_written_is_refused_before_a_run_not_when_
         run_grid(replace(grid, seeds=[1]), results)
 
 
+def test_a_results_write_killed_outright_leaves_nothing_past_the_next_run(
+    tiny: tuple[Path, Path]
+) -> None:
+    """SIGKILL during an append left its hidden temporary beside the results file (0600, as
+    large as the file), and no later `dive evaluate` removed it, where every other verb's
+    next write does. A temporary no process holds, unchanged for a minute, is now removed when
+    a run is due; a live one, or one of another output, stays."""
+    import os
+    import time
+
+    from dive._io import DEAD_AFTER
+
+    folder = tiny[0].parent
+    dead, young, other = (folder / ".r.jsonl.0123456789abcdef.tmp",
+                          folder / ".r.jsonl.fedcba9876543210.tmp",
+                          folder / ".s.jsonl.0123456789abcdef.tmp")
+    for path in (dead, young, other):
+        path.write_text("{")
+    old = time.time() - DEAD_AFTER - 1
+    for path in (dead, other):
+        os.utime(path, (old, old))
+    results = ResultsFile(folder / "r.jsonl")
+    run_grid(spec(tiny, methods=["frozen"], ratios=[4], budgets=[None], seeds=[0]), results)
+    assert not dead.exists()
+    assert young.exists() and other.exists()
+
+
 def test_budgets_are_taken_as_the_records_spell_them(tiny: tuple[Path, Path]) -> None:
     """"all" (and "16") raised TypeError: '>=' not supported between 'str' and 'int'."""
     records = run_grid(spec(tiny, methods=["frozen"], ratios=[4], budgets=["8", "all"],

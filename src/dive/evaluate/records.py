@@ -41,6 +41,7 @@ from dive._io import (
     check_writable,
     locked,
     parse_json,
+    remove_dead_temporaries,
     resolve_link,
 )
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
@@ -260,8 +261,10 @@ class ResultsFile:
     def check_writable(self) -> None:
         """Raise now what `append` would meet after the first run's work: a folder it cannot
         write in (`OSError`), or a mount point (a file bound into a container), which the
-        rename that rewrites the file whole cannot replace (`DiveError`)."""
+        rename that rewrites the file whole cannot replace (`DiveError`). First removes what
+        writes killed outright left beside the file (`remove_dead_temporaries`)."""
         target = resolve_link(self.path)
+        remove_dead_temporaries(target)  # a write killed outright (SIGKILL) left it, 0600
         check_writable(target)
         if os.path.ismount(target):
             raise DiveError(f"{self.path}: is a mount point, which a results file rewritten "
