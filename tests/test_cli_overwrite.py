@@ -212,6 +212,35 @@ def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(
     assert [p.name for p in out.iterdir() if p.name.endswith(".new")] == []
 
 
+def test_a_demo_overwrite_killed_outright_leaves_nothing_past_the_next_run(
+    tiny: Tiny, tmp_path: Path
+) -> None:
+    """SIGKILL during `demo --overwrite` left its fresh results (`.results.<uuid>.jsonl.new`)
+    for good: nothing ever removed them. Now they are named after a temporary the run holds,
+    and the next run removes a pair whose temporary is dead (unheld, a minute old); a live
+    run's, young, stays."""
+    import time
+
+    from dive._io import DEAD_AFTER
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    dead = out / ".results.jsonl.0123456789abcdef.tmp"
+    live = out / ".results.jsonl.fedcba9876543210.tmp"
+    left = [dead, dead.with_name(dead.name + ".new"),
+            out / f".{dead.name}.new.00112233445566ff.tmp"]  # an append's, inside it
+    for path in [*left, live, live.with_name(live.name + ".new")]:
+        path.write_text("{}")
+    old = time.time() - DEAD_AFTER - 1
+    for path in left:
+        os.utime(path, (old, old))
+    argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
+            "frozen", "--ratios", "4", "--output", str(out), "--overwrite"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted(
+        [live.name, live.name + ".new"])
+
+
 def test_demo_overwrite_keeps_the_records_a_plain_run_added_meanwhile(
     tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]

@@ -22,14 +22,22 @@ import os
 import signal
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dive._io import check_output, describe_os_error, locked, publish
+from dive._io import (
+    check_output,
+    describe_os_error,
+    is_temporary_name,
+    locked,
+    made_folder,
+    publish,
+    remove_dead_temporaries,
+    temporary,
+)
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.cli_stdout import STDOUT, flush_stdout, named_stdout, stdout_failed
 from dive.errors import DiveError, about, quoted
@@ -182,6 +190,19 @@ def _keep_added_meanwhile(results: Path, earlier: set[str], fresh: Path) -> None
               file=sys.stderr)
 
 
+FRESH_SUFFIX = ".new"  # `demo --overwrite`'s fresh results: `.results.jsonl.<hex>.tmp.new`
+
+
+def _remove_orphaned_fresh(results: Path) -> None:
+    """Remove the fresh results of `demo --overwrite` runs killed outright (SIGKILL): those
+    whose temporary is gone, as `remove_dead_temporaries` removes a dead one."""
+    for fresh in results.parent.glob(f".{results.name}.*.tmp{FRESH_SUFFIX}"):
+        held = fresh.with_name(fresh.name.removesuffix(FRESH_SUFFIX))
+        if is_temporary_name(held.name) and not held.exists():
+            fresh.unlink(missing_ok=True)
+            remove_dead_temporaries(fresh)  # the appends' own temporaries, a minute on
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dive.evaluate.records import is_results_file
     from dive.report.plots import is_png, plot_ndcg_vs_dim
@@ -195,16 +216,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     check_output(plot_path, overwrite=True, ours=is_png, what="a PNG plot")
     if args.overwrite:
         # Start over, replacing the old results only once the new run is complete; the fresh
-        # file is this run's own, so two runs at once never clear each other's records.
-        fresh = out / f".results.{uuid.uuid4().hex}.jsonl.new"
+        # file is this run's own, so two runs at once never clear each other's records. It is
+        # named after a temporary this run holds, so one killed outright leaves a pair that
+        # the next run finds dead (`check_output` above) and removes.
+        _remove_orphaned_fresh(results)
         earlier = _record_lines(results)
-        try:
-            records = _run_grid(args, [args.dataset], fresh)
-            with locked(results):  # not between another process's read and its write-back
-                _keep_added_meanwhile(results, earlier, fresh)
-                publish(fresh, results, overwrite=True)
-        finally:
-            fresh.unlink(missing_ok=True)
+        with made_folder(out), temporary(results) as held:
+            fresh = held.with_name(f"{held.name}{FRESH_SUFFIX}")
+            try:
+                records = _run_grid(args, [args.dataset], fresh)
+                with locked(results):  # not between another process's read and its write-back
+                    _keep_added_meanwhile(results, earlier, fresh)
+                    publish(fresh, results, overwrite=True)
+            finally:
+                fresh.unlink(missing_ok=True)
+                held.unlink()  # `temporary` removes it only after an error
     else:
         records = _run_grid(args, [args.dataset], results)
     print(text_tables(records))
