@@ -290,6 +290,10 @@ CASES = [
     Case("index seed -1", "index {ws}/model --embeddings {ws}/emb --opq 2 --seed -1 --output "
          "{ws}/i.faiss", "--seed: expected an integer >= 0, got -1"),
     # an option with nothing to act on was taken without a word
+    Case("index opq of one dimension each", "index {ws}/model --embeddings {ws}/emb --opq 8 "
+         "--output {ws}/i.faiss", "opq8: 8 sub-quantizers of one dimension each take the bytes "
+         "int8 takes, where OPQ cannot help; give M below the dimension 8, or use the int8 "
+         "precision"),
     Case("index seed without opq", "index {ws}/model --embeddings {ws}/emb --seed 7 --output "
          "{ws}/i.faiss", "--seed is used only with --opq"),
     Case("rescore-with without a factor", EVALUATE + " --precisions int8 --rescore-with "

@@ -57,6 +57,11 @@ def test_search_returns_the_brute_force_top_k_over_the_decoded_codes() -> None:
 def test_m_must_divide_the_dimension() -> None:
     with pytest.raises(DataError, match="opq5: 5 sub-quantizers do not divide the dimension 16"):
         product_index("opq5", unit_rows(300, 16, 0))
+    # M = d: `dive index --opq 48` on 48-d outputs built what `dive evaluate` leaves out
+    with pytest.raises(DataError, match=r"^opq16: 16 sub-quantizers of one dimension each take "
+                                        r"the bytes int8 takes, where OPQ cannot help; give M "
+                                        r"below the dimension 16, or use the int8 precision$"):
+        product_index("opq16", unit_rows(300, 16, 0))
 
 
 def grid(data: tuple[Path, Path], **overrides: object) -> GridSpec:

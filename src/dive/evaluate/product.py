@@ -73,6 +73,10 @@ def product_index(stage: str, corpus: np.ndarray, seed: int = 0) -> AnchorIndex:
     if corpus.shape[1] % m:
         raise DataError(f"{stage}: {m} sub-quantizers do not divide the dimension "
                         f"{corpus.shape[1]}")
+    if not fits(stage, corpus.shape[1]):  # M = d, which the grid leaves out (`fits`)
+        raise DataError(f"{stage}: {m} sub-quantizers of one dimension each take the bytes "
+                        "int8 takes, where OPQ cannot help; give M below the dimension "
+                        f"{corpus.shape[1]}, or use the int8 precision")
     return Anchor("faiss-opq", m).build(np.ascontiguousarray(corpus, np.float32),
                                         corpus.shape[1], seed, what=f"{stage} index")
 
