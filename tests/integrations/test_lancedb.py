@@ -620,6 +620,30 @@ def test_rescoring_by_id_refuses_an_id_on_two_rows(searchable: dict[str, Any],
                   candidates=N)
 
 
+def test_a_bad_rescore_vector_is_named_by_its_id(searchable: dict[str, Any],
+                                                 tmp_path: Path) -> None:
+    """It was named "row 2": the hit's place among the candidates of every query joined,
+    no row of any table."""
+    model, q, x = searchable["model"], searchable["queries"], searchable["x"]
+    full = x.copy()
+    full[7] = 0.0
+    db = tmp_path / "db"
+    lancedb.connect(str(db)).create_table("docs", pa.table({
+        "id": [f"doc{i}" for i in range(N)],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM),
+        "full": pa.FixedSizeListArray.from_arrays(pa.array(full.reshape(-1)), DIM)}))
+    dl.compress_table(model, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                      progress=False)
+    dl.compress_table(model, uri(db, "docs"), uri(db, "small"), progress=False)
+    line = r"^table 'docs': rescore vectors: id 'doc7': has norm 0 and cannot be L2-normalised$"
+    with pytest.raises(DataError, match=line):
+        dl.search(uri(db, "docs"), model, q[5:8], 3, column="v8", rescore_with="full",
+                  candidates=N)
+    with pytest.raises(DataError, match=line):  # looked up in docs by the hits' ids
+        dl.search(uri(db, "small"), model, q[5:8], 3,
+                  rescore_with=(dl.open_table(uri(db, "docs")), "full"), candidates=N)
+
+
 def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
     db, model, q = searchable["db"], searchable["model"], searchable["queries"]
     with pytest.raises(DataError, match=r"query vectors: expected dimension 32, got 8"):

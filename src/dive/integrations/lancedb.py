@@ -36,7 +36,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import atomic_open, check_output, check_overwrite, naming_os_errors, publish
-from dive.arrays import as_unit_rows, check_floating, is_integer, positive_integer
+from dive.arrays import (
+    BadRowError,
+    as_unit_rows,
+    check_floating,
+    is_integer,
+    positive_integer,
+)
 from dive.errors import DataError, DiveError, quoted
 from dive.scale.checks import check_has_rows, check_ids, column_names
 from dive.scale.formats import (
@@ -543,15 +549,17 @@ def search(
              else np.zeros(result.num_rows, dtype=np.int64))
     ids = result.column(id_column).to_pylist()
     if rescore_with is None:
-        vectors, probes = vectors_from_arrow(result.column(column), dim, where, 0), compressed
+        vectors = _named_by_id(ids, id_column, where,
+                               lambda: vectors_from_arrow(result.column(column), dim, where, 0))
+        probes = compressed
     else:
         probes = queries
         if full_column is not None:
-            full = vectors_from_arrow(result.column(full_column), runtime.input_dim, where, 0)
+            vectors = _rescore_vectors(result.column(full_column), ids, id_column,
+                                       runtime.input_dim, where)
         else:
             assert isinstance(rescore_with, tuple)
-            full = _full_vectors(ids, *rescore_with, id_column, runtime.input_dim)
-        vectors = as_unit_rows(full, name=f"{where}: rescore vectors")
+            vectors = _full_vectors(ids, *rescore_with, id_column, runtime.input_dim)
     hits_ids, hits_scores = [], []
     for i in range(len(compressed)):
         rows = np.flatnonzero(which == i)
@@ -622,9 +630,28 @@ def check_column_model(table: Any, column: str, runtime: Runtime, model: ModelLi
                     "search with the compressor that wrote it, or compress the column again")
 
 
+def _named_by_id(ids: list[Any], id_column: str, where: str,
+                 read: Callable[[], np.ndarray]) -> np.ndarray:
+    """`read()` of rows in `ids`' order, a bad row named by its id: the rows of a search
+    result or a lookup are hits, whose place there is no row of any table."""
+    try:
+        return read()
+    except (BadRow, BadRowError) as exc:
+        raise DataError(f"{where}: {id_column} {quoted(ids[exc.row])}: {exc.problem}") from None
+
+
+def _rescore_vectors(column: Any, ids: list[Any], id_column: str, dim: int,
+                     where: str) -> np.ndarray:
+    """The full vectors of `column` (its rows' ids `ids`) as unit float32 rows, a bad one
+    named by its id."""
+    return _named_by_id(ids, id_column, f"{where}: rescore vectors", lambda: as_unit_rows(
+        vectors_from_arrow(column, dim, where, 0), name=where))
+
+
 def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
                   dim: int) -> np.ndarray:
-    """The vectors of `column` in table `other` for `ids` (in that order), looked up by id."""
+    """The vectors of `column` in table `other` for `ids` (in that order), looked up by id, as
+    unit rows."""
     other = other if not isinstance(other, (str, os.PathLike, TableRef)) else open_table(other)
     vector_dim_is(other, column, dim, "rescore column")
     wanted = list(dict.fromkeys(ids))
@@ -642,7 +669,8 @@ def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
     if missing:
         raise DataError(f"table {other.name!r}: no row with {id_column} {missing[0]!r} to "
                         "rescore with")
-    full = vectors_from_arrow(found.column(column), dim, f"table {other.name!r}", 0)
+    full = _rescore_vectors(found.column(column), found.column(id_column).to_pylist(),
+                            id_column, dim, f"table {other.name!r}")
     return full[np.fromiter((row_of[ident] for ident in ids), np.intp, len(ids))]
 
 
