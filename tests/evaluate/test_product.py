@@ -230,6 +230,23 @@ def test_a_float32_run_dropped_beside_other_precisions_is_named(
     assert "pca d=" not in caplog.text  # pca's float32 is rescored by the full vectors
 
 
+def test_a_grid_without_float32_says_frozen_has_no_reference(
+    make_tiny, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--precisions int8` ran frozen at int8 only without a word; `recommend` and the report
+    found the float32 reference missing only later. Said unless the results hold it."""
+    data = make_tiny(n_docs=300)
+    kept = ResultsFile(tmp_path / "kept.jsonl")
+    run_grid(grid(data, methods=["frozen", "pca"], precisions=["float32"], rescores=[0]), kept)
+    int8 = grid(data, methods=["frozen", "pca"], precisions=["int8"], rescores=[0, 4])
+    assert "frozen@int8" in [method_label(r) for r in run_grid(int8, kept)]
+    assert "float32 run" not in caplog.text
+    run_grid(int8, ResultsFile(tmp_path / "new.jsonl"))
+    assert (f": frozen runs at int8 only, and {tmp_path / 'new.jsonl'} holds no float32 run of "
+            "it, the reference reports and recommend keep a share of: add float32 to the "
+            "precisions (with rescore factor 0)" in caplog.text)
+
+
 def test_a_full_dimension_method_that_transforms_its_input_is_rescored_by_the_full_vectors(
     make_tiny, tmp_path: Path
 ) -> None:

@@ -45,6 +45,7 @@ from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, 
 from dive.evaluate.product import check_stage, is_product, product_bytes
 from dive.evaluate.records import (
     FINGERPRINT_FIELD,
+    KEY_FIELDS,
     RESCORE_SOURCES,
     RecordKey,
     RescoreSource,
@@ -336,6 +337,23 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
     return tasks
 
 
+def _check_reference_kept(spec: GridSpec, dataset: str, tasks: Sequence[RunTask],
+                          results: ResultsFile) -> None:
+    """Say when the grid runs frozen without float32 among the precisions and the results hold
+    no float32 run of it: that run is the reference reports and `recommend` keep a share of,
+    and they found it missing only later. (float32 asked for, but not at factor 0, is said by
+    `_check_float32_rescored`.)"""
+    if "float32" in spec.precisions:
+        return
+    missing = list(dict.fromkeys(t.method for t in tasks if full_dim_only(t.method)
+                                 and t.keys[0][:len(KEY_FIELDS)] not in results))
+    if missing:
+        logger.warning("%s: %s runs at %s only, and %s holds no float32 run of it, the "
+                       "reference reports and recommend keep a share of: add float32 to the "
+                       "precisions (with rescore factor 0)", dataset, ", ".join(missing),
+                       ", ".join(dict.fromkeys(spec.precisions)), results.path)
+
+
 def _check_float32_rescored(spec: GridSpec, dataset: str, skipped: Sequence[str],
                             tasks: Sequence[RunTask]) -> None:
     """Say which (method, d) the grid leaves without a float32 run (or without any run)
@@ -470,6 +488,7 @@ def run_grid(
     # had run); loaded in its turn, so memory holds one dataset's embeddings at a time
     for name, folder in _distinct_datasets(spec):
         dataset, emb, fingerprint, whole, tasks = _prepare(spec, name, folder, learned)
+        _check_reference_kept(spec, name, tasks, results)
         # runs whose last record, the one a report reads, is of other data: run again, so
         # that a report of the file shows this data's (one recorded earlier is not enough)
         stale = [results.fingerprint(key) for t in tasks for key in t.keys
