@@ -116,6 +116,20 @@ def test_shares_of_frozen_are_on_the_seeds_both_ran(
             "(seed 5).") in text
 
 
+def test_the_frozen_reference_is_never_its_own_answer(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """With nothing else keeping 99%, "best of ours" (and the frozen row) was the float32
+    reference at 1536 B, keeping all of itself, where `dive recommend` said none qualifies."""
+    records = [byte_row("frozen", 384, "float32", 1536, 0.60, seed=0),
+               byte_row("frozen", 384, "int8", 384, 0.58, seed=0),
+               byte_row("pca", 96, "int8", 96, 0.50, seed=0)]
+    text = frontier_section(records)
+    assert "| **best of ours** | 384 B: frozen d=384 int8 (0.5800) | not reached |" in text
+    assert "| frozen | 384 B: frozen d=384 int8 (0.5800) | not reached |" in text
+    assert "1536 B" not in text.split("Fewest bytes per vector keeping")[1]
+
+
 def test_ours_against_an_anchor_is_on_the_seeds_both_ran(
     byte_row: Callable[..., dict[str, Any]]
 ) -> None:

@@ -326,6 +326,8 @@ def keep_bytes_table(cells: Sequence[Config], frozen: Config) -> str:
     header = ["family"] + [f"{keep * 100:g}%{' + rescore' if rescoring else ''}"
                            for keep, rescoring in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] * len(header)) + "|"]
+    # the reference itself is no answer: it keeps all of itself, at full bytes
+    cells = [c for c in cells if c is not frozen]
     rows: list[tuple[str, list[Config]]] = [
         ("**best of ours**", [c for c in cells if not c.anchor]),
         ("**best anchor**", [c for c in cells if c.anchor]),
