@@ -267,3 +267,20 @@ def test_a_dataset_named_with_a_byte_of_another_encoding_is_reported_readably(
     assert "lab\ufffd" in report.markdown.read_text(encoding="utf-8")
     for typed in ("cr\udcc3\udca2nfield", "crânfield"):  # refused as "no results" before
         assert recommend(c_locale, typed, budget="all").config.dataset == "crânfield"
+
+
+def test_the_csv_of_several_models_keeps_each_dataset_its_name(make_record,
+                                                               tmp_path: Path) -> None:
+    """With two models, summary.csv's dataset column read `nfcorpus (m2)`, as the page's
+    tables label it, beside a model column saying m2: a join on the dataset broke as soon as
+    another model's file came into the report."""
+    import csv
+
+    records = [make_record(method="pca", dim=96), {**make_record(method="pca", dim=96),
+                                                   "model": "m2"}]
+    write_report(records, tmp_path)
+    with (tmp_path / "summary.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["dataset"], r["model"]) for r in rows} == {
+        (records[0]["dataset"], records[0]["model"]), (records[0]["dataset"], "m2")}
+    assert f"{records[0]['dataset']} (m2)" in (tmp_path / "report.md").read_text()

@@ -158,7 +158,8 @@ def write_report(
             raise DiveError(f"{name} must be a list, got {value!r}"
                             + (" (read a results file with read_results)"
                                if name == "records" else ""))
-    rows = label_models(merge_records(records))
+    merged = merge_records(records)
+    rows = label_models(merged)  # `nfcorpus (all-mpnet-base-v2)`: the pages' datasets
     if not rows:
         raise DataError("no records to report")
     out_dir = Path(out_dir)
@@ -186,7 +187,7 @@ def write_report(
             plots.append(plot_frontier(rows, stage / FRONTIER_PLOT))
             sections.append(frontier_section(rows, image=link(FRONTIER_PLOT)))
         if csv_name:
-            write_summary_csv(rows, stage / csv_name)
+            write_summary_csv(merged, stage / csv_name)  # the CSV has a model column
         text = render_report(rows, keep=keep, images=links, title=title, preamble=preamble,
                              sections=sections)
         atomic_write_text(stage / markdown_name, f"{MARKER}\n{text}")
