@@ -83,6 +83,12 @@ def test_rows_of_an_earlier_release_are_never_recommended(
     rec = recommend([*byte_records, older], "scifact", 0.95, rescoring=False)
     assert rec.config == best  # not the cheaper row of code `dive fit` no longer builds
     assert "@v1" not in "\n".join(render(rec))
+    # only such rows (and frozen): it said none of dive's had run
+    alone = [r for r in byte_records if r["method"] == "frozen" and r["precision"] == "float32"]
+    with pytest.raises(DataError, match=r"keeps 95% of frozen .*; the compressed configurations "
+                                        r"that were run are of an earlier release \(pca@v1\), "
+                                        r"kept for comparison, which dive fit cannot build$"):
+        recommend([*alone, older], "scifact", 0.95)
 
 
 def test_dive_recommend_prints_the_pick_and_fails_in_one_line(

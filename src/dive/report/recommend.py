@@ -116,8 +116,9 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
             budget = budget_label(parse_budget(budget))
     budget = _pick((str(r["budget"]) for r in mine), budget, "budget", f"on {dataset}")
     # rows of an earlier release (`dive@v1`) are kept for comparison; this code cannot build them
-    cells = [c for c in configs([r for r in mine if str(r["budget"]) == budget], metric)
-             if VARIANT_MARK not in c.method]
+    found = configs([r for r in mine if str(r["budget"]) == budget], metric)
+    cells = [c for c in found if VARIANT_MARK not in c.method]
+    earlier = list(dict.fromkeys(c.method for c in found if VARIANT_MARK in c.method))
     where = f"{dataset}, {budget_title(budget)}"
     frozen = frozen_reference(cells)
     if frozen is None:
@@ -146,7 +147,7 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
             f"{where}: no compressed configuration{limits} keeps {keep * 100:g}% of frozen "
             f"{metric} ({frozen.mean:.4f}, target {keep * frozen.mean:.4f} on "
             f"{seed_list(frozen.seeds)}); "
-            + _why_none(cells, frozen, run, ours, apart, max_bytes))
+            + _why_none(cells, frozen, run, ours, apart, max_bytes, earlier))
     # for comparison, whatever its bytes: an anchor above `max_bytes` still shows the saving
     anchor = fewest_bytes_keeping([c for c in run if c.anchor], frozen, keep)
     return Recommendation(pick.config, frozen, keep, None if anchor is None else anchor.config,
@@ -163,10 +164,13 @@ def _ties(ours: list[Config], frozen: Config, pick: Config, paired: Paired) -> t
 
 
 def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list[Config],
-              apart: tuple[Config, ...], max_bytes: int | None) -> str:
+              apart: tuple[Config, ...], max_bytes: int | None, earlier: list[str]) -> str:
     """What the results hold instead of an answer: the closest configuration, or why there
-    is nothing to compare."""
+    is nothing to compare (`earlier`: the rows of an earlier release left out)."""
     if not any(not c.anchor and c is not frozen for c in cells):
+        if earlier:
+            return (f"the compressed configurations that were run are of an earlier release "
+                    f"({', '.join(earlier)}), kept for comparison, which dive fit cannot build")
         return "no compressed configuration of dive was run (only frozen float32 and anchors)"
     mine = [c for c in run if not c.anchor]
     if not mine:
