@@ -85,3 +85,16 @@ def test_compares_with_frozen_on_the_seeds_both_ran(make_record) -> None:
     alone = [r for r in records if r["method"] == "frozen" or r["seed"] == 5]
     assert keep_table(smallest_dims_keeping(alone)).splitlines()[2] == (
         "| pca | not compared: no seed in common with frozen's seeds 0, 1, 2 |")
+
+
+def test_a_method_on_more_seeds_than_frozen_names_the_seeds_compared(make_record) -> None:
+    """Frozen on seeds 0-1, pca on 0-2: the cell held pca's mean on seeds 0-1 (0.6000) with
+    no word, where the nDCG table shows its 3-seed mean (0.5333)."""
+    records = [make_record(method="frozen", dim=384, ndcg=v, seed=s)
+               for s, v in enumerate([0.6, 0.7])]
+    records += [make_record(method="pca", dim=96, ndcg=v, seed=s)
+                for s, v in enumerate([0.5, 0.7, 0.4])]
+    (found,) = smallest_dims_keeping(records, keep=0.9)
+    assert (found.dim, found.seeds, found.own_seeds) == (96, (0, 1), (0, 1, 2))
+    assert keep_table([found], dim_ratios(records)).splitlines()[2] == (
+        "| pca | d=96 (4×): 0.6000 (frozen 0.6500 on seeds 0, 1) |")

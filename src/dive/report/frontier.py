@@ -254,9 +254,12 @@ def fewest_bytes_keeping(cells: Iterable[Config], frozen: Config, keep: float) -
                                     h.config.rescore))
 
 
-def _on_seeds(paired: Paired, frozen: Config) -> str:
-    """` on seed 1` when a comparison used fewer seeds than frozen ran, else nothing."""
-    return "" if paired.seeds == frozen.seeds else f" on {seed_list(paired.seeds)}"
+def _on_seeds(paired: Paired, frozen: Config, config: Config) -> str:
+    """` on seed 1` when a comparison used fewer seeds than frozen or `config` ran, else
+    nothing."""
+    if paired.seeds == frozen.seeds == config.seeds:
+        return ""
+    return f" on {seed_list(paired.seeds)}"
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,7 @@ def _cell(c: Config | None, reference: Config | None = None) -> str:
     if reference is not None:
         text += (" (no seed shared with frozen)" if paired is None else
                  " (frozen scores 0)" if not paired.reference else
-                 f" ({100 * paired.share:.1f}%{_on_seeds(paired, reference)})")
+                 f" ({100 * paired.share:.1f}%{_on_seeds(paired, reference, c)})")
     return text.replace("|", "\\|")
 
 
@@ -340,7 +343,7 @@ def keep_bytes_table(cells: Sequence[Config], frozen: Config) -> str:
             hit = fewest_bytes_keeping(allowed(pool, rescoring), frozen, keep)
             row.append("not reached" if hit is None else
                        f"{hit.config.bytes_per_vector} B: {hit.config.describe()} "
-                       f"({hit.paired.score:.4f}{_on_seeds(hit.paired, frozen)})")
+                       f"({hit.paired.score:.4f}{_on_seeds(hit.paired, frozen, hit.config)})")
         lines.append("| " + " | ".join(r.replace("|", "\\|") for r in row) + " |")
     apart = unpaired(cells, frozen)
     if apart:

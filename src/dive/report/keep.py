@@ -49,6 +49,14 @@ class KeepResult:
     seeds: tuple[int, ...] = ()  # those seeds
     frozen_seeds: tuple[int, ...] = ()  # every seed frozen ran
     unpaired: tuple[int, ...] = ()  # the d's sharing no seed with frozen: not compared
+    own_seeds: tuple[int, ...] = ()  # every seed the method ran at `dim`
+
+    @property
+    def on_fewer_seeds(self) -> bool:
+        """Whether `score` is over fewer seeds than the method or frozen ran: then it is not
+        the mean other tables show, and the seeds are named beside it."""
+        return self.seeds not in (self.frozen_seeds, ()) or self.seeds != (
+            self.own_seeds or self.seeds)
 
 
 MAX_KEEP = 2.0  # above frozen's quality is possible (a learned d), twice it is not a share
@@ -99,6 +107,8 @@ def smallest_dims_keeping(
                         () if hit is None else hit[1].seeds,
                         tuple(sorted(frozen)),
                         tuple(d for d, p in compared.items() if p is None),
+                        () if hit is None else tuple(sorted(
+                            scores[(dataset, budget, method, hit[0])])),
                     )
                 )
     return results

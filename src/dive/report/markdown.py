@@ -156,8 +156,8 @@ def keep_table(
 
 
 def keep_cell(r: KeepResult, ratios: Mapping[tuple[str, int], int] | None = None) -> str:
-    """`d=96 (4×): 0.5810`, with the seeds when frozen was compared on fewer than it ran, and
-    the d's not compared (no seed in common with frozen)."""
+    """`d=96 (4×): 0.5810`, with the seeds when the method was compared with frozen on fewer
+    than either ran, and the d's not compared (no seed in common with frozen)."""
     compared = [d for d in r.dims_tried if d not in r.unpaired]
     if r.dim is None or r.score is None:
         text = (f"not reached at d ≤ {max(compared)}" if compared else
@@ -166,7 +166,7 @@ def keep_cell(r: KeepResult, ratios: Mapping[tuple[str, int], int] | None = None
         ratio = (ratios or {}).get((r.dataset, r.dim))
         text = f"d={r.dim}" if ratio is None else f"d={r.dim} ({ratio}×)"
         text += f": {r.score:.4f}"
-        if r.seeds != r.frozen_seeds and r.reference is not None:
+        if r.on_fewer_seeds and r.reference is not None:
             text += f" (frozen {r.reference:.4f} on {seed_list(r.seeds)})"
     apart = [d for d in r.unpaired if r.dim is None or d < r.dim]
     if apart and compared:
