@@ -680,7 +680,25 @@ def test_labels_choose_the_better_of_the_two_pca_starts(
     diag = model.fit_info_.diagnostics
     assert diag["start"] == better
     assert diag["start_ndcg@10"][worse] == pytest.approx(planted[worse], abs=1e-6)
+    # no step trained: the record kept an arm all the same
+    assert model.fit_info_.summary is not None
+    assert model.fit_info_.summary.selected == {"start": better, "arm": None}
     np.testing.assert_allclose(model.transform(corpus), models[better].transform(corpus), atol=1e-5)
+
+
+def test_without_selection_the_labels_choose_no_start_either(problem: dict[str, Any]) -> None:
+    """`select=false` still chose the start on the labels, while the record said nothing was
+    chosen on them (n_queries 0): the documented default start, uncentred, unless `start`
+    names one."""
+    corpus, queries = problem["corpus"], problem["train"].embeddings[:40]
+    labels = labels_ranked_perfectly_by(PCA(2).fit(corpus), queries, corpus)  # centred wins
+    options = {**FAST, "steps": 0, "select": False}
+    model = Dive(2, seed=0, **options).fit(corpus, TrainingData(labels))
+    diag, summary = model.fit_info_.diagnostics, model.fit_info_.summary
+    assert diag["start"] == "uncentered" and "start_choice" not in diag
+    assert summary is not None and summary.n_queries == 0
+    named = Dive(2, seed=0, start="centered", **options).fit(corpus, TrainingData(labels))
+    assert named.fit_info_.diagnostics["start"] == "centered"
 
 
 # --- options ---------------------------------------------------------------------------

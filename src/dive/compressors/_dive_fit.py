@@ -96,6 +96,8 @@ def _choose_start(
     """
     centers = {"uncentered": np.zeros_like(mean), "centered": mean}
     names = ["uncentered", "centered"] if fit.config.start == "select" else [fit.config.start]
+    if not fit.config.select:  # nothing chosen on the labels: the default start, as recorded
+        names = names[:1]
     corpus_z: dict[str, np.ndarray] = {}
     scores: dict[str, np.ndarray] = {}  # nDCG@10, recorded (the race's base)
     compared: dict[str, np.ndarray] = {}  # what the choice reads (`start_score`)
@@ -370,8 +372,9 @@ def _fit(
     mean, axes, variances = principal_axes_and_variances(corpus, dim)
     axes, _, _ = settle_null_axes(axes, variances, mean, corpus.shape[0])  # as pca's
     heads = initial_heads(corpus, axes, config, rng)
-    progress.info("dive: choosing the start on %d labelled queries (%d corpus rows)", n,
-                  corpus.shape[0])
+    if config.select and config.start == "select":
+        progress.info("dive: choosing the start on %d labelled queries (%d corpus rows)", n,
+                      corpus.shape[0])
     start, start_choice = _choose_start(fit, heads, mean, labels)
     diag: dict[str, Any] = {"n_labelled": n, "query_batch": fit.query_batch, "start": start.name}
     if start.scores:
@@ -391,7 +394,8 @@ def _fit(
         # Nothing to choose on (or told not to): the configured weights train `steps` steps
         # (without labels, only the label-free losses).
         arm: Arm | None = (
-            config.arm() if labels is not None else Arm(0.0, config.lr, config.loss, 0.0)
+            None if config.steps == 0  # nothing trains: the start, recorded without an arm
+            else config.arm() if labels is not None else Arm(0.0, config.lr, config.loss, 0.0)
         )
         diag["selection"] = "unsupervised" if labels is None else "none"
         steps = config.steps
