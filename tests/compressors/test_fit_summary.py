@@ -112,3 +112,34 @@ def test_a_record_is_a_copy_the_summary_does_not_share() -> None:
     record = summary.as_record()
     record["selected"]["arm"]["lr"] = 1.0  # a caller editing its record (it was the model's)
     assert summary.selected == {"arm": {"lr": 0.001}}
+
+
+class _SlowImport:
+    """A meta-path finder that takes `seconds` before the import of `name` goes on."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        self.name, self.seconds = name, seconds
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname == self.name:
+            import time
+
+            time.sleep(self.seconds)
+        # None: the next finder imports it
+
+
+@pytest.mark.parametrize(("method", "module"), [
+    ("dive", "dive.compressors._dive_fit"), ("search-adaptor", "dive.training.seeding")])
+def test_a_fits_seconds_count_its_imports(
+    method: str, module: str, corpus: np.ndarray, split: TrainingData,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary's seconds started after the fit's lazy imports (torch's, about 1.7 s on a
+    process's first fit), where the record's `fit_seconds` beside it counted them: two wall
+    times of one fit that disagreed."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(sys, "meta_path", [_SlowImport(module, 0.5), *sys.meta_path])
+    model = make_compressor(FAST[method], 4).fit(corpus, split)
+    assert model.fit_info_.summary is not None and model.fit_info_.summary.seconds >= 0.5

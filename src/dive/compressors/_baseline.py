@@ -176,11 +176,11 @@ class Baseline(LearnedCompressor):
     options: BaselineConfig
 
     def _fit(self, corpus: np.ndarray, train: TrainingData | None) -> Runtime:
+        start = time.perf_counter()  # the imports' seconds (torch's, on a first fit) count
         from dive.training.seeding import seeded
 
         module, _, name = self.fit_path.partition(":")
         fit = getattr(importlib.import_module(module), name)
-        start = time.perf_counter()
         with seeded(self.seed, threads=self.options.threads) as rng:
             runtime, diagnostics, summarise = fit(
                 self, corpus, train if self.supervised else None, rng
