@@ -284,3 +284,23 @@ def test_the_csv_of_several_models_keeps_each_dataset_its_name(make_record,
     assert {(r["dataset"], r["model"]) for r in rows} == {
         (records[0]["dataset"], records[0]["model"]), (records[0]["dataset"], "m2")}
     assert f"{records[0]['dataset']} (m2)" in (tmp_path / "report.md").read_text()
+
+
+def test_every_view_lists_the_rows_in_one_order(byte_row, tmp_path: Path) -> None:
+    """report.md sorted the variants of a method by their labels (`@binary` first, rescore10
+    before rescore4) where summary.csv and the gains list them as the records first name
+    them."""
+    import csv
+
+    records = [byte_row("frozen", 384, "float32", 1536, 0.6)]
+    records += [byte_row("frozen", 384, precision, size, 0.55, rescore=factor)
+                for precision, size, factor in (("int8", 384, 0), ("int8", 384, 4),
+                                                ("int8", 384, 10), ("binary", 48, 0))]
+    write_report(records, tmp_path)
+    with (tmp_path / "summary.csv").open(encoding="utf-8") as handle:
+        in_csv = [r["method"] for r in csv.DictReader(handle)]
+    assert in_csv == ["frozen", "frozen@int8", "frozen@int8+rescore4", "frozen@int8+rescore10",
+                      "frozen@binary"]
+    table = (tmp_path / "report.md").read_text().split("| method |", 1)[1].split("\n\n", 1)[0]
+    in_page = [line.split(" | ", 1)[0].lstrip("| ") for line in table.splitlines()[2:]]
+    assert in_page == in_csv

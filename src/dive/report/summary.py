@@ -73,8 +73,12 @@ def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> 
     groups: dict[CellKey, list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         groups[cell_key(r)].append(r)
+    # methods in the order the records first name them, as every other view reads them
+    # (`method_order` breaks its ties by first sight: alphabetical, `@binary` came first)
+    seen = {label: i for i, label in enumerate(dict.fromkeys(k[2] for k in groups))}
     cells = []
-    for key, group in sorted(groups.items()):
+    for key, group in sorted(groups.items(), key=lambda kv: (*kv[0][:2], seen[kv[0][2]],
+                                                             kv[0][3])):
         scores = seed_scores(group, metric)
         values = list(scores.values())
         cells.append(Cell(*key, float(np.mean(values)), float(np.std(values)), len(values),
@@ -189,15 +193,17 @@ def method_order(methods: Iterable[str]) -> list[str]:
     seen = list(dict.fromkeys(methods))
     order = canonical_order()
 
-    def key(method: str) -> tuple[int, int, int]:
+    def key(method: str) -> tuple[int, int, int, int]:
         base = base_method(method)
         rank = order.index(base) if base in order else len(order)
         first_of_base = min(i for i, m in enumerate(seen) if base_method(m) == base)
-        # The plain spec, then its earlier versions (`smec@v1`), then its ablations in the
-        # order first seen.
-        if method.split("@", 1)[0] == base:
-            return (rank, first_of_base, 0 if method == base else 1 + seen.index(method))
-        return (rank, first_of_base, 1 + len(seen) + seen.index(method))
+        # The plain spec, then its earlier versions and variants (`smec@v1`, `pca@int8`),
+        # then its ablations in the order first seen, each before its own versions.
+        spec = method.split("@", 1)[0]
+        first_of_spec = 0 if spec == base else 1 + min(
+            i for i, m in enumerate(seen) if m.split("@", 1)[0] == spec)
+        return (rank, first_of_base, first_of_spec,
+                0 if method == spec else 1 + seen.index(method))
 
     return sorted(seen, key=key)
 
