@@ -245,6 +245,30 @@ def test_an_env_folder_without_the_dataset_is_said_before_the_cache_serves(
             f"{DEFAULT_MODEL}/toy; using the embeddings cache") in caplog.text
 
 
+def test_an_env_entry_recording_no_texts_yields_to_a_cache_entry_of_these_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_encoding: None
+) -> None:
+    """A user's own collection named as a shared one: `dive embed` put its vectors in the
+    cache, and `evaluate` still read the shared entry (another corpus: refused, 'embed it
+    again', which did not help; the same ids: its stale vectors, without a word)."""
+    from dataclasses import replace
+
+    from dive.embed.encode import dataset_fingerprint
+
+    env = _put(tmp_path / "env" / DEFAULT_MODEL / "toy", seed=2)  # records no texts
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    mine = FakeDataset(corpus_texts=["lorem", "ipsum", "dolor"])
+    cached = _stored(3)
+    cached.meta.update(text_sha256=dataset_fingerprint(mine))
+    save_embeddings(tmp_path / "cache" / DEFAULT_MODEL / "toy", cached)
+    emb = get_embeddings(mine, cache_root=tmp_path / "cache")
+    np.testing.assert_array_equal(emb.corpus, cached.corpus)
+    # the shared collection itself (other texts than the cache entry's) still reads its own
+    shared = get_embeddings(replace(mine, corpus_texts=FakeDataset().corpus_texts),
+                            cache_root=tmp_path / "cache")
+    np.testing.assert_array_equal(shared.corpus, env.corpus)
+
+
 def test_explicit_folder_must_exist(tmp_path: Path, no_encoding: None) -> None:
     with pytest.raises(DataError, match=r"absent: embeddings folder does not exist"):
         get_embeddings(FakeDataset(), embeddings_dir=tmp_path / "absent")

@@ -381,8 +381,9 @@ def get_embeddings(
     """The embeddings of `dataset` under `model_name`, validated against its ids.
 
     Resolution: `embeddings_dir` as is (it must exist); else
-    `$DIVE_EMBEDDINGS/<model_dirname>/<dataset.name>/` if it exists and no other model made it;
-    else
+    `$DIVE_EMBEDDINGS/<model_dirname>/<dataset.name>/` if it exists and no other model made it,
+    unless it records no texts (`text_sha256`) and the cache entry records exactly the
+    dataset's; else
     `<cache root>/<model_dirname>/<dataset.name>/` if it exists and was built from the same
     texts; else encode the dataset into it, in chunks and resumably, as `dive embed` does
     (`dive.embed.resumable.encode_to_folder`: a run stopped half way resumes, a second run
@@ -406,6 +407,14 @@ def get_embeddings(
     else:
         env = os.environ.get("DIVE_EMBEDDINGS")
         found = _from_env(env, subdir, dataset, model_name) if env else None
+        if found is not None and found[1].meta.get("text_sha256") is None:
+            # an entry that cannot show which texts it encodes yields to a cache entry that
+            # shows it encodes these (a user's own collection named as a shared one, embedded)
+            mine = _cached_from_these_texts(dataset, model_name, cache_root)
+            if mine is not None:
+                logger.info("%s records no texts; %s was embedded from %s's: using it",
+                            found[0], mine, dataset.name)
+                found = None
         if found is not None:
             folder, emb = found
             origin = "$DIVE_EMBEDDINGS"
@@ -476,6 +485,21 @@ def _from_env(env: str, subdir: Path, dataset: Dataset,
         return None
     _check_same_texts(folder, emb, dataset)
     return folder, emb
+
+
+def _cached_from_these_texts(dataset: Dataset, model_name: str,
+                             cache_root: str | Path | None) -> Path | None:
+    """The cache entry of `dataset` if its meta.json shows it was made by `model_name` from
+    exactly the dataset's texts (`text_sha256`), else None."""
+    folder = cache_folder(dataset, model_name, cache_root)
+    try:
+        meta = read_meta(folder / META_FILE) if (folder / META_FILE).is_file() else {}
+    except (DataError, OSError):
+        return None
+    maker, stored = meta.get("model"), meta.get("text_sha256")
+    if stored is None or maker is None or model_label(str(maker)) != model_label(model_name):
+        return None
+    return folder if stored == dataset_fingerprint(dataset) else None
 
 
 def _org_bare(label: str) -> str:
