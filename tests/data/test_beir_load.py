@@ -177,6 +177,11 @@ def _corpus_with(bad_line: str) -> str:
     ("bad_line", "message"),
     [
         ('{"_id": "x", "text": ', r"corpus\.jsonl line 2: malformed JSON"),
+        # the column where the line ends, not json's "column 1" of a line past its newline
+        ('{"_id": "x", "text": "abc"', r"corpus\.jsonl line 2: malformed JSON \(Expecting ',' "
+                                      r"delimiter at column 27\)$"),
+        ('{"_id": "x", "text": "a\tb"}',  # json's message ends in "at": it read "at at"
+         r"corpus\.jsonl line 2: malformed JSON \(Invalid control character at column 24\)$"),
         ('["_id", "text"]', r"corpus\.jsonl line 2: expected a JSON object, got list"),
         ('{"text": "no id"}', r"corpus\.jsonl line 2: missing '_id' field"),
         ('{"_id": "", "text": "empty id"}', r"corpus\.jsonl line 2: bad '_id' ''"),

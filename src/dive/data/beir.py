@@ -278,9 +278,11 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
         try:
             obj: Any = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path} line {lineno}: malformed JSON ({exc.msg} at column {exc.colno})"
-            ) from None
+            # the column in the line, not past its newline (json's "line 2 column 1"), and
+            # "Invalid control character at" without a second "at"
+            column = min(exc.pos, len(line.rstrip("\r\n"))) + 1
+            raise DataError(f"{path} line {lineno}: malformed JSON "
+                            f"({exc.msg.removesuffix(' at')} at column {column})") from None
         except ValueError:  # json reads an integer of over 4300 digits no further (CVE-2020-10735)
             raise DataError(f"{path} line {lineno}: malformed JSON (a number with too many "
                             "digits)") from None
