@@ -84,6 +84,29 @@ def test_a_verb_that_writes_files_runs_with_stdout_closed(tiny: tuple[Path, Path
     assert (tmp_path / "m" / "config.json").is_file()
 
 
+def test_a_reader_that_stops_early_gets_the_files_all_the_same(tiny: tuple[Path, Path],
+                                                              tmp_path: Path) -> None:
+    """`dive evaluate ... --plot --report | head -1`: the table (past the 8 KB buffer) was
+    printed first, the broken pipe ended the verb there, and the plot and report it was asked
+    for were never written (exit 141). demo left its old plot beside new results."""
+    grid = ["--embeddings", str(tiny[1]), "--methods", "frozen,pca,pca-uncentered,truncate,"
+            "random", "--ratios", "2,4,8,16", "--precisions", "float32,float16,int8,binary",
+            "--rescore-factors", "0,2,4", "--budgets", "4,all"]  # a 14 KB table
+    runs = [["evaluate", "--datasets", str(tiny[0]), *grid, "--seeds", "0",
+             "--results", str(tmp_path / "r.jsonl"), "--plot", str(tmp_path / "p.png"),
+             "--report", str(tmp_path / "rep")],
+            ["demo", "--dataset", str(tiny[0]), *grid, "--output", str(tmp_path / "d")]]
+    for run in runs:  # `| head -1`: the first line read, then the pipe closed
+        with subprocess.Popen([sys.executable, "-m", "dive", *run], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env()) as proc:
+            assert proc.stdout is not None
+            proc.stdout.readline()
+            proc.stdout.close()
+            assert proc.wait(timeout=300) == 141
+    assert (tmp_path / "p.png").is_file() and (tmp_path / "rep" / "report.md").is_file()
+    assert (tmp_path / "d" / "ndcg_vs_dim.png").is_file()
+
+
 # LC_ALL=C without UTF-8 mode: an ASCII stdout whose errors are "surrogateescape"
 C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
 

@@ -128,8 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                 "name another")
         check_report_output(args.report, overwrite=args.overwrite)
     records = _run_grid(args, args.datasets, Path(args.results))
-    print(text_tables(records))
-    print(f"\nresults: {args.results}")
+    # the files first: a reader that stops early (`| head`) ends the printing, not the work
     plot = files = None
     with contextlib.ExitStack() as undo:
         if args.plot:
@@ -145,6 +144,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             # The budget plot needs one ratio: 4x when it was run, else the middle one.
             ratio = 4 if 4 in args.ratios else sorted(args.ratios)[len(args.ratios) // 2]
             files = write_report(records, args.report, ratio=ratio, overwrite=args.overwrite)
+    print(text_tables(records))
+    print(f"\nresults: {args.results}")
     if plot is not None:
         print(f"plot: {plot}")
     if files is not None:
@@ -233,8 +234,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 held.unlink()  # `temporary` removes it only after an error
     else:
         records = _run_grid(args, [args.dataset], results)
+    plot = plot_ndcg_vs_dim(records, plot_path, overwrite=True)  # before a reader can stop
     print(text_tables(records))
-    plot = plot_ndcg_vs_dim(records, plot_path, overwrite=True)
     print(f"\nresults: {results}\nplot: {plot}")
     return 0
 
