@@ -294,6 +294,21 @@ CASES = [
          "--output {ws}/i.faiss", "opq8: 8 sub-quantizers of one dimension each take the bytes "
          "int8 takes, where OPQ cannot help; give M below the dimension 8, or use the int8 "
          "precision"),
+    # '-' as a file: evaluate wrote files named '-', report read the file '-' (not stdin)
+    Case("evaluate results -", EVALUATE + " --results -", "--results: '-' (standard output): "
+         "this verb writes files; give a path"),
+    Case("evaluate plot -", EVALUATE + " --results {ws}/r.jsonl --plot -", "--plot: '-' "
+         "(standard output): this verb writes files; give a path"),
+    Case("report results -", "report --results - --output {ws}/rep", "--results: '-' "
+         "(standard input): this verb reads files; give a path"),
+    # taken modulo 2**31 without a word (seeds 0 and 2**32 built the same index)
+    Case("index seed past FAISS's", "index {ws}/model --embeddings {ws}/emb --opq 2 --seed "
+         "4294967296 --output {ws}/i.faiss", "--seed: expected an integer in 0..2147483647, "
+         "got 4294967296"),
+    # evaluate's --rescore-with names a space; search's old --rescore-with, a file
+    Case("search rescore-with a space", SEARCH + " --queries-npy {ws}/q.npy --rescore-with full",
+         "a file of vectors, not the space 'full' (evaluate's --rescore-with); here give the "
+         "vectors' file, and --rescore-space full to say which they are"),
     Case("index seed without opq", "index {ws}/model --embeddings {ws}/emb --seed 7 --output "
          "{ws}/i.faiss", "--seed is used only with --opq"),
     Case("rescore-with without a factor", EVALUATE + " --precisions int8 --rescore-with "
@@ -720,6 +735,16 @@ def test_an_empty_model_name_is_refused_not_read_as_the_default(
     assert exc.value.code == 2
     assert "--model: expected a name, got ' '" in capsys.readouterr().err
     assert not (ws / "m").exists() and not (ws / "r.jsonl").exists()
+
+
+def test_an_empty_dataset_name_is_refused_by_recommend(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--dataset ''` became '.', and the error named the current folder's name."""
+    with pytest.raises(SystemExit) as exc:
+        main(["recommend", "--results", str(ws / "r.jsonl"), "--dataset", ""])
+    assert exc.value.code == 2
+    assert "--dataset: expected a name, got ''" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text", ["", "   "])

@@ -59,7 +59,7 @@ class _Parser(argparse.ArgumentParser):
         return parsed, extra
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
+def _int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         # ASCII digits only, as --budgets and method options take them: int() reads "1_0" as
         # 10 and "٨" as 8
@@ -68,6 +68,9 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
         value = int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer in {minimum}..{maximum}, "
+                                             f"got {value}")
         return value
 
     return parse
@@ -201,6 +204,25 @@ def _path(text: str) -> str:
     return text
 
 
+def _input_path(text: str) -> str:
+    """An input file's path; '-' is refused: no verb reads its standard input, and a file
+    named '-' is not what the user meant."""
+    if text.strip() == "-":
+        raise argparse.ArgumentTypeError("'-' (standard input): this verb reads files; give a "
+                                         "path")
+    return _path(text)
+
+
+def _vectors_file(text: str) -> str:
+    """search's `--rescore-vectors FILE` (once `--rescore-with`): evaluate's `--rescore-with
+    full|compressed` names a space, which here is `--rescore-space`."""
+    if text in ("full", "compressed") and not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"a file of vectors, not the space {text!r} (evaluate's "
+                                         f"--rescore-with); here give the vectors' file, and "
+                                         f"--rescore-space {text} to say which they are")
+    return _path(text)
+
+
 def _output_path(text: str) -> str:
     """An output path; '-' is refused: every verb writes files, and a file named '-' is not
     the standard output the user meant."""
@@ -219,7 +241,8 @@ def _add_output(p: argparse.ArgumentParser, help: str, *, metavar: str, required
 def _add_results_read(p: argparse.ArgumentParser, help: str) -> None:
     """`--results FILE...`: the results files a verb reads (once given positionally)."""
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--results", nargs="+", action="extend", metavar="RESULTS.jsonl", type=_path,
+    group.add_argument("--results", nargs="+", action="extend", metavar="RESULTS.jsonl",
+                       type=_input_path,
                        help=help)
     group.add_argument("results", nargs="*", action="extend", default=argparse.SUPPRESS,
                        help=argparse.SUPPRESS)
@@ -295,9 +318,9 @@ def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "evaluate", "run the benchmark grid and print a table")
     _add_renamed(p, "--datasets", old=["--dataset"], required=True, type=_str_list,
                  action=_Joined, help="dataset names or BEIR folders, comma-separated")
-    p.add_argument("--results", type=_path, default="results.jsonl",
+    p.add_argument("--results", type=_output_path, default="results.jsonl",
                    help="JSONL results file (appended; runs already there are skipped)")
-    p.add_argument("--plot", type=_path, default=None,
+    p.add_argument("--plot", type=_output_path, default=None,
                    help="also write an nDCG@10-vs-dimension PNG here")
     p.add_argument("--report", type=_output_path, default=None, metavar="DIR",
                    help="also write the report (as `dive report` does) into this folder")
@@ -340,7 +363,8 @@ def add_recommend(sub: Subparsers[_Parser]) -> _Parser:
               "nDCG@10, from results files")
     _add_results_read(p, "results of `dive evaluate --precisions ... --rescore-factors ...` "
                          "(merged)")
-    p.add_argument("--dataset", required=True, help="dataset name as in the results")
+    p.add_argument("--dataset", type=_name, required=True,
+                   help="dataset name as in the results")
     p.add_argument("--keep", type=float, default=0.99,
                    help="share of frozen float32 nDCG@10 to keep (0.99: 99%%; at most 2)")
     p.add_argument("--budget", default=None,
@@ -412,7 +436,8 @@ def add_fit(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--model", type=_name, default=None, help=EMBEDDING_MODEL_HELP)
     _add_data_dir(p)
     p.add_argument("--embeddings", type=_path, default=None,
-                   help="precomputed embeddings folder (default: $DIVE_EMBEDDINGS, cache, encode)")
+                   help="precomputed embeddings folder (default: "
+                        "$DIVE_EMBEDDINGS/<model>/<dataset>, cache, encode)")
     p.add_argument("--precision", type=_precision, default="float32",
                    help="what the model outputs: float32, float16, int8 (ranges calibrated on "
                         "the corpus outputs) or binary (packed sign bits)")
@@ -447,8 +472,9 @@ def add_index(sub: Subparsers[_Parser]) -> _Parser:
     kind.add_argument("--opq", type=_int_at_least(1), default=None, metavar="M",
                       help="FAISS OPQ+PQ index of the float32 outputs: M bytes per vector "
                            "(M divides d), trained on the corpus")
-    p.add_argument("--seed", type=_int_at_least(0), default=None,
-                   help="seed of the OPQ/PQ k-means (with --opq; 0 when not given)")
+    p.add_argument("--seed", type=_int_at_least(0, 2**31 - 1), default=None,
+                   help="seed of the OPQ/PQ k-means (with --opq; 0 when not given; FAISS "
+                        "takes up to 2**31 - 1)")
     _add_overwrite(p)
     return p
 
@@ -465,7 +491,7 @@ def add_search(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--model", type=_name, default=None,
                    help="model embedding --query (default: the one the compressor was fitted on)")
     p.add_argument("-k", type=_int_at_least(1), default=10, help="hits per query")
-    _add_renamed(p, "--rescore-vectors", old=["--rescore-with"], type=_path, default=None,
+    _add_renamed(p, "--rescore-vectors", old=["--rescore-with"], type=_vectors_file, default=None,
                  metavar="FILE",
                  help="re-rank the index's first --rescore-factor x k hits by these float "
                       "vectors (full embeddings or compressed float32, one row per index row "
