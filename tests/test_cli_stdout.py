@@ -107,6 +107,19 @@ def test_a_reader_that_stops_early_gets_the_files_all_the_same(tiny: tuple[Path,
     assert (tmp_path / "d" / "ndcg_vs_dim.png").is_file()
 
 
+def test_a_closed_stderr_leaves_the_verb_to_run(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """`2>&-`: Python's stderr is None, and the progress bar written to it ended `evaluate`
+    (and `compress`) with exit 1, without a word anywhere."""
+    command = " ".join(f"'{arg}'" for arg in (
+        sys.executable, "-m", "dive", "evaluate", "--datasets", str(tiny[0]), "--embeddings",
+        str(tiny[1]), "--methods", "pca", "--ratios", "4", "--budgets", "all", "--seeds", "0",
+        "--results", str(tmp_path / "r.jsonl")))
+    done = subprocess.run(["sh", "-c", f"exec {command} 2>&-"], stdout=subprocess.PIPE,
+                          env=env(), timeout=120)
+    assert done.returncode == 0
+    assert b"pca" in done.stdout and (tmp_path / "r.jsonl").is_file()
+
+
 # LC_ALL=C without UTF-8 mode: an ASCII stdout whose errors are "surrogateescape"
 C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
 

@@ -953,6 +953,9 @@ def _prints_a_result(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stderr is None:  # `2>&-`: progress and warnings go nowhere, as asked (tqdm's bar
+        # written to None ended the verb with exit 1); open for the process's life
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     if sys.stdout is None:  # `>&-`: prints go nowhere; a verb printing its result refuses
         return _main(argv)
     with named_stdout():
