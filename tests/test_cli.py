@@ -612,3 +612,23 @@ def test_verbose_run_lines_are_not_spliced_onto_the_progress_bar(tiny: tuple[Pat
     lines = done.stderr.replace("\r", "\n").splitlines()
     runs = [line for line in lines if "INFO dive.evaluate.protocol: tiny " in line]
     assert len(runs) == 2 and all(line.startswith("INFO") for line in runs), done.stderr
+
+
+def test_a_leading_tilde_is_the_home_folder_for_every_path_flag(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shell leaves `--output=~/m` as it is: `fit` read `--embeddings ~/emb` from the
+    home folder and wrote `--output ~/m` into a folder named `~` here; `index` refused its
+    `--embeddings ~/emb`."""
+    import shutil
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(tiny[1], home / "emb")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", "~/emb", "--method", "pca",
+                 "--dim", "8", "--output", "~/m"]) == 0
+    assert (home / "m" / "config.json").is_file() and not (tmp_path / "~").exists()
+    assert main(["index", "~/m", "--embeddings", "~/emb", "--output", "~/i.faiss"]) == 0
+    assert (home / "i.faiss").is_file()

@@ -197,11 +197,13 @@ def _add_renamed(p: argparse.ArgumentParser, flag: str, *, old: Sequence[str],
 
 
 def _path(text: str) -> str:
-    """A path; an empty one is refused: `Path("")` is the current folder, so `--embeddings ""`
-    read it, `--data-dir ""` searched it and `embed --output ""` wrote to the cache."""
+    """A path, a leading `~` expanded (the shell leaves `--output=~/m` as it is: it was a
+    folder named `~` for some flags and the home folder for others); an empty one is refused:
+    `Path("")` is the current folder, so `--embeddings ""` read it, `--data-dir ""` searched
+    it and `embed --output ""` wrote to the cache."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
-    return text
+    return os.path.expanduser(text)
 
 
 def _input_path(text: str) -> str:
