@@ -55,8 +55,8 @@ class KeepResult:
     def on_fewer_seeds(self) -> bool:
         """Whether `score` is over fewer seeds than the method or frozen ran: then it is not
         the mean other tables show, and the seeds are named beside it."""
-        return self.seeds not in (self.frozen_seeds, ()) or self.seeds != (
-            self.own_seeds or self.seeds)
+        return self.seeds != self.frozen_seeds or (
+            bool(self.own_seeds) and self.seeds != self.own_seeds)
 
 
 MAX_KEEP = 2.0  # above frozen's quality is possible (a learned d), twice it is not a share

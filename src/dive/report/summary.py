@@ -77,8 +77,8 @@ def summarize(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> 
     # (`method_order` breaks its ties by first sight: alphabetical, `@binary` came first)
     seen = {label: i for i, label in enumerate(dict.fromkeys(k[2] for k in groups))}
     cells = []
-    for key, group in sorted(groups.items(), key=lambda kv: (*kv[0][:2], seen[kv[0][2]],
-                                                             kv[0][3])):
+    for key in sorted(groups, key=lambda k: (k[0], k[1], seen[k[2]], k[3])):
+        group = groups[key]
         scores = seed_scores(group, metric)
         values = list(scores.values())
         cells.append(Cell(*key, float(np.mean(values)), float(np.std(values)), len(values),
