@@ -45,11 +45,11 @@ from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, 
 from dive.evaluate.product import check_stage, is_product, product_bytes
 from dive.evaluate.records import (
     FINGERPRINT_FIELD,
-    KEY_FIELDS,
     RESCORE_SOURCES,
     RecordKey,
     RescoreSource,
     ResultsFile,
+    float32_key,
     record_key,
 )
 from dive.evaluate.search import check_ids, identical_id_rows
@@ -346,7 +346,7 @@ def _check_reference_kept(spec: GridSpec, dataset: str, tasks: Sequence[RunTask]
     if "float32" in spec.precisions:
         return
     missing = list(dict.fromkeys(t.method for t in tasks if full_dim_only(t.method)
-                                 and t.keys[0][:len(KEY_FIELDS)] not in results))
+                                 and float32_key(t.keys[0]) not in results))
     if missing:
         logger.warning("%s: %s runs at %s only, and %s holds no float32 run of it, the "
                        "reference reports and recommend keep a share of: add float32 to the "

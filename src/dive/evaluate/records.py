@@ -107,6 +107,12 @@ def record_key(record: Mapping[str, Any]) -> RecordKey:
     return key + variant
 
 
+def float32_key(key: RecordKey) -> RecordKey:
+    """The key of the same run at float32 without rescoring: `record_key` appends a variant's
+    fields to it."""
+    return key[:len(KEY_FIELDS)]
+
+
 def is_results_file(path: Path) -> bool:
     """Whether `path` is a file that reads as a results file (the only kind `dive demo
     --overwrite` replaces)."""

@@ -36,7 +36,7 @@ import numpy as np
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.records import record_bytes_per_vector, record_variant
 from dive.report.markdown import signed
-from dive.report.paired import TOLERANCE, Paired, pair, seed_list
+from dive.report.paired import TOLERANCE, Paired, on_fewer_seeds, pair, seed_list
 from dive.report.summary import (
     base_method,
     budget_order,
@@ -257,9 +257,8 @@ def fewest_bytes_keeping(cells: Iterable[Config], frozen: Config, keep: float) -
 def _on_seeds(paired: Paired, frozen: Config, config: Config) -> str:
     """` on seed 1` when a comparison used fewer seeds than frozen or `config` ran, else
     nothing."""
-    if paired.seeds == frozen.seeds == config.seeds:
-        return ""
-    return f" on {seed_list(paired.seeds)}"
+    fewer = on_fewer_seeds(paired.seeds, frozen.seeds, config.seeds)
+    return f" on {seed_list(paired.seeds)}" if fewer else ""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dive.errors import DataError
-from dive.report.paired import pair
+from dive.report.paired import on_fewer_seeds, pair
 from dive.report.summary import (
     CellKey,
     budget_order,
@@ -55,8 +55,7 @@ class KeepResult:
     def on_fewer_seeds(self) -> bool:
         """Whether `score` is over fewer seeds than the method or frozen ran: then it is not
         the mean other tables show, and the seeds are named beside it."""
-        return self.seeds != self.frozen_seeds or (
-            bool(self.own_seeds) and self.seeds != self.own_seeds)
+        return on_fewer_seeds(self.seeds, self.frozen_seeds, self.own_seeds)
 
 
 MAX_KEEP = 2.0  # above frozen's quality is possible (a learned d), twice it is not a share

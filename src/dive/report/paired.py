@@ -55,6 +55,13 @@ def pair(scores: Mapping[int, float], reference: Mapping[int, float]) -> Paired 
                   float(np.mean([reference[s] for s in seeds])))
 
 
+def on_fewer_seeds(compared: tuple[int, ...], *ran: tuple[int, ...]) -> bool:
+    """Whether a comparison on the seeds `compared` left out a seed one of its sides `ran`
+    (an empty `ran`: not known): then its means are not those the tables show, and the seeds
+    are named beside them."""
+    return any(side and compared != side for side in ran)
+
+
 def seed_list(seeds: Iterable[int]) -> str:
     """`seed 1`, `seeds 0, 2`: how a set of seeds reads in a message."""
     seeds = sorted(seeds)
