@@ -632,3 +632,28 @@ def test_a_leading_tilde_is_the_home_folder_for_every_path_flag(
     assert (home / "m" / "config.json").is_file() and not (tmp_path / "~").exists()
     assert main(["index", "~/m", "--embeddings", "~/emb", "--output", "~/i.faiss"]) == 0
     assert (home / "i.faiss").is_file()
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-progress"]])
+def test_evaluate_and_fit_draw_no_bars_with_no_progress(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, flag: list[str],
+) -> None:
+    """--no-progress, as embed and compress take it: no bar redrawn with carriage returns into
+    a log, and none while encoding embeddings that are not stored yet."""
+    import dive.embed
+    import dive.evaluate.protocol
+
+    asked: list[bool] = []
+
+    def spy(*args: Any, progress: bool = True, **kwargs: Any) -> Any:
+        asked.append(progress)
+        return dive.embed.encode.get_embeddings(*args, progress=progress, **kwargs)
+
+    monkeypatch.setattr(dive.evaluate.protocol, "get_embeddings", spy)
+    monkeypatch.setattr(dive.embed, "get_embeddings", spy)
+    assert main(evaluate_args(tiny, tmp_path / "r.jsonl", *flag)) == 0
+    assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
+                 "pca", "--dim", "8", "--output", str(tmp_path / "m"), *flag]) == 0
+    assert asked == [not flag, not flag]
+    assert ("\r" in capsys.readouterr().err) is not flag

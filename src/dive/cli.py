@@ -77,12 +77,15 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         rescores=args.rescore_factors,
         rescore_with=args.rescore_with or "full",
         anchors=args.anchors,
+        progress=not args.no_progress,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
     skipped = [0]
 
     def progress(done: int, total: int, record: dict[str, Any] | None) -> None:
         skipped[0] += record is None
+        if args.no_progress:
+            return
         if not bars:
             bars.append(tqdm(total=total, desc="runs", unit="run", file=sys.stderr))
         bar = bars[0]
@@ -385,7 +388,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     # contradicts is kept, with get_embeddings' warning (its vectors may be that model's under
     # another name: a hub id and its download). Either is recorded as model_label names it.
     model_name = args.model or default_model_for(args.embeddings)
-    emb = get_embeddings(dataset, model_name, embeddings_dir=args.embeddings)
+    emb = get_embeddings(dataset, model_name, embeddings_dir=args.embeddings,
+                         progress=not args.no_progress)
     if compressor.full_dim_only and args.dim != emb.dim:
         raise DiveError(f"{args.method} keeps all {emb.dim} input dimensions: give --dim "
                         f"{emb.dim}, or a compressing method for --dim {args.dim}")

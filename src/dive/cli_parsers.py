@@ -254,6 +254,11 @@ def _add_overwrite(p: argparse.ArgumentParser, help: str = OVERWRITE_HELP) -> No
     p.add_argument("--overwrite", action="store_true", help=help)
 
 
+def _add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (for logs: a bar redraws itself with carriage returns)")
+
+
 def _add_no_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-verify", action="store_true",
                    help="load the model folder without checking its checksums")
@@ -300,6 +305,7 @@ def _add_grid_options(
     p.add_argument("--embeddings", type=_path, default=None,
                    help="precomputed embeddings folder for a single dataset "
                         "(default: $DIVE_EMBEDDINGS/<model>/<dataset>, cache, encode)")
+    _add_no_progress(p)
 
 
 Subparsers = argparse._SubParsersAction  # the `dive` parser's, of `_Parser`s
@@ -421,7 +427,7 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--query-ids", default=None, metavar="FILE",
                    help="with --from-npy: the query ids, one a line")
     _add_overwrite(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_no_progress(p)
     return p
 
 
@@ -445,6 +451,7 @@ def add_fit(sub: Subparsers[_Parser]) -> _Parser:
                         "the corpus outputs) or binary (packed sign bits)")
     _add_output(p, "model folder to write", metavar="DIR")
     _add_overwrite(p)
+    _add_no_progress(p)
     return p
 
 
@@ -537,7 +544,7 @@ def add_compress(sub: Subparsers[_Parser]) -> _Parser:
                    help="Parquet/LanceDB: name of the compressed vector column (None: "
                         "--vector-column's)")
     _add_overwrite(p, OVERWRITE_HELP + "; only once the new one is complete")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_no_progress(p)
     return p
 
 

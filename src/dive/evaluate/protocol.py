@@ -74,6 +74,7 @@ class GridSpec:
     rescores: Sequence[int] = (0,)  # funnel factors; 0: no rescoring
     rescore_with: RescoreSource = "full"  # the float32 vectors a funnel rescores with
     anchors: Sequence[str] = ()  # `dive.evaluate.anchors` specs, run beside the methods
+    progress: bool = True  # bars while encoding embeddings that are not stored yet
 
     def __post_init__(self) -> None:
         # A list given as one value: "cranfield" ran datasets 'c', 'r', 'a', ...
@@ -453,7 +454,8 @@ def _prepare(spec: GridSpec, name: str, folder: Path, learned: Sequence[str]
     and the grid's runs on it, every check of them made (`learned`: the grid's methods that
     need labelled queries)."""
     dataset = load_beir(folder, name=name)
-    emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir)
+    emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir,
+                         progress=spec.progress)
     # budget all's split: its labels are the whole pool, of one size for every seed
     whole = make_split(dataset, None, spec.seeds[0])
     if learned:  # an empty pool still scores the label-free methods
