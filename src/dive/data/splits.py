@@ -132,6 +132,11 @@ def make_split(
         source, train_qrels = "train", dataset.qrels["train"]
         eval_ids = sorted(q for q in test if q in known)
         labelled = _labelled(train_qrels, known, corpus)
+        useless = _unanswerable(train_qrels, known, corpus)
+        if useless:
+            logger.warning("%s: %d train queries (e.g. %r) are judged with no relevant document "
+                           "in the corpus; they teach nothing and are left out of the labelled "
+                           "pool", dataset.name, len(useless), useless[0])
         tested = set(eval_ids).intersection(labelled)
         if tested:  # scored on, so never trained on (or tuned on, with dev)
             logger.warning("%s: %d queries judged in both its train and test qrels (e.g. %r) "
