@@ -73,3 +73,20 @@ def test_training_data_without_any_labelled_query_is_refused(
                                         r"labels, pass no TrainingData$"):
         TrainingData(empty, None if validation is None else empty)
     assert len(TrainingData(empty, LabelledQueries(corpus[:1], ({0: 1},))).validation or ()) == 1
+
+
+@pytest.mark.parametrize("method", ["matryoshka-adaptor", "search-adaptor", "smec"])
+def test_labels_given_only_as_validation_train_a_baseline(
+    method: str, corpus: np.ndarray, make_labels: Callable[..., TrainingData],
+) -> None:
+    """An empty training set beside validation queries: the baselines dropped the validation
+    labels too and fitted label-free (0 queries, outputs bitwise the unsupervised fit's),
+    where DIVE pools both; now they train on them, with nothing held out."""
+    labels = make_labels(24).train
+    spec = f"{method}:{FAST.get(method, 'steps=20:eval_every=10')}"
+    empty = LabelledQueries(labels.embeddings[:0], ())
+    model = make_compressor(spec, 4).fit(corpus, TrainingData(empty, labels))
+    same = make_compressor(spec, 4).fit(corpus, TrainingData(labels))
+    np.testing.assert_array_equal(model.transform(corpus), same.transform(corpus))
+    free = make_compressor(spec, 4).fit(corpus)
+    assert not np.array_equal(model.transform(corpus), free.transform(corpus))

@@ -120,10 +120,12 @@ class Supervision:
         band: int = 50,
         max_positives: int = 8,
     ) -> None:
-        queries = train.train if train is not None and len(train.train) else None
-        val = train.validation if train is not None else None
+        queries, held_out = None, None
+        if train is not None:  # with no training query the validation ones train (as DIVE
+            # pools both): nothing held out, rather than a label-free fit on labels
+            queries, held_out = ((train.train, train.validation) if len(train.train)
+                                 else (train.validation, None))
         self.labels = Labels.judged(queries, n_corpus, "training", rotate)
-        held_out = val if self.labels is not None and val is not None and len(val) else None
         self.validation = Labels.judged(held_out, n_corpus, "validation", rotate)
         self.n_corpus = n_corpus
         self.band = band
