@@ -629,3 +629,26 @@ def test_an_index_pickles_and_copies_with_its_results(precision: str, make_input
         assert again.ids == index.ids and again.precision == index.precision
         got = search_index(again, x[:5])
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("kind", ["opq4", "binary"])
+def test_an_index_without_its_meta_that_is_not_float32_says_so(
+    tmp_path: Path, make_inputs: Any, kind: str
+) -> None:
+    """Only the index and its ids copied: an OPQ index was an AttributeError traceback
+    ('IndexPreTransform' has no code_size), a binary one 'not a readable FAISS index', as if
+    damaged."""
+    from dive.compressors.precision import calibrate
+
+    vectors = make_inputs(300, 16, seed=2)
+    if kind == "opq4":
+        built = build_index(vectors, product=4)
+    else:
+        quantizer = calibrate("binary", vectors)
+        built = build_index(quantizer.encode(vectors), quantizer=quantizer)
+    path = save_index(built, tmp_path / "i.faiss")
+    meta_path(path).unlink()
+    with pytest.raises(DataError, match=r"^\S*i\.faiss: (holds 4-byte vectors of dimension 16|a "
+                                        r"binary index, read as a float one)\S* .*i\.faiss\.meta"
+                                        r"\.json, which says its precision, is missing"):
+        load_index(path)

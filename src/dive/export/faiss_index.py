@@ -130,8 +130,8 @@ class SearchIndex:
         storage = getattr(self.index, "storage", None)
         if storage is not None:
             return int(_import_faiss().downcast_index(storage).code_size)
-        if is_product(self.precision):
-            return int(self.index.sa_code_size())
+        if is_product(self.precision) or not hasattr(self.index, "code_size"):
+            return int(self.index.sa_code_size())  # OPQ's codes (a transform has no code_size)
         return int(self.index.code_size)
 
     def __len__(self) -> int:
@@ -567,10 +567,13 @@ def _read_faiss(path: Path, handle: IO[bytes], binary: bool) -> tuple[Any, str]:
     index too)."""
     faiss = _import_faiss()
     digest = hashlib.sha256()
+    head = bytearray()  # the first bytes: FAISS's four-letter kind of index
 
     def read(size: int) -> bytes:
         chunk = handle.read(size)
         digest.update(chunk)
+        if len(head) < 4:
+            head.extend(chunk[: 4 - len(head)])
         return chunk
 
     read_faiss = faiss.read_index_binary if binary else faiss.read_index
@@ -580,6 +583,10 @@ def _read_faiss(path: Path, handle: IO[bytes], binary: bool) -> tuple[Any, str]:
         raise DataError(f"{path}: not a readable FAISS index (it asks for more memory "
                         "than there is: damaged?)") from None
     except RuntimeError as exc:
+        if not binary and head.startswith(b"IB"):  # FAISS's binary kinds: IBxF, IBHf, ...
+            raise DataError(f"{path}: a binary index, read as a float one: its "
+                            f"{meta_path(path).name}, which says its precision, is missing or "
+                            "says otherwise") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise DataError(f"{path}: not a readable FAISS index ({first})") from None
     while read(1 << 20):  # what follows the index counts in the digest too
