@@ -299,6 +299,12 @@ CASES = [
          "this verb writes files; give a path"),
     Case("evaluate plot -", EVALUATE + " --results {ws}/r.jsonl --plot -", "--plot: '-' "
          "(standard output): this verb writes files; give a path"),
+    # a trailing separator names a folder: Path dropped it, writing the file `new`
+    Case("index output a folder", "index {ws}/model --embeddings {ws}/emb --output {ws}/new/",
+         "--output: '{ws}/new/' ends in a separator, naming a folder; this writes a file: give "
+         "its path"),
+    Case("evaluate results a folder", EVALUATE + " --results {ws}/r/", "--results: '{ws}/r/' "
+         "ends in a separator, naming a folder; this writes a file: give its path"),
     Case("report results -", "report --results - --output {ws}/rep", "--results: '-' "
          "(standard input): this verb reads files; give a path"),
     # taken modulo 2**31 without a word (seeds 0 and 2**32 built the same index)

@@ -234,10 +234,20 @@ def _output_path(text: str) -> str:
     return _path(text)
 
 
+def _output_file(text: str) -> str:
+    """An output path naming a file: one ending in a separator names a folder (Path drops
+    the slash, and `--output new/` wrote the file `new`)."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text!r} ends in a separator, naming a folder; this "
+                                         "writes a file: give its path")
+    return _output_path(text)
+
+
 def _add_output(p: argparse.ArgumentParser, help: str, *, metavar: str, required: bool = True,
                 default: str | None = None) -> None:
     _add_renamed(p, "--output", old=["--out"], required=required, default=default,
-                 metavar=metavar, help=help, type=_output_path)
+                 metavar=metavar, help=help,
+                 type=_output_file if metavar == "FILE" else _output_path)
 
 
 def _add_results_read(p: argparse.ArgumentParser, help: str) -> None:
@@ -326,9 +336,9 @@ def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "evaluate", "run the benchmark grid and print a table")
     _add_renamed(p, "--datasets", old=["--dataset"], required=True, type=_str_list,
                  action=_Joined, help="dataset names or BEIR folders, comma-separated")
-    p.add_argument("--results", type=_output_path, default="results.jsonl",
+    p.add_argument("--results", type=_output_file, default="results.jsonl",
                    help="JSONL results file (appended; runs already there are skipped)")
-    p.add_argument("--plot", type=_output_path, default=None,
+    p.add_argument("--plot", type=_output_file, default=None,
                    help="also write an nDCG@10-vs-dimension PNG here")
     p.add_argument("--report", type=_output_path, default=None, metavar="DIR",
                    help="also write the report (as `dive report` does) into this folder")
