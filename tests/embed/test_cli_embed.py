@@ -155,3 +155,33 @@ def test_a_device_torch_cannot_use_is_one_line_before_any_encoding(
     err = capsys.readouterr().err.strip()
     assert err.startswith("dive: error: ") and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "e").exists()
+
+
+def test_two_imported_collections_of_one_name_keep_a_cache_entry_each(
+    tiny: tuple[Path, Path], tmp_path: Path, isolated_env: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As encoding keeps them: the second import was refused ('already exists'), and with
+    --overwrite it replaced the first collection's vectors, which evaluate then refused as
+    made from other texts."""
+    import shutil
+
+    data, emb = tiny
+    other = Path(shutil.copytree(data, tmp_path / "b" / "tiny"))
+    corpus = other / "corpus.jsonl"
+    corpus.write_text(corpus.read_text().replace('"text": "', '"text": "edited ', 1))
+    vectors = ["--from-npy", str(emb / "corpus.npy"), "--ids", str(emb / "corpus_ids.txt"),
+               "--queries-npy", str(emb / "queries.npy"), "--query-ids",
+               str(emb / "query_ids.txt"), "--model", "api-x"]
+    for folder in (data, other):
+        assert main(["embed", "--dataset", str(folder), *vectors]) == 0
+    entries = sorted(p.name for p in (isolated_env / "api-x").iterdir())
+    assert entries[0] == "tiny" and entries[1].startswith("tiny-") and len(entries) == 2
+    capsys.readouterr()
+    for folder in (data, other):  # each found, and each its own
+        assert main(["evaluate", "--datasets", str(folder), "--model", "api-x", "--methods",
+                     "frozen", "--ratios", "4", "--budgets", "all", "--seeds", "0",
+                     "--results", str(tmp_path / f"{folder.parent.name}.jsonl")]) == 0
+    sources = _source_lines(capsys.readouterr().out)
+    assert [line.split()[3] for line in sources] == [str(isolated_env / "api-x" / e)
+                                                     for e in entries]

@@ -199,6 +199,8 @@ def import_vectors(
         "dtype": "float32",
         "doc_text": "vectors made elsewhere",
         "dataset": dataset.name,
+        "dataset_path": str(Path(dataset.path).resolve()),  # as encoding records it: which
+        # `cache_folder` of that name is this collection's
         "text_sha256": dataset_fingerprint(dataset),
         "imported_from": {"corpus": corpus.where, "queries": queries.where, **(source or {})},
     }
