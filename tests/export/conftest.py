@@ -58,3 +58,15 @@ def unit_rows(n: int, d: int, seed: int = 1) -> np.ndarray:
 def make_inputs() -> Callable[..., np.ndarray]:
     """Random L2-normalised float32 rows: make_inputs(n, d, seed=1)."""
     return unit_rows
+
+
+def near_the_tolerance(n: int, d: int) -> np.ndarray:
+    """Unit rows scaled to norms within float32's rounding of 1 +- UNIT_NORM_TOLERANCE, where
+    a float32 sum of squares and a float64 norm decide otherwise whether a row is rescaled."""
+    from dive.arrays import UNIT_NORM_TOLERANCE
+
+    x = unit_rows(n, d, seed=4).astype(np.float64)
+    steps = np.linspace(-3e-7, 3e-7, n // 2)
+    scales = np.concatenate([(1 + UNIT_NORM_TOLERANCE) * (1 + steps),
+                             (1 - UNIT_NORM_TOLERANCE) * (1 + steps)])
+    return (x[: len(scales)] * scales[:, None]).astype(np.float32)

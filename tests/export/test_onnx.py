@@ -12,6 +12,7 @@ from dive.compressors.pca import PCA
 from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
 from dive.export.folder import save
+from tests.export.conftest import near_the_tolerance
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -91,6 +92,17 @@ def test_onnx_normalises_rows_of_extreme_norm_like_numpy(tmp_path: Path, make_ru
     for scale in (1e-20, 1e20):
         np.testing.assert_allclose(run_onnx(path, x * np.float32(scale)), runtime(x),
                                    atol=1e-5, rtol=0)
+
+
+def test_onnx_rescales_the_rows_numpy_rescales_at_the_tolerance(
+    tmp_path: Path, make_runtime: Any
+) -> None:
+    """The graph tests |norm - 1| in float64, numpy tested a float32 sum of squares: rows
+    within float32's rounding of 1.001 came out up to 3e-4 apart (one side rescaled)."""
+    runtime = make_runtime(input_dim=32, output_dim=8, rank=16)
+    path = export_onnx(runtime, tmp_path / "m.onnx")
+    x = near_the_tolerance(400, 32)
+    np.testing.assert_allclose(run_onnx(path, x), runtime(x), atol=1e-5, rtol=0)
 
 
 def test_onnx_rejects_a_bad_source(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from dive.compressors.frozen import Frozen  # noqa: E402
 from dive.compressors.pca import PCA  # noqa: E402
 from dive.compressors.truncate import Truncate  # noqa: E402
 from dive.export.st_module import DiveCompression  # noqa: E402
+from tests.export.conftest import near_the_tolerance  # noqa: E402
 
 
 def test_module_normalises_rows_of_extreme_norm_like_numpy(make_runtime: Any,
@@ -27,6 +28,14 @@ def test_module_normalises_rows_of_extreme_norm_like_numpy(make_runtime: Any,
         np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
     zero = module.embed(torch.zeros(1, 32)).numpy()  # the image of a zero vector, as before
     np.testing.assert_allclose(zero, runtime._apply(np.zeros((1, 32), np.float32)), atol=1e-6)
+
+
+def test_module_rescales_the_rows_numpy_rescales_at_the_tolerance(make_runtime: Any) -> None:
+    """As the ONNX graph: the float64 test of |norm - 1| against numpy's float32 one."""
+    runtime = make_runtime(input_dim=32, output_dim=8, rank=16)
+    x = near_the_tolerance(400, 32)
+    got = DiveCompression(runtime).compress(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("method", [Frozen, Truncate, PCA])
