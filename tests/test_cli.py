@@ -657,3 +657,48 @@ def test_evaluate_and_fit_draw_no_bars_with_no_progress(
                  "pca", "--dim", "8", "--output", str(tmp_path / "m"), *flag]) == 0
     assert asked == [not flag, not flag]
     assert ("\r" in capsys.readouterr().err) is not flag
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_once_the_verb_is_done_exits_with_the_verbs_status(sig: signal.Signals) -> None:
+    """In the second the interpreter takes to shut down after a verb (torch's teardown), a
+    Ctrl-C or SIGTERM killed the process without a word, exit 130/143 for a verb that had
+    written its output."""
+    script = ("import os, signal, sys, time\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+              "import dive.__main__ as entry, dive.cli\n"
+              "dive.cli.main = lambda: 0\n"
+              "code = entry.main()\n"
+              f"os.kill(os.getpid(), {int(sig)})\n"
+              "time.sleep(5)\n"
+              "sys.exit(3)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_ctrl_c_while_index_overwrite_renames_says_the_index_was_written(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], default_signals: None,
+) -> None:
+    """Held until the renames end, the interruption lands with the new index in place: it
+    said 'no output was written'."""
+    pytest.importorskip("faiss")
+    model, index = tmp_path / "m", tmp_path / "i.faiss"
+    assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
+                 "pca", "--dim", "8", "--output", str(model)]) == 0
+    argv = ["index", str(model), "--embeddings", str(tiny[1]), "--output", str(index)]
+    assert main(argv) == 0
+    sync = os.fsync
+
+    def interrupted_sync(fd: int) -> None:
+        sync(fd)
+        if ".ids.txt" in os.readlink(f"/proc/self/fd/{fd}"):
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(os, "fsync", interrupted_sync)
+    capsys.readouterr()
+    assert main([*argv, "--overwrite"]) == 130
+    assert capsys.readouterr().err == f"dive: interrupted; {index} was already written in full\n"

@@ -285,7 +285,19 @@ def uninterrupted() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if held:
-            signal.raise_signal(held[0])
+            try:
+                signal.raise_signal(held[0])
+            except BaseException as exc:  # the handler's KeyboardInterrupt: after a whole block
+                setattr(exc, HELD_THROUGH, True)
+                raise
+
+
+HELD_THROUGH = "dive_held_through"  # set on an interruption `uninterrupted` held to its end
+
+
+def held_through(exc: BaseException) -> bool:
+    """Whether `exc` is an interruption held until an `uninterrupted` block had ended whole."""
+    return bool(getattr(exc, HELD_THROUGH, False))
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dive._io import (
     check_output,
     describe_os_error,
+    held_through,
     is_temporary_name,
     locked,
     made_folder,
@@ -479,7 +480,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     index = build_index(blocks, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
                         model_sha256=runtime_digest(runtime), quantizer=runtime.quantizer,
                         product=args.opq, seed=args.seed or 0)
-    path = save_index(index, args.output, overwrite=args.overwrite)
+    try:
+        path = save_index(index, args.output, overwrite=args.overwrite)
+    except KeyboardInterrupt as exc:
+        if held_through(exc):  # held while the files were renamed: they are in place
+            _written_in_full(args, args.output)
+        raise
     _written_in_full(args, path)
     # an HNSW graph's links are bytes per vector too: the file says how many
     graph = (f" of codes, {path.stat().st_size / len(index):.0f} on disk with its graph links"

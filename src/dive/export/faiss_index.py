@@ -60,6 +60,7 @@ from dive._io import (
     parse_json,
     refuse_special_file,
     remove_dead_temporaries,
+    uninterrupted,
 )
 from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
 from dive.compressors.precision import (
@@ -488,12 +489,17 @@ def _sha256(data: bytes) -> str:
 
 def _write_all(files: list[tuple[Path, Callable[[IO[bytes]], object]]]) -> None:
     """Write each file atomically: all to temporary names before any is renamed (so a bad
-    path, a folder at one, leaves nothing behind), written and renamed in the order given."""
+    path, a folder at one, leaves nothing behind), written and renamed in the order given,
+    the renames as one step that Ctrl-C does not split (a new index beside the old meta,
+    which then matched neither: the old index was lost)."""
     with contextlib.ExitStack() as stack:
         # the stack renames the last entered first: entered in reverse, renamed in order
         handles = [stack.enter_context(atomic_open(path, "wb")) for path, _ in reversed(files)]
         for (_, write), handle in zip(files, reversed(handles), strict=True):
             write(handle)
+        renames = stack.pop_all()
+    with uninterrupted():
+        renames.close()
 
 
 def _check_index(index: object, caller: str) -> None:
