@@ -255,6 +255,19 @@ def test_an_interrupted_demo_overwrite_says_its_runs_were_discarded(
                                        "and the earlier ones kept\n")
     assert (tmp_path / "d" / "results.jsonl").read_bytes() == before
 
+    # stopped once its results replaced the earlier ones (drawing its plot): it said the
+    # earlier results were kept
+    import dive.report.plots
+
+    monkeypatch.undo()
+    monkeypatch.setattr(dive.report.plots, "plot_ndcg_vs_dim", interrupted)
+    assert main([*demo, "--methods", "frozen", "--overwrite"]) == 130
+    results = tmp_path / "d" / "results.jsonl"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"dive: interrupted; {results} was already written in full; a rerun without "
+        "--overwrite draws its plot")
+    assert '"method": "frozen"' in results.read_text() and results.read_bytes() != before
+
 
 @pytest.mark.usefixtures("default_signals")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])

@@ -233,6 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 with locked(results):  # not between another process's read and its write-back
                     _keep_added_meanwhile(results, earlier, fresh)
                     publish(fresh, results, overwrite=True)
+                _written_in_full(args, results)  # the earlier results are replaced from here
             finally:
                 fresh.unlink(missing_ok=True)
                 held.unlink()  # `temporary` removes it only after an error
@@ -864,7 +865,8 @@ def _kept_after_interrupt(args: argparse.Namespace | None) -> str:
     if args is None:
         return NOTHING_WRITTEN
     if getattr(args, WRITTEN, None) is not None:  # the work was done: the rest is printing
-        return f"{getattr(args, WRITTEN)} was already written in full"
+        redraw = "; a rerun without --overwrite draws its plot" if args.verb == "demo" else ""
+        return f"{getattr(args, WRITTEN)} was already written in full{redraw}"
     if args.verb == "embed" and (args.from_npy or args.from_parquet) is not None:
         return NOTHING_WRITTEN  # an import is written in one go
     if args.verb == "compress" and args.engine == "ray":
