@@ -285,19 +285,33 @@ def uninterrupted() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if held:
-            try:
-                signal.raise_signal(held[0])
-            except BaseException as exc:  # the handler's KeyboardInterrupt: after a whole block
-                setattr(exc, HELD_THROUGH, True)
-                raise
+            signal.raise_signal(held[0])
 
 
-HELD_THROUGH = "dive_held_through"  # set on an interruption `uninterrupted` held to its end
+WRITTEN_BEFORE = "dive_written_before"  # set on an interruption that landed after the output
 
 
-def held_through(exc: BaseException) -> bool:
-    """Whether `exc` is an interruption held until an `uninterrupted` block had ended whole."""
-    return bool(getattr(exc, HELD_THROUGH, False))
+@contextlib.contextmanager
+def publishing() -> Iterator[None]:
+    """A block that puts an output in place (renames) or tidies up once it is (a work
+    folder), `uninterrupted`: a Ctrl-C during it lands after it, marked as such
+    (`written_before`), so the command line says the output was written, not that nothing
+    was (or that a rerun resumes, where the rerun finds the output in place)."""
+    try:
+        with uninterrupted():
+            yield
+    except KeyboardInterrupt as exc:
+        mark_written_before(exc)
+        raise
+
+
+def mark_written_before(exc: BaseException) -> None:
+    setattr(exc, WRITTEN_BEFORE, True)
+
+
+def written_before(exc: BaseException) -> bool:
+    """Whether the interruption `exc` landed once the output was in place (`publishing`)."""
+    return bool(getattr(exc, WRITTEN_BEFORE, False))
 
 
 @contextlib.contextmanager

@@ -31,13 +31,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dive._io import (
     check_output,
     describe_os_error,
-    held_through,
     is_temporary_name,
     locked,
     made_folder,
     publish,
     remove_dead_temporaries,
     temporary,
+    written_before,
 )
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.cli_stdout import STDOUT, flush_stdout, named_stdout, stdout_failed
@@ -481,12 +481,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     index = build_index(blocks, "hnsw" if args.hnsw else "flat", ids=emb.corpus_ids,
                         model_sha256=runtime_digest(runtime), quantizer=runtime.quantizer,
                         product=args.opq, seed=args.seed or 0)
-    try:
-        path = save_index(index, args.output, overwrite=args.overwrite)
-    except KeyboardInterrupt as exc:
-        if held_through(exc):  # held while the files were renamed: they are in place
-            _written_in_full(args, args.output)
-        raise
+    path = save_index(index, args.output, overwrite=args.overwrite)
     _written_in_full(args, path)
     # an HNSW graph's links are bytes per vector too: the file says how many
     graph = (f" of codes, {path.stat().st_size / len(index):.0f} on disk with its graph links"
@@ -1018,6 +1013,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
+        if args is not None and written_before(exc):  # once its output was put in place
+            _written_in_full(args, args.output)
         print(f"dive: interrupted; {_kept_after_interrupt(args)}", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)  # `_Stopped`, or __main__'s
 

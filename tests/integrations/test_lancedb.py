@@ -786,3 +786,36 @@ def test_without_pyarrow_the_engines_name_pyarrow(module: str, function: str) ->
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert "(missing: pyarrow)" in out and "pip install 'dive-compress[" in out
+
+
+@pytest.mark.parametrize("output_column", [None, "v8", "v8 again"])
+def test_ctrl_c_as_the_final_commit_returns_keeps_the_output_and_says_so(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, output_column: str | None,
+) -> None:
+    """Lance committed, then the interruption landed: the run said a rerun resumes, kept its
+    work folder (a part file per chunk), and the rerun refused the column or table it had
+    written as existing."""
+    from dive._io import written_before
+
+    db = tmp_path / "db"
+    make_table(db)
+    target, column = ("small", None) if output_column is None else ("docs", "v8")
+    run = {"batch_size": 300, "progress": False, "output_column": column}
+    if output_column == "v8 again":  # replacing an earlier column: three commits
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, target), **run)
+        run["overwrite"] = True
+    step = "_add_column" if column else "publish"  # Lance's commit; the new table's rename
+    real = getattr(dl, step)
+
+    def then_interrupted(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # as a signal that arrived during it lands
+
+    monkeypatch.setattr(dl, step, then_interrupted)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, target), **run)
+    assert written_before(caught.value)
+    assert sorted(p.name for p in db.iterdir()) == sorted({"docs.lance", f"{target}.lance"})
+    table = read(dl.open_table(uri(db, target)), "id", column or "vector")
+    np.testing.assert_allclose(table[column or "vector"],
+                               load(model_dir).transform(vectors(N)), atol=1e-6)

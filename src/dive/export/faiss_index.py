@@ -58,9 +58,9 @@ from dive._io import (
     check_output,
     locked,
     parse_json,
+    publishing,
     refuse_special_file,
     remove_dead_temporaries,
-    uninterrupted,
 )
 from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
 from dive.compressors.precision import (
@@ -498,7 +498,7 @@ def _write_all(files: list[tuple[Path, Callable[[IO[bytes]], object]]]) -> None:
         for (_, write), handle in zip(files, reversed(handles), strict=True):
             write(handle)
         renames = stack.pop_all()
-    with uninterrupted():
+    with publishing():
         renames.close()
 
 

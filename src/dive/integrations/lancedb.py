@@ -43,7 +43,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import atomic_open, check_output, check_overwrite, naming_os_errors, publish
+from dive._io import (
+    atomic_open,
+    check_output,
+    check_overwrite,
+    mark_written_before,
+    naming_os_errors,
+    publish,
+    publishing,
+    written_before,
+)
 from dive.arrays import (
     BadRowError,
     as_unit_rows,
@@ -305,6 +314,14 @@ def compress_table(
                     _add_column(src, version, out_column, replace, reader, out_schema)
                 else:
                     _create_table(partial, dst, reader, out_schema, overwrite)
+            except KeyboardInterrupt as exc:
+                # landed as Lance returned from its commit, or after the new table's rename:
+                # the output is whole, and its work folder is no longer needed
+                if written_before(exc) or (in_place and _column_added(src, version, out_column,
+                                                                       replace)):
+                    mark_written_before(exc)
+                    shutil.rmtree(partial.root, ignore_errors=True)
+                raise
             except Exception:
                 if caught:  # Ctrl-C or a damaged part, not Lance's wrapper around it
                     raise caught[0] from None
@@ -313,7 +330,8 @@ def compress_table(
             # The input must change before a rerun can succeed: leave nothing behind.
             shutil.rmtree(partial.root, ignore_errors=True)
             raise
-        shutil.rmtree(partial.root, ignore_errors=True)
+        with publishing():  # the output is in place: its work folder goes, whole
+            shutil.rmtree(partial.root, ignore_errors=True)
         seconds = time.perf_counter() - started
         where = f"{dst}:{out_column}" if in_place else str(dst)
         logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
@@ -330,7 +348,19 @@ def _create_table(partial: Partial, dst: TableRef, reader: pa.RecordBatchReader,
     shutil.rmtree(staged, ignore_errors=True)  # a killed run's half-written table
     import_lancedb().connect(str(partial.root)).create_table(dst.name, data=reader,
                                                              schema=schema)
-    publish(staged, dst.folder, overwrite=overwrite)
+    with publishing():
+        publish(staged, dst.folder, overwrite=overwrite)
+
+
+def _column_added(src: TableRef, version: int, column: str, replace: bool) -> bool:
+    """Whether `_add_column` committed `column` to `src` (read at `version`): it is there and
+    its staging column is not; one replacing an earlier column takes three commits (add under
+    the staging name, drop the old, rename), or four after dropping a killed run's staging."""
+    latest = open_table(src)
+    names = latest.schema.names
+    if column not in names or f"{column}{STAGING_SUFFIX}" in names:
+        return False
+    return not replace or latest.version >= version + 3
 
 
 def _check_table_output(dst: TableRef, overwrite: bool) -> None:
