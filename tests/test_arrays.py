@@ -143,3 +143,19 @@ def test_rows_of_different_lengths_are_one_error_naming_the_input() -> None:
         model.transform(ragged)
     with pytest.raises(DataError, match=r"^queries: not one \(n, dim\) array"):
         dive.fit(corpus, method="dive", dim=4, queries=ragged, relevant=[[0], [1]])
+
+
+def test_vectors_of_dimension_zero_are_named_as_such() -> None:
+    """They were refused as 'row 0 has norm 0 and cannot be L2-normalised'."""
+    import dive
+
+    with pytest.raises(DataError, match=r"^corpus embeddings: the vectors have dimension 0 "
+                                        r"\(shape \(5, 0\)\)$"):
+        dive.fit(np.zeros((5, 0), np.float32), method="pca")
+
+
+def test_labelled_queries_of_one_dimension_name_their_shape() -> None:
+    from dive.compressors import LabelledQueries
+
+    with pytest.raises(DataError, match=r"2-d numpy array \(m, D\), got shape \(32,\)$"):
+        LabelledQueries(np.ones(32, np.float32), ({0: 1},))

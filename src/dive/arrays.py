@@ -132,6 +132,8 @@ def check_matrix_shape(shape: tuple[int, ...], *, name: str) -> None:
     if len(shape) != 2:
         hint = f" (one vector is shape (1, {shape[0]}))" if len(shape) == 1 else ""
         raise DataError(f"{name}: expected a 2-d (n, dim) array, got shape {shape}{hint}")
+    if shape[1] == 0:  # each row then had "norm 0", blamed on row 0
+        raise DataError(f"{name}: the vectors have dimension 0 (shape {shape})")
 
 
 def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
@@ -250,6 +252,8 @@ def as_embeddings(x: object, *, name: str = "embeddings", dim: int | None = None
 
 
 BEYOND_FLOAT32 = "has a value beyond float32's range (about 3.4e38)"
+BELOW_FLOAT32 = ("has only values below float32's smallest (about 1.4e-45), which read as all "
+                 "zeros; scale the rows (L2-normalise them) before saving")
 
 
 def non_finite_problem(wide_row: np.ndarray) -> str:

@@ -861,3 +861,34 @@ def test_a_work_folder_holding_what_no_run_leaves_is_refused_not_emptied(
     with pytest.raises(DiveError, match=r"holds 'a\.npy', which no run of dive leaves there"):
         compress_store(runtime, shards, tmp_path / "out", progress=False)
     np.testing.assert_array_equal(np.load(shards / "a.npy"), x)
+
+
+def test_a_float64_parquet_row_below_float32_is_named_as_such(tmp_path: Path, runtime,
+                                                              stores) -> None:
+    """A row of 1e-50s read as zeros in float32: it was called "all zeros (no direction)",
+    where the same row in a .npy import is named for what it is."""
+    x = stores.vectors(300).astype(np.float64)
+    x[5] = 1e-50
+    stores.write_parquet(tmp_path / "x.parquet", x, row_group_size=50)
+    with pytest.raises(DataError, match=r"x\.parquet: row 5 \(id 'doc5'\): has only values "
+                                        r"below float32's smallest"):
+        compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=64,
+                       progress=False)
+
+
+def test_a_parquet_list_column_whose_first_vector_is_empty_says_so(tmp_path: Path, runtime,
+                                                                   stores) -> None:
+    """Its dimension 0 was taken from row 0, and row 1 blamed for having 8 ("expected 0 as
+    in the file's first row")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [list(map(float, v)) for v in stores.vectors(20)]
+    rows[0] = []
+    table = pa.table({"id": [f"doc{i}" for i in range(20)],
+                      "vector": pa.array(rows, pa.list_(pa.float32()))})
+    pq.write_table(table, tmp_path / "x.parquet")
+    with pytest.raises(DataError, match=r"x\.parquet: column 'vector': the vectors have "
+                                        r"dimension 0 \(row 0 is empty\)$"):
+        compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=64,
+                       progress=False)

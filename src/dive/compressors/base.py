@@ -66,8 +66,10 @@ class LabelledQueries:
 
     def __post_init__(self) -> None:
         if not isinstance(self.embeddings, np.ndarray) or self.embeddings.ndim != 2:
+            got = (f"shape {self.embeddings.shape}" if isinstance(self.embeddings, np.ndarray)
+                   else kind_of(self.embeddings))
             raise DataError(f"labelled queries: embeddings must be a 2-d numpy array (m, D), "
-                            f"got {kind_of(self.embeddings)}")
+                            f"got {got}")
         for i, rel in enumerate(self.relevant):
             if not isinstance(rel, Mapping):
                 raise DataError(f"labelled queries: query {i} has {kind_of(rel)}, expected "

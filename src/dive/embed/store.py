@@ -37,6 +37,7 @@ from dive._io import (
     temporary,
 )
 from dive.arrays import (
+    BELOW_FLOAT32,
     UNIT_NORM_TOLERANCE,
     check_matrix_shape,
     load_npy,
@@ -242,8 +243,6 @@ def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
     if arr.dtype.kind != "f":  # first: a structured array's shape is (n,) and misleads
         raise DataError(f"{path}: expected float embeddings, got dtype {arr.dtype}")
     check_matrix_shape(arr.shape, name=str(path))
-    if arr.shape[1] == 0:
-        raise DataError(f"{path}: embedding dimension is 0")
     if arr.dtype != np.float32 or not arr.flags.c_contiguous:
         if mmap:
             logger.warning(
@@ -257,9 +256,7 @@ def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
                                 "(about 3.4e38)")
             vanished = np.flatnonzero(~arr.any(axis=1) & wide.any(axis=1))
             if vanished.size:  # else "all zeros" of a row that is not
-                raise DataError(f"{path}: row {vanished[0]} has only values below float32's "
-                                "smallest (about 1.4e-45), which read as all zeros; scale the "
-                                "rows (L2-normalise them) before saving")
+                raise DataError(f"{path}: row {vanished[0]} {BELOW_FLOAT32}")
     return arr
 
 

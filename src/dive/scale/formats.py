@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import numpy as np
 
 from dive._io import refuse_special_file
-from dive.arrays import BEYOND_FLOAT32, check_matrix_shape, to_float32
+from dive.arrays import BELOW_FLOAT32, BEYOND_FLOAT32, check_matrix_shape, to_float32
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -247,6 +247,9 @@ def inspect_parquet(path: Path, column: str, id_column: str | None, *,
         if not first[0].is_valid:
             raise DataError(f"{path}: row 0: the vector is null")
         dim = len(first[0])
+    if dim == 0:  # else every later row was blamed for not being as empty
+        raise DataError(f"{path}: column {column!r}: the vectors have dimension 0"
+                        + ("" if pa.types.is_fixed_size_list(vtype) else " (row 0 is empty)"))
     id_type = schema.field(id_column).type if id_column is not None else None
     return ParquetLayout(meta.num_rows, dim, pa.types.is_fixed_size_list(vtype), id_type,
                          tuple(starts))
@@ -351,12 +354,15 @@ def vectors_from_arrow(
         raise bad(row, "the vector has a null element")
     flat = values.to_numpy(zero_copy_only=False).reshape(n, dim)
     x = to_float32(flat)
-    if flat.dtype.itemsize > 4:  # float64 values float32 cannot hold become inf: said so
+    if flat.dtype.itemsize > 4:  # float64 values float32 cannot hold become inf or 0: said so
         finite = np.isfinite(x).all(axis=1)
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
             if np.isfinite(flat[row]).all():
                 raise bad(row, BEYOND_FLOAT32)
+        vanished = np.flatnonzero(~x.any(axis=1) & flat.any(axis=1))
+        if vanished.size:  # else "all zeros" of a row that is not
+            raise bad(int(vanished[0]), BELOW_FLOAT32)
     return x
 
 
