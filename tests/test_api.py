@@ -571,3 +571,9 @@ def test_an_index_or_column_name_of_the_wrong_type_is_named_by_its_parameter(
         with pytest.raises(DiveError, match=rf"^{message}"):
             call()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+def test_dir_lists_the_lazy_api() -> None:
+    import dive
+
+    assert {"fit", "save", "load", "embed"} <= set(dir(dive))

@@ -34,3 +34,8 @@ def __getattr__(name: str) -> Any:
 
     imported = importlib.import_module(module)
     return imported if module == f"dive.{name}" else getattr(imported, name)
+
+
+def __dir__() -> list[str]:
+    """The module's names and the lazy ones (tab completion and `dir(dive)` missed them)."""
+    return sorted({*globals(), *_LAZY})
