@@ -460,3 +460,11 @@ def test_a_load_during_saves_with_overwrite_gets_one_whole_save(tmp_path: Path,
         writer.wait()
     assert loads > 50, f"only {loads} loads in 4 s; the test did not race"
     assert mixed == 0, f"{mixed} of {loads} loads paired one save's corpus with another's"
+
+
+def test_blank_lines_closing_an_ids_file_are_skipped(folder: Path) -> None:
+    """As the dataset reader skips them: an editor's extra newline was 'line 4: empty id'
+    for a file whose 3 ids matched the 3 rows."""
+    want = load_embeddings(folder).query_ids
+    (folder / "query_ids.txt").write_text("".join(f"{q}\n" for q in want) + "\n\r\n")
+    assert load_embeddings(folder).query_ids == want

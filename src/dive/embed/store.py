@@ -281,8 +281,8 @@ def read_ids(path: Path) -> list[str]:
     # splitlines() would also split on \x0b, \x1c ... which may legitimately occur in nothing
     # we write but should not silently split an id; split on newlines only, tolerate CRLF.
     lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    while lines and lines[-1] in ("", "\r"):  # blank lines at the end, as the dataset reader
+        lines.pop()  # skips them (one inside would shift every later id onto another row)
     ids = [clean_id(line.removesuffix("\r")) for line in lines]
     seen: dict[str, int] = {}
     for lineno, ident in enumerate(ids, start=1):
