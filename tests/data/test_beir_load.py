@@ -85,6 +85,15 @@ def test_header_is_optional_and_blank_lines_ignored(make_beir: MakeBeir) -> None
     assert load_beir(folder).split("test") == {"q1": {"d1": 1}, "q2": {"d2": 0}}
 
 
+@pytest.mark.parametrize("header", ["query_id\tcorpus_id\tscore", "qid\tdocid\trelevance"])
+def test_a_header_of_other_names_is_skipped_as_beir_skips_it(make_beir: MakeBeir,
+                                                             header: str) -> None:
+    """BEIR's loader skips the first line whatever it holds; here it was "line 1: score
+    'score' is not an integer". A first line whose score is an integer is a judgement."""
+    folder = make_beir(qrels={"test": f"{header}\nq1\td1\t1\n"})
+    assert load_beir(folder).split("test") == {"q1": {"d1": 1}}
+
+
 def test_field_names_written_twice_elsewhere_in_a_record_are_fine(make_beir: MakeBeir) -> None:
     # a text quoting "text", and a nested object with its own "_id": one of each field
     corpus = ('{"_id": "d1", "text": "the \\"text\\" field", "meta": {"_id": 3, "text": 1}}\n'

@@ -395,7 +395,10 @@ def _read_qrels(
         cols = [clean_id(c) for c in stripped.split("\t")]
         if header_possible:
             header_possible = False
-            if tuple(c.lower() for c in cols) == _QRELS_HEADER:
+            # BEIR's header, or another's (query_id, corpus_id, relevance...): BEIR's loader
+            # skips the first line whatever it holds; a judgement's score is an integer
+            if tuple(c.lower() for c in cols) == _QRELS_HEADER or (
+                    len(cols) == 3 and not is_integer_text(cols[2])):
                 continue
         if len(cols) != 3:
             edges = line.rstrip("\r\n").split("\t")
