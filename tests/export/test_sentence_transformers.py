@@ -117,6 +117,10 @@ def test_export_module_folder_and_bundled_model(tmp_path: Path, make_runtime: An
                                            base_model="all-MiniLM-L6-v2")
     model = load_sentence_transformer(bundled)
     np.testing.assert_allclose(model.encode(TEXTS), runtime(base_embeddings), atol=1e-5, rtol=0)
+    # its card describes it: the base model's said "a 384 dimensional dense vector space"
+    card = (bundled / "README.md").read_text()
+    assert card.startswith("# all-MiniLM-L6-v2 + dive runtime (384 -> 24 dimensions, float32)")
+    assert "384 dimensional" not in card
 
 
 def test_a_bundled_models_files_get_the_mode_of_new_files(tmp_path: Path,
@@ -180,6 +184,9 @@ def test_loading_anything_but_an_export_with_a_base_model_is_one_error(
     save(make_runtime(input_dim=384, output_dim=16, rank=None), tmp_path / "module")
     with pytest.raises(DataError, match=r"nope: no such folder"):
         load_sentence_transformer(tmp_path / "nope")
+    (tmp_path / "m.onnx").write_bytes(b"x")  # it said "no such folder" of a file
+    with pytest.raises(DataError, match=r"m\.onnx: a file, not a folder \(a sentence-"):
+        load_sentence_transformer(tmp_path / "m.onnx")
     with pytest.raises(DataError, match=r"module: not a sentence-transformers export with a base "
                                         r"model .*loads with dive\.load"):
         load_sentence_transformer(tmp_path / "module")

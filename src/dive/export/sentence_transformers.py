@@ -28,7 +28,13 @@ from typing import Any
 
 from dive._io import as_path, check_output, new_file_mode, publish, temporary
 from dive.errors import DataError, DiveError
-from dive.export.folder import SaveSource, as_loaded, check_model_output, save
+from dive.export.folder import (
+    LoadedCompressor,
+    SaveSource,
+    as_loaded,
+    check_model_output,
+    save,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +75,8 @@ def export_sentence_transformers(
             f"{compressor.input_dim}-d"
         )
     model.append(DiveCompression(compressor))
-    _save_model_atomically(model, target, overwrite=overwrite)
+    _save_model_atomically(model, target, overwrite=overwrite,
+                           card=_model_card(base_model, compressor))
     logger.info("wrote %s + dive compression (%d -> %d) to %s", base_model,
                 compressor.input_dim, compressor.output_dim, target)
     return target
@@ -117,8 +124,8 @@ def load_sentence_transformer(path: str | os.PathLike[str], device: str = "cpu")
 
     folder = as_path(path, "load_sentence_transformer: path")
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder (a sentence-transformers export with a "
-                        "base model)")
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        raise DataError(f"{folder}: {what} (a sentence-transformers export with a base model)")
     if not is_dive_st_model(folder):
         raise DataError(f"{folder}: not a sentence-transformers export with a base model (its "
                         "modules.json names no dive compression); a module-only export or a "
@@ -173,11 +180,34 @@ def _embedding_dim(model: Any) -> int | None:
     return None if getter is None else getter()
 
 
-def _save_model_atomically(model: Any, target: Path, *, overwrite: bool) -> None:
+def _model_card(base_model: str, compressor: LoadedCompressor) -> str:
+    """The export's README.md: the base model's own card described its embeddings (384
+    dimensions, float32), not the compressed outputs this folder's model makes."""
+    from dive.compressors.precision import bytes_per_vector
+
+    precision, d = compressor.precision, compressor.output_dim
+    codes = "" if precision in ("float32", "float16") else (
+        f"\nIts outputs are {precision} codes for a vector index (`dive index`), not vectors "
+        "for sentence-transformers' `similarity`, which computes in floating point.\n")
+    return (f"# {base_model} + dive {compressor.method} ({compressor.input_dim} -> {d} "
+            f"dimensions, {precision})\n\n"
+            f"The sentence-transformers model `{base_model}`, followed by a dive compression "
+            f"module (`{compressor.method}`): it maps text to {d}-dimensional {precision} "
+            f"vectors, {bytes_per_vector(precision, d)} bytes each, where the base model makes "
+            f"{compressor.input_dim}-dimensional float32 ones. The base model's own card is "
+            "at its source.\n"
+            f"{codes}\n"
+            "Load it with `dive.export.sentence_transformers.load_sentence_transformer(folder)`, "
+            "which checks that the only code the folder runs is dive's module, or with "
+            "`SentenceTransformer(folder, trust_remote_code=True)` where you trust its sender.\n")
+
+
+def _save_model_atomically(model: Any, target: Path, *, overwrite: bool, card: str) -> None:
     check_st_output(target, overwrite=True, bundled=True)  # never over what dive did not write
     target.parent.mkdir(parents=True, exist_ok=True)
     with temporary(target, folder=True) as tmp:
         model.save(str(tmp))
+        (tmp / "README.md").write_text(card, encoding="utf-8")
         # transformers writes the weights through a private temporary file (mode 0600): every
         # file gets the mode a new file has, as the rest of the folder and dive's own files do
         mode = new_file_mode()
