@@ -2,7 +2,11 @@
 
 The conventions, as pytrec_eval (trec_eval 9) applies them:
 - A run is ordered by score descending, ties by document id descending (byte order). Scores
-  are compared as float32, as trec_eval stores them, so scores equal in float32 tie.
+  are compared as float32, as trec_eval stores them, so scores equal in float32 tie. The run
+  itself is the search's top k (`dive.evaluate.search`), which keeps the lower corpus row of
+  documents tied at its k-th place: where trec_eval would rank the whole corpus, a document
+  tied at rank k (100 for Recall@100) with one left out may count otherwise (NFCorpus has a
+  query whose two duplicate documents tie at rank 100).
 - nDCG is linear gain: gain = grade, discount log2(rank + 1) with rank from 1. Grades <= 0
   give no gain. The ideal DCG uses every judged grade > 0 of the query, truncated at k, whether
   or not the run retrieved those documents. A query with no positive grade scores 0.
