@@ -48,6 +48,25 @@ def default_signals() -> Iterator[None]:
         signal.signal(sig, handler)
 
 
+@pytest.fixture()
+def ctrl_c_at_sync(monkeypatch: pytest.MonkeyPatch, default_signals: None
+                   ) -> Callable[[str], None]:
+    """`ctrl_c_at_sync(".ids.txt")`: from then on, Ctrl-C as a file whose path holds that text
+    is synced, i.e. just before its rename (`dive._io.atomic_open`)."""
+
+    def arm(marker: str) -> None:
+        sync = os.fsync
+
+        def interrupted_sync(fd: int) -> None:
+            sync(fd)
+            if marker in os.readlink(f"/proc/self/fd/{fd}"):
+                signal.raise_signal(signal.SIGINT)
+
+        monkeypatch.setattr(os, "fsync", interrupted_sync)
+
+    return arm
+
+
 @pytest.fixture(scope="session")
 def shared_beir() -> Path:
     path = shared_dir("beir")

@@ -693,8 +693,8 @@ def test_a_signal_once_the_verb_is_done_exits_with_the_verbs_status(sig: signal.
 
 
 def test_ctrl_c_while_index_overwrite_renames_says_the_index_was_written(
-    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], default_signals: None,
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    ctrl_c_at_sync: Callable[[str], None],
 ) -> None:
     """Held until the renames end, the interruption lands with the new index in place: it
     said 'no output was written'."""
@@ -704,14 +704,7 @@ def test_ctrl_c_while_index_overwrite_renames_says_the_index_was_written(
                  "pca", "--dim", "8", "--output", str(model)]) == 0
     argv = ["index", str(model), "--embeddings", str(tiny[1]), "--output", str(index)]
     assert main(argv) == 0
-    sync = os.fsync
-
-    def interrupted_sync(fd: int) -> None:
-        sync(fd)
-        if ".ids.txt" in os.readlink(f"/proc/self/fd/{fd}"):
-            signal.raise_signal(signal.SIGINT)
-
-    monkeypatch.setattr(os, "fsync", interrupted_sync)
+    ctrl_c_at_sync(".ids.txt")
     capsys.readouterr()
     assert main([*argv, "--overwrite"]) == 130
     assert capsys.readouterr().err == f"dive: interrupted; {index} was already written in full\n"

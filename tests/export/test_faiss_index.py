@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -655,25 +655,16 @@ def test_an_index_without_its_meta_that_is_not_float32_says_so(
 
 
 def test_ctrl_c_while_an_index_is_replaced_leaves_one_whole_save(
-    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch, default_signals: None
+    tmp_path: Path, make_inputs: Any, monkeypatch: pytest.MonkeyPatch,
+    ctrl_c_at_sync: Callable[[str], None],
 ) -> None:
     """Ctrl-C between the renames of `--overwrite` (here as the ids are synced, the new index
     already in place) left the new index beside the old meta: neither loaded, and the CLI said
     no output was written."""
-    import os
-    import signal
-
     path = save_index(build_index(make_inputs(40, 8, seed=1), ids=[f"a{i}" for i in range(40)]),
                       tmp_path / "i.faiss")
     new = build_index(make_inputs(30, 8, seed=2), ids=[f"b{i}" for i in range(30)])
-    sync = os.fsync
-
-    def interrupted_sync(fd: int) -> None:
-        sync(fd)
-        if ".ids.txt" in os.readlink(f"/proc/self/fd/{fd}"):
-            signal.raise_signal(signal.SIGINT)
-
-    monkeypatch.setattr(os, "fsync", interrupted_sync)
+    ctrl_c_at_sync(".ids.txt")
     with pytest.raises(KeyboardInterrupt):
         save_index(new, path, overwrite=True)
     monkeypatch.undo()
