@@ -13,7 +13,8 @@ Rules (the start each would keep, per seed):
 - argmax: the better mean nDCG@10 on the labelled queries (DIVE's previous rule);
 - evidence: uncentred unless centred's mean paired gain is > 0 and >= 1 standard error
   (`dive.training.selection.choose`, DIVE's rule now);
-- evidence@100, evidence@1000: the same rule on nDCG@100 / @1000 (`dive:start_depth=100`);
+- evidence@100, evidence@1000: the same rule on nDCG@100 / @1000
+  (`dive:start_score=ndcg:start_depth=100`);
 - log-rank: the evidence rule on each query's mean -log(rank) of its relevant documents in the
   whole corpus (every relevant document counts, however deep: less noise than nDCG@10);
 - log-rank-flips: the log-rank rule whose gain must also beat what random sign flips of the

@@ -23,7 +23,7 @@ from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
-FAST = ":steps=40:supervised_steps=30:eval_every=10:corpus_batch=64:query_batch=64:hidden=16"
+FAST = ":steps=40:eval_every=10:corpus_batch=64:query_batch=64:hidden=16"
 
 
 @pytest.fixture()
@@ -158,7 +158,8 @@ def test_stage_two_chooses_its_learning_rate_on_validation(
     corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:
     split = hold_out(labels, 16)
-    model = make_compressor("matryoshka-adaptor" + FAST + ":grid_min=8", 4).fit(corpus, split)
+    model = make_compressor("matryoshka-adaptor" + FAST + ":supervised_steps=30:grid_min=8",
+                            4).fit(corpus, split)
     stage2 = model.fit_info_.diagnostics["supervised"]
     assert stage2["grid"] == "lr 0.001/0.0001"
     assert [s["lr"] for s in stage2["settings"]] == [0.001, 0.0001]

@@ -73,6 +73,12 @@ def test_bad_values_name_the_method_the_option_and_the_rule(spec: str, match: st
                                    r"1000$"),
         ("dive:corpus_batch=64:anchor_neighbours=64", r"^dive: anchor_neighbours must be < "
                                                       r"corpus_batch \(64\), got 64$"),
+        ("smec:memory_size=8:memory_neighbours=50", r"^smec: memory_neighbours must be < "
+                                                    r"memory_size \(8\), got 50$"),
+        ("matryoshka-adaptor:max_pool=4:neighbours=50", r"^matryoshka-adaptor: neighbours must "
+                                                        r"be < max_pool \(4\), got 50$"),
+        # only nDCG has a cutoff: with the log-rank rule it was recorded and never read
+        ("dive:start_depth=100", r"^dive: start_depth must be 10 unless start_score=ndcg"),
     ],
 )
 def test_values_it_would_misread_ignore_or_crash_on_are_refused(spec: str, match: str) -> None:
@@ -183,8 +189,13 @@ def test_a_whole_config_can_be_passed_and_options_override_it() -> None:
 
 
 def test_unsupervised_matryoshka_records_no_stage_two() -> None:
-    config = make_compressor("matryoshka-adaptor-unsup:supervised_steps=50", 4).config()
+    config = make_compressor("matryoshka-adaptor-unsup", 4).config()
     assert config["supervised_steps"] == 0 and config["weight_rank"] == 0.0
+    # given, they were taken without a word and recorded as 0 under a label naming them
+    with pytest.raises(DiveError, match=r"^matryoshka-adaptor-unsup: lr_grid, supervised_steps "
+                                        r"set the supervised stage, which this variant never "
+                                        r"runs"):
+        make_compressor("matryoshka-adaptor-unsup:supervised_steps=50:lr_grid=0.5", 4)
     assert make_compressor("matryoshka-adaptor", 4).config()["supervised_steps"] == 300
 
 

@@ -165,6 +165,9 @@ class DiveConfig(LearnedConfig):
              f"<= corpus_batch ({self.corpus_batch})"),
             ("anchor_neighbours", self.anchor_neighbours < self.corpus_batch,
              f"< corpus_batch ({self.corpus_batch})"),
+            # only the nDCG comparison has a cutoff: with log-ranks it was recorded, unread
+            ("start_depth", self.start_depth == 10 or self.start_score == "ndcg",
+             "10 unless start_score=ndcg (log-ranks read every rank)"),
             ("extend_at", 0 < self.extend_at <= 1, "in (0, 1]"),
             ("workers", self.workers is None or self.workers >= 1, ">= 1 (or None)"),
             ("shortlist", self.shortlist is None or self.shortlist >= 1, ">= 1 (or None)"),

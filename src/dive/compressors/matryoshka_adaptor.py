@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 
 from dive.compressors._baseline import Baseline, CorpusBatchConfig, halving_dims
 from dive.compressors.options import Rule, at_least
+from dive.errors import DiveError
 
 Dims = Literal["nested", "single"]
 
@@ -57,6 +58,8 @@ class MatryoshkaConfig(CorpusBatchConfig):
             ("dims", self.dims in get_args(Dims), f"one of {', '.join(get_args(Dims))}"),
             *at_least(self, 1, "neighbours"),
             *at_least(self, 2, "max_pool"),
+            # drawn from the pool: a larger value was cut to it without a word
+            ("neighbours", self.neighbours < self.max_pool, f"< max_pool ({self.max_pool})"),
             *at_least(self, 0, "weight_pair", "weight_topk", "weight_rec", "weight_rank"),
         ]
 
@@ -107,11 +110,25 @@ class MatryoshkaAdaptorUnsup(Baseline):
     fit_path = "dive.compressors._matryoshka_fit:fit_matryoshka"
     options: MatryoshkaConfig
 
+    def __init__(self, dim: int | None = None, seed: int = 0, *,
+                 config: MatryoshkaConfig | None = None, **options: Any) -> None:
+        super().__init__(dim, seed, config=config, **options)
+        given = [] if self.supervised else sorted(
+            name for name, value in NO_STAGE_TWO.items()
+            if name in options and getattr(self.options, name) != value)
+        if given:  # taken, and recorded as no stage 2, under a label that said otherwise
+            raise DiveError(f"{self.method}: {', '.join(given)} set the supervised stage, which "
+                            "this variant never runs (matryoshka-adaptor runs it)")
+
     def config(self) -> dict[str, Any]:
         values = super().config()
         if not self.supervised:  # the unsupervised variant never runs stage 2
-            values.update(supervised_steps=0, weight_rank=0.0, lr_grid="")
+            values.update(NO_STAGE_TWO)
         return values
+
+
+# What only stage 2 reads, as the unsupervised variant records it (its config rebuilds it).
+NO_STAGE_TWO: dict[str, Any] = {"supervised_steps": 0, "weight_rank": 0.0, "lr_grid": ""}
 
 
 class MatryoshkaAdaptor(MatryoshkaAdaptorUnsup):

@@ -49,8 +49,9 @@ def at_least(config: object, bound: int, *names: str, strict: bool = False) -> l
 
 def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
     name, default = field.name, field.default
+    # "none" only: "auto" was taken as None too, which for `mine_every` is the old schedule
     if "None" in str(field.type) and (
-        value is None or (isinstance(value, str) and value.lower() in ("none", "auto"))
+        value is None or (isinstance(value, str) and value.lower() == "none")
     ):
         return None
     # numpy scalars are taken, and stored as the Python values they hold (JSON-ready)

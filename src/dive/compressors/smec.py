@@ -61,6 +61,9 @@ class SMECConfig(CorpusBatchConfig):
             *at_least(self, 0, "stage_steps"),
             *at_least(self, 2, "memory_size"),
             *at_least(self, 1, "memory_neighbours"),
+            # drawn from the memory: a larger value was cut to it without a word
+            ("memory_neighbours", self.memory_neighbours < self.memory_size,
+             f"< memory_size ({self.memory_size})"),
             *at_least(self, 0, "weight_xbm", "weight_rank"),
             *at_least(self, 0, "score_lr", "tau", strict=True),
             *at_least(self, 0, "noise"),
