@@ -77,6 +77,8 @@ def test_bad_values_name_the_method_the_option_and_the_rule(spec: str, match: st
                                                     r"memory_size \(8\), got 50$"),
         ("matryoshka-adaptor:max_pool=4:neighbours=50", r"^matryoshka-adaptor: neighbours must "
                                                         r"be < max_pool \(4\), got 50$"),
+        # read as none, which for mine_every is the old schedule, not anything automatic
+        ("smec:mine_every=auto", r"^smec: mine_every must be an integer or none, got 'auto'$"),
         # only nDCG has a cutoff: with the log-rank rule it was recorded and never read
         ("dive:start_depth=100", r"^dive: start_depth must be 10 unless start_score=ndcg"),
     ],
