@@ -89,6 +89,9 @@ def test_rows_of_an_earlier_release_are_never_recommended(
                                         r"that were run are of an earlier release \(pca@v1\), "
                                         r"kept for comparison, which dive fit cannot build$"):
         recommend([*alone, older], "scifact", 0.95)
+    # an '@' inside a spec is no release: DIVE's grid names its loss so
+    spec = byte_row("dive:grid=1x10x3@hinge", 48, "float32", 192, 0.99)
+    assert recommend([*alone, spec], "scifact", 0.95).config.method == "dive:grid=1x10x3@hinge"
 
 
 def test_dive_recommend_prints_the_pick_and_fails_in_one_line(

@@ -10,6 +10,7 @@ method. Reading and merging results files is `dive.report.merge`'s job.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -165,6 +166,12 @@ def base_method(method: str) -> str:
     """The registry name of a method spec or row: options, a precision variant and a release
     suffix are dropped (`dive:heads=1`, `dive@int8`, `smec:basis=pca@v1` -> `dive`, `smec`)."""
     return method.split(VARIANT_MARK, 1)[0].split(":", 1)[0]
+
+
+def is_earlier_release(method: str) -> bool:
+    """Whether a record's method is a row of an earlier release (`dive@v1`, `smec:basis=pca@v2`),
+    kept for comparison: an '@' elsewhere is part of a spec (`dive:grid=1x10x3@hinge`)."""
+    return re.search(r"@v\d+$", method) is not None
 
 
 def is_frozen(method: str) -> bool:
