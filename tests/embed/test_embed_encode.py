@@ -435,17 +435,21 @@ def test_two_collections_of_one_name_keep_a_cache_entry_each(
     assert cache_folder(edited, DEFAULT_MODEL, tmp_path) == entry  # its own, rebuilt in place
 
 
-def test_cache_made_by_another_model_of_the_same_last_name_is_rebuilt(
-    tmp_path: Path, fake_model: FakeModel, caplog: pytest.LogCaptureFixture
+def test_two_models_of_the_same_last_name_keep_a_cache_entry_each(
+    tmp_path: Path, fake_model: FakeModel
 ) -> None:
-    # a/minilm and b/minilm share the cache folder "minilm": b was scored on a's vectors
-    get_embeddings(FakeDataset(), "a/minilm", cache_root=tmp_path, progress=False)
-    emb = get_embeddings(FakeDataset(), "b/minilm", cache_root=tmp_path, progress=False)
+    """a/minilm and b/minilm shared the entry "minilm/toy": b was once scored on a's vectors,
+    then each run re-encoded it over the other's (minutes on a real corpus, at every switch),
+    and `dive embed` of the second refused the first one's entry as its output."""
+    first = get_embeddings(FakeDataset(), "a/minilm", cache_root=tmp_path, progress=False)
+    other = get_embeddings(FakeDataset(), "b/minilm", cache_root=tmp_path, progress=False)
     assert fake_model.calls == 4
-    assert emb.meta["model"] == "b/minilm"
-    assert "cached embeddings were made with a/minilm, not b/minilm; re-encoding" in caplog.text
-    get_embeddings(FakeDataset(), "b/minilm", cache_root=tmp_path, progress=False)
-    assert fake_model.calls == 4  # its own cache is served
+    assert other.meta["model"] == "b/minilm" and other.meta["source"] != first.meta["source"]
+    assert Path(first.meta["source"]) == tmp_path / "minilm" / "toy"
+    for model in ("a/minilm", "b/minilm", "a/minilm"):  # each served from its own entry
+        emb = get_embeddings(FakeDataset(), model, cache_root=tmp_path, progress=False)
+        assert emb.meta["model"] == model
+    assert fake_model.calls == 4
 
 
 def test_a_cache_of_a_local_model_serves_any_spelling_of_its_folder(

@@ -347,25 +347,44 @@ def default_cache_root() -> Path:
     return base / "embeddings"
 
 
+def _entry_meta(folder: Path) -> dict[str, Any]:
+    """The meta.json of the cache entry `folder` ({} when there is none, or it is damaged:
+    `get_embeddings` says so, or replaces it)."""
+    try:
+        return read_meta(folder / META_FILE) if (folder / META_FILE).is_file() else {}
+    except (DataError, OSError):
+        return {}
+
+
 def cache_folder(dataset: Dataset, model_name: str, root: str | Path | None = None) -> Path:
     """The cache entry of `dataset` under `model_name`: `<root>/<model>/<dataset name>`, unless
     that entry holds another collection of the same name (other texts, encoded from another
-    folder: two projects' `data/`), then `<dataset name>-<8 hex of this folder's path>`. Each
-    of the two keeps its own entry; before, each run re-encoded the entry over the other's, so
-    the folder a fit had named (and a later `dive index` read) held the other's corpus.
-    `root`: the cache root, else `default_cache_root()`."""
-    base = (Path(root).expanduser() if root is not None else default_cache_root()) / \
-        model_dirname(model_name)
+    folder: two projects' `data/`), then `<dataset name>-<8 hex of this folder's path>`, or
+    another model's vectors (one of the same last name: a/minilm and b/minilm), then
+    `<model>-<8 hex of its label>/...`. Each keeps its own entry; before, each run re-encoded
+    the entry over the other's, so the folder a fit had named (and a later `dive index` read)
+    held the other's vectors. `root`: the cache root, else `default_cache_root()`."""
+    top = Path(root).expanduser() if root is not None else default_cache_root()
+    base = top / model_dirname(model_name)
+    meta = _entry_meta(base / dataset.name)
+    maker = meta.get("model")
+    label = model_label(model_name)
+    if isinstance(maker, str) and model_label(maker) != label:
+        # another model of the same last name (a/minilm, b/minilm; two folders `model`): each
+        # keeps its own entries, where each re-encoded over the other's
+        base = top / f"{model_dirname(model_name)}-{_short_digest(label)}"
+        meta = _entry_meta(base / dataset.name)
     folder, here = base / dataset.name, str(Path(dataset.path).resolve())
-    try:
-        meta = read_meta(folder / META_FILE) if (folder / META_FILE).is_file() else {}
-    except (DataError, OSError):  # a damaged entry: `get_embeddings` says so, or replaces it
-        meta = {}
     source = meta.get("dataset_path")
     if not isinstance(source, str) or source == here or \
             meta.get("text_sha256") == dataset_fingerprint(dataset):
         return folder
-    return base / f"{dataset.name}-{hashlib.sha256(here.encode()).hexdigest()[:8]}"
+    return base / f"{dataset.name}-{_short_digest(here)}"
+
+
+def _short_digest(text: str) -> str:
+    """8 hex digits of `text`'s SHA-256: a suffix telling two cache entries of one name apart."""
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def get_embeddings(
