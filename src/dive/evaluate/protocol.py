@@ -20,9 +20,11 @@ rescore factor, with the same splits, keys and record fields as a method's.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,7 +35,7 @@ import numpy as np
 from dive import __version__
 from dive.arrays import SEED_LIMIT, BadRowError, as_unit_rows
 from dive.compressors.base import Compressor, LabelledQueries, TrainingData
-from dive.compressors.registry import make_compressor, method_facts, parse_spec
+from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
@@ -128,18 +130,21 @@ class GridSpec:
 
 
 def _check_distinct_methods(methods: Sequence[str]) -> None:
-    """Refuse two spellings of one configuration (`dive:lr=1e-3` and `dive:lr=0.001`): a spec
-    is its rows' label, so each would be run and recorded as a method of its own. Labels are
-    not rewritten to one spelling: stored records must keep matching theirs."""
-    seen: dict[tuple[str, frozenset[tuple[str, tuple[bool, Any]]]], str] = {}
+    """Refuse two spellings of one configuration (`dive:lr=1e-3` and `dive:lr=0.001`, a
+    default spelled out, an option under its old name): a spec is its rows' label, so each
+    would be run and recorded as a method of its own. They are told apart by the
+    configuration they build. Labels are not rewritten to one spelling: stored records must
+    keep matching theirs."""
+    seen: dict[str, str] = {}
     for method in methods:
-        name, options = parse_spec(method)
-        # a bool apart from the number it equals (a string option may take "true" or "1")
-        key = (name, frozenset((k, (isinstance(v, bool), v)) for k, v in options.items()))
+        with warnings.catch_warnings():  # an old option name warns once, where it is run
+            warnings.simplefilter("ignore", FutureWarning)
+            compressor = make_compressor(method, None)
+        key = json.dumps([compressor.method, compressor.config()], sort_keys=True, default=str)
         first = seen.setdefault(key, method)
         if first != method:
             raise DiveError(f"grid: methods {first!r} and {method!r} are one configuration "
-                            f"({name} with the same option values); give it once",
+                            f"({compressor.method} with the same settings); give it once",
                             param="methods")
 
 
