@@ -708,3 +708,18 @@ def test_ctrl_c_while_index_overwrite_renames_says_the_index_was_written(
     capsys.readouterr()
     assert main([*argv, "--overwrite"]) == 130
     assert capsys.readouterr().err == f"dive: interrupted; {index} was already written in full\n"
+
+
+def test_an_old_option_name_is_one_warning_line_once(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was Python's two lines pointing at the console script (`bin/dive:6: FutureWarning:
+    ...` and `sys.exit(main())`), printed twice by evaluate."""
+    argv = evaluate_args(tiny, tmp_path / "r.jsonl", "--no-progress")
+    argv[argv.index("frozen,pca")] = "search-adaptor:patience=50:steps=5"
+    assert main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    said = [line for line in err if "patience is now patience_steps" in line]
+    assert len(said) == 1 and said[0].endswith(  # a log line (its prefix is the log format's)
+        "search-adaptor: option patience is now patience_steps (the old name goes in the next "
+        "release)"), err

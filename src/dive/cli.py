@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -939,11 +940,23 @@ def _logging(*, verbose: bool) -> Iterator[None]:
     level = log.level
     if verbose:
         log.setLevel(logging.INFO)
+    shown: set[str] = set()
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        # a warning as one log line, once: Python's pointed at the console script's line
+        # (`.../bin/dive:6: FutureWarning: ...` and `sys.exit(main())` under it)
+        if str(message) not in shown:
+            shown.add(str(message))
+            log.warning("%s", message)
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
     try:
         with logging_redirect_tqdm():
             yield
     finally:
         log.setLevel(level)
+        warnings.showwarning = previous
 
 
 # The verbs whose result is what they print: with stdout closed (`>&-`) it was dropped without
