@@ -303,3 +303,15 @@ def test_numpy_scalars_are_taken_as_the_python_numbers_they_hold() -> None:
     assert DiveConfig(margin=np.int64(1)).margin == 1.0
     with pytest.raises(DiveError, match=r"^lr must be a number, got np\.True_$"):
         DiveConfig(lr=np.bool_(True))
+
+
+def test_a_model_too_large_for_memory_is_one_error() -> None:
+    """hidden=100000000 passed the range check, then torch's allocator raised a 15-frame
+    traceback (`[enforce fail at alloc_cpu.cpp] ... you tried to allocate 153600000000
+    bytes`)."""
+    from dive.errors import DataError
+
+    corpus = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)
+    with pytest.raises(DataError, match=r"^matryoshka-adaptor-unsup: out of memory while "
+                                        r"fitting \(.*\); its layers \(hidden, heads\)"):
+        make_compressor("matryoshka-adaptor-unsup:steps=1:hidden=2000000000", 4).fit(corpus)

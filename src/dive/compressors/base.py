@@ -106,6 +106,15 @@ class LabelledQueries:
         return len(self.relevant)
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is an allocation that failed (Python's MemoryError, or torch's
+    RuntimeError saying so, on the CPU or a GPU)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and any(
+            said in text for said in ("not enough memory", "out of memory", "can't allocate")))
+
+
 def require_relevant(relevant: Sequence[Mapping[int, int]], name: str) -> None:
     """Raise `DataError` naming `name` unless some query has a relevant row (a grade above 0):
     a supervised fit on none would train label-free, as if on the labels."""
@@ -277,9 +286,14 @@ class Compressor(ABC):
         self.fit_info_ = FitInfo()  # `_fit` fills it in
         try:
             self.runtime_ = self._fit(corpus, train).without_identity_adapter()
-        except BaseException:
+        except BaseException as exc:
             if previous is not None:  # a failed refit keeps the model it had, and its record
                 self.fit_info_ = previous
+            if _out_of_memory(exc):  # e.g. hidden=100000000: torch's allocator traceback
+                raise DataError(f"{self.method}: out of memory while fitting "
+                                f"({str(exc).strip().splitlines()[-1][:200]}); its layers "
+                                "(hidden, heads) or batches are too large for this machine"
+                                ) from None
             raise
         self.fit_info_.config = self.config()
         return self
