@@ -16,7 +16,7 @@ import pytest
 from dive.data.beir import Dataset
 from dive.data.splits import QuerySplit
 from dive.embed.store import Embeddings
-from dive.errors import DiveError
+from dive.errors import DataError, DiveError
 from dive.evaluate.fingerprint import backfill_fingerprints
 from dive.evaluate.protocol import GridSpec, RunTask, run_grid, run_one
 from dive.evaluate.records import FINGERPRINT_FIELD, REQUIRED_FIELDS, ResultsFile, write_records
@@ -358,6 +358,13 @@ def test_backfill_lets_a_rerun_skip_records_written_without_a_fingerprint(
     assert len(fresh_runs(tiny, tmp_path / "copy.jsonl")) == len(old)
     assert f"{len(old)} of these runs have records without a data fingerprint" in caplog.text
     assert "computed from other data" not in caplog.text
+    # one model's folder stamped on another model's records: refused, where it wrote its
+    # fingerprint on both (the run then trusted the wrong one)
+    other = [{**r, "model": "other-model"} for r in old]
+    write_records(tmp_path / "two.jsonl", [*old, *other])
+    with pytest.raises(DataError, match=r"records of several \(dataset, model\) pairs"):
+        backfill_fingerprints(tmp_path / "two.jsonl", data_dir=str(tiny[0].parent),
+                              embeddings_dir=str(tiny[1]))
     assert backfill_fingerprints(path, data_dir=str(tiny[0].parent),
                                  embeddings_dir=str(tiny[1])) == len(old)
     backfilled = [json.loads(line) for line in path.read_text().splitlines()]

@@ -81,9 +81,11 @@ def backfill_fingerprints(
     with locked(path):
         records = read_records(path)
         todo = sorted({(r["dataset"], r["model"]) for r in records if FINGERPRINT_FIELD not in r})
-        if embeddings_dir is not None and len({name for name, _ in todo}) > 1:
-            raise DataError(f"{path}: records of several datasets, but embeddings_dir is one "
-                            "dataset's embeddings folder", param="embeddings_dir")
+        if embeddings_dir is not None and len(todo) > 1:  # one model's stamped on another's
+            raise DataError(f"{path}: records of several (dataset, model) pairs "
+                            f"({', '.join(f'{n} with {m}' for n, m in todo)}), but "
+                            "embeddings_dir is one of them's embeddings folder",
+                            param="embeddings_dir")
         fingerprints = {}
         for name, model in todo:
             dataset = load_dataset(name, data_dir=data_dir)
