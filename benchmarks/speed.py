@@ -70,7 +70,15 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 def _int_list(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+    """Comma-separated positive integers (a ratio of 0 divided by zero)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}"
+                                         ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,16 +130,21 @@ def with_distractors(corpus: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 
 def _find(explicit: str | None, env: str, shared: str, *parts: str) -> Path:
-    """`explicit`, else `$env/<parts>`, else `<repo>/../shared/data/<shared>/<parts>`."""
-    candidates = [Path(explicit)] if explicit else []
-    if os.environ.get(env):
-        candidates.append(Path(os.environ[env], *parts))
+    """`explicit` (which must exist: another folder's figures were printed in its place),
+    else `$env/<parts>`, else `<repo>/../shared/data/<shared>/<parts>`; the script that calls
+    it exits, naming itself, when none is a folder."""
+    script = Path(sys.argv[0]).name
+    if explicit:
+        if not Path(explicit).is_dir():
+            sys.exit(f"{script}: {explicit}: no such folder")
+        return Path(explicit)
+    candidates = [Path(os.environ[env], *parts)] if os.environ.get(env) else []
     candidates.append(REPO.parent.joinpath("shared", "data", shared, *parts))
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    sys.exit(f"speed.py: no {'/'.join(parts)} folder; looked in {looked}")
+    looked = ", ".join(dict.fromkeys(str(c) for c in candidates))
+    sys.exit(f"{script}: no {'/'.join(parts)} folder; looked in {looked}")
 
 
 def best_of(fns: Sequence[Callable[[], Any]], repeats: int) -> list[float]:

@@ -12,12 +12,12 @@ start). Prints one line per run, then each part's mean per run.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-
-from dive.evaluate.records import read_records
+from script_io import read_existing, script_main
 
 START_ROW = {"uncentered": "pca-uncentered", "centered": "pca"}
 
@@ -26,17 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--method", default="dive")
-    parser.add_argument("--budgets", nargs="+", default=["16"])
+    parser.add_argument("--budgets", nargs="+", default=["16"],
+                        help="budgets, space- or comma-separated (16 all, or 16,all)")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     return parser
 
 
 def main() -> None:
     args = build_parser().parse_args()
+    budgets = {b.strip() for text in args.budgets for b in text.split(",") if b.strip()}
 
     runs: dict[tuple[str, str, int, int], dict[str, dict]] = defaultdict(dict)
-    for r in read_records(args.results):
-        if str(r["budget"]) in args.budgets and r.get("model") == args.model and (
+    for r in read_existing(args.results):  # a missing file printed nothing, exit 0
+        if str(r["budget"]) in budgets and r.get("model") == args.model and (
                 r["method"] in (args.method, *START_ROW.values())):
             runs[r["dataset"], str(r["budget"]), int(r["dim"]), int(r["seed"])][r["method"]] = r
     start_costs, train_parts = [], []
@@ -60,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("start_cost.py", main))

@@ -4,9 +4,11 @@ near-duplicates of them."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 
 def test_distractors_are_unit_near_duplicates_after_the_real_rows(
@@ -22,3 +24,19 @@ def test_distractors_are_unit_near_duplicates_after_the_real_rows(
     np.testing.assert_allclose(np.linalg.norm(grown, axis=1), 1.0, atol=1e-5)
     nearest = (grown[50:] @ corpus.T).max(axis=1)  # each to its source
     assert nearest.min() > 0.8 and nearest.max() < 0.97
+
+
+def test_a_data_folder_given_that_does_not_exist_stops_the_script(
+    load_script: Callable[[str], ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--embeddings /nonexistent` fell back to $DIVE_EMBEDDINGS and printed that data's
+    figures as if they were the folder's; large_corpus.py and self_retrieval.py share it."""
+    speed = load_script("speed")
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path))
+    (tmp_path / "m" / "d").mkdir(parents=True)
+    monkeypatch.setattr("sys.argv", ["large_corpus.py"])
+    assert speed._find(None, "DIVE_EMBEDDINGS", "embeddings", "m", "d") == tmp_path / "m" / "d"
+    with pytest.raises(SystemExit, match=r"^large_corpus\.py: /nonexistent/emb: no such folder$"):
+        speed._find("/nonexistent/emb", "DIVE_EMBEDDINGS", "embeddings", "m", "d")
+    with pytest.raises(SystemExit):
+        speed.build_parser().parse_args(["--ratios", "0"])  # it divided by zero
