@@ -165,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
     full = [m for m in args.methods if m not in args.baselines]
     grids = [(full, args.ratios, args.budgets), (reduced, args.baseline_ratios,
                                                  args.baseline_budgets)]
+    for methods, ratios, budget_names in grids:  # every grid checked before the first runs
+        if methods:  # (a bad --baseline-budgets stopped the script hours in)
+            GridSpec(datasets=[collections[0].dataset], methods=methods, ratios=ratios,
+                     budgets=[parse_budget(b) for b in budget_names], seeds=args.seeds)
     results = ResultsFile(args.results)
     before = len(results.records)
     pools = {c.dataset: pool_size(c.dataset, args.data_dir) for c in collections}

@@ -96,3 +96,20 @@ def test_reuse_copies_a_runs_last_record_the_one_a_report_reads(
     spec = GridSpec(datasets=["scifact"], methods=["pca"], ratios=[4], budgets=[64], seeds=[0])
     assert load_script("quality").reuse_runs(source, spec, results) == 1
     assert [r["ndcg@10"] for r in read_records(results.path)] == [0.45]
+
+
+@pytest.mark.parametrize("flag", ["--baseline-budgets", "--budgets"])
+def test_all_collections_checks_both_grids_before_the_first_run(
+    load_script: Callable[[str], ModuleType], tmp_path: Path, flag: str,
+) -> None:
+    """A bad --baseline-budgets stopped the script once the whole full grid had run (hours on
+    a fresh results file)."""
+    from dive.errors import DiveError
+
+    script = load_script("all_collections")
+    args = script.parse_args(["--datasets", "nowhere", "--methods", "frozen,smec", flag, "1x",
+                              "--results", str(tmp_path / "r.jsonl")])
+    with pytest.raises(DiveError, match=r"label budget must be a positive integer or 'all', "
+                                        r"got '1x'"):
+        script.run(args)
+    assert not (tmp_path / "r.jsonl").exists()
