@@ -19,11 +19,13 @@ Needs the shared embeddings (`$DIVE_DATA`, `$DIVE_EMBEDDINGS`) and the extra `la
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from script_io import script_main
 
 import dive
 from dive.data import load_dataset
@@ -109,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("lancedb_ivf.py", main))

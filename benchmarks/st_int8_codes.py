@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
+from script_io import script_main
 
 from dive.compressors.precision import calibrate
+from dive.embed import load_embeddings
 
 MANY = 100  # rows on which a dimension's codes differ for it to be named on its own
 
@@ -33,7 +36,7 @@ def main() -> None:
     from sentence_transformers.util.quantization import quantize_embeddings
 
     root = Path(os.environ.get("DIVE_EMBEDDINGS", "../shared/data/embeddings"))
-    corpus = np.load(root / args.model / args.dataset / "corpus.npy")
+    corpus = load_embeddings(root / args.model / args.dataset).corpus  # one line if missing
     ours = calibrate("int8", corpus).encode(corpus).astype(np.int64)
     theirs = np.asarray(quantize_embeddings(corpus, "int8", calibration_embeddings=corpus),
                         dtype=np.int64)
@@ -53,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("st_int8_codes.py", main))
