@@ -244,7 +244,9 @@ GRID_NOTE = (
     "leading arm on while its best check was past half its runs, `extend_at`, and before a "
     "centred start's similarity anchor held the centred geometry, `anchor_centred`; only the "
     "SciFact and NFCorpus runs with hundreds of labels and the runs with a centred start "
-    "differ)."
+    "differ). Rows ending `@v2` are the learned baselines of the release before the current "
+    "one, whose hard negatives were refreshed at each validation check where they now are "
+    "every 5 steps, as DIVE's (`mine_every=5`; docs/results.md)."
 )
 
 

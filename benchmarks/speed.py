@@ -5,7 +5,7 @@
     python benchmarks/speed.py --fits-only --methods pca,dive --ratios 4 --distractors 200000
     python benchmarks/speed.py --bytes-search [--corpus-rows 1000000] [--queries 200]
 
-Three tables, all measured in one run on this machine (2 BLAS/torch threads, the project's
+Four tables, all measured in one run on this machine (2 BLAS/torch threads, the project's
 reference CPU budget):
 
 1. fit seconds of every registered method (`dive.compressors.registry.REGISTRY`) at each
