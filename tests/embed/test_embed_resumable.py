@@ -317,3 +317,20 @@ def test_an_output_another_run_published_while_this_one_waited_is_not_encoded_ag
                          model=StopsAfter(model, 0))  # encoding anything would raise
     assert load_embeddings(out).corpus.shape[0] == len(dataset.corpus_ids)
     assert not (tmp_path / ".emb.partial").exists()
+
+
+@pytest.mark.parametrize("empty", ["corpus", "query"])
+def test_a_dataset_with_nothing_to_embed_is_one_error_leaving_nothing(
+    tmp_path: Path, model: Any, empty: str
+) -> None:
+    """A `Dataset` built in code with no queries (or documents): an IndexError once the
+    chunks were assembled, its work folder left for a rerun to crash on again."""
+    from dive.data import Dataset
+
+    texts = {"corpus_ids": ["a", "b"], "corpus_texts": ["x y", "z"], "query_ids": ["q"],
+             "query_texts": ["x"]}
+    texts.update({f"{empty}_ids": [], f"{empty}_texts": []})
+    dataset = Dataset(name="mem", path=tmp_path / "mem", qrels={}, **texts)
+    with pytest.raises(DataError, match=r"^dataset mem: no (documents|queries) to embed"):
+        encode_to_folder(dataset, tmp_path / "out", model=model, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -105,6 +105,10 @@ def encode_to_folder(
     with the same arguments; `overwrite` allows replacing an existing embeddings folder.
     """
     started = time.perf_counter()
+    for kind, ids in (("documents", dataset.corpus_ids), ("queries", dataset.query_ids)):
+        if not len(ids):  # an IndexError once the chunks were assembled, its work folder left
+            raise DataError(f"dataset {dataset.name}: no {kind} to embed (a BEIR folder's "
+                            "loader refuses an empty file too)")
     batch_size = positive_integer(batch_size, "batch_size")  # plain ints: the job is JSON
     chunk_size = positive_integer(chunk_size, "chunk_size")
     # absolute: "." has no name to put its work folder beside it under
