@@ -109,7 +109,13 @@ def embed(
     (1, 384)
     """
     from dive.data import Dataset
-    from dive.embed.encode import cache_folder, encode_texts, load_model, loading_bars
+    from dive.embed.encode import (
+        cache_folder,
+        encode_texts,
+        load_model,
+        loading_bars,
+        warn_truncated,
+    )
     from dive.embed.resumable import encode_to_folder
 
     if isinstance(data, (bytes, bytearray)) or not isinstance(
@@ -138,6 +144,7 @@ def embed(
                             f"{texts[bad]!r}")
         with loading_bars(progress):  # "Loading weights" showed with progress=False
             loaded = load_model(model, device=device)
+        warn_truncated(loaded, texts, "texts")
         return encode_texts(loaded, texts, batch_size=batch_size, progress=progress)
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise DiveError(f"embed: out is {kind_of(out)}; expected the path of the embeddings "

@@ -967,3 +967,19 @@ def test_texts_the_model_cannot_take_are_one_error(data: object, message: str) -
 
     with pytest.raises(DiveError, match=message):
         dive.embed(data)  # type: ignore[arg-type]
+
+
+def test_texts_longer_than_the_model_reads_are_warned(
+    fake_model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The model embeds the first `max_seq_length` tokens of each text and drops the rest;
+    a long document was cut without a word."""
+    from dive.embed.encode import warn_truncated
+
+    fake_model.max_seq_length = 4  # type: ignore[attr-defined]
+    warn_truncated(fake_model, ["one two three four", "a b c d e", "x"], "toy documents")
+    assert ("1 of 3 toy documents have more than 4 words (first: toy document 1); the model "
+            "embeds the first 4 tokens of each, the rest is not read") in caplog.text
+    caplog.clear()
+    warn_truncated(fake_model, ["one two three four"], "toy documents")
+    assert not caplog.text

@@ -209,6 +209,21 @@ def _check_on_hub(name: str, repo_ids: list[str]) -> None:
                     f"hub has no model {' or '.join(repo_ids)}")
 
 
+def warn_truncated(model: Any, texts: Sequence[str], what: str) -> None:
+    """Warn when texts are longer than the model reads: it embeds the first `max_seq_length`
+    tokens of each (256 for the default model, about 200 words) and drops the rest, without a
+    word from sentence-transformers. Counted in words, which never outnumber the tokens, so
+    every text named is cut (some shorter ones may be too)."""
+    limit = getattr(model, "max_seq_length", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return
+    long = [i for i, text in enumerate(texts) if len(text.split()) > limit]
+    if long:
+        logger.warning("%d of %d %s have more than %d words (first: %s %d); the model embeds "
+                       "the first %d tokens of each, the rest is not read", len(long),
+                       len(texts), what, limit, what.rstrip("s"), long[0], limit)
+
+
 def encode_texts(
     model: Any, texts: Sequence[str], batch_size: int = 32, progress: bool = True
 ) -> np.ndarray:
@@ -263,6 +278,7 @@ def embed_dataset(
         len(dataset.query_ids),
         model_name,
     )
+    warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents")
     corpus = encode_texts(model, dataset.corpus_texts, batch_size=batch_size, progress=progress)
     queries = encode_texts(model, dataset.query_texts, batch_size=batch_size, progress=progress)
     meta = {**encoding_meta(dataset, model_name, batch_size), "dim": int(corpus.shape[1]),

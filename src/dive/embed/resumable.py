@@ -149,6 +149,8 @@ def encode_to_folder(
                 if not done:  # nothing encoded: a bad model name leaves no work folder behind
                     shutil.rmtree(work, ignore_errors=True)
                 raise
+        if todo:
+            encode.warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents")
         with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
                   disable=not progress, dynamic_ncols=True) as bar:
             for chunk in todo:
