@@ -144,11 +144,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 # a new plot left by a failed report would stop the rerun ("already exists")
                 undo.enter_context(_withdrawn_on_failure(plot))
         if args.report:
-            from dive.report.build import write_report
+            from dive.report.build import budget_plot_ratio, write_report
 
-            # The budget plot needs one ratio: 4x when it was run, else the middle one.
-            ratio = 4 if 4 in args.ratios else sorted(args.ratios)[len(args.ratios) // 2]
-            files = write_report(records, args.report, ratio=ratio, overwrite=args.overwrite)
+            files = write_report(records, args.report, ratio=budget_plot_ratio(args.ratios),
+                                 overwrite=args.overwrite)
     print(text_tables(records))
     print(f"\nresults: {args.results}")
     if plot is not None:

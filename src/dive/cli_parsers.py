@@ -367,8 +367,9 @@ def add_report(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--keep", type=float, default=0.99,
                    help="report the smallest d keeping this share of frozen nDCG@10 (0.99: 99%%; "
                         "at most 2)")
-    p.add_argument("--ratio", type=_int_at_least(1), default=4,
-                   help="compression ratio of the nDCG@10-vs-label-budget plot")
+    p.add_argument("--ratio", type=_int_at_least(1), default=None,
+                   help="compression ratio of the nDCG@10-vs-label-budget plot (default: 4 "
+                        "when it was run, else the middle ratio run, as evaluate --report)")
     p.add_argument("--gains", action="store_true",
                    help="also print each method's nDCG@10 against the better of pca and "
                         "pca-uncentered at the same cell: cells won or tied, mean gain, worst")

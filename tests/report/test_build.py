@@ -21,7 +21,7 @@ def test_overwrite_removes_an_earlier_reports_plot_this_one_does_not_draw(
         write_report([make_record(method="pca", dim=192)], tmp_path)  # kept by default
     assert {p.name for p in tmp_path.iterdir()} >= {DIM_PLOT, BUDGET_PLOT, FRONTIER_PLOT}
     second = write_report([make_record(method="pca", dim=192)], tmp_path,
-                          overwrite=True)  # no 4× run
+                          overwrite=True, ratio=4)  # no 4× run
     assert [p.name for p in second.plots] == [DIM_PLOT]
     assert sorted(p.name for p in tmp_path.iterdir()) == [DIM_PLOT, "report.md", "summary.csv"]
     assert sorted(p.name for p in second.removed) == sorted([BUDGET_PLOT, FRONTIER_PLOT])
@@ -34,7 +34,7 @@ def test_plots_are_removed_from_the_image_folder_only_when_pngs(make_record,
     notes = images / FRONTIER_PLOT
     notes.write_text("my notes\n")  # not a PNG: not dive's to remove
     files = write_report([make_record(method="pca", dim=192)], tmp_path, image_dir=images,
-                         overwrite=True)
+                         overwrite=True, ratio=4)
     assert sorted(p.name for p in images.iterdir()) == sorted([DIM_PLOT, FRONTIER_PLOT])
     assert notes.read_text() == "my notes\n"
     assert [p.name for p in files.removed] == [BUDGET_PLOT]

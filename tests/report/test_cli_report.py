@@ -76,6 +76,22 @@ def test_evaluate_with_report_writes_the_folder(
     assert (out / "ndcg_vs_budget.png").exists()
 
 
+def test_report_draws_the_budget_plot_evaluate_draws_without_4x(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a 4x run, evaluate --report drew the plot at the middle ratio and dive report
+    on the same file skipped it ('no run at compression ratio 4')."""
+    argv = ["evaluate", "--datasets", str(tiny[0]), "--embeddings", str(tiny[1]),
+            "--methods", "frozen,pca", "--ratios", "2,8", "--budgets", "16,all", "--seeds",
+            "0", "--results", str(tmp_path / "r.jsonl"), "--report", str(tmp_path / "ev")]
+    assert main(argv) == 0
+    assert main(["report", "--results", str(tmp_path / "r.jsonl"), "--output",
+                 str(tmp_path / "rep")]) == 0
+    for folder in ("ev", "rep"):
+        assert "at 8× compression" in (tmp_path / folder / "report.md").read_text()
+        assert (tmp_path / folder / "ndcg_vs_budget.png").exists()
+
+
 def test_report_gains_prints_each_method_against_the_better_pca(
     make_record, jsonl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -142,7 +158,8 @@ def test_report_overwrite_says_which_earlier_plots_it_removed(
     assert main(["report", "--results", str(at_4x), "--output", str(out)]) == 0
     assert (out / "ndcg_vs_budget.png").exists()
     capsys.readouterr()
-    assert main(["report", "--results", str(at_2x), "--output", str(out), "--overwrite"]) == 0
+    assert main(["report", "--results", str(at_2x), "--output", str(out), "--overwrite",
+                 "--ratio", "4"]) == 0
     printed = capsys.readouterr().out
     assert f"removed {out / 'ndcg_vs_budget.png'} (an earlier report's plot" in printed
     assert not (out / "ndcg_vs_budget.png").exists()

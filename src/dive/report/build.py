@@ -123,12 +123,19 @@ def check_report_output(out_dir: str | Path, *, overwrite: bool) -> None:
     _check_outputs(_outputs(markdown, csv_path, plots), overwrite=overwrite)
 
 
+def budget_plot_ratio(ratios: Iterable[int]) -> int:
+    """The compression ratio the nDCG@10-vs-budget plot shows: 4 when it was run, else the
+    middle one of `ratios` (4 when there is none: the plot is then skipped)."""
+    run = sorted(set(ratios))
+    return 4 if 4 in run or not run else run[len(run) // 2]
+
+
 def write_report(
     records: Iterable[Mapping[str, Any]],
     out_dir: str | Path,
     *,
     keep: float = 0.99,
-    ratio: int = 4,
+    ratio: int | None = None,
     markdown_name: str = "report.md",
     csv_name: str | None = "summary.csv",
     image_dir: str | Path | None = None,
@@ -141,7 +148,9 @@ def write_report(
     default `out_dir`) and return their paths. `sections` (Markdown) come after the plots.
 
     Duplicate runs keep their last record. `ratio` picks the compression ratio of the
-    nDCG@10-vs-budget plot; without any run at that ratio the plot is skipped with a warning.
+    nDCG@10-vs-budget plot (None: 4 when it was run, else the middle ratio run, as `dive
+    evaluate --report` picks it); without any run at that ratio the plot is skipped with a
+    warning.
     `overwrite=False` keeps any of these files already there and raises `DiveError`;
     `overwrite=True` also removes an earlier report's plots (PNGs of `PLOTS`' names in the
     image folder) that this report does not draw. Every file is first written to a hidden
@@ -151,7 +160,7 @@ def write_report(
     """
     check_keep(keep)
     _check_names(markdown_name, csv_name)
-    if not is_integer(ratio) or ratio < 1:  # "4" never matched a record: its plot went
+    if ratio is not None and (not is_integer(ratio) or ratio < 1):  # "4" matched no record
         raise DiveError(f"ratio must be an integer >= 1, got {ratio!r}", param="ratio")
     for name, value in (("records", records), ("sections", sections)):
         if isinstance(value, (str, bytes, os.PathLike)):  # a path read as characters
@@ -167,6 +176,8 @@ def write_report(
     markdown = out_dir / markdown_name
     # staged in a hidden folder beside the Markdown; an output folder made here goes again
     # when no report gets into it (interrupted, refused)
+    if ratio is None:
+        ratio = budget_plot_ratio(int(r["ratio"]) for r in rows if int(r.get("ratio", 1)) > 1)
     with made_folder(out_dir), staging(markdown) as stage:
         plots = [plot_ndcg_vs_dim(rows, stage / DIM_PLOT)]
         if plot_ndcg_vs_budget(rows, stage / BUDGET_PLOT, ratio=ratio) is None:
