@@ -983,3 +983,16 @@ def test_texts_longer_than_the_model_reads_are_warned(
     caplog.clear()
     warn_truncated(fake_model, ["one two three four"], "toy documents")
     assert not caplog.text
+
+
+def test_another_datasets_smaller_folder_is_named_as_such(tmp_path: Path) -> None:
+    """Its rows are foreign and fewer: the first id it lacked was named ("corpus id 'd0' of
+    dataset toy has no embedding"), which said nothing of why."""
+    dataset = FakeDataset()
+    other = Embeddings(np.eye(2, 4, dtype=np.float32), ["x1", "x2"],
+                       np.eye(2, 4, dtype=np.float32), list(dataset.query_ids), {})
+    save_embeddings(tmp_path / "e", other)
+    with pytest.raises(DataError, match=r"e: 2 of its 2 corpus rows have ids that are not in "
+                                        r"dataset toy \(first: 'x1'\): embeddings of another "
+                                        r"dataset"):
+        get_embeddings(dataset, embeddings_dir=tmp_path / "e", progress=False)
