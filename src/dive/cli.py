@@ -1025,8 +1025,9 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        if args is not None and written_before(exc):  # once its output was put in place
-            _written_in_full(args, args.output)
+        output = getattr(args, "output", None)
+        if args is not None and output is not None and written_before(exc):  # once in place
+            _written_in_full(args, output)
         print(f"dive: interrupted; {_kept_after_interrupt(args)}", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)  # `_Stopped`, or __main__'s
 
