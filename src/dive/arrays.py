@@ -279,11 +279,9 @@ def _norms64(arr: np.ndarray) -> np.ndarray:
     """Each row's L2 norm, summed in float64 a block of rows at a time: the test of which rows
     are off unit norm, made as the ONNX graph and the torch module make it (a float32 sum
     decided otherwise for rows within float32's rounding of 1 +- the tolerance)."""
-    norms = np.empty(len(arr), dtype=np.float64)
-    for start in range(0, len(arr), RESCALE_BLOCK):
-        block = arr[start:start + RESCALE_BLOCK].astype(np.float64)
-        norms[start:start + len(block)] = np.sqrt(np.einsum("ij,ij->i", block, block))
-    return norms
+    wide = (block.astype(np.float64) for block in row_blocks(arr, RESCALE_BLOCK))
+    norms = [np.sqrt(np.einsum("ij,ij->i", block, block)) for block in wide]
+    return np.concatenate(norms) if norms else np.zeros(0)
 
 
 def as_unit_rows(x: object, *, name: str = "embeddings", dim: int | None = None) -> np.ndarray:

@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -496,11 +496,7 @@ def get_embeddings(
                 origin = "freshly encoded into the cache"
     source_log.info("embeddings for %s: %s (%s; %s)", dataset.name, folder, origin,
                     describe_maker(emb.meta))
-    # another dataset's folder (most rows foreign) is named as such before the first id it
-    # lacks, which said nothing of why; one row changed is named by its id
-    _check_only_dataset_corpus(folder, emb, dataset, most=True)
-    _check_covers(folder, emb, dataset)
-    _check_only_dataset_corpus(folder, emb, dataset)
+    _check_ids(folder, emb, dataset)
     return emb
 
 
@@ -604,21 +600,30 @@ def _check_same_texts(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
         )
 
 
-def _check_only_dataset_corpus(folder: Path, emb: Embeddings, dataset: Dataset, *,
-                               most: bool = False) -> None:
-    """Refuse corpus rows whose ids are not in `dataset` (with `most`, only when they are
-    most of the rows): a folder made for another dataset (collections that number their
-    documents from 1 share most ids) or an older corpus, whose vectors would otherwise be
-    scored against documents they do not encode."""
+def _check_ids(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
+    """Refuse a folder that lacks an id of `dataset` or holds corpus rows whose ids are not
+    in it: a folder made for another dataset (collections that number their documents from 1
+    share most ids) or an older corpus, whose vectors would otherwise be scored against
+    documents they do not encode. A folder of mostly foreign rows is named as another
+    dataset's before the first id it lacks (which said nothing of why); one changed row is
+    named by its id."""
     wanted = set(map(str, dataset.corpus_ids))
     foreign = [ident for ident in emb.corpus_ids if ident not in wanted]
-    if foreign and (not most or 2 * len(foreign) > len(emb.corpus_ids)):
-        raise DataError(
-            f"{folder}: {len(foreign)} of its {len(emb.corpus_ids)} corpus rows have ids that "
-            f"are not in dataset {dataset.name} (first: {foreign[0]!r}"
-            f"{form_hint(foreign[0], wanted)}): embeddings of another dataset or an older "
-            f"corpus; give {dataset.name}'s own embeddings folder, or embed it again"
-        )
+    if 2 * len(foreign) > len(emb.corpus_ids):
+        _refuse_foreign(folder, emb, dataset, foreign, wanted)
+    _check_covers(folder, emb, dataset)
+    if foreign:
+        _refuse_foreign(folder, emb, dataset, foreign, wanted)
+
+
+def _refuse_foreign(folder: Path, emb: Embeddings, dataset: Dataset, foreign: list[str],
+                    wanted: set[str]) -> NoReturn:
+    raise DataError(
+        f"{folder}: {len(foreign)} of its {len(emb.corpus_ids)} corpus rows have ids that are "
+        f"not in dataset {dataset.name} (first: {foreign[0]!r}{form_hint(foreign[0], wanted)}): "
+        f"embeddings of another dataset or an older corpus; give {dataset.name}'s own "
+        "embeddings folder, or embed it again"
+    )
 
 
 def _check_covers(folder: Path, emb: Embeddings, dataset: Dataset) -> None:
