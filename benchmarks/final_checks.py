@@ -31,6 +31,7 @@ from script_io import read_existing, script_main, use_shared_data
 from start_flips import drop_records, fit_inputs
 
 from dive.compressors import make_compressor
+from dive.evaluate.machine import machine_difference
 from dive.evaluate.records import KEY_FIELDS, record_key
 
 CHOICE = ("candidate", "step", "score", "base_score")  # a refit must choose as recorded
@@ -96,8 +97,9 @@ def main() -> None:
         run = record_key(record)[: len(KEY_FIELDS)]
         if run not in outcome:
             outcome[run] = replay(record, data)
+            where = f"; {machine_difference(record)}" if outcome[run] != "kept" else ""
             print(f"{outcome[run]}: {' '.join(map(str, run))} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                  f"({time.perf_counter() - t0:.0f} s{where})", flush=True)
         counts[record["method"], outcome[run]] += 1
         if outcome[run] != "kept":
             changed.add(record_key(record))

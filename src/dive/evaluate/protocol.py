@@ -44,6 +44,7 @@ from dive.errors import DataError, DiveError, about
 from dive.evaluate.anchors import Anchor, check_packages, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
 from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variants
+from dive.evaluate.machine import MACHINE_FIELD, machine_facts
 from dive.evaluate.product import check_stage, is_product, product_bytes
 from dive.evaluate.records import (
     FINGERPRINT_FIELD,
@@ -303,6 +304,7 @@ def _record(task: RunTask, dataset: Dataset, model: str, fit: _Fit, split: Query
         "diagnostics": fit.diagnostics,
         "fit": fit.summary,
         "version": __version__,
+        MACHINE_FIELD: machine_facts(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 

@@ -15,6 +15,8 @@ four precisions); a method's record may also have an `opq{M}` first stage
 (`dive.evaluate.product`). Each run records the
 `data_fingerprint` of the data it was computed from (`dive.evaluate.fingerprint`); a rerun
 skips a run only when a record has both its key and the fingerprint of the data at hand.
+Each also names the machine it ran on (`machine`: CPU, BLAS and torch kernels, library
+versions; `dive.evaluate.machine`), so a replay that differs can say whether the machine did.
 Appending rewrites the file to a temporary name and renames it over the old one, so an
 interrupted benchmark never leaves a half-written line and never loses finished records. The
 append holds an exclusive lock (`dive._io.locked`) and reads the file back first, so several

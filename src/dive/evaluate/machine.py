@@ -1,0 +1,87 @@
+"""What machine a run was computed on, for its record.
+
+A learned fit replayed on another machine can differ in the last bits of a float (another
+CPU's vector kernels, another BLAS build), and a selection made by a margin that small can
+then go the other way. A record that names its machine lets a replay tell that apart from a
+change of code: `machine_difference` names what differs. The description names the
+CPU, the kernels numpy's BLAS and torch picked for it, and the versions of the numeric
+libraries; never a host name or anything else personal.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from threadpoolctl import threadpool_info
+
+MACHINE_FIELD = "machine"
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas() -> str:
+    """numpy's BLAS: library, version and the kernel architecture it picked."""
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas" and "numpy" in str(lib.get("filepath", "")):
+            return " ".join(str(lib[k]) for k in ("internal_api", "version", "architecture")
+                            if lib.get(k))
+    return "unknown"
+
+
+def _torch() -> str:
+    """torch's version and the CPU vector capability its kernels use."""
+    try:
+        import torch
+    except ImportError:
+        return "not installed"
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{torch.__version__} {capability}"
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine_facts() -> dict[str, Any]:
+    """This machine, as a record's `machine` field states it (a new dict each call)."""
+    return dict(_facts())
+
+
+@functools.cache
+def _facts() -> dict[str, Any]:
+    return {
+        "cpu": _cpu_model(),
+        "arch": platform.machine(),
+        "blas": _blas(),
+        "torch": _torch(),
+        "numpy": _version("numpy"),
+        "python": platform.python_version(),
+    }
+
+
+def machine_difference(record: dict[str, Any]) -> str:
+    """How the machine `record` names differs from this one, in words for a replay's output."""
+    recorded = record.get(MACHINE_FIELD)
+    if not isinstance(recorded, dict):
+        return "the record does not name its machine"
+    here = _facts()
+    changes = [f"{key} {recorded.get(key)!s} -> {value}" for key, value in here.items()
+               if recorded.get(key) != value]
+    return "recorded on this machine" if not changes else \
+        "recorded on another machine: " + ", ".join(changes)

@@ -1,0 +1,38 @@
+"""A record names the machine it was computed on, so a replay can tell rounding from code."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from dive.evaluate.machine import MACHINE_FIELD, machine_difference, machine_facts
+from dive.evaluate.protocol import GridSpec, run_grid
+from dive.evaluate.records import ResultsFile
+
+
+def test_every_record_names_this_machine(tiny: tuple[Path, Path]) -> None:
+    results = ResultsFile(tiny[0].parent / "r.jsonl")
+    run_grid(GridSpec(datasets=[str(tiny[0])], methods=["frozen", "pca"], ratios=[2],
+                      budgets=[None], seeds=[0], embeddings_dir=str(tiny[1])), results)
+    lines = (tiny[0].parent / "r.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        machine = json.loads(line)[MACHINE_FIELD]
+        assert machine == machine_facts()
+        assert machine["python"] == platform.python_version()
+        assert machine["torch"].split()[0] == __import__("torch").__version__
+
+
+def test_a_replay_names_what_differs_from_the_recorded_machine() -> None:
+    assert machine_difference({}) == "the record does not name its machine"
+    assert machine_difference({MACHINE_FIELD: machine_facts()}) == "recorded on this machine"
+    other = {**machine_facts(), "cpu": "Some Other CPU"}
+    said = machine_difference({MACHINE_FIELD: other})
+    assert said == f"recorded on another machine: cpu Some Other CPU -> {machine_facts()['cpu']}"
+
+
+def test_a_caller_changing_the_facts_does_not_change_the_next_record() -> None:
+    facts = machine_facts()
+    facts["cpu"] = "changed"
+    assert machine_facts()["cpu"] != "changed"
