@@ -190,3 +190,17 @@ def test_the_best_within_a_budget_is_among_the_configurations_with_the_most_seed
     assert at[96].margin == pytest.approx(0.01)
     assert "among the configurations within it that ran the most seeds" in frontier_section(
         records)
+
+
+def test_rows_of_an_earlier_release_are_no_answer_per_byte(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    # dive@v1 at 12 B above everything: `dive recommend` never ships it (dive fit cannot
+    # build it), so neither the report's per-byte tables nor its plot may name it
+    records = byte_records + [byte_row("dive@v1", 96, "binary", 12, 0.7, seed=s) for s in (0, 1)]
+    text = frontier_section(records)
+    assert "dive@v1 d=96" not in text
+    assert "| **best of ours** | 96 B: pca d=96 int8 (0.5810) |" in text
+    assert "Rows of an earlier release (dive@v1) are left out here" in text
+    fig = frontier_figure(records)
+    assert "dive" not in {line.get_label() for ax in fig.axes for line in ax.get_lines()}

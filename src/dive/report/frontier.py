@@ -42,6 +42,7 @@ from dive.report.summary import (
     budget_order,
     budget_title,
     check_metric,
+    is_earlier_release,
     is_frozen,
     method_label,
     method_order,
@@ -117,6 +118,12 @@ def configs(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> li
                           float(np.mean(values)), float(np.std(values)), len(values),
                           tuple(sorted(by_seed.items()))))
     return out
+
+
+def shippable(cells: Iterable[Config]) -> list[Config]:
+    """The configurations `dive fit` can build: a row of an earlier release (`dive@v1`) is kept
+    in the results tables for comparison, but is no answer to "what to ship"."""
+    return [c for c in cells if not is_earlier_release(c.method)]
 
 
 def groups(cells: Iterable[Config]) -> list[tuple[str, str, list[Config]]]:
@@ -362,7 +369,9 @@ def has_frontier(records: Iterable[Mapping[str, Any]]) -> bool:
 def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None = None,
                      low: int = 12, high: int = 768) -> str:
     """The report's frontier section as Markdown (`image`: the plot's relative link)."""
-    cells = configs(records)
+    found = configs(records)
+    cells = shippable(found)
+    earlier = sorted({c.method for c in found} - {c.method for c in cells})
     parts = ["## Quality per byte",
              "nDCG@10 (mean over seeds) against the bytes per vector the first-stage index "
              "stores. *Ours*: every dive configuration (method x d x precision); *anchors*: "
@@ -374,6 +383,10 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
              "the most seeds, on the seeds they share (a mean over fewer scores other "
              "queries). Percentages: of frozen float32 on the seeds both ran; ours − anchor: "
              "on the seeds both ran."]
+    if earlier:
+        parts[-1] += (f" Rows of an earlier release ({', '.join(earlier)}) are left out here: "
+                      "they stay in the tables above for comparison, and dive fit cannot build "
+                      "them.")
     if image:
         parts.append(f"![nDCG@10 vs bytes per vector]({image})")
     for dataset, budget, group in groups(cells):

@@ -280,10 +280,17 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
     panels per (dataset, budget), without and with rescoring; one line per family through its
     frontier (`dive.report.frontier`), anchors dotted, frozen float32 dashed. The y axis starts
     at half of frozen."""
-    from dive.report.frontier import allowed, configs, frontier, frozen_reference, groups
+    from dive.report.frontier import (
+        allowed,
+        configs,
+        frontier,
+        frozen_reference,
+        groups,
+        shippable,
+    )
 
     plt = _pyplot()
-    cells = configs(records, metric)
+    cells = shippable(configs(records, metric))
     panels = groups(cells)
     families = method_order(c.family for c in cells)
     palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors

@@ -43,12 +43,13 @@ from dive.report.frontier import (
     configs,
     fewest_bytes_keeping,
     frozen_reference,
+    shippable,
     unpaired,
 )
 from dive.report.keep import check_keep
 from dive.report.merge import merge_records
 from dive.report.paired import Paired, seed_list
-from dive.report.summary import budget_order, budget_title, is_earlier_release
+from dive.report.summary import budget_order, budget_title
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,8 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     budget = _pick((str(r["budget"]) for r in mine), budget, "budget", f"on {dataset}")
     # rows of an earlier release (`dive@v1`) are kept for comparison; this code cannot build them
     found = configs([r for r in mine if str(r["budget"]) == budget], metric)
-    cells = [c for c in found if not is_earlier_release(c.method)]
-    earlier = list(dict.fromkeys(c.method for c in found if is_earlier_release(c.method)))
+    cells = shippable(found)
+    earlier = list(dict.fromkeys(c.method for c in found if c not in cells))
     where = f"{dataset}, {budget_title(budget)}"
     frozen = frozen_reference(cells)
     if frozen is None:
