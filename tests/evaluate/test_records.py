@@ -247,3 +247,27 @@ def test_a_hand_edited_budget_is_read_as_the_runner_writes_it(tmp_path: Path,
     assert [r["budget"] for r in read_records(path)] == [canonical, canonical]
     reloaded = ResultsFile(path)
     assert record_key({**record(seed=1), "budget": canonical}) in reloaded
+
+
+@pytest.mark.parametrize(("precision", "size", "stored"), [
+    ("int8", 1, 8), ("binary", 8, 1), ("float32", 8, 32), ("opq4", 8, 4)])
+def test_a_methods_edited_bytes_per_vector_is_refused_naming_what_it_stores(
+    tmp_path: Path, precision: str, size: int, stored: int
+) -> None:
+    """An int8 d=8 record edited to 1 byte was read, and `dive recommend` shipped it as the
+    cheapest configuration by bytes it does not store."""
+    path = tmp_path / "r.jsonl"
+    good = {**record(seed=0), "precision": precision, "bytes_per_vector": stored}
+    bad = {**record(seed=1), "precision": precision, "bytes_per_vector": size}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(DataError, match=rf"r\.jsonl:2: bytes_per_vector is {size}, but "
+                                        rf"{precision} at dim 8 stores {stored}$"):
+        read_records(path)
+
+
+def test_an_anchors_bytes_per_vector_is_its_own(tmp_path: Path) -> None:
+    """An anchor's code size is not a function of its dimension alone (`pq`: M bytes)."""
+    path = tmp_path / "r.jsonl"
+    anchor = {**record(method="faiss-pq:3"), "precision": "pq", "bytes_per_vector": 3}
+    path.write_text(json.dumps(anchor) + "\n")
+    assert read_records(path)[0]["bytes_per_vector"] == 3

@@ -51,7 +51,7 @@ from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import model_label
 from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import is_anchor
-from dive.evaluate.product import is_product
+from dive.evaluate.product import is_product, product_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +203,13 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
         # record has to state it; a report or `recommend` failed without naming the line.
         raise DataError(f"{where}: record lacks bytes_per_vector, which precision "
                         f"{precision!r} needs")
+    if "bytes_per_vector" in record and not is_anchor(str(record["method"])):
+        # a method's first stage has one size for its precision and d (opqM: M bytes); an
+        # edited one would make a report or `recommend` pick it by bytes it does not store
+        size = product_bytes(precision) or bytes_per_vector(precision, int(record["dim"]))
+        if record["bytes_per_vector"] != size:
+            raise DataError(f"{where}: bytes_per_vector is {record['bytes_per_vector']!r}, but "
+                            f"{precision} at dim {record['dim']} stores {size}")
     if record.get("rescore") and record.get("rescore_with", "full") not in RESCORE_SOURCES:
         raise DataError(f"{where}: rescore_with is {record['rescore_with']!r}, expected one of "
                         f"{', '.join(RESCORE_SOURCES)}")
