@@ -329,3 +329,17 @@ def test_max_bytes_that_is_not_a_positive_integer_is_refused(byte_records) -> No
     for max_bytes in ("400", 0):
         with pytest.raises(DiveError, match="max_bytes must be a positive integer"):
             recommend(byte_records, "scifact", max_bytes=max_bytes)  # type: ignore[arg-type]
+
+
+def test_the_closest_configuration_is_never_one_compared_with_a_frozen_of_0(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """The answer to "nothing keeps 95%" named pca binary at "nan% of frozen's 0.0000" (the
+    one run beside a frozen of 0), not pca int8 at 91.7%."""
+    records = [byte_row("frozen", 384, "float32", 1536, v, seed=s)
+               for s, v in enumerate([0.0, 0.6])]
+    records += [byte_row("pca", 96, "binary", 12, 0.0, seed=0),
+                byte_row("pca", 96, "int8", 96, 0.55, seed=1)]
+    with pytest.raises(DataError, match=r"the best is pca d=96 int8 at 0\.5500 \(91\.7% of "
+                                        r"frozen's 0\.6000 on seed 1, 96 bytes/vector\)"):
+        recommend(records, "scifact", 0.95)

@@ -180,7 +180,8 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
         small = min(mine, key=lambda c: (c.bytes_per_vector, c.rescore))
         return (f"none of those that were run fits in {max_bytes} bytes/vector: the smallest "
                 f"stores {small.bytes_per_vector} ({small.describe()})")
-    compared = [(c, p) for c in ours if (p := c.against(frozen)) is not None]
+    # a share of a frozen score of 0 is NaN: no comparison, and max() would keep the first NaN
+    compared = [(c, p) for c in ours if (p := c.against(frozen)) is not None and p.reference]
     if not compared:
         return (f"none of the {len(ours)} that were run shares a seed with frozen's, so none "
                 f"can be compared (they ran {seed_list({s for c in ours for s in c.seeds})}); "
