@@ -343,3 +343,16 @@ def test_the_closest_configuration_is_never_one_compared_with_a_frozen_of_0(
     with pytest.raises(DataError, match=r"the best is pca d=96 int8 at 0\.5500 \(91\.7% of "
                                         r"frozen's 0\.6000 on seed 1, 96 bytes/vector\)"):
         recommend(records, "scifact", 0.95)
+
+
+def test_a_tie_within_one_row_label_says_the_smaller_d_was_picked(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Two `dive@opq12` rows at d=48 and d=96 (12 bytes, the same share): the answer said
+    "picked by name" of two configurations of one name."""
+    records = [*byte_records, byte_row("dive", 96, "opq12", 12, 0.6),
+               byte_row("dive", 48, "opq12", 12, 0.6)]
+    rec = recommend(records, "scifact", 0.95)
+    assert (rec.config.label, rec.config.dim) == ("dive@opq12", 48)
+    assert [c.dim for c in rec.tied] == [96]
+    assert render(rec)[-1].endswith("; picked the smaller d")

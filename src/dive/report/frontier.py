@@ -248,8 +248,9 @@ def unpaired(cells: Iterable[Config], frozen: Config) -> list[Config]:
 
 def fewest_bytes_keeping(cells: Iterable[Config], frozen: Config, keep: float) -> Hit | None:
     """The configuration with the fewest bytes whose mean is at least `keep` x frozen's on the
-    seeds both ran (ties: the larger share, then no funnel); None when none does. A
-    configuration sharing no seed with frozen is not a candidate (see `unpaired`)."""
+    seeds both ran (ties: the larger share, the smaller funnel, then the row label by name and
+    the smaller d); None when none does. A configuration sharing no seed with frozen is not a
+    candidate (see `unpaired`)."""
     hits = []
     for c in cells:
         paired = c.against(frozen)
@@ -258,7 +259,7 @@ def fewest_bytes_keeping(cells: Iterable[Config], frozen: Config, keep: float) -
     if not hits:
         return None
     return min(hits, key=lambda h: (h.config.bytes_per_vector, -h.paired.share,
-                                    h.config.rescore))
+                                    h.config.rescore, h.config.label, h.config.dim))
 
 
 def _on_seeds(paired: Paired, frozen: Config, config: Config) -> str:

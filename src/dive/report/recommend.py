@@ -1,17 +1,17 @@
 """What to ship: the configuration with the fewest bytes that keeps a share of frozen quality.
 
-Given results records (`dive evaluate` with `--precisions` and `--rescore-factors`), a dataset and a
-label budget, `recommend` picks among dive's own compressed configurations (method x d x
+Given results records (`dive evaluate` with `--precisions` and `--rescore-factors`), a dataset
+and a label budget, `recommend` picks among dive's own compressed configurations (method x d x
 precision x funnel, within `max_bytes` if given; the frozen float32 reference itself and the
 anchors, which dive does not ship, are not candidates) the one whose first-stage index stores
-the fewest bytes per vector while its mean nDCG@10 is at least `keep` x the frozen float32
-mean on the same queries, that is over the seeds both ran (`dive.report.paired`: without
-train qrels the evaluation queries change with the seed); ties go to the larger share, then
-to no funnel, then to the first label by name, and the answer names the configurations it
-tied with. A configuration sharing no seed with frozen is not compared, and the answer says
-so. It also names the smallest anchor reaching the same share, for comparison (also
-above `max_bytes`). Only configurations that were run count: a target between two measured
-ones is not interpolated.
+the fewest bytes per vector while its mean nDCG@10 is at least `keep` x the frozen float32 mean
+on the same queries, that is over the seeds both ran (`dive.report.paired`: without train qrels
+the evaluation queries change with the seed); ties go to the larger share, then to the smaller
+funnel (none first), then to the first row label by name and the smaller d, and the answer
+names the configurations it tied with (same bytes, share and funnel). A configuration sharing
+no seed with frozen is not compared, and the answer says so. It also names the smallest anchor
+reaching the same share, for comparison (also above `max_bytes`). Only configurations that were
+run count: a target between two measured ones is not interpolated.
 The build line names what the records state (dataset name, model, method, d, budget,
 precision); they do not state the dataset's folder or the embeddings folder, so the answer
 says to add those. Rows of an earlier release (a method such as `dive@v1`, which benchmarks
@@ -266,8 +266,9 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
         share = "" if tp is None else (
             f", {100 * tp.share:.1f}% of frozen"
             f"{'' if tp.seeds == f.seeds else ' on ' + seed_list(tp.seeds)}")
+        how = "by name" if t.label != c.label else "the smaller d"
         lines.append(f"  tied with {t.describe()} (also {t.bytes_per_vector} bytes/vector{share}); "
-                     "picked by name")
+                     f"picked {how}")
     if rec.unpaired:
         lines.append(f"  not compared: {len(rec.unpaired)} configuration(s) share no seed with "
                      f"frozen ({seed_list(f.seeds)}), e.g. {rec.unpaired[0].describe()} on "
