@@ -356,3 +356,28 @@ def test_a_tie_within_one_row_label_says_the_smaller_d_was_picked(
     assert (rec.config.label, rec.config.dim) == ("dive@opq12", 48)
     assert [c.dim for c in rec.tied] == [96]
     assert render(rec)[-1].endswith("; picked the smaller d")
+
+
+def test_a_numpy_share_is_a_share(byte_records: list[dict[str, Any]]) -> None:
+    """np.float32(0.95) was refused as "not a positive, finite share" (np.float64 passed)."""
+    import numpy as np
+
+    assert recommend(byte_records, "scifact", np.float32(0.95)).keep == np.float32(0.95)
+
+
+@pytest.mark.parametrize("ran", [None, "int8"])  # frozen not run, or at int8 only
+def test_a_missing_frozen_names_no_flag_of_recommend(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], ran: str | None,
+) -> None:
+    """"evaluate with methods including frozen (--methods)": recommend has no --methods; the
+    flag is dive evaluate's."""
+    records = [r for r in byte_records if r["method"] != "frozen"]
+    if ran:
+        records.append(byte_row("frozen", 384, ran, 384, 0.6))
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["recommend", "--results", str(path), "--dataset", "scifact"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no frozen float32 run to keep a share of" in err
+    assert not err.endswith(("(--methods)", "(--precisions)")), err

@@ -13,6 +13,7 @@ reports 48: the question is how far one can compress, not whether the curve is m
 from __future__ import annotations
 
 import math
+import numbers
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ MAX_KEEP = 2.0  # above frozen's quality is possible (a learned d), twice it is 
 def check_keep(keep: float, metric: str = "ndcg@10") -> None:
     """`DataError` unless `keep` is a share of frozen quality one can keep: positive, finite
     and at most `MAX_KEEP` (`--keep 99` meant 99% and was sought as 9,900%)."""
-    number = isinstance(keep, (int, float)) and not isinstance(keep, bool)
+    # numbers.Real: numpy's float32 share too (np.float64 is a float; np.float32 is not)
+    number = isinstance(keep, numbers.Real) and not isinstance(keep, bool)
     if not (number and math.isfinite(keep) and 0 < keep <= MAX_KEEP):  # "0.99" a TypeError
         raise DataError(f"keep must be a positive, finite share of frozen {metric} up to "
                         f"{MAX_KEEP:g} (0.99 keeps 99%), got {keep!r}", param="keep")

@@ -128,10 +128,11 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
             raise DataError(f"{where}: no frozen float32 run to keep a share of (frozen ran at "
                             f"{', '.join(ran)} only); evaluate with float32 among the "
                             "precisions and 0 among the rescore factors (float32 rescored by "
-                            "float32 ranks as float32 alone, so it runs only unrescored)",
-                            param="precisions")
+                            "float32 ranks as float32 alone, so it runs only unrescored)")
+        # no `param`: these are the evaluation's parameters, which a CLI would name as flags
+        # of the recommending verb
         raise DataError(f"{where}: no frozen float32 run to keep a share of; evaluate with "
-                        "methods including frozen", param="methods")
+                        "methods including frozen")
     if frozen.mean == 0:  # every configuration would "keep" a share of nothing
         raise DataError(f"{where}: frozen float32 {metric} is 0 on {seed_list(frozen.seeds)}, so "
                         "there is no share of it to keep; check the evaluation queries' "
