@@ -282,7 +282,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from dive.data import load_dataset
     from dive.embed import cache_folder
     from dive.embed.imported import IMPORTED_MODEL, from_npy, from_parquet
-    from dive.embed.resumable import check_embeddings_output, encode_to_folder
+    from dive.embed.resumable import encode_to_folder
+    from dive.embed.store import check_embeddings_output
 
     imported = args.from_parquet is not None or args.from_npy is not None
     model = args.model or (IMPORTED_MODEL if imported else "all-MiniLM-L6-v2")

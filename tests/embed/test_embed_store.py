@@ -83,11 +83,27 @@ def test_save_replaces_an_existing_folder_whole(tmp_path: Path) -> None:
     (target / "stray.txt").write_text("from the old folder")
     with pytest.raises(DiveError, match="already exists; pass overwrite=True"):
         save_embeddings(target, _emb(n_docs=4, seed=1))  # kept by default
+    # a file added since dive wrote the folder would go with it: refused, as the CLI refuses
+    with pytest.raises(DiveError, match=r"holds files dive did not write \(stray\.txt\)"):
+        save_embeddings(target, _emb(n_docs=4, seed=1), overwrite=True)
+    (target / "stray.txt").unlink()
     save_embeddings(target, _emb(n_docs=4, seed=1), overwrite=True)
     back = load_embeddings(target)
     assert back.corpus.shape == (4, 8)
     np.testing.assert_array_equal(back.corpus, _emb(n_docs=4, seed=1).corpus)
-    assert not (target / "stray.txt").exists()
+    assert sorted(os.listdir(tmp_path)) == ["e"]
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_embeddings(tmp_path: Path) -> None:
+    """`dive embed --overwrite` checked its output when it started only: a folder made there
+    while it ran (another run's model, a user's notes) was deleted at the end, exit 0."""
+    target = tmp_path / "e"
+    target.mkdir()
+    (target / "notes.txt").write_text("precious")
+    with pytest.raises(DiveError, match=r"e: exists and is not an embeddings folder; refusing "
+                                        r"to replace it"):
+        save_embeddings(target, _emb(), overwrite=True)
+    assert os.listdir(target) == ["notes.txt"]
     assert sorted(os.listdir(tmp_path)) == ["e"]
 
 

@@ -31,8 +31,13 @@ from dive._io import refuse_special_file
 from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.data.beir import Dataset, clean_id, form_hint
 from dive.embed.encode import dataset_fingerprint, model_label
-from dive.embed.resumable import check_embeddings_output
-from dive.embed.store import Embeddings, read_ids, read_matrix, save_embeddings
+from dive.embed.store import (
+    Embeddings,
+    check_embeddings_output,
+    read_ids,
+    read_matrix,
+    save_embeddings,
+)
 from dive.errors import DataError, quoted
 from dive.scale.formats import (
     BadRow,

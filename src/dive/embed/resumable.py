@@ -32,10 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, check_output, clear_work_folder, held
+from dive._io import atomic_open, atomic_write_text, clear_work_folder, held
 from dive.arrays import UNIT_NORM_TOLERANCE, positive_integer
 from dive.embed import encode
-from dive.embed.store import FILES, Embeddings, save_embeddings
+from dive.embed.store import (
+    Embeddings,
+    check_embeddings_output,
+    save_embeddings,
+)
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -71,18 +75,6 @@ class _Chunk:
     @property
     def file(self) -> str:
         return f"{self.kind}-{self.index:06d}.npy"
-
-
-def is_embeddings_folder(path: Path) -> bool:
-    """Whether `path` holds the five files of an embeddings folder."""
-    return path.is_dir() and all((path / name).is_file() for name in FILES)
-
-
-def check_embeddings_output(target: Path, *, overwrite: bool) -> None:
-    """Refuse to write an embeddings folder over anything but one (and over one without
-    `overwrite`)."""
-    check_output(target, overwrite=overwrite, ours=is_embeddings_folder,
-                 what="an embeddings folder", folder=True, layout=FILES)
 
 
 def encode_to_folder(

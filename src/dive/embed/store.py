@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dive._io import (
+    check_output,
     naming_os_errors,
     parse_json_object,
     publish,
@@ -175,9 +176,24 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
     return Embeddings(corpus, corpus_ids, queries, query_ids, meta)
 
 
+def is_embeddings_folder(path: Path) -> bool:
+    """Whether `path` holds the five files of an embeddings folder."""
+    return path.is_dir() and all((path / name).is_file() for name in FILES)
+
+
+def check_embeddings_output(target: Path, *, overwrite: bool) -> None:
+    """Refuse to write an embeddings folder over anything but one (and over one without
+    `overwrite`)."""
+    check_output(target, overwrite=overwrite, ours=is_embeddings_folder,
+                 what="an embeddings folder", folder=True, layout=FILES)
+
+
 def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = False) -> None:
     """Write `emb` as an embeddings folder at `folder`; a non-empty folder already there
-    (even one written meanwhile) is kept with `DiveError` unless `overwrite`.
+    (even one written meanwhile) is kept with `DiveError` unless `overwrite`, and even then
+    unless it is an embeddings folder holding only what dive wrote (`check_embeddings_output`,
+    run again as the new folder is put in place: a folder that appeared during a long
+    encoding is never deleted).
 
     Everything is written into a temporary folder beside the target and renamed into place,
     so a reader finds the old folder or the new one. An existing folder is replaced by one
@@ -358,4 +374,6 @@ def _write_file(path: Path, write: Any) -> None:
 def _swap_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
     if target.exists() and not target.is_dir():
         raise DataError(f"{target}: exists and is not a folder; refusing to replace it")
+    if overwrite:  # what is there now, which may have appeared since the caller's check
+        check_embeddings_output(target, overwrite=True)
     publish(tmp, target, overwrite=overwrite)
