@@ -892,3 +892,38 @@ def test_a_parquet_list_column_whose_first_vector_is_empty_says_so(tmp_path: Pat
                                         r"dimension 0 \(row 0 is empty\)$"):
         compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=64,
                        progress=False)
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+@pytest.mark.parametrize("single", [True, False])
+def test_something_else_made_at_the_output_while_it_ran_is_kept(
+    tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch, single: bool,
+    overwrite: bool,
+) -> None:
+    """With overwrite, the output was checked when the run started only: a folder made there
+    meanwhile (a user's notes, another verb's model) was deleted at the end, exit 0; without
+    it, the error said to rerun with overwrite, which then refused the folder."""
+    src = tmp_path / "in"
+    src.mkdir()
+    np.save(src / "a.npy", stores.vectors(20))
+    dst = tmp_path / ("out.npy" if single else "out")
+    run = stream_module._Job.run
+
+    def run_then_someone_writes(self: Any, bar: Any) -> None:
+        run(self, bar)
+        dst.mkdir()
+        (dst / "notes.txt").write_text("precious")
+
+    monkeypatch.setattr(stream_module._Job, "run", run_then_someone_writes)
+    with pytest.raises(DiveError, match=r"exists and is not a compress output.*\(it appeared "
+                                        r"while this run worked\); the finished output is kept "
+                                        r"in .*: move it away and rerun") as caught:
+        compress_store(runtime, src / "a.npy" if single else src, dst, overwrite=overwrite,
+                       progress=False)
+    assert os.listdir(dst) == ["notes.txt"]
+    monkeypatch.setattr(stream_module._Job, "run", run)
+    os.rename(dst, tmp_path / "moved")  # as the error says: then the rerun publishes it
+    compress_store(runtime, src / "a.npy" if single else src, dst, progress=False)
+    out = np.load(dst) if single else np.load(dst / "a.npy")
+    np.testing.assert_array_equal(out, runtime(stores.vectors(20)))
+    assert "\n" not in str(caught.value)

@@ -432,16 +432,15 @@ def compress_store(
         partial.state_path.unlink()
         if not single:
             write_output_marker(partial.data, runtime)
-        try:  # without overwrite, an output another run published meanwhile is kept (DiveError)
+        try:  # what appeared meanwhile is kept: any output without overwrite, else another kind
+            if overwrite:
+                check_compress_output(dst, overwrite=True, single=single)
             publish(partial.data / dst.name if single else partial.data, dst,
                     overwrite=overwrite, keep_tmp=True)
         except DiveError:
-            # The finished work is whole: its state back, a rerun with overwrite publishes it.
+            # The finished work is whole: its state back, a rerun publishes it.
             partial.save(state)
-            raise DiveError(f"{dst}: already exists (another run wrote it meanwhile); the "
-                            f"finished output is kept in {partial.root}: rerun with "
-                            "overwrite=True to publish it without recomputing",
-                            param="overwrite") from None
+            raise _kept_for_later(dst, single, partial.root) from None
         except BaseException:
             shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
             raise
@@ -450,3 +449,17 @@ def compress_store(
         logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
         return CompressResult(dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name,
                               resumed, seconds, runtime.precision)
+
+
+def _kept_for_later(dst: Path, single: bool, root: Path) -> DiveError:
+    """What to do when something appeared at `dst` while the work ran: a compress output is
+    replaced by a rerun with overwrite; anything else has to be moved away first."""
+    try:
+        check_compress_output(dst, overwrite=True, single=single)
+    except DiveError as not_ours:
+        return DiveError(f"{not_ours} (it appeared while this run worked); the finished output "
+                         f"is kept in {root}: move it away and rerun to publish the output "
+                         "without recomputing")
+    return DiveError(f"{dst}: already exists (another run wrote it meanwhile); the finished "
+                     f"output is kept in {root}: rerun with overwrite=True to publish it "
+                     "without recomputing", param="overwrite")
