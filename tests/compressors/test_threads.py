@@ -1,4 +1,7 @@
-"""The number of threads changes how fast a fit runs, never the model (docs/methods.md)."""
+"""Fits on one and two threads: where a cause of difference was found (repeated rows added in
+a varying order), a two-thread fit is bitwise the one-thread fit. On real data the kernels
+can still split a sum another way (Search-Adaptor on cacm, 48-d: weights apart after three
+steps), so every learned method records its `threads` (docs/methods.md)."""
 
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ class DiveConfig(LearnedConfig):
     workers: int | None = None  # selection runs trained at once (threads; None: one per CPU);
     # the model is bitwise the same at any count
 
-    speed_fields: ClassVar[tuple[str, ...]] = ("threads", "workers")
+    speed_fields: ClassVar[tuple[str, ...]] = ("workers",)
 
     def rules(self) -> list[Rule]:
         rules: list[Rule] = [
