@@ -55,3 +55,21 @@ def test_fits_in_threads_of_one_process_are_bitwise_their_fits_alone() -> None:
             together = list(pool.map(fit, specs))
         for a, model in zip(alone, together, strict=True):
             np.testing.assert_array_equal(model.transform(corpus[:200]), a)
+
+
+def test_int8_ranges_are_bitwise_the_same_at_any_blas_thread_count() -> None:
+    """`dive fit --precision int8` calibrated outside the fit's thread cap: a shell allowing
+    two BLAS threads saved other `quantizer.low` / `width` bits than one allowing one."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    corpus = l2_normalize(rng.standard_normal((3000, 384))).astype(np.float32)
+    runtime = make_compressor("pca", 48).fit(corpus).runtime_
+    ranges = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            quantizer = runtime.with_precision("int8", corpus).quantizer
+        assert quantizer is not None
+        ranges.append((quantizer.low, quantizer.width))
+    np.testing.assert_array_equal(ranges[0][0], ranges[1][0])
+    np.testing.assert_array_equal(ranges[0][1], ranges[1][1])

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from dive.arrays import ArrayFields, BadRowError, as_unit_rows, is_integer, positive_integer
 from dive.compressors.precision import Precision, Quantizer, calibrate, check_precision
@@ -208,13 +209,20 @@ class Runtime(ArrayFields):
     def with_precision(self, precision: str, corpus: np.ndarray) -> Runtime:
         """This runtime ending in `precision`, calibrated on `corpus` (n, D) embeddings.
 
-        int8 ranges come from `embed(corpus)`; float32 drops any quantizer.
+        int8 ranges come from `embed(corpus)`, on one BLAS thread: a matrix product's last bits
+        depend on the thread count, and the ranges are part of the saved model, which one seed
+        and one input give bitwise whatever threads the environment allows.
+        float32 drops any quantizer.
         """
         base = replace(self, quantizer=None)
         if check_precision(precision) == "float32":
             return base
         # Only int8 reads the corpus outputs; the others need just the dimension.
-        outputs = base.embed(corpus) if precision == "int8" else np.zeros((0, self.output_dim))
+        if precision == "int8":
+            with threadpool_limits(limits=1, user_api="blas"):
+                outputs = base.embed(corpus)
+        else:
+            outputs = np.zeros((0, self.output_dim))
         return replace(base, quantizer=calibrate(precision, outputs))
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
