@@ -577,3 +577,17 @@ def test_dir_lists_the_lazy_api() -> None:
     import dive
 
     assert {"fit", "save", "load", "embed"} <= set(dir(dive))
+
+
+def test_fit_on_float64_arrays_normalises_rows_float32_cannot_hold() -> None:
+    """`dive.fit` cast to float32 before normalising: a float64 corpus or query row of 1e-50s
+    was refused as "norm 0", though `transform` and `Compressor.fit` took it."""
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((60, 16))
+    corpus[5] *= 1e-50
+    queries = corpus[:6] + 0.1 * rng.standard_normal((6, 16))
+    queries[3] *= 1e-50
+    model = dive.fit(corpus, method="search-adaptor:steps=2:select=false", dim=4,
+                     queries=queries, relevant=[[i] for i in range(6)])
+    np.testing.assert_allclose(model.transform(corpus[[5]]),
+                               model.transform(corpus[[5]] * 1e50), atol=1e-6)  # its direction

@@ -48,6 +48,16 @@ def test_a_float64_row_too_small_for_float32_is_normalised_from_its_own_values()
         as_unit_rows(np.array([[1.0, 0.0], [0.0, 0.0]]), name="x")
 
 
+def test_a_float64_row_whose_squares_underflow_is_normalised_too() -> None:
+    """A row of 1e-200s (norm 5e-200, which float64 holds) was refused as "norm 0": its
+    squares, 1e-400, are 0 in float64 too."""
+    from dive.arrays import as_unit_rows
+
+    wide = np.array([[3e-200, 4e-200], [3.0, 4.0], [0.0, 5e-324]])
+    np.testing.assert_allclose(as_unit_rows(wide), [[0.6, 0.8], [0.6, 0.8], [0.0, 1.0]],
+                               rtol=1e-6)
+
+
 def _resident_file_kb() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("RssFile:"))

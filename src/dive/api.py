@@ -256,7 +256,7 @@ def fit(
                         f"an (n, D) float numpy array{hint}, a dataset name, a BEIR-layout "
                         "folder or a Dataset")
     if isinstance(data, np.ndarray):
-        from dive.arrays import as_embeddings, check_floating
+        from dive.arrays import as_unit_rows, check_floating
         from dive.compressors.base import checked_seed
 
         # Each of these says where a dataset's embeddings and labels come from; arrays bring
@@ -266,7 +266,8 @@ def fit(
             ("data_dir", data_dir)) if value is not None],
             "with corpus arrays, data is the embeddings and queries=/relevant= the labels")
         check_floating(data, name="corpus embeddings")
-        corpus = as_embeddings(data, name="corpus embeddings")
+        # unit rows from the values as given: a float64 row of 1e-50s is all zeros in float32
+        corpus = as_unit_rows(data, name="corpus embeddings")
         compressor = _compressor(method, dim, ratio, corpus.shape[1], seed)
         if not compressor.supervised and (queries is not None or relevant is not None):
             logger.warning("fit: %s learns without labels; queries= and relevant= are not "
@@ -352,7 +353,7 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
     out for validation as a dataset's labels are (`dive.data.splits.n_validation` of them,
     drawn with `seed`): without it a baseline had no validation set to choose its settings
     and checkpoint on, where `dive fit` on the same labels gives it one."""
-    from dive.arrays import as_embeddings, as_unit_rows, check_floating
+    from dive.arrays import as_unit_rows, check_floating
     from dive.compressors.base import LabelledQueries, TrainingData, require_relevant
     from dive.data.splits import hold_out
 
@@ -369,8 +370,7 @@ def _array_labels(corpus: np.ndarray, queries: np.ndarray | None,
     check_floating(queries, name="queries")
     # unit rows as training makes them, so a zero row is named by its row of queries= (it
     # was "validation queries: row 3" of the split)
-    q = as_unit_rows(as_embeddings(queries, name="queries", dim=corpus.shape[1]),
-                     name="queries")
+    q = as_unit_rows(queries, name="queries", dim=corpus.shape[1])
     if len(relevant) != q.shape[0]:
         raise DataError(f"relevant: {len(relevant)} entries for {q.shape[0]} queries")
     grades = []

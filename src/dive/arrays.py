@@ -304,13 +304,17 @@ def as_unit_rows(x: object, *, name: str = "embeddings", dim: int | None = None)
     for start in range(0, off.size, RESCALE_BLOCK):
         block = off[start:start + RESCALE_BLOCK]
         rows = given[block].astype(np.float64)
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        # divided by its largest value first: the squares of a row of 1e-200s underflow to 0
+        peaks = np.abs(rows).max(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
+            rows /= peaks
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
             scaled = (rows / norms).astype(np.float32)
-        bad = (norms[:, 0] == 0) | ~np.isfinite(scaled).all(axis=1)
+        bad = (peaks[:, 0] == 0) | ~np.isfinite(scaled).all(axis=1)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
-            raise BadRowError(name, int(block[first]), f"has norm {norms[first, 0]:.6g} and "
+            norm = peaks[first, 0] * norms[first, 0] if peaks[first, 0] else 0.0
+            raise BadRowError(name, int(block[first]), f"has norm {norm:.6g} and "
                               "cannot be L2-normalised")
         out[block] = scaled
     return out

@@ -927,3 +927,17 @@ def test_something_else_made_at_the_output_while_it_ran_is_kept(
     out = np.load(dst) if single else np.load(dst / "a.npy")
     np.testing.assert_array_equal(out, runtime(stores.vectors(20)))
     assert "\n" not in str(caught.value)
+
+
+def test_a_float64_npy_row_below_float32_is_named_as_a_parquet_one_is(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """A .npy row of 1e-50s was "row 5 has norm 0 and cannot be L2-normalised", where the
+    same row in a Parquet store says what is wrong and what to do."""
+    x = stores.vectors(20).astype(np.float64)
+    x[5] *= 1e-50
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(DataError, match=r"x\.npy: row 5 has only values below float32's "
+                                        r"smallest .*; scale the rows"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    assert not (tmp_path / "y.npy").exists()

@@ -60,7 +60,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from dive._io import as_path, atomic_open, made_folder, named, naming_os_errors, publish
-from dive.arrays import BadRowError, non_finite_problem, positive_integer, to_float32
+from dive.arrays import (
+    BELOW_FLOAT32,
+    BadRowError,
+    non_finite_problem,
+    positive_integer,
+    to_float32,
+)
 from dive.errors import DataError, DiveError
 from dive.scale.checks import (
     check_apart,
@@ -134,6 +140,12 @@ def compress_rows(
         row = int(np.flatnonzero(~finite)[0])
         ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
         raise fail(row, f"{ident} {non_finite_problem(wide[row])}")
+    if wide.dtype.itemsize > x.dtype.itemsize:  # as a Parquet store's rows are read
+        vanished = np.flatnonzero(~x.any(axis=1) & wide.any(axis=1))
+        if vanished.size:  # else "has norm 0" of a row that is not
+            row = int(vanished[0])
+            ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
+            raise fail(row, f"{ident} {BELOW_FLOAT32}")
     try:
         y = runtime(x)
     except BadRowError as exc:  # a zero row: name the file and the row in the store
