@@ -365,3 +365,58 @@ def test_a_work_folder_no_run_marked_is_refused_not_emptied(ray_cluster: Any, mo
     stores.write_parquet(work / "0359abc_000000-0.parquet", stores.vectors(20))
     compress_parquet(model_dir, tmp_path / "in.parquet", tmp_path / "out")
     assert not work.exists() and (tmp_path / "out").is_dir()
+
+
+@pytest.mark.parametrize("name", ["y.parquet", "y.PQ", "y.npy"])
+def test_a_ray_output_named_as_a_file_is_refused_as_the_local_engine_refuses_it(
+    tmp_path: Path, runtime, stores, name: str
+) -> None:
+    """`--engine ray --output r.parquet` wrote a folder named r.parquet, which the local
+    engine refuses ("drop the '.parquet' suffix")."""
+    from dive.integrations.ray import compress_parquet
+
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(20))
+    suffix = name.rsplit(".", 1)[1]
+    with pytest.raises(DiveError, match=rf"y\.{suffix}: the Ray engine writes a folder of "
+                                        rf"Parquet files; drop the '\.{suffix}' suffix"):
+        compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / name)
+    assert not (tmp_path / name).exists()
+
+
+def test_a_missing_id_column_is_not_answered_with_advice_ray_refuses(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """"no id column 'nope' ...; pass id_column=None to carry no ids": the Ray engine then
+    refused that, as it needs ids to match rows back."""
+    from dive.integrations.ray import compress_parquet
+
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(20))
+    with pytest.raises(DataError, match=r"no id column 'nope' \(columns: [^)]*\)$"):
+        compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y", id_column="nope")
+
+
+def test_starting_ray_keeps_the_processs_signal_handlers() -> None:
+    """Ray installs its own: a SIGTERM to `dive compress --engine ray` aborted with Ray's
+    stack dump and exit 134, not dive's one line and 143."""
+    import signal
+
+    from dive.integrations.ray import init_keeping_signals
+
+    def ours(signum: int, frame: object) -> None:
+        raise AssertionError("not called")
+
+    class FakeRay:
+        def init(self, **options: Any) -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as Ray's handler replaces ours
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        signal.signal(signal.SIGTERM, ours)
+        signal.signal(signal.SIGINT, ours)
+        init_keeping_signals(FakeRay())
+        assert signal.getsignal(signal.SIGTERM) is ours
+        assert signal.getsignal(signal.SIGINT) is ours
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

@@ -27,6 +27,8 @@ import logging
 import os
 import re
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -262,8 +264,9 @@ def compress_parquet(
         raise DataError(f"{src}: no such file or folder")
     if src.is_file() and src.suffix.lower() not in (".parquet", ".pq"):
         raise DataError(f"{src}: the Ray engine reads Parquet; use the local engine for .npy")
-    if dst.suffix.lower() == ".npy":
-        raise DiveError(f"{dst}: the Ray engine writes a folder of Parquet files, not .npy")
+    if dst.suffix.lower() in (".npy", ".parquet", ".pq"):  # as the local engine names a folder
+        raise DiveError(f"{dst}: the Ray engine writes a folder of Parquet files; drop the "
+                        f"{dst.suffix!r} suffix")
     check_apart(src, dst)
     check_compress_output(dst, overwrite=overwrite, single=False)
     runtime = resolve_runtime(model)
@@ -274,7 +277,7 @@ def compress_parquet(
                         param="id_column")
     files, n_rows = _parquet_files(src), 0
     for path in files:  # what the local engine checks, before Ray starts
-        layout = inspect_parquet(path, column, id_column)
+        layout = inspect_parquet(path, column, id_column, ids_optional=False)
         check_dimension(path, layout.dim, runtime, first_row=not layout.declared)
         n_rows += layout.n_rows
     check_has_rows(src, n_rows)
@@ -289,7 +292,7 @@ def compress_parquet(
             OUTPUT_MARKER, MANIFEST) or _RAY_PART.fullmatch(name) is not None)
         (tmp / _WORK_MARK).touch()
         if not ray.is_initialized():
-            ray.init(logging_level=logging.WARNING)  # no start-up chatter around dive's lines
+            init_keeping_signals(ray)
         with _console_without_ray_data_errors():
             _write_compressed(ray, src, tmp, runtime, column=column,
                               output_column=out_column, id_column=id_column,
@@ -301,9 +304,23 @@ def compress_parquet(
                             "published")
         (tmp / _WORK_MARK).unlink()
         write_output_marker(tmp, runtime)
+        if overwrite:  # what is there now, which may have appeared since the check above
+            check_compress_output(dst, overwrite=True, single=False)
         publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
     logger.info("%s: %d vectors compressed on Ray", dst, rows)
     return rows
+
+
+def init_keeping_signals(ray: Any) -> None:
+    """`ray.init()` without start-up chatter around dive's lines, keeping the process's
+    handlers of SIGINT, SIGTERM and SIGHUP: Ray installs its own, so a SIGTERM aborted with
+    Ray's stack dump and exit 134, not dive's one line and 143."""
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    ray.init(logging_level=logging.WARNING)
+    if threading.current_thread() is threading.main_thread():  # where handlers can be set
+        for sig, handler in kept.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(sig, handler)
 
 
 def _parquet_files(src: Path) -> list[Path]:
