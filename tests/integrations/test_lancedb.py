@@ -263,6 +263,11 @@ def test_bad_rows_name_the_row_and_id_and_leave_nothing(
         dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), batch_size=500,
                           progress=False)
     assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+    # into a new database: the folders made for it go again (they were left, empty)
+    with pytest.raises(DataError, match=r"row 1234 \(id 'doc1234'\)"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(tmp_path / "new" / "sub", "small"),
+                          batch_size=500, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db"]
 
 
 @pytest.mark.parametrize(("setup", "kwargs", "message"), [

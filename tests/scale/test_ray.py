@@ -420,3 +420,17 @@ def test_starting_ray_keeps_the_processs_signal_handlers() -> None:
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def test_a_failed_ray_run_leaves_no_output_folder_it_made(
+    ray_cluster: Any, tmp_path: Path, runtime, stores
+) -> None:
+    """The parents of `--output` were made before the work and left, empty, after a bad row."""
+    from dive.integrations.ray import compress_parquet
+
+    x = stores.vectors(50)
+    x[7] = np.nan
+    stores.write_parquet(tmp_path / "x.parquet", x)
+    with pytest.raises(DataError, match="contains NaN or inf"):
+        compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "new" / "sub" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]

@@ -47,6 +47,7 @@ from dive._io import (
     atomic_open,
     check_output,
     check_overwrite,
+    made_folder,
     mark_written_before,
     naming_os_errors,
     publish,
@@ -273,7 +274,6 @@ def compress_table(
         work_name = f"{dst.name}.lance.{out_column}"
     else:
         _check_table_output(dst, overwrite)
-        dst.db.mkdir(parents=True, exist_ok=True)
         fields = [] if id_column is None else [schema.field(id_column)]
         out_schema = import_pyarrow().schema(
             [*fields, import_pyarrow().field(out_column, value)], metadata={MARKER_KEY: marker})
@@ -288,7 +288,8 @@ def compress_table(
         "id_column": id_column,
     }
     partial = Partial(dst.db / work_name)
-    with partial.held():  # a second run on this output fails at once
+    # a new database's folders are removed again if the run fails (unless a resume needs them)
+    with made_folder(dst.db), partial.held():  # a second run on this output fails at once
         state = partial.start(job)
         resumed = int(state["rows_done"])
         columns = [column] if id_column is None else [id_column, column]

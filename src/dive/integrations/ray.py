@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import MANIFEST, clear_work_folder, held, named, publish
+from dive._io import MANIFEST, clear_work_folder, held, made_folder, named, publish
 from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -284,8 +284,8 @@ def compress_parquet(
     if id_column is not None:
         check_parquet_ids(src, files, src.is_file(), id_column)
     tmp = dst.parent / f".{dst.name}.ray-partial"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with held(tmp, dst):  # a second run on this output fails at once, as the local engine's does
+    # with made_folder: a failed run leaves no output folders it made, as the local engine's
+    with made_folder(dst.parent), held(tmp, dst):  # a second run on this output fails at once
         # a killed run's files (this engine starts over): only the folder a run marked, or
         # Ray's own files and dive's marks, never a user's
         clear_work_folder(tmp, lambda name: (tmp / _WORK_MARK).is_file() or name in (
