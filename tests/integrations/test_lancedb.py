@@ -824,3 +824,24 @@ def test_ctrl_c_as_the_final_commit_returns_keeps_the_output_and_says_so(
     table = read(dl.open_table(uri(db, target)), "id", column or "vector")
     np.testing.assert_allclose(table[column or "vector"],
                                load(model_dir).transform(vectors(N)), atol=1e-6)
+
+
+def test_rows_added_after_the_column_was_compressed_are_said_not_to_be_searched(
+    tmp_path: Path, model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Their compressed column is null and LanceDB skips them: a query equal to a new row's
+    vector never found it, without a word."""
+    db = tmp_path / "db"
+    table = make_table(db, x=vectors(300))
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                      progress=False)
+    new = vectors(5, seed=9)
+    table.add(pa.table({
+        "id": [f"new{i}" for i in range(5)], "text": ["new"] * 5,
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(new.reshape(-1)), DIM)}))
+    with caplog.at_level(logging.WARNING, logger="dive"):
+        dl.search(uri(db, "docs"), model_dir, new[:1], k=3, column="v8")
+    said = [r.getMessage() for r in caplog.records if "not searched" in r.getMessage()]
+    assert said == ["table 'docs': 5 of 305 rows have no value in column 'v8' (added after it "
+                    "was compressed?) and are not searched; compress the table again with "
+                    "overwrite to include them"]

@@ -508,6 +508,16 @@ class Hits:
     scores: list[np.ndarray]  # float32 inner products, descending
 
 
+def _warn_unfilled(table: Any, column: str, where: str) -> None:
+    """Rows whose `column` is null (added after it was compressed) are never searched:
+    LanceDB skips them without a word, so say how many."""
+    unfilled = table.count_rows(f"`{column}` IS NULL")
+    if unfilled:
+        logger.warning("%s: %d of %d rows have no value in column %r (added after it was "
+                       "compressed?) and are not searched; compress the table again with "
+                       "overwrite to include them", where, unfilled, table.count_rows(), column)
+
+
 def search(
     table: Any,
     model: ModelLike,
@@ -556,6 +566,7 @@ def search(
     if id_column not in table.schema.names:
         raise DataError(f"{where}: no id column {id_column!r} (columns: "
                         f"{', '.join(table.schema.names)})")
+    _warn_unfilled(table, column, where)
     if not len(compressed):
         return Hits([], [])
     n_candidates, full_column = k, None
