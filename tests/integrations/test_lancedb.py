@@ -845,3 +845,25 @@ def test_rows_added_after_the_column_was_compressed_are_said_not_to_be_searched(
     assert said == ["table 'docs': 5 of 305 rows have no value in column 'v8' (added after it "
                     "was compressed?) and are not searched; compress the table again with "
                     "overwrite to include them"]
+
+
+def test_a_column_of_variable_size_lists_is_compressed_as_a_fixed_size_one(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """LanceDB stores Python lists outside a column named "vector" as list<double>: refused
+    ("must hold fixed-size vectors"), where the same column in Parquet was compressed."""
+    db = tmp_path / "db"
+    x = vectors(200)
+    rows = [{"id": f"doc{i}", "emb": [float(v) for v in x[i]]} for i in range(200)]
+    table = lancedb.connect(str(db)).create_table("lists", rows)
+    assert pa.types.is_list(table.schema.field("emb").type)
+    dl.compress_table(model_dir, uri(db, "lists"), uri(db, "small"), column="emb",
+                      progress=False)
+    small = read(dl.open_table(uri(db, "small")), "id", "emb")
+    assert small["id"] == [f"doc{i}" for i in range(200)]
+    np.testing.assert_allclose(small["emb"], load(model_dir).transform(x), atol=1e-6)
+    rows[7]["emb"] = rows[7]["emb"][:-1]  # one row shorter
+    lancedb.connect(str(db)).create_table("ragged", rows)
+    with pytest.raises(DataError, match=r"ragged: row 7"):
+        dl.compress_table(model_dir, uri(db, "ragged"), uri(db, "small2"), column="emb",
+                          progress=False)

@@ -200,6 +200,22 @@ def vector_dim(schema: pa.Schema, column: str, where: str) -> int:
 # --- compress ----------------------------------------------------------------------------------
 
 
+def _input_dim(table: Any, column: str, where: str, expected: int) -> int:
+    """The dimension of the input's vector `column`: a fixed-size column's, or for a column
+    of variable-size lists of numbers (what LanceDB makes of Python lists outside a column
+    named "vector", and what a Parquet input may hold too) its first row's length, every row
+    then checked as it is read; `expected` where the first row says nothing (null)."""
+    pa = import_pyarrow()
+    vtype = table.schema.field(column).type if column in table.schema.names else None
+    if vtype is None or not (pa.types.is_list(vtype) or pa.types.is_large_list(vtype)):
+        return vector_dim(table.schema, column, where)
+    if not (pa.types.is_floating(vtype.value_type) or pa.types.is_integer(vtype.value_type)):
+        raise DataError(f"{where}: column {column!r} must hold vectors of numbers, got {vtype}")
+    first = table.head(1).column(column)
+    return len(first[0].as_py()) if len(first) and first[0].is_valid else expected
+
+
+
 def compress_table(
     model: ModelLike,
     input: str | os.PathLike[str] | TableRef,
@@ -248,7 +264,7 @@ def compress_table(
     version = table.version
     table.checkout(version)  # read one version, whatever is written meanwhile
     schema = table.schema
-    dim = vector_dim(schema, column, str(src))
+    dim = _input_dim(table, column, str(src), runtime.input_dim)
     if import_pyarrow().types.is_integer(schema.field(column).type.value_type):
         raise DataError(integer_codes(f"{src}: column {column!r}",
                                       schema.field(column).type.value_type))
