@@ -978,11 +978,31 @@ def test_texts_longer_than_the_model_reads_are_warned(
 
     fake_model.max_seq_length = 4  # type: ignore[attr-defined]
     warn_truncated(fake_model, ["one two three four", "a b c d e", "x"], "toy documents")
-    assert ("1 of 3 toy documents have more than 4 words (first: toy document 1); the model "
-            "embeds the first 4 tokens of each, the rest is not read") in caplog.text
+    assert ("1 of 3 toy documents have more than 4 words, so the 4 tokens the model reads "
+            "(first: toy document 1); the rest of each is not embedded") in caplog.text
     caplog.clear()
     warn_truncated(fake_model, ["one two three four"], "toy documents")
     assert not caplog.text
+
+
+def test_long_texts_are_counted_in_the_models_tokens_and_named_by_id(
+    fake_model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Counted in words, a document of 200 long words (1531 tokens, 6 times what the model
+    reads) was never named, and SciFact's count was a third of the documents cut."""
+    from dive.embed import encode
+
+    def characters(texts: list[str], verbose: bool = True) -> dict[str, list[list[int]]]:
+        assert not verbose  # the tokenizer's own warning names its 512, not the model's limit
+        return {"input_ids": [[ord(c) for c in text] for text in texts]}
+
+    fake_model.max_seq_length = 4  # type: ignore[attr-defined]
+    fake_model.tokenizer = characters  # type: ignore[attr-defined]
+    texts = ["abcd", "abcdefgh", "x", "one"] * 700  # more than one batch of TOKEN_COUNT_BATCH
+    ids = [f"doc{i}" for i in range(len(texts))]
+    encode.warn_truncated(fake_model, texts, "toy documents", ids)
+    assert ("700 of 2800 toy documents are longer than the 4 tokens the model reads (first: "
+            "id 'doc1'); the rest of each is not embedded") in caplog.text
 
 
 def test_another_datasets_smaller_folder_is_named_as_such(tmp_path: Path) -> None:

@@ -209,19 +209,37 @@ def _check_on_hub(name: str, repo_ids: list[str]) -> None:
                     f"hub has no model {' or '.join(repo_ids)}")
 
 
-def warn_truncated(model: Any, texts: Sequence[str], what: str) -> None:
+TOKEN_COUNT_BATCH = 1024  # texts tokenized at a time to count their tokens
+
+
+def warn_truncated(model: Any, texts: Sequence[str], what: str,
+                   ids: Sequence[str] | None = None) -> None:
     """Warn when texts are longer than the model reads: it embeds the first `max_seq_length`
-    tokens of each (256 for the default model, about 200 words) and drops the rest, without a
-    word from sentence-transformers. Counted in words, which never outnumber the tokens, so
-    every text named is cut (some shorter ones may be too)."""
+    tokens of each (256 for the default model, special tokens included) and drops the rest,
+    without a word from sentence-transformers. Counted with the model's tokenizer, a batch of
+    texts at a time (words where it has none: they never outnumber the tokens, so every text
+    named is cut, but a text of 200 long words may be cut unnamed); the first one is named by
+    its id in `ids`, else by its row."""
     limit = getattr(model, "max_seq_length", None)
     if not isinstance(limit, int) or limit <= 0:
         return
-    long = [i for i, text in enumerate(texts) if len(text.split()) > limit]
+    tokenizer = getattr(model, "tokenizer", None)
+    if callable(tokenizer):
+        unit, long = "tokens", []
+        for start in range(0, len(texts), TOKEN_COUNT_BATCH):
+            batch = list(texts[start:start + TOKEN_COUNT_BATCH])
+            # verbose=False: no "longer than the specified maximum" line of the tokenizer's,
+            # which names its own 512, not the limit the model reads
+            lengths = [len(row) for row in tokenizer(batch, verbose=False)["input_ids"]]
+            long += [start + i for i, n in enumerate(lengths) if n > limit]
+    else:
+        unit = "words"
+        long = [i for i, text in enumerate(texts) if len(text.split()) > limit]
     if long:
-        logger.warning("%d of %d %s have more than %d words (first: %s %d); the model embeds "
-                       "the first %d tokens of each, the rest is not read", len(long),
-                       len(texts), what, limit, what.rstrip("s"), long[0], limit)
+        first = f"id {ids[long[0]]!r}" if ids is not None else f"{what.rstrip('s')} {long[0]}"
+        longer = "are longer than" if unit == "tokens" else f"have more than {limit} words, so"
+        logger.warning("%d of %d %s %s the %d tokens the model reads (first: %s); the rest of "
+                       "each is not embedded", len(long), len(texts), what, longer, limit, first)
 
 
 def encode_texts(
@@ -278,7 +296,7 @@ def embed_dataset(
         len(dataset.query_ids),
         model_name,
     )
-    warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents")
+    warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents", dataset.corpus_ids)
     corpus = encode_texts(model, dataset.corpus_texts, batch_size=batch_size, progress=progress)
     queries = encode_texts(model, dataset.query_texts, batch_size=batch_size, progress=progress)
     meta = {**encoding_meta(dataset, model_name, batch_size), "dim": int(corpus.shape[1]),

@@ -142,7 +142,8 @@ def encode_to_folder(
                     shutil.rmtree(work, ignore_errors=True)
                 raise
         if todo:
-            encode.warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents")
+            encode.warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents",
+                                  dataset.corpus_ids)
         with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
                   disable=not progress, dynamic_ncols=True) as bar:
             for chunk in todo:
