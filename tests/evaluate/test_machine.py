@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 from pathlib import Path
 
 from dive.evaluate.machine import MACHINE_FIELD, machine_difference, machine_facts
@@ -21,7 +22,10 @@ def test_every_record_names_this_machine(tiny: tuple[Path, Path]) -> None:
         machine = json.loads(line)[MACHINE_FIELD]
         assert machine == machine_facts()
         assert machine["python"] == platform.python_version()
-        assert machine["torch"].split()[0] == __import__("torch").__version__
+        torch = sys.modules.get("torch")  # named only where the process loaded it
+        assert machine["torch"] == ("not loaded" if torch is None else
+                                    f"{torch.__version__} "
+                                    f"{torch.backends.cpu.get_cpu_capability()}")
 
 
 def test_a_replay_names_what_differs_from_the_recorded_machine() -> None:
@@ -36,3 +40,15 @@ def test_a_caller_changing_the_facts_does_not_change_the_next_record() -> None:
     facts = machine_facts()
     facts["cpu"] = "changed"
     assert machine_facts()["cpu"] != "changed"
+
+
+def test_naming_the_machine_never_loads_torch() -> None:
+    """A training-free grid never loads torch (seconds per process); naming its machine must
+    not either."""
+    import subprocess
+
+    code = ("import sys; from dive.evaluate.machine import machine_facts; "
+            "print(machine_facts()['torch'], 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "not loaded False"

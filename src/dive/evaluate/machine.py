@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import platform
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -42,13 +43,12 @@ def _blas() -> str:
 
 
 def _torch() -> str:
-    """torch's version and the CPU vector capability its kernels use."""
-    try:
-        import torch
-    except ImportError:
-        return "not installed"
-    capability = torch.backends.cpu.get_cpu_capability()
-    return f"{torch.__version__} {capability}"
+    """torch's version and the CPU vector capability its kernels use, where the process has
+    loaded it (a training-free run never does, and its figures owe torch nothing)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return "not loaded"
+    return f"{torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
 
 
 def _version(package: str) -> str:
@@ -60,16 +60,15 @@ def _version(package: str) -> str:
 
 def machine_facts() -> dict[str, Any]:
     """This machine, as a record's `machine` field states it (a new dict each call)."""
-    return dict(_facts())
+    return {**_fixed_facts(), "torch": _torch()}
 
 
 @functools.cache
-def _facts() -> dict[str, Any]:
+def _fixed_facts() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
         "arch": platform.machine(),
         "blas": _blas(),
-        "torch": _torch(),
         "numpy": _version("numpy"),
         "python": platform.python_version(),
     }
@@ -80,8 +79,7 @@ def machine_difference(record: dict[str, Any]) -> str:
     recorded = record.get(MACHINE_FIELD)
     if not isinstance(recorded, dict):
         return "the record does not name its machine"
-    here = _facts()
-    changes = [f"{key} {recorded.get(key)!s} -> {value}" for key, value in here.items()
-               if recorded.get(key) != value]
+    changes = [f"{key} {recorded.get(key)!s} -> {value}"
+               for key, value in machine_facts().items() if recorded.get(key) != value]
     return "recorded on this machine" if not changes else \
         "recorded on another machine: " + ", ".join(changes)
