@@ -1026,10 +1026,15 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
+        from dive.data.download import interrupted_download
+
         output = getattr(args, "output", None)
         if args is not None and output is not None and written_before(exc):  # once in place
             _written_in_full(args, output)
-        print(f"dive: interrupted; {_kept_after_interrupt(args)}", file=sys.stderr)
+        downloading = interrupted_download(exc)  # before any run or chunk: none to resume
+        kept = (f"the download of dataset {downloading} was discarded; a rerun downloads it "
+                "again" if downloading else _kept_after_interrupt(args))
+        print(f"dive: interrupted; {kept}", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)  # `_Stopped`, or __main__'s
 
 

@@ -216,3 +216,163 @@ def test_a_download_cut_short_is_named_as_such_and_leaves_nothing(
     with pytest.raises(DataError, match=rf"{path}: download failed: {problem}"):
         download_beir("tiny", cache, url=f"{cut_server}/{path}")
     assert list(cache.iterdir()) == []
+
+
+def _members(archive: Path, folder: Path, top: str) -> Path:
+    """`folder` zipped under `top/` (a path of several parts for a wrapper folder)."""
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, f"{top}/{path.relative_to(folder)}")
+    return archive
+
+
+def test_a_wrapper_folder_above_the_dataset_is_looked_through(
+    make_beir: MakeBeir, tmp_path: Path
+) -> None:
+    """`datasets/toy/corpus.jsonl` was taken for a collection (cqadupstack) and cached as
+    `toy/toy/`, which no later load could read and no rerun replaced."""
+    archive = _members(tmp_path / "toy.zip", make_beir("toy"), "datasets/toy")
+    got = download_beir("toy", tmp_path / "cache", url=archive.as_uri())
+    assert (got / "corpus.jsonl").is_file()
+    assert load_beir(got).corpus_ids
+
+
+def test_two_datasets_none_of_that_name_are_refused_not_guessed(
+    make_beir: MakeBeir, tmp_path: Path
+) -> None:
+    archive = tmp_path / "toy.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for top in ("zeta", "alpha"):
+            folder = make_beir(top)
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    zf.write(path, f"{top}/{path.relative_to(folder)}")
+    with pytest.raises(DataError, match=r"the archive holds several datasets \(alpha, zeta\), "
+                                        r"none named 'toy'"):
+        download_beir("toy", tmp_path / "cache", url=archive.as_uri())
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def _bad_zip(tmp_path: Path, kind: str, make_beir: MakeBeir) -> Path:
+    archive = _members(tmp_path / "toy.zip", make_beir("toy"), "toy")
+    data = archive.read_bytes()
+    if kind == "encrypted":  # the general-purpose flag bit 0 of every member
+        data = data.replace(b"PK\x03\x04\x14\x00\x00\x00", b"PK\x03\x04\x14\x00\x01\x00")
+        data = data.replace(b"PK\x01\x02\x14\x03\x14\x00\x00\x00",
+                            b"PK\x01\x02\x14\x03\x14\x00\x01\x00")
+    elif kind == "link":
+        with zipfile.ZipFile(archive, "a") as zf:
+            link = zipfile.ZipInfo("toy/qrels/train.tsv")
+            link.external_attr = (0o120777 << 16)
+            zf.writestr(link, "../../etc/passwd")
+        return archive
+    archive.write_bytes(data)
+    return archive
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("encrypted", r"not a readable zip archive: .*encrypted"),
+    ("link", r"the archive holds a symbolic link \(toy/qrels/train\.tsv\); a BEIR archive "
+             r"holds files only"),
+])
+def test_an_archive_zipfile_cannot_unpack_safely_is_one_error(
+    make_beir: MakeBeir, tmp_path: Path, kind: str, message: str
+) -> None:
+    """An encrypted member was zipfile's RuntimeError (a traceback); a link member was
+    written as a file holding its target's path, cached, then read as qrels."""
+    archive = _bad_zip(tmp_path, kind, make_beir)
+    with pytest.raises(DataError, match=message):
+        download_beir("toy", tmp_path / "cache", url=archive.as_uri())
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_member_name_that_is_not_utf8_is_one_error(make_beir: MakeBeir, tmp_path: Path) -> None:
+    archive = _members(tmp_path / "toy.zip", make_beir("toy"), "toy")
+    data = archive.read_bytes()
+    # mark the first name UTF-8 (flag bit 11) and put a byte no UTF-8 text holds in it
+    data = data.replace(b"toy/corpus.jsonl", b"toy/corpus\xff.json", 2)
+    data = data.replace(b"PK\x03\x04\x14\x00\x00\x00", b"PK\x03\x04\x14\x00\x00\x08")
+    data = data.replace(b"PK\x01\x02\x14\x03\x14\x00\x00\x00",
+                        b"PK\x01\x02\x14\x03\x14\x00\x00\x08")
+    archive.write_bytes(data)
+    with pytest.raises(DataError, match=r"not a readable zip archive"):
+        download_beir("toy", tmp_path / "cache", url=archive.as_uri())
+
+
+@pytest.mark.parametrize("url", ["/a/plain/path.zip", "http://[::1/x"])
+def test_a_url_urllib_cannot_take_is_one_error(tmp_path: Path, url: str) -> None:
+    with pytest.raises(DataError, match=r"download failed"):
+        download_beir("toy", tmp_path / "cache", url=url)
+
+
+def test_a_failed_write_while_unpacking_is_not_blamed_on_the_archive(
+    beir_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    def full(self: zipfile.ZipFile, path: object = None, members: object = None,
+             pwd: object = None) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", full)
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=rf"^{cache}: cannot unpack the download there: No "
+                                        "space left on device$"):
+        download_beir("tiny", cache, url=beir_zip.as_uri())
+
+
+def test_an_interrupted_download_is_marked_so_the_cli_says_nothing_was_kept(
+    beir_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dive embed` interrupted while downloading said "finished chunks are saved and a rerun
+    resumes"; the partial download is discarded and a rerun downloads from the start."""
+    import dive.data.download as download
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download, "_fetch", interrupted)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        download_beir("tiny", tmp_path / "cache", url=beir_zip.as_uri())
+    assert download.interrupted_download(caught.value) == "tiny"
+
+
+def test_a_collection_of_datasets_is_named_with_its_sub_datasets(
+    make_beir: MakeBeir, tmp_path: Path
+) -> None:
+    """The bare name `cqadupstack` ended in "corpus.jsonl: missing", no hint of
+    `cqadupstack/android`."""
+    from dive.data.download import load_dataset
+
+    collection = tmp_path / "coll"
+    collection.mkdir()
+    for sub in ("b", "a"):
+        make_beir(sub).rename(collection / sub)
+    with pytest.raises(DataError, match=rf"^{collection}: a collection of datasets \(a, b\), "
+                                        rf"not one; name one as {collection}/a$"):
+        load_dataset(str(collection))
+    assert load_dataset(str(collection / "a")).corpus_ids
+
+
+def test_the_cli_says_an_interrupted_download_kept_nothing(
+    beir_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import dive.data.download as download
+    from dive.cli import main
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("DIVE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DIVE_DATA", raising=False)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no ./tiny to find
+    monkeypatch.setattr(download, "BEIR_URL", beir_zip.as_uri().replace("tiny.zip", "{name}.zip"))
+    monkeypatch.setattr(download, "_fetch", interrupted)
+    assert main(["embed", "--dataset", "tiny", "--no-progress"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "dive: interrupted; the download of dataset tiny was discarded; a rerun downloads it "
+        "again")

@@ -15,10 +15,12 @@ what urllib does, and cleaning up temporary folders left by a killed process (th
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import logging
 import os
 import re
+import stat
 import sys
 import tempfile
 import urllib.error
@@ -135,8 +137,15 @@ def resolve_dataset(
 def load_dataset(
     name_or_path: str, *, data_dir: str | Path | None = None, download: bool = True
 ) -> Dataset:
-    """`resolve_dataset` then `load_beir`, named by `dataset_name`."""
+    """`resolve_dataset` then `load_beir`, named by `dataset_name`; a collection of datasets
+    (cqadupstack) is named with its sub-datasets, as it holds no corpus of its own."""
     folder = resolve_dataset(name_or_path, data_dir=data_dir, download=download)
+    subs = [] if _looks_like_beir(folder, depth=0) else sorted(
+        p.name for p in folder.iterdir() if p.is_dir() and _looks_like_beir(p, depth=0))
+    if subs:
+        shown = ", ".join(subs[:5]) + (f" and {len(subs) - 5} more" if len(subs) > 5 else "")
+        raise DataError(f"{folder}: a collection of datasets ({shown}), not one; name one as "
+                        f"{name_or_path.rstrip('/')}/{subs[0]}")
     return load_beir(folder, name=dataset_name(name_or_path, folder))
 
 
@@ -165,13 +174,29 @@ def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path
         return target
     url = url or BEIR_URL.format(name=name)
     dest_root.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download_into(name, url, dest_root, target)
+    except KeyboardInterrupt as exc:  # nothing of it is kept: say so, not that a rerun resumes
+        setattr(exc, _DOWNLOADING, name)
+        raise
+
+
+_DOWNLOADING = "dive_downloading"  # set on an interruption that landed during a download
+
+
+def interrupted_download(exc: BaseException) -> str | None:
+    """The dataset whose download the interruption `exc` broke off (None: not a download)."""
+    return getattr(exc, _DOWNLOADING, None)
+
+
+def _download_into(name: str, url: str, dest_root: Path, target: Path) -> Path:
     # Temporary work inside dest_root so the final rename stays on one filesystem (atomic).
     with tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=dest_root) as tmp:
         archive = Path(tmp) / f"{name}.zip"
         _fetch(url, archive, desc=name)
         extracted = Path(tmp) / "extracted"
-        _unzip(archive, extracted, url=url)
-        found = _dataset_root(extracted, name)
+        _unzip(archive, extracted, url=url, root=dest_root)
+        found = _dataset_root(extracted, name, url)
         if found is None:
             raise DataError(
                 f"{url}: the archive holds no BEIR dataset (corpus.jsonl, queries.jsonl, "
@@ -188,8 +213,8 @@ def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path
 
 
 def _fetch(url: str, dest: Path, *, desc: str) -> None:
-    request = urllib.request.Request(url, headers={"User-Agent": "dive-compress"})
     try:
+        request = urllib.request.Request(url, headers={"User-Agent": "dive-compress"})
         with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
@@ -225,30 +250,60 @@ def _fetch(url: str, dest: Path, *, desc: str) -> None:
                         f"{total} bytes; run again")
 
 
-def _unzip(archive: Path, dest: Path, *, url: str) -> None:
+# Writing the unpacked files failed (not the archive): disk full, quota, file-size limit...
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
+
+
+def _unzip(archive: Path, dest: Path, *, url: str, root: Path) -> None:
+    """Unpack `archive` into `dest`, a work folder in the cache folder `root`."""
     try:
         with zipfile.ZipFile(archive) as zf:
+            links = [m.filename for m in zf.infolist() if stat.S_ISLNK(m.external_attr >> 16)]
+            if links:  # zipfile writes a link as a file holding its target's path
+                raise DataError(f"{url}: the archive holds a symbolic link ({links[0]}); a "
+                                "BEIR archive holds files only")
             # extractall checks each member's CRC as it goes, and drops absolute paths and ".."
             # parts, so a corrupt member raises and no member can escape `dest`.
             zf.extractall(dest)
-    # NotImplementedError: a compression method zipfile lacks (e.g. deflate64).
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError) as exc:
+    except DataError:
+        raise
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRNOS:
+            raise DataError(f"{root}: cannot unpack the download there: "
+                            f"{exc.strerror}") from None
+        raise DataError(f"{url}: not a readable zip archive: {exc}") from None
+    # NotImplementedError: a compression method zipfile lacks (e.g. deflate64); RuntimeError:
+    # an encrypted member; ValueError (UnicodeDecodeError): a member name zipfile cannot read
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, RuntimeError,
+            ValueError) as exc:
         raise DataError(f"{url}: not a readable zip archive: {exc}") from None
 
 
-def _dataset_root(extracted: Path, name: str) -> Path | None:
-    """The folder in an unzipped archive that holds the dataset (BEIR zips nest `<name>/`)."""
-    candidates = [extracted / name, extracted]
+def _dataset_root(extracted: Path, name: str, url: str) -> Path | None:
+    """The folder in an unzipped archive that holds the dataset (BEIR zips nest `<name>/`).
+
+    A flat dataset wins over a folder of sub-datasets (cqadupstack): `<name>/` at the top or
+    one folder down (a zip's wrapper folder), the top itself, then a single top folder of
+    another name (a zip of `<name>` unpacked to `NAME-v2/`); several of those is a
+    `DataError`, not a guess."""
+    tops: list[Path] = []
     with contextlib.suppress(OSError):
-        candidates += sorted(
+        tops = sorted(
             p for p in extracted.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
         )
-    # A flat dataset anywhere wins over a folder of sub-datasets (cqadupstack), so a zip whose
-    # single folder is not called `name` still unpacks to `name/corpus.jsonl`.
-    for depth in (0, 1):
-        for folder in candidates:
-            if folder.is_dir() and _looks_like_beir(folder, depth=depth):
-                return folder
+    named = [extracted / name, extracted, *(top / name for top in tops)]
+    for folder in named:
+        if folder.is_dir() and _looks_like_beir(folder, depth=0):
+            return folder
+    flat = [top for top in tops if _looks_like_beir(top, depth=0)]
+    if len(flat) > 1:
+        raise DataError(f"{url}: the archive holds several datasets "
+                        f"({', '.join(p.name for p in flat)}), none named {name!r}")
+    if flat:
+        return flat[0]
+    for folder in [extracted / name, extracted, *tops]:  # a collection of sub-datasets
+        if folder.is_dir() and _looks_like_beir(folder, depth=1):
+            return folder
     return None
 
 
