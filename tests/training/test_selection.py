@@ -194,3 +194,17 @@ def test_best_of_picks_the_higher_mean_and_breaks_ties_by_order() -> None:
     assert best_of({"uncentered": better, "centered": better}) == "uncentered"
     with pytest.raises(ValueError, match="no alternatives"):
         best_of({})
+
+
+@pytest.mark.parametrize("n", [4, 13, 16, 51])
+def test_one_query_up_and_the_rest_level_is_decided_alike_whatever_its_size(n: int) -> None:
+    """A gain of exactly one standard error (one query up, every other level) was kept at
+    +0.3 and +0.5 but dropped at +0.369 on 16 queries: the bar's last bit decided."""
+    base = np.full(n, 0.25)
+    kept = []
+    for up in np.linspace(0.001, 0.7, 200):
+        scores = base.copy()
+        scores[3] += up
+        choice = choose(base, [Curve((25,), scores[None])], 1.0)
+        kept.append(choice.candidate == 0)
+    assert all(kept)

@@ -138,6 +138,12 @@ class Choice:
         return record
 
 
+# A gain at the bar in exact arithmetic passes, whatever its last bit says: one query up and
+# every other level is a gain of exactly one standard error at any n, which float rounding
+# put at 1 - 1e-16 or 1 + 1e-16 of the bar, so the same evidence was kept or dropped.
+TIE = 1e-9
+
+
 def paired_gain(scores: np.ndarray, base: np.ndarray) -> tuple[float, float]:
     """Mean of `scores - base` over queries and its standard error (inf for one query)."""
     diff = np.asarray(scores, dtype=np.float64) - np.asarray(base, dtype=np.float64)
@@ -157,7 +163,8 @@ def choose(
     """The best (candidate, step) if its paired gain over `base` is real, else the base.
 
     Ties in mean score go to the earlier candidate, then the earlier step (nearer the start).
-    The gain is real when it is positive and at least `z` standard errors. Without `groups`
+    The gain is real when it is positive and at least `z` standard errors (within `TIE`
+    of the bar: equal in exact arithmetic is at least). Without `groups`
     it is the best pair's own paired gain; with `groups` (disjoint column indices covering
     every scored query) it is the nested estimate: for each group, the pair with the best
     mean on the other groups, scored against the base on that group alone. With `flips` > 0
@@ -182,7 +189,7 @@ def choose(
         gain, stderr = paired_gain(_nested(table, groups), base)
     bar = max_threshold(table - base, z, flips) if flips > 0 else None
     evidence = ((c, step), gain, stderr, z, base.size, groups is not None, bar)
-    if gain > 0 and gain >= z * stderr and (bar is None or gain > bar):
+    if gain > 0 and gain >= z * stderr * (1 - TIE) and (bar is None or gain > bar):
         return Choice(c, step, float(means[row]), base_score, *evidence)
     return Choice(None, 0, base_score, base_score, *evidence)
 
