@@ -453,7 +453,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from dive.arrays import row_blocks
     from dive.embed import load_embeddings
-    from dive.embed.encode import model_label
+    from dive.embed.encode import same_model
     from dive.export.faiss_index import build_index, check_index_output, save_index
     from dive.scale.model import runtime_digest
 
@@ -472,7 +472,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                         "(embeddings from another model?)")
     trained_on = compressor.summary.get("model")
     made_with = emb.meta.get("model")
-    if trained_on and made_with and model_label(str(made_with)) != model_label(str(trained_on)):
+    if trained_on and made_with and not same_model(str(made_with), str(trained_on)):
         logging.getLogger(__name__).warning(
             "%s: embeddings made with %s, compressor fitted on %s embeddings",
             args.embeddings, emb.meta["model"], trained_on)
@@ -565,13 +565,13 @@ def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:
     compressor names another: queries of another model get unrelated hits, of any dimension
     that fits), else the one the compressor was fitted on; a compressor that names none is
     an error."""
-    from dive.embed.encode import model_label
+    from dive.embed.encode import same_model
     from dive.embed.imported import IMPORTED_MODEL
 
     log = logging.getLogger(__name__)
     trained_on = summary.get("model")
     if args.model is not None:
-        if trained_on and model_label(args.model) != model_label(str(trained_on)):
+        if trained_on and not same_model(args.model, str(trained_on)):
             log.warning("%s: fitted on %s embeddings; embedding the queries with %s",
                         args.model_dir, trained_on, args.model)
         return str(args.model)

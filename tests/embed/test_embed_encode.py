@@ -1016,3 +1016,26 @@ def test_another_datasets_smaller_folder_is_named_as_such(tmp_path: Path) -> Non
                                         r"dataset toy \(first: 'x1'\): embeddings of another "
                                         r"dataset"):
         get_embeddings(dataset, embeddings_dir=tmp_path / "e", progress=False)
+
+
+def test_a_hub_id_of_sentence_transformers_is_its_bare_name_in_every_comparison(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """`--model sentence-transformers/all-mpnet-base-v2` took $DIVE_EMBEDDINGS's
+    all-mpnet-base-v2 folder as its own, then `dive index` and `--embeddings` on that folder
+    warned it was another model's."""
+    import numpy as np
+
+    from dive.embed import Embeddings
+    from dive.embed.encode import _warn_on_model_mismatch, same_model
+
+    assert same_model("sentence-transformers/all-mpnet-base-v2", "all-mpnet-base-v2")
+    assert not same_model("someone/all-mpnet-base-v2", "all-mpnet-base-v2")
+    assert not same_model("all-mpnet-base-v2", "all-MiniLM-L6-v2")
+    unit = np.eye(2, dtype=np.float32)
+    emb = Embeddings(unit, ["a", "b"], unit, ["q", "r"], {"model": "all-mpnet-base-v2"})
+    _warn_on_model_mismatch(tmp_path, emb, "sentence-transformers/all-mpnet-base-v2")
+    assert not caplog.text
+    _warn_on_model_mismatch(tmp_path, emb, "someone/all-mpnet-base-v2")
+    assert "embeddings were made with all-mpnet-base-v2, not someone/all-mpnet-base-v2" in \
+        caplog.text

@@ -487,7 +487,7 @@ def get_embeddings(
                         "%s: cached embeddings were built from other texts; re-encoding", folder
                     )
                     emb = None
-                elif maker is not None and model_label(str(maker)) != model_label(model_name):
+                elif maker is not None and not same_model(str(maker), model_name):
                     # the folder is named by the model's last part: a/minilm and b/minilm meet
                     logger.warning("%s: cached embeddings were made with %s, not %s; "
                                    "re-encoding", folder, maker, model_name)
@@ -531,7 +531,7 @@ def _from_env(env: str, subdir: Path, dataset: Dataset,
         return None
     emb = load_embeddings(folder)
     maker = emb.meta.get("model")
-    if maker is not None and _org_bare(str(maker)) != _org_bare(model_label(model_name)):
+    if maker is not None and not same_model(str(maker), model_name):
         logger.warning("%s: embeddings were made with %s, not %s; using the embeddings cache",
                        folder, maker, model_name)
         return None
@@ -549,7 +549,7 @@ def _cached_from_these_texts(dataset: Dataset, model_name: str,
     except (DataError, OSError):
         return None
     maker, stored = meta.get("model"), meta.get("text_sha256")
-    if stored is None or maker is None or model_label(str(maker)) != model_label(model_name):
+    if stored is None or maker is None or not same_model(str(maker), model_name):
         return None
     return folder if stored == dataset_fingerprint(dataset) else None
 
@@ -557,9 +557,16 @@ def _cached_from_these_texts(dataset: Dataset, model_name: str,
 def _org_bare(label: str) -> str:
     """A hub id of sentence-transformers' own organisation as the bare name it loads from there
     (`sentence-transformers/all-mpnet-base-v2` is the `all-mpnet-base-v2` a shared folder's
-    meta.json names), for `_from_env`'s comparison only: records keep the name as given."""
+    meta.json names), for comparisons only: records keep the name as given."""
     org, _, bare = label.partition("/")
     return bare if org == "sentence-transformers" and bare and "/" not in bare else label
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model names load one model: by `model_label`, a hub id of
+    sentence-transformers' own organisation being its bare name (every lookup and warning
+    compares so: one said a folder was the model's, the next warned it was another's)."""
+    return _org_bare(model_label(a)) == _org_bare(model_label(b))
 
 
 def _model_changed(meta: dict[str, Any], model_name: str) -> bool:
@@ -597,7 +604,7 @@ def describe_maker(meta: dict[str, Any]) -> str:
 def _warn_on_model_mismatch(folder: Path, emb: Embeddings, model_name: str) -> None:
     stored = emb.meta.get("model")
     # by name, not by folder name: two local folders named `model` are two models
-    if stored is not None and model_label(str(stored)) != model_label(model_name):
+    if stored is not None and not same_model(str(stored), model_name):
         logger.warning("%s: embeddings were made with %s, not %s", folder, stored, model_name)
 
 

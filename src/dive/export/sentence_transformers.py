@@ -60,12 +60,12 @@ def export_sentence_transformers(
     if base_model is None:
         return save(compressor, target, overwrite=overwrite)
     from dive.embed import load_model
-    from dive.embed.encode import model_label
+    from dive.embed.encode import same_model
     from dive.export.st_module import DiveCompression
 
     model = load_model(base_model)
     trained_on = compressor.summary.get("model")  # as `dive index` warns, not refuses: a path
-    if trained_on and model_label(str(trained_on)) != model_label(base_model):  # may be it
+    if trained_on and not same_model(str(trained_on), base_model):  # may be it
         logger.warning("the compressor was fitted on %s embeddings; bundling it with model %s",
                        trained_on, base_model)
     dim = _embedding_dim(model)
