@@ -525,8 +525,10 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
     try:
         check_overwrite(overwrite)
         if tmp.is_dir() and not tmp.is_symlink():  # the files a later overwrite may replace
-            (tmp / MANIFEST).write_text("".join(f"{name}\n" for name in _files_in(tmp)),
-                                        encoding="utf-8")
+            with open(tmp / MANIFEST, "w", encoding="utf-8") as manifest:  # on disk before
+                manifest.write("".join(f"{name}\n" for name in _files_in(tmp)))  # the rename,
+                manifest.flush()  # as the files it lists are: a crash left it empty
+                os.fsync(manifest.fileno())
         if not tmp.is_symlink():  # a replaced file or folder keeps its mode, a new one umask's
             os.chmod(tmp, folder_mode(target) if tmp.is_dir() else _mode_for(target))
         if overwrite:
@@ -714,7 +716,9 @@ def files_added(folder: Path, layout: Collection[str] = ()) -> list[str]:
         return []
     try:
         written = set((folder / MANIFEST).read_text(encoding="utf-8").splitlines())
-    except FileNotFoundError:
+    except (FileNotFoundError, UnicodeDecodeError):  # none, or one that is no list of names
+        written = set()
+    if not written:  # none, or damaged (emptied by a crash): the layout's files are dive's
         if not layout:
             return []
         written = set(layout)

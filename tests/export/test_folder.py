@@ -635,7 +635,8 @@ def test_edited_or_missing_checksums_fail_unless_verify_is_off(
     x = make_inputs(5, 32)
     want = load(saved).transform(x)
     edit_config(saved, **fields)
-    with pytest.raises(DataError, match=message + r".*verify=False to use it unchecked$"):
+    with pytest.raises(DataError,
+                       match=message + r".*verify=False \(dive\.load\) to use it unchecked$"):
         load(saved)
     got = load(saved, verify=False).transform(x)
     assert np.array_equal(got, want) == ("activation" not in fields)
@@ -731,3 +732,47 @@ def test_saved_compressor_is_a_compressor_lookalike(saved: Path) -> None:
                  "fitted_runtime", "config"):
         assert hasattr(model, name), name
     assert "LoadedCompressor(method='runtime'" in repr(model)
+
+
+@pytest.mark.parametrize("verify", [None, 0, 1, "no", []])
+def test_verify_that_is_not_a_bool_is_refused(saved: Path, verify: object) -> None:
+    """`verify=None` (or 0, []) skipped both checksums without a word: a corrupt folder
+    loaded."""
+    said = re.escape(repr(verify))
+    with pytest.raises(DiveError, match=rf"^verify must be True or False, got {said}"):
+        load(saved, verify=verify)  # type: ignore[arg-type]
+
+
+def test_an_oserror_reading_the_folder_is_a_data_error(
+    saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PermissionError (an unreadable config.json) came out bare, where the docstring
+    promises `DataError` naming the file: code catching `DataError` missed it."""
+    import errno
+
+    real = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self.name == "config.json":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(DataError, match=r"config\.json: cannot be read \(Permission denied\)$"):
+        load(saved)
+
+
+@pytest.mark.parametrize("manifest", [b"", b"\xff\xfe"])
+def test_a_damaged_manifest_is_read_as_none_so_overwrite_still_replaces_dives_folder(
+    saved: Path, make_runtime: Any, manifest: bytes
+) -> None:
+    """An emptied `.dive-files` (a crash: it was not synced) said dive's own config.json and
+    weights were "files dive did not write"; one not UTF-8 was a traceback."""
+    (saved / ".dive-files").write_bytes(manifest)
+    other = make_runtime(input_dim=32, output_dim=4, rank=16)
+    save(other, saved, overwrite=True)
+    assert load(saved).output_dim == 4
+    (saved / "notes.txt").write_text("mine")
+    (saved / ".dive-files").write_bytes(manifest)
+    with pytest.raises(DiveError, match=r"holds files dive did not write \(notes\.txt\)"):
+        save(other, saved, overwrite=True)

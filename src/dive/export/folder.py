@@ -410,6 +410,16 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
     ('pca', (2, 8))
     """
     root = as_path(directory, "load: directory", "the path of a model folder")
+    if not isinstance(verify, bool):  # None or 0 skipped both checksums without a word
+        raise DiveError(f"verify must be True or False, got {verify!r}", param="verify")
+    try:
+        return _load(root, verify)
+    except OSError as exc:  # a file that cannot be read (permissions, I/O): DataError, as said
+        where = exc.filename if exc.filename is not None else root
+        raise DataError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _load(root: Path, verify: bool) -> LoadedCompressor:
     if not root.is_dir():
         raise DataError(f"{root}: is a file, not a model folder" if root.exists()
                         else f"{root}: no such model folder")
@@ -504,7 +514,9 @@ def read_config(path: Path, data: bytes) -> dict[str, Any]:
     return config
 
 
-_OPT_OUT = "load it with verify=False to use it unchecked"
+# dive.load's parameter, named as such: other loaders of a folder (with_precision, the
+# sentence-transformers module) take a loaded compressor, not this option
+_OPT_OUT = "load it with verify=False (dive.load) to use it unchecked"
 
 
 def _verify_config(path: Path, config: dict[str, Any]) -> None:
