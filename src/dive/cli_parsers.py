@@ -341,7 +341,9 @@ def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--plot", type=_output_file, default=None,
                    help="also write an nDCG@10-vs-dimension PNG here")
     p.add_argument("--report", type=_output_path, default=None, metavar="DIR",
-                   help="also write the report (as `dive report` does) into this folder")
+                   help="also write the report of this grid's runs (the files `dive report` "
+                        "writes; `dive report --results FILE` reports every run of the file) "
+                        "into this folder")
     _add_overwrite(p, "replace an existing --plot / --report of the kind evaluate writes (a "
                       "PNG, a report folder; --results is always appended)")
     _add_grid_options(p, methods=_methods_of("reference", "classical"), budgets="16,64,256,all",

@@ -163,3 +163,25 @@ def test_report_overwrite_says_which_earlier_plots_it_removed(
     printed = capsys.readouterr().out
     assert f"removed {out / 'ndcg_vs_budget.png'} (an earlier report's plot" in printed
     assert not (out / "ndcg_vs_budget.png").exists()
+
+
+def test_evaluate_report_covers_this_grids_runs_as_its_help_says(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its help said "as `dive report` does", which reports every run of the file: a second
+    seed's `--report` held that seed's runs only."""
+    base = ["evaluate", "--datasets", str(tiny[0]), "--embeddings", str(tiny[1]),
+            "--methods", "frozen,pca", "--ratios", "2", "--budgets", "all",
+            "--results", str(tmp_path / "r.jsonl")]
+    assert main([*base, "--seeds", "0"]) == 0
+    assert main([*base, "--seeds", "1", "--report", str(tmp_path / "ev")]) == 0
+    assert main(["report", "--results", str(tmp_path / "r.jsonl"), "--output",
+                 str(tmp_path / "all")]) == 0
+    assert "seeds: 1." in (tmp_path / "ev" / "report.md").read_text()
+    assert "seeds: 0, 1." in (tmp_path / "all" / "report.md").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "also write the report of this grid's runs" in said
+    assert "`dive report --results FILE` reports every run of the file" in said
