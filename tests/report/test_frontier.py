@@ -204,3 +204,13 @@ def test_rows_of_an_earlier_release_are_no_answer_per_byte(
     assert "Rows of an earlier release (dive@v1) are left out here" in text
     fig = frontier_figure(records)
     assert "dive" not in {line.get_label() for ax in fig.axes for line in ax.get_lines()}
+
+
+def test_without_anchors_the_section_says_none_was_run(
+    byte_records: list[dict[str, Any]]
+) -> None:
+    """"ours ≥ the best anchor at 0 of 0 budgets where both ran" where no anchor ran."""
+    ours = [r for r in byte_records if not r["method"].startswith(("faiss", "st-"))]
+    text = frontier_section(ours)
+    assert "best anchor at 0 of 0" not in text
+    assert text.count("No anchor was run, so none is compared.") == 2  # without, with rescoring

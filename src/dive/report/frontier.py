@@ -403,6 +403,8 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
             verdict = (f"From {low} to {high} bytes, ours ≥ the best anchor at "
                        f"{check.compared - len(check.misses)} of {check.compared} budgets "
                        "where both ran")
+            if not any(c.anchor for c in group):  # "at 0 of 0 budgets" said nothing true
+                verdict = "No anchor was run, so none is compared"
             if check.misses:
                 verdict += " (below at " + ", ".join(
                     f"{r.bytes_per_vector} B: {_margin(r)}" for r in check.misses) + ")"
