@@ -259,3 +259,15 @@ def test_a_full_dimension_method_that_transforms_its_input_is_rescored_by_the_fu
         "frozen", "pca", "pca@float32+rescore4"]
     by = {method_label(r): r["ndcg@10"] for r in records}
     assert by["pca@float32+rescore4"] != by["pca"]
+
+
+def test_an_opq_stage_left_out_at_one_d_is_said_where(
+    make_tiny, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """opq8 runs at d=16 but not at d=8 (M = d): the d=8 row showed '-' without a word."""
+    data = make_tiny(n_docs=300)
+    records = run_grid(grid(data, methods=["pca"], ratios=[2, 4], precisions=["float32", "opq8"],
+                            rescores=[0]), ResultsFile(tmp_path / "r.jsonl"))
+    assert {(r["precision"], r["dim"]) for r in records} == {
+        ("float32", 16), ("float32", 8), ("opq8", 16)}
+    assert "precision opq8 left out at d=8: M must divide d and be below it" in caplog.text

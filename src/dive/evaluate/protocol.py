@@ -45,7 +45,7 @@ from dive.evaluate.anchors import Anchor, check_packages, is_anchor, parse_ancho
 from dive.evaluate.fingerprint import data_fingerprint
 from dive.evaluate.funnel import Outputs, Variant, plan_variants, score_funnel, score_variants
 from dive.evaluate.machine import MACHINE_FIELD, machine_facts
-from dive.evaluate.product import check_stage, is_product, product_bytes
+from dive.evaluate.product import check_stage, fits, is_product, product_bytes
 from dive.evaluate.records import (
     FINGERPRINT_FIELD,
     RESCORE_SOURCES,
@@ -387,11 +387,16 @@ def _check_products_used(
     or a DataError when that leaves the grid without a run."""
     used = {v.precision for task in tasks for v in task.variants}
     unused = [p for p in dict.fromkeys(spec.precisions) if is_product(p) and p not in used]
-    if not unused:
-        return
     compressing = any(not full_dim_only(m) for m in spec.methods)
     dims = sorted({_dim_of(full_dim, r, dataset) for r in spec.ratios if r > 1 and compressing},
                   reverse=True)
+    for p in dict.fromkeys(spec.precisions):  # used at some d, left out at others: say where
+        left = [d for d in dims if is_product(p) and p in used and not fits(p, d)]
+        if left:
+            logger.warning("%s: precision %s left out at d=%s: M must divide d and be below it",
+                           dataset, p, ", ".join(map(str, left)))
+    if not unused:
+        return
     why = (f"M must divide a compressed dimension d and be below it (the grid's d: "
            f"{', '.join(map(str, dims)) or 'none'}; the full dimension {full_dim} is the "
            "faiss-opq:M anchor's)")
