@@ -591,3 +591,20 @@ def test_fit_on_float64_arrays_normalises_rows_float32_cannot_hold() -> None:
                      queries=queries, relevant=[[i] for i in range(6)])
     np.testing.assert_allclose(model.transform(corpus[[5]]),
                                model.transform(corpus[[5]] * 1e50), atol=1e-6)  # its direction
+
+
+@pytest.mark.parametrize("budget", [40, 41, 100000])
+def test_a_budget_not_below_the_pool_is_recorded_as_all_as_evaluate_records_it(
+    tiny: tuple[Path, Path], budget: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`dive fit --budget 100000` recorded "100000" (and 40 of 40, "40", without a word), where
+    `dive evaluate` records the same run, the same model, as "all"."""
+    data, emb = tiny
+    model = dive.fit(data, embeddings=emb, method="dive:steps=5:max_steps=5", dim=8,
+                     budget=budget)
+    record = model.fit_info_.training  # type: ignore[attr-defined]
+    assert (record["budget"], record["n_labels"]) == ("all", 40)
+    assert (f"label budget {budget} is not below its 40 labelled queries: run as budget all"
+            in caplog.text)
+    below = dive.fit(data, embeddings=emb, method="dive:steps=5:max_steps=5", dim=8, budget=39)
+    assert below.fit_info_.training["budget"] == "39"  # type: ignore[attr-defined]

@@ -45,7 +45,7 @@ def fit_on_dataset(compressor: Compressor, dataset: Dataset, emb: Embeddings, *,
     A supervised method learns from `budget` labelled queries (None: all) drawn with `seed`
     (`dive.data.splits.make_split`); the others from the corpus alone.
     """
-    from dive.data.splits import budget_label, make_split
+    from dive.data.splits import budget_label, make_split, within_pool
     from dive.embed.encode import model_label
     from dive.evaluate.protocol import training_data
 
@@ -55,6 +55,8 @@ def fit_on_dataset(compressor: Compressor, dataset: Dataset, emb: Embeddings, *,
         record["imported"] = True
     train = None
     if compressor.supervised:
+        pool = make_split(dataset, None, seed, measured=False).n_labels
+        budget, = within_pool([budget], pool, dataset.name)  # recorded as evaluate records it
         split = make_split(dataset, budget, seed, measured=False)  # no test qrels needed
         split.require_labels(dataset.name)
         train = training_data(split, emb)

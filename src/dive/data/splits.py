@@ -20,6 +20,7 @@ each seed draws its own evaluation half, so dev runs at other seeds do read it
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -80,6 +81,18 @@ def parse_budget(text: str | int | None) -> int | None:
     if value <= 0:
         raise DiveError(f"label budget must be a positive integer or 'all', got {value}")
     return value
+
+
+def within_pool(budgets: Sequence[int | None], pool: int, dataset: str) -> list[int | None]:
+    """`budgets` with those of at least `pool` labelled queries as None (budget all), each
+    once: such a budget trains on the whole pool, and recorded under its number it was a
+    row repeating all's run. Said in a warning."""
+    over = [b for b in budgets if b is not None and b >= pool]
+    if over:
+        logger.warning("%s: label budget%s %s %s not below its %d labelled queries: run as "
+                       "budget all", dataset, "s" if len(over) > 1 else "",
+                       ", ".join(map(str, over)), "are" if len(over) > 1 else "is", pool)
+    return list(dict.fromkeys(None if b is None or b >= pool else b for b in budgets))
 
 
 def budget_label(budget: int | None) -> str:

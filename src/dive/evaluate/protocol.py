@@ -37,7 +37,7 @@ from dive.arrays import SEED_LIMIT, BadRowError, as_unit_rows
 from dive.compressors.base import Compressor, LabelledQueries, TrainingData
 from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_beir
-from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget
+from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget, within_pool
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
 from dive.embed.encode import model_label
 from dive.errors import DataError, DiveError, about
@@ -577,17 +577,10 @@ def _check_rows(tasks: Sequence[RunTask], dataset: str, full_dim: int, n: int) -
 
 
 def _within_pool(spec: GridSpec, dataset: str, pool: int) -> GridSpec:
-    """`spec` with its budgets of at least `pool` labelled queries run as budget all: each
-    trains on the whole pool, and recorded under its number it was a row repeating all's
-    run. Said in a warning."""
-    over = [b for b in spec.budgets if b is not None and b >= pool]
-    if not over:
-        return spec
-    logger.warning("%s: label budget%s %s %s not below its %d labelled queries: run as budget "
-                   "all", dataset, "s" if len(over) > 1 else "", ", ".join(map(str, over)),
-                   "are" if len(over) > 1 else "is", pool)
-    budgets = [None if b is None or b >= pool else b for b in spec.budgets]
-    return replace(spec, budgets=list(dict.fromkeys(budgets)))
+    """`spec` with its budgets of at least `pool` labelled queries run as budget all
+    (`dive.data.splits.within_pool`)."""
+    budgets = within_pool(spec.budgets, pool, dataset)
+    return spec if budgets == list(spec.budgets) else replace(spec, budgets=budgets)
 
 
 def _distinct_datasets(spec: GridSpec) -> list[tuple[str, Path]]:
