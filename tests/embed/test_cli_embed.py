@@ -135,13 +135,15 @@ def test_embed_with_an_unknown_model_offline_is_one_error_line(
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    # into a folder not made yet: it is not left behind either (the cache's <model>/ was)
     assert main(["embed", "--dataset", str(tiny[0]), "--model", "no-such-model-dive-test",
-                 "--output", str(tmp_path / "e"), "--no-progress"]) == 2
+                 "--output", str(tmp_path / "new" / "e"), "--no-progress"]) == 2
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
         "dive: error: could not load model 'no-such-model-dive-test': not a local folder nor in "
         "the Hugging Face cache, and HF_HUB_OFFLINE is set, so it is not downloaded"]
     assert captured.out == ""
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("device", ["cdua", "cuda:7"])

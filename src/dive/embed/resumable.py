@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, clear_work_folder, held
+from dive._io import atomic_open, atomic_write_text, clear_work_folder, held, made_folder
 from dive.arrays import UNIT_NORM_TOLERANCE, positive_integer
 from dive.embed import encode
 from dive.embed.store import (
@@ -119,7 +119,9 @@ def encode_to_folder(
         "device": device,
     }
     work = target.parent / f".{target.name}.partial"
-    with held(work, target):  # a second run on this output stops at once, mixing nothing in
+    # made_folder: a run that fails with nothing to resume leaves no folder it made (a bad
+    # model name left the cache's empty <model>/ behind)
+    with made_folder(target.parent), held(work, target):  # a second run stops at once
         try:  # again: a run holding the folder may have published the output since the check
             check_embeddings_output(target, overwrite=overwrite)
         except DiveError:
