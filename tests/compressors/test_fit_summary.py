@@ -143,3 +143,15 @@ def test_a_fits_seconds_count_its_imports(
     monkeypatch.setattr(sys, "meta_path", [_SlowImport(module, 0.5), *sys.meta_path])
     model = make_compressor(FAST[method], 4).fit(corpus, split)
     assert model.fit_info_.summary is not None and model.fit_info_.summary.seconds >= 0.5
+
+
+def test_a_dive_start_chosen_on_the_labels_with_no_training_is_scored_on_them(
+    corpus: np.ndarray, split: TrainingData
+) -> None:
+    """`dive:steps=0` chose its start on every labelled query, then recorded n_queries 0 and
+    no score, as if it had chosen nothing."""
+    model = make_compressor("dive:steps=0", 4).fit(corpus, split)
+    fit, diag = model.fit_info_.summary, model.fit_info_.diagnostics
+    assert fit is not None and fit.n_queries == 30 and fit.steps_run == 0
+    check_consistent(fit)
+    assert fit.validation_score == pytest.approx(diag["start_ndcg@10"][diag["start"]], abs=1e-6)

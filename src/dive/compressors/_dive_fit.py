@@ -481,7 +481,7 @@ def _fit(
         ]
     diag["train_seconds"] = round(time.perf_counter() - t0, 4)
     selected = {"start": start.name, "arm": arm.as_record() if arm is not None else None}
-    return net.to_runtime(), diag, _summary(choice, curves, steps, selected)
+    return net.to_runtime(), diag, _summary(choice, curves, steps, selected, start)
 
 
 def _pull_toward(net: DiveNet, start: DiveNet, weight: float) -> None:
@@ -492,13 +492,19 @@ def _pull_toward(net: DiveNet, start: DiveNet, weight: float) -> None:
 
 
 def _summary(
-    choice: Choice | None, curves: list[Curve], steps: int, selected: dict[str, Any]
+    choice: Choice | None, curves: list[Curve], steps: int, selected: dict[str, Any],
+    start: _Start,
 ) -> Summarise:
     """The typed summary: the leading arm's out-of-fold curve, the start's score as its step 0
     (what the choice compared against), and the kept step (0: the start); without a choice,
-    the configured arm trained `steps` steps."""
+    the configured arm trained `steps` steps, and a start chosen on the labelled queries
+    (`steps=0`) is the kept model, scored on them."""
     if choice is None:
-        return partial(FitSummary, (), steps, steps, selected, 0, None, None)
+        kept = start.scores.get(start.name)
+        if kept is None or steps:
+            return partial(FitSummary, (), steps, steps, selected, 0, None, None)
+        score = float(kept.mean())
+        return partial(FitSummary, ((0, score),), 0, 0, selected, kept.size, score, score)
     leader = curves[choice.best[0]] if choice.best[0] >= 0 else Curve((), np.empty((0, 0)))
     curve = ((0, choice.base_score),
              *zip(leader.steps, (float(v) for v in leader.scores.mean(axis=1)), strict=True))

@@ -155,7 +155,8 @@ class FitSummary:
     selected: dict[str, Any]  # what was kept, JSON-ready (start, arm or grid setting)
     n_queries: int  # labelled queries the choice was made on (0: nothing was chosen on them)
     validation_score: float | None  # of what was kept, on them (DIVE: out-of-fold, pre-refit)
-    start_score: float | None  # of the untrained start on the same queries
+    start_score: float | None  # of the start its training began from, on the same queries
+    # (a fit in stages: its last stage's start, which the earlier stages trained)
     seconds: float  # wall time of the fit
 
     metric: ClassVar[str] = "ndcg@10"
