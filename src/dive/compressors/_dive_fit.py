@@ -481,7 +481,8 @@ def _fit(
         ]
     diag["train_seconds"] = round(time.perf_counter() - t0, 4)
     selected = {"start": start.name, "arm": arm.as_record() if arm is not None else None}
-    return net.to_runtime(), diag, _summary(choice, curves, steps, selected, start)
+    return net.to_runtime(), diag, _summary(choice, curves, steps, selected,
+                                            start if start_choice is not None else None)
 
 
 def _pull_toward(net: DiveNet, start: DiveNet, weight: float) -> None:
@@ -493,14 +494,14 @@ def _pull_toward(net: DiveNet, start: DiveNet, weight: float) -> None:
 
 def _summary(
     choice: Choice | None, curves: list[Curve], steps: int, selected: dict[str, Any],
-    start: _Start,
+    chosen_start: _Start | None,
 ) -> Summarise:
     """The typed summary: the leading arm's out-of-fold curve, the start's score as its step 0
     (what the choice compared against), and the kept step (0: the start); without a choice,
     the configured arm trained `steps` steps, and a start chosen on the labelled queries
-    (`steps=0`) is the kept model, scored on them."""
+    (`chosen_start`, kept untrained: `steps=0`) is the kept model, scored on them."""
     if choice is None:
-        kept = start.scores.get(start.name)
+        kept = None if chosen_start is None else chosen_start.scores.get(chosen_start.name)
         if kept is None or steps:
             return partial(FitSummary, (), steps, steps, selected, 0, None, None)
         score = float(kept.mean())
