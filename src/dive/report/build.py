@@ -125,8 +125,10 @@ def check_report_output(out_dir: str | Path, *, overwrite: bool) -> None:
 
 def budget_plot_ratio(ratios: Iterable[int]) -> int:
     """The compression ratio the nDCG@10-vs-budget plot shows: 4 when it was run, else the
-    middle one of `ratios` (4 when there is none: the plot is then skipped)."""
-    run = sorted(set(ratios))
+    middle one of the compressing `ratios` (ratio 1 compresses nothing, and a report of the
+    records never counts it: `evaluate --ratios 1,2,8` and `dive report` on its results drew
+    2x and 8x); 4 when there is none (the plot is then skipped)."""
+    run = sorted({r for r in ratios if r > 1})
     return 4 if 4 in run or not run else run[len(run) // 2]
 
 
@@ -177,7 +179,7 @@ def write_report(
     # staged in a hidden folder beside the Markdown; an output folder made here goes again
     # when no report gets into it (interrupted, refused)
     if ratio is None:
-        ratio = budget_plot_ratio(int(r["ratio"]) for r in rows if int(r.get("ratio", 1)) > 1)
+        ratio = budget_plot_ratio(int(r.get("ratio", 1)) for r in rows)
     with made_folder(out_dir), staging(markdown) as stage:
         plots = [plot_ndcg_vs_dim(rows, stage / DIM_PLOT)]
         if plot_ndcg_vs_budget(rows, stage / BUDGET_PLOT, ratio=ratio) is None:
