@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,3 +144,19 @@ def test_frozen_run_at_one_budget_is_drawn_across_the_budget_plot(make_record) -
     fig = ndcg_vs_budget_figure(records)
     frozen = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("frozen")]
     assert len(frozen) == 1 and len(set(frozen[0].get_xdata())) == 2
+
+
+@pytest.mark.parametrize("name", ["x$^$y", "cost$x$1", "a$b"])
+def test_a_dataset_name_with_dollars_is_drawn_as_typed(
+    make_grid: Any, tmp_path: Path, name: str
+) -> None:
+    """`$` starts matplotlib's math mode: `x$^$y` stopped the report with a parser traceback
+    and `cost$x$1` lost its dollars."""
+    from dive.report.build import write_report
+
+    records = [{**r, "dataset": name} for r in make_grid(datasets=("scifact",))]
+    write_report(records, tmp_path / "rep")
+    assert (tmp_path / "rep" / "ndcg_vs_dim.png").stat().st_size > 0
+    from dive.report.plots import literal
+
+    assert literal(name) == name.replace("$", "\\$")  # every one escaped: drawn as typed

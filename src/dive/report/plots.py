@@ -44,6 +44,12 @@ _LEGEND_PAD = 0.15  # inches between the legend and the figure's edges
 _DODGE = 0.035
 
 
+def literal(text: str) -> str:
+    """`text` as matplotlib shows it as typed: a `$` starts its math mode (a dataset named
+    `x$^$y` stopped the report with a parser traceback, `cost$x$1` lost its `$`s)."""
+    return text.replace("$", r"\$")
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -158,7 +164,7 @@ def ndcg_vs_dim_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg
                 # A lone panel (the demo) is read without the report's text around it.
                 title += f"\ndashed line: uncompressed score ({frozen[0].method}, " \
                          f"d={max(c.dim for c in frozen)})"
-            ax.set_title(title, fontsize=10)
+            ax.set_title(literal(title), fontsize=10)
             ax.set_ylabel(metric_title(metric))
             ax.tick_params(labelleft=True)
     _finish(fig)
@@ -256,7 +262,7 @@ def ndcg_vs_budget_figure(
         ax.set_xlabel("labelled training queries")
         ax.set_ylabel(metric_title(metric))
         dim_text = f"d={dims[0]}, " if len(dims) == 1 else ""
-        ax.set_title(f"{dataset}, {dim_text}{ratio}× compression", fontsize=10)
+        ax.set_title(literal(f"{dataset}, {dim_text}{ratio}× compression"), fontsize=10)
         ax.grid(alpha=0.3)
     _finish(fig)
     return fig
@@ -328,7 +334,7 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
             ax.set_xlabel("bytes per vector (first stage)")
             ax.set_ylabel(metric_title(metric))
             kind = "with rescoring (float32 funnel)" if rescoring else "without rescoring"
-            ax.set_title(f"{dataset}, {budget_title(budget)}, {kind}", fontsize=10)
+            ax.set_title(literal(f"{dataset}, {budget_title(budget)}, {kind}"), fontsize=10)
             ax.tick_params(labelleft=True)
             ax.grid(alpha=0.3)
     _finish(fig)
