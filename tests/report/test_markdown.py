@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from dive.report.markdown import cost_table, grid_table, metric_table, render_report, signed
 from dive.report.summary import (
     base_method,
@@ -292,3 +294,21 @@ def test_a_cell_with_fewer_seeds_than_its_column_is_never_bold(make_record) -> N
     one = [make_record(method=m, dim=96, seed=4, ndcg=v)
            for m, v in [("pca", 0.6), ("dive", 0.62)]]
     assert rows_of(table_for(one))["dive"] == ["**0.6200 ± 0.0000**"]
+
+
+@pytest.mark.parametrize("name", ["web*v2*", "a_b_c", "x`y", "[doc](v)", "n<b>"])
+def test_a_dataset_name_reads_as_typed_in_headings_and_the_datasets_line(
+    make_record: Any, name: str
+) -> None:
+    """`## web*v2*` rendered as web + italic v2; two names with one backtick each turned the
+    text between them into inline code."""
+    from dive.report.markdown import plain
+
+    text = render_report([make_record(dataset=name, method="frozen", dim=384),
+                          make_record(dataset=name, method="pca", dim=96)])
+    assert f"## {plain(name)}\n" in text and f"datasets: {plain(name)};" in text
+    assert f"## {name}\n" not in text
+    # every markup character escaped, nothing else changed
+    assert plain(name).replace("\\", "") == name.replace("\\", "")
+    assert all(plain(name)[i - 1] == "\\" for i, c in enumerate(plain(name))
+               if c in "`*_[]<>" and i > 0)

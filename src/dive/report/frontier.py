@@ -35,7 +35,7 @@ import numpy as np
 
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.records import record_bytes_per_vector, record_variant
-from dive.report.markdown import signed
+from dive.report.markdown import plain, signed
 from dive.report.paired import TOLERANCE, Paired, on_fewer_seeds, pair, seed_list
 from dive.report.summary import (
     base_method,
@@ -392,7 +392,7 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
         parts.append(f"![nDCG@10 vs bytes per vector]({image})")
     for dataset, budget, group in groups(cells):
         reference = frozen_reference(group)
-        title = f"### {dataset}, {budget_title(budget)}"
+        title = f"### {plain(dataset)}, {budget_title(budget)}"
         parts.append(title + ("" if reference is None else
                               f" (frozen float32: {reference.mean:.4f}, "
                               f"{reference.bytes_per_vector} bytes/vector)"))

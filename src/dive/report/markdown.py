@@ -14,6 +14,7 @@ files are written by `dive.report.build`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,6 +52,15 @@ def signed(value: float, digits: int = 3) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+_MARKUP = re.compile(r"([\\`*_\[\]<>|~#])")
+
+
+def plain(name: str) -> str:
+    """A dataset or model name as Markdown shows it as typed: its markup characters escaped
+    (`web*v2*` rendered as web + italic v2, two backticks as inline code)."""
+    return _MARKUP.sub(r"\\\1", name)
 
 
 def _dim_header(dim: int, ratio: int | None) -> str:
@@ -258,7 +268,7 @@ def render_report(
     if preamble:
         parts.append(preamble.strip())
     parts.append(
-        f"{len(records)} runs; datasets: {', '.join(datasets)}; "
+        f"{len(records)} runs; datasets: {', '.join(map(plain, datasets))}; "
         f"model{'s' if len(models) > 1 else ''}: {', '.join(models)}; "
         f"seeds: {', '.join(map(str, seeds))}.\n\n"
         "Each cell is the mean ± standard deviation over seeds (population std, so 0 for one "
@@ -279,17 +289,18 @@ def render_report(
     parts.extend(sections)
 
     for dataset in datasets:
-        parts.append(f"## {dataset}")
+        parts.append(f"## {plain(dataset)}")
         budgets = sorted(
             {c.budget for c in by_metric["ndcg@10"] if c.dataset == dataset}, key=budget_order
         )
         for budget in budgets:
-            parts.append(f"### {dataset}, {budget_title(budget)}")
+            parts.append(f"### {plain(dataset)}, {budget_title(budget)}")
             for metric, cells in by_metric.items():
                 group = [c for c in cells if c.dataset == dataset and c.budget == budget]
                 parts.append(f"{metric_title(metric)}:\n\n{metric_table(group, ratios)}")
         in_dataset = [r for r in keep_results if r.dataset == dataset]
-        parts.append(f"### {dataset}: smallest dimension keeping {percent(keep)} of frozen nDCG@10")
+        parts.append(f"### {plain(dataset)}: smallest dimension keeping {percent(keep)} of "
+                     "frozen nDCG@10")
         if in_dataset:
             per_budget = {r.budget: r.frozen for r in in_dataset}
             if len({round(v, 4) for v in per_budget.values()}) == 1:
@@ -322,7 +333,7 @@ def render_report(
                                            "rescore factors)")
                 parts.append(f"No frozen{only} run on this dataset, so no reference to keep.")
         parts.append(
-            f"### {dataset}: fit seconds and parameters\n\n"
+            f"### {plain(dataset)}: fit seconds and parameters\n\n"
             "Mean fit seconds over dimensions and seeds (the slowest fit in parentheses), as "
             "each run recorded them: the grid shares its cores with other runs, so these are "
             "upper bounds (`benchmarks/speed.py` times fits alone). Parameters: those of the "
