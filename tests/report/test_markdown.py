@@ -312,3 +312,29 @@ def test_a_dataset_name_reads_as_typed_in_headings_and_the_datasets_line(
     assert plain(name).replace("\\", "") == name.replace("\\", "")
     assert all(plain(name)[i - 1] == "\\" for i, c in enumerate(plain(name))
                if c in "`*_[]<>" and i > 0)
+
+
+def test_the_keep_and_cost_tables_list_rows_in_the_metric_tables_order(
+    make_record: Any
+) -> None:
+    """They listed `frozen@binary` before `frozen@float16` (alphabetical), where the nDCG@10
+    table and summary.csv list them as the records first name them."""
+
+    records = []
+    for method, precision in (("frozen", "float32"), ("frozen", "float16"), ("frozen", "int8"),
+                              ("frozen", "binary"), ("pca", "float32"), ("pca", "int8"),
+                              ("pca", "binary")):
+        dim = 384 if method == "frozen" else 96
+        size = {"float32": 4 * dim, "float16": 2 * dim, "int8": dim, "binary": dim // 8}
+        records.append(make_record(method=method, dim=dim, ndcg=0.6, precision=precision,
+                                   bytes_per_vector=size[precision]))
+    text = render_report(records)
+
+    def rows(heading: str) -> list[str]:  # the method column of the table after `heading`
+        table = text.split(heading, 1)[1].split("\n\n|", 1)[1].split("\n\n", 1)[0]
+        return [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]]
+
+    ndcg = rows("nDCG@10:")
+    assert ndcg[:4] == ["frozen", "frozen@float16", "frozen@int8", "frozen@binary"]
+    assert rows("smallest dimension keeping") == ndcg[1:]  # frozen itself keeps all of itself
+    assert rows("fit seconds and parameters") == ndcg

@@ -91,7 +91,10 @@ def smallest_dims_keeping(
                 continue
             frozen = scores[max((k for k in group if k[2] == reference), key=lambda k: k[3])]
             frozen_mean = float(np.mean(list(frozen.values())))
-            for method in method_order(k[2] for k in group):
+            # the methods in the order the records first name them (`scores` keeps it), as
+            # every other view lists them: `group` is sorted, and method_order breaks ties by
+            # first sight
+            for method in method_order(k[2] for k in in_dataset if k[1] == budget):
                 if is_frozen(method):
                     continue
                 dims = sorted(k[3] for k in group if k[2] == method)

@@ -130,6 +130,7 @@ def summarize_cost(records: Iterable[Mapping[str, Any]]) -> list[CostCell]:
     for r in records:
         key = (str(r["dataset"]), str(r["budget"]), method_label(r))
         groups[key].append((float(r["fit_seconds"]), int(r.get("n_params", 0))))
+    first = {key: i for i, key in enumerate(groups)}
     return [
         CostCell(
             ds,
@@ -141,7 +142,9 @@ def summarize_cost(records: Iterable[Mapping[str, Any]]) -> list[CostCell]:
             min(p for _, p in v),
             max(p for _, p in v),
         )
-        for (ds, budget, method), v in sorted(groups.items())
+        # the methods in the order the records first name them, as `summarize` lists them
+        for (ds, budget, method), v in sorted(groups.items(), key=lambda kv: (
+            kv[0][0], budget_order(kv[0][1]), first[kv[0]]))
     ]
 
 
