@@ -334,3 +334,11 @@ def test_a_dataset_with_nothing_to_embed_is_one_error_leaving_nothing(
     with pytest.raises(DataError, match=r"^dataset mem: no (documents|queries) to embed"):
         encode_to_folder(dataset, tmp_path / "out", model=model, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_returned_embeddings_carry_the_folders_meta(tmp_path: Path, model: Any) -> None:
+    """`dive.embed(dataset, out).embeddings.meta` lacked dim, n_corpus and n_queries."""
+    result = encode_to_folder(load_beir(PANTRY), tmp_path / "e", model=model, progress=False)
+    back = load_embeddings(tmp_path / "e")
+    assert result.embeddings.meta == {**back.meta, "source": str(tmp_path / "e")}
+    assert result.embeddings.meta["dim"] == back.dim

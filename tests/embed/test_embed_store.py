@@ -484,3 +484,12 @@ def test_blank_lines_closing_an_ids_file_are_skipped(folder: Path) -> None:
     want = load_embeddings(folder).query_ids
     (folder / "query_ids.txt").write_text("".join(f"{q}\n" for q in want) + "\n\r\n")
     assert load_embeddings(folder).query_ids == want
+
+
+def test_save_returns_the_meta_a_load_of_the_folder_gives(tmp_path: Path) -> None:
+    """`dive.embed(dataset, out)` returned a meta without dim, n_corpus and n_queries, which a
+    load of the folder it had just written has: `emb.meta["dim"]` was a KeyError."""
+    written = save_embeddings(tmp_path / "e", _emb(n_docs=6, n_queries=3))
+    back = load_embeddings(tmp_path / "e")
+    assert {k: v for k, v in back.meta.items() if k != "source"} == written
+    assert (written["dim"], written["n_corpus"], written["n_queries"]) == (8, 6, 3)

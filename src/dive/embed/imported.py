@@ -210,11 +210,11 @@ def import_vectors(
         "imported_from": {"corpus": corpus.where, "queries": queries.where, **(source or {})},
     }
     emb = Embeddings(corpus_x, list(dataset.corpus_ids), queries_x, list(dataset.query_ids), meta)
-    save_embeddings(Path(out), emb, overwrite=overwrite)
+    written = save_embeddings(Path(out), emb, overwrite=overwrite)
     logger.info("imported %d corpus and %d query vectors (%d-d, normalized: %s) into %s",
                 corpus_x.shape[0], queries_x.shape[0], emb.dim, normalized, out)
     return Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
-                      {**meta, "source": str(out)})
+                      {**written, "source": str(out)})
 
 
 def _rows_in_order(vectors: Vectors, wanted: Sequence[str], what: str) -> np.ndarray:

@@ -167,10 +167,11 @@ def encode_to_folder(
         if job["model_files"] is not None:  # a cache entry made with an earlier save is stale
             meta["model_files"] = job["model_files"]
         emb = Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
-        save_embeddings(target, emb, overwrite=overwrite)
+        written = save_embeddings(target, emb, overwrite=overwrite)
         shutil.rmtree(work, ignore_errors=True)
+        # the meta a load of the folder gives (dim, n_corpus, n_queries were missing)
         emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
-                         {**emb.meta, "source": str(target)})
+                         {**written, "source": str(target)})
         return EmbedResult(target, emb, len(chunks), resumed, time.perf_counter() - started)
 
 

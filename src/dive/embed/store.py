@@ -188,7 +188,9 @@ def check_embeddings_output(target: Path, *, overwrite: bool) -> None:
                  what="an embeddings folder", folder=True, layout=FILES)
 
 
-def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = False) -> None:
+def save_embeddings(
+    folder: str | Path, emb: Embeddings, *, overwrite: bool = False
+) -> dict[str, Any]:
     """Write `emb` as an embeddings folder at `folder`; a non-empty folder already there
     (even one written meanwhile) is kept with `DiveError` unless `overwrite`, and even then
     unless it is an embeddings folder holding only what dive wrote (`check_embeddings_output`,
@@ -202,6 +204,7 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
     name next to the target rather than a mix of both (`dive._io.replace_path`).
     `load_embeddings` reads its files again when the folder was swapped meanwhile, so it gets
     one whole save; a reader opening the files one by one itself can still read some of each.
+    Returns the meta.json it wrote (`emb.meta` with `dim`, `n_corpus`, `n_queries`...).
     """
     target = Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +237,7 @@ def save_embeddings(folder: str | Path, emb: Embeddings, *, overwrite: bool = Fa
         emb.dim,
         target,
     )
+    return meta
 
 
 # --- reading -----------------------------------------------------------------------------
