@@ -758,6 +758,7 @@ FLAG_OF_PARAM = {
 # Library spellings of a value that the command line spells otherwise, said its way instead.
 CLI_SPELLING = {"id_column=None": "--id-column ''", "pass overwrite=True": "pass --overwrite",
                 "load it with verify=False (dive.load)": "pass --no-verify",
+                "rerun with overwrite=True": "rerun with --overwrite",
                 "embeddings_dir is one dataset's": "--embeddings is one dataset's"}
 
 

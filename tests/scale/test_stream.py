@@ -929,15 +929,43 @@ def test_something_else_made_at_the_output_while_it_ran_is_kept(
     assert "\n" not in str(caught.value)
 
 
-def test_a_float64_npy_row_below_float32_is_named_as_a_parquet_one_is(
-    tmp_path: Path, runtime, stores
+@pytest.mark.parametrize("scale", [1e-43, 1e-50, 1e-200])
+def test_a_float64_npy_row_far_below_float32_is_compressed_as_transform_does(
+    tmp_path: Path, runtime, stores, scale: float
 ) -> None:
-    """A .npy row of 1e-50s was "row 5 has norm 0 and cannot be L2-normalised", where the
-    same row in a Parquet store says what is wrong and what to do."""
+    """Cast before normalising, a row of 1e-43s kept a few bits of each value and came out in
+    another direction (cosine 0.999 to transform's, exit 0), and one of 1e-50s was refused
+    as all zeros; `transform` normalises both from their float64 values."""
     x = stores.vectors(20).astype(np.float64)
-    x[5] *= 1e-50
+    x[5] *= scale
     np.save(tmp_path / "x.npy", x)
-    with pytest.raises(DataError, match=r"x\.npy: row 5 has only values below float32's "
-                                        r"smallest .*; scale the rows"):
-        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
-    assert not (tmp_path / "y.npy").exists()
+    compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy")[5], runtime(x[[5]] / scale)[0],
+                               atol=1e-6)
+
+
+def test_the_cli_says_to_rerun_with_overwrite_in_its_own_spelling(
+    tmp_path: Path, model_dir: Path, stores, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """"rerun with overwrite=True to publish it without recomputing (--overwrite)": a library
+    spelling, and the flag a second time."""
+    from dive.cli import main
+
+    np.save(tmp_path / "x.npy", stores.vectors(20))
+    dst = tmp_path / "y.npy"
+    run = stream_module._Job.run
+
+    def run_then_another_writes(self: Any, bar: Any) -> None:
+        run(self, bar)
+        np.save(dst, stores.vectors(3)[:, :8])  # an earlier output of the same kind
+
+    monkeypatch.setattr(stream_module._Job, "run", run_then_another_writes)
+    argv = ["compress", str(model_dir), "--input", str(tmp_path / "x.npy"), "--output", str(dst),
+            "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("rerun with --overwrite to publish it without recomputing"), err
+    monkeypatch.setattr(stream_module._Job, "run", run)
+    assert main([*argv, "--overwrite"]) == 0
+    assert np.load(dst).shape == (20, 8)

@@ -61,8 +61,8 @@ import numpy as np
 
 from dive._io import as_path, atomic_open, made_folder, named, naming_os_errors, publish
 from dive.arrays import (
-    BELOW_FLOAT32,
     BadRowError,
+    as_unit_rows,
     non_finite_problem,
     positive_integer,
     to_float32,
@@ -129,7 +129,7 @@ def compress_rows(
     fail: Callable[[int, str], DataError],
 ) -> np.ndarray:
     """`x` (any float dtype) compressed and cast to `dtype`, after checking every row is finite
-    as float32 and non-zero.
+    as float32 and non-zero (a wider row is normalised from its own values first).
 
     A bad row raises `fail(row, problem)`: `row` counts from `x`'s first row, and `problem`
     (the id, if `ids` are given, then what is wrong) starts with a space.
@@ -140,14 +140,11 @@ def compress_rows(
         row = int(np.flatnonzero(~finite)[0])
         ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
         raise fail(row, f"{ident} {non_finite_problem(wide[row])}")
-    if wide.dtype.itemsize > x.dtype.itemsize:  # as a Parquet store's rows are read
-        vanished = np.flatnonzero(~x.any(axis=1) & wide.any(axis=1))
-        if vanished.size:  # else "has norm 0" of a row that is not
-            row = int(vanished[0])
-            ident = f" (id {ids[row].as_py()!r})" if ids is not None else ""
-            raise fail(row, f"{ident} {BELOW_FLOAT32}")
     try:
-        y = runtime(x)
+        # wider rows are normalised from their own values, as `transform` does: cast first, a
+        # float64 row of 1e-43s kept a few bits of each value (another direction) and one of
+        # 1e-50s none
+        y = runtime(as_unit_rows(wide) if wide.dtype.itemsize > x.dtype.itemsize else x)
     except BadRowError as exc:  # a zero row: name the file and the row in the store
         ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
         raise fail(exc.row, f"{ident} {exc.problem}") from None
@@ -474,4 +471,4 @@ def _kept_for_later(dst: Path, single: bool, root: Path) -> DiveError:
                          "without recomputing")
     return DiveError(f"{dst}: already exists (another run wrote it meanwhile); the finished "
                      f"output is kept in {root}: rerun with overwrite=True to publish it "
-                     "without recomputing", param="overwrite")
+                     "without recomputing")
