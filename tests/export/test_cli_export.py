@@ -125,7 +125,7 @@ def test_fit_records_the_labels_used_when_the_budget_exceeds_the_pool(
     monkeypatch.setitem(REGISTRY, RecordingSupervised.method, RecordingSupervised)
     assert fit(tiny, tmp_path / "m", "test-supervised", "--budget", "1000") == 0
     summary = load(tmp_path / "m").summary
-    assert summary["budget"] == "1000" and summary["n_labels"] == 40  # the whole train pool
+    assert summary["budget"] == "all" and summary["n_labels"] == 40  # all: as evaluate records it
     assert summary["n_train"] + summary["n_validation"] == 40
 
 
