@@ -108,7 +108,7 @@ class SMEC(Baseline):
     >>> from dive.compressors import make_compressor
     >>> corpus = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
     >>> smec = make_compressor("smec:stage_steps=20", 8)  # a spec, as `dive fit --method` takes
-    >>> smec
+    >>> smec  # doctest: +ELLIPSIS
     SMEC(dim=8, seed=0, ..., stage_steps=20, ...)
     >>> smec.fit(corpus).transform(corpus[:3]).shape  # no labels: S-XBM alone, 32 -> 16 -> 8
     (3, 8)
