@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 from dive.evaluate.search import search, top_k
 
 
@@ -112,10 +112,17 @@ def test_top_k_rejects_bad_input() -> None:
         top_k(q, c, exclude=np.array([0, 1]))
     with pytest.raises(DataError, match="corpus: no rows"):
         top_k(q, c[:0])
-    with pytest.raises(ValueError, match="k must be >= 1"):
-        top_k(q, c, k=0)
-    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+    # DiveError, as search_index and ndcg_at_k raise: ValueError (k=0) or numpy's TypeError
+    # (k=2.5) escaped an `except DiveError`
+    for bad in (0, 2.5, "3"):
+        with pytest.raises(DiveError, match=rf"^k must be a positive integer, got {bad!r}$"):
+            top_k(q, c, k=bad)  # type: ignore[arg-type]
+    with pytest.raises(DiveError, match="chunk_size must be a positive integer, got 0"):
         top_k(q, c, chunk_size=0)
+    from dive.evaluate.search import rescore
+
+    with pytest.raises(DiveError, match="k must be a positive integer, got 0"):
+        rescore(q, c, np.zeros((3, 2), dtype=np.int64), k=0)
 
 
 def test_search_builds_run_and_skips_identical_ids() -> None:

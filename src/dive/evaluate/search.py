@@ -22,7 +22,7 @@ from collections.abc import Callable, Container, Sequence
 
 import numpy as np
 
-from dive.arrays import BadRowError, as_embeddings, as_unit_rows
+from dive.arrays import BadRowError, as_embeddings, as_unit_rows, positive_integer
 from dive.compressors.precision import Quantizer
 from dive.errors import DataError, quoted
 
@@ -114,10 +114,8 @@ def _stream_top_k(
     chunk_size: int,
     decode: Callable[[np.ndarray], np.ndarray] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    # DiveError, as search_index and ndcg_at_k raise (k=2.5 was a TypeError from numpy)
+    k, chunk_size = positive_integer(k, "k"), positive_integer(chunk_size, "chunk_size")
     m, n = q.shape[0], c.shape[0]
     if n == 0:
         raise DataError("corpus: no rows to search")
@@ -186,8 +184,7 @@ def rescore(
     ascending; a candidate -1 (none) stays last with score -inf. Queries go in blocks whose
     gathered rows hold at most `max_floats` values, so memory does not grow with m.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    k = positive_integer(k, "k")
     q = as_unit_rows(queries, name="rescoring queries")
     cand = np.asarray(candidates)
     if cand.ndim != 2 or cand.shape[0] != q.shape[0] or cand.dtype.kind not in "iu":
