@@ -493,3 +493,20 @@ def test_save_returns_the_meta_a_load_of_the_folder_gives(tmp_path: Path) -> Non
     back = load_embeddings(tmp_path / "e")
     assert {k: v for k, v in back.meta.items() if k != "source"} == written
     assert (written["dim"], written["n_corpus"], written["n_queries"]) == (8, 6, 3)
+
+
+def test_the_repr_is_a_summary_not_every_id() -> None:
+    """Printing loaded SciFact embeddings (or an index of them) listed every id: 70 KB."""
+    import numpy as np
+
+    from dive.export import build_index
+
+    n = 3000
+    unit = np.eye(n, 8, dtype=np.float32)
+    unit[8:, 0] = 1.0
+    emb = Embeddings(unit, [f"doc{i}" for i in range(n)], unit[:2], ["q0", "q1"],
+                     {"model": "m", "dataset": "toy"})
+    assert repr(emb) == "Embeddings(n_corpus=3000, n_queries=2, dim=8, model='m', dataset='toy')"
+    index = build_index(emb.corpus, ids=emb.corpus_ids)
+    assert repr(index).startswith("SearchIndex(") and "n=3000" in repr(index)
+    assert len(repr(index)) < 200

@@ -102,6 +102,12 @@ class Embeddings:
                 f"{self.queries.shape[1]}"
             )
 
+    def __repr__(self) -> str:  # the ids and arrays in full were tens of KB to megabytes
+        said = {k: self.meta[k] for k in ("model", "dataset", "source") if k in self.meta}
+        extra = "".join(f", {k}={v!r}" for k, v in said.items())
+        return (f"Embeddings(n_corpus={self.corpus.shape[0]}, n_queries={self.queries.shape[0]}, "
+                f"dim={self.dim}{extra})")
+
     @property
     def dim(self) -> int:
         """The embedding dimension D."""

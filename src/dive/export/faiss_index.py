@@ -104,6 +104,11 @@ class SearchIndex:
     precision: str = "float32"  # a `Precision`, or `opq{M}` (product quantization)
     vector_dim: int | None = None  # d of the vectors; None: the index's own (not binary)
 
+    def __repr__(self) -> str:  # every id in full was tens of KB to megabytes
+        kind = type(self.index).__name__
+        return (f"SearchIndex({kind}, n={len(self.ids)}, precision={self.precision!r}, "
+                f"model_sha256={self.model_sha256!r})")
+
     def __getstate__(self) -> dict[str, Any]:
         # FAISS pickles its float indexes but not its binary ones (a SWIG TypeError): both
         # travel as FAISS's own serialised bytes, as `save_index` writes them.
