@@ -215,7 +215,6 @@ def _input_dim(table: Any, column: str, where: str, expected: int) -> int:
     return len(first[0].as_py()) if len(first) and first[0].is_valid else expected
 
 
-
 def compress_table(
     model: ModelLike,
     input: str | os.PathLike[str] | TableRef,
