@@ -969,3 +969,14 @@ def test_the_cli_says_to_rerun_with_overwrite_in_its_own_spelling(
     monkeypatch.setattr(stream_module._Job, "run", run)
     assert main([*argv, "--overwrite"]) == 0
     assert np.load(dst).shape == (20, 8)
+
+
+def test_an_npy_of_a_format_version_it_cannot_read_is_named_once(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """"v3.npy: not a readable .npy file (v3.npy: unsupported .npy format version (3, 0))"."""
+    with open(tmp_path / "v3.npy", "wb") as handle:
+        np.lib.format.write_array(handle, stores.vectors(5), version=(3, 0))
+    with pytest.raises(DataError, match=r"^[^ ]*v3\.npy: unsupported \.npy format version "
+                                        r"\(3, 0\)$"):
+        compress_store(runtime, tmp_path / "v3.npy", tmp_path / "y.npy", progress=False)

@@ -88,6 +88,8 @@ def read_npy_header(path: Path) -> NpyHeader:
             else:
                 raise DataError(f"{path}: unsupported .npy format version {version}")
             offset = f.tell()
+    except DataError:  # said in full above (a ValueError too: it was wrapped, path twice)
+        raise
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
     if dtype.kind not in "fiu" or dtype.fields is not None:
