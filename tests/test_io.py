@@ -562,3 +562,26 @@ def test_an_output_name_near_the_file_systems_limit_is_written(tmp_path: Path) -
     atomic_write_text(target, "x")
     atomic_write_text(target, "y")
     assert target.read_text() == "y" and sorted(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("call", ["compress_store", "embed"])
+def test_progress_that_is_not_a_bool_is_refused_as_overwrite_is(
+    call: str, tmp_path: Path
+) -> None:
+    """`progress="no"` is true: bars were drawn, where `overwrite="no"` is refused."""
+    import numpy as np
+
+    import dive
+    from dive.errors import DiveError
+    from dive.scale import compress_store
+
+    x = np.eye(8, dtype=np.float32)
+    with pytest.raises(DiveError, match=r"^progress must be True or False, got 'no'$"):
+        if call == "compress_store":
+            np.save(tmp_path / "x.npy", x)
+            model = dive.fit(x, method="truncate", dim=4)
+            compress_store(model, tmp_path / "x.npy", tmp_path / "y.npy",
+                           progress="no")  # type: ignore[arg-type]
+        else:
+            dive.embed(["a text"], progress="no")  # type: ignore[arg-type]
+    assert not (tmp_path / "y.npy").exists()

@@ -625,8 +625,13 @@ def check_suffix(path: Path, suffix: str, what: str) -> None:
 
 def check_overwrite(overwrite: object) -> None:
     """Refuse an `overwrite` that is not a bool: `overwrite="no"` is true, and replaced."""
-    if not isinstance(overwrite, bool):
-        raise DiveError(f"overwrite must be True or False, got {overwrite!r}", param="overwrite")
+    check_flag(overwrite, "overwrite")
+
+
+def check_flag(value: object, name: str) -> None:
+    """Refuse a yes/no option `name` that is not a bool (`progress="no"` is true)."""
+    if not isinstance(value, bool):
+        raise DiveError(f"{name} must be True or False, got {value!r}", param=name)
 
 
 def check_output(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dive._io import check_flag
 from dive.arrays import is_integer, is_utf8, positive_integer
 from dive.embed.encode import DEFAULT_MODEL
 from dive.embed.resumable import DEFAULT_CHUNK_SIZE
@@ -122,7 +123,8 @@ def embed(
             data, (str, os.PathLike, Dataset, Sequence)):
         raise DiveError(f"embed: data is {kind_of(data)}; expected a dataset name, a BEIR-layout "
                         "folder, a Dataset or a list of texts")
-    batch_size = positive_integer(batch_size, "batch_size")  # before a model or data loads
+    check_flag(progress, "progress")  # before a model or data loads, as the next checks
+    batch_size = positive_integer(batch_size, "batch_size")
     for name, value in (("model", model), ("device", device)):
         if (what := _not_a_name(value)) is not None:  # None: a TypeError in pathlib
             raise DiveError(f"embed: {name} is {what}; expected a name (default: "

@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import atomic_open, atomic_write_text, clear_work_folder, held, made_folder
+from dive._io import (
+    atomic_open,
+    atomic_write_text,
+    check_flag,
+    clear_work_folder,
+    held,
+    made_folder,
+)
 from dive.arrays import UNIT_NORM_TOLERANCE, positive_integer
 from dive.embed import encode
 from dive.embed.store import (
@@ -101,6 +108,7 @@ def encode_to_folder(
         if not len(ids):  # an IndexError once the chunks were assembled, its work folder left
             raise DataError(f"dataset {dataset.name}: no {kind} to embed (a BEIR folder's "
                             "loader refuses an empty file too)")
+    check_flag(progress, "progress")
     batch_size = positive_integer(batch_size, "batch_size")  # plain ints: the job is JSON
     chunk_size = positive_integer(chunk_size, "chunk_size")
     # absolute: "." has no name to put its work folder beside it under

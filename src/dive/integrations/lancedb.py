@@ -45,6 +45,7 @@ import numpy as np
 
 from dive._io import (
     atomic_open,
+    check_flag,
     check_output,
     check_overwrite,
     made_folder,
@@ -239,6 +240,7 @@ def compress_table(
     the end.
     """
     started = time.perf_counter()
+    check_flag(progress, "progress")
     check_overwrite(overwrite)
     runtime = resolve_runtime(model)
     out_dtype = output_dtype(runtime, dtype)

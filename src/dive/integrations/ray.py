@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import MANIFEST, clear_work_folder, held, made_folder, named, publish
+from dive._io import MANIFEST, check_flag, clear_work_folder, held, made_folder, named, publish
 from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -255,6 +255,7 @@ def compress_parquet(
     (`dive._io.held`): a second run on the same output fails at once. `progress=False` turns
     Ray Data's progress bars off for the run.
     """
+    check_flag(progress, "progress")
     ray = import_ray()
     pq = import_pyarrow().parquet
     # absolute: Ray expands a leading '~' where dive takes it as a folder name, so its files

@@ -59,7 +59,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from dive._io import as_path, atomic_open, made_folder, named, naming_os_errors, publish
+from dive._io import (
+    as_path,
+    atomic_open,
+    check_flag,
+    made_folder,
+    named,
+    naming_os_errors,
+    publish,
+)
 from dive.arrays import (
     BadRowError,
     as_unit_rows,
@@ -380,6 +388,7 @@ def compress_store(
     out_dtype = output_dtype(runtime, dtype)
     # Arrow reads and writes Parquet in int64 batches: a larger size (any the CLI takes) was
     # an OverflowError, a traceback; every store has fewer rows, so it is one chunk either way.
+    check_flag(progress, "progress")
     batch_size = min(positive_integer(batch_size, "batch_size"), 2**63 - 1)
     column, id_column, out_column = column_names(column, id_column, output_column)
     shards, single = discover(src, dst.name, column, id_column)
