@@ -525,9 +525,18 @@ class Hits:
     scores: list[np.ndarray]  # float32 inner products, descending
 
 
+_CHECKED_FILLED: set[tuple[str, int, str]] = set()  # (table uri, version, column) counted
+
+
 def _warn_unfilled(table: Any, column: str, where: str) -> None:
     """Rows whose `column` is null (added after it was compressed) are never searched:
-    LanceDB skips them without a word, so say how many."""
+    LanceDB skips them without a word, so say how many. Counted once per table version and
+    column in a process: the count scans the column, and a serving loop calls `search` on
+    every request."""
+    key = (str(getattr(table, "uri", table.name)), int(table.version), column)
+    if key in _CHECKED_FILLED:
+        return
+    _CHECKED_FILLED.add(key)
     unfilled = table.count_rows(f"`{column}` IS NULL")
     if unfilled:
         logger.warning("%s: %d of %d rows have no value in column %r (added after it was "

@@ -119,7 +119,8 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     # rows of an earlier release (`dive@v1`) are kept for comparison; this code cannot build them
     found = configs([r for r in mine if str(r["budget"]) == budget], metric)
     cells = shippable(found)
-    earlier = list(dict.fromkeys(c.method for c in found if c not in cells))
+    kept = {c.method for c in cells}
+    earlier = list(dict.fromkeys(c.method for c in found if c.method not in kept))
     where = f"{dataset}, {budget_title(budget)}"
     frozen = frozen_reference(cells)
     if frozen is None:
