@@ -206,7 +206,8 @@ def cut_server(beir_zip: Path) -> Iterator[str]:
 
 @pytest.mark.parametrize(("path", "problem"), [
     ("length.zip", r"the connection closed after \d+ of \d+ bytes; run again"),
-    ("chunked.zip", r"IncompleteRead\(.*\); run again"),
+    # not http.client's IncompleteRead(0 bytes read): its count is of its last read
+    ("chunked.zip", r"the connection closed before the reply ended; run again"),
 ])
 def test_a_download_cut_short_is_named_as_such_and_leaves_nothing(
     cut_server: str, tmp_path: Path, path: str, problem: str

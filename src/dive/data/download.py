@@ -241,7 +241,11 @@ def _fetch(url: str, dest: Path, *, desc: str) -> None:
         raise DataError(f"{url}: download failed: {exc.reason}") from None
     except (OSError, ValueError) as exc:  # timeouts, resets, disk full; ValueError: bad URL
         raise DataError(f"{url}: download failed: {exc}") from None
-    except http.client.HTTPException as exc:  # e.g. IncompleteRead: a chunked reply cut short
+    except http.client.IncompleteRead:  # a chunked reply cut short: its count is of the last
+        # read, not of the download ("0 bytes read" after megabytes came)
+        raise DataError(f"{url}: download failed: the connection closed before the reply "
+                        "ended; run again") from None
+    except http.client.HTTPException as exc:
         raise DataError(f"{url}: download failed: {exc!r}; run again") from None
     # http.client ends a read early without a word when the connection closes before
     # Content-Length bytes came: the zip would then be refused as "not a zip file"
