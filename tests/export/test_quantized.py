@@ -63,13 +63,17 @@ def test_with_precision_refuses_a_one_row_or_integer_calibration_corpus(
         with_precision(tmp_path / "m", "int8", (corpus * 100).astype(np.int64))
 
 
-def test_with_precision_names_the_calibration_corpus_of_another_dimension_or_a_nan_row(
+def test_with_precision_names_the_calibration_corpus_of_another_dimension_or_a_bad_row(
         tmp_path: Path, make_runtime: Any, make_inputs: Any) -> None:
-    """It said "input: expected dimension 32, got 16", naming no argument of the call."""
+    """It said "input: expected dimension 32, got 16" (and "input: row 7 has norm 0"), naming
+    no argument of the call."""
     save(make_runtime(), tmp_path / "m")
     corpus = make_inputs(100, 32)
     with pytest.raises(DataError, match=r"^calibration corpus: .*dimension 32.* 16"):
         with_precision(tmp_path / "m", "int8", corpus[:, :16])
+    corpus[7] = 0
+    with pytest.raises(DataError, match=r"^calibration corpus: row 7 has norm 0"):
+        with_precision(tmp_path / "m", "int8", corpus)
     corpus[7, 3] = np.nan
     with pytest.raises(DataError, match=r"^calibration corpus.* row 7"):
         with_precision(tmp_path / "m", "int8", corpus)

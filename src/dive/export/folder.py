@@ -50,7 +50,7 @@ from dive._io import (
     read_one_save,
     temporary,
 )
-from dive.arrays import as_array, as_embeddings, check_floating
+from dive.arrays import as_array, as_unit_rows, check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
 from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
@@ -278,8 +278,8 @@ def with_precision(
                             "corpus= (n, D)")
         corpus = np.zeros((0, loaded.runtime_.input_dim), dtype=np.float32)
     check_floating(corpus, name="calibration corpus")
-    if precision == "int8":  # its shape and values named as the calibration corpus's
-        corpus = as_embeddings(corpus, name="calibration corpus",
+    if precision == "int8":  # its shape and rows (NaN, zero) named as the calibration corpus's
+        corpus = as_unit_rows(corpus, name="calibration corpus",
                                dim=loaded.runtime_.input_dim)
     return LoadedCompressor(loaded.runtime_.with_precision(precision, corpus),
                             method=loaded.method, method_config=loaded.config(),
