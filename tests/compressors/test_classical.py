@@ -161,6 +161,27 @@ def test_pca_on_one_row_is_refused_not_fitted_to_zero_outputs(
         make_compressor(method, 4).fit(corpus[:1])
 
 
+def test_a_fit_names_corpus_rows_its_outputs_leave_out(
+    corpus: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    """truncate to 6 of rows with nothing in their first 6 coordinates fitted and saved
+    without a word; compressing those rows (dive compress, index, evaluate) is then refused."""
+    rows = corpus.copy()
+    rows[[3, 9], :6] = 0
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.base"):
+        fitted = make_compressor("truncate", 6).fit(rows)
+    assert caplog.messages == ["truncate: 2 corpus row(s) have no part in the compressed space "
+                               "(the first: row 3): compressing them is refused, as no score "
+                               "can rank them"]
+    np.testing.assert_array_equal(fitted.fitted_runtime().unranked_rows(rows, batch_size=4),
+                                  [3, 9])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dive.compressors.base"):
+        make_compressor("truncate", 6).fit(corpus)
+    assert caplog.messages == []
+
+
 def test_pca_on_enough_rows_is_plain_principal_axes_without_a_warning(
     corpus: np.ndarray, caplog: pytest.LogCaptureFixture
 ) -> None:

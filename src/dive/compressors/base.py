@@ -24,6 +24,7 @@ A long fit may report its stages at INFO on `PROGRESS_LOGGER` (`dive fit` shows 
 from __future__ import annotations
 
 import copy
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError, kind_of
 
 PROGRESS_LOGGER = "dive.fit.progress"  # one line per stage of a long fit
+logger = logging.getLogger(__name__)
 
 # What kind of method a class is, in the order results list them: the uncompressed reference,
 # the training-free compressors, the published learned baselines, then ours.
@@ -297,6 +299,12 @@ class Compressor(ABC):
                                 ) from None
             raise
         self.fit_info_.config = self.config()
+        unranked = self.runtime_.unranked_rows(corpus)
+        if unranked.size:  # compress, index and evaluate refuse them: said at the fit
+            logger.warning("%s: %d corpus row(s) have no part in the compressed space (the "
+                           "first: row %d): compressing them is refused, as no score can rank "
+                           "them",
+                           self.method, unranked.size, int(unranked[0]))
         return self
 
     @abstractmethod

@@ -225,14 +225,27 @@ class Runtime(ArrayFields):
             outputs = np.zeros((0, self.output_dim))
         return replace(base, quantizer=calibrate(precision, outputs))
 
+    def unranked_rows(self, x: np.ndarray, *, batch_size: int = 65536) -> np.ndarray:
+        """The rows of `x` (n, D) whose output has no part in the compressed space (norm under
+        `NORM_FLOOR`), which `embed` refuses: sorted row numbers, empty when there are none."""
+        x = as_unit_rows(x, name="input", dim=self.input_dim)
+        found = [start + np.flatnonzero(np.linalg.norm(self._project(x[start:start + batch_size]),
+                                                       axis=1) < NORM_FLOOR)
+                 for start in range(0, x.shape[0], positive_integer(batch_size, "batch_size"))]
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
     def _apply(self, x: np.ndarray) -> np.ndarray:
+        return _unit_outputs(self._project(x))
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        """Unit rows `x` mapped to the output space, before their normalisation."""
         h = x if self.adapter is None else self.adapter(x)
         if self.projection is None:
-            return _unit_outputs(h if self.center is None else h - self.center)
+            return h if self.center is None else h - self.center
         z = h @ self.projection.T
         if self.center is not None:  # P (h - mu) = P h - P mu: one pass over d columns, not D
             z -= self.projection @ self.center
-        return _unit_outputs(z)
+        return z
 
 
 NORM_FLOOR = 1e-12  # the exports' normalisation floor (onnx.py, st_module.py)
