@@ -235,6 +235,27 @@ def test_k_must_be_a_positive_integer(make_inputs: Any, k: object) -> None:
         search_index(build_index(make_inputs(4, 8)), make_inputs(2, 8), k)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_numpy_integer_options_are_taken_as_python_ints_are(make_inputs: Any, kind: str) -> None:
+    """k=np.int64(2) and hnsw_m=np.int64(8) were FAISS TypeErrors (its SWIG wrappers take
+    Python ints only), though the checks accept them as `top_k` does."""
+    corpus, queries = make_inputs(40, 8), make_inputs(3, 8, seed=4)
+    numpy_made = build_index(corpus, kind, hnsw_m=np.int64(8), ef_search=np.int64(40))  # type: ignore[arg-type]
+    plain = build_index(corpus, kind, hnsw_m=8, ef_search=40)
+    for got, want in zip(search_index(numpy_made, queries, np.int64(2)),  # type: ignore[arg-type]
+                         search_index(plain, queries, 2), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 2.5, True])
+def test_an_opq_seed_faiss_cannot_take_is_refused(make_inputs: Any, seed: object) -> None:
+    """2**31 built seed 0's index and -1 seed 2**31 - 1's (taken modulo 2**31) where
+    `dive index --seed` refuses them; 2.5 was a SWIG TypeError."""
+    with pytest.raises(DiveError, match=rf"^seed must be an integer in 0\.\.2147483647 .*, "
+                                        rf"got {seed!r}$"):
+        build_index(make_inputs(300, 16), product=4, seed=seed)  # type: ignore[arg-type]
+
+
 def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
     tmp_path: Path, make_inputs: Any
 ) -> None:

@@ -63,6 +63,7 @@ from dive._io import (
     remove_dead_temporaries,
 )
 from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
+from dive.compressors.options import MAX_INT
 from dive.compressors.precision import (
     CODE_DTYPES,
     PRECISIONS,
@@ -282,6 +283,11 @@ def build_index(
         if not is_integer(value) or value < least:  # FAISS aborts, crashes or fills memory
             raise DiveError(f"{option} must be an integer >= {least}, got {value!r}",
                             param=option)
+    if not is_integer(seed) or not 0 <= seed <= MAX_INT:  # 2**31 built seed 0's index
+        raise DiveError(f"seed must be an integer in 0..{MAX_INT} (FAISS's k-means takes a C "
+                        f"int), got {seed!r}", param="seed")
+    # as Python ints: FAISS's SWIG wrappers refuse numpy integers with a TypeError
+    hnsw_m, ef_construction, ef_search = int(hnsw_m), int(ef_construction), int(ef_search)
     faiss = _import_faiss()
     codes = quantizer if quantizer is not None and quantizer.precision != "float32" else None
     if kind != "flat" and codes is not None:
@@ -792,7 +798,7 @@ def search_index(
     _check_index(index, "search_index")
     check_floating(queries, name="queries")
     q = as_embeddings(queries, name="queries", dim=index.dim)
-    kk = min(k, len(index))
+    kk = min(int(k), len(index))  # FAISS's SWIG wrapper refuses a numpy integer
     if index.precision == "binary":
         hamming, rows = index.index.search(np.packbits(q > 0, axis=1), kk)
         scores = (index.dim - 2 * hamming).astype(np.float32)
