@@ -273,6 +273,19 @@ def test_saved_index_keeps_its_compressor_identity_and_drops_a_stale_one(
         load_index(path)
 
 
+def test_search_index_with_a_model_digest_refuses_another_compressors_index(
+        make_inputs: Any) -> None:
+    """docs/export.md says a search with another model is refused; from Python it searched
+    without a check (only `dive search` compared the digests)."""
+    x = make_inputs(20, 8)
+    index = build_index(x, model_sha256="ab" * 32)
+    rows, _ = search_index(index, x[:2], 3, model_sha256="ab" * 32)
+    np.testing.assert_array_equal(rows, search_index(index, x[:2], 3)[0])
+    with pytest.raises(DataError, match=r"^search_index: the index: built by another "
+                                        r"compressor than the compressor of model_sha256 "):
+        search_index(index, x[:2], 3, model_sha256="cd" * 32)
+
+
 def test_an_index_meta_saved_with_a_byte_order_mark_loads(tmp_path: Path,
                                                           make_inputs: Any) -> None:
     """An editor may save the sidecar meta with a UTF-8 byte-order mark, as it may config.json

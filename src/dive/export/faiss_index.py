@@ -785,17 +785,22 @@ def _signs(bits: np.ndarray, dim: int) -> np.ndarray:
 
 
 def search_index(
-    index: SearchIndex, queries: np.ndarray, k: int = 10
+    index: SearchIndex, queries: np.ndarray, k: int = 10, *, model_sha256: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k rows of every query: (rows int64 (m, k'), scores float32 (m, k')), best first.
 
     k' = min(k, len(index)). HNSW may return fewer than k' hits for a query; the missing
     slots hold row -1 and score -inf. `queries` are the float32 compressed vectors whatever the
     index's precision; a binary index scores d - 2 * Hamming distance of their sign bits.
+    With `model_sha256` (`dive.scale.model.runtime_digest` of the compressor that made the
+    queries), an index built by another compressor is refused, as `dive search` refuses it.
     """
     if not is_integer(k) or k < 1:
         raise DiveError(f"search: k must be an integer >= 1, got {k!r}")
     _check_index(index, "search_index")
+    if model_sha256 is not None:
+        check_index_model(index, "search_index: the index", model_sha256,
+                          "the compressor of model_sha256")
     check_floating(queries, name="queries")
     q = as_embeddings(queries, name="queries", dim=index.dim)
     kk = min(int(k), len(index))  # FAISS's SWIG wrapper refuses a numpy integer
