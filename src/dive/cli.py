@@ -635,7 +635,19 @@ def _rescore(args: argparse.Namespace, index: Any, compressor: Any, queries: Any
         expected = (f"the {kind} {widths[kind]}" if kind is not None else
                     f"the full {widths['full']} or the compressed {widths['compressed']}")
         raise DataError(f"{path}: vectors of dimension {vectors.shape[1]}; expected {expected}")
-    _check_rescore_rows(path, vectors, kind, index, compressor)
+    try:
+        _check_rescore_rows(path, vectors, kind, index, compressor)
+    except DataError as wrong:
+        # of the same width, the other space's vectors looked like another corpus: say which
+        other = "compressed" if kind == "full" else "full"
+        if widths[other] != vectors.shape[1]:
+            raise
+        try:
+            _check_rescore_rows(path, vectors, other, index, compressor)
+        except DataError:
+            raise wrong from None
+        raise DataError(f"{path}: holds the index's rows as {other} vectors, not {kind} ones; "
+                        f"pass --rescore-space {other}") from None
     space = (as_unit_rows(queries, name="queries", dim=compressor.input_dim) if kind == "full"
              else compressed)
     return rescore(space, vectors, candidates, args.k, name=str(path))

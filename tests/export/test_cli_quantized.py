@@ -272,6 +272,14 @@ def test_rescore_vectors_of_a_compressor_that_keeps_the_dimension_need_their_spa
         rows, _ = top_k(queries, corpus, 3)
         assert [[doc for doc, _ in got] for got in hits] == [
             [emb.corpus_ids[r] for r in want] for want in rows]
+    # the other space's vectors were refused as rows "in another order, or of another corpus"
+    for space, other in (("compressed", "full"), ("full", "compressed")):
+        capsys.readouterr()
+        assert main([*argv[:-3], str(tmp_path / f"{other}.npy"), "--rescore-factor", "40",
+                     "--rescore-space", space]) == 2
+        assert capsys.readouterr().err == (
+            f"dive: error: {tmp_path / f'{other}.npy'}: holds the index's rows as {other} "
+            f"vectors, not {space} ones; pass --rescore-space {other}\n")
 
 
 @pytest.mark.parametrize("flag", [["--rescore-factor", "50"], ["--rescore-space", "full"]])
