@@ -228,6 +228,32 @@ def test_an_hnsw_index_says_what_its_graph_links_cost_per_vector(
             "hnsw)") in capsys.readouterr().out
 
 
+def test_an_hnsw_search_that_returns_fewer_hits_than_asked_says_so(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """HNSW returns what its graph search reaches: -k 1000 of 1400 documents printed 828
+    hits, exit 0, without a word."""
+    pytest.importorskip("faiss")
+    from dive.export.faiss_index import build_index, save_index
+    from dive.scale.model import runtime_digest
+
+    assert fit(tiny, tmp_path / "m") == 0
+    model, emb = load(tmp_path / "m"), load_embeddings(tiny[1])
+    n = len(emb.corpus_ids)
+    save_index(build_index(model.embed(emb.corpus), "hnsw", ids=emb.corpus_ids, hnsw_m=2,
+                           model_sha256=runtime_digest(model.fitted_runtime())),
+               tmp_path / "idx.faiss")
+    caplog.clear()
+    hits = search(tmp_path, capsys, emb.queries[:8], "-k", str(n))
+    short = sum(len(got) < n for got in hits)
+    assert short > 0  # a graph of 2 links a node does not reach every node from every query
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{tmp_path / 'idx.faiss'}: {short} of 8 queries got fewer than {n} hits: an HNSW "
+        "index returns only what its graph search reaches; for deeper lists, index without "
+        "--hnsw (exact)"]
+
+
 @pytest.mark.parametrize("argv", [
     ["fit", "--dataset", "x", "--method", "pca", "--dim", "8", "--output", "m",
      "--precision", "int4"],
