@@ -212,13 +212,15 @@ def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(
     assert [p.name for p in out.iterdir() if p.name.endswith(".new")] == []
 
 
+@pytest.mark.parametrize("next_run", ["demo --overwrite", "demo", "evaluate"])
 def test_a_demo_overwrite_killed_outright_leaves_nothing_past_the_next_run(
-    tiny: Tiny, tmp_path: Path
+    tiny: Tiny, tmp_path: Path, next_run: str
 ) -> None:
     """SIGKILL during `demo --overwrite` left its fresh results (`.results.<uuid>.jsonl.new`)
     for good: nothing ever removed them. Now they are named after a temporary the run holds,
-    and the next run removes a pair whose temporary is dead (unheld, a minute old); a live
-    run's, young, stays."""
+    and the next write to the results removes a pair whose temporary is dead (unheld, a minute
+    old); a live run's, young, stays. A plain `demo` or an `evaluate --results` of the file
+    removed the temporary but left its fresh half."""
     import time
 
     from dive._io import DEAD_AFTER
@@ -234,9 +236,12 @@ def test_a_demo_overwrite_killed_outright_leaves_nothing_past_the_next_run(
     old = time.time() - DEAD_AFTER - 1
     for path in left:
         os.utime(path, (old, old))
-    argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
-            "frozen", "--ratios", "4", "--output", str(out), "--overwrite"]
-    assert main(argv) == 0
+    argv = (["demo", "--dataset", str(tiny[0]), "--output", str(out),
+             *(["--overwrite"] if next_run == "demo --overwrite" else [])]
+            if next_run.startswith("demo") else
+            ["evaluate", "--datasets", str(tiny[0]), "--results", str(out / "results.jsonl")])
+    assert main([*argv, "--embeddings", str(tiny[1]), "--methods", "frozen", "--ratios",
+                 "4"]) == 0
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted(
         [live.name, live.name + ".new"])
 

@@ -32,11 +32,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from dive._io import (
     check_output,
     describe_os_error,
-    is_temporary_name,
     locked,
     made_folder,
     publish,
-    remove_dead_temporaries,
     temporary,
     written_before,
 )
@@ -195,21 +193,8 @@ def _keep_added_meanwhile(results: Path, earlier: set[str], fresh: Path) -> None
               file=sys.stderr)
 
 
-FRESH_SUFFIX = ".new"  # `demo --overwrite`'s fresh results: `.results.jsonl.<hex>.tmp.new`
-
-
-def _remove_orphaned_fresh(results: Path) -> None:
-    """Remove the fresh results of `demo --overwrite` runs killed outright (SIGKILL): those
-    whose temporary is gone, as `remove_dead_temporaries` removes a dead one."""
-    for fresh in results.parent.glob(f".{results.name}.*.tmp{FRESH_SUFFIX}"):
-        held = fresh.with_name(fresh.name.removesuffix(FRESH_SUFFIX))
-        if is_temporary_name(held.name) and not held.exists():
-            fresh.unlink(missing_ok=True)
-            remove_dead_temporaries(fresh)  # the appends' own temporaries, a minute on
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dive.evaluate.records import is_results_file
+    from dive.evaluate.records import FRESH_SUFFIX, is_results_file, remove_orphaned_fresh
     from dive.report.plots import is_png, plot_ndcg_vs_dim
     from dive.report.table import text_tables
 
@@ -224,7 +209,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # file is this run's own, so two runs at once never clear each other's records. It is
         # named after a temporary this run holds, so one killed outright leaves a pair that
         # the next run finds dead (`check_output` above) and removes.
-        _remove_orphaned_fresh(results)
+        remove_orphaned_fresh(results)
         earlier = _record_lines(results)
         with made_folder(out), temporary(results) as held:
             fresh = held.with_name(f"{held.name}{FRESH_SUFFIX}")

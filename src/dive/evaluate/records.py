@@ -41,6 +41,7 @@ from dive._io import (
     as_path,
     atomic_write_text,
     check_writable,
+    is_temporary_name,
     locked,
     parse_json,
     remove_dead_temporaries,
@@ -233,6 +234,19 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
+FRESH_SUFFIX = ".new"  # `demo --overwrite`'s fresh results: `.results.jsonl.<hex>.tmp.new`
+
+
+def remove_orphaned_fresh(results: Path) -> None:
+    """Remove the fresh results of `demo --overwrite` runs killed outright (SIGKILL): those
+    whose temporary is gone, as `remove_dead_temporaries` removes a dead one."""
+    for fresh in results.parent.glob(f".{results.name}.*.tmp{FRESH_SUFFIX}"):
+        held = fresh.with_name(fresh.name.removesuffix(FRESH_SUFFIX))
+        if is_temporary_name(held.name) and not held.exists():
+            fresh.unlink(missing_ok=True)
+            remove_dead_temporaries(fresh)  # the appends' own temporaries, a minute on
+
+
 class ResultsFile:
     """An appendable, resumable JSONL results file, safe to share between processes.
 
@@ -280,6 +294,7 @@ class ResultsFile:
         writes killed outright left beside the file (`remove_dead_temporaries`)."""
         target = resolve_link(self.path)
         remove_dead_temporaries(target)  # a write killed outright (SIGKILL) left it, 0600
+        remove_orphaned_fresh(target)  # and `dive demo --overwrite`'s fresh results then
         check_writable(target)
         if os.path.ismount(target):
             raise DiveError(f"{self.path}: is a mount point, which a results file rewritten "
