@@ -246,6 +246,27 @@ def test_a_demo_overwrite_killed_outright_leaves_nothing_past_the_next_run(
         [live.name, live.name + ".new"])
 
 
+def test_demo_overwrite_replaces_the_results_a_link_leads_to_as_a_plain_demo_appends_there(
+    tiny: Tiny, tmp_path: Path
+) -> None:
+    """A plain `demo` wrote through a results.jsonl that is a symbolic link; `demo
+    --overwrite` replaced the link by a plain file, and the file it led to kept the old runs
+    and was no longer the one demo reads."""
+    out, real = tmp_path / "demo", tmp_path / "real" / "demo.jsonl"
+    out.mkdir()
+    data = ["--embeddings", str(tiny[1]), "--ratios", "4"]
+    assert main(["evaluate", "--datasets", str(tiny[0]), *data, "--methods", "frozen",
+                 "--results", str(real)]) == 0
+    (out / "results.jsonl").symlink_to(real)
+    argv = ["demo", "--dataset", str(tiny[0]), *data, "--output", str(out)]
+    before = real.read_text()
+    assert main([*argv, "--methods", "frozen,pca"]) == 0
+    assert real.read_text().startswith(before) and real.read_text() != before
+    assert main([*argv, "--methods", "pca", "--overwrite"]) == 0
+    assert (out / "results.jsonl").is_symlink()
+    assert [json.loads(line)["method"] for line in real.read_text().splitlines()] == ["pca"]
+
+
 def test_demo_overwrite_keeps_the_records_a_plain_run_added_meanwhile(
     tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]

@@ -35,6 +35,7 @@ from dive._io import (
     locked,
     made_folder,
     publish,
+    resolve_link,
     temporary,
     written_before,
 )
@@ -209,15 +210,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # file is this run's own, so two runs at once never clear each other's records. It is
         # named after a temporary this run holds, so one killed outright leaves a pair that
         # the next run finds dead (`check_output` above) and removes.
-        remove_orphaned_fresh(results)
-        earlier = _record_lines(results)
-        with made_folder(out), temporary(results) as held:
+        # a results.jsonl that links elsewhere is replaced there, as a plain run appends there
+        target = resolve_link(results)
+        remove_orphaned_fresh(target)
+        earlier = _record_lines(target)
+        with made_folder(out), temporary(target) as held:
             fresh = held.with_name(f"{held.name}{FRESH_SUFFIX}")
             try:
                 records = _run_grid(args, [args.dataset], fresh)
-                with locked(results):  # not between another process's read and its write-back
-                    _keep_added_meanwhile(results, earlier, fresh)
-                    publish(fresh, results, overwrite=True)
+                with locked(target):  # not between another process's read and its write-back
+                    _keep_added_meanwhile(target, earlier, fresh)
+                    publish(fresh, target, overwrite=True)
                 _written_in_full(args, results)  # the earlier results are replaced from here
             finally:
                 fresh.unlink(missing_ok=True)
