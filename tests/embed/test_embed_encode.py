@@ -810,6 +810,24 @@ def test_load_model_downloads_a_model_the_hub_has_but_the_cache_lacks(
                                     ("all-mpnet-base-v2", "cpu", False)]
 
 
+def test_load_model_of_a_dive_sentence_transformers_export_says_it_compresses(
+    recorded_loads: Loads, tmp_path: Path
+) -> None:
+    """`dive search --model EXPORT` (or `dive embed --model EXPORT`) failed with
+    sentence-transformers' trust_remote_code refusal, naming no mix-up: its outputs are
+    already compressed."""
+    folder = tmp_path / "st"
+    folder.mkdir()
+    (folder / "modules.json").write_text(
+        '[{"idx": 0, "name": "0", "path": "", "type": "dive.export.st_module.DiveCompression"}]')
+    with pytest.raises(DiveError, match=(
+            rf"^could not load model '{re.escape(str(folder))}': a dive sentence-transformers "
+            r"export, whose outputs are already compressed; give the model it was exported "
+            r"from$")):
+        encode.load_model(str(folder))
+    assert recorded_loads.calls == []
+
+
 def test_load_model_of_a_mistyped_name_is_one_line_naming_the_ids_tried(
     recorded_loads: Loads, hub: Hub
 ) -> None:

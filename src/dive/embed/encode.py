@@ -77,6 +77,13 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
             return _load(SentenceTransformer, name_or_path, str(get_model_path()), device)
     local = Path(name_or_path).expanduser()
     if local.exists():
+        from dive.export.sentence_transformers import is_dive_st_model
+
+        if is_dive_st_model(local):  # sentence-transformers' refusal of its module named
+            # trust_remote_code, not the mix-up: these vectors would be compressed twice
+            raise DiveError(f"could not load model {name_or_path!r}: a dive sentence-"
+                            "transformers export, whose outputs are already compressed; give "
+                            "the model it was exported from")
         return _load(SentenceTransformer, name_or_path, str(local), device)
     repo_ids = _hub_ids(name_or_path)
     if not repo_ids:
