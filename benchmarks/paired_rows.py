@@ -7,9 +7,9 @@
 
 Pairs each record of NEW with the record of STORED whose run key (`record_key`, with
 `--strip` removed from NEW's method and `--suffix` added to it) is the same, and prints per
-(dataset, method) the number of pairs and nDCG@10 of NEW minus STORED: mean and range. For a
-default about to change (issue 16: the baselines' `mine_every`), before the new rows replace
-the stored ones, or after, against the previous rows kept under a suffix.
+(dataset, embedding model, method) the number of pairs and nDCG@10 of NEW minus STORED: mean
+and range. For a default about to change (issue 16: the baselines' `mine_every`), before the
+new rows replace the stored ones, or after, against the previous rows kept under a suffix.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from script_io import read_existing, script_main
 
-from dive.evaluate.records import record_key
+from dive.evaluate.records import record_key, record_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,15 +37,17 @@ def main() -> None:
     args = build_parser().parse_args()
     stored = {record_key(r): float(r["ndcg@10"])
               for path in args.stored for r in read_existing(path)}
-    gaps: dict[tuple[str, str], list[float]] = defaultdict(list)
+    gaps: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for record in read_existing(args.new):
         method = str(record["method"]).replace(args.strip, "") if args.strip else record["method"]
         old = stored.get(record_key({**record, "method": f"{method}{args.suffix}"}))
         if old is not None:
-            gaps[(record["dataset"], method)].append(float(record["ndcg@10"]) - old)
-    for (dataset, method), values in sorted(gaps.items()):
-        print(f"{dataset} {method}: {len(values)} runs, mean {sum(values) / len(values):+.4f}, "
-              f"range {min(values):+.4f}..{max(values):+.4f}")
+            # per model: NFCorpus's 384-d and 768-d runs were averaged together
+            gaps[(record["dataset"], record_model(record), method)].append(
+                float(record["ndcg@10"]) - old)
+    for (dataset, model, method), values in sorted(gaps.items()):
+        print(f"{dataset} ({model}) {method}: {len(values)} runs, mean "
+              f"{sum(values) / len(values):+.4f}, range {min(values):+.4f}..{max(values):+.4f}")
 
 
 if __name__ == "__main__":
