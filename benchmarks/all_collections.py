@@ -62,7 +62,7 @@ from quality import (  # noqa: E402
     write_page,
 )
 
-from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
+from dive.cli_parsers import DefaultsHelpFormatter, Joined  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 CLASSIC = ("cranfield", "cisi", "cacm", "npl", "time")
@@ -111,20 +111,23 @@ def parse_collections(names: Sequence[str]) -> list[Collection]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=DefaultsHelpFormatter)
-    p.add_argument("--datasets", type=comma_list, default=None,
+    p.add_argument("--datasets", type=comma_list, action=Joined, default=None,
                    help="collections as name or name@model (default: the seven shared "
                         f"datasets with {MODEL}, plus {'@'.join(SECOND_MODEL)} when present)")
-    p.add_argument("--methods", type=comma_list, default=[*FULL_GRID, *BASELINES],
+    p.add_argument("--methods", type=comma_list, action=Joined, default=[*FULL_GRID, *BASELINES],
                    help="method specs to run (each on its grid)")
-    p.add_argument("--baselines", type=comma_list, default=list(BASELINES),
+    p.add_argument("--baselines", type=comma_list, action=Joined, default=list(BASELINES),
                    help="method specs that run on the reduced grid")
-    p.add_argument("--ratios", type=comma_ints, default=[2, 4, 8], help="ratios, full grid")
-    p.add_argument("--budgets", type=comma_list, default=["16", "64", "all"],
+    p.add_argument("--ratios", type=comma_ints, action=Joined, default=[2, 4, 8],
+                   help="ratios, full grid")
+    p.add_argument("--budgets", type=comma_list, action=Joined, default=["16", "64", "all"],
                    help="label budgets, full grid (numeric ones below the pool size only)")
-    p.add_argument("--baseline-ratios", type=comma_ints, default=[4], help="ratios, baselines")
-    p.add_argument("--baseline-budgets", type=comma_list, default=["all"],
+    p.add_argument("--baseline-ratios", type=comma_ints, action=Joined, default=[4],
+                   help="ratios, baselines")
+    p.add_argument("--baseline-budgets", type=comma_list, action=Joined, default=["all"],
                    help="label budgets, baselines")
-    p.add_argument("--seeds", type=comma_ints, default=[0, 1, 2], help="random seeds")
+    p.add_argument("--seeds", type=comma_ints, action=Joined, default=[0, 1, 2],
+                   help="random seeds")
     p.add_argument("--data-dir", default=None, help="folder holding the BEIR datasets by name")
     p.add_argument("--results", default=str(DEFAULT_RESULTS),
                    help="JSONL results file (appended; runs already there are skipped)")
@@ -182,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
                 for collection in collections:
                     budgets = [b for b in map(parse_budget, budget_names)
                                if b is None or b < pools[collection.dataset]]
+                    if not budgets:  # each at or past the pool: skipped, not the end of it all
+                        print(f"{collection.label}: budgets {','.join(budget_names)} are not "
+                              f"below its labelled pool ({pools[collection.dataset]}); "
+                              "skipped", file=sys.stderr)
+                        continue
                     spec = GridSpec(datasets=[collection.dataset], methods=[method],
                                     ratios=ratios, budgets=budgets, seeds=[seed],
                                     model=collection.model, data_dir=args.data_dir)

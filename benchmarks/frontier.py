@@ -57,7 +57,7 @@ from quality import (  # noqa: E402
     write_page,
 )
 
-from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
+from dive.cli_parsers import DefaultsHelpFormatter, Joined  # noqa: E402
 
 DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "frontier.jsonl"
 DEFAULT_DOCS = REPO / "docs"
@@ -80,19 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument("--stage", choices=sorted(STAGES), default="cheap",
                    help="which part of the grid to run")
-    p.add_argument("--datasets", type=comma_list, default=["scifact", "nfcorpus"])
-    p.add_argument("--budgets", type=comma_list, default=["64", "all"],
+    p.add_argument("--datasets", type=comma_list, action=Joined, default=["scifact", "nfcorpus"])
+    p.add_argument("--budgets", type=comma_list, action=Joined, default=["64", "all"],
                    help="label budgets (numbers of training queries, or 'all')")
-    p.add_argument("--seeds", type=comma_ints, default=[0, 1, 2], help="random seeds")
-    p.add_argument("--ratios", type=comma_ints, default=None,
+    p.add_argument("--seeds", type=comma_ints, action=Joined, default=[0, 1, 2],
+                   help="random seeds")
+    p.add_argument("--ratios", type=comma_ints, action=Joined, default=None,
                    help="ratios D/d (default: the stage's)")
-    p.add_argument("--methods", type=comma_list, default=None,
+    p.add_argument("--methods", type=comma_list, action=Joined, default=None,
                    help="method specs (default: the stage's)")
-    p.add_argument("--anchors", type=comma_list, default=None,
+    p.add_argument("--anchors", type=comma_list, action=Joined, default=None,
                    help="anchor specs (default: the stage's)")
-    p.add_argument("--precisions", type=comma_list, default=None,
+    p.add_argument("--precisions", type=comma_list, action=Joined, default=None,
                    help="first stages (default: the stage's)")
-    p.add_argument("--rescore", type=comma_ints, default=[0, 10], help="funnel factors")
+    p.add_argument("--rescore", type=comma_ints, action=Joined, default=[0, 10],
+                   help="funnel factors")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding model name")
     p.add_argument("--results", default=str(DEFAULT_RESULTS),
                    help="JSONL results file (appended; runs already there are skipped)")

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from script_io import use_shared_data  # noqa: E402
 
-from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
+from dive.cli_parsers import DefaultsHelpFormatter, Joined  # noqa: E402
 
 if TYPE_CHECKING:
     from dive.evaluate.protocol import GridSpec
@@ -51,8 +51,12 @@ DEFAULT_DOCS = REPO / "docs"
 
 
 def comma_list(text: str) -> list[str]:
-    """An argparse type: `a,b,,c` -> ['a', 'b', 'c']."""
-    return [v.strip() for v in text.split(",") if v.strip()]
+    """An argparse type: `a,b,,c` -> ['a', 'b', 'c']; a list of nothing is refused (an empty
+    `--methods` ran every default method)."""
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
 
 
 def comma_ints(text: str) -> list[int]:
@@ -115,15 +119,17 @@ def default_methods() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=DefaultsHelpFormatter)
-    p.add_argument("--datasets", type=comma_list, default=["scifact", "nfcorpus"],
+    p.add_argument("--datasets", type=comma_list, action=Joined, default=["scifact", "nfcorpus"],
                    help="dataset names or BEIR folders")
-    p.add_argument("--methods", type=comma_list, default=None,
+    p.add_argument("--methods", type=comma_list, action=Joined, default=None,
                    help="method specs (default: every registered method but our extensions: "
                         f"{', '.join(default_methods())})")
-    p.add_argument("--ratios", type=comma_ints, default=[2, 4, 8, 16], help="ratios D/d")
-    p.add_argument("--budgets", type=comma_list, default=["16", "64", "256", "all"],
+    p.add_argument("--ratios", type=comma_ints, action=Joined, default=[2, 4, 8, 16],
+                   help="ratios D/d")
+    p.add_argument("--budgets", type=comma_list, action=Joined, default=["16", "64", "256", "all"],
                    help="label budgets (numbers of training queries, or 'all')")
-    p.add_argument("--seeds", type=comma_ints, default=[0, 1, 2], help="random seeds")
+    p.add_argument("--seeds", type=comma_ints, action=Joined, default=[0, 1, 2],
+                   help="random seeds")
     p.add_argument("--model", default="all-MiniLM-L6-v2", help="embedding model name")
     p.add_argument("--data-dir", default=None, help="folder holding the BEIR datasets by name")
     p.add_argument("--results", default=str(DEFAULT_RESULTS),

@@ -2,7 +2,7 @@
 
 One flag means one thing in every verb: `--output` is where a verb writes, `--results` the
 results JSONL file(s), a plural (`--datasets`, `--methods`, `--rescore-factors`) takes a
-comma-separated list (every list, when given twice: `_Joined`) and its singular one value.
+comma-separated list (every list, when given twice: `Joined`) and its singular one value.
 Spellings replaced for this (`--out`, `evaluate --dataset`, `evaluate --rescore`, `search
 --rescore-with`, `compress --column`, and results files given positionally) still parse, as
 hidden aliases kept for one release: `--help` shows only the new spellings. What each verb
@@ -130,7 +130,7 @@ def _method_list(text: str) -> list[str]:
     return specs
 
 
-class _Joined(argparse.Action):
+class Joined(argparse.Action):
     """A plural flag given more than once takes every list it was given: argparse's own store
     keeps only the last one, and the run silently did less than typed."""
 
@@ -286,27 +286,27 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 def _add_grid_options(
     p: argparse.ArgumentParser, *, methods: str, budgets: str, seeds: str
 ) -> None:
-    p.add_argument("--methods", type=_method_list, action=_Joined, default=_str_list(methods),
+    p.add_argument("--methods", type=_method_list, action=Joined, default=_str_list(methods),
                    help="comma-separated method specs (name or name:key=value:...; a value "
                         "may hold commas: dive:grid=0x1,1x10x3)")
-    p.add_argument("--ratios", type=_int_list(1), action=_Joined, default=[2, 4, 8, 16],
+    p.add_argument("--ratios", type=_int_list(1), action=Joined, default=[2, 4, 8, 16],
                    help="compression ratios D/d")
-    p.add_argument("--budgets", type=_str_list, action=_Joined, default=_str_list(budgets),
+    p.add_argument("--budgets", type=_str_list, action=Joined, default=_str_list(budgets),
                    help="label budgets: numbers of training queries, or 'all'")
-    p.add_argument("--seeds", type=_int_list(0), action=_Joined, default=_int_list(0)(seeds),
+    p.add_argument("--seeds", type=_int_list(0), action=Joined, default=_int_list(0)(seeds),
                    help="random seeds")
-    p.add_argument("--precisions", type=_stage_list, action=_Joined, default=["float32"],
+    p.add_argument("--precisions", type=_stage_list, action=Joined, default=["float32"],
                    help="first-stage index precisions each fit is scored at (float32, float16, "
                         "int8, binary, or opqM: FAISS OPQ+PQ of the outputs at M bytes, where "
                         "M divides d), without refitting")
-    _add_renamed(p, "--rescore-factors", old=["--rescore"], type=_int_list(0), action=_Joined,
+    _add_renamed(p, "--rescore-factors", old=["--rescore"], type=_int_list(0), action=Joined,
                  default=[0],
                  help="funnel factors: the first stage keeps factor x k candidates, rescored "
                       "by float32 vectors to the top k (0: no rescoring)")
     p.add_argument("--rescore-with", choices=["full", "compressed"], default=None,
                    help="what a funnel rescores with: the full embeddings (when not given) or "
                         "the compressed float32 outputs")
-    p.add_argument("--anchors", type=_anchor_list, action=_Joined, default=[],
+    p.add_argument("--anchors", type=_anchor_list, action=Joined, default=[],
                    help="indexes users run instead, scored as rows at their bytes per vector: "
                         "faiss-pq:M, faiss-opq:M (M bytes), faiss-pca-sq8, faiss-pca-sq4 (at "
                         "each ratio), st-int8, st-binary (full dimension)")
@@ -335,7 +335,7 @@ def _verb(sub: Subparsers[_Parser], name: str, help: str) -> _Parser:
 def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "evaluate", "run the benchmark grid and print a table")
     _add_renamed(p, "--datasets", old=["--dataset"], required=True, type=_str_list,
-                 action=_Joined, help="dataset names or BEIR folders, comma-separated")
+                 action=Joined, help="dataset names or BEIR folders, comma-separated")
     p.add_argument("--results", type=_output_file, default="results.jsonl",
                    help="JSONL results file (appended; runs already there are skipped)")
     p.add_argument("--plot", type=_output_file, default=None,

@@ -113,3 +113,47 @@ def test_all_collections_checks_both_grids_before_the_first_run(
                                         r"got '1x'"):
         script.run(args)
     assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize(("script", "flag"), [
+    (script, flag) for script in ("quality", "all_collections", "frontier")
+    for flag in ("--datasets", "--methods", "--budgets", "--seeds")])
+def test_an_empty_list_is_refused_not_read_as_the_default(
+    load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str],
+    script: str, flag: str,
+) -> None:
+    """`quality.py --methods ""` ran every default method (the learned baselines included)
+    and `all_collections.py --datasets=` every collection."""
+    with pytest.raises(SystemExit) as exit_info:
+        load_script(script).build_parser().parse_args([f"{flag}=,"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        f"argument {flag}: expected a comma-separated list, got ','")
+
+
+@pytest.mark.parametrize("script", ["quality", "all_collections", "frontier"])
+def test_a_list_flag_given_twice_takes_both_lists(
+    load_script: Callable[[str], ModuleType], script: str,
+) -> None:
+    """As `dive evaluate` takes them (README): argparse kept the last list only."""
+    args = load_script(script).build_parser().parse_args(
+        ["--methods", "pca", "--methods", "dive,frozen", "--seeds", "1", "--seeds", "0"])
+    assert (args.methods, args.seeds) == (["pca", "dive", "frozen"], [1, 0])
+
+
+def test_all_collections_skips_a_collection_whose_pool_no_budget_is_below(
+    load_script: Callable[[str], ModuleType], tmp_path: Path, tiny: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A budget at or past one collection's labelled pool is skipped for it (the docstring);
+    with no budget left the script stopped there: "grid: no budgets given", exit 2."""
+    script = load_script("all_collections")
+    monkeypatch.setattr(script, "pool_size", lambda dataset, data_dir: 10)
+    ran: list[object] = []
+    monkeypatch.setattr(script, "run_spec", lambda spec, results: ran.append(spec.budgets))
+    args = script.parse_args(["--datasets", str(tiny[0]), "--methods", "pca,frozen",
+                              "--budgets", "16", "--seeds", "0",
+                              "--results", str(tmp_path / "r.jsonl")])
+    script.run(args)
+    assert ran == []
+    assert capsys.readouterr().err.count("are not below its labelled pool (10); skipped") == 2

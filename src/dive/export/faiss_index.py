@@ -285,7 +285,7 @@ def build_index(
                             param=option)
     if not is_integer(seed) or not 0 <= seed <= MAX_INT:  # 2**31 built seed 0's index
         raise DiveError(f"seed must be an integer in 0..{MAX_INT} (FAISS's k-means takes a C "
-                        f"int), got {seed!r}", param="seed")
+                        f"int), got {seed!r}")
     # as Python ints: FAISS's SWIG wrappers refuse numpy integers with a TypeError
     hnsw_m, ef_construction, ef_search = int(hnsw_m), int(ef_construction), int(ef_search)
     faiss = _import_faiss()
