@@ -4,7 +4,8 @@ over a results file; nothing is refitted).
 Per run, from the record's `diagnostics.selected.start` and the PCA rows of the same
 (dataset, budget, d, seed): the start's cost is the chosen PCA's score minus the better PCA's
 (0 or below), and training's part is the run's score minus the chosen PCA's (0 when it kept its
-start). Prints one line per run, then each part's mean per run.
+start); float32 scores only (no codes, no funnel). Prints one line per run, then each part's
+mean per run.
 
     python benchmarks/start_cost.py benchmarks/results/collections.jsonl --budgets 16
 """
@@ -19,7 +20,10 @@ from pathlib import Path
 import numpy as np
 from script_io import read_existing, script_main
 
+from dive.evaluate.records import record_model, record_variant
+
 START_ROW = {"uncentered": "pca-uncentered", "centered": "pca"}
+PLAIN = ("float32", 0, None)  # `record_variant` of a run scored without codes or a funnel
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +42,10 @@ def main() -> None:
 
     runs: dict[tuple[str, str, int, int], dict[str, dict]] = defaultdict(dict)
     for r in read_existing(args.results):  # a missing file printed nothing, exit 0
-        if str(r["budget"]) in budgets and r.get("model") == args.model and (
+        # float32 scores only: frontier.jsonl holds each run at several precisions and
+        # funnels, and the last read stood for the run
+        if str(r["budget"]) in budgets and record_model(r) == args.model and (
+                record_variant(r) == PLAIN) and (
                 r["method"] in (args.method, *START_ROW.values())):
             runs[r["dataset"], str(r["budget"]), int(r["dim"]), int(r["seed"])][r["method"]] = r
     start_costs, train_parts = [], []

@@ -1,0 +1,41 @@
+"""`benchmarks/start_cost.py`: DIVE's gain split into its start choice and its training."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _record(method: str, ndcg: float, precision: str = "float32", **extra: Any) -> dict[str, Any]:
+    return {"dataset": "scifact", "model": "all-MiniLM-L6-v2", "method": method, "dim": 96,
+            "ratio": 4, "budget": "64", "seed": 0, "ndcg@10": ndcg, "recall@100": 0.5,
+            "mrr@10": 0.5, "fit_seconds": 1.0, "n_params": 1, "config": {},
+            "precision": precision, **extra}
+
+
+def test_only_float32_scores_without_a_funnel_are_compared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On frontier.jsonl (each run at several precisions and funnels) the last record read
+    stood for the run: 0.6451 (opq48, rescored) minus 0.6083 (binary, rescored)."""
+    chosen = {"diagnostics": {"selected": {"start": "uncentered", "step": 100}}}
+    records = [_record("pca", 0.60), _record("pca-uncentered", 0.62),
+               _record("dive", 0.66, **chosen),
+               _record("pca", 0.50, "int8"), _record("pca-uncentered", 0.51, "int8"),
+               _record("dive", 0.70, "int8", **chosen)]
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr(sys, "argv", ["start_cost.py", str(results), "--budgets", "64"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCHMARKS / "start_cost.py"), run_name="__main__")
+    assert exit_info.value.code in (0, None)
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "scifact 64 d=96 seed 0: start uncentered +0.0000, training (step 100) +0.0400")
