@@ -59,7 +59,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from quality import at_least_one, write_page  # noqa: E402
+from quality import at_least_one, check_page, write_page  # noqa: E402
 from script_io import script_main  # noqa: E402
 
 from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
@@ -413,6 +413,8 @@ def target_line(rows: Sequence[Sequence[str]], budget: int = 48, target: float =
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.out:  # refused before the work, not after it
+        check_page(Path(args.out), "speed.py")
     if args.bytes_search:
         text = bytes_main(args)
         print(text)
@@ -427,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dive.data.beir import load_beir
     from dive.data.splits import make_split, parse_budget
     from dive.embed import get_embeddings
+    from dive.errors import DiveError
     from dive.evaluate.protocol import training_data
     from dive.report.summary import method_order
 
@@ -437,6 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_seconds = time.perf_counter() - load_started
     emb = get_embeddings(dataset, args.model, embeddings_dir=emb_dir, progress=False)
     full = emb.dim
+    uneven = [r for r in args.ratios if full % r]
+    if uneven:  # floored (7 gave d=54), where quality.py and dive evaluate refuse it
+        raise DiveError(f"ratio {uneven[0]} does not divide the embedding dimension {full}")
     dims = [full // r for r in args.ratios]
     methods = method_order(args.methods.split(",") if args.methods else REGISTRY)
     train = training_data(make_split(dataset, parse_budget(args.labels), 0), emb)

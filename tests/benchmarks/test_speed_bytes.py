@@ -58,3 +58,31 @@ def test_the_mode_prints_its_table(speed: ModuleType, capsys: pytest.CaptureFixt
 
 def test_the_ndcg_timing_runs_on_its_random_case(speed: ModuleType) -> None:
     assert speed.ndcg_speed(repeats=1, n_queries=5, n_docs=200) > 0
+
+
+def test_a_page_out_of_the_scripts_own_is_refused_before_the_work(
+    speed: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--out notes.md` (a file of the user's) was refused once every fit had run."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes\n")
+    monkeypatch.setattr(speed, "_find", lambda *args: pytest.fail("the work started"))
+    with pytest.raises(DiveError, match=r"notes\.md: exists and is not a page "
+                                        r"benchmarks/speed\.py wrote"):
+        speed.main(["--fits-only", "--methods", "pca", "--out", str(notes)])
+    assert notes.read_text() == "my notes\n"
+
+
+def test_a_ratio_that_does_not_divide_the_dimension_is_refused(
+    speed: ModuleType, monkeypatch: pytest.MonkeyPatch, tiny: tuple[Path, Path]
+) -> None:
+    """--ratios 7 on 384-d timed d=54 (floored) where quality.py and dive evaluate refuse it."""
+    import dive.data.beir
+    from dive.data import load_dataset
+
+    monkeypatch.setattr(speed, "_find", lambda explicit, env, shared, *parts: (
+        tiny[1] if shared == "embeddings" else tiny[0]))
+    monkeypatch.setattr(dive.data.beir, "load_beir",
+                        lambda folder, name: load_dataset(str(tiny[0])))
+    with pytest.raises(DiveError, match=r"^ratio 5 does not divide the embedding dimension 32$"):
+        speed.main(["--fits-only", "--methods", "pca", "--ratios", "5", "--threads", "1"])
