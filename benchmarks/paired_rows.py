@@ -21,6 +21,7 @@ from pathlib import Path
 
 from script_io import read_existing, script_main
 
+from dive.errors import DataError
 from dive.evaluate.records import record_key, record_model
 
 
@@ -45,6 +46,9 @@ def main() -> None:
             # per model: NFCorpus's 384-d and 768-d runs were averaged together
             gaps[(record["dataset"], record_model(record), method)].append(
                 float(record["ndcg@10"]) - old)
+    if not gaps:  # a mistyped --suffix or --strip printed nothing, exit 0
+        raise DataError(f"{args.new}: no record pairs with one of {' '.join(map(str, args.stored))}"
+                        f" (methods with {args.strip!r} removed and {args.suffix!r} added)")
     for (dataset, model, method), values in sorted(gaps.items()):
         print(f"{dataset} ({model}) {method}: {len(values)} runs, mean "
               f"{sum(values) / len(values):+.4f}, range {min(values):+.4f}..{max(values):+.4f}")

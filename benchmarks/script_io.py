@@ -3,7 +3,8 @@
 `read_existing` is `read_records` for a file that has to be there: a mistyped name, read as
 an empty file, printed "0 records may change" or an empty table. `script_main` runs a
 script's `main` and prints a `DiveError` (a malformed line, named `file:line`) as
-`<script>: error: ...`, exit status 2, instead of a traceback. `use_shared_data` points the
+`<script>: error: ...`, exit status 2, instead of a traceback; `check_present` refuses a
+filter value no record has, for the same reason as `read_existing`. `use_shared_data` points the
 data variables at `../shared/data` when they are unset. Left out: the grid scripts
 (`quality.py` and those importing it), which have `guarded_main`.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,15 @@ def require_results_file(path: str | Path) -> Path:
 def read_existing(path: str | Path) -> list[dict[str, Any]]:
     """The records of the results file at `path`; `DataError` when there is none."""
     return read_records(require_results_file(path))
+
+
+def check_present(records: list[dict[str, Any]], field: str, wanted: Iterable[str] | None,
+                  flag: str, path: str | Path) -> None:
+    """`DataError` naming each value of `wanted` (a filter flag's) that no record's `field`
+    holds: a mistyped name filtered everything out, and the script printed "0 records"."""
+    missing = sorted(set(wanted or ()) - {str(r.get(field)) for r in records})
+    if missing:
+        raise DataError(f"{flag} {' '.join(missing)}: no record of {path} has that {field}")
 
 
 def script_main(script: str, main: Callable[[], int | None]) -> int:

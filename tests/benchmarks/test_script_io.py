@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -59,3 +60,29 @@ def test_a_malformed_line_is_one_line_naming_it_not_a_traceback(
     err = _one_line_error(script, results, monkeypatch, capsys)
     assert f"error: {results}:1: not valid JSON" in err
     assert results.read_text(encoding="utf-8") == '{"dataset": "scifact", broken\n'
+
+
+@pytest.mark.parametrize(("script", "argv", "said"), [
+    ("final_checks", ["RESULTS", "--datasets", "nosuch", "scifact"],
+     "--datasets nosuch: no record of RESULTS has that dataset"),
+    ("final_checks", ["RESULTS", "--methods", "dvie"],
+     "--methods dvie: no record of RESULTS has that method"),
+    ("length_flips", ["RESULTS", "--methods", "dive,dvie"],
+     "--methods dvie: no record of RESULTS has that method"),
+    ("paired_rows", ["RESULTS", "--stored", "RESULTS", "--suffix", "@v9"],
+     "RESULTS: no record pairs with one of RESULTS (methods with '' removed and '@v9' added)"),
+])
+def test_a_filter_that_matches_no_record_is_named_not_read_as_nothing_to_do(
+    script: str, argv: list[str], said: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A mistyped name printed "0 records change" or nothing at all, exit 0."""
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps({
+        "dataset": "scifact", "model": "all-MiniLM-L6-v2", "method": "dive", "dim": 96,
+        "ratio": 4, "budget": "64", "seed": 0, "ndcg@10": 0.6, "recall@100": 0.9,
+        "mrr@10": 0.6, "fit_seconds": 1.0, "n_params": 1, "config": {}}) + "\n",
+        encoding="utf-8")
+    monkeypatch.setitem(COMMANDS, script, argv)
+    err = _one_line_error(script, results, monkeypatch, capsys)
+    assert err == f"{script}.py: error: {said.replace('RESULTS', str(results))}"
