@@ -20,8 +20,9 @@ NFCorpus loses more to compression at 4x than SciFact, so its dive rows also run
 (192-d), with two more OPQ sizes where the anchors' 16- and 32-byte codes lead:
 
     python benchmarks/frontier.py --stage dive --datasets nfcorpus --ratios 2 --budgets 64
-    python benchmarks/frontier.py --stage dive --datasets nfcorpus --ratios 2 --budgets 64 \
-        --precisions opq16,opq32 --rescore 0                 # the same with --budgets all
+    python benchmarks/frontier.py --stage dive --datasets nfcorpus --ratios 2 --budgets 64 \\
+        --precisions opq16,opq32 --rescore 0
+    # and both commands again with --budgets all
 
 Then `docs/frontier.md`, its plot (`docs/img/frontier.png`) and `docs/frontier.csv` (every row
 over seeds) are regenerated from every record of the file: the issue's targets with their
