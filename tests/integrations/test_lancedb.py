@@ -87,6 +87,20 @@ def test_compress_into_a_new_table_carries_the_ids(tmp_path: Path, model_dir: Pa
     assert not list(db.glob(".*partial"))
 
 
+@pytest.mark.parametrize("scale", [1e-43, 1e-50])
+def test_a_float64_row_far_below_float32_is_compressed_as_transform_does(
+        tmp_path: Path, model_dir: Path, scale: float) -> None:
+    """Read as float32 first, a row of 1e-43s came out in another direction and one of 1e-50s
+    was refused; `transform` (and `dive compress` of an .npy) normalise from float64."""
+    db = tmp_path / "db"
+    x = vectors(N).astype(np.float64)
+    x[7] *= scale
+    make_table(db, x=x)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), progress=False)
+    got = read(dl.open_table(uri(db, "small")), "vector")["vector"]
+    np.testing.assert_allclose(got[7], load(model_dir).transform(x[[7]] / scale)[0], atol=1e-6)
+
+
 def test_compress_into_a_new_column_of_the_same_table(tmp_path: Path, model_dir: Path) -> None:
     db = tmp_path / "db"
     x = vectors(N)

@@ -309,12 +309,16 @@ def _read(path: Path, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBa
 
 
 def vectors_from_arrow(
-    column: pa.Array | pa.ChunkedArray, dim: int, where: str, first_row: int
+    column: pa.Array | pa.ChunkedArray, dim: int, where: str, first_row: int, *,
+    wide: bool = False
 ) -> np.ndarray:
     """A (n, dim) float32 array from a list column, or `BadRow` naming the bad row.
 
     `first_row` is the index of the column's first row in the file, used in messages. A
-    column of integers is refused (`integer_codes`).
+    column of integers is refused (`integer_codes`). With `wide`, float64 values stay float64
+    and are not checked against float32's range, for a caller that normalises them from their
+    own values (`compress_rows`, as `transform` does an .npy's): cast first, a row of 1e-43s
+    kept a few bits of each value (another direction).
     """
     pa = import_pyarrow()
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -355,6 +359,8 @@ def vectors_from_arrow(
         row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]) // dim
         raise bad(row, "the vector has a null element")
     flat = values.to_numpy(zero_copy_only=False).reshape(n, dim)
+    if wide and flat.dtype == np.float64:
+        return flat
     x = to_float32(flat)
     if flat.dtype.itemsize > 4:  # float64 values float32 cannot hold become inf or 0: said so
         finite = np.isfinite(x).all(axis=1)

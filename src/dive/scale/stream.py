@@ -286,7 +286,8 @@ class _Job:
             if self.id_column is not None:
                 ids = table.column(self.id_column).combine_chunks()
             try:
-                x = vectors_from_arrow(table.column(self.column), dim, str(shard.path), lo)
+                x = vectors_from_arrow(table.column(self.column), dim, str(shard.path), lo,
+                                       wide=True)
             except BadRow as exc:
                 ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
                 raise self.row_error(shard, offset, lo + exc.row,
