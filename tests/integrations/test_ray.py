@@ -42,3 +42,17 @@ def test_integer_vectors_are_refused_as_codes_not_compressed_as_floats() -> None
     floats = batch.set_column(0, "vector", pa.FixedSizeListArray.from_arrays(
         pa.array(codes.reshape(-1).astype(np.float32)), 4))
     assert step(floats).num_rows == 2
+
+
+@pytest.mark.parametrize("scale", [1e-43, 1e-50])
+def test_a_float64_row_far_below_float32_is_compressed_as_transform_does(scale: float) -> None:
+    """Read as float32 first, a row of 1e-43s came out in another direction and one of 1e-50s
+    was refused; `transform` normalises from the float64 values."""
+    x = np.random.default_rng(0).standard_normal((3, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    runtime = Runtime(input_dim=8, projection=np.eye(4, 8, dtype=np.float32))
+    batch = pa.table({"vector": pa.FixedSizeListArray.from_arrays(
+        pa.array((x * [[1], [scale], [1]]).reshape(-1)), 8)})
+    out = CompressBatch(runtime, "vector", "vector")(batch).column("vector").combine_chunks()
+    got = out.flatten().to_numpy().reshape(3, 4)
+    np.testing.assert_allclose(got, runtime(x), atol=1e-6)

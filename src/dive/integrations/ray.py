@@ -106,7 +106,9 @@ class CompressBatch:
     def __call__(self, batch: pa.Table) -> pa.Table:
         where = f"column {self.column!r}"
         try:
-            x = vectors_from_arrow(batch.column(self.column), self.runtime.input_dim, where, 0)
+            # float64 stays float64: the runtime normalises it from its own values
+            x = vectors_from_arrow(batch.column(self.column), self.runtime.input_dim, where, 0,
+                                   wide=True)
         except BadRow as exc:
             raise DataError(f"{where}: {self._row(batch, exc.row)}: {exc.problem}") from None
         finite = np.isfinite(x).all(axis=1)
