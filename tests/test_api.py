@@ -608,3 +608,63 @@ def test_a_budget_not_below_the_pool_is_recorded_as_all_as_evaluate_records_it(
             in caplog.text)
     below = dive.fit(data, embeddings=emb, method="dive:steps=5:max_steps=5", dim=8, budget=39)
     assert below.fit_info_.training["budget"] == "39"  # type: ignore[attr-defined]
+
+
+def test_a_path_starting_with_a_tilde_is_the_home_folder_for_every_reader_and_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny: tuple[Path, Path]
+) -> None:
+    """`dive.save(m, "~/pca8")` made a folder named `~` in the working folder (a later `rm -r
+    ~` there deletes a home), as save_index and save_embeddings did, while `dive.fit`,
+    `dive.embed` and `load_dataset` expand `~`; load_embeddings("~/emb") found nothing."""
+    from dive.embed import load_embeddings, save_embeddings
+    from dive.export import build_index, load_index, save_index
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    corpus = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    assert dive.save(dive.fit(corpus, method="pca", dim=4), "~/pca4") == home / "pca4"
+    assert dive.load("~/pca4").method == "pca"
+    save_index(build_index(dive.load("~/pca4").transform(corpus)), "~/i.faiss")
+    assert len(load_index("~/i.faiss")) == 50
+    save_embeddings("~/emb", load_embeddings(tiny[1]))
+    assert load_embeddings("~/emb").corpus_ids == load_embeddings(tiny[1]).corpus_ids
+    assert sorted(p.name for p in home.iterdir()) == ["emb", "i.faiss", "i.faiss.ids.txt",
+                                                      "i.faiss.meta.json", "pca4"]
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    ("load_index", r"^load_index: file is None; expected a path"),
+    ("load_embeddings", r"^load_embeddings: folder is an int; expected a path"),
+    ("read_records", r"^read_records: path is None; expected a path"),
+    ("load_dataset", r"^the dataset is None; expected a dataset name or the path of a BEIR "
+                     r"folder$"),
+    ("load_beir", r"^load_beir: path is an int; expected the path of a BEIR folder"),
+])
+def test_a_reader_given_no_path_names_its_argument(call: str, message: str) -> None:
+    """os.fspath's "expected str, bytes or os.PathLike object, not NoneType" came from deep
+    inside each, where the writers name their argument."""
+    from dive.data import load_beir, load_dataset
+    from dive.embed import load_embeddings
+    from dive.evaluate.records import read_records
+    from dive.export import load_index
+
+    function = {"load_index": load_index, "load_embeddings": load_embeddings,
+                "read_records": read_records, "load_dataset": load_dataset,
+                "load_beir": load_beir}[call]
+    with pytest.raises(DiveError, match=message):
+        function(3 if "an int" in message else None)
+
+
+def test_load_dataset_download_must_be_a_bool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """download="no" is true: a missing dataset was looked for on the network."""
+    from dive.data import download as download_module
+    from dive.data import load_dataset
+
+    monkeypatch.setattr(download_module, "download_beir",
+                        lambda *args, **kwargs: pytest.fail("it went to the network"))
+    with pytest.raises(DiveError, match=r"^download must be True or False, got 'no'$"):
+        load_dataset("nope", download="no")  # type: ignore[arg-type]

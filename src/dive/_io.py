@@ -768,10 +768,11 @@ def refuse_special_file(path: str | os.PathLike[str]) -> None:
 
 
 def as_path(value: object, what: str, expected: str = "a path") -> Path:
-    """`value` as a Path, or `DiveError` naming the parameter `what` and what it should be
-    (not os.fspath's "expected str, bytes or os.PathLike object, not NoneType" from deep
-    inside a writer)."""
+    """`value` as a Path, `~` expanded as the command line's paths are, or `DiveError` naming
+    the parameter `what` and what it should be (not os.fspath's "expected str, bytes or
+    os.PathLike object, not NoneType" from deep inside a writer). `dive.save(m, "~/pca8")`
+    made a folder named `~` in the working folder."""
     if not isinstance(value, (str, os.PathLike)) or value == "":
         shown = "empty" if value == "" else kind_of(value)
         raise DiveError(f"{what} is {shown}; expected {expected} (str or os.PathLike)")
-    return Path(value)
+    return Path(value).expanduser()

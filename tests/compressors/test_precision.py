@@ -140,3 +140,11 @@ def test_calibration_refuses_integer_vectors(dtype: type) -> None:
     with pytest.raises(DataError, match=f"^calibration vectors: expected float embeddings, "
                                         f"got dtype {np.dtype(dtype)}$"):
         calibrate("int8", (unit_rows(10, 4) * 100).astype(dtype))
+
+
+@pytest.mark.parametrize("dim", ["8", -5, 2.5, 0, True])
+def test_bytes_per_vector_refuses_a_dim_that_is_not_a_positive_integer(dim: object) -> None:
+    """"8" gave '8888', -5 gave -5 and 2.5 gave 5.0 bytes, without a word."""
+    with pytest.raises(DiveError, match=rf"^dim must be a positive integer, got {dim!r}$"):
+        bytes_per_vector("int8", dim)  # type: ignore[arg-type]
+    assert bytes_per_vector("binary", np.int64(12)) == 2

@@ -160,6 +160,11 @@ def test_metrics_reject_bad_input() -> None:
     with pytest.raises(DataError, match=r"run: expected \{query_id: \{doc_id: score\}\}, "
                                         "got list"):
         ndcg_at_k([("q", "a", 1.0)], {"q": {"a": 1}})  # type: ignore[arg-type]
+    # a query's judgements as pairs, or grades as text: AttributeError / TypeError deep inside
+    for judged in ([("a", 1)], {"a": "1"}, {"a": True}):
+        with pytest.raises(DataError, match=r"^qrels: query 'q': expected \{doc_id: grade\} "
+                                            r"with numeric grades, got "):
+            ndcg_at_k({"q": {"a": 1.0}}, {"q": judged})  # type: ignore[dict-item]
 
 
 def _rankings_case(seed: int) -> tuple[np.ndarray, list[dict[int, int]]]:

@@ -32,7 +32,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from dive.arrays import ArrayFields, as_embeddings, check_floating
+from dive.arrays import ArrayFields, as_embeddings, check_floating, is_integer
 from dive.errors import DataError, DiveError
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ def code_width(precision: Precision, dim: int) -> int:
 def bytes_per_vector(precision: Precision, dim: int) -> int:
     """Bytes one `dim`-dim vector takes at `precision`: 4d, 2d, d or ceil(d/8)."""
     check_precision(precision)
+    if not is_integer(dim) or dim < 1:  # "8" gave '8888', -5 gave -5, 2.5 gave 5.0
+        raise DiveError(f"dim must be a positive integer, got {dim!r}")
+    dim = int(dim)
     if precision == "binary":
         return code_width(precision, dim)
     return BYTES_PER_VALUE[precision] * dim

@@ -36,6 +36,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from dive._io import as_path
 from dive.arrays import is_integer_text, is_utf8
 from dive.errors import DataError, quoted
 
@@ -148,7 +149,7 @@ def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
     missing `_id`/`text`, duplicate ids, an empty corpus or query file, a malformed qrels row
     and a qrels row naming a query or document that is not in the dataset.
     """
-    folder = Path(path).expanduser()
+    folder = as_path(path, "load_beir: path", "the path of a BEIR folder")
     if not folder.is_dir():
         raise DataError(f"{folder}: no such dataset folder")
     corpus_path = _find_file(folder, "corpus.jsonl", required=True)

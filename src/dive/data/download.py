@@ -31,8 +31,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dive._io import as_path, check_flag
 from dive.data.beir import Dataset, load_beir
-from dive.errors import DataError
+from dive.errors import DataError, DiveError, kind_of
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +84,22 @@ def resolve_dataset(
     the cache when `download` is true; otherwise a `DataError` lists every place it looked.
     Anything else is a path.
     """
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+    check_flag(download, "download")  # download="no" is true: it went to the network
+    if not isinstance(name_or_path, (str, os.PathLike)):  # os.fspath's TypeError
+        raise DiveError(f"the dataset is {kind_of(name_or_path)}; expected a dataset name or "
+                        "the path of a BEIR folder")
+    if data_dir is not None and not as_path(data_dir, "data_dir").is_dir():
         raise DataError(f"{data_dir}: data_dir is not a folder",
                         param="data_dir")
     raw = os.fspath(name_or_path)
     if not raw.strip():  # Path("") is the current folder: it would load whatever is here
         raise DataError(f"the dataset name or path is empty ({raw!r})")
-    as_path = Path(raw).expanduser()
+    given = Path(raw).expanduser()
     if not _NAME.fullmatch(raw):
-        if as_path.is_dir():
-            return as_path
+        if given.is_dir():
+            return given
         # Not a bare name, so it was meant as a path; don't search or download for it.
-        raise DataError(f"{raw}: " + (_A_FILE if as_path.is_file() else "no such dataset folder"))
+        raise DataError(f"{raw}: " + (_A_FILE if given.is_file() else "no such dataset folder"))
 
     roots: list[tuple[str, Path]] = []
     if data_dir is not None:
@@ -107,16 +112,16 @@ def resolve_dataset(
     for source, root in roots:
         candidate = root / raw
         if candidate.is_dir():
-            if as_path.is_dir() and as_path.resolve() != candidate.resolve():
+            if given.is_dir() and given.resolve() != candidate.resolve():
                 logger.warning("dataset %s: using %s (from %s), not the folder %s here; pass "
                                "./%s to use that one", raw, candidate, source, raw, raw)
             else:
                 logger.info("dataset %s: using %s (from %s)", raw, candidate, source)
             return candidate
-    if as_path.is_dir():
-        return as_path
+    if given.is_dir():
+        return given
 
-    if as_path.is_file():  # a file meant as the data: downloading its name would mislead
+    if given.is_file():  # a file meant as the data: downloading its name would mislead
         raise DataError(f"{raw}: {_A_FILE}")
     looked = "; ".join([*(f"{root / raw} ({source})" for source, root in roots),
                         f"./{raw} (the working directory)"])

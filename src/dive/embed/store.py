@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dive._io import (
+    as_path,
     check_output,
     naming_os_errors,
     parse_json_object,
@@ -142,7 +143,7 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
     duplicate or empty ids, dimensions that disagree (corpus, queries, meta.json), NaN/inf
     rows, or rows that are not unit-norm when meta.json says `normalized`.
     """
-    root = Path(folder)
+    root = as_path(folder, "load_embeddings: folder")
     if not root.is_dir():
         raise DataError(f"{root}: is a file, not an embeddings folder" if root.exists()
                         else f"{root}: embeddings folder does not exist")
@@ -212,7 +213,7 @@ def save_embeddings(
     one whole save; a reader opening the files one by one itself can still read some of each.
     Returns the meta.json it wrote (`emb.meta` with `dim`, `n_corpus`, `n_queries`...).
     """
-    target = Path(folder)
+    target = as_path(folder, "save_embeddings: folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: v for k, v in emb.meta.items() if k != "source"}  # "source" is where it was read
     meta.setdefault("normalized", True)

@@ -72,7 +72,15 @@ def _evaluated(run: Run, qrels: Qrels) -> list[str]:
             raise DataError(f"{name}: expected {{query_id: {{doc_id: "
                             f"{'score' if name == 'run' else 'grade'}}}}}, got "
                             f"{type(value).__name__}")
-    return [qid for qid in run if qrels.get(qid)]
+    qids = [qid for qid in run if qrels.get(qid)]
+    for qid in qids:  # a list of pairs or text grades failed deep inside (AttributeError)
+        judged = qrels[qid]
+        if not isinstance(judged, Mapping) or not all(
+                isinstance(g, (int, float, np.integer, np.floating)) and not isinstance(g, bool)
+                for g in judged.values()):
+            raise DataError(f"qrels: query {qid!r}: expected {{doc_id: grade}} with numeric "
+                            f"grades, got {judged!r:.80}")
+    return qids
 
 
 def _grades(run: Run, qrels: Qrels, qids: Sequence[str], k: int) -> np.ndarray:

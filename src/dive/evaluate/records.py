@@ -128,7 +128,7 @@ def is_results_file(path: Path) -> bool:
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """All records of a results file ([] if it does not exist); DataError names a bad line."""
-    path = Path(path)
+    path = as_path(path, "read_records: path")
     if not path.exists():
         return []
     if path.is_dir():

@@ -522,7 +522,7 @@ def _check_index(index: object, caller: str) -> None:
 def load_index(file: str | os.PathLike[str]) -> SearchIndex:
     """Read an index written by `save_index`, checking it against its ids file; its files
     as one save put them in place, even while another replaces them (`_open_saved`)."""
-    path = Path(file)
+    path = as_path(file, "load_index: file")
     if not path.is_file():
         what = "a folder, not an index file" if path.is_dir() else "no such index file"
         raise DataError(f"{path}: {what}")
