@@ -234,3 +234,19 @@ def test_an_existing_output_is_kept_without_overwrite(api: Api,
         from_parquet(*args, id_column="doc_id", vector_column="embedding")
     from_parquet(*args, id_column="doc_id", vector_column="embedding",
                  overwrite=True)
+
+
+def test_import_vectors_takes_vectors_with_their_ids_and_names_an_array(
+        api: Api, tmp_path: Path) -> None:
+    """The exported `import_vectors` took only a class it did not export, and an array was
+    "AttributeError: 'numpy.ndarray' object has no attribute 'array'"."""
+    from dive.embed import Vectors, import_vectors
+
+    with pytest.raises(DiveError, match=r"^import_vectors: corpus is .*; expected "
+                                        r"dive\.embed\.Vectors\(ids, array, where\)$"):
+        import_vectors(api.dataset, api["corpus"][1], api["queries"][1], tmp_path / "x")
+    emb = import_vectors(api.dataset, Vectors(api["corpus"][0], api["corpus"][1], "my-api"),
+                         Vectors(api["queries"][0], api["queries"][1], "my-api"), tmp_path / "y")
+    order = [api["corpus"][0].index(i) for i in emb.corpus_ids]
+    np.testing.assert_allclose(emb.corpus, api["corpus"][1][order], atol=1e-6)
+    assert not (tmp_path / "x").exists()

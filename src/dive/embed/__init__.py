@@ -28,7 +28,7 @@ from dive.embed.encode import (
     load_model,
     model_dirname,
 )
-from dive.embed.imported import from_npy, from_parquet, import_vectors
+from dive.embed.imported import Vectors, from_npy, from_parquet, import_vectors
 from dive.embed.resumable import EmbedResult, encode_to_folder
 from dive.embed.store import Embeddings, load_embeddings, save_embeddings
 
@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "EmbedResult",
     "Embeddings",
+    "Vectors",
     "cache_folder",
     "default_cache_root",
     "embed_dataset",

@@ -38,7 +38,7 @@ from dive.embed.store import (
     read_matrix,
     save_embeddings,
 )
-from dive.errors import DataError, quoted
+from dive.errors import DataError, DiveError, kind_of, quoted
 from dive.scale.formats import (
     BadRow,
     import_pyarrow,
@@ -185,8 +185,13 @@ def import_vectors(
     `overwrite` (callers check first, see `check_embeddings_output`);
     `source` is recorded in meta.json under `imported_from`, with the two files, and `model`
     (a label: nothing is encoded) as `model_label` names it, so a local model folder is its
-    resolved path.
+    resolved path. `corpus` and `queries` are `Vectors` (ids, array, the file named in
+    messages), as `from_npy` and `from_parquet` read them: `Vectors(ids, array, "my-api")`.
     """
+    for name, given in (("corpus", corpus), ("queries", queries)):
+        if not isinstance(given, Vectors):  # an array was an AttributeError deep inside
+            raise DiveError(f"import_vectors: {name} is {kind_of(given)}; expected "
+                            "dive.embed.Vectors(ids, array, where)")
     if queries.array.shape[1] != corpus.array.shape[1]:
         raise DataError(f"{queries.where}: vectors have dimension {queries.array.shape[1]}, but "
                         f"the corpus vectors ({corpus.where}) have {corpus.array.shape[1]}")
