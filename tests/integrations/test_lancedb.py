@@ -101,6 +101,20 @@ def test_a_float64_row_far_below_float32_is_compressed_as_transform_does(
     np.testing.assert_allclose(got[7], load(model_dir).transform(x[[7]] / scale)[0], atol=1e-6)
 
 
+def test_an_output_column_with_a_slash_leaves_no_folder_behind(tmp_path: Path,
+                                                               model_dir: Path) -> None:
+    """The work folder was named after the column, so 'a/b' made it a path: an empty
+    `docs.lance.a` folder stayed in the database after a successful run."""
+    db = tmp_path / "db"
+    x = vectors(N)
+    make_table(db, x=x)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="a/b",
+                      progress=False)
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+    np.testing.assert_allclose(read(dl.open_table(uri(db, "docs")), "a/b")["a/b"],
+                               load(model_dir).transform(x), atol=1e-6)
+
+
 def test_compress_into_a_new_column_of_the_same_table(tmp_path: Path, model_dir: Path) -> None:
     db = tmp_path / "db"
     x = vectors(N)

@@ -36,6 +36,7 @@ import logging
 import os
 import shutil
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,7 +289,8 @@ def compress_table(
         replace = _check_column_output(schema, out_column, dst, overwrite)
         out_schema = import_pyarrow().schema(
             [import_pyarrow().field(out_column, value, metadata={MARKER_KEY: marker})])
-        work_name = f"{dst.name}.lance.{out_column}"
+        # the column's name quoted: a '/' in it made the folder a path, leaving its parent
+        work_name = f"{dst.name}.lance.{urllib.parse.quote(out_column, safe='')}"
     else:
         _check_table_output(dst, overwrite)
         fields = [] if id_column is None else [schema.field(id_column)]
