@@ -328,15 +328,22 @@ def init_keeping_signals(ray: Any) -> None:
 
 def _parquet_files(src: Path) -> list[Path]:
     """The Parquet files (.parquet, .pq) of the file or folder `src`, in name order: a folder's
-    at any depth (a partitioned store), but for names starting with '.' or '_', as Ray skips
-    them. A broken symbolic link among them is an error (Ray skipped it without a word)."""
+    at any depth (a partitioned store), but for hidden ones (a name starting with '.'), as the
+    local engine reads them. A name starting with '_', which Ray skips and the local engine
+    reads, is an error (Ray compressed the other files, exit 0), as is a broken symbolic link
+    (Ray skipped it without a word)."""
     if src.is_file():
         return [src]
     named = sorted(
         p for p in src.rglob("*")
         if SUFFIXES.get(p.suffix.lower()) == "parquet"
-        and not any(part.startswith((".", "_")) for part in p.relative_to(src).parts)
+        and not any(part.startswith(".") for part in p.relative_to(src).parts)
     )
+    skipped = [p for p in named if any(part.startswith("_") for part in p.relative_to(src).parts)]
+    if skipped:
+        raise DataError(f"{skipped[0]}: Ray Data skips Parquet files and folders whose names "
+                        "start with '_' (the local engine reads them); rename it, or compress "
+                        "with --engine local")
     check_no_broken_links(named)
     files = [p for p in named if p.is_file()]
     if not files:
