@@ -85,13 +85,26 @@ def test_header_is_optional_and_blank_lines_ignored(make_beir: MakeBeir) -> None
     assert load_beir(folder).split("test") == {"q1": {"d1": 1}, "q2": {"d2": 0}}
 
 
-@pytest.mark.parametrize("header", ["query_id\tcorpus_id\tscore", "qid\tdocid\trelevance"])
+@pytest.mark.parametrize("header", ["query_id\tcorpus_id\tscore", "qid\tdocid\trelevance",
+                                    # any names (docs/own-data.md): these were "expected 3
+                                    # tab-separated columns, found 1 (or 4)"
+                                    "query-id corpus-id score", "qid,docid,rel",
+                                    "qid\titer\tdocid\trel"])
 def test_a_header_of_other_names_is_skipped_as_beir_skips_it(make_beir: MakeBeir,
                                                              header: str) -> None:
     """BEIR's loader skips the first line whatever it holds; here it was "line 1: score
     'score' is not an integer". A first line whose score is an integer is a judgement."""
     folder = make_beir(qrels={"test": f"{header}\nq1\td1\t1\n"})
     assert load_beir(folder).split("test") == {"q1": {"d1": 1}}
+
+
+def test_a_first_judgement_whose_grade_is_not_an_integer_is_refused_not_skipped(
+        make_beir: MakeBeir) -> None:
+    """A first line `q2 d2 1.5` was taken for a header: q2's judgement dropped without a
+    word, where the same line further down is refused."""
+    folder = make_beir(qrels={"test": "q2\td2\t1.5\nq1\td1\t1\n"})
+    with pytest.raises(DataError, match=r"test\.tsv line 1: score '1\.5' is not an integer"):
+        load_beir(folder)
 
 
 def test_field_names_written_twice_elsewhere_in_a_record_are_fine(make_beir: MakeBeir) -> None:

@@ -141,6 +141,14 @@ def _is_format(char: str) -> bool:
     return unicodedata.category(char) == "Cf"
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
     """Read the BEIR-layout folder `path`; `name` defaults to the folder's name.
 
@@ -396,10 +404,12 @@ def _read_qrels(
         cols = [clean_id(c) for c in stripped.split("\t")]
         if header_possible:
             header_possible = False
-            # BEIR's header, or another's (query_id, corpus_id, relevance...): BEIR's loader
-            # skips the first line whatever it holds; a judgement's score is an integer
+            # BEIR's header, or another's of any names (query_id corpus_id relevance, space-
+            # or comma-separated...): BEIR's loader skips the first line whatever it holds.
+            # A line of three columns ending in a number is a judgement, even one whose grade
+            # is not an integer (1.5 was taken for a header and its judgement dropped).
             if tuple(c.lower() for c in cols) == _QRELS_HEADER or (
-                    len(cols) == 3 and not is_integer_text(cols[2])):
+                    len(cols) != 3 or not _is_number(cols[2])):
                 continue
         if len(cols) != 3:
             edges = line.rstrip("\r\n").split("\t")
