@@ -668,3 +668,28 @@ def test_load_dataset_download_must_be_a_bool(monkeypatch: pytest.MonkeyPatch) -
                         lambda *args, **kwargs: pytest.fail("it went to the network"))
     with pytest.raises(DiveError, match=r"^download must be True or False, got 'no'$"):
         load_dataset("nope", download="no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("call", ["top_k_codes", "cache_folder", "save_embeddings", "search"])
+def test_an_argument_of_the_wrong_kind_is_named_not_an_error_deep_inside(
+        call: str, tmp_path: Path) -> None:
+    """Each was an AttributeError from deep inside ('NoneType' object has no attribute
+    'query_vectors'; 'str' object has no attribute 'name' / 'meta'), and `search` took the
+    ids 'abc' as three ids, one a character."""
+    from dive.embed import cache_folder, save_embeddings
+    from dive.evaluate import search, top_k_codes
+
+    x = np.eye(3, dtype=np.float32)
+    calls = {
+        "top_k_codes": (lambda: top_k_codes(x, np.zeros((3, 3), np.int8), None, 2),  # type: ignore[arg-type]
+                        r"^top_k_codes: quantizer is None; expected the Quantizer"),
+        "cache_folder": (lambda: cache_folder("time", "all-MiniLM-L6-v2"),  # type: ignore[arg-type]
+                         r"^cache_folder: dataset is a str; expected a loaded Dataset"),
+        "save_embeddings": (lambda: save_embeddings(tmp_path / "e", "x"),  # type: ignore[arg-type]
+                            r"^save_embeddings: emb is a str; expected Embeddings"),
+        "search": (lambda: search(x, x, "abc", ["d0", "d1", "d2"], k=1),
+                   r"^query_ids: a str, not a sequence of ids$"),
+    }
+    function, message = calls[call]
+    with pytest.raises(DiveError, match=message):
+        function()

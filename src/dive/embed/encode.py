@@ -30,7 +30,7 @@ import numpy as np
 from dive.arrays import l2_normalize, positive_integer
 from dive.data.beir import form_hint
 from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, kind_of
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -405,6 +405,9 @@ def cache_folder(dataset: Dataset, model_name: str, root: str | Path | None = No
     `<model>-<8 hex of its label>/...`. Each keeps its own entry; before, each run re-encoded
     the entry over the other's, so the folder a fit had named (and a later `dive index` read)
     held the other's vectors. `root`: the cache root, else `default_cache_root()`."""
+    if isinstance(dataset, (str, os.PathLike)):  # "'str' object has no attribute 'name'"
+        raise DiveError(f"cache_folder: dataset is {kind_of(dataset)}; expected a loaded "
+                        "Dataset (dive.data.load_dataset)")
     top = Path(root).expanduser() if root is not None else default_cache_root()
     base = top / model_dirname(model_name)
     meta = _entry_meta(base / dataset.name)

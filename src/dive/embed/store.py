@@ -47,7 +47,7 @@ from dive.arrays import (
     to_float32,
 )
 from dive.data.beir import clean_id
-from dive.errors import DataError, quoted
+from dive.errors import DataError, DiveError, kind_of, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +214,9 @@ def save_embeddings(
     Returns the meta.json it wrote (`emb.meta` with `dim`, `n_corpus`, `n_queries`...).
     """
     target = as_path(folder, "save_embeddings: folder")
+    if not isinstance(emb, Embeddings):  # an AttributeError deep inside
+        raise DiveError(f"save_embeddings: emb is {kind_of(emb)}; expected Embeddings "
+                        "(load_embeddings, get_embeddings)")
     target.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: v for k, v in emb.meta.items() if k != "source"}  # "source" is where it was read
     meta.setdefault("normalized", True)

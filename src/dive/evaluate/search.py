@@ -24,7 +24,7 @@ import numpy as np
 
 from dive.arrays import BadRowError, as_embeddings, as_unit_rows, positive_integer
 from dive.compressors.precision import Quantizer
-from dive.errors import DataError, quoted
+from dive.errors import DataError, DiveError, kind_of, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ def top_k_codes(
     inner product (int8, float16), or d - 2 * Hamming distance (binary), with the same order,
     ties and `exclude` as `top_k`. Codes are decoded one block of `chunk_size` rows at a time.
     """
+    if not isinstance(quantizer, Quantizer):  # None was an AttributeError deep inside
+        raise DiveError(f"top_k_codes: quantizer is {kind_of(quantizer)}; expected the "
+                        "Quantizer that made the codes (runtime.quantizer of a saved model)")
     q = quantizer.query_vectors(as_embeddings(queries, name="queries", dim=quantizer.dim))
     c = quantizer.check_codes(codes, name="corpus codes")
     return _stream_top_k(q, c, k, exclude, chunk_size, quantizer.decode)
@@ -278,6 +281,9 @@ def search(
 
 def check_ids(query_ids: Sequence[str], corpus_ids: Sequence[str], m: int, n: int) -> None:
     """One id per query row (m) and per corpus row (n), none repeated."""
+    for name, ids in (("query_ids", query_ids), ("corpus_ids", corpus_ids)):
+        if isinstance(ids, (str, bytes)):  # 'abc' was three ids, one a character
+            raise DataError(f"{name}: a {type(ids).__name__}, not a sequence of ids")
     if len(query_ids) != m:
         raise DataError(f"query_ids: {len(query_ids)} ids for {m} query rows")
     if len(corpus_ids) != n:
