@@ -86,12 +86,29 @@ def test_rows_of_an_earlier_release_are_never_recommended(
     # only such rows (and frozen): it said none of dive's had run
     alone = [r for r in byte_records if r["method"] == "frozen" and r["precision"] == "float32"]
     with pytest.raises(DataError, match=r"keeps 95% of frozen .*; the compressed configurations "
-                                        r"that were run are of an earlier release \(pca@v1\), "
-                                        r"kept for comparison, which dive fit cannot build$"):
+                                        r"that were run are of an earlier release or unknown "
+                                        r"here \(pca@v1\), which dive fit cannot build$"):
         recommend([*alone, older], "scifact", 0.95)
     # an '@' inside a spec is no release: DIVE's grid names its loss so
     spec = byte_row("dive:grid=1x10x3@hinge", 48, "float32", 192, 0.99)
     assert recommend([*alone, spec], "scifact", 0.95).config.method == "dive:grid=1x10x3@hinge"
+
+
+@pytest.mark.parametrize("method", ["pca:foo=1", "mystery:alpha=3"])
+def test_a_spec_this_install_cannot_build_is_named_and_never_recommended(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    """A row of another release's option (or a method not installed) was picked, and its
+    build line failed: "pca: unknown option(s) foo"."""
+    best = recommend(byte_records, "scifact", 0.95, rescoring=False).config
+    other = byte_row(method, best.dim, "binary", best.dim // 8, 0.6)
+    caplog.clear()
+    rec = recommend([*byte_records, other], "scifact", 0.95, rescoring=False)
+    assert rec.config == best
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"recommend: left out {method}, which dive fit here cannot build (a method or option "
+        "of another release?)"]
 
 
 def test_dive_recommend_prints_the_pick_and_fails_in_one_line(

@@ -121,9 +121,25 @@ def configs(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> li
 
 
 def shippable(cells: Iterable[Config]) -> list[Config]:
-    """The configurations `dive fit` can build: a row of an earlier release (`dive@v1`) is kept
-    in the results tables for comparison, but is no answer to "what to ship"."""
-    return [c for c in cells if not is_earlier_release(c.method)]
+    """The configurations `dive fit` can build, and the anchors: a row of an earlier release
+    (`dive@v1`) is kept in the results tables for comparison, but is no answer to "what to
+    ship", nor is a spec this install does not know (another release's option, a method of
+    a plugin not installed), whose build line failed."""
+    return [c for c in cells if c.anchor or buildable(c.method)]
+
+
+def buildable(method: str) -> bool:
+    """Whether `dive fit --method METHOD` can build the records' `method` here."""
+    from dive.compressors.registry import make_compressor
+    from dive.errors import DiveError
+
+    if is_earlier_release(method):
+        return False
+    try:
+        make_compressor(method, None)
+    except (DiveError, KeyError):
+        return False
+    return True
 
 
 def groups(cells: Iterable[Config]) -> list[tuple[str, str, list[Config]]]:

@@ -15,13 +15,15 @@ run count: a target between two measured ones is not interpolated.
 The build line names what the records state (dataset name, model, method, d, budget,
 precision); they do not state the dataset's folder or the embeddings folder, so the answer
 says to add those. Rows of an earlier release (a method such as `dive@v1`, which benchmarks
-keep beside the current code's) are never picked: `dive fit` cannot build them. Left out:
+keep beside the current code's) are never picked, nor are specs this install does not know
+(a warning names them): `dive fit` cannot build them. Left out:
 any cost model beyond first-stage bytes (the funnel's float32 copy is read for candidates only
 and may live on disk; its bytes are reported, not counted).
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,8 +51,9 @@ from dive.report.frontier import (
 from dive.report.keep import check_keep
 from dive.report.merge import merge_records
 from dive.report.paired import Paired, seed_list
-from dive.report.summary import budget_order, budget_title
+from dive.report.summary import budget_order, budget_title, is_earlier_release
 
+logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Recommendation:
@@ -116,11 +119,16 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
         with about("budget"):
             budget = budget_label(parse_budget(budget))
     budget = _pick((str(r["budget"]) for r in mine), budget, "budget", f"on {dataset}")
-    # rows of an earlier release (`dive@v1`) are kept for comparison; this code cannot build them
+    # rows of an earlier release (`dive@v1`) are kept for comparison, and a spec this install
+    # does not know was run by another: this code cannot build them
     found = configs([r for r in mine if str(r["budget"]) == budget], metric)
     cells = shippable(found)
     kept = {c.method for c in cells}
     earlier = list(dict.fromkeys(c.method for c in found if c.method not in kept))
+    unknown = [m for m in earlier if not is_earlier_release(m)]
+    if unknown:  # their build line failed ("unknown option(s) foo")
+        logger.warning("recommend: left out %s, which dive fit here cannot build (a method or "
+                       "option of another release?)", ", ".join(unknown))
     where = f"{dataset}, {budget_title(budget)}"
     frozen = frozen_reference(cells)
     if frozen is None:
@@ -173,7 +181,7 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
     if not any(not c.anchor and c is not frozen for c in cells):
         if earlier:
             return (f"the compressed configurations that were run are of an earlier release "
-                    f"({', '.join(earlier)}), kept for comparison, which dive fit cannot build")
+                    f"or unknown here ({', '.join(earlier)}), which dive fit cannot build")
         return "no compressed configuration of dive was run (only frozen float32 and anchors)"
     mine = [c for c in run if not c.anchor]
     if not mine:
