@@ -337,15 +337,18 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def _fit_lines(fit: FitSummary) -> list[str]:
-    """What `dive fit` prints about a learned fit, from its typed summary only."""
+def _fit_lines(fit: FitSummary, precision: str) -> list[str]:
+    """What `dive fit` prints about a learned fit, from its typed summary only; its scores are
+    the float32 outputs' (the saved model's `precision` is applied after the fit)."""
     import json
 
     selected = json.dumps(_shown(fit.selected), separators=(",", ":"))
     lines = [f"kept step {fit.best_step} of {fit.steps_run}: {selected}"]
     if fit.validation_score is not None:
+        # printed under "(binary, 6 bytes/vector)", it read as the binary model's score
+        before = "" if precision == "float32" else f", in float32, before the {precision} codes"
         lines.append(f"held-out nDCG@10 on {fit.n_queries} labelled queries: "
-                     f"{fit.validation_score:.4f} (start {fit.start_score:.4f})")
+                     f"{fit.validation_score:.4f} (start {fit.start_score:.4f}{before})")
     return lines
 
 
@@ -402,7 +405,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"labels: {summary['n_labels']} queries, from half of the judged test queries "
               "(no train qrels: the other half is kept for measuring); labels in "
               "qrels/train.tsv are used in full")
-    for line in _fit_lines(fitted) if fitted is not None else []:
+    for line in _fit_lines(fitted, runtime.precision) if fitted is not None else []:
         print(line)
     print(f"saved: {out}")
     return 0

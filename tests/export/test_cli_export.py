@@ -77,7 +77,7 @@ def test_fit_lines_print_selected_floats_without_binary_noise() -> None:
                      selected={"start": "uncentered",
                                "arm": {"margin": 0.1 * 3, "lr": 0.001, "triplet_weight": 1.0,
                                        "grid": [1 / 3, 12345.678]}})
-    line = _fit_lines(fit)[0]
+    line = _fit_lines(fit, "float32")[0]
     assert 0.1 * 3 != 0.3 and "0.30000000000000004" not in line
     assert line == ('kept step 0 of 10: {"start":"uncentered","arm":{"margin":0.3,"lr":0.001,'
                     '"triplet_weight":1.0,"grid":[0.333333,12345.7]}}')
@@ -117,6 +117,18 @@ def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], t
     assert summary["fit"] == STAND_IN_FIT.as_record()
     assert summary["fit"]["validation_score"] == 0.625 and summary["fit"]["best_step"] == 25
     assert "diagnostics" not in summary and "validation" not in summary
+
+
+def test_fit_at_another_precision_says_its_held_out_score_is_the_float32_outputs(
+        tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Printed under "(binary, 1 bytes/vector)", the float32 fit's score read as the binary
+    model's, which evaluate measured far lower."""
+    monkeypatch.setitem(REGISTRY, RecordingSupervised.method, RecordingSupervised)
+    assert fit(tiny, tmp_path / "m", "test-supervised", "--budget", "16", "--precision",
+               "binary") == 0
+    assert ("held-out nDCG@10 on 4 labelled queries: 0.6250 (start 0.5000, in float32, before "
+            "the binary codes)") in capsys.readouterr().out
 
 
 def test_fit_records_the_labels_used_when_the_budget_exceeds_the_pool(
