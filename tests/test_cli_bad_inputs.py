@@ -276,7 +276,8 @@ def lance_table(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 GRID = "--embeddings {ws}/emb --methods frozen --ratios 2 --budgets all --seeds 0"
 EVALUATE = "evaluate --datasets {ws}/tiny " + GRID
-FIT = "fit --dataset {ws}/tiny --embeddings {ws}/emb --method pca --dim 8"
+FIT_DATA = "fit --dataset {ws}/tiny --embeddings {ws}/emb"
+FIT = FIT_DATA + " --method pca --dim 8"
 SEARCH = "search {ws}/index.faiss {ws}/model"
 COMPRESS = "compress {ws}/model --no-progress --input"
 IMPORT = ("embed --dataset {ws}/tiny --from-parquet {ws}/api/corpus.parquet --queries-parquet "
@@ -334,7 +335,8 @@ CASES = [
          "argument --methods: item 2 of 'frozen,' is empty"),
     Case("data-dir is a file", "evaluate --datasets tiny --data-dir {ws}/afile " + GRID,
          "afile: data_dir is not a folder (--data-dir)"),
-    Case("dim not a number", FIT + " --dim x --output {ws}/m", "--dim: expected an integer"),
+    Case("dim not a number", FIT_DATA + " --method pca --dim x --output {ws}/m",
+         "--dim: expected an integer"),
     Case("unknown verb", "frobnicate", "invalid choice: 'frobnicate'"),
     # results files (item 11)
     Case("report binary", "report --results {ws}/bin.jsonl --output {ws}/rep",
@@ -533,14 +535,14 @@ CASES = [
     Case("unknown method", EVALUATE + " --methods pcaa --results {ws}/r.jsonl",
          "unknown method 'pcaa'"),
     # options a training-free method does not take: named as for the learned methods
-    Case("unknown option of pca", FIT + " --method pca:bogus=1 --output {ws}/m",
+    Case("unknown option of pca", FIT_DATA + " --dim 8 --method pca:bogus=1 --output {ws}/m",
          "pca: unknown option(s) bogus; valid: none (--method)"),
     Case("unknown option of frozen", EVALUATE + " --methods frozen:x=1 --results {ws}/r.jsonl",
          "frozen: unknown option(s) x; valid: none (--methods)"),
     # a bad value of a method option or a budget names the flag it came in by
     Case("bad option value", EVALUATE + " --methods dive:steps=-1 --results {ws}/r.jsonl",
          "dive: steps must be >= 0, got -1 (--methods)"),
-    Case("spec option without a value", FIT + " --method pca:x --output {ws}/m",
+    Case("spec option without a value", FIT_DATA + " --dim 8 --method pca:x --output {ws}/m",
          "option 'x' is not key=value (--method)"),
     Case("zero budget to evaluate", EVALUATE + " --budgets 0 --results {ws}/r.jsonl",
          "label budget must be a positive integer or 'all', got 0 (--budgets)"),
@@ -548,7 +550,7 @@ CASES = [
          "label budget must be a positive integer or 'all', got 0 (--budget)"),
     Case("zero budget to recommend", "recommend --results {ws}/results.jsonl --dataset tiny "
          "--budget 0", "label budget must be a positive integer or 'all', got 0 (--budget)"),
-    Case("dim in the spec", FIT + " --method pca:dim=4 --output {ws}/m",
+    Case("dim in the spec", FIT_DATA + " --dim 8 --method pca:dim=4 --output {ws}/m",
          "method 'pca:dim=4': dim is not an option of the spec"),
     Case("missing model folder", "index {ws}/nope --embeddings {ws}/emb --output {ws}/i.faiss",
          "nope: no such model folder"),

@@ -100,6 +100,25 @@ def test_a_plural_flag_given_twice_takes_both_lists(argv: list[str], dest: str,
         assert getattr(build_parser().parse_args(argv), dest) == want
 
 
+@pytest.mark.parametrize(("argv", "flag", "times"), [
+    (["fit", "--dataset", "a", "--dataset", "b", "--method", "pca", "--dim", "8", "--output",
+      "m"], "--dataset", 2),
+    (["fit", "--dataset", "a", "--method", "pca", "--dim", "48", "--dim=96", "--output", "m"],
+     "--dim", 2),
+    (["search", "i.faiss", "m", "-k", "3", "-k", "5", "--query", "x"], "-k", 2),
+])
+def test_a_one_value_flag_given_twice_is_refused_not_last_wins(
+    argv: list[str], flag: str, times: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dive fit --dataset time --dataset cisi --dim 48 --dim 96` fitted cisi at 96 dims,
+    exit 0: argparse keeps the last value without a word."""
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert f"error: argument {flag}: given {times} times; give it once" in (
+        capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("verb", sorted(SHOWN))
 def test_help_shows_the_new_spellings_and_hides_the_old(
     verb: str, capsys: pytest.CaptureFixture[str]
@@ -169,7 +188,9 @@ def test_a_query_the_locale_could_not_decode_is_read_as_the_utf8_it_is() -> None
      "argument --seeds: expected an integer, got '1_0'"),
     (["evaluate", "--datasets", "x", "--ratios", "\u0668"],
      "argument --ratios: expected an integer, got '\u0668'"),
-    (["fit", *FIT[1:], "--output", "m", "--dim", "\u0664\u0668"],
+    (["fit", *FIT[1:], "--output", "m", "--seed", str(2**63)],  # refused after the load
+     f"argument --seed: expected an integer in 0..{2**63 - 1}, got {2**63}"),
+    (["fit", *FIT[1:-1], "\u0664\u0668", "--output", "m"],
      "argument --dim: expected an integer, got '\u0664\u0668'"),
 ])
 def test_a_bad_command_line_is_one_clear_line(

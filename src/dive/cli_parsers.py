@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from dive import __version__
-from dive.arrays import is_integer_text, is_utf8
+from dive.arrays import SEED_LIMIT, is_integer_text, is_utf8
 from dive.errors import DiveError
 
 OVERWRITE_HELP = ("replace an existing output of the kind this command writes (README, "
@@ -38,7 +38,6 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default is None else super()._get_help_string(action)
 
 
-
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other `dive` error."""
 
@@ -51,12 +50,28 @@ class _Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None:
+            self._refuse_repeated(args)
         parsed, extra = super().parse_known_args(args, namespace)
         if extra and " " in self.prog:
             # A verb's parser gets every argument after the verb: one it does not know is an
             # error of that verb, pointing to its help rather than to `dive --help`.
             self.error(f"unrecognized arguments: {' '.join(extra)}")
         return parsed, extra
+
+    def _refuse_repeated(self, args: Sequence[str]) -> None:
+        """A one-value flag given twice (`--dim 48 --dim 96`): argparse keeps the last
+        without a word, and the run silently did less than typed (a plural flag takes both
+        lists: `Joined`)."""
+        tokens = list(args)[:list(args).index("--")] if "--" in args else list(args)
+        for action in self._actions:
+            if type(action) is not argparse._StoreAction:
+                continue
+            given = [t for t in tokens for flag in action.option_strings
+                     if t == flag or t.startswith(f"{flag}=")]
+            if len(given) > 1:
+                self.error(f"argument {'/'.join(action.option_strings)}: given "
+                           f"{len(given)} times; give it once")
 
 
 def _int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -452,7 +467,8 @@ def add_fit(sub: Subparsers[_Parser]) -> _Parser:
     p.add_argument("--budget", default=None,
                    help="training queries for supervised methods (a number or 'all'; "
                         "default: all, as dive.fit)")
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
+    # past 2**63 - 1 it was refused by the fit, once the embeddings were loaded (or encoded)
+    p.add_argument("--seed", type=_int_at_least(0, SEED_LIMIT - 1), default=0,
                    help="random seed (also picks the labels)")
     p.add_argument("--model", type=_name, default=None, help=EMBEDDING_MODEL_HELP)
     _add_data_dir(p)
