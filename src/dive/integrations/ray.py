@@ -343,7 +343,7 @@ def _parquet_files(src: Path) -> list[Path]:
     if skipped:
         raise DataError(f"{skipped[0]}: Ray Data skips Parquet files and folders whose names "
                         "start with '_' (the local engine reads them); rename it, or compress "
-                        "with --engine local")
+                        "with the local engine")
     check_no_broken_links(named)
     files = [p for p in named if p.is_file()]
     if not files:
