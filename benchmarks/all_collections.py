@@ -53,6 +53,7 @@ from quality import (  # noqa: E402
     REPO,
     at_least_one,
     comma_ints,
+    comma_items,
     comma_list,
     generated_by,
     guarded_main,
@@ -116,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"datasets with {MODEL}, plus {'@'.join(SECOND_MODEL)} when present)")
     p.add_argument("--methods", type=comma_list, action=Joined, default=[*FULL_GRID, *BASELINES],
                    help="method specs to run (each on its grid)")
-    p.add_argument("--baselines", type=comma_list, action=Joined, default=list(BASELINES),
-                   help="method specs that run on the reduced grid")
+    p.add_argument("--baselines", type=comma_items, action=Joined, default=list(BASELINES),
+                   help="method specs that run on the reduced grid ('': none)")
     p.add_argument("--ratios", type=comma_ints, action=Joined, default=[2, 4, 8],
                    help="ratios, full grid")
     p.add_argument("--budgets", type=comma_list, action=Joined, default=["16", "64", "all"],

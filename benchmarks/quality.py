@@ -50,10 +50,16 @@ DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "quality.jsonl"
 DEFAULT_DOCS = REPO / "docs"
 
 
+def comma_items(text: str) -> list[str]:
+    """An argparse type: `a,b,,c` -> ['a', 'b', 'c'], and '' -> [] (a flag where none is a
+    choice: `all_collections.py --baselines ''`)."""
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def comma_list(text: str) -> list[str]:
-    """An argparse type: `a,b,,c` -> ['a', 'b', 'c']; a list of nothing is refused (an empty
-    `--methods` ran every default method)."""
-    items = [v.strip() for v in text.split(",") if v.strip()]
+    """`comma_items`, refusing a list of nothing (an empty `--methods` ran every default
+    method)."""
+    items = comma_items(text)
     if not items:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
     return items
