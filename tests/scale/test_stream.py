@@ -283,7 +283,7 @@ def test_a_float64_value_beyond_float32_is_the_row_error_alone(
     else:
         stores.write_parquet(src, x, row_group_size=50)
     # a Parquet row is named by its id too, as a NaN row is (it was not, for this problem)
-    ident = "" if fmt == "npy" else r" \(id 'doc42'\):"
+    ident = "" if fmt == "npy" else r" \(id 'doc42'\)"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(DataError, match=rf"^{src}: row 42{ident} has a value beyond "
