@@ -342,3 +342,32 @@ def test_the_returned_embeddings_carry_the_folders_meta(tmp_path: Path, model: A
     back = load_embeddings(tmp_path / "e")
     assert result.embeddings.meta == {**back.meta, "source": str(tmp_path / "e")}
     assert result.embeddings.meta["dim"] == back.dim
+
+
+def test_ctrl_c_while_the_work_folder_is_removed_says_the_output_was_written(
+    tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], default_signals: None
+) -> None:
+    """Once the folder was in place, Ctrl-C during the tidy-up said "finished chunks are saved
+    and a rerun resumes", left the work folder, and the rerun refused: "already exists"."""
+    import shutil
+    import signal
+
+    from dive.cli import main
+
+    monkeypatch.setattr(resumable.encode, "load_model", lambda *args, **kwargs: model)
+    real_rmtree = shutil.rmtree
+
+    def ctrl_c_then_remove(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith(".partial"):
+            signal.raise_signal(signal.SIGINT)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(resumable.shutil, "rmtree", ctrl_c_then_remove)
+    out = tmp_path / "out"
+    assert main(["embed", "--dataset", str(PANTRY), "--output", str(out), "--chunk-size",
+                 str(CHUNK), "--no-progress"]) == 130
+    assert capsys.readouterr().err.endswith(f"dive: interrupted; {out} was already written in "
+                                            "full\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert load_embeddings(out).corpus.shape == (48, 384)

@@ -39,6 +39,7 @@ from dive._io import (
     clear_work_folder,
     held,
     made_folder,
+    publishing,
 )
 from dive.arrays import UNIT_NORM_TOLERANCE, positive_integer
 from dive.embed import encode
@@ -176,7 +177,10 @@ def encode_to_folder(
             meta["model_files"] = job["model_files"]
         emb = Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
         written = save_embeddings(target, emb, overwrite=overwrite)
-        shutil.rmtree(work, ignore_errors=True)
+        # the output is in place: a Ctrl-C during the tidy-up lands after it, said as "written
+        # in full" (it said "a rerun resumes", left the work folder, and the rerun refused)
+        with publishing():
+            shutil.rmtree(work, ignore_errors=True)
         # the meta a load of the folder gives (dim, n_corpus, n_queries were missing)
         emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
                          {**written, "source": str(target)})
