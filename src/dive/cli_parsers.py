@@ -63,7 +63,9 @@ class _Parser(argparse.ArgumentParser):
         """A one-value flag given twice (`--dim 48 --dim 96`): argparse keeps the last
         without a word, and the run silently did less than typed (a plural flag takes both
         lists: `Joined`)."""
-        tokens = list(args)[:list(args).index("--")] if "--" in args else list(args)
+        tokens = list(args)
+        if "--" in tokens:  # what follows it is positional
+            tokens = tokens[:tokens.index("--")]
         for action in self._actions:
             if type(action) is not argparse._StoreAction:
                 continue

@@ -303,8 +303,7 @@ class Compressor(ABC):
         if unranked.size:  # compress, index and evaluate refuse them: said at the fit
             logger.warning("%s: %d corpus row(s) have no part in the compressed space (the "
                            "first: row %d): compressing them is refused, as no score can rank "
-                           "them",
-                           self.method, unranked.size, int(unranked[0]))
+                           "them", self.method, unranked.size, int(unranked[0]))
         return self
 
     @abstractmethod
