@@ -684,8 +684,31 @@ def test_a_signal_once_the_verb_is_done_exits_with_the_verbs_status(sig: signal.
               "dive.cli.main = lambda: 0\n"
               "code = entry.main()\n"
               f"os.kill(os.getpid(), {int(sig)})\n"
-              "time.sleep(5)\n"
-              "sys.exit(3)\n")
+              "time.sleep(0.5)\n"
+              "sys.exit(code)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_interpreter_tears_the_modules_down_keeps_the_verbs_status(
+        sig: signal.Signals) -> None:
+    """The interpreter puts the default action back before it tears the modules down (where
+    torch takes its second): a signal then killed the process, exit 130/143 after `saved:`,
+    whatever handler dive had set once the verb was done."""
+    script = ("import os, signal, sys, time\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+              "import dive.__main__ as entry, dive.cli\n"
+              "dive.cli.main = lambda: 0\n"
+              "class Late:\n"
+              "    def __del__(self):\n"
+              f"        os.kill(os.getpid(), {int(sig)})\n"
+              "        time.sleep(0.5)\n"
+              "late = Late()  # deleted with this module, in the teardown\n"
+              "sys.exit(entry.main())\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, timeout=60)

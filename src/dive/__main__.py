@@ -1,17 +1,15 @@
 """The `dive` console script and `python -m dive`: `dive.cli.main`, with Ctrl-C covered from
 the first moment.
 
-The script imports this module, which imports nothing but `contextlib`, `os`, `sys` and
-`signal`, so a Ctrl-C, SIGTERM or SIGHUP while `dive.cli` loads ends as one line with exit
-status 128 + the signal, as it does once `main` runs (which covers its own parsing and
-set-up), and one once the verb is done ends the process with the verb's status. Left out:
-the interpreter's own start-up, before any module of dive runs.
+The script imports this module, which imports nothing but `sys` and `signal`, so a Ctrl-C,
+SIGTERM or SIGHUP while `dive.cli` loads ends as one line with exit status 128 + the signal,
+as it does once `main` runs (which covers its own parsing and set-up), and one once the verb
+is done is ignored: the process ends with the verb's status. Left out: the interpreter's own
+start-up, before any module of dive runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import sys
 
@@ -45,18 +43,13 @@ def main() -> int:
     code = cli_main()
     # The verb is done, its output written and its lines printed: a signal while the
     # interpreter shuts down (torch's teardown takes a second) killed the process without a
-    # word, its status saying it was stopped. It ends the process now, with the verb's status.
+    # word, its status saying it was stopped. It is ignored from here, so the process ends
+    # with the verb's status: a Python handler would not do, since the interpreter puts the
+    # default action back before it tears the modules down; an ignored signal stays ignored.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) not in (signal.SIG_IGN, None):
-            signal.signal(sig, lambda _signum, _frame: _exit_now(code))
+        if signal.getsignal(sig) is not None:  # None: a handler from C, left as it is
+            signal.signal(sig, signal.SIG_IGN)
     return code
-
-
-def _exit_now(code: int) -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # closed, or a flush the signal interrupted
-            stream.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":
