@@ -672,43 +672,29 @@ def test_evaluate_and_fit_draw_no_bars_with_no_progress(
     assert ("\r" in capsys.readouterr().err) is not flag
 
 
+# When the signal comes once the verb is done: as the script goes on, or while the
+# interpreter tears the modules down (a module global's __del__ sends it then).
+_AFTER_MAIN = {
+    "after main": "code = entry.main()\nos.kill(os.getpid(), {sig})\ntime.sleep(0.5)\n"
+                  "sys.exit(code)\n",
+    "in the teardown": "class Late:\n    def __del__(self):\n        os.kill(os.getpid(), {sig})\n"
+                       "        time.sleep(0.5)\nlate = Late()\nsys.exit(entry.main())\n",
+}
+
+
+@pytest.mark.parametrize("when", sorted(_AFTER_MAIN))
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_once_the_verb_is_done_exits_with_the_verbs_status(sig: signal.Signals) -> None:
+def test_a_signal_once_the_verb_is_done_exits_with_the_verbs_status(
+        sig: signal.Signals, when: str) -> None:
     """In the second the interpreter takes to shut down after a verb (torch's teardown), a
     Ctrl-C or SIGTERM killed the process without a word, exit 130/143 for a verb that had
-    written its output."""
+    written its output; a handler set once the verb was done did not help in the teardown,
+    since the interpreter puts the default action back before it."""
     script = ("import os, signal, sys, time\n"
               "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
               "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
               "import dive.__main__ as entry, dive.cli\n"
-              "dive.cli.main = lambda: 0\n"
-              "code = entry.main()\n"
-              f"os.kill(os.getpid(), {int(sig)})\n"
-              "time.sleep(0.5)\n"
-              "sys.exit(code)\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, timeout=60)
-    assert (done.returncode, done.stderr) == (0, "")
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_while_the_interpreter_tears_the_modules_down_keeps_the_verbs_status(
-        sig: signal.Signals) -> None:
-    """The interpreter puts the default action back before it tears the modules down (where
-    torch takes its second): a signal then killed the process, exit 130/143 after `saved:`,
-    whatever handler dive had set once the verb was done."""
-    script = ("import os, signal, sys, time\n"
-              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-              "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
-              "import dive.__main__ as entry, dive.cli\n"
-              "dive.cli.main = lambda: 0\n"
-              "class Late:\n"
-              "    def __del__(self):\n"
-              f"        os.kill(os.getpid(), {int(sig)})\n"
-              "        time.sleep(0.5)\n"
-              "late = Late()  # deleted with this module, in the teardown\n"
-              "sys.exit(entry.main())\n")
+              "dive.cli.main = lambda: 0\n" + _AFTER_MAIN[when].format(sig=int(sig)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, timeout=60)
