@@ -103,6 +103,25 @@ def test_row_blocks_read_the_file_that_was_opened(tmp_path: Path) -> None:
     assert [len(b) for b in row_blocks(np.asfortranarray(x), 1000)] == [1000] * 4 + [96]
 
 
+def test_row_blocks_keep_the_edits_of_a_copy_on_write_map(tmp_path: Path) -> None:
+    # releasing a private map's pages threw the caller's edits away: fit and transform read
+    # the file's rows, and the caller's array held them again afterwards
+    import dive
+    from dive.arrays import row_blocks
+
+    x = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    np.save(tmp_path / "x.npy", x)
+    edited = np.load(tmp_path / "x.npy", mmap_mode="c")
+    edited[:] = -x
+    np.testing.assert_array_equal(np.concatenate(list(row_blocks(edited, 64))), -x)
+    np.testing.assert_array_equal(edited, -x)
+    pca = dive.fit(x, method="pca", dim=8)
+    np.testing.assert_allclose(pca.transform(edited), pca.transform(-x), atol=1e-6)
+    np.testing.assert_array_equal(edited, -x)
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), x)  # the file is untouched
+
+
 @pytest.mark.parametrize("wrap", ["torch", "memoryview"])
 def test_rows_rescaled_to_unit_norm_never_write_into_the_callers_buffer(wrap: str) -> None:
     # np.asarray reads a torch tensor or a memoryview without a copy: the caller's rows were

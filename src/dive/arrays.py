@@ -170,8 +170,10 @@ def row_blocks(arr: np.ndarray, rows: int = 65536) -> Iterator[np.ndarray]:
     `np.ascontiguousarray` returns) is a copy, and the map's pages under it are released from
     the process once it is copied (`madvise(MADV_DONTNEED)`: the kernel keeps them in its page
     cache), so reading a mapped corpus does not leave all of it in the process's resident set.
-    The map keeps reading the file that was opened, even if another replaces it meanwhile, and
-    a file shortened since it was opened is a `DataError`, not a bus error.
+    A copy-on-write map (`mmap_mode="c"`) keeps its pages: there they hold the caller's edits,
+    which releasing them would throw away (the next read sees the file again). The map keeps
+    reading the file that was opened, even if another replaces it meanwhile, and a file
+    shortened since it was opened is a `DataError`, not a bus error.
     """
     mapped = _Mapped.of(arr)
     for start in range(0, arr.shape[0], rows):
@@ -193,6 +195,7 @@ class _Mapped:
     address: int  # where the map starts in memory
     file_offset: int  # the file offset the map starts at
     filename: str
+    private: bool  # copy-on-write: its pages may hold edits the file does not
 
     @classmethod
     def of(cls, arr: np.ndarray) -> _Mapped | None:
@@ -204,7 +207,7 @@ class _Mapped:
                 # np.memmap maps from the allocation boundary at or below the array's offset
                 lead = base.offset % mmap.ALLOCATIONGRANULARITY
                 return cls(base.base, base.ctypes.data - lead, base.offset - lead,
-                           str(base.filename))
+                           str(base.filename), base.mode == "c")
             base = base.base
         return None
 
@@ -219,6 +222,8 @@ class _Mapped:
                             "opened (changed while being read?)")
 
     def release(self, view: np.ndarray) -> None:
+        if self.private:
+            return
         start, end = self._span(view)
         start -= start % mmap.PAGESIZE
         self.mm.madvise(mmap.MADV_DONTNEED, start, min(end, len(self.mm)) - start)
