@@ -125,6 +125,28 @@ def test_top_k_rejects_bad_input() -> None:
         rescore(q, c, np.zeros((3, 2), dtype=np.int64), k=0)
 
 
+def test_integer_codes_given_where_float_vectors_go_are_refused() -> None:
+    # int8 codes of a quantized model were ranked as if they were vectors (build_index and
+    # transform refuse them); rescore refused integer vectors but took integer queries
+    from dive.api import fit
+    from dive.evaluate.search import rescore, top_k_codes
+    from dive.export.folder import with_precision
+
+    q, c = _random(5, 40, 16, seed=6)
+    model = with_precision(fit(c, method="pca", dim=8), "int8", c)
+    codes, queries = model.transform(c), model.embed(q)
+    for call in (lambda: top_k(queries, codes), lambda: top_k(codes, c[:, :8]),
+                 lambda: search(queries, codes, [str(i) for i in range(5)],
+                                [str(i) for i in range(40)])):
+        with pytest.raises(DataError, match="expected float embeddings, got dtype int8"):
+            call()
+    with pytest.raises(DataError, match="queries: expected float embeddings, got dtype int8"):
+        top_k_codes(codes[:5], codes, model.runtime_.quantizer)
+    with pytest.raises(DataError, match="rescoring queries: expected float embeddings"):
+        rescore(codes[:5], c[:, :8], np.zeros((5, 2), dtype=np.int64), k=1)
+    top_k_codes(queries, codes, model.runtime_.quantizer)  # the right call still runs
+
+
 def test_search_builds_run_and_skips_identical_ids() -> None:
     q, c = _random(4, 30, 8, seed=6)
     corpus_ids = [f"d{i}" for i in range(30)]

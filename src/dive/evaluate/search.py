@@ -22,7 +22,13 @@ from collections.abc import Callable, Container, Sequence
 
 import numpy as np
 
-from dive.arrays import BadRowError, as_embeddings, as_unit_rows, positive_integer
+from dive.arrays import (
+    BadRowError,
+    as_embeddings,
+    as_unit_rows,
+    check_floating,
+    positive_integer,
+)
 from dive.compressors.precision import Quantizer
 from dive.errors import DataError, DiveError, kind_of, quoted
 
@@ -64,6 +70,13 @@ def _largest(keys: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(keys, part, axis=1)
 
 
+def _float_rows(x: object, name: str, dim: int | None = None) -> np.ndarray:
+    """`x` as float32 (n, dim) rows (`as_embeddings`), refusing integer or bool arrays: int8
+    or binary codes given where float vectors go were ranked as if they were vectors."""
+    check_floating(x, name=name)
+    return as_embeddings(x, name=name, dim=dim)
+
+
 def top_k(
     queries: np.ndarray,
     corpus: np.ndarray,
@@ -81,8 +94,8 @@ def top_k(
     used for BEIR's ignore_identical_ids. Queries and corpus are processed in blocks of
     `chunk_size` rows, so the full m x n score matrix is never held.
     """
-    q = as_embeddings(queries, name="queries")
-    c = as_embeddings(corpus, name="corpus", dim=q.shape[1])
+    q = _float_rows(queries, "queries")
+    c = _float_rows(corpus, "corpus", q.shape[1])
     return _stream_top_k(q, c, k, exclude, chunk_size, None)
 
 
@@ -104,7 +117,7 @@ def top_k_codes(
     if not isinstance(quantizer, Quantizer):  # None was an AttributeError deep inside
         raise DiveError(f"top_k_codes: quantizer is {kind_of(quantizer)}; expected the "
                         "Quantizer that made the codes (runtime.quantizer of a saved model)")
-    q = quantizer.query_vectors(as_embeddings(queries, name="queries", dim=quantizer.dim))
+    q = quantizer.query_vectors(_float_rows(queries, "queries", quantizer.dim))
     c = quantizer.check_codes(codes, name="corpus codes")
     return _stream_top_k(q, c, k, exclude, chunk_size, quantizer.decode)
 
@@ -188,6 +201,7 @@ def rescore(
     gathered rows hold at most `max_floats` values, so memory does not grow with m.
     """
     k = positive_integer(k, "k")
+    check_floating(queries, name="rescoring queries")
     q = as_unit_rows(queries, name="rescoring queries")
     cand = np.asarray(candidates)
     if cand.ndim != 2 or cand.shape[0] != q.shape[0] or cand.dtype.kind not in "iu":
@@ -271,8 +285,8 @@ def search(
     products as Python floats. At the cut-off, tied documents are kept in corpus-row order
     (see `top_k`); the metrics then order the kept ones as trec_eval does.
     """
-    q = as_embeddings(queries, name="queries")
-    c = as_embeddings(corpus, name="corpus", dim=q.shape[1])
+    q = _float_rows(queries, "queries")
+    c = _float_rows(corpus, "corpus", q.shape[1])
     check_ids(query_ids, corpus_ids, q.shape[0], c.shape[0])
     exclude = identical_id_rows(query_ids, corpus_ids) if ignore_identical_ids else None
     indices, scores = top_k(q, c, k, exclude=exclude, chunk_size=chunk_size)
