@@ -645,6 +645,11 @@ def test_a_leading_tilde_is_the_home_folder_for_every_path_flag(
     assert (home / "m" / "config.json").is_file() and not (tmp_path / "~").exists()
     assert main(["index", "~/m", "--embeddings", "~/emb", "--output", "~/i.faiss"]) == 0
     assert (home / "i.faiss").is_file()
+    # embed's id files: "~/emb/corpus_ids.txt: no such file" beside --from-npy=~/... read
+    assert main(["embed", "--dataset", str(tiny[0]), "--from-npy", "~/emb/corpus.npy", "--ids",
+                 "~/emb/corpus_ids.txt", "--queries-npy", "~/emb/queries.npy", "--query-ids",
+                 "~/emb/query_ids.txt", "--output", "~/imported", "--no-progress"]) == 0
+    assert (home / "imported" / "corpus.npy").is_file()
 
 
 @pytest.mark.parametrize("flag", [[], ["--no-progress"]])

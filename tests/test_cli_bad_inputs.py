@@ -154,6 +154,15 @@ def in_turn(*setups: Setup) -> Setup:
     return setup
 
 
+def link(name: str, target: str) -> Setup:
+    """ws/`name`, a symbolic link to ws/`target` (which need not exist)."""
+
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        (ws / name).symlink_to(ws / target)
+
+    return setup
+
+
 def append_line(name: str, text: str) -> Setup:
     def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         with (ws / name).open("a") as handle:
@@ -472,6 +481,21 @@ CASES = [
          "afile: is a file, not a folder for the report"),
     Case("report --output a file", "report --results {ws}/results.jsonl --output {ws}/afile",
          "afile: is a file, not a folder for the report"),
+    # a broken link passed the check (exists() follows it): the grid ran, then exit 2
+    Case("evaluate --report a broken link", EVALUATE + " --results {ws}/r.jsonl --report "
+         "{ws}/gone", "gone: exists and is not a folder for the report (a link to {ws}/nowhere, "
+         "which is missing)", link("gone", "nowhere")),
+    # a trailing separator where the output is one file: the file was written without it
+    Case("onnx --output in a folder's form", "export {ws}/model --format onnx --output "
+         "{ws}/new.onnx/", "'{ws}/new.onnx/' ends in a separator, naming a folder; an ONNX "
+         "export is one file: give its path"),
+    Case("compress --output in a folder's form", COMPRESS + " {ws}/x.npy --output {ws}/new.npy/",
+         "'{ws}/new.npy/' ends in a separator, naming a folder; x.npy is one file, so its output "
+         "is one file: give its path"),
+    # an empty output column was read as "not given": the vectors went to `vector`
+    Case("compress --output-column empty", COMPRESS + " {ws}/x.parquet --output {ws}/o.parquet "
+         "--output-column=", "output_column is an empty name; give a column name, or None for "
+         "the input's vector column (--output-column)"),
     Case("onnx parent is a file", "export {ws}/model --format onnx --output {ws}/afile/m.onnx",
          "afile: a file is in the way"),
     Case("compress parent is a file", COMPRESS + " {ws}/x.npy --output {ws}/afile/y.npy",
@@ -764,3 +788,17 @@ def test_an_empty_query_is_refused_not_searched(text: str, tmp_path: Path,
               "--query", text])
     assert exc.value.code == 2
     assert f"--query: expected query text, got {text!r}" in capsys.readouterr().err
+
+
+def test_a_control_character_in_a_path_is_escaped_in_the_error_line(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path holding a line break split the error in two lines; a terminal escape in it
+    restyled the terminal."""
+    taken = ws / "a\nb\x1b[31m"
+    taken.write_text("mine")
+    assert main([*FIT.format(ws=ws).split(), "--output", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"dive: error: {ws}/a\\nb\\x1b[31m: exists and is not a saved "
+                                "dive compressor folder; refusing to replace it (overwrite "
+                                "replaces only what dive wrote)"]

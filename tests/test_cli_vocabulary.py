@@ -106,6 +106,11 @@ def test_a_plural_flag_given_twice_takes_both_lists(argv: list[str], dest: str,
     (["fit", "--dataset", "a", "--method", "pca", "--dim", "48", "--dim=96", "--output", "m"],
      "--dim", 2),
     (["search", "i.faiss", "m", "-k", "3", "-k", "5", "--query", "x"], "-k", 2),
+    # a prefix argparse reads as the flag (`--di` for `--dim`) got past the check: 96 dims
+    (["fit", "--dataset", "a", "--method", "pca", "--dim", "48", "--di", "96", "--output",
+      "m"], "--dim", 2),
+    (["fit", "--dataset", "a", "--method", "pca", "--dim", "8", "--output", "m", "--outp=n"],
+     "--output", 2),
 ])
 def test_a_one_value_flag_given_twice_is_refused_not_last_wins(
     argv: list[str], flag: str, times: int, capsys: pytest.CaptureFixture[str]
@@ -180,6 +185,12 @@ def test_a_query_the_locale_could_not_decode_is_read_as_the_utf8_it_is() -> None
      "argument --data-dir: expected a path, got ' '"),
     (["embed", "--dataset", "x", "--output", ""], "argument --output: expected a path, got ''"),
     (["evaluate", "--datasets", "x", "--plot", ""], "argument --plot: expected a path, got ''"),
+    (["embed", "--dataset", "x", "--from-npy", "c.npy", "--ids", ""],
+     "argument --ids: expected a path, got ''"),
+    (["embed", "--dataset", "x", "--from-npy", "c.npy", "--query-ids", " "],
+     "argument --query-ids: expected a path, got ' '"),
+    (["embed", "--dataset", "x", "--from-parquet", "c.parquet", "--queries-parquet", ""],
+     "argument --queries-parquet: expected a path, got ''"),
     # a byte the locale could not decode: the tokenizer's traceback
     (["search", "i.faiss", "m", "--query", "caf\udce9 wing"],
      "argument --query: not valid UTF-8: 'caf\\udce9 wing'"),

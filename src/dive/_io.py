@@ -776,3 +776,12 @@ def as_path(value: object, what: str, expected: str = "a path") -> Path:
         shown = "empty" if value == "" else kind_of(value)
         raise DiveError(f"{what} is {shown}; expected {expected} (str or os.PathLike)")
     return Path(value).expanduser()
+
+
+def refuse_folder_form(value: str | os.PathLike[str], writes: str = "this writes a file") -> None:
+    """`DiveError` if the output path `value` ends in a separator: it names a folder, and Path
+    drops the slash, so `--output new/` wrote the file `new` (`writes`: why a file)."""
+    text = os.fspath(value)
+    if text.endswith(("/", os.sep)):
+        raise DiveError(f"{text!r} ends in a separator, naming a folder; {writes}: give its "
+                        "path")

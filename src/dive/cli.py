@@ -41,7 +41,7 @@ from dive._io import (
 )
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
 from dive.cli_stdout import STDOUT, flush_stdout, named_stdout, stdout_failed
-from dive.errors import DiveError, about, quoted
+from dive.errors import DiveError, about, one_line, quoted
 
 if TYPE_CHECKING:
     from dive.compressors.base import FitSummary
@@ -1033,7 +1033,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return stdout_failed(exc)
         # File-system trouble (disk full, no permission, a file where a folder should be) is
         # the user's to fix too.
-        print(f"dive: error: {_error_line(exc)}", file=sys.stderr)
+        print(f"dive: error: {one_line(_error_line(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         from dive.data.download import interrupted_download

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from dive import __version__
+from dive._io import refuse_folder_form
 from dive.arrays import SEED_LIMIT, is_integer_text, is_utf8
 from dive.errors import DiveError
 
@@ -66,14 +67,20 @@ class _Parser(argparse.ArgumentParser):
         tokens = list(args)
         if "--" in tokens:  # what follows it is positional
             tokens = tokens[:tokens.index("--")]
+        given = [self._flag_action(t.split("=", 1)[0]) for t in tokens if t.startswith("-")]
         for action in self._actions:
-            if type(action) is not argparse._StoreAction:
-                continue
-            given = [t for t in tokens for flag in action.option_strings
-                     if t == flag or t.startswith(f"{flag}=")]
-            if len(given) > 1:
+            if type(action) is argparse._StoreAction and given.count(action) > 1:
                 self.error(f"argument {'/'.join(action.option_strings)}: given "
-                           f"{len(given)} times; give it once")
+                           f"{given.count(action)} times; give it once")
+
+    def _flag_action(self, name: str) -> argparse.Action | None:
+        """The action a long flag `name` gives, read as argparse reads it: the flag itself, or
+        a prefix of one flag only (`--di` for `--dim`, when no other flag starts so)."""
+        exact = [a for a in self._actions if name in a.option_strings]
+        if exact or not (name.startswith("--") and self.allow_abbrev):
+            return exact[0] if exact else None
+        prefixed = {a for a in self._actions for flag in a.option_strings if flag.startswith(name)}
+        return prefixed.pop() if len(prefixed) == 1 else None
 
 
 def _int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -254,9 +261,10 @@ def _output_path(text: str) -> str:
 def _output_file(text: str) -> str:
     """An output path naming a file: one ending in a separator names a folder (Path drops
     the slash, and `--output new/` wrote the file `new`)."""
-    if text.endswith(("/", os.sep)):
-        raise argparse.ArgumentTypeError(f"{text!r} ends in a separator, naming a folder; this "
-                                         "writes a file: give its path")
+    try:
+        refuse_folder_form(text)
+    except DiveError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return _output_path(text)
 
 
@@ -441,7 +449,7 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
     source = p.add_mutually_exclusive_group()  # one source of imported vectors
     source.add_argument("--from-parquet", type=_path, default=None, metavar="FILE",
                         help="import the corpus vectors of this Parquet file instead of encoding")
-    p.add_argument("--queries-parquet", default=None, metavar="FILE",
+    p.add_argument("--queries-parquet", type=_path, default=None, metavar="FILE",
                    help="with --from-parquet: the query vectors")
     # No defaults here: given without --from-parquet they are refused (`dive.cli`), not ignored.
     p.add_argument("--id-column", default=None,
@@ -450,11 +458,11 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
                    help="with --from-parquet: the vector column (default: vector)")
     source.add_argument("--from-npy", type=_path, default=None, metavar="FILE",
                         help="import the corpus vectors of this (n, D) .npy instead of encoding")
-    p.add_argument("--ids", default=None, metavar="FILE",
+    p.add_argument("--ids", type=_path, default=None, metavar="FILE",
                    help="with --from-npy: the corpus ids, one a line, in row order")
     p.add_argument("--queries-npy", type=_path, default=None, metavar="FILE",
                    help="with --from-npy: the query vectors")
-    p.add_argument("--query-ids", default=None, metavar="FILE",
+    p.add_argument("--query-ids", type=_path, default=None, metavar="FILE",
                    help="with --from-npy: the query ids, one a line")
     _add_overwrite(p)
     _add_no_progress(p)

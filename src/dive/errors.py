@@ -9,6 +9,7 @@ can add its own spelling of it (`--overwrite`). Programming errors stay ordinary
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,12 @@ def quoted(value: object, limit: int = 60) -> str:
     if not isinstance(value, str) or len(value) <= limit:
         return repr(value)
     return f"{value[:limit]!r}... ({len(value)} chars)"
+
+
+def one_line(text: str) -> str:
+    """`text` with each control character (a line break, a tab, a terminal escape) written as
+    its escape: a path or id holding one split an error line in two or restyled the terminal."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def kind_of(value: object) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from dive import __version__
-from dive._io import as_path, atomic_write_bytes, check_output
+from dive._io import as_path, atomic_write_bytes, check_output, refuse_folder_form
 from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.compressors.precision import INT8_LEVELS, Quantizer, pack_weights
 from dive.compressors.runtime import Runtime
@@ -188,6 +188,7 @@ def export_onnx(source: Any, file: str | os.PathLike[str], *, overwrite: bool = 
     `overwrite`; `overwrite=False` keeps even one a concurrent run wrote meanwhile.
     """
     target = as_path(file, "export_onnx: file")
+    refuse_folder_form(file, "an ONNX export is one file")
     check_output(target, overwrite=overwrite, ours=is_onnx_export,
                  what="an ONNX file dive exported", suffix=ONNX_SUFFIX)
     compressor = as_loaded(source)

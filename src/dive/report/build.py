@@ -117,7 +117,11 @@ def check_report_output(out_dir: str | Path, *, overwrite: bool) -> None:
     """Refuse to write the default report files into `out_dir` over any file dive did not
     write there (and over one it did, without `overwrite`): `DiveError` naming the file; or
     naming `out_dir` when it is not a folder."""
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+    folder = Path(out_dir)
+    if folder.is_symlink() and not folder.exists():  # failed only after the runs it reports
+        raise DiveError(f"{out_dir}: exists and is not a folder for the report (a link to "
+                        f"{os.readlink(folder)}, which is missing)")
+    if folder.exists() and not folder.is_dir():
         raise DiveError(f"{out_dir}: is a file, not a folder for the report")
     markdown, csv_path, *plots = report_paths(out_dir)
     _check_outputs(_outputs(markdown, csv_path, plots), overwrite=overwrite)

@@ -96,6 +96,9 @@ def column_names(column: str, id_column: str | None,
         if not isinstance(value, str) and (value is not None or param == "column"):
             raise DiveError(f"{param} is {kind_of(value)}; expected a column name (str)",
                             param=param)
+    if output_column == "":  # was read as "not given": the output went to `column`
+        raise DiveError("output_column is an empty name; give a column name, or None for "
+                        "the input's vector column", param="output_column")
     out_column = output_column or column
     ids = id_column or None
     if ids is not None and ids == out_column:

@@ -67,6 +67,7 @@ from dive._io import (
     named,
     naming_os_errors,
     publish,
+    refuse_folder_form,
 )
 from dive.arrays import (
     BadRowError,
@@ -393,6 +394,8 @@ def compress_store(
     batch_size = min(positive_integer(batch_size, "batch_size"), 2**63 - 1)
     column, id_column, out_column = column_names(column, id_column, output_column)
     shards, single = discover(src, dst.name, column, id_column)
+    if single:
+        refuse_folder_form(output, f"{src.name} is one file, so its output is one file")
     check_has_rows(src, sum(shard.n_rows for shard in shards))
     for shard in shards:
         check_dimension(shard.path, shard.dim, runtime,
