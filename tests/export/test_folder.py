@@ -628,6 +628,9 @@ def edit_config(folder: Path, **fields: Any) -> None:
     ({"activation": "relu"}, r"config\.json: .*activation.* do not match config_sha256"),
     ({"weights_sha256": "DEL"}, r"config\.json: no weights_sha256"),
     ({"config_sha256": "DEL"}, r"config\.json: no config_sha256"),
+    # a checksum of another type was reported as missing
+    ({"weights_sha256": 5}, r"config\.json: weights_sha256 is 5, not a SHA-256 text"),
+    ({"config_sha256": ["ab"]}, r"config\.json: config_sha256 is \['ab'\], not a SHA-256 text"),
 ])
 def test_edited_or_missing_checksums_fail_unless_verify_is_off(
     saved: Path, make_inputs: Any, fields: dict[str, Any], message: str
@@ -640,6 +643,16 @@ def test_edited_or_missing_checksums_fail_unless_verify_is_off(
         load(saved)
     got = load(saved, verify=False).transform(x)
     assert np.array_equal(got, want) == ("activation" not in fields)
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_config_without_its_activation_is_refused(saved: Path, verify: bool) -> None:
+    # a KeyError traceback from every verb; the checksum reads a missing activation as null,
+    # so a folder without an adapter passed it
+    edit_config(saved, activation="DEL")
+    with pytest.raises(DataError, match=r"config\.json: no activation \(null for a model "
+                       r"without an adapter\)$"):
+        load(saved, verify=verify)
 
 
 def test_a_format_1_folder_loads_on_its_weights_checksum(saved: Path) -> None:
@@ -776,3 +789,27 @@ def test_a_damaged_manifest_is_read_as_none_so_overwrite_still_replaces_dives_fo
     (saved / ".dive-files").write_bytes(manifest)
     with pytest.raises(DiveError, match=r"holds files dive did not write \(notes\.txt\)"):
         save(other, saved, overwrite=True)
+
+
+def test_a_link_leading_nowhere_or_a_folder_in_a_files_place_is_named_as_such(
+    saved: Path, tmp_path: Path
+) -> None:
+    # a loop of links was "no such model folder"; config.json made a folder, or a weights
+    # link to a missing file, were "missing"
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(DataError, match=r"loop: a link to .*loop, which does not lead to a model "
+                       r"folder \(missing, or a loop of links\)$"):
+        load(loop)
+    weights = saved / "model.safetensors"
+    weights.unlink()
+    weights.symlink_to(tmp_path / "gone.safetensors")
+    with pytest.raises(DataError, match=r"model\.safetensors: a link to .*gone\.safetensors, "
+                       r"which does not lead to a file"):
+        load(saved)
+    config = saved / "config.json"
+    config.unlink()
+    config.mkdir()
+    with pytest.raises(DataError, match=r"config\.json: is a folder, not the file a model "
+                       r"folder holds$"):
+        load(saved)

@@ -421,6 +421,7 @@ def load(directory: str | os.PathLike[str], *, verify: bool = True) -> LoadedCom
 
 def _load(root: Path, verify: bool) -> LoadedCompressor:
     if not root.is_dir():
+        _refuse_link_to_nothing(root, "a model folder")
         raise DataError(f"{root}: is a file, not a model folder" if root.exists()
                         else f"{root}: no such model folder")
     config_path, weights_path = root / CONFIG_FILE, root / WEIGHTS_FILE
@@ -449,12 +450,23 @@ def _load(root: Path, verify: bool) -> LoadedCompressor:
     )
 
 
+def _refuse_link_to_nothing(path: Path, what: str) -> None:
+    """`DataError` if `path` is a symbolic link that leads nowhere (a missing target, or a
+    loop of links): it was reported as no such folder, or as a missing file."""
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"{path}: a link to {os.readlink(path)}, which does not lead to {what} "
+                        "(missing, or a loop of links)")
+
+
 def _read_files(root: Path) -> tuple[bytes | None, bytes | None]:
     """The bytes of config.json and of the weights (None: not a file), both of one save (a
     false "corrupt" error, or unverified, a model that is neither, when a load paired one
     save's config with the next one's weights: `read_one_save`)."""
     def read(name: str) -> bytes | None:
         path = root / name
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder, not the file a model folder holds")
+        _refuse_link_to_nothing(path, "a file")
         return path.read_bytes() if path.is_file() else None
 
     return read_one_save(root, lambda: (read(CONFIG_FILE), read(WEIGHTS_FILE)))
@@ -485,7 +497,9 @@ def read_config(path: Path, data: bytes) -> dict[str, Any]:
     for key in ("input_dim", "output_dim"):
         if not _positive_int(config.get(key)):
             raise DataError(f"{path}: {key} is {config.get(key)!r}, expected a positive integer")
-    activation = config.get("activation")
+    if "activation" not in config:  # a KeyError traceback (its digest reads it as null)
+        raise DataError(f"{path}: no activation (null for a model without an adapter)")
+    activation = config["activation"]
     if activation is not None and activation not in ACTIVATIONS:
         raise DataError(
             f"{path}: activation {activation!r} is not one of {', '.join(ACTIVATIONS)} (or null)"
@@ -519,11 +533,19 @@ def read_config(path: Path, data: bytes) -> dict[str, Any]:
 _OPT_OUT = "load it with verify=False (dive.load) to use it unchecked"
 
 
+def _check_digest_field(path: Path, config: dict[str, Any], key: str, what: str) -> None:
+    """`config[key]` is a checksum's text, else `DataError`: missing, or of another type (5
+    was reported as missing)."""
+    value = config.get(key)
+    if not isinstance(value, str):
+        problem = f"no {key}" if value is None else f"{key} is {value!r}, not a SHA-256 text"
+        raise DataError(f"{path}: {problem}, so {what} cannot be checked; {_OPT_OUT}",
+                        param="verify")
+
+
 def _verify_config(path: Path, config: dict[str, Any]) -> None:
     """Both checksums present (config_sha256 from format 2 on) and the config's matching."""
-    if not isinstance(config.get("weights_sha256"), str):
-        raise DataError(f"{path}: no weights_sha256, so the weights cannot be checked; {_OPT_OUT}",
-                        param="verify")
+    _check_digest_field(path, config, "weights_sha256", "the weights")
     expected = config.get("config_sha256")
     if config["format_version"] < 2 and expected is None:  # written before config_sha256
         later = [key for key in LATER_FIELDS if key in config]
@@ -531,9 +553,7 @@ def _verify_config(path: Path, config: dict[str, Any]) -> None:
             raise DataError(f"{path}: {later[0]} in a format_version 1 config.json, which "
                             f"predates it (edited?); {_OPT_OUT}", param="verify")
         return
-    if not isinstance(expected, str):
-        raise DataError(f"{path}: no config_sha256, so the settings cannot be checked; {_OPT_OUT}",
-                        param="verify")
+    _check_digest_field(path, config, "config_sha256", "the settings")
     if config_digest(config) != expected:
         raise DataError(
             f"{path}: {', '.join(COMPUTATION_FIELDS[2:])} do not match config_sha256 "
