@@ -148,3 +148,25 @@ def test_bytes_per_vector_refuses_a_dim_that_is_not_a_positive_integer(dim: obje
     with pytest.raises(DiveError, match=rf"^dim must be a positive integer, got {dim!r}$"):
         bytes_per_vector("int8", dim)  # type: ignore[arg-type]
     assert bytes_per_vector("binary", np.int64(12)) == 2
+
+
+def test_the_public_encode_and_decode_check_their_input() -> None:
+    # (n, 1) int8 codes were broadcast to (n, dim), a NaN row coded as zeros, 6-d vectors
+    # packed into one byte by an 8-d binary quantizer
+    z = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    int8 = calibrate("int8", z)
+    with pytest.raises(DataError, match=r"codes: expected int8 codes of shape \(n, 8\), got "
+                       r"\(50, 1\)"):
+        int8.decode(int8.encode(z)[:, :1])
+    nan = z[:2].copy()
+    nan[1, 3] = np.nan
+    with pytest.raises(DataError, match="vectors to quantize: row 1 contains NaN or inf"):
+        int8.encode(nan)
+    binary = Quantizer("binary", 8)
+    with pytest.raises(DataError, match="vectors to quantize: expected dimension 8, got 6"):
+        binary.encode(z[:, :6])
+    with pytest.raises(DataError, match=r"expected binary codes of shape \(n, 1\), got \(1,\)"):
+        binary.decode(binary.encode(z)[0])
+    with pytest.raises(DataError, match="queries: expected dimension 8, got 6"):
+        int8.query_vectors(z[:, :6])
+    np.testing.assert_array_equal(int8.decode(int8.encode(z)).shape, (50, 8))  # still works

@@ -155,6 +155,15 @@ def test_identity_runtime_has_no_arrays_and_round_trips(tmp_path: Path, make_inp
     assert np.array_equal(loaded.transform(x), Runtime(12)(x))
 
 
+def test_a_runtime_with_a_numpy_integer_dimension_saves(tmp_path: Path) -> None:
+    # Runtime takes numpy integers; saving one was "Object of type int64 is not JSON
+    # serializable", a traceback
+    runtime = Runtime(np.int64(16), projection=np.eye(4, 16, dtype=np.float32))
+    assert type(runtime.input_dim) is int
+    save(runtime, tmp_path / "m")
+    assert load(tmp_path / "m").runtime_.input_dim == 16
+
+
 def test_loaded_compressor_resaves_with_its_summary(tmp_path: Path, make_runtime: Any) -> None:
     save(make_runtime(), tmp_path / "a", summary={"dataset": "x", "seed": 3})
     again = save(load(tmp_path / "a"), tmp_path / "b")

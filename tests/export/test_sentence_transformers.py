@@ -73,6 +73,14 @@ def test_module_normalises_inputs_like_numpy(make_runtime: Any,
         np.testing.assert_allclose(got, runtime(base_embeddings), atol=1e-5, rtol=0)
 
 
+def test_module_refuses_integer_embeddings(make_runtime: Any) -> None:
+    # cast and compressed without a word, where transform refuses them
+    module = DiveCompression(make_runtime(input_dim=32, output_dim=8, rank=None))
+    with pytest.raises(ValueError, match=r"DiveCompression: embeddings of dtype torch\.int32; "
+                       "expected float embeddings"):
+        module.compress(torch.ones((2, 32), dtype=torch.int32))
+
+
 def test_combined_model_saves_and_loads_back(tmp_path: Path, make_runtime: Any,
                                              base_embeddings: np.ndarray) -> None:
     runtime = make_runtime(input_dim=384, output_dim=32, rank=32)

@@ -129,8 +129,9 @@ class Quantizer(ArrayFields):
         return 0 if self.low is None or self.width is None else int(self.low.size + self.width.size)
 
     def encode(self, z: np.ndarray) -> np.ndarray:
-        """Codes (n, code_width) of float32 vectors `z` (n, dim)."""
-        z = np.asarray(z, dtype=np.float32)
+        """Codes (n, code_width) of float32 vectors `z` (n, dim); other shapes and NaN/inf
+        rows are a `DataError` (binary packed 6-d rows into one byte; int8 coded NaN as 0)."""
+        z = as_embeddings(z, name="vectors to quantize", dim=self.dim)
         if self.precision == "float32":
             return z
         if self.precision == "float16":
@@ -143,7 +144,10 @@ class Quantizer(ArrayFields):
         return (np.floor(np.float32(INT8_LEVELS) * xi) - 128).astype(np.int8)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        """The float32 vectors (n, dim) that `codes` stand for (binary: +-1 per bit)."""
+        """The float32 vectors (n, dim) that `codes` stand for (binary: +-1 per bit); codes
+        of another shape or dtype are a `DataError` (`check_codes`: (n, 1) int8 codes were
+        broadcast to (n, dim))."""
+        codes = self.check_codes(codes)
         if self.precision == "binary":
             bits = np.unpackbits(codes, axis=1, count=self.dim)
             return bits.astype(np.float32) * np.float32(2) - np.float32(1)
@@ -155,7 +159,7 @@ class Quantizer(ArrayFields):
 
     def query_vectors(self, queries: np.ndarray) -> np.ndarray:
         """What float32 queries become to be scored against decoded codes (binary: +-1)."""
-        q = np.asarray(queries, dtype=np.float32)
+        q = as_embeddings(queries, name="queries", dim=self.dim)
         return self.decode(self.encode(q)) if self.precision == "binary" else q
 
     def check_codes(self, codes: object, *, name: str = "codes") -> np.ndarray:

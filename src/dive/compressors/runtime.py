@@ -99,6 +99,8 @@ class Runtime(ArrayFields):
         # A runtime built by hand is checked as one read from a file (`from_arrays`), not by
         # numpy's broadcasting errors when it is first called.
         _check_shapes(self.input_dim, self.adapter, self.center, self.projection, "runtime")
+        # a numpy integer is taken, as a plain int (saving it was a JSON TypeError traceback)
+        object.__setattr__(self, "input_dim", int(self.input_dim))
         if self.quantizer is not None and self.quantizer.dim != self.output_dim:
             raise DataError(f"runtime: the quantizer is for {self.quantizer.dim}-d vectors, the "
                             f"runtime outputs {self.output_dim}-d")

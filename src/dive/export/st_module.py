@@ -92,6 +92,9 @@ class DiveCompression(torch.nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The runtime's computation before its precision: (batch, d) unit rows."""
+        if not x.is_floating_point():  # token ids or codes, cast and compressed without a word
+            raise ValueError(f"DiveCompression: embeddings of dtype {x.dtype}; expected float "
+                             "embeddings, as Runtime and transform take")
         if x.shape[-1] != self.input_dim:
             raise ValueError(
                 f"DiveCompression: embeddings have dimension {x.shape[-1]}, "
