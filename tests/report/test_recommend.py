@@ -244,6 +244,22 @@ def test_the_build_line_names_the_records_model_unless_it_is_the_default(
     assert "--embeddings" in build("m")[1]  # the records do not state the folders used
 
 
+def test_the_build_line_gives_the_seed_of_a_fit_that_was_measured(
+    byte_records: list[dict[str, Any]]
+) -> None:
+    # fit's default seed 0 built another model than the one measured on seed 3 (on a
+    # collection without train qrels, one that had read seed 3's measured queries as labels)
+    def build(seeds: list[int]) -> list[str]:
+        rows = [{**r, "method": "dive", "seed": s} if r["method"] == "pca" else {**r, "seed": s}
+                for r in byte_records for s in seeds]
+        rec = recommend(rows, "scifact", 0.95, rescoring=False)
+        return [line for line in render(rec) if "dive fit" in line]
+
+    assert "--budget 64 --seed 3 --precision int8" in build([3])[0]
+    assert "--seed" not in build([0, 1, 2])[0]  # seed 0 is fit's default, and measured
+    assert "--budget 64 --seed 4 --precision" in build([5, 4])[0]
+
+
 def test_a_funnel_pick_says_how_to_build_the_index_it_serves_from(
     byte_records: list[dict[str, Any]]
 ) -> None:

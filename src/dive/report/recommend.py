@@ -207,13 +207,18 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
     return text
 
 
-def _build_line(c: Config, model: str, precision: str, output: str = "MODEL_DIR") -> str:
+def _build_line(c: Config, model: str, precision: str, seeds: Iterable[int],
+                output: str = "MODEL_DIR") -> str:
     """The `dive fit` line for `c`, with every option the records state that fit needs (the
-    label budget only for a method that learns from labels: `dive fit` warns it is unused)."""
+    label budget only for a method that learns from labels: `dive fit` warns it is unused),
+    and the seed of one of the fits measured (`seeds`; fit's own default 0 when it is one):
+    the seed draws the split and the training, so fit's default built a model that was not
+    measured (without train qrels, one that had read the measured queries as labels)."""
     facts = method_facts(c.family)
     budget = [] if facts is not None and not facts.supervised else ["--budget", c.budget]
+    seed = 0 if 0 in seeds else min(seeds)
     words = ["dive", "fit", "--dataset", c.dataset, "--method", c.method, "--dim", str(c.dim),
-             *budget, "--precision", precision]
+             *budget, *(["--seed", str(seed)] if seed else []), "--precision", precision]
     if model != DEFAULT_MODEL:
         words += ["--model", model]
     return " ".join(shlex.quote(w) for w in [*words, "--output"]) + f" {output}"
@@ -245,7 +250,7 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
                      "stay on disk)")
     m = product_bytes(c.precision)
     precision = "float32" if m is not None else c.precision
-    lines.append(f"  build: {_build_line(c, rec.model, precision)}")
+    lines.append(f"  build: {_build_line(c, rec.model, precision, p.seeds)}")
     lines.append("    (add --data-dir or the dataset's folder, and --embeddings, if dive evaluate "
                  "was given them: the results record neither)")
     if m is not None or c.rescore:  # the index `serve` searches
@@ -254,7 +259,7 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
     if c.rescore and c.rescore_with != "full":  # the funnel's file: the float32 outputs
         source = "MODEL_DIR"
         if precision != "float32":  # the model's codes are not what the funnel reads
-            f32 = _build_line(c, rec.model, "float32", "F32_DIR")
+            f32 = _build_line(c, rec.model, "float32", p.seeds, "F32_DIR")
             lines.append(f"  its float32 outputs: {f32}")
             source = "F32_DIR"
         lines.append(f"    then: dive compress {source} --input EMB_DIR/corpus.npy --output "
