@@ -401,6 +401,33 @@ def test_bad_qrels_row_names_file_and_line(make_beir: MakeBeir, rows: str, messa
         load_beir(folder)
 
 
+@pytest.mark.parametrize(("split", "rows", "problem"), [
+    ("dev", "q1\td1\t0\n", "no judgement has a positive grade"),
+    ("train", "q1\td1\t0\nq2\td2\t-1\n", "no judgement has a positive grade"),
+    ("train", "q1\td8\t1\n", "no judgement names a corpus id of corpus.jsonl"),
+    ("train", "q9\td1\t1\n", "no judgement names a query id of queries.jsonl"),
+    ("train", "", "no judgement rows"),
+])
+def test_a_train_or_dev_file_without_a_usable_label_is_a_warning(
+    make_beir: MakeBeir, caplog: pytest.LogCaptureFixture, split: str, rows: str, problem: str
+) -> None:
+    # every verb refused the dataset (embed included; no verb reads dev.tsv), where the
+    # methods that need no label can still be scored on the test split
+    from dive.data.splits import make_split
+
+    folder = make_beir(qrels={split: HEADER + rows, "test": HEADER + "q1\td1\t1\nq2\td2\t1\n"})
+    with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
+        dataset = load_beir(folder)
+    assert f"{split}.tsv: {problem}" in caplog.text
+    assert "it gives no label to learn from" in caplog.text
+    assert "every score would be 0" not in caplog.text  # nothing is scored on it
+    split_ = make_split(dataset, None, 0)
+    if split == "train":  # measured on every test query, with no label to learn from
+        assert split_.eval_ids == ("q1", "q2") and not split_.label_qrels
+    else:  # dev.tsv is not read: half of test labels, as without it
+        assert split_.source == "test-half" and len(split_.eval_ids) == 1
+
+
 def _load_test_qrels(
     make_beir: MakeBeir, caplog: pytest.LogCaptureFixture, rows: str
 ) -> tuple[dict[str, dict[str, int]], str]:

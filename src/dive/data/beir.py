@@ -154,8 +154,11 @@ def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
 
     Raises `DataError` (one line, naming file and line) for a missing file (or a broken
     symbolic link or folder in a file's place), malformed JSON, a
-    missing `_id`/`text`, duplicate ids, an empty corpus or query file, a malformed qrels row
-    and a qrels row naming a query or document that is not in the dataset.
+    missing `_id`/`text`, duplicate ids, an empty corpus or query file, a malformed qrels row,
+    and a test qrels file that labels nothing: no row, no positive grade, or ids that match
+    none of the dataset's (a train or dev file like that is a warning). A qrels row naming a
+    query that is not in the dataset is skipped and one naming a missing document kept, each
+    with a warning: published BEIR files hold a few (`_read_qrels`).
     """
     folder = as_path(path, "load_beir: path", "the path of a BEIR folder")
     if not folder.is_dir():
@@ -181,6 +184,7 @@ def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
                 queries=query_lines,
                 corpus=corpus_lines,
                 names=(queries_path.name, corpus_path.name),
+                measured=split == "test",
             )
     unread = _unread_qrels(qrels_dir)
     expected = ", ".join(f"{s}.tsv" for s in SPLITS)
@@ -379,7 +383,8 @@ def _field_id(obj: dict[str, Any], path: Path, lineno: int) -> str:
 
 
 def _read_qrels(
-    path: Path, *, queries: dict[str, int], corpus: dict[str, int], names: tuple[str, str]
+    path: Path, *, queries: dict[str, int], corpus: dict[str, int], names: tuple[str, str],
+    measured: bool = True,
 ) -> Qrels:
     """One qrels split; `queries`/`corpus` are the known ids, `names` their file names.
 
@@ -391,8 +396,16 @@ def _read_qrels(
     logged once per file with its count and first line, as is a pair graded again
     otherwise (the last grade is kept, as BEIR's loader keeps it). A file none of whose
     judgements names a known query, or a known document, is an error: its ids do not match;
-    so is one without a positive grade (nothing is relevant: every score would be 0).
+    so is one without a positive grade (nothing is relevant: every score would be 0). Those
+    are errors of the `measured` split (test) only: a train or dev file without a usable
+    label is a warning, so that the methods that need no label still run (every verb
+    refused the dataset, `embed` included, for a dev file no verb reads).
     """
+    def unusable(problem: str) -> None:
+        if measured:
+            raise DataError(f"{path}: {problem}")
+        logger.warning("%s: %s; it gives no label to learn from", path, problem)
+
     qrels: Qrels = {}
     odd: dict[str, tuple[int, int, str]] = {}  # kind -> (count, first line, first id)
     known_docs = 0
@@ -441,24 +454,26 @@ def _read_qrels(
         if previous != grade:
             _count(odd, "regraded", lineno, f"({query_id!r}, {doc_id!r})")
             judged[doc_id] = grade
-    _report_odd(path, odd, matched=(bool(qrels), known_docs > 0), names=names,
-                known=(queries, corpus))
-    if not qrels:
-        raise DataError(f"{path}: no judgement rows")
-    if not any(grade > 0 for judged in qrels.values() for grade in judged.values()):
-        raise DataError(f"{path}: no judgement has a positive grade, so no document is "
-                        "relevant to any query (every score would be 0)")
+    mismatch = _report_odd(path, odd, matched=(bool(qrels), known_docs > 0), names=names,
+                           known=(queries, corpus))
+    if mismatch is not None:
+        unusable(mismatch)
+    elif not qrels:
+        unusable("no judgement rows")
+    elif not any(grade > 0 for judged in qrels.values() for grade in judged.values()):
+        unusable("no judgement has a positive grade, so no document is relevant to any query"
+                 + (" (every score would be 0)" if measured else ""))
     return qrels
 
 
 def _report_odd(
     path: Path, odd: dict[str, tuple[int, int, str]], *, matched: tuple[bool, bool],
     names: tuple[str, str], known: tuple[dict[str, int], dict[str, int]],
-) -> None:
-    """Warn once per kind of odd judgement in `path`; raise if no query (`matched[0]`) or no
-    document (`matched[1]`) of the file is known: then its ids do not match at all. `known`
-    holds the query and corpus ids, to name one the first unknown id differs from only in
-    its Unicode form."""
+) -> str | None:
+    """Warn once per kind of odd judgement in `path`; if no query (`matched[0]`) or no
+    document (`matched[1]`) of the file is known, its ids do not match at all: that problem,
+    in words (None: they match). `known` holds the query and corpus ids, to name one the
+    first unknown id differs from only in its Unicode form."""
     if "regraded" in odd:
         count, lineno, pair = odd["regraded"]
         logger.warning("%s: %d judgement(s) grade a pair judged earlier in the file otherwise "
@@ -470,11 +485,12 @@ def _report_odd(
             count, lineno, ident = odd[kind]
             first = f"first: line {lineno}, {kind} id {quoted(ident)}{form_hint(ident, ids)}"
             if not found:
-                raise DataError(f"{path}: no judgement names a {kind} id of {name} ({first})")
+                return f"no judgement names a {kind} id of {name} ({first})"
             what = ("skipped (no query text)" if kind == "query" else
                     "kept: they count in nDCG's ideal, as in BEIR, but cannot be retrieved")
             logger.warning("%s: %d judgement(s) name %s ids not in %s (%s); %s", path, count,
                            kind, name, first, what)
+    return None
 
 
 def form_hint(ident: str, known: Iterable[str]) -> str:
