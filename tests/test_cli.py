@@ -577,7 +577,8 @@ def test_fit_says_when_it_learns_from_half_the_judged_queries(
     out = capsys.readouterr().out
     training = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
     said = (f"labels: {training['n_labels']} queries, from half of the judged test queries "
-            "(no train qrels")
+            "(no qrels/train.tsv: the other half is kept for measuring; a dataset with one has "
+            "its labels used in full)\n")  # not "labels in qrels/train.tsv are used": none is
     assert (said in out) is not with_train
     assert training["label_source"] == ("train" if with_train else "test-half")
 

@@ -403,8 +403,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         # The protocol's split (make_split): without train qrels half the judged queries are
         # kept for measuring, so a fit on "all" labels learns from the other half only.
         print(f"labels: {summary['n_labels']} queries, from half of the judged test queries "
-              "(no train qrels: the other half is kept for measuring); labels in "
-              "qrels/train.tsv are used in full")
+              "(no qrels/train.tsv: the other half is kept for measuring; a dataset with one "
+              "has its labels used in full)")
     for line in _fit_lines(fitted, runtime.precision) if fitted is not None else []:
         print(line)
     print(f"saved: {out}")

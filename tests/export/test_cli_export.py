@@ -89,10 +89,21 @@ def test_fit_shows_each_stage_of_a_dive_fit_on_stderr(tiny: tuple[Path, Path], t
     assert fit(tiny, tmp_path / "m", "dive:steps=20:eval_every=10", "--budget", "16") == 0
     out, err = capsys.readouterr()
     assert "dive: choosing the start on 16 labelled queries" in err
-    assert re.search(r"dive: arms trained to [\d/]+ steps; best \(.+\) at step \d+: held-out "
-                     r"gain [+-][\d.]+ \(s\.e\. [\d.]+\) over the start's nDCG@10", err)
+    assert re.search(r"dive: arms trained to \d+(, \d+)* and \d+ steps; best \(.+\) at step "
+                     r"\d+: held-out gain [+-][\d.]+ \(s\.e\. [\d.]+\) over the start's "
+                     r"nDCG@10", err)
     assert re.search(r"dive: start (un)?centered PCA; ", err)
     assert "dive: " not in out  # its own lines say "dive:steps=20:eval_every=10: 32 -> 8 dims"
+
+
+def test_a_dive_fit_of_no_steps_says_nothing_trained(tiny: tuple[Path, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # it said "no arm showed a real gain", of arms that never ran
+    assert fit(tiny, tmp_path / "m", "dive:steps=0", "--budget", "16") == 0
+    err = capsys.readouterr().err
+    assert re.search(r"dive: start (un)?centered PCA; kept as it is \(steps=0: nothing "
+                     r"trains\)\n", err)
+    assert "real gain" not in err
 
 
 def test_fit_supervised_records_labels_and_validation(tiny: tuple[Path, Path], tmp_path: Path,

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -349,12 +349,18 @@ def _race(
         leader, step = choice.best
         progress.info("dive: arms trained to %s steps; best (%s) at step %d: held-out gain "
                       "%+.4f (s.e. %.4f) over the start's nDCG@10 %.4f on %d queries",
-                      "/".join(map(str, race.horizon)),
+                      _in_words(race.horizon),
                       race.arms[leader].describe() if leader >= 0 else "none", step,
                       choice.gain, choice.stderr, choice.base_score, choice.n_queries)
         if leader < 0 or not config.runs_on(step, race.horizon[leader], holdout=holdout):
             return choice, curves
         race.extend(leader, min(2 * race.horizon[leader], cap))
+
+
+def _in_words(numbers: Sequence[int]) -> str:
+    """`[80, 5, 5]` as "80, 5 and 5": each arm's length ("80/5" read as 80 of 5)."""
+    shown = [str(n) for n in numbers]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
 
 
 def _fit(
@@ -427,6 +433,7 @@ def _fit(
     # a holdout choice, the validated run itself is kept); no arm: the start itself.
     progress.info("dive: start %s PCA; %s", start.name,
                   f"keeping the {arm.describe()} arm for {steps} steps" if arm is not None
+                  else "kept as it is (steps=0: nothing trains)" if config.steps == 0
                   else "kept as it is (no arm showed a real gain)")
     net, log = start_net(), None
     if arm is not None and race is not None and choice is not None:

@@ -262,7 +262,8 @@ class Dive(LearnedCompressor):
     ----------
     options : DiveConfig
         The hyper-parameters in use (`config()` returns them with `dim` and `seed`, less
-        `threads` and `workers`, which change the speed only); `dive_config` is an alias.
+        `workers`, which changes the speed only: `threads` is kept, as torch's kernels give
+        the same result for a fixed thread count only); `dive_config` is an alias.
     runtime_ : Runtime
         The fitted numpy map: adapter, centre and the heads folded into one projection.
     fit_info_ : FitInfo
