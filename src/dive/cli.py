@@ -54,7 +54,6 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
     from tqdm import tqdm
 
     from dive.data.splits import parse_budget
-    from dive.embed.encode import default_model_for
     from dive.evaluate.protocol import GridSpec, run_grid
     from dive.evaluate.records import ResultsFile
     from dive.report.merge import merge_records
@@ -71,7 +70,7 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         ratios=args.ratios,
         budgets=budgets,
         seeds=args.seeds,
-        model=args.model or default_model_for(args.embeddings),
+        model=args.model,  # None: the one the embeddings folder names
         data_dir=args.data_dir,
         embeddings_dir=args.embeddings,
         precisions=args.precisions,

@@ -142,7 +142,7 @@ def test_recommend_says_how_to_build_an_opq_index(make_tiny, tmp_path: Path) -> 
     rec = recommend(records, dataset=records[0]["dataset"], budget="8", keep=0.5)
     lines = "\n".join(render(rec))
     assert rec.config.precision == "opq4", lines
-    assert "--precision float32 --output MODEL_DIR" in lines
+    assert "--precision float32 --model synthetic --output MODEL_DIR" in lines  # its vectors
     assert "dive index MODEL_DIR --embeddings EMB_DIR --opq 4 --output INDEX" in lines
 
 

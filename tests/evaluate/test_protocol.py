@@ -15,6 +15,7 @@ import pytest
 
 from dive.data.beir import Dataset
 from dive.data.splits import QuerySplit
+from dive.embed import DEFAULT_MODEL
 from dive.embed.store import Embeddings
 from dive.errors import DataError, DiveError
 from dive.evaluate.fingerprint import backfill_fingerprints
@@ -285,15 +286,24 @@ def test_records_written_under_the_default_models_hub_alias_resume_under_its_nam
     sentence-transformers/all-MiniLM-L6-v2): its runs are done for either spelling, and the
     file is left as it is."""
     path = tmp_path / "r.jsonl"
-    fresh_runs(tiny, path)
+    fresh_runs(tiny, path, model=DEFAULT_MODEL)  # (tiny's own vectors name another model)
     old = [json.loads(line) for line in path.read_text().splitlines()]
     write_records(path, [{**r, "model": "sentence-transformers/all-MiniLM-L6-v2"} for r in old])
     before = path.read_bytes()
-    assert fresh_runs(tiny, path) == []
+    assert fresh_runs(tiny, path, model=DEFAULT_MODEL) == []
     assert fresh_runs(tiny, path, model="sentence-transformers/all-MiniLM-L6-v2") == []
     assert path.read_bytes() == before
-    records = run_grid(spec(tiny, seeds=[0]), ResultsFile(path))
+    records = run_grid(spec(tiny, seeds=[0], model=DEFAULT_MODEL), ResultsFile(path))
     assert len(records) == len(old)  # the grid's records include them
+
+
+def test_a_grid_given_no_model_records_the_one_its_embeddings_name(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # as `dive evaluate` does: the grid recorded DEFAULT_MODEL for another model's vectors,
+    # so reports and reruns listed them under it
+    assert json.loads((tiny[1] / "meta.json").read_text())["model"] == "synthetic"
+    assert {r["model"] for r in fresh_runs(tiny, tmp_path / "r.jsonl")} == {"synthetic"}  # type: ignore[index]
 
 
 def test_a_grid_given_the_default_models_hub_alias_records_its_name(

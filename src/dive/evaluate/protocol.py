@@ -39,7 +39,7 @@ from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget, within_pool
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
-from dive.embed.encode import model_label
+from dive.embed.encode import default_model_for, model_label
 from dive.errors import DataError, DiveError, about
 from dive.evaluate.anchors import Anchor, check_packages, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
@@ -69,7 +69,10 @@ class GridSpec:
     ratios: Sequence[int] = (2, 4, 8, 16)
     budgets: Sequence[int | None] = (16, 64, 256, None)
     seeds: Sequence[int] = (0, 1, 2)
-    model: str = DEFAULT_MODEL  # loaded (and its embeddings looked up) as given
+    # loaded (and its embeddings looked up) as given; None: the one `embeddings_dir`'s
+    # meta.json names, else DEFAULT_MODEL, as `dive evaluate` reads it (runs on another
+    # model's folder were recorded under DEFAULT_MODEL)
+    model: str | None = None
     data_dir: str | None = None
     embeddings_dir: str | None = None  # one embeddings folder; only with a single dataset
     top_k: int = 100
@@ -80,6 +83,8 @@ class GridSpec:
     progress: bool = True  # bars while encoding embeddings that are not stored yet
 
     def __post_init__(self) -> None:
+        if self.model is None:
+            object.__setattr__(self, "model", default_model_for(self.embeddings_dir))
         # A list given as one value: "cranfield" ran datasets 'c', 'r', 'a', ...
         for name in ("datasets", "methods", "ratios", "budgets", "seeds", "precisions",
                      "rescores", "anchors"):
@@ -466,7 +471,7 @@ def _prepare(spec: GridSpec, name: str, folder: Path, learned: Sequence[str]
     and the grid's runs on it, every check of them made (`learned`: the grid's methods that
     need labelled queries)."""
     dataset = load_beir(folder, name=name)
-    emb = get_embeddings(dataset, spec.model, embeddings_dir=spec.embeddings_dir,
+    emb = get_embeddings(dataset, spec.model or DEFAULT_MODEL, embeddings_dir=spec.embeddings_dir,
                          progress=spec.progress)
     # budget all's split: its labels are the whole pool, of one size for every seed
     whole = make_split(dataset, None, spec.seeds[0])
