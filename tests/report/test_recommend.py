@@ -245,7 +245,7 @@ def test_the_build_line_names_the_records_model_unless_it_is_the_default(
 
 
 def test_the_build_line_gives_the_seed_of_a_fit_that_was_measured(
-    byte_records: list[dict[str, Any]]
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
 ) -> None:
     # fit's default seed 0 built another model than the one measured on seed 3 (on a
     # collection without train qrels, one that had read seed 3's measured queries as labels)
@@ -258,6 +258,13 @@ def test_the_build_line_gives_the_seed_of_a_fit_that_was_measured(
     assert "--budget 64 --seed 3 --precision int8" in build([3])[0]
     assert "--seed" not in build([0, 1, 2])[0]  # seed 0 is fit's default, and measured
     assert "--budget 64 --seed 4 --precision" in build([5, 4])[0]
+
+    # an OPQ pick: the index's rotation and codebooks were trained with the run's seed too
+    rows = [{**r, "seed": 3} for r in byte_records]
+    rows.append(byte_row("pca", 96, "opq8", 8, 0.590, seed=3))
+    lines = render(recommend(rows, "scifact", 0.98, rescoring=False))
+    assert "  index: dive index MODEL_DIR --embeddings EMB_DIR --opq 8 --seed 3 --output INDEX" \
+        in lines
 
 
 def test_a_funnel_pick_says_how_to_build_the_index_it_serves_from(

@@ -207,6 +207,11 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
     return text
 
 
+def _measured_seed(seeds: Iterable[int]) -> int:
+    """The seed of one of the measured runs: 0, the verbs' default, when it is one."""
+    return 0 if 0 in seeds else min(seeds)
+
+
 def _build_line(c: Config, model: str, precision: str, seeds: Iterable[int],
                 output: str = "MODEL_DIR") -> str:
     """The `dive fit` line for `c`, with every option the records state that fit needs (the
@@ -216,7 +221,7 @@ def _build_line(c: Config, model: str, precision: str, seeds: Iterable[int],
     measured (without train qrels, one that had read the measured queries as labels)."""
     facts = method_facts(c.family)
     budget = [] if facts is not None and not facts.supervised else ["--budget", c.budget]
-    seed = 0 if 0 in seeds else min(seeds)
+    seed = _measured_seed(seeds)
     words = ["dive", "fit", "--dataset", c.dataset, "--method", c.method, "--dim", str(c.dim),
              *budget, *(["--seed", str(seed)] if seed else []), "--precision", precision]
     if model != DEFAULT_MODEL:
@@ -254,7 +259,9 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
     lines.append("    (add --data-dir or the dataset's folder, and --embeddings, if dive evaluate "
                  "was given them: the results record neither)")
     if m is not None or c.rescore:  # the index `serve` searches
-        opq = f" --opq {m}" if m is not None else ""
+        # the seed trains OPQ's rotation and codebooks, as it did in the measured run
+        seed = _measured_seed(p.seeds)
+        opq = f" --opq {m}" + (f" --seed {seed}" if seed else "") if m is not None else ""
         lines.append(f"  index: dive index MODEL_DIR --embeddings EMB_DIR{opq} --output INDEX")
     if c.rescore and c.rescore_with != "full":  # the funnel's file: the float32 outputs
         source = "MODEL_DIR"
