@@ -12,7 +12,7 @@ from dive.errors import DataError, DiveError
 from dive.evaluate.product import check_stage, product_index, stage_bytes
 from dive.evaluate.protocol import GridSpec, run_grid
 from dive.evaluate.records import ResultsFile, read_records, record_key
-from dive.report.frontier import configs
+from dive.report.frontier import configs, frontier_section
 from dive.report.recommend import recommend, render
 from dive.report.summary import method_label
 
@@ -144,6 +144,22 @@ def test_recommend_says_how_to_build_an_opq_index(make_tiny, tmp_path: Path) -> 
     assert rec.config.precision == "opq4", lines
     assert "--precision float32 --model synthetic --output MODEL_DIR" in lines  # its vectors
     assert "dive index MODEL_DIR --embeddings EMB_DIR --opq 4 --output INDEX" in lines
+
+
+def test_a_grid_of_frozen_at_other_precisions_returns_its_float32_reference(
+    make_tiny, tmp_path: Path
+) -> None:
+    # evaluate --report of such a grid had no reference (no percentages, no title figure),
+    # where the warning of a missing reference had found it in the results file
+    data = make_tiny(n_docs=300)
+    path = tmp_path / "r.jsonl"
+    run_grid(grid(data, methods=["frozen"], precisions=["float32"], rescores=[0]),
+             ResultsFile(path))
+    records = run_grid(grid(data, methods=["frozen", "pca"], precisions=["binary"],
+                            rescores=[4]), ResultsFile(path))
+    assert {(r["method"], r["precision"], r["rescore"]) for r in records} >= {
+        ("frozen", "float32", 0), ("frozen", "binary", 4), ("pca", "binary", 4)}
+    assert "(frozen float32: " in frontier_section(records)
 
 
 def test_dive_index_opq_writes_m_bytes_per_vector_and_searches(

@@ -214,3 +214,16 @@ def test_without_anchors_the_section_says_none_was_run(
     text = frontier_section(ours)
     assert "best anchor at 0 of 0" not in text
     assert text.count("No anchor was run, so none is compared.") == 2  # without, with rescoring
+
+
+def test_a_grid_of_funnels_only_says_so_instead_of_an_empty_table(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    # "Best configuration per byte budget, without rescoring. No anchor was run, ..." was
+    # followed by a table of its header only
+    records = [byte_row("pca", 48, "binary", 6, 0.40, rescore=4),
+               byte_row("frozen", 384, "binary", 48, 0.45, rescore=4)]
+    text = frontier_section(records)
+    assert ("Best configuration per byte budget, without rescoring: none, as every "
+            "configuration that ran rescores.") in text
+    assert "Best configuration per byte budget, with rescoring allowed. " in text

@@ -488,7 +488,10 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Run every task not already in `results`, appending each record as it finishes.
 
-    Returns the records of the grid (old and new) computed from the data at hand.
+    Returns the records of the grid (old and new) computed from the data at hand, and the
+    float32 run of a full-dimension method it runs at other precisions only (frozen's, the
+    reference reports keep a share of) when the results hold one: a report of the grid's
+    records had no reference, where the warning of its absence had found it in the file.
     `progress(done, total, record)` is called after each task (record None when it was
     skipped as already done, else the task's last new record).
     """
@@ -535,6 +538,8 @@ def run_grid(
         unsupervised: dict[tuple[Any, ...], dict[Variant, dict[str, Any]]] = {}
         for index, task in enumerate(tasks, start=1):
             wanted += [(key, fingerprint) for key in task.keys]
+            if full_dim_only(task.method):  # the reference of every share, if the file has it
+                wanted.append((float32_key(task.keys[0]), fingerprint))
             todo = [(v, key) for v, key in zip(task.variants, task.keys, strict=True)
                     if not results.current(key, fingerprint)]
             for variant, key in zip(task.variants, task.keys, strict=True):

@@ -427,6 +427,10 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
             if check.unpaired:
                 verdict += (f"; at {check.unpaired} more they share no seed, so they were not "
                             "compared")
+            if not rows:  # a table of its header only
+                parts.append(f"Best configuration per byte budget, {kind}: none, as every "
+                             "configuration that ran rescores.")
+                continue
             parts.append(f"Best configuration per byte budget, {kind}. {verdict}.\n\n"
                          + budget_table(rows, reference))
         if reference is not None:
