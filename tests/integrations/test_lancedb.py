@@ -315,6 +315,9 @@ def test_bad_rows_name_the_row_and_id_and_leave_nothing(
      r"small: output column '_distance': LanceDB keeps names starting with '_' for its own"),
     ("nested name", {"output": "docs", "output_column": "v.8"},
      r"docs: output column 'v\.8': LanceDB reads a '\.' in a column name as a nested field"),
+    # refused by Lance once every chunk was done, its work folder left for every rerun
+    ("backtick", {"output": "docs", "output_column": "v`8"},
+     r"docs: output column 'v`8': LanceDB cannot add a column whose name holds a '`'"),
 ])
 def test_bad_tables_fail_before_any_work(tmp_path: Path, model_dir: Path, setup: str,
                                          kwargs: dict[str, Any], message: str) -> None:
@@ -651,6 +654,35 @@ def test_rescoring_by_id_refuses_an_id_on_two_rows(searchable: dict[str, Any],
                                         "rescoring by id needs one row per id$"):
         dl.search(uri(searchable["db"], "small"), model, q[:1], 3, rescore_with=(full, "vector"),
                   candidates=N)
+
+
+def test_rescoring_by_ids_of_another_type_is_one_clear_error(searchable: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    """Float ids, or string ids looked up in a table of integer ids, gave LanceDB's filter
+    error, which listed every candidate id."""
+    model, q, x = searchable["model"], searchable["queries"], searchable["x"]
+    db = lancedb.connect(str(tmp_path / "db"))
+    for name, ids in (("floats", [i + 0.5 for i in range(N)]), ("ints", list(range(N)))):
+        db.create_table(name, pa.table({
+            "id": ids, "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM)}))
+    dl.compress_table(model, uri(tmp_path / "db", "floats"), uri(tmp_path / "db", "small"),
+                      progress=False)
+    with pytest.raises(DataError, match=r"^table 'floats': rescoring looks rows up by id, which "
+                       r"takes string or integer ids; this one is a float \(\d+\.5\)$"):
+        dl.search(uri(tmp_path / "db", "small"), model, q[:2], 3,
+                  rescore_with=(db.open_table("floats"), "vector"))
+    with pytest.raises(DataError, match=r"^table 'ints': its id column \(int64\) does not take "
+                       r"the searched table's ids \(a str, e\.g\. 'doc\d+'\); give both tables "
+                       "ids of one type$"):
+        dl.search(uri(searchable["db"], "small"), model, q[:2], 3,
+                  rescore_with=(db.open_table("ints"), "vector"))
+
+
+def test_a_k_beyond_the_table_gives_every_row(searchable: dict[str, Any]) -> None:
+    # LanceDB allocates the limit per query: two queries at k=10**9 aborted the process
+    hits = dl.search(uri(searchable["db"], "small"), searchable["model"],
+                     searchable["queries"][:2], 10**9)
+    assert [len(ids) for ids in hits.ids] == [N, N]
 
 
 def test_a_bad_rescore_vector_is_named_by_its_id(searchable: dict[str, Any],

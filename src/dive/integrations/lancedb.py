@@ -63,7 +63,7 @@ from dive.arrays import (
     is_integer,
     positive_integer,
 )
-from dive.errors import DataError, DiveError, quoted
+from dive.errors import DataError, DiveError, kind_of, quoted
 from dive.scale.checks import check_has_rows, check_ids, column_names
 from dive.scale.formats import (
     BadRow,
@@ -413,6 +413,10 @@ def _check_column_name(column: str, dst: TableRef) -> None:
         raise DiveError(f"{dst}: output column {column!r}: LanceDB keeps names starting with "
                         "'_' for its own columns (_rowid, _rowaddr, _distance...)",
                         param="output_column")
+    if "`" in column:  # refused by Lance's column operations once every chunk was done
+        raise DiveError(f"{dst}: output column {column!r}: LanceDB cannot add a column whose "
+                        "name holds a '`' to a table; name it without one",
+                        param="output_column")
 
 
 def _check_column_output(schema: pa.Schema, column: str, dst: TableRef, overwrite: bool) -> bool:
@@ -605,6 +609,9 @@ def search(
         if isinstance(rescore_with, str):
             full_column = rescore_with
             vector_dim_is(table, full_column, runtime.input_dim, "rescore column")
+    # LanceDB allocates the whole limit per query: k=10**9 with two queries aborted the
+    # process (memory allocation of 48 GB failed), where one query or k=5000 gave every row
+    n_candidates = min(n_candidates, max(1, table.count_rows()))
     select = [id_column, column, *([full_column] if full_column else []), "_distance"]
     builder = (table.search(list(compressed), vector_column_name=column)
                .distance_type("dot").limit(n_candidates).select(select))
@@ -725,10 +732,21 @@ def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
     other = other if not isinstance(other, (str, os.PathLike, TableRef)) else open_table(other)
     vector_dim_is(other, column, dim, "rescore column")
     wanted = list(dict.fromkeys(ids))
+    odd = next((i for i in wanted if not (isinstance(i, str) or is_integer(i))), None)
+    if odd is not None:  # a filter of them was LanceDB's error, listing every candidate id
+        raise DataError(f"table {other.name!r}: rescoring looks rows up by {id_column}, which "
+                        f"takes string or integer ids; this one is {kind_of(odd)} "
+                        f"({quoted(odd)})")
     literals = ", ".join(_sql_literal(ident) for ident in wanted)
     # One row more than wanted: a repeated id shows as a row too many.
-    found = (other.search().where(f"{_sql_name(id_column)} IN ({literals})")
-             .select([id_column, column]).limit(len(wanted) + 1).to_arrow())
+    try:
+        found = (other.search().where(f"{_sql_name(id_column)} IN ({literals})")
+                 .select([id_column, column]).limit(len(wanted) + 1).to_arrow())
+    except ValueError:  # ids of another type than its column's: strings against integers
+        id_type = other.schema.field(id_column).type if id_column in other.schema.names else None
+        raise DataError(f"table {other.name!r}: its {id_column} column ({id_type}) does not "
+                        f"take the searched table's ids ({kind_of(wanted[0])}, e.g. "
+                        f"{quoted(wanted[0])}); give both tables ids of one type") from None
     row_of: dict[Any, int] = {}
     for row, ident in enumerate(found.column(id_column).to_pylist()):
         if ident in row_of:  # which row's vector would rescore the hit is a matter of order
