@@ -547,13 +547,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# What `str.splitlines` breaks a line at (\v, \f, \x1c-\x1e, \x85, U+2028/9 as well as \n, \r)
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def _tsv_field(text: str) -> str:
-    """`text` as one field of a tab-separated line: a tab or line break in it is written as
-    the two characters of its escape (backslash t, n or r), so every hit stays one line of
-    three fields, and a backslash as two, so an id holding backslash-t reads apart from one
-    holding a tab."""
-    return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            .replace("\r", "\\r"))
+    """`text` as one field of a tab-separated line: a tab or any line break in it (each that
+    `str.splitlines` breaks at) is written as its escape (backslash t, n, r, x0b, u2028...),
+    so every hit stays one line of three fields, and a backslash as two, so an id holding
+    backslash-t reads apart from one holding a tab."""
+    return "".join("\\\\" if c == "\\" else repr(c)[1:-1] if c == "\t" or c in _LINE_BREAKS
+                   else c for c in text)
 
 
 def _query_model(args: argparse.Namespace, summary: dict[str, Any]) -> str:

@@ -162,6 +162,25 @@ def test_a_zero_vector_the_model_wrote_is_not_a_damaged_chunk(tmp_path: Path,
     assert len(list((tmp_path / ".emb.partial").glob("*.npy"))) == 5
 
 
+class NaNFor(ZeroFor):
+    """The real model, encoding the text `text` to NaN."""
+
+    def encode(self, texts: list[str], **kwargs: Any) -> Any:
+        out = self.model.encode(texts, **kwargs)
+        out[[i for i, t in enumerate(texts) if t == self.text]] = np.nan
+        return out
+
+
+def test_a_text_the_model_makes_nan_of_is_named_by_its_id(tmp_path: Path, model: Any) -> None:
+    # it was named by its place in the group of texts encoded at a time ("text 4" for row 44)
+    dataset = load_beir(PANTRY)
+    row = CHUNK + 7
+    with pytest.raises(DiveError, match=rf"^model produced NaN/inf for the text of id "
+                       rf"{dataset.corpus_ids[row]!r}: "):
+        encode_to_folder(dataset, tmp_path / "emb", chunk_size=CHUNK, batch_size=1,
+                         progress=False, model=NaNFor(model, dataset.corpus_texts[row]))
+
+
 def test_a_work_folder_holding_what_no_run_leaves_is_refused_not_emptied(
     tmp_path: Path, model: Any
 ) -> None:

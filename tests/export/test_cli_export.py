@@ -509,7 +509,9 @@ def test_search_prints_one_line_per_query_and_per_hit_whatever_their_text(
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((6, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ids = ["doc\t0", "doc\\t1", *(f"doc{i}" for i in range(2, 6))]
+    # ids with a tab, a backslash then t, and line breaks splitlines() breaks at (\v, \x85,
+    # U+2028 were printed raw, so a reader splitting lines broke those hits in two)
+    ids = ["doc\t0", "doc\\t1", "doc\v2", "doc\x853", "doc\u20284", "doc5"]
     save_embeddings(tmp_path / "emb", Embeddings(vectors, ids, vectors[:1], ["q0"],
                                                  {"model": "all-MiniLM-L6-v2"}))
     save(PCAUncentered(dim=4).fit(vectors), tmp_path / "m", summary={"model": "all-MiniLM-L6-v2"})
@@ -527,3 +529,4 @@ def test_search_prints_one_line_per_query_and_per_hit_whatever_their_text(
     assert hits[0][:2] == ["1", "doc\\t0"]  # the query is doc 0's own vector
     # an id holding a backslash then t (not a tab) reads apart from doc 0's
     assert "doc\\\\t1" in {fields[1] for fields in hits}
+    assert {"doc\\x0b2", "doc\\x853", "doc\\u20284"} <= {fields[1] for fields in hits}

@@ -30,7 +30,7 @@ import numpy as np
 from dive.arrays import l2_normalize, positive_integer
 from dive.data.beir import form_hint
 from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta
-from dive.errors import DataError, DiveError, kind_of
+from dive.errors import DataError, DiveError, kind_of, quoted
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -250,9 +250,12 @@ def warn_truncated(model: Any, texts: Sequence[str], what: str,
 
 
 def encode_texts(
-    model: Any, texts: Sequence[str], batch_size: int = 32, progress: bool = True
+    model: Any, texts: Sequence[str], batch_size: int = 32, progress: bool = True,
+    ids: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Encode `texts` in order; returns float32, C-contiguous, L2-normalised (n, D)."""
+    """Encode `texts` in order; returns float32, C-contiguous, L2-normalised (n, D). A text
+    the model makes NaN/inf of is a `DiveError` naming it by its id in `ids` (None: by its
+    place in `texts`)."""
     batch_size = positive_integer(batch_size, "batch_size")
     texts = list(texts)
     if not texts:
@@ -270,7 +273,8 @@ def encode_texts(
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        raise DiveError(f"model produced NaN/inf for text {row}: {texts[row][:80]!r}")
+        which = f"text {row}" if ids is None else f"the text of id {quoted(ids[row])}"
+        raise DiveError(f"model produced NaN/inf for {which}: {texts[row][:80]!r}")
     # Normalise again ourselves: a custom model or encode() override may ignore the flag.
     return np.ascontiguousarray(l2_normalize(arr))
 

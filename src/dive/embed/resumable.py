@@ -79,6 +79,7 @@ class _Chunk:
     kind: str  # "corpus" or "queries"
     index: int
     texts: list[str]
+    ids: list[str]  # the texts' ids, to name a text the model fails on
 
     @property
     def file(self) -> str:
@@ -165,7 +166,7 @@ def encode_to_folder(
                 for lo in range(0, len(chunk.texts), step):
                     part = chunk.texts[lo : lo + step]
                     parts.append(encode.encode_texts(model, part, batch_size=batch_size,
-                                                     progress=False))
+                                                     progress=False, ids=chunk.ids[lo : lo + step]))
                     bar.update(len(part))
                 with atomic_open(work / chunk.file, "wb") as handle:
                     np.save(handle, np.concatenate(parts), allow_pickle=False)
@@ -188,9 +189,11 @@ def encode_to_folder(
 
 
 def _chunks(dataset: Dataset, chunk_size: int) -> Iterator[_Chunk]:
-    for kind, texts in (("corpus", dataset.corpus_texts), ("queries", dataset.query_texts)):
+    for kind, texts, ids in (("corpus", dataset.corpus_texts, dataset.corpus_ids),
+                             ("queries", dataset.query_texts, dataset.query_ids)):
         for index, lo in enumerate(range(0, len(texts), chunk_size)):
-            yield _Chunk(kind, index, list(texts[lo : lo + chunk_size]))
+            yield _Chunk(kind, index, list(texts[lo : lo + chunk_size]),
+                         list(ids[lo : lo + chunk_size]))
 
 
 def _local_path(model_name: str) -> str | None:
