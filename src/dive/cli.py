@@ -522,9 +522,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         labels = [f"query {i}" for i in range(len(queries))]
     else:
         from dive.embed import encode_texts, load_model
+        from dive.embed.encode import warn_truncated
 
-        queries = encode_texts(load_model(_query_model(args, compressor.summary)), args.query,
-                               progress=False)
+        model = load_model(_query_model(args, compressor.summary))
+        warn_truncated(model, args.query, "queries")  # as dive.embed warns of the same text
+        queries = encode_texts(model, args.query, progress=False)
         labels = list(args.query)
     compressed = compressor.embed(queries)  # float32 queries, whatever the index's precision
     if args.rescore_vectors is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,18 @@ def test_a_text_the_model_makes_nan_of_is_named_by_its_id(tmp_path: Path, model:
                        rf"{dataset.corpus_ids[row]!r}: "):
         encode_to_folder(dataset, tmp_path / "emb", chunk_size=CHUNK, batch_size=1,
                          progress=False, model=NaNFor(model, dataset.corpus_texts[row]))
+
+
+def test_a_query_longer_than_the_model_reads_is_warned_of(
+    tmp_path: Path, model: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # only the documents were counted: a 400-word query was cut without a word
+    dataset = load_beir(PANTRY)
+    long = replace(dataset, query_texts=["apple " * 400, *dataset.query_texts[1:]])
+    with caplog.at_level(logging.WARNING, logger="dive.embed.encode"):
+        encode_to_folder(long, tmp_path / "emb", chunk_size=CHUNK, progress=False, model=model)
+    assert (f"1 of {len(dataset.query_ids)} pantry queries are longer than the 256 tokens the "
+            f"model reads (first: id {dataset.query_ids[0]!r})") in caplog.text
 
 
 def test_a_work_folder_holding_what_no_run_leaves_is_refused_not_emptied(

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
@@ -517,12 +518,15 @@ def test_search_prints_one_line_per_query_and_per_hit_whatever_their_text(
     save(PCAUncentered(dim=4).fit(vectors), tmp_path / "m", summary={"model": "all-MiniLM-L6-v2"})
     assert main(["index", str(tmp_path / "m"), "--embeddings", str(tmp_path / "emb"),
                  "--output", str(tmp_path / "idx.faiss")]) == 0
-    monkeypatch.setattr(dive.embed, "load_model", lambda name: name)
+    # a model reading 3 words: the query is cut, which search said nothing of (dive.embed warns)
+    monkeypatch.setattr(dive.embed, "load_model", lambda name: SimpleNamespace(max_seq_length=3))
     monkeypatch.setattr(dive.embed, "encode_texts", lambda model, texts, progress: vectors[:1])
     capsys.readouterr()
     assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
                  "--query", "first line\nsecond line", "-k", "6"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    out, err = capsys.readouterr()
+    assert "1 of 1 queries have more than 3 words, so the 3 tokens the model reads" in err
+    out = out.splitlines()
     assert out[0] == "# first line second line"
     hits = [line.split("\t") for line in out[1:]]
     assert len(hits) == 6 and all(len(fields) == 3 for fields in hits)

@@ -156,6 +156,8 @@ def encode_to_folder(
         if todo:
             encode.warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents",
                                   dataset.corpus_ids)
+            encode.warn_truncated(model, dataset.query_texts, f"{dataset.name} queries",
+                                  dataset.query_ids)
         with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
                   disable=not progress, dynamic_ncols=True) as bar:
             for chunk in todo:
