@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -364,6 +365,25 @@ def test_a_dataset_with_nothing_to_embed_is_one_error_leaving_nothing(
     texts.update({f"{empty}_ids": [], f"{empty}_texts": []})
     dataset = Dataset(name="mem", path=tmp_path / "mem", qrels={}, **texts)
     with pytest.raises(DataError, match=r"^dataset mem: no (documents|queries) to embed"):
+        encode_to_folder(dataset, tmp_path / "out", model=model, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("where", "text", "problem"), [
+    ("corpus", "bad \ud800", "document 'b' is not valid Unicode (a lone surrogate)"),
+    ("query", None, "query 'q' is None, not a str"),
+])
+def test_a_bad_text_of_a_built_dataset_is_one_error_leaving_nothing(
+    tmp_path: Path, model: Any, where: str, text: Any, problem: str
+) -> None:
+    # a UnicodeEncodeError or the tokenizer's TypeError, a traceback (and a work folder)
+    from dive.data import Dataset
+
+    texts: dict[str, Any] = {"corpus_ids": ["a", "b"], "corpus_texts": ["x y", "z"],
+                             "query_ids": ["q"], "query_texts": ["x"]}
+    texts[f"{where}_texts"][-1] = text
+    dataset = Dataset(name="mem", path=tmp_path / "mem", qrels={}, **texts)
+    with pytest.raises(DataError, match=rf"^dataset mem: the text of {re.escape(problem)}$"):
         encode_to_folder(dataset, tmp_path / "out", model=model, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 

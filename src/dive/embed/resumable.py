@@ -41,14 +41,14 @@ from dive._io import (
     made_folder,
     publishing,
 )
-from dive.arrays import UNIT_NORM_TOLERANCE, positive_integer
+from dive.arrays import UNIT_NORM_TOLERANCE, is_utf8, positive_integer
 from dive.embed import encode
 from dive.embed.store import (
     Embeddings,
     check_embeddings_output,
     save_embeddings,
 )
-from dive.errors import DataError, DiveError
+from dive.errors import DataError, DiveError, kind_of, quoted
 
 if TYPE_CHECKING:
     from dive.data.beir import Dataset
@@ -106,10 +106,21 @@ def encode_to_folder(
     with the same arguments; `overwrite` allows replacing an existing embeddings folder.
     """
     started = time.perf_counter()
-    for kind, ids in (("documents", dataset.corpus_ids), ("queries", dataset.query_ids)):
+    for kind, one, ids, texts in (
+            ("documents", "document", dataset.corpus_ids, dataset.corpus_texts),
+            ("queries", "query", dataset.query_ids, dataset.query_texts)):
         if not len(ids):  # an IndexError once the chunks were assembled, its work folder left
             raise DataError(f"dataset {dataset.name}: no {kind} to embed (a BEIR folder's "
                             "loader refuses an empty file too)")
+        # as load_beir and dive.embed's list refuse them (a hand-built Dataset gave the
+        # tokenizer's TypeError or a UnicodeEncodeError, a traceback)
+        bad = next((i for i, text in enumerate(texts)
+                    if not isinstance(text, str) or not is_utf8(text)), None)
+        if bad is not None:
+            what = ("not valid Unicode (a lone surrogate)" if isinstance(texts[bad], str)
+                    else f"{kind_of(texts[bad])}, not a str")
+            raise DataError(f"dataset {dataset.name}: the text of {one} {quoted(ids[bad])} is "
+                            f"{what}")
     check_flag(progress, "progress")
     batch_size = positive_integer(batch_size, "batch_size")  # plain ints: the job is JSON
     chunk_size = positive_integer(chunk_size, "chunk_size")
