@@ -342,15 +342,18 @@ def test_dev_labels_without_train_labels_are_said_to_be_unused(
 def test_records_with_no_text_are_named_in_a_warning(
     make_beir: MakeBeir, caplog: pytest.LogCaptureFixture
 ) -> None:
-    corpus = '{"_id": "d1", "text": "one"}\n{"_id": "d2", "title": " ", "text": ""}\n'
+    # a zero-width space or control characters alone embed as "" too (the tokenizer drops
+    # them); they were not counted
+    corpus = ('{"_id": "d1", "text": "one"}\n{"_id": "d2", "title": " ", "text": ""}\n'
+              '{"_id": "d3", "text": "\\u200b"}\n{"_id": "d4", "text": "\\u0001 \\u0002"}\n')
     queries = '{"_id": "q1", "text": "q"}\n{"_id": "q2", "text": "  "}\n'
     folder = make_beir(corpus=corpus, queries=queries, qrels={"test": "q1\td1\t1\n"})
     with caplog.at_level(logging.WARNING, logger="dive.data.beir"):
         assert load_beir(folder).query_texts == ["q", "  "]  # kept, as the file has them
-    assert re.search(r"corpus\.jsonl: 1 record\(s\) with no text \(first on line 2\)",
-                     caplog.text)
-    assert re.search(r"queries\.jsonl: 1 record\(s\) with no text \(first on line 2\)",
-                     caplog.text)
+    assert re.search(r"corpus\.jsonl: 3 record\(s\) with no text, or only invisible "
+                     r"characters \(first on line 2\)", caplog.text)
+    assert re.search(r"queries\.jsonl: 1 record\(s\) with no text, or only invisible "
+                     r"characters \(first on line 2\)", caplog.text)
 
 
 def test_missing_folder(tmp_path: Path) -> None:
