@@ -779,7 +779,7 @@ def test_an_empty_dataset_name_is_refused_by_recommend(
     assert "--dataset: expected a name, got ''" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text", ["", "   "])
+@pytest.mark.parametrize("text", ["", "   ", "\u200b", "\x01 "])  # the last two: embedded as ""
 def test_an_empty_query_is_refused_not_searched(text: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """`dive search INDEX MODEL --query ""` embedded the empty text and printed its hits."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any, TypeGuard
@@ -82,6 +83,13 @@ def readable(text: str) -> str:
     if is_utf8(text):
         return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def is_blank(text: str) -> bool:
+    """Whether `text` holds nothing a tokenizer keeps: only spaces, control and format
+    characters (a zero-width space, NUL), which BERT-style tokenizers drop, so that it
+    embeds as the empty string."""
+    return all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in text)
 
 
 def is_utf8(text: str) -> bool:

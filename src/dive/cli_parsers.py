@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from dive import __version__
 from dive._io import refuse_folder_form
-from dive.arrays import SEED_LIMIT, is_integer_text, is_utf8
+from dive.arrays import SEED_LIMIT, is_blank, is_integer_text, is_utf8
 from dive.errors import DiveError
 
 OVERWRITE_HELP = ("replace an existing output of the kind this command writes (README, "
@@ -118,9 +118,10 @@ def _name(text: str) -> str:
 
 
 def _query_text(text: str) -> str:
-    """A query as typed; an empty or blank one is refused (it was embedded and searched, and
-    its hits printed, as if it asked for something)."""
-    if not text.strip():
+    """A query as typed; an empty or blank one (`is_blank`: a zero-width space alone too) is
+    refused (it was embedded and searched, and its hits printed, as if it asked for
+    something)."""
+    if is_blank(text):
         raise argparse.ArgumentTypeError(f"expected query text, got {text!r}")
     if not is_utf8(text):  # bytes the locale could not decode (LC_ALL=C, UTF-8 mode off)
         try:

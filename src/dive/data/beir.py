@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from dive._io import as_path
-from dive.arrays import is_integer_text, is_utf8
+from dive.arrays import is_blank, is_integer_text, is_utf8
 from dive.errors import DataError, quoted
 
 logger = logging.getLogger(__name__)
@@ -332,7 +332,7 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
         if not is_utf8(record_id + text):  # a lone surrogate escape, e.g. a cut emoji
             raise DataError(f"{path} line {lineno}: a \\u escape encodes half a character "
                             "(a lone surrogate, e.g. an emoji cut in two)")
-        if not any(_visible(c) for c in text):
+        if is_blank(text):
             empty.append(lineno)
         ids.append(record_id)
         texts.append(text)
@@ -341,13 +341,6 @@ def _read_jsonl(path: Path, *, with_title: bool) -> tuple[list[str], list[str], 
                        "on line %d); each is embedded as the empty string", path, len(empty),
                        empty[0])
     return ids, texts, seen
-
-
-def _visible(char: str) -> bool:
-    """Whether a tokenizer keeps `char`: not a space, a control or a format character (a
-    zero-width space, NUL), which BERT-style tokenizers drop, so that a text of them alone
-    embeds as the empty string."""
-    return not char.isspace() and unicodedata.category(char) not in ("Cc", "Cf")
 
 
 def _repeated_field(line: str) -> str | None:
