@@ -522,6 +522,38 @@ def test_a_failed_overwrite_keeps_the_earlier_column(
 
 
 
+def test_ctrl_c_once_the_staging_column_is_written_finishes_the_overwrite(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the long write lands as Lance returns from its commit: the staging column
+    stayed in the user's table beside the old one, and the rerun started over."""
+    import lance
+
+    from dive._io import written_before
+
+    db = tmp_path / "db"
+    make_table(db)
+    run = dict(output_column="v8", batch_size=500, progress=False)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **run)
+    other = tmp_path / "other"
+    save(PCA(dim=OUT).fit(vectors(500, seed=7)), other)
+    real = lance.LanceDataset.add_columns
+
+    def add_then_interrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lance.LanceDataset, "add_columns", add_then_interrupted)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        dl.compress_table(other, uri(db, "docs"), uri(db, "docs"), overwrite=True, **run)
+    assert written_before(stopped.value)  # "was already written in full", not "resumes"
+    table = dl.open_table(uri(db, "docs"))
+    assert table.schema.names == ["id", "text", "vector", "v8"]
+    np.testing.assert_allclose(read(table, "v8")["v8"], load(other).transform(vectors(N)),
+                               atol=1e-6)
+    assert not any(p.name.endswith(".partial") for p in db.iterdir())
+
+
 def test_a_new_table_appears_whole_or_not_at_all(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -513,11 +513,23 @@ def _add_column(src: TableRef, version: int, column: str, replace: bool,
         dataset.add_columns(reader, reader_schema=schema)
         return
     staged = pa.schema([schema.field(column).with_name(staging)])
-    dataset.add_columns(pa.RecordBatchReader.from_batches(
-        staged, (pa.RecordBatch.from_arrays(b.columns, schema=staged) for b in reader)),
-        reader_schema=staged)
+    interrupted: KeyboardInterrupt | None = None
+    try:
+        dataset.add_columns(pa.RecordBatchReader.from_batches(
+            staged, (pa.RecordBatch.from_arrays(b.columns, schema=staged) for b in reader)),
+            reader_schema=staged)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C during the long write lands as Lance returns: once the staging column is
+        # committed the work is done, and the two quick commits left finish it (stopping
+        # here left the staging column in the user's table, and a rerun started over)
+        dataset = open_table(src).to_lance()
+        if staging not in dataset.schema.names:
+            raise
+        interrupted = exc
     dataset.drop_columns([column])
     dataset.alter_columns({"path": staging, "name": column})
+    if interrupted is not None:
+        raise interrupted
 
 
 # --- search ------------------------------------------------------------------------------------
