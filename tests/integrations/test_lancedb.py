@@ -522,6 +522,25 @@ def test_a_failed_overwrite_keeps_the_earlier_column(
 
 
 
+def test_replacing_an_indexed_column_warns_that_its_index_went_with_it(
+    tmp_path: Path, model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the index was dropped without a word: search fell back to a scan and ignored nprobes
+    from lancedb.index import IvfFlat
+
+    db = tmp_path / "db"
+    make_table(db)
+    run = dict(output_column="v8", batch_size=500, progress=False)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **run)
+    dl.open_table(uri(db, "docs")).create_index(
+        "v8", config=IvfFlat(distance_type="dot", num_partitions=2))
+    with caplog.at_level(logging.WARNING, logger="dive.integrations.lancedb"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), overwrite=True, **run)
+    assert re.search(r"docs: the index v8_idx of the replaced column 'v8' went with it; "
+                     "create it again", caplog.text)
+    assert dl.open_table(uri(db, "docs")).list_indices() == []  # as said
+
+
 def test_ctrl_c_once_the_staging_column_is_written_finishes_the_overwrite(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

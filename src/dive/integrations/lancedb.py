@@ -513,6 +513,9 @@ def _add_column(src: TableRef, version: int, column: str, replace: bool,
         dataset.add_columns(reader, reader_schema=schema)
         return
     staged = pa.schema([schema.field(column).with_name(staging)])
+    # an index of the replaced column goes with it: search then scans the whole column, and
+    # ignores nprobes, without a word
+    lost = [index.name for index in latest.list_indices() if column in index.columns]
     interrupted: KeyboardInterrupt | None = None
     try:
         dataset.add_columns(pa.RecordBatchReader.from_batches(
@@ -528,6 +531,10 @@ def _add_column(src: TableRef, version: int, column: str, replace: bool,
         interrupted = exc
     dataset.drop_columns([column])
     dataset.alter_columns({"path": staging, "name": column})
+    if lost:
+        logger.warning("%s: the index %s of the replaced column %r went with it; create it again "
+                       "for an indexed search (a search scans the whole column until then)", src,
+                       ", ".join(lost), column)
     if interrupted is not None:
         raise interrupted
 
