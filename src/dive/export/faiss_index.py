@@ -75,6 +75,7 @@ from dive.errors import DataError, DiveError, kind_of, quoted
 from dive.evaluate.product import is_product, product_bytes, product_index
 
 logger = logging.getLogger(__name__)
+HNSW_M_MAX = 65535  # neighbours kept per vector: 2 M at the graph's base layer
 
 IndexKind = Literal["flat", "hnsw"]
 INDEX_KINDS: tuple[IndexKind, ...] = ("flat", "hnsw")
@@ -278,10 +279,13 @@ def build_index(
     """
     if kind not in INDEX_KINDS:
         raise DiveError(f"index kind {kind!r} is not one of {', '.join(INDEX_KINDS)}")
-    for option, value, least in (("hnsw_m", hnsw_m, 2), ("ef_construction", ef_construction, 1),
-                                 ("ef_search", ef_search, 1)):
-        if not is_integer(value) or value < least:  # FAISS aborts, crashes or fills memory
-            raise DiveError(f"{option} must be an integer >= {least}, got {value!r}",
+    # At most a C int (FAISS's SWIG took 2**31 with an OverflowError); M at most 65535: each
+    # vector keeps 2 M neighbour slots (M = 2**30 was a C++ allocation error)
+    for option, value, least, most in (("hnsw_m", hnsw_m, 2, HNSW_M_MAX),
+                                       ("ef_construction", ef_construction, 1, MAX_INT),
+                                       ("ef_search", ef_search, 1, MAX_INT)):
+        if not is_integer(value) or not least <= value <= most:  # FAISS aborts or crashes
+            raise DiveError(f"{option} must be an integer in {least}..{most}, got {value!r}",
                             param=option)
     if not is_integer(seed) or not 0 <= seed <= MAX_INT:  # 2**31 built seed 0's index
         raise DiveError(f"seed must be an integer in 0..{MAX_INT} (FAISS's k-means takes a C "
