@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -689,6 +692,26 @@ def test_an_index_without_its_meta_that_is_not_float32_says_so(
                                         r"binary index, read as a float one)\S* .*i\.faiss\.meta"
                                         r"\.json, which says its precision, is missing"):
         load_index(path)
+
+
+@pytest.mark.parametrize("meta", ["missing", "without digests"])
+def test_an_index_whose_ids_cannot_be_checked_says_so(
+    tmp_path: Path, make_inputs: Any, caplog: pytest.LogCaptureFixture, meta: str
+) -> None:
+    # copied without its meta.json (or saved by an older dive), an index and an edited ids
+    # file were paired without a word, giving other documents' ids
+    path = save_index(build_index(make_inputs(20, 8)), tmp_path / "i.faiss")
+    if meta == "missing":
+        meta_path(path).unlink()
+    else:
+        data = json.loads(meta_path(path).read_text())
+        del data["index_sha256"], data["ids_sha256"]
+        meta_path(path).write_text(json.dumps(data))
+    with caplog.at_level(logging.WARNING, logger="dive.export.faiss_index"):
+        load_index(path)
+    assert re.search(r"i\.faiss: its (missing meta\.json|i\.faiss\.meta\.json) records no "
+                     r"checksums .* so that its i\.faiss\.ids\.txt belongs to it is not "
+                     "checked", caplog.text)
 
 
 def test_ctrl_c_while_an_index_is_replaced_leaves_one_whole_save(

@@ -559,7 +559,13 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
                 "has none)")
         raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
                         f"{stored.dim}, but {said}")
-    if meta.digests is not None and meta.digests != (index_sha256, _sha256(raw_ids)):
+    if meta.digests is None:  # an older dive's save, or one moved without its meta.json
+        logger.warning("%s: its %s records no checksums (saved by an older dive, or copied "
+                       "without it), so that its %s belongs to it is not checked; save the "
+                       "index again (dive index) to check", path,
+                       meta_path(path).name if meta_file is not None else "missing meta.json",
+                       ids_path(path).name)
+    elif meta.digests != (index_sha256, _sha256(raw_ids)):
         raise DataError(f"{path}: the index or its {IDS_SUFFIX} does not match "
                         f"{meta_path(path).name}, saved with them (a save that did not "
                         "finish?); save the index again")
