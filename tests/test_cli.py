@@ -738,3 +738,30 @@ def test_an_old_option_name_is_one_warning_line_once(
     assert len(said) == 1 and said[0].endswith(  # a log line (its prefix is the log format's)
         "search-adaptor: option patience is now patience_steps (the old name goes in the next "
         "release)"), err
+
+
+def test_a_warning_made_once_per_seed_or_fit_is_printed_once() -> None:
+    """`--seeds 0,1,2` printed a split's warning (queries judged in train and test) and a
+    PCA's rank warning three times, the same line each time."""
+    import logging
+
+    from dive.cli import _logging
+
+    printed: list[str] = []
+
+    class Console(logging.Handler):  # the verb's console handler, as basicConfig makes it
+        def emit(self, record: logging.LogRecord) -> None:
+            printed.append(record.getMessage())
+
+    root, splits = logging.getLogger(), logging.getLogger("dive.data.splits")
+    console = Console(logging.WARNING)
+    root.addHandler(console)
+    try:
+        with _logging(verbose=False):
+            for _ in range(3):
+                splits.warning("time: %d queries judged in both", 79)
+            splits.warning("time: %d queries judged in both", 80)
+        splits.warning("time: %d queries judged in both", 79)  # the next verb says it again
+    finally:
+        root.removeHandler(console)
+    assert printed == [f"time: {n} queries judged in both" for n in (79, 80, 79)]

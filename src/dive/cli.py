@@ -522,9 +522,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         labels = [f"query {i}" for i in range(len(queries))]
     else:
         from dive.embed import encode_texts, load_model
-        from dive.embed.encode import warn_truncated
+        from dive.embed.encode import loading_bars, warn_truncated
 
-        model = load_model(_query_model(args, compressor.summary))
+        with loading_bars(False):  # transformers' "Loading weights" bar, amid the hits
+            model = load_model(_query_model(args, compressor.summary))
         warn_truncated(model, args.query, "queries")  # as dive.embed warns of the same text
         queries = encode_texts(model, args.query, progress=False)
         labels = list(args.query)
@@ -968,10 +969,37 @@ def _logging(*, verbose: bool) -> Iterator[None]:
     warnings.showwarning = show
     try:
         with logging_redirect_tqdm():
-            yield
+            # one filter per handler: each record passes every handler's filter in turn
+            filters = {handler: _OnceEach() for handler in logging.getLogger().handlers}
+            for handler, once in filters.items():
+                handler.addFilter(once)
+            try:
+                yield
+            finally:
+                for handler, once in filters.items():
+                    handler.removeFilter(once)
     finally:
         log.setLevel(level)
         warnings.showwarning = previous
+
+
+class _OnceEach(logging.Filter):
+    """Lets a warning through once per verb: one made per seed or per fit (a split's queries
+    judged in train and test, a PCA's rank) printed the same line three times with
+    `--seeds 0,1,2`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
 
 
 # The verbs whose result is what they print: with stdout closed (`>&-`) it was dropped without

@@ -519,13 +519,22 @@ def test_search_prints_one_line_per_query_and_per_hit_whatever_their_text(
     assert main(["index", str(tmp_path / "m"), "--embeddings", str(tmp_path / "emb"),
                  "--output", str(tmp_path / "idx.faiss")]) == 0
     # a model reading 3 words: the query is cut, which search said nothing of (dive.embed warns)
-    monkeypatch.setattr(dive.embed, "load_model", lambda name: SimpleNamespace(max_seq_length=3))
+    from transformers.utils import logging as hf_logging
+
+    bars: list[bool] = []  # transformers' "Loading weights" bar was drawn amid the hits
+
+    def load_model(name: str) -> SimpleNamespace:
+        bars.append(hf_logging.is_progress_bar_enabled())
+        return SimpleNamespace(max_seq_length=3)
+
+    monkeypatch.setattr(dive.embed, "load_model", load_model)
     monkeypatch.setattr(dive.embed, "encode_texts", lambda model, texts, progress: vectors[:1])
     capsys.readouterr()
     assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
                  "--query", "first line\nsecond line", "-k", "6"]) == 0
     out, err = capsys.readouterr()
     assert "1 of 1 queries have more than 3 words, so the 3 tokens the model reads" in err
+    assert bars == [False] and hf_logging.is_progress_bar_enabled()  # and put back
     out = out.splitlines()
     assert out[0] == "# first line second line"
     hits = [line.split("\t") for line in out[1:]]

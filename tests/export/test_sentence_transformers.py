@@ -107,7 +107,20 @@ def test_combined_model_saves_again_over_its_own_folder(tmp_path: Path,
 
 
 def test_export_module_folder_and_bundled_model(tmp_path: Path, make_runtime: Any,
-                                                base_embeddings: np.ndarray) -> None:
+                                                base_embeddings: np.ndarray,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers.utils import logging as hf_logging
+
+    import dive.embed
+
+    bars: list[bool] = []  # transformers' "Loading weights" bar, which export drew
+    real_load = dive.embed.load_model
+
+    def load_model(name: str) -> Any:
+        bars.append(hf_logging.is_progress_bar_enabled())
+        return real_load(name)
+
+    monkeypatch.setattr(dive.embed, "load_model", load_model)
     runtime = make_runtime(input_dim=384, output_dim=24, rank=None)  # centre + projection
     save(runtime, tmp_path / "m", summary={"dataset": "x", "seed": 1})
     module_dir = export_sentence_transformers(tmp_path / "m", tmp_path / "module")
@@ -123,6 +136,7 @@ def test_export_module_folder_and_bundled_model(tmp_path: Path, make_runtime: An
 
     bundled = export_sentence_transformers(tmp_path / "m", tmp_path / "full",
                                            base_model="all-MiniLM-L6-v2")
+    assert bars == [False] and hf_logging.is_progress_bar_enabled()
     model = load_sentence_transformer(bundled)
     np.testing.assert_allclose(model.encode(TEXTS), runtime(base_embeddings), atol=1e-5, rtol=0)
     # its card describes it: the base model's said "a 384 dimensional dense vector space"

@@ -60,10 +60,11 @@ def export_sentence_transformers(
     if base_model is None:
         return save(compressor, target, overwrite=overwrite)
     from dive.embed import load_model
-    from dive.embed.encode import same_model
+    from dive.embed.encode import loading_bars, same_model
     from dive.export.st_module import DiveCompression
 
-    model = load_model(base_model)
+    with loading_bars(False):  # transformers' "Loading weights" bar: export draws none
+        model = load_model(base_model)
     trained_on = compressor.summary.get("model")  # as `dive index` warns, not refuses: a path
     if trained_on and not same_model(str(trained_on), base_model):  # may be it
         logger.warning("the compressor was fitted on %s embeddings; bundling it with model %s",
@@ -203,9 +204,11 @@ def _model_card(base_model: str, compressor: LoadedCompressor) -> str:
 
 
 def _save_model_atomically(model: Any, target: Path, *, overwrite: bool, card: str) -> None:
+    from dive.embed.encode import loading_bars
+
     check_st_output(target, overwrite=True, bundled=True)  # never over what dive did not write
     target.parent.mkdir(parents=True, exist_ok=True)
-    with temporary(target, folder=True) as tmp:
+    with temporary(target, folder=True) as tmp, loading_bars(False):  # "Writing model shards"
         model.save(str(tmp))
         (tmp / "README.md").write_text(card, encoding="utf-8")
         # transformers writes the weights through a private temporary file (mode 0600): every
