@@ -1057,3 +1057,12 @@ def test_a_hub_id_of_sentence_transformers_is_its_bare_name_in_every_comparison(
     _warn_on_model_mismatch(tmp_path, emb, "someone/all-mpnet-base-v2")
     assert "embeddings were made with all-mpnet-base-v2, not someone/all-mpnet-base-v2" in \
         caplog.text
+
+
+def test_an_import_under_the_default_label_is_described_once_as_imported() -> None:
+    # "imported vectors imported from c.npy"
+    from dive.embed.encode import describe_maker
+
+    imported = {"imported_from": {"corpus": "c.npy"}}
+    assert describe_maker({"model": "imported", **imported}) == "vectors imported from c.npy"
+    assert describe_maker({"model": "e5", **imported}) == "e5 vectors imported from c.npy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -510,3 +511,21 @@ def test_the_repr_is_a_summary_not_every_id() -> None:
     index = build_index(emb.corpus, ids=emb.corpus_ids)
     assert repr(index).startswith("SearchIndex(") and "n=3000" in repr(index)
     assert len(repr(index)) < 200
+
+
+@pytest.mark.parametrize(("layout", "said"), [
+    ("fortran", "in Fortran order"), ("float64", "float64, not float32"),
+])
+def test_a_file_that_cannot_be_mapped_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, layout: str, said: str
+) -> None:
+    # it said "dtype float32 / non-C order, converted to float32" of a float32 Fortran file,
+    # and "non-C order" of a C-order float64 one
+    from dive.embed.store import read_matrix
+
+    x = np.eye(4, 8, dtype=np.float32)
+    np.save(tmp_path / "x.npy",
+            np.asfortranarray(x) if layout == "fortran" else x.astype(np.float64))
+    with caplog.at_level(logging.WARNING, logger="dive.embed.store"):
+        np.testing.assert_array_equal(read_matrix(tmp_path / "x.npy", mmap=True), x)
+    assert f"x.npy: {said}, so it is read into memory (as float32 rows), not mapped" in caplog.text

@@ -307,6 +307,14 @@ def test_the_anchor_for_comparison_is_named_above_the_byte_limit_too(
     assert "smallest anchor keeping it: faiss-pq:48" in "\n".join(render(rec))
 
 
+def test_without_anchors_it_says_none_was_run(byte_records: list[dict[str, Any]]) -> None:
+    # "no anchor that was run keeps the target", when no anchor was run at all
+    ours = [r for r in byte_records if r["method"] in ("frozen", "pca")]
+    lines = render(recommend(ours, "scifact", 0.95))
+    assert "  no anchor was run to compare with (dive evaluate --anchors)" in lines
+    assert "  no anchor that was run keeps the target" not in lines
+
+
 def test_recommend_says_no_run_fits_the_byte_limit(byte_records: list[dict[str, Any]]) -> None:
     with pytest.raises(DataError, match=r"within 10 bytes/vector keeps 95% .*; none of those "
                        r"that were run fits in 10 bytes/vector: the smallest stores 12 \(pca "

@@ -611,7 +611,9 @@ def describe_maker(meta: dict[str, Any]) -> str:
     model = meta.get("model", "unknown model")
     imported = meta.get("imported_from")
     if isinstance(imported, dict) and imported.get("corpus"):
-        return f"{model} vectors imported from {imported['corpus']}"
+        # an import's default label is "imported": "imported vectors imported from"
+        named = "" if model == "imported" else f"{model} "
+        return f"{named}vectors imported from {imported['corpus']}"
     return f"encoded with {model}"
 
 

@@ -68,6 +68,7 @@ class Recommendation:
     anchor_paired: Paired | None = None  # the anchor against frozen on the seeds both ran
     unpaired: tuple[Config, ...] = ()  # candidates sharing no seed with frozen: not compared
     tied: tuple[Config, ...] = ()  # candidates as good by the rule (bytes, share, funnel)
+    anchors_ran: bool = True  # whether any anchor was run (else none is compared)
 
     @property
     def target(self) -> float:
@@ -160,10 +161,11 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
             f"{seed_list(frozen.seeds)}); "
             + _why_none(cells, frozen, run, ours, apart, max_bytes, earlier))
     # for comparison, whatever its bytes: an anchor above `max_bytes` still shows the saving
-    anchor = fewest_bytes_keeping([c for c in run if c.anchor], frozen, keep)
+    anchors = [c for c in run if c.anchor]
+    anchor = fewest_bytes_keeping(anchors, frozen, keep)
     return Recommendation(pick.config, frozen, keep, None if anchor is None else anchor.config,
                           pick.paired, model, None if anchor is None else anchor.paired, apart,
-                          _ties(ours, frozen, pick.config, pick.paired))
+                          _ties(ours, frozen, pick.config, pick.paired), bool(anchors))
 
 
 def _ties(ours: list[Config], frozen: Config, pick: Config, paired: Paired) -> tuple[Config, ...]:
@@ -277,7 +279,8 @@ def render(rec: Recommendation, full_dim: int | None = None) -> list[str]:
         lines.append(f"  serve: dive search INDEX MODEL_DIR --rescore-vectors {vectors} "
                      f"--rescore-space {c.rescore_with} --rescore-factor {c.rescore}")
     if rec.anchor is None or rec.anchor_paired is None:
-        lines.append("  no anchor that was run keeps the target")
+        lines.append("  no anchor that was run keeps the target" if rec.anchors_ran else
+                     "  no anchor was run to compare with (dive evaluate --anchors)")
     else:
         a, ap = rec.anchor, rec.anchor_paired
         lines.append(f"  smallest anchor keeping it: {a.describe()} at {a.bytes_per_vector} "
