@@ -51,6 +51,11 @@ def test_recommend_errors_clearly_when_nothing_meets_the_target(
         recommend(byte_records, "scifact", 0.999, rescoring=False)
     with pytest.raises(DataError, match=r"within 40 bytes/vector keeps 95%.*pca d=96 binary"):
         recommend(byte_records, "scifact", 0.95, max_bytes=40, rescoring=False)
+    # a share just below the target, rounded down: 0.59993 / 0.6 read "100.0%" under "keeps 100%"
+    close = [*byte_records, byte_row("pca", 192, "int8", 192, 0.59993)]
+    with pytest.raises(DataError, match=r"keeps 100% of frozen .* the best is pca d=192 int8 at "
+                       r"0\.5999 \(99\.9% of frozen"):
+        recommend(close, "scifact", 1.0, rescoring=False)
     with pytest.raises(DataError, match="no results for dataset 'nfcorpus'; the results have "
                        "scifact"):
         recommend(byte_records, "nfcorpus")
@@ -204,7 +209,7 @@ def test_recommend_compares_with_frozen_on_the_seeds_both_ran(
     assert ("(0.4167 at 1536 bytes/vector over seeds 0, 1, 2; on seed 1, which the pick also "
             "ran: 0.4500, target 0.4455)") in text
     assert "nDCG@10 0.4550 ± 0.0000 over 1 seed(s) (101.1% of frozen on seed 1)" in text
-    with pytest.raises(DataError, match=r"the best is pca d=96 int8 at 0.4300 \(95.6% of "
+    with pytest.raises(DataError, match=r"the best is pca d=96 int8 at 0.4300 \(95.5% of "
                        r"frozen's 0.4500 on seed 1, 96 bytes/vector\)"):
         recommend(_unequal_seeds(byte_row), "scifact", 0.99, max_bytes=100)
 
@@ -388,7 +393,7 @@ def test_the_closest_configuration_is_never_one_compared_with_a_frozen_of_0(
                for s, v in enumerate([0.0, 0.6])]
     records += [byte_row("pca", 96, "binary", 12, 0.0, seed=0),
                 byte_row("pca", 96, "int8", 96, 0.55, seed=1)]
-    with pytest.raises(DataError, match=r"the best is pca d=96 int8 at 0\.5500 \(91\.7% of "
+    with pytest.raises(DataError, match=r"the best is pca d=96 int8 at 0\.5500 \(91\.6% of "
                                         r"frozen's 0\.6000 on seed 1, 96 bytes/vector\)"):
         recommend(records, "scifact", 0.95)
 

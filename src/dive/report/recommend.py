@@ -24,6 +24,7 @@ and may live on disk; its bytes are reported, not counted).
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -202,7 +203,9 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
     on = ("" if paired.seeds == frozen.seeds else
           f"'s {paired.reference:.4f} on {seed_list(paired.seeds)}")
     text = (f"the best is {best.describe()} at {paired.score:.4f} "
-            f"({100 * paired.share:.1f}% of frozen{on}, {best.bytes_per_vector} bytes/vector)")
+            # rounded down: 99.988% read "100.0%" under "no configuration keeps 100%"
+            f"({math.floor(1000 * paired.share) / 10:.1f}% of frozen{on}, "
+            f"{best.bytes_per_vector} bytes/vector)")
     if apart:
         text += (f"; {len(apart)} configuration(s) share no seed with frozen and were not "
                  f"compared (e.g. {apart[0].describe()} on {seed_list(apart[0].seeds)})")
