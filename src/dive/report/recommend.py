@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,12 +212,12 @@ def _why_none(cells: list[Config], frozen: Config, run: list[Config], ours: list
     return text
 
 
-def _measured_seed(seeds: Iterable[int]) -> int:
+def _measured_seed(seeds: Collection[int]) -> int:
     """The seed of one of the measured runs: 0, the verbs' default, when it is one."""
     return 0 if 0 in seeds else min(seeds)
 
 
-def _build_line(c: Config, model: str, precision: str, seeds: Iterable[int],
+def _build_line(c: Config, model: str, precision: str, seeds: Collection[int],
                 output: str = "MODEL_DIR") -> str:
     """The `dive fit` line for `c`, with every option the records state that fit needs (the
     label budget only for a method that learns from labels: `dive fit` warns it is unused),
