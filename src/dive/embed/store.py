@@ -275,10 +275,10 @@ def read_matrix(path: Path, *, mmap: bool) -> np.ndarray:
     check_matrix_shape(arr.shape, name=str(path))
     if arr.dtype != np.float32 or not arr.flags.c_contiguous:
         if mmap:  # it is read whole into memory, where a float32 C-order file is mapped
-            why = " and ".join(([] if arr.dtype == np.float32 else [f"{arr.dtype}, not float32"])
-                               + ([] if arr.flags.c_contiguous else ["in Fortran order"]))
+            why = [f"{arr.dtype}, not float32"] if arr.dtype != np.float32 else []
+            why += [] if arr.flags.c_contiguous else ["in Fortran order"]
             logger.warning("%s: %s, so it is read into memory (as float32 rows), not mapped",
-                           path, why)
+                           path, " and ".join(why))
         wide, arr = arr, to_float32(arr)  # no numpy overflow warning: the row is named here
         if wide.dtype.itemsize > 4:
             beyond = np.flatnonzero(~np.isfinite(arr).all(axis=1) & np.isfinite(wide).all(axis=1))

@@ -117,7 +117,8 @@ def top_k_codes(
     if not isinstance(quantizer, Quantizer):  # None was an AttributeError deep inside
         raise DiveError(f"top_k_codes: quantizer is {kind_of(quantizer)}; expected the "
                         "Quantizer that made the codes (runtime.quantizer of a saved model)")
-    q = quantizer.query_vectors(_float_rows(queries, "queries", quantizer.dim))
+    check_floating(queries, name="queries")
+    q = quantizer.query_vectors(queries)  # which checks their shape and values
     c = quantizer.check_codes(codes, name="corpus codes")
     return _stream_top_k(q, c, k, exclude, chunk_size, quantizer.decode)
 
