@@ -314,6 +314,28 @@ def written_before(exc: BaseException) -> bool:
     return bool(getattr(exc, WRITTEN_BEFORE, False))
 
 
+NOTHING_FINISHED = "dive_nothing_finished"  # set on an interruption before a resumable
+# verb's first chunk was saved
+
+
+@contextlib.contextmanager
+def nothing_finished_unless(finished: Callable[[], bool]) -> Iterator[None]:
+    """A resumable verb's work, whose interruption is marked `nothing_finished` when
+    `finished()` says no chunk of it was saved."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if not finished():
+            setattr(exc, NOTHING_FINISHED, True)
+        raise
+
+
+def nothing_finished(exc: BaseException) -> bool:
+    """Whether the interruption `exc` landed before a resumable verb (embed, compress) had
+    saved any chunk: a rerun starts over, not after its last finished chunk."""
+    return bool(getattr(exc, NOTHING_FINISHED, False))
+
+
 @contextlib.contextmanager
 def naming_os_errors(path: str | os.PathLike[str]) -> Iterator[None]:
     """Give an `OSError` that names no file (a failed write: disk full...) the name `path`;

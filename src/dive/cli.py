@@ -34,6 +34,7 @@ from dive._io import (
     describe_os_error,
     locked,
     made_folder,
+    nothing_finished,
     publish,
     resolve_link,
     temporary,
@@ -871,14 +872,16 @@ def _written_in_full(args: argparse.Namespace, path: str | Path) -> None:
     setattr(args, WRITTEN, path)
 
 
-def _kept_after_interrupt(args: argparse.Namespace | None) -> str:
-    """What an interrupted run of `args` kept, in words (None: stopped before its arguments
-    were read)."""
+def _kept_after_interrupt(args: argparse.Namespace | None, exc: KeyboardInterrupt) -> str:
+    """What the run of `args` interrupted by `exc` kept, in words (None: stopped before its
+    arguments were read)."""
     if args is None:
         return NOTHING_WRITTEN
     if getattr(args, WRITTEN, None) is not None:  # the work was done: the rest is printing
         redraw = "; a rerun without --overwrite draws its plot" if args.verb == "demo" else ""
         return f"{getattr(args, WRITTEN)} was already written in full{redraw}"
+    if nothing_finished(exc):
+        return "no chunk was finished yet; a rerun starts over"
     if args.verb == "embed" and (args.from_npy or args.from_parquet) is not None:
         return NOTHING_WRITTEN  # an import is written in one go
     if args.verb == "compress" and args.engine == "ray":
@@ -1076,7 +1079,7 @@ def _main(argv: Sequence[str] | None) -> int:
             _written_in_full(args, output)
         downloading = interrupted_download(exc)  # before any run or chunk: none to resume
         kept = (f"the download of dataset {downloading} was discarded; a rerun downloads it "
-                "again" if downloading else _kept_after_interrupt(args))
+                "again" if downloading else _kept_after_interrupt(args, exc))
         print(f"dive: interrupted; {kept}", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)  # `_Stopped`, or __main__'s
 

@@ -423,3 +423,28 @@ def test_ctrl_c_while_the_work_folder_is_removed_says_the_output_was_written(
                                             "full\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert load_embeddings(out).corpus.shape == (48, 384)
+
+
+class CtrlCAfter(StopsAfter):
+    def encode(self, texts: list[str], **kwargs: Any) -> Any:
+        if self.left == 0:
+            raise KeyboardInterrupt
+        return super().encode(texts, **kwargs)
+
+
+@pytest.mark.parametrize("chunks", [0, 1])
+def test_ctrl_c_before_the_first_chunk_is_saved_says_a_rerun_starts_over(
+    tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], chunks: int
+) -> None:
+    """Ctrl-C while the first chunk was encoded (or the model loaded) said "finished chunks
+    are saved and a rerun resumes": none was, and the rerun started over."""
+    from dive.cli import main
+
+    monkeypatch.setattr(resumable.encode, "load_model",
+                        lambda *args, **kwargs: CtrlCAfter(model, chunks))
+    assert main(["embed", "--dataset", str(PANTRY), "--output", str(tmp_path / "out"),
+                 "--chunk-size", str(CHUNK), "--no-progress"]) == 130
+    kept = ("no chunk was finished yet; a rerun starts over" if chunks == 0 else
+            "finished chunks are saved and a rerun resumes")
+    assert capsys.readouterr().err.endswith(f"dive: interrupted; {kept}\n")

@@ -986,3 +986,27 @@ def test_an_npy_of_a_format_version_it_cannot_read_is_named_once(
     with pytest.raises(DataError, match=r"^[^ ]*v3\.npy: unsupported \.npy format version "
                                         r"\(3, 0\)$"):
         compress_store(runtime, tmp_path / "v3.npy", tmp_path / "y.npy", progress=False)
+
+
+@pytest.mark.parametrize("finished", [0, 2])
+def test_an_interruption_says_whether_a_chunk_was_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime, stores, finished: int
+) -> None:
+    """Ctrl-C in the first chunk said "finished chunks are saved and a rerun resumes"."""
+    from dive._io import nothing_finished
+
+    src = tmp_path / "x.npy"
+    np.save(src, stores.vectors(500))
+    original = stream_module._Job.compress
+    calls = {"n": 0}
+
+    def compress(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if calls["n"] == finished:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(stream_module._Job, "compress", compress)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        compress_store(runtime, src, tmp_path / "y.npy", batch_size=100, progress=False)
+    assert nothing_finished(caught.value) == (finished == 0)

@@ -39,6 +39,7 @@ from dive._io import (
     clear_work_folder,
     held,
     made_folder,
+    nothing_finished_unless,
     publishing,
 )
 from dive.arrays import UNIT_NORM_TOLERANCE, is_utf8, positive_integer
@@ -142,7 +143,12 @@ def encode_to_folder(
     work = target.parent / f".{target.name}.partial"
     # made_folder: a run that fails with nothing to resume leaves no folder it made (a bad
     # model name left the cache's empty <model>/ behind)
-    with made_folder(target.parent), held(work, target):  # a second run stops at once
+
+    def saved() -> bool:
+        return any((work / chunk.file).exists() for chunk in chunks)
+
+    # a second run stops at once
+    with made_folder(target.parent), held(work, target), nothing_finished_unless(saved):
         try:  # again: a run holding the folder may have published the output since the check
             check_embeddings_output(target, overwrite=overwrite)
         except DiveError:

@@ -66,6 +66,7 @@ from dive._io import (
     made_folder,
     named,
     naming_os_errors,
+    nothing_finished_unless,
     publish,
     refuse_folder_form,
 )
@@ -442,7 +443,7 @@ def compress_store(
         try:
             with naming_os_errors(dst), progress_bar(
                 total, resumed, f"compress {src.name}", progress
-            ) as bar:
+            ) as bar, nothing_finished_unless(lambda: state["rows_done"] > 0):
                 work.run(bar)
         except DataError:
             # The input (or the work folder) must change before a rerun can succeed; a resume
