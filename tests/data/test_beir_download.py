@@ -377,3 +377,18 @@ def test_the_cli_says_an_interrupted_download_kept_nothing(
     assert capsys.readouterr().err.strip() == (
         "dive: interrupted; the download of dataset tiny was discarded; a rerun downloads it "
         "again")
+
+
+def test_a_cache_it_cannot_write_in_is_named_not_a_folder_never_made(
+    beir_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It named the random work folder it had failed to make (`.tiny.download-rqaucvc0`)."""
+    import tempfile
+
+    def refused(*args: object, prefix: str = "", dir: str = "", **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", f"{dir}/{prefix}rqaucvc0")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", refused)
+    with pytest.raises(PermissionError) as caught:
+        download_beir("tiny", tmp_path / "cache", url=beir_zip.as_uri())
+    assert caught.value.filename == str(tmp_path / "cache")

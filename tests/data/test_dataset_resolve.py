@@ -185,3 +185,39 @@ def test_a_name_is_looked_up_in_the_roots_before_a_folder_of_that_name_here(
         assert resolve_dataset("toy", data_dir=roots["arg"]) == in_arg
     assert f"using {in_arg} (from data_dir), not the folder toy here; pass ./toy" in caplog.text
     assert local.is_dir()
+
+
+def test_a_mistyped_sub_dataset_of_a_collection_at_hand_is_not_downloaded(
+    roots: dict[str, Path], make_beir: MakeBeir
+) -> None:
+    """`bundle/prat` with `bundle` in $DIVE_DATA downloaded the whole `bundle` zip into the
+    cache (multi-GB for cqadupstack), then named the cache's copy as lacking `prat`."""
+    (roots["env"] / "bundle").mkdir()
+    make_beir("src").rename(roots["env"] / "bundle" / "part")
+    with pytest.raises(DataError, match=r"env/bundle \(\$DIVE_DATA\) has no sub-dataset 'prat'; "
+                                        r"it holds: part$"):
+        resolve_dataset("bundle/prat")
+    assert list(roots["cache"].iterdir()) == []
+
+
+def test_a_sub_dataset_found_in_a_root_keeps_its_name_whatever_folder_is_here(
+    roots: dict[str, Path], make_beir: MakeBeir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was `bundle/part` from another folder and `part` where the working directory held a
+    `bundle/part` too (records and embeddings are keyed by the name: one dataset, two names)."""
+    (roots["env"] / "bundle").mkdir()
+    make_beir("src").rename(roots["env"] / "bundle" / "part")
+    here = tmp_path / "here"
+    (here / "bundle").mkdir(parents=True)
+    make_beir("local").rename(here / "bundle" / "part")
+    monkeypatch.chdir(here)
+    assert load_dataset("bundle/part").name == "bundle/part"
+    assert load_dataset("./bundle/part").name == "part"  # the folder here, as a path
+
+
+def test_load_dataset_takes_a_path_object(roots: dict[str, Path], make_beir: MakeBeir) -> None:
+    assert load_dataset(_put(make_beir, roots["env"])).name == "toy"
+    (roots["env"] / "bundle").mkdir()
+    make_beir("src").rename(roots["env"] / "bundle" / "part")
+    with pytest.raises(DataError, match=r"name one as .*/bundle/part$"):  # AttributeError: rstrip
+        load_dataset(roots["env"] / "bundle")

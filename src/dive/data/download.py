@@ -74,7 +74,10 @@ _A_FILE = "is a file, not a dataset folder (corpus.jsonl, queries.jsonl, qrels/)
 
 
 def resolve_dataset(
-    name_or_path: str, *, data_dir: str | Path | None = None, download: bool = True
+    name_or_path: str | os.PathLike[str],
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = True,
 ) -> Path:
     """The folder of a dataset given as an existing folder or a BEIR name.
 
@@ -128,6 +131,11 @@ def resolve_dataset(
     if not download:
         raise DataError(f"dataset {raw!r} not found and download is off; looked in: {looked}")
     top, _, sub = raw.partition("/")
+    for source, root in roots:  # a sub-dataset name with a typo: not a download of it all
+        if sub and (root / top).is_dir():
+            raise DataError(f"{root / top} ({source}) has no sub-dataset {sub!r}; it holds: "
+                            + (", ".join(sorted(p.name for p in (root / top).iterdir()
+                                                if p.is_dir())) or "no folder"))
     try:
         folder = download_beir(top, cache)
     except DataError as exc:
@@ -140,24 +148,30 @@ def resolve_dataset(
 
 
 def load_dataset(
-    name_or_path: str, *, data_dir: str | Path | None = None, download: bool = True
+    name_or_path: str | os.PathLike[str],
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = True,
 ) -> Dataset:
     """`resolve_dataset` then `load_beir`, named by `dataset_name`; a collection of datasets
     (cqadupstack) is named with its sub-datasets, as it holds no corpus of its own."""
     folder = resolve_dataset(name_or_path, data_dir=data_dir, download=download)
+    raw = os.fspath(name_or_path)  # a Path is a path, as its text is
     subs = [] if _looks_like_beir(folder, depth=0) else sorted(
         p.name for p in folder.iterdir() if p.is_dir() and _looks_like_beir(p, depth=0))
     if subs:
         shown = ", ".join(subs[:5]) + (f" and {len(subs) - 5} more" if len(subs) > 5 else "")
         raise DataError(f"{folder}: a collection of datasets ({shown}), not one; name one as "
-                        f"{name_or_path.rstrip('/')}/{subs[0]}")
-    return load_beir(folder, name=dataset_name(name_or_path, folder))
+                        f"{raw.rstrip('/')}/{subs[0]}")
+    return load_beir(folder, name=dataset_name(raw, folder))
 
 
 def dataset_name(name_or_path: str, folder: Path) -> str:
     """The name records and embeddings know the dataset `name_or_path` (found at `folder`) by:
     a name it was found by, else the folder's name."""
-    is_name = not Path(name_or_path).expanduser().is_dir() and bool(_NAME.fullmatch(name_or_path))
+    here = Path(name_or_path).expanduser()  # a folder of that name here is not what a root had
+    is_name = bool(_NAME.fullmatch(name_or_path)) and not (
+        here.is_dir() and here.resolve() == Path(folder).resolve())
     # absolute: "." or ".." name the folder they point to (their own name is empty or "..");
     # links are kept, so a linked dataset keeps the link's name
     return name_or_path if is_name else Path(os.path.abspath(folder)).name
@@ -196,7 +210,11 @@ def interrupted_download(exc: BaseException) -> str | None:
 
 def _download_into(name: str, url: str, dest_root: Path, target: Path) -> Path:
     # Temporary work inside dest_root so the final rename stays on one filesystem (atomic).
-    with tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=dest_root) as tmp:
+    try:
+        work = tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=dest_root)
+    except OSError as exc:  # it named the random folder it could not make, never seen
+        raise OSError(exc.errno, exc.strerror, str(dest_root)) from None
+    with work as tmp:
         archive = Path(tmp) / f"{name}.zip"
         _fetch(url, archive, desc=name)
         extracted = Path(tmp) / "extracted"
