@@ -442,13 +442,19 @@ def test_ctrl_c_while_the_console_script_imports_the_cli_is_one_line() -> None:
 
 @pytest.mark.parametrize("after_the_verb", [False, True])
 def test_debug_shows_the_exception(tiny: tuple[Path, Path], tmp_path: Path,
-                                   after_the_verb: bool) -> None:
-    """`--debug` after the verb, where every other flag goes, was 'unrecognized arguments'."""
+                                   after_the_verb: bool, capsys: pytest.CaptureFixture[str]
+                                   ) -> None:
+    """`--debug` after the verb, where every other flag goes, was 'unrecognized arguments';
+    the exit status stays 2 with the traceback above the error line (it was Python's 1)."""
     with (tiny[0] / "corpus.jsonl").open("a") as f:
         f.write("{broken\n")
     args = evaluate_args(tiny, tmp_path / "r.jsonl")
-    with pytest.raises(DiveError, match=r"corpus\.jsonl line 121"):
-        main([*args, "--debug"] if after_the_verb else ["--debug", *args])
+    assert main([*args, "--debug"] if after_the_verb else ["--debug", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):\n")
+    assert "dive.errors.DataError: " in err
+    assert err.splitlines()[-1].startswith("dive: error: ")
+    assert "corpus.jsonl line 121" in err.splitlines()[-1]
 
 
 def test_the_global_flags_after_the_verb_keep_what_was_given_before_it() -> None:

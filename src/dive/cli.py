@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -891,6 +892,13 @@ def _kept_after_interrupt(args: argparse.Namespace | None, exc: KeyboardInterrup
     return _AFTER_INTERRUPT.get(args.verb, NOTHING_WRITTEN)
 
 
+def _traceback_if_debug(args: argparse.Namespace) -> None:
+    """`--debug` shows the traceback of the error being handled, above its one line: the exit
+    status stays 2 (re-raised, it was Python's 1, and the line lost the flag it names)."""
+    if args.debug:
+        traceback.print_exc()
+
+
 class _Stopped(KeyboardInterrupt):
     """SIGTERM or SIGHUP (`timeout`, a job scheduler, `docker stop`, a closed terminal)."""
 
@@ -1055,18 +1063,20 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError as exc:
         return stdout_failed(exc)
     except UnicodeEncodeError as exc:  # pyarrow, LanceDB, tokenizers: UTF-8 paths only
-        if args is None or args.debug:
+        if args is None:
             raise
+        _traceback_if_debug(args)
         text = quoted(exc.object[max(0, exc.start - 30):exc.end + 30])  # not a whole CSV
         print(f"dive: error: {text} is not valid UTF-8, which a library this verb "
               "uses needs for a path or a name (a file name in another encoding, or LC_ALL=C "
               "without UTF-8 mode: set PYTHONUTF8=1)", file=sys.stderr)
         return 2
     except (DiveError, OSError) as exc:
-        if args is None or args.debug:
+        if args is None:
             raise
         if isinstance(exc, OSError) and exc.filename == STDOUT:
             return stdout_failed(exc)
+        _traceback_if_debug(args)
         # File-system trouble (disk full, no permission, a file where a folder should be) is
         # the user's to fix too.
         print(f"dive: error: {one_line(_error_line(exc))}", file=sys.stderr)
