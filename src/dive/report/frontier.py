@@ -391,8 +391,9 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
     earlier = sorted({c.method for c in found} - {c.method for c in cells})
     parts = ["## Quality per byte",
              "nDCG@10 (mean over seeds) against the bytes per vector the first-stage index "
-             "stores. *Ours*: every dive configuration (method x d x precision); *anchors*: "
-             "FAISS PQ/OPQ, PCA + SQ8/SQ4 and sentence-transformers int8/binary at equal bytes. "
+             "stores. *Ours*: every configuration of a method dive ships (frozen, PCA, DIVE, "
+             "the baselines; method x d x precision); *anchors*: FAISS PQ/OPQ, PCA + "
+             "SQ8/SQ4 and sentence-transformers int8/binary at equal bytes. "
              "*+ rescore N*: the first stage keeps N x k candidates, rescored by the full "
              "float32 embeddings, or by the compressed float32 outputs where a row says "
              "(compressed) (their bytes are not counted). Best of ours / best anchor "
