@@ -434,3 +434,48 @@ def test_a_failed_ray_run_leaves_no_output_folder_it_made(
     with pytest.raises(DataError, match="contains NaN or inf"):
         compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "new" / "sub" / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_files_ray_would_leave_out_or_cannot_merge_are_refused_before_ray_starts(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """Ray left the .npy shards among Parquet ones out (exit 0, rows lost, where the local
+    engine refuses the folder), and stopped with pyarrow's traceback (or its workers' for ids
+    of 2**63) on columns whose types differ between files, which the local engine reads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dive.integrations.ray import compress_parquet
+
+    x = stores.vectors(40)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(x[:20].reshape(-1)), x.shape[1])
+    strings = [f"doc{i}" for i in range(20)]
+
+    def folder(name: str, *tables: dict[str, Any]) -> Path:
+        (tmp_path / name).mkdir()
+        for i, columns in enumerate(tables):
+            pq.write_table(pa.table({"vector": vectors, **columns}),
+                           tmp_path / name / f"s{i}.parquet")
+        return tmp_path / name
+
+    cases = [
+        (folder("text", {"id": strings, "text": ["t"] * 20},
+                {"id": [f"b{i}" for i in range(20)], "text": list(range(20))}),
+         r"s1.parquet: its columns' types differ from .*s0.parquet's \(.*Field text"),
+        (folder("dictionary", {"id": pa.array(strings).dictionary_encode()},
+                {"id": [f"b{i}" for i in range(20)]}),
+         r"s1.parquet: its columns' types differ .*Field id"),
+        (folder("signs", {"id": pa.array(range(2**63, 2**63 + 20), pa.uint64())},
+                {"id": pa.array(range(20), pa.int64())}),
+         r"signs: the 'id' column is unsigned in some files and signed in others"),
+    ]
+    for src, message in cases:
+        compress_store(runtime, src, tmp_path / f"{src.name}-local", progress=False)
+        with pytest.raises(DataError, match=message):
+            compress_parquet(runtime, src, tmp_path / "y")
+    mixed = folder("mixed", {"id": strings})
+    np.save(mixed / "s1.npy", x[20:])
+    with pytest.raises(DataError, match=r"mixed/s1.npy: a .npy shard among Parquet ones, which "
+                                        "the Ray engine would leave out"):
+        compress_parquet(runtime, mixed, tmp_path / "y")
+    assert not (tmp_path / "y").exists()

@@ -286,6 +286,7 @@ def compress_parquet(
     check_has_rows(src, n_rows)
     if id_column is not None:
         check_parquet_ids(src, files, src.is_file(), id_column)
+    _check_schemas_merge(src, files, id_column)
     tmp = dst.parent / f".{dst.name}.ray-partial"
     # with made_folder: a failed run leaves no output folders it made, as the local engine's
     with made_folder(dst.parent), held(tmp, dst):  # a second run on this output fails at once
@@ -334,11 +335,13 @@ def _parquet_files(src: Path) -> list[Path]:
     (Ray skipped it without a word)."""
     if src.is_file():
         return [src]
-    named = sorted(
-        p for p in src.rglob("*")
-        if SUFFIXES.get(p.suffix.lower()) == "parquet"
-        and not any(part.startswith(".") for part in p.relative_to(src).parts)
-    )
+    shards = sorted(p for p in src.rglob("*") if p.suffix.lower() in SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(src).parts))
+    named = [p for p in shards if SUFFIXES[p.suffix.lower()] == "parquet"]
+    if named and len(named) < len(shards):  # Ray left the .npy ones out, exit 0
+        other = next(p for p in shards if p not in named)
+        raise DataError(f"{other}: a .npy shard among Parquet ones, which the Ray engine would "
+                        "leave out (it reads Parquet); keep one kind per folder")
     skipped = [p for p in named if any(part.startswith("_") for part in p.relative_to(src).parts)]
     if skipped:
         raise DataError(f"{skipped[0]}: Ray Data skips Parquet files and folders whose names "
@@ -350,6 +353,33 @@ def _parquet_files(src: Path) -> list[Path]:
         raise DataError(f"{src}: no .parquet files in this folder (the Ray engine reads "
                         "Parquet; use the local engine for .npy)")
     return files
+
+
+def _check_schemas_merge(src: Path, files: list[Path], id_column: str) -> None:
+    """Ray Data merges the schemas of all `files` of `src`, every column, before reading the two it
+    needs: columns whose types differ between files (a `text` column of strings in one and of
+    integers in another, dictionary-encoded ids in one) stopped it with pyarrow's traceback,
+    where the local engine compresses them; unsigned and signed integer ids merge as int64,
+    whose cast failed on Ray's workers for ids of 2**63 and more."""
+    arrow = import_pyarrow()
+    merged = arrow.parquet.read_schema(files[0])
+    unsigned: set[bool] = set()
+    for path in files:
+        schema = arrow.parquet.read_schema(path)
+        id_type = schema.field(id_column).type
+        if arrow.types.is_integer(id_type):
+            unsigned.add(arrow.types.is_unsigned_integer(id_type))
+        try:
+            merged = arrow.unify_schemas([merged, schema], promote_options="permissive")
+        except (arrow.ArrowTypeError, arrow.ArrowInvalid) as exc:
+            raise DataError(f"{path}: its columns' types differ from {files[0]}'s ({exc}), "
+                            "and the Ray engine merges every column of every file; make them "
+                            "agree, or use the local engine (it reads the vector and id "
+                            "columns only)") from None
+    if len(unsigned) > 1:
+        raise DataError(f"{src}: the {id_column!r} column is unsigned in some files "
+                        "and signed in others, which the Ray engine cannot merge; cast them to "
+                        "one type, or use the local engine")
 
 
 def _write_compressed(
