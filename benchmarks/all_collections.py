@@ -52,6 +52,7 @@ from pathlib import Path  # noqa: E402
 from quality import (  # noqa: E402
     REPO,
     at_least_one,
+    check_page,
     comma_ints,
     comma_items,
     comma_list,
@@ -160,6 +161,7 @@ def pool_size(dataset: str, data_dir: str | None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the missing part of both grids on every collection; return the runs added."""
     from dive.data.splits import parse_budget
+    from dive.errors import DataError
     from dive.evaluate.protocol import GridSpec
     from dive.evaluate.records import ResultsFile
 
@@ -178,14 +180,25 @@ def run(args: argparse.Namespace) -> int:
     pools = {c.dataset: pool_size(c.dataset, args.data_dir) for c in collections}
     print("labelled pools: " + ", ".join(f"{d} {n}" for d, n in pools.items()),
           file=sys.stderr)
+
+    def below_pool(budget_names: list[str], collection: Collection) -> list[int | None]:
+        return [b for b in map(parse_budget, budget_names)
+                if b is None or b < pools[collection.dataset]]
+
+    if not any(below_pool(names, c) for methods, _, names in grids if methods
+               for c in collections):  # the report then said "no results yet"
+        given = dict.fromkeys(b for methods, _, names in grids if methods for b in names)
+        sizes = ", ".join(f"{d} {n}" for d, n in pools.items())
+        raise DataError(f"nothing run: every budget given ({','.join(given)}) is at or past "
+                        f"the labelled pool of each collection ({sizes}); give a smaller "
+                        "budget or 'all'")
     # Every cheap row before any slow one; then method by method (in --methods order), seed
     # by seed, so that a run stopped early has whole rows for the methods it reached.
     for methods, ratios, budget_names in grids:
         for method in methods:
             for seed in args.seeds:
                 for collection in collections:
-                    budgets = [b for b in map(parse_budget, budget_names)
-                               if b is None or b < pools[collection.dataset]]
+                    budgets = below_pool(budget_names, collection)
                     if not budgets:  # each at or past the pool: skipped, not the end of it all
                         print(f"{collection.label}: budgets {','.join(budget_names)} are not "
                               f"below its labelled pool ({pools[collection.dataset]}); "
@@ -263,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> None:
+        # a file of the user's at the page is refused before the runs, not after them
+        check_page(Path(args.docs) / PAGE, "all_collections.py")
         if not args.report_only:
             added = run(args)
             print(f"{added} new runs in {args.results}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from script_io import script_main
 
+from dive.cli_parsers import _int_at_least
 from dive.compressors.pca import PCA
 from dive.errors import DiveError
 from dive.export import save
@@ -114,12 +116,26 @@ def measure(cmd: list[str]) -> tuple[float, int]:
     return float(wall), int(rss)
 
 
+def sizes_gb(text: str) -> list[float]:
+    """An argparse type: comma-separated store sizes in GB, each finite and > 0 (`abc` stopped
+    the script with a traceback once the model was fitted)."""
+    try:
+        sizes = [float(v) for v in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or not all(math.isfinite(s) and s > 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes in GB > 0, got {text!r}")
+    return sizes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes-gb", default="0.25,0.5,1,2,4", help="store sizes in GB (1e9)")
-    parser.add_argument("--dim", type=int, default=384, help="input dimension")
-    parser.add_argument("--out-dim", type=int, default=96, help="output dimension")
-    parser.add_argument("--batch-size", type=int, default=65536, help="dive compress chunk")
+    parser.add_argument("--sizes-gb", type=sizes_gb, default="0.25,0.5,1,2,4",
+                        help="store sizes in GB (1e9)")
+    parser.add_argument("--dim", type=_int_at_least(1), default=384, help="input dimension")
+    parser.add_argument("--out-dim", type=_int_at_least(1), default=96, help="output dimension")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=65536,
+                        help="dive compress chunk")
     parser.add_argument("--workdir", default=None, help="folder for the temporary stores")
     parser.add_argument("--index", action="store_true", help="run `dive index` on an "
                         "embeddings folder around each store instead of `dive compress`")
@@ -153,7 +169,7 @@ def main() -> None:
         extra = f" {'index MB':>9}" if args.index else ""
         print(f"{'store GB':>9} {'vectors':>11} {'seconds':>8} {'vectors/s':>11} "
               f"{'peak RSS MB':>12}{extra}")
-        for size in (float(s) for s in args.sizes_gb.split(",")):
+        for size in args.sizes_gb:
             n = int(size * 1e9) // (4 * args.dim)
             folder = work / "embeddings"
             store = folder / "corpus.npy" if args.index else work / f"store.{kind}"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from quality import at_least_one  # first: it pins the BLAS threads before numpy loads
-from script_io import check_present, read_existing, script_main, use_shared_data
+from script_io import check_present, last_records, read_existing, script_main, use_shared_data
 from start_flips import drop_records, fit_inputs
 
 from dive.compressors import make_compressor
@@ -88,11 +88,11 @@ def main() -> None:
     changed: set[tuple[str, ...]] = set()
     counts: Counter[tuple[str, str]] = Counter()
     # a run recorded again (a rerun appended) is judged by its last record, the one reports read
-    latest = {record_key(record): record for record in read_existing(args.results)}
+    latest = last_records(read_existing(args.results))
     for field, wanted in (("dataset", args.datasets), ("model", args.models),
                           ("method", args.methods)):
-        check_present(list(latest.values()), field, wanted, f"--{field}s", args.results)
-    for record in latest.values():
+        check_present(latest, field, wanted, f"--{field}s", args.results)
+    for record in latest:
         if not kept_an_arm(record) or (args.datasets and record["dataset"] not in args.datasets) \
                 or (args.models and record["model"] not in args.models) \
                 or (args.methods and record["method"] not in args.methods):

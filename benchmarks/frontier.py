@@ -49,6 +49,7 @@ from typing import Any  # noqa: E402
 from quality import (  # noqa: E402
     REPO,
     at_least_one,
+    check_page,
     comma_ints,
     comma_list,
     generated_by,
@@ -134,24 +135,40 @@ def run(args: argparse.Namespace) -> int:
     return run_spec(spec, ResultsFile(args.results))
 
 
+def outputs(docs: Path) -> tuple[Path, Path, Path]:
+    """The page, its plot and its CSV under `docs`."""
+    return docs / "frontier.md", docs / "img" / "frontier.png", docs / "frontier.csv"
+
+
+def check_outputs(docs: Path) -> None:
+    """Refuse (`DiveError`) a file of the user's where the page, its plot or its CSV goes
+    (only what a report wrote is replaced): before the runs, and before the report writes any
+    of them (the CSV and the plot were written, then the page refused)."""
+    from dive._io import check_output
+    from dive.report.csv_export import is_summary_csv
+    from dive.report.plots import is_png
+
+    page, plot, csv = outputs(docs)
+    check_page(page, "frontier.py")
+    check_output(csv, overwrite=True, ours=is_summary_csv, what="a summary CSV")
+    check_output(plot, overwrite=True, ours=is_png, what="a PNG plot")
+
+
 def report(args: argparse.Namespace) -> list[Path]:
     """Regenerate docs/frontier.md, its plot and its CSV from every record of the results file."""
-    from dive._io import check_output
     from dive.errors import DataError
-    from dive.report.csv_export import is_summary_csv, write_summary_csv
+    from dive.report.csv_export import write_summary_csv
     from dive.report.frontier import frontier_section
     from dive.report.merge import label_models, read_results
-    from dive.report.plots import is_png, plot_frontier
+    from dive.report.plots import plot_frontier
 
     results = Path(args.results)
     if not results.is_file():
         raise DataError(f"{results}: no results yet; run a stage first")
     records = read_results([results])
     docs = Path(args.docs)
-    page, plot, csv = docs / "frontier.md", docs / "img" / "frontier.png", docs / "frontier.csv"
-    # what a user keeps under these names is never replaced: only what a report wrote
-    check_output(csv, overwrite=True, ours=is_summary_csv, what="a summary CSV")
-    check_output(plot, overwrite=True, ours=is_png, what="a PNG plot")
+    page, plot, csv = outputs(docs)
+    check_outputs(docs)
     write_summary_csv(records, csv, overwrite=True)  # it has a model column
     # The section, its targets and the plot group by dataset: with several models, each model's
     # runs are a dataset of their own (`scifact (model)`), never averaged as if seeds.
@@ -201,12 +218,17 @@ def targets(records: Sequence[dict[str, Any]]) -> str:
             continue
         where = f"{dataset}, {budget} labels"
         check = check_budgets(best_per_budget(group, rescoring=False))
-        misses = ", ".join(f"{r.bytes_per_vector} B ({signed(r.margin or 0, 4)})"
-                           for r in check.misses) or "none"
-        lines.append(f"- {where}, without rescoring: the best of ours is at or above the best "
-                     f"anchor at {check.compared - len(check.misses)} of {check.compared} byte "
-                     f"budgets from 12 to 768 ({'met' if not check.misses else 'missed'}; "
-                     f"below at: {misses}).")
+        if not check.compared:  # no anchor (or no seed shared with one): nothing is met
+            lines.append(f"- {where}, without rescoring: the best of ours against the best "
+                         f"anchor: not compared (no byte budget from {check.low} to "
+                         f"{check.high} has both, on a seed both ran).")
+        else:
+            misses = ", ".join(f"{r.bytes_per_vector} B ({signed(r.margin or 0, 4)})"
+                               for r in check.misses) or "none"
+            lines.append(f"- {where}, without rescoring: the best of ours is at or above the "
+                         f"best anchor at {check.compared - len(check.misses)} of "
+                         f"{check.compared} byte budgets from {check.low} to {check.high} "
+                         f"({'met' if not check.misses else 'missed'}; below at: {misses}).")
         hit = fewest_bytes_keeping(
             [c for c in allowed(group, True) if not c.anchor and c is not frozen], frozen, 0.99)
         if dataset.split(" (", 1)[0] == "scifact":  # under any model (`label_models`)
@@ -239,7 +261,12 @@ def targets(records: Sequence[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return guarded_main("frontier.py", args.threads, lambda: run_then_report(args, run, report))
+
+    def body() -> None:
+        check_outputs(Path(args.docs))  # a file of the user's there: refused before the runs
+        run_then_report(args, run, report)
+
+    return guarded_main("frontier.py", args.threads, body)
 
 
 if __name__ == "__main__":

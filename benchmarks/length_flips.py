@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from script_io import check_present, read_existing, script_main
+from script_io import check_present, last_records, read_existing, script_main
 
 from dive._io import locked
 from dive.compressors import make_compressor
@@ -71,7 +71,8 @@ def main() -> None:
     counts: Counter[tuple[str, str]] = Counter()
     examined: set[RecordKey] = set()
     changed: set[RecordKey] = set()
-    records = read_existing(args.results)
+    # a run recorded again is judged by its last record, the one reports read
+    records = last_records(read_existing(args.results))
     check_present(records, "method", methods, "--methods", args.results)
     for record in records:
         method = record["method"]

@@ -19,7 +19,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from script_io import read_existing, script_main
+from script_io import last_records, read_existing, script_main
 
 from dive.errors import DataError
 from dive.evaluate.records import record_key, record_model
@@ -39,7 +39,9 @@ def main() -> None:
     stored = {record_key(r): float(r["ndcg@10"])
               for path in args.stored for r in read_existing(path)}
     gaps: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    for record in read_existing(args.new):
+    # a run recorded again (a rerun appended) is one pair, its last record's, as in the reports
+    # (STORED's dict above keeps each key's last record too)
+    for record in last_records(read_existing(args.new)):
         method = str(record["method"]).replace(args.strip, "") if args.strip else record["method"]
         old = stored.get(record_key({**record, "method": f"{method}{args.suffix}"}))
         if old is not None:

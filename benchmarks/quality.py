@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "quality.jsonl"
 DEFAULT_DOCS = REPO / "docs"
+PAGE = "results.md"
 
 
 def comma_items(text: str) -> list[str]:
@@ -330,7 +331,7 @@ def report(args: argparse.Namespace) -> list[Path]:
         "fewer labels the default row is that fit)."
     )
     files = write_report(records, docs, keep=args.keep, ratio=args.ratio,
-                         markdown_name="results.md", csv_name=None, image_dir=docs / "img",
+                         markdown_name=PAGE, csv_name=None, image_dir=docs / "img",
                          title="Benchmark results", preamble=preamble,
                          sections=[targets_section(merge_records(records))], overwrite=True)
     return files.all()
@@ -412,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> None:
+        # a file of the user's at the page is refused before the grid, not after it
+        check_page(Path(args.docs) / PAGE, "quality.py")
         run_then_report(args, run, report)
         if Path(args.docs).resolve() == DEFAULT_DOCS.resolve() and update_readme(args):
             print("wrote README.md headline")

@@ -4,9 +4,10 @@
 an empty file, printed "0 records may change" or an empty table. `script_main` runs a
 script's `main` and prints a `DiveError` (a malformed line, named `file:line`) as
 `<script>: error: ...`, exit status 2, instead of a traceback; `check_present` refuses a
-filter value no record has, for the same reason as `read_existing`. `use_shared_data` points the
-data variables at `../shared/data` when they are unset. Left out: the grid scripts
-(`quality.py` and those importing it), which have `guarded_main`.
+filter value no record has, for the same reason as `read_existing`; `last_records` keeps each
+run's last record, the one every report reads. `use_shared_data` points the data variables at
+`../shared/data` when they are unset. Left out: the grid scripts (`quality.py` and those
+importing it), which have `guarded_main`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dive.errors import DataError, DiveError
-from dive.evaluate.records import read_records
+from dive.evaluate.records import read_records, record_key
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout
 
@@ -40,6 +41,14 @@ def require_results_file(path: str | Path) -> Path:
 def read_existing(path: str | Path) -> list[dict[str, Any]]:
     """The records of the results file at `path`; `DataError` when there is none."""
     return read_records(require_results_file(path))
+
+
+def last_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run's last record (`record_key`), in the order runs first appear: a rerun appended
+    replaces the earlier copy in every report (`dive.report.merge`), so a script counting
+    every copy read one run as two seeds, and one judging every copy dropped a current record
+    for its stale copy."""
+    return list({record_key(r): r for r in records}.values())
 
 
 def check_present(records: list[dict[str, Any]], field: str, wanted: Iterable[str] | None,

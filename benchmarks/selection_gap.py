@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from script_io import read_existing, script_main
+from script_io import check_present, last_records, read_existing, script_main
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.jsonl"
+DATASETS = ["scifact", "nfcorpus"]
 
 
 def kept_curve(diagnostics: dict[str, Any]) -> tuple[float, list[float]] | None:
@@ -38,7 +39,8 @@ def kept_curve(diagnostics: dict[str, Any]) -> tuple[float, list[float]] | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
+    parser.add_argument("--datasets", nargs="+", default=None,
+                        help=f"default: {' '.join(DATASETS)}")
     parser.add_argument("--budgets", nargs="+", default=["all"])
     return parser
 
@@ -46,8 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
     cells: dict[tuple[str, str, str, int], list[tuple[float, float, float]]] = defaultdict(list)
-    for r in read_existing(args.results):
-        if r["dataset"] not in args.datasets or str(r["budget"]) not in args.budgets:
+    # a run recorded again (a rerun appended) is its last record, as in the reports
+    records = last_records(read_existing(args.results))
+    # a value no record holds (a typo) printed an empty table; the default datasets are not
+    # checked: a file may hold one of them
+    check_present(records, "dataset", args.datasets, "--datasets", args.results)
+    check_present(records, "budget", args.budgets, "--budgets", args.results)
+    datasets = args.datasets or DATASETS
+    for r in records:
+        if r["dataset"] not in datasets or str(r["budget"]) not in args.budgets:
             continue
         kept = kept_curve(r.get("diagnostics") or {})
         if kept is None:

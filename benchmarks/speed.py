@@ -62,7 +62,7 @@ import numpy as np  # noqa: E402
 from quality import at_least_one, check_page, write_page  # noqa: E402
 from script_io import script_main  # noqa: E402
 
-from dive.cli_parsers import DefaultsHelpFormatter  # noqa: E402
+from dive.cli_parsers import DefaultsHelpFormatter, _int_at_least  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "scifact"
@@ -85,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument("--ratios", type=_int_list, default=[2, 4, 8, 16], help="ratios D/d")
-    p.add_argument("--rows", type=int, default=200_000,
+    # counts at parsing: --rows 0 divided by zero after every fit, --distractors -1 and
+    # --rows -3 stopped numpy there, and --full-dim 0 printed an empty table, exit 0
+    p.add_argument("--rows", type=at_least_one, default=200_000,
                    help="random unit vectors compressed in the throughput test")
-    p.add_argument("--repeats", type=int, default=3, help="best of this many timings")
+    p.add_argument("--repeats", type=at_least_one, default=3, help="best of this many timings")
     p.add_argument("--methods", default=None,
                    help="comma-separated registry names (default: every registered method)")
     p.add_argument("--labels", default="64",
@@ -100,13 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time the fits only (skip the throughput and search tables)")
     p.add_argument("--bytes-search", action="store_true",
                    help="only the first-stage search table: queries/s against bytes per vector")
-    p.add_argument("--corpus-rows", type=int, default=1_000_000,
+    p.add_argument("--corpus-rows", type=at_least_one, default=1_000_000,
                    help="--bytes-search: synthetic corpus vectors")
-    p.add_argument("--queries", type=int, default=200, help="--bytes-search: queries")
-    p.add_argument("-k", type=int, default=100, help="--bytes-search: hits per query")
-    p.add_argument("--full-dim", type=int, default=384,
+    p.add_argument("--queries", type=at_least_one, default=200, help="--bytes-search: queries")
+    p.add_argument("-k", type=at_least_one, default=100, help="--bytes-search: hits per query")
+    p.add_argument("--full-dim", type=at_least_one, default=384,
                    help="--bytes-search: dimension of the float32 reference")
-    p.add_argument("--distractors", type=int, default=0,
+    p.add_argument("--distractors", type=_int_at_least(0), default=0,
                    help="add this many synthetic documents to the corpus the fits see "
                         "(`with_distractors`; fit cost against corpus size)")
     p.add_argument("--out", default=None, help="also write the Markdown tables here")

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from script_io import read_existing, script_main
+from script_io import check_present, read_existing, script_main
 
 from dive.evaluate.records import record_model, record_variant
 
@@ -41,7 +41,13 @@ def main() -> None:
     budgets = {b.strip() for text in args.budgets for b in text.split(",") if b.strip()}
 
     runs: dict[tuple[str, str, int, int], dict[str, dict]] = defaultdict(dict)
-    for r in read_existing(args.results):  # a missing file printed nothing, exit 0
+    records = read_existing(args.results)  # a missing file printed nothing, exit 0
+    # and so did a method, budget or model no record has (`--method dvie`)
+    check_present(records, "method", [args.method], "--method", args.results)
+    check_present(records, "budget", budgets, "--budgets", args.results)
+    check_present([{"model": record_model(r)} for r in records], "model", [args.model],
+                  "--model", args.results)
+    for r in records:
         # float32 scores only: frontier.jsonl holds each run at several precisions and
         # funnels, and the last read stood for the run
         if str(r["budget"]) in budgets and record_model(r) == args.model and (

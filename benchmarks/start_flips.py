@@ -25,7 +25,7 @@ from typing import Any
 from unittest import mock
 
 import torch
-from script_io import read_existing, script_main, use_shared_data
+from script_io import last_records, read_existing, script_main, use_shared_data
 
 from dive._io import locked
 from dive.compressors import _dive_fit, make_compressor
@@ -91,7 +91,9 @@ def main() -> None:
     starts: dict[tuple[str, ...], str | None] = {}  # per run (a run's variants share its fit)
     changed: set[tuple[str, ...]] = set()
     counts: Counter[tuple[str, str]] = Counter()
-    for record in read_existing(args.results):
+    # a run recorded again (a rerun appended) is judged by its last record, the one reports
+    # read: a stale earlier copy dropped the current record with it
+    for record in last_records(read_existing(args.results)):
         if not record["method"].startswith("dive") or "@" in record["method"]:
             continue  # an earlier release's row (dive@v1): no method of that name to replay
         run = record_key(record)[: len(KEY_FIELDS)]

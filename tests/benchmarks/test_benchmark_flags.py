@@ -146,14 +146,88 @@ def test_all_collections_skips_a_collection_whose_pool_no_budget_is_below(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A budget at or past one collection's labelled pool is skipped for it (the docstring);
-    with no budget left the script stopped there: "grid: no budgets given", exit 2."""
+    with no budget left the script stopped there: "grid: no budgets given", exit 2. The
+    reduced grid's 'all' still runs."""
     script = load_script("all_collections")
     monkeypatch.setattr(script, "pool_size", lambda dataset, data_dir: 10)
     ran: list[object] = []
     monkeypatch.setattr(script, "run_spec", lambda spec, results: ran.append(spec.budgets))
     args = script.parse_args(["--datasets", str(tiny[0]), "--methods", "pca,frozen",
-                              "--budgets", "16", "--seeds", "0",
+                              "--budgets", "16", "--seeds", "0", "--baselines", "frozen",
                               "--results", str(tmp_path / "r.jsonl")])
     script.run(args)
-    assert ran == []
-    assert capsys.readouterr().err.count("are not below its labelled pool (10); skipped") == 2
+    assert ran == [[None]]
+    assert capsys.readouterr().err.count("are not below its labelled pool (10); skipped") == 1
+
+
+@pytest.mark.parametrize(("script", "page"), [("quality", "results.md"),
+                                              ("all_collections", "collections.md"),
+                                              ("frontier", "frontier.md")])
+def test_a_file_of_the_users_at_the_page_is_refused_before_any_run(
+    load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, script: str, page: str,
+) -> None:
+    """It was refused only once the whole grid had run (speed.py --out was checked first)."""
+    module = load_script(script)
+    monkeypatch.setattr(module, "run", lambda args: pytest.fail("the grid ran"))
+    mine = tmp_path / "docs" / page
+    mine.parent.mkdir()
+    mine.write_text("my own notes")
+    code = module.main(["--results", str(tmp_path / "r.jsonl"), "--docs", str(mine.parent),
+                        "--threads", "1"])
+    assert code == 2
+    assert f"error: {mine}: exists and is not" in capsys.readouterr().err
+    assert mine.read_text() == "my own notes"
+
+
+def test_all_collections_says_nothing_ran_when_every_budget_is_skipped(
+    load_script: Callable[[str], ModuleType], tmp_path: Path, tiny: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With every budget at or past every pool the script went on to the page and said
+    "no results yet; run without --report-only first", though it was not given."""
+    script = load_script("all_collections")
+    monkeypatch.setattr(script, "pool_size", lambda dataset, data_dir: 10)
+    monkeypatch.setattr(script, "run_spec", lambda spec, results: pytest.fail("ran"))
+    code = script.main(["--datasets", str(tiny[0]), "--methods", "frozen", "--seeds", "0",
+                        "--budgets", "16,64", "--results", str(tmp_path / "r.jsonl"),
+                        "--docs", str(tmp_path / "docs"), "--threads", "1"])
+    assert code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert errors == [f"all_collections.py: error: nothing run: every budget given (16,64) is "
+                      f"at or past the labelled pool of each collection ({tiny[0]} 10); give "
+                      "a smaller budget or 'all'"]
+
+
+@pytest.mark.parametrize(("script", "flag", "value"), [
+    *(("speed", flag, value) for flag in ("--rows", "--repeats", "--corpus-rows", "--queries",
+                                          "-k", "--full-dim") for value in ("0", "-3", "x")),
+    ("speed", "--distractors", "-1"),
+    ("speed", "--distractors", "x"),
+    *(("compress_scale", "--sizes-gb", value) for value in ("abc", "0", "-1", "1,,2", "nan")),
+    *(("compress_scale", flag, "0") for flag in ("--dim", "--out-dim", "--batch-size")),
+])
+def test_a_bad_count_is_refused_when_parsed(
+    load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str],
+    script: str, flag: str, value: str,
+) -> None:
+    """`speed.py --rows 0` divided by zero once every fit had run, `--distractors -1` stopped
+    numpy, `--full-dim 0` printed an empty table (exit 0) and `compress_scale.py --sizes-gb
+    abc` stopped with a traceback once the model was fitted."""
+    with pytest.raises(SystemExit) as exit_info:
+        load_script(script).build_parser().parse_args([f"{flag}={value}"])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(("script", "argv", "dest", "parsed"), [
+    ("speed", ["--distractors", "0"], "distractors", 0),
+    ("speed", ["--rows", "5"], "rows", 5),
+    ("compress_scale", ["--sizes-gb", "0.25,1"], "sizes_gb", [0.25, 1.0]),
+    ("compress_scale", [], "sizes_gb", [0.25, 0.5, 1.0, 2.0, 4.0]),
+])
+def test_a_good_count_parses(
+    load_script: Callable[[str], ModuleType], script: str, argv: list[str], dest: str,
+    parsed: object,
+) -> None:
+    assert getattr(load_script(script).build_parser().parse_args(argv), dest) == parsed

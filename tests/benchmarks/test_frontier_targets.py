@@ -87,3 +87,35 @@ def test_a_file_of_the_users_where_the_page_goes_is_kept(
                                                  docs=str(tmp_path / "docs")))
     frontier.report(argparse.Namespace(results=str(results), docs=str(tmp_path / "docs")))
     assert all(path.is_file() for path in written)  # its own files: replaced on a rerun
+
+
+def test_a_file_of_the_users_at_the_page_is_refused_before_the_csv_and_plot_are_written(
+    load_script: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    """The page was checked only when written, last: frontier.csv and img/frontier.png were
+    written beside the user's frontier.md, then the page refused."""
+    frontier = load_script("frontier")
+    results = tmp_path / "frontier.jsonl"
+    results.write_text(json.dumps(byte_row("frozen", 384, "float32", 1536, 0.5)) + "\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "frontier.md").write_text("my own notes")
+    with pytest.raises(DiveError, match="exists and is not"):
+        frontier.report(argparse.Namespace(results=str(results), docs=str(docs)))
+    assert [p.name for p in docs.rglob("*")] == ["frontier.md"]
+
+
+def test_a_target_with_no_anchor_to_compare_is_not_said_met(
+    load_script: Callable[[str], ModuleType]
+) -> None:
+    """Without any anchor it read "at or above the best anchor at 0 of 0 byte budgets ...
+    (met; below at: none)"."""
+    frontier = load_script("frontier")
+    records = [byte_row("frozen", 384, "float32", 1536, 0.5),
+               byte_row("pca", 96, "int8", 96, 0.45)]
+    line = next(line for line in frontier.targets(records).splitlines()
+                if "without rescoring" in line)
+    assert "not compared" in line and "met" not in line
+    records.append(byte_row("faiss-pq:96", 384, "pq", 96, 0.40))  # an anchor: compared
+    assert ("at or above the best anchor at 1 of 1 byte budgets from 12 to 768 (met; below "
+            "at: none)") in frontier.targets(records)

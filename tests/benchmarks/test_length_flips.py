@@ -99,3 +99,21 @@ def test_keep_as_refuses_a_suffix_the_file_holds_already(
     with pytest.raises(DataError, match=r"holds 1 runs of METHOD@old already"):
         flips.main()
     assert results.read_bytes() == before
+
+
+def test_a_run_recorded_again_is_judged_by_its_last_record(
+    load_script: Callable[[str], ModuleType], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An out-of-date copy of a run that may change, then its current record that cannot (a
+    rerun appended): the old copy was judged, and the current record removed for it."""
+    flips = load_script("length_flips")
+    late = "dive:extend_at=0.5"
+    old, current = _record(late, [1, 150], [100, 200]), _record(late, [1, 50], [100, 200])
+    results = tmp_path / "results.jsonl"
+    write_records(results, [old, current])
+    monkeypatch.setattr(sys, "argv", ["length_flips", str(results), "--keep-as", "@old"])
+    flips.main()
+    assert "0 records may change" in capsys.readouterr().out
+    assert [(r["method"], r["diagnostics"]["choice"]["best"]) for r in read_records(results)
+            if r["method"] == late] == [(late, [1, 150]), (late, [1, 50])]

@@ -10,6 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from dive.errors import DataError
+
 HISTORY = [[0, 0.5], [25, 0.6], [50, 0.7], [75, 0.65]]
 
 
@@ -39,17 +41,49 @@ def test_records_without_a_validation_curve_are_left_out(gap: ModuleType) -> Non
     assert gap.kept_curve({"choice": {"score": 0.5}}) is None
 
 
+RECORD = {"method": "smec", "dataset": "scifact", "model": "m", "budget": "all", "dim": 192,
+          "ratio": 2, "ndcg@10": 0.65, "recall@100": 0.9, "mrr@10": 0.6, "fit_seconds": 1.0,
+          "n_params": 1, "config": {},
+          "diagnostics": {"stages": [{"best_score": 0.7, "history": HISTORY}]}}
+
+
 def test_the_table_prints_gap_and_roughness_per_cell(
     gap: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    record = {"method": "smec", "dataset": "scifact", "model": "m", "budget": "all", "dim": 192,
-              "ratio": 2, "ndcg@10": 0.65, "recall@100": 0.9, "mrr@10": 0.6, "fit_seconds": 1.0,
-              "n_params": 1, "config": {},
-              "diagnostics": {"stages": [{"best_score": 0.7, "history": HISTORY}]}}
+    record = RECORD
     results = tmp_path / "r.jsonl"
     results.write_text("".join(json.dumps({**record, "seed": s}) + "\n" for s in (0, 1)))
     monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
     gap.main()
     row = capsys.readouterr().out.splitlines()[-1]
     assert row == "| smec | scifact | all | 192 | 2 | 0.7000 | 0.6500 | +0.0500 | 0.0750 |"
+
+
+def test_a_run_recorded_again_counts_once_with_its_last_record(
+    gap: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A rerun appended counted as one more seed (4 of 3), its earlier score in the mean."""
+    results = tmp_path / "r.jsonl"
+    records = [{**RECORD, "seed": s} for s in (0, 1)] + [{**RECORD, "seed": 1, "ndcg@10": 0.55}]
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
+    gap.main()
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row == "| smec | scifact | all | 192 | 2 | 0.7000 | 0.6000 | +0.1000 | 0.0750 |"
+
+
+@pytest.mark.parametrize(("flag", "value", "field"), [("--datasets", "scifcat", "dataset"),
+                                                      ("--budgets", "al", "budget")])
+def test_a_filter_value_no_record_has_is_refused(
+    load_script: Callable[[str], ModuleType], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, flag: str, value: str, field: str,
+) -> None:
+    """A typo printed the table's header alone, exit 0."""
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps({**RECORD, "seed": 0}) + "\n")
+    monkeypatch.setattr(sys, "argv", ["selection_gap.py", "--results", str(results), flag,
+                                      "scifact" if flag == "--datasets" else "all", value])
+    with pytest.raises(DataError, match=rf"^{flag} {value}: no record of .* has that {field}$"):
+        load_script("selection_gap").main()

@@ -39,3 +39,25 @@ def test_only_float32_scores_without_a_funnel_are_compared(
     assert exit_info.value.code in (0, None)
     assert capsys.readouterr().out.splitlines()[0] == (
         "scifact 64 d=96 seed 0: start uncentered +0.0000, training (step 100) +0.0400")
+
+
+@pytest.mark.parametrize(("flag", "value", "field"), [("--method", "dvie", "method"),
+                                                      ("--budgets", "61", "budget"),
+                                                      ("--model", "all-MiniLM", "model")])
+def test_a_filter_value_no_record_has_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    flag: str, value: str, field: str,
+) -> None:
+    """`--method dvie` printed nothing and exited 0."""
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps(_record("pca", 0.6)) + "\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr(sys, "argv", ["start_cost.py", str(results), "--method", "pca",
+                                      "--budgets", "64", flag, value])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCHMARKS / "start_cost.py"), run_name="__main__")
+    assert exit_info.value.code == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == (f"start_cost.py: error: {flag} {value}: no record of {results} has that "
+                       f"{field}\n")

@@ -77,3 +77,23 @@ def test_an_earlier_releases_rows_are_skipped_not_replayed(
     out = capsys.readouterr().out
     assert "0 records change start" in out and "dive-plus@v1" not in out
     assert len(read_records(results)) == 2
+
+
+def test_a_run_recorded_again_is_judged_by_its_last_record(
+    load_script: Callable[[str], ModuleType], tiny: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A stale earlier copy of a run, then its current record (a rerun appended): the stale
+    copy was judged "changed" and `--drop` dropped the current record with it."""
+    flips = load_script("start_flips")
+    current = records_of([("dive:steps=0", 0)], tiny, tmp_path, monkeypatch)[0]
+    other = {"uncentered": "centered", "centered": "uncentered"}
+    stale = {**current, "diagnostics": {**current["diagnostics"],
+                                        "start": other[current["diagnostics"]["start"]]}}
+    results = tmp_path / "results.jsonl"
+    write_records(results, [stale, current])
+    before = results.read_bytes()
+    monkeypatch.setattr(sys, "argv", ["start_flips", str(results), "--drop"])
+    flips.main()
+    assert "0 records change start" in capsys.readouterr().out
+    assert results.read_bytes() == before
