@@ -148,7 +148,12 @@ def test_demo_never_replaces_a_file_of_another_kind_at_its_output_names(
             "frozen,pca", "--ratios", "4", "--output", str(out)]
     for extra in ([], ["--overwrite"]):
         assert main([*argv, *extra]) == 2
-        assert f"exists and is not {what}; refusing to replace it" in one_error_line(capsys)
+        if name == "results.jsonl" and not extra:  # appended to, not replaced: as evaluate
+            # names a bad line (it said "refusing to replace it", naming no line)
+            assert one_error_line(capsys).endswith("results.jsonl:1: not valid JSON (Expecting "
+                                                   "value, column 1)\n")
+        else:
+            assert f"exists and is not {what}; refusing to replace it" in one_error_line(capsys)
         assert (out / name).read_text() == "my notes"
         assert sorted(p.name for p in out.iterdir()) == [name]
 
@@ -212,7 +217,7 @@ def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(
     assert [p.name for p in out.iterdir() if p.name.endswith(".new")] == []
 
 
-@pytest.mark.parametrize("next_run", ["demo --overwrite", "demo", "evaluate"])
+@pytest.mark.parametrize("next_run", ["demo --overwrite", "demo", "evaluate", "demo, all done"])
 def test_a_demo_overwrite_killed_outright_leaves_nothing_past_the_next_run(
     tiny: Tiny, tmp_path: Path, next_run: str
 ) -> None:
@@ -220,13 +225,17 @@ def test_a_demo_overwrite_killed_outright_leaves_nothing_past_the_next_run(
     for good: nothing ever removed them. Now they are named after a temporary the run holds,
     and the next write to the results removes a pair whose temporary is dead (unheld, a minute
     old); a live run's, young, stays. A plain `demo` or an `evaluate --results` of the file
-    removed the temporary but left its fresh half."""
+    removed the temporary but left its fresh half, and one whose runs were all done already
+    left both."""
     import time
 
     from dive._io import DEAD_AFTER
 
     out = tmp_path / "demo"
     out.mkdir()
+    data = ["--embeddings", str(tiny[1]), "--methods", "frozen", "--ratios", "4"]
+    if next_run == "demo, all done":
+        assert main(["demo", "--dataset", str(tiny[0]), "--output", str(out), *data]) == 0
     dead = out / ".results.jsonl.0123456789abcdef.tmp"
     live = out / ".results.jsonl.fedcba9876543210.tmp"
     left = [dead, dead.with_name(dead.name + ".new"),
@@ -240,8 +249,7 @@ def test_a_demo_overwrite_killed_outright_leaves_nothing_past_the_next_run(
              *(["--overwrite"] if next_run == "demo --overwrite" else [])]
             if next_run.startswith("demo") else
             ["evaluate", "--datasets", str(tiny[0]), "--results", str(out / "results.jsonl")])
-    assert main([*argv, "--embeddings", str(tiny[1]), "--methods", "frozen", "--ratios",
-                 "4"]) == 0
+    assert main([*argv, *data]) == 0
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted(
         [live.name, live.name + ".new"])
 

@@ -196,24 +196,32 @@ def _keep_added_meanwhile(results: Path, earlier: set[str], fresh: Path) -> None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dive.evaluate.records import FRESH_SUFFIX, is_results_file, remove_orphaned_fresh
+    from dive.evaluate.records import (
+        FRESH_SUFFIX,
+        is_results_file,
+        read_records,
+        remove_orphaned_fresh,
+    )
     from dive.report.plots import is_png, plot_ndcg_vs_dim
     from dive.report.table import text_tables
 
     out = Path(args.output)
     results, plot_path = out / "results.jsonl", out / "ndcg_vs_dim.png"
+    if not args.overwrite:  # appended to, as evaluate appends: a damaged line is named
+        read_records(results)  # as evaluate names it (not "refusing to replace it")
     # the results are resumed (or, with --overwrite, replaced) and the plot redrawn each run:
     # neither replaces a file of another kind
     check_output(results, overwrite=True, ours=is_results_file, what="a results file")
     check_output(plot_path, overwrite=True, ours=is_png, what="a PNG plot")
+    # a results.jsonl that links elsewhere is replaced there, as a plain run appends there
+    target = resolve_link(results)
+    # what a `--overwrite` run killed outright left (a pair `check_output` above finds dead),
+    # removed by any run (a plain one left the fresh file behind)
+    remove_orphaned_fresh(target)
     if args.overwrite:
         # Start over, replacing the old results only once the new run is complete; the fresh
         # file is this run's own, so two runs at once never clear each other's records. It is
-        # named after a temporary this run holds, so one killed outright leaves a pair that
-        # the next run finds dead (`check_output` above) and removes.
-        # a results.jsonl that links elsewhere is replaced there, as a plain run appends there
-        target = resolve_link(results)
-        remove_orphaned_fresh(target)
+        # named after a temporary this run holds.
         earlier = _record_lines(target)
         with made_folder(out), temporary(target) as held:
             fresh = held.with_name(f"{held.name}{FRESH_SUFFIX}")
