@@ -479,3 +479,31 @@ def test_files_ray_would_leave_out_or_cannot_merge_are_refused_before_ray_starts
                                         "the Ray engine would leave out"):
         compress_parquet(runtime, mixed, tmp_path / "y")
     assert not (tmp_path / "y").exists()
+
+
+def test_ray_datas_console_keeps_only_its_warnings_while_dive_runs_a_job(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its execution plan, "finished in N seconds" and "Data sink Parquet finished" lines
+    came around dive's own result line, and --no-progress drew "Progress bars disabled. To
+    enable, set ..."; its errors (a worker's traceback) were kept off already."""
+    import logging
+    import sys
+
+    from dive.integrations.ray import _console_with_ray_data_warnings_only
+
+    logger = logging.getLogger("ray.data")
+    handler, level = logging.StreamHandler(sys.stderr), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with _console_with_ray_data_warnings_only():
+            logger.warning("Progress bars disabled. To enable, set ...")
+            logger.warning("a warning of its own")
+            logger.info("Execution plan of Dataset ...")
+            logger.error("a worker's traceback")
+        logger.info("after the job")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert capsys.readouterr().err.splitlines() == ["a warning of its own", "after the job"]

@@ -186,18 +186,22 @@ def compress_dataset(
     )
 
 
-class _NoErrors(logging.Filter):
+class _WarningsOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR
+        # "Progress bars disabled. To enable, set ...": what --no-progress asked for
+        return (logging.WARNING <= record.levelno < logging.ERROR
+                and not record.getMessage().startswith("Progress bars disabled"))
 
 
 @contextlib.contextmanager
-def _console_without_ray_data_errors() -> Iterator[None]:
+def _console_with_ray_data_warnings_only() -> Iterator[None]:
     """Keep Ray Data's error records (each with a worker's traceback) off the terminal while
-    dive runs a job whose errors it raises itself, as one line; its log file keeps them."""
+    dive runs a job whose errors it raises itself, as one line, and its progress notes (the
+    execution plan, "finished in N seconds", where its log files are) around dive's own
+    result line; its log file keeps them all."""
     handlers = [h for h in logging.getLogger("ray.data").handlers
                 if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
-    quiet = _NoErrors()
+    quiet = _WarningsOnly()
     for handler in handlers:
         handler.addFilter(quiet)
     try:
@@ -297,7 +301,7 @@ def compress_parquet(
         (tmp / _WORK_MARK).touch()
         if not ray.is_initialized():
             init_keeping_signals(ray)
-        with _console_without_ray_data_errors():
+        with _console_with_ray_data_warnings_only():
             _write_compressed(ray, src, tmp, runtime, column=column,
                               output_column=out_column, id_column=id_column,
                               batch_size=batch_size, dtype=dtype, num_workers=num_workers,
