@@ -281,6 +281,16 @@ def test_unserialisable_summary_fails_before_touching_the_folder(tmp_path: Path,
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
 
 
+@pytest.mark.parametrize("summary", [{1: "a"}, {"k": {2: "b"}}, {"k": [{None: 1}]}])
+def test_a_summary_key_that_is_not_a_string_is_refused(
+    tmp_path: Path, make_runtime: Any, summary: dict[Any, Any]
+) -> None:
+    """JSON keys are strings: {1: 'a'} came back as {'1': 'a'} without a word."""
+    with pytest.raises(DiveError, match=r"cannot be written as JSON \(key .* is not a string"):
+        save(make_runtime(), tmp_path / "m", summary=summary)
+    assert not (tmp_path / "m").exists()
+
+
 def test_saving_an_unfitted_compressor_fails(tmp_path: Path) -> None:
     with pytest.raises(NotFittedError, match="pca: not fitted yet; call fit"):
         save(REGISTRY["pca"](dim=4), tmp_path / "m")

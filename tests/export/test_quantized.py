@@ -48,6 +48,8 @@ def test_with_precision_keeps_the_method_and_summary(tmp_path: Path, make_runtim
     corpus = make_inputs(100, 32)
     model = with_precision(tmp_path / "m", "int8", corpus)
     assert (model.method, model.summary, model.precision) == ("runtime", {"dataset": "x"}, "int8")
+    # not the folder's float32 model: its repr and errors named that folder as its source
+    assert model.source is None and "source" not in repr(model)
     low = model.runtime_.quantizer.low  # type: ignore[union-attr]
     np.testing.assert_array_equal(low, load(tmp_path / "m").transform(corpus).min(axis=0))
 

@@ -76,7 +76,9 @@ class LoadedCompressor:
     """A compressor read back from a folder: inference only, behaves like a fitted `Compressor`.
 
     `config()` returns the method's hyper-parameters (as `Compressor.config()` does);
-    `metadata` is the whole `config.json`; `summary` the training summary saved with it.
+    `metadata` is the whole `config.json`; `summary` the training summary saved with it;
+    `source` the folder it was read from. A compressor wrapped in memory, or one
+    `with_precision` made, has no folder: `metadata` empty, `source` None.
     """
 
     supervised = False  # nothing left to learn: a loaded compressor is never fitted again
@@ -283,7 +285,7 @@ def with_precision(
                                dim=loaded.runtime_.input_dim)
     return LoadedCompressor(loaded.runtime_.with_precision(precision, corpus),
                             method=loaded.method, method_config=loaded.config(),
-                            summary=loaded.summary, source=loaded.source)
+                            summary=loaded.summary)  # not the folder's model: no source
 
 
 def as_loaded(obj: SaveSource | str | os.PathLike[str]) -> LoadedCompressor:
@@ -336,10 +338,23 @@ def _jsonable(value: Any) -> Any:
 
 
 def _to_json(config: dict[str, Any], *, what: str) -> str:
+    keys = _keys_not_strings(config)
+    if keys:  # json.dumps writes 1 as "1": it came back as another key
+        raise DiveError(f"{what}: cannot be written as JSON (key {keys[0]!r} is not a string)")
     try:
         return json.dumps(config, indent=2, default=_jsonable, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:
         raise DiveError(f"{what}: cannot be written as JSON ({exc})") from None
+
+
+def _keys_not_strings(value: Any) -> list[object]:
+    """The dict keys in `value` (nested in dicts and lists) that are not strings."""
+    if isinstance(value, dict):
+        return [k for k, item in value.items()
+                for k in ([] if isinstance(k, str) else [k]) + _keys_not_strings(item)]
+    if isinstance(value, (list, tuple)):
+        return [k for item in value for k in _keys_not_strings(item)]
+    return []
 
 
 def is_model_folder(folder: Path) -> bool:
