@@ -198,10 +198,24 @@ def test_unsupervised_matryoshka_records_no_stage_two() -> None:
     assert config["supervised_steps"] == 0 and config["weight_rank"] == 0.0
     # given, they were taken without a word and recorded as 0 under a label naming them
     with pytest.raises(DiveError, match=r"^matryoshka-adaptor-unsup: lr_grid, supervised_steps "
-                                        r"set the supervised stage, which this variant never "
-                                        r"runs"):
+                                        r"act on labelled queries \(the supervised stage, its "
+                                        r"selection, its negatives\), which this variant never "
+                                        r"uses"):
         make_compressor("matryoshka-adaptor-unsup:supervised_steps=50:lr_grid=0.5", 4)
     assert make_compressor("matryoshka-adaptor", 4).config()["supervised_steps"] == 300
+
+
+@pytest.mark.parametrize("option", ["query_batch=1", "negatives_per_positive=99",
+                                    "hard_fraction=0", "mine_every=none", "grid_min=0",
+                                    "min_gain_z=5", "select=false", "basis=select"])
+def test_unsupervised_matryoshka_refuses_what_only_labels_act_on(option: str) -> None:
+    """Taken and recorded with no effect on the fit (basis=select fitted identity)."""
+    name = option.split("=")[0] if option != "basis=select" else option
+    with pytest.raises(DiveError, match=rf"^matryoshka-adaptor-unsup: {name} act on labelled"):
+        make_compressor(f"matryoshka-adaptor-unsup:{option}", 4)
+    make_compressor(f"matryoshka-adaptor:{option}", 4)  # the supervised variant uses it
+    default = make_compressor("matryoshka-adaptor-unsup:basis=pca:select=true", 4)  # as given
+    assert default.config()["basis"] == "pca"
 
 
 METHODS_DOC = Path(__file__).resolve().parents[2] / "docs" / "methods.md"

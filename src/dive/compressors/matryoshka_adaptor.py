@@ -113,12 +113,17 @@ class MatryoshkaAdaptorUnsup(Baseline):
     def __init__(self, dim: int | None = None, seed: int = 0, *,
                  config: MatryoshkaConfig | None = None, **options: Any) -> None:
         super().__init__(dim, seed, config=config, **options)
+        default = type(self.options)()
         given = [] if self.supervised else sorted(
-            name for name, value in NO_STAGE_TWO.items()
-            if name in options and getattr(self.options, name) != value)
-        if given:  # taken, and recorded as no stage 2, under a label that said otherwise
-            raise DiveError(f"{self.method}: {', '.join(given)} set the supervised stage, which "
-                            "this variant never runs (matryoshka-adaptor runs it)")
+            [name for name, value in NO_STAGE_TWO.items()
+             if name in options and getattr(self.options, name) != value]
+            + [name for name in LABELS_ONLY
+               if name in options and getattr(self.options, name) != getattr(default, name)]
+            + (["basis=select"] if self.options.basis == "select" else []))
+        if given:  # taken, and recorded, with no effect (no stage 2; basis=select: identity)
+            raise DiveError(f"{self.method}: {', '.join(given)} act on labelled queries (the "
+                            "supervised stage, its selection, its negatives), which this "
+                            "variant never uses (matryoshka-adaptor does)")
 
     def config(self) -> dict[str, Any]:
         values = super().config()
@@ -129,6 +134,10 @@ class MatryoshkaAdaptorUnsup(Baseline):
 
 # What only stage 2 reads, as the unsupervised variant records it (its config rebuilds it).
 NO_STAGE_TWO: dict[str, Any] = {"supervised_steps": 0, "weight_rank": 0.0, "lr_grid": ""}
+# The shared options only labelled queries act on (stage 2's batches, negatives, selection):
+# the unsupervised variant refuses them when set, as NO_STAGE_TWO's, and records the defaults.
+LABELS_ONLY = ("query_batch", "negatives_per_positive", "hard_fraction", "mine_every",
+               "grid_min", "min_gain_z", "select")
 
 
 class MatryoshkaAdaptor(MatryoshkaAdaptorUnsup):
