@@ -332,3 +332,13 @@ def test_a_model_too_large_for_memory_is_one_error() -> None:
     with pytest.raises(DataError, match=r"^matryoshka-adaptor-unsup: out of memory while "
                                         r"fitting \(.*\); its layers \(hidden, heads\)"):
         make_compressor("matryoshka-adaptor-unsup:steps=1:hidden=2000000000", 4).fit(corpus)
+
+
+def test_dive_refuses_more_nt_xent_views_than_its_matrix_holds() -> None:
+    """heads=1000 (x 64 items) asked NT-Xent for a 16 GB similarity matrix: the kernel killed
+    the fit, without a word."""
+    with pytest.raises(DiveError, match=r"^dive: heads must be <= 128 with ntxent_items=64 "
+                                        r"\(heads x ntxent_items <= 8192"):
+        make_compressor("dive:heads=1000", 8)
+    assert make_compressor("dive:heads=128", 8).options.heads == 128
+    assert make_compressor("dive:heads=1000:ntxent_weight=0", 8).options.heads == 1000

@@ -79,6 +79,9 @@ class Arm:
         return f"{self.loss} x{self.triplet_weight:g}, lr {self.lr:g}, margin {self.margin:g}"
 
 
+NTXENT_VIEWS = 8192  # the most views (heads x items) NT-Xent compares: a 256 MiB matrix
+
+
 @dataclass(frozen=True)
 class DiveConfig(LearnedConfig):
     """DIVE's hyper-parameters (defaults: SPEC 4.1, then tuned on validation/dev queries).
@@ -163,6 +166,12 @@ class DiveConfig(LearnedConfig):
             # each is taken from the corpus batch: a larger value was cut to it without a word
             ("ntxent_items", self.ntxent_items <= self.corpus_batch,
              f"<= corpus_batch ({self.corpus_batch})"),
+            # NT-Xent compares every view with every other: heads=1000 asked for a 16 GB
+            # matrix, which the kernel killed the fit over, without a word
+            ("heads", self.ntxent_weight == 0 or self.heads * self.ntxent_items <= NTXENT_VIEWS,
+             f"<= {NTXENT_VIEWS // self.ntxent_items} with ntxent_items={self.ntxent_items} "
+             f"(heads x ntxent_items <= {NTXENT_VIEWS}: NT-Xent's similarity matrix of its "
+             "views; or ntxent_weight=0)"),
             ("anchor_neighbours", self.anchor_neighbours < self.corpus_batch,
              f"< corpus_batch ({self.corpus_batch})"),
             # only the nDCG comparison has a cutoff: with log-ranks it was recorded, unread
