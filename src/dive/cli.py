@@ -278,6 +278,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from dive.data import load_dataset
     from dive.embed import cache_folder
+    from dive.embed.encode import env_entry_ahead_of, model_label
     from dive.embed.imported import IMPORTED_MODEL, from_npy, from_parquet
     from dive.embed.resumable import encode_to_folder
     from dive.embed.store import check_embeddings_output
@@ -308,6 +309,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, data_dir=args.data_dir)
     out = Path(args.output) if args.output else cache_folder(dataset, model)
     check_embeddings_output(out, overwrite=args.overwrite)
+    ahead = None if args.output else env_entry_ahead_of(dataset, model)
+    if ahead is not None:  # evaluate and fit read that folder, without a word on this one
+        logging.getLogger(__name__).warning(
+            "%s ($DIVE_EMBEDDINGS) holds %s embeddings of %s too, which evaluate and fit "
+            "read ahead of the cache: pass them --embeddings %s to read these", ahead,
+            model_label(model), dataset.name, out)
     if imported:
         if args.from_parquet is not None:
             emb = from_parquet(dataset, args.from_parquet, args.queries_parquet, out,

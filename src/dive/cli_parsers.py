@@ -432,8 +432,8 @@ def add_embed(sub: Subparsers[_Parser]) -> _Parser:
     _add_data_dir(p)
     _add_output(p, "embeddings folder to write (default: the embeddings cache, "
                    "<cache>/<model>/<dataset>, where evaluate and fit given that --model "
-                   "look; imported vectors go under their --model label, 'imported' by "
-                   "default)", metavar="DIR",
+                   "look after $DIVE_EMBEDDINGS/<model>/<dataset>; imported vectors go "
+                   "under their --model label, 'imported' by default)", metavar="DIR",
                 required=False)
     p.add_argument("--model", type=_name, default=None,
                    help="sentence-transformers model name or local folder (default "

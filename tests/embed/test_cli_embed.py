@@ -187,3 +187,27 @@ def test_two_imported_collections_of_one_name_keep_a_cache_entry_each(
     sources = _source_lines(capsys.readouterr().out)
     assert [line.split()[3] for line in sources] == [str(isolated_env / "api-x" / e)
                                                      for e in entries]
+
+
+def test_an_import_to_the_cache_says_when_dive_embeddings_holds_one_read_ahead_of_it(
+    tiny: tuple[Path, Path], tmp_path: Path, isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """evaluate and fit then read the older $DIVE_EMBEDDINGS entry, without a word on the
+    import just written where `embed --help` said they look."""
+    data, emb = tiny
+    npy = ["--from-npy", str(emb / "corpus.npy"), "--ids", str(emb / "corpus_ids.txt"),
+           "--queries-npy", str(emb / "queries.npy"), "--query-ids", str(emb / "query_ids.txt"),
+           "--model", "api-x"]
+    older = tmp_path / "env" / "api-x" / "tiny"
+    assert main(["embed", "--dataset", str(data), *npy, "--output", str(older)]) == 0
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    caplog.clear()
+    assert main(["embed", "--dataset", str(data), *npy]) == 0
+    folder = isolated_env / "api-x" / "tiny"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{older} ($DIVE_EMBEDDINGS) holds api-x embeddings of tiny too, which evaluate and "
+        f"fit read ahead of the cache: pass them --embeddings {folder} to read these"]
+    caplog.clear()
+    assert main(["embed", "--dataset", str(data), *npy, "--output", str(tmp_path / "o")]) == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

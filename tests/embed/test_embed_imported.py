@@ -250,3 +250,36 @@ def test_import_vectors_takes_vectors_with_their_ids_and_names_an_array(
     order = [api["corpus"][0].index(i) for i in emb.corpus_ids]
     np.testing.assert_allclose(emb.corpus, api["corpus"][1][order], atol=1e-6)
     assert not (tmp_path / "x").exists()
+
+
+def test_vectors_made_by_hand_are_checked_as_the_readers_check_them(api: Api,
+                                                                    tmp_path: Path) -> None:
+    """One row more than ids (a header row) paired every id with another row's vector, without
+    a word; one fewer was an IndexError, a list an AttributeError, integer ids a TypeError."""
+    from dive.embed import Vectors
+
+    ids, x, _ = api["corpus"]
+    header = np.vstack([np.full((1, x.shape[1]), 0.05, np.float32), x])
+    for array, message in [(header, rf"^my-api: {len(ids) + 1} rows but the ids has {len(ids)}"),
+                           (x[:-1], rf"^my-api: {len(ids) - 1} rows but the ids has"),
+                           (x.tolist(), r"^my-api: the vectors are a list; expected a numpy"),
+                           (x[0], r"^my-api: expected a 2-d \(n, dim\) array"),
+                           (x.astype(np.int64), r"^my-api: expected float embeddings")]:
+        with pytest.raises(DataError, match=message):
+            Vectors(ids, array, "my-api")
+    with pytest.raises(DataError, match=r"^my-api: row 1: the id is None; expected text"):
+        Vectors([ids[0], None, *ids[2:]], x, "my-api")
+    assert Vectors(list(range(len(ids))), x, "my-api").ids[:2] == ["0", "1"]  # as Parquet's
+
+
+def test_an_import_records_the_files_it_read_as_absolute_paths(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative as typed, they named other files (or none) from any other folder."""
+    corpus, queries = _parquet_pair(api, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    from_parquet(api.dataset, corpus.name, queries.name, tmp_path / "imported",
+                 id_column="doc_id", vector_column="embedding")
+    meta = json.loads((tmp_path / "imported" / "meta.json").read_text())
+    assert (meta["imported_from"]["corpus"], meta["imported_from"]["queries"]) == (
+        str(corpus), str(queries))

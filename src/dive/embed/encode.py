@@ -566,6 +566,22 @@ def _from_env(env: str, subdir: Path, dataset: Dataset,
     return folder, emb
 
 
+def env_entry_ahead_of(dataset: Dataset, model_name: str) -> Path | None:
+    """The `$DIVE_EMBEDDINGS` folder `get_embeddings` reads for `dataset` and `model_name`
+    ahead of the cache (one made by that model and recording the dataset's texts), if any: an
+    embedding or import written to the cache is then not what evaluate and fit read."""
+    env = os.environ.get("DIVE_EMBEDDINGS")
+    folder = Path(env).expanduser() / model_dirname(model_name) / dataset.name if env else None
+    if folder is None or not (folder / META_FILE).is_file():
+        return None
+    meta = read_meta(folder / META_FILE)
+    maker = meta.get("model")
+    if meta.get("text_sha256") is None or (maker is not None
+                                            and not same_model(str(maker), model_name)):
+        return None  # the cache entry is read instead (`get_embeddings`)
+    return folder
+
+
 def _cached_from_these_texts(dataset: Dataset, model_name: str,
                              cache_root: str | Path | None) -> Path | None:
     """The cache entry of `dataset` if its meta.json shows it was made by `model_name` from

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from dive._io import refuse_special_file
-from dive.arrays import UNIT_NORM_TOLERANCE
+from dive.arrays import UNIT_NORM_TOLERANCE, check_matrix_shape
 from dive.data.beir import Dataset, clean_id, form_hint
 from dive.embed.encode import dataset_fingerprint, model_label
 from dive.embed.store import (
@@ -63,6 +63,29 @@ class Vectors:
     array: np.ndarray  # (n, D) float, possibly memory-mapped
     where: str  # the file, for messages
     ids_from: str | None = None  # the ids file, when not `where` (an .npy's)
+
+    def __post_init__(self) -> None:
+        """What the readers check, for `Vectors` made by hand: more rows than ids paired each
+        id with another row's vector without a word (a header row: every score wrong), fewer
+        was an IndexError, and integer ids (a pandas column) a TypeError; they are read as
+        text, as a Parquet file's integer ids are."""
+        if not isinstance(self.array, np.ndarray):
+            raise DataError(f"{self.where}: the vectors are {kind_of(self.array)}; expected a "
+                            "numpy array (n, D)")
+        if self.array.dtype.kind != "f":
+            raise DataError(f"{self.where}: expected float embeddings, got dtype "
+                            f"{self.array.dtype}")
+        check_matrix_shape(self.array.shape, name=self.where)
+        ids = [str(i) if isinstance(i, (int, np.integer)) and not isinstance(i, bool) else i
+               for i in self.ids]
+        odd = next((row for row, i in enumerate(ids) if not isinstance(i, str)), None)
+        if odd is not None:
+            raise DataError(f"{self.id_place(odd)}: the id is {kind_of(ids[odd])}; expected "
+                            "text (or an integer)")
+        if self.array.shape[0] != len(ids):
+            raise DataError(f"{self.where}: {self.array.shape[0]} rows but "
+                            f"{self.ids_from or 'the ids'} has {len(ids)} ids")
+        object.__setattr__(self, "ids", ids)
 
     def row_name(self, row: int) -> str:
         """How messages name `row`'s id: its line in the ids file, or the row itself."""
@@ -145,7 +168,8 @@ def from_parquet(
     check_embeddings_output(Path(out), overwrite=overwrite)
     read = [read_parquet_vectors(p, id_column=id_column, vector_column=vector_column)
             for p in (corpus, queries)]
-    source = {"format": "parquet", "id_column": id_column, "vector_column": vector_column}
+    source = {"format": "parquet", **_absolute(corpus=corpus, queries=queries),
+              "id_column": id_column, "vector_column": vector_column}
     return import_vectors(dataset, read[0], read[1], out, model=model, source=source,
                           overwrite=overwrite)
 
@@ -164,9 +188,16 @@ def from_npy(
     """Write the embeddings folder `out` from `.npy` files of vectors and their ids files."""
     check_embeddings_output(Path(out), overwrite=overwrite)
     read = [read_npy_vectors(corpus, corpus_ids), read_npy_vectors(queries, query_ids)]
-    source = {"format": "npy", "corpus_ids": str(corpus_ids), "query_ids": str(query_ids)}
+    source = {"format": "npy", **_absolute(corpus=corpus, queries=queries,
+                                            corpus_ids=corpus_ids, query_ids=query_ids)}
     return import_vectors(dataset, read[0], read[1], out, model=model, source=source,
                           overwrite=overwrite)
+
+
+def _absolute(**paths: PathLike) -> dict[str, str]:
+    """The files an import read, as meta.json records them: absolute (a path relative to
+    the working directory of the import named another file, or none, from anywhere else)."""
+    return {name: os.path.abspath(path) for name, path in paths.items()}
 
 
 def import_vectors(
