@@ -321,7 +321,7 @@ def _seed_pq(faiss: Any, index: Any, seed: int) -> list[Any]:
     """Seed the k-means of a PQ (and of OPQ's training PQ), silence the few-points warning;
     returns the objects the index now points to, which must outlive it. FAISS takes a C int:
     a seed of 2**31 or more (dive takes any below 2**63) is taken modulo 2**31, so every
-    seed below keeps its index."""
+    seed below keeps its index (a grid refuses such seeds with these indexes: `GridSpec`)."""
     index = faiss.downcast_index(index)
     targets = []
     if isinstance(index, faiss.IndexPreTransform):

@@ -35,6 +35,7 @@ import numpy as np
 from dive import __version__
 from dive.arrays import SEED_LIMIT, BadRowError, as_unit_rows
 from dive.compressors.base import Compressor, LabelledQueries, TrainingData
+from dive.compressors.options import MAX_INT
 from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget, within_pool
@@ -122,6 +123,13 @@ class GridSpec:
         if big:
             raise DiveError(f"grid: seeds must be integers in 0..2**63-1, got {big[0]!r}",
                             param="seeds")
+        wide = [seed for seed in self.seeds if seed > MAX_INT]
+        kmeans = [p for p in self.precisions if is_product(p)] + [
+            a for a in self.anchors if parse_anchor(a).family in ("faiss-pq", "faiss-opq")]
+        if wide and kmeans:  # it built seed % 2**31's index: seed 0's twice in a mean
+            raise DiveError(f"grid: seed {wide[0]} is above 2**31-1, the largest seed FAISS "
+                            f"takes for the k-means of {kmeans[0]} (as dive index --seed); "
+                            "give seeds below 2**31", param="seeds")
         # `--ratios 4,4` ran once, then said it skipped the second "already in" the results
         for name in ("datasets", "methods", "anchors", "ratios", "budgets", "seeds"):
             object.__setattr__(self, name, list(dict.fromkeys(getattr(self, name))))
