@@ -13,19 +13,26 @@ from dive.evaluate.records import ResultsFile
 
 
 def test_every_record_names_this_machine(tiny: tuple[Path, Path]) -> None:
+    """A training-free run's torch is "not used" whatever the process loaded before it (a pca
+    run after a dive fit recorded torch, the same run in a resumed grid "not loaded")."""
+    import torch
+
     results = ResultsFile(tiny[0].parent / "r.jsonl")
-    run_grid(GridSpec(datasets=[str(tiny[0])], methods=["frozen", "pca"], ratios=[2],
-                      budgets=[None], seeds=[0], embeddings_dir=str(tiny[1])), results)
+    run_grid(GridSpec(datasets=[str(tiny[0])], methods=["frozen", "pca", "dive:steps=2"],
+                      ratios=[2], budgets=[None], seeds=[0], embeddings_dir=str(tiny[1])),
+             results)
     lines = (tiny[0].parent / "r.jsonl").read_text().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     for line in lines:
-        machine = json.loads(line)[MACHINE_FIELD]
-        assert machine == machine_facts()
+        record = json.loads(line)
+        machine = record[MACHINE_FIELD]
+        learned = record["method"].startswith("dive")
+        assert machine == machine_facts(uses_torch=learned)
         assert machine["python"] == platform.python_version()
-        torch = sys.modules.get("torch")  # named only where the process loaded it
-        assert machine["torch"] == ("not loaded" if torch is None else
-                                    f"{torch.__version__} "
-                                    f"{torch.backends.cpu.get_cpu_capability()}")
+        assert machine["torch"] == (f"{torch.__version__} "
+                                    f"{torch.backends.cpu.get_cpu_capability()}"
+                                    if learned else "not used")
+        assert machine_difference(record) == "recorded on this machine"
 
 
 def test_a_replay_names_what_differs_from_the_recorded_machine() -> None:

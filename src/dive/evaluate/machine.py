@@ -58,9 +58,14 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def machine_facts() -> dict[str, Any]:
-    """This machine, as a record's `machine` field states it (a new dict each call)."""
-    return {**_fixed_facts(), "torch": _torch()}
+NOT_USED = "not used"  # a training-free run's torch: its figures owe torch nothing
+
+
+def machine_facts(uses_torch: bool = True) -> dict[str, Any]:
+    """This machine, as a record's `machine` field states it (a new dict each call); the torch
+    of a run that `uses_torch` (a learned fit), else `NOT_USED`: what the process had loaded
+    depended on the runs before (a resumed grid recorded a pca run apart from a whole one)."""
+    return {**_fixed_facts(), "torch": _torch() if uses_torch else NOT_USED}
 
 
 @functools.cache
@@ -79,7 +84,9 @@ def machine_difference(record: dict[str, Any]) -> str:
     recorded = record.get(MACHINE_FIELD)
     if not isinstance(recorded, dict):
         return "the record does not name its machine"
+    unknown = (NOT_USED, "not loaded")  # torch of a training-free run, now or before
     changes = [f"{key} {recorded.get(key)!s} -> {value}"
-               for key, value in machine_facts().items() if recorded.get(key) != value]
+               for key, value in machine_facts().items() if recorded.get(key) != value
+               and not (key == "torch" and (recorded.get(key) in unknown or value in unknown))]
     return "recorded on this machine" if not changes else \
         "recorded on another machine: " + ", ".join(changes)

@@ -317,7 +317,7 @@ def _record(task: RunTask, dataset: Dataset, model: str, fit: _Fit, split: Query
         "diagnostics": fit.diagnostics,
         "fit": fit.summary,
         "version": __version__,
-        MACHINE_FIELD: machine_facts(),
+        MACHINE_FIELD: machine_facts(uses_torch=fit.summary is not None),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
