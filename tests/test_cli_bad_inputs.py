@@ -392,7 +392,7 @@ CASES = [
     Case("a seed past FAISS's with an opq precision (it built seed 0's index)", EVALUATE
          + " --seeds 0,2147483648 --precisions opq4 --results {ws}/r.jsonl",
          "seed 2147483648 is above 2**31-1, the largest seed FAISS takes for the k-means of "
-         "opq4 (as dive index --seed); give seeds below 2**31 (--seeds)"),
+         "opq4; give seeds below 2**31 (--seeds)"),
     Case("search a folder as the index", "search {ws}/model {ws}/model --queries-npy {ws}/q.npy",
          "model: a folder, not an index file"),
     Case("recommend nDCG above 1", "recommend --results {ws}/results.jsonl --dataset tiny "

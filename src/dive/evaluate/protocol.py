@@ -128,8 +128,8 @@ class GridSpec:
             a for a in self.anchors if parse_anchor(a).family in ("faiss-pq", "faiss-opq")]
         if wide and kmeans:  # it built seed % 2**31's index: seed 0's twice in a mean
             raise DiveError(f"grid: seed {wide[0]} is above 2**31-1, the largest seed FAISS "
-                            f"takes for the k-means of {kmeans[0]} (as dive index --seed); "
-                            "give seeds below 2**31", param="seeds")
+                            f"takes for the k-means of {kmeans[0]}; give seeds below 2**31",
+                            param="seeds")
         # `--ratios 4,4` ran once, then said it skipped the second "already in" the results
         for name in ("datasets", "methods", "anchors", "ratios", "budgets", "seeds"):
             object.__setattr__(self, name, list(dict.fromkeys(getattr(self, name))))
