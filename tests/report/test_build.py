@@ -304,3 +304,16 @@ def test_every_view_lists_the_rows_in_one_order(byte_row, tmp_path: Path) -> Non
     table = (tmp_path / "report.md").read_text().split("| method |", 1)[1].split("\n\n", 1)[0]
     in_page = [line.split(" | ", 1)[0].lstrip("| ") for line in table.splitlines()[2:]]
     assert in_page == in_csv
+
+
+def test_a_dataset_with_no_run_at_the_budget_plots_ratio_is_named_as_left_out(
+    make_record, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """cisi run at 4x and cranfield at 8x: the 4x budget plot drew cisi alone, without a
+    word, under a caption naming no dataset."""
+    records = [make_record(dataset="cisi", dim=96), make_record(dataset="cranfield", dim=48)]
+    with caplog.at_level("WARNING"):
+        report = write_report(records, tmp_path, ratio=4)
+    assert BUDGET_PLOT in {p.name for p in report.plots}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"cranfield: no run at compression ratio 4: not in {BUDGET_PLOT}"]

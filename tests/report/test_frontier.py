@@ -227,3 +227,16 @@ def test_a_grid_of_funnels_only_says_so_instead_of_an_empty_table(
     assert ("Best configuration per byte budget, without rescoring: none, as every "
             "configuration that ran rescores.") in text
     assert "Best configuration per byte budget, with rescoring allowed. " in text
+
+
+def test_frozen_float32_is_the_dashed_line_not_a_quantized_point(
+    byte_records: list[dict[str, Any]]
+) -> None:
+    """A collection run at float32 only drew frozen float32 as a point labelled "frozen,
+    quantized" (one with int8 rows did not: the same run shown two ways)."""
+    float32 = [r for r in byte_records if r["precision"] == "float32"]
+    labels = {line.get_label() for ax in frontier_figure(float32).axes for line in ax.get_lines()}
+    assert "frozen, quantized" not in labels and "frozen float32 (1536 B)" in labels
+    labels = {line.get_label() for ax in frontier_figure(byte_records).axes
+              for line in ax.get_lines()}
+    assert "frozen, quantized" in labels

@@ -34,6 +34,18 @@ def test_missing_or_empty_files_are_errors(jsonl, tmp_path: Path) -> None:
         read_results([jsonl(tmp_path / "empty.jsonl", [])])
 
 
+def test_an_empty_file_beside_others_is_warned_of(make_record, jsonl, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """An error alone, it went without a word beside another file (a truncated or mistyped
+    results file)."""
+    good = jsonl(tmp_path / "r.jsonl", [make_record()])
+    empty = jsonl(tmp_path / "empty.jsonl", [])
+    with caplog.at_level("WARNING"):
+        assert len(read_results([good, empty])) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{empty}: no records in this results file"]
+
+
 def test_bad_line_names_file_and_line(make_record, jsonl, tmp_path: Path) -> None:
     path = jsonl(tmp_path / "r.jsonl", [make_record()])
     with path.open("a") as f:

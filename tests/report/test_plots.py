@@ -160,3 +160,17 @@ def test_a_dataset_name_with_dollars_is_drawn_as_typed(
     from dive.report.plots import literal
 
     assert literal(name) == name.replace("$", "\\$")  # every one escaped: drawn as typed
+
+
+def test_plotting_leaves_the_callers_matplotlib_backend_as_it_was(make_grid,
+                                                                   tmp_path: Path) -> None:
+    """Each plot switched the process to Agg for good: a notebook lost its inline backend."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("pdf")
+    try:
+        plot_ndcg_vs_dim(make_grid(datasets=("scifact",), budgets=("64",)), tmp_path / "a.png")
+        assert matplotlib.get_backend() == "pdf"
+    finally:
+        matplotlib.use(before)

@@ -45,7 +45,13 @@ from dive.report.frontier import frontier_section, has_frontier
 from dive.report.keep import check_keep
 from dive.report.markdown import render_report
 from dive.report.merge import label_models, merge_records
-from dive.report.plots import is_png, plot_frontier, plot_ndcg_vs_budget, plot_ndcg_vs_dim
+from dive.report.plots import (
+    budget_runs,
+    is_png,
+    plot_frontier,
+    plot_ndcg_vs_budget,
+    plot_ndcg_vs_dim,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +196,11 @@ def write_report(
             logger.warning("no run at compression ratio %d: skipped %s", ratio, BUDGET_PLOT)
         else:
             plots.append(stage / BUDGET_PLOT)
+            absent = sorted({str(r["dataset"]) for r in rows}
+                            - {str(r["dataset"]) for r in budget_runs(rows, ratio)})
+            if absent:  # a panel fewer, without a word, under a caption naming no dataset
+                logger.warning("%s: no run at compression ratio %d: not in %s",
+                               ", ".join(absent), ratio, BUDGET_PLOT)
         captions = {
             DIM_PLOT: "nDCG@10 vs dimension",
             BUDGET_PLOT: f"nDCG@10 vs label budget at {ratio}× compression",

@@ -101,11 +101,16 @@ def read_results(paths: Sequence[str | Path] | str | os.PathLike[str]) -> list[d
     if not paths:
         raise DataError("no results files given")
     records: list[dict[str, Any]] = []
+    empty = []
     for path in paths:
         if not Path(path).exists():
             raise DataError(f"{path}: no such results file")
-        records.extend(read_records(path))
+        read = read_records(path)
+        empty += [] if read else [path]
+        records.extend(read)
     if not records:
         raise DataError(f"{', '.join(map(str, paths))}: no records in "
                         f"{'this results file' if len(paths) == 1 else 'these results files'}")
+    for path in empty:  # an error alone; beside others it went without a word
+        logger.warning("%s: no records in this results file", path)
     return merge_records(records)

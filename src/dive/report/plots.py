@@ -1,4 +1,5 @@
-"""PNG plots of results (matplotlib, headless Agg backend).
+"""PNG plots of results (matplotlib figures with their own Agg canvas: no pyplot, so the
+caller's backend and figures are left as they were).
 
 `plot_ndcg_vs_dim`: a grid of panels, a row per dataset and a column per label budget; one
 line per method with error bars (std over seeds), the frozen full-dimension score as a dashed
@@ -16,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dive._io import atomic_open, check_suffix
 from dive.compressors.registry import method_facts
@@ -50,18 +53,30 @@ def literal(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _subplots(nrows: int, ncols: int, *, figsize: tuple[float, float],
+              **options: Any) -> tuple[Any, Any]:
+    """A figure of `nrows` x `ncols` axes made without pyplot, which PNGs need none of: the
+    caller's backend and figures stay as they were (`matplotlib.use("Agg")` switched a
+    notebook's backend for the rest of its session)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize, dpi=_DPI)
+    FigureCanvasAgg(fig)  # its own Agg canvas: the legend's layout measures text with it
+    return fig, fig.subplots(nrows, ncols, **options)
 
-    return plt
+
+def _palette() -> tuple[Any, ...]:
+    """The colours of the qualitative maps tab10 then Dark2, in order."""
+    from matplotlib import colormaps
+
+    maps = [colormaps[name] for name in ("tab10", "Dark2")]
+    return tuple(tuple(float(v) for v in rgba[:3]) for m in maps
+                 for rgba in np.asarray(m(np.arange(m.N))))
 
 
 def _colours(methods: Sequence[str]) -> dict[str, Any]:
-    plt = _pyplot()
-    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    palette = _palette()
     drawn = [m for m in methods if not is_frozen(m)]
     return {m: palette[i % len(palette)] for i, m in enumerate(drawn)}
 
@@ -125,20 +140,15 @@ def is_png(path: Path) -> bool:
 
 
 def _save(fig: Any, out: str | Path, overwrite: bool) -> Path:
-    plt = _pyplot()
     out = Path(out)
-    try:
-        check_suffix(out, ".png", "a PNG plot")
-        with atomic_open(out, "wb", overwrite=overwrite) as handle:
-            fig.savefig(handle, format="png", dpi=_DPI)
-    finally:
-        plt.close(fig)
+    check_suffix(out, ".png", "a PNG plot")
+    with atomic_open(out, "wb", overwrite=overwrite) as handle:
+        fig.savefig(handle, format="png", dpi=_DPI)
     return out
 
 
 def ndcg_vs_dim_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> Any:
     """The metric-vs-dimension grid as a laid-out matplotlib figure (see the module doc)."""
-    plt = _pyplot()
     records = list(records)
     cells = summarize(records, metric)
     ratios = dim_ratios(records)
@@ -148,8 +158,8 @@ def ndcg_vs_dim_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg
     colours = _colours(methods)
     nrows, ncols = max(len(datasets), 1), max(len(budgets), 1)
     # One y scale per dataset row, so budgets compare at a glance.
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), dpi=_DPI,
-                             squeeze=False, sharey="row")
+    fig, axes = _subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False,
+                          sharey="row")
     for i, dataset in enumerate(datasets):
         for j, budget in enumerate(budgets):
             ax = axes[i][j]
@@ -215,16 +225,19 @@ def _draw_dim_panel(
     ax.grid(alpha=0.3)
 
 
+def budget_runs(records: Iterable[Mapping[str, Any]], ratio: int) -> list[Mapping[str, Any]]:
+    """The runs the label-budget plot at compression `ratio` draws (frozen: its line)."""
+    return [r for r in records
+            if int(r.get("ratio", 1)) == ratio and not is_frozen(method_label(r))]
+
+
 def ndcg_vs_budget_figure(
     records: Iterable[Mapping[str, Any]], ratio: int = 4, metric: str = "ndcg@10"
 ) -> Any | None:
     """The metric-vs-budget panels at compression `ratio` as a laid-out matplotlib figure;
     None if no run has that ratio."""
-    plt = _pyplot()
     records = list(records)
-    at_ratio = [
-        r for r in records if int(r.get("ratio", 1)) == ratio and not is_frozen(method_label(r))
-    ]
+    at_ratio = budget_runs(records, ratio)
     if not at_ratio:
         return None
     frozen = [r for r in records if is_frozen(method_label(r))]
@@ -232,8 +245,7 @@ def ndcg_vs_budget_figure(
     datasets = sorted({c.dataset for c in summarize(at_ratio, metric)})
     methods = method_order(c.method for c in cells)
     colours = _colours(methods)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.8), dpi=_DPI,
-                             squeeze=False)
+    fig, axes = _subplots(1, len(datasets), figsize=(5.2 * len(datasets), 3.8), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         group = [c for c in cells if c.dataset == dataset]
         budgets = sorted({c.budget for c in group}, key=budget_order)
@@ -295,14 +307,13 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
         shippable,
     )
 
-    plt = _pyplot()
     cells = shippable(configs(records, metric))
     panels = groups(cells)
     families = method_order(c.family for c in cells)
-    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    palette = _palette()
     colours = {f: palette[i % len(palette)] for i, f in enumerate(families)}
-    fig, axes = plt.subplots(max(len(panels), 1), 2, figsize=(11, 3.9 * max(len(panels), 1)),
-                             dpi=_DPI, squeeze=False, sharey="row")
+    fig, axes = _subplots(max(len(panels), 1), 2, figsize=(11, 3.9 * max(len(panels), 1)),
+                          squeeze=False, sharey="row")
     for row, (dataset, budget, group) in enumerate(panels):
         reference = frozen_reference(group)
         for col, rescoring in enumerate((False, True)):
@@ -311,7 +322,10 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
                 ax.axhline(reference.mean, label=f"frozen float32 ({reference.bytes_per_vector}"
                            " B)", **FROZEN_STYLE)
             for family in families:
-                points = frontier(allowed([c for c in group if c.family == family], rescoring))
+                # frozen float32 is the dashed line: its family's points are its quantized rows
+                # (a collection without them drew float32 as "frozen, quantized")
+                points = frontier(allowed([c for c in group if c.family == family
+                                           and not is_frozen(c.label)], rescoring))
                 if not points:
                     continue
                 anchor = points[0].anchor
