@@ -350,8 +350,8 @@ def _to_json(config: dict[str, Any], *, what: str) -> str:
 def _keys_not_strings(value: Any) -> list[object]:
     """The dict keys in `value` (nested in dicts and lists) that are not strings."""
     if isinstance(value, dict):
-        return [k for k, item in value.items()
-                for k in ([] if isinstance(k, str) else [k]) + _keys_not_strings(item)]
+        return [k for k in value if not isinstance(k, str)] + _keys_not_strings(
+            list(value.values()))
     if isinstance(value, (list, tuple)):
         return [k for item in value for k in _keys_not_strings(item)]
     return []
