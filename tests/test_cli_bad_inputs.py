@@ -498,8 +498,8 @@ CASES = [
          "is one file: give its path"),
     # an empty output column was read as "not given": the vectors went to `vector`
     Case("compress --output-column empty", COMPRESS + " {ws}/x.parquet --output {ws}/o.parquet "
-         "--output-column=", "output_column is an empty name; give a column name, or None for "
-         "the input's vector column (--output-column)"),
+         "--output-column=", "--output-column is empty; give a column name, or leave the flag "
+         "out for the input's vector column name"),
     Case("onnx parent is a file", "export {ws}/model --format onnx --output {ws}/afile/m.onnx",
          "afile: a file is in the way"),
     Case("compress parent is a file", COMPRESS + " {ws}/x.npy --output {ws}/afile/y.npy",

@@ -494,8 +494,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     # an HNSW graph's links are bytes per vector too: the file says how many
     graph = (f" of codes, {path.stat().st_size / len(index):.0f} on disk with its graph links"
              if args.hnsw else "")
+    # "flat" read as exact: an OPQ+PQ index is searched exhaustively, but over lossy codes
+    kind = "hnsw" if args.hnsw else "exhaustive over PQ codes" if args.opq else "flat"
     print(f"indexed {len(index)} documents ({index.dim}-d {index.precision}, "
-          f"{index.bytes_per_vector} bytes/vector{graph}, {'hnsw' if args.hnsw else 'flat'})")
+          f"{index.bytes_per_vector} bytes/vector{graph}, {kind})")
     print(f"wrote {path}")
     return 0
 
@@ -791,7 +793,10 @@ FLAG_OF_PARAM = {
 CLI_SPELLING = {"id_column=None": "--id-column ''", "pass overwrite=True": "pass --overwrite",
                 "load it with verify=False (dive.load)": "pass --no-verify",
                 "rerun with overwrite=True": "rerun with --overwrite",
-                "embeddings_dir is one dataset's": "--embeddings is one dataset's"}
+                "embeddings_dir is one dataset's": "--embeddings is one dataset's",
+                "output_column is an empty name; give a column name, or None for the input's "
+                "vector column": "--output-column is empty; give a column name, or leave the "
+                "flag out for the input's vector column name"}
 
 
 def _check_apart(*outputs: tuple[str, str | None]) -> None:

@@ -324,7 +324,7 @@ def _add_grid_options(
     p.add_argument("--precisions", type=_stage_list, action=Joined, default=["float32"],
                    help="first-stage index precisions each fit is scored at (float32, float16, "
                         "int8, binary, or opqM: FAISS OPQ+PQ of the outputs at M bytes, where "
-                        "M divides d), without refitting")
+                        "M divides d and is below it), without refitting")
     _add_renamed(p, "--rescore-factors", old=["--rescore"], type=_int_list(0), action=Joined,
                  default=[0],
                  help="funnel factors: the first stage keeps factor x k candidates, rescored "
@@ -520,7 +520,7 @@ def add_index(sub: Subparsers[_Parser]) -> _Parser:
                       help="approximate HNSW index instead of exact")
     kind.add_argument("--opq", type=_int_at_least(1), default=None, metavar="M",
                       help="FAISS OPQ+PQ index of the float32 outputs: M bytes per vector "
-                           "(M divides d), trained on the corpus")
+                           "(M divides d and is below it), trained on the corpus")
     p.add_argument("--seed", type=_int_at_least(0, 2**31 - 1), default=None,
                    help="seed of the OPQ/PQ k-means (with --opq; 0 when not given; FAISS "
                         "takes up to 2**31 - 1)")
@@ -581,8 +581,8 @@ def add_compress(sub: Subparsers[_Parser]) -> _Parser:
                    help="Parquet/LanceDB: id column carried to the output ('' for none) "
                         "(default: id)")
     p.add_argument("--output-column", default=None,
-                   help="Parquet/LanceDB: name of the compressed vector column (None: "
-                        "--vector-column's)")
+                   help="Parquet/LanceDB: name of the compressed vector column (default: "
+                        "the --vector-column name)")
     _add_overwrite(p, OVERWRITE_HELP + "; only once the new one is complete")
     _add_no_progress(p)
     return p

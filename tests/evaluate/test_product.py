@@ -171,7 +171,10 @@ def test_dive_index_opq_writes_m_bytes_per_vector_and_searches(
     for name, extra in (("idx.faiss", ["--opq", "4"]), ("flat.faiss", [])):
         assert main(["index", str(tmp_path / "m"), "--embeddings", str(emb), *extra,
                      "--output", str(tmp_path / name)]) == 0
-    assert "8-d opq4, 4 bytes/vector" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # "flat" read as exact, for an index of lossy codes
+    assert "(8-d opq4, 4 bytes/vector, exhaustive over PQ codes)" in out
+    assert "(8-d float32, 32 bytes/vector, flat)" in out
     from dive.export.faiss_index import load_index, search_index
 
     loaded, flat = load_index(tmp_path / "idx.faiss"), load_index(tmp_path / "flat.faiss")
