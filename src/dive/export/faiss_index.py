@@ -553,8 +553,8 @@ def load_index(file: str | os.PathLike[str]) -> SearchIndex:
         values = code_width(check_precision(precision), stored.dim)
         expected = values * (1 if binary else _value_bytes(precision))
     if stored.bytes_per_vector != expected or (dim is not None and stored.dim != dim):
-        said = (f"{meta_path(path).name} says {precision} of dimension {dim}"
-                if meta_file is not None else
+        of = f" of dimension {dim}" if dim is not None else ""  # not "of dimension None"
+        said = (f"{meta_path(path).name} says {precision}{of}" if meta_file is not None else
                 f"{meta_path(path).name}, which says its precision, is missing (a float32 index "
                 "has none)")
         raise DataError(f"{path}: holds {stored.bytes_per_vector}-byte vectors of dimension "
