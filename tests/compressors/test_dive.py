@@ -910,7 +910,7 @@ def test_a_leader_still_rising_at_its_last_check_runs_longer_up_to_the_cap(
 ) -> None:
     race = _PlantedRace(peak)
     config = DiveConfig(steps=100, max_steps=400, extend_at=1.0)
-    choice, curves = _race(race, np.full(20, 0.5), config, None)  # type: ignore
+    choice, curves = _race(race, np.full(20, 0.5), config, None, "dive")  # type: ignore
     assert race.horizon == [horizon] and curves[0].steps[-1] == horizon
     assert choice.candidate == 0 and choice.step == step
 
@@ -927,7 +927,8 @@ def test_extend_at_runs_a_holdout_leader_on_while_its_best_check_is_late_in_its_
     # best past half the horizon doubles it again, on a holdout's curve only
     race = _PlantedRace(peak, scheme=scheme)
     choice, _ = _race(race, np.full(20, 0.5), DiveConfig(steps=100, max_steps=400,
-                                                         extend_at=extend_at), None)  # type: ignore
+                                                         extend_at=extend_at), None,
+                      "dive")  # type: ignore
     assert race.horizon == [horizon]
     assert choice.candidate == 0 and choice.step == peak - peak % 25
 

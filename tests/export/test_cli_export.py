@@ -97,6 +97,19 @@ def test_fit_shows_each_stage_of_a_dive_fit_on_stderr(tiny: tuple[Path, Path], t
     assert "dive: " not in out  # its own lines say "dive:steps=20:eval_every=10: 32 -> 8 dims"
 
 
+def test_the_extensions_fit_names_itself_in_its_progress(tiny: tuple[Path, Path],
+                                                          tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    """dive-plus said "dive: ... keeping the softplus x1 ... arm": the paper's method, seen
+    choosing a loss it never uses."""
+    assert fit(tiny, tmp_path / "m", "dive-plus:steps=20:eval_every=10", "--budget", "16") == 0
+    err = capsys.readouterr().err
+    assert "dive-plus: choosing the start on 16 labelled queries" in err
+    assert re.search(r"^dive-plus: start (un)?centered PCA; ", err, re.M)
+    assert not re.search(r"^dive: ", err, re.M)
+
+
 def test_a_dive_fit_of_no_steps_says_nothing_trained(tiny: tuple[Path, Path], tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     # it said "no arm showed a real gain", of arms that never ran

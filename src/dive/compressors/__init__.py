@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dive.compressors.base import Compressor, LabelledQueries, TrainingData
 from dive.compressors.dive import Dive, DiveConfig
+from dive.compressors.dive_plus import DivePlus
 from dive.compressors.frozen import Frozen
 from dive.compressors.learned import LearnedCompressor, LearnedConfig
 from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptor, MatryoshkaAdaptorUnsup
@@ -26,6 +27,7 @@ __all__ = [
     "Compressor",
     "Dive",
     "DiveConfig",
+    "DivePlus",
     "Frozen",
     "LabelledQueries",
     "LearnedCompressor",

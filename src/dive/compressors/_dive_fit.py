@@ -57,12 +57,14 @@ progress = logging.getLogger(PROGRESS_LOGGER)  # a line per stage of a fit (`div
 
 
 def fit_dive(
-    corpus: np.ndarray, train: TrainingData | None, *, dim: int, seed: int, config: DiveConfig
+    corpus: np.ndarray, train: TrainingData | None, *, dim: int, seed: int, config: DiveConfig,
+    name: str = "dive",
 ) -> tuple[Runtime, dict[str, Any], Summarise]:
     """Fit DIVE; return its runtime, the diagnostics for the results record and its typed
-    summary given the fit's seconds."""
+    summary given the fit's seconds. `name` (the registered method: dive, dive-plus) starts
+    each progress line."""
     with seeded(seed, threads=config.threads) as rng:
-        return _fit(corpus, train, dim, seed, config, rng)
+        return _fit(corpus, train, dim, seed, config, rng, name)
 
 
 def _folds(n: int, validation_rows: np.ndarray, seed: int, config: DiveConfig) -> Folds:
@@ -329,7 +331,8 @@ def _cpus() -> int:
 
 
 def _race(
-    race: _Race, base: np.ndarray, config: DiveConfig, groups: tuple[np.ndarray, ...] | None
+    race: _Race, base: np.ndarray, config: DiveConfig, groups: tuple[np.ndarray, ...] | None,
+    name: str,
 ) -> tuple[Choice, list[Curve]]:
     """Choose the (arm, step); while the leader peaks late in its runs, let it run longer.
 
@@ -347,9 +350,9 @@ def _race(
         curves = race.curves()
         choice = choose(base, curves, config.min_gain_z, groups, config.gain_flips)
         leader, step = choice.best
-        progress.info("dive: arms trained to %s steps; best (%s) at step %d: held-out gain "
+        progress.info("%s: arms trained to %s steps; best (%s) at step %d: held-out gain "
                       "%+.4f (s.e. %.4f) over the start's nDCG@10 %.4f on %d queries",
-                      _in_words(race.horizon),
+                      name, _in_words(race.horizon),
                       race.arms[leader].describe() if leader >= 0 else "none", step,
                       choice.gain, choice.stderr, choice.base_score, choice.n_queries)
         if leader < 0 or not config.runs_on(step, race.horizon[leader], holdout=holdout):
@@ -370,6 +373,7 @@ def _fit(
     seed: int,
     config: DiveConfig,
     rng: np.random.Generator,
+    name: str,
 ) -> tuple[Runtime, dict[str, Any], Summarise]:
     t0 = time.perf_counter()
     labels, validation_rows = pooled_labels(train, corpus.shape[0])
@@ -379,8 +383,8 @@ def _fit(
     axes, _, _ = settle_null_axes(axes, variances, mean, corpus.shape[0])  # as pca's
     heads = initial_heads(corpus, axes, config, rng)
     if config.select and config.start == "select":
-        progress.info("dive: choosing the start on %d labelled queries (%d corpus rows)", n,
-                      corpus.shape[0])
+        progress.info("%s: choosing the start on %d labelled queries (%d corpus rows)", name,
+                      n, corpus.shape[0])
     start, start_choice = _choose_start(fit, heads, mean, labels)
     diag: dict[str, Any] = {"n_labelled": n, "query_batch": fit.query_batch, "start": start.name}
     if start.scores:
@@ -416,7 +420,7 @@ def _fit(
         groups = None  # with nested_gain: groups of the scored queries, dealt by the seed
         if config.nested_gain:
             groups = Folds.cross_fit(base.size, config.folds, seed).held_out
-        choice, curves = _race(race, base, config, groups)
+        choice, curves = _race(race, base, config, groups, name)
         arm = arms[choice.candidate] if choice.candidate is not None else None
         steps = choice.step
         diag.update(selection=folds.scheme, folds=len(folds.held_out), choice=choice.as_record())
@@ -431,7 +435,7 @@ def _fit(
 
     # The kept arm trains from the start on every labelled query (or, with refit=False after
     # a holdout choice, the validated run itself is kept); no arm: the start itself.
-    progress.info("dive: start %s PCA; %s", start.name,
+    progress.info("%s: start %s PCA; %s", name, start.name,
                   f"keeping the {arm.describe()} arm for {steps} steps" if arm is not None
                   else "kept as it is (steps=0: nothing trains)" if config.steps == 0
                   else "kept as it is (no arm showed a real gain)")
@@ -464,8 +468,8 @@ def _fit(
         diag["final_check"] = {"score": round(float(final.mean()), 6),
                                "base_score": round(float(base.mean()), 6)}
         if final.mean() < base.mean():
-            progress.info("dive: the kept model scores below its start on the queries it was "
-                          "chosen with; keeping the start")
+            progress.info("%s: the kept model scores below its start on the queries it was "
+                          "chosen with; keeping the start", name)
             net, log, arm, steps = start_net(), None, None, 0
             final_z = start.corpus_z
             diag["final"] = "start (the kept model scored below it)"

@@ -6,7 +6,8 @@
     z = normalize(mean_k u_k)            the output; the heads fold into one d x D matrix
 
 trained with w_tri * hinge triplet + lambda * head-wise NT-Xent + w_sim * similarity anchor
-(`dive.losses`), AdamW, at most `steps` steps per run, and kept only where the labelled
+(`dive.losses`), AdamW, `steps` steps per run (the leading arm's runs doubled while its
+curve still rises, up to `max_steps`), and kept only where the labelled
 queries show a real gain over its PCA start (below). At inference it is the numpy runtime's
 gelu adapter, a centre (if any) and the folded projection: one small MLP and one GEMM.
 
@@ -311,8 +312,8 @@ class Dive(LearnedCompressor):
         from dive.compressors._dive_fit import fit_dive
 
         runtime, diagnostics, summarise = fit_dive(
-            corpus, train, dim=self.dim or corpus.shape[1], seed=self.seed, config=self.options
-        )
+            corpus, train, dim=self.dim or corpus.shape[1], seed=self.seed, config=self.options,
+            name=self.method)
         runtime, _ = zero_dead_outputs(runtime, output_energy(runtime, corpus), self.method)
         summary = summarise(time.perf_counter() - start)
         diagnostics["fit_seconds"] = round(summary.seconds, 4)
