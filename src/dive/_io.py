@@ -325,7 +325,7 @@ def nothing_finished_unless(finished: Callable[[], bool]) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as exc:
-        if not finished():
+        if not finished() and not written_before(exc):  # its work folder went once published
             setattr(exc, NOTHING_FINISHED, True)
         raise
 

@@ -315,6 +315,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             "%s ($DIVE_EMBEDDINGS) holds %s embeddings of %s too, which evaluate and fit "
             "read ahead of the cache: pass them --embeddings %s to read these", ahead,
             model_label(model), dataset.name, out)
+    args.output = str(out)  # where an interruption once it is in place says it was written
     if imported:
         if args.from_parquet is not None:
             emb = from_parquet(dataset, args.from_parquet, args.queries_parquet, out,

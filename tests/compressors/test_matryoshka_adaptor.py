@@ -23,7 +23,8 @@ from dive.training.adapter import ResidualAdapter
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
-FAST = ":steps=40:eval_every=10:corpus_batch=64:query_batch=64:hidden=16"
+FAST = ":steps=40:eval_every=10:corpus_batch=64:hidden=16"
+SUPERVISED = FAST + ":query_batch=64"  # the unsupervised variant refuses a query batch
 
 
 @pytest.fixture()
@@ -88,7 +89,7 @@ def test_unsupervised_fit_lowers_its_objective(corpus: np.ndarray) -> None:
 def test_supervised_fit_lowers_the_ranking_loss(
     corpus: np.ndarray, labels: TrainingData, rank_loss: RankLoss
 ) -> None:
-    model = make_compressor("matryoshka-adaptor" + FAST + ":steps=0:supervised_steps=60", 4)
+    model = make_compressor("matryoshka-adaptor" + SUPERVISED + ":steps=0:supervised_steps=60", 4)
     model.fit(corpus, labels)
     assert "supervised" in model.fit_info_.diagnostics
 
@@ -158,7 +159,7 @@ def test_stage_two_chooses_its_learning_rate_on_validation(
     corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:
     split = hold_out(labels, 16)
-    model = make_compressor("matryoshka-adaptor" + FAST + ":supervised_steps=30:grid_min=8",
+    model = make_compressor("matryoshka-adaptor" + SUPERVISED + ":supervised_steps=30:grid_min=8",
                             4).fit(corpus, split)
     stage2 = model.fit_info_.diagnostics["supervised"]
     assert stage2["grid"] == "lr 0.001/0.0001"

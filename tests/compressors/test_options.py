@@ -14,7 +14,7 @@ import pytest
 from dive.compressors._baseline import Baseline
 from dive.compressors.dive import Dive, DiveConfig
 from dive.compressors.learned import LearnedCompressor, LearnedConfig
-from dive.compressors.matryoshka_adaptor import MatryoshkaConfig
+from dive.compressors.matryoshka_adaptor import MatryoshkaAdaptorUnsup, MatryoshkaConfig
 from dive.compressors.registry import REGISTRY, make_compressor, parse_spec
 from dive.compressors.search_adaptor import SearchAdaptorConfig
 from dive.compressors.smec import SMEC, SMECConfig
@@ -211,11 +211,18 @@ def test_unsupervised_matryoshka_records_no_stage_two() -> None:
 def test_unsupervised_matryoshka_refuses_what_only_labels_act_on(option: str) -> None:
     """Taken and recorded with no effect on the fit (basis=select fitted identity)."""
     name = option.split("=")[0] if option != "basis=select" else option
-    with pytest.raises(DiveError, match=rf"^matryoshka-adaptor-unsup: {name} act on labelled"):
+    with pytest.raises(DiveError, match=rf"^matryoshka-adaptor-unsup: {name} acts on labelled"):
         make_compressor(f"matryoshka-adaptor-unsup:{option}", 4)
     make_compressor(f"matryoshka-adaptor:{option}", 4)  # the supervised variant uses it
+    if option != "basis=select":  # in a whole config too (it was taken, and recorded)
+        built = make_compressor(f"matryoshka-adaptor:{option}", 4).options
+        with pytest.raises(DiveError, match=rf"^matryoshka-adaptor-unsup: {name} acts on"):
+            MatryoshkaAdaptorUnsup(4, config=built)
     default = make_compressor("matryoshka-adaptor-unsup:basis=pca:select=true", 4)  # as given
     assert default.config()["basis"] == "pca"
+    with pytest.warns(FutureWarning):  # the old name sizes the corpus batch it uses too
+        old = make_compressor("matryoshka-adaptor-unsup:batch_size=64", 4)
+    assert old.options.corpus_batch == 64
 
 
 METHODS_DOC = Path(__file__).resolve().parents[2] / "docs" / "methods.md"
@@ -337,9 +344,16 @@ def test_a_model_too_large_for_memory_is_one_error() -> None:
 def test_dive_refuses_more_nt_xent_views_than_its_matrix_holds() -> None:
     """heads=1000 (x 64 items) asked NT-Xent for a 16 GB similarity matrix: the kernel killed
     the fit, without a word."""
-    with pytest.raises(DiveError, match=r"^dive: heads must be <= 128 with ntxent_items=64 "
-                                        r"\(heads x ntxent_items <= 8192"):
+    with pytest.raises(DiveError, match=r"^dive: heads must be such that heads x ntxent_items "
+                                        r"<= 8192 .*, got 1000$"):
         make_compressor("dive:heads=1000", 8)
+    # the rule's bound divided by ntxent_items=0 (a ZeroDivisionError traceback), and asked
+    # for "heads <= 0" where ntxent_items alone is past it
+    with pytest.raises(DiveError, match=r"^dive: ntxent_items must be >= 2, got 0$"):
+        make_compressor("dive:ntxent_items=0", 8)
+    with pytest.raises(DiveError, match=r"^dive: ntxent_items must be such that heads x "
+                                        r"ntxent_items <= 8192 .*, got 10000$"):
+        make_compressor("dive:ntxent_items=10000:corpus_batch=10000:heads=1", 8)
     assert make_compressor("dive:heads=128", 8).options.heads == 128
     assert make_compressor("dive:heads=1000:ntxent_weight=0", 8).options.heads == 1000
 

@@ -215,8 +215,17 @@ def test_a_sub_dataset_found_in_a_root_keeps_its_name_whatever_folder_is_here(
     assert load_dataset("./bundle/part").name == "part"  # the folder here, as a path
 
 
-def test_load_dataset_takes_a_path_object(roots: dict[str, Path], make_beir: MakeBeir) -> None:
-    assert load_dataset(_put(make_beir, roots["env"])).name == "toy"
+def test_load_dataset_takes_a_path_object(roots: dict[str, Path], make_beir: MakeBeir,
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    in_env = _put(make_beir, roots["env"])
+    assert load_dataset(in_env).name == "toy"
+    here = tmp_path / "here"
+    here.mkdir()
+    local = make_beir("local").rename(here / "toy")
+    monkeypatch.chdir(here)  # Path("./toy") reads "toy": it was looked up, and found in env
+    assert load_dataset(Path("./toy")).path == Path("toy") and load_dataset("toy").path == in_env
+    assert local.is_dir()
     (roots["env"] / "bundle").mkdir()
     make_beir("src").rename(roots["env"] / "bundle" / "part")
     with pytest.raises(DataError, match=r"name one as .*/bundle/part$"):  # AttributeError: rstrip

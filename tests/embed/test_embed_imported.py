@@ -260,8 +260,8 @@ def test_vectors_made_by_hand_are_checked_as_the_readers_check_them(api: Api,
 
     ids, x, _ = api["corpus"]
     header = np.vstack([np.full((1, x.shape[1]), 0.05, np.float32), x])
-    for array, message in [(header, rf"^my-api: {len(ids) + 1} rows but the ids has {len(ids)}"),
-                           (x[:-1], rf"^my-api: {len(ids) - 1} rows but the ids has"),
+    for array, message in [(header, rf"^my-api: {len(ids) + 1} rows but {len(ids)} ids$"),
+                           (x[:-1], rf"^my-api: {len(ids) - 1} rows but {len(ids)} ids$"),
                            (x.tolist(), r"^my-api: the vectors are a list; expected a numpy"),
                            (x[0], r"^my-api: expected a 2-d \(n, dim\) array"),
                            (x.astype(np.int64), r"^my-api: expected float embeddings")]:
@@ -270,6 +270,9 @@ def test_vectors_made_by_hand_are_checked_as_the_readers_check_them(api: Api,
     with pytest.raises(DataError, match=r"^my-api: row 1: the id is None; expected text"):
         Vectors([ids[0], None, *ids[2:]], x, "my-api")
     assert Vectors(list(range(len(ids))), x, "my-api").ids[:2] == ["0", "1"]  # as Parquet's
+    for odd, kind in [("abc", "a str"), (None, "None")]:  # one id a character; a TypeError
+        with pytest.raises(DataError, match=rf"^my-api: the ids are {kind}.*; expected a list"):
+            Vectors(odd, x[:3], "my-api")  # type: ignore[arg-type]
 
 
 def test_an_import_records_the_files_it_read_as_absolute_paths(

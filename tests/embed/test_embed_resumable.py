@@ -21,7 +21,7 @@ import pytest
 
 from dive._io import held
 from dive.data import load_beir
-from dive.embed import encode_to_folder, load_embeddings, load_model, resumable
+from dive.embed import cache_folder, encode_to_folder, load_embeddings, load_model, resumable
 from dive.embed.resumable import JOB_FILE
 from dive.errors import DataError, DiveError
 
@@ -396,12 +396,14 @@ def test_the_returned_embeddings_carry_the_folders_meta(tmp_path: Path, model: A
     assert result.embeddings.meta["dim"] == back.dim
 
 
+@pytest.mark.parametrize("given", [True, False])
 def test_ctrl_c_while_the_work_folder_is_removed_says_the_output_was_written(
     tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], default_signals: None
+    capsys: pytest.CaptureFixture[str], default_signals: None, given: bool
 ) -> None:
     """Once the folder was in place, Ctrl-C during the tidy-up said "finished chunks are saved
-    and a rerun resumes", left the work folder, and the rerun refused: "already exists"."""
+    and a rerun resumes", left the work folder, and the rerun refused: "already exists". Into
+    the cache (no --output) it said "no chunk was finished yet"."""
     import shutil
     import signal
 
@@ -416,12 +418,14 @@ def test_ctrl_c_while_the_work_folder_is_removed_says_the_output_was_written(
         real_rmtree(path, *args, **kwargs)
 
     monkeypatch.setattr(resumable.shutil, "rmtree", ctrl_c_then_remove)
-    out = tmp_path / "out"
-    assert main(["embed", "--dataset", str(PANTRY), "--output", str(out), "--chunk-size",
-                 str(CHUNK), "--no-progress"]) == 130
+    monkeypatch.setenv("DIVE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DIVE_EMBEDDINGS", raising=False)
+    out = tmp_path / "out" if given else cache_folder(load_beir(PANTRY), "all-MiniLM-L6-v2")
+    assert main(["embed", "--dataset", str(PANTRY), *(["--output", str(out)] if given else []),
+                 "--chunk-size", str(CHUNK), "--no-progress"]) == 130
     assert capsys.readouterr().err.endswith(f"dive: interrupted; {out} was already written in "
                                             "full\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
     assert load_embeddings(out).corpus.shape == (48, 384)
 
 

@@ -169,10 +169,10 @@ class DiveConfig(LearnedConfig):
              f"<= corpus_batch ({self.corpus_batch})"),
             # NT-Xent compares every view with every other: heads=1000 asked for a 16 GB
             # matrix, which the kernel killed the fit over, without a word
-            ("heads", self.ntxent_weight == 0 or self.heads * self.ntxent_items <= NTXENT_VIEWS,
-             f"<= {NTXENT_VIEWS // self.ntxent_items} with ntxent_items={self.ntxent_items} "
-             f"(heads x ntxent_items <= {NTXENT_VIEWS}: NT-Xent's similarity matrix of its "
-             "views; or ntxent_weight=0)"),
+            ("heads" if self.ntxent_items <= NTXENT_VIEWS else "ntxent_items",
+             self.ntxent_weight == 0 or self.heads * self.ntxent_items <= NTXENT_VIEWS,
+             f"such that heads x ntxent_items <= {NTXENT_VIEWS} (NT-Xent's similarity matrix "
+             "of its views), or ntxent_weight=0"),
             ("anchor_neighbours", self.anchor_neighbours < self.corpus_batch,
              f"< corpus_batch ({self.corpus_batch})"),
             # only the nDCG comparison has a cutoff: with log-ranks it was recorded, unread

@@ -114,14 +114,20 @@ class MatryoshkaAdaptorUnsup(Baseline):
                  config: MatryoshkaConfig | None = None, **options: Any) -> None:
         super().__init__(dim, seed, config=config, **options)
         default = type(self.options)()
+        # set by name, or in a whole `config=` (an old name, `batch_size`, sets query_batch
+        # beside the corpus batch this variant uses: not refused)
+        named = set(options) | ({f for f in (*NO_STAGE_TWO, *LABELS_ONLY)
+                                 if getattr(config, f) != getattr(default, f)}
+                                if config is not None else set())
         given = [] if self.supervised else sorted(
             [name for name, value in NO_STAGE_TWO.items()
-             if name in options and getattr(self.options, name) != value]
+             if name in named and getattr(self.options, name) != value]
             + [name for name in LABELS_ONLY
-               if name in options and getattr(self.options, name) != getattr(default, name)]
+               if name in named and getattr(self.options, name) != getattr(default, name)]
             + (["basis=select"] if self.options.basis == "select" else []))
         if given:  # taken, and recorded, with no effect (no stage 2; basis=select: identity)
-            raise DiveError(f"{self.method}: {', '.join(given)} act on labelled queries (the "
+            raise DiveError(f"{self.method}: {', '.join(given)} "
+                            f"{'acts' if len(given) == 1 else 'act'} on labelled queries (the "
                             "supervised stage, its selection, its negatives), which this "
                             "variant never uses (matryoshka-adaptor does)")
 

@@ -98,7 +98,8 @@ def resolve_dataset(
     if not raw.strip():  # Path("") is the current folder: it would load whatever is here
         raise DataError(f"the dataset name or path is empty ({raw!r})")
     given = Path(raw).expanduser()
-    if not _NAME.fullmatch(raw):
+    # a Path is a path: Path("./cisi") reads "cisi", the name $DIVE_DATA's cisi was found by
+    if not isinstance(name_or_path, str) or not _NAME.fullmatch(raw):
         if given.is_dir():
             return given
         # Not a bare name, so it was meant as a path; don't search or download for it.

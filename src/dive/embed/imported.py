@@ -76,6 +76,9 @@ class Vectors:
             raise DataError(f"{self.where}: expected float embeddings, got dtype "
                             f"{self.array.dtype}")
         check_matrix_shape(self.array.shape, name=self.where)
+        if not isinstance(self.ids, (Sequence, np.ndarray)) or isinstance(self.ids, str):
+            raise DataError(f"{self.where}: the ids are {kind_of(self.ids)}; expected a list "
+                            "of ids, one per row")  # a str was read as one id per character
         ids = [str(i) if isinstance(i, (int, np.integer)) and not isinstance(i, bool) else i
                for i in self.ids]
         odd = next((row for row, i in enumerate(ids) if not isinstance(i, str)), None)
@@ -83,8 +86,8 @@ class Vectors:
             raise DataError(f"{self.id_place(odd)}: the id is {kind_of(ids[odd])}; expected "
                             "text (or an integer)")
         if self.array.shape[0] != len(ids):
-            raise DataError(f"{self.where}: {self.array.shape[0]} rows but "
-                            f"{self.ids_from or 'the ids'} has {len(ids)} ids")
+            raise DataError(f"{self.where}: {self.array.shape[0]} rows but {len(ids)} ids"
+                            + (f" in {self.ids_from}" if self.ids_from else ""))
         object.__setattr__(self, "ids", ids)
 
     def row_name(self, row: int) -> str:
