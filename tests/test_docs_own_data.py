@@ -8,6 +8,7 @@ results records, model folders, the compressed LanceDB column and table, and sea
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -74,8 +75,9 @@ def test_the_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert {r["method"] for r in records} == {"frozen", "truncate", "pca", "pca-uncentered",
                                               "dive"}
     assert all(r["n_eval"] == 16 for r in records)
+    parquet = os.path.abspath("runs/own-data/api-corpus.parquet")  # as recorded: from anywhere
     assert "embeddings for pantry: runs/own-data/api (the folder given; my-api vectors " \
-           "imported from runs/own-data/api-corpus.parquet)" in out
+           f"imported from {parquet})" in out
 
     table = namespace["db"].open_table("pantry")
     assert table.schema.names == ["id", "text", "vector", "vector_48"]

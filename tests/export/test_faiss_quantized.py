@@ -102,8 +102,12 @@ def test_a_meta_file_that_disagrees_with_the_index_is_refused(tmp_path: Path,
     meta = json.loads(meta_path(path).read_text())
     meta_path(path).write_text(json.dumps({**meta, "precision": "int8"}))
     with pytest.raises(DataError, match=r"i\.faiss: holds 32-byte vectors of dimension 8, but "
-                                         r"i\.faiss\.meta\.json says int8$"):  # not
-        load_index(path)  # "of dimension None"
+                                         r"i\.faiss\.meta\.json says int8 of dimension 8$"):
+        load_index(path)
+    without = {k: v for k, v in meta.items() if k != "dim"}  # it read "of dimension None"
+    meta_path(path).write_text(json.dumps({**without, "precision": "int8"}))
+    with pytest.raises(DataError, match=r"i\.faiss\.meta\.json says int8$"):
+        load_index(path)
     meta_path(path).write_text(json.dumps({**meta, "precision": "int4"}))
     with pytest.raises(DataError, match="precision 'int4' is not one of"):
         load_index(path)
