@@ -86,8 +86,9 @@ class Vectors:
             raise DataError(f"{self.id_place(odd)}: the id is {kind_of(ids[odd])}; expected "
                             "text (or an integer)")
         if self.array.shape[0] != len(ids):
-            raise DataError(f"{self.where}: {self.array.shape[0]} rows but {len(ids)} ids"
-                            + (f" in {self.ids_from}" if self.ids_from else ""))
+            raise DataError(f"{self.where}: {self.array.shape[0]} rows but "
+                            + (f"{self.ids_from} has {len(ids)} ids" if self.ids_from else
+                               f"{len(ids)} ids"))
         object.__setattr__(self, "ids", ids)
 
     def row_name(self, row: int) -> str:
@@ -150,10 +151,7 @@ def read_npy_vectors(path: PathLike, ids_path: PathLike) -> Vectors:
             raise DataError(f"{required}: is a folder, not a file" if required.is_dir()
                             else f"{required}: no such file")
     array = read_matrix(file, mmap=True)
-    ids = read_ids(ids_file)
-    if array.shape[0] != len(ids):
-        raise DataError(f"{file}: {array.shape[0]} rows but {ids_file} has {len(ids)} ids")
-    return Vectors(ids, array, str(file), str(ids_file))
+    return Vectors(read_ids(ids_file), array, str(file), str(ids_file))  # rows against ids
 
 
 def from_parquet(

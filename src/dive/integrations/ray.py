@@ -366,13 +366,11 @@ def _check_schemas_merge(src: Path, files: list[Path], id_column: str) -> None:
     where the local engine compresses them; unsigned and signed integer ids merge as int64,
     whose cast failed on Ray's workers for ids of 2**63 and more."""
     arrow = import_pyarrow()
-    merged = arrow.parquet.read_schema(files[0])
-    unsigned: set[bool] = set()
-    for path in files:
-        schema = arrow.parquet.read_schema(path)
-        id_type = schema.field(id_column).type
-        if arrow.types.is_integer(id_type):
-            unsigned.add(arrow.types.is_unsigned_integer(id_type))
+    schemas = [arrow.parquet.read_schema(path) for path in files]
+    id_types = [schema.field(id_column).type for schema in schemas]
+    unsigned = {arrow.types.is_unsigned_integer(t) for t in id_types if arrow.types.is_integer(t)}
+    merged = schemas[0]
+    for path, schema in zip(files[1:], schemas[1:], strict=True):
         try:
             merged = arrow.unify_schemas([merged, schema], promote_options="permissive")
         except (arrow.ArrowTypeError, arrow.ArrowInvalid) as exc:
