@@ -59,3 +59,28 @@ def test_naming_the_machine_never_loads_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "not loaded False"
+
+
+def test_no_fit_of_a_grid_is_charged_torchs_import(tiny: tuple[Path, Path]) -> None:
+    """The first learned fit of a process found torch unloaded and counted its import (seconds)
+    in its fit_seconds: the grid's first learned method looked slower than the others."""
+    import subprocess
+
+    code = f"""
+import json, sys
+from dive.compressors.dive import Dive
+from dive.evaluate.protocol import GridSpec, run_grid
+from dive.evaluate.records import ResultsFile
+seen, fit = [], Dive.fit
+def watched(self, *args, **kwargs):
+    seen.append("torch" in sys.modules)
+    return fit(self, *args, **kwargs)
+Dive.fit = watched
+run_grid(GridSpec(datasets=[{str(tiny[0])!r}], methods=["pca", "dive:steps=2"], ratios=[2],
+                  budgets=[None], seeds=[0], embeddings_dir={str(tiny[1])!r}),
+         ResultsFile({str(tiny[0].parent / "r.jsonl")!r}))
+print(json.dumps(seen))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[true]"
