@@ -55,6 +55,24 @@ def test_a_full_disk_under_a_short_output_is_one_line_naming_stdout(args: list[s
     assert into_full_disk(*args) == (2, NO_SPACE)
 
 
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+def test_a_summary_lost_to_a_full_disk_names_the_output_written_before(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The report was in place when its summary failed: "no space left on device" and exit 2
+    alone sent a script to rerun, where the rerun was refused as "already exists"."""
+    from dive.cli import main
+
+    results, report = tmp_path / "r.jsonl", tmp_path / "rep"
+    assert main(["evaluate", "--datasets", str(tiny[0]), "--embeddings", str(tiny[1]),
+                 "--methods", "pca", "--ratios", "4", "--budgets", "all", "--seeds", "0",
+                 "--results", str(results), "--no-progress"]) == 0
+    assert into_full_disk("report", "--results", str(results), "--output", str(report)) == (
+        2, f"{NO_SPACE[:-1]} ({report} was written in full: only what this verb printed is "
+           "lost)\n")
+    assert (report / "report.md").is_file()
+
+
 def closed_stdout(*args: str) -> tuple[int, str]:
     """Exit status and stderr of `dive ARGS >&-`."""
     command = " ".join(f"'{arg}'" for arg in (sys.executable, "-m", "dive", *args))

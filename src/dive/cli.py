@@ -1080,7 +1080,10 @@ def _main(argv: Sequence[str] | None) -> int:
         _show_embedding_sources()
         handler = HANDLERS[args.verb]
         with _stopped_like_ctrl_c(), _logging(verbose=args.verbose):
-            return handler(args)
+            status = handler(args)
+            if sys.stdout is not None:  # here, where a failure can name what was written
+                sys.stdout.flush()
+            return status
     except BrokenPipeError as exc:
         return stdout_failed(exc)
     except UnicodeEncodeError as exc:  # pyarrow, LanceDB, tokenizers: UTF-8 paths only
@@ -1096,7 +1099,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args is None:
             raise
         if isinstance(exc, OSError) and exc.filename == STDOUT:
-            return stdout_failed(exc)
+            return stdout_failed(exc, getattr(args, WRITTEN, None))
         _traceback_if_debug(args)
         # File-system trouble (disk full, no permission, a file where a folder should be) is
         # the user's to fix too.

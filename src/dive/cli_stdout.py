@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from dive._io import describe_os_error
@@ -94,13 +95,16 @@ def flush_stdout() -> int | None:
     return None
 
 
-def stdout_failed(exc: OSError) -> int:
+def stdout_failed(exc: OSError, written: str | Path | None = None) -> int:
     """The exit status for a write to stdout that failed with `exc`: 128 + SIGPIPE for a
     reader that stopped early (`dive search ... | head`, not an error of ours), silently; 2
-    with one error line for anything else. Stdout then goes to /dev/null, so the exit's own
-    flush of what is left cannot fail again."""
+    with one error line for anything else, naming the verb's output when it was already in
+    place (`written`: a rerun finds it there). Stdout then goes to /dev/null, so the exit's
+    own flush of what is left cannot fail again."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if isinstance(exc, BrokenPipeError):
         return 128 + signal.SIGPIPE
-    print(f"dive: error: {describe_os_error(exc)}", file=sys.stderr)
+    kept = "" if written is None else (f" ({written} was written in full: only what this "
+                                       "verb printed is lost)")
+    print(f"dive: error: {describe_os_error(exc)}{kept}", file=sys.stderr)
     return 2
