@@ -1010,3 +1010,33 @@ def test_an_interruption_says_whether_a_chunk_was_finished(
     with pytest.raises(KeyboardInterrupt) as caught:
         compress_store(runtime, src, tmp_path / "y.npy", batch_size=100, progress=False)
     assert nothing_finished(caught.value) == (finished == 0)
+
+
+def test_a_work_folder_without_state_is_not_blamed_on_another_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime, stores,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run killed while publishing (its state goes first) left a folder whose rerun said it
+    was "left by a run with another input, model or settings", an input change never made."""
+    np.save(tmp_path / "x.npy", stores.vectors(1000))
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 3)
+        with pytest.raises(_Interrupt):
+            compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100)
+    partial = resume.Partial(tmp_path / "y.npy")
+    partial.state_path.unlink()  # as a kill between dropping it and the rename leaves it
+    with caplog.at_level("WARNING"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100,
+                       progress=False)
+    assert f"{partial.root}: left without a state to resume from; starting over" in caplog.text
+    assert "another input" not in caplog.text
+    caplog.clear()
+    other = Runtime(input_dim=32, projection=np.eye(32, dtype=np.float32)[:4])
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 3)
+        with pytest.raises(_Interrupt):
+            compress_store(other, tmp_path / "x.npy", tmp_path / "z.npy", batch_size=100)
+    with caplog.at_level("WARNING"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "z.npy", batch_size=100,
+                       progress=False)
+    assert "left by a run with another input, model or settings; starting over" in caplog.text

@@ -57,10 +57,12 @@ class Partial:
                 logger.info("%s: resuming after row %d", self.root, old["rows_done"])
                 return old
             clear_work_folder(self.root, self._left_by_a_run)
-            logger.warning(
-                "%s: left by a run with another input, model or settings; starting over",
-                self.root,
-            )
+            why = (
+                # a run stopped before its first save, or while publishing (state goes first)
+                "left without a state to resume from" if old is None
+                else "left by a run with another input, model or settings"
+                if old.get("job") != job else "its data folder is missing")
+            logger.warning("%s: %s; starting over", self.root, why)
         self.data.mkdir(parents=True)
         state = {
             "format": STATE_FORMAT,
