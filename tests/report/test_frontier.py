@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from dive.report.frontier import (
+    PLOT_FLOOR,
     best_per_budget,
     check_budgets,
     configs,
@@ -88,6 +89,11 @@ def test_the_frontier_plot_has_a_line_per_family(byte_records: list[dict[str, An
     assert {"pca", "frozen, quantized", "faiss-pq", "st-int8"} <= labels
     assert any(label.startswith("frozen float32") for label in labels)
     assert fig.axes[0].get_xscale() == "log"
+    # the axis cut is said beside the plot: a point below it was missing without a word
+    assert fig.axes[0].get_ylim()[0] == pytest.approx(PLOT_FLOOR * 0.600)  # frozen float32's
+    assert (f"The plot's y axis starts at {PLOT_FLOOR:.0%} of frozen float32: a configuration "
+            "scoring lower (a few bits a vector) is in the tables only.") in frontier_section(
+                byte_records, image="img/bytes.png")
 
 
 def test_shares_of_frozen_are_on_the_seeds_both_ran(

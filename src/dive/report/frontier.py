@@ -50,6 +50,7 @@ from dive.report.summary import (
 )
 
 KEEPS = (0.95, 0.99)
+PLOT_FLOOR = 0.5  # the plot's y axis starts at this share of frozen float32
 
 
 @dataclass(frozen=True)
@@ -406,7 +407,9 @@ def frontier_section(records: Sequence[Mapping[str, Any]], *, image: str | None 
                       "they stay in the tables above for comparison, and dive fit cannot build "
                       "them.")
     if image:
-        parts.append(f"![nDCG@10 vs bytes per vector]({image})")
+        parts.append(f"![nDCG@10 vs bytes per vector]({image})\n\nThe plot's y axis starts at "
+                     f"{PLOT_FLOOR:.0%} of frozen float32: a configuration scoring lower (a few "
+                     "bits a vector) is in the tables only.")
     for dataset, budget, group in groups(cells):
         reference = frozen_reference(group)
         title = f"### {plain(dataset)}, {budget_title(budget)}"

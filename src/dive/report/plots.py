@@ -290,15 +290,13 @@ def plot_ndcg_vs_budget(
     return None if fig is None else _save(fig, out, overwrite)
 
 
-_FRONTIER_FLOOR = 0.5  # the frontier plot's y axis starts at this share of frozen
-
-
 def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10") -> Any:
     """nDCG@10 against bytes per vector (log axis) as a laid-out matplotlib figure: a row of
     panels per (dataset, budget), without and with rescoring; one line per family through its
     frontier (`dive.report.frontier`), anchors dotted, frozen float32 dashed. The y axis starts
     at half of frozen."""
     from dive.report.frontier import (
+        PLOT_FLOOR,
         allowed,
         configs,
         frontier,
@@ -344,7 +342,7 @@ def frontier_figure(records: Iterable[Mapping[str, Any]], metric: str = "ndcg@10
             if reference is not None:
                 # Configurations below half of frozen (a few bits a vector) would squash the
                 # range where the budgets compete; they stay in the tables.
-                ax.set_ylim(bottom=_FRONTIER_FLOOR * reference.mean)
+                ax.set_ylim(bottom=PLOT_FLOOR * reference.mean)
             ax.set_xlabel("bytes per vector (first stage)")
             ax.set_ylabel(metric_title(metric))
             kind = "with rescoring (float32 funnel)" if rescoring else "without rescoring"
