@@ -136,6 +136,28 @@ def test_demo_twice_resumes_and_overwrite_starts_over(
     assert "skipped" not in capsys.readouterr().err
 
 
+def test_a_first_demo_keeps_a_png_of_its_plot_name(
+    tiny: Tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PNG of the user's named ndcg_vs_dim.png in the output folder was replaced by a first
+    run (no results there: it is no earlier demo's plot) without --overwrite."""
+    out = tmp_path / "demo"
+    argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
+            "frozen,pca", "--ratios", "4", "--budgets", "all", "--no-progress",
+            "--output", str(out)]
+    assert main(argv) == 0
+    theirs = (out / "ndcg_vs_dim.png").read_bytes()
+    (out / "results.jsonl").unlink()
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert one_error_line(capsys).endswith(
+        "ndcg_vs_dim.png: already exists; pass --overwrite to replace it\n")
+    assert (out / "ndcg_vs_dim.png").read_bytes() == theirs
+    assert sorted(p.name for p in out.iterdir()) == ["ndcg_vs_dim.png"]
+    assert main([*argv, "--overwrite"]) == 0
+    assert main(argv) == 0  # a rerun redraws its plot
+
+
 @pytest.mark.parametrize(("name", "what"), [("results.jsonl", "a results file"),
                                              ("ndcg_vs_dim.png", "a PNG plot")])
 def test_demo_never_replaces_a_file_of_another_kind_at_its_output_names(

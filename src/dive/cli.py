@@ -210,9 +210,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.overwrite:  # appended to, as evaluate appends: a damaged line is named
         read_records(results)  # as evaluate names it (not "refusing to replace it")
     # the results are resumed (or, with --overwrite, replaced) and the plot redrawn each run:
-    # neither replaces a file of another kind
+    # neither replaces a file of another kind, nor, on a first run (no results), a PNG of
+    # the same name (not an earlier demo's)
     check_output(results, overwrite=True, ours=is_results_file, what="a results file")
-    check_output(plot_path, overwrite=True, ours=is_png, what="a PNG plot")
+    rerun = results.exists() or results.is_symlink()
+    check_output(plot_path, overwrite=args.overwrite or rerun, ours=is_png, what="a PNG plot")
     # a results.jsonl that links elsewhere is replaced there, as a plain run appends there
     target = resolve_link(results)
     # what a `--overwrite` run killed outright left (a pair `check_output` above finds dead),

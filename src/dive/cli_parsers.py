@@ -381,7 +381,8 @@ def add_demo(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "demo", "every method on one dataset: table + plot")
     p.add_argument("--dataset", type=_name, default="scifact", help="dataset name or BEIR folder")
     _add_output(p, "folder for results.jsonl and the plot (a rerun resumes the run there and "
-                   "redraws the plot)", metavar="DIR", required=False, default="runs/demo")
+                   "redraws the plot; a first run replaces no file there)", metavar="DIR",
+                required=False, default="runs/demo")
     _add_overwrite(p, "start over: replace the folder's results.jsonl once the new run is done")
     _add_grid_options(p, methods=_methods_of("reference", "classical", "learned"), budgets="64",
                       seeds="0")
