@@ -100,13 +100,15 @@ def fit_matryoshka(
     def encode(v: torch.Tensor) -> torch.Tensor:
         return F.normalize(adapter(v)[:, :dim], dim=-1)
 
-    # Stage 1 (unsupervised) is gated on its own objective over held-out anchors, as the paper
-    # early-stops on its training losses; stage 2 on validation nDCG@10 (or none: see below).
-    held_out = torch.from_numpy(rng.choice(len(pool), min(512, len(pool)), replace=False))
+    # Stage 1 (unsupervised) is gated on its own objective over a fixed sample of anchors, as
+    # the paper early-stops on its training losses: drawn from the pool the batches draw from
+    # (not held out: the corpus is what is searched, so fitting it is the goal), it reads the
+    # loss without the batches' noise. Stage 2 on validation nDCG@10 (or none: see below).
+    fixed = torch.from_numpy(rng.choice(len(pool), min(512, len(pool)), replace=False))
 
-    def held_out_score() -> np.ndarray:
+    def fixed_sample_score() -> np.ndarray:
         with torch.no_grad():
-            return np.array([-float(unsup_loss(held_out))])
+            return np.array([-float(unsup_loss(fixed))])
 
     def step_loss(c: MatryoshkaConfig | None, run_rng: np.random.Generator) -> Loss:
         """Stage 1's loss (`c` None), or stage 2's with the ranking term of setting `c`."""
@@ -124,8 +126,8 @@ def fit_matryoshka(
         loss=step_loss(None, rng),
         optimiser=plain_adam(adapter.parameters())(cfg),
         state=snapshot(adapter),
-        scores=held_out_score,
-        start=held_out_score(),
+        scores=fixed_sample_score,
+        start=fixed_sample_score(),
         refresh=None,
         every=cfg.eval_every,
         patience_steps=cfg.patience_steps,

@@ -76,7 +76,8 @@ class MatryoshkaAdaptorUnsup(Baseline):
       lossless rotation folded into the runtime; `"identity"` is the paper's raw prefix.
     - steps scaled down for CPU from up to 5000 (patience 500) to `steps` = 600 unsupervised
       plus `supervised_steps` = 300 (patience 200), checked every 50 steps: stage 1 keeps the
-      best checkpoint by its own loss on 512 held-out anchors; stage 2 trains once per
+      best checkpoint by its own loss on a fixed sample of 512 corpus anchors (also
+      trained on: the corpus is what is searched); stage 2 trains once per
       learning rate of `lr_grid` (the paper names no grid: two values, the size of DIVE's)
       and the selection keeps the best (rate, checkpoint) by validation nDCG@10, or the end
       of stage 1 (no validation queries: `lr`, and the last state);
