@@ -318,6 +318,8 @@ def test_refitting_on_arrays_drops_the_dataset_record(tiny: tuple[Path, Path],
      "dataset name, a BEIR-layout folder or a Dataset$"),
     (lambda: dive.fit("tiny", embeddings=np.ones((4, 8))),  # type: ignore[arg-type]
      "^fit: embeddings is a ndarray; expected the path of an embeddings folder"),
+    (lambda: dive.fit("tiny", embeddings=""),  # read the working folder (the CLI refuses it)
+     "^fit: embeddings is empty; expected the path of an embeddings folder"),
     (lambda: dive.embed(None),  # type: ignore[arg-type]
      "^embed: data is None; expected a dataset name, a BEIR-layout folder, a Dataset or a "
      "list of texts$"),

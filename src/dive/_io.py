@@ -795,7 +795,7 @@ def as_path(value: object, what: str, expected: str = "a path") -> Path:
     os.PathLike object, not NoneType" from deep inside a writer). `dive.save(m, "~/pca8")`
     made a folder named `~` in the working folder."""
     if not isinstance(value, (str, os.PathLike)) or value == "":
-        shown = "empty" if value == "" else kind_of(value)
+        shown = "empty" if isinstance(value, str) else kind_of(value)  # (an array's == is not)
         raise DiveError(f"{what} is {shown}; expected {expected} (str or os.PathLike)")
     return Path(value).expanduser()
 

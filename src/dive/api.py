@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dive._io import check_flag
+from dive._io import as_path, check_flag
 from dive.arrays import is_integer, is_utf8, positive_integer
 from dive.embed.encode import DEFAULT_MODEL
 from dive.embed.resumable import DEFAULT_CHUNK_SIZE
@@ -286,9 +286,9 @@ def fit(
 
     if queries is not None or relevant is not None:
         raise DiveError("fit: queries/relevant go with corpus arrays; a dataset has its qrels")
-    if embeddings is not None and not isinstance(embeddings, (str, os.PathLike)):
-        raise DiveError(f"fit: embeddings is {kind_of(embeddings)}; expected the path of an "
-                        "embeddings folder (`dive embed` writes one)")
+    folder = None if embeddings is None else as_path(
+        embeddings, "fit: embeddings", "the path of an embeddings folder (`dive embed` writes "
+        "one)")  # "" read the working folder, where the command line refuses it
     labels = parse_budget(budget)  # a bad budget fails before any data is read
     if model is not None and (what := _not_a_name(model)) is not None:
         # 3 was an AttributeError deep in the embeddings lookup; "" the default model
@@ -297,7 +297,6 @@ def fit(
     dataset = _dataset(data, data_dir)
     # Recorded under the model the embeddings folder names, as `dive fit` does; a `model`
     # that the folder contradicts is kept, with get_embeddings' warning.
-    folder = None if embeddings is None else Path(embeddings)
     model_name = model or default_model_for(folder)
     emb = get_embeddings(dataset, model_name, embeddings_dir=folder)
     compressor = _compressor(method, dim, ratio, emb.dim, seed)
