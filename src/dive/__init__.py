@@ -13,8 +13,11 @@ from __future__ import annotations
 # typing only for the checker: the console script (`dive.__main__`) imports this package
 # before it can catch a Ctrl-C, so it imports nothing
 TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+if TYPE_CHECKING:  # the lazy names' real signatures, for the checker (`__getattr__` is hidden)
+    from dive.api import embed as embed
+    from dive.api import fit as fit
+    from dive.export.folder import load as load
+    from dive.export.folder import save as save
 
 __version__ = "0.1.0"
 
@@ -26,14 +29,16 @@ _LAZY = {"load": "dive.export.folder", "save": "dive.export.folder", "fit": "div
          "embed": "dive.embed"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dive' has no attribute {name!r}")
-    import importlib
+if not TYPE_CHECKING:  # a checker sees the names above, so a misspelt one is an error
 
-    imported = importlib.import_module(module)
-    return imported if module == f"dive.{name}" else getattr(imported, name)
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'dive' has no attribute {name!r}")
+        import importlib
+
+        imported = importlib.import_module(module)
+        return imported if module == f"dive.{name}" else getattr(imported, name)
 
 
 def __dir__() -> list[str]:

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -48,6 +48,36 @@ def _dataset(data: str | os.PathLike[str] | Dataset, data_dir: str | None) -> Da
         raise DiveError(f"data_dir is {kind_of(data_dir)}; expected the path of a folder of "
                         "datasets", param="data_dir")
     return data if isinstance(data, Dataset) else load_dataset(os.fspath(data), data_dir=data_dir)
+
+
+@overload
+def embed(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: the first match wins
+    data: str | os.PathLike[str] | Dataset,
+    out: str | os.PathLike[str] | None = ...,
+    *,
+    model: str = ...,
+    batch_size: int = ...,
+    device: str = ...,
+    chunk_size: int = ...,
+    data_dir: str | None = ...,
+    overwrite: bool = ...,
+    progress: bool = ...,
+) -> Embeddings: ...
+
+
+@overload
+def embed(
+    data: Sequence[str],
+    out: None = ...,
+    *,
+    model: str = ...,
+    batch_size: int = ...,
+    device: str = ...,
+    chunk_size: int = ...,
+    data_dir: str | None = ...,
+    overwrite: bool = ...,
+    progress: bool = ...,
+) -> np.ndarray: ...
 
 
 def embed(
