@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dive._io import atomic_write_bytes, atomic_write_text, locked, resolve_link
+from dive.errors import DataError
 
 
 @pytest.fixture
@@ -585,3 +587,24 @@ def test_progress_that_is_not_a_bool_is_refused_as_overwrite_is(
         else:
             dive.embed(["a text"], progress="no")  # type: ignore[arg-type]
     assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("value", [" ", "\t"])
+def test_a_blank_dive_cache_is_refused_by_both_caches(
+    value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """It wrote the cache into a folder named " " in the working folder (an empty value is
+    the default cache, as unset)."""
+    from dive.data.download import default_cache_dir
+    from dive.embed.encode import default_cache_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIVE_CACHE", value)
+    for where in (default_cache_dir, default_cache_root):
+        with pytest.raises(DataError, match=rf"^\$DIVE_CACHE is {re.escape(repr(value))}, blanks"):
+            where()
+    monkeypatch.setenv("DIVE_CACHE", "")
+    assert default_cache_root() == Path.home() / ".cache" / "dive" / "embeddings"
+    monkeypatch.setenv("DIVE_CACHE", "~/c")
+    assert default_cache_dir() == Path.home() / "c" / "datasets"
+    assert list(tmp_path.iterdir()) == []

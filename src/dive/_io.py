@@ -789,6 +789,18 @@ def refuse_special_file(path: str | os.PathLike[str]) -> None:
                         "save its contents to a file and give that")
 
 
+def cache_base() -> Path | None:
+    """`$DIVE_CACHE`, `~` expanded, or None when unset or empty. A value of blanks alone is
+    refused: it wrote the cache into a folder named " " in the working folder."""
+    value = os.environ.get("DIVE_CACHE")
+    if not value:
+        return None
+    if not value.strip():
+        raise DataError(f"$DIVE_CACHE is {value!r}, blanks alone; unset it (the default cache) "
+                        "or name a folder")
+    return Path(value).expanduser()
+
+
 def as_path(value: object, what: str, expected: str = "a path") -> Path:
     """`value` as a Path, `~` expanded as the command line's paths are, or `DiveError` naming
     the parameter `what` and what it should be (not os.fspath's "expected str, bytes or

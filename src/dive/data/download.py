@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dive._io import as_path, check_flag
+from dive._io import as_path, cache_base, check_flag
 from dive.data.beir import Dataset, load_beir
 from dive.errors import DataError, DiveError, kind_of
 
@@ -53,10 +53,7 @@ def default_cache_dir() -> Path:
     The user cache is `$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on macOS and
     `%LOCALAPPDATA%` on Windows.
     """
-    env = os.environ.get("DIVE_CACHE")
-    if env:
-        return Path(env).expanduser() / "datasets"
-    return _user_cache_dir() / "dive" / "datasets"
+    return (cache_base() or _user_cache_dir() / "dive") / "datasets"
 
 
 def _user_cache_dir() -> Path:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
+from dive._io import cache_base
 from dive.arrays import l2_normalize, positive_integer
 from dive.data.beir import form_hint
 from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta
@@ -400,9 +401,7 @@ def dataset_fingerprint(dataset: Dataset) -> str:
 
 def default_cache_root() -> Path:
     """`$DIVE_CACHE/embeddings`, else `~/.cache/dive/embeddings`."""
-    env = os.environ.get("DIVE_CACHE")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "dive"
-    return base / "embeddings"
+    return (cache_base() or Path.home() / ".cache" / "dive") / "embeddings"
 
 
 def _entry_meta(folder: Path) -> dict[str, Any]:
