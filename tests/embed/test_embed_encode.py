@@ -1074,3 +1074,19 @@ def test_an_import_under_the_default_label_is_described_once_as_imported() -> No
     imported = {"imported_from": {"corpus": "c.npy"}}
     assert describe_maker({"model": "imported", **imported}) == "vectors imported from c.npy"
     assert describe_maker({"model": "e5", **imported}) == "e5 vectors imported from c.npy"
+
+
+def test_imported_vectors_missing_from_the_cache_are_named_not_loaded_as_a_model(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--model imported` with another cache than the import's said it could not load a model
+    named 'imported' (offline, or that the hub could not be reached)."""
+    from dive.data import load_beir
+
+    monkeypatch.delenv("DIVE_EMBEDDINGS", raising=False)
+    dataset = load_beir(tiny[0])
+    entry = tmp_path / "cache" / "imported" / dataset.name
+    with pytest.raises(DataError, match=rf"^{entry}: no vectors imported for {dataset.name} "
+                                        r"\(`dive embed --from-npy/--from-parquet` imports"):
+        get_embeddings(dataset, "imported", cache_root=tmp_path / "cache")
+    assert not entry.exists()

@@ -46,6 +46,7 @@ source_log = logging.getLogger(SOURCE_LOGGER)
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean the packaged default model (never fetched from the hub).
 DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
+IMPORTED_MODEL = "imported"  # the label of vectors imported without one: no model to load
 # The files sentence-transformers loads a local model folder by: its own list of modules, or
 # a plain transformers model's config (then mean-pooled).
 _MODEL_FILES = ("modules.json", "config.json")
@@ -523,6 +524,9 @@ def get_embeddings(
                     logger.warning("%s: cached embeddings were made with an earlier save of %s "
                                    "(its files changed since); re-encoding", folder, model_name)
                     emb = None
+            if emb is None and model_name == IMPORTED_MODEL:  # a label, no model to load
+                raise DataError(f"{folder}: no vectors imported for {dataset.name} (`dive embed "
+                                "--from-npy/--from-parquet` imports them into this cache)")
             if emb is None:
                 from dive.embed.resumable import encode_to_folder  # it builds on this module
 
@@ -640,7 +644,7 @@ def describe_maker(meta: dict[str, Any]) -> str:
     imported = meta.get("imported_from")
     if isinstance(imported, dict) and imported.get("corpus"):
         # an import's default label is "imported": "imported vectors imported from"
-        named = "" if model == "imported" else f"{model} "
+        named = "" if model == IMPORTED_MODEL else f"{model} "
         return f"{named}vectors imported from {imported['corpus']}"
     return f"encoded with {model}"
 

@@ -30,7 +30,7 @@ import numpy as np
 from dive._io import refuse_special_file
 from dive.arrays import UNIT_NORM_TOLERANCE, check_matrix_shape
 from dive.data.beir import Dataset, clean_id, form_hint
-from dive.embed.encode import dataset_fingerprint, model_label
+from dive.embed.encode import IMPORTED_MODEL, dataset_fingerprint, model_label
 from dive.embed.store import (
     Embeddings,
     check_embeddings_output,
@@ -49,7 +49,6 @@ from dive.scale.formats import (
 
 logger = logging.getLogger(__name__)
 
-IMPORTED_MODEL = "imported"  # the model label when the caller names none
 _CHUNK_ROWS = 65536
 
 PathLike = str | os.PathLike[str]
