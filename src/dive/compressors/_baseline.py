@@ -10,7 +10,8 @@ The selection grid: a config names the float options the validation queries may 
 (`grid_fields`); each has a `<name>_grid` option, values separated by "/" (`"0/0.1/1"`;
 commas would split a benchmark's method list), and an empty grid keeps the configured value.
 `settings()` is every combination, each a dict of option values the fit applies with
-`dataclasses.replace`; `select=False` keeps the configured values only. Left out: the choice
+`dataclasses.replace`; `select=False` keeps the configured values only (its checkpoint still
+early-stopped on the validation queries). Left out: the choice
 itself (torch side, `dive.compressors._baseline_select`).
 """
 
@@ -63,8 +64,10 @@ def parse_grid(text: str) -> tuple[float, ...] | None:
 @dataclass(frozen=True)
 class BaselineConfig(LearnedConfig):
     """Options shared by Matryoshka-Adaptor, Search-Adaptor and SMEC (with `LearnedConfig`'s:
-    `lr` is Adam(W)'s, no weight decay; `select` chooses the grid's setting and checkpoint on
-    the validation queries)."""
+    `lr` is Adam(W)'s, no weight decay, unless a searched `lr_grid` replaces it; `select`
+    chooses the grid's setting on the validation queries, searched from `grid_min` of them).
+    The checkpoint is early-stopped on the validation queries either way, as the papers do:
+    `select=False` is the fixed-setting fit, where DIVE's chooses nothing at all."""
 
     lr_grid: str = ""  # learning rates the selection tries, "/"-separated ("": `lr` only)
     grid_min: int = 100  # validation queries needed to choose on the grid (fewer: configured)

@@ -29,7 +29,9 @@ class LearnedConfig:
 
     hidden: int | None = None  # adapter width r; None means r = D
     lr: float = 1e-3  # learning rate
-    select: bool = True  # choose what the fit keeps on the labelled queries
+    # choose what the fit keeps on the labelled queries (False: DIVE chooses nothing; a
+    # baseline keeps its configured setting, still early-stopped on them, as its paper)
+    select: bool = True
     min_gain_z: float = 0.0  # leave the start only for a paired gain >= z std errors (0: any)
     eval_every: int = 25  # steps between validation checks
     threads: int | None = 1  # torch + BLAS threads during the fit (None: leave as they are)
