@@ -5,13 +5,16 @@ compared on the means over the seeds both ran (`dive.report.paired.pair`: on a c
 without train qrels the evaluation half changes with the seed, so means over other seeds score
 other queries):
 - the paper's method (`dive`) against its training-free start, `pca-uncentered`;
+- `dive` against the best training-free row, the better of `pca` and `pca-uncentered`
+  (SPEC 5 and issue 11: within `FREE_TOLERANCE`, on every collection, ratio and budget);
 - the better of our registered rows at that cell (family `learned` at their defaults: `dive`
   and its extensions such as `dive-plus`) against every baseline row (family `baseline`: the
   current defaults, option specs and earlier releases such as `smec:basis=pca@v1`);
 - `dive` against the frozen full-dimension row at the two (ratio, budget) cells SPEC 5 names:
   2x with 64 labels and 4x with every label (`FROZEN_CELLS`).
-A check is met when ours is at or above the other mean (the issue names no tolerance; only float
-rounding is forgiven, so equal scores summed in another order still meet); a cell
+A check is met when ours is at or above the other mean (but the best training-free one, the issue
+names no tolerance; only float rounding is forgiven, so equal scores summed in another order
+still meet); a cell
 where only one side ran is not counted. Records of several embedding models are compared per
 model (`dive.report.merge.label_models` names the model in the dataset), never averaged.
 Left out: significance (three seeds carry none).
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from dive.compressors.registry import method_facts
@@ -33,6 +36,8 @@ from dive.report.summary import base_method, budget_order, cell_key
 
 PAPER = "dive"
 START = "pca-uncentered"
+TRAINING_FREE = ("pca", START)  # the best of these at a cell is "best training-free"
+FREE_TOLERANCE = 0.002  # SPEC 5: "never below either PCA ... tolerance 0.002"
 FROZEN = "frozen"
 FROZEN_CELLS = ((2, "64"), (4, "all"))  # (ratio, budget) where `dive` must reach frozen
 
@@ -49,6 +54,7 @@ class Comparison:
     ours_mean: float
     other_mean: float
     seeds: tuple[int, ...]
+    tolerance: float = TOLERANCE  # how far below still meets the target
 
     @property
     def gap(self) -> float:
@@ -57,7 +63,7 @@ class Comparison:
     @property
     def met(self) -> bool:
         # Equal per-seed scores averaged in another record order can differ in the last bit.
-        return self.gap >= -TOLERANCE
+        return self.gap >= -max(self.tolerance, TOLERANCE)
 
 
 def _family(method: str) -> str | None:
@@ -86,6 +92,7 @@ class Checks(NamedTuple):
     dataset, budget and decreasing-dim order."""
 
     start: list[Comparison]  # `dive` against `pca-uncentered`
+    training_free: list[Comparison]  # `dive` against the better of `TRAINING_FREE`
     baselines: list[Comparison]  # the better of ours against each baseline row
     frozen: list[Comparison]  # `dive` against frozen at `FROZEN_CELLS`
 
@@ -100,11 +107,16 @@ def comparisons(records: Iterable[Mapping[str, Any]]) -> Checks:
         dataset, budget, method, dim = cell_key(r)
         by_cell[dataset, budget, dim].setdefault(method, {})[int(r["seed"])] = float(r["ndcg@10"])
         ratios[dataset, budget, dim] = int(r["ratio"])
-    start, baselines, frozen = [], [], []
+    start, training_free, baselines, frozen = [], [], [], []
     for key in sorted(by_cell, key=lambda k: (k[0], budget_order(k[1]), -k[2])):
         rows = by_cell[key]
         if PAPER in rows and START in rows and (c := _compare(key, PAPER, START, rows)):
             start.append(c)
+        free = [c for m in TRAINING_FREE if PAPER in rows and m in rows
+                and (c := _compare(key, PAPER, m, rows))]
+        if free:  # the better of them: the one `dive` gains least over
+            training_free.append(replace(min(free, key=lambda c: c.gap),
+                                         tolerance=FREE_TOLERANCE))
         if PAPER in rows and (c := _against_frozen(key, rows[PAPER], by_cell, ratios[key])):
             frozen.append(c)
         ours = [m for m in rows if _is_ours(m)]
@@ -112,7 +124,7 @@ def comparisons(records: Iterable[Mapping[str, Any]]) -> Checks:
             versus = [c for m in ours if (c := _compare(key, m, other, rows))]
             if versus:
                 baselines.append(max(versus, key=lambda c: c.gap))
-    return Checks(start, baselines, frozen)
+    return Checks(start, training_free, baselines, frozen)
 
 
 def _against_frozen(key: tuple[str, str, int], scores: Scores,
@@ -144,15 +156,19 @@ def _misses(items: Sequence[Comparison], with_other: bool) -> str:
 
 def targets_section(records: Iterable[Mapping[str, Any]]) -> str:
     """The Markdown section: each check's count of cells met and every miss with its figures."""
-    start, baselines, frozen = comparisons(records)
+    start, training_free, baselines, frozen = comparisons(records)
     return (
         "## Targets (issue 11)\n\n"
         "Means over the seeds both rows ran, float32, every cell where both ran; met means at "
-        "or above "
-        "(no tolerance). *Ours*: the better of the registered learned rows at that cell "
-        "(`dive` and its extensions, at their defaults).\n\n"
+        "or above (no tolerance unless a check names one). *Ours*: the better of the "
+        "registered learned rows at that cell (`dive` and its extensions, at their "
+        "defaults).\n\n"
         f"- `{PAPER}` ≥ `{START}`: met in {sum(c.met for c in start)} of {len(start)} "
         f"cells; below in: {_misses(start, with_other=False)}.\n"
+        f"- `{PAPER}` ≥ best training-free (the better of `{TRAINING_FREE[0]}` and "
+        f"`{TRAINING_FREE[1]}`) − {FREE_TOLERANCE} (SPEC 5): met in "
+        f"{sum(c.met for c in training_free)} of {len(training_free)} cells; below in: "
+        f"{_misses(training_free, with_other=True)}.\n"
         f"- ours ≥ every baseline row (current and earlier releases): met in "
         f"{sum(c.met for c in baselines)} of {len(baselines)} (cell, baseline) pairs; below "
         f"in: {_misses(baselines, with_other=True)}.\n"
