@@ -507,3 +507,31 @@ def test_ray_datas_console_keeps_only_its_warnings_while_dive_runs_a_job(
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert capsys.readouterr().err.splitlines() == ["a warning of its own", "after the job"]
+
+
+def test_a_ray_address_nothing_answers_at_is_refused_before_any_work(
+    tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ray.init` retried an unreachable $RAY_ADDRESS for minutes, printing only Ray's own
+    lines, with its work folder made beside the output."""
+    import socket
+
+    from dive.integrations.ray import check_ray_address, compress_parquet
+
+    with socket.socket() as listening:  # a port something answers at, then one nothing does
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_ray_address(f"127.0.0.1:{listening.getsockname()[1]}")
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+    for address in ("auto", "", "local"):  # left to Ray
+        check_ray_address(address)
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(20))
+    monkeypatch.setenv("RAY_ADDRESS", f"ray://127.0.0.1:{port}")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.raises(DiveError, match=rf"^\$RAY_ADDRESS is 'ray://127.0.0.1:{port}', where no "
+                                        r"Ray cluster answers \(connection refused\); start"):
+        compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]

@@ -17,7 +17,8 @@ earlier row has, reading the id column alone), so bad input is one line before R
 Left out: resuming an interrupted job (Ray retries failed tasks, but a killed driver starts
 over; use the local engine for resumable single-machine runs), preserving row order (Ray Data
 does not by default; carry an id column), and cluster setup (`ray.init()` joins the cluster
-in `RAY_ADDRESS`, else starts a local one). Needs the optional extra `ray`.
+in `RAY_ADDRESS`, else starts a local one; a host:port where nothing answers is refused
+first: `check_ray_address`). Needs the optional extra `ray`.
 """
 
 from __future__ import annotations
@@ -291,6 +292,8 @@ def compress_parquet(
     if id_column is not None:
         check_parquet_ids(src, files, src.is_file(), id_column)
     _check_schemas_merge(src, files, id_column)
+    if not ray.is_initialized():
+        check_ray_address(os.environ.get("RAY_ADDRESS", ""))
     tmp = dst.parent / f".{dst.name}.ray-partial"
     # with made_folder: a failed run leaves no output folders it made, as the local engine's
     with made_folder(dst.parent), held(tmp, dst):  # a second run on this output fails at once
@@ -317,6 +320,28 @@ def compress_parquet(
         publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
     logger.info("%s: %d vectors compressed on Ray", dst, rows)
     return rows
+
+
+_HOST_PORT = re.compile(r"(?:ray://)?(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d{1,5})")
+
+
+def check_ray_address(address: str, timeout_s: float = 10.0) -> None:
+    """`DiveError` when `address` (`$RAY_ADDRESS`) names a host and port nothing answers at:
+    `ray.init` retried it for minutes, printing only Ray's own lines. Other forms (empty,
+    `auto`, `local`) are left to Ray."""
+    import socket
+
+    found = _HOST_PORT.fullmatch(address.strip())
+    if found is None:
+        return
+    host, port = found["host"].strip("[]"), int(found["port"])
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise DiveError(f"$RAY_ADDRESS is {address!r}, where no Ray cluster answers ({why.lower()}"
+                        "); start the cluster, or unset RAY_ADDRESS to start a local one") from None
 
 
 def init_keeping_signals(ray: Any) -> None:
