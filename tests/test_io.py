@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -608,3 +609,26 @@ def test_a_blank_dive_cache_is_refused_by_both_caches(
     monkeypatch.setenv("DIVE_CACHE", "~/c")
     assert default_cache_dir() == Path.home() / "c" / "datasets"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("refusal", [errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS])
+def test_a_file_is_published_where_the_file_system_has_no_hard_links(
+    refusal: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FUSE file system without a link handler answers ENOSYS: index, compress, export and
+    a report failed there after all their work ("function not implemented")."""
+    from dive._io import publish
+    from dive.errors import DiveError
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / ".out.abc.tmp").write_text("new")
+    publish(tmp_path / ".out.abc.tmp", tmp_path / "out", overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (tmp_path / "out").read_text() == "new"
+    (tmp_path / ".out.def.tmp").write_text("newer")
+    with pytest.raises(DiveError, match="already exists"):  # still never replaced
+        publish(tmp_path / ".out.def.tmp", tmp_path / "out", overwrite=False)
+    assert (tmp_path / "out").read_text() == "new"

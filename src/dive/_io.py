@@ -522,8 +522,9 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), os.fspath(b))
 
 
-# Errors of link() meaning "no hard links here" (some network and FUSE file systems).
-_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}
+# Errors of link() meaning "no hard links here" (some network and FUSE file systems: a FUSE
+# file system without a link handler answers ENOSYS).
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
 
 
 def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False) -> None:
