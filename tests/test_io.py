@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dive._io import atomic_write_bytes, atomic_write_text, locked, resolve_link
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 
 
 @pytest.fixture
@@ -157,7 +157,6 @@ def test_publish_keeps_a_file_there_unless_told_to_overwrite(
     tmp_path: Path, overwrite: bool
 ) -> None:
     from dive._io import publish
-    from dive.errors import DiveError
 
     (tmp_path / "out").write_bytes(b"first")
     tmp = temp_file(tmp_path, b"second")
@@ -187,7 +186,6 @@ def test_publish_keeps_a_folder_there_unless_told_to_overwrite(
     tmp_path: Path, overwrite: bool
 ) -> None:
     from dive._io import publish
-    from dive.errors import DiveError
 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "config.json").write_bytes(b"first")
@@ -259,7 +257,6 @@ def test_a_claim_left_by_a_killed_run_gives_the_next_folder_the_umask_mode(
 
 def test_publish_refuses_a_file_where_a_folder_goes(tmp_path: Path) -> None:
     from dive._io import publish
-    from dive.errors import DiveError
 
     (tmp_path / "out").write_bytes(b"first")
     with pytest.raises(DiveError, match=r"out: already exists"):
@@ -618,7 +615,6 @@ def test_a_file_is_published_where_the_file_system_has_no_hard_links(
     """A FUSE file system without a link handler answers ENOSYS: index, compress, export and
     a report failed there after all their work ("function not implemented")."""
     from dive._io import publish
-    from dive.errors import DiveError
 
     def no_links(*args: object, **kwargs: object) -> None:
         raise OSError(refusal, os.strerror(refusal))
@@ -632,3 +628,25 @@ def test_a_file_is_published_where_the_file_system_has_no_hard_links(
     with pytest.raises(DiveError, match="already exists"):  # still never replaced
         publish(tmp_path / ".out.def.tmp", tmp_path / "out", overwrite=False)
     assert (tmp_path / "out").read_text() == "new"
+
+
+@pytest.mark.parametrize("refusal", [errno.ENOLCK, errno.ENOSYS])
+def test_a_file_system_without_locks_is_one_line_naming_the_output(
+    refusal: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every writing verb said "dive: error: No locks available" (or "Function not
+    implemented"), naming no path and no cause."""
+    from dive._io import held
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    said = "this file system refuses file locks (flock), which keep two runs from writing"
+    with pytest.raises(DiveError, match=rf"^{tmp_path / 'x.txt'}: {re.escape(said)}"):
+        atomic_write_text(tmp_path / "x.txt", "text")
+    assert list(tmp_path.iterdir()) == []  # no temporary left
+    with pytest.raises(DiveError, match=rf"^{tmp_path / 'r.jsonl'}: {re.escape(said)}"):
+        locked(tmp_path / "r.jsonl").__enter__()
+    with pytest.raises(DiveError, match=rf"^{tmp_path / 'out'}: {re.escape(said)}"):
+        held(tmp_path / ".out.partial", tmp_path / "out").__enter__()

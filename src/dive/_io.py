@@ -79,7 +79,7 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
     target = named(target)
     tmp = target.parent / f"{_temporary_prefix(target)}{secrets.token_hex(8)}.tmp"
     try:
-        held = _make_temporary(tmp, folder=folder)
+        held = _make_temporary(tmp, folder=folder, target=target)
         try:
             yield tmp
         finally:
@@ -140,7 +140,7 @@ def named(target: Path) -> Path:
     return Path(os.path.realpath(path.parent)) / path.name
 
 
-def _make_temporary(tmp: Path, *, folder: bool) -> int:
+def _make_temporary(tmp: Path, *, folder: bool, target: Path) -> int:
     """Make the file or folder `temporary` named (never one already there); return a
     descriptor of it holding its lock, which the kernel lets go however the process ends:
     a temporary no process holds is one a killed process left (`remove_dead_temporaries`)."""
@@ -149,8 +149,30 @@ def _make_temporary(tmp: Path, *, folder: bool) -> int:
         fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
     else:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        _flock(fd, fcntl.LOCK_EX, target)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
+
+
+# Errors of flock() meaning "no file locks here" (Lustre mounted noflock, some FUSE and NFS
+# set-ups).
+_NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+def _flock(fd: int, operation: int, path: str | os.PathLike[str]) -> None:
+    """`fcntl.flock`; a file system without locks is one line naming `path` (it was the bare
+    "No locks available", naming nothing)."""
+    try:
+        fcntl.flock(fd, operation)
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            raise
+        raise DiveError(f"{path}: this file system refuses file locks (flock), which keep two "
+                        "runs from writing the same output at once; write to another file "
+                        "system (a local disk)") from None
 
 
 _TEMPORARY_TAIL = re.compile(r"[0-9a-f]{16}\.tmp")  # what `temporary` adds to ".<name>."
@@ -430,14 +452,14 @@ def _lock(fd: int, path: str | os.PathLike[str]) -> None:
     deadline = time.monotonic() + LOCK_QUIET_SECONDS
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, path)
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.02)
     logger.warning("%s: waiting for another process writing there", path)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    _flock(fd, fcntl.LOCK_EX, path)
 
 
 @contextlib.contextmanager
@@ -454,7 +476,7 @@ def held(folder: str | os.PathLike[str], output: str | os.PathLike[str]) -> Iter
     fd = os.open(path, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, output)
         except BlockingIOError:
             raise DiveError(f"{output}: another run is writing this output now; wait for it to "
                             "finish or choose another output") from None
