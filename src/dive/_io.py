@@ -79,8 +79,11 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
     target = named(target)
     tmp = target.parent / f"{_temporary_prefix(target)}{secrets.token_hex(8)}.tmp"
     try:
-        held = _make_temporary(tmp, folder=folder, target=target)
+        held = _make_temporary(tmp, folder=folder)
         try:
+            # its lock, which the kernel lets go however the process ends: a temporary no
+            # process holds is one a killed process left (`remove_dead_temporaries`)
+            _flock(held, fcntl.LOCK_EX, target)
             yield tmp
         finally:
             os.close(held)
@@ -140,21 +143,13 @@ def named(target: Path) -> Path:
     return Path(os.path.realpath(path.parent)) / path.name
 
 
-def _make_temporary(tmp: Path, *, folder: bool, target: Path) -> int:
+def _make_temporary(tmp: Path, *, folder: bool) -> int:
     """Make the file or folder `temporary` named (never one already there); return a
-    descriptor of it holding its lock, which the kernel lets go however the process ends:
-    a temporary no process holds is one a killed process left (`remove_dead_temporaries`)."""
+    descriptor of it, for the caller to lock."""
     if folder:
         os.mkdir(tmp, 0o700)
-        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
-    else:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        _flock(fd, fcntl.LOCK_EX, target)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
 
 # Errors of flock() meaning "no file locks here" (Lustre mounted noflock, some FUSE and NFS
