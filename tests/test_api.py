@@ -695,3 +695,17 @@ def test_an_argument_of_the_wrong_kind_is_named_not_an_error_deep_inside(
     function, message = calls[call]
     with pytest.raises(DiveError, match=message):
         function()
+
+
+def test_windows_is_told_at_import_that_dive_needs_posix() -> None:
+    """pip installed it on Windows, where `dive --help` and `import dive` then failed with
+    tracebacks (no fcntl, no SIGHUP)."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.platform = 'win32'; import dive"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "ImportError: dive runs on Linux and macOS (it needs POSIX file locks and signals); on "
+        "Windows, run it under WSL")

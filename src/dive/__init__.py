@@ -10,6 +10,12 @@ arrays), `dive.save` / `dive.load` (its folder); see `dive.api`.
 
 from __future__ import annotations
 
+import sys
+
+if sys.platform == "win32":  # file locks (fcntl) and POSIX signals: a traceback deep inside
+    raise ImportError("dive runs on Linux and macOS (it needs POSIX file locks and signals); "
+                      "on Windows, run it under WSL")
+
 # typing only for the checker: the console script (`dive.__main__`) imports this package
 # before it can catch a Ctrl-C, so it imports nothing
 TYPE_CHECKING = False
