@@ -188,3 +188,33 @@ def test_labelled_queries_of_one_dimension_name_their_shape() -> None:
 
     with pytest.raises(DataError, match=r"2-d numpy array \(m, D\), got shape \(32,\)$"):
         LabelledQueries(np.ones(32, np.float32), ({0: 1},))
+
+
+def _appended_past_header(path: Path) -> Path:
+    """An .npy file whose header says 2 rows, holding 5: an appending writer stopped before
+    it rewrote the header."""
+    with path.open("wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "<f4", "fortran_order": False, "shape": (2, 4)})
+        handle.write(np.ones((5, 4), np.float32).tobytes())
+    return path
+
+
+def test_rows_past_what_an_npy_header_declares_are_refused_by_every_reader(
+    tmp_path: Path,
+) -> None:
+    """numpy reads the 2 rows and drops the rest without a word: `dive compress` wrote 2
+    vectors of 5, exit 0, and imports read 2."""
+    from dive.scale.formats import read_npy_header
+
+    path = _appended_past_header(tmp_path / "x.npy")
+    said = (rf"^{path}: 48 bytes follow the \(2, 4\) array its header declares \(rows appended "
+            r"without updating the header\?\), which would be left out unread$")
+    for mmap in (False, True):
+        with pytest.raises(DataError, match=said):
+            arrays.load_npy(path, mmap=mmap)
+    with pytest.raises(DataError, match=said):
+        read_npy_header(path)
+    np.save(tmp_path / "whole.npy", np.ones((5, 4), np.float32))
+    assert arrays.load_npy(tmp_path / "whole.npy").shape == (5, 4)
+    assert read_npy_header(tmp_path / "whole.npy").shape == (5, 4)

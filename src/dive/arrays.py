@@ -168,7 +168,34 @@ def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
     if not isinstance(arr, np.ndarray):
         arr.close()
         raise DataError(f"{path}: not a readable .npy array (an .npz archive of several)")
+    offset = _npy_data_offset(path)
+    extra = 0 if offset is None else os.stat(path).st_size - offset - arr.nbytes
+    if extra > 0:  # numpy reads the rows the header declares and says nothing of the rest
+        raise DataError(trailing_bytes_message(path, arr.shape, extra))
     return arr
+
+
+def _npy_data_offset(path: str | os.PathLike[str]) -> int | None:
+    """Where the data of the `.npy` file `path` (whose header numpy read) starts; None for a
+    format version other than 1.0 and 2.0 (numpy writes 3.0 for non-ASCII field names)."""
+    fmt = np.lib.format
+    with open(path, "rb") as handle:
+        version = fmt.read_magic(handle)
+        if version == (1, 0):
+            fmt.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            fmt.read_array_header_2_0(handle)
+        else:
+            return None
+        return handle.tell()
+
+
+def trailing_bytes_message(path: str | os.PathLike[str], shape: tuple[int, ...],
+                           extra: int) -> str:
+    """The error for `extra` bytes past the array of `shape` an `.npy` header declares: rows
+    appended without the header being updated, which numpy's readers leave out unread."""
+    return (f"{path}: {extra} bytes follow the {shape} array its header declares (rows "
+            "appended without updating the header?), which would be left out unread")
 
 
 def row_blocks(arr: np.ndarray, rows: int = 65536) -> Iterator[np.ndarray]:

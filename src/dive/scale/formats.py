@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import numpy as np
 
 from dive._io import refuse_special_file
-from dive.arrays import BELOW_FLOAT32, BEYOND_FLOAT32, check_matrix_shape, to_float32
+from dive.arrays import (
+    BELOW_FLOAT32,
+    BEYOND_FLOAT32,
+    check_matrix_shape,
+    to_float32,
+    trailing_bytes_message,
+)
 from dive.errors import DataError, DiveError
 
 if TYPE_CHECKING:
@@ -102,6 +108,8 @@ def read_npy_header(path: Path) -> NpyHeader:
             f"{path}: truncated: header says shape {shape} ({expected} bytes) but the file "
             f"has {size} bytes"
         )
+    if size > expected:
+        raise DataError(trailing_bytes_message(path, tuple(shape), size - expected))
     return NpyHeader(tuple(shape), dtype, bool(fortran), offset)
 
 
