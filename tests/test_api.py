@@ -709,3 +709,20 @@ def test_windows_is_told_at_import_that_dive_needs_posix() -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "ImportError: dive runs on Linux and macOS (it needs POSIX file locks and signals); on "
         "Windows, run it under WSL")
+
+
+def test_a_model_or_quantizer_of_the_wrong_kind_is_one_line_naming_the_parameter(
+    tmp_path: Path,
+) -> None:
+    """compress_store (and the LanceDB and Ray entry points) raised a bare TypeError naming no
+    parameter; build_index an AttributeError."""
+    from dive.export import build_index
+    from dive.scale import compress_store
+
+    np.save(tmp_path / "x.npy", np.eye(4, dtype=np.float32))
+    with pytest.raises(DiveError, match=r"^model is None; expected a Runtime, a fitted or "
+                                        "loaded compressor, or a model folder path$"):
+        compress_store(None, tmp_path / "x.npy", tmp_path / "y.npy")  # type: ignore[arg-type]
+    pytest.importorskip("faiss")
+    with pytest.raises(DiveError, match=r"^quantizer is a str; expected the Quantizer of the "):
+        build_index(np.eye(4, dtype=np.float32), quantizer="x")  # type: ignore[arg-type]

@@ -293,6 +293,9 @@ def build_index(
     # as Python ints: FAISS's SWIG wrappers refuse numpy integers with a TypeError
     hnsw_m, ef_construction, ef_search = int(hnsw_m), int(ef_construction), int(ef_search)
     faiss = _import_faiss()
+    if quantizer is not None and not isinstance(quantizer, Quantizer):
+        raise DiveError(f"quantizer is {kind_of(quantizer)}; expected the Quantizer of the "
+                        "model's precision (its runtime's `quantizer`), or None", param="quantizer")
     codes = quantizer if quantizer is not None and quantizer.precision != "float32" else None
     if kind != "flat" and codes is not None:
         raise DiveError(f"a {kind} index holds float32 vectors; {codes.precision} codes go "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from dive.compressors.runtime import Runtime
-from dive.errors import DiveError
+from dive.errors import DiveError, kind_of
 
 if TYPE_CHECKING:
     from dive.compressors.base import Compressor
@@ -42,9 +42,9 @@ def resolve_runtime(model: ModelLike) -> Runtime:
         runtime = fitted()
         if isinstance(runtime, Runtime):
             return runtime
-    raise TypeError(
-        f"expected a Runtime, a (loaded) compressor or a model folder path, got {type(model)!r}"
-    )
+    # one line, as every other argument's (a TypeError was a traceback in the API's callers)
+    raise DiveError(f"model is {kind_of(model)}; expected a Runtime, a fitted or loaded "
+                    "compressor, or a model folder path", param="model")
 
 
 def runtime_digest(runtime: Runtime) -> str:
