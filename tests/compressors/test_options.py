@@ -81,6 +81,9 @@ def test_bad_values_name_the_method_the_option_and_the_rule(spec: str, match: st
         ("smec:mine_every=auto", r"^smec: mine_every must be an integer or none, got 'auto'$"),
         # only nDCG has a cutoff: with the log-rank rule it was recorded and never read
         ("dive:start_depth=100", r"^dive: start_depth must be 10 unless start_score=ndcg"),
+        # a model whose outputs overflow float32 was saved, refused only when used
+        ("dive:init_noise=1e30", r"^dive: init_noise must be <= 1 \(the std of noise added to "
+                                 r"unit-norm principal axes\), got 1e\+30$"),
     ],
 )
 def test_values_it_would_misread_ignore_or_crash_on_are_refused(spec: str, match: str) -> None:

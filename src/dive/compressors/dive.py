@@ -164,6 +164,10 @@ class DiveConfig(LearnedConfig):
             *at_least(self, 1, "negative_band", "mine_every"),
             *at_least(self, 2, "folds"),
             *at_least(self, 1, "holdout_min"),
+            # noise on unit-norm axes: 1 is all noise already; 1e30 saved a model whose
+            # outputs overflow float32 (refused only when it was used)
+            ("init_noise", self.init_noise <= 1, "<= 1 (the std of noise added to unit-norm "
+             "principal axes)"),
             # each is taken from the corpus batch: a larger value was cut to it without a word
             ("ntxent_items", self.ntxent_items <= self.corpus_batch,
              f"<= corpus_batch ({self.corpus_batch})"),
