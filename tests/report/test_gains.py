@@ -132,6 +132,13 @@ def test_models_and_budgets_are_separate_cells(make_record) -> None:
     assert gains[("all-MiniLM-L6-v2", "16")] == pytest.approx(0.01)
     assert gains[("mpnet", "16")] == pytest.approx(-0.01)
     assert gains[("all-MiniLM-L6-v2", "all")] is None
+    # the text summary says which model its unnamed cells are (it named none), and a tie in
+    # cells is broken by name, not by record order
+    tied = pcas(make_record, [0.40], [0.40], model="zz") + pcas(make_record, [0.3], [0.3],
+                                                                 model="aa")
+    for order in (tied, tied[::-1]):
+        text = summary_text(gains_over_training_free(order), target_name="classic", **TARGET)
+        assert text.splitlines()[0].endswith("; model: aa unless named")
 
 
 def test_target_averages_the_named_datasets_at_one_ratio_and_budget(make_record) -> None:

@@ -189,8 +189,9 @@ def target_gains(
 
 
 def _main_model(cells: Sequence[GainCell]) -> str | None:
+    """The model of the most cells (on a tie, the first by name), left unnamed in cells."""
     counts = Counter(c.model for c in cells)
-    return counts.most_common(1)[0][0] if counts else None
+    return min(counts, key=lambda m: (-counts[m], m)) if counts else None
 
 
 def cell_name(cell: GainCell, main_model: str | None = None) -> str:
@@ -270,7 +271,9 @@ def summary_text(
     table = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]
     head = (f"vs best training-free ({' / '.join(reference_methods())}, same cell, mean over "
-            f"the same seeds); tied = within {tolerance}")
+            f"the same seeds); tied = within {tolerance}"
+            # a cell names its model when it is not this one, as the Markdown page says
+            + (f"; model: {main} unless named" if (main := _main_model(cells)) else ""))
     return "\n".join([head, *table, "", *_ratio_lines(cells, tolerance), "",
                       *_target_lines(cells, target_name, datasets, ratio, budget)])
 
