@@ -313,6 +313,18 @@ def test_a_grid_given_the_default_models_hub_alias_records_its_name(
     assert {r["model"] for r in new} == {"all-MiniLM-L6-v2"}  # type: ignore[index]
 
 
+def test_any_sentence_transformers_hub_id_is_one_model_with_its_bare_name(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`sentence-transformers/all-mpnet-base-v2` read the same folder as `all-mpnet-base-v2`
+    but was recorded as given: a rerun under the other spelling ran every run again, and a
+    report and recommend saw two models."""
+    path = tmp_path / "r.jsonl"
+    new = fresh_runs(tiny, path, model="sentence-transformers/all-mpnet-base-v2")
+    assert {r["model"] for r in new} == {"all-mpnet-base-v2"}  # type: ignore[index]
+    assert fresh_runs(tiny, path, model="all-mpnet-base-v2") == []
+
+
 def test_a_local_model_folder_is_one_model_however_spelled_and_another_folder_another(
     tiny: tuple[Path, Path], tmp_path: Path, local_model: Callable[[str], Path]
 ) -> None:

@@ -319,8 +319,10 @@ def embed_dataset(
 
 def model_label(model_name: str) -> str:
     """The name a model is recorded under, and compared by: the default model under one name
-    (its hub alias too), a local model folder as its resolved absolute path, anything else (a
-    hub id, a label of imported vectors) as given.
+    (its hub alias too), a local model folder as its resolved absolute path, a hub id of
+    sentence-transformers' own organisation as its bare name (`all-mpnet-base-v2`: what
+    the hub id loads, and what a shared folder's meta.json names), anything else (another hub
+    id, a label of imported vectors) as given.
 
     A local model folder is a name that leads to a folder holding a file sentence-transformers
     loads a model by (`modules.json`, or a plain transformers model's `config.json`), as
@@ -332,8 +334,8 @@ def model_label(model_name: str) -> str:
     if model_name in DEFAULT_ALIASES:
         return DEFAULT_MODEL
     folder = _local_model_folder(model_name)
-    if folder is None:
-        return model_name
+    if folder is None:  # `sentence-transformers/X` is the X it loads (and a shared folder names)
+        return _org_bare(model_name)
     # the default model's own folder, given as a path, is the default model (export warned
     # that a compressor fitted on all-MiniLM-L6-v2 was bundled with another model)
     return DEFAULT_MODEL if folder == _packaged_default_folder() else str(folder)
@@ -603,16 +605,15 @@ def _cached_from_these_texts(dataset: Dataset, model_name: str,
 def _org_bare(label: str) -> str:
     """A hub id of sentence-transformers' own organisation as the bare name it loads from there
     (`sentence-transformers/all-mpnet-base-v2` is the `all-mpnet-base-v2` a shared folder's
-    meta.json names), for comparisons only: records keep the name as given."""
+    meta.json names)."""
     org, _, bare = label.partition("/")
     return bare if org == "sentence-transformers" and bare and "/" not in bare else label
 
 
 def same_model(a: str, b: str) -> bool:
-    """Whether two model names load one model: by `model_label`, a hub id of
-    sentence-transformers' own organisation being its bare name (every lookup and warning
+    """Whether two model names load one model: one `model_label` (every lookup and warning
     compares so: one said a folder was the model's, the next warned it was another's)."""
-    return _org_bare(model_label(a)) == _org_bare(model_label(b))
+    return model_label(a) == model_label(b)
 
 
 def _model_changed(meta: dict[str, Any], model_name: str) -> bool:
