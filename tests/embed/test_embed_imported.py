@@ -286,3 +286,19 @@ def test_an_import_records_the_files_it_read_as_absolute_paths(
     meta = json.loads((tmp_path / "imported" / "meta.json").read_text())
     assert (meta["imported_from"]["corpus"], meta["imported_from"]["queries"]) == (
         str(corpus), str(queries))
+
+
+def test_vectors_of_another_dimension_are_not_labelled_as_the_default_model(
+        api: Api, tmp_path: Path) -> None:
+    """768-d vectors imported as all-MiniLM-L6-v2 (384-d) were written with that label, and
+    every later record named the wrong model."""
+    from dive.embed import Vectors, import_vectors
+
+    corpus = Vectors(api["corpus"][0], api["corpus"][1], "my-api")  # 32-d
+    queries = Vectors(api["queries"][0], api["queries"][1], "my-api")
+    for label in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        with pytest.raises(DataError, match=r"^my-api: vectors have dimension 32, but "
+                                            r"all-MiniLM-L6-v2 makes 384-d ones: label them"):
+            import_vectors(api.dataset, corpus, queries, tmp_path / "x", model=label)
+    assert not (tmp_path / "x").exists()
+    import_vectors(api.dataset, corpus, queries, tmp_path / "y", model="my-32d-model")

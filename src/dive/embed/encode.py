@@ -44,6 +44,7 @@ SOURCE_LOGGER = "dive.embed.source"
 source_log = logging.getLogger(SOURCE_LOGGER)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_DIM = 384  # the dimension of its vectors
 # Names that mean the packaged default model (never fetched from the hub).
 DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"})
 IMPORTED_MODEL = "imported"  # the label of vectors imported without one: no model to load

@@ -30,7 +30,13 @@ import numpy as np
 from dive._io import refuse_special_file
 from dive.arrays import UNIT_NORM_TOLERANCE, check_matrix_shape
 from dive.data.beir import Dataset, clean_id, form_hint
-from dive.embed.encode import IMPORTED_MODEL, dataset_fingerprint, model_label
+from dive.embed.encode import (
+    DEFAULT_DIM,
+    DEFAULT_MODEL,
+    IMPORTED_MODEL,
+    dataset_fingerprint,
+    model_label,
+)
 from dive.embed.store import (
     Embeddings,
     check_embeddings_output,
@@ -226,6 +232,11 @@ def import_vectors(
     if queries.array.shape[1] != corpus.array.shape[1]:
         raise DataError(f"{queries.where}: vectors have dimension {queries.array.shape[1]}, but "
                         f"the corpus vectors ({corpus.where}) have {corpus.array.shape[1]}")
+    if model_label(model) == DEFAULT_MODEL and corpus.array.shape[1] != DEFAULT_DIM:
+        # a label only, but one every later record and a `search --query` read as that model
+        raise DataError(f"{corpus.where}: vectors have dimension {corpus.array.shape[1]}, but "
+                        f"{DEFAULT_MODEL} makes {DEFAULT_DIM}-d ones: label them with the "
+                        "model that made them (--model), or leave the label out")
     corpus_rows = _rows_in_order(corpus, dataset.corpus_ids, f"the corpus of {dataset.name}")
     query_rows = _rows_in_order(queries, dataset.query_ids, f"the queries of {dataset.name}")
     corpus_x, corpus_norms = _checked(corpus, corpus_rows)
