@@ -1089,6 +1089,6 @@ def test_imported_vectors_missing_from_the_cache_are_named_not_loaded_as_a_model
     dataset = load_beir(tiny[0])
     entry = tmp_path / "cache" / "imported" / dataset.name
     with pytest.raises(DataError, match=rf"^{entry}: no vectors imported for {dataset.name} "
-                                        r"\(`dive embed --from-npy/--from-parquet` imports"):
+                                        r"\(an import of vectors made elsewhere writes"):
         get_embeddings(dataset, "imported", cache_root=tmp_path / "cache")
     assert not entry.exists()

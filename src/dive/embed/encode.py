@@ -528,8 +528,8 @@ def get_embeddings(
                                    "(its files changed since); re-encoding", folder, model_name)
                     emb = None
             if emb is None and model_name == IMPORTED_MODEL:  # a label, no model to load
-                raise DataError(f"{folder}: no vectors imported for {dataset.name} (`dive embed "
-                                "--from-npy/--from-parquet` imports them into this cache)")
+                raise DataError(f"{folder}: no vectors imported for {dataset.name} (an import "
+                                "of vectors made elsewhere writes them into this cache)")
             if emb is None:
                 from dive.embed.resumable import encode_to_folder  # it builds on this module
 

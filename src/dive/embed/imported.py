@@ -236,7 +236,7 @@ def import_vectors(
         # a label only, but one every later record and a `search --query` read as that model
         raise DataError(f"{corpus.where}: vectors have dimension {corpus.array.shape[1]}, but "
                         f"{DEFAULT_MODEL} makes {DEFAULT_DIM}-d ones: label them with the "
-                        "model that made them (--model), or leave the label out")
+                        "name of the model that made them, or leave the label out")
     corpus_rows = _rows_in_order(corpus, dataset.corpus_ids, f"the corpus of {dataset.name}")
     query_rows = _rows_in_order(queries, dataset.query_ids, f"the queries of {dataset.name}")
     corpus_x, corpus_norms = _checked(corpus, corpus_rows)

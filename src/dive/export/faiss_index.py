@@ -295,7 +295,7 @@ def build_index(
     faiss = _import_faiss()
     if quantizer is not None and not isinstance(quantizer, Quantizer):
         raise DiveError(f"quantizer is {kind_of(quantizer)}; expected the Quantizer of the "
-                        "model's precision (its runtime's `quantizer`), or None", param="quantizer")
+                        "model's precision (its runtime's `quantizer`), or None")
     codes = quantizer if quantizer is not None and quantizer.precision != "float32" else None
     if kind != "flat" and codes is not None:
         raise DiveError(f"a {kind} index holds float32 vectors; {codes.precision} codes go "
