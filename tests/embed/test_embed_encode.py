@@ -319,10 +319,13 @@ def test_an_env_folder_another_model_made_is_passed_over_for_the_cache(
     served = get_embeddings(FakeDataset(), "sentence-transformers/all-mpnet-base-v2",
                             cache_root=tmp_path / "cache")
     assert served.meta["model"] == "all-mpnet-base-v2"
-    # and is recorded so: under the hub id as given, a rerun was not skipped, and a report and
-    # recommend saw two models in one
-    assert encode.model_label("sentence-transformers/all-mpnet-base-v2") == "all-mpnet-base-v2"
-    assert encode.model_label("someorg/all-mpnet-base-v2") == "someorg/all-mpnet-base-v2"
+    # and results records group its runs so (under the hub id as given, a rerun was not
+    # skipped, and a report and recommend saw two models); a saved fit keeps the hub id, which
+    # `search --query` loads (the bare name loads a folder of that name where it runs)
+    assert encode.record_label("sentence-transformers/all-mpnet-base-v2") == "all-mpnet-base-v2"
+    assert encode.record_label("someorg/all-mpnet-base-v2") == "someorg/all-mpnet-base-v2"
+    assert encode.model_label("sentence-transformers/all-mpnet-base-v2") == (
+        "sentence-transformers/all-mpnet-base-v2")
 
 
 def test_env_folder_is_keyed_by_model_dirname(

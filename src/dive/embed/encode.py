@@ -319,11 +319,10 @@ def embed_dataset(
 
 
 def model_label(model_name: str) -> str:
-    """The name a model is recorded under, and compared by: the default model under one name
-    (its hub alias too), a local model folder as its resolved absolute path, a hub id of
-    sentence-transformers' own organisation as its bare name (`all-mpnet-base-v2`: what
-    the hub id loads, and what a shared folder's meta.json names), anything else (another hub
-    id, a label of imported vectors) as given.
+    """The name a model is saved under, and loaded by: the default model under one name (its
+    hub alias too), a local model folder as its resolved absolute path, anything else (a hub
+    id, a label of imported vectors) as given (`record_label` is the name results records
+    group runs by).
 
     A local model folder is a name that leads to a folder holding a file sentence-transformers
     loads a model by (`modules.json`, or a plain transformers model's `config.json`), as
@@ -335,8 +334,8 @@ def model_label(model_name: str) -> str:
     if model_name in DEFAULT_ALIASES:
         return DEFAULT_MODEL
     folder = _local_model_folder(model_name)
-    if folder is None:  # `sentence-transformers/X` is the X it loads (and a shared folder names)
-        return _org_bare(model_name)
+    if folder is None:
+        return model_name
     # the default model's own folder, given as a path, is the default model (export warned
     # that a compressor fitted on all-MiniLM-L6-v2 was bundled with another model)
     return DEFAULT_MODEL if folder == _packaged_default_folder() else str(folder)
@@ -611,10 +610,19 @@ def _org_bare(label: str) -> str:
     return bare if org == "sentence-transformers" and bare and "/" not in bare else label
 
 
+def record_label(model_name: str) -> str:
+    """The name results records group a model's runs by: `model_label`'s, a hub id of
+    sentence-transformers' own organisation by its bare name (a rerun under the other
+    spelling ran again, and a report and recommend saw two models). Saved fits keep
+    `model_label`'s name, which `search --query` loads (the bare name would load a folder of
+    that name in the working directory)."""
+    return _org_bare(model_label(model_name))
+
+
 def same_model(a: str, b: str) -> bool:
-    """Whether two model names load one model: one `model_label` (every lookup and warning
+    """Whether two model names load one model: one `record_label` (every lookup and warning
     compares so: one said a folder was the model's, the next warned it was another's)."""
-    return model_label(a) == model_label(b)
+    return record_label(a) == record_label(b)
 
 
 def _model_changed(meta: dict[str, Any], model_name: str) -> bool:

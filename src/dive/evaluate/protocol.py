@@ -42,7 +42,7 @@ from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget, within_pool
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
-from dive.embed.encode import default_model_for, model_label
+from dive.embed.encode import default_model_for, record_label
 from dive.errors import DataError, DiveError, about
 from dive.evaluate.anchors import Anchor, check_packages, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
@@ -138,11 +138,11 @@ class GridSpec:
 
     @property
     def recorded_model(self) -> str:
-        """The model's name in the records, as `model_label` gives it: one model, one name
-        (the default's hub alias is the default, `./m` and `/abs/m` one folder), or a rerun
+        """The model's name in the records, as `record_label` gives it: one model, one name
+        (a sentence-transformers hub id is its bare name, `./m` and `/abs/m` one folder), or a rerun
         under another spelling would run every run again. `model` stays as given: the
         embeddings cache folder is named after it (`dive.embed.encode.model_dirname`)."""
-        return model_label(str(self.model))
+        return record_label(str(self.model))
 
 
 def _check_distinct_methods(methods: Sequence[str]) -> None:

@@ -3,11 +3,12 @@
 A run is identified by (dataset, model, method, dim, budget, seed) and, when its first stage
 is not float32 or it rescores, by its variant too (`precision`, `rescore`, `rescore_with`),
 so two precisions of one fit are two runs; a record without these fields (older files) is
-float32 without rescoring and keeps its old key. Its model is the name `model_label` gives
-(`dive.embed.encode`): the default model's hub alias `sentence-transformers/all-MiniLM-L6-v2`
-is recorded as `all-MiniLM-L6-v2`, a local model folder as its resolved absolute path, a hub
-id as given. A record an older version wrote under the alias, or under a local folder as
-typed (`./m`, `m/`: read from the working directory at hand), is read as it is and keyed,
+float32 without rescoring and keeps its old key. Its model is the name `record_label` gives
+(`dive.embed.encode`): a hub id of sentence-transformers' own organisation by its bare name
+(the default's `sentence-transformers/all-MiniLM-L6-v2` is `all-MiniLM-L6-v2`), a local model
+folder as its resolved absolute path, another hub id as given. A record an older version
+wrote under the alias, or under a local folder as typed (`./m`, `m/`: read from the working
+directory at hand), is read as it is and keyed,
 grouped and resumed by `record_model`, the same run as the canonical name's; the file is not
 rewritten to say so. An anchor's record
 (`dive.evaluate.anchors`) states its index's code as its precision (`int4`, `pq` besides the
@@ -49,7 +50,7 @@ from dive._io import (
 )
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.data.splits import budget_label, parse_budget
-from dive.embed.encode import model_label
+from dive.embed.encode import record_label
 from dive.errors import DataError, DiveError
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.product import is_product, product_bytes
@@ -91,11 +92,11 @@ def record_bytes_per_vector(record: Mapping[str, Any]) -> int:
 
 
 def record_model(record: Mapping[str, Any]) -> str:
-    """The model of a record, as new records name it (`model_label`: the default model's hub
-    alias is the default model, a local folder its resolved path, an older record's relative
+    """The model of a record, as new records name it (`record_label`: a sentence-transformers
+    hub id is its bare name, a local folder its resolved path, an older record's relative
     spelling read from the working directory); what runs and reports are matched and grouped
     by."""
-    return model_label(str(record["model"]))
+    return record_label(str(record["model"]))
 
 
 def record_key(record: Mapping[str, Any]) -> RecordKey:

@@ -36,7 +36,7 @@ from dive.compressors.precision import bytes_per_vector
 from dive.compressors.registry import method_facts
 from dive.data.download import dataset_name
 from dive.data.splits import budget_label, parse_budget
-from dive.embed.encode import DEFAULT_MODEL, model_label
+from dive.embed.encode import DEFAULT_MODEL, record_label
 from dive.errors import DataError, about
 from dive.evaluate.product import product_bytes
 from dive.evaluate.records import record_model
@@ -114,7 +114,7 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
                         f"{', '.join(sorted(datasets)) or 'no records'}")
     mine = [r for r in records if str(r["dataset"]) == dataset]
     # the default model's hub alias (older records, or `model`) names the default model
-    model = _pick((record_model(r) for r in mine), None if model is None else model_label(model),
+    model = _pick((record_model(r) for r in mine), None if model is None else record_label(model),
                   "model", f"on {dataset}")
     mine = [r for r in mine if record_model(r) == model]
     if budget is not None:  # spelled as evaluate takes it ('ALL', ' 64')
