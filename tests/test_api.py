@@ -300,6 +300,11 @@ def test_fit_records_a_model_given_that_the_embeddings_folder_contradicts(
     model = dive.fit(tiny[0], embeddings=tiny[1], method="pca", dim=8, model="other-model")
     assert "embeddings were made with synthetic, not other-model" in caplog.text
     assert dive.load(dive.save(model, tmp_path / "m")).summary["model"] == "other-model"
+    # a sentence-transformers hub id is kept as given: `search --query` loads it, where its
+    # bare name loaded a folder of that name in the working directory
+    hub_id = "sentence-transformers/all-mpnet-base-v2"
+    model = dive.fit(tiny[0], embeddings=tiny[1], method="pca", dim=8, model=hub_id)
+    assert dive.load(dive.save(model, tmp_path / "m2")).summary["model"] == hub_id
 
 
 def test_refitting_on_arrays_drops_the_dataset_record(tiny: tuple[Path, Path],
