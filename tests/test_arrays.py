@@ -218,3 +218,11 @@ def test_rows_past_what_an_npy_header_declares_are_refused_by_every_reader(
     np.save(tmp_path / "whole.npy", np.ones((5, 4), np.float32))
     assert arrays.load_npy(tmp_path / "whole.npy").shape == (5, 4)
     assert read_npy_header(tmp_path / "whole.npy").shape == (5, 4)
+    for version in ((2, 0), (3, 0)):  # headers of 4-byte length (3.0 was let through)
+        with (tmp_path / "v.npy").open("wb") as handle:
+            np.lib.format.write_array(handle, np.ones((5, 4), np.float32), version=version)
+        assert arrays.load_npy(tmp_path / "v.npy").shape == (5, 4)
+        with (tmp_path / "v.npy").open("ab") as handle:
+            handle.write(bytes(32))
+        with pytest.raises(DataError, match=r"32 bytes follow the \(5, 4\) array"):
+            arrays.load_npy(tmp_path / "v.npy")

@@ -176,18 +176,15 @@ def load_npy(path: str | os.PathLike[str], *, mmap: bool = False) -> np.ndarray:
 
 
 def _npy_data_offset(path: str | os.PathLike[str]) -> int | None:
-    """Where the data of the `.npy` file `path` (whose header numpy read) starts; None for a
-    format version other than 1.0 and 2.0 (numpy writes 3.0 for non-ASCII field names)."""
-    fmt = np.lib.format
+    """Where the data of the `.npy` file `path` (whose header numpy read) starts: after the
+    magic string, the version, the header's length (2 bytes in version 1, 4 in versions 2
+    and 3) and the header; None for a version numpy does not write."""
     with open(path, "rb") as handle:
-        version = fmt.read_magic(handle)
-        if version == (1, 0):
-            fmt.read_array_header_1_0(handle)
-        elif version == (2, 0):
-            fmt.read_array_header_2_0(handle)
-        else:
-            return None
-        return handle.tell()
+        start = handle.read(12)
+    length_bytes = {1: 2, 2: 4, 3: 4}.get(start[6]) if len(start) == 12 else None
+    if length_bytes is None:
+        return None
+    return 8 + length_bytes + int.from_bytes(start[8:8 + length_bytes], "little")
 
 
 def trailing_bytes_message(path: str | os.PathLike[str], shape: tuple[int, ...],
