@@ -587,7 +587,7 @@ def test_progress_that_is_not_a_bool_is_refused_as_overwrite_is(
     assert not (tmp_path / "y.npy").exists()
 
 
-@pytest.mark.parametrize("value", [" ", "\t"])
+@pytest.mark.parametrize("value", [" ", "\t", " /data", "/data "])
 def test_a_blank_dive_cache_is_refused_by_both_caches(
     value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -599,7 +599,7 @@ def test_a_blank_dive_cache_is_refused_by_both_caches(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DIVE_CACHE", value)
     for where in (default_cache_dir, default_cache_root):
-        with pytest.raises(DataError, match=rf"^\$DIVE_CACHE is {re.escape(repr(value))}, blanks"):
+        with pytest.raises(DataError, match=rf"^\$DIVE_CACHE is {re.escape(repr(value))}, with"):
             where()
     monkeypatch.setenv("DIVE_CACHE", "")
     assert default_cache_root() == Path.home() / ".cache" / "dive" / "embeddings"

@@ -808,14 +808,15 @@ def refuse_special_file(path: str | os.PathLike[str]) -> None:
 
 
 def cache_base() -> Path | None:
-    """`$DIVE_CACHE`, `~` expanded, or None when unset or empty. A value of blanks alone is
-    refused: it wrote the cache into a folder named " " in the working folder."""
+    """`$DIVE_CACHE`, `~` expanded, or None when unset or empty. A value with blanks at an end
+    is refused: " " or " /data" wrote the cache into a folder named " " in the working
+    folder."""
     value = os.environ.get("DIVE_CACHE")
     if not value:
         return None
-    if not value.strip():
-        raise DataError(f"$DIVE_CACHE is {value!r}, blanks alone; unset it (the default cache) "
-                        "or name a folder")
+    if value != value.strip():  # `DIVE_CACHE= /data` in an env file keeps the blank
+        raise DataError(f"$DIVE_CACHE is {value!r}, with blanks at an end; unset it (the "
+                        "default cache) or name a folder without them")
     return Path(value).expanduser()
 
 
