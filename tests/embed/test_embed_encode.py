@@ -1095,3 +1095,14 @@ def test_imported_vectors_missing_from_the_cache_are_named_not_loaded_as_a_model
                                         r"\(an import of vectors made elsewhere writes"):
         get_embeddings(dataset, "imported", cache_root=tmp_path / "cache")
     assert not entry.exists()
+
+
+def test_the_imported_label_is_no_model_to_encode_with(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dive embed --model imported` (and `dive.embed(texts, model="imported")`) said the hub
+    could not be reached for a model named 'imported'."""
+    pytest.importorskip("sentence_transformers")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DiveError, match=r"^could not load model 'imported': the label of "
+                                        r"vectors imported without a model's name, not a model"):
+        encode.load_model("imported")

@@ -79,6 +79,9 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
         with _hub_off():
             return _load(SentenceTransformer, name_or_path, str(get_model_path()), device)
     local = Path(name_or_path).expanduser()
+    if name_or_path == IMPORTED_MODEL and not local.exists():  # it blamed the hub
+        raise DiveError(f"could not load model {IMPORTED_MODEL!r}: the label of vectors imported "
+                        "without a model's name, not a model; give the model to encode with")
     if local.exists():
         from dive.export.sentence_transformers import is_dive_st_model
 
