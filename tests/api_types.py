@@ -11,6 +11,7 @@ import numpy as np
 import dive
 import dive.embed.store  # a user's import of the package `dive.embed` keeps `dive.embed` callable
 from dive.compressors.base import Compressor
+from dive.embed import DEFAULT_MODEL  # the package's names, as its docstring says to import them
 from dive.embed.store import Embeddings
 from dive.export.folder import LoadedCompressor
 
@@ -21,5 +22,6 @@ def never_called() -> None:
     assert_type(dive.embed("scifact", "runs/emb"), Embeddings)
     assert_type(dive.fit("scifact", method="pca", dim=96), Compressor)
     assert_type(dive.load("runs/pca96"), LoadedCompressor)
+    assert_type(DEFAULT_MODEL, str)
     misspelt = dive.fitt  # type: ignore[attr-defined]  # unused (an error) if any name passed
     del misspelt

@@ -7,7 +7,9 @@ embeddings come from (explicit folder, `$DIVE_EMBEDDINGS`, the cache, or fresh e
 vectors made elsewhere (Parquet, `.npy`) into a validated folder.
 
 The package is also callable: `dive.embed(...)` is `dive.api.embed`, so the name works whether
-it is reached as the function or as this package. Importing it does not import
+it is reached as the function or as this package. A type checker sees the function
+(`dive.embed(texts)` is an array): import the package's names from it (`from dive.embed import
+DEFAULT_MODEL`), not through `dive.embed.<name>`. Importing it does not import
 sentence-transformers or torch.
 """
 
