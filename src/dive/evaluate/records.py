@@ -24,8 +24,9 @@ append holds an exclusive lock (`dive._io.locked`) and reads the file back first
 processes can share one results file: every record is kept, and a run another process has
 recorded meanwhile is not written twice. A results path that is a symbolic link is written
 through (`dive._io.resolve_link`): the file it leads to gets the records, the link stays, and
-a run given either name takes the same lock. Files stay small (one line per fit), so the rewrite
-costs nothing that matters.
+a run given either name takes the same lock. An append rewrites the file whole (one rename:
+never a half line), from the lines it last read or wrote, and reads it again only when another
+process changed it meanwhile.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -218,13 +219,21 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
     return record
 
 
+def _line(record: Mapping[str, Any]) -> str:
+    """A record as its line of a results file (sorted keys)."""
+    return json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+
+
 def write_records(path: str | Path, records: Iterable[Mapping[str, Any]]) -> None:
     """Replace the results file at `path` with `records`, atomically (one sorted-key line each).
 
     A link at `path` is kept: the file it leads to is the one replaced (`resolve_link`).
     """
-    lines = (json.dumps(r, sort_keys=True, allow_nan=False) for r in records)
-    atomic_write_text(resolve_link(path), "".join(line + "\n" for line in lines))
+    _write_lines(path, [_line(r) for r in records])
+
+
+def _write_lines(path: str | Path, lines: Sequence[str]) -> None:
+    atomic_write_text(resolve_link(path), "".join(lines))
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -260,12 +269,14 @@ class ResultsFile:
         self.records: list[dict[str, Any]] = []
         self._last: dict[RecordKey, str | None] = {}  # the fingerprint of each key's last record
         self._seen: tuple[int, int, int] | None = None
+        self._lines: list[str] | None = None  # `records` as lines, once written from here
         self._read()
 
     def _read(self) -> None:
         self._seen = _stamp(self.path)
         self.records = read_records(self.path)
         self._last = {record_key(r): r.get(FINGERPRINT_FIELD) for r in self.records}
+        self._lines = None
 
     def refresh(self) -> None:
         """Re-read the file if it changed since it was last read or written here."""
@@ -314,7 +325,11 @@ class ResultsFile:
         new = [check_record(dict(r), f"{self.path}: new record {i}")
                for i, r in enumerate(records)]
         with locked(self.path):
-            self._read()
+            # read again only what another process changed: a grid on a file of 10k records
+            # read and parsed it whole after every run (seconds each)
+            self.refresh()
+            if self._lines is None:
+                self._lines = [_line(r) for r in self.records]
             for record in new:
                 key, fingerprint = record_key(record), record.get(FINGERPRINT_FIELD)
                 if key in self._last and self._last[key] == fingerprint:
@@ -323,5 +338,6 @@ class ResultsFile:
                     continue
                 self._last[key] = fingerprint
                 self.records.append(record)
-            write_records(self.path, self.records)
+                self._lines.append(_line(record))
+            _write_lines(self.path, self._lines)
             self._seen = _stamp(self.path)
