@@ -43,6 +43,7 @@ BYTES_PER_VALUE = {"float32": 4, "float16": 2, "int8": 1}
 CODE_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8,
                "binary": np.uint8}
 INT8_LEVELS = 255  # FAISS QT_8bit: 256 codes, bin width = range / 255
+ENCODE_ROWS = 65536  # rows int8 codes are computed for at a time
 MIN_WIDTH = 1e-8  # a dimension constant over the corpus still gets a usable range
 # int8's range of a dimension is its min and max over the calibration rows: one row makes
 # every range empty (MIN_WIDTH), so every code would be -128 or 127, a sign bit.
@@ -139,9 +140,14 @@ class Quantizer(ArrayFields):
         if self.precision == "binary":
             return np.packbits(z > 0, axis=1)
         assert self.low is not None and self.width is not None
-        xi = (z - self.low) / self.width
-        np.clip(xi, 0, 1, out=xi)
-        return (np.floor(np.float32(INT8_LEVELS) * xi) - 128).astype(np.int8)
+        # a block at a time: the float32 temporaries of a whole corpus at once were three
+        # copies of it (+879 MB for 200k 384-d rows)
+        codes = np.empty(z.shape, np.int8)
+        for start in range(0, z.shape[0], ENCODE_ROWS):
+            xi = (z[start:start + ENCODE_ROWS] - self.low) / self.width
+            np.clip(xi, 0, 1, out=xi)
+            codes[start:start + ENCODE_ROWS] = np.floor(np.float32(INT8_LEVELS) * xi) - 128
+        return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """The float32 vectors (n, dim) that `codes` stand for (binary: +-1 per bit); codes
