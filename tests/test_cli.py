@@ -771,3 +771,27 @@ def test_a_warning_made_once_per_seed_or_fit_is_printed_once() -> None:
     finally:
         root.removeHandler(console)
     assert printed == [f"time: {n} queries judged in both" for n in (79, 80, 79)]
+
+
+def test_the_runs_bar_counts_the_first_runs_seconds(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The bar was made when the first run finished, so after a run of seconds it said
+    1/N at tens of thousands of runs a second, and an ETA of none."""
+    from dive.evaluate import protocol
+
+    def slow_grid(spec: Any, results: Any, progress: Any) -> list[dict[str, Any]]:
+        time.sleep(1.2)  # the first run's work
+        progress(1, 2, None)
+        return []
+
+    monkeypatch.setattr(protocol, "run_grid", slow_grid)
+    from dive.cli import main
+
+    assert main(["evaluate", "--datasets", str(tiny[0]), "--embeddings", str(tiny[1]),
+                 "--methods", "pca", "--ratios", "4", "--budgets", "all", "--seeds", "0,1",
+                 "--results", str(tmp_path / "r.jsonl")]) == 0
+    bar = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines()
+           if line.startswith("runs:") and "1/2" in line][-1]
+    assert "1/2 [00:01<00:01," in bar, bar
