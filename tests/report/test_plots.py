@@ -174,3 +174,21 @@ def test_plotting_leaves_the_callers_matplotlib_backend_as_it_was(make_grid,
         assert matplotlib.get_backend() == "pdf"
     finally:
         matplotlib.use(before)
+
+
+@pytest.mark.parametrize("n_methods", [5, 24, 120])
+def test_every_point_of_many_methods_is_inside_its_panel(make_record, n_methods: int) -> None:
+    """The dodge grew with the number of methods but the panels did not: with 24 methods (the
+    repository's own quality report) `dive`'s point at budget all was off the budget plot, and
+    past a hundred a point sat on the next dimension's tick."""
+    records = [make_record(method=f"dive:heads={k}", dim=dim, budget=budget, ndcg=0.5)
+               for k in range(1, n_methods + 1) for dim in (48, 96) for budget in ("16", "all")]
+    for fig in (ndcg_vs_dim_figure(records), ndcg_vs_budget_figure(records, ratio=4)):
+        assert fig is not None
+        for ax in fig.axes:
+            low, high = ax.get_xlim()
+            xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+            assert xs and all(low < x < high for x in xs)
+    dims = ndcg_vs_dim_figure(records).axes[0]
+    xs = [x for line in dims.get_lines() for x in line.get_xdata()]
+    assert max(x for x in xs if x < 72) < min(x for x in xs if x > 72)  # 48's and 96's apart

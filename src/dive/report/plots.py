@@ -47,6 +47,13 @@ _LEGEND_PAD = 0.15  # inches between the legend and the figure's edges
 _DODGE = 0.035
 
 
+def _dodge_step(step: float, n: int, spread: float) -> float:
+    """Each of `n` lines' step apart from the next: `step`, narrowed so that all of them span
+    at most `spread` (with 24 methods the outer points fell off the panels, and past a
+    hundred a point sat on the next dimension's tick)."""
+    return min(step, spread / max(n - 1, 1))
+
+
 def literal(text: str) -> str:
     """`text` as matplotlib shows it as typed: a `$` starts its math mode (a dataset named
     `x$^$y` stopped the report with a parser traceback, `cost$x$1` lost its `$`s)."""
@@ -207,7 +214,8 @@ def _draw_dim_panel(
             if full.std > 0:
                 ax.axhspan(full.mean - full.std, full.mean + full.std, color="black", alpha=0.08)
             continue
-        offset = 2 ** ((drawn.index(method) - (len(drawn) - 1) / 2) * _DODGE)
+        offset = 2 ** ((drawn.index(method) - (len(drawn) - 1) / 2)
+                       * _dodge_step(_DODGE, len(drawn), 0.5))
         ax.errorbar([c.dim * offset for c in points], [c.mean for c in points],
                     yerr=[c.std for c in points], label=method,
                     **_line_style(method, colours[method]))
@@ -264,7 +272,8 @@ def ndcg_vs_budget_figure(
                 else:
                     ax.plot(xs, [c.mean for c in points], label=label, **FROZEN_STYLE)
                 continue
-            shift = (drawn.index(method) - (len(drawn) - 1) / 2) * 0.04
+            shift = (drawn.index(method) - (len(drawn) - 1) / 2) * _dodge_step(0.04, len(drawn),
+                                                                                0.5)
             ax.errorbar([x + shift for x in xs], [c.mean for c in points],
                         yerr=[c.std for c in points], label=method,
                         **_line_style(method, colours[method]))
