@@ -338,3 +338,12 @@ def test_the_keep_and_cost_tables_list_rows_in_the_metric_tables_order(
     assert ndcg[:4] == ["frozen", "frozen@float16", "frozen@int8", "frozen@binary"]
     assert rows("smallest dimension keeping") == ndcg[1:]  # frozen itself keeps all of itself
     assert rows("fit seconds and parameters") == ndcg
+
+
+def test_long_runs_of_seeds_read_as_ranges() -> None:
+    """A file of 420 seeds spelt out every seed in every cell and the header (8 KB lines)."""
+    from dive.report.paired import seed_list, seed_ranges
+
+    assert seed_list([2, 0, 1]) == "seeds 0, 1, 2"  # three: as they were
+    assert seed_list([1]) == "seed 1"
+    assert seed_ranges([*range(420), 421, 423, 424, 425, 426]) == "0-419, 421, 423-426"

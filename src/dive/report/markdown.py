@@ -20,7 +20,7 @@ from typing import Any
 
 from dive.evaluate.records import record_model
 from dive.report.keep import KeepResult, smallest_dims_keeping
-from dive.report.paired import pair, seed_list
+from dive.report.paired import pair, seed_list, seed_ranges
 from dive.report.summary import (
     Cell,
     CostCell,
@@ -270,7 +270,7 @@ def render_report(
     parts.append(
         f"{len(records)} runs; datasets: {', '.join(map(plain, datasets))}; "
         f"model{'s' if len(models) > 1 else ''}: {', '.join(models)}; "
-        f"seeds: {', '.join(map(str, seeds))}.\n\n"
+        f"seeds: {seed_ranges(seeds)}.\n\n"
         "Each cell is the mean ± standard deviation over seeds (population std, so 0 for one "
         "seed), evaluated on queries no method trained on. In parentheses: the difference to "
         "the frozen full-dimension row of the same table, on the seeds both ran (without train "

@@ -64,5 +64,18 @@ def on_fewer_seeds(compared: tuple[int, ...], *ran: tuple[int, ...]) -> bool:
 
 def seed_list(seeds: Iterable[int]) -> str:
     """`seed 1`, `seeds 0, 2`: how a set of seeds reads in a message."""
-    seeds = sorted(seeds)
-    return f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
+    seeds = sorted(set(seeds))
+    return f"seed{'s' if len(seeds) != 1 else ''} {seed_ranges(seeds)}"
+
+
+def seed_ranges(seeds: Iterable[int]) -> str:
+    """`0, 1, 2, 5`; four or more consecutive seeds as a range, `0-419, 421` (a results file
+    of hundreds of seeds spelt out each in every cell of a report)."""
+    runs: list[list[int]] = []
+    for seed in sorted(set(seeds)):
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) >= 4 else ", ".join(map(str, run))
+                     for run in runs)
