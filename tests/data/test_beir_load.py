@@ -107,6 +107,21 @@ def test_a_first_judgement_whose_grade_is_not_an_integer_is_refused_not_skipped(
         load_beir(folder)
 
 
+@pytest.mark.parametrize(("first", "error"), [
+    ("q2 d2 2", "expected 3 tab-separated columns (query-id, corpus-id, score), found 1"),
+    ("q2\td2\t2\t0", "expected 3 tab-separated columns (query-id, corpus-id, score), found 4"),
+    ("q2\td2", "expected 3 tab-separated columns (query-id, corpus-id, score), found 2"),
+    ("q2\td2\t", "empty score"),
+])
+def test_a_first_judgement_of_another_layout_is_refused_not_skipped_as_a_header(
+        make_beir: MakeBeir, first: str, error: str) -> None:
+    """Each of these first lines was skipped as a header: q2's judgement dropped without a
+    word (nDCG@10 0.93 where the data meant 0.99), the same line on line 2 refused."""
+    folder = make_beir(qrels={"test": f"{first}\nq1\td1\t1\n"})
+    with pytest.raises(DataError, match=re.escape(f"test.tsv line 1: {error}")):
+        load_beir(folder)
+
+
 def test_field_names_written_twice_elsewhere_in_a_record_are_fine(make_beir: MakeBeir) -> None:
     # a text quoting "text", and a nested object with its own "_id": one of each field
     corpus = ('{"_id": "d1", "text": "the \\"text\\" field", "meta": {"_id": 3, "text": 1}}\n'

@@ -141,6 +141,13 @@ def _is_format(char: str) -> bool:
     return unicodedata.category(char) == "Cf"
 
 
+def _looks_like_header(line: str) -> bool:
+    """A qrels header: three or more column names (tab-, space- or comma-separated), the
+    last of them not a number (a judgement's last column is its grade)."""
+    names = [name for name in re.split(r"[\t ,]+", line) if name]
+    return len(names) >= 3 and not _is_number(names[-1])
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -419,11 +426,11 @@ def _read_qrels(
         if header_possible:
             header_possible = False
             # BEIR's header, or another's of any names (query_id corpus_id relevance, space-
-            # or comma-separated...): BEIR's loader skips the first line whatever it holds.
-            # A line of three columns ending in a number is a judgement, even one whose grade
-            # is not an integer (1.5 was taken for a header and its judgement dropped).
-            if tuple(c.lower() for c in cols) == _QRELS_HEADER or (
-                    len(cols) != 3 or not _is_number(cols[2])):
+            # or comma-separated, TREC's four...): three or more names, the last no number.
+            # Anything else is a judgement, read (or refused) as any other line: BEIR's
+            # loader skips the first line whatever it holds, and so dropped without a word a
+            # first judgement of another layout (`q1 d1 2`, a fourth column, no score).
+            if _looks_like_header(stripped):
                 continue
         if len(cols) != 3:
             edges = line.rstrip("\r\n").split("\t")
