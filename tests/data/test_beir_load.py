@@ -352,6 +352,11 @@ def test_dev_labels_without_train_labels_are_said_to_be_unused(
         caplog.clear()
         load_beir(make_beir("b", qrels={"test": rows, "dev": rows, "train": rows}))
         assert "dev.tsv" not in caplog.text  # NFCorpus's layout: train.tsv trains
+        caplog.clear()
+        # dev.tsv alone: the warning spoke of a test.tsv that is not there
+        load_beir(make_beir("c", qrels={"dev": rows}))
+        assert "without train.tsv or test.tsv there is nothing to learn from" in caplog.text
+        assert "half of test.tsv" not in caplog.text
 
 
 def test_records_with_no_text_are_named_in_a_warning(
