@@ -795,3 +795,18 @@ def test_the_runs_bar_counts_the_first_runs_seconds(
     bar = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines()
            if line.startswith("runs:") and "1/2" in line][-1]
     assert "1/2 [00:01<00:01," in bar, bar
+
+
+def test_evaluate_reads_a_dataset_folder_with_a_comma_in_its_name_as_one(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`fit` and `embed` took such a folder; `evaluate` split it: "ds/my data: no such
+    dataset folder"."""
+    folder = tmp_path / "my data,v2"
+    folder.symlink_to(tiny[0], target_is_directory=True)
+    results = tmp_path / "r.jsonl"
+    args = evaluate_args(tiny, results)
+    args[args.index("--datasets") + 1] = str(folder)
+    assert main(args) == 0
+    assert {json.loads(line)["dataset"] for line in results.read_text().splitlines()} == {
+        "my data,v2"}

@@ -16,6 +16,7 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from dive import __version__
@@ -140,6 +141,12 @@ def _str_list(text: str, what: str = "a comma-separated list") -> list[str]:
     if "" in values:
         raise argparse.ArgumentTypeError(f"item {values.index('') + 1} of {text!r} is empty")
     return values
+
+
+def _dataset_list(text: str) -> list[str]:
+    """Comma-separated dataset names or folders; a folder whose own name has a comma (it
+    exists as typed) is one dataset, which no split could give."""
+    return [text] if "," in text and Path(text).expanduser().is_dir() else _str_list(text)
 
 
 def _method_list(text: str) -> list[str]:
@@ -360,8 +367,9 @@ def _verb(sub: Subparsers[_Parser], name: str, help: str) -> _Parser:
 
 def add_evaluate(sub: Subparsers[_Parser]) -> _Parser:
     p = _verb(sub, "evaluate", "run the benchmark grid and print a table")
-    _add_renamed(p, "--datasets", old=["--dataset"], required=True, type=_str_list,
-                 action=Joined, help="dataset names or BEIR folders, comma-separated")
+    _add_renamed(p, "--datasets", old=["--dataset"], required=True, type=_dataset_list,
+                 action=Joined, help="dataset names or BEIR folders, comma-separated (a "
+                                     "folder with a comma in its name is one)")
     p.add_argument("--results", type=_output_file, default="results.jsonl",
                    help="JSONL results file (appended; runs already there are skipped)")
     p.add_argument("--plot", type=_output_file, default=None,
