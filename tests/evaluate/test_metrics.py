@@ -161,10 +161,14 @@ def test_metrics_reject_bad_input() -> None:
                                         "got list"):
         ndcg_at_k([("q", "a", 1.0)], {"q": {"a": 1}})  # type: ignore[arg-type]
     # a query's judgements as pairs, or grades as text: AttributeError / TypeError deep inside
-    for judged in ([("a", 1)], {"a": "1"}, {"a": True}):
+    # and non-finite grades: NaN was scored 0 without a word, inf made the mean NaN
+    for judged in ([("a", 1)], {"a": "1"}, {"a": True}, {"a": float("nan")}, {"a": np.inf}):
         with pytest.raises(DataError, match=r"^qrels: query 'q': expected \{doc_id: grade\} "
-                                            r"with numeric grades, got "):
+                                            r"with finite numeric grades, got "):
             ndcg_at_k({"q": {"a": 1.0}}, {"q": judged})  # type: ignore[dict-item]
+    # a query's run as a ranked list of ids: AttributeError deep inside
+    with pytest.raises(DataError, match=r"^run: query 'q': expected \{doc_id: score\}, got list"):
+        evaluate_run({"q": ["a", "b"]}, {"q": {"a": 1}})  # type: ignore[dict-item]
 
 
 def _rankings_case(seed: int) -> tuple[np.ndarray, list[dict[int, int]]]:

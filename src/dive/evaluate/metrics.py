@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -74,12 +75,15 @@ def _evaluated(run: Run, qrels: Qrels) -> list[str]:
                             f"{type(value).__name__}")
     qids = [qid for qid in run if qrels.get(qid)]
     for qid in qids:  # a list of pairs or text grades failed deep inside (AttributeError)
-        judged = qrels[qid]
+        judged, ranked = qrels[qid], run[qid]
         if not isinstance(judged, Mapping) or not all(
                 isinstance(g, (int, float, np.integer, np.floating)) and not isinstance(g, bool)
-                for g in judged.values()):
-            raise DataError(f"qrels: query {qid!r}: expected {{doc_id: grade}} with numeric "
-                            f"grades, got {judged!r:.80}")
+                and math.isfinite(g) for g in judged.values()):  # NaN scored 0, inf made NaN
+            raise DataError(f"qrels: query {qid!r}: expected {{doc_id: grade}} with finite "
+                            f"numeric grades, got {judged!r:.80}")
+        if not isinstance(ranked, Mapping):  # a ranked list of ids: AttributeError inside
+            raise DataError(f"run: query {qid!r}: expected {{doc_id: score}}, got "
+                            f"{type(ranked).__name__} {ranked!r:.60}")
     return qids
 
 
