@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dive.cli import main
@@ -184,3 +185,24 @@ def test_a_record_counts_the_values_its_first_stage_was_fitted(tiny: tuple[Path,
     assert pca == {"float32": pca["float32"], "int8": pca["float32"] + 2 * 8,
                    "binary": pca["float32"]}
     assert {r["n_params"] for r in records if r["method"] == "frozen"} == {0, 2 * 32}
+
+
+def test_a_funnel_orders_documents_tied_at_rank_10_as_a_run_without_rescoring() -> None:
+    """Two identical documents tie at rank 10: trec_eval ranks the larger id first, so the
+    relevant `d00` falls to rank 11 in the float32 run. The funnel's cut to k kept the lower
+    row, `d00`: float16 rescored by the very float32 vectors scored above float32 alone."""
+    from dive.evaluate.funnel import Outputs, Variant, score_variants
+
+    rng = np.random.default_rng(0)
+    query = np.array([[1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    # rows 1-9 nearer the query than rows 0 and 10 (the twins), the rest farther
+    angles = np.concatenate([[0.5], np.linspace(0.1, 0.4, 9), [0.5], rng.uniform(0.6, 1.5, 9)])
+    corpus = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles),
+                       np.zeros_like(angles)], axis=1).astype(np.float32)
+    ids = [f"d{i:02d}" for i in range(len(corpus))]
+    out = Outputs(query, corpus, query, corpus, ["q"], ids, np.array([-1]))
+    qrels = {"q": {"d00": 1}}
+    plain, funnel = (m for m, _ in score_variants(
+        [Variant(), Variant("float16", 3, "compressed")], out, qrels, top_k=100))
+    assert plain["ndcg@10"] == 0.0  # d10 holds rank 10, as trec_eval orders the tie
+    assert (funnel["ndcg@10"], funnel["mrr@10"]) == (plain["ndcg@10"], plain["mrr@10"])

@@ -6,7 +6,8 @@ the first-stage index (`dive.compressors.precision`, int8 calibrated on the corp
 factor r. With r = 0 the first stage is the search. With r > 0 it is a
 funnel: the first stage over the codes keeps r x k candidates, which are re-ranked by float32
 vectors (`rescore_with`: "full", the original embeddings, or "compressed", the compressor's
-float32 outputs) and cut to k, the prefetch-then-rescore pattern of vector databases. Each
+float32 outputs), of which the metrics read the top k (ties in trec_eval's order, as without
+rescoring), the prefetch-then-rescore pattern of vector databases. Each
 metric gets the funnel of its own cut-off, as a user asking for k results would: nDCG@10 and
 MRR@10 rescore the first stage's top 10r, Recall@100 its top 100r.
 
@@ -142,8 +143,11 @@ def score_funnel(rows: np.ndarray, scores: np.ndarray, variant: Variant, out: Ou
                         else (out.queries, out.corpus))
     metrics: dict[str, float] = {}
     for cutoff, names in CUTOFF_METRICS:
-        k = min(cutoff, top_k)
-        kept, kept_scores = rescore(queries, vectors, rows[:, : variant.rescore * k], k)
+        # every candidate re-ranked, not cut to k: the metrics read the top k in trec_eval's
+        # order, so documents tied at rank k are ordered as in a run without rescoring (a cut
+        # kept the lower row: float16 rescored by float32 outscored float32 alone)
+        depth = variant.rescore * min(cutoff, top_k)
+        kept, kept_scores = rescore(queries, vectors, rows[:, :depth], depth)
         run = to_run(out.query_ids, out.corpus_ids, kept, kept_scores)
         metrics.update({name: evaluate_run(run, qrels)[name] for name in names})
     return metrics
