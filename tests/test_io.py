@@ -650,3 +650,22 @@ def test_a_file_system_without_locks_is_one_line_naming_the_output(
         locked(tmp_path / "r.jsonl").__enter__()
     with pytest.raises(DiveError, match=rf"^{tmp_path / 'out'}: {re.escape(said)}"):
         held(tmp_path / ".out.partial", tmp_path / "out").__enter__()
+
+
+def test_a_tilde_of_no_known_user_stays_as_typed_in_every_verb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`~nosuchuser/m` is a relative path, as a shell leaves it: `Path.expanduser` raised
+    RuntimeError ("Could not determine home directory"), a traceback from fit, compress,
+    index, dive.save... while evaluate --report made the literal folder."""
+    import numpy as np
+
+    import dive
+
+    monkeypatch.chdir(tmp_path)
+    corpus = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    dive.save(dive.fit(corpus, method="pca", dim=2), "~nosuchuser-dive/m")
+    assert (tmp_path / "~nosuchuser-dive" / "m").is_dir()
+    assert dive.load("~nosuchuser-dive/m").transform(corpus).shape == (20, 2)
+    with pytest.raises(DataError, match=r"^~nosuchuser-dive/data: no such dataset folder$"):
+        dive.fit("~nosuchuser-dive/data", method="pca", dim=2)

@@ -807,6 +807,12 @@ def refuse_special_file(path: str | os.PathLike[str]) -> None:
                         "save its contents to a file and give that")
 
 
+def user_path(value: str | os.PathLike[str]) -> Path:
+    """`value` with a leading `~` or `~user` expanded, as a shell does: a `~user` of no known
+    user stays as typed (`Path.expanduser` raised RuntimeError: a traceback)."""
+    return Path(os.path.expanduser(value))
+
+
 def cache_base() -> Path | None:
     """`$DIVE_CACHE`, `~` expanded, or None when unset or empty. A value with blanks at an end
     is refused: " " or " /data" wrote the cache into a folder named " " in the working
@@ -817,7 +823,7 @@ def cache_base() -> Path | None:
     if value != value.strip():  # `DIVE_CACHE= /data` in an env file keeps the blank
         raise DataError(f"$DIVE_CACHE is {value!r}, with blanks at an end; unset it (the "
                         "default cache) or name a folder without them")
-    return Path(value).expanduser()
+    return user_path(value)
 
 
 def as_path(value: object, what: str, expected: str = "a path") -> Path:
@@ -828,7 +834,7 @@ def as_path(value: object, what: str, expected: str = "a path") -> Path:
     if not isinstance(value, (str, os.PathLike)) or value == "":
         shown = "empty" if isinstance(value, str) else kind_of(value)  # (an array's == is not)
         raise DiveError(f"{what} is {shown}; expected {expected} (str or os.PathLike)")
-    return Path(value).expanduser()
+    return user_path(value)
 
 
 def refuse_folder_form(value: str | os.PathLike[str], writes: str = "this writes a file") -> None:

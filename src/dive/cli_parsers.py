@@ -16,11 +16,10 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from dive import __version__
-from dive._io import refuse_folder_form
+from dive._io import refuse_folder_form, user_path
 from dive.arrays import SEED_LIMIT, is_blank, is_integer_text, is_utf8
 from dive.errors import DiveError
 
@@ -146,7 +145,7 @@ def _str_list(text: str, what: str = "a comma-separated list") -> list[str]:
 def _dataset_list(text: str) -> list[str]:
     """Comma-separated dataset names or folders; a folder whose own name has a comma (it
     exists as typed) is one dataset, which no split could give."""
-    return [text] if "," in text and Path(text).expanduser().is_dir() else _str_list(text)
+    return [text] if "," in text and user_path(text).is_dir() else _str_list(text)
 
 
 def _method_list(text: str) -> list[str]:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dive._io import as_path, cache_base, check_flag
+from dive._io import as_path, cache_base, check_flag, user_path
 from dive.data.beir import Dataset, load_beir
 from dive.errors import DataError, DiveError, kind_of
 
@@ -94,7 +94,7 @@ def resolve_dataset(
     raw = os.fspath(name_or_path)
     if not raw.strip():  # Path("") is the current folder: it would load whatever is here
         raise DataError(f"the dataset name or path is empty ({raw!r})")
-    given = Path(raw).expanduser()
+    given = user_path(raw)
     # a Path is a path: Path("./cisi") reads "cisi", the name $DIVE_DATA's cisi was found by
     if not isinstance(name_or_path, str) or not _NAME.fullmatch(raw):
         if given.is_dir():
@@ -104,10 +104,10 @@ def resolve_dataset(
 
     roots: list[tuple[str, Path]] = []
     if data_dir is not None:
-        roots.append(("data_dir", Path(data_dir).expanduser()))
+        roots.append(("data_dir", user_path(data_dir)))
     for entry in os.environ.get("DIVE_DATA", "").split(os.pathsep):
         if entry:
-            roots.append(("$DIVE_DATA", Path(entry).expanduser()))
+            roots.append(("$DIVE_DATA", user_path(entry)))
     cache = default_cache_dir()
     roots.append(("cache", cache))
     for source, root in roots:
@@ -167,7 +167,7 @@ def load_dataset(
 def dataset_name(name_or_path: str, folder: Path) -> str:
     """The name records and embeddings know the dataset `name_or_path` (found at `folder`) by:
     a name it was found by, else the folder's name."""
-    here = Path(name_or_path).expanduser()  # a folder of that name here is not what a root had
+    here = user_path(name_or_path)  # a folder of that name here is not what a root had
     is_name = bool(_NAME.fullmatch(name_or_path)) and not (
         here.is_dir() and here.resolve() == Path(folder).resolve())
     # absolute: "." or ".." name the folder they point to (their own name is empty or "..");
@@ -184,7 +184,7 @@ def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path
     """
     if not re.fullmatch(_SEGMENT, name):
         raise DataError(f"{name!r} is not a dataset name (letters, digits, '_', '-', '.')")
-    dest_root = Path(dest_root).expanduser()
+    dest_root = user_path(dest_root)
     target = dest_root / name
     if target.is_dir():
         logger.info("dataset %s already at %s", name, target)

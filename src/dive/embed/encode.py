@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from dive._io import cache_base
+from dive._io import cache_base, user_path
 from dive.arrays import l2_normalize, positive_integer
 from dive.data.beir import form_hint
 from dive.embed.store import META_FILE, Embeddings, load_embeddings, read_meta
@@ -78,7 +78,7 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
             ) from None
         with _hub_off():
             return _load(SentenceTransformer, name_or_path, str(get_model_path()), device)
-    local = Path(name_or_path).expanduser()
+    local = user_path(name_or_path)
     if name_or_path == IMPORTED_MODEL and not local.exists():  # it blamed the hub
         raise DiveError(f"could not load model {IMPORTED_MODEL!r}: the label of vectors imported "
                         "without a model's name, not a model; give the model to encode with")
@@ -358,7 +358,7 @@ def _local_model_folder(model_name: str) -> Path | None:
     if not model_name.strip():  # Path("") is the working directory
         return None
     try:
-        folder = Path(model_name).expanduser()
+        folder = user_path(model_name)
         if any((folder / name).is_file() for name in _MODEL_FILES):
             return folder.resolve()
     except (OSError, ValueError, RuntimeError):  # no path can have that name (too long, NUL)
@@ -430,7 +430,7 @@ def cache_folder(dataset: Dataset, model_name: str, root: str | Path | None = No
     if isinstance(dataset, (str, os.PathLike)):  # "'str' object has no attribute 'name'"
         raise DiveError(f"cache_folder: dataset is {kind_of(dataset)}; expected a loaded "
                         "Dataset (dive.data.load_dataset)")
-    top = Path(root).expanduser() if root is not None else default_cache_root()
+    top = user_path(root) if root is not None else default_cache_root()
     base = top / model_dirname(model_name)
     meta = _entry_meta(base / dataset.name)
     maker = meta.get("model")
@@ -484,7 +484,7 @@ def get_embeddings(
     subdir = Path(model_dirname(model_name)) / dataset.name
     emb: Embeddings | None = None
     if embeddings_dir is not None:
-        folder = Path(embeddings_dir).expanduser()
+        folder = user_path(embeddings_dir)
         emb = load_embeddings(folder)  # it must exist and be one
         _warn_on_model_mismatch(folder, emb, model_name)
         _check_same_texts(folder, emb, dataset)
@@ -559,7 +559,7 @@ def _from_env(env: str, subdir: Path, dataset: Dataset,
     variable is set, so meant to be used) when it has none, or those another model made: its
     entries are named by the model's last part, so `someorg/all-MiniLM-L6-v2` found the stock
     model's vectors and recorded them as its own."""
-    folder = Path(env).expanduser() / subdir
+    folder = user_path(env) / subdir
     if not folder.is_dir():  # a mistyped one silently encoded for minutes
         logger.warning("$DIVE_EMBEDDINGS (%s) has no %s; using the embeddings cache", env,
                        subdir)
@@ -579,7 +579,7 @@ def env_entry_ahead_of(dataset: Dataset, model_name: str) -> Path | None:
     ahead of the cache (one made by that model and recording the dataset's texts), if any: an
     embedding or import written to the cache is then not what evaluate and fit read."""
     env = os.environ.get("DIVE_EMBEDDINGS")
-    folder = Path(env).expanduser() / model_dirname(model_name) / dataset.name if env else None
+    folder = user_path(env) / model_dirname(model_name) / dataset.name if env else None
     if folder is None or not (folder / META_FILE).is_file():
         return None
     meta = read_meta(folder / META_FILE)
@@ -643,7 +643,7 @@ def default_model_for(embeddings_dir: str | Path | None) -> str:
     `DEFAULT_MODEL`. An unreadable folder is left for `get_embeddings` to report."""
     if embeddings_dir is not None:
         try:
-            model = read_meta(Path(embeddings_dir).expanduser() / META_FILE).get("model")
+            model = read_meta(user_path(embeddings_dir) / META_FILE).get("model")
         except (OSError, DataError):
             model = None
         if isinstance(model, str) and model:

@@ -41,6 +41,7 @@ from dive._io import (
     made_folder,
     nothing_finished_unless,
     publishing,
+    user_path,
 )
 from dive.arrays import UNIT_NORM_TOLERANCE, is_utf8, positive_integer
 from dive.embed import encode
@@ -126,7 +127,7 @@ def encode_to_folder(
     batch_size = positive_integer(batch_size, "batch_size")  # plain ints: the job is JSON
     chunk_size = positive_integer(chunk_size, "chunk_size")
     # absolute: "." has no name to put its work folder beside it under
-    target = Path(os.path.abspath(Path(out).expanduser()))
+    target = Path(os.path.abspath(user_path(out)))
     check_embeddings_output(target, overwrite=overwrite)
     chunks = list(_chunks(dataset, chunk_size))
     job = {
@@ -221,7 +222,7 @@ def _local_path(model_name: str) -> str | None:
     of that name the working directory holds (one made it re-encode its cache every run)."""
     if model_name in encode.DEFAULT_ALIASES:
         return None
-    path = Path(model_name).expanduser()
+    path = user_path(model_name)
     return str(path.resolve()) if path.exists() else None
 
 
@@ -229,7 +230,7 @@ def local_files(model_name: str) -> list[list[Any]] | None:
     """(file, size, mtime_ns) of every file of a model given as a local folder: a model saved
     again into the same folder (a fine-tune) is another model, whose vectors must not be
     mixed with the first one's on resume (None for the default model, as in `_local_path`)."""
-    path = Path(model_name).expanduser()
+    path = user_path(model_name)
     if model_name in encode.DEFAULT_ALIASES or not path.is_dir():
         return None
     return [[f.relative_to(path).as_posix(), (st := f.stat()).st_size, st.st_mtime_ns]

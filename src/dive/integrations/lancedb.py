@@ -54,6 +54,7 @@ from dive._io import (
     naming_os_errors,
     publish,
     publishing,
+    user_path,
     written_before,
 )
 from dive.arrays import (
@@ -132,7 +133,7 @@ class TableRef:
         if not db or not name:
             raise DiveError(f"{spec}: expected {PREFIX}PATH/TABLE (the database folder, a "
                             "slash, the table name)")
-        ref = cls(Path(db).expanduser(), name)  # as lancedb.connect and pyarrow read it
+        ref = cls(user_path(db), name)  # as lancedb.connect and pyarrow read it
         expected = f"expected {PREFIX}PATH/TABLE, and a table name holds no '/'"
         table = next((p for p in (ref.db, *ref.db.parents) if p.suffix == ".lance"
                       and p.is_dir()), None)

@@ -28,9 +28,9 @@ import math
 import shlex
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from dive._io import user_path
 from dive.arrays import positive_integer, readable
 from dive.compressors.precision import bytes_per_vector
 from dive.compressors.registry import method_facts
@@ -106,7 +106,7 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     records = merge_records(records)  # a rerun's last record, as `dive report` reads them
     dataset = readable(dataset)  # as merge_records names it (typed under LC_ALL=C, say)
     datasets = {str(r["dataset"]) for r in records}
-    folder = Path(dataset).expanduser()
+    folder = user_path(dataset)
     if dataset not in datasets and folder.is_dir():  # `mydocs/`, as evaluate was given it
         dataset = readable(dataset_name(dataset, folder))
     if dataset not in datasets:
