@@ -87,6 +87,18 @@ def test_compress_into_a_new_table_carries_the_ids(tmp_path: Path, model_dir: Pa
     assert not list(db.glob(".*partial"))
 
 
+def test_a_relative_database_whose_name_reads_as_a_uri_scheme_is_a_folder(
+        tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lancedb and pyarrow read a relative `ldb:x` as a URI: "No object store provider found
+    for scheme: 'ldb'" (a traceback), then its parts "Unrecognized filesystem type in URI"."""
+    monkeypatch.chdir(tmp_path)
+    x = vectors(N)
+    make_table(tmp_path / "ldb:x", x=x)
+    dl.compress_table(model_dir, "lancedb:ldb:x/docs", "lancedb:ldb:x/small", progress=False)
+    got = read(dl.open_table(uri(tmp_path / "ldb:x", "small")), "vector")["vector"]
+    np.testing.assert_allclose(got, load(model_dir).transform(x), atol=1e-6)
+
+
 @pytest.mark.parametrize("scale", [1e-43, 1e-50])
 def test_a_float64_row_far_below_float32_is_compressed_as_transform_does(
         tmp_path: Path, model_dir: Path, scale: float) -> None:

@@ -110,6 +110,17 @@ def test_parquet_round_trip_carries_ids(tmp_path: Path, runtime, stores) -> None
     assert [groups.row_group(g).num_rows for g in range(groups.num_row_groups)] == [128] * 7 + [104]
 
 
+def test_a_relative_parquet_path_whose_name_reads_as_a_uri_is_a_file(
+        tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow read a relative `api:x.parquet` (or a time stamp's `T10:30:00`) as a URI:
+    "not a readable Parquet file (Unrecognized filesystem type in URI...)"."""
+    monkeypatch.chdir(tmp_path)
+    x = stores.vectors(100)
+    stores.write_parquet(tmp_path / "api:x.parquet", x)
+    compress_store(runtime, Path("api:x.parquet"), Path("db:y.parquet"), progress=False)
+    _check(runtime, stores.read_parquet(tmp_path / "db:y.parquet")[1], x, 100)
+
+
 def test_parquet_list_column_float16_output_column(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(250)
     stores.write_parquet(tmp_path / "x.parquet", x, fixed=False, column="emb")

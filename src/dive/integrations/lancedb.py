@@ -169,7 +169,7 @@ def connect(ref: TableRef) -> Any:
     lancedb = import_lancedb()
     if not ref.db.is_dir():
         raise DataError(f"{ref}: no LanceDB database folder {ref.db}")
-    return lancedb.connect(str(ref.db))
+    return lancedb.connect(os.path.abspath(ref.db))  # relative `db:v2` read as a URI
 
 
 def open_table(ref: TableRef | str | os.PathLike[str]) -> Any:
@@ -367,7 +367,7 @@ def _create_table(partial: Partial, dst: TableRef, reader: pa.RecordBatchReader,
     table (even one another run wrote meanwhile) only with `overwrite`."""
     staged = partial.root / dst.folder.name
     shutil.rmtree(staged, ignore_errors=True)  # a killed run's half-written table
-    import_lancedb().connect(str(partial.root)).create_table(dst.name, data=reader,
+    import_lancedb().connect(os.path.abspath(partial.root)).create_table(dst.name, data=reader,
                                                              schema=schema)
     with publishing():
         publish(staged, dst.folder, overwrite=overwrite)
@@ -466,7 +466,7 @@ def _parts_reader(partial: Partial, schema: pa.Schema, n_rows: int,
         for lo in range(0, n_rows, batch_size):
             part = partial.parts / part_name(lo)
             try:
-                table = pa.parquet.read_table(part)
+                table = pa.parquet.read_table(os.path.abspath(part))  # not a URI
             except (OSError, pa.ArrowException) as exc:
                 raise partial.damaged(f"{part.name}: {exc}") from None
             if table.num_rows != min(batch_size, n_rows - lo):

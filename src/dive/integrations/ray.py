@@ -309,7 +309,8 @@ def compress_parquet(
                               output_column=out_column, id_column=id_column,
                               batch_size=batch_size, dtype=dtype, num_workers=num_workers,
                               progress=progress)
-        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(tmp.rglob("*.parquet")))
+        rows = sum(pq.ParquetFile(os.path.abspath(p)).metadata.num_rows  # not a URI
+                   for p in sorted(tmp.rglob("*.parquet")))
         if rows != n_rows:  # never publish what Ray did not write in full
             raise DiveError(f"{dst}: Ray wrote {rows} of the {n_rows} rows read; nothing was "
                             "published")

@@ -190,9 +190,10 @@ def _is_list(t: pa.DataType) -> bool:
 def open_parquet(path: Path) -> pa.parquet.ParquetFile:
     """`path` opened to read a row group at a time: pyarrow's default `pre_buffer` buffered
     every row group an iteration asks for, so memory grew with the file (a 2M x 384 store
-    peaked at 3.9 GB in `dive compress`, against 0.3 GB for the same rows in a .npy)."""
+    peaked at 3.9 GB in `dive compress`, against 0.3 GB for the same rows in a .npy). The
+    path goes in absolute: pyarrow read a relative `api:queries.parquet` as a URI."""
     refuse_special_file(path)
-    return import_pyarrow().parquet.ParquetFile(path, pre_buffer=False)
+    return import_pyarrow().parquet.ParquetFile(os.path.abspath(path), pre_buffer=False)
 
 
 def unreadable(path: Path, exc: Exception) -> DataError:

@@ -315,7 +315,8 @@ class _Job:
             for lo in range(0, shard.n_rows, self.batch_size):
                 part = parts / part_name(lo)
                 try:
-                    table = pa.parquet.read_table(part, schema=schema).combine_chunks()
+                    table = pa.parquet.read_table(os.path.abspath(part),  # not a URI
+                                                  schema=schema).combine_chunks()
                 except (OSError, pa.ArrowException) as exc:
                     raise self.partial.damaged(f"{part.name}: {exc}") from None
                 writer.write_table(table, row_group_size=self.batch_size)
