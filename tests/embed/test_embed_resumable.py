@@ -290,6 +290,19 @@ def test_an_existing_folder_is_replaced_only_with_overwrite(tmp_path: Path, mode
     assert (other / "notes.txt").read_text() == "mine"
 
 
+def test_an_output_through_a_link_and_up_lands_where_the_file_system_puts_it(
+        tmp_path: Path, model: Any) -> None:
+    """`link/../emb` is `emb` beside the folder the link leads to, where the import and every
+    other verb write it; encoding collapsed the `..` first and wrote `./emb`, beside the link,
+    which `link/../emb` then did not name."""
+    (tmp_path / "far" / "real").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "far" / "real", target_is_directory=True)
+    encode_to_folder(load_beir(PANTRY), tmp_path / "link" / ".." / "emb", chunk_size=64,
+                     progress=False, model=model)
+    assert (tmp_path / "far" / "emb" / "corpus.npy").is_file()
+    assert not (tmp_path / "emb").exists()
+
+
 @pytest.mark.parametrize("name", ["batch_size", "chunk_size"])
 def test_sizes_must_be_positive(tmp_path: Path, name: str) -> None:
     with pytest.raises(DiveError, match=f"{name} must be a positive integer"):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dive._io import as_path, cache_base, check_flag, user_path
+from dive._io import as_path, cache_base, check_flag, named, user_path
 from dive.data.beir import Dataset, load_beir
 from dive.errors import DataError, DiveError, kind_of
 
@@ -170,9 +170,9 @@ def dataset_name(name_or_path: str, folder: Path) -> str:
     here = user_path(name_or_path)  # a folder of that name here is not what a root had
     is_name = bool(_NAME.fullmatch(name_or_path)) and not (
         here.is_dir() and here.resolve() == Path(folder).resolve())
-    # absolute: "." or ".." name the folder they point to (their own name is empty or "..");
-    # links are kept, so a linked dataset keeps the link's name
-    return name_or_path if is_name else Path(os.path.abspath(folder)).name
+    # "." or ".." name the folder they point to (their own name is empty or ".."); a link
+    # last is kept, so a linked dataset keeps the link's name (`named`)
+    return name_or_path if is_name else named(folder).name
 
 
 def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -39,6 +38,7 @@ from dive._io import (
     clear_work_folder,
     held,
     made_folder,
+    named,
     nothing_finished_unless,
     publishing,
     user_path,
@@ -126,8 +126,9 @@ def encode_to_folder(
     check_flag(progress, "progress")
     batch_size = positive_integer(batch_size, "batch_size")  # plain ints: the job is JSON
     chunk_size = positive_integer(chunk_size, "chunk_size")
-    # absolute: "." has no name to put its work folder beside it under
-    target = Path(os.path.abspath(user_path(out)))
+    # where the file system puts it ("." has no name to put its work folder beside it under;
+    # `link/../x` is beside the link's folder, where every other verb writes it, not `./x`)
+    target = named(user_path(out))
     check_embeddings_output(target, overwrite=overwrite)
     chunks = list(_chunks(dataset, chunk_size))
     job = {
