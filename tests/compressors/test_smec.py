@@ -227,3 +227,20 @@ def test_warmup_trains_stage_one_on_sxbm_alone_before_the_labels(
     # the supervised run's start (checkpoint 0) is the warmed model, not the untrained one
     assert first["history"][0] != plain.fit_info_.diagnostics["stages"][0]["history"][0]
     assert not np.array_equal(plain.transform(corpus), warm.transform(corpus))
+
+
+def test_a_stage_s_frozen_part_computed_in_chunks_is_the_one_pass_bit_for_bit(
+    corpus: np.ndarray, labels: TrainingData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stage's frozen part and ADS energies go over the corpus a chunk of rows at a
+    time (one pass held every hidden layer's activations: the fit peaked at about 4x the
+    corpus on top of it); rows are independent, so the model is the same as in one pass."""
+    import dive.compressors._smec_fit as smec_fit
+    from dive.compressors._baseline_modules import map_rows
+
+    def fit(chunk: int) -> np.ndarray:
+        monkeypatch.setattr(smec_fit, "map_rows", lambda fn, x: map_rows(fn, x, chunk))
+        spec = "smec" + FAST + ":stage_layer=adapter"
+        return make_compressor(spec, 4).fit(corpus, labels).transform(corpus)
+
+    assert np.array_equal(fit(7), fit(10**9))

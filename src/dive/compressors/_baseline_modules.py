@@ -68,11 +68,23 @@ def fold(adapter: Adapter, rot: np.ndarray | None, projection: np.ndarray) -> Ru
     )
 
 
+def map_rows(fn: Encoder, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """`fn` applied to `x` in chunks of rows without gradients: only one chunk's
+    activations at a time (a pass over the whole corpus held every hidden layer's, several
+    times the corpus), and every row's output the same bit for bit."""
+    with torch.no_grad():
+        first = fn(x[:chunk])
+        out = first.new_empty((x.shape[0], *first.shape[1:]))  # filled in place: no cat's copy
+        out[: len(first)] = first
+        for i in range(chunk, x.shape[0], chunk):
+            out[i : i + chunk] = fn(x[i : i + chunk])
+        return out
+
+
 def compress(encode: Encoder, x: torch.Tensor, chunk: int = 8192) -> np.ndarray:
     """`encode` applied to `x` in chunks without gradients, as float32 numpy."""
-    with torch.no_grad():
-        parts = [encode(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)]
-    return finite_outputs(np.ascontiguousarray(torch.cat(parts).numpy(), dtype=np.float32))
+    return finite_outputs(np.ascontiguousarray(map_rows(encode, x, chunk).numpy(),
+                                               dtype=np.float32))
 
 
 def scatter_candidates(

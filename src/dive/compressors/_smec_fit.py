@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dive.compressors._baseline_modules import Encoder, Supervision, fold, snapshot
+from dive.compressors._baseline_modules import Encoder, Supervision, fold, map_rows, snapshot
 from dive.compressors._baseline_select import (
     Selected,
     fit_grid,
@@ -137,9 +137,8 @@ class SMECNet(nn.Module):
             linear = nn.Linear(width, width, bias=False)
             nn.init.eye_(linear.weight)
             self.linears.append(linear)
-        with torch.no_grad():
-            energy = self.previous(corpus, self.base(corpus, k), k).pow(2).mean(0)
-            init = (energy - energy.mean()) / energy.std().clamp(min=1e-12)
+        energy = map_rows(lambda v: self.previous(v, self.base(v, k), k), corpus).pow(2).mean(0)
+        init = (energy - energy.mean()) / energy.std().clamp(min=1e-12)
         self.selectors.append(AdaptiveSelection(width, keep, init, tau))
         self.widths.append(keep)
 
@@ -337,8 +336,7 @@ def fit_smec(
         layer, scores = net.stage_parameters(k)
         for p in (*layer, *scores):
             p.requires_grad_(True)
-        with torch.no_grad():
-            base = net.base(x, k)  # the frozen part of every corpus row, once per stage
+        base = map_rows(lambda v: net.base(v, k), x)  # stage k's frozen part, once per stage
         initial = net.selector(k).selected()
         warmup = warm_up(k, layer, scores, base)
         seed = int(rng.integers(2**31))
