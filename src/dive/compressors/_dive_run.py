@@ -144,7 +144,8 @@ class Run:
         self.use_ntxent = cfg.ntxent_weight > 0 and net.n_heads > 1 and self.batch >= 2
         self.pools = NegativePools.empty(len(train) if train is not None else 0)
         self.queue = BatchQueue(cfg.mine_every)  # the query batches of the coming steps
-        self.encoded: tuple[int, np.ndarray] = (0, start_z)  # (step, corpus outputs after it)
+        # (step, corpus outputs after it; None: dropped between pieces of training, `release`)
+        self.encoded: tuple[int, np.ndarray | None] = (0, start_z)
         self.loop = TrainingLoop(
             loss=self._loss,
             optimiser=AdamW(net.parameters(), lr=arm.lr, weight_decay=cfg.weight_decay),
@@ -238,9 +239,11 @@ class Run:
         """The corpus outputs of the model as it is now, or as it was at most `stale` updates
         ago (those of the last check, or of the start, when recent enough)."""
         done = self.loop.step - 1  # updates made before this step's
-        if done - self.encoded[0] > stale:
-            self.encoded = (done, self.net.encode(self.fit.corpus))
-        return self.encoded[1]
+        step, outputs = self.encoded
+        if done - step > stale or outputs is None:
+            outputs = self.net.encode(self.fit.corpus)
+            self.encoded = (done, outputs)
+        return outputs
 
     def _check(self, step: int, window: dict[str, float]) -> float | None:
         """Log the window and score the held-out queries (if any)."""
@@ -248,8 +251,9 @@ class Run:
         entry = {"step": float(step), **window}
         if self.held_out is not None:
             self.steps.append(step)
-            self.encoded = (step, net.encode(fit.corpus))
-            self.scores.append(fit.scores(net, self.encoded[1], self.held_out))
+            corpus_z = net.encode(fit.corpus)
+            self.encoded = (step, corpus_z)
+            self.scores.append(fit.scores(net, corpus_z, self.held_out))
             entry["held_out_ndcg@10"] = float(self.scores[-1].mean())
             if self.keep_states:
                 self.states[step] = state_of(net)
@@ -262,11 +266,20 @@ class Run:
         worker thread then stops within one check's steps of its caller being interrupted."""
         if stop is None:
             self.loop.run(steps)
-            return self
-        every = self.fit.config.eval_every
-        while self.loop.step < steps and not self.loop.stopped and not stop.is_set():
-            self.loop.run(min(steps, (self.loop.step // every + 1) * every))
+        else:
+            every = self.fit.config.eval_every
+            while self.loop.step < steps and not self.loop.stopped and not stop.is_set():
+                self.loop.run(min(steps, (self.loop.step // every + 1) * every))
+        self._release()
         return self
+
+    def _release(self) -> None:
+        """Drop the corpus outputs kept for mining once this piece of training ends: every
+        run of a race held its own (n x d floats each, 4 runs: 6x the corpus at 300k
+        documents). Exact mining reads them only while the model is unchanged, so encoding
+        again gives the same bits; a shortlist's may be up to a check old, and stay."""
+        if self.fit.config.shortlist is None:
+            self.encoded = (self.encoded[0], None)
 
     def curve(self) -> Curve:
         return Curve(tuple(self.steps), np.stack(self.scores) if self.scores else np.empty((0, 0)))
