@@ -422,8 +422,10 @@ CASES = [
     Case("import disk full", IMPORT, "/imported: written in part only (537600 requested and "
          "76768 written): is the disk full?", in_turn(api_vectors(), short_npy_write)),
     # found by the first run's append, after its work
+    # the file may be writable, its folder not: the temporary beside it is what was refused
     Case("evaluate read-only", EVALUATE + " --results {ws}/ro/r.jsonl",
-         "ro/r.jsonl: permission denied", in_turn(read_only("ro"), no_run)),
+         "ro/r.jsonl: permission denied in its folder (every output is written beside its "
+         "place, then renamed into it)", in_turn(read_only("ro"), no_run)),
     Case("evaluate results onto a mount point", EVALUATE + " --results {ws}/mnt.jsonl",
          "mnt.jsonl: is a mount point, which a results file rewritten whole (by one rename) "
          "cannot replace", in_turn(mounted_results, no_run)),

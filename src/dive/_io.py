@@ -652,6 +652,10 @@ def describe_os_error(exc: OSError) -> str:
     else:
         reason = (exc.strerror or str(exc)).rstrip(".")
         reason = reason[:1].lower() + reason[1:]
+        if match and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            # the temporary beside it was refused: the file itself may well be writable
+            reason += (" in its folder (every output is written beside its place, then "
+                       "renamed into it)")
     return f"{where}: {reason}"
 
 
