@@ -315,6 +315,12 @@ CASES = [
          "its path"),
     Case("evaluate results a folder", EVALUATE + " --results {ws}/r/", "--results: '{ws}/r/' "
          "ends in a separator, naming a folder; this writes a file: give its path"),
+    # and so does a last "." (Path drops it too: the file `r.jsonl` was written)
+    Case("evaluate results a folder's dot", EVALUATE + " --results {ws}/r.jsonl/.",
+         "--results: '{ws}/r.jsonl/.' ends in '.', naming a folder; this writes a file: give "
+         "its path"),
+    Case("export onnx a folder's dot", "export {ws}/model --format onnx --output {ws}/m.onnx/.",
+         "'{ws}/m.onnx/.' ends in '.', naming a folder; an ONNX export is one file"),
     Case("report results -", "report --results - --output {ws}/rep", "--results: '-' "
          "(standard input): this verb reads files; give a path"),
     # taken modulo 2**31 without a word (seeds 0 and 2**32 built the same index)
