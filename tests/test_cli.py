@@ -810,3 +810,24 @@ def test_evaluate_reads_a_dataset_folder_with_a_comma_in_its_name_as_one(
     assert main(args) == 0
     assert {json.loads(line)["dataset"] for line in results.read_text().splitlines()} == {
         "my data,v2"}
+
+
+def test_a_dataset_folder_with_blanks_at_an_end_is_read_as_typed(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--dataset ' tiny'` was stripped to `tiny`: looked up in $DIVE_DATA and the cache, and
+    downloaded, or another folder of that name used without a word."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / " tiny").symlink_to(tiny[0], target_is_directory=True)
+    def dataset(given: str) -> str:
+        fit = ["fit", "--method", "pca", "--dim", "4", "--output", "m", "--dataset", given]
+        return str(build_parser().parse_args(fit).dataset)
+
+    assert dataset(" tiny") == " tiny"
+    assert dataset(" other ") == "other"  # no such folder: a name, stripped
+    results = tmp_path / "r.jsonl"
+    args = evaluate_args(tiny, results)
+    args[args.index("--datasets") + 1] = " tiny"
+    assert main(args) == 0
+    assert {json.loads(line)["dataset"] for line in results.read_text().splitlines()} == {
+        " tiny"}

@@ -110,11 +110,12 @@ def _int_list(minimum: int) -> Callable[[str], list[int]]:
 
 
 def _name(text: str) -> str:
-    """A name or path, stripped; an empty one is refused (the verbs read it as "not given" and
-    used the default without a word)."""
+    """A name or path, stripped unless it is a path as typed (a folder ` data`: stripped, it
+    was looked up, and downloaded, as `data`); an empty one is refused (the verbs read it as
+    "not given" and used the default without a word)."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a name, got {text!r}")
-    return text.strip()
+    return text if os.path.exists(user_path(text)) else text.strip()
 
 
 def _query_text(text: str) -> str:
@@ -143,9 +144,10 @@ def _str_list(text: str, what: str = "a comma-separated list") -> list[str]:
 
 
 def _dataset_list(text: str) -> list[str]:
-    """Comma-separated dataset names or folders; a folder whose own name has a comma (it
-    exists as typed) is one dataset, which no split could give."""
-    return [text] if "," in text and user_path(text).is_dir() else _str_list(text)
+    """Comma-separated dataset names or folders; a folder whose own name has a comma or
+    blanks at an end (it exists as typed) is one dataset, which no split could give."""
+    return [text] if ("," in text or text != text.strip()) and user_path(text).is_dir() else (
+        _str_list(text))
 
 
 def _method_list(text: str) -> list[str]:
