@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -181,6 +182,19 @@ def _temporary_prefix(target: Path) -> str:
     room = 255 - len(".") - len(".") - len(secrets.token_hex(8) + ".tmp")
     name = os.fsencode(target.name)
     return f".{os.fsdecode(name[:room])}."
+
+
+def work_folder(target: Path, kind: str = "partial") -> Path:
+    """`.<name>.<kind>` beside `target`: where a resumable verb keeps its finished chunks. A
+    name too long to take the bytes this adds (a file system's limit is 255) is cut, with a
+    digest of the whole name, so two long names sharing their start share no work folder (a
+    250-byte output was refused as "file name too long")."""
+    name, tail = os.fsencode(target.name), f".{kind}"
+    if len(name) + 1 + len(tail) <= 255:
+        return target.parent / f".{target.name}{tail}"
+    digest = hashlib.sha256(name).hexdigest()[:16]
+    room = 255 - 1 - len(tail) - 1 - len(digest)
+    return target.parent / f".{os.fsdecode(name[:room])}-{digest}{tail}"
 
 
 def is_temporary_name(name: str) -> bool:

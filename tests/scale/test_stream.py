@@ -121,6 +121,22 @@ def test_a_relative_parquet_path_whose_name_reads_as_a_uri_is_a_file(
     _check(runtime, stores.read_parquet(tmp_path / "db:y.parquet")[1], x, 100)
 
 
+def test_an_output_name_near_the_file_system_s_limit_has_a_work_folder_that_fits(
+        tmp_path: Path, runtime, stores) -> None:
+    """`.<name>.partial` is 9 bytes longer than the output's name: a 250-byte name (one `fit`
+    and `export` take) was refused as "file name too long"; cut, it keeps a digest of the
+    whole name, so two long names that share their start share no work folder."""
+    x = stores.vectors(100)
+    np.save(tmp_path / "x.npy", x)
+    names = ["y" * 246 + ".npy", "y" * 246 + "z.npy"]
+    compress_store(runtime, tmp_path / "x.npy", tmp_path / names[0], progress=False)
+    _check(runtime, np.load(tmp_path / names[0]), x, 100)
+    from dive._io import work_folder
+
+    folders = {work_folder(tmp_path / name).name for name in names}
+    assert len(folders) == 2 and all(len(name.encode()) <= 255 for name in folders)
+
+
 def test_parquet_list_column_float16_output_column(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(250)
     stores.write_parquet(tmp_path / "x.parquet", x, fixed=False, column="emb")

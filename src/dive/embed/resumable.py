@@ -42,6 +42,7 @@ from dive._io import (
     nothing_finished_unless,
     publishing,
     user_path,
+    work_folder,
 )
 from dive.arrays import UNIT_NORM_TOLERANCE, is_utf8, positive_integer
 from dive.embed import encode
@@ -142,7 +143,7 @@ def encode_to_folder(
         "chunk_size": chunk_size,
         "device": device,
     }
-    work = target.parent / f".{target.name}.partial"
+    work = work_folder(target)
     # made_folder: a run that fails with nothing to resume leaves no folder it made (a bad
     # model name left the cache's empty <model>/ behind)
 

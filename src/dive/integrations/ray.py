@@ -36,7 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dive._io import MANIFEST, check_flag, clear_work_folder, held, made_folder, named, publish
+from dive._io import (
+    MANIFEST,
+    check_flag,
+    clear_work_folder,
+    held,
+    made_folder,
+    named,
+    publish,
+    work_folder,
+)
 from dive.arrays import BadRowError, positive_integer
 from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
@@ -294,7 +303,7 @@ def compress_parquet(
     _check_schemas_merge(src, files, id_column)
     if not ray.is_initialized():
         check_ray_address(os.environ.get("RAY_ADDRESS", ""))
-    tmp = dst.parent / f".{dst.name}.ray-partial"
+    tmp = work_folder(dst, "ray-partial")
     # with made_folder: a failed run leaves no output folders it made, as the local engine's
     with made_folder(dst.parent), held(tmp, dst):  # a second run on this output fails at once
         # a killed run's files (this engine starts over): only the folder a run marked, or

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dive._io import atomic_write_text, clear_work_folder, held
+from dive._io import atomic_write_text, clear_work_folder, held, work_folder
 from dive.errors import DataError
 from dive.scale.model import runtime_digest
 
@@ -34,7 +34,7 @@ class Partial:
 
     def __init__(self, output: Path) -> None:
         self.output = output
-        self.root = output.parent / f".{output.name}.partial"
+        self.root = work_folder(output)
         self.data = self.root / "data"
         self.parts = self.root / "parts"
         self.state_path = self.root / "state.json"
