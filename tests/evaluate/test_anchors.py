@@ -112,8 +112,13 @@ def test_what_faiss_cannot_train_is_one_line_without_its_source_location(
                                  "from 32)")
 
 
-def test_st_int8_ranks_by_the_inner_product_of_sentence_transformers_codes() -> None:
+@pytest.mark.parametrize("block", [7, 65536])
+def test_st_int8_ranks_by_the_inner_product_of_sentence_transformers_codes(
+        block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The codes are made a block of rows at a time (the whole corpus at once made two float32
+    copies of it), the same codes as sentence-transformers makes of the whole."""
     st = pytest.importorskip("sentence_transformers")
+    monkeypatch.setattr("dive.evaluate.anchors.QUANTIZE_ROWS", block)
     corpus, queries = unit_rows(300), unit_rows(7, seed=1)
     rows, scores = parse_anchor("st-int8").build(corpus, FULL).search(queries, 10)
     codes = st.quantize_embeddings(corpus, "int8", calibration_embeddings=corpus)
@@ -124,8 +129,11 @@ def test_st_int8_ranks_by_the_inner_product_of_sentence_transformers_codes() -> 
     assert np.array_equal(np.take_along_axis(brute, rows, axis=1), expected)
 
 
-def test_st_binary_ranks_by_hamming_distance_of_the_sign_bits() -> None:
+@pytest.mark.parametrize("block", [7, 65536])
+def test_st_binary_ranks_by_hamming_distance_of_the_sign_bits(
+        block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sentence_transformers")
+    monkeypatch.setattr("dive.evaluate.anchors.QUANTIZE_ROWS", block)
     corpus, queries = unit_rows(300), unit_rows(7, seed=1)
     rows, scores = parse_anchor("st-binary").build(corpus, FULL).search(queries, 10)
     signs = np.where(corpus > 0, 1, -1)
