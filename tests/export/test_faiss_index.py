@@ -95,6 +95,11 @@ def test_integer_codes_without_their_quantizer_are_refused(make_inputs: Any) -> 
     with pytest.raises(DataError, match="compressed vectors: expected float embeddings, got "
                                         "dtype int8"):
         build_index(codes)
+    # nor float16 codes: a float32 index (twice the bytes) beside a float16 model's checksum,
+    # whose rescoring then blamed the corpus file
+    with pytest.raises(DataError, match=r"compressed vectors: float16, as a float16 model "
+                                        r"outputs; pass its quantizer"):
+        build_index(make_inputs(50, 8).astype(np.float16))
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])

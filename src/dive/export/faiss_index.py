@@ -360,6 +360,12 @@ def _checked_rows(block: np.ndarray, offset: int, codes: Quantizer | None,
         if codes is not None:
             return codes.check_codes(block, name=what)
         check_floating(block, name=what)  # int8 codes need their quantizer
+        if isinstance(block, np.ndarray) and block.dtype == np.float16:
+            # a float16 model's codes: without their quantizer they were indexed as float32
+            # (twice the bytes) under "precision": "float32" beside the model's checksum
+            raise DataError(f"{what}: float16, as a float16 model outputs; pass its quantizer "
+                            "(quantizer=model.fitted_runtime().quantizer) to index them as "
+                            "float16, or float32 vectors for a float32 index")
         return as_embeddings(block, name=what)
     except BadRowError as exc:
         raise BadRowError(what, offset + exc.row, exc.problem) from None
