@@ -293,6 +293,22 @@ def test_centred_pca_of_rows_that_do_not_vary_is_refused_at_fit(
         make_compressor("pca", 4).fit(rows)
 
 
+def test_a_fit_whose_outputs_are_0_on_every_corpus_row_is_refused_and_keeps_the_last_model(
+    corpus: np.ndarray
+) -> None:
+    """pca and dive refused such a fit; truncate and the baselines saved it (exit 0, a
+    warning), and every row given to it was then refused."""
+    rows = corpus.copy()
+    rows[:, :4] = 0  # nothing in what truncate to 4 keeps
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    model = make_compressor("truncate", 4).fit(corpus)
+    before = model.fitted_runtime()
+    with pytest.raises(DataError, match=r"^truncate: every corpus row's output is 0 \(no part "
+                                        r"in the compressed space\), so it could rank nothing"):
+        model.fit(rows)
+    assert model.fitted_runtime() is before  # a failed refit keeps the model it had
+
+
 def test_a_numpy_integer_dim_is_taken_and_recorded_as_an_int(corpus: np.ndarray) -> None:
     model = make_compressor("pca", np.int64(4)).fit(corpus)  # type: ignore[arg-type]
     assert model.transform(corpus).shape == (len(corpus), 4)

@@ -288,7 +288,12 @@ class Compressor(ABC):
         previous = getattr(self, "fit_info_", None)
         self.fit_info_ = FitInfo()  # `_fit` fills it in
         try:
-            self.runtime_ = self._fit(corpus, train).without_identity_adapter()
+            runtime = self._fit(corpus, train).without_identity_adapter()
+            unranked = runtime.unranked_rows(corpus)
+            if unranked.size == corpus.shape[0]:  # PCA and DIVE said so; others saved it
+                raise DataError(f"{self.method}: every corpus row's output is 0 (no part in "
+                                "the compressed space), so it could rank nothing; the inputs "
+                                "do not vary along what it keeps")
         except BaseException as exc:
             if previous is not None:  # a failed refit keeps the model it had, and its record
                 self.fit_info_ = previous
@@ -298,8 +303,8 @@ class Compressor(ABC):
                                 "(hidden, heads) or batches are too large for this machine"
                                 ) from None
             raise
+        self.runtime_ = runtime
         self.fit_info_.config = self.config()
-        unranked = self.runtime_.unranked_rows(corpus)
         if unranked.size:  # compress, index and evaluate refuse them: said at the fit
             logger.warning("%s: %d corpus row(s) have no part in the compressed space (the "
                            "first: row %d): compressing them is refused, as no score can rank "
