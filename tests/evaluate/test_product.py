@@ -260,7 +260,10 @@ def test_a_grid_without_float32_says_frozen_has_no_reference(
     int8 = grid(data, methods=["frozen", "pca"], precisions=["int8"], rescores=[0, 4])
     assert "frozen@int8" in [method_label(r) for r in run_grid(int8, kept)]
     assert "float32 run" not in caplog.text
-    run_grid(int8, ResultsFile(tmp_path / "new.jsonl"))
+    # an opq stage, which never codes frozen, is not among the precisions it runs at (it read
+    # "frozen runs at int8, opq4 only")
+    with_opq = grid(data, methods=["frozen", "pca"], precisions=["int8", "opq4"], rescores=[0])
+    run_grid(with_opq, ResultsFile(tmp_path / "new.jsonl"))
     assert (f": frozen runs at int8 only, and {tmp_path / 'new.jsonl'} holds no float32 run of "
             "it, the reference reports and recommend keep a share of: add float32 to the "
             "precisions (with rescore factor 0)" in caplog.text)

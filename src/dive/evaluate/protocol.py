@@ -372,13 +372,16 @@ def _check_reference_kept(spec: GridSpec, dataset: str, tasks: Sequence[RunTask]
     `_check_float32_rescored`.)"""
     if "float32" in spec.precisions:
         return
-    missing = list(dict.fromkeys(t.method for t in tasks if full_dim_only(t.method)
-                                 and float32_key(t.keys[0]) not in results))
-    if missing:
+    reference = [t for t in tasks
+                 if full_dim_only(t.method) and float32_key(t.keys[0]) not in results]
+    if reference:
+        # the precisions its own runs have (an opq stage never codes a full-dimension method)
+        runs_at = dict.fromkeys(v.precision for t in reference for v in t.variants)
         logger.warning("%s: %s runs at %s only, and %s holds no float32 run of it, the "
                        "reference reports and recommend keep a share of: add float32 to the "
-                       "precisions (with rescore factor 0)", dataset, ", ".join(missing),
-                       ", ".join(dict.fromkeys(spec.precisions)), results.path)
+                       "precisions (with rescore factor 0)", dataset,
+                       ", ".join(dict.fromkeys(t.method for t in reference)),
+                       ", ".join(runs_at), results.path)
 
 
 def _check_float32_rescored(spec: GridSpec, dataset: str, skipped: Sequence[str],
