@@ -121,10 +121,14 @@ class PCA(Compressor):
             energy / second_moment, self.method, warn=False)
         zeroed = int(np.count_nonzero(~axes.any(axis=1))) + dead
         if rank < min(spanned, dim):
+            # uncentred, the axis past them holds the offset every row shares (`settle_null_
+            # axes`) and stays: "past 1 ... set to 0: 30 of 32" read as a miscount
+            kept = (" (the next holds the offset every row shares outside them)"
+                    if not self.centered and rank < dim and axes[rank].any() else "")
             logger.warning("%s: fitted on %d corpus rows of numerical rank %d (axes with under "
                            "%.0e of the rows' mean squared norm count as none), below the %d "
-                           "output dimensions: the rows do not vary along the axes past %d%s",
-                           self.method, corpus.shape[0], rank, RANK_RTOL, dim, rank,
+                           "output dimensions: the rows do not vary along the axes past %d%s%s",
+                           self.method, corpus.shape[0], rank, RANK_RTOL, dim, rank, kept,
                            f"; outputs set to 0: {zeroed} of {dim}" if zeroed else "")
         elif spanned < dim:
             offset = not self.centered and bool(axes[spanned].any())  # the rows' one offset
