@@ -15,7 +15,9 @@ a child process measured with GNU `/usr/bin/time -v` (Debian: `apt-get install -
 without it the child's `getrusage(RUSAGE_CHILDREN).ru_maxrss` is used), prints the store size,
 vectors per second and the child's peak resident set size, then deletes the store and its
 output before the next size. The model is PCA (`--dim` -> `--out-dim`) fitted on a sample and
-saved as a model folder, as a user would pass it.
+saved as a model folder, as a user would pass it; `--method` fits another that needs no
+labels instead (`matryoshka-adaptor-unsup`: a model with an adapter, whose hidden layer adds to
+the peak).
 
 With `--parquet`, the store is a Parquet file (an `id` string column and a `vector`
 fixed-size-list float32 column, one row group per 65536 rows) and the output one too.
@@ -42,7 +44,7 @@ import numpy as np
 from script_io import script_main
 
 from dive.cli_parsers import _int_at_least
-from dive.compressors.pca import PCA
+from dive.compressors.registry import make_compressor
 from dive.errors import DiveError
 from dive.export import save
 from dive.scale.formats import create_npy
@@ -140,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--index", action="store_true", help="run `dive index` on an "
                         "embeddings folder around each store instead of `dive compress`")
     parser.add_argument("--precision", default="float32", help="the model's output precision")
+    parser.add_argument("--method", default="pca", help="a method needing no labels, fitted on "
+                        "a 20k sample (matryoshka-adaptor-unsup: a model with an adapter)")
     parser.add_argument("--parquet", action="store_true", help="a Parquet store (ids and "
                         "vectors) instead of a .npy one")
     return parser
@@ -155,16 +159,17 @@ def main() -> None:
         rng = np.random.default_rng(0)
         sample = rng.standard_normal((20_000, args.dim), dtype=np.float32)
         model = work / "model"
-        pca = PCA(dim=args.out_dim).fit(sample)
-        pca.runtime_ = pca.runtime_.with_precision(args.precision, sample)
-        save(pca, model)
+        fitted = make_compressor(args.method, args.out_dim).fit(sample)
+        fitted.runtime_ = fitted.fitted_runtime().with_precision(args.precision, sample)
+        save(fitted, model)
         tool = "/usr/bin/time -v" if GNU_TIME.exists() else "getrusage(RUSAGE_CHILDREN)"
         if args.index and args.parquet:
             raise DiveError("--index reads an embeddings folder (.npy); leave out --parquet")
         kind = "parquet" if args.parquet else "npy"
         of = " of parquet" if args.parquet else ""
         verb = "dive index" if args.index else f"dive compress{of}, batch {args.batch_size}"
-        print(f"# {verb}: {args.dim} -> {args.out_dim} {args.precision}; RSS by {tool}")
+        print(f"# {verb}: {args.method} {args.dim} -> {args.out_dim} {args.precision}; "
+              f"RSS by {tool}")
         print(f"# {os.cpu_count()} CPUs visible; store freshly written (page cache warm)")
         extra = f" {'index MB':>9}" if args.index else ""
         print(f"{'store GB':>9} {'vectors':>11} {'seconds':>8} {'vectors/s':>11} "
