@@ -118,6 +118,14 @@ def _name(text: str) -> str:
     return text if os.path.exists(user_path(text)) else text.strip()
 
 
+def _recorded_name(text: str) -> str:
+    """A name as the results record it, blanks at its ends included (`evaluate --datasets
+    ' data'` records ' data'); an empty one is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a name, got {text!r}")
+    return text
+
+
 def _query_text(text: str) -> str:
     """A query as typed; an empty or blank one (`is_blank`: a zero-width space alone too) is
     refused (it was embedded and searched, and its hits printed, as if it asked for
@@ -420,7 +428,7 @@ def add_recommend(sub: Subparsers[_Parser]) -> _Parser:
               "nDCG@10, from results files")
     _add_results_read(p, "results of `dive evaluate --precisions ... --rescore-factors ...` "
                          "(merged)")
-    p.add_argument("--dataset", type=_name, required=True,
+    p.add_argument("--dataset", type=_recorded_name, required=True,
                    help="dataset name as in the results")
     p.add_argument("--keep", type=float, default=0.99,
                    help="share of frozen float32 nDCG@10 to keep (0.99: 99%%; at most 2)")

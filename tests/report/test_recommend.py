@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dive.cli import main
+from dive.cli import build_parser, main
 from dive.errors import DataError, DiveError
 from dive.report.recommend import recommend, render
 
@@ -57,8 +57,16 @@ def test_recommend_errors_clearly_when_nothing_meets_the_target(
                        r"0\.5999 \(99\.9% of frozen"):
         recommend(close, "scifact", 1.0, rescoring=False)
     with pytest.raises(DataError, match="no results for dataset 'nfcorpus'; the results have "
-                       "scifact"):
+                       "'scifact'"):
         recommend(byte_records, "nfcorpus")
+    # a name recorded with a blank (`evaluate --datasets ' scifact'`) is found as typed, and
+    # one typed with a stray blank as recorded: the CLI stripped ' scifact' to 'scifact'
+    blank = [{**r, "dataset": " scifact"} for r in byte_records]
+    as_typed, slip = (recommend(blank, " scifact", rescoring=False),
+                      recommend(byte_records, "scifact ", rescoring=False))
+    assert as_typed.paired == slip.paired and as_typed.keep == slip.keep
+    assert build_parser().parse_args(
+        ["recommend", "--results", "r.jsonl", "--dataset", " scifact"]).dataset == " scifact"
     two = [*byte_records, byte_row("pca", 96, "int8", 96, 0.5, budget="all"),
            byte_row("frozen", 384, "float32", 1536, 0.55, budget="all")]
     with pytest.raises(DataError, match=r"several budgets on scifact \(64, all\); choose one$"):

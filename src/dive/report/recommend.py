@@ -109,9 +109,11 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     folder = user_path(dataset)
     if dataset not in datasets and folder.is_dir():  # `mydocs/`, as evaluate was given it
         dataset = readable(dataset_name(dataset, folder))
+    if dataset not in datasets and dataset.strip() in datasets:  # blanks typed by a slip
+        dataset = dataset.strip()
     if dataset not in datasets:
         raise DataError(f"no results for dataset {dataset!r}; the results have "
-                        f"{', '.join(sorted(datasets)) or 'no records'}")
+                        f"{', '.join(map(repr, sorted(datasets))) or 'no records'}")
     mine = [r for r in records if str(r["dataset"]) == dataset]
     # the default model's hub alias (older records, or `model`) names the default model
     model = _pick((record_model(r) for r in mine), None if model is None else record_label(model),
