@@ -267,6 +267,11 @@ def test_a_grid_without_float32_says_frozen_has_no_reference(
     assert (f": frozen runs at int8 only, and {tmp_path / 'new.jsonl'} holds no float32 run of "
             "it, the reference reports and recommend keep a share of: add float32 to the "
             "precisions (with rescore factor 0)" in caplog.text)
+    caplog.clear()  # an opq stage alone: frozen had no run, and not a word was said
+    run_grid(grid(data, methods=["frozen", "pca"], precisions=["opq4"], rescores=[0]),
+             ResultsFile(tmp_path / "opq.jsonl"))
+    assert (": frozen runs at none of the precisions asked (an opq stage never codes a "
+            "full-dimension method): add float32 to the precisions" in caplog.text)
 
 
 def test_a_full_dimension_method_that_transforms_its_input_is_rescored_by_the_full_vectors(

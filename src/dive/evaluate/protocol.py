@@ -382,6 +382,13 @@ def _check_reference_kept(spec: GridSpec, dataset: str, tasks: Sequence[RunTask]
                        "precisions (with rescore factor 0)", dataset,
                        ", ".join(dict.fromkeys(t.method for t in reference)),
                        ", ".join(runs_at), results.path)
+    planned = {t.method for t in tasks}
+    unrun = [m for m in dict.fromkeys(spec.methods) if full_dim_only(m) and m not in planned]
+    if unrun:  # `--precisions opq12` alone: frozen left out without a word
+        logger.warning("%s: %s runs at none of the precisions asked (an opq stage never codes "
+                       "a full-dimension method): add float32 to the precisions (with rescore "
+                       "factor 0) for the reference reports and recommend keep a share of",
+                       dataset, ", ".join(unrun))
 
 
 def _check_float32_rescored(spec: GridSpec, dataset: str, skipped: Sequence[str],

@@ -145,7 +145,7 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
         # no `param`: these are the evaluation's parameters, which a CLI would name as flags
         # of the recommending verb
         raise DataError(f"{where}: no frozen float32 run to keep a share of; evaluate with "
-                        "methods including frozen")
+                        "methods including frozen, and float32 among the precisions")
     if frozen.mean == 0:  # every configuration would "keep" a share of nothing
         raise DataError(f"{where}: frozen float32 {metric} is 0 on {seed_list(frozen.seeds)}, so "
                         "there is no share of it to keep; check the evaluation queries' "
