@@ -100,6 +100,11 @@ def test_integer_codes_without_their_quantizer_are_refused(make_inputs: Any) -> 
     with pytest.raises(DataError, match=r"compressed vectors: float16, as a float16 model "
                                         r"outputs; pass its quantizer"):
         build_index(make_inputs(50, 8).astype(np.float16))
+    torch = pytest.importorskip("torch")
+    for given in (torch.from_numpy(make_inputs(50, 8).astype(np.float16)),  # documented forms
+                  list(make_inputs(50, 8).astype(np.float16))):
+        with pytest.raises(DataError, match=r"compressed vectors: float16, as a float16 model"):
+            build_index(given)
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])

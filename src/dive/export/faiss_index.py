@@ -62,7 +62,7 @@ from dive._io import (
     refuse_special_file,
     remove_dead_temporaries,
 )
-from dive.arrays import BadRowError, as_embeddings, check_floating, is_integer
+from dive.arrays import BadRowError, as_array, as_embeddings, check_floating, is_integer
 from dive.compressors.options import MAX_INT
 from dive.compressors.precision import (
     CODE_DTYPES,
@@ -359,8 +359,9 @@ def _checked_rows(block: np.ndarray, offset: int, codes: Quantizer | None,
     try:
         if codes is not None:
             return codes.check_codes(block, name=what)
+        block = as_array(block, name=what)  # a tensor or a list of rows too
         check_floating(block, name=what)  # int8 codes need their quantizer
-        if isinstance(block, np.ndarray) and block.dtype == np.float16:
+        if block.dtype == np.float16:
             # a float16 model's codes: without their quantizer they were indexed as float32
             # (twice the bytes) under "precision": "float32" beside the model's checksum
             raise DataError(f"{what}: float16, as a float16 model outputs; pass its quantizer "
