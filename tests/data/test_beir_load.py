@@ -355,7 +355,9 @@ def test_dev_labels_without_train_labels_are_said_to_be_unused(
         caplog.clear()
         # dev.tsv alone: the warning spoke of a test.tsv that is not there
         load_beir(make_beir("c", qrels={"dev": rows}))
-        assert "without train.tsv or test.tsv there is nothing to learn from" in caplog.text
+        assert ("dev.tsv is not used: without train.tsv or test.tsv there is nothing to learn "
+                "from or measure with; rename dev.tsv train.tsv to learn from its labels, or "
+                "test.tsv to measure with them\n") in caplog.text
         assert "half of test.tsv" not in caplog.text
 
 

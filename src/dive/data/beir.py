@@ -203,11 +203,12 @@ def load_beir(path: str | Path, *, name: str | None = None) -> Dataset:
                        qrels_dir, ", ".join(unread), expected)
     if "dev" in qrels and "train" not in qrels:  # labels the user likely meant to learn from
         without = ("without train.tsv, a fit learns from half of test.tsv's queries and is "
-                   "measured on the other half" if "test" in qrels else
+                   "measured on the other half; rename dev.tsv train.tsv to learn from its "
+                   "labels" if "test" in qrels else
                    "without train.tsv or test.tsv there is nothing to learn from or measure "
-                   "with; rename it test.tsv to measure, or")
-        logger.warning("%s: dev.tsv is not used: %s; rename dev.tsv train.tsv to learn from its "
-                       "labels", qrels_dir, without)
+                   "with; rename dev.tsv train.tsv to learn from its labels, or test.tsv to "
+                   "measure with them")
+        logger.warning("%s: dev.tsv is not used: %s", qrels_dir, without)
     dataset = Dataset(
         name=name if name is not None else folder.name,
         path=folder,
