@@ -321,6 +321,10 @@ CASES = [
          "its path"),
     Case("export onnx a folder's dot", "export {ws}/model --format onnx --output {ws}/m.onnx/.",
          "'{ws}/m.onnx/.' ends in '.', naming a folder; an ONNX export is one file"),
+    # and `/..`: refused only after the folder `r.jsonl` was made, and left there empty
+    Case("evaluate results a folder's parent", EVALUATE + " --results {ws}/r.jsonl/..",
+         "--results: '{ws}/r.jsonl/..' ends in '..', naming a folder; this writes a file: give "
+         "its path"),
     Case("report results -", "report --results - --output {ws}/rep", "--results: '-' "
          "(standard input): this verb reads files; give a path"),
     # taken modulo 2**31 without a word (seeds 0 and 2**32 built the same index)

@@ -856,11 +856,12 @@ def as_path(value: object, what: str, expected: str = "a path") -> Path:
 
 
 def refuse_folder_form(value: str | os.PathLike[str], writes: str = "this writes a file") -> None:
-    """`DiveError` if the output path `value` ends in a separator or `/.`: it names a folder,
-    and Path drops both, so `--output new/` (or `new/.`) wrote the file `new` (`writes`: why a
-    file)."""
+    """`DiveError` if the output path `value` ends in a separator, `/.` or `/..`: it names a
+    folder, and Path drops the first two, so `--output new/` (or `new/.`) wrote the file `new`
+    (`writes`: why a file); `r.jsonl/..` left an empty folder `r.jsonl`."""
     text = os.fspath(value)
+    last = os.path.basename(text)
     end = ("a separator" if text.endswith(("/", os.sep)) else
-           repr(".") if os.path.basename(text) == "." else None)
+           repr(last) if last in (".", "..") else None)
     if end is not None:
         raise DiveError(f"{text!r} ends in {end}, naming a folder; {writes}: give its path")
