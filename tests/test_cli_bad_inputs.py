@@ -227,6 +227,13 @@ def api_vectors(change: str = "") -> Setup:
     return setup
 
 
+def file_text(name: str, text: str) -> Setup:
+    def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        (ws / name).write_text(text)
+
+    return setup
+
+
 def empty_file(name: str) -> Setup:
     def setup(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         (ws / name).write_bytes(b"")
@@ -572,6 +579,12 @@ CASES = [
     # a few that already held before issue 12
     Case("malformed corpus line", EVALUATE + " --results {ws}/r.jsonl",
          "corpus.jsonl line 121", append_line("tiny/corpus.jsonl", "{broken\n")),
+    # the qrels errors the README lists (they were tested through load_beir only)
+    Case("qrels score not an integer", EVALUATE + " --results {ws}/r.jsonl",
+         "score '1.0' is not an integer", append_line("tiny/qrels/test.tsv", "q59\td1\t1.0\n")),
+    Case("test qrels of unknown ids", EVALUATE + " --results {ws}/r.jsonl",
+         "test.tsv: no judgement names a query id of queries.jsonl (first: line 2, query id "
+         "'x1')", file_text("tiny/qrels/test.tsv", "query-id\tcorpus-id\tscore\nx1\ty1\t1\n")),
     Case("unknown method", EVALUATE + " --methods pcaa --results {ws}/r.jsonl",
          "unknown method 'pcaa'"),
     # options a training-free method does not take: named as for the learned methods
