@@ -275,9 +275,9 @@ class Run:
 
     def _release(self) -> None:
         """Drop the corpus outputs kept for mining once this piece of training ends: every
-        run of a race held its own (n x d floats each, 4 runs: 6x the corpus at 300k
-        documents). Exact mining reads them only while the model is unchanged, so encoding
-        again gives the same bits; a shortlist's may be up to a check old, and stay."""
+        run of a race held its own, n x d floats each, all at once. Exact mining reads them
+        only while the model is unchanged, so encoding again gives the same bits; a
+        shortlist's may be up to a check old, and stay."""
         if self.fit.config.shortlist is None:
             self.encoded = (self.encoded[0], None)
 
