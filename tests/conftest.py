@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -34,6 +36,19 @@ def shared_dir(kind: str) -> Path | None:
 
 STOPPING = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
             signal.SIGHUP: signal.SIG_DFL}
+
+
+T = TypeVar("T")
+
+
+def traced_peak(call: Callable[[], T]) -> tuple[T, int]:
+    """`call()`'s result and the peak bytes Python and numpy allocated while it ran."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 @pytest.fixture()

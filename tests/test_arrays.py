@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +11,14 @@ import pytest
 from dive import arrays
 from dive.arrays import BadRowError, as_embeddings
 from dive.errors import DataError
+from tests.conftest import traced_peak
 
 
 def test_checking_a_float32_corpus_allocates_about_one_block() -> None:
     # np.isfinite over the whole corpus took n x d bytes (368 MB at 1M x 384)
     corpus = np.random.default_rng(0).standard_normal((400_000, 64)).astype(np.float32)
-    tracemalloc.start()
-    try:
-        assert as_embeddings(corpus, name="corpus") is corpus  # float32 C-order: no copy
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    checked, peak = traced_peak(lambda: as_embeddings(corpus, name="corpus"))
+    assert checked is corpus  # float32 C-order: no copy
     assert peak < corpus.size // 4, f"{peak / 1e6:.1f} MB for {corpus.nbytes / 1e6:.0f} MB"
 
 
@@ -145,12 +141,7 @@ def test_rescaling_rows_costs_about_one_copy_of_them() -> None:
     copy the caller's buffer requires plus a block (and a row the block check finds bad is
     still named by its row in the whole array)."""
     x = np.random.default_rng(0).standard_normal((100_000, 64)).astype(np.float32)
-    tracemalloc.start()
-    try:
-        out = arrays.as_unit_rows(x)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    out, peak = traced_peak(lambda: arrays.as_unit_rows(x))
     assert peak < 1.5 * x.nbytes
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(out, arrays.l2_normalize(x.astype(np.float64)))

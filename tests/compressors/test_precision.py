@@ -15,6 +15,7 @@ from dive.compressors.precision import (
     pack_weights,
 )
 from dive.errors import DataError, DiveError
+from tests.conftest import traced_peak
 
 
 def unit_rows(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -175,19 +176,12 @@ def test_the_public_encode_and_decode_check_their_input() -> None:
 def test_int8_codes_are_made_a_block_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole corpus went through three float32 temporaries at once (3x its size: +879 MB
     for 200k 384-d rows in `evaluate --precisions int8`); the blocks give the same codes."""
-    import tracemalloc
-
     from dive.compressors import precision
 
     z = np.random.default_rng(0).standard_normal((20000, 64)).astype(np.float32)
     quantizer = precision.calibrate("int8", z)
     whole = quantizer.encode(z)
     monkeypatch.setattr(precision, "ENCODE_ROWS", 1000)
-    tracemalloc.start()
-    try:
-        blocks = quantizer.encode(z)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    blocks, peak = traced_peak(lambda: quantizer.encode(z))
     np.testing.assert_array_equal(blocks, whole)
     assert peak < z.nbytes  # the int8 codes (a quarter) and a block's temporaries
