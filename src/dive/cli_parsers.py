@@ -109,21 +109,19 @@ def _int_list(minimum: int) -> Callable[[str], list[int]]:
     return parse
 
 
-def _name(text: str) -> str:
-    """A name or path, stripped unless it is a path as typed (a folder ` data`: stripped, it
-    was looked up, and downloaded, as `data`); an empty one is refused (the verbs read it as
-    "not given" and used the default without a word)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"expected a name, got {text!r}")
-    return text if os.path.exists(user_path(text)) else text.strip()
-
-
 def _recorded_name(text: str) -> str:
     """A name as the results record it, blanks at its ends included (`evaluate --datasets
     ' data'` records ' data'); an empty one is refused."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a name, got {text!r}")
     return text
+
+
+def _name(text: str) -> str:
+    """A name or path, stripped unless it is a path as typed (a folder ` data`: stripped, it
+    was looked up, and downloaded, as `data`); an empty one is refused (the verbs read it as
+    "not given" and used the default without a word)."""
+    return text if os.path.exists(user_path(_recorded_name(text))) else text.strip()
 
 
 def _query_text(text: str) -> str:

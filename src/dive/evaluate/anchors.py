@@ -299,7 +299,7 @@ QUANTIZE_ROWS = 65536  # rows sentence-transformers quantizes at once
 def _quantize(x: np.ndarray, precision: str, **kwargs: Any) -> np.ndarray:
     """sentence-transformers' codes of `x`, a block of rows at a time: each row's codes are
     its own (given the int8 `ranges`), and the whole corpus at once made two float32 copies
-    of it (2.2 GB peak at 300k x 384, against 1.2 GB without the anchor)."""
+    of it."""
     quantize = _import_quantize()
     blocks = [np.asarray(quantize(x[i : i + QUANTIZE_ROWS], precision=precision, **kwargs))
               for i in range(0, max(x.shape[0], 1), QUANTIZE_ROWS)]  # one block if empty
