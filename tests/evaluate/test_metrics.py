@@ -15,6 +15,7 @@ from dive.evaluate.metrics import (
     mrr_at_k,
     ndcg_at_k,
     ndcg_from_rankings,
+    ndcg_per_query,
     recall_at_k,
 )
 from dive.evaluate.search import search, top_k
@@ -215,6 +216,15 @@ def test_ndcg_from_rankings_rejects_bad_input() -> None:
     assert ndcg_from_rankings(np.array([[1, -1], [2, -1]]), [{0: 1}, {1: 1}]) == 0.0
     with pytest.raises(DataError, match="expected a 2-d integer array"):
         ndcg_from_rankings(np.zeros((2, 3)), [{0: 1}, {0: 1}])
+
+
+@pytest.mark.parametrize("grade", [float("nan"), float("inf"), "1", None, True])
+def test_ndcg_per_query_refuses_a_grade_that_is_not_a_finite_number(grade: object) -> None:
+    # NaN was skipped as "not > 0" (a judged hit scored 0), inf made nDCG NaN, text raised
+    # TypeError deep inside.
+    ranked = np.array([[0, 1], [1, 0]])
+    with pytest.raises(DataError, match=r"relevant: query 1, row 0: grade .* is not a finite"):
+        ndcg_per_query(ranked, [{0: 1}, {0: grade, 1: 1}])
 
 
 

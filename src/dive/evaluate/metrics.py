@@ -67,6 +67,12 @@ def _trec_top(qid: str, scores: Mapping[str, float], k: int) -> list[str]:
     return [doc for _, doc in heapq.nlargest(k, zip(values32, ids, strict=True))]
 
 
+def _is_grade(value: object) -> bool:
+    """A finite real number, not a bool (NaN would score 0, inf would make nDCG NaN)."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool) and math.isfinite(value))
+
+
 def _evaluated(run: Run, qrels: Qrels) -> list[str]:
     for name, value in (("run", run), ("qrels", qrels)):  # TREC triples read as no query
         if not isinstance(value, Mapping):
@@ -76,9 +82,7 @@ def _evaluated(run: Run, qrels: Qrels) -> list[str]:
     qids = [qid for qid in run if qrels.get(qid)]
     for qid in qids:  # a list of pairs or text grades failed deep inside (AttributeError)
         judged, ranked = qrels[qid], run[qid]
-        if not isinstance(judged, Mapping) or not all(
-                isinstance(g, (int, float, np.integer, np.floating)) and not isinstance(g, bool)
-                and math.isfinite(g) for g in judged.values()):  # NaN scored 0, inf made NaN
+        if not isinstance(judged, Mapping) or not all(map(_is_grade, judged.values())):
             raise DataError(f"qrels: query {qid!r}: expected {{doc_id: grade}} with finite "
                             f"numeric grades, got {judged!r:.80}")
         if not isinstance(ranked, Mapping):  # a ranked list of ids: AttributeError inside
@@ -214,6 +218,9 @@ def ndcg_per_query(
     grade_list: list[float] = []
     for i, rel in enumerate(relevant):
         for row, grade in rel.items():
+            if not _is_grade(grade):
+                raise DataError(f"relevant: query {i}, row {row}: grade {grade!r} is not a "
+                                "finite number")
             if grade > 0:
                 qi_list.append(i)
                 rows_list.append(int(row))
