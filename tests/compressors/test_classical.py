@@ -319,6 +319,16 @@ def test_a_numpy_integer_dim_is_taken_and_recorded_as_an_int(corpus: np.ndarray)
     assert type(model.config()["dim"]) is int
 
 
+@pytest.mark.parametrize("method", CLASSICAL)
+def test_dim_none_is_recorded_as_the_input_dimension_it_kept(method: str,
+                                                             corpus: np.ndarray) -> None:
+    """A saved model of `dim=None` (keep D) said `dim: null` beside a D-wide output; the
+    parameter stays None, so a refit on other data keeps that data's D."""
+    model = make_compressor(method, None).fit(corpus)
+    assert model.fitted_config()["dim"] == model.transform(corpus).shape[1] == 24
+    assert model.fit(corpus[:, :16]).fitted_config()["dim"] == 16
+
+
 def test_frozen_refits_on_other_data_and_ignores_its_dim() -> None:
     """Its fit wrote the data's D into `dim`, which the next fit checked against other data:
     "dim must be in 1..32, got 64"; a `dim` above D was refused, not ignored as documented."""

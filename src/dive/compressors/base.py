@@ -304,7 +304,8 @@ class Compressor(ABC):
                                 ) from None
             raise
         self.runtime_ = runtime
-        self.fit_info_.config = self.config()
+        # dim None (keep D) is recorded as the D it kept: a saved model said `dim: null`
+        self.fit_info_.config = {**self.config(), "dim": runtime.output_dim}
         if unranked.size:  # compress, index and evaluate refuse them: said at the fit
             logger.warning("%s: %d corpus row(s) have no part in the compressed space (the "
                            "first: row %d): compressing them is refused, as no score can rank "
