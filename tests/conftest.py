@@ -8,8 +8,10 @@ and makes local model folders (`local_model`) for the tests of how a model is na
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
 import signal
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -49,6 +51,19 @@ def traced_peak(call: Callable[[], T]) -> tuple[T, int]:
         return result, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+@contextlib.contextmanager
+def file_size_limit(nbytes: int) -> Iterator[None]:
+    """Writes past `nbytes` in a file fail with EFBIG ("File too large") while in the block, as
+    under `ulimit -f`: a real failed write, in any library's own code (Python ignores the
+    SIGXFSZ that would otherwise kill the process). The soft limit is put back after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 @pytest.fixture()

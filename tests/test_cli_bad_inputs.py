@@ -437,7 +437,8 @@ CASES = [
     Case("compress onto a mount point", COMPRESS + " {ws}/x.npy --output {ws}/mnt",
          "mnt: is a mount point", mount_point),
     Case("import disk full", IMPORT, "/imported: written in part only (537600 requested and "
-         "76768 written): is the disk full?", in_turn(api_vectors(), short_npy_write)),
+         "76768 written): is the disk full, or a file-size limit (ulimit -f) reached?",
+         in_turn(api_vectors(), short_npy_write)),
     # found by the first run's append, after its work
     # the file may be writable, its folder not: the temporary beside it is what was refused
     Case("evaluate read-only", EVALUATE + " --results {ws}/ro/r.jsonl",

@@ -669,3 +669,42 @@ def test_a_tilde_of_no_known_user_stays_as_typed_in_every_verb(
     assert dive.load("~nosuchuser-dive/m").transform(corpus).shape == (20, 2)
     with pytest.raises(DataError, match=r"^~nosuchuser-dive/data: no such dataset folder$"):
         dive.fit("~nosuchuser-dive/data", method="pca", dim=2)
+
+
+@pytest.mark.parametrize(("failed", "named"), [
+    (".out.npy.partial/merged.npy", "out.npy"),
+    (".shards.partial/parts/part-0.parquet/part-000.parquet", "shards"),
+    (".emb.partial/corpus-000000.npy", "emb"),
+    (".y.ray-partial/part.parquet", "y"),
+    (".mine.partial", "mine"),  # the work folder itself
+    ("a.partial/x.npy", "a.partial/x.npy"),  # not hidden: a user's folder
+])
+def test_an_error_in_a_work_folder_names_its_output(tmp_path: Path, failed: str,
+                                                    named: str) -> None:
+    """A write failing in a resumable verb's hidden work folder named a file the user never
+    asked for (`.out.npy.partial/merged.npy`)."""
+    from dive._io import describe_os_error
+
+    exc = OSError(errno.EFBIG, "File too large", str(tmp_path / failed))
+    assert describe_os_error(exc) == f"{tmp_path / named}: file too large"
+
+
+def test_a_long_names_cut_work_folder_is_named_as_it_is(tmp_path: Path) -> None:
+    """Its name holds a cut of the output's name and a digest, not the output's name."""
+    from dive._io import describe_os_error, work_folder
+
+    work = work_folder(tmp_path / ("n" * 250))
+    exc = OSError(errno.ENOSPC, "No space left on device", str(work / "x.npy"))
+    assert describe_os_error(exc) == f"{work / 'x.npy'}: no space left on device"
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("lance error: LanceError(IO): File too large (os error 27), /src/structural.rs:254:9", 27),
+    ("Error while serializing: I/O error: No space left on device (os error 28)", 28),
+    ("LanceError(Schema): no such column", None),
+])
+def test_os_error_in_text_reads_rusts_os_error_number(text: str, code: int | None) -> None:
+    from dive._io import os_error_in_text
+
+    found = os_error_in_text(RuntimeError(text), "lancedb:db/t")
+    assert (found and (found.errno, found.filename)) == (code and (code, "lancedb:db/t"))

@@ -5,6 +5,7 @@ Uses the packaged all-MiniLM-L6-v2 (offline, from its PyPI package); skipped wit
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -25,6 +26,7 @@ from dive.export.sentence_transformers import (  # noqa: E402
     load_sentence_transformer,
 )
 from dive.export.st_module import DiveCompression  # noqa: E402
+from tests.conftest import file_size_limit  # noqa: E402
 
 TEXTS = [
     "Compressed embeddings keep most of the retrieval quality.",
@@ -163,6 +165,19 @@ def test_a_bundled_models_files_get_the_mode_of_new_files(tmp_path: Path,
              for p in bundled.rglob("*") if p.is_file()}
     assert "model.safetensors" in modes
     assert {name: mode for name, mode in modes.items() if mode != 0o644} == {}
+
+
+def test_a_bundled_model_that_cannot_be_written_is_an_os_error_naming_the_output(
+    tmp_path: Path, make_runtime: Any
+) -> None:
+    """A full disk (here a file-size limit) while the weights were written: safetensors' own
+    error type came out as a traceback; now the OSError `dive export` prints as one line."""
+    save(make_runtime(input_dim=384, output_dim=24), tmp_path / "m")
+    with file_size_limit(64 * 1024), pytest.raises(OSError) as caught:
+        export_sentence_transformers(tmp_path / "m", tmp_path / "full",
+                                     base_model="all-MiniLM-L6-v2")
+    assert (caught.value.errno, caught.value.filename) == (errno.EFBIG, str(tmp_path / "full"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no partial folder left
 
 
 def test_bundling_with_another_model_than_the_fit_s_is_warned(

@@ -22,6 +22,7 @@ from dive.compressors.pca import PCA
 from dive.errors import DataError, DiveError
 from dive.evaluate.search import top_k
 from dive.export import load, save
+from tests.conftest import file_size_limit
 
 lancedb = pytest.importorskip("lancedb")
 pa = pytest.importorskip("pyarrow")
@@ -990,3 +991,27 @@ def test_a_column_of_variable_size_lists_is_compressed_as_a_fixed_size_one(
     with pytest.raises(DataError, match=r"ragged: row 7"):
         dl.compress_table(model_dir, uri(db, "ragged"), uri(db, "small2"), column="emb",
                           progress=False)
+
+
+@pytest.mark.parametrize("output_column", [None, "v8"])
+@pytest.mark.parametrize("limit", [1024, 16 * 1024])  # each staged part fits in 16 KiB
+def test_a_write_that_cannot_finish_is_one_line_naming_the_table(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str],
+    output_column: str | None, limit: int,
+) -> None:
+    """A full disk (here a file-size limit) while Lance wrote: a new table's RuntimeError was
+    a traceback, a new column's OSError named a Rust source file of Lance, not the table; and
+    a staged part's error named the hidden work folder."""
+    db = tmp_path / "db"
+    make_table(db)
+    target = "docs" if output_column else "small"
+    argv = ["compress", str(model_dir), "--input", uri(db, "docs"), "--output", uri(db, target),
+            "--batch-size", "100", "--no-progress"]
+    argv += ["--output-column", output_column] if output_column else []
+    with file_size_limit(limit):
+        assert main(argv) == 2
+    assert capsys.readouterr().err == f"dive: error: {uri(db, target)}: file too large\n"
+    assert main(argv) == 0  # resumed from the parts staged before
+    written = read(dl.open_table(uri(db, target)), "id", output_column or "vector")
+    np.testing.assert_allclose(written[output_column or "vector"],
+                               load(model_dir).transform(vectors(N)), atol=1e-6)

@@ -535,3 +535,52 @@ def test_a_ray_address_nothing_answers_at_is_refused_before_any_work(
                                         r"Ray cluster answers \(connection refused\); start"):
         compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_a_write_a_worker_cannot_finish_is_one_line_naming_the_output(
+    ray_cluster: Any, tmp_path: Path, model_dir: Path, stores,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A disk filled while Ray's workers wrote: the error line was the worker's whole traceback
+    (Ray's RayTaskError(OSError), ANSI colours and all), 4 KB on one line."""
+    import errno
+
+    from ray.exceptions import RayTaskError
+
+    import dive.integrations.ray as dive_ray
+    from dive.cli import main
+
+    class Full:  # what Ray hands the driver when a worker's write fails
+        def select_columns(self, keep: list[str]) -> Full:
+            return self
+
+        def write_parquet(self, path: str) -> None:
+            cause = OSError(errno.ENOSPC, "No space left on device", f"{path}/part.parquet")
+            raise RayTaskError("Write", "Traceback (most recent call last): ...",
+                               cause).as_instanceof_cause()
+
+    monkeypatch.setattr(dive_ray, "compress_dataset", lambda *args, **kwargs: Full())
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(50))
+    argv = ["compress", str(model_dir), "--input", str(tmp_path / "x.parquet"), "--output",
+            str(tmp_path / "y"), "--engine", "ray"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"dive: error: {tmp_path / 'y'}: no space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+def test_a_ray_start_that_fails_leaves_no_work_folder(
+    tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray was started after the work folder was made, so a start that failed left it."""
+    import dive.integrations.ray as dive_ray
+
+    def failed_start(ray: Any) -> None:
+        raise DiveError("Ray could not start")
+
+    monkeypatch.setattr(dive_ray, "init_keeping_signals", failed_start)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(50))
+    with pytest.raises(DiveError, match="Ray could not start"):
+        dive_ray.compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]

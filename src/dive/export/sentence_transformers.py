@@ -26,7 +26,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dive._io import as_path, check_output, new_file_mode, publish, temporary
+from dive._io import (
+    as_path,
+    check_output,
+    new_file_mode,
+    os_error_in_text,
+    publish,
+    temporary,
+)
 from dive.errors import DataError, DiveError
 from dive.export.folder import (
     LoadedCompressor,
@@ -209,7 +216,13 @@ def _save_model_atomically(model: Any, target: Path, *, overwrite: bool, card: s
     check_st_output(target, overwrite=True, bundled=True)  # never over what dive did not write
     target.parent.mkdir(parents=True, exist_ok=True)
     with temporary(target, folder=True) as tmp, loading_bars(False):  # "Writing model shards"
-        model.save(str(tmp))
+        try:
+            model.save(str(tmp))
+        except Exception as exc:  # disk full: safetensors' own error type, a traceback
+            named = None if isinstance(exc, OSError) else os_error_in_text(exc, target)
+            if named is None:
+                raise
+            raise named from None
         (tmp / "README.md").write_text(card, encoding="utf-8")
         # transformers writes the weights through a private temporary file (mode 0600): every
         # file gets the mode a new file has, as the rest of the folder and dive's own files do

@@ -52,6 +52,7 @@ from dive._io import (
     made_folder,
     mark_written_before,
     naming_os_errors,
+    os_error_in_text,
     publish,
     publishing,
     user_path,
@@ -308,13 +309,14 @@ def compress_table(
         "id_column": id_column,
     }
     partial = Partial(dst.db / work_name)
+    table_name = str(src if in_place else dst)  # what a file-system error names
     # a new database's folders are removed again if the run fails (unless a resume needs them)
     with made_folder(dst.db), partial.held():  # a second run on this output fails at once
         state = partial.start(job)
         resumed = int(state["rows_done"])
         columns = [column] if id_column is None else [id_column, column]
         try:
-            with naming_os_errors(partial.root), progress_bar(
+            with naming_os_errors(table_name, work=partial.root), progress_bar(
                 n_rows, resumed, f"compress {src.name}", progress
             ) as bar:
                 chunks = prefetch(_read_chunks(table, columns, resumed, n_rows, batch_size))
@@ -343,9 +345,14 @@ def compress_table(
                     mark_written_before(exc)
                     shutil.rmtree(partial.root, ignore_errors=True)
                 raise
-            except Exception:
+            except Exception as exc:
                 if caught:  # Ctrl-C or a damaged part, not Lance's wrapper around it
                     raise caught[0] from None
+                # disk full: Lance's RuntimeError was a traceback, its OSError named a
+                # Rust source file of Lance rather than the table
+                named = os_error_in_text(exc, table_name)
+                if named is not None:
+                    raise named from None
                 raise
         except DataError:
             # The input must change before a rerun can succeed: leave nothing behind.

@@ -32,7 +32,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from dive.scale.model import ModelLike
 
 logger = logging.getLogger(__name__)
+_E = TypeVar("_E", bound=BaseException)
 _WORK_MARK = ".dive-ray-work"  # in a work folder a run made: what it holds is a run's
 # what Ray's write_parquet names its files (`<uuid>_000000-0.parquet`): a run of a release
 # before the mark, or one killed after its mark went, left these
@@ -223,6 +224,28 @@ def _console_with_ray_data_warnings_only() -> Iterator[None]:
 
 def _data_error_in(exc: BaseException) -> DataError | None:
     """The `DataError` a worker raised, dug out of Ray's wrappers (or their text)."""
+    found = _worker_error_in(exc, DataError)
+    if found is not None:
+        return DataError(str(found).splitlines()[0])  # Ray appends advice on retries
+    # Ray Data may wrap a worker's error in its own (UserCodeException), keeping only the
+    # worker's traceback text, whose last line is the message.
+    text = re.findall(r"dive\.errors\.DataError: ([^\n]+)", str(exc))
+    return DataError(text[-1]) if text else None
+
+
+def _os_error_in(exc: BaseException, path: Path) -> OSError | None:
+    """The file-system error (disk full...) a worker's write raised, dug out of Ray's wrappers
+    (or their text) and naming `path`: the error line was the worker's whole traceback."""
+    found = _worker_error_in(exc, OSError)
+    if found is not None and found.errno is not None:
+        return OSError(found.errno, os.strerror(found.errno), os.fspath(path))
+    text = re.findall(r"OSError: \[Errno (\d+)\]", str(exc))
+    return OSError(int(text[-1]), os.strerror(int(text[-1])), os.fspath(path)) if text else None
+
+
+def _worker_error_in(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The `kind` error a worker raised, found among Ray's wrappers: a wrapper (a `RayError`)
+    is of `kind` too, `RayTaskError(DataError)`, with the worker's traceback as its text."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -231,15 +254,11 @@ def _data_error_in(exc: BaseException) -> DataError | None:
             continue
         seen.add(id(current))
         cause = getattr(current, "cause", None)  # RayTaskError(DataError) keeps the original
-        if isinstance(cause, DataError) and not isinstance(cause, ray_error_types()):
-            return DataError(str(cause).splitlines()[0])  # Ray appends advice on retries
-        if isinstance(current, DataError) and not isinstance(current, ray_error_types()):
-            return current
+        for found in (cause, current):
+            if isinstance(found, kind) and not isinstance(found, ray_error_types()):
+                return found
         stack += [current.__cause__, current.__context__, cause]
-    # Ray Data may wrap a worker's error in its own (UserCodeException), keeping only the
-    # worker's traceback text, whose last line is the message.
-    found = re.findall(r"dive\.errors\.DataError: ([^\n]+)", str(exc))
-    return DataError(found[-1]) if found else None
+    return None
 
 
 def ray_error_types() -> tuple[type[BaseException], ...]:
@@ -303,6 +322,8 @@ def compress_parquet(
     _check_schemas_merge(src, files, id_column)
     if not ray.is_initialized():
         check_ray_address(os.environ.get("RAY_ADDRESS", ""))
+    if not ray.is_initialized():  # before the work folder: a failed start left it behind
+        init_keeping_signals(ray)
     tmp = work_folder(dst, "ray-partial")
     # with made_folder: a failed run leaves no output folders it made, as the local engine's
     with made_folder(dst.parent), held(tmp, dst):  # a second run on this output fails at once
@@ -311,8 +332,6 @@ def compress_parquet(
         clear_work_folder(tmp, lambda name: (tmp / _WORK_MARK).is_file() or name in (
             OUTPUT_MARKER, MANIFEST) or _RAY_PART.fullmatch(name) is not None)
         (tmp / _WORK_MARK).touch()
-        if not ray.is_initialized():
-            init_keeping_signals(ray)
         with _console_with_ray_data_warnings_only():
             _write_compressed(ray, src, tmp, runtime, column=column,
                               output_column=out_column, id_column=id_column,
@@ -469,6 +488,9 @@ def _write_compressed(
         found = _data_error_in(exc)
         if found is not None:
             raise DataError(f"{src}: {found}") from None
+        failed = _os_error_in(exc, tmp)  # named as the output (`describe_os_error`)
+        if failed is not None:
+            raise failed from None
         raise
     except BaseException:  # Ctrl-C, SIGTERM: nothing to resume from, so nothing is kept
         shutil.rmtree(tmp, ignore_errors=True)
