@@ -208,3 +208,25 @@ def test_one_query_up_and_the_rest_level_is_decided_alike_whatever_its_size(n: i
         choice = choose(base, [Curve((25,), scores[None])], 1.0)
         kept.append(choice.candidate == 0)
     assert all(kept)
+
+
+def test_any_gain_is_kept_at_z_0_even_on_one_query() -> None:
+    """z = 0 (the baselines' plain argmax) on one query: 0 x its inf standard error was NaN,
+    so a trained model scoring 0.63 over a start of 0 was never kept."""
+    choice = choose(np.zeros(1), [Curve((50, 100), np.array([[0.3], [0.63]]))], z=0.0)
+    assert (choice.candidate, choice.step, choice.score) == (0, 100, 0.63)
+    assert choose(np.zeros(1), [Curve((50,), np.array([[0.3]]))], z=1.0).candidate is None
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_scores_that_are_not_finite_are_refused_not_chosen(bad: float) -> None:
+    """A NaN check won the argmax, hiding a real gain at a later step; best_of took a NaN."""
+    scores = np.array([[bad, 0.5, 0.5], [0.6, 0.6, 0.6]])
+    with pytest.raises(ValueError, match=r"curve 0: scores must be finite"):
+        choose(np.full(3, 0.5), [Curve((5, 10), scores)], z=1.0)
+    with pytest.raises(ValueError, match=r"base: scores must be finite"):
+        choose(scores[0], [Curve((5,), scores[1:])], z=1.0)
+    with pytest.raises(ValueError, match=r"centered: scores must be finite"):
+        best_of({"uncentered": scores[1], "centered": scores[0]})
+    with pytest.raises(ValueError, match=r"base: no scored queries"):
+        choose(np.zeros(0), [], z=1.0)

@@ -170,11 +170,13 @@ def choose(
     mean on the other groups, scored against the base on that group alone. With `flips` > 0
     the gain must also beat `max_threshold` of every pair's gains (`flips` sign flips).
     """
-    base = np.asarray(base, dtype=np.float64)
+    base = _scores("base", base)
     base_score = float(base.mean())
     for c, curve in enumerate(curves):
         if curve.scores.shape[1] != base.size:
             raise ValueError(f"curve {c} scores {curve.scores.shape[1]} queries, base {base.size}")
+        if curve.steps:  # a curve of no checks adds no candidate
+            _scores(f"curve {c}", curve.scores)
     pairs = [(c, i) for c, curve in enumerate(curves) for i in range(len(curve.steps))]
     if not pairs:
         return Choice(None, 0, base_score, base_score, (-1, 0), 0.0, 0.0, z, base.size)
@@ -189,9 +191,22 @@ def choose(
         gain, stderr = paired_gain(_nested(table, groups), base)
     bar = max_threshold(table - base, z, flips) if flips > 0 else None
     evidence = ((c, step), gain, stderr, z, base.size, groups is not None, bar)
-    if gain > 0 and gain >= z * stderr * (1 - TIE) and (bar is None or gain > bar):
+    # z = 0 asks for any gain: 0 x the inf stderr of one query was NaN, and kept the base
+    need = 0.0 if z == 0 else z * stderr * (1 - TIE)
+    if gain > 0 and gain >= need and (bar is None or gain > bar):
         return Choice(c, step, float(means[row]), base_score, *evidence)
     return Choice(None, 0, base_score, base_score, *evidence)
+
+
+def _scores(name: str, scores: np.ndarray) -> np.ndarray:
+    """`scores` as float64, refused when empty or not finite: NaN won the argmax over a real
+    gain (and an empty base's mean was NaN)."""
+    out = np.asarray(scores, dtype=np.float64)
+    if out.size == 0:
+        raise ValueError(f"{name}: no scored queries to choose on")
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name}: scores must be finite (NaN or inf found)")
+    return out
 
 
 def shrinkage(choice: Choice) -> float:
@@ -274,5 +289,5 @@ def best_of(alternatives: Mapping[str, np.ndarray]) -> str:
     if not alternatives:
         raise ValueError("no alternatives to choose from")
     names = list(alternatives)
-    means = [float(np.mean(alternatives[name])) for name in names]
+    means = [float(_scores(name, alternatives[name]).mean()) for name in names]
     return names[int(np.argmax(means))]
