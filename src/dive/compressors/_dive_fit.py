@@ -476,12 +476,20 @@ def _fit(
             # what is kept is the start: its score is the one recorded (the choice's own
             # record, in diag["choice"], still says what it chose)
             choice = replace(choice, candidate=None, step=0, score=choice.base_score)
+    chosen_start = start if start_choice is not None else None
+    # `steps=0` keeps a start chosen on the labelled queries: scored on them, as the summary says
+    start_scores = _kept_start_scores(chosen_start, steps)
+    n_scored, score = 0, None
+    if choice is not None:
+        n_scored, score = choice.n_queries, round(choice.score, 6)
+    elif start_scores is not None:
+        n_scored, score = start_scores.size, round(float(start_scores.mean()), 6)
     diag["selected"] = {
         "start": start.name,
         "arm": arm.as_record() if arm is not None else None,
         "step": steps,
-        "n_queries": choice.n_queries if choice is not None else 0,
-        "validation_ndcg@10": round(choice.score, 6) if choice is not None else None,
+        "n_queries": n_scored,
+        "validation_ndcg@10": score,
     }
     # mean distance between the start's and the fitted model's outputs over the corpus
     diag["drift"] = round(float(np.linalg.norm(final_z - start.corpus_z, axis=1).mean()), 6)
@@ -492,8 +500,15 @@ def _fit(
         ]
     diag["train_seconds"] = round(time.perf_counter() - t0, 4)
     selected = {"start": start.name, "arm": arm.as_record() if arm is not None else None}
-    return net.to_runtime(), diag, _summary(choice, curves, steps, selected,
-                                            start if start_choice is not None else None)
+    return net.to_runtime(), diag, _summary(choice, curves, steps, selected, chosen_start)
+
+
+def _kept_start_scores(chosen_start: _Start | None, steps: int) -> np.ndarray | None:
+    """The labelled queries' scores of a start chosen on them, when it is the model kept
+    untrained (`steps=0`; no choice among arms was made), else None."""
+    if chosen_start is None or steps:
+        return None
+    return chosen_start.scores.get(chosen_start.name)
 
 
 def _pull_toward(net: DiveNet, start: DiveNet, weight: float) -> None:
@@ -512,8 +527,8 @@ def _summary(
     the configured arm trained `steps` steps, and a start chosen on the labelled queries
     (`chosen_start`, kept untrained: `steps=0`) is the kept model, scored on them."""
     if choice is None:
-        kept = None if chosen_start is None else chosen_start.scores.get(chosen_start.name)
-        if kept is None or steps:
+        kept = _kept_start_scores(chosen_start, steps)
+        if kept is None:
             return partial(FitSummary, (), steps, steps, selected, 0, None, None)
         score = float(kept.mean())
         return partial(FitSummary, ((0, score),), 0, 0, selected, kept.size, score, score)
