@@ -165,6 +165,88 @@ def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
     assert out.exists()
 
 
+@pytest.mark.usefixtures("default_signals")
+@pytest.mark.parametrize("verb", ["fit", "fit --overwrite", "export", "index", "compress",
+                                  "compress shards", "report"])
+def test_a_signal_as_the_output_is_renamed_into_place_says_it_was_written(
+    verb: str, tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM (here Ctrl-C) as the rename put the output in place said "no output was
+    written" (or that a rerun resumes) beside the complete output, which the rerun refused as
+    already there; a new index lost its ids and meta, so that even --overwrite refused it."""
+    import numpy as np
+
+    import dive._io
+
+    model, out = tmp_path / "m", tmp_path / "out"
+    vectors = tmp_path / "x.npy"
+    np.save(vectors, np.random.default_rng(0).standard_normal((50, 32)).astype(np.float32))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    np.save(shards / "a.npy", np.load(vectors))
+    fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
+           "--dim", "8", "--output"]
+    argv = {
+        "fit": [*fit, str(out)],
+        "fit --overwrite": [*fit, str(model), "--overwrite"],
+        "export": ["export", str(model), "--format", "onnx", "--output", str(out)],
+        "index": ["index", str(model), "--embeddings", str(tiny[1]), "--output", str(out)],
+        "compress": ["compress", str(model), "--input", str(vectors), "--output",
+                     str(out.with_suffix(".npy")), "--no-progress"],
+        "compress shards": ["compress", str(model), "--input", str(shards), "--output", str(out),
+                            "--no-progress"],
+        "report": ["report", "--results", str(tmp_path / "r.jsonl"), "--output", str(out)],
+    }[verb]
+    if verb == "index":
+        pytest.importorskip("faiss")
+    if verb == "export":
+        pytest.importorskip("onnx")
+    assert main([*fit, str(model)]) == 0
+    if verb == "report":
+        assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 0
+    capsys.readouterr()
+    written = Path(argv[argv.index("--output") + 1])
+    for name in ("_publish_file", "_publish_folder", "replace_path", "_exchange"):
+        real = getattr(dive._io, name)
+
+        def then_signal(*args: Any, _real: Any = real) -> Any:
+            placed = _real(*args)
+            signal.raise_signal(signal.SIGINT)
+            return placed
+
+        monkeypatch.setattr(dive._io, name, then_signal)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == (
+        f"dive: interrupted; {written} was already written in full\n")
+    monkeypatch.undo()
+    assert main(argv + ["--overwrite"] * ("--overwrite" not in argv)) == 0  # whole, dive's own
+
+
+@pytest.mark.usefixtures("default_signals")
+def test_sigterm_while_the_arguments_are_parsed_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dive.__main__` gives SIGTERM's handler back before `main`, which took it over only
+    once the parser had run: a SIGTERM in that third of a second killed dive without a word."""
+    import dive.cli
+
+    class Killed(Exception):  # what SIGTERM's default did, without ending the test run
+        pass
+
+    def killed(signum: int, frame: object) -> None:
+        raise Killed
+
+    def slow_parser() -> argparse.ArgumentParser:
+        signal.raise_signal(signal.SIGTERM)
+        return build_parser()
+
+    signal.signal(signal.SIGTERM, killed)  # `default_signals` puts the default back after
+    monkeypatch.setattr(dive.cli, "build_parser", slow_parser)
+    assert main(["fit", "--help"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
+
+
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, DiveError("a report file is in the way")])
 def test_evaluate_stopped_while_writing_its_report_leaves_no_plot_for_its_rerun_to_refuse(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

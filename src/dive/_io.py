@@ -327,12 +327,16 @@ def publishing() -> Iterator[None]:
     """A block that puts an output in place (renames) or tidies up once it is (a work
     folder), `uninterrupted`: a Ctrl-C during it lands after it, marked as such
     (`written_before`), so the command line says the output was written, not that nothing
-    was (or that a rerun resumes, where the rerun finds the output in place)."""
+    was (or that a rerun resumes, where the rerun finds the output in place). A block that
+    failed leaves its interruption unmarked."""
+    done = False
     try:
         with uninterrupted():
             yield
+            done = True
     except KeyboardInterrupt as exc:
-        mark_written_before(exc)
+        if done:
+            mark_written_before(exc)
         raise
 
 
@@ -589,15 +593,18 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
                 os.fsync(manifest.fileno())
         if not tmp.is_symlink():  # a replaced file or folder keeps its mode, a new one umask's
             os.chmod(tmp, folder_mode(target) if tmp.is_dir() else _mode_for(target))
-        if overwrite:
-            if tmp.is_dir() and not tmp.is_symlink():
-                replace_path(tmp, target)
+        # a signal lands after the output is in place, marked so (it said "no output was
+        # written", where a rerun found it there)
+        with publishing():
+            if overwrite:
+                if tmp.is_dir() and not tmp.is_symlink():
+                    replace_path(tmp, target)
+                else:
+                    os.replace(tmp, target)
+            elif tmp.is_dir() and not tmp.is_symlink():
+                _publish_folder(tmp, target)
             else:
-                os.replace(tmp, target)
-        elif tmp.is_dir() and not tmp.is_symlink():
-            _publish_folder(tmp, target)
-        else:
-            _publish_file(tmp, target)
+                _publish_file(tmp, target)
     except BaseException:
         if keep_tmp:
             raise

@@ -167,7 +167,9 @@ def _withdrawn_on_failure(path: Path) -> Iterator[None]:
     made = path.stat()
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
+        if written_before(exc):  # stopped once the block's own output was in place: both stay
+            raise
         with contextlib.suppress(OSError):
             now = path.stat()
             if (now.st_dev, now.st_ino) == (made.st_dev, made.st_ino):
@@ -1074,21 +1076,25 @@ def _main(argv: Sequence[str] | None) -> int:
     # Everything is inside the try, the parser and the logging set-up too: they take a good
     # part of a second (numpy and the embedding modules load), and Ctrl-C then printed a
     # traceback. The import of this module is covered by `dive.__main__`, the console script.
+    # SIGTERM and SIGHUP from the parser on: `dive.__main__` gives their handlers back before
+    # `main`, and one landing while the parser loaded killed the process without a word.
     args: argparse.Namespace | None = None
     try:
-        args = build_parser().parse_args(argv)
-        printing = _prints_a_result(args)
-        if sys.stdout is None and printing:
-            raise DiveError(f"{STDOUT} is closed, where {printing} prints its result (send "
-                            "it to /dev/null to discard it)")
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        _show_embedding_sources()
-        handler = HANDLERS[args.verb]
-        with _stopped_like_ctrl_c(), _logging(verbose=args.verbose):
-            status = handler(args)
-            if sys.stdout is not None:  # here, where a failure can name what was written
-                sys.stdout.flush()
-            return status
+        with _stopped_like_ctrl_c():
+            args = build_parser().parse_args(argv)
+            printing = _prints_a_result(args)
+            if sys.stdout is None and printing:
+                raise DiveError(f"{STDOUT} is closed, where {printing} prints its result "
+                                "(send it to /dev/null to discard it)")
+            logging.basicConfig(level=logging.WARNING,
+                                format="%(levelname)s %(name)s: %(message)s")
+            _show_embedding_sources()
+            handler = HANDLERS[args.verb]
+            with _logging(verbose=args.verbose):
+                status = handler(args)
+                if sys.stdout is not None:  # here, where a failure can name what was written
+                    sys.stdout.flush()
+                return status
     except BrokenPipeError as exc:
         return stdout_failed(exc)
     except UnicodeEncodeError as exc:  # pyarrow, LanceDB, tokenizers: UTF-8 paths only
@@ -1113,7 +1119,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt as exc:
         from dive.data.download import interrupted_download
 
-        output = getattr(args, "output", None)
+        # evaluate's last output is its --report folder
+        output = getattr(args, "output", None) or getattr(args, "report", None)
         if args is not None and output is not None and written_before(exc):  # once in place
             _written_in_full(args, output)
         downloading = interrupted_download(exc)  # before any run or chunk: none to resume

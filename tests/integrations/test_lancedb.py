@@ -586,6 +586,39 @@ def test_ctrl_c_once_the_staging_column_is_written_finishes_the_overwrite(
     assert not any(p.name.endswith(".partial") for p in db.iterdir())
 
 
+@pytest.mark.usefixtures("default_signals")
+def test_a_signal_between_dropping_the_old_column_and_renaming_the_new_one_waits(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM as the old column was dropped left the table with neither `v8` nor the old
+    values, only the staging column, and the rerun started over."""
+    import lance
+
+    from dive._io import written_before
+
+    db = tmp_path / "db"
+    make_table(db)
+    run = dict(output_column="v8", batch_size=500, progress=False)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **run)
+    other = tmp_path / "other"
+    save(PCA(dim=OUT).fit(vectors(500, seed=7)), other)
+    real = lance.LanceDataset.drop_columns
+
+    def drop_then_signal(self: Any, *args: Any, **kwargs: Any) -> Any:
+        dropped = real(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return dropped
+
+    monkeypatch.setattr(lance.LanceDataset, "drop_columns", drop_then_signal)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        dl.compress_table(other, uri(db, "docs"), uri(db, "docs"), overwrite=True, **run)
+    assert written_before(stopped.value)
+    table = dl.open_table(uri(db, "docs"))
+    assert table.schema.names == ["id", "text", "vector", "v8"]
+    np.testing.assert_allclose(read(table, "v8")["v8"], load(other).transform(vectors(N)),
+                               atol=1e-6)
+
+
 def test_a_new_table_appears_whole_or_not_at_all(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -920,6 +953,7 @@ def test_without_pyarrow_the_engines_name_pyarrow(module: str, function: str) ->
 @pytest.mark.parametrize("output_column", [None, "v8", "v8 again"])
 def test_ctrl_c_as_the_final_commit_returns_keeps_the_output_and_says_so(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, output_column: str | None,
+    default_signals: None,
 ) -> None:
     """Lance committed, then the interruption landed: the run said a rerun resumes, kept its
     work folder (a part file per chunk), and the rerun refused the column or table it had
@@ -938,7 +972,7 @@ def test_ctrl_c_as_the_final_commit_returns_keeps_the_output_and_says_so(
 
     def then_interrupted(*args: Any, **kwargs: Any) -> None:
         real(*args, **kwargs)
-        raise KeyboardInterrupt  # as a signal that arrived during it lands
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C as it returns
 
     monkeypatch.setattr(dl, step, then_interrupted)
     with pytest.raises(KeyboardInterrupt) as caught:

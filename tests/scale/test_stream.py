@@ -80,6 +80,35 @@ def test_npy_shards_folder_keeps_names_and_order(tmp_path: Path, runtime, stores
     assert result.rows == 700
 
 
+@pytest.mark.usefixtures("default_signals")
+def test_a_signal_once_the_work_is_done_lands_after_the_output_is_published(
+    tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM after the state was dropped but before the rename discarded the finished
+    work (the message said a rerun resumes; the rerun started over); now it lands once the
+    output is in place, marked so."""
+    import signal
+
+    from dive._io import written_before
+
+    x = stores.vectors(300)
+    src = tmp_path / "shards"
+    src.mkdir()
+    np.save(src / "a.npy", x)
+    real = stream_module.write_output_marker
+
+    def signal_then_mark(*args: Any) -> None:
+        signal.raise_signal(signal.SIGINT)
+        real(*args)
+
+    monkeypatch.setattr(stream_module, "write_output_marker", signal_then_mark)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        compress_store(runtime, src, tmp_path / "out", batch_size=128, progress=False)
+    assert written_before(stopped.value)
+    _check(runtime, np.load(tmp_path / "out" / "a.npy"), x, 128)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "shards"]  # no work folder
+
+
 def test_a_broken_shard_link_is_an_error_naming_it(tmp_path: Path, runtime, stores) -> None:
     # it was skipped: the output lacked that shard's vectors without a word
     src = tmp_path / "shards"

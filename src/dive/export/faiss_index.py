@@ -61,6 +61,7 @@ from dive._io import (
     publishing,
     refuse_special_file,
     remove_dead_temporaries,
+    written_before,
 )
 from dive.arrays import BadRowError, as_array, as_embeddings, check_floating, is_integer
 from dive.compressors.options import MAX_INT
@@ -472,7 +473,9 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
                 write_index(handle)
                 _write_all([(path, _noting_inode(path, write, placed))
                             for path, write in reversed(sidecars)])
-        except BaseException:
+        except BaseException as exc:
+            if written_before(exc):  # stopped once the index was placed: the save is whole
+                raise
             for path, inode in placed.items():  # never a file another run put there since
                 with contextlib.suppress(OSError):
                     if path.stat().st_ino == inode:

@@ -537,8 +537,9 @@ def _add_column(src: TableRef, version: int, column: str, replace: bool,
         if staging not in dataset.schema.names:
             raise
         interrupted = exc
-    dataset.drop_columns([column])
-    dataset.alter_columns({"path": staging, "name": column})
+    with publishing():  # one step a signal does not split: the table without either column
+        dataset.drop_columns([column])
+        dataset.alter_columns({"path": staging, "name": column})
     if lost:
         logger.warning("%s: the index %s of the replaced column %r went with it; create it again "
                        "for an indexed search (a search scans the whole column until then)", src,

@@ -5,15 +5,15 @@ file is first written into a hidden staging folder in the output folder; then, u
 folder's lock (`dive._io.locked`), every target is checked and the files are renamed into place,
 plots first and the Markdown last, so the Markdown never links to an image that is not there
 yet. An interrupted run leaves nothing of its report (nor the output folder, if it made it); an
-interruption while the files are renamed into place waits the milliseconds until they all are
-(`dive._io.uninterrupted`); only SIGKILL, which nothing can hold, can land there and leave some
-of them (a rerun with overwrite replaces them). Two runs given one folder leave one whole
-report, never a mix. With `overwrite=False` no file already there is replaced, even one a
-concurrent run wrote meanwhile (`DiveError`). Records with other precisions, funnels or anchors
-also get the quality-per-byte section and its plot (`dive.report.frontier`). The folder is not
-cleared: files of an earlier report that this one does not write stay, except its plots: with
-overwrite, a plot of a known name (`PLOTS`) that this report does not draw is removed once the
-Markdown is written, if it is a PNG, so no plot of other results sits beside the new Markdown.
+interruption while the files are renamed into place waits the milliseconds until they all are, and
+says they were (`dive._io.publishing`); only SIGKILL, which nothing can hold, can land there and
+leave some of them (a rerun with overwrite replaces them). Two runs given one folder leave one whole
+report, never a mix. With `overwrite=False` no file already there is replaced, even one a concurrent
+run wrote meanwhile (`DiveError`). Records with other precisions, funnels or anchors also get the
+quality-per-byte section and its plot (`dive.report.frontier`). The folder is not cleared: files of
+an earlier report that this one does not write stay, except its plots: with overwrite, a plot of a
+known name (`PLOTS`) that this report does not draw is removed once the Markdown is written, if it
+is a PNG, so no plot of other results sits beside the new Markdown.
 The Markdown opens with `MARKER`, so `check_report_output` can tell a report dive wrote
 (replaceable with overwrite) from someone's own file of the same name (never replaced); the CSV
 is known by its header, a plot by being a PNG. Left out: HTML and LaTeX output.
@@ -35,8 +35,8 @@ from dive._io import (
     locked,
     made_folder,
     publish,
+    publishing,
     staging,
-    uninterrupted,
 )
 from dive.arrays import is_integer
 from dive.errors import DataError, DiveError
@@ -224,7 +224,7 @@ def write_report(
         outputs = _outputs(markdown, csv_path, placed)
         with locked(markdown):
             _check_outputs(outputs, overwrite=overwrite)  # again: another run may have written
-            with uninterrupted():  # plots without their Markdown would block a rerun
+            with publishing():  # plots without their Markdown would block a rerun
                 _publish_all(stage, [path for path, _, _ in outputs], overwrite=overwrite)
             removed = remove_stale_plots(images, drawn=placed) if overwrite else []
     return ReportFiles(markdown, csv_path, tuple(placed), tuple(removed))

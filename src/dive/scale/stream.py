@@ -68,6 +68,7 @@ from dive._io import (
     naming_os_errors,
     nothing_finished_unless,
     publish,
+    publishing,
     refuse_folder_form,
 )
 from dive.arrays import (
@@ -452,23 +453,26 @@ def compress_store(
             shutil.rmtree(partial.root, ignore_errors=True)
             raise
 
-        # Drop the state first: a crash from here on leaves a folder the next run discards.
-        partial.state_path.unlink()
-        if not single:
-            write_output_marker(partial.data, runtime)
-        try:  # what appeared meanwhile is kept: any output without overwrite, else another kind
-            if overwrite:
-                check_compress_output(dst, overwrite=True, single=single)
-            publish(partial.data / dst.name if single else partial.data, dst,
-                    overwrite=overwrite, keep_tmp=True)
-        except DiveError:
-            # The finished work is whole: its state back, a rerun publishes it.
-            partial.save(state)
-            raise _kept_for_later(dst, single, partial.root) from None
-        except BaseException:
-            shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
-            raise
-        shutil.rmtree(partial.root, ignore_errors=True)
+        # From the state's drop to the work folder's, one block that a signal lands after: one
+        # between them discarded the finished work, the message saying a rerun resumes.
+        with publishing():
+            # Drop the state first: a crash from here on leaves a folder the next run discards.
+            partial.state_path.unlink()
+            if not single:
+                write_output_marker(partial.data, runtime)
+            try:  # what appeared meanwhile is kept: any output without overwrite, else another
+                if overwrite:
+                    check_compress_output(dst, overwrite=True, single=single)
+                publish(partial.data / dst.name if single else partial.data, dst,
+                        overwrite=overwrite, keep_tmp=True)
+            except DiveError:
+                # The finished work is whole: its state back, a rerun publishes it.
+                partial.save(state)
+                raise _kept_for_later(dst, single, partial.root) from None
+            except BaseException:
+                shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
+                raise
+            shutil.rmtree(partial.root, ignore_errors=True)
         seconds = time.perf_counter() - started
         logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
         return CompressResult(dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name,
