@@ -88,6 +88,11 @@ class Partial:
         )
         return state if ok else None
 
+    def has_saved_rows(self) -> bool:
+        """Whether the work folder holds a state with rows done (a rerun of its job resumes)."""
+        state = self._read_state()
+        return state is not None and state["rows_done"] > 0
+
     def save(self, state: dict[str, Any]) -> None:
         atomic_write_text(self.state_path, json.dumps(state, sort_keys=True) + "\n")
 

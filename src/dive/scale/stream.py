@@ -389,94 +389,97 @@ def compress_store(
     started = time.perf_counter()
     src = as_path(input, "compress_store: input")
     dst = named(as_path(output, "compress_store: output"))  # `.`: no name for a work folder
-    runtime = resolve_runtime(model)
-    out_dtype = output_dtype(runtime, dtype)
-    # Arrow reads and writes Parquet in int64 batches: a larger size (any the CLI takes) was
-    # an OverflowError, a traceback; every store has fewer rows, so it is one chunk either way.
-    check_flag(progress, "progress")
-    batch_size = min(positive_integer(batch_size, "batch_size"), 2**63 - 1)
-    column, id_column, out_column = column_names(column, id_column, output_column)
-    shards, single = discover(src, dst.name, column, id_column)
-    if single:
-        refuse_folder_form(output, f"{src.name} is one file, so its output is one file")
-    check_has_rows(src, sum(shard.n_rows for shard in shards))
-    for shard in shards:
-        check_dimension(shard.path, shard.dim, runtime,
-                        first_row=shard.parquet is not None and not shard.parquet.declared)
-    if id_column is not None and shards[0].kind == "parquet":
-        check_parquet_ids(src, [shard.path for shard in shards], single, id_column)
-    check_apart(src, dst)
-    check_compress_output(dst, overwrite=overwrite, single=single)
-    check_output_suffix(dst, shards[0].kind if single else None)
-
-    job = {
-        "input": str(src.resolve()),
-        "shards": [s.identity() for s in shards],
-        "model": {
-            "sha256": runtime_digest(runtime),
-            "input_dim": runtime.input_dim,
-            "output_dim": runtime.output_dim,
-        },
-        "batch_size": batch_size,
-        "dtype": out_dtype.name,
-        "column": column,
-        "id_column": id_column,
-        "output_column": out_column,
-    }
+    # from here, not only around the work: an interruption while the store is checked (its
+    # ids read) said "finished chunks are saved" where none were
     partial = Partial(dst)
-    # a second run on this output fails at once; a failed one leaves no folder it made empty
-    with made_folder(dst.parent), partial.held():
-        state = partial.start(job)
-        resumed = int(state["rows_done"])
-        total = sum(s.n_rows for s in shards)
-        work = _Job(
-            runtime,
-            src,
-            shards,
-            single,
-            partial,
-            state,
-            batch_size=batch_size,
-            dtype=out_dtype,
-            column=column,
-            id_column=id_column,
-            output_column=out_column,
-        )
-        try:
-            with naming_os_errors(dst), progress_bar(
-                total, resumed, f"compress {src.name}", progress
-            ) as bar, nothing_finished_unless(lambda: state["rows_done"] > 0):
-                work.run(bar)
-        except DataError:
-            # The input (or the work folder) must change before a rerun can succeed; a resume
-            # would only repeat the error, so leave nothing behind.
-            shutil.rmtree(partial.root, ignore_errors=True)
-            raise
+    with nothing_finished_unless(partial.has_saved_rows):
+        runtime = resolve_runtime(model)
+        out_dtype = output_dtype(runtime, dtype)
+        # Arrow reads and writes Parquet in int64 batches: a larger size (any the CLI takes) was
+        # an OverflowError, a traceback; every store has fewer rows, so it is one chunk either way.
+        check_flag(progress, "progress")
+        batch_size = min(positive_integer(batch_size, "batch_size"), 2**63 - 1)
+        column, id_column, out_column = column_names(column, id_column, output_column)
+        shards, single = discover(src, dst.name, column, id_column)
+        if single:
+            refuse_folder_form(output, f"{src.name} is one file, so its output is one file")
+        check_has_rows(src, sum(shard.n_rows for shard in shards))
+        for shard in shards:
+            check_dimension(shard.path, shard.dim, runtime,
+                            first_row=shard.parquet is not None and not shard.parquet.declared)
+        if id_column is not None and shards[0].kind == "parquet":
+            check_parquet_ids(src, [shard.path for shard in shards], single, id_column)
+        check_apart(src, dst)
+        check_compress_output(dst, overwrite=overwrite, single=single)
+        check_output_suffix(dst, shards[0].kind if single else None)
 
-        # From the state's drop to the work folder's, one block that a signal lands after: one
-        # between them discarded the finished work, the message saying a rerun resumes.
-        with publishing():
-            # Drop the state first: a crash from here on leaves a folder the next run discards.
-            partial.state_path.unlink()
-            if not single:
-                write_output_marker(partial.data, runtime)
-            try:  # what appeared meanwhile is kept: any output without overwrite, else another
-                if overwrite:
-                    check_compress_output(dst, overwrite=True, single=single)
-                publish(partial.data / dst.name if single else partial.data, dst,
-                        overwrite=overwrite, keep_tmp=True)
-            except DiveError:
-                # The finished work is whole: its state back, a rerun publishes it.
-                partial.save(state)
-                raise _kept_for_later(dst, single, partial.root) from None
-            except BaseException:
-                shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
+        job = {
+            "input": str(src.resolve()),
+            "shards": [s.identity() for s in shards],
+            "model": {
+                "sha256": runtime_digest(runtime),
+                "input_dim": runtime.input_dim,
+                "output_dim": runtime.output_dim,
+            },
+            "batch_size": batch_size,
+            "dtype": out_dtype.name,
+            "column": column,
+            "id_column": id_column,
+            "output_column": out_column,
+        }
+        # a second run on this output fails at once; a failed one leaves no folder it made empty
+        with made_folder(dst.parent), partial.held():
+            state = partial.start(job)
+            resumed = int(state["rows_done"])
+            total = sum(s.n_rows for s in shards)
+            work = _Job(
+                runtime,
+                src,
+                shards,
+                single,
+                partial,
+                state,
+                batch_size=batch_size,
+                dtype=out_dtype,
+                column=column,
+                id_column=id_column,
+                output_column=out_column,
+            )
+            try:
+                with naming_os_errors(dst), progress_bar(
+                    total, resumed, f"compress {src.name}", progress
+                ) as bar:
+                    work.run(bar)
+            except DataError:
+                # The input (or the work folder) must change before a rerun can succeed; a resume
+                # would only repeat the error, so leave nothing behind.
+                shutil.rmtree(partial.root, ignore_errors=True)
                 raise
-            shutil.rmtree(partial.root, ignore_errors=True)
-        seconds = time.perf_counter() - started
-        logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
-        return CompressResult(dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name,
-                              resumed, seconds, runtime.precision)
+
+            # From the state's drop to the work folder's, one block that a signal lands after: one
+            # between them discarded the finished work, the message saying a rerun resumes.
+            with publishing():
+                # Drop the state first: a crash from here on leaves a folder the next run discards.
+                partial.state_path.unlink()
+                if not single:
+                    write_output_marker(partial.data, runtime)
+                try:  # what appeared meanwhile is kept: any output without overwrite, else another
+                    if overwrite:
+                        check_compress_output(dst, overwrite=True, single=single)
+                    publish(partial.data / dst.name if single else partial.data, dst,
+                            overwrite=overwrite, keep_tmp=True)
+                except DiveError:
+                    # The finished work is whole: its state back, a rerun publishes it.
+                    partial.save(state)
+                    raise _kept_for_later(dst, single, partial.root) from None
+                except BaseException:
+                    shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
+                    raise
+                shutil.rmtree(partial.root, ignore_errors=True)
+            seconds = time.perf_counter() - started
+            logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
+            return CompressResult(dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name,
+                                  resumed, seconds, runtime.precision)
 
 
 def _kept_for_later(dst: Path, single: bool, root: Path) -> DiveError:
