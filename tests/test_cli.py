@@ -165,19 +165,28 @@ def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
     assert out.exists()
 
 
-@pytest.mark.usefixtures("default_signals")
-@pytest.mark.parametrize("verb", ["fit", "fit --overwrite", "export", "index", "compress",
-                                  "compress shards", "report"])
-def test_a_signal_as_the_output_is_renamed_into_place_says_it_was_written(
-    verb: str, tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str]
-) -> None:
-    """SIGTERM (here Ctrl-C) as the rename put the output in place said "no output was
-    written" (or that a rerun resumes) beside the complete output, which the rerun refused as
-    already there; a new index lost its ids and meta, so that even --overwrite refused it."""
-    import numpy as np
-
+def signal_at(monkeypatch: pytest.MonkeyPatch, when: Callable[[Path], bool]) -> None:
+    """Ctrl-C (standing in for SIGTERM) as each rename whose target `when` picks returns."""
     import dive._io
+
+    for owner, name in ((os, "replace"), (dive._io, "_publish_file"),
+                        (dive._io, "_publish_folder"), (dive._io, "replace_path")):
+        real = getattr(owner, name)
+
+        def then_signal(src: Any, dst: Any, *rest: Any, _real: Any = real) -> Any:
+            placed = _real(src, dst, *rest)
+            if when(Path(dst)):
+                signal.raise_signal(signal.SIGINT)
+            return placed
+
+        monkeypatch.setattr(owner, name, then_signal)
+
+
+@pytest.fixture()
+def outputs(tiny: tuple[Path, Path], tmp_path: Path) -> dict[str, list[str]]:
+    """Each writing verb's arguments on `tiny` (a pca model at tmp_path/m, results at
+    tmp_path/r.jsonl), its output at tmp_path/out or out.npy."""
+    import numpy as np
 
     model, out = tmp_path / "m", tmp_path / "out"
     vectors = tmp_path / "x.npy"
@@ -187,7 +196,9 @@ def test_a_signal_as_the_output_is_renamed_into_place_says_it_was_written(
     np.save(shards / "a.npy", np.load(vectors))
     fit = ["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method", "pca",
            "--dim", "8", "--output"]
-    argv = {
+    assert main([*fit, str(model)]) == 0
+    assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 0
+    return {
         "fit": [*fit, str(out)],
         "fit --overwrite": [*fit, str(model), "--overwrite"],
         "export": ["export", str(model), "--format", "onnx", "--output", str(out)],
@@ -197,30 +208,67 @@ def test_a_signal_as_the_output_is_renamed_into_place_says_it_was_written(
         "compress shards": ["compress", str(model), "--input", str(shards), "--output", str(out),
                             "--no-progress"],
         "report": ["report", "--results", str(tmp_path / "r.jsonl"), "--output", str(out)],
-    }[verb]
+        "evaluate --plot": [*evaluate_args(tiny, tmp_path / "r.jsonl"), "--plot",
+                            str(out.with_suffix(".png"))],
+    }
+
+
+@pytest.mark.usefixtures("default_signals")
+@pytest.mark.parametrize("verb", ["fit", "fit --overwrite", "export", "index", "compress",
+                                  "compress shards", "report", "evaluate --plot"])
+def test_a_signal_as_the_output_is_renamed_into_place_says_it_was_written(
+    verb: str, outputs: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM (here Ctrl-C) as the rename put the output in place said "no output was
+    written" (or that a rerun resumes) beside the complete output, which the rerun refused as
+    already there; a new index lost its ids and meta, so that even --overwrite refused it."""
     if verb == "index":
         pytest.importorskip("faiss")
     if verb == "export":
         pytest.importorskip("onnx")
-    assert main([*fit, str(model)]) == 0
-    if verb == "report":
-        assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 0
+    argv = outputs[verb]
+    written = Path(argv[argv.index("--output" if "--output" in argv else "--plot") + 1])
     capsys.readouterr()
-    written = Path(argv[argv.index("--output") + 1])
-    for name in ("_publish_file", "_publish_folder", "replace_path", "_exchange"):
-        real = getattr(dive._io, name)
 
-        def then_signal(*args: Any, _real: Any = real) -> Any:
-            placed = _real(*args)
-            signal.raise_signal(signal.SIGINT)
-            return placed
+    def is_output(target: Path) -> bool:  # the output, or a file in it (not its staging)
+        return target.is_relative_to(written) and not any(
+            part.startswith(".") for part in target.relative_to(written).parts)
 
-        monkeypatch.setattr(dive._io, name, then_signal)
+    signal_at(monkeypatch, is_output)
     assert main(argv) == 130
-    assert capsys.readouterr().err == (
-        f"dive: interrupted; {written} was already written in full\n")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"dive: interrupted; {written} was already written in full")
+    assert written.exists()
     monkeypatch.undo()
     assert main(argv + ["--overwrite"] * ("--overwrite" not in argv)) == 0  # whole, dive's own
+
+
+@pytest.mark.usefixtures("default_signals")
+@pytest.mark.parametrize(("verb", "step"), [
+    ("compress", "state.json"), ("compress shards", "state.json"), ("index", "out.ids.txt"),
+    ("report", ".md"), ("evaluate --plot --report", ".md")])
+def test_a_signal_at_a_rename_before_the_output_says_it_was_not_written(
+    verb: str, step: str, outputs: dict[str, list[str]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A signal as a state, a part, a staged report file or an index's ids were put in place,
+    before the output: none of those is the output, and the rerun needs no --overwrite."""
+    if verb == "index":
+        pytest.importorskip("faiss")
+    argv = outputs[verb.replace(" --report", "")]
+    if verb == "evaluate --plot --report":
+        argv = [*argv[:-1], str(tmp_path / "p.png"), "--report", str(tmp_path / "rep")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    signal_at(monkeypatch, lambda target: target.name.endswith(step))
+    assert main(argv) == 130
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("dive: interrupted; ") and "written in full" not in err
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        name for name in before if not name.startswith(".")]  # no output, plot or report
+    monkeypatch.undo()
+    assert main(argv) == 0
 
 
 @pytest.mark.usefixtures("default_signals")

@@ -52,11 +52,13 @@ logger = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def atomic_open(
-    path: str | os.PathLike[str], mode: str = "w", *, overwrite: bool = True
+    path: str | os.PathLike[str], mode: str = "w", *, overwrite: bool = True,
+    output: bool = False,
 ) -> Iterator[IO[Any]]:
     """Open a temporary file beside `path`; on clean exit fsync it and `publish` it at `path`.
 
     `overwrite=False`: a file that appeared at `path` meanwhile is kept (`DiveError`).
+    `output`: the file is the verb's output (`publish`).
     """
     target = Path(path)
     if target.is_dir():
@@ -68,7 +70,7 @@ def atomic_open(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        publish(tmp, target, overwrite=overwrite)
+        publish(tmp, target, overwrite=overwrite, output=output)
 
 
 @contextlib.contextmanager
@@ -509,10 +511,11 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: boo
 
 
 def atomic_write_bytes(
-    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True
+    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True, output: bool = False
 ) -> None:
-    """Replace `path` with `data` atomically (`overwrite=False`: only if nothing is there)."""
-    with atomic_open(path, "wb", overwrite=overwrite) as handle:
+    """Replace `path` with `data` atomically (`overwrite=False`: only if nothing is there;
+    `output`: see `publish`)."""
+    with atomic_open(path, "wb", overwrite=overwrite, output=output) as handle:
         handle.write(data)
 
 
@@ -566,7 +569,8 @@ def _exchange(a: Path, b: Path) -> bool:
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
 
 
-def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False) -> None:
+def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False,
+            output: bool = False) -> None:
     """Move the finished temporary file or folder `tmp` (beside `target`) to `target`.
 
     `overwrite=True`: whatever is there is replaced (`os.replace`, `replace_path` for a
@@ -581,7 +585,9 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
     failure `target` is left as it was and `tmp` removed,
     unless `keep_tmp` (a caller keeping finished work to publish later: it is left whole).
     A file or folder gets the mode of the one it replaces, or the umask's (the files in a
-    folder are new: theirs is the umask's).
+    folder are new: theirs is the umask's). A signal during the renames lands after them; with
+    `output` (this is the verb's output, not a part, a state or a staged file) it is marked
+    `written_before`, so the command line says the output was written.
     """
     target = named(target)
     try:
@@ -593,9 +599,7 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False)
                 os.fsync(manifest.fileno())
         if not tmp.is_symlink():  # a replaced file or folder keeps its mode, a new one umask's
             os.chmod(tmp, folder_mode(target) if tmp.is_dir() else _mode_for(target))
-        # a signal lands after the output is in place, marked so (it said "no output was
-        # written", where a rerun found it there)
-        with publishing():
+        with publishing() if output else uninterrupted():
             if overwrite:
                 if tmp.is_dir() and not tmp.is_symlink():
                     replace_path(tmp, target)

@@ -38,8 +38,10 @@ from dive._io import (
     made_folder,
     nothing_finished,
     publish,
+    publishing,
     resolve_link,
     temporary,
+    uninterrupted,
     written_before,
 )
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
@@ -142,10 +144,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.plot:
             from dive.report.plots import plot_ndcg_vs_dim
 
-            plot = plot_ndcg_vs_dim(records, args.plot, overwrite=args.overwrite)
-            if args.report and not args.overwrite:
-                # a new plot left by a failed report would stop the rerun ("already exists")
-                undo.enter_context(_withdrawn_on_failure(plot))
+            # A signal while it is drawn lands once it is written: then, without a report to
+            # come, the output is in place (`publishing`); with one, the plot is withdrawn
+            # below, as after any failure of the report.
+            with uninterrupted() if args.report else publishing():
+                plot = plot_ndcg_vs_dim(records, args.plot, overwrite=args.overwrite)
+                if args.report and not args.overwrite:
+                    # a new plot left by a failed report would stop the rerun ("already
+                    # exists")
+                    undo.enter_context(_withdrawn_on_failure(plot))
         if args.report:
             from dive.report.build import budget_plot_ratio, write_report
 
@@ -1119,8 +1126,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt as exc:
         from dive.data.download import interrupted_download
 
-        # evaluate's last output is its --report folder
-        output = getattr(args, "output", None) or getattr(args, "report", None)
+        # evaluate's last output is its --report folder, or its --plot
+        output = next((getattr(args, name) for name in ("output", "report", "plot")
+                       if getattr(args, name, None)), None)
         if args is not None and output is not None and written_before(exc):  # once in place
             _written_in_full(args, output)
         downloading = interrupted_download(exc)  # before any run or chunk: none to resume

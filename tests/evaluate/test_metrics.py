@@ -218,7 +218,7 @@ def test_ndcg_from_rankings_rejects_bad_input() -> None:
         ndcg_from_rankings(np.zeros((2, 3)), [{0: 1}, {0: 1}])
 
 
-@pytest.mark.parametrize("grade", [float("nan"), float("inf"), "1", None, True])
+@pytest.mark.parametrize("grade", [float("nan"), float("inf"), "1", None, True, 10**400])
 def test_ndcg_per_query_refuses_a_grade_that_is_not_a_finite_number(grade: object) -> None:
     # NaN was skipped as "not > 0" (a judged hit scored 0), inf made nDCG NaN, text raised
     # TypeError deep inside.

@@ -387,7 +387,7 @@ def test_a_save_writes_under_the_folders_lock(
     held: list[bool] = []
     write_all = faiss_index._write_all
 
-    def probe(files: Any) -> None:
+    def probe(files: Any, **kwargs: Any) -> None:
         fd = os.open(tmp_path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -396,7 +396,7 @@ def test_a_save_writes_under_the_folders_lock(
             held.append(True)
         finally:
             os.close(fd)
-        write_all(files)
+        write_all(files, **kwargs)
 
     monkeypatch.setattr(faiss_index, "_write_all", probe)
     save_index(build_index(make_inputs(30, 8)), path, overwrite=overwrite)

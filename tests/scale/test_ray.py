@@ -584,3 +584,24 @@ def test_a_ray_start_that_fails_leaves_no_work_folder(
     with pytest.raises(DiveError, match="Ray could not start"):
         dive_ray.compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+@pytest.mark.parametrize(("failed", "named"), [
+    ("{work}/part.parquet", "{work}"), (None, "{work}"), ("{src}/s0.parquet", "{src}/s0.parquet")])
+def test_a_workers_file_error_is_named_as_the_output_only_when_it_wrote_there(
+    tmp_path: Path, failed: str | None, named: str
+) -> None:
+    """A worker's error reading the input was blamed on the output."""
+    import errno
+
+    from ray.exceptions import RayTaskError
+
+    from dive.integrations.ray import _os_error_in
+
+    where = {"work": str(tmp_path / ".y.ray-partial"), "src": str(tmp_path / "in")}
+    cause = OSError(errno.EIO, "Input/output error",
+                    None if failed is None else failed.format(**where))
+    wrapped = RayTaskError("Write", "Traceback ...", cause).as_instanceof_cause()
+    found = _os_error_in(wrapped, tmp_path / ".y.ray-partial")
+    assert found is not None and (found.errno, found.filename) == (errno.EIO,
+                                                                   named.format(**where))

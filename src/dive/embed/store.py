@@ -391,4 +391,4 @@ def _swap_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
         raise DataError(f"{target}: exists and is not a folder; refusing to replace it")
     if overwrite:  # what is there now, which may have appeared since the caller's check
         check_embeddings_output(target, overwrite=True)
-    publish(tmp, target, overwrite=overwrite)
+    publish(tmp, target, overwrite=overwrite, output=True)

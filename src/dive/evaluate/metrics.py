@@ -69,8 +69,12 @@ def _trec_top(qid: str, scores: Mapping[str, float], k: int) -> list[str]:
 
 def _is_grade(value: object) -> bool:
     """A finite real number, not a bool (NaN would score 0, inf would make nDCG NaN)."""
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, bool) and math.isfinite(value))
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond float's range (10**400): a traceback, not a grade
+        return False
 
 
 def _evaluated(run: Run, qrels: Qrels) -> list[str]:

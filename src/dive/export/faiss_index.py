@@ -61,6 +61,7 @@ from dive._io import (
     publishing,
     refuse_special_file,
     remove_dead_temporaries,
+    uninterrupted,
     written_before,
 )
 from dive.arrays import BadRowError, as_array, as_embeddings, check_floating, is_integer
@@ -458,7 +459,7 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
         if overwrite and is_index_file(target):
             # The meta is renamed last: a crash before leaves the old one, whose digests
             # load_index finds do not match the new index (or ids).
-            _write_all([(target, write_index), *sidecars])
+            _write_all([(target, write_index), *sidecars], output=True)
             return target
         # The index is written first (the meta holds its digest) and put in place last, as
         # the claim, which never replaces a file another writer put there meanwhile. The meta
@@ -469,10 +470,10 @@ def save_index(index: SearchIndex, file: str | os.PathLike[str], *,
         # back the sidecars it placed: left alone, they made every later save refuse the path.
         placed: dict[Path, int] = {}  # what this run put in place, by inode
         try:
-            with atomic_open(target, "wb", overwrite=False) as handle:
+            with atomic_open(target, "wb", overwrite=False, output=True) as handle:
                 write_index(handle)
                 _write_all([(path, _noting_inode(path, write, placed))
-                            for path, write in reversed(sidecars)])
+                            for path, write in reversed(sidecars)], output=False)
         except BaseException as exc:
             if written_before(exc):  # stopped once the index was placed: the save is whole
                 raise
@@ -515,18 +516,21 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_all(files: list[tuple[Path, Callable[[IO[bytes]], object]]]) -> None:
+def _write_all(files: list[tuple[Path, Callable[[IO[bytes]], object]]], *,
+               output: bool) -> None:
     """Write each file atomically: all to temporary names before any is renamed (so a bad
     path, a folder at one, leaves nothing behind), written and renamed in the order given,
     the renames as one step that Ctrl-C does not split (a new index beside the old meta,
-    which then matched neither: the old index was lost)."""
+    which then matched neither: the old index was lost). `output`: the files are the whole
+    save (an interruption during the renames is marked written), not a new index's sidecars,
+    placed before it."""
     with contextlib.ExitStack() as stack:
         # the stack renames the last entered first: entered in reverse, renamed in order
         handles = [stack.enter_context(atomic_open(path, "wb")) for path, _ in reversed(files)]
         for (_, write), handle in zip(files, reversed(handles), strict=True):
             write(handle)
         renames = stack.pop_all()
-    with publishing():
+    with publishing() if output else uninterrupted():
         renames.close()
 
 

@@ -382,7 +382,8 @@ def _write_folder(target: Path, files: dict[str, bytes], *, overwrite: bool) -> 
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        publish(tmp, target, overwrite=overwrite)  # keeps what another run saved meanwhile
+        # keeps what another run saved meanwhile
+        publish(tmp, target, overwrite=overwrite, output=True)
 
 
 

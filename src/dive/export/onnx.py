@@ -194,6 +194,6 @@ def export_onnx(source: Any, file: str | os.PathLike[str], *, overwrite: bool = 
     compressor = as_loaded(source)
     runtime = compressor.fitted_runtime()
     model = build_onnx_model(runtime, method=compressor.method)
-    atomic_write_bytes(target, model.SerializeToString(), overwrite=overwrite)
+    atomic_write_bytes(target, model.SerializeToString(), overwrite=overwrite, output=True)
     logger.info("wrote ONNX graph (%d -> %d) to %s", runtime.input_dim, runtime.output_dim, target)
     return target

@@ -230,4 +230,4 @@ def _save_model_atomically(model: Any, target: Path, *, overwrite: bool, card: s
         for path in tmp.rglob("*"):
             if path.is_file() and not path.is_symlink():
                 os.chmod(path, mode)
-        publish(tmp, target, overwrite=overwrite)
+        publish(tmp, target, overwrite=overwrite, output=True)

@@ -234,11 +234,15 @@ def _data_error_in(exc: BaseException) -> DataError | None:
 
 
 def _os_error_in(exc: BaseException, path: Path) -> OSError | None:
-    """The file-system error (disk full...) a worker's write raised, dug out of Ray's wrappers
-    (or their text) and naming `path`: the error line was the worker's whole traceback."""
+    """The file-system error (disk full...) a worker raised, dug out of Ray's wrappers (or
+    their text): the error line was the worker's whole traceback. One in the work folder
+    `path` (or naming no file) is named `path`; one naming another file (an input) keeps it."""
     found = _worker_error_in(exc, OSError)
     if found is not None and found.errno is not None:
-        return OSError(found.errno, os.strerror(found.errno), os.fspath(path))
+        named = found.filename
+        if named is None or Path(os.fsdecode(named)).is_relative_to(path):
+            named = os.fspath(path)
+        return OSError(found.errno, os.strerror(found.errno), named)
     text = re.findall(r"OSError: \[Errno (\d+)\]", str(exc))
     return OSError(int(text[-1]), os.strerror(int(text[-1])), os.fspath(path)) if text else None
 
@@ -346,7 +350,8 @@ def compress_parquet(
         write_output_marker(tmp, runtime)
         if overwrite:  # what is there now, which may have appeared since the check above
             check_compress_output(dst, overwrite=True, single=False)
-        publish(tmp, dst, overwrite=overwrite)  # keeps what another run published meanwhile
+        # keeps what another run published meanwhile
+        publish(tmp, dst, overwrite=overwrite, output=True)
     logger.info("%s: %d vectors compressed on Ray", dst, rows)
     return rows
 
