@@ -554,11 +554,14 @@ def test_replacing_an_indexed_column_warns_that_its_index_went_with_it(
     assert dl.open_table(uri(db, "docs")).list_indices() == []  # as said
 
 
-def test_ctrl_c_once_the_staging_column_is_written_finishes_the_overwrite(
-    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.usefixtures("default_signals")
+@pytest.mark.parametrize("step", ["add_columns", "drop_columns"])
+def test_an_interruption_while_a_column_is_replaced_finishes_the_replacement(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     """Ctrl-C during the long write lands as Lance returns from its commit: the staging column
-    stayed in the user's table beside the old one, and the rerun started over."""
+    stayed in the user's table beside the old one, and the rerun started over. SIGTERM as
+    the old column was dropped left the table with neither `v8` nor the old values."""
     import lance
 
     from dive._io import written_before
@@ -569,13 +572,14 @@ def test_ctrl_c_once_the_staging_column_is_written_finishes_the_overwrite(
     dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **run)
     other = tmp_path / "other"
     save(PCA(dim=OUT).fit(vectors(500, seed=7)), other)
-    real = lance.LanceDataset.add_columns
+    real = getattr(lance.LanceDataset, step)
 
-    def add_then_interrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        real(self, *args, **kwargs)
-        raise KeyboardInterrupt
+    def then_signal(self: Any, *args: Any, **kwargs: Any) -> Any:
+        done = real(self, *args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return done
 
-    monkeypatch.setattr(lance.LanceDataset, "add_columns", add_then_interrupted)
+    monkeypatch.setattr(lance.LanceDataset, step, then_signal)
     with pytest.raises(KeyboardInterrupt) as stopped:
         dl.compress_table(other, uri(db, "docs"), uri(db, "docs"), overwrite=True, **run)
     assert written_before(stopped.value)  # "was already written in full", not "resumes"
@@ -584,39 +588,6 @@ def test_ctrl_c_once_the_staging_column_is_written_finishes_the_overwrite(
     np.testing.assert_allclose(read(table, "v8")["v8"], load(other).transform(vectors(N)),
                                atol=1e-6)
     assert not any(p.name.endswith(".partial") for p in db.iterdir())
-
-
-@pytest.mark.usefixtures("default_signals")
-def test_a_signal_between_dropping_the_old_column_and_renaming_the_new_one_waits(
-    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SIGTERM as the old column was dropped left the table with neither `v8` nor the old
-    values, only the staging column, and the rerun started over."""
-    import lance
-
-    from dive._io import written_before
-
-    db = tmp_path / "db"
-    make_table(db)
-    run = dict(output_column="v8", batch_size=500, progress=False)
-    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), **run)
-    other = tmp_path / "other"
-    save(PCA(dim=OUT).fit(vectors(500, seed=7)), other)
-    real = lance.LanceDataset.drop_columns
-
-    def drop_then_signal(self: Any, *args: Any, **kwargs: Any) -> Any:
-        dropped = real(self, *args, **kwargs)
-        signal.raise_signal(signal.SIGINT)
-        return dropped
-
-    monkeypatch.setattr(lance.LanceDataset, "drop_columns", drop_then_signal)
-    with pytest.raises(KeyboardInterrupt) as stopped:
-        dl.compress_table(other, uri(db, "docs"), uri(db, "docs"), overwrite=True, **run)
-    assert written_before(stopped.value)
-    table = dl.open_table(uri(db, "docs"))
-    assert table.schema.names == ["id", "text", "vector", "v8"]
-    np.testing.assert_allclose(read(table, "v8")["v8"], load(other).transform(vectors(N)),
-                               atol=1e-6)
 
 
 def test_a_new_table_appears_whole_or_not_at_all(
