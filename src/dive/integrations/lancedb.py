@@ -52,6 +52,7 @@ from dive._io import (
     made_folder,
     mark_written_before,
     naming_os_errors,
+    nothing_finished_unless,
     os_error_in_text,
     publish,
     publishing,
@@ -264,107 +265,114 @@ def compress_table(
                         param="output_column")
     _check_column_name(out_column, dst)
 
-    table = open_table(src)
-    version = table.version
-    table.checkout(version)  # read one version, whatever is written meanwhile
-    schema = table.schema
-    dim = _input_dim(table, column, str(src), runtime.input_dim)
-    if import_pyarrow().types.is_integer(schema.field(column).type.value_type):
-        raise DataError(integer_codes(f"{src}: column {column!r}",
-                                      schema.field(column).type.value_type))
-    if id_column is not None and id_column not in schema.names:
-        raise DataError(f"{src}: no id column {id_column!r} (columns: {', '.join(schema.names)});"
-                        " pass id_column=None to carry no ids", param="id_column")
-    if dim != runtime.input_dim:
-        raise DataError(f"{src}: column {column!r} has dimension {dim}, but the model expects "
-                        f"{runtime.input_dim} (embeddings from another model?)")
-    n_rows = table.count_rows()
-    check_has_rows(src, n_rows)
-    if id_column is not None:  # a new table carries them as its rows' names
-        check_ids([(str(src), table.to_lance().to_table(columns=[id_column]).column(0))],
-                  id_column, lambda _, row, problem: DataError(f"{src}: row {row}{problem}"))
-    marker = json.dumps({"format": "dive-compress-output", "model_sha256": runtime_digest(runtime),
-                         "source": f"{src}:{column}", "column": out_column},
-                        sort_keys=True).encode()
-    value = vector_type(out_dtype, runtime.code_width)
-    if in_place:
-        replace = _check_column_output(schema, out_column, dst, overwrite)
-        out_schema = import_pyarrow().schema(
-            [import_pyarrow().field(out_column, value, metadata={MARKER_KEY: marker})])
-        # the column's name quoted: a '/' in it made the folder a path, leaving its parent
-        work_name = f"{dst.name}.lance.{urllib.parse.quote(out_column, safe='')}"
-    else:
-        _check_table_output(dst, overwrite)
-        fields = [] if id_column is None else [schema.field(id_column)]
-        out_schema = import_pyarrow().schema(
-            [*fields, import_pyarrow().field(out_column, value)], metadata={MARKER_KEY: marker})
-        work_name = f"{dst.name}.lance"
-    job = {
-        "input": {"db": str(src.db.resolve()), "table": src.name, "version": version,
-                  "rows": n_rows, "schema": str(schema)},
-        "model": {"sha256": runtime_digest(runtime), "input_dim": runtime.input_dim,
-                  "output_dim": runtime.output_dim},
-        "output": {"db": str(dst.db.resolve()), "table": dst.name, "column": out_column},
-        "batch_size": batch_size, "dtype": out_dtype.name, "column": column,
-        "id_column": id_column,
-    }
+    # the column's name quoted: a '/' in it made the folder a path, leaving its parent
+    work_name = (f"{dst.name}.lance.{urllib.parse.quote(out_column, safe='')}" if in_place
+                 else f"{dst.name}.lance")
     partial = Partial(dst.db / work_name)
-    table_name = str(src if in_place else dst)  # what a file-system error names
-    # a new database's folders are removed again if the run fails (unless a resume needs them)
-    with made_folder(dst.db), partial.held():  # a second run on this output fails at once
-        state = partial.start(job)
-        resumed = int(state["rows_done"])
-        columns = [column] if id_column is None else [id_column, column]
-        try:
-            with naming_os_errors(table_name, work=partial.root), progress_bar(
-                n_rows, resumed, f"compress {src.name}", progress
-            ) as bar:
-                chunks = prefetch(_read_chunks(table, columns, resumed, n_rows, batch_size))
-                for lo, chunk in chunks:
-                    ids = None if id_column is None else chunk.column(id_column).combine_chunks()
-                    y = _compress_chunk(runtime, chunk.column(column), dim, lo, ids, src, out_dtype)
-                    arrays = ([] if ids is None else [ids]) + [vector_array(y)]
-                    out = import_pyarrow().Table.from_arrays(arrays, schema=out_schema)
-                    with atomic_open(partial.parts / part_name(lo), "wb") as handle:
-                        import_pyarrow().parquet.write_table(out, handle)
-                    state["rows_done"] = lo + chunk.num_rows
-                    partial.save(state)
-                    bar.update(chunk.num_rows)
-            caught: list[BaseException] = []
-            reader = _relayed(_parts_reader(partial, out_schema, n_rows, batch_size), caught)
+    # from here, not only around the work: an interruption while the table is checked (its
+    # ids read) said "finished chunks are saved" where none were
+    with nothing_finished_unless(partial.has_saved_rows):
+        table = open_table(src)
+        version = table.version
+        table.checkout(version)  # read one version, whatever is written meanwhile
+        schema = table.schema
+        dim = _input_dim(table, column, str(src), runtime.input_dim)
+        if import_pyarrow().types.is_integer(schema.field(column).type.value_type):
+            raise DataError(integer_codes(f"{src}: column {column!r}",
+                                          schema.field(column).type.value_type))
+        if id_column is not None and id_column not in schema.names:
+            raise DataError(f"{src}: no id column {id_column!r} (columns: "
+                            f"{', '.join(schema.names)}); pass id_column=None to carry no ids",
+                            param="id_column")
+        if dim != runtime.input_dim:
+            raise DataError(f"{src}: column {column!r} has dimension {dim}, but the model expects "
+                            f"{runtime.input_dim} (embeddings from another model?)")
+        n_rows = table.count_rows()
+        check_has_rows(src, n_rows)
+        if id_column is not None:  # a new table carries them as its rows' names
+            check_ids([(str(src), table.to_lance().to_table(columns=[id_column]).column(0))],
+                      id_column, lambda _, row, problem: DataError(f"{src}: row {row}{problem}"))
+        marker = json.dumps({"format": "dive-compress-output",
+                             "model_sha256": runtime_digest(runtime),
+                             "source": f"{src}:{column}", "column": out_column},
+                            sort_keys=True).encode()
+        value = vector_type(out_dtype, runtime.code_width)
+        if in_place:
+            replace = _check_column_output(schema, out_column, dst, overwrite)
+            out_schema = import_pyarrow().schema(
+                [import_pyarrow().field(out_column, value, metadata={MARKER_KEY: marker})])
+        else:
+            _check_table_output(dst, overwrite)
+            fields = [] if id_column is None else [schema.field(id_column)]
+            out_schema = import_pyarrow().schema(
+                [*fields, import_pyarrow().field(out_column, value)], metadata={MARKER_KEY: marker})
+        job = {
+            "input": {"db": str(src.db.resolve()), "table": src.name, "version": version,
+                      "rows": n_rows, "schema": str(schema)},
+            "model": {"sha256": runtime_digest(runtime), "input_dim": runtime.input_dim,
+                      "output_dim": runtime.output_dim},
+            "output": {"db": str(dst.db.resolve()), "table": dst.name, "column": out_column},
+            "batch_size": batch_size, "dtype": out_dtype.name, "column": column,
+            "id_column": id_column,
+        }
+        table_name = str(src if in_place else dst)  # what a file-system error names
+        # a new database's folders are removed again if the run fails (unless a resume needs them)
+        with made_folder(dst.db), partial.held():  # a second run on this output fails at once
+            state = partial.start(job)
+            resumed = int(state["rows_done"])
+            columns = [column] if id_column is None else [id_column, column]
             try:
-                if in_place:
-                    _add_column(src, version, out_column, replace, reader, out_schema)
-                else:
-                    _create_table(partial, dst, reader, out_schema, overwrite)
-            except KeyboardInterrupt as exc:
-                # landed as Lance returned from its commit, or after the new table's rename:
-                # the output is whole, and its work folder is no longer needed
-                if written_before(exc) or (in_place and _column_added(src, version, out_column,
-                                                                       replace)):
-                    mark_written_before(exc)
-                    shutil.rmtree(partial.root, ignore_errors=True)
+                with naming_os_errors(table_name, work=partial.root), progress_bar(
+                    n_rows, resumed, f"compress {src.name}", progress
+                ) as bar:
+                    chunks = prefetch(_read_chunks(table, columns, resumed, n_rows, batch_size))
+                    for lo, chunk in chunks:
+                        ids = (None if id_column is None
+                               else chunk.column(id_column).combine_chunks())
+                        y = _compress_chunk(runtime, chunk.column(column), dim, lo, ids, src,
+                                            out_dtype)
+                        arrays = ([] if ids is None else [ids]) + [vector_array(y)]
+                        out = import_pyarrow().Table.from_arrays(arrays, schema=out_schema)
+                        with atomic_open(partial.parts / part_name(lo), "wb") as handle:
+                            import_pyarrow().parquet.write_table(out, handle)
+                        state["rows_done"] = lo + chunk.num_rows
+                        partial.save(state)
+                        bar.update(chunk.num_rows)
+                caught: list[BaseException] = []
+                reader = _relayed(_parts_reader(partial, out_schema, n_rows, batch_size), caught)
+                try:
+                    if in_place:
+                        _add_column(src, version, out_column, replace, reader, out_schema)
+                    else:
+                        _create_table(partial, dst, reader, out_schema, overwrite)
+                except KeyboardInterrupt as exc:
+                    # landed as Lance returned from its commit, or after the new table's rename:
+                    # the output is whole, and its work folder is no longer needed
+                    if written_before(exc) or (in_place and _column_added(src, version, out_column,
+                                                                           replace)):
+                        mark_written_before(exc)
+                        shutil.rmtree(partial.root, ignore_errors=True)
+                    raise
+                except Exception as exc:
+                    if caught:  # Ctrl-C or a damaged part, not Lance's wrapper around it
+                        raise caught[0] from None
+                    # disk full: Lance's RuntimeError was a traceback, its OSError named a
+                    # Rust source file of Lance rather than the table
+                    named = os_error_in_text(exc, table_name)
+                    if named is not None:
+                        raise named from None
+                    raise
+            except DataError:
+                # The input must change before a rerun can succeed: leave nothing behind.
+                shutil.rmtree(partial.root, ignore_errors=True)
                 raise
-            except Exception as exc:
-                if caught:  # Ctrl-C or a damaged part, not Lance's wrapper around it
-                    raise caught[0] from None
-                # disk full: Lance's RuntimeError was a traceback, its OSError named a
-                # Rust source file of Lance rather than the table
-                named = os_error_in_text(exc, table_name)
-                if named is not None:
-                    raise named from None
-                raise
-        except DataError:
-            # The input must change before a rerun can succeed: leave nothing behind.
-            shutil.rmtree(partial.root, ignore_errors=True)
-            raise
-        with publishing():  # the output is in place: its work folder goes, whole
-            shutil.rmtree(partial.root, ignore_errors=True)
-        seconds = time.perf_counter() - started
-        where = f"{dst}:{out_column}" if in_place else str(dst)
-        logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
-        return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim,
-                              out_dtype.name, resumed, seconds, runtime.precision)
+            with publishing():  # the output is in place: its work folder goes, whole
+                shutil.rmtree(partial.root, ignore_errors=True)
+            seconds = time.perf_counter() - started
+            where = f"{dst}:{out_column}" if in_place else str(dst)
+            logger.info("%s: %d vectors compressed in %.1f s", where, n_rows - resumed, seconds)
+            return CompressResult(Path(where), n_rows, runtime.input_dim, runtime.output_dim,
+                                  out_dtype.name, resumed, seconds, runtime.precision)
 
 
 def _create_table(partial: Partial, dst: TableRef, reader: pa.RecordBatchReader,
