@@ -1056,3 +1056,19 @@ def test_an_interruption_while_the_table_is_checked_says_what_a_rerun_finds(
     assert capsys.readouterr().err == "dive: interrupted; " + (
         "finished chunks are saved and a rerun resumes\n" if saved
         else "no chunk was finished yet; a rerun starts over\n")
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_empty_folder_a_killed_run_claimed_for_a_new_table_is_filled(
+    tmp_path: Path, model_dir: Path, overwrite: bool
+) -> None:
+    """SIGKILL between claiming `small.lance` (an empty folder) and renaming the table onto it
+    left a folder every rerun refused, --overwrite too ("exists and is not a table dive
+    compress wrote"), where the rerun of any other folder output fills it."""
+    db = tmp_path / "db"
+    make_table(db)
+    (db / "small.lance").mkdir()
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "small"), batch_size=500,
+                      progress=False, overwrite=overwrite)
+    small = read(dl.open_table(uri(db, "small")), "id", "vector")
+    assert small["id"] == [f"doc{i}" for i in range(N)]

@@ -413,8 +413,9 @@ def _check_table_output(dst: TableRef, overwrite: bool) -> None:
 
     if dst.db.is_dir():
         # a Lance table adds files of its own (indices, versions): not a user's to keep
+        # an empty folder is a killed run's claim on the name (`publish`): the rerun fills it
         check_output(dst.folder, overwrite=overwrite, ours=ours,
-                     what="a table dive compress wrote", added=False)
+                     what="a table dive compress wrote", folder=True, added=False)
 
 
 def _check_column_name(column: str, dst: TableRef) -> None:
