@@ -144,6 +144,21 @@ def test_an_interruption_while_the_store_is_checked_says_what_a_rerun_finds(
         else "no chunk was finished yet; a rerun starts over\n")
 
 
+def test_a_work_folder_left_once_the_output_was_in_place_goes_with_the_refused_rerun(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """SIGKILL after the output was renamed into place, before its work folder was removed
+    (its state goes first): every rerun was refused as the output exists and kept the folder,
+    which no run could resume from, for good."""
+    np.save(tmp_path / "x.npy", stores.vectors(50))
+    compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    work = resume.Partial(tmp_path / "y.npy")
+    (work.data).mkdir(parents=True)  # what the kill left: no state, an emptied data folder
+    with pytest.raises(DiveError, match="already exists"):
+        compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", progress=False)
+    assert not work.root.exists()
+
+
 def test_a_broken_shard_link_is_an_error_naming_it(tmp_path: Path, runtime, stores) -> None:
     # it was skipped: the output lacked that shard's vectors without a word
     src = tmp_path / "shards"

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dive._io import atomic_write_text, clear_work_folder, held, work_folder
-from dive.errors import DataError
+from dive.errors import DataError, DiveError
 from dive.scale.model import runtime_digest
 
 if TYPE_CHECKING:
@@ -87,6 +88,15 @@ class Partial:
             and isinstance(state.get("shards_finished"), int)
         )
         return state if ok else None
+
+    def clear_if_stateless(self) -> None:
+        """Remove the work folder if it holds no state and no run holds it: a run killed once
+        its output was in place (the state goes first) left it, and as no run resumes from it,
+        a rerun refused because the output exists kept it for good."""
+        if not self.root.is_dir() or self.state_path.exists():
+            return
+        with contextlib.suppress(DiveError), held(self.root, self.output):  # another run's
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def has_saved_rows(self) -> bool:
         """Whether the work folder holds a state with rows done (a rerun of its job resumes)."""
