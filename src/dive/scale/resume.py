@@ -89,11 +89,13 @@ class Partial:
         )
         return state if ok else None
 
-    def clear_if_stateless(self) -> None:
-        """Remove the work folder if it holds no state and no run holds it: a run killed once
-        its output was in place (the state goes first) left it, and as no run resumes from it,
-        a rerun refused because the output exists kept it for good."""
-        if not self.root.is_dir() or self.state_path.exists():
+    def clear_if_published(self) -> None:
+        """Remove the work folder of an output that is in place if it holds only what a run
+        leaves, no state, and no run holds it: a run killed once its output was in place (the
+        state goes first) left it, and a rerun refused because the output exists kept it for
+        good, though no run resumes from it."""
+        if (not self.output.exists() or not self.root.is_dir() or self.state_path.exists()
+                or not all(self._left_by_a_run(e.name) for e in self.root.iterdir())):
             return
         with contextlib.suppress(DiveError), held(self.root, self.output):  # another run's
             shutil.rmtree(self.root, ignore_errors=True)

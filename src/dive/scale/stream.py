@@ -392,7 +392,7 @@ def compress_store(
     # from here, not only around the work: an interruption while the store is checked (its
     # ids read) said "finished chunks are saved" where none were
     partial = Partial(dst)
-    partial.clear_if_stateless()
+    partial.clear_if_published()
     with nothing_finished_unless(partial.has_saved_rows):
         runtime = resolve_runtime(model)
         out_dtype = output_dtype(runtime, dtype)
