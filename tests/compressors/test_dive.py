@@ -610,14 +610,63 @@ def test_every_run_draws_the_batch_of_the_pool_size_and_the_record_says_it(
         assert drawn and all(batch <= n <= FAST_MINE * batch for n in drawn)
 
 
-def test_the_paper_row_only_ever_trains_with_the_hinge(problem: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("path", "final"), [
+    ({}, "fold soup"), ({"soup": False}, "refit"), ({"holdout_min": 1}, "refit"),
+    ({"holdout_min": 1, "refit": False}, "holdout run")])
+def test_the_paper_row_only_ever_trains_with_the_hinge(
+    problem: dict[str, Any], path: dict[str, Any], final: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every triplet loss a `dive` fit trains is the hinge, on each way a fit ends (the fold
+    soup, a holdout's run, a refit on every label), not only the arms its record names; the
+    same spy sees `dive-plus`'s softplus arm train."""
+    softs: list[bool] = []
+    real = dive_run.hinge_triplet_loss
+
+    def spy(*args: Any, soft: bool = False, **kwargs: Any) -> torch.Tensor:
+        softs.append(soft)
+        return real(*args, soft=soft, **kwargs)
+
+    monkeypatch.setattr(dive_run, "hinge_triplet_loss", spy)
     data = TrainingData(problem["train"], problem["validation"])
-    model = Dive(4, seed=0, **{**FAST, "steps": 20}, min_gain_z=0.0).fit(problem["corpus"], data)
+    options = {**FAST, "steps": 20, "min_gain_z": 0.0, **path}
+    model = Dive(4, seed=0, **options).fit(problem["corpus"], data)
     diag = model.fit_info_.diagnostics
+    assert diag["final"] == final
+    assert softs and not any(softs)
     assert [c["arm"]["loss"] for c in diag["curves"]] == ["hinge"] * 2
     assert diag["selected"]["arm"]["loss"] == "hinge"
     assert {arm.loss for arm in DiveConfig().arms()} == {"hinge"}
     json.dumps(diag)  # the results record stores it
+    softs.clear()
+    DivePlus(4, seed=0, **options).fit(problem["corpus"], data)
+    assert any(softs)
+
+
+@pytest.mark.parametrize("path", [{"soup": False}, {"holdout_min": 1}])
+def test_a_refit_below_its_start_on_the_queries_it_was_chosen_with_keeps_the_start(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch, path: dict[str, Any]
+) -> None:
+    """The final check guards every way a fit ends, a refit on every label too (`soup=false`,
+    and a holdout's arm refit), not only the fold soup."""
+    real = _Race.refit
+
+    def spoiled(self: _Race, candidate: int, steps: int) -> Any:
+        net, log = real(self, candidate, steps)
+        with torch.no_grad():
+            for weights in net.parameters():
+                weights.add_(torch.randn_like(weights, generator=torch.Generator().manual_seed(0)))
+        return net, log
+
+    monkeypatch.setattr(_Race, "refit", spoiled)
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 20, "min_gain_z": 0.0, **path}
+    model = Dive(4, seed=0, **options).fit(problem["corpus"], data)
+    diag = model.fit_info_.diagnostics
+    assert diag["final"] == "start (the kept model scored below it)"
+    start = Dive(4, seed=0, **{**options, "steps": 0}).fit(problem["corpus"], data)
+    np.testing.assert_array_equal(model.transform(problem["corpus"]),
+                                  start.transform(problem["corpus"]))
 
 
 def test_dive_plus_adds_a_softplus_arm_and_keeps_every_other_default() -> None:

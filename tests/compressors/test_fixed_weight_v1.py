@@ -44,11 +44,14 @@ V1_SPECS = {method: spec + ":mine_every=none" for method, spec in GOLDEN.SPECS.i
     [
         ("search-adaptor", ":select=false"),
         ("search-adaptor", ":weight_rec_grid=0.1:weight_pred_grid=0.01"),
+        # ... searched: the fixture's 10 validation queries are below the default grid_min
+        ("search-adaptor", ":weight_rec_grid=0.1:weight_pred_grid=0.01:grid_min=10"),
         # the fixture's 10 validation queries are fewer than the grid needs: no grid searched
         ("search-adaptor", ""),
         ("search-adaptor", ":grid_min=11"),
         ("matryoshka-adaptor", ":dims=single:select=false"),
         ("matryoshka-adaptor", ":dims=single:lr_grid=0.001"),
+        ("matryoshka-adaptor", ":dims=single:lr_grid=0.001:grid_min=10"),
         ("matryoshka-adaptor", ":dims=single"),
     ],
 )
