@@ -122,7 +122,7 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
                                        "resumes\n")
 
 
-@pytest.mark.parametrize("verb", ["fit", "export", "index", "report"])
+@pytest.mark.parametrize("verb", ["fit", "export", "index", "report", "evaluate"])
 def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
     verb: str, tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
@@ -142,6 +142,7 @@ def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
                    str(out)],
         "index": ["index", str(model), "--embeddings", str(tiny[1]), "--output", str(out)],
         "report": ["report", "--results", str(tmp_path / "r.jsonl"), "--output", str(out)],
+        "evaluate": [*evaluate_args(tiny, tmp_path / "r.jsonl"), "--report", str(out)],
     }[verb]
     if verb == "index":
         pytest.importorskip("faiss")
@@ -161,7 +162,8 @@ def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
 
     monkeypatch.setattr(dive.cli, "print", printed, raising=False)
     assert main(argv) == 130
-    assert capsys.readouterr().err == f"dive: interrupted; {out} was already written in full\n"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"dive: interrupted; {out} was already written in full")  # after evaluate's bars
     assert out.exists()
 
 
@@ -362,6 +364,7 @@ def test_an_interrupted_ray_compress_says_nothing_was_kept(
                                        "rerun resumes\n")
 
 
+@pytest.mark.usefixtures("default_signals")
 def test_an_interrupted_demo_overwrite_says_its_runs_were_discarded(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
@@ -397,6 +400,14 @@ def test_an_interrupted_demo_overwrite_says_its_runs_were_discarded(
         f"dive: interrupted; {results} was already written in full; a rerun without "
         "--overwrite draws its plot")
     assert '"method": "frozen"' in results.read_text() and results.read_bytes() != before
+
+    # stopped as its results replaced the earlier ones: it said the earlier ones were kept
+    monkeypatch.undo()
+    signal_at(monkeypatch, lambda target: target == results)
+    assert main([*demo, "--methods", "pca", "--overwrite"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"dive: interrupted; {tmp_path / 'd'} was already written in full")
+    assert '"method": "pca"' in results.read_text()
 
 
 @pytest.mark.usefixtures("default_signals")

@@ -158,6 +158,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
             files = write_report(records, args.report, ratio=budget_plot_ratio(args.ratios),
                                  overwrite=args.overwrite)
+    written = files.markdown.parent if files is not None else plot
+    if written is not None:  # a signal while the tables print finds the files in place
+        _written_in_full(args, written)
     print(text_tables(records))
     print(f"\nresults: {args.results}")
     if plot is not None:
@@ -243,7 +246,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 records = _run_grid(args, [args.dataset], fresh)
                 with locked(target):  # not between another process's read and its write-back
                     _keep_added_meanwhile(target, earlier, fresh)
-                    publish(fresh, target, overwrite=True)
+                    publish(fresh, target, overwrite=True, output=True)
                 _written_in_full(args, results)  # the earlier results are replaced from here
             finally:
                 fresh.unlink(missing_ok=True)

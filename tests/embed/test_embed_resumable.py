@@ -465,3 +465,31 @@ def test_ctrl_c_before_the_first_chunk_is_saved_says_a_rerun_starts_over(
     kept = ("no chunk was finished yet; a rerun starts over" if chunks == 0 else
             "finished chunks are saved and a rerun resumes")
     assert capsys.readouterr().err.endswith(f"dive: interrupted; {kept}\n")
+
+
+@pytest.mark.usefixtures("default_signals")
+@pytest.mark.parametrize("output", [True, False])
+def test_only_the_callers_own_output_is_said_to_be_written_when_a_signal_lands_as_it_does(
+    tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch, output: bool
+) -> None:
+    """A cache entry a fit or evaluate encodes is not their output: a signal as it was put in
+    place said "<the model folder> was already written in full", where none was."""
+    import signal
+
+    import dive._io
+    from dive._io import written_before
+
+    out = tmp_path / "emb"
+    real = dive._io._publish_folder
+
+    def then_signal(tmp: Path, target: Path) -> None:
+        real(tmp, target)
+        if target == out:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(dive._io, "_publish_folder", then_signal)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        encode_to_folder(load_beir(PANTRY), out, chunk_size=CHUNK, progress=False, model=model,
+                         output=output)
+    assert written_before(stopped.value) is output
+    assert load_embeddings(out).corpus.shape[0] == 48

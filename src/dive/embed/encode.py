@@ -545,7 +545,7 @@ def get_embeddings(
                 # run on the same entry stops at once; a stale cache is replaced
                 emb = encode_to_folder(dataset, folder, model_name=model_name,
                                        batch_size=batch_size, device=device, overwrite=True,
-                                       progress=progress).embeddings
+                                       progress=progress, output=False).embeddings
                 origin = "freshly encoded into the cache"
     source_log.info("embeddings for %s: %s (%s; %s)", dataset.name, folder, origin,
                     describe_maker(emb.meta))

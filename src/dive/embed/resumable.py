@@ -41,6 +41,7 @@ from dive._io import (
     named,
     nothing_finished_unless,
     publishing,
+    uninterrupted,
     user_path,
     work_folder,
 )
@@ -100,6 +101,7 @@ def encode_to_folder(
     overwrite: bool = False,
     progress: bool = True,
     model: Any = None,
+    output: bool = True,
 ) -> EmbedResult:
     """Encode every document and query of `dataset` into the embeddings folder `out`.
 
@@ -107,6 +109,7 @@ def encode_to_folder(
     its offline package); `model`, if given, is an already loaded model used instead of
     loading one (`model_name` then only labels it). An interrupted run resumes when rerun
     with the same arguments; `overwrite` allows replacing an existing embeddings folder.
+    `output=False`: `out` is not the caller's output (a cache entry), see `save_embeddings`.
     """
     started = time.perf_counter()
     for kind, one, ids, texts in (
@@ -199,10 +202,10 @@ def encode_to_folder(
         if job["model_files"] is not None:  # a cache entry made with an earlier save is stale
             meta["model_files"] = job["model_files"]
         emb = Embeddings(corpus, list(dataset.corpus_ids), queries, list(dataset.query_ids), meta)
-        written = save_embeddings(target, emb, overwrite=overwrite)
+        written = save_embeddings(target, emb, overwrite=overwrite, output=output)
         # the output is in place: a Ctrl-C during the tidy-up lands after it, said as "written
         # in full" (it said "a rerun resumes", left the work folder, and the rerun refused)
-        with publishing():
+        with publishing() if output else uninterrupted():
             shutil.rmtree(work, ignore_errors=True)
         # the meta a load of the folder gives (dim, n_corpus, n_queries were missing)
         emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,

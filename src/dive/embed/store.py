@@ -196,7 +196,7 @@ def check_embeddings_output(target: Path, *, overwrite: bool) -> None:
 
 
 def save_embeddings(
-    folder: str | Path, emb: Embeddings, *, overwrite: bool = False
+    folder: str | Path, emb: Embeddings, *, overwrite: bool = False, output: bool = True
 ) -> dict[str, Any]:
     """Write `emb` as an embeddings folder at `folder`; a non-empty folder already there
     (even one written meanwhile) is kept with `DiveError` unless `overwrite`, and even then
@@ -211,6 +211,8 @@ def save_embeddings(
     name next to the target rather than a mix of both (`dive._io.replace_path`).
     `load_embeddings` reads its files again when the folder was swapped meanwhile, so it gets
     one whole save; a reader opening the files one by one itself can still read some of each.
+    `output=False`: the folder is not the caller's output (a cache entry a fit encodes), so
+    a signal as it lands is not said to have written it (`dive._io.publish`).
     Returns the meta.json it wrote (`emb.meta` with `dim`, `n_corpus`, `n_queries`...).
     """
     target = as_path(folder, "save_embeddings: folder")
@@ -239,7 +241,7 @@ def save_embeddings(
         _write_file(tmp / QUERY_IDS_FILE, lambda h: h.write(_ids_text(emb.query_ids)))
         meta_text = json.dumps(meta, indent=1, sort_keys=False) + "\n"
         _write_file(tmp / META_FILE, lambda h: h.write(meta_text.encode("utf-8")))
-        _swap_into_place(tmp, target, overwrite)
+        _swap_into_place(tmp, target, overwrite, output)
     logger.info(
         "saved embeddings (%d docs, %d queries, dim %d) to %s",
         emb.corpus.shape[0],
@@ -386,9 +388,9 @@ def _write_file(path: Path, write: Any) -> None:
         os.fsync(handle.fileno())
 
 
-def _swap_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
+def _swap_into_place(tmp: Path, target: Path, overwrite: bool, output: bool) -> None:
     if target.exists() and not target.is_dir():
         raise DataError(f"{target}: exists and is not a folder; refusing to replace it")
     if overwrite:  # what is there now, which may have appeared since the caller's check
         check_embeddings_output(target, overwrite=True)
-    publish(tmp, target, overwrite=overwrite, output=True)
+    publish(tmp, target, overwrite=overwrite, output=output)
