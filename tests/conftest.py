@@ -66,6 +66,32 @@ def file_size_limit(nbytes: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
+def compress_stopped_while_checked(argv: list[str], module: object, check: str,
+                                   saved: bool) -> int:
+    """`dive compress argv` stopped by Ctrl-C at `module.check` (while its input is checked),
+    after a first run stopped once its first chunk was saved when `saved`; its exit status."""
+    from dive.cli import main
+    from dive.scale import resume
+
+    save = resume.Partial.save
+
+    def stop_after_a_chunk(self: resume.Partial, state: dict[str, object]) -> None:
+        save(self, state)
+        if state["rows_done"]:
+            raise KeyboardInterrupt
+
+    def stopped(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patched:
+        if saved:
+            patched.setattr(resume.Partial, "save", stop_after_a_chunk)
+            assert main(argv) == 130
+            patched.undo()
+        patched.setattr(module, check, stopped)
+        return main(argv)
+
+
 @pytest.fixture()
 def default_signals() -> Iterator[None]:
     """Ctrl-C (SIGINT) as Python installs it, raising KeyboardInterrupt, and SIGTERM and

@@ -22,7 +22,7 @@ from dive.compressors.pca import PCA
 from dive.errors import DataError, DiveError
 from dive.evaluate.search import top_k
 from dive.export import load, save
-from tests.conftest import file_size_limit
+from tests.conftest import compress_stopped_while_checked, file_size_limit
 
 lancedb = pytest.importorskip("lancedb")
 pa = pytest.importorskip("pyarrow")
@@ -1024,38 +1024,18 @@ def test_a_write_that_cannot_finish_is_one_line_naming_the_table(
 
 @pytest.mark.parametrize("saved", [False, True])
 def test_an_interruption_while_the_table_is_checked_says_what_a_rerun_finds(
-    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], saved: bool,
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str], saved: bool,
 ) -> None:
     """Ctrl-C while the table's ids were read, before any chunk: it said "finished chunks are
     saved and a rerun resumes", where there were none."""
-    from dive.scale import resume
-
     db = tmp_path / "db"
     make_table(db)
     argv = ["compress", str(model_dir), "--input", uri(db, "docs"), "--output", uri(db, "small"),
             "--batch-size", "500", "--no-progress"]
-    if saved:  # a first run stopped after its first chunk
-        save = resume.Partial.save
-
-        def stop_after_a_chunk(self: resume.Partial, state: dict[str, Any]) -> None:
-            save(self, state)
-            if state["rows_done"]:
-                raise KeyboardInterrupt
-
-        with monkeypatch.context() as patched:
-            patched.setattr(resume.Partial, "save", stop_after_a_chunk)
-            assert main(argv) == 130
-    capsys.readouterr()
-
-    def checking(*args: Any) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(dl, "check_has_rows", checking)
-    assert main(argv) == 130
-    assert capsys.readouterr().err == "dive: interrupted; " + (
-        "finished chunks are saved and a rerun resumes\n" if saved
-        else "no chunk was finished yet; a rerun starts over\n")
+    assert compress_stopped_while_checked(argv, dl, "check_has_rows", saved) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "dive: interrupted; " + (
+        "finished chunks are saved and a rerun resumes" if saved
+        else "no chunk was finished yet; a rerun starts over")
 
 
 @pytest.mark.parametrize("overwrite", [False, True])

@@ -17,6 +17,7 @@ from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError
 from dive.scale import compress_store, resume
 from dive.scale import stream as stream_module
+from tests.conftest import compress_stopped_while_checked
 
 
 def _expected(runtime: Runtime, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -111,37 +112,17 @@ def test_a_signal_once_the_work_is_done_lands_after_the_output_is_published(
 
 @pytest.mark.parametrize("saved", [False, True])
 def test_an_interruption_while_the_store_is_checked_says_what_a_rerun_finds(
-    tmp_path: Path, model_dir: Path, stores, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], saved: bool,
+    tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str], saved: bool,
 ) -> None:
     """Ctrl-C while the input's ids were read, before any chunk: it said "finished chunks are
     saved and a rerun resumes", where there were none (and said so once a run had saved some)."""
-    from dive.cli import main
-
     np.save(tmp_path / "x.npy", stores.vectors(300))
     argv = ["compress", str(model_dir), "--input", str(tmp_path / "x.npy"), "--output",
             str(tmp_path / "y.npy"), "--batch-size", "100", "--no-progress"]
-    if saved:  # a first run stopped after its first chunk
-        save = resume.Partial.save
-
-        def stop_after_a_chunk(self: resume.Partial, state: dict[str, Any]) -> None:
-            save(self, state)
-            if state["rows_done"]:
-                raise KeyboardInterrupt
-
-        with monkeypatch.context() as patched:
-            patched.setattr(resume.Partial, "save", stop_after_a_chunk)
-            assert main(argv) == 130
-    capsys.readouterr()
-
-    def checking(*args: Any) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(stream_module, "check_apart", checking)
-    assert main(argv) == 130
-    assert capsys.readouterr().err == "dive: interrupted; " + (
-        "finished chunks are saved and a rerun resumes\n" if saved
-        else "no chunk was finished yet; a rerun starts over\n")
+    assert compress_stopped_while_checked(argv, stream_module, "check_apart", saved) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "dive: interrupted; " + (
+        "finished chunks are saved and a rerun resumes" if saved
+        else "no chunk was finished yet; a rerun starts over")
 
 
 def test_a_work_folder_left_once_the_output_was_in_place_goes_with_the_refused_rerun(
