@@ -239,12 +239,15 @@ def _os_error_in(exc: BaseException, path: Path) -> OSError | None:
     `path` (or naming no file) is named `path`; one naming another file (an input) keeps it."""
     found = _worker_error_in(exc, OSError)
     if found is not None and found.errno is not None:
-        named = found.filename
-        if named is None or Path(os.fsdecode(named)).is_relative_to(path):
-            named = os.fspath(path)
-        return OSError(found.errno, os.strerror(found.errno), named)
-    text = re.findall(r"OSError: \[Errno (\d+)\]", str(exc))
-    return OSError(int(text[-1]), os.strerror(int(text[-1])), os.fspath(path)) if text else None
+        code, named = found.errno, found.filename
+    else:
+        text = re.findall(r"OSError: \[Errno (\d+)\]", str(exc))
+        if not text:
+            return None
+        code, named = int(text[-1]), None
+    if named is None or Path(os.fsdecode(named)).is_relative_to(path):
+        named = os.fspath(path)
+    return OSError(code, os.strerror(code), named)
 
 
 def _worker_error_in(exc: BaseException, kind: type[_E]) -> _E | None:
