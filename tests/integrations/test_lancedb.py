@@ -777,6 +777,36 @@ def test_a_bad_rescore_vector_is_named_by_its_id(searchable: dict[str, Any],
                   rescore_with=(dl.open_table(uri(db, "docs")), "full"), candidates=N)
 
 
+def test_rescoring_refuses_vectors_the_column_was_not_compressed_from(
+    searchable: dict[str, Any], tmp_path: Path,
+) -> None:
+    """Another model's vectors of the same width (here the corpus rotated), by id from
+    another table or in a column beside the compressed one, re-ranked every hit by noise
+    without a word, where `dive search --rescore-vectors` refuses them for an index."""
+    model, q, x = searchable["model"], searchable["queries"], searchable["x"]
+    rotation, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((DIM, DIM)))
+    other = unit(x @ rotation).astype(np.float32)
+    db = tmp_path / "db"
+    lancedb.connect(str(db)).create_table("docs", pa.table({
+        "id": [f"doc{i}" for i in range(N)],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM),
+        "other": pa.FixedSizeListArray.from_arrays(pa.array(other.reshape(-1)), DIM)}))
+    dl.compress_table(model, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                      progress=False)
+    line = (r"^table 'docs': the rescore vector \({}\) of id 'doc\d+' is not the one 'v8' was "
+            r"compressed from \(cosine -?\d\.\d\d between the model's output for it and the "
+            r"column's value, under 0\.9\): rescore with the full vectors the column was made "
+            r"from$")
+    with pytest.raises(DataError, match=line.format("column 'other'")):
+        dl.search(uri(db, "docs"), model, q[:3], 3, column="v8", rescore_with="other")
+    with pytest.raises(DataError, match=line.format("table 'docs', column 'other'")):
+        dl.search(uri(db, "docs"), model, q[:3], 3, column="v8",
+                  rescore_with=(dl.open_table(uri(db, "docs")), "other"))
+    right = dl.search(uri(db, "docs"), model, q[:3], 3, column="v8", rescore_with="vector",
+                      candidates=N)
+    assert right.ids == exact(q[:3], x, 3)
+
+
 def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
     db, model, q = searchable["db"], searchable["model"], searchable["queries"]
     with pytest.raises(DataError, match=r"query vectors: expected dimension 32, got 8"):

@@ -608,8 +608,10 @@ def search(
     unit-norm). `exact=True` searches flat even when the column has an index; `nprobes` sets
     how many partitions an IVF index probes. `rescore_with` re-ranks `candidates` (default
     4 x k) first-stage hits by the inner product of the normalised full-dimension vectors:
-    a column of `table`, or `(other_table, column)`, matched on `id_column`. A `column` that
-    `dive compress` marked as written by another compressor than `model` raises `DataError`.
+    a column of `table`, or `(other_table, column)`, matched on `id_column`; full vectors that
+    are not the ones `column` was compressed from (a sample of the hits, compressed by
+    `model`, is compared with the column) raise `DataError`, as does a `column` that `dive
+    compress` marked as written by another compressor than `model`.
     """
     k = positive_integer(k, "k")
     candidates = None if candidates is None else positive_integer(candidates, "candidates")
@@ -674,6 +676,8 @@ def search(
         else:
             assert isinstance(rescore_with, tuple)
             vectors = _full_vectors(ids, *rescore_with, id_column, runtime.input_dim)
+        _check_compressed_from(vectors, result.column(column), ids, runtime, column,
+                               rescore_with, id_column, where)
     hits_ids, hits_scores = [], []
     for i in range(len(compressed)):
         rows = np.flatnonzero(which == i)
@@ -760,6 +764,35 @@ def _rescore_vectors(column: Any, ids: list[Any], id_column: str, dim: int,
     named by its id."""
     return _named_by_id(ids, id_column, f"{where}: rescore vectors", lambda: as_unit_rows(
         vectors_from_arrow(column, dim, where, 0), name=where))
+
+
+def _check_compressed_from(full: np.ndarray, stored: Any, ids: list[Any], runtime: Runtime,
+                           column: str, rescore_with: Any, id_column: str, where: str) -> None:
+    """Refuse full vectors that are not the ones `column` was compressed from: on a sample of
+    the hits (`dive.export.faiss_index.sample_rows`), each full vector compressed by the
+    model must give the values `column` holds for its id, as `dive search --rescore-vectors`
+    checks an index's rows (another model's vectors of the same width re-ranked every hit by
+    noise, without a word)."""
+    from dive.export.faiss_index import MATCH_COSINE, sample_rows
+
+    rows = sample_rows(len(ids))
+    held = _named_by_id(ids, id_column, where, lambda: vectors_from_arrow(
+        stored, runtime.output_dim, where, 0))[rows]
+    expected = runtime.embed(full[rows])
+    cosine = np.einsum("ij,ij->i", held, expected) / np.maximum(
+        np.linalg.norm(held, axis=1) * np.linalg.norm(expected, axis=1), 1e-12)
+    wrong = np.flatnonzero(cosine < MATCH_COSINE)
+    if wrong.size:
+        first = int(wrong[0])
+        source = (f"column {rescore_with!r}" if isinstance(rescore_with, str) else
+                  f"table {getattr(rescore_with[0], 'name', str(rescore_with[0]))!r}, column "
+                  f"{rescore_with[1]!r}")
+        raise DataError(
+            f"{where}: the rescore vector ({source}) of {id_column} "
+            f"{quoted(ids[int(rows[first])])} is not the one {column!r} was compressed from "
+            f"(cosine {float(cosine[first]):.2f} between the model's output for it and the "
+            f"column's value, under {MATCH_COSINE}): rescore with the full vectors the "
+            "column was made from")
 
 
 def _full_vectors(ids: list[Any], other: Any, column: str, id_column: str,
