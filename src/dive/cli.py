@@ -478,7 +478,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from dive.arrays import row_blocks
     from dive.embed import load_embeddings
-    from dive.embed.encode import same_model
     from dive.export.faiss_index import build_index, check_index_output, save_index
     from dive.scale.model import runtime_digest
 
@@ -495,12 +494,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise DiveError(f"{Path(args.embeddings) / 'corpus.npy'}: vectors have dimension "
                         f"{emb.dim}, but {args.model_dir} expects {compressor.input_dim} "
                         "(embeddings from another model?)")
-    trained_on = compressor.summary.get("model")
-    made_with = emb.meta.get("model")
-    if trained_on and made_with and not same_model(str(made_with), str(trained_on)):
-        logging.getLogger(__name__).warning(
-            "%s: embeddings made with %s, compressor fitted on %s embeddings",
-            args.embeddings, emb.meta["model"], trained_on)
+    _warn_of_another_model(args.embeddings, emb.meta.get("model"), compressor)
     runtime = compressor.fitted_runtime()
     # compressed a block at a time: memory holds the index, not a compressed corpus beside it
     blocks = runtime.blocks(row_blocks(emb.corpus), name=str(Path(args.embeddings) / "corpus.npy"))
@@ -736,6 +730,29 @@ def _columns_given(args: argparse.Namespace) -> _Columns:
     return columns
 
 
+def _warn_of_another_model(where: str | Path, made_with: Any, compressor: Any) -> None:
+    """Warn when embeddings made with one model go through a compressor fitted on another
+    model's: of the same width, nothing else tells (the hits are unrelated)."""
+    from dive.embed.encode import same_model
+
+    trained_on = compressor.summary.get("model")
+    if trained_on and made_with and not same_model(str(made_with), str(trained_on)):
+        logging.getLogger(__name__).warning(
+            "%s: embeddings made with %s, compressor fitted on %s embeddings", where,
+            made_with, trained_on)
+
+
+def _warn_of_another_model_beside(src: Path, compressor: Any) -> None:
+    """`_warn_of_another_model` for a `.npy` of an embeddings folder, by its meta.json (a
+    file elsewhere names no model)."""
+    from dive.embed.store import META_FILE, is_embeddings_folder, read_meta
+
+    if src.suffix.lower() != ".npy" or not is_embeddings_folder(src.parent):
+        return
+    with contextlib.suppress(OSError, DiveError):  # an unreadable one says nothing
+        _warn_of_another_model(src, read_meta(src.parent / META_FILE).get("model"), compressor)
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from dive.integrations.lancedb import is_lancedb_uri
 
@@ -758,7 +775,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
         flags = " and ".join(FLAG_OF_PARAM[param] for param in columns)
         verb = "applies" if len(columns) == 1 else "apply"
         raise DiveError(f"{flags} {verb} to Parquet input only; {args.input} holds .npy vectors")
-    result = compress_store(_load_model(args), args.input, args.output, **columns,
+    compressor = _load_model(args)
+    _warn_of_another_model_beside(Path(args.input), compressor)
+    result = compress_store(compressor, args.input, args.output, **columns,
                             batch_size=args.batch_size, dtype=args.dtype,
                             overwrite=args.overwrite, progress=not args.no_progress)
     _written_in_full(args, result.output)

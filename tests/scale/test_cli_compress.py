@@ -84,6 +84,28 @@ def test_an_empty_npy_input_is_one_line_naming_it(
     assert not (tmp_path / "y.npy").exists()
 
 
+def test_an_embeddings_folder_as_input_is_refused_naming_its_files(
+    tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its corpus.npy and queries.npy were compressed as two shards of one store (the
+    queries counted among the vectors, the ids dropped)."""
+    from dive.embed.store import Embeddings, save_embeddings
+
+    folder = tmp_path / "emb"
+    save_embeddings(folder, Embeddings(stores.vectors(6), [f"d{i}" for i in range(6)],
+                                       stores.vectors(2), ["q0", "q1"],
+                                       {"model": "m", "normalized": False}))
+    assert main(["compress", str(model_dir), "--input", str(folder), "--output",
+                 str(tmp_path / "out"), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"dive: error: {folder}: an embeddings folder, whose corpus and queries are not shards "
+        "of one store; give its corpus.npy or queries.npy as the input\n")
+    assert not (tmp_path / "out").exists()
+    assert main(["compress", str(model_dir), "--input", str(folder / "corpus.npy"),
+                 "--output", str(tmp_path / "out.npy"), "--no-progress"]) == 0
+    assert np.load(tmp_path / "out.npy").shape == (6, 8)
+
+
 @pytest.mark.parametrize("given", [
     ["--vector-column", "emb"], ["--column", "emb"], ["--id-column", "id"], ["--id-column", ""],
     ["--output-column", "small"],

@@ -78,6 +78,11 @@ def _refuse_shards_in_subfolders(src: Path) -> None:
 
 def _shard_files(src: Path) -> list[Path]:
     """The shards directly in the folder `src`, in name order, all of one kind."""
+    from dive.embed.store import CORPUS_FILE, QUERIES_FILE, is_embeddings_folder
+
+    if is_embeddings_folder(src):  # its corpus and queries were compressed as one store
+        raise DataError(f"{src}: an embeddings folder, whose corpus and queries are not shards "
+                        f"of one store; give its {CORPUS_FILE} or {QUERIES_FILE} as the input")
     named = sorted(p for p in src.iterdir()
                    if not p.name.startswith(".") and p.suffix.lower() in SUFFIXES)
     check_no_broken_links(named)
