@@ -477,9 +477,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from dive.arrays import row_blocks
+    from dive.compressors.runtime import runtime_digest
     from dive.embed import load_embeddings
     from dive.export.faiss_index import build_index, check_index_output, save_index
-    from dive.scale.model import runtime_digest
 
     if args.seed is not None and args.opq is None:
         raise DiveError("--seed is used only with --opq (the seed of its k-means)")
@@ -530,9 +530,9 @@ def _read_queries_npy(path: str, dim: int) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from dive.compressors.runtime import runtime_digest
     from dive.errors import DataError
     from dive.export.faiss_index import check_index_model, load_index, search_index
-    from dive.scale.model import runtime_digest
 
     if args.rescore_vectors is None:
         for flag, value in (("--rescore-factor", args.rescore_factor),

@@ -46,6 +46,19 @@ def test_fit_saves_a_loadable_folder_with_a_summary(tiny: tuple[Path, Path], tmp
     np.testing.assert_array_equal(model.transform(corpus), PCA(dim=8).fit(corpus).transform(corpus))
 
 
+def test_a_saved_folder_names_the_identity_its_index_records(tiny: tuple[Path, Path],
+                                                              tmp_path: Path) -> None:
+    """An index (or compress output, LanceDB column) records its compressor as
+    `model_sha256`, and refusals name it, but no model folder held that value: which folder
+    built an index could not be told."""
+    pytest.importorskip("faiss")
+    assert fit(tiny, tmp_path / "m", "pca") == 0
+    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]), "--output",
+                 str(tmp_path / "i.faiss")]) == 0
+    recorded = json.loads((tmp_path / "i.faiss.meta.json").read_text())["model_sha256"]
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["runtime_sha256"] == recorded
+
+
 STAND_IN_FIT = FitSummary(((0, 0.5), (25, 0.625), (40, 0.6)), best_step=25, steps_run=40,
                           selected={"setting": {"lr": 0.01}}, n_queries=4,
                           validation_score=0.625, start_score=0.5, seconds=0.25)

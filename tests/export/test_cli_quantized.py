@@ -236,8 +236,8 @@ def test_an_hnsw_search_that_returns_fewer_hits_than_asked_says_so(
     """HNSW returns what its graph search reaches: -k 1000 of 1400 documents printed 828
     hits, exit 0, without a word."""
     pytest.importorskip("faiss")
+    from dive.compressors.runtime import runtime_digest
     from dive.export.faiss_index import build_index, save_index
-    from dive.scale.model import runtime_digest
 
     assert fit(tiny, tmp_path / "m") == 0
     model, emb = load(tmp_path / "m"), load_embeddings(tiny[1])

@@ -88,7 +88,7 @@ def test_a_folder_saved_before_runtime_arrays_loads_and_saves_back_the_same(
     name: str, tmp_path: Path
 ) -> None:
     """Folders `data/make_saved_v3.py` wrote with the code before `Runtime.arrays()`."""
-    from dive.scale.model import runtime_digest
+    from dive.compressors.runtime import runtime_digest
 
     expected = np.load(SAVED_V3 / "inputs.npz")
     loaded = load(SAVED_V3 / name)
@@ -105,6 +105,8 @@ def test_a_folder_saved_before_runtime_arrays_loads_and_saves_back_the_same(
                                    for f in (SAVED_V3 / name, again))
     for config in (config_before, config_after):
         del config["weights_sha256"], config["config_sha256"]
+    # saved again, the folder names the identity its outputs record (`model_sha256`)
+    assert config_after.pop("runtime_sha256") == str(expected[f"{name}_digest"])
     assert config_after == config_before
 
 

@@ -30,6 +30,8 @@ every export, the saved folder and the streaming digest use.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -365,3 +367,24 @@ def _assemble(arrays: Mapping[str, np.ndarray], d_in: int, output_dim: int | Non
             raise DataError(f"{where}: {exc}") from None
     return Runtime(input_dim=d_in, adapter=adapter, center=center, projection=projection,
                    quantizer=quantizer)
+
+
+def runtime_digest(runtime: Runtime) -> str:
+    """SHA-256 of everything the runtime computes with: the model's identity, which compress
+    outputs, indexes and LanceDB columns record as `model_sha256` and a saved folder's
+    config.json as `runtime_sha256` (a changed model means a compress restarts)."""
+    digest = hashlib.sha256()
+    adapter = runtime.adapter
+    head: dict[str, Any] = {
+        "input_dim": runtime.input_dim,
+        "output_dim": runtime.output_dim,
+        "activation": adapter.activation if adapter is not None else None,
+    }
+    if runtime.quantizer is not None:  # only then, so float32 models keep their old digest
+        head["precision"] = runtime.precision
+    digest.update(json.dumps(head, sort_keys=True).encode())
+    for name, value in runtime.arrays().items():
+        arr = np.ascontiguousarray(value)
+        digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()

@@ -6,7 +6,7 @@ ranks as `dive.evaluate.search.top_k` does, up to the order of exactly tied scor
 and `save_index` writes them to a sidecar text file, `<file>.ids.txt`, one id per line;
 `load_index` checks that the two agree. An index built from a compressor's output also records
 that compressor's identity (the SHA-256 of its runtime's arrays and activation,
-`dive.scale.model.runtime_digest`) in `<file>.meta.json`, and `check_index_model` refuses to
+`dive.compressors.runtime.runtime_digest`) in `<file>.meta.json`, and `check_index_model` refuses to
 search it with another compressor: vectors of the same dimension from another model would
 return unrelated hits. An index saved without it (older dive) is searched with a warning, as
 nothing can be checked. `search_index` returns (rows, scores) like `top_k`; `SearchIndex.ids`
@@ -819,7 +819,7 @@ def search_index(
     k' = min(k, len(index)). HNSW may return fewer than k' hits for a query; the missing
     slots hold row -1 and score -inf. `queries` are the float32 compressed vectors whatever the
     index's precision; a binary index scores d - 2 * Hamming distance of their sign bits.
-    With `model_sha256` (`dive.scale.model.runtime_digest` of the compressor that made the
+    With `model_sha256` (`dive.compressors.runtime.runtime_digest` of the compressor that made the
     queries), an index built by another compressor is refused, as `dive search` refuses it.
     """
     if not is_integer(k) or k < 1:

@@ -53,7 +53,7 @@ from dive._io import (
 from dive.arrays import as_array, as_unit_rows, check_floating
 from dive.compressors.base import Compressor
 from dive.compressors.precision import PRECISIONS, Precision
-from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime
+from dive.compressors.runtime import ACTIVATIONS, ARRAY_NAMES, Runtime, runtime_digest
 from dive.errors import DataError, DiveError, kind_of
 from dive.fit_record import DatasetFitInfo
 
@@ -250,6 +250,8 @@ def save(
         "arrays": list(arrays),
         "n_params": runtime.n_params,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        # the identity compress outputs, indexes and LanceDB columns record as model_sha256
+        "runtime_sha256": runtime_digest(runtime),
         "training": summary if summary is not None else default_summary,
     }
     config["config_sha256"] = config_digest(config)

@@ -66,6 +66,7 @@ from dive.arrays import (
     is_integer,
     positive_integer,
 )
+from dive.compressors.runtime import runtime_digest
 from dive.errors import DataError, DiveError, kind_of, quoted
 from dive.scale.checks import check_has_rows, check_ids, column_names
 from dive.scale.formats import (
@@ -76,7 +77,7 @@ from dive.scale.formats import (
     vector_type,
     vectors_from_arrow,
 )
-from dive.scale.model import OutputDtype, output_dtype, resolve_runtime, runtime_digest
+from dive.scale.model import OutputDtype, output_dtype, resolve_runtime
 from dive.scale.resume import Partial, part_name
 from dive.scale.stream import CompressResult, compress_rows, prefetch, progress_bar
 

@@ -1,6 +1,7 @@
 """The model a compress run uses: any model argument resolved to its numpy `Runtime`
-(`resolve_runtime`), the digest naming everything it computes with (`runtime_digest`), and the
-element type a run writes (`output_dtype`).
+(`resolve_runtime`) and the element type a run writes (`output_dtype`). `runtime_digest`, the
+model's identity, is `dive.compressors.runtime`'s, also importable from here (its earlier
+home).
 
 Left out: loading a model folder (`dive.export.folder`) and computing with the runtime
 (`dive.compressors.runtime`).
@@ -8,14 +9,13 @@ Left out: loading a model folder (`dive.export.folder`) and computing with the r
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
 from dive.compressors.runtime import Runtime
+from dive.compressors.runtime import runtime_digest as runtime_digest  # its earlier home
 from dive.errors import DiveError, kind_of
 
 if TYPE_CHECKING:
@@ -45,25 +45,6 @@ def resolve_runtime(model: ModelLike) -> Runtime:
     # one line, as every other argument's (a TypeError was a traceback in the API's callers)
     raise DiveError(f"model is {kind_of(model)}; expected a Runtime, a fitted or loaded "
                     "compressor, or a model folder path", param="model")
-
-
-def runtime_digest(runtime: Runtime) -> str:
-    """SHA-256 of everything the runtime computes with: a changed model means a restart."""
-    digest = hashlib.sha256()
-    adapter = runtime.adapter
-    head: dict[str, Any] = {
-        "input_dim": runtime.input_dim,
-        "output_dim": runtime.output_dim,
-        "activation": adapter.activation if adapter is not None else None,
-    }
-    if runtime.quantizer is not None:  # only then, so float32 models keep their old digest
-        head["precision"] = runtime.precision
-    digest.update(json.dumps(head, sort_keys=True).encode())
-    for name, value in runtime.arrays().items():
-        arr = np.ascontiguousarray(value)
-        digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
-        digest.update(arr.tobytes())
-    return digest.hexdigest()
 
 
 def output_dtype(runtime: Runtime, dtype: str | None) -> np.dtype[Any]:

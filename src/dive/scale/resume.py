@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dive._io import atomic_write_text, clear_work_folder, held, work_folder
+from dive.compressors.runtime import runtime_digest
 from dive.errors import DataError, DiveError
-from dive.scale.model import runtime_digest
 
 if TYPE_CHECKING:
     from dive.compressors.runtime import Runtime

@@ -78,6 +78,7 @@ from dive.arrays import (
     positive_integer,
     to_float32,
 )
+from dive.compressors.runtime import runtime_digest
 from dive.errors import DataError, DiveError
 from dive.scale.checks import (
     check_apart,
@@ -102,7 +103,7 @@ from dive.scale.formats import (
     vectors_from_arrow,
     write_npy_rows,
 )
-from dive.scale.model import OutputDtype, output_dtype, resolve_runtime, runtime_digest
+from dive.scale.model import OutputDtype, output_dtype, resolve_runtime
 from dive.scale.resume import Partial, part_name, write_output_marker
 
 if TYPE_CHECKING:

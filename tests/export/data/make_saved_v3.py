@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from dive.compressors.precision import calibrate
-from dive.compressors.runtime import Adapter, Runtime
+from dive.compressors.runtime import Adapter, Runtime, runtime_digest
 from dive.export.folder import save
-from dive.scale.model import runtime_digest
 
 ROOT = Path(__file__).with_name("saved_v3")
 
