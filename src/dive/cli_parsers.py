@@ -15,13 +15,18 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dive import __version__
 from dive._io import refuse_folder_form, user_path
 from dive.arrays import SEED_LIMIT, is_blank, is_integer_text, is_utf8
+from dive.cli_stdout import stdout_failed
 from dive.errors import DiveError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 OVERWRITE_HELP = ("replace an existing output of the kind this command writes (README, "
                   "'--overwrite': what each verb checks); anything else is never replaced")
@@ -47,6 +52,21 @@ class _Parser(argparse.ArgumentParser):
         message = re.sub(r"^one of the arguments (\S+) is required$",
                          r"the following arguments are required: \1", message)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        """As argparse's, but a failed write to stdout (`--help` or `--version` into a full
+        disk or a closed pipe) ends with `stdout_failed`'s status, as a verb's printing does:
+        argparse drops the error, so with PYTHONUNBUFFERED=1, where this write is the one that
+        fails, the text was lost with exit 0. A failed write to stderr has nowhere to be
+        told."""
+        if not message:
+            return
+        file = file or sys.stderr
+        try:
+            file.write(message)
+        except OSError as exc:
+            if file is sys.stdout:
+                raise SystemExit(stdout_failed(exc)) from None
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
