@@ -215,6 +215,40 @@ def test_a_bad_command_line_is_one_clear_line(
     assert "--out " not in err and "--dataset " not in err  # old spellings stay hidden
 
 
+@pytest.mark.parametrize(("argv", "missing"), [
+    (["fit", "--dataset", "d"], "--method, --dim, --output"),
+    (["fit", "--dataset", "d", "--out", "m"], "--method, --dim"),  # an old spelling satisfies
+    (["fit", "--dataset", "d", "--outp", "m"], "--method, --dim"),  # so does a prefix
+    (["index", "m"], "--embeddings, --output"),
+    (["report"], "--results, --output"),
+    (["report", "r.jsonl"], "--output"),  # the results files, once positional
+    (["recommend"], "--dataset, --results"),
+    (["compress", "m"], "--input, --output"),
+])
+def test_every_missing_required_flag_is_named_at_once(
+    argv: list[str], missing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A required flag with a hidden old spelling is a required group, which argparse checks
+    after the plain required flags and one at a time: `fit --dataset d` named --method and
+    --dim, and once they were given, --output."""
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert capsys.readouterr().err == (f"dive {argv[0]}: error: the following arguments are "
+                                       f"required: {missing} (see dive {argv[0]} --help)\n")
+
+
+@pytest.mark.parametrize("verb", ["report", "recommend"])
+def test_usage_shows_a_required_results_flag_as_required(
+    verb: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Beside its hidden positional spelling `--results` was shown bracketed, as optional."""
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    usage = " ".join(capsys.readouterr().out.split("\n\n", 1)[0].split())
+    assert " --results RESULTS.jsonl [RESULTS.jsonl ...] " in usage
+    assert "[--results" not in usage
+
+
 def test_the_cli_adds_the_flag_of_the_parameter_an_error_is_about() -> None:
     assert _error_line(DataError("x: no good", param="data_dir")) == "x: no good (--data-dir)"
     assert _error_line(DiveError("x: no good")) == "x: no good"

@@ -16,7 +16,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from dive import __version__
@@ -43,15 +43,53 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         return action.help if action.default is None else super()._get_help_string(action)
 
+    def add_usage(self, usage: str | None, actions: Iterable[argparse.Action],
+                  groups: Iterable[argparse._MutuallyExclusiveGroup],
+                  prefix: str | None = None) -> None:
+        # Each group as its visible members: argparse brackets a group's flag as optional
+        # when its members are not side by side in the usage, as a required flag beside a
+        # hidden positional spelling is (`report --results`, once positional).
+        shown = []
+        for group in groups:
+            visible = argparse._MutuallyExclusiveGroup(group._container, required=group.required)
+            visible._group_actions = [a for a in group._group_actions
+                                      if a.help is not argparse.SUPPRESS]
+            if visible._group_actions:  # argparse refuses an empty group
+                shown.append(visible)
+        super().add_usage(usage, actions, shown, prefix)
+
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other `dive` error."""
 
+    _given: frozenset[argparse.Action | None] = frozenset()  # the flags' actions, as parsed
+    _words = False  # whether a word that is not a flag was given
+
     def error(self, message: str) -> NoReturn:
         # A required flag with a hidden alias is a required group of one visible member.
-        message = re.sub(r"^one of the arguments (\S+) is required$",
-                         r"the following arguments are required: \1", message)
+        missing = re.fullmatch(r"the following arguments are required: (.+)|one of the "
+                               r"arguments (\S+) is required", message)
+        if missing:
+            # argparse checks such groups after the plain required flags, one at a time: a
+            # command missing three was told of them in three rounds
+            names = (missing[1] or missing[2]).split(", ")
+            names += [name for name in self._missing_groups() if name not in names]
+            message = f"the following arguments are required: {', '.join(names)}"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _missing_groups(self) -> list[str]:
+        """The visible flag of each required group (a flag and its hidden aliases) of which
+        no spelling was given. A positional spelling (`report`'s old results files) counts
+        as given beside any word that is not a flag: which words are values of flags is
+        argparse's to tell."""
+        names = []
+        for group in self._mutually_exclusive_groups:
+            members = group._group_actions
+            positional = not all(a.option_strings for a in members)
+            if (group.required and not self._given.intersection(members)
+                    and not (positional and self._words)):
+                names.append("/".join(members[0].option_strings))
+        return names
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         """As argparse's, but a failed write to stdout (`--help` or `--version` into a full
@@ -71,6 +109,12 @@ class _Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        tokens = list(sys.argv[1:] if args is None else args)
+        if "--" in tokens:  # what follows it is positional
+            tokens = tokens[:tokens.index("--")]
+        self._given = frozenset(self._flag_action(t.split("=", 1)[0]) for t in tokens
+                                if t.startswith("-"))
+        self._words = any(not t.startswith("-") for t in tokens)
         if args is not None:
             self._refuse_repeated(args)
         parsed, extra = super().parse_known_args(args, namespace)
