@@ -781,18 +781,20 @@ def cmd_compress(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, dtype=args.dtype,
                             overwrite=args.overwrite, progress=not args.no_progress)
     _written_in_full(args, result.output)
-    _print_compressed(result)
+    _print_compressed(result, args.output)
     return 0
 
 
-def _print_compressed(result: CompressResult) -> None:
+def _print_compressed(result: CompressResult, output: str) -> None:
+    """The summary of a compress run, naming its `output` as given, as every verb does (the
+    result's is the place the file system gives it, absolute)."""
     resumed = f", resumed after {result.resumed_rows}" if result.resumed_rows else ""
     width = -(-result.output_dim // 8)  # a binary model's bytes per vector
     stored = (f"binary: {width} byte{'s' * (width > 1)} of sign bits"
               if result.precision == "binary" else result.dtype)  # not "(uint8)": d bytes
     print(f"compressed {result.rows} vectors {result.input_dim} -> {result.output_dim} "
           f"({stored}{resumed}) in {result.seconds:.1f} s "
-          f"({result.rows_per_second:,.0f} vectors/s): {result.output}")
+          f"({result.rows_per_second:,.0f} vectors/s): {output}")
 
 
 def _compress_lancedb(args: argparse.Namespace, columns: _Columns) -> int:
@@ -811,7 +813,7 @@ def _compress_lancedb(args: argparse.Namespace, columns: _Columns) -> int:
                             batch_size=args.batch_size, dtype=args.dtype,
                             overwrite=args.overwrite, progress=not args.no_progress)
     _written_in_full(args, result.output)
-    _print_compressed(result)
+    _print_compressed(result, args.output)
     return 0
 
 

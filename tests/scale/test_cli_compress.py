@@ -44,6 +44,18 @@ def test_compress_npy_and_float16(
     assert np.load(tmp_path / "h.npy").dtype == np.float16
 
 
+def test_the_summary_names_the_output_as_given(
+    tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It named it made absolute, where every other verb names its output as typed."""
+    np.save(tmp_path / "x.npy", stores.vectors(10))
+    monkeypatch.chdir(tmp_path)
+    assert main(["compress", str(model_dir), "--input", "x.npy", "--output", "out/y.npy",
+                 "--no-progress"]) == 0
+    assert capsys.readouterr().out.endswith(" vectors/s): out/y.npy\n")
+
+
 def test_errors_are_one_line_and_output_kept(
     tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
 ) -> None:
