@@ -786,8 +786,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def _print_compressed(result: CompressResult, output: str) -> None:
-    """The summary of a compress run, naming its `output` as given, as every verb does (the
-    result's is the place the file system gives it, absolute)."""
+    """The summary of a compress run, naming its `output` (a file or folder as given, as every
+    verb does: the result names the place the file system gives it, absolute)."""
     resumed = f", resumed after {result.resumed_rows}" if result.resumed_rows else ""
     width = -(-result.output_dim // 8)  # a binary model's bytes per vector
     stored = (f"binary: {width} byte{'s' * (width > 1)} of sign bits"
@@ -813,7 +813,7 @@ def _compress_lancedb(args: argparse.Namespace, columns: _Columns) -> int:
                             batch_size=args.batch_size, dtype=args.dtype,
                             overwrite=args.overwrite, progress=not args.no_progress)
     _written_in_full(args, result.output)
-    _print_compressed(result, args.output)
+    _print_compressed(result, str(result.output))  # the table and its column
     return 0
 
 
