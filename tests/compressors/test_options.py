@@ -344,6 +344,29 @@ def test_a_model_too_large_for_memory_is_one_error() -> None:
         make_compressor("matryoshka-adaptor-unsup:steps=1:hidden=2000000000", 4).fit(corpus)
 
 
+@pytest.mark.parametrize(("raised", "said"), [
+    (MemoryError(), "MemoryError"),  # an import under `ulimit -v`: no message
+    (RuntimeError("std::bad_alloc"), "std::bad_alloc"),  # torch's C++ allocator
+    (RuntimeError("can't start new thread"), "can't start new thread"),  # a worker's stack
+])
+def test_an_allocation_failure_of_any_wording_is_one_error(
+    raised: BaseException, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A MemoryError without a message made the handler's own IndexError a traceback, and
+    torch's `std::bad_alloc` or a worker thread without memory for its stack was not seen as
+    memory at all (`ulimit -v`)."""
+    from dive.compressors.pca import PCA
+    from dive.errors import DataError
+
+    def fail(*args: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(PCA, "_fit", fail)
+    corpus = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)
+    with pytest.raises(DataError, match=rf"^pca: out of memory while fitting \({said}\); "):
+        PCA(dim=4).fit(corpus)
+
+
 def test_dive_refuses_more_nt_xent_views_than_its_matrix_holds() -> None:
     """heads=1000 (x 64 items) asked NT-Xent for a 16 GB similarity matrix: the kernel killed
     the fit, without a word."""

@@ -110,11 +110,20 @@ class LabelledQueries:
 
 def _out_of_memory(exc: BaseException) -> bool:
     """Whether `exc` is an allocation that failed (Python's MemoryError, or torch's
-    RuntimeError saying so, on the CPU or a GPU)."""
+    RuntimeError saying so, on the CPU or a GPU: C++'s `std::bad_alloc` too; or a thread of
+    the fit's workers that could not get its stack)."""
     text = str(exc).lower()
     return isinstance(exc, MemoryError) or (
         isinstance(exc, RuntimeError) and any(
-            said in text for said in ("not enough memory", "out of memory", "can't allocate")))
+            said in text for said in ("not enough memory", "out of memory", "can't allocate",
+                                      "bad_alloc", "can't start new thread")))
+
+
+def _last_line(exc: BaseException) -> str:
+    """The last line of `exc`'s message (torch's ends a traceback of its own with it), or its
+    type's name when it has none (a MemoryError in an import)."""
+    lines = str(exc).strip().splitlines()
+    return lines[-1][:200] if lines else type(exc).__name__
 
 
 def require_relevant(relevant: Sequence[Mapping[int, int]], name: str) -> None:
@@ -299,7 +308,7 @@ class Compressor(ABC):
                 self.fit_info_ = previous
             if _out_of_memory(exc):  # e.g. hidden=100000000: torch's allocator traceback
                 raise DataError(f"{self.method}: out of memory while fitting "
-                                f"({str(exc).strip().splitlines()[-1][:200]}); its layers "
+                                f"({_last_line(exc)}); its layers "
                                 "(hidden, heads) or batches are too large for this machine"
                                 ) from None
             raise
