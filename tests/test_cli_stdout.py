@@ -145,6 +145,32 @@ def test_a_closed_stderr_leaves_the_verb_to_run(tiny: tuple[Path, Path], tmp_pat
     assert b"pca" in done.stdout and (tmp_path / "r.jsonl").is_file()
 
 
+@pytest.mark.parametrize("stderr", ["gone", "full"])
+def test_a_stderr_that_cannot_be_written_leaves_the_verb_to_run(
+    tiny: tuple[Path, Path], tmp_path: Path, stderr: str
+) -> None:
+    """`2>&1 | head -1` (the reader gone before the first progress line) and `2>/dev/full`:
+    that line's failed write abandoned the grid after its first run, and the error line about
+    it failed again (exit 1), where a closed stderr leaves the verb to run."""
+    if stderr == "full" and not FULL.exists():
+        pytest.skip("needs /dev/full")
+    args = [sys.executable, "-m", "dive", "evaluate", "--datasets", str(tiny[0]),
+            "--embeddings", str(tiny[1]), "--methods", "pca,truncate,random", "--ratios",
+            "2,4", "--budgets", "all", "--seeds", "0,1", "--results", str(tmp_path / "r.jsonl")]
+    if stderr == "full":
+        with FULL.open("w") as full:
+            status = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=full, env=env(),
+                                    timeout=300).returncode
+    else:
+        with subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=env()) as proc:
+            assert proc.stderr is not None
+            proc.stderr.close()
+            status = proc.wait(timeout=300)
+    assert status == 0
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 12  # 3 x 2 ratios x 2 seeds
+
+
 # LC_ALL=C without UTF-8 mode: an ASCII stdout whose errors are "surrogateescape"
 C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
 

@@ -45,7 +45,13 @@ from dive._io import (
     written_before,
 )
 from dive.cli_parsers import RESCORE_FACTOR, build_parser
-from dive.cli_stdout import STDOUT, flush_stdout, named_stdout, stdout_failed
+from dive.cli_stdout import (
+    STDOUT,
+    flush_stdout,
+    named_stdout,
+    stdout_failed,
+    unfailing_stderr,
+)
 from dive.errors import DiveError, about, one_line, quoted
 
 if TYPE_CHECKING:
@@ -1086,21 +1092,21 @@ def _prints_a_result(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if sys.stderr is None:  # `2>&-`: progress and warnings go nowhere, as asked (tqdm's bar
-        # written to None ended the verb with exit 1); open for the process's life
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
-    if sys.stdout is None:  # `>&-`: prints go nowhere; a verb printing its result refuses
-        return _main(argv)
-    with named_stdout():
-        try:
-            status = _main(argv)
-        except SystemExit:  # argparse's --help, --version and usage errors print too
+    # stderr that fails (`2>&1 | head`, a full disk) or is closed (`2>&-`: tqdm's bar written
+    # to None ended the verb with exit 1): progress and warnings go nowhere, the work goes on
+    with unfailing_stderr():
+        if sys.stdout is None:  # `>&-`: prints go nowhere; a verb printing its result refuses
+            return _main(argv)
+        with named_stdout():
+            try:
+                status = _main(argv)
+            except SystemExit:  # argparse's --help, --version and usage errors print too
+                failed = flush_stdout()
+                if failed is None:
+                    raise
+                return failed
             failed = flush_stdout()
-            if failed is None:
-                raise
-            return failed
-        failed = flush_stdout()
-    return status if failed is None else failed
+        return status if failed is None else failed
 
 
 def _main(argv: Sequence[str] | None) -> int:

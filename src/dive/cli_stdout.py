@@ -1,4 +1,5 @@
-"""The command line's standard output: its write errors name it, and are reported before exit.
+"""The command line's standard output: its write errors name it, and are reported before exit;
+and its standard error, whose write errors are dropped (`unfailing_stderr`).
 
 A verb's results go to stdout through `print`, which names no file when the write fails (a
 full disk: "dive: error: No space left on device"), and what is still buffered at the end was
@@ -84,6 +85,51 @@ def named_stdout() -> Iterator[None]:
         sys.stdout = stream
         if escape:
             stream.reconfigure(errors=errors)  # type: ignore[union-attr]
+
+
+class _Unfailing:
+    """A text stream for stderr whose failed write (its reader gone, `2>&1 | head`; a full
+    disk) sends it and every later write to /dev/null, as a closed stderr does: the first
+    progress line that failed abandoned a fit or a grid half done, and the error line about
+    it failed again (a traceback to nowhere, exit 1)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def _lost(self) -> None:
+        # /dev/null under the stream's own descriptor: what its buffer still holds then goes
+        # there too, where the interpreter's last flush failed again (exit status 120)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):  # no descriptor of its own
+            self._stream = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._lost()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._lost()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def unfailing_stderr() -> Iterator[None]:
+    """stderr as `_Unfailing` (a closed one, None, as /dev/null) while a verb runs."""
+    stream = sys.stderr
+    sys.stderr = _Unfailing(stream if stream is not None else open(os.devnull, "w"))  # noqa: SIM115
+    try:
+        yield
+    finally:
+        sys.stderr = stream
 
 
 def flush_stdout() -> int | None:
