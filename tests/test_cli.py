@@ -972,3 +972,22 @@ def test_a_dataset_folder_with_blanks_at_an_end_is_read_as_typed(
     assert main(args) == 0
     assert {json.loads(line)["dataset"] for line in results.read_text().splitlines()} == {
         " tiny"}
+
+
+def test_a_dataset_named_in_a_c_locale_is_recorded_as_utf8_names_it(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Under LC_ALL=C without UTF-8 mode Python keeps a non-ASCII folder name's bytes as lone
+    surrogates: the records named the dataset so, and the same grid run in a UTF-8 locale ran
+    every run again beside them (a report counted both as one dataset)."""
+    import shutil
+
+    shutil.copytree(tiny[0], tmp_path / "ünï")
+    as_c_locale = str(tmp_path / "ünï".encode().decode("ascii", "surrogateescape"))
+    grid = ["evaluate", "--embeddings", str(tiny[1]), "--methods", "pca", "--ratios", "4",
+            "--budgets", "all", "--seeds", "0", "--results", str(tmp_path / "r.jsonl"),
+            "--no-progress"]
+    assert main([*grid, "--datasets", as_c_locale]) == 0
+    assert main([*grid, "--datasets", str(tmp_path / "ünï")]) == 0  # skipped as done
+    records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["dataset"] for r in records] == ["ünï"]
