@@ -160,6 +160,24 @@ def test_compress_parquet_with_ids(
     np.testing.assert_array_equal(y, runtime(x))
 
 
+def test_a_parquet_output_not_named_in_utf8_is_refused_before_its_work_folder(
+    tmp_path: Path, model_dir: Path, stores
+) -> None:
+    """pyarrow takes UTF-8 paths only: the run failed at its first part, naming the part in
+    the hidden work folder, which it left behind."""
+    from dive.errors import DataError
+    from dive.scale import compress_store
+
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(20))
+    output = tmp_path / "out" / "bad\udcff.parquet"  # the byte 0xff, as Python keeps it
+    with pytest.raises(DataError) as error:
+        compress_store(model_dir, tmp_path / "x.parquet", output, progress=False)
+    assert str(error.value) == (
+        f"{output}: Parquet is written (by pyarrow) only at a path that is valid UTF-8, and "
+        "this one has a byte of another encoding; name the output in UTF-8")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_a_duplicate_parquet_id_is_one_line_naming_the_row(
     tmp_path: Path, model_dir: Path, stores, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -74,6 +74,7 @@ from dive._io import (
 from dive.arrays import (
     BadRowError,
     as_unit_rows,
+    is_utf8,
     non_finite_problem,
     positive_integer,
     to_float32,
@@ -414,6 +415,10 @@ def compress_store(
         check_apart(src, dst)
         check_compress_output(dst, overwrite=overwrite, single=single)
         check_output_suffix(dst, shards[0].kind if single else None)
+        if shards[0].kind == "parquet" and not is_utf8(str(dst)):  # before its work folder
+            raise DataError(f"{dst}: Parquet is written (by pyarrow) only at a path that is "
+                            "valid UTF-8, and this one has a byte of another encoding; name "
+                            "the output in UTF-8")
 
         job = {
             "input": str(src.resolve()),
