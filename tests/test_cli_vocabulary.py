@@ -223,6 +223,9 @@ def test_a_bad_command_line_is_one_clear_line(
     (["report"], "--results, --output"),
     (["report", "r.jsonl"], "--output"),  # the results files, once positional
     (["recommend"], "--dataset, --results"),
+    (["recommend", "--keep", "0.5"], "--dataset, --results"),  # 0.5 is --keep's, not a file
+    (["search"], "INDEX_FILE, DIR, --query or --queries-npy"),
+    (["search", "i.faiss", "m"], "--query or --queries-npy"),
     (["compress", "m"], "--input, --output"),
 ])
 def test_every_missing_required_flag_is_named_at_once(

@@ -63,33 +63,53 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other `dive` error."""
 
     _given: frozenset[argparse.Action | None] = frozenset()  # the flags' actions, as parsed
-    _words = False  # whether a word that is not a flag was given
+    _words = False  # whether a word that no flag takes as its value was given
 
     def error(self, message: str) -> NoReturn:
-        # A required flag with a hidden alias is a required group of one visible member.
         missing = re.fullmatch(r"the following arguments are required: (.+)|one of the "
-                               r"arguments (\S+) is required", message)
+                               r"arguments (.+) is required", message)
         if missing:
-            # argparse checks such groups after the plain required flags, one at a time: a
-            # command missing three was told of them in three rounds
-            names = (missing[1] or missing[2]).split(", ")
+            # A required flag with hidden aliases is a required group, which argparse checks
+            # after the plain required flags, one at a time: a command missing three was
+            # told of them in three rounds.
+            names = (missing[1].split(", ") if missing[1] else
+                     [" or ".join(missing[2].split())])
             names += [name for name in self._missing_groups() if name not in names]
             message = f"the following arguments are required: {', '.join(names)}"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def _missing_groups(self) -> list[str]:
-        """The visible flag of each required group (a flag and its hidden aliases) of which
-        no spelling was given. A positional spelling (`report`'s old results files) counts
-        as given beside any word that is not a flag: which words are values of flags is
-        argparse's to tell."""
+        """Each required group (flags that exclude each other, hidden aliases among them) of
+        which nothing was given, named by its visible flags (`--query or --queries-npy`). A
+        positional spelling (`report`'s old results files) counts as given beside a word
+        that no flag takes as its value."""
         names = []
         for group in self._mutually_exclusive_groups:
             members = group._group_actions
             positional = not all(a.option_strings for a in members)
             if (group.required and not self._given.intersection(members)
                     and not (positional and self._words)):
-                names.append("/".join(members[0].option_strings))
+                names.append(" or ".join("/".join(a.option_strings) for a in members
+                                         if a.option_strings and a.help is not argparse.SUPPRESS))
         return names
+
+    def _word_given(self, tokens: Sequence[str]) -> bool:
+        """Whether `tokens` hold a word that no flag before it takes as its value, as
+        argparse reads them (`--keep 0.5`: a value; a flag of nargs `+` takes every word up
+        to the next flag)."""
+        taking = 0  # words the last flag still takes; -1: any number
+        for token in tokens:
+            if token.startswith("-") and token != "-":
+                action = self._flag_action(token.split("=", 1)[0])
+                nargs = None if action is None else action.nargs
+                taking = (0 if "=" in token or action is None else
+                          1 if nargs in (None, "?") else
+                          nargs if isinstance(nargs, int) else -1)
+            elif taking > 0:
+                taking -= 1
+            elif not taking:
+                return True
+        return False
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         """As argparse's, but a failed write to stdout (`--help` or `--version` into a full
@@ -114,7 +134,7 @@ class _Parser(argparse.ArgumentParser):
             tokens = tokens[:tokens.index("--")]
         self._given = frozenset(self._flag_action(t.split("=", 1)[0]) for t in tokens
                                 if t.startswith("-"))
-        self._words = any(not t.startswith("-") for t in tokens)
+        self._words = self._word_given(tokens)
         if args is not None:
             self._refuse_repeated(args)
         parsed, extra = super().parse_known_args(args, namespace)
