@@ -219,6 +219,14 @@ def test_overwrite_replaces_a_compress_output_but_never_another_folder(
         "file (its input is one file); name another output, or compress a folder of shards "
         "into this one\n")
     assert (tmp_path / "y" / "a.npy").is_file()
+    # nor a folder of shards a file
+    assert main([*single, "--output", str(tmp_path / "one_out.npy")]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--output", str(tmp_path / "one_out.npy")]) == 2
+    assert capsys.readouterr().err == (
+        f"dive: error: {tmp_path / 'one_out.npy'}: a file, where this run writes a folder (its "
+        "input is a folder of shards); name another output\n")
+    assert np.load(tmp_path / "one_out.npy").shape == (5, 8)
 
 
 def test_overwrite_keeps_the_mode_of_a_replaced_single_file(

@@ -48,10 +48,14 @@ def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
             return path.is_file() and _reads_as(path, SUFFIXES.get(path.suffix.lower()))
         return path.is_dir() and (path / OUTPUT_MARKER).is_file()
 
-    if single and dst.is_dir() and (dst / OUTPUT_MARKER).is_file():  # said "not an output"
+    # each said the other layout's output "is not a compress output"
+    if single and dst.is_dir() and (dst / OUTPUT_MARKER).is_file():
         raise DataError(f"{dst}: a compress output folder, where this run writes one file (its "
                         "input is one file); name another output, or compress a folder of "
                         "shards into this one")
+    if not single and dst.is_file():
+        raise DataError(f"{dst}: a file, where this run writes a folder (its input is a folder "
+                        "of shards); name another output")
     file = "a Parquet file" if SUFFIXES.get(dst.suffix.lower()) == "parquet" else "a 2-d .npy array"
     check_output(dst, overwrite=overwrite, ours=ours,
                  what=f"a compress output ({file})" if single else
