@@ -556,6 +556,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_index_model(index, args.index, runtime_digest(compressor.runtime_), args.model_dir)
     if args.queries_npy is not None:
         queries = _read_queries_npy(args.queries_npy, compressor.input_dim)
+        _warn_of_another_model_beside(Path(args.queries_npy), compressor)
         labels = [f"query {i}" for i in range(len(queries))]
     else:
         from dive.embed import encode_texts, load_model

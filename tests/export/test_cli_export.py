@@ -345,24 +345,32 @@ def test_index_warns_about_another_models_embeddings_not_the_same_models_alias(
 
 @pytest.mark.parametrize(("fitted_on", "warned"), [
     ("BAAI/bge-small-en-v1.5", True), ("sentence-transformers/all-MiniLM-L6-v2", False)])
-def test_compress_warns_about_another_models_embeddings_as_index_does(
+def test_compress_and_search_warn_about_another_models_embeddings_as_index_does(
     tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, fitted_on: str,
     warned: bool
 ) -> None:
-    """The corpus.npy of an embeddings folder made with another model (of the same width) was
-    compressed without a word, where `index` warned for the same folder."""
+    """The corpus.npy (or, for `search --queries-npy`, queries.npy) of an embeddings folder
+    made with another model (of the same width) was read without a word, where `index`
+    warned for the same folder."""
+    pytest.importorskip("faiss")
     from dive.compressors.pca import PCA
     from dive.export.folder import save
 
     _made_with(tiny[1], "all-MiniLM-L6-v2")
     save(PCA(dim=8).fit(np.load(tiny[1] / "corpus.npy")), tmp_path / "m",
          summary={"model": fitted_on})
-    corpus = tiny[1] / "corpus.npy"
-    assert main(["compress", str(tmp_path / "m"), "--input", str(corpus), "--output",
+    model = str(tmp_path / "m")
+    assert main(["compress", model, "--input", str(tiny[1] / "corpus.npy"), "--output",
                  str(tmp_path / "c.npy"), "--no-progress"]) == 0
-    expected = [f"{corpus}: embeddings made with all-MiniLM-L6-v2, compressor fitted on "
-                f"{fitted_on} embeddings"] if warned else []
-    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == expected
+    assert main(["index", model, "--embeddings", str(tiny[1]), "--output",
+                 str(tmp_path / "i.faiss")]) == 0
+    assert main(["search", str(tmp_path / "i.faiss"), model, "--queries-npy",
+                 str(tiny[1] / "queries.npy"), "-k", "1"]) == 0
+    expected = [f"{where}: embeddings made with all-MiniLM-L6-v2, compressor fitted on "
+                f"{fitted_on} embeddings" for where in (tiny[1] / "corpus.npy", tiny[1],
+                                                        tiny[1] / "queries.npy")]
+    assert [r.getMessage() for r in caplog.records
+            if r.levelname == "WARNING"] == (expected if warned else [])
 
 
 def test_fit_records_a_local_model_by_its_resolved_path_and_tells_two_folders_apart(
