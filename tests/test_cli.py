@@ -979,7 +979,8 @@ def test_a_dataset_named_in_a_c_locale_is_recorded_as_utf8_names_it(
 ) -> None:
     """Under LC_ALL=C without UTF-8 mode Python keeps a non-ASCII folder name's bytes as lone
     surrogates: the records named the dataset so, and the same grid run in a UTF-8 locale ran
-    every run again beside them (a report counted both as one dataset)."""
+    every run again beside them (a report counted both as one dataset). Bytes that are not
+    UTF-8 are kept as they are: made U+FFFD, two names were recorded as one."""
     import shutil
 
     shutil.copytree(tiny[0], tmp_path / "ünï")
@@ -989,5 +990,9 @@ def test_a_dataset_named_in_a_c_locale_is_recorded_as_utf8_names_it(
             "--no-progress"]
     assert main([*grid, "--datasets", as_c_locale]) == 0
     assert main([*grid, "--datasets", str(tmp_path / "ünï")]) == 0  # skipped as done
+    # names whose bytes are not UTF-8 (Latin-1's é and è) stay apart, as their bytes are
+    for byte in ("\udce9", "\udce8"):
+        shutil.copytree(tiny[0], tmp_path / f"caf{byte}")
+        assert main([*grid, "--datasets", str(tmp_path / f"caf{byte}")]) == 0
     records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert [r["dataset"] for r in records] == ["ünï"]
+    assert [r["dataset"] for r in records] == ["ünï", "caf\udce9", "caf\udce8"]

@@ -85,6 +85,19 @@ def readable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def decoded(text: str) -> str:
+    """`text` with its undecodable bytes (lone surrogates, as Python keeps a non-ASCII name
+    under LC_ALL=C without UTF-8 mode) read as UTF-8 when they are UTF-8, so the name is the
+    one a UTF-8 interpreter reads; otherwise as is, two such names kept apart (`readable`
+    makes both U+FFFD)."""
+    if is_utf8(text):
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
 def is_blank(text: str) -> bool:
     """Whether `text` holds nothing a tokenizer keeps: only spaces, control and format
     characters (a zero-width space, NUL), which BERT-style tokenizers drop, so that it

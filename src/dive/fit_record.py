@@ -45,12 +45,12 @@ def fit_on_dataset(compressor: Compressor, dataset: Dataset, emb: Embeddings, *,
     A supervised method learns from `budget` labelled queries (None: all) drawn with `seed`
     (`dive.data.splits.make_split`); the others from the corpus alone.
     """
-    from dive.arrays import readable
+    from dive.arrays import decoded
     from dive.data.splits import budget_label, make_split, within_pool
     from dive.embed.encode import model_label
     from dive.evaluate.protocol import training_data
 
-    record: dict[str, Any] = {"dataset": readable(dataset.name), "model": model_label(model_name),
+    record: dict[str, Any] = {"dataset": decoded(dataset.name), "model": model_label(model_name),
                               "seed": seed, "n_corpus": int(emb.corpus.shape[0])}
     if emb.meta.get("imported_from"):  # vectors made elsewhere: `model` is their label
         record["imported"] = True

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from dive import __version__
-from dive.arrays import SEED_LIMIT, BadRowError, as_unit_rows, readable
+from dive.arrays import SEED_LIMIT, BadRowError, as_unit_rows, decoded
 from dive.compressors.base import Compressor, LabelledQueries, TrainingData
 from dive.compressors.learned import LearnedCompressor
 from dive.compressors.options import MAX_INT
@@ -303,7 +303,7 @@ def _record(task: RunTask, dataset: Dataset, model: str, fit: _Fit, split: Query
             dim: int, scores: dict[str, float], variant: dict[str, Any]) -> dict[str, Any]:
     supervised = fit.supervised
     return {
-        "dataset": readable(dataset.name),  # as a UTF-8 interpreter names it (LC_ALL=C)
+        "dataset": decoded(dataset.name),  # as a UTF-8 interpreter names it (LC_ALL=C)
         "model": model,
         "method": task.method,
         "dim": dim,
@@ -353,7 +353,7 @@ def plan(spec: GridSpec, dataset: str, full_dim: int) -> list[RunTask]:
                     if "float32" in spec.precisions and all(v.precision != "float32"
                                                             for v in variants):
                         skipped.append(f"{method} d={dim} at float32")  # other stages run
-                    base = {"dataset": readable(dataset), "model": spec.recorded_model,
+                    base = {"dataset": decoded(dataset), "model": spec.recorded_model,
                             "method": method, "dim": dim, "budget": budget_label(budget),
                             "seed": seed}
                     keys = tuple(record_key({**base, **v.fields(dim, full_dim)})
@@ -449,7 +449,7 @@ def _anchor_tasks(spec: GridSpec, dataset: str, full_dim: int, budget: int | Non
         for ratio in [1] if anchor.full_dim else list(spec.ratios):
             dim = _dim_of(full_dim, ratio, dataset)
             anchor.check_dim(full_dim, dim)
-            base = {"dataset": readable(dataset), "model": spec.recorded_model,
+            base = {"dataset": decoded(dataset), "model": spec.recorded_model,
                     "method": anchor.name, "dim": dim, "budget": budget_label(budget),
                     "seed": seed}
             size = anchor.bytes_per_vector(full_dim, dim)

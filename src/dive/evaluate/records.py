@@ -49,7 +49,7 @@ from dive._io import (
     remove_dead_temporaries,
     resolve_link,
 )
-from dive.arrays import readable
+from dive.arrays import decoded
 from dive.compressors.precision import PRECISIONS, Precision, bytes_per_vector
 from dive.data.splits import budget_label, parse_budget
 from dive.embed.encode import record_label
@@ -174,7 +174,7 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
     # As the runner writes it: a hand-edited "ALL", "064" or 64 is the same cell and run key;
     # a dataset named under LC_ALL=C without UTF-8 mode (by an earlier release), as UTF-8.
     record["budget"] = budget_label(budget)
-    record["dataset"] = readable(record["dataset"])
+    record["dataset"] = decoded(record["dataset"])
     for field in (*INT_FIELDS, *NUMBER_FIELDS):
         value = record[field]
         ok = isinstance(value, int if field in INT_FIELDS else (int, float))
