@@ -370,8 +370,8 @@ def _assemble(arrays: Mapping[str, np.ndarray], d_in: int, output_dim: int | Non
 
 
 def runtime_digest(runtime: Runtime) -> str:
-    """SHA-256 of everything the runtime computes with: the model's identity, which compress
-    outputs, indexes and LanceDB columns record as `model_sha256` and a saved folder's
+    """SHA-256 of everything the runtime computes with: the model's identity, which indexes,
+    compress output folders and LanceDB tables record as `model_sha256` and a saved folder's
     config.json as `runtime_sha256` (a changed model means a compress restarts)."""
     digest = hashlib.sha256()
     adapter = runtime.adapter

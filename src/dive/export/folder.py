@@ -250,7 +250,8 @@ def save(
         "arrays": list(arrays),
         "n_params": runtime.n_params,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
-        # the identity compress outputs, indexes and LanceDB columns record as model_sha256
+        # the identity indexes, compress output folders and LanceDB tables record as
+        # model_sha256
         "runtime_sha256": runtime_digest(runtime),
         "training": summary if summary is not None else default_summary,
     }
