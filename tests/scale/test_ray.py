@@ -383,6 +383,21 @@ def test_a_ray_output_named_as_a_file_is_refused_as_the_local_engine_refuses_it(
     assert not (tmp_path / name).exists()
 
 
+def test_a_ray_output_not_named_in_utf8_is_refused_before_ray_starts(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """As the local engine refuses it: pyarrow takes UTF-8 paths only."""
+    from dive.errors import DataError
+    from dive.integrations.ray import compress_parquet
+
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(20))
+    output = tmp_path / "out" / "bad\udcff"  # the byte 0xff, as Python keeps it
+    with pytest.raises(DataError, match=r"out/bad\udcff: Parquet is written \(by pyarrow\) "
+                                        "only at a path that is valid UTF-8"):
+        compress_parquet(runtime, tmp_path / "x.parquet", output)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_missing_id_column_is_not_answered_with_advice_ray_refuses(
     tmp_path: Path, runtime, stores
 ) -> None:

@@ -56,6 +56,7 @@ from dive.scale.checks import (
     check_has_rows,
     check_no_broken_links,
     check_parquet_ids,
+    check_parquet_output_name,
     column_names,
 )
 from dive.scale.formats import (
@@ -312,6 +313,7 @@ def compress_parquet(
                         f"{dst.suffix!r} suffix")
     check_apart(src, dst)
     check_compress_output(dst, overwrite=overwrite, single=False)
+    check_parquet_output_name(dst)
     runtime = resolve_runtime(model)
     column, id_column, out_column = column_names(column, id_column, output_column)
     if id_column is None:  # its rows come out in another order, with nothing to match them by

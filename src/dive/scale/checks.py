@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dive._io import check_output
+from dive.arrays import is_utf8
 from dive.errors import DataError, DiveError, kind_of, quoted
 from dive.scale.formats import (
     SUFFIXES,
@@ -62,6 +63,16 @@ def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
                  f"a compress output folder (one holding {OUTPUT_MARKER})",
                  folder=not single,  # an empty folder made for it is written into
                  layout=() if single else _usual_files(dst))
+
+
+def check_parquet_output_name(dst: Path) -> None:
+    """Refuse a Parquet output (a file or a folder of parts) at a path that is not UTF-8,
+    which pyarrow cannot take: before the work folder, which the first part's failure left
+    behind, naming that part."""
+    if not is_utf8(str(dst)):
+        raise DataError(f"{dst}: Parquet is written (by pyarrow) only at a path that is valid "
+                        "UTF-8, and this one has a byte of another encoding; name the output "
+                        "in UTF-8")
 
 
 def _usual_files(folder: Path) -> list[str]:

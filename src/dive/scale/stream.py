@@ -74,7 +74,6 @@ from dive._io import (
 from dive.arrays import (
     BadRowError,
     as_unit_rows,
-    is_utf8,
     non_finite_problem,
     positive_integer,
     to_float32,
@@ -88,6 +87,7 @@ from dive.scale.checks import (
     check_has_rows,
     check_output_suffix,
     check_parquet_ids,
+    check_parquet_output_name,
     column_names,
     store_row_error,
 )
@@ -415,10 +415,8 @@ def compress_store(
         check_apart(src, dst)
         check_compress_output(dst, overwrite=overwrite, single=single)
         check_output_suffix(dst, shards[0].kind if single else None)
-        if shards[0].kind == "parquet" and not is_utf8(str(dst)):  # before its work folder
-            raise DataError(f"{dst}: Parquet is written (by pyarrow) only at a path that is "
-                            "valid UTF-8, and this one has a byte of another encoding; name "
-                            "the output in UTF-8")
+        if shards[0].kind == "parquet":
+            check_parquet_output_name(dst)
 
         job = {
             "input": str(src.resolve()),
