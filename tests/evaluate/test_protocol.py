@@ -212,6 +212,47 @@ def test_unsupervised_methods_are_fitted_once_across_budgets(
     assert by_budget[("pca", 8, "8")] == by_budget[("pca", 8, "all")]
 
 
+def test_a_learned_method_is_fitted_at_every_budget_with_each_seed(
+    tiny: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A learned fit is its own at each budget and seed: reusing the first budget's fit for
+    every budget (as label-free fits are), or fitting every seed with seed 0, passed every
+    other test."""
+    from dive.evaluate import protocol
+
+    calls: list[tuple[str, int | None, int]] = []
+    real = protocol.run_one
+
+    def counting(task: protocol.RunTask, *args: object) -> dict[str, object]:
+        calls.append((task.method, task.budget, task.seed))
+        return real(task, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(protocol, "run_one", counting)
+    learned = "dive:steps=5:max_steps=5:select=false"
+    records = run_grid(spec(tiny, methods=[learned, "random"], ratios=[4]),
+                       ResultsFile(tiny[0].parent / "r.jsonl"))
+    assert sorted(calls, key=str) == sorted(
+        [(learned, budget, seed) for budget in (8, None) for seed in (0, 1)]
+        + [("random", 8, seed) for seed in (0, 1)], key=str)
+    assert sorted((r["method"], r["budget"], r["seed"], r["config"]["seed"], r["n_labels"])
+                  for r in records) == sorted(
+        [(learned, budget, seed, seed, labels) for budget, labels in (("8", 8), ("all", 40))
+         for seed in (0, 1)] + [("random", budget, seed, seed, 0)
+                                for budget in ("8", "all") for seed in (0, 1)])
+
+
+def test_a_document_judged_not_relevant_is_no_training_positive() -> None:
+    """Grade 0 (TREC qrels list judged, non-relevant documents) and below: a fit reads only
+    grades above 0 as relevant, as nDCG does (no shared collection has such grades, so the
+    benchmark could not tell)."""
+    from dive.evaluate.protocol import labelled_queries
+
+    corpus = np.eye(4, dtype=np.float32)
+    emb = Embeddings(corpus, ["a", "b", "c", "d"], corpus[:1], ["q"], {})
+    labels = labelled_queries(["q"], {"q": {"a": 2, "b": 0, "c": -1}}, emb, frozenset())
+    assert labels.relevant == ({0: 2},)
+
+
 def fresh_runs(tiny: tuple[Path, Path], path: Path, **overrides: object) -> list[object]:
     """Run the grid into `path`; return the records of the runs not skipped."""
     done: list[object] = []
