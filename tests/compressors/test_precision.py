@@ -61,6 +61,10 @@ def test_binary_codes_are_packbits_of_the_signs(dim: int) -> None:
     np.testing.assert_array_equal(quantizer.decode(codes), np.where(z > 0, 1.0, -1.0))
     bits = (z > 0).astype(np.float32)
     np.testing.assert_array_equal((bits @ pack_weights(dim)).astype(np.uint8), codes)
+    # an output of exactly 0 (a PCA axis past the corpus's rank) is a 0 bit, as
+    # sentence-transformers' quantize_embeddings codes it
+    z[:, 0] = 0.0
+    assert not (quantizer.encode(z)[:, 0] & 0x80).any()
 
 
 def test_binary_inner_product_is_dim_minus_twice_the_hamming_distance() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dive.data import Dataset, load_beir
-from dive.data.splits import make_split, n_validation, parse_budget
+from dive.data.splits import hold_out, make_split, n_validation, parse_budget
 from dive.errors import DiveError
 
 
@@ -64,8 +64,11 @@ def test_a_seed_numpy_refuses_is_a_dive_error_naming_the_seed(
         make_split(load_beir(tiny[0]), 10, seed)
 
 
-def test_without_train_split_test_queries_are_halved(make_tiny: Any) -> None:
-    data, _ = make_tiny(with_train=False)
+@pytest.mark.parametrize("n_queries", [60, 61])
+def test_without_train_split_test_queries_are_halved(make_tiny: Any, n_queries: int) -> None:
+    """An odd count gives the extra query to the evaluation half (a mutant that gave it to
+    the labels passed with an even count)."""
+    data, _ = make_tiny(with_train=False, n_queries=n_queries)
     dataset = load_beir(data)
     split = make_split(dataset, None, seed=0)
     labelled = set(split.train_ids + split.validation_ids)
@@ -73,6 +76,12 @@ def test_without_train_split_test_queries_are_halved(make_tiny: Any) -> None:
     assert not labelled & set(split.eval_ids)
     assert len(labelled) == len(dataset.split("test")) // 2
     assert set(split.eval_qrels) == set(split.eval_ids)
+
+
+def test_the_last_of_the_drawn_labels_validate() -> None:
+    cut = 20 - n_validation(20)
+    assert hold_out(list(range(20))) == (list(range(cut)), list(range(cut, 20)))
+    assert hold_out(list(range(7))) == (list(range(7)), [])
 
 
 def test_parse_budget() -> None:
@@ -113,6 +122,9 @@ def test_dev_split_tunes_inside_the_labelled_pool_and_never_reads_evaluation_que
     assert not labelled & set(dev.eval_ids)
     assert not pool & set(protocol.eval_ids)  # ... never the protocol's evaluation queries
     assert len(dev.eval_ids) - len(labelled) in (0, 1)
+    # the labels are the first half of the pool as the protocol draws it, the rest is scored
+    drawn = protocol.train_ids + protocol.validation_ids
+    assert dev.train_ids + dev.validation_ids == drawn[:len(drawn) // 2]
     assert dev.source == f"{protocol.source}-dev"
     assert all(dev.eval_qrels[q] == protocol.label_qrels[q] for q in dev.eval_ids)
 

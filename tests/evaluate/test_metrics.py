@@ -214,6 +214,10 @@ def test_ndcg_from_rankings_rejects_bad_input() -> None:
         ndcg_from_rankings(np.array([[0, 1], [2, -2]]), [{0: 1}, {0: 1}])
     # -1 is an empty slot (a corpus of at most k rows with a row left out), never a hit
     assert ndcg_from_rankings(np.array([[1, -1], [2, -1]]), [{0: 1}, {1: 1}]) == 0.0
+    # nor the row just before the query's first, the previous query's last (the validation
+    # scores' keys): its judged row 2 made query 1's empty slot a hit
+    np.testing.assert_array_equal(
+        ndcg_per_query(np.array([[0, 1], [1, -1]]), [{2: 1}, {0: 1}], k=2), [0.0, 0.0])
     with pytest.raises(DataError, match="expected a 2-d integer array"):
         ndcg_from_rankings(np.zeros((2, 3)), [{0: 1}, {0: 1}])
 
