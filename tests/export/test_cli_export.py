@@ -322,36 +322,14 @@ def test_search_with_query_text_end_to_end(tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.mark.parametrize(("fitted_on", "warned"), [
     ("BAAI/bge-small-en-v1.5", True), ("sentence-transformers/all-MiniLM-L6-v2", False)])
-def test_index_warns_about_another_models_embeddings_not_the_same_models_alias(
+def test_index_compress_and_search_warn_about_another_models_embeddings_not_its_alias(
     tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, fitted_on: str,
     warned: bool
 ) -> None:
     """A compressor fitted with `--model sentence-transformers/all-MiniLM-L6-v2` (recorded as
     given) was said to meet embeddings of another model in a folder made with all-MiniLM-L6-v2,
-    the same model by its short name."""
-    pytest.importorskip("faiss")
-    from dive.compressors.pca import PCA
-    from dive.export.folder import save
-
-    _made_with(tiny[1], "all-MiniLM-L6-v2")
-    save(PCA(dim=8).fit(np.load(tiny[1] / "corpus.npy")), tmp_path / "m",
-         summary={"model": fitted_on})
-    assert main(["index", str(tmp_path / "m"), "--embeddings", str(tiny[1]), "--output",
-                 str(tmp_path / "i.faiss")]) == 0
-    expected = [f"{tiny[1]}: embeddings made with all-MiniLM-L6-v2, compressor fitted on "
-                f"{fitted_on} embeddings"] if warned else []
-    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == expected
-
-
-@pytest.mark.parametrize(("fitted_on", "warned"), [
-    ("BAAI/bge-small-en-v1.5", True), ("sentence-transformers/all-MiniLM-L6-v2", False)])
-def test_compress_and_search_warn_about_another_models_embeddings_as_index_does(
-    tiny: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, fitted_on: str,
-    warned: bool
-) -> None:
-    """The corpus.npy (or, for `search --queries-npy`, queries.npy) of an embeddings folder
-    made with another model (of the same width) was read without a word, where `index`
-    warned for the same folder."""
+    the same model by its short name. `compress` of the folder's corpus.npy and `search
+    --queries-npy` of its queries.npy said nothing of another model, where `index` warned."""
     pytest.importorskip("faiss")
     from dive.compressors.pca import PCA
     from dive.export.folder import save

@@ -753,6 +753,20 @@ def test_a_k_beyond_the_table_gives_every_row(searchable: dict[str, Any]) -> Non
     assert [len(ids) for ids in hits.ids] == [N, N]
 
 
+def with_a_second_column(tmp_path: Path, model: Any, x: np.ndarray, name: str,
+                         second: np.ndarray) -> Path:
+    """A database at tmp_path/db whose table docs holds ids, `x` as its vector column,
+    `second` as column `name`, and the compressed vectors in v8; its path."""
+    db = tmp_path / "db"
+    lancedb.connect(str(db)).create_table("docs", pa.table({
+        "id": [f"doc{i}" for i in range(N)],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM),
+        name: pa.FixedSizeListArray.from_arrays(pa.array(second.reshape(-1)), DIM)}))
+    dl.compress_table(model, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                      progress=False)
+    return db
+
+
 def test_a_bad_rescore_vector_is_named_by_its_id(searchable: dict[str, Any],
                                                  tmp_path: Path) -> None:
     """It was named "row 2": the hit's place among the candidates of every query joined,
@@ -760,13 +774,7 @@ def test_a_bad_rescore_vector_is_named_by_its_id(searchable: dict[str, Any],
     model, q, x = searchable["model"], searchable["queries"], searchable["x"]
     full = x.copy()
     full[7] = 0.0
-    db = tmp_path / "db"
-    lancedb.connect(str(db)).create_table("docs", pa.table({
-        "id": [f"doc{i}" for i in range(N)],
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM),
-        "full": pa.FixedSizeListArray.from_arrays(pa.array(full.reshape(-1)), DIM)}))
-    dl.compress_table(model, uri(db, "docs"), uri(db, "docs"), output_column="v8",
-                      progress=False)
+    db = with_a_second_column(tmp_path, model, x, "full", full)
     dl.compress_table(model, uri(db, "docs"), uri(db, "small"), progress=False)
     line = r"^table 'docs': rescore vectors: id 'doc7': has norm 0 and cannot be L2-normalised$"
     with pytest.raises(DataError, match=line):
@@ -786,13 +794,7 @@ def test_rescoring_refuses_vectors_the_column_was_not_compressed_from(
     model, q, x = searchable["model"], searchable["queries"], searchable["x"]
     rotation, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((DIM, DIM)))
     other = unit(x @ rotation).astype(np.float32)
-    db = tmp_path / "db"
-    lancedb.connect(str(db)).create_table("docs", pa.table({
-        "id": [f"doc{i}" for i in range(N)],
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM),
-        "other": pa.FixedSizeListArray.from_arrays(pa.array(other.reshape(-1)), DIM)}))
-    dl.compress_table(model, uri(db, "docs"), uri(db, "docs"), output_column="v8",
-                      progress=False)
+    db = with_a_second_column(tmp_path, model, x, "other", other)
     line = (r"^table 'docs': the rescore vector \({}\) of id 'doc\d+' is not the one 'v8' was "
             r"compressed from \(cosine -?\d\.\d\d between the model's output for it and the "
             r"column's value, under 0\.9\): rescore with the full vectors the column was made "
