@@ -123,9 +123,12 @@ class _Unfailing:
 
 @contextlib.contextmanager
 def unfailing_stderr() -> Iterator[None]:
-    """stderr as `_Unfailing` (a closed one, None, as /dev/null) while a verb runs."""
+    """stderr as `_Unfailing` while a verb runs; a closed one (None) is /dev/null for the
+    process's life (`print(file=None)` writes to stdout)."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     stream = sys.stderr
-    sys.stderr = _Unfailing(stream if stream is not None else open(os.devnull, "w"))  # noqa: SIM115
+    sys.stderr = _Unfailing(stream)
     try:
         yield
     finally:
