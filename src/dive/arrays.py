@@ -78,18 +78,20 @@ def is_integer_text(text: str) -> bool:
 def readable(text: str) -> str:
     """`text` with what Python keeps of undecodable bytes (lone surrogates: a file name's byte
     of another encoding, or any non-ASCII byte under LC_ALL=C without UTF-8 mode) read back as
-    UTF-8, a byte that is not UTF-8 as U+FFFD: a name fit for a JSON report, a plot title or a
-    comparison with the same name typed in another locale. Valid text is returned as is."""
+    UTF-8, a byte that is not UTF-8 as its escape (`\\xe9`): a name fit for a JSON report, a
+    plot title or a comparison with the same name typed in another locale, which two names
+    of other bytes never share (as U+FFFD, `caf\\xe9` and `caf\\xe8` were one dataset). Valid
+    text is returned as is."""
     if is_utf8(text):
         return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def decoded(text: str) -> str:
     """`text` with its undecodable bytes (lone surrogates, as Python keeps a non-ASCII name
     under LC_ALL=C without UTF-8 mode) read as UTF-8 when they are UTF-8, so the name is the
-    one a UTF-8 interpreter reads; otherwise as is, two such names kept apart (`readable`
-    makes both U+FFFD)."""
+    one a UTF-8 interpreter reads; otherwise as is (the bytes a results file keeps, where
+    `readable` is the name a report shows)."""
     if is_utf8(text):
         return text
     try:

@@ -259,14 +259,24 @@ def test_a_dataset_named_with_a_byte_of_another_encoding_is_reported_readably(
 
     latin = [{**r, "dataset": "cranfield\udce9"} for r in make_grid(datasets=("scifact",))]
     report = write_report(latin, tmp_path / "r")
-    assert "cranfield\ufffd" in report.markdown.read_text(encoding="utf-8")
+    assert "cranfield\\\\xe9" in report.markdown.read_text(encoding="utf-8")  # Markdown's \\
     c_locale = [{**r, "dataset": "cr\udcc3\udca2nfield"} for r in make_grid(datasets=("scifact",))]
     labels = [{**r, "model": "lab\udce9", "method": r["method"] + "\udc80"}
               for r in make_grid(datasets=("scifact",))]  # a model label of another encoding
     report = write_report(labels, tmp_path / "m")
-    assert "lab\ufffd" in report.markdown.read_text(encoding="utf-8")
+    assert "lab\\xe9" in report.markdown.read_text(encoding="utf-8")
     for typed in ("cr\udcc3\udca2nfield", "crânfield"):  # refused as "no results" before
         assert recommend(c_locale, typed, budget="all").config.dataset == "crânfield"
+    # two names of other bytes (Latin-1's é and è) stay two datasets: as U+FFFD both, the
+    # report and recommend read one's records as the other's
+    apart = [{**r, "dataset": f"caf{byte}", "ndcg@10": r["ndcg@10"] * scale}
+             for byte, scale in (("\udce9", 1.0), ("\udce8", 0.5))
+             for r in make_grid(datasets=("scifact",))]
+    text = write_report(apart, tmp_path / "apart").markdown.read_text(encoding="utf-8")
+    assert "caf\\\\xe9" in text and "caf\\\\xe8" in text
+    frozen = {name: recommend(apart, name, budget="all").frozen.mean
+              for name in ("caf\udce9", "caf\udce8")}
+    assert frozen["caf\udce9"] == 2 * frozen["caf\udce8"]
 
 
 def test_the_csv_of_several_models_keeps_each_dataset_its_name(make_record,
