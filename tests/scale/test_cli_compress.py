@@ -224,8 +224,8 @@ def test_overwrite_replaces_a_compress_output_but_never_another_folder(
     capsys.readouterr()
     assert main([*argv, "--output", str(tmp_path / "one_out.npy")]) == 2
     assert capsys.readouterr().err == (
-        f"dive: error: {tmp_path / 'one_out.npy'}: a file, where this run writes a folder (its "
-        "input is a folder of shards); name another output\n")
+        f"dive: error: {tmp_path / 'one_out.npy'}: a file, where this run writes a folder; "
+        "name another output\n")
     assert np.load(tmp_path / "one_out.npy").shape == (5, 8)
 
 

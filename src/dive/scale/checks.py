@@ -54,9 +54,8 @@ def check_compress_output(dst: Path, *, overwrite: bool, single: bool) -> None:
         raise DataError(f"{dst}: a compress output folder, where this run writes one file (its "
                         "input is one file); name another output, or compress a folder of "
                         "shards into this one")
-    if not single and dst.is_file():
-        raise DataError(f"{dst}: a file, where this run writes a folder (its input is a folder "
-                        "of shards); name another output")
+    if not single and dst.is_file():  # a folder of shards, or the Ray engine's any input
+        raise DataError(f"{dst}: a file, where this run writes a folder; name another output")
     file = "a Parquet file" if SUFFIXES.get(dst.suffix.lower()) == "parquet" else "a 2-d .npy array"
     check_output(dst, overwrite=overwrite, ours=ours,
                  what=f"a compress output ({file})" if single else
