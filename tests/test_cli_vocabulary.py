@@ -222,6 +222,7 @@ def test_a_bad_command_line_is_one_clear_line(
     (["index", "m"], "--embeddings, --output"),
     (["report"], "--results, --output"),
     (["report", "r.jsonl"], "--output"),  # the results files, once positional
+    (["report", "--", "r.jsonl"], "--output"),  # ... also after `--`
     (["recommend"], "--dataset, --results"),
     (["recommend", "--keep", "0.5"], "--dataset, --results"),  # 0.5 is --keep's, not a file
     (["search"], "INDEX_FILE, DIR, --query or --queries-npy"),

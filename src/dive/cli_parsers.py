@@ -130,11 +130,10 @@ class _Parser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         tokens = list(sys.argv[1:] if args is None else args)
-        if "--" in tokens:  # what follows it is positional
-            tokens = tokens[:tokens.index("--")]
-        self._given = frozenset(self._flag_action(t.split("=", 1)[0]) for t in tokens
+        after = tokens.index("--") if "--" in tokens else len(tokens)  # then positional only
+        self._given = frozenset(self._flag_action(t.split("=", 1)[0]) for t in tokens[:after]
                                 if t.startswith("-"))
-        self._words = self._word_given(tokens)
+        self._words = after < len(tokens) - 1 or self._word_given(tokens[:after])
         if args is not None:
             self._refuse_repeated(args)
         parsed, extra = super().parse_known_args(args, namespace)
