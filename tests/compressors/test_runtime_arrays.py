@@ -48,6 +48,30 @@ def test_missing_parts_are_left_out_and_stay_out() -> None:
     assert only.output_dim == 3 and only.adapter is None and only.center is None
 
 
+def test_only_an_adapter_that_changes_nothing_is_dropped() -> None:
+    """An output layer of zeros with a bias of zeros is x + 0; with a bias it shifts every
+    row, and dropping it changed every output (a mutant that looked at w2 alone passed)."""
+    base = full_runtime()
+    a = base.adapter
+    assert a is not None
+    zero = Adapter(a.w1, a.b1, np.zeros_like(a.w2), np.zeros_like(a.b2), activation="relu")
+    assert Runtime(12, zero, projection=base.projection).without_identity_adapter().adapter is None
+    shift = Adapter(a.w1, a.b1, np.zeros_like(a.w2), a.b2, activation="relu")
+    kept = Runtime(12, shift, projection=base.projection).without_identity_adapter()
+    assert kept.adapter is shift
+
+
+def test_a_centre_without_a_projection_is_subtracted() -> None:
+    """The outputs are the unit rows of x - mu whatever else the runtime holds (a mutant that
+    centred only beside a projection passed every test)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    center = (0.2 * rng.standard_normal(6)).astype(np.float32)
+    expected = (x - center) / np.linalg.norm(x - center, axis=1, keepdims=True)
+    np.testing.assert_allclose(Runtime(6, center=center)(x), expected, atol=1e-6)
+
+
 def test_from_arrays_names_the_bad_array() -> None:
     arrays = full_runtime().arrays()
     with pytest.raises(DataError, match=r"^m\.st: unknown tensor 'pack_weights'"):

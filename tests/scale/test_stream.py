@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -405,6 +406,44 @@ def test_parquet_ragged_list_row_is_named(tmp_path: Path, runtime, stores) -> No
     with pytest.raises(DataError,
                        match=r"row 2 \(id 'c'\): the vector has dimension 31, expected 32"):
         compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", progress=False)
+
+
+def test_a_bad_parquet_row_past_the_first_chunk_is_named_by_its_row(
+    tmp_path: Path, runtime, stores
+) -> None:
+    """A row counted from its chunk's start was named as the row of the whole file (a mutant
+    that dropped the chunk's offset passed: every ragged row tested sat in the first chunk)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [list(v) for v in stores.vectors(300)]
+    rows[211] = rows[211][:31]
+    pq.write_table(pa.table({"id": [f"doc{i}" for i in range(300)], "vector": rows}),
+                   tmp_path / "x.parquet", row_group_size=50)
+    with pytest.raises(DataError, match=r"row 211 \(id 'doc211'\): the vector has dimension "
+                                        "31, expected 32"):
+        compress_store(runtime, tmp_path / "x.parquet", tmp_path / "y.parquet", batch_size=64,
+                       progress=False)
+
+
+def test_a_saved_state_without_its_data_folder_starts_over(
+    tmp_path: Path, runtime, stores, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state of this very job, its data folder gone: resumed, the run failed on the
+    missing folder (a mutant that resumed on the state alone passed every test)."""
+    np.save(tmp_path / "x.npy", stores.vectors(300))
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)
+        with pytest.raises(_Interrupt):
+            compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100)
+    shutil.rmtree(resume.Partial(tmp_path / "y.npy").data)
+    result = compress_store(runtime, tmp_path / "x.npy", tmp_path / "y.npy", batch_size=100,
+                            progress=False)
+    assert result.resumed_rows == 0
+    assert any("its data folder is missing; starting over" in r.getMessage()
+               for r in caplog.records)
+    _check(runtime, np.load(tmp_path / "y.npy"), stores.vectors(300), 100)
 
 
 @pytest.mark.parametrize("shards", [False, True])

@@ -67,6 +67,17 @@ def test_mine_pools_ranks_by_similarity() -> None:
     assert pools.candidates.tolist() == [[1, 2]]
 
 
+def test_a_shortlist_excludes_each_querys_own_row_only() -> None:
+    """With `rows` (a shortlist), `exclude` names corpus rows: one outside the shortlist, or
+    none (-1), leaves the ranking whole, one inside drops that row alone (a mutant that took
+    the shortlist position searchsorted gives dropped the nearest neighbour or row 0)."""
+    rows = np.array([1, 3, 5, 6])
+    weights = np.array([[0.0, 0.5, 0.0, 0.7, 0.0, 0.9, 0.3, 0.0]], dtype=np.float32)
+    pools = mine_pools(np.repeat(weights, 3, axis=0), np.eye(8, dtype=np.float32)[rows],
+                       [{0: 1}] * 3, band=4, exclude=np.array([-1, 3, 4]), rows=rows)
+    assert pools.candidates.tolist() == [[5, 3, 1, 6], [5, 1, 6, -1], [5, 3, 1, 6]]
+
+
 @pytest.mark.parametrize(("skip", "band", "match"), [(-1, 3, "skip_top >= 0"), (0, 0, "band >= 1")])
 def test_bad_band_raises(skip: int, band: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
