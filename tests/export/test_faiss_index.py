@@ -75,6 +75,20 @@ def test_hnsw_recall_against_exact(make_inputs: Any) -> None:
     assert recall >= 0.9
 
 
+def test_hnsw_slots_it_could_not_fill_hold_row_minus_1_and_score_minus_inf(
+    make_inputs: Any
+) -> None:
+    """With ef_search=1 HNSW returns fewer than k hits; FAISS scores the missing slots
+    -3.4e38 (-FLT_MAX), not the documented -inf, which a mutant dropping the fix left."""
+    corpus, queries = make_inputs(300, 8, seed=1), make_inputs(20, 8, seed=2)
+    rows, scores = search_index(build_index(corpus, "hnsw", ef_search=1), queries, k=len(corpus))
+    missing = rows < 0
+    assert missing.any()  # else nothing here is checked
+    assert np.all(rows[missing] == -1)
+    assert np.all(scores[missing] == -np.inf)
+    assert np.all(np.isfinite(scores[~missing]))
+
+
 @pytest.mark.parametrize(("option", "value"), [("hnsw_m", 0), ("hnsw_m", 1), ("hnsw_m", -1),
                                                ("hnsw_m", 2.5), ("ef_construction", 0),
                                                ("ef_search", 0), ("ef_search", True),
@@ -162,6 +176,21 @@ def test_duplicate_id_in_the_sidecar(saved_index: Path) -> None:
     ids_path(saved_index).write_text("".join(f"d{min(i, 5)}\n" for i in range(20)))
     with pytest.raises(DataError, match=r"ids\.txt: row 6 repeats id 'd5'"):
         load_index(saved_index)
+
+
+def test_an_ids_file_rewritten_with_crlf_endings_keeps_its_ids(saved_index: Path) -> None:
+    """A sidecar whose lines end in "\\r\\n" (an editor or a transfer on Windows): read with
+    the "\\r" left on (a mutant), "d0\\r" was refused as an id containing a newline."""
+    ids = [f"d{i}" for i in range(20)]
+    ids_path(saved_index).write_bytes("".join(f"{i}\r\n" for i in ids).encode("utf-8"))
+    # the meta's digest of the ids file (its bytes as saved) no longer matches: refused
+    with pytest.raises(DataError, match=r"i\.faiss: the index or its \.ids\.txt does not match"):
+        load_index(saved_index)
+    # a meta without digests, as an older dive saved: nothing to check the bytes against
+    meta = json.loads(meta_path(saved_index).read_text())
+    del meta["index_sha256"], meta["ids_sha256"]
+    meta_path(saved_index).write_text(json.dumps(meta))
+    assert load_index(saved_index).ids == ids
 
 
 def test_corrupt_index_file(saved_index: Path) -> None:
@@ -544,6 +573,21 @@ def test_blocks_name_a_bad_row_by_its_row_over_all_of_them(make_inputs: Any) -> 
         build_index(iter([]))
     with pytest.raises(DataError, match="a block of dimension 4 after 10 rows of dimension 8"):
         build_index([make_inputs(10, 8), make_inputs(10, 4)])
+
+
+def test_a_binary_query_codes_an_exact_zero_as_the_corpus_codes_do(make_inputs: Any) -> None:
+    """The corpus codes take a value of exactly 0 as bit 0 (`z > 0`); a mutant coding the
+    query's as bit 1 (`q >= 0`) scored every row 2 off d - 2 * Hamming per such value."""
+    from dive.compressors.precision import calibrate
+
+    x, queries = make_inputs(50, 16, seed=1), make_inputs(5, 16, seed=2)
+    queries[:, ::5] = 0.0  # exact zeros in every query
+    quantizer = calibrate("binary", x)
+    codes = quantizer.encode(x)
+    rows, scores = search_index(build_index(codes, quantizer=quantizer), queries, k=len(x))
+    # d - 2 * Hamming of the sign bits, each coded as the corpus was: the +-1 vectors' dot
+    expected = quantizer.decode(quantizer.encode(queries)) @ quantizer.decode(codes).T
+    np.testing.assert_array_equal(scores, np.take_along_axis(expected, rows, axis=1))
 
 
 def test_saved_file_is_faiss_own_serialisation_and_its_digest_is_recorded(

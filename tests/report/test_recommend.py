@@ -370,6 +370,20 @@ def test_recommend_says_when_another_configuration_tied_with_the_pick(
     assert alone.tied == () and not any("tied" in line for line in render(alone))
 
 
+def test_a_configuration_of_another_funnel_is_not_tied_with_the_pick(
+    byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """The funnel breaks ties before the label: pca d=96 binary rescored x20, at the pick's
+    bytes and share, lost on its funnel, not by name; a mutant dropping the funnel from the
+    tie rule named it as "tied" with the pick."""
+    records = [*byte_records, byte_row("pca-uncentered", 96, "binary", 12, 0.590, rescore=10),
+               byte_row("pca", 96, "binary", 12, 0.590, rescore=20)]
+    rec = recommend(records, "scifact", 0.95)
+    assert (rec.config.method, rec.config.rescore) == ("pca-uncentered", 10)
+    assert [(c.label, c.rescore) for c in rec.tied] == [("pca@binary+rescore10", 10)]
+    assert not any("rescore 20" in line for line in render(rec))
+
+
 def test_a_configuration_is_never_kept_where_frozen_scores_zero_on_its_seeds(
     byte_row: Callable[..., dict[str, Any]]
 ) -> None:
