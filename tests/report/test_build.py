@@ -277,6 +277,13 @@ def test_a_dataset_named_with_a_byte_of_another_encoding_is_reported_readably(
     frozen = {name: recommend(apart, name, budget="all").frozen.mean
               for name in ("caf\udce9", "caf\udce8")}
     assert frozen["caf\udce9"] == 2 * frozen["caf\udce8"]
+    # named by its folder's path, or by a model label of such bytes, as evaluate was given it
+    # (both were "no results": the path was looked for with the escape in its name)
+    (tmp_path / "caf\udce9").mkdir()
+    by_path = recommend(apart, str(tmp_path / "caf\udce9"), budget="all")
+    assert by_path.frozen.mean == frozen["caf\udce9"]
+    labelled = [{**r, "model": "lab\udce9"} for r in make_grid(datasets=("scifact",))]
+    assert recommend(labelled, "scifact", budget="all", model="lab\udce9").model == "lab\\xe9"
 
 
 def test_the_csv_of_several_models_keeps_each_dataset_its_name(make_record,

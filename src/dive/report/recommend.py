@@ -104,11 +104,11 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
     if max_bytes is not None:  # "400" compared with every row's bytes: a TypeError
         max_bytes = positive_integer(max_bytes, "max_bytes")
     records = merge_records(records)  # a rerun's last record, as `dive report` reads them
+    folder = user_path(dataset)  # as typed: a name of other bytes is that folder's
     dataset = readable(dataset)  # as merge_records names it (typed under LC_ALL=C, say)
     datasets = {str(r["dataset"]) for r in records}
-    folder = user_path(dataset)
     if dataset not in datasets and folder.is_dir():  # `mydocs/`, as evaluate was given it
-        dataset = readable(dataset_name(dataset, folder))
+        dataset = readable(dataset_name(str(folder), folder))
     if dataset not in datasets and dataset.strip() in datasets:  # blanks typed by a slip
         dataset = dataset.strip()
     if dataset not in datasets:
@@ -116,8 +116,9 @@ def recommend(records: Iterable[Mapping[str, Any]], dataset: str, keep: float = 
                         f"{', '.join(map(repr, sorted(datasets))) or 'no records'}")
     mine = [r for r in records if str(r["dataset"]) == dataset]
     # the default model's hub alias (older records, or `model`) names the default model
-    model = _pick((record_model(r) for r in mine), None if model is None else record_label(model),
-                  "model", f"on {dataset}")
+    model = _pick((record_model(r) for r in mine),  # named as merge_records names it
+                  None if model is None else readable(record_label(model)), "model",
+                  f"on {dataset}")
     mine = [r for r in mine if record_model(r) == model]
     if budget is not None:  # spelled as evaluate takes it ('ALL', ' 64')
         with about("budget"):
