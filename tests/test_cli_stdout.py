@@ -171,6 +171,17 @@ def test_a_stderr_that_cannot_be_written_leaves_the_verb_to_run(
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 12  # 3 x 2 ratios x 2 seeds
 
 
+def test_a_closed_stderr_stays_dev_null_after_the_verb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given back as None after a verb, a later `print(file=sys.stderr)` in the same process
+    wrote to stdout (print's None is stdout)."""
+    from dive.cli_stdout import unfailing_stderr
+
+    monkeypatch.setattr(sys, "stderr", None)
+    with unfailing_stderr():
+        print("during", file=sys.stderr)
+    assert sys.stderr is not None and sys.stderr.name == os.devnull
+
+
 # LC_ALL=C without UTF-8 mode: an ASCII stdout whose errors are "surrogateescape"
 C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
 
