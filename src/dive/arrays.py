@@ -79,9 +79,9 @@ def readable(text: str) -> str:
     """`text` with what Python keeps of undecodable bytes (lone surrogates: a file name's byte
     of another encoding, or any non-ASCII byte under LC_ALL=C without UTF-8 mode) read back as
     UTF-8, a byte that is not UTF-8 as its escape (`\\xe9`): a name fit for a JSON report, a
-    plot title or a comparison with the same name typed in another locale, which two names
-    of other bytes never share (as U+FFFD, `caf\\xe9` and `caf\\xe8` were one dataset). Valid
-    text is returned as is."""
+    plot title or a comparison with the same name typed in another locale, where names of
+    other bytes stay apart (as U+FFFD, `caf\\xe9` and `caf\\xe8` were one dataset; only a name
+    typed with that escape's four characters reads the same). Valid text is returned as is."""
     if is_utf8(text):
         return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
