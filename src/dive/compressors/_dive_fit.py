@@ -476,9 +476,8 @@ def _fit(
             # what is kept is the start: its score is the one recorded (the choice's own
             # record, in diag["choice"], still says what it chose)
             choice = replace(choice, candidate=None, step=0, score=choice.base_score)
-    chosen_start = start if start_choice is not None else None
     # `steps=0` keeps a start chosen on the labelled queries: scored on them, as the summary says
-    start_scores = _kept_start_scores(chosen_start, steps)
+    start_scores = _kept_start_scores(start if start_choice is not None else None, steps)
     n_scored, score = 0, None
     if choice is not None:
         n_scored, score = choice.n_queries, round(choice.score, 6)
@@ -500,7 +499,7 @@ def _fit(
         ]
     diag["train_seconds"] = round(time.perf_counter() - t0, 4)
     selected = {"start": start.name, "arm": arm.as_record() if arm is not None else None}
-    return net.to_runtime(), diag, _summary(choice, curves, steps, selected, chosen_start)
+    return net.to_runtime(), diag, _summary(choice, curves, steps, selected, start_scores)
 
 
 def _kept_start_scores(chosen_start: _Start | None, steps: int) -> np.ndarray | None:
@@ -520,14 +519,13 @@ def _pull_toward(net: DiveNet, start: DiveNet, weight: float) -> None:
 
 def _summary(
     choice: Choice | None, curves: list[Curve], steps: int, selected: dict[str, Any],
-    chosen_start: _Start | None,
+    kept: np.ndarray | None,
 ) -> Summarise:
     """The typed summary: the leading arm's out-of-fold curve, the start's score as its step 0
     (what the choice compared against), and the kept step (0: the start); without a choice,
-    the configured arm trained `steps` steps, and a start chosen on the labelled queries
-    (`chosen_start`, kept untrained: `steps=0`) is the kept model, scored on them."""
+    the configured arm trained `steps` steps, and a start chosen on the labelled queries and
+    kept untrained (`kept`: its scores there, `_kept_start_scores`) is the kept model."""
     if choice is None:
-        kept = _kept_start_scores(chosen_start, steps)
         if kept is None:
             return partial(FitSummary, (), steps, steps, selected, 0, None, None)
         score = float(kept.mean())
