@@ -461,30 +461,38 @@ def compress_store(
                 shutil.rmtree(partial.root, ignore_errors=True)
                 raise
 
-            # From the state's drop to the work folder's, one block that a signal lands after: one
-            # between them discarded the finished work, the message saying a rerun resumes.
-            with publishing():
-                # Drop the state first: a crash from here on leaves a folder the next run discards.
-                partial.state_path.unlink()
-                if not single:
-                    write_output_marker(partial.data, runtime)
-                try:  # what appeared meanwhile is kept: any output without overwrite, else another
-                    if overwrite:
-                        check_compress_output(dst, overwrite=True, single=single)
-                    publish(partial.data / dst.name if single else partial.data, dst,
-                            overwrite=overwrite, keep_tmp=True)
-                except DiveError:
-                    # The finished work is whole: its state back, a rerun publishes it.
-                    partial.save(state)
-                    raise _kept_for_later(dst, single, partial.root) from None
-                except BaseException:
-                    shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
-                    raise
-                shutil.rmtree(partial.root, ignore_errors=True)
+            _publish_finished(partial, state, runtime, single=single, overwrite=overwrite)
             seconds = time.perf_counter() - started
             logger.info("%s: %d vectors compressed in %.1f s", dst, total - resumed, seconds)
             return CompressResult(dst, total, runtime.input_dim, runtime.output_dim, out_dtype.name,
                                   resumed, seconds, runtime.precision)
+
+
+def _publish_finished(partial: Partial, state: dict[str, Any], runtime: Runtime, *,
+                      single: bool, overwrite: bool) -> None:
+    """Put the finished work of `partial` in place at its output and remove the work folder.
+
+    From the state's drop to the work folder's, one block that a signal lands after: one
+    between them discarded the finished work, the message saying a rerun resumes."""
+    dst = partial.output
+    with publishing():
+        # Drop the state first: a crash from here on leaves a folder the next run discards.
+        partial.state_path.unlink()
+        if not single:
+            write_output_marker(partial.data, runtime)
+        try:  # what appeared meanwhile is kept: any output without overwrite, else another kind
+            if overwrite:
+                check_compress_output(dst, overwrite=True, single=single)
+            publish(partial.data / dst.name if single else partial.data, dst,
+                    overwrite=overwrite, keep_tmp=True)
+        except DiveError:
+            # The finished work is whole: its state back, a rerun publishes it.
+            partial.save(state)
+            raise _kept_for_later(dst, single, partial.root) from None
+        except BaseException:
+            shutil.rmtree(partial.root, ignore_errors=True)  # no state left to resume from
+            raise
+        shutil.rmtree(partial.root, ignore_errors=True)
 
 
 def _kept_for_later(dst: Path, single: bool, root: Path) -> DiveError:
