@@ -169,10 +169,10 @@ def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
 
 def signal_at(monkeypatch: pytest.MonkeyPatch, when: Callable[[Path], bool]) -> None:
     """Ctrl-C (standing in for SIGTERM) as each rename whose target `when` picks returns."""
-    import dive._io
+    import dive._io.atomic
 
-    for owner, name in ((os, "replace"), (dive._io, "_publish_file"),
-                        (dive._io, "_publish_folder"), (dive._io, "replace_path")):
+    for owner, name in ((os, "replace"), (dive._io.atomic, "_publish_file"),
+                        (dive._io.atomic, "_publish_folder"), (dive._io.atomic, "replace_path")):
         real = getattr(owner, name)
 
         def then_signal(src: Any, dst: Any, *rest: Any, _real: Any = real) -> Any:

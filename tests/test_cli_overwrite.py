@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dive import _io
+from dive._io import temporaries
 from dive.cli import main
 
 Tiny = tuple[Path, Path]
@@ -359,7 +359,7 @@ def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
     # refuse, leaving the other's output exactly as it was.
     work, argv = prepared(verb, tiny, tmp_path)
     out = work / "out"
-    real = _io._make_temporary
+    real = temporaries._make_temporary
     other: dict[str, dict[str, bytes]] = {}
 
     def racing(tmp: Path, *, folder: bool) -> int:
@@ -370,7 +370,7 @@ def test_an_output_another_run_writes_meanwhile_is_kept_without_overwrite(
             other["run"] = snapshot(out)
         return real(tmp, folder=folder)
 
-    monkeypatch.setattr(_io, "_make_temporary", racing)
+    monkeypatch.setattr(temporaries, "_make_temporary", racing)
     capsys.readouterr()
     assert main(argv) == 2
     assert other["run"], "the other run never ran"

@@ -124,7 +124,7 @@ def test_a_folder_is_replaced_by_one_atomic_swap_where_the_system_has_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # two renames (old aside, new in) left a moment with no folder at all for a reader
-    from dive._io import _exchange, replace_path
+    from dive._io.atomic import _exchange, replace_path
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -204,7 +204,7 @@ def test_publish_refuses_a_folder_another_run_fills_after_the_claim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Between this run's mkdir (the claim) and its rename, another run writes into it.
-    import dive._io as io_module
+    import dive._io.atomic as io_module
     from dive.errors import DiveError
 
     real_rename = os.rename
@@ -380,14 +380,15 @@ def test_an_interruption_while_a_temporary_is_made_leaves_nothing(
     # tempfile.mkstemp made the file before its caller knew the name: a Ctrl-C or SIGTERM
     # landing in between left an empty hidden .NAME.xxxx.tmp behind
     from dive import _io
+    from dive._io import temporaries
 
-    real = _io._make_temporary
+    real = temporaries._make_temporary
 
     def made_then_interrupted(tmp: Path, *, folder: bool) -> int:
         os.close(real(tmp, folder=folder))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_io, "_make_temporary", made_then_interrupted)
+    monkeypatch.setattr(temporaries, "_make_temporary", made_then_interrupted)
     with pytest.raises(KeyboardInterrupt), _io.temporary(tmp_path / "out", folder=folder):
         pass
     with pytest.raises(KeyboardInterrupt), _io.atomic_open(tmp_path / "out.txt"):

@@ -476,18 +476,18 @@ def test_only_the_callers_own_output_is_said_to_be_written_when_a_signal_lands_a
     place said "<the model folder> was already written in full", where none was."""
     import signal
 
-    import dive._io
+    import dive._io.atomic
     from dive._io import written_before
 
     out = tmp_path / "emb"
-    real = dive._io._publish_folder
+    real = dive._io.atomic._publish_folder
 
     def then_signal(tmp: Path, target: Path) -> None:
         real(tmp, target)
         if target == out:
             signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(dive._io, "_publish_folder", then_signal)
+    monkeypatch.setattr(dive._io.atomic, "_publish_folder", then_signal)
     with pytest.raises(KeyboardInterrupt) as stopped:
         encode_to_folder(load_beir(PANTRY), out, chunk_size=CHUNK, progress=False, model=model,
                          output=output)

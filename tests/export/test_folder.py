@@ -263,9 +263,9 @@ def test_failed_save_keeps_the_old_folder(tmp_path: Path, make_runtime: Any,
             raise OSError("disk full")
         real_replace(src, dst)
 
-    import dive._io
+    import dive._io.atomic
 
-    monkeypatch.setattr(dive._io, "_exchange", lambda a, b: False)  # the two-rename way
+    monkeypatch.setattr(dive._io.atomic, "_exchange", lambda a, b: False)  # the two-rename way
     monkeypatch.setattr(os, "replace", flaky_replace)
     with pytest.raises(OSError, match="disk full"):
         save(make_runtime(seed=2), tmp_path / "m", overwrite=True)
