@@ -6,8 +6,9 @@ mode, and so does a folder (`folder_mode`). `replace_path` does the final rename
 too (which rename() cannot replace; one atomic swap where Linux has it); `publish` does it
 without ever replacing anything unless told to overwrite, so a concurrent run's output that
 appeared meanwhile is kept; a folder it puts in place lists its files (`MANIFEST`).
-Every other writer replaces the name it was given, a link included (the file it led to is
-kept as it was). `made_folder` takes back an output folder a failed writer made.
+A writer replaces the name it was given, a link included (the file it led to is kept as it
+was); only a read-modify-write cycle writes where a link leads (`locks.resolve_link`).
+`made_folder` takes back an output folder a failed writer made.
 """
 
 from __future__ import annotations
