@@ -160,6 +160,36 @@ def test_flat_zip_or_differently_named_folder_lands_at_name(
         assert (got / "qrels" / "test.tsv").is_file()
 
 
+def test_a_zip_whose_only_qrels_split_is_dev_is_a_dataset(
+    make_beir: MakeBeir, default_qrels_tsv: dict[str, str], tmp_path: Path
+) -> None:
+    """Any one of the train, dev and test splits makes a dataset: dev alone is one too."""
+    archive = zip_folder(make_beir("devonly", qrels={"dev": default_qrels_tsv["test"]}),
+                         tmp_path / "devonly.zip")
+    got = download_beir("devonly", tmp_path / "cache", url=archive.as_uri())
+    assert sorted(p.name for p in (got / "qrels").iterdir()) == ["dev.tsv"]
+    assert load_beir(got).split("dev")["q1"] == {"d3": 1}
+
+
+def test_a_failed_final_rename_raises_rather_than_returning_no_dataset(
+    beir_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a dataset another process put in place first excuses a failed rename: else the
+    error stands, not a path where no dataset is."""
+    import errno
+
+    import dive.data.download as download
+
+    def refused(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(download.os, "replace", refused)
+    cache = tmp_path / "cache"
+    with pytest.raises(OSError, match="Invalid cross-device link"):
+        download_beir("tiny", cache, url=beir_zip.as_uri())
+    assert not (cache / "tiny").exists()
+
+
 def test_existing_folder_is_returned_without_downloading(tiny_beir: Path) -> None:
     # The URL does not exist: any attempt to fetch it would raise.
     url = (tiny_beir.parent / "nothing-here.zip").as_uri()
@@ -190,7 +220,8 @@ def test_interrupted_download_leaves_nothing(
 @pytest.fixture
 def cut_server(beir_zip: Path) -> Iterator[str]:
     """A server on 127.0.0.1 that sends the first half of `beir_zip` and closes the connection:
-    `/length.zip` after announcing the whole Content-Length, `/chunked.zip` mid-chunk."""
+    `/length.zip` after announcing the whole Content-Length, `/chunked.zip` mid-chunk;
+    `/one-short.zip` sends all but the last byte."""
     data = beir_zip.read_bytes()
 
     class Cut(http.server.BaseHTTPRequestHandler):
@@ -202,6 +233,8 @@ def cut_server(beir_zip: Path) -> Iterator[str]:
         def do_GET(self) -> None:
             self.send_response(200)
             half = data[: len(data) // 2]
+            if self.path.startswith("/one-short"):
+                half = data[:-1]
             if self.path.startswith("/chunked"):
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
@@ -236,6 +269,17 @@ def test_a_download_cut_short_is_named_as_such_and_leaves_nothing(
     with pytest.raises(DataError, match=rf"{path}: download failed: {problem}"):
         download_beir("tiny", cache, url=f"{cut_server}/{path}")
     assert list(cache.iterdir()) == []
+
+
+def test_a_download_one_byte_short_is_named_as_cut_short(
+    cut_server: str, beir_zip: Path, tmp_path: Path
+) -> None:
+    """Every byte the Content-Length announced must come, not all but one."""
+    size = beir_zip.stat().st_size
+    with pytest.raises(DataError, match=rf"one-short\.zip: download failed: the connection "
+                                        rf"closed after {size - 1} of {size} bytes; run again"):
+        download_beir("tiny", tmp_path / "cache", url=f"{cut_server}/one-short.zip")
+    assert list((tmp_path / "cache").iterdir()) == []
 
 
 def _members(archive: Path, folder: Path, top: str) -> Path:

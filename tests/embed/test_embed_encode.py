@@ -448,6 +448,20 @@ def test_two_collections_of_one_name_keep_a_cache_entry_each(
     assert cache_folder(edited, DEFAULT_MODEL, tmp_path) == entry  # its own, rebuilt in place
 
 
+def test_the_same_texts_at_another_path_are_served_from_their_cache_entry(
+    tmp_path: Path, fake_model: FakeModel
+) -> None:
+    """A dataset copied elsewhere (same ids and texts) is the same collection: its entry is
+    the one its first folder made, not a new `<name>-<hex>` entry encoded again."""
+    get_embeddings(FakeDataset(path=tmp_path / "a" / "toy"), cache_root=tmp_path,
+                   progress=False)
+    moved = FakeDataset(path=tmp_path / "b" / "toy")
+    entry = tmp_path / DEFAULT_MODEL / "toy"
+    assert cache_folder(moved, DEFAULT_MODEL, tmp_path) == entry
+    emb = get_embeddings(moved, cache_root=tmp_path, progress=False)
+    assert fake_model.calls == 2 and emb.meta["source"] == str(entry)
+
+
 def test_two_models_of_the_same_last_name_keep_a_cache_entry_each(
     tmp_path: Path, fake_model: FakeModel
 ) -> None:

@@ -105,6 +105,24 @@ def test_unit_vectors_are_recorded_as_normalized(api: Api, tmp_path: Path) -> No
     assert meta["normalized"] is True and meta["model"] == "imported"
 
 
+def test_vectors_with_norms_from_1_to_2_are_not_recorded_as_normalized(
+    api: Api, tmp_path: Path
+) -> None:
+    """The smallest norm is 1, the largest 2: both ends are checked, not just the smallest."""
+    paths = []
+    for kind in ("corpus", "queries"):
+        ids, _, x = api[kind]
+        scale = np.linspace(1, 2, len(ids), dtype=np.float32)[:, None]
+        paths.append(write_parquet(tmp_path / f"{kind}.parquet", ids, x * scale))
+    from_parquet(api.dataset, *paths, tmp_path / "imported", id_column="doc_id",
+                 vector_column="embedding")
+    meta = json.loads((tmp_path / "imported" / "meta.json").read_text())
+    assert meta["normalized"] is False
+    assert meta["norms"]["corpus"]["min"] == pytest.approx(1, abs=1e-6)
+    assert meta["norms"]["corpus"]["max"] == pytest.approx(2, abs=1e-6)
+    assert load_embeddings(tmp_path / "imported").corpus.shape[0] == len(api.corpus[0])
+
+
 def test_npy_vectors_with_ids_files(api: Api, tmp_path: Path) -> None:
     files = []
     for kind in ("corpus", "queries"):

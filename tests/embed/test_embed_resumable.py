@@ -183,6 +183,21 @@ def test_a_text_the_model_makes_nan_of_is_named_by_its_id(tmp_path: Path, model:
                          progress=False, model=NaNFor(model, dataset.corpus_texts[row]))
 
 
+def test_a_nan_text_past_the_first_part_of_a_chunk_is_named_by_its_id(
+    tmp_path: Path, model: Any
+) -> None:
+    """A chunk is encoded in parts of `batch_size * BATCHES_PER_UPDATE` texts: a text past the
+    first part must be named by its own id, not by the id at its place within its part."""
+    dataset = load_beir(PANTRY)
+    step = 1 * resumable.BATCHES_PER_UPDATE  # batch_size=1
+    assert step + 2 < CHUNK
+    row = CHUNK + step + 2  # the second chunk's second part
+    with pytest.raises(DiveError, match=rf"^model produced NaN/inf for the text of id "
+                       rf"{dataset.corpus_ids[row]!r}: "):
+        encode_to_folder(dataset, tmp_path / "emb", chunk_size=CHUNK, batch_size=1,
+                         progress=False, model=NaNFor(model, dataset.corpus_texts[row]))
+
+
 def test_a_query_longer_than_the_model_reads_is_warned_of(
     tmp_path: Path, model: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -219,6 +234,21 @@ def test_other_settings_start_over(tmp_path: Path, model: Any,
         result = encode_to_folder(dataset, out, chunk_size=64, progress=False, model=model)
     assert result.resumed_chunks == 0 and result.chunks == 2
     assert "starting over" in caplog.text
+
+
+def test_a_rerun_after_a_text_changed_starts_over(tmp_path: Path, model: Any) -> None:
+    """The job records the texts' fingerprint: a dataset whose text changed (same ids) since
+    the interrupted run must not resume with the chunk encoded from the old text."""
+    dataset = load_beir(PANTRY)
+    out = tmp_path / "emb"
+    _interrupted(dataset, out, model, 1)  # the first corpus chunk, rows 0-19, is saved
+    changed = replace(dataset, corpus_texts=["a recipe for plum jam",
+                                             *dataset.corpus_texts[1:]])
+    result = encode_to_folder(changed, out, chunk_size=CHUNK, progress=False, model=model)
+    assert result.resumed_chunks == 0
+    np.testing.assert_allclose(
+        load_embeddings(out).corpus[0],
+        model.encode(["a recipe for plum jam"], normalize_embeddings=True)[0], atol=1e-5)
 
 
 def test_a_local_model_saved_again_in_its_folder_starts_over(

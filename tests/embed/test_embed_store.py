@@ -349,6 +349,21 @@ def test_load_names_a_non_finite_row(folder: Path, name: str, row: int, value: f
         load_embeddings(folder)
 
 
+def test_load_names_a_non_finite_row_past_the_first_block(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are checked in blocks: a NaN in a later block is named by its row in the file,
+    not by its place in its block."""
+    import dive.embed.store as store
+
+    monkeypatch.setattr(store, "_CHUNK_ROWS", 2)
+    arr = np.load(folder / "corpus.npy")
+    arr[5, 0] = np.nan  # the third block's second row
+    np.save(folder / "corpus.npy", arr)
+    with pytest.raises(DataError, match=r"corpus.npy: row 5 contains NaN or inf"):
+        load_embeddings(folder)
+
+
 @pytest.mark.parametrize("name", ["corpus", "queries"])
 def test_load_names_an_all_zero_row_of_an_unnormalised_folder(folder: Path, name: str) -> None:
     """Only a folder marked normalized had its norms checked: a zero row elsewhere failed
@@ -376,6 +391,18 @@ def test_load_names_a_row_that_is_not_unit_norm(folder: Path) -> None:
     arr[5] *= 0.5
     np.save(folder / "corpus.npy", arr)
     with pytest.raises(DataError, match=r"corpus.npy: row 5 has norm 0.5"):
+        load_embeddings(folder)
+
+
+def test_load_refuses_a_norm_just_past_the_unit_norm_tolerance(folder: Path) -> None:
+    """A folder marked normalized holds unit vectors to within `UNIT_NORM_TOLERANCE`: a norm
+    three tolerances off is refused."""
+    from dive.arrays import UNIT_NORM_TOLERANCE
+
+    arr = np.load(folder / "corpus.npy")
+    arr[5] *= np.float32(1 + 3 * UNIT_NORM_TOLERANCE)
+    np.save(folder / "corpus.npy", arr)
+    with pytest.raises(DataError, match=r"corpus.npy: row 5 has norm 1\.003"):
         load_embeddings(folder)
 
 

@@ -54,3 +54,17 @@ def test_module_outputs_float32_whatever_the_input_dtype(method: Any, dtype: Any
     assert got.dtype == torch.float32
     tol = 2e-3 if dtype == torch.float16 else 1e-6
     np.testing.assert_allclose(got.numpy(), compressor.transform(x), atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("method", [Frozen, Truncate])
+def test_module_binary_codes_an_exact_zero_as_the_numpy_runtime_does(
+        method: Any, make_inputs: Any) -> None:
+    """An output of exactly 0 is bit 0 (`z > 0`), as the numpy runtime codes it; coded as
+    bit 1, the exported model's codes differed from dive's own for such rows."""
+    x = make_inputs(20, 16, seed=5)
+    x[:, ::3] = 0.0  # exact zeros the compressor passes through
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    runtime = method(dim=8).fit(x).fitted_runtime().with_precision("binary", x)
+    assert runtime.precision == "binary"
+    got = DiveCompression(runtime).compress(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(got, runtime(x))

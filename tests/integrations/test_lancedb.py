@@ -246,6 +246,53 @@ def test_a_table_changed_between_runs_starts_over(
     assert "starting over" in caplog.text
 
 
+def test_a_staged_part_with_the_wrong_number_of_rows_is_refused_as_damaged(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part a resumed run commits must hold its chunk's rows: one cut short is refused as
+    damaged, not committed as a table missing rows."""
+    import pyarrow.parquet as pq
+
+    from dive.scale.resume import part_name
+
+    db = tmp_path / "db"
+    make_table(db)
+    args = (model_dir, uri(db, "docs"), uri(db, "small"))
+    with monkeypatch.context() as patched:
+        crash_after(patched, 2)
+        with pytest.raises(Crash):
+            dl.compress_table(*args, batch_size=300, progress=False)
+    [part] = db.glob(f".small.lance.partial/**/{part_name(300)}")
+    pq.write_table(pq.read_table(part).slice(0, 100), part)
+    with pytest.raises(DataError, match=rf"partial output damaged \({part_name(300)} has 100 "
+                                        r"rows\)"):
+        dl.compress_table(*args, batch_size=300, progress=False)
+    assert not (db / "small.lance").exists()
+
+
+def test_a_table_changed_while_a_column_was_compressed_is_refused_the_column(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit made to the table while its column was compressed (a new version) makes the
+    column stale: it is refused, not added to the new version."""
+    db = tmp_path / "db"
+    table = make_table(db)
+    real, edits = dl._compress_chunk, [1]
+
+    def edited_meanwhile(*args: Any, **kwargs: Any) -> np.ndarray:
+        if edits:
+            edits.pop()
+            table.update(where="id = 'doc0'", values={"text": "edited"})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dl, "_compress_chunk", edited_meanwhile)
+    with pytest.raises(DataError, match=r"the table changed while it was compressed \(version "
+                                        r"1 -> 2\)"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                          batch_size=500, progress=False)
+    assert "v8" not in dl.open_table(uri(db, "docs")).schema.names
+
+
 def test_the_killed_cli_resumes(tmp_path: Path, model_dir: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     """SIGKILL `dive compress` mid-run (each chunk slowed to >= 20 ms), then rerun it."""
@@ -691,6 +738,22 @@ def test_rescoring_with_every_candidate_is_exact_search_on_the_full_vectors(
     funnel = dl.search(docs, model, q, 10, column="v8", rescore_with="vector")
     first = dl.search(docs, model, q, 40, column="v8")
     assert all(set(f) <= set(c) for f, c in zip(funnel.ids, first.ids, strict=True))
+
+
+def test_rescoring_takes_4_x_k_first_stage_candidates_by_default(
+    searchable: dict[str, Any],
+) -> None:
+    """The default funnel rescores 4 x k candidates: it ranks as `candidates=4 * k` does, and
+    (on these queries) not as a funnel of only k candidates, which merely reorders them."""
+    db, model, q = searchable["db"], searchable["model"], searchable["queries"]
+    docs = dl.open_table(uri(db, "docs"))
+
+    def rescored(candidates: int | None) -> list[list[str]]:
+        return dl.search(docs, model, q, 5, column="v8", rescore_with="vector",
+                         candidates=candidates).ids
+
+    assert rescored(None) == rescored(20)
+    assert rescored(20) != rescored(5)  # the check above tells the two apart
 
 
 def test_rescoring_by_an_id_column_named_with_a_space(searchable: dict[str, Any],
