@@ -497,6 +497,50 @@ def test_each_step_trains_positives_triplets_per_query_each_with_its_own_negativ
     assert not np.allclose(one.transform(problem["corpus"]), three.transform(problem["corpus"]))
 
 
+def test_fewer_labelled_queries_than_a_batch_scale_the_triplet_term_by_their_share(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the b / query_batch weight: with 4 labelled queries and a batch of 16, each
+    step's triplet term enters the loss at triplet_weight x 4/16 (the only loss here: no
+    anchor, one head), so one query pulls as hard as it would in a full batch."""
+    steps: list[tuple[float, float]] = []
+    original = dive_run.Run._loss
+
+    def spy(run: dive_run.Run) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, logged = original(run)
+        steps.append((float(loss.detach()), logged["triplet"]))
+        return loss, logged
+
+    monkeypatch.setattr(dive_run.Run, "_loss", spy)
+    four = LabelledQueries(problem["train"].embeddings[:4], problem["train"].relevant[:4])
+    options = {**FAST, "steps": 3, "select": False, "heads": 1, "anchor_weight": 0.0,
+               "triplet_weight": 2.0, "query_batch": 16, "query_batch_max": 16}
+    model = Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(four))
+    assert model.fit_info_.diagnostics["query_batch"] == 16
+    assert len(steps) == 3 and all(tri > 0 for _, tri in steps)
+    for loss, tri in steps:
+        assert loss == pytest.approx(2.0 * 4 / 16 * tri, rel=1e-5)
+
+
+def test_head_wise_ntxent_compares_only_the_first_ntxent_items_of_the_corpus_batch(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards `ntxent_items`: the NT-Xent views are those of the batch's first 8 items, not
+    of all 64 (its cost grows with the square of the items)."""
+    items: list[int] = []
+    original = dive_run.headwise_ntxent_loss
+
+    def spy(views: torch.Tensor, *args: Any) -> torch.Tensor:
+        items.append(views.shape[0])  # (items, heads, d)
+        return original(views, *args)
+
+    monkeypatch.setattr(dive_run, "headwise_ntxent_loss", spy)
+    options = {**FAST, "steps": 3, "select": False, "heads": 2, "ntxent_items": 8}
+    Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(problem["train"]))
+    assert FAST["corpus_batch"] == 64
+    assert items == [8] * 3  # one step each
+
+
 def test_graded_positives_change_only_fits_whose_labels_have_several_grades(
     problem: dict[str, Any]
 ) -> None:
@@ -669,6 +713,21 @@ def test_a_refit_below_its_start_on_the_queries_it_was_chosen_with_keeps_the_sta
                                   start.transform(problem["corpus"]))
 
 
+def test_a_kept_model_that_ties_its_start_on_the_queries_it_was_chosen_with_is_kept(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the final check's strict `<`: only a kept model scoring below its start is
+    replaced; a refit that scores exactly the start's nDCG@10 (here: the start's own
+    weights) stays the refit."""
+    monkeypatch.setattr(_Race, "refit", lambda self, candidate, steps: (self.new_net(), None))
+    data = TrainingData(problem["train"], problem["validation"])
+    options = {**FAST, "steps": 20, "min_gain_z": 0.0, "soup": False}
+    diag = Dive(4, seed=0, **options).fit(problem["corpus"], data).fit_info_.diagnostics
+    assert diag["choice"]["candidate"] is not None  # an arm was kept, then refit
+    assert diag["final_check"]["score"] == diag["final_check"]["base_score"]  # the tie
+    assert diag["final"] == "refit"
+
+
 def test_dive_plus_adds_a_softplus_arm_and_keeps_every_other_default() -> None:
     plus = make_compressor("dive-plus", 96)
     assert isinstance(plus, DivePlus) and plus.method == "dive-plus"
@@ -760,6 +819,22 @@ def test_labels_choose_the_better_of_the_two_pca_starts(
     assert model.fit_info_.summary is not None
     assert model.fit_info_.summary.selected == {"start": better, "arm": None}
     np.testing.assert_allclose(model.transform(corpus), models[better].transform(corpus), atol=1e-5)
+
+
+def test_a_race_from_the_centred_start_compares_its_arms_with_the_centred_starts_score(
+    problem: dict[str, Any],
+) -> None:
+    """Guards the race's base: when the labels choose the centred start and arms train, the
+    choice's base score is the centred start's nDCG@10 (1.0 on labels it ranks perfectly),
+    not the uncentred one's."""
+    corpus, queries = problem["corpus"], problem["train"].embeddings[:40]
+    labels = labels_ranked_perfectly_by(PCA(2).fit(corpus), queries, corpus)  # centred wins
+    model = Dive(2, seed=0, **{**FAST, "steps": 20}).fit(corpus, TrainingData(labels))
+    diag = model.fit_info_.diagnostics
+    assert diag["start"] == "centered" and diag["start_ndcg@10"]["uncentered"] < 0.9
+    assert diag["choice"]["n_queries"] == 40
+    assert diag["choice"]["base_score"] == pytest.approx(diag["start_ndcg@10"]["centered"],
+                                                         abs=1e-6)
 
 
 def test_without_selection_the_labels_choose_no_start_either(problem: dict[str, Any]) -> None:

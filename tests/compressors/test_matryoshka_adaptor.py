@@ -155,6 +155,27 @@ def test_nested_dims_are_the_default_and_single_is_kept(corpus: np.ndarray) -> N
     assert not np.array_equal(nested.transform(corpus), single.transform(corpus))
 
 
+def test_the_supervised_ranking_loss_scores_every_nested_dim(
+    corpus: np.ndarray, labels: TrainingData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the nested ranking term: stage 2's ranking loss compares queries with their
+    candidates at each of the nested dims (4, 8 and 16), not only at the full width."""
+    from dive.compressors import _matryoshka_fit
+    from dive.losses.pairwise_similarity import prefix_cosine
+
+    seen: set[int] = set()
+
+    def spy(a: torch.Tensor, b: torch.Tensor, m: int) -> torch.Tensor:
+        seen.add(m)
+        return prefix_cosine(a, b, m)
+
+    monkeypatch.setattr(_matryoshka_fit, "prefix_cosine", spy)
+    model = make_compressor("matryoshka-adaptor" + SUPERVISED + ":steps=0:supervised_steps=2", 4)
+    model.fit(corpus, labels)
+    assert model.fit_info_.diagnostics["dims"] == [4, 8, 16]
+    assert seen == {4, 8, 16}
+
+
 def test_stage_two_chooses_its_learning_rate_on_validation(
     corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
 ) -> None:

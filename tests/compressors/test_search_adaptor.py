@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -137,6 +138,40 @@ def test_the_paper_grid_is_searched_and_recorded(
     encode = model.transform
     measured = validation_ndcg(encode(val.embeddings), encode(corpus), val.relevant)
     assert measured == pytest.approx(choice["score"], abs=1e-6)
+
+
+def test_each_grid_setting_trains_from_the_same_adapter_and_query_predictor(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the grid's reset of the query predictor: every weight pair starts training
+    from the same adapter and predictor weights, not from the last setting's predictor."""
+    from dive.compressors import _search_adaptor_fit as fit
+    from dive.compressors._baseline_select import fit_grid, plain_adam
+    from dive.training.loop import Optimiser
+
+    params: list[torch.nn.Parameter] = []
+    starts: list[list[torch.Tensor]] = []
+
+    def capture(trained: list[torch.nn.Parameter]) -> Callable[..., Optimiser]:
+        params.extend(trained)  # the adapter's, then the predictor's
+        return plain_adam(trained)
+
+    def traced_grid(*args: Any, loss: Callable[..., Any], **kwargs: Any) -> Any:
+        def traced(c: Any) -> Any:
+            starts.append([p.detach().clone() for p in params])
+            return loss(c)
+
+        return fit_grid(*args, loss=traced, **kwargs)
+
+    monkeypatch.setattr(fit, "plain_adam", capture)
+    monkeypatch.setattr(fit, "fit_grid", traced_grid)
+    spec = "search-adaptor:steps=10:eval_every=5:hidden=16:query_batch=32:lr=0.01:grid_min=10"
+    model = make_compressor(spec, 4).fit(corpus, hold_out(labels, 20))
+    assert len(model.fit_info_.diagnostics["settings"]) == len(starts) == 9
+    assert len(params) == 8  # two layers of weights and biases each
+    moved = [i for i, start in enumerate(starts)
+             if not all(torch.equal(a, b) for a, b in zip(start, starts[0], strict=True))]
+    assert moved == []  # the settings that started elsewhere
 
 
 def test_with_fewer_validation_queries_than_grid_min_the_configured_weights_train(

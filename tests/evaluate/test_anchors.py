@@ -155,6 +155,25 @@ def test_search_never_returns_the_excluded_row() -> None:
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
+def test_an_sq4_anchor_at_an_odd_d_states_the_bytes_its_index_stores() -> None:
+    """Guards the round-up of a 4-bit code: at d = 7 the index stores ceil(7 / 2) = 4 bytes
+    per vector, and the anchor states those, not 7 // 2 = 3."""
+    anchor = parse_anchor("faiss-pca-sq4")
+    built = anchor.build(unit_rows(300), 7)
+    assert anchor.bytes_per_vector(FULL, 7) == built.bytes_per_vector == 4
+
+
+def test_a_search_that_leaves_out_each_querys_own_row_still_returns_k_hits() -> None:
+    """Guards the search one deeper when a row is excluded: each query's own row (its best
+    hit) is left out and k real rows, none -1, come back in its place."""
+    corpus = unit_rows(300)
+    index = parse_anchor("faiss-pca-sq8").build(corpus, 16)
+    own = index.search(corpus[:3], 1)[0][:, 0]
+    rows, scores = index.search(corpus[:3], 5, exclude=own)
+    assert (rows >= 0).all() and np.isfinite(scores).all()
+    assert not (rows == own[:, None]).any()
+
+
 def test_pq_depends_on_the_seed_only() -> None:
     corpus, queries = unit_rows(400), unit_rows(20, seed=2)
     anchor = parse_anchor("faiss-pq:8")

@@ -96,3 +96,14 @@ def test_negative_margin_raises() -> None:
     x = torch.ones(2, 3)
     with pytest.raises(ValueError, match="margin must be >= 0"):
         hinge_triplet_loss(x, x, x, margin=-0.1)
+
+
+def test_a_scaled_positive_at_an_angle_to_the_anchor_gives_the_same_margins() -> None:
+    """Guards the positive's normalisation: with a positive not orthogonal to the anchor,
+    scaling it (by 0.5 or 3) leaves each triplet's margin m - cos(q, d+) + cos(q, d-) as is."""
+    q, pos, neg = _unit([1.0, 0.0]), _unit([1.0, 1.0]), _unit([0.0, 1.0])
+    expected = triplet_margins(q, pos, neg, margin=0.9)
+    assert float(expected) == pytest.approx(0.9 - 2**-0.5, abs=1e-6)
+    for scale in (0.5, 3.0):
+        scaled = triplet_margins(q, scale * pos, neg, margin=0.9)
+        assert float(scaled) == pytest.approx(float(expected), abs=1e-6)

@@ -46,3 +46,27 @@ def test_rejects_bad_options() -> None:
         ranking_candidates(
             np.array([0]), index, pools, 60, np.random.default_rng(0), hard_fraction=2.0
         )
+
+
+def _hard_negatives_of_query_1(queries: list[int], hard_fraction: float) -> tuple[int, int]:
+    """(hard, all) negatives that query 1 (one positive) gets in a batch of `queries`; over a
+    corpus of a million rows, a random one is all but never one of its 10 hard ones."""
+    index, pools = _setup()
+    cand = ranking_candidates(np.array(queries), index, pools, 10**6, np.random.default_rng(0),
+                              hard_fraction=hard_fraction)
+    negatives = cand.rows[0][cand.mask[0] & (cand.grades[0] == 0)]
+    pool = set(pools.candidates[1][pools.candidates[1] >= 0].tolist())  # type: ignore[attr-defined]
+    return sum(int(r) in pool for r in negatives), len(negatives)
+
+
+def test_hard_fraction_is_the_share_of_hard_negatives() -> None:
+    """Guards the hard share of a batch: hard_fraction=0.8 gives 8 hard negatives of 10,
+    not 2 (the random share)."""
+    assert _hard_negatives_of_query_1([1], 0.8) == (8, 10)
+
+
+def test_a_query_with_one_positive_beside_one_with_twelve_keeps_its_hard_share() -> None:
+    """Guards each query's own share: query 1 (one positive) batched with query 2 (twelve,
+    capped at 8) gets 5 hard and 5 random negatives, not as many hard ones as the batch's
+    widest list may hold."""
+    assert _hard_negatives_of_query_1([1, 2], 0.5) == (5, 10)
