@@ -54,6 +54,17 @@ def test_a_float64_row_whose_squares_underflow_is_normalised_too() -> None:
                                rtol=1e-6)
 
 
+def test_a_row_off_unit_norm_by_more_than_the_tolerance_is_rescaled() -> None:
+    """Guards `UNIT_NORM_TOLERANCE` (1e-3): a row of norm 1.005 is rescaled; one of norm
+    1.0005, within it, passes through bit for bit."""
+    from dive.arrays import as_unit_rows
+
+    x = (np.array([[0.6, 0.8], [0.8, 0.6]]) * [[1.005], [1.0005]]).astype(np.float32)
+    unit = as_unit_rows(x)
+    assert np.linalg.norm(unit[0]) == pytest.approx(1, abs=1e-6)
+    np.testing.assert_array_equal(unit[1], x[1])
+
+
 def _resident_file_kb() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("RssFile:"))

@@ -373,6 +373,22 @@ def test_check_output_meets_what_would_stop_the_write_before_the_work(
     assert [p.name for p in tmp_path.iterdir()] == ["notes"]  # the check leaves nothing
 
 
+@pytest.mark.parametrize("spelled", ["..", "absolute"])
+def test_an_output_holding_the_current_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelled: str
+) -> None:
+    """Guards "or holds it": `--output ..` run from a subfolder replaced the folder the shell
+    is in, and left it in a deleted one."""
+    from dive._io import check_output
+
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    path = Path("..") if spelled == ".." else tmp_path
+    with pytest.raises(DiveError, match=r": is the current folder or holds it, which an output"):
+        check_output(path, overwrite=True, ours=lambda p: True, what="a folder", folder=True)
+    assert (tmp_path / "sub").is_dir()
+
+
 @pytest.mark.parametrize("folder", [False, True])
 def test_an_interruption_while_a_temporary_is_made_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: bool
@@ -629,6 +645,24 @@ def test_a_file_is_published_where_the_file_system_has_no_hard_links(
     with pytest.raises(DiveError, match="already exists"):  # still never replaced
         publish(tmp_path / ".out.def.tmp", tmp_path / "out", overwrite=False)
     assert (tmp_path / "out").read_text() == "new"
+
+
+def test_without_hard_links_a_dangling_link_at_the_output_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards the symlink check of the two-step publish: a link to nothing `exists()` not,
+    and was replaced without overwrite."""
+    from dive._io import publish
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "out").symlink_to(tmp_path / "nowhere")
+    (tmp_path / ".out.abc.tmp").write_text("new")
+    with pytest.raises(DiveError, match="already exists"):
+        publish(tmp_path / ".out.abc.tmp", tmp_path / "out", overwrite=False)
+    assert os.readlink(tmp_path / "out") == str(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("refusal", [errno.ENOLCK, errno.ENOSYS])

@@ -366,3 +366,20 @@ def test_dead_outputs_are_zeroed_counted_and_said_and_all_dead_is_refused(
     with pytest.raises(DataError, match=r"^m: every output is 0 on every corpus row"):
         zero_dead_outputs(Runtime(input_dim=6, projection=axes[3:]),
                           output_energy(Runtime(input_dim=6, projection=axes[3:]), rows), "m")
+
+
+def test_output_energy_is_a_share_of_what_the_adapter_outputs() -> None:
+    """Guards the scale after an adapter: its outputs are not unit rows, so the shares are of
+    their squared norms (an orthonormal projection's sum to 1), not of the row count."""
+    from dive.compressors.dead_outputs import output_energy
+    from dive.compressors.runtime import Adapter, Runtime
+
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((50, 6)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    shift = np.array([3, 0, 0, 0, 0, 0], np.float32)  # h = x + shift: norms of 2 to 4
+    adapter = Adapter(np.zeros((2, 6), np.float32), np.zeros(2, np.float32),
+                      np.zeros((6, 2), np.float32), shift)
+    axes = np.linalg.qr(rng.standard_normal((6, 6)))[0].astype(np.float32)
+    energy = output_energy(Runtime(input_dim=6, adapter=adapter, projection=axes), rows)
+    assert energy.sum() == pytest.approx(1, rel=1e-5)

@@ -288,7 +288,6 @@ def test_the_grid_is_named_as_the_results_page_shows_it() -> None:
     assert make_compressor("matryoshka-adaptor-unsup", 4).config()["lr_grid"] == ""
 
 
-
 @pytest.mark.parametrize(
     ("method", "options", "message"),
     [
@@ -321,7 +320,6 @@ def test_a_config_of_another_class_is_refused(config: Any) -> None:
         Dive(8, config=config)
 
 
-
 def test_numpy_scalars_are_taken_as_the_python_numbers_they_hold() -> None:
     model = Dive(8, lr=np.float32(0.5), steps=np.int64(5), threads=np.int32(2), select=np.bool_(0))
     assert model.options == DiveConfig(lr=0.5, steps=5, threads=2, select=False)
@@ -330,6 +328,15 @@ def test_numpy_scalars_are_taken_as_the_python_numbers_they_hold() -> None:
     assert DiveConfig(margin=np.int64(1)).margin == 1.0
     with pytest.raises(DiveError, match=r"^lr must be a number, got np\.True_$"):
         DiveConfig(lr=np.bool_(True))
+
+
+def test_a_bool_is_not_taken_as_a_number() -> None:
+    """Guards the float options' type check: `lr=true` was taken as a learning rate of 1.0
+    (a bool is an int to Python)."""
+    with pytest.raises(DiveError, match=r"^search-adaptor: lr must be a number, got True$"):
+        make_compressor("search-adaptor:lr=true", 8)
+    with pytest.raises(DiveError, match=r"^dive: lr must be a number, got True$"):
+        Dive(8, lr=True)
 
 
 def test_a_model_too_large_for_memory_is_one_error() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dive.compressors import LabelledQueries, TrainingData, make_compressor
 from dive.compressors.pca import PCA
 from dive.compressors.runtime import Adapter, Runtime
 from dive.errors import DataError, DiveError
@@ -66,6 +68,19 @@ def test_fit_normalises_the_corpus_it_learns_from(corpus: np.ndarray) -> None:
     x[7] = 0
     with pytest.raises(DataError, match="corpus embeddings: row 7 has norm 0"):
         PCA(dim=4).fit(x)
+
+
+def test_validation_queries_of_another_dimension_are_one_data_error(
+    corpus: np.ndarray, make_labels: Callable[..., TrainingData]
+) -> None:
+    """Guards checking the validation queries like the training ones: a wrong dimension was
+    torch's "mat1 and mat2 shapes cannot be multiplied" from inside the fit."""
+    train = make_labels(10).train
+    wrong = LabelledQueries(np.random.default_rng(2).standard_normal((6, 12)).astype(np.float32),
+                            train.relevant[:6])
+    with pytest.raises(DataError, match=r"^validation queries: expected dimension 16, got 12"):
+        make_compressor("search-adaptor:steps=5:eval_every=5", 8).fit(
+            corpus, TrainingData(train, wrong))
 
 
 @pytest.mark.parametrize("spec", ["dive:steps=2", "search-adaptor:steps=2"])

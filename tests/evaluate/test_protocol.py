@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ from dive.data.splits import QuerySplit
 from dive.embed import DEFAULT_MODEL
 from dive.embed.store import Embeddings
 from dive.errors import DataError, DiveError
-from dive.evaluate.fingerprint import backfill_fingerprints
+from dive.evaluate.fingerprint import backfill_fingerprints, data_fingerprint
 from dive.evaluate.protocol import GridSpec, RunTask, run_grid, run_one
 from dive.evaluate.records import FINGERPRINT_FIELD, REQUIRED_FIELDS, ResultsFile, write_records
 from dive.report.merge import read_results
@@ -434,6 +435,58 @@ def test_backfill_lets_a_rerun_skip_records_written_without_a_fingerprint(
     assert [{k: v for k, v in r.items() if k != FINGERPRINT_FIELD} for r in backfilled] == old
     assert fresh_runs(tiny, path) == []
     assert backfill_fingerprints(path, data_dir=str(tiny[0].parent)) == 0  # nothing left to do
+
+
+def _fingerprint_data(n: int = 6) -> tuple[Dataset, Embeddings]:
+    """A dataset of `n` documents and 3 queries, judged in every split, and its vectors."""
+    rng = np.random.default_rng(0)
+    docs, queries = [f"d{i}" for i in range(n)], ["q0", "q1", "q2"]
+    qrels = {split: {q: {f"d{i}": 1} for i, q in enumerate(queries)}
+             for split in ("train", "dev", "test")}
+    dataset = Dataset("fp", Path("fp"), docs, docs, queries, queries, qrels)
+    emb = Embeddings(rng.standard_normal((n, 4)).astype(np.float32), docs,
+                     rng.standard_normal((3, 4)).astype(np.float32), queries)
+    return dataset, emb
+
+
+def test_the_fingerprint_covers_the_query_vectors() -> None:
+    """Guards hashing the queries: new query vectors under the same ids reused old scores."""
+    dataset, emb = _fingerprint_data()
+    moved = replace(emb, queries=emb.queries[::-1].copy())
+    assert data_fingerprint(dataset, moved) != data_fingerprint(dataset, emb)
+
+
+def test_the_fingerprint_covers_the_qrels_grades() -> None:
+    """Guards hashing each judgement's grade, not only which pairs are judged."""
+    dataset, emb = _fingerprint_data()
+    regraded = copy.deepcopy(dataset.qrels)
+    regraded["test"]["q0"]["d0"] = 2
+    assert (data_fingerprint(replace(dataset, qrels=regraded), emb)
+            != data_fingerprint(dataset, emb))
+
+
+@pytest.mark.parametrize("split", ["train", "dev"])
+def test_the_fingerprint_covers_the_training_splits_qrels(split: str) -> None:
+    """Guards hashing every qrels split: the labels a learned method trains and selects on."""
+    dataset, emb = _fingerprint_data()
+    changed = copy.deepcopy(dataset.qrels)
+    changed[split]["q1"] = {"d5": 1}
+    assert (data_fingerprint(replace(dataset, qrels=changed), emb)
+            != data_fingerprint(dataset, emb))
+
+
+def test_the_fingerprint_covers_rows_past_the_first_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Guards hashing every chunk of rows, not only the first."""
+    from dive.evaluate import fingerprint
+
+    monkeypatch.setattr(fingerprint, "_CHUNK_ROWS", 2)
+    dataset, emb = _fingerprint_data()
+    corpus = emb.corpus.copy()
+    corpus[5] = -corpus[5]  # in the third chunk
+    assert (data_fingerprint(dataset, replace(emb, corpus=corpus))
+            != data_fingerprint(dataset, emb))
 
 
 def test_records_carry_the_typed_fit_summary_beside_the_diagnostics(

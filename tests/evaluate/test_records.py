@@ -295,3 +295,26 @@ def test_appends_read_the_file_again_only_when_another_process_changed_it(
     assert len(reads) == 3  # the other's, when it was opened, and this one's after its append
     assert [r["seed"] for r in read_records(path)][-7:] == [50, 51, 52, 53, 54, 0, 55]
     assert read_records(path)[-2]["method"] == "other"
+
+
+def test_a_funnel_rescored_with_full_or_compressed_vectors_is_two_runs(tmp_path: Path) -> None:
+    """Guards `rescore_with` in the key: without it a run rescoring with the compressed
+    vectors was taken for the one rescoring with the full ones, and skipped on resume."""
+    path = tmp_path / "r.jsonl"
+    funnel = {**record(), "precision": "int8", "rescore": 4}
+    full, compressed = ({**funnel, "rescore_with": s} for s in ("full", "compressed"))
+    assert record_key(full) != record_key(compressed)
+    ResultsFile(path).append([full])
+    results = ResultsFile(path)
+    assert record_key(compressed) not in results
+    results.append([compressed])
+    assert [r["rescore_with"] for r in read_records(path)] == ["full", "compressed"]
+
+
+def test_a_metric_above_one_is_refused(tmp_path: Path) -> None:
+    """Guards the metrics' upper bound: an edited ndcg@10 of 1.2 was read, and won a report."""
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({**record(), "ndcg@10": 1.2}) + "\n")
+    with pytest.raises(DataError, match=r"r\.jsonl:1: ndcg@10 is 1\.2, expected a number in "
+                                        r"\[0, 1\]"):
+        read_records(path)

@@ -67,6 +67,27 @@ def test_means_are_over_seeds_and_the_frontier_drops_dominated_rows(
                                                  and not c.rescore)] == [12, 48, 96, 384]
 
 
+def test_a_configuration_scoring_the_same_with_more_bytes_is_off_the_frontier(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Guards the strict comparison: a tie buys nothing for its extra bytes."""
+    cells = configs([byte_row("pca", 96, "int8", 96, 0.58),
+                     byte_row("pca", 96, "float32", 384, 0.58)])
+    assert [c.bytes_per_vector for c in frontier(cells)] == [96]
+
+
+def test_a_budget_at_the_upper_bound_is_checked(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Guards the closed range [low, high]: ours at exactly 768 bytes below the anchor within
+    it is a miss of the target, not left out of it."""
+    rows = best_per_budget(configs([byte_row("pca", 192, "float32", 768, 0.55),
+                                    byte_row("faiss-pq:96", 384, "pq", 96, 0.57)]),
+                           rescoring=False)
+    check = check_budgets(rows, low=12, high=768)
+    assert (check.compared, [r.bytes_per_vector for r in check.misses]) == (1, [768])
+
+
 def test_fewest_bytes_keeping_a_share_and_the_section(byte_records: list[dict[str, Any]]) -> None:
     cells = configs(byte_records)
     ours = [c for c in cells if not c.anchor]

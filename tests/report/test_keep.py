@@ -6,6 +6,7 @@ import pytest
 
 from dive.report.keep import smallest_dims_keeping
 from dive.report.markdown import keep_lines, keep_table
+from dive.report.paired import pair
 from dive.report.summary import dim_ratios
 
 
@@ -98,3 +99,11 @@ def test_a_method_on_more_seeds_than_frozen_names_the_seeds_compared(make_record
     assert (found.dim, found.seeds, found.own_seeds) == (96, (0, 1), (0, 1, 2))
     assert keep_table([found], dim_ratios(records)).splitlines()[2] == (
         "| pca | d=96 (4×): 0.6000 (frozen 0.6500 on seeds 0, 1) |")
+
+
+def test_a_paired_std_is_the_population_std_over_the_shared_seeds() -> None:
+    """Guards ddof=0, as the report's cells give it: seeds 0.5, 0.6, 0.7 spread
+    sqrt(0.02 / 3), not the sample std 0.1."""
+    paired = pair({0: 0.5, 1: 0.6, 2: 0.7, 3: 0.9}, {0: 0.6, 1: 0.6, 2: 0.6})
+    assert paired is not None and paired.seeds == (0, 1, 2)
+    assert paired.std == pytest.approx((0.02 / 3) ** 0.5)

@@ -884,6 +884,38 @@ def test_a_list_column_takes_its_dimension_from_a_valid_first_row(
         read_parquet_vectors(tmp_path / "x.parquet")
 
 
+def test_a_null_element_names_the_row_that_holds_it(tmp_path: Path) -> None:
+    """Guards row = flat index // dim: a null at element 1 of row 2 (flat index 9 of a dim-4
+    column) was blamed on row 1."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from dive.embed.imported import read_parquet_vectors
+
+    rows: list[list[float | None]] = [[0.1, 0.2, 0.3, 0.4] for _ in range(5)]
+    rows[2] = [0.1, None, 0.3, 0.4]
+    vectors = pa.array(rows, pa.list_(pa.float32(), 4))
+    pq.write_table(pa.table({"id": list("abcde"), "vector": vectors}), tmp_path / "x.parquet")
+    with pytest.raises(DataError, match=r"x\.parquet: row 2 \(id 'c'\): the vector has a null "
+                                        r"element$"):
+        read_parquet_vectors(tmp_path / "x.parquet")
+
+
+def test_a_float64_parquet_row_below_float32_is_refused_where_it_is_read_as_float32(
+    tmp_path: Path, stores: Any
+) -> None:
+    """Guards the check after the cast, as for an .npy: an imported row of 1e-50s read as all
+    zeros, a vector with no direction."""
+    from dive.embed.imported import read_parquet_vectors
+
+    x = stores.vectors(5).astype(np.float64)
+    x[3] *= 1e-50
+    stores.write_parquet(tmp_path / "x.parquet", x)
+    with pytest.raises(DataError, match=r"x\.parquet: row 3 \(id 'doc3'\): has only values "
+                                        r"below float32's smallest"):
+        read_parquet_vectors(tmp_path / "x.parquet")
+
+
 def test_reading_a_parquet_store_holds_about_one_row_group(tmp_path: Path) -> None:
     # pyarrow's default pre-buffering held every row group asked for: memory grew with the file
     pa = pytest.importorskip("pyarrow")
