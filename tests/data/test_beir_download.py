@@ -70,19 +70,19 @@ def test_download_from_file_url_unpacks_and_loads(beir_zip: Path, tmp_path: Path
     assert ds.split("train")["q2"] == {"d2": 2, "d4": 0}
 
 
-@pytest.mark.parametrize("kind", ["file", "link"])
+@pytest.mark.parametrize("said", ["a file", "a link to a file", "a link to nothing"])
 def test_a_file_where_the_dataset_folder_goes_is_one_error_before_the_download(
-    beir_zip: Path, tmp_path: Path, kind: str
+    beir_zip: Path, tmp_path: Path, said: str
 ) -> None:
     """It was found by the final rename, after the download: a bare NotADirectoryError (a
     link to nothing was replaced by the dataset)."""
     cache = tmp_path / "cache"
     cache.mkdir()
-    if kind == "file":
+    (tmp_path / "mine").write_text("mine")
+    if said == "a file":
         (cache / "tiny").write_text("mine")
     else:
-        (cache / "tiny").symlink_to(tmp_path / "nowhere")
-    said = "a file" if kind == "file" else "a link to nothing"
+        (cache / "tiny").symlink_to(tmp_path / ("mine" if said == "a link to a file" else "none"))
     with pytest.raises(DataError, match=f"tiny: {said} is where the dataset's folder goes"):
         download_beir("tiny", cache, url=(tmp_path / "no-such.zip").as_uri())  # never fetched
     assert sorted(p.name for p in cache.iterdir()) == ["tiny"]

@@ -170,6 +170,7 @@ def test_a_search_that_leaves_out_each_querys_own_row_still_returns_k_hits() -> 
     index = parse_anchor("faiss-pca-sq8").build(corpus, 16)
     own = index.search(corpus[:3], 1)[0][:, 0]
     rows, scores = index.search(corpus[:3], 5, exclude=own)
+    assert rows.shape == scores.shape == (3, 5)
     assert (rows >= 0).all() and np.isfinite(scores).all()
     assert not (rows == own[:, None]).any()
 

@@ -32,7 +32,8 @@ def naming_os_errors(path: str | os.PathLike[str], work: Path | None = None) -> 
         raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from exc
 
 
-# mkstemp/mkdtemp names made above: ".<target name>.<random>.tmp" (or ".old" when set aside).
+# The names of `temporaries.temporary` (".<target name>.<random>.tmp") and of what
+# `atomic.replace_path` sets aside (".<target name>.<random>.old").
 _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[^.]+\.(?:tmp|old)")
 
 

@@ -191,8 +191,9 @@ def download_beir(name: str, dest_root: Path, *, url: str | None = None) -> Path
         return target
     if target.exists() or target.is_symlink():  # the final rename failed on it, after the
         # download, in a bare NotADirectoryError (a link to nothing was replaced)
-        raise DataError(f"{target}: {'a link to nothing' if target.is_symlink() else 'a file'} "
-                        "is where the dataset's folder goes; move it away")
+        there = ("a link to nothing" if not target.exists() else
+                 "a link to a file" if target.is_symlink() else "a file")
+        raise DataError(f"{target}: {there} is where the dataset's folder goes; move it away")
     url = url or BEIR_URL.format(name=name)
     dest_root.mkdir(parents=True, exist_ok=True)
     try:
