@@ -27,7 +27,7 @@ from typing import IO, Any
 from dive._io.args import check_overwrite
 from dive._io.os_errors import naming_os_errors
 from dive._io.signals import publishing, uninterrupted
-from dive._io.temporaries import named, temporary
+from dive._io.temporaries import named, remove, temporary
 from dive.errors import DiveError
 
 
@@ -221,11 +221,7 @@ def publish(tmp: Path, target: Path, *, overwrite: bool, keep_tmp: bool = False,
     except BaseException:
         if keep_tmp:
             raise
-        if tmp.is_dir() and not tmp.is_symlink():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        remove(tmp)
         raise
 
 

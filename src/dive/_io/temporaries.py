@@ -40,12 +40,17 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
         finally:
             os.close(held)
     except BaseException:
-        if tmp.is_dir() and not tmp.is_symlink():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        remove(tmp)
         raise
+
+
+def remove(tmp: Path) -> None:
+    """Remove the temporary file or folder `tmp`, if it is still there (a link: the link)."""
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def named(target: Path) -> Path:
