@@ -731,3 +731,58 @@ def test_a_model_or_quantizer_of_the_wrong_kind_is_one_line_naming_the_parameter
     pytest.importorskip("faiss")
     with pytest.raises(DiveError, match=r"^quantizer is a str; expected the Quantizer of the "):
         build_index(np.eye(4, dtype=np.float32), quantizer="x")  # type: ignore[arg-type]
+
+
+def test_fit_on_arrays_builds_the_compressor_with_the_seed_given() -> None:
+    """`dive.fit(corpus, seed=3)` fits with seed 3, not the default."""
+    corpus = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    assert dive.fit(corpus, method="pca", dim=4, seed=3).seed == 3
+
+
+def test_fit_on_a_dataset_splits_its_labels_with_the_seed_given(
+    tiny: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dive.fit(dataset, seed=3)` hands seed 3 to `fit_on_dataset`, which draws the split."""
+    import dive.fit_record
+
+    seeds: list[int] = []
+    real = dive.fit_record.fit_on_dataset
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seeds.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dive.fit_record, "fit_on_dataset", spy)
+    dive.fit(tiny[0], method="pca", dim=8, embeddings=tiny[1], seed=3)
+    assert seeds == [3]
+
+
+def test_the_held_out_labels_of_arrays_follow_the_seed() -> None:
+    """The train/validation split of array labels is drawn with `seed`: the same seed gives
+    the same split, another seed another one."""
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((60, 8)).astype(np.float32)
+    queries = rng.standard_normal((40, 8)).astype(np.float32)
+    relevant = [[i] for i in range(40)]
+
+    def validating(seed: int) -> tuple[dict[int, int], ...]:
+        data = dive.api._array_labels(corpus, queries, relevant, seed)
+        assert data.validation is not None
+        return data.validation.relevant
+
+    assert validating(1) == validating(1)
+    assert validating(1) != validating(2)
+
+
+def test_fit_without_dim_or_ratio_keeps_a_quarter_of_the_dimensions() -> None:
+    """With neither dim nor ratio the output is D // 4."""
+    corpus = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    assert dive.fit(corpus, method="pca").fitted_runtime().output_dim == 4
+
+
+def test_a_ratio_of_d_keeps_one_dimension() -> None:
+    """`ratio=D` is allowed, as the error for a larger one says ("at most ratio=D")."""
+    corpus = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    assert dive.fit(corpus, method="pca", ratio=16).fitted_runtime().output_dim == 1
+    with pytest.raises(DiveError, match=r"at most ratio=16\)"):
+        dive.fit(corpus, method="pca", ratio=17)

@@ -996,3 +996,70 @@ def test_a_dataset_named_in_a_c_locale_is_recorded_as_utf8_names_it(
         assert main([*grid, "--datasets", str(tmp_path / f"caf{byte}")]) == 0
     records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [r["dataset"] for r in records] == ["ünï", "caf\udce9", "caf\udce8"]
+
+
+def test_fit_builds_the_compressor_with_the_seed_given(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dive fit --seed 3` builds (so fits) the compressor with seed 3."""
+    import dive.compressors.registry as registry
+
+    seeds: list[int] = []
+    real = registry.make_compressor
+
+    def spy(spec: str, dim: int | None, seed: int = 0) -> Any:
+        seeds.append(seed)
+        return real(spec, dim, seed)
+
+    monkeypatch.setattr(registry, "make_compressor", spy)
+    assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
+                 "pca", "--dim", "8", "--seed", "3", "--output", str(tmp_path / "m")]) == 0
+    assert seeds == [3]
+
+
+def test_fit_refuses_an_existing_output_before_it_fits(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without --overwrite an existing output is refused before the fit runs, not after it."""
+    fits: list[object] = []
+    assert main(["fit", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--method",
+                 "pca", "--dim", "8", "--output", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert fit_pca_with(lambda *args, **kwargs: fits.append(args), tiny, tmp_path,
+                        monkeypatch) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert fits == []
+
+
+def test_a_name_that_is_not_utf8_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A library refusing a path or name that is not valid UTF-8 is a one-line error, exit 2."""
+    import dive.cli
+
+    def refused(args: argparse.Namespace) -> int:
+        raise UnicodeEncodeError("utf-8", "caf\udce9", 3, 4, "surrogates not allowed")
+
+    monkeypatch.setitem(dive.cli.HANDLERS, "demo", refused)
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dive: error: ") and "is not valid UTF-8" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("argv", "dest", "default", "shown"), [
+    (["report", "--results", "r", "--output", "o"], "keep", 0.99, "0.99"),
+    (["evaluate", "--datasets", "d"], "ratios", [2, 4, 8, 16], "[2, 4, 8, 16]"),
+    (["search", "i.faiss", "m", "--query", "q"], "k", 10, "10"),
+])
+def test_documented_defaults_of_report_evaluate_and_search(
+    argv: list[str], dest: str, default: object, shown: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`report --keep` 0.99, `evaluate --ratios` 2 4 8 16 and `search -k` 10, as parsed and
+    as --help states them."""
+    assert getattr(build_parser().parse_args(argv), dest) == default
+    with pytest.raises(SystemExit):
+        main([argv[0], "--help"])
+    help_text = "".join(capsys.readouterr().out.split())
+    assert "".join(f"(default: {shown})".split()) in help_text

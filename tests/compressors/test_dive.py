@@ -1130,3 +1130,16 @@ def test_ctrl_c_during_parallel_runs_stops_every_worker_at_its_next_check(
     with pytest.raises(KeyboardInterrupt):
         Dive(4, seed=0, workers=2, **options).fit(problem["corpus"], data)
     assert 40 <= calls[0] <= 40 + 2 * FAST["eval_every"]
+
+
+def test_an_arm_with_a_zero_learning_rate_is_refused() -> None:
+    """`grid=1x0`: an arm that would train with lr 0 (learn nothing) is refused."""
+    with pytest.raises(DiveError, match="grid entry '1x0'"):
+        make_compressor("dive:grid=1x0", 8)
+
+
+def test_init_noise_of_one_is_allowed_and_above_it_refused() -> None:
+    """The bound on `init_noise` is <= 1: 1 (all noise) is allowed, 1.0001 refused."""
+    assert make_compressor("dive:init_noise=1", 8).config()["init_noise"] == 1
+    with pytest.raises(DiveError, match="init_noise must be <= 1"):
+        make_compressor("dive:init_noise=1.0001", 8)

@@ -204,3 +204,10 @@ def test_a_one_row_corpus_is_refused_naming_the_method(method: str) -> None:
         dive.fit(corpus, method=f"{method}:steps=5", dim=2,
                  **({"queries": queries, "relevant": [[0]]} if method == "matryoshka-adaptor"
                     else {}))
+
+
+def test_neighbours_as_many_as_the_pool_are_refused() -> None:
+    """`neighbours` are drawn from the pool, so `neighbours == max_pool` is refused."""
+    with pytest.raises(DiveError, match=r"neighbours must be < max_pool \(8\), got 8"):
+        make_compressor("matryoshka-adaptor:max_pool=8:neighbours=8", 4)
+    make_compressor("matryoshka-adaptor:max_pool=8:neighbours=7", 4)

@@ -244,3 +244,12 @@ def test_a_stage_s_frozen_part_computed_in_chunks_is_the_one_pass_bit_for_bit(
         return make_compressor(spec, 4).fit(corpus, labels).transform(corpus)
 
     assert np.array_equal(fit(7), fit(10**9))
+
+
+def test_memory_neighbours_as_many_as_the_memory_are_refused() -> None:
+    """`memory_neighbours` are drawn from the memory, so `== memory_size` is refused."""
+    from dive.errors import DiveError
+
+    with pytest.raises(DiveError, match=r"memory_neighbours must be < memory_size \(8\), got 8"):
+        make_compressor("smec:memory_size=8:memory_neighbours=8", 4)
+    make_compressor("smec:memory_size=8:memory_neighbours=7", 4)

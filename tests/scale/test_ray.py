@@ -620,3 +620,22 @@ def test_a_workers_file_error_is_named_as_the_output_only_when_it_wrote_there(
     found = _os_error_in(wrapped, tmp_path / ".y.ray-partial")
     assert found is not None and (found.errno, found.filename) == (errno.EIO,
                                                                    named.format(**where))
+
+
+def test_a_ray_run_that_wrote_fewer_rows_than_it_read_is_not_published(
+    tmp_path: Path, runtime, stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose files hold fewer rows than its input is refused, nothing published (no Ray
+    started: the write is replaced by one that loses a row)."""
+    import dive.integrations.ray as dive_ray
+
+    def short_write(ray: Any, src: Path, tmp: Path, *args: Any, **kwargs: Any) -> None:
+        stores.write_parquet(tmp / "part.parquet", stores.vectors(49))
+
+    monkeypatch.setattr(dive_ray, "_write_compressed", short_write)
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(50))
+    with pytest.raises(DiveError, match=r"Ray wrote 49 of the 50 rows read; nothing was "):
+        dive_ray.compress_parquet(runtime, tmp_path / "x.parquet", tmp_path / "y",
+                                  progress=False)
+    assert not (tmp_path / "y").exists()
