@@ -300,7 +300,6 @@ def compress_parquet(
     """
     check_flag(progress, "progress")
     ray = import_ray()
-    pq = import_pyarrow().parquet
     # absolute: Ray expands a leading '~' where dive takes it as a folder name, so its files
     # went to $HOME and an empty folder was published (`--output=~/out`)
     src, dst = named(Path(input)), named(Path(output))
@@ -341,23 +340,36 @@ def compress_parquet(
         clear_work_folder(tmp, lambda name: (tmp / _WORK_MARK).is_file() or name in (
             OUTPUT_MARKER, MANIFEST) or _RAY_PART.fullmatch(name) is not None)
         (tmp / _WORK_MARK).touch()
-        with _console_with_ray_data_warnings_only():
-            _write_compressed(ray, src, tmp, runtime, column=column,
-                              output_column=out_column, id_column=id_column,
-                              batch_size=batch_size, dtype=dtype, num_workers=num_workers,
-                              progress=progress)
-        rows = sum(pq.ParquetFile(os.path.abspath(p)).metadata.num_rows  # not a URI
-                   for p in sorted(tmp.rglob("*.parquet")))
-        if rows != n_rows:  # never publish what Ray did not write in full
-            raise DiveError(f"{dst}: Ray wrote {rows} of the {n_rows} rows read; nothing was "
-                            "published")
-        (tmp / _WORK_MARK).unlink()
-        write_output_marker(tmp, runtime)
-        if overwrite:  # what is there now, which may have appeared since the check above
-            check_compress_output(dst, overwrite=True, single=False)
-        # keeps what another run published meanwhile
-        publish(tmp, dst, overwrite=overwrite, output=True)
+        try:
+            rows = _write_and_publish(ray, src, tmp, dst, runtime, n_rows, overwrite=overwrite,
+                                      column=column, output_column=out_column,
+                                      id_column=id_column, batch_size=batch_size, dtype=dtype,
+                                      num_workers=num_workers, progress=progress)
+        except BaseException:  # a failure, Ctrl-C or SIGTERM: this engine starts over, so
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing is kept to resume from
+            raise
     logger.info("%s: %d vectors compressed on Ray", dst, rows)
+    return rows
+
+
+def _write_and_publish(ray: Any, src: Path, tmp: Path, dst: Path, runtime: Runtime,
+                       n_rows: int, *, overwrite: bool, **write: Any) -> int:
+    """Have Ray write the compressed rows into the work folder `tmp`, check that they are all
+    there, and publish them at `dst`; return the row count."""
+    with _console_with_ray_data_warnings_only():
+        _write_compressed(ray, src, tmp, runtime, **write)
+    pq = import_pyarrow().parquet
+    rows = sum(pq.ParquetFile(os.path.abspath(p)).metadata.num_rows  # not a URI
+               for p in sorted(tmp.rglob("*.parquet")))
+    if rows != n_rows:  # never publish what Ray did not write in full
+        raise DiveError(f"{dst}: Ray wrote {rows} of the {n_rows} rows read; nothing was "
+                        "published")
+    (tmp / _WORK_MARK).unlink()
+    write_output_marker(tmp, runtime)
+    if overwrite:  # what is there now, which may have appeared since the check above
+        check_compress_output(dst, overwrite=True, single=False)
+    # keeps what another run published meanwhile
+    publish(tmp, dst, overwrite=overwrite, output=True)
     return rows
 
 
@@ -463,7 +475,7 @@ def _write_compressed(
     progress: bool,
 ) -> None:
     """Read the Parquet store `src`, compress it on Ray and write Parquet files into `tmp`;
-    on failure `tmp` is removed and a worker's bad row raised as one `DataError`."""
+    a worker's bad row is raised as one `DataError` (the caller removes `tmp`)."""
     columns = [column] if id_column is None else [id_column, column]
     context = ray.data.DataContext.get_current()
     # Ask Ray Data to re-raise a worker's own exception (a DataError naming the row) rather
@@ -490,7 +502,6 @@ def _write_compressed(
         keep = [output_column] if id_column is None else [id_column, output_column]
         out.select_columns(keep).write_parquet(str(tmp))
     except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         # Ray re-raises a worker's DataError as RayTaskError(DataError), a subclass of both
         # whose text is the worker's traceback: dig the DataError out rather than pass it on.
         if isinstance(exc, DiveError) and not isinstance(exc, ray_error_types()):
@@ -501,9 +512,6 @@ def _write_compressed(
         failed = _os_error_in(exc, tmp)  # named as the output (`describe_os_error`)
         if failed is not None:
             raise failed from None
-        raise
-    except BaseException:  # Ctrl-C, SIGTERM: nothing to resume from, so nothing is kept
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         context.enable_progress_bars = bars
