@@ -665,6 +665,25 @@ def test_without_hard_links_a_dangling_link_at_the_output_is_kept(
     assert os.readlink(tmp_path / "out") == str(tmp_path / "nowhere")
 
 
+def test_a_folder_of_a_long_name_is_replaced_where_names_cannot_be_swapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an atomic swap (renameat2 refused: NFS, FUSE) the old folder is renamed aside
+    under a name cut to fit, as a temporary's is (a 250-byte name's was too long)."""
+    import dive._io.atomic
+
+    monkeypatch.setattr(dive._io.atomic, "_exchange", lambda a, b: False)
+    out = tmp_path / ("m" * 250)
+    out.mkdir()
+    (out / "f").write_text("old")
+    tmp = tmp_path / ".new.tmp"
+    tmp.mkdir()
+    (tmp / "f").write_text("new")
+    dive._io.atomic.publish(tmp, out, overwrite=True)
+    assert (out / "f").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
 @pytest.mark.parametrize("refusal", [errno.ENOLCK, errno.ENOSYS])
 def test_a_file_system_without_locks_is_one_line_naming_the_output(
     refusal: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -27,7 +27,7 @@ from typing import IO, Any
 from dive._io.args import check_overwrite
 from dive._io.os_errors import naming_os_errors
 from dive._io.signals import publishing, uninterrupted
-from dive._io.temporaries import named, remove, temporary
+from dive._io.temporaries import named, remove, temporary, temporary_prefix
 from dive.errors import DiveError
 
 
@@ -141,7 +141,10 @@ def replace_path(src: Path, dst: Path) -> None:
     if _exchange(src, dst):
         aside = src  # now the old one
     else:
-        aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+        # named as a temporary is, cut short: a 250-byte name's ".<name>.<random>.old" was
+        # "file name too long"
+        aside = Path(tempfile.mkdtemp(prefix=temporary_prefix(dst), suffix=".old",
+                                      dir=dst.parent))
         os.rmdir(aside)
         os.replace(dst, aside)
         try:

@@ -29,7 +29,7 @@ def temporary(target: Path, *, folder: bool = False) -> Iterator[Path]:
     interruption (Ctrl-C, SIGTERM) that lands while it is being made cannot leave it behind,
     as one between `tempfile.mkstemp` making a file and returning its name could."""
     target = named(target)
-    tmp = target.parent / f"{_temporary_prefix(target)}{secrets.token_hex(8)}.tmp"
+    tmp = target.parent / f"{temporary_prefix(target)}{secrets.token_hex(8)}.tmp"
     try:
         held = _make_temporary(tmp, folder=folder)
         try:
@@ -80,7 +80,7 @@ _TEMPORARY_TAIL = re.compile(r"[0-9a-f]{16}\.tmp")  # what `temporary` adds to "
 DEAD_AFTER = 60.0  # seconds: a temporary is locked from the moment it is made, give or take
 
 
-def _temporary_prefix(target: Path) -> str:
+def temporary_prefix(target: Path) -> str:
     """`.<name>.`, what `temporary` names a temporary of `target` with before its random tail;
     a name too long to take the 22 bytes it adds (a file system's limit is 255 bytes) is cut
     short in it, where a 240-byte output was refused as "file name too long"."""
@@ -100,7 +100,7 @@ def remove_dead_temporaries(target: Path) -> list[Path]:
     as the output; return them. One is dead when no process holds its lock and it has not
     changed for `DEAD_AFTER` seconds. A live write's, another run's, is never touched."""
     target = named(target)
-    prefix = _temporary_prefix(target)
+    prefix = temporary_prefix(target)
     try:
         found = [p for p in target.parent.iterdir()
                  if p.name.startswith(prefix) and _TEMPORARY_TAIL.fullmatch(p.name[len(prefix):])]
