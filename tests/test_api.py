@@ -733,16 +733,31 @@ def test_a_model_or_quantizer_of_the_wrong_kind_is_one_line_naming_the_parameter
         build_index(np.eye(4, dtype=np.float32), quantizer="x")  # type: ignore[arg-type]
 
 
-def test_fit_on_arrays_builds_the_compressor_with_the_seed_given() -> None:
-    """`dive.fit(corpus, seed=3)` fits with seed 3, not the default."""
+def test_fit_on_arrays_builds_and_splits_with_the_seed_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`dive.fit(corpus, seed=3)` fits with seed 3, and labelled arrays are split with it."""
     corpus = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
     assert dive.fit(corpus, method="pca", dim=4, seed=3).seed == 3
+    seeds: list[int] = []
+    real = dive.api._array_labels
+
+    def spy(*args: Any) -> Any:
+        seeds.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(dive.api, "_array_labels", spy)
+    queries = corpus[:10] + 0.01
+    fitted = dive.fit(corpus, method="search-adaptor:steps=2", dim=4, seed=3, queries=queries,
+                      relevant=[[i] for i in range(10)])
+    assert seeds == [3] and fitted.seed == 3
 
 
 def test_fit_on_a_dataset_splits_its_labels_with_the_seed_given(
     tiny: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`dive.fit(dataset, seed=3)` hands seed 3 to `fit_on_dataset`, which draws the split."""
+    """`dive.fit(dataset, seed=3)` builds the compressor with seed 3 and hands it to
+    `fit_on_dataset`, which draws a supervised method's labels with it."""
     import dive.fit_record
 
     seeds: list[int] = []
@@ -753,7 +768,7 @@ def test_fit_on_a_dataset_splits_its_labels_with_the_seed_given(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(dive.fit_record, "fit_on_dataset", spy)
-    dive.fit(tiny[0], method="pca", dim=8, embeddings=tiny[1], seed=3)
+    assert dive.fit(tiny[0], method="pca", dim=8, embeddings=tiny[1], seed=3).seed == 3
     assert seeds == [3]
 
 
