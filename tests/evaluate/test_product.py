@@ -197,6 +197,23 @@ def test_dive_index_opq_writes_m_bytes_per_vector_and_searches(
     assert len([ln for ln in capsys.readouterr().out.splitlines() if ln[:1].isdigit()]) == 6
 
 
+def test_dive_index_trains_its_opq_codes_with_the_seed_given(
+    make_tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`index --opq 4 --seed S` trains the rotation and codebooks with S: the same seed gives
+    the same index file, another seed another one (the seed was not passed on: every index
+    was seed 0's)."""
+    beir, emb = make_tiny(n_docs=300)
+    assert main(["fit", "--dataset", str(beir), "--embeddings", str(emb), "--method", "pca",
+                 "--dim", "8", "--output", str(tmp_path / "m")]) == 0
+    made = {}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        assert main(["index", str(tmp_path / "m"), "--embeddings", str(emb), "--opq", "4",
+                     "--seed", seed, "--output", str(tmp_path / f"{name}.faiss")]) == 0
+        made[name] = (tmp_path / f"{name}.faiss").read_bytes()
+    assert made["a"] == made["b"] and made["a"] != made["c"]
+
+
 def test_bad_opq_index_requests_are_one_line(make_tiny, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     beir, emb = make_tiny(n_docs=300)

@@ -210,6 +210,20 @@ def test_no_verify_loads_a_model_without_checksums(tiny: tuple[Path, Path], tmp_
                  "--no-verify"]) == 0
 
 
+def test_onnx_export_refuses_a_base_model_it_cannot_bundle(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--model` bundles a base model with a sentence-transformers export only: given with
+    `--format onnx` it is refused (exit 2, nothing written), not silently ignored."""
+    pytest.importorskip("onnx")
+    assert fit(tiny, tmp_path / "m", "pca") == 0
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(tmp_path / "m"), "--format", "onnx", "--output", str(out),
+                 "--model", "some/model"]) == 2
+    assert "--model applies to --format sentence-transformers only" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_fit_with_a_bad_method_is_one_line(tiny: tuple[Path, Path], tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert fit(tiny, tmp_path / "m", "nope") == 2

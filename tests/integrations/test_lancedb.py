@@ -981,6 +981,19 @@ def test_the_cli_compresses_lancedb_tables(tmp_path: Path, model_dir: Path,
         "holds the vectors to compress; name another output column (--output-column)\n")
 
 
+def test_the_cli_refuses_the_ray_engine_for_lancedb_tables(
+        tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--engine ray` reads Parquet: for LanceDB tables it is refused in one line (exit 2),
+    not ignored (the table compressed on the local engine, as if the flag were not given)."""
+    db = tmp_path / "db"
+    make_table(db)
+    assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
+                 uri(db, "out"), "--engine", "ray", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        "dive: error: --engine ray reads Parquet; LanceDB tables use the local engine\n")
+    assert not (db / "out.lance").exists()
+
+
 def test_the_cli_refuses_an_id_column_for_a_column_added_in_place(
         tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # a column added to the input table writes no ids: the flag was ignored without a word

@@ -456,3 +456,18 @@ def test_a_missing_frozen_names_no_flag_of_recommend(
     err = capsys.readouterr().err.strip()
     assert "no frozen float32 run to keep a share of" in err
     assert not err.endswith(("(--methods)", "(--precisions)")), err
+
+
+def test_dive_recommend_passes_no_rescore_and_max_bytes_to_the_pick(
+    byte_records: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--no-rescore` and `--max-bytes` reach `recommend`: dropped, the CLI picked a rescored
+    configuration, or one over the byte limit, with exit 0."""
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in byte_records))
+    base = ["recommend", "--results", str(path), "--dataset", "scifact", "--keep", "0.95"]
+    assert main([*base, "--no-rescore"]) == 0
+    expected = render(recommend(byte_records, "scifact", 0.95, rescoring=False))
+    assert capsys.readouterr().out.splitlines() == expected
+    assert main([*base, "--max-bytes", "10"]) == 2
+    assert "none of those that were run fits in 10 bytes/vector" in capsys.readouterr().err
