@@ -229,12 +229,14 @@ def test_an_hnsw_index_says_what_its_graph_links_cost_per_vector(
             "hnsw)") in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("more", [0, 5])
 def test_an_hnsw_search_that_returns_fewer_hits_than_asked_says_so(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, more: int
 ) -> None:
     """HNSW returns what its graph search reaches: -k 1000 of 1400 documents printed 828
-    hits, exit 0, without a word."""
+    hits, exit 0, without a word. A -k past the index's size (`more`) asks for every
+    document, and the warning says so."""
     pytest.importorskip("faiss")
     from dive.compressors.runtime import runtime_digest
     from dive.export.faiss_index import build_index, save_index
@@ -246,7 +248,7 @@ def test_an_hnsw_search_that_returns_fewer_hits_than_asked_says_so(
                            model_sha256=runtime_digest(model.fitted_runtime())),
                tmp_path / "idx.faiss")
     caplog.clear()
-    hits = search(tmp_path, capsys, emb.queries[:8], "-k", str(n))
+    hits = search(tmp_path, capsys, emb.queries[:8], "-k", str(n + more))
     short = sum(len(got) < n for got in hits)
     assert short > 0  # a graph of 2 links a node does not reach every node from every query
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
