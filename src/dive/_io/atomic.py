@@ -17,7 +17,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Collection, Iterator
@@ -153,10 +152,7 @@ def replace_path(src: Path, dst: Path) -> None:
             with contextlib.suppress(OSError):
                 os.replace(aside, dst)
             raise
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        aside.unlink()
+    remove(aside)
 
 
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
