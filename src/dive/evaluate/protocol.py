@@ -532,9 +532,13 @@ def run_grid(
                 learned.append(method)
     wanted = []
     writable = False  # checked before the first run (a file that holds every run is only read)
-    # every dataset found before any run (a missing one stopped the grid after the others
-    # had run); loaded in its turn, so memory holds one dataset's embeddings at a time
-    for name, folder in _distinct_datasets(spec):
+    # every dataset found and checked before any run (a missing or bad one stopped the grid
+    # after the others had run); each dropped once checked and loaded again in its turn, so
+    # memory holds one dataset's embeddings at a time
+    datasets = _distinct_datasets(spec)
+    for name, folder in datasets[1:]:
+        _prepare(spec, name, folder, learned)
+    for name, folder in datasets:
         dataset, emb, fingerprint, whole, tasks = _prepare(spec, name, folder, learned)
         _check_reference_kept(spec, name, tasks, results)
         # runs whose last record, the one a report reads, is of other data: run again, so
