@@ -855,6 +855,31 @@ def test_load_model_of_a_dive_sentence_transformers_export_says_it_compresses(
     assert recorded_loads.calls == []
 
 
+@pytest.mark.parametrize("shape", ["model folder", "module-only export"])
+def test_load_model_of_a_saved_compressor_says_it_is_not_an_embedding_model(
+    recorded_loads: Loads, tmp_path: Path, shape: str
+) -> None:
+    """`dive embed --model FOLDER` given the folder `dive fit` wrote (or its module-only
+    export) failed with transformers' "Unrecognized model ... `model_type` key", naming no
+    mix-up."""
+    from dive.compressors import PCA
+    from dive.export.folder import save
+    from dive.export.sentence_transformers import export_sentence_transformers
+
+    corpus = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    model = tmp_path / "model"
+    save(PCA(dim=4).fit(corpus), model)
+    folder = model
+    if shape == "module-only export":
+        folder = export_sentence_transformers(model, tmp_path / "st")
+    with pytest.raises(DiveError, match=(
+            rf"^could not load model '{re.escape(str(folder))}': a saved dive compressor \(or "
+            r"its module-only export\), not an embedding model; give the model that encodes "
+            r"the texts$")):
+        encode.load_model(str(folder))
+    assert recorded_loads.calls == []
+
+
 def test_load_model_of_a_mistyped_name_is_one_line_naming_the_ids_tried(
     recorded_loads: Loads, hub: Hub
 ) -> None:

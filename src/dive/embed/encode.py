@@ -83,6 +83,7 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
         raise DiveError(f"could not load model {IMPORTED_MODEL!r}: the label of vectors imported "
                         "without a model's name, not a model; give the model to encode with")
     if local.exists():
+        from dive.export.folder import is_model_folder
         from dive.export.sentence_transformers import is_dive_st_model
 
         if is_dive_st_model(local):  # sentence-transformers' refusal of its module named
@@ -90,6 +91,10 @@ def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> Senten
             raise DiveError(f"could not load model {name_or_path!r}: a dive sentence-"
                             "transformers export, whose outputs are already compressed; give "
                             "the model it was exported from")
+        if is_model_folder(local):  # transformers' "Unrecognized model ... model_type"
+            raise DiveError(f"could not load model {name_or_path!r}: a saved dive compressor "
+                            "(or its module-only export), not an embedding model; give the "
+                            "model that encodes the texts")
         return _load(SentenceTransformer, name_or_path, str(local), device)
     repo_ids = _hub_ids(name_or_path)
     if not repo_ids:
