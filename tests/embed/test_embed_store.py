@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,22 @@ def test_constructor_rejects_inconsistent_structure(
 def test_load_names_a_missing_file(folder: Path, name: str) -> None:
     (folder / name).unlink()
     with pytest.raises(DataError, match=rf"{name}: missing"):
+        load_embeddings(folder)
+
+
+@pytest.mark.parametrize(("make", "problem"), [
+    (lambda path: path.mkdir(), "a folder, not a file"),
+    (lambda path: path.symlink_to(path.with_name("gone.npy")),
+     r"a broken symbolic link \(to .*gone\.npy\)"),
+])
+def test_load_names_a_folder_or_broken_link_where_a_file_goes(
+    folder: Path, make: Callable[[Path], None], problem: str
+) -> None:
+    """Both were called "missing" beside a file the user can see there."""
+    (folder / "corpus.npy").unlink()
+    make(folder / "corpus.npy")
+    with pytest.raises(DataError, match=rf"corpus\.npy: {problem} \(an embeddings folder "
+                                        r"needs corpus\.npy, "):
         load_embeddings(folder)
 
 

@@ -148,10 +148,14 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
         raise DataError(f"{root}: is a file, not an embeddings folder" if root.exists()
                         else f"{root}: embeddings folder does not exist")
     for name in FILES:
-        if not (root / name).is_file():
-            raise DataError(
-                f"{root / name}: missing (an embeddings folder needs {', '.join(FILES)})"
-            )
+        path = root / name
+        if not path.is_file():
+            refuse_special_file(path)
+            problem = ("a folder, not a file" if path.is_dir() else
+                       f"a broken symbolic link (to {os.readlink(path)})" if path.is_symlink()
+                       else "missing")
+            raise DataError(f"{path}: {problem} (an embeddings folder needs "
+                            f"{', '.join(FILES)})")
 
     # all of one save, even while a save with overwrite replaces the folder
     meta, corpus, queries, corpus_ids, query_ids = read_one_save(
