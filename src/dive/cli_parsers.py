@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 OVERWRITE_HELP = ("replace an existing output of the kind this command writes (README, "
                   "'--overwrite': what each verb checks); anything else is never replaced")
-DATA_DIR_HELP = "folder of BEIR datasets by name (default: $DIVE_DATA, cache, download)"
+DATA_DIR_HELP = ("folder of BEIR datasets by name, looked in first (then $DIVE_DATA, the "
+                 "cache, a download)")
 EMBEDDING_MODEL_HELP = ("sentence-transformers model name or path (embeddings folder name; "
                         "default: the model --embeddings' meta.json names, else "
                         "all-MiniLM-L6-v2)")

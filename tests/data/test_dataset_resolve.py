@@ -83,13 +83,19 @@ def test_an_empty_dataset_name_is_refused(
         load_dataset(name)
 
 
-def test_data_dir_beats_dive_data_beats_cache(roots: dict[str, Path], make_beir: MakeBeir) -> None:
+def test_data_dir_beats_dive_data_beats_cache(roots: dict[str, Path], make_beir: MakeBeir,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     in_cache = _put(make_beir, roots["cache"])
     assert in_cache == default_cache_dir() / "toy"
     assert resolve_dataset("toy") == in_cache
     in_env = _put(make_beir, roots["env"])
     assert resolve_dataset("toy") == in_env
+    caplog.clear()
     assert resolve_dataset("toy", data_dir=roots["arg"]) == in_env  # data_dir lacks it: next
+    # said, not at INFO: an edited copy named wrongly there was measured as the stock one
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"dataset toy: not in data_dir {roots['arg']}; using {in_env} (from "
+                    "$DIVE_DATA)")]
     in_arg = _put(make_beir, roots["arg"])
     assert resolve_dataset("toy", data_dir=roots["arg"]) == in_arg
     assert resolve_dataset("toy", data_dir=str(roots["arg"])) == in_arg

@@ -116,6 +116,9 @@ def resolve_dataset(
             if given.is_dir() and given.resolve() != candidate.resolve():
                 logger.warning("dataset %s: using %s (from %s), not the folder %s here; pass "
                                "./%s to use that one", raw, candidate, source, raw, raw)
+            elif data_dir is not None and source != "data_dir":  # given, and passed over
+                logger.warning("dataset %s: not in data_dir %s; using %s (from %s)", raw,
+                               data_dir, candidate, source)
             else:
                 logger.info("dataset %s: using %s (from %s)", raw, candidate, source)
             return candidate
