@@ -581,7 +581,8 @@ def test_search_prints_one_line_per_query_and_per_hit_whatever_their_text(
     assert main(["search", str(tmp_path / "idx.faiss"), str(tmp_path / "m"),
                  "--query", "first line\nsecond line", "-k", "6"]) == 0
     out, err = capsys.readouterr()
-    assert "1 of 1 queries have more than 3 words, so the 3 tokens the model reads" in err
+    assert ("1 of 1 queries have more than 3 words, so the 3 tokens the model reads (first: "
+            "query 0)") in err  # it said "querie 0"
     assert bars == [False] and hf_logging.is_progress_bar_enabled()  # and put back
     out = out.splitlines()
     assert out[0] == "# first line second line"

@@ -254,7 +254,8 @@ def warn_truncated(model: Any, texts: Sequence[str], what: str,
         unit = "words"
         long = [i for i, text in enumerate(texts) if len(text.split()) > limit]
     if long:
-        first = f"id {ids[long[0]]!r}" if ids is not None else f"{what.rstrip('s')} {long[0]}"
+        one = what[:-3] + "y" if what.endswith("ies") else what.removesuffix("s")  # "querie"
+        first = f"id {ids[long[0]]!r}" if ids is not None else f"{one} {long[0]}"
         longer = "are longer than" if unit == "tokens" else f"have more than {limit} words, so"
         logger.warning("%d of %d %s %s the %d tokens the model reads (first: %s); the rest of "
                        "each is not embedded", len(long), len(texts), what, longer, limit, first)
