@@ -2,9 +2,10 @@
 
 A learned baseline keeps the (setting, checkpoint) with the best validation nDCG@10; that kept
 score is biased upward by the choice, more so when its curve is rough and checked often. This
-prints, per (method, dataset, budget, d), the mean over seeds of the kept validation score, the
-test score, their gap, and how far the kept setting's validation curve moves between
-consecutive checks (its roughness), read from the records' diagnostics; nothing is refitted.
+prints, per (method, dataset, embedding model, budget, d), the mean over seeds of the kept
+validation score, the test score, their gap, and how far the kept setting's validation curve
+moves between consecutive checks (its roughness), read from the records' diagnostics; nothing
+is refitted.
 
     python benchmarks/selection_gap.py --datasets scifact --budgets all
 """
@@ -19,6 +20,8 @@ from typing import Any
 
 import numpy as np
 from script_io import check_present, last_records, read_existing, script_main
+
+from dive.evaluate.records import record_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.jsonl"
 DATASETS = ["scifact", "nfcorpus"]
@@ -47,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
-    cells: dict[tuple[str, str, str, int], list[tuple[float, float, float]]] = defaultdict(list)
+    cells: dict[tuple[str, str, str, str, int], list[tuple[float, float, float]]] = \
+        defaultdict(list)
     # a run recorded again (a rerun appended) is its last record, as in the reports
     records = last_records(read_existing(args.results))
     # a value no record holds (a typo) printed an empty table; the default datasets are not
@@ -63,14 +67,16 @@ def main() -> None:
             continue
         score, curve = kept
         rough = float(np.abs(np.diff(curve)).mean()) if len(curve) > 1 else 0.0
-        cells[(r["method"], r["dataset"], str(r["budget"]), r["dim"])].append(
+        # per model: NFCorpus's 384-d and 768-d runs were averaged as seeds of one cell
+        cells[(r["method"], r["dataset"], record_model(r), str(r["budget"]), r["dim"])].append(
             (score, r["ndcg@10"], rough)
         )
-    print("| method | dataset | budget | d | seeds | kept validation | test | gap | roughness |")
-    print("|:---|:---|:---|---:|---:|---:|---:|---:|---:|")
-    for (method, dataset, budget, dim), rows in sorted(cells.items()):
+    print("| method | dataset | model | budget | d | seeds | kept validation | test | gap | "
+          "roughness |")
+    print("|:---|:---|:---|:---|---:|---:|---:|---:|---:|---:|")
+    for (method, dataset, model, budget, dim), rows in sorted(cells.items()):
         val, test, rough = np.mean(rows, axis=0)
-        print(f"| {method} | {dataset} | {budget} | {dim} | {len(rows)} | {val:.4f} | "
+        print(f"| {method} | {dataset} | {model} | {budget} | {dim} | {len(rows)} | {val:.4f} | "
               f"{test:.4f} | {val - test:+.4f} | {rough:.4f} |")
 
 

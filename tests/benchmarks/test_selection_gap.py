@@ -57,7 +57,7 @@ def test_the_table_prints_gap_and_roughness_per_cell(
     monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
     gap.main()
     row = capsys.readouterr().out.splitlines()[-1]
-    assert row == "| smec | scifact | all | 192 | 2 | 0.7000 | 0.6500 | +0.0500 | 0.0750 |"
+    assert row == "| smec | scifact | m | all | 192 | 2 | 0.7000 | 0.6500 | +0.0500 | 0.0750 |"
 
 
 def test_a_run_recorded_again_counts_once_with_its_last_record(
@@ -71,7 +71,23 @@ def test_a_run_recorded_again_counts_once_with_its_last_record(
     monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
     gap.main()
     row = capsys.readouterr().out.splitlines()[-1]
-    assert row == "| smec | scifact | all | 192 | 2 | 0.7000 | 0.6000 | +0.1000 | 0.0750 |"
+    assert row == "| smec | scifact | m | all | 192 | 2 | 0.7000 | 0.6000 | +0.1000 | 0.0750 |"
+
+
+def test_runs_of_two_embedding_models_are_cells_apart(
+    gap: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """NFCorpus's 384-d and 768-d runs at one d were averaged as 6 seeds of one cell."""
+    results = tmp_path / "r.jsonl"
+    records = [{**RECORD, "seed": s} for s in (0, 1)]
+    records += [{**RECORD, "seed": s, "model": "other", "ndcg@10": 0.45} for s in (0, 1)]
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
+    gap.main()
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "| smec | scifact | m | all | 192 | 2 | 0.7000 | 0.6500 | +0.0500 | 0.0750 |",
+        "| smec | scifact | other | all | 192 | 2 | 0.7000 | 0.4500 | +0.2500 | 0.0750 |"]
 
 
 @pytest.mark.parametrize(("flag", "value", "field"), [("--datasets", "scifcat", "dataset"),
