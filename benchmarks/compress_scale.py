@@ -43,8 +43,10 @@ from pathlib import Path
 import numpy as np
 from script_io import script_main
 
-from dive.cli_parsers import _int_at_least
+from dive.cli_parsers import _int_at_least, _precision
+from dive.compressors.precision import CODE_DTYPES
 from dive.compressors.registry import make_compressor
+from dive.compressors.runtime import Runtime
 from dive.errors import DiveError
 from dive.export import save
 from dive.scale.formats import create_npy
@@ -130,6 +132,30 @@ def sizes_gb(text: str) -> list[float]:
     return sizes
 
 
+def store_rows(size_gb: float, dim: int) -> int:
+    """Vectors of a store of `size_gb` GB of `dim`-d float32 rows."""
+    return int(size_gb * 1e9) // (4 * dim)
+
+
+def check_sizes(sizes: list[float], dim: int) -> None:
+    """`DiveError` for a size below one vector: its empty store reached the child, whose
+    failure was dumped with every line of `/usr/bin/time -v`."""
+    for size in sizes:
+        if store_rows(size, dim) < 1:
+            raise DiveError(f"--sizes-gb {size:g}: below one {dim}-d float32 vector "
+                            f"({4 * dim} bytes)")
+
+
+def check_codes(out: Path, n: int, runtime: Runtime) -> None:
+    """`DiveError` unless the .npy at `out` holds `n` rows of the codes `runtime` outputs:
+    binary ones are uint8 of ceil(d/8) bytes, not d columns (docs/quantization.md)."""
+    codes = np.load(out, mmap_mode="r")
+    shape, dtype = (n, runtime.code_width), np.dtype(CODE_DTYPES[runtime.precision])
+    if codes.shape != shape or codes.dtype != dtype:
+        raise DiveError(f"{out}: {codes.dtype} of shape {codes.shape}, expected {dtype} of "
+                        f"shape {shape} ({runtime.precision} codes)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes-gb", type=sizes_gb, default="0.25,0.5,1,2,4",
@@ -141,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", default=None, help="folder for the temporary stores")
     parser.add_argument("--index", action="store_true", help="run `dive index` on an "
                         "embeddings folder around each store instead of `dive compress`")
-    parser.add_argument("--precision", default="float32", help="the model's output precision")
+    parser.add_argument("--precision", type=_precision, default="float32",
+                        help="the model's output precision")
     parser.add_argument("--method", default="pca", help="a method needing no labels, fitted on "
                         "a 20k sample (matryoshka-adaptor-unsup: a model with an adapter)")
     parser.add_argument("--parquet", action="store_true", help="a Parquet store (ids and "
@@ -152,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
 
+    check_sizes(args.sizes_gb, args.dim)
     if args.workdir is not None and not Path(args.workdir).is_dir():
         raise DiveError(f"{args.workdir}: no such folder (--workdir)")
     work = Path(tempfile.mkdtemp(prefix="dive-scale-", dir=args.workdir))
@@ -175,7 +203,7 @@ def main() -> None:
         print(f"{'store GB':>9} {'vectors':>11} {'seconds':>8} {'vectors/s':>11} "
               f"{'peak RSS MB':>12}{extra}")
         for size in args.sizes_gb:
-            n = int(size * 1e9) // (4 * args.dim)
+            n = store_rows(size, args.dim)
             folder = work / "embeddings"
             store = folder / "corpus.npy" if args.index else work / f"store.{kind}"
             out = work / ("out.faiss" if args.index else f"out.{kind}")
@@ -200,7 +228,7 @@ def main() -> None:
 
                 assert pq.ParquetFile(out).metadata.num_rows == n
             else:
-                assert np.load(out, mmap_mode="r").shape == (n, args.out_dim)
+                check_codes(out, n, fitted.runtime_)
             gb = store.stat().st_size / 1e9
             print(f"{gb:9.2f} {n:11,d} {seconds:8.1f} {n / seconds:11,.0f} "
                   f"{rss_kib / 1024:12.0f}{extra}")
