@@ -16,23 +16,36 @@ honest:
 
 Prints one line per (dataset, d, budget, spec): the mean over seeds, its difference to the
 better PCA (the same split), fit seconds and the per-seed scores; then one summary line per
-spec (cells within 0.002 of the better PCA, mean gain, worst cell).
+spec (cells within 0.002 of the better PCA, mean gain, worst cell). Every argument, and every
+dataset, is checked before the first fit; a bad one is one line, exit status 2. `--records`
+appends under the file's lock, by one rename (`script_io.append_records`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from script_io import use_shared_data
+from script_io import (
+    append_records,
+    check_distinct,
+    check_methods,
+    check_ratios,
+    label_budget,
+    script_main,
+    use_shared_data,
+)
 
-from dive.data import load_dataset
+from dive.cli_parsers import _int_at_least
+from dive.data import load_dataset, resolve_dataset
 from dive.data.splits import make_split, parse_budget
 from dive.embed import get_embeddings
 from dive.evaluate.protocol import RunTask, run_one
+from dive.evaluate.records import read_records
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,31 +53,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval", choices=["dev", "test"], default="dev")
     parser.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--ratios", nargs="+", type=int, default=[2, 4, 8])
-    parser.add_argument("--budgets", nargs="+", default=["all"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--ratios", nargs="+", type=_int_at_least(1), default=[2, 4, 8])
+    parser.add_argument("--budgets", nargs="+", type=label_budget, default=["all"])
+    parser.add_argument("--seeds", nargs="+", type=_int_at_least(0), default=[0, 1, 2])
     parser.add_argument("--spec", action="append", help="DIVE spec(s); default: dive")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=_int_at_least(1), default=1)  # torch refused 0
     parser.add_argument("--verbose", action="store_true", help="print each fit's selection")
     parser.add_argument("--records", type=Path, help="append every fit's full record (JSONL)")
     return parser
 
 
-def main() -> None:
-    parser = build_parser()
-    args = parser.parse_args()
-    if args.threads < 1:  # torch refused it with a traceback
-        parser.error(f"argument --threads: expected an integer >= 1, got {args.threads}")
+def check_args(args: argparse.Namespace, specs: list[str]) -> None:
+    """`DiveError` for a bad argument, before the first fit: each met it in its turn, as a
+    traceback, after the runs before it."""
+    for flag, values in (("--datasets", args.datasets), ("--ratios", args.ratios),
+                         ("--budgets", args.budgets), ("--seeds", args.seeds), ("--spec", specs)):
+        check_distinct(values, flag)  # a repeated seed was one more value of the mean
+    check_methods(specs, "--spec")
+    if args.records is not None:
+        read_records(args.records)  # a folder or a malformed line there: refused now
+    for name in args.datasets:
+        resolve_dataset(name)  # found (or downloaded) now, not after the others' runs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    use_shared_data()
+    specs = args.spec or ["dive"]
+    check_args(args, specs)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    use_shared_data()
-    specs = args.spec or ["dive"]
     gains: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for name in args.datasets:
         dataset = load_dataset(name)
         emb = get_embeddings(dataset, args.model)
+        check_ratios(args.ratios, emb.dim)  # floored: 7 gave d=54
         for budget_text in args.budgets:
             budget = parse_budget(budget_text)
             splits = {s: make_split(dataset, budget, s, dev=args.eval == "dev") for s in args.seeds}
@@ -88,10 +113,8 @@ def main() -> None:
                 for spec in specs:
                     records = [score(spec, s) for s in args.seeds]
                     if args.records is not None:
-                        with args.records.open("a") as out:
-                            for r in records:
-                                out.write(json.dumps({"spec": spec, "eval": args.eval, **r},
-                                                     default=str) + "\n")
+                        append_records(args.records, [{"spec": spec, "eval": args.eval, **r}
+                                                      for r in records])
                     values = [r["ndcg@10"] for r in records]
                     mean = float(np.mean(values))
                     gains[spec].append((mean - floor, f"{name} d={dim} n={budget_text}"))
@@ -111,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("dev_dive.py", main))

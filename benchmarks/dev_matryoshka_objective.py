@@ -11,8 +11,9 @@ that retrieves better (nDCG@10 of `truncate` vs `pca-uncentered` is in docs/resu
     python benchmarks/dev_matryoshka_objective.py                  # scifact, d = 192..24
     python benchmarks/dev_matryoshka_objective.py --dataset nfcorpus --dims single
 
-Label-free: no query is read. Left out: training (run `dive evaluate --methods
-matryoshka-adaptor-unsup:steps=N` for what longer training does to test nDCG@10).
+Label-free: no query is read. A bad argument is one line, exit status 2. Left out: training
+(run `dive evaluate --methods matryoshka-adaptor-unsup:steps=N` for what longer training does
+to test nDCG@10).
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "2")
 
 import argparse  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from script_io import check_distinct, check_ratios, script_main  # noqa: E402
 
+from dive.cli_parsers import _int_at_least, _int_list  # noqa: E402
 from dive.compressors.matryoshka_adaptor import target_dims  # noqa: E402
 from dive.compressors.pca import principal_axes  # noqa: E402
 from dive.data import load_dataset  # noqa: E402
@@ -54,18 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--dims", default="nested", choices=["nested", "single"],
                         help="M: nested (d and every halving of D) or single ({d, D})")
-    parser.add_argument("--ratios", default="2,4,8,16")
-    parser.add_argument("--anchors", type=int, default=2048, help="corpus anchors scored")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ratios", type=_int_list(1), default="2,4,8,16")
+    parser.add_argument("--anchors", type=_int_at_least(1), default=2048,
+                        help="corpus anchors scored")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0)
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
-
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    check_distinct(args.ratios, "--ratios")
     emb = get_embeddings(load_dataset(args.dataset), args.model)
     corpus = emb.corpus
     n, width = corpus.shape
+    check_ratios(args.ratios, width)  # floored: 7 gave d=54, and 1000 d=0
     rng = np.random.default_rng(args.seed)
     anchors = np.sort(rng.choice(n, min(args.anchors, n), replace=False))
     # neighbours in the original space (cosine is rotation-invariant: the same for both starts)
@@ -77,7 +84,7 @@ def main() -> None:
           f"M = {args.dims}; objective L_pair + L_topk of the untrained start (lower is "
           "what training moves towards)")
     print(f"{'d':>5} {'truncate':>10} {'pca basis':>10}  objective prefers")
-    for ratio in (int(r) for r in args.ratios.split(",")):
+    for ratio in args.ratios:
         d = width // ratio
         dims = target_dims(width, d, args.dims)
         raw = objective(corpus, anchors, neighbours, dims)
@@ -86,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("dev_matryoshka_objective.py", main))

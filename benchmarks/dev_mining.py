@@ -7,16 +7,20 @@ Splits the labelled pool itself 50/50 (`make_split(..., dev=True)`, as `dev_dive
 dev`): one run of one arm (the `dive` grid's hinge arm: lr 1e-3, margin 0.3) trains on one half
 from the uncentred PCA start, without selection, and the other half is scored every
 `--every` steps. The seed's evaluation queries are never read (other seeds' are, without a
-train split: `benchmarks/dev_overlap.py`).
+train split: `benchmarks/dev_overlap.py`). A bad argument is one line, exit status 2, before
+any training.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 
 import numpy as np
-from script_io import use_shared_data
+from script_io import check_distinct, check_ratios, label_budget, script_main, use_shared_data
 
+from dive.cli_parsers import _int_at_least
 from dive.compressors._dive_net import initial_heads
 from dive.compressors._dive_run import FitContext, Run, pooled_labels
 from dive.compressors.dive import DiveConfig
@@ -33,20 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="nfcorpus")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--ratio", type=int, default=8)
-    parser.add_argument("--budget", default="all")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--every", type=int, default=25, help="steps between scored checks")
-    parser.add_argument("--mine-every", nargs="+", type=int, default=[5, 25])
+    parser.add_argument("--ratio", type=_int_at_least(1), default=8)
+    parser.add_argument("--budget", type=label_budget, default="all")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0)
+    parser.add_argument("--steps", type=_int_at_least(1), default=150)
+    parser.add_argument("--every", type=_int_at_least(1), default=25,
+                        help="steps between scored checks")
+    parser.add_argument("--mine-every", nargs="+", type=_int_at_least(1), default=[5, 25])
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    check_distinct(args.mine_every, "--mine-every")
     use_shared_data()
     dataset = load_dataset(args.dataset)
     emb = get_embeddings(dataset, args.model)
+    check_ratios([args.ratio], emb.dim)  # floored: 7 gave d=54
     split = make_split(dataset, parse_budget(args.budget), args.seed, dev=True)
     labels, _ = pooled_labels(training_data(split, emb), emb.corpus.shape[0])
     scored = Labels.judged(
@@ -74,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("dev_mining.py", main))

@@ -32,23 +32,26 @@ Rules (the start each would keep, per seed):
   better one on most collections: should leaving it need more evidence?).
 Prints one line per (collection, ratio, budget): both starts' dev scores, each rule's loss to
 the better start (mean over seeds); then, per rule, the cells within 0.002 of the better start,
-the mean and the worst loss.
+the mean and the worst loss. Every argument, and every dataset, is checked before the first
+cell; a bad one is one line, exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from script_io import use_shared_data
+from script_io import check_distinct, check_ratios, label_budget, script_main, use_shared_data
 
 from dive.arrays import l2_normalize
+from dive.cli_parsers import _int_at_least
 from dive.compressors.base import LabelledQueries
 from dive.compressors.pca import principal_axes
-from dive.data import load_dataset
+from dive.data import load_dataset, resolve_dataset
 from dive.data.splits import make_split, parse_budget
 from dive.embed import get_embeddings
 from dive.evaluate.metrics import ndcg_per_query
@@ -132,22 +135,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=DATASETS)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--ratios", nargs="+", type=int, default=[2, 4, 8])
-    parser.add_argument("--budgets", nargs="+", default=["16", "all"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--ratios", nargs="+", type=_int_at_least(1), default=[2, 4, 8])
+    parser.add_argument("--budgets", nargs="+", type=label_budget, default=["16", "all"])
+    parser.add_argument("--seeds", nargs="+", type=_int_at_least(0), default=[0, 1, 2, 3, 4])
     parser.add_argument("--bars", nargs="*", type=float, default=[],
                         help="also the log-rank rule at these bars (standard errors)")
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     rules = (*RULES, *(f"log-rank@{z:g}" for z in args.bars))
     use_shared_data()
+    for flag, values in (("--datasets", args.datasets), ("--ratios", args.ratios),
+                         ("--budgets", args.budgets), ("--seeds", args.seeds),
+                         ("--bars", args.bars)):
+        check_distinct(values, flag)  # a repeated seed was one more value of the mean
+    for name in args.datasets:
+        resolve_dataset(name)  # found (or downloaded) now, not after the others' cells
     losses: dict[str, list[float]] = defaultdict(list)
     for name in args.datasets:
         dataset = load_dataset(name)
         emb = get_embeddings(dataset, args.model)
+        check_ratios(args.ratios, emb.dim)  # floored: 7 gave d=54
         starts = {ratio: pca_starts(emb.corpus, emb.dim // ratio) for ratio in args.ratios}
         pooled = {
             (budget, seed): pooled_pick(dataset, emb, budget, seed, starts)
@@ -223,4 +233,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("dev_starts.py", main))

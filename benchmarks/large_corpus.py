@@ -8,17 +8,25 @@ negatives at scale (`dive:shortlist=K`).
 
     python benchmarks/large_corpus.py --methods pca-uncentered,dive,dive:shortlist=500 \\
         --distractors 200000 --seeds 0,1,2
+
+Every argument is checked before the distractors are built (the slow part); a bad one is one
+line, exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
 import numpy as np
+from script_io import check_distinct, check_methods, check_ratios, label_budget, script_main
+from speed import _find, with_distractors  # benchmarks/ is on sys.path as a script
 
+from dive.cli_parsers import _int_at_least, _int_list, _method_list
 from dive.compressors.registry import make_compressor
 from dive.data.beir import load_beir
 from dive.data.splits import make_split, parse_budget
@@ -30,34 +38,38 @@ from dive.evaluate.search import top_k
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--methods", default="pca-uncentered,dive,dive:shortlist=500")
-    parser.add_argument("--distractors", type=int, default=200_000)
-    parser.add_argument("--labels", default="64")
-    parser.add_argument("--ratio", type=int, default=4)
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--methods", type=_method_list,
+                        default="pca-uncentered,dive,dive:shortlist=500")
+    parser.add_argument("--distractors", type=_int_at_least(0), default=200_000)
+    parser.add_argument("--labels", type=label_budget, default="64")
+    parser.add_argument("--ratio", type=_int_at_least(1), default=4)
+    parser.add_argument("--seeds", type=_int_list(0), default="0,1,2")
     parser.add_argument("--data", help="SciFact's BEIR folder (default: $DIVE_DATA/scifact, "
                         "else ../shared)")
     parser.add_argument("--embeddings", help="its all-MiniLM-L6-v2 embeddings folder")
     return parser
 
 
-def main() -> None:
-    from speed import _find, with_distractors  # benchmarks/ is on sys.path as a script
-
-    args = build_parser().parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    check_distinct(args.methods, "--methods")
+    check_distinct(args.seeds, "--seeds")  # a repeat was printed as a mean over seeds
+    check_methods(args.methods, "--methods")
     model = "all-MiniLM-L6-v2"
     dataset = load_beir(_find(args.data, "DIVE_DATA", "beir", "scifact"), name="scifact")
     emb = get_embeddings(dataset, model, progress=False,
                          embeddings_dir=_find(args.embeddings, "DIVE_EMBEDDINGS", "embeddings",
                                               model, "scifact"))
+    check_ratios([args.ratio], emb.dim)
+    # every split made (a budget past the labelled pool refused) before the distractors
+    splits = {seed: make_split(dataset, parse_budget(args.labels), seed) for seed in args.seeds}
     corpus = with_distractors(emb.corpus, args.distractors)
     dim = emb.dim // args.ratio
     rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for seed in (int(s) for s in args.seeds.split(",")):
-        split = make_split(dataset, parse_budget(args.labels), seed)
+    for seed, split in splits.items():
         train = training_data(split, emb)
         test = labelled_queries(split.eval_ids, split.eval_qrels, emb, split.identical_ids)
-        for spec in args.methods.split(","):
+        for spec in args.methods:
             compressor = make_compressor(spec, dim, seed)
             started = time.perf_counter()
             compressor.fit(corpus, train)
@@ -79,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script_main("large_corpus.py", main))
