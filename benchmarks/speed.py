@@ -60,9 +60,9 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from quality import at_least_one, check_page, write_page  # noqa: E402
-from script_io import script_main  # noqa: E402
+from script_io import check_methods, check_ratios, label_budget, script_main  # noqa: E402
 
-from dive.cli_parsers import DefaultsHelpFormatter, _int_at_least  # noqa: E402
+from dive.cli_parsers import DefaultsHelpFormatter, _int_at_least, _method_list  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "scifact"
@@ -90,9 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=at_least_one, default=200_000,
                    help="random unit vectors compressed in the throughput test")
     p.add_argument("--repeats", type=at_least_one, default=3, help="best of this many timings")
-    p.add_argument("--methods", default=None,
-                   help="comma-separated registry names (default: every registered method)")
-    p.add_argument("--labels", default="64",
+    p.add_argument("--methods", type=_method_list, default=None,
+                   help="comma-separated method specs (default: every registered method)")
+    p.add_argument("--labels", type=label_budget, default="64",
                    help="labelled train queries for supervised fits (a number or 'all')")
     p.add_argument("--threads", type=at_least_one, default=2, help="torch threads")
     p.add_argument("--model", default=DEFAULT_MODEL, help="embeddings subfolder (model name)")
@@ -431,10 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dive.data.beir import load_beir
     from dive.data.splits import make_split, parse_budget
     from dive.embed import get_embeddings
-    from dive.errors import DiveError
     from dive.evaluate.protocol import training_data
     from dive.report.summary import method_order
 
+    methods = method_order(args.methods or REGISTRY)
+    # each built before the first fit, as run_grid does (a typo was met after every other fit)
+    check_methods(methods, "--methods")
     emb_dir = _find(args.embeddings, "DIVE_EMBEDDINGS", "embeddings", args.model, DATASET)
     data_dir = _find(args.data, "DIVE_DATA", "beir", DATASET)
     load_started = time.perf_counter()
@@ -442,11 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_seconds = time.perf_counter() - load_started
     emb = get_embeddings(dataset, args.model, embeddings_dir=emb_dir, progress=False)
     full = emb.dim
-    uneven = [r for r in args.ratios if full % r]
-    if uneven:  # floored (7 gave d=54), where quality.py and dive evaluate refuse it
-        raise DiveError(f"ratio {uneven[0]} does not divide the embedding dimension {full}")
+    check_ratios(args.ratios, full)  # floored (7 gave d=54), where quality.py refuses it
     dims = [full // r for r in args.ratios]
-    methods = method_order(args.methods.split(",") if args.methods else REGISTRY)
     train = training_data(make_split(dataset, parse_budget(args.labels), 0), emb)
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
