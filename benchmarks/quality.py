@@ -268,6 +268,20 @@ def check_page(page: Path, script: str) -> None:
     check_output(page, overwrite=True, ours=ours, what=f"a page benchmarks/{script} wrote")
 
 
+def check_outputs(docs: Path) -> None:
+    """Refuse (`DiveError`) a file of the user's where the results page or one of its plots
+    goes (`docs/img/`), as frontier.py's `check_outputs` does: called before the grid, where
+    a non-PNG at a plot's name was refused only once the whole grid had run."""
+    from dive._io import check_output
+    from dive.report.build import report_paths
+    from dive.report.plots import is_png
+
+    page, *plots = report_paths(docs, markdown_name=PAGE, csv_name=None, image_dir=docs / "img")
+    check_page(page, "quality.py")
+    for plot in plots:
+        check_output(plot, overwrite=True, ours=is_png, what="a PNG plot")
+
+
 def write_page(page: Path, text: str, script: str) -> None:
     """Write the generated `text` (opening with `generated_by`'s notice, or given one here)
     at `page`, replacing only a page `script` wrote (`check_page`): a file of the user's named
@@ -413,8 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> None:
-        # a file of the user's at the page is refused before the grid, not after it
-        check_page(Path(args.docs) / PAGE, "quality.py")
+        # a file of the user's at the page or a plot is refused before the grid, not after it
+        check_outputs(Path(args.docs))
         run_then_report(args, run, report)
         if Path(args.docs).resolve() == DEFAULT_DOCS.resolve() and update_readme(args):
             print("wrote README.md headline")

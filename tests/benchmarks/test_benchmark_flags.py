@@ -180,6 +180,25 @@ def test_a_file_of_the_users_at_the_page_is_refused_before_any_run(
     assert mine.read_text() == "my own notes"
 
 
+@pytest.mark.parametrize("plot", ["ndcg_vs_dim.png", "ndcg_vs_budget.png", "ndcg_vs_bytes.png"])
+def test_a_file_of_the_users_at_a_plot_of_the_results_page_is_refused_before_any_run(
+    load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, plot: str,
+) -> None:
+    """quality.py checked the page before the grid, but its plots (docs/img/) only once the
+    grid had run and the report was written. (all_collections.py draws no plot.)"""
+    module = load_script("quality")
+    monkeypatch.setattr(module, "run", lambda args: pytest.fail("the grid ran"))
+    mine = tmp_path / "docs" / "img" / plot
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my own notes")
+    code = module.main(["--results", str(tmp_path / "r.jsonl"), "--docs", str(tmp_path / "docs"),
+                        "--threads", "1"])
+    assert code == 2
+    assert f"error: {mine}: exists and is not a PNG plot" in capsys.readouterr().err
+    assert mine.read_text() == "my own notes"
+
+
 def test_all_collections_says_nothing_ran_when_every_budget_is_skipped(
     load_script: Callable[[str], ModuleType], tmp_path: Path, tiny: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
