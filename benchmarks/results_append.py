@@ -45,8 +45,9 @@ def made_records(n: int) -> list[dict[str, object]]:
             for i in range(n)]
 
 
-def time_appends(folder: Path, n: int, appends: int) -> tuple[int, float, float]:
-    """(file bytes, seconds of the first append, mean seconds of the others)."""
+def time_appends(folder: Path, n: int, appends: int) -> tuple[int, float, float | None]:
+    """(file bytes, seconds of the first append, mean seconds of the others: None with one
+    append, where there are none; the first's time was shown as theirs)."""
     path = folder / f"r{n}.jsonl"
     records = made_records(n + appends)
     write_records(path, records[:n])
@@ -57,8 +58,8 @@ def time_appends(folder: Path, n: int, appends: int) -> tuple[int, float, float]
         results = results or ResultsFile(path)
         results.append([record])
         seconds.append(time.perf_counter() - start)
-    rest = seconds[1:] or seconds
-    return path.stat().st_size, seconds[0], sum(rest) / len(rest)
+    rest = seconds[1:]
+    return path.stat().st_size, seconds[0], sum(rest) / len(rest) if rest else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.records:
             size, first, rest = time_appends(Path(tmp), n, args.appends)
-            print(f"{n:>8}  {size / 1e6:>8.1f}  {first:>14.3f}  {rest:>17.4f}")
+            then = "-" if rest is None else f"{rest:.4f}"  # not measured
+            print(f"{n:>8}  {size / 1e6:>8.1f}  {first:>14.3f}  {then:>17}")
     return 0
 
 
