@@ -5,7 +5,9 @@ Per run, from the record's `diagnostics.selected.start` and the PCA rows of the 
 (dataset, budget, d, seed): the start's cost is the chosen PCA's score minus the better PCA's
 (0 or below), and training's part is the run's score minus the chosen PCA's (0 when it kept its
 start); float32 scores only (no codes, no funnel). Prints one line per run, then each part's
-mean per run.
+mean per run. A method with no start choice in the records (truncate, pca, frozen: only dive
+and dive-plus choose a PCA start), or no run with both PCA rows beside it, is one error line,
+exit status 2.
 
     python benchmarks/start_cost.py benchmarks/results/collections.jsonl --budgets 16
 """
@@ -16,14 +18,21 @@ import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from script_io import check_present, read_existing, script_main
 
+from dive.errors import DataError
 from dive.evaluate.records import record_model, record_variant
 
 START_ROW = {"uncentered": "pca-uncentered", "centered": "pca"}
 PLAIN = ("float32", 0, None)  # `record_variant` of a run scored without codes or a funnel
+
+
+def chosen_start(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's start choice (`diagnostics.selected`), {} where it made none."""
+    return (record.get("diagnostics") or {}).get("selected") or {}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +68,7 @@ def main() -> None:
         rows = runs[key]
         if len(rows) < 3:
             continue
-        chosen = rows[args.method]["diagnostics"].get("selected", {})
+        chosen = chosen_start(rows[args.method])
         if chosen.get("start") not in START_ROW:
             continue
         start = rows[START_ROW[chosen["start"]]]["ndcg@10"]
@@ -69,9 +78,17 @@ def main() -> None:
         print(f"{key[0]} {key[1]} d={key[2]} seed {key[3]}: start {chosen['start']} "
               f"{start - best:+.4f}, training (step {chosen.get('step')}) "
               f"{train_parts[-1]:+.4f}")
-    if start_costs:
-        print(f"{len(start_costs)} runs: start choice {np.mean(start_costs):+.4f} per run, "
-              f"training {np.mean(train_parts):+.4f} per run")
+    if not start_costs:  # printed nothing, exit 0, as if there were nothing to split
+        if not any(chosen_start(rows[args.method]).get("start") in START_ROW
+                   for rows in runs.values() if args.method in rows):
+            raise DataError(f"--method {args.method}: no float32 record of {args.results} at "
+                            f"budgets {','.join(sorted(budgets))} has a start choice "
+                            "(diagnostics.selected.start: dive and dive-plus choose a PCA start)")
+        raise DataError(f"--method {args.method}: no run of {args.results} with a start choice "
+                        f"has both PCA rows ({', '.join(START_ROW.values())}) of its dataset, "
+                        "budget, d and seed")
+    print(f"{len(start_costs)} runs: start choice {np.mean(start_costs):+.4f} per run, "
+          f"training {np.mean(train_parts):+.4f} per run")
 
 
 if __name__ == "__main__":

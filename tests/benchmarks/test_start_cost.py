@@ -61,3 +61,31 @@ def test_a_filter_value_no_record_has_is_one_error_line(
     assert out.out == ""
     assert out.err == (f"start_cost.py: error: {flag} {value}: no record of {results} has that "
                        f"{field}\n")
+
+
+@pytest.mark.parametrize(("method", "records", "said"), [
+    ("truncate", [_record(m, v, diagnostics={}) for m, v in (("truncate", 0.55), ("pca", 0.6),
+                                                            ("pca-uncentered", 0.62))],
+     "--method truncate: no float32 record of RESULTS at budgets 64 has a start choice "
+     "(diagnostics.selected.start: dive and dive-plus choose a PCA start)"),
+    ("dive", [_record("dive", 0.66, diagnostics={"selected": {"start": "centered"}}),
+              _record("pca-uncentered", 0.62)],
+     "--method dive: no run of RESULTS with a start choice has both PCA rows (pca-uncentered, "
+     "pca) of its dataset, budget, d and seed"),
+])
+def test_a_method_with_no_start_choice_to_split_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    method: str, records: list[dict[str, Any]], said: str,
+) -> None:
+    """`--method truncate` (pca, random, frozen: no start choice) printed nothing, exit 0."""
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr(sys, "argv", ["start_cost.py", str(results), "--method", method,
+                                      "--budgets", "64"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCHMARKS / "start_cost.py"), run_name="__main__")
+    assert exit_info.value.code == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == f"start_cost.py: error: {said.replace('RESULTS', str(results))}\n"
