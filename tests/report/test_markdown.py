@@ -10,6 +10,7 @@ from dive.report.markdown import cost_table, grid_table, metric_table, render_re
 from dive.report.summary import (
     base_method,
     dim_ratios,
+    frozen_method,
     method_order,
     summarize,
     summarize_cost,
@@ -245,6 +246,31 @@ def test_version_suffixed_rows_sit_after_their_method(make_record) -> None:
         "smec", "smec@v1", "smec:basis=pca@v1", "smec:stage_layer=linear", "dive"
     ]
     assert base_method("smec:basis=pca@v1") == "smec" == base_method("smec@v1")
+
+
+def test_a_plain_method_sits_before_its_variants_whatever_order_they_came_in() -> None:
+    """With the plain method's own tie-break lost, `pca@int8` seen first sorted above `pca`
+    (both keyed as the spec itself): the variant row sat over the method it is a variant of."""
+    assert method_order(["pca@int8", "pca"]) == ["pca", "pca@int8"]
+    assert method_order(["pca@binary", "pca@int8", "pca"]) == ["pca", "pca@binary", "pca@int8"]
+
+
+def test_the_reference_is_plain_frozen_if_present_else_the_first_frozen_spec() -> None:
+    """The last frozen row was taken as the reference: `frozen:x` over a plain `frozen` listed
+    after it, and the later of two specs, where the docstring names plain `frozen`, else the
+    first spec."""
+    assert frozen_method(["frozen:x", "frozen"]) == "frozen"
+    assert frozen_method(["pca", "frozen:b", "frozen:a"]) == "frozen:b"
+    assert frozen_method(["pca", "dive"]) is None
+
+
+def test_a_cells_scores_are_listed_by_seed_whatever_the_records_order(make_record) -> None:
+    """`Cell.scores` says it is by seed: it followed the records' order, so seeds written out
+    of order (a rerun appended, merged files) listed seed 1 before seed 0."""
+    records = [make_record(method="pca", seed=s, ndcg=v) for s, v in ((2, 0.6), (0, 0.4), (1, 0.5))]
+    (cell,) = summarize(records)
+    assert cell.scores == ((0, 0.4), (1, 0.5), (2, 0.6))
+    assert cell.scores == summarize(sorted(records, key=lambda r: r["seed"]))[0].scores
 
 
 def test_difference_to_frozen_is_on_the_seeds_both_ran(make_record) -> None:
