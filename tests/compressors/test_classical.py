@@ -9,6 +9,7 @@ import pytest
 
 from dive.compressors import make_compressor, parse_spec
 from dive.compressors.pca import RANK_RTOL, numerical_rank, principal_axes
+from dive.compressors.runtime import Runtime
 from dive.errors import DataError, DiveError, NotFittedError
 
 CLASSICAL = ["frozen", "truncate", "pca", "pca-uncentered", "random"]
@@ -51,6 +52,44 @@ def test_pca_matches_numpy_svd_up_to_sign(corpus: np.ndarray) -> None:
     np.testing.assert_allclose(np.abs(axes), np.abs(vt[:4]), atol=1e-4)
     # the sign that makes fits deterministic: each axis's largest loading is positive
     assert (axes[np.arange(4), np.abs(axes).argmax(axis=1)] > 0).all()
+
+
+def test_each_principal_axis_has_its_largest_magnitude_loading_positive() -> None:
+    """The documented sign rule read each axis's sign off a column picked along the wrong
+    axis: on isotropic rows (no coordinate dominates an axis) some axes came out with their
+    largest loading negative, a sign the row order and chunking could then flip."""
+    rng = np.random.default_rng(0)
+    for d in (8, 24):
+        rows = rng.standard_normal((50, d)).astype(np.float32)
+        _, axes = principal_axes(rows, d)
+        assert (axes[np.arange(d), np.abs(axes).argmax(axis=1)] > 0).all()
+
+
+def test_principal_axes_do_not_depend_on_the_chunk_size(corpus: np.ndarray) -> None:
+    """A chunk starting at the last row was skipped (300 rows in chunks of 1, 13 or 23: the
+    last row left out of the mean and the covariance), so the axes moved with the chunk."""
+    mean, axes = principal_axes(corpus, 6, chunk=len(corpus))
+    for chunk in (1, 13, 23, 64):
+        chunked_mean, chunked_axes = principal_axes(corpus, 6, chunk=chunk)
+        np.testing.assert_allclose(chunked_mean, mean, atol=1e-7)
+        np.testing.assert_allclose(chunked_axes, axes, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["truncate", "pca", "pca-uncentered", "random"])
+def test_a_classical_fit_holds_float32_arrays_and_transforms_as_its_saved_arrays(
+    method: str, corpus: np.ndarray
+) -> None:
+    """PCA's centre was kept in float64 (the covariance's precision): a runtime array of
+    another dtype than the float32 every export writes, so the fitted model's outputs were
+    not those of its saved copy."""
+    shifted = corpus + np.float32(0.3)
+    runtime = make_compressor(method, 6, seed=1).fit(shifted).fitted_runtime()
+    arrays = runtime.arrays()
+    assert arrays and all(a.dtype == np.float32 for a in arrays.values()), \
+        {k: a.dtype for k, a in arrays.items()}
+    saved = Runtime.from_arrays({k: a.astype(np.float32) for k, a in arrays.items()},
+                                input_dim=runtime.input_dim)
+    np.testing.assert_array_equal(runtime(shifted), saved(shifted))
 
 
 def test_pca_uncentered_skips_the_mean_only(corpus: np.ndarray) -> None:
@@ -161,6 +200,18 @@ def test_pca_on_one_row_is_refused_not_fitted_to_zero_outputs(
     # zero vector, which no L2 normalisation can make a unit one
     with pytest.raises(DataError, match=f"{method}: needs at least 2 corpus rows"):
         make_compressor(method, 4).fit(corpus[:1])
+
+
+@pytest.mark.parametrize("method", ["pca", "pca-uncentered"])
+def test_pca_on_two_rows_fits_them_apart(method: str, corpus: np.ndarray) -> None:
+    """Two rows span one centred direction, enough to fit: they were refused as if they were
+    one ("needs at least 2 corpus rows ... got 2")."""
+    rows = corpus[:2]
+    out = make_compressor(method, 4).fit(rows).transform(rows)
+    assert out.shape == (2, 4)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    if method == "pca":  # centred, the two rows sit at either end of their one axis
+        np.testing.assert_allclose(out[0], -out[1], atol=1e-6)
 
 
 def test_a_fit_names_corpus_rows_its_outputs_leave_out(
