@@ -150,6 +150,27 @@ def test_the_nested_gain_keeps_a_real_gain_and_scores_each_group_by_the_others()
         choose(base, [good], 1.0, (np.arange(5), np.arange(6, 12)))
 
 
+def test_a_nested_estimate_of_one_group_is_refused() -> None:
+    """One group has no other groups to choose its pair on: the nested estimate then scored
+    the group with a pair chosen on no queries (an argmax over empty means) instead of
+    saying so."""
+    curve = Curve((5, 10), np.array([[0.1, 0.2, 0.1, 0.3], [0.0, 0.1, 0.5, 0.1]]))
+    with pytest.raises(ValueError, match="a nested estimate needs at least two groups"):
+        choose(np.zeros(4), [curve], 1.0, groups=[np.arange(4)])
+
+
+def test_a_gain_only_equal_to_the_max_threshold_keeps_the_base() -> None:
+    """The gain must beat the sign-flip bar: +0.1 on both of two queries is what the best
+    flips reach by chance (the bar is exactly +0.1), and it was kept as if it beat it. On
+    eight such queries the bar falls below the gain and it is kept."""
+    two = choose(np.zeros(2), [Curve((5,), np.full((1, 2), 0.1))], z=2.0, flips=1000)
+    assert two.threshold == pytest.approx(two.gain) and two.gain == pytest.approx(0.1)
+    assert (two.candidate, two.step, two.score) == (None, 0, 0.0)
+    eight = choose(np.zeros(8), [Curve((5,), np.full((1, 8), 0.1))], z=2.0, flips=1000)
+    assert eight.threshold is not None and eight.threshold < eight.gain
+    assert (eight.candidate, eight.step) == (0, 5)
+
+
 def test_ties_go_to_the_earlier_candidate_and_step() -> None:
     base = np.zeros(4)
     same = np.full((2, 4), 0.5)
