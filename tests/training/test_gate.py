@@ -107,6 +107,30 @@ def test_log_rank_scores_read_every_relevant_document_at_its_depth() -> None:
     )
 
 
+def test_validation_scores_are_ndcg_at_the_k_ranked() -> None:
+    """nDCG was taken at k + 1 of a top k: with three relevant rows and k = 2, the two
+    ranked (both relevant) scored below a perfect 1.0, measured against an ideal of three."""
+    from dive.training.gate import validation_scores
+
+    queries = np.array([[1.0, 0.0]], np.float32)
+    corpus = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], np.float32)
+    all_relevant = [{0: 1, 1: 1, 2: 1}]
+    assert validation_scores(queries, corpus, all_relevant, k=2).tolist() == [1.0]
+    assert validation_scores(queries, corpus, all_relevant, k=3).tolist() == [1.0]
+
+
+def test_log_rank_scores_ignore_documents_judged_not_relevant() -> None:
+    """A grade-0 judgement was read as a relevant document: row 2, ranked 3rd, pulled the
+    query's score down from 0 (its one relevant row ranked 1st) to -log(3) / 2."""
+    from dive.training.gate import log_rank_scores
+
+    queries = np.array([[1.0, 0.0]], np.float32)
+    corpus = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], np.float32)
+    judged = log_rank_scores(queries, corpus, [{0: 1, 2: 0}])
+    np.testing.assert_array_equal(judged, log_rank_scores(queries, corpus, [{0: 1}]))
+    np.testing.assert_array_equal(judged, [0.0])
+
+
 def test_log_rank_scores_count_ties_for_the_document_whatever_the_block_size(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
