@@ -48,6 +48,40 @@ def test_a_budget_above_the_pool_is_capped_with_a_warning_and_counted(
     assert make_split(dataset, 8, seed=0).n_labels == 8
 
 
+def test_a_budget_of_exactly_the_pool_takes_it_all_without_a_warning(
+    tiny: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A budget equal to the labelled pool was warned of as one that "exceeds" it, though it
+    takes every query and nothing is capped; one query more is the first that exceeds it."""
+    dataset = load_beir(tiny[0])
+    pool = len(dataset.split("train"))
+    assert make_split(dataset, pool, seed=0).n_labels == pool
+    assert "exceeds" not in caplog.text
+    assert make_split(dataset, pool + 1, seed=0).n_labels == pool
+    assert f"label budget {pool + 1} exceeds the {pool} labelled queries" in caplog.text
+
+
+@pytest.mark.parametrize("with_train", [True, False])
+def test_the_split_does_not_depend_on_the_qrels_files_row_order(with_train: bool) -> None:
+    """The labelled pool was drawn from the queries in the order the qrels file lists them:
+    the same qrels with their rows reversed (a sorted or regenerated file) gave another split
+    for the same seed, so another set of training labels and scored queries."""
+    ids = [f"q{i}" for i in range(12)]
+    docs = [f"d{i}" for i in range(12)]
+
+    def dataset(order: list[str]) -> Dataset:
+        judged = {q: {docs[int(q[1:])]: 1} for q in order}
+        qrels = {"test": {"x": {"d0": 1}}, "train": judged} if with_train else {"test": judged}
+        queries = [*ids, "x"]
+        return Dataset("d", Path("d"), docs, docs, queries, queries, qrels)
+
+    for seed in range(3):
+        split = make_split(dataset(ids), 6, seed=seed)
+        assert make_split(dataset(ids[::-1]), 6, seed=seed) == split
+        assert make_split(dataset(ids[::-1]), None, seed=seed) == make_split(dataset(ids), None,
+                                                                             seed=seed)
+
+
 def test_seed_changes_the_sample_but_is_reproducible(tiny: tuple[Path, Path]) -> None:
     dataset = load_beir(tiny[0])
     assert make_split(dataset, 10, 0) == make_split(dataset, 10, 0)
