@@ -222,6 +222,14 @@ def test_ndcg_from_rankings_rejects_bad_input() -> None:
         ndcg_from_rankings(np.zeros((2, 3)), [{0: 1}, {0: 1}])
 
 
+def test_ndcg_of_rankings_of_no_queries_is_refused_not_nan() -> None:
+    """Zero ranked queries gave a mean nDCG of NaN (and numpy's "Mean of empty slice"
+    warning) instead of the error naming the problem."""
+    for score in (ndcg_from_rankings, ndcg_per_query):
+        with pytest.raises(DataError, match="ranked: no queries to evaluate"):
+            score(np.zeros((0, 3), dtype=np.int64), [])
+
+
 @pytest.mark.parametrize("grade", [float("nan"), float("inf"), "1", None, True, 10**400])
 def test_ndcg_per_query_refuses_a_grade_that_is_not_a_finite_number(grade: object) -> None:
     # NaN was skipped as "not > 0" (a judged hit scored 0), inf made nDCG NaN, text raised
