@@ -1066,7 +1066,9 @@ def test_something_else_made_at_the_output_while_it_ran_is_kept(
 ) -> None:
     """With overwrite, the output was checked when the run started only: a folder made there
     meanwhile (a user's notes, another verb's model) was deleted at the end, exit 0; without
-    it, the error said to rerun with overwrite, which then refused the folder."""
+    it, the error said to rerun with overwrite, which then refused the folder. The rerun the
+    error asks for publishes the kept work: with its state not saved back, it started over
+    (0 of 20 rows resumed) where the message promised no recomputing."""
     src = tmp_path / "in"
     src.mkdir()
     np.save(src / "a.npy", stores.vectors(20))
@@ -1087,7 +1089,8 @@ def test_something_else_made_at_the_output_while_it_ran_is_kept(
     assert os.listdir(dst) == ["notes.txt"]
     monkeypatch.setattr(stream_module._Job, "run", run)
     os.rename(dst, tmp_path / "moved")  # as the error says: then the rerun publishes it
-    compress_store(runtime, src / "a.npy" if single else src, dst, progress=False)
+    rerun = compress_store(runtime, src / "a.npy" if single else src, dst, progress=False)
+    assert rerun.resumed_rows == rerun.rows == 20  # the kept work, not a new pass
     out = np.load(dst) if single else np.load(dst / "a.npy")
     np.testing.assert_array_equal(out, runtime(stores.vectors(20)))
     assert "\n" not in str(caught.value)
