@@ -541,6 +541,31 @@ def test_head_wise_ntxent_compares_only_the_first_ntxent_items_of_the_corpus_bat
     assert items == [8] * 3  # one step each
 
 
+def test_on_a_corpus_smaller_than_ntxent_items_ntxent_compares_the_corpus_batch_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On 40 corpus rows the batch is 40: `ntxent_items` = 64 took the first 64 items of the
+    step's pass, the 40 corpus rows and 24 of its queries and positives (a positive is also a
+    corpus row of the batch: one item twice, each the other's negative). NT-Xent is the corpus
+    batch's: any `ntxent_items` of at least its 40 rows is the same fit."""
+    small = planted(seed=1, n_docs=40, n_topics=5)
+    labels = TrainingData(small["train"])
+    items: list[int] = []
+    original = dive_run.headwise_ntxent_loss
+
+    def spy(views: torch.Tensor, *args: Any) -> torch.Tensor:
+        items.append(views.shape[0])  # (items, heads, d)
+        return original(views, *args)
+
+    monkeypatch.setattr(dive_run, "headwise_ntxent_loss", spy)
+    options = {**FAST, "steps": 3, "select": False, "heads": 2, "corpus_batch": 64}
+    wide = Dive(4, seed=0, **{**options, "ntxent_items": 64}).fit(small["corpus"], labels)
+    assert items == [40] * 3  # one step each, the whole corpus batch
+    exact = Dive(4, seed=0, **{**options, "ntxent_items": 40}).fit(small["corpus"], labels)
+    np.testing.assert_array_equal(wide.transform(small["corpus"]),
+                                  exact.transform(small["corpus"]))
+
+
 def test_graded_positives_change_only_fits_whose_labels_have_several_grades(
     problem: dict[str, Any]
 ) -> None:
