@@ -135,6 +135,35 @@ def test_npy_vectors_with_ids_files(api: Api, tmp_path: Path) -> None:
     assert load_embeddings(tmp_path / "imported").corpus.dtype == np.float32
 
 
+def test_an_import_returns_once_its_folder_is_in_place_without_another_pass_over_its_ids(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result was built anew once the folder was in place, its every id converted again
+    (tens of ms for 200,000 ids): a Ctrl-C then said "no output was written" over the
+    folder just written. The result is the checked object with the meta as saved."""
+    import dive.embed.imported as imported
+    from dive.embed.store import Embeddings
+
+    save = imported.save_embeddings
+
+    def save_then_refuse_a_pass(*args: object, **kwargs: object) -> dict[str, object]:
+        written = save(*args, **kwargs)  # type: ignore[arg-type]
+
+        def refused(self: Embeddings) -> None:
+            raise AssertionError("an Embeddings built after the folder was in place")
+
+        monkeypatch.setattr(Embeddings, "__post_init__", refused)
+        return written
+
+    monkeypatch.setattr(imported, "save_embeddings", save_then_refuse_a_pass)
+    corpus, queries = _parquet_pair(api, tmp_path)
+    emb = from_parquet(api.dataset, corpus, queries, tmp_path / "imported", id_column="doc_id",
+                       vector_column="embedding")
+    saved = json.loads((tmp_path / "imported" / "meta.json").read_text())
+    assert emb.meta == {**saved, "source": str(tmp_path / "imported")}
+    assert emb.corpus_ids == api.dataset.corpus_ids
+
+
 def test_an_import_labelled_with_a_local_model_folder_records_its_resolved_path(
     api: Api, tmp_path: Path, local_model: Callable[[str], Path]
 ) -> None:
