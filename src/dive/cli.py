@@ -39,6 +39,7 @@ from dive._io import (
     nothing_finished,
     publish,
     publishing,
+    reached_the_work,
     resolve_link,
     temporary,
     uninterrupted,
@@ -949,6 +950,8 @@ def _kept_after_interrupt(args: argparse.Namespace | None, exc: KeyboardInterrup
         return f"{getattr(args, WRITTEN)} was already written in full{redraw}"
     if nothing_finished(exc):
         return "no chunk was finished yet; a rerun starts over"
+    if args.verb in ("embed", "compress") and not reached_the_work(exc):
+        return NOTHING_WRITTEN  # stopped while it loaded its model or data (no chunk saved)
     if args.verb == "embed" and (args.from_npy or args.from_parquet) is not None:
         return NOTHING_WRITTEN  # an import is written in one go
     if args.verb == "compress" and args.engine == "ray":

@@ -43,6 +43,7 @@ from dive._io.signals import (
     nothing_finished,
     nothing_finished_unless,
     publishing,
+    reached_the_work,
     uninterrupted,
     written_before,
 )
@@ -63,7 +64,7 @@ __all__ = [
     "held", "is_temporary_name", "locked", "made_folder",
     "mark_written_before", "named", "naming_os_errors", "new_file_mode", "nothing_finished",
     "nothing_finished_unless", "os_error_in_text", "parse_json", "parse_json_object", "publish",
-    "publishing", "read_one_save", "refuse_folder_form", "refuse_special_file",
+    "publishing", "reached_the_work", "read_one_save", "refuse_folder_form", "refuse_special_file",
     "remove_dead_temporaries", "replace_path", "resolve_link", "staging", "temporary",
     "uninterrupted", "user_path", "work_folder", "written_before",
 ]

@@ -72,14 +72,25 @@ NOTHING_FINISHED = "dive_nothing_finished"  # set on an interruption before a re
 
 @contextlib.contextmanager
 def nothing_finished_unless(finished: Callable[[], bool]) -> Iterator[None]:
-    """A resumable verb's work, whose interruption is marked `nothing_finished` when
-    `finished()` says no chunk of it was saved."""
+    """A resumable verb's work, whose interruption is marked as landed in it
+    (`reached_the_work`), and `nothing_finished` when `finished()` says no chunk of it was
+    saved."""
     try:
         yield
     except KeyboardInterrupt as exc:
+        setattr(exc, REACHED_THE_WORK, True)
         if not finished() and not written_before(exc):  # its work folder went once published
             setattr(exc, NOTHING_FINISHED, True)
         raise
+
+
+REACHED_THE_WORK = "dive_reached_the_work"  # set on an interruption in a resumable verb's work
+
+
+def reached_the_work(exc: BaseException) -> bool:
+    """Whether the interruption `exc` landed in a resumable verb's work, not before it (while
+    the verb loaded its model or data): only then can a chunk of it have been saved."""
+    return bool(getattr(exc, REACHED_THE_WORK, False))
 
 
 def nothing_finished(exc: BaseException) -> bool:
