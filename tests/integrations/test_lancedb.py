@@ -1146,6 +1146,37 @@ def test_an_interruption_while_the_table_is_checked_says_what_a_rerun_finds(
         else "no chunk was finished yet; a rerun starts over")
 
 
+@pytest.mark.parametrize("output_column", [None, "small"])
+@pytest.mark.parametrize("finished", [0, 2])
+def test_a_run_stopped_before_it_saved_a_chunk_leaves_no_work_folder(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    output_column: str | None, finished: int,
+) -> None:
+    """Ctrl-C in the first chunk said "no chunk was finished yet; a rerun starts over" and
+    left the hidden work folder anyway, with nothing in it to resume; once a chunk is saved,
+    the folder is what the rerun resumes from."""
+    db = tmp_path / "db"
+    make_table(db)
+    original = dl._compress_chunk
+    calls = {"n": 0}
+
+    def compress(*args: Any, **kwargs: Any) -> Any:
+        if calls["n"] == finished:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dl, "_compress_chunk", compress)
+    target = "docs" if output_column else "small"
+    argv = ["compress", str(model_dir), "--input", uri(db, "docs"), "--output", uri(db, target),
+            "--batch-size", "100", "--no-progress"]
+    argv += ["--output-column", output_column] if output_column else []
+    assert main(argv) == 130
+    assert [p.name for p in db.iterdir() if p.name.startswith(".")] == (
+        [f".{target}.lance{'.' + output_column if output_column else ''}.partial"]
+        if finished else [])
+
+
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_an_empty_folder_a_killed_run_claimed_for_a_new_table_is_filled(
     tmp_path: Path, model_dir: Path, overwrite: bool

@@ -1153,7 +1153,8 @@ def test_an_npy_of_a_format_version_it_cannot_read_is_named_once(
 def test_an_interruption_says_whether_a_chunk_was_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime, stores, finished: int
 ) -> None:
-    """Ctrl-C in the first chunk said "finished chunks are saved and a rerun resumes"."""
+    """Ctrl-C in the first chunk said "finished chunks are saved and a rerun resumes"; it
+    then left its hidden work folder, with nothing in it for a rerun to resume."""
     from dive._io import nothing_finished
 
     src = tmp_path / "x.npy"
@@ -1171,6 +1172,7 @@ def test_an_interruption_says_whether_a_chunk_was_finished(
     with pytest.raises(KeyboardInterrupt) as caught:
         compress_store(runtime, src, tmp_path / "y.npy", batch_size=100, progress=False)
     assert nothing_finished(caught.value) == (finished == 0)
+    assert (tmp_path / ".y.npy.partial").is_dir() == (finished > 0)
 
 
 def test_a_work_folder_without_state_is_not_blamed_on_another_input(

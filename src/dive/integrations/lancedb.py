@@ -367,6 +367,9 @@ def compress_table(
                 # The input must change before a rerun can succeed: leave nothing behind.
                 shutil.rmtree(partial.root, ignore_errors=True)
                 raise
+            except KeyboardInterrupt:
+                partial.discard_if_unsaved()
+                raise
             with publishing():  # the output is in place: its work folder goes, whole
                 shutil.rmtree(partial.root, ignore_errors=True)
             seconds = time.perf_counter() - started

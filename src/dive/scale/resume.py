@@ -105,6 +105,12 @@ class Partial:
         state = self._read_state()
         return state is not None and state["rows_done"] > 0
 
+    def discard_if_unsaved(self) -> None:
+        """Remove the work folder of a run stopped before it saved a row: nothing in it is
+        for a rerun to resume (it was left, hidden, after "no chunk was finished yet")."""
+        if not self.has_saved_rows():
+            shutil.rmtree(self.root, ignore_errors=True)
+
     def save(self, state: dict[str, Any]) -> None:
         atomic_write_text(self.state_path, json.dumps(state, sort_keys=True) + "\n")
 

@@ -460,6 +460,9 @@ def compress_store(
                 # would only repeat the error, so leave nothing behind.
                 shutil.rmtree(partial.root, ignore_errors=True)
                 raise
+            except KeyboardInterrupt:
+                partial.discard_if_unsaved()
+                raise
 
             _publish_finished(partial, state, runtime, single=single, overwrite=overwrite)
             seconds = time.perf_counter() - started
