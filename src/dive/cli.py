@@ -951,11 +951,10 @@ def _kept_after_interrupt(args: argparse.Namespace | None, exc: KeyboardInterrup
     if nothing_finished(exc):
         return "no chunk was finished yet; a rerun starts over"
     if args.verb in ("embed", "compress") and not reached_the_work(exc):
-        return NOTHING_WRITTEN  # stopped while it loaded its model or data (no chunk saved)
-    if args.verb == "embed" and (args.from_npy or args.from_parquet) is not None:
-        return NOTHING_WRITTEN  # an import is written in one go
-    if args.verb == "compress" and args.engine == "ray":
-        return NOTHING_WRITTEN  # the Ray engine does not resume: a rerun starts over
+        # stopped before its resumable work began (while it loaded its model or data), or a
+        # run that does not resume: an import (written in one go), the Ray engine (a rerun
+        # starts over)
+        return NOTHING_WRITTEN
     if args.verb == "demo" and args.overwrite:  # its new runs go to a file of their own
         return "this run's results were discarded and the earlier ones kept"
     return _AFTER_INTERRUPT.get(args.verb, NOTHING_WRITTEN)
