@@ -318,3 +318,37 @@ def test_a_metric_above_one_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"r\.jsonl:1: ndcg@10 is 1\.2, expected a number in "
                                         r"\[0, 1\]"):
         read_records(path)
+
+
+def test_a_batch_with_a_run_already_recorded_still_writes_its_new_records(tmp_path: Path) -> None:
+    """Guards the skip of a run already recorded: it ended the whole append, so the new
+    records before it were never written and those after it were dropped."""
+    path = tmp_path / "r.jsonl"
+    ResultsFile(path).append([record(seed=0)])
+    ResultsFile(path).append([record(seed=1), record(seed=0), record(seed=2)])
+    assert [r["seed"] for r in read_records(path)] == [0, 1, 2]
+    ResultsFile(path).append([record(seed=3), record(seed=3)])  # one run twice in a batch
+    assert [r["seed"] for r in read_records(path)] == [0, 1, 2, 3]
+
+
+def test_append_leaves_the_callers_record_as_it_was(tmp_path: Path) -> None:
+    """Guards the copy `append` checks: its budget was rewritten in the caller's own dict
+    (64 became "64"), under a runner that still held it."""
+    mine = {**record(), "budget": 64, "config": {"dim": 8}}
+    before = json.loads(json.dumps(mine))
+    ResultsFile(tmp_path / "r.jsonl").append([mine])
+    assert mine == before
+    assert type(mine["budget"]) is int
+
+
+@pytest.mark.parametrize(("seed", "accepted"), [(2**63 - 1, True), (2**63, False)])
+def test_a_seed_beyond_64_bits_is_refused(tmp_path: Path, seed: int, accepted: bool) -> None:
+    """Guards the bound: 2**63 fits no int64 array of the report and is refused; 2**63 - 1,
+    the largest that fits, is read."""
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(record(seed=seed)) + "\n")
+    if accepted:
+        assert read_records(path)[0]["seed"] == seed
+    else:
+        with pytest.raises(DataError, match=rf"r\.jsonl:1: seed is {seed}, expected an integer$"):
+            read_records(path)
