@@ -9,6 +9,7 @@ import pytest
 
 from dive.cli import main
 from dive.errors import DataError, DiveError
+from dive.evaluate.funnel import Outputs, Variant, score_variants
 from dive.evaluate.product import check_stage, product_index, stage_bytes
 from dive.evaluate.protocol import GridSpec, run_grid
 from dive.evaluate.records import ResultsFile, read_records, record_key
@@ -62,6 +63,38 @@ def test_m_must_divide_the_dimension() -> None:
                                         r"the bytes int8 takes, where OPQ cannot help; give M "
                                         r"below the dimension 16, or use the int8 precision$"):
         product_index("opq16", unit_rows(300, 16, 0))
+
+
+def scored_outputs() -> tuple[Outputs, dict[str, dict[str, int]]]:
+    """16-d outputs of 400 documents and 40 queries, each query's 5 nearest documents
+    relevant."""
+    corpus, queries = unit_rows(400, 16, 1), unit_rows(40, 16, 2)
+    out = Outputs(queries, corpus, queries, corpus, [f"q{i}" for i in range(40)],
+                  [f"d{j}" for j in range(400)], np.full(40, -1))
+    nearest = np.argsort(-(queries @ corpus.T), axis=1)[:, :5]
+    return out, {f"q{i}": {f"d{j}": 1 for j in row} for i, row in enumerate(nearest)}
+
+
+def test_an_opq_stage_is_searched_as_deep_as_its_deepest_funnel() -> None:
+    """Guards the shared stage's depth: it was searched as deep as the first of its variants
+    needed, so opq4 rescored x10 listed after opq4 alone re-ranked only its top 10, and scored
+    otherwise than when it was scored alone."""
+    out, qrels = scored_outputs()
+    funnel = Variant("opq4", 10, "full")
+    together = score_variants([Variant("opq4"), funnel], out, qrels, top_k=10)
+    alone = score_variants([funnel], out, qrels, top_k=10)
+    assert together[1] == alone[0]
+    assert together[1][0]["ndcg@10"] > together[0][0]["ndcg@10"]  # the funnel re-ranked
+
+
+def test_an_opq_stages_codes_depend_on_the_seed() -> None:
+    """Guards the seed of the stage's k-means (as `faiss-pq:M`'s): every seed of a grid
+    scored the codes trained with seed 0, so its seeds showed no spread from them."""
+    out, qrels = scored_outputs()
+    first, again, other = (score_variants([Variant("opq4")], out, qrels, top_k=10, seed=seed)
+                           for seed in (0, 0, 1))
+    assert first == again
+    assert first != other
 
 
 def grid(data: tuple[Path, Path], **overrides: object) -> GridSpec:

@@ -206,3 +206,25 @@ def test_a_funnel_orders_documents_tied_at_rank_10_as_a_run_without_rescoring() 
         [Variant(), Variant("float16", 3, "compressed")], out, qrels, top_k=100))
     assert plain["ndcg@10"] == 0.0  # d10 holds rank 10, as trec_eval orders the tie
     assert (funnel["ndcg@10"], funnel["mrr@10"]) == (plain["ndcg@10"], plain["mrr@10"])
+
+
+def test_a_funnel_rescores_all_of_its_candidates() -> None:
+    """Guards the funnel's depth: it re-ranked one candidate fewer than r x k, so a relevant
+    document the first stage put at rank k (r = 1) was never found by the funnel."""
+    from dive.evaluate.funnel import Outputs, Variant, score_funnel
+    from dive.evaluate.metrics import evaluate_run
+    from dive.evaluate.search import rescore, to_run
+
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((50, 8)).astype(np.float32)
+    queries = rng.standard_normal((4, 8)).astype(np.float32)
+    ids, query_ids = [f"d{i:02d}" for i in range(50)], [f"q{i}" for i in range(4)]
+    out = Outputs(queries, corpus, queries, corpus, query_ids, ids, np.full(4, -1))
+    # a poor first stage: the 10 farthest documents, nearest first
+    rows = np.argsort(queries @ corpus.T, axis=1)[:, :10][:, ::-1].copy()
+    scores = np.take_along_axis(queries @ corpus.T, rows, axis=1)
+    qrels = {q: {ids[row[-1]]: 1} for q, row in zip(query_ids, rows, strict=True)}
+    got = score_funnel(rows, scores, Variant("int8", 1, "full"), out, qrels, top_k=10)
+    want = evaluate_run(to_run(query_ids, ids, *rescore(queries, corpus, rows, 10)), qrels)
+    assert got == want
+    assert got["recall@100"] == 1.0  # the candidate at rank 10 is kept
