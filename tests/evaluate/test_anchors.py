@@ -155,6 +155,24 @@ def test_search_never_returns_the_excluded_row() -> None:
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
+@pytest.mark.parametrize("k", [5, 40])
+def test_a_search_that_leaves_out_a_row_keeps_the_order_of_the_other_hits(k: int) -> None:
+    """Guards the stable sort that moves the excluded row last: an unstable one reordered the
+    other hits from 17 on (numpy's quicksort sorts 16 or fewer by insertion, which is stable),
+    and they came back out of FAISS's order."""
+    corpus = unit_rows(300)
+    index = parse_anchor("faiss-pca-sq8").build(corpus, 16)
+    queries = corpus[:4].copy()
+    own = index.search(queries, 1)[0][:, 0]
+    exclude = np.array([own[0], -1, own[2], own[3]])
+    rows, scores = index.search(queries, k, exclude)
+    every, every_scores = index.search(queries, k + 1)  # as deep, nothing left out
+    for i, row in enumerate(every):
+        kept = row != exclude[i]
+        assert np.array_equal(rows[i], row[kept][:k])
+        assert np.array_equal(scores[i], every_scores[i][kept][:k])
+
+
 def test_an_sq4_anchor_at_an_odd_d_states_the_bytes_its_index_stores() -> None:
     """Guards the round-up of a 4-bit code: at d = 7 the index stores ceil(7 / 2) = 4 bytes
     per vector, and the anchor states those, not 7 // 2 = 3."""
