@@ -76,6 +76,35 @@ def test_a_configuration_scoring_the_same_with_more_bytes_is_off_the_frontier(
     assert [c.bytes_per_vector for c in frontier(cells)] == [96]
 
 
+def test_a_tie_in_bytes_and_mean_goes_to_the_configuration_without_a_funnel(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Guards the last tie-break of the best within a budget and of `fewest_bytes`: a funnel
+    scoring no better for the same bytes was picked when it came first, though it also reads
+    a float32 copy of every vector."""
+    cells = configs([byte_row("dive", 96, "binary", 12, 0.55, rescore=10),
+                     byte_row("pca", 96, "binary", 12, 0.55)])
+    for order in (cells, cells[::-1]):
+        [row] = best_per_budget(order, rescoring=True)
+        assert row.ours is not None and row.ours.label == "pca@binary"
+        assert fewest_bytes(order, 0.5).label == "pca@binary"  # type: ignore[union-attr]
+
+
+def test_a_section_where_every_configuration_ran_the_same_seeds_names_none(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Guards the order of the seeds compared: on seeds 1 and 8 each cell said "on seeds 1,
+    8", as if the comparison had left out a seed of its own."""
+    records = [byte_row(method, dim, precision, size, ndcg + seed / 100, seed=seed)
+               for seed in (1, 8)
+               for method, dim, precision, size, ndcg in (
+                   ("frozen", 384, "float32", 1536, 0.60), ("pca", 96, "int8", 96, 0.55),
+                   ("faiss-pq:48", 384, "pq", 96, 0.50))]
+    text = frontier_section(records)
+    assert "| 96 | pca d=96 int8: 0.5" in text
+    assert "on seed" not in text
+
+
 def test_a_budget_at_the_upper_bound_is_checked(
     byte_row: Callable[..., dict[str, Any]]
 ) -> None:

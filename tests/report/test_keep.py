@@ -107,3 +107,12 @@ def test_a_paired_std_is_the_population_std_over_the_shared_seeds() -> None:
     paired = pair({0: 0.5, 1: 0.6, 2: 0.7, 3: 0.9}, {0: 0.6, 1: 0.6, 2: 0.6})
     assert paired is not None and paired.seeds == (0, 1, 2)
     assert paired.std == pytest.approx((0.02 / 3) ** 0.5)
+
+
+def test_paired_seeds_are_ascending_whatever_order_the_seeds_come_in() -> None:
+    """Guards the sort of the shared seeds: seeds 1 and 8 came out as (8, 1) (a set's order),
+    which differs from the (1, 8) a configuration ran, so every cell of a report where all ran
+    the same seeds said "on seeds 1, 8"."""
+    for scores in ({1: 0.5, 8: 0.6}, {8: 0.6, 1: 0.5}):
+        paired = pair(scores, {8: 0.7, 1: 0.6})
+        assert paired is not None and paired.seeds == (1, 8)
