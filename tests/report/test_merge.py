@@ -75,6 +75,18 @@ def test_the_default_models_hub_alias_is_the_same_model(make_record, jsonl,
         ("pca", "all-MiniLM-L6-v2", 0.7), ("truncate", "all-MiniLM-L6-v2", 0.5)]
 
 
+def test_label_models_returns_copies_and_leaves_its_input_as_it_was(make_record) -> None:
+    """Guards the copies: the model was renamed in the caller's own records (the hub alias
+    became the bare name), and with one model the very records given came back."""
+    alias = "sentence-transformers/all-MiniLM-L6-v2"
+    records = [make_record(model=alias), make_record(method="truncate")]
+    before = [dict(r) for r in records]
+    labelled = label_models(records)
+    assert [r["model"] for r in labelled] == ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2"]
+    assert records == before
+    assert not any(mine is theirs for mine, theirs in zip(records, labelled, strict=True))
+
+
 def test_a_local_model_folder_under_its_older_spellings_is_one_model(
         make_record, jsonl, tmp_path: Path, local_model: Callable[[str], Path]) -> None:
     """Records an older version wrote as typed (`./m`, `m/`) are the runs of the folder's
