@@ -635,6 +635,19 @@ def test_stored_rows_match_the_index_vectors_and_no_other_order(kind: str,
         check_stored_rows(index, rows, corpus[::-1][rows], name="v.npy")
 
 
+def test_stored_rows_name_the_first_row_that_differs(make_inputs: Any) -> None:
+    """Guards the row named (as documented, the first that differs): with two rows swapped
+    the error named the later one, not the first place the order goes wrong."""
+    corpus = make_inputs(300, 8, seed=3)
+    index = build_index(corpus, "flat", model_sha256="m")
+    rows = sample_rows(len(corpus), most=50)
+    codes = corpus[rows].copy()
+    codes[[10, 30]] = codes[[30, 10]]
+    with pytest.raises(DataError, match=rf"^v\.npy: row {rows[10]} is not the vector the index "
+                                        rf"holds for '{rows[10]}' "):
+        check_stored_rows(index, rows, codes, name="v.npy")
+
+
 @pytest.mark.parametrize("dim", [8, 16, 64])
 def test_binary_codes_one_sign_off_match_and_another_rows_do_not(dim: int,
                                                                  make_inputs: Any) -> None:
