@@ -140,6 +140,19 @@ def test_int8_warns_when_most_dimensions_are_constant_over_the_calibration_rows(
     assert "constant" not in caplog.text
 
 
+@pytest.mark.parametrize(("constant", "warned"), [(2, False), (3, True)])
+def test_int8_warns_only_when_more_than_half_the_dimensions_are_constant(
+    caplog: pytest.LogCaptureFixture, constant: int, warned: bool
+) -> None:
+    """Guards the strict majority: exactly half the dimensions constant (2 of 4) is not
+    "most", and warned of vectors that calibrate well enough."""
+    z = np.repeat(unit_rows(1, 4), 5, axis=0)
+    z[:, constant:] += np.linspace(0, 0.4, 5, dtype=np.float32)[:, None]  # the rest vary
+    calibrate("int8", z)
+    assert (f"{constant} of 4 dimensions are constant over the 5 rows" in caplog.text) is warned
+    assert ("constant" in caplog.text) is warned
+
+
 @pytest.mark.parametrize("dtype", [np.int64, np.int8, np.bool_])
 def test_calibration_refuses_integer_vectors(dtype: type) -> None:
     with pytest.raises(DataError, match=f"^calibration vectors: expected float embeddings, "
