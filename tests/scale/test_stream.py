@@ -153,6 +153,23 @@ def test_a_broken_shard_link_is_an_error_naming_it(tmp_path: Path, runtime, stor
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]
 
 
+@pytest.mark.parametrize("listing", ["ascending", "descending"])
+def test_of_two_subfolders_with_shards_the_first_by_name_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime, stores, listing: str
+) -> None:
+    """Guards the sort of the subfolders: the error named whichever the file system listed
+    first, so one input named another folder on another machine."""
+    src = tmp_path / "shards"
+    for folder in (src, src / "day=1", src / "day=2"):
+        folder.mkdir()
+        np.save(folder / "a.npy", stores.vectors(10))
+    listed = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: iter(sorted(
+        listed(self), reverse=listing == "descending")))
+    with pytest.raises(DataError, match=rf"^{src / 'day=1'}: a subfolder with shards; "):
+        compress_store(runtime, src, tmp_path / "out", progress=False)
+
+
 def test_parquet_round_trip_carries_ids(tmp_path: Path, runtime, stores) -> None:
     x = stores.vectors(1000)
     ids = [f"doc-{i * 7}" for i in range(1000)]
