@@ -747,6 +747,28 @@ def test_overwrite_replaces_a_single_file_only_if_it_reads_as_an_output(
     assert target.read_bytes() != before
 
 
+@pytest.mark.parametrize(("content", "replaced"), [
+    (b"PAR1" + b"\0" * 4 + b"PAR1", True),  # magic, footer length, magic: the least Parquet
+    (b"PAR1" + b"\0" * 3 + b"PAR1", False),  # the magic at both ends, no room for a footer
+], ids=["12 bytes", "11 bytes"])
+def test_a_parquet_output_is_told_by_its_magic_bytes_from_12_bytes_on(
+    tmp_path: Path, runtime, stores, content: bytes, replaced: bool
+) -> None:
+    """Guards the documented least size of a Parquet file (4 + 4 + 4 bytes): a 12-byte file
+    with the magic at both ends was not read as one, and overwrite refused to replace it."""
+    stores.write_parquet(tmp_path / "x.parquet", stores.vectors(20))
+    target = tmp_path / "y.parquet"
+    target.write_bytes(content)
+    if replaced:
+        compress_store(runtime, tmp_path / "x.parquet", target, overwrite=True, progress=False)
+        assert target.read_bytes() != content
+    else:
+        with pytest.raises(DiveError, match=r"y\.parquet: exists and is not a compress output"):
+            compress_store(runtime, tmp_path / "x.parquet", target, overwrite=True,
+                           progress=False)
+        assert target.read_bytes() == content
+
+
 class _Interrupt(Exception):
     pass
 
