@@ -485,7 +485,8 @@ def test_ctrl_c_before_the_first_chunk_is_saved_says_a_rerun_starts_over(
     capsys: pytest.CaptureFixture[str], chunks: int
 ) -> None:
     """Ctrl-C while the first chunk was encoded (or the model loaded) said "finished chunks
-    are saved and a rerun resumes": none was, and the rerun started over."""
+    are saved and a rerun resumes": none was, and the rerun started over. It also left the
+    hidden work folder, holding its job alone."""
     from dive.cli import main
 
     monkeypatch.setattr(resumable.encode, "load_model",
@@ -495,6 +496,7 @@ def test_ctrl_c_before_the_first_chunk_is_saved_says_a_rerun_starts_over(
     kept = ("no chunk was finished yet; a rerun starts over" if chunks == 0 else
             "finished chunks are saved and a rerun resumes")
     assert capsys.readouterr().err.endswith(f"dive: interrupted; {kept}\n")
+    assert (tmp_path / ".out.partial").is_dir() == (chunks > 0)
 
 
 @pytest.mark.usefixtures("default_signals")
@@ -523,3 +525,30 @@ def test_only_the_callers_own_output_is_said_to_be_written_when_a_signal_lands_a
                          output=output)
     assert written_before(stopped.value) is output
     assert load_embeddings(out).corpus.shape[0] == 48
+
+
+def test_the_result_is_returned_without_another_pass_over_its_ids_once_in_place(
+    tmp_path: Path, model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result was built anew once the folder was in place and its work folder gone, its
+    every id converted again: a Ctrl-C then was marked "no chunk was finished yet; a rerun
+    starts over", and the rerun refused the output it had written."""
+    from dive.embed.store import Embeddings
+
+    save = resumable.save_embeddings
+
+    def save_then_refuse_a_pass(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        written = save(*args, **kwargs)
+
+        def refused(self: Embeddings) -> None:
+            raise AssertionError("an Embeddings built after the folder was in place")
+
+        monkeypatch.setattr(Embeddings, "__post_init__", refused)
+        return written
+
+    monkeypatch.setattr(resumable, "save_embeddings", save_then_refuse_a_pass)
+    out = tmp_path / "emb"
+    result = encode_to_folder(load_beir(PANTRY), out, chunk_size=CHUNK, progress=False,
+                              model=model)
+    saved = json.loads((out / "meta.json").read_text())
+    assert result.embeddings.meta == {**saved, "source": str(out)}

@@ -39,6 +39,7 @@ from dive.embed.encode import (
 )
 from dive.embed.store import (
     Embeddings,
+    as_saved,
     check_embeddings_output,
     read_ids,
     read_matrix,
@@ -258,13 +259,9 @@ def import_vectors(
     }
     emb = Embeddings(corpus_x, list(dataset.corpus_ids), queries_x, list(dataset.query_ids), meta)
     written = save_embeddings(Path(out), emb, overwrite=overwrite)
-    # the meta as saved, on the checked object: a new `Embeddings` passed over every id again
-    # once the folder was in place, where an interruption said no output was written
-    emb.meta.clear()
-    emb.meta.update(written, source=str(out))
     logger.info("imported %d corpus and %d query vectors (%d-d, normalized: %s) into %s",
                 corpus_x.shape[0], queries_x.shape[0], emb.dim, normalized, out)
-    return emb
+    return as_saved(emb, written, Path(out))
 
 
 def _rows_in_order(vectors: Vectors, wanted: Sequence[str], what: str) -> np.ndarray:

@@ -49,6 +49,7 @@ from dive.arrays import UNIT_NORM_TOLERANCE, is_utf8, positive_integer
 from dive.embed import encode
 from dive.embed.store import (
     Embeddings,
+    as_saved,
     check_embeddings_output,
     save_embeddings,
 )
@@ -168,33 +169,35 @@ def encode_to_folder(
         from tqdm import tqdm
 
         todo = [chunk for chunk in chunks if chunk.file not in done]
-        if todo and model is None:
-            try:
+        try:
+            if todo and model is None:
                 with encode.loading_bars(progress):
                     model = encode.load_model(model_name, device=device)
-            except BaseException:
-                if not done:  # nothing encoded: a bad model name leaves no work folder behind
-                    shutil.rmtree(work, ignore_errors=True)
-                raise
-        if todo:
-            encode.warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents",
-                                  dataset.corpus_ids)
-            encode.warn_truncated(model, dataset.query_texts, f"{dataset.name} queries",
-                                  dataset.query_ids)
-        with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
-                  disable=not progress, dynamic_ncols=True) as bar:
-            for chunk in todo:
-                # the bar moves every few batches, not once a chunk (4096 texts: minutes on a
-                # CPU); the chunk is still what is saved, and what a rerun resumes after
-                step = batch_size * BATCHES_PER_UPDATE
-                parts = []
-                for lo in range(0, len(chunk.texts), step):
-                    part = chunk.texts[lo : lo + step]
-                    parts.append(encode.encode_texts(model, part, batch_size=batch_size,
-                                                     progress=False, ids=chunk.ids[lo : lo + step]))
-                    bar.update(len(part))
-                with atomic_open(work / chunk.file, "wb") as handle:
-                    np.save(handle, np.concatenate(parts), allow_pickle=False)
+            if todo:
+                encode.warn_truncated(model, dataset.corpus_texts, f"{dataset.name} documents",
+                                      dataset.corpus_ids)
+                encode.warn_truncated(model, dataset.query_texts, f"{dataset.name} queries",
+                                      dataset.query_ids)
+            with tqdm(total=total, initial=initial, desc=f"embed {dataset.name}", unit="text",
+                      disable=not progress, dynamic_ncols=True) as bar:
+                for chunk in todo:
+                    # the bar moves every few batches, not once a chunk (4096 texts: minutes on
+                    # a CPU); the chunk is still what is saved, and what a rerun resumes after
+                    step = batch_size * BATCHES_PER_UPDATE
+                    parts = []
+                    for lo in range(0, len(chunk.texts), step):
+                        part = chunk.texts[lo : lo + step]
+                        parts.append(encode.encode_texts(model, part, batch_size=batch_size,
+                                                         progress=False,
+                                                         ids=chunk.ids[lo : lo + step]))
+                        bar.update(len(part))
+                    with atomic_open(work / chunk.file, "wb") as handle:
+                        np.save(handle, np.concatenate(parts), allow_pickle=False)
+        except BaseException:
+            if not saved():  # nothing to resume: a bad model name, or a stop in the first
+                # chunk, left the work folder holding its job alone
+                shutil.rmtree(work, ignore_errors=True)
+            raise
         corpus = _assemble(work, [c for c in chunks if c.kind == "corpus"], done)
         queries = _assemble(work, [c for c in chunks if c.kind == "queries"], done)
         meta = {**encode.encoding_meta(dataset, model_name, batch_size), "chunk_size": chunk_size,
@@ -208,9 +211,8 @@ def encode_to_folder(
         with publishing() if output else uninterrupted():
             shutil.rmtree(work, ignore_errors=True)
         # the meta a load of the folder gives (dim, n_corpus, n_queries were missing)
-        emb = Embeddings(emb.corpus, emb.corpus_ids, emb.queries, emb.query_ids,
-                         {**written, "source": str(target)})
-        return EmbedResult(target, emb, len(chunks), resumed, time.perf_counter() - started)
+        return EmbedResult(target, as_saved(emb, written, target), len(chunks), resumed,
+                           time.perf_counter() - started)
 
 
 def _chunks(dataset: Dataset, chunk_size: int) -> Iterator[_Chunk]:

@@ -199,6 +199,16 @@ def check_embeddings_output(target: Path, *, overwrite: bool) -> None:
                  what="an embeddings folder", folder=True, layout=FILES)
 
 
+def as_saved(emb: Embeddings, written: dict[str, Any], folder: Path) -> Embeddings:
+    """`emb`, just saved at `folder`, with the meta a load of it gives (`written`, as
+    `save_embeddings` returns it, and its `source`): set on the checked object, as a new
+    `Embeddings` passed over every id again once the folder was in place (tens of ms at 200k
+    ids), where an interruption was said to have left nothing written."""
+    emb.meta.clear()
+    emb.meta.update(written, source=str(folder))
+    return emb
+
+
 def save_embeddings(
     folder: str | Path, emb: Embeddings, *, overwrite: bool = False, output: bool = True
 ) -> dict[str, Any]:
