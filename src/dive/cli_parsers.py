@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 OVERWRITE_HELP = ("replace an existing output of the kind this command writes (README, "
                   "'--overwrite': what each verb checks); anything else is never replaced")
 DATA_DIR_HELP = ("folder of BEIR datasets by name, looked in first (then $DIVE_DATA, the "
-                 "cache, a download)")
+                 "cache, a folder of that name here, a download)")
 EMBEDDING_MODEL_HELP = ("sentence-transformers model name or path (embeddings folder name; "
                         "default: the model --embeddings' meta.json names, else "
                         "all-MiniLM-L6-v2)")

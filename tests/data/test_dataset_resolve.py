@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import zipfile
 from collections.abc import Callable
@@ -83,8 +84,10 @@ def test_an_empty_dataset_name_is_refused(
         load_dataset(name)
 
 
-def test_data_dir_beats_dive_data_beats_cache(roots: dict[str, Path], make_beir: MakeBeir,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_data_dir_beats_dive_data_beats_cache(
+    roots: dict[str, Path], make_beir: MakeBeir, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     in_cache = _put(make_beir, roots["cache"])
     assert in_cache == default_cache_dir() / "toy"
     assert resolve_dataset("toy") == in_cache
@@ -96,6 +99,18 @@ def test_data_dir_beats_dive_data_beats_cache(roots: dict[str, Path], make_beir:
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("WARNING", f"dataset toy: not in data_dir {roots['arg']}; using {in_env} (from "
                     "$DIVE_DATA)")]
+    caplog.clear()
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    _put(make_beir, here)
+    monkeypatch.delenv("DIVE_DATA")
+    shutil.rmtree(in_cache)
+    assert resolve_dataset("toy", data_dir=roots["arg"]) == Path("toy")  # the working directory
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"dataset toy: not in data_dir {roots['arg']}; using toy (the working "
+                    "directory)")]
+    monkeypatch.setenv("DIVE_DATA", str(roots["env"]))
     in_arg = _put(make_beir, roots["arg"])
     assert resolve_dataset("toy", data_dir=roots["arg"]) == in_arg
     assert resolve_dataset("toy", data_dir=str(roots["arg"])) == in_arg

@@ -123,6 +123,9 @@ def resolve_dataset(
                 logger.info("dataset %s: using %s (from %s)", raw, candidate, source)
             return candidate
     if given.is_dir():
+        if data_dir is not None:  # given, and passed over
+            logger.warning("dataset %s: not in data_dir %s; using %s (the working directory)",
+                           raw, data_dir, given)
         return given
 
     if given.is_file():  # a file meant as the data: downloading its name would mislead
