@@ -602,6 +602,29 @@ def test_a_ratio_a_later_datasets_dimension_refuses_names_the_dataset_and_the_fl
     assert not (tmp_path / "r2.jsonl").exists()
 
 
+def test_each_datasets_embeddings_are_said_once_in_grid_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Checked before any run, every dataset after the first said where its embeddings came
+    from twice, the first time before the first dataset's line."""
+    from dive.embed.encode import SOURCE_LOGGER
+    from tests.conftest import write_tiny_beir
+
+    folders = []
+    for name in ("one", "two", "three"):
+        folder, emb = write_tiny_beir(tmp_path / name)
+        folders.append(folder.rename(folder.with_name(name)))
+        shutil.copytree(emb, tmp_path / "env" / "synthetic" / name)
+    monkeypatch.setenv("DIVE_EMBEDDINGS", str(tmp_path / "env"))
+    grid = GridSpec(datasets=[str(f) for f in folders], methods=["pca"], ratios=[4],
+                    budgets=[None], seeds=[0], model="synthetic")
+    with caplog.at_level(logging.INFO, logger=SOURCE_LOGGER):
+        run_grid(grid, ResultsFile(tmp_path / "r.jsonl"))
+    said = [r.getMessage().split(":")[0] for r in caplog.records if r.name == SOURCE_LOGGER]
+    assert said == ["embeddings for one", "embeddings for two", "embeddings for three"]
+    assert not logging.getLogger(SOURCE_LOGGER).disabled
+
+
 def test_without_labelled_queries_the_label_free_methods_are_still_scored(
     tiny: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -42,7 +42,7 @@ from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget, within_pool
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
-from dive.embed.encode import default_model_for, record_label
+from dive.embed.encode import SOURCE_LOGGER, default_model_for, record_label
 from dive.errors import DataError, DiveError, about
 from dive.evaluate.anchors import Anchor, check_packages, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
@@ -492,10 +492,10 @@ ProgressFn = Callable[[int, int, dict[str, Any] | None], None]
 
 
 def _prepare(spec: GridSpec, name: str, folder: Path, learned: Sequence[str]
-             ) -> tuple[Dataset, Embeddings, str, QuerySplit, list[RunTask]]:
-    """Dataset `name` (at `folder`), its embeddings and their fingerprint, its whole-pool split
-    and the grid's runs on it, every check of them made (`learned`: the grid's methods that
-    need labelled queries)."""
+             ) -> tuple[Dataset, Embeddings, QuerySplit, list[RunTask]]:
+    """Dataset `name` (at `folder`), its embeddings, its whole-pool split and the grid's runs
+    on it, every check of them made (`learned`: the grid's methods that need labelled
+    queries)."""
     dataset = load_beir(folder, name=name)
     emb = get_embeddings(dataset, spec.model or DEFAULT_MODEL, embeddings_dir=spec.embeddings_dir,
                          progress=spec.progress)
@@ -506,7 +506,22 @@ def _prepare(spec: GridSpec, name: str, folder: Path, learned: Sequence[str]
             whole.require_labels(f"{dataset.name} (for {', '.join(learned)})")
     tasks = plan(_within_pool(spec, dataset.name, whole.n_labels), dataset.name, emb.dim)
     _check_rows(tasks, dataset.name, emb.dim, emb.corpus.shape[0])
-    return dataset, emb, data_fingerprint(dataset, emb), whole, tasks
+    return dataset, emb, whole, tasks
+
+
+def _check_ahead(spec: GridSpec, datasets: Sequence[tuple[str, Path]],
+                 learned: Sequence[str]) -> None:
+    """Every check of `_prepare` on `datasets` before any run (a bad one stopped the grid after
+    the others had run), each dropped once checked, so that memory holds one dataset's
+    embeddings at a time: loaded again in its turn (the cost of a second parse), where its
+    embeddings' source is said (not here as well)."""
+    source = logging.getLogger(SOURCE_LOGGER)
+    said, source.disabled = source.disabled, True
+    try:
+        for name, folder in datasets:
+            _prepare(spec, name, folder, learned)
+    finally:
+        source.disabled = said
 
 
 def run_grid(
@@ -532,14 +547,11 @@ def run_grid(
                 learned.append(method)
     wanted = []
     writable = False  # checked before the first run (a file that holds every run is only read)
-    # every dataset found and checked before any run (a missing or bad one stopped the grid
-    # after the others had run); each dropped once checked and loaded again in its turn, so
-    # memory holds one dataset's embeddings at a time
     datasets = _distinct_datasets(spec)
-    for name, folder in datasets[1:]:
-        _prepare(spec, name, folder, learned)
+    _check_ahead(spec, datasets[1:], learned)  # the first is checked as its turn starts
     for name, folder in datasets:
-        dataset, emb, fingerprint, whole, tasks = _prepare(spec, name, folder, learned)
+        dataset, emb, whole, tasks = _prepare(spec, name, folder, learned)
+        fingerprint = data_fingerprint(dataset, emb)
         _check_reference_kept(spec, name, tasks, results)
         # runs whose last record, the one a report reads, is of other data: run again, so
         # that a report of the file shows this data's (one recorded earlier is not enough)
