@@ -111,15 +111,34 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
 
+    from dive.compressors.base import Compressor
+    from dive.evaluate.records import read_records
+
+    fit = Compressor.fit
+
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     assert fit_pca_with(interrupted, tiny, tmp_path, monkeypatch) == 130
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
     assert not (tmp_path / "m").exists()
+    # stopped before its first run was recorded: it said "finished runs are saved"
     assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 130
-    assert capsys.readouterr().err == ("dive: interrupted; finished runs are saved and a rerun "
-                                       "resumes\n")
+    assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
+    assert not (tmp_path / "r.jsonl").exists()
+    calls = [0]
+
+    def interrupted_later(self: Compressor, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] > 1:
+            raise KeyboardInterrupt
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Compressor, "fit", interrupted_later)
+    assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == ("dive: interrupted; finished runs are "
+                                                        "saved and a rerun resumes")
+    assert read_records(tmp_path / "r.jsonl")
 
 
 @pytest.mark.parametrize("verb", ["fit", "export", "index", "report", "evaluate"])

@@ -37,6 +37,7 @@ from dive._io import (
     locked,
     made_folder,
     nothing_finished,
+    nothing_finished_unless,
     publish,
     publishing,
     reached_the_work,
@@ -92,11 +93,12 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         progress=not args.no_progress,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
-    skipped = [0]
+    skipped, ran = [0], [0]
     started = time.time()  # tqdm's clock: the first run's seconds count in the rate
 
     def progress(done: int, total: int, record: dict[str, Any] | None) -> None:
         skipped[0] += record is None
+        ran[0] += record is not None
         if args.no_progress:
             return
         if not bars:
@@ -111,7 +113,10 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         bar.refresh()
 
     try:
-        records = run_grid(spec, ResultsFile(results), progress)
+        # stopped before its first run was recorded (while the datasets were checked), it
+        # said "finished runs are saved and a rerun resumes"
+        with nothing_finished_unless(lambda: ran[0] > 0):
+            records = run_grid(spec, ResultsFile(results), progress)
     finally:
         for bar in bars:
             bar.close()
@@ -948,15 +953,16 @@ def _kept_after_interrupt(args: argparse.Namespace | None, exc: KeyboardInterrup
     if getattr(args, WRITTEN, None) is not None:  # the work was done: the rest is printing
         redraw = "; a rerun without --overwrite draws its plot" if args.verb == "demo" else ""
         return f"{getattr(args, WRITTEN)} was already written in full{redraw}"
+    if args.verb == "demo" and args.overwrite:  # its new runs go to a file of their own
+        return "this run's results were discarded and the earlier ones kept"
     if nothing_finished(exc):
-        return "no chunk was finished yet; a rerun starts over"
+        return ("no chunk was finished yet; a rerun starts over"
+                if args.verb in ("embed", "compress") else NOTHING_WRITTEN)
     if args.verb in ("embed", "compress") and not reached_the_work(exc):
         # stopped before its resumable work began (while it loaded its model or data), or a
         # run that does not resume: an import (written in one go), the Ray engine (a rerun
         # starts over)
         return NOTHING_WRITTEN
-    if args.verb == "demo" and args.overwrite:  # its new runs go to a file of their own
-        return "this run's results were discarded and the earlier ones kept"
     return _AFTER_INTERRUPT.get(args.verb, NOTHING_WRITTEN)
 
 
