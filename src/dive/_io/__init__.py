@@ -37,7 +37,13 @@ from dive._io.atomic import (
 from dive._io.checks import check_output, check_suffix, check_writable
 from dive._io.locks import LOCK_QUIET_SECONDS, locked, resolve_link
 from dive._io.os_errors import describe_os_error, naming_os_errors, os_error_in_text
-from dive._io.reading import parse_json, parse_json_object, read_one_save, refuse_special_file
+from dive._io.reading import (
+    not_a_file,
+    parse_json,
+    parse_json_object,
+    read_one_save,
+    refuse_special_file,
+)
 from dive._io.signals import (
     mark_written_before,
     nothing_finished,
@@ -61,8 +67,8 @@ __all__ = [
     "DEAD_AFTER", "LOCK_QUIET_SECONDS", "MANIFEST", "as_path", "atomic_open", "atomic_write_bytes",
     "atomic_write_text", "cache_base", "check_flag", "check_output", "check_overwrite",
     "check_suffix", "check_writable", "clear_work_folder", "describe_os_error",
-    "held", "is_temporary_name", "locked", "made_folder",
-    "mark_written_before", "named", "naming_os_errors", "new_file_mode", "nothing_finished",
+    "held", "is_temporary_name", "locked", "made_folder", "mark_written_before", "named",
+    "naming_os_errors", "new_file_mode", "not_a_file", "nothing_finished",
     "nothing_finished_unless", "os_error_in_text", "parse_json", "parse_json_object", "publish",
     "publishing", "reached_the_work", "read_one_save", "refuse_folder_form", "refuse_special_file",
     "remove_dead_temporaries", "replace_path", "resolve_link", "staging", "temporary",

@@ -85,3 +85,12 @@ def refuse_special_file(path: str | os.PathLike[str]) -> None:
     if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
         raise DataError(f"{os.fspath(path)}: not a regular file (a pipe, socket or device); "
                         "save its contents to a file and give that")
+
+
+def not_a_file(path: Path) -> str | None:
+    """What is at `path` where a file goes, in words, when it is not one: a folder, or a
+    symbolic link that leads nowhere (and where it points); None for a file or nothing.
+    (Every loader said it its own way, or called both "missing".)"""
+    if path.is_symlink() and not path.exists():
+        return f"a broken symbolic link (to {os.readlink(path)})"
+    return "a folder, not a file" if path.is_dir() else None

@@ -36,7 +36,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from dive._io import as_path
+from dive._io import as_path, not_a_file
 from dive.arrays import is_blank, is_integer_text, is_utf8
 from dive.errors import DataError, quoted
 
@@ -251,9 +251,8 @@ def _find_file(folder: Path, filename: str, *, required: bool) -> Path | None:
     plain = folder / filename
     gz = folder / f"{filename}.gz"
     for path in (plain, gz):
-        if (path.is_symlink() or path.exists()) and not path.is_file():
-            broken = path.is_symlink() and not path.exists()
-            problem = f"a broken symbolic link (to {os.readlink(path)})" if broken else "not a file"
+        problem = not_a_file(path)
+        if problem is not None:
             raise DataError(f"{path}: {problem}")
     if plain.is_file():
         if gz.is_file():

@@ -32,6 +32,7 @@ from dive._io import (
     as_path,
     check_output,
     naming_os_errors,
+    not_a_file,
     parse_json_object,
     publish,
     read_one_save,
@@ -151,11 +152,8 @@ def load_embeddings(folder: str | Path, *, mmap: bool = False) -> Embeddings:
         path = root / name
         if not path.is_file():
             refuse_special_file(path)
-            problem = ("a folder, not a file" if path.is_dir() else
-                       f"a broken symbolic link (to {os.readlink(path)})" if path.is_symlink()
-                       else "missing")
-            raise DataError(f"{path}: {problem} (an embeddings folder needs "
-                            f"{', '.join(FILES)})")
+            raise DataError(f"{path}: {not_a_file(path) or 'missing'} (an embeddings folder "
+                            f"needs {', '.join(FILES)})")
 
     # all of one save, even while a save with overwrite replaces the folder
     meta, corpus, queries, corpus_ids, query_ids = read_one_save(
