@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -314,6 +315,10 @@ def test_a_broken_link_or_folder_in_a_file_s_place_is_named(tiny_beir: Path, nam
     with pytest.raises(DataError, match=rf"{re.escape(name)}: a folder, not a file$"):
         load_beir(tiny_beir)
     (tiny_beir / name).rmdir()
+    os.mkfifo(tiny_beir / name)  # read as missing, an unread train.tsv changed the split
+    with pytest.raises(DataError, match=rf"{re.escape(name)}: not a regular file \(a pipe, "):
+        load_beir(tiny_beir)
+    (tiny_beir / name).unlink()
     (tiny_beir / "elsewhere.tsv").rename(plain)  # the same file in place loads as before
     assert "train" in load_beir(tiny_beir).qrels
 

@@ -88,9 +88,12 @@ def refuse_special_file(path: str | os.PathLike[str]) -> None:
 
 
 def not_a_file(path: Path) -> str | None:
-    """What is at `path` where a file goes, in words, when it is not one: a folder, or a
-    symbolic link that leads nowhere (and where it points); None for a file or nothing.
-    (Every loader said it its own way, or called both "missing".)"""
+    """What is at `path` where a file goes, in words, when it is not one: a folder, a pipe,
+    socket or device, or a symbolic link that leads nowhere (and where it points); None for
+    a file or nothing. (Every loader said it its own way, or called these "missing".)"""
     if path.is_symlink() and not path.exists():
         return f"a broken symbolic link (to {os.readlink(path)})"
-    return "a folder, not a file" if path.is_dir() else None
+    if path.is_dir():
+        return "a folder, not a file"
+    return "not a regular file (a pipe, socket or device)" if path.exists() and not \
+        path.is_file() else None
