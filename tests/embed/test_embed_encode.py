@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -361,6 +362,24 @@ def test_cache_root_falls_back_to_home(
     cached = _put(tmp_path / "home" / ".cache/dive/embeddings" / DEFAULT_MODEL / "toy", seed=5)
     emb = get_embeddings(FakeDataset())
     np.testing.assert_array_equal(emb.corpus, cached.corpus)
+
+
+def test_embeddings_found_are_said_unless_asked_not_to_but_an_encoding_always_is(
+    tmp_path: Path, fake_model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A grid's check ahead of its runs says nothing of embeddings it finds (its runs say it in
+    the dataset's turn); an encoding it makes is said there, where it happens: silenced too,
+    its turn then called them "the cache"."""
+    from dive.embed.encode import SOURCE_LOGGER
+
+    ds = FakeDataset()
+    with caplog.at_level(logging.INFO, logger=SOURCE_LOGGER):
+        get_embeddings(ds, cache_root=tmp_path / "cache", progress=False, say_found=False)
+        get_embeddings(ds, cache_root=tmp_path / "cache", progress=False, say_found=False)
+        get_embeddings(ds, cache_root=tmp_path / "cache", progress=False)
+    said = [r.getMessage() for r in caplog.records if r.name == SOURCE_LOGGER]
+    assert len(said) == 2
+    assert "(freshly encoded into the cache; " in said[0] and "(the cache; " in said[1]
 
 
 def test_missing_everywhere_encodes_once_and_caches(tmp_path: Path, fake_model: FakeModel) -> None:

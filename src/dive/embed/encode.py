@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 # One line per dataset saying where its embeddings came from; `dive` prints these.
 SOURCE_LOGGER = "dive.embed.source"
 source_log = logging.getLogger(SOURCE_LOGGER)
+FRESHLY_ENCODED = "freshly encoded into the cache"  # where embeddings came from, said
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_DIM = 384  # the dimension of its vectors
@@ -468,6 +469,7 @@ def get_embeddings(
     progress: bool = True,
     batch_size: int = 32,
     device: str = "cpu",
+    say_found: bool = True,
 ) -> Embeddings:
     """The embeddings of `dataset` under `model_name`, validated against its ids.
 
@@ -486,6 +488,8 @@ def get_embeddings(
     folder recording none is used as is), and naming the first missing id when a dataset
     corpus or query id has no embedding, or the first of the corpus rows whose ids are not in
     the dataset (another dataset's folder). Rows are returned as stored, not reordered.
+    Where they came from is said on `SOURCE_LOGGER`; when found (not encoded now) only if
+    `say_found` (a check ahead of a grid's runs, which say it in the dataset's turn).
     """
     subdir = Path(model_dirname(model_name)) / dataset.name
     emb: Embeddings | None = None
@@ -552,9 +556,10 @@ def get_embeddings(
                 emb = encode_to_folder(dataset, folder, model_name=model_name,
                                        batch_size=batch_size, device=device, overwrite=True,
                                        progress=progress, output=False).embeddings
-                origin = "freshly encoded into the cache"
-    source_log.info("embeddings for %s: %s (%s; %s)", dataset.name, folder, origin,
-                    describe_maker(emb.meta))
+                origin = FRESHLY_ENCODED
+    if say_found or origin == FRESHLY_ENCODED:
+        source_log.info("embeddings for %s: %s (%s; %s)", dataset.name, folder, origin,
+                        describe_maker(emb.meta))
     _check_ids(folder, emb, dataset)
     return emb
 

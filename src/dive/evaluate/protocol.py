@@ -42,7 +42,7 @@ from dive.compressors.registry import make_compressor, method_facts
 from dive.data import Dataset, Qrels, load_beir
 from dive.data.splits import QuerySplit, budget_label, make_split, parse_budget, within_pool
 from dive.embed import DEFAULT_MODEL, Embeddings, get_embeddings
-from dive.embed.encode import SOURCE_LOGGER, default_model_for, record_label
+from dive.embed.encode import default_model_for, record_label
 from dive.errors import DataError, DiveError, about
 from dive.evaluate.anchors import Anchor, check_packages, is_anchor, parse_anchor
 from dive.evaluate.fingerprint import data_fingerprint
@@ -491,14 +491,15 @@ def _dim_of(full_dim: int, ratio: int, dataset: str) -> int:
 ProgressFn = Callable[[int, int, dict[str, Any] | None], None]
 
 
-def _prepare(spec: GridSpec, name: str, folder: Path, learned: Sequence[str]
-             ) -> tuple[Dataset, Embeddings, QuerySplit, list[RunTask]]:
+def _prepare(spec: GridSpec, name: str, folder: Path, learned: Sequence[str], *,
+             ahead: bool = False) -> tuple[Dataset, Embeddings, QuerySplit, list[RunTask]]:
     """Dataset `name` (at `folder`), its embeddings, its whole-pool split and the grid's runs
     on it, every check of them made (`learned`: the grid's methods that need labelled
-    queries)."""
+    queries; `ahead`: checked before the runs, so where embeddings were found is said in the
+    dataset's turn, not here as well)."""
     dataset = load_beir(folder, name=name)
     emb = get_embeddings(dataset, spec.model or DEFAULT_MODEL, embeddings_dir=spec.embeddings_dir,
-                         progress=spec.progress)
+                         progress=spec.progress, say_found=not ahead)
     # budget all's split: its labels are the whole pool, of one size for every seed
     whole = make_split(dataset, None, spec.seeds[0])
     if learned:  # an empty pool still scores the label-free methods
@@ -513,15 +514,9 @@ def _check_ahead(spec: GridSpec, datasets: Sequence[tuple[str, Path]],
                  learned: Sequence[str]) -> None:
     """Every check of `_prepare` on `datasets` before any run (a bad one stopped the grid after
     the others had run), each dropped once checked, so that memory holds one dataset's
-    embeddings at a time: loaded again in its turn (the cost of a second parse), where its
-    embeddings' source is said (not here as well)."""
-    source = logging.getLogger(SOURCE_LOGGER)
-    said, source.disabled = source.disabled, True
-    try:
-        for name, folder in datasets:
-            _prepare(spec, name, folder, learned)
-    finally:
-        source.disabled = said
+    embeddings at a time: loaded again in its turn (the cost of a second parse)."""
+    for name, folder in datasets:
+        _prepare(spec, name, folder, learned, ahead=True)
 
 
 def run_grid(
