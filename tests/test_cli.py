@@ -141,6 +141,47 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
     assert read_records(tmp_path / "r.jsonl")
 
 
+def test_ctrl_c_landing_once_a_record_is_in_the_file_says_runs_are_saved(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C held over the rename that puts the first record in lands once it is in: the
+    grid, which counted its runs as the progress bar did (after the write), said "no output
+    was written" beside a results file holding that record."""
+    import dive.evaluate.records
+    from dive.evaluate.records import read_records
+
+    write = dive.evaluate.records._write_lines
+
+    def written_then_interrupted(*args: Any, **kwargs: Any) -> None:
+        write(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dive.evaluate.records, "_write_lines", written_then_interrupted)
+    assert main(evaluate_args(tiny, tmp_path / "r.jsonl")) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == ("dive: interrupted; finished runs are "
+                                                        "saved and a rerun resumes")
+    assert len(read_records(tmp_path / "r.jsonl")) == 1
+
+
+def test_a_first_demo_with_overwrite_stopped_before_a_run_says_nothing_was_written(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "this run's results were discarded and the earlier ones kept", with none."""
+    from dive.compressors.base import Compressor
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Compressor, "fit", interrupted)
+    assert main(["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
+                 "pca", "--ratios", "2", "--budgets", "all", "--output", str(tmp_path / "d"),
+                 "--overwrite"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "dive: interrupted; no output was written"
+    assert not (tmp_path / "d" / "results.jsonl").exists()
+
+
 @pytest.mark.parametrize("verb", ["fit", "export", "index", "report", "evaluate"])
 def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
     verb: str, tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -93,12 +93,11 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         progress=not args.no_progress,
     )
     bars: list[tqdm] = []  # created on the first finished run, so early errors print alone
-    skipped, ran = [0], [0]
+    skipped = [0]
     started = time.time()  # tqdm's clock: the first run's seconds count in the rate
 
     def progress(done: int, total: int, record: dict[str, Any] | None) -> None:
         skipped[0] += record is None
-        ran[0] += record is not None
         if args.no_progress:
             return
         if not bars:
@@ -112,10 +111,12 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
             )
         bar.refresh()
 
+    size = _size(results)
     try:
         # stopped before its first run was recorded (while the datasets were checked), it
-        # said "finished runs are saved and a rerun resumes"
-        with nothing_finished_unless(lambda: ran[0] > 0):
+        # said "finished runs are saved and a rerun resumes"; recorded is read off the file
+        # (a signal held over its rename lands once the record is in)
+        with nothing_finished_unless(lambda: _size(results) > size):
             records = run_grid(spec, ResultsFile(results), progress)
     finally:
         for bar in bars:
@@ -124,6 +125,14 @@ def _run_grid(args: argparse.Namespace, datasets: list[str], results: Path) -> l
         print(f"skipped {skipped[0]} run(s) already in {results} for the same data",
               file=sys.stderr)
     return merge_records(records)  # a run the file holds twice counts once, as in a report
+
+
+def _size(path: Path) -> int:
+    """The bytes of the file at `path` (a results file only grows), 0 where there is none."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -953,7 +962,8 @@ def _kept_after_interrupt(args: argparse.Namespace | None, exc: KeyboardInterrup
     if getattr(args, WRITTEN, None) is not None:  # the work was done: the rest is printing
         redraw = "; a rerun without --overwrite draws its plot" if args.verb == "demo" else ""
         return f"{getattr(args, WRITTEN)} was already written in full{redraw}"
-    if args.verb == "demo" and args.overwrite:  # its new runs go to a file of their own
+    if args.verb == "demo" and args.overwrite and \
+            _size(Path(args.output) / "results.jsonl"):  # its new runs go to a file of their own
         return "this run's results were discarded and the earlier ones kept"
     if nothing_finished(exc):
         return ("no chunk was finished yet; a rerun starts over"
