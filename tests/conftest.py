@@ -92,6 +92,26 @@ def compress_stopped_while_checked(argv: list[str], module: object, check: str,
         return main(argv)
 
 
+def no_embeddings_built_after_saving(monkeypatch: pytest.MonkeyPatch, module: object) -> None:
+    """Make `module.save_embeddings` save, then refuse any `Embeddings` built after it (a
+    pass over every id once the folder is in place, where an interruption was said to have
+    left nothing written)."""
+    from dive.embed.store import Embeddings
+
+    save = module.save_embeddings  # type: ignore[attr-defined]
+
+    def save_then_refuse_a_pass(*args: object, **kwargs: object) -> object:
+        written = save(*args, **kwargs)
+
+        def refused(self: Embeddings) -> None:
+            raise AssertionError("an Embeddings built after the folder was in place")
+
+        monkeypatch.setattr(Embeddings, "__post_init__", refused)
+        return written
+
+    monkeypatch.setattr(module, "save_embeddings", save_then_refuse_a_pass)
+
+
 @pytest.fixture()
 def default_signals() -> Iterator[None]:
     """Ctrl-C (SIGINT) as Python installs it, raising KeyboardInterrupt, and SIGTERM and

@@ -47,16 +47,22 @@ RECORD = {"method": "smec", "dataset": "scifact", "model": "m", "budget": "all",
           "diagnostics": {"stages": [{"best_score": 0.7, "history": HISTORY}]}}
 
 
+def table_rows(gap: ModuleType, records: list[dict], tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The lines the script prints for a results file of `records`."""
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
+    gap.main()
+    return capsys.readouterr().out.splitlines()
+
+
 def test_the_table_prints_gap_and_roughness_per_cell(
     gap: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    record = RECORD
-    results = tmp_path / "r.jsonl"
-    results.write_text("".join(json.dumps({**record, "seed": s}) + "\n" for s in (0, 1)))
-    monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
-    gap.main()
-    row = capsys.readouterr().out.splitlines()[-1]
+    records = [{**RECORD, "seed": s} for s in (0, 1)]
+    row = table_rows(gap, records, tmp_path, monkeypatch, capsys)[-1]
     assert row == "| smec | scifact | m | all | 192 | 2 | 0.7000 | 0.6500 | +0.0500 | 0.0750 |"
 
 
@@ -65,12 +71,8 @@ def test_a_run_recorded_again_counts_once_with_its_last_record(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A rerun appended counted as one more seed (4 of 3), its earlier score in the mean."""
-    results = tmp_path / "r.jsonl"
     records = [{**RECORD, "seed": s} for s in (0, 1)] + [{**RECORD, "seed": 1, "ndcg@10": 0.55}]
-    results.write_text("".join(json.dumps(r) + "\n" for r in records))
-    monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
-    gap.main()
-    row = capsys.readouterr().out.splitlines()[-1]
+    row = table_rows(gap, records, tmp_path, monkeypatch, capsys)[-1]
     assert row == "| smec | scifact | m | all | 192 | 2 | 0.7000 | 0.6000 | +0.1000 | 0.0750 |"
 
 
@@ -79,13 +81,9 @@ def test_runs_of_two_embedding_models_are_cells_apart(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """NFCorpus's 384-d and 768-d runs at one d were averaged as 6 seeds of one cell."""
-    results = tmp_path / "r.jsonl"
     records = [{**RECORD, "seed": s} for s in (0, 1)]
     records += [{**RECORD, "seed": s, "model": "other", "ndcg@10": 0.45} for s in (0, 1)]
-    results.write_text("".join(json.dumps(r) + "\n" for r in records))
-    monkeypatch.setattr(sys, "argv", ["selection_gap", "--results", str(results)])
-    gap.main()
-    assert capsys.readouterr().out.splitlines()[-2:] == [
+    assert table_rows(gap, records, tmp_path, monkeypatch, capsys)[-2:] == [
         "| smec | scifact | m | all | 192 | 2 | 0.7000 | 0.6500 | +0.0500 | 0.0750 |",
         "| smec | scifact | other | all | 192 | 2 | 0.7000 | 0.4500 | +0.2500 | 0.0750 |"]
 

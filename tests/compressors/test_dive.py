@@ -522,11 +522,8 @@ def test_fewer_labelled_queries_than_a_batch_scale_the_triplet_term_by_their_sha
         assert loss == pytest.approx(2.0 * 4 / 16 * tri, rel=1e-5)
 
 
-def test_head_wise_ntxent_compares_only_the_first_ntxent_items_of_the_corpus_batch(
-    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Guards `ntxent_items`: the NT-Xent views are those of the batch's first 8 items, not
-    of all 64 (its cost grows with the square of the items)."""
+def ntxent_items_seen(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The items each step's head-wise NT-Xent compares, appended as the fit runs."""
     items: list[int] = []
     original = dive_run.headwise_ntxent_loss
 
@@ -535,6 +532,15 @@ def test_head_wise_ntxent_compares_only_the_first_ntxent_items_of_the_corpus_bat
         return original(views, *args)
 
     monkeypatch.setattr(dive_run, "headwise_ntxent_loss", spy)
+    return items
+
+
+def test_head_wise_ntxent_compares_only_the_first_ntxent_items_of_the_corpus_batch(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards `ntxent_items`: the NT-Xent views are those of the batch's first 8 items, not
+    of all 64 (its cost grows with the square of the items)."""
+    items = ntxent_items_seen(monkeypatch)
     options = {**FAST, "steps": 3, "select": False, "heads": 2, "ntxent_items": 8}
     Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(problem["train"]))
     assert FAST["corpus_batch"] == 64
@@ -550,14 +556,7 @@ def test_on_a_corpus_smaller_than_ntxent_items_ntxent_compares_the_corpus_batch_
     batch's: any `ntxent_items` of at least its 40 rows is the same fit."""
     small = planted(seed=1, n_docs=40, n_topics=5)
     labels = TrainingData(small["train"])
-    items: list[int] = []
-    original = dive_run.headwise_ntxent_loss
-
-    def spy(views: torch.Tensor, *args: Any) -> torch.Tensor:
-        items.append(views.shape[0])  # (items, heads, d)
-        return original(views, *args)
-
-    monkeypatch.setattr(dive_run, "headwise_ntxent_loss", spy)
+    items = ntxent_items_seen(monkeypatch)
     options = {**FAST, "steps": 3, "select": False, "heads": 2, "corpus_batch": 64}
     wide = Dive(4, seed=0, **{**options, "ntxent_items": 64}).fit(small["corpus"], labels)
     assert items == [40] * 3  # one step each, the whole corpus batch

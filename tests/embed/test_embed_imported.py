@@ -142,20 +142,9 @@ def test_an_import_returns_once_its_folder_is_in_place_without_another_pass_over
     (tens of ms for 200,000 ids): a Ctrl-C then said "no output was written" over the
     folder just written. The result is the checked object with the meta as saved."""
     import dive.embed.imported as imported
-    from dive.embed.store import Embeddings
+    from tests.conftest import no_embeddings_built_after_saving
 
-    save = imported.save_embeddings
-
-    def save_then_refuse_a_pass(*args: object, **kwargs: object) -> dict[str, object]:
-        written = save(*args, **kwargs)  # type: ignore[arg-type]
-
-        def refused(self: Embeddings) -> None:
-            raise AssertionError("an Embeddings built after the folder was in place")
-
-        monkeypatch.setattr(Embeddings, "__post_init__", refused)
-        return written
-
-    monkeypatch.setattr(imported, "save_embeddings", save_then_refuse_a_pass)
+    no_embeddings_built_after_saving(monkeypatch, imported)
     corpus, queries = _parquet_pair(api, tmp_path)
     emb = from_parquet(api.dataset, corpus, queries, tmp_path / "imported", id_column="doc_id",
                        vector_column="embedding")

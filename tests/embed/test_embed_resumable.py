@@ -533,20 +533,9 @@ def test_the_result_is_returned_without_another_pass_over_its_ids_once_in_place(
     """The result was built anew once the folder was in place and its work folder gone, its
     every id converted again: a Ctrl-C then was marked "no chunk was finished yet; a rerun
     starts over", and the rerun refused the output it had written."""
-    from dive.embed.store import Embeddings
+    from tests.conftest import no_embeddings_built_after_saving
 
-    save = resumable.save_embeddings
-
-    def save_then_refuse_a_pass(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        written = save(*args, **kwargs)
-
-        def refused(self: Embeddings) -> None:
-            raise AssertionError("an Embeddings built after the folder was in place")
-
-        monkeypatch.setattr(Embeddings, "__post_init__", refused)
-        return written
-
-    monkeypatch.setattr(resumable, "save_embeddings", save_then_refuse_a_pass)
+    no_embeddings_built_after_saving(monkeypatch, resumable)
     out = tmp_path / "emb"
     result = encode_to_folder(load_beir(PANTRY), out, chunk_size=CHUNK, progress=False,
                               model=model)
