@@ -95,5 +95,6 @@ def not_a_file(path: Path) -> str | None:
         return f"a broken symbolic link (to {os.readlink(path)})"
     if path.is_dir():
         return "a folder, not a file"
-    return "not a regular file (a pipe, socket or device)" if path.exists() and not \
-        path.is_file() else None
+    if path.exists() and not path.is_file():
+        return "not a regular file (a pipe, socket or device)"
+    return None
