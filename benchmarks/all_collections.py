@@ -64,7 +64,7 @@ from quality import (  # noqa: E402
     write_page,
 )
 
-from dive.cli_parsers import DefaultsHelpFormatter, Joined  # noqa: E402
+from dive.cli.parsers import DefaultsHelpFormatter, Joined  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 CLASSIC = ("cranfield", "cisi", "cacm", "npl", "time")

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from script_io import script_main
 
-from dive.cli_parsers import _int_at_least, _precision
+from dive.cli.parsers import _int_at_least, _precision
 from dive.compressors.precision import CODE_DTYPES
 from dive.compressors.registry import make_compressor
 from dive.compressors.runtime import Runtime

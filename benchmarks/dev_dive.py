@@ -40,7 +40,7 @@ from script_io import (
     use_shared_data,
 )
 
-from dive.cli_parsers import _int_at_least
+from dive.cli.parsers import _int_at_least
 from dive.data import load_dataset, resolve_dataset
 from dive.data.splits import make_split, parse_budget
 from dive.embed import get_embeddings

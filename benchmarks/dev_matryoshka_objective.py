@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from script_io import check_distinct, check_ratios, script_main  # noqa: E402
 
-from dive.cli_parsers import _int_at_least, _int_list  # noqa: E402
+from dive.cli.parsers import _int_at_least, _int_list  # noqa: E402
 from dive.compressors.matryoshka_adaptor import target_dims  # noqa: E402
 from dive.compressors.pca import principal_axes  # noqa: E402
 from dive.data import load_dataset  # noqa: E402

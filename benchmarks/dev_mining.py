@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from script_io import check_distinct, check_ratios, label_budget, script_main, use_shared_data
 
-from dive.cli_parsers import _int_at_least
+from dive.cli.parsers import _int_at_least
 from dive.compressors._dive_net import initial_heads
 from dive.compressors._dive_run import FitContext, Run, pooled_labels
 from dive.compressors.dive import DiveConfig

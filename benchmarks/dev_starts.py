@@ -48,7 +48,7 @@ import numpy as np
 from script_io import check_distinct, check_ratios, label_budget, script_main, use_shared_data
 
 from dive.arrays import l2_normalize
-from dive.cli_parsers import _int_at_least
+from dive.cli.parsers import _int_at_least
 from dive.compressors.base import LabelledQueries
 from dive.compressors.pca import principal_axes
 from dive.data import load_dataset, resolve_dataset

@@ -59,7 +59,7 @@ from quality import (  # noqa: E402
     write_page,
 )
 
-from dive.cli_parsers import DefaultsHelpFormatter, Joined  # noqa: E402
+from dive.cli.parsers import DefaultsHelpFormatter, Joined  # noqa: E402
 
 DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "frontier.jsonl"
 DEFAULT_DOCS = REPO / "docs"

@@ -26,7 +26,7 @@ import numpy as np
 from script_io import check_distinct, check_methods, check_ratios, label_budget, script_main
 from speed import _find, with_distractors  # benchmarks/ is on sys.path as a script
 
-from dive.cli_parsers import _int_at_least, _int_list, _method_list
+from dive.cli.parsers import _int_at_least, _int_list, _method_list
 from dive.compressors.registry import make_compressor
 from dive.data.beir import load_beir
 from dive.data.splits import make_split, parse_budget

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from script_io import use_shared_data  # noqa: E402
 
-from dive.cli_parsers import DefaultsHelpFormatter, Joined  # noqa: E402
+from dive.cli.parsers import DefaultsHelpFormatter, Joined  # noqa: E402
 
 if TYPE_CHECKING:
     from dive.evaluate.protocol import GridSpec

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from script_io import script_main
 
-from dive.cli_parsers import _int_at_least
+from dive.cli.parsers import _int_at_least
 from dive.evaluate.records import ResultsFile, read_records, write_records
 
 RECORDS = Path(__file__).resolve().parent / "results" / "quality.jsonl"

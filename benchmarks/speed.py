@@ -62,7 +62,7 @@ import numpy as np  # noqa: E402
 from quality import at_least_one, check_page, write_page  # noqa: E402
 from script_io import check_methods, check_ratios, label_budget, script_main  # noqa: E402
 
-from dive.cli_parsers import DefaultsHelpFormatter, _int_at_least, _method_list  # noqa: E402
+from dive.cli.parsers import DefaultsHelpFormatter, _int_at_least, _method_list  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "scifact"

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from dive.cli import build_parser, main
+from dive.cli import main
+from dive.cli.parsers import build_parser
 from dive.errors import DiveError
 
 
@@ -190,8 +191,7 @@ def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
     """Ctrl-C (or SIGTERM) while a verb printed what it had just written said "no output was
     written" beside the complete output, which a rerun then refused as already there."""
     import builtins
-
-    import dive.cli
+    import importlib
 
     model, out = tmp_path / "m", tmp_path / "out"
     setup = {"report": [evaluate_args(tiny, tmp_path / "r.jsonl")]}
@@ -220,7 +220,9 @@ def test_ctrl_c_after_the_output_is_in_place_says_it_was_written(
             raise KeyboardInterrupt
         builtins.print(*args, **kwargs)
 
-    monkeypatch.setattr(dive.cli, "print", printed, raising=False)
+    module = {"index": "export"}.get(verb, verb)  # the module of dive.cli that runs the verb
+    monkeypatch.setattr(importlib.import_module(f"dive.cli.{module}"), "print", printed,
+                        raising=False)
     assert main(argv) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"dive: interrupted; {out} was already written in full")  # after evaluate's bars
@@ -339,7 +341,7 @@ def test_sigterm_while_the_arguments_are_parsed_is_one_line(
 ) -> None:
     """`dive.__main__` gives SIGTERM's handler back before `main`, which took it over only
     once the parser had run: a SIGTERM in that third of a second killed dive without a word."""
-    import dive.cli
+    import dive.cli.run
 
     class Killed(Exception):  # what SIGTERM's default did, without ending the test run
         pass
@@ -352,7 +354,7 @@ def test_sigterm_while_the_arguments_are_parsed_is_one_line(
         return build_parser()
 
     signal.signal(signal.SIGTERM, killed)  # `default_signals` puts the default back after
-    monkeypatch.setattr(dive.cli, "build_parser", slow_parser)
+    monkeypatch.setattr(dive.cli.run, "build_parser", slow_parser)
     assert main(["fit", "--help"]) == 128 + signal.SIGTERM
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
 
@@ -407,19 +409,19 @@ def test_an_interrupted_ray_compress_says_nothing_was_kept(
     """It said "finished chunks are saved and a rerun resumes", as the local engine does; the
     Ray engine keeps nothing and its rerun starts over. The local engine, stopped while it
     loaded its model (before its work began), said so too, with nothing saved."""
-    import dive.cli
+    import dive.cli.compress
     import dive.integrations.ray
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(dive.integrations.ray, "compress_parquet", interrupted)
-    monkeypatch.setattr(dive.cli, "_load_model", lambda args: None)
+    monkeypatch.setattr(dive.cli.compress, "load_compressor", lambda args: None)
     argv = ["compress", str(tmp_path / "m"), "--input", str(tmp_path / "x.parquet"),
             "--output", str(tmp_path / "y")]
     assert main([*argv, "--engine", "ray"]) == 130
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
-    monkeypatch.setattr(dive.cli, "_load_model", interrupted)
+    monkeypatch.setattr(dive.cli.compress, "load_compressor", interrupted)
     assert main(argv) == 130
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
 
@@ -550,7 +552,7 @@ def test_a_signal_the_parent_ignores_stays_ignored(tmp_path: Path) -> None:
     """`nohup dive compress ...` was stopped by SIGHUP (a closed terminal): dive put its own
     handler in place of the ignored one."""
     script = ("import signal, os, time, sys\n"
-              "from dive.cli import HANDLERS, main\n"
+              "from dive.cli import main\nfrom dive.cli.run import HANDLERS\n"
               "def verb(args):\n"
               "    os.kill(os.getpid(), signal.SIGHUP)\n"
               "    time.sleep(0.2)\n"
@@ -603,13 +605,13 @@ def test_an_interrupted_import_says_nothing_was_kept(
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
 
 
-@pytest.mark.parametrize("step", ["build_parser", "_show_embedding_sources"])
+@pytest.mark.parametrize("step", ["build_parser", "show_embedding_sources"])
 def test_ctrl_c_while_the_command_line_is_set_up_is_one_line(
     step: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # the parser and the logging set-up (which loads numpy) ran before main's handler: a
     # Ctrl-C in that half second printed a traceback
-    import dive.cli as cli
+    import dive.cli.run as cli
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
@@ -952,7 +954,7 @@ def test_a_warning_made_once_per_seed_or_fit_is_printed_once() -> None:
     PCA's rank warning three times, the same line each time."""
     import logging
 
-    from dive.cli import _logging
+    from dive.cli.logs import verb_logging as _logging
 
     printed: list[str] = []
 
@@ -1096,12 +1098,12 @@ def test_a_name_that_is_not_utf8_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A library refusing a path or name that is not valid UTF-8 is a one-line error, exit 2."""
-    import dive.cli
+    import dive.cli.run
 
     def refused(args: argparse.Namespace) -> int:
         raise UnicodeEncodeError("utf-8", "caf\udce9", 3, 4, "surrogates not allowed")
 
-    monkeypatch.setitem(dive.cli.HANDLERS, "demo", refused)
+    monkeypatch.setitem(dive.cli.run.HANDLERS, "demo", refused)
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dive: error: ") and "is not valid UTF-8" in err and err.count("\n") == 1

@@ -185,7 +185,7 @@ def test_demo_overwrite_keeps_the_mode_and_takes_the_lock_of_its_results(
 ) -> None:
     """The fresh results replaced the old ones without the results lock, so a process
     appending meanwhile (read under the lock, write back) put the old records back."""
-    import dive.cli as cli
+    import dive.cli.evaluate as cli
 
     out = tmp_path / "demo"
     argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
@@ -216,7 +216,7 @@ def test_two_demo_overwrite_runs_at_once_each_leave_whole_results(
 ) -> None:
     """Two `demo --overwrite` runs shared one fresh-results file, each clearing it on start:
     the one finishing first found its file gone (or replaced results with the other's)."""
-    import dive.cli as cli
+    import dive.cli.evaluate as cli
 
     out = tmp_path / "demo"
     argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
@@ -303,7 +303,7 @@ def test_demo_overwrite_keeps_the_records_a_plain_run_added_meanwhile(
 ) -> None:
     """A plain `demo` appending to the results while `demo --overwrite` ran said its record
     was saved; the replacement then dropped it without a word to either run."""
-    import dive.cli as cli
+    import dive.cli.evaluate as cli
 
     out = tmp_path / "demo"
     argv = ["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--ratios", "4",

@@ -174,7 +174,7 @@ def test_a_stderr_that_cannot_be_written_leaves_the_verb_to_run(
 def test_a_closed_stderr_stays_dev_null_after_the_verb(monkeypatch: pytest.MonkeyPatch) -> None:
     """Given back as None after a verb, a later `print(file=sys.stderr)` in the same process
     wrote to stdout (print's None is stdout)."""
-    from dive.cli_stdout import unfailing_stderr
+    from dive.cli.stdout import unfailing_stderr
 
     monkeypatch.setattr(sys, "stderr", None)
     with unfailing_stderr():

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 import dive
-from dive.cli import FLAG_OF_PARAM, HANDLERS, _error_line, main
-from dive.cli_parsers import build_parser
+from dive.cli import main
+from dive.cli.errors import FLAG_OF_PARAM, error_line
+from dive.cli.parsers import build_parser
+from dive.cli.run import HANDLERS
 from dive.errors import DataError, DiveError
 
 FIT = ["fit", "--dataset", "d", "--method", "pca", "--dim", "8"]
@@ -150,7 +152,7 @@ def test_every_verb_has_a_handler_and_every_hidden_alias_is_listed() -> None:
     ["report", "a.jsonl", "--results", "b.jsonl", "--output", "r"],  # both spellings at once
     ["fit", *FIT[1:], "--out", "m", "--output", "n"],
 ])
-def test_old_and_new_spelling_together_is_one_error_line(
+def test_old_and_new_spelling_together_is_oneerror_line(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
@@ -254,16 +256,16 @@ def test_usage_shows_a_required_results_flag_as_required(
 
 
 def test_the_cli_adds_the_flag_of_the_parameter_an_error_is_about() -> None:
-    assert _error_line(DataError("x: no good", param="data_dir")) == "x: no good (--data-dir)"
-    assert _error_line(DiveError("x: no good")) == "x: no good"
-    assert _error_line(DiveError("x: no good", param="not_a_flag")) == "x: no good"
+    assert error_line(DataError("x: no good", param="data_dir")) == "x: no good (--data-dir)"
+    assert error_line(DiveError("x: no good")) == "x: no good"
+    assert error_line(DiveError("x: no good", param="not_a_flag")) == "x: no good"
     every_flag = {s for sub in _verbs().values() for a in sub._actions for s in a.option_strings}
     assert set(FLAG_OF_PARAM.values()) <= every_flag
 
 
 def _library_modules() -> list[Path]:
     root = Path(dive.__file__).parent
-    return [p for p in sorted(root.rglob("*.py")) if not p.name.startswith("cli")]
+    return [p for p in sorted(root.rglob("*.py")) if p.relative_to(root).parts[0] != "cli"]
 
 
 def _raised_strings(tree: ast.AST) -> list[tuple[int, str]]:
@@ -288,7 +290,7 @@ def _named_params(node: ast.Call) -> list[ast.expr]:
 
 
 def test_every_parameter_a_library_error_names_has_a_flag() -> None:
-    modules = [*_library_modules(), Path(dive.__file__).parent / "cli.py"]
+    modules = [*_library_modules(), *(Path(dive.__file__).parent / "cli").glob("*.py")]
     params = {value.value for path in modules
               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
               for value in _named_params(node) if isinstance(value, ast.Constant)}

@@ -4,7 +4,7 @@ Users copy commands from the docs, so a flag renamed in a parser or an option re
 method is a broken promise. From each page's fenced code blocks (a line, its backslash
 continuations joined) and inline backtick spans (which may wrap across lines), this checks:
 
-- `dive VERB ...` and `python -m dive VERB ...`: parsed by `dive.cli_parsers.build_parser`,
+- `dive VERB ...` and `python -m dive VERB ...`: parsed by `dive.cli.parsers.build_parser`,
   never run. A code-block line must parse whole. An inline span may be a fragment naming a
   verb's flag (`dive index --opq 12`, `dive search --rescore-vectors`): its missing required
   arguments, and a value missing after its last flag, are let pass, nothing else is.
@@ -49,7 +49,7 @@ from unittest import mock
 
 import pytest
 
-from dive.cli_parsers import _method_list, build_parser
+from dive.cli.parsers import _method_list, build_parser
 from dive.compressors.registry import REGISTRY, make_compressor
 
 REPO = Path(__file__).resolve().parents[1]

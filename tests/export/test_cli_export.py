@@ -12,7 +12,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from dive.cli import _fit_lines, main
+from dive.cli import main
+from dive.cli.fit import _fit_lines
 from dive.compressors.base import Compressor, FitSummary, TrainingData
 from dive.compressors.registry import REGISTRY
 from dive.compressors.runtime import Runtime

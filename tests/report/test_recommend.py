@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from dive.cli import build_parser, main
+from dive.cli import main
+from dive.cli.parsers import build_parser
 from dive.errors import DataError, DiveError
 from dive.report.recommend import recommend, render
 

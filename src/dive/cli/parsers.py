@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from dive import __version__
 from dive._io import refuse_folder_form, user_path
 from dive.arrays import SEED_LIMIT, is_blank, is_integer_text, is_utf8
-from dive.cli_stdout import stdout_failed
+from dive.cli.stdout import stdout_failed
 from dive.errors import DiveError
 
 if TYPE_CHECKING:
