@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     # Everything is inside the try, the parser and the logging set-up too: they take a good
     # part of a second (numpy and the embedding modules load), and Ctrl-C then printed a
-    # traceback. The import of this module is covered by `dive.__main__`, the console script.
+    # traceback. The import of `dive.cli` is covered by `dive.__main__`, the console script.
     # SIGTERM and SIGHUP from the parser on: `dive.__main__` gives their handlers back before
     # `main`, and one landing while the parser loaded killed the process without a word.
     args: argparse.Namespace | None = None
