@@ -463,7 +463,9 @@ def _fit(
     if arm is not None and race is not None and choice is not None:
         # The kept model is not the one the choice scored (a soup of the fold runs, or a
         # refit on every label): below its start on the very queries it was chosen with, it
-        # is no model to keep, and the start is returned instead.
+        # is no model to keep, and the start is returned instead. The score is in-sample (those
+        # queries trained the fold runs or the refit): a guard against a broken soup or
+        # refit, not an estimate of the gain (docs/methods.md, step 7).
         final = fit.scores(net, final_z, race.labels)[race.folds.scored]
         diag["final_check"] = {"score": round(float(final.mean()), 6),
                                "base_score": round(float(base.mean()), 6)}
