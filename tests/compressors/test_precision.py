@@ -105,6 +105,39 @@ def test_int8_quantizer_needs_its_range() -> None:
         Quantizer("int8", 2, low=np.zeros(2, np.float32), width=np.zeros(2, np.float32))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("field", ["low", "width"])
+def test_int8_quantizer_refuses_a_range_that_is_not_finite(field: str, bad: float) -> None:
+    """A NaN or inf low (only width was checked) decoded every code of that dimension to NaN."""
+    arrays = {"low": np.zeros(2, np.float32), "width": np.ones(2, np.float32)}
+    arrays[field][0] = bad
+    with pytest.raises(DataError, match=r"^int8 quantizer: low and width must be finite$"):
+        Quantizer("int8", 2, **arrays)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16", "binary"])
+@pytest.mark.parametrize("name", ["low", "width"])
+def test_a_quantizer_without_a_range_refuses_range_arrays(precision: str, name: str) -> None:
+    """A float32, float16 or binary quantizer given int8's range arrays took them without a
+    word, and no code used them."""
+    with pytest.raises(DataError, match=f"^{precision} quantizer: takes no {name} array$"):
+        Quantizer(precision, 2, **{name: np.ones(2, np.float32)})  # type: ignore[arg-type]
+    assert Quantizer(precision, 2).n_params == 0
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_float_codes_that_are_not_finite_are_refused(precision: str, bad: float) -> None:
+    """A NaN or inf float code (a damaged file) decoded and ranked as a vector without a word."""
+    quantizer = Quantizer(precision, 2)  # type: ignore[arg-type]
+    codes = np.array([[0.5, 1.0], [bad, 1.0]], dtype=quantizer.dtype)
+    with pytest.raises(DataError, match=r"^codes: contains NaN or inf$"):
+        quantizer.decode(codes)
+    with pytest.raises(DataError, match=r"^corpus codes: contains NaN or inf$"):
+        quantizer.check_codes(codes, name="corpus codes")
+    np.testing.assert_array_equal(quantizer.decode(codes[:1]), [[0.5, 1.0]])
+
+
 def test_runtime_with_precision_returns_codes_and_embeds_floats() -> None:
     corpus = unit_rows(300, 16, seed=3)
     runtime = PCA(dim=8).fit(corpus).fitted_runtime()
@@ -138,6 +171,20 @@ def test_int8_warns_when_most_dimensions_are_constant_over_the_calibration_rows(
     caplog.clear()
     calibrate("int8", unit_rows(5, 8))
     assert "constant" not in caplog.text
+
+
+def test_int8_constant_dimensions_are_judged_relative_to_the_vectors_scale(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """Copies of one row of values ~1000 differ by float32 rounding there (~1e-4), above the
+    bar of unit rows: the warning about repeated rows was not given for unnormalised ones."""
+    rng = np.random.default_rng(0)
+    z = np.repeat(rng.standard_normal((1, 8)).astype(np.float32) * 1000, 10, axis=0)
+    z[:, :2] += rng.standard_normal((10, 2)).astype(np.float32) * 100  # 2 of 8 vary
+    z[:, 2:] += rng.standard_normal((10, 6)).astype(np.float32) * 1e-4  # rounding noise
+    assert (np.ptp(z[:, 2:], axis=0) > 1e-5).all()  # not constant by the unit-row bar
+    calibrate("int8", z)
+    assert "6 of 8 dimensions are constant over the 10 rows" in caplog.text
 
 
 @pytest.mark.parametrize(("constant", "warned"), [(2, False), (3, True)])
