@@ -232,6 +232,14 @@ def _corpus_with(bad_line: str) -> str:
         ('{"_id": "d9"}', r"corpus\.jsonl line 2: missing 'text' field"),
         ('{"_id": "d9", "text": null}', r"corpus\.jsonl line 2: 'text' is null"),
         ('{"_id": null, "text": "t"}', r"corpus\.jsonl line 2: '_id' is null"),
+        # a bool is an int to Python: true was read as the id "True"
+        ('{"_id": true, "text": "t"}', r"corpus\.jsonl line 2: bad '_id' True$"),
+        # in the id, not the text: it was kept, an id no UTF-8 file (ids, index) can hold
+        ('{"_id": "d\\ud83d", "text": "t"}',
+         r"corpus\.jsonl line 2: a \\u escape encodes half a character"),
+        # a byte-order mark is dropped from line 1 only: further down it is not an editor's
+        ('\ufeff{"_id": "d9", "text": "t"}',
+         r"corpus\.jsonl line 2: malformed JSON \(Unexpected UTF-8 BOM"),
         ('{"_id": "d9", "text": 5}', r"corpus\.jsonl line 2: 'text' is not a string"),
         ('{"_id": "d9", "title": 5, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
         ('{"_id": "d9", "title": false, "text": "t"}', r"corpus\.jsonl line 2: 'title' is not a"),
@@ -283,6 +291,16 @@ def test_invalid_utf8_names_the_line(make_beir: MakeBeir) -> None:
     path.write_bytes(path.read_bytes() + b'{"_id": "d9", "text": "\xff"}\n')
     with pytest.raises(DataError, match=r"corpus\.jsonl line 5: not valid UTF-8"):
         load_beir(folder)
+
+
+def test_a_byte_order_mark_on_the_first_line_is_dropped(make_beir: MakeBeir) -> None:
+    """Some editors save UTF-8 with a byte-order mark: json refused it on line 1."""
+    folder = make_beir(corpus='\ufeff{"_id": "d1", "text": "a"}\n',
+                       queries='\ufeff{"_id": "q1", "text": "b"}\n',
+                       qrels={"test": "\ufeffq1\td1\t1\n"})
+    assert (folder / "corpus.jsonl").read_bytes().startswith(b"\xef\xbb\xbf")
+    ds = load_beir(folder)
+    assert (ds.corpus_ids, ds.query_ids, ds.qrels) == (["d1"], ["q1"], {"test": {"q1": {"d1": 1}}})
 
 
 def test_empty_corpus_and_empty_queries_are_errors(make_beir: MakeBeir) -> None:
@@ -422,6 +440,8 @@ HEADER = "query-id\tcorpus-id\tscore\n"
         # a blank first or last field was "expected 3 tab-separated columns ..., found 2"
         ("q1\td1\t1\nq1\td1\t\n", r"test\.tsv line 3: empty score$"),
         ("q1\td1\t1\n\td1\t1\n", r"test\.tsv line 3: empty query-id$"),
+        # a first field of whitespace only: a ValueError traceback ('' is not in list)
+        ("q1\td1\t1\n \td1\t1\n", r"test\.tsv line 3: empty query-id$"),
         ("q1\td1\t0\nq2\td2\t-1\n", r"test\.tsv: no judgement has a positive grade"),
     ],
 )
