@@ -179,6 +179,14 @@ def test_only_queries_that_are_documents_are_identical_ids() -> None:
         assert make_split(dataset, None, seed=seed).identical_ids == {"a", "q"}
 
 
+def test_a_title_one_character_shorter_than_the_query_is_a_shorter_title() -> None:
+    """As documented, the query's text after a shorter title: a title one character shorter
+    than the query was not one (the text had to be over half the document, space included)."""
+    dataset = Dataset("d", Path("d"), ["a", "b"], ["abc abcd", "abcd abcd"], ["a", "b"],
+                      ["abcd", "abcd"], {"test": {"a": {"b": 1}, "b": {"a": 1}}})
+    assert dataset.identical_ids() == {"a"}  # "b"'s title is as long as its text: not shorter
+
+
 def test_a_query_judging_its_own_document_relevant_keeps_it_as_a_hit(
     caplog: pytest.LogCaptureFixture
 ) -> None:

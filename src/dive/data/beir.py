@@ -93,8 +93,9 @@ class Dataset:
 
         def is_document(query_id: str, text: str) -> bool:
             doc, text = text_of.get(query_id, ""), text.strip()  # document texts are stripped
+            title = len(doc) - len(text) - 1  # the length of what comes before " " + text
             return bool(text) and (doc == text or (doc.endswith(" " + text)
-                                                   and 2 * len(text) > len(doc)))
+                                                   and title < len(text)))
 
         def judged_relevant(query_id: str) -> bool:  # a judgement wins over the convention
             return any(judged.get(query_id, {}).get(query_id, 0) > 0
