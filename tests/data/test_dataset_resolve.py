@@ -51,6 +51,9 @@ def test_cache_dir_defaults_to_xdg_then_home(
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "dive" / "datasets"
+    # a relative value is invalid (the XDG spec): it cached under whatever folder was current
+    monkeypatch.setenv("XDG_CACHE_HOME", "rel/cache")
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "dive" / "datasets"
 
 
 def test_existing_path_is_used_directly(roots: dict[str, Path], tiny_beir: Path) -> None:
@@ -208,6 +211,20 @@ def test_a_name_is_looked_up_in_the_roots_before_a_folder_of_that_name_here(
     assert local.is_dir()
 
 
+def test_no_warning_of_another_folder_here_when_the_root_s_folder_is_the_one_here(
+    roots: dict[str, Path], make_beir: MakeBeir, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Run from inside $DIVE_DATA, `toy` warned that it used $DIVE_DATA's toy "not the
+    folder toy here; pass ./toy to use that one", of the one folder there is."""
+    in_env = _put(make_beir, roots["env"])
+    monkeypatch.chdir(roots["env"])
+    with caplog.at_level("INFO"):
+        assert resolve_dataset("toy") == in_env
+    assert f"dataset toy: using {in_env} (from $DIVE_DATA)" in caplog.text
+    assert "not the folder" not in caplog.text
+
+
 def test_a_mistyped_sub_dataset_of_a_collection_at_hand_is_not_downloaded(
     roots: dict[str, Path], make_beir: MakeBeir
 ) -> None:
@@ -226,12 +243,14 @@ def test_a_sub_dataset_found_in_a_root_keeps_its_name_whatever_folder_is_here(
 ) -> None:
     """It was `bundle/part` from another folder and `part` where the working directory held a
     `bundle/part` too (records and embeddings are keyed by the name: one dataset, two names)."""
-    (roots["env"] / "bundle").mkdir()
-    make_beir("src").rename(roots["env"] / "bundle" / "part")
     here = tmp_path / "here"
     (here / "bundle").mkdir(parents=True)
     make_beir("local").rename(here / "bundle" / "part")
     monkeypatch.chdir(here)
+    # found in no root, only here: a path to a folder, named by it as ./bundle/part is
+    assert load_dataset("bundle/part").name == "part"
+    (roots["env"] / "bundle").mkdir()
+    make_beir("src").rename(roots["env"] / "bundle" / "part")
     assert load_dataset("bundle/part").name == "bundle/part"
     assert load_dataset("./bundle/part").name == "part"  # the folder here, as a path
 
