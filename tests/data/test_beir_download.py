@@ -190,6 +190,29 @@ def test_a_failed_final_rename_raises_rather_than_returning_no_dataset(
     assert not (cache / "tiny").exists()
 
 
+def test_a_dataset_another_process_put_in_place_first_is_kept(
+    beir_zip: Path, make_beir: MakeBeir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two runs downloading one dataset: the second's rename fails on the first's finished
+    folder, which is kept; it was an OSError ('Directory not empty') after a whole download."""
+    import dive.data.download as download
+
+    cache = tmp_path / "cache"
+    fetch = download._fetch
+
+    def fetch_while_another_finishes(url: str, dest: Path, *, desc: str) -> None:
+        fetch(url, dest, desc=desc)
+        make_beir("other", queries='{"_id": "q1", "text": "theirs"}\n').rename(cache / "tiny")
+
+    monkeypatch.setattr(download, "_fetch", fetch_while_another_finishes)
+    with caplog.at_level("INFO", logger="dive.data.download"):
+        got = download_beir("tiny", cache, url=beir_zip.as_uri())
+    assert got == cache / "tiny" and load_beir(got).query_texts == ["theirs"]
+    assert sorted(p.name for p in cache.iterdir()) == ["tiny"]  # no temporary leftovers
+    assert "dataset tiny appeared at" in caplog.text and "keeping it" in caplog.text
+
+
 def test_existing_folder_is_returned_without_downloading(tiny_beir: Path) -> None:
     # The URL does not exist: any attempt to fetch it would raise.
     url = (tiny_beir.parent / "nothing-here.zip").as_uri()
@@ -300,6 +323,48 @@ def test_a_wrapper_folder_above_the_dataset_is_looked_through(
     got = download_beir("toy", tmp_path / "cache", url=archive.as_uri())
     assert (got / "corpus.jsonl").is_file()
     assert load_beir(got).corpus_ids
+
+
+def test_a_zip_of_gzipped_files_is_a_dataset(make_beir: MakeBeir, tmp_path: Path) -> None:
+    """load_beir reads corpus.jsonl.gz and qrels/*.tsv.gz: such a zip was 'the archive holds
+    no BEIR dataset'."""
+    archive = zip_folder(make_beir("toy", gz=True), tmp_path / "toy.zip")
+    got = download_beir("toy", tmp_path / "cache", url=archive.as_uri())
+    assert (got / "corpus.jsonl.gz").is_file() and (got / "qrels" / "test.tsv.gz").is_file()
+    assert load_beir(got).corpus_ids == ["d1", "d2", "d3", "d4"]
+
+
+def test_the_folder_of_the_dataset_s_name_wins_over_a_dataset_at_the_top(
+    make_beir: MakeBeir, tmp_path: Path
+) -> None:
+    """A zip holding a dataset at its top and one in `toy/` is unpacked as `toy/`, as
+    documented (the named folder first); the top's was taken."""
+    archive = tmp_path / "toy.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for top, query in (("", "outer"), ("toy/", "inner")):
+            folder = make_beir(f"src-{query}", queries=f'{{"_id": "q1", "text": "{query}"}}\n')
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    zf.write(path, f"{top}{path.relative_to(folder)}")
+    got = download_beir("toy", tmp_path / "cache", url=archive.as_uri())
+    assert load_beir(got).query_texts == ["inner"]
+
+
+def test_a_top_folder_whose_name_starts_with_an_underscore_is_passed_over(
+    make_beir: MakeBeir, tmp_path: Path
+) -> None:
+    """`_old/` beside `toy-v2/` (a backup, or a tool's folder like __MACOSX) made the archive
+    'several datasets (_old, toy-v2), none named toy'; toy-v2 is the one."""
+    archive = tmp_path / "toy.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for top in ("_old", "toy-v2"):
+            folder = make_beir(top, queries=f'{{"_id": "q1", "text": "{top}"}}\n')
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    zf.write(path, f"{top}/{path.relative_to(folder)}")
+    got = download_beir("toy", tmp_path / "cache", url=archive.as_uri())
+    assert got == tmp_path / "cache" / "toy"
+    assert load_beir(got).query_texts == ["toy-v2"]
 
 
 def test_two_datasets_none_of_that_name_are_refused_not_guessed(
@@ -418,6 +483,23 @@ def test_a_collection_of_datasets_is_named_with_its_sub_datasets(
                                         rf"not one; name one as {collection}/a$"):
         load_dataset(str(collection))
     assert load_dataset(str(collection / "a")).corpus_ids
+
+
+@pytest.mark.parametrize(("subs", "shown"), [("abcde", "a, b, c, d, e"),
+                                             ("fedcba", "a, b, c, d, e and 1 more")])
+def test_a_collection_names_five_of_its_sub_datasets_and_counts_the_rest(
+    make_beir: MakeBeir, tmp_path: Path, subs: str, shown: str
+) -> None:
+    """Guards the count: with six, the sixth went unmentioned."""
+    from dive.data.download import load_dataset
+
+    collection = tmp_path / "coll"
+    collection.mkdir()
+    for sub in subs:
+        make_beir(sub).rename(collection / sub)
+    with pytest.raises(DataError, match=rf"^{collection}: a collection of datasets \({shown}\), "
+                                        rf"not one; name one as {collection}/a$"):
+        load_dataset(str(collection))
 
 
 def test_the_cli_says_an_interrupted_download_kept_nothing(
