@@ -135,6 +135,15 @@ def test_save_and_load_keep_ids_and_results(kind: str, tmp_path: Path, make_inpu
     assert np.array_equal(before[1], after[1])
 
 
+def test_hnsw_keeps_its_ef_search_also_after_save_and_load(tmp_path: Path,
+                                                         make_inputs: Any) -> None:
+    """ef_search was taken, checked and then not set: every HNSW index searched with FAISS's
+    default of 16."""
+    index = build_index(make_inputs(50, 8), "hnsw", ef_search=7)
+    assert index.index.hnsw.efSearch == 7
+    assert load_index(save_index(index, tmp_path / "h.faiss")).index.hnsw.efSearch == 7
+
+
 def test_ids_default_to_row_numbers(make_inputs: Any) -> None:
     assert build_index(make_inputs(4, 8)).ids == ["0", "1", "2", "3"]
 
@@ -249,6 +258,14 @@ def test_bad_build_inputs(make_inputs: Any) -> None:
         build_index(make_inputs(2, 8), ids=["a", "a"])
     with pytest.raises(DataError, match="empty"):
         build_index(np.zeros((0, 8), np.float32))
+    for nothing in ([], ()):  # no block at all: an IndexError traceback
+        with pytest.raises(DataError, match=r"^compressed vectors: empty \(0 rows\); nothing "
+                                            "to index$"):
+            build_index(nothing)
+    # an id ending in "\r" was saved, and read back from the ids file as another id ("b")
+    with pytest.raises(DataError, match=r"^ids: row 1: id 'b\\r' is empty or contains a "
+                                        "newline$"):
+        build_index(make_inputs(2, 8), ids=["a", "b\r"])
 
 
 def test_an_opq_index_on_too_few_rows_names_itself_and_the_rows_it_needs(
@@ -342,10 +359,31 @@ def test_an_index_meta_saved_with_a_byte_order_mark_loads(tmp_path: Path,
     assert load_index(path).model_sha256 == "ab" * 32
 
 
+@pytest.mark.parametrize("meta", ['{"format": "something-else"}', '{"precision": "float32"}',
+                                  '["dive-index"]'])
+def test_an_index_meta_of_another_format_is_refused(tmp_path: Path, make_inputs: Any,
+                                                    meta: str) -> None:
+    """A meta.json that is not dive's (another tool's, by the same name) was read as one that
+    records nothing: the index loaded, unchecked, with a warning of an older dive."""
+    path = save_index(build_index(make_inputs(20, 8)), tmp_path / "i.faiss")
+    meta_path(path).write_text(meta)
+    with pytest.raises(DataError, match=r"i\.faiss\.meta\.json: not a dive index identity "
+                                        r"\(expected format 'dive-index'\)$"):
+        load_index(path)
+
+
 def test_save_index_replaces_only_an_index_dive_wrote(tmp_path: Path, make_inputs: Any) -> None:
     """As the CLI does: the library's overwrite (once True by default) replaced any file at
     the path, a user's embeddings or a FAISS index of their own, writing sidecars beside it."""
     index = build_index(make_inputs(20, 8))
+    # a FAISS index starts "I" and three letters ("IxF2"): a text file starting "I am" is not
+    # one, and was named a FAISS index left without its ids, to be deleted
+    notes = tmp_path / "notes.faiss"
+    notes.write_bytes(b"I am a note, not an index\n")
+    with pytest.raises(DiveError, match=r"notes\.faiss: exists and is not a dive index \(a "
+                                        r"file with its \.ids\.txt\); refusing"):
+        save_index(index, notes, overwrite=True)
+    notes.unlink()
     theirs = tmp_path / "corpus.npy"
     theirs.write_bytes(b"a user's vectors")
     with pytest.raises(DiveError, match=r"corpus\.npy: exists and is not a dive index \(a "
@@ -633,6 +671,27 @@ def test_stored_rows_match_the_index_vectors_and_no_other_order(kind: str,
                                         r"record its compressor, holds another compressor's "
                                         r"vectors\); rescore with"):
         check_stored_rows(index, rows, corpus[::-1][rows], name="v.npy")
+
+
+@pytest.mark.parametrize(("cosine", "refused"), [(0.8, True), (0.95, False)])
+def test_stored_rows_are_refused_under_a_cosine_of_0_9(cosine: float, refused: bool,
+                                                       make_inputs: Any) -> None:
+    """Guards the bar: a row of another vector at cosine 0.8 to the stored one passed a bar
+    set lower, and a row within rounding of it must pass."""
+    corpus = make_inputs(300, 8, seed=3)
+    index = build_index(corpus, "flat", model_sha256="m")
+    rows = sample_rows(len(corpus), most=50)
+    codes = corpus[rows].copy()
+    other = make_inputs(1, 8, seed=9)[0]
+    other -= (other @ codes[5]) * codes[5]  # orthogonal to row 5's vector
+    codes[5] = cosine * codes[5] + np.sqrt(1 - cosine**2) * other / np.linalg.norm(other)
+    if not refused:
+        check_stored_rows(index, rows, codes, name="v.npy")
+        return
+    with pytest.raises(DataError, match=rf"^v\.npy: row {rows[5]} is not the vector the index "
+                                        rf"holds for '{rows[5]}' \(cosine 0\.80 between their "
+                                        r"float32 codes, under 0\.9\)"):
+        check_stored_rows(index, rows, codes, name="v.npy")
 
 
 def test_stored_rows_name_the_first_row_that_differs(make_inputs: Any) -> None:

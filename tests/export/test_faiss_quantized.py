@@ -121,6 +121,23 @@ def test_a_meta_file_that_disagrees_with_the_index_is_refused(tmp_path: Path,
         load_index(codes)
 
 
+def test_a_binary_index_whose_meta_lacks_its_dim_is_refused(tmp_path: Path,
+                                                           make_inputs: Any) -> None:
+    """A binary index stores whole bytes: without the meta's dim, 12-d codes loaded as 16-d,
+    the 4 padding bits counted as dimensions."""
+    vectors = make_inputs(20, 12)
+    quantizer = calibrate("binary", vectors)
+    path = save_index(build_index(quantizer.encode(vectors), quantizer=quantizer),
+                      tmp_path / "b.faiss")
+    assert load_index(path).dim == 12
+    meta = json.loads(meta_path(path).read_text())
+    del meta["dim"]
+    meta_path(path).write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"b\.faiss\.meta\.json: a binary index needs its "
+                                        "vectors' dim$"):
+        load_index(path)
+
+
 def test_codes_go_into_the_flat_index_only(make_inputs: Any) -> None:
     corpus = make_inputs(20, 8)
     quantizer = calibrate("int8", corpus)
