@@ -509,6 +509,9 @@ def test_config_that_is_not_json(saved: Path) -> None:
     ("activation", "tanh", "activation 'tanh'"),
     ("method", "", "method is ''"),
     ("arrays", ["center", "weights"], r"arrays \[.*\] has unknown or repeated"),
+    # every array listed, one twice: it loaded as if listed once
+    ("arrays", ["adapter.w1", "adapter.b1", "adapter.w2", "adapter.b2", "center", "projection",
+                "center"], r"arrays \[.*\] has unknown or repeated"),
     ("training", [1], "training is list"),
 ])
 def test_bad_config_fields(saved: Path, field: str, value: Any, message: str) -> None:
