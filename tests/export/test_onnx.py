@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dive.compressors.frozen import Frozen
 from dive.compressors.pca import PCA
-from dive.compressors.runtime import Runtime
+from dive.compressors.runtime import Adapter, Runtime
+from dive.compressors.truncate import Truncate
 from dive.errors import DiveError
 from dive.export.folder import save
 from tests.export.conftest import near_the_tolerance
@@ -60,6 +62,55 @@ def test_onnx_from_a_saved_folder_of_a_fitted_pca(tmp_path: Path, make_inputs: A
     assert props["method"] == "pca" and props["output_dim"] == "6"
     batch = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch.dim_param == "batch"
+    # onnx writes its own newest IR version unless told: older onnxruntime builds refuse it
+    assert (model.ir_version, model.opset_import[0].version) == (8, 17)
+
+
+def test_onnx_gelu_matches_numpy_where_its_cubic_term_counts(tmp_path: Path,
+                                                            make_inputs: Any) -> None:
+    """The tanh GELU's 0.044715 written 0.0447 stayed within the 1e-5 above (6e-6 off):
+    pre-activations of a few units, where the cube counts, and 1e-6 tell them apart (the graph
+    is ~2e-7 from numpy)."""
+    rng = np.random.default_rng(5)
+
+    def arr(*shape: int, scale: float = 1.0) -> np.ndarray:
+        return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+    adapter = Adapter(arr(32, 16, scale=3.0), arr(32), arr(16, 32), np.zeros(16, np.float32),
+                      activation="gelu")
+    runtime = Runtime(input_dim=16, adapter=adapter, projection=arr(8, 16))
+    path = export_onnx(runtime, tmp_path / "m.onnx")
+    x = make_inputs(300, 16, seed=5)
+    np.testing.assert_allclose(run_onnx(path, x), runtime(x), atol=1e-6, rtol=0)
+
+
+def test_onnx_normalises_an_output_of_tiny_norm_like_numpy(tmp_path: Path,
+                                                           make_inputs: Any) -> None:
+    """An output row of norm 1e-8 (above numpy's floor of 1e-12) is a unit row: a floor of
+    1e-6 in the graph divided it by that floor instead, a row of norm 0.01."""
+    runtime = Runtime(input_dim=16, projection=np.eye(8, 16, dtype=np.float32))
+    path = export_onnx(runtime, tmp_path / "m.onnx")
+    x = make_inputs(3, 16, seed=2)
+    x[0] = 0.0
+    x[0, 15], x[0, 0] = 1.0, 1e-8  # outside what the projection keeps, but for 1e-8
+    got = run_onnx(path, x)
+    np.testing.assert_allclose(got[0], np.eye(1, 8)[0], atol=1e-6)
+    np.testing.assert_allclose(got, runtime(x), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("method", [Frozen, Truncate])
+def test_onnx_binary_codes_an_exact_zero_as_the_numpy_runtime_does(
+        method: Any, tmp_path: Path, make_inputs: Any) -> None:
+    """An output of exactly 0 is bit 0 (`z > 0`), as the numpy runtime codes it (as the
+    sentence-transformers module is tested to); coded as bit 1, the graph's codes differed
+    from dive's own for such rows."""
+    x = make_inputs(20, 16, seed=5)
+    x[:, ::3] = 0.0  # exact zeros the compressor passes through
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    runtime = method(dim=8).fit(x).fitted_runtime().with_precision("binary", x)
+    assert runtime.precision == "binary"
+    np.testing.assert_array_equal(run_onnx(export_onnx(runtime, tmp_path / "m.onnx"), x),
+                                  runtime(x))
 
 
 def test_onnx_handles_zero_rows_like_numpy(tmp_path: Path) -> None:
