@@ -34,6 +34,20 @@ def test_module_normalises_rows_of_extreme_norm_like_numpy(make_runtime: Any,
     np.testing.assert_allclose(zero, runtime._apply(np.zeros((1, 32), np.float32)), atol=1e-6)
 
 
+def test_module_normalises_an_output_of_tiny_norm_like_numpy(make_inputs: Any) -> None:
+    """As the ONNX graph: an output row of norm 1e-8 (above numpy's floor of 1e-12) is a unit
+    row; a floor of 1e-6 divided it by that floor instead, a row of norm 0.01."""
+    from dive.compressors.runtime import Runtime
+
+    runtime = Runtime(input_dim=16, projection=np.eye(8, 16, dtype=np.float32))
+    x = make_inputs(3, 16, seed=2)
+    x[0] = 0.0
+    x[0, 15], x[0, 0] = 1.0, 1e-8  # outside what the projection keeps, but for 1e-8
+    got = DiveCompression(runtime).compress(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got[0], np.eye(1, 8)[0], atol=1e-6)
+    np.testing.assert_allclose(got, runtime(x), atol=1e-6, rtol=0)
+
+
 def test_module_rescales_the_rows_numpy_rescales_at_the_tolerance(make_runtime: Any) -> None:
     """As the ONNX graph: the float64 test of |norm - 1| against numpy's float32 one."""
     runtime = make_runtime(input_dim=32, output_dim=8, rank=16)
