@@ -22,6 +22,8 @@ torch = pytest.importorskip("torch")
 from dive.errors import DataError, DiveError  # noqa: E402
 from dive.export.folder import load, save  # noqa: E402
 from dive.export.sentence_transformers import (  # noqa: E402
+    MODULE_TYPE,
+    _check_no_foreign_code,
     export_sentence_transformers,
     load_sentence_transformer,
 )
@@ -292,3 +294,32 @@ def test_a_received_export_that_names_code_of_its_own_is_not_loaded(
     (tmp_path / "blob").write_text(json.dumps(config))
     assert not ran.exists()
     assert load_sentence_transformer(folder).encode(["a"]).shape == (1, 16)
+
+
+def test_the_code_check_goes_by_a_layer_s_package_and_reads_every_json_file(
+        tmp_path: Path) -> None:
+    """A module class of a plain layer's name in a package of its own (`evil_mod.Transformer`)
+    passed as sentence-transformers' own, and an auto_map in a sub-folder's config.json (only
+    the top folder's were read) was loaded with trust_remote_code=True."""
+    folder = tmp_path / "st"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "1_Pooling" / "config.json").write_text("{}")
+    modules = [{"idx": 0, "name": "0", "path": "",
+                "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling"},
+               {"idx": 2, "name": "2", "path": "2_Dive", "type": MODULE_TYPE}]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    _check_no_foreign_code(folder)  # the folder as exported passes
+    (folder / "modules.json").write_text(json.dumps(
+        [*modules, {"idx": 3, "name": "3", "path": "", "type": "evil_mod.Transformer"}]))
+    with pytest.raises(DataError, match=r"modules\.json: module type 'evil_mod\.Transformer' "
+                                        "is not one of sentence-transformers' plain layers"):
+        _check_no_foreign_code(folder)
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"auto_map": {"AutoModel": "evil_mod.Evil"}}))
+    with pytest.raises(DataError, match=r"1_Pooling/config\.json: auto_map names a model's own "
+                                        "code; not loaded"):
+        _check_no_foreign_code(folder)
