@@ -354,6 +354,39 @@ def test_overwrite_refuses_a_folder_holding_files_added_since_dive_wrote_it(
     check()
 
 
+def test_a_hidden_file_a_user_put_in_a_saved_folder_is_one_dive_did_not_write(
+    tmp_path: Path,
+) -> None:
+    """Only the manifest is dive's own hidden file: a user's `.notes` (or `.env`) in the folder
+    was deleted with it by an overwrite, were dot-files passed over."""
+    from dive._io import check_output, publish
+
+    out = tmp_path / "out"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.json").write_bytes(b"first")
+    publish(tmp_path / "a", out, overwrite=False)
+    (out / ".notes").write_text("mine")
+    with pytest.raises(DiveError, match=r"out: holds files dive did not write \(\.notes\)"):
+        check_output(out, overwrite=True, ours=lambda p: True, what="a folder", folder=True)
+    assert (out / ".notes").read_text() == "mine"
+
+
+def test_files_added_past_the_first_three_are_counted_in_the_refusal(tmp_path: Path) -> None:
+    """The message names three and says how many more: without the count, five added files
+    read as three, and moving those three out met the same refusal again."""
+    from dive._io import check_output, publish
+
+    out = tmp_path / "out"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.json").write_bytes(b"first")
+    publish(tmp_path / "a", out, overwrite=False)
+    for name in "abcde":
+        (out / f"{name}.txt").write_text(name)
+    with pytest.raises(DiveError, match=r"out: holds files dive did not write \(a\.txt, b\.txt, "
+                                        r"c\.txt and 2 more\); replacing"):
+        check_output(out, overwrite=True, ours=lambda p: True, what="a folder", folder=True)
+
+
 @pytest.mark.parametrize("name", ["m", "sub/m"])
 def test_check_output_meets_what_would_stop_the_write_before_the_work(
     tmp_path: Path, name: str
@@ -371,6 +404,18 @@ def test_check_output_meets_what_would_stop_the_write_before_the_work(
     assert [p.name for p in tmp_path.iterdir()] == ["notes"]
     check_output(tmp_path / "new" / name, overwrite=False, ours=lambda p: True, what="a folder")
     assert [p.name for p in tmp_path.iterdir()] == ["notes"]  # the check leaves nothing
+
+
+def test_an_output_suffix_is_compared_without_its_case(tmp_path: Path) -> None:
+    """`--plot plot.PNG` is a PNG plot, as `plot.png` is: it was refused as "the name ends
+    '.PNG'"; another suffix still is."""
+    from dive._io import check_suffix
+
+    check_suffix(tmp_path / "plot.PNG", ".png", "a PNG plot")
+    check_suffix(tmp_path / "plot", ".png", "a PNG plot")  # no suffix: taken as it is
+    with pytest.raises(DiveError, match=r"plot\.svg: a PNG plot goes here, but the name ends "
+                                        r"'\.svg'; name it \*\.png$"):
+        check_suffix(tmp_path / "plot.svg", ".png", "a PNG plot")
 
 
 @pytest.mark.parametrize("spelled", ["..", "absolute"])
