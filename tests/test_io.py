@@ -797,6 +797,37 @@ def test_a_long_names_cut_work_folder_is_named_as_it_is(tmp_path: Path) -> None:
     assert describe_os_error(exc) == f"{work / 'x.npy'}: no space left on device"
 
 
+def test_a_work_folder_name_is_cut_from_the_first_name_past_255_bytes(tmp_path: Path) -> None:
+    """`.` + name + `.partial` of a 247-byte name is 256 bytes: counted without its dot, it
+    was kept whole, and making the work folder was "file name too long"."""
+    from dive._io import work_folder
+
+    whole = work_folder(tmp_path / ("n" * 246))
+    assert whole.name == "." + "n" * 246 + ".partial" and len(whole.name) == 255
+    cut = work_folder(tmp_path / ("n" * 247))
+    assert len(cut.name) <= 255 and cut.name.endswith(".partial")
+    assert cut.name != "." + "n" * 247 + ".partial"
+    whole.mkdir()
+    cut.mkdir()
+
+
+def test_a_killed_runs_temporary_in_a_work_folder_is_cleared_with_it(tmp_path: Path) -> None:
+    """A run killed while it wrote a chunk leaves `.<chunk>.<16 hex>.tmp` in the work folder:
+    starting over refused it as a file "no run of dive leaves there"."""
+    from dive._io import clear_work_folder
+
+    work = tmp_path / ".out.partial"
+    work.mkdir()
+    (work / ".corpus-000000.npy.0123456789abcdef.tmp").write_bytes(b"half a chunk")
+    (work / "job.json").write_text("{}")
+    clear_work_folder(work, lambda name: name == "job.json")
+    assert work.is_dir() and list(work.iterdir()) == []
+    (work / "notes.txt").write_text("mine")  # still: anything else is refused, and kept
+    with pytest.raises(DiveError, match=r"holds 'notes\.txt', which no run of dive leaves"):
+        clear_work_folder(work, lambda name: name == "job.json")
+    assert (work / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize(("text", "code"), [
     ("lance error: LanceError(IO): File too large (os error 27), /src/structural.rs:254:9", 27),
     ("Error while serializing: I/O error: No space left on device (os error 28)", 28),
