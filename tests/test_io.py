@@ -729,6 +729,76 @@ def test_a_folder_of_a_long_name_is_replaced_where_names_cannot_be_swapped(
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
+@pytest.mark.parametrize("refusal", [errno.EINVAL, errno.ENOSYS])
+def test_a_folder_is_replaced_by_two_renames_where_the_swap_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: int
+) -> None:
+    """A file system without RENAME_EXCHANGE (older NFS, some FUSE) answers EINVAL: the save
+    failed with "Invalid argument" after all its work, where the two renames do it."""
+    import ctypes
+
+    import dive._io.atomic
+
+    class NoExchange:
+        def renameat2(self, *args: object) -> int:
+            ctypes.set_errno(refusal)
+            return -1
+
+    monkeypatch.setattr(dive._io.atomic.ctypes, "CDLL", lambda *args, **kwargs: NoExchange())
+    for name, text in (("new", "new"), ("out", "old")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(text)
+    dive._io.atomic.replace_path(tmp_path / "new", tmp_path / "out")
+    assert (tmp_path / "out" / "f").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the old one removed
+
+
+def test_the_old_folder_is_put_back_when_the_new_one_cannot_be_renamed_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a swap the old folder goes aside first: a failure of the second rename (an I/O
+    error) left no output at all, and the old one under a hidden name."""
+    import dive._io.atomic
+
+    monkeypatch.setattr(dive._io.atomic, "_exchange", lambda a, b: False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f").write_text("old")
+    tmp = temp_folder(tmp_path, b"new")
+    real = os.replace
+
+    def new_one_fails(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(src) == tmp:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", new_one_fails)
+    with pytest.raises(OSError, match="Input/output error"):
+        dive._io.atomic.publish(tmp, out, overwrite=True)
+    assert (out / "f").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_users_empty_output_folder_is_kept_when_the_rename_onto_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty folder already there is written into, not claimed: a failed rename (EXDEV)
+    removed it as if this run had made it."""
+    import dive._io.atomic
+
+    (tmp_path / "out").mkdir()
+
+    def fails(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(dst))
+
+    monkeypatch.setattr(dive._io.atomic.os, "rename", fails)
+    with pytest.raises(OSError, match="cross-device"):
+        dive._io.atomic.publish(temp_folder(tmp_path, b"new"), tmp_path / "out",
+                                overwrite=False)
+    assert (tmp_path / "out").is_dir()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
 @pytest.mark.parametrize("refusal", [errno.ENOLCK, errno.ENOSYS])
 def test_a_file_system_without_locks_is_one_line_naming_the_output(
     refusal: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
