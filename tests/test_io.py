@@ -528,6 +528,42 @@ def test_uninterrupted_leaves_a_handler_installed_from_c_alone(
     assert real_getsignal(signal.SIGHUP) is signal.SIG_DFL  # the others put back
 
 
+def test_uninterrupted_raises_the_first_signal_it_held(default_signals: None) -> None:
+    """SIGTERM then SIGHUP during the block: the one raised after it is the first, which
+    decided how the run ends, not a later one."""
+    import signal
+
+    from dive._io import uninterrupted
+
+    delivered: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: delivered.append(signal.Signals(signum).name))
+    with uninterrupted():
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert delivered == []  # held
+    assert delivered == ["SIGTERM"]
+
+
+def test_an_output_is_written_from_a_thread_other_than_the_main_one(tmp_path: Path) -> None:
+    """Only the main thread may set a signal handler: a save from a worker thread (a web
+    server's, a thread pool's) failed with "signal only works in main thread"."""
+    import threading
+
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            atomic_write_text(tmp_path / "out.txt", "from a thread")
+        except BaseException as exc:  # carried to the test's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=write)
+    worker.start()
+    worker.join()
+    assert failed == [] and (tmp_path / "out.txt").read_text() == "from a thread"
+
+
 # Writes `.out.npy.<random>.tmp` (and a staging folder) through `temporary`, says so, then
 # is SIGKILLed, or (with "live") waits to be killed by the test.
 _HOLDS_TEMPORARIES = """
@@ -615,6 +651,39 @@ def test_a_pipe_given_as_an_input_file_is_refused_before_it_is_opened(tmp_path: 
     for call, named in zip(calls, [pipe] * 4 + [shards / "b.npy"], strict=True):
         with pytest.raises(DataError, match=rf"^{named}: not a regular file \(a pipe, socket"):
             call()
+
+
+def test_a_read_that_fails_as_the_folder_is_swapped_is_read_again_from_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """A save with overwrite swapping the folder mid-read removes the old one's files under
+    the read: its FileNotFoundError ended the load, where a read of the new save succeeds; a
+    failure with no swap is raised as it is."""
+    from dive._io import read_one_save
+
+    folder, new = tmp_path / "f", tmp_path / "new"
+    for where, text in ((folder, "old"), (new, "new")):
+        where.mkdir()
+        (where / "a").write_text(text)
+    reads = []
+
+    def read() -> str:
+        reads.append("read")
+        if len(reads) == 1:  # a save swaps the folder in the middle of this read
+            os.rename(folder, tmp_path / "gone")
+            os.rename(new, folder)
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(folder / "b"))
+        return (folder / "a").read_text()
+
+    assert read_one_save(folder, read) == "new" and len(reads) == 2
+
+    def fails() -> str:
+        reads.append("fails")
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(folder / "b"))
+
+    with pytest.raises(FileNotFoundError):
+        read_one_save(folder, fails)
+    assert reads.count("fails") == 1  # the folder was not swapped: not read again
 
 
 def test_an_output_name_near_the_file_systems_limit_is_written(tmp_path: Path) -> None:
