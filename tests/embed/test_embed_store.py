@@ -109,6 +109,27 @@ def test_overwrite_never_replaces_a_folder_that_is_not_embeddings(tmp_path: Path
     assert sorted(os.listdir(tmp_path)) == ["e"]
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_link_to_an_empty_folder_is_not_taken_as_an_empty_output(
+    tmp_path: Path, overwrite: bool
+) -> None:
+    """An empty folder may be written into, a link to one is not that folder: it passed the
+    check `dive embed` makes before the work, which then was refused after it ("already
+    exists"), or with overwrite replaced the user's link."""
+    from dive.embed.store import check_embeddings_output
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "e").symlink_to(tmp_path / "empty")
+    refused = r"e: exists and is not an embeddings folder; refusing to replace it"
+    with pytest.raises(DiveError, match=refused):
+        check_embeddings_output(tmp_path / "e", overwrite=overwrite)
+    if overwrite:
+        with pytest.raises(DiveError, match=refused):
+            save_embeddings(tmp_path / "e", _emb(), overwrite=True)
+    assert os.readlink(tmp_path / "e") == str(tmp_path / "empty")
+    assert os.listdir(tmp_path / "empty") == []
+
+
 def test_failed_save_leaves_the_old_folder_untouched(tmp_path: Path) -> None:
     target = tmp_path / "e"
     save_embeddings(target, _emb(seed=0))
