@@ -182,6 +182,17 @@ def test_a_closed_stderr_stays_dev_null_after_the_verb(monkeypatch: pytest.Monke
     assert sys.stderr is not None and sys.stderr.name == os.devnull
 
 
+def test_every_undecodable_byte_of_a_name_is_written_as_that_byte() -> None:
+    """0x80 to 0xFF, each kept by Python as a lone surrogate, are written as themselves (0x80,
+    the first, came out as `\\udc80`); any other character the encoding cannot write is
+    escaped."""
+    from dive.cli.stdout import ESCAPE
+
+    name = os.fsdecode(bytes(range(0x80, 0x100)))
+    assert name.encode("ascii", ESCAPE) == bytes(range(0x80, 0x100))
+    assert "m\xe9\u00b1".encode("ascii", ESCAPE) == b"m\\xe9\\xb1"
+
+
 # LC_ALL=C without UTF-8 mode: an ASCII stdout whose errors are "surrogateescape"
 C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
 
