@@ -588,6 +588,9 @@ CASES = [
          "'x1')", file_text("tiny/qrels/test.tsv", "query-id\tcorpus-id\tscore\nx1\ty1\t1\n")),
     Case("unknown method", EVALUATE + " --methods pcaa --results {ws}/r.jsonl",
          "unknown method 'pcaa'"),
+    # an item after a name, not after an option's value, is a spec of its own, named alone
+    Case("unknown method starting with a digit", EVALUATE + " --methods pca,2bits --results "
+         "{ws}/r.jsonl", "unknown method '2bits'; valid: "),
     # options a training-free method does not take: named as for the learned methods
     Case("unknown option of pca", FIT_DATA + " --dim 8 --method pca:bogus=1 --output {ws}/m",
          "pca: unknown option(s) bogus; valid: none (--method)"),

@@ -91,6 +91,10 @@ def test_an_old_spelling_parses_to_the_same_arguments(verb: str, old: list[str],
     (["evaluate", "--datasets", "a", "--methods", "pca,dive:grid=0x1, 1x10x3@softplus:steps=2,"
       "truncate,dive:heads=1,truncat"], "methods",
      ["pca", "dive:grid=0x1,1x10x3@softplus:steps=2", "truncate", "dive:heads=1", "truncat"]),
+    # only an option's value continues: a name that starts with a digit after a bare name (or
+    # an option without a value) is a spec of its own, refused as an unknown method by name
+    (["evaluate", "--datasets", "a", "--methods", "pca,2bits,dive:grid,0x1"], "methods",
+     ["pca", "2bits", "dive:grid", "0x1"]),
 ])
 def test_a_plural_flag_given_twice_takes_both_lists(argv: list[str], dest: str,
                                                     want: list[object] | None) -> None:
