@@ -469,7 +469,7 @@ def _compress_chunk(runtime: Runtime, column: Any, dim: int, lo: int, ids: pa.Ar
                     src: TableRef, dtype: np.dtype[Any]) -> np.ndarray:
     where = str(src)
     try:
-        x = vectors_from_arrow(column, dim, where, lo, wide=True)
+        x = vectors_from_arrow(column, dim, where, lo, wide=True, source="table")
     except BadRow as exc:
         ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
         raise DataError(f"{where}: row {lo + exc.row}{ident}: {exc.problem}") from None
