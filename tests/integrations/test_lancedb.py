@@ -1110,6 +1110,41 @@ def test_a_column_of_variable_size_lists_is_compressed_as_a_fixed_size_one(
                           batch_size=5, progress=False)
 
 
+def test_a_column_to_read_named_with_a_backtick_is_one_clear_error(
+        tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Lance finds no column whose name holds a '`' when it reads one ("Schema error: No field
+    named"): `dive compress --id-column 'my`id'` printed that ValueError as a traceback, a
+    search by such an id column raised it, and rescoring by such a column of another table
+    was said to be ids of another type."""
+    db = tmp_path / "db"
+    x = vectors(20)
+    vector = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM)
+    ids = [f"doc{i}" for i in range(20)]
+    lancedb.connect(str(db)).create_table("docs", pa.table(
+        {"id": ids, "my`id": ids, "vector": vector, "v`ec": vector}))
+    assert main(["compress", str(model_dir), "--input", uri(db, "docs"), "--output",
+                 uri(db, "small"), "--id-column", "my`id", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"dive: error: lancedb:{db}/docs: id column 'my`id': LanceDB cannot read a column whose "
+        "name holds a '`'; rename it (LanceDB's alter_columns takes it as `my``id`) "
+        "(--id-column)\n")
+    assert sorted(p.name for p in db.iterdir()) == ["docs.lance"]
+    with pytest.raises(DiveError, match=rf"^lancedb:{db}/docs: vector column 'v`ec': LanceDB "
+                                        "cannot read"):
+        dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), column="v`ec",
+                          output_column="v8", progress=False)
+    # a column added in place reads no ids
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                      progress=False)
+    with pytest.raises(DiveError, match=r"^table 'docs': id column 'my`id': LanceDB cannot "
+                                        "read a column whose name holds a '`'"):
+        dl.search(uri(db, "docs"), model_dir, x[:1], 3, column="v8", id_column="my`id")
+    with pytest.raises(DiveError, match=r"^table 'docs': rescore column 'v`ec': LanceDB cannot "
+                                        "read"):
+        dl.search(uri(db, "docs"), model_dir, x[:1], 3, column="v8",
+                  rescore_with=(dl.open_table(uri(db, "docs")), "v`ec"))
+
+
 @pytest.mark.parametrize("output_column", [None, "v8"])
 @pytest.mark.parametrize("limit", [1024, 16 * 1024])  # each staged part fits in 16 KiB
 def test_a_write_that_cannot_finish_is_one_line_naming_the_table(

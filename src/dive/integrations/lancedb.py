@@ -264,6 +264,9 @@ def compress_table(
         raise DiveError(f"{dst}: the output is the input table, whose column {column!r} holds "
                         "the vectors to compress; name another output column",
                         param="output_column")
+    _check_readable(column, "vector column", str(src), param="column")
+    if id_column is not None:
+        _check_readable(id_column, "id column", str(src), param="id_column")
     _check_column_name(out_column, dst)
 
     # the column's name quoted: a '/' in it made the folder a path, leaving its parent
@@ -438,6 +441,16 @@ def _check_column_name(column: str, dst: TableRef) -> None:
         raise DiveError(f"{dst}: output column {column!r}: LanceDB cannot add a column whose "
                         "name holds a '`' to a table; name it without one",
                         param="output_column")
+
+
+def _check_readable(column: str, what: str, where: str, param: str | None = None) -> None:
+    """Refuse, before any work, a column to read whose name holds a '`': Lance finds no such
+    column when it reads one, quoted or not ("Schema error: No field named ..."), and that
+    ValueError was a traceback, once a new table's ids were read or a search ran."""
+    if isinstance(column, str) and "`" in column:
+        raise DiveError(f"{where}: {what} {column!r}: LanceDB cannot read a column whose name "
+                        f"holds a '`'; rename it (LanceDB's alter_columns takes it as "
+                        f"{_sql_name(column)})", param=param)
 
 
 def _check_column_output(schema: pa.Schema, column: str, dst: TableRef, overwrite: bool) -> bool:
@@ -632,6 +645,11 @@ def search(
                         "IVF_PQ or IVF_SQ)")
     table = table if not isinstance(table, (str, os.PathLike, TableRef)) else open_table(table)
     where = f"table {table.name!r}"
+    _check_readable(column, "compressed column", where, param="column")
+    _check_readable(id_column, "id column", where, param="id_column")
+    if rescore_with is not None:
+        _check_readable(rescore_with if isinstance(rescore_with, str) else rescore_with[1],
+                        "rescore column", where, param="rescore_with")
     check_floating(query_vectors, name="query vectors")
     queries = as_unit_rows(query_vectors, name="query vectors", dim=runtime.input_dim)
     compressed = runtime.embed(queries)
