@@ -246,6 +246,28 @@ def test_a_table_changed_between_runs_starts_over(
     assert "starting over" in caplog.text
 
 
+def test_a_row_updated_between_runs_starts_over_with_its_new_vector(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's identity holds the table's version: an update in place keeps the row count
+    and schema, and the rerun resumed, keeping the row's vector compressed from its old
+    value."""
+    db = tmp_path / "db"
+    table = make_table(db, x=vectors(40))
+    args = (model_dir, uri(db, "docs"), uri(db, "small"))
+    with monkeypatch.context() as patched:
+        crash_after(patched, 2)
+        with pytest.raises(Crash):
+            dl.compress_table(*args, batch_size=10, progress=False)
+    new = vectors(1, seed=9)
+    table.update(where="id = 'doc0'", values={"vector": new[0].tolist()})
+    result = dl.compress_table(*args, batch_size=10, progress=False)
+    assert (result.rows, result.resumed_rows) == (40, 0)
+    small = read(dl.open_table(uri(db, "small")), "id", "vector")
+    np.testing.assert_allclose(small["vector"][small["id"].index("doc0")],
+                               load(model_dir).transform(new)[0], atol=1e-6)
+
+
 def test_a_staged_part_with_the_wrong_number_of_rows_is_refused_as_damaged(
     tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -368,6 +390,9 @@ def test_bad_rows_name_the_row_and_id_and_leave_nothing(
      r"docs: the output is the input table, whose column 'vector' holds the vectors to "
      r"compress; name another output column$"),
     ("bad name", {"output": "my table"}, r"my table: Invalid table name \("),
+    # LanceDB takes it, but dive's work folders are named so (`.docs.lance.partial`)
+    ("hidden name", {"output": ".hidden"},
+     r"\.hidden: table names starting with '\.' are kept for work folders$"),
     ("integers", {}, r"docs: column 'vector' holds integers \(int8\), not float embeddings"),
     ("lance's own name", {"output": "docs", "output_column": "_rowaddr"},
      r"docs: output column '_rowaddr': LanceDB keeps names starting with '_' for its own"),
@@ -483,6 +508,17 @@ def test_a_table_spec_with_an_extra_path_part_or_a_bad_name_is_one_error(
     dl.compress_table(model_dir, uri(db, "docs"), uri(tmp_path / "new" / "db", "small"),
                       progress=False)
     assert dl.open_table(uri(tmp_path / "new" / "db", "small")).count_rows() == N
+
+
+def test_a_table_spec_with_a_trailing_slash_names_the_table(tmp_path: Path,
+                                                            model_dir: Path) -> None:
+    # as a folder path with a trailing slash names the folder: without it stripped, the
+    # table name was '' and the spec refused as no PATH/TABLE
+    db = tmp_path / "db"
+    make_table(db, x=vectors(20))
+    assert str(dl.TableRef.parse(uri(db, "docs") + "/")) == uri(db, "docs")
+    dl.compress_table(model_dir, uri(db, "docs") + "/", uri(db, "small") + "//", progress=False)
+    assert dl.open_table(uri(db, "small")).count_rows() == 20
 
 
 def test_outputs_are_replaced_only_if_dive_wrote_them(tmp_path: Path, model_dir: Path) -> None:
