@@ -757,6 +757,9 @@ def test_ivf_probing_every_partition_equals_flat(searchable: dict[str, Any],
     flat = dl.search(small, model, q, 10, exact=True)
     assert dl.search(small, model, q, 10, nprobes=16).ids == flat.ids
     assert flat.ids == exact(model.transform(q), model.transform(searchable["x"]), 10)
+    # exact=True bypasses the index whatever nprobes says; one probe alone misses hits
+    assert dl.search(small, model, q, 10, exact=True, nprobes=1).ids == flat.ids
+    assert dl.search(small, model, q, 10, nprobes=1).ids != flat.ids
 
 
 def test_rescoring_with_every_candidate_is_exact_search_on_the_full_vectors(
@@ -808,6 +811,22 @@ def test_rescoring_by_an_id_column_named_with_a_space(searchable: dict[str, Any]
     assert hits.ids == exact(q, x, 10)
 
 
+def test_rescoring_by_table_looks_up_ids_holding_a_quote(tmp_path: Path,
+                                                         model_dir: Path) -> None:
+    """The ids go into the lookup's filter as SQL strings: one holding a "'" unescaped broke
+    the filter, said as ids "of another type"."""
+    db = tmp_path / "db"
+    x = vectors(40)
+    full = lancedb.connect(str(db)).create_table("full", pa.table({
+        "id": [f"o'doc{i}" for i in range(40)],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM)}))
+    dl.compress_table(model_dir, uri(db, "full"), uri(db, "small"), progress=False)
+    hits = dl.search(uri(db, "small"), model_dir, x[:3], 5, rescore_with=(full, "vector"),
+                     candidates=40)
+    rows, _ = top_k(x[:3], x, 5)
+    assert hits.ids == [[f"o'doc{r}" for r in row] for row in rows.tolist()]
+
+
 def test_rescoring_by_id_refuses_an_id_on_two_rows(searchable: dict[str, Any],
                                                    tmp_path: Path) -> None:
     """One of the rows was taken, by their order, to rescore the hit: with the other first,
@@ -850,6 +869,32 @@ def test_a_k_beyond_the_table_gives_every_row(searchable: dict[str, Any]) -> Non
     hits = dl.search(uri(searchable["db"], "small"), searchable["model"],
                      searchable["queries"][:2], 10**9)
     assert [len(ids) for ids in hits.ids] == [N, N]
+
+
+def test_a_k_beyond_the_table_with_rescoring_asks_lancedb_for_every_row_at_most(
+        tmp_path: Path, model_dir: Path) -> None:
+    """Rescoring asks for 4 x k candidates, and LanceDB allocates the whole limit per query:
+    k=10**9 aborted the process ("memory allocation of 192000000000 bytes failed") unless the
+    limit is clamped to the table's rows. Run in a child under a 64 GiB address-space limit,
+    so that an unclamped limit aborts it even where the memory would be granted."""
+    db = tmp_path / "db"
+    x = vectors(30)
+    make_table(db, x=x)
+    dl.compress_table(model_dir, uri(db, "docs"), uri(db, "docs"), output_column="v8",
+                      progress=False)
+    np.save(tmp_path / "q.npy", x[:2])
+    code = ("import resource, sys\n"
+            "import numpy as np\n"
+            "hard = resource.getrlimit(resource.RLIMIT_AS)[1]\n"
+            "soft = 64 << 30 if hard == resource.RLIM_INFINITY else min(hard, 64 << 30)\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (soft, hard))\n"
+            "from dive.integrations import lancedb as dl\n"
+            "hits = dl.search(sys.argv[1], sys.argv[2], np.load(sys.argv[3]), 10**9,\n"
+            "                 column='v8', rescore_with='vector')\n"
+            "print([len(ids) for ids in hits.ids])\n")
+    done = subprocess.run([sys.executable, "-c", code, uri(db, "docs"), str(model_dir),
+                           str(tmp_path / "q.npy")], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "[30, 30]\n"), done.stderr[-2000:]
 
 
 def with_a_second_column(tmp_path: Path, model: Any, x: np.ndarray, name: str,
@@ -915,9 +960,9 @@ def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
     with pytest.raises(DataError, match=r"compressed column 'vector' holds 32-d vectors, "
                                         r"expected 8-d"):
         dl.search(uri(db, "docs"), model, q, 10)
-    with pytest.raises(DiveError, match=r"candidates \(5\) must be at least k \(10\)"):
+    with pytest.raises(DiveError, match=r"candidates \(9\) must be at least k \(10\)"):
         dl.search(uri(db, "docs"), model, q, 10, column="v8", rescore_with="vector",
-                  candidates=5)
+                  candidates=9)  # one short of k
     with pytest.raises(DiveError, match="lancedb:PATH/TABLE"):
         dl.search("lancedb:nodb", model, q, 10)
     with pytest.raises(DataError, match="query vectors: expected float embeddings, got dtype int"):
