@@ -53,6 +53,8 @@ def test_round_trip_keeps_vectors_ids_and_meta(tmp_path: Path, mmap: bool) -> No
     np.testing.assert_array_equal(back.corpus, emb.corpus)
     np.testing.assert_array_equal(back.queries, emb.queries)
     assert back.corpus.dtype == np.float32 and back.corpus.flags.c_contiguous
+    # mmap=True maps both matrices (read-only), the queries as well as the corpus
+    assert [m.flags.writeable for m in (back.corpus, back.queries)] == [not mmap, not mmap]
     assert back.corpus_ids == emb.corpus_ids and back.query_ids == emb.query_ids
     assert back.dim == 8
     assert back.meta["model"] == "toy-model"
@@ -77,6 +79,27 @@ def test_saved_files_have_the_documented_layout(folder: Path) -> None:
     assert "source" not in meta
     assert set(meta) >= {"model", "dim", "normalized", "dtype", "doc_text", "n_corpus", "n_queries"}
     assert np.load(folder / "queries.npy").shape == (3, 8)
+
+
+def test_a_saved_copy_of_a_loaded_folder_records_no_source(folder: Path, tmp_path: Path) -> None:
+    """`source` is where a folder was read from: a copy saved from a load wrote the
+    original's path into its own meta.json, where a load of the copy would then name it."""
+    save_embeddings(tmp_path / "copy", load_embeddings(folder))
+    assert "source" not in json.loads((tmp_path / "copy" / "meta.json").read_text())
+    assert load_embeddings(tmp_path / "copy").meta["source"] == str(tmp_path / "copy")
+
+
+def test_save_over_a_plain_file_says_it_is_no_folder(tmp_path: Path) -> None:
+    """A file where the folder goes was answered "pass overwrite=True", which cannot replace
+    it either: the message says what is there, and the file is kept."""
+    target = tmp_path / "e"
+    target.write_text("a user's file")
+    for overwrite in (False, True):
+        with pytest.raises(DiveError, match=r"e: exists and is not a folder; refusing to "
+                                            r"replace it$"):
+            save_embeddings(target, _emb(), overwrite=overwrite)
+    assert target.read_text() == "a user's file"
+    assert sorted(os.listdir(tmp_path)) == ["e"]
 
 
 def test_save_replaces_an_existing_folder_whole(tmp_path: Path) -> None:
@@ -399,6 +422,28 @@ def test_load_names_a_non_finite_row_past_the_first_block(
     arr[5, 0] = np.nan  # the third block's second row
     np.save(folder / "corpus.npy", arr)
     with pytest.raises(DataError, match=r"corpus.npy: row 5 contains NaN or inf"):
+        load_embeddings(folder)
+
+
+@pytest.mark.parametrize(("normalized", "damage", "said"), [
+    (False, lambda row: row * 0.0, r"row 5 is all zeros"),
+    (True, lambda row: row * 0.5, r"row 5 has norm 0\.5"),
+], ids=["zero", "norm"])
+def test_load_names_a_zero_or_off_norm_row_past_the_first_block(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, normalized: bool,
+    damage: Callable[[np.ndarray], np.ndarray], said: str
+) -> None:
+    """As a NaN is: an all-zero row or one off unit norm in a later block was named by its
+    place in its block (row 1), not by its row in the file."""
+    import dive.embed.store as store
+
+    monkeypatch.setattr(store, "_CHUNK_ROWS", 2)
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "normalized": normalized}))
+    arr = np.load(folder / "corpus.npy")
+    arr[5] = damage(arr[5])  # the third block's second row
+    np.save(folder / "corpus.npy", arr)
+    with pytest.raises(DataError, match=rf"corpus.npy: {said}"):
         load_embeddings(folder)
 
 
