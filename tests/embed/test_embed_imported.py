@@ -338,3 +338,105 @@ def test_vectors_of_another_dimension_are_not_labelled_as_the_default_model(
             import_vectors(api.dataset, corpus, queries, tmp_path / "x", model=label)
     assert not (tmp_path / "x").exists()
     import_vectors(api.dataset, corpus, queries, tmp_path / "y", model="my-32d-model")
+
+
+def test_a_parquet_row_past_the_first_chunk_is_named_by_its_row_in_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is read in chunks: an empty id or a null vector in a later chunk was named by
+    its place in its chunk (row 1), not by its row in the file (row 3)."""
+    import dive.embed.imported as imported
+
+    monkeypatch.setattr(imported, "_CHUNK_ROWS", 2)
+    rows: list[list[float] | None] = [[0.1, 0.2, 0.3, 0.4]] * 6
+    ids = [f"d{i}" for i in range(6)]
+    vector_type = pa.list_(pa.float32(), 4)
+    empty_id = [*ids[:3], "", *ids[4:]]
+    pq.write_table(pa.table({"id": empty_id, "vector": pa.array(rows, type=vector_type)}),
+                   tmp_path / "a.parquet")
+    with pytest.raises(DataError, match=r"a\.parquet: row 3: the id is empty$"):
+        imported.read_parquet_vectors(tmp_path / "a.parquet")
+    null_row = [*rows[:3], None, *rows[4:]]
+    pq.write_table(pa.table({"id": ids, "vector": pa.array(null_row, type=vector_type)}),
+                   tmp_path / "b.parquet")
+    with pytest.raises(DataError, match=r"b\.parquet: row 3 \(id 'd3'\): "):
+        imported.read_parquet_vectors(tmp_path / "b.parquet")
+
+
+def test_a_dictionary_encoded_id_column_is_read_as_its_ids(tmp_path: Path) -> None:
+    """pandas writes a categorical column (and some tools repeated strings) as a dictionary:
+    its ids were refused as "not strings or integers"."""
+    from dive.embed.imported import read_parquet_vectors
+
+    ids = pa.array([f"d{i}" for i in range(3)]).dictionary_encode()
+    vectors = pa.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], type=pa.list_(pa.float32(), 2))
+    pq.write_table(pa.table({"id": ids, "vector": vectors}), tmp_path / "c.parquet")
+    assert read_parquet_vectors(tmp_path / "c.parquet").ids == ["d0", "d1", "d2"]
+
+
+def test_bool_ids_are_refused_not_read_as_true_and_false() -> None:
+    """A bool is an int to Python: a column of flags passed as ids became 'True', 'False'."""
+    from dive.embed import Vectors
+
+    with pytest.raises(DataError, match=r"^my-api: row 0: the id is a bool; expected text"):
+        Vectors([True, False], np.ones((2, 3), np.float32), "my-api")
+
+
+def test_unknown_ids_are_counted_in_the_message(api: Api, tmp_path: Path) -> None:
+    """The count of ids not in the dataset includes the one named (2 of 120, not 1)."""
+    from dive.embed import Vectors, import_vectors
+
+    ids, x, _ = api["corpus"]
+    wrong = ["x1", ids[1], "x2", *ids[3:]]
+    with pytest.raises(DataError, match=rf"^my-api: row 0: id 'x1' is not in the corpus of "
+                                        rf"{api.dataset.name} \(2 of {len(ids)} ids are not\)$"):
+        import_vectors(api.dataset, Vectors(wrong, x, "my-api"),
+                       Vectors(api["queries"][0], api["queries"][1], "my-api"), tmp_path / "o")
+
+
+def test_the_recorded_norm_mean_is_the_mean(api: Api, tmp_path: Path) -> None:
+    """meta.json's mean norm is the mean: 119 unit vectors and one of norm 61 average 1.5,
+    where their median (1) would hide the one far off."""
+    from dive.embed import Vectors, import_vectors
+
+    ids, _, unit = api["corpus"]
+    assert len(ids) == 120
+    scaled = unit.copy()
+    scaled[0] *= 61.0
+    emb = import_vectors(api.dataset, Vectors(ids, scaled, "my-api"),
+                         Vectors(api["queries"][0], api["queries"][2], "my-api"), tmp_path / "o")
+    assert emb.meta["norms"]["corpus"] == pytest.approx({"min": 1, "max": 61, "mean": 1.5},
+                                                        abs=1e-5)
+    assert emb.meta["norms"]["queries"]["mean"] == pytest.approx(1, abs=1e-5)
+
+
+def test_an_import_records_the_dataset_path_resolved(
+        api: Api, tmp_path: Path, tiny: tuple[Path, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset loaded by a relative path was recorded as typed ('tiny'), which names another
+    collection (or none) from any other folder, where encoding records it resolved."""
+    from dive.embed import Vectors, import_vectors
+
+    monkeypatch.chdir(tiny[0].parent)
+    relative = load_beir(tiny[0].name)
+    emb = import_vectors(relative, Vectors(api["corpus"][0], api["corpus"][1], "my-api"),
+                         Vectors(api["queries"][0], api["queries"][1], "my-api"), tmp_path / "o")
+    assert emb.meta["dataset_path"] == str(tiny[0].resolve())
+
+
+@pytest.mark.parametrize("fmt", ["npy", "parquet"])
+def test_an_existing_output_is_refused_before_the_inputs_are_read(
+        api: Api, tmp_path: Path, fmt: str) -> None:
+    """An import onto a folder already there, without overwrite, first read every input (a
+    slow read of millions of vectors, or an error about them) before saying it would not
+    write: the output is checked first."""
+    out = tmp_path / "imported"
+    from_parquet(api.dataset, *_parquet_pair(api, tmp_path), out, id_column="doc_id",
+                 vector_column="embedding")
+    gone = tmp_path / "missing"
+    with pytest.raises(DiveError, match=r"imported: already exists; pass overwrite=True"):
+        if fmt == "npy":
+            from_npy(api.dataset, gone.with_suffix(".npy"), gone.with_suffix(".txt"),
+                     gone.with_suffix(".npy"), gone.with_suffix(".txt"), out)
+        else:
+            from_parquet(api.dataset, gone.with_suffix(".parquet"),
+                         gone.with_suffix(".parquet"), out)
