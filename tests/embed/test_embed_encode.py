@@ -141,6 +141,32 @@ def test_model_dirname_of_dot_is_the_current_folder(
     assert model_dirname(".") == "here-model"
 
 
+def test_model_dirname_of_a_path_ending_in_dot_dot_stays_inside_the_cache_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`models/..` is the folder it leads to: its name was `..`, so its cache entry was
+    `<root>/../<dataset>`, beside the cache root rather than in it."""
+    (tmp_path / "here-model" / "models").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here-model")
+    assert model_dirname("models/..") == model_dirname("models/../") == "here-model"
+    root = tmp_path / "cache"
+    assert cache_folder(FakeDataset(), "models/..", root=root) == root / "here-model" / "toy"
+
+
+def test_the_dataset_fingerprint_tells_where_each_id_and_text_ends() -> None:
+    """The cache's staleness check: a document moved into the queries, or a character moved
+    from a text into its id, is another dataset; without a mark closing the corpus and each
+    id, each hashed as the first did."""
+    base = FakeDataset(corpus_ids=["d1", "d2"], corpus_texts=["x", "y"],
+                       query_ids=["q1"], query_texts=["z"])
+    moved = replace(base, corpus_ids=["d1"], corpus_texts=["x"],
+                    query_ids=["d2", "q1"], query_texts=["y", "z"])
+    shifted = replace(base, corpus_ids=["d1x", "d2"], corpus_texts=["", "y"])
+    prints = [encode.dataset_fingerprint(ds) for ds in (base, moved, shifted)]
+    assert len(set(prints)) == 3
+    assert encode.dataset_fingerprint(replace(base)) == prints[0]
+
+
 def test_a_local_model_folder_is_named_by_its_resolved_path_however_typed(
     local_model: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -1092,6 +1118,34 @@ def test_long_texts_are_counted_in_the_models_tokens_and_named_by_id(
     encode.warn_truncated(fake_model, texts, "toy documents", ids)
     assert ("700 of 2800 toy documents are longer than the 4 tokens the model reads (first: "
             "id 'doc1'); the rest of each is not embedded") in caplog.text
+
+
+def test_the_first_long_text_past_the_first_token_batch_is_named(
+    fake_model: FakeModel, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Texts are tokenized a batch at a time: a long text in a later batch was named by its
+    place in its batch (id 'doc1'), another document."""
+    from dive.embed import encode
+
+    monkeypatch.setattr(encode, "TOKEN_COUNT_BATCH", 2)
+    fake_model.max_seq_length = 4  # type: ignore[attr-defined]
+    fake_model.tokenizer = lambda texts, verbose=True: {  # type: ignore[attr-defined]
+        "input_ids": [list(text) for text in texts]}
+    encode.warn_truncated(fake_model, ["a", "b", "c", "abcdefgh"], "toy documents",
+                          [f"doc{i}" for i in range(4)])
+    assert ("1 of 4 toy documents are longer than the 4 tokens the model reads (first: "
+            "id 'doc3')") in caplog.text
+
+
+def test_a_long_query_without_ids_is_named_as_a_query(
+    fake_model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without ids a long text is named by its row and the singular of `what`: "querie 1"."""
+    from dive.embed.encode import warn_truncated
+
+    fake_model.max_seq_length = 3  # type: ignore[attr-defined]
+    warn_truncated(fake_model, ["a", "one two three four"], "queries")
+    assert "(first: query 1)" in caplog.text
 
 
 def test_another_datasets_smaller_folder_is_named_as_such(tmp_path: Path) -> None:
