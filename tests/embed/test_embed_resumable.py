@@ -236,6 +236,48 @@ def test_other_settings_start_over(tmp_path: Path, model: Any,
     assert "starting over" in caplog.text
 
 
+class Lengths:
+    """A stand-in for the model, with no weights to load: each text's vector is made from its
+    length (unit-norm, 4-d)."""
+
+    def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+        rows = np.array([[len(text) + 1, 1, 2, 3] for text in texts], np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("other", [{"device": "cuda"}, {"batch_size": 8}],
+                         ids=["device", "batch_size"])
+def test_a_rerun_on_another_device_or_batch_size_starts_over(
+    tmp_path: Path, other: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Vectors differ in their last digits from one device or batch size to another (padding,
+    kernels): a rerun resumed the first run's chunks, mixing the two in one folder."""
+    dataset = load_beir(PANTRY)
+    out = tmp_path / "emb"
+    _interrupted(dataset, out, Lengths(), 1)  # the first corpus chunk is saved
+    with caplog.at_level(logging.WARNING):
+        result = encode_to_folder(dataset, out, chunk_size=CHUNK, progress=False,
+                                  model=Lengths(), **other)
+    assert (result.resumed_chunks, result.chunks) == (0, 5)
+    assert "starting over" in caplog.text
+
+
+def test_a_users_file_named_like_a_chunk_is_not_deleted_on_starting_over(
+    tmp_path: Path
+) -> None:
+    """Only a run's own chunk names are cleared from the work folder: a user's
+    `corpus-000000.npy.bak` there, which begins like one, was deleted with the old chunks."""
+    dataset = load_beir(PANTRY)
+    out = tmp_path / "emb"
+    _interrupted(dataset, out, Lengths(), 1)
+    backup = tmp_path / ".emb.partial" / "corpus-000000.npy.bak"
+    backup.write_text("a user's copy")
+    with pytest.raises(DiveError, match=r"\.emb\.partial: holds 'corpus-000000\.npy\.bak', "
+                                        r"which no run"):
+        encode_to_folder(dataset, out, chunk_size=64, progress=False, model=Lengths())
+    assert backup.read_text() == "a user's copy"
+
+
 def test_a_rerun_after_a_text_changed_starts_over(tmp_path: Path, model: Any) -> None:
     """The job records the texts' fingerprint: a dataset whose text changed (same ids) since
     the interrupted run must not resume with the chunk encoded from the old text."""
