@@ -119,6 +119,23 @@ def test_ray_nan_row_named_by_id_and_in_memory_model(
         compress_dataset(ds, runtime, output_column=5)  # type: ignore[arg-type]
 
 
+def test_a_ragged_row_in_a_ray_batch_says_the_model_set_its_dimension(model_dir: Path) -> None:
+    """A worker reads each batch at the model's width, not its first row's: a ragged row
+    said "expected 32 as in the file's first row", a row the batch may not hold."""
+    import pyarrow as pa
+
+    from dive.export import load
+    from dive.integrations.ray import CompressBatch
+
+    dim = load(model_dir).input_dim
+    rows = pa.array([[0.1] * dim, [0.1] * (dim - 1)], type=pa.list_(pa.float64()))
+    batch = pa.table({"id": ["a", "b"], "vector": rows})
+    with pytest.raises(DataError, match=rf"^column 'vector': the row with id 'b': the vector "
+                                        rf"has dimension {dim - 1}, expected {dim} as the "
+                                        r"model takes$"):
+        CompressBatch(model_dir, "vector", "out", id_column="id")(batch)
+
+
 def test_cli_bad_row_on_ray_is_one_line(
     ray_cluster: Any, tmp_path: Path, model_dir: Path, stores,
     capsys: pytest.CaptureFixture[str],

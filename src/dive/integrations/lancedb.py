@@ -482,7 +482,8 @@ def _compress_chunk(runtime: Runtime, column: Any, dim: int, lo: int, ids: pa.Ar
                     src: TableRef, dtype: np.dtype[Any]) -> np.ndarray:
     where = str(src)
     try:
-        x = vectors_from_arrow(column, dim, where, lo, wide=True, source="table")
+        x = vectors_from_arrow(column, dim, where, lo, wide=True,
+                               dim_from="as in the table's first row")
     except BadRow as exc:
         ident = f" (id {ids[exc.row].as_py()!r})" if ids is not None else ""
         raise DataError(f"{where}: row {lo + exc.row}{ident}: {exc.problem}") from None

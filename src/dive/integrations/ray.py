@@ -120,7 +120,7 @@ class CompressBatch:
         try:
             # float64 stays float64: the runtime normalises it from its own values
             x = vectors_from_arrow(batch.column(self.column), self.runtime.input_dim, where, 0,
-                                   wide=True)
+                                   wide=True, dim_from="as the model takes")
         except BadRow as exc:
             raise DataError(f"{where}: {self._row(batch, exc.row)}: {exc.problem}") from None
         finite = np.isfinite(x).all(axis=1)

@@ -319,7 +319,7 @@ def _read(path: Path, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBa
 
 def vectors_from_arrow(
     column: pa.Array | pa.ChunkedArray, dim: int, where: str, first_row: int, *,
-    wide: bool = False, source: str = "file"
+    wide: bool = False, dim_from: str = "as in the file's first row"
 ) -> np.ndarray:
     """A (n, dim) float32 array from a list column, or `BadRow` naming the bad row.
 
@@ -327,8 +327,9 @@ def vectors_from_arrow(
     column of integers is refused (`integer_codes`). With `wide`, float64 values stay float64
     and are not checked against float32's range, for a caller that normalises them from their
     own values (`compress_rows`, as `transform` does an .npy's): cast first, a row of 1e-43s
-    kept a few bits of each value (another direction). `source` names what holds the column
-    ("file", "table") where a ragged row's message says whose first row gave `dim`.
+    kept a few bits of each value (another direction). `dim_from` says, after a ragged row's
+    "expected `dim`", where `dim` came from (its default: the file's first row, checked against
+    the model before).
     """
     pa = import_pyarrow()
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -360,8 +361,8 @@ def vectors_from_arrow(
         if wrong.size:
             row = int(wrong[0])
             # a list column declares no length: `dim` is its first row's
-            raise bad(row, f"the vector has dimension {lengths[row]}, expected {dim} as in "
-                      f"the {source}'s first row")
+            raise bad(row, f"the vector has dimension {lengths[row]}, expected {dim} "
+                      f"{dim_from}")
     elif arr.type.list_size != dim:
         raise DataError(f"{where}: vectors have dimension {arr.type.list_size}, expected {dim}")
     values = arr.flatten()
