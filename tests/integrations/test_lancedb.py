@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -893,7 +894,8 @@ def test_a_k_beyond_the_table_with_rescoring_asks_lancedb_for_every_row_at_most(
             "                 column='v8', rescore_with='vector')\n"
             "print([len(ids) for ids in hits.ids])\n")
     done = subprocess.run([sys.executable, "-c", code, uri(db, "docs"), str(model_dir),
-                           str(tmp_path / "q.npy")], capture_output=True, text=True, timeout=120)
+                           str(tmp_path / "q.npy")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MALLOC_ARENA_MAX": "2"})  # not 64 MiB per core
     assert (done.returncode, done.stdout) == (0, "[30, 30]\n"), done.stderr[-2000:]
 
 
@@ -1220,10 +1222,15 @@ def test_a_column_to_read_named_with_a_backtick_is_one_clear_error(
     with pytest.raises(DiveError, match=r"^table 'docs': id column 'my`id': LanceDB cannot "
                                         "read a column whose name holds a '`'"):
         dl.search(uri(db, "docs"), model_dir, x[:1], 3, column="v8", id_column="my`id")
+    lancedb.connect(str(db)).create_table("other", [{"id": "doc0", "v": [0.0]}])
+    for other in (uri(db, "other"), dl.open_table(uri(db, "other"))):  # named as the other table
+        with pytest.raises(DiveError, match=r"^table 'other': rescore column 'v`ec': LanceDB "
+                                            "cannot read"):
+            dl.search(uri(db, "docs"), model_dir, x[:1], 3, column="v8",
+                      rescore_with=(other, "v`ec"))
     with pytest.raises(DiveError, match=r"^table 'docs': rescore column 'v`ec': LanceDB cannot "
                                         "read"):
-        dl.search(uri(db, "docs"), model_dir, x[:1], 3, column="v8",
-                  rescore_with=(dl.open_table(uri(db, "docs")), "v`ec"))
+        dl.search(uri(db, "docs"), model_dir, x[:1], 3, column="v8", rescore_with="v`ec")
 
 
 @pytest.mark.parametrize("output_column", [None, "v8"])

@@ -648,9 +648,11 @@ def search(
     where = f"table {table.name!r}"
     _check_readable(column, "compressed column", where, param="column")
     _check_readable(id_column, "id column", where, param="id_column")
-    if rescore_with is not None:
-        _check_readable(rescore_with if isinstance(rescore_with, str) else rescore_with[1],
-                        "rescore column", where, param="rescore_with")
+    if rescore_with is not None:  # a library argument only: no flag to name
+        rescored, full = (table, rescore_with) if isinstance(rescore_with, str) else rescore_with
+        rescored = (rescored if not isinstance(rescored, (str, os.PathLike)) else
+                    TableRef.parse(rescored))  # a table object or a TableRef: both have a name
+        _check_readable(full, "rescore column", f"table {rescored.name!r}")
     check_floating(query_vectors, name="query vectors")
     queries = as_unit_rows(query_vectors, name="query vectors", dim=runtime.input_dim)
     compressed = runtime.embed(queries)
