@@ -156,7 +156,7 @@ def test_every_verb_has_a_handler_and_every_hidden_alias_is_listed() -> None:
     ["report", "a.jsonl", "--results", "b.jsonl", "--output", "r"],  # both spellings at once
     ["fit", *FIT[1:], "--out", "m", "--output", "n"],
 ])
-def test_old_and_new_spelling_together_is_oneerror_line(
+def test_old_and_new_spelling_together_is_one_error_line(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:

@@ -69,8 +69,8 @@ def test_onnx_from_a_saved_folder_of_a_fitted_pca(tmp_path: Path, make_inputs: A
 def test_onnx_gelu_matches_numpy_where_its_cubic_term_counts(tmp_path: Path,
                                                             make_inputs: Any) -> None:
     """The tanh GELU's 0.044715 written 0.0447 stayed within the 1e-5 above (6e-6 off):
-    pre-activations of a few units, where the cube counts, and 1e-6 tell them apart (the graph
-    is ~2e-7 from numpy)."""
+    pre-activations of a few units, where the cube counts, and 2e-6 tell them apart (the graph
+    is ~2e-7 from numpy here; another CPU's tanh kernel may round a little differently)."""
     rng = np.random.default_rng(5)
 
     def arr(*shape: int, scale: float = 1.0) -> np.ndarray:
@@ -81,7 +81,7 @@ def test_onnx_gelu_matches_numpy_where_its_cubic_term_counts(tmp_path: Path,
     runtime = Runtime(input_dim=16, adapter=adapter, projection=arr(8, 16))
     path = export_onnx(runtime, tmp_path / "m.onnx")
     x = make_inputs(300, 16, seed=5)
-    np.testing.assert_allclose(run_onnx(path, x), runtime(x), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(run_onnx(path, x), runtime(x), atol=2e-6, rtol=0)
 
 
 def test_onnx_normalises_an_output_of_tiny_norm_like_numpy(tmp_path: Path,
