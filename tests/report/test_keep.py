@@ -116,3 +116,13 @@ def test_paired_seeds_are_ascending_whatever_order_the_seeds_come_in() -> None:
     for scores in ({1: 0.5, 8: 0.6}, {8: 0.6, 1: 0.5}):
         paired = pair(scores, {8: 0.7, 1: 0.6})
         assert paired is not None and paired.seeds == (1, 8)
+
+
+def test_a_terminal_line_names_the_seeds_when_frozen_ran_fewer(make_record) -> None:
+    """Frozen on seed 0 only, pca on 0-1: the line gave pca's mean on seed 0 as if over both."""
+    records = [make_record(method="frozen", dim=384, ndcg=0.60)]
+    records += [make_record(method="pca", dim=96, ndcg=v, seed=s)
+                for s, v in ((0, 0.60), (1, 0.40))]
+    assert keep_lines(records) == [
+        "scifact | labels: 64 | pca: d=96: 0.6000 (frozen 0.6000 on seed 0) "
+        "[keep 99% of 0.6000]"]

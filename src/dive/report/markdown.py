@@ -347,7 +347,8 @@ def keep_lines(records: Sequence[Mapping[str, Any]], keep: float = 0.99) -> list
     """One plain line per (dataset, budget, method), for terminals."""
     lines = []
     for r in smallest_dims_keeping(records, keep):
-        if r.unpaired or (r.dim is not None and r.seeds != r.frozen_seeds):
+        # fewer seeds than frozen or the method ran: the mean is not the table's, say so
+        if r.unpaired or (r.dim is not None and r.on_fewer_seeds):
             found = keep_cell(r)
         else:
             found = "not reached" if r.dim is None else f"d={r.dim} (nDCG@10 {r.score:.4f})"
