@@ -118,6 +118,35 @@ def test_paired_seeds_are_ascending_whatever_order_the_seeds_come_in() -> None:
         assert paired is not None and paired.seeds == (1, 8)
 
 
+def test_a_score_equal_to_the_target_but_for_float_rounding_keeps_it(make_record) -> None:
+    """0.9 x 0.53 is 0.47700000000000004 in floats: a d scoring 0.477 read "not reached"."""
+    records = [make_record(method="frozen", dim=384, ndcg=0.53)]
+    records += curve(make_record, "pca", {192: 0.50, 96: 0.477})
+    (found,) = smallest_dims_keeping(records, keep=0.9)
+    assert found.dim == 96
+
+
+def test_keep_may_be_up_to_twice_frozen_and_no_more(make_record) -> None:
+    """`MAX_KEEP` is included: keep=2.0 was refused as not a share."""
+    records = [make_record(method="frozen", dim=384, ndcg=0.3),
+               make_record(method="pca", dim=96, ndcg=0.6)]
+    assert smallest_dims_keeping(records, keep=2.0)[0].dim == 96
+    with pytest.raises(ValueError, match="keep must be a positive, finite share"):
+        smallest_dims_keeping(records, keep=2.001)
+
+
+def test_a_terminal_line_reads_plainly_when_frozen_seeds_come_out_of_order(
+        make_record) -> None:
+    """Frozen's seeds read 1 then 0: `frozen_seeds` kept that order, differed from the compared
+    (0, 1), and the line took the fewer-seeds form ("d=96: 0.5900") though all ran both."""
+    records = [make_record(method="frozen", dim=384, ndcg=0.60, seed=s) for s in (1, 0)]
+    records += [make_record(method="pca", dim=96, ndcg=0.595, seed=s) for s in (0, 1)]
+    (found,) = smallest_dims_keeping(records)
+    assert found.frozen_seeds == (0, 1)
+    assert keep_lines(records) == [
+        "scifact | labels: 64 | pca: d=96 (nDCG@10 0.5950) [keep 99% of 0.6000]"]
+
+
 def test_a_terminal_line_names_the_seeds_when_frozen_ran_fewer(make_record) -> None:
     """Frozen on seed 0 only, pca on 0-1: the line gave pca's mean on seed 0 as if over both."""
     records = [make_record(method="frozen", dim=384, ndcg=0.60)]
@@ -126,3 +155,23 @@ def test_a_terminal_line_names_the_seeds_when_frozen_ran_fewer(make_record) -> N
     assert keep_lines(records) == [
         "scifact | labels: 64 | pca: d=96: 0.6000 (frozen 0.6000 on seed 0) "
         "[keep 99% of 0.6000]"]
+
+
+def test_not_reached_names_the_largest_d_compared_and_the_d_not_compared(make_record) -> None:
+    """d=192 shared no seed with frozen: "not reached at d ≤ 192" claimed it was compared."""
+    records = [make_record(method="frozen", dim=384, ndcg=0.60)]
+    records += [make_record(method="pca", dim=d, ndcg=v, seed=s)
+                for d, v, s in ((192, 0.70, 5), (96, 0.50, 0), (48, 0.40, 0))]
+    table = keep_table(smallest_dims_keeping(records), dim_ratios(records))
+    assert table.splitlines()[2] == ("| pca | not reached at d ≤ 96; d=192 not compared (no seed "
+                                     "in common with frozen) |")
+
+
+def test_a_d_not_compared_above_the_answer_is_not_listed(make_record) -> None:
+    """Only the d's below the answer could have been smaller answers: d=192 (no seed in
+    common with frozen) was listed beside d=96 as if it mattered."""
+    records = [make_record(method="frozen", dim=384, ndcg=0.60)]
+    records += [make_record(method="pca", dim=d, ndcg=v, seed=s)
+                for d, v, s in ((192, 0.70, 5), (96, 0.599, 0), (48, 0.40, 0))]
+    table = keep_table(smallest_dims_keeping(records), dim_ratios(records))
+    assert table.splitlines()[2] == "| pca | d=96 (4×): 0.5990 |"
