@@ -373,3 +373,38 @@ def test_long_runs_of_seeds_read_as_ranges() -> None:
     assert seed_list([2, 0, 1]) == "seeds 0, 1, 2"  # three: as they were
     assert seed_list([1]) == "seed 1"
     assert seed_ranges([*range(420), 421, 423, 424, 425, 426]) == "0-419, 421, 423-426"
+
+
+def test_cells_tied_at_the_printed_precision_are_all_bold(make_record) -> None:
+    """0.63 and 0.63004 both print 0.6300: bolding one of them picked a winner by record order."""
+    records = [make_record(method="frozen", dim=384, ndcg=0.64)]
+    records += [make_record(method=m, dim=96, ndcg=v)
+                for m, v in (("truncate", 0.63), ("pca", 0.63004), ("random", 0.62))]
+    rows = rows_of(table_for(records))
+    assert rows["truncate"][1].startswith("**0.6300 ± 0.0000**")
+    assert rows["pca"][1].startswith("**0.6300 ± 0.0000**")
+    assert not rows["random"][1].startswith("**")
+
+
+def test_the_printed_table_puts_the_largest_dimension_first(make_record) -> None:
+    """As the Markdown tables do: the columns went smallest d first."""
+    from dive.report.table import text_tables
+
+    records = [make_record(method="pca", dim=d, ndcg=0.5) for d in (48, 192, 96)]
+    assert text_tables(records).splitlines()[1].split() == ["method", "d=192", "d=96", "d=48"]
+
+
+def test_the_report_names_every_model_of_its_records(make_record) -> None:
+    """Records of two models: the report's first line named only the first."""
+    records = [make_record(dataset=d, method="pca", model=m)
+               for d, m in (("scifact", "model-b"), ("nfcorpus", "model-a"))]
+    assert "; models: model-a, model-b; " in render_report(records)
+
+
+def test_one_frozen_figure_when_every_budget_prints_the_same(make_record) -> None:
+    """Frozen 0.60001 and 0.60003 both print 0.6000: the keep section gave "0.6000 with 16
+    labelled queries, 0.6000 with 64 labelled queries", as if they differed."""
+    records = [make_record(method="frozen", dim=384, ndcg=v, budget=b)
+               for b, v in (("16", 0.60001), ("64", 0.60003))]
+    records += [make_record(method="pca", dim=96, ndcg=0.5, budget=b) for b in ("16", "64")]
+    assert "of frozen (frozen: 0.6000), and that mean." in render_report(records)
