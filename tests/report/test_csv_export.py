@@ -37,3 +37,25 @@ def test_full_grid_row_count(make_grid) -> None:
     # 2 datasets x 4 budgets x (frozen + 5 methods x 4 dims)
     assert len(rows) == 2 * 4 * 21
     assert {r["n_seeds"] for r in rows} == {"3"}
+
+
+def test_rows_follow_the_reports_order_budgets_by_size_and_dims_descending(make_record) -> None:
+    """Budgets sorted as text put 128 before 16, and dims ascending reversed the report's."""
+    records = [make_record(method="pca", dim=d, budget=b) for b in ("all", "128", "16")
+               for d in (48, 192)]
+    rows = list(csv.DictReader(io.StringIO(summary_csv(records))))
+    assert [(r["budget"], r["dim"]) for r in rows] == [
+        ("16", "192"), ("16", "48"), ("128", "192"), ("128", "48"), ("all", "192"),
+        ("all", "48")]
+
+
+def test_parameters_are_the_largest_seen_and_an_old_record_has_ratio_1(make_record) -> None:
+    """Seeds fitting different parameter counts gave the first seed's; an old record without
+    `ratio` (full dimension) read ratio 0."""
+    records = [make_record(method="pca", dim=96, seed=s, n_params=n)
+               for s, n in ((0, 10), (1, 30), (2, 20))]
+    old = make_record(method="frozen", dim=384)
+    del old["ratio"]
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(summary_csv([*records, old])))}
+    assert rows["pca"]["n_params"] == "30"
+    assert rows["frozen"]["ratio"] == "1"
