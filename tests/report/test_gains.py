@@ -227,3 +227,36 @@ def test_cells_with_fewer_seeds_are_marked(make_record) -> None:
     page = render_gains(cells, title="Dev", target_name="classic", **TARGET)
     assert "| +0.0100 [n=1] |" in page and "| −0.0100 |" in page
     assert "| smec | 1 | 1/1 |" in page and "| pca | 3 | 0/1 |" in page
+
+
+def test_the_worst_cell_is_the_lowest_gain_whatever_its_place(make_record) -> None:
+    """The worst was the last cell compared (d=48 here), not the lowest gain (d=96)."""
+    records = []
+    for dim, gain in ((192, 0.01), (96, -0.03), (48, 0.0)):
+        records += pcas(make_record, [0.40], [0.40], dim=dim, budget="all")
+        records += rows(make_record, "dive", [0.40 + gain], dim=dim, budget="all")
+    cells = gains_over_training_free(records)
+    assert [c.dim for c in cells if c.method == "dive"] == [192, 96, 48]  # largest d first
+    worst = by_method(cells)["dive"].worst
+    assert worst is not None and worst.dim == 96
+
+
+def test_equal_references_name_the_first_in_registry_order(make_record) -> None:
+    """pca and pca-uncentered tied: the cell named the last one looked at."""
+    records = pcas(make_record, [0.40], [0.40]) + rows(make_record, "dive", [0.41])
+    cell = next(c for c in gains_over_training_free(records) if c.method == "dive")
+    assert cell.reference_method == "pca"
+
+
+def test_seeds_column_gives_the_range_and_the_best_reference_is_over_most_seeds(
+        make_record) -> None:
+    """dive ran 2 seeds at d=96 and 1 at d=48: the column said 2; the cell table's best
+    training-free came from a 1-seed method's references (0.3000) instead of the 2-seed mean."""
+    records = pcas(make_record, [0.30, 0.50], [0.30, 0.50], dim=96)
+    records += rows(make_record, "dive", [0.30, 0.50], dim=96)
+    records += rows(make_record, "random", [0.30], dim=96)
+    records += pcas(make_record, [0.4], [0.4], dim=48) + rows(make_record, "dive", [0.4], dim=48)
+    text = summary_text(gains_over_training_free(records), target_name="t", **TARGET)
+    assert next(line for line in text.splitlines() if line.startswith("dive ")).split()[1] == "1-2"
+    page = render_gains(gains_over_training_free(records), title="t", target_name="t", **TARGET)
+    assert "| scifact | 64 | 96 (4×) | 0.4000 (pca) |" in page
