@@ -472,3 +472,10 @@ def test_dive_recommend_passes_no_rescore_and_max_bytes_to_the_pick(
     assert capsys.readouterr().out.splitlines() == expected
     assert main([*base, "--max-bytes", "10"]) == 2
     assert "none of those that were run fits in 10 bytes/vector" in capsys.readouterr().err
+
+
+def test_a_configuration_at_exactly_max_bytes_is_within_it(byte_records) -> None:
+    """`max_bytes` is a bound one may reach: 96 bytes/vector at max_bytes=96 was left out."""
+    rec = recommend(byte_records, "scifact", keep=0.95, max_bytes=96, rescoring=False)
+    assert (rec.config.method, rec.config.precision, rec.config.bytes_per_vector) == (
+        "pca", "int8", 96)
