@@ -125,3 +125,14 @@ def test_dive_is_checked_against_frozen_at_2x_with_64_labels_and_4x_with_all(mak
     text = targets_section(records)
     assert "at 4× with every label (SPEC 5): met in 1 of 2 cells" in text
     assert "below in: scifact 64 d=192 (0.5950 vs 0.6000, −0.0050)." in text
+
+
+def test_a_baseline_row_with_a_funnel_is_not_a_baseline_to_beat(make_record) -> None:
+    """Only float32 rows without rescoring compare: a float32 baseline rescored from the full
+    vectors was counted as one more baseline row (and missed) beside the plain one."""
+    records = seeds(make_record, "dive", [0.50])
+    records += seeds(make_record, "matryoshka-adaptor", [0.49])
+    records += seeds(make_record, "matryoshka-adaptor", [0.60], precision="float32", rescore=4,
+                     rescore_with="full")
+    (versus,) = comparisons(records).baselines
+    assert (versus.other, versus.other_mean) == ("matryoshka-adaptor", 0.49)
