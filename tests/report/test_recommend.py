@@ -302,7 +302,10 @@ def test_a_pick_rescored_by_the_compressed_outputs_says_how_to_make_them(
                if r.get("rescore") else r for r in byte_records]
     rec = recommend(records, "scifact", 0.98)
     assert (rec.config.precision, rec.config.rescore_with) == ("binary", "compressed")
-    lines = [line.strip() for line in render(rec)]
+    lines = [line.strip() for line in render(rec, full_dim=384)]
+    # the copy the funnel reads is of the 96-d outputs, not of the 384-d embeddings
+    assert ("the funnel also reads a 384-byte float32 copy per candidate (it may stay on disk)"
+            in lines)
     made = lines.index("its float32 outputs: dive fit --dataset scifact --method pca --dim 96 "
                        "--precision float32 --model m --output F32_DIR")
     assert lines[made + 1:made + 3] == [
