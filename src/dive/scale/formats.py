@@ -360,7 +360,7 @@ def vectors_from_arrow(
         wrong = np.flatnonzero(lengths != dim)
         if wrong.size:
             row = int(wrong[0])
-            # a list column declares no length: `dim` is its first row's
+            # a list column declares no length: `dim` is the caller's (where from: `dim_from`)
             raise bad(row, f"the vector has dimension {lengths[row]}, expected {dim} "
                       f"{dim_from}")
     elif arr.type.list_size != dim:
