@@ -279,6 +279,9 @@ def test_the_build_line_gives_the_seed_of_a_fit_that_was_measured(
     lines = render(recommend(rows, "scifact", 0.98, rescoring=False))
     assert "  index: dive index MODEL_DIR --embeddings EMB_DIR --opq 8 --seed 3 --output INDEX" \
         in lines
+    # the model an OPQ index is built over outputs float32 (the index quantizes it)
+    assert next(line for line in lines if "dive fit" in line).endswith(
+        "--seed 3 --precision float32 --model m --output MODEL_DIR")
 
 
 def test_a_funnel_pick_says_how_to_build_the_index_it_serves_from(
