@@ -146,6 +146,20 @@ def test_frozen_run_at_one_budget_is_drawn_across_the_budget_plot(make_record) -
     assert len(frozen) == 1 and len(set(frozen[0].get_xdata())) == 2
 
 
+def test_the_budget_plot_has_a_panel_per_dataset_run_at_its_ratio_titled_by_its_dims(
+    make_record
+) -> None:
+    """A dataset with only frozen runs got a panel of its own, empty but for the dashed line;
+    a panel of several d's was titled with the first of them."""
+    records = [make_record(dataset=name, method="frozen", dim=384, budget="all", ndcg=0.65)
+               for name in ("scifact", "nfcorpus")]
+    # two d's at 4x: a second embedding model's 192-d set beside the 384-d one
+    records += [make_record(dataset="scifact", method="dive", dim=dim, budget=b, ndcg=0.6,
+                            ratio=4) for dim in (96, 48) for b in ("16", "all")]
+    fig = ndcg_vs_budget_figure(records, ratio=4)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["scifact, 4× compression"]
+
+
 @pytest.mark.parametrize("name", ["x$^$y", "cost$x$1", "a$b"])
 def test_a_dataset_name_with_dollars_is_drawn_as_typed(
     make_grid: Any, tmp_path: Path, name: str
