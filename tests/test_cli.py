@@ -41,6 +41,11 @@ def evaluate_args(tiny: tuple[Path, Path], results: Path, *extra: str) -> list[s
     ]
 
 
+def interrupted(*args: object, **kwargs: object) -> None:
+    """A stand-in for any step, stopped by Ctrl-C."""
+    raise KeyboardInterrupt
+
+
 def test_evaluate_prints_table_with_frozen_first_and_writes_jsonl(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,9 +122,6 @@ def test_ctrl_c_says_what_a_rerun_does(tiny: tuple[Path, Path], tmp_path: Path,
 
     fit = Compressor.fit
 
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
     assert fit_pca_with(interrupted, tiny, tmp_path, monkeypatch) == 130
     assert capsys.readouterr().err == "dive: interrupted; no output was written\n"
     assert not (tmp_path / "m").exists()
@@ -171,9 +173,6 @@ def test_a_first_demo_with_overwrite_stopped_before_a_run_says_nothing_was_writt
 ) -> None:
     """It said "this run's results were discarded and the earlier ones kept", with none."""
     from dive.compressors.base import Compressor
-
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
 
     monkeypatch.setattr(Compressor, "fit", interrupted)
     assert main(["demo", "--dataset", str(tiny[0]), "--embeddings", str(tiny[1]), "--methods",
@@ -412,9 +411,6 @@ def test_an_interrupted_ray_compress_says_nothing_was_kept(
     import dive.cli.compress
     import dive.integrations.ray
 
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(dive.integrations.ray, "compress_parquet", interrupted)
     monkeypatch.setattr(dive.cli.compress, "load_compressor", lambda args: None)
     argv = ["compress", str(tmp_path / "m"), "--input", str(tmp_path / "x.parquet"),
@@ -440,9 +436,6 @@ def test_an_interrupted_demo_overwrite_says_its_runs_were_discarded(
     assert main(demo) == 0
     before = (tmp_path / "d" / "results.jsonl").read_bytes()
     capsys.readouterr()
-
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
 
     monkeypatch.setattr(Compressor, "fit", interrupted)
     assert main([*demo, "--overwrite"]) == 130
@@ -595,9 +588,6 @@ def test_an_interrupted_import_says_nothing_was_kept(
 ) -> None:
     import dive.embed.imported as imported
 
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(imported, "read_npy_vectors", interrupted)
     args = ["embed", "--dataset", str(tiny[0]), "--from-npy", str(tiny[1] / "corpus.npy"),
             "--ids", "i", "--queries-npy", "q", "--query-ids", "j", "--output", str(tmp_path / "e")]
@@ -612,9 +602,6 @@ def test_ctrl_c_while_the_command_line_is_set_up_is_one_line(
     # the parser and the logging set-up (which loads numpy) ran before main's handler: a
     # Ctrl-C in that half second printed a traceback
     import dive.cli.run as cli
-
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, step, interrupted)
     assert main(["report", "--results", "r.jsonl", "--output", "rep"]) == 130
