@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -93,6 +95,15 @@ def test_shrinkage_is_the_positive_part_james_stein_factor_of_the_kept_gain() ->
     assert shrinkage(one_query) == 1.0  # a gain without spread is kept whole
     noisy = choose(base, [Curve((50,), (base + np.tile([0.5, -0.45], 10))[None])], z=1.0)
     assert noisy.candidate is None and shrinkage(noisy) == 0.0
+
+
+def test_shrinkage_is_zero_when_the_base_was_kept_on_a_gain_short_of_the_bar() -> None:
+    """A gain of about 1.5 standard errors, short of z = 2, keeps the base: shrinkage still
+    gave 1 - 1/1.5^2 = 0.56, moving the fit halfway to a candidate that was not kept."""
+    base = np.linspace(0.2, 0.8, 20)
+    choice = choose(base, [Curve((50,), (base + 0.01 + np.tile([0.03, -0.03], 10))[None])], 2.0)
+    assert choice.candidate is None and 1.2 < choice.gain / choice.stderr < 2.0
+    assert shrinkage(choice) == 0.0
 
 
 def test_the_nested_gain_and_the_max_test_remove_the_winners_curse_of_noise_candidates() -> None:
@@ -237,6 +248,27 @@ def test_any_gain_is_kept_at_z_0_even_on_one_query() -> None:
     choice = choose(np.zeros(1), [Curve((50, 100), np.array([[0.3], [0.63]]))], z=0.0)
     assert (choice.candidate, choice.step, choice.score) == (0, 100, 0.63)
     assert choose(np.zeros(1), [Curve((50,), np.array([[0.3]]))], z=1.0).candidate is None
+
+
+def test_a_candidate_that_only_ties_its_base_keeps_the_base_even_at_z_0() -> None:
+    """A zero gain is no gain: at z = 0 (or with no spread) a trained model scoring exactly
+    what the start scores was kept, swapping the start for a model with no evidence."""
+    base = np.array([0.2, 0.5, 0.7, 0.4])
+    level = choose(base, [Curve((25,), base[None])], z=0.0)
+    assert (level.candidate, level.step, level.gain) == (None, 0, 0.0)
+    flat = choose(np.full(3, 0.5), [Curve((25,), np.full((1, 3), 0.5))], z=2.0)  # no spread
+    assert flat.candidate is None and flat.stderr == 0.0
+
+
+def test_a_choice_on_one_query_records_its_infinite_stderr_as_null() -> None:
+    """One query has no standard error (inf): the record held inf, which a results file writes
+    as Infinity, not JSON, and a strict reader refuses."""
+    choice = choose(np.zeros(1), [Curve((50,), np.array([[0.3]]))], z=0.0)
+    record = choice.as_record()
+    assert choice.stderr == np.inf and record["stderr"] is None
+    assert json.loads(json.dumps(record, allow_nan=False))["gain"] == 0.3
+    assert choose(np.zeros(2), [Curve((5,), np.array([[0.1, 0.3]]))], 0.0).as_record()[
+        "stderr"] == 0.1
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
