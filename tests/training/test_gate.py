@@ -58,6 +58,16 @@ def test_min_delta_demands_a_real_improvement() -> None:
     assert gate.best is not None and gate.best.step == 0
 
 
+def test_min_delta_holds_under_prefer_later_too() -> None:
+    """prefer_later lets an equal score win, not a smaller step than min_delta: a later
+    checkpoint 0.04 above the best replaced it although min_delta asked for 0.05."""
+    gate = ValidationGate(min_delta=0.05, prefer_later=True)
+    gate.offer(0, 0.5, lambda: 0)
+    assert not gate.offer(1, 0.54, lambda: 1)
+    assert gate.best is not None and gate.best.step == 0
+    assert gate.offer(2, 0.6, lambda: 2) and gate.best.step == 2
+
+
 def test_due_every_n_steps() -> None:
     gate = ValidationGate(every=25)
     assert [s for s in range(1, 101) if gate.due(s)] == [25, 50, 75, 100]
