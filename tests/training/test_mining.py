@@ -110,3 +110,22 @@ def test_pools_mined_for_some_queries_are_placed_at_their_rows() -> None:
     placed = some.placed(np.array([1, 3]), 4)
     assert placed.candidates.tolist() == [[-1, -1], [4, 5], [-1, -1], [6, -1]]
     assert placed.lengths.tolist() == [0, 2, 0, 1]
+
+
+def test_a_shortlist_ignores_an_excluded_row_past_its_last_row() -> None:
+    """An own row beyond the shortlist's last row is outside it: the lookup of its position
+    ran one past the end of `rows` and raised IndexError, stopping a refresh."""
+    rows = np.array([1, 3, 5])
+    corpus = np.eye(8, dtype=np.float32)[rows]
+    queries = np.array([[0.0, 0.2, 0.0, 0.5, 0.0, 0.9, 0.0, 0.0]], dtype=np.float32)
+    pools = mine_pools(queries, corpus, [{0: 1}], band=3, exclude=np.array([7]), rows=rows)
+    assert pools.candidates.tolist() == [[5, 3, 1]]
+
+
+def test_random_negatives_reach_every_corpus_row_including_the_last() -> None:
+    """Random negatives are uniform over the whole corpus: the last row was never drawn."""
+    index = RelevanceIndex.from_relevant([{}])  # nothing judged: no draw is redrawn
+    negatives = NegativePools.empty(1).sample(
+        np.zeros(200, np.int64), index, 3, hard=0, random=1, rng=np.random.default_rng(0)
+    )
+    assert set(negatives.ravel().tolist()) == {0, 1, 2}
