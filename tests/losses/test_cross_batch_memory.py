@@ -41,6 +41,38 @@ def test_loss_is_zero_when_student_equals_teacher_and_positive_otherwise() -> No
     assert float(memory_similarity_loss(teacher[:, :2], bank[:, :2], teacher, bank, picked)) > 0
 
 
+def test_loss_is_the_mean_absolute_gap_over_the_selected_pairs() -> None:
+    """L_xbm is a mean over the (item, neighbour) pairs, as the module docstring writes it; a
+    sum grew with the batch and k, rescaling the term against DIVE's other losses."""
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    student = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # item 0 turned by 90 degrees
+    picked = torch.tensor([[0, 1], [1, 2]])
+    # gaps: item 0 vs bank 0: |0 - 1| = 1, vs bank 1: |1 - 0| = 1; item 1 vs 1: 0, vs 2: 0
+    loss = memory_similarity_loss(student, bank, teacher, bank, picked)
+    assert float(loss) == pytest.approx(2 / 4)
+
+
+def test_the_memory_stores_frozen_values_without_a_gradient_path() -> None:
+    """A batch enqueued with its graph kept the graph alive in the memory: every later step's
+    loss reached back through freed graphs of earlier steps."""
+    memory = CrossBatchMemory(capacity=4, dim=2)
+    x = torch.ones(2, 2, requires_grad=True)
+    memory.enqueue(x * 2, torch.arange(2))
+    assert not memory.embeddings.requires_grad and memory.embeddings.grad_fn is None
+    assert memory.embeddings.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+
+
+def test_the_target_is_the_teachers_cosine_whatever_its_scale() -> None:
+    """The target is cos(t_i, t_j): an unnormalised teacher gave a dot product instead, so a
+    student with exactly the teacher's angles was pulled away from them."""
+    teacher = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
+    bank = torch.tensor([[4.0, 0.0], [1.0, 1.0]])
+    picked = torch.tensor([[0, 1], [0, 1]])
+    loss = memory_similarity_loss(teacher / 7, bank * 5, teacher, bank, picked)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_rejects_bad_capacity_and_too_small_memory() -> None:
     with pytest.raises(ValueError, match="capacity"):
         CrossBatchMemory(capacity=0, dim=2)
