@@ -92,6 +92,14 @@ def test_bad_shapes_raise(shapes: tuple[tuple[int, ...], ...], match: str) -> No
         hinge_triplet_loss(a, p, n)
 
 
+def test_a_triplet_exactly_at_the_margin_is_not_active() -> None:
+    """A hinge of exactly 0 has no loss and no gradient: counting it active overstated how much
+    of the batch still trains (all of it, here)."""
+    q = _unit([1.0, 0.0], [0.0, 1.0])
+    assert active_ratio(q, q, q, margin=0.0) == 0.0  # m - cos(q, d+) + cos(q, d-) = 0
+    assert float(hinge_triplet_loss(q, q, q, margin=0.0)) == 0.0  # and margin 0 is allowed
+
+
 def test_negative_margin_raises() -> None:
     x = torch.ones(2, 3)
     with pytest.raises(ValueError, match="margin must be >= 0"):

@@ -54,6 +54,27 @@ def test_topk_loss_matches_the_formula(batch: torch.Tensor) -> None:
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_topk_targets_come_from_the_original_neighbours(batch: torch.Tensor) -> None:
+    """The target is cos(e_i, e_j) of the *original* vectors: taking it from the adapted
+    neighbours made the loss zero whatever the adapter did to them."""
+    anchors, neighbours = batch[:2], batch[torch.tensor([[1, 2], [0, 3]])]
+    moved = neighbours.flip(-1)  # the adapter moved the neighbours, not the anchors
+    loss = topk_similarity_loss(anchors.clone(), moved, anchors, neighbours, [8])
+    expected = (prefix_cosine(anchors[:, None, :], moved, 8)
+                - prefix_cosine(anchors[:, None, :], neighbours, 8)).abs().mean()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss) > 0.05
+
+
+def test_no_gradient_reaches_the_original_embeddings(batch: torch.Tensor) -> None:
+    """The original side is a fixed target: a gradient into it would move frozen inputs."""
+    original = batch.clone().requires_grad_(True)
+    adapted = (batch + 0.1).requires_grad_(True)
+    pairwise_similarity_loss(adapted, original, dims=[4, 8]).backward()
+    assert original.grad is None
+    assert adapted.grad is not None and torch.count_nonzero(adapted.grad) > 0
+
+
 def test_prefix_cosine_ignores_coordinates_past_m() -> None:
     a = torch.tensor([1.0, 0.0, 5.0])
     b = torch.tensor([1.0, 0.0, -5.0])

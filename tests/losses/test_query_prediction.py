@@ -25,6 +25,15 @@ def test_mask_drops_padding() -> None:
     assert float(query_prediction_loss(predicted, queries, grades, mask)) == pytest.approx(1.0)
 
 
+def test_negative_grades_contribute_nothing() -> None:
+    """A grade below 0 (a judged-irrelevant document) weighed its distance negatively, so the
+    loss rewarded pushing the prediction away from the query."""
+    queries = torch.zeros(1, 2)
+    predicted = torch.tensor([[[1.0, 1.0], [3.0, 3.0]]])
+    grades = torch.tensor([[1.0, -1.0]])
+    assert float(query_prediction_loss(predicted, queries, grades)) == pytest.approx(1.0)
+
+
 def test_rejects_shape_mismatch() -> None:
     with pytest.raises(ValueError, match="queries must be"):
         query_prediction_loss(torch.zeros(1, 2, 3), torch.zeros(1, 4), torch.zeros(1, 2))
