@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dive.training import RelevanceIndex, sample_rows
+from dive.training.batches import BatchQueue
 
 RELEVANT = [{5: 1, 2: 2}, {7: 1}, {}, {0: 1, 9: 1, 3: 2}]
 
@@ -103,3 +104,25 @@ def test_sample_rows_is_without_replacement_when_possible() -> None:
     assert sample_rows(3, 8, rng).shape == (8,)
     with pytest.raises(ValueError, match="cannot sample from 0 rows"):
         sample_rows(0, 1, rng)
+
+
+def test_distinct_positives_ignore_grades_unless_asked() -> None:
+    """Without `by_grade` distinct rows are drawn uniformly: they were drawn by grade whenever
+    a query's grades differed, so graded labels changed what an ungraded fit trained on."""
+    index = RelevanceIndex.from_relevant([{1: 1, 2: 1, 6: 2}])
+    _, pairs = index.sample_distinct(np.zeros(5_000, np.int64), 2, np.random.default_rng(1))
+    # uniform: each row is in 2/3 of the pairs (by grade, row 6 would be in 5/6)
+    assert np.mean((pairs.reshape(-1, 2) == 6).any(axis=1)) == pytest.approx(2 / 3, abs=0.015)
+
+
+def test_a_batch_queue_mines_for_all_its_batches_and_hands_them_out_in_order() -> None:
+    """One round of mining serves the `ahead` batches drawn for it: it was given the first
+    batch's queries only (the others trained on no hard negatives), and batches came out
+    last-drawn first."""
+    drawn = iter(np.array([[4, 1], [1, 7], [0, 3], [9, 8], [2, 2], [6, 5]]))
+    mined: list[list[int]] = []
+    queue = BatchQueue(ahead=3)
+    batches = [queue.next(lambda: next(drawn), lambda q: mined.append(q.tolist()))
+               for _ in range(4)]
+    assert [b.tolist() for b in batches] == [[4, 1], [1, 7], [0, 3], [9, 8]]
+    assert mined == [[0, 1, 3, 4, 7], [2, 5, 6, 8, 9]]
