@@ -70,3 +70,20 @@ def test_a_query_with_one_positive_beside_one_with_twelve_keeps_its_hard_share()
     capped at 8) gets 5 hard and 5 random negatives, not as many hard ones as the batch's
     widest list may hold."""
     assert _hard_negatives_of_query_1([1, 2], 0.5) == (5, 10)
+
+
+def test_a_hard_fraction_of_zero_draws_random_negatives_only() -> None:
+    """hard_fraction=0 (no mined negatives) is a valid setting, not an error."""
+    assert _hard_negatives_of_query_1([1], 0.0) == (0, 10)
+
+
+def test_a_query_with_more_positives_than_the_cap_draws_them_at_random() -> None:
+    """Query 2 has 12 positives and a cap of 8: the 8 were always its first 8 rows, so rows
+    20 and 21 never trained as positives."""
+    index, pools = _setup()
+    seen: set[int] = set()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        cand = ranking_candidates(np.array([2]), index, pools, 60, rng, max_positives=8)
+        seen |= set(cand.rows[0, :8].tolist())
+    assert seen == set(range(10, 22))
