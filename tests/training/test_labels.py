@@ -42,6 +42,14 @@ def test_judged_refuses_queries_none_of_which_has_a_positive_grade(grades: dict[
     with pytest.raises(DataError, match=r"^x queries: no query has a relevant row \(a grade above"):
         Labels.judged(none, 4, "x")
 
+def test_judged_drops_a_query_judged_only_with_grade_zero() -> None:
+    """A query whose judgements are all grade 0 has no relevant document: it was kept, with
+    an empty index entry, and scored 0 in every validation."""
+    labels = Labels.judged(LabelledQueries(QUERIES.embeddings, ({2: 0}, {0: 1}, {3: 0})), 4, "x")
+    assert labels is not None and labels.relevant == [{0: 1}]
+    assert torch.equal(labels.embeddings, torch.from_numpy(QUERIES.embeddings[[1]]))
+
+
 def test_joined_then_subset_gives_back_the_parts() -> None:
     first = Labels.judged(QUERIES, 4, "training", lambda v: torch.from_numpy(v + 1))
     second = Labels.judged(QUERIES, 4, "training")
