@@ -104,6 +104,29 @@ def test_a_loss_without_gradient_path_makes_no_update() -> None:
     assert float(w.detach()) == 1.0 and loop.step == 3
 
 
+def test_each_update_uses_only_its_own_steps_gradient() -> None:
+    """The gradient is cleared before each backward: without it the gradients of all past
+    steps added up, and the update followed their sum."""
+    w = torch.nn.Parameter(torch.zeros(()))
+    seen: list[float] = []
+
+    class Spy(AdamW):
+        def step(self) -> None:
+            assert w.grad is not None
+            seen.append(float(w.grad))
+            super().step()
+
+    loop = TrainingLoop(
+        loss=lambda: (2.0 * w, {}),  # d/dw = 2 at every step
+        optimiser=Spy([w], lr=0.1, weight_decay=0.0),
+        gate=ValidationGate(every=10),
+        check=lambda _step, _window: None,
+        state=lambda: None,
+    )
+    loop.run(3)
+    assert seen == [2.0, 2.0, 2.0]
+
+
 def test_a_loss_that_is_not_finite_stops_the_run_naming_the_step() -> None:
     w = torch.nn.Parameter(torch.ones(()))
     losses = iter([w * 1.0, w * 2.0, w * float("nan")])
