@@ -117,6 +117,15 @@ def test_log_rank_scores_read_every_relevant_document_at_its_depth() -> None:
     )
 
 
+def test_validation_ndcg_is_taken_at_the_k_it_is_given() -> None:
+    """`k` was dropped on the way to the per-query scores: every validation ran at nDCG@10."""
+    corpus = np.eye(12, dtype=np.float32)
+    query = np.linspace(1.0, 0.0, 12, dtype=np.float32)[None]  # ranks rows 0, 1, ..., 11
+    assert validation_ndcg(query, corpus, [{11: 1}], k=12) > 0
+    assert validation_ndcg(query, corpus, [{11: 1}], k=10) == 0.0
+    assert validation_ndcg(query, corpus, [{3: 1}], k=3) == 0.0
+
+
 def test_validation_scores_are_ndcg_at_the_k_ranked() -> None:
     """nDCG was taken at k + 1 of a top k: with three relevant rows and k = 2, the two
     ranked (both relevant) scored below a perfect 1.0, measured against an ideal of three."""
