@@ -83,6 +83,14 @@ def test_unscored_checks_offer_nothing_and_never_stop() -> None:
     assert len(checks) == 4 and after == [5, 10, 15, 20]
 
 
+def test_a_check_scoring_zero_is_offered_to_the_gate() -> None:
+    """A score of 0.0 (no relevant document in any top 10) is a score, not "nothing to score":
+    it was dropped, so a start at nDCG 0 was never checkpoint 0 and patience never ran."""
+    loop, _, _, _ = _quadratic(scores=[0.0] * 4, patience=2)
+    loop.run(20)
+    assert loop.gate.history == [(5, 0.0), (10, 0.0), (15, 0.0)] and loop.stopped
+
+
 def test_run_resumes_where_it_stopped_and_checks_at_each_last_step() -> None:
     loop, _, checks, _ = _quadratic(every=10)
     loop.run(4)
