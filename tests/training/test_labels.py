@@ -61,6 +61,18 @@ def test_joined_then_subset_gives_back_the_parts() -> None:
         assert np.array_equal(getattr(back.index, name), getattr(second.index, name))
 
 
+def test_joined_keeps_each_querys_judgements_with_its_embedding() -> None:
+    """Parts are joined in the order given, judgements and embeddings alike: a mismatch
+    trained each query on another query's documents."""
+    first = Labels.judged(LabelledQueries(QUERIES.embeddings[:1], ({0: 1},)), 4, "a")
+    second = Labels.judged(LabelledQueries(QUERIES.embeddings[2:], ({3: 2},)), 4, "b")
+    assert first is not None and second is not None
+    both = Labels.joined([first, second])
+    assert both.relevant == [{0: 1}, {3: 2}]
+    assert torch.equal(both.embeddings, torch.from_numpy(QUERIES.embeddings[[0, 2]]))
+    assert both.index.rows.tolist() == [0, 3]
+
+
 def test_the_baselines_supervision_holds_labels() -> None:
     train = TrainingData(QUERIES, LabelledQueries(QUERIES.embeddings[:1], ({1: 1},)))
     sup = Supervision(train, torch.from_numpy, 4, SearchAdaptorConfig())
