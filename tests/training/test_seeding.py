@@ -19,6 +19,14 @@ def test_same_seed_gives_the_same_torch_and_numpy_draws() -> None:
     assert not torch.equal(a, c)
 
 
+def test_torch_is_seeded_with_the_seed_given() -> None:
+    """The torch draws of `seeded(s)` are those of `torch.manual_seed(s)`: a fit's
+    initialisation can be reproduced outside it from the seed it records."""
+    with seeded(7):
+        inside = torch.randn(5)
+    assert torch.equal(inside, torch.randn(5, generator=torch.Generator().manual_seed(7)))
+
+
 def test_global_state_is_restored() -> None:
     torch.manual_seed(123)
     expected = torch.randn(3)
