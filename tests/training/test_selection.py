@@ -42,6 +42,13 @@ def test_holdout_is_one_fold_and_rejects_improper_sets() -> None:
             Folds.holdout(5, rows)
 
 
+def test_holdout_rows_given_twice_or_unsorted_are_held_out_once() -> None:
+    """A row given twice was scored twice, counting one query as two in the choice."""
+    folds = Folds.holdout(6, [4, 1, 4])
+    assert [h.tolist() for h in folds.held_out] == [[1, 4]]
+    assert folds.scored.tolist() == [1, 4] and folds.training(0).tolist() == [0, 2, 3, 5]
+
+
 def test_paired_gain_is_the_mean_difference_and_its_standard_error() -> None:
     gain, stderr = paired_gain(np.array([0.5, 0.7, 0.9]), np.array([0.4, 0.5, 0.9]))
     assert gain == pytest.approx(0.1)
