@@ -32,6 +32,17 @@ def test_lists_hold_positives_then_ten_negatives_each() -> None:
         assert not set(negatives.tolist()) & set(rel)
 
 
+def test_lists_are_as_wide_as_the_batchs_longest_not_the_cap() -> None:
+    """A batch whose queries hold 2 and 1 positives pads to 2 + 20 columns: it was padded to
+    the cap (8 + 80), four times the columns the loss reads, all of them masked."""
+    index, pools = _setup()
+    cand = ranking_candidates(
+        np.array([0, 1]), index, pools, 60, np.random.default_rng(0), max_positives=8
+    )
+    assert cand.rows.shape == (2, 2 + 20)
+    assert cand.mask.sum(axis=1).tolist() == [2 + 20, 1 + 10]
+
+
 def test_half_of_the_negatives_come_from_the_hard_pool() -> None:
     index, pools = _setup()
     cand = ranking_candidates(np.array([1]), index, pools, 1000, np.random.default_rng(0))
