@@ -30,6 +30,15 @@ def test_neighbours_are_the_most_similar_other_items() -> None:
     assert unknown.tolist() == [[0, 1]]
 
 
+def test_neighbours_are_chosen_by_cosine_not_by_length() -> None:
+    """Neighbours are the most similar by frozen cosine: by dot product a long vector at a
+    wide angle outranked a short one pointing the same way."""
+    memory = CrossBatchMemory(capacity=4, dim=2)
+    memory.enqueue(torch.tensor([[0.1, 0.0], [10.0, 10.0], [0.0, 1.0]]), torch.arange(3))
+    picked = select_memory_neighbours(torch.tensor([[1.0, 0.0]]), torch.tensor([9]), memory, 1)
+    assert picked.tolist() == [[0]]
+
+
 def test_loss_is_zero_when_student_equals_teacher_and_positive_otherwise() -> None:
     torch.manual_seed(0)
     teacher = F.normalize(torch.randn(4, 6), dim=-1)
