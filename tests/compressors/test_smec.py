@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -253,3 +254,106 @@ def test_memory_neighbours_as_many_as_the_memory_are_refused() -> None:
     with pytest.raises(DiveError, match=r"memory_neighbours must be < memory_size \(8\), got 8"):
         make_compressor("smec:memory_size=8:memory_neighbours=8", 4)
     make_compressor("smec:memory_size=8:memory_neighbours=7", 4)
+
+
+def test_sxbm_keeps_memory_size_items_and_anchors_each_to_its_k_nearest_others(
+    corpus: np.ndarray, labels: TrainingData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stage's S-XBM holds the last `memory_size` items and pairs each batch item with
+    its `memory_neighbours` nearest memory items, never the item itself (a memory one item
+    short, or one neighbour fewer, trained on other pairs without a failing test)."""
+    import dive.compressors._smec_fit as smec_fit
+    from dive.losses import select_memory_neighbours
+
+    memories: list[CrossBatchMemory] = []
+    picks: list[tuple[int, int, bool, int]] = []  # (k asked, k picked, all others, memory size)
+
+    class Recorded(CrossBatchMemory):
+        def __init__(self, capacity: int, dim: int) -> None:
+            super().__init__(capacity, dim)
+            memories.append(self)
+
+    def select(teacher: torch.Tensor, rows: torch.Tensor, memory: Any, k: int) -> torch.Tensor:
+        picked = select_memory_neighbours(teacher, rows, memory, k)
+        others = bool((memory.rows[picked] != rows[:, None]).all())
+        picks.append((k, picked.shape[1], others, len(memory)))
+        return picked
+
+    monkeypatch.setattr(smec_fit, "CrossBatchMemory", Recorded)
+    monkeypatch.setattr(smec_fit, "select_memory_neighbours", select)
+    spec = "smec" + FAST + ":memory_neighbours=7:select=false:stage_steps=6"
+    make_compressor(spec, 8).fit(corpus, labels)
+    assert memories and all(m.capacity == 96 for m in memories)
+    assert len(memories[0]) == 96  # 6 batches of 32: full, the oldest dropped
+    assert picks and all(k == 7 and kk == 7 and others for k, kk, others, _ in picks)
+    assert {size for *_, size in picks} == {32, 64, 96}
+
+
+def test_the_relaxed_prefix_trains_the_ads_scores_only(
+    corpus: np.ndarray, labels: TrainingData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soft-masked view is taken on the detached previous prefix: with the hard mask
+    emptied and no previous-prefix term, nothing is left to train the stage's layer."""
+    import dive.compressors._smec_fit as smec_fit
+
+    masks = smec_fit.AdaptiveSelection.masks
+
+    def empty_hard(self: Any, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        hard, soft = masks(self, *args, **kwargs)
+        return torch.zeros_like(hard), soft
+
+    monkeypatch.setattr(smec_fit.AdaptiveSelection, "masks", empty_hard)
+    spec = "smec" + FAST + ":select=false:stage_steps=5:weight_previous=0:lr=0.01"
+    runtime = make_compressor(spec, 8).fit(corpus, labels).fitted_runtime()
+    assert runtime.adapter is None  # the untrained block (zero last layer) folds away
+
+
+def test_each_stage_records_how_many_kept_dims_ads_changed(
+    corpus: np.ndarray, labels: TrainingData
+) -> None:
+    """`ads_changed` counts the kept dims that the stage's start (the energy ranking) did not
+    keep: 0 untrained, and after training exactly the newcomers."""
+    spec = "smec" + FAST + ":stage_layer=none:select=false:lr_grid="
+
+    def fit(options: str) -> tuple[int, set[int]]:
+        model = make_compressor(spec + options, 8).fit(corpus, labels)
+        projection = model.fitted_runtime().projection
+        assert projection is not None
+        (stage,) = model.fit_info_.diagnostics["stages"]
+        return stage["ads_changed"], set(np.flatnonzero(projection.any(axis=0)).tolist())
+
+    start = set(np.argsort(-(corpus**2).mean(axis=0))[:8].tolist())
+    assert fit(":stage_steps=0") == (0, start)
+    changed, kept = fit(":stage_steps=20:score_lr=1")
+    assert changed == len(kept - start) > 0
+
+
+def test_each_learning_rate_of_a_stage_trains_on_the_same_stream_and_a_fresh_memory(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every setting of a stage starts from the same model with the stage's own seed and an
+    empty S-XBM: the same first batches, so the same first losses (the rate acts after)."""
+    import dive.compressors._smec_fit as smec_fit
+
+    first: list[dict[str, float]] = []  # each setting's first step's losses
+    fit_grid = smec_fit.fit_grid
+
+    def traced_grid(*args: Any, loss: Callable[..., Any], **kwargs: Any) -> Any:
+        def traced(c: Any) -> Any:
+            step, index = loss(c), len(first)
+            first.append({})
+
+            def recorded() -> Any:
+                total, parts = step()
+                first[index] = first[index] or dict(parts)
+                return total, parts
+
+            return recorded
+
+        return fit_grid(*args, loss=traced, **kwargs)
+
+    monkeypatch.setattr(smec_fit, "fit_grid", traced_grid)
+    spec = "smec" + FAST + ":stage_steps=3:eval_every=3:grid_min=10"
+    make_compressor(spec, 4).fit(corpus, hold_out(labels, 20))
+    assert len(first) == 4  # two stages, two learning rates each
+    assert first[0] == first[1] and first[2] == first[3] and first[0] != first[2]

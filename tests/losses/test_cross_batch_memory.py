@@ -89,3 +89,12 @@ def test_rejects_bad_capacity_and_too_small_memory() -> None:
     memory.enqueue(torch.zeros(1, 2), torch.tensor([0]))
     with pytest.raises(ValueError, match="too few"):
         select_memory_neighbours(torch.zeros(1, 2), torch.tensor([0]), memory, k=1)
+
+
+def test_loss_is_the_mean_absolute_gap_between_the_cosines() -> None:
+    """L_xbm = mean |cos(s_i, s_j) - cos(t_i, t_j)| over the picked pairs (not squared)."""
+    teacher, bank = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    student = torch.tensor([[2.0, 0.0]])  # normalised first
+    student_bank = torch.tensor([[0.6, 0.8], [0.0, 1.0]])  # cosines 0.6 and 0 against 0 and 1
+    loss = memory_similarity_loss(student, student_bank, teacher, bank, torch.tensor([[0, 1]]))
+    assert float(loss) == pytest.approx((0.6 + 1.0) / 2)
