@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -211,3 +212,79 @@ def test_neighbours_as_many_as_the_pool_are_refused() -> None:
     with pytest.raises(DiveError, match=r"neighbours must be < max_pool \(8\), got 8"):
         make_compressor("matryoshka-adaptor:max_pool=8:neighbours=8", 4)
     make_compressor("matryoshka-adaptor:max_pool=8:neighbours=7", 4)
+
+
+def test_each_stage_two_setting_trains_on_the_same_random_stream(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every learning rate of stage 2 starts from the end of stage 1 on a copy of the same
+    stream: the same first batch, so the same first loss (the rate acts after it)."""
+    from dive.compressors import _matryoshka_fit as fit
+    from dive.compressors._baseline_select import fit_grid
+
+    seen: list[Any] = []  # each setting's config
+    first: dict[int, float] = {}  # each setting's first loss
+
+    def traced_grid(*args: Any, loss: Callable[..., Any], **kwargs: Any) -> Any:
+        def traced(c: Any) -> Any:
+            step, index = loss(c), len(seen)
+            seen.append(c)
+
+            def recorded() -> Any:
+                total, parts = step()
+                first.setdefault(index, parts["loss"])
+                return total, parts
+
+            return recorded
+
+        return fit_grid(*args, loss=traced, **kwargs)
+
+    monkeypatch.setattr(fit, "fit_grid", traced_grid)
+    spec = "matryoshka-adaptor:steps=10:eval_every=10:corpus_batch=64:hidden=16:query_batch=64"
+    model = make_compressor(spec + ":supervised_steps=10:grid_min=8", 4)
+    model.fit(corpus, hold_out(labels, 16))
+    assert [c.lr for c in seen] == [0.001, 0.0001]
+    assert first[0] == first[1]
+
+
+def test_topk_loss_neighbours_are_the_configured_k_nearest_other_rows(
+    corpus: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """L_topk pairs each anchor with its `neighbours` nearest other corpus rows (original
+    space), so `neighbours=5` is five, none of them the anchor."""
+    from dive.compressors import _matryoshka_fit as fit
+
+    searched: list[np.ndarray] = []
+    top_k = fit.top_k
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        searched.append(top_k(*args, **kwargs)[0])
+        return searched[-1], None
+
+    monkeypatch.setattr(fit, "top_k", recorded)
+    make_compressor("matryoshka-adaptor-unsup:steps=0:neighbours=5", 4).fit(corpus)
+    (idx,) = searched
+    sims = corpus @ corpus.T
+    np.fill_diagonal(sims, -2)
+    np.testing.assert_array_equal(idx, np.argsort(-sims, axis=1, kind="stable")[:, :5])
+
+
+def test_stage_one_is_gated_on_a_fixed_sample_of_512_anchors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stage 1 reads its own loss on 512 fixed corpus anchors (not a training batch's size),
+    so its checks see the objective without the batches' noise."""
+    from dive.compressors import _matryoshka_fit as fit
+
+    sizes: list[int] = []
+    pairwise = fit.pairwise_similarity_loss
+
+    def recorded(adapted: torch.Tensor, *args: Any) -> torch.Tensor:
+        sizes.append(len(adapted))
+        return pairwise(adapted, *args)
+
+    monkeypatch.setattr(fit, "pairwise_similarity_loss", recorded)
+    corpus = l2_normalize(np.random.default_rng(0).standard_normal((600, 8)).astype(np.float32))
+    make_compressor("matryoshka-adaptor-unsup:steps=10:eval_every=10:corpus_batch=32", 4).fit(
+        corpus)
+    assert sorted(set(sizes)) == [32, 512]  # the batches, and the start's and each check's
