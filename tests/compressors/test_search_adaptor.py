@@ -132,9 +132,14 @@ def test_the_paper_grid_is_searched_and_recorded(
     best = max(s["best_score"] for s in diagnostics["settings"])
     # the kept setting is the one with the best validation checkpoint (or the start)
     assert choice["score"] == pytest.approx(max(best, choice["base_score"]), abs=1e-6)
+    # the record's own run fields are the best setting's (not the first setting's)
+    top = next(s for s in diagnostics["settings"] if s["best_score"] == best)
+    assert diagnostics["best_score"] == best and diagnostics["best_step"] == top["best_step"]
+    assert diagnostics["settings"][0]["best_score"] < best  # so the first would not pass
     if choice["candidate"] is not None:
         kept = diagnostics["settings"][choice["candidate"]]
         assert diagnostics["selected"] == {k: kept[k] for k in ("lr", "weight_rec", "weight_pred")}
+        assert kept["best_score"] == best  # each setting's record holds its own run
     encode = model.transform
     measured = validation_ndcg(encode(val.embeddings), encode(corpus), val.relevant)
     assert measured == pytest.approx(choice["score"], abs=1e-6)
@@ -144,13 +149,15 @@ def test_each_grid_setting_trains_from_the_same_adapter_and_query_predictor(
     corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Guards the grid's reset of the query predictor: every weight pair starts training
-    from the same adapter and predictor weights, not from the last setting's predictor."""
+    from the same adapter and predictor weights, not from the last setting's predictor, and
+    on a copy of the same random stream (the same first batch: the same first ranking loss)."""
     from dive.compressors import _search_adaptor_fit as fit
     from dive.compressors._baseline_select import fit_grid, plain_adam
     from dive.training.loop import Optimiser
 
     params: list[torch.nn.Parameter] = []
     starts: list[list[torch.Tensor]] = []
+    first_rank: dict[int, float] = {}  # each setting's ranking loss at its first step
 
     def capture(trained: list[torch.nn.Parameter]) -> Callable[..., Optimiser]:
         params.extend(trained)  # the adapter's, then the predictor's
@@ -159,7 +166,14 @@ def test_each_grid_setting_trains_from_the_same_adapter_and_query_predictor(
     def traced_grid(*args: Any, loss: Callable[..., Any], **kwargs: Any) -> Any:
         def traced(c: Any) -> Any:
             starts.append([p.detach().clone() for p in params])
-            return loss(c)
+            step, index = loss(c), len(starts) - 1
+
+            def recorded() -> Any:
+                total, parts = step()
+                first_rank.setdefault(index, parts["rank"])
+                return total, parts
+
+            return recorded
 
         return fit_grid(*args, loss=traced, **kwargs)
 
@@ -172,6 +186,7 @@ def test_each_grid_setting_trains_from_the_same_adapter_and_query_predictor(
     moved = [i for i, start in enumerate(starts)
              if not all(torch.equal(a, b) for a, b in zip(start, starts[0], strict=True))]
     assert moved == []  # the settings that started elsewhere
+    assert len(set(first_rank.values())) == 1 and len(first_rank) == 9
 
 
 def test_with_fewer_validation_queries_than_grid_min_the_configured_weights_train(
@@ -197,3 +212,18 @@ def test_without_validation_queries_the_configured_weights_train(
     fit = model.fit_info_.summary
     assert "choice" not in diagnostics and fit is not None and fit.validation_score is None
     assert fit.selected["setting"] == diagnostics["selected"] and fit.best_step == 60
+
+
+def test_min_gain_z_keeps_the_start_unless_a_setting_beats_it_by_that_many_errors(
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut
+) -> None:
+    """A baseline can ask for DIVE's standard-error rule: with a bar no setting clears, the
+    untrained start (truncation) is returned, where the default (any gain) leaves it."""
+    split = hold_out(labels, 20)
+    spec = "search-adaptor" + FAST + ":lr=0.01:grid_min=10:weight_rec_grid=0.1:weight_pred_grid=0"
+    start = make_compressor("search-adaptor:steps=0", 4).fit(corpus, split).transform(corpus)
+    strict = make_compressor(spec + ":min_gain_z=100", 4).fit(corpus, split)
+    assert strict.fit_info_.diagnostics["choice"]["candidate"] is None
+    np.testing.assert_array_equal(strict.transform(corpus), start)
+    default = make_compressor(spec, 4).fit(corpus, split)
+    assert default.fit_info_.diagnostics["choice"]["candidate"] == 0
