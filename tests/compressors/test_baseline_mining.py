@@ -141,3 +141,37 @@ def test_each_baseline_fit_mines_as_configured(
 def test_mine_every_must_be_a_positive_step_count() -> None:
     with pytest.raises(DiveError, match="mine_every"):
         make_compressor("smec:mine_every=0", 8)
+
+
+@pytest.mark.parametrize(("patience_steps", "stopped"), [(20, 20), (25, 30), (30, 30)])
+def test_a_gated_run_waits_at_least_its_patience_in_steps(
+    patience_steps: int, stopped: int
+) -> None:
+    """Patience in steps becomes whole checks rounded up: a run with no better check stops
+    only once `patience_steps` steps have brought nothing, never before."""
+    from dive.compressors._baseline_select import gated_run
+
+    weight = torch.zeros(1, requires_grad=True)
+    run = gated_run(loss=lambda: ((weight - 1).pow(2).sum(), {}),
+                    optimiser=torch.optim.SGD([weight], lr=0.1), state=lambda: None,
+                    scores=lambda: np.zeros(1), start=np.zeros(1), refresh=None, every=10,
+                    patience_steps=patience_steps, steps=100)
+    assert run.loop.step == stopped and run.best_step == 0
+
+
+def test_a_batch_holds_the_configured_negatives_per_positive_and_hard_share(
+    corpus: np.ndarray, make_labels: Callable[..., TrainingData]
+) -> None:
+    """`negatives_per_positive` and `hard_fraction` reach the batches: 3 negatives for each
+    query's one positive, all of them from its mined pool with `hard_fraction=1`."""
+    config = SMECConfig(mine_every=None, negatives_per_positive=3, hard_fraction=1.0)
+    sup = Supervision(make_labels(10), torch.from_numpy, 200, config)
+    sup.refresh(lambda v: v, torch.from_numpy(corpus))
+    queries, rows, grades, mask = sup.batch(4, np.random.default_rng(0))
+    assert sup.pools is not None
+    for i in range(len(queries)):
+        (query,) = _rows(sup, queries[i : i + 1])
+        mined = sup.pools.candidates[query]  # type: ignore[attr-defined]
+        negatives = rows[i][mask[i] & (grades[i] == 0)].tolist()
+        assert int((grades[i] > 0).sum()) == 1 and len(negatives) == 3
+        assert set(negatives) <= set(mined[mined >= 0].tolist())
