@@ -281,10 +281,10 @@ def test_sxbm_keeps_memory_size_items_and_anchors_each_to_its_k_nearest_others(
 
     monkeypatch.setattr(smec_fit, "CrossBatchMemory", Recorded)
     monkeypatch.setattr(smec_fit, "select_memory_neighbours", select)
-    spec = "smec" + FAST + ":memory_neighbours=7:select=false:stage_steps=6"
+    spec = "smec" + FAST + ":memory_neighbours=7:select=false:stage_steps=6:query_batch=16"
     make_compressor(spec, 8).fit(corpus, labels)
     assert memories and all(m.capacity == 96 for m in memories)
-    assert len(memories[0]) == 96  # 6 batches of 32: full, the oldest dropped
+    assert len(memories[0]) == 96  # 6 corpus batches of 32 (not query batches): full
     assert picks and all(k == 7 and kk == 7 and others for k, kk, others, _ in picks)
     assert {size for *_, size in picks} == {32, 64, 96}
 
@@ -357,3 +357,45 @@ def test_each_learning_rate_of_a_stage_trains_on_the_same_stream_and_a_fresh_mem
     make_compressor(spec, 4).fit(corpus, hold_out(labels, 20))
     assert len(first) == 4  # two stages, two learning rates each
     assert first[0] == first[1] and first[2] == first[3] and first[0] != first[2]
+
+
+def test_ads_soft_mask_is_the_sigmoid_of_the_score_gap_over_tau() -> None:
+    """soft = sigmoid((score - t) / tau), t halfway between the last kept and first dropped
+    score: a higher tau flattens the relaxation (multiplying by tau sharpened it)."""
+    selector = AdaptiveSelection(4, 2, torch.tensor([3.0, 2.0, 0.0, -1.0]), tau=2.0)
+    _, soft = selector.masks()
+    expected = torch.sigmoid((torch.tensor([3.0, 2.0, 0.0, -1.0]) - 1.0) / 2.0)
+    torch.testing.assert_close(soft, expected)
+
+
+def test_stage_one_trains_on_the_previous_prefix_with_any_later_layer(
+    corpus: np.ndarray, labels: TrainingData
+) -> None:
+    """Stage 1's adapter shapes the full embedding (its previous prefix) whatever the later
+    stages' layer: `stage_layer=none` drops that term at later stages only."""
+    spec = "smec" + FAST + ":stage_layer=none:select=false:stage_steps=1"
+    model = make_compressor(spec, 8).fit(corpus, labels)
+    first = model.fit_info_.diagnostics["stages"][0]["first_losses"]
+    assert first["previous"] > 0
+    assert first["loss"] == pytest.approx(first["new"] + first["previous"])
+
+
+@pytest.mark.parametrize("decay", [False, True])
+def test_score_decay_reaches_the_ads_scores_optimiser(
+    corpus: np.ndarray, labels: TrainingData, monkeypatch: pytest.MonkeyPatch, decay: bool
+) -> None:
+    """`score_decay=true` lets the scores' rate fall to 0 over the stage's steps; off, it
+    stays at `score_lr` (the option was taken and recorded either way)."""
+    import dive.compressors._smec_fit as smec_fit
+
+    groups: list[Any] = []
+    optimiser = smec_fit.AdamWGroups
+
+    def recorded(given: Any, **kwargs: Any) -> Any:
+        groups.append([tuple(g[1:]) for g in given])
+        return optimiser(given, **kwargs)
+
+    monkeypatch.setattr(smec_fit, "AdamWGroups", recorded)
+    spec = "smec" + FAST + f":select=false:stage_steps=2:score_decay={str(decay).lower()}"
+    make_compressor(spec, 8).fit(corpus, labels)
+    assert groups == [[(0.001,), (0.05, 2 if decay else None)]]
