@@ -212,9 +212,26 @@ def test_cross_fitting_chooses_on_every_labelled_query(problem: dict[str, Any]) 
     assert diag["selection"] == "cross-fit" and diag["folds"] == 3
     assert diag["n_labelled"] == 30 and diag["choice"]["n_queries"] == 30
     assert diag["choice"]["candidate"] is not None  # the planted signal is real
+    # the record's validation score is the kept arm's, not its start's
+    selected, choice = diag["selected"], diag["choice"]
+    assert (selected["step"], selected["n_queries"]) == (choice["step"], 30)
+    assert selected["validation_ndcg@10"] == choice["score"] > choice["base_score"]
     pca = PCAUncentered(4).fit(problem["corpus"])
     test_dive, test_pca = (score(m, problem["test"], problem["corpus"]) for m in (model, pca))
     assert test_dive > test_pca + 0.03
+
+
+def test_labels_that_are_all_validation_queries_are_cross_fitted(
+    problem: dict[str, Any],
+) -> None:
+    """A holdout needs queries outside it to train on: with holdout_min validation queries and
+    no training ones, a holdout choice (its arms trained on no label) failed the fit."""
+    empty = LabelledQueries(np.zeros((0, problem["corpus"].shape[1]), np.float32), ())
+    data = TrainingData(empty, problem["validation"])
+    model = Dive(4, seed=0, holdout_min=24, **{**FAST, "steps": 20}).fit(problem["corpus"], data)
+    diag = model.fit_info_.diagnostics
+    assert diag["selection"] == "cross-fit" and diag["folds"] == 3
+    assert diag["n_labelled"] == 24 and diag["choice"]["n_queries"] == 24
 
 
 def test_same_seed_same_model_other_seed_other_model(problem: dict[str, Any]) -> None:
@@ -320,9 +337,10 @@ def test_shrink_moves_the_kept_weights_part_of_the_way_from_the_start(
     assert "shrinkage" not in whole.fit_info_.diagnostics
 
 
-def _race_on(problem: dict[str, Any], soup: bool = False) -> _Race:
-    """The race of a FAST fit on the planted problem, from the uncentred start."""
-    config, corpus = DiveConfig(**FAST), problem["corpus"]
+def _race_on(problem: dict[str, Any], soup: bool = False, **options: Any) -> _Race:
+    """The race of a FAST fit (with `options`) on the planted problem, from the uncentred
+    start."""
+    config, corpus = DiveConfig(**{**FAST, **options}), problem["corpus"]
     data = TrainingData(problem["train"], problem["validation"])
     labels, _ = pooled_labels(data, len(corpus))
     assert labels is not None
@@ -372,6 +390,21 @@ def test_the_fold_soup_is_the_mean_of_the_fold_runs_the_choice_scored(
     for name, value in soup.state_dict().items():
         assert torch.equal(value, torch.stack([run[name] for run in runs]).mean(0)), name
     assert not torch.equal(runs[0]["heads"], runs[1]["heads"])  # the folds differ
+
+
+def test_a_run_on_a_plateau_keeps_the_first_of_its_tied_best_checks_for_the_soup(
+    problem: dict[str, Any],
+) -> None:
+    """`choose` takes the first of tied best checks, so the runs must keep that one: keeping
+    the last left the soup of the chosen step without its weights (a KeyError)."""
+    race, hinge = _race_on(problem, soup=True, lr=1e-9), 1  # too slow to change a ranking
+    curve = race.curves()[hinge]
+    means = curve.scores.mean(axis=1)
+    assert len(curve.steps) > 1 and np.all(means == means[0])  # every check ties
+    for fold in range(3):
+        assert list(race._run(hinge, fold).states) == [curve.steps[0]]
+    _, log = race.soup(hinge, curve.steps[0])
+    assert log[-1]["step"] == curve.steps[0]
 
 
 def test_a_cross_fitted_fit_keeps_the_fold_soup_and_a_holdout_fit_refits(
@@ -449,6 +482,24 @@ def test_a_single_label_trains_a_fixed_number_of_steps(problem: dict[str, Any]) 
     assert len(diag["active_triplets"]) == 2  # logged at steps 10 and 15
 
 
+@pytest.mark.parametrize(("n", "options", "folds"), [
+    (2, {"steps": 20}, 2),  # the fewest labels a choice can be cross-fitted on
+    (30, {"steps": 1, "max_steps": 1}, 3),  # the shortest run that trains at all
+])
+def test_two_labels_or_one_step_still_choose_on_the_labels(
+    problem: dict[str, Any], n: int, options: dict[str, int], folds: int
+) -> None:
+    """Only a single label or steps=0 skip the choice: at the boundaries above it the fit
+    trained the configured arm unchosen (selection "none") instead of racing its arms."""
+    some = LabelledQueries(problem["train"].embeddings[:n], problem["train"].relevant[:n])
+    model = Dive(4, seed=0, **{**FAST, **options}).fit(problem["corpus"], TrainingData(some))
+    diag = model.fit_info_.diagnostics
+    assert diag["selection"] == "cross-fit" and diag["folds"] == folds
+    assert diag["choice"]["n_queries"] == n and len(diag["curves"]) == 2
+    summary = model.fit_info_.summary
+    assert summary is not None and summary.n_queries == n
+
+
 def test_hard_negatives_are_re_mined_from_the_current_model_every_mine_every_steps(
     problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -503,6 +554,36 @@ def test_fewer_labelled_queries_than_a_batch_scale_the_triplet_term_by_their_sha
     """Guards the b / query_batch weight: with 4 labelled queries and a batch of 16, each
     step's triplet term enters the loss at triplet_weight x 4/16 (the only loss here: no
     anchor, one head), so one query pulls as hard as it would in a full batch."""
+    steps = triplet_steps(monkeypatch)
+    four = LabelledQueries(problem["train"].embeddings[:4], problem["train"].relevant[:4])
+    options = {**FAST, "steps": 3, "select": False, "heads": 1, "anchor_weight": 0.0,
+               "triplet_weight": 2.0, "query_batch": 16, "query_batch_max": 16}
+    model = Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(four))
+    assert model.fit_info_.diagnostics["query_batch"] == 16
+    assert len(steps) == 3 and all(tri > 0 for _, tri in steps)
+    for loss, tri in steps:
+        assert loss == pytest.approx(2.0 * 4 / 16 * tri, rel=1e-5)
+
+
+def test_a_full_batch_of_a_large_pool_weighs_the_triplet_term_once(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool large enough to draw an eighth of it (104 labels: 13 a step, above query_batch 2)
+    fills its batch, so the triplet term enters at triplet_weight x 1; scaled by b over the
+    configured query_batch instead of the batch drawn, it entered at x 6.5."""
+    steps = triplet_steps(monkeypatch)
+    data = TrainingData(problem["train"], problem["validation"])  # 80 + 24 pooled
+    options = {**FAST, "steps": 3, "select": False, "heads": 1, "anchor_weight": 0.0,
+               "triplet_weight": 2.0, "query_batch": 2, "query_batch_max": 64}
+    model = Dive(4, seed=0, **options).fit(problem["corpus"], data)
+    assert model.fit_info_.diagnostics["query_batch"] == 104 // POOL_SHARE
+    assert len(steps) == 3 and all(tri > 0 for _, tri in steps)
+    for loss, tri in steps:
+        assert loss == pytest.approx(2.0 * tri, rel=1e-5)
+
+
+def triplet_steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """(loss, triplet term) of every training step of the fits that follow."""
     steps: list[tuple[float, float]] = []
     original = dive_run.Run._loss
 
@@ -512,14 +593,7 @@ def test_fewer_labelled_queries_than_a_batch_scale_the_triplet_term_by_their_sha
         return loss, logged
 
     monkeypatch.setattr(dive_run.Run, "_loss", spy)
-    four = LabelledQueries(problem["train"].embeddings[:4], problem["train"].relevant[:4])
-    options = {**FAST, "steps": 3, "select": False, "heads": 1, "anchor_weight": 0.0,
-               "triplet_weight": 2.0, "query_batch": 16, "query_batch_max": 16}
-    model = Dive(4, seed=0, **options).fit(problem["corpus"], TrainingData(four))
-    assert model.fit_info_.diagnostics["query_batch"] == 16
-    assert len(steps) == 3 and all(tri > 0 for _, tri in steps)
-    for loss, tri in steps:
-        assert loss == pytest.approx(2.0 * 4 / 16 * tri, rel=1e-5)
+    return steps
 
 
 def ntxent_items_seen(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -837,7 +911,7 @@ def test_labels_choose_the_better_of_the_two_pca_starts(
     assert planted[better] == pytest.approx(1.0) and planted[worse] < 0.9  # the planted gap
     model = Dive(2, seed=0, **{**FAST, "steps": 0}).fit(corpus, TrainingData(labels))
     diag = model.fit_info_.diagnostics
-    assert diag["start"] == better
+    assert diag["start"] == diag["selected"]["start"] == better  # the record's both fields
     assert diag["start_ndcg@10"][worse] == pytest.approx(planted[worse], abs=1e-6)
     # no step trained: the record kept an arm all the same
     assert model.fit_info_.summary is not None
