@@ -1058,17 +1058,19 @@ class _PlantedStarts:
     nDCG, which the start choice compares unless told `start_score="log-rank"`)."""
 
     def __init__(
-        self, centred_gain: np.ndarray, deep_gain: np.ndarray | None = None, **config: Any
+        self, centred_gain: np.ndarray, deep_gain: np.ndarray | None = None,
+        base: np.ndarray | float = 0.5, **config: Any
     ) -> None:
         self.config = DiveConfig(**{"start_score": "ndcg", **config})
         self.corpus = torch.zeros((3, 4))
         self.gain = {10: centred_gain, 100: centred_gain if deep_gain is None else deep_gain}
+        self.base = base  # the uncentred start's score of each query
 
     def new_net(self, heads: np.ndarray, center: np.ndarray) -> Any:
         return type("Net", (), {"centred": bool(center.any()), "encode": lambda _, x: x})()
 
     def scores(self, net: Any, corpus_z: Any, labels: Any, k: int = 10) -> np.ndarray:
-        return 0.5 + self.gain[k] * net.centred
+        return self.base + self.gain[k] * net.centred
 
 
 @pytest.mark.parametrize(
@@ -1087,6 +1089,18 @@ def test_the_centred_start_replaces_the_default_only_on_real_evidence(
     assert start.name == expected
     assert choice is not None and choice.n_queries == 20
     assert choice.gain == pytest.approx(gain.mean())
+
+
+def test_the_start_choice_pairs_the_two_starts_scores_query_by_query() -> None:
+    """Queries of every difficulty (0 to 1), each 0.01 better from the centred start: a real
+    gain only when each query's two scores are compared with each other; paired with another
+    query's, the spread of difficulty hid it and the fit kept the uncentred start."""
+    gain = np.full(20, 0.01) + np.tile([0.002, -0.002], 10)
+    fit = _PlantedStarts(gain, base=np.linspace(0.0, 1.0, 20))
+    start, choice = _choose_start(fit, np.zeros((1, 2, 4)), np.ones(4), object())  # type: ignore
+    assert start.name == "centered"
+    assert choice is not None and choice.gain == pytest.approx(0.01)
+    assert choice.stderr < 0.001  # the spread of the gains, not of the difficulties
 
 
 @pytest.mark.parametrize(("depth", "expected"), [(10, "uncentered"), (100, "centered")])
