@@ -247,6 +247,49 @@ def test_same_seed_same_model_other_seed_other_model(problem: dict[str, Any]) ->
     assert not np.array_equal(a.projection, c.projection)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("labelled", [False, True])
+def test_a_fit_without_a_choice_draws_its_batches_by_its_seed(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch, labelled: bool
+) -> None:
+    """Without labels, or with select=false, the one run's batches come from the fit's seed:
+    drawn from a fixed generator, every seed trained on the same rows."""
+    drawn: list[np.ndarray] = []
+    real = dive_run.sample_rows
+
+    def spy(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+        drawn.append(real(n, size, rng))
+        return drawn[-1]
+
+    monkeypatch.setattr(dive_run, "sample_rows", spy)
+    data = TrainingData(problem["train"]) if labelled else None
+    first = []
+    for seed in (0, 1):
+        drawn.clear()
+        options = {**FAST, "steps": 2, "select": False}
+        Dive(4, seed=seed, **options).fit(problem["corpus"], data)
+        first.append(drawn[0])
+    assert not np.array_equal(*first)
+
+
+def test_the_folds_of_a_cross_fitted_choice_are_dealt_by_the_seed(
+    problem: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each seed cross-fits on its own split of the labelled queries, not one split for all."""
+    splits: list[list[list[int]]] = []
+    real = _Race.__init__
+
+    def spy(self: _Race, fit: FitContext, new_net: Any, start_z: np.ndarray, arms: list[Arm],
+            labels: Any, folds: Folds, *args: Any) -> None:
+        splits.append([sorted(rows.tolist()) for rows in folds.held_out])
+        real(self, fit, new_net, start_z, arms, labels, folds, *args)
+
+    monkeypatch.setattr(_Race, "__init__", spy)
+    data = TrainingData(problem["train"])
+    for seed in (0, 1):
+        Dive(4, seed=seed, **{**FAST, "steps": 10}).fit(problem["corpus"], data)
+    assert len(splits) == 2 and splits[0] != splits[1]
+
+
 def test_selection_runs_in_parallel_give_bitwise_the_same_model(problem: dict[str, Any]) -> None:
     data = TrainingData(problem["train"], problem["validation"])
     options = {**FAST, "steps": 20, "min_gain_z": 0.0, "grid": "0x1,1x1,1x3x3"}
