@@ -380,14 +380,16 @@ def test_shrink_moves_the_kept_weights_part_of_the_way_from_the_start(
     assert "shrinkage" not in whole.fit_info_.diagnostics
 
 
-def _race_on(problem: dict[str, Any], soup: bool = False, **options: Any) -> _Race:
-    """The race of a FAST fit (with `options`) on the planted problem, from the uncentred
-    start."""
+def _race_on(
+    problem: dict[str, Any], soup: bool = False, seed: int = 0, **options: Any
+) -> _Race:
+    """The race of a FAST fit (with `options`, by `seed`) on the planted problem, from the
+    uncentred start."""
     config, corpus = DiveConfig(**{**FAST, **options}), problem["corpus"]
     data = TrainingData(problem["train"], problem["validation"])
     labels, _ = pooled_labels(data, len(corpus))
     assert labels is not None
-    fit = FitContext(corpus, 0, config, len(labels))
+    fit = FitContext(corpus, seed, config, len(labels))
     mean, axes = principal_axes(corpus, 4)
     heads = initial_heads(corpus, axes, config, np.random.default_rng(0))
 
@@ -398,6 +400,15 @@ def _race_on(problem: dict[str, Any], soup: bool = False, **options: Any) -> _Ra
     return _Race(
         fit, new_net, new_net().encode(fit.corpus), config.arms(), labels, folds, soup=soup
     )
+
+
+def test_a_refit_draws_its_batches_by_the_fit_seed(problem: dict[str, Any]) -> None:
+    """The refit (after a holdout choice, or with soup=false) draws from the fit's seed: from
+    a generator without it, every seed refit on the same batches."""
+    hinge = 1  # FAST's grid: the label-free arm, then the hinge arm
+    draws = [_race_on(problem, seed=seed)._refit(hinge).run.rng.integers(1 << 62)
+             for seed in (0, 0, 1)]
+    assert draws[0] == draws[1] != draws[2]
 
 
 @pytest.mark.parametrize(("ahead", "steps"), [(60, 30), (60, 60), (20, 40), (60, 35)])
