@@ -207,6 +207,16 @@ def test_a_one_row_corpus_is_refused_naming_the_method(method: str) -> None:
                     else {}))
 
 
+def test_the_supervised_variant_refuses_zero_supervised_steps() -> None:
+    """`matryoshka-adaptor:supervised_steps=0` trained stage 1 alone and recorded it as the
+    supervised method, its `lr_grid` and other stage-2 options read by nothing."""
+    with pytest.raises(DiveError, match="supervised_steps=0 runs no supervised stage; that "
+                       "is matryoshka-adaptor-unsup"):
+        make_compressor("matryoshka-adaptor:supervised_steps=0:lr_grid=0.1/0.2", 4)
+    make_compressor("matryoshka-adaptor:supervised_steps=1", 4)
+    make_compressor("matryoshka-adaptor-unsup", 4)  # records supervised_steps=0
+
+
 def test_neighbours_as_many_as_the_pool_are_refused() -> None:
     """`neighbours` are drawn from the pool, so `neighbours == max_pool` is refused."""
     with pytest.raises(DiveError, match=r"neighbours must be < max_pool \(8\), got 8"):

@@ -126,6 +126,10 @@ class MatryoshkaAdaptorUnsup(Baseline):
             + [name for name in LABELS_ONLY
                if name in named and getattr(self.options, name) != getattr(default, name)]
             + (["basis=select"] if self.options.basis == "select" else []))
+        if self.supervised and self.options.supervised_steps == 0:  # stage 1 alone, named
+            # as the supervised method, its stage-2 options read by nothing
+            raise DiveError(f"{self.method}: supervised_steps=0 runs no supervised stage; "
+                            "that is matryoshka-adaptor-unsup")
         if given:  # taken, and recorded, with no effect (no stage 2; basis=select: identity)
             raise DiveError(f"{self.method}: {', '.join(given)} "
                             f"{'acts' if len(given) == 1 else 'act'} on labelled queries (the "
