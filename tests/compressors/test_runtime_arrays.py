@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dive.compressors.precision import PRECISIONS
+from dive.compressors.precision import PRECISIONS, calibrate
 from dive.compressors.runtime import ARRAY_NAMES, Adapter, Runtime
 from dive.errors import DataError
 
@@ -72,6 +72,20 @@ def test_a_centre_without_a_projection_is_subtracted() -> None:
     np.testing.assert_allclose(Runtime(6, center=center)(x), expected, atol=1e-6)
 
 
+def test_a_centre_beside_a_projection_is_subtracted_before_it() -> None:
+    """The outputs are the unit rows of P (x - mu): PCA's transform (a mutant that added P mu
+    instead of subtracting it passed every test, the suite's corpora having a small mean)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    center = (0.5 * rng.standard_normal(6)).astype(np.float32)
+    projection = rng.standard_normal((3, 6)).astype(np.float32)
+    z = (x - center) @ projection.T
+    expected = z / np.linalg.norm(z, axis=1, keepdims=True)
+    np.testing.assert_allclose(Runtime(6, center=center, projection=projection)(x), expected,
+                               atol=1e-5)
+
+
 def test_from_arrays_names_the_bad_array() -> None:
     arrays = full_runtime().arrays()
     with pytest.raises(DataError, match=r"^m\.st: unknown tensor 'pack_weights'"):
@@ -84,6 +98,13 @@ def test_from_arrays_names_the_bad_array() -> None:
         Runtime.from_arrays({}, input_dim=12, precision="int8")
     with pytest.raises(DataError, match=r"'center' has shape \(12,\), expected \(10,\)"):
         Runtime.from_arrays({"center": np.zeros(12, np.float32)}, input_dim=10)
+    # the quantizer's own check said "int8 quantizer: low must have shape", naming no tensor
+    with pytest.raises(DataError, match=r"^runtime: tensor 'quantizer\.low' has shape \(5,\), "
+                                        r"expected \(4,\) \(output_dim\)$"):
+        Runtime.from_arrays({"projection": np.eye(4, 8, dtype=np.float32),
+                             "quantizer.low": np.zeros(5, np.float32),
+                             "quantizer.width": np.ones(5, np.float32)},
+                            input_dim=8, precision="int8")
 
 
 def _arrays(dim: int = 12, rank: int = 6) -> dict[str, np.ndarray]:
@@ -103,8 +124,21 @@ def _arrays(dim: int = 12, rank: int = 6) -> dict[str, np.ndarray]:
      r"^runtime: tensor 'adapter\.w1' has shape \(6, 12\), expected \(r, 16\)$"),
     (lambda a: Runtime(12, Adapter(**{**a, "b2": np.zeros(4, np.float32)})),
      r"^runtime: tensor 'adapter\.b2' has shape \(4,\), expected \(12,\)$"),
+    # an adapter of rank 0 (a damaged file) ran as a bare bias
+    (lambda a: Runtime(12, Adapter(np.zeros((0, 12), np.float32), np.zeros(0, np.float32),
+                                   np.zeros((12, 0), np.float32), a["b2"])),
+     r"^runtime: tensor 'adapter\.w1' has shape \(0, 12\), expected \(r, 12\)$"),
+    # one inf or NaN among finite values (only an all-NaN array was tested) ran as NaN rows
+    (lambda a: Runtime(12, projection=np.where(np.eye(4, 12) > 0, np.inf, 0).astype(np.float32)),
+     r"^runtime: tensor 'projection' contains NaN or inf$"),
+    (lambda a: Runtime(12, center=np.where(np.arange(12) == 3, np.nan, 0).astype(np.float32)),
+     r"^runtime: tensor 'center' contains NaN or inf$"),
     (lambda a: Runtime(12.0, projection=np.zeros((4, 12), np.float32)),  # type: ignore[arg-type]
      r"^runtime: input_dim must be a positive integer, got 12\.0$"),
+    # a quantizer for other vectors than the runtime outputs: codes of the wrong width
+    (lambda a: Runtime(12, projection=np.zeros((4, 12), np.float32),
+                       quantizer=calibrate("binary", np.zeros((0, 5)))),
+     r"^runtime: the quantizer is for 5-d vectors, the runtime outputs 4-d$"),
     # ran GELU for any activation but relu; dive.save wrote it, and load refused the folder
     (lambda a: Adapter(**a, activation="tanh"),  # type: ignore[arg-type]
      r"^adapter: activation 'tanh' is not one of relu, gelu$"),
