@@ -61,6 +61,15 @@ def test_excluded_rows_are_integers_given_as_any_sequence() -> None:
     assert given.exclude == (-1, 3) and all(type(row) is int for row in given.exclude)
 
 
+def test_excluded_rows_are_one_per_query() -> None:
+    """A list of excluded rows of another length than the queries was taken: the rows then
+    paired with the wrong queries, or an evaluation indexed past its end."""
+    embeddings, relevant = np.eye(2, 4, dtype=np.float32), ({0: 1}, {1: 1})
+    with pytest.raises(DataError, match=r"^labelled queries: 3 excluded rows for 2 queries$"):
+        LabelledQueries(embeddings, relevant, exclude=(-1, 3, 1))
+    assert LabelledQueries(embeddings, relevant, exclude=()).excluded() is None
+
+
 def test_the_excluded_row_is_never_a_hard_negative_nor_ranked_in_validation() -> None:
     corpus = np.eye(6, dtype=np.float32)
     queries = np.array([[1.0, 0.9, 0.8, 0.1, 0.0, 0.0]], dtype=np.float32)
