@@ -434,3 +434,37 @@ def test_output_energy_is_a_share_of_what_the_adapter_outputs() -> None:
     axes = np.linalg.qr(rng.standard_normal((6, 6)))[0].astype(np.float32)
     energy = output_energy(Runtime(input_dim=6, adapter=adapter, projection=axes), rows)
     assert energy.sum() == pytest.approx(1, rel=1e-5)
+
+
+def test_output_energy_is_measured_after_the_centre() -> None:
+    """An output on which every row equals the centre's part is dead (a mutant that added the
+    centre's part instead of subtracting it kept it alive, as 4 x its square)."""
+    from dive.compressors.dead_outputs import output_energy, zero_dead_outputs
+    from dive.compressors.runtime import Runtime
+
+    rng = np.random.default_rng(0)
+    rows = np.zeros((40, 6), np.float32)
+    rows[:, :3] = 0.6 * rng.standard_normal((40, 3))
+    rows[:, 4] = 0.8  # every row shares this offset
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    center = rows.mean(axis=0)
+    rows[:, 4] = center[4]  # exactly the centre's value on the offset coordinate
+    projection = np.eye(6, dtype=np.float32)[[0, 1, 4]]
+    runtime = Runtime(input_dim=6, center=center, projection=projection)
+    energy = output_energy(runtime, rows)
+    expected = np.square((rows - center) @ projection.T, dtype=np.float64).mean(axis=0)
+    np.testing.assert_allclose(energy, expected, rtol=1e-5, atol=1e-12)
+    assert energy[2] <= RANK_RTOL
+    kept, count = zero_dead_outputs(runtime, energy, "m", warn=False)
+    assert count == 1 and kept.projection is not None and not kept.projection[2].any()
+
+
+def test_an_output_of_energy_at_the_tolerance_is_dead() -> None:
+    """`zero_dead_outputs` zeroes outputs whose energy is at most `RANK_RTOL`, as documented."""
+    from dive.compressors.dead_outputs import zero_dead_outputs
+
+    runtime = Runtime(input_dim=4, projection=np.eye(2, 4, dtype=np.float32))
+    kept, count = zero_dead_outputs(runtime, np.array([1.0, RANK_RTOL]), "m", warn=False)
+    assert count == 1 and kept.projection is not None and not kept.projection[1].any()
+    _, count = zero_dead_outputs(runtime, np.array([1.0, 2 * RANK_RTOL]), "m", warn=False)
+    assert count == 0
