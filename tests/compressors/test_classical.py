@@ -434,6 +434,10 @@ def test_output_energy_is_a_share_of_what_the_adapter_outputs() -> None:
     axes = np.linalg.qr(rng.standard_normal((6, 6)))[0].astype(np.float32)
     energy = output_energy(Runtime(input_dim=6, adapter=adapter, projection=axes), rows)
     assert energy.sum() == pytest.approx(1, rel=1e-5)
+    # each output's share is of the adapter's outputs, not of the rows it was given
+    h = (rows + shift).astype(np.float64)
+    np.testing.assert_allclose(energy, np.square(h @ axes.T).sum(axis=0) / np.square(h).sum(),
+                               rtol=1e-5)
 
 
 def test_output_energy_is_measured_after_the_centre() -> None:
