@@ -106,6 +106,11 @@ def test_random_projection_depends_on_seed_only(corpus: np.ndarray) -> None:
     c = make_compressor("random", 6, seed=4).fit(corpus).transform(corpus)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
+    # the directions are the seed's first dim x D standard normals (same seed, same model
+    # across releases: drawn (D, dim) and transposed, every seed gave another projection)
+    want = np.random.default_rng(3).standard_normal((6, corpus.shape[1])) / np.sqrt(6)
+    projection = make_compressor("random", 6, seed=3).fit(corpus).fitted_runtime().projection
+    np.testing.assert_allclose(projection, want, rtol=1e-6)
 
 
 def test_transform_before_fit_raises() -> None:
@@ -168,6 +173,15 @@ def test_specs_parse_options_and_reject_unknown_names() -> None:
         "dive", {"steps": 30, "head_init": "random"})  # appended overrides win
     with pytest.raises(DiveError, match=r"pca: unknown option\(s\) foo; valid: none"):
         make_compressor("pca:foo=1", 4)
+    # spaces around a spec (a list split on commas) were an unknown method ' pca'
+    assert parse_spec(" pca:heads=2 ") == ("pca", {"heads": 2})
+    # an option without a name was taken as option '' and refused as unknown
+    with pytest.raises(DiveError, match=r"^method 'pca:=3': option '=3' is not key=value$"):
+        parse_spec("pca:=3")
+    # dim and seed are given apart from the spec: the class's TypeError "got multiple values"
+    with pytest.raises(DiveError, match=r"^method 'pca:dim=8': dim is not an option of the "
+                                        "spec; it is given apart from it$"):
+        make_compressor("pca:dim=8", 4)
 
 
 @pytest.mark.parametrize("method", ["pca", "pca-uncentered"])
