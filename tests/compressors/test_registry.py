@@ -47,6 +47,16 @@ def test_the_registry_reads_each_method_s_facts_from_its_class() -> None:
     assert display_order().index("pca") < display_order().index("dive")
 
 
+def test_results_list_the_training_free_references_last_among_the_classical_methods() -> None:
+    """PCA, the reference learned methods are measured against, sits beside them (a mutant
+    that sorted by family and registry order alone listed it between truncate and random)."""
+    order = display_order()
+    classical = [name for name in order if method_facts(name).family == "classical"]  # type: ignore[union-attr]
+    assert classical == ["truncate", "random", "pca", "pca-uncentered"]
+    assert order.index("pca-uncentered") + 1 == order.index(next(
+        name for name in order if method_facts(name).family == "baseline"))  # type: ignore[union-attr]
+
+
 def test_a_method_without_a_family_is_refused_when_registered(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
