@@ -123,6 +123,7 @@ def test_transform_before_fit_raises() -> None:
     ("dim", "96", "dim must be an integer, got '96'"),
     ("seed", -1, r"seed must be in 0\.\.2\*\*63-1, got -1"),
     ("seed", 2**70, r"seed must be in 0\.\.2\*\*63-1, got 1180591620717411303424"),
+    ("seed", 2**63, r"seed must be in 0\.\.2\*\*63-1, got 9223372036854775808"),  # the bound
     ("seed", None, "seed must be an integer, got None"),  # random projection went unseeded
 ])
 def test_bad_dim_or_seed_is_a_clear_error(
