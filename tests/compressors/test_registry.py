@@ -43,6 +43,8 @@ def test_the_registry_reads_each_method_s_facts_from_its_class() -> None:
     assert frozen is not None and frozen.family == "reference" and frozen.full_dim_only
     assert pca is not None and pca.training_free and pca.training_free_reference
     assert dive is not None and dive.family == "learned" and dive.supervised
+    plus = method_facts("dive-plus")  # run only when named: its extension fact says so
+    assert plus is not None and plus.extension and not dive.extension
     assert method_facts("faiss-pq") is None  # an anchor, not a registered method
     assert display_order().index("pca") < display_order().index("dive")
 
