@@ -475,6 +475,15 @@ def test_labelled_queries_take_integer_rows_and_grades_only(
         LabelledQueries(np.eye(8, dtype=np.float32)[:1], (relevant,))  # type: ignore[arg-type]
 
 
+def test_labelled_queries_need_one_relevance_list_per_embedding() -> None:
+    """Two embeddings with one relevance list were taken: the second query then had none, or
+    the lists paired with the wrong embeddings."""
+    from dive.compressors import LabelledQueries
+
+    with pytest.raises(DataError, match=r"^labelled queries: 2 embeddings but 1 relevance lists$"):
+        LabelledQueries(np.eye(8, dtype=np.float32)[:2], ({3: 1},))
+
+
 def test_a_class_level_fit_refuses_labels_that_are_not_training_data() -> None:
     from dive.compressors import make_compressor
 
