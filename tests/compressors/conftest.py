@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,3 +74,38 @@ def hold_out() -> HoldOut:
         )
 
     return split
+
+
+FirstLosses = dict[int, dict[str, float]]  # each grid setting's loss parts at its first step
+
+
+@pytest.fixture()
+def trace_grid(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FirstLosses]:
+    """`trace_grid(module, on_setting)` wraps `module.fit_grid` (the grid search a baseline's
+    fit calls): `on_setting(config)` runs as each setting starts, and the returned dict fills
+    with each setting's loss parts at its first step, by the setting's index."""
+    from dive.compressors._baseline_select import fit_grid
+
+    def trace(module: Any, on_setting: Callable[[Any], None] = lambda _c: None) -> FirstLosses:
+        first: FirstLosses = {}
+        started: list[Any] = []
+
+        def traced_grid(*args: Any, loss: Callable[..., Any], **kwargs: Any) -> Any:
+            def traced(config: Any) -> Any:
+                on_setting(config)
+                step, index = loss(config), len(started)
+                started.append(config)
+
+                def recorded() -> Any:
+                    total, parts = step()
+                    first.setdefault(index, parts)
+                    return total, parts
+
+                return recorded
+
+            return fit_grid(*args, loss=traced, **kwargs)
+
+        monkeypatch.setattr(module, "fit_grid", traced_grid)
+        return first
+
+    return trace

@@ -21,6 +21,7 @@ from dive.losses import (
 )
 from dive.training import validation_ndcg
 from dive.training.adapter import ResidualAdapter
+from tests.compressors.conftest import FirstLosses
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
@@ -225,36 +226,20 @@ def test_neighbours_as_many_as_the_pool_are_refused() -> None:
 
 
 def test_each_stage_two_setting_trains_on_the_same_random_stream(
-    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut, monkeypatch: pytest.MonkeyPatch
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut,
+    trace_grid: Callable[..., FirstLosses],
 ) -> None:
     """Every learning rate of stage 2 starts from the end of stage 1 on a copy of the same
     stream: the same first batch, so the same first loss (the rate acts after it)."""
     from dive.compressors import _matryoshka_fit as fit
-    from dive.compressors._baseline_select import fit_grid
 
     seen: list[Any] = []  # each setting's config
-    first: dict[int, float] = {}  # each setting's first loss
-
-    def traced_grid(*args: Any, loss: Callable[..., Any], **kwargs: Any) -> Any:
-        def traced(c: Any) -> Any:
-            step, index = loss(c), len(seen)
-            seen.append(c)
-
-            def recorded() -> Any:
-                total, parts = step()
-                first.setdefault(index, parts["loss"])
-                return total, parts
-
-            return recorded
-
-        return fit_grid(*args, loss=traced, **kwargs)
-
-    monkeypatch.setattr(fit, "fit_grid", traced_grid)
+    first = trace_grid(fit, seen.append)
     spec = "matryoshka-adaptor:steps=10:eval_every=10:corpus_batch=64:hidden=16:query_batch=64"
     model = make_compressor(spec + ":supervised_steps=10:grid_min=8", 4)
     model.fit(corpus, hold_out(labels, 16))
     assert [c.lr for c in seen] == [0.001, 0.0001]
-    assert first[0] == first[1]
+    assert first[0]["loss"] == first[1]["loss"]
 
 
 def test_topk_loss_neighbours_are_the_configured_k_nearest_other_rows(

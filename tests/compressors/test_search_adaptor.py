@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from dive.compressors import Compressor, LabelledQueries, TrainingData, make_com
 from dive.losses import query_prediction_loss, reconstruction_loss
 from dive.training import validation_ndcg
 from dive.training.adapter import ResidualAdapter
+from tests.compressors.conftest import FirstLosses
 
 RankLoss = Callable[[np.ndarray, np.ndarray, TrainingData], float]  # the rank_loss fixture
 HoldOut = Callable[[TrainingData, int], TrainingData]  # the hold_out fixture
@@ -146,39 +146,25 @@ def test_the_paper_grid_is_searched_and_recorded(
 
 
 def test_each_grid_setting_trains_from_the_same_adapter_and_query_predictor(
-    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut, monkeypatch: pytest.MonkeyPatch
+    corpus: np.ndarray, labels: TrainingData, hold_out: HoldOut, monkeypatch: pytest.MonkeyPatch,
+    trace_grid: Callable[..., FirstLosses],
 ) -> None:
     """Guards the grid's reset of the query predictor: every weight pair starts training
     from the same adapter and predictor weights, not from the last setting's predictor, and
     on a copy of the same random stream (the same first batch: the same first ranking loss)."""
     from dive.compressors import _search_adaptor_fit as fit
-    from dive.compressors._baseline_select import fit_grid, plain_adam
+    from dive.compressors._baseline_select import plain_adam
     from dive.training.loop import Optimiser
 
     params: list[torch.nn.Parameter] = []
     starts: list[list[torch.Tensor]] = []
-    first_rank: dict[int, float] = {}  # each setting's ranking loss at its first step
 
     def capture(trained: list[torch.nn.Parameter]) -> Callable[..., Optimiser]:
         params.extend(trained)  # the adapter's, then the predictor's
         return plain_adam(trained)
 
-    def traced_grid(*args: Any, loss: Callable[..., Any], **kwargs: Any) -> Any:
-        def traced(c: Any) -> Any:
-            starts.append([p.detach().clone() for p in params])
-            step, index = loss(c), len(starts) - 1
-
-            def recorded() -> Any:
-                total, parts = step()
-                first_rank.setdefault(index, parts["rank"])
-                return total, parts
-
-            return recorded
-
-        return fit_grid(*args, loss=traced, **kwargs)
-
     monkeypatch.setattr(fit, "plain_adam", capture)
-    monkeypatch.setattr(fit, "fit_grid", traced_grid)
+    first = trace_grid(fit, lambda _c: starts.append([p.detach().clone() for p in params]))
     spec = "search-adaptor:steps=10:eval_every=5:hidden=16:query_batch=32:lr=0.01:grid_min=10"
     model = make_compressor(spec, 4).fit(corpus, hold_out(labels, 20))
     assert len(model.fit_info_.diagnostics["settings"]) == len(starts) == 9
@@ -186,7 +172,7 @@ def test_each_grid_setting_trains_from_the_same_adapter_and_query_predictor(
     moved = [i for i, start in enumerate(starts)
              if not all(torch.equal(a, b) for a, b in zip(start, starts[0], strict=True))]
     assert moved == []  # the settings that started elsewhere
-    assert len(set(first_rank.values())) == 1 and len(first_rank) == 9
+    assert len({parts["rank"] for parts in first.values()}) == 1 and len(first) == 9
 
 
 def test_with_fewer_validation_queries_than_grid_min_the_configured_weights_train(
