@@ -44,8 +44,8 @@ def test_imported_parquet_goes_to_the_cache_where_evaluate_finds_it(
                  "v", "--model", "api-x"]) == 0
     folder = isolated_env / "api-x" / "tiny"
     assert capsys.readouterr().out.strip() == (
-        "imported 120 corpus and 60 query vectors (32-d, not unit-norm: corpus norms 3..3, "
-        f"normalised where used) as api-x: {folder}")
+        "imported 120 corpus and 60 query vectors (32-d, not unit-norm: corpus norms 3..3; "
+        f"queries norms 3..3, normalised where used) as api-x: {folder}")
     assert json.loads((folder / "meta.json").read_text())["normalized"] is False
 
     assert main(["evaluate", "--datasets", str(data), "--model", "api-x", "--methods", "frozen,pca",
@@ -102,6 +102,22 @@ def test_embed_takes_one_source_of_imported_vectors(tiny: tuple[Path, Path], tmp
     assert exit_info.value.code == 2
     assert "argument --from-npy: not allowed with argument --from-parquet" in (
         capsys.readouterr().err)
+
+
+def test_the_import_line_names_the_side_off_unit_norm(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unit-norm corpus vectors beside queries of norm 2 printed "not unit-norm: corpus norms
+    1..1", naming the side that was fine and not the one that was off."""
+    data, emb = tiny
+    np.save(tmp_path / "q.npy", np.load(emb / "queries.npy") * 2)
+    out = tmp_path / "imported"
+    assert main(["embed", "--dataset", str(data), "--from-npy", str(emb / "corpus.npy"), "--ids",
+                 str(emb / "corpus_ids.txt"), "--queries-npy", str(tmp_path / "q.npy"),
+                 "--query-ids", str(emb / "query_ids.txt"), "--output", str(out),
+                 "--no-progress"]) == 0
+    assert "(32-d, not unit-norm: queries norms 2..2, normalised where used)" in (
+        capsys.readouterr().out)
 
 
 def test_evaluate_refuses_imported_vectors_once_the_dataset_texts_change(

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.cli.interrupts import written_in_full
 from dive.errors import DiveError
 
@@ -62,10 +63,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             emb = from_npy(dataset, args.from_npy, args.ids, args.queries_npy, args.query_ids,
                            out, model=model, overwrite=args.overwrite)
         written_in_full(args, out)
-        norms = emb.meta["norms"]["corpus"]
         unit = ("unit-norm" if emb.meta["normalized"] else
-                f"not unit-norm: corpus norms {norms['min']:.3g}..{norms['max']:.3g}, "
-                "normalised where used")
+                f"not unit-norm: {_norms_off_unit(emb.meta['norms'])}, normalised where used")
         print(f"imported {emb.corpus.shape[0]} corpus and {emb.queries.shape[0]} query vectors "
               f"({emb.dim}-d, {unit}) as {emb.meta['model']}: {out}")
         return 0
@@ -85,3 +84,8 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     so it takes the library's default."""
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
+
+def _norms_off_unit(norms: dict[str, dict[str, float]]) -> str:
+    """The norm range of each side (corpus, queries) not at unit norm: "queries norms 3..3"."""
+    return "; ".join(f"{side} norms {n['min']:.3g}..{n['max']:.3g}" for side, n in norms.items()
+                     if max(abs(n["min"] - 1), abs(n["max"] - 1)) > UNIT_NORM_TOLERANCE)
