@@ -238,6 +238,21 @@ def test_a_mistyped_sub_dataset_of_a_collection_at_hand_is_not_downloaded(
     assert list(roots["cache"].iterdir()) == []
 
 
+def test_a_path_mistyped_below_a_folder_here_is_not_downloaded(
+    roots: dict[str, Path], make_beir: MakeBeir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`data/libb` for `./data/lib` was read as sub-dataset `libb` of a BEIR zip named `data`
+    and downloaded (a typo below a folder named like a BEIR set fetched that whole set)."""
+    here = tmp_path / "here"
+    (here / "data").mkdir(parents=True)
+    make_beir("local").rename(here / "data" / "lib")
+    monkeypatch.chdir(here)
+    with pytest.raises(DataError, match=r"^data \(the working directory\) has no sub-dataset "
+                                        r"'libb'; it holds: lib$"):
+        resolve_dataset("data/libb")
+    assert list(roots["cache"].iterdir()) == []
+
+
 def test_a_sub_dataset_found_in_a_root_keeps_its_name_whatever_folder_is_here(
     roots: dict[str, Path], make_beir: MakeBeir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -135,7 +135,8 @@ def resolve_dataset(
     if not download:
         raise DataError(f"dataset {raw!r} not found and download is off; looked in: {looked}")
     top, _, sub = raw.partition("/")
-    for source, root in roots:  # a sub-dataset name with a typo: not a download of it all
+    # a sub-dataset name with a typo, or a path mistyped below a folder here: not a download
+    for source, root in [*roots, ("the working directory", Path("."))]:
         if sub and (root / top).is_dir():
             raise DataError(f"{root / top} ({source}) has no sub-dataset {sub!r}; it holds: "
                             + (", ".join(sorted(p.name for p in (root / top).iterdir()
