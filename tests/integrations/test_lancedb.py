@@ -969,6 +969,11 @@ def test_search_checks_its_inputs(searchable: dict[str, Any]) -> None:
         dl.search("lancedb:nodb", model, q, 10)
     with pytest.raises(DataError, match="query vectors: expected float embeddings, got dtype int"):
         dl.search(uri(db, "docs"), model, np.rint(q * 100).astype(np.int64), 10, column="v8")
+    # a table whose ids are in another column (compressing in place takes no id column)
+    with pytest.raises(DataError, match=r"table 'docs': no id column 'key' \(columns: [^)]*\); "
+                                        r"name the column that identifies each row with "
+                                        r"id_column=$"):
+        dl.search(uri(db, "docs"), model, q, 10, column="v8", id_column="key")
 
 
 @pytest.mark.parametrize(("options", "message"), [

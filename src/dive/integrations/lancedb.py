@@ -659,9 +659,10 @@ def search(
     dim = runtime.output_dim
     vector_dim_is(table, column, dim, "compressed column")
     check_column_model(table, column, runtime, model)
-    if id_column not in table.schema.names:
+    if id_column not in table.schema.names:  # e.g. "doc_id": compressing in place takes none
         raise DataError(f"{where}: no id column {id_column!r} (columns: "
-                        f"{', '.join(table.schema.names)})")
+                        f"{', '.join(table.schema.names)}); name the column that identifies "
+                        "each row with id_column=", param="id_column")
     _warn_unfilled(table, column, where)
     if not len(compressed):
         return Hits([], [])
