@@ -109,8 +109,14 @@ def test_a_first_judgement_whose_grade_is_not_an_integer_is_refused_not_skipped(
 
 
 @pytest.mark.parametrize(("first", "error"), [
-    ("q2 d2 2", "expected 3 tab-separated columns (query-id, corpus-id, score), found 1"),
-    ("q2\td2\t2\t0", "expected 3 tab-separated columns (query-id, corpus-id, score), found 4"),
+    ("q2 d2 2", "expected 3 tab-separated columns (query-id, corpus-id, score), found 1; the "
+                "line is split by spaces: write tabs between the columns"),
+    ("q2,d2,2", "expected 3 tab-separated columns (query-id, corpus-id, score), found 1; the "
+                "line is split by commas: write tabs between the columns"),
+    ("q2\td2\t2\t0", "expected 3 tab-separated columns (query-id, corpus-id, score), found 4; "
+                    "TREC's four-column qrels need their second column dropped"),
+    ("q2 0 d2 2", "expected 3 tab-separated columns (query-id, corpus-id, score), found 1; "
+                  "TREC's four-column qrels need their second column dropped"),
     ("q2\td2", "expected 3 tab-separated columns (query-id, corpus-id, score), found 2"),
     ("q2\td2\t", "empty score"),
 ])

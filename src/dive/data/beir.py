@@ -142,6 +142,17 @@ def _is_format(char: str) -> bool:
     return unicodedata.category(char) == "Cf"
 
 
+def _layout_hint(line: str) -> str:
+    """Which other qrels layout a refused line reads as, if one: TREC's four columns (drop the
+    second), or three fields split by spaces or commas."""
+    if len(line.split()) == 4:
+        return "; TREC's four-column qrels need their second column dropped"
+    for name, fields in (("spaces", line.split()), ("commas", line.split(","))):
+        if "\t" not in line and len(fields) == 3:
+            return f"; the line is split by {name}: write tabs between the columns"
+    return ""
+
+
 def _looks_like_header(line: str) -> bool:
     """A qrels header: three or more column names (tab-, space- or comma-separated), the
     last of them not a number (a judgement's last column is its grade)."""
@@ -443,7 +454,7 @@ def _read_qrels(
                 raise DataError(f"{path} line {lineno}: empty {blank}")
             raise DataError(
                 f"{path} line {lineno}: expected 3 tab-separated columns "
-                f"(query-id, corpus-id, score), found {len(cols)}"
+                f"(query-id, corpus-id, score), found {len(cols)}{_layout_hint(stripped)}"
             )
         query_id, doc_id, score = cols
         if not doc_id:  # a document "" counted in the query's ideal ranking
