@@ -248,6 +248,31 @@ def test_the_best_within_a_budget_is_among_the_configurations_with_the_most_seed
         records)
 
 
+def test_most_seeded_configurations_on_different_seeds_are_compared_on_the_seeds_they_share(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Guards `best_within`'s shared-seed means: a configuration whose seeds held the shared
+    ones and more was judged on its own mean (seed 0's easy queries), so it won though it
+    scores lower on the seed both ran."""
+    records = [byte_row("pca", 96, "int8", 96, 0.90, seed=0),
+               byte_row("pca", 96, "int8", 96, 0.50, seed=1),
+               byte_row("pca-uncentered", 96, "int8", 96, 0.60, seed=1),
+               byte_row("pca-uncentered", 96, "int8", 96, 0.60, seed=2)]
+    [row] = best_per_budget(configs(records), rescoring=False)
+    assert row.ours is not None and row.ours.label == "pca-uncentered@int8"
+
+
+def test_a_tie_in_bytes_and_mean_puts_the_configuration_without_a_funnel_on_the_frontier(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Guards the frontier's tie-break: a funnel scoring the same at the same bytes took the
+    point, though it also reads a float32 copy of every vector."""
+    cells = configs([byte_row("pca", 96, "binary", 12, 0.55, rescore=10),
+                     byte_row("pca", 96, "binary", 12, 0.55)])
+    for order in (cells, cells[::-1]):
+        assert [c.label for c in frontier(order)] == ["pca@binary"]
+
+
 def test_rows_of_an_earlier_release_are_no_answer_per_byte(
     byte_records: list[dict[str, Any]], byte_row: Callable[..., dict[str, Any]]
 ) -> None:
