@@ -208,6 +208,14 @@ def test_cost_table_shows_mean_and_max_fit_seconds_and_the_parameter_range(make_
     assert list(rows) == ["pca", "dive"]
 
 
+def test_the_parameter_range_spans_the_dims_of_one_cell(make_record) -> None:
+    """The range's low end was the smallest of each cell's largest count: a method fitted at
+    several dims on one budget showed its largest count alone."""
+    records = [make_record(method="dive", dim=d, budget="16", n_params=n)
+               for d, n in ((192, 220_000), (96, 184_000))]
+    assert rows_of(cost_table(summarize_cost(records)))["dive"] == ["0.0 (0.0)", "184k–220k"]
+
+
 def test_report_has_a_cost_section_per_dataset(make_record) -> None:
     records = [make_record(dataset=ds, method="pca") for ds in ("scifact", "nfcorpus")]
     text = render_report(records)
@@ -237,6 +245,23 @@ def test_selection_grids_name_what_each_learned_row_chose_from(make_record) -> N
     assert rows["dive:select=false"] == ["none (fixed settings)"]
     assert "## Selection grids" in render_report(records)
     assert "## Selection grids" not in render_report(records[:1])
+
+
+def test_a_grid_config_without_select_chose_from_its_grid_and_datasets_read_by_name(
+    make_record
+) -> None:
+    """A config naming a grid but no `select` (it selects by default) read as fixed settings,
+    and the datasets a grid was used on came in the records' order, not by name."""
+    records = [make_record(dataset="scifact", method="dive", diagnostics={"choice": {}},
+                           config={"grid": "0x1,1x10x3"}),
+               make_record(dataset="scifact", method="search-adaptor", diagnostics={"grid": "g"}),
+               make_record(dataset="nfcorpus", method="search-adaptor",
+                           diagnostics={"grid": "g"}),
+               make_record(dataset="arguana", method="search-adaptor", budget="4",
+                           diagnostics={"grid": "none"})]
+    rows = rows_of(grid_table(records))
+    assert rows["dive"] == ["grid=0x1,1x10x3"]
+    assert rows["search-adaptor"] == ["g (nfcorpus: 64; scifact: 64); none (arguana: 4)"]
 
 
 def test_version_suffixed_rows_sit_after_their_method(make_record) -> None:
