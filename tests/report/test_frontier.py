@@ -117,6 +117,57 @@ def test_a_budget_at_the_upper_bound_is_checked(
     assert (check.compared, [r.bytes_per_vector for r in check.misses]) == (1, [768])
 
 
+def test_a_budget_at_the_lower_bound_is_checked_and_a_tie_is_no_miss(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Guards the closed range's low end and "ours >= the anchor": ours below the anchor at
+    exactly 12 bytes was left out of the target, and ours level with it counted as a miss."""
+    rows = best_per_budget(configs([byte_row("pca", 96, "binary", 12, 0.50),
+                                    byte_row("faiss-pq:12", 384, "pq", 12, 0.52),
+                                    byte_row("pca", 128, "binary", 16, 0.55),
+                                    byte_row("faiss-pq:16", 384, "pq", 16, 0.55)]),
+                           rescoring=False)
+    check = check_budgets(rows, low=12, high=768)
+    assert (check.compared, [r.bytes_per_vector for r in check.misses]) == (2, [12])
+
+
+def test_a_margin_on_fewer_seeds_than_the_anchor_ran_names_them(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Guards the seeds beside ours - anchor: with ours on seed 0 and the anchor on seeds 0
+    and 1, the margin on seed 0 read as if over the anchor's mean in its column."""
+    records = [byte_row("pca", 96, "int8", 96, 0.55, seed=0),
+               byte_row("faiss-pq:96", 384, "pq", 96, 0.50, seed=0),
+               byte_row("faiss-pq:96", 384, "pq", 96, 0.70, seed=1)]
+    assert "| faiss-pq:96: 0.6000 | +0.0500 on seed 0 |" in frontier_section(records)
+
+
+def test_sections_by_budget_size_and_none_without_an_anchor_on_that_dataset(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Budgets sorted as text put 256 labelled queries before 64; and a dataset without an
+    anchor read "ours >= the best anchor at 0 of 0 budgets" when another dataset had one."""
+    records = [byte_row("pca", 96, "int8", 96, 0.55, budget=budget, dataset=dataset)
+               for budget in ("256", "64") for dataset in ("nfcorpus", "scifact")]
+    records.append(byte_row("faiss-pq:96", 384, "pq", 96, 0.50, dataset="scifact"))
+    text = frontier_section(records)
+    titles = [line for line in text.splitlines() if line.startswith("### ")]
+    assert titles == ["### nfcorpus, 64 labelled queries", "### nfcorpus, 256 labelled queries",
+                      "### scifact, 64 labelled queries", "### scifact, 256 labelled queries"]
+    nfcorpus = text.split("### nfcorpus, 64 labelled queries")[1].split("###")[0]
+    assert "No anchor was run, so none is compared" in nfcorpus
+    assert "0 of 0 budgets" not in text
+
+
+def test_a_float32_funnel_alone_gets_a_frontier_section(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Only the precision was checked: float32 first stages rescored (a funnel, bytes other
+    than the plain rows') read as plain float32 rows and got no section."""
+    assert has_frontier([byte_row("pca", 96, "float32", 384, 0.58),
+                         byte_row("pca", 96, "float32", 384, 0.59, rescore=10)])
+
+
 def test_fewest_bytes_keeping_a_share_and_the_section(byte_records: list[dict[str, Any]]) -> None:
     cells = configs(byte_records)
     ours = [c for c in cells if not c.anchor]
