@@ -90,6 +90,20 @@ def test_a_tie_in_bytes_and_mean_goes_to_the_configuration_without_a_funnel(
         assert fewest_bytes(order, 0.5).label == "pca@binary"  # type: ignore[union-attr]
 
 
+def test_a_full_tie_within_a_budget_goes_to_the_same_row_whatever_the_record_order(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """Configurations were taken in the records' order, so of two rows level on mean, bytes
+    and funnel the one run first was the budget's best: the answer moved with the file."""
+    records = [byte_row("pca", 96, "int8", 96, 0.55),
+               byte_row("pca-uncentered", 96, "int8", 96, 0.55)]
+    picks = set()
+    for order in (records, records[::-1]):
+        [row] = best_per_budget(configs(order), rescoring=False)
+        picks.add(row.ours and row.ours.label)
+    assert len(picks) == 1
+
+
 def test_a_section_where_every_configuration_ran_the_same_seeds_names_none(
     byte_row: Callable[..., dict[str, Any]]
 ) -> None:
