@@ -216,6 +216,14 @@ def test_the_parameter_range_spans_the_dims_of_one_cell(make_record) -> None:
     assert rows_of(cost_table(summarize_cost(records)))["dive"] == ["0.0 (0.0)", "184k–220k"]
 
 
+def test_the_cost_table_shows_the_mean_fit_seconds_not_the_median(make_record) -> None:
+    """Guards the cost table's mean: the median of 1, 2 and 6 seconds (2.0) read as their
+    mean (3.0)."""
+    records = [make_record(method="pca", dim=d, fit_seconds=s)
+               for d, s in ((192, 1.0), (96, 2.0), (48, 6.0))]
+    assert rows_of(cost_table(summarize_cost(records)))["pca"][0] == "3.0 (6.0)"
+
+
 def test_report_has_a_cost_section_per_dataset(make_record) -> None:
     records = [make_record(dataset=ds, method="pca") for ds in ("scifact", "nfcorpus")]
     text = render_report(records)
@@ -271,6 +279,12 @@ def test_version_suffixed_rows_sit_after_their_method(make_record) -> None:
         "smec", "smec@v1", "smec:basis=pca@v1", "smec:stage_layer=linear", "dive"
     ]
     assert base_method("smec:basis=pca@v1") == "smec" == base_method("smec@v1")
+
+
+def test_unknown_methods_keep_the_order_their_base_was_first_seen() -> None:
+    """Guards "unknown methods in the order first seen": a base placed by its last row put
+    `bar` (seen second) before `foo` (seen first) once an ablation of `foo` came after it."""
+    assert method_order(["foo", "bar", "foo:x=1"]) == ["foo", "foo:x=1", "bar"]
 
 
 def test_a_plain_method_sits_before_its_variants_whatever_order_they_came_in() -> None:
