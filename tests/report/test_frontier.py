@@ -104,6 +104,17 @@ def test_a_full_tie_within_a_budget_goes_to_the_same_row_whatever_the_record_ord
     assert len(picks) == 1
 
 
+def test_a_funnel_names_its_rescoring_source_only_when_not_the_full_embeddings(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """The default source (the full embeddings) was spelt out as "(full)" on every funnel."""
+    full, compressed = configs([
+        byte_row("pca", 96, "binary", 12, 0.59, rescore=10),
+        {**byte_row("pca", 48, "binary", 6, 0.5, rescore=10), "rescore_with": "compressed"}])
+    assert {full.describe(), compressed.describe()} == {
+        "pca d=96 binary + rescore 10", "pca d=48 binary + rescore 10 (compressed)"}
+
+
 def test_a_section_where_every_configuration_ran_the_same_seeds_names_none(
     byte_row: Callable[..., dict[str, Any]]
 ) -> None:
