@@ -115,6 +115,15 @@ def test_a_funnel_names_its_rescoring_source_only_when_not_the_full_embeddings(
         "pca d=96 binary + rescore 10", "pca d=48 binary + rescore 10 (compressed)"}
 
 
+def test_a_product_quantizer_anchor_is_named_by_its_code_alone(
+    byte_row: Callable[..., dict[str, Any]]
+) -> None:
+    """OPQ read as `faiss-opq:16 d=384`, as if it kept 384 dimensions, where PQ read alone."""
+    cells = configs([byte_row("faiss-opq:16", 384, "pq", 16, 0.5),
+                     byte_row("faiss-pq:16", 384, "pq", 16, 0.5)])
+    assert [c.describe() for c in cells] == ["faiss-opq:16", "faiss-pq:16"]
+
+
 def test_a_section_where_every_configuration_ran_the_same_seeds_names_none(
     byte_row: Callable[..., dict[str, Any]]
 ) -> None:
