@@ -12,7 +12,6 @@ from dive.report.frontier import (
     best_per_budget,
     check_budgets,
     configs,
-    fewest_bytes,
     fewest_bytes_keeping,
     frontier,
     frontier_section,
@@ -79,7 +78,7 @@ def test_a_configuration_scoring_the_same_with_more_bytes_is_off_the_frontier(
 def test_a_tie_in_bytes_and_mean_goes_to_the_configuration_without_a_funnel(
     byte_row: Callable[..., dict[str, Any]]
 ) -> None:
-    """Guards the last tie-break of the best within a budget and of `fewest_bytes`: a funnel
+    """Guards the last tie-break of the best within a budget: a funnel
     scoring no better for the same bytes was picked when it came first, though it also reads
     a float32 copy of every vector."""
     cells = configs([byte_row("dive", 96, "binary", 12, 0.55, rescore=10),
@@ -87,7 +86,6 @@ def test_a_tie_in_bytes_and_mean_goes_to_the_configuration_without_a_funnel(
     for order in (cells, cells[::-1]):
         [row] = best_per_budget(order, rescoring=True)
         assert row.ours is not None and row.ours.label == "pca@binary"
-        assert fewest_bytes(order, 0.5).label == "pca@binary"  # type: ignore[union-attr]
 
 
 def test_a_full_tie_within_a_budget_goes_to_the_same_row_whatever_the_record_order(
@@ -203,12 +201,6 @@ def test_a_float32_funnel_alone_gets_a_frontier_section(
 
 
 def test_fewest_bytes_keeping_a_share_and_the_section(byte_records: list[dict[str, Any]]) -> None:
-    cells = configs(byte_records)
-    ours = [c for c in cells if not c.anchor]
-    assert fewest_bytes(ours, 0.95 * 0.6).label == "pca@binary+rescore10"  # type: ignore[union-attr]
-    assert fewest_bytes([c for c in ours if not c.rescore], 0.95 * 0.6).label == "pca@int8"  # type: ignore[union-attr]
-    assert fewest_bytes(ours, 0.99 * 0.6).label == "frozen@int8"  # type: ignore[union-attr]
-    assert fewest_bytes(ours, 1.01 * 0.6) is None
     text = frontier_section(byte_records, image="img/bytes.png")
     assert "![nDCG@10 vs bytes per vector](img/bytes.png)" in text
     assert ("ours ≥ the best anchor at 3 of 5 budgets where both ran (below at 16 B: −0.1000, "

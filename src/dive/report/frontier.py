@@ -36,7 +36,7 @@ import numpy as np
 from dive.evaluate.anchors import is_anchor
 from dive.evaluate.records import record_bytes_per_vector, record_variant
 from dive.report.markdown import plain, signed
-from dive.report.paired import TOLERANCE, Paired, on_fewer_seeds, pair, seed_list
+from dive.report.paired import Paired, on_fewer_seeds, pair, seed_list
 from dive.report.summary import (
     base_method,
     budget_order,
@@ -237,17 +237,6 @@ def best_per_budget(cells: Sequence[Config], rescoring: bool,
     ours = [c for c in pool if not c.anchor]
     anchors = [c for c in pool if c.anchor]
     return [BudgetRow(b, best_within(ours, b), best_within(anchors, b)) for b in budgets]
-
-
-def fewest_bytes(cells: Iterable[Config], target: float) -> Config | None:
-    """The configuration with the fewest bytes whose mean over its own seeds reaches a fixed
-    `target` (ties: the higher mean, then no funnel); None when none does. For a share of
-    frozen use `fewest_bytes_keeping`: a target made of frozen's mean over other seeds than a
-    configuration's compares different queries."""
-    hits = [c for c in cells if c.mean >= target - TOLERANCE]
-    if not hits:
-        return None
-    return min(hits, key=lambda c: (c.bytes_per_vector, -c.mean, c.rescore))
 
 
 @dataclass(frozen=True)
