@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dive.arrays import UNIT_NORM_TOLERANCE
 from dive.cli.interrupts import written_in_full
 from dive.errors import DiveError
 
@@ -87,5 +86,7 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 def _norms_off_unit(norms: dict[str, dict[str, float]]) -> str:
     """The norm range of each side (corpus, queries) not at unit norm: "queries norms 3..3"."""
+    from dive.embed.imported import at_unit_norm
+
     return "; ".join(f"{side} norms {n['min']:.3g}..{n['max']:.3g}" for side, n in norms.items()
-                     if max(abs(n["min"] - 1), abs(n["max"] - 1)) > UNIT_NORM_TOLERANCE)
+                     if not at_unit_norm(n))

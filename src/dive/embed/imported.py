@@ -243,8 +243,7 @@ def import_vectors(
     corpus_x, corpus_norms = _checked(corpus, corpus_rows)
     queries_x, query_norms = _checked(queries, query_rows)
     norms = {"corpus": _summary(corpus_norms), "queries": _summary(query_norms)}
-    normalized = all(abs(s["min"] - 1) <= UNIT_NORM_TOLERANCE and
-                     abs(s["max"] - 1) <= UNIT_NORM_TOLERANCE for s in norms.values())
+    normalized = all(at_unit_norm(s) for s in norms.values())
     meta: dict[str, Any] = {
         "model": model_label(model),
         "normalized": normalized,
@@ -305,6 +304,11 @@ def _checked(vectors: Vectors, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray
         out[lo + order] = block
         norms[lo + order] = np.linalg.norm(block.astype(np.float64), axis=1)
     return out, norms
+
+
+def at_unit_norm(summary: dict[str, float]) -> bool:
+    """Whether a side's norm summary (`meta["norms"]["corpus"]`) is within tolerance of 1."""
+    return max(abs(summary["min"] - 1), abs(summary["max"] - 1)) <= UNIT_NORM_TOLERANCE
 
 
 def _summary(norms: np.ndarray) -> dict[str, float]:
