@@ -145,10 +145,13 @@ def _is_format(char: str) -> bool:
 def _layout_hint(line: str) -> str:
     """Which other qrels layout a refused line reads as, if one: TREC's four columns (drop the
     second), or three fields split by spaces or commas."""
-    if len(line.split()) == 4:
+    words = line.split()
+    if len(words) == 4:
         return "; TREC's four-column qrels need their second column dropped"
-    for name, fields in (("spaces", line.split()), ("commas", line.split(","))):
-        if "\t" not in line and len(fields) == 3:
+    if "\t" in line:  # tab-separated, with a column too many or too few
+        return ""
+    for name, fields in (("spaces", words), ("commas", line.split(","))):
+        if len(fields) == 3:
             return f"; the line is split by {name}: write tabs between the columns"
     return ""
 
